@@ -1,0 +1,118 @@
+# pgmux — PostgreSQL connection pooler and read/write router.
+# Plain GNU make: `make help` lists the targets.
+
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+BINDIR   ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+MANDIR   ?= $(PREFIX)/share/man
+
+CC       ?= cc
+VERSION  := 0.1.0
+PYTHON   ?= /usr/bin/python3
+
+PKGS     := libcares inih openssl libpq
+WARN     := -std=gnu11 -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes \
+            -Wold-style-definition -Wpointer-arith -Wundef -Wformat=2 -Wshadow \
+            -Wimplicit-fallthrough -Wvla -Wno-unused-parameter -Wno-missing-field-initializers
+OPT      ?= -O2 -g
+CFLAGS   += $(OPT) $(WARN) -Iinclude -D_GNU_SOURCE -DPGMUX_VERSION='"$(VERSION)"'
+LDLIBS   += -lev
+
+ifeq ($(SANITIZE),1)
+BUILD    ?= build/san
+CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -DPGMUX_CHECKS=1
+LDFLAGS  += -fsanitize=address,undefined
+else
+BUILD    ?= build/rel
+CFLAGS   += -DPGMUX_CHECKS=1
+endif
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+DEPS_OK := $(shell pkg-config --exists $(PKGS) cmocka 2>/dev/null && test -f /usr/include/ev.h && echo yes)
+
+SRCS     := $(shell find src -name '*.c' | sort)
+OBJS     := $(patsubst %.c,$(BUILD)/%.o,$(SRCS))
+LIBOBJS  := $(filter-out $(BUILD)/src/main.o,$(OBJS))
+UNIT_SRCS := $(sort $(wildcard test/unit/test_*.c))
+UNIT_BINS := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRCS))
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+.PHONY: all deps check unit integration demo bench install clean format help
+all: deps pgmux
+
+deps:
+ifneq ($(DEPS_OK),yes)
+	@packaging/install-deps.sh
+endif
+
+pgmux: $(BUILD)/pgmux
+	$(Q)cp $< $@
+
+$(BUILD)/pgmux: $(OBJS)
+	@echo "  LD    $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC    $<"
+	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
+
+# A unit test links only the modules it names on its "/* link: ... */" line, plus nothing else:
+# if a test needs the whole daemon, the module boundary is wrong.
+$(BUILD)/test/%: test/unit/%.c $(LIBOBJS)
+	@mkdir -p $(dir $@)
+	@echo "  TEST  $@"
+	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -o $@ $< \
+	    $(patsubst %.c,$(BUILD)/%.o,$(shell sed -n 's|^/\* link: \(.*\) \*/$$|\1|p' $<)) \
+	    $(LDFLAGS) $(shell pkg-config --libs cmocka) $(PKG_LIBS) $(LDLIBS)
+
+unit: deps $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+integration: deps pgmux
+	$(Q)test/integration/run.sh
+
+check: deps pgmux unit integration test-config-doc
+	@echo "make check: all tests passed"
+
+# Every key in the key table must be documented in etc/pgmux.ini and doc/pgmux.ini.5.
+test-config-doc: pgmux
+	$(Q)test/check-config-doc.sh ./pgmux
+
+demo: deps pgmux
+	$(Q)$(PYTHON) test/demo/demo.py
+
+bench: deps pgmux
+	$(Q)$(PYTHON) bench/bench.py $(if $(QUICK),--quick)
+
+install: pgmux
+	install -D -m 0755 pgmux $(DESTDIR)$(BINDIR)/pgmux
+	install -D -m 0644 etc/pgmux.ini $(DESTDIR)$(SYSCONFDIR)/pgmux/pgmux.ini
+	install -D -m 0644 doc/pgmux.1 $(DESTDIR)$(MANDIR)/man1/pgmux.1
+	install -D -m 0644 doc/pgmux.ini.5 $(DESTDIR)$(MANDIR)/man5/pgmux.ini.5
+
+format:
+	clang-format -i $(SRCS) $(shell find include -name '*.h') $(UNIT_SRCS)
+
+clean:
+	rm -rf build pgmux
+
+help:
+	@echo "make            build ./pgmux (installs missing build dependencies first)"
+	@echo "make check      unit + integration tests against real PostgreSQL 15 (SANITIZE=1 for ASan+UBSan)"
+	@echo "make unit       cmocka unit tests only"
+	@echo "make demo       start a throwaway PostgreSQL behind pgmux and show pooling"
+	@echo "make bench      pgbench through pgmux, PgBouncer and direct (QUICK=1 for a short run)"
+	@echo "make install    install binary, config and man pages (PREFIX=, DESTDIR=)"
+	@echo "make format     clang-format the sources"
+	@echo "V=1             show full command lines"
+
+-include $(OBJS:.o=.d) $(UNIT_BINS:=.d)
