@@ -1,0 +1,184 @@
+/*
+ * config: pgmux's configuration, loaded from an INI file (inih).
+ *
+ * One key table (config/keys.c) names every key of the [pgmux] section with its type, default,
+ * whether RELOAD may change it, and a help line; the struct field has the key's name. A file is
+ * loaded into a fresh struct config and validated whole; the caller swaps it in only when it
+ * loaded cleanly, so a bad file never half-applies. This module is pure: no sockets, no libev,
+ * no globals besides the constant key table.
+ */
+#ifndef PGMUX_CONFIG_CONFIG_H
+#define PGMUX_CONFIG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum pool_mode {
+	POOL_MODE_INHERIT = -1, /* a [databases] / [users] entry that does not set pool_mode */
+	POOL_MODE_SESSION = 0,
+	POOL_MODE_TRANSACTION,
+	POOL_MODE_STATEMENT,
+};
+
+enum auth_type {
+	AUTH_TRUST = 0,
+	AUTH_ANY,       /* like trust, and the user name from the client is ignored for pools */
+	AUTH_PASSWORD,
+	AUTH_MD5,
+	AUTH_SCRAM_SHA_256,
+	AUTH_CERT,
+	AUTH_HBA,
+};
+
+/* One [databases] entry. Strings are never NULL ("" when unset); ints are -1 when unset. */
+struct db_entry {
+	char *name;             /* the name clients connect to; "*" is the fallback entry */
+	char *host;             /* host name, address, or unix socket directory (starts with '/') */
+	int port;               /* default 5432 */
+	char *dbname;           /* database on the server; "" = same as name */
+	char *user;             /* force this server user; "" = the client's user */
+	char *password;         /* password for server logins; "" = look in auth_file */
+	int pool_size;          /* -1 = default_pool_size */
+	int min_pool_size;      /* -1 = min_pool_size */
+	int reserve_pool;       /* -1 = reserve_pool_size */
+	int pool_mode;          /* enum pool_mode; POOL_MODE_INHERIT = [pgmux] pool_mode */
+	int max_db_connections; /* -1 = max_db_connections */
+	char *client_encoding;  /* server-side defaults applied at login ("" = server's) */
+	char *datestyle;
+	char *timezone;
+	char *application_name;
+	char *connect_query;    /* optional query run once on every new server connection */
+};
+
+/* One [users] entry. */
+struct user_entry {
+	char *name;
+	int pool_mode;            /* enum pool_mode; POOL_MODE_INHERIT when unset */
+	int max_user_connections; /* -1 = max_user_connections */
+};
+
+/*
+ * The [pgmux] section ([pgbouncer] is read as an alias). Times are seconds (fractions allowed,
+ * 0 disables the timeout where the docs say so); sizes are bytes; strings are never NULL.
+ */
+struct config {
+	char *config_file;
+
+	/* listening */
+	char *listen_addr;        /* comma-separated addresses, "*" = all; "" = unix socket only */
+	int listen_port;
+	char *unix_socket_dir;    /* "" = no unix socket */
+	int unix_socket_mode;
+	int listen_backlog;
+	bool tcp_keepalive;
+
+	/* pooling */
+	int pool_mode;            /* enum pool_mode */
+	int max_client_conn;
+	int default_pool_size;
+	int min_pool_size;
+	int reserve_pool_size;
+	double reserve_pool_timeout;
+	int max_db_connections;
+	int max_user_connections;
+
+	/* server connections */
+	char *server_reset_query;
+	bool server_reset_query_always;
+	char *server_check_query;
+	double server_check_delay;
+	double server_lifetime;
+	double server_idle_timeout;
+	double server_connect_timeout;
+	double server_login_retry;
+
+	/* clients */
+	double client_login_timeout;
+	double client_idle_timeout;
+	double idle_transaction_timeout;
+	double query_timeout;
+	double query_wait_timeout;
+	char *ignore_startup_parameters; /* comma-separated */
+	bool application_name_add_host;
+
+	/* protocol */
+	int max_packet_size;
+	int pkt_buf;
+
+	/* authentication */
+	int auth_type;            /* enum auth_type */
+	char *auth_file;
+	char *admin_users;        /* comma-separated */
+	char *stats_users;        /* comma-separated */
+
+	/* logging and process */
+	char *logfile;
+	char *pidfile;
+	bool syslog;
+	char *syslog_ident;
+	bool log_connections;
+	bool log_disconnections;
+	bool log_pooler_errors;
+	int verbose;
+
+	/* [databases] and [users] */
+	struct db_entry *dbs;
+	int n_dbs;
+	struct user_entry *users;
+	int n_users;
+};
+
+enum config_type { CFG_INT, CFG_BOOL, CFG_DOUBLE, CFG_STRING, CFG_ENUM };
+
+/* One row of the key table. */
+struct config_key {
+	const char *name;
+	enum config_type type;
+	size_t offset;                /* of the field in struct config */
+	const char *default_value;    /* as it would be written in the file */
+	bool reloadable;              /* false: a change needs a restart (RELOAD warns and keeps it) */
+	const char *const *enum_names;/* CFG_ENUM: NULL-terminated names, index = value */
+	const char *help;
+};
+
+extern const struct config_key config_keys[];
+extern const size_t config_key_count;
+
+/*
+ * Load and validate a whole file into a new struct config. On failure returns NULL and writes
+ * "FILE:LINE: key: what is wrong" (or "FILE: ...") into err. The caller owns the result and frees
+ * it with config_free().
+ */
+struct config *config_load(const char *path, char *err, size_t errlen);
+
+/* A config with every key at its default and no databases; caller frees. */
+struct config *config_new_default(void);
+
+void config_free(struct config *cfg);
+
+/* The key table row for name (case-insensitive), or NULL. */
+const struct config_key *config_find_key(const char *name);
+
+/* Write the key's current value as text into buf (SHOW CONFIG). Returns buf. */
+const char *config_format_value(const struct config *cfg, const struct config_key *key,
+				char *buf, size_t buflen);
+
+/*
+ * Set one [pgmux] key from text (admin SET). Validates the value; on failure returns false and
+ * writes why into err, leaving cfg unchanged.
+ */
+bool config_set_value(struct config *cfg, const char *name, const char *value, char *err,
+		      size_t errlen);
+
+/* The [databases] entry for name, else the "*" entry, else NULL. Borrowed from cfg. */
+const struct db_entry *config_find_db(const struct config *cfg, const char *name);
+
+/* The [users] entry for name, or NULL. Borrowed from cfg. */
+const struct user_entry *config_find_user(const struct config *cfg, const char *name);
+
+/* True if name is in the comma-separated list (admin_users, stats_users...). */
+bool config_list_contains(const char *list, const char *name);
+
+const char *pool_mode_name(int mode);
+
+#endif
