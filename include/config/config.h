@@ -128,7 +128,14 @@ struct config {
 	int n_users;
 };
 
-enum config_type { CFG_INT, CFG_BOOL, CFG_DOUBLE, CFG_STRING, CFG_ENUM };
+enum config_type {
+	CFG_INT,
+	CFG_BOOL,
+	CFG_DOUBLE,
+	CFG_STRING,
+	CFG_ENUM,
+	CFG_MODE, /* an int holding file permission bits, written in octal ("0777") */
+};
 
 /* One row of the key table. */
 struct config_key {
@@ -139,10 +146,22 @@ struct config_key {
 	bool reloadable;              /* false: a change needs a restart (RELOAD warns and keeps it) */
 	const char *const *enum_names;/* CFG_ENUM: NULL-terminated names, index = value */
 	const char *help;
+	double min_value;             /* CFG_INT, CFG_DOUBLE, CFG_MODE: accepted range, inclusive */
+	double max_value;
 };
 
 extern const struct config_key config_keys[];
 extern const size_t config_key_count;
+
+/*
+ * The keys of a [databases] entry string ("host=... port=...") and of a [users] entry string,
+ * with offsets into struct db_entry / struct user_entry. default_value NULL means "unset" (-1,
+ * or POOL_MODE_INHERIT); reloadable is not used.
+ */
+extern const struct config_key config_db_keys[];
+extern const size_t config_db_key_count;
+extern const struct config_key config_user_keys[];
+extern const size_t config_user_key_count;
 
 /*
  * Load and validate a whole file into a new struct config. On failure returns NULL and writes
@@ -164,8 +183,9 @@ const char *config_format_value(const struct config *cfg, const struct config_ke
 				char *buf, size_t buflen);
 
 /*
- * Set one [pgmux] key from text (admin SET). Validates the value; on failure returns false and
- * writes why into err, leaving cfg unchanged.
+ * Set one [pgmux] key from text (admin SET). Validates the value and the whole config with it;
+ * on failure returns false and writes why into err, leaving cfg unchanged. It does not look at
+ * key->reloadable: refusing restart-only keys is the caller's policy.
  */
 bool config_set_value(struct config *cfg, const char *name, const char *value, char *err,
 		      size_t errlen);
@@ -179,6 +199,7 @@ const struct user_entry *config_find_user(const struct config *cfg, const char *
 /* True if name is in the comma-separated list (admin_users, stats_users...). */
 bool config_list_contains(const char *list, const char *name);
 
+/* "session", "transaction", "statement"; "inherit" for POOL_MODE_INHERIT. Static string. */
 const char *pool_mode_name(int mode);
 
 #endif

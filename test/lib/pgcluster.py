@@ -97,6 +97,18 @@ class PgCluster:
         self.running = True
         return self
 
+    def restart(self, mode="fast"):
+        """pg_ctl restart: every connection to the server is dropped, the port stays the same."""
+        log = os.path.join(self.basedir, "postgres.log")
+        subprocess.run(as_pg_user([os.path.join(PG_BIN, "pg_ctl"), "-D", self.datadir,
+                                   "-l", log, "-m", mode, "-w", "-t", "60", "restart"]),
+                       check=True, stdout=subprocess.DEVNULL)
+        self.running = True
+        return self
+
+    def log_path(self):
+        return os.path.join(self.basedir, "postgres.log")
+
     def stop(self, mode="fast"):
         if self.running:
             subprocess.run(as_pg_user([os.path.join(PG_BIN, "pg_ctl"), "-D", self.datadir,
@@ -125,7 +137,7 @@ class Pgmux:
     """One pgmux process with its own config file, port and log."""
 
     def __init__(self, databases, settings=None, users=None, basedir=None, port=None,
-                 extra_sections=""):
+                 extra_sections="", stderr_path=None):
         self.basedir = basedir or tempfile.mkdtemp(prefix="pgmux-")
         self.port = port or free_port()
         self.config_path = os.path.join(self.basedir, "pgmux.ini")
@@ -143,6 +155,9 @@ class Pgmux:
         self.settings.update({k: str(v) for k, v in (settings or {}).items()})
         self.users = users or {}
         self.extra_sections = extra_sections
+        # None: stderr is a pipe (proc.stderr); a path: stderr is written to that file, so a
+        # long-running pgmux can never block on a full pipe and sanitizer reports are kept.
+        self.stderr_path = stderr_path
         self.proc = None
 
     def write_config(self):
@@ -155,14 +170,59 @@ class Pgmux:
 
     def start(self, args=()):
         self.write_config()
-        self.proc = subprocess.Popen([PGMUX_BIN, *args, self.config_path],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            wait_port(self.port, 10)
-        except TimeoutError:
-            self.proc.kill()
-            raise RuntimeError("pgmux did not start:\n" + self.log())
+        if self.stderr_path:
+            with open(self.stderr_path, "ab") as err:
+                self.proc = subprocess.Popen([PGMUX_BIN, *args, self.config_path],
+                                             stdout=subprocess.DEVNULL, stderr=err)
+        else:
+            self.proc = subprocess.Popen([PGMUX_BIN, *args, self.config_path],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 10
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"pgmux exited with {self.proc.returncode} at start:\n"
+                                   + self.log() + self._stderr_after_exit())
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    break
+            except OSError:
+                if time.time() > deadline:
+                    self.proc.kill()
+                    self.proc.wait()
+                    raise RuntimeError("pgmux did not start:\n" + self.log()
+                                       + self._stderr_after_exit())
+                time.sleep(0.05)
         return self
+
+    def _stderr_after_exit(self):
+        if self.stderr_path:
+            return self.stderr()
+        try:
+            return self.proc.stderr.read().decode(errors="replace")
+        except (OSError, ValueError, AttributeError):
+            return ""
+
+    def stderr(self):
+        """What pgmux wrote to stderr, when it goes to stderr_path ("" otherwise)."""
+        if not self.stderr_path:
+            return ""
+        try:
+            with open(self.stderr_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def reload(self):
+        """Rewrite the config file from the current settings and send SIGHUP."""
+        self.write_config()
+        self.proc.send_signal(1)
 
     def log(self):
         try:

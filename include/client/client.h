@@ -1,0 +1,88 @@
+/*
+ * client: one application connection to pgmux.
+ *
+ * Life: LOGIN (startup packet, authentication) -> IDLE (logged in, no server) <-> WAITING (wants a
+ * server, queued in its pool) -> ACTIVE (linked to a server) -> back to IDLE when the server is
+ * released. Admin console clients stay IDLE/ACTIVE without a pool. State changes only through
+ * client_set_state() in pool/pool.c.
+ */
+#ifndef PGMUX_CLIENT_CLIENT_H
+#define PGMUX_CLIENT_CLIENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/list.h"
+#include "ev/conn.h"
+#include "server/params.h"
+
+struct worker;
+struct pool;
+struct server;
+struct database;
+
+enum client_state {
+	CLIENT_LOGIN,
+	CLIENT_WAITING_LOGIN, /* logged in, waiting for the pool's first server to learn its parameters */
+	CLIENT_IDLE,
+	CLIENT_WAITING,
+	CLIENT_ACTIVE,
+	CLIENT_CLOSING,
+};
+
+struct client {
+	uint64_t id;
+	struct worker *w;
+	struct conn conn;
+	enum client_state state;
+	struct list_node node;        /* on the list of its state (worker or pool) */
+	struct pool *pool;            /* NULL until login picks one, and for admin clients */
+	struct server *server;        /* linked server, if any */
+	bool admin;                   /* connected to the admin console */
+	bool admin_can_write;         /* admin_users (else stats_users) */
+
+	char user[64];
+	char dbname[64];
+	char addr[64];                /* "ip:port" of the client */
+	struct param_set params;      /* what the client expects the server's settings to be */
+
+	uint32_t cancel_pid, cancel_key;  /* what pgmux told the client in BackendKeyData */
+
+	/* protocol position, for deciding when the server may be released */
+	uint32_t pending_ready;       /* ReadyForQuery messages still owed for sent Query/Sync */
+	bool unsynced;                /* extended-protocol messages sent after the last Sync */
+	bool in_copy;                 /* a COPY FROM STDIN is in progress */
+	char tx_status;               /* last ReadyForQuery status: 'I', 'T' or 'E' */
+	bool error_sent;              /* an ErrorResponse was already relayed for the current unit */
+
+	uint64_t connect_time_us;
+	uint64_t request_time_us;     /* last activity */
+	uint64_t wait_start_us;       /* when it started waiting for a server */
+	uint64_t xact_start_us;
+	uint64_t query_start_us;
+	bool query_running;
+	bool shutdown_pending;        /* close when the current transaction ends */
+};
+
+/* Accept a new client socket (from the listener). */
+void client_accept(struct worker *w, int fd, bool is_unix);
+
+/* Close with an error message (sqlstate) after flushing it; NULL sqlstate = close quietly. */
+void client_close(struct client *c, const char *sqlstate, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Send an ErrorResponse (and keep the connection). */
+void client_send_error(struct client *c, const char *sqlstate, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* The pool gave this client a server: start relaying. */
+void client_on_server_linked(struct client *c);
+/* Finish the login of a client that waited for the pool's first server. */
+void client_finish_login(struct client *c);
+
+/* A CancelRequest for (pid, key) arrived: forward it to the client's server, if it has one. */
+void client_cancel_request(struct worker *w, uint32_t pid, uint32_t key);
+
+const char *client_state_name(enum client_state s);
+
+#endif

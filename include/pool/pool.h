@@ -1,0 +1,155 @@
+/*
+ * pool: the worker, its databases and pools, and the only functions that change a client's or a
+ * server's state.
+ *
+ * A pool serves one (database, user) pair. It lends its servers to clients, queues clients FIFO
+ * when none is free, opens servers up to its limits (pool size, reserve, max_db_connections,
+ * max_user_connections) and takes them back when the pooling mode says a unit of work ended.
+ * Every client and server is on exactly one list, the one of its state.
+ */
+#ifndef PGMUX_POOL_POOL_H
+#define PGMUX_POOL_POOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "client/client.h"
+#include "config/config.h"
+#include "core/list.h"
+#include "ev/loop.h"
+#include "pool/stats.h"
+#include "server/params.h"
+#include "server/server.h"
+
+struct userlist;
+
+/* A [databases] entry in force, kept across reloads by name. */
+struct database {
+	struct list_node node;
+	char name[64];
+	struct db_entry *entry;       /* borrowed from the worker's current config */
+	bool from_wildcard;           /* created on demand from the "*" entry */
+	bool removed;                 /* gone from the config: no new clients */
+	bool paused;                  /* PAUSE db */
+	bool disabled;                /* DISABLE db: new clients refused */
+	int n_servers;                /* server connections over all its pools */
+	struct stats stats_prev;      /* for averages */
+};
+
+struct pool_user {
+	struct list_node node;
+	char name[64];
+	int n_servers;                /* for max_user_connections */
+};
+
+struct pool {
+	struct list_node node;
+	struct worker *w;
+	struct database *db;
+	struct pool_user *user;
+
+	/* clients */
+	struct list_node active_clients;   /* IDLE and ACTIVE: logged in, not waiting */
+	struct list_node waiting_clients;  /* WAITING and WAITING_LOGIN, FIFO */
+	/* servers */
+	struct list_node idle_servers;     /* LIFO: recently used first, so old ones can expire */
+	struct list_node active_servers;
+	struct list_node login_servers;    /* CONNECTING and LOGIN */
+	struct list_node reset_servers;    /* RESET and CANCEL_WAIT */
+
+	int n_active_clients, n_waiting_clients;
+	int n_idle, n_active, n_login, n_reset;
+
+	/* what the first server told at login: the parameters new clients are shown */
+	bool welcome_ready;
+	char welcome_version[32];
+	struct msgbuf_params {
+		int n;
+		char names[24][48];
+		char values[24][PARAM_VALUE_MAX];
+	} welcome;
+	struct param_set defaults;
+
+	uint64_t last_login_failure_us;   /* server_login_retry back-off */
+	char last_login_error[256];
+	char last_login_sqlstate[6];
+	struct stats stats;
+};
+
+/* One pgmux process's state; every object is reachable from here. */
+struct worker {
+	struct evloop loop;
+	struct config *cfg;
+	struct userlist *userlist;
+	struct list_node databases;
+	struct list_node users;
+	struct list_node pools;
+	struct list_node login_clients;   /* LOGIN (no pool yet) and admin clients */
+	struct list_node closing_clients;
+	struct list_node closing_servers;
+	int n_clients;                    /* every client connection, for max_client_conn */
+	uint64_t next_client_id, next_server_id;
+	bool paused;                      /* PAUSE without a database */
+	bool shutting_down;               /* SIGTERM/SHUTDOWN: no new clients */
+	bool safe_shutdown;               /* SIGINT: close clients as their transactions end */
+	uint64_t start_time_us;
+	struct evloop_timer janitor;
+	void *listeners;                  /* ev/listen.c's state */
+	struct stats totals_prev;
+};
+
+/* State changes: the only place they happen. They keep the lists and counters right. */
+void client_set_state(struct client *c, enum client_state st);
+void server_set_state(struct server *s, enum server_state st);
+
+/* Find or create the pool for (db, user). NULL when out of memory. */
+struct pool *pool_get(struct worker *w, struct database *db, const char *user);
+
+/* The database named name (from the config or the "*" entry), or NULL. */
+struct database *database_lookup(struct worker *w, const char *name);
+
+/* A logged-in client wants a server: link one now, or queue it and open servers as allowed. */
+void pool_request_server(struct client *c);
+
+/* The unit of work ended: the client lets go of its server. */
+void pool_release_server(struct client *c);
+
+/* A server finished login or reset and is ready for work (hand it to a waiter, or idle it). */
+void pool_server_ready(struct server *s);
+
+/* A server login failed: tell waiting-login clients, remember for back-off. */
+void pool_server_login_failed(struct pool *p, const char *sqlstate, const char *message);
+
+/* Forget a server that is closing (called by server_close). */
+void pool_forget_server(struct server *s);
+
+/* Open servers the pool needs (waiting clients, min_pool_size), within its limits. */
+void pool_launch_needed(struct pool *p);
+
+/* Effective settings of a pool. */
+int pool_size(const struct pool *p);
+int pool_mode(const struct pool *p);
+
+/* Periodic checks: timeouts, lifetimes, min_pool_size. */
+void pool_janitor(struct worker *w);
+
+/* Apply a newly loaded config (RELOAD): databases and pools follow, nobody is disconnected. */
+void worker_apply_config(struct worker *w, struct config *newcfg, struct userlist *newul);
+
+/* Close every server of a database (or all when db is NULL) once released (RECONNECT). */
+void pool_reconnect(struct worker *w, struct database *db);
+
+/* Drop every client and server of a database at once (KILL db). */
+void pool_kill_database(struct worker *w, struct database *db);
+
+/* Serve waiting clients of every pool of db (all when NULL) after RESUME/ENABLE. */
+void pool_kick(struct worker *w, struct database *db);
+
+/* Re-read the config file; false (and err) when it did not load: the old config stays. */
+bool worker_reload(struct worker *w, char *err, size_t errlen);
+
+/* SHUTDOWN/SIGTERM (safe=false: stop accepting, exit when clients are gone) and SIGINT (safe:
+ * also close each client when its transaction ends). */
+void worker_shutdown(struct worker *w, bool safe);
+
+#endif

@@ -1,0 +1,69 @@
+/*
+ * server: one pgmux connection to a PostgreSQL server.
+ *
+ * Life: CONNECTING -> LOGIN (startup, authentication, parameters) -> IDLE <-> ACTIVE (linked to a
+ * client) ; RESET (running pgmux's own query: reset, check) -> IDLE ; CLOSING. State changes only
+ * through server_set_state() in pool/pool.c.
+ */
+#ifndef PGMUX_SERVER_SERVER_H
+#define PGMUX_SERVER_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/list.h"
+#include "ev/conn.h"
+#include "server/params.h"
+
+struct worker;
+struct pool;
+struct client;
+struct scram_client;
+
+enum server_state {
+	SERVER_CONNECTING,
+	SERVER_LOGIN,
+	SERVER_IDLE,
+	SERVER_ACTIVE,
+	SERVER_RESET,       /* running pgmux's own query before going idle */
+	SERVER_CANCEL_WAIT, /* released, waiting for an in-flight cancel before reuse */
+	SERVER_CLOSING,
+};
+
+struct server {
+	uint64_t id;
+	struct worker *w;
+	struct pool *pool;
+	struct conn conn;
+	enum server_state state;
+	struct list_node node;        /* on its pool's list for its state */
+	struct client *client;        /* linked client, if any */
+
+	uint32_t backend_pid, backend_key;
+	struct param_set params;      /* what the server reported through ParameterStatus */
+	char addr[64];
+
+	uint32_t internal_pending;    /* ReadyForQuery owed to pgmux's own queries (consumed) */
+	bool internal_failed;         /* one of pgmux's own queries failed */
+	bool close_when_released;     /* do not reuse (RECONNECT, reload, lifetime, error) */
+	bool fatal_seen;              /* the server sent a FATAL error: it will close */
+	char tx_status;
+	int cancel_inflight;          /* cancel requests being delivered to this backend */
+
+	struct scram_client *scram;   /* during SCRAM login only */
+
+	uint64_t connect_time_us;
+	uint64_t request_time_us;     /* last time it was handed out or returned */
+	uint64_t link_time_us;
+};
+
+/* Open a new server connection for pool (counted in the pool at once). */
+struct server *server_launch(struct pool *pool);
+/* Send pgmux's own query; its replies are consumed. */
+void server_send_internal_query(struct server *s, const char *sql);
+/* Close now; the pool forgets it. reason is logged. */
+void server_close(struct server *s, const char *reason);
+
+const char *server_state_name(enum server_state s);
+
+#endif

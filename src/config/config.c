@@ -1,0 +1,879 @@
+/*
+ * config/config.c: reading pgmux.ini into a struct config, checking it, and the key-by-key
+ * access that admin SHOW CONFIG / SET need.
+ *
+ * inih splits the file into sections and "name = value" lines; everything else is ours. The
+ * file is read through our own line reader so that:
+ *   - error messages carry the line number ("FILE:LINE: key: what is wrong");
+ *   - leading blanks are dropped, so an indented line is an ordinary line (as in PgBouncer)
+ *     and never an inih continuation line that would silently extend the previous value;
+ *   - ';' and '#' start a comment only at the start of a line (as in PgBouncer): the value is
+ *     taken from the whole line we kept, so inih's inline comments cannot cut a password or a
+ *     query short, and lines longer than inih's line buffer keep their whole value.
+ *
+ * Invariants: a load fills a fresh struct and either returns it valid and complete or frees
+ * it; strings in a struct config are never NULL; only the first error is reported.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <ini.h>
+
+#include "config/config.h"
+
+/* PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes. */
+#define NAME_MAX_LEN 63
+#define ENTRY_KEY_MAX 64
+
+#define PRINTF_LIKE(fmt, args) __attribute__((format(printf, fmt, args)))
+
+/* Where errors go, and how they are prefixed. */
+struct report {
+	char *buf;
+	size_t len;
+	const char *path; /* NULL: the value did not come from a file (admin SET) */
+	bool failed;
+};
+
+/* The line each setting came from, so whole-config checks can point at the culprit. */
+struct origins {
+	int *keys;  /* per config_keys[] row; 0 = default */
+	int *dbs;   /* per cfg->dbs[] */
+	int *users; /* per cfg->users[] */
+};
+
+struct parse_state {
+	struct config *cfg;
+	struct report *report;
+	struct origins origins;
+	FILE *file;
+	char *line;      /* the current line as read, whole */
+	size_t line_cap;
+	char *text;      /* the current line without its leading blanks */
+	int lineno;
+	int fail_line;   /* the line of the first error the handler reported */
+};
+
+union value {
+	int i;
+	bool b;
+	double d;
+	char *s;
+};
+
+enum section { SECTION_NONE, SECTION_MAIN, SECTION_DATABASES, SECTION_USERS, SECTION_UNKNOWN };
+
+/* --- errors --- */
+
+static PRINTF_LIKE(4, 0) bool report_va(struct report *r, int line, const char *key,
+					 const char *fmt, va_list ap)
+{
+	size_t used = 0;
+	int n = 0;
+
+	if (r->failed || !r->buf || r->len == 0) {
+		r->failed = true;
+		return false;
+	}
+	r->failed = true;
+	if (r->path && line > 0)
+		n = snprintf(r->buf, r->len, "%s:%d: ", r->path, line);
+	else if (r->path)
+		n = snprintf(r->buf, r->len, "%s: ", r->path);
+	if (n > 0)
+		used = (size_t)n < r->len ? (size_t)n : r->len - 1;
+	if (key) {
+		n = snprintf(r->buf + used, r->len - used, "%s: ", key);
+		if (n > 0)
+			used += (size_t)n < r->len - used ? (size_t)n : r->len - used - 1;
+	}
+	vsnprintf(r->buf + used, r->len - used, fmt, ap);
+	return false;
+}
+
+/* Record the first error; always returns false so callers can `return report_error(...)`. */
+static PRINTF_LIKE(4, 5) bool report_error(struct report *r, int line, const char *key,
+					   const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	report_va(r, line, key, fmt, ap);
+	va_end(ap);
+	return false;
+}
+
+static PRINTF_LIKE(3, 4) bool parse_fail(struct parse_state *ps, const char *key,
+					 const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ps->report->failed)
+		return false;
+	ps->fail_line = ps->lineno;
+	va_start(ap, fmt);
+	report_va(ps->report, ps->lineno, key, fmt, ap);
+	va_end(ap);
+	return false;
+}
+
+/* --- values --- */
+
+static void *field_of(void *base, const struct config_key *key)
+{
+	return (char *)base + key->offset;
+}
+
+static char *trim(char *s)
+{
+	char *end;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+static bool check_range(const struct config_key *key, double v, const char *text, char *why,
+			size_t whylen)
+{
+	if (v >= key->min_value && v <= key->max_value)
+		return true;
+	if (key->type == CFG_MODE)
+		snprintf(why, whylen, "'%s' is out of range (0%o..0%o)", text,
+			 (unsigned)key->min_value, (unsigned)key->max_value);
+	else
+		snprintf(why, whylen, "'%s' is out of range (%.15g..%.15g)", text, key->min_value,
+			 key->max_value);
+	return false;
+}
+
+static bool parse_int(const struct config_key *key, const char *text, int base, int *out,
+		      char *why, size_t whylen)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(text, &end, base);
+	if (*text == '\0' || *end != '\0' || isspace((unsigned char)*text)) {
+		snprintf(why, whylen, base == 8 ? "'%s' is not an octal mode like 0700"
+						: "'%s' is not an integer", text);
+		return false;
+	}
+	/* strtol clamps to LONG_MIN/LONG_MAX on overflow, which no key's range includes. */
+	if (!check_range(key, (double)v, text, why, whylen))
+		return false;
+	*out = (int)v;
+	return true;
+}
+
+static bool parse_bool(const char *text, bool *out, char *why, size_t whylen)
+{
+	static const char *const yes[] = { "1", "yes", "on", "true" };
+	static const char *const no[] = { "0", "no", "off", "false" };
+
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcasecmp(text, yes[i]) == 0) {
+			*out = true;
+			return true;
+		}
+		if (strcasecmp(text, no[i]) == 0) {
+			*out = false;
+			return true;
+		}
+	}
+	snprintf(why, whylen, "'%s' is not a boolean (use 1/0, yes/no, on/off, true/false)",
+		 text);
+	return false;
+}
+
+/* Seconds: a plain decimal number; strtod's hex floats, inf and nan are typos here. */
+static bool parse_seconds(const struct config_key *key, const char *text, double *out,
+			  char *why, size_t whylen)
+{
+	char *end;
+	double v;
+
+	if (*text == '\0' || strspn(text, "0123456789.eE+-") != strlen(text))
+		goto bad;
+	v = strtod(text, &end);
+	if (*end != '\0' || !isfinite(v))
+		goto bad;
+	if (!check_range(key, v, text, why, whylen))
+		return false;
+	*out = v;
+	return true;
+bad:
+	snprintf(why, whylen, "'%s' is not a number of seconds", text);
+	return false;
+}
+
+static bool parse_enum(const struct config_key *key, const char *text, int *out, char *why,
+		       size_t whylen)
+{
+	size_t used;
+
+	for (int i = 0; key->enum_names[i]; i++) {
+		if (strcasecmp(text, key->enum_names[i]) == 0) {
+			*out = i;
+			return true;
+		}
+	}
+	used = (size_t)snprintf(why, whylen, "'%s' is not one of:", text);
+	for (int i = 0; key->enum_names[i] && used < whylen; i++)
+		used += (size_t)snprintf(why + used, whylen - used, " %s", key->enum_names[i]);
+	return false;
+}
+
+/* Text to value under key's type and range. On success a CFG_STRING value is a new copy. */
+static bool parse_value(const struct config_key *key, const char *text, union value *out,
+			char *why, size_t whylen)
+{
+	switch (key->type) {
+	case CFG_INT:
+		return parse_int(key, text, 10, &out->i, why, whylen);
+	case CFG_MODE:
+		return parse_int(key, text, 8, &out->i, why, whylen);
+	case CFG_BOOL:
+		return parse_bool(text, &out->b, why, whylen);
+	case CFG_DOUBLE:
+		return parse_seconds(key, text, &out->d, why, whylen);
+	case CFG_ENUM:
+		return parse_enum(key, text, &out->i, why, whylen);
+	case CFG_STRING:
+		out->s = strdup(text);
+		if (!out->s)
+			snprintf(why, whylen, "out of memory");
+		return out->s != NULL;
+	}
+	snprintf(why, whylen, "key has an unknown type");
+	return false;
+}
+
+/* Store v into the field; the field's old string, if any, is the caller's to free. */
+static void put_value(void *base, const struct config_key *key, union value v)
+{
+	void *f = field_of(base, key);
+
+	switch (key->type) {
+	case CFG_INT:
+	case CFG_MODE:
+	case CFG_ENUM:
+		*(int *)f = v.i;
+		break;
+	case CFG_BOOL:
+		*(bool *)f = v.b;
+		break;
+	case CFG_DOUBLE:
+		*(double *)f = v.d;
+		break;
+	case CFG_STRING:
+		*(char **)f = v.s;
+		break;
+	}
+}
+
+static void replace_value(void *base, const struct config_key *key, union value v)
+{
+	if (key->type == CFG_STRING)
+		free(*(char **)field_of(base, key));
+	put_value(base, key, v);
+}
+
+static void free_strings(void *base, const struct config_key *keys, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (keys[i].type == CFG_STRING)
+			free(*(char **)field_of(base, &keys[i]));
+	}
+}
+
+/*
+ * Give every field of an entry or of the config its starting value: the row's default, or
+ * "unset" (-1 / "") where the row has none. Returns false only when out of memory.
+ */
+static bool init_fields(void *base, const struct config_key *keys, size_t n)
+{
+	char why[128];
+	union value v;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *def = keys[i].default_value;
+
+		if (def) {
+			if (!parse_value(&keys[i], def, &v, why, sizeof(why)))
+				return false;
+		} else if (keys[i].type == CFG_STRING) {
+			v.s = strdup("");
+			if (!v.s)
+				return false;
+		} else {
+			v.i = -1;
+		}
+		put_value(base, &keys[i], v);
+	}
+	return true;
+}
+
+static const struct config_key *find_in(const struct config_key *keys, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (strcasecmp(keys[i].name, name) == 0)
+			return &keys[i];
+	}
+	return NULL;
+}
+
+/* The name of an enum key's value, or "unknown" for a value outside the list. */
+static const char *enum_name(const struct config_key *key, int value)
+{
+	for (int i = 0; key->enum_names[i]; i++) {
+		if (i == value)
+			return key->enum_names[i];
+	}
+	return "unknown";
+}
+
+/* --- the struct --- */
+
+const struct config_key *config_find_key(const char *name)
+{
+	return find_in(config_keys, config_key_count, name);
+}
+
+struct config *config_new_default(void)
+{
+	struct config *cfg = calloc(1, sizeof(*cfg));
+
+	if (!cfg)
+		return NULL;
+	cfg->config_file = strdup("");
+	if (!cfg->config_file || !init_fields(cfg, config_keys, config_key_count)) {
+		config_free(cfg);
+		return NULL;
+	}
+	return cfg;
+}
+
+static void free_db(struct db_entry *db)
+{
+	free(db->name);
+	free_strings(db, config_db_keys, config_db_key_count);
+}
+
+void config_free(struct config *cfg)
+{
+	if (!cfg)
+		return;
+	free(cfg->config_file);
+	free_strings(cfg, config_keys, config_key_count);
+	for (int i = 0; i < cfg->n_dbs; i++)
+		free_db(&cfg->dbs[i]);
+	free(cfg->dbs);
+	for (int i = 0; i < cfg->n_users; i++)
+		free(cfg->users[i].name);
+	free(cfg->users);
+	free(cfg);
+}
+
+/* --- entry strings: libpq style "key=value key2='quoted \' value'" --- */
+
+/*
+ * Copy one value starting at *pp into out (which has room for the rest of the string) and
+ * advance *pp past it. A backslash takes the next character literally, as in libpq.
+ */
+static bool read_entry_value(const char **pp, char *out, const char **why)
+{
+	const char *p = *pp;
+	bool quoted = *p == '\'';
+
+	if (quoted)
+		p++;
+	while (*p && (quoted ? *p != '\'' : !isspace((unsigned char)*p))) {
+		if (*p == '\\' && p[1])
+			p++;
+		*out++ = *p++;
+	}
+	*out = '\0';
+	if (quoted) {
+		if (*p != '\'') {
+			*why = "unterminated quoted value";
+			return false;
+		}
+		p++;
+	}
+	*pp = p;
+	return true;
+}
+
+static bool apply_entry_pair(struct parse_state *ps, const char *entry, void *base,
+			     const struct config_key *keys, size_t n, const char *name,
+			     const char *text)
+{
+	const struct config_key *key = find_in(keys, n, name);
+	char why[160];
+	union value v;
+
+	if (!key)
+		return parse_fail(ps, entry, "unknown key '%s'", name);
+	if (!parse_value(key, text, &v, why, sizeof(why)))
+		return parse_fail(ps, entry, "%s: %s", key->name, why);
+	replace_value(base, key, v);
+	return true;
+}
+
+/* Parse a whole entry string into base; a key given twice keeps its last value, as libpq. */
+static bool parse_entry(struct parse_state *ps, const char *entry, void *base,
+			const struct config_key *keys, size_t n, const char *s)
+{
+	char *value = malloc(strlen(s) + 1);
+	const char *p = s;
+	bool ok = value != NULL;
+
+	if (!value)
+		return parse_fail(ps, entry, "out of memory");
+	while (ok) {
+		char name[ENTRY_KEY_MAX];
+		const char *why = NULL;
+		size_t len;
+
+		while (isspace((unsigned char)*p))
+			p++;
+		if (*p == '\0')
+			break;
+		len = strcspn(p, "= \t");
+		if (len == 0 || len >= sizeof(name)) {
+			ok = parse_fail(ps, entry, "expected key=value at '%s'", p);
+			break;
+		}
+		memcpy(name, p, len);
+		name[len] = '\0';
+		p += len;
+		while (isspace((unsigned char)*p))
+			p++;
+		if (*p != '=') {
+			ok = parse_fail(ps, entry, "expected '=' after '%s'", name);
+			break;
+		}
+		p++;
+		while (isspace((unsigned char)*p))
+			p++;
+		if (!read_entry_value(&p, value, &why))
+			ok = parse_fail(ps, entry, "%s: %s", name, why);
+		else
+			ok = apply_entry_pair(ps, entry, base, keys, n, name, value);
+	}
+	free(value);
+	return ok;
+}
+
+static bool check_entry_name(struct parse_state *ps, const char *kind, const char *name)
+{
+	if (*name == '\0')
+		return parse_fail(ps, "(empty)", "%s name is empty", kind);
+	if (strlen(name) > NAME_MAX_LEN)
+		return parse_fail(ps, name, "%s name is longer than %d bytes", kind, NAME_MAX_LEN);
+	return true;
+}
+
+static bool add_db(struct parse_state *ps, const char *name, const char *value)
+{
+	struct config *cfg = ps->cfg;
+	struct db_entry *dbs;
+	int *lines;
+	struct db_entry db = { 0 };
+
+	if (!check_entry_name(ps, "database", name))
+		return false;
+	for (int i = 0; i < cfg->n_dbs; i++) {
+		if (strcmp(cfg->dbs[i].name, name) == 0)
+			return parse_fail(ps, name, "duplicate database (first defined at line %d)",
+					  ps->origins.dbs[i]);
+	}
+	db.name = strdup(name);
+	if (!db.name || !init_fields(&db, config_db_keys, config_db_key_count)) {
+		free_db(&db);
+		return parse_fail(ps, name, "out of memory");
+	}
+	if (!parse_entry(ps, name, &db, config_db_keys, config_db_key_count, value)) {
+		free_db(&db);
+		return false;
+	}
+	dbs = realloc(cfg->dbs, (size_t)(cfg->n_dbs + 1) * sizeof(*dbs));
+	if (dbs)
+		cfg->dbs = dbs;
+	lines = realloc(ps->origins.dbs, (size_t)(cfg->n_dbs + 1) * sizeof(*lines));
+	if (lines)
+		ps->origins.dbs = lines;
+	if (!dbs || !lines) {
+		free_db(&db);
+		return parse_fail(ps, name, "out of memory");
+	}
+	lines[cfg->n_dbs] = ps->lineno;
+	dbs[cfg->n_dbs++] = db;
+	return true;
+}
+
+static bool add_user(struct parse_state *ps, const char *name, const char *value)
+{
+	struct config *cfg = ps->cfg;
+	struct user_entry *users;
+	int *lines;
+	struct user_entry user = { 0 };
+
+	if (!check_entry_name(ps, "user", name))
+		return false;
+	for (int i = 0; i < cfg->n_users; i++) {
+		if (strcmp(cfg->users[i].name, name) == 0)
+			return parse_fail(ps, name, "duplicate user (first defined at line %d)",
+					  ps->origins.users[i]);
+	}
+	if (!init_fields(&user, config_user_keys, config_user_key_count) ||
+	    !(user.name = strdup(name)))
+		return parse_fail(ps, name, "out of memory");
+	if (!parse_entry(ps, name, &user, config_user_keys, config_user_key_count, value)) {
+		free(user.name);
+		return false;
+	}
+	users = realloc(cfg->users, (size_t)(cfg->n_users + 1) * sizeof(*users));
+	if (users)
+		cfg->users = users;
+	lines = realloc(ps->origins.users, (size_t)(cfg->n_users + 1) * sizeof(*lines));
+	if (lines)
+		ps->origins.users = lines;
+	if (!users || !lines) {
+		free(user.name);
+		return parse_fail(ps, name, "out of memory");
+	}
+	lines[cfg->n_users] = ps->lineno;
+	users[cfg->n_users++] = user;
+	return true;
+}
+
+/* --- the [pgmux] section --- */
+
+static bool set_main_key(struct parse_state *ps, const char *name, const char *value)
+{
+	const struct config_key *key = config_find_key(name);
+	char why[160];
+	union value v;
+
+	if (!key)
+		return parse_fail(ps, name, "unknown key");
+	if (!parse_value(key, value, &v, why, sizeof(why)))
+		return parse_fail(ps, key->name, "%s", why);
+	/* A key given twice keeps its last value, as in PgBouncer. */
+	replace_value(ps->cfg, key, v);
+	ps->origins.keys[key - config_keys] = ps->lineno;
+	return true;
+}
+
+/* --- reading the file through inih --- */
+
+static enum section section_of(const char *name)
+{
+	size_t len;
+
+	while (isspace((unsigned char)*name))
+		name++;
+	len = strlen(name);
+	while (len > 0 && isspace((unsigned char)name[len - 1]))
+		len--;
+	if (len == 0)
+		return SECTION_NONE;
+	if ((len == 5 && strncasecmp(name, "pgmux", len) == 0) ||
+	    (len == 9 && strncasecmp(name, "pgbouncer", len) == 0))
+		return SECTION_MAIN;
+	if (len == 9 && strncasecmp(name, "databases", len) == 0)
+		return SECTION_DATABASES;
+	if (len == 5 && strncasecmp(name, "users", len) == 0)
+		return SECTION_USERS;
+	return SECTION_UNKNOWN;
+}
+
+/*
+ * The value as written on the line, up to its end: inih has already split the name at the
+ * first '=' or ':', so the same split on our whole copy of the line finds the same name.
+ */
+static const char *whole_value(struct parse_state *ps, const char *inih_value)
+{
+	char *sep = strpbrk(ps->text, "=:");
+
+	return sep ? trim(sep + 1) : inih_value;
+}
+
+static int on_pair(void *user, const char *section, const char *name, const char *inih_value)
+{
+	struct parse_state *ps = user;
+	const char *value = whole_value(ps, inih_value);
+
+	if (ps->report->failed)
+		return 0;
+	switch (section_of(section)) {
+	case SECTION_MAIN:
+		return set_main_key(ps, name, value);
+	case SECTION_DATABASES:
+		return add_db(ps, name, value);
+	case SECTION_USERS:
+		return add_user(ps, name, value);
+	case SECTION_NONE:
+		return parse_fail(ps, name, "key outside any section (start with [pgmux])");
+	case SECTION_UNKNOWN:
+		break;
+	}
+	return parse_fail(ps, name, "unknown section [%s] (expected pgmux, pgbouncer, databases "
+				    "or users)", section);
+}
+
+/*
+ * inih's fgets-style reader. We keep the whole line for whole_value() and hand inih a copy
+ * without leading blanks, cut to its buffer if need be (only the value can be that long, and
+ * that is re-read from our copy). Each line ends in '\n' so inih never joins two lines.
+ */
+static char *read_line(char *str, int num, void *stream)
+{
+	struct parse_state *ps = stream;
+	size_t len, room = num > 2 ? (size_t)num - 2 : 0;
+
+	if (getline(&ps->line, &ps->line_cap, ps->file) < 0)
+		return NULL;
+	ps->lineno++;
+	ps->text = ps->line;
+	if (ps->lineno == 1 && strncmp(ps->text, "\xEF\xBB\xBF", 3) == 0)
+		ps->text += 3;
+	while (isspace((unsigned char)*ps->text))
+		ps->text++;
+	len = strlen(ps->text);
+	if (len > room)
+		len = room;
+	memcpy(str, ps->text, len);
+	str[len] = '\n';
+	str[len + 1] = '\0';
+	return str;
+}
+
+/* --- whole-config checks --- */
+
+static int origin_of_key(const struct origins *o, const char *name)
+{
+	const struct config_key *key = config_find_key(name);
+
+	return o && o->keys && key ? o->keys[key - config_keys] : 0;
+}
+
+/* The line to blame for a conflict between two keys: the later of the two set in the file. */
+static int origin_of_pair(const struct origins *o, const char *a, const char *b)
+{
+	int la = origin_of_key(o, a), lb = origin_of_key(o, b);
+
+	return la > lb ? la : lb;
+}
+
+static bool validate_main(const struct config *cfg, struct report *r, const struct origins *o)
+{
+	if (cfg->min_pool_size > cfg->default_pool_size)
+		return report_error(r, origin_of_pair(o, "min_pool_size", "default_pool_size"),
+				    "min_pool_size", "%d is larger than default_pool_size (%d)",
+				    cfg->min_pool_size, cfg->default_pool_size);
+	if (cfg->listen_addr[0] == '\0' && cfg->unix_socket_dir[0] == '\0')
+		return report_error(r, origin_of_pair(o, "listen_addr", "unix_socket_dir"),
+				    "listen_addr",
+				    "nothing to listen on: listen_addr and unix_socket_dir are both "
+				    "empty");
+	return true;
+}
+
+static bool validate_db(const struct config *cfg, const struct db_entry *db, int line,
+			struct report *r)
+{
+	int size = db->pool_size >= 0 ? db->pool_size : cfg->default_pool_size;
+	int min = db->min_pool_size >= 0 ? db->min_pool_size : cfg->min_pool_size;
+
+	if (min > size)
+		return report_error(r, line, db->name,
+				    "min_pool_size (%d) is larger than pool_size (%d)", min, size);
+	/* With auth_type any the client's user name is not trusted, so it cannot log in. */
+	if (cfg->auth_type == AUTH_ANY && db->user[0] == '\0')
+		return report_error(r, line, db->name, "auth_type = any needs user= in every "
+						       "database entry");
+	return true;
+}
+
+/* Checks that involve more than one value; o may be NULL (no file to point into). */
+static bool validate_config(const struct config *cfg, struct report *r, const struct origins *o)
+{
+	if (!validate_main(cfg, r, o))
+		return false;
+	for (int i = 0; i < cfg->n_dbs; i++) {
+		if (!validate_db(cfg, &cfg->dbs[i], o && o->dbs ? o->dbs[i] : 0, r))
+			return false;
+	}
+	return true;
+}
+
+/* --- loading --- */
+
+static void parse_file(struct parse_state *ps, const char *path)
+{
+	int rc;
+
+	ps->file = fopen(path, "r");
+	if (!ps->file) {
+		report_error(ps->report, 0, NULL, "cannot open: %s", strerror(errno));
+		return;
+	}
+	rc = ini_parse_stream(read_line, ps, on_pair, ps);
+	if (ferror(ps->file))
+		report_error(ps->report, 0, NULL, "read error: %s", strerror(errno));
+	fclose(ps->file);
+	free(ps->line);
+	if (rc > 0 && (!ps->report->failed || rc < ps->fail_line)) {
+		/* inih found a line that is neither "[section]" nor "name = value" first. */
+		ps->report->failed = false;
+		report_error(ps->report, rc, NULL,
+			     "syntax error: expected [section], name = value, or a comment");
+	} else if (rc == -2) {
+		report_error(ps->report, 0, NULL, "out of memory");
+	}
+}
+
+struct config *config_load(const char *path, char *err, size_t errlen)
+{
+	struct report report = { .buf = err, .len = errlen, .path = path };
+	struct parse_state ps = { .report = &report };
+	char *file = strdup(path);
+
+	if (err && errlen)
+		err[0] = '\0';
+	ps.cfg = config_new_default();
+	ps.origins.keys = calloc(config_key_count, sizeof(int));
+	if (!file || !ps.cfg || !ps.origins.keys) {
+		report_error(&report, 0, NULL, "out of memory");
+		free(file);
+	} else {
+		free(ps.cfg->config_file);
+		ps.cfg->config_file = file;
+		parse_file(&ps, path);
+	}
+	if (!report.failed)
+		validate_config(ps.cfg, &report, &ps.origins);
+	free(ps.origins.keys);
+	free(ps.origins.dbs);
+	free(ps.origins.users);
+	if (report.failed) {
+		config_free(ps.cfg);
+		return NULL;
+	}
+	return ps.cfg;
+}
+
+/* --- key by key --- */
+
+const char *config_format_value(const struct config *cfg, const struct config_key *key,
+				char *buf, size_t buflen)
+{
+	const void *f = (const char *)cfg + key->offset;
+
+	switch (key->type) {
+	case CFG_INT:
+		snprintf(buf, buflen, "%d", *(const int *)f);
+		break;
+	case CFG_MODE:
+		snprintf(buf, buflen, "0%03o", (unsigned)*(const int *)f);
+		break;
+	case CFG_BOOL:
+		snprintf(buf, buflen, "%d", *(const bool *)f ? 1 : 0);
+		break;
+	case CFG_DOUBLE:
+		/* 15 significant digits round-trip every value a person writes: 15, 0.5, 0.1. */
+		snprintf(buf, buflen, "%.15g", *(const double *)f);
+		break;
+	case CFG_STRING:
+		snprintf(buf, buflen, "%s", *(char *const *)f);
+		break;
+	case CFG_ENUM:
+		snprintf(buf, buflen, "%s", enum_name(key, *(const int *)f));
+		break;
+	}
+	return buf;
+}
+
+bool config_set_value(struct config *cfg, const char *name, const char *value, char *err,
+		      size_t errlen)
+{
+	struct report report = { .buf = err, .len = errlen };
+	const struct config_key *key = config_find_key(name);
+	struct config trial;
+	char why[160];
+	union value v;
+
+	if (!key)
+		return report_error(&report, 0, name, "unknown key");
+	if (!parse_value(key, value, &v, why, sizeof(why)))
+		return report_error(&report, 0, key->name, "%s", why);
+	/* Check the config as it would be; trial shares cfg's memory and is never freed. */
+	trial = *cfg;
+	put_value(&trial, key, v);
+	if (!validate_config(&trial, &report, NULL)) {
+		if (key->type == CFG_STRING)
+			free(v.s);
+		return false;
+	}
+	replace_value(cfg, key, v);
+	return true;
+}
+
+const struct db_entry *config_find_db(const struct config *cfg, const char *name)
+{
+	const struct db_entry *fallback = NULL;
+
+	for (int i = 0; i < cfg->n_dbs; i++) {
+		if (strcmp(cfg->dbs[i].name, name) == 0)
+			return &cfg->dbs[i];
+		if (strcmp(cfg->dbs[i].name, "*") == 0)
+			fallback = &cfg->dbs[i];
+	}
+	return fallback;
+}
+
+const struct user_entry *config_find_user(const struct config *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->n_users; i++) {
+		if (strcmp(cfg->users[i].name, name) == 0)
+			return &cfg->users[i];
+	}
+	return NULL;
+}
+
+bool config_list_contains(const char *list, const char *name)
+{
+	size_t len = strlen(name);
+
+	if (!list || len == 0)
+		return false;
+	while (*list) {
+		size_t item = strcspn(list, ", \t");
+
+		if (item == len && strncmp(list, name, len) == 0)
+			return true;
+		list += item;
+		list += strspn(list, ", \t");
+	}
+	return false;
+}
+
+const char *pool_mode_name(int mode)
+{
+	if (mode == POOL_MODE_INHERIT)
+		return "inherit";
+	return enum_name(config_find_key("pool_mode"), mode);
+}

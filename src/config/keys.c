@@ -1,0 +1,176 @@
+/*
+ * config/keys.c: the key tables, the one place that says which settings pgmux has.
+ *
+ * config_keys[] lists every setting of the [pgmux] section; the loader, admin SHOW CONFIG /
+ * SET, the commented etc/pgmux.ini and the man page are all checked against it, so adding a
+ * setting means adding a row here, a field of the same name in struct config, and its
+ * documentation (the unit test fails until all three agree).
+ *
+ * Invariants: a row's name equals its struct field's name; default_value parses under the
+ * row's own type and range; every numeric row has min_value <= max_value. Defaults follow
+ * PgBouncer where it has the same key, so a PgBouncer file means the same thing here.
+ */
+#include <limits.h>
+#include <stddef.h>
+
+#include "config/config.h"
+
+/* Timeouts beyond a few decades are typos, not intent. */
+#define SECONDS_MAX 1e9
+
+/* Index = enum pool_mode value. */
+static const char *const pool_mode_names[] = { "session", "transaction", "statement", NULL };
+
+/* Index = enum auth_type value. */
+static const char *const auth_type_names[] = {
+	"trust", "any", "password", "md5", "scram-sha-256", "cert", "hba", NULL,
+};
+
+#define KEY(field, t, def, reload, help_text, lo, hi)                                              \
+	{ .name = #field, .type = (t), .offset = offsetof(struct config, field),                   \
+	  .default_value = (def), .reloadable = (reload), .help = (help_text),                     \
+	  .min_value = (lo), .max_value = (hi) }
+#define INT_KEY(field, def, reload, lo, hi, help_text)                                             \
+	KEY(field, CFG_INT, def, reload, help_text, lo, hi)
+#define TIME_KEY(field, def, help_text) KEY(field, CFG_DOUBLE, def, true, help_text, 0, SECONDS_MAX)
+#define BOOL_KEY(field, def, reload, help_text) KEY(field, CFG_BOOL, def, reload, help_text, 0, 1)
+#define STR_KEY(field, def, reload, help_text) KEY(field, CFG_STRING, def, reload, help_text, 0, 0)
+#define ENUM_KEY(field, def, names, help_text)                                                     \
+	{ .name = #field, .type = CFG_ENUM, .offset = offsetof(struct config, field),              \
+	  .default_value = (def), .reloadable = true, .enum_names = (names), .help = (help_text) }
+
+#define RELOAD true
+#define RESTART false
+
+const struct config_key config_keys[] = {
+	/* listening */
+	STR_KEY(listen_addr, "", RESTART,
+		"TCP addresses to listen on, comma-separated; * = all; empty = unix socket only"),
+	INT_KEY(listen_port, "6432", RESTART, 1, 65535,
+		"TCP port; also names the unix socket (.s.PGSQL.<port>)"),
+	STR_KEY(unix_socket_dir, "/tmp", RESTART,
+		"directory of the listening unix socket; empty = no unix socket"),
+	KEY(unix_socket_mode, CFG_MODE, "0777", RESTART, "permissions of the unix socket, in octal",
+	    0, 0777),
+	INT_KEY(listen_backlog, "128", RESTART, 1, 65535,
+		"queue length of connections not yet accepted (listen(2) backlog)"),
+	BOOL_KEY(tcp_keepalive, "1", RELOAD,
+		 "turn on TCP keepalive, with the OS's timings, on client and server sockets"),
+
+	/* pooling */
+	ENUM_KEY(pool_mode, "session", pool_mode_names,
+		 "when a server goes back to the pool: session, transaction or statement"),
+	INT_KEY(max_client_conn, "100", RELOAD, 1, INT_MAX,
+		"most client connections pgmux accepts at once"),
+	INT_KEY(default_pool_size, "20", RELOAD, 1, INT_MAX,
+		"server connections per database/user pair"),
+	INT_KEY(min_pool_size, "0", RELOAD, 0, INT_MAX,
+		"keep at least this many server connections open per pool, even when idle"),
+	INT_KEY(reserve_pool_size, "0", RELOAD, 0, INT_MAX,
+		"extra server connections a pool may open when clients wait too long; 0 = none"),
+	TIME_KEY(reserve_pool_timeout, "5",
+		 "seconds a client waits before the reserve pool is used"),
+	INT_KEY(max_db_connections, "0", RELOAD, 0, INT_MAX,
+		"most server connections per database, over all its pools; 0 = no limit"),
+	INT_KEY(max_user_connections, "0", RELOAD, 0, INT_MAX,
+		"most server connections per user, over all its pools; 0 = no limit"),
+
+	/* server connections */
+	STR_KEY(server_reset_query, "DISCARD ALL", RELOAD,
+		"query run on a server before another client gets it; empty = none"),
+	BOOL_KEY(server_reset_query_always, "0", RELOAD,
+		 "run server_reset_query in every pool mode, not only in session mode"),
+	STR_KEY(server_check_query, "select 1", RELOAD,
+		"query that checks an idle server before reuse; empty = no check"),
+	TIME_KEY(server_check_delay, "30",
+		 "seconds a released server is trusted without a check; 0 = always check"),
+	TIME_KEY(server_lifetime, "3600",
+		 "close a server connection older than this once it is idle; 0 = use once"),
+	TIME_KEY(server_idle_timeout, "600",
+		 "close a server connection idle for this long; 0 = never"),
+	TIME_KEY(server_connect_timeout, "15",
+		 "seconds allowed for a server connection and login to complete"),
+	TIME_KEY(server_login_retry, "15",
+		 "seconds to wait after a failed server connection or login before retrying"),
+
+	/* clients */
+	TIME_KEY(client_login_timeout, "60",
+		 "close a client that has not logged in after this long; 0 = never"),
+	TIME_KEY(client_idle_timeout, "0", "close a client idle for this long; 0 = never"),
+	TIME_KEY(idle_transaction_timeout, "0",
+		 "close a client idle inside a transaction for this long; 0 = never"),
+	TIME_KEY(query_timeout, "0", "cancel queries running longer than this; 0 = never"),
+	TIME_KEY(query_wait_timeout, "120",
+		 "close a client that waited this long for a server; 0 = wait forever"),
+	STR_KEY(ignore_startup_parameters, "", RELOAD,
+		"startup parameters accepted from clients and not passed on, comma-separated"),
+	BOOL_KEY(application_name_add_host, "0", RELOAD,
+		 "append the client's address and port to its application_name"),
+
+	/* protocol */
+	INT_KEY(max_packet_size, "2147483647", RELOAD, 1024, INT_MAX,
+		"largest protocol message, in bytes, pgmux lets through"),
+	INT_KEY(pkt_buf, "16384", RELOAD, 4096, 16777216,
+		"size in bytes of each connection's relay buffer"),
+
+	/* authentication */
+	ENUM_KEY(auth_type, "md5", auth_type_names,
+		 "client authentication: trust, any, password, md5, scram-sha-256, cert or hba"),
+	STR_KEY(auth_file, "", RELOAD, "file of \"user\" \"password\" lines for authentication"),
+	STR_KEY(admin_users, "", RELOAD,
+		"users allowed every admin console command, comma-separated"),
+	STR_KEY(stats_users, "", RELOAD,
+		"users allowed the admin console's read-only SHOW commands, comma-separated"),
+
+	/* logging and process */
+	STR_KEY(logfile, "", RELOAD, "log file, reopened on reload; empty = stderr only"),
+	STR_KEY(pidfile, "", RESTART, "file pgmux writes its process id to; empty = none"),
+	BOOL_KEY(syslog, "0", RESTART, "also log to syslog"),
+	STR_KEY(syslog_ident, "pgmux", RESTART, "program name in syslog messages"),
+	BOOL_KEY(log_connections, "1", RELOAD, "log every successful client login"),
+	BOOL_KEY(log_disconnections, "1", RELOAD, "log every client disconnection, with its reason"),
+	BOOL_KEY(log_pooler_errors, "1", RELOAD, "log the errors pgmux sends to clients"),
+	INT_KEY(verbose, "0", RELOAD, 0, 3, "more detail in the log: 0 to 3"),
+};
+
+const size_t config_key_count = sizeof(config_keys) / sizeof(config_keys[0]);
+
+#define ENTRY_KEY(strct, field, t, def, lo, hi, help_text)                                         \
+	{ .name = #field, .type = (t), .offset = offsetof(struct strct, field),                    \
+	  .default_value = (def), .reloadable = true, .help = (help_text), .min_value = (lo),      \
+	  .max_value = (hi) }
+#define ENTRY_MODE_KEY(strct)                                                                      \
+	{ .name = "pool_mode", .type = CFG_ENUM, .offset = offsetof(struct strct, pool_mode),      \
+	  .reloadable = true, .enum_names = pool_mode_names,                                       \
+	  .help = "pool mode for this entry; unset = [pgmux] pool_mode" }
+#define DB_STR(field, help_text) ENTRY_KEY(db_entry, field, CFG_STRING, "", 0, 0, help_text)
+#define DB_COUNT(field, lo, help_text) ENTRY_KEY(db_entry, field, CFG_INT, NULL, lo, INT_MAX, help_text)
+
+const struct config_key config_db_keys[] = {
+	DB_STR(host, "server host name or address, or a unix socket directory (starts with /)"),
+	ENTRY_KEY(db_entry, port, CFG_INT, "5432", 1, 65535, "server port"),
+	DB_STR(dbname, "database name on the server; unset = the entry's name"),
+	DB_STR(user, "log in to the server as this user; unset = the client's user"),
+	DB_STR(password, "password for user; unset = taken from auth_file"),
+	DB_COUNT(pool_size, 1, "server connections per pool; unset = default_pool_size"),
+	DB_COUNT(min_pool_size, 0, "idle server connections kept per pool; unset = min_pool_size"),
+	DB_COUNT(reserve_pool, 0, "reserve connections per pool; unset = reserve_pool_size"),
+	ENTRY_MODE_KEY(db_entry),
+	DB_COUNT(max_db_connections, 0,
+		 "most server connections to this database; unset = max_db_connections"),
+	DB_STR(client_encoding, "client_encoding set on new server connections"),
+	DB_STR(datestyle, "DateStyle set on new server connections"),
+	DB_STR(timezone, "TimeZone set on new server connections"),
+	DB_STR(application_name, "application_name set on new server connections"),
+	DB_STR(connect_query, "query run once on every new server connection"),
+};
+
+const size_t config_db_key_count = sizeof(config_db_keys) / sizeof(config_db_keys[0]);
+
+const struct config_key config_user_keys[] = {
+	ENTRY_MODE_KEY(user_entry),
+	ENTRY_KEY(user_entry, max_user_connections, CFG_INT, NULL, 0, INT_MAX,
+		  "most server connections for this user; unset = max_user_connections"),
+};
+
+const size_t config_user_key_count = sizeof(config_user_keys) / sizeof(config_user_keys[0]);

@@ -1,0 +1,122 @@
+/*
+ * log: formatting and sinks for log lines.
+ *
+ * One process-wide sink is the exception to "state lives in the worker": logging must work
+ * before the worker exists and from every module, and it holds no pooling state.
+ */
+#include "core/log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct {
+	FILE *file;
+	bool to_stderr;
+	bool use_syslog;
+	int verbose;
+} sink = { NULL, true, false, 0 };
+
+static const char *const level_names[] = { "FATAL", "ERROR", "WARNING", "LOG", "DEBUG", "NOISE" };
+
+bool log_open(const char *logfile, bool to_stderr, bool use_syslog, const char *ident)
+{
+	sink.to_stderr = to_stderr;
+	if (use_syslog) {
+		openlog(ident && *ident ? ident : "pgmux", LOG_PID, LOG_DAEMON);
+		sink.use_syslog = true;
+	}
+	return log_reopen(logfile);
+}
+
+bool log_reopen(const char *logfile)
+{
+	FILE *f = NULL;
+
+	if (logfile && *logfile) {
+		f = fopen(logfile, "a");
+		if (!f)
+			return false;
+		setvbuf(f, NULL, _IOLBF, 0);
+	}
+	if (sink.file)
+		fclose(sink.file);
+	sink.file = f;
+	return true;
+}
+
+void log_close(void)
+{
+	if (sink.file)
+		fclose(sink.file);
+	sink.file = NULL;
+	if (sink.use_syslog)
+		closelog();
+}
+
+void log_set_verbose(int verbose)
+{
+	sink.verbose = verbose;
+}
+
+bool log_enabled(enum log_level lvl)
+{
+	return lvl <= LOG_LVL_INFO || (int)lvl - LOG_LVL_INFO <= sink.verbose;
+}
+
+static void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
+{
+	char msg[2048];
+	char stamp[64];
+	struct timeval tv;
+	struct tm tm;
+	int saved = errno;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	gettimeofday(&tv, NULL);
+	localtime_r(&tv.tv_sec, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
+	if (sink.file)
+		fprintf(sink.file, "%s.%03d [%d] %s %s\n", stamp, (int)(tv.tv_usec / 1000), (int)getpid(),
+			level_names[lvl], msg);
+	if (sink.to_stderr)
+		fprintf(stderr, "%s.%03d [%d] %s %s\n", stamp, (int)(tv.tv_usec / 1000), (int)getpid(),
+			level_names[lvl], msg);
+	if (sink.use_syslog) {
+		static const int prio[] = { LOG_CRIT, LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG, LOG_DEBUG };
+		syslog(prio[lvl], "%s %s", level_names[lvl], msg);
+	}
+	errno = saved;
+}
+
+void log_msg(enum log_level lvl, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!log_enabled(lvl))
+		return;
+	va_start(ap, fmt);
+	log_vmsg(lvl, fmt, ap);
+	va_end(ap);
+}
+
+void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vmsg(LOG_LVL_FATAL, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+void log_assert_failed(const char *cond, const char *file, int line)
+{
+	log_msg(LOG_LVL_FATAL, "assertion failed: %s at %s:%d", cond, file, line);
+	abort();
+}

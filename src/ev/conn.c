@@ -1,0 +1,596 @@
+/*
+ * conn: sockets, input framing, output queues and back-pressure (see ev/conn.h).
+ *
+ * Invariants: in_pos <= in_end <= in_cap and out_pos <= out_end <= out_cap; a buffer pointer is
+ * NULL exactly when the conn holds no bytes in it; a conn is on the dirty list only while it has
+ * output and no write watcher running.
+ */
+#include "ev/conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ev.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "ev/loop.h"
+
+void conn_process_input(struct conn *c);
+void conn_report_failure(struct conn *c);
+void conn_flush(struct conn *c);
+
+/* Output beyond this stops the peer from reading; resuming waits until it is all written. */
+#define OUT_HIGH_WATER(c) (4u * (c)->loop->buf_size)
+
+static void on_readable(struct ev_loop *ev, ev_io *w, int revents);
+static void on_writable(struct ev_loop *ev, ev_io *w, int revents);
+static void update_read_watcher(struct conn *c);
+
+void conn_init(struct conn *c, struct evloop *loop, const struct conn_ops *ops, void *owner)
+{
+	memset(c, 0, sizeof(*c));
+	c->loop = loop;
+	c->ops = ops;
+	c->owner = owner;
+	c->fd = -1;
+	c->max_packet = UINT32_MAX;
+	list_init(&c->resume_node);
+	list_init(&c->failed_node);
+	list_init(&c->dirty_node);
+	list_init(&c->closing_node);
+}
+
+static bool make_watchers(struct conn *c)
+{
+	ev_io *r = calloc(1, sizeof(ev_io)), *w = calloc(1, sizeof(ev_io));
+
+	if (!r || !w) {
+		free(r);
+		free(w);
+		return false;
+	}
+	ev_io_init(r, on_readable, c->fd, EV_READ);
+	ev_io_init(w, on_writable, c->fd, EV_WRITE);
+	r->data = w->data = c;
+	c->rio = r;
+	c->wio = w;
+	return true;
+}
+
+static void tune_socket(int fd)
+{
+	int one = 1;
+
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	/* Harmless on unix sockets: the call just fails. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+bool conn_attach(struct conn *c, int fd)
+{
+	c->fd = fd;
+	tune_socket(fd);
+	if (!make_watchers(c)) {
+		c->fd = -1;
+		return false;
+	}
+	c->want_read = true;
+	update_read_watcher(c);
+	return true;
+}
+
+bool conn_connect(struct conn *c, const struct sockaddr *addr, socklen_t len, int *errnum)
+{
+	int fd = socket(addr->sa_family, SOCK_STREAM, 0);
+
+	if (fd < 0) {
+		*errnum = errno;
+		return false;
+	}
+	tune_socket(fd);
+	c->is_unix = addr->sa_family == AF_UNIX;
+	if (connect(fd, addr, len) < 0 && errno != EINPROGRESS) {
+		*errnum = errno;
+		close(fd);
+		return false;
+	}
+	c->fd = fd;
+	if (!make_watchers(c)) {
+		*errnum = ENOMEM;
+		close(fd);
+		c->fd = -1;
+		return false;
+	}
+	/* Completion shows as writability. */
+	c->connecting = true;
+	ev_io_start(c->loop->ev, c->wio);
+	return true;
+}
+
+static void fail(struct conn *c, enum conn_close_reason why)
+{
+	if (c->failed || c->fd < 0)
+		return;
+	c->failed = true;
+	c->fail_reason = why;
+	ev_io_stop(c->loop->ev, c->rio);
+	ev_io_stop(c->loop->ev, c->wio);
+	list_del(&c->dirty_node);
+	list_del(&c->resume_node);
+	list_add_tail(&c->loop->failed_list, &c->failed_node);
+}
+
+static void release_in(struct conn *c)
+{
+	if (c->in && c->in_pos == c->in_end && c->in_cap == c->loop->buf_size) {
+		evloop_put_buf(c->loop, c->in);
+		c->in = NULL;
+		c->in_cap = c->in_pos = c->in_end = 0;
+	} else if (c->in && c->in_pos == c->in_end) {
+		/* An oversized buffer grown for one large message is not worth keeping. */
+		free(c->in);
+		c->loop->bufs_in_use--;
+		c->in = NULL;
+		c->in_cap = c->in_pos = c->in_end = 0;
+	}
+}
+
+static void release_out(struct conn *c)
+{
+	if (!c->out || c->out_pos != c->out_end)
+		return;
+	if (c->out_cap == c->loop->buf_size) {
+		evloop_put_buf(c->loop, c->out);
+	} else {
+		free(c->out);
+		c->loop->bufs_in_use--;
+	}
+	c->out = NULL;
+	c->out_cap = c->out_pos = c->out_end = 0;
+}
+
+static bool out_reserve(struct conn *c, size_t n)
+{
+	size_t used, cap;
+	uint8_t *p;
+
+	if (!c->out) {
+		if (n <= c->loop->buf_size) {
+			c->out = evloop_get_buf(c->loop);
+			if (!c->out)
+				return false;
+			c->out_cap = c->loop->buf_size;
+		}
+	}
+	if (c->out && c->out_end + n <= c->out_cap)
+		return true;
+	used = c->out ? c->out_end - c->out_pos : 0;
+	if (c->out && c->out_pos > 0 && used + n <= c->out_cap) {
+		memmove(c->out, c->out + c->out_pos, used);
+		c->out_pos = 0;
+		c->out_end = (uint32_t)used;
+		return true;
+	}
+	cap = c->out_cap ? c->out_cap : c->loop->buf_size;
+	while (cap < used + n)
+		cap *= 2;
+	if (cap > UINT32_MAX / 2)
+		return false;
+	p = malloc(cap);
+	if (!p)
+		return false;
+	if (c->out) {
+		memcpy(p, c->out + c->out_pos, used);
+		if (c->out_cap == c->loop->buf_size) {
+			evloop_put_buf(c->loop, c->out);
+			c->loop->bufs_in_use++;
+		} else {
+			free(c->out);
+		}
+	} else {
+		c->loop->bufs_in_use++;
+	}
+	c->out = p;
+	c->out_cap = (uint32_t)cap;
+	c->out_pos = 0;
+	c->out_end = (uint32_t)used;
+	return true;
+}
+
+void conn_write(struct conn *c, const void *data, size_t len)
+{
+	if (c->fd < 0 || c->failed || !len)
+		return;
+	if (!out_reserve(c, len)) {
+		log_error("out of memory queueing %zu bytes", len);
+		fail(c, CONN_IO_ERROR);
+		return;
+	}
+	memcpy(c->out + c->out_end, data, len);
+	c->out_end += (uint32_t)len;
+	if (list_empty(&c->dirty_node) && !ev_is_active((ev_io *)c->wio) && !c->connecting)
+		list_add_tail(&c->loop->dirty_list, &c->dirty_node);
+}
+
+void conn_link(struct conn *a, struct conn *b)
+{
+	a->peer = b;
+	b->peer = a;
+}
+
+void conn_unlink(struct conn *c)
+{
+	if (c->peer) {
+		/* A side held back by this peer's full queue must not stay throttled forever. */
+		if (c->peer->throttled) {
+			c->peer->throttled = false;
+			update_read_watcher(c->peer);
+		}
+		if (c->throttled) {
+			c->throttled = false;
+			update_read_watcher(c);
+		}
+		c->peer->peer = NULL;
+		c->peer = NULL;
+	}
+}
+
+static void update_read_watcher(struct conn *c)
+{
+	bool on = c->fd >= 0 && c->want_read && !c->stopped && !c->throttled && !c->failed &&
+		  !c->closing && !c->connecting;
+
+	if (!c->rio)
+		return;
+	if (on && !ev_is_active((ev_io *)c->rio))
+		ev_io_start(c->loop->ev, c->rio);
+	else if (!on && ev_is_active((ev_io *)c->rio))
+		ev_io_stop(c->loop->ev, c->rio);
+}
+
+void conn_pause(struct conn *c)
+{
+	c->want_read = false;
+	update_read_watcher(c);
+}
+
+void conn_resume(struct conn *c)
+{
+	c->want_read = true;
+	c->stopped = false;
+	update_read_watcher(c);
+	if (c->fd >= 0 && !c->failed && list_empty(&c->resume_node))
+		list_add_tail(&c->loop->resume_list, &c->resume_node);
+}
+
+static void free_buffers(struct conn *c)
+{
+	if (c->in) {
+		c->in_pos = c->in_end;
+		release_in(c);
+	}
+	if (c->out) {
+		c->out_pos = c->out_end;
+		release_out(c);
+	}
+}
+
+void conn_close(struct conn *c)
+{
+	if (c->peer)
+		conn_unlink(c);
+	list_del(&c->resume_node);
+	list_del(&c->failed_node);
+	list_del(&c->dirty_node);
+	list_del(&c->closing_node);
+	if (c->rio) {
+		ev_io_stop(c->loop->ev, c->rio);
+		ev_io_stop(c->loop->ev, c->wio);
+		free(c->rio);
+		free(c->wio);
+		c->rio = c->wio = NULL;
+	}
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	free_buffers(c);
+}
+
+void conn_close_after_flush(struct conn *c)
+{
+	if (c->fd < 0 || c->closing)
+		return;
+	c->closing = true;
+	if (c->peer)
+		conn_unlink(c);
+	update_read_watcher(c);
+	list_del(&c->resume_node);
+	if (c->failed)
+		return;
+	if (!conn_pending_output(c)) {
+		fail(c, CONN_FLUSHED);
+		return;
+	}
+	if (list_empty(&c->dirty_node) && !ev_is_active((ev_io *)c->wio))
+		list_add_tail(&c->loop->dirty_list, &c->dirty_node);
+}
+
+void conn_report_failure(struct conn *c)
+{
+	enum conn_close_reason why = c->fail_reason;
+
+	if (c->fd < 0)
+		return;
+	c->ops->on_closed(c->owner, c, why);
+}
+
+/* After the peer's queue drained, let this side read again. */
+static void unthrottle_peer(struct conn *c)
+{
+	struct conn *src = c->peer;
+
+	if (src && src->throttled && conn_pending_output(c) == 0) {
+		src->throttled = false;
+		update_read_watcher(src);
+		/* Input may already be buffered behind the throttle. */
+		if (conn_buffered_input(src) && list_empty(&src->resume_node))
+			list_add_tail(&src->loop->resume_list, &src->resume_node);
+	}
+}
+
+void conn_flush(struct conn *c)
+{
+	while (conn_pending_output(c)) {
+		ssize_t n = send(c->fd, c->out + c->out_pos, c->out_end - c->out_pos, MSG_NOSIGNAL);
+
+		if (n > 0) {
+			c->out_pos += (uint32_t)n;
+			c->bytes_out += (uint64_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			ev_io_start(c->loop->ev, c->wio);
+			return;
+		}
+		fail(c, CONN_IO_ERROR);
+		return;
+	}
+	release_out(c);
+	ev_io_stop(c->loop->ev, c->wio);
+	unthrottle_peer(c);
+	if (c->closing)
+		fail(c, CONN_FLUSHED);
+}
+
+static void on_connect_done(struct conn *c)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	c->connecting = false;
+	ev_io_stop(c->loop->ev, c->wio);
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err) {
+		c->ops->on_connected(c->owner, c, false, err);
+		return;
+	}
+	c->want_read = true;
+	update_read_watcher(c);
+	if (conn_pending_output(c))
+		list_add_tail(&c->loop->dirty_list, &c->dirty_node);
+	c->ops->on_connected(c->owner, c, true, 0);
+}
+
+static void on_writable(struct ev_loop *ev, ev_io *w, int revents)
+{
+	struct conn *c = w->data;
+
+	if (c->connecting) {
+		on_connect_done(c);
+		return;
+	}
+	ev_io_stop(ev, w);
+	conn_flush(c);
+}
+
+/* Append forwarded bytes to the peer's queue; throttle ourselves if it grows too long. */
+static void forward(struct conn *c, uint32_t n)
+{
+	struct conn *peer = c->peer;
+
+	if (peer) {
+		conn_write(peer, c->in + c->in_pos, n);
+		if (conn_pending_output(peer) > OUT_HIGH_WATER(c))
+			c->throttled = true;
+	} else {
+		/* Nobody to forward to (peer just went away): the bytes have no reader. */
+		log_debug("dropping %u bytes with no peer", n);
+	}
+	c->in_pos += n;
+}
+
+/* Make room so that a message of len bytes starting at in_pos fits in the buffer. */
+static bool make_room(struct conn *c, uint32_t len)
+{
+	uint32_t used = c->in_end - c->in_pos;
+
+	if (c->in_pos + len <= c->in_cap)
+		return true;
+	if (len <= c->in_cap) {
+		memmove(c->in, c->in + c->in_pos, used);
+		c->in_pos = 0;
+		c->in_end = used;
+		return true;
+	}
+	uint8_t *p = malloc(len);
+
+	if (!p)
+		return false;
+	memcpy(p, c->in + c->in_pos, used);
+	if (c->in_cap == c->loop->buf_size) {
+		evloop_put_buf(c->loop, c->in);
+		c->loop->bufs_in_use++;
+	} else {
+		free(c->in);
+	}
+	c->in = p;
+	c->in_cap = len;
+	c->in_pos = 0;
+	c->in_end = used;
+	return true;
+}
+
+/* Run the owner over the buffered messages. Returns false if c must not be touched anymore. */
+static bool process_messages(struct conn *c)
+{
+	while (c->in_pos < c->in_end && !c->stopped && !c->failed && !c->closing) {
+		uint32_t avail = c->in_end - c->in_pos;
+		struct pkt_header hdr;
+		enum pkt_peek peek;
+		enum conn_action act;
+
+		if (c->fwd_left) {
+			uint32_t n = avail < c->fwd_left ? avail : c->fwd_left;
+
+			c->fwd_left -= n;
+			forward(c, n);
+			continue;
+		}
+		if (c->skip_left) {
+			uint32_t n = avail < c->skip_left ? avail : c->skip_left;
+
+			c->skip_left -= n;
+			c->in_pos += n;
+			continue;
+		}
+		peek = c->startup ? pkt_peek_startup(c->in + c->in_pos, avail, &hdr)
+				  : pkt_peek_header(c->in + c->in_pos, avail, &hdr);
+		if (peek == PKT_PEEK_SHORT)
+			break;
+		if (peek == PKT_PEEK_BAD || hdr.len > c->max_packet) {
+			fail(c, CONN_BAD_PACKET);
+			return true;
+		}
+		act = c->ops->on_packet(c->owner, c, &hdr, NULL);
+		if (act == CONN_NEED_WHOLE) {
+			if (avail < hdr.len) {
+				if (!make_room(c, hdr.len)) {
+					log_error("out of memory buffering a %u byte message", hdr.len);
+					fail(c, CONN_IO_ERROR);
+				}
+				break;
+			}
+			act = c->ops->on_packet(c->owner, c, &hdr, c->in + c->in_pos);
+			ASSERT(act != CONN_NEED_WHOLE);
+		}
+		switch (act) {
+		case CONN_FORWARD:
+			c->fwd_left = hdr.len;
+			break;
+		case CONN_CONSUME:
+			if (hdr.len <= avail) {
+				c->in_pos += hdr.len;
+			} else {
+				c->in_pos = c->in_end;
+				c->skip_left = hdr.len - avail;
+			}
+			break;
+		case CONN_STOP:
+			c->stopped = true;
+			break;
+		case CONN_CLOSED:
+			return false;
+		case CONN_NEED_WHOLE:
+			break;
+		}
+	}
+	return true;
+}
+
+void conn_process_input(struct conn *c)
+{
+	if (c->fd < 0 || c->failed)
+		return;
+	if (c->in && !process_messages(c))
+		return;
+	if (c->fd < 0)
+		return;
+	if (c->in && c->in_pos == c->in_end)
+		c->in_pos = c->in_end = 0;
+	release_in(c);
+	update_read_watcher(c);
+}
+
+static void on_readable(struct ev_loop *ev, ev_io *w, int revents)
+{
+	struct conn *c = w->data;
+	ssize_t n;
+
+	if (!c->in) {
+		c->in = evloop_get_buf(c->loop);
+		if (!c->in) {
+			fail(c, CONN_IO_ERROR);
+			return;
+		}
+		c->in_cap = c->loop->buf_size;
+		c->in_pos = c->in_end = 0;
+	} else if (c->in_end == c->in_cap) {
+		/* A partial message sits at the end: move it to the front to read the rest. */
+		if (c->in_pos == 0) {
+			fail(c, CONN_BAD_PACKET);
+			return;
+		}
+		memmove(c->in, c->in + c->in_pos, c->in_end - c->in_pos);
+		c->in_end -= c->in_pos;
+		c->in_pos = 0;
+	}
+	n = recv(c->fd, c->in + c->in_end, c->in_cap - c->in_end, 0);
+	if (n > 0) {
+		c->in_end += (uint32_t)n;
+		c->bytes_in += (uint64_t)n;
+		conn_process_input(c);
+		return;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+		release_in(c);
+		return;
+	}
+	fail(c, n == 0 ? CONN_EOF : CONN_IO_ERROR);
+}
+
+void conn_peer_name(int fd, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0) {
+		snprintf(buf, len, "unknown");
+		return;
+	}
+	if (ss.ss_family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+
+		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+		snprintf(buf, len, "%s:%d", host, ntohs(sin->sin_port));
+	} else if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+		snprintf(buf, len, "[%s]:%d", host, ntohs(sin6->sin6_port));
+	} else {
+		snprintf(buf, len, "unix");
+	}
+}

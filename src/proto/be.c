@@ -1,0 +1,65 @@
+/*
+ * be: backend message parsers (see proto/be.h).
+ */
+#include "proto/be.h"
+
+#include "proto/pkt.h"
+
+bool be_parse_error(const uint8_t *body, size_t len, struct be_error *out)
+{
+	struct pkt_cursor c;
+	const char *severity_local = "ERROR";
+
+	out->severity = NULL;
+	out->sqlstate = "XX000";
+	out->message = "";
+	pkt_cursor_init(&c, body, len);
+	for (;;) {
+		uint8_t field;
+		const char *value;
+
+		if (!pkt_get_u8(&c, &field))
+			return false;
+		if (field == 0)
+			break;
+		if (!pkt_get_cstring(&c, &value))
+			return false;
+		switch (field) {
+		case 'S': severity_local = value; break;
+		case 'V': out->severity = value; break;
+		case 'C': out->sqlstate = value; break;
+		case 'M': out->message = value; break;
+		default: break;
+		}
+	}
+	if (!out->severity)
+		out->severity = severity_local;
+	return true;
+}
+
+bool be_parse_parameter_status(const uint8_t *body, size_t len, const char **name, const char **value)
+{
+	struct pkt_cursor c;
+
+	pkt_cursor_init(&c, body, len);
+	return pkt_get_cstring(&c, name) && pkt_get_cstring(&c, value) && pkt_remaining(&c) == 0;
+}
+
+bool be_parse_backend_key(const uint8_t *body, size_t len, uint32_t *pid, uint32_t *key)
+{
+	struct pkt_cursor c;
+
+	pkt_cursor_init(&c, body, len);
+	return pkt_get_u32(&c, pid) && pkt_get_u32(&c, key) && pkt_remaining(&c) == 0;
+}
+
+bool be_parse_auth(const uint8_t *body, size_t len, uint32_t *code, const uint8_t **data, size_t *data_len)
+{
+	struct pkt_cursor c;
+
+	pkt_cursor_init(&c, body, len);
+	if (!pkt_get_u32(&c, code))
+		return false;
+	*data_len = pkt_remaining(&c);
+	return pkt_get_bytes(&c, *data_len, data);
+}
