@@ -46,7 +46,9 @@ struct client {
 	char addr[64];                /* "ip:port" of the client */
 	struct param_set params;      /* what the client expects the server's settings to be */
 
-	uint32_t cancel_pid, cancel_key;  /* what pgmux told the client in BackendKeyData */
+	uint32_t cancel_pid, cancel_key;
+	int auth_method;              /* password request sent (3 cleartext, 5 md5), 0 when done */
+	uint8_t auth_salt[4];  /* what pgmux told the client in BackendKeyData */
 
 	/* protocol position, for deciding when the server may be released */
 	uint32_t pending_ready;       /* ReadyForQuery messages still owed for sent Query/Sync */
@@ -77,6 +79,10 @@ void client_send_error(struct client *c, const char *sqlstate, const char *fmt, 
 
 /* The pool gave this client a server: start relaying. */
 void client_on_server_linked(struct client *c);
+/* The linked server sent ReadyForQuery (already relayed): release it if the unit of work ended. */
+void client_on_ready(struct client *c, char tx_status);
+/* The linked server is gone: tell the client what it lost, keep it if its session survives. */
+void client_on_server_lost(struct client *c);
 /* Finish the login of a client that waited for the pool's first server. */
 void client_finish_login(struct client *c);
 

@@ -105,6 +105,8 @@ void conn_resume(struct conn *c);
 
 /* Close now; pending output is dropped; no callback follows. */
 void conn_close(struct conn *c);
+/* Close now after one best-effort, non-blocking write of a last message (e.g. Terminate). */
+void conn_close_with(struct conn *c, const void *data, size_t len);
 /* Stop reading, write what is queued, then close and report CONN_FLUSHED via on_closed. */
 void conn_close_after_flush(struct conn *c);
 

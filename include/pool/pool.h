@@ -76,6 +76,14 @@ struct pool {
 	struct stats stats;
 };
 
+/* A CancelRequest being delivered to a backend on its own short connection. */
+struct cancel_req {
+	struct list_node node;
+	struct worker *w;
+	struct server *server;            /* NULL once the server closed */
+	struct conn conn;
+};
+
 /* One pgmux process's state; every object is reachable from here. */
 struct worker {
 	struct evloop loop;
@@ -87,6 +95,7 @@ struct worker {
 	struct list_node login_clients;   /* LOGIN (no pool yet) and admin clients */
 	struct list_node closing_clients;
 	struct list_node closing_servers;
+	struct list_node cancel_reqs;     /* cancel requests on their way to a backend */
 	int n_clients;                    /* every client connection, for max_client_conn */
 	uint64_t next_client_id, next_server_id;
 	bool paused;                      /* PAUSE without a database */

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "core/list.h"
 #include "ev/conn.h"
@@ -39,9 +40,11 @@ struct server {
 	struct list_node node;        /* on its pool's list for its state */
 	struct client *client;        /* linked client, if any */
 
+	struct sockaddr_storage sa;   /* where the backend listens (for cancel requests) */
+	socklen_t salen;
 	uint32_t backend_pid, backend_key;
 	struct param_set params;      /* what the server reported through ParameterStatus */
-	char addr[64];
+	char addr[128];
 
 	uint32_t internal_pending;    /* ReadyForQuery owed to pgmux's own queries (consumed) */
 	bool internal_failed;         /* one of pgmux's own queries failed */

@@ -306,6 +306,23 @@ static bool derive_keys(struct scram_client *sc, const struct server_first *sf)
 	return ok;
 }
 
+/* AuthMessage = client-first-bare "," server-first "," client-final-without-proof */
+static bool build_auth_message(const struct scram_client *sc, const char *final, size_t final_len,
+			       char *auth, size_t cap, size_t *auth_len)
+{
+	size_t bare = sc->client_first_bare_len, first = sc->server_first_len;
+	size_t n = bare + 1 + first + 1 + final_len;
+	if (n > cap)
+		return false;
+	memcpy(auth, sc->client_first_bare, bare);
+	auth[bare] = ',';
+	memcpy(auth + bare + 1, sc->server_first, first);
+	auth[bare + 1 + first] = ',';
+	memcpy(auth + bare + 2 + first, final, final_len);
+	*auth_len = n;
+	return true;
+}
+
 bool scram_client_final_message(struct scram_client *sc, const char *server_first, size_t len,
 				char *out, size_t outlen, size_t *outn, char *err, size_t errlen)
 {
@@ -329,16 +346,10 @@ bool scram_client_final_message(struct scram_client *sc, const char *server_firs
 		return fail(sc, err, errlen, "client-final-message does not fit the buffer");
 	size_t without_proof = (size_t)w;
 
-	/* AuthMessage = client-first-bare "," server-first "," client-final-without-proof */
 	char auth[3 * SCRAM_MESSAGE_MAX];
-	size_t auth_len = sc->client_first_bare_len + 1 + len + 1 + without_proof;
-	if (auth_len > sizeof(auth))
+	size_t auth_len;
+	if (!build_auth_message(sc, out, without_proof, auth, sizeof(auth), &auth_len))
 		return fail(sc, err, errlen, "AuthMessage too long");
-	memcpy(auth, sc->client_first_bare, sc->client_first_bare_len);
-	auth[sc->client_first_bare_len] = ',';
-	memcpy(auth + sc->client_first_bare_len + 1, server_first, len);
-	auth[sc->client_first_bare_len + 1 + len] = ',';
-	memcpy(auth + sc->client_first_bare_len + 2 + len, out, without_proof);
 
 	uint8_t proof[SCRAM_KEY_LEN];
 	if (!derive_keys(sc, &sf) || !compute_proof(sc, auth, auth_len, proof)) {

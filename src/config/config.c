@@ -431,44 +431,57 @@ static bool apply_entry_pair(struct parse_state *ps, const char *entry, void *ba
 	return true;
 }
 
+enum pair_result { PAIR_OK, PAIR_END, PAIR_BAD };
+
+/*
+ * Read the next "key=value" at *pp into name and value (value has room for the whole rest
+ * of the string). On PAIR_BAD, why says what is wrong (it may point into name).
+ */
+static enum pair_result next_pair(const char **pp, char *name, size_t namelen, char *value,
+				  char *why, size_t whylen)
+{
+	const char *p = *pp + strspn(*pp, " \t");
+	const char *err = NULL;
+	size_t len = strcspn(p, "= \t");
+
+	if (*p == '\0')
+		return PAIR_END;
+	if (len == 0 || len >= namelen) {
+		snprintf(why, whylen, "expected key=value at '%s'", p);
+		return PAIR_BAD;
+	}
+	memcpy(name, p, len);
+	name[len] = '\0';
+	p += len;
+	p += strspn(p, " \t");
+	if (*p != '=') {
+		snprintf(why, whylen, "expected '=' after '%s'", name);
+		return PAIR_BAD;
+	}
+	p++;
+	p += strspn(p, " \t");
+	if (!read_entry_value(&p, value, &err)) {
+		snprintf(why, whylen, "%s: %s", name, err);
+		return PAIR_BAD;
+	}
+	*pp = p;
+	return PAIR_OK;
+}
+
 /* Parse a whole entry string into base; a key given twice keeps its last value, as libpq. */
 static bool parse_entry(struct parse_state *ps, const char *entry, void *base,
 			const struct config_key *keys, size_t n, const char *s)
 {
 	char *value = malloc(strlen(s) + 1);
-	const char *p = s;
-	bool ok = value != NULL;
+	char name[ENTRY_KEY_MAX], why[256];
+	enum pair_result r;
+	bool ok = true;
 
 	if (!value)
 		return parse_fail(ps, entry, "out of memory");
-	while (ok) {
-		char name[ENTRY_KEY_MAX];
-		const char *why = NULL;
-		size_t len;
-
-		while (isspace((unsigned char)*p))
-			p++;
-		if (*p == '\0')
-			break;
-		len = strcspn(p, "= \t");
-		if (len == 0 || len >= sizeof(name)) {
-			ok = parse_fail(ps, entry, "expected key=value at '%s'", p);
-			break;
-		}
-		memcpy(name, p, len);
-		name[len] = '\0';
-		p += len;
-		while (isspace((unsigned char)*p))
-			p++;
-		if (*p != '=') {
-			ok = parse_fail(ps, entry, "expected '=' after '%s'", name);
-			break;
-		}
-		p++;
-		while (isspace((unsigned char)*p))
-			p++;
-		if (!read_entry_value(&p, value, &why))
-			ok = parse_fail(ps, entry, "%s: %s", name, why);
+	while (ok && (r = next_pair(&s, name, sizeof(name), value, why, sizeof(why))) != PAIR_END) {
+		if (r == PAIR_BAD)
+			ok = parse_fail(ps, entry, "%s", why);
 		else
 			ok = apply_entry_pair(ps, entry, base, keys, n, name, value);
 	}
@@ -485,11 +498,21 @@ static bool check_entry_name(struct parse_state *ps, const char *kind, const cha
 	return true;
 }
 
+/* Make room for element n of the array *arrp points to; false when out of memory. */
+static bool grow(void *arrp, size_t size, int n)
+{
+	void **arr = arrp;
+	void *p = realloc(*arr, (size_t)(n + 1) * size);
+
+	if (!p)
+		return false;
+	*arr = p;
+	return true;
+}
+
 static bool add_db(struct parse_state *ps, const char *name, const char *value)
 {
 	struct config *cfg = ps->cfg;
-	struct db_entry *dbs;
-	int *lines;
 	struct db_entry db = { 0 };
 
 	if (!check_entry_name(ps, "database", name))
@@ -500,7 +523,9 @@ static bool add_db(struct parse_state *ps, const char *name, const char *value)
 					  ps->origins.dbs[i]);
 	}
 	db.name = strdup(name);
-	if (!db.name || !init_fields(&db, config_db_keys, config_db_key_count)) {
+	if (!db.name || !init_fields(&db, config_db_keys, config_db_key_count) ||
+	    !grow(&cfg->dbs, sizeof(*cfg->dbs), cfg->n_dbs) ||
+	    !grow(&ps->origins.dbs, sizeof(int), cfg->n_dbs)) {
 		free_db(&db);
 		return parse_fail(ps, name, "out of memory");
 	}
@@ -508,26 +533,14 @@ static bool add_db(struct parse_state *ps, const char *name, const char *value)
 		free_db(&db);
 		return false;
 	}
-	dbs = realloc(cfg->dbs, (size_t)(cfg->n_dbs + 1) * sizeof(*dbs));
-	if (dbs)
-		cfg->dbs = dbs;
-	lines = realloc(ps->origins.dbs, (size_t)(cfg->n_dbs + 1) * sizeof(*lines));
-	if (lines)
-		ps->origins.dbs = lines;
-	if (!dbs || !lines) {
-		free_db(&db);
-		return parse_fail(ps, name, "out of memory");
-	}
-	lines[cfg->n_dbs] = ps->lineno;
-	dbs[cfg->n_dbs++] = db;
+	ps->origins.dbs[cfg->n_dbs] = ps->lineno;
+	cfg->dbs[cfg->n_dbs++] = db;
 	return true;
 }
 
 static bool add_user(struct parse_state *ps, const char *name, const char *value)
 {
 	struct config *cfg = ps->cfg;
-	struct user_entry *users;
-	int *lines;
 	struct user_entry user = { 0 };
 
 	if (!check_entry_name(ps, "user", name))
@@ -537,25 +550,19 @@ static bool add_user(struct parse_state *ps, const char *name, const char *value
 			return parse_fail(ps, name, "duplicate user (first defined at line %d)",
 					  ps->origins.users[i]);
 	}
-	if (!init_fields(&user, config_user_keys, config_user_key_count) ||
-	    !(user.name = strdup(name)))
+	user.name = strdup(name);
+	if (!user.name || !init_fields(&user, config_user_keys, config_user_key_count) ||
+	    !grow(&cfg->users, sizeof(*cfg->users), cfg->n_users) ||
+	    !grow(&ps->origins.users, sizeof(int), cfg->n_users)) {
+		free(user.name);
 		return parse_fail(ps, name, "out of memory");
+	}
 	if (!parse_entry(ps, name, &user, config_user_keys, config_user_key_count, value)) {
 		free(user.name);
 		return false;
 	}
-	users = realloc(cfg->users, (size_t)(cfg->n_users + 1) * sizeof(*users));
-	if (users)
-		cfg->users = users;
-	lines = realloc(ps->origins.users, (size_t)(cfg->n_users + 1) * sizeof(*lines));
-	if (lines)
-		ps->origins.users = lines;
-	if (!users || !lines) {
-		free(user.name);
-		return parse_fail(ps, name, "out of memory");
-	}
-	lines[cfg->n_users] = ps->lineno;
-	users[cfg->n_users++] = user;
+	ps->origins.users[cfg->n_users] = ps->lineno;
+	cfg->users[cfg->n_users++] = user;
 	return true;
 }
 

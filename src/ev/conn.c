@@ -305,6 +305,13 @@ void conn_close(struct conn *c)
 	free_buffers(c);
 }
 
+void conn_close_with(struct conn *c, const void *data, size_t len)
+{
+	if (c->fd >= 0 && !c->failed && !conn_pending_output(c))
+		(void)!send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	conn_close(c);
+}
+
 void conn_close_after_flush(struct conn *c)
 {
 	if (c->fd < 0 || c->closing)

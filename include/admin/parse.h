@@ -1,0 +1,76 @@
+/*
+ * admin/parse: the admin console's command parser, text in and a struct admin_cmd out.
+ *
+ * Pure: no sockets, no daemon state, no allocation, so it can be unit-tested and fuzzed alone.
+ * Keywords are case-insensitive; whitespace, SQL comments and one trailing ';' are allowed.
+ * Names (databases, SET keys) keep their case, as PgBouncer keeps it; "double quotes" allow any
+ * characters in a database name. What a name refers to is checked by the caller.
+ */
+#ifndef PGMUX_ADMIN_PARSE_H
+#define PGMUX_ADMIN_PARSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum admin_verb {
+	ADMIN_EMPTY, /* only whitespace, comments or ';' */
+	ADMIN_SHOW,
+	ADMIN_PAUSE,
+	ADMIN_RESUME,
+	ADMIN_RECONNECT,
+	ADMIN_KILL,
+	ADMIN_DISABLE,
+	ADMIN_ENABLE,
+	ADMIN_WAIT_CLOSE,
+	ADMIN_RELOAD,
+	ADMIN_SHUTDOWN,
+	ADMIN_SET,
+};
+
+enum admin_show {
+	ADMIN_SHOW_HELP,
+	ADMIN_SHOW_VERSION,
+	ADMIN_SHOW_CONFIG,
+	ADMIN_SHOW_DATABASES,
+	ADMIN_SHOW_POOLS,
+	ADMIN_SHOW_CLIENTS,
+	ADMIN_SHOW_SERVERS,
+	ADMIN_SHOW_STATS,
+	ADMIN_SHOW_STATS_TOTALS,
+	ADMIN_SHOW_STATS_AVERAGES,
+	ADMIN_SHOW_TOTALS,
+	ADMIN_SHOW_LISTS,
+	ADMIN_SHOW_USERS,
+	ADMIN_SHOW_MEM,
+};
+
+enum admin_parse_status {
+	ADMIN_PARSE_OK,
+	ADMIN_PARSE_SYNTAX,      /* not a command, or wrong arguments: SQLSTATE 42601 */
+	ADMIN_PARSE_UNSUPPORTED, /* a PgBouncer command pgmux does not have: SQLSTATE 0A000 */
+};
+
+#define ADMIN_NAME_MAX 64    /* longest database name or SET key, with its NUL */
+#define ADMIN_VALUE_MAX 1024 /* longest SET value, with its NUL */
+
+struct admin_cmd {
+	enum admin_verb verb;
+	enum admin_show show;        /* ADMIN_SHOW only */
+	char arg[ADMIN_NAME_MAX];    /* database name, or SET's key; "" when not given */
+	char value[ADMIN_VALUE_MAX]; /* SET's value, quotes removed */
+};
+
+/*
+ * Parse one query. ADMIN_PARSE_OK fills cmd; otherwise err says what is wrong, starting with
+ * "invalid command" for ADMIN_PARSE_SYNTAX. cmd is always fully written.
+ */
+enum admin_parse_status admin_parse(const char *sql, struct admin_cmd *cmd, char *err,
+				    size_t errlen);
+
+/* The CommandComplete tag of a verb ("SHOW", "PAUSE", "WAIT_CLOSE"...). Static string. */
+const char *admin_verb_tag(enum admin_verb verb);
+
+/* The name of a SHOW item as written in commands ("POOLS", "STATS_TOTALS"...). Static string. */
+const char *admin_show_name(enum admin_show what);
+
+#endif

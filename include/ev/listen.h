@@ -1,0 +1,26 @@
+/*
+ * listen: listening sockets (TCP addresses and a unix socket) that hand accepted sockets to a
+ * callback.
+ */
+#ifndef PGMUX_EV_LISTEN_H
+#define PGMUX_EV_LISTEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct evloop;
+struct listeners;
+
+typedef void (*listen_accept_fn)(void *arg, int fd, bool is_unix);
+
+/*
+ * Listen on every address in addrs (comma/space separated, "*" = all IPv4 and IPv6) at port, and
+ * on unix_dir/.s.PGSQL.port unless unix_dir is empty. NULL (and err) if any of them fails.
+ */
+struct listeners *listen_open(struct evloop *loop, const char *addrs, int port, const char *unix_dir,
+			      int unix_mode, int backlog, listen_accept_fn fn, void *arg, char *err,
+			      size_t errlen);
+/* Stop accepting and close the sockets (the unix socket file is removed). */
+void listen_close(struct listeners *ls);
+
+#endif

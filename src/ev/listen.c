@@ -1,0 +1,197 @@
+/*
+ * listen: TCP and unix listening sockets (see ev/listen.h).
+ */
+#include "ev/listen.h"
+
+#include <errno.h>
+#include <ev.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "ev/loop.h"
+
+#define MAX_LISTENERS 16
+
+struct listener {
+	ev_io io;
+	bool is_unix;
+	struct listeners *set;
+};
+
+struct listeners {
+	struct evloop *loop;
+	listen_accept_fn fn;
+	void *arg;
+	int n;
+	struct listener l[MAX_LISTENERS];
+	char unix_path[108];
+	ev_timer retry;      /* accepting paused after running out of file descriptors */
+};
+
+static void resume_accepting(struct ev_loop *ev, ev_timer *t, int revents)
+{
+	struct listeners *ls = t->data;
+
+	for (int i = 0; i < ls->n; i++)
+		ev_io_start(ev, &ls->l[i].io);
+}
+
+static void on_accept(struct ev_loop *ev, ev_io *w, int revents)
+{
+	struct listener *l = w->data;
+	struct listeners *ls = l->set;
+
+	/* Drain the backlog, but bounded so one busy listener cannot starve the loop. */
+	for (int i = 0; i < 64; i++) {
+		int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd >= 0) {
+			ls->fn(ls->arg, fd, l->is_unix);
+			continue;
+		}
+		if (errno == EMFILE || errno == ENFILE) {
+			log_warning("out of file descriptors: not accepting for a second");
+			for (int j = 0; j < ls->n; j++)
+				ev_io_stop(ev, &ls->l[j].io);
+			ev_timer_set(&ls->retry, 1.0, 0);
+			ev_timer_start(ev, &ls->retry);
+		} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+			   errno != ECONNABORTED) {
+			log_warning("accept failed: %s", strerror(errno));
+		}
+		return;
+	}
+}
+
+static bool add_listener(struct listeners *ls, int fd, bool is_unix)
+{
+	struct listener *l;
+
+	if (ls->n >= MAX_LISTENERS) {
+		close(fd);
+		return false;
+	}
+	l = &ls->l[ls->n++];
+	l->is_unix = is_unix;
+	l->set = ls;
+	ev_io_init(&l->io, on_accept, fd, EV_READ);
+	l->io.data = l;
+	ev_io_start(ls->loop->ev, &l->io);
+	return true;
+}
+
+static bool listen_tcp(struct listeners *ls, const char *host, int port, int backlog, char *err, size_t errlen)
+{
+	struct addrinfo hints = { 0 }, *res, *ai;
+	char portstr[16];
+	int rc, one = 1;
+
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	rc = getaddrinfo(strcmp(host, "*") == 0 ? NULL : host, portstr, &hints, &res);
+	if (rc != 0) {
+		snprintf(err, errlen, "listen_addr %s: %s", host, gai_strerror(rc));
+		return false;
+	}
+	for (ai = res; ai; ai = ai->ai_next) {
+		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+		if (fd < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (ai->ai_family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, backlog) < 0) {
+			snprintf(err, errlen, "could not listen on %s:%d: %s", host, port, strerror(errno));
+			close(fd);
+			freeaddrinfo(res);
+			return false;
+		}
+		add_listener(ls, fd, false);
+	}
+	freeaddrinfo(res);
+	return true;
+}
+
+static bool listen_unix(struct listeners *ls, const char *dir, int port, int mode, int backlog,
+			char *err, size_t errlen)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd;
+
+	if ((size_t)snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/.s.PGSQL.%d", dir, port) >=
+	    sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "unix_socket_dir too long");
+		return false;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return false;
+	}
+	unlink(sun.sun_path);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, backlog) < 0) {
+		snprintf(err, errlen, "could not listen on %s: %s", sun.sun_path, strerror(errno));
+		close(fd);
+		return false;
+	}
+	chmod(sun.sun_path, (mode_t)mode);
+	snprintf(ls->unix_path, sizeof(ls->unix_path), "%s", sun.sun_path);
+	return add_listener(ls, fd, true);
+}
+
+struct listeners *listen_open(struct evloop *loop, const char *addrs, int port, const char *unix_dir,
+			      int unix_mode, int backlog, listen_accept_fn fn, void *arg, char *err,
+			      size_t errlen)
+{
+	struct listeners *ls = calloc(1, sizeof(*ls));
+	char *copy, *tok, *save = NULL;
+
+	if (!ls || !(copy = strdup(addrs))) {
+		free(ls);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	ls->loop = loop;
+	ls->fn = fn;
+	ls->arg = arg;
+	ev_timer_init(&ls->retry, resume_accepting, 1.0, 0);
+	ls->retry.data = ls;
+	for (tok = strtok_r(copy, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+		if (!listen_tcp(ls, tok, port, backlog, err, errlen)) {
+			free(copy);
+			listen_close(ls);
+			return NULL;
+		}
+	}
+	free(copy);
+	if (*unix_dir && !listen_unix(ls, unix_dir, port, unix_mode, backlog, err, errlen)) {
+		listen_close(ls);
+		return NULL;
+	}
+	return ls;
+}
+
+void listen_close(struct listeners *ls)
+{
+	if (!ls)
+		return;
+	ev_timer_stop(ls->loop->ev, &ls->retry);
+	for (int i = 0; i < ls->n; i++) {
+		ev_io_stop(ls->loop->ev, &ls->l[i].io);
+		close(ls->l[i].io.fd);
+	}
+	if (*ls->unix_path)
+		unlink(ls->unix_path);
+	free(ls);
+}

@@ -1,0 +1,198 @@
+/*
+ * main: command line, startup order (config, log, daemon, pidfile, listeners, signals), the run
+ * and the orderly exit.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "auth/userlist.h"
+#include "core/log.h"
+#include "ev/listen.h"
+#include "pool/pool.h"
+
+#define JANITOR_INTERVAL 0.2
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"pgmux " PGMUX_VERSION " - PostgreSQL connection pooler and read/write router\n\n"
+		"usage: pgmux [OPTION]... CONFIG\n\n"
+		"  -d, --daemon    run in the background (requires logfile or syslog)\n"
+		"  -v, --verbose   more log output (repeat for more)\n"
+		"  -q, --quiet     no log output on stderr\n"
+		"  -V, --version   print the version and exit\n"
+		"  -h, --help      print this help and exit\n\n"
+		"Signals: SIGHUP reloads the config, SIGTERM stops accepting and exits when clients are\n"
+		"gone, SIGINT also waits for running transactions to end; a second signal exits at once.\n");
+}
+
+static void on_accept(void *arg, int fd, bool is_unix)
+{
+	client_accept(arg, fd, is_unix);
+}
+
+static void on_janitor(void *arg)
+{
+	pool_janitor(arg);
+}
+
+static void on_signal(void *arg, int signum)
+{
+	struct worker *w = arg;
+	char err[512];
+
+	switch (signum) {
+	case SIGHUP:
+		log_info("SIGHUP: reloading config");
+		worker_reload(w, err, sizeof(err));
+		break;
+	case SIGTERM:
+		worker_shutdown(w, false);
+		break;
+	case SIGINT:
+		worker_shutdown(w, true);
+		break;
+	default:
+		break;
+	}
+}
+
+static void write_pidfile(const char *path)
+{
+	FILE *f;
+
+	if (!*path)
+		return;
+	f = fopen(path, "w");
+	if (!f)
+		die("could not write pidfile %s: %s", path, strerror(errno));
+	fprintf(f, "%d\n", (int)getpid());
+	fclose(f);
+}
+
+static void daemonize(void)
+{
+	pid_t pid = fork();
+	int fd;
+
+	if (pid < 0)
+		die("fork failed: %s", strerror(errno));
+	if (pid > 0)
+		_exit(0);
+	setsid();
+	pid = fork();
+	if (pid < 0)
+		die("fork failed: %s", strerror(errno));
+	if (pid > 0)
+		_exit(0);
+	fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+}
+
+/* Many clients need many descriptors: raise the soft limit as far as allowed. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static void worker_init(struct worker *w, struct config *cfg, struct userlist *ul)
+{
+	memset(w, 0, sizeof(*w));
+	w->cfg = cfg;
+	w->userlist = ul;
+	list_init(&w->databases);
+	list_init(&w->users);
+	list_init(&w->pools);
+	list_init(&w->login_clients);
+	list_init(&w->closing_clients);
+	list_init(&w->closing_servers);
+	list_init(&w->cancel_reqs);
+	if (!evloop_init(&w->loop, (uint32_t)cfg->pkt_buf))
+		die("could not initialise the event loop");
+	w->start_time_us = evloop_now_us(&w->loop);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "daemon", no_argument, NULL, 'd' }, { "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },  { "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },   { NULL, 0, NULL, 0 },
+	};
+	bool daemon = false, quiet = false;
+	int verbose = 0, opt;
+	struct config *cfg;
+	struct userlist *ul = NULL;
+	struct worker w;
+	char err[1024];
+
+	while ((opt = getopt_long(argc, argv, "dvqVh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'd': daemon = true; break;
+		case 'v': verbose++; break;
+		case 'q': quiet = true; break;
+		case 'V': printf("pgmux " PGMUX_VERSION "\n"); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 1;
+		}
+	}
+	if (optind != argc - 1) {
+		usage(stderr);
+		return 1;
+	}
+	cfg = config_load(argv[optind], err, sizeof(err));
+	if (!cfg) {
+		fprintf(stderr, "pgmux: %s\n", err);
+		return 1;
+	}
+	cfg->verbose += verbose;
+	if (daemon && !*cfg->logfile && !cfg->syslog) {
+		fprintf(stderr, "pgmux: -d needs logfile or syslog in the config\n");
+		return 1;
+	}
+	if (!log_open(cfg->logfile, !quiet && !daemon, cfg->syslog, cfg->syslog_ident)) {
+		fprintf(stderr, "pgmux: could not open logfile %s: %s\n", cfg->logfile, strerror(errno));
+		return 1;
+	}
+	log_set_verbose(cfg->verbose);
+	if (*cfg->auth_file && !(ul = userlist_load(cfg->auth_file, err, sizeof(err))))
+		die("%s", err);
+	raise_fd_limit();
+	signal(SIGPIPE, SIG_IGN);
+	if (daemon)
+		daemonize();
+	worker_init(&w, cfg, ul);
+	w.listeners = listen_open(&w.loop, cfg->listen_addr, cfg->listen_port, cfg->unix_socket_dir,
+				  cfg->unix_socket_mode, cfg->listen_backlog, on_accept, &w, err, sizeof(err));
+	if (!w.listeners)
+		die("%s", err);
+	write_pidfile(cfg->pidfile);
+	if (!evloop_signal(&w.loop, SIGHUP, on_signal, &w) || !evloop_signal(&w.loop, SIGTERM, on_signal, &w) ||
+	    !evloop_signal(&w.loop, SIGINT, on_signal, &w) ||
+	    !evloop_timer_start(&w.loop, &w.janitor, JANITOR_INTERVAL, on_janitor, &w))
+		die("could not set up signals and timers");
+	log_info("pgmux " PGMUX_VERSION " listening on %s:%d", cfg->listen_addr, cfg->listen_port);
+	evloop_run(&w.loop);
+	if (*w.cfg->pidfile)
+		unlink(w.cfg->pidfile);
+	log_info("pgmux stopped");
+	return 0;
+}

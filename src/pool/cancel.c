@@ -1,0 +1,107 @@
+/*
+ * cancel: CancelRequest routing. Clients only know pgmux's BackendKeyData; a request naming it is
+ * forwarded, on a new connection, to the backend the client is using at that moment. While it is
+ * on its way the server is not handed to anyone else (CANCEL_WAIT on release), so a late cancel can
+ * never hit another client's query.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "pool/pool.h"
+#include "proto/build.h"
+
+static struct client *find_client(struct worker *w, uint32_t pid, uint32_t key)
+{
+	struct list_node *n, *t, *m, *u;
+
+	list_for_each_safe(n, t, &w->pools) {
+		struct pool *p = list_entry(n, struct pool, node);
+
+		list_for_each_safe(m, u, &p->active_clients) {
+			struct client *c = list_entry(m, struct client, node);
+
+			if (c->cancel_pid == pid && c->cancel_key == key)
+				return c;
+		}
+	}
+	return NULL;
+}
+
+static void cancel_free(void *obj)
+{
+	free(obj);
+}
+
+static void cancel_done(struct cancel_req *r)
+{
+	struct server *s = r->server;
+
+	list_del(&r->node);
+	conn_close(&r->conn);
+	evloop_park(&r->w->loop, r, cancel_free);
+	if (!s)
+		return;
+	s->cancel_inflight--;
+	if (s->cancel_inflight == 0 && s->state == SERVER_CANCEL_WAIT)
+		pool_server_ready(s);
+}
+
+static enum conn_action on_packet(void *owner, struct conn *c, const struct pkt_header *hdr,
+				  const uint8_t *whole)
+{
+	return CONN_CONSUME;
+}
+
+static void on_connected(void *owner, struct conn *c, bool ok, int errnum)
+{
+	struct cancel_req *r = owner;
+	struct msgbuf mb;
+
+	if (!ok || !r->server) {
+		log_warning("cancel request could not be delivered: %s", ok ? "server gone" : strerror(errnum));
+		cancel_done(r);
+		return;
+	}
+	mb_init(&mb);
+	build_cancel_request(&mb, r->server->backend_pid, r->server->backend_key);
+	conn_write(c, mb.data, mb.len);
+	mb_free(&mb);
+	conn_close_after_flush(c);
+}
+
+static void on_closed(void *owner, struct conn *c, enum conn_close_reason why)
+{
+	cancel_done(owner);
+}
+
+static const struct conn_ops cancel_ops = { on_packet, on_connected, on_closed };
+
+void client_cancel_request(struct worker *w, uint32_t pid, uint32_t key)
+{
+	struct client *c = find_client(w, pid, key);
+	struct cancel_req *r;
+	int errnum;
+
+	/* An idle client has nothing running: a cancel must not touch anyone's server. */
+	if (!c || !c->server || c->server->state != SERVER_ACTIVE) {
+		log_debug("cancel request for an idle or unknown client ignored");
+		return;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return;
+	r->w = w;
+	r->server = c->server;
+	conn_init(&r->conn, &w->loop, &cancel_ops, r);
+	list_add_tail(&w->cancel_reqs, &r->node);
+	if (!conn_connect(&r->conn, (struct sockaddr *)&c->server->sa, c->server->salen, &errnum)) {
+		log_warning("cancel request could not connect: %s", strerror(errnum));
+		list_del(&r->node);
+		free(r);
+		return;
+	}
+	c->server->cancel_inflight++;
+	log_debug("C-%llu cancel forwarded to S-%llu", (unsigned long long)c->id,
+		  (unsigned long long)c->server->id);
+}

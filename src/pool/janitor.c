@@ -1,0 +1,118 @@
+/*
+ * janitor: the periodic sweep that enforces every timeout (login, query wait, idle transaction,
+ * query, client idle, server idle/lifetime/connect), keeps min_pool_size, retries server logins
+ * after server_login_retry, and finishes a safe shutdown.
+ */
+#include <stdlib.h>
+
+#include "admin/admin.h"
+#include "core/log.h"
+#include "pool/pool.h"
+
+static bool exceeded(uint64_t now, uint64_t since, double timeout)
+{
+	return timeout > 0 && since && now > since && now - since >= (uint64_t)(timeout * 1e6);
+}
+
+static void check_waiting(struct pool *p, uint64_t now)
+{
+	struct list_node *n, *t;
+	const struct config *cfg = p->w->cfg;
+
+	list_for_each_safe(n, t, &p->waiting_clients) {
+		struct client *c = list_entry(n, struct client, node);
+
+		if (c->state == CLIENT_WAITING_LOGIN && exceeded(now, c->connect_time_us, cfg->query_wait_timeout))
+			client_close(c, "08P01", "query_wait_timeout: no server connection available%s%s",
+				     *p->last_login_error ? ": " : "", p->last_login_error);
+		else if (c->state == CLIENT_WAITING && exceeded(now, c->wait_start_us, cfg->query_wait_timeout))
+			client_close(c, "08P01", "query_wait_timeout: no server connection available in time");
+	}
+}
+
+static void check_active(struct pool *p, uint64_t now)
+{
+	struct list_node *n, *t;
+	const struct config *cfg = p->w->cfg;
+
+	list_for_each_safe(n, t, &p->active_clients) {
+		struct client *c = list_entry(n, struct client, node);
+
+		if (c->server && c->query_running && exceeded(now, c->query_start_us, cfg->query_timeout)) {
+			c->server->close_when_released = true;
+			client_close(c, "57014", "query_timeout: query ran longer than %g s", cfg->query_timeout);
+		} else if (c->server && !c->query_running && c->tx_status != 'I' &&
+			   exceeded(now, c->request_time_us, cfg->idle_transaction_timeout)) {
+			c->server->close_when_released = true;
+			client_close(c, "25P03", "idle transaction timeout");
+		} else if (!c->server && exceeded(now, c->request_time_us, cfg->client_idle_timeout)) {
+			client_close(c, "08P01", "client_idle_timeout: client was idle too long");
+		} else if (p->w->safe_shutdown && !c->query_running && c->tx_status == 'I' &&
+			   c->pending_ready == 0) {
+			client_close(c, "57P01", "pgmux is shutting down");
+		} else if (p->w->safe_shutdown) {
+			c->shutdown_pending = true;
+		}
+	}
+}
+
+static void check_servers(struct pool *p, uint64_t now)
+{
+	struct list_node *n, *t;
+	const struct config *cfg = p->w->cfg;
+	int min = p->db->entry && p->db->entry->min_pool_size >= 0 ? p->db->entry->min_pool_size
+								   : cfg->min_pool_size;
+
+	list_for_each_safe(n, t, &p->idle_servers) {
+		struct server *s = list_entry(n, struct server, node);
+		int total = p->n_idle + p->n_active + p->n_login + p->n_reset;
+
+		if (exceeded(now, s->connect_time_us, cfg->server_lifetime) && total > min)
+			server_close(s, "server_lifetime");
+		else if (exceeded(now, s->request_time_us, cfg->server_idle_timeout) && total > min)
+			server_close(s, "server_idle_timeout");
+	}
+	list_for_each_safe(n, t, &p->login_servers) {
+		struct server *s = list_entry(n, struct server, node);
+
+		if (exceeded(now, s->connect_time_us, cfg->server_connect_timeout)) {
+			pool_server_login_failed(p, "08006", "server connect timeout");
+			server_close(s, "server_connect_timeout");
+		}
+	}
+}
+
+static void check_login_clients(struct worker *w, uint64_t now)
+{
+	struct list_node *n, *t;
+
+	list_for_each_safe(n, t, &w->login_clients) {
+		struct client *c = list_entry(n, struct client, node);
+
+		if (c->state == CLIENT_LOGIN && exceeded(now, c->connect_time_us, w->cfg->client_login_timeout))
+			client_close(c, "08P01", "client_login_timeout");
+		else if (c->admin && w->safe_shutdown)
+			client_close(c, "57P01", "pgmux is shutting down");
+	}
+}
+
+void pool_janitor(struct worker *w)
+{
+	uint64_t now = evloop_now_us(&w->loop);
+	struct list_node *n, *t;
+
+	check_login_clients(w, now);
+	list_for_each_safe(n, t, &w->pools) {
+		struct pool *p = list_entry(n, struct pool, node);
+
+		check_waiting(p, now);
+		check_active(p, now);
+		check_servers(p, now);
+		pool_launch_needed(p);
+	}
+	admin_tick(w);
+	if (w->shutting_down && w->n_clients == 0) {
+		log_info("all clients gone, exiting");
+		evloop_break(&w->loop);
+	}
+}

@@ -1,0 +1,538 @@
+/*
+ * pool: state transitions and server assignment (see pool/pool.h).
+ *
+ * Invariants: every client and server sits on the list of its state; the counters n_* equal the
+ * lengths of those lists; a server is linked to a client exactly when both are ACTIVE; a pool never
+ * holds more servers than its size (plus reserve), its database's max_db_connections and its
+ * user's max_user_connections allow.
+ */
+#include "pool/pool.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin/admin.h"
+#include "core/log.h"
+
+/* ---- state transitions ---- */
+
+static void client_leave_state(struct client *c)
+{
+	struct pool *p = c->pool;
+
+	list_del(&c->node);
+	if (!p)
+		return;
+	switch (c->state) {
+	case CLIENT_WAITING_LOGIN:
+	case CLIENT_WAITING:
+		p->n_waiting_clients--;
+		break;
+	case CLIENT_IDLE:
+	case CLIENT_ACTIVE:
+		p->n_active_clients--;
+		break;
+	default:
+		break;
+	}
+}
+
+void client_set_state(struct client *c, enum client_state st)
+{
+	struct pool *p = c->pool;
+
+	if (!list_empty(&c->node) || c->state != CLIENT_LOGIN || st == CLIENT_LOGIN)
+		client_leave_state(c);
+	c->state = st;
+	switch (st) {
+	case CLIENT_LOGIN:
+		list_add_tail(&c->w->login_clients, &c->node);
+		break;
+	case CLIENT_WAITING_LOGIN:
+	case CLIENT_WAITING:
+		ASSERT(p);
+		list_add_tail(&p->waiting_clients, &c->node);
+		p->n_waiting_clients++;
+		break;
+	case CLIENT_IDLE:
+	case CLIENT_ACTIVE:
+		if (!p) {
+			list_add_tail(&c->w->login_clients, &c->node); /* admin console */
+			break;
+		}
+		list_add_tail(&p->active_clients, &c->node);
+		p->n_active_clients++;
+		break;
+	case CLIENT_CLOSING:
+		break;
+	}
+}
+
+static int *server_counter(struct server *s, enum server_state st)
+{
+	struct pool *p = s->pool;
+
+	switch (st) {
+	case SERVER_CONNECTING:
+	case SERVER_LOGIN:
+		return &p->n_login;
+	case SERVER_IDLE:
+		return &p->n_idle;
+	case SERVER_ACTIVE:
+		return &p->n_active;
+	case SERVER_RESET:
+	case SERVER_CANCEL_WAIT:
+		return &p->n_reset;
+	case SERVER_CLOSING:
+		break;
+	}
+	return NULL;
+}
+
+static struct list_node *server_list(struct server *s, enum server_state st)
+{
+	struct pool *p = s->pool;
+
+	switch (st) {
+	case SERVER_CONNECTING:
+	case SERVER_LOGIN:
+		return &p->login_servers;
+	case SERVER_IDLE:
+		return &p->idle_servers;
+	case SERVER_ACTIVE:
+		return &p->active_servers;
+	case SERVER_RESET:
+	case SERVER_CANCEL_WAIT:
+		return &p->reset_servers;
+	case SERVER_CLOSING:
+		break;
+	}
+	return NULL;
+}
+
+void server_set_state(struct server *s, enum server_state st)
+{
+	bool was_counted = !list_empty(&s->node);
+	int *old = was_counted ? server_counter(s, s->state) : NULL;
+	struct list_node *to = server_list(s, st);
+
+	if (old)
+		(*old)--;
+	list_del(&s->node);
+	if (to) {
+		(*server_counter(s, st))++;
+		/* Idle servers are reused newest first, so surplus ones age out. */
+		if (st == SERVER_IDLE)
+			list_add_head(to, &s->node);
+		else
+			list_add_tail(to, &s->node);
+		if (!was_counted) {
+			s->pool->db->n_servers++;
+			s->pool->user->n_servers++;
+		}
+	} else if (was_counted) {
+		s->pool->db->n_servers--;
+		s->pool->user->n_servers--;
+	}
+	s->state = st;
+}
+
+/* ---- lookup ---- */
+
+static struct pool_user *user_get(struct worker *w, const char *name)
+{
+	struct list_node *n, *t;
+	struct pool_user *u;
+
+	list_for_each_safe(n, t, &w->users) {
+		u = list_entry(n, struct pool_user, node);
+		if (strcmp(u->name, name) == 0)
+			return u;
+	}
+	u = calloc(1, sizeof(*u));
+	if (!u)
+		return NULL;
+	snprintf(u->name, sizeof(u->name), "%s", name);
+	list_add_tail(&w->users, &u->node);
+	return u;
+}
+
+struct pool *pool_get(struct worker *w, struct database *db, const char *user)
+{
+	struct list_node *n, *t;
+	struct pool *p;
+	struct pool_user *u;
+
+	list_for_each_safe(n, t, &w->pools) {
+		p = list_entry(n, struct pool, node);
+		if (p->db == db && strcmp(p->user->name, user) == 0)
+			return p;
+	}
+	u = user_get(w, user);
+	p = calloc(1, sizeof(*p));
+	if (!u || !p) {
+		free(p);
+		return NULL;
+	}
+	p->w = w;
+	p->db = db;
+	p->user = u;
+	list_init(&p->active_clients);
+	list_init(&p->waiting_clients);
+	list_init(&p->idle_servers);
+	list_init(&p->active_servers);
+	list_init(&p->login_servers);
+	list_init(&p->reset_servers);
+	list_add_tail(&w->pools, &p->node);
+	return p;
+}
+
+struct database *database_lookup(struct worker *w, const char *name)
+{
+	struct list_node *n, *t;
+	const struct db_entry *e;
+	struct database *db;
+
+	list_for_each_safe(n, t, &w->databases) {
+		db = list_entry(n, struct database, node);
+		if (strcmp(db->name, name) == 0)
+			return db->removed ? NULL : db;
+	}
+	e = config_find_db(w->cfg, name);
+	if (!e || strlen(name) >= sizeof(db->name))
+		return NULL;
+	db = calloc(1, sizeof(*db));
+	if (!db)
+		return NULL;
+	snprintf(db->name, sizeof(db->name), "%s", name);
+	db->entry = (struct db_entry *)e;
+	db->from_wildcard = strcmp(e->name, name) != 0;
+	list_add_tail(&w->databases, &db->node);
+	return db;
+}
+
+/* ---- effective settings ---- */
+
+int pool_size(const struct pool *p)
+{
+	const struct db_entry *e = p->db->entry;
+
+	return e && e->pool_size >= 0 ? e->pool_size : p->w->cfg->default_pool_size;
+}
+
+static int pool_min_size(const struct pool *p)
+{
+	const struct db_entry *e = p->db->entry;
+
+	return e && e->min_pool_size >= 0 ? e->min_pool_size : p->w->cfg->min_pool_size;
+}
+
+static int pool_reserve(const struct pool *p)
+{
+	const struct db_entry *e = p->db->entry;
+
+	return e && e->reserve_pool >= 0 ? e->reserve_pool : p->w->cfg->reserve_pool_size;
+}
+
+int pool_mode(const struct pool *p)
+{
+	const struct user_entry *u = config_find_user(p->w->cfg, p->user->name);
+	const struct db_entry *e = p->db->entry;
+
+	if (u && u->pool_mode != POOL_MODE_INHERIT)
+		return u->pool_mode;
+	if (e && e->pool_mode != POOL_MODE_INHERIT)
+		return e->pool_mode;
+	return p->w->cfg->pool_mode;
+}
+
+static int db_max_connections(const struct database *db, const struct config *cfg)
+{
+	return db->entry && db->entry->max_db_connections >= 0 ? db->entry->max_db_connections
+							       : cfg->max_db_connections;
+}
+
+static int user_max_connections(const struct pool *p)
+{
+	const struct user_entry *u = config_find_user(p->w->cfg, p->user->name);
+
+	return u && u->max_user_connections >= 0 ? u->max_user_connections
+						 : p->w->cfg->max_user_connections;
+}
+
+static bool pool_paused(const struct pool *p)
+{
+	return p->w->paused || p->db->paused;
+}
+
+static int pool_total_servers(const struct pool *p)
+{
+	return p->n_idle + p->n_active + p->n_login + p->n_reset;
+}
+
+/* ---- assignment ---- */
+
+static void link_client(struct client *c, struct server *s)
+{
+	struct pool *p = c->pool;
+	uint64_t now = evloop_now_us(&p->w->loop);
+
+	if (c->state == CLIENT_WAITING)
+		p->stats.wait_time_us += now - c->wait_start_us;
+	p->stats.server_assignment_count++;
+	c->server = s;
+	s->client = c;
+	conn_link(&c->conn, &s->conn);
+	server_set_state(s, SERVER_ACTIVE);
+	client_set_state(c, CLIENT_ACTIVE);
+	c->xact_start_us = s->link_time_us = s->request_time_us = now;
+	client_on_server_linked(c);
+}
+
+static struct server *take_idle_server(struct pool *p)
+{
+	struct list_node *n = list_first(&p->idle_servers);
+
+	return n ? list_entry(n, struct server, node) : NULL;
+}
+
+void pool_request_server(struct client *c)
+{
+	struct pool *p = c->pool;
+	struct server *s;
+
+	ASSERT(c->state == CLIENT_IDLE && !c->server);
+	if (!pool_paused(p) && (s = take_idle_server(p))) {
+		link_client(c, s);
+		return;
+	}
+	c->wait_start_us = evloop_now_us(&p->w->loop);
+	client_set_state(c, CLIENT_WAITING);
+	pool_launch_needed(p);
+}
+
+static bool server_expired(const struct server *s)
+{
+	double lifetime = s->w->cfg->server_lifetime;
+
+	return lifetime > 0 &&
+	       evloop_now_us(&s->w->loop) - s->connect_time_us > (uint64_t)(lifetime * 1e6);
+}
+
+void pool_release_server(struct client *c)
+{
+	struct server *s = c->server;
+	struct pool *p = c->pool;
+	const char *reset = p->w->cfg->server_reset_query;
+
+	ASSERT(s && s->client == c);
+	conn_unlink(&c->conn);
+	c->server = NULL;
+	s->client = NULL;
+	s->request_time_us = evloop_now_us(&p->w->loop);
+	c->query_running = false;
+	if (c->state == CLIENT_ACTIVE)
+		client_set_state(c, CLIENT_IDLE);
+	if (s->close_when_released || s->fatal_seen || server_expired(s) || p->db->removed) {
+		server_close(s, s->fatal_seen ? "server reported a fatal error" : "released for closing");
+	} else if (s->cancel_inflight) {
+		server_set_state(s, SERVER_CANCEL_WAIT);
+	} else if (*reset && (pool_mode(p) == POOL_MODE_SESSION || p->w->cfg->server_reset_query_always)) {
+		server_set_state(s, SERVER_RESET);
+		server_send_internal_query(s, reset);
+	} else {
+		pool_server_ready(s);
+	}
+	/* The client may have pipelined more work behind what just finished. */
+	if (c->state == CLIENT_IDLE && conn_buffered_input(&c->conn))
+		conn_resume(&c->conn);
+	admin_tick(p->w);
+}
+
+static void finish_waiting_logins(struct pool *p)
+{
+	struct list_node *n, *t;
+
+	list_for_each_safe(n, t, &p->waiting_clients) {
+		struct client *c = list_entry(n, struct client, node);
+
+		if (c->state == CLIENT_WAITING_LOGIN) {
+			client_set_state(c, CLIENT_IDLE);
+			client_finish_login(c);
+		}
+	}
+}
+
+static struct client *first_waiting(struct pool *p)
+{
+	struct list_node *n, *t;
+
+	list_for_each_safe(n, t, &p->waiting_clients) {
+		struct client *c = list_entry(n, struct client, node);
+
+		if (c->state == CLIENT_WAITING)
+			return c;
+	}
+	return NULL;
+}
+
+void pool_server_ready(struct server *s)
+{
+	struct pool *p = s->pool;
+	struct client *c;
+
+	ASSERT(!s->client);
+	s->internal_failed = false;
+	if (s->close_when_released || p->db->removed) {
+		server_close(s, "not reusable");
+		return;
+	}
+	finish_waiting_logins(p);
+	if (!pool_paused(p) && (c = first_waiting(p))) {
+		/* Idle first, so link_client moves it like any idle server. */
+		server_set_state(s, SERVER_IDLE);
+		link_client(c, s);
+		return;
+	}
+	server_set_state(s, SERVER_IDLE);
+}
+
+void pool_server_login_failed(struct pool *p, const char *sqlstate, const char *message)
+{
+	struct list_node *n, *t;
+
+	p->last_login_failure_us = evloop_now_us(&p->w->loop);
+	snprintf(p->last_login_error, sizeof(p->last_login_error), "%s", message);
+	snprintf(p->last_login_sqlstate, sizeof(p->last_login_sqlstate), "%s", sqlstate);
+	if (p->welcome_ready)
+		return;
+	/* Nobody has ever logged in here: clients waiting to log in learn why they cannot. */
+	list_for_each_safe(n, t, &p->waiting_clients) {
+		struct client *c = list_entry(n, struct client, node);
+
+		if (c->state == CLIENT_WAITING_LOGIN)
+			client_close(c, sqlstate, "%s", message);
+	}
+}
+
+void pool_forget_server(struct server *s)
+{
+	struct list_node *n, *t;
+
+	/* Cancel requests on their way to this backend no longer have a server to wait for them. */
+	list_for_each_safe(n, t, &s->w->cancel_reqs) {
+		struct cancel_req *r = list_entry(n, struct cancel_req, node);
+
+		if (r->server == s)
+			r->server = NULL;
+	}
+}
+
+/* How many more servers may the pool open now? */
+static int launch_allowance(struct pool *p)
+{
+	struct worker *w = p->w;
+	int total = pool_total_servers(p);
+	int limit = pool_size(p);
+	int db_max = db_max_connections(p->db, w->cfg);
+	int user_max = user_max_connections(p);
+	struct client *oldest = first_waiting(p);
+	uint64_t now = evloop_now_us(&w->loop);
+	int allow;
+
+	if (oldest && pool_reserve(p) > 0 &&
+	    now - oldest->wait_start_us >= (uint64_t)(w->cfg->reserve_pool_timeout * 1e6))
+		limit += pool_reserve(p);
+	allow = limit - total;
+	if (db_max > 0 && db_max - p->db->n_servers < allow)
+		allow = db_max - p->db->n_servers;
+	if (user_max > 0 && user_max - p->user->n_servers < allow)
+		allow = user_max - p->user->n_servers;
+	return allow;
+}
+
+void pool_launch_needed(struct pool *p)
+{
+	struct worker *w = p->w;
+	uint64_t now = evloop_now_us(&w->loop);
+	int want, allow;
+
+	if (pool_paused(p) || p->db->removed)
+		return;
+	if (p->last_login_failure_us &&
+	    now - p->last_login_failure_us < (uint64_t)(w->cfg->server_login_retry * 1e6))
+		return;
+	want = p->n_waiting_clients - p->n_login;
+	if (pool_total_servers(p) + (want > 0 ? want : 0) < pool_min_size(p))
+		want = pool_min_size(p) - pool_total_servers(p);
+	allow = launch_allowance(p);
+	while (want-- > 0 && allow-- > 0) {
+		if (!server_launch(p))
+			break;
+	}
+}
+
+/* ---- administration ---- */
+
+static void close_idle_and_mark(struct pool *p)
+{
+	struct list_node *n, *t;
+	struct list_node *busy[] = { &p->active_servers, &p->login_servers, &p->reset_servers };
+
+	list_for_each_safe(n, t, &p->idle_servers)
+		server_close(list_entry(n, struct server, node), "reconnect");
+	for (size_t i = 0; i < sizeof(busy) / sizeof(busy[0]); i++)
+		list_for_each_safe(n, t, busy[i])
+			list_entry(n, struct server, node)->close_when_released = true;
+}
+
+void pool_reconnect(struct worker *w, struct database *db)
+{
+	struct list_node *n, *t;
+
+	list_for_each_safe(n, t, &w->pools) {
+		struct pool *p = list_entry(n, struct pool, node);
+
+		if (!db || p->db == db)
+			close_idle_and_mark(p);
+	}
+}
+
+void pool_kill_database(struct worker *w, struct database *db)
+{
+	struct list_node *n, *t, *m, *u;
+
+	list_for_each_safe(n, t, &w->pools) {
+		struct pool *p = list_entry(n, struct pool, node);
+		struct list_node *clients[] = { &p->active_clients, &p->waiting_clients };
+		struct list_node *servers[] = { &p->idle_servers, &p->active_servers, &p->login_servers,
+						&p->reset_servers };
+
+		if (p->db != db)
+			continue;
+		for (size_t i = 0; i < 2; i++)
+			list_for_each_safe(m, u, clients[i])
+				client_close(list_entry(m, struct client, node), "57P01",
+					     "database \"%s\" was killed by the administrator", db->name);
+		for (size_t i = 0; i < 4; i++)
+			list_for_each_safe(m, u, servers[i])
+				server_close(list_entry(m, struct server, node), "database killed");
+	}
+}
+
+void pool_kick(struct worker *w, struct database *db)
+{
+	struct list_node *n, *t;
+
+	list_for_each_safe(n, t, &w->pools) {
+		struct pool *p = list_entry(n, struct pool, node);
+		struct server *s;
+		struct client *c;
+
+		if ((db && p->db != db) || pool_paused(p))
+			continue;
+		while ((c = first_waiting(p)) && (s = take_idle_server(p)))
+			link_client(c, s);
+		pool_launch_needed(p);
+	}
+}

@@ -1,0 +1,127 @@
+/*
+ * worker: the process's one event loop and everything it owns; configuration reloads and
+ * shutdown. A reload loads the file into a fresh config and swaps it in whole, so a bad file
+ * changes nothing; databases keep their pools across it, so nobody is disconnected.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin/admin.h"
+#include "auth/userlist.h"
+#include "core/log.h"
+#include "ev/listen.h"
+#include "pool/pool.h"
+
+/* How much a change to an entry matters to its existing server connections. */
+static bool entry_target_changed(const struct db_entry *a, const struct db_entry *b)
+{
+	return strcmp(a->host, b->host) || a->port != b->port || strcmp(a->dbname, b->dbname) ||
+	       strcmp(a->user, b->user) || strcmp(a->password, b->password) ||
+	       strcmp(a->client_encoding, b->client_encoding) || strcmp(a->datestyle, b->datestyle) ||
+	       strcmp(a->timezone, b->timezone) || strcmp(a->application_name, b->application_name) ||
+	       strcmp(a->connect_query, b->connect_query);
+}
+
+static void apply_restart_only_keys(struct config *newcfg, const struct config *old)
+{
+	for (size_t i = 0; i < config_key_count; i++) {
+		const struct config_key *k = &config_keys[i];
+		char a[256], b[256];
+
+		if (k->reloadable)
+			continue;
+		config_format_value(old, k, a, sizeof(a));
+		config_format_value(newcfg, k, b, sizeof(b));
+		if (strcmp(a, b) != 0) {
+			log_warning("config: %s changed from '%s' to '%s': needs a restart, keeping '%s'",
+				    k->name, a, b, a);
+			config_set_value(newcfg, k->name, a, b, sizeof(b));
+		}
+	}
+}
+
+void worker_apply_config(struct worker *w, struct config *newcfg, struct userlist *newul)
+{
+	struct list_node *n, *t;
+	struct config *old = w->cfg;
+
+	apply_restart_only_keys(newcfg, old);
+	list_for_each_safe(n, t, &w->databases) {
+		struct database *db = list_entry(n, struct database, node);
+		const struct db_entry *e = config_find_db(newcfg, db->name);
+		bool was_wildcard = db->from_wildcard;
+
+		if (!e || (strcmp(e->name, db->name) != 0) != was_wildcard) {
+			/* Gone (or now served by a different entry): let it drain. */
+			if (!e) {
+				log_info("database %s removed from config", db->name);
+				db->removed = true;
+				pool_reconnect(w, db);
+				db->entry = NULL;
+				continue;
+			}
+		}
+		if (db->entry && entry_target_changed(db->entry, e)) {
+			log_info("database %s changed: reconnecting its servers", db->name);
+			pool_reconnect(w, db);
+		}
+		db->entry = (struct db_entry *)e;
+		db->from_wildcard = strcmp(e->name, db->name) != 0;
+		db->removed = false;
+	}
+	w->cfg = newcfg;
+	if (newul || !*newcfg->auth_file) {
+		if (w->userlist)
+			userlist_free(w->userlist);
+		w->userlist = newul;
+	}
+	log_set_verbose(newcfg->verbose);
+	if (strcmp(old->logfile, newcfg->logfile) != 0 && !log_reopen(newcfg->logfile))
+		log_warning("could not open logfile %s", newcfg->logfile);
+	evloop_set_buf_size(&w->loop, (uint32_t)newcfg->pkt_buf);
+	config_free(old);
+	/* Larger pools may serve waiting clients now. */
+	pool_kick(w, NULL);
+}
+
+bool worker_reload(struct worker *w, char *err, size_t errlen)
+{
+	struct config *newcfg = config_load(w->cfg->config_file, err, errlen);
+	struct userlist *ul = NULL;
+
+	if (!newcfg) {
+		log_error("reload failed, keeping the old config: %s", err);
+		return false;
+	}
+	if (*newcfg->auth_file) {
+		ul = userlist_load(newcfg->auth_file, err, errlen);
+		if (!ul) {
+			log_error("reload failed, keeping the old config: %s", err);
+			config_free(newcfg);
+			return false;
+		}
+	}
+	worker_apply_config(w, newcfg, ul);
+	log_info("config reloaded");
+	return true;
+}
+
+void worker_shutdown(struct worker *w, bool safe)
+{
+	if (w->shutting_down && !safe) {
+		log_info("second shutdown request: exiting now");
+		evloop_break(&w->loop);
+		return;
+	}
+	if (w->shutting_down && safe && w->safe_shutdown) {
+		log_info("second shutdown request: exiting now");
+		evloop_break(&w->loop);
+		return;
+	}
+	log_info(safe ? "safe shutdown: waiting for running transactions" : "shutdown: waiting for clients to leave");
+	w->shutting_down = true;
+	w->safe_shutdown = w->safe_shutdown || safe;
+	listen_close(w->listeners);
+	w->listeners = NULL;
+	pool_janitor(w);
+}

@@ -1,0 +1,666 @@
+/* link: src/config/config.c src/config/keys.c */
+/*
+ * Unit tests for config/: defaults, every value type, the [pgbouncer] alias, [databases] and
+ * [users] entry strings, each error message (it must name file, line and key), admin SET, and
+ * that every key of the tables is documented in etc/pgmux.ini and doc/pgmux.ini.5.
+ *
+ * Runs with the repository root as working directory (make unit); config files are written
+ * to /tmp with mkstemp and removed after each load.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config/config.h"
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* --- helpers --- */
+
+static void write_temp(const char *text, char *path, size_t pathlen)
+{
+	int fd;
+	size_t len = strlen(text);
+
+	snprintf(path, pathlen, "/tmp/pgmux-test-config-XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, len), (ssize_t)len);
+	close(fd);
+}
+
+/* Load text as a config file; path receives the temporary file's name (already removed). */
+static struct config *load_text(const char *text, char *path, size_t pathlen, char *err,
+				size_t errlen)
+{
+	struct config *cfg;
+
+	write_temp(text, path, pathlen);
+	cfg = config_load(path, err, errlen);
+	unlink(path);
+	return cfg;
+}
+
+static struct config *load_ok(const char *text)
+{
+	char path[64], err[512];
+	struct config *cfg = load_text(text, path, sizeof(path), err, sizeof(err));
+
+	if (!cfg)
+		fail_msg("unexpected load error: %s\n--- file ---\n%s", err, text);
+	return cfg;
+}
+
+static const char *show(const struct config *cfg, const char *name, char *buf, size_t len)
+{
+	const struct config_key *key = config_find_key(name);
+
+	assert_non_null(key);
+	return config_format_value(cfg, key, buf, len);
+}
+
+static char *read_whole_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *text;
+	long len;
+
+	if (!f)
+		fail_msg("cannot open %s (tests run from the repository root)", path);
+	fseek(f, 0, SEEK_END);
+	len = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	text = calloc(1, (size_t)len + 1);
+	assert_non_null(text);
+	assert_int_equal(fread(text, 1, (size_t)len, f), (size_t)len);
+	fclose(f);
+	return text;
+}
+
+/* --- the key tables --- */
+
+static void check_table(const struct config_key *keys, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct config_key *k = &keys[i];
+
+		assert_non_null(k->name);
+		assert_true(k->help && k->help[0]);
+		for (size_t j = 0; j < i; j++)
+			assert_string_not_equal(k->name, keys[j].name);
+		if (k->type == CFG_INT || k->type == CFG_DOUBLE || k->type == CFG_MODE)
+			assert_true(k->min_value <= k->max_value);
+		if (k->type == CFG_ENUM)
+			assert_true(k->enum_names && k->enum_names[0]);
+	}
+}
+
+static void test_key_tables(void **state)
+{
+	check_table(config_keys, config_key_count);
+	check_table(config_db_keys, config_db_key_count);
+	check_table(config_user_keys, config_user_key_count);
+	for (size_t i = 0; i < config_key_count; i++)
+		assert_non_null(config_keys[i].default_value);
+	assert_ptr_equal(config_find_key("LISTEN_PORT"), config_find_key("listen_port"));
+	assert_null(config_find_key("no_such_key"));
+}
+
+static void test_defaults(void **state)
+{
+	struct config *cfg = config_new_default();
+	char buf[256];
+
+	assert_non_null(cfg);
+	/* Every default shows as written in the table. */
+	for (size_t i = 0; i < config_key_count; i++)
+		assert_string_equal(config_format_value(cfg, &config_keys[i], buf, sizeof(buf)),
+				    config_keys[i].default_value);
+	assert_int_equal(cfg->listen_port, 6432);
+	assert_string_equal(cfg->listen_addr, "");
+	assert_string_equal(cfg->unix_socket_dir, "/tmp");
+	assert_int_equal(cfg->unix_socket_mode, 0777);
+	assert_int_equal(cfg->pool_mode, POOL_MODE_SESSION);
+	assert_int_equal(cfg->auth_type, AUTH_MD5);
+	assert_int_equal(cfg->max_client_conn, 100);
+	assert_int_equal(cfg->default_pool_size, 20);
+	assert_int_equal(cfg->pkt_buf, 16384);
+	assert_int_equal(cfg->max_packet_size, 2147483647);
+	assert_string_equal(cfg->server_reset_query, "DISCARD ALL");
+	assert_string_equal(cfg->server_check_query, "select 1");
+	assert_true(cfg->server_lifetime == 3600.0);
+	assert_true(cfg->query_wait_timeout == 120.0);
+	assert_true(cfg->tcp_keepalive);
+	assert_false(cfg->syslog);
+	assert_string_equal(cfg->auth_file, "");
+	assert_string_equal(cfg->config_file, "");
+	assert_int_equal(cfg->n_dbs, 0);
+	assert_null(config_find_db(cfg, "anything"));
+	config_free(cfg);
+}
+
+/* --- values of every type --- */
+
+static const struct {
+	const char *line; /* under [pgmux] */
+	const char *key;
+	const char *shown; /* config_format_value afterwards */
+} value_cases[] = {
+	{ "listen_port = 7000", "listen_port", "7000" },
+	{ "LISTEN_PORT=7001", "listen_port", "7001" },
+	{ "  listen_port = 7002   ", "listen_port", "7002" },
+	{ "max_client_conn = +50", "max_client_conn", "50" },
+	{ "unix_socket_mode = 0700", "unix_socket_mode", "0700" },
+	{ "unix_socket_mode = 600", "unix_socket_mode", "0600" },
+	{ "tcp_keepalive = off", "tcp_keepalive", "0" },
+	{ "tcp_keepalive = No", "tcp_keepalive", "0" },
+	{ "tcp_keepalive = false", "tcp_keepalive", "0" },
+	{ "syslog = on", "syslog", "1" },
+	{ "syslog = YES", "syslog", "1" },
+	{ "syslog = true", "syslog", "1" },
+	{ "syslog = 1", "syslog", "1" },
+	{ "server_lifetime = 0.5", "server_lifetime", "0.5" },
+	{ "server_lifetime = 15", "server_lifetime", "15" },
+	{ "server_lifetime = 15.000", "server_lifetime", "15" },
+	{ "query_timeout = 0.1", "query_timeout", "0.1" },
+	{ "query_timeout = 1e3", "query_timeout", "1000" },
+	{ "pool_mode = transaction", "pool_mode", "transaction" },
+	{ "pool_mode = Statement", "pool_mode", "statement" },
+	{ "auth_type = scram-sha-256", "auth_type", "scram-sha-256" },
+	{ "auth_type = trust", "auth_type", "trust" },
+	{ "auth_type = hba", "auth_type", "hba" },
+	{ "pkt_buf = 4096", "pkt_buf", "4096" },
+	{ "logfile = /var/log/pgmux/pgmux.log", "logfile", "/var/log/pgmux/pgmux.log" },
+	{ "server_reset_query =", "server_reset_query", "" },
+	/* ';' and '#' start comments only at the start of a line, as in PgBouncer. */
+	{ "server_reset_query = DISCARD ALL ; SET x = 1", "server_reset_query",
+	  "DISCARD ALL ; SET x = 1" },
+	{ "server_check_query = select 1 # ok", "server_check_query", "select 1 # ok" },
+	{ "admin_users = alice, bob", "admin_users", "alice, bob" },
+	{ "listen_addr = *", "listen_addr", "*" },
+	{ "listen_addr = 127.0.0.1,::1", "listen_addr", "127.0.0.1,::1" },
+};
+
+static void test_value_types(void **state)
+{
+	for (size_t i = 0; i < ARRAY_LEN(value_cases); i++) {
+		char text[512], buf[256];
+		struct config *cfg;
+
+		snprintf(text, sizeof(text), "[pgmux]\n%s\n", value_cases[i].line);
+		cfg = load_ok(text);
+		assert_string_equal(show(cfg, value_cases[i].key, buf, sizeof(buf)),
+				    value_cases[i].shown);
+		config_free(cfg);
+	}
+}
+
+static void test_pgbouncer_alias(void **state)
+{
+	struct config *cfg = load_ok("; a PgBouncer file\n"
+				     "[PgBouncer]\n"
+				     "listen_port = 6543\n"
+				     "pool_mode = transaction\n"
+				     "[pgmux]\n"
+				     "max_client_conn = 500\n");
+
+	assert_int_equal(cfg->listen_port, 6543);
+	assert_int_equal(cfg->pool_mode, POOL_MODE_TRANSACTION);
+	assert_int_equal(cfg->max_client_conn, 500);
+	config_free(cfg);
+}
+
+static void test_file_syntax(void **state)
+{
+	char longq[400], text[1024];
+	struct config *cfg;
+
+	/* A UTF-8 BOM, CRLF line ends, comments and indented keys are all fine. */
+	cfg = load_ok("\xEF\xBB\xBF[pgmux]\r\n"
+		      "# comment\r\n"
+		      "\t; another\r\n"
+		      "listen_port = 7000\r\n"
+		      "    pool_mode = statement\r\n"
+		      "\r\n");
+	assert_int_equal(cfg->listen_port, 7000);
+	assert_int_equal(cfg->pool_mode, POOL_MODE_STATEMENT);
+	config_free(cfg);
+
+	/* A line far longer than inih's line buffer keeps its whole value, " ;" included. */
+	memset(longq, 'a', sizeof(longq) - 1);
+	longq[sizeof(longq) - 1] = '\0';
+	memcpy(longq, "SET application_name = ", 23);
+	memcpy(longq + sizeof(longq) - 12, " ; SELECT 1", 11);
+	snprintf(text, sizeof(text), "[databases]\napp = connect_query='%s' port=5433\n", longq);
+	cfg = load_ok(text);
+	assert_string_equal(cfg->dbs[0].connect_query, longq);
+	assert_int_equal(cfg->dbs[0].port, 5433);
+	config_free(cfg);
+
+	/* A key given twice keeps its last value. */
+	cfg = load_ok("[pgmux]\nlisten_port = 7000\nlisten_port = 7001\n");
+	assert_int_equal(cfg->listen_port, 7001);
+	config_free(cfg);
+}
+
+/* --- [databases] and [users] --- */
+
+static void test_databases(void **state)
+{
+	struct config *cfg = load_ok(
+		"[databases]\n"
+		"app = host=10.0.0.7 port=5433 dbname=appdb user=svc password='p w;d\\'s' "
+		"pool_size=40 min_pool_size=5 reserve_pool=3 pool_mode=transaction "
+		"max_db_connections=60\n"
+		"local = host=/var/run/postgresql\n"
+		"tz = timezone='Europe/Paris' datestyle='ISO, DMY' client_encoding=UTF8 "
+		"application_name=batch connect_query='SET search_path = app, public'\n"
+		"spaced = host = db1   port = 6000\n"
+		"bare =\n"
+		"Upper = HOST=db2\n"
+		"[pgmux]\nlisten_addr = *\n");
+	const struct db_entry *db;
+
+	assert_int_equal(cfg->n_dbs, 6);
+	db = config_find_db(cfg, "app");
+	assert_non_null(db);
+	assert_string_equal(db->name, "app");
+	assert_string_equal(db->host, "10.0.0.7");
+	assert_int_equal(db->port, 5433);
+	assert_string_equal(db->dbname, "appdb");
+	assert_string_equal(db->user, "svc");
+	assert_string_equal(db->password, "p w;d's");
+	assert_int_equal(db->pool_size, 40);
+	assert_int_equal(db->min_pool_size, 5);
+	assert_int_equal(db->reserve_pool, 3);
+	assert_int_equal(db->pool_mode, POOL_MODE_TRANSACTION);
+	assert_int_equal(db->max_db_connections, 60);
+
+	db = config_find_db(cfg, "local");
+	assert_string_equal(db->host, "/var/run/postgresql");
+	assert_int_equal(db->port, 5432);
+	assert_string_equal(db->dbname, "");
+	assert_string_equal(db->user, "");
+	assert_string_equal(db->password, "");
+	assert_int_equal(db->pool_size, -1);
+	assert_int_equal(db->min_pool_size, -1);
+	assert_int_equal(db->reserve_pool, -1);
+	assert_int_equal(db->max_db_connections, -1);
+	assert_int_equal(db->pool_mode, POOL_MODE_INHERIT);
+	assert_string_equal(db->connect_query, "");
+
+	db = config_find_db(cfg, "tz");
+	assert_string_equal(db->timezone, "Europe/Paris");
+	assert_string_equal(db->datestyle, "ISO, DMY");
+	assert_string_equal(db->client_encoding, "UTF8");
+	assert_string_equal(db->application_name, "batch");
+	assert_string_equal(db->connect_query, "SET search_path = app, public");
+
+	db = config_find_db(cfg, "spaced");
+	assert_string_equal(db->host, "db1");
+	assert_int_equal(db->port, 6000);
+
+	db = config_find_db(cfg, "bare");
+	assert_string_equal(db->host, "");
+
+	/* Entry keys are case-insensitive, database names are not. */
+	db = config_find_db(cfg, "Upper");
+	assert_string_equal(db->host, "db2");
+	assert_null(config_find_db(cfg, "upper"));
+	assert_null(config_find_db(cfg, "nosuch"));
+	config_free(cfg);
+}
+
+static void test_db_fallback(void **state)
+{
+	struct config *cfg = load_ok("[databases]\n"
+				     "app = host=a\n"
+				     "* = host=fallback\n");
+
+	assert_string_equal(config_find_db(cfg, "app")->host, "a");
+	assert_string_equal(config_find_db(cfg, "other")->name, "*");
+	assert_string_equal(config_find_db(cfg, "other")->host, "fallback");
+	config_free(cfg);
+}
+
+static void test_users(void **state)
+{
+	struct config *cfg = load_ok("[users]\n"
+				     "alice = pool_mode=transaction max_user_connections=10\n"
+				     "bob = max_user_connections = 3\n"
+				     "carol =\n");
+	const struct user_entry *u;
+
+	assert_int_equal(cfg->n_users, 3);
+	u = config_find_user(cfg, "alice");
+	assert_non_null(u);
+	assert_int_equal(u->pool_mode, POOL_MODE_TRANSACTION);
+	assert_int_equal(u->max_user_connections, 10);
+	u = config_find_user(cfg, "bob");
+	assert_int_equal(u->pool_mode, POOL_MODE_INHERIT);
+	assert_int_equal(u->max_user_connections, 3);
+	u = config_find_user(cfg, "carol");
+	assert_int_equal(u->max_user_connections, -1);
+	assert_null(config_find_user(cfg, "dave"));
+	config_free(cfg);
+}
+
+/* --- errors --- */
+
+static const struct {
+	const char *text;
+	int line;          /* 0: the message has no line number */
+	const char *key;   /* NULL: the message names no key */
+	const char *what;  /* a fragment of the message */
+} error_cases[] = {
+	{ "[pgmux]\nno_such_key = 1\n", 2, "no_such_key", "unknown key" },
+	{ "[pgmux]\n\nlisten_port = abc\n", 3, "listen_port", "not an integer" },
+	{ "[pgmux]\nlisten_port = 12x\n", 2, "listen_port", "not an integer" },
+	{ "[pgmux]\nlisten_port = 0\n", 2, "listen_port", "out of range (1..65535)" },
+	{ "[pgmux]\nlisten_port = 65536\n", 2, "listen_port", "out of range" },
+	{ "[pgmux]\nlisten_port = 99999999999999999999\n", 2, "listen_port", "out of range" },
+	{ "[pgmux]\nlisten_port =\n", 2, "listen_port", "not an integer" },
+	{ "[pgmux]\ndefault_pool_size = -1\n", 2, "default_pool_size", "out of range" },
+	{ "[pgmux]\nmin_pool_size = -3\n", 2, "min_pool_size", "out of range" },
+	{ "[pgmux]\npkt_buf = 4095\n", 2, "pkt_buf", "out of range (4096.." },
+	{ "[pgmux]\nunix_socket_mode = 0789\n", 2, "unix_socket_mode", "octal" },
+	{ "[pgmux]\nunix_socket_mode = 01777\n", 2, "unix_socket_mode", "out of range" },
+	{ "[pgmux]\ntcp_keepalive = maybe\n", 2, "tcp_keepalive", "not a boolean" },
+	{ "[pgmux]\nserver_lifetime = soon\n", 2, "server_lifetime", "not a number of seconds" },
+	{ "[pgmux]\nserver_lifetime = -1\n", 2, "server_lifetime", "out of range" },
+	{ "[pgmux]\nserver_lifetime = inf\n", 2, "server_lifetime", "not a number of seconds" },
+	{ "[pgmux]\nquery_timeout = 1.5s\n", 2, "query_timeout", "not a number of seconds" },
+	{ "[pgmux]\npool_mode = sometimes\n", 2, "pool_mode",
+	  "not one of: session transaction statement" },
+	{ "[pgmux]\nauth_type = plain\n", 2, "auth_type", "not one of:" },
+	{ "[pgmux]\nmin_pool_size = 30\n", 2, "min_pool_size",
+	  "larger than default_pool_size (20)" },
+	{ "[pgmux]\nmin_pool_size = 5\ndefault_pool_size = 4\n", 3, "min_pool_size",
+	  "larger than default_pool_size (4)" },
+	{ "[pgmux]\nunix_socket_dir =\n", 2, "listen_addr", "nothing to listen on" },
+	{ "listen_port = 1\n", 1, "listen_port", "outside any section" },
+	{ "[pgmux]\n[servers]\nfoo = 1\n", 3, "foo", "unknown section [servers]" },
+	{ "[pgmux]\nthis line has no equals sign\n", 2, NULL, "syntax error" },
+	{ "[pgmux\nlisten_port = 1\n", 1, NULL, "syntax error" },
+	{ "[databases]\napp = host=a\nb = host=b\napp = host=c\n", 4, "app",
+	  "duplicate database (first defined at line 2)" },
+	{ "[databases]\napp = host=a hots=b\n", 2, "app", "unknown key 'hots'" },
+	{ "[databases]\napp = host='db1 port=5432\n", 2, "app", "unterminated quoted value" },
+	{ "[databases]\napp = host\n", 2, "app", "expected '=' after 'host'" },
+	{ "[databases]\napp = =x\n", 2, "app", "expected key=value" },
+	{ "[databases]\napp = port=0\n", 2, "app", "port: '0' is out of range" },
+	{ "[databases]\napp = pool_size=-2\n", 2, "app", "pool_size: '-2' is out of range" },
+	{ "[databases]\napp = pool_size=many\n", 2, "app", "pool_size: 'many' is not an integer" },
+	{ "[databases]\napp = pool_mode=bulk\n", 2, "app", "pool_mode: 'bulk' is not one of" },
+	{ "[databases]\napp = pool_size=2 min_pool_size=3\n", 2, "app",
+	  "min_pool_size (3) is larger than pool_size (2)" },
+	{ "[pgmux]\nmin_pool_size = 10\n[databases]\n\napp = pool_size=5\n", 5, "app",
+	  "min_pool_size (10) is larger than pool_size (5)" },
+	{ "[pgmux]\nauth_type = any\n[databases]\napp = host=a\n", 4, "app",
+	  "auth_type = any needs user=" },
+	{ "[databases]\n"
+	  "a234567890123456789012345678901234567890123456789012345678901234 = host=x\n",
+	  2, "a234567890123456789012345678901234567890123456789012345678901234",
+	  "longer than 63 bytes" },
+	{ "[users]\nalice = pool_mode=transaction\nalice = max_user_connections=1\n", 3, "alice",
+	  "duplicate user (first defined at line 2)" },
+	{ "[users]\nalice = max_user_connections=-1\n", 2, "alice",
+	  "max_user_connections: '-1' is out of range" },
+	{ "[users]\nalice = pool_size=3\n", 2, "alice", "unknown key 'pool_size'" },
+	/* The first error wins, even when a later line is also wrong. */
+	{ "[pgmux]\nlisten_port = x\nbad line\n", 2, "listen_port", "not an integer" },
+	{ "[pgmux]\nbad line\nlisten_port = x\n", 2, NULL, "syntax error" },
+};
+
+static void test_errors(void **state)
+{
+	for (size_t i = 0; i < ARRAY_LEN(error_cases); i++) {
+		char path[64], err[512], prefix[256];
+		struct config *cfg = load_text(error_cases[i].text, path, sizeof(path), err,
+					       sizeof(err));
+
+		if (cfg)
+			fail_msg("case %zu loaded but should fail:\n%s", i, error_cases[i].text);
+		if (error_cases[i].key)
+			snprintf(prefix, sizeof(prefix), "%s:%d: %s: ", path, error_cases[i].line,
+				 error_cases[i].key);
+		else
+			snprintf(prefix, sizeof(prefix), "%s:%d: ", path, error_cases[i].line);
+		if (strncmp(err, prefix, strlen(prefix)) != 0 || !strstr(err, error_cases[i].what))
+			fail_msg("case %zu: got \"%s\"\nwant prefix \"%s\" and \"%s\"", i, err,
+				 prefix, error_cases[i].what);
+	}
+}
+
+static void test_missing_file(void **state)
+{
+	char err[256];
+	struct config *cfg = config_load("/nonexistent/pgmux.ini", err, sizeof(err));
+
+	assert_null(cfg);
+	assert_string_equal(err, "/nonexistent/pgmux.ini: cannot open: No such file or directory");
+}
+
+static void test_small_error_buffer(void **state)
+{
+	char path[64], err[8];
+
+	assert_null(load_text("[pgmux]\nlisten_port = x\n", path, sizeof(path), err, sizeof(err)));
+	assert_int_equal(strlen(err), sizeof(err) - 1);
+	assert_null(load_text("[pgmux]\nlisten_port = x\n", path, sizeof(path), NULL, 0));
+}
+
+/* --- admin SHOW / SET --- */
+
+static const struct {
+	const char *key;
+	const char *value;
+	bool ok;
+	const char *shown_or_error; /* the value shown after success, or an error fragment */
+} set_cases[] = {
+	{ "pool_mode", "transaction", true, "transaction" },
+	{ "POOL_MODE", "statement", true, "statement" },
+	{ "default_pool_size", "50", true, "50" },
+	{ "server_idle_timeout", "2.25", true, "2.25" },
+	{ "log_connections", "off", true, "0" },
+	{ "server_reset_query", "RESET ALL", true, "RESET ALL" },
+	{ "listen_port", "7432", true, "7432" }, /* restart-only is the caller's decision */
+	{ "unix_socket_mode", "0750", true, "0750" },
+	{ "default_pool_size", "0", false, "default_pool_size: '0' is out of range" },
+	{ "default_pool_size", "x", false, "default_pool_size: 'x' is not an integer" },
+	{ "min_pool_size", "25", false, "min_pool_size: 25 is larger than default_pool_size" },
+	{ "pool_mode", "none", false, "pool_mode: 'none' is not one of" },
+	{ "nonsense", "1", false, "nonsense: unknown key" },
+};
+
+static void test_set_value(void **state)
+{
+	for (size_t i = 0; i < ARRAY_LEN(set_cases); i++) {
+		struct config *cfg = config_new_default();
+		const struct config_key *key = config_find_key(set_cases[i].key);
+		char err[256] = "", before[256] = "", after[256];
+		bool ok;
+
+		if (key)
+			config_format_value(cfg, key, before, sizeof(before));
+		ok = config_set_value(cfg, set_cases[i].key, set_cases[i].value, err, sizeof(err));
+		if (ok != set_cases[i].ok)
+			fail_msg("case %zu (%s = %s): %s", i, set_cases[i].key, set_cases[i].value,
+				 ok ? "accepted" : err);
+		if (ok) {
+			assert_string_equal(config_format_value(cfg, key, after, sizeof(after)),
+					    set_cases[i].shown_or_error);
+		} else {
+			if (!strstr(err, set_cases[i].shown_or_error))
+				fail_msg("case %zu: got \"%s\"", i, err);
+			if (key)
+				assert_string_equal(config_format_value(cfg, key, after,
+									 sizeof(after)),
+						    before);
+		}
+		config_free(cfg);
+	}
+}
+
+static void test_format_value(void **state)
+{
+	static const struct {
+		double seconds;
+		const char *shown;
+	} cases[] = {
+		{ 15, "15" }, { 0.5, "0.5" }, { 0, "0" }, { 0.1, "0.1" },
+		{ 3600, "3600" }, { 1e9, "1000000000" }, { 0.001, "0.001" },
+	};
+	struct config *cfg = config_new_default();
+	const struct config_key *key = config_find_key("query_timeout");
+	char buf[64], small[4];
+
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		cfg->query_timeout = cases[i].seconds;
+		assert_string_equal(config_format_value(cfg, key, buf, sizeof(buf)),
+				    cases[i].shown);
+	}
+	/* Truncated, never overflowed. */
+	assert_string_equal(show(cfg, "server_reset_query", small, sizeof(small)), "DIS");
+	assert_string_equal(pool_mode_name(POOL_MODE_SESSION), "session");
+	assert_string_equal(pool_mode_name(POOL_MODE_TRANSACTION), "transaction");
+	assert_string_equal(pool_mode_name(POOL_MODE_STATEMENT), "statement");
+	assert_string_equal(pool_mode_name(POOL_MODE_INHERIT), "inherit");
+	assert_string_equal(pool_mode_name(42), "unknown");
+	config_free(cfg);
+}
+
+static void test_list_contains(void **state)
+{
+	static const struct {
+		const char *list;
+		const char *name;
+		bool found;
+	} cases[] = {
+		{ "alice,bob", "bob", true },
+		{ "alice, bob", "bob", true },
+		{ " alice ,  bob ", "alice", true },
+		{ "alice bob", "bob", true },
+		{ "alice,bob", "bo", false },
+		{ "alice,bobby", "bob", false },
+		{ "alice", "Alice", false },
+		{ "", "alice", false },
+		{ ",,", "alice", false },
+		{ NULL, "alice", false },
+		{ "alice", "", false },
+	};
+
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		if (config_list_contains(cases[i].list, cases[i].name) != cases[i].found)
+			fail_msg("case %zu: \"%s\" in \"%s\"", i, cases[i].name,
+				 cases[i].list ? cases[i].list : "(null)");
+	}
+}
+
+/* --- documentation --- */
+
+/*
+ * The line of etc/pgmux.ini documenting key: "key =" or ";key =", or NULL. The value after
+ * '=' is returned through value.
+ */
+static const char *find_ini_line(const char *text, const char *key, char *value, size_t len)
+{
+	size_t klen = strlen(key);
+
+	for (const char *line = text; line && *line; line = strchr(line, '\n'), line += !!line) {
+		const char *p = line + (*line == ';');
+		const char *eol = strchr(p, '\n');
+
+		if (strncmp(p, key, klen) != 0 || strncmp(p + klen, " =", 2) != 0)
+			continue;
+		p += klen + 2;
+		while (*p == ' ')
+			p++;
+		if (!eol)
+			eol = p + strlen(p);
+		snprintf(value, len, "%.*s", (int)(eol - p), p);
+		return line;
+	}
+	return NULL;
+}
+
+static bool man_has_heading(const char *man, const char *key)
+{
+	char want[128];
+
+	snprintf(want, sizeof(want), "\n.B %s\n", key);
+	return strstr(man, want) != NULL;
+}
+
+static void test_docs_cover_keys(void **state)
+{
+	char *ini = read_whole_file("etc/pgmux.ini");
+	char *man = read_whole_file("doc/pgmux.ini.5");
+	char value[256];
+
+	for (size_t i = 0; i < config_key_count; i++) {
+		const struct config_key *k = &config_keys[i];
+
+		if (!find_ini_line(ini, k->name, value, sizeof(value)))
+			fail_msg("etc/pgmux.ini has no \";%s =\" line", k->name);
+		if (strcmp(value, k->default_value) != 0)
+			fail_msg("etc/pgmux.ini shows %s = \"%s\", the default is \"%s\"", k->name,
+				 value, k->default_value);
+		if (!man_has_heading(man, k->name))
+			fail_msg("doc/pgmux.ini.5 has no \".B %s\" entry", k->name);
+	}
+	for (size_t i = 0; i < config_db_key_count; i++) {
+		if (!man_has_heading(man, config_db_keys[i].name))
+			fail_msg("doc/pgmux.ini.5 has no \".B %s\" entry", config_db_keys[i].name);
+	}
+	for (size_t i = 0; i < config_user_key_count; i++) {
+		if (!man_has_heading(man, config_user_keys[i].name))
+			fail_msg("doc/pgmux.ini.5 has no \".B %s\" entry",
+				 config_user_keys[i].name);
+	}
+	free(ini);
+	free(man);
+}
+
+static void test_example_config_loads(void **state)
+{
+	char err[512];
+	struct config *cfg = config_load("etc/pgmux.ini", err, sizeof(err));
+
+	if (!cfg)
+		fail_msg("etc/pgmux.ini does not load: %s", err);
+	assert_string_equal(cfg->config_file, "etc/pgmux.ini");
+	assert_int_equal(cfg->listen_port, 6432);
+	config_free(cfg);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_key_tables),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_value_types),
+		cmocka_unit_test(test_pgbouncer_alias),
+		cmocka_unit_test(test_file_syntax),
+		cmocka_unit_test(test_databases),
+		cmocka_unit_test(test_db_fallback),
+		cmocka_unit_test(test_users),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_small_error_buffer),
+		cmocka_unit_test(test_set_value),
+		cmocka_unit_test(test_format_value),
+		cmocka_unit_test(test_list_contains),
+		cmocka_unit_test(test_docs_cover_keys),
+		cmocka_unit_test(test_example_config_loads),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
