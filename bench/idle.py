@@ -62,13 +62,17 @@ async def _login(loop, port, user, database):
         raise
 
 
-async def _open_all(port, n, user, database, concurrency, timeout):
+async def _open_all(port, n, user, database, concurrency, timeout, deadline):
     loop = asyncio.get_running_loop()
     gate = asyncio.Semaphore(concurrency)
     errors = []
+    give_up = time.monotonic() + deadline
 
     async def one():
         async with gate:
+            if time.monotonic() > give_up:
+                errors.append(f"not tried: opening took more than {deadline:.0f} s")
+                return None
             try:
                 return await asyncio.wait_for(_login(loop, port, user, database), timeout)
             except (OSError, ConnectionError, asyncio.TimeoutError) as e:
@@ -90,10 +94,13 @@ class IdleClients:
         self.errors = []
         self.open_seconds = 0.0
 
-    def open(self, n, concurrency=200, timeout=30.0):
+    def open(self, n, concurrency=200, timeout=10.0, deadline=60.0):
+        """Open n clients, at most `concurrency` logging in at once, each login given
+        `timeout` seconds; logins not started `deadline` seconds after the first are skipped.
+        Returns how many are logged in; the reasons for the others are in self.errors."""
         t0 = time.monotonic()
         self.socks, self.errors = asyncio.run(
-            _open_all(self.port, n, self.user, self.database, concurrency, timeout))
+            _open_all(self.port, n, self.user, self.database, concurrency, timeout, deadline))
         self.open_seconds = time.monotonic() - t0
         return len(self.socks)
 

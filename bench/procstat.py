@@ -106,7 +106,8 @@ def perf_available():
                            capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return False
-    return r.returncode == 0 and "raw_syscalls:sys_enter" in r.stderr and "not supported" not in r.stderr
+    return (r.returncode == 0 and "raw_syscalls:sys_enter" in r.stderr
+            and "not supported" not in r.stderr)
 
 
 class SyscallCounter:
@@ -124,7 +125,7 @@ class SyscallCounter:
              "-p", ",".join(map(str, self.pids))],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         # perf needs a moment to attach; syscalls before that would go uncounted.
-        time.sleep(0.25)
+        time.sleep(0.15)
         return self
 
     def stop(self):

@@ -255,6 +255,8 @@ set title 'pgbench -S: tps by clients (median, bars min..max)'
 set xlabel 'clients'
 set ylabel 'tps'
 set logscale x
+set offsets graph 0.05, graph 0.05, 0, 0
+set yrange [0:*]
 set xtics ({", ".join(str(w.clients) for w in group)})
 set key top left
 set grid
@@ -338,7 +340,9 @@ def write(h, workloads, opts):
         "round; tps is the median over rounds, latency percentiles pool every measured "
         "transaction (pgbench -l)",
         "- both poolers: pool_mode=transaction, pool_size=20, max_client_conn="
-        "10500, connection logging off; auth " + " and ".join(auths) + " (see configs)",
+        "10500, listen_backlog=1024, connection logging off, "
+        "ignore_startup_parameters=extra_float_digits; auth " + " and ".join(auths)
+        + " (see configs)",
         f"- syscall counts by perf tracepoints: {'yes' if h.use_perf else 'no (perf unavailable)'}",
         f"- wall time {h.elapsed:.0f} s",
         "",
@@ -375,8 +379,9 @@ def write(h, workloads, opts):
     for name, err in charts:
         lines.append(f"![{name}]({name})" if err is None else f"- {name}: not drawn ({err})")
     lines += ["", "## Commands", "", "```"]
-    lines.append(f"make bench{' QUICK=1' if opts.mode == 'quick' else ''}   "
-                 f"# bench/bench.py {'--' + opts.mode if opts.mode != 'full' else ''}".rstrip())
+    lines.append({"full": "make bench            # bench/bench.py",
+                  "quick": "make bench QUICK=1    # bench/bench.py --quick",
+                  "tiny": "bench/bench.py --tiny"}[opts.mode])
     lines.append(f"pgbench -i -s {opts.scale} bench     # once, against PostgreSQL")
     for w in workloads:
         lines.append(shown_cmd(w, opts.duration))

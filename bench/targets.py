@@ -171,6 +171,9 @@ class Pooler:
             "admin_users": "postgres",
             "log_connections": "0",
             "log_disconnections": "0",
+            "ignore_startup_parameters": "extra_float_digits",
+            # PgBouncer's default of 128 drops SYNs when hundreds of clients connect at once.
+            "listen_backlog": "1024",
         }
 
     def database_line(self):
@@ -222,7 +225,6 @@ class PgBouncer(Pooler):
             "auth_file": auth_file,
             "logfile": self.log,
             "pidfile": os.path.join(self.dir, "pgbouncer.pid"),
-            "ignore_startup_parameters": "extra_float_digits",
         })
         self.config_text = ("[databases]\n"
                             f"{DBNAME} = {self.database_line()}\n\n[pgbouncer]\n"

@@ -63,8 +63,15 @@ done
 
 echo "Installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# apt's progress is noise; show it only when something fails.
+aptlog=$(mktemp)
+trap 'rm -f "$aptlog"' EXIT
+if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"; } \
+        >"$aptlog" 2>&1; then
+    cat "$aptlog" >&2
+    echo "install-deps.sh: apt-get failed" >&2
+    exit 1
+fi
 
 systemd_running() {
     [ -d /run/systemd/system ] && command -v systemctl >/dev/null

@@ -153,6 +153,12 @@ bool scram_parse_secret(const char *secret, struct scram_secret *out);
 bool scram_make_secret(const char *password, int iterations, char *out, size_t outlen);
 
 /* scram_make_secret() with a given salt of 1..SCRAM_SALT_MAX bytes, for reproducible secrets. */
+/*
+ * Does a cleartext password match a stored SCRAM secret? (For clients that answer a cleartext
+ * password request while the auth_file holds only the secret.) Constant-time comparison.
+ */
+bool scram_secret_matches(const char *secret, const char *password);
+
 bool scram_make_secret_salted(const char *password, int iterations, const uint8_t *salt,
 			      size_t salt_len, char *out, size_t outlen);
 

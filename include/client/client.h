@@ -48,7 +48,8 @@ struct client {
 
 	uint32_t cancel_pid, cancel_key;
 	int auth_method;              /* password request sent (3 cleartext, 5 md5), 0 when done */
-	uint8_t auth_salt[4];  /* what pgmux told the client in BackendKeyData */
+	uint8_t auth_salt[4];
+	char *proven_password;        /* see pool_user.proven_password; wiped once handed over */  /* what pgmux told the client in BackendKeyData */
 
 	/* protocol position, for deciding when the server may be released */
 	uint32_t pending_ready;       /* ReadyForQuery messages still owed for sent Query/Sync */
@@ -56,6 +57,8 @@ struct client {
 	bool in_copy;                 /* a COPY FROM STDIN is in progress */
 	char tx_status;               /* last ReadyForQuery status: 'I', 'T' or 'E' */
 	bool error_sent;              /* an ErrorResponse was already relayed for the current unit */
+	struct msgbuf replay;         /* what was sent since the server was linked, until it answers */
+	bool replay_pending;          /* replay must be written to the next server */
 
 	uint64_t connect_time_us;
 	uint64_t request_time_us;     /* last activity */
@@ -79,8 +82,15 @@ void client_send_error(struct client *c, const char *sqlstate, const char *fmt, 
 
 /* The pool gave this client a server: start relaying. */
 void client_on_server_linked(struct client *c);
-/* The linked server sent ReadyForQuery (already relayed): release it if the unit of work ended. */
-void client_on_ready(struct client *c, char tx_status);
+/* The linked server sent ReadyForQuery (z, len bytes): relay it, release the server if the unit
+ * of work ended. */
+void client_on_ready(struct client *c, const uint8_t *z, uint32_t len);
+
+/* Until the server answers, the client's request is kept so it can be replayed elsewhere. */
+bool client_replay_armed(const struct client *c);
+void client_replay_disarm(struct client *c);
+/* The server died before answering: queue the client again and resend its request. */
+void client_replay_elsewhere(struct client *c);
 /* The linked server is gone: tell the client what it lost, keep it if its session survives. */
 void client_on_server_lost(struct client *c);
 /* Finish the login of a client that waited for the pool's first server. */

@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 
 #include "core/list.h"
+#include "proto/build.h"
 #include "proto/pkt.h"
 
 struct evloop;
@@ -84,6 +85,14 @@ struct conn {
 
 	struct list_node resume_node, failed_node, dirty_node, closing_node;
 	uint64_t bytes_in, bytes_out;
+
+	/*
+	 * While tap is set, forwarded bytes are also copied into it, up to tap_limit; beyond that
+	 * tap_overflow is set and copying stops. Lets the owner replay a request elsewhere.
+	 */
+	struct msgbuf *tap;
+	size_t tap_limit;
+	bool tap_overflow;
 };
 
 void conn_init(struct conn *c, struct evloop *loop, const struct conn_ops *ops, void *owner);

@@ -40,6 +40,11 @@ struct pool_user {
 	struct list_node node;
 	char name[64];
 	int n_servers;                /* for max_user_connections */
+	/*
+	 * A cleartext password a client proved against a SCRAM-only auth_file secret: the only way to
+	 * log in to a SCRAM server as that user without pass-through. "" when none.
+	 */
+	char proven_password[128];
 };
 
 struct pool {
@@ -81,6 +86,7 @@ struct cancel_req {
 	struct list_node node;
 	struct worker *w;
 	struct server *server;            /* NULL once the server closed */
+	uint32_t pid, key;                /* the backend's key, copied at creation */
 	struct conn conn;
 };
 

@@ -64,6 +64,8 @@ struct server {
 struct server *server_launch(struct pool *pool);
 /* Send pgmux's own query; its replies are consumed. */
 void server_send_internal_query(struct server *s, const char *sql);
+/* Ask PostgreSQL to cancel what this backend runs (on a separate connection). */
+void server_cancel_query(struct server *s);
 /* Close now; the pool forgets it. reason is logged. */
 void server_close(struct server *s, const char *reason);
 

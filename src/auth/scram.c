@@ -517,3 +517,20 @@ bool scram_server_signature(const struct scram_secret *s, const char *auth_messa
 {
 	return hmac_sha256(s->server_key, SCRAM_KEY_LEN, auth_message, len, out);
 }
+
+bool scram_secret_matches(const char *secret, const char *password)
+{
+	struct scram_secret want, got;
+	char computed[SCRAM_SECRET_MAX];
+	bool ok;
+
+	if (!scram_parse_secret(secret, &want) ||
+	    !scram_make_secret_salted(password, want.iterations, want.salt, want.salt_len, computed,
+				      sizeof(computed)) ||
+	    !scram_parse_secret(computed, &got))
+		return false;
+	ok = CRYPTO_memcmp(want.stored_key, got.stored_key, SCRAM_KEY_LEN) == 0;
+	OPENSSL_cleanse(&got, sizeof(got));
+	OPENSSL_cleanse(computed, sizeof(computed));
+	return ok;
+}

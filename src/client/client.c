@@ -15,6 +15,7 @@
 
 #include "admin/admin.h"
 #include "auth/md5.h"
+#include "auth/scram.h"
 #include "auth/secret.h"
 #include "auth/userlist.h"
 #include "core/log.h"
@@ -103,23 +104,37 @@ void client_send_error(struct client *c, const char *sqlstate, const char *fmt, 
 	va_end(ap);
 }
 
+static void forget_proven_password(struct client *c)
+{
+	if (c->proven_password) {
+		OPENSSL_cleanse(c->proven_password, strlen(c->proven_password));
+		free(c->proven_password);
+		c->proven_password = NULL;
+	}
+}
+
 static void client_free(void *obj)
 {
-	free(obj);
+	struct client *c = obj;
+
+	forget_proven_password(c);
+	mb_free(&c->replay);
+	free(c);
 }
 
 /* Let go of the server when the client goes away: reuse it only if it is clean. */
 static void detach_server_on_close(struct client *c)
 {
 	struct server *s = c->server;
-	bool clean;
 
 	if (!s)
 		return;
-	clean = s->tx_status == 'I' && c->pending_ready == 0 && !c->unsynced && !c->in_copy &&
-		!s->fatal_seen;
-	if (!clean)
+	/* An open transaction is rolled back on release; a half-done exchange cannot be repaired. */
+	if (c->pending_ready || c->unsynced || c->in_copy || s->fatal_seen) {
+		if (c->query_running)
+			server_cancel_query(s);
 		s->close_when_released = true;
+	}
 	pool_release_server(c);
 }
 
@@ -364,6 +379,10 @@ static bool enter_pool(struct client *c)
 		client_close(c, "53200", "out of memory");
 		return false;
 	}
+	if (c->proven_password && strcmp(user, c->user) == 0)
+		snprintf(c->pool->user->proven_password, sizeof(c->pool->user->proven_password), "%s",
+			 c->proven_password);
+	forget_proven_password(c);
 	if (c->pool->welcome_ready) {
 		client_set_state(c, CLIENT_IDLE);
 		client_finish_login(c);
@@ -438,7 +457,10 @@ static bool check_password(struct client *c, const char *given)
 				return false;
 			return CRYPTO_memcmp(expect, secret, MD5_PASSWORD_LEN) == 0;
 		}
-		return false;
+		if (!scram_secret_matches(secret, given))
+			return false;
+		c->proven_password = strdup(given);
+		return true;
 	}
 	if (!md5_password_response(c->user, secret, c->auth_salt, expect))
 		return false;
@@ -527,8 +549,18 @@ static void note_frontend_message(struct client *c, char type)
 	}
 }
 
+/* Message types a client may send after login. */
+static bool valid_frontend_type(char type)
+{
+	return strchr("QPBEDCSHFdcfp", type) != NULL && type != '\0';
+}
+
 static enum conn_action relay_packet(struct client *c, const struct pkt_header *hdr)
 {
+	if (!valid_frontend_type(hdr->type) && hdr->type != 'X') {
+		client_close(c, "08P01", "invalid frontend message type %d", (unsigned char)hdr->type);
+		return CONN_CLOSED;
+	}
 	if (hdr->type == 'X') {
 		client_close(c, NULL, "client terminated");
 		return CONN_CLOSED;
@@ -582,6 +614,52 @@ static enum conn_action on_packet(void *owner, struct conn *conn, const struct p
 	return CONN_STOP;
 }
 
+/* Keep the request until the server's first answer, so it can be replayed (see server.c). */
+#define REPLAY_LIMIT (64 * 1024)
+
+bool client_replay_armed(const struct client *c)
+{
+	return c->conn.tap != NULL;
+}
+
+void client_replay_disarm(struct client *c)
+{
+	c->conn.tap = NULL;
+	mb_free(&c->replay);
+}
+
+static void replay_arm(struct client *c)
+{
+	/* Only a unit of work that starts outside a transaction can start over elsewhere. */
+	if (c->tx_status != 'I')
+		return;
+	mb_reset(&c->replay);
+	c->conn.tap = &c->replay;
+	c->conn.tap_limit = REPLAY_LIMIT;
+	c->conn.tap_overflow = false;
+}
+
+void client_replay_elsewhere(struct client *c)
+{
+	struct server *s = c->server;
+
+	if (c->conn.tap_overflow || c->replay.failed) {
+		client_replay_disarm(c);
+		client_on_server_lost(c);
+		return;
+	}
+	c->conn.tap = NULL;
+	c->replay_pending = true;
+	s->close_when_released = true;
+	/* Detach without a word to the client: it must not notice. */
+	conn_unlink(&c->conn);
+	c->server = NULL;
+	s->client = NULL;
+	client_set_state(c, CLIENT_IDLE);
+	server_close(s, "terminated by the administrator");
+	pool_request_server(c);
+}
+
 void client_on_server_linked(struct client *c)
 {
 	struct server *s = c->server;
@@ -590,13 +668,29 @@ void client_on_server_linked(struct client *c)
 	if (param_diff_sql(&c->params, &s->params, sql, sizeof(sql)) > 0)
 		server_send_internal_query(s, sql);
 	c->error_sent = false;
+	if (c->replay_pending) {
+		c->replay_pending = false;
+		conn_write(&s->conn, c->replay.data, c->replay.len);
+	}
+	replay_arm(c);
 	conn_resume(&c->conn);
 }
 
-void client_on_ready(struct client *c, char tx_status)
+static void send_ready(struct client *c, char tx_status)
+{
+	struct msgbuf mb;
+
+	mb_init(&mb);
+	build_ready(&mb, tx_status);
+	send_mb(c, &mb);
+	mb_free(&mb);
+}
+
+void client_on_ready(struct client *c, const uint8_t *z, uint32_t len)
 {
 	struct pool *p = c->pool;
 	uint64_t now = evloop_now_us(&c->w->loop);
+	char tx_status = len > PKT_HDR_LEN ? (char)z[PKT_HDR_LEN] : 'I';
 
 	if (c->pending_ready)
 		c->pending_ready--;
@@ -608,15 +702,18 @@ void client_on_ready(struct client *c, char tx_status)
 		c->query_start_us = now;
 	}
 	c->request_time_us = now;
-	if (c->pending_ready || c->unsynced || c->in_copy || c->server->internal_pending)
-		return;
-	if (tx_status != 'I') {
-		if (pool_mode(p) == POOL_MODE_STATEMENT) {
-			c->server->close_when_released = true;
-			client_close(c, "0A000", "transaction blocks not allowed in statement pooling mode");
-		}
+	if (tx_status != 'I' && pool_mode(p) == POOL_MODE_STATEMENT && !c->pending_ready) {
+		/* The server's transaction is rolled back on release; the client stays usable. */
+		client_send_error(c, "0A000", "transaction blocks not allowed in statement pooling mode");
+		send_ready(c, 'I');
+		c->tx_status = 'I';
+		pool_release_server(c);
 		return;
 	}
+	conn_write(&c->conn, z, len);
+	p->stats.bytes_sent += len;
+	if (c->pending_ready || c->unsynced || c->in_copy || c->server->internal_pending || tx_status != 'I')
+		return;
 	p->stats.xact_count++;
 	p->stats.xact_time_us += now - c->xact_start_us;
 	if (c->shutdown_pending) {

@@ -417,6 +417,12 @@ static void forward(struct conn *c, uint32_t n)
 {
 	struct conn *peer = c->peer;
 
+	if (c->tap && !c->tap_overflow) {
+		if (c->tap->len + n > c->tap_limit)
+			c->tap_overflow = true;
+		else
+			mb_put_bytes(c->tap, c->in + c->in_pos, n);
+	}
 	if (peer) {
 		conn_write(peer, c->in + c->in_pos, n);
 		if (conn_pending_output(peer) > OUT_HIGH_WATER(c))

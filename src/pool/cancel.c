@@ -58,13 +58,13 @@ static void on_connected(void *owner, struct conn *c, bool ok, int errnum)
 	struct cancel_req *r = owner;
 	struct msgbuf mb;
 
-	if (!ok || !r->server) {
-		log_warning("cancel request could not be delivered: %s", ok ? "server gone" : strerror(errnum));
+	if (!ok) {
+		log_warning("cancel request could not be delivered: %s", strerror(errnum));
 		cancel_done(r);
 		return;
 	}
 	mb_init(&mb);
-	build_cancel_request(&mb, r->server->backend_pid, r->server->backend_key);
+	build_cancel_request(&mb, r->pid, r->key);
 	conn_write(c, mb.data, mb.len);
 	mb_free(&mb);
 	conn_close_after_flush(c);
@@ -77,31 +77,40 @@ static void on_closed(void *owner, struct conn *c, enum conn_close_reason why)
 
 static const struct conn_ops cancel_ops = { on_packet, on_connected, on_closed };
 
+void server_cancel_query(struct server *s)
+{
+	struct worker *w = s->w;
+	struct cancel_req *r = calloc(1, sizeof(*r));
+	int errnum;
+
+	if (!r)
+		return;
+	r->w = w;
+	r->server = s;
+	/* Copied: the server may be closed before the cancel connection is up. */
+	r->pid = s->backend_pid;
+	r->key = s->backend_key;
+	conn_init(&r->conn, &w->loop, &cancel_ops, r);
+	list_add_tail(&w->cancel_reqs, &r->node);
+	if (!conn_connect(&r->conn, (struct sockaddr *)&s->sa, s->salen, &errnum)) {
+		log_warning("cancel request could not connect: %s", strerror(errnum));
+		list_del(&r->node);
+		free(r);
+		return;
+	}
+	s->cancel_inflight++;
+}
+
 void client_cancel_request(struct worker *w, uint32_t pid, uint32_t key)
 {
 	struct client *c = find_client(w, pid, key);
-	struct cancel_req *r;
-	int errnum;
 
 	/* An idle client has nothing running: a cancel must not touch anyone's server. */
 	if (!c || !c->server || c->server->state != SERVER_ACTIVE) {
 		log_debug("cancel request for an idle or unknown client ignored");
 		return;
 	}
-	r = calloc(1, sizeof(*r));
-	if (!r)
-		return;
-	r->w = w;
-	r->server = c->server;
-	conn_init(&r->conn, &w->loop, &cancel_ops, r);
-	list_add_tail(&w->cancel_reqs, &r->node);
-	if (!conn_connect(&r->conn, (struct sockaddr *)&c->server->sa, c->server->salen, &errnum)) {
-		log_warning("cancel request could not connect: %s", strerror(errnum));
-		list_del(&r->node);
-		free(r);
-		return;
-	}
-	c->server->cancel_inflight++;
 	log_debug("C-%llu cancel forwarded to S-%llu", (unsigned long long)c->id,
 		  (unsigned long long)c->server->id);
+	server_cancel_query(c->server);
 }

@@ -39,6 +39,7 @@ static void check_active(struct pool *p, uint64_t now)
 		struct client *c = list_entry(n, struct client, node);
 
 		if (c->server && c->query_running && exceeded(now, c->query_start_us, cfg->query_timeout)) {
+			server_cancel_query(c->server);
 			c->server->close_when_released = true;
 			client_close(c, "57014", "query_timeout: query ran longer than %g s", cfg->query_timeout);
 		} else if (c->server && !c->query_running && c->tx_status != 'I' &&
@@ -67,7 +68,10 @@ static void check_servers(struct pool *p, uint64_t now)
 		struct server *s = list_entry(n, struct server, node);
 		int total = p->n_idle + p->n_active + p->n_login + p->n_reset;
 
-		if (exceeded(now, s->connect_time_us, cfg->server_lifetime) && total > min)
+		if (total > pool_size(p) + (p->db->entry && p->db->entry->reserve_pool >= 0
+						    ? p->db->entry->reserve_pool : cfg->reserve_pool_size))
+			server_close(s, "pool is over its size");
+		else if (exceeded(now, s->connect_time_us, cfg->server_lifetime) && total > min)
 			server_close(s, "server_lifetime");
 		else if (exceeded(now, s->request_time_us, cfg->server_idle_timeout) && total > min)
 			server_close(s, "server_idle_timeout");

@@ -289,11 +289,30 @@ static void link_client(struct client *c, struct server *s)
 	client_on_server_linked(c);
 }
 
+/* A server idle longer than server_check_delay may have died quietly: test it before use. */
+static bool needs_check(const struct server *s, uint64_t now)
+{
+	const struct config *cfg = s->w->cfg;
+
+	return *cfg->server_check_query &&
+	       now - s->request_time_us >= (uint64_t)(cfg->server_check_delay * 1e6);
+}
+
+/* An idle server that is fit to hand out; stale ones are sent off to be tested meanwhile. */
 static struct server *take_idle_server(struct pool *p)
 {
-	struct list_node *n = list_first(&p->idle_servers);
+	uint64_t now = evloop_now_us(&p->w->loop);
+	struct list_node *n;
 
-	return n ? list_entry(n, struct server, node) : NULL;
+	while ((n = list_first(&p->idle_servers))) {
+		struct server *s = list_entry(n, struct server, node);
+
+		if (!needs_check(s, now))
+			return s;
+		server_set_state(s, SERVER_RESET);
+		server_send_internal_query(s, p->w->cfg->server_check_query);
+	}
+	return NULL;
 }
 
 void pool_request_server(struct client *c)
@@ -337,9 +356,14 @@ void pool_release_server(struct client *c)
 		server_close(s, s->fatal_seen ? "server reported a fatal error" : "released for closing");
 	} else if (s->cancel_inflight) {
 		server_set_state(s, SERVER_CANCEL_WAIT);
-	} else if (*reset && (pool_mode(p) == POOL_MODE_SESSION || p->w->cfg->server_reset_query_always)) {
+	} else if (s->tx_status != 'I' ||
+		   (*reset && (pool_mode(p) == POOL_MODE_SESSION || p->w->cfg->server_reset_query_always))) {
 		server_set_state(s, SERVER_RESET);
-		server_send_internal_query(s, reset);
+		/* A transaction the client left open must not leak into the next client's work. */
+		if (s->tx_status != 'I')
+			server_send_internal_query(s, "ROLLBACK");
+		if (*reset && (pool_mode(p) == POOL_MODE_SESSION || p->w->cfg->server_reset_query_always))
+			server_send_internal_query(s, reset);
 	} else {
 		pool_server_ready(s);
 	}
@@ -385,6 +409,11 @@ void pool_server_ready(struct server *s)
 	s->internal_failed = false;
 	if (s->close_when_released || p->db->removed) {
 		server_close(s, "not reusable");
+		return;
+	}
+	/* After RELOAD made the pool smaller, surplus servers go as they come back. */
+	if (pool_total_servers(p) > pool_size(p) + pool_reserve(p)) {
+		server_close(s, "pool is over its size");
 		return;
 	}
 	finish_waiting_logins(p);
@@ -462,7 +491,8 @@ void pool_launch_needed(struct pool *p)
 	if (p->last_login_failure_us &&
 	    now - p->last_login_failure_us < (uint64_t)(w->cfg->server_login_retry * 1e6))
 		return;
-	want = p->n_waiting_clients - p->n_login;
+	/* Servers logging in or being reset/tested will serve waiters soon: count them. */
+	want = p->n_waiting_clients - p->n_login - p->n_reset;
 	if (pool_total_servers(p) + (want > 0 ? want : 0) < pool_min_size(p))
 		want = pool_min_size(p) - pool_total_servers(p);
 	allow = launch_allowance(p);

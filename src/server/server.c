@@ -184,11 +184,13 @@ static const char *server_password(const struct server *s)
 {
 	const struct db_entry *e = s->pool->db->entry;
 
+	const char *secret = s->w->userlist ? userlist_find(s->w->userlist, s->pool->user->name) : NULL;
+
 	if (e && *e->password)
 		return e->password;
-	if (s->w->userlist)
-		return userlist_find(s->w->userlist, s->pool->user->name);
-	return NULL;
+	if (secret && secret_kind_of(secret) == SECRET_SCRAM && *s->pool->user->proven_password)
+		return s->pool->user->proven_password;
+	return secret;
 }
 
 static void login_failed(struct server *s, const char *sqlstate, const char *msg)
@@ -446,12 +448,22 @@ static enum conn_action internal_packet(struct server *s, const struct pkt_heade
 /* Decide whether this message ends the client's unit of work. */
 static enum conn_action ready_for_query(struct server *s, const uint8_t *whole, uint32_t len)
 {
-	struct client *c = s->client;
-
 	s->tx_status = len > PKT_HDR_LEN ? (char)whole[PKT_HDR_LEN] : 'I';
-	conn_write(&c->conn, whole, len);
-	client_on_ready(c, s->tx_status);
+	client_on_ready(s->client, whole, len);
 	return CONN_CONSUME;
+}
+
+/*
+ * A backend terminated by an administrator (or shutting down) says so with FATAL 57P0x as soon as
+ * it notices, often while idle in the pool. If that is the first thing it says after being handed
+ * out, the client's request never ran: it can be replayed on another server unnoticed.
+ */
+static bool is_termination_notice(const uint8_t *whole, uint32_t len)
+{
+	struct be_error e;
+
+	return be_parse_error(whole + PKT_HDR_LEN, len - PKT_HDR_LEN, &e) &&
+	       strcmp(e.severity, "FATAL") == 0 && strncmp(e.sqlstate, "57P0", 4) == 0;
 }
 
 /* Rewrite a FATAL error as ERROR: the client's session with pgmux goes on. */
@@ -469,6 +481,16 @@ static enum conn_action active_packet(struct server *s, const struct pkt_header 
 {
 	struct be_error e;
 
+	if (client_replay_armed(s->client)) {
+		if (hdr->type == 'E' && !whole)
+			return CONN_NEED_WHOLE;
+		if (hdr->type == 'E' && is_termination_notice(whole, hdr->len)) {
+			server_log(LOG_LVL_INFO, s, "terminated before answering: replaying the request elsewhere");
+			client_replay_elsewhere(s->client);
+			return CONN_CLOSED;
+		}
+		client_replay_disarm(s->client);
+	}
 	switch (hdr->type) {
 	case 'Z':
 		if (!whole)

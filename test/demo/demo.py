@@ -104,12 +104,11 @@ def pgbench_through(mux, title, args, clients):
         f"(pool_size = {POOL_SIZE})")
 
 
-def admin(mux, command, expanded=False):
+def admin(mux, command):
     heading(f"Admin console: {command}")
-    cmd = [PSQL, "-X", "-h", "127.0.0.1", "-p", str(mux.port), "-U", "admin", "-d", "pgmux",
-           "-P", "pager=off", "-c", command]
-    if expanded:
-        cmd.insert(1, "-x")
+    # Expanded output (-x): one "column | value" line each, narrow enough for any terminal.
+    cmd = [PSQL, "-X", "-x", "-h", "127.0.0.1", "-p", str(mux.port), "-U", "admin",
+           "-d", "pgmux", "-P", "pager=off", "-c", command]
     res = run(cmd, f"psql -U admin pgmux -c '{command}'")
     for line in res.stdout.rstrip().splitlines():
         say(line)
@@ -146,7 +145,7 @@ def demo(state):
                     ["-c", "20", "-j", "2", "-T", str(RUN_SECONDS)], 20)
 
     admin(mux, "SHOW POOLS")
-    admin(mux, "SHOW STATS", expanded=True)
+    admin(mux, "SHOW STATS")
 
 
 def cleanup(state):

@@ -38,6 +38,16 @@ class PgError(Exception):
         return self.fields.get("M", "")
 
 
+class Ready:
+    """A ReadyForQuery where an error or a close was expected: the input was accepted."""
+
+    def __init__(self, status):
+        self.status = status
+
+    def __repr__(self):
+        return f"ReadyForQuery({self.status!r}): accepted instead of rejected"
+
+
 def startup_packet(params, version=PROTOCOL_3):
     """A StartupMessage: int32 length, int32 version, name\\0value\\0 pairs, final \\0."""
     body = struct.pack("!i", version)
@@ -59,6 +69,17 @@ def parse_fields(payload):
         if part:
             fields[chr(part[0])] = part[1:].decode(errors="replace")
     return fields
+
+
+def parse_row_description(payload):
+    """RowDescription payload -> list of column names."""
+    (n,) = struct.unpack_from("!h", payload, 0)
+    pos, names = 2, []
+    for _ in range(n):
+        end = payload.index(b"\0", pos)
+        names.append(payload[pos:end].decode())
+        pos = end + 1 + 18
+    return names
 
 
 def parse_row(payload):
@@ -158,7 +179,8 @@ class RawPg:
             self.txn_status = payload
 
     def error_or_close(self, timeout=None):
-        """Read until an ErrorResponse or EOF. Returns PgError or Closed (not raised)."""
+        """Read until an ErrorResponse, EOF or ReadyForQuery. Returns PgError, Closed or Ready
+        (not raised); raises TimeoutError when none arrives in time."""
         deadline = time.monotonic() + (timeout or self.timeout)
         while True:
             try:
@@ -167,6 +189,8 @@ class RawPg:
                 return e
             if mtype == b"E":
                 return PgError(parse_fields(payload))
+            if mtype == b"Z":
+                return Ready(payload)
 
     def is_closed(self, timeout=2.0):
         """True if the peer closes the connection within timeout (data before EOF is dropped)."""

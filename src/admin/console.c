@@ -1,0 +1,679 @@
+/*
+ * admin/console: the admin console's commands (see admin/admin.h): who may run what, what each
+ * command does to the worker, and the two commands that answer only later (PAUSE, WAIT_CLOSE).
+ *
+ * Every query gets exactly one answer ending in ReadyForQuery 'I', errors included, and answers
+ * leave in the order the queries came. A waiting command keeps its client in a struct
+ * admin_wait; queries the client sends meanwhile are queued on the wait (up to a bound) and
+ * run, in order, once it finishes. The socket is still read while a command waits, so a client
+ * that goes away is noticed at once. admin_tick() finishes waits whose condition holds;
+ * admin_forget_client() drops them.
+ *
+ * State: struct worker has no field for this module, so each worker's admin state (its waits
+ * and the start of the statistics window) lives on a static list, found by worker pointer.
+ * A process runs one worker, so the list holds one entry; nothing else is global.
+ *
+ * Waits name their database rather than point at it: a RELOAD may free a struct database while
+ * a PAUSE waits on it.
+ */
+#include "admin/admin.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin/parse.h"
+#include "admin/show.h"
+#include "client/client.h"
+#include "config/config.h"
+#include "core/list.h"
+#include "core/log.h"
+#include "ev/conn.h"
+#include "ev/loop.h"
+#include "pool/pool.h"
+#include "proto/build.h"
+
+/* What one waiting client may queue behind its command before it is disconnected. */
+#define QUEUE_MAX_QUERIES 1000
+#define QUEUE_MAX_BYTES (1024 * 1024)
+
+struct queued_query {
+	struct list_node node;
+	char sql[];
+};
+
+struct admin_wait {
+	struct list_node node;       /* on its admin_state's waits or draining list */
+	struct client *c;
+	enum admin_verb verb;        /* ADMIN_PAUSE or ADMIN_WAIT_CLOSE */
+	char dbname[ADMIN_NAME_MAX]; /* "" = every database */
+	struct list_node queued;     /* struct queued_query, FIFO */
+	size_t n_queued, queued_bytes;
+	bool gone;                   /* the client went away while its queue was being run */
+};
+
+struct admin_state {
+	struct list_node node;
+	struct worker *w;
+	uint64_t stats_since_us;     /* when the averages' snapshot was taken */
+	struct list_node waits;      /* waits whose condition is not met yet */
+	struct list_node draining;   /* finished waits whose queued queries are running */
+	bool ticking;                /* admin_tick() is running: do not re-enter */
+};
+
+static struct list_node admin_states = LIST_INIT(admin_states);
+
+/*
+ * An ErrorResponse and ReadyForQuery that need no allocation, for when building a reply ran out
+ * of memory: 'E', length 41, fields S V C M and the terminator, then 'Z', length 5, 'I'.
+ */
+static const char oom_reply[] = "E\0\0\0\x29"
+				"SERROR\0"
+				"VERROR\0"
+				"C53200\0"
+				"Mout of memory\0"
+				"\0"
+				"Z\0\0\0\x05"
+				"I";
+
+bool admin_is_console_db(const char *dbname)
+{
+	return strcmp(dbname, "pgmux") == 0 || strcmp(dbname, "pgbouncer") == 0;
+}
+
+static struct admin_state *state_of(struct worker *w)
+{
+	struct list_node *pos, *tmp;
+	struct admin_state *st;
+
+	list_for_each_safe(pos, tmp, &admin_states) {
+		st = list_entry(pos, struct admin_state, node);
+		if (st->w == w)
+			return st;
+	}
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return NULL;
+	st->w = w;
+	/* The snapshots start at zero, which is what the counters were when the worker started. */
+	st->stats_since_us = w->start_time_us ? w->start_time_us : evloop_now_us(&w->loop);
+	list_init(&st->waits);
+	list_init(&st->draining);
+	list_add_tail(&admin_states, &st->node);
+	return st;
+}
+
+/* The client's wait on list head, or NULL. */
+static struct admin_wait *wait_on(struct list_node *head, const struct client *c)
+{
+	struct list_node *pos, *tmp;
+
+	list_for_each_safe(pos, tmp, head) {
+		struct admin_wait *wt = list_entry(pos, struct admin_wait, node);
+
+		if (wt->c == c)
+			return wt;
+	}
+	return NULL;
+}
+
+static void free_queued(struct list_node *head)
+{
+	struct list_node *pos, *tmp;
+
+	list_for_each_safe(pos, tmp, head) {
+		list_del(pos);
+		free(list_entry(pos, struct queued_query, node));
+	}
+}
+
+/* --- replies --- */
+
+/* Finish a reply with ReadyForQuery and queue it to the client; mb is freed. */
+static void send_reply(struct client *c, struct msgbuf *mb)
+{
+	build_ready(mb, 'I');
+	if (mb->failed) {
+		log_error("C-%" PRIu64 " admin %s@%s: out of memory building a reply", c->id,
+			  c->user, c->addr);
+		conn_write(&c->conn, oom_reply, sizeof(oom_reply) - 1);
+	} else {
+		conn_write(&c->conn, mb->data, mb->len);
+	}
+	mb_free(mb);
+}
+
+static void reply_done(struct client *c, enum admin_verb verb)
+{
+	struct msgbuf mb;
+
+	mb_init(&mb);
+	build_command_complete(&mb, admin_verb_tag(verb));
+	send_reply(c, &mb);
+}
+
+static void reply_error(struct client *c, const char *sqlstate, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void reply_error(struct client *c, const char *sqlstate, const char *fmt, ...)
+{
+	struct msgbuf mb;
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	mb_init(&mb);
+	build_error(&mb, "ERROR", sqlstate, "%s", msg);
+	send_reply(c, &mb);
+}
+
+/* --- what the waiting commands wait for --- */
+
+static bool pool_matches(const struct pool *p, const char *dbname)
+{
+	return dbname[0] == '\0' || strcmp(p->db->name, dbname) == 0;
+}
+
+/* PAUSE is done when no server of the database(s) is lent to a client. */
+static bool pause_done(struct worker *w, const char *dbname)
+{
+	struct list_node *pos, *tmp;
+
+	list_for_each_safe(pos, tmp, &w->pools) {
+		struct pool *p = list_entry(pos, struct pool, node);
+
+		if (pool_matches(p, dbname) && p->n_active > 0)
+			return false;
+	}
+	return true;
+}
+
+static bool list_has_closing_server(const struct list_node *head)
+{
+	struct list_node *pos, *tmp;
+
+	list_for_each_safe(pos, tmp, head) {
+		if (list_entry(pos, struct server, node)->close_when_released)
+			return true;
+	}
+	return false;
+}
+
+/* WAIT_CLOSE is done when no server of the database(s) still waits to be closed. */
+static bool wait_close_done(struct worker *w, const char *dbname)
+{
+	struct list_node *pos, *tmp;
+
+	list_for_each_safe(pos, tmp, &w->pools) {
+		struct pool *p = list_entry(pos, struct pool, node);
+
+		if (!pool_matches(p, dbname))
+			continue;
+		if (list_has_closing_server(&p->active_servers) ||
+		    list_has_closing_server(&p->idle_servers) ||
+		    list_has_closing_server(&p->reset_servers) ||
+		    list_has_closing_server(&p->login_servers))
+			return false;
+	}
+	return true;
+}
+
+/* Any struct database by its exact name, including ones a RELOAD removed that still have users. */
+static struct database *find_database(struct worker *w, const char *name)
+{
+	struct list_node *pos, *tmp;
+
+	list_for_each_safe(pos, tmp, &w->databases) {
+		struct database *db = list_entry(pos, struct database, node);
+
+		if (strcmp(db->name, name) == 0)
+			return db;
+	}
+	return NULL;
+}
+
+/*
+ * The database a command names: one in use (also one a RELOAD removed that still drains), else
+ * a [databases] entry of exactly that name, made now so that its paused and disabled flags have
+ * a home. A name served by the "*" entry exists only once a client has used it.
+ */
+static struct database *resolve_database(struct worker *w, const char *name)
+{
+	struct database *db = find_database(w, name);
+	const struct db_entry *e;
+
+	if (db)
+		return db;
+	e = config_find_db(w->cfg, name);
+	if (!e || strcmp(e->name, name) != 0)
+		return NULL;
+	return database_lookup(w, name);
+}
+
+/* --- the commands --- */
+
+static void run_query(struct client *c, const char *sql);
+
+/* Keep c waiting on wt (allocated by the caller) until admin_tick() finds its condition met. */
+static void start_wait(struct admin_state *st, struct admin_wait *wt, struct client *c,
+		       enum admin_verb verb, const char *dbname)
+{
+	wt->c = c;
+	wt->verb = verb;
+	snprintf(wt->dbname, sizeof(wt->dbname), "%s", dbname);
+	list_init(&wt->queued);
+	wt->n_queued = wt->queued_bytes = 0;
+	wt->gone = false;
+	list_add_tail(&st->waits, &wt->node);
+	log_info("C-%" PRIu64 " admin %s@%s: %s%s%s waits for servers to be %s", c->id, c->user,
+		 c->addr, admin_verb_tag(verb), dbname[0] ? " " : "", dbname,
+		 verb == ADMIN_PAUSE ? "released" : "closed");
+}
+
+static struct admin_wait *new_wait(struct client *c)
+{
+	struct admin_wait *wt = calloc(1, sizeof(*wt));
+
+	if (!wt)
+		reply_error(c, "53200", "out of memory");
+	return wt;
+}
+
+static void cmd_pause(struct admin_state *st, struct client *c, const char *dbname)
+{
+	struct worker *w = c->w;
+	struct admin_wait *wt;
+	struct database *db = NULL;
+
+	if (dbname[0]) {
+		db = resolve_database(w, dbname);
+		if (!db) {
+			reply_error(c, "3D000", "no such database: %s", dbname);
+			return;
+		}
+		if (db->paused) {
+			reply_error(c, "55000", "database %s is already paused", dbname);
+			return;
+		}
+	} else if (w->paused) {
+		reply_error(c, "55000", "pgmux is already paused");
+		return;
+	}
+	/* Allocate first: running out of memory must not leave the pause half-made. */
+	wt = new_wait(c);
+	if (!wt)
+		return;
+	if (db)
+		db->paused = true;
+	else
+		w->paused = true;
+	if (pause_done(w, dbname)) {
+		free(wt);
+		reply_done(c, ADMIN_PAUSE);
+		return;
+	}
+	start_wait(st, wt, c, ADMIN_PAUSE, dbname);
+}
+
+static void cmd_resume(struct client *c, const char *dbname)
+{
+	struct worker *w = c->w;
+	struct database *db = NULL;
+
+	if (dbname[0]) {
+		db = resolve_database(w, dbname);
+		if (!db) {
+			reply_error(c, "3D000", "no such database: %s", dbname);
+			return;
+		}
+		if (!db->paused) {
+			reply_error(c, "55000", "database %s is not paused", dbname);
+			return;
+		}
+		db->paused = false;
+	} else {
+		if (!w->paused) {
+			reply_error(c, "55000", "pgmux is not paused");
+			return;
+		}
+		w->paused = false;
+	}
+	reply_done(c, ADMIN_RESUME);
+	pool_kick(w, db);
+}
+
+static void cmd_wait_close(struct admin_state *st, struct client *c, const char *dbname)
+{
+	struct worker *w = c->w;
+	struct admin_wait *wt;
+
+	if (dbname[0] && !resolve_database(w, dbname)) {
+		reply_error(c, "3D000", "no such database: %s", dbname);
+		return;
+	}
+	if (wait_close_done(w, dbname)) {
+		reply_done(c, ADMIN_WAIT_CLOSE);
+		return;
+	}
+	wt = new_wait(c);
+	if (wt)
+		start_wait(st, wt, c, ADMIN_WAIT_CLOSE, dbname);
+}
+
+/* RECONNECT, KILL, DISABLE, ENABLE: the database must exist (RECONNECT: or be omitted). */
+static void cmd_database(struct client *c, enum admin_verb verb, const char *dbname)
+{
+	struct worker *w = c->w;
+	struct database *db = NULL;
+
+	if (dbname[0]) {
+		db = resolve_database(w, dbname);
+		if (!db) {
+			reply_error(c, "3D000", "no such database: %s", dbname);
+			return;
+		}
+	}
+	ASSERT(db || verb == ADMIN_RECONNECT); /* the parser requires a name for the others */
+	switch (verb) {
+	case ADMIN_RECONNECT:
+		pool_reconnect(w, db);
+		break;
+	case ADMIN_KILL:
+		/* As in PgBouncer, new clients of a killed database wait until RESUME. */
+		db->paused = true;
+		pool_kill_database(w, db);
+		break;
+	case ADMIN_DISABLE:
+		db->disabled = true;
+		break;
+	case ADMIN_ENABLE:
+		db->disabled = false;
+		pool_kick(w, db);
+		break;
+	default:
+		ASSERT(!"not a database command");
+		break;
+	}
+	reply_done(c, verb);
+}
+
+static void cmd_set(struct client *c, const char *name, const char *value)
+{
+	struct worker *w = c->w;
+	const struct config_key *key = config_find_key(name);
+	char err[512];
+
+	if (!key) {
+		reply_error(c, "42704", "unknown configuration key: %s", name);
+		return;
+	}
+	if (!key->reloadable) {
+		reply_error(c, "55P02", "%s cannot be changed while pgmux runs: it needs a restart",
+			    key->name);
+		return;
+	}
+	if (!config_set_value(w->cfg, key->name, value, err, sizeof(err))) {
+		reply_error(c, "22023", "%s", err);
+		return;
+	}
+	/* The few settings that are copied out of the config when it is applied. */
+	if (strcmp(key->name, "verbose") == 0)
+		log_set_verbose(w->cfg->verbose);
+	else if (strcmp(key->name, "pkt_buf") == 0)
+		evloop_set_buf_size(&w->loop, (uint32_t)w->cfg->pkt_buf);
+	else if (strcmp(key->name, "logfile") == 0 && !log_reopen(w->cfg->logfile))
+		log_error("cannot open log file %s", w->cfg->logfile);
+	reply_done(c, ADMIN_SET);
+}
+
+static void cmd_reload(struct client *c)
+{
+	char err[512];
+
+	if (!worker_reload(c->w, err, sizeof(err))) {
+		reply_error(c, "F0000", "%s", err);
+		return;
+	}
+	reply_done(c, ADMIN_RELOAD);
+}
+
+static void run_query(struct client *c, const char *sql)
+{
+	struct admin_state *st = state_of(c->w);
+	struct admin_cmd cmd;
+	char err[256];
+	struct msgbuf mb;
+
+	if (!st) {
+		reply_error(c, "53200", "out of memory");
+		return;
+	}
+	switch (admin_parse(sql, &cmd, err, sizeof(err))) {
+	case ADMIN_PARSE_OK:
+		break;
+	case ADMIN_PARSE_SYNTAX:
+		reply_error(c, "42601", "%s", err);
+		return;
+	case ADMIN_PARSE_UNSUPPORTED:
+		reply_error(c, "0A000", "%s", err);
+		return;
+	}
+	if (cmd.verb != ADMIN_SHOW && cmd.verb != ADMIN_EMPTY && !c->admin_can_write) {
+		reply_error(c, "42501", "admin access needed");
+		return;
+	}
+	if (cmd.verb != ADMIN_SHOW && cmd.verb != ADMIN_EMPTY)
+		log_info("C-%" PRIu64 " admin %s@%s: %s%s%s", c->id, c->user, c->addr,
+			 admin_verb_tag(cmd.verb), cmd.arg[0] ? " " : "", cmd.arg);
+	else
+		log_debug("C-%" PRIu64 " admin %s@%s: %s", c->id, c->user, c->addr, sql);
+
+	switch (cmd.verb) {
+	case ADMIN_EMPTY:
+		mb_init(&mb);
+		build_empty_query(&mb);
+		send_reply(c, &mb);
+		break;
+	case ADMIN_SHOW:
+		mb_init(&mb);
+		admin_show(c->w, cmd.show, st->stats_since_us, &mb);
+		send_reply(c, &mb);
+		break;
+	case ADMIN_PAUSE:
+		cmd_pause(st, c, cmd.arg);
+		break;
+	case ADMIN_RESUME:
+		cmd_resume(c, cmd.arg);
+		break;
+	case ADMIN_WAIT_CLOSE:
+		cmd_wait_close(st, c, cmd.arg);
+		break;
+	case ADMIN_RECONNECT:
+	case ADMIN_KILL:
+	case ADMIN_DISABLE:
+	case ADMIN_ENABLE:
+		cmd_database(c, cmd.verb, cmd.arg);
+		break;
+	case ADMIN_SET:
+		cmd_set(c, cmd.arg, cmd.value);
+		break;
+	case ADMIN_RELOAD:
+		cmd_reload(c);
+		break;
+	case ADMIN_SHUTDOWN:
+		/* Answer first: the client should learn that the command was taken. */
+		reply_done(c, ADMIN_SHUTDOWN);
+		worker_shutdown(c->w, false);
+		break;
+	}
+}
+
+void admin_handle_query(struct client *c, const char *sql)
+{
+	struct admin_state *st = state_of(c->w);
+	struct admin_wait *wt = NULL;
+
+	ASSERT(c->admin);
+	if (st) {
+		wt = wait_on(&st->waits, c);
+		if (!wt)
+			wt = wait_on(&st->draining, c);
+	}
+	if (wt) {
+		/* A query sent behind a waiting one: it runs when the wait is over. */
+		size_t len = strlen(sql);
+		struct queued_query *q;
+
+		if (wt->n_queued >= QUEUE_MAX_QUERIES || wt->queued_bytes + len > QUEUE_MAX_BYTES) {
+			client_close(c, "54000", "too many commands sent while %s waits",
+				     admin_verb_tag(wt->verb));
+			return;
+		}
+		q = malloc(sizeof(*q) + len + 1);
+		if (!q) {
+			client_close(c, "53200", "out of memory");
+			return;
+		}
+		memcpy(q->sql, sql, len + 1);
+		list_add_tail(&wt->queued, &q->node);
+		wt->n_queued++;
+		wt->queued_bytes += len;
+		return;
+	}
+	run_query(c, sql);
+}
+
+/*
+ * Answer a wait whose condition holds (or whose PAUSE was undone), then run the queries queued
+ * behind it until one of them has to wait in turn.
+ */
+static void finish_wait(struct admin_state *st, struct admin_wait *wt)
+{
+	struct client *c = wt->c;
+	struct worker *w = st->w;
+
+	list_del(&wt->node);
+	list_add_tail(&st->draining, &wt->node);
+
+	if (wt->verb == ADMIN_PAUSE) {
+		struct database *db = wt->dbname[0] ? find_database(w, wt->dbname) : NULL;
+		bool still_paused = wt->dbname[0] ? (!db || db->paused) : w->paused;
+
+		if (still_paused)
+			reply_done(c, ADMIN_PAUSE);
+		else
+			reply_error(c, "57014", "PAUSE canceled by RESUME");
+	} else {
+		reply_done(c, wt->verb);
+	}
+
+	while (!wt->gone && !list_empty(&wt->queued)) {
+		struct admin_wait *next = wait_on(&st->waits, c);
+		struct queued_query *q;
+
+		if (next) {
+			/* The rest came before anything queued on the new wait: put it in front. */
+			while (!list_empty(&wt->queued)) {
+				struct list_node *last = wt->queued.prev;
+
+				list_del(last);
+				list_add_head(&next->queued, last);
+			}
+			next->n_queued += wt->n_queued;
+			next->queued_bytes += wt->queued_bytes;
+			break;
+		}
+		q = list_entry(wt->queued.next, struct queued_query, node);
+		list_del(&q->node);
+		wt->n_queued--;
+		wt->queued_bytes -= strlen(q->sql);
+		run_query(c, q->sql);
+		free(q);
+	}
+	list_del(&wt->node);
+	free_queued(&wt->queued);
+	free(wt);
+}
+
+static bool wait_ready(struct admin_state *st, const struct admin_wait *wt)
+{
+	struct worker *w = st->w;
+
+	if (wt->verb == ADMIN_WAIT_CLOSE)
+		return wait_close_done(w, wt->dbname);
+	if (wt->dbname[0]) {
+		struct database *db = find_database(w, wt->dbname);
+
+		if (!db || !db->paused)
+			return true;
+	} else if (!w->paused) {
+		return true;
+	}
+	return pause_done(w, wt->dbname);
+}
+
+void admin_tick(struct worker *w)
+{
+	struct admin_state *st = state_of(w);
+	uint64_t now = evloop_now_us(&w->loop);
+
+	if (!st || st->ticking)
+		return;
+	st->ticking = true;
+	if (now - st->stats_since_us >= ADMIN_STATS_PERIOD_US || now < st->stats_since_us) {
+		admin_stats_roll(w);
+		st->stats_since_us = now;
+	}
+	/*
+	 * Finishing a wait runs queued commands, which may add or finish other waits: look again
+	 * from the start after each one instead of holding an iterator across it.
+	 */
+	for (;;) {
+		struct list_node *pos, *tmp;
+		struct admin_wait *ready = NULL;
+
+		list_for_each_safe(pos, tmp, &st->waits) {
+			struct admin_wait *wt = list_entry(pos, struct admin_wait, node);
+
+			if (wait_ready(st, wt)) {
+				ready = wt;
+				break;
+			}
+		}
+		if (!ready)
+			break;
+		finish_wait(st, ready);
+	}
+	st->ticking = false;
+}
+
+void admin_forget_client(struct client *c)
+{
+	struct list_node *pos, *tmp;
+
+	list_for_each_safe(pos, tmp, &admin_states) {
+		struct admin_state *st = list_entry(pos, struct admin_state, node);
+		struct admin_wait *wt;
+
+		if (st->w != c->w)
+			continue;
+		while ((wt = wait_on(&st->waits, c)) != NULL) {
+			log_info("C-%" PRIu64 " admin %s@%s: left while %s was waiting", c->id,
+				 c->user, c->addr, admin_verb_tag(wt->verb));
+			list_del(&wt->node);
+			free_queued(&wt->queued);
+			free(wt);
+		}
+		/* finish_wait() is running this client's queue: it frees the wait when it sees this. */
+		wt = wait_on(&st->draining, c);
+		if (wt) {
+			wt->gone = true;
+			/* Do not match this client again: its memory may be reused by a new one. */
+			wt->c = NULL;
+		}
+	}
+}

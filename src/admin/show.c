@@ -1,0 +1,982 @@
+/*
+ * admin/show: the SHOW tables (see admin/show.h).
+ *
+ * Each table is declared once as a column list; rows are filled through a small row builder
+ * that counts its values, so a row can never have more or fewer values than its header says
+ * (checked by ASSERT). Values pgmux does not track (TLS, cancel-request queues, DNS caches) are
+ * constants: 0, or an empty string, as PgBouncer prints them when the feature is unused.
+ *
+ * A [databases] entry is only read through database.entry while the database is in the
+ * config (!removed): a removed database's entry belonged to the previous config.
+ */
+#include "admin/show.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config/config.h"
+#include "core/list.h"
+#include "core/log.h"
+#include "pool/pool.h"
+#include "proto/build.h"
+
+#ifndef PGMUX_VERSION
+#define PGMUX_VERSION "unknown"
+#endif
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+#define OID_INT8 20
+#define OID_INT4 23
+#define OID_TEXT 25
+
+#define MAX_COLS 20
+#define SLOT_LEN 64 /* an IPv6 address, a timestamp, a decimal uint64 */
+
+struct column {
+	const char *name;
+	uint32_t oid;
+};
+
+/* One DataRow being filled: values point at caller strings or at the row's own slots. */
+struct row {
+	int n, ncols;
+	const char *val[MAX_COLS];
+	char slot[MAX_COLS][SLOT_LEN];
+};
+
+static void put_header(struct msgbuf *mb, const struct column *cols, int ncols)
+{
+	const char *names[MAX_COLS];
+	uint32_t oids[MAX_COLS];
+
+	ASSERT(ncols <= MAX_COLS);
+	for (int i = 0; i < ncols; i++) {
+		names[i] = cols[i].name;
+		oids[i] = cols[i].oid;
+	}
+	build_row_description(mb, ncols, names, oids);
+}
+
+#define HEADER(mb, cols) put_header((mb), (cols), (int)ARRAY_LEN(cols))
+#define ROW(r, cols) row_start((r), (int)ARRAY_LEN(cols))
+
+static void row_start(struct row *r, int ncols)
+{
+	r->n = 0;
+	r->ncols = ncols;
+}
+
+/* s is borrowed until row_end(); NULL is SQL NULL. */
+static void put_str(struct row *r, const char *s)
+{
+	ASSERT(r->n < r->ncols);
+	r->val[r->n++] = s;
+}
+
+static void put_int(struct row *r, int64_t v)
+{
+	ASSERT(r->n < r->ncols);
+	snprintf(r->slot[r->n], SLOT_LEN, "%" PRId64, v);
+	r->val[r->n] = r->slot[r->n];
+	r->n++;
+}
+
+static void put_uint(struct row *r, uint64_t v)
+{
+	ASSERT(r->n < r->ncols);
+	snprintf(r->slot[r->n], SLOT_LEN, "%" PRIu64, v);
+	r->val[r->n] = r->slot[r->n];
+	r->n++;
+}
+
+static void put_ptr(struct row *r, const void *p)
+{
+	ASSERT(r->n < r->ncols);
+	if (!p) {
+		r->val[r->n++] = NULL;
+		return;
+	}
+	snprintf(r->slot[r->n], SLOT_LEN, "%p", p);
+	r->val[r->n] = r->slot[r->n];
+	r->n++;
+}
+
+/* A wall-clock time in microseconds as local time, the way PgBouncer prints it. */
+static void put_time(struct row *r, uint64_t us)
+{
+	time_t t = (time_t)(us / 1000000);
+	struct tm tm;
+
+	ASSERT(r->n < r->ncols);
+	if (!localtime_r(&t, &tm) ||
+	    strftime(r->slot[r->n], SLOT_LEN, "%Y-%m-%d %H:%M:%S %Z", &tm) == 0)
+		r->slot[r->n][0] = '\0';
+	r->val[r->n] = r->slot[r->n];
+	r->n++;
+}
+
+static void row_end(struct msgbuf *mb, struct row *r)
+{
+	ASSERT(r->n == r->ncols);
+	build_data_row(mb, r->n, r->val);
+}
+
+/*
+ * Split "ip:port", "[ipv6]:port" or a name without port (unix sockets, "unknown") into host and
+ * port; port is 0 when there is none.
+ */
+static void split_addr(const char *addr, char *host, size_t hostlen, int *port)
+{
+	const char *colon;
+	size_t n;
+
+	*port = 0;
+	if (addr[0] == '[' && (colon = strstr(addr, "]:")) != NULL) {
+		n = (size_t)(colon - addr - 1);
+		snprintf(host, hostlen, "%.*s", (int)n, addr + 1);
+		*port = atoi(colon + 2);
+		return;
+	}
+	colon = strrchr(addr, ':');
+	if (!colon || strchr(addr, ':') != colon) {
+		snprintf(host, hostlen, "%s", addr);
+		return;
+	}
+	snprintf(host, hostlen, "%.*s", (int)(colon - addr), addr);
+	*port = atoi(colon + 1);
+}
+
+static const char *app_name(const struct param_set *ps)
+{
+	return ps->set[PARAM_APPLICATION_NAME] ? ps->value[PARAM_APPLICATION_NAME] : "";
+}
+
+static uint64_t since(uint64_t now, uint64_t then)
+{
+	return then && now > then ? now - then : 0;
+}
+
+/* --- SHOW HELP, VERSION --- */
+
+static void show_help(struct msgbuf *mb)
+{
+	static const char detail[] =
+		"\tSHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION\n"
+		"\tSHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS\n"
+		"\tSHOW LISTS|MEM\n"
+		"\tSET key = value\n"
+		"\tRELOAD\n"
+		"\tPAUSE [<db>]\n"
+		"\tRESUME [<db>]\n"
+		"\tDISABLE <db>\n"
+		"\tENABLE <db>\n"
+		"\tRECONNECT [<db>]\n"
+		"\tKILL <db>\n"
+		"\tWAIT_CLOSE [<db>]\n"
+		"\tSHUTDOWN";
+	size_t start = mb_begin(mb, 'N');
+
+	mb_put_u8(mb, 'S');
+	mb_put_cstring(mb, "NOTICE");
+	mb_put_u8(mb, 'V');
+	mb_put_cstring(mb, "NOTICE");
+	mb_put_u8(mb, 'C');
+	mb_put_cstring(mb, "00000");
+	mb_put_u8(mb, 'M');
+	mb_put_cstring(mb, "Console usage");
+	mb_put_u8(mb, 'D');
+	mb_put_cstring(mb, detail);
+	mb_put_u8(mb, 0);
+	mb_end(mb, start);
+}
+
+static void show_version(struct msgbuf *mb)
+{
+	static const struct column cols[] = { { "version", OID_TEXT } };
+	struct row r;
+
+	HEADER(mb, cols);
+	ROW(&r, cols);
+	put_str(&r, "pgmux " PGMUX_VERSION);
+	row_end(mb, &r);
+}
+
+/* --- SHOW CONFIG --- */
+
+static void show_config(struct worker *w, struct msgbuf *mb)
+{
+	static const struct column cols[] = {
+		{ "key", OID_TEXT },
+		{ "value", OID_TEXT },
+		{ "default", OID_TEXT },
+		{ "changeable", OID_TEXT },
+	};
+	char value[1024];
+	struct row r;
+
+	HEADER(mb, cols);
+	for (size_t i = 0; i < config_key_count; i++) {
+		const struct config_key *key = &config_keys[i];
+
+		ROW(&r, cols);
+		put_str(&r, key->name);
+		put_str(&r, config_format_value(w->cfg, key, value, sizeof(value)));
+		put_str(&r, key->default_value);
+		put_str(&r, key->reloadable ? "yes" : "no");
+		row_end(mb, &r);
+	}
+}
+
+/* --- SHOW DATABASES, USERS --- */
+
+static int entry_or(int entry_value, int fallback)
+{
+	return entry_value >= 0 ? entry_value : fallback;
+}
+
+/*
+ * Call fn for every database a client can name: each [databases] entry in file order (with its
+ * struct database if it was used already, else NULL) and then those made from the "*" entry.
+ * Databases a RELOAD removed are left out, as PgBouncer leaves them out.
+ */
+typedef void (*db_visit_fn)(struct worker *w, const char *name, const struct db_entry *e,
+			    const struct database *db, void *arg);
+
+static const struct database *find_live_db(struct worker *w, const char *name)
+{
+	struct list_node *pos, *tmp;
+
+	list_for_each_safe(pos, tmp, &w->databases) {
+		const struct database *db = list_entry(pos, struct database, node);
+
+		if (!db->removed && db->entry && strcmp(db->name, name) == 0)
+			return db;
+	}
+	return NULL;
+}
+
+static void for_each_database(struct worker *w, db_visit_fn fn, void *arg)
+{
+	const struct config *cfg = w->cfg;
+	struct list_node *pos, *tmp;
+
+	for (int i = 0; i < cfg->n_dbs; i++) {
+		const struct db_entry *e = &cfg->dbs[i];
+
+		if (strcmp(e->name, "*") != 0)
+			fn(w, e->name, e, find_live_db(w, e->name), arg);
+	}
+	list_for_each_safe(pos, tmp, &w->databases) {
+		const struct database *db = list_entry(pos, struct database, node);
+
+		if (db->from_wildcard && !db->removed && db->entry)
+			fn(w, db->name, db->entry, db, arg);
+	}
+}
+
+static const struct column database_cols[] = {
+	{ "name", OID_TEXT },
+	{ "host", OID_TEXT },
+	{ "port", OID_INT4 },
+	{ "database", OID_TEXT },
+	{ "force_user", OID_TEXT },
+	{ "pool_size", OID_INT4 },
+	{ "min_pool_size", OID_INT4 },
+	{ "reserve_pool", OID_INT4 },
+	{ "pool_mode", OID_TEXT },
+	{ "max_connections", OID_INT4 },
+	{ "current_connections", OID_INT4 },
+	{ "paused", OID_INT4 },
+	{ "disabled", OID_INT4 },
+};
+
+static void database_row(struct worker *w, const char *name, const struct db_entry *e,
+			 const struct database *db, void *arg)
+{
+	const struct config *cfg = w->cfg;
+	struct msgbuf *mb = arg;
+	struct row r;
+
+	ROW(&r, database_cols);
+	put_str(&r, name);
+	put_str(&r, e->host[0] ? e->host : NULL);
+	put_int(&r, e->port);
+	/* A "*" entry without dbname= connects to the database of the name the client used. */
+	put_str(&r, e->dbname[0] ? e->dbname : name);
+	put_str(&r, e->user[0] ? e->user : NULL);
+	put_int(&r, entry_or(e->pool_size, cfg->default_pool_size));
+	put_int(&r, entry_or(e->min_pool_size, cfg->min_pool_size));
+	put_int(&r, entry_or(e->reserve_pool, cfg->reserve_pool_size));
+	put_str(&r, e->pool_mode == POOL_MODE_INHERIT ? NULL : pool_mode_name(e->pool_mode));
+	put_int(&r, entry_or(e->max_db_connections, cfg->max_db_connections));
+	put_int(&r, db ? db->n_servers : 0);
+	put_int(&r, db && db->paused ? 1 : 0);
+	put_int(&r, db && db->disabled ? 1 : 0);
+	row_end(mb, &r);
+}
+
+static void show_databases(struct worker *w, struct msgbuf *mb)
+{
+	HEADER(mb, database_cols);
+	for_each_database(w, database_row, mb);
+}
+
+static const struct column user_cols[] = {
+	{ "name", OID_TEXT },
+	{ "pool_mode", OID_TEXT },
+};
+
+static void user_row(struct msgbuf *mb, const struct config *cfg, const char *name)
+{
+	const struct user_entry *u = config_find_user(cfg, name);
+	struct row r;
+
+	ROW(&r, user_cols);
+	put_str(&r, name);
+	put_str(&r, u && u->pool_mode != POOL_MODE_INHERIT ? pool_mode_name(u->pool_mode) : NULL);
+	row_end(mb, &r);
+}
+
+static bool user_is_known(struct worker *w, const char *name)
+{
+	struct list_node *pos, *tmp;
+
+	list_for_each_safe(pos, tmp, &w->users) {
+		if (strcmp(list_entry(pos, struct pool_user, node)->name, name) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Users with pools, then [users] entries that have none yet. */
+static void show_users(struct worker *w, struct msgbuf *mb)
+{
+	struct list_node *pos, *tmp;
+
+	HEADER(mb, user_cols);
+	list_for_each_safe(pos, tmp, &w->users)
+		user_row(mb, w->cfg, list_entry(pos, struct pool_user, node)->name);
+	for (int i = 0; i < w->cfg->n_users; i++) {
+		if (!user_is_known(w, w->cfg->users[i].name))
+			user_row(mb, w->cfg, w->cfg->users[i].name);
+	}
+}
+
+/* --- SHOW POOLS --- */
+
+static void count_reset(const struct pool *p, int *tested, int *canceling)
+{
+	struct list_node *pos, *tmp;
+
+	*tested = *canceling = 0;
+	list_for_each_safe(pos, tmp, &p->reset_servers) {
+		if (list_entry(pos, struct server, node)->state == SERVER_CANCEL_WAIT)
+			(*canceling)++;
+		else
+			(*tested)++;
+	}
+}
+
+/* How long the longest-waiting client of p has waited, in microseconds. */
+static uint64_t max_wait_us(const struct pool *p, uint64_t now)
+{
+	struct list_node *pos, *tmp;
+	uint64_t longest = 0;
+
+	list_for_each_safe(pos, tmp, &p->waiting_clients) {
+		uint64_t waited = since(now, list_entry(pos, struct client, node)->wait_start_us);
+
+		if (waited > longest)
+			longest = waited;
+	}
+	return longest;
+}
+
+static void show_pools(struct worker *w, struct msgbuf *mb)
+{
+	static const struct column cols[] = {
+		{ "database", OID_TEXT },
+		{ "user", OID_TEXT },
+		{ "cl_active", OID_INT4 },
+		{ "cl_waiting", OID_INT4 },
+		{ "cl_active_cancel_req", OID_INT4 },
+		{ "cl_waiting_cancel_req", OID_INT4 },
+		{ "sv_active", OID_INT4 },
+		{ "sv_active_cancel", OID_INT4 },
+		{ "sv_being_canceled", OID_INT4 },
+		{ "sv_idle", OID_INT4 },
+		{ "sv_used", OID_INT4 },
+		{ "sv_tested", OID_INT4 },
+		{ "sv_login", OID_INT4 },
+		{ "maxwait", OID_INT4 },
+		{ "maxwait_us", OID_INT4 },
+		{ "pool_mode", OID_TEXT },
+	};
+	uint64_t now = evloop_now_us(&w->loop);
+	struct list_node *pos, *tmp;
+	struct row r;
+
+	HEADER(mb, cols);
+	list_for_each_safe(pos, tmp, &w->pools) {
+		struct pool *p = list_entry(pos, struct pool, node);
+		uint64_t waited = max_wait_us(p, now);
+		int tested, canceling;
+
+		count_reset(p, &tested, &canceling);
+		ROW(&r, cols);
+		put_str(&r, p->db->name);
+		put_str(&r, p->user->name);
+		put_int(&r, p->n_active_clients);
+		put_int(&r, p->n_waiting_clients);
+		put_int(&r, 0);
+		put_int(&r, 0);
+		put_int(&r, p->n_active);
+		put_int(&r, 0);
+		put_int(&r, canceling);
+		put_int(&r, p->n_idle);
+		put_int(&r, 0);
+		put_int(&r, tested);
+		put_int(&r, p->n_login);
+		put_uint(&r, waited / 1000000);
+		put_uint(&r, waited % 1000000);
+		put_str(&r, pool_mode_name(pool_mode(p)));
+		row_end(mb, &r);
+	}
+}
+
+/* --- SHOW CLIENTS, SERVERS --- */
+
+static const struct column socket_cols[] = {
+	{ "type", OID_TEXT },
+	{ "user", OID_TEXT },
+	{ "database", OID_TEXT },
+	{ "state", OID_TEXT },
+	{ "addr", OID_TEXT },
+	{ "port", OID_INT4 },
+	{ "local_addr", OID_TEXT },
+	{ "local_port", OID_INT4 },
+	{ "connect_time", OID_TEXT },
+	{ "request_time", OID_TEXT },
+	{ "wait", OID_INT4 },
+	{ "wait_us", OID_INT4 },
+	{ "close_needed", OID_INT4 },
+	{ "ptr", OID_TEXT },
+	{ "link", OID_TEXT },
+	{ "remote_pid", OID_INT4 },
+	{ "tls", OID_TEXT },
+	{ "application_name", OID_TEXT },
+};
+
+/* The state names PgBouncer shows for its client lists. */
+static const char *client_show_state(const struct client *c)
+{
+	switch (c->state) {
+	case CLIENT_LOGIN:
+		return "login";
+	case CLIENT_WAITING_LOGIN:
+	case CLIENT_WAITING:
+		return "waiting";
+	case CLIENT_IDLE:
+		return "idle";
+	case CLIENT_ACTIVE:
+		return "active";
+	case CLIENT_CLOSING:
+		return "closing";
+	}
+	return "unknown";
+}
+
+static void client_row(struct worker *w, struct msgbuf *mb, const struct client *c, uint64_t now)
+{
+	char host[SLOT_LEN];
+	uint64_t waited = 0;
+	int port;
+	struct row r;
+
+	if (c->state == CLIENT_WAITING || c->state == CLIENT_WAITING_LOGIN)
+		waited = since(now, c->wait_start_us);
+	split_addr(c->addr, host, sizeof(host), &port);
+	if (c->conn.is_unix) {
+		snprintf(host, sizeof(host), "unix");
+		port = w->cfg->listen_port;
+	}
+
+	ROW(&r, socket_cols);
+	put_str(&r, "C");
+	put_str(&r, c->user);
+	put_str(&r, c->dbname);
+	put_str(&r, client_show_state(c));
+	put_str(&r, host);
+	put_int(&r, port);
+	put_str(&r, c->conn.is_unix ? "unix" : NULL);
+	put_int(&r, w->cfg->listen_port);
+	put_time(&r, c->connect_time_us);
+	put_time(&r, c->request_time_us ? c->request_time_us : c->connect_time_us);
+	put_uint(&r, waited / 1000000);
+	put_uint(&r, waited % 1000000);
+	put_int(&r, 0);
+	put_ptr(&r, c);
+	put_ptr(&r, c->server);
+	put_int(&r, 0);
+	put_str(&r, "");
+	put_str(&r, app_name(&c->params));
+	row_end(mb, &r);
+}
+
+static void client_list_rows(struct worker *w, struct msgbuf *mb, struct list_node *head,
+			     uint64_t now)
+{
+	struct list_node *pos, *tmp;
+
+	list_for_each_safe(pos, tmp, head)
+		client_row(w, mb, list_entry(pos, struct client, node), now);
+}
+
+static void show_clients(struct worker *w, struct msgbuf *mb)
+{
+	uint64_t now = evloop_now_us(&w->loop);
+	struct list_node *pos, *tmp;
+
+	HEADER(mb, socket_cols);
+	list_for_each_safe(pos, tmp, &w->pools) {
+		struct pool *p = list_entry(pos, struct pool, node);
+
+		client_list_rows(w, mb, &p->active_clients, now);
+		client_list_rows(w, mb, &p->waiting_clients, now);
+	}
+	/* Admin console clients and those still logging in. */
+	client_list_rows(w, mb, &w->login_clients, now);
+}
+
+/* The state names PgBouncer shows for its server lists. */
+static const char *server_show_state(const struct server *s)
+{
+	switch (s->state) {
+	case SERVER_CONNECTING:
+	case SERVER_LOGIN:
+		return "new";
+	case SERVER_IDLE:
+		return "idle";
+	case SERVER_ACTIVE:
+		return "active";
+	case SERVER_RESET:
+		return "tested";
+	case SERVER_CANCEL_WAIT:
+		return "being_canceled";
+	case SERVER_CLOSING:
+		return "closing";
+	}
+	return "unknown";
+}
+
+static void server_row(struct msgbuf *mb, const struct pool *p, const struct server *s)
+{
+	char host[SLOT_LEN];
+	int port;
+	struct row r;
+
+	split_addr(s->addr, host, sizeof(host), &port);
+	ROW(&r, socket_cols);
+	put_str(&r, "S");
+	put_str(&r, p->user->name);
+	put_str(&r, p->db->name);
+	put_str(&r, server_show_state(s));
+	put_str(&r, host);
+	put_int(&r, port);
+	put_str(&r, NULL);
+	put_int(&r, 0);
+	put_time(&r, s->connect_time_us);
+	put_time(&r, s->request_time_us ? s->request_time_us : s->connect_time_us);
+	put_int(&r, 0);
+	put_int(&r, 0);
+	put_int(&r, s->close_when_released ? 1 : 0);
+	put_ptr(&r, s);
+	put_ptr(&r, s->client);
+	put_uint(&r, s->backend_pid);
+	put_str(&r, "");
+	put_str(&r, s->client ? app_name(&s->client->params) : "");
+	row_end(mb, &r);
+}
+
+static void server_list_rows(struct msgbuf *mb, const struct pool *p, const struct list_node *head)
+{
+	struct list_node *pos, *tmp;
+
+	list_for_each_safe(pos, tmp, head)
+		server_row(mb, p, list_entry(pos, struct server, node));
+}
+
+static void show_servers(struct worker *w, struct msgbuf *mb)
+{
+	struct list_node *pos, *tmp;
+
+	HEADER(mb, socket_cols);
+	list_for_each_safe(pos, tmp, &w->pools) {
+		struct pool *p = list_entry(pos, struct pool, node);
+
+		server_list_rows(mb, p, &p->active_servers);
+		server_list_rows(mb, p, &p->idle_servers);
+		server_list_rows(mb, p, &p->reset_servers);
+		server_list_rows(mb, p, &p->login_servers);
+	}
+}
+
+/* --- SHOW STATS, STATS_TOTALS, STATS_AVERAGES, TOTALS --- */
+
+struct averages {
+	uint64_t xact_count, query_count; /* per second */
+	uint64_t recv, sent;              /* bytes per second */
+	uint64_t xact_time, query_time;   /* microseconds per transaction, per query */
+	uint64_t wait_time;               /* microseconds per server assignment */
+};
+
+static void db_totals(struct worker *w, const struct database *db, struct stats *sum)
+{
+	struct list_node *pos, *tmp;
+
+	memset(sum, 0, sizeof(*sum));
+	list_for_each_safe(pos, tmp, &w->pools) {
+		struct pool *p = list_entry(pos, struct pool, node);
+
+		if (!db || p->db == db)
+			stats_add(sum, &p->stats);
+	}
+}
+
+/* Counters only grow, except when a pool goes away with its counts: never go negative. */
+static uint64_t delta(uint64_t cur, uint64_t prev)
+{
+	return cur > prev ? cur - prev : 0;
+}
+
+static void averages(const struct stats *cur, const struct stats *prev, uint64_t window_us,
+		     struct averages *a)
+{
+	double secs = window_us < 1000000 ? 1.0 : (double)window_us / 1e6;
+	uint64_t xacts = delta(cur->xact_count, prev->xact_count);
+	uint64_t queries = delta(cur->query_count, prev->query_count);
+	uint64_t assigns = delta(cur->server_assignment_count, prev->server_assignment_count);
+
+	a->xact_count = (uint64_t)((double)xacts / secs);
+	a->query_count = (uint64_t)((double)queries / secs);
+	a->recv = (uint64_t)((double)delta(cur->bytes_received, prev->bytes_received) / secs);
+	a->sent = (uint64_t)((double)delta(cur->bytes_sent, prev->bytes_sent) / secs);
+	a->xact_time = xacts ? delta(cur->xact_time_us, prev->xact_time_us) / xacts : 0;
+	a->query_time = queries ? delta(cur->query_time_us, prev->query_time_us) / queries : 0;
+	a->wait_time = assigns ? delta(cur->wait_time_us, prev->wait_time_us) / assigns : 0;
+}
+
+static void put_totals(struct row *r, const struct stats *s)
+{
+	put_uint(r, s->xact_count);
+	put_uint(r, s->query_count);
+	put_uint(r, s->bytes_received);
+	put_uint(r, s->bytes_sent);
+	put_uint(r, s->xact_time_us);
+	put_uint(r, s->query_time_us);
+	put_uint(r, s->wait_time_us);
+}
+
+static void put_averages(struct row *r, const struct averages *a)
+{
+	put_uint(r, a->xact_count);
+	put_uint(r, a->query_count);
+	put_uint(r, a->recv);
+	put_uint(r, a->sent);
+	put_uint(r, a->xact_time);
+	put_uint(r, a->query_time);
+	put_uint(r, a->wait_time);
+}
+
+static const struct column stats_cols[] = {
+	{ "database", OID_TEXT },
+	{ "total_xact_count", OID_INT8 },
+	{ "total_query_count", OID_INT8 },
+	{ "total_received", OID_INT8 },
+	{ "total_sent", OID_INT8 },
+	{ "total_xact_time", OID_INT8 },
+	{ "total_query_time", OID_INT8 },
+	{ "total_wait_time", OID_INT8 },
+	{ "avg_xact_count", OID_INT8 },
+	{ "avg_query_count", OID_INT8 },
+	{ "avg_recv", OID_INT8 },
+	{ "avg_sent", OID_INT8 },
+	{ "avg_xact_time", OID_INT8 },
+	{ "avg_query_time", OID_INT8 },
+	{ "avg_wait_time", OID_INT8 },
+};
+
+/* STATS_TOTALS and STATS_AVERAGES share their column names. */
+static const struct column stats_part_cols[] = {
+	{ "database", OID_TEXT },
+	{ "xact_count", OID_INT8 },
+	{ "query_count", OID_INT8 },
+	{ "bytes_received", OID_INT8 },
+	{ "bytes_sent", OID_INT8 },
+	{ "xact_time", OID_INT8 },
+	{ "query_time", OID_INT8 },
+	{ "wait_time", OID_INT8 },
+};
+
+struct stats_walk {
+	struct msgbuf *mb;
+	enum admin_show what;
+	uint64_t window_us;
+};
+
+static void stats_row(struct worker *w, const char *name, const struct db_entry *e,
+		      const struct database *db, void *arg)
+{
+	static const struct stats zero;
+	struct stats_walk *sw = arg;
+	struct stats sum;
+	struct averages avg;
+	struct row r;
+
+	if (db)
+		db_totals(w, db, &sum);
+	else
+		sum = zero;
+	averages(&sum, db ? &db->stats_prev : &zero, sw->window_us, &avg);
+	if (sw->what == ADMIN_SHOW_STATS)
+		ROW(&r, stats_cols);
+	else
+		ROW(&r, stats_part_cols);
+	put_str(&r, name);
+	if (sw->what != ADMIN_SHOW_STATS_AVERAGES)
+		put_totals(&r, &sum);
+	if (sw->what != ADMIN_SHOW_STATS_TOTALS)
+		put_averages(&r, &avg);
+	row_end(sw->mb, &r);
+}
+
+static void show_stats(struct worker *w, enum admin_show what, uint64_t stats_since_us,
+		       struct msgbuf *mb)
+{
+	struct stats_walk sw = {
+		.mb = mb,
+		.what = what,
+		.window_us = since(evloop_now_us(&w->loop), stats_since_us),
+	};
+
+	if (what == ADMIN_SHOW_STATS)
+		HEADER(mb, stats_cols);
+	else
+		HEADER(mb, stats_part_cols);
+	for_each_database(w, stats_row, &sw);
+}
+
+static void show_totals(struct worker *w, uint64_t stats_since_us, struct msgbuf *mb)
+{
+	static const struct column cols[] = {
+		{ "name", OID_TEXT },
+		{ "value", OID_INT8 },
+	};
+	uint64_t window = since(evloop_now_us(&w->loop), stats_since_us);
+	struct stats sum;
+	struct averages avg;
+	struct row r;
+
+	db_totals(w, NULL, &sum);
+	averages(&sum, &w->totals_prev, window, &avg);
+	const struct {
+		const char *name;
+		uint64_t value;
+	} rows[] = {
+		{ "total_xact_count", sum.xact_count },
+		{ "total_query_count", sum.query_count },
+		{ "total_received", sum.bytes_received },
+		{ "total_sent", sum.bytes_sent },
+		{ "total_xact_time", sum.xact_time_us },
+		{ "total_query_time", sum.query_time_us },
+		{ "total_wait_time", sum.wait_time_us },
+		{ "avg_xact_count", avg.xact_count },
+		{ "avg_query_count", avg.query_count },
+		{ "avg_recv", avg.recv },
+		{ "avg_sent", avg.sent },
+		{ "avg_xact_time", avg.xact_time },
+		{ "avg_query_time", avg.query_time },
+		{ "avg_wait_time", avg.wait_time },
+	};
+
+	HEADER(mb, cols);
+	for (size_t i = 0; i < ARRAY_LEN(rows); i++) {
+		ROW(&r, cols);
+		put_str(&r, rows[i].name);
+		put_uint(&r, rows[i].value);
+		row_end(mb, &r);
+	}
+}
+
+void admin_stats_roll(struct worker *w)
+{
+	struct list_node *pos, *tmp;
+
+	list_for_each_safe(pos, tmp, &w->databases) {
+		struct database *db = list_entry(pos, struct database, node);
+
+		db_totals(w, db, &db->stats_prev);
+	}
+	db_totals(w, NULL, &w->totals_prev);
+}
+
+/* --- SHOW LISTS, MEM --- */
+
+static int list_count(const struct list_node *head)
+{
+	const struct list_node *n;
+	int count = 0;
+
+	for (n = head->next; n != head; n = n->next)
+		count++;
+	return count;
+}
+
+struct object_counts {
+	int databases, users, pools, servers, login_clients;
+};
+
+static void count_objects(struct worker *w, struct object_counts *oc)
+{
+	struct list_node *pos, *tmp;
+
+	memset(oc, 0, sizeof(*oc));
+	oc->databases = list_count(&w->databases);
+	oc->users = list_count(&w->users);
+	list_for_each_safe(pos, tmp, &w->pools) {
+		struct pool *p = list_entry(pos, struct pool, node);
+
+		oc->pools++;
+		oc->servers += p->n_idle + p->n_active + p->n_login + p->n_reset;
+	}
+	oc->servers += list_count(&w->closing_servers);
+	list_for_each_safe(pos, tmp, &w->login_clients) {
+		if (list_entry(pos, struct client, node)->state == CLIENT_LOGIN)
+			oc->login_clients++;
+	}
+}
+
+static void show_lists(struct worker *w, struct msgbuf *mb)
+{
+	static const struct column cols[] = {
+		{ "list", OID_TEXT },
+		{ "items", OID_INT4 },
+	};
+	struct object_counts oc;
+	struct row r;
+
+	count_objects(w, &oc);
+	const struct {
+		const char *name;
+		int items;
+	} rows[] = {
+		{ "databases", oc.databases },
+		{ "users", oc.users },
+		{ "pools", oc.pools },
+		{ "free_clients", 0 },
+		{ "used_clients", w->n_clients },
+		{ "login_clients", oc.login_clients },
+		{ "free_servers", 0 },
+		{ "used_servers", oc.servers },
+		{ "dns_names", 0 },
+		{ "dns_zones", 0 },
+		{ "dns_queries", 0 },
+		{ "dns_pending", 0 },
+	};
+
+	HEADER(mb, cols);
+	for (size_t i = 0; i < ARRAY_LEN(rows); i++) {
+		ROW(&r, cols);
+		put_str(&r, rows[i].name);
+		put_int(&r, rows[i].items);
+		row_end(mb, &r);
+	}
+}
+
+/* Objects are allocated one by one and freed at once (no free lists), except I/O buffers. */
+static void show_mem(struct worker *w, struct msgbuf *mb)
+{
+	static const struct column cols[] = {
+		{ "name", OID_TEXT },
+		{ "size", OID_INT4 },
+		{ "used", OID_INT4 },
+		{ "free", OID_INT4 },
+		{ "memtotal", OID_INT8 },
+	};
+	struct object_counts oc;
+	struct row r;
+
+	count_objects(w, &oc);
+	const struct {
+		const char *name;
+		size_t size, used, free;
+	} rows[] = {
+		{ "user_cache", sizeof(struct pool_user), (size_t)oc.users, 0 },
+		{ "db_cache", sizeof(struct database), (size_t)oc.databases, 0 },
+		{ "pool_cache", sizeof(struct pool), (size_t)oc.pools, 0 },
+		{ "server_cache", sizeof(struct server), (size_t)oc.servers, 0 },
+		{ "client_cache", sizeof(struct client), (size_t)w->n_clients, 0 },
+		{ "iobuf_cache", w->loop.buf_size, w->loop.bufs_in_use, w->loop.n_free_bufs },
+	};
+
+	HEADER(mb, cols);
+	for (size_t i = 0; i < ARRAY_LEN(rows); i++) {
+		ROW(&r, cols);
+		put_str(&r, rows[i].name);
+		put_uint(&r, rows[i].size);
+		put_uint(&r, rows[i].used);
+		put_uint(&r, rows[i].free);
+		put_uint(&r, (uint64_t)rows[i].size * (rows[i].used + rows[i].free));
+		row_end(mb, &r);
+	}
+}
+
+void admin_show(struct worker *w, enum admin_show what, uint64_t stats_since_us,
+		struct msgbuf *mb)
+{
+	switch (what) {
+	case ADMIN_SHOW_HELP:
+		show_help(mb);
+		break;
+	case ADMIN_SHOW_VERSION:
+		show_version(mb);
+		break;
+	case ADMIN_SHOW_CONFIG:
+		show_config(w, mb);
+		break;
+	case ADMIN_SHOW_DATABASES:
+		show_databases(w, mb);
+		break;
+	case ADMIN_SHOW_POOLS:
+		show_pools(w, mb);
+		break;
+	case ADMIN_SHOW_CLIENTS:
+		show_clients(w, mb);
+		break;
+	case ADMIN_SHOW_SERVERS:
+		show_servers(w, mb);
+		break;
+	case ADMIN_SHOW_STATS:
+	case ADMIN_SHOW_STATS_TOTALS:
+	case ADMIN_SHOW_STATS_AVERAGES:
+		show_stats(w, what, stats_since_us, mb);
+		break;
+	case ADMIN_SHOW_TOTALS:
+		show_totals(w, stats_since_us, mb);
+		break;
+	case ADMIN_SHOW_LISTS:
+		show_lists(w, mb);
+		break;
+	case ADMIN_SHOW_USERS:
+		show_users(w, mb);
+		break;
+	case ADMIN_SHOW_MEM:
+		show_mem(w, mb);
+		break;
+	}
+	build_command_complete(mb, "SHOW");
+}

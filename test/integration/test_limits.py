@@ -1,0 +1,90 @@
+"""Pool size, waiting clients, query_wait_timeout and max_client_conn."""
+import time
+
+import psycopg
+import pytest
+
+import rawpg
+from conftest import Background, Sampler, assert_error, wait_for
+
+
+def sleep_txn(mux, seconds):
+    with mux.connect(autocommit=False) as conn:
+        conn.execute("select 1")
+        conn.execute(f"select pg_sleep({seconds})")
+        conn.commit()
+        return conn.execute("select 'ok'").fetchone()[0]
+
+
+def test_pool_of_two_under_ten_transactions(pgmux, direct):
+    mux = pgmux({"pool_mode": "transaction", "default_pool_size": 2, "reserve_pool_size": 0})
+    with Sampler(direct, "app") as s:
+        jobs = [Background(sleep_txn, mux, 0.5) for _ in range(10)]
+        # while they run: 2 clients hold the 2 servers, the other 8 wait
+        pool = wait_for(lambda: (lambda p: p if p and p["cl_waiting"] == 8 else None)(
+            mux.pool("app")), 5, interval=0.01, what="8 clients waiting in SHOW POOLS")
+        assert pool["sv_active"] == 2, pool
+        assert pool["cl_active"] + pool["cl_waiting"] == 10, pool
+        servers = direct.backends("app")
+        assert len(servers) == 2, servers
+        results = [j.result(20) for j in jobs]
+    assert results == ["ok"] * 10
+    assert s.max_total == 2, f"saw {s.max_total} server connections for a pool of 2"
+    # 10 transactions of 0.5 s through 2 servers take 5 rounds
+    assert max(j.elapsed() for j in jobs) >= 2.3
+
+
+def test_query_wait_timeout(pgmux):
+    mux = pgmux({"pool_mode": "transaction", "default_pool_size": 1, "reserve_pool_size": 0,
+                 "query_wait_timeout": 1})
+    holder = mux.connect()
+    busy = Background(lambda: holder.execute("select pg_sleep(2.5), 'held'").fetchone()[1])
+    wait_for(lambda: (mux.pool("app") or {}).get("sv_active") == 1, 3, what="server busy")
+    waiter = mux.connect()
+    t0 = time.monotonic()
+    with pytest.raises(psycopg.Error) as ei:
+        waiter.execute("select 1")
+    waited = time.monotonic() - t0
+    assert_error(ei.value, "query_wait_timeout", lost_state_ok=True)
+    assert 0.8 <= waited <= 2.2, f"query_wait_timeout=1 fired after {waited:.2f}s"
+    # the client holding the server is not affected
+    assert busy.result(10) == "held"
+
+
+def test_query_wait_timeout_sqlstate(pgmux):
+    mux = pgmux({"pool_mode": "transaction", "default_pool_size": 1, "reserve_pool_size": 0,
+                 "query_wait_timeout": 1})
+    holder = mux.connect()
+    busy = Background(lambda: holder.execute("select pg_sleep(2)").fetchone())
+    wait_for(lambda: (mux.pool("app") or {}).get("sv_active") == 1, 3, what="server busy")
+    c = mux.raw(timeout=5).login("postgres", "app")
+    c.send_msg(b"Q", b"select 1\0")
+    err = c.error_or_close(4)
+    assert isinstance(err, rawpg.PgError), f"expected an ErrorResponse, got {err!r}"
+    assert_error(err, "query_wait_timeout")
+    busy.result(10)
+
+
+def test_max_client_conn(pgmux):
+    mux = pgmux({"max_client_conn": 3})
+    conns = [mux.connect() for _ in range(3)]
+    for c in conns:
+        assert c.execute("select 1").fetchone()[0] == 1
+    extra = mux.raw()
+    extra.startup("postgres", "app")
+    err = extra.error_or_close(5)
+    assert isinstance(err, rawpg.PgError), f"expected 53300, got {err!r}"
+    assert_error(err, "max_client_conn")
+    with pytest.raises(psycopg.OperationalError):
+        mux.connect()
+    # the connected clients keep working, and a freed slot can be taken again
+    assert conns[0].execute("select 2").fetchone()[0] == 2
+    conns[1].close()
+
+    def slot_free():
+        try:
+            return mux.connect()
+        except psycopg.OperationalError:
+            return None
+    again = wait_for(slot_free, 3, interval=0.1, what="a free client slot")
+    assert again.execute("select 3").fetchone()[0] == 3

@@ -1,0 +1,151 @@
+"""Bad input from clients: each bad connection gets an ErrorResponse or is closed, promptly,
+while a client connected before keeps working and pgmux stays up."""
+import random
+import socket
+import struct
+
+import pytest
+
+import rawpg
+from conftest import Background, assert_error
+
+P3 = rawpg.PROTOCOL_3
+
+
+def _startup_body(body, version=P3):
+    return struct.pack("!ii", len(body) + 8, version) + body
+
+
+BAD_STARTUPS = {
+    # parameters that never end: no value, no terminators
+    "unterminated_params": _startup_body(b"user\0postgres\0database"),
+    # a name without a value, then the end
+    "missing_value": _startup_body(b"user\0postgres\0database\0\0"),
+    # a length no startup packet has: pgmux must not wait for 2 GB
+    "oversized_length": struct.pack("!ii", 0x7FFFFFFF, P3),
+    "zero_length": struct.pack("!ii", 0, P3),
+    "negative_length": struct.pack("!ii", -8, P3),
+    "length_below_header": struct.pack("!ii", 4, P3),
+    "protocol_2": rawpg.startup_packet({"user": "postgres", "database": "app"},
+                                       version=rawpg.PROTOCOL_2),
+    "protocol_4": rawpg.startup_packet({"user": "postgres", "database": "app"},
+                                       version=4 << 16),
+    "no_user": rawpg.startup_packet({"database": "app"}),
+    "random_bytes": bytes(random.Random(20240229).getrandbits(8) for _ in range(4096)),
+    "http_request": b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
+}
+
+
+@pytest.fixture
+def survivor_mux(pgmux):
+    mux = pgmux({"pool_mode": "transaction", "client_login_timeout": 5,
+                 "max_packet_size": 1 << 20})
+    survivor = mux.connect()
+    assert survivor.execute("select 1").fetchone()[0] == 1
+    return mux, survivor
+
+
+def check_alive(mux, survivor):
+    assert mux.alive(), "pgmux died"
+    assert survivor.execute("select 'still here'").fetchone()[0] == "still here"
+    fresh = mux.raw().login("postgres", "app")
+    assert fresh.scalar("select 2") == "2"
+    fresh.terminate()
+
+
+def assert_rejected(result, conn):
+    """An ErrorResponse followed by a close, or a close."""
+    if isinstance(result, rawpg.PgError):
+        assert result.fields.get("S") in ("FATAL", "ERROR"), result.fields
+        assert result.sqlstate and len(result.sqlstate) == 5, result.fields
+        assert conn.is_closed(2), "the connection stayed open after the error"
+    else:
+        assert isinstance(result, rawpg.Closed), repr(result)
+
+
+@pytest.mark.parametrize("case", sorted(BAD_STARTUPS))
+def test_bad_startup(survivor_mux, case):
+    mux, survivor = survivor_mux
+    c = mux.raw(timeout=3)
+    c.send(BAD_STARTUPS[case])
+    if case == "random_bytes":
+        # random bytes may announce a length that is still to come: say there is no more
+        c.sock.shutdown(socket.SHUT_WR)
+    assert_rejected(c.error_or_close(3), c)
+    check_alive(mux, survivor)
+
+
+def test_truncated_startup_then_close(survivor_mux):
+    mux, survivor = survivor_mux
+    c = mux.raw(timeout=3)
+    c.send(struct.pack("!ii", 100, P3) + b"user\0post")
+    c.sock.shutdown(socket.SHUT_WR)
+    assert_rejected(c.error_or_close(3), c)
+    check_alive(mux, survivor)
+    # and the same, with a hard close from our side
+    c = mux.raw(timeout=3)
+    c.send(struct.pack("!ii", 100, P3) + b"user\0post")
+    c.close()
+    check_alive(mux, survivor)
+
+
+def test_bad_packets_after_login(survivor_mux):
+    mux, survivor = survivor_mux
+    bad = {
+        "oversized_query": b"Q" + struct.pack("!i", 0x7FFFFFFF) + b"select 1",
+        "negative_length": b"Q" + struct.pack("!i", -1),
+        "short_length": b"Q" + struct.pack("!i", 2),
+        "unknown_type": rawpg.message(b"\x01", b"junk"),
+    }
+    for name, data in bad.items():
+        c = mux.raw(timeout=3).login("postgres", "app")
+        c.send(data)
+        result = c.error_or_close(3)
+        if isinstance(result, rawpg.PgError) and result.fields.get("S") == "ERROR":
+            # an error the session survives is fine too, if the session really goes on
+            c.read_msg(2)   # ReadyForQuery
+        else:
+            assert_rejected(result, c)
+        check_alive(mux, survivor)
+
+
+def test_unknown_database(survivor_mux, direct):
+    mux, survivor = survivor_mux
+    c = mux.raw()
+    with pytest.raises(rawpg.PgError) as ei:
+        c.login("postgres", "no_such_db")
+    assert_error(ei.value, "unknown_database")
+    check_alive(mux, survivor)
+
+
+def test_ssl_and_gssenc_requests_are_declined(survivor_mux):
+    mux, survivor = survivor_mux
+    for code in (rawpg.SSL_REQUEST, rawpg.GSSENC_REQUEST):
+        c = mux.raw()
+        c.send(struct.pack("!ii", 8, code))
+        assert c.read_byte() == b"N"
+        # the connection goes on with a plain startup
+        c.login("postgres", "app")
+        assert c.scalar("select 5") == "5"
+    check_alive(mux, survivor)
+
+
+def test_many_bad_clients_at_once(survivor_mux):
+    mux, survivor = survivor_mux
+    rng = random.Random(7)
+    payloads = [bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 600)))
+                for _ in range(40)]
+
+    def hit(data):
+        c = rawpg.RawPg("127.0.0.1", mux.port, timeout=3)
+        try:
+            c.send(data)
+            c.sock.shutdown(socket.SHUT_WR)
+            return c.error_or_close(3)
+        finally:
+            c.close()
+    jobs = [Background(hit, p) for p in payloads]
+    for j in jobs:
+        r = j.result(10)
+        assert isinstance(r, (rawpg.PgError, rawpg.Closed)), repr(r)
+    check_alive(mux, survivor)
