@@ -193,6 +193,8 @@ int main(int argc, char **argv)
 	evloop_run(&w.loop);
 	if (*w.cfg->pidfile)
 		unlink(w.cfg->pidfile);
+	worker_destroy(&w);
 	log_info("pgmux stopped");
+	log_close();
 	return 0;
 }

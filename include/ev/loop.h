@@ -34,6 +34,7 @@ struct evloop {
 	void **free_bufs;             /* pooled buffers of buf_size bytes */
 	size_t n_free_bufs, max_free_bufs;
 	size_t bufs_in_use;
+	struct list_node signals;     /* signal watchers, freed with the loop */
 };
 
 struct evloop_timer {

@@ -163,6 +163,9 @@ void pool_kick(struct worker *w, struct database *db);
 /* Re-read the config file; false (and err) when it did not load: the old config stays. */
 bool worker_reload(struct worker *w, char *err, size_t errlen);
 
+/* Close and free everything the worker owns (at exit). */
+void worker_destroy(struct worker *w);
+
 /* SHUTDOWN/SIGTERM (safe=false: stop accepting, exit when clients are gone) and SIGINT (safe:
  * also close each client when its transaction ends). */
 void worker_shutdown(struct worker *w, bool safe);

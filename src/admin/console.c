@@ -505,9 +505,15 @@ static void run_query(struct client *c, const char *sql)
 		cmd_reload(c);
 		break;
 	case ADMIN_SHUTDOWN:
-		/* Answer first: the client should learn that the command was taken. */
+		/*
+		 * Answer first, so the client learns that the command was taken; then let this
+		 * console go, as PgBouncer does, so that it does not hold the exit up itself. The
+		 * order matters: with the client closed first, the worker could exit before the
+		 * answer is written.
+		 */
 		reply_done(c, ADMIN_SHUTDOWN);
 		worker_shutdown(c->w, false);
+		client_close(c, "57P01", "pgmux is shutting down");
 		break;
 	}
 }

@@ -836,6 +836,12 @@ static int list_count(const struct list_node *head)
 	return count;
 }
 
+static void count_database(struct worker *w, const char *name, const struct db_entry *e,
+			   const struct database *db, void *arg)
+{
+	(*(int *)arg)++;
+}
+
 struct object_counts {
 	int databases, users, pools, servers, login_clients;
 };
@@ -845,7 +851,7 @@ static void count_objects(struct worker *w, struct object_counts *oc)
 	struct list_node *pos, *tmp;
 
 	memset(oc, 0, sizeof(*oc));
-	oc->databases = list_count(&w->databases);
+	for_each_database(w, count_database, &oc->databases);
 	oc->users = list_count(&w->users);
 	list_for_each_safe(pos, tmp, &w->pools) {
 		struct pool *p = list_entry(pos, struct pool, node);

@@ -21,6 +21,7 @@ struct parked {
 };
 
 struct signal_watcher {
+	struct list_node node;
 	ev_signal w;
 	evloop_signal_fn fn;
 	void *arg;
@@ -43,6 +44,7 @@ bool evloop_init(struct evloop *l, uint32_t buf_size)
 	list_init(&l->dirty_list);
 	list_init(&l->closing_list);
 	list_init(&l->park_list);
+	list_init(&l->signals);
 	l->buf_size = buf_size;
 	l->max_free_bufs = 1024;
 	l->free_bufs = calloc(l->max_free_bufs, sizeof(void *));
@@ -58,7 +60,16 @@ bool evloop_init(struct evloop *l, uint32_t buf_size)
 
 void evloop_destroy(struct evloop *l)
 {
+	struct list_node *n, *t;
+
 	evloop_run_deferred(l);
+	list_for_each_safe(n, t, &l->signals) {
+		struct signal_watcher *s = list_entry(n, struct signal_watcher, node);
+
+		ev_signal_stop(l->ev, &s->w);
+		list_del(n);
+		free(s);
+	}
 	for (size_t i = 0; i < l->n_free_bufs; i++)
 		free(l->free_bufs[i]);
 	free(l->free_bufs);
@@ -146,7 +157,7 @@ bool evloop_signal(struct evloop *l, int signum, evloop_signal_fn fn, void *arg)
 	ev_signal_init(&s->w, on_signal, signum);
 	s->w.data = s;
 	ev_signal_start(l->ev, &s->w);
-	/* The watcher lives as long as the process. */
+	list_add_tail(&l->signals, &s->node);
 	return true;
 }
 

@@ -68,10 +68,7 @@ static void check_servers(struct pool *p, uint64_t now)
 		struct server *s = list_entry(n, struct server, node);
 		int total = p->n_idle + p->n_active + p->n_login + p->n_reset;
 
-		if (total > pool_size(p) + (p->db->entry && p->db->entry->reserve_pool >= 0
-						    ? p->db->entry->reserve_pool : cfg->reserve_pool_size))
-			server_close(s, "pool is over its size");
-		else if (exceeded(now, s->connect_time_us, cfg->server_lifetime) && total > min)
+		if (exceeded(now, s->connect_time_us, cfg->server_lifetime) && total > min)
 			server_close(s, "server_lifetime");
 		else if (exceeded(now, s->request_time_us, cfg->server_idle_timeout) && total > min)
 			server_close(s, "server_idle_timeout");

@@ -298,12 +298,22 @@ static bool needs_check(const struct server *s, uint64_t now)
 	       now - s->request_time_us >= (uint64_t)(cfg->server_check_delay * 1e6);
 }
 
+/* After RELOAD made the pool smaller: close idle servers beyond its size. */
+static void pool_trim(struct pool *p)
+{
+	struct list_node *n;
+
+	while (pool_total_servers(p) > pool_size(p) + pool_reserve(p) && (n = list_first(&p->idle_servers)))
+		server_close(list_entry(n, struct server, node), "pool is over its size");
+}
+
 /* An idle server that is fit to hand out; stale ones are sent off to be tested meanwhile. */
 static struct server *take_idle_server(struct pool *p)
 {
 	uint64_t now = evloop_now_us(&p->w->loop);
 	struct list_node *n;
 
+	pool_trim(p);
 	while ((n = list_first(&p->idle_servers))) {
 		struct server *s = list_entry(n, struct server, node);
 
@@ -559,7 +569,10 @@ void pool_kick(struct worker *w, struct database *db)
 		struct server *s;
 		struct client *c;
 
-		if ((db && p->db != db) || pool_paused(p))
+		if (db && p->db != db)
+			continue;
+		pool_trim(p);
+		if (pool_paused(p))
 			continue;
 		while ((c = first_waiting(p)) && (s = take_idle_server(p)))
 			link_client(c, s);

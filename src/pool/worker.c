@@ -3,6 +3,7 @@
  * shutdown. A reload loads the file into a fresh config and swaps it in whole, so a bad file
  * changes nothing; databases keep their pools across it, so nobody is disconnected.
  */
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -124,4 +125,60 @@ void worker_shutdown(struct worker *w, bool safe)
 	listen_close(w->listeners);
 	w->listeners = NULL;
 	pool_janitor(w);
+}
+
+static void destroy_pool(struct pool *p)
+{
+	struct list_node *clients[] = { &p->active_clients, &p->waiting_clients };
+	struct list_node *servers[] = { &p->idle_servers, &p->active_servers, &p->login_servers,
+					&p->reset_servers };
+	struct list_node *n, *t;
+
+	for (size_t i = 0; i < 2; i++)
+		list_for_each_safe(n, t, clients[i])
+			client_close(list_entry(n, struct client, node), NULL, "pgmux exits");
+	for (size_t i = 0; i < 4; i++)
+		list_for_each_safe(n, t, servers[i])
+			server_close(list_entry(n, struct server, node), "pgmux exits");
+}
+
+void worker_destroy(struct worker *w)
+{
+	struct list_node *n, *t;
+
+	list_for_each_safe(n, t, &w->login_clients)
+		client_close(list_entry(n, struct client, node), NULL, "pgmux exits");
+	list_for_each_safe(n, t, &w->pools)
+		destroy_pool(list_entry(n, struct pool, node));
+	list_for_each_safe(n, t, &w->cancel_reqs) {
+		struct cancel_req *r = list_entry(n, struct cancel_req, node);
+
+		list_del(n);
+		conn_close(&r->conn);
+		free(r);
+	}
+	evloop_run_deferred(&w->loop);
+	list_for_each_safe(n, t, &w->pools) {
+		list_del(n);
+		free(list_entry(n, struct pool, node));
+	}
+	list_for_each_safe(n, t, &w->databases) {
+		list_del(n);
+		free(list_entry(n, struct database, node));
+	}
+	list_for_each_safe(n, t, &w->users) {
+		struct pool_user *u = list_entry(n, struct pool_user, node);
+
+		list_del(n);
+		OPENSSL_cleanse(u->proven_password, sizeof(u->proven_password));
+		free(u);
+	}
+	listen_close(w->listeners);
+	w->listeners = NULL;
+	evloop_timer_stop(&w->loop, &w->janitor);
+	evloop_destroy(&w->loop);
+	if (w->userlist)
+		userlist_free(w->userlist);
+	config_free(w->cfg);
+	w->cfg = NULL;
 }

@@ -533,7 +533,12 @@ static enum conn_action idle_packet(struct server *s, const struct pkt_header *h
 		if (hdr->type == 'S') {
 			track_parameter(s, whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, false);
 		} else if (be_parse_error(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &e)) {
+			/* An error out of the blue means the backend is going away: never hand it out. */
 			server_log(LOG_LVL_INFO, s, "idle server said: %s %s", e.sqlstate, e.message);
+			if (s->state == SERVER_IDLE) {
+				server_close(s, "server reported a fatal error while idle");
+				return CONN_CLOSED;
+			}
 			s->fatal_seen = true;
 		}
 	}
