@@ -77,15 +77,29 @@ static void write_pidfile(const char *path)
 	fclose(f);
 }
 
-static void daemonize(void)
+/*
+ * Go to the background. The parent waits until the daemon reports that it listens and wrote its
+ * pidfile (or failed), so whoever started pgmux -d can rely on both once it returns.
+ * Returns the pipe end on which the daemon reports readiness.
+ */
+static int daemonize(void)
 {
-	pid_t pid = fork();
-	int fd;
+	int ready[2], fd;
+	pid_t pid;
+	char status = 1;
 
+	if (pipe(ready) < 0)
+		die("pipe failed: %s", strerror(errno));
+	pid = fork();
 	if (pid < 0)
 		die("fork failed: %s", strerror(errno));
-	if (pid > 0)
-		_exit(0);
+	if (pid > 0) {
+		close(ready[1]);
+		if (read(ready[0], &status, 1) != 1)
+			status = 1;
+		_exit(status);
+	}
+	close(ready[0]);
 	setsid();
 	pid = fork();
 	if (pid < 0)
@@ -99,6 +113,17 @@ static void daemonize(void)
 		dup2(fd, 2);
 		if (fd > 2)
 			close(fd);
+	}
+	return ready[1];
+}
+
+static void report_ready(int fd)
+{
+	char ok = 0;
+
+	if (fd >= 0) {
+		(void)!write(fd, &ok, 1);
+		close(fd);
 	}
 }
 
@@ -138,7 +163,7 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },   { NULL, 0, NULL, 0 },
 	};
 	bool daemon = false, quiet = false;
-	int verbose = 0, opt;
+	int verbose = 0, opt, ready_fd = -1;
 	struct config *cfg;
 	struct userlist *ul = NULL;
 	struct worker w;
@@ -178,7 +203,7 @@ int main(int argc, char **argv)
 	raise_fd_limit();
 	signal(SIGPIPE, SIG_IGN);
 	if (daemon)
-		daemonize();
+		ready_fd = daemonize();
 	worker_init(&w, cfg, ul);
 	w.listeners = listen_open(&w.loop, cfg->listen_addr, cfg->listen_port, cfg->unix_socket_dir,
 				  cfg->unix_socket_mode, cfg->listen_backlog, on_accept, &w, err, sizeof(err));
@@ -190,6 +215,7 @@ int main(int argc, char **argv)
 	    !evloop_timer_start(&w.loop, &w.janitor, JANITOR_INTERVAL, on_janitor, &w))
 		die("could not set up signals and timers");
 	log_info("pgmux " PGMUX_VERSION " listening on %s:%d", cfg->listen_addr, cfg->listen_port);
+	report_ready(ready_fd);
 	evloop_run(&w.loop);
 	if (*w.cfg->pidfile)
 		unlink(w.cfg->pidfile);

@@ -26,4 +26,7 @@ void admin_tick(struct worker *w);
 /* An admin client is going away: forget any command it was waiting on. */
 void admin_forget_client(struct client *c);
 
+/* Free the console's state (at exit, after every client is closed). */
+void admin_destroy(struct worker *w);
+
 #endif

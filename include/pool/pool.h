@@ -110,6 +110,7 @@ struct worker {
 	uint64_t start_time_us;
 	struct evloop_timer janitor;
 	void *listeners;                  /* ev/listen.c's state */
+	void *admin;                      /* the admin console's state (admin/console.c) */
 	struct stats totals_prev;
 };
 

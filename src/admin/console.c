@@ -9,9 +9,8 @@
  * that goes away is noticed at once. admin_tick() finishes waits whose condition holds;
  * admin_forget_client() drops them.
  *
- * State: struct worker has no field for this module, so each worker's admin state (its waits
- * and the start of the statistics window) lives on a static list, found by worker pointer.
- * A process runs one worker, so the list holds one entry; nothing else is global.
+ * State: each worker's admin state (its waits and the start of the statistics window) hangs
+ * off worker->admin, made on first use and freed by admin_destroy().
  *
  * Waits name their database rather than point at it: a RELOAD may free a struct database while
  * a PAUSE waits on it.
@@ -55,15 +54,12 @@ struct admin_wait {
 };
 
 struct admin_state {
-	struct list_node node;
 	struct worker *w;
 	uint64_t stats_since_us;     /* when the averages' snapshot was taken */
 	struct list_node waits;      /* waits whose condition is not met yet */
 	struct list_node draining;   /* finished waits whose queued queries are running */
 	bool ticking;                /* admin_tick() is running: do not re-enter */
 };
-
-static struct list_node admin_states = LIST_INIT(admin_states);
 
 /*
  * An ErrorResponse and ReadyForQuery that need no allocation, for when building a reply ran out
@@ -85,14 +81,10 @@ bool admin_is_console_db(const char *dbname)
 
 static struct admin_state *state_of(struct worker *w)
 {
-	struct list_node *pos, *tmp;
-	struct admin_state *st;
+	struct admin_state *st = w->admin;
 
-	list_for_each_safe(pos, tmp, &admin_states) {
-		st = list_entry(pos, struct admin_state, node);
-		if (st->w == w)
-			return st;
-	}
+	if (st)
+		return st;
 	st = calloc(1, sizeof(*st));
 	if (!st)
 		return NULL;
@@ -101,8 +93,15 @@ static struct admin_state *state_of(struct worker *w)
 	st->stats_since_us = w->start_time_us ? w->start_time_us : evloop_now_us(&w->loop);
 	list_init(&st->waits);
 	list_init(&st->draining);
-	list_add_tail(&admin_states, &st->node);
+	w->admin = st;
 	return st;
+}
+
+void admin_destroy(struct worker *w)
+{
+	/* Waits belong to clients, which are all closed (and forgotten here) before this. */
+	free(w->admin);
+	w->admin = NULL;
 }
 
 /* The client's wait on list head, or NULL. */
@@ -659,27 +658,23 @@ void admin_tick(struct worker *w)
 
 void admin_forget_client(struct client *c)
 {
-	struct list_node *pos, *tmp;
+	struct admin_state *st = c->w->admin;
+	struct admin_wait *wt;
 
-	list_for_each_safe(pos, tmp, &admin_states) {
-		struct admin_state *st = list_entry(pos, struct admin_state, node);
-		struct admin_wait *wt;
-
-		if (st->w != c->w)
-			continue;
-		while ((wt = wait_on(&st->waits, c)) != NULL) {
-			log_info("C-%" PRIu64 " admin %s@%s: left while %s was waiting", c->id,
-				 c->user, c->addr, admin_verb_tag(wt->verb));
-			list_del(&wt->node);
-			free_queued(&wt->queued);
-			free(wt);
-		}
-		/* finish_wait() is running this client's queue: it frees the wait when it sees this. */
-		wt = wait_on(&st->draining, c);
-		if (wt) {
-			wt->gone = true;
-			/* Do not match this client again: its memory may be reused by a new one. */
-			wt->c = NULL;
-		}
+	if (!st)
+		return;
+	while ((wt = wait_on(&st->waits, c)) != NULL) {
+		log_info("C-%" PRIu64 " admin %s@%s: left while %s was waiting", c->id, c->user, c->addr,
+			 admin_verb_tag(wt->verb));
+		list_del(&wt->node);
+		free_queued(&wt->queued);
+		free(wt);
+	}
+	/* finish_wait() is running this client's queue: it frees the wait when it sees this. */
+	wt = wait_on(&st->draining, c);
+	if (wt) {
+		wt->gone = true;
+		/* Do not match this client again: its memory may be reused by a new one. */
+		wt->c = NULL;
 	}
 }

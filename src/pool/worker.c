@@ -158,6 +158,7 @@ void worker_destroy(struct worker *w)
 		free(r);
 	}
 	evloop_run_deferred(&w->loop);
+	admin_destroy(w);
 	list_for_each_safe(n, t, &w->pools) {
 		list_del(n);
 		free(list_entry(n, struct pool, node));

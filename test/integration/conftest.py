@@ -354,9 +354,9 @@ def pgmux(request, pg, direct, tmp_path_factory):
                 if mux.wait_exit(3) is None:
                     mux.proc.kill()
                     mux.proc.wait()
-        err = mux.stderr()
-        if re.search(r"AddressSanitizer|LeakSanitizer|runtime error:", err):
-            problems.append("sanitizer report on pgmux stderr:\n" + err[-4000:])
+        report = sanitizer_report(mux.stderr())
+        if report:
+            problems.append("sanitizer report on pgmux stderr:\n" + report)
     # leave no server connections behind for the next test's counts
     deadline = time.time() + 5
     while time.time() < deadline:
@@ -365,6 +365,17 @@ def pgmux(request, pg, direct, tmp_path_factory):
         time.sleep(0.05)
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
+
+
+def sanitizer_report(text):
+    """The first sanitizer report in text (its opening lines and every SUMMARY), or ""."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines)
+                  if re.search(r"ERROR: (Address|Leak)Sanitizer|runtime error:", line)), None)
+    if start is None:
+        return ""
+    summaries = [line for line in lines if line.startswith("SUMMARY:")]
+    return "\n".join(lines[start:start + 30] + ["..."] + summaries)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ def sleep_txn(mux, seconds):
 def test_pool_of_two_under_ten_transactions(pgmux, direct):
     mux = pgmux({"pool_mode": "transaction", "default_pool_size": 2, "reserve_pool_size": 0})
     with Sampler(direct, "app") as s:
-        jobs = [Background(sleep_txn, mux, 0.5) for _ in range(10)]
+        jobs = [Background(sleep_txn, mux, 0.6) for _ in range(10)]
         # while they run: 2 clients hold the 2 servers, the other 8 wait
         pool = wait_for(lambda: (lambda p: p if p and p["cl_waiting"] == 8 else None)(
             mux.pool("app")), 5, interval=0.01, what="8 clients waiting in SHOW POOLS")
@@ -30,8 +30,8 @@ def test_pool_of_two_under_ten_transactions(pgmux, direct):
         results = [j.result(20) for j in jobs]
     assert results == ["ok"] * 10
     assert s.max_total == 2, f"saw {s.max_total} server connections for a pool of 2"
-    # 10 transactions of 0.5 s through 2 servers take 5 rounds
-    assert max(j.elapsed() for j in jobs) >= 2.3
+    # 10 transactions of 0.6 s through 2 servers take 5 rounds
+    assert max(j.elapsed() for j in jobs) >= 2.9
 
 
 def test_query_wait_timeout(pgmux):
@@ -88,3 +88,23 @@ def test_max_client_conn(pgmux):
             return None
     again = wait_for(slot_free, 3, interval=0.1, what="a free client slot")
     assert again.execute("select 3").fetchone()[0] == 3
+
+
+@pytest.mark.parametrize("setting", ["max_db_connections", "max_user_connections"])
+def test_connection_caps(pgmux, direct, setting):
+    mux = pgmux({"pool_mode": "transaction", "default_pool_size": 5, "reserve_pool_size": 0,
+                 setting: 2})
+    with Sampler(direct, "app") as s:
+        jobs = [Background(lambda: mux.connect().execute("select pg_sleep(0.5)").fetchone())
+                for _ in range(4)]
+        for j in jobs:
+            j.result(10)
+    assert s.max_total == 2, f"{setting}=2 but {s.max_total} server connections"
+
+
+def test_min_pool_size(pgmux, direct):
+    mux = pgmux({"pool_mode": "transaction", "default_pool_size": 5, "min_pool_size": 3})
+    with mux.connect() as conn:
+        conn.execute("select 1")
+        wait_for(lambda: len(direct.backends("app")) == 3, 4, interval=0.1,
+                 what="min_pool_size=3 servers to be opened")

@@ -68,7 +68,7 @@ def test_set_outside_transaction_does_not_leak(pgmux, defaults):
 
 def test_psycopg_client_encoding_and_application_name(pgmux):
     mux = pgmux({"pool_mode": "transaction", "default_pool_size": 1})
-    a = mux.connect(application_name="psy_a", options="")
+    a = mux.connect(application_name="psy_a")
     a.execute("set client_encoding = 'LATIN1'")
     b = mux.connect(application_name="psy_b")
     for _ in range(2):

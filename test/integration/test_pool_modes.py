@@ -4,7 +4,7 @@ import pytest
 
 import rawpg
 
-from conftest import assert_error, db_entries, wait_for
+from conftest import Background, assert_error, db_entries, wait_for
 
 MODES = ["session", "transaction", "statement"]
 
@@ -158,3 +158,27 @@ def test_pool_mode_per_database_and_per_user(pgmux, pg):
         conn.execute("begin")
         conn.execute("select 1")
     assert_error(ei.value, "statement_mode_transaction", lost_state_ok=True)
+
+
+def test_pipeline_in_transaction_mode(pgmux):
+    """Many extended-protocol queries in flight at once (psycopg pipeline mode) on a pool of
+    one, while another client runs its own: every answer goes to the client that asked."""
+    mux = pgmux({"pool_mode": "transaction", "default_pool_size": 1})
+    a, b = mux.connect(), mux.connect()
+
+    def other():
+        return [b.execute("select %s::int * 2", (i,)).fetchone()[0] for i in range(30)]
+    job = Background(other)
+    for _ in range(5):
+        with a.pipeline():
+            curs = [a.cursor().execute("select %s::int, %s::text", (i, f"v{i}"))
+                    for i in range(40)]
+        assert [c.fetchone() for c in curs] == [(i, f"v{i}") for i in range(40)]
+    assert job.result(10) == [i * 2 for i in range(30)]
+    # an error in the middle of a pipeline leaves the session usable
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        with a.pipeline():
+            a.execute("select 1")
+            a.execute("select 1 / 0")
+            a.execute("select 2")
+    assert a.execute("select 'fine'").fetchone()[0] == "fine"

@@ -179,7 +179,8 @@ class Pgmux:
                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.time() + 10
         while True:
-            if self.proc.poll() is not None:
+            # with -d the process we started exits 0 once the daemon is forked: keep waiting
+            if self.proc.poll() not in (None, 0):
                 raise RuntimeError(f"pgmux exited with {self.proc.returncode} at start:\n"
                                    + self.log() + self._stderr_after_exit())
             try:
