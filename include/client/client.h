@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "core/list.h"
+#include "core/log.h"
 #include "ev/conn.h"
 #include "server/params.h"
 
@@ -69,12 +70,20 @@ struct client {
 	bool shutdown_pending;        /* close when the current transaction ends */
 };
 
+/* A log line with the client's id and context: "C-17 app/alice@10.1.2.3:5122 ...". */
+#define client_log(lvl, c, fmt, ...)                                                             \
+	log_msg(lvl, "C-%llu %s/%s@%s " fmt, (unsigned long long)(c)->id, (c)->dbname, (c)->user, \
+		(c)->addr, ##__VA_ARGS__)
+
 /* Accept a new client socket (from the listener). */
 void client_accept(struct worker *w, int fd, bool is_unix);
 
 /* Close with an error message (sqlstate) after flushing it; NULL sqlstate = close quietly. */
 void client_close(struct client *c, const char *sqlstate, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* Queue the messages in mb for the client. */
+void client_send(struct client *c, struct msgbuf *mb);
 
 /* Send an ErrorResponse (and keep the connection). */
 void client_send_error(struct client *c, const char *sqlstate, const char *fmt, ...)

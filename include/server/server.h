@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "core/list.h"
+#include "core/log.h"
 #include "ev/conn.h"
 #include "server/params.h"
 
@@ -59,6 +60,14 @@ struct server {
 	uint64_t request_time_us;     /* last time it was handed out or returned */
 	uint64_t link_time_us;
 };
+
+/* A log line with the server's id and context: "S-4 app/alice 10.0.0.7:5432 ...". */
+#define server_log(lvl, s, fmt, ...)                                                          \
+	log_msg(lvl, "S-%llu %s/%s %s: " fmt, (unsigned long long)(s)->id, (s)->pool->db->name, \
+		(s)->pool->user->name, (s)->addr, ##__VA_ARGS__)
+
+/* Record a ParameterStatus (for_client: the linked client now expects the value too). */
+void server_track_parameter(struct server *s, const uint8_t *body, size_t len, bool for_client);
 
 /* Open a new server connection for pool (counted in the pool at once). */
 struct server *server_launch(struct pool *pool);

@@ -1,0 +1,18 @@
+/*
+ * server/login: connect and log in to PostgreSQL (see src/server/login.c).
+ */
+#ifndef PGMUX_SERVER_LOGIN_H
+#define PGMUX_SERVER_LOGIN_H
+
+#include "server/server.h"
+
+/* Resolve and start connecting. False: failed at once (the server was closed, the pool told). */
+bool server_login_start(struct server *s);
+/* The TCP/unix connect finished. */
+void server_login_connected(struct server *s, bool ok, int errnum);
+/* A message while logging in. */
+enum conn_action server_login_packet(struct server *s, const struct pkt_header *hdr, const uint8_t *whole);
+/* Wipe login secrets (SCRAM state). */
+void server_login_forget(struct server *s);
+
+#endif
