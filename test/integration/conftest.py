@@ -354,6 +354,11 @@ def pgmux(request, pg, direct, tmp_path_factory):
                 if mux.wait_exit(3) is None:
                     mux.proc.kill()
                     mux.proc.wait()
+        # a daemon (-d) outlives the process we started: find it by the port it listens on
+        for pid in listening_pids(mux.port):
+            problems.append(f"pgmux process {pid} still listened on port {mux.port} after "
+                            "the test; killed it")
+            os.kill(pid, signal.SIGKILL)
         report = sanitizer_report(mux.stderr())
         if report:
             problems.append("sanitizer report on pgmux stderr:\n" + report)
@@ -365,6 +370,36 @@ def pgmux(request, pg, direct, tmp_path_factory):
         time.sleep(0.05)
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
+
+
+def listening_pids(port, exe=PGMUX_BIN):
+    """PIDs of processes running exe that hold a socket listening on 127.0.0.1:port."""
+    inodes = set()
+    want = f"0100007F:{port:04X}"
+    try:
+        with open("/proc/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if fields[1] == want and fields[3] == "0A":      # 0A = LISTEN
+                    inodes.add(f"socket:[{fields[9]}]")
+    except OSError:
+        return []
+    pids = []
+    if not inodes:
+        return pids
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            running = os.readlink(f"/proc/{pid}/exe").replace(" (deleted)", "")
+            if running != os.path.realpath(exe):
+                continue
+            fds = os.listdir(f"/proc/{pid}/fd")
+            if any(os.readlink(f"/proc/{pid}/fd/{fd}") in inodes for fd in fds):
+                pids.append(int(pid))
+        except OSError:
+            continue
+    return pids
 
 
 def sanitizer_report(text):

@@ -4,7 +4,7 @@ import signal
 import subprocess
 import time
 
-from conftest import PGMUX_BIN
+from conftest import PGMUX_BIN, listening_pids
 
 
 def run(*args, timeout=10):
@@ -65,8 +65,6 @@ def test_daemon_mode_and_pidfile(pgmux):
         assert not os.path.exists(f"/proc/{pid}"), "the daemon did not stop on SIGTERM"
         assert not os.path.exists(pidfile), "the pidfile was left behind"
     finally:
-        if os.path.exists(pidfile):
-            with open(pidfile) as f:
-                pid = int(f.read().strip() or 0)
-            if pid and os.path.exists(f"/proc/{pid}"):
-                os.kill(pid, signal.SIGKILL)
+        # never leave a daemon behind, even when its pidfile is missing
+        for pid in listening_pids(mux.port):
+            os.kill(pid, signal.SIGKILL)
