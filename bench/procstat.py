@@ -125,7 +125,7 @@ class SyscallCounter:
              "-p", ",".join(map(str, self.pids))],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         # perf needs a moment to attach; syscalls before that would go uncounted.
-        time.sleep(0.15)
+        time.sleep(0.1)
         return self
 
     def stop(self):

@@ -35,6 +35,11 @@ def f_x(v):
     return "-" if v is None else f"{v:.2f}x"
 
 
+def f_x3(v):
+    """A ratio judged against a limit: three decimals, so 0.997x never reads as 1.00x."""
+    return "-" if v is None else f"{v:.3f}x"
+
+
 def f_num(v, digits=2):
     return "-" if v is None else f"{v:.{digits}f}"
 
@@ -158,7 +163,7 @@ def goals(h, workloads):
 
     for key, title in (("S-c50", "-S -c 50"), ("tpcb-c50", "tpcb-like -c 50")):
         r, why = _tps_ratio(h, key, "pgbouncer")
-        add(f"tps {title} >= 1.15x PgBouncer", r, lambda v: v >= 1.15, why or f_x(r))
+        add(f"tps {title} >= 1.15x PgBouncer", r, lambda v: v >= 1.15, why or f_x3(r))
 
     worst = None
     for w in workloads:
@@ -166,7 +171,7 @@ def goals(h, workloads):
         if r is not None and (worst is None or r < worst[0]):
             worst = (r, w.title)
     add("tps never below 1.0x PgBouncer", worst and worst[0], lambda v: v >= 1.0,
-        f"lowest {f_x(worst[0])} ({worst[1]})" if worst else "no workload with both")
+        f"lowest {f_x3(worst[0])} ({worst[1]})" if worst else "no workload with both")
 
     worst = None
     for w in workloads:
@@ -176,7 +181,7 @@ def goals(h, workloads):
             worst = (r, w.title)
     add("pooler CPU per transaction <= 0.6x PgBouncer's", worst and worst[0],
         lambda v: v <= 0.6,
-        f"highest {f_x(worst[0])} ({worst[1]})" if worst else "no workload with both")
+        f"highest {f_x3(worst[0])} ({worst[1]})" if worst else "no workload with both")
 
     m = _cell(h, "S-c50", "pgmux")
     if m and m.ok and m.has_eff():
@@ -207,7 +212,7 @@ def goals(h, workloads):
     for other, limit in (("direct", 2.5), ("pgbouncer", 1.0)):
         r, why = _tps_ratio(h, ckey, other)
         add(f"{ctitle} tps >= {limit}x {LABEL[other]}", r, lambda v, lim=limit: v >= lim,
-            why or f_x(r))
+            why or f_x3(r))
 
     m, b = h.idle.get("pgmux", {}), h.idle.get("pgbouncer", {})
     if "kb_per_client" in m and "kb_per_client" in b:
