@@ -14,7 +14,9 @@
 
 #include "auth/userlist.h"
 #include "core/log.h"
+#include "ev/dns.h"
 #include "ev/listen.h"
+#include "ev/tls.h"
 #include "pool/pool.h"
 
 #define JANITOR_INTERVAL 0.2
@@ -152,6 +154,7 @@ static void worker_init(struct worker *w, struct config *cfg, struct userlist *u
 	list_init(&w->cancel_reqs);
 	if (!evloop_init(&w->loop, (uint32_t)cfg->pkt_buf))
 		die("could not initialise the event loop");
+	pstmt_registry_init(&w->pstmts);
 	w->start_time_us = evloop_now_us(&w->loop);
 }
 
@@ -205,6 +208,12 @@ int main(int argc, char **argv)
 	if (daemon)
 		ready_fd = daemonize();
 	worker_init(&w, cfg, ul);
+	if (!tls_load_contexts(cfg, &w.client_tls, &w.server_tls, err, sizeof(err)))
+		die("%s", err);
+	w.dns = dns_new(&w.loop, cfg->dns_servers, err, sizeof(err));
+	if (!w.dns)
+		die("%s", err);
+	dns_set_ttls(w.dns, cfg->dns_max_ttl, cfg->dns_nxdomain_ttl);
 	w.listeners = listen_open(&w.loop, cfg->listen_addr, cfg->listen_port, cfg->unix_socket_dir,
 				  cfg->unix_socket_mode, cfg->listen_backlog, on_accept, &w, err, sizeof(err));
 	if (!w.listeners)

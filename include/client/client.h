@@ -16,11 +16,13 @@
 #include "core/log.h"
 #include "ev/conn.h"
 #include "server/params.h"
+#include "server/prepared.h"
 
 struct worker;
 struct pool;
 struct server;
 struct database;
+struct scram_server;
 
 enum client_state {
 	CLIENT_LOGIN,
@@ -58,6 +60,7 @@ struct client {
 	bool in_copy;                 /* a COPY FROM STDIN is in progress */
 	char tx_status;               /* last ReadyForQuery status: 'I', 'T' or 'E' */
 	bool error_sent;              /* an ErrorResponse was already relayed for the current unit */
+	struct client_pstmts pstmts;  /* named prepared statements (transaction pooling) */
 	struct msgbuf replay;         /* what was sent since the server was linked, until it answers */
 	bool replay_pending;          /* replay must be written to the next server */
 
@@ -68,6 +71,12 @@ struct client {
 	uint64_t query_start_us;
 	bool query_running;
 	bool shutdown_pending;        /* close when the current transaction ends */
+
+	/* client authentication (client/login.c) */
+	struct scram_server *scram;   /* SASL exchange in progress or just proven; NULL otherwise */
+	bool scram_pass_through;      /* proven against a stored SCRAM secret: keys go to the pool */
+	char *auth_secret;            /* the secret auth_query found (owned, wiped); NULL if none */
+	bool auth_query_done;         /* auth_query answered (auth_secret may still be NULL) */
 };
 
 /* A log line with the client's id and context: "C-17 app/alice@10.1.2.3:5122 ...". */

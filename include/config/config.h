@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct hba;
+
 enum pool_mode {
 	POOL_MODE_INHERIT = -1, /* a [databases] / [users] entry that does not set pool_mode */
 	POOL_MODE_SESSION = 0,
@@ -28,6 +30,16 @@ enum auth_type {
 	AUTH_SCRAM_SHA_256,
 	AUTH_CERT,
 	AUTH_HBA,
+};
+
+/* client_tls_sslmode / server_tls_sslmode; same values as ev/tls.h enum tls_mode. */
+enum tls_sslmode {
+	SSLMODE_DISABLE = 0,
+	SSLMODE_ALLOW,
+	SSLMODE_PREFER,
+	SSLMODE_REQUIRE,
+	SSLMODE_VERIFY_CA,
+	SSLMODE_VERIFY_FULL,
 };
 
 /* One [databases] entry. Strings are never NULL ("" when unset); ints are -1 when unset. */
@@ -103,11 +115,42 @@ struct config {
 
 	/* protocol */
 	int max_packet_size;
+	int max_prepared_statements; /* per server; 0 = no prepared-statement tracking */
 	int pkt_buf;
 
 	/* authentication */
 	int auth_type;            /* enum auth_type */
 	char *auth_file;
+	char *auth_hba_file;      /* pg_hba.conf-style rules for auth_type = hba; "" = none */
+	char *auth_query;         /* fetches (name, secret) for users not in auth_file */
+	char *auth_user;          /* runs auth_query; "" = auth_query off */
+	char *auth_dbname;        /* database auth_query runs in; "" = the client's database */
+	double auth_cache_ttl;    /* seconds an auth_query answer is reused */
+	struct hba *hba;          /* auth_hba_file as loaded with this config; NULL when unset */
+
+	/* TLS towards clients (pgmux is the TLS server) */
+	int client_tls_sslmode;   /* enum tls_sslmode */
+	char *client_tls_key_file;
+	char *client_tls_cert_file;
+	char *client_tls_ca_file;
+	char *client_tls_protocols;
+	char *client_tls_ciphers;
+	char *client_tls13_ciphers;
+	char *client_tls_dheparams;
+	char *client_tls_ecdhcurve;
+
+	/* TLS towards servers (pgmux is the TLS client) */
+	int server_tls_sslmode;   /* enum tls_sslmode */
+	char *server_tls_ca_file;
+	char *server_tls_key_file;
+	char *server_tls_cert_file;
+	char *server_tls_protocols;
+	char *server_tls_ciphers;
+
+	/* DNS */
+	double dns_max_ttl;       /* seconds a resolved address is reused */
+	double dns_nxdomain_ttl;  /* seconds a failed lookup is remembered */
+	char *dns_servers;        /* "" = the system's resolvers; else "ip[:port],..." */
 	char *admin_users;        /* comma-separated */
 	char *stats_users;        /* comma-separated */
 

@@ -12,6 +12,12 @@
  * reading; it resumes when the peer has drained. Memory per connection pair stays bounded.
  *
  * Buffers are returned to the pool whenever they are empty, so an idle connection holds none.
+ *
+ * TLS: reads and writes go through a plain or a TLS I/O table, so owners never know whether a
+ * connection is encrypted (they may look at the read-only `tls` flag). Handshakes run inside
+ * conn without blocking: an accepted connection starts one with conn_start_tls_server() and
+ * reads nothing for its owner until it is done; an outgoing one given conn_use_tls() sends
+ * SSLRequest after connecting and reports on_connected only once TLS is up (or refused).
  */
 #ifndef PGMUX_EV_CONN_H
 #define PGMUX_EV_CONN_H
@@ -27,6 +33,9 @@
 
 struct evloop;
 struct conn;
+struct tls_ctx;
+struct dns;
+struct dns_wait;
 
 enum conn_action {
 	CONN_FORWARD,    /* relay the message to the peer (its bytes stream through) */
@@ -93,6 +102,21 @@ struct conn {
 	struct msgbuf *tap;
 	size_t tap_limit;
 	bool tap_overflow;
+
+	/* TLS: owners read `tls` only; the rest belongs to ev/conn.c and ev/tls.c. */
+	bool tls;                  /* traffic is encrypted (handshake finished) */
+	bool tls_direct;           /* the client began with a ClientHello: ALPN required */
+	bool tls_read_wants_write; /* a TLS read waits for writability */
+	bool tls_write_wants_read; /* a TLS write waits for readability */
+	uint8_t tls_phase;         /* enum conn_tls_phase in conn.c */
+	int tls_mode;              /* outgoing: enum tls_mode the session was asked with */
+	void *ssl;                 /* SSL *, NULL when plain */
+	uint8_t *tls_pre;          /* bytes read before TLS began, fed to OpenSSL first */
+	uint32_t tls_pre_len, tls_pre_pos;
+	char *error;               /* why the last TLS or DNS step failed (conn_error()) */
+
+	struct dns_wait *dns_wait; /* waiting for a host name lookup (ev/dns.c) */
+	int dns_port;              /* port to connect to once the name resolved */
 };
 
 void conn_init(struct conn *c, struct evloop *loop, const struct conn_ops *ops, void *owner);
@@ -100,6 +124,60 @@ void conn_init(struct conn *c, struct evloop *loop, const struct conn_ops *ops, 
 bool conn_attach(struct conn *c, int fd);
 /* Start a non-blocking connect; on_connected reports the outcome. False: failed at once. */
 bool conn_connect(struct conn *c, const struct sockaddr *addr, socklen_t len, int *errnum);
+
+/*
+ * Make an outgoing connection ask for TLS (PostgreSQL's SSLRequest) once connected; call before
+ * conn_connect(). t's mode decides what a refusal ('N') means: prefer/allow go on in plain text,
+ * require and verify-* fail the connect. host is the name checked under verify-full (and sent as
+ * SNI). Unix sockets stay plain. False: the TLS session could not be created (conn_error()).
+ */
+bool conn_use_tls(struct conn *c, struct tls_ctx *t, const char *host);
+
+/*
+ * Start a TLS handshake as the server on an accepted connection, from inside on_packet. plain
+ * (may be NULL) is written unencrypted first (the 'S' answer to SSLRequest). direct: the client
+ * sent a ClientHello straight away; the buffered input is handed to TLS and ALPN "postgresql" is
+ * required. Input is not processed until the handshake finishes; a failed handshake closes the
+ * conn with CONN_IO_ERROR (conn_error() says why). False: could not start (conn_error()).
+ */
+bool conn_start_tls_server(struct conn *c, struct tls_ctx *t, const void *plain, size_t plain_len,
+			   bool direct);
+
+/*
+ * The tls-server-end-point channel binding data (RFC 5929): the hash of the certificate the TLS
+ * server side of this connection presented. False when the connection is not encrypted.
+ */
+bool conn_tls_server_end_point(const struct conn *c, uint8_t out[64], size_t *len);
+
+/*
+ * The common name of the certificate the TLS peer presented (a client certificate checked under
+ * client_tls_sslmode verify-ca/verify-full, for auth_type = cert) into buf. False when there is
+ * none or it does not fit.
+ */
+bool conn_tls_peer_name(const struct conn *c, char *buf, size_t len);
+
+/* Why the last TLS step failed, or NULL. Borrowed; valid until the conn is closed. */
+const char *conn_error(const struct conn *c);
+/* Record why a step failed (for ev/ code). */
+void conn_set_error(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * In startup mode a first byte of 0x16 (a TLS ClientHello, never a valid startup length) is
+ * shown to on_packet as a header of this type and length 0; the owner either calls
+ * conn_start_tls_server(direct) and returns CONN_CONSUME, or closes the connection.
+ */
+#define CONN_TLS_HELLO ((char)0x16)
+
+/*
+ * Connect to host:port, where host is a name resolved through d (or a numeric address, which
+ * skips DNS). on_connected reports the outcome; a failed lookup reports ok == false with
+ * errnum 0 and conn_error() saying "could not resolve host ...". False: failed at once (the
+ * same way: errnum 0 and conn_error() for DNS, else errnum).
+ */
+bool conn_connect_name(struct conn *c, struct dns *d, const char *host, int port, int *errnum);
+
+/* The remote address of a connected socket into ss. False if it has none. */
+bool conn_peer_addr(const struct conn *c, struct sockaddr_storage *ss, socklen_t *len);
 
 /* Queue bytes for this socket; written at the end of the loop iteration. */
 void conn_write(struct conn *c, const void *data, size_t len);

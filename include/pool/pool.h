@@ -19,6 +19,7 @@
 #include "ev/loop.h"
 #include "pool/stats.h"
 #include "server/params.h"
+#include "server/prepared.h"
 #include "server/server.h"
 
 struct userlist;
@@ -45,6 +46,13 @@ struct pool_user {
 	 * log in to a SCRAM server as that user without pass-through. "" when none.
 	 */
 	char proven_password[128];
+	/*
+	 * SCRAM pass-through: the ClientKey a client proved against the auth_file's SCRAM secret and
+	 * that secret's ServerKey, so server logins need no plaintext. Valid when scram_keys_set.
+	 */
+	bool scram_keys_set;
+	uint8_t scram_client_key[32];
+	uint8_t scram_server_key[32];
 };
 
 struct pool {
@@ -112,6 +120,10 @@ struct worker {
 	void *listeners;                  /* ev/listen.c's state */
 	void *admin;                      /* the admin console's state (admin/console.c) */
 	struct stats totals_prev;
+	struct pstmt_registry pstmts;     /* prepared statements shared by clients and servers */
+	struct tls_ctx *client_tls;       /* accepting TLS from clients; NULL = client TLS off */
+	struct tls_ctx *server_tls;       /* TLS towards servers; NULL = server TLS off */
+	struct dns *dns;                  /* asynchronous resolver and cache (ev/dns.c) */
 };
 
 /* State changes: the only place they happen. They keep the lists and counters right. */

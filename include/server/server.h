@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "ev/conn.h"
 #include "server/params.h"
+#include "server/prepared.h"
 
 struct worker;
 struct pool;
@@ -54,6 +55,8 @@ struct server {
 	char tx_status;
 	int cancel_inflight;          /* cancel requests being delivered to this backend */
 
+	struct server_pstmts pstmts;  /* shared statements prepared here */
+	struct respq respq;           /* answers owed to the linked client, in order */
 	struct scram_client *scram;   /* during SCRAM login only */
 
 	uint64_t connect_time_us;

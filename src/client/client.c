@@ -99,6 +99,7 @@ static void client_free(void *obj)
 	struct client *c = obj;
 
 	login_forget_secrets(c);
+	client_pstmts_free(&c->w->pstmts, &c->pstmts);
 	mb_free(&c->replay);
 	free(c);
 }
@@ -239,7 +240,7 @@ static bool valid_frontend_type(char type)
 	return strchr("QPBEDCSHFdcfp", type) != NULL && type != '\0';
 }
 
-static enum conn_action relay_packet(struct client *c, const struct pkt_header *hdr)
+static enum conn_action relay_packet(struct client *c, const struct pkt_header *hdr, const uint8_t *whole)
 {
 	if (!valid_frontend_type(hdr->type) && hdr->type != 'X') {
 		client_close(c, "08P01", "invalid frontend message type %d", (unsigned char)hdr->type);
@@ -262,9 +263,31 @@ static enum conn_action relay_packet(struct client *c, const struct pkt_header *
 		}
 		if (hdr->type == 'H' && !c->unsynced)
 			return CONN_CONSUME;
+		/*
+		 * A named Parse outside a transaction needs no server: it is prepared on whichever
+		 * server the client's Bind finds. A client that prepares while holding nothing cannot
+		 * then wait for a server that its own other connections hold.
+		 */
+		if (hdr->type == 'P' && prepared_active(c) && c->tx_status == 'I' && !c->unsynced &&
+		    c->pending_ready == 0) {
+			enum conn_action act = prepared_parse_unlinked(c, hdr, whole);
+
+			if (act != CONN_FORWARD)
+				return act;
+		}
 		if (c->state == CLIENT_IDLE)
 			pool_request_server(c);
-		return c->server ? relay_packet(c, hdr) : CONN_STOP;
+		return c->server ? relay_packet(c, hdr, whole) : CONN_STOP;
+	}
+	if (prepared_active(c)) {
+		enum conn_action act = prepared_client_message(c, hdr, whole);
+
+		if (act == CONN_NEED_WHOLE || act == CONN_CLOSED)
+			return act;
+		note_frontend_message(c, hdr->type);
+		c->request_time_us = evloop_now_us(&c->w->loop);
+		c->pool->stats.bytes_received += hdr->len;
+		return act;
 	}
 	note_frontend_message(c, hdr->type);
 	c->request_time_us = evloop_now_us(&c->w->loop);
@@ -291,7 +314,7 @@ static enum conn_action on_packet(void *owner, struct conn *conn, const struct p
 	case CLIENT_ACTIVE:
 		if (c->admin)
 			return admin_packet(c, hdr, whole);
-		return relay_packet(c, hdr);
+		return relay_packet(c, hdr, whole);
 	}
 	return CONN_STOP;
 }

@@ -1,20 +1,35 @@
 /*
  * client/login: a client's way in — SSL/GSSENC/cancel requests, the startup packet and its
- * parameters, authentication against auth_type and auth_file, and the choice of admin console or
- * pool. Ends in client_finish_login() (or waits for the pool's first server to learn what
- * parameters to show).
+ * parameters, authentication against auth_type (or the auth_hba_file rule) and auth_file, and the
+ * choice of admin console or pool. Ends in client_finish_login() (or waits for the pool's first
+ * server to learn what parameters to show).
+ *
+ * Authentication follows PostgreSQL: wrong password, unknown user and a user without a usable
+ * secret all end in the same 28P01 message, after the same exchange (a SCRAM exchange for an
+ * unknown user runs against a mock secret whose salt is stable per user name); secrets are
+ * compared in constant time and never logged. A client proven with SCRAM against a stored SCRAM
+ * secret leaves its ClientKey and the ServerKey on its pool_user, for server logins
+ * (pass-through). c->auth_method says what the client owes next: 3 cleartext password, 5 md5
+ * response, 10 SASLInitialResponse, 11 SASLResponse; 0 when authenticated.
  */
 #include "client/login.h"
+#include "client/tls.h"
 
+#include <arpa/inet.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "admin/admin.h"
+#include "auth/authquery.h"
+#include "auth/hba.h"
 #include "auth/md5.h"
 #include "auth/scram.h"
+#include "auth/scram_server.h"
 #include "auth/secret.h"
 #include "auth/userlist.h"
 #include "core/log.h"
@@ -29,6 +44,31 @@ void login_forget_secrets(struct client *c)
 		free(c->proven_password);
 		c->proven_password = NULL;
 	}
+	if (c->scram) {
+		scram_server_clear(c->scram);
+		free(c->scram);
+		c->scram = NULL;
+	}
+	c->scram_pass_through = false;
+	if (c->auth_secret) {
+		OPENSSL_cleanse(c->auth_secret, strlen(c->auth_secret));
+		free(c->auth_secret);
+		c->auth_secret = NULL;
+	}
+	if (c->auth_method == 1) {
+		authquery_cancel(c);
+		c->auth_method = 0;
+	}
+}
+
+bool login_server_scram_init(const struct pool_user *u, const char *password,
+			     struct scram_client *sc)
+{
+	if (password && secret_kind_of(password) == SECRET_PLAIN)
+		return scram_client_init(sc, password, NULL);
+	if (u->scram_keys_set)
+		return scram_client_init_keys(sc, u->scram_client_key, u->scram_server_key, NULL);
+	return false;
 }
 
 static void new_cancel_key(struct client *c)
@@ -154,34 +194,335 @@ static bool take_startup_params(struct client *c, const struct startup_msg *m)
 	return true;
 }
 
-/* Password-based methods; trust and any log in at once. */
-static bool needs_password(const struct client *c)
+/*
+ * The secret for the client's user: the auth_file's, else what auth_query found; NULL when none
+ * (an empty one is none).
+ */
+static const char *user_secret(const struct client *c)
 {
-	int t = c->w->cfg->auth_type;
+	const char *s = c->w->userlist ? userlist_find(c->w->userlist, c->user) : NULL;
 
-	return t == AUTH_PASSWORD || t == AUTH_MD5 || t == AUTH_SCRAM_SHA_256;
+	if (!s && c->auth_secret)
+		s = c->auth_secret;
+	return s && *s ? s : NULL;
 }
 
-static bool ask_password(struct client *c)
+/* Append " key='value'" to a libpq conninfo, quoting as libpq reads it. */
+static bool conninfo_add(char *out, size_t outlen, const char *key, const char *value)
+{
+	size_t n = strlen(out);
+
+	if (n + strlen(key) + 3 >= outlen)
+		return false;
+	n += (size_t)snprintf(out + n, outlen - n, " %s='", key);
+	for (const char *v = value; *v; v++) {
+		if (n + 3 >= outlen)
+			return false;
+		if (*v == '\'' || *v == '\\')
+			out[n++] = '\\';
+		out[n++] = *v;
+	}
+	if (n + 2 >= outlen)
+		return false;
+	out[n++] = '\'';
+	out[n] = '\0';
+	return true;
+}
+
+/*
+ * The libpq conninfo auth_query connects with: the database entry auth_dbname (else the
+ * client's), as auth_user with its auth_file password when that is plaintext. The host must be
+ * a numeric address or a unix socket directory, so libpq never resolves a name. False with a
+ * reason in why when there is no such entry or the host is a name.
+ */
+static bool auth_query_conninfo(const struct client *c, char *out, size_t outlen, char *why,
+				size_t whylen)
+{
+	const struct config *cfg = c->w->cfg;
+	const char *name = *cfg->auth_dbname ? cfg->auth_dbname : c->dbname;
+	const struct db_entry *e = config_find_db(cfg, name);
+	const char *host, *pw;
+	char port[16];
+	uint8_t addr[16];
+
+	if (!e) {
+		snprintf(why, whylen, "no database entry \"%s\" for auth_query", name);
+		return false;
+	}
+	host = *e->host ? e->host : "127.0.0.1";
+	snprintf(port, sizeof(port), "%d", e->port > 0 ? e->port : 5432);
+	out[0] = '\0';
+	if (host[0] == '/') {
+		if (!conninfo_add(out, outlen, "host", host))
+			goto too_long;
+	} else if (inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1) {
+		if (!conninfo_add(out, outlen, "hostaddr", host))
+			goto too_long;
+	} else {
+		snprintf(why, whylen, "auth_query needs a numeric address or a unix socket directory "
+			 "as host of database entry \"%s\"", name);
+		return false;
+	}
+	pw = c->w->userlist ? userlist_find(c->w->userlist, cfg->auth_user) : NULL;
+	if (!conninfo_add(out, outlen, "port", port) ||
+	    !conninfo_add(out, outlen, "dbname", *e->dbname ? e->dbname : name) ||
+	    !conninfo_add(out, outlen, "user", cfg->auth_user) ||
+	    !conninfo_add(out, outlen, "application_name", "pgmux auth_query") ||
+	    (pw && *pw && secret_kind_of(pw) == SECRET_PLAIN &&
+	     !conninfo_add(out, outlen, "password", pw)))
+		goto too_long;
+	return true;
+too_long:
+	snprintf(why, whylen, "auth_query connection string too long");
+	return false;
+}
+
+/*
+ * A salt that is stable for a user name but unpredictable without this process's key: shown to
+ * a SCRAM client when its user is unknown (so that the answer looks like a real user's), and
+ * used to turn a plaintext auth_file password into a SCRAM secret.
+ */
+static void stable_salt(const char *user, uint8_t out[SCRAM_SALT_LEN])
+{
+	/* One key per process, made on first use; nothing else is shared between clients. */
+	static uint8_t key[32];
+	static bool have_key;
+	uint8_t mac[EVP_MAX_MD_SIZE];
+	unsigned int maclen = 0;
+
+	if (!have_key) {
+		if (RAND_bytes(key, sizeof(key)) != 1)
+			for (size_t i = 0; i < sizeof(key); i++)
+				key[i] = (uint8_t)random();
+		have_key = true;
+	}
+	if (!HMAC(EVP_sha256(), key, (int)sizeof(key), (const uint8_t *)user, strlen(user), mac,
+		  &maclen) || maclen < SCRAM_SALT_LEN)
+		memset(mac, 0x5a, SCRAM_SALT_LEN);
+	memcpy(out, mac, SCRAM_SALT_LEN);
+	OPENSSL_cleanse(mac, sizeof(mac));
+}
+
+/* How this client must prove itself. */
+enum login_method {
+	LOGIN_TRUST,
+	LOGIN_PASSWORD, /* cleartext */
+	LOGIN_MD5,      /* md5, or SCRAM when the stored secret is SCRAM (as in PostgreSQL) */
+	LOGIN_SCRAM,
+	LOGIN_CERT,
+	LOGIN_REJECT,   /* an hba "reject" rule */
+	LOGIN_NO_RULE,  /* no hba rule matched */
+};
+
+/* The connection as the hba matcher sees it; false when the peer address cannot be read. */
+static bool hba_client_of(const struct client *c, struct hba_client *hc, char *host, size_t hostlen)
+{
+	char buf[64];
+	char *end;
+
+	memset(hc, 0, sizeof(*hc));
+	hc->database = c->dbname;
+	hc->user = c->user;
+	hc->tls = c->conn.tls;
+	if (c->conn.is_unix) {
+		hc->is_unix = true;
+		snprintf(host, hostlen, "[local]");
+		return true;
+	}
+	/* c->addr is "a.b.c.d:port" or "[v6]:port" (conn_peer_name()). */
+	if (c->addr[0] == '[') {
+		snprintf(buf, sizeof(buf), "%s", c->addr + 1);
+		end = strchr(buf, ']');
+		hc->family = AF_INET6;
+	} else {
+		snprintf(buf, sizeof(buf), "%s", c->addr);
+		end = strrchr(buf, ':');
+		hc->family = AF_INET;
+	}
+	if (end)
+		*end = '\0';
+	snprintf(host, hostlen, "%s", buf);
+	return inet_pton(hc->family, buf, hc->addr) == 1;
+}
+
+/* The method auth_type (or the first matching auth_hba_file rule) asks of this client. */
+static enum login_method login_method_of(const struct client *c, char *host, size_t hostlen)
+{
+	struct hba_client hc;
+	enum hba_method m;
+
+	snprintf(host, hostlen, "%s", c->addr);
+	switch (c->w->cfg->auth_type) {
+	case AUTH_TRUST:
+	case AUTH_ANY:
+		return LOGIN_TRUST;
+	case AUTH_PASSWORD:
+		return LOGIN_PASSWORD;
+	case AUTH_MD5:
+		return LOGIN_MD5;
+	case AUTH_SCRAM_SHA_256:
+		return LOGIN_SCRAM;
+	case AUTH_CERT:
+		return LOGIN_CERT;
+	case AUTH_HBA:
+		break;
+	}
+	if (!hba_client_of(c, &hc, host, hostlen) || !c->w->cfg->hba ||
+	    !hba_match(c->w->cfg->hba, &hc, &m, NULL))
+		return LOGIN_NO_RULE;
+	switch (m) {
+	case HBA_TRUST:
+		return LOGIN_TRUST;
+	case HBA_REJECT:
+		return LOGIN_REJECT;
+	case HBA_MD5:
+		return LOGIN_MD5;
+	case HBA_SCRAM_SHA_256:
+		return LOGIN_SCRAM;
+	case HBA_PASSWORD:
+		return LOGIN_PASSWORD;
+	case HBA_CERT:
+		return LOGIN_CERT;
+	}
+	return LOGIN_NO_RULE;
+}
+
+static void send_auth_request(struct client *c, uint32_t code, const void *data, size_t len)
 {
 	struct msgbuf mb;
-	const char *secret = c->w->userlist ? userlist_find(c->w->userlist, c->user) : NULL;
 
 	mb_init(&mb);
-	if (c->w->cfg->auth_type == AUTH_PASSWORD || (secret && secret_kind_of(secret) == SECRET_SCRAM)) {
+	build_auth_request(&mb, code, data, len);
+	client_send(c, &mb);
+	mb_free(&mb);
+}
+
+static bool enter_pool(struct client *c);
+static bool start_auth(struct client *c);
+
+/* auth_query answered for a waiting client: go on with authentication. */
+static void on_auth_query(void *arg, const char *secret, const char *error)
+{
+	struct client *c = arg;
+
+	if (c->state != CLIENT_LOGIN || c->auth_method != 1)
+		return;
+	c->auth_method = 0;
+	c->auth_query_done = true;
+	if (error) {
+		client_close(c, "08006", "could not look up the password of user \"%s\"", c->user);
+		return;
+	}
+	if (secret && !(c->auth_secret = strdup(secret))) {
+		client_close(c, "53200", "out of memory");
+		return;
+	}
+	start_auth(c);
+}
+
+/*
+ * When the user is not in auth_file and auth_query is on, look its secret up. Returns 1 when
+ * authentication can go on now, 0 when the client waits for the answer, -1 when it was closed.
+ */
+static int fetch_secret(struct client *c)
+{
+	const struct config *cfg = c->w->cfg;
+	char conninfo[1024], why[256];
+	char *secret = NULL;
+
+	if (!*cfg->auth_user || c->auth_query_done ||
+	    (c->w->userlist && userlist_find(c->w->userlist, c->user)))
+		return 1;
+	if (!auth_query_conninfo(c, conninfo, sizeof(conninfo), why, sizeof(why))) {
+		client_log(LOG_LVL_WARNING, c, "%s", why);
+		client_close(c, "08006", "could not look up the password of user \"%s\"", c->user);
+		return -1;
+	}
+	switch (authquery_lookup(&c->w->loop, conninfo, cfg->auth_query, cfg->auth_cache_ttl,
+				 cfg->server_connect_timeout, c->user, evloop_now_us(&c->w->loop),
+				 on_auth_query, c, &secret)) {
+	case AUTHQUERY_CACHED:
+		c->auth_query_done = true;
+		c->auth_secret = secret;
+		return 1;
+	case AUTHQUERY_WAIT:
+		c->auth_method = 1;
+		return 0;
+	case AUTHQUERY_FAILED:
+		break;
+	}
+	client_close(c, "53200", "out of memory");
+	return -1;
+}
+
+/* Ask for what the method needs, or let the client in / refuse it. False if it was closed. */
+static bool start_auth(struct client *c)
+{
+	char host[64];
+	enum login_method m = login_method_of(c, host, sizeof(host));
+	const char *secret;
+	/* Lists of names, each NUL-terminated, ending with an empty name. */
+	static const char mechanisms[] = SCRAM_MECHANISM "\0";
+	static const char mechanisms_plus[] = SCRAM_MECHANISM "-PLUS\0" SCRAM_MECHANISM "\0";
+	uint8_t end_point[64];
+	size_t end_point_len;
+	char cn[256];
+
+	if (m == LOGIN_PASSWORD || m == LOGIN_MD5 || m == LOGIN_SCRAM) {
+		int r = fetch_secret(c);
+
+		if (r <= 0)
+			return r == 0;
+	}
+	secret = user_secret(c);
+	switch (m) {
+	case LOGIN_TRUST:
+		return enter_pool(c);
+	case LOGIN_NO_RULE:
+		client_close(c, "28000",
+			     "no pg_hba.conf entry for host \"%s\", user \"%s\", database \"%s\", %s",
+			     host, c->user, c->dbname, c->conn.tls ? "SSL encryption" : "no encryption");
+		return false;
+	case LOGIN_REJECT:
+		client_close(c, "28000",
+			     "pg_hba.conf rejects connection for host \"%s\", user \"%s\", "
+			     "database \"%s\", %s", host, c->user, c->dbname,
+			     c->conn.tls ? "SSL encryption" : "no encryption");
+		return false;
+	case LOGIN_CERT:
+		/* The TLS layer verified the certificate (client_tls_sslmode verify-ca/full). */
+		if (!c->conn.tls || !conn_tls_peer_name(&c->conn, cn, sizeof(cn))) {
+			client_close(c, "28000", "connection requires a valid client certificate");
+			return false;
+		}
+		if (strcmp(cn, c->user) != 0) {
+			client_close(c, "28000", "certificate authentication failed for user \"%s\"",
+				     c->user);
+			return false;
+		}
+		return enter_pool(c);
+	case LOGIN_PASSWORD:
 		c->auth_method = 3;
-		build_auth_request(&mb, 3, NULL, 0);
-	} else {
+		send_auth_request(c, 3, NULL, 0);
+		return true;
+	case LOGIN_MD5:
+		if (secret && secret_kind_of(secret) == SECRET_SCRAM)
+			break;
 		if (RAND_bytes(c->auth_salt, sizeof(c->auth_salt)) != 1) {
-			mb_free(&mb);
 			client_close(c, "XX000", "could not generate a random salt");
 			return false;
 		}
 		c->auth_method = 5;
-		build_auth_request(&mb, 5, c->auth_salt, 4);
+		send_auth_request(c, 5, c->auth_salt, 4);
+		return true;
+	case LOGIN_SCRAM:
+		break;
 	}
-	client_send(c, &mb);
-	mb_free(&mb);
+	c->auth_method = 10;
+	if (c->conn.tls && conn_tls_server_end_point(&c->conn, end_point, &end_point_len))
+		send_auth_request(c, 10, mechanisms_plus, sizeof(mechanisms_plus));
+	else
+		send_auth_request(c, 10, mechanisms, sizeof(mechanisms));
 	return true;
 }
 
@@ -224,6 +565,14 @@ static bool enter_pool(struct client *c)
 	if (c->proven_password && strcmp(user, c->user) == 0)
 		snprintf(c->pool->user->proven_password, sizeof(c->pool->user->proven_password), "%s",
 			 c->proven_password);
+	if (c->scram_pass_through && c->scram && c->scram->state == SCRAM_SERVER_DONE &&
+	    strcmp(user, c->user) == 0) {
+		struct pool_user *u = c->pool->user;
+
+		memcpy(u->scram_client_key, c->scram->client_key, sizeof(u->scram_client_key));
+		memcpy(u->scram_server_key, c->scram->secret.server_key, sizeof(u->scram_server_key));
+		u->scram_keys_set = true;
+	}
 	login_forget_secrets(c);
 	if (c->pool->welcome_ready) {
 		client_set_state(c, CLIENT_IDLE);
@@ -243,8 +592,9 @@ static enum conn_action handle_startup(struct client *c, const uint8_t *whole, u
 
 	switch (startup_parse(whole, len, &m, err, sizeof(err))) {
 	case STARTUP_SSL:
+		return client_tls_ssl_request(c, len);
 	case STARTUP_GSSENC:
-		/* No encryption yet: 'N' and the client goes on in plain text (or gives up). */
+		/* No GSS encryption: 'N' and the client goes on (or gives up). */
 		conn_write(&c->conn, "N", 1);
 		return CONN_CONSUME;
 	case STARTUP_CANCEL:
@@ -258,6 +608,8 @@ static enum conn_action handle_startup(struct client *c, const uint8_t *whole, u
 	case STARTUP_V3:
 		break;
 	}
+	if (!client_tls_check_startup(c))
+		return CONN_CLOSED;
 	if (c->w->shutting_down) {
 		client_close(c, "57P01", "pgmux is shutting down");
 		return CONN_CLOSED;
@@ -277,15 +629,14 @@ static enum conn_action handle_startup(struct client *c, const uint8_t *whole, u
 	}
 	c->conn.startup = false;
 	c->conn.max_packet = (uint32_t)c->w->cfg->max_packet_size;
-	if (needs_password(c))
-		return ask_password(c) ? CONN_CONSUME : CONN_CLOSED;
-	return enter_pool(c) ? CONN_CONSUME : CONN_CLOSED;
+	return start_auth(c) ? CONN_CONSUME : CONN_CLOSED;
 }
 
 static bool check_password(struct client *c, const char *given)
 {
-	const char *secret = c->w->userlist ? userlist_find(c->w->userlist, c->user) : NULL;
+	const char *secret = user_secret(c);
 	char expect[MD5_PASSWORD_LEN + 1];
+	bool ok;
 
 	if (!secret)
 		return false;
@@ -297,7 +648,9 @@ static bool check_password(struct client *c, const char *given)
 		if (kind == SECRET_MD5) {
 			if (!md5_password_hash(c->user, given, expect))
 				return false;
-			return CRYPTO_memcmp(expect, secret, MD5_PASSWORD_LEN) == 0;
+			ok = CRYPTO_memcmp(expect, secret, MD5_PASSWORD_LEN) == 0;
+			OPENSSL_cleanse(expect, sizeof(expect));
+			return ok;
 		}
 		if (!scram_secret_matches(secret, given))
 			return false;
@@ -306,7 +659,15 @@ static bool check_password(struct client *c, const char *given)
 	}
 	if (!md5_password_response(c->user, secret, c->auth_salt, expect))
 		return false;
-	return strlen(given) == MD5_PASSWORD_LEN && CRYPTO_memcmp(expect, given, MD5_PASSWORD_LEN) == 0;
+	ok = strlen(given) == MD5_PASSWORD_LEN && CRYPTO_memcmp(expect, given, MD5_PASSWORD_LEN) == 0;
+	OPENSSL_cleanse(expect, sizeof(expect));
+	return ok;
+}
+
+static enum conn_action auth_failed(struct client *c)
+{
+	client_close(c, "28P01", "password authentication failed for user \"%s\"", c->user);
+	return CONN_CLOSED;
 }
 
 static enum conn_action handle_password(struct client *c, const struct pkt_header *hdr, const uint8_t *whole)
@@ -318,19 +679,149 @@ static enum conn_action handle_password(struct client *c, const struct pkt_heade
 		client_close(c, "08P01", "expected password response");
 		return CONN_CLOSED;
 	}
-	if (!check_password(c, given)) {
-		client_close(c, "28P01", "password authentication failed for user \"%s\"", c->user);
+	if (!check_password(c, given))
+		return auth_failed(c);
+	c->auth_method = 0;
+	return enter_pool(c) ? CONN_CONSUME : CONN_CLOSED;
+}
+
+/*
+ * The stored secret as SCRAM sees it: a SCRAM secret as is (pass-through possible), a plaintext
+ * password turned into one. False for no secret or an md5 one: SCRAM cannot use it.
+ */
+static bool scram_secret_of(struct client *c, struct scram_secret *out, bool *is_stored_scram)
+{
+	const char *secret = user_secret(c);
+	char made[SCRAM_SECRET_MAX];
+	uint8_t salt[SCRAM_SALT_LEN];
+	bool ok;
+
+	*is_stored_scram = false;
+	if (!secret)
+		return false;
+	switch (secret_kind_of(secret)) {
+	case SECRET_SCRAM:
+		*is_stored_scram = true;
+		return scram_parse_secret(secret, out);
+	case SECRET_PLAIN:
+		stable_salt(c->user, salt);
+		ok = scram_make_secret_salted(secret, SCRAM_DEFAULT_ITERATIONS, salt, sizeof(salt), made,
+					      sizeof(made)) &&
+		     scram_parse_secret(made, out);
+		OPENSSL_cleanse(made, sizeof(made));
+		return ok;
+	case SECRET_MD5:
+		if (c->w->cfg->verbose > 0)
+			client_log(LOG_LVL_DEBUG, c, "user has an md5 secret: SCRAM cannot use it");
+		return false;
+	}
+	return false;
+}
+
+static enum conn_action sasl_malformed(struct client *c, const char *why)
+{
+	client_close(c, "08P01", "%s", why);
+	return CONN_CLOSED;
+}
+
+/* SASLInitialResponse: mechanism, then the client-first message. */
+static enum conn_action handle_sasl_initial(struct client *c, const struct pkt_header *hdr,
+					    const uint8_t *whole)
+{
+	const char *body = (const char *)whole + PKT_HDR_LEN;
+	size_t len = hdr->len - PKT_HDR_LEN, mlen;
+	const char *mech_end;
+	int32_t n;
+	uint32_t un;
+	struct scram_secret secret;
+	bool have_secret, stored;
+	uint8_t salt[SCRAM_SALT_LEN];
+	char out[SCRAM_MESSAGE_MAX], err[128];
+	size_t outn;
+	uint8_t end_point[64];
+	size_t end_point_len = 0;
+	bool plus, have_cb;
+
+	if (hdr->type != 'p')
+		return sasl_malformed(c, "expected SASL response");
+	mech_end = memchr(body, '\0', len);
+	if (!mech_end)
+		return sasl_malformed(c, "malformed SASLInitialResponse message");
+	mlen = (size_t)(mech_end - body);
+	plus = strcmp(body, SCRAM_MECHANISM "-PLUS") == 0;
+	have_cb = c->conn.tls && conn_tls_server_end_point(&c->conn, end_point, &end_point_len);
+	if (strcmp(body, SCRAM_MECHANISM) != 0 && !(plus && have_cb))
+		return sasl_malformed(c, "client selected an invalid SASL authentication mechanism");
+	if (len - mlen - 1 < 4)
+		return sasl_malformed(c, "malformed SASLInitialResponse message");
+	memcpy(&un, mech_end + 1, 4);
+	n = (int32_t)ntohl(un);
+	if (n < 0 || (size_t)n != len - mlen - 1 - 4)
+		return sasl_malformed(c, "malformed SASLInitialResponse message");
+
+	have_secret = scram_secret_of(c, &secret, &stored);
+	stable_salt(c->user, salt);
+	c->scram = calloc(1, sizeof(*c->scram));
+	if (!c->scram || !scram_server_init(c->scram, have_secret ? &secret : NULL, salt,
+					    sizeof(salt), NULL)) {
+		OPENSSL_cleanse(&secret, sizeof(secret));
+		client_close(c, "XX000", "could not start a SCRAM exchange");
 		return CONN_CLOSED;
 	}
+	OPENSSL_cleanse(&secret, sizeof(secret));
+	if (have_cb && !scram_server_set_channel_binding(c->scram, plus, end_point, end_point_len)) {
+		client_close(c, "XX000", "could not set up SCRAM channel binding");
+		return CONN_CLOSED;
+	}
+	c->scram_pass_through = have_secret && stored;
+	if (scram_server_first(c->scram, mech_end + 1 + 4, (size_t)n, out, sizeof(out), &outn, err,
+			       sizeof(err)) != SCRAM_SERVER_OK)
+		return sasl_malformed(c, err);
+	c->auth_method = 11;
+	send_auth_request(c, 11, out, outn);
+	return CONN_CONSUME;
+}
+
+/* SASLResponse: the client-final message with the proof. */
+static enum conn_action handle_sasl_response(struct client *c, const struct pkt_header *hdr,
+					     const uint8_t *whole)
+{
+	char out[SCRAM_MESSAGE_MAX], err[128];
+	size_t outn;
+
+	if (hdr->type != 'p')
+		return sasl_malformed(c, "expected SASL response");
+	switch (scram_server_final(c->scram, (const char *)whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN,
+				   out, sizeof(out), &outn, err, sizeof(err))) {
+	case SCRAM_SERVER_OK:
+		break;
+	case SCRAM_SERVER_MALFORMED:
+		return sasl_malformed(c, err);
+	case SCRAM_SERVER_BAD_PROOF:
+		return auth_failed(c);
+	}
+	send_auth_request(c, 12, out, outn);
 	c->auth_method = 0;
 	return enter_pool(c) ? CONN_CONSUME : CONN_CLOSED;
 }
 
 enum conn_action login_on_packet(struct client *c, const struct pkt_header *hdr, const uint8_t *whole)
 {
+	if (hdr->type == CONN_TLS_HELLO && c->conn.startup)
+		return client_tls_direct(c);
 	if (!whole)
 		return CONN_NEED_WHOLE;
-	if (c->auth_method)
+	switch (c->auth_method) {
+	case 0:
+		return handle_startup(c, whole, hdr->len);
+	case 1:
+		client_close(c, "08P01", "unexpected message during authentication");
+		return CONN_CLOSED;
+	case 10:
+		return handle_sasl_initial(c, hdr, whole);
+	case 11:
+		return handle_sasl_response(c, hdr, whole);
+	default:
 		return handle_password(c, hdr, whole);
-	return handle_startup(c, whole, hdr->len);
+	}
 }

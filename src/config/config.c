@@ -27,6 +27,8 @@
 
 #include "config/config.h"
 
+#include "auth/hba.h"
+
 /* PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes. */
 #define NAME_MAX_LEN 63
 #define ENTRY_KEY_MAX 64
@@ -375,6 +377,7 @@ void config_free(struct config *cfg)
 	if (!cfg)
 		return;
 	free(cfg->config_file);
+	hba_free(cfg->hba);
 	free_strings(cfg, config_keys, config_key_count);
 	for (int i = 0; i < cfg->n_dbs; i++)
 		free_db(&cfg->dbs[i]);
@@ -773,6 +776,15 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 	}
 	if (!report.failed)
 		validate_config(ps.cfg, &report, &ps.origins);
+	if (!report.failed && ps.cfg->auth_hba_file[0]) {
+		/* Loaded with the config, so RELOAD swaps rules and settings together. */
+		char why[512];
+
+		ps.cfg->hba = hba_load(ps.cfg->auth_hba_file, why, sizeof(why));
+		if (!ps.cfg->hba)
+			report_error(&report, origin_of_key(&ps.origins, "auth_hba_file"),
+				     "auth_hba_file", "%s", why);
+	}
 	free(ps.origins.keys);
 	free(ps.origins.dbs);
 	free(ps.origins.users);

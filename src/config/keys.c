@@ -26,6 +26,11 @@ static const char *const auth_type_names[] = {
 	"trust", "any", "password", "md5", "scram-sha-256", "cert", "hba", NULL,
 };
 
+/* Index = enum tls_sslmode value. */
+static const char *const sslmode_names[] = {
+	"disable", "allow", "prefer", "require", "verify-ca", "verify-full", NULL,
+};
+
 #define KEY(field, t, def, reload, help_text, lo, hi)                                              \
 	{ .name = #field, .type = (t), .offset = offsetof(struct config, field),                   \
 	  .default_value = (def), .reloadable = (reload), .help = (help_text),                     \
@@ -112,15 +117,64 @@ const struct config_key config_keys[] = {
 		"largest protocol message, in bytes, pgmux lets through"),
 	INT_KEY(pkt_buf, "16384", RELOAD, 4096, 16777216,
 		"size in bytes of each connection's relay buffer"),
+	INT_KEY(max_prepared_statements, "200", RELOAD, 0, 100000,
+		"named prepared statements kept per server in transaction/statement mode (0 = off)"),
 
 	/* authentication */
 	ENUM_KEY(auth_type, "md5", auth_type_names,
 		 "client authentication: trust, any, password, md5, scram-sha-256, cert or hba"),
 	STR_KEY(auth_file, "", RELOAD, "file of \"user\" \"password\" lines for authentication"),
+	STR_KEY(auth_hba_file, "", RELOAD,
+		"pg_hba.conf-style rules used when auth_type = hba (read again on RELOAD)"),
+	STR_KEY(auth_query, "SELECT usename, passwd FROM pg_shadow WHERE usename = $1 AND "
+			    "(valuntil IS NULL OR valuntil > now())", RELOAD,
+		"query returning (user, secret) for a user not in auth_file; $1 is the user name"),
+	STR_KEY(auth_user, "", RELOAD,
+		"user that runs auth_query (its password from auth_file); empty = no auth_query"),
+	STR_KEY(auth_dbname, "", RELOAD,
+		"database entry auth_query connects to; empty = the one the client asked for"),
+	TIME_KEY(auth_cache_ttl, "60",
+		 "seconds an auth_query answer (secret or unknown user) is reused; 0 = always ask"),
 	STR_KEY(admin_users, "", RELOAD,
 		"users allowed every admin console command, comma-separated"),
 	STR_KEY(stats_users, "", RELOAD,
 		"users allowed the admin console's read-only SHOW commands, comma-separated"),
+
+	/* TLS towards clients */
+	ENUM_KEY(client_tls_sslmode, "disable", sslmode_names,
+		 "TLS for clients: disable, allow, prefer, require, verify-ca or verify-full"),
+	STR_KEY(client_tls_key_file, "", RELOAD, "private key pgmux presents to clients (PEM)"),
+	STR_KEY(client_tls_cert_file, "", RELOAD, "certificate pgmux presents to clients (PEM)"),
+	STR_KEY(client_tls_ca_file, "", RELOAD,
+		"CA certificates that client certificates are checked against (verify-ca/full)"),
+	STR_KEY(client_tls_protocols, "secure", RELOAD,
+		"TLS versions allowed for clients: secure (1.2 and 1.3), all, legacy, or a list"),
+	STR_KEY(client_tls_ciphers, "default", RELOAD,
+		"OpenSSL cipher list for client TLS 1.2 and older; default = OpenSSL's"),
+	STR_KEY(client_tls13_ciphers, "", RELOAD,
+		"OpenSSL TLS 1.3 cipher suites for clients; empty = OpenSSL's"),
+	STR_KEY(client_tls_dheparams, "auto", RELOAD,
+		"DH parameters for client TLS: none, auto, legacy, or a PEM file"),
+	STR_KEY(client_tls_ecdhcurve, "auto", RELOAD,
+		"elliptic curve groups for client TLS: none, auto, or a list (e.g. X25519:P-256)"),
+
+	/* TLS towards servers */
+	ENUM_KEY(server_tls_sslmode, "prefer", sslmode_names,
+		 "TLS to servers: disable, allow, prefer, require, verify-ca or verify-full"),
+	STR_KEY(server_tls_ca_file, "", RELOAD,
+		"CA certificates server certificates are checked against; empty = the system's"),
+	STR_KEY(server_tls_key_file, "", RELOAD, "private key for a client certificate to servers"),
+	STR_KEY(server_tls_cert_file, "", RELOAD, "client certificate pgmux presents to servers"),
+	STR_KEY(server_tls_protocols, "secure", RELOAD,
+		"TLS versions allowed towards servers: secure, all, legacy, or a list"),
+	STR_KEY(server_tls_ciphers, "default", RELOAD,
+		"OpenSSL cipher list towards servers; default = OpenSSL's"),
+
+	/* DNS */
+	TIME_KEY(dns_max_ttl, "15", "seconds a resolved host name is reused before asking again"),
+	TIME_KEY(dns_nxdomain_ttl, "15", "seconds a host name that did not resolve is remembered"),
+	STR_KEY(dns_servers, "", RELOAD,
+		"DNS servers to ask, as ip or ip:port, comma-separated; empty = the system's"),
 
 	/* logging and process */
 	STR_KEY(logfile, "", RELOAD, "log file, reopened on reload; empty = stderr only"),

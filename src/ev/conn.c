@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ev.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -21,7 +22,9 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "ev/dns.h"
 #include "ev/loop.h"
+#include "ev/tls.h"
 
 void conn_process_input(struct conn *c);
 void conn_report_failure(struct conn *c);
@@ -30,9 +33,100 @@ void conn_flush(struct conn *c);
 /* Output beyond this stops the peer from reading; resuming waits until it is all written. */
 #define OUT_HIGH_WATER(c) (4u * (c)->loop->buf_size)
 
+enum conn_tls_phase {
+	TLS_PHASE_NONE = 0,
+	TLS_PHASE_ASKING,    /* outgoing: SSLRequest sent, waiting for 'S' or 'N' */
+	TLS_PHASE_HANDSHAKE, /* handshake running; nothing else is read or written */
+};
+
 static void on_readable(struct ev_loop *ev, ev_io *w, int revents);
 static void on_writable(struct ev_loop *ev, ev_io *w, int revents);
 static void update_read_watcher(struct conn *c);
+
+/*
+ * The I/O table: >0 bytes, 0 would block, IO_ERROR, IO_EOF. A TLS session may need the other
+ * direction to make progress (the wants flags are set and the watcher started).
+ */
+#define IO_ERROR TLS_IO_ERROR
+#define IO_EOF TLS_IO_EOF
+
+struct conn_io {
+	long (*read)(struct conn *c, void *buf, size_t len);
+	long (*write)(struct conn *c, const void *buf, size_t len);
+};
+
+static long plain_read(struct conn *c, void *buf, size_t len)
+{
+	ssize_t n = recv(c->fd, buf, len, 0);
+
+	if (n > 0)
+		return (long)n;
+	if (n == 0)
+		return IO_EOF;
+	return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : IO_ERROR;
+}
+
+static long plain_write(struct conn *c, const void *buf, size_t len)
+{
+	ssize_t n;
+
+	do
+		n = send(c->fd, buf, len, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n >= 0)
+		return n > 0 ? (long)n : 0;
+	return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : IO_ERROR;
+}
+
+static long tls_read(struct conn *c, void *buf, size_t len)
+{
+	bool wants_write;
+	long n = tls_conn_read(c, buf, len, &wants_write);
+
+	if (n == 0 && wants_write) {
+		c->tls_read_wants_write = true;
+		ev_io_start(c->loop->ev, c->wio);
+	}
+	return n;
+}
+
+static long tls_write(struct conn *c, const void *buf, size_t len)
+{
+	bool wants_read;
+	long n = tls_conn_write(c, buf, len, &wants_read);
+
+	if (n == 0 && wants_read) {
+		c->tls_write_wants_read = true;
+		ev_io_start(c->loop->ev, c->rio);
+	}
+	return n;
+}
+
+static const struct conn_io plain_io = { plain_read, plain_write };
+static const struct conn_io tls_io = { tls_read, tls_write };
+
+static const struct conn_io *io_of(const struct conn *c)
+{
+	return c->tls ? &tls_io : &plain_io;
+}
+
+const char *conn_error(const struct conn *c)
+{
+	return c->error;
+}
+
+void conn_set_error(struct conn *c, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	free(c->error);
+	c->error = msg;
+}
 
 void conn_init(struct conn *c, struct evloop *loop, const struct conn_ops *ops, void *owner)
 {
@@ -77,8 +171,12 @@ static void tune_socket(int fd)
 
 bool conn_attach(struct conn *c, int fd)
 {
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
 	c->fd = fd;
 	tune_socket(fd);
+	c->is_unix = getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_UNIX;
 	if (!make_watchers(c)) {
 		c->fd = -1;
 		return false;
@@ -114,6 +212,67 @@ bool conn_connect(struct conn *c, const struct sockaddr *addr, socklen_t len, in
 	c->connecting = true;
 	ev_io_start(c->loop->ev, c->wio);
 	return true;
+}
+
+static void set_port(struct sockaddr_storage *ss, int port)
+{
+	if (ss->ss_family == AF_INET)
+		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+	else if (ss->ss_family == AF_INET6)
+		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+}
+
+bool conn_connect_name(struct conn *c, struct dns *d, const char *host, int port, int *errnum)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = 0;
+	char err[256];
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+		ss.ss_family = AF_INET;
+		len = sizeof(struct sockaddr_in);
+	} else if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
+		ss.ss_family = AF_INET6;
+		len = sizeof(struct sockaddr_in6);
+	} else {
+		switch (dns_lookup(d, host, c, &ss, &len, err, sizeof(err))) {
+		case DNS_FOUND:
+			break;
+		case DNS_FAILED:
+			conn_set_error(c, "%s", err);
+			*errnum = 0;
+			return false;
+		case DNS_WAITING:
+			c->dns_port = port;
+			return true;
+		}
+	}
+	set_port(&ss, port);
+	return conn_connect(c, (struct sockaddr *)&ss, len, errnum);
+}
+
+void conn_dns_done(struct conn *c, const struct sockaddr *addr, socklen_t len, const char *err)
+{
+	struct sockaddr_storage ss;
+	int errnum = 0;
+
+	if (err) {
+		conn_set_error(c, "%s", err);
+		c->ops->on_connected(c->owner, c, false, 0);
+		return;
+	}
+	memset(&ss, 0, sizeof(ss));
+	memcpy(&ss, addr, len);
+	set_port(&ss, c->dns_port);
+	if (!conn_connect(c, (struct sockaddr *)&ss, len, &errnum))
+		c->ops->on_connected(c->owner, c, false, errnum);
+}
+
+bool conn_peer_addr(const struct conn *c, struct sockaddr_storage *ss, socklen_t *len)
+{
+	*len = sizeof(*ss);
+	return c->fd >= 0 && getpeername(c->fd, (struct sockaddr *)ss, len) == 0;
 }
 
 static void fail(struct conn *c, enum conn_close_reason why)
@@ -217,7 +376,8 @@ void conn_write(struct conn *c, const void *data, size_t len)
 	}
 	memcpy(c->out + c->out_end, data, len);
 	c->out_end += (uint32_t)len;
-	if (list_empty(&c->dirty_node) && !ev_is_active((ev_io *)c->wio) && !c->connecting)
+	if (list_empty(&c->dirty_node) && !ev_is_active((ev_io *)c->wio) && !c->connecting &&
+	    c->tls_phase == TLS_PHASE_NONE)
 		list_add_tail(&c->loop->dirty_list, &c->dirty_node);
 }
 
@@ -244,17 +404,27 @@ void conn_unlink(struct conn *c)
 	}
 }
 
+static bool read_allowed(const struct conn *c)
+{
+	return c->fd >= 0 && c->want_read && !c->stopped && !c->throttled && !c->failed &&
+	       !c->closing && !c->connecting && c->tls_phase == TLS_PHASE_NONE;
+}
+
 static void update_read_watcher(struct conn *c)
 {
-	bool on = c->fd >= 0 && c->want_read && !c->stopped && !c->throttled && !c->failed &&
-		  !c->closing && !c->connecting;
+	bool on = read_allowed(c);
 
-	if (!c->rio)
+	/* During a handshake (or while a TLS write waits for input) the TLS code owns the watcher. */
+	if (!c->rio || c->tls_phase != TLS_PHASE_NONE || c->tls_write_wants_read)
 		return;
-	if (on && !ev_is_active((ev_io *)c->rio))
+	if (on && !ev_is_active((ev_io *)c->rio)) {
 		ev_io_start(c->loop->ev, c->rio);
-	else if (!on && ev_is_active((ev_io *)c->rio))
+		/* Decrypted input already inside OpenSSL would never wake the socket watcher. */
+		if (tls_conn_pending(c) || c->tls_pre)
+			ev_feed_event(c->loop->ev, c->rio, EV_READ);
+	} else if (!on && ev_is_active((ev_io *)c->rio)) {
 		ev_io_stop(c->loop->ev, c->rio);
+	}
 }
 
 void conn_pause(struct conn *c)
@@ -299,16 +469,23 @@ void conn_close(struct conn *c)
 		free(c->wio);
 		c->rio = c->wio = NULL;
 	}
+	dns_wait_cancel(c->dns_wait);
+	tls_conn_free(c);
+	c->tls = false;
+	c->tls_phase = TLS_PHASE_NONE;
+	c->tls_read_wants_write = c->tls_write_wants_read = false;
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
 	free_buffers(c);
+	free(c->error);
+	c->error = NULL;
 }
 
 void conn_close_with(struct conn *c, const void *data, size_t len)
 {
-	if (c->fd >= 0 && !c->failed && !conn_pending_output(c))
-		(void)!send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (c->fd >= 0 && !c->failed && !conn_pending_output(c) && c->tls_phase == TLS_PHASE_NONE)
+		(void)io_of(c)->write(c, data, len);
 	conn_close(c);
 }
 
@@ -327,7 +504,8 @@ void conn_close_after_flush(struct conn *c)
 		fail(c, CONN_FLUSHED);
 		return;
 	}
-	if (list_empty(&c->dirty_node) && !ev_is_active((ev_io *)c->wio))
+	if (list_empty(&c->dirty_node) && !ev_is_active((ev_io *)c->wio) && !c->connecting &&
+	    c->tls_phase == TLS_PHASE_NONE)
 		list_add_tail(&c->loop->dirty_list, &c->dirty_node);
 }
 
@@ -356,18 +534,19 @@ static void unthrottle_peer(struct conn *c)
 
 void conn_flush(struct conn *c)
 {
+	if (c->fd < 0 || c->failed || c->connecting || c->tls_phase != TLS_PHASE_NONE)
+		return;
 	while (conn_pending_output(c)) {
-		ssize_t n = send(c->fd, c->out + c->out_pos, c->out_end - c->out_pos, MSG_NOSIGNAL);
+		long n = io_of(c)->write(c, c->out + c->out_pos, c->out_end - c->out_pos);
 
 		if (n > 0) {
 			c->out_pos += (uint32_t)n;
 			c->bytes_out += (uint64_t)n;
 			continue;
 		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			ev_io_start(c->loop->ev, c->wio);
+		if (n == 0) {
+			if (!c->tls_write_wants_read)
+				ev_io_start(c->loop->ev, c->wio);
 			return;
 		}
 		fail(c, CONN_IO_ERROR);
@@ -380,35 +559,215 @@ void conn_flush(struct conn *c)
 		fail(c, CONN_FLUSHED);
 }
 
+/* The connection (and TLS, when asked for) is up: hand it to the owner. */
+static void connect_finished(struct conn *c)
+{
+	c->connecting = false;
+	c->tls_phase = TLS_PHASE_NONE;
+	ev_io_stop(c->loop->ev, c->wio);
+	c->want_read = true;
+	update_read_watcher(c);
+	if (conn_pending_output(c) && list_empty(&c->dirty_node))
+		list_add_tail(&c->loop->dirty_list, &c->dirty_node);
+	c->ops->on_connected(c->owner, c, true, 0);
+}
+
+/* An outgoing connection failed in its TLS phase (conn_error() says why). */
+static void connect_failed_tls(struct conn *c)
+{
+	c->connecting = false;
+	c->tls_phase = TLS_PHASE_NONE;
+	ev_io_stop(c->loop->ev, c->rio);
+	ev_io_stop(c->loop->ev, c->wio);
+	c->ops->on_connected(c->owner, c, false, EPROTO);
+}
+
+bool conn_use_tls(struct conn *c, struct tls_ctx *t, const char *host)
+{
+	if (!tls_conn_new(c, t, false, false, host))
+		return false;
+	c->tls_mode = tls_ctx_mode(t);
+	return true;
+}
+
+/* Drive the handshake one step; called from watcher callbacks (or at its start). */
+static void handshake_step(struct conn *c)
+{
+	bool outgoing = c->connecting;
+	char desc[96];
+
+	switch (tls_conn_handshake(c)) {
+	case TLS_STEP_DONE:
+		c->tls = true;
+		ev_io_stop(c->loop->ev, c->rio);
+		ev_io_stop(c->loop->ev, c->wio);
+		if (log_enabled(LOG_LVL_DEBUG)) {
+			tls_conn_describe(c, desc, sizeof(desc));
+			log_debug("fd %d: TLS established (%s)", c->fd, desc);
+		}
+		if (outgoing) {
+			connect_finished(c);
+			return;
+		}
+		c->tls_phase = TLS_PHASE_NONE;
+		update_read_watcher(c);
+		if (conn_pending_output(c) && list_empty(&c->dirty_node))
+			list_add_tail(&c->loop->dirty_list, &c->dirty_node);
+		return;
+	case TLS_STEP_WANT_READ:
+		ev_io_stop(c->loop->ev, c->wio);
+		ev_io_start(c->loop->ev, c->rio);
+		return;
+	case TLS_STEP_WANT_WRITE:
+		ev_io_stop(c->loop->ev, c->rio);
+		ev_io_start(c->loop->ev, c->wio);
+		return;
+	case TLS_STEP_FAILED:
+		if (outgoing) {
+			connect_failed_tls(c);
+			return;
+		}
+		conn_peer_name(c->fd, desc, sizeof(desc));
+		log_info("TLS handshake with client %s failed: %s", c->is_unix ? "unix" : desc,
+			 c->error ? c->error : "unknown error");
+		c->tls_phase = TLS_PHASE_NONE;
+		fail(c, CONN_IO_ERROR);
+		return;
+	}
+}
+
+bool conn_start_tls_server(struct conn *c, struct tls_ctx *t, const void *plain, size_t plain_len,
+			   bool direct)
+{
+	if (c->fd < 0 || c->failed || c->ssl || !t) {
+		conn_set_error(c, "TLS cannot start on this connection");
+		return false;
+	}
+	/* The answer to SSLRequest goes out before any TLS record. */
+	if (plain_len && (conn_pending_output(c) || plain_write(c, plain, plain_len) != (long)plain_len)) {
+		conn_set_error(c, "could not answer the SSL request");
+		return false;
+	}
+	if (!tls_conn_new(c, t, true, direct, NULL))
+		return false;
+	if (direct && conn_buffered_input(c)) {
+		uint32_t n = c->in_end - c->in_pos;
+
+		c->tls_pre = malloc(n);
+		if (!c->tls_pre) {
+			conn_set_error(c, "out of memory");
+			return false;
+		}
+		memcpy(c->tls_pre, c->in + c->in_pos, n);
+		c->tls_pre_len = n;
+		c->tls_pre_pos = 0;
+		c->in_pos = c->in_end;
+	}
+	c->tls_phase = TLS_PHASE_HANDSHAKE;
+	list_del(&c->dirty_node);
+	handshake_step(c);
+	return true;
+}
+
+bool conn_tls_server_end_point(const struct conn *c, uint8_t out[64], size_t *len)
+{
+	return c->tls && tls_conn_end_point(c, out, len);
+}
+
+bool conn_tls_peer_name(const struct conn *c, char *buf, size_t len)
+{
+	return c->tls && tls_conn_peer_name(c, buf, len);
+}
+
+/* Outgoing: TCP is up; ask the server for TLS. */
+static void send_ssl_request(struct conn *c)
+{
+	static const uint8_t ssl_request[8] = { 0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f };
+
+	if (plain_write(c, ssl_request, sizeof(ssl_request)) != (long)sizeof(ssl_request)) {
+		conn_set_error(c, "could not send SSLRequest: %s", strerror(errno));
+		connect_failed_tls(c);
+		return;
+	}
+	c->tls_phase = TLS_PHASE_ASKING;
+	ev_io_stop(c->loop->ev, c->wio);
+	ev_io_start(c->loop->ev, c->rio);
+}
+
+/* Outgoing: the server's one-byte answer to SSLRequest. */
+static void read_ssl_answer(struct conn *c)
+{
+	uint8_t b;
+	ssize_t n = recv(c->fd, &b, 1, 0);
+
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n <= 0) {
+		conn_set_error(c, "server closed the connection during the SSL request");
+		connect_failed_tls(c);
+		return;
+	}
+	if (b == 'S') {
+		c->tls_phase = TLS_PHASE_HANDSHAKE;
+		handshake_step(c);
+		return;
+	}
+	if (b == 'N' && c->tls_mode < TLS_REQUIRE) {
+		/* prefer / allow: go on in plain text. */
+		tls_conn_free(c);
+		connect_finished(c);
+		return;
+	}
+	if (b == 'N')
+		conn_set_error(c, "server does not support TLS, and server_tls_sslmode requires it");
+	else
+		conn_set_error(c, "unexpected answer to SSLRequest from server");
+	connect_failed_tls(c);
+}
+
 static void on_connect_done(struct conn *c)
 {
 	int err = 0;
 	socklen_t len = sizeof(err);
 
-	c->connecting = false;
 	ev_io_stop(c->loop->ev, c->wio);
 	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 		err = errno;
 	if (err) {
+		c->connecting = false;
 		c->ops->on_connected(c->owner, c, false, err);
 		return;
 	}
-	c->want_read = true;
-	update_read_watcher(c);
-	if (conn_pending_output(c))
-		list_add_tail(&c->loop->dirty_list, &c->dirty_node);
-	c->ops->on_connected(c->owner, c, true, 0);
+	if (c->ssl && !c->is_unix) {
+		send_ssl_request(c);
+		return;
+	}
+	if (c->ssl)
+		tls_conn_free(c); /* PostgreSQL has no TLS on unix sockets */
+	connect_finished(c);
 }
+
+static void do_read(struct conn *c);
 
 static void on_writable(struct ev_loop *ev, ev_io *w, int revents)
 {
 	struct conn *c = w->data;
 
+	if (c->tls_phase == TLS_PHASE_HANDSHAKE) {
+		handshake_step(c);
+		return;
+	}
 	if (c->connecting) {
 		on_connect_done(c);
 		return;
 	}
 	ev_io_stop(ev, w);
+	if (c->tls_read_wants_write) {
+		c->tls_read_wants_write = false;
+		do_read(c);
+		if (c->fd < 0 || c->failed)
+			return;
+	}
 	conn_flush(c);
 }
 
@@ -468,7 +827,8 @@ static bool make_room(struct conn *c, uint32_t len)
 /* Run the owner over the buffered messages. Returns false if c must not be touched anymore. */
 static bool process_messages(struct conn *c)
 {
-	while (c->in_pos < c->in_end && !c->stopped && !c->failed && !c->closing) {
+	while (c->in_pos < c->in_end && !c->stopped && !c->failed && !c->closing &&
+	       c->tls_phase == TLS_PHASE_NONE) {
 		uint32_t avail = c->in_end - c->in_pos;
 		struct pkt_header hdr;
 		enum pkt_peek peek;
@@ -487,6 +847,19 @@ static bool process_messages(struct conn *c)
 			c->skip_left -= n;
 			c->in_pos += n;
 			continue;
+		}
+		if (c->startup && !c->ssl && c->in[c->in_pos] == (uint8_t)CONN_TLS_HELLO) {
+			/* A TLS ClientHello where a startup packet belongs: the owner decides. */
+			hdr.type = CONN_TLS_HELLO;
+			hdr.len = 0;
+			act = c->ops->on_packet(c->owner, c, &hdr, NULL);
+			if (act == CONN_NEED_WHOLE) /* length 0: it is whole already */
+				act = c->ops->on_packet(c->owner, c, &hdr, c->in + c->in_pos);
+			if (act == CONN_CLOSED)
+				return false;
+			if (!c->ssl)
+				fail(c, CONN_BAD_PACKET);
+			return true;
 		}
 		peek = c->startup ? pkt_peek_startup(c->in + c->in_pos, avail, &hdr)
 				  : pkt_peek_header(c->in + c->in_pos, avail, &hdr);
@@ -534,7 +907,7 @@ static bool process_messages(struct conn *c)
 
 void conn_process_input(struct conn *c)
 {
-	if (c->fd < 0 || c->failed)
+	if (c->fd < 0 || c->failed || c->tls_phase != TLS_PHASE_NONE)
 		return;
 	if (c->in && !process_messages(c))
 		return;
@@ -549,7 +922,30 @@ void conn_process_input(struct conn *c)
 static void on_readable(struct ev_loop *ev, ev_io *w, int revents)
 {
 	struct conn *c = w->data;
-	ssize_t n;
+
+	if (c->tls_phase == TLS_PHASE_ASKING) {
+		read_ssl_answer(c);
+		return;
+	}
+	if (c->tls_phase == TLS_PHASE_HANDSHAKE) {
+		handshake_step(c);
+		return;
+	}
+	if (c->tls_write_wants_read) {
+		c->tls_write_wants_read = false;
+		conn_flush(c);
+		if (c->fd < 0 || c->failed)
+			return;
+		update_read_watcher(c);
+	}
+	if (!read_allowed(c))
+		return;
+	do_read(c);
+}
+
+static void do_read(struct conn *c)
+{
+	long n;
 
 	if (!c->in) {
 		c->in = evloop_get_buf(c->loop);
@@ -569,18 +965,21 @@ static void on_readable(struct ev_loop *ev, ev_io *w, int revents)
 		c->in_end -= c->in_pos;
 		c->in_pos = 0;
 	}
-	n = recv(c->fd, c->in + c->in_end, c->in_cap - c->in_end, 0);
+	n = io_of(c)->read(c, c->in + c->in_end, c->in_cap - c->in_end);
 	if (n > 0) {
 		c->in_end += (uint32_t)n;
 		c->bytes_in += (uint64_t)n;
 		conn_process_input(c);
+		/* More decrypted bytes may wait inside OpenSSL: come back for them. */
+		if (c->fd >= 0 && !c->failed && c->tls && read_allowed(c) && tls_conn_pending(c))
+			ev_feed_event(c->loop->ev, c->rio, EV_READ);
 		return;
 	}
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+	if (n == 0) {
 		release_in(c);
 		return;
 	}
-	fail(c, n == 0 ? CONN_EOF : CONN_IO_ERROR);
+	fail(c, n == IO_EOF ? CONN_EOF : CONN_IO_ERROR);
 }
 
 void conn_peer_name(int fd, char *buf, size_t len)

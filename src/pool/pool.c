@@ -356,6 +356,7 @@ void pool_release_server(struct client *c)
 
 	ASSERT(s && s->client == c);
 	conn_unlink(&c->conn);
+	respq_reset(&s->respq);
 	c->server = NULL;
 	s->client = NULL;
 	s->request_time_us = evloop_now_us(&p->w->loop);
@@ -372,8 +373,11 @@ void pool_release_server(struct client *c)
 		/* A transaction the client left open must not leak into the next client's work. */
 		if (s->tx_status != 'I')
 			server_send_internal_query(s, "ROLLBACK");
-		if (*reset && (pool_mode(p) == POOL_MODE_SESSION || p->w->cfg->server_reset_query_always))
+		if (*reset && (pool_mode(p) == POOL_MODE_SESSION || p->w->cfg->server_reset_query_always)) {
+			/* DISCARD ALL and the like drop prepared statements: assume the worst. */
+			server_pstmts_clear(&p->w->pstmts, &s->pstmts);
 			server_send_internal_query(s, reset);
+		}
 	} else {
 		pool_server_ready(s);
 	}

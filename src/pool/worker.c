@@ -10,7 +10,9 @@
 #include "admin/admin.h"
 #include "auth/userlist.h"
 #include "core/log.h"
+#include "ev/dns.h"
 #include "ev/listen.h"
+#include "ev/tls.h"
 #include "pool/pool.h"
 
 /* How much a change to an entry matters to its existing server connections. */
@@ -89,6 +91,7 @@ bool worker_reload(struct worker *w, char *err, size_t errlen)
 {
 	struct config *newcfg = config_load(w->cfg->config_file, err, errlen);
 	struct userlist *ul = NULL;
+	struct tls_ctx *client_tls = NULL, *server_tls = NULL;
 
 	if (!newcfg) {
 		log_error("reload failed, keeping the old config: %s", err);
@@ -102,6 +105,29 @@ bool worker_reload(struct worker *w, char *err, size_t errlen)
 			return false;
 		}
 	}
+	/* Certificates are re-read on every reload; bad files keep the running contexts. */
+	if (!tls_load_contexts(newcfg, &client_tls, &server_tls, err, errlen)) {
+		log_error("reload failed, keeping the old config and TLS contexts: %s", err);
+		if (ul)
+			userlist_free(ul);
+		config_free(newcfg);
+		return false;
+	}
+	if (strcmp(newcfg->dns_servers, w->cfg->dns_servers) != 0 &&
+	    !dns_set_servers(w->dns, newcfg->dns_servers, err, errlen)) {
+		log_error("reload failed, keeping the old config: %s", err);
+		tls_ctx_free(client_tls);
+		tls_ctx_free(server_tls);
+		if (ul)
+			userlist_free(ul);
+		config_free(newcfg);
+		return false;
+	}
+	dns_set_ttls(w->dns, newcfg->dns_max_ttl, newcfg->dns_nxdomain_ttl);
+	tls_ctx_free(w->client_tls);
+	tls_ctx_free(w->server_tls);
+	w->client_tls = client_tls;
+	w->server_tls = server_tls;
 	worker_apply_config(w, newcfg, ul);
 	log_info("config reloaded");
 	return true;
@@ -177,9 +203,15 @@ void worker_destroy(struct worker *w)
 	listen_close(w->listeners);
 	w->listeners = NULL;
 	evloop_timer_stop(&w->loop, &w->janitor);
+	dns_free(w->dns); /* no server waits for a lookup any more */
+	w->dns = NULL;
 	evloop_destroy(&w->loop);
+	pstmt_registry_destroy(&w->pstmts);
 	if (w->userlist)
 		userlist_free(w->userlist);
 	config_free(w->cfg);
 	w->cfg = NULL;
+	tls_ctx_free(w->client_tls);
+	tls_ctx_free(w->server_tls);
+	w->client_tls = w->server_tls = NULL;
 }

@@ -1,5 +1,6 @@
 /*
- * server/login: opening a server connection — resolve the database entry's host, connect, send
+ * server/login: opening a server connection — resolve the database entry's host (asynchronously,
+ * through ev/dns), connect (with TLS per server_tls_sslmode, inside ev/conn), send
  * the startup packet, answer the server's authentication (trust, cleartext, md5, SCRAM-SHA-256)
  * with the entry's or the auth_file's password, and collect parameters until ReadyForQuery.
  */
@@ -7,7 +8,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +17,9 @@
 #include "auth/scram.h"
 #include "auth/secret.h"
 #include "auth/userlist.h"
+#include "client/login.h"
 #include "core/log.h"
+#include "ev/dns.h"
 #include "pool/pool.h"
 #include "proto/be.h"
 #include "proto/build.h"
@@ -29,71 +31,130 @@ static const char *server_dbname(const struct server *s)
 	return e && *e->dbname ? e->dbname : s->pool->db->name;
 }
 
-/*
- * Resolve the database entry's host. A host starting with '/' is a unix socket directory.
- * Names resolve synchronously for now; numeric addresses (the common case) never block.
- */
-static bool server_resolve(struct server *s, char *err, size_t errlen)
+/* The database entry's host as configured (name or address). */
+static const char *server_host(const struct server *s)
 {
 	const struct db_entry *e = s->pool->db->entry;
-	const char *host = e && *e->host ? e->host : "127.0.0.1";
-	int port = e && e->port > 0 ? e->port : 5432;
-	struct addrinfo hints = { 0 }, *res = NULL;
-	char portstr[16];
-	int rc;
 
-	if (host[0] == '/') {
-		struct sockaddr_un *sun = (struct sockaddr_un *)&s->sa;
+	return e && *e->host ? e->host : "127.0.0.1";
+}
 
-		sun->sun_family = AF_UNIX;
-		if ((size_t)snprintf(sun->sun_path, sizeof(sun->sun_path), "%s/.s.PGSQL.%d", host, port) >=
-		    sizeof(sun->sun_path)) {
-			snprintf(err, errlen, "unix socket path too long");
-			return false;
-		}
-		s->salen = sizeof(*sun);
-		snprintf(s->addr, sizeof(s->addr), "%s", sun->sun_path);
-		return true;
-	}
-	snprintf(portstr, sizeof(portstr), "%d", port);
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-	rc = getaddrinfo(host, portstr, &hints, &res);
-	if (rc == EAI_NONAME) {
-		hints.ai_flags = AI_NUMERICSERV;
-		rc = getaddrinfo(host, portstr, &hints, &res);
-	}
-	if (rc != 0 || !res) {
-		snprintf(err, errlen, "could not resolve host \"%s\": %s", host, gai_strerror(rc));
+/* True when the entry's host is a name (resolved through DNS), not an address or a socket dir. */
+static bool host_is_name(const char *host)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	return host[0] != '/' && inet_pton(AF_INET, host, buf) != 1 && inet_pton(AF_INET6, host, buf) != 1;
+}
+
+/* A unix socket path for the entry's socket directory into s->sa. */
+static bool server_unix_addr(struct server *s, const char *dir, int port, char *err, size_t errlen)
+{
+	struct sockaddr_un *sun = (struct sockaddr_un *)&s->sa;
+
+	sun->sun_family = AF_UNIX;
+	if ((size_t)snprintf(sun->sun_path, sizeof(sun->sun_path), "%s/.s.PGSQL.%d", dir, port) >=
+	    sizeof(sun->sun_path)) {
+		snprintf(err, errlen, "unix socket path too long");
 		return false;
 	}
-	memcpy(&s->sa, res->ai_addr, res->ai_addrlen);
-	s->salen = res->ai_addrlen;
-	freeaddrinfo(res);
-	snprintf(s->addr, sizeof(s->addr), "%s:%d", host, port);
+	s->salen = sizeof(*sun);
+	snprintf(s->addr, sizeof(s->addr), "%s", sun->sun_path);
 	return true;
 }
 
+static void start_failed(struct server *s, const char *err, const char *why)
+{
+	server_log(LOG_LVL_WARNING, s, "%s", err);
+	pool_server_login_failed(s->pool, "08006", err);
+	server_close(s, why);
+}
+
+/*
+ * Connect to the database entry's host: a unix socket directory (starts with '/'), an address,
+ * or a name that ev/dns resolves without blocking (on_connected follows either way).
+ */
 bool server_login_start(struct server *s)
 {
-	char err[256];
+	const struct db_entry *e = s->pool->db->entry;
+	const char *host = server_host(s);
+	int port = e && e->port > 0 ? e->port : 5432;
+	char err[400];
 	int errnum = 0;
+	bool started;
 
-	if (!server_resolve(s, err, sizeof(err))) {
-		server_log(LOG_LVL_WARNING, s, "%s", err);
-		pool_server_login_failed(s->pool, "08006", err);
-		server_close(s, "resolve failed");
-		return false;
+	if (host[0] == '/') {
+		if (!server_unix_addr(s, host, port, err, sizeof(err))) {
+			start_failed(s, err, "bad socket path");
+			return false;
+		}
+		started = conn_connect(&s->conn, (struct sockaddr *)&s->sa, s->salen, &errnum);
+	} else {
+		snprintf(s->addr, sizeof(s->addr), "%s:%d", host, port);
+		if (s->w->server_tls && !conn_use_tls(&s->conn, s->w->server_tls, host)) {
+			snprintf(err, sizeof(err), "could not set up TLS to server %s: %s", s->addr,
+				 conn_error(&s->conn) ? conn_error(&s->conn) : "unknown error");
+			start_failed(s, err, "TLS setup failed");
+			return false;
+		}
+		started = conn_connect_name(&s->conn, s->w->dns, host, port, &errnum);
 	}
-	if (!conn_connect(&s->conn, (struct sockaddr *)&s->sa, s->salen, &errnum)) {
-		snprintf(err, sizeof(err), "could not connect to server %s: %s", s->addr, strerror(errnum));
-		server_log(LOG_LVL_WARNING, s, "%s", err);
-		pool_server_login_failed(s->pool, "08006", err);
-		server_close(s, "connect failed");
+	if (!started) {
+		if (!errnum && conn_error(&s->conn))
+			snprintf(err, sizeof(err), "%s", conn_error(&s->conn));
+		else
+			snprintf(err, sizeof(err), "could not connect to server %s: %s", s->addr,
+				 strerror(errnum));
+		start_failed(s, err, "connect failed");
 		return false;
 	}
 	server_log(LOG_LVL_DEBUG, s, "connecting");
 	return true;
+}
+
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET)
+		return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
+			      &((const struct sockaddr_in *)b)->sin_addr, sizeof(struct in_addr)) == 0;
+	if (a->ss_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+			      &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr)) == 0;
+	return true;
+}
+
+/*
+ * s reached its host's current address: servers of the same database still connected to an
+ * older address of that name close (idle ones now, busy ones when released).
+ */
+static void retire_moved_servers(struct server *s)
+{
+	struct list_node *pn, *pt, *n, *t;
+
+	list_for_each_safe(pn, pt, &s->w->pools) {
+		struct pool *p = list_entry(pn, struct pool, node);
+		struct list_node *busy[] = { &p->active_servers, &p->login_servers, &p->reset_servers };
+
+		if (p->db != s->pool->db)
+			continue;
+		list_for_each_safe(n, t, &p->idle_servers) {
+			struct server *o = list_entry(n, struct server, node);
+
+			if (o != s && o->salen && !same_addr(&o->sa, &s->sa))
+				server_close(o, "server address changed");
+		}
+		for (size_t i = 0; i < sizeof(busy) / sizeof(busy[0]); i++)
+			list_for_each_safe(n, t, busy[i]) {
+				struct server *o = list_entry(n, struct server, node);
+
+				if (o != s && o->salen && !same_addr(&o->sa, &s->sa) && !o->close_when_released) {
+					server_log(LOG_LVL_INFO, o, "server address changed: closing when released");
+					o->close_when_released = true;
+				}
+			}
+	}
 }
 
 static void send_startup(struct server *s)
@@ -134,12 +195,36 @@ void server_login_connected(struct server *s, bool ok, int errnum)
 {
 	char err[256];
 
+	if (!ok && !errnum && conn_error(&s->conn)) {
+		/* The host name did not resolve. */
+		snprintf(err, sizeof(err), "%s", conn_error(&s->conn));
+		server_log(LOG_LVL_WARNING, s, "%s", err);
+		pool_server_login_failed(s->pool, "08006", err);
+		server_close(s, "resolve failed");
+		return;
+	}
+	if (!ok && conn_error(&s->conn)) {
+		/* TCP was up; the TLS negotiation failed (refused, or the certificate was wrong). */
+		snprintf(err, sizeof(err), "could not connect to server %s: %s", s->addr,
+			 conn_error(&s->conn));
+		server_log(LOG_LVL_WARNING, s, "%s", err);
+		pool_server_login_failed(s->pool, "08006", err);
+		server_close(s, "TLS failed");
+		return;
+	}
 	if (!ok) {
 		snprintf(err, sizeof(err), "could not connect to server %s: %s", s->addr, strerror(errnum));
 		server_log(LOG_LVL_WARNING, s, "%s", err);
 		pool_server_login_failed(s->pool, "08006", err);
 		server_close(s, "connect failed");
 		return;
+	}
+	if (s->sa.ss_family != AF_UNIX) {
+		/* Where a name led (for cancel requests and to notice when it moves). */
+		if (!conn_peer_addr(&s->conn, &s->sa, &s->salen))
+			s->salen = 0;
+		else if (host_is_name(server_host(s)))
+			retire_moved_servers(s);
 	}
 	server_set_state(s, SERVER_LOGIN);
 	send_startup(s);
@@ -186,13 +271,13 @@ static bool send_sasl_initial(struct server *s, const uint8_t *mechs, size_t len
 		login_failed(s, "08P01", "server offers no supported SASL mechanism");
 		return false;
 	}
-	if (!pw || secret_kind_of(pw) != SECRET_PLAIN) {
-		login_failed(s, "28P01", "no plaintext password for SCRAM login to the server");
+	s->scram = calloc(1, sizeof(*s->scram));
+	/* A plaintext password, or the keys a client proved (SCRAM pass-through: client/login.c). */
+	if (s->scram && !login_server_scram_init(s->pool->user, pw, s->scram)) {
+		login_failed(s, "28P01", "no plaintext password or proven SCRAM keys for SCRAM login to the server");
 		return false;
 	}
-	s->scram = calloc(1, sizeof(*s->scram));
-	if (!s->scram || !scram_client_init(s->scram, pw, NULL) ||
-	    !scram_client_first_message(s->scram, "", out, sizeof(out), &outn)) {
+	if (!s->scram || !scram_client_first_message(s->scram, "", out, sizeof(out), &outn)) {
 		login_failed(s, "XX000", "SCRAM initialisation failed");
 		return false;
 	}

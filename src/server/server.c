@@ -141,8 +141,15 @@ static enum conn_action internal_packet(struct server *s, const struct pkt_heade
 /* Decide whether this message ends the client's unit of work. */
 static enum conn_action ready_for_query(struct server *s, const uint8_t *whole, uint32_t len)
 {
+	struct client *c = s->client;
+
 	s->tx_status = len > PKT_HDR_LEN ? (char)whole[PKT_HDR_LEN] : 'I';
-	client_on_ready(s->client, whole, len);
+	if (s->respq.len)
+		prepared_on_ready(s);
+	client_on_ready(c, whole, len);
+	/* Answers pgmux owes right after this ReadyForQuery (a pipeline goes on). */
+	if (s->client == c && s->respq.len)
+		prepared_emit_owed(s);
 	return CONN_CONSUME;
 }
 
@@ -183,6 +190,12 @@ static enum conn_action active_packet(struct server *s, const struct pkt_header 
 			return CONN_CLOSED;
 		}
 		client_replay_disarm(s->client);
+	}
+	if (s->respq.len) {
+		enum conn_action act = prepared_server_message(s, hdr, whole);
+
+		if (act != CONN_FORWARD)
+			return act;
 	}
 	switch (hdr->type) {
 	case 'Z':
@@ -275,6 +288,8 @@ static void server_free(void *obj)
 	struct server *s = obj;
 
 	server_login_forget(s);
+	server_pstmts_free(&s->w->pstmts, &s->pstmts);
+	respq_free(&s->respq);
 	free(s);
 }
 

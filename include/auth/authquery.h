@@ -1,0 +1,43 @@
+/*
+ * authquery: secrets of users that are not in auth_file, fetched with auth_query over a
+ * persistent connection per target (ev/pgquery) and cached for auth_cache_ttl seconds.
+ *
+ * A lookup either answers at once from the cache or queues the caller as a waiter; lookups of
+ * the same (target, user) while one is running share it. Answers "no such user" are cached
+ * too (so a client cannot tell them apart by timing after the first); errors are not cached.
+ * Secrets are wiped when dropped and never logged.
+ */
+#ifndef PGMUX_AUTH_AUTHQUERY_H
+#define PGMUX_AUTH_AUTHQUERY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct evloop;
+
+/*
+ * A waiter's answer: secret is the user's secret (NULL when the user has none, is unknown or
+ * expired), borrowed for the call; error is non-NULL when the query failed. Called from the
+ * loop, never from inside authquery_lookup(). The callback may start lookups or cancel waiters.
+ */
+typedef void (*authquery_fn)(void *arg, const char *secret, const char *error);
+
+enum authquery_status {
+	AUTHQUERY_CACHED, /* *secret_out holds a copy (or NULL for no user); the caller frees it */
+	AUTHQUERY_WAIT,   /* fn(arg, ...) will be called */
+	AUTHQUERY_FAILED, /* out of memory */
+};
+
+/*
+ * Look user up on the server conninfo names (libpq keywords; must not need name resolution)
+ * with query ($1 = user). now_us is the loop's current time.
+ */
+enum authquery_status authquery_lookup(struct evloop *loop, const char *conninfo,
+				       const char *query, double ttl, double timeout,
+				       const char *user, uint64_t now_us, authquery_fn fn,
+				       void *arg, char **secret_out);
+
+/* Forget every waiter registered with arg (a client that goes away). */
+void authquery_cancel(void *arg);
+
+#endif

@@ -1,0 +1,57 @@
+/*
+ * dns: asynchronous host name resolution through c-ares, driven by the libev loop, with a
+ * cache.
+ *
+ * A name resolves once however many connections wait for it; the answer (an address, or a
+ * failure) is reused for its record's TTL capped at dns_max_ttl, a failure for
+ * dns_nxdomain_ttl. Waiters are connections (ev/conn.c): conn_connect_name() joins a lookup
+ * and closing the conn leaves it, so no callback ever reaches a freed object.
+ */
+#ifndef PGMUX_EV_DNS_H
+#define PGMUX_EV_DNS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+struct evloop;
+struct dns;
+struct dns_wait;
+struct conn;
+
+/*
+ * A resolver on loop. servers: "" for the system's configuration, else "ip[:port],..." (tests
+ * point it at a resolver of their own). NULL on failure (err says why). Caller owns it.
+ */
+struct dns *dns_new(struct evloop *loop, const char *servers, char *err, size_t errlen);
+
+/* Cancel every lookup and free the resolver; waiting conns are failed first. NULL ok. */
+void dns_free(struct dns *d);
+
+/* Cache lifetimes in seconds (RELOAD may change them; cached answers keep their expiry). */
+void dns_set_ttls(struct dns *d, double max_ttl, double nxdomain_ttl);
+
+/* Use these servers from now on ("" = the system's). False (err set) if they do not parse. */
+bool dns_set_servers(struct dns *d, const char *servers, char *err, size_t errlen);
+
+enum dns_answer {
+	DNS_FOUND,   /* *addr holds the address (port 0) */
+	DNS_FAILED,  /* a remembered failure; err says why */
+	DNS_WAITING, /* a lookup runs; c was added to its waiters */
+};
+
+/*
+ * Look name up for conn c: from the cache when fresh, else by joining (or starting) a lookup.
+ * On DNS_WAITING, the conn is called back through conn_dns_done() when the answer comes
+ * (never before this function returns), unless it leaves first with dns_wait_cancel().
+ */
+enum dns_answer dns_lookup(struct dns *d, const char *name, struct conn *c,
+			   struct sockaddr_storage *addr, socklen_t *len, char *err, size_t errlen);
+
+/* c leaves the lookup it waits for (called by conn_close). */
+void dns_wait_cancel(struct dns_wait *w);
+
+/* For ev/conn.c: the answer to a lookup c waited for; err is NULL on success. */
+void conn_dns_done(struct conn *c, const struct sockaddr *addr, socklen_t len, const char *err);
+
+#endif

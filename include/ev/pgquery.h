@@ -1,0 +1,52 @@
+/*
+ * pgquery: one persistent libpq connection that runs small parameterized queries without
+ * blocking the loop (PQconnectStart/PQconnectPoll, PQsendQueryParams, PQconsumeInput driven by
+ * libev). Used for auth_query. Requests queue FIFO and run one at a time; the connection opens
+ * on the first request, stays open while it works, and is reopened after an error.
+ *
+ * The conninfo must not make libpq resolve a name: give hostaddr= (numeric) or a unix socket
+ * directory as host=. A connect or query that takes longer than the timeout drops the
+ * connection and fails what was queued.
+ */
+#ifndef PGMUX_EV_PGQUERY_H
+#define PGMUX_EV_PGQUERY_H
+
+#include <stdbool.h>
+
+struct evloop;
+struct pgquery;
+
+enum pgquery_outcome {
+	PGQUERY_ROW,    /* the query returned at least one row: values hold the first */
+	PGQUERY_NO_ROW, /* it returned no row */
+	PGQUERY_ERROR,  /* connect or query failed: error says why */
+};
+
+/*
+ * Called from the loop once a request is done, never from inside pgquery_submit(). values are
+ * the first row's ncols columns (NULL for SQL NULL); they and error are valid only during the
+ * call. The callback may submit or cancel requests, but must not free the pgquery.
+ */
+typedef void (*pgquery_done_fn)(void *arg, enum pgquery_outcome outcome, int ncols,
+				const char *const *values, const char *error);
+
+/* A connection (opened lazily) for conninfo; the caller owns it. NULL when out of memory. */
+struct pgquery *pgquery_new(struct evloop *loop, const char *conninfo, double timeout);
+
+/* The conninfo it was made with (borrowed). */
+const char *pgquery_conninfo(const struct pgquery *q);
+
+/* Queue sql with one text parameter $1 (param may be NULL for none). False: out of memory. */
+bool pgquery_submit(struct pgquery *q, const char *sql, const char *param, pgquery_done_fn fn,
+		    void *arg);
+
+/* Drop every queued request made with arg: its callback will not be called. */
+void pgquery_cancel(struct pgquery *q, void *arg);
+
+/*
+ * Close the connection and free q without calling any callback. loop_alive false: the loop is
+ * already destroyed (at exit), so watchers are only freed, not stopped.
+ */
+void pgquery_free(struct pgquery *q, bool loop_alive);
+
+#endif

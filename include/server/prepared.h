@@ -1,0 +1,120 @@
+/*
+ * prepared: named prepared statements in transaction and statement pooling.
+ *
+ * A client's named statements live in a per-client map (client name -> shared statement). A
+ * shared statement is identified by its definition (query text and parameter types) and known to
+ * servers under pgmux's own name "pgmux_<id>", so clients preparing the same query share it.
+ * Parse / Bind / Describe / Close from the client are rewritten to those names, and a statement is
+ * prepared on whatever server the client gets right before it is needed (pipelined, no extra
+ * round trip). Each server keeps at most max_prepared_statements, least recently used closed first.
+ *
+ * Ordering: pgmux sometimes answers a message itself (ParseComplete for a statement the server
+ * already has, CloseComplete) or swallows a server's answer (to a Parse or Close it injected).
+ * A queue of the answers each forwarded message will get (struct respq) puts those exactly where
+ * the client expects them, also inside pipelines and after errors (when the server skips to Sync).
+ */
+#ifndef PGMUX_SERVER_PREPARED_H
+#define PGMUX_SERVER_PREPARED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ev/conn.h"
+
+struct client;
+struct server;
+
+struct pstmt {
+	struct pstmt *next;    /* hash chain */
+	uint64_t id;
+	uint32_t hash;
+	uint32_t refs;         /* client map entries and servers holding it */
+	char name[32];         /* on servers: "pgmux_<id>" */
+	size_t def_len;
+	uint8_t def[];         /* Parse body after the name: query, parameter count and types */
+};
+
+struct pstmt_registry {
+	struct pstmt **buckets;
+	size_t nbuckets;
+	size_t count;
+	uint64_t next_id;
+};
+
+struct cstmt {
+	char *name;
+	struct pstmt *ps;
+};
+
+/* A client's statements by its own names. */
+struct client_pstmts {
+	struct cstmt *items;
+	size_t n, cap;
+};
+
+/* The shared statements prepared on one server, with when each was last used. */
+struct server_pstmts {
+	struct pstmt **items;
+	uint64_t *last_used;
+	size_t n, cap;
+	uint64_t clock;
+};
+
+/* What the server will answer to one forwarded message, and what pgmux does with it. */
+struct respq_entry {
+	char kind;    /* P B C D(statement) d(portal) E S Q F */
+	char action;  /* '=' relay, '-' swallow (pgmux's own message), '+' pgmux answers itself */
+	struct pstmt *ps; /* a Parse sent to the server: forget it there if the Parse fails */
+};
+
+struct respq {
+	struct respq_entry *ring;
+	uint32_t cap, head, len;
+	bool skipping;  /* an error made the server skip messages until the next Sync */
+};
+
+void pstmt_registry_init(struct pstmt_registry *r);
+void pstmt_registry_destroy(struct pstmt_registry *r);
+
+/* Is tracking on for this client's pool (transaction/statement mode, max_prepared_statements)? */
+bool prepared_active(const struct client *c);
+
+/*
+ * A message from a linked client (after note_frontend_message accounting). Returns what the conn
+ * layer should do: forward it as is, or consume it (pgmux wrote its rewritten form), or ask for
+ * the whole message first.
+ */
+enum conn_action prepared_client_message(struct client *c, const struct pkt_header *hdr, const uint8_t *whole);
+
+/*
+ * A Parse from a client that holds no server, outside any transaction. A named statement is
+ * registered and answered at once (CONN_CONSUME); an unnamed one needs a server (CONN_FORWARD
+ * means "go on as usual").
+ */
+enum conn_action prepared_parse_unlinked(struct client *c, const struct pkt_header *hdr, const uint8_t *whole);
+
+/*
+ * A message from the linked server, before server.c handles it. Returns CONN_FORWARD to let
+ * server.c go on as usual, CONN_CONSUME when pgmux swallowed it or wrote it (and its own answers
+ * after it) itself, CONN_NEED_WHOLE to see it whole first.
+ */
+enum conn_action prepared_server_message(struct server *s, const struct pkt_header *hdr, const uint8_t *whole);
+/* A ReadyForQuery arrived: it answers the head of the queue. */
+void prepared_on_ready(struct server *s);
+/* Write the answers pgmux owes at the head of the queue (after the ReadyForQuery was relayed). */
+void prepared_emit_owed(struct server *s);
+
+/* The unit of work is over or broken: forget what was expected. */
+void respq_reset(struct respq *q);
+void respq_free(struct respq *q);
+
+/* Forget a client's names (DEALLOCATE ALL, or the client is going away). */
+void client_pstmts_clear(struct pstmt_registry *r, struct client_pstmts *m);
+/* The server lost its statements (DISCARD ALL, reset) or is closing. */
+void server_pstmts_clear(struct pstmt_registry *r, struct server_pstmts *set);
+/* Free the containers too (at close). */
+void client_pstmts_free(struct pstmt_registry *r, struct client_pstmts *m);
+void server_pstmts_free(struct pstmt_registry *r, struct server_pstmts *set);
+
+#endif

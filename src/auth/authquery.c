@@ -1,0 +1,240 @@
+/*
+ * authquery: cache and waiters in front of ev/pgquery for auth_query.
+ *
+ * Invariants: an entry is either pending (a query runs, waiters queued, no secret) or answered
+ * (secret or "none", an expiry); answered entries past their expiry are dropped on the next
+ * lookup; there are at most MAX_ENTRIES, the oldest answered ones going first; every secret is
+ * wiped before it is freed. One pgquery connection per distinct conninfo.
+ *
+ * The state is process-wide (one worker per process) and freed at exit; the connections are
+ * closed then too.
+ */
+#include "auth/authquery.h"
+
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/list.h"
+#include "core/log.h"
+#include "ev/pgquery.h"
+
+#define MAX_ENTRIES 10000
+
+struct waiter {
+	struct list_node node;
+	authquery_fn fn;
+	void *arg;
+};
+
+struct target {
+	struct list_node node;
+	struct pgquery *q;
+};
+
+struct entry {
+	struct list_node node;
+	struct target *target;
+	char *user;
+	char *secret;            /* NULL: no password / no such user */
+	bool pending;
+	uint64_t expires_us;     /* while pending: when the query started */
+	struct list_node waiters;
+};
+
+static struct {
+	bool ready;
+	struct list_node targets;
+	struct list_node entries;
+	size_t n_entries;
+	double ttl;
+} aq;
+
+static void wipe_free(char *s)
+{
+	if (s) {
+		OPENSSL_cleanse(s, strlen(s));
+		free(s);
+	}
+}
+
+static void free_entry(struct entry *e)
+{
+	list_del(&e->node);
+	aq.n_entries--;
+	while (!list_empty(&e->waiters)) {
+		struct waiter *w = list_entry(e->waiters.next, struct waiter, node);
+
+		list_del(&w->node);
+		free(w);
+	}
+	wipe_free(e->secret);
+	free(e->user);
+	free(e);
+}
+
+static void at_exit(void)
+{
+	/* The loop is gone by now: connections are closed without touching watchers. */
+	while (!list_empty(&aq.entries))
+		free_entry(list_entry(aq.entries.next, struct entry, node));
+	while (!list_empty(&aq.targets)) {
+		struct target *t = list_entry(aq.targets.next, struct target, node);
+
+		list_del(&t->node);
+		pgquery_free(t->q, false);
+		free(t);
+	}
+}
+
+static void init_once(void)
+{
+	if (aq.ready)
+		return;
+	list_init(&aq.targets);
+	list_init(&aq.entries);
+	aq.ready = true;
+	atexit(at_exit);
+}
+
+static struct target *target_for(struct evloop *loop, const char *conninfo, double timeout)
+{
+	struct list_node *n, *t;
+	struct target *tg;
+
+	list_for_each_safe(n, t, &aq.targets) {
+		tg = list_entry(n, struct target, node);
+		if (strcmp(pgquery_conninfo(tg->q), conninfo) == 0)
+			return tg;
+	}
+	tg = calloc(1, sizeof(*tg));
+	if (!tg)
+		return NULL;
+	tg->q = pgquery_new(loop, conninfo, timeout);
+	if (!tg->q) {
+		free(tg);
+		return NULL;
+	}
+	list_add_tail(&aq.targets, &tg->node);
+	return tg;
+}
+
+/*
+ * An answer for an entry: wake its waiters, head first. The entry stays pending until all are
+ * woken, so a callback's own lookup can neither evict it nor miss it (a lookup of the same user
+ * joins the queue and is woken here too), and a cancel simply unlinks its waiter.
+ */
+static void on_answer(void *arg, enum pgquery_outcome outcome, int ncols,
+		      const char *const *values, const char *error)
+{
+	struct entry *e = arg;
+
+	if (outcome == PGQUERY_ROW && ncols < 2)
+		error = "auth_query must return two columns (user name, secret)";
+	else if (outcome == PGQUERY_ROW && values[1] && *values[1] &&
+		 !(e->secret = strdup(values[1])))
+		error = "out of memory";
+	if (error)
+		log_msg(LOG_LVL_WARNING, "auth_query for user \"%s\" failed: %s", e->user, error);
+	e->expires_us += (uint64_t)(aq.ttl * 1e6); /* held the start time while pending */
+	while (!list_empty(&e->waiters)) {
+		struct waiter *w = list_entry(e->waiters.next, struct waiter, node);
+
+		list_del(&w->node);
+		w->fn(w->arg, error ? NULL : e->secret, error);
+		free(w);
+	}
+	e->pending = false;
+	if (error)
+		free_entry(e); /* errors are not cached */
+}
+
+static void evict(uint64_t now_us)
+{
+	struct list_node *n, *t;
+
+	list_for_each_safe(n, t, &aq.entries) {
+		struct entry *e = list_entry(n, struct entry, node);
+
+		if (!e->pending && (e->expires_us <= now_us || aq.n_entries > MAX_ENTRIES))
+			free_entry(e);
+	}
+}
+
+enum authquery_status authquery_lookup(struct evloop *loop, const char *conninfo,
+				       const char *query, double ttl, double timeout,
+				       const char *user, uint64_t now_us, authquery_fn fn,
+				       void *arg, char **secret_out)
+{
+	struct list_node *n, *t;
+	struct entry *e = NULL;
+	struct target *tg;
+	struct waiter *w;
+
+	init_once();
+	*secret_out = NULL;
+	aq.ttl = ttl;
+	evict(now_us);
+	tg = target_for(loop, conninfo, timeout);
+	if (!tg)
+		return AUTHQUERY_FAILED;
+	list_for_each_safe(n, t, &aq.entries) {
+		struct entry *x = list_entry(n, struct entry, node);
+
+		if (x->target == tg && strcmp(x->user, user) == 0) {
+			e = x;
+			break;
+		}
+	}
+	if (e && !e->pending) {
+		if (e->secret && !(*secret_out = strdup(e->secret)))
+			return AUTHQUERY_FAILED;
+		return AUTHQUERY_CACHED;
+	}
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return AUTHQUERY_FAILED;
+	w->fn = fn;
+	w->arg = arg;
+	if (!e) {
+		e = calloc(1, sizeof(*e));
+		if (!e || !(e->user = strdup(user))) {
+			free(e);
+			free(w);
+			return AUTHQUERY_FAILED;
+		}
+		e->target = tg;
+		e->pending = true;
+		list_init(&e->waiters);
+		list_add_tail(&aq.entries, &e->node);
+		aq.n_entries++;
+		e->expires_us = now_us;
+		if (!pgquery_submit(tg->q, query, user, on_answer, e)) {
+			free(w);
+			free_entry(e);
+			return AUTHQUERY_FAILED;
+		}
+	}
+	list_add_tail(&e->waiters, &w->node);
+	return AUTHQUERY_WAIT;
+}
+
+void authquery_cancel(void *arg)
+{
+	struct list_node *n, *t, *wn, *wt;
+
+	if (!aq.ready)
+		return;
+	list_for_each_safe(n, t, &aq.entries) {
+		struct entry *e = list_entry(n, struct entry, node);
+
+		list_for_each_safe(wn, wt, &e->waiters) {
+			struct waiter *w = list_entry(wn, struct waiter, node);
+
+			if (w->arg == arg) {
+				list_del(wn);
+				free(w);
+			}
+		}
+	}
+}

@@ -1,0 +1,636 @@
+/*
+ * prepared: named prepared statements in transaction pooling (see server/prepared.h).
+ */
+#include "server/prepared.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/log.h"
+#include "pool/pool.h"
+#include "proto/build.h"
+
+/* ---- the registry of shared statements ---- */
+
+void pstmt_registry_init(struct pstmt_registry *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->nbuckets = 1024;
+	r->buckets = calloc(r->nbuckets, sizeof(*r->buckets));
+}
+
+void pstmt_registry_destroy(struct pstmt_registry *r)
+{
+	for (size_t i = 0; r->buckets && i < r->nbuckets; i++) {
+		struct pstmt *ps = r->buckets[i], *next;
+
+		for (; ps; ps = next) {
+			next = ps->next;
+			free(ps);
+		}
+	}
+	free(r->buckets);
+	memset(r, 0, sizeof(*r));
+}
+
+static uint32_t hash_bytes(const uint8_t *p, size_t n)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h;
+}
+
+static struct pstmt *registry_get(struct pstmt_registry *r, const uint8_t *def, size_t len)
+{
+	uint32_t h = hash_bytes(def, len);
+	struct pstmt **slot, *ps;
+
+	if (!r->buckets)
+		return NULL;
+	slot = &r->buckets[h % r->nbuckets];
+	for (ps = *slot; ps; ps = ps->next)
+		if (ps->hash == h && ps->def_len == len && memcmp(ps->def, def, len) == 0)
+			return ps;
+	ps = malloc(sizeof(*ps) + len);
+	if (!ps)
+		return NULL;
+	ps->hash = h;
+	ps->refs = 0;
+	ps->id = ++r->next_id;
+	snprintf(ps->name, sizeof(ps->name), "pgmux_%llu", (unsigned long long)ps->id);
+	ps->def_len = len;
+	memcpy(ps->def, def, len);
+	ps->next = *slot;
+	*slot = ps;
+	r->count++;
+	return ps;
+}
+
+static void pstmt_ref(struct pstmt *ps)
+{
+	ps->refs++;
+}
+
+static void pstmt_unref(struct pstmt_registry *r, struct pstmt *ps)
+{
+	struct pstmt **p;
+
+	if (--ps->refs > 0)
+		return;
+	for (p = &r->buckets[ps->hash % r->nbuckets]; *p; p = &(*p)->next) {
+		if (*p == ps) {
+			*p = ps->next;
+			break;
+		}
+	}
+	r->count--;
+	free(ps);
+}
+
+/* ---- a client's names ---- */
+
+static struct cstmt *client_find(struct client_pstmts *m, const char *name)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (strcmp(m->items[i].name, name) == 0)
+			return &m->items[i];
+	return NULL;
+}
+
+static bool client_set(struct pstmt_registry *r, struct client_pstmts *m, const char *name, struct pstmt *ps)
+{
+	struct cstmt *e = client_find(m, name);
+
+	if (e) {
+		pstmt_ref(ps);
+		pstmt_unref(r, e->ps);
+		e->ps = ps;
+		return true;
+	}
+	if (m->n == m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 8;
+		struct cstmt *items = realloc(m->items, cap * sizeof(*items));
+
+		if (!items)
+			return false;
+		m->items = items;
+		m->cap = cap;
+	}
+	e = &m->items[m->n];
+	e->name = strdup(name);
+	if (!e->name)
+		return false;
+	e->ps = ps;
+	pstmt_ref(ps);
+	m->n++;
+	return true;
+}
+
+static void client_remove(struct pstmt_registry *r, struct client_pstmts *m, const char *name)
+{
+	struct cstmt *e = client_find(m, name);
+
+	if (!e)
+		return;
+	pstmt_unref(r, e->ps);
+	free(e->name);
+	*e = m->items[--m->n];
+}
+
+/* ---- what a server has ---- */
+
+static ssize_t server_find(const struct server_pstmts *set, const struct pstmt *ps)
+{
+	for (size_t i = 0; i < set->n; i++)
+		if (set->items[i] == ps)
+			return (ssize_t)i;
+	return -1;
+}
+
+static bool server_add(struct server_pstmts *set, struct pstmt *ps)
+{
+	if (set->n == set->cap) {
+		size_t cap = set->cap ? set->cap * 2 : 16;
+		struct pstmt **items = realloc(set->items, cap * sizeof(*items));
+		uint64_t *used;
+
+		if (!items)
+			return false;
+		set->items = items;
+		used = realloc(set->last_used, cap * sizeof(*used));
+		if (!used)
+			return false;
+		set->last_used = used;
+		set->cap = cap;
+	}
+	set->items[set->n] = ps;
+	set->last_used[set->n] = ++set->clock;
+	set->n++;
+	pstmt_ref(ps);
+	return true;
+}
+
+static void server_remove_at(struct pstmt_registry *r, struct server_pstmts *set, size_t i)
+{
+	pstmt_unref(r, set->items[i]);
+	set->items[i] = set->items[set->n - 1];
+	set->last_used[i] = set->last_used[set->n - 1];
+	set->n--;
+}
+
+static size_t server_lru(const struct server_pstmts *set)
+{
+	size_t best = 0;
+
+	for (size_t i = 1; i < set->n; i++)
+		if (set->last_used[i] < set->last_used[best])
+			best = i;
+	return best;
+}
+
+/* ---- the answer queue ---- */
+
+static bool respq_push_ps(struct respq *q, char kind, char action, struct pstmt *ps)
+{
+	/* The server skips everything but Sync after an error: no answer will come. */
+	if (q->skipping && kind != 'S')
+		return true;
+	if (kind == 'S')
+		q->skipping = false;
+	if (q->len == q->cap) {
+		uint32_t cap = q->cap ? q->cap * 2 : 16;
+		struct respq_entry *ring = malloc(cap * sizeof(*ring));
+
+		if (!ring)
+			return false;
+		for (uint32_t i = 0; i < q->len; i++)
+			ring[i] = q->ring[(q->head + i) % q->cap];
+		free(q->ring);
+		q->ring = ring;
+		q->cap = cap;
+		q->head = 0;
+	}
+	q->ring[(q->head + q->len) % q->cap] = (struct respq_entry){ kind, action, ps };
+	q->len++;
+	return true;
+}
+
+static bool respq_push(struct respq *q, char kind, char action)
+{
+	return respq_push_ps(q, kind, action, NULL);
+}
+
+static struct respq_entry *respq_head(struct respq *q)
+{
+	return q->len ? &q->ring[q->head] : NULL;
+}
+
+static struct respq_entry *respq_at(struct respq *q, uint32_t i)
+{
+	return i < q->len ? &q->ring[(q->head + i) % q->cap] : NULL;
+}
+
+static void respq_pop(struct respq *q)
+{
+	q->head = (q->head + 1) % q->cap;
+	q->len--;
+}
+
+void respq_reset(struct respq *q)
+{
+	q->head = q->len = 0;
+	q->skipping = false;
+}
+
+void respq_free(struct respq *q)
+{
+	free(q->ring);
+	memset(q, 0, sizeof(*q));
+}
+
+void client_pstmts_clear(struct pstmt_registry *r, struct client_pstmts *m)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		pstmt_unref(r, m->items[i].ps);
+		free(m->items[i].name);
+	}
+	m->n = 0;
+}
+
+void client_pstmts_free(struct pstmt_registry *r, struct client_pstmts *m)
+{
+	client_pstmts_clear(r, m);
+	free(m->items);
+	memset(m, 0, sizeof(*m));
+}
+
+void server_pstmts_clear(struct pstmt_registry *r, struct server_pstmts *set)
+{
+	while (set->n)
+		server_remove_at(r, set, set->n - 1);
+}
+
+void server_pstmts_free(struct pstmt_registry *r, struct server_pstmts *set)
+{
+	server_pstmts_clear(r, set);
+	free(set->items);
+	free(set->last_used);
+	memset(set, 0, sizeof(*set));
+}
+
+static void server_forget(struct pstmt_registry *r, struct server_pstmts *set, struct pstmt *ps)
+{
+	ssize_t i = server_find(set, ps);
+
+	if (i >= 0)
+		server_remove_at(r, set, (size_t)i);
+}
+
+/* ---- client side ---- */
+
+bool prepared_active(const struct client *c)
+{
+	return c->pool && c->w->cfg->max_prepared_statements > 0 && pool_mode(c->pool) != POOL_MODE_SESSION;
+}
+
+static void write_msg(struct conn *to, char type, const void *a, size_t alen, const void *b, size_t blen)
+{
+	struct msgbuf mb;
+	size_t lenpos;
+
+	mb_init(&mb);
+	lenpos = mb_begin(&mb, type);
+	mb_put_bytes(&mb, a, alen);
+	mb_put_bytes(&mb, b, blen);
+	mb_end(&mb, lenpos);
+	if (!mb.failed)
+		conn_write(to, mb.data, mb.len);
+	mb_free(&mb);
+}
+
+/* The answer pgmux gives itself: ParseComplete or CloseComplete. */
+static char synth_of(char kind)
+{
+	return kind == 'P' ? '1' : '3';
+}
+
+/* Write the answers pgmux owes at the head of the queue. */
+static void emit_synthetic(struct server *s)
+{
+	struct respq_entry *e;
+
+	while ((e = respq_head(&s->respq)) && e->action == '+') {
+		write_msg(&s->client->conn, synth_of(e->kind), NULL, 0, NULL, 0);
+		respq_pop(&s->respq);
+	}
+}
+
+/* Room for one more statement on the server: close the least recently used ones. */
+static void make_room(struct server *s)
+{
+	struct pstmt_registry *r = &s->w->pstmts;
+	size_t max = (size_t)s->w->cfg->max_prepared_statements;
+
+	while (s->pstmts.n >= max && s->pstmts.n > 0) {
+		size_t lru = server_lru(&s->pstmts);
+		const char *victim = s->pstmts.items[lru]->name;
+
+		write_msg(&s->conn, 'C', "S", 1, victim, strlen(victim) + 1);
+		respq_push(&s->respq, 'C', '-');
+		server_remove_at(r, &s->pstmts, lru);
+	}
+}
+
+/* Send a Parse of ps under pgmux's name; action says whether its answer is the client's. */
+static void prepare_on_server(struct server *s, struct pstmt *ps, char action)
+{
+	make_room(s);
+	write_msg(&s->conn, 'P', ps->name, strlen(ps->name) + 1, ps->def, ps->def_len);
+	server_add(&s->pstmts, ps);
+	respq_push_ps(&s->respq, 'P', action, ps);
+}
+
+/* Make sure ps is on the server, injecting a Parse (its answer swallowed) if it is not. */
+static void ensure_prepared(struct server *s, struct pstmt *ps)
+{
+	ssize_t i = server_find(&s->pstmts, ps);
+
+	if (i >= 0)
+		s->pstmts.last_used[i] = ++s->pstmts.clock;
+	else
+		prepare_on_server(s, ps, '-');
+}
+
+static enum conn_action client_parse(struct client *c, const uint8_t *body, size_t len)
+{
+	struct server *s = c->server;
+	const char *name = (const char *)body;
+	size_t nlen = strnlen(name, len);
+	struct pstmt *ps;
+
+	if (nlen == len) {
+		client_close(c, "08P01", "invalid Parse message");
+		return CONN_CLOSED;
+	}
+	if (nlen == 0) {
+		respq_push(&s->respq, 'P', '=');
+		return CONN_FORWARD;
+	}
+	ps = registry_get(&c->w->pstmts, body + nlen + 1, len - nlen - 1);
+	if (!ps || !client_set(&c->w->pstmts, &c->pstmts, name, ps)) {
+		client_close(c, "53200", "out of memory for prepared statements");
+		return CONN_CLOSED;
+	}
+	if (server_find(&s->pstmts, ps) >= 0) {
+		/* Already there: answer ParseComplete ourselves, in its place in the stream. */
+		ensure_prepared(s, ps);
+		respq_push(&s->respq, 'P', '+');
+		if (s->respq.len == 1)
+			emit_synthetic(s);
+		return CONN_CONSUME;
+	}
+	prepare_on_server(s, ps, '=');
+	return CONN_CONSUME;
+}
+
+/* Bind or Describe of a named statement: rewrite the name, preparing it first if needed. */
+static enum conn_action client_use(struct client *c, char type, char kind, const uint8_t *body, size_t len,
+				   size_t name_off)
+{
+	struct server *s = c->server;
+	const char *name = (const char *)body + name_off;
+	size_t nlen = strnlen(name, len - name_off);
+	struct cstmt *e;
+	const char *new_name;
+
+	if (name_off >= len || nlen == len - name_off) {
+		client_close(c, "08P01", "invalid %c message", type);
+		return CONN_CLOSED;
+	}
+	e = nlen ? client_find(&c->pstmts, name) : NULL;
+	if (!e) {
+		/* Unnamed, or unknown: the server answers as PostgreSQL would. */
+		respq_push(&s->respq, kind, '=');
+		return CONN_FORWARD;
+	}
+	ensure_prepared(s, e->ps);
+	new_name = e->ps->name;
+	{
+		/* prefix (portal name or kind byte), new name, rest of the message */
+		struct msgbuf mb;
+		size_t lenpos;
+
+		mb_init(&mb);
+		lenpos = mb_begin(&mb, type);
+		mb_put_bytes(&mb, body, name_off);
+		mb_put_cstring(&mb, new_name);
+		mb_put_bytes(&mb, body + name_off + nlen + 1, len - name_off - nlen - 1);
+		mb_end(&mb, lenpos);
+		if (!mb.failed)
+			conn_write(&s->conn, mb.data, mb.len);
+		mb_free(&mb);
+	}
+	respq_push(&s->respq, kind, '=');
+	return CONN_CONSUME;
+}
+
+static enum conn_action client_close_stmt(struct client *c, const uint8_t *body, size_t len)
+{
+	struct server *s = c->server;
+	const char *name;
+
+	if (len < 2 || memchr(body + 1, '\0', len - 1) == NULL) {
+		client_close(c, "08P01", "invalid Close message");
+		return CONN_CLOSED;
+	}
+	name = (const char *)body + 1;
+	if (body[0] != 'S' || !*name) {
+		respq_push(&s->respq, 'C', '=');
+		return CONN_FORWARD;
+	}
+	/* The server keeps the shared statement; only this client's name goes. */
+	client_remove(&c->w->pstmts, &c->pstmts, name);
+	respq_push(&s->respq, 'C', '+');
+	if (s->respq.len == 1)
+		emit_synthetic(s);
+	return CONN_CONSUME;
+}
+
+enum conn_action prepared_parse_unlinked(struct client *c, const struct pkt_header *hdr, const uint8_t *whole)
+{
+	const uint8_t *body;
+	size_t len = hdr->len - PKT_HDR_LEN, nlen;
+	struct pstmt *ps;
+
+	if (!whole)
+		return CONN_NEED_WHOLE;
+	body = whole + PKT_HDR_LEN;
+	nlen = strnlen((const char *)body, len);
+	if (nlen == 0 || nlen == len)
+		return CONN_FORWARD;
+	ps = registry_get(&c->w->pstmts, body + nlen + 1, len - nlen - 1);
+	if (!ps || !client_set(&c->w->pstmts, &c->pstmts, (const char *)body, ps)) {
+		client_close(c, "53200", "out of memory for prepared statements");
+		return CONN_CLOSED;
+	}
+	write_msg(&c->conn, '1', NULL, 0, NULL, 0);
+	return CONN_CONSUME;
+}
+
+#define DROP_ALL_MAX_LEN 256
+
+/* Does a simple query drop every prepared statement (DISCARD ALL, DEALLOCATE ALL)? */
+static bool drops_all_statements(const char *sql, size_t len)
+{
+	char buf[64];
+	size_t n = 0;
+
+	for (size_t i = 0; i < len && n < sizeof(buf) - 1; i++) {
+		char ch = sql[i];
+
+		if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r') {
+			if (n && buf[n - 1] != ' ')
+				buf[n++] = ' ';
+			continue;
+		}
+		if (!ch)
+			break;
+		buf[n++] = ch;
+	}
+	buf[n] = '\0';
+	return strncasecmp(buf, "discard all", 11) == 0 || strncasecmp(buf, "deallocate all", 14) == 0 ||
+	       strncasecmp(buf, "deallocate prepare all", 22) == 0;
+}
+
+enum conn_action prepared_client_message(struct client *c, const struct pkt_header *hdr, const uint8_t *whole)
+{
+	struct server *s = c->server;
+	const uint8_t *body = whole ? whole + PKT_HDR_LEN : NULL;
+	size_t len = hdr->len - PKT_HDR_LEN;
+
+	switch (hdr->type) {
+	case 'P':
+		return whole ? client_parse(c, body, len) : CONN_NEED_WHOLE;
+	case 'B':
+		if (!whole)
+			return CONN_NEED_WHOLE;
+		return client_use(c, 'B', 'B', body, len, strnlen((const char *)body, len) + 1);
+	case 'D':
+		if (!whole)
+			return CONN_NEED_WHOLE;
+		if (len < 2 || body[0] != 'S') {
+			respq_push(&s->respq, 'd', '=');
+			return CONN_FORWARD;
+		}
+		return client_use(c, 'D', 'D', body, len, 1);
+	case 'C':
+		return whole ? client_close_stmt(c, body, len) : CONN_NEED_WHOLE;
+	case 'Q':
+		/* Only short queries can be DISCARD ALL / DEALLOCATE ALL: never hold a large one whole. */
+		if (!whole && len <= DROP_ALL_MAX_LEN)
+			return CONN_NEED_WHOLE;
+		if (whole && drops_all_statements((const char *)body, len)) {
+			client_pstmts_clear(&c->w->pstmts, &c->pstmts);
+			server_pstmts_clear(&c->w->pstmts, &s->pstmts);
+		}
+		respq_push(&s->respq, 'Q', '=');
+		return CONN_FORWARD;
+	case 'E':
+	case 'S':
+	case 'F':
+		respq_push(&s->respq, hdr->type, '=');
+		return CONN_FORWARD;
+	default:
+		return CONN_FORWARD;
+	}
+}
+
+/* ---- server side ---- */
+
+static bool completes(char kind, char type)
+{
+	switch (kind) {
+	case 'P': return type == '1';
+	case 'B': return type == '2';
+	case 'C': return type == '3';
+	case 'D':
+	case 'd': return type == 'T' || type == 'n';
+	case 'E': return type == 'C' || type == 'I' || type == 's';
+	default: return type == 'Z'; /* S, Q, F */
+	}
+}
+
+/* An ErrorResponse ends the head entry if it is an extended-protocol message. */
+static bool error_ends(char kind)
+{
+	return kind != 'S' && kind != 'Q' && kind != 'F';
+}
+
+/* The server skips to the next Sync: drop what it will not answer (and will not have done). */
+static void skip_to_sync(struct server *s)
+{
+	struct respq *q = &s->respq;
+	struct respq_entry *e;
+
+	while ((e = respq_head(q)) && e->kind != 'S') {
+		if (e->ps)
+			server_forget(&s->w->pstmts, &s->pstmts, e->ps);
+		respq_pop(q);
+	}
+	q->skipping = !e;
+}
+
+enum conn_action prepared_server_message(struct server *s, const struct pkt_header *hdr, const uint8_t *whole)
+{
+	struct respq *q = &s->respq;
+	struct respq_entry *head, *next;
+	char type = hdr->type;
+
+	head = respq_head(q);
+	if (!head)
+		return CONN_FORWARD;
+	if (type == 'E' && error_ends(head->kind)) {
+		/* The failed message and all up to Sync are skipped; a failed Parse left nothing. */
+		skip_to_sync(s);
+		return CONN_FORWARD;
+	}
+	if (!completes(head->kind, type))
+		return CONN_FORWARD;
+	if (type == 'Z')
+		return CONN_FORWARD; /* server.c relays it; prepared_after_ready() pops */
+	if (head->action == '-') {
+		respq_pop(q);
+		if (s->client)
+			emit_synthetic(s);
+		return CONN_CONSUME;
+	}
+	next = respq_at(q, 1);
+	if (next && next->action == '+') {
+		/* Our answers must follow this message: write it ourselves, then them. */
+		if (!whole)
+			return CONN_NEED_WHOLE;
+		conn_write(&s->client->conn, whole, hdr->len);
+		respq_pop(q);
+		emit_synthetic(s);
+		return CONN_CONSUME;
+	}
+	respq_pop(q);
+	return CONN_FORWARD;
+}
+
+void prepared_on_ready(struct server *s)
+{
+	struct respq_entry *head = respq_head(&s->respq);
+
+	if (head && completes(head->kind, 'Z'))
+		respq_pop(&s->respq);
+}
+
+void prepared_emit_owed(struct server *s)
+{
+	emit_synthetic(s);
+}
