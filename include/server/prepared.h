@@ -8,6 +8,8 @@
  * prepared on whatever server the client gets right before it is needed (pipelined, no extra
  * round trip). Each server keeps at most max_prepared_statements, least recently used closed first.
  *
+ * Freshness: see pstmt_registry.seq.
+ *
  * Ordering: pgmux sometimes answers a message itself (ParseComplete for a statement the server
  * already has, CloseComplete) or swallows a server's answer (to a Parse or Close it injected).
  * A queue of the answers each forwarded message will get (struct respq) puts those exactly where
@@ -40,11 +42,18 @@ struct pstmt_registry {
 	size_t nbuckets;
 	size_t count;
 	uint64_t next_id;
+	/*
+	 * Orders Parse events. A server's copy older than a client's Parse may predate DDL the
+	 * client already sees, so it is parsed again before that client uses it: no client of pgmux
+	 * gets "cached plan must not change result type" where a direct connection would not.
+	 */
+	uint64_t seq;
 };
 
 struct cstmt {
 	char *name;
 	struct pstmt *ps;
+	uint64_t parsed_seq;   /* when the client sent its Parse (registry sequence) */
 };
 
 /* A client's statements by its own names. */
@@ -57,6 +66,7 @@ struct client_pstmts {
 struct server_pstmts {
 	struct pstmt **items;
 	uint64_t *last_used;
+	uint64_t *prepared_seq; /* when each was parsed on this server (registry sequence) */
 	size_t n, cap;
 	uint64_t clock;
 };

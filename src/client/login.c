@@ -10,7 +10,8 @@
  * compared in constant time and never logged. A client proven with SCRAM against a stored SCRAM
  * secret leaves its ClientKey and the ServerKey on its pool_user, for server logins
  * (pass-through). c->auth_method says what the client owes next: 3 cleartext password, 5 md5
- * response, 10 SASLInitialResponse, 11 SASLResponse; 0 when authenticated.
+ * response, 10 SASLInitialResponse, 11 SASLResponse; 1 while pgmux waits for auth_query (the
+ * client owes nothing; the lookup's callback resumes it); 0 before and after.
  */
 #include "client/login.h"
 #include "client/tls.h"

@@ -109,6 +109,7 @@ static bool client_set(struct pstmt_registry *r, struct client_pstmts *m, const 
 		pstmt_ref(ps);
 		pstmt_unref(r, e->ps);
 		e->ps = ps;
+		e->parsed_seq = ++r->seq;
 		return true;
 	}
 	if (m->n == m->cap) {
@@ -125,6 +126,7 @@ static bool client_set(struct pstmt_registry *r, struct client_pstmts *m, const 
 	if (!e->name)
 		return false;
 	e->ps = ps;
+	e->parsed_seq = ++r->seq;
 	pstmt_ref(ps);
 	m->n++;
 	return true;
@@ -151,7 +153,7 @@ static ssize_t server_find(const struct server_pstmts *set, const struct pstmt *
 	return -1;
 }
 
-static bool server_add(struct server_pstmts *set, struct pstmt *ps)
+static bool server_add(struct server_pstmts *set, struct pstmt *ps, uint64_t seq)
 {
 	if (set->n == set->cap) {
 		size_t cap = set->cap ? set->cap * 2 : 16;
@@ -165,10 +167,15 @@ static bool server_add(struct server_pstmts *set, struct pstmt *ps)
 		if (!used)
 			return false;
 		set->last_used = used;
+		used = realloc(set->prepared_seq, cap * sizeof(*used));
+		if (!used)
+			return false;
+		set->prepared_seq = used;
 		set->cap = cap;
 	}
 	set->items[set->n] = ps;
 	set->last_used[set->n] = ++set->clock;
+	set->prepared_seq[set->n] = seq;
 	set->n++;
 	pstmt_ref(ps);
 	return true;
@@ -179,6 +186,7 @@ static void server_remove_at(struct pstmt_registry *r, struct server_pstmts *set
 	pstmt_unref(r, set->items[i]);
 	set->items[i] = set->items[set->n - 1];
 	set->last_used[i] = set->last_used[set->n - 1];
+	set->prepared_seq[i] = set->prepared_seq[set->n - 1];
 	set->n--;
 }
 
@@ -279,6 +287,7 @@ void server_pstmts_free(struct pstmt_registry *r, struct server_pstmts *set)
 	server_pstmts_clear(r, set);
 	free(set->items);
 	free(set->last_used);
+	free(set->prepared_seq);
 	memset(set, 0, sizeof(*set));
 }
 
@@ -348,21 +357,34 @@ static void make_room(struct server *s)
 /* Send a Parse of ps under pgmux's name; action says whether its answer is the client's. */
 static void prepare_on_server(struct server *s, struct pstmt *ps, char action)
 {
-	make_room(s);
+	ssize_t i = server_find(&s->pstmts, ps);
+
+	if (i >= 0) {
+		/* An older copy: close it (answer swallowed) and parse it afresh. */
+		write_msg(&s->conn, 'C', "S", 1, ps->name, strlen(ps->name) + 1);
+		respq_push(&s->respq, 'C', '-');
+		s->pstmts.last_used[i] = ++s->pstmts.clock;
+		s->pstmts.prepared_seq[i] = ++s->w->pstmts.seq;
+	} else {
+		make_room(s);
+		server_add(&s->pstmts, ps, ++s->w->pstmts.seq);
+	}
 	write_msg(&s->conn, 'P', ps->name, strlen(ps->name) + 1, ps->def, ps->def_len);
-	server_add(&s->pstmts, ps);
 	respq_push_ps(&s->respq, 'P', action, ps);
 }
 
-/* Make sure ps is on the server, injecting a Parse (its answer swallowed) if it is not. */
-static void ensure_prepared(struct server *s, struct pstmt *ps)
+/*
+ * Make sure the server has a copy of e's statement at least as fresh as the client's Parse,
+ * injecting a Parse (its answer swallowed) if not.
+ */
+static void ensure_prepared(struct server *s, const struct cstmt *e)
 {
-	ssize_t i = server_find(&s->pstmts, ps);
+	ssize_t i = server_find(&s->pstmts, e->ps);
 
-	if (i >= 0)
+	if (i >= 0 && s->pstmts.prepared_seq[i] > e->parsed_seq)
 		s->pstmts.last_used[i] = ++s->pstmts.clock;
 	else
-		prepare_on_server(s, ps, '-');
+		prepare_on_server(s, e->ps, '-');
 }
 
 static enum conn_action client_parse(struct client *c, const uint8_t *body, size_t len)
@@ -385,14 +407,7 @@ static enum conn_action client_parse(struct client *c, const uint8_t *body, size
 		client_close(c, "53200", "out of memory for prepared statements");
 		return CONN_CLOSED;
 	}
-	if (server_find(&s->pstmts, ps) >= 0) {
-		/* Already there: answer ParseComplete ourselves, in its place in the stream. */
-		ensure_prepared(s, ps);
-		respq_push(&s->respq, 'P', '+');
-		if (s->respq.len == 1)
-			emit_synthetic(s);
-		return CONN_CONSUME;
-	}
+	/* Parsed now, so parsed here now: the client must see today's table definitions. */
 	prepare_on_server(s, ps, '=');
 	return CONN_CONSUME;
 }
@@ -417,7 +432,7 @@ static enum conn_action client_use(struct client *c, char type, char kind, const
 		respq_push(&s->respq, kind, '=');
 		return CONN_FORWARD;
 	}
-	ensure_prepared(s, e->ps);
+	ensure_prepared(s, e);
 	new_name = e->ps->name;
 	{
 		/* prefix (portal name or kind byte), new name, rest of the message */
