@@ -22,7 +22,14 @@ packages=(
     postgresql-15 postgresql-client-15 pgbouncer
     python3 python3-pytest python3-psycopg
     gnuplot-nox procps openssl iproute2
+    # driver matrix (test/integration/drivers): psycopg2, PostgreSQL JDBC with a JDK, node;
+    # node-postgres itself comes from the npm registry at test time (build/npm)
+    python3-psycopg2 libpostgresql-jdbc-java openjdk-17-jdk-headless nodejs
 )
+# Debian's npm package; a nodejs package that ships its own npm (NodeSource) conflicts with it.
+if ! command -v npm >/dev/null; then
+    packages+=(npm)
+fi
 
 # Prints the packages among "$@" that are not installed (one dpkg-query call for all of them).
 not_installed() {

@@ -17,6 +17,7 @@
 #include "ev/conn.h"
 #include "server/params.h"
 #include "server/prepared.h"
+#include "route/setstmt.h"
 
 struct worker;
 struct pool;
@@ -61,6 +62,9 @@ struct client {
 	char tx_status;               /* last ReadyForQuery status: 'I', 'T' or 'E' */
 	bool error_sent;              /* an ErrorResponse was already relayed for the current unit */
 	struct client_pstmts pstmts;  /* named prepared statements (transaction pooling) */
+	struct settings settings;     /* session settings carried from server to server */
+	struct set_stmt *pending_set; /* a SET in flight, applied when it succeeds */
+	bool pending_set_failed;
 	struct msgbuf replay;         /* what was sent since the server was linked, until it answers */
 	bool replay_pending;          /* replay must be written to the next server */
 
@@ -103,6 +107,13 @@ void client_on_server_linked(struct client *c);
 /* The linked server sent ReadyForQuery (z, len bytes): relay it, release the server if the unit
  * of work ended. */
 void client_on_ready(struct client *c, const uint8_t *z, uint32_t len);
+
+/*
+ * Follow settings changes in a statement about to run on the linked server: a SET outside a
+ * transaction is carried to the client's next servers once it succeeded; anything pgmux cannot
+ * follow gets the server reset when released.
+ */
+void client_watch_statement(struct client *c, const char *sql, size_t len);
 
 /* Until the server answers, the client's request is kept so it can be replayed elsewhere. */
 bool client_replay_armed(const struct client *c);

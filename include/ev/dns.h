@@ -31,9 +31,6 @@ void dns_free(struct dns *d);
 /* Cache lifetimes in seconds (RELOAD may change them; cached answers keep their expiry). */
 void dns_set_ttls(struct dns *d, double max_ttl, double nxdomain_ttl);
 
-/* Use these servers from now on ("" = the system's). False (err set) if they do not parse. */
-bool dns_set_servers(struct dns *d, const char *servers, char *err, size_t errlen);
-
 enum dns_answer {
 	DNS_FOUND,   /* *addr holds the address (port 0) */
 	DNS_FAILED,  /* a remembered failure; err says why */

@@ -36,4 +36,34 @@ bool param_store(struct param_set *ps, enum tracked_param p, const char *value);
  */
 int param_diff_sql(const struct param_set *want, const struct param_set *have, char *buf, size_t len);
 
+/*
+ * Session settings beyond the reported parameters (search_path, statement_timeout, role...): what
+ * a client set (startup packet, SET outside a transaction) and what pgmux applied on a server.
+ * Values are SQL text, sent back as "SET name TO value".
+ */
+struct setting {
+	char *name;
+	char *value;
+};
+
+struct settings {
+	struct setting *items;
+	size_t n, cap;
+};
+
+struct msgbuf;
+
+bool settings_put(struct settings *s, const char *name, const char *value);
+void settings_remove(struct settings *s, const char *name);
+void settings_clear(struct settings *s);
+void settings_free(struct settings *s);
+bool settings_copy(struct settings *to, const struct settings *from);
+/* A value as an SQL string literal ('it''s'), for settings from the startup packet. */
+bool settings_put_literal(struct settings *s, const char *name, const char *raw);
+/*
+ * Append to out the statements that turn a server with have into one with want: RESET for names
+ * only in have, SET for the rest that differ. Returns how many were appended.
+ */
+int settings_diff_sql(const struct settings *want, const struct settings *have, struct msgbuf *out);
+
 #endif

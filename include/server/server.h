@@ -57,6 +57,8 @@ struct server {
 
 	struct server_pstmts pstmts;  /* shared statements prepared here */
 	struct respq respq;           /* answers owed to the linked client, in order */
+	struct settings applied;      /* session settings pgmux or a client set here */
+	bool settings_unknown;        /* a client changed settings in a way not followed: RESET ALL */
 	struct scram_client *scram;   /* during SCRAM login only */
 
 	uint64_t connect_time_us;

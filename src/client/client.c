@@ -100,6 +100,8 @@ static void client_free(void *obj)
 
 	login_forget_secrets(c);
 	client_pstmts_free(&c->w->pstmts, &c->pstmts);
+	settings_free(&c->settings);
+	free(c->pending_set);
 	mb_free(&c->replay);
 	free(c);
 }
@@ -240,6 +242,91 @@ static bool valid_frontend_type(char type)
 	return strchr("QPBEDCSHFdcfp", type) != NULL && type != '\0';
 }
 
+/* Statements that change settings are short; longer messages are never held whole for this. */
+#define SETTINGS_PEEK_MAX 1024
+
+/*
+ * The query text of a Query or an unnamed Parse, or NULL. (A named statement is watched when it
+ * is executed: see prepared.c.)
+ */
+static const char *query_text(char type, const uint8_t *body, size_t len, size_t *qlen)
+{
+	size_t off = 0;
+
+	if (type == 'P') {
+		if (len == 0 || body[0] != '\0')
+			return NULL;
+		off = 1;
+	}
+	*qlen = strnlen((const char *)body + off, len - off);
+	return (const char *)body + off;
+}
+
+static void watch_settings(struct client *c, char type, const uint8_t *whole, uint32_t len)
+{
+	size_t qlen;
+	const char *sql = query_text(type, whole + PKT_HDR_LEN, len - PKT_HDR_LEN, &qlen);
+
+	if (sql)
+		client_watch_statement(c, sql, qlen);
+}
+
+void client_watch_statement(struct client *c, const char *sql, size_t qlen)
+{
+	struct set_stmt st;
+
+	switch (setstmt_parse(sql, qlen, &st)) {
+	case SET_NONE:
+	case SET_LOCAL:
+		return;
+	case SET_UNKNOWN:
+		c->server->settings_unknown = true;
+		return;
+	default:
+		break;
+	}
+	if (c->tx_status != 'I' || c->pending_set || param_lookup(st.name) >= 0) {
+		/* Inside a transaction it may be rolled back; reported parameters follow themselves. */
+		if (param_lookup(st.name) < 0 || st.kind == SET_RESET_ALL)
+			c->server->settings_unknown = true;
+		return;
+	}
+	c->pending_set = malloc(sizeof(st));
+	if (!c->pending_set) {
+		c->server->settings_unknown = true;
+		return;
+	}
+	*c->pending_set = st;
+	c->pending_set_failed = false;
+}
+
+/* The statement in flight ended: keep its effect if it worked. */
+static void settle_settings(struct client *c)
+{
+	struct set_stmt *st = c->pending_set;
+	struct server *s = c->server;
+
+	c->pending_set = NULL;
+	if (!c->pending_set_failed && c->tx_status == 'I') {
+		switch (st->kind) {
+		case SET_VALUE:
+			if (!settings_put(&c->settings, st->name, st->value) ||
+			    !settings_put(&s->applied, st->name, st->value))
+				s->settings_unknown = true;
+			break;
+		case SET_RESET:
+			settings_remove(&c->settings, st->name);
+			settings_remove(&s->applied, st->name);
+			break;
+		default:
+			settings_clear(&c->settings);
+			settings_clear(&s->applied);
+			break;
+		}
+	}
+	free(st);
+}
+
 static enum conn_action relay_packet(struct client *c, const struct pkt_header *hdr, const uint8_t *whole)
 {
 	if (!valid_frontend_type(hdr->type) && hdr->type != 'X') {
@@ -278,6 +365,11 @@ static enum conn_action relay_packet(struct client *c, const struct pkt_header *
 		if (c->state == CLIENT_IDLE)
 			pool_request_server(c);
 		return c->server ? relay_packet(c, hdr, whole) : CONN_STOP;
+	}
+	if ((hdr->type == 'Q' || hdr->type == 'P') && hdr->len <= SETTINGS_PEEK_MAX) {
+		if (!whole)
+			return CONN_NEED_WHOLE;
+		watch_settings(c, hdr->type, whole, hdr->len);
 	}
 	if (prepared_active(c)) {
 		enum conn_action act = prepared_client_message(c, hdr, whole);
@@ -369,9 +461,21 @@ void client_on_server_linked(struct client *c)
 {
 	struct server *s = c->server;
 	char sql[1024];
+	struct msgbuf mb;
+	int n = param_diff_sql(&c->params, &s->params, sql, sizeof(sql));
 
-	if (param_diff_sql(&c->params, &s->params, sql, sizeof(sql)) > 0)
-		server_send_internal_query(s, sql);
+	/* One internal query, pipelined ahead of the client's: no extra round trip. */
+	mb_init(&mb);
+	if (n > 0)
+		mb_put_bytes(&mb, sql, strlen(sql));
+	n += settings_diff_sql(&c->settings, &s->applied, &mb);
+	mb_put_u8(&mb, 0);
+	if (n > 0 && !mb.failed) {
+		server_send_internal_query(s, (const char *)mb.data);
+		if (!settings_copy(&s->applied, &c->settings))
+			s->settings_unknown = true;
+	}
+	mb_free(&mb);
 	c->error_sent = false;
 	if (c->replay_pending) {
 		c->replay_pending = false;
@@ -400,6 +504,8 @@ void client_on_ready(struct client *c, const uint8_t *z, uint32_t len)
 	if (c->pending_ready)
 		c->pending_ready--;
 	c->tx_status = tx_status;
+	if (c->pending_set && !c->pending_ready)
+		settle_settings(c);
 	if (c->query_running) {
 		p->stats.query_count++;
 		p->stats.query_time_us += now - c->query_start_us;

@@ -148,6 +148,55 @@ static bool is_ignored_param(const struct client *c, const char *name)
 	return config_list_contains(c->w->cfg->ignore_startup_parameters, name);
 }
 
+/* "-c name=value" (or "--name=value") words of the options startup parameter. */
+static bool take_options(struct client *c, const char *options)
+{
+	char *copy = strdup(options), *save = NULL;
+	bool ok = copy != NULL;
+
+	for (char *w = copy ? strtok_r(copy, " \t", &save) : NULL; ok && w; w = strtok_r(NULL, " \t", &save)) {
+		char *eq;
+
+		if (strcmp(w, "-c") == 0 && !(w = strtok_r(NULL, " \t", &save)))
+			break;
+		else if (strncmp(w, "-c", 2) == 0)
+			w += 2;
+		else if (strncmp(w, "--", 2) == 0)
+			w += 2;
+		eq = strchr(w, '=');
+		if (!eq) {
+			client_close(c, "08P01", "invalid command-line argument in options: %s", w);
+			free(copy);
+			return false;
+		}
+		*eq = '\0';
+		ok = settings_put_literal(&c->settings, w, eq + 1);
+	}
+	free(copy);
+	if (!ok)
+		client_close(c, "53200", "out of memory");
+	return ok;
+}
+
+/*
+ * Any other startup parameter is a session setting the client expects on every server it gets
+ * (extra_float_digits, search_path...): pgmux applies it with SET, as a server would at startup.
+ */
+static bool take_session_setting(struct client *c, const char *name, const char *value)
+{
+	if (strcmp(name, "replication") == 0) {
+		client_close(c, "08P01", "replication connections are not supported");
+		return false;
+	}
+	if (strcmp(name, "options") == 0)
+		return take_options(c, value);
+	if (!settings_put_literal(&c->settings, name, value)) {
+		client_close(c, "53200", "out of memory");
+		return false;
+	}
+	return true;
+}
+
 /* Take the startup parameters; false if the client was closed. */
 static bool take_startup_params(struct client *c, const struct startup_msg *m)
 {
@@ -178,10 +227,10 @@ static bool take_startup_params(struct client *c, const struct startup_msg *m)
 			}
 			continue;
 		}
-		if (!is_ignored_param(c, name)) {
-			client_close(c, "08P01", "unsupported startup parameter: %s", name);
+		if (is_ignored_param(c, name))
+			continue;
+		if (!take_session_setting(c, name, value))
 			return false;
-		}
 	}
 	if (c->w->cfg->application_name_add_host) {
 		char app[PARAM_VALUE_MAX * 3];
@@ -633,6 +682,20 @@ static enum conn_action handle_startup(struct client *c, const uint8_t *whole, u
 	return start_auth(c) ? CONN_CONSUME : CONN_CLOSED;
 }
 
+/* Compare two passwords in time that depends on neither content nor length: hash both first. */
+static bool plain_equal(const char *given, const char *secret)
+{
+	uint8_t h1[EVP_MAX_MD_SIZE], h2[EVP_MAX_MD_SIZE];
+	unsigned int n1 = 0, n2 = 0;
+	bool ok = EVP_Digest(given, strlen(given), h1, &n1, EVP_sha256(), NULL) == 1 &&
+		  EVP_Digest(secret, strlen(secret), h2, &n2, EVP_sha256(), NULL) == 1 && n1 == n2 &&
+		  CRYPTO_memcmp(h1, h2, n1) == 0;
+
+	OPENSSL_cleanse(h1, sizeof(h1));
+	OPENSSL_cleanse(h2, sizeof(h2));
+	return ok;
+}
+
 static bool check_password(struct client *c, const char *given)
 {
 	const char *secret = user_secret(c);
@@ -645,7 +708,7 @@ static bool check_password(struct client *c, const char *given)
 		enum secret_kind kind = secret_kind_of(secret);
 
 		if (kind == SECRET_PLAIN)
-			return strlen(given) == strlen(secret) && CRYPTO_memcmp(given, secret, strlen(secret)) == 0;
+			return plain_equal(given, secret);
 		if (kind == SECRET_MD5) {
 			if (!md5_password_hash(c->user, given, expect))
 				return false;

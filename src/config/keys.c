@@ -173,7 +173,7 @@ const struct config_key config_keys[] = {
 	/* DNS */
 	TIME_KEY(dns_max_ttl, "15", "seconds a resolved host name is reused before asking again"),
 	TIME_KEY(dns_nxdomain_ttl, "15", "seconds a host name that did not resolve is remembered"),
-	STR_KEY(dns_servers, "", RELOAD,
+	STR_KEY(dns_servers, "", RESTART,
 		"DNS servers to ask, as ip or ip:port, comma-separated; empty = the system's"),
 
 	/* logging and process */

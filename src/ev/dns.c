@@ -122,6 +122,8 @@ static void sock_state(void *data, ares_socket_t fd, int readable, int writable)
 	ev_io_start(d->loop->ev, &s->io);
 }
 
+static bool set_servers(struct dns *d, const char *servers, char *err, size_t errlen);
+
 struct dns *dns_new(struct evloop *loop, const char *servers, char *err, size_t errlen)
 {
 	struct dns *d = calloc(1, sizeof(*d));
@@ -152,14 +154,15 @@ struct dns *dns_new(struct evloop *loop, const char *servers, char *err, size_t 
 	list_init(&d->entries);
 	ev_init(&d->timer, on_timer);
 	d->timer.data = d;
-	if (!dns_set_servers(d, servers, err, errlen)) {
+	if (!set_servers(d, servers, err, errlen)) {
 		dns_free(d);
 		return NULL;
 	}
 	return d;
 }
 
-bool dns_set_servers(struct dns *d, const char *servers, char *err, size_t errlen)
+/* Ask these servers instead of the system's ("" = keep the system's). */
+static bool set_servers(struct dns *d, const char *servers, char *err, size_t errlen)
 {
 	int rc;
 

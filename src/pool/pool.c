@@ -367,15 +367,22 @@ void pool_release_server(struct client *c)
 		server_close(s, s->fatal_seen ? "server reported a fatal error" : "released for closing");
 	} else if (s->cancel_inflight) {
 		server_set_state(s, SERVER_CANCEL_WAIT);
-	} else if (s->tx_status != 'I' ||
+	} else if (s->tx_status != 'I' || s->settings_unknown ||
 		   (*reset && (pool_mode(p) == POOL_MODE_SESSION || p->w->cfg->server_reset_query_always))) {
 		server_set_state(s, SERVER_RESET);
 		/* A transaction the client left open must not leak into the next client's work. */
 		if (s->tx_status != 'I')
 			server_send_internal_query(s, "ROLLBACK");
+		/* Nor settings changed in ways pgmux could not follow. */
+		if (s->settings_unknown) {
+			server_send_internal_query(s, "RESET ALL");
+			settings_clear(&s->applied);
+			s->settings_unknown = false;
+		}
 		if (*reset && (pool_mode(p) == POOL_MODE_SESSION || p->w->cfg->server_reset_query_always)) {
-			/* DISCARD ALL and the like drop prepared statements: assume the worst. */
+			/* DISCARD ALL and the like drop prepared statements and settings. */
 			server_pstmts_clear(&p->w->pstmts, &s->pstmts);
+			settings_clear(&s->applied);
 			server_send_internal_query(s, reset);
 		}
 	} else {

@@ -113,16 +113,6 @@ bool worker_reload(struct worker *w, char *err, size_t errlen)
 		config_free(newcfg);
 		return false;
 	}
-	if (strcmp(newcfg->dns_servers, w->cfg->dns_servers) != 0 &&
-	    !dns_set_servers(w->dns, newcfg->dns_servers, err, errlen)) {
-		log_error("reload failed, keeping the old config: %s", err);
-		tls_ctx_free(client_tls);
-		tls_ctx_free(server_tls);
-		if (ul)
-			userlist_free(ul);
-		config_free(newcfg);
-		return false;
-	}
 	dns_set_ttls(w->dns, newcfg->dns_max_ttl, newcfg->dns_nxdomain_ttl);
 	tls_ctx_free(w->client_tls);
 	tls_ctx_free(w->server_tls);

@@ -1,11 +1,14 @@
 /*
- * params: tracked server parameters (see server/params.h).
+ * params: tracked server parameters and session settings (see server/params.h).
  */
 #include "server/params.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "proto/build.h"
 
 static const char *const names[PARAM_COUNT] = {
 	[PARAM_CLIENT_ENCODING] = "client_encoding",
@@ -77,6 +80,135 @@ int param_diff_sql(const struct param_set *want, const struct param_set *have, c
 			return -1;
 		buf[pos++] = ';';
 		buf[pos] = '\0';
+		n++;
+	}
+	return n;
+}
+
+static struct setting *settings_find(const struct settings *s, const char *name)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->items[i].name, name) == 0)
+			return &s->items[i];
+	return NULL;
+}
+
+bool settings_put(struct settings *s, const char *name, const char *value)
+{
+	struct setting *e = settings_find(s, name);
+	char *v = strdup(value);
+
+	if (!v)
+		return false;
+	if (e) {
+		free(e->value);
+		e->value = v;
+		return true;
+	}
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 4;
+		struct setting *items = realloc(s->items, cap * sizeof(*items));
+
+		if (!items) {
+			free(v);
+			return false;
+		}
+		s->items = items;
+		s->cap = cap;
+	}
+	e = &s->items[s->n];
+	e->name = strdup(name);
+	if (!e->name) {
+		free(v);
+		return false;
+	}
+	e->value = v;
+	s->n++;
+	return true;
+}
+
+bool settings_put_literal(struct settings *s, const char *name, const char *raw)
+{
+	size_t n = strlen(raw);
+	char *lit = malloc(2 * n + 3), *p = lit;
+	bool ok;
+
+	if (!lit)
+		return false;
+	*p++ = '\'';
+	for (const char *r = raw; *r; r++) {
+		if (*r == '\'')
+			*p++ = '\'';
+		*p++ = *r;
+	}
+	*p++ = '\'';
+	*p = '\0';
+	ok = settings_put(s, name, lit);
+	free(lit);
+	return ok;
+}
+
+void settings_remove(struct settings *s, const char *name)
+{
+	struct setting *e = settings_find(s, name);
+
+	if (!e)
+		return;
+	free(e->name);
+	free(e->value);
+	*e = s->items[--s->n];
+}
+
+void settings_clear(struct settings *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		free(s->items[i].name);
+		free(s->items[i].value);
+	}
+	s->n = 0;
+}
+
+void settings_free(struct settings *s)
+{
+	settings_clear(s);
+	free(s->items);
+	memset(s, 0, sizeof(*s));
+}
+
+bool settings_copy(struct settings *to, const struct settings *from)
+{
+	settings_clear(to);
+	for (size_t i = 0; i < from->n; i++)
+		if (!settings_put(to, from->items[i].name, from->items[i].value))
+			return false;
+	return true;
+}
+
+static void put_text(struct msgbuf *out, const char *a, const char *b, const char *c, const char *d)
+{
+	mb_put_bytes(out, a, strlen(a));
+	mb_put_bytes(out, b, strlen(b));
+	mb_put_bytes(out, c, strlen(c));
+	mb_put_bytes(out, d, strlen(d));
+}
+
+int settings_diff_sql(const struct settings *want, const struct settings *have, struct msgbuf *out)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < have->n; i++) {
+		if (!settings_find(want, have->items[i].name)) {
+			put_text(out, "RESET \"", have->items[i].name, "\";", "");
+			n++;
+		}
+	}
+	for (size_t i = 0; i < want->n; i++) {
+		const struct setting *h = settings_find(have, want->items[i].name);
+
+		if (h && strcmp(h->value, want->items[i].value) == 0)
+			continue;
+		put_text(out, "SET \"", want->items[i].name, "\" TO ", want->items[i].value);
+		mb_put_bytes(out, ";", 1);
 		n++;
 	}
 	return n;

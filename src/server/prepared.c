@@ -433,6 +433,8 @@ static enum conn_action client_use(struct client *c, char type, char kind, const
 		return CONN_FORWARD;
 	}
 	ensure_prepared(s, e);
+	if (kind == 'B' && e->ps->def_len <= 1024)
+		client_watch_statement(c, (const char *)e->ps->def, strnlen((const char *)e->ps->def, e->ps->def_len));
 	new_name = e->ps->name;
 	{
 		/* prefix (portal name or kind byte), new name, rest of the message */

@@ -129,6 +129,7 @@ static enum conn_action internal_packet(struct server *s, const struct pkt_heade
 			pool_server_ready(s);
 		} else if (s->internal_failed && s->client) {
 			/* The client's settings could not be applied: it must not run on this server. */
+			s->close_when_released = true;
 			client_close(s->client, "08P01", "could not apply client settings on the server");
 			return CONN_CLOSED;
 		}
@@ -211,6 +212,7 @@ static enum conn_action active_packet(struct server *s, const struct pkt_header 
 		if (!whole)
 			return CONN_NEED_WHOLE;
 		s->client->error_sent = true;
+		s->client->pending_set_failed = true;
 		if (be_parse_error(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &e) &&
 		    (strcmp(e.severity, "FATAL") == 0 || strcmp(e.severity, "PANIC") == 0)) {
 			s->fatal_seen = true;
@@ -289,6 +291,7 @@ static void server_free(void *obj)
 
 	server_login_forget(s);
 	server_pstmts_free(&s->w->pstmts, &s->pstmts);
+	settings_free(&s->applied);
 	respq_free(&s->respq);
 	free(s);
 }

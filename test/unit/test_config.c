@@ -1,4 +1,4 @@
-/* link: src/config/config.c src/config/keys.c */
+/* link: src/config/config.c src/config/keys.c src/auth/hba.c */
 /*
  * Unit tests for config/: defaults, every value type, the [pgbouncer] alias, [databases] and
  * [users] entry strings, each error message (it must name file, line and key), admin SET, and

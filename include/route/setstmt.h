@@ -1,0 +1,33 @@
+/*
+ * setstmt: recognise statements that change session settings (SET, RESET, DISCARD ALL), so that
+ * transaction pooling can carry a client's settings to whatever server it gets. Pure: text in,
+ * description out.
+ */
+#ifndef PGMUX_ROUTE_SETSTMT_H
+#define PGMUX_ROUTE_SETSTMT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum set_kind {
+	SET_NONE,       /* not a settings statement */
+	SET_VALUE,      /* SET [SESSION] name TO value */
+	SET_RESET,      /* RESET name, SET name TO DEFAULT */
+	SET_RESET_ALL,  /* RESET ALL, DISCARD ALL */
+	SET_LOCAL,      /* SET LOCAL ...: ends with the transaction, nothing to carry */
+	SET_UNKNOWN,    /* changes settings in a way pgmux does not follow (SET ... FROM CURRENT, several statements, set_config) */
+};
+
+#define SET_NAME_MAX 64
+#define SET_VALUE_MAX 512
+
+struct set_stmt {
+	enum set_kind kind;
+	char name[SET_NAME_MAX];   /* lower-cased unless it was quoted */
+	char value[SET_VALUE_MAX]; /* as written, to be sent back verbatim after "SET name TO " */
+};
+
+/* Classify one query string (len bytes, need not be NUL-terminated). */
+enum set_kind setstmt_parse(const char *sql, size_t len, struct set_stmt *out);
+
+#endif

@@ -1,0 +1,103 @@
+/* link: src/route/setstmt.c */
+/*
+ * Unit tests for the SET / RESET / DISCARD ALL recogniser.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "route/setstmt.h"
+
+struct set_case {
+	const char *sql;
+	enum set_kind kind;
+	const char *name;
+	const char *value;
+};
+
+static const struct set_case cases[] = {
+	{ "SET search_path TO app, public", SET_VALUE, "search_path", "app, public" },
+	{ "set search_path = 'a'", SET_VALUE, "search_path", "'a'" },
+	{ "  SET SESSION statement_timeout = '150ms';  ", SET_VALUE, "statement_timeout", "'150ms'" },
+	{ "SET work_mem TO '64MB'", SET_VALUE, "work_mem", "'64MB'" },
+	{ "SET TIME ZONE 'UTC'", SET_VALUE, "timezone", "'UTC'" },
+	{ "SET ROLE alice", SET_VALUE, "role", "alice" },
+	{ "SET SESSION AUTHORIZATION bob", SET_VALUE, "session_authorization", "bob" },
+	{ "SET NAMES 'UTF8'", SET_VALUE, "client_encoding", "'UTF8'" },
+	{ "SET \"MyParam\" TO 1", SET_VALUE, "MyParam", "1" },
+	{ "SET myext.flag = 'on'", SET_VALUE, "myext.flag", "'on'" },
+	{ "SET x = 'a;b'", SET_VALUE, "x", "'a;b'" },
+	{ "/* hint */ SET a TO 1", SET_VALUE, "a", "1" },
+	{ "SET statement_timeout TO DEFAULT", SET_RESET, "statement_timeout", NULL },
+	{ "RESET search_path", SET_RESET, "search_path", NULL },
+	{ "reset time zone", SET_RESET, "timezone", NULL },
+	{ "RESET ALL", SET_RESET_ALL, NULL, NULL },
+	{ "DISCARD ALL;", SET_RESET_ALL, NULL, NULL },
+	{ "SET LOCAL statement_timeout = '5s'", SET_LOCAL, NULL, NULL },
+	{ "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", SET_NONE, NULL, NULL },
+	{ "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", SET_NONE, NULL, NULL },
+	{ "SET CONSTRAINTS ALL DEFERRED", SET_NONE, NULL, NULL },
+	{ "SET a TO 1; SELECT 1", SET_UNKNOWN, NULL, NULL },
+	{ "SET a FROM CURRENT", SET_UNKNOWN, NULL, NULL },
+	{ "SET a TO 'unterminated", SET_UNKNOWN, NULL, NULL },
+	{ "SELECT 1", SET_NONE, NULL, NULL },
+	{ "settings", SET_NONE, NULL, NULL },
+	{ "DISCARD PLANS", SET_NONE, NULL, NULL },
+	{ "", SET_NONE, NULL, NULL },
+};
+
+static void test_cases(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct set_stmt st;
+		enum set_kind k = setstmt_parse(cases[i].sql, strlen(cases[i].sql), &st);
+
+		if (k != cases[i].kind)
+			fail_msg("%s: kind %d, expected %d", cases[i].sql, k, cases[i].kind);
+		if (cases[i].name && strcmp(st.name, cases[i].name) != 0 && k != SET_VALUE)
+			fail_msg("%s: name '%s'", cases[i].sql, st.name);
+		if (cases[i].name && cases[i].value && strcmp(st.name, cases[i].name) != 0)
+			fail_msg("%s: name '%s'", cases[i].sql, st.name);
+		if (cases[i].value && strcmp(st.value, cases[i].value) != 0)
+			fail_msg("%s: value '%s'", cases[i].sql, st.value);
+	}
+}
+
+static void test_not_nul_terminated(void **state)
+{
+	const char sql[] = { 'S', 'E', 'T', ' ', 'a', '=', '1', 'X' };
+	struct set_stmt st;
+
+	(void)state;
+	assert_int_equal(setstmt_parse(sql, 7, &st), SET_VALUE);
+	assert_string_equal(st.value, "1");
+}
+
+static void test_too_long(void **state)
+{
+	char sql[2048];
+	struct set_stmt st;
+
+	(void)state;
+	memcpy(sql, "SET a TO '", 10);
+	memset(sql + 10, 'x', sizeof(sql) - 12);
+	sql[sizeof(sql) - 2] = '\'';
+	sql[sizeof(sql) - 1] = '\0';
+	assert_int_equal(setstmt_parse(sql, strlen(sql), &st), SET_UNKNOWN);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_cases),
+		cmocka_unit_test(test_not_nul_terminated),
+		cmocka_unit_test(test_too_long),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
