@@ -53,6 +53,8 @@ struct pool_user {
 	bool scram_keys_set;
 	uint8_t scram_client_key[32];
 	uint8_t scram_server_key[32];
+	/* An md5 or plaintext secret auth_query found for this user (not in auth_file). "" if none. */
+	char queried_secret[128];
 };
 
 struct pool {

@@ -612,6 +612,9 @@ static bool enter_pool(struct client *c)
 		client_close(c, "53200", "out of memory");
 		return false;
 	}
+	if (c->auth_secret && strcmp(user, c->user) == 0 && secret_kind_of(c->auth_secret) != SECRET_SCRAM)
+		snprintf(c->pool->user->queried_secret, sizeof(c->pool->user->queried_secret), "%s",
+			 c->auth_secret);
 	if (c->proven_password && strcmp(user, c->user) == 0)
 		snprintf(c->pool->user->proven_password, sizeof(c->pool->user->proven_password), "%s",
 			 c->proven_password);

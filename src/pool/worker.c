@@ -188,6 +188,9 @@ void worker_destroy(struct worker *w)
 
 		list_del(n);
 		OPENSSL_cleanse(u->proven_password, sizeof(u->proven_password));
+		OPENSSL_cleanse(u->scram_client_key, sizeof(u->scram_client_key));
+		OPENSSL_cleanse(u->scram_server_key, sizeof(u->scram_server_key));
+		OPENSSL_cleanse(u->queried_secret, sizeof(u->queried_secret));
 		free(u);
 	}
 	listen_close(w->listeners);

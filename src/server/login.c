@@ -234,13 +234,14 @@ void server_login_connected(struct server *s, bool ok, int errnum)
 static const char *server_password(const struct server *s)
 {
 	const struct db_entry *e = s->pool->db->entry;
-
 	const char *secret = s->w->userlist ? userlist_find(s->w->userlist, s->pool->user->name) : NULL;
 
 	if (e && *e->password)
 		return e->password;
 	if (secret && secret_kind_of(secret) == SECRET_SCRAM && *s->pool->user->proven_password)
 		return s->pool->user->proven_password;
+	if (!secret && *s->pool->user->queried_secret)
+		return s->pool->user->queried_secret;
 	return secret;
 }
 
