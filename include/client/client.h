@@ -65,6 +65,7 @@ struct client {
 	struct settings settings;     /* session settings carried from server to server */
 	struct set_stmt *pending_set; /* a SET in flight, applied when it succeeds */
 	bool pending_set_failed;
+	const char *pin_reason;       /* session state keeps this client on its server (static text) */
 	struct msgbuf replay;         /* what was sent since the server was linked, until it answers */
 	bool replay_pending;          /* replay must be written to the next server */
 

@@ -59,6 +59,7 @@ struct server {
 	struct respq respq;           /* answers owed to the linked client, in order */
 	struct settings applied;      /* session settings pgmux or a client set here */
 	bool settings_unknown;        /* a client changed settings in a way not followed: RESET ALL */
+	bool needs_discard;           /* a pinned client left session state here: DISCARD ALL */
 	struct scram_client *scram;   /* during SCRAM login only */
 
 	uint64_t connect_time_us;

@@ -5,6 +5,7 @@
  */
 #include "client/client.h"
 #include "client/login.h"
+#include "route/pin.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -274,6 +275,14 @@ static void watch_settings(struct client *c, char type, const uint8_t *whole, ui
 void client_watch_statement(struct client *c, const char *sql, size_t qlen)
 {
 	struct set_stmt st;
+	const char *pin;
+
+	if (!c->pin_reason && pool_mode(c->pool) != POOL_MODE_SESSION && (pin = pin_reason(sql, qlen))) {
+		/* Its state lives on this server only: keep them together rather than break it. */
+		c->pin_reason = pin;
+		c->server->needs_discard = true;
+		client_log(LOG_LVL_INFO, c, "pinned to its server: %s", pin);
+	}
 
 	switch (setstmt_parse(sql, qlen, &st)) {
 	case SET_NONE:
@@ -531,7 +540,7 @@ void client_on_ready(struct client *c, const uint8_t *z, uint32_t len)
 		client_close(c, "57P01", "pgmux is shutting down");
 		return;
 	}
-	if (pool_mode(p) != POOL_MODE_SESSION)
+	if (pool_mode(p) != POOL_MODE_SESSION && !c->pin_reason)
 		pool_release_server(c);
 }
 
@@ -544,7 +553,7 @@ void client_on_server_lost(struct client *c)
 	s->close_when_released = true;
 	/* What the client had in flight is lost; it survives if nothing is half-sent. */
 	keep = pool_mode(c->pool) != POOL_MODE_SESSION && !c->unsynced && !c->in_copy &&
-	       !c->w->shutting_down;
+	       !c->pin_reason && !c->w->shutting_down;
 	mb_init(&mb);
 	if (!c->error_sent && (c->pending_ready || c->tx_status != 'I'))
 		build_error(&mb, keep ? "ERROR" : "FATAL", "08006", "server connection lost");

@@ -367,12 +367,20 @@ void pool_release_server(struct client *c)
 		server_close(s, s->fatal_seen ? "server reported a fatal error" : "released for closing");
 	} else if (s->cancel_inflight) {
 		server_set_state(s, SERVER_CANCEL_WAIT);
-	} else if (s->tx_status != 'I' || s->settings_unknown ||
+	} else if (s->tx_status != 'I' || s->settings_unknown || s->needs_discard ||
 		   (*reset && (pool_mode(p) == POOL_MODE_SESSION || p->w->cfg->server_reset_query_always))) {
 		server_set_state(s, SERVER_RESET);
 		/* A transaction the client left open must not leak into the next client's work. */
 		if (s->tx_status != 'I')
 			server_send_internal_query(s, "ROLLBACK");
+		/* Nor session state a pinned client left behind (LISTEN, temp tables, locks...). */
+		if (s->needs_discard) {
+			server_send_internal_query(s, "DISCARD ALL");
+			server_pstmts_clear(&p->w->pstmts, &s->pstmts);
+			settings_clear(&s->applied);
+			s->needs_discard = false;
+			s->settings_unknown = false;
+		}
 		/* Nor settings changed in ways pgmux could not follow. */
 		if (s->settings_unknown) {
 			server_send_internal_query(s, "RESET ALL");

@@ -32,11 +32,21 @@ def test_show_pools_clients_servers_match_reality(pgmux, direct):
     clients = mux.admin("SHOW CLIENTS")
     assert len([c for c in clients if c["database"] == "app"]) == 4
     assert len([c for c in clients if c["database"] == "other"]) == 2
+    # every client came over plain TCP to the listening port
+    for c in clients:
+        assert (c["local_addr"], int(c["local_port"]), c["tls"]) == ("127.0.0.1", mux.port, ""), c
 
     servers = [s for s in mux.admin("SHOW SERVERS") if s["database"] == "app"]
     assert {int(s["remote_pid"]) for s in servers} == app_pids
     active = [s for s in servers if s["state"] == "active"]
     assert [int(s["remote_pid"]) for s in active] == [txn_pid]
+    for s in servers:
+        # pgmux's own end of the connection: an ephemeral port, not the server's
+        assert s["local_addr"] == "127.0.0.1" and int(s["local_port"]) not in (0, int(s["port"])), s
+        assert s["tls"] == "", s
+    local_ports = {int(r[0]) for r in direct.query(
+        "select client_port from pg_stat_activity where datname = 'app' and client_port > 0")}
+    assert {int(s["local_port"]) for s in servers} <= local_ports
     other_pids = {r[0] for r in direct.backends("other")}
     assert {int(s["remote_pid"]) for s in mux.admin("SHOW SERVERS")
             if s["database"] == "other"} == other_pids
@@ -174,7 +184,9 @@ def test_reconnect_replaces_servers(pgmux, direct):
     old = a.execute("select pg_backend_pid()").fetchone()[0]
     mux.admin("RECONNECT app")
     mux.admin("WAIT_CLOSE app")
-    assert old not in [r[0] for r in direct.backends("app")]
+    # pgmux has closed its connection; the backend process exits a moment later
+    wait_for(lambda: old not in [r[0] for r in direct.backends("app")], 3,
+             what="the old backend to exit")
     assert a.execute("select pg_backend_pid()").fetchone()[0] != old
 
 
