@@ -11,9 +11,8 @@
 #define PGMUX_AUTH_AUTHQUERY_H
 
 #include <stdbool.h>
-#include <stdint.h>
 
-struct evloop;
+struct worker;
 
 /*
  * A waiter's answer: secret is the user's secret (NULL when the user has none, is unknown or
@@ -30,14 +29,20 @@ enum authquery_status {
 
 /*
  * Look user up on the server conninfo names (libpq keywords; must not need name resolution)
- * with query ($1 = user). now_us is the loop's current time.
+ * with query ($1 = user), in w's cache and over w's connections (made on first use).
  */
-enum authquery_status authquery_lookup(struct evloop *loop, const char *conninfo,
+enum authquery_status authquery_lookup(struct worker *w, const char *conninfo,
 				       const char *query, double ttl, double timeout,
-				       const char *user, uint64_t now_us, authquery_fn fn,
-				       void *arg, char **secret_out);
+				       const char *user, authquery_fn fn, void *arg,
+				       char **secret_out);
 
-/* Forget every waiter registered with arg (a client that goes away). */
-void authquery_cancel(void *arg);
+/* Forget every waiter in w registered with arg (a client that goes away). */
+void authquery_cancel(struct worker *w, void *arg);
+
+/*
+ * Free w's cache (wiping the secrets) and close its connections without calling anyone back;
+ * at exit, after every client is closed and while the loop still exists.
+ */
+void authquery_destroy(struct worker *w);
 
 #endif

@@ -156,6 +156,12 @@ bool conn_tls_server_end_point(const struct conn *c, uint8_t out[64], size_t *le
  */
 bool conn_tls_peer_name(const struct conn *c, char *buf, size_t len);
 
+/*
+ * The protocol and cipher of an encrypted connection, "TLSv1.3/TLS_AES_256_GCM_SHA384", into
+ * buf (SHOW CLIENTS/SERVERS). False, and buf empty, while the connection is plain.
+ */
+bool conn_tls_describe(const struct conn *c, char *buf, size_t len);
+
 /* Why the last TLS step failed, or NULL. Borrowed; valid until the conn is closed. */
 const char *conn_error(const struct conn *c);
 /* Record why a step failed (for ev/ code). */
@@ -212,5 +218,11 @@ static inline size_t conn_buffered_input(const struct conn *c)
 
 /* "ip:port" (or "unix") of the remote end into buf. */
 void conn_peer_name(int fd, char *buf, size_t len);
+
+/*
+ * "ip:port", "[ipv6]:port" or "unix" of this end of c's socket into buf. False, and buf empty,
+ * when it has none yet (no socket while a host name resolves).
+ */
+bool conn_local_name(const struct conn *c, char *buf, size_t len);
 
 #endif

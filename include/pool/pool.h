@@ -121,6 +121,7 @@ struct worker {
 	struct evloop_timer janitor;
 	void *listeners;                  /* ev/listen.c's state */
 	void *admin;                      /* the admin console's state (admin/console.c) */
+	void *authquery;                  /* auth_query's cache and connections (auth/) */
 	struct stats totals_prev;
 	struct pstmt_registry pstmts;     /* prepared statements shared by clients and servers */
 	struct tls_ctx *client_tls;       /* accepting TLS from clients; NULL = client TLS off */
@@ -177,6 +178,13 @@ void pool_kick(struct worker *w, struct database *db);
 
 /* Re-read the config file; false (and err) when it did not load: the old config stays. */
 bool worker_reload(struct worker *w, char *err, size_t errlen);
+
+/*
+ * Rebuild the TLS contexts from cfg's client_tls and server_tls keys (certificates re-read) and
+ * apply its DNS cache lifetimes, as RELOAD does. False (err says why): a context cannot be built
+ * and nothing changed. Connections already encrypted keep the context they started with.
+ */
+bool worker_apply_tls_dns(struct worker *w, const struct config *cfg, char *err, size_t errlen);
 
 /* Close and free everything the worker owns (at exit). */
 void worker_destroy(struct worker *w);

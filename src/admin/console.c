@@ -400,6 +400,44 @@ static void cmd_database(struct client *c, enum admin_verb verb, const char *dbn
 	reply_done(c, verb);
 }
 
+/* Keys the TLS contexts or the resolver's cache lifetimes are built from. */
+static bool key_needs_rebuild(const struct config_key *key)
+{
+	return strncmp(key->name, "client_tls", 10) == 0 ||
+	       strncmp(key->name, "server_tls", 10) == 0 || strncmp(key->name, "dns_", 4) == 0;
+}
+
+/*
+ * SET of a TLS or DNS key: set it, then rebuild as RELOAD does; when the contexts cannot be
+ * built, put the old value back, so a bad SET never leaves a config the contexts do not match
+ * (client_tls_sslmode = require without a context would turn every TCP client away).
+ */
+static void set_and_rebuild(struct client *c, const struct config_key *key, const char *value)
+{
+	struct worker *w = c->w;
+	char old[4096], err[512], ignored[512];
+
+	config_format_value(w->cfg, key, old, sizeof(old));
+	if (strlen(old) >= sizeof(old) - 1) {
+		reply_error(c, "F0000", "%s: the current value is too long to change with SET; "
+			    "use RELOAD", key->name);
+		return;
+	}
+	if (!config_set_value(w->cfg, key->name, value, err, sizeof(err))) {
+		reply_error(c, "22023", "%s", err);
+		return;
+	}
+	if (!worker_apply_tls_dns(w, w->cfg, err, sizeof(err))) {
+		/* The old value passed this check before, so it passes again. */
+		if (!config_set_value(w->cfg, key->name, old, ignored, sizeof(ignored)))
+			ASSERT(!"the old value no longer validates");
+		log_warning("SET %s refused, keeping '%s': %s", key->name, old, err);
+		reply_error(c, "F0000", "%s", err);
+		return;
+	}
+	reply_done(c, ADMIN_SET);
+}
+
 static void cmd_set(struct client *c, const char *name, const char *value)
 {
 	struct worker *w = c->w;
@@ -413,6 +451,10 @@ static void cmd_set(struct client *c, const char *name, const char *value)
 	if (!key->reloadable) {
 		reply_error(c, "55P02", "%s cannot be changed while pgmux runs: it needs a restart",
 			    key->name);
+		return;
+	}
+	if (key_needs_rebuild(key)) {
+		set_and_rebuild(c, key, value);
 		return;
 	}
 	if (!config_set_value(w->cfg, key->name, value, err, sizeof(err))) {

@@ -3,7 +3,7 @@
  *
  * Each table is declared once as a column list; rows are filled through a small row builder
  * that counts its values, so a row can never have more or fewer values than its header says
- * (checked by ASSERT). Values pgmux does not track (TLS, cancel-request queues, DNS caches) are
+ * (checked by ASSERT). Values pgmux does not track (cancel-request queues, DNS caches) are
  * constants: 0, or an empty string, as PgBouncer prints them when the feature is unused.
  *
  * A [databases] entry is only read through database.entry while the database is in the
@@ -20,6 +20,7 @@
 #include "config/config.h"
 #include "core/list.h"
 #include "core/log.h"
+#include "ev/conn.h"
 #include "pool/pool.h"
 #include "proto/build.h"
 
@@ -490,20 +491,42 @@ static const char *client_show_state(const struct client *c)
 	return "unknown";
 }
 
+/*
+ * The local end of a connection as (address, port): NULL and 0 while it has no socket. A unix
+ * socket has no port; the caller picks what to show.
+ */
+static const char *local_end(const struct conn *conn, char *host, size_t hostlen, int *port)
+{
+	char name[SLOT_LEN + 16];
+
+	if (!conn_local_name(conn, name, sizeof(name))) {
+		*port = 0;
+		return NULL;
+	}
+	split_addr(name, host, hostlen, port);
+	return host;
+}
+
 static void client_row(struct worker *w, struct msgbuf *mb, const struct client *c, uint64_t now)
 {
-	char host[SLOT_LEN];
+	char host[SLOT_LEN], local[SLOT_LEN], tls[SLOT_LEN + 32];
+	const char *local_addr;
 	uint64_t waited = 0;
-	int port;
+	int port, local_port;
 	struct row r;
 
 	if (c->state == CLIENT_WAITING || c->state == CLIENT_WAITING_LOGIN)
 		waited = since(now, c->wait_start_us);
 	split_addr(c->addr, host, sizeof(host), &port);
+	local_addr = local_end(&c->conn, local, sizeof(local), &local_port);
 	if (c->conn.is_unix) {
+		/* A unix socket has no port: show the one its file name carries (.s.PGSQL.N). */
 		snprintf(host, sizeof(host), "unix");
 		port = w->cfg->listen_port;
+		local_addr = "unix";
+		local_port = w->cfg->listen_port;
 	}
+	conn_tls_describe(&c->conn, tls, sizeof(tls));
 
 	ROW(&r, socket_cols);
 	put_str(&r, "C");
@@ -512,8 +535,8 @@ static void client_row(struct worker *w, struct msgbuf *mb, const struct client 
 	put_str(&r, client_show_state(c));
 	put_str(&r, host);
 	put_int(&r, port);
-	put_str(&r, c->conn.is_unix ? "unix" : NULL);
-	put_int(&r, w->cfg->listen_port);
+	put_str(&r, local_addr);
+	put_int(&r, local_port);
 	put_time(&r, c->connect_time_us);
 	put_time(&r, c->request_time_us ? c->request_time_us : c->connect_time_us);
 	put_uint(&r, waited / 1000000);
@@ -522,7 +545,7 @@ static void client_row(struct worker *w, struct msgbuf *mb, const struct client 
 	put_ptr(&r, c);
 	put_ptr(&r, c->server);
 	put_int(&r, 0);
-	put_str(&r, "");
+	put_str(&r, tls);
 	put_str(&r, app_name(&c->params));
 	row_end(mb, &r);
 }
@@ -575,11 +598,14 @@ static const char *server_show_state(const struct server *s)
 
 static void server_row(struct msgbuf *mb, const struct pool *p, const struct server *s)
 {
-	char host[SLOT_LEN];
-	int port;
+	char host[SLOT_LEN], local[SLOT_LEN], tls[SLOT_LEN + 32];
+	const char *local_addr;
+	int port, local_port;
 	struct row r;
 
 	split_addr(s->addr, host, sizeof(host), &port);
+	local_addr = local_end(&s->conn, local, sizeof(local), &local_port);
+	conn_tls_describe(&s->conn, tls, sizeof(tls));
 	ROW(&r, socket_cols);
 	put_str(&r, "S");
 	put_str(&r, p->user->name);
@@ -587,8 +613,8 @@ static void server_row(struct msgbuf *mb, const struct pool *p, const struct ser
 	put_str(&r, server_show_state(s));
 	put_str(&r, host);
 	put_int(&r, port);
-	put_str(&r, NULL);
-	put_int(&r, 0);
+	put_str(&r, local_addr);
+	put_int(&r, local_port);
 	put_time(&r, s->connect_time_us);
 	put_time(&r, s->request_time_us ? s->request_time_us : s->connect_time_us);
 	put_int(&r, 0);
@@ -597,7 +623,7 @@ static void server_row(struct msgbuf *mb, const struct pool *p, const struct ser
 	put_ptr(&r, s);
 	put_ptr(&r, s->client);
 	put_uint(&r, s->backend_pid);
-	put_str(&r, "");
+	put_str(&r, tls);
 	put_str(&r, s->client ? app_name(&s->client->params) : "");
 	row_end(mb, &r);
 }

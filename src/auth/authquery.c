@@ -6,8 +6,8 @@
  * lookup; there are at most MAX_ENTRIES, the oldest answered ones going first; every secret is
  * wiped before it is freed. One pgquery connection per distinct conninfo.
  *
- * The state is process-wide (one worker per process) and freed at exit; the connections are
- * closed then too.
+ * State: each worker's cache and connections hang off worker->authquery, made on first lookup
+ * and freed, connections closed, by authquery_destroy().
  */
 #include "auth/authquery.h"
 
@@ -17,7 +17,9 @@
 
 #include "core/list.h"
 #include "core/log.h"
+#include "ev/loop.h"
 #include "ev/pgquery.h"
+#include "pool/pool.h"
 
 #define MAX_ENTRIES 10000
 
@@ -29,6 +31,7 @@ struct waiter {
 
 struct target {
 	struct list_node node;
+	struct authquery_state *aq;
 	struct pgquery *q;
 };
 
@@ -42,13 +45,13 @@ struct entry {
 	struct list_node waiters;
 };
 
-static struct {
-	bool ready;
+struct authquery_state {
 	struct list_node targets;
 	struct list_node entries;
 	size_t n_entries;
 	double ttl;
-} aq;
+};
+
 
 static void wipe_free(char *s)
 {
@@ -61,7 +64,7 @@ static void wipe_free(char *s)
 static void free_entry(struct entry *e)
 {
 	list_del(&e->node);
-	aq.n_entries--;
+	e->target->aq->n_entries--;
 	while (!list_empty(&e->waiters)) {
 		struct waiter *w = list_entry(e->waiters.next, struct waiter, node);
 
@@ -73,36 +76,48 @@ static void free_entry(struct entry *e)
 	free(e);
 }
 
-static void at_exit(void)
+void authquery_destroy(struct worker *w)
 {
-	/* The loop is gone by now: connections are closed without touching watchers. */
-	while (!list_empty(&aq.entries))
-		free_entry(list_entry(aq.entries.next, struct entry, node));
-	while (!list_empty(&aq.targets)) {
-		struct target *t = list_entry(aq.targets.next, struct target, node);
+	struct authquery_state *aq = w->authquery;
+
+	if (!aq)
+		return;
+	/* Waiters belong to clients, which are all closed (and cancelled) before this. */
+	while (!list_empty(&aq->entries))
+		free_entry(list_entry(aq->entries.next, struct entry, node));
+	while (!list_empty(&aq->targets)) {
+		struct target *t = list_entry(aq->targets.next, struct target, node);
 
 		list_del(&t->node);
-		pgquery_free(t->q, false);
+		pgquery_free(t->q, true);
 		free(t);
 	}
+	free(aq);
+	w->authquery = NULL;
 }
 
-static void init_once(void)
+static struct authquery_state *state_of(struct worker *w)
 {
-	if (aq.ready)
-		return;
-	list_init(&aq.targets);
-	list_init(&aq.entries);
-	aq.ready = true;
-	atexit(at_exit);
+	struct authquery_state *aq = w->authquery;
+
+	if (aq)
+		return aq;
+	aq = calloc(1, sizeof(*aq));
+	if (!aq)
+		return NULL;
+	list_init(&aq->targets);
+	list_init(&aq->entries);
+	w->authquery = aq;
+	return aq;
 }
 
-static struct target *target_for(struct evloop *loop, const char *conninfo, double timeout)
+static struct target *target_for(struct authquery_state *aq, struct evloop *loop,
+				  const char *conninfo, double timeout)
 {
 	struct list_node *n, *t;
 	struct target *tg;
 
-	list_for_each_safe(n, t, &aq.targets) {
+	list_for_each_safe(n, t, &aq->targets) {
 		tg = list_entry(n, struct target, node);
 		if (strcmp(pgquery_conninfo(tg->q), conninfo) == 0)
 			return tg;
@@ -110,12 +125,13 @@ static struct target *target_for(struct evloop *loop, const char *conninfo, doub
 	tg = calloc(1, sizeof(*tg));
 	if (!tg)
 		return NULL;
+	tg->aq = aq;
 	tg->q = pgquery_new(loop, conninfo, timeout);
 	if (!tg->q) {
 		free(tg);
 		return NULL;
 	}
-	list_add_tail(&aq.targets, &tg->node);
+	list_add_tail(&aq->targets, &tg->node);
 	return tg;
 }
 
@@ -136,7 +152,8 @@ static void on_answer(void *arg, enum pgquery_outcome outcome, int ncols,
 		error = "out of memory";
 	if (error)
 		log_msg(LOG_LVL_WARNING, "auth_query for user \"%s\" failed: %s", e->user, error);
-	e->expires_us += (uint64_t)(aq.ttl * 1e6); /* held the start time while pending */
+	/* held the start time while pending */
+	e->expires_us += (uint64_t)(e->target->aq->ttl * 1e6);
 	while (!list_empty(&e->waiters)) {
 		struct waiter *w = list_entry(e->waiters.next, struct waiter, node);
 
@@ -149,36 +166,39 @@ static void on_answer(void *arg, enum pgquery_outcome outcome, int ncols,
 		free_entry(e); /* errors are not cached */
 }
 
-static void evict(uint64_t now_us)
+static void evict(struct authquery_state *aq, uint64_t now_us)
 {
 	struct list_node *n, *t;
 
-	list_for_each_safe(n, t, &aq.entries) {
+	list_for_each_safe(n, t, &aq->entries) {
 		struct entry *e = list_entry(n, struct entry, node);
 
-		if (!e->pending && (e->expires_us <= now_us || aq.n_entries > MAX_ENTRIES))
+		if (!e->pending && (e->expires_us <= now_us || aq->n_entries > MAX_ENTRIES))
 			free_entry(e);
 	}
 }
 
-enum authquery_status authquery_lookup(struct evloop *loop, const char *conninfo,
+enum authquery_status authquery_lookup(struct worker *wk, const char *conninfo,
 				       const char *query, double ttl, double timeout,
-				       const char *user, uint64_t now_us, authquery_fn fn,
-				       void *arg, char **secret_out)
+				       const char *user, authquery_fn fn, void *arg,
+				       char **secret_out)
 {
+	struct authquery_state *aq = state_of(wk);
+	uint64_t now_us = evloop_now_us(&wk->loop);
 	struct list_node *n, *t;
 	struct entry *e = NULL;
 	struct target *tg;
 	struct waiter *w;
 
-	init_once();
 	*secret_out = NULL;
-	aq.ttl = ttl;
-	evict(now_us);
-	tg = target_for(loop, conninfo, timeout);
+	if (!aq)
+		return AUTHQUERY_FAILED;
+	aq->ttl = ttl;
+	evict(aq, now_us);
+	tg = target_for(aq, &wk->loop, conninfo, timeout);
 	if (!tg)
 		return AUTHQUERY_FAILED;
-	list_for_each_safe(n, t, &aq.entries) {
+	list_for_each_safe(n, t, &aq->entries) {
 		struct entry *x = list_entry(n, struct entry, node);
 
 		if (x->target == tg && strcmp(x->user, user) == 0) {
@@ -206,8 +226,8 @@ enum authquery_status authquery_lookup(struct evloop *loop, const char *conninfo
 		e->target = tg;
 		e->pending = true;
 		list_init(&e->waiters);
-		list_add_tail(&aq.entries, &e->node);
-		aq.n_entries++;
+		list_add_tail(&aq->entries, &e->node);
+		aq->n_entries++;
 		e->expires_us = now_us;
 		if (!pgquery_submit(tg->q, query, user, on_answer, e)) {
 			free(w);
@@ -219,13 +239,14 @@ enum authquery_status authquery_lookup(struct evloop *loop, const char *conninfo
 	return AUTHQUERY_WAIT;
 }
 
-void authquery_cancel(void *arg)
+void authquery_cancel(struct worker *wk, void *arg)
 {
+	struct authquery_state *aq = wk->authquery;
 	struct list_node *n, *t, *wn, *wt;
 
-	if (!aq.ready)
+	if (!aq)
 		return;
-	list_for_each_safe(n, t, &aq.entries) {
+	list_for_each_safe(n, t, &aq->entries) {
 		struct entry *e = list_entry(n, struct entry, node);
 
 		list_for_each_safe(wn, wt, &e->waiters) {

@@ -679,6 +679,16 @@ bool conn_tls_peer_name(const struct conn *c, char *buf, size_t len)
 	return c->tls && tls_conn_peer_name(c, buf, len);
 }
 
+bool conn_tls_describe(const struct conn *c, char *buf, size_t len)
+{
+	if (!c->tls || !c->ssl) {
+		snprintf(buf, len, "%s", "");
+		return false;
+	}
+	tls_conn_describe(c, buf, len);
+	return true;
+}
+
 /* Outgoing: TCP is up; ask the server for TLS. */
 static void send_ssl_request(struct conn *c)
 {
@@ -982,27 +992,47 @@ static void do_read(struct conn *c)
 	fail(c, n == IO_EOF ? CONN_EOF : CONN_IO_ERROR);
 }
 
-void conn_peer_name(int fd, char *buf, size_t len)
+/* "ip:port", "[ipv6]:port" or "unix" for a socket address. */
+static void format_addr(const struct sockaddr_storage *ss, char *buf, size_t len)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
 	char host[INET6_ADDRSTRLEN] = "?";
 
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0) {
-		snprintf(buf, len, "unknown");
-		return;
-	}
-	if (ss.ss_family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
 
 		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
 		snprintf(buf, len, "%s:%d", host, ntohs(sin->sin_port));
-	} else if (ss.ss_family == AF_INET6) {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
 
 		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
 		snprintf(buf, len, "[%s]:%d", host, ntohs(sin6->sin6_port));
 	} else {
 		snprintf(buf, len, "unix");
 	}
+}
+
+void conn_peer_name(int fd, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0) {
+		snprintf(buf, len, "unknown");
+		return;
+	}
+	format_addr(&ss, buf, len);
+}
+
+bool conn_local_name(const struct conn *c, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (c->fd < 0 || getsockname(c->fd, (struct sockaddr *)&ss, &sl) < 0) {
+		snprintf(buf, len, "%s", "");
+		return false;
+	}
+	format_addr(&ss, buf, len);
+	return true;
 }

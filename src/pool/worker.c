@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "admin/admin.h"
+#include "auth/authquery.h"
 #include "auth/userlist.h"
 #include "core/log.h"
 #include "ev/dns.h"
@@ -87,11 +88,24 @@ void worker_apply_config(struct worker *w, struct config *newcfg, struct userlis
 	pool_kick(w, NULL);
 }
 
+bool worker_apply_tls_dns(struct worker *w, const struct config *cfg, char *err, size_t errlen)
+{
+	struct tls_ctx *client_tls = NULL, *server_tls = NULL;
+
+	if (!tls_load_contexts(cfg, &client_tls, &server_tls, err, errlen))
+		return false;
+	dns_set_ttls(w->dns, cfg->dns_max_ttl, cfg->dns_nxdomain_ttl);
+	tls_ctx_free(w->client_tls);
+	tls_ctx_free(w->server_tls);
+	w->client_tls = client_tls;
+	w->server_tls = server_tls;
+	return true;
+}
+
 bool worker_reload(struct worker *w, char *err, size_t errlen)
 {
 	struct config *newcfg = config_load(w->cfg->config_file, err, errlen);
 	struct userlist *ul = NULL;
-	struct tls_ctx *client_tls = NULL, *server_tls = NULL;
 
 	if (!newcfg) {
 		log_error("reload failed, keeping the old config: %s", err);
@@ -106,18 +120,13 @@ bool worker_reload(struct worker *w, char *err, size_t errlen)
 		}
 	}
 	/* Certificates are re-read on every reload; bad files keep the running contexts. */
-	if (!tls_load_contexts(newcfg, &client_tls, &server_tls, err, errlen)) {
+	if (!worker_apply_tls_dns(w, newcfg, err, errlen)) {
 		log_error("reload failed, keeping the old config and TLS contexts: %s", err);
 		if (ul)
 			userlist_free(ul);
 		config_free(newcfg);
 		return false;
 	}
-	dns_set_ttls(w->dns, newcfg->dns_max_ttl, newcfg->dns_nxdomain_ttl);
-	tls_ctx_free(w->client_tls);
-	tls_ctx_free(w->server_tls);
-	w->client_tls = client_tls;
-	w->server_tls = server_tls;
 	worker_apply_config(w, newcfg, ul);
 	log_info("config reloaded");
 	return true;
@@ -175,6 +184,7 @@ void worker_destroy(struct worker *w)
 	}
 	evloop_run_deferred(&w->loop);
 	admin_destroy(w);
+	authquery_destroy(w);
 	list_for_each_safe(n, t, &w->pools) {
 		list_del(n);
 		free(list_entry(n, struct pool, node));

@@ -159,3 +159,20 @@ def test_address_change_is_picked_up(pgmux, dns, two_address_pg):
     assert backends(two_address_pg) == 1
     assert old.execute("select host(inet_server_addr())").fetchone()[0] == "127.0.0.2"
     assert "address changed" in mux.log()
+
+
+@pytest.mark.timeout(60)
+def test_admin_set_dns_max_ttl(pgmux, dns, two_address_pg):
+    """SET dns_max_ttl reaches the resolver's cache, as RELOAD does."""
+    two_address_pg.sql("CREATE DATABASE app")
+    mux = pgmux(dns_settings(dns, pool_mode="transaction"), databases={
+        "app": f"host=db.pgmux.test port={two_address_pg.port} dbname=app"})
+    mux.admin("SET dns_max_ttl = 1")     # before the first lookup: its answer lives 1 s
+    old = mux.connect()
+    old.execute("begin")
+    assert old.execute("select host(inet_server_addr())").fetchone()[0] == "127.0.0.1"
+    dns.records["db.pgmux.test"] = "127.0.0.2"
+    time.sleep(1.5)
+    new = mux.connect()
+    assert new.execute("select host(inet_server_addr())").fetchone()[0] == "127.0.0.2"
+    old.execute("commit")

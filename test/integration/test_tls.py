@@ -242,6 +242,84 @@ def test_reload_keeps_old_context_on_bad_files(pgmux, certs):
     keeper.close()
 
 
+def config_value(mux, key):
+    return {r["key"]: r["value"] for r in mux.admin("SHOW CONFIG")}[key]
+
+
+def test_admin_set_rebuilds_contexts(pgmux, certs):
+    """SET of a TLS key builds the contexts as RELOAD does; a SET they cannot be built from is
+    refused with F0000 and changes nothing."""
+    mux = pgmux()
+    # the console connection is opened now, in plain text, and kept across the changes
+    assert mux.admin("SHOW VERSION")
+    mux.admin(f"SET client_tls_key_file = '{certs.server_key}'")
+    mux.admin(f"SET client_tls_cert_file = '{certs.server_crt}'")
+    mux.admin("SET client_tls_sslmode = require")
+    with connect(mux, sslmode="require") as c:
+        assert c.pgconn.ssl_in_use
+    with pytest.raises(psycopg.OperationalError):
+        connect(mux, sslmode="disable")
+
+    # files that cannot be read: refused, the old value and the running context stay
+    for key in ("client_tls_cert_file", "client_tls_ca_file"):
+        old = config_value(mux, key)
+        with pytest.raises(rawpg.PgError) as e:
+            mux.admin(f"SET {key} = '{certs.dir}/missing.crt'")
+        assert e.value.sqlstate == "F0000" and "missing.crt" in e.value.message, e.value
+        assert config_value(mux, key) == old
+    assert peer_cn(mux, certs) == "localhost"
+    # a key that does not match the certificate is refused too
+    with pytest.raises(rawpg.PgError) as e:
+        mux.admin(f"SET client_tls_key_file = '{certs.client_key}'")
+    assert e.value.sqlstate == "F0000"
+    assert config_value(mux, "client_tls_key_file") == certs.server_key
+    with connect(mux, sslmode="verify-ca", sslrootcert=certs.ca_crt) as c:
+        assert c.execute("select 1").fetchone()[0] == 1
+
+    # sslmode on its own: back to plain, then require again with the files still set
+    mux.admin("SET client_tls_sslmode = disable")
+    with connect(mux, sslmode="disable") as c:
+        assert not c.pgconn.ssl_in_use
+    with pytest.raises(psycopg.OperationalError):
+        connect(mux, sslmode="require")
+    mux.admin("SET client_tls_sslmode = prefer")
+    with connect(mux, sslmode="require") as c:
+        assert c.pgconn.ssl_in_use
+
+
+def test_admin_set_refuses_tls_without_files(pgmux, certs):
+    """Turning client TLS on with no certificate would turn every TCP client away."""
+    mux = pgmux()
+    with pytest.raises(rawpg.PgError) as e:
+        mux.admin("SET client_tls_sslmode = require")
+    assert e.value.sqlstate == "F0000"
+    assert config_value(mux, "client_tls_sslmode") == "disable"
+    with connect(mux, sslmode="disable") as c:
+        assert c.execute("select 1").fetchone()[0] == 1
+    # the server side too: a CA file that is not there
+    with pytest.raises(rawpg.PgError) as e:
+        mux.admin("SET server_tls_ca_file = '/nonexistent/ca.crt'")
+    assert e.value.sqlstate == "F0000"
+    assert config_value(mux, "server_tls_ca_file") == ""
+    assert mux.connect().execute("select 2").fetchone()[0] == 2
+
+
+def test_show_clients_tls_column(pgmux, certs):
+    mux = pgmux(client_tls(certs, "prefer"))   # prefer: the admin console helper is plain
+    tls_conn = connect(mux, sslmode="require")
+    plain_conn = connect(mux, sslmode="disable")
+    clients = [c for c in mux.admin("SHOW CLIENTS") if c["database"] == "app"]
+    assert len(clients) == 2, clients
+    for c in clients:
+        assert (c["local_addr"], int(c["local_port"])) == ("127.0.0.1", mux.port), c
+    tls_rows = [c for c in clients if c["tls"]]
+    assert len(tls_rows) == 1, clients
+    version, _, cipher = tls_rows[0]["tls"].partition("/")
+    assert version.startswith("TLSv1.") and cipher, tls_rows[0]
+    tls_conn.close()
+    plain_conn.close()
+
+
 # ---------------------------------------------------------------------------------------------
 # pgmux to PostgreSQL over TLS
 
@@ -308,7 +386,14 @@ def test_server_require_and_prefer(pgmux, pg, certs, ssl_pg):
                 databases={**ssl_entries(ssl_pg, "127.0.0.1"),
                            "plain": f"host=127.0.0.1 port={pg.port} dbname=app"})
     c = mux.connect()
-    assert c.execute("select ssl from pg_stat_ssl where pid = pg_backend_pid()").fetchone()[0]
+    version, cipher = c.execute("select version, cipher from pg_stat_ssl "
+                                "where pid = pg_backend_pid()").fetchone()
+    # SHOW SERVERS names the protocol and cipher the server agreed to, and pgmux's own end
+    servers = [s for s in mux.admin("SHOW SERVERS") if s["database"] == "app"]
+    assert len(servers) == 1, servers
+    assert servers[0]["tls"] == f"{version}/{cipher}", servers
+    assert servers[0]["local_addr"] == "127.0.0.1"
+    assert int(servers[0]["local_port"]) not in (0, ssl_pg.port)
     # a server without TLS is refused under require
     with pytest.raises(psycopg.OperationalError) as e:
         mux.connect(dbname="plain")
