@@ -470,6 +470,8 @@ static const struct column socket_cols[] = {
 	{ "remote_pid", OID_INT4 },
 	{ "tls", OID_TEXT },
 	{ "application_name", OID_TEXT },
+	/* pgmux's own, last so that PgBouncer's columns keep their positions */
+	{ "pinned", OID_TEXT },
 };
 
 /* The state names PgBouncer shows for its client lists. */
@@ -547,6 +549,7 @@ static void client_row(struct worker *w, struct msgbuf *mb, const struct client 
 	put_int(&r, 0);
 	put_str(&r, tls);
 	put_str(&r, app_name(&c->params));
+	put_str(&r, c->pin_reason ? c->pin_reason : "");
 	row_end(mb, &r);
 }
 
@@ -625,6 +628,7 @@ static void server_row(struct msgbuf *mb, const struct pool *p, const struct ser
 	put_uint(&r, s->backend_pid);
 	put_str(&r, tls);
 	put_str(&r, s->client ? app_name(&s->client->params) : "");
+	put_str(&r, s->client && s->client->pin_reason ? s->client->pin_reason : "");
 	row_end(mb, &r);
 }
 

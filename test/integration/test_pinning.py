@@ -24,6 +24,8 @@ def test_session_state_pins_the_server(pgmux, statement):
     for _ in range(5):
         assert pid(a) == mine
         assert pid(b) != mine
+    pinned = [c for c in mux.admin("SHOW CLIENTS") if c["pinned"]]
+    assert len(pinned) == 1 and pinned[0]["pinned"] != "", pinned
     if statement.startswith("create temp"):
         assert a.execute("select x from pin_t").fetchone()[0] == 1
     if statement.startswith("prepare"):
