@@ -385,6 +385,9 @@ static enum conn_action relay_packet(struct client *c, const struct pkt_header *
 
 		if (act == CONN_NEED_WHOLE || act == CONN_CLOSED)
 			return act;
+		/* pgmux wrote its own form of this message: the tapped bytes could not be replayed. */
+		if (act == CONN_CONSUME && c->conn.tap)
+			c->conn.tap_overflow = true;
 		note_frontend_message(c, hdr->type);
 		c->request_time_us = evloop_now_us(&c->w->loop);
 		c->pool->stats.bytes_received += hdr->len;
