@@ -534,7 +534,6 @@ void client_on_ready(struct client *c, const uint8_t *z, uint32_t len)
 		return;
 	}
 	conn_write(&c->conn, z, len);
-	p->stats.bytes_sent += len;
 	if (c->pending_ready || c->unsynced || c->in_copy || c->server->internal_pending || tx_status != 'I')
 		return;
 	p->stats.xact_count++;

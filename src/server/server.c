@@ -182,6 +182,9 @@ static enum conn_action active_packet(struct server *s, const struct pkt_header 
 {
 	struct be_error e;
 
+	/* Counted once: a message seen whole is seen by header first. */
+	if (!whole)
+		s->pool->stats.bytes_sent += hdr->len;
 	if (client_replay_armed(s->client)) {
 		if (hdr->type == 'E' && !whole)
 			return CONN_NEED_WHOLE;
