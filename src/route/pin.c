@@ -11,13 +11,16 @@
 #include <string.h>
 #include <strings.h>
 
-/* Case-insensitive search for needle in the first len bytes of hay, outside nothing fancy. */
+/*
+ * Case-insensitive search for a lower-case needle in the first len bytes of hay. This runs on
+ * every short statement of a transaction-pooled client: compare the first byte before the rest.
+ */
 static bool contains(const char *hay, size_t len, const char *needle)
 {
 	size_t n = strlen(needle);
 
 	for (size_t i = 0; i + n <= len; i++)
-		if (strncasecmp(hay + i, needle, n) == 0)
+		if (tolower((unsigned char)hay[i]) == needle[0] && strncasecmp(hay + i, needle, n) == 0)
 			return true;
 	return false;
 }
@@ -77,9 +80,11 @@ const char *pin_reason(const char *sql, size_t len)
 	     (!strcmp(w1, "local") && nth_word(sql, len, 2, w1, sizeof(w1)) &&
 	      (!strcmp(w1, "temp") || !strcmp(w1, "temporary")))))
 		return "temporary object";
-	/* Session-level advisory locks; the _xact_ variants end with the transaction. */
-	if (contains(sql, len, "pg_advisory_lock") || contains(sql, len, "pg_try_advisory_lock") ||
-	    contains(sql, len, "pg_advisory_lock_shared") || contains(sql, len, "pg_try_advisory_lock_shared"))
+	/*
+	 * Session-level advisory locks: pg_[try_]advisory_lock[_shared]. The _xact_ variants end
+	 * with the transaction and do not match.
+	 */
+	if (contains(sql, len, "_advisory_lock"))
 		return "session advisory lock";
 	return NULL;
 }
