@@ -1,7 +1,8 @@
 /*
- * client: application connections — startup packet, authentication, then relaying the client's
- * messages to its server while keeping count of what the server still owes (ReadyForQuery per
- * Query/Sync), so the pool knows exactly when the unit of work ends.
+ * client: application connections once logged in (the way in is client/login.c) — relaying the
+ * client's messages to its server while keeping count of what the server still owes
+ * (ReadyForQuery per Query/Sync), so the pool knows exactly when the unit of work ends; following
+ * the session settings and session state that must travel with the client or pin it.
  */
 #include "client/client.h"
 #include "client/login.h"

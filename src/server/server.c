@@ -1,7 +1,7 @@
 /*
- * server: connections from pgmux to PostgreSQL (login lives in server/login.c): relay backend
- * messages to the linked client and notice when a unit of work
- * ends (ReadyForQuery). pgmux's own queries (parameter sync, reset) are pipelined ahead of the
+ * server: connections from pgmux to PostgreSQL once logged in (the way in is server/login.c):
+ * relay backend messages to the linked client and notice when a unit of work ends
+ * (ReadyForQuery). pgmux's own queries (parameter sync, reset) are pipelined ahead of the
  * client's and their replies consumed, counted by internal_pending.
  */
 #include "server/server.h"
