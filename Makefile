@@ -43,7 +43,7 @@ UNIT_BINS := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRCS))
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
-.PHONY: all deps check unit integration demo bench install clean format help
+.PHONY: all deps check unit integration demo bench fuzz install clean format help
 all: deps pgmux
 
 # Cheap when everything is installed: the script checks with dpkg-query first.
@@ -93,6 +93,24 @@ install: pgmux
 	install -D -m 0644 doc/pgmux.1 $(DESTDIR)$(MANDIR)/man1/pgmux.1
 	install -D -m 0644 doc/pgmux.ini.5 $(DESTDIR)$(MANDIR)/man5/pgmux.ini.5
 
+# libFuzzer targets (clang): each links only the sources on its "/* link: ... */" line and runs
+# for FUZZ_SECONDS. Not part of `make check`: fuzzing is open-ended.
+FUZZ_SRCS    := $(sort $(wildcard test/fuzz/fuzz_*.c))
+FUZZ_SECONDS ?= 30
+fuzz:
+	@command -v clang >/dev/null || { echo "make fuzz needs clang and libclang-rt-14-dev"; exit 1; }
+	@mkdir -p build/fuzz
+	@set -e; for f in $(FUZZ_SRCS); do \
+	    name=$$(basename $$f .c); \
+	    srcs=$$(sed -n 's|^/\* link: \(.*\) \*/$$|\1|p' $$f); \
+	    echo "  FUZZ  $$name ($(FUZZ_SECONDS) s)"; \
+	    clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -D_GNU_SOURCE -DPGMUX_CHECKS=1 \
+	        -o build/fuzz/$$name $$f $$srcs $$(pkg-config --cflags --libs openssl); \
+	    mkdir -p build/fuzz/corpus-$$name; \
+	    build/fuzz/$$name -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 \
+	        build/fuzz/corpus-$$name 2>&1 | tail -n 2; \
+	done
+
 format:
 	clang-format -i $(SRCS) $(shell find include -name '*.h') $(UNIT_SRCS)
 
@@ -105,6 +123,7 @@ help:
 	@echo "make unit       cmocka unit tests only"
 	@echo "make demo       start a throwaway PostgreSQL behind pgmux and show pooling"
 	@echo "make bench      pgbench through pgmux, PgBouncer and direct (QUICK=1 for a short run)"
+	@echo "make fuzz       libFuzzer targets for the parsers (FUZZ_SECONDS=30 each; needs clang)"
 	@echo "make install    install binary, config and man pages (PREFIX=, DESTDIR=)"
 	@echo "make format     clang-format the sources"
 	@echo "V=1             show full command lines"
