@@ -149,8 +149,6 @@ static void worker_init(struct worker *w, struct config *cfg, struct userlist *u
 	list_init(&w->users);
 	list_init(&w->pools);
 	list_init(&w->login_clients);
-	list_init(&w->closing_clients);
-	list_init(&w->closing_servers);
 	list_init(&w->cancel_reqs);
 	if (!evloop_init(&w->loop, (uint32_t)cfg->pkt_buf))
 		die("could not initialise the event loop");

@@ -92,7 +92,7 @@ struct conn {
 	bool is_unix;
 	enum conn_close_reason fail_reason;
 
-	struct list_node resume_node, failed_node, dirty_node, closing_node;
+	struct list_node resume_node, failed_node, dirty_node;
 	uint64_t bytes_in, bytes_out;
 
 	/*

@@ -28,7 +28,6 @@ struct evloop {
 	struct list_node resume_list; /* conns whose buffered input must be processed */
 	struct list_node failed_list; /* conns whose failure the owner must hear of */
 	struct list_node dirty_list;  /* conns with output not yet written */
-	struct list_node closing_list;/* conns flushing their last bytes before close */
 	struct list_node park_list;   /* objects to free once the iteration ends */
 	uint32_t buf_size;            /* size of pooled I/O buffers (pkt_buf) */
 	void **free_bufs;             /* pooled buffers of buf_size bytes */

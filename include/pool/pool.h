@@ -78,7 +78,7 @@ struct pool {
 	/* what the first server told at login: the parameters new clients are shown */
 	bool welcome_ready;
 	char welcome_version[32];
-	struct msgbuf_params {
+	struct welcome_params {
 		int n;
 		char names[24][48];
 		char values[24][PARAM_VALUE_MAX];
@@ -109,8 +109,6 @@ struct worker {
 	struct list_node users;
 	struct list_node pools;
 	struct list_node login_clients;   /* LOGIN (no pool yet) and admin clients */
-	struct list_node closing_clients;
-	struct list_node closing_servers;
 	struct list_node cancel_reqs;     /* cancel requests on their way to a backend */
 	int n_clients;                    /* every client connection, for max_client_conn */
 	uint64_t next_client_id, next_server_id;
@@ -159,6 +157,7 @@ void pool_launch_needed(struct pool *p);
 
 /* Effective settings of a pool. */
 int pool_size(const struct pool *p);
+int pool_min_size(const struct pool *p);
 int pool_mode(const struct pool *p);
 
 /* Periodic checks: timeouts, lifetimes, min_pool_size. */

@@ -889,7 +889,6 @@ static void count_objects(struct worker *w, struct object_counts *oc)
 		oc->pools++;
 		oc->servers += p->n_idle + p->n_active + p->n_login + p->n_reset;
 	}
-	oc->servers += list_count(&w->closing_servers);
 	list_for_each_safe(pos, tmp, &w->login_clients) {
 		if (list_entry(pos, struct client, node)->state == CLIENT_LOGIN)
 			oc->login_clients++;

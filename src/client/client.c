@@ -173,12 +173,21 @@ static void on_closed(void *owner, struct conn *conn, enum conn_close_reason why
 	client_close(c, NULL, why == CONN_EOF ? "client closed the connection" : "client connection failed");
 }
 
+/* ReadyForQuery written by pgmux itself. */
+static void send_ready(struct client *c, char tx_status)
+{
+	struct msgbuf mb;
+
+	mb_init(&mb);
+	build_ready(&mb, tx_status);
+	client_send(c, &mb);
+	mb_free(&mb);
+}
+
 /* ---- admin console ---- */
 
 static enum conn_action admin_packet(struct client *c, const struct pkt_header *hdr, const uint8_t *whole)
 {
-	struct msgbuf mb;
-
 	switch (hdr->type) {
 	case 'Q':
 		if (!whole)
@@ -193,10 +202,7 @@ static enum conn_action admin_packet(struct client *c, const struct pkt_header *
 		client_close(c, NULL, "client terminated");
 		return CONN_CLOSED;
 	case 'S':
-		mb_init(&mb);
-		build_ready(&mb, 'I');
-		client_send(c, &mb);
-		mb_free(&mb);
+		send_ready(c, 'I');
 		return CONN_CONSUME;
 	default:
 		client_send_error(c, "0A000", "the admin console supports only simple queries");
@@ -243,6 +249,7 @@ static bool valid_frontend_type(char type)
 {
 	return strchr("QPBEDCSHFdcfp", type) != NULL && type != '\0';
 }
+
 
 /* Statements that change settings are short; longer messages are never held whole for this. */
 #define SETTINGS_PEEK_MAX 1024
@@ -350,12 +357,7 @@ static enum conn_action relay_packet(struct client *c, const struct pkt_header *
 	if (!c->server) {
 		/* Sync or Flush with nothing in flight and no server: answer it ourselves. */
 		if (hdr->type == 'S' && c->pending_ready == 0 && !c->unsynced) {
-			struct msgbuf mb;
-
-			mb_init(&mb);
-			build_ready(&mb, c->tx_status);
-			client_send(c, &mb);
-			mb_free(&mb);
+			send_ready(c, c->tx_status);
 			return CONN_CONSUME;
 		}
 		if (hdr->type == 'H' && !c->unsynced)
@@ -499,15 +501,6 @@ void client_on_server_linked(struct client *c)
 	conn_resume(&c->conn);
 }
 
-static void send_ready(struct client *c, char tx_status)
-{
-	struct msgbuf mb;
-
-	mb_init(&mb);
-	build_ready(&mb, tx_status);
-	client_send(c, &mb);
-	mb_free(&mb);
-}
 
 void client_on_ready(struct client *c, const uint8_t *z, uint32_t len)
 {

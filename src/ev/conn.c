@@ -139,7 +139,6 @@ void conn_init(struct conn *c, struct evloop *loop, const struct conn_ops *ops, 
 	list_init(&c->resume_node);
 	list_init(&c->failed_node);
 	list_init(&c->dirty_node);
-	list_init(&c->closing_node);
 }
 
 static bool make_watchers(struct conn *c)
@@ -461,7 +460,6 @@ void conn_close(struct conn *c)
 	list_del(&c->resume_node);
 	list_del(&c->failed_node);
 	list_del(&c->dirty_node);
-	list_del(&c->closing_node);
 	if (c->rio) {
 		ev_io_stop(c->loop->ev, c->rio);
 		ev_io_stop(c->loop->ev, c->wio);

@@ -42,7 +42,6 @@ bool evloop_init(struct evloop *l, uint32_t buf_size)
 	list_init(&l->resume_list);
 	list_init(&l->failed_list);
 	list_init(&l->dirty_list);
-	list_init(&l->closing_list);
 	list_init(&l->park_list);
 	list_init(&l->signals);
 	l->buf_size = buf_size;

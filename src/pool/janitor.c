@@ -61,8 +61,7 @@ static void check_servers(struct pool *p, uint64_t now)
 {
 	struct list_node *n, *t;
 	const struct config *cfg = p->w->cfg;
-	int min = p->db->entry && p->db->entry->min_pool_size >= 0 ? p->db->entry->min_pool_size
-								   : cfg->min_pool_size;
+	int min = pool_min_size(p);
 
 	list_for_each_safe(n, t, &p->idle_servers) {
 		struct server *s = list_entry(n, struct server, node);

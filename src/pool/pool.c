@@ -220,7 +220,7 @@ int pool_size(const struct pool *p)
 	return e && e->pool_size >= 0 ? e->pool_size : p->w->cfg->default_pool_size;
 }
 
-static int pool_min_size(const struct pool *p)
+int pool_min_size(const struct pool *p)
 {
 	const struct db_entry *e = p->db->entry;
 
