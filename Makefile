@@ -11,7 +11,7 @@ CC       ?= cc
 VERSION  := 0.1.0
 PYTHON   ?= /usr/bin/python3
 
-PKGS     := libcares inih openssl libpq
+PKGS     := libcares inih openssl libpq libcurl json-c
 WARN     := -std=gnu11 -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes \
             -Wold-style-definition -Wpointer-arith -Wundef -Wformat=2 -Wshadow \
             -Wimplicit-fallthrough -Wvla -Wno-unused-parameter -Wno-missing-field-initializers
@@ -105,7 +105,7 @@ fuzz:
 	    srcs=$$(sed -n 's|^/\* link: \(.*\) \*/$$|\1|p' $$f); \
 	    echo "  FUZZ  $$name ($(FUZZ_SECONDS) s)"; \
 	    clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -D_GNU_SOURCE -DPGMUX_CHECKS=1 \
-	        -o build/fuzz/$$name $$f $$srcs $$(pkg-config --cflags --libs openssl); \
+	        -o build/fuzz/$$name $$f $$srcs $$(pkg-config --cflags --libs openssl json-c); \
 	    mkdir -p build/fuzz/corpus-$$name; \
 	    build/fuzz/$$name -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 \
 	        build/fuzz/corpus-$$name 2>&1 | tail -n 2; \

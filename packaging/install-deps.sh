@@ -21,6 +21,8 @@ packages=(
     # integration tests, demo, benchmarks
     postgresql-15 postgresql-client-15 pgbouncer
     python3 python3-pytest python3-psycopg
+    # routing tests and make demo-ha: a real Patroni cluster on etcd
+    patroni etcd-server etcd-client python3-etcd
     gnuplot-nox procps openssl iproute2
     # driver matrix (test/integration/drivers): psycopg2, PostgreSQL JDBC with a JDK, node;
     # node-postgres itself comes from the npm registry at test time (build/npm)
@@ -61,10 +63,12 @@ fi
 
 new_postgresql=no
 new_pgbouncer=no
+new_ha=no
 for p in "${missing[@]}"; do
     case "$p" in
         postgresql-15) new_postgresql=yes ;;
         pgbouncer) new_pgbouncer=yes ;;
+        etcd-server|patroni) new_ha=yes ;;
     esac
 done
 
@@ -95,6 +99,18 @@ if [ "$new_postgresql" = yes ] && [ -f /etc/postgresql/15/main/start.conf ]; the
     fi
     echo "The packaged PostgreSQL cluster \"15 main\" is stopped and set to start manually:"
     echo "  pgmux's tests run their own servers (to use it: pg_ctlcluster 15 main start)."
+fi
+
+if [ "$new_ha" = yes ]; then
+    # The tests start their own etcd and Patroni on free ports; the packaged services are idle
+    # weight (etcd) or fail without a config (patroni).
+    if systemd_running; then
+        systemctl disable --now etcd.service patroni.service >/dev/null 2>&1 || true
+    else
+        service etcd stop >/dev/null 2>&1 || true
+        update-rc.d etcd disable >/dev/null 2>&1 || true
+        update-rc.d patroni disable >/dev/null 2>&1 || true
+    fi
 fi
 
 if [ "$new_pgbouncer" = yes ]; then

@@ -18,6 +18,7 @@
 #include "ev/listen.h"
 #include "ev/tls.h"
 #include "pool/pool.h"
+#include "topo/topology.h"
 
 #define JANITOR_INTERVAL 0.2
 
@@ -150,6 +151,7 @@ static void worker_init(struct worker *w, struct config *cfg, struct userlist *u
 	list_init(&w->pools);
 	list_init(&w->login_clients);
 	list_init(&w->cancel_reqs);
+	list_init(&w->clusters);
 	if (!evloop_init(&w->loop, (uint32_t)cfg->pkt_buf))
 		die("could not initialise the event loop");
 	pstmt_registry_init(&w->pstmts);
@@ -212,6 +214,8 @@ int main(int argc, char **argv)
 	if (!w.dns)
 		die("%s", err);
 	dns_set_ttls(w.dns, cfg->dns_max_ttl, cfg->dns_nxdomain_ttl);
+	if (!topo_apply_config(&w, cfg))
+		die("out of memory setting up clusters");
 	w.listeners = listen_open(&w.loop, cfg->listen_addr, cfg->listen_port, cfg->unix_socket_dir,
 				  cfg->unix_socket_mode, cfg->listen_backlog, on_accept, &w, err, sizeof(err));
 	if (!w.listeners)

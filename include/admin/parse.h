@@ -42,6 +42,8 @@ enum admin_show {
 	ADMIN_SHOW_LISTS,
 	ADMIN_SHOW_USERS,
 	ADMIN_SHOW_MEM,
+	ADMIN_SHOW_TOPOLOGY,
+	ADMIN_SHOW_ROUTES,
 };
 
 enum admin_parse_status {

@@ -69,6 +69,17 @@ struct client {
 	struct msgbuf replay;         /* what was sent since the server was linked, until it answers */
 	bool replay_pending;          /* replay must be written to the next server */
 
+	/* routing (databases with cluster=) */
+	int target;                   /* member it waits for or uses; TARGET_WAIT_PRIMARY; 0 = host= */
+	uint8_t want;                 /* enum route_want of the current unit of work */
+	uint8_t session_hint;         /* enum route_hint: SET pgmux.route / startup pgmux.route */
+	bool unit_wrote;              /* the unit went to the primary as a write (read_your_writes) */
+	uint8_t discarding;           /* enum discard_state (client/route.h): a refused unit */
+	char *deferred_begin;         /* a bare BEGIN answered by pgmux, sent with the next statement */
+	bool begin_read_only;         /* that BEGIN said READ ONLY */
+	uint8_t begin_hint;           /* enum route_hint on that BEGIN */
+	uint64_t ryw_lsn;             /* WAL position of its last committed write; 0 = none */
+
 	uint64_t connect_time_us;
 	uint64_t request_time_us;     /* last activity */
 	uint64_t wait_start_us;       /* when it started waiting for a server */
@@ -123,6 +134,8 @@ void client_replay_disarm(struct client *c);
 void client_replay_elsewhere(struct client *c);
 /* The linked server is gone: tell the client what it lost, keep it if its session survives. */
 void client_on_server_lost(struct client *c);
+/* The unit of work ended with the server's last answer: let the server go as the mode says. */
+void client_unit_done(struct client *c);
 /* Finish the login of a client that waited for the pool's first server. */
 void client_finish_login(struct client *c);
 

@@ -60,6 +60,47 @@ struct db_entry {
 	char *timezone;
 	char *application_name;
 	char *connect_query;    /* optional query run once on every new server connection */
+	char *cluster;          /* a [cluster.NAME] this database is routed through; "" = host= */
+};
+
+/* read_from: where reads may go. */
+enum read_from { READ_FROM_REPLICAS = 0, READ_FROM_ANY, READ_FROM_PRIMARY };
+/* load_balance: how a replica is chosen among the usable ones. */
+enum load_balance { LB_ROUND_ROBIN = 0, LB_LEAST_CONNECTIONS, LB_RANDOM };
+/* read_fallback: what a read does when no replica is usable. */
+enum read_fallback { FALLBACK_PRIMARY = 0, FALLBACK_ERROR };
+
+/*
+ * A [cluster.NAME] section: the members of one replicated PostgreSQL cluster (from Patroni or a
+ * static list) and its routing policy. After loading, every routing field holds its effective
+ * value: a key the section does not set takes the [pgmux] key of the same name.
+ */
+struct cluster_entry {
+	char *name;
+	char *patroni;               /* Patroni REST base URLs, separated by spaces or commas */
+	char *hosts;                 /* or a static list of host:port; roles found by health checks */
+	char *weights;               /* "member:weight ..." for reads (member name or host:port) */
+	char *patroni_user;          /* HTTP basic auth towards Patroni; "" = none */
+	char *patroni_password;
+	char *patroni_ca_file;
+	char *patroni_cert_file;
+	char *patroni_key_file;
+	int read_from;               /* enum read_from */
+	int load_balance;            /* enum load_balance */
+	double max_replica_lag;      /* bytes; 0 = no limit */
+	double max_replica_lag_time; /* seconds; 0 = no limit */
+	int read_fallback;           /* enum read_fallback */
+	bool read_your_writes;
+	double primary_wait_timeout;
+	double ban_time;
+	double health_check_interval;
+	double health_check_timeout;
+	double patroni_poll_interval;
+	char *health_check_user;
+	char *health_check_password;
+	char *health_check_dbname;
+	/* parsing only: which fields the section set (bit = row of config_cluster_keys) */
+	unsigned long long set_mask;
 };
 
 /* One [users] entry. */
@@ -164,11 +205,29 @@ struct config {
 	bool log_pooler_errors;
 	int verbose;
 
-	/* [databases] and [users] */
+	/* routing defaults for [cluster.NAME] sections (see struct cluster_entry) */
+	int read_from;
+	int load_balance;
+	double max_replica_lag;
+	double max_replica_lag_time;
+	int read_fallback;
+	bool read_your_writes;
+	double primary_wait_timeout;
+	double ban_time;
+	double health_check_interval;
+	double health_check_timeout;
+	double patroni_poll_interval;
+	char *health_check_user;
+	char *health_check_password;
+	char *health_check_dbname;
+
+	/* [databases], [users] and [cluster.NAME] */
 	struct db_entry *dbs;
 	int n_dbs;
 	struct user_entry *users;
 	int n_users;
+	struct cluster_entry *clusters;
+	int n_clusters;
 };
 
 enum config_type {
@@ -178,6 +237,7 @@ enum config_type {
 	CFG_STRING,
 	CFG_ENUM,
 	CFG_MODE, /* an int holding file permission bits, written in octal ("0777") */
+	CFG_SIZE, /* a double holding bytes, written with an optional unit: 16MB, 512kB, 1GB */
 };
 
 /* One row of the key table. */
@@ -205,6 +265,13 @@ extern const struct config_key config_db_keys[];
 extern const size_t config_db_key_count;
 extern const struct config_key config_user_keys[];
 extern const size_t config_user_key_count;
+
+/*
+ * The keys of a [cluster.NAME] section, with offsets into struct cluster_entry. A row whose name
+ * is also a [pgmux] key takes that key's value when the section does not set it.
+ */
+extern const struct config_key config_cluster_keys[];
+extern const size_t config_cluster_key_count;
 
 /*
  * Load and validate a whole file into a new struct config. On failure returns NULL and writes
@@ -235,6 +302,9 @@ bool config_set_value(struct config *cfg, const char *name, const char *value, c
 
 /* The [databases] entry for name, else the "*" entry, else NULL. Borrowed from cfg. */
 const struct db_entry *config_find_db(const struct config *cfg, const char *name);
+
+/* The [cluster.NAME] section called name, or NULL. Borrowed from cfg. */
+const struct cluster_entry *config_find_cluster(const struct config *cfg, const char *name);
 
 /* The [users] entry for name, or NULL. Borrowed from cfg. */
 const struct user_entry *config_find_user(const struct config *cfg, const char *name);

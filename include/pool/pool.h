@@ -18,9 +18,11 @@
 #include "core/list.h"
 #include "ev/loop.h"
 #include "pool/stats.h"
+#include "route/router.h"
 #include "server/params.h"
 #include "server/prepared.h"
 #include "server/server.h"
+#include "topo/topology.h"
 
 struct userlist;
 
@@ -35,6 +37,8 @@ struct database {
 	bool disabled;                /* DISABLE db: new clients refused */
 	int n_servers;                /* server connections over all its pools */
 	struct stats stats_prev;      /* for averages */
+	struct cluster *cluster;      /* cluster= entries: where its members are; NULL = host= */
+	struct route_stats routes;    /* where its units of work went (SHOW ROUTES) */
 };
 
 struct pool_user {
@@ -57,6 +61,17 @@ struct pool_user {
 	char queried_secret[128];
 };
 
+/*
+ * A pool's share of one member of its database's cluster (slot 0 for a host= database): pool
+ * sizes apply per member, and waiters queue for a member.
+ */
+struct pool_node {
+	int n_servers;                /* every state but CLOSING */
+	int n_pending;                /* logging in or being reset: will serve a waiter soon */
+	int n_waiting;                /* clients waiting for this member */
+	uint64_t last_login_failure_us;
+};
+
 struct pool {
 	struct list_node node;
 	struct worker *w;
@@ -74,6 +89,8 @@ struct pool {
 
 	int n_active_clients, n_waiting_clients;
 	int n_idle, n_active, n_login, n_reset;
+	int n_waiting_primary;             /* waiting for a cluster to confirm a primary */
+	struct pool_node nodes[TOPO_MAX_MEMBERS];
 
 	/* what the first server told at login: the parameters new clients are shown */
 	bool welcome_ready;
@@ -110,6 +127,7 @@ struct worker {
 	struct list_node pools;
 	struct list_node login_clients;   /* LOGIN (no pool yet) and admin clients */
 	struct list_node cancel_reqs;     /* cancel requests on their way to a backend */
+	struct list_node clusters;        /* topo/topology.c's clusters */
 	int n_clients;                    /* every client connection, for max_client_conn */
 	uint64_t next_client_id, next_server_id;
 	bool paused;                      /* PAUSE without a database */
@@ -147,7 +165,16 @@ void pool_release_server(struct client *c);
 void pool_server_ready(struct server *s);
 
 /* A server login failed: tell waiting-login clients, remember for back-off. */
-void pool_server_login_failed(struct pool *p, const char *sqlstate, const char *message);
+void pool_server_login_failed(struct server *s, const char *sqlstate, const char *message);
+
+/*
+ * The cluster's topology changed: close servers of a demoted primary (idle ones now, busy ones
+ * when released), send waiting clients where they can go now, open what they need.
+ */
+void pool_topology_changed(struct worker *w, struct cluster *cl);
+
+/* A waiting client's target was decided again: move it to that member's queue. */
+void pool_retarget(struct client *c, int target);
 
 /* Forget a server that is closing (called by server_close). */
 void pool_forget_server(struct server *s);

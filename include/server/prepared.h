@@ -124,6 +124,9 @@ void client_pstmts_clear(struct pstmt_registry *r, struct client_pstmts *m);
 /* The server lost its statements (DISCARD ALL, reset) or is closing. */
 void server_pstmts_clear(struct pstmt_registry *r, struct server_pstmts *set);
 /* Free the containers too (at close). */
+/* The query text of the client's named statement name (not NUL-terminated: *len), or NULL. */
+const char *prepared_query_of(struct client *c, const char *name, size_t *len);
+
 void client_pstmts_free(struct pstmt_registry *r, struct client_pstmts *m);
 void server_pstmts_free(struct pstmt_registry *r, struct server_pstmts *set);
 

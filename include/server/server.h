@@ -41,6 +41,8 @@ struct server {
 	enum server_state state;
 	struct list_node node;        /* on its pool's list for its state */
 	struct client *client;        /* linked client, if any */
+	int member;                   /* the cluster member it connects to; 0 for host= databases */
+	uint64_t primary_epoch;       /* its member's primary_epoch at connect: stale when it moves */
 
 	struct sockaddr_storage sa;   /* where the backend listens (for cancel requests) */
 	socklen_t salen;
@@ -50,6 +52,8 @@ struct server {
 
 	uint32_t internal_pending;    /* ReadyForQuery owed to pgmux's own queries (consumed) */
 	bool internal_failed;         /* one of pgmux's own queries failed */
+	bool in_hot_standby;          /* the server said so at login (PostgreSQL 14+) */
+	bool capture_lsn;             /* read_your_writes: the internal query answers a WAL position */
 	bool close_when_released;     /* do not reuse (RECONNECT, reload, lifetime, error) */
 	bool fatal_seen;              /* the server sent a FATAL error: it will close */
 	char tx_status;
@@ -75,8 +79,8 @@ struct server {
 /* Record a ParameterStatus (for_client: the linked client now expects the value too). */
 void server_track_parameter(struct server *s, const uint8_t *body, size_t len, bool for_client);
 
-/* Open a new server connection for pool (counted in the pool at once). */
-struct server *server_launch(struct pool *pool);
+/* Open a new server connection for pool to member (0 for host= databases; counted at once). */
+struct server *server_launch(struct pool *pool, int member);
 /* Send pgmux's own query; its replies are consumed. */
 void server_send_internal_query(struct server *s, const char *sql);
 /* Ask PostgreSQL to cancel what this backend runs (on a separate connection). */

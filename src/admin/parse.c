@@ -62,6 +62,8 @@ static const char *const show_names[] = {
 	[ADMIN_SHOW_LISTS] = "LISTS",
 	[ADMIN_SHOW_USERS] = "USERS",
 	[ADMIN_SHOW_MEM] = "MEM",
+	[ADMIN_SHOW_TOPOLOGY] = "TOPOLOGY",
+	[ADMIN_SHOW_ROUTES] = "ROUTES",
 };
 
 /* PgBouncer commands and SHOW items that have no meaning here: a clearer error than "invalid". */

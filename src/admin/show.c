@@ -166,7 +166,7 @@ static uint64_t since(uint64_t now, uint64_t then)
 static void show_help(struct msgbuf *mb)
 {
 	static const char detail[] =
-		"\tSHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION\n"
+		"\tSHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION|TOPOLOGY|ROUTES\n"
 		"\tSHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS\n"
 		"\tSHOW LISTS|MEM\n"
 		"\tSET key = value\n"
@@ -970,6 +970,111 @@ static void show_mem(struct worker *w, struct msgbuf *mb)
 	}
 }
 
+/* --- SHOW TOPOLOGY, ROUTES --- */
+
+static void topology_row(struct msgbuf *mb, const struct cluster *cl, const struct member *m,
+			 uint64_t now)
+{
+	static const struct column cols[] = {
+		{ "cluster", OID_TEXT }, { "member", OID_TEXT }, { "host", OID_TEXT },
+		{ "port", OID_INT4 }, { "role", OID_TEXT }, { "state", OID_TEXT },
+		{ "timeline", OID_INT4 }, { "lag_bytes", OID_INT8 }, { "lag_ms", OID_INT8 },
+		{ "healthy", OID_INT4 }, { "banned_until", OID_TEXT }, { "source", OID_TEXT },
+		{ "servers", OID_INT4 }, { "last_error", OID_TEXT },
+	};
+	uint64_t wall = (uint64_t)time(NULL) * 1000000;
+	struct row r;
+
+	if (!cl) {
+		HEADER(mb, cols);
+		return;
+	}
+	ROW(&r, cols);
+	put_str(&r, cl->name);
+	put_str(&r, m->name);
+	put_str(&r, m->host);
+	put_int(&r, m->port);
+	put_str(&r, member_role_name(m->role));
+	put_str(&r, m->state[0] ? m->state : (m->listed ? "listed" : "unlisted"));
+	if (m->timeline >= 0)
+		put_int(&r, m->timeline);
+	else
+		put_str(&r, NULL);
+	if (m->lag_bytes >= 0)
+		put_int(&r, m->lag_bytes);
+	else
+		put_str(&r, NULL);
+	if (m->lag_ms >= 0 && m->in_recovery == 1)
+		put_int(&r, (int64_t)m->lag_ms);
+	else if (m->in_recovery == 0)
+		put_int(&r, 0);
+	else
+		put_str(&r, NULL);
+	put_int(&r, m->healthy ? 1 : 0);
+	if (m->banned_until_us > now)
+		put_time(&r, wall + (m->banned_until_us - now));
+	else
+		put_str(&r, NULL);
+	put_str(&r, cl->entry && cl->entry->patroni[0] ? "patroni+check" : "check");
+	put_int(&r, m->n_servers);
+	put_str(&r, m->last_error[0] ? m->last_error : NULL);
+	row_end(mb, &r);
+}
+
+static void show_topology(struct worker *w, struct msgbuf *mb)
+{
+	uint64_t now = evloop_now_us(&w->loop);
+	struct list_node *n, *t;
+
+	topology_row(mb, NULL, NULL, now);
+	list_for_each_safe(n, t, &w->clusters) {
+		struct cluster *cl = list_entry(n, struct cluster, node);
+
+		if (cl->removed)
+			continue;
+		for (int i = 0; i < cl->n_members; i++) {
+			if (cl->members[i].listed || cl->members[i].n_servers)
+				topology_row(mb, cl, &cl->members[i], now);
+		}
+	}
+}
+
+static void show_routes(struct worker *w, struct msgbuf *mb)
+{
+	static const struct column cols[] = {
+		{ "database", OID_TEXT }, { "cluster", OID_TEXT }, { "primary", OID_TEXT },
+		{ "reads_replica", OID_INT8 }, { "reads_primary", OID_INT8 },
+		{ "reads_fallback", OID_INT8 }, { "reads_ryw", OID_INT8 },
+		{ "reads_refused", OID_INT8 }, { "writes", OID_INT8 }, { "hinted", OID_INT8 },
+		{ "primary_waits", OID_INT8 }, { "primary_wait_timeouts", OID_INT8 },
+	};
+	struct list_node *n, *t;
+	struct row r;
+
+	HEADER(mb, cols);
+	list_for_each_safe(n, t, &w->databases) {
+		const struct database *db = list_entry(n, struct database, node);
+		const struct route_stats *st = &db->routes;
+
+		if (!db->cluster || db->removed)
+			continue;
+		ROW(&r, cols);
+		put_str(&r, db->name);
+		put_str(&r, db->cluster->name);
+		put_str(&r, db->cluster->primary >= 0 ? db->cluster->members[db->cluster->primary].name : NULL);
+		put_uint(&r, st->reads_replica);
+		put_uint(&r, st->reads_primary);
+		put_uint(&r, st->reads_fallback);
+		put_uint(&r, st->reads_ryw);
+		put_uint(&r, st->reads_refused);
+		put_uint(&r, st->writes);
+		put_uint(&r, st->hinted);
+		put_uint(&r, st->primary_waits);
+		put_uint(&r, st->primary_wait_timeouts);
+		row_end(mb, &r);
+	}
+}
+
 void admin_show(struct worker *w, enum admin_show what, uint64_t stats_since_us,
 		struct msgbuf *mb)
 {
@@ -1011,6 +1116,12 @@ void admin_show(struct worker *w, enum admin_show what, uint64_t stats_since_us,
 		break;
 	case ADMIN_SHOW_MEM:
 		show_mem(w, mb);
+		break;
+	case ADMIN_SHOW_TOPOLOGY:
+		show_topology(w, mb);
+		break;
+	case ADMIN_SHOW_ROUTES:
+		show_routes(w, mb);
 		break;
 	}
 	build_command_complete(mb, "SHOW");

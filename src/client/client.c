@@ -5,6 +5,7 @@
  * the session settings and session state that must travel with the client or pin it.
  */
 #include "client/client.h"
+#include "client/route.h"
 #include "client/login.h"
 #include "route/pin.h"
 
@@ -104,6 +105,7 @@ static void client_free(void *obj)
 	client_pstmts_free(&c->w->pstmts, &c->pstmts);
 	settings_free(&c->settings);
 	free(c->pending_set);
+	free(c->deferred_begin);
 	mb_free(&c->replay);
 	free(c);
 }
@@ -354,6 +356,8 @@ static enum conn_action relay_packet(struct client *c, const struct pkt_header *
 		client_close(c, NULL, "client terminated");
 		return CONN_CLOSED;
 	}
+	if (c->discarding)
+		return client_discard_packet(c, hdr);
 	if (!c->server) {
 		/* Sync or Flush with nothing in flight and no server: answer it ourselves. */
 		if (hdr->type == 'S' && c->pending_ready == 0 && !c->unsynced) {
@@ -371,6 +375,12 @@ static enum conn_action relay_packet(struct client *c, const struct pkt_header *
 		if (hdr->type == 'P' && prepared_active(c) && c->tx_status == 'I' && !c->unsynced &&
 		    c->pending_ready == 0) {
 			enum conn_action act = prepared_parse_unlinked(c, hdr, whole);
+
+			if (act != CONN_FORWARD)
+				return act;
+		}
+		if (c->state == CLIENT_IDLE && c->pool->db->cluster) {
+			enum conn_action act = client_route_unit(c, hdr, whole);
 
 			if (act != CONN_FORWARD)
 				return act;
@@ -493,6 +503,7 @@ void client_on_server_linked(struct client *c)
 	}
 	mb_free(&mb);
 	c->error_sent = false;
+	client_send_deferred_begin(c);
 	if (c->replay_pending) {
 		c->replay_pending = false;
 		conn_write(&s->conn, c->replay.data, c->replay.len);
@@ -533,11 +544,19 @@ void client_on_ready(struct client *c, const uint8_t *z, uint32_t len)
 		return;
 	p->stats.xact_count++;
 	p->stats.xact_time_us += now - c->xact_start_us;
+	if (pool_mode(p) != POOL_MODE_SESSION && !c->pin_reason && !c->shutdown_pending &&
+	    client_capture_write_lsn(c))
+		return;
+	client_unit_done(c);
+}
+
+void client_unit_done(struct client *c)
+{
 	if (c->shutdown_pending) {
 		client_close(c, "57P01", "pgmux is shutting down");
 		return;
 	}
-	if (pool_mode(p) != POOL_MODE_SESSION && !c->pin_reason)
+	if (pool_mode(c->pool) != POOL_MODE_SESSION && !c->pin_reason)
 		pool_release_server(c);
 }
 

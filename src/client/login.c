@@ -14,6 +14,7 @@
  * client owes nothing; the lookup's callback resumes it); 0 before and after.
  */
 #include "client/login.h"
+#include "client/route.h"
 #include "client/tls.h"
 
 #include <arpa/inet.h>
@@ -170,7 +171,7 @@ static bool take_options(struct client *c, const char *options)
 			return false;
 		}
 		*eq = '\0';
-		ok = settings_put_literal(&c->settings, w, eq + 1);
+		ok = client_take_route_option(c, w, eq + 1) || settings_put_literal(&c->settings, w, eq + 1);
 	}
 	free(copy);
 	if (!ok)
@@ -190,6 +191,8 @@ static bool take_session_setting(struct client *c, const char *name, const char 
 	}
 	if (strcmp(name, "options") == 0)
 		return take_options(c, value);
+	if (client_take_route_option(c, name, value))
+		return true;
 	if (!settings_put_literal(&c->settings, name, value)) {
 		client_close(c, "53200", "out of memory");
 		return false;

@@ -48,6 +48,7 @@ struct origins {
 	int *keys;  /* per config_keys[] row; 0 = default */
 	int *dbs;   /* per cfg->dbs[] */
 	int *users; /* per cfg->users[] */
+	int *clusters; /* per cfg->clusters[]: the section's header line */
 };
 
 struct parse_state {
@@ -69,7 +70,17 @@ union value {
 	char *s;
 };
 
-enum section { SECTION_NONE, SECTION_MAIN, SECTION_DATABASES, SECTION_USERS, SECTION_UNKNOWN };
+enum section {
+	SECTION_NONE,
+	SECTION_MAIN,
+	SECTION_DATABASES,
+	SECTION_USERS,
+	SECTION_CLUSTER, /* [cluster.NAME] */
+	SECTION_UNKNOWN,
+};
+
+#define CLUSTER_PREFIX "cluster."
+
 
 /* --- errors --- */
 
@@ -236,6 +247,37 @@ static bool parse_enum(const struct config_key *key, const char *text, int *out,
 	return false;
 }
 
+/* Bytes: a number with an optional unit (B, kB, MB, GB, TB; powers of 1024, as PostgreSQL). */
+static bool parse_size(const struct config_key *key, const char *text, double *out, char *why,
+		       size_t whylen)
+{
+	static const struct { const char *unit; double factor; } units[] = {
+		{ "", 1 }, { "B", 1 }, { "kB", 1024.0 }, { "MB", 1048576.0 },
+		{ "GB", 1073741824.0 }, { "TB", 1099511627776.0 },
+	};
+	char *end;
+	double v;
+
+	if (!isdigit((unsigned char)*text))
+		goto bad;
+	v = strtod(text, &end);
+	while (*end == ' ')
+		end++;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcasecmp(end, units[i].unit) == 0) {
+			v *= units[i].factor;
+			if (!isfinite(v) || !check_range(key, v, text, why, whylen))
+				return false;
+			*out = v;
+			return true;
+		}
+	}
+bad:
+	snprintf(why, whylen, "'%s' is not a size (a number with an optional unit: kB, MB, GB)",
+		 text);
+	return false;
+}
+
 /* Text to value under key's type and range. On success a CFG_STRING value is a new copy. */
 static bool parse_value(const struct config_key *key, const char *text, union value *out,
 			char *why, size_t whylen)
@@ -249,6 +291,8 @@ static bool parse_value(const struct config_key *key, const char *text, union va
 		return parse_bool(text, &out->b, why, whylen);
 	case CFG_DOUBLE:
 		return parse_seconds(key, text, &out->d, why, whylen);
+	case CFG_SIZE:
+		return parse_size(key, text, &out->d, why, whylen);
 	case CFG_ENUM:
 		return parse_enum(key, text, &out->i, why, whylen);
 	case CFG_STRING:
@@ -276,6 +320,7 @@ static void put_value(void *base, const struct config_key *key, union value v)
 		*(bool *)f = v.b;
 		break;
 	case CFG_DOUBLE:
+	case CFG_SIZE:
 		*(double *)f = v.d;
 		break;
 	case CFG_STRING:
@@ -318,6 +363,10 @@ static bool init_fields(void *base, const struct config_key *keys, size_t n)
 			v.s = strdup("");
 			if (!v.s)
 				return false;
+		} else if (keys[i].type == CFG_DOUBLE || keys[i].type == CFG_SIZE) {
+			v.d = -1;
+		} else if (keys[i].type == CFG_BOOL) {
+			v.b = false;
 		} else {
 			v.i = -1;
 		}
@@ -385,6 +434,11 @@ void config_free(struct config *cfg)
 	for (int i = 0; i < cfg->n_users; i++)
 		free(cfg->users[i].name);
 	free(cfg->users);
+	for (int i = 0; i < cfg->n_clusters; i++) {
+		free(cfg->clusters[i].name);
+		free_strings(&cfg->clusters[i], config_cluster_keys, config_cluster_key_count);
+	}
+	free(cfg->clusters);
 	free(cfg);
 }
 
@@ -569,6 +623,73 @@ static bool add_user(struct parse_state *ps, const char *name, const char *value
 	return true;
 }
 
+/* --- [cluster.NAME] sections --- */
+
+static struct cluster_entry *cluster_get(struct parse_state *ps, const char *name)
+{
+	struct config *cfg = ps->cfg;
+	struct cluster_entry cl = { 0 };
+
+	for (int i = 0; i < cfg->n_clusters; i++) {
+		if (strcmp(cfg->clusters[i].name, name) == 0)
+			return &cfg->clusters[i];
+	}
+	if (!check_entry_name(ps, "cluster", name))
+		return NULL;
+	cl.name = strdup(name);
+	if (!cl.name || !init_fields(&cl, config_cluster_keys, config_cluster_key_count) ||
+	    !grow(&cfg->clusters, sizeof(*cfg->clusters), cfg->n_clusters) ||
+	    !grow(&ps->origins.clusters, sizeof(int), cfg->n_clusters)) {
+		free(cl.name);
+		free_strings(&cl, config_cluster_keys, config_cluster_key_count);
+		parse_fail(ps, name, "out of memory");
+		return NULL;
+	}
+	ps->origins.clusters[cfg->n_clusters] = ps->lineno;
+	cfg->clusters[cfg->n_clusters] = cl;
+	return &cfg->clusters[cfg->n_clusters++];
+}
+
+static bool set_cluster_key(struct parse_state *ps, const char *cluster, const char *name,
+			    const char *value)
+{
+	struct cluster_entry *cl = cluster_get(ps, cluster);
+	const struct config_key *key;
+	char why[160];
+	union value v;
+
+	if (!cl)
+		return false;
+	key = find_in(config_cluster_keys, config_cluster_key_count, name);
+	if (!key)
+		return parse_fail(ps, name, "unknown key in [cluster.%s]", cluster);
+	if (!parse_value(key, value, &v, why, sizeof(why)))
+		return parse_fail(ps, key->name, "%s", why);
+	replace_value(cl, key, v);
+	cl->set_mask |= 1ULL << (key - config_cluster_keys);
+	return true;
+}
+
+/* Keys the section left unset take the [pgmux] value of the same name. */
+static bool resolve_cluster(const struct config *cfg, struct cluster_entry *cl)
+{
+	char text[1024], why[160];
+	union value v;
+
+	for (size_t i = 0; i < config_cluster_key_count; i++) {
+		const struct config_key *key = &config_cluster_keys[i];
+		const struct config_key *main_key = config_find_key(key->name);
+
+		if ((cl->set_mask & (1ULL << i)) || !main_key)
+			continue;
+		config_format_value(cfg, main_key, text, sizeof(text));
+		if (!parse_value(key, text, &v, why, sizeof(why)))
+			return false;
+		replace_value(cl, key, v);
+	}
+	return true;
+}
+
 /* --- the [pgmux] section --- */
 
 static bool set_main_key(struct parse_state *ps, const char *name, const char *value)
@@ -607,6 +728,8 @@ static enum section section_of(const char *name)
 		return SECTION_DATABASES;
 	if (len == 5 && strncasecmp(name, "users", len) == 0)
 		return SECTION_USERS;
+	if (len > strlen(CLUSTER_PREFIX) && strncasecmp(name, CLUSTER_PREFIX, strlen(CLUSTER_PREFIX)) == 0)
+		return SECTION_CLUSTER;
 	return SECTION_UNKNOWN;
 }
 
@@ -635,13 +758,20 @@ static int on_pair(void *user, const char *section, const char *name, const char
 		return add_db(ps, name, value);
 	case SECTION_USERS:
 		return add_user(ps, name, value);
+	case SECTION_CLUSTER: {
+		char cluster[NAME_MAX_LEN + 2];
+		const char *start = section + strspn(section, " \t") + strlen(CLUSTER_PREFIX);
+
+		snprintf(cluster, sizeof(cluster), "%.*s", (int)strcspn(start, " \t"), start);
+		return set_cluster_key(ps, cluster, name, value);
+	}
 	case SECTION_NONE:
 		return parse_fail(ps, name, "key outside any section (start with [pgmux])");
 	case SECTION_UNKNOWN:
 		break;
 	}
-	return parse_fail(ps, name, "unknown section [%s] (expected pgmux, pgbouncer, databases "
-				    "or users)", section);
+	return parse_fail(ps, name, "unknown section [%s] (expected pgmux, pgbouncer, databases, "
+				    "users or cluster.NAME)", section);
 }
 
 /*
@@ -715,6 +845,20 @@ static bool validate_db(const struct config *cfg, const struct db_entry *db, int
 	if (cfg->auth_type == AUTH_ANY && db->user[0] == '\0')
 		return report_error(r, line, db->name, "auth_type = any needs user= in every "
 						       "database entry");
+	if (db->cluster[0] && !config_find_cluster(cfg, db->cluster))
+		return report_error(r, line, db->name, "cluster=%s: no [cluster.%s] section",
+				    db->cluster, db->cluster);
+	if (db->cluster[0] && db->host[0])
+		return report_error(r, line, db->name, "give either cluster= or host=, not both");
+	return true;
+}
+
+static bool validate_cluster(const struct cluster_entry *cl, int line, struct report *r)
+{
+	if (!cl->patroni[0] == !cl->hosts[0])
+		return report_error(r, line, cl->name,
+				    "[cluster.%s] needs exactly one of patroni = URLs or hosts = host:port list",
+				    cl->name);
 	return true;
 }
 
@@ -725,6 +869,10 @@ static bool validate_config(const struct config *cfg, struct report *r, const st
 		return false;
 	for (int i = 0; i < cfg->n_dbs; i++) {
 		if (!validate_db(cfg, &cfg->dbs[i], o && o->dbs ? o->dbs[i] : 0, r))
+			return false;
+	}
+	for (int i = 0; i < cfg->n_clusters; i++) {
+		if (!validate_cluster(&cfg->clusters[i], o && o->clusters ? o->clusters[i] : 0, r))
 			return false;
 	}
 	return true;
@@ -774,6 +922,11 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 		ps.cfg->config_file = file;
 		parse_file(&ps, path);
 	}
+	for (int i = 0; !report.failed && i < ps.cfg->n_clusters; i++) {
+		if (!resolve_cluster(ps.cfg, &ps.cfg->clusters[i]))
+			report_error(&report, ps.origins.clusters[i], ps.cfg->clusters[i].name,
+				     "out of memory");
+	}
 	if (!report.failed)
 		validate_config(ps.cfg, &report, &ps.origins);
 	if (!report.failed && ps.cfg->auth_hba_file[0]) {
@@ -788,6 +941,7 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 	free(ps.origins.keys);
 	free(ps.origins.dbs);
 	free(ps.origins.users);
+	free(ps.origins.clusters);
 	if (report.failed) {
 		config_free(ps.cfg);
 		return NULL;
@@ -796,6 +950,22 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 }
 
 /* --- key by key --- */
+
+/* Bytes in the largest unit that divides them: 16MB, 512kB, 1000. */
+static void format_size(double v, char *buf, size_t buflen)
+{
+	static const struct { const char *unit; double factor; } units[] = {
+		{ "TB", 1099511627776.0 }, { "GB", 1073741824.0 }, { "MB", 1048576.0 }, { "kB", 1024.0 },
+	};
+
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (v >= units[i].factor && (unsigned long long)v % (unsigned long long)units[i].factor == 0) {
+			snprintf(buf, buflen, "%.0f%s", v / units[i].factor, units[i].unit);
+			return;
+		}
+	}
+	snprintf(buf, buflen, "%.0f", v);
+}
 
 const char *config_format_value(const struct config *cfg, const struct config_key *key,
 				char *buf, size_t buflen)
@@ -815,6 +985,9 @@ const char *config_format_value(const struct config *cfg, const struct config_ke
 	case CFG_DOUBLE:
 		/* 15 significant digits round-trip every value a person writes: 15, 0.5, 0.1. */
 		snprintf(buf, buflen, "%.15g", *(const double *)f);
+		break;
+	case CFG_SIZE:
+		format_size(*(const double *)f, buf, buflen);
 		break;
 	case CFG_STRING:
 		snprintf(buf, buflen, "%s", *(char *const *)f);
@@ -862,6 +1035,15 @@ const struct db_entry *config_find_db(const struct config *cfg, const char *name
 			fallback = &cfg->dbs[i];
 	}
 	return fallback;
+}
+
+const struct cluster_entry *config_find_cluster(const struct config *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->n_clusters; i++) {
+		if (strcmp(cfg->clusters[i].name, name) == 0)
+			return &cfg->clusters[i];
+	}
+	return NULL;
 }
 
 const struct user_entry *config_find_user(const struct config *cfg, const char *name)

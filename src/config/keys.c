@@ -31,6 +31,11 @@ static const char *const sslmode_names[] = {
 	"disable", "allow", "prefer", "require", "verify-ca", "verify-full", NULL,
 };
 
+/* Index = enum read_from, enum load_balance, enum read_fallback value. */
+static const char *const read_from_names[] = { "replicas", "any", "primary", NULL };
+static const char *const load_balance_names[] = { "round_robin", "least_connections", "random", NULL };
+static const char *const read_fallback_names[] = { "primary", "error", NULL };
+
 #define KEY(field, t, def, reload, help_text, lo, hi)                                              \
 	{ .name = #field, .type = (t), .offset = offsetof(struct config, field),                   \
 	  .default_value = (def), .reloadable = (reload), .help = (help_text),                     \
@@ -185,6 +190,35 @@ const struct config_key config_keys[] = {
 	BOOL_KEY(log_disconnections, "1", RELOAD, "log every client disconnection, with its reason"),
 	BOOL_KEY(log_pooler_errors, "1", RELOAD, "log the errors pgmux sends to clients"),
 	INT_KEY(verbose, "0", RELOAD, 0, 3, "more detail in the log: 0 to 3"),
+
+	/* routing defaults for [cluster.NAME] sections */
+	ENUM_KEY(read_from, "replicas", read_from_names,
+		 "where reads of a routed database go: replicas, any (replicas and primary) or primary"),
+	ENUM_KEY(load_balance, "round_robin", load_balance_names,
+		 "how reads pick a replica: round_robin, least_connections or random (weights apply)"),
+	KEY(max_replica_lag, CFG_SIZE, "16MB", RELOAD,
+	    "skip replicas further behind the primary than this many bytes of WAL; 0 = no limit",
+	    0, 1e15),
+	TIME_KEY(max_replica_lag_time, "0",
+		 "skip replicas whose replay is this many seconds behind; 0 = no limit"),
+	ENUM_KEY(read_fallback, "primary", read_fallback_names,
+		 "when no replica is usable, reads go to the primary or fail with an error"),
+	BOOL_KEY(read_your_writes, "0", RELOAD,
+		 "after a client's write, its reads go only to replicas that have replayed it"),
+	TIME_KEY(primary_wait_timeout, "30",
+		 "seconds a write waits for a confirmed primary (switchover, failover) before failing"),
+	TIME_KEY(ban_time, "10",
+		 "seconds a member that failed a health check gets no reads"),
+	KEY(health_check_interval, CFG_DOUBLE, "1", RELOAD,
+	    "seconds between health checks of each cluster member", 0.05, 3600),
+	KEY(health_check_timeout, CFG_DOUBLE, "3", RELOAD,
+	    "seconds a health check (connect and query) may take", 0.1, 3600),
+	KEY(patroni_poll_interval, CFG_DOUBLE, "1", RELOAD,
+	    "seconds between polls of Patroni's /cluster", 0.05, 3600),
+	STR_KEY(health_check_user, "postgres", RELOAD, "user the health checks log in as"),
+	STR_KEY(health_check_password, "", RELOAD,
+		"its password; empty = its plain-text password in auth_file, if any"),
+	STR_KEY(health_check_dbname, "postgres", RELOAD, "database the health checks connect to"),
 };
 
 const size_t config_key_count = sizeof(config_keys) / sizeof(config_keys[0]);
@@ -217,6 +251,7 @@ const struct config_key config_db_keys[] = {
 	DB_STR(timezone, "TimeZone set on new server connections"),
 	DB_STR(application_name, "application_name set on new server connections"),
 	DB_STR(connect_query, "query run once on every new server connection"),
+	DB_STR(cluster, "route through this [cluster.NAME] instead of host= and port="),
 };
 
 const size_t config_db_key_count = sizeof(config_db_keys) / sizeof(config_db_keys[0]);
@@ -228,3 +263,41 @@ const struct config_key config_user_keys[] = {
 };
 
 const size_t config_user_key_count = sizeof(config_user_keys) / sizeof(config_user_keys[0]);
+
+#define CL_KEY(field, t, lo, hi, help_text) ENTRY_KEY(cluster_entry, field, t, NULL, lo, hi, help_text)
+#define CL_STR(field, help_text) ENTRY_KEY(cluster_entry, field, CFG_STRING, "", 0, 0, help_text)
+#define CL_ENUM(field, names, help_text)                                                          \
+	{ .name = #field, .type = CFG_ENUM, .offset = offsetof(struct cluster_entry, field),       \
+	  .reloadable = true, .enum_names = (names), .help = (help_text) }
+
+const struct config_key config_cluster_keys[] = {
+	CL_STR(patroni, "Patroni REST API base URLs (http or https), space-separated"),
+	CL_STR(hosts, "or a static member list, host:port space-separated; roles from health checks"),
+	CL_STR(weights, "read weights, member:weight space-separated (member name or host:port)"),
+	CL_STR(patroni_user, "HTTP basic-auth user for the Patroni REST API"),
+	CL_STR(patroni_password, "HTTP basic-auth password for the Patroni REST API"),
+	CL_STR(patroni_ca_file, "CA certificates for https Patroni endpoints; empty = the system's"),
+	CL_STR(patroni_cert_file, "client certificate for the Patroni REST API"),
+	CL_STR(patroni_key_file, "client certificate key for the Patroni REST API"),
+	CL_ENUM(read_from, read_from_names, "as [pgmux] read_from, for this cluster"),
+	CL_ENUM(load_balance, load_balance_names, "as [pgmux] load_balance, for this cluster"),
+	CL_KEY(max_replica_lag, CFG_SIZE, 0, 1e15, "as [pgmux] max_replica_lag, for this cluster"),
+	CL_KEY(max_replica_lag_time, CFG_DOUBLE, 0, SECONDS_MAX,
+	       "as [pgmux] max_replica_lag_time, for this cluster"),
+	CL_ENUM(read_fallback, read_fallback_names, "as [pgmux] read_fallback, for this cluster"),
+	CL_KEY(read_your_writes, CFG_BOOL, 0, 1, "as [pgmux] read_your_writes, for this cluster"),
+	CL_KEY(primary_wait_timeout, CFG_DOUBLE, 0, SECONDS_MAX,
+	       "as [pgmux] primary_wait_timeout, for this cluster"),
+	CL_KEY(ban_time, CFG_DOUBLE, 0, SECONDS_MAX, "as [pgmux] ban_time, for this cluster"),
+	CL_KEY(health_check_interval, CFG_DOUBLE, 0.05, 3600,
+	       "as [pgmux] health_check_interval, for this cluster"),
+	CL_KEY(health_check_timeout, CFG_DOUBLE, 0.1, 3600,
+	       "as [pgmux] health_check_timeout, for this cluster"),
+	CL_KEY(patroni_poll_interval, CFG_DOUBLE, 0.05, 3600,
+	       "as [pgmux] patroni_poll_interval, for this cluster"),
+	CL_STR(health_check_user, "as [pgmux] health_check_user, for this cluster"),
+	CL_STR(health_check_password, "as [pgmux] health_check_password, for this cluster"),
+	CL_STR(health_check_dbname, "as [pgmux] health_check_dbname, for this cluster"),
+};
+
+const size_t config_cluster_key_count = sizeof(config_cluster_keys) / sizeof(config_cluster_keys[0]);

@@ -7,6 +7,7 @@
 
 #include "admin/admin.h"
 #include "core/log.h"
+#include "client/route.h"
 #include "pool/pool.h"
 
 static bool exceeded(uint64_t now, uint64_t since, double timeout)
@@ -25,7 +26,12 @@ static void check_waiting(struct pool *p, uint64_t now)
 		if (c->state == CLIENT_WAITING_LOGIN && exceeded(now, c->connect_time_us, cfg->query_wait_timeout))
 			client_close(c, "08P01", "query_wait_timeout: no server connection available%s%s",
 				     *p->last_login_error ? ": " : "", p->last_login_error);
-		else if (c->state == CLIENT_WAITING && exceeded(now, c->wait_start_us, cfg->query_wait_timeout))
+		else if (c->state == CLIENT_WAITING && c->target == TARGET_WAIT_PRIMARY &&
+			 exceeded(now, c->wait_start_us, p->db->cluster->entry->primary_wait_timeout)) {
+			p->db->routes.primary_wait_timeouts++;
+			client_fail_unit(c, "57P03", "no primary in cluster %s for %g s: writes cannot run now",
+					 p->db->cluster->name, p->db->cluster->entry->primary_wait_timeout);
+		} else if (c->state == CLIENT_WAITING && exceeded(now, c->wait_start_us, cfg->query_wait_timeout))
 			client_close(c, "08P01", "query_wait_timeout: no server connection available in time");
 	}
 }
@@ -65,7 +71,7 @@ static void check_servers(struct pool *p, uint64_t now)
 
 	list_for_each_safe(n, t, &p->idle_servers) {
 		struct server *s = list_entry(n, struct server, node);
-		int total = p->n_idle + p->n_active + p->n_login + p->n_reset;
+		int total = p->nodes[s->member].n_servers;
 
 		if (exceeded(now, s->connect_time_us, cfg->server_lifetime) && total > min)
 			server_close(s, "server_lifetime");
@@ -76,7 +82,7 @@ static void check_servers(struct pool *p, uint64_t now)
 		struct server *s = list_entry(n, struct server, node);
 
 		if (exceeded(now, s->connect_time_us, cfg->server_connect_timeout)) {
-			pool_server_login_failed(p, "08006", "server connect timeout");
+			pool_server_login_failed(s, "08006", "server connect timeout");
 			server_close(s, "server_connect_timeout");
 		}
 	}

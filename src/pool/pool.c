@@ -16,6 +16,14 @@
 
 /* ---- state transitions ---- */
 
+/* The count of clients waiting for what c waits for. */
+static int *waiting_counter(struct client *c)
+{
+	if (c->target == TARGET_WAIT_PRIMARY)
+		return &c->pool->n_waiting_primary;
+	return &c->pool->nodes[c->target].n_waiting;
+}
+
 static void client_leave_state(struct client *c)
 {
 	struct pool *p = c->pool;
@@ -25,8 +33,11 @@ static void client_leave_state(struct client *c)
 		return;
 	switch (c->state) {
 	case CLIENT_WAITING_LOGIN:
+		p->n_waiting_clients--;
+		break;
 	case CLIENT_WAITING:
 		p->n_waiting_clients--;
+		*waiting_counter(c) -= 1;
 		break;
 	case CLIENT_IDLE:
 	case CLIENT_ACTIVE:
@@ -53,6 +64,8 @@ void client_set_state(struct client *c, enum client_state st)
 		ASSERT(p);
 		list_add_tail(&p->waiting_clients, &c->node);
 		p->n_waiting_clients++;
+		if (st == CLIENT_WAITING)
+			*waiting_counter(c) += 1;
 		break;
 	case CLIENT_IDLE:
 	case CLIENT_ACTIVE:
@@ -110,12 +123,39 @@ static struct list_node *server_list(struct server *s, enum server_state st)
 	return NULL;
 }
 
+static bool state_pending(enum server_state st)
+{
+	return st == SERVER_CONNECTING || st == SERVER_LOGIN || st == SERVER_RESET ||
+	       st == SERVER_CANCEL_WAIT;
+}
+
+/* The per-member counts: the pool's node, and the cluster member's own. */
+static void count_member(struct server *s, enum server_state st, int delta)
+{
+	struct pool_node *node = &s->pool->nodes[s->member];
+	struct cluster *cl = s->pool->db->cluster;
+	struct member *m = cl ? &cl->members[s->member] : NULL;
+
+	node->n_servers += delta;
+	if (state_pending(st))
+		node->n_pending += delta;
+	if (m) {
+		m->n_servers += delta;
+		if (st == SERVER_ACTIVE)
+			m->n_busy += delta;
+	}
+}
+
 void server_set_state(struct server *s, enum server_state st)
 {
 	bool was_counted = !list_empty(&s->node);
 	int *old = was_counted ? server_counter(s, s->state) : NULL;
 	struct list_node *to = server_list(s, st);
 
+	if (was_counted)
+		count_member(s, s->state, -1);
+	if (to)
+		count_member(s, st, +1);
 	if (old)
 		(*old)--;
 	list_del(&s->node);
@@ -207,6 +247,7 @@ struct database *database_lookup(struct worker *w, const char *name)
 	snprintf(db->name, sizeof(db->name), "%s", name);
 	db->entry = (struct db_entry *)e;
 	db->from_wildcard = strcmp(e->name, name) != 0;
+	db->cluster = e->cluster[0] ? topo_find(w, e->cluster) : NULL;
 	list_add_tail(&w->databases, &db->node);
 	return db;
 }
@@ -265,11 +306,6 @@ static bool pool_paused(const struct pool *p)
 	return p->w->paused || p->db->paused;
 }
 
-static int pool_total_servers(const struct pool *p)
-{
-	return p->n_idle + p->n_active + p->n_login + p->n_reset;
-}
-
 /* ---- assignment ---- */
 
 static void link_client(struct client *c, struct server *s)
@@ -301,22 +337,33 @@ static bool needs_check(const struct server *s, uint64_t now)
 /* After RELOAD made the pool smaller: close idle servers beyond its size. */
 static void pool_trim(struct pool *p)
 {
-	struct list_node *n;
+	struct list_node *n, *t;
 
-	while (pool_total_servers(p) > pool_size(p) + pool_reserve(p) && (n = list_first(&p->idle_servers)))
-		server_close(list_entry(n, struct server, node), "pool is over its size");
-}
-
-/* An idle server that is fit to hand out; stale ones are sent off to be tested meanwhile. */
-static struct server *take_idle_server(struct pool *p)
-{
-	uint64_t now = evloop_now_us(&p->w->loop);
-	struct list_node *n;
-
-	pool_trim(p);
-	while ((n = list_first(&p->idle_servers))) {
+	list_for_each_safe(n, t, &p->idle_servers) {
 		struct server *s = list_entry(n, struct server, node);
 
+		if (p->nodes[s->member].n_servers > pool_size(p) + pool_reserve(p))
+			server_close(s, "pool is over its size");
+	}
+}
+
+/*
+ * An idle server to member that is fit to hand out; stale ones are sent off to be tested
+ * meanwhile.
+ */
+static struct server *take_idle_server(struct pool *p, int member)
+{
+	uint64_t now = evloop_now_us(&p->w->loop);
+	struct list_node *n, *t;
+
+	if (member < 0)
+		return NULL;
+	pool_trim(p);
+	list_for_each_safe(n, t, &p->idle_servers) {
+		struct server *s = list_entry(n, struct server, node);
+
+		if (s->member != member)
+			continue;
 		if (!needs_check(s, now))
 			return s;
 		server_set_state(s, SERVER_RESET);
@@ -331,13 +378,23 @@ void pool_request_server(struct client *c)
 	struct server *s;
 
 	ASSERT(c->state == CLIENT_IDLE && !c->server);
-	if (!pool_paused(p) && (s = take_idle_server(p))) {
+	if (!pool_paused(p) && (s = take_idle_server(p, c->target))) {
 		link_client(c, s);
 		return;
 	}
 	c->wait_start_us = evloop_now_us(&p->w->loop);
+	if (c->target == TARGET_WAIT_PRIMARY)
+		p->db->routes.primary_waits++;
 	client_set_state(c, CLIENT_WAITING);
 	pool_launch_needed(p);
+}
+
+/* A server to a member that has stopped being primary since it connected. */
+static bool server_stale(const struct server *s)
+{
+	const struct cluster *cl = s->pool->db->cluster;
+
+	return cl && cl->members[s->member].primary_epoch != s->primary_epoch;
 }
 
 static bool server_expired(const struct server *s)
@@ -363,7 +420,8 @@ void pool_release_server(struct client *c)
 	c->query_running = false;
 	if (c->state == CLIENT_ACTIVE)
 		client_set_state(c, CLIENT_IDLE);
-	if (s->close_when_released || s->fatal_seen || server_expired(s) || p->db->removed) {
+	if (s->close_when_released || s->fatal_seen || server_expired(s) || p->db->removed ||
+	    server_stale(s)) {
 		server_close(s, s->fatal_seen ? "server reported a fatal error" : "released for closing");
 	} else if (s->cancel_inflight) {
 		server_set_state(s, SERVER_CANCEL_WAIT);
@@ -416,14 +474,15 @@ static void finish_waiting_logins(struct pool *p)
 	}
 }
 
-static struct client *first_waiting(struct pool *p)
+/* The client that has waited longest for member (any member when member < 0). */
+static struct client *first_waiting(struct pool *p, int member)
 {
 	struct list_node *n, *t;
 
 	list_for_each_safe(n, t, &p->waiting_clients) {
 		struct client *c = list_entry(n, struct client, node);
 
-		if (c->state == CLIENT_WAITING)
+		if (c->state == CLIENT_WAITING && (member < 0 || c->target == member))
 			return c;
 	}
 	return NULL;
@@ -436,17 +495,17 @@ void pool_server_ready(struct server *s)
 
 	ASSERT(!s->client);
 	s->internal_failed = false;
-	if (s->close_when_released || p->db->removed) {
+	if (s->close_when_released || p->db->removed || server_stale(s)) {
 		server_close(s, "not reusable");
 		return;
 	}
 	/* After RELOAD made the pool smaller, surplus servers go as they come back. */
-	if (pool_total_servers(p) > pool_size(p) + pool_reserve(p)) {
+	if (p->nodes[s->member].n_servers > pool_size(p) + pool_reserve(p)) {
 		server_close(s, "pool is over its size");
 		return;
 	}
 	finish_waiting_logins(p);
-	if (!pool_paused(p) && (c = first_waiting(p))) {
+	if (!pool_paused(p) && (c = first_waiting(p, s->member))) {
 		/* Idle first, so link_client moves it like any idle server. */
 		server_set_state(s, SERVER_IDLE);
 		link_client(c, s);
@@ -455,11 +514,17 @@ void pool_server_ready(struct server *s)
 	server_set_state(s, SERVER_IDLE);
 }
 
-void pool_server_login_failed(struct pool *p, const char *sqlstate, const char *message)
+void pool_server_login_failed(struct server *s, const char *sqlstate, const char *message)
 {
+	struct pool *p = s->pool;
 	struct list_node *n, *t;
 
 	p->last_login_failure_us = evloop_now_us(&p->w->loop);
+	p->nodes[s->member].last_login_failure_us = p->last_login_failure_us;
+	if (p->db->cluster) {
+		/* The member may be going down (switchover, failover): look at it now. */
+		topo_member_suspect(&p->db->cluster->members[s->member]);
+	}
 	snprintf(p->last_login_error, sizeof(p->last_login_error), "%s", message);
 	snprintf(p->last_login_sqlstate, sizeof(p->last_login_sqlstate), "%s", sqlstate);
 	if (p->welcome_ready)
@@ -486,15 +551,15 @@ void pool_forget_server(struct server *s)
 	}
 }
 
-/* How many more servers may the pool open now? */
-static int launch_allowance(struct pool *p)
+/* How many more servers to member may the pool open now? */
+static int launch_allowance(struct pool *p, int member)
 {
 	struct worker *w = p->w;
-	int total = pool_total_servers(p);
+	int total = p->nodes[member].n_servers;
 	int limit = pool_size(p);
 	int db_max = db_max_connections(p->db, w->cfg);
 	int user_max = user_max_connections(p);
-	struct client *oldest = first_waiting(p);
+	struct client *oldest = first_waiting(p, member);
 	uint64_t now = evloop_now_us(&w->loop);
 	int allow;
 
@@ -509,26 +574,67 @@ static int launch_allowance(struct pool *p)
 	return allow;
 }
 
+/* Is member one that min_pool_size should keep connections to? */
+static bool member_in_use(const struct pool *p, int member)
+{
+	const struct cluster *cl = p->db->cluster;
+
+	return !cl || (member < cl->n_members && cl->members[member].role != ROLE_UNKNOWN);
+}
+
+static void launch_for_member(struct pool *p, int member, int extra, uint64_t now)
+{
+	struct pool_node *node = &p->nodes[member];
+	int want, allow;
+
+	if (node->last_login_failure_us &&
+	    now - node->last_login_failure_us < (uint64_t)(p->w->cfg->server_login_retry * 1e6))
+		return;
+	/* Servers logging in or being reset/tested will serve waiters soon: count them. */
+	want = node->n_waiting + extra - node->n_pending;
+	if (member_in_use(p, member) && node->n_servers + (want > 0 ? want : 0) < pool_min_size(p))
+		want = pool_min_size(p) - node->n_servers;
+	if (want <= 0)
+		return;
+	allow = launch_allowance(p, member);
+	while (want-- > 0 && allow-- > 0) {
+		if (!server_launch(p, member))
+			break;
+	}
+}
+
+/*
+ * Where the first server goes, whose parameters clients that log in are shown: the primary,
+ * else any member in use; -1 when the cluster has none yet.
+ */
+static int welcome_member(const struct pool *p)
+{
+	const struct cluster *cl = p->db->cluster;
+
+	if (!cl)
+		return 0;
+	if (cl->primary >= 0)
+		return cl->primary;
+	for (int i = 0; i < cl->n_members; i++) {
+		if (cl->members[i].role == ROLE_REPLICA)
+			return i;
+	}
+	return -1;
+}
+
 void pool_launch_needed(struct pool *p)
 {
-	struct worker *w = p->w;
-	uint64_t now = evloop_now_us(&w->loop);
-	int want, allow;
+	uint64_t now = evloop_now_us(&p->w->loop);
+	int members = p->db->cluster ? p->db->cluster->n_members : 1;
+	int login_waiters = p->n_waiting_clients - p->n_waiting_primary;
+	int welcome = welcome_member(p);
 
 	if (pool_paused(p) || p->db->removed)
 		return;
-	if (p->last_login_failure_us &&
-	    now - p->last_login_failure_us < (uint64_t)(w->cfg->server_login_retry * 1e6))
-		return;
-	/* Servers logging in or being reset/tested will serve waiters soon: count them. */
-	want = p->n_waiting_clients - p->n_login - p->n_reset;
-	if (pool_total_servers(p) + (want > 0 ? want : 0) < pool_min_size(p))
-		want = pool_min_size(p) - pool_total_servers(p);
-	allow = launch_allowance(p);
-	while (want-- > 0 && allow-- > 0) {
-		if (!server_launch(p))
-			break;
-	}
+	for (int i = 0; i < members; i++)
+		login_waiters -= p->nodes[i].n_waiting;
+	for (int i = 0; i < members; i++)
+		launch_for_member(p, i, i == welcome && !p->welcome_ready ? login_waiters : 0, now);
 }
 
 /* ---- administration ---- */
@@ -579,22 +685,115 @@ void pool_kill_database(struct worker *w, struct database *db)
 	}
 }
 
+/* Link waiting clients to idle servers of the members they wait for. */
+static void serve_waiters(struct pool *p)
+{
+	struct list_node *n, *t;
+
+	list_for_each_safe(n, t, &p->waiting_clients) {
+		struct client *c = list_entry(n, struct client, node);
+		struct server *s;
+
+		if (c->state == CLIENT_WAITING && (s = take_idle_server(p, c->target)))
+			link_client(c, s);
+	}
+}
+
+static int primary_or_wait(const struct cluster *cl)
+{
+	return cl->primary >= 0 ? cl->primary : TARGET_WAIT_PRIMARY;
+}
+
 void pool_kick(struct worker *w, struct database *db)
 {
 	struct list_node *n, *t;
 
 	list_for_each_safe(n, t, &w->pools) {
 		struct pool *p = list_entry(n, struct pool, node);
-		struct server *s;
-		struct client *c;
 
 		if (db && p->db != db)
 			continue;
 		pool_trim(p);
 		if (pool_paused(p))
 			continue;
-		while ((c = first_waiting(p)) && (s = take_idle_server(p)))
-			link_client(c, s);
+		serve_waiters(p);
+		pool_launch_needed(p);
+	}
+}
+
+void pool_retarget(struct client *c, int target)
+{
+	if (c->state == CLIENT_WAITING)
+		*waiting_counter(c) -= 1;
+	c->target = target;
+	if (c->state == CLIENT_WAITING)
+		*waiting_counter(c) += 1;
+}
+
+/* Close a demoted primary's servers: idle ones now, busy ones when they come back. */
+static void close_stale_servers(struct pool *p)
+{
+	struct list_node *n, *t;
+	struct list_node *busy[] = { &p->active_servers, &p->login_servers, &p->reset_servers };
+
+	list_for_each_safe(n, t, &p->idle_servers) {
+		struct server *s = list_entry(n, struct server, node);
+
+		if (server_stale(s))
+			server_close(s, "its member is no longer the primary");
+	}
+	for (size_t i = 0; i < sizeof(busy) / sizeof(busy[0]); i++) {
+		list_for_each_safe(n, t, busy[i]) {
+			struct server *s = list_entry(n, struct server, node);
+
+			if (server_stale(s))
+				s->close_when_released = true;
+		}
+	}
+}
+
+/* Waiting clients whose member can no longer serve them (or who wait for a primary) pick again. */
+static void reroute_waiters(struct pool *p)
+{
+	struct cluster *cl = p->db->cluster;
+	struct list_node *n, *t;
+
+	list_for_each_safe(n, t, &p->waiting_clients) {
+		struct client *c = list_entry(n, struct client, node);
+		bool fine;
+		int target;
+
+		if (c->state != CLIENT_WAITING)
+			continue;
+		if (c->target == TARGET_WAIT_PRIMARY)
+			fine = false;
+		else if (c->want == WANT_PRIMARY)
+			fine = c->target == cl->primary;
+		else
+			fine = c->target == cl->primary || topo_replica_usable(&cl->members[c->target], 0);
+		if (fine)
+			continue;
+		target = router_pick(cl, (enum route_want)c->want, c->ryw_lsn, &p->db->routes, false);
+		if (target == TARGET_REFUSED)
+			target = primary_or_wait(cl);
+		pool_retarget(c, target);
+	}
+}
+
+void pool_topology_changed(struct worker *w, struct cluster *cl)
+{
+	struct list_node *n, *t;
+
+	list_for_each_safe(n, t, &w->pools) {
+		struct pool *p = list_entry(n, struct pool, node);
+
+		if (p->db->cluster != cl)
+			continue;
+		close_stale_servers(p);
+		reroute_waiters(p);
+		if (pool_paused(p))
+			continue;
+		serve_waiters(p);
 		pool_launch_needed(p);
 	}
 }

@@ -23,7 +23,7 @@ static bool entry_target_changed(const struct db_entry *a, const struct db_entry
 	       strcmp(a->user, b->user) || strcmp(a->password, b->password) ||
 	       strcmp(a->client_encoding, b->client_encoding) || strcmp(a->datestyle, b->datestyle) ||
 	       strcmp(a->timezone, b->timezone) || strcmp(a->application_name, b->application_name) ||
-	       strcmp(a->connect_query, b->connect_query);
+	       strcmp(a->connect_query, b->connect_query) || strcmp(a->cluster, b->cluster);
 }
 
 static void apply_restart_only_keys(struct config *newcfg, const struct config *old)
@@ -50,6 +50,8 @@ void worker_apply_config(struct worker *w, struct config *newcfg, struct userlis
 	struct config *old = w->cfg;
 
 	apply_restart_only_keys(newcfg, old);
+	if (!topo_apply_config(w, newcfg))
+		log_warning("out of memory applying clusters: some may not follow the new config");
 	list_for_each_safe(n, t, &w->databases) {
 		struct database *db = list_entry(n, struct database, node);
 		const struct db_entry *e = config_find_db(newcfg, db->name);
@@ -68,6 +70,10 @@ void worker_apply_config(struct worker *w, struct config *newcfg, struct userlis
 		if (db->entry && entry_target_changed(db->entry, e)) {
 			log_info("database %s changed: reconnecting its servers", db->name);
 			pool_reconnect(w, db);
+		}
+		if (db->cluster != (e->cluster[0] ? topo_find(w, e->cluster) : NULL)) {
+			/* Its servers are counted against the old cluster's members. */
+			log_warning("database %s: a new cluster= takes effect after a restart", db->name);
 		}
 		db->entry = (struct db_entry *)e;
 		db->from_wildcard = strcmp(e->name, db->name) != 0;
@@ -206,6 +212,7 @@ void worker_destroy(struct worker *w)
 	listen_close(w->listeners);
 	w->listeners = NULL;
 	evloop_timer_stop(&w->loop, &w->janitor);
+	topo_free_all(w, true);
 	dns_free(w->dns); /* no server waits for a lookup any more */
 	w->dns = NULL;
 	evloop_destroy(&w->loop);

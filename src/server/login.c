@@ -31,12 +31,23 @@ static const char *server_dbname(const struct server *s)
 	return e && *e->dbname ? e->dbname : s->pool->db->name;
 }
 
-/* The database entry's host as configured (name or address). */
+/* The member's host (cluster= databases), else the entry's host as configured (name or address). */
 static const char *server_host(const struct server *s)
 {
 	const struct db_entry *e = s->pool->db->entry;
 
+	if (s->pool->db->cluster)
+		return s->pool->db->cluster->members[s->member].host;
 	return e && *e->host ? e->host : "127.0.0.1";
+}
+
+static int server_port(const struct server *s)
+{
+	const struct db_entry *e = s->pool->db->entry;
+
+	if (s->pool->db->cluster)
+		return s->pool->db->cluster->members[s->member].port;
+	return e && e->port > 0 ? e->port : 5432;
 }
 
 /* True when the entry's host is a name (resolved through DNS), not an address or a socket dir. */
@@ -66,7 +77,7 @@ static bool server_unix_addr(struct server *s, const char *dir, int port, char *
 static void start_failed(struct server *s, const char *err, const char *why)
 {
 	server_log(LOG_LVL_WARNING, s, "%s", err);
-	pool_server_login_failed(s->pool, "08006", err);
+	pool_server_login_failed(s, "08006", err);
 	server_close(s, why);
 }
 
@@ -76,9 +87,8 @@ static void start_failed(struct server *s, const char *err, const char *why)
  */
 bool server_login_start(struct server *s)
 {
-	const struct db_entry *e = s->pool->db->entry;
 	const char *host = server_host(s);
-	int port = e && e->port > 0 ? e->port : 5432;
+	int port = server_port(s);
 	char err[400];
 	int errnum = 0;
 	bool started;
@@ -142,19 +152,51 @@ static void retire_moved_servers(struct server *s)
 		list_for_each_safe(n, t, &p->idle_servers) {
 			struct server *o = list_entry(n, struct server, node);
 
-			if (o != s && o->salen && !same_addr(&o->sa, &s->sa))
+			if (o != s && o->member == s->member && o->salen && !same_addr(&o->sa, &s->sa))
 				server_close(o, "server address changed");
 		}
 		for (size_t i = 0; i < sizeof(busy) / sizeof(busy[0]); i++)
 			list_for_each_safe(n, t, busy[i]) {
 				struct server *o = list_entry(n, struct server, node);
 
-				if (o != s && o->salen && !same_addr(&o->sa, &s->sa) && !o->close_when_released) {
+				if (o != s && o->member == s->member && o->salen &&
+				    !same_addr(&o->sa, &s->sa) && !o->close_when_released) {
 					server_log(LOG_LVL_INFO, o, "server address changed: closing when released");
 					o->close_when_released = true;
 				}
 			}
 	}
+}
+
+/* PostgreSQL 14 and later report in_hot_standby at login: the server's own word on its role. */
+static void note_hot_standby(struct server *s, const uint8_t *body, size_t len)
+{
+	const char *name, *value;
+
+	if (be_parse_parameter_status(body, len, &name, &value) && strcmp(name, "in_hot_standby") == 0)
+		s->in_hot_standby = strcmp(value, "on") == 0;
+}
+
+/*
+ * Fencing: a connection opened to the confirmed primary that finds a standby (a demotion
+ * pgmux has not seen yet) must not take writes. The member is re-checked at once and the
+ * connection closed; waiting clients are re-routed when the topology catches up.
+ */
+static bool fenced_ok(struct server *s)
+{
+	struct cluster *cl = s->pool->db->cluster;
+	struct member *m;
+
+	if (!cl || !s->in_hot_standby)
+		return true;
+	m = &cl->members[s->member];
+	if (m->role != ROLE_PRIMARY)
+		return true;
+	server_log(LOG_LVL_WARNING, s, "the primary of cluster %s says it is a standby: fencing it",
+		   cl->name);
+	topo_member_is_standby(m);
+	server_close(s, "primary turned out to be a standby");
+	return false;
 }
 
 static void send_startup(struct server *s)
@@ -199,7 +241,7 @@ void server_login_connected(struct server *s, bool ok, int errnum)
 		/* The host name did not resolve. */
 		snprintf(err, sizeof(err), "%s", conn_error(&s->conn));
 		server_log(LOG_LVL_WARNING, s, "%s", err);
-		pool_server_login_failed(s->pool, "08006", err);
+		pool_server_login_failed(s, "08006", err);
 		server_close(s, "resolve failed");
 		return;
 	}
@@ -208,14 +250,14 @@ void server_login_connected(struct server *s, bool ok, int errnum)
 		snprintf(err, sizeof(err), "could not connect to server %s: %s", s->addr,
 			 conn_error(&s->conn));
 		server_log(LOG_LVL_WARNING, s, "%s", err);
-		pool_server_login_failed(s->pool, "08006", err);
+		pool_server_login_failed(s, "08006", err);
 		server_close(s, "TLS failed");
 		return;
 	}
 	if (!ok) {
 		snprintf(err, sizeof(err), "could not connect to server %s: %s", s->addr, strerror(errnum));
 		server_log(LOG_LVL_WARNING, s, "%s", err);
-		pool_server_login_failed(s->pool, "08006", err);
+		pool_server_login_failed(s, "08006", err);
 		server_close(s, "connect failed");
 		return;
 	}
@@ -248,7 +290,7 @@ static const char *server_password(const struct server *s)
 static void login_failed(struct server *s, const char *sqlstate, const char *msg)
 {
 	server_log(LOG_LVL_WARNING, s, "login failed: %s", msg);
-	pool_server_login_failed(s->pool, sqlstate, msg);
+	pool_server_login_failed(s, sqlstate, msg);
 	server_close(s, "login failed");
 }
 
@@ -387,6 +429,7 @@ enum conn_action server_login_packet(struct server *s, const struct pkt_header *
 		return handle_auth(s, body, len) ? CONN_CONSUME : CONN_CLOSED;
 	case 'S':
 		server_track_parameter(s, body, len, false);
+		note_hot_standby(s, body, len);
 		return CONN_CONSUME;
 	case 'K':
 		if (!be_parse_backend_key(body, len, &s->backend_pid, &s->backend_key))
@@ -395,13 +438,15 @@ enum conn_action server_login_packet(struct server *s, const struct pkt_header *
 	case 'E':
 		if (!be_parse_error(body, len, &e))
 			e.message = "malformed error from server";
-		pool_server_login_failed(s->pool, e.sqlstate, e.message);
+		pool_server_login_failed(s, e.sqlstate, e.message);
 		server_log(LOG_LVL_WARNING, s, "login failed: %s %s", e.sqlstate, e.message);
 		server_close(s, "login error");
 		return CONN_CLOSED;
 	case 'Z':
 		s->tx_status = len >= 1 ? (char)body[0] : 'I';
 		server_log(LOG_LVL_DEBUG, s, "login done, backend pid %u", s->backend_pid);
+		if (!fenced_ok(s))
+			return CONN_CLOSED;
 		s->pool->welcome_ready = true;
 		if (s->pool->db->entry && *s->pool->db->entry->connect_query) {
 			server_set_state(s, SERVER_RESET);

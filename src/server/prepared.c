@@ -651,3 +651,14 @@ void prepared_emit_owed(struct server *s)
 {
 	emit_synthetic(s);
 }
+
+const char *prepared_query_of(struct client *c, const char *name, size_t *len)
+{
+	struct cstmt *e = client_find(&c->pstmts, name);
+
+	if (!e)
+		return NULL;
+	/* The definition starts with the query text and its NUL. */
+	*len = strnlen((const char *)e->ps->def, e->ps->def_len);
+	return (const char *)e->ps->def;
+}

@@ -7,6 +7,9 @@
 #include "server/server.h"
 #include "server/login.h"
 
+#include "client/route.h"
+#include "topo/topology.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,7 +73,7 @@ void server_track_parameter(struct server *s, const uint8_t *body, size_t len, b
 	}
 }
 
-struct server *server_launch(struct pool *pool)
+struct server *server_launch(struct pool *pool, int member)
 {
 	struct worker *w = pool->w;
 	struct server *s = calloc(1, sizeof(*s));
@@ -80,6 +83,9 @@ struct server *server_launch(struct pool *pool)
 	s->id = ++w->next_server_id;
 	s->w = w;
 	s->pool = pool;
+	s->member = member;
+	if (pool->db->cluster)
+		s->primary_epoch = pool->db->cluster->members[member].primary_epoch;
 	s->tx_status = 'I';
 	list_init(&s->node);
 	conn_init(&s->conn, &w->loop, &server_ops, s);
@@ -102,6 +108,25 @@ void server_send_internal_query(struct server *s, const char *sql)
 	s->internal_pending++;
 }
 
+/* The DataRow of SELECT pg_current_wal_lsn(): the client's write is at most there. */
+static void capture_lsn(struct server *s, const uint8_t *body, size_t len)
+{
+	char text[32];
+	uint64_t lsn;
+	uint32_t vlen;
+
+	/* int16 column count, int32 value length, value */
+	if (len < 6 || body[0] != 0 || body[1] != 1)
+		return;
+	vlen = (uint32_t)body[2] << 24 | (uint32_t)body[3] << 16 | (uint32_t)body[4] << 8 | body[5];
+	if (vlen >= sizeof(text) || 6 + (size_t)vlen > len)
+		return;
+	memcpy(text, body + 6, vlen);
+	text[vlen] = '\0';
+	if (topo_parse_lsn(text, &lsn))
+		client_on_write_lsn(s->client, lsn);
+}
+
 /* A message answering pgmux's own query: everything is consumed. Returns the action. */
 static enum conn_action internal_packet(struct server *s, const struct pkt_header *hdr, const uint8_t *whole)
 {
@@ -118,9 +143,20 @@ static enum conn_action internal_packet(struct server *s, const struct pkt_heade
 			server_log(LOG_LVL_WARNING, s, "internal query failed: %s %s", e.sqlstate, e.message);
 		s->internal_failed = true;
 		return CONN_CONSUME;
+	case 'D':
+		if (s->capture_lsn && s->client)
+			capture_lsn(s, body, len);
+		return CONN_CONSUME;
 	case 'Z':
 		s->tx_status = len >= 1 ? (char)body[0] : 'I';
 		s->internal_pending--;
+		if (s->internal_pending == 0 && s->capture_lsn) {
+			s->capture_lsn = false;
+			if (s->client && s->state == SERVER_ACTIVE) {
+				client_on_lsn_captured(s->client);
+				return s->state == SERVER_CLOSING ? CONN_CLOSED : CONN_CONSUME;
+			}
+		}
 		if (s->internal_pending == 0 && s->state == SERVER_RESET) {
 			if (s->internal_failed || s->tx_status != 'I') {
 				server_close(s, "reset query failed");
@@ -265,7 +301,8 @@ static enum conn_action on_packet(void *owner, struct conn *c, const struct pkt_
 	if (s->state == SERVER_LOGIN)
 		return whole ? server_login_packet(s, hdr, whole) : CONN_NEED_WHOLE;
 	if (s->internal_pending) {
-		if (!whole && (hdr->type == 'S' || hdr->type == 'E' || hdr->type == 'Z'))
+		if (!whole && (hdr->type == 'S' || hdr->type == 'E' || hdr->type == 'Z' ||
+			       (hdr->type == 'D' && s->capture_lsn)))
 			return CONN_NEED_WHOLE;
 		return whole ? internal_packet(s, hdr, whole) : CONN_CONSUME;
 	}
@@ -279,7 +316,7 @@ static void on_closed(void *owner, struct conn *c, enum conn_close_reason why)
 	struct server *s = owner;
 
 	if (s->state == SERVER_LOGIN || s->state == SERVER_CONNECTING) {
-		pool_server_login_failed(s->pool, "08006", "server closed the connection during login");
+		pool_server_login_failed(s, "08006", "server closed the connection during login");
 		server_close(s, "closed during login");
 		return;
 	}

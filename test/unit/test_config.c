@@ -414,10 +414,59 @@ static const struct {
 	{ "[users]\nalice = max_user_connections=-1\n", 2, "alice",
 	  "max_user_connections: '-1' is out of range" },
 	{ "[users]\nalice = pool_size=3\n", 2, "alice", "unknown key 'pool_size'" },
+	{ "[cluster.main]\nread_from = sideways\n", 2, "read_from", "'sideways' is not one of" },
+	{ "[cluster.main]\nhost = x\n", 2, "host", "unknown key in [cluster.main]" },
+	{ "[cluster.main]\nmax_replica_lag = 12 parsecs\n", 2, "max_replica_lag", "is not a size" },
+	{ "[cluster.main]\nread_from = any\n", 2, "main",
+	  "needs exactly one of patroni = URLs or hosts =" },
+	{ "[cluster.main]\nhosts = a:1\npatroni = http://x\n", 2, "main", "needs exactly one" },
+	{ "[databases]\napp = cluster=nope\n", 2, "app", "no [cluster.nope] section" },
+	{ "[cluster.c]\nhosts = a:1\n[databases]\napp = cluster=c host=x\n", 4, "app",
+	  "either cluster= or host=" },
 	/* The first error wins, even when a later line is also wrong. */
 	{ "[pgmux]\nlisten_port = x\nbad line\n", 2, "listen_port", "not an integer" },
 	{ "[pgmux]\nbad line\nlisten_port = x\n", 2, NULL, "syntax error" },
 };
+
+static void test_clusters(void **state)
+{
+	struct config *cfg = load_ok("[pgmux]\n"
+				     "read_from = any\n"
+				     "max_replica_lag = 1MB\n"
+				     "primary_wait_timeout = 5\n"
+				     "[cluster.main]\n"
+				     "patroni = http://a:8008 http://b:8008\n"
+				     "max_replica_lag = 512kB\n"
+				     "read_your_writes = on\n"
+				     "[cluster.static]\n"
+				     "hosts = 10.0.0.1:5432 10.0.0.2:5433\n"
+				     "read_from = primary\n"
+				     "[databases]\n"
+				     "app = cluster=main dbname=app\n");
+	const struct cluster_entry *m = config_find_cluster(cfg, "main");
+	const struct cluster_entry *st = config_find_cluster(cfg, "static");
+
+	(void)state;
+	assert_int_equal(cfg->n_clusters, 2);
+	assert_non_null(m);
+	assert_non_null(st);
+	assert_null(config_find_cluster(cfg, "other"));
+	assert_string_equal(m->patroni, "http://a:8008 http://b:8008");
+	/* set in the section */
+	assert_true(m->max_replica_lag == 512 * 1024);
+	assert_true(m->read_your_writes);
+	assert_int_equal(st->read_from, READ_FROM_PRIMARY);
+	/* inherited from [pgmux] */
+	assert_int_equal(m->read_from, READ_FROM_ANY);
+	assert_true(st->max_replica_lag == 1024 * 1024);
+	assert_true(m->primary_wait_timeout == 5);
+	/* [pgmux] defaults */
+	assert_int_equal(m->load_balance, LB_ROUND_ROBIN);
+	assert_true(st->health_check_interval == 1);
+	assert_string_equal(st->health_check_user, "postgres");
+	assert_string_equal(config_find_db(cfg, "app")->cluster, "main");
+	config_free(cfg);
+}
 
 static void test_errors(void **state)
 {
@@ -620,6 +669,11 @@ static void test_docs_cover_keys(void **state)
 		if (!man_has_heading(man, config_db_keys[i].name))
 			fail_msg("doc/pgmux.ini.5 has no \".B %s\" entry", config_db_keys[i].name);
 	}
+	for (size_t i = 0; i < config_cluster_key_count; i++) {
+		if (!man_has_heading(man, config_cluster_keys[i].name))
+			fail_msg("doc/pgmux.ini.5 has no \".B %s\" entry",
+				 config_cluster_keys[i].name);
+	}
 	for (size_t i = 0; i < config_user_key_count; i++) {
 		if (!man_has_heading(man, config_user_keys[i].name))
 			fail_msg("doc/pgmux.ini.5 has no \".B %s\" entry",
@@ -658,6 +712,7 @@ int main(void)
 		cmocka_unit_test(test_set_value),
 		cmocka_unit_test(test_format_value),
 		cmocka_unit_test(test_list_contains),
+		cmocka_unit_test(test_clusters),
 		cmocka_unit_test(test_docs_cover_keys),
 		cmocka_unit_test(test_example_config_loads),
 	};

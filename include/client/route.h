@@ -1,0 +1,51 @@
+/*
+ * client/route: routing a client's units of work when its database has cluster= (see
+ * src/client/route.c): classification of the first message, deferred BEGIN, SET pgmux.route,
+ * refusing a unit that cannot run, and read_your_writes bookkeeping.
+ */
+#ifndef PGMUX_CLIENT_ROUTE_H
+#define PGMUX_CLIENT_ROUTE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "client/client.h"
+
+enum discard_state {
+	DISCARD_NONE = 0,
+	DISCARD_START,   /* the next message starts the refused unit */
+	DISCARD_TO_SYNC, /* dropping extended-protocol messages up to Sync */
+};
+
+/*
+ * An idle client of a routed database starts a unit of work with this message: decide where it
+ * goes (c->want, c->target). CONN_FORWARD: ask the pool for a server. Anything else: the
+ * message was handled here (or must be whole first).
+ */
+enum conn_action client_route_unit(struct client *c, const struct pkt_header *hdr,
+				   const uint8_t *whole);
+
+/* The unit the client waits to run cannot run: error now, drop its messages, keep the client. */
+void client_fail_unit(struct client *c, const char *sqlstate, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* While c->discarding: drop this message (ReadyForQuery at the end of the unit). */
+enum conn_action client_discard_packet(struct client *c, const struct pkt_header *hdr);
+
+/* Just linked: send the BEGIN pgmux answered earlier, ahead of the client's statement. */
+void client_send_deferred_begin(struct client *c);
+
+/*
+ * read_your_writes: the unit that just ended wrote on the primary; ask the server for its WAL
+ * position before letting it go. True: asked (the server is released when it answers).
+ */
+bool client_capture_write_lsn(struct client *c);
+void client_on_write_lsn(struct client *c, uint64_t lsn);
+/* The WAL position query answered: release the server unless more work arrived. */
+void client_on_lsn_captured(struct client *c);
+
+/* A pgmux.route startup parameter or option; false when name is something else. */
+bool client_take_route_option(struct client *c, const char *name, const char *value);
+
+#endif

@@ -1,0 +1,121 @@
+/*
+ * topology: what pgmux knows of each replicated cluster — its members, which one is the
+ * confirmed primary, which replicas are healthy and how far behind — and the one place where
+ * that knowledge changes.
+ *
+ * Two sources feed it. Patroni's GET /cluster (polled every patroni_poll_interval, moving to the
+ * next endpoint when one fails) names the members and the leader; for a `hosts =` cluster the
+ * list is static. pgmux's own health checks (a persistent libpq connection per member) say what
+ * each server itself believes: in recovery or not, its WAL position, how stale its replay is.
+ *
+ * A member is the confirmed primary only when both sources agree (Patroni names it leader, or
+ * there is no Patroni, and the server says it is not in recovery) and no other member claims the
+ * same: otherwise there is no primary and writes wait (fencing). Every change bumps the
+ * cluster's version, is logged once with its cause, and is handed to the pools through
+ * pool_topology_changed(), which closes connections to a demoted primary and re-routes waiters.
+ */
+#ifndef PGMUX_TOPO_TOPOLOGY_H
+#define PGMUX_TOPO_TOPOLOGY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "core/list.h"
+#include "ev/loop.h"
+#include "topo/patroni.h"
+
+struct worker;
+struct pgquery;
+struct http;
+
+#define TOPO_MAX_MEMBERS 16
+
+enum member_role {
+	ROLE_UNKNOWN,  /* not usable: unreachable, unconfirmed, or the sources disagree */
+	ROLE_PRIMARY,  /* the confirmed primary: takes writes */
+	ROLE_REPLICA,  /* a standby: may take reads */
+};
+
+struct member {
+	struct cluster *cl;
+	int idx;
+	char name[64];              /* Patroni's member name, or host:port */
+	char host[256];
+	int port;
+	bool listed;                /* in the latest member list (Patroni's, or hosts =) */
+	enum patroni_role patroni_role; /* PATRONI_ROLE_OTHER without Patroni */
+	char state[32];             /* Patroni's state ("running", ...); "" without Patroni */
+	int timeline;               /* -1 unknown */
+	bool noloadbalance;         /* Patroni tag: no reads */
+	int weight;                 /* read weight (weights =), default 1; 0 = no reads */
+
+	/* health checks */
+	struct pgquery *check;      /* persistent connection; NULL until the first check */
+	bool check_running;
+	uint64_t next_check_us;
+	bool checked;               /* at least one check finished since the member appeared */
+	bool healthy;               /* the last check succeeded */
+	int in_recovery;            /* -1 unknown, 0 no (a primary), 1 yes (a standby) */
+	uint64_t lsn;               /* WAL written (primary) or replayed (standby) at the check */
+	int64_t lag_bytes;          /* behind the primary's last known position; -1 unknown */
+	double lag_ms;              /* replay staleness; -1 unknown */
+	uint64_t banned_until_us;   /* no reads before this (a check failed) */
+	char last_error[160];
+
+	enum member_role role;      /* what the router trusts, derived from all of the above */
+	uint64_t primary_epoch;     /* bumps when it stops being primary: see server.h epoch */
+	int n_servers;              /* server connections to it, over all pools */
+	int n_busy;                 /* of those, linked to a client now (least_connections) */
+};
+
+struct cluster {
+	struct list_node node;
+	struct worker *w;
+	char name[64];
+	const struct cluster_entry *entry; /* effective settings, borrowed from the current config */
+	struct member members[TOPO_MAX_MEMBERS];
+	int n_members;
+	int primary;                /* index of the confirmed primary, -1 when there is none */
+	uint64_t version;           /* bumps on every change the router or pools must see */
+	bool removed;               /* gone from the config */
+	unsigned rr_next;           /* round_robin position */
+	struct evloop_timer tick;
+
+	/* Patroni */
+	struct http *http;
+	int endpoint;               /* index into the patroni URL list being polled */
+	bool poll_running;
+	uint64_t next_poll_us;
+	char leader[64];            /* Patroni's leader as last polled; "" none */
+	bool patroni_ok;            /* the last poll succeeded */
+	char patroni_error[160];
+	uint64_t leader_seen_us;    /* when Patroni first named the current leader */
+	double switchover_at;       /* a scheduled switchover's time (unix s); 0 = none */
+};
+
+/* Create, update and drop the clusters to match cfg (startup and RELOAD). False: out of memory. */
+bool topo_apply_config(struct worker *w, const struct config *cfg);
+
+/* The cluster called name, or NULL. */
+struct cluster *topo_find(struct worker *w, const char *name);
+
+/* Something (a failed server login) suggests the member changed: check it now. */
+void topo_member_suspect(struct member *m);
+
+/* A server of the member said it is a standby: take that as fresh evidence, and check it. */
+void topo_member_is_standby(struct member *m);
+
+/* Is the member fit for reads now (healthy, replica, not banned, lag within limits)? min_lsn:
+ * the member must have replayed at least this far (read_your_writes); 0 = any. */
+bool topo_replica_usable(const struct member *m, uint64_t min_lsn);
+
+/* Stop every check and poll and free all clusters (exit). */
+void topo_free_all(struct worker *w, bool loop_alive);
+
+const char *member_role_name(enum member_role r);
+
+/* "0/16B3748" -> position; false if malformed. Pure. */
+bool topo_parse_lsn(const char *text, uint64_t *out);
+
+#endif

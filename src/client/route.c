@@ -1,0 +1,266 @@
+/*
+ * client/route: the start of a unit of work of a client of a routed database (cluster=). Its
+ * first message is classified and the unit is sent where the router says; a bare BEGIN is
+ * answered by pgmux and sent later with the first real statement, so the route is chosen on
+ * real SQL; SET pgmux.route is pgmux's own. A unit that cannot run (no primary in time, no
+ * replica with read_fallback = error) gets an error and its messages are dropped up to the
+ * point where the client expects ReadyForQuery, so the session goes on.
+ */
+#include "client/route.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "pool/pool.h"
+#include "proto/build.h"
+#include "route/classify.h"
+#include "route/router.h"
+
+/* Longer statements are not held whole to be classified: they go to the primary. */
+#define ROUTE_PEEK_MAX (64 * 1024)
+
+static void send_tag_and_ready(struct client *c, const char *tag, char tx_status)
+{
+	struct msgbuf mb;
+
+	mb_init(&mb);
+	if (tag)
+		build_command_complete(&mb, tag);
+	build_ready(&mb, tx_status);
+	client_send(c, &mb);
+	mb_free(&mb);
+	c->tx_status = tx_status;
+}
+
+/* The query text of a Query, Parse, or Bind of a named statement; NULL when there is none. */
+static const char *unit_sql(struct client *c, const struct pkt_header *hdr, const uint8_t *whole,
+			    size_t *len)
+{
+	const char *body = (const char *)whole + PKT_HDR_LEN;
+	size_t blen = hdr->len - PKT_HDR_LEN, nlen;
+
+	switch (hdr->type) {
+	case 'Q':
+		*len = strnlen(body, blen);
+		return body;
+	case 'P':
+		nlen = strnlen(body, blen);
+		if (nlen >= blen)
+			return NULL;
+		*len = strnlen(body + nlen + 1, blen - nlen - 1);
+		return body + nlen + 1;
+	case 'B':
+		/* portal name, then statement name */
+		nlen = strnlen(body, blen);
+		if (nlen + 1 >= blen || body[nlen + 1] == '\0' ||
+		    strnlen(body + nlen + 1, blen - nlen - 1) >= blen - nlen - 1)
+			return NULL;
+		return prepared_query_of(c, body + nlen + 1, len);
+	default:
+		return NULL;
+	}
+}
+
+void client_fail_unit(struct client *c, const char *sqlstate, const char *fmt, ...)
+{
+	char message[512];
+	va_list ap;
+
+	if (c->state == CLIENT_WAITING)
+		client_set_state(c, CLIENT_IDLE);
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof(message), fmt, ap);
+	va_end(ap);
+	client_send_error(c, sqlstate, "%s", message);
+	client_log(LOG_LVL_INFO, c, "unit of work refused: %s", sqlstate);
+	c->discarding = DISCARD_START;
+	conn_resume(&c->conn);
+}
+
+enum conn_action client_discard_packet(struct client *c, const struct pkt_header *hdr)
+{
+	bool first = c->discarding == DISCARD_START;
+
+	c->discarding = DISCARD_TO_SYNC;
+	if (hdr->type == 'S' || (hdr->type == 'Q' && first)) {
+		/* An explicit transaction that failed is aborted, as on a server. */
+		send_tag_and_ready(c, NULL, c->tx_status == 'I' ? 'I' : 'E');
+		c->discarding = DISCARD_NONE;
+	}
+	return CONN_CONSUME;
+}
+
+/* A statement's first keyword is word (case-insensitive)? */
+static bool starts_with_word(const char *sql, size_t len, const char *word)
+{
+	size_t i = 0, wl = strlen(word);
+
+	while (i < len && strchr(" \t\r\n;(", sql[i]))
+		i++;
+	return len - i >= wl && strncasecmp(sql + i, word, wl) == 0 &&
+	       (len - i == wl || !((sql[i + wl] | 0x20) >= 'a' && (sql[i + wl] | 0x20) <= 'z'));
+}
+
+/* SET pgmux.route = primary | replica | auto: pgmux's own setting, answered here. */
+static enum conn_action set_route_hint(struct client *c, const struct route_result *r)
+{
+	if (r->hint == ROUTE_HINT_INVALID) {
+		client_send_error(c, "22023", "invalid value for pgmux.route (use primary, replica or auto)");
+		send_tag_and_ready(c, NULL, c->tx_status == 'I' ? 'I' : 'E');
+		return CONN_CONSUME;
+	}
+	if (r->set_local && c->deferred_begin)
+		c->begin_hint = (uint8_t)r->hint;
+	else if (!r->set_local)
+		c->session_hint = (uint8_t)r->hint;
+	send_tag_and_ready(c, "SET", c->tx_status);
+	return CONN_CONSUME;
+}
+
+static void drop_deferred_begin(struct client *c)
+{
+	free(c->deferred_begin);
+	c->deferred_begin = NULL;
+}
+
+/* A Query inside a transaction whose BEGIN pgmux holds: some need no server at all. */
+static bool answered_in_deferred_txn(struct client *c, const struct route_result *r,
+				     const char *sql, size_t len, enum conn_action *act)
+{
+	if (r->cls == ROUTE_TXN_END && r->statements == 1 && !starts_with_word(sql, len, "prepare")) {
+		bool rollback = c->tx_status == 'E' || starts_with_word(sql, len, "rollback") ||
+				starts_with_word(sql, len, "abort");
+
+		drop_deferred_begin(c);
+		send_tag_and_ready(c, rollback ? "ROLLBACK" : "COMMIT", 'I');
+		*act = CONN_CONSUME;
+		return true;
+	}
+	if (c->tx_status == 'E') {
+		client_send_error(c, "25P02", "current transaction is aborted, commands ignored until "
+					      "end of transaction block");
+		send_tag_and_ready(c, NULL, 'E');
+		*act = CONN_CONSUME;
+		return true;
+	}
+	return false;
+}
+
+/* A bare BEGIN in transaction mode: answered now, sent with the first real statement. */
+static bool deferred_begin(struct client *c, const struct route_result *r, const char *sql,
+			   size_t len)
+{
+	if (r->cls != ROUTE_TXN_BEGIN || r->statements != 1 || c->tx_status != 'I' ||
+	    pool_mode(c->pool) != POOL_MODE_TRANSACTION)
+		return false;
+	c->deferred_begin = strndup(sql, len);
+	if (!c->deferred_begin)
+		return false;
+	c->begin_read_only = r->read_only_txn;
+	c->begin_hint = (uint8_t)r->hint;
+	send_tag_and_ready(c, "BEGIN", 'T');
+	return true;
+}
+
+enum conn_action client_route_unit(struct client *c, const struct pkt_header *hdr,
+				   const uint8_t *whole)
+{
+	struct database *db = c->pool->db;
+	struct route_result r = { .cls = ROUTE_WRITE };
+	enum conn_action act;
+	enum route_want want;
+	const char *sql = NULL;
+	size_t len = 0;
+	bool hinted = false;
+	int target;
+
+	if (pool_mode(c->pool) == POOL_MODE_SESSION) {
+		/* The whole session runs where it starts: the primary unless pgmux.route says. */
+		want = c->session_hint == ROUTE_HINT_REPLICA ? WANT_REPLICA : WANT_PRIMARY;
+		hinted = c->session_hint == ROUTE_HINT_REPLICA;
+		goto pick;
+	}
+	if (strchr("QPB", hdr->type) && hdr->len <= ROUTE_PEEK_MAX) {
+		if (!whole)
+			return CONN_NEED_WHOLE;
+		sql = unit_sql(c, hdr, whole, &len);
+		if (sql)
+			classify_sql(sql, len, NULL, &r);
+	}
+	if (hdr->type == 'Q' && sql) {
+		if (r.cls == ROUTE_HINT_SET)
+			return set_route_hint(c, &r);
+		if (c->deferred_begin && answered_in_deferred_txn(c, &r, sql, len, &act))
+			return act;
+		if (deferred_begin(c, &r, sql, len))
+			return CONN_CONSUME;
+	}
+	want = router_want(&r, (enum route_hint)c->session_hint, c->deferred_begin != NULL,
+			   c->begin_read_only, (enum route_hint)c->begin_hint, &hinted);
+pick:
+	target = router_pick(db->cluster, want,
+			     db->cluster->entry->read_your_writes ? c->ryw_lsn : 0, &db->routes, true);
+	if (hinted)
+		db->routes.hinted++;
+	if (target == TARGET_REFUSED) {
+		client_send_error(c, "57P03", "no replica of cluster %s can serve reads now "
+					      "(read_fallback = error)", db->cluster->name);
+		c->discarding = DISCARD_START;
+		return client_discard_packet(c, hdr);
+	}
+	c->want = (uint8_t)want;
+	c->target = target;
+	c->unit_wrote = want == WANT_PRIMARY;
+	return CONN_FORWARD;
+}
+
+void client_send_deferred_begin(struct client *c)
+{
+	if (!c->deferred_begin)
+		return;
+	server_send_internal_query(c->server, c->deferred_begin);
+	drop_deferred_begin(c);
+}
+
+bool client_capture_write_lsn(struct client *c)
+{
+	const struct database *db = c->pool->db;
+
+	if (!db->cluster || !db->cluster->entry->read_your_writes || !c->unit_wrote)
+		return false;
+	c->unit_wrote = false;
+	c->server->capture_lsn = true;
+	server_send_internal_query(c->server, "SELECT pg_current_wal_lsn()");
+	return true;
+}
+
+void client_on_write_lsn(struct client *c, uint64_t lsn)
+{
+	if (lsn > c->ryw_lsn)
+		c->ryw_lsn = lsn;
+}
+
+void client_on_lsn_captured(struct client *c)
+{
+	if (c->pending_ready || c->unsynced || c->in_copy || c->tx_status != 'I') {
+		/* More work arrived meanwhile on this server: it may write too. */
+		c->unit_wrote = true;
+		return;
+	}
+	client_unit_done(c);
+}
+
+bool client_take_route_option(struct client *c, const char *name, const char *value)
+{
+	if (strcasecmp(name, "pgmux.route") != 0)
+		return false;
+	if (strcasecmp(value, "replica") == 0)
+		c->session_hint = ROUTE_HINT_REPLICA;
+	else if (strcasecmp(value, "primary") == 0)
+		c->session_hint = ROUTE_HINT_PRIMARY;
+	else
+		c->session_hint = ROUTE_HINT_NONE;
+	return true;
+}

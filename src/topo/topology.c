@@ -1,0 +1,727 @@
+/*
+ * topology: member tables of the replicated clusters, fed by Patroni and health checks (see
+ * topo/topology.h). Every role decision is made in recompute_roles(), so the rules live in one
+ * place: a member is primary only when Patroni (if any) names it leader and the server says it is
+ * not in recovery, and only when no other member claims the same.
+ */
+#include "topo/topology.h"
+
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth/userlist.h"
+#include "core/log.h"
+#include "ev/http.h"
+#include "ev/pgquery.h"
+#include "pool/pool.h"
+
+/* How often each cluster looks at its schedule; checks and polls run at their own intervals. */
+#define TICK_INTERVAL 0.05
+/* While Patroni names a leader that is not confirmed yet, check it this often (s). */
+#define URGENT_CHECK_INTERVAL 0.05
+
+/*
+ * One round trip tells role, WAL position and replay staleness. A standby that has replayed all
+ * it received is not stale however old its last replayed transaction is (an idle primary).
+ */
+static const char health_sql[] =
+	"SELECT pg_is_in_recovery(), "
+	"CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, "
+	"CASE WHEN NOT pg_is_in_recovery() "
+	"OR pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0 "
+	"ELSE COALESCE(extract(epoch FROM now() - pg_last_xact_replay_timestamp()) * 1000, 0) END, "
+	"(SELECT timeline_id FROM pg_control_checkpoint())";
+
+const char *member_role_name(enum member_role r)
+{
+	switch (r) {
+	case ROLE_PRIMARY:
+		return "primary";
+	case ROLE_REPLICA:
+		return "replica";
+	default:
+		return "unknown";
+	}
+}
+
+bool topo_parse_lsn(const char *text, uint64_t *out)
+{
+	unsigned int hi, lo;
+	int used = 0;
+
+	if (!text || sscanf(text, "%X/%X%n", &hi, &lo, &used) != 2 || text[used] != '\0')
+		return false;
+	*out = ((uint64_t)hi << 32) | lo;
+	return true;
+}
+
+static uint64_t now_us(const struct cluster *cl)
+{
+	return evloop_now_us(&cl->w->loop);
+}
+
+static bool has_patroni(const struct cluster *cl)
+{
+	return cl->entry->patroni[0] != '\0';
+}
+
+/* ---- the member list ---- */
+
+/* Read weight of a member from "name:weight ..." (name or host:port); 1 when not listed. */
+static int weight_of(const struct cluster_entry *e, const struct member *m)
+{
+	char hostport[300];
+	const char *p = e->weights;
+
+
+	snprintf(hostport, sizeof(hostport), "%s:%d", m->host, m->port);
+	while (*p) {
+		size_t len = strcspn(p, " ,\t");
+		const char *colon = memrchr(p, ':', len);
+
+		if (colon) {
+			size_t nlen = (size_t)(colon - p);
+
+			if ((nlen == strlen(m->name) && strncmp(p, m->name, nlen) == 0) ||
+			    (nlen == strlen(hostport) && strncmp(p, hostport, nlen) == 0))
+				return atoi(colon + 1);
+		}
+		p += len;
+		p += strspn(p, " ,\t");
+	}
+	return 1;
+}
+
+static void drop_check(struct member *m)
+{
+	if (m->check)
+		pgquery_free(m->check, true);
+	m->check = NULL;
+	m->check_running = false;
+}
+
+/* Forget what was measured: the member is (or may be) a different server now. */
+static void reset_health(struct member *m)
+{
+	drop_check(m);
+	m->checked = false;
+	m->healthy = false;
+	m->in_recovery = -1;
+	m->lsn = 0;
+	m->lag_bytes = -1;
+	m->lag_ms = -1;
+	m->next_check_us = 0;
+}
+
+static struct member *member_find(struct cluster *cl, const char *name)
+{
+	for (int i = 0; i < cl->n_members; i++) {
+		if (strcmp(cl->members[i].name, name) == 0)
+			return &cl->members[i];
+	}
+	return NULL;
+}
+
+/* A slot for a new member: a new one, or one nobody lists or uses any more. */
+static struct member *member_add(struct cluster *cl, const char *name)
+{
+	struct member *m = NULL;
+
+	if (cl->n_members < TOPO_MAX_MEMBERS) {
+		m = &cl->members[cl->n_members];
+		m->idx = cl->n_members++;
+	} else {
+		for (int i = 0; i < cl->n_members && !m; i++) {
+			if (!cl->members[i].listed && cl->members[i].n_servers == 0)
+				m = &cl->members[i];
+		}
+		if (!m)
+			return NULL;
+		drop_check(m);
+		memset(m->name, 0, sizeof(m->name));
+	}
+	m->cl = cl;
+	snprintf(m->name, sizeof(m->name), "%s", name);
+	m->timeline = -1;
+	m->role = ROLE_UNKNOWN;
+	m->patroni_role = PATRONI_ROLE_OTHER;
+	m->primary_epoch++;
+	reset_health(m);
+	return m;
+}
+
+/* Point the member at host:port; a different address makes it a different server. */
+static void member_set_address(struct member *m, const char *host, int port)
+{
+	if (strcmp(m->host, host) == 0 && m->port == port)
+		return;
+	if (m->host[0])
+		log_info("cluster %s: member %s moved from %s:%d to %s:%d", m->cl->name, m->name,
+			 m->host, m->port, host, port);
+	snprintf(m->host, sizeof(m->host), "%s", host);
+	m->port = port;
+	m->primary_epoch++;
+	reset_health(m);
+	m->cl->version++;
+}
+
+/* hosts = "h1:p1 h2:p2 ...": the static member list. */
+static void sync_static_hosts(struct cluster *cl)
+{
+	const char *p = cl->entry->hosts;
+
+	for (int i = 0; i < cl->n_members; i++)
+		cl->members[i].listed = false;
+	while (*p) {
+		size_t len = strcspn(p, " ,\t");
+		char item[300], host[300], name[310];
+		int port = 5432;
+		char *colon;
+		struct member *m;
+
+		snprintf(item, sizeof(item), "%.*s", (int)len, p);
+		p += len;
+		p += strspn(p, " ,\t");
+		colon = strrchr(item, ':');
+		snprintf(host, sizeof(host), "%s", item);
+		if (colon && item[0] != '[') {
+			host[colon - item] = '\0';
+			port = atoi(colon + 1);
+		}
+		if (port <= 0 || port > 65535 || !host[0]) {
+			log_warning("cluster %s: ignoring hosts entry '%s'", cl->name, item);
+			continue;
+		}
+		snprintf(name, sizeof(name), "%s:%d", host, port);
+		m = member_find(cl, name);
+		if (!m && !(m = member_add(cl, name))) {
+			log_warning("cluster %s: more than %d members; ignoring %s", cl->name,
+				    TOPO_MAX_MEMBERS, name);
+			continue;
+		}
+		member_set_address(m, host, port);
+		m->listed = true;
+	}
+}
+
+/* ---- roles ---- */
+
+static void log_role_change(const struct member *m, enum member_role old, const char *why)
+{
+	log_info("cluster %s: member %s (%s:%d) %s -> %s: %s", m->cl->name, m->name, m->host,
+		 m->port, member_role_name(old), member_role_name(m->role), why);
+}
+
+/* What a member would be on its own evidence; *why says on what. */
+static enum member_role role_on_evidence(const struct cluster *cl, const struct member *m,
+					 const char **why)
+{
+	if (!m->listed) {
+		*why = has_patroni(cl) ? "no longer listed by Patroni" : "removed from hosts";
+		return ROLE_UNKNOWN;
+	}
+	if (!m->checked) {
+		*why = "not checked yet";
+		return ROLE_UNKNOWN;
+	}
+	if (!m->healthy) {
+		*why = "health check failed";
+		return ROLE_UNKNOWN;
+	}
+	if (m->in_recovery == 1) {
+		*why = "in recovery";
+		return ROLE_REPLICA;
+	}
+	if (has_patroni(cl) && strcmp(cl->leader, m->name) != 0) {
+		/* A primary Patroni does not back, e.g. an old leader not demoted yet: fence it. */
+		*why = "not in recovery but Patroni does not name it leader";
+		return ROLE_UNKNOWN;
+	}
+	*why = has_patroni(cl) ? "Patroni leader, not in recovery" : "not in recovery";
+	return ROLE_PRIMARY;
+}
+
+static void recompute_roles(struct cluster *cl)
+{
+	enum member_role roles[TOPO_MAX_MEMBERS];
+	const char *why[TOPO_MAX_MEMBERS];
+	int candidates = 0, primary = -1;
+	bool changed = false;
+
+	for (int i = 0; i < cl->n_members; i++) {
+		roles[i] = role_on_evidence(cl, &cl->members[i], &why[i]);
+		if (roles[i] == ROLE_PRIMARY) {
+			candidates++;
+			primary = i;
+		}
+	}
+	if (candidates > 1) {
+		/* Two servers accept writes: guessing could lose data, so writes wait. */
+		for (int i = 0; i < cl->n_members; i++) {
+			if (roles[i] == ROLE_PRIMARY) {
+				roles[i] = ROLE_UNKNOWN;
+				why[i] = "more than one member claims to be primary";
+			}
+		}
+		primary = -1;
+	}
+	for (int i = 0; i < cl->n_members; i++) {
+		struct member *m = &cl->members[i];
+		enum member_role old = m->role;
+
+		if (old == roles[i])
+			continue;
+		m->role = roles[i];
+		if (old == ROLE_PRIMARY)
+			m->primary_epoch++;
+		log_role_change(m, old, why[i]);
+		changed = true;
+	}
+	if (primary != cl->primary) {
+		if (primary < 0)
+			log_warning("cluster %s: no confirmed primary: writes wait (up to %gs)", cl->name,
+				    cl->entry->primary_wait_timeout);
+		else if (cl->leader_seen_us)
+			log_info("cluster %s: primary is %s, confirmed %.0f ms after Patroni named it",
+				 cl->name, cl->members[primary].name,
+				 (double)(now_us(cl) - cl->leader_seen_us) / 1000.0);
+		cl->primary = primary;
+		changed = true;
+	}
+	if (changed) {
+		cl->version++;
+		pool_topology_changed(cl->w, cl);
+	}
+}
+
+/* ---- health checks ---- */
+
+static void update_lags(struct cluster *cl)
+{
+	const struct member *p = cl->primary >= 0 ? &cl->members[cl->primary] : NULL;
+
+	for (int i = 0; i < cl->n_members; i++) {
+		struct member *m = &cl->members[i];
+
+		if (m->in_recovery != 1 || !m->healthy)
+			m->lag_bytes = m->in_recovery == 0 && m->healthy ? 0 : -1;
+		else if (!p || !p->lsn)
+			m->lag_bytes = -1;
+		else
+			m->lag_bytes = p->lsn > m->lsn ? (int64_t)(p->lsn - m->lsn) : 0;
+	}
+}
+
+static double check_interval(const struct member *m)
+{
+	const struct cluster *cl = m->cl;
+
+	/* Patroni names a leader we have not confirmed: the switchover is on, look closely. */
+	if (has_patroni(cl) && strcmp(cl->leader, m->name) == 0 && m->role != ROLE_PRIMARY)
+		return URGENT_CHECK_INTERVAL;
+	return cl->entry->health_check_interval;
+}
+
+static void check_failed(struct member *m, const char *error)
+{
+	struct cluster *cl = m->cl;
+
+	if (m->healthy || !m->checked)
+		log_warning("cluster %s: member %s (%s:%d) failed its health check: %s", cl->name,
+			    m->name, m->host, m->port, error);
+	snprintf(m->last_error, sizeof(m->last_error), "%s", error);
+	m->healthy = false;
+	m->checked = true;
+	m->in_recovery = -1;
+	m->banned_until_us = now_us(cl) + (uint64_t)(cl->entry->ban_time * 1e6);
+}
+
+static void check_passed(struct member *m, const char *const *v)
+{
+	struct cluster *cl = m->cl;
+	uint64_t lsn = 0;
+
+	if (!m->healthy && m->checked)
+		log_info("cluster %s: member %s (%s:%d) passes its health check again", cl->name,
+			 m->name, m->host, m->port);
+	m->healthy = true;
+	m->checked = true;
+	m->last_error[0] = '\0';
+	m->in_recovery = v[0] && v[0][0] == 't' ? 1 : 0;
+	m->lsn = topo_parse_lsn(v[1], &lsn) ? lsn : 0;
+	m->lag_ms = v[2] ? atof(v[2]) : -1;
+	if (v[3] && !has_patroni(cl))
+		m->timeline = atoi(v[3]);
+}
+
+static void on_check_done(void *arg, enum pgquery_outcome outcome, int ncols,
+			  const char *const *values, const char *error)
+{
+	struct member *m = arg;
+	struct cluster *cl = m->cl;
+
+	m->check_running = false;
+	if (outcome == PGQUERY_ROW && ncols >= 4)
+		check_passed(m, values);
+	else
+		check_failed(m, outcome == PGQUERY_ERROR ? error : "health check returned no row");
+	m->next_check_us = now_us(cl) + (uint64_t)(check_interval(m) * 1e6);
+	update_lags(cl);
+	recompute_roles(cl);
+}
+
+/* Health checks connect to a numeric address or a socket directory: libpq must not block on DNS. */
+static bool address_is_numeric(const char *host)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	return host[0] == '/' || inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+static void conninfo_quote(char *out, size_t outlen, const char *key, const char *value)
+{
+	size_t n = (size_t)snprintf(out, outlen, " %s='", key);
+
+	for (; *value && n + 3 < outlen; value++) {
+		if (*value == '\'' || *value == '\\')
+			out[n++] = '\\';
+		out[n++] = *value;
+	}
+	if (n + 2 <= outlen) {
+		out[n++] = '\'';
+		out[n] = '\0';
+	}
+}
+
+static void build_conninfo(const struct member *m, char *out, size_t outlen)
+{
+	const struct cluster_entry *e = m->cl->entry;
+	const char *password = e->health_check_password;
+	char part[600];
+	char port[16];
+
+	if (!password[0] && m->cl->w->userlist) {
+		const char *secret = userlist_find(m->cl->w->userlist, e->health_check_user);
+
+		/* Only a plain-text secret can log in; md5 and SCRAM secrets are not passwords. */
+		if (secret && strncmp(secret, "md5", 3) != 0 && strncmp(secret, "SCRAM-SHA-256$", 14) != 0)
+			password = secret;
+	}
+	snprintf(port, sizeof(port), "%d", m->port);
+	out[0] = '\0';
+	conninfo_quote(part, sizeof(part), m->host[0] == '/' ? "host" : "hostaddr", m->host);
+	strncat(out, part, outlen - strlen(out) - 1);
+	conninfo_quote(part, sizeof(part), "port", port);
+	strncat(out, part, outlen - strlen(out) - 1);
+	conninfo_quote(part, sizeof(part), "user", e->health_check_user);
+	strncat(out, part, outlen - strlen(out) - 1);
+	conninfo_quote(part, sizeof(part), "dbname", e->health_check_dbname);
+	strncat(out, part, outlen - strlen(out) - 1);
+	if (password[0]) {
+		conninfo_quote(part, sizeof(part), "password", password);
+		strncat(out, part, outlen - strlen(out) - 1);
+	}
+	strncat(out, " application_name='pgmux health check' sslmode=prefer",
+		outlen - strlen(out) - 1);
+}
+
+static void start_check(struct member *m)
+{
+	struct cluster *cl = m->cl;
+	char conninfo[2048];
+
+	m->next_check_us = now_us(cl) + (uint64_t)(check_interval(m) * 1e6);
+	if (!address_is_numeric(m->host)) {
+		check_failed(m, "health checks need a numeric address (or a socket directory)");
+		recompute_roles(cl);
+		return;
+	}
+	if (!m->check) {
+		build_conninfo(m, conninfo, sizeof(conninfo));
+		m->check = pgquery_new(&cl->w->loop, conninfo, cl->entry->health_check_timeout);
+		if (!m->check)
+			return;
+	}
+	if (pgquery_submit(m->check, health_sql, NULL, on_check_done, m))
+		m->check_running = true;
+}
+
+void topo_member_suspect(struct member *m)
+{
+	if (!m->check_running)
+		m->next_check_us = 0;
+}
+
+void topo_member_is_standby(struct member *m)
+{
+	m->in_recovery = 1;
+	topo_member_suspect(m);
+	recompute_roles(m->cl);
+}
+
+bool topo_replica_usable(const struct member *m, uint64_t min_lsn)
+{
+	const struct cluster_entry *e = m->cl->entry;
+
+	if (m->role != ROLE_REPLICA || m->noloadbalance || m->weight <= 0 ||
+	    now_us(m->cl) < m->banned_until_us)
+		return false;
+	if (e->max_replica_lag > 0 && m->lag_bytes >= 0 && (double)m->lag_bytes > e->max_replica_lag)
+		return false;
+	if (e->max_replica_lag_time > 0 && m->lag_ms >= 0 && m->lag_ms > e->max_replica_lag_time * 1000)
+		return false;
+	return min_lsn == 0 || m->lsn >= min_lsn;
+}
+
+/* ---- Patroni ---- */
+
+/* The i-th URL of the patroni list (wrapping), without a trailing '/'. */
+static void patroni_endpoint(const struct cluster *cl, int i, char *out, size_t outlen, int *count)
+{
+	const char *p = cl->entry->patroni;
+	int n = 0;
+
+	out[0] = '\0';
+	while (*p) {
+		size_t len = strcspn(p, " ,\t");
+
+		if (n++ == i)
+			snprintf(out, outlen, "%.*s", (int)len, p);
+		p += len;
+		p += strspn(p, " ,\t");
+	}
+	*count = n;
+	if (out[0] && out[strlen(out) - 1] == '/')
+		out[strlen(out) - 1] = '\0';
+}
+
+static void apply_patroni_member(struct cluster *cl, const struct patroni_member *pm)
+{
+	struct member *m = member_find(cl, pm->name);
+
+	if (!m && !(m = member_add(cl, pm->name))) {
+		log_warning("cluster %s: more than %d members; ignoring %s", cl->name,
+			    TOPO_MAX_MEMBERS, pm->name);
+		return;
+	}
+	member_set_address(m, pm->host, pm->port);
+	m->listed = true;
+	m->patroni_role = pm->role;
+	snprintf(m->state, sizeof(m->state), "%s", pm->state);
+	m->timeline = pm->timeline;
+	m->noloadbalance = pm->noloadbalance;
+	m->weight = weight_of(cl->entry, m);
+}
+
+static void apply_patroni(struct cluster *cl, const struct patroni_cluster *pc)
+{
+	const char *leader = "";
+
+	for (int i = 0; i < cl->n_members; i++)
+		cl->members[i].listed = false;
+	for (int i = 0; i < pc->n_members; i++) {
+		apply_patroni_member(cl, &pc->members[i]);
+		if (pc->members[i].role == PATRONI_ROLE_LEADER)
+			leader = pc->members[i].name;
+	}
+	if (strcmp(leader, cl->leader) != 0) {
+		struct member *m = member_find(cl, leader);
+
+		log_info("cluster %s: Patroni leader %s -> %s", cl->name,
+			 cl->leader[0] ? cl->leader : "(none)", leader[0] ? leader : "(none)");
+		snprintf(cl->leader, sizeof(cl->leader), "%s", leader);
+		cl->leader_seen_us = now_us(cl);
+		/* Confirm the new leader (and see the old one go) without waiting for the schedule. */
+		if (m)
+			topo_member_suspect(m);
+		if (cl->primary >= 0)
+			topo_member_suspect(&cl->members[cl->primary]);
+	}
+	cl->switchover_at = pc->switchover_scheduled ? pc->switchover_at : 0;
+	recompute_roles(cl);
+}
+
+static void on_patroni_done(void *arg, int status, const char *body, size_t len, const char *error)
+{
+	struct cluster *cl = arg;
+	struct patroni_cluster pc;
+	char why[160], url[512];
+	int count;
+
+	cl->poll_running = false;
+	if (!error && status == 200 && patroni_parse_cluster(body, len, &pc, why, sizeof(why))) {
+		if (!cl->patroni_ok)
+			log_info("cluster %s: Patroni answers", cl->name);
+		cl->patroni_ok = true;
+		cl->patroni_error[0] = '\0';
+		cl->next_poll_us = now_us(cl) + (uint64_t)(cl->entry->patroni_poll_interval * 1e6);
+		apply_patroni(cl, &pc);
+		return;
+	}
+	if (error)
+		snprintf(why, sizeof(why), "%s", error);
+	else if (status != 200)
+		snprintf(why, sizeof(why), "HTTP status %d", status);
+	patroni_endpoint(cl, cl->endpoint, url, sizeof(url), &count);
+	if (cl->patroni_ok || strcmp(cl->patroni_error, why) != 0)
+		log_warning("cluster %s: Patroni at %s: %s", cl->name, url, why);
+	snprintf(cl->patroni_error, sizeof(cl->patroni_error), "%s", why);
+	cl->patroni_ok = false;
+	/* The next endpoint at once; around the whole list, wait one interval. */
+	cl->endpoint = count > 0 ? (cl->endpoint + 1) % count : 0;
+	cl->next_poll_us = now_us(cl) +
+			   (cl->endpoint == 0 ? (uint64_t)(cl->entry->patroni_poll_interval * 1e6) : 0);
+}
+
+static void start_poll(struct cluster *cl)
+{
+	const struct cluster_entry *e = cl->entry;
+	struct http_opts o = {
+		.timeout = e->health_check_timeout,
+		.username = e->patroni_user,
+		.password = e->patroni_password,
+		.ca_file = e->patroni_ca_file,
+		.cert_file = e->patroni_cert_file,
+		.key_file = e->patroni_key_file,
+		.verify = true,
+	};
+	char base[512], url[600];
+	int count;
+
+	patroni_endpoint(cl, cl->endpoint, base, sizeof(base), &count);
+	if (count == 0)
+		return;
+	snprintf(url, sizeof(url), "%s/cluster", base);
+	if (!cl->http && !(cl->http = http_new(&cl->w->loop)))
+		return;
+	if (http_get(cl->http, url, &o, on_patroni_done, cl))
+		cl->poll_running = true;
+}
+
+/* ---- schedule ---- */
+
+static void on_tick(void *arg)
+{
+	struct cluster *cl = arg;
+	uint64_t now = now_us(cl);
+
+	if (cl->removed)
+		return;
+	if (has_patroni(cl) && !cl->poll_running && now >= cl->next_poll_us)
+		start_poll(cl);
+	for (int i = 0; i < cl->n_members; i++) {
+		struct member *m = &cl->members[i];
+
+		if (m->listed && !m->check_running && now >= m->next_check_us)
+			start_check(m);
+	}
+}
+
+/* ---- lifecycle ---- */
+
+struct cluster *topo_find(struct worker *w, const char *name)
+{
+	struct list_node *n, *t;
+
+	list_for_each_safe(n, t, &w->clusters) {
+		struct cluster *cl = list_entry(n, struct cluster, node);
+
+		if (strcmp(cl->name, name) == 0)
+			return cl;
+	}
+	return NULL;
+}
+
+static struct cluster *cluster_new(struct worker *w, const struct cluster_entry *e)
+{
+	struct cluster *cl = calloc(1, sizeof(*cl));
+
+	if (!cl)
+		return NULL;
+	cl->w = w;
+	cl->entry = e;
+	cl->primary = -1;
+	snprintf(cl->name, sizeof(cl->name), "%s", e->name);
+	if (!evloop_timer_start(&w->loop, &cl->tick, TICK_INTERVAL, on_tick, cl)) {
+		free(cl);
+		return NULL;
+	}
+	list_add_tail(&w->clusters, &cl->node);
+	log_info("cluster %s: following %s %s", cl->name, e->patroni[0] ? "Patroni at" : "hosts",
+		 e->patroni[0] ? e->patroni : e->hosts);
+	return cl;
+}
+
+static void cluster_stop(struct cluster *cl, bool loop_alive)
+{
+	for (int i = 0; i < cl->n_members; i++) {
+		if (cl->members[i].check)
+			pgquery_free(cl->members[i].check, loop_alive);
+		cl->members[i].check = NULL;
+		cl->members[i].check_running = false;
+	}
+	if (cl->http)
+		http_free(cl->http, loop_alive);
+	cl->http = NULL;
+	cl->poll_running = false;
+	if (loop_alive)
+		evloop_timer_stop(&cl->w->loop, &cl->tick);
+}
+
+bool topo_apply_config(struct worker *w, const struct config *cfg)
+{
+	struct list_node *n, *t;
+
+	list_for_each_safe(n, t, &w->clusters) {
+		struct cluster *cl = list_entry(n, struct cluster, node);
+		const struct cluster_entry *e = config_find_cluster(cfg, cl->name);
+
+		if (!e) {
+			if (!cl->removed)
+				log_info("cluster %s removed from config", cl->name);
+			cluster_stop(cl, true);
+			cl->removed = true;
+			cl->entry = NULL;
+			continue;
+		}
+		if (cl->removed && !evloop_timer_start(&w->loop, &cl->tick, TICK_INTERVAL, on_tick, cl))
+			return false;
+		cl->removed = false;
+		if (strcmp(cl->entry ? cl->entry->health_check_user : "", e->health_check_user) ||
+		    strcmp(cl->entry ? cl->entry->health_check_password : "", e->health_check_password) ||
+		    strcmp(cl->entry ? cl->entry->health_check_dbname : "", e->health_check_dbname)) {
+			for (int i = 0; i < cl->n_members; i++)
+				drop_check(&cl->members[i]);
+		}
+		cl->entry = e;
+	}
+	for (int i = 0; i < cfg->n_clusters; i++) {
+		struct cluster *cl = topo_find(w, cfg->clusters[i].name);
+
+		if (!cl && !(cl = cluster_new(w, &cfg->clusters[i])))
+			return false;
+		if (!has_patroni(cl))
+			sync_static_hosts(cl);
+		for (int j = 0; j < cl->n_members; j++)
+			cl->members[j].weight = weight_of(cl->entry, &cl->members[j]);
+	}
+	return true;
+}
+
+void topo_free_all(struct worker *w, bool loop_alive)
+{
+	struct list_node *n, *t;
+
+	list_for_each_safe(n, t, &w->clusters) {
+		struct cluster *cl = list_entry(n, struct cluster, node);
+
+		if (!cl->removed)
+			cluster_stop(cl, loop_alive);
+		list_del(&cl->node);
+		free(cl);
+	}
+}

@@ -1,0 +1,321 @@
+"""Read/write routing through a cluster of one primary and two streaming replicas (hosts =).
+
+Where a statement ran is observed on the server side: inet_server_port() names the node and
+pg_is_in_recovery() its role.
+"""
+import os
+import sys
+import threading
+import time
+
+import psycopg
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+from replication import ReplicaSet  # noqa: E402
+
+WHERE = "SELECT inet_server_port(), pg_is_in_recovery()"
+
+
+@pytest.fixture(scope="module")
+def rs():
+    r = ReplicaSet(replicas=2).start()
+    r.execute("CREATE TABLE IF NOT EXISTS items (id serial PRIMARY KEY, v text)")
+    r.wait_caught_up()
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def rs_clean(rs):
+    """Leave every replica replaying and running, whatever the test did."""
+    yield rs
+    for i, rep in enumerate(rs.replicas):
+        if not rep.running:
+            rs.start_replica(i)
+        if rs.replay_paused(i):
+            rs.resume_replay(i)
+    if not rs.primary.running:
+        rs.primary.start()
+    rs.wait_streaming(timeout=30)
+
+
+def cluster_section(rs, **keys):
+    hosts = " ".join(f"127.0.0.1:{n.port}" for n in rs.nodes)
+    lines = ["", "[cluster.main]", f"hosts = {hosts}", "health_check_interval = 0.2",
+             "health_check_timeout = 2", "ban_time = 1"]
+    lines += [f"{k} = {v}" for k, v in keys.items()]
+    return "\n".join(lines) + "\n"
+
+
+def wait_for(cond, timeout=10.0, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def topology(mux):
+    return {row["port"]: row for row in mux.admin("SHOW TOPOLOGY")}
+
+
+def wait_roles(mux, rs, primary=True, replicas=2):
+    """Until pgmux has confirmed the primary and seen the replicas healthy."""
+    def ready():
+        t = topology(mux)
+        p = t.get(str(rs.primary.port))
+        reps = [t.get(str(r.port)) for r in rs.replicas]
+        ok_p = p is not None and p["role"] == "primary"
+        n_reps = sum(1 for r in reps if r and r["role"] == "replica" and r["healthy"] == "1")
+        return (ok_p or not primary) and n_reps >= replicas
+    wait_for(ready, 15, "pgmux to learn the topology")
+
+
+@pytest.fixture
+def routed(pgmux, rs):
+    def make(settings=None, start_wait=True, **cluster_keys):
+        mux = pgmux(settings=settings,
+                    databases={"app": "cluster=main dbname=postgres"},
+                    extra_sections=cluster_section(rs, **cluster_keys))
+        if start_wait:
+            wait_roles(mux, rs)
+        return mux
+    return make
+
+
+def ran_on(conn, sql=WHERE, params=None):
+    return tuple(conn.execute(sql, params).fetchone()[:2])
+
+
+def test_reads_go_to_replicas_writes_to_primary(routed, rs):
+    mux = routed()
+    c = mux.connect()
+    replica_ports = {r.port for r in rs.replicas}
+    seen = set()
+    for _ in range(20):
+        port, in_recovery = ran_on(c)
+        assert in_recovery is True
+        assert port in replica_ports
+        seen.add(port)
+    assert seen == replica_ports, "round_robin should use both replicas"
+    port, = c.execute("INSERT INTO items (v) VALUES ('w') RETURNING inet_server_port()").fetchone()
+    assert port == rs.primary.port
+    # the classifier's write cases, observed on the server
+    for sql in ("SELECT inet_server_port(), pg_is_in_recovery() FROM items FOR UPDATE LIMIT 1",
+                "SELECT inet_server_port(), pg_is_in_recovery(), nextval('items_id_seq')",
+                "WITH d AS (DELETE FROM items WHERE v = 'nothing' RETURNING 1) "
+                "SELECT inet_server_port(), pg_is_in_recovery()"):
+        assert ran_on(c, sql) == (rs.primary.port, False), sql
+    routes = mux.admin("SHOW ROUTES")[0]
+    assert int(routes["reads_replica"]) >= 20 and int(routes["writes"]) >= 4
+
+
+def test_transactions_and_hints(routed, rs):
+    mux = routed()
+    c = mux.connect()
+    with c.transaction():
+        assert ran_on(c) == (rs.primary.port, False)
+    c.execute("BEGIN READ ONLY")
+    port, rec = ran_on(c)
+    c.execute("COMMIT")
+    assert rec is True and port != rs.primary.port
+    # hints: a comment, and the session setting
+    assert ran_on(c, "/* pgmux:primary */ " + WHERE) == (rs.primary.port, False)
+    assert ran_on(c, "/* pgmux:replica */ SELECT inet_server_port(), pg_is_in_recovery(), "
+                     "set_config('application_name', 'x', false)")[1] is True
+    assert ran_on(c, "SELECT inet_server_port(), pg_is_in_recovery(), "
+                     "set_config('application_name', 'x', false)")[1] is False
+    c.execute("SET pgmux.route = primary")
+    assert ran_on(c) == (rs.primary.port, False)
+    c.execute("SET pgmux.route = auto")
+    assert ran_on(c)[1] is True
+    with pytest.raises(psycopg.errors.InvalidParameterValue):
+        c.execute("SET pgmux.route = sideways")
+    assert ran_on(c)[1] is True
+    # a hinted transaction
+    c.execute("BEGIN")
+    assert ran_on(c, "/* pgmux:replica */ " + WHERE)[1] is True
+    assert ran_on(c)[1] is True        # the transaction stays where it started
+    c.execute("COMMIT")
+
+
+def test_deferred_begin_holds_no_server(routed, rs):
+    mux = routed()
+    c = mux.connect()
+    c.execute("BEGIN")
+    assert mux.pool()["sv_active"] == 0, "a bare BEGIN must not take a server"
+    c.execute("COMMIT")
+    c.execute("BEGIN")
+    c.execute("ROLLBACK")
+    # a transaction that writes, then rolls back: nothing is left
+    c.execute("BEGIN")
+    c.execute("INSERT INTO items (v) VALUES ('rolled back')")
+    c.execute("ROLLBACK")
+    assert rs.scalar("SELECT count(*) FROM items WHERE v = 'rolled back'") == 0
+    # psycopg's own transactions (BEGIN sent on its own first)
+    tx = mux.connect(autocommit=False)
+    tx.execute("INSERT INTO items (v) VALUES ('committed')")
+    tx.commit()
+    assert rs.scalar("SELECT count(*) FROM items WHERE v = 'committed'") >= 1
+    # an error inside a deferred transaction aborts it like on a server
+    c.execute("BEGIN")
+    with pytest.raises(psycopg.errors.UndefinedTable):
+        c.execute("SELECT * FROM no_such_table")
+    with pytest.raises(psycopg.errors.InFailedSqlTransaction):
+        c.execute("SELECT 1")
+    c.execute("ROLLBACK")
+    assert ran_on(c)[1] is True
+
+
+def test_extended_protocol_and_pgbench(routed, rs, pg):
+    mux = routed()
+    c = psycopg.connect(mux.dsn("app", "postgres"), autocommit=True, prepare_threshold=0)
+    try:
+        for _ in range(5):
+            assert ran_on(c, "SELECT inet_server_port(), pg_is_in_recovery() WHERE %s = 1",
+                          (1,))[1] is True
+        port, = c.execute("INSERT INTO items (v) VALUES (%s) RETURNING inet_server_port()",
+                          ("x",)).fetchone()
+        assert port == rs.primary.port
+    finally:
+        c.close()
+    init = mux.pgbench("-i", "-q", "-s", "1", dbname="app")
+    assert init.returncode == 0, init.stderr
+    rs.wait_caught_up(timeout=30)
+    for mode in ("simple", "extended", "prepared"):
+        r = mux.pgbench("-n", "-c", "8", "-j", "2", "-T", "2", "-M", mode, dbname="app")
+        assert r.returncode == 0 and "failed" not in r.stderr, r.stdout + r.stderr
+        r = mux.pgbench("-n", "-S", "-c", "8", "-j", "2", "-T", "2", "-M", mode, dbname="app")
+        assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_read_from_primary_and_fallback_error(routed, rs_clean):
+    rs = rs_clean
+    mux = routed(read_from="primary")
+    c = mux.connect()
+    assert ran_on(c) == (rs.primary.port, False)
+    mux2 = routed(read_fallback="error")
+    c2 = mux2.connect()
+    assert ran_on(c2)[1] is True
+    for i in range(2):
+        rs.stop_replica(i)
+    wait_for(lambda: all(r["role"] != "replica" for p, r in topology(mux2).items()
+                         if int(p) != rs.primary.port), 10, "replicas to be seen down")
+    with pytest.raises(psycopg.errors.CannotConnectNow):
+        ran_on(c2)
+    # the session goes on: writes still work
+    port, = c2.execute("INSERT INTO items (v) VALUES ('y') RETURNING inet_server_port()").fetchone()
+    assert port == rs.primary.port
+    # and with read_fallback = primary (the first pgmux, read_from aside) reads go on too
+    mux3 = routed(start_wait=False)
+    wait_for(lambda: any(r["role"] == "primary" for r in topology(mux3).values()), 10)
+    assert ran_on(mux3.connect()) == (rs.primary.port, False)
+    assert int(mux3.admin("SHOW ROUTES")[0]["reads_fallback"]) >= 1
+
+
+def test_lagging_replica_gets_no_reads(routed, rs_clean):
+    rs = rs_clean
+    mux = routed(max_replica_lag="64kB")
+    c = mux.connect()
+    rs.pause_replay(0)
+    lagging = rs.replicas[0].port
+    rs.execute("INSERT INTO items (v) SELECT repeat('x', 1000) FROM generate_series(1, 2000)")
+    wait_for(lambda: int(topology(mux)[str(lagging)]["lag_bytes"] or 0) > 65536, 10,
+             "pgmux to see the lag")
+    ports = {ran_on(c)[0] for _ in range(10)}
+    assert ports == {rs.replicas[1].port}
+    rs.resume_replay(0)
+    rs.wait_caught_up(timeout=20)
+    wait_for(lambda: int(topology(mux)[str(lagging)]["lag_bytes"] or 0) < 65536, 10)
+    wait_for(lambda: lagging in {ran_on(c)[0] for _ in range(4)}, 10,
+             "the caught-up replica to get reads again")
+
+
+def test_stopped_replica_is_banned_and_readmitted(routed, rs_clean):
+    rs = rs_clean
+    mux = routed()
+    c = mux.connect()
+    down = rs.replicas[0].port
+    rs.stop_replica(0)
+    wait_for(lambda: topology(mux)[str(down)]["healthy"] == "0", 10, "the replica to fail")
+    assert topology(mux)[str(down)]["role"] == "unknown"
+    for _ in range(10):
+        assert ran_on(c)[0] == rs.replicas[1].port
+    rs.start_replica(0)
+    wait_for(lambda: topology(mux)[str(down)]["role"] == "replica", 15, "re-admission")
+    wait_for(lambda: down in {ran_on(c)[0] for _ in range(4)}, 10, "reads on the replica again")
+
+
+def test_read_your_writes(routed, rs_clean):
+    rs = rs_clean
+    mux = routed(read_your_writes=1)
+    c = mux.connect()
+    for i in range(2):
+        rs.pause_replay(i)
+    c.execute("INSERT INTO items (v) VALUES ('ryw-1')")
+    # replicas have not replayed it: the read must go to the primary and see the row
+    assert c.execute("SELECT count(*) FROM items WHERE v = 'ryw-1'").fetchone()[0] == 1
+    # later too, once the server went back to the pool and the read was routed on its own
+    time.sleep(0.3)
+    assert c.execute("SELECT count(*) FROM items WHERE v = 'ryw-1'").fetchone()[0] == 1
+    assert int(mux.admin("SHOW ROUTES")[0]["reads_ryw"]) >= 1
+    # a client that wrote nothing still reads from the (stale) replicas
+    other = mux.connect()
+    assert other.execute("SELECT count(*), pg_is_in_recovery() FROM items WHERE v = 'ryw-1'"
+                         ).fetchone() == (0, True)
+    for i in range(2):
+        rs.resume_replay(i)
+    rs.wait_caught_up(timeout=20)
+    # once a replica has replayed past the write, reads go back to replicas
+    wait_for(lambda: ran_on(c)[1] is True, 10, "reads back on replicas")
+
+
+def test_no_primary_writes_wait_then_fail_reads_go_on(routed, rs_clean):
+    rs = rs_clean
+    mux = routed(primary_wait_timeout=2)
+    idle = mux.connect()
+    c = mux.connect()
+    rs.primary.stop()
+    wait_for(lambda: topology(mux)[str(rs.primary.port)]["role"] != "primary", 10)
+    start = time.time()
+    with pytest.raises(psycopg.errors.CannotConnectNow):
+        c.execute("INSERT INTO items (v) VALUES ('no primary')")
+    waited = time.time() - start
+    assert 1.5 <= waited <= 6, waited
+    assert ran_on(c)[1] is True, "reads go on at the replicas"
+    # a write that starts waiting is served once the primary is back
+    result = {}
+
+    def write():
+        try:
+            result["port"] = c.execute("INSERT INTO items (v) VALUES ('after') "
+                                       "RETURNING inet_server_port()").fetchone()[0]
+        except Exception as e:      # noqa: BLE001 - reported below
+            result["error"] = e
+    mux_wait = threading.Thread(target=write)
+    mux2 = None
+    del mux2
+    rs.primary.start()
+    mux_wait.start()
+    mux_wait.join(20)
+    assert result.get("port") == rs.primary.port, result
+    assert ran_on(idle)[1] is True, "an idle client never noticed"
+    assert int(mux.admin("SHOW ROUTES")[0]["primary_wait_timeouts"]) >= 1
+
+
+def test_session_mode_routes_at_connect(routed, rs):
+    mux = routed(settings={"pool_mode": "session"})
+    c = mux.connect()
+    assert ran_on(c) == (rs.primary.port, False)
+    r = psycopg.connect(mux.dsn("app", "postgres") + " options='-c pgmux.route=replica'",
+                        autocommit=True)
+    try:
+        assert ran_on(r)[1] is True
+        port, rec = r.execute("SHOW pgmux.route").fetchone()[0], None
+    except psycopg.errors.UndefinedObject:
+        pass
+    finally:
+        r.close()
