@@ -1015,7 +1015,7 @@ static void topology_row(struct msgbuf *mb, const struct cluster *cl, const stru
 		put_time(&r, wall + (m->banned_until_us - now));
 	else
 		put_str(&r, NULL);
-	put_str(&r, cl->entry && cl->entry->patroni[0] ? "patroni+check" : "check");
+	put_str(&r, cl->entry->patroni[0] ? "patroni+check" : "check");
 	put_int(&r, m->n_servers);
 	put_str(&r, m->last_error[0] ? m->last_error : NULL);
 	row_end(mb, &r);

@@ -656,6 +656,19 @@ static struct cluster *cluster_new(struct worker *w, const struct cluster_entry 
 	return cl;
 }
 
+/*
+ * What a cluster removed from the config keeps following until its databases and clients are
+ * gone: no members to learn, writes that still wait give up at once.
+ */
+static const struct cluster_entry removed_entry = {
+	.name = "", .patroni = "", .hosts = "", .weights = "", .patroni_user = "",
+	.patroni_password = "", .patroni_ca_file = "", .patroni_cert_file = "",
+	.patroni_key_file = "", .health_check_user = "", .health_check_password = "",
+	.health_check_dbname = "", .read_from = READ_FROM_REPLICAS, .read_fallback = FALLBACK_PRIMARY,
+	.primary_wait_timeout = 0.001, .health_check_interval = 1, .health_check_timeout = 1,
+	.patroni_poll_interval = 1,
+};
+
 static void cluster_stop(struct cluster *cl, bool loop_alive)
 {
 	for (int i = 0; i < cl->n_members; i++) {
@@ -685,15 +698,15 @@ bool topo_apply_config(struct worker *w, const struct config *cfg)
 				log_info("cluster %s removed from config", cl->name);
 			cluster_stop(cl, true);
 			cl->removed = true;
-			cl->entry = NULL;
+			cl->entry = &removed_entry;
 			continue;
 		}
 		if (cl->removed && !evloop_timer_start(&w->loop, &cl->tick, TICK_INTERVAL, on_tick, cl))
 			return false;
 		cl->removed = false;
-		if (strcmp(cl->entry ? cl->entry->health_check_user : "", e->health_check_user) ||
-		    strcmp(cl->entry ? cl->entry->health_check_password : "", e->health_check_password) ||
-		    strcmp(cl->entry ? cl->entry->health_check_dbname : "", e->health_check_dbname)) {
+		if (strcmp(cl->entry->health_check_user, e->health_check_user) ||
+		    strcmp(cl->entry->health_check_password, e->health_check_password) ||
+		    strcmp(cl->entry->health_check_dbname, e->health_check_dbname)) {
 			for (int i = 0; i < cl->n_members; i++)
 				drop_check(&cl->members[i]);
 		}
@@ -708,6 +721,8 @@ bool topo_apply_config(struct worker *w, const struct config *cfg)
 			sync_static_hosts(cl);
 		for (int j = 0; j < cl->n_members; j++)
 			cl->members[j].weight = weight_of(cl->entry, &cl->members[j]);
+		/* Members gone from hosts = stop serving now, not at the next check. */
+		recompute_roles(cl);
 	}
 	return true;
 }

@@ -319,3 +319,27 @@ def test_session_mode_routes_at_connect(routed, rs):
         pass
     finally:
         r.close()
+
+
+def test_reload_changes_members_and_policy(routed, rs):
+    mux = routed()
+    c = mux.connect()
+    # fewer members: only the primary and the first replica
+    mux.extra_sections = ("\n[cluster.main]\n"
+                          f"hosts = 127.0.0.1:{rs.primary.port} 127.0.0.1:{rs.replicas[0].port}\n"
+                          "health_check_interval = 0.2\n")
+    mux.write_config()
+    mux.admin("RELOAD")
+    assert {ran_on(c)[0] for _ in range(6)} == {rs.replicas[0].port}
+    assert str(rs.replicas[1].port) not in topology(mux)
+    # policy: everything to the primary
+    mux.extra_sections = mux.extra_sections + "read_from = primary\n"
+    mux.write_config()
+    mux.admin("RELOAD")
+    assert ran_on(c) == (rs.primary.port, False)
+    # a config that names a missing cluster is refused whole; routing goes on
+    mux.databases = {"app": "cluster=nope dbname=postgres"}
+    mux.write_config()
+    with pytest.raises(Exception):
+        mux.admin("RELOAD")
+    assert ran_on(c) == (rs.primary.port, False)
