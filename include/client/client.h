@@ -62,6 +62,8 @@ struct client {
 	char tx_status;               /* last ReadyForQuery status: 'I', 'T' or 'E' */
 	bool error_sent;              /* an ErrorResponse was already relayed for the current unit */
 	struct client_pstmts pstmts;  /* named prepared statements (transaction pooling) */
+	struct pstmt *portal_ps;      /* statement of the unnamed portal's last Bind (compared only) */
+	bool skip_to_sync;            /* a Bind failed in pgmux: drop messages up to the Sync */
 	struct settings settings;     /* session settings carried from server to server */
 	struct set_stmt *pending_set; /* a SET in flight, applied when it succeeds */
 	bool pending_set_failed;

@@ -54,6 +54,7 @@ struct cstmt {
 	char *name;
 	struct pstmt *ps;
 	uint64_t parsed_seq;   /* when the client sent its Parse (registry sequence) */
+	uint32_t shape;        /* the result columns the client was told (Describe); 0 = not yet */
 };
 
 /* A client's statements by its own names. */
@@ -67,6 +68,7 @@ struct server_pstmts {
 	struct pstmt **items;
 	uint64_t *last_used;
 	uint64_t *prepared_seq; /* when each was parsed on this server (registry sequence) */
+	uint32_t *shape;        /* its result columns as this server described them; 0 = unknown */
 	size_t n, cap;
 	uint64_t clock;
 };
@@ -74,8 +76,16 @@ struct server_pstmts {
 /* What the server will answer to one forwarded message, and what pgmux does with it. */
 struct respq_entry {
 	char kind;    /* P B C D(statement) d(portal) E S Q F */
-	char action;  /* '=' relay, '-' swallow (pgmux's own message), '+' pgmux answers itself */
-	struct pstmt *ps; /* a Parse sent to the server: forget it there if the Parse fails */
+	/*
+	 * '=' relay, '-' swallow (pgmux's own message), '+' pgmux answers itself, 'x' pgmux's own
+	 * failing message: its error is replaced by the one the client is owed
+	 */
+	char action;
+	/*
+	 * P: the Parse sent to the server (forgotten there if it fails). D, d: the statement whose
+	 * result columns the answer describes (only compared, never dereferenced: it may be gone).
+	 */
+	struct pstmt *ps;
 };
 
 struct respq {

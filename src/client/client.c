@@ -394,10 +394,16 @@ static enum conn_action relay_packet(struct client *c, const struct pkt_header *
 			return CONN_NEED_WHOLE;
 		watch_settings(c, hdr->type, whole, hdr->len);
 	}
+	if (c->skip_to_sync) {
+		/* pgmux failed a Bind in this pipeline: PostgreSQL would skip up to the Sync. */
+		if (hdr->type != 'S')
+			return CONN_CONSUME;
+		c->skip_to_sync = false;
+	}
 	if (prepared_active(c)) {
 		enum conn_action act = prepared_client_message(c, hdr, whole);
 
-		if (act == CONN_NEED_WHOLE || act == CONN_CLOSED)
+		if (act == CONN_NEED_WHOLE || act == CONN_CLOSED || act == CONN_STOP)
 			return act;
 		/* pgmux wrote its own form of this message: the tapped bytes could not be replayed. */
 		if (act == CONN_CONSUME && c->conn.tap)

@@ -110,6 +110,7 @@ static bool client_set(struct pstmt_registry *r, struct client_pstmts *m, const 
 		pstmt_unref(r, e->ps);
 		e->ps = ps;
 		e->parsed_seq = ++r->seq;
+		e->shape = 0;
 		return true;
 	}
 	if (m->n == m->cap) {
@@ -127,6 +128,7 @@ static bool client_set(struct pstmt_registry *r, struct client_pstmts *m, const 
 		return false;
 	e->ps = ps;
 	e->parsed_seq = ++r->seq;
+	e->shape = 0;
 	pstmt_ref(ps);
 	m->n++;
 	return true;
@@ -159,6 +161,7 @@ static bool server_add(struct server_pstmts *set, struct pstmt *ps, uint64_t seq
 		size_t cap = set->cap ? set->cap * 2 : 16;
 		struct pstmt **items = realloc(set->items, cap * sizeof(*items));
 		uint64_t *used;
+		uint32_t *shape;
 
 		if (!items)
 			return false;
@@ -171,11 +174,16 @@ static bool server_add(struct server_pstmts *set, struct pstmt *ps, uint64_t seq
 		if (!used)
 			return false;
 		set->prepared_seq = used;
+		shape = realloc(set->shape, cap * sizeof(*shape));
+		if (!shape)
+			return false;
+		set->shape = shape;
 		set->cap = cap;
 	}
 	set->items[set->n] = ps;
 	set->last_used[set->n] = ++set->clock;
 	set->prepared_seq[set->n] = seq;
+	set->shape[set->n] = 0;
 	set->n++;
 	pstmt_ref(ps);
 	return true;
@@ -187,6 +195,7 @@ static void server_remove_at(struct pstmt_registry *r, struct server_pstmts *set
 	set->items[i] = set->items[set->n - 1];
 	set->last_used[i] = set->last_used[set->n - 1];
 	set->prepared_seq[i] = set->prepared_seq[set->n - 1];
+	set->shape[i] = set->shape[set->n - 1];
 	set->n--;
 }
 
@@ -288,6 +297,7 @@ void server_pstmts_free(struct pstmt_registry *r, struct server_pstmts *set)
 	free(set->items);
 	free(set->last_used);
 	free(set->prepared_seq);
+	free(set->shape);
 	memset(set, 0, sizeof(*set));
 }
 
@@ -365,6 +375,7 @@ static void prepare_on_server(struct server *s, struct pstmt *ps, char action)
 		respq_push(&s->respq, 'C', '-');
 		s->pstmts.last_used[i] = ++s->pstmts.clock;
 		s->pstmts.prepared_seq[i] = ++s->w->pstmts.seq;
+		s->pstmts.shape[i] = 0;
 	} else {
 		make_room(s);
 		server_add(&s->pstmts, ps, ++s->w->pstmts.seq);
@@ -412,6 +423,103 @@ static enum conn_action client_parse(struct client *c, const uint8_t *body, size
 	return CONN_CONSUME;
 }
 
+/* ---- result shapes ---- */
+
+static void shape_known(struct server *s);
+
+/*
+ * A fingerprint of a RowDescription's columns (names, types, type modifiers; not the formats,
+ * which a portal chooses), or of NoData. Never 0, which means "not known".
+ */
+static uint32_t shape_of(char type, const uint8_t *body, size_t len)
+{
+	uint32_t h = 2166136261u;
+
+	if (type == 'n')
+		return 1;
+	for (size_t i = 0; i < len; i++) {
+		h ^= body[i];
+		h *= 16777619u;
+	}
+	return h ? h : 2;
+}
+
+/* RowDescription body without each column's trailing format code (int16). */
+static uint32_t row_shape(const uint8_t *body, size_t len)
+{
+	uint8_t buf[8192];
+	size_t pos = 2, out = 0;
+	int ncols;
+
+	if (len < 2)
+		return shape_of('T', body, len);
+	ncols = body[0] << 8 | body[1];
+	for (int i = 0; i < ncols; i++) {
+		size_t nlen = strnlen((const char *)body + pos, len - pos);
+		size_t field = nlen + 1 + 16; /* name, table oid, attnum, type oid, typlen, typmod */
+
+		if (pos + field + 2 > len || out + field > sizeof(buf))
+			return shape_of('T', body, len);
+		memcpy(buf + out, body + pos, field);
+		out += field;
+		pos += field + 2;
+	}
+	return shape_of('T', buf, out);
+}
+
+/* A Describe's answer: remember the columns on the server copy, and for the client if it asked. */
+static void note_shape(struct server *s, const struct respq_entry *e, char type,
+		       const uint8_t *body, size_t len)
+{
+	uint32_t shape = type == 'n' ? 1 : row_shape(body, len);
+	ssize_t i = server_find(&s->pstmts, e->ps);
+	struct client *c = s->client;
+
+	if (i >= 0)
+		s->pstmts.shape[i] = shape;
+	if (e->action != '=' || !c)
+		return;
+	for (size_t k = 0; k < c->pstmts.n; k++) {
+		if (c->pstmts.items[k].ps == e->ps)
+			c->pstmts.items[k].shape = shape;
+	}
+}
+
+/*
+ * PostgreSQL refuses to run a prepared statement whose result columns changed since it was
+ * prepared (DDL): "cached plan must not change result type". A copy pgmux prepares on another
+ * server after such a change would answer with the new columns to a client that expects the old
+ * ones. So before a client's Bind runs on a copy it has not seen described, the copy is described
+ * (the client's Bind waits for the answer), and a copy with other columns fails the Bind as
+ * PostgreSQL would. CONN_FORWARD: go on with the Bind.
+ */
+static enum conn_action check_shape(struct client *c, const struct cstmt *e)
+{
+	struct server *s = c->server;
+	ssize_t i = server_find(&s->pstmts, e->ps);
+	bool fresh = i >= 0 && s->pstmts.prepared_seq[i] > e->parsed_seq;
+
+	if (!e->shape || s->respq.skipping)
+		return CONN_FORWARD;
+	if (fresh && s->pstmts.shape[i] == e->shape)
+		return CONN_FORWARD;
+	if (fresh && s->pstmts.shape[i]) {
+		/* The server runs a message that fails; its error becomes PostgreSQL's own. */
+		write_msg(&s->conn, 'E', "pgmux_no_such_portal", sizeof("pgmux_no_such_portal"),
+			  "\0\0\0\0", 4);
+		respq_push(&s->respq, 'E', 'x');
+		c->skip_to_sync = true;
+		return CONN_CONSUME;
+	}
+	if (!fresh)
+		prepare_on_server(s, e->ps, '-');
+	write_msg(&s->conn, 'D', "S", 1, e->ps->name, strlen(e->ps->name) + 1);
+	respq_push_ps(&s->respq, 'D', '-', e->ps);
+	write_msg(&s->conn, 'H', NULL, 0, NULL, 0);
+	s->shape_wait = true;
+	return CONN_STOP;
+}
+
 /* Bind or Describe of a named statement: rewrite the name, preparing it first if needed. */
 static enum conn_action client_use(struct client *c, char type, char kind, const uint8_t *body, size_t len,
 				   size_t name_off)
@@ -426,13 +534,25 @@ static enum conn_action client_use(struct client *c, char type, char kind, const
 		client_close(c, "08P01", "invalid %c message", type);
 		return CONN_CLOSED;
 	}
+	if (kind == 'B' && body[0] == '\0')
+		c->portal_ps = NULL; /* the unnamed portal is being replaced */
 	e = nlen ? client_find(&c->pstmts, name) : NULL;
 	if (!e) {
 		/* Unnamed, or unknown: the server answers as PostgreSQL would. */
 		respq_push(&s->respq, kind, '=');
 		return CONN_FORWARD;
 	}
+	if (kind == 'B') {
+		enum conn_action act = check_shape(c, e);
+
+		if (act != CONN_FORWARD)
+			return act;
+		/* The unnamed portal's columns are this statement's (for Describe of the portal). */
+		c->portal_ps = body[0] == '\0' ? e->ps : c->portal_ps;
+	}
 	ensure_prepared(s, e);
+	if (kind == 'D')
+		respq_push_ps(&s->respq, 'D', '=', e->ps);
 	if (kind == 'B' && e->ps->def_len <= 1024)
 		client_watch_statement(c, (const char *)e->ps->def, strnlen((const char *)e->ps->def, e->ps->def_len));
 	new_name = e->ps->name;
@@ -451,7 +571,8 @@ static enum conn_action client_use(struct client *c, char type, char kind, const
 			conn_write(&s->conn, mb.data, mb.len);
 		mb_free(&mb);
 	}
-	respq_push(&s->respq, kind, '=');
+	if (kind != 'D')
+		respq_push(&s->respq, kind, '=');
 	return CONN_CONSUME;
 }
 
@@ -540,7 +661,8 @@ enum conn_action prepared_client_message(struct client *c, const struct pkt_head
 		if (!whole)
 			return CONN_NEED_WHOLE;
 		if (len < 2 || body[0] != 'S') {
-			respq_push(&s->respq, 'd', '=');
+			/* The unnamed portal's columns are its statement's: remember them too. */
+			respq_push_ps(&s->respq, 'd', '=', len >= 2 && body[1] == '\0' ? c->portal_ps : NULL);
 			return CONN_FORWARD;
 		}
 		return client_use(c, 'D', 'D', body, len, 1);
@@ -594,11 +716,38 @@ static void skip_to_sync(struct server *s)
 	struct respq_entry *e;
 
 	while ((e = respq_head(q)) && e->kind != 'S') {
-		if (e->ps)
+		if (e->ps && e->kind == 'P')
 			server_forget(&s->w->pstmts, &s->pstmts, e->ps);
 		respq_pop(q);
 	}
 	q->skipping = !e;
+	shape_known(s);
+}
+
+/* The Describe a client's Bind waited for was answered (or never will be): let it go on. */
+static void shape_known(struct server *s)
+{
+	if (!s->shape_wait)
+		return;
+	s->shape_wait = false;
+	if (s->client)
+		conn_resume(&s->client->conn);
+}
+
+/* pgmux's failing Execute answered: the client gets PostgreSQL's error for its Bind instead. */
+static enum conn_action owed_error(struct server *s)
+{
+	struct msgbuf mb;
+
+	skip_to_sync(s);
+	if (!s->client)
+		return CONN_CONSUME;
+	mb_init(&mb);
+	build_error(&mb, "ERROR", "0A000", "cached plan must not change result type");
+	conn_write(&s->client->conn, mb.data, mb.len);
+	mb_free(&mb);
+	s->client->error_sent = true;
+	return CONN_CONSUME;
 }
 
 enum conn_action prepared_server_message(struct server *s, const struct pkt_header *hdr, const uint8_t *whole)
@@ -610,13 +759,27 @@ enum conn_action prepared_server_message(struct server *s, const struct pkt_head
 	head = respq_head(q);
 	if (!head)
 		return CONN_FORWARD;
+	if (type == 'E' && head->action == 'x')
+		return owed_error(s);
 	if (type == 'E' && error_ends(head->kind)) {
 		/* The failed message and all up to Sync are skipped; a failed Parse left nothing. */
 		skip_to_sync(s);
 		return CONN_FORWARD;
 	}
+	if ((head->kind == 'D' || head->kind == 'd') && head->ps && (type == 'T' || type == 'n')) {
+		if (!whole)
+			return CONN_NEED_WHOLE;
+		note_shape(s, head, type, whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN);
+		if (head->action == '-') {
+			respq_pop(q);
+			shape_known(s);
+			if (s->client)
+				emit_synthetic(s);
+			return CONN_CONSUME;
+		}
+	}
 	if (!completes(head->kind, type))
-		return CONN_FORWARD;
+		return head->action == '-' ? CONN_CONSUME : CONN_FORWARD;
 	if (type == 'Z')
 		return CONN_FORWARD; /* server.c relays it; prepared_after_ready() pops */
 	if (head->action == '-') {

@@ -4,6 +4,7 @@ middle of a session, and an error inside a pipeline skipping to Sync."""
 import time
 
 import psycopg
+import pytest
 
 
 def test_empty_and_multi_statement_queries(pgmux):
@@ -57,3 +58,44 @@ def test_error_inside_pipeline_skips_to_sync(pgmux):
     else:
         raise AssertionError("the division by zero must surface")
     assert conn.execute("select %s::int + 1", (41,)).fetchone()[0] == 42
+
+
+def result_after_ddl(conn, adm, table):
+    """Prepare a statement on conn, change the table's columns, run the statement again."""
+    sql = f"SELECT * FROM {table} WHERE id = %s"
+    assert len(conn.execute(sql, (1,), prepare=True).fetchone()) == 2
+    adm.execute(f"ALTER TABLE {table} ADD COLUMN extra int DEFAULT 7")
+    try:
+        return len(conn.execute(sql, (1,), prepare=True).fetchone())
+    except psycopg.Error as e:
+        return e.sqlstate
+
+
+def test_statement_prepared_before_ddl_fails_as_on_postgresql(pgmux, pg):
+    """PostgreSQL refuses a prepared statement whose result columns changed (0A000). Through
+    pgmux the client gets the same, even when its statement is prepared again on another
+    server connection, which would otherwise answer with the new columns."""
+    mux = pgmux(settings={"default_pool_size": 2})
+    adm = psycopg.connect(pg.dsn("app"), autocommit=True)
+    plain = psycopg.connect(pg.dsn("app"), autocommit=True, prepare_threshold=0)
+    c = psycopg.connect(mux.dsn("app", "postgres"), autocommit=True, prepare_threshold=0)
+    try:
+        for table in ("ddl_direct", "ddl_mux"):
+            adm.execute(f"DROP TABLE IF EXISTS {table}")
+            adm.execute(f"CREATE TABLE {table} (id int, v text)")
+            adm.execute(f"INSERT INTO {table} VALUES (1, 'a')")
+        assert result_after_ddl(plain, adm, "ddl_direct") == "0A000"
+        sql = "SELECT * FROM ddl_mux WHERE id = %s"
+        assert len(c.execute(sql, (1,), prepare=True).fetchone()) == 2
+        # the server that has the old copy goes away: the next Bind gets a fresh copy
+        mux.admin("RECONNECT app")
+        adm.execute("ALTER TABLE ddl_mux ADD COLUMN extra int DEFAULT 7")
+        with pytest.raises(psycopg.errors.FeatureNotSupported, match="cached plan"):
+            c.execute(sql, (1,), prepare=True)
+        # the session goes on, and a statement prepared now sees the new columns
+        assert c.execute("SELECT 1").fetchone() == (1,)
+        assert len(c.execute("SELECT *, 1 FROM ddl_mux WHERE id = %s", (1,),
+                             prepare=True).fetchone()) == 4
+    finally:
+        for conn in (c, plain, adm):
+            conn.close()
