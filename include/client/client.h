@@ -68,8 +68,7 @@ struct client {
 	struct set_stmt *pending_set; /* a SET in flight, applied when it succeeds */
 	bool pending_set_failed;
 	const char *pin_reason;       /* session state keeps this client on its server (static text) */
-	struct msgbuf replay;         /* what was sent since the server was linked, until it answers */
-	bool replay_pending;          /* replay must be written to the next server */
+	struct msgbuf replay;         /* what it sent since the server was linked, until it answers */
 
 	/* routing (databases with cluster=) */
 	int target;                   /* member it waits for or uses; TARGET_WAIT_PRIMARY; 0 = host= */
@@ -132,7 +131,7 @@ void client_watch_statement(struct client *c, const char *sql, size_t len);
 /* Until the server answers, the client's request is kept so it can be replayed elsewhere. */
 bool client_replay_armed(const struct client *c);
 void client_replay_disarm(struct client *c);
-/* The server died before answering: queue the client again and resend its request. */
+/* The server died before answering: process the client's request again, on another server. */
 void client_replay_elsewhere(struct client *c);
 /* The linked server is gone: tell the client what it lost, keep it if its session survives. */
 void client_on_server_lost(struct client *c);

@@ -96,8 +96,9 @@ struct conn {
 	uint64_t bytes_in, bytes_out;
 
 	/*
-	 * While tap is set, forwarded bytes are also copied into it, up to tap_limit; beyond that
-	 * tap_overflow is set and copying stops. Lets the owner replay a request elsewhere.
+	 * While tap is set, the input bytes used (forwarded, or consumed by the owner) are also
+	 * copied into it, up to tap_limit; beyond that tap_overflow is set and copying stops. Lets
+	 * the owner process a request again (conn_unread) after the peer failed to answer it.
 	 */
 	struct msgbuf *tap;
 	size_t tap_limit;
@@ -193,6 +194,12 @@ void conn_unlink(struct conn *c);
 
 /* Stop reading and processing input until conn_resume(); buffered input is kept. */
 void conn_pause(struct conn *c);
+/*
+ * Put data back in front of the buffered input, to be processed again (after conn_resume).
+ * Only between messages; false when it cannot (mid-message, out of memory).
+ */
+bool conn_unread(struct conn *c, const void *data, uint32_t len);
+
 /* Read again, and process buffered input (deferred to the end of the loop iteration). */
 void conn_resume(struct conn *c);
 

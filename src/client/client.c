@@ -405,9 +405,6 @@ static enum conn_action relay_packet(struct client *c, const struct pkt_header *
 
 		if (act == CONN_NEED_WHOLE || act == CONN_CLOSED || act == CONN_STOP)
 			return act;
-		/* pgmux wrote its own form of this message: the tapped bytes could not be replayed. */
-		if (act == CONN_CONSUME && c->conn.tap)
-			c->conn.tap_overflow = true;
 		note_frontend_message(c, hdr->type);
 		c->request_time_us = evloop_now_us(&c->w->loop);
 		c->pool->stats.bytes_received += hdr->len;
@@ -468,17 +465,35 @@ static void replay_arm(struct client *c)
 	c->conn.tap_overflow = false;
 }
 
+/*
+ * Forget what processing the request did to the client's protocol position, so that processing
+ * it again (on the next server) counts it once.
+ */
+static void forget_request(struct client *c)
+{
+	c->pending_ready = 0;
+	c->unsynced = false;
+	c->in_copy = false;
+	c->query_running = false;
+	c->skip_to_sync = false;
+	free(c->pending_set);
+	c->pending_set = NULL;
+}
+
 void client_replay_elsewhere(struct client *c)
 {
 	struct server *s = c->server;
 
-	if (c->conn.tap_overflow || c->replay.failed) {
-		client_replay_disarm(c);
+	c->conn.tap = NULL;
+	/* The request goes back in front of the client's input, as if it had just arrived. */
+	if (c->conn.tap_overflow || c->replay.failed ||
+	    !conn_unread(&c->conn, c->replay.data, (uint32_t)c->replay.len)) {
+		mb_free(&c->replay);
 		client_on_server_lost(c);
 		return;
 	}
-	c->conn.tap = NULL;
-	c->replay_pending = true;
+	mb_free(&c->replay);
+	forget_request(c);
 	s->close_when_released = true;
 	/* Detach without a word to the client: it must not notice. */
 	conn_unlink(&c->conn);
@@ -486,7 +501,7 @@ void client_replay_elsewhere(struct client *c)
 	s->client = NULL;
 	client_set_state(c, CLIENT_IDLE);
 	server_close(s, "terminated by the administrator");
-	pool_request_server(c);
+	conn_resume(&c->conn);
 }
 
 void client_on_server_linked(struct client *c)
@@ -509,11 +524,9 @@ void client_on_server_linked(struct client *c)
 	}
 	mb_free(&mb);
 	c->error_sent = false;
+	if (c->pin_reason)
+		s->needs_discard = true; /* the state it keeps here must not outlive it */
 	client_send_deferred_begin(c);
-	if (c->replay_pending) {
-		c->replay_pending = false;
-		conn_write(&s->conn, c->replay.data, c->replay.len);
-	}
 	replay_arm(c);
 	conn_resume(&c->conn);
 }

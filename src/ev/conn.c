@@ -432,6 +432,30 @@ void conn_pause(struct conn *c)
 	update_read_watcher(c);
 }
 
+static bool make_room(struct conn *c, uint32_t len);
+
+bool conn_unread(struct conn *c, const void *data, uint32_t len)
+{
+	uint32_t used;
+
+	if (c->fd < 0 || c->failed || c->fwd_left || c->skip_left)
+		return false;
+	if (!c->in) {
+		c->in = evloop_get_buf(c->loop);
+		if (!c->in)
+			return false;
+		c->in_cap = c->loop->buf_size;
+		c->in_pos = c->in_end = 0;
+	}
+	used = c->in_end - c->in_pos;
+	if (!make_room(c, used + len))
+		return false;
+	memmove(c->in + c->in_pos + len, c->in + c->in_pos, used);
+	memcpy(c->in + c->in_pos, data, len);
+	c->in_end = c->in_pos + used + len;
+	return true;
+}
+
 void conn_resume(struct conn *c)
 {
 	c->want_read = true;
@@ -779,17 +803,23 @@ static void on_writable(struct ev_loop *ev, ev_io *w, int revents)
 	conn_flush(c);
 }
 
+/* Keep a copy of n bytes of input about to be used (forwarded or consumed) in the tap. */
+static void tap_copy(struct conn *c, uint32_t n)
+{
+	if (!c->tap || c->tap_overflow)
+		return;
+	if (c->tap->len + n > c->tap_limit)
+		c->tap_overflow = true;
+	else
+		mb_put_bytes(c->tap, c->in + c->in_pos, n);
+}
+
 /* Append forwarded bytes to the peer's queue; throttle ourselves if it grows too long. */
 static void forward(struct conn *c, uint32_t n)
 {
 	struct conn *peer = c->peer;
 
-	if (c->tap && !c->tap_overflow) {
-		if (c->tap->len + n > c->tap_limit)
-			c->tap_overflow = true;
-		else
-			mb_put_bytes(c->tap, c->in + c->in_pos, n);
-	}
+	tap_copy(c, n);
 	if (peer) {
 		conn_write(peer, c->in + c->in_pos, n);
 		if (conn_pending_output(peer) > OUT_HIGH_WATER(c))
@@ -895,8 +925,11 @@ static bool process_messages(struct conn *c)
 			break;
 		case CONN_CONSUME:
 			if (hdr.len <= avail) {
+				tap_copy(c, hdr.len);
 				c->in_pos += hdr.len;
 			} else {
+				if (c->tap)
+					c->tap_overflow = true;
 				c->in_pos = c->in_end;
 				c->skip_left = hdr.len - avail;
 			}

@@ -723,6 +723,9 @@ void pool_kick(struct worker *w, struct database *db)
 
 void pool_retarget(struct client *c, int target)
 {
+	if (c->state == CLIENT_WAITING && target == TARGET_WAIT_PRIMARY &&
+	    c->target != TARGET_WAIT_PRIMARY)
+		c->pool->db->routes.primary_waits++;
 	if (c->state == CLIENT_WAITING)
 		*waiting_counter(c) -= 1;
 	c->target = target;

@@ -593,8 +593,11 @@ static enum conn_action client_close_stmt(struct client *c, const uint8_t *body,
 	/* The server keeps the shared statement; only this client's name goes. */
 	client_remove(&c->w->pstmts, &c->pstmts, name);
 	respq_push(&s->respq, 'C', '+');
-	if (s->respq.len == 1)
+	if (s->respq.len == 1) {
 		emit_synthetic(s);
+		/* The client has an answer: its request can no longer start over unnoticed. */
+		c->conn.tap_overflow = true;
+	}
 	return CONN_CONSUME;
 }
 

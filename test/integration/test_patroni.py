@@ -81,8 +81,16 @@ class Load:
             t.start()
         return self
 
+    def client(self):
+        """A connection as applications open them: psycopg prepares a statement it has run
+        five times (named prepared statements through transaction pooling)."""
+        conn = psycopg.connect(self.mux.dsn("app", "postgres"), autocommit=True,
+                               connect_timeout=5)
+        self.mux.conns.append(conn)
+        return conn
+
     def writer(self, i):
-        conn = self.mux.connect()
+        conn = self.client()
         n = self.base + i
         while not self.stop.is_set():
             try:
@@ -101,7 +109,7 @@ class Load:
                 time.sleep(0.01)
 
     def reader(self):
-        conn = self.mux.connect()
+        conn = self.client()
         while not self.stop.is_set():
             try:
                 conn.execute("SELECT count(*) FROM ledger").fetchone()

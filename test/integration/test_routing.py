@@ -223,8 +223,13 @@ def test_lagging_replica_gets_no_reads(routed, rs_clean):
     rs.pause_replay(0)
     lagging = rs.replicas[0].port
     rs.execute("INSERT INTO items (v) SELECT repeat('x', 1000) FROM generate_series(1, 2000)")
-    wait_for(lambda: int(topology(mux)[str(lagging)]["lag_bytes"] or 0) > 65536, 10,
-             "pgmux to see the lag")
+    rs.wait_caught_up(which=[1])
+
+    def seen():
+        t = topology(mux)
+        return (int(t[str(lagging)]["lag_bytes"] or 0) > 65536 and
+                int(t[str(rs.replicas[1].port)]["lag_bytes"] or 0) < 65536)
+    wait_for(seen, 10, "pgmux to see one replica lag and the other caught up")
     ports = {ran_on(c)[0] for _ in range(10)}
     assert ports == {rs.replicas[1].port}
     rs.resume_replay(0)

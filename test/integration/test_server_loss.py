@@ -1,4 +1,8 @@
 """Servers that go away: pg_terminate_backend and a restart of PostgreSQL."""
+import os
+import signal
+import time
+
 import psycopg
 import pytest
 
@@ -72,3 +76,33 @@ def test_postgres_restart(pgmux, pg_restore, direct):
     # new clients work too
     with mux.connect() as fresh:
         assert fresh.execute("select 3").fetchone()[0] == 3
+
+
+def test_request_with_prepared_statements_is_replayed_unnoticed(pgmux, direct):
+    """A backend terminated while idle says so (FATAL 57P01) before the request pgmux just
+    sent it is answered. That request, with the named prepared statements pgmux rewrote or
+    prepared for it, runs again on another server and the client never knows. pgmux is stopped
+    (SIGSTOP) while the backend is terminated and the request sent, so both arrive together."""
+    mux = pgmux({"pool_mode": "transaction", "default_pool_size": 1})
+    c = psycopg.connect(mux.dsn("app", "postgres"), autocommit=True, prepare_threshold=0)
+    try:
+        for i in range(3):
+            assert c.execute("select %s::int", (i,), prepare=True).fetchone() == (i,)
+        pid = c.execute("select pg_backend_pid()", prepare=True).fetchone()[0]
+        for attempt in range(6):
+            os.kill(mux.pid, signal.SIGSTOP)
+            try:
+                assert direct.scalar("select pg_terminate_backend(%s)", (pid,)) is True
+                time.sleep(0.2)
+                job = Background(lambda: c.execute("select %s::int, pg_backend_pid()",
+                                                   (attempt,), prepare=True).fetchone())
+                time.sleep(0.2)
+            finally:
+                os.kill(mux.pid, signal.SIGCONT)
+            value, new_pid = job.result(10)
+            assert value == attempt and new_pid != pid
+            pid = new_pid
+    finally:
+        c.close()
+    assert "replaying the request elsewhere" in mux.log(), \
+        "the race this test is about never happened"
