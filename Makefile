@@ -43,7 +43,7 @@ UNIT_BINS := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRCS))
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
-.PHONY: all deps check unit integration demo bench fuzz install clean format help
+.PHONY: all deps check unit integration demo demo-ha bench bench-routing fuzz install clean format help
 all: deps pgmux
 
 # Cheap when everything is installed: the script checks with dpkg-query first.
@@ -84,8 +84,16 @@ check: deps pgmux unit integration
 demo: deps pgmux
 	$(Q)$(PYTHON) test/demo/demo.py
 
+demo-ha: deps pgmux
+	$(Q)$(PYTHON) test/demo/demo_ha.py
+
 bench: deps pgmux
 	$(Q)$(PYTHON) bench/bench.py $(if $(QUICK),--quick)
+
+# What read/write routing costs pgmux (routing on vs off against one server) and where reads go
+# with two replicas; also times the classifier alone (test_classify --bench).
+bench-routing: deps pgmux $(BUILD)/test/test_classify
+	$(Q)$(PYTHON) bench/routing.py $(if $(QUICK),--quick) --classify $(BUILD)/test/test_classify
 
 install: pgmux
 	install -D -m 0755 pgmux $(DESTDIR)$(BINDIR)/pgmux
@@ -121,8 +129,10 @@ help:
 	@echo "make            build ./pgmux (installs missing build dependencies first)"
 	@echo "make check      unit + integration tests against real PostgreSQL 15 (SANITIZE=1 for ASan+UBSan)"
 	@echo "make unit       cmocka unit tests only"
-	@echo "make demo       start a throwaway PostgreSQL behind pgmux and show pooling"
+	@echo "make demo       PostgreSQL primary + 2 replicas behind pgmux: pooling and read/write routing"
+	@echo "make demo-ha    a Patroni switchover under load through pgmux: how long writes wait"
 	@echo "make bench      pgbench through pgmux, PgBouncer and direct (QUICK=1 for a short run)"
+	@echo "make bench-routing  cost of read/write routing, and reads on replicas (QUICK=1 for a short run)"
 	@echo "make fuzz       libFuzzer targets for the parsers (FUZZ_SECONDS=30 each; needs clang)"
 	@echo "make install    install binary, config and man pages (PREFIX=, DESTDIR=)"
 	@echo "make format     clang-format the sources"
