@@ -96,6 +96,13 @@ struct client {
 	bool auth_query_done;         /* auth_query answered (auth_secret may still be NULL) */
 };
 
+/*
+ * Statements up to this size are held whole and read for settings and session state (SET,
+ * temporary tables, LISTEN...). Such statements are short; a larger message streams through
+ * unread, so a bulk INSERT is never buffered whole for this.
+ */
+#define SETTINGS_PEEK_MAX (8 * 1024)
+
 /* A log line with the client's id and context: "C-17 app/alice@10.1.2.3:5122 ...". */
 #define client_log(lvl, c, fmt, ...)                                                             \
 	log_msg(lvl, "C-%llu %s/%s@%s " fmt, (unsigned long long)(c)->id, (c)->dbname, (c)->user, \

@@ -253,9 +253,6 @@ static bool valid_frontend_type(char type)
 }
 
 
-/* Statements that change settings are short; longer messages are never held whole for this. */
-#define SETTINGS_PEEK_MAX 1024
-
 /*
  * The query text of a Query or an unnamed Parse, or NULL. (A named statement is watched when it
  * is executed: see prepared.c.)

@@ -553,7 +553,7 @@ static enum conn_action client_use(struct client *c, char type, char kind, const
 	ensure_prepared(s, e);
 	if (kind == 'D')
 		respq_push_ps(&s->respq, 'D', '=', e->ps);
-	if (kind == 'B' && e->ps->def_len <= 1024)
+	if (kind == 'B' && e->ps->def_len <= SETTINGS_PEEK_MAX)
 		client_watch_statement(c, (const char *)e->ps->def, strnlen((const char *)e->ps->def, e->ps->def_len));
 	new_name = e->ps->name;
 	{

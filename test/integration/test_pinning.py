@@ -14,6 +14,9 @@ def pid(conn):
     "listen pin_channel",
     "select pg_advisory_lock(4242)",
     "prepare pin_q as select 1",
+    # a long statement (several kB of columns) is read too
+    "create temp table pin_t as select 1 as x, "
+    + ", ".join(f"{i} as column_with_a_long_name_{i}" for i in range(150)),
 ])
 def test_session_state_pins_the_server(pgmux, statement):
     mux = pgmux({"pool_mode": "transaction", "default_pool_size": 2})
