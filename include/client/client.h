@@ -80,6 +80,7 @@ struct client {
 	bool begin_read_only;         /* that BEGIN said READ ONLY */
 	uint8_t begin_hint;           /* enum route_hint on that BEGIN */
 	uint64_t ryw_lsn;             /* WAL position of its last committed write; 0 = none */
+	bool drain_wait;              /* a write waits for the replica to answer what came before */
 
 	uint64_t connect_time_us;
 	uint64_t request_time_us;     /* last activity */

@@ -26,6 +26,15 @@ enum discard_state {
 enum conn_action client_route_unit(struct client *c, const struct pkt_header *hdr,
 				   const uint8_t *whole);
 
+/*
+ * A client of a routed database linked to a replica sends more: a write behind its reads
+ * waits (CONN_STOP) until they are answered, then is routed on its own.
+ */
+enum conn_action client_route_linked(struct client *c, const struct pkt_header *hdr,
+				     const uint8_t *whole);
+/* Its server answered everything it had: let a waiting write go on. */
+void client_route_drained(struct client *c);
+
 /* The unit the client waits to run cannot run: error now, drop its messages, keep the client. */
 void client_fail_unit(struct client *c, const char *sqlstate, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

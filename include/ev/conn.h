@@ -222,6 +222,11 @@ static inline size_t conn_buffered_input(const struct conn *c)
 {
 	return c->in ? c->in_end - c->in_pos : 0;
 }
+/* The end of the input read so far (for looking ahead of the message being handled). */
+static inline const uint8_t *conn_input_end(const struct conn *c)
+{
+	return c->in ? c->in + c->in_end : NULL;
+}
 
 /* "ip:port" (or "unix") of the remote end into buf. */
 void conn_peer_name(int fd, char *buf, size_t len);

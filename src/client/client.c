@@ -386,6 +386,12 @@ static enum conn_action relay_packet(struct client *c, const struct pkt_header *
 			pool_request_server(c);
 		return c->server ? relay_packet(c, hdr, whole) : CONN_STOP;
 	}
+	if (c->pool->db->cluster) {
+		enum conn_action act = client_route_linked(c, hdr, whole);
+
+		if (act != CONN_FORWARD)
+			return act;
+	}
 	if ((hdr->type == 'Q' || hdr->type == 'P') && hdr->len <= SETTINGS_PEEK_MAX) {
 		if (!whole)
 			return CONN_NEED_WHOLE;
@@ -556,6 +562,7 @@ void client_on_ready(struct client *c, const uint8_t *z, uint32_t len)
 		return;
 	}
 	conn_write(&c->conn, z, len);
+	client_route_drained(c);
 	if (c->pending_ready || c->unsynced || c->in_copy || c->server->internal_pending || tx_status != 'I')
 		return;
 	p->stats.xact_count++;
@@ -582,6 +589,7 @@ void client_on_server_lost(struct client *c)
 	struct server *s = c->server;
 	bool keep;
 
+	client_replay_disarm(c);
 	s->close_when_released = true;
 	/* What the client had in flight is lost; it survives if nothing is half-sent. */
 	keep = pool_mode(c->pool) != POOL_MODE_SESSION && !c->unsynced && !c->in_copy &&

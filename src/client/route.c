@@ -92,6 +92,19 @@ enum conn_action client_discard_packet(struct client *c, const struct pkt_header
 	return CONN_CONSUME;
 }
 
+/* Does sql[0..len) contain word, whatever the case? (Good enough for keywords that no
+ * identifier of these short statements would hold.) */
+static bool memmem_nocase(const char *sql, size_t len, const char *word)
+{
+	size_t wl = strlen(word);
+
+	for (size_t i = 0; i + wl <= len; i++) {
+		if (strncasecmp(sql + i, word, wl) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* A statement's first keyword is word (case-insensitive)? */
 static bool starts_with_word(const char *sql, size_t len, const char *word)
 {
@@ -132,9 +145,12 @@ static bool answered_in_deferred_txn(struct client *c, const struct route_result
 	if (r->cls == ROUTE_TXN_END && r->statements == 1 && !starts_with_word(sql, len, "prepare")) {
 		bool rollback = c->tx_status == 'E' || starts_with_word(sql, len, "rollback") ||
 				starts_with_word(sql, len, "abort");
+		/* COMMIT AND CHAIN starts the same (still empty) transaction again. */
+		bool chain = memmem_nocase(sql, len, "chain") && !memmem_nocase(sql, len, "no chain");
 
-		drop_deferred_begin(c);
-		send_tag_and_ready(c, rollback ? "ROLLBACK" : "COMMIT", 'I');
+		if (!chain)
+			drop_deferred_begin(c);
+		send_tag_and_ready(c, rollback ? "ROLLBACK" : "COMMIT", chain ? 'T' : 'I');
 		*act = CONN_CONSUME;
 		return true;
 	}
@@ -148,12 +164,73 @@ static bool answered_in_deferred_txn(struct client *c, const struct route_result
 	return false;
 }
 
+/* The next word of letters at *p (lower-cased into out), skipping blanks, commas and ';'. */
+static bool next_word(const char **p, const char *end, char *out, size_t outlen)
+{
+	size_t n = 0;
+
+	while (*p < end && strchr(" \t\r\n,;", **p))
+		(*p)++;
+	while (*p < end && n + 1 < outlen && (((**p) | 0x20) >= 'a' && ((**p) | 0x20) <= 'z')) {
+		out[n++] = (char)((**p) | 0x20);
+		(*p)++;
+	}
+	out[n] = '\0';
+	return n > 0;
+}
+
+/*
+ * A BEGIN pgmux can answer for the server: only forms that cannot fail there, whichever member
+ * gets them (BEGIN / START TRANSACTION with READ ONLY, READ WRITE, or ISOLATION LEVEL READ
+ * COMMITTED or REPEATABLE READ). Anything else (SERIALIZABLE, DEFERRABLE, comments, a typo) goes
+ * to the server as it is and answers for itself.
+ */
+static bool begin_is_plain(const char *sql, size_t len)
+{
+	static const char *const modes[][5] = {
+		{ "read", "only" },
+		{ "read", "write" },
+		{ "isolation", "level", "read", "committed" },
+		{ "isolation", "level", "repeatable", "read" },
+	};
+	const char *p = sql, *end = sql + len;
+	char words[12][16];
+	int n = 0, i;
+
+	while (n < 12 && next_word(&p, end, words[n], sizeof(words[n])))
+		n++;
+	if (p != end || n == 0)
+		return false; /* more, or something else than words: a comment, a digit... */
+	if (strcmp(words[0], "begin") == 0)
+		i = n > 1 && (!strcmp(words[1], "transaction") || !strcmp(words[1], "work")) ? 2 : 1;
+	else if (n > 1 && !strcmp(words[0], "start") && !strcmp(words[1], "transaction"))
+		i = 2;
+	else
+		return false;
+	while (i < n) {
+		int matched = 0;
+
+		for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]) && !matched; m++) {
+			int k = 0;
+
+			while (modes[m][k] && i + k < n && strcmp(words[i + k], modes[m][k]) == 0)
+				k++;
+			if (!modes[m][k])
+				matched = k;
+		}
+		if (!matched)
+			return false;
+		i += matched;
+	}
+	return true;
+}
+
 /* A bare BEGIN in transaction mode: answered now, sent with the first real statement. */
 static bool deferred_begin(struct client *c, const struct route_result *r, const char *sql,
 			   size_t len)
 {
 	if (r->cls != ROUTE_TXN_BEGIN || r->statements != 1 || c->tx_status != 'I' ||
-	    pool_mode(c->pool) != POOL_MODE_TRANSACTION)
+	    pool_mode(c->pool) != POOL_MODE_TRANSACTION || !begin_is_plain(sql, len))
 		return false;
 	c->deferred_begin = strndup(sql, len);
 	if (!c->deferred_begin)
@@ -162,6 +239,74 @@ static bool deferred_begin(struct client *c, const struct route_result *r, const
 	c->begin_hint = (uint8_t)r->hint;
 	send_tag_and_ready(c, "BEGIN", 'T');
 	return true;
+}
+
+/* Does this Query, Parse or Bind need the primary (anything but a read)? */
+static bool message_writes(struct client *c, char type, const uint8_t *msg, uint32_t len)
+{
+	struct pkt_header hdr = { .type = type, .len = len };
+	struct route_result r;
+	const char *sql;
+	size_t qlen;
+
+	if (len > ROUTE_PEEK_MAX)
+		return true;
+	sql = unit_sql(c, &hdr, msg, &qlen);
+	if (!sql)
+		return type != 'B'; /* a Bind of the unnamed statement follows its Parse */
+	classify_sql(sql, qlen, NULL, &r);
+	if (r.hint == ROUTE_HINT_REPLICA)
+		return false;
+	return r.cls != ROUTE_READ && r.cls != ROUTE_EMPTY;
+}
+
+/*
+ * The messages the client already sent behind this one, up to its Sync: a write among them
+ * sends the whole unit to the primary (drivers send a batch in one go, so it is all here).
+ */
+static bool pipeline_writes(struct client *c, const uint8_t *whole, uint32_t len)
+{
+	const uint8_t *p = whole + len, *end = conn_input_end(&c->conn);
+
+	while (end && p + PKT_HDR_LEN <= end) {
+		uint32_t mlen = ((uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4]) + 1;
+
+		if (mlen < PKT_HDR_LEN || p + mlen > end || p[0] == 'S')
+			break;
+		if ((p[0] == 'P' || p[0] == 'B' || p[0] == 'Q') && message_writes(c, (char)p[0], p, mlen))
+			return true;
+		p += mlen;
+	}
+	return false;
+}
+
+enum conn_action client_route_linked(struct client *c, const struct pkt_header *hdr,
+				     const uint8_t *whole)
+{
+	const struct cluster *cl = c->pool->db->cluster;
+
+	if (c->target == cl->primary || c->unsynced || !strchr("QPB", hdr->type) ||
+	    pool_mode(c->pool) == POOL_MODE_SESSION)
+		return CONN_FORWARD;
+	if (hdr->len <= ROUTE_PEEK_MAX) {
+		if (!whole)
+			return CONN_NEED_WHOLE;
+		if (!message_writes(c, hdr->type, whole, hdr->len))
+			return CONN_FORWARD;
+	}
+	if (!c->pending_ready && !c->server->internal_pending)
+		return CONN_FORWARD; /* inside a transaction on this server: it answers as it must */
+	/* A write pipelined behind reads on a replica: wait for them, then route it afresh. */
+	c->drain_wait = true;
+	return CONN_STOP;
+}
+
+void client_route_drained(struct client *c)
+{
+	if (c->drain_wait && !c->pending_ready) {
+		c->drain_wait = false;
+		conn_resume(&c->conn);
+	}
 }
 
 enum conn_action client_route_unit(struct client *c, const struct pkt_header *hdr,
@@ -188,6 +333,9 @@ enum conn_action client_route_unit(struct client *c, const struct pkt_header *hd
 		sql = unit_sql(c, hdr, whole, &len);
 		if (sql)
 			classify_sql(sql, len, NULL, &r);
+		/* A standby refuses SERIALIZABLE transactions, even READ ONLY ones. */
+		if (sql && r.cls == ROUTE_TXN_BEGIN && r.read_only_txn && memmem_nocase(sql, len, "serializable"))
+			r.read_only_txn = false;
 	}
 	if (hdr->type == 'Q' && sql) {
 		if (r.cls == ROUTE_HINT_SET)
@@ -199,6 +347,9 @@ enum conn_action client_route_unit(struct client *c, const struct pkt_header *hd
 	}
 	want = router_want(&r, (enum route_hint)c->session_hint, c->deferred_begin != NULL,
 			   c->begin_read_only, (enum route_hint)c->begin_hint, &hinted);
+	if (want == WANT_REPLICA && !hinted && hdr->type != 'Q' && whole &&
+	    pipeline_writes(c, whole, hdr->len))
+		want = WANT_PRIMARY;
 pick:
 	target = router_pick(db->cluster, want,
 			     db->cluster->entry->read_your_writes ? c->ryw_lsn : 0, &db->routes, true);

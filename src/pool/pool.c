@@ -522,8 +522,19 @@ void pool_server_login_failed(struct server *s, const char *sqlstate, const char
 	p->last_login_failure_us = evloop_now_us(&p->w->loop);
 	p->nodes[s->member].last_login_failure_us = p->last_login_failure_us;
 	if (p->db->cluster) {
+		struct member *m = &p->db->cluster->members[s->member];
+
 		/* The member may be going down (switchover, failover): look at it now. */
-		topo_member_suspect(&p->db->cluster->members[s->member]);
+		topo_member_suspect(m);
+		if (m->role == ROLE_REPLICA) {
+			/*
+			 * Health checks log in as another user: this replica may refuse only ours
+			 * (pg_hba, too many connections). No reads for ban_time; waiters go elsewhere.
+			 */
+			m->banned_until_us = p->last_login_failure_us +
+					     (uint64_t)(p->db->cluster->entry->ban_time * 1e6);
+			pool_topology_changed(p->w, p->db->cluster);
+		}
 	}
 	snprintf(p->last_login_error, sizeof(p->last_login_error), "%s", message);
 	snprintf(p->last_login_sqlstate, sizeof(p->last_login_sqlstate), "%s", sqlstate);
@@ -574,6 +585,28 @@ static int launch_allowance(struct pool *p, int member)
 	return allow;
 }
 
+/*
+ * max_db_connections or max_user_connections is reached while member's waiters have room in
+ * its own pool: an idle server of another member gives its place. True if one was closed.
+ */
+static bool close_idle_elsewhere(struct pool *p, int member)
+{
+	struct list_node *n;
+
+	if (!p->db->cluster)
+		return false;
+	/* Idle servers are added at the head: the tail has waited longest. */
+	for (n = p->idle_servers.prev; n != &p->idle_servers; n = n->prev) {
+		struct server *s = list_entry(n, struct server, node);
+
+		if (s->member != member) {
+			server_close(s, "its place is needed for another member");
+			return true;
+		}
+	}
+	return false;
+}
+
 /* Is member one that min_pool_size should keep connections to? */
 static bool member_in_use(const struct pool *p, int member)
 {
@@ -597,6 +630,8 @@ static void launch_for_member(struct pool *p, int member, int extra, uint64_t no
 	if (want <= 0)
 		return;
 	allow = launch_allowance(p, member);
+	if (allow <= 0 && node->n_servers < pool_size(p) && close_idle_elsewhere(p, member))
+		allow = launch_allowance(p, member);
 	while (want-- > 0 && allow-- > 0) {
 		if (!server_launch(p, member))
 			break;

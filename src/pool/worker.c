@@ -71,10 +71,6 @@ void worker_apply_config(struct worker *w, struct config *newcfg, struct userlis
 			log_info("database %s changed: reconnecting its servers", db->name);
 			pool_reconnect(w, db);
 		}
-		if (db->cluster != (e->cluster[0] ? topo_find(w, e->cluster) : NULL)) {
-			/* Its servers are counted against the old cluster's members. */
-			log_warning("database %s: a new cluster= takes effect after a restart", db->name);
-		}
 		db->entry = (struct db_entry *)e;
 		db->from_wildcard = strcmp(e->name, db->name) != 0;
 		db->removed = false;
@@ -108,6 +104,28 @@ bool worker_apply_tls_dns(struct worker *w, const struct config *cfg, char *err,
 	return true;
 }
 
+/*
+ * A database in use keeps its cluster: its servers and waiting clients are counted against that
+ * cluster's members. False (err says which) when newcfg would move one.
+ */
+static bool clusters_kept(struct worker *w, const struct config *newcfg, char *err, size_t errlen)
+{
+	struct list_node *n, *t;
+
+	list_for_each_safe(n, t, &w->databases) {
+		const struct database *db = list_entry(n, struct database, node);
+		const struct db_entry *e = config_find_db(newcfg, db->name);
+		const char *now = db->cluster ? db->cluster->name : "";
+
+		if (db->removed || !e || strcmp(now, e->cluster) == 0)
+			continue;
+		snprintf(err, errlen, "database %s: changing cluster= (from \"%s\" to \"%s\") needs a "
+			 "restart", db->name, now, e->cluster);
+		return false;
+	}
+	return true;
+}
+
 bool worker_reload(struct worker *w, char *err, size_t errlen)
 {
 	struct config *newcfg = config_load(w->cfg->config_file, err, errlen);
@@ -115,6 +133,11 @@ bool worker_reload(struct worker *w, char *err, size_t errlen)
 
 	if (!newcfg) {
 		log_error("reload failed, keeping the old config: %s", err);
+		return false;
+	}
+	if (!clusters_kept(w, newcfg, err, errlen)) {
+		log_error("reload failed, keeping the old config: %s", err);
+		config_free(newcfg);
 		return false;
 	}
 	if (*newcfg->auth_file) {

@@ -369,6 +369,9 @@ static void prepare_on_server(struct server *s, struct pstmt *ps, char action)
 {
 	ssize_t i = server_find(&s->pstmts, ps);
 
+	/* An error made the server skip to the next Sync: it would ignore the Parse. */
+	if (s->respq.skipping)
+		return;
 	if (i >= 0) {
 		/* An older copy: close it (answer swallowed) and parse it afresh. */
 		write_msg(&s->conn, 'C', "S", 1, ps->name, strlen(ps->name) + 1);
@@ -782,7 +785,8 @@ enum conn_action prepared_server_message(struct server *s, const struct pkt_head
 		}
 	}
 	if (!completes(head->kind, type))
-		return head->action == '-' ? CONN_CONSUME : CONN_FORWARD;
+		/* The ParameterDescription of pgmux's own Describe is pgmux's; notices pass. */
+		return head->action == '-' && type == 't' ? CONN_CONSUME : CONN_FORWARD;
 	if (type == 'Z')
 		return CONN_FORWARD; /* server.c relays it; prepared_after_ready() pops */
 	if (head->action == '-') {

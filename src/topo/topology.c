@@ -521,8 +521,14 @@ static void apply_patroni(struct cluster *cl, const struct patroni_cluster *pc)
 {
 	const char *leader = "";
 
-	for (int i = 0; i < cl->n_members; i++)
-		cl->members[i].listed = false;
+	/* First who is still listed, so that a new member never takes a listed one's slot. */
+	for (int i = 0; i < cl->n_members; i++) {
+		struct member *m = &cl->members[i];
+
+		m->listed = false;
+		for (int k = 0; k < pc->n_members && !m->listed; k++)
+			m->listed = strcmp(m->name, pc->members[k].name) == 0;
+	}
 	for (int i = 0; i < pc->n_members; i++) {
 		apply_patroni_member(cl, &pc->members[i]);
 		if (pc->members[i].role == PATRONI_ROLE_LEADER)

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+import rawpg  # noqa: E402
 from replication import ReplicaSet  # noqa: E402
 
 WHERE = "SELECT inet_server_port(), pg_is_in_recovery()"
@@ -345,6 +346,87 @@ def test_reload_changes_members_and_policy(routed, rs):
     # a config that names a missing cluster is refused whole; routing goes on
     mux.databases = {"app": "cluster=nope dbname=postgres"}
     mux.write_config()
-    with pytest.raises(Exception):
+    with pytest.raises(rawpg.PgError):
         mux.admin("RELOAD")
     assert ran_on(c) == (rs.primary.port, False)
+    # so is one that moves a database in use off its cluster: that needs a restart
+    mux.databases = {"app": f"host=127.0.0.1 port={rs.replicas[0].port} dbname=postgres"}
+    mux.write_config()
+    with pytest.raises(rawpg.PgError, match="needs a restart"):
+        mux.admin("RELOAD")
+    assert ran_on(c) == (rs.primary.port, False)
+
+
+def test_write_pipelined_behind_reads_goes_to_the_primary(routed, rs):
+    """Only the first message of a unit is routed; writes the client already sent behind its
+    reads must still reach the primary, never a replica (25006)."""
+    mux = routed()
+    # simple queries: a read and a write written together
+    raw = mux.raw()
+    raw.login("postgres", "app")
+    raw.send(rawpg.message(b"Q", WHERE.encode() + b"\0") +
+             rawpg.message(b"Q", b"INSERT INTO items (v) VALUES ('piped') "
+                                 b"RETURNING inet_server_port(), false\0"))
+    answers, ready = [], 0
+    while ready < 2:
+        mtype, payload = raw.read_msg(5)
+        assert mtype != b"E", rawpg.PgError(rawpg.parse_fields(payload))
+        if mtype == b"D":
+            answers.append(rawpg.parse_row(payload))
+        ready += mtype == b"Z"
+    assert answers[0][1] == "t"
+    assert answers[1] == [str(rs.primary.port), "f"]
+    # extended protocol: a read and a write before one Sync, written together (a driver batch)
+    def parse_bind_execute(sql):
+        return (rawpg.message(b"P", b"\0" + sql.encode() + b"\0\0\0") +
+                rawpg.message(b"B", b"\0\0\0\0\0\0\0\0") +
+                rawpg.message(b"E", b"\0\0\0\0\0"))
+    raw.send(parse_bind_execute(WHERE) +
+             parse_bind_execute("INSERT INTO items (v) VALUES ('batch') "
+                                "RETURNING inet_server_port(), false") +
+             rawpg.message(b"S"))
+    answers = []
+    while True:
+        mtype, payload = raw.read_msg(5)
+        assert mtype != b"E", rawpg.PgError(rawpg.parse_fields(payload))
+        if mtype == b"D":
+            answers.append(rawpg.parse_row(payload))
+        if mtype == b"Z":
+            break
+    assert answers == [[str(rs.primary.port), "f"]] * 2, "the whole batch goes to the primary"
+    # psycopg pipelines with a Sync after each statement
+    c = psycopg.connect(mux.dsn("app", "postgres"), autocommit=True)
+    try:
+        with c.pipeline() as p:
+            r1 = c.execute(WHERE)
+            p.sync()
+            r2 = c.execute("INSERT INTO items (v) VALUES ('p2') RETURNING inet_server_port(), false")
+            p.sync()
+            r3 = c.execute(WHERE)
+        assert r1.fetchone()[1] is True
+        assert r2.fetchone() == (rs.primary.port, False)
+        assert r3.fetchone()[0] in (rs.primary.port,) + tuple(r.port for r in rs.replicas)
+    finally:
+        c.close()
+
+
+def test_begin_that_a_standby_refuses_is_not_answered_by_pgmux(routed, rs):
+    mux = routed()
+    c = mux.connect()
+    # SERIALIZABLE READ ONLY cannot run on a standby: it goes to the primary
+    c.execute("BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY")
+    assert ran_on(c) == (rs.primary.port, False)
+    c.execute("COMMIT")
+    # a BEGIN with a typo is the server's to refuse, at once
+    with pytest.raises(psycopg.errors.SyntaxError):
+        c.execute("BEGIN ISOLATION LEVEL SERIALISABLE")
+    port, = c.execute("INSERT INTO items (v) VALUES ('after typo') RETURNING inet_server_port()"
+                      ).fetchone()
+    assert port == rs.primary.port
+    assert mux.pool()["cl_active"] >= 1
+    # COMMIT AND CHAIN keeps an (empty) deferred transaction open
+    c.execute("BEGIN")
+    c.execute("COMMIT AND CHAIN")
+    assert c.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+    assert ran_on(c) == (rs.primary.port, False)
+    c.execute("COMMIT")
