@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum tracked_param {
 	PARAM_CLIENT_ENCODING,
@@ -20,16 +21,24 @@ enum tracked_param {
 
 #define PARAM_VALUE_MAX 64
 
+/*
+ * The values set, back to back in one small allocation: every client and server has one, and
+ * most values are a few bytes ("UTF8", "on"), so fixed arrays would cost far more memory.
+ */
 struct param_set {
-	char value[PARAM_COUNT][PARAM_VALUE_MAX];
-	bool set[PARAM_COUNT];
+	char *buf;                    /* each set value NUL-terminated; NULL when none is set */
+	uint16_t off[PARAM_COUNT];    /* where value p starts in buf */
+	uint8_t set;                  /* bit p: value p is set */
 };
 
 /* Index of a tracked parameter by its name (case-insensitive), or -1. */
 int param_lookup(const char *name);
 const char *param_name(enum tracked_param p);
-/* Store value; false if it is too long to track. */
+/* Store value; false if it is too long to track (or out of memory): ps is unchanged. */
 bool param_store(struct param_set *ps, enum tracked_param p, const char *value);
+/* Value p, or NULL when it is not set. */
+const char *param_get(const struct param_set *ps, enum tracked_param p);
+void param_set_free(struct param_set *ps);
 /*
  * Write "SET a='x';SET b='y';" for every parameter where want differs from have into buf.
  * Returns the number of parameters that differ (0: nothing to do).

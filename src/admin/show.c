@@ -153,7 +153,9 @@ static void split_addr(const char *addr, char *host, size_t hostlen, int *port)
 
 static const char *app_name(const struct param_set *ps)
 {
-	return ps->set[PARAM_APPLICATION_NAME] ? ps->value[PARAM_APPLICATION_NAME] : "";
+	const char *name = param_get(ps, PARAM_APPLICATION_NAME);
+
+	return name ? name : "";
 }
 
 static uint64_t since(uint64_t now, uint64_t then)

@@ -104,6 +104,7 @@ static void client_free(void *obj)
 	login_forget_secrets(c);
 	client_pstmts_free(&c->w->pstmts, &c->pstmts);
 	settings_free(&c->settings);
+	param_set_free(&c->params);
 	free(c->pending_set);
 	free(c->deferred_begin);
 	mb_free(&c->replay);

@@ -98,8 +98,8 @@ static void send_login_ok(struct client *c)
 		int idx = param_lookup(p->welcome.names[i]);
 		const char *value = p->welcome.values[i];
 
-		if (idx >= 0 && c->params.set[idx])
-			value = c->params.value[idx];
+		if (idx >= 0 && param_get(&c->params, (enum tracked_param)idx))
+			value = param_get(&c->params, (enum tracked_param)idx);
 		build_parameter_status(&mb, p->welcome.names[i], value);
 	}
 	new_cancel_key(c);
@@ -134,8 +134,10 @@ void client_finish_login(struct client *c)
 {
 	/* Fill in what the client did not choose with the server's defaults. */
 	for (int i = 0; i < PARAM_COUNT; i++)
-		if (!c->params.set[i] && c->pool->defaults.set[i])
-			param_store(&c->params, (enum tracked_param)i, c->pool->defaults.value[i]);
+		if (!param_get(&c->params, (enum tracked_param)i) &&
+		    param_get(&c->pool->defaults, (enum tracked_param)i))
+			param_store(&c->params, (enum tracked_param)i,
+				    param_get(&c->pool->defaults, (enum tracked_param)i));
 	send_login_ok(c);
 	client_set_state(c, CLIENT_IDLE);
 	if (c->w->cfg->log_connections)
@@ -240,7 +242,7 @@ static bool take_startup_params(struct client *c, const struct startup_msg *m)
 
 		/* Too long to track means the name stays as the client gave it. */
 		snprintf(app, sizeof(app), "%s - %s",
-			 c->params.set[PARAM_APPLICATION_NAME] ? c->params.value[PARAM_APPLICATION_NAME] : "",
+			 param_get(&c->params, PARAM_APPLICATION_NAME) ?: "",
 			 c->addr);
 		param_store(&c->params, PARAM_APPLICATION_NAME, app);
 	}

@@ -215,8 +215,11 @@ void worker_destroy(struct worker *w)
 	admin_destroy(w);
 	authquery_destroy(w);
 	list_for_each_safe(n, t, &w->pools) {
+		struct pool *p = list_entry(n, struct pool, node);
+
 		list_del(n);
-		free(list_entry(n, struct pool, node));
+		param_set_free(&p->defaults);
+		free(p);
 	}
 	list_for_each_safe(n, t, &w->databases) {
 		list_del(n);

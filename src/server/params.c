@@ -32,15 +32,52 @@ const char *param_name(enum tracked_param p)
 	return names[p];
 }
 
+const char *param_get(const struct param_set *ps, enum tracked_param p)
+{
+	return ps->set & (1u << p) ? ps->buf + ps->off[p] : NULL;
+}
+
 bool param_store(struct param_set *ps, enum tracked_param p, const char *value)
 {
-	size_t n = strlen(value);
+	size_t size = strlen(value) + 1, pos = 0;
+	const char *cur = param_get(ps, p);
+	uint16_t off[PARAM_COUNT] = { 0 };
+	char *buf;
 
-	if (n >= PARAM_VALUE_MAX)
+	if (size > PARAM_VALUE_MAX)
 		return false;
-	memcpy(ps->value[p], value, n + 1);
-	ps->set[p] = true;
+	if (cur && strcmp(cur, value) == 0)
+		return true;
+	for (int i = 0; i < PARAM_COUNT; i++) {
+		if (i != (int)p && (ps->set & (1u << i)))
+			size += strlen(ps->buf + ps->off[i]) + 1;
+	}
+	buf = malloc(size);
+	if (!buf)
+		return false;
+	/* Copy in index order, putting value in p's place. */
+	for (int i = 0; i < PARAM_COUNT; i++) {
+		const char *v = i == (int)p ? value : param_get(ps, (enum tracked_param)i);
+		size_t n;
+
+		if (!v)
+			continue;
+		n = strlen(v) + 1;
+		memcpy(buf + pos, v, n);
+		off[i] = (uint16_t)pos;
+		pos += n;
+	}
+	free(ps->buf);
+	ps->buf = buf;
+	ps->set |= (uint8_t)(1u << p);
+	memcpy(ps->off, off, sizeof(off));
 	return true;
+}
+
+void param_set_free(struct param_set *ps)
+{
+	free(ps->buf);
+	memset(ps, 0, sizeof(*ps));
 }
 
 /* Quote value as a SQL literal; false if it does not fit. */
@@ -70,13 +107,16 @@ int param_diff_sql(const struct param_set *want, const struct param_set *have, c
 	for (int i = 0; i < PARAM_COUNT; i++) {
 		int w;
 
-		if (!want->set[i] || (have->set[i] && strcmp(want->value[i], have->value[i]) == 0))
+		const char *w_value = param_get(want, (enum tracked_param)i);
+		const char *h_value = param_get(have, (enum tracked_param)i);
+
+		if (!w_value || (h_value && strcmp(w_value, h_value) == 0))
 			continue;
 		w = snprintf(buf + pos, len - pos, "SET %s=", names[i]);
 		if (w < 0 || (size_t)w >= len - pos)
 			return -1;
 		pos += (size_t)w;
-		if (!append_literal(buf, len, &pos, want->value[i]) || pos + 2 >= len)
+		if (!append_literal(buf, len, &pos, w_value) || pos + 2 >= len)
 			return -1;
 		buf[pos++] = ';';
 		buf[pos] = '\0';

@@ -332,6 +332,7 @@ static void server_free(void *obj)
 	server_login_forget(s);
 	server_pstmts_free(&s->w->pstmts, &s->pstmts);
 	settings_free(&s->applied);
+	param_set_free(&s->params);
 	respq_free(&s->respq);
 	free(s);
 }
