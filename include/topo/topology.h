@@ -92,7 +92,16 @@ struct cluster {
 	char patroni_error[160];
 	uint64_t leader_seen_us;    /* when Patroni first named the current leader */
 	double switchover_at;       /* a scheduled switchover's time (unix s); 0 = none */
+	char switchover_from[64];   /* the member it takes the primary role from; "" = the leader */
 };
+
+/*
+ * Is the primary being drained for a scheduled switchover? From SWITCHOVER_DRAIN_LEAD seconds
+ * before the announced time, units of work that need the primary wait for the new one instead
+ * of starting on a primary about to stop: in-flight transactions finish, none is cut off.
+ */
+#define SWITCHOVER_DRAIN_LEAD 1.0
+bool topo_primary_draining(const struct cluster *cl);
 
 /* Create, update and drop the clusters to match cfg (startup and RELOAD). False: out of memory. */
 bool topo_apply_config(struct worker *w, const struct config *cfg);

@@ -736,7 +736,7 @@ static void serve_waiters(struct pool *p)
 
 static int primary_or_wait(const struct cluster *cl)
 {
-	return cl->primary >= 0 ? cl->primary : TARGET_WAIT_PRIMARY;
+	return cl->primary >= 0 && !topo_primary_draining(cl) ? cl->primary : TARGET_WAIT_PRIMARY;
 }
 
 void pool_kick(struct worker *w, struct database *db)
@@ -804,7 +804,7 @@ static void reroute_waiters(struct pool *p)
 		if (c->state != CLIENT_WAITING)
 			continue;
 		if (c->target == TARGET_WAIT_PRIMARY)
-			fine = false;
+			fine = topo_primary_draining(cl);
 		else if (c->want == WANT_PRIMARY)
 			fine = c->target == cl->primary;
 		else

@@ -98,7 +98,7 @@ static int pick_least_connections(struct cluster *cl, const int *cand, int n)
 
 static int primary_or_wait(const struct cluster *cl)
 {
-	return cl->primary >= 0 ? cl->primary : TARGET_WAIT_PRIMARY;
+	return cl->primary >= 0 && !topo_primary_draining(cl) ? cl->primary : TARGET_WAIT_PRIMARY;
 }
 
 int router_pick(struct cluster *cl, enum route_want want, uint64_t min_lsn, struct route_stats *st,

@@ -517,6 +517,45 @@ static void apply_patroni_member(struct cluster *cl, const struct patroni_member
 	m->weight = weight_of(cl->entry, m);
 }
 
+static double wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+bool topo_primary_draining(const struct cluster *cl)
+{
+	const struct member *p = cl->primary >= 0 ? &cl->members[cl->primary] : NULL;
+
+	if (!p || cl->switchover_at <= 0 || wall_now() < cl->switchover_at - SWITCHOVER_DRAIN_LEAD)
+		return false;
+	return !cl->switchover_from[0] || strcmp(cl->switchover_from, p->name) == 0;
+}
+
+/* A switchover scheduled or called off: waiters may go on when it is called off. */
+static void apply_schedule(struct cluster *cl, const struct patroni_cluster *pc)
+{
+	double at = pc->switchover_scheduled ? pc->switchover_at : 0;
+
+	if (at == cl->switchover_at)
+		return;
+	if (at > 0)
+		log_info("cluster %s: switchover scheduled at %.3f (in %.1f s)%s%s: the primary is "
+			 "drained %.1f s before", cl->name, at, at - wall_now(),
+			 pc->switchover_from[0] ? " from " : "", pc->switchover_from,
+			 SWITCHOVER_DRAIN_LEAD);
+	else
+		log_info("cluster %s: no switchover scheduled any more", cl->name);
+	cl->switchover_at = at;
+	snprintf(cl->switchover_from, sizeof(cl->switchover_from), "%s", pc->switchover_from);
+	if (at == 0) {
+		cl->version++;
+		pool_topology_changed(cl->w, cl);
+	}
+}
+
 static void apply_patroni(struct cluster *cl, const struct patroni_cluster *pc)
 {
 	const char *leader = "";
@@ -547,7 +586,7 @@ static void apply_patroni(struct cluster *cl, const struct patroni_cluster *pc)
 		if (cl->primary >= 0)
 			topo_member_suspect(&cl->members[cl->primary]);
 	}
-	cl->switchover_at = pc->switchover_scheduled ? pc->switchover_at : 0;
+	apply_schedule(cl, pc);
 	recompute_roles(cl);
 }
 

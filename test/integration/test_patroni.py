@@ -7,6 +7,7 @@ transaction); every acknowledged insert is on the new primary afterwards. The ti
 leader's first appearance in GET /cluster to the first write acknowledged through pgmux is
 printed (pytest -s) and kept in SHOW ROUTES-independent figures for the notes.
 """
+import datetime
 import json
 import os
 import sys
@@ -237,3 +238,22 @@ def test_failover(mux, patroni):
     gap = check(load, patroni, mux, "failover", seen, t0, lossless=False)
     assert gap < 1.0, f"first write {gap:.2f}s after the new leader appeared"
     patroni.restart_node(old)
+
+
+@pytest.mark.timeout(180)
+def test_scheduled_switchover_is_drained(mux, patroni):
+    """A switchover announced in /cluster: pgmux stops starting units of work on the old
+    primary just before the announced time, so that nothing runs on it when it stops: not one
+    statement fails."""
+    def scheduled(old):
+        at = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=4)
+        out = patroni.patronictl("switchover", "--leader", old, "--scheduled",
+                                 at.isoformat(timespec="seconds"), "--force", patroni.scope)
+        assert out.returncode == 0 and "failed" not in (out.stdout + out.stderr).lower(), \
+            out.stdout + out.stderr
+    load, old, new, seen, t0 = run_through(mux, patroni, 4_000_000, scheduled)
+    assert new != old
+    check(load, patroni, mux, "scheduled switchover", seen, t0)
+    assert not load.errors, f"statements failed although the switchover was announced: {load.errors}"
+    assert int(mux.admin("SHOW ROUTES")[0]["primary_waits"]) > 0
+    assert "drained" in mux.log()
