@@ -41,6 +41,7 @@ enum dns_answer {
  * Look name up for conn c: from the cache when fresh, else by joining (or starting) a lookup.
  * On DNS_WAITING, the conn is called back through conn_dns_done() when the answer comes
  * (never before this function returns), unless it leaves first with dns_wait_cancel().
+ * c may be NULL: nobody is called back, the answer is cached for the next call.
  */
 enum dns_answer dns_lookup(struct dns *d, const char *name, struct conn *c,
 			   struct sockaddr_storage *addr, socklen_t *len, char *err, size_t errlen);

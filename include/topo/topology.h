@@ -52,6 +52,7 @@ struct member {
 
 	/* health checks */
 	struct pgquery *check;      /* persistent connection; NULL until the first check */
+	char check_addr[256];       /* the numeric address (or socket directory) it connects to */
 	bool check_running;
 	uint64_t next_check_us;
 	bool checked;               /* at least one check finished since the member appeared */

@@ -361,6 +361,8 @@ enum dns_answer dns_lookup(struct dns *d, const char *name, struct conn *c,
 			return DNS_FAILED;
 		}
 	}
+	if (!c)
+		return DNS_WAITING; /* the answer is cached when it comes; ask again later */
 	w = calloc(1, sizeof(*w));
 	if (!w) {
 		snprintf(err, errlen, "could not resolve host \"%s\": out of memory", name);

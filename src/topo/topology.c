@@ -15,6 +15,7 @@
 
 #include "auth/userlist.h"
 #include "core/log.h"
+#include "ev/dns.h"
 #include "ev/http.h"
 #include "ev/pgquery.h"
 #include "pool/pool.h"
@@ -397,7 +398,7 @@ static void conninfo_quote(char *out, size_t outlen, const char *key, const char
 	}
 }
 
-static void build_conninfo(const struct member *m, char *out, size_t outlen)
+static void build_conninfo(const struct member *m, const char *addr, char *out, size_t outlen)
 {
 	const struct cluster_entry *e = m->cl->entry;
 	const char *password = e->health_check_password;
@@ -413,7 +414,7 @@ static void build_conninfo(const struct member *m, char *out, size_t outlen)
 	}
 	snprintf(port, sizeof(port), "%d", m->port);
 	out[0] = '\0';
-	conninfo_quote(part, sizeof(part), m->host[0] == '/' ? "host" : "hostaddr", m->host);
+	conninfo_quote(part, sizeof(part), m->host[0] == '/' ? "host" : "hostaddr", addr);
 	strncat(out, part, outlen - strlen(out) - 1);
 	conninfo_quote(part, sizeof(part), "port", port);
 	strncat(out, part, outlen - strlen(out) - 1);
@@ -429,19 +430,57 @@ static void build_conninfo(const struct member *m, char *out, size_t outlen)
 		outlen - strlen(out) - 1);
 }
 
+/*
+ * The address to check m at, numeric (libpq must not block on DNS): the host itself, or what
+ * ev/dns resolved it to. False while a lookup runs (err empty) or when it failed (err says).
+ */
+static bool check_address(struct member *m, char *addr, size_t addrlen, char *err, size_t errlen)
+{
+	struct sockaddr_storage sa;
+	socklen_t salen;
+
+	err[0] = '\0';
+	if (address_is_numeric(m->host)) {
+		snprintf(addr, addrlen, "%s", m->host);
+		return true;
+	}
+	switch (dns_lookup(m->cl->w->dns, m->host, NULL, &sa, &salen, err, errlen)) {
+	case DNS_FOUND:
+		if (sa.ss_family == AF_INET6)
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, addr, (socklen_t)addrlen);
+		else
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, addr, (socklen_t)addrlen);
+		return true;
+	case DNS_WAITING:
+		err[0] = '\0';
+		return false;
+	default:
+		return false;
+	}
+}
+
 static void start_check(struct member *m)
 {
 	struct cluster *cl = m->cl;
-	char conninfo[2048];
+	char conninfo[2048], addr[256], err[200];
 
 	m->next_check_us = now_us(cl) + (uint64_t)(check_interval(m) * 1e6);
-	if (!address_is_numeric(m->host)) {
-		check_failed(m, "health checks need a numeric address (or a socket directory)");
+	if (!check_address(m, addr, sizeof(addr), err, sizeof(err))) {
+		if (!err[0]) {
+			/* The name is being resolved: look again soon. */
+			m->next_check_us = now_us(cl) + (uint64_t)(URGENT_CHECK_INTERVAL * 1e6);
+			return;
+		}
+		check_failed(m, err);
 		recompute_roles(cl);
 		return;
 	}
+	/* A name that now resolves elsewhere: a new connection to the new address. */
+	if (m->check && strcmp(m->check_addr, addr) != 0)
+		drop_check(m);
 	if (!m->check) {
-		build_conninfo(m, conninfo, sizeof(conninfo));
+		snprintf(m->check_addr, sizeof(m->check_addr), "%s", addr);
+		build_conninfo(m, addr, conninfo, sizeof(conninfo));
 		m->check = pgquery_new(&cl->w->loop, conninfo, cl->entry->health_check_timeout);
 		if (!m->check)
 			return;

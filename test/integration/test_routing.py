@@ -430,3 +430,18 @@ def test_begin_that_a_standby_refuses_is_not_answered_by_pgmux(routed, rs):
     assert c.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
     assert ran_on(c) == (rs.primary.port, False)
     c.execute("COMMIT")
+
+
+def test_members_given_by_host_name(pgmux, rs):
+    """Members named by host name: health checks and server connections resolve them without
+    blocking (c-ares), and routing works as with addresses."""
+    hosts = " ".join(f"localhost:{n.port}" for n in rs.nodes)
+    mux = pgmux(databases={"app": "cluster=main dbname=postgres"},
+                extra_sections=f"\n[cluster.main]\nhosts = {hosts}\nhealth_check_interval = 0.2\n")
+    wait_for(lambda: sorted(r["role"] for r in mux.admin("SHOW TOPOLOGY")) ==
+             ["primary", "replica", "replica"], 10, "the topology by host names")
+    c = mux.connect()
+    assert ran_on(c)[1] is True
+    port, = c.execute("INSERT INTO items (v) VALUES ('by name') RETURNING inet_server_port()"
+                      ).fetchone()
+    assert port == rs.primary.port
