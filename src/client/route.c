@@ -280,10 +280,41 @@ static bool pipeline_writes(struct client *c, const uint8_t *whole, uint32_t len
 	return false;
 }
 
+/* SET pgmux.route while the client holds a server (in a transaction): still pgmux's own. */
+static bool route_hint_linked(struct client *c, const struct pkt_header *hdr, const uint8_t *whole,
+			      enum conn_action *act)
+{
+	struct route_result r;
+	const char *sql;
+	size_t len;
+
+	if (hdr->type != 'Q' || !whole || c->pending_ready || c->unsynced)
+		return false;
+	sql = unit_sql(c, hdr, whole, &len);
+	/* Cheap filter first: this runs for every Query of a transaction. */
+	if (!starts_with_word(sql, len, "set") && !starts_with_word(sql, len, "reset"))
+		return false;
+	if (!memmem_nocase(sql, len, "pgmux.route"))
+		return false;
+	classify_sql(sql, len, NULL, &r);
+	if (r.cls != ROUTE_HINT_SET)
+		return false;
+	*act = set_route_hint(c, &r);
+	return true;
+}
+
 enum conn_action client_route_linked(struct client *c, const struct pkt_header *hdr,
 				     const uint8_t *whole)
 {
 	const struct cluster *cl = c->pool->db->cluster;
+	enum conn_action act;
+
+	if (hdr->type == 'Q' && hdr->len <= SETTINGS_PEEK_MAX) {
+		if (!whole)
+			return CONN_NEED_WHOLE;
+		if (route_hint_linked(c, hdr, whole, &act))
+			return act;
+	}
 
 	if (c->target == cl->primary || c->unsynced || !strchr("QPB", hdr->type) ||
 	    pool_mode(c->pool) == POOL_MODE_SESSION)

@@ -136,6 +136,14 @@ def test_transactions_and_hints(routed, rs):
     with pytest.raises(psycopg.errors.InvalidParameterValue):
         c.execute("SET pgmux.route = sideways")
     assert ran_on(c)[1] is True
+    # SET pgmux.route inside a transaction (the client holds a server) is still pgmux's
+    c.execute("BEGIN")
+    c.execute("INSERT INTO items (v) VALUES ('hinted later')")
+    c.execute("SET pgmux.route = primary")
+    c.execute("COMMIT")
+    assert ran_on(c) == (rs.primary.port, False)
+    c.execute("SET pgmux.route = auto")
+    assert ran_on(c)[1] is True
     # a hinted transaction
     c.execute("BEGIN")
     assert ran_on(c, "/* pgmux:replica */ " + WHERE)[1] is True
