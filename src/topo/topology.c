@@ -277,7 +277,12 @@ static void recompute_roles(struct cluster *cl)
 		if (old == roles[i])
 			continue;
 		m->role = roles[i];
-		if (old == ROLE_PRIMARY)
+		/*
+		 * Its connections must never take writes again once it is known to be demoted. A
+		 * primary that only failed a check keeps them: writes wait meanwhile, and a transient
+		 * failure (a slow check on a loaded machine) does not cost the whole pool.
+		 */
+		if (old == ROLE_PRIMARY && !(m->checked && !m->healthy))
 			m->primary_epoch++;
 		log_role_change(m, old, why[i]);
 		changed = true;

@@ -278,34 +278,41 @@ def on_sigterm(signum, frame):
     raise KeyboardInterrupt
 
 
-def main():
+def run_demo(title, body, cleanup_fn, cleaned, log_lines=10):
+    """Print title, run body(state), and always cleanup_fn(state), also after an error or
+    Ctrl-C; say cleaned at the end. Returns the exit status."""
     # A SIGTERM (say, from a timeout) cleans up like Ctrl-C does.
     signal.signal(signal.SIGTERM, on_sigterm)
-    print("pgmux demo: many clients on few PostgreSQL connections, reads on the replicas",
-          flush=True)
+    print(title, flush=True)
     state = {}
     status = 0
     try:
-        demo(state)
+        body(state)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         status = 130
-    except (RuntimeError, OSError, subprocess.CalledProcessError, psycopg.Error) as e:
+    except (RuntimeError, OSError, subprocess.SubprocessError, psycopg.Error) as e:
         print(f"\ndemo failed: {e}", file=sys.stderr)
         mux = state.get("mux")
         if mux is not None and mux.log():
             print("last lines of pgmux's log:\n    "
-                  + "\n    ".join(mux.log().rstrip().splitlines()[-10:]), file=sys.stderr)
+                  + "\n    ".join(mux.log().rstrip().splitlines()[-log_lines:]), file=sys.stderr)
         status = 1
     finally:
         heading("Cleaning up")
         # A second Ctrl-C must not leave servers behind.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        cleanup(state)
-        say("stopped pgmux and the three PostgreSQL servers, removed their temporary "
-            "directories")
+        cleanup_fn(state)
+        say(cleaned)
     return status
+
+
+def main():
+    return run_demo("pgmux demo: many clients on few PostgreSQL connections, reads on the replicas",
+               demo, cleanup,
+               "stopped pgmux and the three PostgreSQL servers, removed their temporary "
+               "directories")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ import collections
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -27,7 +26,7 @@ sys.path.insert(0, HERE)
 
 import psycopg  # noqa: E402
 
-from demo import admin, admin_table, heading, say, wait_topology  # noqa: E402
+from demo import admin, admin_table, heading, run_demo, say, wait_topology  # noqa: E402
 from patroni import PatroniCluster  # noqa: E402
 from pgcluster import PGMUX_BIN, Pgmux  # noqa: E402
 
@@ -339,36 +338,10 @@ def cleanup(state):
         pc.stop()
 
 
-def on_sigterm(signum, frame):
-    raise KeyboardInterrupt
-
-
 def main():
-    # A SIGTERM (say, from a timeout) cleans up like Ctrl-C does.
-    signal.signal(signal.SIGTERM, on_sigterm)
-    print("pgmux HA demo: a Patroni switchover under load", flush=True)
-    state = {}
-    status = 0
-    try:
-        demo(state)
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        status = 130
-    except (RuntimeError, OSError, subprocess.SubprocessError, psycopg.Error) as e:
-        print(f"\ndemo failed: {e}", file=sys.stderr)
-        mux = state.get("mux")
-        if mux is not None and mux.log():
-            print("last lines of pgmux's log:\n    "
-                  + "\n    ".join(mux.log().rstrip().splitlines()[-15:]), file=sys.stderr)
-        status = 1
-    finally:
-        heading("Cleaning up")
-        # A second Ctrl-C must not leave servers behind.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        cleanup(state)
-        say("stopped pgmux, Patroni, PostgreSQL and etcd, removed their temporary directories")
-    return status
+    return run_demo("pgmux HA demo: a Patroni switchover under load", demo, cleanup,
+               "stopped pgmux, Patroni, PostgreSQL and etcd, removed their temporary directories",
+               log_lines=15)
 
 
 if __name__ == "__main__":
