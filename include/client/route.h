@@ -32,6 +32,11 @@ enum conn_action client_route_unit(struct client *c, const struct pkt_header *hd
  */
 enum conn_action client_route_linked(struct client *c, const struct pkt_header *hdr,
 				     const uint8_t *whole);
+/*
+ * The answer to the Sync pgmux sent to end a segment of reads on a replica: release the server
+ * and route what follows; failed: the reads failed, so the rest of the segment is dropped.
+ */
+void client_on_split(struct client *c, bool failed);
 /* Its server answered everything it had: let a waiting write go on. */
 void client_route_drained(struct client *c);
 

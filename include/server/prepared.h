@@ -134,6 +134,9 @@ void client_pstmts_clear(struct pstmt_registry *r, struct client_pstmts *m);
 /* The server lost its statements (DISCARD ALL, reset) or is closing. */
 void server_pstmts_clear(struct pstmt_registry *r, struct server_pstmts *set);
 /* Free the containers too (at close). */
+/* Send a Sync of pgmux's own to the client's server, kept in order with the client's messages. */
+void prepared_inject_sync(struct client *c);
+
 /* The query text of the client's named statement name (not NUL-terminated: *len), or NULL. */
 const char *prepared_query_of(struct client *c, const char *name, size_t *len);
 

@@ -54,7 +54,9 @@ struct server {
 	bool internal_failed;         /* one of pgmux's own queries failed */
 	bool in_hot_standby;          /* the server said so at login (PostgreSQL 14+) */
 	bool capture_lsn;
-	bool shape_wait;              /* a client's Bind waits for pgmux's Describe (prepared.c) */             /* read_your_writes: the internal query answers a WAL position */
+	bool shape_wait;              /* a client's Bind waits for pgmux's Describe (prepared.c) */
+	bool split_pending;           /* pgmux sent a Sync to end the client's segment here */
+	bool seg_error;               /* an error was sent since the last ReadyForQuery */             /* read_your_writes: the internal query answers a WAL position */
 	bool close_when_released;     /* do not reuse (RECONNECT, reload, lifetime, error) */
 	bool fatal_seen;              /* the server sent a FATAL error: it will close */
 	char tx_status;

@@ -316,7 +316,7 @@ enum conn_action client_route_linked(struct client *c, const struct pkt_header *
 			return act;
 	}
 
-	if (c->target == cl->primary || c->unsynced || !strchr("QPB", hdr->type) ||
+	if (c->target == cl->primary || !strchr("QPB", hdr->type) ||
 	    pool_mode(c->pool) == POOL_MODE_SESSION)
 		return CONN_FORWARD;
 	if (hdr->len <= ROUTE_PEEK_MAX) {
@@ -325,11 +325,39 @@ enum conn_action client_route_linked(struct client *c, const struct pkt_header *
 		if (!message_writes(c, hdr->type, whole, hdr->len))
 			return CONN_FORWARD;
 	}
+	if (c->unsynced) {
+		/* Inside an explicit transaction the write fails as it would on the server. */
+		if (hdr->type == 'Q' || c->tx_status != 'I')
+			return CONN_FORWARD;
+		/*
+		 * A write in the middle of an extended-protocol segment whose reads went to a
+		 * replica: pgmux ends the segment there with a Sync of its own (the reads change
+		 * nothing, so splitting the implicit transaction loses nothing) and routes the rest
+		 * from this write on, unless the reads failed, when PostgreSQL would skip to the
+		 * client's Sync.
+		 */
+		if (!c->drain_wait) {
+			prepared_inject_sync(c);
+			c->server->split_pending = true;
+			c->drain_wait = true;
+		}
+		return CONN_STOP;
+	}
 	if (!c->pending_ready && !c->server->internal_pending)
 		return CONN_FORWARD; /* inside a transaction on this server: it answers as it must */
 	/* A write pipelined behind reads on a replica: wait for them, then route it afresh. */
 	c->drain_wait = true;
 	return CONN_STOP;
+}
+
+void client_on_split(struct client *c, bool failed)
+{
+	c->unsynced = false;
+	c->drain_wait = false;
+	if (failed)
+		c->discarding = DISCARD_TO_SYNC;
+	client_unit_done(c);
+	conn_resume(&c->conn);
 }
 
 void client_route_drained(struct client *c)

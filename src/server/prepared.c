@@ -753,6 +753,7 @@ static enum conn_action owed_error(struct server *s)
 	conn_write(&s->client->conn, mb.data, mb.len);
 	mb_free(&mb);
 	s->client->error_sent = true;
+	s->seg_error = true;
 	return CONN_CONSUME;
 }
 
@@ -820,6 +821,15 @@ void prepared_on_ready(struct server *s)
 void prepared_emit_owed(struct server *s)
 {
 	emit_synthetic(s);
+}
+
+void prepared_inject_sync(struct client *c)
+{
+	struct server *s = c->server;
+
+	write_msg(&s->conn, 'S', NULL, 0, NULL, 0);
+	if (prepared_active(c))
+		respq_push(&s->respq, 'S', '=');
 }
 
 const char *prepared_query_of(struct client *c, const char *name, size_t *len)

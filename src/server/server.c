@@ -179,10 +179,18 @@ static enum conn_action internal_packet(struct server *s, const struct pkt_heade
 static enum conn_action ready_for_query(struct server *s, const uint8_t *whole, uint32_t len)
 {
 	struct client *c = s->client;
+	bool failed = s->seg_error;
 
 	s->tx_status = len > PKT_HDR_LEN ? (char)whole[PKT_HDR_LEN] : 'I';
+	s->seg_error = false;
 	if (s->respq.len)
 		prepared_on_ready(s);
+	if (s->split_pending && !c->pending_ready) {
+		/* The answer to pgmux's own Sync (client/route.c): the client never sees it. */
+		s->split_pending = false;
+		client_on_split(c, failed);
+		return s->state == SERVER_CLOSING ? CONN_CLOSED : CONN_CONSUME;
+	}
 	client_on_ready(c, whole, len);
 	/* Answers pgmux owes right after this ReadyForQuery (a pipeline goes on). */
 	if (s->client == c && s->respq.len)
@@ -252,6 +260,7 @@ static enum conn_action active_packet(struct server *s, const struct pkt_header 
 			return CONN_NEED_WHOLE;
 		s->client->error_sent = true;
 		s->client->pending_set_failed = true;
+		s->seg_error = true;
 		if (be_parse_error(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &e) &&
 		    (strcmp(e.severity, "FATAL") == 0 || strcmp(e.severity, "PANIC") == 0)) {
 			s->fatal_seen = true;

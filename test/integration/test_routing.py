@@ -402,9 +402,23 @@ def test_write_pipelined_behind_reads_goes_to_the_primary(routed, rs):
         if mtype == b"Z":
             break
     assert answers == [[str(rs.primary.port), "f"]] * 2, "the whole batch goes to the primary"
-    # psycopg pipelines with a Sync after each statement
     c = psycopg.connect(mux.dsn("app", "postgres"), autocommit=True)
     try:
+        # a psycopg pipeline, one Sync at the end: the write arrives after the read went on
+        for _ in range(3):
+            with c.pipeline():
+                r1 = c.execute(WHERE)
+                r2 = c.execute("INSERT INTO items (v) VALUES ('p1') "
+                               "RETURNING inet_server_port(), false")
+            assert r1.fetchone()[1] is True
+            assert r2.fetchone() == (rs.primary.port, False)
+        # a failing read in that segment: the write behind it is skipped, as on a server
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            with c.pipeline():
+                c.execute("SELECT 1 / (inet_server_port() - inet_server_port())")
+                c.execute("INSERT INTO items (v) VALUES ('never') RETURNING 1")
+        assert rs.scalar("SELECT count(*) FROM items WHERE v = 'never'") == 0
+        # psycopg pipelines with a Sync after each statement
         with c.pipeline() as p:
             r1 = c.execute(WHERE)
             p.sync()
