@@ -300,7 +300,10 @@ def test_no_primary_writes_wait_then_fail_reads_go_on(routed, rs_clean):
     waited = time.time() - start
     assert 1.5 <= waited <= 6, waited
     assert ran_on(c)[1] is True, "reads go on at the replicas"
-    # a write that starts waiting is served once the primary is back
+    # a write that starts waiting is served once the primary is back (a longer wait now)
+    mux.extra_sections = cluster_section(rs, primary_wait_timeout=30)
+    mux.write_config()
+    mux.admin("RELOAD")
     result = {}
 
     def write():
@@ -309,12 +312,12 @@ def test_no_primary_writes_wait_then_fail_reads_go_on(routed, rs_clean):
                                        "RETURNING inet_server_port()").fetchone()[0]
         except Exception as e:      # noqa: BLE001 - reported below
             result["error"] = e
-    mux_wait = threading.Thread(target=write)
-    mux2 = None
-    del mux2
+    writer = threading.Thread(target=write)
+    writer.start()
+    time.sleep(0.5)
+    assert writer.is_alive() and mux.pool()["cl_waiting"] == 1, "the write should wait"
     rs.primary.start()
-    mux_wait.start()
-    mux_wait.join(20)
+    writer.join(20)
     assert result.get("port") == rs.primary.port, result
     assert ran_on(idle)[1] is True, "an idle client never noticed"
     assert int(mux.admin("SHOW ROUTES")[0]["primary_wait_timeouts"]) >= 1
@@ -327,10 +330,11 @@ def test_session_mode_routes_at_connect(routed, rs):
     r = psycopg.connect(mux.dsn("app", "postgres") + " options='-c pgmux.route=replica'",
                         autocommit=True)
     try:
+        # the whole session on a replica; pgmux.route is pgmux's, the server never sees it
         assert ran_on(r)[1] is True
-        port, rec = r.execute("SHOW pgmux.route").fetchone()[0], None
-    except psycopg.errors.UndefinedObject:
-        pass
+        assert ran_on(r, "/* a second statement */ " + WHERE)[1] is True
+        with pytest.raises(psycopg.errors.UndefinedObject):
+            r.execute("SHOW pgmux.route")
     finally:
         r.close()
 
