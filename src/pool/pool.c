@@ -337,12 +337,16 @@ static bool needs_check(const struct server *s, uint64_t now)
 /* After RELOAD made the pool smaller: close idle servers beyond its size. */
 static void pool_trim(struct pool *p)
 {
+	int limit = pool_size(p) + pool_reserve(p);
 	struct list_node *n, *t;
 
+	/* Under the limit over all members is under it for each: the usual, cheap case. */
+	if (p->n_idle + p->n_active + p->n_login + p->n_reset <= limit)
+		return;
 	list_for_each_safe(n, t, &p->idle_servers) {
 		struct server *s = list_entry(n, struct server, node);
 
-		if (p->nodes[s->member].n_servers > pool_size(p) + pool_reserve(p))
+		if (p->nodes[s->member].n_servers > limit)
 			server_close(s, "pool is over its size");
 	}
 }
