@@ -471,3 +471,46 @@ def test_members_given_by_host_name(pgmux, rs):
     port, = c.execute("INSERT INTO items (v) VALUES ('by name') RETURNING inet_server_port()"
                       ).fetchone()
     assert port == rs.primary.port
+
+
+def test_weights_and_balancing_modes(routed, rs):
+    r0, r1 = (f"127.0.0.1:{r.port}" for r in rs.replicas)
+    # round_robin with weights 3:1
+    mux = routed(weights=f"{r0}:3 {r1}:1")
+    c = mux.connect()
+    ports = [ran_on(c)[0] for _ in range(40)]
+    assert ports.count(rs.replicas[0].port) == 30 and ports.count(rs.replicas[1].port) == 10
+    # weight 0: no reads for that replica
+    mux = routed(weights=f"{r0}:0")
+    c = mux.connect()
+    assert {ran_on(c)[0] for _ in range(10)} == {rs.replicas[1].port}
+    # random: both get reads
+    mux = routed(load_balance="random")
+    c = mux.connect()
+    assert {ran_on(c)[0] for _ in range(60)} == {r.port for r in rs.replicas}
+    # least_connections: a replica busy with a long read gets the next ones elsewhere
+    mux = routed(load_balance="least_connections")
+    busy = mux.connect()
+    job = threading.Thread(target=lambda: busy.execute("SELECT pg_sleep(1.5)"))
+    job.start()
+    time.sleep(0.3)
+    slow = {int(r["port"]) for r in mux.admin("SHOW TOPOLOGY")
+            if r["role"] == "replica" and r["servers"] == "1"}
+    c = mux.connect()
+    ports = {ran_on(c)[0] for _ in range(10)}
+    job.join()
+    assert len(slow) == 1 and ports == {r.port for r in rs.replicas} - slow
+
+
+def test_replay_staleness_limit(routed, rs_clean):
+    rs = rs_clean
+    mux = routed(max_replica_lag="0", max_replica_lag_time="1")
+    c = mux.connect()
+    stale = rs.replicas[0].port
+    rs.pause_replay(0)
+    rs.execute("INSERT INTO items (v) VALUES ('stale')")
+    time.sleep(0.2)
+    rs.execute("INSERT INTO items (v) VALUES ('staler')")
+    wait_for(lambda: int(topology(mux)[str(stale)]["lag_ms"] or 0) > 1000, 10,
+             "pgmux to see the replay fall behind")
+    assert {ran_on(c)[0] for _ in range(10)} == {rs.replicas[1].port}
