@@ -72,6 +72,9 @@ void client_send(struct client *c, struct msgbuf *mb)
 		return;
 	}
 	conn_write(&c->conn, mb->data, mb->len);
+	/* The client has an answer from pgmux: its request cannot start over unnoticed. */
+	if (c->conn.tap)
+		c->conn.tap_overflow = true;
 }
 
 static void vsend_error(struct client *c, const char *severity, const char *sqlstate, const char *fmt, va_list ap)
@@ -480,6 +483,7 @@ static void forget_request(struct client *c)
 	c->in_copy = false;
 	c->query_running = false;
 	c->skip_to_sync = false;
+	c->drain_wait = false;
 	free(c->pending_set);
 	c->pending_set = NULL;
 }
