@@ -440,6 +440,8 @@ bool conn_unread(struct conn *c, const void *data, uint32_t len)
 
 	if (c->fd < 0 || c->failed || c->fwd_left || c->skip_left)
 		return false;
+	if (len == 0)
+		return true; /* nothing was used yet */
 	if (!c->in) {
 		c->in = evloop_get_buf(c->loop);
 		if (!c->in)
