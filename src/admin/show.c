@@ -997,7 +997,10 @@ static void topology_row(struct msgbuf *mb, const struct cluster *cl, const stru
 	put_str(&r, m->host);
 	put_int(&r, m->port);
 	put_str(&r, member_role_name(m->role));
-	put_str(&r, m->state[0] ? m->state : (m->listed ? "listed" : "unlisted"));
+	if (cl->primary == m->idx && topo_primary_draining(cl))
+		put_str(&r, "draining"); /* a scheduled switchover is due */
+	else
+		put_str(&r, m->state[0] ? m->state : (m->listed ? "listed" : "unlisted"));
 	if (m->timeline >= 0)
 		put_int(&r, m->timeline);
 	else

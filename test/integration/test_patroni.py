@@ -245,15 +245,23 @@ def test_scheduled_switchover_is_drained(mux, patroni):
     """A switchover announced in /cluster: pgmux stops starting units of work on the old
     primary just before the announced time, so that nothing runs on it when it stops: not one
     statement fails."""
+    draining = []
+
     def scheduled(old):
         at = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=4)
         out = patroni.patronictl("switchover", "--leader", old, "--scheduled",
                                  at.isoformat(timespec="seconds"), "--force", patroni.scope)
         assert out.returncode == 0 and "failed" not in (out.stdout + out.stderr).lower(), \
             out.stdout + out.stderr
+        deadline = time.time() + 10
+        while time.time() < deadline and not draining:
+            draining.extend(r["member"] for r in mux.admin("SHOW TOPOLOGY")
+                            if r["state"] == "draining")
+            time.sleep(0.05)
     load, old, new, seen, t0 = run_through(mux, patroni, 4_000_000, scheduled)
     assert new != old
     check(load, patroni, mux, "scheduled switchover", seen, t0)
     assert not load.errors, f"statements failed although the switchover was announced: {load.errors}"
     assert int(mux.admin("SHOW ROUTES")[0]["primary_waits"]) > 0
+    assert draining == [old], "SHOW TOPOLOGY should show the old primary draining"
     assert "drained" in mux.log()
