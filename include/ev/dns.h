@@ -25,6 +25,9 @@ struct conn;
  */
 struct dns *dns_new(struct evloop *loop, const char *servers, char *err, size_t errlen);
 
+/* Is host a name to resolve (not an IPv4/IPv6 address, not a unix socket directory)? */
+bool dns_is_name(const char *host);
+
 /* Cancel every lookup and free the resolver; waiting conns are failed first. NULL ok. */
 void dns_free(struct dns *d);
 

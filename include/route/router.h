@@ -46,6 +46,9 @@ struct route_stats {
 enum route_want router_want(const struct route_result *r, enum route_hint session_hint, bool txn,
 			    bool txn_read_only, enum route_hint txn_hint, bool *hinted);
 
+/* The confirmed primary's index, or TARGET_WAIT_PRIMARY (none, or drained for a switchover). */
+int router_primary_or_wait(const struct cluster *cl);
+
 /*
  * The member index that serves want now, TARGET_WAIT_PRIMARY or TARGET_REFUSED. min_lsn: with
  * read_your_writes, the client's last write (0 = none). Counts the decision in st when count.

@@ -81,6 +81,7 @@ struct cluster {
 	uint64_t version;           /* bumps on every change the router or pools must see */
 	bool removed;               /* gone from the config */
 	unsigned rr_next;           /* round_robin position */
+	uint32_t random_state;      /* load_balance = random */
 	struct evloop_timer tick;
 
 	/* Patroni */

@@ -300,6 +300,14 @@ static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo 
 	}
 }
 
+bool dns_is_name(const char *host)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	return host[0] != '/' && inet_pton(AF_INET, host, buf) != 1 &&
+	       inet_pton(AF_INET6, host, buf) != 1;
+}
+
 static struct dns_entry *find_entry(struct dns *d, const char *name)
 {
 	struct list_node *n, *t;

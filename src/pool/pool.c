@@ -738,11 +738,6 @@ static void serve_waiters(struct pool *p)
 	}
 }
 
-static int primary_or_wait(const struct cluster *cl)
-{
-	return cl->primary >= 0 && !topo_primary_draining(cl) ? cl->primary : TARGET_WAIT_PRIMARY;
-}
-
 void pool_kick(struct worker *w, struct database *db)
 {
 	struct list_node *n, *t;
@@ -817,7 +812,7 @@ static void reroute_waiters(struct pool *p)
 			continue;
 		target = router_pick(cl, (enum route_want)c->want, c->ryw_lsn, &p->db->routes, false);
 		if (target == TARGET_REFUSED)
-			target = primary_or_wait(cl);
+			target = router_primary_or_wait(cl);
 		pool_retarget(c, target);
 	}
 }

@@ -5,8 +5,6 @@
  */
 #include "route/router.h"
 
-#include <stdlib.h>
-
 #include "topo/topology.h"
 
 enum route_want router_want(const struct route_result *r, enum route_hint session_hint, bool txn,
@@ -62,6 +60,18 @@ static int read_weight(const struct member *m)
 	return m->weight > 0 ? m->weight : 0;
 }
 
+/* xorshift32 on the cluster's own state: the router keeps no hidden globals. */
+static uint32_t next_random(struct cluster *cl)
+{
+	uint32_t x = cl->random_state ? cl->random_state : 2463534242u;
+
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	cl->random_state = x;
+	return x;
+}
+
 static int pick_weighted(struct cluster *cl, const int *cand, int n)
 {
 	int total = 0, k;
@@ -71,7 +81,7 @@ static int pick_weighted(struct cluster *cl, const int *cand, int n)
 	if (total <= 0)
 		return cand[0];
 	if (cl->entry->load_balance == LB_RANDOM)
-		k = rand() % total;
+		k = (int)(next_random(cl) % (unsigned)total);
 	else
 		k = (int)(cl->rr_next++ % (unsigned)total);
 	for (int i = 0; i < n; i++) {
@@ -96,7 +106,7 @@ static int pick_least_connections(struct cluster *cl, const int *cand, int n)
 	return best;
 }
 
-static int primary_or_wait(const struct cluster *cl)
+int router_primary_or_wait(const struct cluster *cl)
 {
 	return cl->primary >= 0 && !topo_primary_draining(cl) ? cl->primary : TARGET_WAIT_PRIMARY;
 }
@@ -111,12 +121,12 @@ int router_pick(struct cluster *cl, enum route_want want, uint64_t min_lsn, stru
 	if (want == WANT_PRIMARY) {
 		if (count)
 			st->writes++;
-		return primary_or_wait(cl);
+		return router_primary_or_wait(cl);
 	}
 	if (e->read_from == READ_FROM_PRIMARY) {
 		if (count)
 			st->reads_primary++;
-		return primary_or_wait(cl);
+		return router_primary_or_wait(cl);
 	}
 	for (int i = 0; i < cl->n_members; i++) {
 		const struct member *m = &cl->members[i];
@@ -133,7 +143,7 @@ int router_pick(struct cluster *cl, enum route_want want, uint64_t min_lsn, stru
 			/* Replicas are up but behind this client's write: only the primary has it. */
 			if (count)
 				st->reads_ryw++;
-			return primary_or_wait(cl);
+			return router_primary_or_wait(cl);
 		}
 		if (e->read_fallback == FALLBACK_ERROR) {
 			if (count)
@@ -142,7 +152,7 @@ int router_pick(struct cluster *cl, enum route_want want, uint64_t min_lsn, stru
 		}
 		if (count)
 			st->reads_fallback++;
-		return primary_or_wait(cl);
+		return router_primary_or_wait(cl);
 	}
 	n = e->load_balance == LB_LEAST_CONNECTIONS ? pick_least_connections(cl, cand, n)
 						    : pick_weighted(cl, cand, n);

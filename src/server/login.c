@@ -50,14 +50,6 @@ static int server_port(const struct server *s)
 	return e && e->port > 0 ? e->port : 5432;
 }
 
-/* True when the entry's host is a name (resolved through DNS), not an address or a socket dir. */
-static bool host_is_name(const char *host)
-{
-	unsigned char buf[sizeof(struct in6_addr)];
-
-	return host[0] != '/' && inet_pton(AF_INET, host, buf) != 1 && inet_pton(AF_INET6, host, buf) != 1;
-}
-
 /* A unix socket path for the entry's socket directory into s->sa. */
 static bool server_unix_addr(struct server *s, const char *dir, int port, char *err, size_t errlen)
 {
@@ -265,7 +257,7 @@ void server_login_connected(struct server *s, bool ok, int errnum)
 		/* Where a name led (for cancel requests and to notice when it moves). */
 		if (!conn_peer_addr(&s->conn, &s->sa, &s->salen))
 			s->salen = 0;
-		else if (host_is_name(server_host(s)))
+		else if (dns_is_name(server_host(s)))
 			retire_moved_servers(s);
 	}
 	server_set_state(s, SERVER_LOGIN);

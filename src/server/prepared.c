@@ -389,12 +389,10 @@ static void prepare_on_server(struct server *s, struct pstmt *ps, char action)
 
 /*
  * Make sure the server has a copy of e's statement at least as fresh as the client's Parse,
- * injecting a Parse (its answer swallowed) if not.
+ * injecting a Parse (its answer swallowed) if not. i: where the server has it (-1: nowhere).
  */
-static void ensure_prepared(struct server *s, const struct cstmt *e)
+static void ensure_prepared(struct server *s, const struct cstmt *e, ssize_t i)
 {
-	ssize_t i = server_find(&s->pstmts, e->ps);
-
 	if (i >= 0 && s->pstmts.prepared_seq[i] > e->parsed_seq)
 		s->pstmts.last_used[i] = ++s->pstmts.clock;
 	else
@@ -496,10 +494,9 @@ static void note_shape(struct server *s, const struct respq_entry *e, char type,
  * (the client's Bind waits for the answer), and a copy with other columns fails the Bind as
  * PostgreSQL would. CONN_FORWARD: go on with the Bind.
  */
-static enum conn_action check_shape(struct client *c, const struct cstmt *e)
+static enum conn_action check_shape(struct client *c, const struct cstmt *e, ssize_t i)
 {
 	struct server *s = c->server;
-	ssize_t i = server_find(&s->pstmts, e->ps);
 	bool fresh = i >= 0 && s->pstmts.prepared_seq[i] > e->parsed_seq;
 
 	if (!e->shape || s->respq.skipping)
@@ -532,6 +529,7 @@ static enum conn_action client_use(struct client *c, char type, char kind, const
 	size_t nlen = strnlen(name, len - name_off);
 	struct cstmt *e;
 	const char *new_name;
+	ssize_t i;
 
 	if (name_off >= len || nlen == len - name_off) {
 		client_close(c, "08P01", "invalid %c message", type);
@@ -545,15 +543,18 @@ static enum conn_action client_use(struct client *c, char type, char kind, const
 		respq_push(&s->respq, kind, '=');
 		return CONN_FORWARD;
 	}
+	/* Where the server has the statement: looked up once per message (sets hold up to
+	 * max_prepared_statements). */
+	i = server_find(&s->pstmts, e->ps);
 	if (kind == 'B') {
-		enum conn_action act = check_shape(c, e);
+		enum conn_action act = check_shape(c, e, i);
 
 		if (act != CONN_FORWARD)
 			return act;
 		/* The unnamed portal's columns are this statement's (for Describe of the portal). */
 		c->portal_ps = body[0] == '\0' ? e->ps : c->portal_ps;
 	}
-	ensure_prepared(s, e);
+	ensure_prepared(s, e, i);
 	if (kind == 'D')
 		respq_push_ps(&s->respq, 'D', '=', e->ps);
 	if (kind == 'B' && e->ps->def_len <= SETTINGS_PEEK_MAX)

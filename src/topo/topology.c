@@ -380,14 +380,6 @@ static void on_check_done(void *arg, enum pgquery_outcome outcome, int ncols,
 	recompute_roles(cl);
 }
 
-/* Health checks connect to a numeric address or a socket directory: libpq must not block on DNS. */
-static bool address_is_numeric(const char *host)
-{
-	unsigned char buf[sizeof(struct in6_addr)];
-
-	return host[0] == '/' || inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
-}
-
 static void conninfo_quote(char *out, size_t outlen, const char *key, const char *value)
 {
 	size_t n = (size_t)snprintf(out, outlen, " %s='", key);
@@ -445,7 +437,7 @@ static bool check_address(struct member *m, char *addr, size_t addrlen, char *er
 	socklen_t salen;
 
 	err[0] = '\0';
-	if (address_is_numeric(m->host)) {
+	if (!dns_is_name(m->host)) {
 		snprintf(addr, addrlen, "%s", m->host);
 		return true;
 	}
