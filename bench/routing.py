@@ -45,8 +45,7 @@ import procstat  # noqa: E402
 from bench import log, raise_nofile, read_latencies  # noqa: E402
 from report import _git, f_ms, f_num, f_tps, f_x3, table  # noqa: E402
 from stats import Cell, ratio  # noqa: E402
-from targets import (DBNAME, PG_BIN, PGMUX_BIN, Backend, Pooler, _tail,  # noqa: E402
-                     _wait_listening, env_for)
+from targets import DBNAME, PG_BIN, PGMUX_BIN, Backend, PgmuxTarget, env_for  # noqa: E402
 
 from replication import ReplicaSet  # noqa: E402  (test/lib is on the path via targets)
 
@@ -91,7 +90,7 @@ ROUTE_COUNTERS = ("reads_replica", "reads_primary", "reads_fallback", "reads_ref
 
 # --- pgmux with a plain and a routed database ---------------------------------------------
 
-class RoutingMux(Pooler):
+class RoutingMux(PgmuxTarget):
     """One pgmux process serving `plain` (host=) and `routed` (cluster=main)."""
 
     name = "pgmux"
@@ -110,21 +109,7 @@ class RoutingMux(Pooler):
             self.error = "./pgmux not built"
             return False
         section = "\n[cluster.main]\n" + "".join(f"{k} = {v}\n" for k, v in self.cluster.items())
-        self.mux = Pgmux(self.databases, port=self.port, extra_sections=section)
-        self.dir = self.mux.basedir
-        self.mux.settings.update(self.settings())
-        self.mux.write_config()
-        with open(self.mux.config_path) as f:
-            self.config_text = f.read()
-        self.stderr = open(os.path.join(self.dir, "stderr.log"), "w")
-        self.proc = subprocess.Popen([PGMUX_BIN, "-q", self.mux.config_path],
-                                     stdout=subprocess.DEVNULL, stderr=self.stderr)
-        self.pid = self.proc.pid
-        if not _wait_listening(self.port, self.proc, 10):
-            self.error = "pgmux did not start: " + self.log_tail()
-            self.stop()
-            return False
-        return True
+        return self.launch(Pgmux(self.databases, port=self.port, extra_sections=section))
 
     def admin(self, command):
         """An admin console command through psql; a list of dicts of text values."""
@@ -177,20 +162,6 @@ class RoutingMux(Pooler):
         except (OSError, AttributeError):
             return ""
 
-    def log_tail(self):
-        if not self.mux:
-            return ""
-        return _tail(self.mux.log_path) + _tail(os.path.join(self.dir, "stderr.log"))
-
-    def describe(self):
-        out = subprocess.run([PGMUX_BIN, "--version"], capture_output=True, text=True)
-        text = (out.stdout or out.stderr).strip()
-        return text.splitlines()[0] if text else "pgmux"
-
-    def destroy(self):
-        self.stop()
-        if self.dir:
-            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def postmaster_pid(cluster):

@@ -257,22 +257,30 @@ class PgmuxTarget(Pooler):
     name = "pgmux"
     label = "pgmux"
 
+    mux = None
+
     def start(self):
         if not os.access(PGMUX_BIN, os.X_OK):
             self.error = "./pgmux not built"
             return False
-        self.mux = Pgmux({DBNAME: self.database_line()}, port=self.port)
-        self.dir = self.mux.basedir
-        auth_file = os.path.join(self.dir, "userlist.txt")
+        mux = Pgmux({DBNAME: self.database_line()}, port=self.port)
+        auth_file = os.path.join(mux.basedir, "userlist.txt")
         with open(auth_file, "w") as f:
             f.write(self.auth_file_text())
-        self.mux.settings.update(self.settings())
-        self.mux.settings["auth_file"] = auth_file
-        self.mux.write_config()
-        with open(self.mux.config_path) as f:
+        mux.settings["auth_file"] = auth_file
+        return self.launch(mux)
+
+    def launch(self, mux):
+        """Start pgmux with mux's config (our settings on top); False (self.error) if it did not
+        come up."""
+        self.mux = mux
+        self.dir = mux.basedir
+        mux.settings.update(self.settings())
+        mux.write_config()
+        with open(mux.config_path) as f:
             self.config_text = f.read()
         self.stderr = open(os.path.join(self.dir, "stderr.log"), "w")
-        self.proc = subprocess.Popen([PGMUX_BIN, "-q", self.mux.config_path],
+        self.proc = subprocess.Popen([PGMUX_BIN, "-q", mux.config_path],
                                      stdout=subprocess.DEVNULL, stderr=self.stderr)
         self.pid = self.proc.pid
         if not _wait_listening(self.port, self.proc, 10):
@@ -287,11 +295,13 @@ class PgmuxTarget(Pooler):
         return text.splitlines()[0] if text else "pgmux"
 
     def log_tail(self):
+        if not self.mux:
+            return ""
         return _tail(self.mux.log_path) + _tail(os.path.join(self.dir, "stderr.log"))
 
     def destroy(self):
         self.stop()
-        shutil.rmtree(getattr(self, "dir", ""), ignore_errors=True)
+        shutil.rmtree(getattr(self, "dir", None) or "", ignore_errors=True)
 
 
 TARGETS = {"direct": Direct, "pgbouncer": PgBouncer, "pgmux": PgmuxTarget}
