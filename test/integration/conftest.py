@@ -559,3 +559,22 @@ class Background:
 
     def elapsed(self):
         return (self.finished or time.monotonic()) - self.started
+
+
+# ---------------------------------------------------------------------------------------------
+# authentication helpers (test_auth.py, test_client_auth.py)
+
+
+def write_userlist(mux, entries):
+    """Write mux's auth_file ({user: secret}) and point its settings at it."""
+    path = os.path.join(mux.basedir, "userlist.txt")
+    with open(path, "w") as f:
+        for user, secret in entries.items():
+            f.write(f'"{user}" "{secret}"\n')
+    mux.settings["auth_file"] = path
+    return path
+
+
+def role_secret(direct, user):
+    """The secret PostgreSQL stores for user (md5 or SCRAM), as an auth_file can carry it."""
+    return direct.scalar("select rolpassword from pg_authid where rolname = %s", (user,))

@@ -1,25 +1,11 @@
 """Client authentication against auth_file (plain, md5 and SCRAM secrets) and server logins
 with the password pgmux knows."""
-import os
 
 import psycopg
 import pytest
 
 import rawpg
-from conftest import PASSWORDS, assert_error
-
-
-def write_userlist(mux, entries):
-    path = os.path.join(mux.basedir, "userlist.txt")
-    with open(path, "w") as f:
-        for user, secret in entries.items():
-            f.write(f'"{user}" "{secret}"\n')
-    mux.settings["auth_file"] = path
-    return path
-
-
-def secret(direct, user):
-    return direct.scalar("select rolpassword from pg_authid where rolname = %s", (user,))
+from conftest import PASSWORDS, assert_error, role_secret, write_userlist
 
 
 @pytest.mark.parametrize("auth_type", ["md5", "scram-sha-256"])
@@ -52,7 +38,7 @@ def test_md5_wrong_password_sqlstate(pgmux):
 def test_scram_secret_in_userlist(pgmux, direct):
     """The SCRAM secret from pg_authid is enough to let alice in and to log in as her."""
     mux = pgmux({"auth_type": "scram-sha-256"}, start=False)
-    write_userlist(mux, {"alice": secret(direct, "alice")})
+    write_userlist(mux, {"alice": role_secret(direct, "alice")})
     mux.start()
     with mux.connect(user="alice", password=PASSWORDS["alice"]) as conn:
         assert conn.execute("select current_user").fetchone()[0] == "alice"
@@ -62,7 +48,7 @@ def test_scram_secret_in_userlist(pgmux, direct):
 
 def test_md5_secret_in_userlist(pgmux, direct):
     mux = pgmux({"auth_type": "md5"}, start=False)
-    md5 = secret(direct, "carol")
+    md5 = role_secret(direct, "carol")
     assert md5.startswith("md5")
     write_userlist(mux, {"carol": md5})
     mux.start()

@@ -14,7 +14,8 @@ import psycopg
 import pytest
 
 import rawpg
-from conftest import PASSWORDS, PG_BIN, assert_error, db_entries, wait_for
+from conftest import (PASSWORDS, PG_BIN, assert_error, db_entries, role_secret, wait_for,
+                      write_userlist)
 
 # The role each auth_file secret kind is tried with, chosen so that the server accepts what
 # pgmux then logs in with: bob's plaintext works for any server method, carol's md5 secret for
@@ -22,22 +23,9 @@ from conftest import PASSWORDS, PG_BIN, assert_error, db_entries, wait_for
 SECRET_USERS = {"plain": "bob", "md5": "carol", "scram": "alice"}
 
 
-def pg_secret(direct, user):
-    return direct.scalar("select rolpassword from pg_authid where rolname = %s", (user,))
-
-
-def write_userlist(mux, entries):
-    path = os.path.join(mux.basedir, "userlist.txt")
-    with open(path, "w") as f:
-        for user, secret in entries.items():
-            f.write(f'"{user}" "{secret}"\n')
-    mux.settings["auth_file"] = path
-    return path
-
-
 def userlist_of_kind(direct, kind):
     user = SECRET_USERS[kind]
-    secret = PASSWORDS[user] if kind == "plain" else pg_secret(direct, user)
+    secret = PASSWORDS[user] if kind == "plain" else role_secret(direct, user)
     if kind == "md5":
         assert secret.startswith("md5")
     if kind == "scram":
@@ -179,7 +167,7 @@ def test_trust(pgmux, direct):
 def test_md5_auth_type_uses_scram_for_scram_secret(pgmux, direct):
     """Like PostgreSQL: auth_type = md5 asks a user with a SCRAM secret for SCRAM."""
     mux = pgmux({"auth_type": "md5"}, start=False)
-    write_userlist(mux, {"alice": pg_secret(direct, "alice")})
+    write_userlist(mux, {"alice": role_secret(direct, "alice")})
     mux.start()
     c = mux.raw()
     c.startup("alice", "app")
@@ -194,8 +182,8 @@ def test_md5_auth_type_uses_scram_for_scram_secret(pgmux, direct):
 @pytest.mark.parametrize("auth_type", ["password", "md5", "scram-sha-256"])
 def test_unknown_user_looks_like_wrong_password(pgmux, direct, auth_type):
     mux = pgmux({"auth_type": auth_type}, start=False)
-    write_userlist(mux, {"alice": pg_secret(direct, "alice"), "bob": PASSWORDS["bob"],
-                         "carol": pg_secret(direct, "carol")})
+    write_userlist(mux, {"alice": role_secret(direct, "alice"), "bob": PASSWORDS["bob"],
+                         "carol": role_secret(direct, "carol")})
     mux.start()
     for user in ("alice", "bob", "nobody"):
         err = login_error(mux, user, "wrong")
@@ -223,7 +211,7 @@ def test_unknown_user_looks_like_wrong_password(pgmux, direct, auth_type):
 def test_secrets_never_logged(pgmux, direct):
     mux = pgmux({"auth_type": "scram-sha-256", "verbose": 2, "log_connections": 1},
                 start=False)
-    alice = pg_secret(direct, "alice")
+    alice = role_secret(direct, "alice")
     write_userlist(mux, {"alice": alice, "bob": PASSWORDS["bob"]})
     mux.start()
     with mux.connect(user="alice", password=PASSWORDS["alice"]):
@@ -239,7 +227,7 @@ def test_secrets_never_logged(pgmux, direct):
 
 def test_sasl_protocol_violations(pgmux, direct):
     mux = pgmux({"auth_type": "scram-sha-256"}, start=False)
-    write_userlist(mux, {"alice": pg_secret(direct, "alice")})
+    write_userlist(mux, {"alice": role_secret(direct, "alice")})
     mux.start()
     bad = [
         (b"SCRAM-SHA-1\0", b"n,,n=,r=abc"),           # unknown mechanism
@@ -275,7 +263,7 @@ def test_sasl_protocol_violations(pgmux, direct):
 def test_scram_pass_through_scram_only_userlist(pgmux, direct):
     """Only SCRAM secrets anywhere: the client's proof lets pgmux log in to the server."""
     mux = pgmux({"auth_type": "scram-sha-256", "default_pool_size": 3}, start=False)
-    write_userlist(mux, {u: pg_secret(direct, u) for u in ("alice", "bob")})
+    write_userlist(mux, {u: role_secret(direct, u) for u in ("alice", "bob")})
     mux.start()
     with open(mux.settings["auth_file"]) as f:
         text = f.read()
@@ -310,7 +298,7 @@ def test_scram_pass_through_scram_only_userlist(pgmux, direct):
 def test_scram_only_userlist_without_client_proof_cannot_reach_server(pgmux, direct):
     """With trust for clients there is no proof, so a SCRAM secret alone cannot log in."""
     mux = pgmux({"auth_type": "trust"}, start=False)
-    write_userlist(mux, {"alice": pg_secret(direct, "alice")})
+    write_userlist(mux, {"alice": role_secret(direct, "alice")})
     mux.start()
     with pytest.raises(psycopg.OperationalError) as ei:
         mux.connect(user="alice")
@@ -336,7 +324,7 @@ HBA_RULES = [
 
 def test_hba_rules(pgmux, direct):
     mux = pgmux({"auth_type": "hba"}, start=False)
-    write_userlist(mux, {"alice": pg_secret(direct, "alice"), "bob": PASSWORDS["bob"],
+    write_userlist(mux, {"alice": role_secret(direct, "alice"), "bob": PASSWORDS["bob"],
                          "carol": PASSWORDS["carol"], "postgres": "pg-pass"})
     write_hba(mux, HBA_RULES)
     mux.start()
@@ -420,7 +408,7 @@ def test_hba_bad_file_refuses_start(pgmux, line, why):
 
 def test_stalled_scram_client_cut_by_login_timeout(pgmux, direct):
     mux = pgmux({"auth_type": "scram-sha-256", "client_login_timeout": 1}, start=False)
-    write_userlist(mux, {"alice": pg_secret(direct, "alice"), "bob": PASSWORDS["bob"]})
+    write_userlist(mux, {"alice": role_secret(direct, "alice"), "bob": PASSWORDS["bob"]})
     mux.start()
     # one stalls before answering the mechanism list, one after client-first
     before = mux.raw(timeout=10)
@@ -557,7 +545,7 @@ def tls_settings(d, mode="prefer", **extra):
 
 def test_scram_channel_binding_over_tls(pgmux, direct, tls_files):
     mux = pgmux(dict(tls_settings(tls_files), auth_type="scram-sha-256"), start=False)
-    write_userlist(mux, {"alice": pg_secret(direct, "alice"), "bob": PASSWORDS["bob"]})
+    write_userlist(mux, {"alice": role_secret(direct, "alice"), "bob": PASSWORDS["bob"]})
     mux.start()
     for user in ("alice", "bob"):
         with mux.connect(user=user, password=PASSWORDS[user], sslmode="require",
@@ -582,7 +570,7 @@ def test_scram_channel_binding_over_tls(pgmux, direct, tls_files):
 
 def test_hba_hostssl_hostnossl(pgmux, direct, tls_files):
     mux = pgmux(dict(tls_settings(tls_files), auth_type="hba"), start=False)
-    write_userlist(mux, {"alice": pg_secret(direct, "alice")})
+    write_userlist(mux, {"alice": role_secret(direct, "alice")})
     write_hba(mux, ["hostssl   app alice 127.0.0.1/32 scram-sha-256",
                     "hostnossl app alice 127.0.0.1/32 reject"])
     mux.start()
