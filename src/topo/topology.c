@@ -72,27 +72,36 @@ static bool has_patroni(const struct cluster *cl)
 
 /* ---- the member list ---- */
 
+/*
+ * The next item of a list separated by blanks or commas (hosts, patroni, weights): false at
+ * the end; else *item and *len say where it is and *p moves past it.
+ */
+static bool list_next(const char **p, const char **item, size_t *len)
+{
+	*p += strspn(*p, " ,\t");
+	if (!**p)
+		return false;
+	*item = *p;
+	*len = strcspn(*p, " ,\t");
+	*p += *len;
+	return true;
+}
+
 /* Read weight of a member from "name:weight ..." (name or host:port); 1 when not listed. */
 static int weight_of(const struct cluster_entry *e, const struct member *m)
 {
+	const char *p = e->weights, *item;
 	char hostport[300];
-	const char *p = e->weights;
-
+	size_t len;
 
 	snprintf(hostport, sizeof(hostport), "%s:%d", m->host, m->port);
-	while (*p) {
-		size_t len = strcspn(p, " ,\t");
-		const char *colon = memrchr(p, ':', len);
+	while (list_next(&p, &item, &len)) {
+		const char *colon = memrchr(item, ':', len);
+		size_t nlen = colon ? (size_t)(colon - item) : 0;
 
-		if (colon) {
-			size_t nlen = (size_t)(colon - p);
-
-			if ((nlen == strlen(m->name) && strncmp(p, m->name, nlen) == 0) ||
-			    (nlen == strlen(hostport) && strncmp(p, hostport, nlen) == 0))
-				return atoi(colon + 1);
-		}
-		p += len;
-		p += strspn(p, " ,\t");
+		if (colon && ((nlen == strlen(m->name) && strncmp(item, m->name, nlen) == 0) ||
+			      (nlen == strlen(hostport) && strncmp(item, hostport, nlen) == 0)))
+			return atoi(colon + 1);
 	}
 	return 1;
 }
@@ -173,20 +182,18 @@ static void member_set_address(struct member *m, const char *host, int port)
 /* hosts = "h1:p1 h2:p2 ...": the static member list. */
 static void sync_static_hosts(struct cluster *cl)
 {
-	const char *p = cl->entry->hosts;
+	const char *p = cl->entry->hosts, *entry;
+	size_t len;
 
 	for (int i = 0; i < cl->n_members; i++)
 		cl->members[i].listed = false;
-	while (*p) {
-		size_t len = strcspn(p, " ,\t");
+	while (list_next(&p, &entry, &len)) {
 		char item[300], host[300], name[310];
 		int port = 5432;
 		char *colon;
 		struct member *m;
 
-		snprintf(item, sizeof(item), "%.*s", (int)len, p);
-		p += len;
-		p += strspn(p, " ,\t");
+		snprintf(item, sizeof(item), "%.*s", (int)len, entry);
 		colon = strrchr(item, ':');
 		snprintf(host, sizeof(host), "%s", item);
 		if (colon && item[0] != '[') {
@@ -518,17 +525,14 @@ bool topo_replica_usable(const struct member *m, uint64_t min_lsn)
 /* The i-th URL of the patroni list (wrapping), without a trailing '/'. */
 static void patroni_endpoint(const struct cluster *cl, int i, char *out, size_t outlen, int *count)
 {
-	const char *p = cl->entry->patroni;
+	const char *p = cl->entry->patroni, *item;
+	size_t len;
 	int n = 0;
 
 	out[0] = '\0';
-	while (*p) {
-		size_t len = strcspn(p, " ,\t");
-
+	while (list_next(&p, &item, &len)) {
 		if (n++ == i)
-			snprintf(out, outlen, "%.*s", (int)len, p);
-		p += len;
-		p += strspn(p, " ,\t");
+			snprintf(out, outlen, "%.*s", (int)len, item);
 	}
 	*count = n;
 	if (out[0] && out[strlen(out) - 1] == '/')
