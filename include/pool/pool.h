@@ -114,6 +114,7 @@ struct cancel_req {
 	struct worker *w;
 	struct server *server;            /* NULL once the server closed */
 	uint32_t pid, key;                /* the backend's key, copied at creation */
+	uint64_t start_us;
 	struct conn conn;
 };
 
@@ -149,6 +150,12 @@ struct worker {
 void client_set_state(struct client *c, enum client_state st);
 void server_set_state(struct server *s, enum server_state st);
 
+/*
+ * Give up on cancel requests PostgreSQL has not confirmed (closed) within timeout seconds; their
+ * servers are closed rather than reused, since the cancel may still land.
+ */
+void cancel_expire(struct worker *w, double timeout);
+
 /* Find or create the pool for (db, user). NULL when out of memory. */
 struct pool *pool_get(struct worker *w, struct database *db, const char *user);
 
@@ -160,6 +167,12 @@ void pool_request_server(struct client *c);
 
 /* The unit of work ended: the client lets go of its server. */
 void pool_release_server(struct client *c);
+
+/*
+ * A released server goes back into service: after the cancels on their way to it are done, and
+ * after undoing what its last client left there (open transaction, settings, session state).
+ */
+void pool_recycle_server(struct server *s);
 
 /* A server finished login or reset and is ready for work (hand it to a waiter, or idle it). */
 void pool_server_ready(struct server *s);

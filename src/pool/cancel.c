@@ -3,6 +3,10 @@
  * forwarded, on a new connection, to the backend the client is using at that moment. While it is
  * on its way the server is not handed to anyone else (CANCEL_WAIT on release), so a late cancel can
  * never hit another client's query.
+ *
+ * "On its way" lasts until PostgreSQL closes the cancel connection: it does so only after it has
+ * signalled the backend. Having written the request is not enough: the signal could then land on
+ * whatever the backend runs next.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +48,7 @@ static void cancel_done(struct cancel_req *r)
 		return;
 	s->cancel_inflight--;
 	if (s->cancel_inflight == 0 && s->state == SERVER_CANCEL_WAIT)
-		pool_server_ready(s);
+		pool_recycle_server(s);
 }
 
 static enum conn_action on_packet(void *owner, struct conn *c, const struct pkt_header *hdr,
@@ -67,7 +71,7 @@ static void on_connected(void *owner, struct conn *c, bool ok, int errnum)
 	build_cancel_request(&mb, r->pid, r->key);
 	conn_write(c, mb.data, mb.len);
 	mb_free(&mb);
-	conn_close_after_flush(c);
+	/* on_closed follows when PostgreSQL closes the connection, its signal sent. */
 }
 
 static void on_closed(void *owner, struct conn *c, enum conn_close_reason why)
@@ -90,6 +94,7 @@ void server_cancel_query(struct server *s)
 	/* Copied: the server may be closed before the cancel connection is up. */
 	r->pid = s->backend_pid;
 	r->key = s->backend_key;
+	r->start_us = evloop_now_us(&w->loop);
 	conn_init(&r->conn, &w->loop, &cancel_ops, r);
 	list_add_tail(&w->cancel_reqs, &r->node);
 	if (!conn_connect(&r->conn, (struct sockaddr *)&s->sa, s->salen, &errnum)) {
@@ -99,6 +104,31 @@ void server_cancel_query(struct server *s)
 		return;
 	}
 	s->cancel_inflight++;
+}
+
+void cancel_expire(struct worker *w, double timeout)
+{
+	uint64_t now = evloop_now_us(&w->loop);
+	struct list_node *n, *t;
+
+	list_for_each_safe(n, t, &w->cancel_reqs) {
+		struct cancel_req *r = list_entry(n, struct cancel_req, node);
+		struct server *s = r->server;
+
+		if (now - r->start_us < (uint64_t)(timeout * 1e6))
+			continue;
+		log_warning("cancel request not confirmed by the server after %g s", timeout);
+		/* It may still arrive: the backend must never serve anyone again. */
+		if (s) {
+			r->server = NULL;
+			s->cancel_inflight--;
+			if (s->state == SERVER_CANCEL_WAIT)
+				server_close(s, "cancel request not confirmed");
+			else
+				s->close_when_released = true;
+		}
+		cancel_done(r);
+	}
 }
 
 void client_cancel_request(struct worker *w, uint32_t pid, uint32_t key)

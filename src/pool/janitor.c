@@ -108,6 +108,8 @@ void pool_janitor(struct worker *w)
 	struct list_node *n, *t;
 
 	check_login_clients(w, now);
+	/* PostgreSQL answers a cancel at once; one stuck longer than a connect may take is lost. */
+	cancel_expire(w, w->cfg->server_connect_timeout > 0 ? w->cfg->server_connect_timeout : 15);
 	list_for_each_safe(n, t, &w->pools) {
 		struct pool *p = list_entry(n, struct pool, node);
 

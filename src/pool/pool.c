@@ -409,11 +409,67 @@ static bool server_expired(const struct server *s)
 	       evloop_now_us(&s->w->loop) - s->connect_time_us > (uint64_t)(lifetime * 1e6);
 }
 
+/* Does the next client need anything undone on s before it may have it? */
+static bool server_needs_reset(const struct server *s)
+{
+	const struct pool *p = s->pool;
+	const char *reset = p->w->cfg->server_reset_query;
+
+	return s->tx_status != 'I' || s->settings_unknown || s->needs_discard ||
+	       (*reset && (pool_mode(p) == POOL_MODE_SESSION || p->w->cfg->server_reset_query_always));
+}
+
+/* Undo what the last client left on s; pool_server_ready follows when the answers are in. */
+static void server_start_reset(struct server *s)
+{
+	struct pool *p = s->pool;
+	const char *reset = p->w->cfg->server_reset_query;
+
+	server_set_state(s, SERVER_RESET);
+	/* A transaction the client left open must not leak into the next client's work. */
+	if (s->tx_status != 'I')
+		server_send_internal_query(s, "ROLLBACK");
+	/* Nor session state a pinned client left behind (LISTEN, temp tables, locks...). */
+	if (s->needs_discard) {
+		server_send_internal_query(s, "DISCARD ALL");
+		server_pstmts_clear(&p->w->pstmts, &s->pstmts);
+		settings_clear(&s->applied);
+		s->needs_discard = false;
+		s->settings_unknown = false;
+	}
+	/* Nor settings changed in ways pgmux could not follow. */
+	if (s->settings_unknown) {
+		server_send_internal_query(s, "RESET ALL");
+		settings_clear(&s->applied);
+		s->settings_unknown = false;
+	}
+	if (*reset && (pool_mode(p) == POOL_MODE_SESSION || p->w->cfg->server_reset_query_always)) {
+		/* DISCARD ALL and the like drop prepared statements and settings. */
+		server_pstmts_clear(&p->w->pstmts, &s->pstmts);
+		settings_clear(&s->applied);
+		server_send_internal_query(s, reset);
+	}
+}
+
+void pool_recycle_server(struct server *s)
+{
+	if (s->cancel_inflight) {
+		/*
+		 * A cancel on its way could still hit the reset or the next client's query: wait
+		 * until PostgreSQL has closed the cancel connection (cancel.c calls back here).
+		 */
+		server_set_state(s, SERVER_CANCEL_WAIT);
+	} else if (server_needs_reset(s)) {
+		server_start_reset(s);
+	} else {
+		pool_server_ready(s);
+	}
+}
+
 void pool_release_server(struct client *c)
 {
 	struct server *s = c->server;
 	struct pool *p = c->pool;
-	const char *reset = p->w->cfg->server_reset_query;
 
 	ASSERT(s && s->client == c);
 	conn_unlink(&c->conn);
@@ -425,39 +481,10 @@ void pool_release_server(struct client *c)
 	if (c->state == CLIENT_ACTIVE)
 		client_set_state(c, CLIENT_IDLE);
 	if (s->close_when_released || s->fatal_seen || server_expired(s) || p->db->removed ||
-	    server_stale(s)) {
+	    server_stale(s))
 		server_close(s, s->fatal_seen ? "server reported a fatal error" : "released for closing");
-	} else if (s->cancel_inflight) {
-		server_set_state(s, SERVER_CANCEL_WAIT);
-	} else if (s->tx_status != 'I' || s->settings_unknown || s->needs_discard ||
-		   (*reset && (pool_mode(p) == POOL_MODE_SESSION || p->w->cfg->server_reset_query_always))) {
-		server_set_state(s, SERVER_RESET);
-		/* A transaction the client left open must not leak into the next client's work. */
-		if (s->tx_status != 'I')
-			server_send_internal_query(s, "ROLLBACK");
-		/* Nor session state a pinned client left behind (LISTEN, temp tables, locks...). */
-		if (s->needs_discard) {
-			server_send_internal_query(s, "DISCARD ALL");
-			server_pstmts_clear(&p->w->pstmts, &s->pstmts);
-			settings_clear(&s->applied);
-			s->needs_discard = false;
-			s->settings_unknown = false;
-		}
-		/* Nor settings changed in ways pgmux could not follow. */
-		if (s->settings_unknown) {
-			server_send_internal_query(s, "RESET ALL");
-			settings_clear(&s->applied);
-			s->settings_unknown = false;
-		}
-		if (*reset && (pool_mode(p) == POOL_MODE_SESSION || p->w->cfg->server_reset_query_always)) {
-			/* DISCARD ALL and the like drop prepared statements and settings. */
-			server_pstmts_clear(&p->w->pstmts, &s->pstmts);
-			settings_clear(&s->applied);
-			server_send_internal_query(s, reset);
-		}
-	} else {
-		pool_server_ready(s);
-	}
+	else
+		pool_recycle_server(s);
 	/* The client may have pipelined more work behind what just finished. */
 	if (c->state == CLIENT_IDLE && conn_buffered_input(&c->conn))
 		conn_resume(&c->conn);

@@ -72,3 +72,41 @@ def test_cancel_with_psql_sigint(pgmux, direct):
     assert "canceling statement due to user request" in err, err
     assert took < 1.0, f"psql's cancel took {took:.2f}s"
     wait_for(lambda: not running(direct, "pg_sleep(30)"), 2, what="pg_sleep to stop")
+
+
+@pytest.mark.parametrize("mode", ["session", "transaction"])
+def test_cancel_then_close_leaves_nothing_to_the_next_client(pgmux, mode):
+    # The server a cancel was sent for is reset like any other before the next client has it.
+    mux = pgmux({"pool_mode": mode, "default_pool_size": 1})
+    for i in range(50):
+        a = mux.connect(autocommit=(mode == "session"))
+        try:
+            if mode == "session":
+                a.execute("create temp table leaked_from_a (x int)")
+            else:
+                a.execute("select wat")  # a's transaction is now aborted
+        except psycopg.Error:
+            pass
+        a.cancel()
+        a.close()
+        with mux.connect() as b:
+            assert b.execute("select 1").fetchone()[0] == 1, f"iteration {i}"
+            leaked = b.execute("select to_regclass('pg_temp.leaked_from_a')").fetchone()[0]
+            assert leaked is None, f"iteration {i}: a's temp table is visible to b"
+
+
+def test_late_cancel_never_hits_the_next_client(pgmux):
+    # a's cancel is on its way while a gives its server up and b takes it: until PostgreSQL has
+    # closed the cancel connection, b must not run there.
+    mux = pgmux({"pool_mode": "transaction", "default_pool_size": 1})
+    b = mux.connect()
+    for i in range(30):
+        a = mux.connect(autocommit=False)
+        a.execute("select 1")  # a holds the only server, idle in transaction
+        job = Background(lambda: b.execute("select pg_sleep(0.2), 'b'").fetchone()[1])
+        a.cancel()
+        a.rollback()
+        a.close()
+        err = job.exception(10)
+        assert err is None, f"iteration {i}: a's cancel hit b's query: {err}"
+        assert job.result(1) == "b"
