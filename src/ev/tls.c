@@ -28,6 +28,9 @@
 #include "core/log.h"
 #include "ev/conn.h"
 
+/* The largest TLS record pgmux writes (see setup_ctx). */
+#define TLS_MAX_RECORD 8192
+
 struct tls_ctx {
 	SSL_CTX *ctx;
 	int mode;
@@ -193,6 +196,12 @@ static bool setup_ctx(SSL_CTX *ctx, const struct tls_settings *s, bool server, c
 	}
 	/* Moving and partial writes: the output queue may be compacted between retries. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/*
+	 * Records no larger than libpq's 8 kB input buffer, as PostgreSQL's own: libpq reads part of
+	 * a larger record, OpenSSL keeps the rest decrypted, the socket looks empty, and a client
+	 * that waits on the socket (any non-blocking libpq user) waits forever.
+	 */
+	SSL_CTX_set_max_send_fragment(ctx, TLS_MAX_RECORD);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
 	return true;
 }

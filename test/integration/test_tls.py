@@ -6,6 +6,7 @@ A throwaway CA and certificates are made with the openssl command line in a temp
 directory; nothing outside it is touched.
 """
 import os
+import random
 import shutil
 import ssl
 import subprocess
@@ -16,7 +17,7 @@ import psycopg
 import pytest
 
 import rawpg
-from conftest import assert_error, db_entries
+from conftest import Background, assert_error, db_entries
 from pgcluster import PG_BIN, PgCluster
 
 
@@ -432,3 +433,22 @@ def test_server_client_certificate(pgmux, certs, ssl_pg):
     with pytest.raises(psycopg.OperationalError) as e:
         mux2.connect()
     assert "certificate" in str(e.value)
+
+
+@pytest.mark.parametrize("pkt_buf", [16384, 65536])
+def test_tls_records_fit_libpq_buffer(pgmux, certs, pkt_buf):
+    """Results in records larger than libpq's 8 kB buffer left psycopg waiting on an empty socket
+    for data OpenSSL had already decrypted: every record pgmux writes fits, whatever pkt_buf."""
+    mux = pgmux(client_tls(certs, pool_mode="transaction", pkt_buf=pkt_buf))
+    rng = random.Random(pkt_buf)
+    sizes = [rng.randint(1000, 40000) for _ in range(150)]
+
+    def run():
+        with connect(mux, sslmode="require") as c:
+            for n in sizes:
+                rows = c.execute("select repeat('x', %s) from generate_series(1, 3)", (n,)).fetchall()
+                assert [len(r[0]) for r in rows] == [n] * 3
+        return len(sizes)
+
+    job = Background(run)
+    assert job.result(40) == len(sizes), "a query through TLS never got its whole result"
