@@ -42,6 +42,11 @@ void mb_put_cstring(struct msgbuf *mb, const char *s);
 /* Whole messages. */
 void build_error(struct msgbuf *mb, const char *severity, const char *sqlstate, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/*
+ * The ErrorResponse whose body (len bytes, header excluded) is given, every field kept but the
+ * severity, which becomes severity. False when the body is malformed (mb then holds garbage).
+ */
+bool build_error_with_severity(struct msgbuf *mb, const uint8_t *body, size_t len, const char *severity);
 void build_notice(struct msgbuf *mb, const char *sqlstate, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void build_ready(struct msgbuf *mb, char tx_status);

@@ -123,6 +123,29 @@ void build_error(struct msgbuf *mb, const char *severity, const char *sqlstate, 
 	va_end(ap);
 }
 
+bool build_error_with_severity(struct msgbuf *mb, const uint8_t *body, size_t len, const char *severity)
+{
+	size_t lenpos = mb_begin(mb, 'E');
+	size_t pos = 0;
+
+	while (pos < len && body[pos] != '\0') {
+		char field = (char)body[pos++];
+		const uint8_t *nul = memchr(body + pos, '\0', len - pos);
+
+		if (!nul)
+			return false;
+		mb_put_u8(mb, (uint8_t)field);
+		/* 'S' is the localized severity, 'V' the one clients may parse: both say severity. */
+		mb_put_cstring(mb, field == 'S' || field == 'V' ? severity : (const char *)body + pos);
+		pos = (size_t)(nul - body) + 1;
+	}
+	if (pos >= len)
+		return false;
+	mb_put_u8(mb, 0);
+	mb_end(mb, lenpos);
+	return !mb->failed;
+}
+
 void build_notice(struct msgbuf *mb, const char *sqlstate, const char *fmt, ...)
 {
 	va_list ap;

@@ -211,13 +211,16 @@ static bool is_termination_notice(const uint8_t *whole, uint32_t len)
 	       strcmp(e.severity, "FATAL") == 0 && strncmp(e.sqlstate, "57P0", 4) == 0;
 }
 
-/* Rewrite a FATAL error as ERROR: the client's session with pgmux goes on. */
-static void relay_fatal_as_error(struct server *s, const struct be_error *e)
+/* Rewrite a FATAL error as ERROR: the client's session with pgmux goes on. Every field is kept. */
+static void relay_fatal_as_error(struct server *s, const uint8_t *whole, uint32_t len, const struct be_error *e)
 {
 	struct msgbuf mb;
 
 	mb_init(&mb);
-	build_error(&mb, "ERROR", e->sqlstate, "%s", e->message);
+	if (!build_error_with_severity(&mb, whole + PKT_HDR_LEN, len - PKT_HDR_LEN, "ERROR")) {
+		mb_reset(&mb);
+		build_error(&mb, "ERROR", e->sqlstate, "%s", e->message);
+	}
 	conn_write(&s->client->conn, mb.data, mb.len);
 	mb_free(&mb);
 }
@@ -265,7 +268,7 @@ static enum conn_action active_packet(struct server *s, const struct pkt_header 
 		    (strcmp(e.severity, "FATAL") == 0 || strcmp(e.severity, "PANIC") == 0)) {
 			s->fatal_seen = true;
 			if (pool_mode(s->pool) != POOL_MODE_SESSION) {
-				relay_fatal_as_error(s, &e);
+				relay_fatal_as_error(s, whole, hdr->len, &e);
 				return CONN_CONSUME;
 			}
 		}

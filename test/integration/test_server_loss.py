@@ -28,6 +28,25 @@ def test_terminate_busy_server(pgmux, direct):
     assert new_pid != pid
 
 
+def test_terminated_backend_error_keeps_every_field(pgmux, direct):
+    """In transaction mode a terminated backend reaches the client as ERROR (its session with
+    pgmux goes on), with every field PostgreSQL sent but the severity."""
+    mux = pgmux({"pool_mode": "transaction", "default_pool_size": 2})
+    a = mux.connect()
+    job = Background(lambda: a.execute("select pg_sleep(5)").fetchone())
+    pid = wait_for(lambda: next((r[0] for r in direct.backends("app", "active")
+                                 if "pg_sleep(5)" in r[2]), None), 5, what="a's query")
+    assert direct.scalar("select pg_terminate_backend(%s)", (pid,)) is True
+    err = job.exception(3)
+    assert isinstance(err, psycopg.errors.AdminShutdown), repr(err)
+    assert err.diag.severity == "ERROR" and err.diag.severity_nonlocalized == "ERROR"
+    assert err.diag.message_primary == "terminating connection due to administrator command"
+    # the fields a rewrite would lose: where PostgreSQL raised it
+    assert err.diag.source_function, "the routine field was dropped"
+    assert err.diag.source_file and err.diag.source_line
+    assert a.execute("select 'a goes on'").fetchone()[0] == "a goes on"
+
+
 def test_terminate_idle_server(pgmux, direct):
     mux = pgmux({"pool_mode": "transaction", "default_pool_size": 1})
     a, b = mux.connect(), mux.connect()

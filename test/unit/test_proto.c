@@ -208,6 +208,36 @@ static void test_negotiate_version(void **state)
 	mb_free(&mb);
 }
 
+static void test_error_with_severity(void **state)
+{
+	static const char fatal[] = "SFATAL\0VFATAL\0C57P01\0Mterminating\0Dthe detail\0Hthe hint\0"
+				    "Fpostgres.c\0L3197\0RProcessInterrupts\0";
+	static const char unterminated[] = "SFATAL\0C57P01";
+	static const char rest[] = "Dthe detail\0Hthe hint\0Fpostgres.c\0L3197\0RProcessInterrupts\0\0";
+	struct msgbuf mb;
+	struct be_error e;
+
+	(void)state;
+	mb_init(&mb);
+	assert_true(build_error_with_severity(&mb, (const uint8_t *)fatal, sizeof(fatal), "ERROR"));
+	assert_true(be_parse_error(mb.data + PKT_HDR_LEN, mb.len - PKT_HDR_LEN, &e));
+	assert_string_equal(e.severity, "ERROR");
+	assert_string_equal(e.sqlstate, "57P01");
+	assert_string_equal(e.message, "terminating");
+	/* everything else is copied as it was, in order */
+	assert_non_null(memmem(mb.data, mb.len, rest, sizeof(rest) - 1));
+	assert_int_equal(mb.data[mb.len - 1], 0);
+
+	/* malformed bodies are refused, never read past */
+	mb_reset(&mb);
+	assert_false(build_error_with_severity(&mb, (const uint8_t *)unterminated, sizeof(unterminated) - 1, "ERROR"));
+	mb_reset(&mb);
+	assert_false(build_error_with_severity(&mb, (const uint8_t *)fatal, 20, "ERROR"));
+	mb_reset(&mb);
+	assert_false(build_error_with_severity(&mb, (const uint8_t *)"", 0, "ERROR"));
+	mb_free(&mb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -216,6 +246,7 @@ int main(void)
 		cmocka_unit_test(test_error_roundtrip),  cmocka_unit_test(test_backend_parsers),
 		cmocka_unit_test(test_startup_v3),       cmocka_unit_test(test_startup_special),
 		cmocka_unit_test(test_negotiate_version),
+		cmocka_unit_test(test_error_with_severity),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
