@@ -67,6 +67,7 @@ struct client {
 	struct settings settings;     /* session settings carried from server to server */
 	struct set_stmt *pending_set; /* a SET in flight, applied when it succeeds */
 	bool pending_set_failed;
+	bool settings_dirty;          /* settings may have changed in ways only the server can tell */
 	const char *pin_reason;       /* session state keeps this client on its server (static text) */
 	struct msgbuf replay;         /* what it sent since the server was linked, until it answers */
 
@@ -130,11 +131,18 @@ void client_on_server_linked(struct client *c);
 void client_on_ready(struct client *c, const uint8_t *z, uint32_t len);
 
 /*
- * Follow settings changes in a statement about to run on the linked server: a SET outside a
- * transaction is carried to the client's next servers once it succeeded; anything pgmux cannot
- * follow gets the server reset when released.
+ * Follow settings changes in a statement about to run on the linked server: a lone SET outside a
+ * transaction is carried to the client's next servers once it succeeded; any other change (in a
+ * transaction, several statements, set_config) has the server say at the end of the unit of
+ * work which settings its session kept.
  */
 void client_watch_statement(struct client *c, const char *sql, size_t len);
+
+/*
+ * The server said which settings its session has now (server_read_settings, at the end of a unit
+ * of work that changed them): they become the client's, then the unit of work ends.
+ */
+void client_on_settings_read(struct client *c, struct settings *now);
 
 /* Until the server answers, the client's request is kept so it can be replayed elsewhere. */
 bool client_replay_armed(const struct client *c);

@@ -15,7 +15,7 @@ enum set_kind {
 	SET_RESET,      /* RESET name, SET name TO DEFAULT */
 	SET_RESET_ALL,  /* RESET ALL, DISCARD ALL */
 	SET_LOCAL,      /* SET LOCAL ...: ends with the transaction, nothing to carry */
-	SET_UNKNOWN,    /* changes settings in a way pgmux does not follow (SET ... FROM CURRENT, several statements, set_config) */
+	SET_UNKNOWN,    /* changes settings in a way this scanner does not describe (SET ... FROM CURRENT, several statements) */
 };
 
 #define SET_NAME_MAX 64
@@ -29,5 +29,12 @@ struct set_stmt {
 
 /* Classify one query string (len bytes, need not be NUL-terminated). */
 enum set_kind setstmt_parse(const char *sql, size_t len, struct set_stmt *out);
+
+/*
+ * Might the query string change session settings in a way setstmt_parse does not describe: a
+ * settings statement after the first one, or a set_config() call anywhere? False alarms are
+ * possible (the words inside a literal), misses are not.
+ */
+bool setstmt_may_change_settings(const char *sql, size_t len);
 
 #endif

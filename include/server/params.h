@@ -47,12 +47,14 @@ int param_diff_sql(const struct param_set *want, const struct param_set *have, c
 
 /*
  * Session settings beyond the reported parameters (search_path, statement_timeout, role...): what
- * a client set (startup packet, SET outside a transaction) and what pgmux applied on a server.
- * Values are SQL text, sent back as "SET name TO value".
+ * a client set (startup packet, SET, set_config) and what pgmux applied on a server. A value is
+ * either SQL text from the client's SET, sent back as "SET name TO value", or raw (a startup
+ * parameter, or what the server said the setting is), sent back through set_config().
  */
 struct setting {
 	char *name;
 	char *value;
+	bool raw;
 };
 
 struct settings {
@@ -67,8 +69,8 @@ void settings_remove(struct settings *s, const char *name);
 void settings_clear(struct settings *s);
 void settings_free(struct settings *s);
 bool settings_copy(struct settings *to, const struct settings *from);
-/* A value as an SQL string literal ('it''s'), for settings from the startup packet. */
-bool settings_put_literal(struct settings *s, const char *name, const char *raw);
+/* A raw value, as the server itself shows it (startup parameters, current_setting()). */
+bool settings_put_raw(struct settings *s, const char *name, const char *value);
 /*
  * Append to out the statements that turn a server with have into one with want: RESET for names
  * only in have, SET for the rest that differ. Returns how many were appended.

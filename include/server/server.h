@@ -67,6 +67,8 @@ struct server {
 	struct settings applied;      /* session settings pgmux or a client set here */
 	bool settings_unknown;        /* a client changed settings in a way not followed: RESET ALL */
 	bool needs_discard;           /* a pinned client left session state here: DISCARD ALL */
+	bool reading_settings;        /* pgmux asked which settings the session has (readback) */
+	struct settings readback;     /* the answer so far */
 	struct scram_client *scram;   /* during SCRAM login only */
 
 	uint64_t connect_time_us;
@@ -86,6 +88,11 @@ void server_track_parameter(struct server *s, const uint8_t *body, size_t len, b
 struct server *server_launch(struct pool *pool, int member);
 /* Send pgmux's own query; its replies are consumed. */
 void server_send_internal_query(struct server *s, const char *sql);
+/*
+ * Ask the server which settings its session has (those set with SET or set_config, reported
+ * parameters aside); client_on_settings_read gets the answer, if the client is still linked.
+ */
+void server_read_settings(struct server *s);
 /* Ask PostgreSQL to cancel what this backend runs (on a separate connection). */
 void server_cancel_query(struct server *s);
 /* Close now; the pool forgets it. reason is logged. */

@@ -296,24 +296,32 @@ void client_watch_statement(struct client *c, const char *sql, size_t qlen)
 	}
 
 	switch (setstmt_parse(sql, qlen, &st)) {
-	case SET_NONE:
 	case SET_LOCAL:
 		return;
+	case SET_NONE:
+		if (setstmt_may_change_settings(sql, qlen))
+			c->settings_dirty = true;
+		return;
 	case SET_UNKNOWN:
-		c->server->settings_unknown = true;
+		c->settings_dirty = true;
 		return;
 	default:
 		break;
 	}
-	if (c->tx_status != 'I' || c->pending_set || param_lookup(st.name) >= 0) {
-		/* Inside a transaction it may be rolled back; reported parameters follow themselves. */
-		if (param_lookup(st.name) < 0 || st.kind == SET_RESET_ALL)
-			c->server->settings_unknown = true;
+	/* Reported parameters follow themselves: the server reports each change (ParameterStatus). */
+	if (param_lookup(st.name) >= 0 && st.kind != SET_RESET_ALL)
+		return;
+	/*
+	 * Inside a transaction it lasts only if the transaction commits (and no savepoint around it
+	 * is rolled back): the server says what stuck once the transaction is over.
+	 */
+	if (c->tx_status != 'I' || c->pending_set) {
+		c->settings_dirty = true;
 		return;
 	}
 	c->pending_set = malloc(sizeof(st));
 	if (!c->pending_set) {
-		c->server->settings_unknown = true;
+		c->settings_dirty = true;
 		return;
 	}
 	*c->pending_set = st;
@@ -327,12 +335,15 @@ static void settle_settings(struct client *c)
 	struct server *s = c->server;
 
 	c->pending_set = NULL;
+	/* A pipeline may have opened a transaction before it: the outcome is known at its end. */
+	if (!c->pending_set_failed && c->tx_status != 'I')
+		c->settings_dirty = true;
 	if (!c->pending_set_failed && c->tx_status == 'I') {
 		switch (st->kind) {
 		case SET_VALUE:
 			if (!settings_put(&c->settings, st->name, st->value) ||
 			    !settings_put(&s->applied, st->name, st->value))
-				s->settings_unknown = true;
+				c->settings_dirty = true;
 			break;
 		case SET_RESET:
 			settings_remove(&c->settings, st->name);
@@ -540,6 +551,8 @@ void client_on_server_linked(struct client *c)
 }
 
 
+static void finish_unit(struct client *c);
+
 void client_on_ready(struct client *c, const uint8_t *z, uint32_t len)
 {
 	struct pool *p = c->pool;
@@ -572,10 +585,37 @@ void client_on_ready(struct client *c, const uint8_t *z, uint32_t len)
 		return;
 	p->stats.xact_count++;
 	p->stats.xact_time_us += now - c->xact_start_us;
-	if (pool_mode(p) != POOL_MODE_SESSION && !c->pin_reason && !c->shutdown_pending &&
-	    client_capture_write_lsn(c))
-		return;
+	finish_unit(c);
+}
+
+/* What pgmux asks of the server before letting it go; then the server goes (client_unit_done). */
+static void finish_unit(struct client *c)
+{
+	if (pool_mode(c->pool) != POOL_MODE_SESSION && !c->pin_reason && !c->shutdown_pending) {
+		if (c->settings_dirty) {
+			c->settings_dirty = false;
+			server_read_settings(c->server);
+			return;
+		}
+		if (client_capture_write_lsn(c))
+			return;
+	}
 	client_unit_done(c);
+}
+
+void client_on_settings_read(struct client *c, struct settings *now)
+{
+	struct server *s = c->server;
+
+	/*
+	 * The server's word replaces what pgmux had inferred, for the client and the server alike.
+	 * No word (the query failed): the client keeps what it had, the server is reset on release.
+	 */
+	if (!now || !settings_copy(&c->settings, now) || !settings_copy(&s->applied, now))
+		s->settings_unknown = true;
+	if (c->pending_ready || c->unsynced || c->in_copy || c->tx_status != 'I')
+		return; /* more work arrived meanwhile: its ReadyForQuery ends the unit */
+	finish_unit(c);
 }
 
 void client_unit_done(struct client *c)

@@ -151,6 +151,19 @@ static bool is_ignored_param(const struct client *c, const char *name)
 	return config_list_contains(c->w->cfg->ignore_startup_parameters, name);
 }
 
+/*
+ * One "-c name=value": a reported parameter is the client's like one given on its own (one
+ * place says what a server must have for it); anything else is a session setting.
+ */
+static bool take_option(struct client *c, const char *name, const char *value)
+{
+	int idx = param_lookup(name);
+
+	if (idx >= 0)
+		return param_store(&c->params, (enum tracked_param)idx, value);
+	return client_take_route_option(c, name, value) || settings_put_raw(&c->settings, name, value);
+}
+
 /* "-c name=value" (or "--name=value") words of the options startup parameter. */
 static bool take_options(struct client *c, const char *options)
 {
@@ -173,7 +186,7 @@ static bool take_options(struct client *c, const char *options)
 			return false;
 		}
 		*eq = '\0';
-		ok = client_take_route_option(c, w, eq + 1) || settings_put_literal(&c->settings, w, eq + 1);
+		ok = take_option(c, w, eq + 1);
 	}
 	free(copy);
 	if (!ok)
@@ -195,7 +208,7 @@ static bool take_session_setting(struct client *c, const char *name, const char 
 		return take_options(c, value);
 	if (client_take_route_option(c, name, value))
 		return true;
-	if (!settings_put_literal(&c->settings, name, value)) {
+	if (!settings_put_raw(&c->settings, name, value)) {
 		client_close(c, "53200", "out of memory");
 		return false;
 	}

@@ -63,3 +63,23 @@ bool be_parse_auth(const uint8_t *body, size_t len, uint32_t *code, const uint8_
 	*data_len = pkt_remaining(&c);
 	return pkt_get_bytes(&c, *data_len, data);
 }
+
+bool be_data_row_column(const uint8_t *body, size_t len, int col, const uint8_t **val, int32_t *vlen)
+{
+	struct pkt_cursor c;
+	uint16_t ncols;
+
+	pkt_cursor_init(&c, body, len);
+	if (!pkt_get_u16(&c, &ncols) || col < 0 || col >= ncols)
+		return false;
+	for (int i = 0; i <= col; i++) {
+		if (!pkt_get_i32(&c, vlen))
+			return false;
+		*val = NULL;
+		if (*vlen > 0 && !pkt_get_bytes(&c, (size_t)*vlen, val))
+			return false;
+		if (*vlen < -1)
+			return false;
+	}
+	return true;
+}

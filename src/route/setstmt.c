@@ -183,3 +183,30 @@ enum set_kind setstmt_parse(const char *sql, size_t len, struct set_stmt *out)
 	}
 	return done(out, SET_NONE);
 }
+
+/* Does "set_config" appear in sql, in any case? (Quotes and comments are not told apart.) */
+static bool mentions_set_config(const char *sql, size_t len)
+{
+	static const char needle[] = "set_config";
+	const size_t n = sizeof(needle) - 1;
+
+	for (size_t i = 0; i + n <= len; i++)
+		if ((sql[i] | 0x20) == 's' && strncasecmp(sql + i, needle, n) == 0)
+			return true;
+	return false;
+}
+
+bool setstmt_may_change_settings(const char *sql, size_t len)
+{
+	struct set_stmt st;
+
+	if (mentions_set_config(sql, len))
+		return true;
+	/* Every real statement starts after a ';'; a ';' inside a literal only costs a false alarm. */
+	for (const char *p = memchr(sql, ';', len); p; p = memchr(p, ';', (size_t)(sql + len - p))) {
+		p++;
+		if (setstmt_parse(p, (size_t)(sql + len - p), &st) != SET_NONE)
+			return true;
+	}
+	return false;
+}

@@ -133,7 +133,7 @@ static struct setting *settings_find(const struct settings *s, const char *name)
 	return NULL;
 }
 
-bool settings_put(struct settings *s, const char *name, const char *value)
+static bool put(struct settings *s, const char *name, const char *value, bool raw)
 {
 	struct setting *e = settings_find(s, name);
 	char *v = strdup(value);
@@ -143,6 +143,7 @@ bool settings_put(struct settings *s, const char *name, const char *value)
 	if (e) {
 		free(e->value);
 		e->value = v;
+		e->raw = raw;
 		return true;
 	}
 	if (s->n == s->cap) {
@@ -163,29 +164,19 @@ bool settings_put(struct settings *s, const char *name, const char *value)
 		return false;
 	}
 	e->value = v;
+	e->raw = raw;
 	s->n++;
 	return true;
 }
 
-bool settings_put_literal(struct settings *s, const char *name, const char *raw)
+bool settings_put(struct settings *s, const char *name, const char *value)
 {
-	size_t n = strlen(raw);
-	char *lit = malloc(2 * n + 3), *p = lit;
-	bool ok;
+	return put(s, name, value, false);
+}
 
-	if (!lit)
-		return false;
-	*p++ = '\'';
-	for (const char *r = raw; *r; r++) {
-		if (*r == '\'')
-			*p++ = '\'';
-		*p++ = *r;
-	}
-	*p++ = '\'';
-	*p = '\0';
-	ok = settings_put(s, name, lit);
-	free(lit);
-	return ok;
+bool settings_put_raw(struct settings *s, const char *name, const char *value)
+{
+	return put(s, name, value, true);
 }
 
 void settings_remove(struct settings *s, const char *name)
@@ -219,7 +210,7 @@ bool settings_copy(struct settings *to, const struct settings *from)
 {
 	settings_clear(to);
 	for (size_t i = 0; i < from->n; i++)
-		if (!settings_put(to, from->items[i].name, from->items[i].value))
+		if (!put(to, from->items[i].name, from->items[i].value, from->items[i].raw))
 			return false;
 	return true;
 }
@@ -230,6 +221,38 @@ static void put_text(struct msgbuf *out, const char *a, const char *b, const cha
 	mb_put_bytes(out, b, strlen(b));
 	mb_put_bytes(out, c, strlen(c));
 	mb_put_bytes(out, d, strlen(d));
+}
+
+/*
+ * text as an E'...' literal: it reads the same whatever standard_conforming_strings the client
+ * chose for the session.
+ */
+static void put_literal(struct msgbuf *out, const char *text)
+{
+	mb_put_bytes(out, "E'", 2);
+	for (const char *t = text; *t; t++) {
+		if (*t == '\'' || *t == '\\')
+			mb_put_u8(out, (uint8_t)*t);
+		mb_put_u8(out, (uint8_t)*t);
+	}
+	mb_put_u8(out, '\'');
+}
+
+static void put_set(struct msgbuf *out, const struct setting *e)
+{
+	static const char call[] = "SELECT pg_catalog.set_config(";
+
+	if (!e->raw) {
+		put_text(out, "SET \"", e->name, "\" TO ", e->value);
+		mb_put_bytes(out, ";", 1);
+		return;
+	}
+	/* set_config parses the value as the server would a startup option (lists included). */
+	mb_put_bytes(out, call, sizeof(call) - 1);
+	put_literal(out, e->name);
+	mb_put_u8(out, ',');
+	put_literal(out, e->value);
+	mb_put_bytes(out, ",false);", 8);
 }
 
 int settings_diff_sql(const struct settings *want, const struct settings *have, struct msgbuf *out)
@@ -245,10 +268,9 @@ int settings_diff_sql(const struct settings *want, const struct settings *have, 
 	for (size_t i = 0; i < want->n; i++) {
 		const struct setting *h = settings_find(have, want->items[i].name);
 
-		if (h && strcmp(h->value, want->items[i].value) == 0)
+		if (h && h->raw == want->items[i].raw && strcmp(h->value, want->items[i].value) == 0)
 			continue;
-		put_text(out, "SET \"", want->items[i].name, "\" TO ", want->items[i].value);
-		mb_put_bytes(out, ";", 1);
+		put_set(out, &want->items[i]);
 		n++;
 	}
 	return n;

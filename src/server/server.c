@@ -19,6 +19,7 @@
 #include "pool/pool.h"
 #include "proto/be.h"
 #include "proto/build.h"
+#include "route/setstmt.h"
 
 static enum conn_action on_packet(void *owner, struct conn *c, const struct pkt_header *hdr,
 				  const uint8_t *whole);
@@ -127,6 +128,54 @@ static void capture_lsn(struct server *s, const uint8_t *body, size_t len)
 		client_on_write_lsn(s->client, lsn);
 }
 
+void server_read_settings(struct server *s)
+{
+	/* SET and set_config() make source 'session'; so do pgmux's own SETs for the client. */
+	server_send_internal_query(s, "SELECT name, pg_catalog.current_setting(name) "
+				      "FROM pg_catalog.pg_settings WHERE source = 'session'");
+	s->reading_settings = true;
+	settings_clear(&s->readback);
+}
+
+/* A row of server_read_settings' answer: the client's setting, unless it is followed otherwise. */
+static void note_setting(struct server *s, const uint8_t *body, size_t len)
+{
+	const uint8_t *name, *value;
+	int32_t nlen, vlen;
+	char n[SET_NAME_MAX], *v;
+
+	if (!be_data_row_column(body, len, 0, &name, &nlen) || nlen <= 0 || nlen >= SET_NAME_MAX ||
+	    !be_data_row_column(body, len, 1, &value, &vlen) || vlen < 0) {
+		s->internal_failed = true;
+		return;
+	}
+	memcpy(n, name, (size_t)nlen);
+	n[nlen] = '\0';
+	/* Reported parameters have their own layer; transaction_* end with each transaction. */
+	if (param_lookup(n) >= 0 || strncmp(n, "transaction_", 12) == 0)
+		return;
+	v = strndup((const char *)value, (size_t)vlen);
+	if (!v || !settings_put_raw(&s->readback, n, v))
+		s->internal_failed = true;
+	free(v);
+}
+
+/* The answer to server_read_settings is complete. */
+static void settings_read(struct server *s)
+{
+	bool failed = s->internal_failed;
+
+	s->reading_settings = false;
+	s->internal_failed = false;
+	if (!s->client || s->state != SERVER_ACTIVE) {
+		/* Released meanwhile: the release marked its settings unknown. */
+		settings_clear(&s->readback);
+		return;
+	}
+	client_on_settings_read(s->client, failed ? NULL : &s->readback);
+	settings_clear(&s->readback);
+}
+
 /* A message answering pgmux's own query: everything is consumed. Returns the action. */
 static enum conn_action internal_packet(struct server *s, const struct pkt_header *hdr, const uint8_t *whole)
 {
@@ -146,10 +195,19 @@ static enum conn_action internal_packet(struct server *s, const struct pkt_heade
 	case 'D':
 		if (s->capture_lsn && s->client)
 			capture_lsn(s, body, len);
+		else if (s->reading_settings)
+			note_setting(s, body, len);
 		return CONN_CONSUME;
 	case 'Z':
 		s->tx_status = len >= 1 ? (char)body[0] : 'I';
 		s->internal_pending--;
+		if (s->internal_pending == 0 && s->reading_settings) {
+			struct client *c = s->client;
+
+			settings_read(s);
+			if (c && s->client != c)
+				return s->state == SERVER_CLOSING ? CONN_CLOSED : CONN_CONSUME;
+		}
 		if (s->internal_pending == 0 && s->capture_lsn) {
 			s->capture_lsn = false;
 			if (s->client && s->state == SERVER_ACTIVE) {
@@ -314,7 +372,7 @@ static enum conn_action on_packet(void *owner, struct conn *c, const struct pkt_
 		return whole ? server_login_packet(s, hdr, whole) : CONN_NEED_WHOLE;
 	if (s->internal_pending) {
 		if (!whole && (hdr->type == 'S' || hdr->type == 'E' || hdr->type == 'Z' ||
-			       (hdr->type == 'D' && s->capture_lsn)))
+			       (hdr->type == 'D' && (s->capture_lsn || s->reading_settings))))
 			return CONN_NEED_WHOLE;
 		return whole ? internal_packet(s, hdr, whole) : CONN_CONSUME;
 	}
@@ -344,6 +402,7 @@ static void server_free(void *obj)
 	server_login_forget(s);
 	server_pstmts_free(&s->w->pstmts, &s->pstmts);
 	settings_free(&s->applied);
+	settings_free(&s->readback);
 	param_set_free(&s->params);
 	respq_free(&s->respq);
 	free(s);

@@ -238,6 +238,27 @@ static void test_error_with_severity(void **state)
 	mb_free(&mb);
 }
 
+static void test_data_row_column(void **state)
+{
+	/* two columns: "ab" and NULL */
+	static const uint8_t row[] = { 0, 2, 0, 0, 0, 2, 'a', 'b', 0xff, 0xff, 0xff, 0xff };
+	const uint8_t *v;
+	int32_t n;
+
+	(void)state;
+	assert_true(be_data_row_column(row, sizeof(row), 0, &v, &n));
+	assert_int_equal(n, 2);
+	assert_memory_equal(v, "ab", 2);
+	assert_true(be_data_row_column(row, sizeof(row), 1, &v, &n));
+	assert_int_equal(n, -1);
+	assert_null(v);
+	assert_false(be_data_row_column(row, sizeof(row), 2, &v, &n));
+	assert_false(be_data_row_column(row, sizeof(row), -1, &v, &n));
+	/* every truncation is refused */
+	for (size_t len = 0; len < sizeof(row); len++)
+		assert_false(be_data_row_column(row, len, 1, &v, &n));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -247,6 +268,7 @@ int main(void)
 		cmocka_unit_test(test_startup_v3),       cmocka_unit_test(test_startup_special),
 		cmocka_unit_test(test_negotiate_version),
 		cmocka_unit_test(test_error_with_severity),
+		cmocka_unit_test(test_data_row_column),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -91,12 +91,42 @@ static void test_too_long(void **state)
 	assert_int_equal(setstmt_parse(sql, strlen(sql), &st), SET_UNKNOWN);
 }
 
+static void test_may_change_settings(void **state)
+{
+	static const struct {
+		const char *sql;
+		bool expect;
+	} alarms[] = {
+		{ "select 1", false },
+		{ "select 1; select 2", false },
+		{ "update t set x = 1", false },
+		{ "select 1; set work_mem = '7MB'", true },
+		{ "begin; /* why */ SET search_path = a; commit", true },
+		{ "select 1;reset all", true },
+		{ "select 1; discard all", true },
+		{ "select pg_catalog.SET_CONFIG('a.b', 'c', false)", true },
+		{ "select ';set x=1'", true }, /* a false alarm, never a miss */
+		{ "select 1;", false },
+		{ ";", false },
+		{ "", false },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(alarms) / sizeof(alarms[0]); i++) {
+		bool got = setstmt_may_change_settings(alarms[i].sql, strlen(alarms[i].sql));
+
+		if (got != alarms[i].expect)
+			fail_msg("%s: expected %d", alarms[i].sql, alarms[i].expect);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cases),
 		cmocka_unit_test(test_not_nul_terminated),
 		cmocka_unit_test(test_too_long),
+		cmocka_unit_test(test_may_change_settings),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
