@@ -21,9 +21,9 @@ def test_pool_of_two_under_ten_transactions(pgmux, direct):
     with Sampler(direct, "app") as s:
         jobs = [Background(sleep_txn, mux, 0.6) for _ in range(10)]
         # while they run: 2 clients hold the 2 servers, the other 8 wait
-        pool = wait_for(lambda: (lambda p: p if p and p["cl_waiting"] == 8 else None)(
-            mux.pool("app")), 5, interval=0.01, what="8 clients waiting in SHOW POOLS")
-        assert pool["sv_active"] == 2, pool
+        pool = wait_for(lambda: (lambda p: p if p and p["cl_waiting"] == 8 and p["sv_active"] == 2
+                                 else None)(mux.pool("app")), 5, interval=0.01,
+                        what="8 clients waiting and 2 servers active in SHOW POOLS")
         assert pool["cl_active"] + pool["cl_waiting"] == 10, pool
         servers = direct.backends("app")
         assert len(servers) == 2, servers

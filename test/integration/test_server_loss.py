@@ -33,6 +33,8 @@ def test_terminated_backend_error_keeps_every_field(pgmux, direct):
     pgmux goes on), with every field PostgreSQL sent but the severity."""
     mux = pgmux({"pool_mode": "transaction", "default_pool_size": 2})
     a = mux.connect()
+    # In a transaction: a request that is the first of its unit could be replayed elsewhere.
+    a.execute("begin")
     job = Background(lambda: a.execute("select pg_sleep(5)").fetchone())
     pid = wait_for(lambda: next((r[0] for r in direct.backends("app", "active")
                                  if "pg_sleep(5)" in r[2]), None), 5, what="a's query")
