@@ -201,6 +201,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	log_set_verbose(cfg->verbose);
+	worker_log_config_warnings(cfg);
 	if (*cfg->auth_file && !(ul = userlist_load(cfg->auth_file, err, sizeof(err))))
 		die("%s", err);
 	raise_fd_limit();
@@ -217,7 +218,8 @@ int main(int argc, char **argv)
 	if (!topo_apply_config(&w, cfg))
 		die("out of memory setting up clusters");
 	w.listeners = listen_open(&w.loop, cfg->listen_addr, cfg->listen_port, cfg->unix_socket_dir,
-				  cfg->unix_socket_mode, cfg->listen_backlog, on_accept, &w, err, sizeof(err));
+				  cfg->unix_socket_mode, cfg->listen_backlog, cfg->tcp_defer_accept != 0,
+				  on_accept, &w, err, sizeof(err));
 	if (!w.listeners)
 		die("%s", err);
 	write_pidfile(cfg->pidfile);

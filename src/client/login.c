@@ -285,16 +285,39 @@ static bool conninfo_add(char *out, size_t outlen, const char *key, const char *
 }
 
 /*
- * The libpq conninfo auth_query connects with: the database entry auth_dbname (else the
- * client's), as auth_user with its auth_file password when that is plaintext. The host must be
- * a numeric address or a unix socket directory, so libpq never resolves a name. False with a
- * reason in why when there is no such entry or the host is a name.
+ * The user auth_query runs as for this client: its database entry's auth_user, else [pgmux]'s;
+ * "" when auth_query is off for it. As in PgBouncer, one database may look users up as a
+ * different role (its own SECURITY DEFINER function, say) than the rest.
+ */
+static const char *auth_user_of(const struct client *c)
+{
+	const struct db_entry *e = config_find_db(c->w->cfg, c->dbname);
+
+	return e && *e->auth_user ? e->auth_user : c->w->cfg->auth_user;
+}
+
+/* The database entry auth_query runs in: the client's entry's auth_dbname, [pgmux]'s, its own. */
+static const char *auth_dbname_of(const struct client *c)
+{
+	const struct config *cfg = c->w->cfg;
+	const struct db_entry *e = config_find_db(cfg, c->dbname);
+
+	if (e && *e->auth_dbname)
+		return e->auth_dbname;
+	return *cfg->auth_dbname ? cfg->auth_dbname : c->dbname;
+}
+
+/*
+ * The libpq conninfo auth_query connects with: the database entry auth_dbname_of() names, as
+ * auth_user_of() with its auth_file password when that is plaintext. The host must be a numeric
+ * address or a unix socket directory, so libpq never resolves a name. False with a reason in
+ * why when there is no such entry or the host is a name.
  */
 static bool auth_query_conninfo(const struct client *c, char *out, size_t outlen, char *why,
 				size_t whylen)
 {
 	const struct config *cfg = c->w->cfg;
-	const char *name = *cfg->auth_dbname ? cfg->auth_dbname : c->dbname;
+	const char *name = auth_dbname_of(c), *auth_user = auth_user_of(c);
 	const struct db_entry *e = config_find_db(cfg, name);
 	const char *host, *pw;
 	char port[16];
@@ -318,10 +341,10 @@ static bool auth_query_conninfo(const struct client *c, char *out, size_t outlen
 			 "as host of database entry \"%s\"", name);
 		return false;
 	}
-	pw = c->w->userlist ? userlist_find(c->w->userlist, cfg->auth_user) : NULL;
+	pw = c->w->userlist ? userlist_find(c->w->userlist, auth_user) : NULL;
 	if (!conninfo_add(out, outlen, "port", port) ||
 	    !conninfo_add(out, outlen, "dbname", *e->dbname ? e->dbname : name) ||
-	    !conninfo_add(out, outlen, "user", cfg->auth_user) ||
+	    !conninfo_add(out, outlen, "user", auth_user) ||
 	    !conninfo_add(out, outlen, "application_name", "pgmux auth_query") ||
 	    (pw && *pw && secret_kind_of(pw) == SECRET_PLAIN &&
 	     !conninfo_add(out, outlen, "password", pw)))
@@ -485,7 +508,7 @@ static int fetch_secret(struct client *c)
 	char conninfo[1024], why[256];
 	char *secret = NULL;
 
-	if (!*cfg->auth_user || c->auth_query_done ||
+	if (!*auth_user_of(c) || c->auth_query_done ||
 	    (c->w->userlist && userlist_find(c->w->userlist, c->user)))
 		return 1;
 	if (!auth_query_conninfo(c, conninfo, sizeof(conninfo), why, sizeof(why))) {

@@ -1,10 +1,12 @@
 """The command line: --version, --help, bad arguments and configs, -d with a pidfile."""
 import os
+import re
 import signal
 import subprocess
 import time
 
 from conftest import PGMUX_BIN, listening_pids
+from pgcluster import wait_port
 
 
 def run(*args, timeout=10):
@@ -20,6 +22,34 @@ def test_version_and_help():
     assert "usage" in (r.stdout + r.stderr).lower()
     r = run("--no-such-option")
     assert r.returncode != 0
+
+
+def test_pgbouncer_ini_starts_unchanged(pgmux, pg):
+    """Keys of a PgBouncer 1.18 file that pgmux used to refuse: tcp_defer_accept,
+    server_fast_close, auth_type = plain, a database's auth_user, min_pool_size above the pool
+    size (a warning, not an error)."""
+    mux = pgmux(start=False)
+    mux.settings.update({"tcp_defer_accept": "1", "server_fast_close": "1",
+                         "auth_type": "plain", "min_pool_size": "8", "default_pool_size": "5"})
+    mux.databases["app"] += " auth_user=postgres min_pool_size=3 pool_size=2"
+    mux.write_config()
+    text = open(mux.config_path).read().replace("[pgmux]", "[pgbouncer]")
+    with open(mux.config_path, "w") as f:
+        f.write(text)
+    mux.proc = subprocess.Popen([PGMUX_BIN, mux.config_path], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    try:
+        wait_port(mux.port, timeout=10)
+    except TimeoutError:
+        raise AssertionError("pgmux did not start:\n" + mux.log())
+    log = mux.log()
+    assert re.search(r"WARNING .*min_pool_size: 8 is larger than default_pool_size \(5\)", log)
+    assert re.search(r"WARNING .*: app: min_pool_size \(3\) is larger than pool_size \(2\)", log)
+    # auth_type = plain asks for a cleartext password; postgres has none, so it is refused
+    c = mux.raw()
+    c.startup("postgres", "app")
+    mtype, payload = c.read_msg()
+    assert mtype == b"R" and payload[:4] == b"\0\0\0\x03", (mtype, payload)
 
 
 def test_missing_and_bad_config(tmp_path):

@@ -480,6 +480,25 @@ def test_auth_query_md5_auth_type_uses_scram_secret(pgmux, direct, aq_roles):
     assert r.stdout.strip() == "aq_user"
 
 
+def test_auth_user_and_auth_dbname_per_database(pgmux, pg, direct, aq_roles):
+    """As PgBouncer: a database entry's auth_user overrides [pgmux]'s for its clients, and its
+    auth_dbname names the entry the lookup runs in."""
+    dbs = db_entries(pg)
+    dbs["app"] += " auth_user=postgres auth_dbname=lookup"
+    dbs["lookup"] = f"host=127.0.0.1 port={pg.port} dbname=other"
+    # [pgmux]'s auth_user cannot log in (alice has no password in auth_file): its lookups fail
+    mux = pgmux({"auth_type": "scram-sha-256", "auth_user": "alice"}, databases=dbs)
+    r = run_psql(mux, "aq_user", "aq-secret", dbname="app")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "aq_user"
+    rows = direct.query("select datname, usename from pg_stat_activity "
+                        "where application_name = 'pgmux auth_query'")
+    # (a lookup connection of an earlier test's pgmux may still be on its way out)
+    assert ("other", "postgres") in rows and not [r for r in rows if r[0] == "app"], rows
+    err = login_error(mux, "aq_user", "aq-secret", dbname="other")
+    assert err.sqlstate == "08006" and "could not look up" in err.message, err
+
+
 def test_auth_query_does_not_block(pgmux, pg, direct, aq_roles):
     """A server that never answers the auth query: its clients are cut by
     client_login_timeout, everyone else logs in meanwhile."""
