@@ -157,11 +157,29 @@ def test_auth_type_and_secret_kind(pgmux, direct, auth_type, kind, works):
 
 
 def test_trust(pgmux, direct):
+    """trust spares the password, not auth_file: as in PgBouncer, a user that is not listed
+    (postgres here, whom the server itself would trust) is refused before any server sees it."""
     mux = pgmux({"auth_type": "trust"}, start=False)
     write_userlist(mux, {"bob": PASSWORDS["bob"]})
     mux.start()
     login_all_clients(mux, "bob", "")
-    login_all_clients(mux, "postgres", "")
+    for user, db in (("postgres", "app"), ("nobody", "app"), ("nobody", "nosuchdb"),
+                     ("postgres", "pgmux")):
+        err = login_error(mux, user, "", dbname=db)
+        assert_error(err, "trust_failed")
+        assert err.message == '"trust" authentication failed'
+    assert not direct.query("select 1 from pg_stat_activity where usename = 'nobody'")
+
+
+def test_trust_admits_users_auth_query_finds(pgmux, direct, aq_roles):
+    """A user not in auth_file but found by auth_query is known; one it does not find is not."""
+    entries = db_entries(direct.pg)
+    entries["app"] += " user=postgres"       # the server login does not need the client's proof
+    mux = pgmux({"auth_type": "trust", "auth_user": "postgres"}, databases=entries)
+    with mux.connect(user="aq_user") as conn:
+        assert conn.execute("select current_user").fetchone()[0] == "postgres"
+    assert_error(login_error(mux, "nobody", ""), "trust_failed")
+    assert_error(login_error(mux, "aq_expired", ""), "trust_failed")
 
 
 def test_md5_auth_type_uses_scram_for_scram_secret(pgmux, direct):
