@@ -2,6 +2,7 @@
 import os
 import re
 import signal
+import ssl
 import subprocess
 import time
 
@@ -17,11 +18,27 @@ def test_version_and_help():
     r = run("--version")
     assert r.returncode == 0
     assert "pgmux" in (r.stdout + r.stderr).lower()
+    r = run("-V")
+    assert r.returncode == 0 and r.stdout.startswith("pgmux ")
     r = run("--help")
     assert r.returncode == 0
     assert "usage" in (r.stdout + r.stderr).lower()
     r = run("--no-such-option")
     assert r.returncode != 0
+
+
+def test_version_lists_libraries():
+    """As PgBouncer's --version: ours first, then each library as linked at run time."""
+    lines = run("--version").stdout.splitlines()
+    assert re.fullmatch(r"pgmux \d+\.\d+\.\d+", lines[0]), lines
+    want = [r"libev \d+\.\d+", r"adns: c-ares \d+\.\d+\.\d+", r"tls: OpenSSL \d+\.\d+\.\d+.*",
+            r"libpq \d+\.\d+", r"libcurl \d+\.\d+\.\d+.*"]
+    assert len(lines) == 1 + len(want), lines
+    for pattern, line in zip(want, lines[1:]):
+        assert re.fullmatch(pattern, line), (pattern, line)
+    # the OpenSSL line is the library's own, as Python's ssl module (same system library) has it
+    if ssl.OPENSSL_VERSION.startswith("OpenSSL 3"):
+        assert lines[3] == "tls: " + ssl.OPENSSL_VERSION
 
 
 def test_pgbouncer_ini_starts_unchanged(pgmux, pg):
