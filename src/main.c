@@ -15,7 +15,10 @@
 #include "auth/userlist.h"
 #include "core/log.h"
 #include "ev/dns.h"
+#include "ev/http.h"
 #include "ev/listen.h"
+#include "ev/loop.h"
+#include "ev/pgquery.h"
 #include "ev/tls.h"
 #include "pool/pool.h"
 #include "topo/topology.h"
@@ -34,6 +37,27 @@ static void usage(FILE *out)
 		"  -h, --help      print this help and exit\n\n"
 		"Signals: SIGHUP reloads the config, SIGTERM stops accepting and exits when clients are\n"
 		"gone, SIGINT also waits for running transactions to end; a second signal exits at once.\n");
+}
+
+/*
+ * As PgBouncer's --version: our version, then one line per library with the version actually
+ * linked (a packaged binary may run against newer shared libraries than it was built with).
+ */
+static void print_version(void)
+{
+	char buf[256];
+
+	printf("pgmux " PGMUX_VERSION "\n");
+	evloop_library_version(buf, sizeof(buf));
+	printf("%s\n", buf);
+	dns_library_version(buf, sizeof(buf));
+	printf("adns: %s\n", buf);
+	tls_library_version(buf, sizeof(buf));
+	printf("tls: %s\n", buf);
+	pgquery_library_version(buf, sizeof(buf));
+	printf("%s\n", buf);
+	http_library_version(buf, sizeof(buf));
+	printf("%s\n", buf);
 }
 
 static void on_accept(void *arg, int fd, bool is_unix)
@@ -177,7 +201,7 @@ int main(int argc, char **argv)
 		case 'd': daemon = true; break;
 		case 'v': verbose++; break;
 		case 'q': quiet = true; break;
-		case 'V': printf("pgmux " PGMUX_VERSION "\n"); return 0;
+		case 'V': print_version(); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 1;
 		}
@@ -201,6 +225,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	log_set_verbose(cfg->verbose);
+	worker_log_config_warnings(cfg);
 	if (*cfg->auth_file && !(ul = userlist_load(cfg->auth_file, err, sizeof(err))))
 		die("%s", err);
 	raise_fd_limit();
@@ -217,7 +242,8 @@ int main(int argc, char **argv)
 	if (!topo_apply_config(&w, cfg))
 		die("out of memory setting up clusters");
 	w.listeners = listen_open(&w.loop, cfg->listen_addr, cfg->listen_port, cfg->unix_socket_dir,
-				  cfg->unix_socket_mode, cfg->listen_backlog, on_accept, &w, err, sizeof(err));
+				  cfg->unix_socket_mode, cfg->listen_backlog, cfg->tcp_defer_accept != 0,
+				  on_accept, &w, err, sizeof(err));
 	if (!w.listeners)
 		die("%s", err);
 	write_pidfile(cfg->pidfile);

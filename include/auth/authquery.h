@@ -15,14 +15,14 @@
 struct worker;
 
 /*
- * A waiter's answer: secret is the user's secret (NULL when the user has none, is unknown or
- * expired), borrowed for the call; error is non-NULL when the query failed. Called from the
+ * A waiter's answer: secret is the user's secret ("" when the query found the user without
+ * one, NULL when it found no row: unknown or expired), borrowed for the call; error is non-NULL when the query failed. Called from the
  * loop, never from inside authquery_lookup(). The callback may start lookups or cancel waiters.
  */
 typedef void (*authquery_fn)(void *arg, const char *secret, const char *error);
 
 enum authquery_status {
-	AUTHQUERY_CACHED, /* *secret_out holds a copy (or NULL for no user); the caller frees it */
+	AUTHQUERY_CACHED, /* *secret_out holds a copy ("" or NULL as for authquery_fn); caller frees */
 	AUTHQUERY_WAIT,   /* fn(arg, ...) will be called */
 	AUTHQUERY_FAILED, /* out of memory */
 };

@@ -153,6 +153,16 @@ void client_replay_elsewhere(struct client *c);
 void client_on_server_lost(struct client *c);
 /* The unit of work ended with the server's last answer: let the server go as the mode says. */
 void client_unit_done(struct client *c);
+
+/*
+ * server_fast_close: true when c, in session mode, holds a server marked for closing and is
+ * between transactions, so that server and client are to be closed now rather than at the end
+ * of the session.
+ */
+bool client_fast_close_due(const struct client *c);
+
+/* Close c (and with it its server) for server_fast_close. */
+void client_fast_close(struct client *c);
 /* Finish the login of a client that waited for the pool's first server. */
 void client_finish_login(struct client *c);
 

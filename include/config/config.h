@@ -61,6 +61,8 @@ struct db_entry {
 	char *application_name;
 	char *connect_query;    /* optional query run once on every new server connection */
 	char *cluster;          /* a [cluster.NAME] this database is routed through; "" = host= */
+	char *auth_user;        /* runs auth_query for this database's clients; "" = [pgmux]'s */
+	char *auth_dbname;      /* entry auth_query runs in for this database; "" = [pgmux]'s */
 };
 
 /* read_from: where reads may go. */
@@ -124,6 +126,7 @@ struct config {
 	int unix_socket_mode;
 	int listen_backlog;
 	bool tcp_keepalive;
+	int tcp_defer_accept;     /* nonzero: TCP_DEFER_ACCEPT on TCP listeners (Linux) */
 
 	/* pooling */
 	int pool_mode;            /* enum pool_mode */
@@ -138,6 +141,7 @@ struct config {
 	/* server connections */
 	char *server_reset_query;
 	bool server_reset_query_always;
+	bool server_fast_close;   /* session mode: close a server due for closing at txn end */
 	char *server_check_query;
 	double server_check_delay;
 	double server_lifetime;
@@ -228,6 +232,13 @@ struct config {
 	int n_users;
 	struct cluster_entry *clusters;
 	int n_clusters;
+
+	/*
+	 * What config_load() accepted but the reader should know ("FILE:LINE: key: text"), for
+	 * the caller to log; owned by the config.
+	 */
+	char **warnings;
+	int n_warnings;
 };
 
 enum config_type {
@@ -248,6 +259,7 @@ struct config_key {
 	const char *default_value;    /* as it would be written in the file */
 	bool reloadable;              /* false: a change needs a restart (RELOAD warns and keeps it) */
 	const char *const *enum_names;/* CFG_ENUM: NULL-terminated names, index = value */
+	const char *const *enum_aliases; /* CFG_ENUM: NULL-terminated (alias, name) pairs, or NULL */
 	const char *help;
 	double min_value;             /* CFG_INT, CFG_DOUBLE, CFG_MODE: accepted range, inclusive */
 	double max_value;

@@ -237,4 +237,10 @@ void conn_peer_name(int fd, char *buf, size_t len);
  */
 bool conn_local_name(const struct conn *c, char *buf, size_t len);
 
+/*
+ * True when c is a unix-socket connection whose peer process runs as the same OS user as pgmux
+ * (SO_PEERCRED on Linux, getpeereid() elsewhere); false for TCP or when it cannot be told.
+ */
+bool conn_peer_is_own_user(const struct conn *c);
+
 #endif

@@ -55,4 +55,7 @@ void dns_wait_cancel(struct dns_wait *w);
 /* For ev/conn.c: the answer to a lookup c waited for; err is NULL on success. */
 void conn_dns_done(struct conn *c, const struct sockaddr *addr, socklen_t len, const char *err);
 
+/* "c-ares VERSION" of the c-ares linked at run time, into buf (--version). */
+void dns_library_version(char *buf, size_t len);
+
 #endif

@@ -61,4 +61,7 @@ void http_cancel(struct http *h, void *arg);
  */
 void http_free(struct http *h, bool loop_alive);
 
+/* "libcurl VERSION" of the libcurl linked at run time, into buf (--version). */
+void http_library_version(char *buf, size_t len);
+
 #endif

@@ -16,10 +16,12 @@ typedef void (*listen_accept_fn)(void *arg, int fd, bool is_unix);
 /*
  * Listen on every address in addrs (comma/space separated, "*" = all IPv4 and IPv6) at port, and
  * on unix_dir/.s.PGSQL.port unless unix_dir is empty. NULL (and err) if any of them fails.
+ * defer_accept: TCP listeners hand over a connection only once the client has sent data
+ * (Linux TCP_DEFER_ACCEPT, 45 s as PgBouncer; elsewhere ignored with a log line).
  */
 struct listeners *listen_open(struct evloop *loop, const char *addrs, int port, const char *unix_dir,
-			      int unix_mode, int backlog, listen_accept_fn fn, void *arg, char *err,
-			      size_t errlen);
+			      int unix_mode, int backlog, bool defer_accept, listen_accept_fn fn,
+			      void *arg, char *err, size_t errlen);
 /* Stop accepting and close the sockets (the unix socket file is removed). */
 void listen_close(struct listeners *ls);
 

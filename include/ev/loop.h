@@ -68,4 +68,7 @@ void evloop_set_buf_size(struct evloop *l, uint32_t buf_size);
 /* Run one pass of the deferred work (also called by the prepare watcher). */
 void evloop_run_deferred(struct evloop *l);
 
+/* "libev MAJOR.MINOR" of the libev linked at run time, into buf (--version). */
+void evloop_library_version(char *buf, size_t len);
+
 #endif

@@ -12,6 +12,7 @@
 #define PGMUX_EV_PGQUERY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct evloop;
 struct pgquery;
@@ -48,5 +49,8 @@ void pgquery_cancel(struct pgquery *q, void *arg);
  * already destroyed (at exit), so watchers are only freed, not stopped.
  */
 void pgquery_free(struct pgquery *q, bool loop_alive);
+
+/* "libpq MAJOR.MINOR" of the libpq linked at run time, into buf (--version). */
+void pgquery_library_version(char *buf, size_t len);
 
 #endif

@@ -104,4 +104,7 @@ bool tls_conn_peer_name(const struct conn *c, char *buf, size_t len);
 /* "TLSv1.3/TLS_AES_256_GCM_SHA384" into buf (for logs). */
 void tls_conn_describe(const struct conn *c, char *buf, size_t len);
 
+/* OpenSSL's own version line ("OpenSSL 3.0.2 15 Mar 2022") at run time, into buf (--version). */
+void tls_library_version(char *buf, size_t len);
+
 #endif

@@ -218,6 +218,9 @@ void pool_kick(struct worker *w, struct database *db);
 /* Re-read the config file; false (and err) when it did not load: the old config stays. */
 bool worker_reload(struct worker *w, char *err, size_t errlen);
 
+/* Log what a freshly loaded cfg accepted with a warning (at startup and on every reload). */
+void worker_log_config_warnings(const struct config *cfg);
+
 /*
  * Rebuild the TLS contexts from cfg's client_tls and server_tls keys (certificates re-read) and
  * apply its DNS cache lifetimes, as RELOAD does. False (err says why): a context cannot be built

@@ -39,7 +39,7 @@ struct entry {
 	struct list_node node;
 	struct target *target;
 	char *user;
-	char *secret;            /* NULL: no password / no such user */
+	char *secret;            /* NULL: no such user; "": the user has no password */
 	bool pending;
 	uint64_t expires_us;     /* while pending: when the query started */
 	struct list_node waiters;
@@ -145,10 +145,10 @@ static void on_answer(void *arg, enum pgquery_outcome outcome, int ncols,
 {
 	struct entry *e = arg;
 
+	/* A user found without a password is "", not NULL: trust admits it, as PgBouncer. */
 	if (outcome == PGQUERY_ROW && ncols < 2)
 		error = "auth_query must return two columns (user name, secret)";
-	else if (outcome == PGQUERY_ROW && values[1] && *values[1] &&
-		 !(e->secret = strdup(values[1])))
+	else if (outcome == PGQUERY_ROW && !(e->secret = strdup(values[1] ? values[1] : "")))
 		error = "out of memory";
 	if (error)
 		log_msg(LOG_LVL_WARNING, "auth_query for user \"%s\" failed: %s", e->user, error);

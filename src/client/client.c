@@ -618,10 +618,28 @@ void client_on_settings_read(struct client *c, struct settings *now)
 	finish_unit(c);
 }
 
+bool client_fast_close_due(const struct client *c)
+{
+	return c->server && c->server->close_when_released && c->w->cfg->server_fast_close &&
+	       pool_mode(c->pool) == POOL_MODE_SESSION && !c->query_running && c->tx_status == 'I' &&
+	       !c->pending_ready && !c->unsynced && !c->in_copy;
+}
+
+void client_fast_close(struct client *c)
+{
+	/* The client must notice that its session ended: it is closed with its server. */
+	client_close(c, "08006", "server_fast_close: server connection closed because the database "
+				 "configuration changed");
+}
+
 void client_unit_done(struct client *c)
 {
 	if (c->shutdown_pending) {
 		client_close(c, "57P01", "pgmux is shutting down");
+		return;
+	}
+	if (client_fast_close_due(c)) {
+		client_fast_close(c);
 		return;
 	}
 	if (pool_mode(c->pool) != POOL_MODE_SESSION && !c->pin_reason)

@@ -298,16 +298,39 @@ static bool conninfo_add(char *out, size_t outlen, const char *key, const char *
 }
 
 /*
- * The libpq conninfo auth_query connects with: the database entry auth_dbname (else the
- * client's), as auth_user with its auth_file password when that is plaintext. The host must be
- * a numeric address or a unix socket directory, so libpq never resolves a name. False with a
- * reason in why when there is no such entry or the host is a name.
+ * The user auth_query runs as for this client: its database entry's auth_user, else [pgmux]'s;
+ * "" when auth_query is off for it. As in PgBouncer, one database may look users up as a
+ * different role (its own SECURITY DEFINER function, say) than the rest.
+ */
+static const char *auth_user_of(const struct client *c)
+{
+	const struct db_entry *e = config_find_db(c->w->cfg, c->dbname);
+
+	return e && *e->auth_user ? e->auth_user : c->w->cfg->auth_user;
+}
+
+/* The database entry auth_query runs in: the client's entry's auth_dbname, [pgmux]'s, its own. */
+static const char *auth_dbname_of(const struct client *c)
+{
+	const struct config *cfg = c->w->cfg;
+	const struct db_entry *e = config_find_db(cfg, c->dbname);
+
+	if (e && *e->auth_dbname)
+		return e->auth_dbname;
+	return *cfg->auth_dbname ? cfg->auth_dbname : c->dbname;
+}
+
+/*
+ * The libpq conninfo auth_query connects with: the database entry auth_dbname_of() names, as
+ * auth_user_of() with its auth_file password when that is plaintext. The host must be a numeric
+ * address or a unix socket directory, so libpq never resolves a name. False with a reason in
+ * why when there is no such entry or the host is a name.
  */
 static bool auth_query_conninfo(const struct client *c, char *out, size_t outlen, char *why,
 				size_t whylen)
 {
 	const struct config *cfg = c->w->cfg;
-	const char *name = *cfg->auth_dbname ? cfg->auth_dbname : c->dbname;
+	const char *name = auth_dbname_of(c), *auth_user = auth_user_of(c);
 	const struct db_entry *e = config_find_db(cfg, name);
 	const char *host, *pw;
 	char port[16];
@@ -331,10 +354,10 @@ static bool auth_query_conninfo(const struct client *c, char *out, size_t outlen
 			 "as host of database entry \"%s\"", name);
 		return false;
 	}
-	pw = c->w->userlist ? userlist_find(c->w->userlist, cfg->auth_user) : NULL;
+	pw = c->w->userlist ? userlist_find(c->w->userlist, auth_user) : NULL;
 	if (!conninfo_add(out, outlen, "port", port) ||
 	    !conninfo_add(out, outlen, "dbname", *e->dbname ? e->dbname : name) ||
-	    !conninfo_add(out, outlen, "user", cfg->auth_user) ||
+	    !conninfo_add(out, outlen, "user", auth_user) ||
 	    !conninfo_add(out, outlen, "application_name", "pgmux auth_query") ||
 	    (pw && *pw && secret_kind_of(pw) == SECRET_PLAIN &&
 	     !conninfo_add(out, outlen, "password", pw)))
@@ -373,7 +396,8 @@ static void stable_salt(const char *user, uint8_t out[SCRAM_SALT_LEN])
 
 /* How this client must prove itself. */
 enum login_method {
-	LOGIN_TRUST,
+	LOGIN_ANY,      /* auth_type = any: no check, the user name does not matter */
+	LOGIN_TRUST,    /* no password, but the user must be known (auth_file or auth_query) */
 	LOGIN_PASSWORD, /* cleartext */
 	LOGIN_MD5,      /* md5, or SCRAM when the stored secret is SCRAM (as in PostgreSQL) */
 	LOGIN_SCRAM,
@@ -421,8 +445,9 @@ static enum login_method login_method_of(const struct client *c, char *host, siz
 
 	snprintf(host, hostlen, "%s", c->addr);
 	switch (c->w->cfg->auth_type) {
-	case AUTH_TRUST:
 	case AUTH_ANY:
+		return LOGIN_ANY;
+	case AUTH_TRUST:
 		return LOGIN_TRUST;
 	case AUTH_PASSWORD:
 		return LOGIN_PASSWORD;
@@ -466,6 +491,7 @@ static void send_auth_request(struct client *c, uint32_t code, const void *data,
 }
 
 static bool enter_pool(struct client *c);
+static bool enter_console(struct client *c, bool can_write);
 static bool start_auth(struct client *c);
 
 /* auth_query answered for a waiting client: go on with authentication. */
@@ -498,7 +524,7 @@ static int fetch_secret(struct client *c)
 	char conninfo[1024], why[256];
 	char *secret = NULL;
 
-	if (!*cfg->auth_user || c->auth_query_done ||
+	if (!*auth_user_of(c) || c->auth_query_done ||
 	    (c->w->userlist && userlist_find(c->w->userlist, c->user)))
 		return 1;
 	if (!auth_query_conninfo(c, conninfo, sizeof(conninfo), why, sizeof(why))) {
@@ -522,6 +548,27 @@ static int fetch_secret(struct client *c)
 	return -1;
 }
 
+/*
+ * The user is in auth_file (with any secret, even none) or auth_query found it. A user
+ * auth_query found without a password has "" as its secret, unlike one it did not find.
+ */
+static bool user_is_known(const struct client *c)
+{
+	return (c->w->userlist && userlist_find(c->w->userlist, c->user)) || c->auth_secret;
+}
+
+/*
+ * As PgBouncer: the OS user that runs pgmux reaches the admin console over the unix socket
+ * without a password, under the user name pgmux (or pgbouncer, for existing scripts). It could
+ * read the config and auth_file anyway; the kernel vouches for the peer's identity.
+ */
+static bool is_own_os_user_at_console(const struct client *c)
+{
+	return admin_is_console_db(c->dbname) && c->conn.is_unix &&
+	       (strcmp(c->user, "pgmux") == 0 || strcmp(c->user, "pgbouncer") == 0) &&
+	       conn_peer_is_own_user(&c->conn);
+}
+
 /* Ask for what the method needs, or let the client in / refuse it. False if it was closed. */
 static bool start_auth(struct client *c)
 {
@@ -535,7 +582,12 @@ static bool start_auth(struct client *c)
 	size_t end_point_len;
 	char cn[256];
 
-	if (m == LOGIN_PASSWORD || m == LOGIN_MD5 || m == LOGIN_SCRAM) {
+	if (is_own_os_user_at_console(c)) {
+		client_log(LOG_LVL_INFO, c, "admin console login by the OS user running pgmux "
+					    "(unix socket, no password)");
+		return enter_console(c, true);
+	}
+	if (m == LOGIN_TRUST || m == LOGIN_PASSWORD || m == LOGIN_MD5 || m == LOGIN_SCRAM) {
 		int r = fetch_secret(c);
 
 		if (r <= 0)
@@ -543,7 +595,14 @@ static bool start_auth(struct client *c)
 	}
 	secret = user_secret(c);
 	switch (m) {
+	case LOGIN_ANY:
+		return enter_pool(c);
 	case LOGIN_TRUST:
+		if (!user_is_known(c)) {
+			/* As PgBouncer: trust spares the password, not the user list. */
+			client_close(c, "28P01", "\"trust\" authentication failed");
+			return false;
+		}
 		return enter_pool(c);
 	case LOGIN_NO_RULE:
 		client_close(c, "28000",
@@ -593,6 +652,18 @@ static bool start_auth(struct client *c)
 	return true;
 }
 
+/* Attach an authenticated client to the admin console; can_write: every command allowed. */
+static bool enter_console(struct client *c, bool can_write)
+{
+	login_forget_secrets(c);
+	c->admin = true;
+	c->admin_can_write = can_write;
+	send_admin_login_ok(c);
+	client_set_state(c, CLIENT_IDLE);
+	conn_resume(&c->conn);
+	return true;
+}
+
 /* The login is authenticated: attach to the admin console or a pool. */
 static bool enter_pool(struct client *c)
 {
@@ -607,12 +678,7 @@ static bool enter_pool(struct client *c)
 			client_close(c, "28000", "not allowed to connect to the admin console");
 			return false;
 		}
-		c->admin = true;
-		c->admin_can_write = admin;
-		send_admin_login_ok(c);
-		client_set_state(c, CLIENT_IDLE);
-		conn_resume(&c->conn);
-		return true;
+		return enter_console(c, admin);
 	}
 	db = database_lookup(c->w, c->dbname);
 	if (!db) {
@@ -620,7 +686,7 @@ static bool enter_pool(struct client *c)
 		return false;
 	}
 	if (db->disabled) {
-		client_close(c, "57P03", "database \"%s\" does not allow connections: disabled", c->dbname);
+		client_close(c, "57P03", "database \"%s\" is disabled", c->dbname);
 		return false;
 	}
 	user = db->entry && *db->entry->user ? db->entry->user : c->user;
@@ -629,7 +695,8 @@ static bool enter_pool(struct client *c)
 		client_close(c, "53200", "out of memory");
 		return false;
 	}
-	if (c->auth_secret && strcmp(user, c->user) == 0 && secret_kind_of(c->auth_secret) != SECRET_SCRAM)
+	if (c->auth_secret && *c->auth_secret && strcmp(user, c->user) == 0 &&
+	    secret_kind_of(c->auth_secret) != SECRET_SCRAM)
 		snprintf(c->pool->user->queried_secret, sizeof(c->pool->user->queried_secret), "%s",
 			 c->auth_secret);
 	if (c->proven_password && strcmp(user, c->user) == 0)

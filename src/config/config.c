@@ -230,13 +230,24 @@ bad:
 	return false;
 }
 
+/* The name an alias of an enum value stands for, or text itself when it is no alias. */
+static const char *enum_unalias(const struct config_key *key, const char *text)
+{
+	for (int i = 0; key->enum_aliases && key->enum_aliases[i]; i += 2) {
+		if (strcasecmp(text, key->enum_aliases[i]) == 0)
+			return key->enum_aliases[i + 1];
+	}
+	return text;
+}
+
 static bool parse_enum(const struct config_key *key, const char *text, int *out, char *why,
 		       size_t whylen)
 {
+	const char *name = enum_unalias(key, text);
 	size_t used;
 
 	for (int i = 0; key->enum_names[i]; i++) {
-		if (strcasecmp(text, key->enum_names[i]) == 0) {
+		if (strcasecmp(name, key->enum_names[i]) == 0) {
 			*out = i;
 			return true;
 		}
@@ -439,6 +450,9 @@ void config_free(struct config *cfg)
 		free_strings(&cfg->clusters[i], config_cluster_keys, config_cluster_key_count);
 	}
 	free(cfg->clusters);
+	for (int i = 0; i < cfg->n_warnings; i++)
+		free(cfg->warnings[i]);
+	free(cfg->warnings);
 	free(cfg);
 }
 
@@ -820,10 +834,6 @@ static int origin_of_pair(const struct origins *o, const char *a, const char *b)
 
 static bool validate_main(const struct config *cfg, struct report *r, const struct origins *o)
 {
-	if (cfg->min_pool_size > cfg->default_pool_size)
-		return report_error(r, origin_of_pair(o, "min_pool_size", "default_pool_size"),
-				    "min_pool_size", "%d is larger than default_pool_size (%d)",
-				    cfg->min_pool_size, cfg->default_pool_size);
 	if (cfg->listen_addr[0] == '\0' && cfg->unix_socket_dir[0] == '\0')
 		return report_error(r, origin_of_pair(o, "listen_addr", "unix_socket_dir"),
 				    "listen_addr",
@@ -835,12 +845,6 @@ static bool validate_main(const struct config *cfg, struct report *r, const stru
 static bool validate_db(const struct config *cfg, const struct db_entry *db, int line,
 			struct report *r)
 {
-	int size = db->pool_size >= 0 ? db->pool_size : cfg->default_pool_size;
-	int min = db->min_pool_size >= 0 ? db->min_pool_size : cfg->min_pool_size;
-
-	if (min > size)
-		return report_error(r, line, db->name,
-				    "min_pool_size (%d) is larger than pool_size (%d)", min, size);
 	/* With auth_type any the client's user name is not trusted, so it cannot log in. */
 	if (cfg->auth_type == AUTH_ANY && db->user[0] == '\0')
 		return report_error(r, line, db->name, "auth_type = any needs user= in every "
@@ -876,6 +880,59 @@ static bool validate_config(const struct config *cfg, struct report *r, const st
 			return false;
 	}
 	return true;
+}
+
+/* --- warnings: accepted, but worth a line in the log --- */
+
+static PRINTF_LIKE(5, 6) void add_warning(struct config *cfg, const char *path, int line,
+					  const char *key, const char *fmt, ...)
+{
+	char text[512];
+	size_t used = 0;
+	char *copy;
+	va_list ap;
+
+	if (line > 0)
+		used = (size_t)snprintf(text, sizeof(text), "%s:%d: %s: ", path, line, key);
+	else
+		used = (size_t)snprintf(text, sizeof(text), "%s: %s: ", path, key);
+	if (used >= sizeof(text))
+		used = sizeof(text) - 1;
+	va_start(ap, fmt);
+	vsnprintf(text + used, sizeof(text) - used, fmt, ap);
+	va_end(ap);
+	/* A warning lost to a lack of memory costs a log line, not the load. */
+	copy = strdup(text);
+	if (!copy || !grow(&cfg->warnings, sizeof(*cfg->warnings), cfg->n_warnings)) {
+		free(copy);
+		return;
+	}
+	cfg->warnings[cfg->n_warnings++] = copy;
+}
+
+/*
+ * PgBouncer accepts a min_pool_size above the pool's size (the pool then stays at its size), and
+ * a pgbouncer.ini must start unchanged: say so instead of refusing.
+ */
+static void warn_min_pool_sizes(struct config *cfg, const struct origins *o)
+{
+	const char *path = cfg->config_file;
+
+	if (cfg->min_pool_size > cfg->default_pool_size)
+		add_warning(cfg, path, origin_of_pair(o, "min_pool_size", "default_pool_size"),
+			    "min_pool_size", "%d is larger than default_pool_size (%d): pools keep "
+			    "at most their size open", cfg->min_pool_size, cfg->default_pool_size);
+	for (int i = 0; i < cfg->n_dbs; i++) {
+		const struct db_entry *db = &cfg->dbs[i];
+		int size = db->pool_size >= 0 ? db->pool_size : cfg->default_pool_size;
+		int min = db->min_pool_size >= 0 ? db->min_pool_size : cfg->min_pool_size;
+
+		/* Entries that merely inherit both were covered by the [pgmux] warning. */
+		if (min > size && (db->min_pool_size >= 0 || db->pool_size >= 0))
+			add_warning(cfg, path, o->dbs ? o->dbs[i] : 0, db->name,
+				    "min_pool_size (%d) is larger than pool_size (%d): the pool keeps "
+				    "at most %d open", min, size, size);
+	}
 }
 
 /* --- loading --- */
@@ -927,8 +984,8 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 			report_error(&report, ps.origins.clusters[i], ps.cfg->clusters[i].name,
 				     "out of memory");
 	}
-	if (!report.failed)
-		validate_config(ps.cfg, &report, &ps.origins);
+	if (!report.failed && validate_config(ps.cfg, &report, &ps.origins))
+		warn_min_pool_sizes(ps.cfg, &ps.origins);
 	if (!report.failed && ps.cfg->auth_hba_file[0]) {
 		/* Loaded with the config, so RELOAD swaps rules and settings together. */
 		char why[512];

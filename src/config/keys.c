@@ -26,6 +26,12 @@ static const char *const auth_type_names[] = {
 	"trust", "any", "password", "md5", "scram-sha-256", "cert", "hba", NULL,
 };
 
+/*
+ * Other names accepted for a value, as (alias, name) pairs: PgBouncer calls the cleartext
+ * method "plain", pgmux (like pg_hba.conf) "password"; SHOW CONFIG shows the name.
+ */
+static const char *const auth_type_aliases[] = { "plain", "password", NULL };
+
 /* Index = enum tls_sslmode value. */
 static const char *const sslmode_names[] = {
 	"disable", "allow", "prefer", "require", "verify-ca", "verify-full", NULL,
@@ -48,6 +54,10 @@ static const char *const read_fallback_names[] = { "primary", "error", NULL };
 #define ENUM_KEY(field, def, names, help_text)                                                     \
 	{ .name = #field, .type = CFG_ENUM, .offset = offsetof(struct config, field),              \
 	  .default_value = (def), .reloadable = true, .enum_names = (names), .help = (help_text) }
+#define ENUM_ALIAS_KEY(field, def, names, aliases, help_text)                                      \
+	{ .name = #field, .type = CFG_ENUM, .offset = offsetof(struct config, field),              \
+	  .default_value = (def), .reloadable = true, .enum_names = (names),                       \
+	  .enum_aliases = (aliases), .help = (help_text) }
 
 #define RELOAD true
 #define RESTART false
@@ -66,6 +76,9 @@ const struct config_key config_keys[] = {
 		"queue length of connections not yet accepted (listen(2) backlog)"),
 	BOOL_KEY(tcp_keepalive, "1", RELOAD,
 		 "turn on TCP keepalive, with the OS's timings, on client and server sockets"),
+	INT_KEY(tcp_defer_accept, "0", RESTART, 0, INT_MAX,
+		"nonzero: TCP listeners wake pgmux only once a client has sent data, for up to 45 s "
+		"(Linux TCP_DEFER_ACCEPT)"),
 
 	/* pooling */
 	ENUM_KEY(pool_mode, "session", pool_mode_names,
@@ -88,6 +101,9 @@ const struct config_key config_keys[] = {
 	/* server connections */
 	STR_KEY(server_reset_query, "DISCARD ALL", RELOAD,
 		"query run on a server before another client gets it; empty = none"),
+	BOOL_KEY(server_fast_close, "0", RELOAD,
+		 "session mode: close a server marked for closing (RECONNECT, demoted primary) and its "
+		 "client when the client's transaction ends, not at the end of the session"),
 	BOOL_KEY(server_reset_query_always, "0", RELOAD,
 		 "run server_reset_query in every pool mode, not only in session mode"),
 	STR_KEY(server_check_query, "select 1", RELOAD,
@@ -126,8 +142,9 @@ const struct config_key config_keys[] = {
 		"named prepared statements kept per server in transaction/statement mode (0 = off)"),
 
 	/* authentication */
-	ENUM_KEY(auth_type, "md5", auth_type_names,
-		 "client authentication: trust, any, password, md5, scram-sha-256, cert or hba"),
+	ENUM_ALIAS_KEY(auth_type, "md5", auth_type_names, auth_type_aliases,
+		       "client authentication: trust, any, password (or plain), md5, scram-sha-256, "
+		       "cert or hba"),
 	STR_KEY(auth_file, "", RELOAD, "file of \"user\" \"password\" lines for authentication"),
 	STR_KEY(auth_hba_file, "", RELOAD,
 		"pg_hba.conf-style rules used when auth_type = hba (read again on RELOAD)"),
@@ -252,6 +269,10 @@ const struct config_key config_db_keys[] = {
 	DB_STR(application_name, "application_name set on new server connections"),
 	DB_STR(connect_query, "query run once on every new server connection"),
 	DB_STR(cluster, "route through this [cluster.NAME] instead of host= and port="),
+	DB_STR(auth_user, "auth_query for clients of this database runs as this user; "
+			  "unset = [pgmux] auth_user"),
+	DB_STR(auth_dbname, "database entry the auth_query of this database's clients runs in; "
+			    "unset = [pgmux] auth_dbname"),
 };
 
 const size_t config_db_key_count = sizeof(config_db_keys) / sizeof(config_db_keys[0]);

@@ -1069,3 +1069,23 @@ bool conn_local_name(const struct conn *c, char *buf, size_t len)
 	format_addr(&ss, buf, len);
 	return true;
 }
+
+bool conn_peer_is_own_user(const struct conn *c)
+{
+#ifdef SO_PEERCRED
+	struct ucred cred;
+	socklen_t sl = sizeof(cred);
+
+	if (c->fd < 0 || !c->is_unix ||
+	    getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &sl) < 0 || sl != sizeof(cred))
+		return false;
+	return cred.uid == geteuid();
+#else
+	uid_t uid;
+	gid_t gid;
+
+	if (c->fd < 0 || !c->is_unix || getpeereid(c->fd, &uid, &gid) < 0)
+		return false;
+	return uid == geteuid();
+#endif
+}

@@ -390,3 +390,8 @@ void dns_wait_cancel(struct dns_wait *w)
 	list_del(&w->node);
 	free(w);
 }
+
+void dns_library_version(char *buf, size_t len)
+{
+	snprintf(buf, len, "c-ares %s", ares_version(NULL));
+}

@@ -466,3 +466,8 @@ void http_free(struct http *h, bool loop_alive)
 		sock_free(h, list_entry(n, struct http_sock, node));
 	free(h);
 }
+
+void http_library_version(char *buf, size_t len)
+{
+	snprintf(buf, len, "libcurl %s", curl_version_info(CURLVERSION_NOW)->version);
+}

@@ -7,6 +7,8 @@
 #include <ev.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,8 @@
 #include "ev/loop.h"
 
 #define MAX_LISTENERS 16
+/* How long the kernel holds a silent connection back, as PgBouncer (it hardcodes 45 s too). */
+#define DEFER_ACCEPT_SECONDS 45
 
 struct listener {
 	ev_io io;
@@ -30,6 +34,7 @@ struct listeners {
 	struct evloop *loop;
 	listen_accept_fn fn;
 	void *arg;
+	bool defer_accept;
 	int n;
 	struct listener l[MAX_LISTENERS];
 	char unix_path[108];
@@ -88,6 +93,24 @@ static bool add_listener(struct listeners *ls, int fd, bool is_unix)
 	return true;
 }
 
+/*
+ * A client speaks first in the PostgreSQL protocol, so the kernel can keep a connection until its
+ * first bytes arrive and pgmux never wakes for one that sends nothing. Best effort: a listener
+ * without it works as before.
+ */
+static void set_defer_accept(struct listeners *ls, int fd)
+{
+#ifdef TCP_DEFER_ACCEPT
+	int secs = DEFER_ACCEPT_SECONDS;
+
+	if (ls->defer_accept && setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs)) < 0)
+		log_warning("tcp_defer_accept: setsockopt failed: %s", strerror(errno));
+#else
+	if (ls->defer_accept)
+		log_warning("tcp_defer_accept: not supported on this system, ignored");
+#endif
+}
+
 static bool listen_tcp(struct listeners *ls, const char *host, int port, int backlog, char *err, size_t errlen)
 {
 	struct addrinfo hints = { 0 }, *res, *ai;
@@ -117,6 +140,7 @@ static bool listen_tcp(struct listeners *ls, const char *host, int port, int bac
 			freeaddrinfo(res);
 			return false;
 		}
+		set_defer_accept(ls, fd);
 		add_listener(ls, fd, false);
 	}
 	freeaddrinfo(res);
@@ -151,8 +175,8 @@ static bool listen_unix(struct listeners *ls, const char *dir, int port, int mod
 }
 
 struct listeners *listen_open(struct evloop *loop, const char *addrs, int port, const char *unix_dir,
-			      int unix_mode, int backlog, listen_accept_fn fn, void *arg, char *err,
-			      size_t errlen)
+			      int unix_mode, int backlog, bool defer_accept, listen_accept_fn fn,
+			      void *arg, char *err, size_t errlen)
 {
 	struct listeners *ls = calloc(1, sizeof(*ls));
 	char *copy, *tok, *save = NULL;
@@ -165,6 +189,7 @@ struct listeners *listen_open(struct evloop *loop, const char *addrs, int port, 
 	ls->loop = loop;
 	ls->fn = fn;
 	ls->arg = arg;
+	ls->defer_accept = defer_accept;
 	ev_timer_init(&ls->retry, resume_accepting, 1.0, 0);
 	ls->retry.data = ls;
 	for (tok = strtok_r(copy, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {

@@ -4,6 +4,7 @@
 #include "ev/loop.h"
 
 #include <ev.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "core/log.h"
@@ -218,4 +219,9 @@ void evloop_run_deferred(struct evloop *l)
 			break;
 		}
 	}
+}
+
+void evloop_library_version(char *buf, size_t len)
+{
+	snprintf(buf, len, "libev %d.%d", ev_version_major(), ev_version_minor());
 }

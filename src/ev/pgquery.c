@@ -380,3 +380,14 @@ void pgquery_free(struct pgquery *q, bool loop_alive)
 	free(q->conninfo);
 	free(q);
 }
+
+void pgquery_library_version(char *buf, size_t len)
+{
+	int v = PQlibVersion();
+
+	/* From PostgreSQL 10 on the number is major * 10000 + minor. */
+	if (v >= 100000)
+		snprintf(buf, len, "libpq %d.%d", v / 10000, v % 10000);
+	else
+		snprintf(buf, len, "libpq %d.%d.%d", v / 10000, v / 100 % 100, v % 100);
+}

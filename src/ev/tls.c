@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <openssl/bio.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -657,4 +658,9 @@ void tls_conn_describe(const struct conn *c, char *buf, size_t len)
 		return;
 	}
 	snprintf(buf, len, "%s/%s", SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl));
+}
+
+void tls_library_version(char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", OpenSSL_version(OPENSSL_VERSION));
 }

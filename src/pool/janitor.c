@@ -52,6 +52,9 @@ static void check_active(struct pool *p, uint64_t now)
 			   exceeded(now, c->request_time_us, cfg->idle_transaction_timeout)) {
 			c->server->close_when_released = true;
 			client_close(c, "25P03", "idle transaction timeout");
+		} else if (client_fast_close_due(c)) {
+			/* Marked while the client sat between transactions: nothing else would come. */
+			client_fast_close(c);
 		} else if (!c->server && exceeded(now, c->request_time_us, cfg->client_idle_timeout)) {
 			client_close(c, "08P01", "client_idle_timeout: client was idle too long");
 		} else if (p->w->safe_shutdown && !c->query_running && c->tx_status == 'I' &&

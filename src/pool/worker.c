@@ -126,6 +126,12 @@ static bool clusters_kept(struct worker *w, const struct config *newcfg, char *e
 	return true;
 }
 
+void worker_log_config_warnings(const struct config *cfg)
+{
+	for (int i = 0; i < cfg->n_warnings; i++)
+		log_warning("%s", cfg->warnings[i]);
+}
+
 bool worker_reload(struct worker *w, char *err, size_t errlen)
 {
 	struct config *newcfg = config_load(w->cfg->config_file, err, errlen);
@@ -156,6 +162,7 @@ bool worker_reload(struct worker *w, char *err, size_t errlen)
 		config_free(newcfg);
 		return false;
 	}
+	worker_log_config_warnings(newcfg);
 	worker_apply_config(w, newcfg, ul);
 	log_info("config reloaded");
 	return true;

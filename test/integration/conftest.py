@@ -41,13 +41,14 @@ EXPECTED_ERRORS = {
     "canceled": ({"57014"}, "cancel"),
     "statement_mode_transaction": ({"0A000"}, "transaction"),
     "max_client_conn": ({"53300"}, "max_client_conn"),
-    "unknown_database": ({"3D000"}, ""),
+    "unknown_database": ({"3D000"}, "no such database: "),
     "bad_password": ({"28P01"}, "authentication failed"),
+    "trust_failed": ({"28P01"}, '"trust" authentication failed'),
     "not_allowed": ({"28000"}, ""),
     "server_lost": ({"08006", "57P01", "57P02", "57P03", "08003", "08000"}, ""),
     "shutting_down": ({"57P01"}, ""),
     "protocol_violation": ({"08P01"}, ""),
-    "database_disabled": ({"57P03", "08P01", "3D000"}, ""),
+    "database_disabled": ({"57P03", "08P01", "3D000"}, "is disabled"),
 }
 
 

@@ -1,5 +1,10 @@
 """The admin console: SHOW output against what is really connected, PAUSE/RESUME, KILL,
 DISABLE/ENABLE, RECONNECT, SET, access control."""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 
 import psycopg
@@ -158,6 +163,7 @@ def test_disable_enable(pgmux):
     err = c.error_or_close(3)
     assert isinstance(err, rawpg.PgError), repr(err)
     assert_error(err, "database_disabled")
+    assert err.message == 'database "app" is disabled'        # PgBouncer's words
     assert mux.connect("other").execute("select 1").fetchone()[0] == 1
     mux.admin("ENABLE app")
     assert mux.connect("app").execute("select 1").fetchone()[0] == 1
@@ -198,3 +204,46 @@ def test_admin_shutdown(pgmux):
     except rawpg.Closed:
         pass        # the console may be closed before the answer
     assert mux.wait_exit(5) is not None, "pgmux still runs 5 s after SHUTDOWN"
+
+
+# Run as another OS user: connect to the console over the unix socket, print the outcome.
+OTHER_UID_LOGIN = """
+import sys, psycopg
+try:
+    psycopg.connect(host=sys.argv[1], port=sys.argv[2], dbname="pgmux", user="pgmux",
+                    password="x", connect_timeout=5).close()
+    print("LOGGED IN")
+except psycopg.Error as e:
+    print("REFUSED", e)
+"""
+
+
+def test_own_os_user_reaches_console_over_unix_socket(pgmux):
+    """As PgBouncer: the OS user running pgmux logs in to the console over the unix socket as
+    user pgmux (or pgbouncer) without a password, whatever auth_type says; another name, TCP
+    and other OS users authenticate as usual."""
+    sockdir = tempfile.mkdtemp(prefix="pgmux-sock-")
+    os.chmod(sockdir, 0o755)        # reachable for the other OS user below
+    try:
+        mux = pgmux({"auth_type": "md5", "unix_socket_dir": sockdir, "admin_users": ""})
+        for name in ("pgmux", "pgbouncer"):
+            with psycopg.connect(host=sockdir, port=mux.port, dbname=name, user=name,
+                                 autocommit=True, connect_timeout=5) as conn:
+                assert conn.execute("SHOW VERSION").fetchone()[0].startswith("pgmux ")
+                assert conn.execute("SHOW POOLS").fetchall() is not None
+                conn.execute("PAUSE app")           # every command, not only SHOW
+                conn.execute("RESUME app")
+        for host, user in ((sockdir, "postgres"), ("127.0.0.1", "pgmux")):
+            with pytest.raises(psycopg.OperationalError) as ei:
+                psycopg.connect(host=host, port=mux.port, dbname="pgmux", user=user,
+                                password="x", connect_timeout=5)
+            assert "password authentication failed" in str(ei.value)
+        if os.geteuid() != 0:
+            pytest.skip("switching to another OS user needs root")
+        r = subprocess.run(["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups",
+                            "--", sys.executable, "-c", OTHER_UID_LOGIN, sockdir, str(mux.port)],
+                           capture_output=True, text=True, timeout=30, cwd="/")
+        assert r.stdout.startswith("REFUSED") and "password authentication failed" in r.stdout, \
+            r.stdout + r.stderr
+    finally:
+        shutil.rmtree(sockdir, ignore_errors=True)

@@ -1,10 +1,13 @@
 """The command line: --version, --help, bad arguments and configs, -d with a pidfile."""
 import os
+import re
 import signal
+import ssl
 import subprocess
 import time
 
 from conftest import PGMUX_BIN, listening_pids
+from pgcluster import wait_port
 
 
 def run(*args, timeout=10):
@@ -15,11 +18,55 @@ def test_version_and_help():
     r = run("--version")
     assert r.returncode == 0
     assert "pgmux" in (r.stdout + r.stderr).lower()
+    r = run("-V")
+    assert r.returncode == 0 and r.stdout.startswith("pgmux ")
     r = run("--help")
     assert r.returncode == 0
     assert "usage" in (r.stdout + r.stderr).lower()
     r = run("--no-such-option")
     assert r.returncode != 0
+
+
+def test_version_lists_libraries():
+    """As PgBouncer's --version: ours first, then each library as linked at run time."""
+    lines = run("--version").stdout.splitlines()
+    assert re.fullmatch(r"pgmux \d+\.\d+\.\d+", lines[0]), lines
+    want = [r"libev \d+\.\d+", r"adns: c-ares \d+\.\d+\.\d+", r"tls: OpenSSL \d+\.\d+\.\d+.*",
+            r"libpq \d+\.\d+", r"libcurl \d+\.\d+\.\d+.*"]
+    assert len(lines) == 1 + len(want), lines
+    for pattern, line in zip(want, lines[1:]):
+        assert re.fullmatch(pattern, line), (pattern, line)
+    # the OpenSSL line is the library's own, as Python's ssl module (same system library) has it
+    if ssl.OPENSSL_VERSION.startswith("OpenSSL 3"):
+        assert lines[3] == "tls: " + ssl.OPENSSL_VERSION
+
+
+def test_pgbouncer_ini_starts_unchanged(pgmux, pg):
+    """Keys of a PgBouncer 1.18 file that pgmux used to refuse: tcp_defer_accept,
+    server_fast_close, auth_type = plain, a database's auth_user, min_pool_size above the pool
+    size (a warning, not an error)."""
+    mux = pgmux(start=False)
+    mux.settings.update({"tcp_defer_accept": "1", "server_fast_close": "1",
+                         "auth_type": "plain", "min_pool_size": "8", "default_pool_size": "5"})
+    mux.databases["app"] += " auth_user=postgres min_pool_size=3 pool_size=2"
+    mux.write_config()
+    text = open(mux.config_path).read().replace("[pgmux]", "[pgbouncer]")
+    with open(mux.config_path, "w") as f:
+        f.write(text)
+    mux.proc = subprocess.Popen([PGMUX_BIN, mux.config_path], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    try:
+        wait_port(mux.port, timeout=10)
+    except TimeoutError:
+        raise AssertionError("pgmux did not start:\n" + mux.log())
+    log = mux.log()
+    assert re.search(r"WARNING .*min_pool_size: 8 is larger than default_pool_size \(5\)", log)
+    assert re.search(r"WARNING .*: app: min_pool_size \(3\) is larger than pool_size \(2\)", log)
+    # auth_type = plain asks for a cleartext password; postgres has none, so it is refused
+    c = mux.raw()
+    c.startup("postgres", "app")
+    mtype, payload = c.read_msg()
+    assert mtype == b"R" and payload[:4] == b"\0\0\0\x03", (mtype, payload)
 
 
 def test_missing_and_bad_config(tmp_path):

@@ -157,11 +157,29 @@ def test_auth_type_and_secret_kind(pgmux, direct, auth_type, kind, works):
 
 
 def test_trust(pgmux, direct):
+    """trust spares the password, not auth_file: as in PgBouncer, a user that is not listed
+    (postgres here, whom the server itself would trust) is refused before any server sees it."""
     mux = pgmux({"auth_type": "trust"}, start=False)
     write_userlist(mux, {"bob": PASSWORDS["bob"]})
     mux.start()
     login_all_clients(mux, "bob", "")
-    login_all_clients(mux, "postgres", "")
+    for user, db in (("postgres", "app"), ("nobody", "app"), ("nobody", "nosuchdb"),
+                     ("postgres", "pgmux")):
+        err = login_error(mux, user, "", dbname=db)
+        assert_error(err, "trust_failed")
+        assert err.message == '"trust" authentication failed'
+    assert not direct.query("select 1 from pg_stat_activity where usename = 'nobody'")
+
+
+def test_trust_admits_users_auth_query_finds(pgmux, direct, aq_roles):
+    """A user not in auth_file but found by auth_query is known; one it does not find is not."""
+    entries = db_entries(direct.pg)
+    entries["app"] += " user=postgres"       # the server login does not need the client's proof
+    mux = pgmux({"auth_type": "trust", "auth_user": "postgres"}, databases=entries)
+    with mux.connect(user="aq_user") as conn:
+        assert conn.execute("select current_user").fetchone()[0] == "postgres"
+    assert_error(login_error(mux, "nobody", ""), "trust_failed")
+    assert_error(login_error(mux, "aq_expired", ""), "trust_failed")
 
 
 def test_md5_auth_type_uses_scram_for_scram_secret(pgmux, direct):
@@ -478,6 +496,25 @@ def test_auth_query_md5_auth_type_uses_scram_secret(pgmux, direct, aq_roles):
     r = run_psql(mux, "aq_user", "aq-secret")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "aq_user"
+
+
+def test_auth_user_and_auth_dbname_per_database(pgmux, pg, direct, aq_roles):
+    """As PgBouncer: a database entry's auth_user overrides [pgmux]'s for its clients, and its
+    auth_dbname names the entry the lookup runs in."""
+    dbs = db_entries(pg)
+    dbs["app"] += " auth_user=postgres auth_dbname=lookup"
+    dbs["lookup"] = f"host=127.0.0.1 port={pg.port} dbname=other"
+    # [pgmux]'s auth_user cannot log in (alice has no password in auth_file): its lookups fail
+    mux = pgmux({"auth_type": "scram-sha-256", "auth_user": "alice"}, databases=dbs)
+    r = run_psql(mux, "aq_user", "aq-secret", dbname="app")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "aq_user"
+    rows = direct.query("select datname, usename from pg_stat_activity "
+                        "where application_name = 'pgmux auth_query'")
+    # (a lookup connection of an earlier test's pgmux may still be on its way out)
+    assert ("other", "postgres") in rows and not [r for r in rows if r[0] == "app"], rows
+    err = login_error(mux, "aq_user", "aq-secret", dbname="other")
+    assert err.sqlstate == "08006" and "could not look up" in err.message, err
 
 
 def test_auth_query_does_not_block(pgmux, pg, direct, aq_roles):

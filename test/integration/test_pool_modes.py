@@ -182,3 +182,39 @@ def test_pipeline_in_transaction_mode(pgmux):
             a.execute("select 1 / 0")
             a.execute("select 2")
     assert a.execute("select 'fine'").fetchone()[0] == "fine"
+
+
+@pytest.mark.parametrize("fast_close", [0, 1])
+def test_server_fast_close(pgmux, direct, fast_close):
+    """Session mode, after RECONNECT: with server_fast_close a client's server is closed, and
+    the client with it, when its transaction ends (or at once when it is between transactions);
+    without it both live on until the client leaves, as in PgBouncer."""
+    mux = pgmux({"pool_mode": "session", "default_pool_size": 3,
+                 "server_fast_close": fast_close})
+    busy, idle = mux.raw().login("postgres", "app"), mux.raw().login("postgres", "app")
+    busy_pid = int(busy.scalar("select pg_backend_pid()"))
+    idle_pid = int(idle.scalar("select pg_backend_pid()"))
+    busy.query("begin")
+    busy.query("select 1")
+    mux.admin("RECONNECT app")
+    pids = lambda: {r[0] for r in direct.backends("app")}   # noqa: E731
+    if not fast_close:
+        busy.query("commit")
+        assert int(busy.scalar("select pg_backend_pid()")) == busy_pid
+        assert int(idle.scalar("select pg_backend_pid()")) == idle_pid
+        return
+    # between transactions: closed by the next sweep, with a reason
+    err = idle.error_or_close(3)
+    assert isinstance(err, rawpg.PgError), repr(err)
+    assert_error(err, "server_lost")
+    assert "server_fast_close" in err.message
+    wait_for(lambda: idle_pid not in pids(), 3, what="the idle client's server to close")
+    # inside a transaction: left alone until it ends, then closed with its client
+    assert busy.scalar("select 2") == "2" and busy_pid in pids()
+    busy.query("commit")
+    err = busy.error_or_close(3)
+    assert isinstance(err, rawpg.PgError), repr(err)
+    assert "server_fast_close" in err.message
+    wait_for(lambda: busy_pid not in pids(), 3, what="the busy client's server to close")
+    # new clients get new servers
+    assert mux.connect().execute("select 1").fetchone()[0] == 1

@@ -16,6 +16,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 PGMUX_BIN = os.environ.get("PGMUX_BIN", os.path.join(ROOT, "pgmux"))
 
 
+# Roles the test servers have; listed in a pgmux's default auth_file.
+DEFAULT_USERS = ("postgres", "alice", "bob", "carol")
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -143,11 +147,16 @@ class Pgmux:
         self.config_path = os.path.join(self.basedir, "pgmux.ini")
         self.log_path = os.path.join(self.basedir, "pgmux.log")
         self.databases = databases
+        # auth_type = trust admits only users in auth_file (as PgBouncer): unless a test brings
+        # its own, the test roles are listed, without passwords, so that a login sends the
+        # server what it would without an auth_file (the server trusts postgres on loopback).
+        self.default_auth_file = os.path.join(self.basedir, "default-userlist.txt")
         self.settings = {
             "listen_addr": "127.0.0.1",
             "listen_port": str(self.port),
             "unix_socket_dir": "",
             "auth_type": "trust",
+            "auth_file": self.default_auth_file,
             "admin_users": "postgres",
             "logfile": self.log_path,
             "pidfile": os.path.join(self.basedir, "pgmux.pid"),
@@ -161,6 +170,9 @@ class Pgmux:
         self.proc = None
 
     def write_config(self):
+        if self.settings.get("auth_file") == self.default_auth_file:
+            with open(self.default_auth_file, "w") as f:
+                f.writelines(f'"{user}" ""\n' for user in DEFAULT_USERS)
         lines = ["[pgmux]"] + [f"{k} = {v}" for k, v in self.settings.items()]
         lines += ["", "[databases]"] + [f"{k} = {v}" for k, v in self.databases.items()]
         if self.users:

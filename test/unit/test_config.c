@@ -176,6 +176,12 @@ static const struct {
 	{ "auth_type = scram-sha-256", "auth_type", "scram-sha-256" },
 	{ "auth_type = trust", "auth_type", "trust" },
 	{ "auth_type = hba", "auth_type", "hba" },
+	/* PgBouncer's name for the cleartext method; shown under pgmux's. */
+	{ "auth_type = plain", "auth_type", "password" },
+	{ "auth_type = PLAIN", "auth_type", "password" },
+	{ "tcp_defer_accept = 1", "tcp_defer_accept", "1" },
+	{ "tcp_defer_accept = 45", "tcp_defer_accept", "45" },
+	{ "server_fast_close = 1", "server_fast_close", "1" },
 	{ "pkt_buf = 4096", "pkt_buf", "4096" },
 	{ "logfile = /var/log/pgmux/pgmux.log", "logfile", "/var/log/pgmux/pgmux.log" },
 	{ "server_reset_query =", "server_reset_query", "" },
@@ -265,10 +271,14 @@ static void test_databases(void **state)
 		"spaced = host = db1   port = 6000\n"
 		"bare =\n"
 		"Upper = HOST=db2\n"
+		"aq = auth_user=lookup auth_dbname=authdb\n"
 		"[pgmux]\nlisten_addr = *\n");
 	const struct db_entry *db;
 
-	assert_int_equal(cfg->n_dbs, 6);
+	assert_int_equal(cfg->n_dbs, 7);
+	db = config_find_db(cfg, "aq");
+	assert_string_equal(db->auth_user, "lookup");
+	assert_string_equal(db->auth_dbname, "authdb");
 	db = config_find_db(cfg, "app");
 	assert_non_null(db);
 	assert_string_equal(db->name, "app");
@@ -295,6 +305,8 @@ static void test_databases(void **state)
 	assert_int_equal(db->max_db_connections, -1);
 	assert_int_equal(db->pool_mode, POOL_MODE_INHERIT);
 	assert_string_equal(db->connect_query, "");
+	assert_string_equal(db->auth_user, "");
+	assert_string_equal(db->auth_dbname, "");
 
 	db = config_find_db(cfg, "tz");
 	assert_string_equal(db->timezone, "Europe/Paris");
@@ -379,11 +391,9 @@ static const struct {
 	{ "[pgmux]\nquery_timeout = 1.5s\n", 2, "query_timeout", "not a number of seconds" },
 	{ "[pgmux]\npool_mode = sometimes\n", 2, "pool_mode",
 	  "not one of: session transaction statement" },
-	{ "[pgmux]\nauth_type = plain\n", 2, "auth_type", "not one of:" },
-	{ "[pgmux]\nmin_pool_size = 30\n", 2, "min_pool_size",
-	  "larger than default_pool_size (20)" },
-	{ "[pgmux]\nmin_pool_size = 5\ndefault_pool_size = 4\n", 3, "min_pool_size",
-	  "larger than default_pool_size (4)" },
+	{ "[pgmux]\nauth_type = pam\n", 2, "auth_type", "not one of:" },
+	{ "[pgmux]\ntcp_defer_accept = yes\n", 2, "tcp_defer_accept", "not an integer" },
+	{ "[pgmux]\nserver_fast_close = sometimes\n", 2, "server_fast_close", "not a boolean" },
 	{ "[pgmux]\nunix_socket_dir =\n", 2, "listen_addr", "nothing to listen on" },
 	{ "listen_port = 1\n", 1, "listen_port", "outside any section" },
 	{ "[pgmux]\n[servers]\nfoo = 1\n", 3, "foo", "unknown section [servers]" },
@@ -399,10 +409,6 @@ static const struct {
 	{ "[databases]\napp = pool_size=-2\n", 2, "app", "pool_size: '-2' is out of range" },
 	{ "[databases]\napp = pool_size=many\n", 2, "app", "pool_size: 'many' is not an integer" },
 	{ "[databases]\napp = pool_mode=bulk\n", 2, "app", "pool_mode: 'bulk' is not one of" },
-	{ "[databases]\napp = pool_size=2 min_pool_size=3\n", 2, "app",
-	  "min_pool_size (3) is larger than pool_size (2)" },
-	{ "[pgmux]\nmin_pool_size = 10\n[databases]\n\napp = pool_size=5\n", 5, "app",
-	  "min_pool_size (10) is larger than pool_size (5)" },
 	{ "[pgmux]\nauth_type = any\n[databases]\napp = host=a\n", 4, "app",
 	  "auth_type = any needs user=" },
 	{ "[databases]\n"
@@ -488,6 +494,52 @@ static void test_errors(void **state)
 	}
 }
 
+/* --- accepted with a warning (PgBouncer accepts these; a pgbouncer.ini must start) --- */
+
+static const struct {
+	const char *text;
+	int n;             /* warnings expected */
+	int line;          /* of the first */
+	const char *key;
+	const char *what;
+} warning_cases[] = {
+	{ "[pgmux]\nmin_pool_size = 30\n", 1, 2, "min_pool_size",
+	  "30 is larger than default_pool_size (20)" },
+	{ "[pgmux]\nmin_pool_size = 5\ndefault_pool_size = 4\n", 1, 3, "min_pool_size",
+	  "larger than default_pool_size (4)" },
+	{ "[databases]\napp = pool_size=2 min_pool_size=3\n", 1, 2, "app",
+	  "min_pool_size (3) is larger than pool_size (2)" },
+	{ "[pgmux]\nmin_pool_size = 10\n[databases]\n\napp = pool_size=5\n", 1, 5, "app",
+	  "min_pool_size (10) is larger than pool_size (5)" },
+	{ "[pgmux]\nmin_pool_size = 5\n[databases]\napp = pool_size=5\n", 0, 0, NULL, NULL },
+};
+
+static void test_warnings(void **state)
+{
+	for (size_t i = 0; i < ARRAY_LEN(warning_cases); i++) {
+		char path[64], err[512], prefix[256];
+		struct config *cfg = load_text(warning_cases[i].text, path, sizeof(path), err,
+					       sizeof(err));
+
+		if (!cfg)
+			fail_msg("case %zu did not load: %s", i, err);
+		if (cfg->n_warnings != warning_cases[i].n)
+			fail_msg("case %zu: %d warnings, want %d", i, cfg->n_warnings,
+				 warning_cases[i].n);
+		if (warning_cases[i].n == 0) {
+			config_free(cfg);
+			continue;
+		}
+		snprintf(prefix, sizeof(prefix), "%s:%d: %s: ", path, warning_cases[i].line,
+			 warning_cases[i].key);
+		if (strncmp(cfg->warnings[0], prefix, strlen(prefix)) != 0 ||
+		    !strstr(cfg->warnings[0], warning_cases[i].what))
+			fail_msg("case %zu: got \"%s\"\nwant prefix \"%s\" and \"%s\"", i,
+				 cfg->warnings[0], prefix, warning_cases[i].what);
+		config_free(cfg);
+	}
+}
+
 static void test_missing_file(void **state)
 {
 	char err[256];
@@ -524,7 +576,9 @@ static const struct {
 	{ "unix_socket_mode", "0750", true, "0750" },
 	{ "default_pool_size", "0", false, "default_pool_size: '0' is out of range" },
 	{ "default_pool_size", "x", false, "default_pool_size: 'x' is not an integer" },
-	{ "min_pool_size", "25", false, "min_pool_size: 25 is larger than default_pool_size" },
+	/* As in a file: above the pool size is accepted (the pool stays at its size). */
+	{ "min_pool_size", "25", true, "25" },
+	{ "auth_type", "plain", true, "password" },
 	{ "pool_mode", "none", false, "pool_mode: 'none' is not one of" },
 	{ "nonsense", "1", false, "nonsense: unknown key" },
 };
@@ -707,6 +761,7 @@ int main(void)
 		cmocka_unit_test(test_db_fallback),
 		cmocka_unit_test(test_users),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_warnings),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_small_error_buffer),
 		cmocka_unit_test(test_set_value),
