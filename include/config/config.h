@@ -61,8 +61,15 @@ struct db_entry {
 	char *application_name;
 	char *connect_query;    /* optional query run once on every new server connection */
 	char *cluster;          /* a [cluster.NAME] this database is routed through; "" = host= */
+	int load_balance_hosts; /* enum host_balance: using a comma-separated host list */
 	char *auth_user;        /* runs auth_query for this database's clients; "" = [pgmux]'s */
 	char *auth_dbname;      /* entry auth_query runs in for this database; "" = [pgmux]'s */
+};
+
+/* load_balance_hosts: how a database entry's comma-separated host list is used. */
+enum host_balance {
+	HOST_BALANCE_ROUND_ROBIN, /* each new server connection goes to the next host */
+	HOST_BALANCE_DISABLE,     /* the same host until a connection to it fails */
 };
 
 /* read_from: where reads may go. */

@@ -38,6 +38,8 @@ struct database {
 	int n_servers;                /* server connections over all its pools */
 	struct stats stats_prev;      /* for averages */
 	struct cluster *cluster;      /* cluster= entries: where its members are; NULL = host= */
+	int next_host;                /* host= lists: where the next server connection goes */
+	int hosts_failed;             /* connections that failed since one logged in */
 	struct route_stats routes;    /* where its units of work went (SHOW ROUTES) */
 };
 

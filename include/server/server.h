@@ -48,7 +48,9 @@ struct server {
 	socklen_t salen;
 	uint32_t backend_pid, backend_key;
 	struct param_set params;      /* what the server reported through ParameterStatus */
-	char addr[128];
+	char addr[280];
+	char host[256];               /* host= databases: the host of the entry's list it went to */
+	int host_idx;                 /* and that host's place in the list */
 
 	uint32_t internal_pending;    /* ReadyForQuery owed to pgmux's own queries (consumed) */
 	bool internal_failed;         /* one of pgmux's own queries failed */

@@ -21,6 +21,9 @@
 /* Index = enum pool_mode value. */
 static const char *const pool_mode_names[] = { "session", "transaction", "statement", NULL };
 
+/* Index = enum host_balance value (PgBouncer's names). */
+static const char *const host_balance_names[] = { "round-robin", "disable", NULL };
+
 /* Index = enum auth_type value. */
 static const char *const auth_type_names[] = {
 	"trust", "any", "password", "md5", "scram-sha-256", "cert", "hba", NULL,
@@ -252,7 +255,8 @@ const size_t config_key_count = sizeof(config_keys) / sizeof(config_keys[0]);
 #define DB_COUNT(field, lo, help_text) ENTRY_KEY(db_entry, field, CFG_INT, NULL, lo, INT_MAX, help_text)
 
 const struct config_key config_db_keys[] = {
-	DB_STR(host, "server host name or address, or a unix socket directory (starts with /)"),
+	DB_STR(host, "server host name or address, or a unix socket directory (starts with /); "
+		     "a comma-separated list shares the connections"),
 	ENTRY_KEY(db_entry, port, CFG_INT, "5432", 1, 65535, "server port"),
 	DB_STR(dbname, "database name on the server; unset = the entry's name"),
 	DB_STR(user, "log in to the server as this user; unset = the client's user"),
@@ -269,6 +273,10 @@ const struct config_key config_db_keys[] = {
 	DB_STR(application_name, "application_name set on new server connections"),
 	DB_STR(connect_query, "query run once on every new server connection"),
 	DB_STR(cluster, "route through this [cluster.NAME] instead of host= and port="),
+	{ .name = "load_balance_hosts", .type = CFG_ENUM,
+	  .offset = offsetof(struct db_entry, load_balance_hosts), .default_value = "round-robin",
+	  .reloadable = true, .enum_names = host_balance_names,
+	  .help = "with several hosts: round-robin, or disable (the same one until it fails)" },
 	DB_STR(auth_user, "auth_query for clients of this database runs as this user; "
 			  "unset = [pgmux] auth_user"),
 	DB_STR(auth_dbname, "database entry the auth_query of this database's clients runs in; "

@@ -31,14 +31,78 @@ static const char *server_dbname(const struct server *s)
 	return e && *e->dbname ? e->dbname : s->pool->db->name;
 }
 
-/* The member's host (cluster= databases), else the entry's host as configured (name or address). */
+/* The member's host (cluster= databases), else the one chosen from the entry's host list. */
 static const char *server_host(const struct server *s)
 {
-	const struct db_entry *e = s->pool->db->entry;
-
 	if (s->pool->db->cluster)
 		return s->pool->db->cluster->members[s->member].host;
-	return e && *e->host ? e->host : "127.0.0.1";
+	return s->host;
+}
+
+/*
+ * The idx-th host (from 0) of a comma-separated list into buf, spaces trimmed; returns how many
+ * hosts the list has (at least 1: an empty list is one empty host).
+ */
+static int host_at(const char *list, int idx, char *buf, size_t len)
+{
+	int n = 0;
+
+	*buf = '\0';
+	for (const char *p = list;; n++) {
+		const char *end = strchr(p, ',');
+		size_t l = end ? (size_t)(end - p) : strlen(p);
+
+		if (n == idx) {
+			while (l && *p == ' ')
+				p++, l--;
+			while (l && p[l - 1] == ' ')
+				l--;
+			snprintf(buf, len, "%.*s", (int)l, p);
+		}
+		if (!end)
+			return n + 1;
+		p = end + 1;
+	}
+}
+
+/* A host= database: which of its hosts this connection goes to (load_balance_hosts). */
+static void choose_host(struct server *s)
+{
+	struct database *db = s->pool->db;
+	const struct db_entry *e = db->entry;
+	const char *list = e && *e->host ? e->host : "127.0.0.1";
+	int n = host_at(list, 0, s->host, sizeof(s->host));
+
+	s->host_idx = db->next_host % n;
+	host_at(list, s->host_idx, s->host, sizeof(s->host));
+	if (!e || e->load_balance_hosts == HOST_BALANCE_ROUND_ROBIN)
+		db->next_host = s->host_idx + 1;
+}
+
+/*
+ * s could not connect or log in to its host. With load_balance_hosts = disable the next host
+ * takes its turn. True while some host of the list has not failed since the last login that
+ * worked: the pool tries it (within a janitor tick) before it counts as a login failure.
+ */
+static bool host_failed(struct server *s)
+{
+	struct database *db = s->pool->db;
+	char unused[2];
+
+	if (db->cluster)
+		return false;
+	if (db->next_host == s->host_idx)
+		db->next_host = s->host_idx + 1;
+	db->hosts_failed++;
+	return db->hosts_failed < host_at(s->pool->db->entry ? db->entry->host : "", 0, unused, sizeof(unused));
+}
+
+/* Connecting or logging in failed: why (sqlstate, err) reaches the pool, unless another host may do. */
+static void connect_failed(struct server *s, const char *sqlstate, const char *err, const char *why)
+{
+	if (!host_failed(s))
+		pool_server_login_failed(s, sqlstate, err);
+	server_close(s, why);
 }
 
 static int server_port(const struct server *s)
@@ -69,8 +133,7 @@ static bool server_unix_addr(struct server *s, const char *dir, int port, char *
 static void start_failed(struct server *s, const char *err, const char *why)
 {
 	server_log(LOG_LVL_WARNING, s, "%s", err);
-	pool_server_login_failed(s, "08006", err);
-	server_close(s, why);
+	connect_failed(s, "08006", err, why);
 }
 
 /*
@@ -85,6 +148,10 @@ bool server_login_start(struct server *s)
 	int errnum = 0;
 	bool started;
 
+	if (!s->pool->db->cluster) {
+		choose_host(s);
+		host = server_host(s);
+	}
 	if (host[0] == '/') {
 		if (!server_unix_addr(s, host, port, err, sizeof(err))) {
 			start_failed(s, err, "bad socket path");
@@ -144,15 +211,16 @@ static void retire_moved_servers(struct server *s)
 		list_for_each_safe(n, t, &p->idle_servers) {
 			struct server *o = list_entry(n, struct server, node);
 
-			if (o != s && o->member == s->member && o->salen && !same_addr(&o->sa, &s->sa))
+			if (o != s && o->member == s->member && o->host_idx == s->host_idx && o->salen &&
+			    !same_addr(&o->sa, &s->sa))
 				server_close(o, "server address changed");
 		}
 		for (size_t i = 0; i < sizeof(busy) / sizeof(busy[0]); i++)
 			list_for_each_safe(n, t, busy[i]) {
 				struct server *o = list_entry(n, struct server, node);
 
-				if (o != s && o->member == s->member && o->salen &&
-				    !same_addr(&o->sa, &s->sa) && !o->close_when_released) {
+				if (o != s && o->member == s->member && o->host_idx == s->host_idx &&
+				    o->salen && !same_addr(&o->sa, &s->sa) && !o->close_when_released) {
 					server_log(LOG_LVL_INFO, o, "server address changed: closing when released");
 					o->close_when_released = true;
 				}
@@ -227,30 +295,24 @@ static void send_startup(struct server *s)
 
 void server_login_connected(struct server *s, bool ok, int errnum)
 {
-	char err[256];
+	char err[512];
 
 	if (!ok && !errnum && conn_error(&s->conn)) {
 		/* The host name did not resolve. */
 		snprintf(err, sizeof(err), "%s", conn_error(&s->conn));
-		server_log(LOG_LVL_WARNING, s, "%s", err);
-		pool_server_login_failed(s, "08006", err);
-		server_close(s, "resolve failed");
+		start_failed(s, err, "resolve failed");
 		return;
 	}
 	if (!ok && conn_error(&s->conn)) {
 		/* TCP was up; the TLS negotiation failed (refused, or the certificate was wrong). */
 		snprintf(err, sizeof(err), "could not connect to server %s: %s", s->addr,
 			 conn_error(&s->conn));
-		server_log(LOG_LVL_WARNING, s, "%s", err);
-		pool_server_login_failed(s, "08006", err);
-		server_close(s, "TLS failed");
+		start_failed(s, err, "TLS failed");
 		return;
 	}
 	if (!ok) {
 		snprintf(err, sizeof(err), "could not connect to server %s: %s", s->addr, strerror(errnum));
-		server_log(LOG_LVL_WARNING, s, "%s", err);
-		pool_server_login_failed(s, "08006", err);
-		server_close(s, "connect failed");
+		start_failed(s, err, "connect failed");
 		return;
 	}
 	if (s->sa.ss_family != AF_UNIX) {
@@ -282,8 +344,7 @@ static const char *server_password(const struct server *s)
 static void login_failed(struct server *s, const char *sqlstate, const char *msg)
 {
 	server_log(LOG_LVL_WARNING, s, "login failed: %s", msg);
-	pool_server_login_failed(s, sqlstate, msg);
-	server_close(s, "login failed");
+	connect_failed(s, sqlstate, msg, "login failed");
 }
 
 static bool send_sasl_initial(struct server *s, const uint8_t *mechs, size_t len)
@@ -428,11 +489,11 @@ enum conn_action server_login_packet(struct server *s, const struct pkt_header *
 			server_log(LOG_LVL_WARNING, s, "malformed BackendKeyData");
 		return CONN_CONSUME;
 	case 'E':
-		if (!be_parse_error(body, len, &e))
+		if (!be_parse_error(body, len, &e)) {
+			e.sqlstate = "08P01";
 			e.message = "malformed error from server";
-		pool_server_login_failed(s, e.sqlstate, e.message);
-		server_log(LOG_LVL_WARNING, s, "login failed: %s %s", e.sqlstate, e.message);
-		server_close(s, "login error");
+		}
+		login_failed(s, e.sqlstate, e.message);
 		return CONN_CLOSED;
 	case 'Z':
 		s->tx_status = len >= 1 ? (char)body[0] : 'I';
@@ -440,6 +501,7 @@ enum conn_action server_login_packet(struct server *s, const struct pkt_header *
 		if (!fenced_ok(s))
 			return CONN_CLOSED;
 		s->pool->welcome_ready = true;
+		s->pool->db->hosts_failed = 0;
 		if (s->pool->db->entry && *s->pool->db->entry->connect_query) {
 			server_set_state(s, SERVER_RESET);
 			server_send_internal_query(s, s->pool->db->entry->connect_query);

@@ -218,3 +218,29 @@ def test_server_fast_close(pgmux, direct, fast_close):
     wait_for(lambda: busy_pid not in pids(), 3, what="the busy client's server to close")
     # new clients get new servers
     assert mux.connect().execute("select 1").fetchone()[0] == 1
+
+
+def test_host_list_round_robin(pgmux, pg):
+    # host=a,b as in PgBouncer: new server connections take turns (here TCP and the socket)
+    dbs = {"app": f"host='127.0.0.1, {pg.sockdir}' port={pg.port} dbname=app"}
+    mux = pgmux({"pool_mode": "transaction", "default_pool_size": 4}, databases=dbs)
+    clients = [mux.connect(autocommit=False) for _ in range(4)]
+    # each holds a server in its transaction: four server connections
+    seen = sorted(str(c.execute("select inet_server_addr()").fetchone()[0]) for c in clients)
+    assert seen == ["127.0.0.1", "127.0.0.1", "None", "None"], seen
+    for c in clients:
+        c.close()
+
+
+def test_host_list_load_balance_disable(pgmux, pg):
+    # nothing listens on the first host: after its failure the second serves, and keeps serving
+    dbs = {"app": f"host=127.0.0.9,127.0.0.1 port={pg.port} dbname=app load_balance_hosts=disable"}
+    mux = pgmux({"pool_mode": "transaction", "default_pool_size": 3, "server_login_retry": 0.1},
+                databases=dbs)
+    clients = [mux.connect(autocommit=False) for _ in range(3)]
+    for c in clients:
+        assert str(c.execute("select inet_server_addr()").fetchone()[0]) == "127.0.0.1"
+    for c in clients:
+        c.close()
+    failed = [line for line in mux.log().splitlines() if "closing: connect failed" in line]
+    assert len(failed) == 1, f"the failed host was tried again: {failed}"
