@@ -428,51 +428,52 @@ static enum conn_action client_parse(struct client *c, const uint8_t *body, size
 
 static void shape_known(struct server *s);
 
-/*
- * A fingerprint of a RowDescription's columns (names, types, type modifiers; not the formats,
- * which a portal chooses), or of NoData. Never 0, which means "not known".
- */
-static uint32_t shape_of(char type, const uint8_t *body, size_t len)
+static uint32_t fnv_add(uint32_t h, const uint8_t *p, size_t n)
 {
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h;
+}
+
+/*
+ * A fingerprint of what a RowDescription says about the result PostgreSQL compares when it
+ * re-plans a prepared statement: the column count, and each column's name, type OID, type
+ * length and type modifier. Not the table OID and attribute number, which a table dropped and
+ * created again with the same columns changes without changing the result; nor the format
+ * code, which a portal chooses. NoData is 1; never 0, which means "not known".
+ */
+static uint32_t row_shape(char type, const uint8_t *body, size_t len)
+{
+	/* per column: name, table oid (4), attnum (2), type oid (4), typlen (2), typmod (4), format (2) */
+	enum { SKIP_BEFORE = 6, KEEP = 10, SKIP_AFTER = 2 };
 	uint32_t h = 2166136261u;
+	size_t pos = 2;
+	int ncols;
 
 	if (type == 'n')
 		return 1;
-	for (size_t i = 0; i < len; i++) {
-		h ^= body[i];
-		h *= 16777619u;
-	}
-	return h ? h : 2;
-}
-
-/* RowDescription body without each column's trailing format code (int16). */
-static uint32_t row_shape(const uint8_t *body, size_t len)
-{
-	uint8_t buf[8192];
-	size_t pos = 2, out = 0;
-	int ncols;
-
 	if (len < 2)
-		return shape_of('T', body, len);
+		return 2;
 	ncols = body[0] << 8 | body[1];
-	for (int i = 0; i < ncols; i++) {
-		size_t nlen = strnlen((const char *)body + pos, len - pos);
-		size_t field = nlen + 1 + 16; /* name, table oid, attnum, type oid, typlen, typmod */
+	h = fnv_add(h, body, 2);
+	for (int i = 0; i < ncols && pos < len; i++) {
+		size_t name = strnlen((const char *)body + pos, len - pos) + 1;
 
-		if (pos + field + 2 > len || out + field > sizeof(buf))
-			return shape_of('T', body, len);
-		memcpy(buf + out, body + pos, field);
-		out += field;
-		pos += field + 2;
+		/* A malformed description: a fingerprint of it all, which matches only itself. */
+		if (pos + name + SKIP_BEFORE + KEEP + SKIP_AFTER > len)
+			return fnv_add(h, body + pos, len - pos) | 2;
+		h = fnv_add(h, body + pos, name);
+		h = fnv_add(h, body + pos + name + SKIP_BEFORE, KEEP);
+		pos += name + SKIP_BEFORE + KEEP + SKIP_AFTER;
 	}
-	return shape_of('T', buf, out);
+	return h > 1 ? h : 2;
 }
 
 /* A Describe's answer: remember the columns on the server copy, and for the client if it asked. */
 static void note_shape(struct server *s, const struct respq_entry *e, char type,
 		       const uint8_t *body, size_t len)
 {
-	uint32_t shape = type == 'n' ? 1 : row_shape(body, len);
+	uint32_t shape = row_shape(type, body, len);
 	ssize_t i = server_find(&s->pstmts, e->ps);
 	struct client *c = s->client;
 

@@ -1,0 +1,126 @@
+"""Named prepared statements in transaction pooling answer as PostgreSQL itself would.
+
+pgmux renames a client's statements to shared server-side names and prepares them lazily on
+whichever server the client gets. These tests send the same exact messages (rawpg) to pgmux and
+straight to PostgreSQL and compare the answers, and run drivers that track their statements:
+- a named Parse the server rejects fails (it is not answered early unless its text is known to
+  parse), and a known text is still prepared without waiting for a server;
+- SQL DEALLOCATE (simple Query and unnamed Parse, as psycopg 3 sends it) and DISCARD ALL act
+  on the client's own names;
+- a table dropped and re-created with the same columns does not give a false 0A000.
+"""
+import struct
+
+import psycopg
+import pytest
+
+import rawpg
+from conftest import Background, wait_for
+
+
+# ---- raw protocol helpers ----------------------------------------------------------------------
+
+def cstr(s):
+    return s.encode() + b"\0"
+
+
+def parse(name, sql, types=()):
+    return rawpg.message(b"P", cstr(name) + cstr(sql) + struct.pack("!h", len(types)) +
+                         b"".join(struct.pack("!I", t) for t in types))
+
+
+def bind(portal, stmt, params=()):
+    body = cstr(portal) + cstr(stmt) + struct.pack("!hh", 0, len(params))
+    for p in params:
+        body += struct.pack("!i", len(p)) + p.encode()
+    return rawpg.message(b"B", body + struct.pack("!h", 0))
+
+
+def describe(kind, name):
+    return rawpg.message(b"D", kind + cstr(name))
+
+
+def execute(portal=""):
+    return rawpg.message(b"E", cstr(portal) + struct.pack("!i", 0))
+
+
+def query(sql):
+    return rawpg.message(b"Q", cstr(sql))
+
+
+SYNC = rawpg.message(b"S")
+
+
+def exchange(r, *msgs, ready=1):
+    """Send msgs, read up to the ready-th ReadyForQuery; return the answers in short form:
+    message type, with the SQLSTATE and message of an error, the tag of a CommandComplete, the
+    status of a ReadyForQuery and the values of a DataRow."""
+    r.send(b"".join(msgs))
+    out = []
+    while ready:
+        mtype, payload = r.read_msg()
+        if mtype == b"E":
+            f = rawpg.parse_fields(payload)
+            out.append(("E", f.get("C"), f.get("M")))
+        elif mtype == b"C":
+            out.append(("C", payload.rstrip(b"\0").decode()))
+        elif mtype == b"Z":
+            out.append(("Z", payload.decode()))
+            ready -= 1
+        elif mtype == b"D":
+            out.append(("D", *rawpg.parse_row(payload)))
+        elif mtype in (b"N", b"S"):
+            continue
+        else:
+            out.append(mtype.decode())
+    return out
+
+
+def both(mux, pg):
+    """A raw connection through pgmux and one straight to PostgreSQL, both logged in to app."""
+    m = mux.raw()
+    m.login("postgres", "app")
+    d = rawpg.RawPg("127.0.0.1", pg.port)
+    d.login("postgres", "app")
+    return m, d
+
+
+def same(m, d, *msgs, ready=1):
+    """Both connections give the same answers to msgs; returns them."""
+    want = exchange(d, *msgs, ready=ready)
+    got = exchange(m, *msgs, ready=ready)
+    assert got == want, f"through pgmux {got}, PostgreSQL {want}"
+    return got
+
+
+# ---- 7: the result-shape check ----------------------------------------------------------------
+
+def test_table_recreated_with_the_same_columns_is_no_plan_change(pgmux, pg):
+    """PostgreSQL re-plans a statement whose table was dropped and created again with the same
+    columns, and answers; so must pgmux when it prepares the statement on another server (the
+    table's OID and the columns' numbers changed, their names and types did not)."""
+    mux = pgmux(settings={"default_pool_size": 2})
+    adm = psycopg.connect(pg.dsn("app"), autocommit=True)
+    plain = psycopg.connect(pg.dsn("app"), autocommit=True, prepare_threshold=0)
+    c = psycopg.connect(mux.dsn("app", "postgres"), autocommit=True, prepare_threshold=0)
+    sql = "SELECT * FROM recreated WHERE id = %s"
+    try:
+        for rnd in range(3):
+            adm.execute("DROP TABLE IF EXISTS recreated")
+            adm.execute("CREATE TABLE recreated (id int, v text)")
+            adm.execute("INSERT INTO recreated VALUES (1, 'a')")
+            for conn in (plain, c):
+                assert conn.execute(sql, (1,), prepare=True).fetchone() == (1, "a")
+            # a column dropped before: other attribute numbers, same result columns
+            adm.execute("DROP TABLE recreated")
+            adm.execute("CREATE TABLE recreated (gone int, id int, v text)")
+            adm.execute("ALTER TABLE recreated DROP COLUMN gone")
+            adm.execute("INSERT INTO recreated VALUES (1, 'b')")
+            mux.admin("RECONNECT app")             # the next Bind runs on a new copy
+            for conn in (plain, c):
+                assert conn.execute(sql, (1,), prepare=True).fetchone() == (1, "b")
+    finally:
+        for conn in (c, plain, adm):
+            conn.close()
+        with psycopg.connect(pg.dsn("app"), autocommit=True) as a:
+            a.execute("DROP TABLE IF EXISTS recreated")
