@@ -8,6 +8,10 @@
  * prepared on whatever server the client gets right before it is needed (pipelined, no extra
  * round trip). Each server keeps at most max_prepared_statements, least recently used closed first.
  *
+ * A client's named Parse goes to a server, whose answer the client gets, unless its definition is
+ * known to parse (a server accepted it before): then, outside a transaction, pgmux answers it at
+ * once without a server (see prepared_parse_unlinked). A Parse that fails leaves no name behind.
+ *
  * Freshness: see pstmt_registry.seq.
  *
  * Ordering: pgmux sometimes answers a message itself (ParseComplete for a statement the server
@@ -32,6 +36,7 @@ struct pstmt {
 	uint64_t id;
 	uint32_t hash;
 	uint32_t refs;         /* client map entries and servers holding it */
+	bool parses;           /* a server accepted its Parse: a client's Parse may be answered early */
 	char name[32];         /* on servers: "pgmux_<id>" */
 	size_t def_len;
 	uint8_t def[];         /* Parse body after the name: query, parameter count and types */
@@ -86,6 +91,8 @@ struct respq_entry {
 	 * result columns the answer describes (only compared, never dereferenced: it may be gone).
 	 */
 	struct pstmt *ps;
+	/* P with action '=': the client's name it made (cstmt.parsed_seq), forgotten if it fails */
+	uint64_t seq;
 };
 
 struct respq {
@@ -108,9 +115,9 @@ bool prepared_active(const struct client *c);
 enum conn_action prepared_client_message(struct client *c, const struct pkt_header *hdr, const uint8_t *whole);
 
 /*
- * A Parse from a client that holds no server, outside any transaction. A named statement is
- * registered and answered at once (CONN_CONSUME); an unnamed one needs a server (CONN_FORWARD
- * means "go on as usual").
+ * A Parse from a client that holds no server, outside any transaction. A named statement whose
+ * definition is known to parse is registered and answered at once (CONN_CONSUME); any other
+ * Parse needs a server, which answers it (CONN_FORWARD means "go on as usual").
  */
 enum conn_action prepared_parse_unlinked(struct client *c, const struct pkt_header *hdr, const uint8_t *whole);
 

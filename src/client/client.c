@@ -368,10 +368,10 @@ static enum conn_action relay_packet(struct client *c, const struct pkt_header *
 		if (hdr->type == 'H' && !c->unsynced)
 			return CONN_CONSUME;
 		/*
-		 * A named Parse outside a transaction needs no server: it is prepared on whichever
-		 * server the client's Bind finds. A client that prepares while holding nothing cannot
-		 * then wait for a server that its own other connections hold. The price: an invalid
-		 * statement is reported at its first Bind rather than at Parse.
+		 * A named Parse outside a transaction of a text a server already accepted needs no
+		 * server: it is prepared on whichever server the client's Bind finds. A client that
+		 * prepares while holding nothing then cannot wait for a server that its own other
+		 * connections hold. Any other Parse goes to a server, which answers it.
 		 */
 		if (hdr->type == 'P' && prepared_active(c) && c->tx_status == 'I' && !c->unsynced &&
 		    c->pending_ready == 0) {

@@ -44,22 +44,35 @@ static uint32_t hash_bytes(const uint8_t *p, size_t n)
 	return h;
 }
 
-static struct pstmt *registry_get(struct pstmt_registry *r, const uint8_t *def, size_t len)
+/* The shared statement of this definition, or NULL. */
+static struct pstmt *registry_find(struct pstmt_registry *r, const uint8_t *def, size_t len)
 {
 	uint32_t h = hash_bytes(def, len);
-	struct pstmt **slot, *ps;
+	struct pstmt *ps;
 
 	if (!r->buckets)
 		return NULL;
-	slot = &r->buckets[h % r->nbuckets];
-	for (ps = *slot; ps; ps = ps->next)
+	for (ps = r->buckets[h % r->nbuckets]; ps; ps = ps->next)
 		if (ps->hash == h && ps->def_len == len && memcmp(ps->def, def, len) == 0)
 			return ps;
+	return NULL;
+}
+
+/* The shared statement of this definition, made if new (unreferenced), or NULL (no memory). */
+static struct pstmt *registry_get(struct pstmt_registry *r, const uint8_t *def, size_t len)
+{
+	uint32_t h = hash_bytes(def, len);
+	struct pstmt **slot, *ps = registry_find(r, def, len);
+
+	if (ps || !r->buckets)
+		return ps;
+	slot = &r->buckets[h % r->nbuckets];
 	ps = malloc(sizeof(*ps) + len);
 	if (!ps)
 		return NULL;
 	ps->hash = h;
 	ps->refs = 0;
+	ps->parses = false;
 	ps->id = ++r->next_id;
 	snprintf(ps->name, sizeof(ps->name), "pgmux_%llu", (unsigned long long)ps->id);
 	ps->def_len = len;
@@ -134,15 +147,34 @@ static bool client_set(struct pstmt_registry *r, struct client_pstmts *m, const 
 	return true;
 }
 
+static void client_remove_at(struct pstmt_registry *r, struct client_pstmts *m, struct cstmt *e)
+{
+	pstmt_unref(r, e->ps);
+	free(e->name);
+	*e = m->items[--m->n];
+}
+
 static void client_remove(struct pstmt_registry *r, struct client_pstmts *m, const char *name)
 {
 	struct cstmt *e = client_find(m, name);
 
-	if (!e)
-		return;
-	pstmt_unref(r, e->ps);
-	free(e->name);
-	*e = m->items[--m->n];
+	if (e)
+		client_remove_at(r, m, e);
+}
+
+/*
+ * The client's Parse that made the name with this sequence failed (or was skipped): PostgreSQL
+ * would have no such statement. ps is only compared (it may be gone).
+ */
+static void client_forget_parse(struct pstmt_registry *r, struct client_pstmts *m,
+				const struct pstmt *ps, uint64_t seq)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		if (m->items[i].ps == ps && m->items[i].parsed_seq == seq) {
+			client_remove_at(r, m, &m->items[i]);
+			return;
+		}
+	}
 }
 
 /* ---- what a server has ---- */
@@ -211,7 +243,7 @@ static size_t server_lru(const struct server_pstmts *set)
 
 /* ---- the answer queue ---- */
 
-static bool respq_push_ps(struct respq *q, char kind, char action, struct pstmt *ps)
+static bool respq_push_ps(struct respq *q, char kind, char action, struct pstmt *ps, uint64_t seq)
 {
 	/* The server skips everything but Sync after an error: no answer will come. */
 	if (q->skipping && kind != 'S')
@@ -231,14 +263,14 @@ static bool respq_push_ps(struct respq *q, char kind, char action, struct pstmt 
 		q->cap = cap;
 		q->head = 0;
 	}
-	q->ring[(q->head + q->len) % q->cap] = (struct respq_entry){ kind, action, ps };
+	q->ring[(q->head + q->len) % q->cap] = (struct respq_entry){ kind, action, ps, seq };
 	q->len++;
 	return true;
 }
 
 static bool respq_push(struct respq *q, char kind, char action)
 {
-	return respq_push_ps(q, kind, action, NULL);
+	return respq_push_ps(q, kind, action, NULL, 0);
 }
 
 static struct respq_entry *respq_head(struct respq *q)
@@ -364,8 +396,11 @@ static void make_room(struct server *s)
 	}
 }
 
-/* Send a Parse of ps under pgmux's name; action says whether its answer is the client's. */
-static void prepare_on_server(struct server *s, struct pstmt *ps, char action)
+/*
+ * Send a Parse of ps under pgmux's name; action says whether its answer is the client's
+ * ('=': client_seq is the client's name it makes) or pgmux's own ('-').
+ */
+static void prepare_on_server(struct server *s, struct pstmt *ps, char action, uint64_t client_seq)
 {
 	ssize_t i = server_find(&s->pstmts, ps);
 
@@ -384,7 +419,7 @@ static void prepare_on_server(struct server *s, struct pstmt *ps, char action)
 		server_add(&s->pstmts, ps, ++s->w->pstmts.seq);
 	}
 	write_msg(&s->conn, 'P', ps->name, strlen(ps->name) + 1, ps->def, ps->def_len);
-	respq_push_ps(&s->respq, 'P', action, ps);
+	respq_push_ps(&s->respq, 'P', action, ps, client_seq);
 }
 
 /*
@@ -396,7 +431,7 @@ static void ensure_prepared(struct server *s, const struct cstmt *e, ssize_t i)
 	if (i >= 0 && s->pstmts.prepared_seq[i] > e->parsed_seq)
 		s->pstmts.last_used[i] = ++s->pstmts.clock;
 	else
-		prepare_on_server(s, e->ps, '-');
+		prepare_on_server(s, e->ps, '-', 0);
 }
 
 static enum conn_action client_parse(struct client *c, const uint8_t *body, size_t len)
@@ -414,13 +449,19 @@ static enum conn_action client_parse(struct client *c, const uint8_t *body, size
 		respq_push(&s->respq, 'P', '=');
 		return CONN_FORWARD;
 	}
+	/* An error made the server skip to the next Sync: PostgreSQL would make no statement. */
+	if (s->respq.skipping)
+		return CONN_CONSUME;
 	ps = registry_get(&c->w->pstmts, body + nlen + 1, len - nlen - 1);
 	if (!ps || !client_set(&c->w->pstmts, &c->pstmts, name, ps)) {
 		client_close(c, "53200", "out of memory for prepared statements");
 		return CONN_CLOSED;
 	}
-	/* Parsed now, so parsed here now: the client must see today's table definitions. */
-	prepare_on_server(s, ps, '=');
+	/*
+	 * Parsed now, so parsed here now: the client must see today's table definitions, and gets
+	 * the server's answer (an error if the server rejects it).
+	 */
+	prepare_on_server(s, ps, '=', client_find(&c->pstmts, name)->parsed_seq);
 	return CONN_CONSUME;
 }
 
@@ -513,9 +554,9 @@ static enum conn_action check_shape(struct client *c, const struct cstmt *e, ssi
 		return CONN_CONSUME;
 	}
 	if (!fresh)
-		prepare_on_server(s, e->ps, '-');
+		prepare_on_server(s, e->ps, '-', 0);
 	write_msg(&s->conn, 'D', "S", 1, e->ps->name, strlen(e->ps->name) + 1);
-	respq_push_ps(&s->respq, 'D', '-', e->ps);
+	respq_push_ps(&s->respq, 'D', '-', e->ps, 0);
 	write_msg(&s->conn, 'H', NULL, 0, NULL, 0);
 	s->shape_wait = true;
 	return CONN_STOP;
@@ -557,7 +598,7 @@ static enum conn_action client_use(struct client *c, char type, char kind, const
 	}
 	ensure_prepared(s, e, i);
 	if (kind == 'D')
-		respq_push_ps(&s->respq, 'D', '=', e->ps);
+		respq_push_ps(&s->respq, 'D', '=', e->ps, 0);
 	if (kind == 'B' && e->ps->def_len <= SETTINGS_PEEK_MAX)
 		client_watch_statement(c, (const char *)e->ps->def, strnlen((const char *)e->ps->def, e->ps->def_len));
 	new_name = e->ps->name;
@@ -618,8 +659,17 @@ enum conn_action prepared_parse_unlinked(struct client *c, const struct pkt_head
 	nlen = strnlen((const char *)body, len);
 	if (nlen == 0 || nlen == len)
 		return CONN_FORWARD;
-	ps = registry_get(&c->w->pstmts, body + nlen + 1, len - nlen - 1);
-	if (!ps || !client_set(&c->w->pstmts, &c->pstmts, (const char *)body, ps)) {
+	/*
+	 * Only a definition some server accepted is answered without one: any other could fail
+	 * there, and the client must hear it now (a client that keeps its statements' names would
+	 * otherwise believe it made one). Drivers that prepare on every connection prepare the
+	 * same texts, so after the first, a client that prepares while holding nothing still
+	 * never waits for a server its own other connections hold.
+	 */
+	ps = registry_find(&c->w->pstmts, body + nlen + 1, len - nlen - 1);
+	if (!ps || !ps->parses)
+		return CONN_FORWARD;
+	if (!client_set(&c->w->pstmts, &c->pstmts, (const char *)body, ps)) {
 		client_close(c, "53200", "out of memory for prepared statements");
 		return CONN_CLOSED;
 	}
@@ -670,7 +720,7 @@ enum conn_action prepared_client_message(struct client *c, const struct pkt_head
 			return CONN_NEED_WHOLE;
 		if (len < 2 || body[0] != 'S') {
 			/* The unnamed portal's columns are its statement's: remember them too. */
-			respq_push_ps(&s->respq, 'd', '=', len >= 2 && body[1] == '\0' ? c->portal_ps : NULL);
+			respq_push_ps(&s->respq, 'd', '=', len >= 2 && body[1] == '\0' ? c->portal_ps : NULL, 0);
 			return CONN_FORWARD;
 		}
 		return client_use(c, 'D', 'D', body, len, 1);
@@ -726,6 +776,8 @@ static void skip_to_sync(struct server *s)
 	while ((e = respq_head(q)) && e->kind != 'S') {
 		if (e->ps && e->kind == 'P')
 			server_forget(&s->w->pstmts, &s->pstmts, e->ps);
+		if (e->ps && e->kind == 'P' && e->action == '=' && s->client)
+			client_forget_parse(&s->w->pstmts, &s->client->pstmts, e->ps, e->seq);
 		respq_pop(q);
 	}
 	q->skipping = !e;
@@ -757,6 +809,14 @@ static enum conn_action owed_error(struct server *s)
 	s->client->error_sent = true;
 	s->seg_error = true;
 	return CONN_CONSUME;
+}
+
+/* A server accepted ps: later Parses of it outside a transaction may be answered early. */
+static void note_parses(struct server *s, struct pstmt *ps)
+{
+	/* Held by this server's set, so alive (an entry's ps may be gone otherwise). */
+	if (server_find(&s->pstmts, ps) >= 0)
+		ps->parses = true;
 }
 
 enum conn_action prepared_server_message(struct server *s, const struct pkt_header *hdr, const uint8_t *whole)
@@ -792,6 +852,8 @@ enum conn_action prepared_server_message(struct server *s, const struct pkt_head
 		return head->action == '-' && type == 't' ? CONN_CONSUME : CONN_FORWARD;
 	if (type == 'Z')
 		return CONN_FORWARD; /* server.c relays it; prepared_after_ready() pops */
+	if (head->kind == 'P' && head->ps)
+		note_parses(s, head->ps);
 	if (head->action == '-') {
 		respq_pop(q);
 		if (s->client)

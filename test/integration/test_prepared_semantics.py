@@ -93,6 +93,64 @@ def same(m, d, *msgs, ready=1):
     return got
 
 
+# ---- 5: a named Parse the server rejects -------------------------------------------------------
+
+def test_named_parse_of_invalid_statement_fails_as_on_postgresql(pgmux, pg):
+    mux = pgmux({"pool_mode": "transaction", "default_pool_size": 2})
+    m, d = both(mux, pg)
+    try:
+        for i in range(3):
+            got = same(m, d, parse("s", f"SELECT $1::nonexistent_type_{i}"), SYNC)
+            assert got[0][:2] == ("E", "42704"), got
+            # the failed statement does not exist: its name is free
+            got = same(m, d, bind("", "s", ["1"]), execute(), SYNC)
+            assert got[0][:2] == ("E", "26000"), got
+        assert same(m, d, parse("s", "SELECT $1::int + 1"), SYNC) == ["1", ("Z", "I")]
+        assert same(m, d, bind("", "s", ["41"]), execute(), SYNC) == \
+            ["2", ("D", "42"), ("C", "SELECT 1"), ("Z", "I")]
+        # in a pipeline: the failed Parse skips the rest up to Sync, as on PostgreSQL
+        got = same(m, d, parse("t", "SELECT nonexistent_column"), bind("", "t"), execute(),
+                   SYNC, parse("t", "SELECT 2"), bind("", "t"), execute(), SYNC, ready=2)
+        assert got[0][:2] == ("E", "42703") and got[-2:] == [("C", "SELECT 1"), ("Z", "I")]
+    finally:
+        m.close()
+        d.close()
+
+
+def test_pqprepare_of_invalid_sql_reports_the_error(pgmux):
+    mux = pgmux({"pool_mode": "transaction", "default_pool_size": 1})
+    conn = mux.connect()
+    res = conn.pgconn.prepare(b"bad", b"SELECT FROM WHERE")
+    assert res.status == psycopg.pq.ExecStatus.FATAL_ERROR
+    assert res.error_field(psycopg.pq.DiagnosticField.SQLSTATE) == b"42601"
+    res = conn.pgconn.prepare(b"bad", b"SELECT $1::int * 2")
+    assert res.status == psycopg.pq.ExecStatus.COMMAND_OK, res.error_message
+    res = conn.pgconn.exec_prepared(b"bad", [b"21"])
+    assert res.get_value(0, 0) == b"42"
+
+
+def test_known_statement_is_prepared_without_waiting_for_a_server(pgmux):
+    """The early answer stays for a text some server already parsed: a client that prepares
+    while its own other connection holds the only server must not wait for it."""
+    mux = pgmux({"pool_mode": "transaction", "default_pool_size": 1})
+    first = mux.raw()
+    first.login("postgres", "app")
+    assert exchange(first, parse("k", "SELECT $1::int + 10"), SYNC) == ["1", ("Z", "I")]
+    holder = mux.connect(autocommit=False)
+    holder.execute("SELECT 1")                     # holds the only server, in a transaction
+    r = mux.raw()
+    r.login("postgres", "app")
+    assert exchange(r, parse("mine", "SELECT $1::int + 10"), SYNC) == ["1", ("Z", "I")]
+    # an unknown text needs a server: it waits for the holder
+    waiter = Background(exchange, r, parse("new", "SELECT $1::int + 20"), SYNC)
+    wait_for(lambda: mux.pool()["cl_waiting"] == 1, 10, what="the Parse to wait for a server")
+    holder.commit()
+    assert waiter.result(10) == ["1", ("Z", "I")]
+    got = exchange(r, bind("", "mine", ["1"]), execute(), bind("", "new", ["1"]), execute(), SYNC)
+    assert got == ["2", ("D", "11"), ("C", "SELECT 1"), "2", ("D", "21"), ("C", "SELECT 1"),
+                   ("Z", "I")]
+
+
 # ---- 7: the result-shape check ----------------------------------------------------------------
 
 def test_table_recreated_with_the_same_columns_is_no_plan_change(pgmux, pg):
