@@ -151,6 +151,152 @@ def test_known_statement_is_prepared_without_waiting_for_a_server(pgmux):
                    ("Z", "I")]
 
 
+# ---- 6: DEALLOCATE and DISCARD ALL of renamed statements ---------------------------------------
+
+def test_deallocate_by_simple_query_answers_as_postgresql(pgmux, pg):
+    mux = pgmux({"pool_mode": "transaction", "default_pool_size": 2})
+    m, d = both(mux, pg)
+    try:
+        same(m, d, parse("s1", "SELECT 1"), parse("S2", "SELECT 2"), SYNC)
+        assert same(m, d, query("DEALLOCATE s1")) == [("C", "DEALLOCATE"), ("Z", "I")]
+        assert same(m, d, bind("", "s1"), execute(), SYNC)[0][:2] == ("E", "26000")
+        assert same(m, d, query("deallocate s1;"))[0][:2] == ("E", "26000")
+        assert same(m, d, query('DEALLOCATE PREPARE "S2"')) == [("C", "DEALLOCATE"), ("Z", "I")]
+        same(m, d, parse("s3", "SELECT 3"), parse("s4", "SELECT 4"), SYNC)
+        assert same(m, d, query("DEALLOCATE ALL")) == [("C", "DEALLOCATE ALL"), ("Z", "I")]
+        assert same(m, d, bind("", "s4"), execute(), SYNC)[0][:2] == ("E", "26000")
+        # inside a transaction: not undone by ROLLBACK; an unknown name aborts it
+        same(m, d, parse("s5", "SELECT 5"), parse("s6", "SELECT 6"), SYNC)
+        assert same(m, d, query("BEGIN")) == [("C", "BEGIN"), ("Z", "T")]
+        assert same(m, d, query("DEALLOCATE s5")) == [("C", "DEALLOCATE"), ("Z", "T")]
+        assert same(m, d, query("DEALLOCATE nosuch"))[-1] == ("Z", "E")
+        assert same(m, d, query("DEALLOCATE s6"))[0][:2] == ("E", "25P02")
+        assert same(m, d, query("ROLLBACK")) == [("C", "ROLLBACK"), ("Z", "I")]
+        assert same(m, d, bind("", "s5"), execute(), SYNC)[0][:2] == ("E", "26000")
+        assert same(m, d, bind("", "s6"), execute(), SYNC)[1:] == [("D", "6"), ("C", "SELECT 1"),
+                                                                  ("Z", "I")]
+        # pgmux's own server-side names are not the client's
+        assert same(m, d, query("DEALLOCATE pgmux_1"))[0][:2] == ("E", "26000")
+        assert same(m, d, bind("", "s6"), execute(), SYNC)[-1] == ("Z", "I")
+        # pipelined behind other queries, in a transaction or not: answered in order
+        same(m, d, parse("s7", "SELECT 7"), SYNC)
+        for _ in range(5):
+            assert same(m, d, query("SELECT pg_sleep(0.01)"), query("DEALLOCATE s7"),
+                        query("DEALLOCATE s7"), query("BEGIN"), query("SELECT 1"),
+                        query("DEALLOCATE s7"), query("ROLLBACK"), ready=7)[-1] == ("Z", "I")
+            same(m, d, parse("s7", "SELECT 7"), SYNC)
+    finally:
+        m.close()
+        d.close()
+
+
+def test_deallocate_of_a_pinned_clients_sql_prepared_statement(pgmux, pg):
+    """SQL PREPARE pins the client to its server, where its DEALLOCATE goes too."""
+    mux = pgmux({"pool_mode": "transaction", "default_pool_size": 2})
+    m, d = both(mux, pg)
+    try:
+        same(m, d, parse("p1", "SELECT 1"), SYNC)
+        same(m, d, query("PREPARE sq AS SELECT 2"))
+        assert same(m, d, query("EXECUTE sq"))[1:] == [("D", "2"), ("C", "SELECT 1"), ("Z", "I")]
+        assert same(m, d, query("DEALLOCATE sq")) == [("C", "DEALLOCATE"), ("Z", "I")]
+        assert same(m, d, query("EXECUTE sq"))[0][:2] == ("E", "26000")
+        assert same(m, d, query("DEALLOCATE p1")) == [("C", "DEALLOCATE"), ("Z", "I")]
+        same(m, d, query("PREPARE sq AS SELECT 3"), parse("p2", "SELECT 4"), SYNC, ready=2)
+        assert same(m, d, query("DEALLOCATE ALL")) == [("C", "DEALLOCATE ALL"), ("Z", "I")]
+        assert same(m, d, query("EXECUTE sq"))[0][:2] == ("E", "26000")
+        assert same(m, d, bind("", "p2"), execute(), SYNC)[0][:2] == ("E", "26000")
+        assert same(m, d, parse("p2", "SELECT 5"), bind("", "p2"), execute(), SYNC)[-3:] == \
+            [("D", "5"), ("C", "SELECT 1"), ("Z", "I")]
+    finally:
+        m.close()
+        d.close()
+
+
+def test_deallocate_by_unnamed_parse_answers_as_postgresql(pgmux, pg):
+    """psycopg 3 and libpq's PQexecParams send DEALLOCATE as Parse/Bind/Describe/Execute/Sync."""
+    mux = pgmux({"pool_mode": "transaction", "default_pool_size": 2})
+    m, d = both(mux, pg)
+
+    def extended(sql):
+        return (parse("", sql), bind("", ""), describe(b"P", ""), execute(), SYNC)
+
+    try:
+        same(m, d, parse("a", "SELECT 1"), parse("b", "SELECT 2"), parse("c", "SELECT 3"), SYNC)
+        assert same(m, d, *extended("DEALLOCATE a")) == \
+            ["1", "2", "n", ("C", "DEALLOCATE"), ("Z", "I")]
+        got = same(m, d, *extended("DEALLOCATE a"))
+        assert got[:2] == ["1", "2"] and got[3][:2] == ("E", "26000") and got[-1] == ("Z", "I")
+        # an error skips the rest of the pipeline
+        got = same(m, d, *extended("DEALLOCATE a")[:-1], bind("", "b"), execute(), SYNC)
+        assert got[3][:2] == ("E", "26000") and len(got) == 5
+        assert same(m, d, parse("", "DEALLOCATE b"), describe(b"S", ""), bind("", ""),
+                    execute(), bind("", "c"), execute(), SYNC) == \
+            ["1", "t", "n", "2", ("C", "DEALLOCATE"), "2", ("D", "3"), ("C", "SELECT 1"),
+             ("Z", "I")]
+        assert same(m, d, *extended("DEALLOCATE ALL")) == \
+            ["1", "2", "n", ("C", "DEALLOCATE ALL"), ("Z", "I")]
+        assert same(m, d, bind("", "c"), execute(), SYNC)[0][:2] == ("E", "26000")
+        # in a transaction, a failed DEALLOCATE aborts it
+        same(m, d, parse("e", "SELECT 5"), SYNC)
+        same(m, d, query("BEGIN"))
+        assert same(m, d, *extended("DEALLOCATE e"))[-1] == ("Z", "T")
+        assert same(m, d, *extended("DEALLOCATE e"))[-1] == ("Z", "E")
+        assert same(m, d, query("ROLLBACK")) == [("C", "ROLLBACK"), ("Z", "I")]
+    finally:
+        m.close()
+        d.close()
+
+
+def test_discard_all_forgets_the_clients_statements(pgmux, pg):
+    mux = pgmux({"pool_mode": "transaction", "default_pool_size": 1})
+    m, d = both(mux, pg)
+    try:
+        same(m, d, parse("x", "SELECT 1"), SYNC)
+        assert same(m, d, query("DISCARD ALL")) == [("C", "DISCARD ALL"), ("Z", "I")]
+        assert same(m, d, bind("", "x"), execute(), SYNC)[0][:2] == ("E", "26000")
+        assert same(m, d, parse("x", "SELECT 2"), bind("", "x"), execute(), SYNC) == \
+            ["1", "2", ("D", "2"), ("C", "SELECT 1"), ("Z", "I")]
+        assert same(m, d, parse("", "DISCARD ALL"), bind("", ""), execute(), SYNC) == \
+            ["1", "2", ("C", "DISCARD ALL"), ("Z", "I")]
+        assert same(m, d, bind("", "x"), execute(), SYNC)[0][:2] == ("E", "26000")
+        # another client's statements on the same server still work
+        other = psycopg.connect(mux.dsn("app"), autocommit=True, prepare_threshold=0)
+        for i in range(3):
+            assert other.execute("SELECT %s::int", (i,), prepare=True).fetchone() == (i,)
+            same(m, d, query("DISCARD ALL"))
+        other.close()
+    finally:
+        m.close()
+        d.close()
+
+
+@pytest.mark.parametrize("autocommit", [True, False])
+def test_psycopg_evicts_its_auto_prepared_statements(pgmux, autocommit):
+    """psycopg 3 keeps at most prepared_max statements and drops the oldest with DEALLOCATE."""
+    mux = pgmux({"pool_mode": "transaction", "default_pool_size": 2})
+    conns = [psycopg.connect(mux.dsn("app"), autocommit=autocommit, prepare_threshold=0)
+             for _ in range(3)]
+    try:
+        for c in conns:
+            c.prepared_max = 3
+        for rnd in range(3):
+            for i in range(12):
+                for c in conns:
+                    sql = f"SELECT %s::int + {i}"
+                    assert c.execute(sql, (rnd,)).fetchone() == (rnd + i,)
+                    if not autocommit:
+                        c.commit()      # three transactions at once would need three servers
+            for c in conns:
+                with c.pipeline():
+                    cur = [c.execute(f"SELECT %s::int * {i}", (2,)) for i in range(8)]
+                assert [x.fetchone()[0] for x in cur] == [2 * i for i in range(8)]
+                if not autocommit:
+                    c.commit()
+    finally:
+        for c in conns:
+            c.close()
+
+
 # ---- 7: the result-shape check ----------------------------------------------------------------
 
 def test_table_recreated_with_the_same_columns_is_no_plan_change(pgmux, pg):
