@@ -8,6 +8,14 @@
  * prepared on whatever server the client gets right before it is needed (pipelined, no extra
  * round trip). Each server keeps at most max_prepared_statements, least recently used closed first.
  *
+ * SQL DEALLOCATE of a client's statement is pgmux's to answer (the server knows only its own
+ * names), as a simple Query or through the unnamed statement (Parse, Bind, Describe, Execute,
+ * as drivers send it); DEALLOCATE ALL and DISCARD ALL forget the client's names.
+ *
+ * A client's named Parse goes to a server, whose answer the client gets, unless its definition is
+ * known to parse (a server accepted it before): then, outside a transaction, pgmux answers it at
+ * once without a server (see prepared_parse_unlinked). A Parse that fails leaves no name behind.
+ *
  * Freshness: see pstmt_registry.seq.
  *
  * Ordering: pgmux sometimes answers a message itself (ParseComplete for a statement the server
@@ -23,6 +31,7 @@
 #include <stdint.h>
 
 #include "ev/conn.h"
+#include "route/dealloc.h"
 
 struct client;
 struct server;
@@ -32,6 +41,7 @@ struct pstmt {
 	uint64_t id;
 	uint32_t hash;
 	uint32_t refs;         /* client map entries and servers holding it */
+	bool parses;           /* a server accepted its Parse: a client's Parse may be answered early */
 	char name[32];         /* on servers: "pgmux_<id>" */
 	size_t def_len;
 	uint8_t def[];         /* Parse body after the name: query, parameter count and types */
@@ -61,6 +71,9 @@ struct cstmt {
 struct client_pstmts {
 	struct cstmt *items;
 	size_t n, cap;
+	/* The unnamed statement is a DEALLOCATE pgmux answers (kind DEALLOC_NONE: it is not). */
+	struct dealloc_stmt unnamed;
+	bool unnamed_portal;   /* the unnamed portal is bound to it */
 };
 
 /* The shared statements prepared on one server, with when each was last used. */
@@ -77,8 +90,9 @@ struct server_pstmts {
 struct respq_entry {
 	char kind;    /* P B C D(statement) d(portal) E S Q F */
 	/*
-	 * '=' relay, '-' swallow (pgmux's own message), '+' pgmux answers itself, 'x' pgmux's own
-	 * failing message: its error is replaced by the one the client is owed
+	 * '=' relay, '-' swallow (pgmux's own message), '+' pgmux answers itself (owed, or a bare
+	 * ParseComplete / CloseComplete), 'x' pgmux's own failing message: its error is replaced by
+	 * owed
 	 */
 	char action;
 	/*
@@ -86,12 +100,19 @@ struct respq_entry {
 	 * result columns the answer describes (only compared, never dereferenced: it may be gone).
 	 */
 	struct pstmt *ps;
+	/* P with action '=': the client's name it made (cstmt.parsed_seq), forgotten if it fails */
+	uint64_t seq;
+	uint8_t *owed;         /* whole messages pgmux writes for '+' or 'x' (owned; NULL: none) */
+	size_t owed_len;
 };
 
 struct respq {
 	struct respq_entry *ring;
 	uint32_t cap, head, len;
 	bool skipping;  /* an error made the server skip messages until the next Sync */
+	/* A DISCARD ALL or DEALLOCATE ALL went to the server: when it succeeds, its statements and
+	 * the client's names are gone. */
+	bool drop_watch;
 };
 
 void pstmt_registry_init(struct pstmt_registry *r);
@@ -108,11 +129,19 @@ bool prepared_active(const struct client *c);
 enum conn_action prepared_client_message(struct client *c, const struct pkt_header *hdr, const uint8_t *whole);
 
 /*
- * A Parse from a client that holds no server, outside any transaction. A named statement is
- * registered and answered at once (CONN_CONSUME); an unnamed one needs a server (CONN_FORWARD
- * means "go on as usual").
+ * A Parse from a client that holds no server, outside any transaction. A named statement whose
+ * definition is known to parse is registered and answered at once (CONN_CONSUME); any other
+ * Parse needs a server, which answers it (CONN_FORWARD means "go on as usual").
  */
 enum conn_action prepared_parse_unlinked(struct client *c, const struct pkt_header *hdr, const uint8_t *whole);
+
+/*
+ * A simple Query from a client with or without a server, before it is routed or relayed:
+ * DEALLOCATE of the client's statements is answered here. CONN_CONSUME: answered (nothing
+ * goes to a server, nothing is owed); CONN_STOP: it waits until the server has answered what
+ * came before (conn_resume then); CONN_NEED_WHOLE; CONN_FORWARD: go on as usual.
+ */
+enum conn_action prepared_query(struct client *c, const struct pkt_header *hdr, const uint8_t *whole);
 
 /*
  * A message from the linked server, before server.c handles it. Returns CONN_FORWARD to let
@@ -129,7 +158,7 @@ void prepared_emit_owed(struct server *s);
 void respq_reset(struct respq *q);
 void respq_free(struct respq *q);
 
-/* Forget a client's names (DEALLOCATE ALL, or the client is going away). */
+/* Forget a client's names (DEALLOCATE ALL, DISCARD ALL, or the client is going away). */
 void client_pstmts_clear(struct pstmt_registry *r, struct client_pstmts *m);
 /* The server lost its statements (DISCARD ALL, reset) or is closing. */
 void server_pstmts_clear(struct pstmt_registry *r, struct server_pstmts *set);

@@ -378,11 +378,18 @@ static enum conn_action relay_packet(struct client *c, const struct pkt_header *
 		}
 		if (hdr->type == 'H' && !c->unsynced)
 			return CONN_CONSUME;
+		/* DEALLOCATE of the client's own statements needs no server. */
+		if (hdr->type == 'Q' && prepared_active(c)) {
+			enum conn_action act = prepared_query(c, hdr, whole);
+
+			if (act != CONN_FORWARD)
+				return act;
+		}
 		/*
-		 * A named Parse outside a transaction needs no server: it is prepared on whichever
-		 * server the client's Bind finds. A client that prepares while holding nothing cannot
-		 * then wait for a server that its own other connections hold. The price: an invalid
-		 * statement is reported at its first Bind rather than at Parse.
+		 * A named Parse outside a transaction of a text a server already accepted needs no
+		 * server: it is prepared on whichever server the client's Bind finds. A client that
+		 * prepares while holding nothing then cannot wait for a server that its own other
+		 * connections hold. Any other Parse goes to a server, which answers it.
 		 */
 		if (hdr->type == 'P' && prepared_active(c) && c->tx_status == 'I' && !c->unsynced &&
 		    c->pending_ready == 0) {
@@ -419,7 +426,12 @@ static enum conn_action relay_packet(struct client *c, const struct pkt_header *
 		c->skip_to_sync = false;
 	}
 	if (prepared_active(c)) {
-		enum conn_action act = prepared_client_message(c, hdr, whole);
+		enum conn_action act = hdr->type == 'Q' ? prepared_query(c, hdr, whole) : CONN_FORWARD;
+
+		/* Answered by pgmux (nothing goes to the server), or waiting: nothing to count. */
+		if (act != CONN_FORWARD)
+			return act;
+		act = prepared_client_message(c, hdr, whole);
 
 		if (act == CONN_NEED_WHOLE || act == CONN_CLOSED || act == CONN_STOP)
 			return act;

@@ -44,22 +44,35 @@ static uint32_t hash_bytes(const uint8_t *p, size_t n)
 	return h;
 }
 
-static struct pstmt *registry_get(struct pstmt_registry *r, const uint8_t *def, size_t len)
+/* The shared statement of this definition, or NULL. */
+static struct pstmt *registry_find(struct pstmt_registry *r, const uint8_t *def, size_t len)
 {
 	uint32_t h = hash_bytes(def, len);
-	struct pstmt **slot, *ps;
+	struct pstmt *ps;
 
 	if (!r->buckets)
 		return NULL;
-	slot = &r->buckets[h % r->nbuckets];
-	for (ps = *slot; ps; ps = ps->next)
+	for (ps = r->buckets[h % r->nbuckets]; ps; ps = ps->next)
 		if (ps->hash == h && ps->def_len == len && memcmp(ps->def, def, len) == 0)
 			return ps;
+	return NULL;
+}
+
+/* The shared statement of this definition, made if new (unreferenced), or NULL (no memory). */
+static struct pstmt *registry_get(struct pstmt_registry *r, const uint8_t *def, size_t len)
+{
+	uint32_t h = hash_bytes(def, len);
+	struct pstmt **slot, *ps = registry_find(r, def, len);
+
+	if (ps || !r->buckets)
+		return ps;
+	slot = &r->buckets[h % r->nbuckets];
 	ps = malloc(sizeof(*ps) + len);
 	if (!ps)
 		return NULL;
 	ps->hash = h;
 	ps->refs = 0;
+	ps->parses = false;
 	ps->id = ++r->next_id;
 	snprintf(ps->name, sizeof(ps->name), "pgmux_%llu", (unsigned long long)ps->id);
 	ps->def_len = len;
@@ -134,15 +147,34 @@ static bool client_set(struct pstmt_registry *r, struct client_pstmts *m, const 
 	return true;
 }
 
+static void client_remove_at(struct pstmt_registry *r, struct client_pstmts *m, struct cstmt *e)
+{
+	pstmt_unref(r, e->ps);
+	free(e->name);
+	*e = m->items[--m->n];
+}
+
 static void client_remove(struct pstmt_registry *r, struct client_pstmts *m, const char *name)
 {
 	struct cstmt *e = client_find(m, name);
 
-	if (!e)
-		return;
-	pstmt_unref(r, e->ps);
-	free(e->name);
-	*e = m->items[--m->n];
+	if (e)
+		client_remove_at(r, m, e);
+}
+
+/*
+ * The client's Parse that made the name with this sequence failed (or was skipped): PostgreSQL
+ * would have no such statement. ps is only compared (it may be gone).
+ */
+static void client_forget_parse(struct pstmt_registry *r, struct client_pstmts *m,
+				const struct pstmt *ps, uint64_t seq)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		if (m->items[i].ps == ps && m->items[i].parsed_seq == seq) {
+			client_remove_at(r, m, &m->items[i]);
+			return;
+		}
+	}
 }
 
 /* ---- what a server has ---- */
@@ -211,7 +243,7 @@ static size_t server_lru(const struct server_pstmts *set)
 
 /* ---- the answer queue ---- */
 
-static bool respq_push_ps(struct respq *q, char kind, char action, struct pstmt *ps)
+static bool respq_push_ps(struct respq *q, char kind, char action, struct pstmt *ps, uint64_t seq)
 {
 	/* The server skips everything but Sync after an error: no answer will come. */
 	if (q->skipping && kind != 'S')
@@ -231,14 +263,34 @@ static bool respq_push_ps(struct respq *q, char kind, char action, struct pstmt 
 		q->cap = cap;
 		q->head = 0;
 	}
-	q->ring[(q->head + q->len) % q->cap] = (struct respq_entry){ kind, action, ps };
+	q->ring[(q->head + q->len) % q->cap] = (struct respq_entry){ kind, action, ps, seq, NULL, 0 };
 	q->len++;
 	return true;
 }
 
 static bool respq_push(struct respq *q, char kind, char action)
 {
-	return respq_push_ps(q, kind, action, NULL);
+	return respq_push_ps(q, kind, action, NULL, 0);
+}
+
+/* An entry whose answer pgmux writes itself: a copy of mb. */
+static bool respq_push_owed(struct respq *q, char kind, char action, const struct msgbuf *mb)
+{
+	struct respq_entry *e;
+	uint8_t *copy;
+
+	if ((q->skipping && kind != 'S') || mb->failed)
+		return !mb->failed;
+	copy = malloc(mb->len);
+	if (!copy || !respq_push(q, kind, action)) {
+		free(copy);
+		return false;
+	}
+	memcpy(copy, mb->data, mb->len);
+	e = &q->ring[(q->head + q->len - 1) % q->cap];
+	e->owed = copy;
+	e->owed_len = mb->len;
+	return true;
 }
 
 static struct respq_entry *respq_head(struct respq *q)
@@ -253,18 +305,23 @@ static struct respq_entry *respq_at(struct respq *q, uint32_t i)
 
 static void respq_pop(struct respq *q)
 {
+	free(q->ring[q->head].owed);
 	q->head = (q->head + 1) % q->cap;
 	q->len--;
 }
 
 void respq_reset(struct respq *q)
 {
-	q->head = q->len = 0;
+	while (q->len)
+		respq_pop(q);
+	q->head = 0;
 	q->skipping = false;
+	q->drop_watch = false;
 }
 
 void respq_free(struct respq *q)
 {
+	respq_reset(q);
 	free(q->ring);
 	memset(q, 0, sizeof(*q));
 }
@@ -331,10 +388,10 @@ static void write_msg(struct conn *to, char type, const void *a, size_t alen, co
 	mb_free(&mb);
 }
 
-/* The answer pgmux gives itself: ParseComplete or CloseComplete. */
+/* The bare answer pgmux gives itself: ParseComplete, BindComplete or CloseComplete. */
 static char synth_of(char kind)
 {
-	return kind == 'P' ? '1' : '3';
+	return kind == 'P' ? '1' : kind == 'B' ? '2' : '3';
 }
 
 /* Write the answers pgmux owes at the head of the queue. */
@@ -343,9 +400,48 @@ static void emit_synthetic(struct server *s)
 	struct respq_entry *e;
 
 	while ((e = respq_head(&s->respq)) && e->action == '+') {
-		write_msg(&s->client->conn, synth_of(e->kind), NULL, 0, NULL, 0);
+		if (e->owed)
+			conn_write(&s->client->conn, e->owed, e->owed_len);
+		else
+			write_msg(&s->client->conn, synth_of(e->kind), NULL, 0, NULL, 0);
 		respq_pop(&s->respq);
 	}
+}
+
+/*
+ * pgmux answers a client's message with mb (NULL: the bare answer of synth_of), in order: now
+ * if nothing comes before it.
+ */
+static void owe(struct client *c, char kind, const struct msgbuf *mb)
+{
+	struct server *s = c->server;
+	struct respq_entry *head;
+
+	if (mb)
+		respq_push_owed(&s->respq, kind, '+', mb);
+	else
+		respq_push(&s->respq, kind, '+');
+	head = respq_head(&s->respq);
+	if (head && head->action == '+') {
+		emit_synthetic(s);
+		/* The client has an answer: its request can no longer start over unnoticed. */
+		c->conn.tap_overflow = true;
+	}
+}
+
+/*
+ * A client's message fails in pgmux with err, as it would on PostgreSQL. The server runs a
+ * message that fails too, so that it skips to the Sync and aborts a transaction block just as
+ * PostgreSQL would; its error is replaced by err. The client's messages up to its Sync are
+ * dropped (the server would skip them).
+ */
+static void fail_here(struct client *c, const struct msgbuf *err)
+{
+	struct server *s = c->server;
+
+	write_msg(&s->conn, 'E', "pgmux_no_such_portal", sizeof("pgmux_no_such_portal"), "\0\0\0\0", 4);
+	respq_push_owed(&s->respq, 'E', 'x', err);
+	c->skip_to_sync = true;
 }
 
 /* Room for one more statement on the server: close the least recently used ones. */
@@ -364,8 +460,11 @@ static void make_room(struct server *s)
 	}
 }
 
-/* Send a Parse of ps under pgmux's name; action says whether its answer is the client's. */
-static void prepare_on_server(struct server *s, struct pstmt *ps, char action)
+/*
+ * Send a Parse of ps under pgmux's name; action says whether its answer is the client's
+ * ('=': client_seq is the client's name it makes) or pgmux's own ('-').
+ */
+static void prepare_on_server(struct server *s, struct pstmt *ps, char action, uint64_t client_seq)
 {
 	ssize_t i = server_find(&s->pstmts, ps);
 
@@ -384,7 +483,7 @@ static void prepare_on_server(struct server *s, struct pstmt *ps, char action)
 		server_add(&s->pstmts, ps, ++s->w->pstmts.seq);
 	}
 	write_msg(&s->conn, 'P', ps->name, strlen(ps->name) + 1, ps->def, ps->def_len);
-	respq_push_ps(&s->respq, 'P', action, ps);
+	respq_push_ps(&s->respq, 'P', action, ps, client_seq);
 }
 
 /*
@@ -396,7 +495,193 @@ static void ensure_prepared(struct server *s, const struct cstmt *e, ssize_t i)
 	if (i >= 0 && s->pstmts.prepared_seq[i] > e->parsed_seq)
 		s->pstmts.last_used[i] = ++s->pstmts.clock;
 	else
-		prepare_on_server(s, e->ps, '-');
+		prepare_on_server(s, e->ps, '-', 0);
+}
+
+/* ---- SQL DEALLOCATE and DISCARD ALL ---- */
+
+/* Longer queries are not held whole to be recognised: they go to the server. */
+#define DEALLOC_PEEK_MAX 256
+
+/*
+ * Does pgmux answer this DEALLOCATE for the client? The server knows only pgmux's names; a
+ * pinned client's SQL-level PREPAREd statements live on its server, though, so for such a
+ * client only the names pgmux manages are pgmux's.
+ */
+static bool dealloc_is_ours(struct client *c, const struct dealloc_stmt *st)
+{
+	if (st->kind == DEALLOC_NAME)
+		return !c->pin_reason || client_find(&c->pstmts, st->name);
+	return st->kind == DEALLOC_ALL && !c->pin_reason;
+}
+
+/* Drop the client's name(s); false when there is no such statement. */
+static bool dealloc_apply(struct client *c, const struct dealloc_stmt *st)
+{
+	if (st->kind == DEALLOC_ALL) {
+		client_pstmts_clear(&c->w->pstmts, &c->pstmts);
+		return true;
+	}
+	if (!client_find(&c->pstmts, st->name))
+		return false;
+	client_remove(&c->w->pstmts, &c->pstmts, st->name);
+	return true;
+}
+
+/* PostgreSQL's answer to it: CommandComplete, or its error for an unknown name. */
+static bool build_dealloc_answer(struct msgbuf *mb, const struct dealloc_stmt *st, bool ok)
+{
+	if (ok)
+		build_command_complete(mb, st->kind == DEALLOC_ALL ? "DEALLOCATE ALL" : "DEALLOCATE");
+	else
+		build_error(mb, "ERROR", "26000", "prepared statement \"%s\" does not exist", st->name);
+	return ok;
+}
+
+static bool parse_dealloc(const uint8_t *sql, size_t len, struct dealloc_stmt *st)
+{
+	return len <= DEALLOC_PEEK_MAX &&
+	       dealloc_parse((const char *)sql, strnlen((const char *)sql, len), st) != DEALLOC_NONE;
+}
+
+enum conn_action prepared_query(struct client *c, const struct pkt_header *hdr, const uint8_t *whole)
+{
+	size_t len = hdr->len - PKT_HDR_LEN;
+	struct dealloc_stmt st;
+	struct msgbuf mb;
+
+	/* A simple Query destroys the unnamed statement (and its portal). */
+	c->pstmts.unnamed.kind = DEALLOC_NONE;
+	c->pstmts.unnamed_portal = false;
+	if (len > DEALLOC_PEEK_MAX)
+		return CONN_FORWARD;
+	if (!whole)
+		return CONN_NEED_WHOLE;
+	if (!parse_dealloc(whole + PKT_HDR_LEN, len, &st) || !dealloc_is_ours(c, &st))
+		return CONN_FORWARD;
+	/* In a failed transaction the server refuses it (25P02) as PostgreSQL would. */
+	if (c->unsynced || c->tx_status == 'E')
+		return CONN_FORWARD;
+	if (c->pending_ready) {
+		/* The answer needs the transaction status after what is in flight. */
+		c->drain_wait = true;
+		return CONN_STOP;
+	}
+	/* Failing, it aborts the transaction block: the server must fail too (see below). */
+	if (st.kind == DEALLOC_NAME && c->tx_status != 'I' && !client_find(&c->pstmts, st.name))
+		return CONN_FORWARD;
+	mb_init(&mb);
+	build_dealloc_answer(&mb, &st, dealloc_apply(c, &st));
+	build_ready(&mb, c->tx_status);
+	client_send(c, &mb);
+	mb_free(&mb);
+	return CONN_CONSUME;
+}
+
+/*
+ * A Query going to the server (prepared_query did not answer it). DISCARD ALL and DEALLOCATE ALL
+ * are watched; a DEALLOCATE of a name the client does not have, in a transaction block, is a
+ * failing statement of pgmux's whose error is replaced by PostgreSQL's (never the client's
+ * text: the name could be one of pgmux's own on the server).
+ */
+static enum conn_action query_to_server(struct client *c, const uint8_t *body, size_t len)
+{
+	static const char failing[] = "DEALLOCATE pgmux_no_such_statement";
+	struct server *s = c->server;
+	struct dealloc_stmt st;
+	struct msgbuf err;
+
+	if (!parse_dealloc(body, len, &st))
+		return CONN_FORWARD;
+	if (st.kind != DEALLOC_NAME) {
+		s->respq.drop_watch = true;
+		return CONN_FORWARD;
+	}
+	if (!dealloc_is_ours(c, &st) || c->tx_status == 'E' || client_find(&c->pstmts, st.name))
+		return CONN_FORWARD;
+	write_msg(&s->conn, 'Q', failing, sizeof(failing), NULL, 0);
+	mb_init(&err);
+	build_dealloc_answer(&err, &st, false);
+	respq_push_owed(&s->respq, 'Q', 'x', &err);
+	mb_free(&err);
+	return CONN_CONSUME;
+}
+
+/*
+ * An unnamed Parse. DEALLOCATE of the client's statements becomes pgmux's own unnamed
+ * statement, answered here through Bind, Describe and Execute (drivers send SQL without
+ * parameters this way); DISCARD ALL and a pinned client's DEALLOCATE ALL are watched.
+ */
+static enum conn_action unnamed_parse(struct client *c, const uint8_t *body, size_t len)
+{
+	struct server *s = c->server;
+	struct dealloc_stmt st;
+
+	c->pstmts.unnamed.kind = DEALLOC_NONE;
+	/* Skipped after an error, or refused in a failed transaction (25P02): the server says so. */
+	if (!s->respq.skipping && c->tx_status != 'E' && parse_dealloc(body + 1, len - 1, &st)) {
+		if (dealloc_is_ours(c, &st)) {
+			c->pstmts.unnamed = st;
+			owe(c, 'P', NULL);
+			return CONN_CONSUME;
+		}
+		if (st.kind != DEALLOC_NAME)
+			s->respq.drop_watch = true;
+	}
+	respq_push(&s->respq, 'P', '=');
+	return CONN_FORWARD;
+}
+
+static enum conn_action bind_dealloc(struct client *c, const uint8_t *body)
+{
+	struct msgbuf err;
+
+	if (body[0] == '\0') {
+		c->pstmts.unnamed_portal = true;
+		owe(c, 'B', NULL);
+		return CONN_CONSUME;
+	}
+	/* Drivers bind it to the unnamed portal; pgmux follows no other. */
+	mb_init(&err);
+	build_error(&err, "ERROR", "0A000", "pgmux answers DEALLOCATE only through the unnamed portal");
+	fail_here(c, &err);
+	mb_free(&err);
+	return CONN_CONSUME;
+}
+
+/* Describe of pgmux's DEALLOCATE: no parameters (statement), no result columns. */
+static enum conn_action describe_dealloc(struct client *c, char what)
+{
+	struct msgbuf mb;
+	size_t lenpos;
+
+	mb_init(&mb);
+	if (what == 'S') {
+		lenpos = mb_begin(&mb, 't');
+		mb_put_u16(&mb, 0);
+		mb_end(&mb, lenpos);
+	}
+	mb_end(&mb, mb_begin(&mb, 'n'));
+	owe(c, what == 'S' ? 'D' : 'd', &mb);
+	mb_free(&mb);
+	return CONN_CONSUME;
+}
+
+/* Execute of pgmux's DEALLOCATE: now it takes effect, as on PostgreSQL. */
+static enum conn_action execute_dealloc(struct client *c)
+{
+	struct msgbuf mb;
+
+	/* The server skips to the Sync after an error: so would PostgreSQL. */
+	if (c->server->respq.skipping)
+		return CONN_CONSUME;
+	mb_init(&mb);
+	if (build_dealloc_answer(&mb, &c->pstmts.unnamed, dealloc_apply(c, &c->pstmts.unnamed)))
+		owe(c, 'E', &mb);
+	else
+		fail_here(c, &mb);
+	mb_free(&mb);
+	return CONN_CONSUME;
 }
 
 static enum conn_action client_parse(struct client *c, const uint8_t *body, size_t len)
@@ -410,17 +695,21 @@ static enum conn_action client_parse(struct client *c, const uint8_t *body, size
 		client_close(c, "08P01", "invalid Parse message");
 		return CONN_CLOSED;
 	}
-	if (nlen == 0) {
-		respq_push(&s->respq, 'P', '=');
-		return CONN_FORWARD;
-	}
+	if (nlen == 0)
+		return unnamed_parse(c, body, len);
+	/* An error made the server skip to the next Sync: PostgreSQL would make no statement. */
+	if (s->respq.skipping)
+		return CONN_CONSUME;
 	ps = registry_get(&c->w->pstmts, body + nlen + 1, len - nlen - 1);
 	if (!ps || !client_set(&c->w->pstmts, &c->pstmts, name, ps)) {
 		client_close(c, "53200", "out of memory for prepared statements");
 		return CONN_CLOSED;
 	}
-	/* Parsed now, so parsed here now: the client must see today's table definitions. */
-	prepare_on_server(s, ps, '=');
+	/*
+	 * Parsed now, so parsed here now: the client must see today's table definitions, and gets
+	 * the server's answer (an error if the server rejects it).
+	 */
+	prepare_on_server(s, ps, '=', client_find(&c->pstmts, name)->parsed_seq);
 	return CONN_CONSUME;
 }
 
@@ -428,51 +717,52 @@ static enum conn_action client_parse(struct client *c, const uint8_t *body, size
 
 static void shape_known(struct server *s);
 
-/*
- * A fingerprint of a RowDescription's columns (names, types, type modifiers; not the formats,
- * which a portal chooses), or of NoData. Never 0, which means "not known".
- */
-static uint32_t shape_of(char type, const uint8_t *body, size_t len)
+static uint32_t fnv_add(uint32_t h, const uint8_t *p, size_t n)
 {
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h;
+}
+
+/*
+ * A fingerprint of what a RowDescription says about the result PostgreSQL compares when it
+ * re-plans a prepared statement: the column count, and each column's name, type OID, type
+ * length and type modifier. Not the table OID and attribute number, which a table dropped and
+ * created again with the same columns changes without changing the result; nor the format
+ * code, which a portal chooses. NoData is 1; never 0, which means "not known".
+ */
+static uint32_t row_shape(char type, const uint8_t *body, size_t len)
+{
+	/* per column: name, table oid (4), attnum (2), type oid (4), typlen (2), typmod (4), format (2) */
+	enum { SKIP_BEFORE = 6, KEEP = 10, SKIP_AFTER = 2 };
 	uint32_t h = 2166136261u;
+	size_t pos = 2;
+	int ncols;
 
 	if (type == 'n')
 		return 1;
-	for (size_t i = 0; i < len; i++) {
-		h ^= body[i];
-		h *= 16777619u;
-	}
-	return h ? h : 2;
-}
-
-/* RowDescription body without each column's trailing format code (int16). */
-static uint32_t row_shape(const uint8_t *body, size_t len)
-{
-	uint8_t buf[8192];
-	size_t pos = 2, out = 0;
-	int ncols;
-
 	if (len < 2)
-		return shape_of('T', body, len);
+		return 2;
 	ncols = body[0] << 8 | body[1];
-	for (int i = 0; i < ncols; i++) {
-		size_t nlen = strnlen((const char *)body + pos, len - pos);
-		size_t field = nlen + 1 + 16; /* name, table oid, attnum, type oid, typlen, typmod */
+	h = fnv_add(h, body, 2);
+	for (int i = 0; i < ncols && pos < len; i++) {
+		size_t name = strnlen((const char *)body + pos, len - pos) + 1;
 
-		if (pos + field + 2 > len || out + field > sizeof(buf))
-			return shape_of('T', body, len);
-		memcpy(buf + out, body + pos, field);
-		out += field;
-		pos += field + 2;
+		/* A malformed description: a fingerprint of it all, which matches only itself. */
+		if (pos + name + SKIP_BEFORE + KEEP + SKIP_AFTER > len)
+			return fnv_add(h, body + pos, len - pos) | 2;
+		h = fnv_add(h, body + pos, name);
+		h = fnv_add(h, body + pos + name + SKIP_BEFORE, KEEP);
+		pos += name + SKIP_BEFORE + KEEP + SKIP_AFTER;
 	}
-	return shape_of('T', buf, out);
+	return h > 1 ? h : 2;
 }
 
 /* A Describe's answer: remember the columns on the server copy, and for the client if it asked. */
 static void note_shape(struct server *s, const struct respq_entry *e, char type,
 		       const uint8_t *body, size_t len)
 {
-	uint32_t shape = type == 'n' ? 1 : row_shape(body, len);
+	uint32_t shape = row_shape(type, body, len);
 	ssize_t i = server_find(&s->pstmts, e->ps);
 	struct client *c = s->client;
 
@@ -504,17 +794,18 @@ static enum conn_action check_shape(struct client *c, const struct cstmt *e, ssi
 	if (fresh && s->pstmts.shape[i] == e->shape)
 		return CONN_FORWARD;
 	if (fresh && s->pstmts.shape[i]) {
-		/* The server runs a message that fails; its error becomes PostgreSQL's own. */
-		write_msg(&s->conn, 'E', "pgmux_no_such_portal", sizeof("pgmux_no_such_portal"),
-			  "\0\0\0\0", 4);
-		respq_push(&s->respq, 'E', 'x');
-		c->skip_to_sync = true;
+		struct msgbuf err;
+
+		mb_init(&err);
+		build_error(&err, "ERROR", "0A000", "cached plan must not change result type");
+		fail_here(c, &err);
+		mb_free(&err);
 		return CONN_CONSUME;
 	}
 	if (!fresh)
-		prepare_on_server(s, e->ps, '-');
+		prepare_on_server(s, e->ps, '-', 0);
 	write_msg(&s->conn, 'D', "S", 1, e->ps->name, strlen(e->ps->name) + 1);
-	respq_push_ps(&s->respq, 'D', '-', e->ps);
+	respq_push_ps(&s->respq, 'D', '-', e->ps, 0);
 	write_msg(&s->conn, 'H', NULL, 0, NULL, 0);
 	s->shape_wait = true;
 	return CONN_STOP;
@@ -535,8 +826,13 @@ static enum conn_action client_use(struct client *c, char type, char kind, const
 		client_close(c, "08P01", "invalid %c message", type);
 		return CONN_CLOSED;
 	}
-	if (kind == 'B' && body[0] == '\0')
-		c->portal_ps = NULL; /* the unnamed portal is being replaced */
+	if (kind == 'B' && body[0] == '\0') {
+		/* the unnamed portal is being replaced */
+		c->portal_ps = NULL;
+		c->pstmts.unnamed_portal = false;
+	}
+	if (kind == 'B' && nlen == 0 && c->pstmts.unnamed.kind != DEALLOC_NONE)
+		return bind_dealloc(c, body);
 	e = nlen ? client_find(&c->pstmts, name) : NULL;
 	if (!e) {
 		/* Unnamed, or unknown: the server answers as PostgreSQL would. */
@@ -556,7 +852,7 @@ static enum conn_action client_use(struct client *c, char type, char kind, const
 	}
 	ensure_prepared(s, e, i);
 	if (kind == 'D')
-		respq_push_ps(&s->respq, 'D', '=', e->ps);
+		respq_push_ps(&s->respq, 'D', '=', e->ps, 0);
 	if (kind == 'B' && e->ps->def_len <= SETTINGS_PEEK_MAX)
 		client_watch_statement(c, (const char *)e->ps->def, strnlen((const char *)e->ps->def, e->ps->def_len));
 	new_name = e->ps->name;
@@ -617,38 +913,22 @@ enum conn_action prepared_parse_unlinked(struct client *c, const struct pkt_head
 	nlen = strnlen((const char *)body, len);
 	if (nlen == 0 || nlen == len)
 		return CONN_FORWARD;
-	ps = registry_get(&c->w->pstmts, body + nlen + 1, len - nlen - 1);
-	if (!ps || !client_set(&c->w->pstmts, &c->pstmts, (const char *)body, ps)) {
+	/*
+	 * Only a definition some server accepted is answered without one: any other could fail
+	 * there, and the client must hear it now (a client that keeps its statements' names would
+	 * otherwise believe it made one). Drivers that prepare on every connection prepare the
+	 * same texts, so after the first, a client that prepares while holding nothing still
+	 * never waits for a server its own other connections hold.
+	 */
+	ps = registry_find(&c->w->pstmts, body + nlen + 1, len - nlen - 1);
+	if (!ps || !ps->parses)
+		return CONN_FORWARD;
+	if (!client_set(&c->w->pstmts, &c->pstmts, (const char *)body, ps)) {
 		client_close(c, "53200", "out of memory for prepared statements");
 		return CONN_CLOSED;
 	}
 	write_msg(&c->conn, '1', NULL, 0, NULL, 0);
 	return CONN_CONSUME;
-}
-
-#define DROP_ALL_MAX_LEN 256
-
-/* Does a simple query drop every prepared statement (DISCARD ALL, DEALLOCATE ALL)? */
-static bool drops_all_statements(const char *sql, size_t len)
-{
-	char buf[64];
-	size_t n = 0;
-
-	for (size_t i = 0; i < len && n < sizeof(buf) - 1; i++) {
-		char ch = sql[i];
-
-		if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r') {
-			if (n && buf[n - 1] != ' ')
-				buf[n++] = ' ';
-			continue;
-		}
-		if (!ch)
-			break;
-		buf[n++] = ch;
-	}
-	buf[n] = '\0';
-	return strncasecmp(buf, "discard all", 11) == 0 || strncasecmp(buf, "deallocate all", 14) == 0 ||
-	       strncasecmp(buf, "deallocate prepare all", 22) == 0;
 }
 
 enum conn_action prepared_client_message(struct client *c, const struct pkt_header *hdr, const uint8_t *whole)
@@ -667,26 +947,43 @@ enum conn_action prepared_client_message(struct client *c, const struct pkt_head
 	case 'D':
 		if (!whole)
 			return CONN_NEED_WHOLE;
+		if (len == 2 && body[1] == '\0' &&
+		    (body[0] == 'S' ? c->pstmts.unnamed.kind != DEALLOC_NONE : c->pstmts.unnamed_portal))
+			return describe_dealloc(c, (char)body[0]);
 		if (len < 2 || body[0] != 'S') {
 			/* The unnamed portal's columns are its statement's: remember them too. */
-			respq_push_ps(&s->respq, 'd', '=', len >= 2 && body[1] == '\0' ? c->portal_ps : NULL);
+			respq_push_ps(&s->respq, 'd', '=', len >= 2 && body[1] == '\0' ? c->portal_ps : NULL, 0);
 			return CONN_FORWARD;
 		}
 		return client_use(c, 'D', 'D', body, len, 1);
 	case 'C':
 		return whole ? client_close_stmt(c, body, len) : CONN_NEED_WHOLE;
 	case 'Q':
-		/* Only short queries can be DISCARD ALL / DEALLOCATE ALL: never hold a large one whole. */
-		if (!whole && len <= DROP_ALL_MAX_LEN)
+		/* Only short queries can be DEALLOCATE or DISCARD ALL: never hold a large one whole. */
+		if (!whole && len <= DEALLOC_PEEK_MAX)
 			return CONN_NEED_WHOLE;
-		if (whole && drops_all_statements((const char *)body, len)) {
-			client_pstmts_clear(&c->w->pstmts, &c->pstmts);
-			server_pstmts_clear(&c->w->pstmts, &s->pstmts);
+		if (whole) {
+			enum conn_action act = query_to_server(c, body, len);
+
+			if (act != CONN_FORWARD)
+				return act;
 		}
 		respq_push(&s->respq, 'Q', '=');
 		return CONN_FORWARD;
 	case 'E':
+		if (c->pstmts.unnamed_portal) {
+			if (!whole)
+				return CONN_NEED_WHOLE;
+			if (len >= 1 && body[0] == '\0')
+				return execute_dealloc(c);
+		}
+		respq_push(&s->respq, 'E', '=');
+		return CONN_FORWARD;
 	case 'S':
+		/* The implicit transaction ends, and the unnamed portal with it. */
+		c->pstmts.unnamed_portal = false;
+		respq_push(&s->respq, 'S', '=');
+		return CONN_FORWARD;
 	case 'F':
 		respq_push(&s->respq, hdr->type, '=');
 		return CONN_FORWARD;
@@ -725,6 +1022,8 @@ static void skip_to_sync(struct server *s)
 	while ((e = respq_head(q)) && e->kind != 'S') {
 		if (e->ps && e->kind == 'P')
 			server_forget(&s->w->pstmts, &s->pstmts, e->ps);
+		if (e->ps && e->kind == 'P' && e->action == '=' && s->client)
+			client_forget_parse(&s->w->pstmts, &s->client->pstmts, e->ps, e->seq);
 		respq_pop(q);
 	}
 	q->skipping = !e;
@@ -741,21 +1040,44 @@ static void shape_known(struct server *s)
 		conn_resume(&s->client->conn);
 }
 
-/* pgmux's failing Execute answered: the client gets PostgreSQL's error for its Bind instead. */
+/* pgmux's failing message answered: the client gets the error PostgreSQL would give instead. */
 static enum conn_action owed_error(struct server *s)
 {
-	struct msgbuf mb;
+	struct respq_entry *head = respq_head(&s->respq);
 
-	skip_to_sync(s);
-	if (!s->client)
-		return CONN_CONSUME;
-	mb_init(&mb);
-	build_error(&mb, "ERROR", "0A000", "cached plan must not change result type");
-	conn_write(&s->client->conn, mb.data, mb.len);
-	mb_free(&mb);
-	s->client->error_sent = true;
+	if (s->client && head->owed) {
+		conn_write(&s->client->conn, head->owed, head->owed_len);
+		s->client->error_sent = true;
+	}
 	s->seg_error = true;
+	if (error_ends(head->kind)) {
+		skip_to_sync(s);
+		return CONN_CONSUME;
+	}
+	/* A Query: its ReadyForQuery follows and is the client's. */
+	free(head->owed);
+	head->owed = NULL;
+	head->action = '=';
 	return CONN_CONSUME;
+}
+
+/* A CommandComplete while watching: DISCARD ALL and DEALLOCATE ALL dropped every statement. */
+static void note_dropped(struct server *s, const uint8_t *tag, size_t len)
+{
+	if ((len == sizeof("DISCARD ALL") && memcmp(tag, "DISCARD ALL", len) == 0) ||
+	    (len == sizeof("DEALLOCATE ALL") && memcmp(tag, "DEALLOCATE ALL", len) == 0)) {
+		server_pstmts_clear(&s->w->pstmts, &s->pstmts);
+		if (s->client)
+			client_pstmts_clear(&s->w->pstmts, &s->client->pstmts);
+	}
+}
+
+/* A server accepted ps: later Parses of it outside a transaction may be answered early. */
+static void note_parses(struct server *s, struct pstmt *ps)
+{
+	/* Held by this server's set, so alive (an entry's ps may be gone otherwise). */
+	if (server_find(&s->pstmts, ps) >= 0)
+		ps->parses = true;
 }
 
 enum conn_action prepared_server_message(struct server *s, const struct pkt_header *hdr, const uint8_t *whole)
@@ -767,6 +1089,11 @@ enum conn_action prepared_server_message(struct server *s, const struct pkt_head
 	head = respq_head(q);
 	if (!head)
 		return CONN_FORWARD;
+	if (type == 'C' && q->drop_watch) {
+		if (!whole)
+			return CONN_NEED_WHOLE;
+		note_dropped(s, whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN);
+	}
 	if (type == 'E' && head->action == 'x')
 		return owed_error(s);
 	if (type == 'E' && error_ends(head->kind)) {
@@ -791,6 +1118,8 @@ enum conn_action prepared_server_message(struct server *s, const struct pkt_head
 		return head->action == '-' && type == 't' ? CONN_CONSUME : CONN_FORWARD;
 	if (type == 'Z')
 		return CONN_FORWARD; /* server.c relays it; prepared_after_ready() pops */
+	if (head->kind == 'P' && head->ps)
+		note_parses(s, head->ps);
 	if (head->action == '-') {
 		respq_pop(q);
 		if (s->client)

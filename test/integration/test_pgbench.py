@@ -1,4 +1,4 @@
-"""pgbench through transaction pooling: 100 clients on a pool of 5."""
+"""pgbench through transaction pooling: 100 clients on a pool of 5 (simple and prepared)."""
 import re
 
 import pytest
@@ -46,4 +46,18 @@ def test_pgbench_tpcb_like(pgmux, direct):
                          "(select sum(tbalance) from pgbench_tellers), "
                          "(select sum(delta) from pgbench_history)", dbname="app")
     assert len(set(sums.split("|"))) == 1, f"balances disagree: {sums}"
+    assert 1 <= s.max_total <= POOL, f"{s.max_total} server connections for a pool of {POOL}"
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("script", ["-S", "-N"])
+def test_pgbench_prepared(pgmux, direct, script):
+    """-M prepared: each connection prepares every statement once, synchronously, while its
+    thread's other connections may hold every server in a transaction. A text some server
+    already parsed is answered without a server, so no thread waits on itself."""
+    mux = pgmux({"pool_mode": "transaction", "default_pool_size": POOL,
+                 "max_client_conn": 300})
+    with Sampler(direct, "app") as s:
+        done, planned, failed, out = pgbench(mux, "-M", "prepared", script, "-t", "20")
+    assert (done, planned, failed) == (CLIENTS * 20, CLIENTS * 20, 0), out
     assert 1 <= s.max_total <= POOL, f"{s.max_total} server connections for a pool of {POOL}"
