@@ -590,25 +590,61 @@ static int launch_allowance(struct pool *p, int member)
 }
 
 /*
- * max_db_connections or max_user_connections is reached while member's waiters have room in
- * its own pool: an idle server of another member gives its place. True if one was closed.
+ * Would closing a server of pool o make room for p under the shared limits p has reached? Only
+ * when o counts against every one of them (a server of another database frees nothing of a full
+ * max_db_connections).
  */
-static bool close_idle_elsewhere(struct pool *p, int member)
+static bool frees_room_for(const struct pool *o, const struct pool *p, bool db_full, bool user_full)
+{
+	return (!db_full || o->db == p->db) && (!user_full || o->user == p->user);
+}
+
+/* o's server idle longest (in p itself, one to another member than member's), or NULL. */
+static struct server *longest_idle(struct pool *o, const struct pool *p, int member)
 {
 	struct list_node *n;
 
-	if (!p->db->cluster)
-		return false;
 	/* Idle servers are added at the head: the tail has waited longest. */
-	for (n = p->idle_servers.prev; n != &p->idle_servers; n = n->prev) {
+	for (n = o->idle_servers.prev; n != &o->idle_servers; n = n->prev) {
 		struct server *s = list_entry(n, struct server, node);
 
-		if (s->member != member) {
-			server_close(s, "its place is needed for another member");
-			return true;
-		}
+		if (o != p || s->member != member)
+			return s;
 	}
-	return false;
+	return NULL;
+}
+
+/*
+ * max_db_connections or max_user_connections is reached while member's waiters have room in
+ * their own pool: the server idle longest among those whose place they could take (another
+ * member's in this pool, another pool's of the same database or user) is closed, so that no
+ * pool starves while others keep idle servers. True if one was closed.
+ */
+static bool close_idle_elsewhere(struct pool *p, int member)
+{
+	int db_max = db_max_connections(p->db, p->w->cfg);
+	int user_max = user_max_connections(p);
+	bool db_full = db_max > 0 && p->db->n_servers >= db_max;
+	bool user_full = user_max > 0 && p->user->n_servers >= user_max;
+	struct server *victim = NULL;
+	struct list_node *n, *t;
+
+	if (!db_full && !user_full)
+		return false;
+	list_for_each_safe(n, t, &p->w->pools) {
+		struct pool *o = list_entry(n, struct pool, node);
+		struct server *s;
+
+		if (!frees_room_for(o, p, db_full, user_full) || !(s = longest_idle(o, p, member)))
+			continue;
+		if (!victim || s->request_time_us < victim->request_time_us)
+			victim = s;
+	}
+	if (!victim)
+		return false;
+	server_close(victim, victim->pool == p ? "its place is needed for another member"
+					       : "its place is needed by another pool");
+	return true;
 }
 
 /* Is member one that min_pool_size should keep connections to? */
