@@ -70,6 +70,7 @@ struct pool_node {
 	int n_pending;                /* logging in or being reset: will serve a waiter soon */
 	int n_waiting;                /* clients waiting for this member */
 	uint64_t last_login_failure_us;
+	uint64_t failing_since_us;    /* first failed login since the last that succeeded; 0 = none */
 };
 
 struct pool {
@@ -164,7 +165,15 @@ void pool_release_server(struct client *c);
 /* A server finished login or reset and is ready for work (hand it to a waiter, or idle it). */
 void pool_server_ready(struct server *s);
 
-/* A server login failed: tell waiting-login clients, remember for back-off. */
+/* A server finished logging in (before connect_query): its member takes logins again. */
+void pool_server_logged_in(struct server *s);
+
+/*
+ * A server login failed: remember the error and the time, for server_login_retry. Once logins to
+ * its member have failed for server_login_retry seconds, the clients that waited for this attempt
+ * get the server's error (sqlstate, message): a client logging in is closed with it, a logged-in
+ * client's unit of work fails with it and its session goes on. May close clients before returning.
+ */
 void pool_server_login_failed(struct server *s, const char *sqlstate, const char *message);
 
 /*

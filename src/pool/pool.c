@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "admin/admin.h"
+#include "client/route.h"
 #include "core/log.h"
 
 /* ---- state transitions ---- */
@@ -62,6 +63,9 @@ void client_set_state(struct client *c, enum client_state st)
 	case CLIENT_WAITING_LOGIN:
 	case CLIENT_WAITING:
 		ASSERT(p);
+		/* A client logging in waits from here (pool_request_server sets it for the others). */
+		if (st == CLIENT_WAITING_LOGIN)
+			c->wait_start_us = evloop_now_us(&c->w->loop);
 		list_add_tail(&p->waiting_clients, &c->node);
 		p->n_waiting_clients++;
 		if (st == CLIENT_WAITING)
@@ -518,13 +522,64 @@ void pool_server_ready(struct server *s)
 	server_set_state(s, SERVER_IDLE);
 }
 
+void pool_server_logged_in(struct server *s)
+{
+	s->pool->welcome_ready = true;
+	s->pool->nodes[s->member].failing_since_us = 0;
+}
+
+static int welcome_member(const struct pool *p);
+
+/*
+ * Does c wait for what the login attempt s made? A client logging in waits for the pool's first
+ * server, a logged-in one for its member; an attempt that began before c started waiting was not
+ * made for it, so its failure is not c's answer (c waits for the next attempt).
+ */
+static bool waits_for_attempt(const struct client *c, const struct server *s)
+{
+	if (c->wait_start_us > s->connect_time_us)
+		return false;
+	if (c->state == CLIENT_WAITING_LOGIN)
+		return s->member == welcome_member(s->pool);
+	return c->state == CLIENT_WAITING && c->target == s->member;
+}
+
+/*
+ * Logins to s's member have failed for server_login_retry seconds, so at least one retry failed
+ * too: the clients waiting for this attempt hear the server's own error rather than wait for
+ * query_wait_timeout. Earlier failures are not passed on: a member restarting comes back within
+ * one retry and nobody notices.
+ */
+static void fail_waiters(struct pool *p, const struct server *s, const char *sqlstate,
+			 const char *message, uint64_t now)
+{
+	const struct pool_node *node = &p->nodes[s->member];
+	struct list_node *n, *t;
+
+	if (now - node->failing_since_us < (uint64_t)(p->w->cfg->server_login_retry * 1e6))
+		return;
+	list_for_each_safe(n, t, &p->waiting_clients) {
+		struct client *c = list_entry(n, struct client, node);
+
+		if (!waits_for_attempt(c, s))
+			continue;
+		if (c->state == CLIENT_WAITING_LOGIN)
+			client_close(c, sqlstate, "%s", message);
+		else
+			client_fail_unit(c, sqlstate, "%s", message);
+	}
+}
+
 void pool_server_login_failed(struct server *s, const char *sqlstate, const char *message)
 {
 	struct pool *p = s->pool;
-	struct list_node *n, *t;
+	struct pool_node *node = &p->nodes[s->member];
+	uint64_t now = evloop_now_us(&p->w->loop);
 
-	p->last_login_failure_us = evloop_now_us(&p->w->loop);
-	p->nodes[s->member].last_login_failure_us = p->last_login_failure_us;
+	p->last_login_failure_us = now;
+	node->last_login_failure_us = now;
+	if (!node->failing_since_us)
+		node->failing_since_us = now;
 	if (p->db->cluster) {
 		struct member *m = &p->db->cluster->members[s->member];
 
@@ -535,22 +590,13 @@ void pool_server_login_failed(struct server *s, const char *sqlstate, const char
 			 * Health checks log in as another user: this replica may refuse only ours
 			 * (pg_hba, too many connections). No reads for ban_time; waiters go elsewhere.
 			 */
-			m->banned_until_us = p->last_login_failure_us +
-					     (uint64_t)(p->db->cluster->entry->ban_time * 1e6);
+			m->banned_until_us = now + (uint64_t)(p->db->cluster->entry->ban_time * 1e6);
 			pool_topology_changed(p->w, p->db->cluster);
 		}
 	}
 	snprintf(p->last_login_error, sizeof(p->last_login_error), "%s", message);
 	snprintf(p->last_login_sqlstate, sizeof(p->last_login_sqlstate), "%s", sqlstate);
-	if (p->welcome_ready)
-		return;
-	/* Nobody has ever logged in here: clients waiting to log in learn why they cannot. */
-	list_for_each_safe(n, t, &p->waiting_clients) {
-		struct client *c = list_entry(n, struct client, node);
-
-		if (c->state == CLIENT_WAITING_LOGIN)
-			client_close(c, sqlstate, "%s", message);
-	}
+	fail_waiters(p, s, sqlstate, message, now);
 }
 
 void pool_forget_server(struct server *s)
