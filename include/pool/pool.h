@@ -214,12 +214,27 @@ void pool_kick(struct worker *w, struct database *db);
 /* Re-read the config file; false (and err) when it did not load: the old config stays. */
 bool worker_reload(struct worker *w, char *err, size_t errlen);
 
+/* How applying the TLS and DNS keys of a config went. */
+enum tls_apply {
+	TLS_APPLY_DONE,
+	/*
+	 * Applied, except that a side's key and certificate do not form a pair yet (admin SET of one,
+	 * then of the other): that side keeps its running context until a later apply pairs them.
+	 */
+	TLS_APPLY_PENDING,
+	TLS_APPLY_FAILED, /* nothing changed */
+};
+
 /*
  * Rebuild the TLS contexts from cfg's client_tls and server_tls keys (certificates re-read) and
- * apply its DNS cache lifetimes, as RELOAD does. False (err says why): a context cannot be built
- * and nothing changed. Connections already encrypted keep the context they started with.
+ * apply its DNS cache lifetimes, as RELOAD does. allow_unpaired: a side whose key and
+ * certificate do not pair is left running as it is (TLS_APPLY_PENDING) instead of failing the
+ * whole; err then says which side waits and why. TLS_APPLY_FAILED (err says why): a context
+ * cannot be built and nothing changed. Connections already encrypted keep the context they
+ * started with.
  */
-bool worker_apply_tls_dns(struct worker *w, const struct config *cfg, char *err, size_t errlen);
+enum tls_apply worker_apply_tls_dns(struct worker *w, const struct config *cfg, bool allow_unpaired,
+				    char *err, size_t errlen);
 
 /* Close and free everything the worker owns (at exit). */
 void worker_destroy(struct worker *w);
