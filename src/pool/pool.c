@@ -704,19 +704,24 @@ static bool member_in_use(const struct pool *p, int member)
 static void launch_for_member(struct pool *p, int member, int extra, uint64_t now)
 {
 	struct pool_node *node = &p->nodes[member];
-	int want, allow;
+	int want, allow, for_waiters;
 
 	if (node->last_login_failure_us &&
 	    now - node->last_login_failure_us < (uint64_t)(p->w->cfg->server_login_retry * 1e6))
 		return;
 	/* Servers logging in or being reset/tested will serve waiters soon: count them. */
-	want = node->n_waiting + extra - node->n_pending;
+	want = for_waiters = node->n_waiting + extra - node->n_pending;
 	if (member_in_use(p, member) && node->n_servers + (want > 0 ? want : 0) < pool_min_size(p))
 		want = pool_min_size(p) - node->n_servers;
 	if (want <= 0)
 		return;
 	allow = launch_allowance(p, member);
-	if (allow <= 0 && node->n_servers < pool_size(p) && close_idle_elsewhere(p, member))
+	/*
+	 * Only clients waiting take another pool's place: min_pool_size alone would have pools with
+	 * idle servers close each other's in turn under a shared limit.
+	 */
+	if (allow <= 0 && for_waiters > 0 && node->n_servers < pool_size(p) &&
+	    close_idle_elsewhere(p, member))
 		allow = launch_allowance(p, member);
 	while (want-- > 0 && allow-- > 0) {
 		if (!server_launch(p, member))
