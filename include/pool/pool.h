@@ -71,6 +71,7 @@ struct pool_node {
 	int n_waiting;                /* clients waiting for this member */
 	uint64_t last_login_failure_us;
 	uint64_t failing_since_us;    /* first failed login since the last that succeeded; 0 = none */
+	uint64_t last_failed_attempt_us; /* when the attempt that failed last began */
 };
 
 struct pool {
@@ -106,6 +107,7 @@ struct pool {
 	uint64_t last_login_failure_us;   /* server_login_retry back-off */
 	char last_login_error[256];
 	char last_login_sqlstate[6];
+	int last_login_member;            /* the member that error came from */
 	struct stats stats;
 };
 
@@ -168,13 +170,17 @@ void pool_server_ready(struct server *s);
 /* A server finished logging in (before connect_query): its member takes logins again. */
 void pool_server_logged_in(struct server *s);
 
-/*
- * A server login failed: remember the error and the time, for server_login_retry. Once logins to
- * its member have failed for server_login_retry seconds, the clients that waited for this attempt
- * get the server's error (sqlstate, message): a client logging in is closed with it, a logged-in
- * client's unit of work fails with it and its session goes on. May close clients before returning.
- */
+/* A server login failed: remember the error, the member and the time, for server_login_retry. */
 void pool_server_login_failed(struct server *s, const char *sqlstate, const char *message);
+
+/*
+ * Should waiting client c hear the server's error (last_login_sqlstate, last_login_error) now?
+ * True once logins to the member it waits for (a client logging in: the pool's first server)
+ * have failed for server_login_retry seconds without a success, and an attempt that began while
+ * c waited failed too. The janitor then closes a client logging in with that error and fails a
+ * logged-in client's unit of work with it (its session goes on).
+ */
+bool pool_login_retry_exhausted(const struct client *c);
 
 /*
  * The cluster's topology changed: close servers of a demoted primary (idle ones now, busy ones

@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "admin/admin.h"
-#include "client/route.h"
 #include "core/log.h"
 
 /* ---- state transitions ---- */
@@ -530,44 +529,29 @@ void pool_server_logged_in(struct server *s)
 
 static int welcome_member(const struct pool *p);
 
-/*
- * Does c wait for what the login attempt s made? A client logging in waits for the pool's first
- * server, a logged-in one for its member; an attempt that began before c started waiting was not
- * made for it, so its failure is not c's answer (c waits for the next attempt).
- */
-static bool waits_for_attempt(const struct client *c, const struct server *s)
+bool pool_login_retry_exhausted(const struct client *c)
 {
-	if (c->wait_start_us > s->connect_time_us)
-		return false;
+	const struct pool *p = c->pool;
+	const struct pool_node *node;
+	int member;
+
 	if (c->state == CLIENT_WAITING_LOGIN)
-		return s->member == welcome_member(s->pool);
-	return c->state == CLIENT_WAITING && c->target == s->member;
-}
-
-/*
- * Logins to s's member have failed for server_login_retry seconds, so at least one retry failed
- * too: the clients waiting for this attempt hear the server's own error rather than wait for
- * query_wait_timeout. Earlier failures are not passed on: a member restarting comes back within
- * one retry and nobody notices.
- */
-static void fail_waiters(struct pool *p, const struct server *s, const char *sqlstate,
-			 const char *message, uint64_t now)
-{
-	const struct pool_node *node = &p->nodes[s->member];
-	struct list_node *n, *t;
-
-	if (now - node->failing_since_us < (uint64_t)(p->w->cfg->server_login_retry * 1e6))
-		return;
-	list_for_each_safe(n, t, &p->waiting_clients) {
-		struct client *c = list_entry(n, struct client, node);
-
-		if (!waits_for_attempt(c, s))
-			continue;
-		if (c->state == CLIENT_WAITING_LOGIN)
-			client_close(c, sqlstate, "%s", message);
-		else
-			client_fail_unit(c, sqlstate, "%s", message);
-	}
+		member = welcome_member(p);   /* a client logging in waits for the pool's first server */
+	else if (c->state == CLIENT_WAITING)
+		member = c->target;
+	else
+		return false;
+	if (member < 0 || member != p->last_login_member)
+		return false;
+	node = &p->nodes[member];
+	/*
+	 * An attempt that began before c started waiting was not made for it: its failure is not c's
+	 * answer. And the first failures are not passed on: a member restarting comes back within
+	 * one retry and nobody notices.
+	 */
+	return node->failing_since_us && node->last_failed_attempt_us >= c->wait_start_us &&
+	       node->last_login_failure_us - node->failing_since_us >=
+		       (uint64_t)(p->w->cfg->server_login_retry * 1e6);
 }
 
 void pool_server_login_failed(struct server *s, const char *sqlstate, const char *message)
@@ -578,6 +562,7 @@ void pool_server_login_failed(struct server *s, const char *sqlstate, const char
 
 	p->last_login_failure_us = now;
 	node->last_login_failure_us = now;
+	node->last_failed_attempt_us = s->connect_time_us;
 	if (!node->failing_since_us)
 		node->failing_since_us = now;
 	if (p->db->cluster) {
@@ -596,7 +581,7 @@ void pool_server_login_failed(struct server *s, const char *sqlstate, const char
 	}
 	snprintf(p->last_login_error, sizeof(p->last_login_error), "%s", message);
 	snprintf(p->last_login_sqlstate, sizeof(p->last_login_sqlstate), "%s", sqlstate);
-	fail_waiters(p, s, sqlstate, message, now);
+	p->last_login_member = s->member;
 }
 
 void pool_forget_server(struct server *s)
