@@ -55,10 +55,36 @@ struct tls_ctx *tls_ctx_new_client(const struct tls_settings *s, char *err, size
 
 struct config;
 
+/* Which of pgmux's two TLS contexts. */
+enum tls_side {
+	TLS_SIDE_CLIENTS, /* accepting clients: client_tls_* keys */
+	TLS_SIDE_SERVERS, /* towards PostgreSQL servers: server_tls_* keys */
+};
+
+/* How building a context went. */
+enum tls_build {
+	TLS_BUILD_OK,
+	/*
+	 * Every setting and file is fine on its own, but the key and certificate do not form a pair
+	 * (the key is not the certificate's, or one of them is unset): the state between an admin
+	 * SET of one and a SET of the other.
+	 */
+	TLS_BUILD_UNPAIRED,
+	TLS_BUILD_FAILED, /* a file cannot be read, a setting is bad, or something is missing */
+};
+
+/*
+ * One side's context from a config's keys. TLS_BUILD_OK: the caller owns *out (NULL when that
+ * side's sslmode is disable). Otherwise *out is NULL and err names the side and the reason.
+ */
+enum tls_build tls_build_side(const struct config *cfg, enum tls_side side, struct tls_ctx **out,
+			      char *err, size_t errlen);
+
 /*
  * Both contexts from a config's client_tls_* and server_tls_* keys. On success the caller owns
  * *client_side and *server_side (each NULL when its sslmode is disable). False: nothing is
- * returned and err names the key and the reason.
+ * returned and err names the key and the reason (a key and certificate that do not form a pair
+ * included).
  */
 bool tls_load_contexts(const struct config *cfg, struct tls_ctx **client_side,
 		       struct tls_ctx **server_side, char *err, size_t errlen);

@@ -72,6 +72,8 @@ struct pool_node {
 	int n_pending;                /* logging in or being reset: will serve a waiter soon */
 	int n_waiting;                /* clients waiting for this member */
 	uint64_t last_login_failure_us;
+	uint64_t failing_since_us;    /* first failed login since the last that succeeded; 0 = none */
+	uint64_t last_failed_attempt_us; /* when the attempt that failed last began */
 };
 
 struct pool {
@@ -107,6 +109,7 @@ struct pool {
 	uint64_t last_login_failure_us;   /* server_login_retry back-off */
 	char last_login_error[256];
 	char last_login_sqlstate[6];
+	int last_login_member;            /* the member that error came from */
 	struct stats stats;
 };
 
@@ -179,8 +182,20 @@ void pool_recycle_server(struct server *s);
 /* A server finished login or reset and is ready for work (hand it to a waiter, or idle it). */
 void pool_server_ready(struct server *s);
 
-/* A server login failed: tell waiting-login clients, remember for back-off. */
+/* A server finished logging in (before connect_query): its member takes logins again. */
+void pool_server_logged_in(struct server *s);
+
+/* A server login failed: remember the error, the member and the time, for server_login_retry. */
 void pool_server_login_failed(struct server *s, const char *sqlstate, const char *message);
+
+/*
+ * Should waiting client c hear the server's error (last_login_sqlstate, last_login_error) now?
+ * True once logins to the member it waits for (a client logging in: the pool's first server)
+ * have failed for server_login_retry seconds without a success, and an attempt that began while
+ * c waited failed too. The janitor then closes a client logging in with that error and fails a
+ * logged-in client's unit of work with it (its session goes on).
+ */
+bool pool_login_retry_exhausted(const struct client *c);
 
 /*
  * The cluster's topology changed: close servers of a demoted primary (idle ones now, busy ones
@@ -223,12 +238,27 @@ bool worker_reload(struct worker *w, char *err, size_t errlen);
 /* Log what a freshly loaded cfg accepted with a warning (at startup and on every reload). */
 void worker_log_config_warnings(const struct config *cfg);
 
+/* How applying the TLS and DNS keys of a config went. */
+enum tls_apply {
+	TLS_APPLY_DONE,
+	/*
+	 * Applied, except that a side's key and certificate do not form a pair yet (admin SET of one,
+	 * then of the other): that side keeps its running context until a later apply pairs them.
+	 */
+	TLS_APPLY_PENDING,
+	TLS_APPLY_FAILED, /* nothing changed */
+};
+
 /*
  * Rebuild the TLS contexts from cfg's client_tls and server_tls keys (certificates re-read) and
- * apply its DNS cache lifetimes, as RELOAD does. False (err says why): a context cannot be built
- * and nothing changed. Connections already encrypted keep the context they started with.
+ * apply its DNS cache lifetimes, as RELOAD does. allow_unpaired: a side whose key and
+ * certificate do not pair is left running as it is (TLS_APPLY_PENDING) instead of failing the
+ * whole; err then says which side waits and why. TLS_APPLY_FAILED (err says why): a context
+ * cannot be built and nothing changed. Connections already encrypted keep the context they
+ * started with.
  */
-bool worker_apply_tls_dns(struct worker *w, const struct config *cfg, char *err, size_t errlen);
+enum tls_apply worker_apply_tls_dns(struct worker *w, const struct config *cfg, bool allow_unpaired,
+				    char *err, size_t errlen);
 
 /* Close and free everything the worker owns (at exit). */
 void worker_destroy(struct worker *w);

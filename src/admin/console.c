@@ -407,15 +407,28 @@ static bool key_needs_rebuild(const struct config_key *key)
 	       strncmp(key->name, "server_tls", 10) == 0 || strncmp(key->name, "dns_", 4) == 0;
 }
 
+/* The SET went through with something to say about it (a NOTICE before the command tag). */
+static void reply_done_notice(struct client *c, enum admin_verb verb, const char *notice)
+{
+	struct msgbuf mb;
+
+	mb_init(&mb);
+	build_notice(&mb, "00000", "%s", notice);
+	build_command_complete(&mb, admin_verb_tag(verb));
+	send_reply(c, &mb);
+}
+
 /*
  * SET of a TLS or DNS key: set it, then rebuild as RELOAD does; when the contexts cannot be
  * built, put the old value back, so a bad SET never leaves a config the contexts do not match
- * (client_tls_sslmode = require without a context would turn every TCP client away).
+ * (client_tls_sslmode = require without a context would turn every TCP client away). A key and
+ * a certificate are set one at a time, so a SET that leaves them unpaired is kept: that side's
+ * running context stays until the SET of the other half, and the NOTICE says so.
  */
 static void set_and_rebuild(struct client *c, const struct config_key *key, const char *value)
 {
 	struct worker *w = c->w;
-	char old[4096], err[512], ignored[512];
+	char old[4096], err[1024], ignored[512];
 
 	config_format_value(w->cfg, key, old, sizeof(old));
 	if (strlen(old) >= sizeof(old) - 1) {
@@ -427,15 +440,22 @@ static void set_and_rebuild(struct client *c, const struct config_key *key, cons
 		reply_error(c, "22023", "%s", err);
 		return;
 	}
-	if (!worker_apply_tls_dns(w, w->cfg, err, sizeof(err))) {
+	switch (worker_apply_tls_dns(w, w->cfg, true, err, sizeof(err))) {
+	case TLS_APPLY_DONE:
+		reply_done(c, ADMIN_SET);
+		break;
+	case TLS_APPLY_PENDING:
+		log_info("SET %s: %s", key->name, err);
+		reply_done_notice(c, ADMIN_SET, err);
+		break;
+	case TLS_APPLY_FAILED:
 		/* The old value passed this check before, so it passes again. */
 		if (!config_set_value(w->cfg, key->name, old, ignored, sizeof(ignored)))
 			ASSERT(!"the old value no longer validates");
 		log_warning("SET %s refused, keeping '%s': %s", key->name, old, err);
 		reply_error(c, "F0000", "%s", err);
-		return;
+		break;
 	}
-	reply_done(c, ADMIN_SET);
 }
 
 static void cmd_set(struct client *c, const char *name, const char *value)

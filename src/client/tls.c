@@ -12,9 +12,13 @@
 #include "ev/tls.h"
 #include "pool/pool.h"
 
+/*
+ * The mode of the context in force, not the config's: while an admin SET of a key or certificate
+ * waits for its other half, the config may already say more than the running context does.
+ */
 static int client_mode(const struct client *c)
 {
-	return c->w->client_tls ? c->w->cfg->client_tls_sslmode : SSLMODE_DISABLE;
+	return tls_ctx_mode(c->w->client_tls);
 }
 
 enum conn_action client_tls_ssl_request(struct client *c, uint32_t len)
@@ -58,7 +62,7 @@ enum conn_action client_tls_direct(struct client *c)
 
 bool client_tls_check_startup(struct client *c)
 {
-	if (c->conn.tls || c->conn.is_unix || c->w->cfg->client_tls_sslmode < SSLMODE_REQUIRE)
+	if (c->conn.tls || c->conn.is_unix || client_mode(c) < SSLMODE_REQUIRE)
 		return true;
 	client_close(c, "28000", "SSL required");
 	return false;

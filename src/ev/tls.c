@@ -133,17 +133,85 @@ static bool set_dheparams(SSL_CTX *ctx, const char *spec, char *err, size_t errl
 	return true;
 }
 
-/* Common settings: protocol range, ciphers, key and certificate, CA. */
-static bool setup_ctx(SSL_CTX *ctx, const struct tls_settings *s, bool server, char *err, size_t errlen)
+/*
+ * The private key of key_file, read with the context's passphrase callback (as OpenSSL's own
+ * loader would). NULL, with err set, when the file cannot be read as a key.
+ */
+static EVP_PKEY *read_key(SSL_CTX *ctx, const char *key_file, char *err, size_t errlen)
+{
+	char what[300];
+	EVP_PKEY *key = NULL;
+	BIO *bio = BIO_new_file(key_file, "r");
+
+	if (bio) {
+		key = PEM_read_bio_PrivateKey(bio, NULL, SSL_CTX_get_default_passwd_cb(ctx),
+					      SSL_CTX_get_default_passwd_cb_userdata(ctx));
+		BIO_free(bio);
+	}
+	if (!key) {
+		snprintf(what, sizeof(what), "could not load private key %s", key_file);
+		ssl_error_text(what, err, errlen);
+	}
+	return key;
+}
+
+/*
+ * Certificate and key, each read on its own first, so that a good key that is not the
+ * certificate's (or has none yet) is told apart from a file that cannot be used: the first is the
+ * state between two admin SETs (TLS_BUILD_UNPAIRED), the second an error (TLS_BUILD_FAILED).
+ */
+static enum tls_build load_pair(SSL_CTX *ctx, const struct tls_settings *s, char *err, size_t errlen)
+{
+	char what[600];
+	EVP_PKEY *key = NULL;
+	X509 *cert;
+
+	if (*s->cert_file && SSL_CTX_use_certificate_chain_file(ctx, s->cert_file) != 1) {
+		snprintf(what, sizeof(what), "could not load certificate %s", s->cert_file);
+		ssl_error_text(what, err, errlen);
+		return TLS_BUILD_FAILED;
+	}
+	if (*s->key_file && !(key = read_key(ctx, s->key_file, err, errlen)))
+		return TLS_BUILD_FAILED;
+	cert = SSL_CTX_get0_certificate(ctx);
+	if (key && cert && X509_check_private_key(cert, key) != 1) {
+		ERR_clear_error();
+		snprintf(err, errlen, "private key %s does not match certificate %s", s->key_file,
+			 s->cert_file);
+		EVP_PKEY_free(key);
+		return TLS_BUILD_UNPAIRED;
+	}
+	if (key && !cert) {
+		snprintf(err, errlen, "private key %s has no certificate", s->key_file);
+		EVP_PKEY_free(key);
+		return TLS_BUILD_UNPAIRED;
+	}
+	if (key && SSL_CTX_use_PrivateKey(ctx, key) != 1) {
+		snprintf(what, sizeof(what), "could not use private key %s", s->key_file);
+		ssl_error_text(what, err, errlen);
+		EVP_PKEY_free(key);
+		return TLS_BUILD_FAILED;
+	}
+	EVP_PKEY_free(key);
+	return TLS_BUILD_OK;
+}
+
+/*
+ * Common settings: protocol range, ciphers, key and certificate, CA. Every setting is checked
+ * even when the pair is unpaired, so that a bad file elsewhere is still reported as a failure.
+ */
+static enum tls_build setup_ctx(SSL_CTX *ctx, const struct tls_settings *s, bool server, char *err,
+				 size_t errlen)
 {
 	int lo, hi;
 	char what[300];
+	enum tls_build pair;
 
 	if (!parse_protocols(s->protocols, &lo, &hi, err, errlen))
-		return false;
+		return TLS_BUILD_FAILED;
 	if (SSL_CTX_set_min_proto_version(ctx, lo) != 1 || SSL_CTX_set_max_proto_version(ctx, hi) != 1) {
 		ssl_error_text("could not set TLS protocol range", err, errlen);
-		return false;
+		return TLS_BUILD_FAILED;
 	}
 	if (lo < TLS1_2_VERSION)
 		SSL_CTX_set_security_level(ctx, 0);
@@ -151,39 +219,22 @@ static bool setup_ctx(SSL_CTX *ctx, const struct tls_settings *s, bool server, c
 	    SSL_CTX_set_cipher_list(ctx, s->ciphers) != 1) {
 		snprintf(what, sizeof(what), "bad ciphers \"%s\"", s->ciphers);
 		ssl_error_text(what, err, errlen);
-		return false;
+		return TLS_BUILD_FAILED;
 	}
 	if (s->tls13_ciphers && *s->tls13_ciphers && strcasecmp(s->tls13_ciphers, "default") != 0 &&
 	    SSL_CTX_set_ciphersuites(ctx, s->tls13_ciphers) != 1) {
 		snprintf(what, sizeof(what), "bad TLS 1.3 ciphers \"%s\"", s->tls13_ciphers);
 		ssl_error_text(what, err, errlen);
-		return false;
+		return TLS_BUILD_FAILED;
 	}
-	if (*s->cert_file) {
-		if (SSL_CTX_use_certificate_chain_file(ctx, s->cert_file) != 1) {
-			snprintf(what, sizeof(what), "could not load certificate %s", s->cert_file);
-			ssl_error_text(what, err, errlen);
-			return false;
-		}
-	}
-	if (*s->key_file) {
-		if (SSL_CTX_use_PrivateKey_file(ctx, s->key_file, SSL_FILETYPE_PEM) != 1) {
-			snprintf(what, sizeof(what), "could not load private key %s", s->key_file);
-			ssl_error_text(what, err, errlen);
-			return false;
-		}
-		if (SSL_CTX_check_private_key(ctx) != 1) {
-			snprintf(what, sizeof(what), "private key %s does not match certificate %s",
-				 s->key_file, s->cert_file);
-			ssl_error_text(what, err, errlen);
-			return false;
-		}
-	}
+	pair = load_pair(ctx, s, err, errlen);
+	if (pair == TLS_BUILD_FAILED)
+		return TLS_BUILD_FAILED;
 	if (*s->ca_file) {
 		if (SSL_CTX_load_verify_locations(ctx, s->ca_file, NULL) != 1) {
 			snprintf(what, sizeof(what), "could not load CA file %s", s->ca_file);
 			ssl_error_text(what, err, errlen);
-			return false;
+			return TLS_BUILD_FAILED;
 		}
 		if (server) {
 			STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(s->ca_file);
@@ -193,7 +244,7 @@ static bool setup_ctx(SSL_CTX *ctx, const struct tls_settings *s, bool server, c
 		}
 	} else if (!server && s->mode >= TLS_VERIFY_CA && SSL_CTX_set_default_verify_paths(ctx) != 1) {
 		ssl_error_text("could not load the system's CA certificates", err, errlen);
-		return false;
+		return TLS_BUILD_FAILED;
 	}
 	/* Moving and partial writes: the output queue may be compacted between retries. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
@@ -204,7 +255,7 @@ static bool setup_ctx(SSL_CTX *ctx, const struct tls_settings *s, bool server, c
 	 */
 	SSL_CTX_set_max_send_fragment(ctx, TLS_MAX_RECORD);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
-	return true;
+	return pair;
 }
 
 /* The server side's ALPN choice: "postgresql" or nothing at all. */
@@ -233,38 +284,18 @@ static struct tls_ctx *wrap(SSL_CTX *ctx, int mode)
 	return t;
 }
 
-struct tls_ctx *tls_ctx_new_server(const struct tls_settings *s, char *err, size_t errlen)
+/* What only the context that accepts clients has: DH and ECDH groups, ALPN, client certificates. */
+static bool finish_server_ctx(SSL_CTX *ctx, const struct tls_settings *s, char *err, size_t errlen)
 {
-	SSL_CTX *ctx;
-
-	*err = '\0';
-	if (s->mode == TLS_DISABLE)
-		return NULL;
-	if (!*s->key_file || !*s->cert_file) {
-		snprintf(err, errlen, "client_tls_key_file and client_tls_cert_file are needed for TLS");
-		return NULL;
-	}
-	if (s->mode >= TLS_VERIFY_CA && !*s->ca_file) {
-		snprintf(err, errlen, "client_tls_ca_file is needed to verify client certificates");
-		return NULL;
-	}
-	ctx = SSL_CTX_new(TLS_server_method());
-	if (!ctx) {
-		ssl_error_text("could not create TLS context", err, errlen);
-		return NULL;
-	}
-	if (!setup_ctx(ctx, s, true, err, errlen) || !set_dheparams(ctx, s->dheparams, err, errlen)) {
-		SSL_CTX_free(ctx);
-		return NULL;
-	}
+	if (!set_dheparams(ctx, s->dheparams, err, errlen))
+		return false;
 	if (*s->ecdhcurve && strcasecmp(s->ecdhcurve, "auto") && strcasecmp(s->ecdhcurve, "none") &&
 	    SSL_CTX_set1_groups_list(ctx, s->ecdhcurve) != 1) {
 		char what[200];
 
 		snprintf(what, sizeof(what), "bad ecdhcurve \"%s\"", s->ecdhcurve);
 		ssl_error_text(what, err, errlen);
-		SSL_CTX_free(ctx);
-		return NULL;
+		return false;
 	}
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET);
@@ -273,40 +304,94 @@ struct tls_ctx *tls_ctx_new_server(const struct tls_settings *s, char *err, size
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
 	else
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-	return wrap(ctx, s->mode);
+	return true;
+}
+
+static enum tls_build build_server(const struct tls_settings *s, struct tls_ctx **out, char *err,
+				   size_t errlen)
+{
+	enum tls_build res;
+	SSL_CTX *ctx;
+
+	*out = NULL;
+	*err = '\0';
+	if (s->mode == TLS_DISABLE)
+		return TLS_BUILD_OK;
+	if (!*s->key_file && !*s->cert_file) {
+		snprintf(err, errlen, "client_tls_key_file and client_tls_cert_file are needed for TLS");
+		return TLS_BUILD_FAILED;
+	}
+	if (s->mode >= TLS_VERIFY_CA && !*s->ca_file) {
+		snprintf(err, errlen, "client_tls_ca_file is needed to verify client certificates");
+		return TLS_BUILD_FAILED;
+	}
+	ctx = SSL_CTX_new(TLS_server_method());
+	if (!ctx) {
+		ssl_error_text("could not create TLS context", err, errlen);
+		return TLS_BUILD_FAILED;
+	}
+	res = setup_ctx(ctx, s, true, err, errlen);
+	if (res != TLS_BUILD_FAILED && !finish_server_ctx(ctx, s, err, errlen))
+		res = TLS_BUILD_FAILED;
+	/* A certificate alone is half of a pair too: accepting TLS needs its key. */
+	if (res == TLS_BUILD_OK && !*s->key_file) {
+		snprintf(err, errlen, "certificate %s has no private key", s->cert_file);
+		res = TLS_BUILD_UNPAIRED;
+	}
+	if (res != TLS_BUILD_OK) {
+		SSL_CTX_free(ctx);
+		return res;
+	}
+	*out = wrap(ctx, s->mode);
+	return *out ? TLS_BUILD_OK : TLS_BUILD_FAILED;
+}
+
+static enum tls_build build_client(const struct tls_settings *s, struct tls_ctx **out, char *err,
+				   size_t errlen)
+{
+	enum tls_build res;
+	SSL_CTX *ctx;
+
+	*out = NULL;
+	*err = '\0';
+	if (s->mode == TLS_DISABLE)
+		return TLS_BUILD_OK;
+	ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx) {
+		ssl_error_text("could not create TLS context", err, errlen);
+		return TLS_BUILD_FAILED;
+	}
+	res = setup_ctx(ctx, s, false, err, errlen);
+	if (res != TLS_BUILD_FAILED &&
+	    SSL_CTX_set_alpn_protos(ctx, alpn_postgresql, sizeof(alpn_postgresql) - 1) != 0) {
+		ssl_error_text("could not set ALPN", err, errlen);
+		res = TLS_BUILD_FAILED;
+	}
+	if (res != TLS_BUILD_OK) {
+		SSL_CTX_free(ctx);
+		return res;
+	}
+	SSL_CTX_set_verify(ctx, s->mode >= TLS_VERIFY_CA ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+	*out = wrap(ctx, s->mode);
+	return *out ? TLS_BUILD_OK : TLS_BUILD_FAILED;
+}
+
+struct tls_ctx *tls_ctx_new_server(const struct tls_settings *s, char *err, size_t errlen)
+{
+	struct tls_ctx *t;
+
+	return build_server(s, &t, err, errlen) == TLS_BUILD_OK ? t : NULL;
 }
 
 struct tls_ctx *tls_ctx_new_client(const struct tls_settings *s, char *err, size_t errlen)
 {
-	SSL_CTX *ctx;
+	struct tls_ctx *t;
 
-	*err = '\0';
-	if (s->mode == TLS_DISABLE)
-		return NULL;
-	if (*s->key_file && !*s->cert_file) {
-		snprintf(err, errlen, "server_tls_key_file is set without server_tls_cert_file");
-		return NULL;
-	}
-	ctx = SSL_CTX_new(TLS_client_method());
-	if (!ctx) {
-		ssl_error_text("could not create TLS context", err, errlen);
-		return NULL;
-	}
-	if (!setup_ctx(ctx, s, false, err, errlen)) {
-		SSL_CTX_free(ctx);
-		return NULL;
-	}
-	if (SSL_CTX_set_alpn_protos(ctx, alpn_postgresql, sizeof(alpn_postgresql) - 1) != 0) {
-		ssl_error_text("could not set ALPN", err, errlen);
-		SSL_CTX_free(ctx);
-		return NULL;
-	}
-	SSL_CTX_set_verify(ctx, s->mode >= TLS_VERIFY_CA ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
-	return wrap(ctx, s->mode);
+	return build_client(s, &t, err, errlen) == TLS_BUILD_OK ? t : NULL;
 }
 
-bool tls_load_contexts(const struct config *cfg, struct tls_ctx **client_side,
-		       struct tls_ctx **server_side, char *err, size_t errlen)
+enum tls_build tls_build_side(const struct config *cfg, enum tls_side side, struct tls_ctx **out,
+			      char *err, size_t errlen)
 {
 	struct tls_settings cs = {
 		.mode = cfg->client_tls_sslmode, .key_file = cfg->client_tls_key_file,
@@ -322,17 +407,26 @@ bool tls_load_contexts(const struct config *cfg, struct tls_ctx **client_side,
 		.tls13_ciphers = "", .dheparams = "none", .ecdhcurve = "",
 	};
 	char why[400];
+	enum tls_build res;
+
+	if (side == TLS_SIDE_CLIENTS)
+		res = build_server(&cs, out, why, sizeof(why));
+	else
+		res = build_client(&ss, out, why, sizeof(why));
+	if (res != TLS_BUILD_OK)
+		snprintf(err, errlen, "%s TLS: %s", side == TLS_SIDE_CLIENTS ? "client" : "server", why);
+	return res;
+}
+
+bool tls_load_contexts(const struct config *cfg, struct tls_ctx **client_side,
+		       struct tls_ctx **server_side, char *err, size_t errlen)
+{
 	struct tls_ctx *c, *s;
 
-	c = tls_ctx_new_server(&cs, why, sizeof(why));
-	if (!c && *why) {
-		snprintf(err, errlen, "client TLS: %s", why);
+	if (tls_build_side(cfg, TLS_SIDE_CLIENTS, &c, err, errlen) != TLS_BUILD_OK)
 		return false;
-	}
-	s = tls_ctx_new_client(&ss, why, sizeof(why));
-	if (!s && *why) {
+	if (tls_build_side(cfg, TLS_SIDE_SERVERS, &s, err, errlen) != TLS_BUILD_OK) {
 		tls_ctx_free(c);
-		snprintf(err, errlen, "server TLS: %s", why);
 		return false;
 	}
 	*client_side = c;

@@ -1,7 +1,8 @@
 /*
  * janitor: the periodic sweep that enforces every timeout (login, query wait, idle transaction,
- * query, client idle, server idle/lifetime/connect), keeps min_pool_size, retries server logins
- * after server_login_retry, and finishes a safe shutdown.
+ * query, client idle, server idle/lifetime/connect), passes the server's error to clients that
+ * waited through failed server logins for server_login_retry, keeps min_pool_size, retries server
+ * logins after server_login_retry, and finishes a safe shutdown.
  */
 #include <stdlib.h>
 
@@ -23,7 +24,11 @@ static void check_waiting(struct pool *p, uint64_t now)
 	list_for_each_safe(n, t, &p->waiting_clients) {
 		struct client *c = list_entry(n, struct client, node);
 
-		if (c->state == CLIENT_WAITING_LOGIN && exceeded(now, c->connect_time_us, cfg->query_wait_timeout))
+		if (c->state == CLIENT_WAITING_LOGIN && pool_login_retry_exhausted(c))
+			client_close(c, p->last_login_sqlstate, "%s", p->last_login_error);
+		else if (c->state == CLIENT_WAITING && pool_login_retry_exhausted(c))
+			client_fail_unit(c, p->last_login_sqlstate, "%s", p->last_login_error);
+		else if (c->state == CLIENT_WAITING_LOGIN && exceeded(now, c->connect_time_us, cfg->query_wait_timeout))
 			client_close(c, "08P01", "query_wait_timeout: no server connection available%s%s",
 				     *p->last_login_error ? ": " : "", p->last_login_error);
 		else if (c->state == CLIENT_WAITING && c->target == TARGET_WAIT_PRIMARY &&

@@ -62,6 +62,9 @@ void client_set_state(struct client *c, enum client_state st)
 	case CLIENT_WAITING_LOGIN:
 	case CLIENT_WAITING:
 		ASSERT(p);
+		/* A client logging in waits from here (pool_request_server sets it for the others). */
+		if (st == CLIENT_WAITING_LOGIN)
+			c->wait_start_us = evloop_now_us(&c->w->loop);
 		list_add_tail(&p->waiting_clients, &c->node);
 		p->n_waiting_clients++;
 		if (st == CLIENT_WAITING)
@@ -549,13 +552,50 @@ void pool_server_ready(struct server *s)
 	server_set_state(s, SERVER_IDLE);
 }
 
+void pool_server_logged_in(struct server *s)
+{
+	s->pool->welcome_ready = true;
+	s->pool->nodes[s->member].failing_since_us = 0;
+}
+
+static int welcome_member(const struct pool *p);
+
+bool pool_login_retry_exhausted(const struct client *c)
+{
+	const struct pool *p = c->pool;
+	const struct pool_node *node;
+	int member;
+
+	if (c->state == CLIENT_WAITING_LOGIN)
+		member = welcome_member(p);   /* a client logging in waits for the pool's first server */
+	else if (c->state == CLIENT_WAITING)
+		member = c->target;
+	else
+		return false;
+	if (member < 0 || member != p->last_login_member)
+		return false;
+	node = &p->nodes[member];
+	/*
+	 * An attempt that began before c started waiting was not made for it: its failure is not c's
+	 * answer. And the first failures are not passed on: a member restarting comes back within
+	 * one retry and nobody notices.
+	 */
+	return node->failing_since_us && node->last_failed_attempt_us >= c->wait_start_us &&
+	       node->last_login_failure_us - node->failing_since_us >=
+		       (uint64_t)(p->w->cfg->server_login_retry * 1e6);
+}
+
 void pool_server_login_failed(struct server *s, const char *sqlstate, const char *message)
 {
 	struct pool *p = s->pool;
-	struct list_node *n, *t;
+	struct pool_node *node = &p->nodes[s->member];
+	uint64_t now = evloop_now_us(&p->w->loop);
 
-	p->last_login_failure_us = evloop_now_us(&p->w->loop);
-	p->nodes[s->member].last_login_failure_us = p->last_login_failure_us;
+	p->last_login_failure_us = now;
+	node->last_login_failure_us = now;
+	node->last_failed_attempt_us = s->connect_time_us;
+	if (!node->failing_since_us)
+		node->failing_since_us = now;
 	if (p->db->cluster) {
 		struct member *m = &p->db->cluster->members[s->member];
 
@@ -566,22 +606,13 @@ void pool_server_login_failed(struct server *s, const char *sqlstate, const char
 			 * Health checks log in as another user: this replica may refuse only ours
 			 * (pg_hba, too many connections). No reads for ban_time; waiters go elsewhere.
 			 */
-			m->banned_until_us = p->last_login_failure_us +
-					     (uint64_t)(p->db->cluster->entry->ban_time * 1e6);
+			m->banned_until_us = now + (uint64_t)(p->db->cluster->entry->ban_time * 1e6);
 			pool_topology_changed(p->w, p->db->cluster);
 		}
 	}
 	snprintf(p->last_login_error, sizeof(p->last_login_error), "%s", message);
 	snprintf(p->last_login_sqlstate, sizeof(p->last_login_sqlstate), "%s", sqlstate);
-	if (p->welcome_ready)
-		return;
-	/* Nobody has ever logged in here: clients waiting to log in learn why they cannot. */
-	list_for_each_safe(n, t, &p->waiting_clients) {
-		struct client *c = list_entry(n, struct client, node);
-
-		if (c->state == CLIENT_WAITING_LOGIN)
-			client_close(c, sqlstate, "%s", message);
-	}
+	p->last_login_member = s->member;
 }
 
 void pool_forget_server(struct server *s)
@@ -621,25 +652,61 @@ static int launch_allowance(struct pool *p, int member)
 }
 
 /*
- * max_db_connections or max_user_connections is reached while member's waiters have room in
- * its own pool: an idle server of another member gives its place. True if one was closed.
+ * Would closing a server of pool o make room for p under the shared limits p has reached? Only
+ * when o counts against every one of them (a server of another database frees nothing of a full
+ * max_db_connections).
  */
-static bool close_idle_elsewhere(struct pool *p, int member)
+static bool frees_room_for(const struct pool *o, const struct pool *p, bool db_full, bool user_full)
+{
+	return (!db_full || o->db == p->db) && (!user_full || o->user == p->user);
+}
+
+/* o's server idle longest (in p itself, one to another member than member's), or NULL. */
+static struct server *longest_idle(struct pool *o, const struct pool *p, int member)
 {
 	struct list_node *n;
 
-	if (!p->db->cluster)
-		return false;
 	/* Idle servers are added at the head: the tail has waited longest. */
-	for (n = p->idle_servers.prev; n != &p->idle_servers; n = n->prev) {
+	for (n = o->idle_servers.prev; n != &o->idle_servers; n = n->prev) {
 		struct server *s = list_entry(n, struct server, node);
 
-		if (s->member != member) {
-			server_close(s, "its place is needed for another member");
-			return true;
-		}
+		if (o != p || s->member != member)
+			return s;
 	}
-	return false;
+	return NULL;
+}
+
+/*
+ * max_db_connections or max_user_connections is reached while member's waiters have room in
+ * their own pool: the server idle longest among those whose place they could take (another
+ * member's in this pool, another pool's of the same database or user) is closed, so that no
+ * pool starves while others keep idle servers. True if one was closed.
+ */
+static bool close_idle_elsewhere(struct pool *p, int member)
+{
+	int db_max = db_max_connections(p->db, p->w->cfg);
+	int user_max = user_max_connections(p);
+	bool db_full = db_max > 0 && p->db->n_servers >= db_max;
+	bool user_full = user_max > 0 && p->user->n_servers >= user_max;
+	struct server *victim = NULL;
+	struct list_node *n, *t;
+
+	if (!db_full && !user_full)
+		return false;
+	list_for_each_safe(n, t, &p->w->pools) {
+		struct pool *o = list_entry(n, struct pool, node);
+		struct server *s;
+
+		if (!frees_room_for(o, p, db_full, user_full) || !(s = longest_idle(o, p, member)))
+			continue;
+		if (!victim || s->request_time_us < victim->request_time_us)
+			victim = s;
+	}
+	if (!victim)
+		return false;
+	server_close(victim, victim->pool == p ? "its place is needed for another member"
+					       : "its place is needed by another pool");
+	return true;
 }
 
 /* Is member one that min_pool_size should keep connections to? */
@@ -653,19 +720,24 @@ static bool member_in_use(const struct pool *p, int member)
 static void launch_for_member(struct pool *p, int member, int extra, uint64_t now)
 {
 	struct pool_node *node = &p->nodes[member];
-	int want, allow;
+	int want, allow, for_waiters;
 
 	if (node->last_login_failure_us &&
 	    now - node->last_login_failure_us < (uint64_t)(p->w->cfg->server_login_retry * 1e6))
 		return;
 	/* Servers logging in or being reset/tested will serve waiters soon: count them. */
-	want = node->n_waiting + extra - node->n_pending;
+	want = for_waiters = node->n_waiting + extra - node->n_pending;
 	if (member_in_use(p, member) && node->n_servers + (want > 0 ? want : 0) < pool_min_size(p))
 		want = pool_min_size(p) - node->n_servers;
 	if (want <= 0)
 		return;
 	allow = launch_allowance(p, member);
-	if (allow <= 0 && node->n_servers < pool_size(p) && close_idle_elsewhere(p, member))
+	/*
+	 * Only clients waiting take another pool's place: min_pool_size alone would have pools with
+	 * idle servers close each other's in turn under a shared limit.
+	 */
+	if (allow <= 0 && for_waiters > 0 && node->n_servers < pool_size(p) &&
+	    close_idle_elsewhere(p, member))
 		allow = launch_allowance(p, member);
 	while (want-- > 0 && allow-- > 0) {
 		if (!server_launch(p, member))

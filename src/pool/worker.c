@@ -90,18 +90,48 @@ void worker_apply_config(struct worker *w, struct config *newcfg, struct userlis
 	pool_kick(w, NULL);
 }
 
-bool worker_apply_tls_dns(struct worker *w, const struct config *cfg, char *err, size_t errlen)
+/* A side whose key and certificate do not pair yet: why, and what happens meanwhile. */
+static void note_pending(enum tls_side side, const char *why, char *err, size_t errlen)
 {
-	struct tls_ctx *client_tls = NULL, *server_tls = NULL;
+	const char *name = side == TLS_SIDE_CLIENTS ? "client" : "server";
+	size_t used = strlen(err);
 
-	if (!tls_load_contexts(cfg, &client_tls, &server_tls, err, errlen))
-		return false;
+	snprintf(err + used, errlen - used,
+		 "%schange pending until %s_tls_key_file and %s_tls_cert_file form a pair (%s); new %s "
+		 "connections keep the running TLS settings until then",
+		 used ? "; " : "", name, name, why, name);
+}
+
+enum tls_apply worker_apply_tls_dns(struct worker *w, const struct config *cfg, bool allow_unpaired,
+				    char *err, size_t errlen)
+{
+	static const enum tls_side sides[2] = { TLS_SIDE_CLIENTS, TLS_SIDE_SERVERS };
+	struct tls_ctx **running[2] = { &w->client_tls, &w->server_tls };
+	struct tls_ctx *built[2] = { NULL, NULL };
+	enum tls_build res[2];
+	char why[2][512];
+
+	for (int i = 0; i < 2; i++) {
+		res[i] = tls_build_side(cfg, sides[i], &built[i], why[i], sizeof(why[i]));
+		if (res[i] == TLS_BUILD_FAILED || (res[i] == TLS_BUILD_UNPAIRED && !allow_unpaired)) {
+			/* All or nothing: a side built already is not applied either. */
+			snprintf(err, errlen, "%s", why[i]);
+			tls_ctx_free(built[0]);
+			return TLS_APPLY_FAILED;
+		}
+	}
 	dns_set_ttls(w->dns, cfg->dns_max_ttl, cfg->dns_nxdomain_ttl);
-	tls_ctx_free(w->client_tls);
-	tls_ctx_free(w->server_tls);
-	w->client_tls = client_tls;
-	w->server_tls = server_tls;
-	return true;
+	*err = '\0';
+	for (int i = 0; i < 2; i++) {
+		if (res[i] == TLS_BUILD_UNPAIRED) {
+			/* Half of a new pair: the running context stays until the other half comes. */
+			note_pending(sides[i], why[i], err, errlen);
+			continue;
+		}
+		tls_ctx_free(*running[i]);
+		*running[i] = built[i];
+	}
+	return *err ? TLS_APPLY_PENDING : TLS_APPLY_DONE;
 }
 
 /*
@@ -155,7 +185,7 @@ bool worker_reload(struct worker *w, char *err, size_t errlen)
 		}
 	}
 	/* Certificates are re-read on every reload; bad files keep the running contexts. */
-	if (!worker_apply_tls_dns(w, newcfg, err, errlen)) {
+	if (worker_apply_tls_dns(w, newcfg, false, err, errlen) != TLS_APPLY_DONE) {
 		log_error("reload failed, keeping the old config and TLS contexts: %s", err);
 		if (ul)
 			userlist_free(ul);

@@ -500,7 +500,7 @@ enum conn_action server_login_packet(struct server *s, const struct pkt_header *
 		server_log(LOG_LVL_DEBUG, s, "login done, backend pid %u", s->backend_pid);
 		if (!fenced_ok(s))
 			return CONN_CLOSED;
-		s->pool->welcome_ready = true;
+		pool_server_logged_in(s);
 		s->pool->db->hosts_failed = 0;
 		if (s->pool->db->entry && *s->pool->db->entry->connect_query) {
 			server_set_state(s, SERVER_RESET);

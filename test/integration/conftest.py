@@ -183,6 +183,7 @@ class Mux(Pgmux):
         self.raws = []
         self.expect_exit = False
         self._admin = None
+        self.admin_notices = []
 
     # clients
     def connect(self, dbname="app", user="postgres", autocommit=True, **kw):
@@ -221,7 +222,8 @@ class Mux(Pgmux):
     def admin(self, command, timeout=10.0):
         """Run an admin console command over the simple query protocol; returns a list of
         dicts of text values (empty for commands). Raises rawpg.PgError for an error, and
-        TimeoutError when the console does not answer within timeout seconds."""
+        TimeoutError when the console does not answer within timeout seconds. The messages of
+        the notices it sent are left in self.admin_notices."""
         if self._admin is None:
             self._admin = rawpg.RawPg("127.0.0.1", self.port, timeout=timeout)
             try:
@@ -232,10 +234,13 @@ class Mux(Pgmux):
         c = self._admin
         c.send_msg(b"Q", command.encode() + b"\0")
         names, rows, err = None, [], None
+        self.admin_notices = []
         try:
             while True:
                 mtype, payload = c.read_msg(timeout)
-                if mtype == b"T":
+                if mtype == b"N":
+                    self.admin_notices.append(rawpg.parse_fields(payload).get("M", ""))
+                elif mtype == b"T":
                     names = rawpg.parse_row_description(payload)
                 elif mtype == b"D":
                     rows.append(rawpg.parse_row(payload))

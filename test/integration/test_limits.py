@@ -108,3 +108,49 @@ def test_min_pool_size(pgmux, direct):
         conn.execute("select 1")
         wait_for(lambda: len(direct.backends("app")) == 3, 4, interval=0.1,
                  what="min_pool_size=3 servers to be opened")
+
+
+SHARED_ROLES = [f"pgmux_share{i}" for i in range(5)]
+
+
+@pytest.fixture
+def five_roles(pg):
+    """Five roles that log in with trust over the server's unix socket; dropped afterwards."""
+    for role in SHARED_ROLES:
+        pg.sql(f"DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN")
+    yield SHARED_ROLES
+    for role in SHARED_ROLES:
+        pg.sql(f"DROP ROLE IF EXISTS {role}")
+
+
+@pytest.mark.parametrize("setting", ["max_db_connections", "max_user_connections"])
+def test_shared_limit_closes_idle_servers_of_other_pools(pgmux, pg, direct, five_roles, setting):
+    """Pools blocked only by a limit they share with other pools take the place of those pools'
+    servers idle longest: 10 clients of 5 users through 4 connections all get served."""
+    entries = {"app": f"host={pg.sockdir} port={pg.port} dbname=app"}
+    if setting == "max_db_connections":
+        settings = {"max_db_connections": 4}
+    else:
+        # one user, five databases (aliases of app): the user-wide limit is the shared one
+        entries = {f"app{i}": f"host={pg.sockdir} port={pg.port} dbname=app user={five_roles[0]}"
+                   for i in range(5)}
+        settings = {"max_user_connections": 4}
+    mux = pgmux(dict(settings, default_pool_size=5, reserve_pool_size=0, query_wait_timeout=15),
+                databases=entries)
+    if setting == "max_db_connections":
+        targets = [("app", role) for role in five_roles]
+    else:
+        targets = [(db, "postgres") for db in entries]
+
+    def work(dbname, user):
+        with mux.connect(dbname=dbname, user=user) as conn:
+            conn.execute("select pg_sleep(0.1)")
+            return conn.execute("select 'ok'").fetchone()[0]
+
+    with Sampler(direct, "app") as s:
+        jobs = [Background(work, *targets[i % 5]) for i in range(10)]
+        results = [j.result(14) for j in jobs]
+    assert results == ["ok"] * 10
+    assert s.max_total <= 4, f"{setting}=4 but {s.max_total} server connections"
+    # nobody waited anywhere near query_wait_timeout
+    assert max(j.elapsed() for j in jobs) < 10

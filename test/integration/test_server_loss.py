@@ -1,4 +1,5 @@
-"""Servers that go away: pg_terminate_backend and a restart of PostgreSQL."""
+"""Servers that go away: pg_terminate_backend, a restart of PostgreSQL, and server logins that
+fail (the waiting client hears the server's error; a server that comes back serves again)."""
 import os
 import signal
 import time
@@ -6,6 +7,7 @@ import time
 import psycopg
 import pytest
 
+import rawpg
 from conftest import Background, assert_error, wait_for
 
 
@@ -127,3 +129,83 @@ def test_request_with_prepared_statements_is_replayed_unnoticed(pgmux, direct):
         c.close()
     assert "replaying the request elsewhere" in mux.log(), \
         "the race this test is about never happened"
+
+
+# ---------------------------------------------------------------------------------------------
+# server logins that fail
+
+FLAKY = "pgmux_flaky"
+
+
+@pytest.fixture
+def flaky_role(pg):
+    """A role pgmux logs in as with password 'good'; a test changes it to make logins fail."""
+    pg.sql(f"DROP ROLE IF EXISTS {FLAKY}; CREATE ROLE {FLAKY} LOGIN PASSWORD 'good'")
+    yield FLAKY
+    pg.sql(f"DROP ROLE IF EXISTS {FLAKY}")
+
+
+def flaky_entries(pg):
+    return {"app": f"host=127.0.0.1 port={pg.port} dbname=app user={FLAKY} password=good"}
+
+
+def set_password(pg, password):
+    pg.sql(f"ALTER ROLE {FLAKY} PASSWORD '{password}'")
+
+
+@pytest.mark.timeout(90)
+def test_waiting_client_gets_server_login_error(pgmux, pg, flaky_role):
+    """A client waiting while every server login fails gets the server's SQLSTATE and message
+    once server_login_retry has passed without a success, long before query_wait_timeout; its
+    session goes on, and is served once logins work again."""
+    mux = pgmux({"server_login_retry": 2, "query_wait_timeout": 40}, databases=flaky_entries(pg))
+    c = mux.connect()
+    assert c.execute("select current_user").fetchone()[0] == FLAKY
+    set_password(pg, "changed")
+    mux.admin("RECONNECT app")
+    wait_for(lambda: mux.pool("app", FLAKY)["sv_idle"] == 0, 5, what="the idle server to close")
+    started = time.monotonic()
+    with pytest.raises(psycopg.Error) as e:
+        c.execute("select 2")
+    waited = time.monotonic() - started
+    assert e.value.sqlstate == "28P01", e.value
+    assert f'password authentication failed for user "{FLAKY}"' in str(e.value)
+    # a first failure and one retry server_login_retry later: well before query_wait_timeout
+    assert waited < 15, f"waited {waited:.1f} s for the server's error"
+    # a new client logs in (the pool knows the server's parameters) and hears the same
+    r = mux.raw(timeout=20)
+    r.login("postgres", "app")
+    with pytest.raises(rawpg.PgError) as e:
+        r.query("select 3")
+    assert e.value.sqlstate == "28P01", e.value
+    # the server comes back: the next request is served, on the same client connection
+    set_password(pg, "good")
+    assert c.execute("select 4").fetchone()[0] == 4
+    assert r.scalar("select 5") == "5"
+
+
+def test_logging_in_client_waits_for_login_retry(pgmux, pg, flaky_role):
+    """A client logging in while the pool's first server login fails is not turned away at
+    once: a login that succeeds within server_login_retry lets it in."""
+    set_password(pg, "changed")
+    mux = pgmux({"server_login_retry": 3}, databases=flaky_entries(pg))
+    job = Background(lambda: mux.connect(connect_timeout=20))
+    wait_for(lambda: "password authentication failed" in mux.log(), 10,
+             what="the first server login to fail")
+    set_password(pg, "good")
+    conn = job.result(20)
+    assert conn.execute("select current_user").fetchone()[0] == FLAKY
+
+
+def test_logging_in_client_gets_server_login_error(pgmux, pg, flaky_role):
+    """Logins that keep failing: the client logging in gets the server's error, in bounded
+    time."""
+    set_password(pg, "changed")
+    mux = pgmux({"server_login_retry": 1, "query_wait_timeout": 40}, databases=flaky_entries(pg))
+    started = time.monotonic()
+    r = mux.raw(timeout=30)
+    with pytest.raises(rawpg.PgError) as e:
+        r.login("postgres", "app")
+    assert e.value.sqlstate == "28P01", e.value
+    assert "password authentication failed" in e.value.fields["M"]
+    assert time.monotonic() - started < 10

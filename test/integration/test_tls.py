@@ -269,13 +269,13 @@ def test_admin_set_rebuilds_contexts(pgmux, certs):
         assert e.value.sqlstate == "F0000" and "missing.crt" in e.value.message, e.value
         assert config_value(mux, key) == old
     assert peer_cn(mux, certs) == "localhost"
-    # a key that does not match the certificate is refused too
-    with pytest.raises(rawpg.PgError) as e:
-        mux.admin(f"SET client_tls_key_file = '{certs.client_key}'")
-    assert e.value.sqlstate == "F0000"
-    assert config_value(mux, "client_tls_key_file") == certs.server_key
+    # a key that does not match the certificate waits for its certificate (see below)
+    notices = admin_notices(mux, f"SET client_tls_key_file = '{certs.client_key}'")
+    assert any("pending" in n for n in notices), notices
+    assert config_value(mux, "client_tls_key_file") == certs.client_key
     with connect(mux, sslmode="verify-ca", sslrootcert=certs.ca_crt) as c:
         assert c.execute("select 1").fetchone()[0] == 1
+    assert not admin_notices(mux, f"SET client_tls_key_file = '{certs.server_key}'")
 
     # sslmode on its own: back to plain, then require again with the files still set
     mux.admin("SET client_tls_sslmode = disable")
@@ -286,6 +286,48 @@ def test_admin_set_rebuilds_contexts(pgmux, certs):
     mux.admin("SET client_tls_sslmode = prefer")
     with connect(mux, sslmode="require") as c:
         assert c.pgconn.ssl_in_use
+
+
+def admin_notices(mux, command):
+    """Run an admin command that must succeed; return the messages of its notices."""
+    mux.admin(command)
+    return mux.admin_notices
+
+
+@pytest.mark.parametrize("first", ["key", "cert"])
+def test_admin_set_key_and_cert_one_at_a_time(pgmux, certs, first):
+    """A new key and certificate set with two SETs: after the first, the running pair keeps
+    serving and the SET says the change is pending; the second applies the new pair."""
+    mux = pgmux(client_tls(certs, "prefer"))   # prefer: the admin console helper is plain
+    assert peer_cn(mux, certs) == "localhost"
+    new = {"key": certs.server2_key, "cert": certs.server2_crt}
+    second = "cert" if first == "key" else "key"
+
+    notices = admin_notices(mux, f"SET client_tls_{first}_file = '{new[first]}'")
+    assert any("pending" in n and f"client_tls_{second}_file" in n for n in notices), notices
+    assert config_value(mux, f"client_tls_{first}_file") == new[first]
+    # the old certificate is still served, and TLS works meanwhile
+    assert peer_cn(mux, certs) == "localhost"
+    with connect(mux, sslmode="require") as c:
+        assert c.pgconn.ssl_in_use
+
+    notices = admin_notices(mux, f"SET client_tls_{second}_file = '{new[second]}'")
+    assert not any("pending" in n for n in notices), notices
+    assert peer_cn(mux, certs) == "second.pgmux.test"
+    with connect(mux, sslmode="verify-ca", sslrootcert=certs.ca_crt) as c:
+        assert c.pgconn.ssl_in_use
+        assert c.execute("select 1").fetchone()[0] == 1
+
+
+def test_admin_set_pending_pair_still_checks_files(pgmux, certs):
+    """While a pair is pending, a file that cannot be read is still refused."""
+    mux = pgmux(client_tls(certs, "prefer"))
+    admin_notices(mux, f"SET client_tls_key_file = '{certs.server2_key}'")
+    with pytest.raises(rawpg.PgError) as e:
+        mux.admin(f"SET client_tls_cert_file = '{certs.dir}/missing.crt'")
+    assert e.value.sqlstate == "F0000" and "missing.crt" in e.value.message, e.value
+    assert config_value(mux, "client_tls_cert_file") == certs.server_crt
+    assert peer_cn(mux, certs) == "localhost"
 
 
 def test_admin_set_refuses_tls_without_files(pgmux, certs):
@@ -452,3 +494,31 @@ def test_tls_records_fit_libpq_buffer(pgmux, certs, pkt_buf):
 
     job = Background(run)
     assert job.result(40) == len(sizes), "a query through TLS never got its whole result"
+
+
+def cert_serial(path):
+    return int(ssl._ssl._test_decode_cert(path)["serialNumber"], 16)
+
+
+def test_admin_set_server_key_and_cert_one_at_a_time(pgmux, certs, ssl_pg):
+    """The certificate pgmux presents to PostgreSQL, changed with two SETs: the old pair logs in
+    until the second SET applies the new one."""
+    make_cert(certs.dir, "ca", "client2", "postgres")
+    entries = {"app": f"host=localhost port={ssl_pg.port} dbname=certdb"}
+    mux = pgmux({"server_tls_sslmode": "verify-full", "server_tls_ca_file": certs.ca_crt,
+                 "server_tls_cert_file": certs.client_crt,
+                 "server_tls_key_file": certs.client_key}, databases=entries)
+    serial = "select client_serial from pg_stat_ssl where pid = pg_backend_pid()"
+    with mux.connect() as c:
+        assert int(c.execute(serial).fetchone()[0]) == cert_serial(certs.client_crt)
+
+    notices = admin_notices(mux, f"SET server_tls_key_file = '{certs.client2_key}'")
+    assert any("pending" in n and "server_tls_cert_file" in n for n in notices), notices
+    mux.admin("RECONNECT")
+    with mux.connect() as c:
+        assert int(c.execute(serial).fetchone()[0]) == cert_serial(certs.client_crt)
+
+    assert not admin_notices(mux, f"SET server_tls_cert_file = '{certs.client2_crt}'")
+    mux.admin("RECONNECT")
+    with mux.connect() as c:
+        assert int(c.execute(serial).fetchone()[0]) == cert_serial(certs.client2_crt)

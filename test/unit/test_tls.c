@@ -22,9 +22,10 @@
 
 #include "ev/conn.h"
 #include "ev/loop.h"
+#include "config/config.h"
 #include "ev/tls.h"
 
-static char dir[64], key[128], crt[128];
+static char dir[64], key[128], crt[128], key2[128];
 
 static int make_cert(void **state)
 {
@@ -39,12 +40,18 @@ static int make_cert(void **state)
 		 "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
 		 "-addext subjectAltName=DNS:localhost -keyout %s -out %s >/dev/null 2>&1",
 		 key, crt);
+	if (system(cmd) != 0)
+		return -1;
+	/* A second key: good on its own, not the certificate's. */
+	snprintf(key2, sizeof(key2), "%s/k2.pem", dir);
+	snprintf(cmd, sizeof(cmd), "openssl genpkey -algorithm rsa -out %s >/dev/null 2>&1", key2);
 	return system(cmd) == 0 ? 0 : -1;
 }
 
 static int remove_cert(void **state)
 {
 	unlink(key);
+	unlink(key2);
 	unlink(crt);
 	rmdir(dir);
 	return 0;
@@ -113,6 +120,58 @@ static void test_protocol_lists(void **state)
 		t = tls_ctx_new_server(&s, err, sizeof(err));
 		if (!t)
 			fail_msg("%s: %s", good[i], err);
+		tls_ctx_free(t);
+	}
+}
+
+/* A key and a certificate that do not pair yet are told apart from files that cannot be used. */
+static void test_unpaired_key_and_certificate(void **state)
+{
+	static const struct {
+		int side;
+		const char *cert, *key;
+		enum tls_build expect;
+		const char *says;
+	} cases[] = {
+		{ TLS_SIDE_CLIENTS, "crt", "key", TLS_BUILD_OK, "" },
+		{ TLS_SIDE_CLIENTS, "crt", "key2", TLS_BUILD_UNPAIRED, "does not match" },
+		{ TLS_SIDE_CLIENTS, "", "key2", TLS_BUILD_UNPAIRED, "has no certificate" },
+		{ TLS_SIDE_CLIENTS, "crt", "", TLS_BUILD_UNPAIRED, "has no private key" },
+		{ TLS_SIDE_CLIENTS, "", "", TLS_BUILD_FAILED, "are needed" },
+		{ TLS_SIDE_CLIENTS, "/nonexistent.crt", "key2", TLS_BUILD_FAILED, "/nonexistent.crt" },
+		{ TLS_SIDE_CLIENTS, "crt", "/nonexistent.key", TLS_BUILD_FAILED, "/nonexistent.key" },
+		{ TLS_SIDE_SERVERS, "crt", "key2", TLS_BUILD_UNPAIRED, "does not match" },
+		{ TLS_SIDE_SERVERS, "", "key2", TLS_BUILD_UNPAIRED, "has no certificate" },
+		{ TLS_SIDE_SERVERS, "crt", "", TLS_BUILD_OK, "" },
+		{ TLS_SIDE_SERVERS, "", "/nonexistent.key", TLS_BUILD_FAILED, "/nonexistent.key" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char cert_file[128], key_file[128], err[512] = "";
+		struct config cfg = { 0 };
+		struct tls_ctx *t = NULL;
+		enum tls_build got;
+
+		snprintf(cert_file, sizeof(cert_file), "%s",
+			 strcmp(cases[i].cert, "crt") == 0 ? crt : cases[i].cert);
+		snprintf(key_file, sizeof(key_file), "%s",
+			 strcmp(cases[i].key, "key") == 0 ? key :
+			 strcmp(cases[i].key, "key2") == 0 ? key2 : cases[i].key);
+		cfg.client_tls_sslmode = cfg.server_tls_sslmode = TLS_REQUIRE;
+		cfg.client_tls_key_file = cfg.server_tls_key_file = key_file;
+		cfg.client_tls_cert_file = cfg.server_tls_cert_file = cert_file;
+		cfg.client_tls_ca_file = cfg.server_tls_ca_file = "";
+		cfg.client_tls_protocols = cfg.server_tls_protocols = "secure";
+		cfg.client_tls_ciphers = cfg.server_tls_ciphers = "default";
+		cfg.client_tls13_ciphers = "";
+		cfg.client_tls_dheparams = "auto";
+		cfg.client_tls_ecdhcurve = "auto";
+		got = tls_build_side(&cfg, (enum tls_side)cases[i].side, &t, err, sizeof(err));
+		if (got != cases[i].expect || !strstr(err, cases[i].says))
+			fail_msg("case %zu: got %d \"%s\", expected %d mentioning \"%s\"", i, (int)got,
+				 err, (int)cases[i].expect, cases[i].says);
+		if ((got == TLS_BUILD_OK) != (t != NULL))
+			fail_msg("case %zu: a context exactly when the build succeeds", i);
 		tls_ctx_free(t);
 	}
 }
@@ -219,6 +278,7 @@ int main(void)
 		cmocka_unit_test(test_disable_gives_no_context),
 		cmocka_unit_test(test_bad_settings_say_why),
 		cmocka_unit_test(test_protocol_lists),
+		cmocka_unit_test(test_unpaired_key_and_certificate),
 		cmocka_unit_test(test_handshake_and_end_point),
 	};
 
