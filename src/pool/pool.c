@@ -556,6 +556,7 @@ void pool_server_logged_in(struct server *s)
 {
 	s->pool->welcome_ready = true;
 	s->pool->nodes[s->member].failing_since_us = 0;
+	s->pool->db->hosts_failed = 0;
 }
 
 static int welcome_member(const struct pool *p);

@@ -501,7 +501,6 @@ enum conn_action server_login_packet(struct server *s, const struct pkt_header *
 		if (!fenced_ok(s))
 			return CONN_CLOSED;
 		pool_server_logged_in(s);
-		s->pool->db->hosts_failed = 0;
 		if (s->pool->db->entry && *s->pool->db->entry->connect_query) {
 			server_set_state(s, SERVER_RESET);
 			server_send_internal_query(s, s->pool->db->entry->connect_query);
