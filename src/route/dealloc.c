@@ -6,54 +6,15 @@
  * so the caller leaves the statement to the server.
  */
 #include "route/dealloc.h"
+#include "route/sqlscan.h"
 
 #include <stdbool.h>
 #include <string.h>
-
-struct scan {
-	const char *p, *end;
-};
 
 struct token {
 	char text[DEALLOC_NAME_MAX];
 	bool quoted;
 };
-
-static bool is_space(char ch)
-{
-	return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v';
-}
-
-/* Skip blanks and comments (nested block comments, as PostgreSQL allows). */
-static void skip_space(struct scan *s)
-{
-	for (;;) {
-		while (s->p < s->end && is_space(*s->p))
-			s->p++;
-		if (s->end - s->p >= 2 && s->p[0] == '-' && s->p[1] == '-') {
-			while (s->p < s->end && *s->p != '\n')
-				s->p++;
-			continue;
-		}
-		if (s->end - s->p >= 2 && s->p[0] == '/' && s->p[1] == '*') {
-			int depth = 0;
-
-			do {
-				if (s->end - s->p >= 2 && s->p[0] == '/' && s->p[1] == '*') {
-					depth++;
-					s->p += 2;
-				} else if (s->end - s->p >= 2 && s->p[0] == '*' && s->p[1] == '/') {
-					depth--;
-					s->p += 2;
-				} else {
-					s->p++;
-				}
-			} while (depth > 0 && s->p < s->end);
-			continue;
-		}
-		return;
-	}
-}
 
 static bool ident_start(unsigned char ch)
 {
@@ -66,7 +27,7 @@ static bool ident_char(unsigned char ch)
 }
 
 /* A quoted identifier ("" is a quote); false if unterminated, empty or too long. */
-static bool quoted_ident(struct scan *s, struct token *t)
+static bool quoted_ident(struct sql_scan *s, struct token *t)
 {
 	size_t n = 0;
 
@@ -88,11 +49,11 @@ static bool quoted_ident(struct scan *s, struct token *t)
 }
 
 /* The next identifier or keyword; false if there is none (or one PostgreSQL would truncate). */
-static bool next_token(struct scan *s, struct token *t)
+static bool next_token(struct sql_scan *s, struct token *t)
 {
 	size_t n = 0;
 
-	skip_space(s);
+	sqlscan_skip_space(s);
 	if (s->p < s->end && *s->p == '"')
 		return quoted_ident(s, t);
 	if (s->p >= s->end || !ident_start((unsigned char)*s->p))
@@ -115,12 +76,12 @@ static bool is_keyword(const struct token *t, const char *kw)
 }
 
 /* Nothing but blanks, comments and one ';' left. */
-static bool at_end(struct scan *s)
+static bool at_end(struct sql_scan *s)
 {
-	skip_space(s);
+	sqlscan_skip_space(s);
 	if (s->p < s->end && *s->p == ';') {
 		s->p++;
-		skip_space(s);
+		sqlscan_skip_space(s);
 	}
 	return s->p == s->end;
 }
@@ -134,14 +95,14 @@ static enum dealloc_kind done(struct dealloc_stmt *out, enum dealloc_kind kind)
 }
 
 /* After DEALLOCATE: [PREPARE] name | [PREPARE] ALL. */
-static enum dealloc_kind parse_deallocate(struct scan *s, struct dealloc_stmt *out)
+static enum dealloc_kind parse_deallocate(struct sql_scan *s, struct dealloc_stmt *out)
 {
 	struct token t;
 
 	if (!next_token(s, &t))
 		return done(out, DEALLOC_NONE);
 	if (is_keyword(&t, "prepare")) {
-		struct scan save = *s;
+		struct sql_scan save = *s;
 		struct token next;
 
 		/* PREPARE is also a name of its own: DEALLOCATE prepare. */
@@ -160,7 +121,7 @@ static enum dealloc_kind parse_deallocate(struct scan *s, struct dealloc_stmt *o
 
 enum dealloc_kind dealloc_parse(const char *sql, size_t len, struct dealloc_stmt *out)
 {
-	struct scan s = { sql, sql + len };
+	struct sql_scan s = { sql, sql + len };
 	struct token verb, what;
 
 	memset(out, 0, sizeof(*out));

@@ -5,44 +5,19 @@
  * settings is SET_UNKNOWN, so the caller can fall back to resetting the server.
  */
 #include "route/setstmt.h"
+#include "route/sqlscan.h"
 
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
-struct scan {
-	const char *p, *end;
-};
-
-static void skip_space(struct scan *s)
-{
-	for (;;) {
-		while (s->p < s->end && isspace((unsigned char)*s->p))
-			s->p++;
-		if (s->end - s->p >= 2 && s->p[0] == '-' && s->p[1] == '-') {
-			while (s->p < s->end && *s->p != '\n')
-				s->p++;
-			continue;
-		}
-		if (s->end - s->p >= 2 && s->p[0] == '/' && s->p[1] == '*') {
-			const char *q = s->p + 2;
-
-			while (q + 1 < s->end && !(q[0] == '*' && q[1] == '/'))
-				q++;
-			s->p = q + 1 < s->end ? q + 2 : s->end;
-			continue;
-		}
-		return;
-	}
-}
-
 /* Read a keyword or identifier (letters, digits, _, $, and dots for qualified names). */
-static bool word(struct scan *s, char *out, size_t outlen)
+static bool word(struct sql_scan *s, char *out, size_t outlen)
 {
 	size_t n = 0;
 
-	skip_space(s);
+	sqlscan_skip_space(s);
 	if (s->p < s->end && *s->p == '"') {
 		s->p++;
 		while (s->p < s->end && *s->p != '"' && n + 1 < outlen)
@@ -62,9 +37,9 @@ static bool word(struct scan *s, char *out, size_t outlen)
 	return n > 0;
 }
 
-static bool keyword(struct scan *s, const char *kw)
+static bool keyword(struct sql_scan *s, const char *kw)
 {
-	struct scan save = *s;
+	struct sql_scan save = *s;
 	char w[32];
 
 	if (word(s, w, sizeof(w)) && strcmp(w, kw) == 0)
@@ -74,12 +49,12 @@ static bool keyword(struct scan *s, const char *kw)
 }
 
 /* The rest of the statement, trimmed, without a final ';'. False if another statement follows. */
-static bool rest(struct scan *s, char *out, size_t outlen)
+static bool rest(struct sql_scan *s, char *out, size_t outlen)
 {
 	const char *start, *end;
 	char quote = 0;
 
-	skip_space(s);
+	sqlscan_skip_space(s);
 	start = s->p;
 	for (const char *q = start; q < s->end; q++) {
 		if (quote) {
@@ -88,9 +63,9 @@ static bool rest(struct scan *s, char *out, size_t outlen)
 		} else if (*q == '\'' || *q == '"') {
 			quote = *q;
 		} else if (*q == ';') {
-			struct scan after = { q + 1, s->end };
+			struct sql_scan after = { q + 1, s->end };
 
-			skip_space(&after);
+			sqlscan_skip_space(&after);
 			if (after.p != after.end)
 				return false;
 			end = q;
@@ -116,7 +91,7 @@ static enum set_kind done(struct set_stmt *out, enum set_kind kind)
 	return kind;
 }
 
-static enum set_kind parse_set(struct scan *s, struct set_stmt *out)
+static enum set_kind parse_set(struct sql_scan *s, struct set_stmt *out)
 {
 	if (keyword(s, "local"))
 		return done(out, SET_LOCAL);
@@ -135,7 +110,7 @@ static enum set_kind parse_set(struct scan *s, struct set_stmt *out)
 		if (!strcmp(out->name, "names"))
 			strcpy(out->name, "client_encoding");
 	} else {
-		skip_space(s);
+		sqlscan_skip_space(s);
 		if (s->p < s->end && *s->p == '=')
 			s->p++;
 		else if (!keyword(s, "to"))
@@ -152,7 +127,7 @@ static enum set_kind parse_set(struct scan *s, struct set_stmt *out)
 
 enum set_kind setstmt_parse(const char *sql, size_t len, struct set_stmt *out)
 {
-	struct scan s = { sql, sql + len };
+	struct sql_scan s = { sql, sql + len };
 	char verb[16], tail[8];
 
 	memset(out, 0, sizeof(*out));

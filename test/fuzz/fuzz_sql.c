@@ -1,4 +1,4 @@
-/* link: src/route/classify.c src/route/setstmt.c src/route/pin.c src/route/dealloc.c */
+/* link: src/route/classify.c src/route/setstmt.c src/route/pin.c src/route/dealloc.c src/route/sqlscan.c */
 /* libFuzzer target: the SQL scanners (route classifier, SET, pin and DEALLOCATE recognisers). */
 #include <stddef.h>
 #include <stdint.h>

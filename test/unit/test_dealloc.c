@@ -1,4 +1,4 @@
-/* link: src/route/dealloc.c */
+/* link: src/route/dealloc.c src/route/sqlscan.c */
 /*
  * Unit tests for the DEALLOCATE / DISCARD ALL recogniser.
  */

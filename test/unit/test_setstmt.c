@@ -1,4 +1,4 @@
-/* link: src/route/setstmt.c */
+/* link: src/route/setstmt.c src/route/sqlscan.c */
 /*
  * Unit tests for the SET / RESET / DISCARD ALL recogniser.
  */
