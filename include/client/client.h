@@ -68,6 +68,8 @@ struct client {
 	struct set_stmt *pending_set; /* a SET in flight, applied when it succeeds */
 	bool pending_set_failed;
 	bool settings_dirty;          /* settings may have changed in ways only the server can tell */
+	bool settings_unnamed;        /* ... through a set_config() whose name is not known */
+	struct settings custom_names; /* custom settings changed in the unit: asked for by name */
 	const char *pin_reason;       /* session state keeps this client on its server (static text) */
 	struct msgbuf replay;         /* what it sent since the server was linked, until it answers */
 

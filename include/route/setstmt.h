@@ -30,11 +30,20 @@ struct set_stmt {
 /* Classify one query string (len bytes, need not be NUL-terminated). */
 enum set_kind setstmt_parse(const char *sql, size_t len, struct set_stmt *out);
 
+#define SETSTMT_MAX_NAMES 4
+
+/* What a query string may do to session settings, beyond what setstmt_parse describes. */
+struct setstmt_changes {
+	bool any;       /* a settings statement (any of its statements) or a set_config() call */
+	bool unnamed;   /* a set_config() whose name is not a literal, or too many names */
+	int n_names;
+	char names[SETSTMT_MAX_NAMES][SET_NAME_MAX]; /* custom (dotted) names it sets or resets */
+};
+
 /*
- * Might the query string change session settings in a way setstmt_parse does not describe: a
- * settings statement after the first one, or a set_config() call anywhere? False alarms are
- * possible (the words inside a literal), misses are not.
+ * Look through every statement of sql for settings changes and the custom names they touch.
+ * False alarms are possible (words inside a literal), misses are not.
  */
-bool setstmt_may_change_settings(const char *sql, size_t len);
+void setstmt_scan_changes(const char *sql, size_t len, struct setstmt_changes *out);
 
 #endif

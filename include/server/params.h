@@ -77,4 +77,11 @@ bool settings_put_raw(struct settings *s, const char *name, const char *value);
  */
 int settings_diff_sql(const struct settings *want, const struct settings *have, struct msgbuf *out);
 
+/*
+ * Append the NUL-terminated query that reads back a session's settings: those pg_settings lists
+ * as set in the session, and the custom (dotted) names of known and touched, which it does not.
+ * Answer rows: name, value (raw).
+ */
+void settings_read_sql(struct msgbuf *out, const struct settings *known, const struct settings *touched);
+
 #endif

@@ -107,6 +107,7 @@ static void client_free(void *obj)
 	login_forget_secrets(c);
 	client_pstmts_free(&c->w->pstmts, &c->pstmts);
 	settings_free(&c->settings);
+	settings_free(&c->custom_names);
 	param_set_free(&c->params);
 	free(c->pending_set);
 	free(c->deferred_begin);
@@ -283,8 +284,22 @@ static void watch_settings(struct client *c, char type, const uint8_t *whole, ui
 		client_watch_statement(c, sql, qlen);
 }
 
+/*
+ * Settings may have changed in ways only the server can tell: it is asked at the end of the unit
+ * of work, by name for the custom settings pg_settings does not list.
+ */
+static void settings_changed(struct client *c, const struct setstmt_changes *ch)
+{
+	c->settings_dirty = true;
+	c->settings_unnamed |= ch->unnamed;
+	for (int i = 0; i < ch->n_names; i++)
+		if (!settings_put(&c->custom_names, ch->names[i], ""))
+			c->settings_unnamed = true;
+}
+
 void client_watch_statement(struct client *c, const char *sql, size_t qlen)
 {
+	struct setstmt_changes ch;
 	struct set_stmt st;
 	const char *pin;
 
@@ -299,11 +314,13 @@ void client_watch_statement(struct client *c, const char *sql, size_t qlen)
 	case SET_LOCAL:
 		return;
 	case SET_NONE:
-		if (setstmt_may_change_settings(sql, qlen))
-			c->settings_dirty = true;
+		setstmt_scan_changes(sql, qlen, &ch);
+		if (ch.any)
+			settings_changed(c, &ch);
 		return;
 	case SET_UNKNOWN:
-		c->settings_dirty = true;
+		setstmt_scan_changes(sql, qlen, &ch);
+		settings_changed(c, &ch);
 		return;
 	default:
 		break;
@@ -315,13 +332,9 @@ void client_watch_statement(struct client *c, const char *sql, size_t qlen)
 	 * Inside a transaction it lasts only if the transaction commits (and no savepoint around it
 	 * is rolled back): the server says what stuck once the transaction is over.
 	 */
-	if (c->tx_status != 'I' || c->pending_set) {
-		c->settings_dirty = true;
-		return;
-	}
-	c->pending_set = malloc(sizeof(st));
-	if (!c->pending_set) {
-		c->settings_dirty = true;
+	if (c->tx_status != 'I' || c->pending_set || !(c->pending_set = malloc(sizeof(st)))) {
+		setstmt_scan_changes(sql, qlen, &ch);
+		settings_changed(c, &ch);
 		return;
 	}
 	*c->pending_set = st;
@@ -606,7 +619,8 @@ static void finish_unit(struct client *c)
 	if (pool_mode(c->pool) != POOL_MODE_SESSION && !c->pin_reason && !c->shutdown_pending) {
 		if (c->settings_dirty) {
 			c->settings_dirty = false;
-			server_read_settings(c->server);
+			server_read_settings(c->server, &c->settings, &c->custom_names);
+			settings_clear(&c->custom_names);
 			return;
 		}
 		if (client_capture_write_lsn(c))
@@ -625,6 +639,10 @@ void client_on_settings_read(struct client *c, struct settings *now)
 	 */
 	if (!now || !settings_copy(&c->settings, now) || !settings_copy(&s->applied, now))
 		s->settings_unknown = true;
+	/* A set_config() of a name pgmux could not read, say: only a reset on release undoes it. */
+	if (c->settings_unnamed)
+		s->settings_unknown = true;
+	c->settings_unnamed = false;
 	if (c->pending_ready || c->unsynced || c->in_copy || c->tx_status != 'I')
 		return; /* more work arrived meanwhile: its ReadyForQuery ends the unit */
 	finish_unit(c);

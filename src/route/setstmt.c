@@ -159,29 +159,86 @@ enum set_kind setstmt_parse(const char *sql, size_t len, struct set_stmt *out)
 	return done(out, SET_NONE);
 }
 
-/* Does "set_config" appear in sql, in any case? (Quotes and comments are not told apart.) */
-static bool mentions_set_config(const char *sql, size_t len)
+/* A custom (dotted) setting name: pg_settings does not list these, so callers ask by name. */
+static void note_name(struct setstmt_changes *out, const char *name)
+{
+	if (!strchr(name, '.'))
+		return;
+	for (int i = 0; i < out->n_names; i++)
+		if (strcmp(out->names[i], name) == 0)
+			return;
+	if (out->n_names == SETSTMT_MAX_NAMES) {
+		out->unnamed = true;
+		return;
+	}
+	snprintf(out->names[out->n_names++], SET_NAME_MAX, "%s", name);
+}
+
+/* set_config( 'name' ...: the name when it is a literal; else the change is unnamed. */
+static void set_config_call(struct setstmt_changes *out, const char *p, const char *end)
+{
+	struct sql_scan s = { p, end };
+	char name[SET_NAME_MAX];
+	size_t n = 0;
+
+	sqlscan_skip_space(&s);
+	if (s.p < s.end && *s.p == '(')
+		s.p++;
+	sqlscan_skip_space(&s);
+	if (s.p >= s.end || *s.p != '\'') {
+		out->unnamed = true;
+		return;
+	}
+	for (s.p++; s.p < s.end && *s.p != '\'' && n + 1 < sizeof(name); s.p++)
+		name[n++] = (char)tolower((unsigned char)*s.p);
+	name[n] = '\0';
+	if (s.p >= s.end || *s.p != '\'' || n == 0) {
+		out->unnamed = true;
+		return;
+	}
+	note_name(out, name);
+}
+
+/* Every set_config( call in sql, in any case. (Quotes and comments are not told apart.) */
+static void find_set_config(const char *sql, size_t len, struct setstmt_changes *out)
 {
 	static const char needle[] = "set_config";
 	const size_t n = sizeof(needle) - 1;
 
-	for (size_t i = 0; i + n <= len; i++)
-		if ((sql[i] | 0x20) == 's' && strncasecmp(sql + i, needle, n) == 0)
-			return true;
-	return false;
+	for (size_t i = 0; i + n <= len; i++) {
+		if ((sql[i] | 0x20) != 's' || strncasecmp(sql + i, needle, n) != 0)
+			continue;
+		out->any = true;
+		set_config_call(out, sql + i + n, sql + len);
+	}
 }
 
-bool setstmt_may_change_settings(const char *sql, size_t len)
+void setstmt_scan_changes(const char *sql, size_t len, struct setstmt_changes *out)
 {
 	struct set_stmt st;
+	const char *end = sql + len;
 
-	if (mentions_set_config(sql, len))
-		return true;
-	/* Every real statement starts after a ';'; a ';' inside a literal only costs a false alarm. */
-	for (const char *p = memchr(sql, ';', len); p; p = memchr(p, ';', (size_t)(sql + len - p))) {
-		p++;
-		if (setstmt_parse(p, (size_t)(sql + len - p), &st) != SET_NONE)
-			return true;
+	out->any = out->unnamed = false;
+	out->n_names = 0;
+	find_set_config(sql, len, out);
+	/* Every real statement starts at the beginning or after a ';' (a ';' in a literal only
+	 * costs a false alarm). */
+	for (const char *p = sql;;) {
+		const char *semi;
+
+		st.name[0] = '\0';
+		switch (setstmt_parse(p, (size_t)(end - p), &st)) {
+		case SET_NONE:
+		case SET_LOCAL:
+			break;
+		default:
+			/* SET_UNKNOWN too: the name is read before what follows it is found wanting. */
+			out->any = true;
+			note_name(out, st.name);
+			break;
+		}
+		if (!(semi = memchr(p, ';', (size_t)(end - p))))
+			return;
+		p = semi + 1;
 	}
-	return false;
 }

@@ -255,6 +255,43 @@ static void put_set(struct msgbuf *out, const struct setting *e)
 	mb_put_bytes(out, ",false);", 8);
 }
 
+/* Each custom (dotted) name in set, as ",(E'name')" rows of a VALUES list. */
+static void put_custom_names(struct msgbuf *out, const struct settings *set, bool *first)
+{
+	for (size_t i = 0; i < set->n; i++) {
+		if (!strchr(set->items[i].name, '.'))
+			continue;
+		mb_put_bytes(out, *first ? "(" : ",(", *first ? 1 : 2);
+		put_literal(out, set->items[i].name);
+		mb_put_u8(out, ')');
+		*first = false;
+	}
+}
+
+void settings_read_sql(struct msgbuf *out, const struct settings *known, const struct settings *touched)
+{
+	/* SET and set_config() make source 'session'; so do pgmux's own SETs for the client. */
+	static const char listed[] = "SELECT name, pg_catalog.current_setting(name) "
+				     "FROM pg_catalog.pg_settings WHERE source = 'session'";
+	/* Custom settings pg_settings does not list: "" is what a reset one reads. */
+	static const char custom[] = " UNION ALL SELECT n, v FROM (SELECT n, "
+				     "pg_catalog.current_setting(n, true) AS v FROM (VALUES ";
+	static const char custom_end[] = ") AS t(n)) AS c WHERE v <> ''";
+	size_t mark;
+	bool first = true;
+
+	mb_put_bytes(out, listed, sizeof(listed) - 1);
+	mark = out->len;
+	mb_put_bytes(out, custom, sizeof(custom) - 1);
+	put_custom_names(out, known, &first);
+	put_custom_names(out, touched, &first);
+	if (first)
+		out->len = mark; /* no custom names */
+	else
+		mb_put_bytes(out, custom_end, sizeof(custom_end) - 1);
+	mb_put_u8(out, 0);
+}
+
 int settings_diff_sql(const struct settings *want, const struct settings *have, struct msgbuf *out)
 {
 	int n = 0;

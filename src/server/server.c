@@ -128,11 +128,20 @@ static void capture_lsn(struct server *s, const uint8_t *body, size_t len)
 		client_on_write_lsn(s->client, lsn);
 }
 
-void server_read_settings(struct server *s)
+void server_read_settings(struct server *s, const struct settings *known, const struct settings *touched)
 {
-	/* SET and set_config() make source 'session'; so do pgmux's own SETs for the client. */
-	server_send_internal_query(s, "SELECT name, pg_catalog.current_setting(name) "
-				      "FROM pg_catalog.pg_settings WHERE source = 'session'");
+	struct msgbuf mb;
+
+	mb_init(&mb);
+	settings_read_sql(&mb, known, touched);
+	if (mb.failed) {
+		/* No question, no answer: what the session kept is unknown, so it is reset on release. */
+		s->settings_unknown = true;
+		mb_free(&mb);
+		return;
+	}
+	server_send_internal_query(s, (const char *)mb.data);
+	mb_free(&mb);
 	s->reading_settings = true;
 	settings_clear(&s->readback);
 }

@@ -123,3 +123,33 @@ def test_startup_options_for_reported_parameters(pgmux, mode):
             assert got == ("postgres_verbose", "7MB", "@ 1 day"), f"run {i}"
         with mux.connect() as other:
             assert other.execute("show intervalstyle").fetchone()[0] == "postgres"
+
+
+def test_custom_setting_in_a_transaction(pgmux):
+    # row-level security keys and the like: a placeholder setting, set in a transaction
+    mux = pgmux({"pool_mode": "transaction", "default_pool_size": 1})
+    a, b = mux.connect(), mux.connect()
+    get = "select current_setting('myapp.tenant', true)"
+    a.execute("begin")
+    a.execute("set myapp.tenant = '42'")
+    a.execute("commit")
+    assert b.execute(get).fetchone()[0] in (None, ""), "a's setting reached b"
+    assert a.execute(get).fetchone()[0] == "42"
+    a.execute("begin")
+    a.execute("reset myapp.tenant")
+    a.execute("rollback")
+    assert b.execute(get).fetchone()[0] in (None, "")
+    assert a.execute(get).fetchone()[0] == "42"
+
+
+def test_set_config_of_custom_settings(pgmux):
+    mux = pgmux({"pool_mode": "transaction", "default_pool_size": 1})
+    a, b = mux.connect(), mux.connect()
+    get = "select current_setting('myapp.tenant', true), current_setting('myapp.role', true)"
+    a.execute("select set_config('myapp.tenant', %s, false)", ("7",))
+    assert b.execute(get).fetchone() in ((None, None), ("", None)), "a's setting reached b"
+    assert a.execute(get).fetchone()[0] == "7"
+    # a name pgmux cannot read from the text: never reaches b; a keeps what pgmux knows
+    a.execute("select set_config(n, 'admin', false) from (values ('myapp.role')) v(n)")
+    assert b.execute(get).fetchone()[1] in (None, ""), "a's setting reached b"
+    assert a.execute(get).fetchone()[0] == "7"

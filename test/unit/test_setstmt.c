@@ -91,32 +91,46 @@ static void test_too_long(void **state)
 	assert_int_equal(setstmt_parse(sql, strlen(sql), &st), SET_UNKNOWN);
 }
 
-static void test_may_change_settings(void **state)
+static void test_scan_changes(void **state)
 {
 	static const struct {
 		const char *sql;
-		bool expect;
-	} alarms[] = {
-		{ "select 1", false },
-		{ "select 1; select 2", false },
-		{ "update t set x = 1", false },
-		{ "select 1; set work_mem = '7MB'", true },
-		{ "begin; /* why */ SET search_path = a; commit", true },
-		{ "select 1;reset all", true },
-		{ "select 1; discard all", true },
-		{ "select pg_catalog.SET_CONFIG('a.b', 'c', false)", true },
-		{ "select ';set x=1'", true }, /* a false alarm, never a miss */
-		{ "select 1;", false },
-		{ ";", false },
-		{ "", false },
+		bool any, unnamed;
+		const char *names; /* space-separated */
+	} scans[] = {
+		{ "select 1", false, false, "" },
+		{ "select 1; select 2", false, false, "" },
+		{ "update t set x = 1", false, false, "" },
+		{ "set work_mem = '7MB'", true, false, "" },
+		{ "select 1; set work_mem = '7MB'", true, false, "" },
+		{ "begin; /* why */ SET MyApp.Tenant = 4; commit", true, false, "myapp.tenant" },
+		{ "select 1;reset all", true, false, "" },
+		{ "select 1; reset app.user", true, false, "app.user" },
+		{ "select 1; discard all", true, false, "" },
+		{ "select pg_catalog.SET_CONFIG( 'App.Id', $1, false)", true, false, "app.id" },
+		{ "select set_config(name, 'x', false) from t", true, true, "" },
+		{ "select set_config('a.b', '1', false), set_config('c.d', '2', false)", true, false, "a.b c.d" },
+		{ "set a.a=1; set b.b=1; set c.c=1; set d.d=1; set e.e=1", true, true, "a.a b.b c.c d.d" },
+		{ "select ';set x=1'", true, false, "" }, /* a false alarm, never a miss */
+		{ "select 1;", false, false, "" },
+		{ ";", false, false, "" },
+		{ "", false, false, "" },
 	};
 
 	(void)state;
-	for (size_t i = 0; i < sizeof(alarms) / sizeof(alarms[0]); i++) {
-		bool got = setstmt_may_change_settings(alarms[i].sql, strlen(alarms[i].sql));
+	for (size_t i = 0; i < sizeof(scans) / sizeof(scans[0]); i++) {
+		struct setstmt_changes ch;
+		char names[SETSTMT_MAX_NAMES * SET_NAME_MAX] = "";
 
-		if (got != alarms[i].expect)
-			fail_msg("%s: expected %d", alarms[i].sql, alarms[i].expect);
+		setstmt_scan_changes(scans[i].sql, strlen(scans[i].sql), &ch);
+		for (int k = 0; k < ch.n_names; k++) {
+			if (k)
+				strcat(names, " ");
+			strcat(names, ch.names[k]);
+		}
+		if (ch.any != scans[i].any || ch.unnamed != scans[i].unnamed ||
+		    strcmp(names, scans[i].names) != 0)
+			fail_msg("%s: got any=%d unnamed=%d names=[%s]", scans[i].sql, ch.any, ch.unnamed, names);
 	}
 }
 
@@ -126,7 +140,7 @@ int main(void)
 		cmocka_unit_test(test_cases),
 		cmocka_unit_test(test_not_nul_terminated),
 		cmocka_unit_test(test_too_long),
-		cmocka_unit_test(test_may_change_settings),
+		cmocka_unit_test(test_scan_changes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
