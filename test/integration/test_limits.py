@@ -5,7 +5,7 @@ import psycopg
 import pytest
 
 import rawpg
-from conftest import Background, Sampler, assert_error, wait_for
+from conftest import Background, Sampler, assert_error, wait_for, write_userlist
 
 
 def sleep_txn(mux, seconds):
@@ -136,7 +136,10 @@ def test_shared_limit_closes_idle_servers_of_other_pools(pgmux, pg, direct, five
                    for i in range(5)}
         settings = {"max_user_connections": 4}
     mux = pgmux(dict(settings, default_pool_size=5, reserve_pool_size=0, query_wait_timeout=15),
-                databases=entries)
+                databases=entries, start=False)
+    # trust admits only users the auth_file lists
+    write_userlist(mux, {user: "" for user in ("postgres",) + tuple(five_roles)})
+    mux.start()
     if setting == "max_db_connections":
         targets = [("app", role) for role in five_roles]
     else:

@@ -16,6 +16,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 PGMUX_BIN = os.environ.get("PGMUX_BIN", os.path.join(ROOT, "pgmux"))
 
 
+def _sanitized(path):
+    """Was pgmux built with AddressSanitizer (make SANITIZE=1)?"""
+    try:
+        with open(path, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
+SANITIZED = _sanitized(PGMUX_BIN)
+
+
 # Roles the test servers have; listed in a pgmux's default auth_file.
 DEFAULT_USERS = ("postgres", "alice", "bob", "carol")
 
