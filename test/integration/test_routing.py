@@ -314,8 +314,8 @@ def test_no_primary_writes_wait_then_fail_reads_go_on(routed, rs_clean):
             result["error"] = e
     writer = threading.Thread(target=write)
     writer.start()
-    time.sleep(0.5)
-    assert writer.is_alive() and mux.pool()["cl_waiting"] == 1, "the write should wait"
+    wait_for(lambda: mux.pool()["cl_waiting"] == 1, 5, what="the write to wait for the primary")
+    assert writer.is_alive() and not result, "the write should wait"
     rs.primary.start()
     writer.join(20)
     assert result.get("port") == rs.primary.port, result
@@ -497,9 +497,14 @@ def test_weights_and_balancing_modes(routed, rs):
     busy = mux.connect()
     job = threading.Thread(target=lambda: busy.execute("SELECT pg_sleep(1.5)"))
     job.start()
-    time.sleep(0.3)
-    slow = {int(r["port"]) for r in mux.admin("SHOW TOPOLOGY")
-            if r["role"] == "replica" and r["servers"] == "1"}
+
+    def busy_replica():
+        # the long read holds its server (active, not still logging in) on one replica
+        if mux.pool()["sv_active"] != 1:
+            return None
+        return {int(r["port"]) for r in mux.admin("SHOW TOPOLOGY")
+                if r["role"] == "replica" and r["servers"] == "1"}
+    slow = wait_for(busy_replica, 5, what="one replica busy with the long read")
     c = mux.connect()
     ports = {ran_on(c)[0] for _ in range(10)}
     job.join()

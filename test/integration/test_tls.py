@@ -18,7 +18,7 @@ import pytest
 
 import rawpg
 from conftest import Background, assert_error, db_entries
-from pgcluster import PG_BIN, PgCluster
+from pgcluster import PG_BIN, SANITIZED, PgCluster
 
 
 def openssl(*args, cwd):
@@ -196,13 +196,15 @@ def test_large_result_through_tls(pgmux, certs):
 
 @pytest.mark.timeout(120)
 def test_large_result_slow_reader_tls(pgmux, certs):
-    """A TLS client that reads slowly: back-pressure holds, every byte arrives."""
+    """A TLS client that reads slowly: back-pressure holds (pgmux stops reading the server
+    instead of holding the 30 MB result), and every byte arrives."""
     mux = pgmux(client_tls(certs, pool_mode="session"))
     r = direct_tls(mux, certs)
     r.login("postgres", "app")
+    before = mux.status("VmRSS")
     r.send_msg(b"Q", b"select repeat('z', 10000) from generate_series(1, 3000)\0")
     rows = 0
-    time.sleep(1.0)        # let pgmux fill its queue and stop reading the server
+    time.sleep(1.0)        # a reader that reads nothing for a while: pgmux must stop reading
     while True:
         mtype, payload = r.read_msg(30)
         if mtype == b"D":
@@ -210,6 +212,9 @@ def test_large_result_slow_reader_tls(pgmux, certs):
         elif mtype == b"Z":
             break
     assert rows == 3000
+    growth = mux.status("VmHWM") - before
+    limit = (64 if SANITIZED else 8) * 1024   # see test_large.py
+    assert growth < limit, f"pgmux grew by {growth} kB relaying 30 MB to a slow reader"
 
 
 def peer_cn(mux, certs):
