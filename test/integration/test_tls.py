@@ -527,3 +527,25 @@ def test_admin_set_server_key_and_cert_one_at_a_time(pgmux, certs, ssl_pg):
     mux.admin("RECONNECT")
     with mux.connect() as c:
         assert int(c.execute(serial).fetchone()[0]) == cert_serial(certs.client2_crt)
+
+
+@pytest.mark.parametrize("mode", ["session", "transaction"])
+def test_cancel_then_close_leaves_nothing_over_tls(pgmux, certs, mode):
+    """test_cancel.py's cancel-then-close reproduction with TLS clients: the server a cancel
+    was sent for is reset before the next client has it."""
+    mux = pgmux(client_tls(certs, pool_mode=mode, default_pool_size=1))
+    for i in range(50):
+        a = psycopg.connect(host="127.0.0.1", port=mux.port, dbname="app", user="postgres",
+                            sslmode="require", autocommit=(mode == "session"))
+        try:
+            if mode == "session":
+                a.execute("create temp table leaked_from_a (x int)")
+            else:
+                a.execute("select wat")
+        except psycopg.Error:
+            pass
+        a.cancel()
+        a.close()
+        with connect(mux, sslmode="require") as b:
+            assert b.execute("select 1").fetchone()[0] == 1, f"iteration {i}"
+            assert b.execute("select to_regclass('pg_temp.leaked_from_a')").fetchone()[0] is None
