@@ -9,9 +9,10 @@
  * unknown user runs against a mock secret whose salt is stable per user name); secrets are
  * compared in constant time and never logged. A client proven with SCRAM against a stored SCRAM
  * secret leaves its ClientKey and the ServerKey on its pool_user, for server logins
- * (pass-through). c->auth_method says what the client owes next: 3 cleartext password, 5 md5
- * response, 10 SASLInitialResponse, 11 SASLResponse; 1 while pgmux waits for auth_query (the
- * client owes nothing; the lookup's callback resumes it); 0 before and after.
+ * (pass-through). c->auth_method is the request the client must answer next (cleartext or md5
+ * password, SASLInitialResponse after AuthenticationSASL, SASLResponse after
+ * AuthenticationSASLContinue), BE_AUTH_OK before and after; c->auth_query_wait while pgmux waits
+ * for auth_query (the client owes nothing; the lookup's callback resumes it).
  */
 #include "client/login.h"
 #include "client/route.h"
@@ -57,9 +58,9 @@ void login_forget_secrets(struct client *c)
 		free(c->auth_secret);
 		c->auth_secret = NULL;
 	}
-	if (c->auth_method == 1) {
+	if (c->auth_query_wait) {
 		authquery_cancel(c->w, c);
-		c->auth_method = 0;
+		c->auth_query_wait = false;
 	}
 }
 
@@ -93,7 +94,7 @@ static void send_login_ok(struct client *c)
 	struct msgbuf mb;
 
 	mb_init(&mb);
-	build_auth_request(&mb, 0, NULL, 0);
+	build_auth_request(&mb, BE_AUTH_OK, NULL, 0);
 	for (int i = 0; p && i < p->welcome.n; i++) {
 		int idx = param_lookup(p->welcome.names[i]);
 		const char *value = p->welcome.values[i];
@@ -120,7 +121,7 @@ static void send_admin_login_ok(struct client *c)
 	struct msgbuf mb;
 
 	mb_init(&mb);
-	build_auth_request(&mb, 0, NULL, 0);
+	build_auth_request(&mb, BE_AUTH_OK, NULL, 0);
 	for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++)
 		build_parameter_status(&mb, params[i][0], params[i][1]);
 	new_cancel_key(c);
@@ -480,7 +481,7 @@ static enum login_method login_method_of(const struct client *c, char *host, siz
 	return LOGIN_NO_RULE;
 }
 
-static void send_auth_request(struct client *c, uint32_t code, const void *data, size_t len)
+static void send_auth_request(struct client *c, enum be_auth_code code, const void *data, size_t len)
 {
 	struct msgbuf mb;
 
@@ -499,9 +500,9 @@ static void on_auth_query(void *arg, const char *secret, const char *error)
 {
 	struct client *c = arg;
 
-	if (c->state != CLIENT_LOGIN || c->auth_method != 1)
+	if (c->state != CLIENT_LOGIN || !c->auth_query_wait)
 		return;
-	c->auth_method = 0;
+	c->auth_query_wait = false;
 	c->auth_query_done = true;
 	if (error) {
 		client_close(c, "08006", "could not look up the password of user \"%s\"", c->user);
@@ -539,7 +540,7 @@ static int fetch_secret(struct client *c)
 		c->auth_secret = secret;
 		return 1;
 	case AUTHQUERY_WAIT:
-		c->auth_method = 1;
+		c->auth_query_wait = true;
 		return 0;
 	case AUTHQUERY_FAILED:
 		break;
@@ -628,8 +629,8 @@ static bool start_auth(struct client *c)
 		}
 		return enter_pool(c);
 	case LOGIN_PASSWORD:
-		c->auth_method = 3;
-		send_auth_request(c, 3, NULL, 0);
+		c->auth_method = BE_AUTH_CLEARTEXT_PASSWORD;
+		send_auth_request(c, BE_AUTH_CLEARTEXT_PASSWORD, NULL, 0);
 		return true;
 	case LOGIN_MD5:
 		if (secret && secret_kind_of(secret) == SECRET_SCRAM)
@@ -638,17 +639,17 @@ static bool start_auth(struct client *c)
 			client_close(c, "XX000", "could not generate a random salt");
 			return false;
 		}
-		c->auth_method = 5;
-		send_auth_request(c, 5, c->auth_salt, 4);
+		c->auth_method = BE_AUTH_MD5_PASSWORD;
+		send_auth_request(c, BE_AUTH_MD5_PASSWORD, c->auth_salt, 4);
 		return true;
 	case LOGIN_SCRAM:
 		break;
 	}
-	c->auth_method = 10;
+	c->auth_method = BE_AUTH_SASL;
 	if (c->conn.tls && conn_tls_server_end_point(&c->conn, end_point, &end_point_len))
-		send_auth_request(c, 10, mechanisms_plus, sizeof(mechanisms_plus));
+		send_auth_request(c, BE_AUTH_SASL, mechanisms_plus, sizeof(mechanisms_plus));
 	else
-		send_auth_request(c, 10, mechanisms, sizeof(mechanisms));
+		send_auth_request(c, BE_AUTH_SASL, mechanisms, sizeof(mechanisms));
 	return true;
 }
 
@@ -791,7 +792,7 @@ static bool check_password(struct client *c, const char *given)
 
 	if (!secret)
 		return false;
-	if (c->auth_method == 3) {
+	if (c->auth_method == BE_AUTH_CLEARTEXT_PASSWORD) {
 		enum secret_kind kind = secret_kind_of(secret);
 
 		if (kind == SECRET_PLAIN)
@@ -832,7 +833,7 @@ static enum conn_action handle_password(struct client *c, const struct pkt_heade
 	}
 	if (!check_password(c, given))
 		return auth_failed(c);
-	c->auth_method = 0;
+	c->auth_method = BE_AUTH_OK;
 	return enter_pool(c) ? CONN_CONSUME : CONN_CLOSED;
 }
 
@@ -928,8 +929,8 @@ static enum conn_action handle_sasl_initial(struct client *c, const struct pkt_h
 	if (scram_server_first(c->scram, mech_end + 1 + 4, (size_t)n, out, sizeof(out), &outn, err,
 			       sizeof(err)) != SCRAM_SERVER_OK)
 		return sasl_malformed(c, err);
-	c->auth_method = 11;
-	send_auth_request(c, 11, out, outn);
+	c->auth_method = BE_AUTH_SASL_CONTINUE;
+	send_auth_request(c, BE_AUTH_SASL_CONTINUE, out, outn);
 	return CONN_CONSUME;
 }
 
@@ -951,8 +952,8 @@ static enum conn_action handle_sasl_response(struct client *c, const struct pkt_
 	case SCRAM_SERVER_BAD_PROOF:
 		return auth_failed(c);
 	}
-	send_auth_request(c, 12, out, outn);
-	c->auth_method = 0;
+	send_auth_request(c, BE_AUTH_SASL_FINAL, out, outn);
+	c->auth_method = BE_AUTH_OK;
 	return enter_pool(c) ? CONN_CONSUME : CONN_CLOSED;
 }
 
@@ -962,15 +963,16 @@ enum conn_action login_on_packet(struct client *c, const struct pkt_header *hdr,
 		return client_tls_direct(c);
 	if (!whole)
 		return CONN_NEED_WHOLE;
-	switch (c->auth_method) {
-	case 0:
-		return handle_startup(c, whole, hdr->len);
-	case 1:
+	if (c->auth_query_wait) {
 		client_close(c, "08P01", "unexpected message during authentication");
 		return CONN_CLOSED;
-	case 10:
+	}
+	switch (c->auth_method) {
+	case BE_AUTH_OK:
+		return handle_startup(c, whole, hdr->len);
+	case BE_AUTH_SASL:
 		return handle_sasl_initial(c, hdr, whole);
-	case 11:
+	case BE_AUTH_SASL_CONTINUE:
 		return handle_sasl_response(c, hdr, whole);
 	default:
 		return handle_password(c, hdr, whole);
