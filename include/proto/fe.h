@@ -84,14 +84,16 @@ PKT_MUST_USE bool fe_parse_describe(const uint8_t *body, size_t len, struct fe_d
 PKT_MUST_USE bool fe_parse_close(const uint8_t *body, size_t len, struct fe_describe *out);
 PKT_MUST_USE bool fe_parse_execute(const uint8_t *body, size_t len, struct fe_execute *out);
 /* CopyData ('d'): any bytes; the whole body is the data. */
-PKT_MUST_USE bool fe_parse_copy_data(const uint8_t *body, size_t len, const uint8_t **data, size_t *data_len);
+PKT_MUST_USE bool fe_parse_copy_data(const uint8_t *body, size_t len, const uint8_t **data,
+				      size_t *data_len);
 /* CopyDone ('c'): an empty body. */
 PKT_MUST_USE bool fe_parse_copy_done(const uint8_t *body, size_t len);
 /* CopyFail ('f'): the client's reason. */
 PKT_MUST_USE bool fe_parse_copy_fail(const uint8_t *body, size_t len, const char **message);
 PKT_MUST_USE bool fe_parse_sasl_initial(const uint8_t *body, size_t len, struct fe_sasl_initial *out);
 /* SASLResponse ('p' answering AuthenticationSASLContinue): the whole body is the data. */
-PKT_MUST_USE bool fe_parse_sasl_response(const uint8_t *body, size_t len, const uint8_t **data, size_t *data_len);
+PKT_MUST_USE bool fe_parse_sasl_response(const uint8_t *body, size_t len, const uint8_t **data,
+					  size_t *data_len);
 /* PasswordMessage ('p'): one string, cleartext or "md5..." */
 PKT_MUST_USE bool fe_parse_password(const uint8_t *body, size_t len, const char **password);
 

@@ -38,6 +38,7 @@
 #include "core/log.h"
 #include "pool/pool.h"
 #include "proto/build.h"
+#include "proto/fe.h"
 #include "proto/startup.h"
 
 void login_forget_secrets(struct client *c)
@@ -824,10 +825,10 @@ static enum conn_action auth_failed(struct client *c)
 
 static enum conn_action handle_password(struct client *c, const struct pkt_header *hdr, const uint8_t *whole)
 {
-	const char *given = (const char *)whole + PKT_HDR_LEN;
-	size_t len = hdr->len - PKT_HDR_LEN;
+	const char *given;
 
-	if (hdr->type != 'p' || len == 0 || memchr(given, '\0', len) != given + len - 1) {
+	if (hdr->type != 'p' ||
+	    !fe_parse_password(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &given)) {
 		client_close(c, "08P01", "expected password response");
 		return CONN_CLOSED;
 	}
@@ -880,11 +881,7 @@ static enum conn_action sasl_malformed(struct client *c, const char *why)
 static enum conn_action handle_sasl_initial(struct client *c, const struct pkt_header *hdr,
 					    const uint8_t *whole)
 {
-	const char *body = (const char *)whole + PKT_HDR_LEN;
-	size_t len = hdr->len - PKT_HDR_LEN, mlen;
-	const char *mech_end;
-	int32_t n;
-	uint32_t un;
+	struct fe_sasl_initial msg;
 	struct scram_secret secret;
 	bool have_secret, stored;
 	uint8_t salt[SCRAM_SALT_LEN];
@@ -896,20 +893,14 @@ static enum conn_action handle_sasl_initial(struct client *c, const struct pkt_h
 
 	if (hdr->type != 'p')
 		return sasl_malformed(c, "expected SASL response");
-	mech_end = memchr(body, '\0', len);
-	if (!mech_end)
+	/* pgmux needs the client-first message: an initial response without data is refused too. */
+	if (!fe_parse_sasl_initial(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &msg) ||
+	    msg.data_len < 0)
 		return sasl_malformed(c, "malformed SASLInitialResponse message");
-	mlen = (size_t)(mech_end - body);
-	plus = strcmp(body, SCRAM_MECHANISM "-PLUS") == 0;
+	plus = strcmp(msg.mechanism, SCRAM_MECHANISM "-PLUS") == 0;
 	have_cb = c->conn.tls && conn_tls_server_end_point(&c->conn, end_point, &end_point_len);
-	if (strcmp(body, SCRAM_MECHANISM) != 0 && !(plus && have_cb))
+	if (strcmp(msg.mechanism, SCRAM_MECHANISM) != 0 && !(plus && have_cb))
 		return sasl_malformed(c, "client selected an invalid SASL authentication mechanism");
-	if (len - mlen - 1 < 4)
-		return sasl_malformed(c, "malformed SASLInitialResponse message");
-	memcpy(&un, mech_end + 1, 4);
-	n = (int32_t)ntohl(un);
-	if (n < 0 || (size_t)n != len - mlen - 1 - 4)
-		return sasl_malformed(c, "malformed SASLInitialResponse message");
 
 	have_secret = scram_secret_of(c, &secret, &stored);
 	stable_salt(c->user, salt);
@@ -926,7 +917,7 @@ static enum conn_action handle_sasl_initial(struct client *c, const struct pkt_h
 		return CONN_CLOSED;
 	}
 	c->scram_pass_through = have_secret && stored;
-	if (scram_server_first(c->scram, mech_end + 1 + 4, (size_t)n, out, sizeof(out), &outn, err,
+	if (scram_server_first(c->scram, (const char *)msg.data, (size_t)msg.data_len, out, sizeof(out), &outn, err,
 			       sizeof(err)) != SCRAM_SERVER_OK)
 		return sasl_malformed(c, err);
 	c->auth_method = BE_AUTH_SASL_CONTINUE;
@@ -939,12 +930,14 @@ static enum conn_action handle_sasl_response(struct client *c, const struct pkt_
 					     const uint8_t *whole)
 {
 	char out[SCRAM_MESSAGE_MAX], err[128];
-	size_t outn;
+	const uint8_t *data;
+	size_t outn, dlen;
 
-	if (hdr->type != 'p')
+	if (hdr->type != 'p' ||
+	    !fe_parse_sasl_response(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &data, &dlen))
 		return sasl_malformed(c, "expected SASL response");
-	switch (scram_server_final(c->scram, (const char *)whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN,
-				   out, sizeof(out), &outn, err, sizeof(err))) {
+	switch (scram_server_final(c->scram, (const char *)data, dlen, out, sizeof(out), &outn, err,
+				   sizeof(err))) {
 	case SCRAM_SERVER_OK:
 		break;
 	case SCRAM_SERVER_MALFORMED:
