@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "pool/pool.h"
 #include "proto/build.h"
+#include "proto/fe.h"
 
 /* ---- the registry of shared statements ---- */
 
@@ -444,6 +445,25 @@ static void fail_here(struct client *c, const struct msgbuf *err)
 	c->skip_to_sync = true;
 }
 
+/*
+ * A malformed extended-protocol message: PostgreSQL answers 08P01 and skips to the Sync, and so
+ * does pgmux (the message never reaches the server). After an error the server ignores
+ * messages up to the Sync unread: so does pgmux.
+ */
+static enum conn_action malformed(struct client *c, const char *what)
+{
+	struct msgbuf err;
+
+	if (c->server->respq.skipping)
+		return CONN_CONSUME;
+	mb_init(&err);
+	build_error(&err, "ERROR", "08P01", "invalid %s message format", what);
+	fail_here(c, &err);
+	mb_free(&err);
+	client_log(LOG_LVL_INFO, c, "malformed %s message", what);
+	return CONN_CONSUME;
+}
+
 /* Room for one more statement on the server: close the least recently used ones. */
 static void make_room(struct server *s)
 {
@@ -538,16 +558,16 @@ static bool build_dealloc_answer(struct msgbuf *mb, const struct dealloc_stmt *s
 	return ok;
 }
 
-static bool parse_dealloc(const uint8_t *sql, size_t len, struct dealloc_stmt *st)
+static bool parse_dealloc(const char *sql, size_t len, struct dealloc_stmt *st)
 {
-	return len <= DEALLOC_PEEK_MAX &&
-	       dealloc_parse((const char *)sql, strnlen((const char *)sql, len), st) != DEALLOC_NONE;
+	return len <= DEALLOC_PEEK_MAX && dealloc_parse(sql, len, st) != DEALLOC_NONE;
 }
 
 enum conn_action prepared_query(struct client *c, const struct pkt_header *hdr, const uint8_t *whole)
 {
 	size_t len = hdr->len - PKT_HDR_LEN;
 	struct dealloc_stmt st;
+	struct fe_query q;
 	struct msgbuf mb;
 
 	/* A simple Query destroys the unnamed statement (and its portal). */
@@ -557,7 +577,9 @@ enum conn_action prepared_query(struct client *c, const struct pkt_header *hdr, 
 		return CONN_FORWARD;
 	if (!whole)
 		return CONN_NEED_WHOLE;
-	if (!parse_dealloc(whole + PKT_HDR_LEN, len, &st) || !dealloc_is_ours(c, &st))
+	/* A malformed Query goes to the server, which answers it. */
+	if (!fe_parse_query(whole + PKT_HDR_LEN, len, &q) || !parse_dealloc(q.sql, q.sql_len, &st) ||
+	    !dealloc_is_ours(c, &st))
 		return CONN_FORWARD;
 	/* In a failed transaction the server refuses it (25P02) as PostgreSQL would. */
 	if (c->unsynced || c->tx_status == 'E')
@@ -589,9 +611,10 @@ static enum conn_action query_to_server(struct client *c, const uint8_t *body, s
 	static const char failing[] = "DEALLOCATE pgmux_no_such_statement";
 	struct server *s = c->server;
 	struct dealloc_stmt st;
+	struct fe_query q;
 	struct msgbuf err;
 
-	if (!parse_dealloc(body, len, &st))
+	if (!fe_parse_query(body, len, &q) || !parse_dealloc(q.sql, q.sql_len, &st))
 		return CONN_FORWARD;
 	if (st.kind != DEALLOC_NAME) {
 		s->respq.drop_watch = true;
@@ -612,14 +635,14 @@ static enum conn_action query_to_server(struct client *c, const uint8_t *body, s
  * statement, answered here through Bind, Describe and Execute (drivers send SQL without
  * parameters this way); DISCARD ALL and a pinned client's DEALLOCATE ALL are watched.
  */
-static enum conn_action unnamed_parse(struct client *c, const uint8_t *body, size_t len)
+static enum conn_action unnamed_parse(struct client *c, const struct fe_parse *p)
 {
 	struct server *s = c->server;
 	struct dealloc_stmt st;
 
 	c->pstmts.unnamed.kind = DEALLOC_NONE;
 	/* Skipped after an error, or refused in a failed transaction (25P02): the server says so. */
-	if (!s->respq.skipping && c->tx_status != 'E' && parse_dealloc(body + 1, len - 1, &st)) {
+	if (!s->respq.skipping && c->tx_status != 'E' && parse_dealloc(p->query, p->query_len, &st)) {
 		if (dealloc_is_ours(c, &st)) {
 			c->pstmts.unnamed = st;
 			owe(c, 'P', NULL);
@@ -632,11 +655,11 @@ static enum conn_action unnamed_parse(struct client *c, const uint8_t *body, siz
 	return CONN_FORWARD;
 }
 
-static enum conn_action bind_dealloc(struct client *c, const uint8_t *body)
+static enum conn_action bind_dealloc(struct client *c, const char *portal)
 {
 	struct msgbuf err;
 
-	if (body[0] == '\0') {
+	if (!*portal) {
 		c->pstmts.unnamed_portal = true;
 		owe(c, 'B', NULL);
 		return CONN_CONSUME;
@@ -687,21 +710,18 @@ static enum conn_action execute_dealloc(struct client *c)
 static enum conn_action client_parse(struct client *c, const uint8_t *body, size_t len)
 {
 	struct server *s = c->server;
-	const char *name = (const char *)body;
-	size_t nlen = strnlen(name, len);
+	struct fe_parse p;
 	struct pstmt *ps;
 
-	if (nlen == len) {
-		client_close(c, "08P01", "invalid Parse message");
-		return CONN_CLOSED;
-	}
-	if (nlen == 0)
-		return unnamed_parse(c, body, len);
+	if (!fe_parse_parse(body, len, &p))
+		return malformed(c, "Parse");
+	if (!*p.name)
+		return unnamed_parse(c, &p);
 	/* An error made the server skip to the next Sync: PostgreSQL would make no statement. */
 	if (s->respq.skipping)
 		return CONN_CONSUME;
-	ps = registry_get(&c->w->pstmts, body + nlen + 1, len - nlen - 1);
-	if (!ps || !client_set(&c->w->pstmts, &c->pstmts, name, ps)) {
+	ps = registry_get(&c->w->pstmts, p.def, p.def_len);
+	if (!ps || !client_set(&c->w->pstmts, &c->pstmts, p.name, ps)) {
 		client_close(c, "53200", "out of memory for prepared statements");
 		return CONN_CLOSED;
 	}
@@ -709,7 +729,7 @@ static enum conn_action client_parse(struct client *c, const uint8_t *body, size
 	 * Parsed now, so parsed here now: the client must see today's table definitions, and gets
 	 * the server's answer (an error if the server rejects it).
 	 */
-	prepare_on_server(s, ps, '=', client_find(&c->pstmts, name)->parsed_seq);
+	prepare_on_server(s, ps, '=', client_find(&c->pstmts, p.name)->parsed_seq);
 	return CONN_CONSUME;
 }
 
@@ -811,29 +831,27 @@ static enum conn_action check_shape(struct client *c, const struct cstmt *e, ssi
 	return CONN_STOP;
 }
 
-/* Bind or Describe of a named statement: rewrite the name, preparing it first if needed. */
-static enum conn_action client_use(struct client *c, char type, char kind, const uint8_t *body, size_t len,
-				   size_t name_off)
+/*
+ * Bind or Describe of a statement (a message the fe parsers accepted): rewrite the name,
+ * preparing it first if needed. In body[0, len) the statement name lies at name_off and what
+ * follows its NUL at rest_off; portal is the Bind's portal, NULL for a Describe.
+ */
+static enum conn_action client_use(struct client *c, char kind, const uint8_t *body, size_t len,
+				   const char *portal, const char *name, size_t name_off, size_t rest_off)
 {
 	struct server *s = c->server;
-	const char *name = (const char *)body + name_off;
-	size_t nlen = strnlen(name, len - name_off);
 	struct cstmt *e;
 	const char *new_name;
 	ssize_t i;
 
-	if (name_off >= len || nlen == len - name_off) {
-		client_close(c, "08P01", "invalid %c message", type);
-		return CONN_CLOSED;
-	}
-	if (kind == 'B' && body[0] == '\0') {
+	if (kind == 'B' && !*portal) {
 		/* the unnamed portal is being replaced */
 		c->portal_ps = NULL;
 		c->pstmts.unnamed_portal = false;
 	}
-	if (kind == 'B' && nlen == 0 && c->pstmts.unnamed.kind != DEALLOC_NONE)
-		return bind_dealloc(c, body);
-	e = nlen ? client_find(&c->pstmts, name) : NULL;
+	if (kind == 'B' && !*name && c->pstmts.unnamed.kind != DEALLOC_NONE)
+		return bind_dealloc(c, portal);
+	e = *name ? client_find(&c->pstmts, name) : NULL;
 	if (!e) {
 		/* Unnamed, or unknown: the server answers as PostgreSQL would. */
 		respq_push(&s->respq, kind, '=');
@@ -848,7 +866,7 @@ static enum conn_action client_use(struct client *c, char type, char kind, const
 		if (act != CONN_FORWARD)
 			return act;
 		/* The unnamed portal's columns are this statement's (for Describe of the portal). */
-		c->portal_ps = body[0] == '\0' ? e->ps : c->portal_ps;
+		c->portal_ps = !*portal ? e->ps : c->portal_ps;
 	}
 	ensure_prepared(s, e, i);
 	if (kind == 'D')
@@ -862,10 +880,10 @@ static enum conn_action client_use(struct client *c, char type, char kind, const
 		size_t lenpos;
 
 		mb_init(&mb);
-		lenpos = mb_begin(&mb, type);
+		lenpos = mb_begin(&mb, kind);
 		mb_put_bytes(&mb, body, name_off);
 		mb_put_cstring(&mb, new_name);
-		mb_put_bytes(&mb, body + name_off + nlen + 1, len - name_off - nlen - 1);
+		mb_put_bytes(&mb, body + rest_off, len - rest_off);
 		mb_end(&mb, lenpos);
 		if (!mb.failed)
 			conn_write(&s->conn, mb.data, mb.len);
@@ -879,14 +897,13 @@ static enum conn_action client_use(struct client *c, char type, char kind, const
 static enum conn_action client_close_stmt(struct client *c, const uint8_t *body, size_t len)
 {
 	struct server *s = c->server;
+	struct fe_describe msg;
 	const char *name;
 
-	if (len < 2 || memchr(body + 1, '\0', len - 1) == NULL) {
-		client_close(c, "08P01", "invalid Close message");
-		return CONN_CLOSED;
-	}
-	name = (const char *)body + 1;
-	if (body[0] != 'S' || !*name) {
+	if (!fe_parse_close(body, len, &msg))
+		return malformed(c, "Close");
+	name = msg.name;
+	if (msg.kind != FE_STATEMENT || !*name) {
 		respq_push(&s->respq, 'C', '=');
 		return CONN_FORWARD;
 	}
@@ -903,15 +920,13 @@ static enum conn_action client_close_stmt(struct client *c, const uint8_t *body,
 
 enum conn_action prepared_parse_unlinked(struct client *c, const struct pkt_header *hdr, const uint8_t *whole)
 {
-	const uint8_t *body;
-	size_t len = hdr->len - PKT_HDR_LEN, nlen;
+	struct fe_parse p;
 	struct pstmt *ps;
 
 	if (!whole)
 		return CONN_NEED_WHOLE;
-	body = whole + PKT_HDR_LEN;
-	nlen = strnlen((const char *)body, len);
-	if (nlen == 0 || nlen == len)
+	/* A malformed one is answered once a server is linked (prepared_client_message). */
+	if (!fe_parse_parse(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &p) || !*p.name)
 		return CONN_FORWARD;
 	/*
 	 * Only a definition some server accepted is answered without one: any other could fail
@@ -920,10 +935,10 @@ enum conn_action prepared_parse_unlinked(struct client *c, const struct pkt_head
 	 * same texts, so after the first, a client that prepares while holding nothing still
 	 * never waits for a server its own other connections hold.
 	 */
-	ps = registry_find(&c->w->pstmts, body + nlen + 1, len - nlen - 1);
+	ps = registry_find(&c->w->pstmts, p.def, p.def_len);
 	if (!ps || !ps->parses)
 		return CONN_FORWARD;
-	if (!client_set(&c->w->pstmts, &c->pstmts, (const char *)body, ps)) {
+	if (!client_set(&c->w->pstmts, &c->pstmts, p.name, ps)) {
 		client_close(c, "53200", "out of memory for prepared statements");
 		return CONN_CLOSED;
 	}
@@ -936,6 +951,9 @@ enum conn_action prepared_client_message(struct client *c, const struct pkt_head
 	struct server *s = c->server;
 	const uint8_t *body = whole ? whole + PKT_HDR_LEN : NULL;
 	size_t len = hdr->len - PKT_HDR_LEN;
+	struct fe_bind bind;
+	struct fe_describe desc;
+	struct fe_execute exec;
 
 	switch (hdr->type) {
 	case 'P':
@@ -943,19 +961,24 @@ enum conn_action prepared_client_message(struct client *c, const struct pkt_head
 	case 'B':
 		if (!whole)
 			return CONN_NEED_WHOLE;
-		return client_use(c, 'B', 'B', body, len, strnlen((const char *)body, len) + 1);
+		if (!fe_parse_bind(body, len, &bind))
+			return malformed(c, "Bind");
+		return client_use(c, 'B', body, len, bind.portal, bind.statement, bind.statement_off,
+				  bind.rest_off);
 	case 'D':
 		if (!whole)
 			return CONN_NEED_WHOLE;
-		if (len == 2 && body[1] == '\0' &&
-		    (body[0] == 'S' ? c->pstmts.unnamed.kind != DEALLOC_NONE : c->pstmts.unnamed_portal))
-			return describe_dealloc(c, (char)body[0]);
-		if (len < 2 || body[0] != 'S') {
+		if (!fe_parse_describe(body, len, &desc))
+			return malformed(c, "Describe");
+		if (!*desc.name && (desc.kind == FE_STATEMENT ? c->pstmts.unnamed.kind != DEALLOC_NONE
+							     : c->pstmts.unnamed_portal))
+			return describe_dealloc(c, (char)desc.kind);
+		if (desc.kind != FE_STATEMENT) {
 			/* The unnamed portal's columns are its statement's: remember them too. */
-			respq_push_ps(&s->respq, 'd', '=', len >= 2 && body[1] == '\0' ? c->portal_ps : NULL, 0);
+			respq_push_ps(&s->respq, 'd', '=', !*desc.name ? c->portal_ps : NULL, 0);
 			return CONN_FORWARD;
 		}
-		return client_use(c, 'D', 'D', body, len, 1);
+		return client_use(c, 'D', body, len, NULL, desc.name, 1, len);
 	case 'C':
 		return whole ? client_close_stmt(c, body, len) : CONN_NEED_WHOLE;
 	case 'Q':
@@ -974,7 +997,9 @@ enum conn_action prepared_client_message(struct client *c, const struct pkt_head
 		if (c->pstmts.unnamed_portal) {
 			if (!whole)
 				return CONN_NEED_WHOLE;
-			if (len >= 1 && body[0] == '\0')
+			if (!fe_parse_execute(body, len, &exec))
+				return malformed(c, "Execute");
+			if (!*exec.portal)
 				return execute_dealloc(c);
 		}
 		respq_push(&s->respq, 'E', '=');
