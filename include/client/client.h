@@ -15,6 +15,7 @@
 #include "core/list.h"
 #include "core/log.h"
 #include "ev/conn.h"
+#include "proto/be.h"
 #include "server/params.h"
 #include "server/prepared.h"
 #include "route/setstmt.h"
@@ -51,7 +52,8 @@ struct client {
 	struct param_set params;      /* what the client expects the server's settings to be */
 
 	uint32_t cancel_pid, cancel_key;
-	int auth_method;              /* password request sent (3 cleartext, 5 md5), 0 when done */
+	enum be_auth_code auth_method; /* request the client must answer next; BE_AUTH_OK: none */
+	bool auth_query_wait;         /* auth_query lookup in flight: the client owes nothing */
 	uint8_t auth_salt[4];
 	char *proven_password;        /* see pool_user.proven_password; wiped once handed over */  /* what pgmux told the client in BackendKeyData */
 

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto/be.h"
+
 struct msgbuf {
 	uint8_t *data;
 	size_t len;
@@ -50,7 +52,7 @@ bool build_error_with_severity(struct msgbuf *mb, const uint8_t *body, size_t le
 void build_notice(struct msgbuf *mb, const char *sqlstate, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void build_ready(struct msgbuf *mb, char tx_status);
-void build_auth_request(struct msgbuf *mb, uint32_t code, const void *extra, size_t extra_len);
+void build_auth_request(struct msgbuf *mb, enum be_auth_code code, const void *extra, size_t extra_len);
 void build_parameter_status(struct msgbuf *mb, const char *name, const char *value);
 void build_backend_key(struct msgbuf *mb, uint32_t pid, uint32_t key);
 void build_command_complete(struct msgbuf *mb, const char *tag);

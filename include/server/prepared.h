@@ -16,7 +16,8 @@
  * known to parse (a server accepted it before): then, outside a transaction, pgmux answers it at
  * once without a server (see prepared_parse_unlinked). A Parse that fails leaves no name behind.
  *
- * Freshness: see pstmt_registry.seq.
+ * The registry, the client maps and the server sets are in server/pstmt.h; this module keeps
+ * them in step with the protocol. Freshness: see pstmt_registry.seq.
  *
  * Ordering: pgmux sometimes answers a message itself (ParseComplete for a statement the server
  * already has, CloseComplete) or swallows a server's answer (to a Parse or Close it injected).
@@ -31,60 +32,10 @@
 #include <stdint.h>
 
 #include "ev/conn.h"
-#include "route/dealloc.h"
+#include "server/pstmt.h"
 
 struct client;
 struct server;
-
-struct pstmt {
-	struct pstmt *next;    /* hash chain */
-	uint64_t id;
-	uint32_t hash;
-	uint32_t refs;         /* client map entries and servers holding it */
-	bool parses;           /* a server accepted its Parse: a client's Parse may be answered early */
-	char name[32];         /* on servers: "pgmux_<id>" */
-	size_t def_len;
-	uint8_t def[];         /* Parse body after the name: query, parameter count and types */
-};
-
-struct pstmt_registry {
-	struct pstmt **buckets;
-	size_t nbuckets;
-	size_t count;
-	uint64_t next_id;
-	/*
-	 * Orders Parse events. A server's copy older than a client's Parse may predate DDL the
-	 * client already sees, so it is parsed again before that client uses it: no client of pgmux
-	 * gets "cached plan must not change result type" where a direct connection would not.
-	 */
-	uint64_t seq;
-};
-
-struct cstmt {
-	char *name;
-	struct pstmt *ps;
-	uint64_t parsed_seq;   /* when the client sent its Parse (registry sequence) */
-	uint32_t shape;        /* the result columns the client was told (Describe); 0 = not yet */
-};
-
-/* A client's statements by its own names. */
-struct client_pstmts {
-	struct cstmt *items;
-	size_t n, cap;
-	/* The unnamed statement is a DEALLOCATE pgmux answers (kind DEALLOC_NONE: it is not). */
-	struct dealloc_stmt unnamed;
-	bool unnamed_portal;   /* the unnamed portal is bound to it */
-};
-
-/* The shared statements prepared on one server, with when each was last used. */
-struct server_pstmts {
-	struct pstmt **items;
-	uint64_t *last_used;
-	uint64_t *prepared_seq; /* when each was parsed on this server (registry sequence) */
-	uint32_t *shape;        /* its result columns as this server described them; 0 = unknown */
-	size_t n, cap;
-	uint64_t clock;
-};
 
 /* What the server will answer to one forwarded message, and what pgmux does with it. */
 struct respq_entry {
@@ -114,9 +65,6 @@ struct respq {
 	 * the client's names are gone. */
 	bool drop_watch;
 };
-
-void pstmt_registry_init(struct pstmt_registry *r);
-void pstmt_registry_destroy(struct pstmt_registry *r);
 
 /* Is tracking on for this client's pool (transaction/statement mode, max_prepared_statements)? */
 bool prepared_active(const struct client *c);
@@ -158,18 +106,10 @@ void prepared_emit_owed(struct server *s);
 void respq_reset(struct respq *q);
 void respq_free(struct respq *q);
 
-/* Forget a client's names (DEALLOCATE ALL, DISCARD ALL, or the client is going away). */
-void client_pstmts_clear(struct pstmt_registry *r, struct client_pstmts *m);
-/* The server lost its statements (DISCARD ALL, reset) or is closing. */
-void server_pstmts_clear(struct pstmt_registry *r, struct server_pstmts *set);
-/* Free the containers too (at close). */
 /* Send a Sync of pgmux's own to the client's server, kept in order with the client's messages. */
 void prepared_inject_sync(struct client *c);
 
 /* The query text of the client's named statement name (not NUL-terminated: *len), or NULL. */
 const char *prepared_query_of(struct client *c, const char *name, size_t *len);
-
-void client_pstmts_free(struct pstmt_registry *r, struct client_pstmts *m);
-void server_pstmts_free(struct pstmt_registry *r, struct server_pstmts *set);
 
 #endif

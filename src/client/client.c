@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "pool/pool.h"
 #include "proto/build.h"
+#include "proto/fe.h"
 
 static enum conn_action on_packet(void *owner, struct conn *conn, const struct pkt_header *hdr,
 				  const uint8_t *whole);
@@ -195,15 +196,17 @@ static void send_ready(struct client *c, char tx_status)
 
 static enum conn_action admin_packet(struct client *c, const struct pkt_header *hdr, const uint8_t *whole)
 {
+	struct fe_query q;
+
 	switch (hdr->type) {
 	case 'Q':
 		if (!whole)
 			return CONN_NEED_WHOLE;
-		if (hdr->len < PKT_HDR_LEN + 1 || whole[hdr->len - 1] != '\0') {
+		if (!fe_parse_query(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &q)) {
 			client_close(c, "08P01", "invalid query message");
 			return CONN_CLOSED;
 		}
-		admin_handle_query(c, (const char *)whole + PKT_HDR_LEN);
+		admin_handle_query(c, q.sql);
 		return c->state == CLIENT_CLOSING ? CONN_CLOSED : CONN_CONSUME;
 	case 'X':
 		client_close(c, NULL, "client terminated");
@@ -259,20 +262,25 @@ static bool valid_frontend_type(char type)
 
 
 /*
- * The query text of a Query or an unnamed Parse, or NULL. (A named statement is watched when it
- * is executed: see prepared.c.)
+ * The query text of a Query or an unnamed Parse, or NULL (also for a malformed message, which
+ * changes nothing where it goes). A named statement is watched when it is executed: see
+ * prepared.c.
  */
 static const char *query_text(char type, const uint8_t *body, size_t len, size_t *qlen)
 {
-	size_t off = 0;
+	struct fe_query q;
+	struct fe_parse p;
 
-	if (type == 'P') {
-		if (len == 0 || body[0] != '\0')
+	if (type == 'Q') {
+		if (!fe_parse_query(body, len, &q))
 			return NULL;
-		off = 1;
+		*qlen = q.sql_len;
+		return q.sql;
 	}
-	*qlen = strnlen((const char *)body + off, len - off);
-	return (const char *)body + off;
+	if (!fe_parse_parse(body, len, &p) || *p.name)
+		return NULL;
+	*qlen = p.query_len;
+	return p.query;
 }
 
 static void watch_settings(struct client *c, char type, const uint8_t *whole, uint32_t len)

@@ -9,9 +9,10 @@
  * unknown user runs against a mock secret whose salt is stable per user name); secrets are
  * compared in constant time and never logged. A client proven with SCRAM against a stored SCRAM
  * secret leaves its ClientKey and the ServerKey on its pool_user, for server logins
- * (pass-through). c->auth_method says what the client owes next: 3 cleartext password, 5 md5
- * response, 10 SASLInitialResponse, 11 SASLResponse; 1 while pgmux waits for auth_query (the
- * client owes nothing; the lookup's callback resumes it); 0 before and after.
+ * (pass-through). c->auth_method is the request the client must answer next (cleartext or md5
+ * password, SASLInitialResponse after AuthenticationSASL, SASLResponse after
+ * AuthenticationSASLContinue), BE_AUTH_OK before and after; c->auth_query_wait while pgmux waits
+ * for auth_query (the client owes nothing; the lookup's callback resumes it).
  */
 #include "client/login.h"
 #include "client/route.h"
@@ -37,6 +38,7 @@
 #include "core/log.h"
 #include "pool/pool.h"
 #include "proto/build.h"
+#include "proto/fe.h"
 #include "proto/startup.h"
 
 void login_forget_secrets(struct client *c)
@@ -57,9 +59,9 @@ void login_forget_secrets(struct client *c)
 		free(c->auth_secret);
 		c->auth_secret = NULL;
 	}
-	if (c->auth_method == 1) {
+	if (c->auth_query_wait) {
 		authquery_cancel(c->w, c);
-		c->auth_method = 0;
+		c->auth_query_wait = false;
 	}
 }
 
@@ -93,7 +95,7 @@ static void send_login_ok(struct client *c)
 	struct msgbuf mb;
 
 	mb_init(&mb);
-	build_auth_request(&mb, 0, NULL, 0);
+	build_auth_request(&mb, BE_AUTH_OK, NULL, 0);
 	for (int i = 0; p && i < p->welcome.n; i++) {
 		int idx = param_lookup(p->welcome.names[i]);
 		const char *value = p->welcome.values[i];
@@ -120,7 +122,7 @@ static void send_admin_login_ok(struct client *c)
 	struct msgbuf mb;
 
 	mb_init(&mb);
-	build_auth_request(&mb, 0, NULL, 0);
+	build_auth_request(&mb, BE_AUTH_OK, NULL, 0);
 	for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++)
 		build_parameter_status(&mb, params[i][0], params[i][1]);
 	new_cancel_key(c);
@@ -480,7 +482,7 @@ static enum login_method login_method_of(const struct client *c, char *host, siz
 	return LOGIN_NO_RULE;
 }
 
-static void send_auth_request(struct client *c, uint32_t code, const void *data, size_t len)
+static void send_auth_request(struct client *c, enum be_auth_code code, const void *data, size_t len)
 {
 	struct msgbuf mb;
 
@@ -499,9 +501,9 @@ static void on_auth_query(void *arg, const char *secret, const char *error)
 {
 	struct client *c = arg;
 
-	if (c->state != CLIENT_LOGIN || c->auth_method != 1)
+	if (c->state != CLIENT_LOGIN || !c->auth_query_wait)
 		return;
-	c->auth_method = 0;
+	c->auth_query_wait = false;
 	c->auth_query_done = true;
 	if (error) {
 		client_close(c, "08006", "could not look up the password of user \"%s\"", c->user);
@@ -539,7 +541,7 @@ static int fetch_secret(struct client *c)
 		c->auth_secret = secret;
 		return 1;
 	case AUTHQUERY_WAIT:
-		c->auth_method = 1;
+		c->auth_query_wait = true;
 		return 0;
 	case AUTHQUERY_FAILED:
 		break;
@@ -628,8 +630,8 @@ static bool start_auth(struct client *c)
 		}
 		return enter_pool(c);
 	case LOGIN_PASSWORD:
-		c->auth_method = 3;
-		send_auth_request(c, 3, NULL, 0);
+		c->auth_method = BE_AUTH_CLEARTEXT_PASSWORD;
+		send_auth_request(c, BE_AUTH_CLEARTEXT_PASSWORD, NULL, 0);
 		return true;
 	case LOGIN_MD5:
 		if (secret && secret_kind_of(secret) == SECRET_SCRAM)
@@ -638,17 +640,17 @@ static bool start_auth(struct client *c)
 			client_close(c, "XX000", "could not generate a random salt");
 			return false;
 		}
-		c->auth_method = 5;
-		send_auth_request(c, 5, c->auth_salt, 4);
+		c->auth_method = BE_AUTH_MD5_PASSWORD;
+		send_auth_request(c, BE_AUTH_MD5_PASSWORD, c->auth_salt, 4);
 		return true;
 	case LOGIN_SCRAM:
 		break;
 	}
-	c->auth_method = 10;
+	c->auth_method = BE_AUTH_SASL;
 	if (c->conn.tls && conn_tls_server_end_point(&c->conn, end_point, &end_point_len))
-		send_auth_request(c, 10, mechanisms_plus, sizeof(mechanisms_plus));
+		send_auth_request(c, BE_AUTH_SASL, mechanisms_plus, sizeof(mechanisms_plus));
 	else
-		send_auth_request(c, 10, mechanisms, sizeof(mechanisms));
+		send_auth_request(c, BE_AUTH_SASL, mechanisms, sizeof(mechanisms));
 	return true;
 }
 
@@ -791,7 +793,7 @@ static bool check_password(struct client *c, const char *given)
 
 	if (!secret)
 		return false;
-	if (c->auth_method == 3) {
+	if (c->auth_method == BE_AUTH_CLEARTEXT_PASSWORD) {
 		enum secret_kind kind = secret_kind_of(secret);
 
 		if (kind == SECRET_PLAIN)
@@ -823,16 +825,16 @@ static enum conn_action auth_failed(struct client *c)
 
 static enum conn_action handle_password(struct client *c, const struct pkt_header *hdr, const uint8_t *whole)
 {
-	const char *given = (const char *)whole + PKT_HDR_LEN;
-	size_t len = hdr->len - PKT_HDR_LEN;
+	const char *given;
 
-	if (hdr->type != 'p' || len == 0 || memchr(given, '\0', len) != given + len - 1) {
+	if (hdr->type != 'p' ||
+	    !fe_parse_password(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &given)) {
 		client_close(c, "08P01", "expected password response");
 		return CONN_CLOSED;
 	}
 	if (!check_password(c, given))
 		return auth_failed(c);
-	c->auth_method = 0;
+	c->auth_method = BE_AUTH_OK;
 	return enter_pool(c) ? CONN_CONSUME : CONN_CLOSED;
 }
 
@@ -879,11 +881,7 @@ static enum conn_action sasl_malformed(struct client *c, const char *why)
 static enum conn_action handle_sasl_initial(struct client *c, const struct pkt_header *hdr,
 					    const uint8_t *whole)
 {
-	const char *body = (const char *)whole + PKT_HDR_LEN;
-	size_t len = hdr->len - PKT_HDR_LEN, mlen;
-	const char *mech_end;
-	int32_t n;
-	uint32_t un;
+	struct fe_sasl_initial msg;
 	struct scram_secret secret;
 	bool have_secret, stored;
 	uint8_t salt[SCRAM_SALT_LEN];
@@ -895,20 +893,14 @@ static enum conn_action handle_sasl_initial(struct client *c, const struct pkt_h
 
 	if (hdr->type != 'p')
 		return sasl_malformed(c, "expected SASL response");
-	mech_end = memchr(body, '\0', len);
-	if (!mech_end)
+	/* pgmux needs the client-first message: an initial response without data is refused too. */
+	if (!fe_parse_sasl_initial(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &msg) ||
+	    msg.data_len < 0)
 		return sasl_malformed(c, "malformed SASLInitialResponse message");
-	mlen = (size_t)(mech_end - body);
-	plus = strcmp(body, SCRAM_MECHANISM "-PLUS") == 0;
+	plus = strcmp(msg.mechanism, SCRAM_MECHANISM "-PLUS") == 0;
 	have_cb = c->conn.tls && conn_tls_server_end_point(&c->conn, end_point, &end_point_len);
-	if (strcmp(body, SCRAM_MECHANISM) != 0 && !(plus && have_cb))
+	if (strcmp(msg.mechanism, SCRAM_MECHANISM) != 0 && !(plus && have_cb))
 		return sasl_malformed(c, "client selected an invalid SASL authentication mechanism");
-	if (len - mlen - 1 < 4)
-		return sasl_malformed(c, "malformed SASLInitialResponse message");
-	memcpy(&un, mech_end + 1, 4);
-	n = (int32_t)ntohl(un);
-	if (n < 0 || (size_t)n != len - mlen - 1 - 4)
-		return sasl_malformed(c, "malformed SASLInitialResponse message");
 
 	have_secret = scram_secret_of(c, &secret, &stored);
 	stable_salt(c->user, salt);
@@ -925,11 +917,11 @@ static enum conn_action handle_sasl_initial(struct client *c, const struct pkt_h
 		return CONN_CLOSED;
 	}
 	c->scram_pass_through = have_secret && stored;
-	if (scram_server_first(c->scram, mech_end + 1 + 4, (size_t)n, out, sizeof(out), &outn, err,
+	if (scram_server_first(c->scram, (const char *)msg.data, (size_t)msg.data_len, out, sizeof(out), &outn, err,
 			       sizeof(err)) != SCRAM_SERVER_OK)
 		return sasl_malformed(c, err);
-	c->auth_method = 11;
-	send_auth_request(c, 11, out, outn);
+	c->auth_method = BE_AUTH_SASL_CONTINUE;
+	send_auth_request(c, BE_AUTH_SASL_CONTINUE, out, outn);
 	return CONN_CONSUME;
 }
 
@@ -938,12 +930,14 @@ static enum conn_action handle_sasl_response(struct client *c, const struct pkt_
 					     const uint8_t *whole)
 {
 	char out[SCRAM_MESSAGE_MAX], err[128];
-	size_t outn;
+	const uint8_t *data;
+	size_t outn, dlen;
 
-	if (hdr->type != 'p')
+	if (hdr->type != 'p' ||
+	    !fe_parse_sasl_response(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &data, &dlen))
 		return sasl_malformed(c, "expected SASL response");
-	switch (scram_server_final(c->scram, (const char *)whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN,
-				   out, sizeof(out), &outn, err, sizeof(err))) {
+	switch (scram_server_final(c->scram, (const char *)data, dlen, out, sizeof(out), &outn, err,
+				   sizeof(err))) {
 	case SCRAM_SERVER_OK:
 		break;
 	case SCRAM_SERVER_MALFORMED:
@@ -951,8 +945,8 @@ static enum conn_action handle_sasl_response(struct client *c, const struct pkt_
 	case SCRAM_SERVER_BAD_PROOF:
 		return auth_failed(c);
 	}
-	send_auth_request(c, 12, out, outn);
-	c->auth_method = 0;
+	send_auth_request(c, BE_AUTH_SASL_FINAL, out, outn);
+	c->auth_method = BE_AUTH_OK;
 	return enter_pool(c) ? CONN_CONSUME : CONN_CLOSED;
 }
 
@@ -962,15 +956,16 @@ enum conn_action login_on_packet(struct client *c, const struct pkt_header *hdr,
 		return client_tls_direct(c);
 	if (!whole)
 		return CONN_NEED_WHOLE;
-	switch (c->auth_method) {
-	case 0:
-		return handle_startup(c, whole, hdr->len);
-	case 1:
+	if (c->auth_query_wait) {
 		client_close(c, "08P01", "unexpected message during authentication");
 		return CONN_CLOSED;
-	case 10:
+	}
+	switch (c->auth_method) {
+	case BE_AUTH_OK:
+		return handle_startup(c, whole, hdr->len);
+	case BE_AUTH_SASL:
 		return handle_sasl_initial(c, hdr, whole);
-	case 11:
+	case BE_AUTH_SASL_CONTINUE:
 		return handle_sasl_response(c, hdr, whole);
 	default:
 		return handle_password(c, hdr, whole);

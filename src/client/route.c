@@ -15,6 +15,7 @@
 
 #include "pool/pool.h"
 #include "proto/build.h"
+#include "proto/fe.h"
 #include "route/classify.h"
 #include "route/router.h"
 
@@ -34,30 +35,35 @@ static void send_tag_and_ready(struct client *c, const char *tag, char tx_status
 	c->tx_status = tx_status;
 }
 
-/* The query text of a Query, Parse, or Bind of a named statement; NULL when there is none. */
+/*
+ * The query text of a Query, Parse, or Bind of a named statement; NULL when there is none, or
+ * when the message is malformed (it goes to the primary, which answers it as PostgreSQL does,
+ * or pgmux answers it: see prepared.c).
+ */
 static const char *unit_sql(struct client *c, const struct pkt_header *hdr, const uint8_t *whole,
 			    size_t *len)
 {
-	const char *body = (const char *)whole + PKT_HDR_LEN;
-	size_t blen = hdr->len - PKT_HDR_LEN, nlen;
+	const uint8_t *body = whole + PKT_HDR_LEN;
+	size_t blen = hdr->len - PKT_HDR_LEN;
+	struct fe_query q;
+	struct fe_parse p;
+	struct fe_bind b;
 
 	switch (hdr->type) {
 	case 'Q':
-		*len = strnlen(body, blen);
-		return body;
+		if (!fe_parse_query(body, blen, &q))
+			return NULL;
+		*len = q.sql_len;
+		return q.sql;
 	case 'P':
-		nlen = strnlen(body, blen);
-		if (nlen >= blen)
+		if (!fe_parse_parse(body, blen, &p))
 			return NULL;
-		*len = strnlen(body + nlen + 1, blen - nlen - 1);
-		return body + nlen + 1;
+		*len = p.query_len;
+		return p.query;
 	case 'B':
-		/* portal name, then statement name */
-		nlen = strnlen(body, blen);
-		if (nlen + 1 >= blen || body[nlen + 1] == '\0' ||
-		    strnlen(body + nlen + 1, blen - nlen - 1) >= blen - nlen - 1)
+		if (!fe_parse_bind(body, blen, &b) || !*b.statement)
 			return NULL;
-		return prepared_query_of(c, body + nlen + 1, len);
+		return prepared_query_of(c, b.statement, len);
 	default:
 		return NULL;
 	}
@@ -268,14 +274,14 @@ static bool pipeline_writes(struct client *c, const uint8_t *whole, uint32_t len
 {
 	const uint8_t *p = whole + len, *end = conn_input_end(&c->conn);
 
-	while (end && p + PKT_HDR_LEN <= end) {
-		uint32_t mlen = ((uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4]) + 1;
+	struct pkt_header h;
 
-		if (mlen < PKT_HDR_LEN || p + mlen > end || p[0] == 'S')
+	while (end && pkt_peek_header(p, (size_t)(end - p), &h) == PKT_PEEK_OK) {
+		if (h.len > (size_t)(end - p) || h.type == 'S')
 			break;
-		if ((p[0] == 'P' || p[0] == 'B' || p[0] == 'Q') && message_writes(c, (char)p[0], p, mlen))
+		if ((h.type == 'P' || h.type == 'B' || h.type == 'Q') && message_writes(c, h.type, p, h.len))
 			return true;
-		p += mlen;
+		p += h.len;
 	}
 	return false;
 }
@@ -292,7 +298,7 @@ static bool route_hint_linked(struct client *c, const struct pkt_header *hdr, co
 		return false;
 	sql = unit_sql(c, hdr, whole, &len);
 	/* Cheap filter first: this runs for every Query of a transaction. */
-	if (!starts_with_word(sql, len, "set") && !starts_with_word(sql, len, "reset"))
+	if (!sql || (!starts_with_word(sql, len, "set") && !starts_with_word(sql, len, "reset")))
 		return false;
 	if (!memmem_nocase(sql, len, "pgmux.route"))
 		return false;

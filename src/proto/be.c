@@ -5,6 +5,24 @@
 
 #include "proto/pkt.h"
 
+const char *be_auth_code_name(uint32_t code)
+{
+	switch (code) {
+	case BE_AUTH_OK: return "AuthenticationOk";
+	case BE_AUTH_KERBEROS_V5: return "AuthenticationKerberosV5";
+	case BE_AUTH_CLEARTEXT_PASSWORD: return "AuthenticationCleartextPassword";
+	case BE_AUTH_MD5_PASSWORD: return "AuthenticationMD5Password";
+	case BE_AUTH_SCM_CREDENTIAL: return "AuthenticationSCMCredential";
+	case BE_AUTH_GSS: return "AuthenticationGSS";
+	case BE_AUTH_GSS_CONTINUE: return "AuthenticationGSSContinue";
+	case BE_AUTH_SSPI: return "AuthenticationSSPI";
+	case BE_AUTH_SASL: return "AuthenticationSASL";
+	case BE_AUTH_SASL_CONTINUE: return "AuthenticationSASLContinue";
+	case BE_AUTH_SASL_FINAL: return "AuthenticationSASLFinal";
+	default: return "unknown";
+	}
+}
+
 bool be_parse_error(const uint8_t *body, size_t len, struct be_error *out)
 {
 	struct pkt_cursor c;

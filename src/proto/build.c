@@ -163,7 +163,7 @@ void build_ready(struct msgbuf *mb, char tx_status)
 	mb_end(mb, start);
 }
 
-void build_auth_request(struct msgbuf *mb, uint32_t code, const void *extra, size_t extra_len)
+void build_auth_request(struct msgbuf *mb, enum be_auth_code code, const void *extra, size_t extra_len)
 {
 	size_t start = mb_begin(mb, 'R');
 

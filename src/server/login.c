@@ -426,14 +426,14 @@ static bool handle_auth(struct server *s, const uint8_t *body, size_t len)
 		return false;
 	}
 	switch (code) {
-	case 0: /* AuthenticationOk */
+	case BE_AUTH_OK:
 		if (s->scram && s->scram->state != SCRAM_CLIENT_DONE) {
 			login_failed(s, "08P01", "server skipped SCRAM verification");
 			return false;
 		}
 		server_login_forget(s);
 		return true;
-	case 3: /* cleartext */
+	case BE_AUTH_CLEARTEXT_PASSWORD:
 		if (!pw || secret_kind_of(pw) != SECRET_PLAIN) {
 			login_failed(s, "28P01", "no plaintext password for the server login");
 			return false;
@@ -443,7 +443,7 @@ static bool handle_auth(struct server *s, const uint8_t *body, size_t len)
 		conn_write(&s->conn, mb.data, mb.len);
 		mb_free(&mb);
 		return true;
-	case 5: /* md5 */
+	case BE_AUTH_MD5_PASSWORD:
 		if (!pw || dlen != 4 || secret_kind_of(pw) == SECRET_SCRAM ||
 		    !md5_password_response(s->pool->user->name, pw, data, resp)) {
 			login_failed(s, "28P01", "no usable password for md5 login to the server");
@@ -454,18 +454,19 @@ static bool handle_auth(struct server *s, const uint8_t *body, size_t len)
 		conn_write(&s->conn, mb.data, mb.len);
 		mb_free(&mb);
 		return true;
-	case 10: /* SASL */
+	case BE_AUTH_SASL:
 		return send_sasl_initial(s, data, dlen);
-	case 11: /* SASLContinue */
+	case BE_AUTH_SASL_CONTINUE:
 		return send_sasl_continue(s, data, dlen);
-	case 12: /* SASLFinal */
+	case BE_AUTH_SASL_FINAL:
 		if (!s->scram || !scram_client_verify_final(s->scram, (const char *)data, dlen, err, sizeof(err))) {
 			login_failed(s, "08P01", "server failed SCRAM verification");
 			return false;
 		}
 		return true;
 	default:
-		snprintf(err, sizeof(err), "unsupported authentication method %u requested by server", code);
+		snprintf(err, sizeof(err), "unsupported authentication method %u (%s) requested by server",
+			 code, be_auth_code_name(code));
 		login_failed(s, "08P01", err);
 		return false;
 	}

@@ -11,235 +11,7 @@
 #include "core/log.h"
 #include "pool/pool.h"
 #include "proto/build.h"
-
-/* ---- the registry of shared statements ---- */
-
-void pstmt_registry_init(struct pstmt_registry *r)
-{
-	memset(r, 0, sizeof(*r));
-	r->nbuckets = 1024;
-	r->buckets = calloc(r->nbuckets, sizeof(*r->buckets));
-}
-
-void pstmt_registry_destroy(struct pstmt_registry *r)
-{
-	for (size_t i = 0; r->buckets && i < r->nbuckets; i++) {
-		struct pstmt *ps = r->buckets[i], *next;
-
-		for (; ps; ps = next) {
-			next = ps->next;
-			free(ps);
-		}
-	}
-	free(r->buckets);
-	memset(r, 0, sizeof(*r));
-}
-
-static uint32_t hash_bytes(const uint8_t *p, size_t n)
-{
-	uint32_t h = 2166136261u; /* FNV-1a */
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 16777619u;
-	return h;
-}
-
-/* The shared statement of this definition, or NULL. */
-static struct pstmt *registry_find(struct pstmt_registry *r, const uint8_t *def, size_t len)
-{
-	uint32_t h = hash_bytes(def, len);
-	struct pstmt *ps;
-
-	if (!r->buckets)
-		return NULL;
-	for (ps = r->buckets[h % r->nbuckets]; ps; ps = ps->next)
-		if (ps->hash == h && ps->def_len == len && memcmp(ps->def, def, len) == 0)
-			return ps;
-	return NULL;
-}
-
-/* The shared statement of this definition, made if new (unreferenced), or NULL (no memory). */
-static struct pstmt *registry_get(struct pstmt_registry *r, const uint8_t *def, size_t len)
-{
-	uint32_t h = hash_bytes(def, len);
-	struct pstmt **slot, *ps = registry_find(r, def, len);
-
-	if (ps || !r->buckets)
-		return ps;
-	slot = &r->buckets[h % r->nbuckets];
-	ps = malloc(sizeof(*ps) + len);
-	if (!ps)
-		return NULL;
-	ps->hash = h;
-	ps->refs = 0;
-	ps->parses = false;
-	ps->id = ++r->next_id;
-	snprintf(ps->name, sizeof(ps->name), "pgmux_%llu", (unsigned long long)ps->id);
-	ps->def_len = len;
-	memcpy(ps->def, def, len);
-	ps->next = *slot;
-	*slot = ps;
-	r->count++;
-	return ps;
-}
-
-static void pstmt_ref(struct pstmt *ps)
-{
-	ps->refs++;
-}
-
-static void pstmt_unref(struct pstmt_registry *r, struct pstmt *ps)
-{
-	struct pstmt **p;
-
-	if (--ps->refs > 0)
-		return;
-	for (p = &r->buckets[ps->hash % r->nbuckets]; *p; p = &(*p)->next) {
-		if (*p == ps) {
-			*p = ps->next;
-			break;
-		}
-	}
-	r->count--;
-	free(ps);
-}
-
-/* ---- a client's names ---- */
-
-static struct cstmt *client_find(struct client_pstmts *m, const char *name)
-{
-	for (size_t i = 0; i < m->n; i++)
-		if (strcmp(m->items[i].name, name) == 0)
-			return &m->items[i];
-	return NULL;
-}
-
-static bool client_set(struct pstmt_registry *r, struct client_pstmts *m, const char *name, struct pstmt *ps)
-{
-	struct cstmt *e = client_find(m, name);
-
-	if (e) {
-		pstmt_ref(ps);
-		pstmt_unref(r, e->ps);
-		e->ps = ps;
-		e->parsed_seq = ++r->seq;
-		e->shape = 0;
-		return true;
-	}
-	if (m->n == m->cap) {
-		size_t cap = m->cap ? m->cap * 2 : 8;
-		struct cstmt *items = realloc(m->items, cap * sizeof(*items));
-
-		if (!items)
-			return false;
-		m->items = items;
-		m->cap = cap;
-	}
-	e = &m->items[m->n];
-	e->name = strdup(name);
-	if (!e->name)
-		return false;
-	e->ps = ps;
-	e->parsed_seq = ++r->seq;
-	e->shape = 0;
-	pstmt_ref(ps);
-	m->n++;
-	return true;
-}
-
-static void client_remove_at(struct pstmt_registry *r, struct client_pstmts *m, struct cstmt *e)
-{
-	pstmt_unref(r, e->ps);
-	free(e->name);
-	*e = m->items[--m->n];
-}
-
-static void client_remove(struct pstmt_registry *r, struct client_pstmts *m, const char *name)
-{
-	struct cstmt *e = client_find(m, name);
-
-	if (e)
-		client_remove_at(r, m, e);
-}
-
-/*
- * The client's Parse that made the name with this sequence failed (or was skipped): PostgreSQL
- * would have no such statement. ps is only compared (it may be gone).
- */
-static void client_forget_parse(struct pstmt_registry *r, struct client_pstmts *m,
-				const struct pstmt *ps, uint64_t seq)
-{
-	for (size_t i = 0; i < m->n; i++) {
-		if (m->items[i].ps == ps && m->items[i].parsed_seq == seq) {
-			client_remove_at(r, m, &m->items[i]);
-			return;
-		}
-	}
-}
-
-/* ---- what a server has ---- */
-
-static ssize_t server_find(const struct server_pstmts *set, const struct pstmt *ps)
-{
-	for (size_t i = 0; i < set->n; i++)
-		if (set->items[i] == ps)
-			return (ssize_t)i;
-	return -1;
-}
-
-static bool server_add(struct server_pstmts *set, struct pstmt *ps, uint64_t seq)
-{
-	if (set->n == set->cap) {
-		size_t cap = set->cap ? set->cap * 2 : 16;
-		struct pstmt **items = realloc(set->items, cap * sizeof(*items));
-		uint64_t *used;
-		uint32_t *shape;
-
-		if (!items)
-			return false;
-		set->items = items;
-		used = realloc(set->last_used, cap * sizeof(*used));
-		if (!used)
-			return false;
-		set->last_used = used;
-		used = realloc(set->prepared_seq, cap * sizeof(*used));
-		if (!used)
-			return false;
-		set->prepared_seq = used;
-		shape = realloc(set->shape, cap * sizeof(*shape));
-		if (!shape)
-			return false;
-		set->shape = shape;
-		set->cap = cap;
-	}
-	set->items[set->n] = ps;
-	set->last_used[set->n] = ++set->clock;
-	set->prepared_seq[set->n] = seq;
-	set->shape[set->n] = 0;
-	set->n++;
-	pstmt_ref(ps);
-	return true;
-}
-
-static void server_remove_at(struct pstmt_registry *r, struct server_pstmts *set, size_t i)
-{
-	pstmt_unref(r, set->items[i]);
-	set->items[i] = set->items[set->n - 1];
-	set->last_used[i] = set->last_used[set->n - 1];
-	set->prepared_seq[i] = set->prepared_seq[set->n - 1];
-	set->shape[i] = set->shape[set->n - 1];
-	set->n--;
-}
-
-static size_t server_lru(const struct server_pstmts *set)
-{
-	size_t best = 0;
-
-	for (size_t i = 1; i < set->n; i++)
-		if (set->last_used[i] < set->last_used[best])
-			best = i;
-	return best;
-}
+#include "proto/fe.h"
 
 /* ---- the answer queue ---- */
 
@@ -326,46 +98,6 @@ void respq_free(struct respq *q)
 	memset(q, 0, sizeof(*q));
 }
 
-void client_pstmts_clear(struct pstmt_registry *r, struct client_pstmts *m)
-{
-	for (size_t i = 0; i < m->n; i++) {
-		pstmt_unref(r, m->items[i].ps);
-		free(m->items[i].name);
-	}
-	m->n = 0;
-}
-
-void client_pstmts_free(struct pstmt_registry *r, struct client_pstmts *m)
-{
-	client_pstmts_clear(r, m);
-	free(m->items);
-	memset(m, 0, sizeof(*m));
-}
-
-void server_pstmts_clear(struct pstmt_registry *r, struct server_pstmts *set)
-{
-	while (set->n)
-		server_remove_at(r, set, set->n - 1);
-}
-
-void server_pstmts_free(struct pstmt_registry *r, struct server_pstmts *set)
-{
-	server_pstmts_clear(r, set);
-	free(set->items);
-	free(set->last_used);
-	free(set->prepared_seq);
-	free(set->shape);
-	memset(set, 0, sizeof(*set));
-}
-
-static void server_forget(struct pstmt_registry *r, struct server_pstmts *set, struct pstmt *ps)
-{
-	ssize_t i = server_find(set, ps);
-
-	if (i >= 0)
-		server_remove_at(r, set, (size_t)i);
-}
-
 /* ---- client side ---- */
 
 bool prepared_active(const struct client *c)
@@ -444,6 +176,25 @@ static void fail_here(struct client *c, const struct msgbuf *err)
 	c->skip_to_sync = true;
 }
 
+/*
+ * A malformed extended-protocol message: PostgreSQL answers 08P01 and skips to the Sync, and so
+ * does pgmux (the message never reaches the server). After an error the server ignores
+ * messages up to the Sync unread: so does pgmux.
+ */
+static enum conn_action malformed(struct client *c, const char *what)
+{
+	struct msgbuf err;
+
+	if (c->server->respq.skipping)
+		return CONN_CONSUME;
+	mb_init(&err);
+	build_error(&err, "ERROR", "08P01", "invalid %s message format", what);
+	fail_here(c, &err);
+	mb_free(&err);
+	client_log(LOG_LVL_INFO, c, "malformed %s message", what);
+	return CONN_CONSUME;
+}
+
 /* Room for one more statement on the server: close the least recently used ones. */
 static void make_room(struct server *s)
 {
@@ -451,12 +202,12 @@ static void make_room(struct server *s)
 	size_t max = (size_t)s->w->cfg->max_prepared_statements;
 
 	while (s->pstmts.n >= max && s->pstmts.n > 0) {
-		size_t lru = server_lru(&s->pstmts);
+		size_t lru = server_pstmts_lru(&s->pstmts);
 		const char *victim = s->pstmts.items[lru]->name;
 
 		write_msg(&s->conn, 'C', "S", 1, victim, strlen(victim) + 1);
 		respq_push(&s->respq, 'C', '-');
-		server_remove_at(r, &s->pstmts, lru);
+		server_pstmts_remove_at(r, &s->pstmts, lru);
 	}
 }
 
@@ -466,7 +217,7 @@ static void make_room(struct server *s)
  */
 static void prepare_on_server(struct server *s, struct pstmt *ps, char action, uint64_t client_seq)
 {
-	ssize_t i = server_find(&s->pstmts, ps);
+	ssize_t i = server_pstmts_find(&s->pstmts, ps);
 
 	/* An error made the server skip to the next Sync: it would ignore the Parse. */
 	if (s->respq.skipping)
@@ -475,12 +226,10 @@ static void prepare_on_server(struct server *s, struct pstmt *ps, char action, u
 		/* An older copy: close it (answer swallowed) and parse it afresh. */
 		write_msg(&s->conn, 'C', "S", 1, ps->name, strlen(ps->name) + 1);
 		respq_push(&s->respq, 'C', '-');
-		s->pstmts.last_used[i] = ++s->pstmts.clock;
-		s->pstmts.prepared_seq[i] = ++s->w->pstmts.seq;
-		s->pstmts.shape[i] = 0;
+		server_pstmts_reparsed(&s->pstmts, (size_t)i, ++s->w->pstmts.seq);
 	} else {
 		make_room(s);
-		server_add(&s->pstmts, ps, ++s->w->pstmts.seq);
+		server_pstmts_add(&s->pstmts, ps, ++s->w->pstmts.seq);
 	}
 	write_msg(&s->conn, 'P', ps->name, strlen(ps->name) + 1, ps->def, ps->def_len);
 	respq_push_ps(&s->respq, 'P', action, ps, client_seq);
@@ -493,7 +242,7 @@ static void prepare_on_server(struct server *s, struct pstmt *ps, char action, u
 static void ensure_prepared(struct server *s, const struct cstmt *e, ssize_t i)
 {
 	if (i >= 0 && s->pstmts.prepared_seq[i] > e->parsed_seq)
-		s->pstmts.last_used[i] = ++s->pstmts.clock;
+		server_pstmts_use(&s->pstmts, (size_t)i);
 	else
 		prepare_on_server(s, e->ps, '-', 0);
 }
@@ -511,7 +260,7 @@ static void ensure_prepared(struct server *s, const struct cstmt *e, ssize_t i)
 static bool dealloc_is_ours(struct client *c, const struct dealloc_stmt *st)
 {
 	if (st->kind == DEALLOC_NAME)
-		return !c->pin_reason || client_find(&c->pstmts, st->name);
+		return !c->pin_reason || client_pstmts_find(&c->pstmts, st->name);
 	return st->kind == DEALLOC_ALL && !c->pin_reason;
 }
 
@@ -522,9 +271,9 @@ static bool dealloc_apply(struct client *c, const struct dealloc_stmt *st)
 		client_pstmts_clear(&c->w->pstmts, &c->pstmts);
 		return true;
 	}
-	if (!client_find(&c->pstmts, st->name))
+	if (!client_pstmts_find(&c->pstmts, st->name))
 		return false;
-	client_remove(&c->w->pstmts, &c->pstmts, st->name);
+	client_pstmts_remove(&c->w->pstmts, &c->pstmts, st->name);
 	return true;
 }
 
@@ -538,16 +287,16 @@ static bool build_dealloc_answer(struct msgbuf *mb, const struct dealloc_stmt *s
 	return ok;
 }
 
-static bool parse_dealloc(const uint8_t *sql, size_t len, struct dealloc_stmt *st)
+static bool parse_dealloc(const char *sql, size_t len, struct dealloc_stmt *st)
 {
-	return len <= DEALLOC_PEEK_MAX &&
-	       dealloc_parse((const char *)sql, strnlen((const char *)sql, len), st) != DEALLOC_NONE;
+	return len <= DEALLOC_PEEK_MAX && dealloc_parse(sql, len, st) != DEALLOC_NONE;
 }
 
 enum conn_action prepared_query(struct client *c, const struct pkt_header *hdr, const uint8_t *whole)
 {
 	size_t len = hdr->len - PKT_HDR_LEN;
 	struct dealloc_stmt st;
+	struct fe_query q;
 	struct msgbuf mb;
 
 	/* A simple Query destroys the unnamed statement (and its portal). */
@@ -557,7 +306,9 @@ enum conn_action prepared_query(struct client *c, const struct pkt_header *hdr, 
 		return CONN_FORWARD;
 	if (!whole)
 		return CONN_NEED_WHOLE;
-	if (!parse_dealloc(whole + PKT_HDR_LEN, len, &st) || !dealloc_is_ours(c, &st))
+	/* A malformed Query goes to the server, which answers it. */
+	if (!fe_parse_query(whole + PKT_HDR_LEN, len, &q) || !parse_dealloc(q.sql, q.sql_len, &st) ||
+	    !dealloc_is_ours(c, &st))
 		return CONN_FORWARD;
 	/* In a failed transaction the server refuses it (25P02) as PostgreSQL would. */
 	if (c->unsynced || c->tx_status == 'E')
@@ -568,7 +319,7 @@ enum conn_action prepared_query(struct client *c, const struct pkt_header *hdr, 
 		return CONN_STOP;
 	}
 	/* Failing, it aborts the transaction block: the server must fail too (see below). */
-	if (st.kind == DEALLOC_NAME && c->tx_status != 'I' && !client_find(&c->pstmts, st.name))
+	if (st.kind == DEALLOC_NAME && c->tx_status != 'I' && !client_pstmts_find(&c->pstmts, st.name))
 		return CONN_FORWARD;
 	mb_init(&mb);
 	build_dealloc_answer(&mb, &st, dealloc_apply(c, &st));
@@ -589,15 +340,16 @@ static enum conn_action query_to_server(struct client *c, const uint8_t *body, s
 	static const char failing[] = "DEALLOCATE pgmux_no_such_statement";
 	struct server *s = c->server;
 	struct dealloc_stmt st;
+	struct fe_query q;
 	struct msgbuf err;
 
-	if (!parse_dealloc(body, len, &st))
+	if (!fe_parse_query(body, len, &q) || !parse_dealloc(q.sql, q.sql_len, &st))
 		return CONN_FORWARD;
 	if (st.kind != DEALLOC_NAME) {
 		s->respq.drop_watch = true;
 		return CONN_FORWARD;
 	}
-	if (!dealloc_is_ours(c, &st) || c->tx_status == 'E' || client_find(&c->pstmts, st.name))
+	if (!dealloc_is_ours(c, &st) || c->tx_status == 'E' || client_pstmts_find(&c->pstmts, st.name))
 		return CONN_FORWARD;
 	write_msg(&s->conn, 'Q', failing, sizeof(failing), NULL, 0);
 	mb_init(&err);
@@ -612,14 +364,14 @@ static enum conn_action query_to_server(struct client *c, const uint8_t *body, s
  * statement, answered here through Bind, Describe and Execute (drivers send SQL without
  * parameters this way); DISCARD ALL and a pinned client's DEALLOCATE ALL are watched.
  */
-static enum conn_action unnamed_parse(struct client *c, const uint8_t *body, size_t len)
+static enum conn_action unnamed_parse(struct client *c, const struct fe_parse *p)
 {
 	struct server *s = c->server;
 	struct dealloc_stmt st;
 
 	c->pstmts.unnamed.kind = DEALLOC_NONE;
 	/* Skipped after an error, or refused in a failed transaction (25P02): the server says so. */
-	if (!s->respq.skipping && c->tx_status != 'E' && parse_dealloc(body + 1, len - 1, &st)) {
+	if (!s->respq.skipping && c->tx_status != 'E' && parse_dealloc(p->query, p->query_len, &st)) {
 		if (dealloc_is_ours(c, &st)) {
 			c->pstmts.unnamed = st;
 			owe(c, 'P', NULL);
@@ -632,11 +384,11 @@ static enum conn_action unnamed_parse(struct client *c, const uint8_t *body, siz
 	return CONN_FORWARD;
 }
 
-static enum conn_action bind_dealloc(struct client *c, const uint8_t *body)
+static enum conn_action bind_dealloc(struct client *c, const char *portal)
 {
 	struct msgbuf err;
 
-	if (body[0] == '\0') {
+	if (!*portal) {
 		c->pstmts.unnamed_portal = true;
 		owe(c, 'B', NULL);
 		return CONN_CONSUME;
@@ -687,21 +439,18 @@ static enum conn_action execute_dealloc(struct client *c)
 static enum conn_action client_parse(struct client *c, const uint8_t *body, size_t len)
 {
 	struct server *s = c->server;
-	const char *name = (const char *)body;
-	size_t nlen = strnlen(name, len);
+	struct fe_parse p;
 	struct pstmt *ps;
 
-	if (nlen == len) {
-		client_close(c, "08P01", "invalid Parse message");
-		return CONN_CLOSED;
-	}
-	if (nlen == 0)
-		return unnamed_parse(c, body, len);
+	if (!fe_parse_parse(body, len, &p))
+		return malformed(c, "Parse");
+	if (!*p.name)
+		return unnamed_parse(c, &p);
 	/* An error made the server skip to the next Sync: PostgreSQL would make no statement. */
 	if (s->respq.skipping)
 		return CONN_CONSUME;
-	ps = registry_get(&c->w->pstmts, body + nlen + 1, len - nlen - 1);
-	if (!ps || !client_set(&c->w->pstmts, &c->pstmts, name, ps)) {
+	ps = pstmt_registry_get(&c->w->pstmts, p.def, p.def_len);
+	if (!ps || !client_pstmts_set(&c->w->pstmts, &c->pstmts, p.name, ps)) {
 		client_close(c, "53200", "out of memory for prepared statements");
 		return CONN_CLOSED;
 	}
@@ -709,7 +458,7 @@ static enum conn_action client_parse(struct client *c, const uint8_t *body, size
 	 * Parsed now, so parsed here now: the client must see today's table definitions, and gets
 	 * the server's answer (an error if the server rejects it).
 	 */
-	prepare_on_server(s, ps, '=', client_find(&c->pstmts, name)->parsed_seq);
+	prepare_on_server(s, ps, '=', client_pstmts_find(&c->pstmts, p.name)->parsed_seq);
 	return CONN_CONSUME;
 }
 
@@ -763,7 +512,7 @@ static void note_shape(struct server *s, const struct respq_entry *e, char type,
 		       const uint8_t *body, size_t len)
 {
 	uint32_t shape = row_shape(type, body, len);
-	ssize_t i = server_find(&s->pstmts, e->ps);
+	ssize_t i = server_pstmts_find(&s->pstmts, e->ps);
 	struct client *c = s->client;
 
 	if (i >= 0)
@@ -811,29 +560,27 @@ static enum conn_action check_shape(struct client *c, const struct cstmt *e, ssi
 	return CONN_STOP;
 }
 
-/* Bind or Describe of a named statement: rewrite the name, preparing it first if needed. */
-static enum conn_action client_use(struct client *c, char type, char kind, const uint8_t *body, size_t len,
-				   size_t name_off)
+/*
+ * Bind or Describe of a statement (a message the fe parsers accepted): rewrite the name,
+ * preparing it first if needed. In body[0, len) the statement name lies at name_off and what
+ * follows its NUL at rest_off; portal is the Bind's portal, NULL for a Describe.
+ */
+static enum conn_action client_use(struct client *c, char kind, const uint8_t *body, size_t len,
+				   const char *portal, const char *name, size_t name_off, size_t rest_off)
 {
 	struct server *s = c->server;
-	const char *name = (const char *)body + name_off;
-	size_t nlen = strnlen(name, len - name_off);
 	struct cstmt *e;
 	const char *new_name;
 	ssize_t i;
 
-	if (name_off >= len || nlen == len - name_off) {
-		client_close(c, "08P01", "invalid %c message", type);
-		return CONN_CLOSED;
-	}
-	if (kind == 'B' && body[0] == '\0') {
+	if (kind == 'B' && !*portal) {
 		/* the unnamed portal is being replaced */
 		c->portal_ps = NULL;
 		c->pstmts.unnamed_portal = false;
 	}
-	if (kind == 'B' && nlen == 0 && c->pstmts.unnamed.kind != DEALLOC_NONE)
-		return bind_dealloc(c, body);
-	e = nlen ? client_find(&c->pstmts, name) : NULL;
+	if (kind == 'B' && !*name && c->pstmts.unnamed.kind != DEALLOC_NONE)
+		return bind_dealloc(c, portal);
+	e = *name ? client_pstmts_find(&c->pstmts, name) : NULL;
 	if (!e) {
 		/* Unnamed, or unknown: the server answers as PostgreSQL would. */
 		respq_push(&s->respq, kind, '=');
@@ -841,14 +588,14 @@ static enum conn_action client_use(struct client *c, char type, char kind, const
 	}
 	/* Where the server has the statement: looked up once per message (sets hold up to
 	 * max_prepared_statements). */
-	i = server_find(&s->pstmts, e->ps);
+	i = server_pstmts_find(&s->pstmts, e->ps);
 	if (kind == 'B') {
 		enum conn_action act = check_shape(c, e, i);
 
 		if (act != CONN_FORWARD)
 			return act;
 		/* The unnamed portal's columns are this statement's (for Describe of the portal). */
-		c->portal_ps = body[0] == '\0' ? e->ps : c->portal_ps;
+		c->portal_ps = !*portal ? e->ps : c->portal_ps;
 	}
 	ensure_prepared(s, e, i);
 	if (kind == 'D')
@@ -862,10 +609,10 @@ static enum conn_action client_use(struct client *c, char type, char kind, const
 		size_t lenpos;
 
 		mb_init(&mb);
-		lenpos = mb_begin(&mb, type);
+		lenpos = mb_begin(&mb, kind);
 		mb_put_bytes(&mb, body, name_off);
 		mb_put_cstring(&mb, new_name);
-		mb_put_bytes(&mb, body + name_off + nlen + 1, len - name_off - nlen - 1);
+		mb_put_bytes(&mb, body + rest_off, len - rest_off);
 		mb_end(&mb, lenpos);
 		if (!mb.failed)
 			conn_write(&s->conn, mb.data, mb.len);
@@ -879,19 +626,18 @@ static enum conn_action client_use(struct client *c, char type, char kind, const
 static enum conn_action client_close_stmt(struct client *c, const uint8_t *body, size_t len)
 {
 	struct server *s = c->server;
+	struct fe_describe msg;
 	const char *name;
 
-	if (len < 2 || memchr(body + 1, '\0', len - 1) == NULL) {
-		client_close(c, "08P01", "invalid Close message");
-		return CONN_CLOSED;
-	}
-	name = (const char *)body + 1;
-	if (body[0] != 'S' || !*name) {
+	if (!fe_parse_close(body, len, &msg))
+		return malformed(c, "Close");
+	name = msg.name;
+	if (msg.kind != FE_STATEMENT || !*name) {
 		respq_push(&s->respq, 'C', '=');
 		return CONN_FORWARD;
 	}
 	/* The server keeps the shared statement; only this client's name goes. */
-	client_remove(&c->w->pstmts, &c->pstmts, name);
+	client_pstmts_remove(&c->w->pstmts, &c->pstmts, name);
 	respq_push(&s->respq, 'C', '+');
 	if (s->respq.len == 1) {
 		emit_synthetic(s);
@@ -903,15 +649,13 @@ static enum conn_action client_close_stmt(struct client *c, const uint8_t *body,
 
 enum conn_action prepared_parse_unlinked(struct client *c, const struct pkt_header *hdr, const uint8_t *whole)
 {
-	const uint8_t *body;
-	size_t len = hdr->len - PKT_HDR_LEN, nlen;
+	struct fe_parse p;
 	struct pstmt *ps;
 
 	if (!whole)
 		return CONN_NEED_WHOLE;
-	body = whole + PKT_HDR_LEN;
-	nlen = strnlen((const char *)body, len);
-	if (nlen == 0 || nlen == len)
+	/* A malformed one is answered once a server is linked (prepared_client_message). */
+	if (!fe_parse_parse(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &p) || !*p.name)
 		return CONN_FORWARD;
 	/*
 	 * Only a definition some server accepted is answered without one: any other could fail
@@ -920,10 +664,10 @@ enum conn_action prepared_parse_unlinked(struct client *c, const struct pkt_head
 	 * same texts, so after the first, a client that prepares while holding nothing still
 	 * never waits for a server its own other connections hold.
 	 */
-	ps = registry_find(&c->w->pstmts, body + nlen + 1, len - nlen - 1);
+	ps = pstmt_registry_find(&c->w->pstmts, p.def, p.def_len);
 	if (!ps || !ps->parses)
 		return CONN_FORWARD;
-	if (!client_set(&c->w->pstmts, &c->pstmts, (const char *)body, ps)) {
+	if (!client_pstmts_set(&c->w->pstmts, &c->pstmts, p.name, ps)) {
 		client_close(c, "53200", "out of memory for prepared statements");
 		return CONN_CLOSED;
 	}
@@ -936,6 +680,9 @@ enum conn_action prepared_client_message(struct client *c, const struct pkt_head
 	struct server *s = c->server;
 	const uint8_t *body = whole ? whole + PKT_HDR_LEN : NULL;
 	size_t len = hdr->len - PKT_HDR_LEN;
+	struct fe_bind bind;
+	struct fe_describe desc;
+	struct fe_execute exec;
 
 	switch (hdr->type) {
 	case 'P':
@@ -943,19 +690,24 @@ enum conn_action prepared_client_message(struct client *c, const struct pkt_head
 	case 'B':
 		if (!whole)
 			return CONN_NEED_WHOLE;
-		return client_use(c, 'B', 'B', body, len, strnlen((const char *)body, len) + 1);
+		if (!fe_parse_bind(body, len, &bind))
+			return malformed(c, "Bind");
+		return client_use(c, 'B', body, len, bind.portal, bind.statement, bind.statement_off,
+				  bind.rest_off);
 	case 'D':
 		if (!whole)
 			return CONN_NEED_WHOLE;
-		if (len == 2 && body[1] == '\0' &&
-		    (body[0] == 'S' ? c->pstmts.unnamed.kind != DEALLOC_NONE : c->pstmts.unnamed_portal))
-			return describe_dealloc(c, (char)body[0]);
-		if (len < 2 || body[0] != 'S') {
+		if (!fe_parse_describe(body, len, &desc))
+			return malformed(c, "Describe");
+		if (!*desc.name && (desc.kind == FE_STATEMENT ? c->pstmts.unnamed.kind != DEALLOC_NONE
+							     : c->pstmts.unnamed_portal))
+			return describe_dealloc(c, (char)desc.kind);
+		if (desc.kind != FE_STATEMENT) {
 			/* The unnamed portal's columns are its statement's: remember them too. */
-			respq_push_ps(&s->respq, 'd', '=', len >= 2 && body[1] == '\0' ? c->portal_ps : NULL, 0);
+			respq_push_ps(&s->respq, 'd', '=', !*desc.name ? c->portal_ps : NULL, 0);
 			return CONN_FORWARD;
 		}
-		return client_use(c, 'D', 'D', body, len, 1);
+		return client_use(c, 'D', body, len, NULL, desc.name, 1, len);
 	case 'C':
 		return whole ? client_close_stmt(c, body, len) : CONN_NEED_WHOLE;
 	case 'Q':
@@ -974,7 +726,9 @@ enum conn_action prepared_client_message(struct client *c, const struct pkt_head
 		if (c->pstmts.unnamed_portal) {
 			if (!whole)
 				return CONN_NEED_WHOLE;
-			if (len >= 1 && body[0] == '\0')
+			if (!fe_parse_execute(body, len, &exec))
+				return malformed(c, "Execute");
+			if (!*exec.portal)
 				return execute_dealloc(c);
 		}
 		respq_push(&s->respq, 'E', '=');
@@ -1021,9 +775,9 @@ static void skip_to_sync(struct server *s)
 
 	while ((e = respq_head(q)) && e->kind != 'S') {
 		if (e->ps && e->kind == 'P')
-			server_forget(&s->w->pstmts, &s->pstmts, e->ps);
+			server_pstmts_forget(&s->w->pstmts, &s->pstmts, e->ps);
 		if (e->ps && e->kind == 'P' && e->action == '=' && s->client)
-			client_forget_parse(&s->w->pstmts, &s->client->pstmts, e->ps, e->seq);
+			client_pstmts_forget_parse(&s->w->pstmts, &s->client->pstmts, e->ps, e->seq);
 		respq_pop(q);
 	}
 	q->skipping = !e;
@@ -1076,7 +830,7 @@ static void note_dropped(struct server *s, const uint8_t *tag, size_t len)
 static void note_parses(struct server *s, struct pstmt *ps)
 {
 	/* Held by this server's set, so alive (an entry's ps may be gone otherwise). */
-	if (server_find(&s->pstmts, ps) >= 0)
+	if (server_pstmts_find(&s->pstmts, ps) >= 0)
 		ps->parses = true;
 }
 
@@ -1164,7 +918,7 @@ void prepared_inject_sync(struct client *c)
 
 const char *prepared_query_of(struct client *c, const char *name, size_t *len)
 {
-	struct cstmt *e = client_find(&c->pstmts, name);
+	struct cstmt *e = client_pstmts_find(&c->pstmts, name);
 
 	if (!e)
 		return NULL;

@@ -149,3 +149,108 @@ def test_many_bad_clients_at_once(survivor_mux):
         r = j.result(10)
         assert isinstance(r, (rawpg.PgError, rawpg.Closed)), repr(r)
     check_alive(mux, survivor)
+
+
+# ---- malformed extended-protocol messages after login ----------------------------------------
+# pgmux reads Parse, Bind, Describe and Close itself (prepared statements in transaction mode):
+# a malformed one must get what PostgreSQL answers (ERROR 08P01, then the skip to Sync), never be
+# misread or read past. In session mode they pass to the server, which answers them.
+
+def _answers(conn, until_ready=True, timeout=3):
+    """Messages up to ReadyForQuery (or a close): [(type, payload)], plus 'closed'."""
+    got = []
+    while True:
+        try:
+            mtype, payload = conn.read_msg(timeout)
+        except rawpg.Closed:
+            got.append((b"closed", b""))
+            return got
+        got.append((mtype, payload))
+        if mtype == b"Z" and until_ready:
+            return got
+
+
+def _first_error(answers):
+    for mtype, payload in answers:
+        if mtype == b"E":
+            f = rawpg.parse_fields(payload)
+            return f.get("S"), f.get("C")
+    return None
+
+
+SYNC = rawpg.message(b"S")
+
+BAD_EXTENDED = {
+    "bind_portal_without_nul": rawpg.message(b"B", b"portal"),
+    "bind_statement_without_nul": rawpg.message(b"B", b"\0stmt"),
+    "bind_empty": rawpg.message(b"B", b""),
+    # PostgreSQL looks the statement up before it reads the values: one that exists
+    "bind_value_past_end": rawpg.message(b"P", b"\0select $1::text\0\0\0") +
+        rawpg.message(b"B", b"\0\0" + struct.pack("!hhi", 0, 1, 1000) + b"ab"),
+    "parse_param_count_beyond_body":
+        rawpg.message(b"P", b"\0select 1\0" + struct.pack("!hI", 5, 23)),
+    "named_parse_param_count_beyond_body":
+        rawpg.message(b"P", b"fe_s1\0select 1\0" + struct.pack("!hI", 5, 23)),
+    "describe_bad_kind": rawpg.message(b"D", b"Xfoo\0"),
+    "describe_bad_kind_unnamed": rawpg.message(b"D", b"X\0"),
+    "close_bad_kind": rawpg.message(b"C", b"Xfoo\0"),
+}
+
+
+@pytest.fixture(params=["transaction", "session"])
+def extended_mux(request, pgmux):
+    mux = pgmux({"pool_mode": request.param, "max_packet_size": 1 << 20})
+    survivor = mux.connect()
+    assert survivor.execute("select 1").fetchone()[0] == 1
+    return mux, survivor
+
+
+def _direct_raw(pg):
+    return rawpg.RawPg("127.0.0.1", pg.port, timeout=3).login("postgres", "app")
+
+
+@pytest.mark.parametrize("case", sorted(BAD_EXTENDED))
+def test_malformed_extended_message_answered_as_postgresql(extended_mux, pg, case):
+    mux, survivor = extended_mux
+    data = BAD_EXTENDED[case] + SYNC
+
+    d = _direct_raw(pg)
+    d.send(data)
+    expected = _answers(d)
+    d.terminate()
+    assert _first_error(expected) == ("ERROR", "08P01"), expected
+
+    c = mux.raw(timeout=3).login("postgres", "app")
+    c.send(data)
+    got = _answers(c)
+    assert _first_error(got) == ("ERROR", "08P01"), got
+    assert got[-1][0] == b"Z", got
+    # the session goes on, and so do the others
+    assert c.scalar("select 'after'") == "after"
+    c.terminate()
+    check_alive(mux, survivor)
+
+
+def test_malformed_describe_of_pgmux_deallocate(extended_mux, pg):
+    """A Describe of an unknown kind after an unnamed Parse/Bind of DEALLOCATE (which pgmux
+    answers itself) is an error, not the NoData of a portal."""
+    mux, survivor = extended_mux
+
+    def run(conn):
+        conn.send(rawpg.message(b"P", b"fe_d1\0select 1\0\0\0") + SYNC)
+        assert _answers(conn)[-1][0] == b"Z"
+        conn.send(rawpg.message(b"P", b"\0DEALLOCATE fe_d1\0\0\0") +
+                  rawpg.message(b"B", b"\0\0\0\0\0\0\0\0") +
+                  rawpg.message(b"D", b"X\0") + SYNC)
+        return _answers(conn)
+
+    d = _direct_raw(pg)
+    expected = run(d)
+    d.terminate()
+    c = mux.raw(timeout=3).login("postgres", "app")
+    got = run(c)
+    assert [m for m, _ in got] == [m for m, _ in expected], (got, expected)
+    assert _first_error(got) == ("ERROR", "08P01"), got
+    assert c.scalar("select 'after'") == "after"
+    c.terminate()
+    check_alive(mux, survivor)

@@ -138,7 +138,9 @@ static void test_backend_parsers(void **state)
 	assert_int_equal(k, 9);
 	assert_false(be_parse_backend_key(key, 7, &pid, &k));
 	assert_true(be_parse_auth(md5, sizeof(md5), &code, &data, &dlen));
-	assert_int_equal(code, 5);
+	assert_int_equal(code, BE_AUTH_MD5_PASSWORD);
+	assert_string_equal(be_auth_code_name(code), "AuthenticationMD5Password");
+	assert_string_equal(be_auth_code_name(4), "unknown");
 	assert_int_equal(dlen, 4);
 	assert_false(be_parse_auth(md5, 3, &code, &data, &dlen));
 }
