@@ -331,6 +331,25 @@ const struct user_entry *config_find_user(const struct config *cfg, const char *
 /* True if name is in the comma-separated list (admin_users, stats_users...). */
 bool config_list_contains(const char *list, const char *name);
 
+/*
+ * Effective values of a [databases] entry: the entry's own where it sets one, else the [pgmux]
+ * key's. e may be NULL (a database gone from the config): the [pgmux] value.
+ */
+int config_db_pool_size(const struct config *cfg, const struct db_entry *e);
+int config_db_min_pool_size(const struct config *cfg, const struct db_entry *e);
+int config_db_reserve_pool(const struct config *cfg, const struct db_entry *e);
+int config_db_max_connections(const struct config *cfg, const struct db_entry *e);
+
+/* A [users] entry's max_user_connections, else [pgmux]'s; u may be NULL. */
+int config_user_max_connections(const struct config *cfg, const struct user_entry *u);
+
+/*
+ * The pool mode of a (database, user) pair: the [users] entry's, else the [databases] entry's,
+ * else [pgmux]'s. Either entry may be NULL. Never POOL_MODE_INHERIT.
+ */
+enum pool_mode config_pool_mode(const struct config *cfg, const struct db_entry *e,
+				const struct user_entry *u);
+
 /* "session", "transaction", "statement"; "inherit" for POOL_MODE_INHERIT. Static string. */
 const char *pool_mode_name(int mode);
 

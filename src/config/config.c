@@ -924,8 +924,8 @@ static void warn_min_pool_sizes(struct config *cfg, const struct origins *o)
 			    "at most their size open", cfg->min_pool_size, cfg->default_pool_size);
 	for (int i = 0; i < cfg->n_dbs; i++) {
 		const struct db_entry *db = &cfg->dbs[i];
-		int size = db->pool_size >= 0 ? db->pool_size : cfg->default_pool_size;
-		int min = db->min_pool_size >= 0 ? db->min_pool_size : cfg->min_pool_size;
+		int size = config_db_pool_size(cfg, db);
+		int min = config_db_min_pool_size(cfg, db);
 
 		/* Entries that merely inherit both were covered by the [pgmux] warning. */
 		if (min > size && (db->min_pool_size >= 0 || db->pool_size >= 0))
@@ -1127,6 +1127,48 @@ bool config_list_contains(const char *list, const char *name)
 		list += strspn(list, ", \t");
 	}
 	return false;
+}
+
+/* --- effective values --- */
+
+static int entry_or(int entry_value, int main_value)
+{
+	return entry_value >= 0 ? entry_value : main_value;
+}
+
+int config_db_pool_size(const struct config *cfg, const struct db_entry *e)
+{
+	return entry_or(e ? e->pool_size : -1, cfg->default_pool_size);
+}
+
+int config_db_min_pool_size(const struct config *cfg, const struct db_entry *e)
+{
+	return entry_or(e ? e->min_pool_size : -1, cfg->min_pool_size);
+}
+
+int config_db_reserve_pool(const struct config *cfg, const struct db_entry *e)
+{
+	return entry_or(e ? e->reserve_pool : -1, cfg->reserve_pool_size);
+}
+
+int config_db_max_connections(const struct config *cfg, const struct db_entry *e)
+{
+	return entry_or(e ? e->max_db_connections : -1, cfg->max_db_connections);
+}
+
+int config_user_max_connections(const struct config *cfg, const struct user_entry *u)
+{
+	return entry_or(u ? u->max_user_connections : -1, cfg->max_user_connections);
+}
+
+enum pool_mode config_pool_mode(const struct config *cfg, const struct db_entry *e,
+				const struct user_entry *u)
+{
+	if (u && u->pool_mode != POOL_MODE_INHERIT)
+		return (enum pool_mode)u->pool_mode;
+	if (e && e->pool_mode != POOL_MODE_INHERIT)
+		return (enum pool_mode)e->pool_mode;
+	return (enum pool_mode)cfg->pool_mode;
 }
 
 const char *pool_mode_name(int mode)

@@ -259,49 +259,32 @@ struct database *database_lookup(struct worker *w, const char *name)
 
 int pool_size(const struct pool *p)
 {
-	const struct db_entry *e = p->db->entry;
-
-	return e && e->pool_size >= 0 ? e->pool_size : p->w->cfg->default_pool_size;
+	return config_db_pool_size(p->w->cfg, p->db->entry);
 }
 
 int pool_min_size(const struct pool *p)
 {
-	const struct db_entry *e = p->db->entry;
-
-	return e && e->min_pool_size >= 0 ? e->min_pool_size : p->w->cfg->min_pool_size;
+	return config_db_min_pool_size(p->w->cfg, p->db->entry);
 }
 
 static int pool_reserve(const struct pool *p)
 {
-	const struct db_entry *e = p->db->entry;
-
-	return e && e->reserve_pool >= 0 ? e->reserve_pool : p->w->cfg->reserve_pool_size;
+	return config_db_reserve_pool(p->w->cfg, p->db->entry);
 }
 
 int pool_mode(const struct pool *p)
 {
-	const struct user_entry *u = config_find_user(p->w->cfg, p->user->name);
-	const struct db_entry *e = p->db->entry;
-
-	if (u && u->pool_mode != POOL_MODE_INHERIT)
-		return u->pool_mode;
-	if (e && e->pool_mode != POOL_MODE_INHERIT)
-		return e->pool_mode;
-	return p->w->cfg->pool_mode;
+	return config_pool_mode(p->w->cfg, p->db->entry, config_find_user(p->w->cfg, p->user->name));
 }
 
 static int db_max_connections(const struct database *db, const struct config *cfg)
 {
-	return db->entry && db->entry->max_db_connections >= 0 ? db->entry->max_db_connections
-							       : cfg->max_db_connections;
+	return config_db_max_connections(cfg, db->entry);
 }
 
 static int user_max_connections(const struct pool *p)
 {
-	const struct user_entry *u = config_find_user(p->w->cfg, p->user->name);
-
-	return u && u->max_user_connections >= 0 ? u->max_user_connections
-						 : p->w->cfg->max_user_connections;
+	return config_user_max_connections(p->w->cfg, config_find_user(p->w->cfg, p->user->name));
 }
 
 static bool pool_paused(const struct pool *p)

@@ -612,6 +612,46 @@ static void test_set_value(void **state)
 	}
 }
 
+/* Effective values: the entry's own, else [pgmux]'s; pool_mode from [users], [databases], [pgmux]. */
+static void test_effective_values(void **state)
+{
+	struct config *cfg = load_ok("[pgmux]\n"
+				     "pool_mode = statement\n"
+				     "default_pool_size = 7\n"
+				     "min_pool_size = 1\n"
+				     "reserve_pool_size = 2\n"
+				     "max_db_connections = 9\n"
+				     "max_user_connections = 11\n"
+				     "[databases]\n"
+				     "own = host=h pool_size=3 min_pool_size=0 reserve_pool=5 "
+				     "max_db_connections=4 pool_mode=session\n"
+				     "inherits = host=h\n"
+				     "[users]\n"
+				     "bob = pool_mode=transaction max_user_connections=6\n"
+				     "eve = max_user_connections=0\n");
+	const struct db_entry *own = config_find_db(cfg, "own"), *inh = config_find_db(cfg, "inherits");
+	const struct user_entry *bob = config_find_user(cfg, "bob"), *eve = config_find_user(cfg, "eve");
+
+	(void)state;
+	assert_int_equal(config_db_pool_size(cfg, own), 3);
+	assert_int_equal(config_db_pool_size(cfg, inh), 7);
+	assert_int_equal(config_db_pool_size(cfg, NULL), 7);
+	assert_int_equal(config_db_min_pool_size(cfg, own), 0);
+	assert_int_equal(config_db_min_pool_size(cfg, inh), 1);
+	assert_int_equal(config_db_reserve_pool(cfg, own), 5);
+	assert_int_equal(config_db_reserve_pool(cfg, inh), 2);
+	assert_int_equal(config_db_max_connections(cfg, own), 4);
+	assert_int_equal(config_db_max_connections(cfg, inh), 9);
+	assert_int_equal(config_user_max_connections(cfg, bob), 6);
+	assert_int_equal(config_user_max_connections(cfg, eve), 0);
+	assert_int_equal(config_user_max_connections(cfg, NULL), 11);
+	assert_int_equal(config_pool_mode(cfg, own, bob), POOL_MODE_TRANSACTION);
+	assert_int_equal(config_pool_mode(cfg, own, eve), POOL_MODE_SESSION);
+	assert_int_equal(config_pool_mode(cfg, inh, eve), POOL_MODE_STATEMENT);
+	assert_int_equal(config_pool_mode(cfg, NULL, NULL), POOL_MODE_STATEMENT);
+	config_free(cfg);
+}
+
 static void test_format_value(void **state)
 {
 	static const struct {
@@ -765,6 +805,7 @@ int main(void)
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_small_error_buffer),
 		cmocka_unit_test(test_set_value),
+		cmocka_unit_test(test_effective_values),
 		cmocka_unit_test(test_format_value),
 		cmocka_unit_test(test_list_contains),
 		cmocka_unit_test(test_clusters),
