@@ -81,6 +81,7 @@ struct pool {
 	struct worker *w;
 	struct database *db;
 	struct pool_user *user;
+	enum pool_mode mode;               /* effective, set when the config in force changes */
 
 	/* clients */
 	struct list_node active_clients;   /* IDLE and ACTIVE: logged in, not waiting */
@@ -215,7 +216,20 @@ void pool_launch_needed(struct pool *p);
 /* Effective settings of a pool. */
 int pool_size(const struct pool *p);
 int pool_min_size(const struct pool *p);
-int pool_mode(const struct pool *p);
+enum pool_mode pool_mode(const struct pool *p); /* for display; decisions ask the questions below */
+
+/*
+ * What the pool mode means for a unit of work. Session: a client keeps its server until it
+ * leaves. Otherwise servers are shared: a client lets go of its server after each transaction
+ * (transaction mode) or after each statement (statement mode, which refuses transaction blocks).
+ */
+bool pool_is_session(const struct pool *p);
+bool pool_shares_servers(const struct pool *p);
+bool pool_releases_per_transaction(const struct pool *p);
+bool pool_releases_per_statement(const struct pool *p);
+
+/* The config in force changed: pools take their effective settings from it again. */
+void pool_config_changed(struct worker *w);
 
 /* Periodic checks: timeouts, lifetimes, min_pool_size. */
 void pool_janitor(struct worker *w);

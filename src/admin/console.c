@@ -488,6 +488,8 @@ static void cmd_set(struct client *c, const char *name, const char *value)
 		evloop_set_buf_size(&w->loop, (uint32_t)w->cfg->pkt_buf);
 	else if (strcmp(key->name, "logfile") == 0 && !log_reopen(w->cfg->logfile))
 		log_error("cannot open log file %s", w->cfg->logfile);
+	/* pool_mode: pools keep their effective mode. */
+	pool_config_changed(w);
 	reply_done(c, ADMIN_SET);
 }
 

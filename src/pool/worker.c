@@ -76,6 +76,7 @@ void worker_apply_config(struct worker *w, struct config *newcfg, struct userlis
 		db->removed = false;
 	}
 	w->cfg = newcfg;
+	pool_config_changed(w);
 	if (newul || !*newcfg->auth_file) {
 		if (w->userlist)
 			userlist_free(w->userlist);

@@ -370,7 +370,7 @@ static void server_forget(struct pstmt_registry *r, struct server_pstmts *set, s
 
 bool prepared_active(const struct client *c)
 {
-	return c->pool && c->w->cfg->max_prepared_statements > 0 && pool_mode(c->pool) != POOL_MODE_SESSION;
+	return c->pool && c->w->cfg->max_prepared_statements > 0 && pool_shares_servers(c->pool);
 }
 
 static void write_msg(struct conn *to, char type, const void *a, size_t alen, const void *b, size_t blen)
