@@ -258,6 +258,21 @@ enum config_type {
 	CFG_SIZE, /* a double holding bytes, written with an optional unit: 16MB, 512kB, 1GB */
 };
 
+/*
+ * What a running pgmux rebuilds from a key when the key changes (a mask). Every other setting is
+ * read from the config in force where it is used, so swapping the config in applies it. RELOAD
+ * rebuilds everything; admin SET only what its key names.
+ */
+enum config_apply {
+	CONFIG_APPLY_NONE = 0,
+	CONFIG_APPLY_TLS = 1u << 0,       /* the client and server TLS contexts */
+	CONFIG_APPLY_DNS = 1u << 1,       /* the resolver cache's lifetimes */
+	CONFIG_APPLY_LOG = 1u << 2,       /* log verbosity and log file */
+	CONFIG_APPLY_LOOP = 1u << 3,      /* the loop's relay buffer size */
+	CONFIG_APPLY_AUTH_FILE = 1u << 4, /* the user list read from auth_file */
+	CONFIG_APPLY_ALL = (1u << 5) - 1,
+};
+
 /* One row of the key table. */
 struct config_key {
 	const char *name;
@@ -265,6 +280,7 @@ struct config_key {
 	size_t offset;                /* of the field in struct config */
 	const char *default_value;    /* as it would be written in the file */
 	bool reloadable;              /* false: a change needs a restart (RELOAD warns and keeps it) */
+	unsigned apply;               /* enum config_apply mask; [pgmux] keys only */
 	const char *const *enum_names;/* CFG_ENUM: NULL-terminated names, index = value */
 	const char *const *enum_aliases; /* CFG_ENUM: NULL-terminated (alias, name) pairs, or NULL */
 	const char *help;

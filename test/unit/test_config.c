@@ -612,6 +612,46 @@ static void test_set_value(void **state)
 	}
 }
 
+/* What a running pgmux rebuilds when a key changes: the console's SET follows this column. */
+static const struct {
+	const char *key;
+	unsigned apply;
+} apply_cases[] = {
+	{ "client_tls_sslmode", CONFIG_APPLY_TLS },
+	{ "client_tls_key_file", CONFIG_APPLY_TLS },
+	{ "client_tls13_ciphers", CONFIG_APPLY_TLS },
+	{ "server_tls_cert_file", CONFIG_APPLY_TLS },
+	{ "server_tls_sslmode", CONFIG_APPLY_TLS },
+	{ "dns_max_ttl", CONFIG_APPLY_DNS },
+	{ "dns_nxdomain_ttl", CONFIG_APPLY_DNS },
+	{ "verbose", CONFIG_APPLY_LOG },
+	{ "logfile", CONFIG_APPLY_LOG },
+	{ "pkt_buf", CONFIG_APPLY_LOOP },
+	{ "auth_file", CONFIG_APPLY_AUTH_FILE },
+	{ "read_from", CONFIG_APPLY_NONE },
+	{ "default_pool_size", CONFIG_APPLY_NONE },
+	{ "dns_servers", CONFIG_APPLY_NONE }, /* restart only */
+};
+
+static void test_apply_column(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < ARRAY_LEN(apply_cases); i++) {
+		const struct config_key *k = config_find_key(apply_cases[i].key);
+
+		assert_non_null(k);
+		if (k->apply != apply_cases[i].apply)
+			fail_msg("%s: apply %#x, expected %#x", k->name, k->apply, apply_cases[i].apply);
+	}
+	for (size_t i = 0; i < config_key_count; i++) {
+		const struct config_key *k = &config_keys[i];
+
+		assert_true((k->apply & ~(unsigned)CONFIG_APPLY_ALL) == 0);
+		if (!k->reloadable)
+			assert_int_equal(k->apply, CONFIG_APPLY_NONE);
+	}
+}
+
 /* Effective values: the entry's own, else [pgmux]'s; pool_mode from [users], [databases], [pgmux]. */
 static void test_effective_values(void **state)
 {
@@ -805,6 +845,7 @@ int main(void)
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_small_error_buffer),
 		cmocka_unit_test(test_set_value),
+		cmocka_unit_test(test_apply_column),
 		cmocka_unit_test(test_effective_values),
 		cmocka_unit_test(test_format_value),
 		cmocka_unit_test(test_list_contains),
