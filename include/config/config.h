@@ -2,10 +2,12 @@
  * config: pgmux's configuration, loaded from an INI file (inih).
  *
  * One key table (config/keys.c) names every key of the [pgmux] section with its type, default,
- * whether RELOAD may change it, and a help line; the struct field has the key's name. A file is
- * loaded into a fresh struct config and validated whole; the caller swaps it in only when it
- * loaded cleanly, so a bad file never half-applies. This module is pure: no sockets, no libev,
- * no globals besides the constant key table.
+ * whether RELOAD may change it, what a running pgmux rebuilds when it does, and a help line; the
+ * struct field has the key's name. A struct config is an immutable snapshot once in use: a file
+ * is loaded into a fresh one, and admin SET changes a clone (config_clone, config_set_value);
+ * either is validated whole (config_validate, which also resolves inherited values) and swapped
+ * in only when valid, so a bad file or value never half-applies. This module is pure: no
+ * sockets, no libev, no globals besides the constant key tables.
  */
 #ifndef PGMUX_CONFIG_CONFIG_H
 #define PGMUX_CONFIG_CONFIG_H
@@ -318,6 +320,21 @@ struct config *config_load(const char *path, char *err, size_t errlen);
 /* A config with every key at its default and no databases; caller frees. */
 struct config *config_new_default(void);
 
+/*
+ * A deep copy of cfg (entries, clusters and what each section set; the auth_hba_file rules are
+ * shared, see hba_ref), without cfg's load warnings: the start of an admin SET. NULL when out
+ * of memory. The caller owns the copy and frees it with config_free().
+ */
+struct config *config_clone(const struct config *cfg);
+
+/*
+ * Check cfg whole, as a file load does, and resolve what depends on other sections: cluster
+ * routing keys a [cluster.NAME] section does not set take [pgmux]'s value again, the
+ * auth_hba_file rules are read if cfg has none loaded, warnings are written again. On failure
+ * returns false with "key: what is wrong" in err; cfg must then not be used (free it).
+ */
+bool config_validate(struct config *cfg, char *err, size_t errlen);
+
 void config_free(struct config *cfg);
 
 /* The key table row for name (case-insensitive), or NULL. */
@@ -328,9 +345,11 @@ const char *config_format_value(const struct config *cfg, const struct config_ke
 				char *buf, size_t buflen);
 
 /*
- * Set one [pgmux] key from text (admin SET). Validates the value and the whole config with it;
- * on failure returns false and writes why into err, leaving cfg unchanged. It does not look at
- * key->reloadable: refusing restart-only keys is the caller's policy.
+ * Set one [pgmux] key from text, on a config not in use (a clone, or one being loaded). Checks
+ * the value under the key's type and range; on failure returns false and writes why into err,
+ * leaving cfg unchanged. Checks that involve other keys are config_validate()'s, which must run
+ * before cfg is used. It does not look at key->reloadable: refusing restart-only keys is the
+ * caller's policy.
  */
 bool config_set_value(struct config *cfg, const char *name, const char *value, char *err,
 		      size_t errlen);

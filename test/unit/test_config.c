@@ -1,8 +1,9 @@
 /* link: src/config/config.c src/config/keys.c src/auth/hba.c */
 /*
  * Unit tests for config/: defaults, every value type, the [pgbouncer] alias, [databases] and
- * [users] entry strings, each error message (it must name file, line and key), admin SET, and
- * that every key of the tables is documented in etc/pgmux.ini and doc/pgmux.ini.5.
+ * [users] entry strings, each error message (it must name file, line and key), admin SET on a
+ * clone validated whole, effective values, what each key rebuilds when changed, and that every
+ * key of the tables is documented in etc/pgmux.ini and doc/pgmux.ini.5.
  *
  * Runs with the repository root as working directory (make unit); config files are written
  * to /tmp with mkstemp and removed after each load.
@@ -18,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "auth/hba.h"
 #include "config/config.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -612,6 +614,85 @@ static void test_set_value(void **state)
 	}
 }
 
+/* admin SET: clone, set, validate whole; the clone stands alone and inherits again. */
+static void test_clone_set_validate(void **state)
+{
+	struct config *cfg = load_ok("[pgmux]\n"
+				     "read_from = any\n"
+				     "[cluster.main]\n"
+				     "hosts = 10.0.0.1:5432\n"
+				     "[cluster.pinned]\n"
+				     "hosts = 10.0.0.2:5432\n"
+				     "read_from = primary\n"
+				     "[databases]\n"
+				     "app = cluster=main dbname=app pool_size=3\n"
+				     "[users]\n"
+				     "bob = pool_mode=transaction\n");
+	struct config *c = config_clone(cfg);
+	char err[256];
+
+	(void)state;
+	assert_non_null(c);
+	assert_ptr_not_equal(c->dbs, cfg->dbs);
+	assert_ptr_not_equal(c->auth_query, cfg->auth_query);
+	assert_string_equal(c->auth_query, cfg->auth_query);
+	assert_true(config_set_value(c, "read_from", "replicas", err, sizeof(err)));
+	assert_true(config_validate(c, err, sizeof(err)));
+	/* the section that inherits follows; the one that sets its own keeps it */
+	assert_int_equal(config_find_cluster(c, "main")->read_from, READ_FROM_REPLICAS);
+	assert_int_equal(config_find_cluster(c, "pinned")->read_from, READ_FROM_PRIMARY);
+	/* the config the clone came from is untouched */
+	assert_int_equal(config_find_cluster(cfg, "main")->read_from, READ_FROM_ANY);
+	assert_int_equal(cfg->read_from, READ_FROM_ANY);
+	config_free(cfg);
+	assert_string_equal(config_find_db(c, "app")->dbname, "app");
+	assert_int_equal(config_find_db(c, "app")->pool_size, 3);
+	assert_int_equal(config_find_user(c, "bob")->pool_mode, POOL_MODE_TRANSACTION);
+	assert_string_equal(config_find_cluster(c, "main")->hosts, "10.0.0.1:5432");
+	config_free(c);
+
+	/* a value that is fine alone but not with the rest fails validation, not the set */
+	cfg = config_new_default();
+	c = config_clone(cfg);
+	assert_non_null(c);
+	assert_true(config_set_value(c, "unix_socket_dir", "", err, sizeof(err)));
+	assert_false(config_validate(c, err, sizeof(err)));
+	assert_non_null(strstr(err, "nothing to listen on"));
+	config_free(c);
+	config_free(cfg);
+}
+
+/* auth_hba_file rules travel with the config: shared by clones, read again when the key changes. */
+static void test_clone_hba(void **state)
+{
+	char one[64], two[64], err[512];
+	struct config *cfg = config_new_default(), *c, *c2;
+
+	(void)state;
+	write_temp("local all all trust\n", one, sizeof(one));
+	write_temp("local all all trust\nhost all all 0.0.0.0/0 md5\n", two, sizeof(two));
+	c = config_clone(cfg);
+	assert_true(config_set_value(c, "auth_hba_file", one, err, sizeof(err)));
+	assert_true(config_validate(c, err, sizeof(err)));
+	assert_int_equal(hba_count(c->hba), 1);
+	c2 = config_clone(c);
+	assert_true(config_validate(c2, err, sizeof(err)));
+	assert_ptr_equal(c2->hba, c->hba);
+	assert_true(config_set_value(c2, "auth_hba_file", two, err, sizeof(err)));
+	assert_true(config_validate(c2, err, sizeof(err)));
+	assert_int_equal(hba_count(c2->hba), 2);
+	assert_int_equal(hba_count(c->hba), 1);
+	config_free(c);
+	assert_int_equal(hba_count(c2->hba), 2);
+	unlink(two);
+	assert_true(config_set_value(c2, "auth_hba_file", two, err, sizeof(err)));
+	assert_false(config_validate(c2, err, sizeof(err)));
+	assert_non_null(strstr(err, "auth_hba_file"));
+	config_free(c2);
+	unlink(one);
+	config_free(cfg);
+}
+
 /* What a running pgmux rebuilds when a key changes: the console's SET follows this column. */
 static const struct {
 	const char *key;
@@ -845,6 +926,8 @@ int main(void)
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_small_error_buffer),
 		cmocka_unit_test(test_set_value),
+		cmocka_unit_test(test_clone_set_validate),
+		cmocka_unit_test(test_clone_hba),
 		cmocka_unit_test(test_apply_column),
 		cmocka_unit_test(test_effective_values),
 		cmocka_unit_test(test_format_value),
