@@ -67,7 +67,9 @@ static void apply_config(struct worker *w, struct config *newcfg, struct userlis
 		if (!e || (strcmp(e->name, db->name) != 0) != was_wildcard) {
 			/* Gone (or now served by a different entry): let it drain. */
 			if (!e) {
-				log_info("database %s removed from config", db->name);
+				/* Every SET applies the config too: say it once. */
+				if (!db->removed)
+					log_info("database %s removed from config", db->name);
 				db->removed = true;
 				pool_reconnect(w, db);
 				db->entry = NULL;
