@@ -138,6 +138,25 @@ def test_admin_set_auth_file_reads_it(pgmux):
         assert conn.execute("select current_user").fetchone()[0] == "carol"
 
 
+def test_admin_set_pool_mode_reaches_existing_pools(pgmux):
+    """A pool already in use follows SET pool_mode: its next unit of work keeps the server for
+    the session; a bad value changes nothing."""
+    mux = pgmux({"pool_mode": "transaction"})
+
+    def pool():
+        return next(r for r in mux.admin("SHOW POOLS") if r["database"] == "app")
+    with mux.connect() as conn:
+        conn.execute("select 1")
+        assert pool()["pool_mode"] == "transaction"
+        assert pool()["sv_active"] == "0"
+        mux.admin("SET pool_mode = session")
+        with pytest.raises(rawpg.PgError):
+            mux.admin("SET pool_mode = sometimes")
+        assert pool()["pool_mode"] == "session"
+        conn.execute("select 1")
+        assert pool()["sv_active"] == "1"
+
+
 def test_admin_console_refuses_other_users(pgmux):
     mux = pgmux({"admin_users": "postgres"})
     c = mux.raw()
