@@ -66,7 +66,11 @@ size_t hba_count(const struct hba *h);
 /* "trust", "reject", "md5", "scram-sha-256", "password", "cert"; never NULL. */
 const char *hba_method_name(enum hba_method m);
 
-/* Free h; NULL is allowed. */
+/*
+ * A rule set is immutable, so configs cloned from one another share it: hba_ref() adds a holder
+ * and returns h (NULL stays NULL); hba_free() drops one and frees h with the last. NULL is allowed.
+ */
+struct hba *hba_ref(struct hba *h);
 void hba_free(struct hba *h);
 
 #endif

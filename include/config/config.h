@@ -2,10 +2,12 @@
  * config: pgmux's configuration, loaded from an INI file (inih).
  *
  * One key table (config/keys.c) names every key of the [pgmux] section with its type, default,
- * whether RELOAD may change it, and a help line; the struct field has the key's name. A file is
- * loaded into a fresh struct config and validated whole; the caller swaps it in only when it
- * loaded cleanly, so a bad file never half-applies. This module is pure: no sockets, no libev,
- * no globals besides the constant key table.
+ * whether RELOAD may change it, what a running pgmux rebuilds when it does, and a help line; the
+ * struct field has the key's name. A struct config is an immutable snapshot once in use: a file
+ * is loaded into a fresh one, and admin SET changes a clone (config_clone, config_set_value);
+ * either is validated whole (config_validate, which also resolves inherited values) and swapped
+ * in only when valid, so a bad file or value never half-applies. This module is pure: no
+ * sockets, no libev, no globals besides the constant key tables.
  */
 #ifndef PGMUX_CONFIG_CONFIG_H
 #define PGMUX_CONFIG_CONFIG_H
@@ -258,6 +260,21 @@ enum config_type {
 	CFG_SIZE, /* a double holding bytes, written with an optional unit: 16MB, 512kB, 1GB */
 };
 
+/*
+ * What a running pgmux rebuilds from a key when the key changes (a mask). Every other setting is
+ * read from the config in force where it is used, so swapping the config in applies it. RELOAD
+ * rebuilds everything; admin SET only what its key names.
+ */
+enum config_apply {
+	CONFIG_APPLY_NONE = 0,
+	CONFIG_APPLY_TLS = 1u << 0,       /* the client and server TLS contexts */
+	CONFIG_APPLY_DNS = 1u << 1,       /* the resolver cache's lifetimes */
+	CONFIG_APPLY_LOG = 1u << 2,       /* log verbosity and log file */
+	CONFIG_APPLY_LOOP = 1u << 3,      /* the loop's relay buffer size */
+	CONFIG_APPLY_AUTH_FILE = 1u << 4, /* the user list read from auth_file */
+	CONFIG_APPLY_ALL = (1u << 5) - 1,
+};
+
 /* One row of the key table. */
 struct config_key {
 	const char *name;
@@ -265,6 +282,7 @@ struct config_key {
 	size_t offset;                /* of the field in struct config */
 	const char *default_value;    /* as it would be written in the file */
 	bool reloadable;              /* false: a change needs a restart (RELOAD warns and keeps it) */
+	unsigned apply;               /* enum config_apply mask; [pgmux] keys only */
 	const char *const *enum_names;/* CFG_ENUM: NULL-terminated names, index = value */
 	const char *const *enum_aliases; /* CFG_ENUM: NULL-terminated (alias, name) pairs, or NULL */
 	const char *help;
@@ -302,6 +320,21 @@ struct config *config_load(const char *path, char *err, size_t errlen);
 /* A config with every key at its default and no databases; caller frees. */
 struct config *config_new_default(void);
 
+/*
+ * A deep copy of cfg (entries, clusters and what each section set; the auth_hba_file rules are
+ * shared, see hba_ref), without cfg's load warnings: the start of an admin SET. NULL when out
+ * of memory. The caller owns the copy and frees it with config_free().
+ */
+struct config *config_clone(const struct config *cfg);
+
+/*
+ * Check cfg whole, as a file load does, and resolve what depends on other sections: cluster
+ * routing keys a [cluster.NAME] section does not set take [pgmux]'s value again, the
+ * auth_hba_file rules are read if cfg has none loaded, warnings are written again. On failure
+ * returns false with "key: what is wrong" in err; cfg must then not be used (free it).
+ */
+bool config_validate(struct config *cfg, char *err, size_t errlen);
+
 void config_free(struct config *cfg);
 
 /* The key table row for name (case-insensitive), or NULL. */
@@ -312,9 +345,11 @@ const char *config_format_value(const struct config *cfg, const struct config_ke
 				char *buf, size_t buflen);
 
 /*
- * Set one [pgmux] key from text (admin SET). Validates the value and the whole config with it;
- * on failure returns false and writes why into err, leaving cfg unchanged. It does not look at
- * key->reloadable: refusing restart-only keys is the caller's policy.
+ * Set one [pgmux] key from text, on a config not in use (a clone, or one being loaded). Checks
+ * the value under the key's type and range; on failure returns false and writes why into err,
+ * leaving cfg unchanged. Checks that involve other keys are config_validate()'s, which must run
+ * before cfg is used. It does not look at key->reloadable: refusing restart-only keys is the
+ * caller's policy.
  */
 bool config_set_value(struct config *cfg, const char *name, const char *value, char *err,
 		      size_t errlen);
@@ -330,6 +365,25 @@ const struct user_entry *config_find_user(const struct config *cfg, const char *
 
 /* True if name is in the comma-separated list (admin_users, stats_users...). */
 bool config_list_contains(const char *list, const char *name);
+
+/*
+ * Effective values of a [databases] entry: the entry's own where it sets one, else the [pgmux]
+ * key's. e may be NULL (a database gone from the config): the [pgmux] value.
+ */
+int config_db_pool_size(const struct config *cfg, const struct db_entry *e);
+int config_db_min_pool_size(const struct config *cfg, const struct db_entry *e);
+int config_db_reserve_pool(const struct config *cfg, const struct db_entry *e);
+int config_db_max_connections(const struct config *cfg, const struct db_entry *e);
+
+/* A [users] entry's max_user_connections, else [pgmux]'s; u may be NULL. */
+int config_user_max_connections(const struct config *cfg, const struct user_entry *u);
+
+/*
+ * The pool mode of a (database, user) pair: the [users] entry's, else the [databases] entry's,
+ * else [pgmux]'s. Either entry may be NULL. Never POOL_MODE_INHERIT.
+ */
+enum pool_mode config_pool_mode(const struct config *cfg, const struct db_entry *e,
+				const struct user_entry *u);
 
 /* "session", "transaction", "statement"; "inherit" for POOL_MODE_INHERIT. Static string. */
 const char *pool_mode_name(int mode);

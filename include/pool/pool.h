@@ -81,6 +81,7 @@ struct pool {
 	struct worker *w;
 	struct database *db;
 	struct pool_user *user;
+	enum pool_mode mode;               /* effective, set when the config in force changes */
 
 	/* clients */
 	struct list_node active_clients;   /* IDLE and ACTIVE: logged in, not waiting */
@@ -215,13 +216,23 @@ void pool_launch_needed(struct pool *p);
 /* Effective settings of a pool. */
 int pool_size(const struct pool *p);
 int pool_min_size(const struct pool *p);
-int pool_mode(const struct pool *p);
+enum pool_mode pool_mode(const struct pool *p); /* for display; decisions ask the questions below */
+
+/*
+ * What the pool mode means for a unit of work. Session: a client keeps its server until it
+ * leaves. Otherwise servers are shared: a client lets go of its server after each transaction
+ * (transaction mode) or after each statement (statement mode, which refuses transaction blocks).
+ */
+bool pool_is_session(const struct pool *p);
+bool pool_shares_servers(const struct pool *p);
+bool pool_releases_per_transaction(const struct pool *p);
+bool pool_releases_per_statement(const struct pool *p);
+
+/* The config in force changed: pools take their effective settings from it again. */
+void pool_config_changed(struct worker *w);
 
 /* Periodic checks: timeouts, lifetimes, min_pool_size. */
 void pool_janitor(struct worker *w);
-
-/* Apply a newly loaded config (RELOAD): databases and pools follow, nobody is disconnected. */
-void worker_apply_config(struct worker *w, struct config *newcfg, struct userlist *newul);
 
 /* Close every server of a database (or all when db is NULL) once released (RECONNECT). */
 void pool_reconnect(struct worker *w, struct database *db);
@@ -234,6 +245,28 @@ void pool_kick(struct worker *w, struct database *db);
 
 /* Re-read the config file; false (and err) when it did not load: the old config stays. */
 bool worker_reload(struct worker *w, char *err, size_t errlen);
+
+/* How putting a new config in force went. */
+enum worker_apply_result {
+	WORKER_APPLIED,
+	/*
+	 * In force, except that a TLS side's key and certificate do not pair yet: that side keeps
+	 * its running context until a later change pairs them; err says which side and why.
+	 */
+	WORKER_APPLIED_TLS_PENDING,
+	WORKER_APPLY_FAILED, /* err says why; the running config and everything built from it stay */
+};
+
+/*
+ * Put newcfg (loaded or cloned, and validated) in force: the one path of RELOAD and admin SET.
+ * Rebuilds what `what` (enum config_apply) names: RELOAD passes CONFIG_APPLY_ALL, SET its key's
+ * row's apply. Databases, clusters and pools always follow the new config, nobody is
+ * disconnected. allow_unpaired: a TLS key and certificate that do not pair yet leave that side
+ * pending (SET changes them one at a time) instead of failing. Takes newcfg in every case: it
+ * becomes w->cfg, or is freed on failure. Does not call back into the caller.
+ */
+enum worker_apply_result worker_apply(struct worker *w, struct config *newcfg, unsigned what,
+				     bool allow_unpaired, char *err, size_t errlen);
 
 /* Log what a freshly loaded cfg accepted with a warning (at startup and on every reload). */
 void worker_log_config_warnings(const struct config *cfg);

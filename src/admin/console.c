@@ -400,13 +400,6 @@ static void cmd_database(struct client *c, enum admin_verb verb, const char *dbn
 	reply_done(c, verb);
 }
 
-/* Keys the TLS contexts or the resolver's cache lifetimes are built from. */
-static bool key_needs_rebuild(const struct config_key *key)
-{
-	return strncmp(key->name, "client_tls", 10) == 0 ||
-	       strncmp(key->name, "server_tls", 10) == 0 || strncmp(key->name, "dns_", 4) == 0;
-}
-
 /* The SET went through with something to say about it (a NOTICE before the command tag). */
 static void reply_done_notice(struct client *c, enum admin_verb verb, const char *notice)
 {
@@ -419,50 +412,19 @@ static void reply_done_notice(struct client *c, enum admin_verb verb, const char
 }
 
 /*
- * SET of a TLS or DNS key: set it, then rebuild as RELOAD does; when the contexts cannot be
- * built, put the old value back, so a bad SET never leaves a config the contexts do not match
- * (client_tls_sslmode = require without a context would turn every TCP client away). A key and
- * a certificate are set one at a time, so a SET that leaves them unpaired is kept: that side's
- * running context stays until the SET of the other half, and the NOTICE says so.
+ * SET: change the key on a clone of the config in force, validate the clone whole as a file
+ * load would (so [cluster.NAME] sections that inherit the key follow it), and put it in force
+ * through the path RELOAD takes, rebuilding what the key's row names. A bad value, or contexts
+ * that cannot be built from it, change nothing. A TLS key and certificate are set one at a time,
+ * so a SET that leaves them unpaired is kept: that side's running context stays until the SET
+ * of the other half, and the NOTICE says so.
  */
-static void set_and_rebuild(struct client *c, const struct config_key *key, const char *value)
-{
-	struct worker *w = c->w;
-	char old[4096], err[1024], ignored[512];
-
-	config_format_value(w->cfg, key, old, sizeof(old));
-	if (strlen(old) >= sizeof(old) - 1) {
-		reply_error(c, "F0000", "%s: the current value is too long to change with SET; "
-			    "use RELOAD", key->name);
-		return;
-	}
-	if (!config_set_value(w->cfg, key->name, value, err, sizeof(err))) {
-		reply_error(c, "22023", "%s", err);
-		return;
-	}
-	switch (worker_apply_tls_dns(w, w->cfg, true, err, sizeof(err))) {
-	case TLS_APPLY_DONE:
-		reply_done(c, ADMIN_SET);
-		break;
-	case TLS_APPLY_PENDING:
-		log_info("SET %s: %s", key->name, err);
-		reply_done_notice(c, ADMIN_SET, err);
-		break;
-	case TLS_APPLY_FAILED:
-		/* The old value passed this check before, so it passes again. */
-		if (!config_set_value(w->cfg, key->name, old, ignored, sizeof(ignored)))
-			ASSERT(!"the old value no longer validates");
-		log_warning("SET %s refused, keeping '%s': %s", key->name, old, err);
-		reply_error(c, "F0000", "%s", err);
-		break;
-	}
-}
-
 static void cmd_set(struct client *c, const char *name, const char *value)
 {
 	struct worker *w = c->w;
 	const struct config_key *key = config_find_key(name);
-	char err[512];
+	struct config *newcfg;
+	char old[256], err[1024];
 
 	if (!key) {
 		reply_error(c, "42704", "unknown configuration key: %s", name);
@@ -473,22 +435,31 @@ static void cmd_set(struct client *c, const char *name, const char *value)
 			    key->name);
 		return;
 	}
-	if (key_needs_rebuild(key)) {
-		set_and_rebuild(c, key, value);
+	newcfg = config_clone(w->cfg);
+	if (!newcfg) {
+		reply_error(c, "53200", "out of memory");
 		return;
 	}
-	if (!config_set_value(w->cfg, key->name, value, err, sizeof(err))) {
+	if (!config_set_value(newcfg, key->name, value, err, sizeof(err)) ||
+	    !config_validate(newcfg, err, sizeof(err))) {
+		config_free(newcfg);
 		reply_error(c, "22023", "%s", err);
 		return;
 	}
-	/* The few settings that are copied out of the config when it is applied. */
-	if (strcmp(key->name, "verbose") == 0)
-		log_set_verbose(w->cfg->verbose);
-	else if (strcmp(key->name, "pkt_buf") == 0)
-		evloop_set_buf_size(&w->loop, (uint32_t)w->cfg->pkt_buf);
-	else if (strcmp(key->name, "logfile") == 0 && !log_reopen(w->cfg->logfile))
-		log_error("cannot open log file %s", w->cfg->logfile);
-	reply_done(c, ADMIN_SET);
+	config_format_value(w->cfg, key, old, sizeof(old));
+	switch (worker_apply(w, newcfg, key->apply, true, err, sizeof(err))) {
+	case WORKER_APPLIED:
+		reply_done(c, ADMIN_SET);
+		break;
+	case WORKER_APPLIED_TLS_PENDING:
+		log_info("SET %s: %s", key->name, err);
+		reply_done_notice(c, ADMIN_SET, err);
+		break;
+	case WORKER_APPLY_FAILED:
+		log_warning("SET %s refused, keeping '%s': %s", key->name, old, err);
+		reply_error(c, "F0000", "%s", err);
+		break;
+	}
 }
 
 static void cmd_reload(struct client *c)

@@ -236,11 +236,6 @@ static void show_config(struct worker *w, struct msgbuf *mb)
 
 /* --- SHOW DATABASES, USERS --- */
 
-static int entry_or(int entry_value, int fallback)
-{
-	return entry_value >= 0 ? entry_value : fallback;
-}
-
 /*
  * Call fn for every database a client can name: each [databases] entry in file order (with its
  * struct database if it was used already, else NULL) and then those made from the "*" entry.
@@ -311,11 +306,11 @@ static void database_row(struct worker *w, const char *name, const struct db_ent
 	/* A "*" entry without dbname= connects to the database of the name the client used. */
 	put_str(&r, e->dbname[0] ? e->dbname : name);
 	put_str(&r, e->user[0] ? e->user : NULL);
-	put_int(&r, entry_or(e->pool_size, cfg->default_pool_size));
-	put_int(&r, entry_or(e->min_pool_size, cfg->min_pool_size));
-	put_int(&r, entry_or(e->reserve_pool, cfg->reserve_pool_size));
+	put_int(&r, config_db_pool_size(cfg, e));
+	put_int(&r, config_db_min_pool_size(cfg, e));
+	put_int(&r, config_db_reserve_pool(cfg, e));
 	put_str(&r, e->pool_mode == POOL_MODE_INHERIT ? NULL : pool_mode_name(e->pool_mode));
-	put_int(&r, entry_or(e->max_db_connections, cfg->max_db_connections));
+	put_int(&r, config_db_max_connections(cfg, e));
 	put_int(&r, db ? db->n_servers : 0);
 	put_int(&r, db && db->paused ? 1 : 0);
 	put_int(&r, db && db->disabled ? 1 : 0);

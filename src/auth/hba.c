@@ -45,6 +45,7 @@ struct rule {
 struct hba {
 	struct rule *rules;
 	size_t n, cap;
+	int refs; /* holders: each config that carries the rule set */
 };
 
 /* A token of a line and whether a comma joined it to the next one. */
@@ -108,9 +109,16 @@ static void free_list(struct list *l)
 	l->n = 0;
 }
 
+struct hba *hba_ref(struct hba *h)
+{
+	if (h)
+		h->refs++;
+	return h;
+}
+
 void hba_free(struct hba *h)
 {
-	if (!h)
+	if (!h || --h->refs > 0)
 		return;
 	for (size_t i = 0; i < h->n; i++) {
 		free_list(&h->rules[i].dbs);
@@ -412,6 +420,7 @@ struct hba *hba_parse(const char *text, size_t len, const char *name, char *err,
 		fail(&cx, "out of memory");
 		return NULL;
 	}
+	h->refs = 1;
 	if (memchr(text, '\0', len)) {
 		fail(&cx, "NUL byte in file");
 		goto bad;

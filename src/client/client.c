@@ -311,7 +311,7 @@ void client_watch_statement(struct client *c, const char *sql, size_t qlen)
 	struct set_stmt st;
 	const char *pin;
 
-	if (!c->pin_reason && pool_mode(c->pool) != POOL_MODE_SESSION && (pin = pin_reason(sql, qlen))) {
+	if (!c->pin_reason && pool_shares_servers(c->pool) && (pin = pin_reason(sql, qlen))) {
 		/* Its state lives on this server only: keep them together rather than break it. */
 		c->pin_reason = pin;
 		c->server->needs_discard = true;
@@ -604,7 +604,7 @@ void client_on_ready(struct client *c, const uint8_t *z, uint32_t len)
 		c->query_start_us = now;
 	}
 	c->request_time_us = now;
-	if (tx_status != 'I' && pool_mode(p) == POOL_MODE_STATEMENT && !c->pending_ready) {
+	if (tx_status != 'I' && pool_releases_per_statement(p) && !c->pending_ready) {
 		/* The server's transaction is rolled back on release; the client stays usable. */
 		client_send_error(c, "0A000", "transaction blocks not allowed in statement pooling mode");
 		send_ready(c, 'I');
@@ -624,7 +624,7 @@ void client_on_ready(struct client *c, const uint8_t *z, uint32_t len)
 /* What pgmux asks of the server before letting it go; then the server goes (client_unit_done). */
 static void finish_unit(struct client *c)
 {
-	if (pool_mode(c->pool) != POOL_MODE_SESSION && !c->pin_reason && !c->shutdown_pending) {
+	if (pool_shares_servers(c->pool) && !c->pin_reason && !c->shutdown_pending) {
 		if (c->settings_dirty) {
 			c->settings_dirty = false;
 			server_read_settings(c->server, &c->settings, &c->custom_names);
@@ -659,7 +659,7 @@ void client_on_settings_read(struct client *c, struct settings *now)
 bool client_fast_close_due(const struct client *c)
 {
 	return c->server && c->server->close_when_released && c->w->cfg->server_fast_close &&
-	       pool_mode(c->pool) == POOL_MODE_SESSION && !c->query_running && c->tx_status == 'I' &&
+	       pool_is_session(c->pool) && !c->query_running && c->tx_status == 'I' &&
 	       !c->pending_ready && !c->unsynced && !c->in_copy;
 }
 
@@ -680,7 +680,7 @@ void client_unit_done(struct client *c)
 		client_fast_close(c);
 		return;
 	}
-	if (pool_mode(c->pool) != POOL_MODE_SESSION && !c->pin_reason)
+	if (pool_shares_servers(c->pool) && !c->pin_reason)
 		pool_release_server(c);
 }
 
@@ -693,7 +693,7 @@ void client_on_server_lost(struct client *c)
 	client_replay_disarm(c);
 	s->close_when_released = true;
 	/* What the client had in flight is lost; it survives if nothing is half-sent. */
-	keep = pool_mode(c->pool) != POOL_MODE_SESSION && !c->unsynced && !c->in_copy &&
+	keep = pool_shares_servers(c->pool) && !c->unsynced && !c->in_copy &&
 	       !c->pin_reason && !c->w->shutting_down;
 	mb_init(&mb);
 	if (!c->error_sent && (c->pending_ready || c->tx_status != 'I'))

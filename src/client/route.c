@@ -236,7 +236,7 @@ static bool deferred_begin(struct client *c, const struct route_result *r, const
 			   size_t len)
 {
 	if (r->cls != ROUTE_TXN_BEGIN || r->statements != 1 || c->tx_status != 'I' ||
-	    pool_mode(c->pool) != POOL_MODE_TRANSACTION || !begin_is_plain(sql, len))
+	    !pool_releases_per_transaction(c->pool) || !begin_is_plain(sql, len))
 		return false;
 	c->deferred_begin = strndup(sql, len);
 	if (!c->deferred_begin)
@@ -323,7 +323,7 @@ enum conn_action client_route_linked(struct client *c, const struct pkt_header *
 	}
 
 	if (c->target == cl->primary || !strchr("QPB", hdr->type) ||
-	    pool_mode(c->pool) == POOL_MODE_SESSION)
+	    pool_is_session(c->pool))
 		return CONN_FORWARD;
 	if (hdr->len <= ROUTE_PEEK_MAX) {
 		if (!whole)
@@ -386,7 +386,7 @@ enum conn_action client_route_unit(struct client *c, const struct pkt_header *hd
 	bool hinted = false;
 	int target;
 
-	if (pool_mode(c->pool) == POOL_MODE_SESSION) {
+	if (pool_is_session(c->pool)) {
 		/* The whole session runs where it starts: the primary unless pgmux.route says. */
 		want = c->session_hint == ROUTE_HINT_REPLICA ? WANT_REPLICA : WANT_PRIMARY;
 		hinted = c->session_hint == ROUTE_HINT_REPLICA;

@@ -456,6 +456,105 @@ void config_free(struct config *cfg)
 	free(cfg);
 }
 
+/*
+ * Point every string field of dst (a byte copy of src) at a copy of src's. Out of memory: the
+ * fields not copied are NULL, so freeing dst frees only its own, and false.
+ */
+static bool copy_strings(void *dst, const void *src, const struct config_key *keys, size_t n)
+{
+	bool ok = true;
+
+	for (size_t i = 0; i < n; i++) {
+		char **d = field_of(dst, &keys[i]);
+
+		if (keys[i].type != CFG_STRING)
+			continue;
+		*d = ok ? strdup(*(char *const *)((const char *)src + keys[i].offset)) : NULL;
+		ok = ok && *d;
+	}
+	return ok;
+}
+
+static bool clone_dbs(struct config *c, const struct config *src)
+{
+	c->dbs = calloc((size_t)src->n_dbs + 1, sizeof(*c->dbs));
+	if (!c->dbs)
+		return false;
+	for (int i = 0; i < src->n_dbs; i++) {
+		struct db_entry *db = &c->dbs[i];
+
+		*db = src->dbs[i];
+		db->name = strdup(src->dbs[i].name);
+		if (!copy_strings(db, &src->dbs[i], config_db_keys, config_db_key_count) ||
+		    !db->name) {
+			free_db(db);
+			return false;
+		}
+		c->n_dbs++;
+	}
+	return true;
+}
+
+static bool clone_users(struct config *c, const struct config *src)
+{
+	c->users = calloc((size_t)src->n_users + 1, sizeof(*c->users));
+	if (!c->users)
+		return false;
+	for (int i = 0; i < src->n_users; i++) {
+		c->users[i] = src->users[i];
+		c->users[i].name = strdup(src->users[i].name);
+		if (!c->users[i].name)
+			return false;
+		c->n_users++;
+	}
+	return true;
+}
+
+static bool clone_clusters(struct config *c, const struct config *src)
+{
+	c->clusters = calloc((size_t)src->n_clusters + 1, sizeof(*c->clusters));
+	if (!c->clusters)
+		return false;
+	for (int i = 0; i < src->n_clusters; i++) {
+		struct cluster_entry *cl = &c->clusters[i];
+
+		*cl = src->clusters[i];
+		cl->name = strdup(src->clusters[i].name);
+		if (!copy_strings(cl, &src->clusters[i], config_cluster_keys,
+				  config_cluster_key_count) || !cl->name) {
+			free(cl->name);
+			free_strings(cl, config_cluster_keys, config_cluster_key_count);
+			return false;
+		}
+		c->n_clusters++;
+	}
+	return true;
+}
+
+struct config *config_clone(const struct config *src)
+{
+	struct config *c = malloc(sizeof(*c));
+
+	if (!c)
+		return NULL;
+	/* Scalars by value; every pointer is made the clone's own below, or NULL until then. */
+	*c = *src;
+	c->dbs = NULL;
+	c->users = NULL;
+	c->clusters = NULL;
+	c->n_dbs = c->n_users = c->n_clusters = 0;
+	c->warnings = NULL;
+	c->n_warnings = 0;
+	c->hba = hba_ref(src->hba);
+	c->config_file = strdup(src->config_file);
+	if (!copy_strings(c, src, config_keys, config_key_count) || !c->config_file ||
+	    !clone_dbs(c, src) || !clone_users(c, src) || !clone_clusters(c, src)) {
+		config_free(c);
+		return NULL;
+	}
+	return c;
+}
+
 /* --- entry strings: libpq style "key=value key2='quoted \' value'" --- */
 
 /*
@@ -924,15 +1023,64 @@ static void warn_min_pool_sizes(struct config *cfg, const struct origins *o)
 			    "at most their size open", cfg->min_pool_size, cfg->default_pool_size);
 	for (int i = 0; i < cfg->n_dbs; i++) {
 		const struct db_entry *db = &cfg->dbs[i];
-		int size = db->pool_size >= 0 ? db->pool_size : cfg->default_pool_size;
-		int min = db->min_pool_size >= 0 ? db->min_pool_size : cfg->min_pool_size;
+		int size = config_db_pool_size(cfg, db);
+		int min = config_db_min_pool_size(cfg, db);
 
 		/* Entries that merely inherit both were covered by the [pgmux] warning. */
 		if (min > size && (db->min_pool_size >= 0 || db->pool_size >= 0))
-			add_warning(cfg, path, o->dbs ? o->dbs[i] : 0, db->name,
+			add_warning(cfg, path, o && o->dbs ? o->dbs[i] : 0, db->name,
 				    "min_pool_size (%d) is larger than pool_size (%d): the pool keeps "
 				    "at most %d open", min, size, size);
 	}
+}
+
+static void clear_warnings(struct config *cfg)
+{
+	for (int i = 0; i < cfg->n_warnings; i++)
+		free(cfg->warnings[i]);
+	free(cfg->warnings);
+	cfg->warnings = NULL;
+	cfg->n_warnings = 0;
+}
+
+/*
+ * Everything after the values are in, shared by a file load and an admin SET: resolve what
+ * other sections decide, check the whole, write the warnings, read the auth_hba_file rules when
+ * cfg has none. o is NULL when no file is behind the values (admin SET).
+ */
+static bool finish_config(struct config *cfg, struct report *r, const struct origins *o)
+{
+	for (int i = 0; i < cfg->n_clusters; i++) {
+		if (!resolve_cluster(cfg, &cfg->clusters[i]))
+			return report_error(r, o && o->clusters ? o->clusters[i] : 0,
+					    cfg->clusters[i].name, "out of memory");
+	}
+	if (!validate_config(cfg, r, o))
+		return false;
+	clear_warnings(cfg);
+	warn_min_pool_sizes(cfg, o);
+	if (!cfg->auth_hba_file[0]) {
+		hba_free(cfg->hba);
+		cfg->hba = NULL;
+	} else if (!cfg->hba) {
+		/* Loaded with the config, so RELOAD and SET swap rules and settings together. */
+		char why[512];
+
+		cfg->hba = hba_load(cfg->auth_hba_file, why, sizeof(why));
+		if (!cfg->hba)
+			return report_error(r, origin_of_key(o, "auth_hba_file"), "auth_hba_file",
+					    "%s", why);
+	}
+	return true;
+}
+
+bool config_validate(struct config *cfg, char *err, size_t errlen)
+{
+	struct report report = { .buf = err, .len = errlen };
+
+	if (err && errlen)
+		err[0] = '\0';
+	return finish_config(cfg, &report, NULL);
 }
 
 /* --- loading --- */
@@ -979,22 +1127,8 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 		ps.cfg->config_file = file;
 		parse_file(&ps, path);
 	}
-	for (int i = 0; !report.failed && i < ps.cfg->n_clusters; i++) {
-		if (!resolve_cluster(ps.cfg, &ps.cfg->clusters[i]))
-			report_error(&report, ps.origins.clusters[i], ps.cfg->clusters[i].name,
-				     "out of memory");
-	}
-	if (!report.failed && validate_config(ps.cfg, &report, &ps.origins))
-		warn_min_pool_sizes(ps.cfg, &ps.origins);
-	if (!report.failed && ps.cfg->auth_hba_file[0]) {
-		/* Loaded with the config, so RELOAD swaps rules and settings together. */
-		char why[512];
-
-		ps.cfg->hba = hba_load(ps.cfg->auth_hba_file, why, sizeof(why));
-		if (!ps.cfg->hba)
-			report_error(&report, origin_of_key(&ps.origins, "auth_hba_file"),
-				     "auth_hba_file", "%s", why);
-	}
+	if (!report.failed)
+		finish_config(ps.cfg, &report, &ps.origins);
 	free(ps.origins.keys);
 	free(ps.origins.dbs);
 	free(ps.origins.users);
@@ -1061,7 +1195,6 @@ bool config_set_value(struct config *cfg, const char *name, const char *value, c
 {
 	struct report report = { .buf = err, .len = errlen };
 	const struct config_key *key = config_find_key(name);
-	struct config trial;
 	char why[160];
 	union value v;
 
@@ -1069,13 +1202,10 @@ bool config_set_value(struct config *cfg, const char *name, const char *value, c
 		return report_error(&report, 0, name, "unknown key");
 	if (!parse_value(key, value, &v, why, sizeof(why)))
 		return report_error(&report, 0, key->name, "%s", why);
-	/* Check the config as it would be; trial shares cfg's memory and is never freed. */
-	trial = *cfg;
-	put_value(&trial, key, v);
-	if (!validate_config(&trial, &report, NULL)) {
-		if (key->type == CFG_STRING)
-			free(v.s);
-		return false;
+	if (key->offset == offsetof(struct config, auth_hba_file)) {
+		/* The rules came from the old file; config_validate() reads the new one. */
+		hba_free(cfg->hba);
+		cfg->hba = NULL;
 	}
 	replace_value(cfg, key, v);
 	return true;
@@ -1127,6 +1257,48 @@ bool config_list_contains(const char *list, const char *name)
 		list += strspn(list, ", \t");
 	}
 	return false;
+}
+
+/* --- effective values --- */
+
+static int entry_or(int entry_value, int main_value)
+{
+	return entry_value >= 0 ? entry_value : main_value;
+}
+
+int config_db_pool_size(const struct config *cfg, const struct db_entry *e)
+{
+	return entry_or(e ? e->pool_size : -1, cfg->default_pool_size);
+}
+
+int config_db_min_pool_size(const struct config *cfg, const struct db_entry *e)
+{
+	return entry_or(e ? e->min_pool_size : -1, cfg->min_pool_size);
+}
+
+int config_db_reserve_pool(const struct config *cfg, const struct db_entry *e)
+{
+	return entry_or(e ? e->reserve_pool : -1, cfg->reserve_pool_size);
+}
+
+int config_db_max_connections(const struct config *cfg, const struct db_entry *e)
+{
+	return entry_or(e ? e->max_db_connections : -1, cfg->max_db_connections);
+}
+
+int config_user_max_connections(const struct config *cfg, const struct user_entry *u)
+{
+	return entry_or(u ? u->max_user_connections : -1, cfg->max_user_connections);
+}
+
+enum pool_mode config_pool_mode(const struct config *cfg, const struct db_entry *e,
+				const struct user_entry *u)
+{
+	if (u && u->pool_mode != POOL_MODE_INHERIT)
+		return (enum pool_mode)u->pool_mode;
+	if (e && e->pool_mode != POOL_MODE_INHERIT)
+		return (enum pool_mode)e->pool_mode;
+	return (enum pool_mode)cfg->pool_mode;
 }
 
 const char *pool_mode_name(int mode)

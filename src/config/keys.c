@@ -6,6 +6,10 @@
  * setting means adding a row here, a field of the same name in struct config, and its
  * documentation (the unit test fails until all three agree).
  *
+ * A row also says whether a change needs a restart and what a running pgmux rebuilds from the
+ * key when RELOAD or admin SET changes it (its "apply" mask); a key read where it is used needs
+ * nothing rebuilt.
+ *
  * Invariants: a row's name equals its struct field's name; default_value parses under the
  * row's own type and range; every numeric row has min_value <= max_value. Defaults follow
  * PgBouncer where it has the same key, so a PgBouncer file means the same thing here.
@@ -45,25 +49,37 @@ static const char *const read_from_names[] = { "replicas", "any", "primary", NUL
 static const char *const load_balance_names[] = { "round_robin", "least_connections", "random", NULL };
 static const char *const read_fallback_names[] = { "primary", "error", NULL };
 
-#define KEY(field, t, def, reload, help_text, lo, hi)                                              \
-	{ .name = #field, .type = (t), .offset = offsetof(struct config, field),                   \
-	  .default_value = (def), .reloadable = (reload), .help = (help_text),                     \
-	  .min_value = (lo), .max_value = (hi) }
-#define INT_KEY(field, def, reload, lo, hi, help_text)                                             \
-	KEY(field, CFG_INT, def, reload, help_text, lo, hi)
-#define TIME_KEY(field, def, help_text) KEY(field, CFG_DOUBLE, def, true, help_text, 0, SECONDS_MAX)
-#define BOOL_KEY(field, def, reload, help_text) KEY(field, CFG_BOOL, def, reload, help_text, 0, 1)
-#define STR_KEY(field, def, reload, help_text) KEY(field, CFG_STRING, def, reload, help_text, 0, 0)
-#define ENUM_KEY(field, def, names, help_text)                                                     \
-	{ .name = #field, .type = CFG_ENUM, .offset = offsetof(struct config, field),              \
-	  .default_value = (def), .reloadable = true, .enum_names = (names), .help = (help_text) }
-#define ENUM_ALIAS_KEY(field, def, names, aliases, help_text)                                      \
-	{ .name = #field, .type = CFG_ENUM, .offset = offsetof(struct config, field),              \
-	  .default_value = (def), .reloadable = true, .enum_names = (names),                       \
-	  .enum_aliases = (aliases), .help = (help_text) }
+/*
+ * The "how" of a row: RESTART (a change needs a restart), RELOAD (read where it is used, so the
+ * new config applies it), or what a running pgmux rebuilds from it (enum config_apply).
+ */
+#define RESTART (-1)
+#define RELOAD CONFIG_APPLY_NONE
+#define TLS CONFIG_APPLY_TLS
+#define DNS CONFIG_APPLY_DNS
+#define LOG CONFIG_APPLY_LOG
+#define LOOP CONFIG_APPLY_LOOP
+#define AUTH_FILE CONFIG_APPLY_AUTH_FILE
 
-#define RELOAD true
-#define RESTART false
+#define KEY(field, t, def, how, help_text, lo, hi)                                                 \
+	{ .name = #field, .type = (t), .offset = offsetof(struct config, field),                   \
+	  .default_value = (def), .reloadable = (how) != RESTART,                                  \
+	  .apply = (how) == RESTART ? CONFIG_APPLY_NONE : (unsigned)(how), .help = (help_text),    \
+	  .min_value = (lo), .max_value = (hi) }
+#define INT_KEY(field, def, how, lo, hi, help_text)                                                \
+	KEY(field, CFG_INT, def, how, help_text, lo, hi)
+#define TIME_KEY_HOW(field, def, how, help_text)                                                   \
+	KEY(field, CFG_DOUBLE, def, how, help_text, 0, SECONDS_MAX)
+#define TIME_KEY(field, def, help_text) TIME_KEY_HOW(field, def, RELOAD, help_text)
+#define BOOL_KEY(field, def, how, help_text) KEY(field, CFG_BOOL, def, how, help_text, 0, 1)
+#define STR_KEY(field, def, how, help_text) KEY(field, CFG_STRING, def, how, help_text, 0, 0)
+#define ENUM_ALIAS_KEY(field, def, names, aliases, how, help_text)                                 \
+	{ .name = #field, .type = CFG_ENUM, .offset = offsetof(struct config, field),              \
+	  .default_value = (def), .reloadable = true, .apply = (how), .enum_names = (names),       \
+	  .enum_aliases = (aliases), .help = (help_text) }
+#define ENUM_KEY_HOW(field, def, names, how, help_text)                                            \
+	ENUM_ALIAS_KEY(field, def, names, NULL, how, help_text)
+#define ENUM_KEY(field, def, names, help_text) ENUM_KEY_HOW(field, def, names, RELOAD, help_text)
 
 const struct config_key config_keys[] = {
 	/* listening */
@@ -139,16 +155,16 @@ const struct config_key config_keys[] = {
 	/* protocol */
 	INT_KEY(max_packet_size, "2147483647", RELOAD, 1024, INT_MAX,
 		"largest protocol message, in bytes, pgmux lets through"),
-	INT_KEY(pkt_buf, "16384", RELOAD, 4096, 16777216,
+	INT_KEY(pkt_buf, "16384", LOOP, 4096, 16777216,
 		"size in bytes of each connection's relay buffer"),
 	INT_KEY(max_prepared_statements, "200", RELOAD, 0, 100000,
 		"named prepared statements kept per server in transaction/statement mode (0 = off)"),
 
 	/* authentication */
-	ENUM_ALIAS_KEY(auth_type, "md5", auth_type_names, auth_type_aliases,
+	ENUM_ALIAS_KEY(auth_type, "md5", auth_type_names, auth_type_aliases, RELOAD,
 		       "client authentication: trust, any, password (or plain), md5, scram-sha-256, "
 		       "cert or hba"),
-	STR_KEY(auth_file, "", RELOAD, "file of \"user\" \"password\" lines for authentication"),
+	STR_KEY(auth_file, "", AUTH_FILE, "file of \"user\" \"password\" lines for authentication"),
 	STR_KEY(auth_hba_file, "", RELOAD,
 		"pg_hba.conf-style rules used when auth_type = hba (read again on RELOAD)"),
 	STR_KEY(auth_query, "SELECT usename, passwd FROM pg_shadow WHERE usename = $1 AND "
@@ -166,50 +182,52 @@ const struct config_key config_keys[] = {
 		"users allowed the admin console's read-only SHOW commands, comma-separated"),
 
 	/* TLS towards clients */
-	ENUM_KEY(client_tls_sslmode, "disable", sslmode_names,
+	ENUM_KEY_HOW(client_tls_sslmode, "disable", sslmode_names, TLS,
 		 "TLS for clients: disable, allow, prefer, require, verify-ca or verify-full"),
-	STR_KEY(client_tls_key_file, "", RELOAD, "private key pgmux presents to clients (PEM)"),
-	STR_KEY(client_tls_cert_file, "", RELOAD, "certificate pgmux presents to clients (PEM)"),
-	STR_KEY(client_tls_ca_file, "", RELOAD,
+	STR_KEY(client_tls_key_file, "", TLS, "private key pgmux presents to clients (PEM)"),
+	STR_KEY(client_tls_cert_file, "", TLS, "certificate pgmux presents to clients (PEM)"),
+	STR_KEY(client_tls_ca_file, "", TLS,
 		"CA certificates that client certificates are checked against (verify-ca/full)"),
-	STR_KEY(client_tls_protocols, "secure", RELOAD,
+	STR_KEY(client_tls_protocols, "secure", TLS,
 		"TLS versions allowed for clients: secure (1.2 and 1.3), all, legacy, or a list"),
-	STR_KEY(client_tls_ciphers, "default", RELOAD,
+	STR_KEY(client_tls_ciphers, "default", TLS,
 		"OpenSSL cipher list for client TLS 1.2 and older; default = OpenSSL's"),
-	STR_KEY(client_tls13_ciphers, "", RELOAD,
+	STR_KEY(client_tls13_ciphers, "", TLS,
 		"OpenSSL TLS 1.3 cipher suites for clients; empty = OpenSSL's"),
-	STR_KEY(client_tls_dheparams, "auto", RELOAD,
+	STR_KEY(client_tls_dheparams, "auto", TLS,
 		"DH parameters for client TLS: none, auto, legacy, or a PEM file"),
-	STR_KEY(client_tls_ecdhcurve, "auto", RELOAD,
+	STR_KEY(client_tls_ecdhcurve, "auto", TLS,
 		"elliptic curve groups for client TLS: none, auto, or a list (e.g. X25519:P-256)"),
 
 	/* TLS towards servers */
-	ENUM_KEY(server_tls_sslmode, "prefer", sslmode_names,
+	ENUM_KEY_HOW(server_tls_sslmode, "prefer", sslmode_names, TLS,
 		 "TLS to servers: disable, allow, prefer, require, verify-ca or verify-full"),
-	STR_KEY(server_tls_ca_file, "", RELOAD,
+	STR_KEY(server_tls_ca_file, "", TLS,
 		"CA certificates server certificates are checked against; empty = the system's"),
-	STR_KEY(server_tls_key_file, "", RELOAD, "private key for a client certificate to servers"),
-	STR_KEY(server_tls_cert_file, "", RELOAD, "client certificate pgmux presents to servers"),
-	STR_KEY(server_tls_protocols, "secure", RELOAD,
+	STR_KEY(server_tls_key_file, "", TLS, "private key for a client certificate to servers"),
+	STR_KEY(server_tls_cert_file, "", TLS, "client certificate pgmux presents to servers"),
+	STR_KEY(server_tls_protocols, "secure", TLS,
 		"TLS versions allowed towards servers: secure, all, legacy, or a list"),
-	STR_KEY(server_tls_ciphers, "default", RELOAD,
+	STR_KEY(server_tls_ciphers, "default", TLS,
 		"OpenSSL cipher list towards servers; default = OpenSSL's"),
 
 	/* DNS */
-	TIME_KEY(dns_max_ttl, "15", "seconds a resolved host name is reused before asking again"),
-	TIME_KEY(dns_nxdomain_ttl, "15", "seconds a host name that did not resolve is remembered"),
+	TIME_KEY_HOW(dns_max_ttl, "15", DNS,
+		     "seconds a resolved host name is reused before asking again"),
+	TIME_KEY_HOW(dns_nxdomain_ttl, "15", DNS,
+		     "seconds a host name that did not resolve is remembered"),
 	STR_KEY(dns_servers, "", RESTART,
 		"DNS servers to ask, as ip or ip:port, comma-separated; empty = the system's"),
 
 	/* logging and process */
-	STR_KEY(logfile, "", RELOAD, "log file, reopened on reload; empty = stderr only"),
+	STR_KEY(logfile, "", LOG, "log file, reopened on reload; empty = stderr only"),
 	STR_KEY(pidfile, "", RESTART, "file pgmux writes its process id to; empty = none"),
 	BOOL_KEY(syslog, "0", RESTART, "also log to syslog"),
 	STR_KEY(syslog_ident, "pgmux", RESTART, "program name in syslog messages"),
 	BOOL_KEY(log_connections, "1", RELOAD, "log every successful client login"),
 	BOOL_KEY(log_disconnections, "1", RELOAD, "log every client disconnection, with its reason"),
 	BOOL_KEY(log_pooler_errors, "1", RELOAD, "log the errors pgmux sends to clients"),
-	INT_KEY(verbose, "0", RELOAD, 0, 3, "more detail in the log: 0 to 3"),
+	INT_KEY(verbose, "0", LOG, 0, 3, "more detail in the log: 0 to 3"),
 
 	/* routing defaults for [cluster.NAME] sections */
 	ENUM_KEY(read_from, "replicas", read_from_names,

@@ -220,6 +220,7 @@ struct pool *pool_get(struct worker *w, struct database *db, const char *user)
 	p->w = w;
 	p->db = db;
 	p->user = u;
+	p->mode = config_pool_mode(w->cfg, db->entry, config_find_user(w->cfg, user));
 	list_init(&p->active_clients);
 	list_init(&p->waiting_clients);
 	list_init(&p->idle_servers);
@@ -259,49 +260,64 @@ struct database *database_lookup(struct worker *w, const char *name)
 
 int pool_size(const struct pool *p)
 {
-	const struct db_entry *e = p->db->entry;
-
-	return e && e->pool_size >= 0 ? e->pool_size : p->w->cfg->default_pool_size;
+	return config_db_pool_size(p->w->cfg, p->db->entry);
 }
 
 int pool_min_size(const struct pool *p)
 {
-	const struct db_entry *e = p->db->entry;
-
-	return e && e->min_pool_size >= 0 ? e->min_pool_size : p->w->cfg->min_pool_size;
+	return config_db_min_pool_size(p->w->cfg, p->db->entry);
 }
 
 static int pool_reserve(const struct pool *p)
 {
-	const struct db_entry *e = p->db->entry;
-
-	return e && e->reserve_pool >= 0 ? e->reserve_pool : p->w->cfg->reserve_pool_size;
+	return config_db_reserve_pool(p->w->cfg, p->db->entry);
 }
 
-int pool_mode(const struct pool *p)
+enum pool_mode pool_mode(const struct pool *p)
 {
-	const struct user_entry *u = config_find_user(p->w->cfg, p->user->name);
-	const struct db_entry *e = p->db->entry;
+	return p->mode;
+}
 
-	if (u && u->pool_mode != POOL_MODE_INHERIT)
-		return u->pool_mode;
-	if (e && e->pool_mode != POOL_MODE_INHERIT)
-		return e->pool_mode;
-	return p->w->cfg->pool_mode;
+bool pool_is_session(const struct pool *p)
+{
+	return p->mode == POOL_MODE_SESSION;
+}
+
+bool pool_shares_servers(const struct pool *p)
+{
+	return p->mode != POOL_MODE_SESSION;
+}
+
+bool pool_releases_per_transaction(const struct pool *p)
+{
+	return p->mode == POOL_MODE_TRANSACTION;
+}
+
+bool pool_releases_per_statement(const struct pool *p)
+{
+	return p->mode == POOL_MODE_STATEMENT;
+}
+
+void pool_config_changed(struct worker *w)
+{
+	struct list_node *n, *t;
+
+	list_for_each_safe(n, t, &w->pools) {
+		struct pool *p = list_entry(n, struct pool, node);
+
+		p->mode = config_pool_mode(w->cfg, p->db->entry,
+					   config_find_user(w->cfg, p->user->name));
+	}
 }
 
 static int db_max_connections(const struct database *db, const struct config *cfg)
 {
-	return db->entry && db->entry->max_db_connections >= 0 ? db->entry->max_db_connections
-							       : cfg->max_db_connections;
+	return config_db_max_connections(cfg, db->entry);
 }
 
 static int user_max_connections(const struct pool *p)
 {
-	const struct user_entry *u = config_find_user(p->w->cfg, p->user->name);
-
-	return u && u->max_user_connections >= 0 ? u->max_user_connections
-						 : p->w->cfg->max_user_connections;
+	return config_user_max_connections(p->w->cfg, config_find_user(p->w->cfg, p->user->name));
 }
 
 static bool pool_paused(const struct pool *p)
@@ -419,7 +435,7 @@ static bool server_needs_reset(const struct server *s)
 	const char *reset = p->w->cfg->server_reset_query;
 
 	return s->tx_status != 'I' || s->settings_unknown || s->needs_discard ||
-	       (*reset && (pool_mode(p) == POOL_MODE_SESSION || p->w->cfg->server_reset_query_always));
+	       (*reset && (pool_is_session(p) || p->w->cfg->server_reset_query_always));
 }
 
 /* Undo what the last client left on s; pool_server_ready follows when the answers are in. */
@@ -446,7 +462,7 @@ static void server_start_reset(struct server *s)
 		settings_clear(&s->applied);
 		s->settings_unknown = false;
 	}
-	if (*reset && (pool_mode(p) == POOL_MODE_SESSION || p->w->cfg->server_reset_query_always)) {
+	if (*reset && (pool_is_session(p) || p->w->cfg->server_reset_query_always)) {
 		/* DISCARD ALL and the like drop prepared statements and settings. */
 		server_pstmts_clear(&p->w->pstmts, &s->pstmts);
 		settings_clear(&s->applied);

@@ -1,7 +1,9 @@
 /*
- * worker: the process's one event loop and everything it owns; configuration reloads and
- * shutdown. A reload loads the file into a fresh config and swaps it in whole, so a bad file
- * changes nothing; databases keep their pools across it, so nobody is disconnected.
+ * worker: the process's one event loop and everything it owns; configuration changes and
+ * shutdown. A config in force is never changed in place: RELOAD loads the file into a fresh
+ * config, admin SET changes a validated clone, and both go through worker_apply(), which
+ * rebuilds what the change needs and swaps the new config in whole, or changes nothing.
+ * Databases keep their pools across it, so nobody is disconnected.
  */
 #include <openssl/crypto.h>
 #include <stdlib.h>
@@ -44,7 +46,12 @@ static void apply_restart_only_keys(struct config *newcfg, const struct config *
 	}
 }
 
-void worker_apply_config(struct worker *w, struct config *newcfg, struct userlist *newul)
+/*
+ * Swap newcfg in: databases, clusters and pools follow it, and what `what` names is rebuilt.
+ * newul replaces the user list when CONFIG_APPLY_AUTH_FILE is in `what`.
+ */
+static void apply_config(struct worker *w, struct config *newcfg, struct userlist *newul,
+			 unsigned what)
 {
 	struct list_node *n, *t;
 	struct config *old = w->cfg;
@@ -60,7 +67,9 @@ void worker_apply_config(struct worker *w, struct config *newcfg, struct userlis
 		if (!e || (strcmp(e->name, db->name) != 0) != was_wildcard) {
 			/* Gone (or now served by a different entry): let it drain. */
 			if (!e) {
-				log_info("database %s removed from config", db->name);
+				/* Every SET applies the config too: say it once. */
+				if (!db->removed)
+					log_info("database %s removed from config", db->name);
 				db->removed = true;
 				pool_reconnect(w, db);
 				db->entry = NULL;
@@ -76,15 +85,19 @@ void worker_apply_config(struct worker *w, struct config *newcfg, struct userlis
 		db->removed = false;
 	}
 	w->cfg = newcfg;
-	if (newul || !*newcfg->auth_file) {
+	pool_config_changed(w);
+	if (what & CONFIG_APPLY_AUTH_FILE) {
 		if (w->userlist)
 			userlist_free(w->userlist);
 		w->userlist = newul;
 	}
-	log_set_verbose(newcfg->verbose);
-	if (strcmp(old->logfile, newcfg->logfile) != 0 && !log_reopen(newcfg->logfile))
-		log_warning("could not open logfile %s", newcfg->logfile);
-	evloop_set_buf_size(&w->loop, (uint32_t)newcfg->pkt_buf);
+	if (what & CONFIG_APPLY_LOG) {
+		log_set_verbose(newcfg->verbose);
+		if (strcmp(old->logfile, newcfg->logfile) != 0 && !log_reopen(newcfg->logfile))
+			log_warning("could not open logfile %s", newcfg->logfile);
+	}
+	if (what & CONFIG_APPLY_LOOP)
+		evloop_set_buf_size(&w->loop, (uint32_t)newcfg->pkt_buf);
 	config_free(old);
 	/* Larger pools may serve waiting clients now. */
 	pool_kick(w, NULL);
@@ -162,38 +175,51 @@ void worker_log_config_warnings(const struct config *cfg)
 		log_warning("%s", cfg->warnings[i]);
 }
 
+enum worker_apply_result worker_apply(struct worker *w, struct config *newcfg, unsigned what,
+				     bool allow_unpaired, char *err, size_t errlen)
+{
+	enum worker_apply_result res = WORKER_APPLIED;
+	struct userlist *ul = NULL;
+
+	*err = '\0';
+	if (!clusters_kept(w, newcfg, err, errlen))
+		goto failed;
+	if ((what & CONFIG_APPLY_AUTH_FILE) && *newcfg->auth_file) {
+		ul = userlist_load(newcfg->auth_file, err, errlen);
+		if (!ul)
+			goto failed;
+	}
+	/* Certificates are read again; files that do not build keep the running contexts. */
+	if (what & (CONFIG_APPLY_TLS | CONFIG_APPLY_DNS)) {
+		switch (worker_apply_tls_dns(w, newcfg, allow_unpaired, err, errlen)) {
+		case TLS_APPLY_DONE:
+			break;
+		case TLS_APPLY_PENDING:
+			res = WORKER_APPLIED_TLS_PENDING;
+			break;
+		case TLS_APPLY_FAILED:
+			if (ul)
+				userlist_free(ul);
+			goto failed;
+		}
+	}
+	apply_config(w, newcfg, ul, what);
+	return res;
+failed:
+	config_free(newcfg);
+	return WORKER_APPLY_FAILED;
+}
+
 bool worker_reload(struct worker *w, char *err, size_t errlen)
 {
 	struct config *newcfg = config_load(w->cfg->config_file, err, errlen);
-	struct userlist *ul = NULL;
 
-	if (!newcfg) {
+	if (!newcfg || worker_apply(w, newcfg, CONFIG_APPLY_ALL, false, err, errlen) ==
+			       WORKER_APPLY_FAILED) {
 		log_error("reload failed, keeping the old config: %s", err);
 		return false;
 	}
-	if (!clusters_kept(w, newcfg, err, errlen)) {
-		log_error("reload failed, keeping the old config: %s", err);
-		config_free(newcfg);
-		return false;
-	}
-	if (*newcfg->auth_file) {
-		ul = userlist_load(newcfg->auth_file, err, errlen);
-		if (!ul) {
-			log_error("reload failed, keeping the old config: %s", err);
-			config_free(newcfg);
-			return false;
-		}
-	}
-	/* Certificates are re-read on every reload; bad files keep the running contexts. */
-	if (worker_apply_tls_dns(w, newcfg, false, err, errlen) != TLS_APPLY_DONE) {
-		log_error("reload failed, keeping the old config and TLS contexts: %s", err);
-		if (ul)
-			userlist_free(ul);
-		config_free(newcfg);
-		return false;
-	}
-	worker_log_config_warnings(newcfg);
-	worker_apply_config(w, newcfg, ul);
+	worker_log_config_warnings(w->cfg);
 	log_info("config reloaded");
 	return true;
 }

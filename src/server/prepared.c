@@ -102,7 +102,7 @@ void respq_free(struct respq *q)
 
 bool prepared_active(const struct client *c)
 {
-	return c->pool && c->w->cfg->max_prepared_statements > 0 && pool_mode(c->pool) != POOL_MODE_SESSION;
+	return c->pool && c->w->cfg->max_prepared_statements > 0 && pool_shares_servers(c->pool);
 }
 
 static void write_msg(struct conn *to, char type, const void *a, size_t alen, const void *b, size_t blen)

@@ -334,7 +334,7 @@ static enum conn_action active_packet(struct server *s, const struct pkt_header 
 		if (be_parse_error(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &e) &&
 		    (strcmp(e.severity, "FATAL") == 0 || strcmp(e.severity, "PANIC") == 0)) {
 			s->fatal_seen = true;
-			if (pool_mode(s->pool) != POOL_MODE_SESSION) {
+			if (pool_shares_servers(s->pool)) {
 				relay_fatal_as_error(s, whole, hdr->len, &e);
 				return CONN_CONSUME;
 			}

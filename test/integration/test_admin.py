@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 import rawpg
-from conftest import Background, assert_error, wait_for
+from conftest import PASSWORDS, Background, assert_error, wait_for, write_userlist
 
 SV_STATES = ("sv_active", "sv_idle", "sv_used", "sv_tested", "sv_login")
 
@@ -111,6 +111,50 @@ def test_admin_set_changes_config(pgmux):
         mux.admin("SET no_such_key = 1")
     # the console is still usable after an error
     assert mux.admin("SHOW VERSION")
+
+
+def test_admin_set_auth_file_reads_it(pgmux):
+    """SET auth_file reads the new file as RELOAD does; a file that cannot be read changes
+    nothing."""
+    mux = pgmux({"auth_type": "trust"}, start=False)
+    write_userlist(mux, {"postgres": "x", "bob": PASSWORDS["bob"]})
+    mux.start()
+    mux.admin("SHOW VERSION")
+    with pytest.raises(psycopg.OperationalError):
+        mux.connect(user="carol", password="")
+    path = os.path.join(mux.basedir, "userlist2.txt")
+    with open(path, "w") as f:
+        f.write(f'"postgres" "x"\n"carol" "{PASSWORDS["carol"]}"\n')
+    mux.admin(f"SET auth_file = '{path}'")
+    with mux.connect(user="carol", password="") as conn:
+        assert conn.execute("select current_user").fetchone()[0] == "carol"
+    with pytest.raises(psycopg.OperationalError):
+        mux.connect(user="bob", password="")
+    with pytest.raises(rawpg.PgError):
+        mux.admin(f"SET auth_file = '{mux.basedir}/missing.txt'")
+    config = {r["key"]: r["value"] for r in mux.admin("SHOW CONFIG")}
+    assert config["auth_file"] == path
+    with mux.connect(user="carol", password="") as conn:
+        assert conn.execute("select current_user").fetchone()[0] == "carol"
+
+
+def test_admin_set_pool_mode_reaches_existing_pools(pgmux):
+    """A pool already in use follows SET pool_mode: its next unit of work keeps the server for
+    the session; a bad value changes nothing."""
+    mux = pgmux({"pool_mode": "transaction"})
+
+    def pool():
+        return next(r for r in mux.admin("SHOW POOLS") if r["database"] == "app")
+    with mux.connect() as conn:
+        conn.execute("select 1")
+        assert pool()["pool_mode"] == "transaction"
+        assert pool()["sv_active"] == "0"
+        mux.admin("SET pool_mode = session")
+        with pytest.raises(rawpg.PgError):
+            mux.admin("SET pool_mode = sometimes")
+        assert pool()["pool_mode"] == "session"
+        conn.execute("select 1")
+        assert pool()["sv_active"] == "1"
 
 
 def test_admin_console_refuses_other_users(pgmux):

@@ -369,6 +369,42 @@ def test_reload_changes_members_and_policy(routed, rs):
     assert ran_on(c) == (rs.primary.port, False)
 
 
+def test_admin_set_of_routing_keys_takes_effect_at_once(routed, rs_clean):
+    """SET of a [pgmux] routing key reaches clusters that inherit it, as RELOAD would; a SET
+    with a bad value changes nothing."""
+    rs = rs_clean
+    mux = routed()
+    c = mux.connect()
+    assert ran_on(c)[1] is True
+    mux.admin("SET read_from = primary")
+    assert ran_on(c) == (rs.primary.port, False)
+    with pytest.raises(rawpg.PgError):
+        mux.admin("SET read_from = sideways")
+    assert ran_on(c) == (rs.primary.port, False)
+    config = {r["key"]: r["value"] for r in mux.admin("SHOW CONFIG")}
+    assert config["read_from"] == "primary"
+    mux.admin("SET read_from = replicas")
+    assert ran_on(c)[1] is True
+
+    # max_replica_lag: a replica that falls behind the new limit gets no reads at once
+    lagging = rs.replicas[0].port
+    rs.pause_replay(0)
+    rs.execute("INSERT INTO items (v) SELECT repeat('x', 1000) FROM generate_series(1, 2000)")
+    rs.wait_caught_up(which=[1])
+    wait_for(lambda: int(topology(mux)[str(lagging)]["lag_bytes"] or 0) > 65536, 10,
+             "pgmux to see the replica lag")
+    wait_for(lambda: lagging in {ran_on(c)[0] for _ in range(4)}, 10,
+             "the lagging replica to get reads under the default limit")
+    mux.admin("SET max_replica_lag = '64kB'")
+    assert {ran_on(c)[0] for _ in range(10)} == {rs.replicas[1].port}
+    with pytest.raises(rawpg.PgError):
+        mux.admin("SET max_replica_lag = 'lots'")
+    assert {ran_on(c)[0] for _ in range(10)} == {rs.replicas[1].port}
+    config = {r["key"]: r["value"] for r in mux.admin("SHOW CONFIG")}
+    assert config["max_replica_lag"] == "64kB"
+    rs.resume_replay(0)
+
+
 def test_write_pipelined_behind_reads_goes_to_the_primary(routed, rs):
     """Only the first message of a unit is routed; writes the client already sent behind its
     reads must still reach the primary, never a replica (25006)."""

@@ -1,8 +1,9 @@
 /* link: src/config/config.c src/config/keys.c src/auth/hba.c */
 /*
  * Unit tests for config/: defaults, every value type, the [pgbouncer] alias, [databases] and
- * [users] entry strings, each error message (it must name file, line and key), admin SET, and
- * that every key of the tables is documented in etc/pgmux.ini and doc/pgmux.ini.5.
+ * [users] entry strings, each error message (it must name file, line and key), admin SET on a
+ * clone validated whole, effective values, what each key rebuilds when changed, and that every
+ * key of the tables is documented in etc/pgmux.ini and doc/pgmux.ini.5.
  *
  * Runs with the repository root as working directory (make unit); config files are written
  * to /tmp with mkstemp and removed after each load.
@@ -18,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "auth/hba.h"
 #include "config/config.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -612,6 +614,165 @@ static void test_set_value(void **state)
 	}
 }
 
+/* admin SET: clone, set, validate whole; the clone stands alone and inherits again. */
+static void test_clone_set_validate(void **state)
+{
+	struct config *cfg = load_ok("[pgmux]\n"
+				     "read_from = any\n"
+				     "[cluster.main]\n"
+				     "hosts = 10.0.0.1:5432\n"
+				     "[cluster.pinned]\n"
+				     "hosts = 10.0.0.2:5432\n"
+				     "read_from = primary\n"
+				     "[databases]\n"
+				     "app = cluster=main dbname=app pool_size=3\n"
+				     "[users]\n"
+				     "bob = pool_mode=transaction\n");
+	struct config *c = config_clone(cfg);
+	char err[256];
+
+	(void)state;
+	assert_non_null(c);
+	assert_ptr_not_equal(c->dbs, cfg->dbs);
+	assert_ptr_not_equal(c->auth_query, cfg->auth_query);
+	assert_string_equal(c->auth_query, cfg->auth_query);
+	assert_true(config_set_value(c, "read_from", "replicas", err, sizeof(err)));
+	assert_true(config_validate(c, err, sizeof(err)));
+	/* the section that inherits follows; the one that sets its own keeps it */
+	assert_int_equal(config_find_cluster(c, "main")->read_from, READ_FROM_REPLICAS);
+	assert_int_equal(config_find_cluster(c, "pinned")->read_from, READ_FROM_PRIMARY);
+	/* the config the clone came from is untouched */
+	assert_int_equal(config_find_cluster(cfg, "main")->read_from, READ_FROM_ANY);
+	assert_int_equal(cfg->read_from, READ_FROM_ANY);
+	config_free(cfg);
+	assert_string_equal(config_find_db(c, "app")->dbname, "app");
+	assert_int_equal(config_find_db(c, "app")->pool_size, 3);
+	assert_int_equal(config_find_user(c, "bob")->pool_mode, POOL_MODE_TRANSACTION);
+	assert_string_equal(config_find_cluster(c, "main")->hosts, "10.0.0.1:5432");
+	config_free(c);
+
+	/* a value that is fine alone but not with the rest fails validation, not the set */
+	cfg = config_new_default();
+	c = config_clone(cfg);
+	assert_non_null(c);
+	assert_true(config_set_value(c, "unix_socket_dir", "", err, sizeof(err)));
+	assert_false(config_validate(c, err, sizeof(err)));
+	assert_non_null(strstr(err, "nothing to listen on"));
+	config_free(c);
+	config_free(cfg);
+}
+
+/* auth_hba_file rules travel with the config: shared by clones, read again when the key changes. */
+static void test_clone_hba(void **state)
+{
+	char one[64], two[64], err[512];
+	struct config *cfg = config_new_default(), *c, *c2;
+
+	(void)state;
+	write_temp("local all all trust\n", one, sizeof(one));
+	write_temp("local all all trust\nhost all all 0.0.0.0/0 md5\n", two, sizeof(two));
+	c = config_clone(cfg);
+	assert_true(config_set_value(c, "auth_hba_file", one, err, sizeof(err)));
+	assert_true(config_validate(c, err, sizeof(err)));
+	assert_int_equal(hba_count(c->hba), 1);
+	c2 = config_clone(c);
+	assert_true(config_validate(c2, err, sizeof(err)));
+	assert_ptr_equal(c2->hba, c->hba);
+	assert_true(config_set_value(c2, "auth_hba_file", two, err, sizeof(err)));
+	assert_true(config_validate(c2, err, sizeof(err)));
+	assert_int_equal(hba_count(c2->hba), 2);
+	assert_int_equal(hba_count(c->hba), 1);
+	config_free(c);
+	assert_int_equal(hba_count(c2->hba), 2);
+	unlink(two);
+	assert_true(config_set_value(c2, "auth_hba_file", two, err, sizeof(err)));
+	assert_false(config_validate(c2, err, sizeof(err)));
+	assert_non_null(strstr(err, "auth_hba_file"));
+	config_free(c2);
+	unlink(one);
+	config_free(cfg);
+}
+
+/* What a running pgmux rebuilds when a key changes: the console's SET follows this column. */
+static const struct {
+	const char *key;
+	unsigned apply;
+} apply_cases[] = {
+	{ "client_tls_sslmode", CONFIG_APPLY_TLS },
+	{ "client_tls_key_file", CONFIG_APPLY_TLS },
+	{ "client_tls13_ciphers", CONFIG_APPLY_TLS },
+	{ "server_tls_cert_file", CONFIG_APPLY_TLS },
+	{ "server_tls_sslmode", CONFIG_APPLY_TLS },
+	{ "dns_max_ttl", CONFIG_APPLY_DNS },
+	{ "dns_nxdomain_ttl", CONFIG_APPLY_DNS },
+	{ "verbose", CONFIG_APPLY_LOG },
+	{ "logfile", CONFIG_APPLY_LOG },
+	{ "pkt_buf", CONFIG_APPLY_LOOP },
+	{ "auth_file", CONFIG_APPLY_AUTH_FILE },
+	{ "read_from", CONFIG_APPLY_NONE },
+	{ "default_pool_size", CONFIG_APPLY_NONE },
+	{ "dns_servers", CONFIG_APPLY_NONE }, /* restart only */
+};
+
+static void test_apply_column(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < ARRAY_LEN(apply_cases); i++) {
+		const struct config_key *k = config_find_key(apply_cases[i].key);
+
+		assert_non_null(k);
+		if (k->apply != apply_cases[i].apply)
+			fail_msg("%s: apply %#x, expected %#x", k->name, k->apply, apply_cases[i].apply);
+	}
+	for (size_t i = 0; i < config_key_count; i++) {
+		const struct config_key *k = &config_keys[i];
+
+		assert_true((k->apply & ~(unsigned)CONFIG_APPLY_ALL) == 0);
+		if (!k->reloadable)
+			assert_int_equal(k->apply, CONFIG_APPLY_NONE);
+	}
+}
+
+/* Effective values: the entry's own, else [pgmux]'s; pool_mode from [users], [databases], [pgmux]. */
+static void test_effective_values(void **state)
+{
+	struct config *cfg = load_ok("[pgmux]\n"
+				     "pool_mode = statement\n"
+				     "default_pool_size = 7\n"
+				     "min_pool_size = 1\n"
+				     "reserve_pool_size = 2\n"
+				     "max_db_connections = 9\n"
+				     "max_user_connections = 11\n"
+				     "[databases]\n"
+				     "own = host=h pool_size=3 min_pool_size=0 reserve_pool=5 "
+				     "max_db_connections=4 pool_mode=session\n"
+				     "inherits = host=h\n"
+				     "[users]\n"
+				     "bob = pool_mode=transaction max_user_connections=6\n"
+				     "eve = max_user_connections=0\n");
+	const struct db_entry *own = config_find_db(cfg, "own"), *inh = config_find_db(cfg, "inherits");
+	const struct user_entry *bob = config_find_user(cfg, "bob"), *eve = config_find_user(cfg, "eve");
+
+	(void)state;
+	assert_int_equal(config_db_pool_size(cfg, own), 3);
+	assert_int_equal(config_db_pool_size(cfg, inh), 7);
+	assert_int_equal(config_db_pool_size(cfg, NULL), 7);
+	assert_int_equal(config_db_min_pool_size(cfg, own), 0);
+	assert_int_equal(config_db_min_pool_size(cfg, inh), 1);
+	assert_int_equal(config_db_reserve_pool(cfg, own), 5);
+	assert_int_equal(config_db_reserve_pool(cfg, inh), 2);
+	assert_int_equal(config_db_max_connections(cfg, own), 4);
+	assert_int_equal(config_db_max_connections(cfg, inh), 9);
+	assert_int_equal(config_user_max_connections(cfg, bob), 6);
+	assert_int_equal(config_user_max_connections(cfg, eve), 0);
+	assert_int_equal(config_user_max_connections(cfg, NULL), 11);
+	assert_int_equal(config_pool_mode(cfg, own, bob), POOL_MODE_TRANSACTION);
+	assert_int_equal(config_pool_mode(cfg, own, eve), POOL_MODE_SESSION);
+	assert_int_equal(config_pool_mode(cfg, inh, eve), POOL_MODE_STATEMENT);
+	assert_int_equal(config_pool_mode(cfg, NULL, NULL), POOL_MODE_STATEMENT);
+	config_free(cfg);
+}
+
 static void test_format_value(void **state)
 {
 	static const struct {
@@ -765,6 +926,10 @@ int main(void)
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_small_error_buffer),
 		cmocka_unit_test(test_set_value),
+		cmocka_unit_test(test_clone_set_validate),
+		cmocka_unit_test(test_clone_hba),
+		cmocka_unit_test(test_apply_column),
+		cmocka_unit_test(test_effective_values),
 		cmocka_unit_test(test_format_value),
 		cmocka_unit_test(test_list_contains),
 		cmocka_unit_test(test_clusters),
