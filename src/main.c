@@ -194,6 +194,7 @@ int main(int argc, char **argv)
 	struct config *cfg;
 	struct userlist *ul = NULL;
 	struct worker w;
+	struct tls_settings client_tls, server_tls;
 	char err[1024];
 
 	while ((opt = getopt_long(argc, argv, "dvqVh", opts, NULL)) != -1) {
@@ -233,7 +234,9 @@ int main(int argc, char **argv)
 	if (daemon)
 		ready_fd = daemonize();
 	worker_init(&w, cfg, ul);
-	if (!tls_load_contexts(cfg, &w.client_tls, &w.server_tls, err, sizeof(err)))
+	worker_tls_settings(cfg, TLS_SIDE_CLIENTS, &client_tls);
+	worker_tls_settings(cfg, TLS_SIDE_SERVERS, &server_tls);
+	if (!tls_load_contexts(&client_tls, &server_tls, &w.client_tls, &w.server_tls, err, sizeof(err)))
 		die("%s", err);
 	w.dns = dns_new(&w.loop, cfg->dns_servers, err, sizeof(err));
 	if (!w.dns)

@@ -17,6 +17,7 @@
 #include "config/config.h"
 #include "core/list.h"
 #include "ev/loop.h"
+#include "ev/tls.h"
 #include "pool/stats.h"
 #include "route/router.h"
 #include "server/params.h"
@@ -237,6 +238,12 @@ bool worker_reload(struct worker *w, char *err, size_t errlen);
 
 /* Log what a freshly loaded cfg accepted with a warning (at startup and on every reload). */
 void worker_log_config_warnings(const struct config *cfg);
+
+/*
+ * The TLS settings of one side (client_tls_* or server_tls_* keys), for ev/tls. The strings are
+ * borrowed from cfg.
+ */
+void worker_tls_settings(const struct config *cfg, enum tls_side side, struct tls_settings *out);
 
 /* How applying the TLS and DNS keys of a config went. */
 enum tls_apply {

@@ -112,7 +112,10 @@ enum tls_apply worker_apply_tls_dns(struct worker *w, const struct config *cfg, 
 	char why[2][512];
 
 	for (int i = 0; i < 2; i++) {
-		res[i] = tls_build_side(cfg, sides[i], &built[i], why[i], sizeof(why[i]));
+		struct tls_settings ts;
+
+		worker_tls_settings(cfg, sides[i], &ts);
+		res[i] = tls_build_side(&ts, sides[i], &built[i], why[i], sizeof(why[i]));
 		if (res[i] == TLS_BUILD_FAILED || (res[i] == TLS_BUILD_UNPAIRED && !allow_unpaired)) {
 			/* All or nothing: a side built already is not applied either. */
 			snprintf(err, errlen, "%s", why[i]);
