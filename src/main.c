@@ -175,7 +175,6 @@ static void worker_init(struct worker *w, struct config *cfg, struct userlist *u
 	list_init(&w->pools);
 	list_init(&w->login_clients);
 	list_init(&w->cancel_reqs);
-	list_init(&w->clusters);
 	if (!evloop_init(&w->loop, (uint32_t)cfg->pkt_buf))
 		die("could not initialise the event loop");
 	pstmt_registry_init(&w->pstmts);
@@ -242,7 +241,10 @@ int main(int argc, char **argv)
 	if (!w.dns)
 		die("%s", err);
 	dns_set_ttls(w.dns, cfg->dns_max_ttl, cfg->dns_nxdomain_ttl);
-	if (!topo_apply_config(&w, cfg))
+	topo_init(&w.topo, &w.loop, w.dns, &w.userlist);
+	if (!pool_follow_topology(&w))
+		die("could not subscribe the pools to the topology");
+	if (!topo_apply_config(&w.topo, cfg))
 		die("out of memory setting up clusters");
 	w.listeners = listen_open(&w.loop, cfg->listen_addr, cfg->listen_port, cfg->unix_socket_dir,
 				  cfg->unix_socket_mode, cfg->listen_backlog, cfg->tcp_defer_accept != 0,

@@ -134,7 +134,7 @@ struct worker {
 	struct list_node pools;
 	struct list_node login_clients;   /* LOGIN (no pool yet) and admin clients */
 	struct list_node cancel_reqs;     /* cancel requests on their way to a backend */
-	struct list_node clusters;        /* topo/topology.c's clusters */
+	struct topo topo;                 /* the clusters; pools follow it (pool_follow_topology) */
 	int n_clients;                    /* every client connection, for max_client_conn */
 	uint64_t next_client_id, next_server_id;
 	bool paused;                      /* PAUSE without a database */
@@ -199,10 +199,11 @@ void pool_server_login_failed(struct server *s, const char *sqlstate, const char
 bool pool_login_retry_exhausted(const struct client *c);
 
 /*
- * The cluster's topology changed: close servers of a demoted primary (idle ones now, busy ones
- * when released), send waiting clients where they can go now, open what they need.
+ * Subscribe w's pools to its topology (at startup, once): when a cluster changes they close
+ * servers of a demoted primary (idle ones now, busy ones when released), send waiting clients
+ * where they can go now and open what those need. False: no room for another subscriber.
  */
-void pool_topology_changed(struct worker *w, struct cluster *cl);
+bool pool_follow_topology(struct worker *w);
 
 /* A waiting client's target was decided again: move it to that member's queue. */
 void pool_retarget(struct client *c, int target);

@@ -1032,7 +1032,7 @@ static void show_topology(struct worker *w, struct msgbuf *mb)
 	struct list_node *n, *t;
 
 	topology_row(mb, NULL, NULL, now);
-	list_for_each_safe(n, t, &w->clusters) {
+	list_for_each_safe(n, t, &w->topo.clusters) {
 		struct cluster *cl = list_entry(n, struct cluster, node);
 
 		if (cl->removed)

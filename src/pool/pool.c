@@ -250,7 +250,7 @@ struct database *database_lookup(struct worker *w, const char *name)
 	snprintf(db->name, sizeof(db->name), "%s", name);
 	db->entry = (struct db_entry *)e;
 	db->from_wildcard = strcmp(e->name, name) != 0;
-	db->cluster = e->cluster[0] ? topo_find(w, e->cluster) : NULL;
+	db->cluster = e->cluster[0] ? topo_find(&w->topo, e->cluster) : NULL;
 	list_add_tail(&w->databases, &db->node);
 	return db;
 }
@@ -607,8 +607,10 @@ void pool_server_login_failed(struct server *s, const char *sqlstate, const char
 			 * Health checks log in as another user: this replica may refuse only ours
 			 * (pg_hba, too many connections). No reads for ban_time; waiters go elsewhere.
 			 */
-			m->banned_until_us = now + (uint64_t)(p->db->cluster->entry->ban_time * 1e6);
-			pool_topology_changed(p->w, p->db->cluster);
+			char cause[300];
+
+			snprintf(cause, sizeof(cause), "a server login failed: %s", message);
+			topo_member_ban(m, now + (uint64_t)(p->db->cluster->entry->ban_time * 1e6), cause);
 		}
 	}
 	snprintf(p->last_login_error, sizeof(p->last_login_error), "%s", message);
@@ -921,8 +923,9 @@ static void reroute_waiters(struct pool *p)
 	}
 }
 
-void pool_topology_changed(struct worker *w, struct cluster *cl)
+static void on_topology_changed(void *arg, struct cluster *cl)
 {
+	struct worker *w = arg;
 	struct list_node *n, *t;
 
 	list_for_each_safe(n, t, &w->pools) {
@@ -937,4 +940,9 @@ void pool_topology_changed(struct worker *w, struct cluster *cl)
 		serve_waiters(p);
 		pool_launch_needed(p);
 	}
+}
+
+bool pool_follow_topology(struct worker *w)
+{
+	return topo_subscribe(&w->topo, on_topology_changed, w);
 }

@@ -50,7 +50,7 @@ void worker_apply_config(struct worker *w, struct config *newcfg, struct userlis
 	struct config *old = w->cfg;
 
 	apply_restart_only_keys(newcfg, old);
-	if (!topo_apply_config(w, newcfg))
+	if (!topo_apply_config(&w->topo, newcfg))
 		log_warning("out of memory applying clusters: some may not follow the new config");
 	list_for_each_safe(n, t, &w->databases) {
 		struct database *db = list_entry(n, struct database, node);
@@ -278,7 +278,7 @@ void worker_destroy(struct worker *w)
 	listen_close(w->listeners);
 	w->listeners = NULL;
 	evloop_timer_stop(&w->loop, &w->janitor);
-	topo_free_all(w, true);
+	topo_free_all(&w->topo, true);
 	dns_free(w->dns); /* no server waits for a lookup any more */
 	w->dns = NULL;
 	evloop_destroy(&w->loop);
