@@ -25,6 +25,7 @@
 #include "server/server.h"
 #include "topo/topology.h"
 
+struct authquery;
 struct userlist;
 
 /* A [databases] entry in force, kept across reloads by name. */
@@ -144,7 +145,7 @@ struct worker {
 	struct evloop_timer janitor;
 	void *listeners;                  /* ev/listen.c's state */
 	void *admin;                      /* the admin console's state (admin/console.c) */
-	void *authquery;                  /* auth_query's cache and connections (auth/) */
+	struct authquery *authquery;      /* auth_query's cache and connections (auth/) */
 	struct stats totals_prev;
 	struct pstmt_registry pstmts;     /* prepared statements shared by clients and servers */
 	struct tls_ctx *client_tls;       /* accepting TLS from clients; NULL = client TLS off */

@@ -58,7 +58,7 @@ void login_forget_secrets(struct client *c)
 		c->auth_secret = NULL;
 	}
 	if (c->auth_method == 1) {
-		authquery_cancel(c->w, c);
+		authquery_cancel(c->w->authquery, c);
 		c->auth_method = 0;
 	}
 }
@@ -532,8 +532,9 @@ static int fetch_secret(struct client *c)
 		client_close(c, "08006", "could not look up the password of user \"%s\"", c->user);
 		return -1;
 	}
-	switch (authquery_lookup(c->w, conninfo, cfg->auth_query, cfg->auth_cache_ttl,
-				 cfg->server_connect_timeout, c->user, on_auth_query, c, &secret)) {
+	switch (authquery_lookup(&c->w->authquery, &c->w->loop, conninfo, cfg->auth_query,
+				 cfg->auth_cache_ttl, cfg->server_connect_timeout, c->user,
+				 on_auth_query, c, &secret)) {
 	case AUTHQUERY_CACHED:
 		c->auth_query_done = true;
 		c->auth_secret = secret;

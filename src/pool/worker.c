@@ -253,7 +253,7 @@ void worker_destroy(struct worker *w)
 	}
 	evloop_run_deferred(&w->loop);
 	admin_destroy(w);
-	authquery_destroy(w);
+	authquery_destroy(&w->authquery);
 	list_for_each_safe(n, t, &w->pools) {
 		struct pool *p = list_entry(n, struct pool, node);
 
