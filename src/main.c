@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "admin/admin.h"
 #include "auth/userlist.h"
 #include "core/log.h"
 #include "ev/dns.h"
@@ -233,6 +234,7 @@ int main(int argc, char **argv)
 	if (daemon)
 		ready_fd = daemonize();
 	worker_init(&w, cfg, ul);
+	admin_register(&w);
 	worker_tls_settings(cfg, TLS_SIDE_CLIENTS, &client_tls);
 	worker_tls_settings(cfg, TLS_SIDE_SERVERS, &server_tls);
 	if (!tls_load_contexts(&client_tls, &server_tls, &w.client_tls, &w.server_tls, err, sizeof(err)))

@@ -125,6 +125,21 @@ struct cancel_req {
 	struct conn conn;
 };
 
+/*
+ * The admin console as the modules below it see it: admin/ registers its table at startup
+ * (admin_register()), and client and pool code call through it, so they never include admin/.
+ * See admin/admin.h for what each entry does.
+ */
+struct console_ops {
+	bool (*is_console_db)(const char *dbname);
+	void (*handle_query)(struct client *c, const char *sql);
+	void (*forget_client)(struct client *c);
+	/* After a server is released and on every janitor run: finish waiting PAUSE/WAIT_CLOSE. */
+	void (*tick)(struct worker *w);
+	/* At exit, after every client is closed. */
+	void (*destroy)(struct worker *w);
+};
+
 /* One pgmux process's state; every object is reachable from here. */
 struct worker {
 	struct evloop loop;
@@ -144,6 +159,7 @@ struct worker {
 	uint64_t start_time_us;
 	struct evloop_timer janitor;
 	void *listeners;                  /* ev/listen.c's state */
+	const struct console_ops *console; /* the admin console's entry points; NULL = none */
 	void *admin;                      /* the admin console's state (admin/console.c) */
 	struct authquery *authquery;      /* auth_query's cache and connections (auth/) */
 	struct stats totals_prev;
@@ -205,6 +221,9 @@ bool pool_login_retry_exhausted(const struct client *c);
  * where they can go now and open what those need. False: no room for another subscriber.
  */
 bool pool_follow_topology(struct worker *w);
+
+/* Is dbname the admin console's (false when no console is registered)? */
+bool worker_is_console_db(const struct worker *w, const char *dbname);
 
 /* A waiting client's target was decided again: move it to that member's queue. */
 void pool_retarget(struct client *c, int target);

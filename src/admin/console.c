@@ -740,3 +740,16 @@ void admin_forget_client(struct client *c)
 		wt->c = NULL;
 	}
 }
+
+static const struct console_ops console_ops = {
+	.is_console_db = admin_is_console_db,
+	.handle_query = admin_handle_query,
+	.forget_client = admin_forget_client,
+	.tick = admin_tick,
+	.destroy = admin_destroy,
+};
+
+void admin_register(struct worker *w)
+{
+	w->console = &console_ops;
+}

@@ -15,7 +15,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "admin/admin.h"
 #include "core/log.h"
 #include "pool/pool.h"
 #include "proto/build.h"
@@ -150,7 +149,7 @@ void client_close(struct client *c, const char *sqlstate, const char *fmt, ...)
 		client_log(LOG_LVL_DEBUG, c, "closing: %s", msg);
 	}
 	if (c->admin)
-		admin_forget_client(c);
+		w->console->forget_client(c);
 	detach_server_on_close(c);
 	client_set_state(c, CLIENT_CLOSING);
 	w->n_clients--;
@@ -202,7 +201,7 @@ static enum conn_action admin_packet(struct client *c, const struct pkt_header *
 			client_close(c, "08P01", "invalid query message");
 			return CONN_CLOSED;
 		}
-		admin_handle_query(c, (const char *)whole + PKT_HDR_LEN);
+		c->w->console->handle_query(c, (const char *)whole + PKT_HDR_LEN);
 		return c->state == CLIENT_CLOSING ? CONN_CLOSED : CONN_CONSUME;
 	case 'X':
 		client_close(c, NULL, "client terminated");

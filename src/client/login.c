@@ -26,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "admin/admin.h"
 #include "auth/authquery.h"
 #include "auth/hba.h"
 #include "auth/md5.h"
@@ -565,7 +564,7 @@ static bool user_is_known(const struct client *c)
  */
 static bool is_own_os_user_at_console(const struct client *c)
 {
-	return admin_is_console_db(c->dbname) && c->conn.is_unix &&
+	return worker_is_console_db(c->w, c->dbname) && c->conn.is_unix &&
 	       (strcmp(c->user, "pgmux") == 0 || strcmp(c->user, "pgbouncer") == 0) &&
 	       conn_peer_is_own_user(&c->conn);
 }
@@ -671,7 +670,7 @@ static bool enter_pool(struct client *c)
 	struct database *db;
 	const char *user;
 
-	if (admin_is_console_db(c->dbname)) {
+	if (worker_is_console_db(c->w, c->dbname)) {
 		bool admin = config_list_contains(c->w->cfg->admin_users, c->user);
 		bool stats = config_list_contains(c->w->cfg->stats_users, c->user);
 

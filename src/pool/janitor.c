@@ -6,7 +6,6 @@
  */
 #include <stdlib.h>
 
-#include "admin/admin.h"
 #include "core/log.h"
 #include "client/route.h"
 #include "pool/pool.h"
@@ -126,7 +125,8 @@ void pool_janitor(struct worker *w)
 		check_servers(p, now);
 		pool_launch_needed(p);
 	}
-	admin_tick(w);
+	if (w->console)
+		w->console->tick(w);
 	if (w->shutting_down && w->n_clients == 0) {
 		log_info("all clients gone, exiting");
 		evloop_break(&w->loop);

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "admin/admin.h"
 #include "core/log.h"
 
 /* ---- state transitions ---- */
@@ -495,7 +494,8 @@ void pool_release_server(struct client *c)
 	/* The client may have pipelined more work behind what just finished. */
 	if (c->state == CLIENT_IDLE && conn_buffered_input(&c->conn))
 		conn_resume(&c->conn);
-	admin_tick(p->w);
+	if (p->w->console)
+		p->w->console->tick(p->w);
 }
 
 static void finish_waiting_logins(struct pool *p)
@@ -945,4 +945,9 @@ static void on_topology_changed(void *arg, struct cluster *cl)
 bool pool_follow_topology(struct worker *w)
 {
 	return topo_subscribe(&w->topo, on_topology_changed, w);
+}
+
+bool worker_is_console_db(const struct worker *w, const char *dbname)
+{
+	return w->console && w->console->is_console_db(dbname);
 }

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "admin/admin.h"
 #include "auth/authquery.h"
 #include "auth/userlist.h"
 #include "core/log.h"
@@ -252,7 +251,8 @@ void worker_destroy(struct worker *w)
 		free(r);
 	}
 	evloop_run_deferred(&w->loop);
-	admin_destroy(w);
+	if (w->console)
+		w->console->destroy(w);
 	authquery_destroy(&w->authquery);
 	list_for_each_safe(n, t, &w->pools) {
 		struct pool *p = list_entry(n, struct pool, node);
