@@ -29,8 +29,6 @@
 #include "config/config.h"
 #include "core/list.h"
 #include "core/log.h"
-#include "ev/conn.h"
-#include "ev/loop.h"
 #include "pool/pool.h"
 #include "proto/build.h"
 
@@ -90,7 +88,7 @@ static struct admin_state *state_of(struct worker *w)
 		return NULL;
 	st->w = w;
 	/* The snapshots start at zero, which is what the counters were when the worker started. */
-	st->stats_since_us = w->start_time_us ? w->start_time_us : evloop_now_us(&w->loop);
+	st->stats_since_us = w->start_time_us ? w->start_time_us : worker_now_us(w);
 	list_init(&st->waits);
 	list_init(&st->draining);
 	w->admin = st;
@@ -137,9 +135,9 @@ static void send_reply(struct client *c, struct msgbuf *mb)
 	if (mb->failed) {
 		log_error("C-%" PRIu64 " admin %s@%s: out of memory building a reply", c->id,
 			  c->user, c->addr);
-		conn_write(&c->conn, oom_reply, sizeof(oom_reply) - 1);
+		client_send_bytes(c, oom_reply, sizeof(oom_reply) - 1);
 	} else {
-		conn_write(&c->conn, mb->data, mb->len);
+		client_send_bytes(c, mb->data, mb->len);
 	}
 	mb_free(mb);
 }
@@ -485,7 +483,7 @@ static void cmd_set(struct client *c, const char *name, const char *value)
 	if (strcmp(key->name, "verbose") == 0)
 		log_set_verbose(w->cfg->verbose);
 	else if (strcmp(key->name, "pkt_buf") == 0)
-		evloop_set_buf_size(&w->loop, (uint32_t)w->cfg->pkt_buf);
+		worker_set_pkt_buf(w, (uint32_t)w->cfg->pkt_buf);
 	else if (strcmp(key->name, "logfile") == 0 && !log_reopen(w->cfg->logfile))
 		log_error("cannot open log file %s", w->cfg->logfile);
 	reply_done(c, ADMIN_SET);
@@ -686,7 +684,7 @@ static bool wait_ready(struct admin_state *st, const struct admin_wait *wt)
 void admin_tick(struct worker *w)
 {
 	struct admin_state *st = state_of(w);
-	uint64_t now = evloop_now_us(&w->loop);
+	uint64_t now = worker_now_us(w);
 
 	if (!st || st->ticking)
 		return;

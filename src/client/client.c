@@ -70,10 +70,25 @@ void client_send(struct client *c, struct msgbuf *mb)
 		client_log(LOG_LVL_ERROR, c, "out of memory building a message");
 		return;
 	}
-	conn_write(&c->conn, mb->data, mb->len);
+	client_send_bytes(c, mb->data, mb->len);
+}
+
+void client_send_bytes(struct client *c, const void *data, size_t len)
+{
+	conn_write(&c->conn, data, len);
 	/* The client has an answer from pgmux: its request cannot start over unnoticed. */
 	if (c->conn.tap)
 		c->conn.tap_overflow = true;
+}
+
+bool client_local_name(const struct client *c, char *buf, size_t len)
+{
+	return conn_local_name(&c->conn, buf, len);
+}
+
+bool client_tls_describe(const struct client *c, char *buf, size_t len)
+{
+	return conn_tls_describe(&c->conn, buf, len);
 }
 
 static void vsend_error(struct client *c, const char *severity, const char *sqlstate, const char *fmt, va_list ap)

@@ -428,3 +428,13 @@ void server_close(struct server *s, const char *reason)
 	conn_close(&s->conn);
 	evloop_park(&s->w->loop, s, server_free);
 }
+
+bool server_local_name(const struct server *s, char *buf, size_t len)
+{
+	return conn_local_name(&s->conn, buf, len);
+}
+
+bool server_tls_describe(const struct server *s, char *buf, size_t len)
+{
+	return conn_tls_describe(&s->conn, buf, len);
+}
