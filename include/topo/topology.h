@@ -24,11 +24,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config/config.h"
 #include "core/list.h"
 #include "ev/loop.h"
 #include "topo/patroni.h"
 
+struct cluster_entry;
+struct config;
 struct dns;
 struct http;
 struct pgquery;

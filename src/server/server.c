@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth/scram.h"
 #include "core/log.h"
 #include "pool/pool.h"
 #include "proto/be.h"

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "auth/userlist.h"
+#include "config/config.h"
 #include "core/log.h"
 #include "ev/dns.h"
 #include "ev/http.h"
