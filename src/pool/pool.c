@@ -51,6 +51,9 @@ void client_set_state(struct client *c, enum client_state st)
 {
 	struct pool *p = c->pool;
 
+	if (log_enabled(LOG_LVL_NOISE) && c->state != st)
+		client_log(LOG_LVL_NOISE, c, "%s -> %s", client_state_name(c->state),
+			   client_state_name(st));
 	if (!list_empty(&c->node) || c->state != CLIENT_LOGIN || st == CLIENT_LOGIN)
 		client_leave_state(c);
 	c->state = st;
@@ -154,6 +157,9 @@ void server_set_state(struct server *s, enum server_state st)
 	int *old = was_counted ? server_counter(s, s->state) : NULL;
 	struct list_node *to = server_list(s, st);
 
+	if (log_enabled(LOG_LVL_NOISE) && (s->state != st || !was_counted))
+		server_log(LOG_LVL_NOISE, s, "%s -> %s", was_counted ? server_state_name(s->state) : "new",
+			   server_state_name(st));
 	if (was_counted)
 		count_member(s, s->state, -1);
 	if (to)
