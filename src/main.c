@@ -1,6 +1,8 @@
 /*
- * main: command line, startup order (config, log, daemon, pidfile, listeners, signals), the run
- * and the orderly exit.
+ * main: command line, startup order (config, log, daemon, TLS contexts, resolver, admin console
+ * and topology plugged into the worker, listeners, pidfile, signals), the run and the orderly
+ * exit. The one place that knows every module: the wiring between them (console_ops, topology
+ * subscribers) is done here, so that no module below has to call one above it.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -12,6 +12,10 @@
  * State: each worker's admin state (its waits and the start of the statistics window) hangs
  * off worker->admin, made on first use and freed by admin_destroy().
  *
+ * Boundaries: the client and pool modules reach this file only through the console_ops table
+ * admin_register() installs; replies leave through the client module (client_send_bytes()),
+ * never through ev/ directly.
+ *
  * Waits name their database rather than point at it: a RELOAD may free a struct database while
  * a PAUSE waits on it.
  */

@@ -2,7 +2,8 @@
  * janitor: the periodic sweep that enforces every timeout (login, query wait, idle transaction,
  * query, client idle, server idle/lifetime/connect), passes the server's error to clients that
  * waited through failed server logins for server_login_retry, keeps min_pool_size, retries server
- * logins after server_login_retry, and finishes a safe shutdown.
+ * logins after server_login_retry, lets the admin console finish waiting commands (through
+ * w->console) and finishes a safe shutdown.
  */
 #include <stdlib.h>
 

@@ -5,6 +5,9 @@
  * lengths of those lists; a server is linked to a client exactly when both are ACTIVE; a pool never
  * holds more servers than its size (plus reserve), its database's max_db_connections and its
  * user's max_user_connections allow.
+ *
+ * The pools follow topology as a subscriber (pool_follow_topology()) and reach the admin console
+ * only through w->console; neither module is called by name from here.
  */
 #include "pool/pool.h"
 

@@ -3,6 +3,9 @@
  * topo/topology.h). Every role decision is made in recompute_roles(), so the rules live in one
  * place: a member is primary only when Patroni (if any) names it leader and the server says it is
  * not in recovery, and only when no other member claims the same.
+ *
+ * Every change that the router or the pools must see goes out through publish(), to the
+ * subscribers of struct topo; this file never names the pools.
  */
 #include "topo/topology.h"
 
