@@ -82,8 +82,9 @@ unit: deps $(UNIT_BINS)
 integration: deps pgmux
 	$(Q)test/integration/run.sh
 
+# The module graph first (cheap, and a broken wall is cheaper to fix before the tests pass on it).
 # The config unit test also checks that every key is documented in etc/pgmux.ini and the man page.
-check: deps pgmux unit integration
+check: deps modgraph pgmux unit integration
 	@echo "make check: all tests passed"
 
 demo: deps pgmux
@@ -132,7 +133,7 @@ clean:
 
 help:
 	@echo "make            build ./pgmux (installs missing build dependencies first)"
-	@echo "make check      unit + integration tests against real PostgreSQL 15 (SANITIZE=1 for ASan+UBSan)"
+	@echo "make check      module graph, unit + integration tests against real PostgreSQL 15 (SANITIZE=1 for ASan+UBSan)"
 	@echo "make unit       cmocka unit tests only"
 	@echo "make modgraph   module graph from the #include lines, checked against DESIGN.md's rules"
 	@echo "make demo       PostgreSQL primary + 2 replicas behind pgmux: pooling and read/write routing"
