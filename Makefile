@@ -43,7 +43,7 @@ UNIT_BINS := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRCS))
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
-.PHONY: all deps check unit integration demo demo-ha bench bench-routing fuzz install clean format help
+.PHONY: all deps check modgraph unit integration demo demo-ha bench bench-routing fuzz install clean format help
 all: deps pgmux
 
 # Cheap when everything is installed: the script checks with dpkg-query first.
@@ -71,14 +71,20 @@ $(BUILD)/test/%: test/unit/%.c $(LIBOBJS)
 	    $(patsubst %.c,$(BUILD)/%.o,$(shell sed -n 's|^/\* link: \(.*\) \*/$$|\1|p' $<)) \
 	    $(LDFLAGS) $(shell pkg-config --libs cmocka) $(PKG_LIBS) $(LDLIBS)
 
+# The module graph from the #include lines: fails on an arrow DESIGN.md forbids or on a cycle
+# through topo, admin, route or shard.
+modgraph:
+	$(Q)$(PYTHON) tools/modgraph.py .
+
 unit: deps $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
 integration: deps pgmux
 	$(Q)test/integration/run.sh
 
+# The module graph first (cheap, and a broken wall is cheaper to fix before the tests pass on it).
 # The config unit test also checks that every key is documented in etc/pgmux.ini and the man page.
-check: deps pgmux unit integration
+check: deps modgraph pgmux unit integration
 	@echo "make check: all tests passed"
 
 demo: deps pgmux
@@ -127,8 +133,9 @@ clean:
 
 help:
 	@echo "make            build ./pgmux (installs missing build dependencies first)"
-	@echo "make check      unit + integration tests against real PostgreSQL 15 (SANITIZE=1 for ASan+UBSan)"
+	@echo "make check      module graph, unit + integration tests against real PostgreSQL 15 (SANITIZE=1 for ASan+UBSan)"
 	@echo "make unit       cmocka unit tests only"
+	@echo "make modgraph   module graph from the #include lines, checked against DESIGN.md's rules"
 	@echo "make demo       PostgreSQL primary + 2 replicas behind pgmux: pooling and read/write routing"
 	@echo "make demo-ha    a Patroni switchover under load through pgmux: how long writes wait"
 	@echo "make bench      pgbench through pgmux, PgBouncer and direct (QUICK=1 for a short run)"

@@ -1,6 +1,8 @@
 /*
- * main: command line, startup order (config, log, daemon, pidfile, listeners, signals), the run
- * and the orderly exit.
+ * main: command line, startup order (config, log, daemon, TLS contexts, resolver, admin console
+ * and topology plugged into the worker, listeners, pidfile, signals), the run and the orderly
+ * exit. The one place that knows every module: the wiring between them (console_ops, topology
+ * subscribers) is done here, so that no module below has to call one above it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +14,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "admin/admin.h"
 #include "auth/userlist.h"
 #include "core/log.h"
 #include "ev/dns.h"
@@ -175,7 +178,6 @@ static void worker_init(struct worker *w, struct config *cfg, struct userlist *u
 	list_init(&w->pools);
 	list_init(&w->login_clients);
 	list_init(&w->cancel_reqs);
-	list_init(&w->clusters);
 	if (!evloop_init(&w->loop, (uint32_t)cfg->pkt_buf))
 		die("could not initialise the event loop");
 	pstmt_registry_init(&w->pstmts);
@@ -194,6 +196,7 @@ int main(int argc, char **argv)
 	struct config *cfg;
 	struct userlist *ul = NULL;
 	struct worker w;
+	struct tls_settings client_tls, server_tls;
 	char err[1024];
 
 	while ((opt = getopt_long(argc, argv, "dvqVh", opts, NULL)) != -1) {
@@ -233,13 +236,19 @@ int main(int argc, char **argv)
 	if (daemon)
 		ready_fd = daemonize();
 	worker_init(&w, cfg, ul);
-	if (!tls_load_contexts(cfg, &w.client_tls, &w.server_tls, err, sizeof(err)))
+	admin_register(&w);
+	worker_tls_settings(cfg, TLS_SIDE_CLIENTS, &client_tls);
+	worker_tls_settings(cfg, TLS_SIDE_SERVERS, &server_tls);
+	if (!tls_load_contexts(&client_tls, &server_tls, &w.client_tls, &w.server_tls, err, sizeof(err)))
 		die("%s", err);
 	w.dns = dns_new(&w.loop, cfg->dns_servers, err, sizeof(err));
 	if (!w.dns)
 		die("%s", err);
 	dns_set_ttls(w.dns, cfg->dns_max_ttl, cfg->dns_nxdomain_ttl);
-	if (!topo_apply_config(&w, cfg))
+	topo_init(&w.topo, &w.loop, w.dns, &w.userlist);
+	if (!pool_follow_topology(&w))
+		die("could not subscribe the pools to the topology");
+	if (!topo_apply_config(&w.topo, cfg))
 		die("out of memory setting up clusters");
 	w.listeners = listen_open(&w.loop, cfg->listen_addr, cfg->listen_port, cfg->unix_socket_dir,
 				  cfg->unix_socket_mode, cfg->listen_backlog, cfg->tcp_defer_accept != 0,

@@ -10,6 +10,12 @@
 struct client;
 struct worker;
 
+/*
+ * Plug the console into w (at startup): client and pool code reach the functions below only
+ * through w->console, never by name.
+ */
+void admin_register(struct worker *w);
+
 /* True if dbname is the admin console's name. */
 bool admin_is_console_db(const char *dbname);
 

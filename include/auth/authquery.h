@@ -12,7 +12,9 @@
 
 #include <stdbool.h>
 
-struct worker;
+struct evloop;
+/* One owner's cache and connections; the owner holds a pointer, NULL until the first lookup. */
+struct authquery;
 
 /*
  * A waiter's answer: secret is the user's secret ("" when the query found the user without
@@ -29,20 +31,21 @@ enum authquery_status {
 
 /*
  * Look user up on the server conninfo names (libpq keywords; must not need name resolution)
- * with query ($1 = user), in w's cache and over w's connections (made on first use).
+ * with query ($1 = user), in *aq's cache and over its connections on loop. *aq is made on first
+ * use and stays the owner's.
  */
-enum authquery_status authquery_lookup(struct worker *w, const char *conninfo,
-				       const char *query, double ttl, double timeout,
-				       const char *user, authquery_fn fn, void *arg,
+enum authquery_status authquery_lookup(struct authquery **aq, struct evloop *loop,
+				       const char *conninfo, const char *query, double ttl,
+				       double timeout, const char *user, authquery_fn fn, void *arg,
 				       char **secret_out);
 
-/* Forget every waiter in w registered with arg (a client that goes away). */
-void authquery_cancel(struct worker *w, void *arg);
+/* Forget every waiter in aq (NULL: none) registered with arg (a client that goes away). */
+void authquery_cancel(struct authquery *aq, void *arg);
 
 /*
- * Free w's cache (wiping the secrets) and close its connections without calling anyone back;
- * at exit, after every client is closed and while the loop still exists.
+ * Free *aq's cache (wiping the secrets), close its connections without calling anyone back and
+ * set *aq to NULL; at exit, after every client is closed and while the loop still exists.
  */
-void authquery_destroy(struct worker *w);
+void authquery_destroy(struct authquery **aq);
 
 #endif

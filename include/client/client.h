@@ -121,8 +121,17 @@ void client_accept(struct worker *w, int fd, bool is_unix);
 void client_close(struct client *c, const char *sqlstate, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* Queue the messages in mb for the client. */
+/* Queue the messages in mb for the client (nothing, logged, when building mb ran out of memory). */
 void client_send(struct client *c, struct msgbuf *mb);
+
+/* Queue len bytes of whole messages pgmux built (the admin console's replies) for the client. */
+void client_send_bytes(struct client *c, const void *data, size_t len);
+
+/* This end of the client's socket, "ip:port", "[ipv6]:port" or "unix"; false, buf empty: none. */
+bool client_local_name(const struct client *c, char *buf, size_t len);
+
+/* "TLSv1.3/TLS_AES_256_GCM_SHA384" for SHOW CLIENTS; false, buf empty, while it is plain. */
+bool client_tls_describe(const struct client *c, char *buf, size_t len);
 
 /* Send an ErrorResponse (and keep the connection). */
 void client_send_error(struct client *c, const char *sqlstate, const char *fmt, ...)

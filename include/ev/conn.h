@@ -192,8 +192,6 @@ void conn_write(struct conn *c, const void *data, size_t len);
 void conn_link(struct conn *a, struct conn *b);
 void conn_unlink(struct conn *c);
 
-/* Stop reading and processing input until conn_resume(); buffered input is kept. */
-void conn_pause(struct conn *c);
 /*
  * Put data back in front of the buffered input, to be processed again (after conn_resume).
  * Only between messages; false when it cannot (mid-message, out of memory).

@@ -26,7 +26,7 @@ enum pgquery_outcome {
 /*
  * Called from the loop once a request is done, never from inside pgquery_submit(). values are
  * the first row's ncols columns (NULL for SQL NULL); they and error are valid only during the
- * call. The callback may submit or cancel requests, but must not free the pgquery.
+ * call. The callback may submit requests, but must not free the pgquery.
  */
 typedef void (*pgquery_done_fn)(void *arg, enum pgquery_outcome outcome, int ncols,
 				const char *const *values, const char *error);
@@ -40,9 +40,6 @@ const char *pgquery_conninfo(const struct pgquery *q);
 /* Queue sql with one text parameter $1 (param may be NULL for none). False: out of memory. */
 bool pgquery_submit(struct pgquery *q, const char *sql, const char *param, pgquery_done_fn fn,
 		    void *arg);
-
-/* Drop every queued request made with arg: its callback will not be called. */
-void pgquery_cancel(struct pgquery *q, void *arg);
 
 /*
  * Close the connection and free q without calling any callback. loop_alive false: the loop is

@@ -53,8 +53,6 @@ struct tls_ctx *tls_ctx_new_server(const struct tls_settings *s, char *err, size
  */
 struct tls_ctx *tls_ctx_new_client(const struct tls_settings *s, char *err, size_t errlen);
 
-struct config;
-
 /* Which of pgmux's two TLS contexts. */
 enum tls_side {
 	TLS_SIDE_CLIENTS, /* accepting clients: client_tls_* keys */
@@ -74,20 +72,22 @@ enum tls_build {
 };
 
 /*
- * One side's context from a config's keys. TLS_BUILD_OK: the caller owns *out (NULL when that
- * side's sslmode is disable). Otherwise *out is NULL and err names the side and the reason.
+ * One side's context from its settings (the config's client_tls_* or server_tls_* keys, which
+ * the caller copies into s). TLS_BUILD_OK: the caller owns *out (NULL when the mode is
+ * disable). Otherwise *out is NULL and err names the side and the reason.
  */
-enum tls_build tls_build_side(const struct config *cfg, enum tls_side side, struct tls_ctx **out,
-			      char *err, size_t errlen);
+enum tls_build tls_build_side(const struct tls_settings *s, enum tls_side side,
+			      struct tls_ctx **out, char *err, size_t errlen);
 
 /*
- * Both contexts from a config's client_tls_* and server_tls_* keys. On success the caller owns
- * *client_side and *server_side (each NULL when its sslmode is disable). False: nothing is
- * returned and err names the key and the reason (a key and certificate that do not form a pair
- * included).
+ * Both contexts, accepting clients and towards servers. On success the caller owns
+ * *client_side and *server_side (each NULL when its mode is disable). False: nothing is
+ * returned and err names the side and the reason (a key and certificate that do not form a
+ * pair included).
  */
-bool tls_load_contexts(const struct config *cfg, struct tls_ctx **client_side,
-		       struct tls_ctx **server_side, char *err, size_t errlen);
+bool tls_load_contexts(const struct tls_settings *clients, const struct tls_settings *servers,
+		       struct tls_ctx **client_side, struct tls_ctx **server_side, char *err,
+		       size_t errlen);
 
 /* Drop the caller's reference; connections still using the context keep it alive. NULL ok. */
 void tls_ctx_free(struct tls_ctx *t);

@@ -17,6 +17,7 @@
 #include "config/config.h"
 #include "core/list.h"
 #include "ev/loop.h"
+#include "ev/tls.h"
 #include "pool/stats.h"
 #include "route/router.h"
 #include "server/params.h"
@@ -24,6 +25,7 @@
 #include "server/server.h"
 #include "topo/topology.h"
 
+struct authquery;
 struct userlist;
 
 /* A [databases] entry in force, kept across reloads by name. */
@@ -124,6 +126,21 @@ struct cancel_req {
 	struct conn conn;
 };
 
+/*
+ * The admin console as the modules below it see it: admin/ registers its table at startup
+ * (admin_register()), and client and pool code call through it, so they never include admin/.
+ * See admin/admin.h for what each entry does.
+ */
+struct console_ops {
+	bool (*is_console_db)(const char *dbname);
+	void (*handle_query)(struct client *c, const char *sql);
+	void (*forget_client)(struct client *c);
+	/* After a server is released and on every janitor run: finish waiting PAUSE/WAIT_CLOSE. */
+	void (*tick)(struct worker *w);
+	/* At exit, after every client is closed. */
+	void (*destroy)(struct worker *w);
+};
+
 /* One pgmux process's state; every object is reachable from here. */
 struct worker {
 	struct evloop loop;
@@ -134,7 +151,7 @@ struct worker {
 	struct list_node pools;
 	struct list_node login_clients;   /* LOGIN (no pool yet) and admin clients */
 	struct list_node cancel_reqs;     /* cancel requests on their way to a backend */
-	struct list_node clusters;        /* topo/topology.c's clusters */
+	struct topo topo;                 /* the clusters; pools follow it (pool_follow_topology) */
 	int n_clients;                    /* every client connection, for max_client_conn */
 	uint64_t next_client_id, next_server_id;
 	bool paused;                      /* PAUSE without a database */
@@ -143,8 +160,9 @@ struct worker {
 	uint64_t start_time_us;
 	struct evloop_timer janitor;
 	void *listeners;                  /* ev/listen.c's state */
+	const struct console_ops *console; /* the admin console's entry points; NULL = none */
 	void *admin;                      /* the admin console's state (admin/console.c) */
-	void *authquery;                  /* auth_query's cache and connections (auth/) */
+	struct authquery *authquery;      /* auth_query's cache and connections (auth/) */
 	struct stats totals_prev;
 	struct pstmt_registry pstmts;     /* prepared statements shared by clients and servers */
 	struct tls_ctx *client_tls;       /* accepting TLS from clients; NULL = client TLS off */
@@ -199,10 +217,20 @@ void pool_server_login_failed(struct server *s, const char *sqlstate, const char
 bool pool_login_retry_exhausted(const struct client *c);
 
 /*
- * The cluster's topology changed: close servers of a demoted primary (idle ones now, busy ones
- * when released), send waiting clients where they can go now, open what they need.
+ * Subscribe w's pools to its topology (at startup, once): when a cluster changes they close
+ * servers of a demoted primary (idle ones now, busy ones when released), send waiting clients
+ * where they can go now and open what those need. False: no room for another subscriber.
  */
-void pool_topology_changed(struct worker *w, struct cluster *cl);
+bool pool_follow_topology(struct worker *w);
+
+/* Is dbname the admin console's (false when no console is registered)? */
+bool worker_is_console_db(const struct worker *w, const char *dbname);
+
+/* The loop's cached time (microseconds, monotonic), for code that must not call ev/ itself. */
+uint64_t worker_now_us(struct worker *w);
+
+/* New connection buffers take pkt_buf bytes (admin SET pkt_buf); buffers in use keep theirs. */
+void worker_set_pkt_buf(struct worker *w, uint32_t pkt_buf);
 
 /* A waiting client's target was decided again: move it to that member's queue. */
 void pool_retarget(struct client *c, int target);
@@ -270,6 +298,12 @@ enum worker_apply_result worker_apply(struct worker *w, struct config *newcfg, u
 
 /* Log what a freshly loaded cfg accepted with a warning (at startup and on every reload). */
 void worker_log_config_warnings(const struct config *cfg);
+
+/*
+ * The TLS settings of one side (client_tls_* or server_tls_* keys), for ev/tls. The strings are
+ * borrowed from cfg.
+ */
+void worker_tls_settings(const struct config *cfg, enum tls_side side, struct tls_settings *out);
 
 /* How applying the TLS and DNS keys of a config went. */
 enum tls_apply {

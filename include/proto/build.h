@@ -62,7 +62,6 @@ void build_row_description(struct msgbuf *mb, int ncols, const char *const *name
 /* DataRow; a NULL value is sent as SQL NULL. */
 void build_data_row(struct msgbuf *mb, int ncols, const char *const *values);
 void build_query(struct msgbuf *mb, const char *sql);
-void build_terminate(struct msgbuf *mb);
 void build_password(struct msgbuf *mb, const char *password);
 void build_sasl_initial(struct msgbuf *mb, const char *mech, const void *data, size_t len);
 void build_sasl_response(struct msgbuf *mb, const void *data, size_t len);

@@ -33,7 +33,6 @@ struct param_set {
 
 /* Index of a tracked parameter by its name (case-insensitive), or -1. */
 int param_lookup(const char *name);
-const char *param_name(enum tracked_param p);
 /* Store value; false if it is too long to track (or out of memory): ps is unchanged. */
 bool param_store(struct param_set *ps, enum tracked_param p, const char *value);
 /* Value p, or NULL when it is not set. */

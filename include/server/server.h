@@ -102,6 +102,13 @@ void server_cancel_query(struct server *s);
 /* Close now; the pool forgets it. reason is logged. */
 void server_close(struct server *s, const char *reason);
 
+/* This end of the server's socket, "ip:port", "[ipv6]:port" or "unix"; false, buf empty: none
+ * yet (its host name still resolves). */
+bool server_local_name(const struct server *s, char *buf, size_t len);
+
+/* "TLSv1.3/TLS_AES_256_GCM_SHA384" for SHOW SERVERS; false, buf empty, while it is plain. */
+bool server_tls_describe(const struct server *s, char *buf, size_t len);
+
 const char *server_state_name(enum server_state s);
 
 #endif

@@ -11,8 +11,12 @@
  * A member is the confirmed primary only when both sources agree (Patroni names it leader, or
  * there is no Patroni, and the server says it is not in recovery) and no other member claims the
  * same: otherwise there is no primary and writes wait (fencing). Every change bumps the
- * cluster's version, is logged once with its cause, and is handed to the pools through
- * pool_topology_changed(), which closes connections to a demoted primary and re-routes waiters.
+ * cluster's version, is logged once with its cause, and is published to the subscribers
+ * (topo_subscribe(): the pools, which close connections to a demoted primary and re-route
+ * waiters). Topology never calls the pools by name.
+ *
+ * Member state is written here only: others report evidence (topo_member_suspect(),
+ * topo_member_is_standby()) or ban a replica from reads (topo_member_ban()).
  */
 #ifndef PGMUX_TOPO_TOPOLOGY_H
 #define PGMUX_TOPO_TOPOLOGY_H
@@ -20,14 +24,16 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config/config.h"
 #include "core/list.h"
 #include "ev/loop.h"
 #include "topo/patroni.h"
 
-struct worker;
-struct pgquery;
+struct cluster_entry;
+struct config;
+struct dns;
 struct http;
+struct pgquery;
+struct userlist;
 
 #define TOPO_MAX_MEMBERS 16
 
@@ -72,7 +78,7 @@ struct member {
 
 struct cluster {
 	struct list_node node;
-	struct worker *w;
+	struct topo *topo;
 	char name[64];
 	const struct cluster_entry *entry; /* effective settings, borrowed from the current config */
 	struct member members[TOPO_MAX_MEMBERS];
@@ -98,6 +104,38 @@ struct cluster {
 };
 
 /*
+ * A cluster changed in a way the router or the pools must see (its version bumped). Called from
+ * the loop, and from inside topo_apply_config() and topo_member_ban(); cl stays valid.
+ */
+typedef void (*topo_changed_fn)(void *arg, struct cluster *cl);
+
+#define TOPO_MAX_SUBSCRIBERS 4
+
+/* One worker's topology: its clusters, what their checks need, and who hears of changes. */
+struct topo {
+	struct evloop *loop;
+	struct dns *dns;                  /* resolves member host names; borrowed */
+	/*
+	 * The owner's auth_file, followed across reloads (health_check_user's plain-text
+	 * password); borrowed, *userlist may be NULL.
+	 */
+	struct userlist *const *userlist;
+	struct list_node clusters;
+	int n_subscribers;
+	struct topo_subscriber {
+		topo_changed_fn fn;
+		void *arg;
+	} subscribers[TOPO_MAX_SUBSCRIBERS];
+};
+
+/* Set up an empty topology over loop, dns and the owner's userlist pointer (all borrowed). */
+void topo_init(struct topo *t, struct evloop *loop, struct dns *dns,
+	       struct userlist *const *userlist);
+
+/* Call fn(arg, cluster) after every change of any cluster of t. False: too many subscribers. */
+bool topo_subscribe(struct topo *t, topo_changed_fn fn, void *arg);
+
+/*
  * Is the primary being drained for a scheduled switchover? From SWITCHOVER_DRAIN_LEAD seconds
  * before the announced time, units of work that need the primary wait for the new one instead
  * of starting on a primary about to stop: in-flight transactions finish, none is cut off.
@@ -106,10 +144,10 @@ struct cluster {
 bool topo_primary_draining(const struct cluster *cl);
 
 /* Create, update and drop the clusters to match cfg (startup and RELOAD). False: out of memory. */
-bool topo_apply_config(struct worker *w, const struct config *cfg);
+bool topo_apply_config(struct topo *t, const struct config *cfg);
 
 /* The cluster called name, or NULL. */
-struct cluster *topo_find(struct worker *w, const char *name);
+struct cluster *topo_find(struct topo *t, const char *name);
 
 /* Something (a failed server login) suggests the member changed: check it now. */
 void topo_member_suspect(struct member *m);
@@ -117,12 +155,19 @@ void topo_member_suspect(struct member *m);
 /* A server of the member said it is a standby: take that as fresh evidence, and check it. */
 void topo_member_is_standby(struct member *m);
 
+/*
+ * No reads on the member before until_us (loop clock), for cause (logged): a login that the
+ * health checks cannot see fail (pg_hba, too many connections for our user). Published to the
+ * subscribers, so waiters for it go elsewhere.
+ */
+void topo_member_ban(struct member *m, uint64_t until_us, const char *cause);
+
 /* Is the member fit for reads now (healthy, replica, not banned, lag within limits)? min_lsn:
  * the member must have replayed at least this far (read_your_writes); 0 = any. */
 bool topo_replica_usable(const struct member *m, uint64_t min_lsn);
 
 /* Stop every check and poll and free all clusters (exit). */
-void topo_free_all(struct worker *w, bool loop_alive);
+void topo_free_all(struct topo *t, bool loop_alive);
 
 const char *member_role_name(enum member_role r);
 

@@ -12,6 +12,10 @@
  * State: each worker's admin state (its waits and the start of the statistics window) hangs
  * off worker->admin, made on first use and freed by admin_destroy().
  *
+ * Boundaries: the client and pool modules reach this file only through the console_ops table
+ * admin_register() installs; replies leave through the client module (client_send_bytes()),
+ * never through ev/ directly.
+ *
  * Waits name their database rather than point at it: a RELOAD may free a struct database while
  * a PAUSE waits on it.
  */
@@ -29,8 +33,6 @@
 #include "config/config.h"
 #include "core/list.h"
 #include "core/log.h"
-#include "ev/conn.h"
-#include "ev/loop.h"
 #include "pool/pool.h"
 #include "proto/build.h"
 
@@ -90,7 +92,7 @@ static struct admin_state *state_of(struct worker *w)
 		return NULL;
 	st->w = w;
 	/* The snapshots start at zero, which is what the counters were when the worker started. */
-	st->stats_since_us = w->start_time_us ? w->start_time_us : evloop_now_us(&w->loop);
+	st->stats_since_us = w->start_time_us ? w->start_time_us : worker_now_us(w);
 	list_init(&st->waits);
 	list_init(&st->draining);
 	w->admin = st;
@@ -137,9 +139,9 @@ static void send_reply(struct client *c, struct msgbuf *mb)
 	if (mb->failed) {
 		log_error("C-%" PRIu64 " admin %s@%s: out of memory building a reply", c->id,
 			  c->user, c->addr);
-		conn_write(&c->conn, oom_reply, sizeof(oom_reply) - 1);
+		client_send_bytes(c, oom_reply, sizeof(oom_reply) - 1);
 	} else {
-		conn_write(&c->conn, mb->data, mb->len);
+		client_send_bytes(c, mb->data, mb->len);
 	}
 	mb_free(mb);
 }
@@ -657,7 +659,7 @@ static bool wait_ready(struct admin_state *st, const struct admin_wait *wt)
 void admin_tick(struct worker *w)
 {
 	struct admin_state *st = state_of(w);
-	uint64_t now = evloop_now_us(&w->loop);
+	uint64_t now = worker_now_us(w);
 
 	if (!st || st->ticking)
 		return;
@@ -710,4 +712,17 @@ void admin_forget_client(struct client *c)
 		/* Do not match this client again: its memory may be reused by a new one. */
 		wt->c = NULL;
 	}
+}
+
+static const struct console_ops console_ops = {
+	.is_console_db = admin_is_console_db,
+	.handle_query = admin_handle_query,
+	.forget_client = admin_forget_client,
+	.tick = admin_tick,
+	.destroy = admin_destroy,
+};
+
+void admin_register(struct worker *w)
+{
+	w->console = &console_ops;
 }

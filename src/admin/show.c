@@ -20,7 +20,6 @@
 #include "config/config.h"
 #include "core/list.h"
 #include "core/log.h"
-#include "ev/conn.h"
 #include "pool/pool.h"
 #include "proto/build.h"
 
@@ -414,7 +413,7 @@ static void show_pools(struct worker *w, struct msgbuf *mb)
 		{ "maxwait_us", OID_INT4 },
 		{ "pool_mode", OID_TEXT },
 	};
-	uint64_t now = evloop_now_us(&w->loop);
+	uint64_t now = worker_now_us(w);
 	struct list_node *pos, *tmp;
 	struct row r;
 
@@ -491,14 +490,13 @@ static const char *client_show_state(const struct client *c)
 }
 
 /*
- * The local end of a connection as (address, port): NULL and 0 while it has no socket. A unix
- * socket has no port; the caller picks what to show.
+ * The local end of a connection (name, as client_local_name() gives it; "" while it has no
+ * socket) as (address, port): NULL and 0 without a socket. A unix socket has no port; the
+ * caller picks what to show.
  */
-static const char *local_end(const struct conn *conn, char *host, size_t hostlen, int *port)
+static const char *local_end(const char *name, char *host, size_t hostlen, int *port)
 {
-	char name[SLOT_LEN + 16];
-
-	if (!conn_local_name(conn, name, sizeof(name))) {
+	if (!name[0]) {
 		*port = 0;
 		return NULL;
 	}
@@ -508,7 +506,7 @@ static const char *local_end(const struct conn *conn, char *host, size_t hostlen
 
 static void client_row(struct worker *w, struct msgbuf *mb, const struct client *c, uint64_t now)
 {
-	char host[SLOT_LEN], local[SLOT_LEN], tls[SLOT_LEN + 32];
+	char host[SLOT_LEN], local[SLOT_LEN], tls[SLOT_LEN + 32], name[SLOT_LEN + 16];
 	const char *local_addr;
 	uint64_t waited = 0;
 	int port, local_port;
@@ -517,7 +515,8 @@ static void client_row(struct worker *w, struct msgbuf *mb, const struct client 
 	if (c->state == CLIENT_WAITING || c->state == CLIENT_WAITING_LOGIN)
 		waited = since(now, c->wait_start_us);
 	split_addr(c->addr, host, sizeof(host), &port);
-	local_addr = local_end(&c->conn, local, sizeof(local), &local_port);
+	client_local_name(c, name, sizeof(name));
+	local_addr = local_end(name, local, sizeof(local), &local_port);
 	if (c->conn.is_unix) {
 		/* A unix socket has no port: show the one its file name carries (.s.PGSQL.N). */
 		snprintf(host, sizeof(host), "unix");
@@ -525,7 +524,7 @@ static void client_row(struct worker *w, struct msgbuf *mb, const struct client 
 		local_addr = "unix";
 		local_port = w->cfg->listen_port;
 	}
-	conn_tls_describe(&c->conn, tls, sizeof(tls));
+	client_tls_describe(c, tls, sizeof(tls));
 
 	ROW(&r, socket_cols);
 	put_str(&r, "C");
@@ -561,7 +560,7 @@ static void client_list_rows(struct worker *w, struct msgbuf *mb, struct list_no
 
 static void show_clients(struct worker *w, struct msgbuf *mb)
 {
-	uint64_t now = evloop_now_us(&w->loop);
+	uint64_t now = worker_now_us(w);
 	struct list_node *pos, *tmp;
 
 	HEADER(mb, socket_cols);
@@ -598,14 +597,15 @@ static const char *server_show_state(const struct server *s)
 
 static void server_row(struct msgbuf *mb, const struct pool *p, const struct server *s)
 {
-	char host[SLOT_LEN], local[SLOT_LEN], tls[SLOT_LEN + 32];
+	char host[SLOT_LEN], local[SLOT_LEN], tls[SLOT_LEN + 32], name[SLOT_LEN + 16];
 	const char *local_addr;
 	int port, local_port;
 	struct row r;
 
 	split_addr(s->addr, host, sizeof(host), &port);
-	local_addr = local_end(&s->conn, local, sizeof(local), &local_port);
-	conn_tls_describe(&s->conn, tls, sizeof(tls));
+	server_local_name(s, name, sizeof(name));
+	local_addr = local_end(name, local, sizeof(local), &local_port);
+	server_tls_describe(s, tls, sizeof(tls));
 	ROW(&r, socket_cols);
 	put_str(&r, "S");
 	put_str(&r, p->user->name);
@@ -787,7 +787,7 @@ static void show_stats(struct worker *w, enum admin_show what, uint64_t stats_si
 	struct stats_walk sw = {
 		.mb = mb,
 		.what = what,
-		.window_us = since(evloop_now_us(&w->loop), stats_since_us),
+		.window_us = since(worker_now_us(w), stats_since_us),
 	};
 
 	if (what == ADMIN_SHOW_STATS)
@@ -803,7 +803,7 @@ static void show_totals(struct worker *w, uint64_t stats_since_us, struct msgbuf
 		{ "name", OID_TEXT },
 		{ "value", OID_INT8 },
 	};
-	uint64_t window = since(evloop_now_us(&w->loop), stats_since_us);
+	uint64_t window = since(worker_now_us(w), stats_since_us);
 	struct stats sum;
 	struct averages avg;
 	struct row r;
@@ -1023,11 +1023,11 @@ static void topology_row(struct msgbuf *mb, const struct cluster *cl, const stru
 
 static void show_topology(struct worker *w, struct msgbuf *mb)
 {
-	uint64_t now = evloop_now_us(&w->loop);
+	uint64_t now = worker_now_us(w);
 	struct list_node *n, *t;
 
 	topology_row(mb, NULL, NULL, now);
-	list_for_each_safe(n, t, &w->clusters) {
+	list_for_each_safe(n, t, &w->topo.clusters) {
 		struct cluster *cl = list_entry(n, struct cluster, node);
 
 		if (cl->removed)

@@ -6,8 +6,8 @@
  * lookup; there are at most MAX_ENTRIES, the oldest answered ones going first; every secret is
  * wiped before it is freed. One pgquery connection per distinct conninfo.
  *
- * State: each worker's cache and connections hang off worker->authquery, made on first lookup
- * and freed, connections closed, by authquery_destroy().
+ * State: the owner (a worker) holds a struct authquery pointer, NULL until the first lookup
+ * makes it; authquery_destroy() frees it and closes its connections.
  */
 #include "auth/authquery.h"
 
@@ -19,7 +19,6 @@
 #include "core/log.h"
 #include "ev/loop.h"
 #include "ev/pgquery.h"
-#include "pool/pool.h"
 
 #define MAX_ENTRIES 10000
 
@@ -31,7 +30,7 @@ struct waiter {
 
 struct target {
 	struct list_node node;
-	struct authquery_state *aq;
+	struct authquery *aq;
 	struct pgquery *q;
 };
 
@@ -45,7 +44,7 @@ struct entry {
 	struct list_node waiters;
 };
 
-struct authquery_state {
+struct authquery {
 	struct list_node targets;
 	struct list_node entries;
 	size_t n_entries;
@@ -76,9 +75,9 @@ static void free_entry(struct entry *e)
 	free(e);
 }
 
-void authquery_destroy(struct worker *w)
+void authquery_destroy(struct authquery **aqp)
 {
-	struct authquery_state *aq = w->authquery;
+	struct authquery *aq = *aqp;
 
 	if (!aq)
 		return;
@@ -93,12 +92,12 @@ void authquery_destroy(struct worker *w)
 		free(t);
 	}
 	free(aq);
-	w->authquery = NULL;
+	*aqp = NULL;
 }
 
-static struct authquery_state *state_of(struct worker *w)
+static struct authquery *state_of(struct authquery **aqp)
 {
-	struct authquery_state *aq = w->authquery;
+	struct authquery *aq = *aqp;
 
 	if (aq)
 		return aq;
@@ -107,11 +106,11 @@ static struct authquery_state *state_of(struct worker *w)
 		return NULL;
 	list_init(&aq->targets);
 	list_init(&aq->entries);
-	w->authquery = aq;
+	*aqp = aq;
 	return aq;
 }
 
-static struct target *target_for(struct authquery_state *aq, struct evloop *loop,
+static struct target *target_for(struct authquery *aq, struct evloop *loop,
 				  const char *conninfo, double timeout)
 {
 	struct list_node *n, *t;
@@ -166,7 +165,7 @@ static void on_answer(void *arg, enum pgquery_outcome outcome, int ncols,
 		free_entry(e); /* errors are not cached */
 }
 
-static void evict(struct authquery_state *aq, uint64_t now_us)
+static void evict(struct authquery *aq, uint64_t now_us)
 {
 	struct list_node *n, *t;
 
@@ -178,13 +177,13 @@ static void evict(struct authquery_state *aq, uint64_t now_us)
 	}
 }
 
-enum authquery_status authquery_lookup(struct worker *wk, const char *conninfo,
-				       const char *query, double ttl, double timeout,
-				       const char *user, authquery_fn fn, void *arg,
+enum authquery_status authquery_lookup(struct authquery **aqp, struct evloop *loop,
+				       const char *conninfo, const char *query, double ttl,
+				       double timeout, const char *user, authquery_fn fn, void *arg,
 				       char **secret_out)
 {
-	struct authquery_state *aq = state_of(wk);
-	uint64_t now_us = evloop_now_us(&wk->loop);
+	struct authquery *aq = state_of(aqp);
+	uint64_t now_us = evloop_now_us(loop);
 	struct list_node *n, *t;
 	struct entry *e = NULL;
 	struct target *tg;
@@ -195,7 +194,7 @@ enum authquery_status authquery_lookup(struct worker *wk, const char *conninfo,
 		return AUTHQUERY_FAILED;
 	aq->ttl = ttl;
 	evict(aq, now_us);
-	tg = target_for(aq, &wk->loop, conninfo, timeout);
+	tg = target_for(aq, loop, conninfo, timeout);
 	if (!tg)
 		return AUTHQUERY_FAILED;
 	list_for_each_safe(n, t, &aq->entries) {
@@ -239,10 +238,8 @@ enum authquery_status authquery_lookup(struct worker *wk, const char *conninfo,
 	return AUTHQUERY_WAIT;
 }
 
-void authquery_cancel(struct worker *wk, void *arg)
-{
-	struct authquery_state *aq = wk->authquery;
-	struct list_node *n, *t, *wn, *wt;
+void authquery_cancel(struct authquery *aq, void *arg)
+{	struct list_node *n, *t, *wn, *wt;
 
 	if (!aq)
 		return;

@@ -15,7 +15,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "admin/admin.h"
 #include "core/log.h"
 #include "pool/pool.h"
 #include "proto/build.h"
@@ -72,10 +71,25 @@ void client_send(struct client *c, struct msgbuf *mb)
 		client_log(LOG_LVL_ERROR, c, "out of memory building a message");
 		return;
 	}
-	conn_write(&c->conn, mb->data, mb->len);
+	client_send_bytes(c, mb->data, mb->len);
+}
+
+void client_send_bytes(struct client *c, const void *data, size_t len)
+{
+	conn_write(&c->conn, data, len);
 	/* The client has an answer from pgmux: its request cannot start over unnoticed. */
 	if (c->conn.tap)
 		c->conn.tap_overflow = true;
+}
+
+bool client_local_name(const struct client *c, char *buf, size_t len)
+{
+	return conn_local_name(&c->conn, buf, len);
+}
+
+bool client_tls_describe(const struct client *c, char *buf, size_t len)
+{
+	return conn_tls_describe(&c->conn, buf, len);
 }
 
 static void vsend_error(struct client *c, const char *severity, const char *sqlstate, const char *fmt, va_list ap)
@@ -152,7 +166,7 @@ void client_close(struct client *c, const char *sqlstate, const char *fmt, ...)
 		client_log(LOG_LVL_DEBUG, c, "closing: %s", msg);
 	}
 	if (c->admin)
-		admin_forget_client(c);
+		w->console->forget_client(c);
 	detach_server_on_close(c);
 	client_set_state(c, CLIENT_CLOSING);
 	w->n_clients--;
@@ -206,7 +220,7 @@ static enum conn_action admin_packet(struct client *c, const struct pkt_header *
 			client_close(c, "08P01", "invalid query message");
 			return CONN_CLOSED;
 		}
-		admin_handle_query(c, q.sql);
+		c->w->console->handle_query(c, q.sql);
 		return c->state == CLIENT_CLOSING ? CONN_CLOSED : CONN_CONSUME;
 	case 'X':
 		client_close(c, NULL, "client terminated");

@@ -27,7 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "admin/admin.h"
 #include "auth/authquery.h"
 #include "auth/hba.h"
 #include "auth/md5.h"
@@ -60,7 +59,7 @@ void login_forget_secrets(struct client *c)
 		c->auth_secret = NULL;
 	}
 	if (c->auth_query_wait) {
-		authquery_cancel(c->w, c);
+		authquery_cancel(c->w->authquery, c);
 		c->auth_query_wait = false;
 	}
 }
@@ -534,8 +533,9 @@ static int fetch_secret(struct client *c)
 		client_close(c, "08006", "could not look up the password of user \"%s\"", c->user);
 		return -1;
 	}
-	switch (authquery_lookup(c->w, conninfo, cfg->auth_query, cfg->auth_cache_ttl,
-				 cfg->server_connect_timeout, c->user, on_auth_query, c, &secret)) {
+	switch (authquery_lookup(&c->w->authquery, &c->w->loop, conninfo, cfg->auth_query,
+				 cfg->auth_cache_ttl, cfg->server_connect_timeout, c->user,
+				 on_auth_query, c, &secret)) {
 	case AUTHQUERY_CACHED:
 		c->auth_query_done = true;
 		c->auth_secret = secret;
@@ -566,7 +566,7 @@ static bool user_is_known(const struct client *c)
  */
 static bool is_own_os_user_at_console(const struct client *c)
 {
-	return admin_is_console_db(c->dbname) && c->conn.is_unix &&
+	return worker_is_console_db(c->w, c->dbname) && c->conn.is_unix &&
 	       (strcmp(c->user, "pgmux") == 0 || strcmp(c->user, "pgbouncer") == 0) &&
 	       conn_peer_is_own_user(&c->conn);
 }
@@ -672,7 +672,7 @@ static bool enter_pool(struct client *c)
 	struct database *db;
 	const char *user;
 
-	if (admin_is_console_db(c->dbname)) {
+	if (worker_is_console_db(c->w, c->dbname)) {
 		bool admin = config_list_contains(c->w->cfg->admin_users, c->user);
 		bool stats = config_list_contains(c->w->cfg->stats_users, c->user);
 

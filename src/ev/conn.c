@@ -426,12 +426,6 @@ static void update_read_watcher(struct conn *c)
 	}
 }
 
-void conn_pause(struct conn *c)
-{
-	c->want_read = false;
-	update_read_watcher(c);
-}
-
 static bool make_room(struct conn *c, uint32_t len);
 
 bool conn_unread(struct conn *c, const void *data, uint32_t len)

@@ -336,28 +336,6 @@ bool pgquery_submit(struct pgquery *q, const char *sql, const char *param, pgque
 	return true;
 }
 
-void pgquery_cancel(struct pgquery *q, void *arg)
-{
-	struct list_node *n, *t;
-	bool first = true;
-
-	list_for_each_safe(n, t, &q->queue) {
-		struct request *r = list_entry(n, struct request, node);
-
-		if (r->arg == arg) {
-			if (first && q->sent) {
-				/* In flight: keep it so its answer is read, but tell nobody. */
-				r->arg = NULL;
-				r->fn = NULL;
-			} else {
-				list_del(n);
-				free_request(r);
-			}
-		}
-		first = false;
-	}
-}
-
 void pgquery_free(struct pgquery *q, bool loop_alive)
 {
 	if (!q)

@@ -25,7 +25,6 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-#include "config/config.h"
 #include "core/log.h"
 #include "ev/conn.h"
 
@@ -390,42 +389,30 @@ struct tls_ctx *tls_ctx_new_client(const struct tls_settings *s, char *err, size
 	return build_client(s, &t, err, errlen) == TLS_BUILD_OK ? t : NULL;
 }
 
-enum tls_build tls_build_side(const struct config *cfg, enum tls_side side, struct tls_ctx **out,
-			      char *err, size_t errlen)
+enum tls_build tls_build_side(const struct tls_settings *s, enum tls_side side,
+			      struct tls_ctx **out, char *err, size_t errlen)
 {
-	struct tls_settings cs = {
-		.mode = cfg->client_tls_sslmode, .key_file = cfg->client_tls_key_file,
-		.cert_file = cfg->client_tls_cert_file, .ca_file = cfg->client_tls_ca_file,
-		.protocols = cfg->client_tls_protocols, .ciphers = cfg->client_tls_ciphers,
-		.tls13_ciphers = cfg->client_tls13_ciphers, .dheparams = cfg->client_tls_dheparams,
-		.ecdhcurve = cfg->client_tls_ecdhcurve,
-	};
-	struct tls_settings ss = {
-		.mode = cfg->server_tls_sslmode, .key_file = cfg->server_tls_key_file,
-		.cert_file = cfg->server_tls_cert_file, .ca_file = cfg->server_tls_ca_file,
-		.protocols = cfg->server_tls_protocols, .ciphers = cfg->server_tls_ciphers,
-		.tls13_ciphers = "", .dheparams = "none", .ecdhcurve = "",
-	};
 	char why[400];
 	enum tls_build res;
 
 	if (side == TLS_SIDE_CLIENTS)
-		res = build_server(&cs, out, why, sizeof(why));
+		res = build_server(s, out, why, sizeof(why));
 	else
-		res = build_client(&ss, out, why, sizeof(why));
+		res = build_client(s, out, why, sizeof(why));
 	if (res != TLS_BUILD_OK)
 		snprintf(err, errlen, "%s TLS: %s", side == TLS_SIDE_CLIENTS ? "client" : "server", why);
 	return res;
 }
 
-bool tls_load_contexts(const struct config *cfg, struct tls_ctx **client_side,
-		       struct tls_ctx **server_side, char *err, size_t errlen)
+bool tls_load_contexts(const struct tls_settings *clients, const struct tls_settings *servers,
+		       struct tls_ctx **client_side, struct tls_ctx **server_side, char *err,
+		       size_t errlen)
 {
 	struct tls_ctx *c, *s;
 
-	if (tls_build_side(cfg, TLS_SIDE_CLIENTS, &c, err, errlen) != TLS_BUILD_OK)
+	if (tls_build_side(clients, TLS_SIDE_CLIENTS, &c, err, errlen) != TLS_BUILD_OK)
 		return false;
-	if (tls_build_side(cfg, TLS_SIDE_SERVERS, &s, err, errlen) != TLS_BUILD_OK) {
+	if (tls_build_side(servers, TLS_SIDE_SERVERS, &s, err, errlen) != TLS_BUILD_OK) {
 		tls_ctx_free(c);
 		return false;
 	}

@@ -2,11 +2,11 @@
  * janitor: the periodic sweep that enforces every timeout (login, query wait, idle transaction,
  * query, client idle, server idle/lifetime/connect), passes the server's error to clients that
  * waited through failed server logins for server_login_retry, keeps min_pool_size, retries server
- * logins after server_login_retry, and finishes a safe shutdown.
+ * logins after server_login_retry, lets the admin console finish waiting commands (through
+ * w->console) and finishes a safe shutdown.
  */
 #include <stdlib.h>
 
-#include "admin/admin.h"
 #include "core/log.h"
 #include "client/route.h"
 #include "pool/pool.h"
@@ -126,7 +126,8 @@ void pool_janitor(struct worker *w)
 		check_servers(p, now);
 		pool_launch_needed(p);
 	}
-	admin_tick(w);
+	if (w->console)
+		w->console->tick(w);
 	if (w->shutting_down && w->n_clients == 0) {
 		log_info("all clients gone, exiting");
 		evloop_break(&w->loop);

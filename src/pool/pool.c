@@ -5,13 +5,15 @@
  * lengths of those lists; a server is linked to a client exactly when both are ACTIVE; a pool never
  * holds more servers than its size (plus reserve), its database's max_db_connections and its
  * user's max_user_connections allow.
+ *
+ * The pools follow topology as a subscriber (pool_follow_topology()) and reach the admin console
+ * only through w->console; neither module is called by name from here.
  */
 #include "pool/pool.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "admin/admin.h"
 #include "core/log.h"
 
 /* ---- state transitions ---- */
@@ -52,6 +54,9 @@ void client_set_state(struct client *c, enum client_state st)
 {
 	struct pool *p = c->pool;
 
+	if (log_enabled(LOG_LVL_NOISE) && c->state != st)
+		client_log(LOG_LVL_NOISE, c, "%s -> %s", client_state_name(c->state),
+			   client_state_name(st));
 	if (!list_empty(&c->node) || c->state != CLIENT_LOGIN || st == CLIENT_LOGIN)
 		client_leave_state(c);
 	c->state = st;
@@ -155,6 +160,9 @@ void server_set_state(struct server *s, enum server_state st)
 	int *old = was_counted ? server_counter(s, s->state) : NULL;
 	struct list_node *to = server_list(s, st);
 
+	if (log_enabled(LOG_LVL_NOISE) && (s->state != st || !was_counted))
+		server_log(LOG_LVL_NOISE, s, "%s -> %s", was_counted ? server_state_name(s->state) : "new",
+			   server_state_name(st));
 	if (was_counted)
 		count_member(s, s->state, -1);
 	if (to)
@@ -251,7 +259,7 @@ struct database *database_lookup(struct worker *w, const char *name)
 	snprintf(db->name, sizeof(db->name), "%s", name);
 	db->entry = (struct db_entry *)e;
 	db->from_wildcard = strcmp(e->name, name) != 0;
-	db->cluster = e->cluster[0] ? topo_find(w, e->cluster) : NULL;
+	db->cluster = e->cluster[0] ? topo_find(&w->topo, e->cluster) : NULL;
 	list_add_tail(&w->databases, &db->node);
 	return db;
 }
@@ -511,7 +519,8 @@ void pool_release_server(struct client *c)
 	/* The client may have pipelined more work behind what just finished. */
 	if (c->state == CLIENT_IDLE && conn_buffered_input(&c->conn))
 		conn_resume(&c->conn);
-	admin_tick(p->w);
+	if (p->w->console)
+		p->w->console->tick(p->w);
 }
 
 static void finish_waiting_logins(struct pool *p)
@@ -623,8 +632,10 @@ void pool_server_login_failed(struct server *s, const char *sqlstate, const char
 			 * Health checks log in as another user: this replica may refuse only ours
 			 * (pg_hba, too many connections). No reads for ban_time; waiters go elsewhere.
 			 */
-			m->banned_until_us = now + (uint64_t)(p->db->cluster->entry->ban_time * 1e6);
-			pool_topology_changed(p->w, p->db->cluster);
+			char cause[300];
+
+			snprintf(cause, sizeof(cause), "a server login failed: %s", message);
+			topo_member_ban(m, now + (uint64_t)(p->db->cluster->entry->ban_time * 1e6), cause);
 		}
 	}
 	snprintf(p->last_login_error, sizeof(p->last_login_error), "%s", message);
@@ -937,8 +948,9 @@ static void reroute_waiters(struct pool *p)
 	}
 }
 
-void pool_topology_changed(struct worker *w, struct cluster *cl)
+static void on_topology_changed(void *arg, struct cluster *cl)
 {
+	struct worker *w = arg;
 	struct list_node *n, *t;
 
 	list_for_each_safe(n, t, &w->pools) {
@@ -953,4 +965,24 @@ void pool_topology_changed(struct worker *w, struct cluster *cl)
 		serve_waiters(p);
 		pool_launch_needed(p);
 	}
+}
+
+bool pool_follow_topology(struct worker *w)
+{
+	return topo_subscribe(&w->topo, on_topology_changed, w);
+}
+
+bool worker_is_console_db(const struct worker *w, const char *dbname)
+{
+	return w->console && w->console->is_console_db(dbname);
+}
+
+uint64_t worker_now_us(struct worker *w)
+{
+	return evloop_now_us(&w->loop);
+}
+
+void worker_set_pkt_buf(struct worker *w, uint32_t pkt_buf)
+{
+	evloop_set_buf_size(&w->loop, pkt_buf);
 }

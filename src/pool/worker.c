@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "admin/admin.h"
 #include "auth/authquery.h"
 #include "auth/userlist.h"
 #include "core/log.h"
@@ -57,7 +56,7 @@ static void apply_config(struct worker *w, struct config *newcfg, struct userlis
 	struct config *old = w->cfg;
 
 	apply_restart_only_keys(newcfg, old);
-	if (!topo_apply_config(w, newcfg))
+	if (!topo_apply_config(&w->topo, newcfg))
 		log_warning("out of memory applying clusters: some may not follow the new config");
 	list_for_each_safe(n, t, &w->databases) {
 		struct database *db = list_entry(n, struct database, node);
@@ -125,7 +124,10 @@ enum tls_apply worker_apply_tls_dns(struct worker *w, const struct config *cfg, 
 	char why[2][512];
 
 	for (int i = 0; i < 2; i++) {
-		res[i] = tls_build_side(cfg, sides[i], &built[i], why[i], sizeof(why[i]));
+		struct tls_settings ts;
+
+		worker_tls_settings(cfg, sides[i], &ts);
+		res[i] = tls_build_side(&ts, sides[i], &built[i], why[i], sizeof(why[i]));
 		if (res[i] == TLS_BUILD_FAILED || (res[i] == TLS_BUILD_UNPAIRED && !allow_unpaired)) {
 			/* All or nothing: a side built already is not applied either. */
 			snprintf(err, errlen, "%s", why[i]);
@@ -275,8 +277,9 @@ void worker_destroy(struct worker *w)
 		free(r);
 	}
 	evloop_run_deferred(&w->loop);
-	admin_destroy(w);
-	authquery_destroy(w);
+	if (w->console)
+		w->console->destroy(w);
+	authquery_destroy(&w->authquery);
 	list_for_each_safe(n, t, &w->pools) {
 		struct pool *p = list_entry(n, struct pool, node);
 
@@ -301,7 +304,7 @@ void worker_destroy(struct worker *w)
 	listen_close(w->listeners);
 	w->listeners = NULL;
 	evloop_timer_stop(&w->loop, &w->janitor);
-	topo_free_all(w, true);
+	topo_free_all(&w->topo, true);
 	dns_free(w->dns); /* no server waits for a lookup any more */
 	w->dns = NULL;
 	evloop_destroy(&w->loop);

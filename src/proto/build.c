@@ -248,11 +248,6 @@ void build_query(struct msgbuf *mb, const char *sql)
 	mb_end(mb, start);
 }
 
-void build_terminate(struct msgbuf *mb)
-{
-	mb_end(mb, mb_begin(mb, 'X'));
-}
-
 void build_password(struct msgbuf *mb, const char *password)
 {
 	size_t start = mb_begin(mb, 'p');

@@ -5,6 +5,7 @@
  */
 #include "route/router.h"
 
+#include "config/config.h"
 #include "topo/topology.h"
 
 enum route_want router_want(const struct route_result *r, enum route_hint session_hint, bool txn,

@@ -27,11 +27,6 @@ int param_lookup(const char *name)
 	return -1;
 }
 
-const char *param_name(enum tracked_param p)
-{
-	return names[p];
-}
-
 const char *param_get(const struct param_set *ps, enum tracked_param p)
 {
 	return ps->set & (1u << p) ? ps->buf + ps->off[p] : NULL;

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth/scram.h"
 #include "core/log.h"
 #include "pool/pool.h"
 #include "proto/be.h"
@@ -436,4 +435,14 @@ void server_close(struct server *s, const char *reason)
 	server_set_state(s, SERVER_CLOSING);
 	conn_close(&s->conn);
 	evloop_park(&s->w->loop, s, server_free);
+}
+
+bool server_local_name(const struct server *s, char *buf, size_t len)
+{
+	return conn_local_name(&s->conn, buf, len);
+}
+
+bool server_tls_describe(const struct server *s, char *buf, size_t len)
+{
+	return conn_tls_describe(&s->conn, buf, len);
 }

@@ -3,6 +3,9 @@
  * topo/topology.h). Every role decision is made in recompute_roles(), so the rules live in one
  * place: a member is primary only when Patroni (if any) names it leader and the server says it is
  * not in recovery, and only when no other member claims the same.
+ *
+ * Every change that the router or the pools must see goes out through publish(), to the
+ * subscribers of struct topo; this file never names the pools.
  */
 #include "topo/topology.h"
 
@@ -14,11 +17,11 @@
 #include <time.h>
 
 #include "auth/userlist.h"
+#include "config/config.h"
 #include "core/log.h"
 #include "ev/dns.h"
 #include "ev/http.h"
 #include "ev/pgquery.h"
-#include "pool/pool.h"
 
 /* How often each cluster looks at its schedule; checks and polls run at their own intervals. */
 #define TICK_INTERVAL 0.05
@@ -62,7 +65,17 @@ bool topo_parse_lsn(const char *text, uint64_t *out)
 
 static uint64_t now_us(const struct cluster *cl)
 {
-	return evloop_now_us(&cl->w->loop);
+	return evloop_now_us(cl->topo->loop);
+}
+
+/* A change the router or the pools must see: a new version, handed to every subscriber. */
+static void publish(struct cluster *cl)
+{
+	struct topo *t = cl->topo;
+
+	cl->version++;
+	for (int i = 0; i < t->n_subscribers; i++)
+		t->subscribers[i].fn(t->subscribers[i].arg, cl);
 }
 
 static bool has_patroni(const struct cluster *cl)
@@ -305,10 +318,8 @@ static void recompute_roles(struct cluster *cl)
 		cl->primary = primary;
 		changed = true;
 	}
-	if (changed) {
-		cl->version++;
-		pool_topology_changed(cl->w, cl);
-	}
+	if (changed)
+		publish(cl);
 }
 
 /* ---- health checks ---- */
@@ -409,8 +420,8 @@ static void build_conninfo(const struct member *m, const char *addr, char *out, 
 	char part[600];
 	char port[16];
 
-	if (!password[0] && m->cl->w->userlist) {
-		const char *secret = userlist_find(m->cl->w->userlist, e->health_check_user);
+	if (!password[0] && *m->cl->topo->userlist) {
+		const char *secret = userlist_find(*m->cl->topo->userlist, e->health_check_user);
 
 		/* Only a plain-text secret can log in; md5 and SCRAM secrets are not passwords. */
 		if (secret && strncmp(secret, "md5", 3) != 0 && strncmp(secret, "SCRAM-SHA-256$", 14) != 0)
@@ -448,7 +459,7 @@ static bool check_address(struct member *m, char *addr, size_t addrlen, char *er
 		snprintf(addr, addrlen, "%s", m->host);
 		return true;
 	}
-	switch (dns_lookup(m->cl->w->dns, m->host, NULL, &sa, &salen, err, errlen)) {
+	switch (dns_lookup(m->cl->topo->dns, m->host, NULL, &sa, &salen, err, errlen)) {
 	case DNS_FOUND:
 		if (sa.ss_family == AF_INET6)
 			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, addr, (socklen_t)addrlen);
@@ -485,7 +496,7 @@ static void start_check(struct member *m)
 	if (!m->check) {
 		snprintf(m->check_addr, sizeof(m->check_addr), "%s", addr);
 		build_conninfo(m, addr, conninfo, sizeof(conninfo));
-		m->check = pgquery_new(&cl->w->loop, conninfo, cl->entry->health_check_timeout);
+		m->check = pgquery_new(cl->topo->loop, conninfo, cl->entry->health_check_timeout);
 		if (!m->check)
 			return;
 	}
@@ -504,6 +515,17 @@ void topo_member_is_standby(struct member *m)
 	m->in_recovery = 1;
 	topo_member_suspect(m);
 	recompute_roles(m->cl);
+}
+
+void topo_member_ban(struct member *m, uint64_t until_us, const char *cause)
+{
+	struct cluster *cl = m->cl;
+	uint64_t now = now_us(cl);
+
+	log_info("cluster %s: member %s (%s:%d) takes no reads for %.1f s: %s", cl->name, m->name,
+		 m->host, m->port, until_us > now ? (double)(until_us - now) / 1e6 : 0.0, cause);
+	m->banned_until_us = until_us;
+	publish(cl);
 }
 
 bool topo_replica_usable(const struct member *m, uint64_t min_lsn)
@@ -590,10 +612,8 @@ static void apply_schedule(struct cluster *cl, const struct patroni_cluster *pc)
 		log_info("cluster %s: no switchover scheduled any more", cl->name);
 	cl->switchover_at = at;
 	snprintf(cl->switchover_from, sizeof(cl->switchover_from), "%s", pc->switchover_from);
-	if (at == 0) {
-		cl->version++;
-		pool_topology_changed(cl->w, cl);
-	}
+	if (at == 0)
+		publish(cl);
 }
 
 static void apply_patroni(struct cluster *cl, const struct patroni_cluster *pc)
@@ -681,7 +701,7 @@ static void start_poll(struct cluster *cl)
 	if (count == 0)
 		return;
 	snprintf(url, sizeof(url), "%s/cluster", base);
-	if (!cl->http && !(cl->http = http_new(&cl->w->loop)))
+	if (!cl->http && !(cl->http = http_new(cl->topo->loop)))
 		return;
 	if (http_get(cl->http, url, &o, on_patroni_done, cl))
 		cl->poll_running = true;
@@ -708,11 +728,29 @@ static void on_tick(void *arg)
 
 /* ---- lifecycle ---- */
 
-struct cluster *topo_find(struct worker *w, const char *name)
+void topo_init(struct topo *t, struct evloop *loop, struct dns *dns,
+	       struct userlist *const *userlist)
+{
+	memset(t, 0, sizeof(*t));
+	t->loop = loop;
+	t->dns = dns;
+	t->userlist = userlist;
+	list_init(&t->clusters);
+}
+
+bool topo_subscribe(struct topo *t, topo_changed_fn fn, void *arg)
+{
+	if (t->n_subscribers == TOPO_MAX_SUBSCRIBERS)
+		return false;
+	t->subscribers[t->n_subscribers++] = (struct topo_subscriber){ fn, arg };
+	return true;
+}
+
+struct cluster *topo_find(struct topo *tp, const char *name)
 {
 	struct list_node *n, *t;
 
-	list_for_each_safe(n, t, &w->clusters) {
+	list_for_each_safe(n, t, &tp->clusters) {
 		struct cluster *cl = list_entry(n, struct cluster, node);
 
 		if (strcmp(cl->name, name) == 0)
@@ -721,21 +759,21 @@ struct cluster *topo_find(struct worker *w, const char *name)
 	return NULL;
 }
 
-static struct cluster *cluster_new(struct worker *w, const struct cluster_entry *e)
+static struct cluster *cluster_new(struct topo *tp, const struct cluster_entry *e)
 {
 	struct cluster *cl = calloc(1, sizeof(*cl));
 
 	if (!cl)
 		return NULL;
-	cl->w = w;
+	cl->topo = tp;
 	cl->entry = e;
 	cl->primary = -1;
 	snprintf(cl->name, sizeof(cl->name), "%s", e->name);
-	if (!evloop_timer_start(&w->loop, &cl->tick, TICK_INTERVAL, on_tick, cl)) {
+	if (!evloop_timer_start(tp->loop, &cl->tick, TICK_INTERVAL, on_tick, cl)) {
 		free(cl);
 		return NULL;
 	}
-	list_add_tail(&w->clusters, &cl->node);
+	list_add_tail(&tp->clusters, &cl->node);
 	log_info("cluster %s: following %s %s", cl->name, e->patroni[0] ? "Patroni at" : "hosts",
 		 e->patroni[0] ? e->patroni : e->hosts);
 	return cl;
@@ -767,14 +805,14 @@ static void cluster_stop(struct cluster *cl, bool loop_alive)
 	cl->http = NULL;
 	cl->poll_running = false;
 	if (loop_alive)
-		evloop_timer_stop(&cl->w->loop, &cl->tick);
+		evloop_timer_stop(cl->topo->loop, &cl->tick);
 }
 
-bool topo_apply_config(struct worker *w, const struct config *cfg)
+bool topo_apply_config(struct topo *tp, const struct config *cfg)
 {
 	struct list_node *n, *t;
 
-	list_for_each_safe(n, t, &w->clusters) {
+	list_for_each_safe(n, t, &tp->clusters) {
 		struct cluster *cl = list_entry(n, struct cluster, node);
 		const struct cluster_entry *e = config_find_cluster(cfg, cl->name);
 
@@ -786,7 +824,7 @@ bool topo_apply_config(struct worker *w, const struct config *cfg)
 			cl->entry = &removed_entry;
 			continue;
 		}
-		if (cl->removed && !evloop_timer_start(&w->loop, &cl->tick, TICK_INTERVAL, on_tick, cl))
+		if (cl->removed && !evloop_timer_start(tp->loop, &cl->tick, TICK_INTERVAL, on_tick, cl))
 			return false;
 		cl->removed = false;
 		if (strcmp(cl->entry->health_check_user, e->health_check_user) ||
@@ -798,9 +836,9 @@ bool topo_apply_config(struct worker *w, const struct config *cfg)
 		cl->entry = e;
 	}
 	for (int i = 0; i < cfg->n_clusters; i++) {
-		struct cluster *cl = topo_find(w, cfg->clusters[i].name);
+		struct cluster *cl = topo_find(tp, cfg->clusters[i].name);
 
-		if (!cl && !(cl = cluster_new(w, &cfg->clusters[i])))
+		if (!cl && !(cl = cluster_new(tp, &cfg->clusters[i])))
 			return false;
 		if (!has_patroni(cl))
 			sync_static_hosts(cl);
@@ -812,11 +850,11 @@ bool topo_apply_config(struct worker *w, const struct config *cfg)
 	return true;
 }
 
-void topo_free_all(struct worker *w, bool loop_alive)
+void topo_free_all(struct topo *tp, bool loop_alive)
 {
 	struct list_node *n, *t;
 
-	list_for_each_safe(n, t, &w->clusters) {
+	list_for_each_safe(n, t, &tp->clusters) {
 		struct cluster *cl = list_entry(n, struct cluster, node);
 
 		if (!cl->removed)

@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "config/config.h"
 #include "route/router.h"
 #include "topo/topology.h"
 

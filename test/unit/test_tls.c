@@ -22,7 +22,6 @@
 
 #include "ev/conn.h"
 #include "ev/loop.h"
-#include "config/config.h"
 #include "ev/tls.h"
 
 static char dir[64], key[128], crt[128], key2[128];
@@ -148,7 +147,7 @@ static void test_unpaired_key_and_certificate(void **state)
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char cert_file[128], key_file[128], err[512] = "";
-		struct config cfg = { 0 };
+		struct tls_settings ts;
 		struct tls_ctx *t = NULL;
 		enum tls_build got;
 
@@ -157,16 +156,15 @@ static void test_unpaired_key_and_certificate(void **state)
 		snprintf(key_file, sizeof(key_file), "%s",
 			 strcmp(cases[i].key, "key") == 0 ? key :
 			 strcmp(cases[i].key, "key2") == 0 ? key2 : cases[i].key);
-		cfg.client_tls_sslmode = cfg.server_tls_sslmode = TLS_REQUIRE;
-		cfg.client_tls_key_file = cfg.server_tls_key_file = key_file;
-		cfg.client_tls_cert_file = cfg.server_tls_cert_file = cert_file;
-		cfg.client_tls_ca_file = cfg.server_tls_ca_file = "";
-		cfg.client_tls_protocols = cfg.server_tls_protocols = "secure";
-		cfg.client_tls_ciphers = cfg.server_tls_ciphers = "default";
-		cfg.client_tls13_ciphers = "";
-		cfg.client_tls_dheparams = "auto";
-		cfg.client_tls_ecdhcurve = "auto";
-		got = tls_build_side(&cfg, (enum tls_side)cases[i].side, &t, err, sizeof(err));
+		ts = (struct tls_settings){
+			.mode = TLS_REQUIRE, .key_file = key_file, .cert_file = cert_file,
+			.ca_file = "", .protocols = "secure", .ciphers = "default",
+			.tls13_ciphers = "",
+		};
+		/* As the pool fills them in: the server side has no DH or curve settings. */
+		ts.dheparams = cases[i].side == TLS_SIDE_CLIENTS ? "auto" : "none";
+		ts.ecdhcurve = cases[i].side == TLS_SIDE_CLIENTS ? "auto" : "";
+		got = tls_build_side(&ts, (enum tls_side)cases[i].side, &t, err, sizeof(err));
 		if (got != cases[i].expect || !strstr(err, cases[i].says))
 			fail_msg("case %zu: got %d \"%s\", expected %d mentioning \"%s\"", i, (int)got,
 				 err, (int)cases[i].expect, cases[i].says);

@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""modgraph: the module graph of pgmux from its #include lines, checked against DESIGN.md.
+
+A module is the first path component under src/ or include/ (src/pool/pool.c and
+include/pool/pool.h are both "pool"; src/main.c is "main", the program's owner, which may
+include anything). An edge a -> b exists when a file of a includes "b/...". The check fails
+(exit 1) on an edge DESIGN.md forbids or on a cycle through a module that must stay out of
+cycles; it prints the modules, the edges, each module's outgoing arrows and the largest cycle
+(strongly connected component) either way.
+
+Usage: tools/modgraph.py [ROOT] [-v]   (ROOT defaults to the parent of tools/; -v lists files)
+"""
+import os
+import re
+import sys
+
+# Arrows that must never exist (DESIGN.md, "Modules"): (from, to, why).
+FORBIDDEN = [
+    ("proto", "ev", "the codec is pure"),
+    ("proto", "pool", "the codec is pure"),
+    ("route", "ev", "routing is pure policy"),
+    ("route", "pool", "routing is pure policy"),
+    ("shard", "ev", "sharding is pure policy"),
+    ("shard", "pool", "sharding is pure policy"),
+    ("config", "pool", "config is a snapshot, applied by its owner"),
+    ("admin", "ev", "admin replies go through the client module"),
+    ("topo", "pool", "pools subscribe to topology changes"),
+    ("pool", "admin", "admin registers its hooks with the pool"),
+    ("ev", "config", "ev takes settings structs"),
+]
+# Modules no cycle may pass through.
+ACYCLIC = ("topo", "admin", "route", "shard")
+# The program's entry point owns everything and is nobody's dependency.
+OWNER = "main"
+
+INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"([a-z0-9_]+)/[^"]+"', re.M)
+
+
+def module_of(rel):
+    parts = rel.split(os.sep)
+    if len(parts) == 2:  # src/main.c
+        return os.path.splitext(parts[1])[0]
+    return parts[1]
+
+
+def read_graph(root):
+    edges = {}  # (a, b) -> sorted files
+    modules = set()
+    for top in ("src", "include"):
+        for dirpath, _, files in os.walk(os.path.join(root, top)):
+            for f in files:
+                if not f.endswith((".c", ".h")):
+                    continue
+                path = os.path.join(dirpath, f)
+                rel = os.path.relpath(path, root)
+                a = module_of(rel)
+                modules.add(a)
+                with open(path, encoding="utf-8", errors="replace") as fh:
+                    text = fh.read()
+                for b in INCLUDE_RE.findall(text):
+                    if b != a:
+                        edges.setdefault((a, b), set()).add(rel)
+    for a, b in edges:
+        modules.add(b)
+    modules.discard(OWNER)
+    edges = {k: sorted(v) for k, v in edges.items() if OWNER not in k}
+    return sorted(modules), edges
+
+
+def sccs(modules, edges):
+    """Tarjan's strongly connected components, each a sorted list."""
+    succ = {m: sorted(b for (a, b) in edges if a == m) for m in modules}
+    index, low, stack, on, out = {}, {}, [], set(), []
+    counter = [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in succ.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            out.append(sorted(comp))
+
+    for m in modules:
+        if m not in index:
+            visit(m)
+    return [c for c in out if len(c) > 1]
+
+
+def main(argv):
+    verbose = "-v" in argv
+    args = [a for a in argv if a != "-v"]
+    root = args[0] if args else os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    modules, edges = read_graph(root)
+
+    print(f"modules {len(modules)}: {' '.join(modules)}")
+    print(f"module edges {len(edges)}")
+    for m in modules:
+        outs = sorted(b for (a, b) in edges if a == m)
+        print(f"  {m:8} {len(outs):2} -> {' '.join(outs)}")
+        if verbose:
+            for b in outs:
+                print(f"             {b}: {', '.join(edges[(m, b)])}")
+    fan = max((sum(1 for (a, _) in edges if a == m), m) for m in modules)
+    print(f"most arrows out: {fan[1]} ({fan[0]})")
+
+    cycles = sccs(modules, edges)
+    largest = max(cycles, key=len) if cycles else []
+    print(f"cycles {len(cycles)}, largest: " + (" <-> ".join(largest) if largest else "none"))
+
+    bad = 0
+    for a, b, why in FORBIDDEN:
+        if (a, b) in edges:
+            bad += 1
+            print(f"FORBIDDEN {a} -> {b} ({why}): {', '.join(edges[(a, b)])}")
+    for c in cycles:
+        through = [m for m in c if m in ACYCLIC]
+        if through:
+            bad += 1
+            print(f"CYCLE through {', '.join(through)}: {' <-> '.join(c)}")
+    print("modgraph: " + ("ok" if not bad else f"{bad} violation(s)"))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
