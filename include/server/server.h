@@ -94,9 +94,10 @@ void server_send_internal_query(struct server *s, const char *sql);
  * Ask the server which settings its session has (those set with SET or set_config, reported
  * parameters aside): what pg_settings lists, and the custom (dotted) settings named in known or
  * in touched, which it does not. client_on_settings_read gets the answer, if the client is
- * still linked.
+ * still linked. False when the question could not be built (out of memory): the server is then
+ * marked for a reset on release, and no answer follows.
  */
-void server_read_settings(struct server *s, const struct settings *known, const struct settings *touched);
+bool server_read_settings(struct server *s, const struct settings *known, const struct settings *touched);
 /* Ask PostgreSQL to cancel what this backend runs (on a separate connection). */
 void server_cancel_query(struct server *s);
 /* Close now; the pool forgets it. reason is logged. */

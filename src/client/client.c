@@ -640,10 +640,12 @@ static void finish_unit(struct client *c)
 {
 	if (pool_shares_servers(c->pool) && !c->pin_reason && !c->shutdown_pending) {
 		if (c->settings_dirty) {
+			bool asked = server_read_settings(c->server, &c->settings, &c->custom_names);
+
 			c->settings_dirty = false;
-			server_read_settings(c->server, &c->settings, &c->custom_names);
 			settings_clear(&c->custom_names);
-			return;
+			if (asked)
+				return;
 		}
 		if (client_capture_write_lsn(c))
 			return;

@@ -127,7 +127,7 @@ static void capture_lsn(struct server *s, const uint8_t *body, size_t len)
 		client_on_write_lsn(s->client, lsn);
 }
 
-void server_read_settings(struct server *s, const struct settings *known, const struct settings *touched)
+bool server_read_settings(struct server *s, const struct settings *known, const struct settings *touched)
 {
 	struct msgbuf mb;
 
@@ -137,12 +137,13 @@ void server_read_settings(struct server *s, const struct settings *known, const 
 		/* No question, no answer: what the session kept is unknown, so it is reset on release. */
 		s->settings_unknown = true;
 		mb_free(&mb);
-		return;
+		return false;
 	}
 	server_send_internal_query(s, (const char *)mb.data);
 	mb_free(&mb);
 	s->reading_settings = true;
 	settings_clear(&s->readback);
+	return true;
 }
 
 /* A row of server_read_settings' answer: the client's setting, unless it is followed otherwise. */
