@@ -602,6 +602,9 @@ static bool start_auth(struct client *c)
 	case LOGIN_TRUST:
 		if (!user_is_known(c)) {
 			/* As PgBouncer: trust spares the password, not the user list. */
+			client_log(LOG_LVL_WARNING, c, "user \"%s\" is not in auth_file \"%s\": auth_type = "
+				   "trust admits only the users listed there (a line \"%s\" \"\" will do)",
+				   c->user, c->w->cfg->auth_file, c->user);
 			client_close(c, "28P01", "\"trust\" authentication failed");
 			return false;
 		}

@@ -183,8 +183,12 @@ class Pgmux:
 
     def write_config(self):
         if self.settings.get("auth_file") == self.default_auth_file:
+            # the console's users too (admin_users = admin in the demos)
+            console = [u.strip() for key in ("admin_users", "stats_users")
+                       for u in self.settings.get(key, "").replace(",", " ").split()]
+            users = list(DEFAULT_USERS) + [u for u in console if u not in DEFAULT_USERS]
             with open(self.default_auth_file, "w") as f:
-                f.writelines(f'"{user}" ""\n' for user in DEFAULT_USERS)
+                f.writelines(f'"{user}" ""\n' for user in users)
         lines = ["[pgmux]"] + [f"{k} = {v}" for k, v in self.settings.items()]
         lines += ["", "[databases]"] + [f"{k} = {v}" for k, v in self.databases.items()]
         if self.users:
