@@ -938,6 +938,15 @@ static bool validate_main(const struct config *cfg, struct report *r, const stru
 				    "listen_addr",
 				    "nothing to listen on: listen_addr and unix_socket_dir are both "
 				    "empty");
+	/*
+	 * verify-ca checks no host name: with the system's CAs any certificate a public CA signed
+	 * for anyone would do. libpq refuses verify-ca without a root certificate file too.
+	 */
+	if (cfg->server_tls_sslmode == SSLMODE_VERIFY_CA && cfg->server_tls_ca_file[0] == '\0')
+		return report_error(r, origin_of_key(o, "server_tls_sslmode"), "server_tls_sslmode",
+				    "verify-ca needs server_tls_ca_file (the CA that signs the servers' "
+				    "certificates); use verify-full to check host names against the "
+				    "system's CAs");
 	return true;
 }
 

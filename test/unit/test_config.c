@@ -397,6 +397,8 @@ static const struct {
 	{ "[pgmux]\ntcp_defer_accept = yes\n", 2, "tcp_defer_accept", "not an integer" },
 	{ "[pgmux]\nserver_fast_close = sometimes\n", 2, "server_fast_close", "not a boolean" },
 	{ "[pgmux]\nunix_socket_dir =\n", 2, "listen_addr", "nothing to listen on" },
+	{ "[pgmux]\nserver_tls_sslmode = verify-ca\n", 2, "server_tls_sslmode",
+	  "verify-ca needs server_tls_ca_file" },
 	{ "listen_port = 1\n", 1, "listen_port", "outside any section" },
 	{ "[pgmux]\n[servers]\nfoo = 1\n", 3, "foo", "unknown section [servers]" },
 	{ "[pgmux]\nthis line has no equals sign\n", 2, NULL, "syntax error" },
