@@ -7,7 +7,7 @@ import subprocess
 import time
 
 from conftest import PGMUX_BIN, listening_pids
-from pgcluster import wait_port
+from pgcluster import SANITIZED, wait_port
 
 
 def run(*args, timeout=10):
@@ -115,3 +115,19 @@ def test_daemon_mode_and_pidfile(pgmux):
         # never leave a daemon behind, even when its pidfile is missing
         for pid in listening_pids(mux.port):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_binary_is_hardened():
+    """Built with stack canaries, full RELRO (relocations read-only, bound at start) and, outside
+    sanitizer builds, fortified libc calls."""
+    dynamic = subprocess.run(["readelf", "-dW", PGMUX_BIN], capture_output=True, text=True,
+                             check=True).stdout
+    segments = subprocess.run(["readelf", "-lW", PGMUX_BIN], capture_output=True, text=True,
+                              check=True).stdout
+    symbols = subprocess.run(["readelf", "--dyn-syms", "-W", PGMUX_BIN], capture_output=True,
+                             text=True, check=True).stdout
+    assert "BIND_NOW" in dynamic or "NOW" in dynamic.split("FLAGS_1")[-1], dynamic
+    assert "GNU_RELRO" in segments
+    assert "__stack_chk_fail" in symbols
+    if not SANITIZED:
+        assert "_chk@" in symbols, "no fortified libc call: -D_FORTIFY_SOURCE is missing"
