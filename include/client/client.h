@@ -3,8 +3,8 @@
  *
  * Life: LOGIN (startup packet, authentication) -> IDLE (logged in, no server) <-> WAITING (wants a
  * server, queued in its pool) -> ACTIVE (linked to a server) -> back to IDLE when the server is
- * released. Admin console clients stay IDLE/ACTIVE without a pool. State changes only through
- * client_set_state() in pool/pool.c.
+ * released. Admin console clients stay IDLE/ACTIVE without a pool. State changes, and links to
+ * servers, only through the pool's verbs (pool/pool.h).
  */
 #ifndef PGMUX_CLIENT_CLIENT_H
 #define PGMUX_CLIENT_CLIENT_H
@@ -176,8 +176,12 @@ bool client_fast_close_due(const struct client *c);
 
 /* Close c (and with it its server) for server_fast_close. */
 void client_fast_close(struct client *c);
-/* Finish the login of a client that waited for the pool's first server. */
+/*
+ * Finish the login of a client the pool has just made IDLE (pool_client_logged_in(), or when the
+ * pool's first server logged in): fill in parameters, send AuthenticationOk and ReadyForQuery.
+ */
 void client_finish_login(struct client *c);
+
 
 /* A CancelRequest for (pid, key) arrived: forward it to the client's server, if it has one. */
 void client_cancel_request(struct worker *w, uint32_t pid, uint32_t key);

@@ -91,7 +91,7 @@ struct server *server_launch(struct pool *pool, int member)
 	conn_init(&s->conn, &w->loop, &server_ops, s);
 	snprintf(s->addr, sizeof(s->addr), "?");
 	s->connect_time_us = s->request_time_us = evloop_now_us(&w->loop);
-	server_set_state(s, SERVER_CONNECTING);
+	pool_server_launched(s);
 	if (!server_login_start(s))
 		return NULL;
 	return s;
@@ -431,8 +431,7 @@ void server_close(struct server *s, const char *reason)
 
 		conn_close_with(&s->conn, terminate, sizeof(terminate));
 	}
-	pool_forget_server(s);
-	server_set_state(s, SERVER_CLOSING);
+	pool_server_closing(s);
 	conn_close(&s->conn);
 	evloop_park(&s->w->loop, s, server_free);
 }
