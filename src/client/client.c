@@ -718,3 +718,38 @@ void client_on_server_lost(struct client *c)
 	}
 	pool_release_server(c);
 }
+
+void client_on_server_error(struct client *c)
+{
+	c->error_sent = true;
+	c->pending_set_failed = true;
+}
+
+void client_on_error_relayed(struct client *c)
+{
+	c->error_sent = true;
+}
+
+void client_on_copy_started(struct client *c)
+{
+	c->in_copy = true;
+}
+
+void client_skip_to_sync(struct client *c)
+{
+	c->skip_to_sync = true;
+}
+
+void client_wait_for_drain(struct client *c)
+{
+	c->drain_wait = true;
+}
+
+bool client_on_server_released(struct client *c)
+{
+	bool dirty = c->settings_dirty;
+
+	c->query_running = false;
+	c->settings_dirty = false;
+	return dirty;
+}

@@ -618,11 +618,9 @@ void pool_release_server(struct client *c)
 	c->server = NULL;
 	s->client = NULL;
 	s->request_time_us = evloop_now_us(&p->w->loop);
-	c->query_running = false;
 	/* Settings changed in a transaction nobody read back: only a reset makes them known. */
-	if (c->settings_dirty || s->reading_settings)
+	if (client_on_server_released(c) || s->reading_settings)
 		s->settings_unknown = true;
-	c->settings_dirty = false;
 	if (c->state == CLIENT_ACTIVE)
 		client_set_state(c, CLIENT_IDLE, "released its server");
 	if (s->close_when_released || s->fatal_seen || server_expired(s) || p->db->removed ||

@@ -327,8 +327,7 @@ static enum conn_action active_packet(struct server *s, const struct pkt_header 
 	case 'E':
 		if (!whole)
 			return CONN_NEED_WHOLE;
-		s->client->error_sent = true;
-		s->client->pending_set_failed = true;
+		client_on_server_error(s->client);
 		s->seg_error = true;
 		if (be_parse_error(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &e) &&
 		    (strcmp(e.severity, "FATAL") == 0 || strcmp(e.severity, "PANIC") == 0)) {
@@ -341,7 +340,7 @@ static enum conn_action active_packet(struct server *s, const struct pkt_header 
 		return CONN_FORWARD;
 	case 'G': /* CopyInResponse */
 	case 'W': /* CopyBothResponse */
-		s->client->in_copy = true;
+		client_on_copy_started(s->client);
 		return CONN_FORWARD;
 	default:
 		return CONN_FORWARD;
