@@ -224,6 +224,17 @@ void pool_server_login_done(struct server *s);
 void pool_server_closing(struct server *s);
 
 /*
+ * Check the pool's bookkeeping: every list's length against its counter, each object's state
+ * against the list it is on, the links between active clients and servers, the per-member and
+ * waiting counts. Logs the first inconsistency (error level) and returns false; true when sound.
+ */
+bool pool_check(const struct pool *p);
+
+/* pool_check() for every pool of w, plus the worker's login list and the database and user
+ * server counts. */
+bool pool_check_worker(const struct worker *w);
+
+/*
  * Give up on cancel requests PostgreSQL has not confirmed (closed) within timeout seconds; their
  * servers are closed rather than reused, since the cancel may still land.
  */

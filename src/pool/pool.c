@@ -5,7 +5,7 @@
  * happened (pool_client_logged_in, pool_server_login_done, pool_unlink_for_replay, ...). Every
  * move is checked against client_moves/server_moves (ASSERT) and logged once with its cause.
  *
- * Invariants: every client and server sits on the list of its state; the
+ * Invariants, checked by pool_check(): every client and server sits on the list of its state; the
  * counters n_* equal the lengths of those lists; a server is linked to a client exactly when both
  * are ACTIVE; a pool never holds more servers than its size (plus reserve), its database's
  * max_db_connections and its user's max_user_connections allow.
@@ -301,6 +301,153 @@ void pool_server_closing(struct server *s)
 	}
 	server_set_state(s, SERVER_CLOSING, "closing");
 }
+
+/* ---- bookkeeping check ---- */
+
+#define CHECK(cond, ...)                                                                          \
+	do {                                                                                      \
+		if (!(cond)) {                                                                    \
+			log_error("pool check: " __VA_ARGS__);                                    \
+			return false;                                                             \
+		}                                                                                 \
+	} while (0)
+
+/* Walk one client list: every client in one of two states, of pool p; counts by target. */
+static bool check_clients(const struct pool *p, const struct list_node *head, enum client_state a,
+			  enum client_state b, int *count, int *waiting, int *waiting_primary)
+{
+	const struct list_node *n;
+
+	*count = 0;
+	for (n = head->next; n != head; n = n->next) {
+		const struct client *c = list_entry(n, struct client, node);
+
+		CHECK(c->pool == p, "C-%llu is on a list of another pool", (unsigned long long)c->id);
+		CHECK(c->state == a || c->state == b, "C-%llu is %s on the list of %s", (unsigned long long)c->id,
+		      client_state_name(c->state), client_state_name(a));
+		CHECK((c->state == CLIENT_ACTIVE) == (c->server != NULL),
+		      "C-%llu is %s with%s a server", (unsigned long long)c->id,
+		      client_state_name(c->state), c->server ? "" : "out");
+		CHECK(!c->server || (c->server->client == c && c->server->state == SERVER_ACTIVE),
+		      "C-%llu and its server are not linked both ways", (unsigned long long)c->id);
+		if (c->state == CLIENT_WAITING && c->target == TARGET_WAIT_PRIMARY)
+			(*waiting_primary)++;
+		else if (c->state == CLIENT_WAITING) {
+			CHECK(c->target >= 0 && c->target < TOPO_MAX_MEMBERS, "C-%llu waits for no member",
+			      (unsigned long long)c->id);
+			waiting[c->target]++;
+		}
+		(*count)++;
+	}
+	return true;
+}
+
+/* Walk one server list: every server in one of two states, of pool p; counts by member. */
+static bool check_servers(const struct pool *p, const struct list_node *head, enum server_state a,
+			  enum server_state b, int *count, int *servers, int *pending)
+{
+	const struct list_node *n;
+
+	*count = 0;
+	for (n = head->next; n != head; n = n->next) {
+		const struct server *s = list_entry(n, struct server, node);
+
+		CHECK(s->pool == p, "S-%llu is on a list of another pool", (unsigned long long)s->id);
+		CHECK(s->state == a || s->state == b, "S-%llu is %s on the list of %s", (unsigned long long)s->id,
+		      server_state_name(s->state), server_state_name(a));
+		CHECK((s->state == SERVER_ACTIVE) == (s->client != NULL), "S-%llu is %s with%s a client",
+		      (unsigned long long)s->id, server_state_name(s->state), s->client ? "" : "out");
+		CHECK(!s->client || s->client->server == s, "S-%llu and its client are not linked both ways",
+		      (unsigned long long)s->id);
+		CHECK(s->member >= 0 && s->member < TOPO_MAX_MEMBERS, "S-%llu has no member",
+		      (unsigned long long)s->id);
+		servers[s->member]++;
+		if (state_pending(s->state))
+			pending[s->member]++;
+		(*count)++;
+	}
+	return true;
+}
+
+bool pool_check(const struct pool *p)
+{
+	int waiting[TOPO_MAX_MEMBERS] = { 0 }, servers[TOPO_MAX_MEMBERS] = { 0 };
+	int pending[TOPO_MAX_MEMBERS] = { 0 };
+	int waiting_primary = 0, n_active_clients, n_waiting_clients, n_idle, n_active, n_login, n_reset;
+
+	if (!check_clients(p, &p->active_clients, CLIENT_IDLE, CLIENT_ACTIVE, &n_active_clients,
+			   waiting, &waiting_primary) ||
+	    !check_clients(p, &p->waiting_clients, CLIENT_WAITING, CLIENT_WAITING_LOGIN,
+			   &n_waiting_clients, waiting, &waiting_primary) ||
+	    !check_servers(p, &p->idle_servers, SERVER_IDLE, SERVER_IDLE, &n_idle, servers, pending) ||
+	    !check_servers(p, &p->active_servers, SERVER_ACTIVE, SERVER_ACTIVE, &n_active, servers,
+			   pending) ||
+	    !check_servers(p, &p->login_servers, SERVER_CONNECTING, SERVER_LOGIN, &n_login, servers,
+			   pending) ||
+	    !check_servers(p, &p->reset_servers, SERVER_RESET, SERVER_CANCEL_WAIT, &n_reset, servers,
+			   pending))
+		return false;
+	CHECK(n_active_clients == p->n_active_clients, "%s/%s: %d active clients listed, %d counted",
+	      p->db->name, p->user->name, n_active_clients, p->n_active_clients);
+	CHECK(n_waiting_clients == p->n_waiting_clients, "%s/%s: %d waiting clients listed, %d counted",
+	      p->db->name, p->user->name, n_waiting_clients, p->n_waiting_clients);
+	CHECK(waiting_primary == p->n_waiting_primary,
+	      "%s/%s: %d clients wait for a primary, %d counted", p->db->name, p->user->name,
+	      waiting_primary, p->n_waiting_primary);
+	CHECK(n_idle == p->n_idle && n_active == p->n_active && n_login == p->n_login &&
+		      n_reset == p->n_reset,
+	      "%s/%s: servers listed idle %d active %d login %d reset %d, counted %d %d %d %d",
+	      p->db->name, p->user->name, n_idle, n_active, n_login, n_reset, p->n_idle, p->n_active,
+	      p->n_login, p->n_reset);
+	for (int i = 0; i < TOPO_MAX_MEMBERS; i++) {
+		const struct pool_node *node = &p->nodes[i];
+
+		CHECK(node->n_waiting == waiting[i] && node->n_servers == servers[i] &&
+			      node->n_pending == pending[i],
+		      "%s/%s member %d: listed %d waiting, %d servers, %d pending; counted %d %d %d",
+		      p->db->name, p->user->name, i, waiting[i], servers[i], pending[i], node->n_waiting,
+		      node->n_servers, node->n_pending);
+	}
+	return true;
+}
+
+bool pool_check_worker(const struct worker *w)
+{
+	const struct list_node *n, *m;
+
+	for (n = w->login_clients.next; n != &w->login_clients; n = n->next) {
+		const struct client *c = list_entry(n, struct client, node);
+
+		CHECK(c->state == CLIENT_LOGIN || (!c->pool && (c->state == CLIENT_IDLE || c->state == CLIENT_ACTIVE)),
+		      "C-%llu is %s on the list of clients logging in", (unsigned long long)c->id,
+		      client_state_name(c->state));
+		CHECK(!c->server, "C-%llu is logging in with a server", (unsigned long long)c->id);
+	}
+	for (n = w->pools.next; n != &w->pools; n = n->next) {
+		if (!pool_check(list_entry(n, struct pool, node)))
+			return false;
+	}
+	/* Each database's and user's server count is the sum over its pools. */
+	for (n = w->pools.next; n != &w->pools; n = n->next) {
+		const struct pool *p = list_entry(n, struct pool, node);
+		int db_servers = 0, user_servers = 0;
+
+		for (m = w->pools.next; m != &w->pools; m = m->next) {
+			const struct pool *o = list_entry(m, struct pool, node);
+			int total = o->n_idle + o->n_active + o->n_login + o->n_reset;
+
+			db_servers += o->db == p->db ? total : 0;
+			user_servers += o->user == p->user ? total : 0;
+		}
+		CHECK(db_servers == p->db->n_servers, "database %s: %d servers listed, %d counted",
+		      p->db->name, db_servers, p->db->n_servers);
+		CHECK(user_servers == p->user->n_servers, "user %s: %d servers listed, %d counted",
+		      p->user->name, user_servers, p->user->n_servers);
+	}
+	return true;
+}
+
+#undef CHECK
 
 /* ---- lookup ---- */
 
