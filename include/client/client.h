@@ -3,8 +3,10 @@
  *
  * Life: LOGIN (startup packet, authentication) -> IDLE (logged in, no server) <-> WAITING (wants a
  * server, queued in its pool) -> ACTIVE (linked to a server) -> back to IDLE when the server is
- * released. Admin console clients stay IDLE/ACTIVE without a pool. State changes only through
- * client_set_state() in pool/pool.c.
+ * released. Admin console clients stay IDLE/ACTIVE without a pool. State changes, and links to
+ * servers, only through the pool's verbs (pool/pool.h); the protocol position (pending_ready,
+ * in_copy, tx_status, ...) is written only here, the server module reports events
+ * (client_on_copy_started(), ...).
  */
 #ifndef PGMUX_CLIENT_CLIENT_H
 #define PGMUX_CLIENT_CLIENT_H
@@ -176,8 +178,32 @@ bool client_fast_close_due(const struct client *c);
 
 /* Close c (and with it its server) for server_fast_close. */
 void client_fast_close(struct client *c);
-/* Finish the login of a client that waited for the pool's first server. */
+/*
+ * Finish the login of a client the pool has just made IDLE (pool_client_logged_in(), or when the
+ * pool's first server logged in): fill in parameters, send AuthenticationOk and ReadyForQuery.
+ */
 void client_finish_login(struct client *c);
+
+/*
+ * Events of the linked server's relay, reported by the server module: the client module alone
+ * writes the client's protocol position (pending_ready, unsynced, in_copy, tx_status,
+ * query_running, error_sent, skip_to_sync, drain_wait, ...).
+ */
+/* The server sent an ErrorResponse for the client's current unit of work. */
+void client_on_server_error(struct client *c);
+/* pgmux relayed an error of its own in place of the server's answer (prepared statements). */
+void client_on_error_relayed(struct client *c);
+/* The server entered COPY IN or COPY BOTH: the client's CopyData goes through until CopyDone. */
+void client_on_copy_started(struct client *c);
+/* A message failed in pgmux: the client's messages up to its Sync are dropped. */
+void client_skip_to_sync(struct client *c);
+/* The client's next message must wait until the server has answered what is in flight. */
+void client_wait_for_drain(struct client *c);
+/*
+ * The pool let go of c's server (pool_release_server): no query runs any more. True when
+ * settings may have changed in ways only that server could tell (it needs a reset).
+ */
+bool client_on_server_released(struct client *c);
 
 /* A CancelRequest for (pid, key) arrived: forward it to the client's server, if it has one. */
 void client_cancel_request(struct worker *w, uint32_t pid, uint32_t key);

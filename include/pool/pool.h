@@ -1,6 +1,7 @@
 /*
- * pool: the worker, its databases and pools, and the only functions that change a client's or a
- * server's state.
+ * pool: the worker, its databases and pools, and the one owner of every client's and server's
+ * lifecycle: states change, and clients and servers are linked and unlinked, only through the
+ * verbs declared here.
  *
  * A pool serves one (database, user) pair. It lends its servers to clients, queues clients FIFO
  * when none is free, opens servers up to its limits (pool size, reserve, max_db_connections,
@@ -170,9 +171,68 @@ struct worker {
 	struct dns *dns;                  /* asynchronous resolver and cache (ev/dns.c) */
 };
 
-/* State changes: the only place they happen. They keep the lists and counters right. */
-void client_set_state(struct client *c, enum client_state st);
-void server_set_state(struct server *s, enum server_state st);
+/*
+ * Lifecycle verbs: the only way a client's or a server's state changes, or a client and a server
+ * are linked or unlinked. Each says what happened; the pool moves the object to the list of its
+ * new state, keeps the counters right, checks the move against its table of legal transitions
+ * (ASSERT) and logs it with its cause (noise level).
+ */
+
+/* A new client connection: LOGIN, on the worker's list of clients logging in. */
+void pool_client_accepted(struct client *c);
+
+/*
+ * Client c (c->pool set) is authenticated. When the pool knows its servers' parameters it becomes
+ * IDLE and client_finish_login() is called back before this returns; else it waits
+ * (WAITING_LOGIN) for the pool's first server, which is launched now.
+ */
+void pool_client_logged_in(struct client *c);
+
+/* Client c (no pool) is authenticated for the admin console: IDLE, on the worker's list. */
+void pool_console_client_logged_in(struct client *c);
+
+/* The unit of work of c was refused: if c was waiting for a server it leaves the queue (IDLE). */
+void pool_drop_request(struct client *c);
+
+/*
+ * c's server died before answering and c's request goes elsewhere: unlink them without releasing
+ * the server (nothing is reset), c becomes IDLE and the server is closed with reason. Calls back
+ * the client module through server_close only for the server's side (c is no longer linked).
+ */
+void pool_unlink_for_replay(struct client *c, const char *reason);
+
+/* c (already released from its server) is closing: off its list, CLOSING for good. */
+void pool_client_closing(struct client *c);
+
+/* A new server connection of s->pool starts connecting: CONNECTING, counted against the limits. */
+void pool_server_launched(struct server *s);
+
+/* s reached its backend (TCP and TLS up): LOGIN. */
+void pool_server_connected(struct server *s);
+
+/*
+ * s finished logging in (ReadyForQuery): its member takes logins again, clients waiting to log in
+ * may proceed. s runs the database's connect_query (RESET) or is ready at once (see
+ * pool_server_ready(), which may link it to a waiting client before this returns).
+ */
+void pool_server_login_done(struct server *s);
+
+/*
+ * s is closing (called by server_close only): forgotten by the cancel requests on their way to
+ * its backend, off its pool's lists and counters, CLOSING for good.
+ */
+void pool_server_closing(struct server *s);
+
+/*
+ * Check the pool's bookkeeping: every list's length against its counter, each object's state
+ * against the list it is on, the links between active clients and servers, the per-member and
+ * waiting counts. Logs the first inconsistency (error level) and returns false; true when sound.
+ */
+bool pool_check(const struct pool *p);
+
+/* pool_check() for every pool of w, plus the worker's login list and the database and user
+ * server counts. */
+bool pool_check_worker(const struct worker *w);
 
 /*
  * Give up on cancel requests PostgreSQL has not confirmed (closed) within timeout seconds; their
@@ -200,9 +260,6 @@ void pool_recycle_server(struct server *s);
 
 /* A server finished login or reset and is ready for work (hand it to a waiter, or idle it). */
 void pool_server_ready(struct server *s);
-
-/* A server finished logging in (before connect_query): its member takes logins again. */
-void pool_server_logged_in(struct server *s);
 
 /* A server login failed: remember the error, the member and the time, for server_login_retry. */
 void pool_server_login_failed(struct server *s, const char *sqlstate, const char *message);
@@ -234,9 +291,6 @@ void worker_set_pkt_buf(struct worker *w, uint32_t pkt_buf);
 
 /* A waiting client's target was decided again: move it to that member's queue. */
 void pool_retarget(struct client *c, int target);
-
-/* Forget a server that is closing (called by server_close). */
-void pool_forget_server(struct server *s);
 
 /* Open servers the pool needs (waiting clients, min_pool_size), within its limits. */
 void pool_launch_needed(struct pool *p);

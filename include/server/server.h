@@ -2,8 +2,11 @@
  * server: one pgmux connection to a PostgreSQL server.
  *
  * Life: CONNECTING -> LOGIN (startup, authentication, parameters) -> IDLE <-> ACTIVE (linked to a
- * client) ; RESET (running pgmux's own query: reset, check) -> IDLE ; CLOSING. State changes only
- * through server_set_state() in pool/pool.c.
+ * client) ; RESET (running pgmux's own query: reset, check) -> IDLE ; CANCEL_WAIT (released while
+ * a cancel is in flight) -> RESET or IDLE ; CLOSING. State changes only through the pool's verbs
+ * (pool_server_launched, pool_server_connected, pool_server_login_done, pool_server_closing, ...
+ * in pool/pool.h). The server module never writes a client's protocol position: it reports
+ * events to the client module (client_on_server_error(), client_on_copy_started(), ...).
  */
 #ifndef PGMUX_SERVER_SERVER_H
 #define PGMUX_SERVER_SERVER_H

@@ -56,7 +56,7 @@ void client_accept(struct worker *w, int fd, bool is_unix)
 	snprintf(c->dbname, sizeof(c->dbname), "(nodb)");
 	snprintf(c->user, sizeof(c->user), "(nouser)");
 	w->n_clients++;
-	client_set_state(c, CLIENT_LOGIN);
+	pool_client_accepted(c);
 	if (!conn_attach(&c->conn, fd)) {
 		client_close(c, NULL, "out of memory");
 		return;
@@ -168,7 +168,7 @@ void client_close(struct client *c, const char *sqlstate, const char *fmt, ...)
 	if (c->admin)
 		w->console->forget_client(c);
 	detach_server_on_close(c);
-	client_set_state(c, CLIENT_CLOSING);
+	pool_client_closing(c);
 	w->n_clients--;
 	if (sqlstate && conn_is_open(&c->conn) && !c->conn.failed)
 		conn_close_after_flush(&c->conn);
@@ -548,8 +548,6 @@ static void forget_request(struct client *c)
 
 void client_replay_elsewhere(struct client *c)
 {
-	struct server *s = c->server;
-
 	c->conn.tap = NULL;
 	/* The request goes back in front of the client's input, as if it had just arrived. */
 	if (c->conn.tap_overflow || c->replay.failed ||
@@ -560,13 +558,8 @@ void client_replay_elsewhere(struct client *c)
 	}
 	mb_free(&c->replay);
 	forget_request(c);
-	s->close_when_released = true;
 	/* Detach without a word to the client: it must not notice. */
-	conn_unlink(&c->conn);
-	c->server = NULL;
-	s->client = NULL;
-	client_set_state(c, CLIENT_IDLE);
-	server_close(s, "terminated by the administrator");
+	pool_unlink_for_replay(c, "terminated by the administrator");
 	conn_resume(&c->conn);
 }
 
@@ -726,4 +719,39 @@ void client_on_server_lost(struct client *c)
 		return;
 	}
 	pool_release_server(c);
+}
+
+void client_on_server_error(struct client *c)
+{
+	c->error_sent = true;
+	c->pending_set_failed = true;
+}
+
+void client_on_error_relayed(struct client *c)
+{
+	c->error_sent = true;
+}
+
+void client_on_copy_started(struct client *c)
+{
+	c->in_copy = true;
+}
+
+void client_skip_to_sync(struct client *c)
+{
+	c->skip_to_sync = true;
+}
+
+void client_wait_for_drain(struct client *c)
+{
+	c->drain_wait = true;
+}
+
+bool client_on_server_released(struct client *c)
+{
+	bool dirty = c->settings_dirty;
+
+	c->query_running = false;
+	c->settings_dirty = false;
+	return dirty;
 }

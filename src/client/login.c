@@ -1,8 +1,8 @@
 /*
  * client/login: a client's way in — SSL/GSSENC/cancel requests, the startup packet and its
  * parameters, authentication against auth_type (or the auth_hba_file rule) and auth_file, and the
- * choice of admin console or pool. Ends in client_finish_login() (or waits for the pool's first
- * server to learn what parameters to show).
+ * choice of admin console or pool. Ends in pool_client_logged_in(), which calls back
+ * client_finish_login() at once or once the pool's first server has told what parameters to show.
  *
  * Authentication follows PostgreSQL: wrong password, unknown user and a user without a usable
  * secret all end in the same 28P01 message, after the same exchange (a SCRAM exchange for an
@@ -140,7 +140,6 @@ void client_finish_login(struct client *c)
 			param_store(&c->params, (enum tracked_param)i,
 				    param_get(&c->pool->defaults, (enum tracked_param)i));
 	send_login_ok(c);
-	client_set_state(c, CLIENT_IDLE);
 	if (c->w->cfg->log_connections)
 		client_log(LOG_LVL_INFO, c, "login ok");
 	/* Anything the client pipelined behind its startup packet is processed now. */
@@ -664,7 +663,7 @@ static bool enter_console(struct client *c, bool can_write)
 	c->admin = true;
 	c->admin_can_write = can_write;
 	send_admin_login_ok(c);
-	client_set_state(c, CLIENT_IDLE);
+	pool_console_client_logged_in(c);
 	conn_resume(&c->conn);
 	return true;
 }
@@ -716,13 +715,7 @@ static bool enter_pool(struct client *c)
 		u->scram_keys_set = true;
 	}
 	login_forget_secrets(c);
-	if (c->pool->welcome_ready) {
-		client_set_state(c, CLIENT_IDLE);
-		client_finish_login(c);
-	} else {
-		client_set_state(c, CLIENT_WAITING_LOGIN);
-		pool_launch_needed(c->pool);
-	}
+	pool_client_logged_in(c);
 	return true;
 }
 

@@ -74,8 +74,7 @@ void client_fail_unit(struct client *c, const char *sqlstate, const char *fmt, .
 	char message[512];
 	va_list ap;
 
-	if (c->state == CLIENT_WAITING)
-		client_set_state(c, CLIENT_IDLE);
+	pool_drop_request(c);
 	va_start(ap, fmt);
 	vsnprintf(message, sizeof(message), fmt, ap);
 	va_end(ap);

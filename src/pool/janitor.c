@@ -3,7 +3,8 @@
  * query, client idle, server idle/lifetime/connect), passes the server's error to clients that
  * waited through failed server logins for server_login_retry, keeps min_pool_size, retries server
  * logins after server_login_retry, lets the admin console finish waiting commands (through
- * w->console) and finishes a safe shutdown.
+ * w->console) and finishes a safe shutdown. In check builds (PGMUX_CHECKS) each run ends with
+ * pool_check_worker(): the pools' lists and counters must agree.
  */
 #include <stdlib.h>
 
@@ -128,6 +129,10 @@ void pool_janitor(struct worker *w)
 	}
 	if (w->console)
 		w->console->tick(w);
+#if PGMUX_CHECKS
+	/* Check builds: every list against its counter, every object against its list. */
+	ASSERT(pool_check_worker(w));
+#endif
 	if (w->shutting_down && w->n_clients == 0) {
 		log_info("all clients gone, exiting");
 		evloop_break(&w->loop);

@@ -1,10 +1,14 @@
 /*
- * pool: state transitions and server assignment (see pool/pool.h).
+ * pool: the one owner of client and server lifecycles, and server assignment (see pool/pool.h).
  *
- * Invariants: every client and server sits on the list of its state; the counters n_* equal the
- * lengths of those lists; a server is linked to a client exactly when both are ACTIVE; a pool never
- * holds more servers than its size (plus reserve), its database's max_db_connections and its
- * user's max_user_connections allow.
+ * client_set_state() and server_set_state() are static: other modules call verbs that say what
+ * happened (pool_client_logged_in, pool_server_login_done, pool_unlink_for_replay, ...). Every
+ * move is checked against client_moves/server_moves (ASSERT) and logged once with its cause.
+ *
+ * Invariants, checked by pool_check(): every client and server sits on the list of its state; the
+ * counters n_* equal the lengths of those lists; a server is linked to a client exactly when both
+ * are ACTIVE; a pool never holds more servers than its size (plus reserve), its database's
+ * max_db_connections and its user's max_user_connections allow.
  *
  * The pools follow topology as a subscriber (pool_follow_topology()) and reach the admin console
  * only through w->console; neither module is called by name from here.
@@ -17,6 +21,32 @@
 #include "core/log.h"
 
 /* ---- state transitions ---- */
+
+/*
+ * The moves a client may make: client_moves[from][to]. A new client enters LOGIN through
+ * pool_client_accepted(); CLOSING is final.
+ */
+static const bool client_moves[CLIENT_CLOSING + 1][CLIENT_CLOSING + 1] = {
+	[CLIENT_LOGIN] = { [CLIENT_WAITING_LOGIN] = true, [CLIENT_IDLE] = true, [CLIENT_CLOSING] = true },
+	[CLIENT_WAITING_LOGIN] = { [CLIENT_IDLE] = true, [CLIENT_CLOSING] = true },
+	[CLIENT_IDLE] = { [CLIENT_WAITING] = true, [CLIENT_ACTIVE] = true, [CLIENT_CLOSING] = true },
+	[CLIENT_WAITING] = { [CLIENT_ACTIVE] = true, [CLIENT_IDLE] = true, [CLIENT_CLOSING] = true },
+	[CLIENT_ACTIVE] = { [CLIENT_IDLE] = true, [CLIENT_CLOSING] = true },
+};
+
+/*
+ * The moves a server may make: server_moves[from][to]. A new server enters CONNECTING through
+ * pool_server_launched(); CLOSING is final.
+ */
+static const bool server_moves[SERVER_CLOSING + 1][SERVER_CLOSING + 1] = {
+	[SERVER_CONNECTING] = { [SERVER_LOGIN] = true, [SERVER_CLOSING] = true },
+	[SERVER_LOGIN] = { [SERVER_IDLE] = true, [SERVER_RESET] = true, [SERVER_CLOSING] = true },
+	[SERVER_IDLE] = { [SERVER_ACTIVE] = true, [SERVER_RESET] = true, [SERVER_CLOSING] = true },
+	[SERVER_ACTIVE] = { [SERVER_IDLE] = true, [SERVER_RESET] = true, [SERVER_CANCEL_WAIT] = true,
+			    [SERVER_CLOSING] = true },
+	[SERVER_RESET] = { [SERVER_IDLE] = true, [SERVER_CLOSING] = true },
+	[SERVER_CANCEL_WAIT] = { [SERVER_IDLE] = true, [SERVER_RESET] = true, [SERVER_CLOSING] = true },
+};
 
 /* The count of clients waiting for what c waits for. */
 static int *waiting_counter(struct client *c)
@@ -50,15 +80,16 @@ static void client_leave_state(struct client *c)
 	}
 }
 
-void client_set_state(struct client *c, enum client_state st)
+/* The one place a client's state changes: the lists and counters follow, the move is logged. */
+static void client_set_state(struct client *c, enum client_state st, const char *cause)
 {
 	struct pool *p = c->pool;
 
-	if (log_enabled(LOG_LVL_NOISE) && c->state != st)
-		client_log(LOG_LVL_NOISE, c, "%s -> %s", client_state_name(c->state),
-			   client_state_name(st));
-	if (!list_empty(&c->node) || c->state != CLIENT_LOGIN || st == CLIENT_LOGIN)
-		client_leave_state(c);
+	ASSERT(client_moves[c->state][st]);
+	if (log_enabled(LOG_LVL_NOISE))
+		client_log(LOG_LVL_NOISE, c, "%s -> %s: %s", client_state_name(c->state),
+			   client_state_name(st), cause);
+	client_leave_state(c);
 	c->state = st;
 	switch (st) {
 	case CLIENT_LOGIN:
@@ -154,15 +185,21 @@ static void count_member(struct server *s, enum server_state st, int delta)
 	}
 }
 
-void server_set_state(struct server *s, enum server_state st)
+/*
+ * The one place a server's state changes: the lists, the pool's, member's, database's and
+ * user's counters follow, the move is logged. A server on no list is new (CONNECTING).
+ */
+static void server_set_state(struct server *s, enum server_state st, const char *cause)
 {
 	bool was_counted = !list_empty(&s->node);
 	int *old = was_counted ? server_counter(s, s->state) : NULL;
 	struct list_node *to = server_list(s, st);
 
-	if (log_enabled(LOG_LVL_NOISE) && (s->state != st || !was_counted))
-		server_log(LOG_LVL_NOISE, s, "%s -> %s", was_counted ? server_state_name(s->state) : "new",
-			   server_state_name(st));
+	ASSERT(was_counted ? server_moves[s->state][st]
+			   : s->state == SERVER_CONNECTING && st == SERVER_CONNECTING);
+	if (log_enabled(LOG_LVL_NOISE))
+		server_log(LOG_LVL_NOISE, s, "%s -> %s: %s", was_counted ? server_state_name(s->state) : "new",
+			   server_state_name(st), cause);
 	if (was_counted)
 		count_member(s, s->state, -1);
 	if (to)
@@ -187,6 +224,230 @@ void server_set_state(struct server *s, enum server_state st)
 	}
 	s->state = st;
 }
+
+/* ---- the verbs other modules change states through ---- */
+
+void pool_client_accepted(struct client *c)
+{
+	ASSERT(c->state == CLIENT_LOGIN && list_empty(&c->node));
+	if (log_enabled(LOG_LVL_NOISE))
+		client_log(LOG_LVL_NOISE, c, "new -> %s: accepted", client_state_name(CLIENT_LOGIN));
+	list_add_tail(&c->w->login_clients, &c->node);
+}
+
+void pool_client_logged_in(struct client *c)
+{
+	ASSERT(c->pool);
+	if (c->pool->welcome_ready) {
+		client_set_state(c, CLIENT_IDLE, "logged in");
+		client_finish_login(c);
+	} else {
+		client_set_state(c, CLIENT_WAITING_LOGIN, "logged in, waiting for the first server");
+		pool_launch_needed(c->pool);
+	}
+}
+
+void pool_console_client_logged_in(struct client *c)
+{
+	ASSERT(!c->pool);
+	client_set_state(c, CLIENT_IDLE, "logged in to the admin console");
+}
+
+void pool_drop_request(struct client *c)
+{
+	if (c->state == CLIENT_WAITING)
+		client_set_state(c, CLIENT_IDLE, "unit of work refused while waiting");
+}
+
+void pool_unlink_for_replay(struct client *c, const char *reason)
+{
+	struct server *s = c->server;
+
+	ASSERT(s && s->client == c && c->state == CLIENT_ACTIVE);
+	s->close_when_released = true;
+	conn_unlink(&c->conn);
+	c->server = NULL;
+	s->client = NULL;
+	client_set_state(c, CLIENT_IDLE, "unlinked to replay its request elsewhere");
+	server_close(s, reason);
+}
+
+void pool_client_closing(struct client *c)
+{
+	ASSERT(!c->server);
+	client_set_state(c, CLIENT_CLOSING, "closing");
+}
+
+void pool_server_launched(struct server *s)
+{
+	server_set_state(s, SERVER_CONNECTING, "launched");
+}
+
+void pool_server_connected(struct server *s)
+{
+	server_set_state(s, SERVER_LOGIN, "connected, logging in");
+}
+
+void pool_server_closing(struct server *s)
+{
+	struct list_node *n, *t;
+
+	/* Cancel requests on their way to this backend no longer have a server to wait for them. */
+	list_for_each_safe(n, t, &s->w->cancel_reqs) {
+		struct cancel_req *r = list_entry(n, struct cancel_req, node);
+
+		if (r->server == s)
+			r->server = NULL;
+	}
+	server_set_state(s, SERVER_CLOSING, "closing");
+}
+
+/* ---- bookkeeping check ---- */
+
+#define CHECK(cond, ...)                                                                          \
+	do {                                                                                      \
+		if (!(cond)) {                                                                    \
+			log_error("pool check: " __VA_ARGS__);                                    \
+			return false;                                                             \
+		}                                                                                 \
+	} while (0)
+
+/* Walk one client list: every client in one of two states, of pool p; counts by target. */
+static bool check_clients(const struct pool *p, const struct list_node *head, enum client_state a,
+			  enum client_state b, int *count, int *waiting, int *waiting_primary)
+{
+	const struct list_node *n;
+
+	*count = 0;
+	for (n = head->next; n != head; n = n->next) {
+		const struct client *c = list_entry(n, struct client, node);
+
+		CHECK(c->pool == p, "C-%llu is on a list of another pool", (unsigned long long)c->id);
+		CHECK(c->state == a || c->state == b, "C-%llu is %s on the list of %s", (unsigned long long)c->id,
+		      client_state_name(c->state), client_state_name(a));
+		CHECK((c->state == CLIENT_ACTIVE) == (c->server != NULL),
+		      "C-%llu is %s with%s a server", (unsigned long long)c->id,
+		      client_state_name(c->state), c->server ? "" : "out");
+		CHECK(!c->server || (c->server->client == c && c->server->state == SERVER_ACTIVE),
+		      "C-%llu and its server are not linked both ways", (unsigned long long)c->id);
+		if (c->state == CLIENT_WAITING && c->target == TARGET_WAIT_PRIMARY)
+			(*waiting_primary)++;
+		else if (c->state == CLIENT_WAITING) {
+			CHECK(c->target >= 0 && c->target < TOPO_MAX_MEMBERS, "C-%llu waits for no member",
+			      (unsigned long long)c->id);
+			waiting[c->target]++;
+		}
+		(*count)++;
+	}
+	return true;
+}
+
+/* Walk one server list: every server in one of two states, of pool p; counts by member. */
+static bool check_servers(const struct pool *p, const struct list_node *head, enum server_state a,
+			  enum server_state b, int *count, int *servers, int *pending)
+{
+	const struct list_node *n;
+
+	*count = 0;
+	for (n = head->next; n != head; n = n->next) {
+		const struct server *s = list_entry(n, struct server, node);
+
+		CHECK(s->pool == p, "S-%llu is on a list of another pool", (unsigned long long)s->id);
+		CHECK(s->state == a || s->state == b, "S-%llu is %s on the list of %s", (unsigned long long)s->id,
+		      server_state_name(s->state), server_state_name(a));
+		CHECK((s->state == SERVER_ACTIVE) == (s->client != NULL), "S-%llu is %s with%s a client",
+		      (unsigned long long)s->id, server_state_name(s->state), s->client ? "" : "out");
+		CHECK(!s->client || s->client->server == s, "S-%llu and its client are not linked both ways",
+		      (unsigned long long)s->id);
+		CHECK(s->member >= 0 && s->member < TOPO_MAX_MEMBERS, "S-%llu has no member",
+		      (unsigned long long)s->id);
+		servers[s->member]++;
+		if (state_pending(s->state))
+			pending[s->member]++;
+		(*count)++;
+	}
+	return true;
+}
+
+bool pool_check(const struct pool *p)
+{
+	int waiting[TOPO_MAX_MEMBERS] = { 0 }, servers[TOPO_MAX_MEMBERS] = { 0 };
+	int pending[TOPO_MAX_MEMBERS] = { 0 };
+	int waiting_primary = 0, n_active_clients, n_waiting_clients, n_idle, n_active, n_login, n_reset;
+
+	if (!check_clients(p, &p->active_clients, CLIENT_IDLE, CLIENT_ACTIVE, &n_active_clients,
+			   waiting, &waiting_primary) ||
+	    !check_clients(p, &p->waiting_clients, CLIENT_WAITING, CLIENT_WAITING_LOGIN,
+			   &n_waiting_clients, waiting, &waiting_primary) ||
+	    !check_servers(p, &p->idle_servers, SERVER_IDLE, SERVER_IDLE, &n_idle, servers, pending) ||
+	    !check_servers(p, &p->active_servers, SERVER_ACTIVE, SERVER_ACTIVE, &n_active, servers,
+			   pending) ||
+	    !check_servers(p, &p->login_servers, SERVER_CONNECTING, SERVER_LOGIN, &n_login, servers,
+			   pending) ||
+	    !check_servers(p, &p->reset_servers, SERVER_RESET, SERVER_CANCEL_WAIT, &n_reset, servers,
+			   pending))
+		return false;
+	CHECK(n_active_clients == p->n_active_clients, "%s/%s: %d active clients listed, %d counted",
+	      p->db->name, p->user->name, n_active_clients, p->n_active_clients);
+	CHECK(n_waiting_clients == p->n_waiting_clients, "%s/%s: %d waiting clients listed, %d counted",
+	      p->db->name, p->user->name, n_waiting_clients, p->n_waiting_clients);
+	CHECK(waiting_primary == p->n_waiting_primary,
+	      "%s/%s: %d clients wait for a primary, %d counted", p->db->name, p->user->name,
+	      waiting_primary, p->n_waiting_primary);
+	CHECK(n_idle == p->n_idle && n_active == p->n_active && n_login == p->n_login &&
+		      n_reset == p->n_reset,
+	      "%s/%s: servers listed idle %d active %d login %d reset %d, counted %d %d %d %d",
+	      p->db->name, p->user->name, n_idle, n_active, n_login, n_reset, p->n_idle, p->n_active,
+	      p->n_login, p->n_reset);
+	for (int i = 0; i < TOPO_MAX_MEMBERS; i++) {
+		const struct pool_node *node = &p->nodes[i];
+
+		CHECK(node->n_waiting == waiting[i] && node->n_servers == servers[i] &&
+			      node->n_pending == pending[i],
+		      "%s/%s member %d: listed %d waiting, %d servers, %d pending; counted %d %d %d",
+		      p->db->name, p->user->name, i, waiting[i], servers[i], pending[i], node->n_waiting,
+		      node->n_servers, node->n_pending);
+	}
+	return true;
+}
+
+bool pool_check_worker(const struct worker *w)
+{
+	const struct list_node *n, *m;
+
+	for (n = w->login_clients.next; n != &w->login_clients; n = n->next) {
+		const struct client *c = list_entry(n, struct client, node);
+
+		CHECK(c->state == CLIENT_LOGIN || (!c->pool && (c->state == CLIENT_IDLE || c->state == CLIENT_ACTIVE)),
+		      "C-%llu is %s on the list of clients logging in", (unsigned long long)c->id,
+		      client_state_name(c->state));
+		CHECK(!c->server, "C-%llu is logging in with a server", (unsigned long long)c->id);
+	}
+	for (n = w->pools.next; n != &w->pools; n = n->next) {
+		if (!pool_check(list_entry(n, struct pool, node)))
+			return false;
+	}
+	/* Each database's and user's server count is the sum over its pools. */
+	for (n = w->pools.next; n != &w->pools; n = n->next) {
+		const struct pool *p = list_entry(n, struct pool, node);
+		int db_servers = 0, user_servers = 0;
+
+		for (m = w->pools.next; m != &w->pools; m = m->next) {
+			const struct pool *o = list_entry(m, struct pool, node);
+			int total = o->n_idle + o->n_active + o->n_login + o->n_reset;
+
+			db_servers += o->db == p->db ? total : 0;
+			user_servers += o->user == p->user ? total : 0;
+		}
+		CHECK(db_servers == p->db->n_servers, "database %s: %d servers listed, %d counted",
+		      p->db->name, db_servers, p->db->n_servers);
+		CHECK(user_servers == p->user->n_servers, "user %s: %d servers listed, %d counted",
+		      p->user->name, user_servers, p->user->n_servers);
+	}
+	return true;
+}
+
+#undef CHECK
 
 /* ---- lookup ---- */
 
@@ -346,8 +607,8 @@ static void link_client(struct client *c, struct server *s)
 	c->server = s;
 	s->client = c;
 	conn_link(&c->conn, &s->conn);
-	server_set_state(s, SERVER_ACTIVE);
-	client_set_state(c, CLIENT_ACTIVE);
+	server_set_state(s, SERVER_ACTIVE, "linked to a client");
+	client_set_state(c, CLIENT_ACTIVE, "linked to a server");
 	c->xact_start_us = s->link_time_us = s->request_time_us = now;
 	client_on_server_linked(c);
 }
@@ -397,7 +658,7 @@ static struct server *take_idle_server(struct pool *p, int member)
 			continue;
 		if (!needs_check(s, now))
 			return s;
-		server_set_state(s, SERVER_RESET);
+		server_set_state(s, SERVER_RESET, "idle too long, testing");
 		server_send_internal_query(s, p->w->cfg->server_check_query);
 	}
 	return NULL;
@@ -416,7 +677,7 @@ void pool_request_server(struct client *c)
 	c->wait_start_us = evloop_now_us(&p->w->loop);
 	if (c->target == TARGET_WAIT_PRIMARY)
 		p->db->routes.primary_waits++;
-	client_set_state(c, CLIENT_WAITING);
+	client_set_state(c, CLIENT_WAITING, "no idle server, queued");
 	pool_launch_needed(p);
 }
 
@@ -452,7 +713,7 @@ static void server_start_reset(struct server *s)
 	struct pool *p = s->pool;
 	const char *reset = p->w->cfg->server_reset_query;
 
-	server_set_state(s, SERVER_RESET);
+	server_set_state(s, SERVER_RESET, "released, resetting");
 	/* A transaction the client left open must not leak into the next client's work. */
 	if (s->tx_status != 'I')
 		server_send_internal_query(s, "ROLLBACK");
@@ -485,7 +746,7 @@ void pool_recycle_server(struct server *s)
 		 * A cancel on its way could still hit the reset or the next client's query: wait
 		 * until PostgreSQL has closed the cancel connection (cancel.c calls back here).
 		 */
-		server_set_state(s, SERVER_CANCEL_WAIT);
+		server_set_state(s, SERVER_CANCEL_WAIT, "released, a cancel is in flight");
 	} else if (server_needs_reset(s)) {
 		server_start_reset(s);
 	} else {
@@ -504,13 +765,11 @@ void pool_release_server(struct client *c)
 	c->server = NULL;
 	s->client = NULL;
 	s->request_time_us = evloop_now_us(&p->w->loop);
-	c->query_running = false;
 	/* Settings changed in a transaction nobody read back: only a reset makes them known. */
-	if (c->settings_dirty || s->reading_settings)
+	if (client_on_server_released(c) || s->reading_settings)
 		s->settings_unknown = true;
-	c->settings_dirty = false;
 	if (c->state == CLIENT_ACTIVE)
-		client_set_state(c, CLIENT_IDLE);
+		client_set_state(c, CLIENT_IDLE, "released its server");
 	if (s->close_when_released || s->fatal_seen || server_expired(s) || p->db->removed ||
 	    server_stale(s))
 		server_close(s, s->fatal_seen ? "server reported a fatal error" : "released for closing");
@@ -531,7 +790,7 @@ static void finish_waiting_logins(struct pool *p)
 		struct client *c = list_entry(n, struct client, node);
 
 		if (c->state == CLIENT_WAITING_LOGIN) {
-			client_set_state(c, CLIENT_IDLE);
+			client_set_state(c, CLIENT_IDLE, "the first server logged in");
 			client_finish_login(c);
 		}
 	}
@@ -570,18 +829,26 @@ void pool_server_ready(struct server *s)
 	finish_waiting_logins(p);
 	if (!pool_paused(p) && (c = first_waiting(p, s->member))) {
 		/* Idle first, so link_client moves it like any idle server. */
-		server_set_state(s, SERVER_IDLE);
+		server_set_state(s, SERVER_IDLE, "ready, a client waits");
 		link_client(c, s);
 		return;
 	}
-	server_set_state(s, SERVER_IDLE);
+	server_set_state(s, SERVER_IDLE, "ready");
 }
 
-void pool_server_logged_in(struct server *s)
+void pool_server_login_done(struct server *s)
 {
+	const struct db_entry *e = s->pool->db->entry;
+
 	s->pool->welcome_ready = true;
 	s->pool->nodes[s->member].failing_since_us = 0;
 	s->pool->db->hosts_failed = 0;
+	if (e && *e->connect_query) {
+		server_set_state(s, SERVER_RESET, "logged in, running connect_query");
+		server_send_internal_query(s, e->connect_query);
+		return;
+	}
+	pool_server_ready(s);
 }
 
 static int welcome_member(const struct pool *p);
@@ -641,19 +908,6 @@ void pool_server_login_failed(struct server *s, const char *sqlstate, const char
 	snprintf(p->last_login_error, sizeof(p->last_login_error), "%s", message);
 	snprintf(p->last_login_sqlstate, sizeof(p->last_login_sqlstate), "%s", sqlstate);
 	p->last_login_member = s->member;
-}
-
-void pool_forget_server(struct server *s)
-{
-	struct list_node *n, *t;
-
-	/* Cancel requests on their way to this backend no longer have a server to wait for them. */
-	list_for_each_safe(n, t, &s->w->cancel_reqs) {
-		struct cancel_req *r = list_entry(n, struct cancel_req, node);
-
-		if (r->server == s)
-			r->server = NULL;
-	}
 }
 
 /* How many more servers to member may the pool open now? */

@@ -322,7 +322,7 @@ void server_login_connected(struct server *s, bool ok, int errnum)
 		else if (dns_is_name(server_host(s)))
 			retire_moved_servers(s);
 	}
-	server_set_state(s, SERVER_LOGIN);
+	pool_server_connected(s);
 	send_startup(s);
 }
 
@@ -501,13 +501,7 @@ enum conn_action server_login_packet(struct server *s, const struct pkt_header *
 		server_log(LOG_LVL_DEBUG, s, "login done, backend pid %u", s->backend_pid);
 		if (!fenced_ok(s))
 			return CONN_CLOSED;
-		pool_server_logged_in(s);
-		if (s->pool->db->entry && *s->pool->db->entry->connect_query) {
-			server_set_state(s, SERVER_RESET);
-			server_send_internal_query(s, s->pool->db->entry->connect_query);
-			return CONN_CONSUME;
-		}
-		pool_server_ready(s);
+		pool_server_login_done(s);
 		return CONN_CONSUME;
 	default: /* NoticeResponse, NegotiateProtocolVersion: nothing to do */
 		return CONN_CONSUME;

@@ -173,7 +173,7 @@ static void fail_here(struct client *c, const struct msgbuf *err)
 
 	write_msg(&s->conn, 'E', "pgmux_no_such_portal", sizeof("pgmux_no_such_portal"), "\0\0\0\0", 4);
 	respq_push_owed(&s->respq, 'E', 'x', err);
-	c->skip_to_sync = true;
+	client_skip_to_sync(c);
 }
 
 /*
@@ -315,7 +315,7 @@ enum conn_action prepared_query(struct client *c, const struct pkt_header *hdr, 
 		return CONN_FORWARD;
 	if (c->pending_ready) {
 		/* The answer needs the transaction status after what is in flight. */
-		c->drain_wait = true;
+		client_wait_for_drain(c);
 		return CONN_STOP;
 	}
 	/* Failing, it aborts the transaction block: the server must fail too (see below). */
@@ -801,7 +801,7 @@ static enum conn_action owed_error(struct server *s)
 
 	if (s->client && head->owed) {
 		conn_write(&s->client->conn, head->owed, head->owed_len);
-		s->client->error_sent = true;
+		client_on_error_relayed(s->client);
 	}
 	s->seg_error = true;
 	if (error_ends(head->kind)) {

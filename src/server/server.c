@@ -91,7 +91,7 @@ struct server *server_launch(struct pool *pool, int member)
 	conn_init(&s->conn, &w->loop, &server_ops, s);
 	snprintf(s->addr, sizeof(s->addr), "?");
 	s->connect_time_us = s->request_time_us = evloop_now_us(&w->loop);
-	server_set_state(s, SERVER_CONNECTING);
+	pool_server_launched(s);
 	if (!server_login_start(s))
 		return NULL;
 	return s;
@@ -328,8 +328,7 @@ static enum conn_action active_packet(struct server *s, const struct pkt_header 
 	case 'E':
 		if (!whole)
 			return CONN_NEED_WHOLE;
-		s->client->error_sent = true;
-		s->client->pending_set_failed = true;
+		client_on_server_error(s->client);
 		s->seg_error = true;
 		if (be_parse_error(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &e) &&
 		    (strcmp(e.severity, "FATAL") == 0 || strcmp(e.severity, "PANIC") == 0)) {
@@ -342,7 +341,7 @@ static enum conn_action active_packet(struct server *s, const struct pkt_header 
 		return CONN_FORWARD;
 	case 'G': /* CopyInResponse */
 	case 'W': /* CopyBothResponse */
-		s->client->in_copy = true;
+		client_on_copy_started(s->client);
 		return CONN_FORWARD;
 	default:
 		return CONN_FORWARD;
@@ -432,8 +431,7 @@ void server_close(struct server *s, const char *reason)
 
 		conn_close_with(&s->conn, terminate, sizeof(terminate));
 	}
-	pool_forget_server(s);
-	server_set_state(s, SERVER_CLOSING);
+	pool_server_closing(s);
 	conn_close(&s->conn);
 	evloop_park(&s->w->loop, s, server_free);
 }
