@@ -39,6 +39,7 @@ struct database {
 	bool paused;                  /* PAUSE db */
 	bool disabled;                /* DISABLE db: new clients refused */
 	int n_servers;                /* server connections over all its pools */
+	int check_servers;            /* pool_check_worker's own sum of the same */
 	struct stats stats_prev;      /* for averages */
 	struct cluster *cluster;      /* cluster= entries: where its members are; NULL = host= */
 	int next_host;                /* host= lists: where the next server connection goes */
@@ -50,6 +51,7 @@ struct pool_user {
 	struct list_node node;
 	char name[64];
 	int n_servers;                /* for max_user_connections */
+	int check_servers;            /* pool_check_worker's own sum of the same */
 	/*
 	 * A cleartext password a client proved against a SCRAM-only auth_file secret: the only way to
 	 * log in to a SCRAM server as that user without pass-through. "" when none.

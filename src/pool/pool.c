@@ -427,22 +427,25 @@ bool pool_check_worker(const struct worker *w)
 		if (!pool_check(list_entry(n, struct pool, node)))
 			return false;
 	}
-	/* Each database's and user's server count is the sum over its pools. */
+	/* Each database's and user's server count is the sum over its pools: one pass adds up. */
+	for (n = w->databases.next; n != &w->databases; n = n->next)
+		list_entry(n, struct database, node)->check_servers = 0;
+	for (n = w->users.next; n != &w->users; n = n->next)
+		list_entry(n, struct pool_user, node)->check_servers = 0;
 	for (n = w->pools.next; n != &w->pools; n = n->next) {
 		const struct pool *p = list_entry(n, struct pool, node);
-		int db_servers = 0, user_servers = 0;
+		int total = p->n_idle + p->n_active + p->n_login + p->n_reset;
 
-		for (m = w->pools.next; m != &w->pools; m = m->next) {
-			const struct pool *o = list_entry(m, struct pool, node);
-			int total = o->n_idle + o->n_active + o->n_login + o->n_reset;
+		p->db->check_servers += total;
+		p->user->check_servers += total;
+	}
+	for (m = w->pools.next; m != &w->pools; m = m->next) {
+		const struct pool *p = list_entry(m, struct pool, node);
 
-			db_servers += o->db == p->db ? total : 0;
-			user_servers += o->user == p->user ? total : 0;
-		}
-		CHECK(db_servers == p->db->n_servers, "database %s: %d servers listed, %d counted",
-		      p->db->name, db_servers, p->db->n_servers);
-		CHECK(user_servers == p->user->n_servers, "user %s: %d servers listed, %d counted",
-		      p->user->name, user_servers, p->user->n_servers);
+		CHECK(p->db->check_servers == p->db->n_servers, "database %s: %d servers listed, %d counted",
+		      p->db->name, p->db->check_servers, p->db->n_servers);
+		CHECK(p->user->check_servers == p->user->n_servers, "user %s: %d servers listed, %d counted",
+		      p->user->name, p->user->check_servers, p->user->n_servers);
 	}
 	return true;
 }
