@@ -226,9 +226,6 @@ bool pool_follow_topology(struct worker *w);
 /* Is dbname the admin console's (false when no console is registered)? */
 bool worker_is_console_db(const struct worker *w, const char *dbname);
 
-/* The loop's cached time (microseconds, monotonic), for code that must not call ev/ itself. */
-uint64_t worker_now_us(struct worker *w);
-
 /* New connection buffers take pkt_buf bytes (admin SET pkt_buf); buffers in use keep theirs. */
 void worker_set_pkt_buf(struct worker *w, uint32_t pkt_buf);
 

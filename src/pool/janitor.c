@@ -7,6 +7,7 @@
  */
 #include <stdlib.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "client/route.h"
 #include "pool/pool.h"
@@ -112,7 +113,7 @@ static void check_login_clients(struct worker *w, uint64_t now)
 
 void pool_janitor(struct worker *w)
 {
-	uint64_t now = evloop_now_us(&w->loop);
+	uint64_t now = clock_now_us();
 	struct list_node *n, *t;
 
 	check_login_clients(w, now);

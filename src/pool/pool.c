@@ -977,11 +977,6 @@ bool worker_is_console_db(const struct worker *w, const char *dbname)
 	return w->console && w->console->is_console_db(dbname);
 }
 
-uint64_t worker_now_us(struct worker *w)
-{
-	return evloop_now_us(&w->loop);
-}
-
 void worker_set_pkt_buf(struct worker *w, uint32_t pkt_buf)
 {
 	evloop_set_buf_size(&w->loop, pkt_buf);

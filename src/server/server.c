@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "pool/pool.h"
 #include "proto/be.h"
@@ -90,7 +91,7 @@ struct server *server_launch(struct pool *pool, int member)
 	list_init(&s->node);
 	conn_init(&s->conn, &w->loop, &server_ops, s);
 	snprintf(s->addr, sizeof(s->addr), "?");
-	s->connect_time_us = s->request_time_us = evloop_now_us(&w->loop);
+	s->connect_time_us = s->request_time_us = clock_now_us();
 	server_set_state(s, SERVER_CONNECTING);
 	if (!server_login_start(s))
 		return NULL;
