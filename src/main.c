@@ -26,6 +26,7 @@
 #include "ev/tls.h"
 #include "pool/pool.h"
 #include "topo/topology.h"
+#include "worker/worker.h"
 
 #define JANITOR_INTERVAL 0.2
 

@@ -36,6 +36,7 @@
 #include "core/log.h"
 #include "pool/pool.h"
 #include "proto/build.h"
+#include "worker/worker.h"
 
 /* What one waiting client may queue behind its command before it is disconnected. */
 #define QUEUE_MAX_QUERIES 1000

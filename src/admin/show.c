@@ -23,6 +23,7 @@
 #include "core/log.h"
 #include "pool/pool.h"
 #include "proto/build.h"
+#include "worker/worker.h"
 
 #ifndef PGMUX_VERSION
 #define PGMUX_VERSION "unknown"

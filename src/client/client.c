@@ -20,6 +20,7 @@
 #include "pool/pool.h"
 #include "proto/build.h"
 #include "proto/fe.h"
+#include "worker/worker.h"
 
 static enum conn_action on_packet(void *owner, struct conn *conn, const struct pkt_header *hdr,
 				  const uint8_t *whole);

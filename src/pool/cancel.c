@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "pool/pool.h"
 #include "proto/build.h"
+#include "worker/worker.h"
 
 static struct client *find_client(struct worker *w, uint32_t pid, uint32_t key)
 {

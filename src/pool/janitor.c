@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "client/route.h"
 #include "pool/pool.h"
+#include "worker/worker.h"
 
 static bool exceeded(uint64_t now, uint64_t since, double timeout)
 {

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "worker/worker.h"
 
 /* ---- state transitions ---- */
 
@@ -970,14 +971,4 @@ static void on_topology_changed(void *arg, struct cluster *cl)
 bool pool_follow_topology(struct worker *w)
 {
 	return topo_subscribe(&w->topo, on_topology_changed, w);
-}
-
-bool worker_is_console_db(const struct worker *w, const char *dbname)
-{
-	return w->console && w->console->is_console_db(dbname);
-}
-
-void worker_set_pkt_buf(struct worker *w, uint32_t pkt_buf)
-{
-	evloop_set_buf_size(&w->loop, pkt_buf);
 }

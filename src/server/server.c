@@ -20,6 +20,7 @@
 #include "proto/be.h"
 #include "proto/build.h"
 #include "route/setstmt.h"
+#include "worker/worker.h"
 
 static enum conn_action on_packet(void *owner, struct conn *c, const struct pkt_header *hdr,
 				  const uint8_t *whole);
