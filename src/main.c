@@ -16,6 +16,7 @@
 
 #include "admin/admin.h"
 #include "auth/userlist.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "ev/dns.h"
 #include "ev/http.h"
@@ -25,6 +26,7 @@
 #include "ev/tls.h"
 #include "pool/pool.h"
 #include "topo/topology.h"
+#include "worker/worker.h"
 
 #define JANITOR_INTERVAL 0.2
 
@@ -181,7 +183,7 @@ static void worker_init(struct worker *w, struct config *cfg, struct userlist *u
 	if (!evloop_init(&w->loop, (uint32_t)cfg->pkt_buf))
 		die("could not initialise the event loop");
 	pstmt_registry_init(&w->pstmts);
-	w->start_time_us = evloop_now_us(&w->loop);
+	w->start_time_us = clock_now_us();
 }
 
 int main(int argc, char **argv)

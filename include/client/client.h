@@ -53,11 +53,11 @@ struct client {
 	char addr[64];                /* "ip:port" of the client */
 	struct param_set params;      /* what the client expects the server's settings to be */
 
-	uint32_t cancel_pid, cancel_key;
+	uint32_t cancel_pid, cancel_key; /* what pgmux told the client in BackendKeyData */
 	enum be_auth_code auth_method; /* request the client must answer next; BE_AUTH_OK: none */
 	bool auth_query_wait;         /* auth_query lookup in flight: the client owes nothing */
 	uint8_t auth_salt[4];
-	char *proven_password;        /* see pool_user.proven_password; wiped once handed over */  /* what pgmux told the client in BackendKeyData */
+	char *proven_password;        /* see pool_user.proven_password; wiped once handed over */
 
 	/* protocol position, for deciding when the server may be released */
 	uint32_t pending_ready;       /* ReadyForQuery messages still owed for sent Query/Sync */

@@ -1,5 +1,5 @@
 /*
- * pool: the worker, its databases and pools, and the one owner of every client's and server's
+ * pool: the worker's databases and pools, and the one owner of every client's and server's
  * lifecycle: states change, and clients and servers are linked and unlinked, only through the
  * verbs declared here.
  *
@@ -18,7 +18,6 @@
 #include "config/config.h"
 #include "core/list.h"
 #include "ev/loop.h"
-#include "ev/tls.h"
 #include "pool/stats.h"
 #include "route/router.h"
 #include "server/params.h"
@@ -26,8 +25,7 @@
 #include "server/server.h"
 #include "topo/topology.h"
 
-struct authquery;
-struct userlist;
+struct worker;
 
 /* A [databases] entry in force, kept across reloads by name. */
 struct database {
@@ -127,50 +125,6 @@ struct cancel_req {
 	uint32_t pid, key;                /* the backend's key, copied at creation */
 	uint64_t start_us;
 	struct conn conn;
-};
-
-/*
- * The admin console as the modules below it see it: admin/ registers its table at startup
- * (admin_register()), and client and pool code call through it, so they never include admin/.
- * See admin/admin.h for what each entry does.
- */
-struct console_ops {
-	bool (*is_console_db)(const char *dbname);
-	void (*handle_query)(struct client *c, const char *sql);
-	void (*forget_client)(struct client *c);
-	/* After a server is released and on every janitor run: finish waiting PAUSE/WAIT_CLOSE. */
-	void (*tick)(struct worker *w);
-	/* At exit, after every client is closed. */
-	void (*destroy)(struct worker *w);
-};
-
-/* One pgmux process's state; every object is reachable from here. */
-struct worker {
-	struct evloop loop;
-	struct config *cfg;
-	struct userlist *userlist;
-	struct list_node databases;
-	struct list_node users;
-	struct list_node pools;
-	struct list_node login_clients;   /* LOGIN (no pool yet) and admin clients */
-	struct list_node cancel_reqs;     /* cancel requests on their way to a backend */
-	struct topo topo;                 /* the clusters; pools follow it (pool_follow_topology) */
-	int n_clients;                    /* every client connection, for max_client_conn */
-	uint64_t next_client_id, next_server_id;
-	bool paused;                      /* PAUSE without a database */
-	bool shutting_down;               /* SIGTERM/SHUTDOWN: no new clients */
-	bool safe_shutdown;               /* SIGINT: close clients as their transactions end */
-	uint64_t start_time_us;
-	struct evloop_timer janitor;
-	void *listeners;                  /* ev/listen.c's state */
-	const struct console_ops *console; /* the admin console's entry points; NULL = none */
-	void *admin;                      /* the admin console's state (admin/console.c) */
-	struct authquery *authquery;      /* auth_query's cache and connections (auth/) */
-	struct stats totals_prev;
-	struct pstmt_registry pstmts;     /* prepared statements shared by clients and servers */
-	struct tls_ctx *client_tls;       /* accepting TLS from clients; NULL = client TLS off */
-	struct tls_ctx *server_tls;       /* TLS towards servers; NULL = server TLS off */
-	struct dns *dns;                  /* asynchronous resolver and cache (ev/dns.c) */
 };
 
 /*
@@ -282,15 +236,6 @@ bool pool_login_retry_exhausted(const struct client *c);
  */
 bool pool_follow_topology(struct worker *w);
 
-/* Is dbname the admin console's (false when no console is registered)? */
-bool worker_is_console_db(const struct worker *w, const char *dbname);
-
-/* The loop's cached time (microseconds, monotonic), for code that must not call ev/ itself. */
-uint64_t worker_now_us(struct worker *w);
-
-/* New connection buffers take pkt_buf bytes (admin SET pkt_buf); buffers in use keep theirs. */
-void worker_set_pkt_buf(struct worker *w, uint32_t pkt_buf);
-
 /* A waiting client's target was decided again: move it to that member's queue. */
 void pool_retarget(struct client *c, int target);
 
@@ -326,68 +271,5 @@ void pool_kill_database(struct worker *w, struct database *db);
 
 /* Serve waiting clients of every pool of db (all when NULL) after RESUME/ENABLE. */
 void pool_kick(struct worker *w, struct database *db);
-
-/* Re-read the config file; false (and err) when it did not load: the old config stays. */
-bool worker_reload(struct worker *w, char *err, size_t errlen);
-
-/* How putting a new config in force went. */
-enum worker_apply_result {
-	WORKER_APPLIED,
-	/*
-	 * In force, except that a TLS side's key and certificate do not pair yet: that side keeps
-	 * its running context until a later change pairs them; err says which side and why.
-	 */
-	WORKER_APPLIED_TLS_PENDING,
-	WORKER_APPLY_FAILED, /* err says why; the running config and everything built from it stay */
-};
-
-/*
- * Put newcfg (loaded or cloned, and validated) in force: the one path of RELOAD and admin SET.
- * Rebuilds what `what` (enum config_apply) names: RELOAD passes CONFIG_APPLY_ALL, SET its key's
- * row's apply. Databases, clusters and pools always follow the new config, nobody is
- * disconnected. allow_unpaired: a TLS key and certificate that do not pair yet leave that side
- * pending (SET changes them one at a time) instead of failing. Takes newcfg in every case: it
- * becomes w->cfg, or is freed on failure. Does not call back into the caller.
- */
-enum worker_apply_result worker_apply(struct worker *w, struct config *newcfg, unsigned what,
-				     bool allow_unpaired, char *err, size_t errlen);
-
-/* Log what a freshly loaded cfg accepted with a warning (at startup and on every reload). */
-void worker_log_config_warnings(const struct config *cfg);
-
-/*
- * The TLS settings of one side (client_tls_* or server_tls_* keys), for ev/tls. The strings are
- * borrowed from cfg.
- */
-void worker_tls_settings(const struct config *cfg, enum tls_side side, struct tls_settings *out);
-
-/* How applying the TLS and DNS keys of a config went. */
-enum tls_apply {
-	TLS_APPLY_DONE,
-	/*
-	 * Applied, except that a side's key and certificate do not form a pair yet (admin SET of one,
-	 * then of the other): that side keeps its running context until a later apply pairs them.
-	 */
-	TLS_APPLY_PENDING,
-	TLS_APPLY_FAILED, /* nothing changed */
-};
-
-/*
- * Rebuild the TLS contexts from cfg's client_tls and server_tls keys (certificates re-read) and
- * apply its DNS cache lifetimes, as RELOAD does. allow_unpaired: a side whose key and
- * certificate do not pair is left running as it is (TLS_APPLY_PENDING) instead of failing the
- * whole; err then says which side waits and why. TLS_APPLY_FAILED (err says why): a context
- * cannot be built and nothing changed. Connections already encrypted keep the context they
- * started with.
- */
-enum tls_apply worker_apply_tls_dns(struct worker *w, const struct config *cfg, bool allow_unpaired,
-				    char *err, size_t errlen);
-
-/* Close and free everything the worker owns (at exit). */
-void worker_destroy(struct worker *w);
-
-/* SHUTDOWN/SIGTERM (safe=false: stop accepting, exit when clients are gone) and SIGINT (safe:
- * also close each client when its transaction ends). */
-void worker_shutdown(struct worker *w, bool safe);
 
 #endif

@@ -31,10 +31,12 @@
 #include "admin/show.h"
 #include "client/client.h"
 #include "config/config.h"
+#include "core/clock.h"
 #include "core/list.h"
 #include "core/log.h"
 #include "pool/pool.h"
 #include "proto/build.h"
+#include "worker/worker.h"
 
 /* What one waiting client may queue behind its command before it is disconnected. */
 #define QUEUE_MAX_QUERIES 1000
@@ -92,7 +94,7 @@ static struct admin_state *state_of(struct worker *w)
 		return NULL;
 	st->w = w;
 	/* The snapshots start at zero, which is what the counters were when the worker started. */
-	st->stats_since_us = w->start_time_us ? w->start_time_us : worker_now_us(w);
+	st->stats_since_us = w->start_time_us ? w->start_time_us : clock_now_us();
 	list_init(&st->waits);
 	list_init(&st->draining);
 	w->admin = st;
@@ -659,7 +661,7 @@ static bool wait_ready(struct admin_state *st, const struct admin_wait *wt)
 void admin_tick(struct worker *w)
 {
 	struct admin_state *st = state_of(w);
-	uint64_t now = worker_now_us(w);
+	uint64_t now = clock_now_us();
 
 	if (!st || st->ticking)
 		return;

@@ -18,10 +18,12 @@
 #include <time.h>
 
 #include "config/config.h"
+#include "core/clock.h"
 #include "core/list.h"
 #include "core/log.h"
 #include "pool/pool.h"
 #include "proto/build.h"
+#include "worker/worker.h"
 
 #ifndef PGMUX_VERSION
 #define PGMUX_VERSION "unknown"
@@ -413,7 +415,7 @@ static void show_pools(struct worker *w, struct msgbuf *mb)
 		{ "maxwait_us", OID_INT4 },
 		{ "pool_mode", OID_TEXT },
 	};
-	uint64_t now = worker_now_us(w);
+	uint64_t now = clock_now_us();
 	struct list_node *pos, *tmp;
 	struct row r;
 
@@ -560,7 +562,7 @@ static void client_list_rows(struct worker *w, struct msgbuf *mb, struct list_no
 
 static void show_clients(struct worker *w, struct msgbuf *mb)
 {
-	uint64_t now = worker_now_us(w);
+	uint64_t now = clock_now_us();
 	struct list_node *pos, *tmp;
 
 	HEADER(mb, socket_cols);
@@ -787,7 +789,7 @@ static void show_stats(struct worker *w, enum admin_show what, uint64_t stats_si
 	struct stats_walk sw = {
 		.mb = mb,
 		.what = what,
-		.window_us = since(worker_now_us(w), stats_since_us),
+		.window_us = since(clock_now_us(), stats_since_us),
 	};
 
 	if (what == ADMIN_SHOW_STATS)
@@ -803,7 +805,7 @@ static void show_totals(struct worker *w, uint64_t stats_since_us, struct msgbuf
 		{ "name", OID_TEXT },
 		{ "value", OID_INT8 },
 	};
-	uint64_t window = since(worker_now_us(w), stats_since_us);
+	uint64_t window = since(clock_now_us(), stats_since_us);
 	struct stats sum;
 	struct averages avg;
 	struct row r;
@@ -1023,7 +1025,7 @@ static void topology_row(struct msgbuf *mb, const struct cluster *cl, const stru
 
 static void show_topology(struct worker *w, struct msgbuf *mb)
 {
-	uint64_t now = worker_now_us(w);
+	uint64_t now = clock_now_us();
 	struct list_node *n, *t;
 
 	topology_row(mb, NULL, NULL, now);

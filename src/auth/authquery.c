@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/list.h"
 #include "core/log.h"
 #include "ev/loop.h"
@@ -183,7 +184,7 @@ enum authquery_status authquery_lookup(struct authquery **aqp, struct evloop *lo
 				       char **secret_out)
 {
 	struct authquery *aq = state_of(aqp);
-	uint64_t now_us = evloop_now_us(loop);
+	uint64_t now_us = clock_now_us();
 	struct list_node *n, *t;
 	struct entry *e = NULL;
 	struct target *tg;

@@ -15,10 +15,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "pool/pool.h"
 #include "proto/build.h"
 #include "proto/fe.h"
+#include "worker/worker.h"
 
 static enum conn_action on_packet(void *owner, struct conn *conn, const struct pkt_header *hdr,
 				  const uint8_t *whole);
@@ -48,7 +50,7 @@ void client_accept(struct worker *w, int fd, bool is_unix)
 	conn_init(&c->conn, &w->loop, &client_ops, c);
 	c->conn.startup = true;
 	c->conn.max_packet = PKT_STARTUP_MAX;
-	c->connect_time_us = c->request_time_us = evloop_now_us(&w->loop);
+	c->connect_time_us = c->request_time_us = clock_now_us();
 	if (is_unix)
 		snprintf(c->addr, sizeof(c->addr), "unix");
 	else
@@ -264,7 +266,7 @@ static void note_frontend_message(struct client *c, char type)
 	}
 	if ((type == 'Q' || type == 'E' || type == 'F') && !c->query_running) {
 		c->query_running = true;
-		c->query_start_us = evloop_now_us(&c->w->loop);
+		c->query_start_us = clock_now_us();
 	}
 }
 
@@ -471,12 +473,12 @@ static enum conn_action relay_packet(struct client *c, const struct pkt_header *
 		if (act == CONN_NEED_WHOLE || act == CONN_CLOSED || act == CONN_STOP)
 			return act;
 		note_frontend_message(c, hdr->type);
-		c->request_time_us = evloop_now_us(&c->w->loop);
+		c->request_time_us = clock_now_us();
 		c->pool->stats.bytes_received += hdr->len;
 		return act;
 	}
 	note_frontend_message(c, hdr->type);
-	c->request_time_us = evloop_now_us(&c->w->loop);
+	c->request_time_us = clock_now_us();
 	c->pool->stats.bytes_received += hdr->len;
 	return CONN_FORWARD;
 }
@@ -596,7 +598,7 @@ static void finish_unit(struct client *c);
 void client_on_ready(struct client *c, const uint8_t *z, uint32_t len)
 {
 	struct pool *p = c->pool;
-	uint64_t now = evloop_now_us(&c->w->loop);
+	uint64_t now = clock_now_us();
 	char tx_status = len > PKT_HDR_LEN ? (char)z[PKT_HDR_LEN] : 'I';
 
 	if (c->pending_ready)

@@ -39,6 +39,7 @@
 #include "proto/build.h"
 #include "proto/fe.h"
 #include "proto/startup.h"
+#include "worker/worker.h"
 
 void login_forget_secrets(struct client *c)
 {

@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "ev/tls.h"
 #include "pool/pool.h"
+#include "worker/worker.h"
 
 /*
  * The mode of the context in force, not the config's: while an admin SET of a key or certificate

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/clock.h"
 #include "core/list.h"
 #include "core/log.h"
 #include "ev/conn.h"
@@ -263,7 +264,7 @@ static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo 
 				  : (void *)&((struct sockaddr_in6 *)&e->addr)->sin6_addr,
 			  now, sizeof(now));
 		ttl = node->ai_ttl > 0 && node->ai_ttl < d->max_ttl ? node->ai_ttl : d->max_ttl;
-		e->expires_us = evloop_now_us(d->loop) + (uint64_t)(ttl * 1e6);
+		e->expires_us = clock_now_us() + (uint64_t)(ttl * 1e6);
 		if (*old && strcmp(old, now) != 0)
 			log_info("dns: %s moved from %s to %s", e->name, old, now);
 		else
@@ -272,7 +273,7 @@ static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo 
 		e->ok = false;
 		snprintf(e->err, sizeof(e->err), "could not resolve host \"%s\": %s", e->name,
 			 status == ARES_SUCCESS ? "no address" : ares_strerror(status));
-		e->expires_us = evloop_now_us(d->loop) + (uint64_t)(d->nxdomain_ttl * 1e6);
+		e->expires_us = clock_now_us() + (uint64_t)(d->nxdomain_ttl * 1e6);
 		log_warning("dns: %s", e->err);
 	}
 	if (res)
@@ -326,7 +327,7 @@ enum dns_answer dns_lookup(struct dns *d, const char *name, struct conn *c,
 {
 	struct dns_entry *e = find_entry(d, name);
 	struct dns_wait *w;
-	uint64_t now = evloop_now_us(d->loop);
+	uint64_t now = clock_now_us();
 
 	if (e && !e->pending && now < e->expires_us) {
 		if (e->ok) {

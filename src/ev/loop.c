@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "ev/conn.h"
 
@@ -28,6 +29,16 @@ struct signal_watcher {
 	void *arg;
 };
 
+/*
+ * libev calls this wherever it would run pending callbacks (after it polled and updated its time,
+ * and before prepare watchers): the cached clock is set before any callback of the iteration.
+ */
+static void invoke_pending(struct ev_loop *ev)
+{
+	clock_set_now_us((uint64_t)(ev_now(ev) * 1e6));
+	ev_invoke_pending(ev);
+}
+
 static void on_prepare(struct ev_loop *ev, ev_prepare *w, int revents)
 {
 	evloop_run_deferred(w->data);
@@ -40,6 +51,8 @@ bool evloop_init(struct evloop *l, uint32_t buf_size)
 	l->ev = ev_default_loop(EVFLAG_AUTO);
 	if (!l->ev)
 		return false;
+	ev_set_invoke_pending_cb(l->ev, invoke_pending);
+	clock_set_now_us((uint64_t)(ev_now(l->ev) * 1e6));
 	list_init(&l->resume_list);
 	list_init(&l->failed_list);
 	list_init(&l->dirty_list);
@@ -91,7 +104,7 @@ void evloop_break(struct evloop *l)
 
 uint64_t evloop_now_us(struct evloop *l)
 {
-	return (uint64_t)(ev_now(l->ev) * 1e6);
+	return clock_now_us();
 }
 
 void evloop_park(struct evloop *l, void *obj, evloop_free_fn fn)

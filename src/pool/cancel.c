@@ -11,9 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "pool/pool.h"
 #include "proto/build.h"
+#include "worker/worker.h"
 
 static struct client *find_client(struct worker *w, uint32_t pid, uint32_t key)
 {
@@ -94,7 +96,7 @@ void server_cancel_query(struct server *s)
 	/* Copied: the server may be closed before the cancel connection is up. */
 	r->pid = s->backend_pid;
 	r->key = s->backend_key;
-	r->start_us = evloop_now_us(&w->loop);
+	r->start_us = clock_now_us();
 	conn_init(&r->conn, &w->loop, &cancel_ops, r);
 	list_add_tail(&w->cancel_reqs, &r->node);
 	if (!conn_connect(&r->conn, (struct sockaddr *)&s->sa, s->salen, &errnum)) {
@@ -108,7 +110,7 @@ void server_cancel_query(struct server *s)
 
 void cancel_expire(struct worker *w, double timeout)
 {
-	uint64_t now = evloop_now_us(&w->loop);
+	uint64_t now = clock_now_us();
 	struct list_node *n, *t;
 
 	list_for_each_safe(n, t, &w->cancel_reqs) {

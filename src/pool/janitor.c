@@ -8,9 +8,11 @@
  */
 #include <stdlib.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "client/route.h"
 #include "pool/pool.h"
+#include "worker/worker.h"
 
 static bool exceeded(uint64_t now, uint64_t since, double timeout)
 {
@@ -113,7 +115,7 @@ static void check_login_clients(struct worker *w, uint64_t now)
 
 void pool_janitor(struct worker *w)
 {
-	uint64_t now = evloop_now_us(&w->loop);
+	uint64_t now = clock_now_us();
 	struct list_node *n, *t;
 
 	check_login_clients(w, now);

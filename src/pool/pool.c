@@ -18,7 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/log.h"
+#include "worker/worker.h"
 
 /* ---- state transitions ---- */
 
@@ -100,7 +102,7 @@ static void client_set_state(struct client *c, enum client_state st, const char 
 		ASSERT(p);
 		/* A client logging in waits from here (pool_request_server sets it for the others). */
 		if (st == CLIENT_WAITING_LOGIN)
-			c->wait_start_us = evloop_now_us(&c->w->loop);
+			c->wait_start_us = clock_now_us();
 		list_add_tail(&p->waiting_clients, &c->node);
 		p->n_waiting_clients++;
 		if (st == CLIENT_WAITING)
@@ -602,7 +604,7 @@ static bool pool_paused(const struct pool *p)
 static void link_client(struct client *c, struct server *s)
 {
 	struct pool *p = c->pool;
-	uint64_t now = evloop_now_us(&p->w->loop);
+	uint64_t now = clock_now_us();
 
 	if (c->state == CLIENT_WAITING)
 		p->stats.wait_time_us += now - c->wait_start_us;
@@ -648,7 +650,7 @@ static void pool_trim(struct pool *p)
  */
 static struct server *take_idle_server(struct pool *p, int member)
 {
-	uint64_t now = evloop_now_us(&p->w->loop);
+	uint64_t now = clock_now_us();
 	struct list_node *n, *t;
 
 	if (member < 0)
@@ -677,7 +679,7 @@ void pool_request_server(struct client *c)
 		link_client(c, s);
 		return;
 	}
-	c->wait_start_us = evloop_now_us(&p->w->loop);
+	c->wait_start_us = clock_now_us();
 	if (c->target == TARGET_WAIT_PRIMARY)
 		p->db->routes.primary_waits++;
 	client_set_state(c, CLIENT_WAITING, "no idle server, queued");
@@ -697,7 +699,7 @@ static bool server_expired(const struct server *s)
 	double lifetime = s->w->cfg->server_lifetime;
 
 	return lifetime > 0 &&
-	       evloop_now_us(&s->w->loop) - s->connect_time_us > (uint64_t)(lifetime * 1e6);
+	       clock_now_us() - s->connect_time_us > (uint64_t)(lifetime * 1e6);
 }
 
 /* Does the next client need anything undone on s before it may have it? */
@@ -767,7 +769,7 @@ void pool_release_server(struct client *c)
 	respq_reset(&s->respq);
 	c->server = NULL;
 	s->client = NULL;
-	s->request_time_us = evloop_now_us(&p->w->loop);
+	s->request_time_us = clock_now_us();
 	/* Settings changed in a transaction nobody read back: only a reset makes them known. */
 	if (client_on_server_released(c) || s->reading_settings)
 		s->settings_unknown = true;
@@ -885,7 +887,7 @@ void pool_server_login_failed(struct server *s, const char *sqlstate, const char
 {
 	struct pool *p = s->pool;
 	struct pool_node *node = &p->nodes[s->member];
-	uint64_t now = evloop_now_us(&p->w->loop);
+	uint64_t now = clock_now_us();
 
 	p->last_login_failure_us = now;
 	node->last_login_failure_us = now;
@@ -922,7 +924,7 @@ static int launch_allowance(struct pool *p, int member)
 	int db_max = db_max_connections(p->db, w->cfg);
 	int user_max = user_max_connections(p);
 	struct client *oldest = first_waiting(p, member);
-	uint64_t now = evloop_now_us(&w->loop);
+	uint64_t now = clock_now_us();
 	int allow;
 
 	if (oldest && pool_reserve(p) > 0 &&
@@ -1051,7 +1053,7 @@ static int welcome_member(const struct pool *p)
 
 void pool_launch_needed(struct pool *p)
 {
-	uint64_t now = evloop_now_us(&p->w->loop);
+	uint64_t now = clock_now_us();
 	int members = p->db->cluster ? p->db->cluster->n_members : 1;
 	int login_waiters = p->n_waiting_clients - p->n_waiting_primary;
 	int welcome = welcome_member(p);
@@ -1227,19 +1229,4 @@ static void on_topology_changed(void *arg, struct cluster *cl)
 bool pool_follow_topology(struct worker *w)
 {
 	return topo_subscribe(&w->topo, on_topology_changed, w);
-}
-
-bool worker_is_console_db(const struct worker *w, const char *dbname)
-{
-	return w->console && w->console->is_console_db(dbname);
-}
-
-uint64_t worker_now_us(struct worker *w)
-{
-	return evloop_now_us(&w->loop);
-}
-
-void worker_set_pkt_buf(struct worker *w, uint32_t pkt_buf)
-{
-	evloop_set_buf_size(&w->loop, pkt_buf);
 }

@@ -23,6 +23,7 @@
 #include "pool/pool.h"
 #include "proto/be.h"
 #include "proto/build.h"
+#include "worker/worker.h"
 
 static const char *server_dbname(const struct server *s)
 {

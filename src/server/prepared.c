@@ -12,6 +12,7 @@
 #include "pool/pool.h"
 #include "proto/build.h"
 #include "proto/fe.h"
+#include "worker/worker.h"
 
 /* ---- the answer queue ---- */
 

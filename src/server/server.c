@@ -14,11 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "pool/pool.h"
 #include "proto/be.h"
 #include "proto/build.h"
 #include "route/setstmt.h"
+#include "worker/worker.h"
 
 static enum conn_action on_packet(void *owner, struct conn *c, const struct pkt_header *hdr,
 				  const uint8_t *whole);
@@ -90,7 +92,7 @@ struct server *server_launch(struct pool *pool, int member)
 	list_init(&s->node);
 	conn_init(&s->conn, &w->loop, &server_ops, s);
 	snprintf(s->addr, sizeof(s->addr), "?");
-	s->connect_time_us = s->request_time_us = evloop_now_us(&w->loop);
+	s->connect_time_us = s->request_time_us = clock_now_us();
 	pool_server_launched(s);
 	if (!server_login_start(s))
 		return NULL;

@@ -18,6 +18,7 @@
 
 #include "auth/userlist.h"
 #include "config/config.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "ev/dns.h"
 #include "ev/http.h"
@@ -61,11 +62,6 @@ bool topo_parse_lsn(const char *text, uint64_t *out)
 		return false;
 	*out = ((uint64_t)hi << 32) | lo;
 	return true;
-}
-
-static uint64_t now_us(const struct cluster *cl)
-{
-	return evloop_now_us(cl->topo->loop);
 }
 
 /* A change the router or the pools must see: a new version, handed to every subscriber. */
@@ -314,7 +310,7 @@ static void recompute_roles(struct cluster *cl)
 		else if (cl->leader_seen_us)
 			log_info("cluster %s: primary is %s, confirmed %.0f ms after Patroni named it",
 				 cl->name, cl->members[primary].name,
-				 (double)(now_us(cl) - cl->leader_seen_us) / 1000.0);
+				 (double)(clock_now_us() - cl->leader_seen_us) / 1000.0);
 		cl->primary = primary;
 		changed = true;
 	}
@@ -361,7 +357,7 @@ static void check_failed(struct member *m, const char *error)
 	m->healthy = false;
 	m->checked = true;
 	m->in_recovery = -1;
-	m->banned_until_us = now_us(cl) + (uint64_t)(cl->entry->ban_time * 1e6);
+	m->banned_until_us = clock_now_us() + (uint64_t)(cl->entry->ban_time * 1e6);
 }
 
 static void check_passed(struct member *m, const char *const *v)
@@ -393,7 +389,7 @@ static void on_check_done(void *arg, enum pgquery_outcome outcome, int ncols,
 		check_passed(m, values);
 	else
 		check_failed(m, outcome == PGQUERY_ERROR ? error : "health check returned no row");
-	m->next_check_us = now_us(cl) + (uint64_t)(check_interval(m) * 1e6);
+	m->next_check_us = clock_now_us() + (uint64_t)(check_interval(m) * 1e6);
 	update_lags(cl);
 	recompute_roles(cl);
 }
@@ -479,11 +475,11 @@ static void start_check(struct member *m)
 	struct cluster *cl = m->cl;
 	char conninfo[2048], addr[256], err[200];
 
-	m->next_check_us = now_us(cl) + (uint64_t)(check_interval(m) * 1e6);
+	m->next_check_us = clock_now_us() + (uint64_t)(check_interval(m) * 1e6);
 	if (!check_address(m, addr, sizeof(addr), err, sizeof(err))) {
 		if (!err[0]) {
 			/* The name is being resolved: look again soon. */
-			m->next_check_us = now_us(cl) + (uint64_t)(URGENT_CHECK_INTERVAL * 1e6);
+			m->next_check_us = clock_now_us() + (uint64_t)(URGENT_CHECK_INTERVAL * 1e6);
 			return;
 		}
 		check_failed(m, err);
@@ -520,7 +516,7 @@ void topo_member_is_standby(struct member *m)
 void topo_member_ban(struct member *m, uint64_t until_us, const char *cause)
 {
 	struct cluster *cl = m->cl;
-	uint64_t now = now_us(cl);
+	uint64_t now = clock_now_us();
 
 	log_info("cluster %s: member %s (%s:%d) takes no reads for %.1f s: %s", cl->name, m->name,
 		 m->host, m->port, until_us > now ? (double)(until_us - now) / 1e6 : 0.0, cause);
@@ -533,7 +529,7 @@ bool topo_replica_usable(const struct member *m, uint64_t min_lsn)
 	const struct cluster_entry *e = m->cl->entry;
 
 	if (m->role != ROLE_REPLICA || m->noloadbalance || m->weight <= 0 ||
-	    now_us(m->cl) < m->banned_until_us)
+	    clock_now_us() < m->banned_until_us)
 		return false;
 	if (e->max_replica_lag > 0 && m->lag_bytes >= 0 && (double)m->lag_bytes > e->max_replica_lag)
 		return false;
@@ -639,7 +635,7 @@ static void apply_patroni(struct cluster *cl, const struct patroni_cluster *pc)
 		log_info("cluster %s: Patroni leader %s -> %s", cl->name,
 			 cl->leader[0] ? cl->leader : "(none)", leader[0] ? leader : "(none)");
 		snprintf(cl->leader, sizeof(cl->leader), "%s", leader);
-		cl->leader_seen_us = now_us(cl);
+		cl->leader_seen_us = clock_now_us();
 		/* Confirm the new leader (and see the old one go) without waiting for the schedule. */
 		if (m)
 			topo_member_suspect(m);
@@ -663,7 +659,7 @@ static void on_patroni_done(void *arg, int status, const char *body, size_t len,
 			log_info("cluster %s: Patroni answers", cl->name);
 		cl->patroni_ok = true;
 		cl->patroni_error[0] = '\0';
-		cl->next_poll_us = now_us(cl) + (uint64_t)(cl->entry->patroni_poll_interval * 1e6);
+		cl->next_poll_us = clock_now_us() + (uint64_t)(cl->entry->patroni_poll_interval * 1e6);
 		apply_patroni(cl, &pc);
 		return;
 	}
@@ -678,7 +674,7 @@ static void on_patroni_done(void *arg, int status, const char *body, size_t len,
 	cl->patroni_ok = false;
 	/* The next endpoint at once; around the whole list, wait one interval. */
 	cl->endpoint = count > 0 ? (cl->endpoint + 1) % count : 0;
-	cl->next_poll_us = now_us(cl) +
+	cl->next_poll_us = clock_now_us() +
 			   (cl->endpoint == 0 ? (uint64_t)(cl->entry->patroni_poll_interval * 1e6) : 0);
 }
 
@@ -712,7 +708,7 @@ static void start_poll(struct cluster *cl)
 static void on_tick(void *arg)
 {
 	struct cluster *cl = arg;
-	uint64_t now = now_us(cl);
+	uint64_t now = clock_now_us();
 
 	if (cl->removed)
 		return;

@@ -1,4 +1,4 @@
-/* link: src/ev/http.c src/ev/conn.c src/ev/loop.c src/ev/dns.c src/ev/tls.c src/core/log.c src/proto/pkt.c src/proto/build.c */
+/* link: src/ev/http.c src/ev/conn.c src/ev/loop.c src/ev/dns.c src/ev/tls.c src/core/clock.c src/core/log.c src/proto/pkt.c src/proto/build.c */
 /*
  * Unit tests for ev/http: real requests over loopback to a small HTTP server that runs in a
  * thread of the test (one more thread per connection), with the client driven by a real evloop.

@@ -19,7 +19,9 @@
 
 #include <cmocka.h>
 
+#include "core/clock.h"
 #include "pool/pool.h"
+#include "worker/worker.h"
 
 /* ---- stubs ---- */
 
@@ -29,7 +31,7 @@ static int logins_finished, links, internal_queries;
 static struct server *launched[8];
 static int n_launched;
 
-uint64_t evloop_now_us(struct evloop *l)
+uint64_t clock_now_us(void)
 {
 	return now_us;
 }

@@ -1,4 +1,4 @@
-/* link: src/ev/tls.c src/ev/conn.c src/ev/loop.c src/ev/dns.c src/core/log.c src/proto/pkt.c src/proto/build.c */
+/* link: src/ev/tls.c src/ev/conn.c src/ev/loop.c src/ev/dns.c src/core/clock.c src/core/log.c src/proto/pkt.c src/proto/build.c */
 /*
  * Unit tests for ev/tls: building contexts (and the reasons given when files or settings are
  * bad), a handshake between two conns over a socketpair, verify-full's name check, and the

@@ -5,6 +5,8 @@
  * rebuilds what the change needs and swaps the new config in whole, or changes nothing.
  * Databases keep their pools across it, so nobody is disconnected.
  */
+#include "worker/worker.h"
+
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,6 +246,16 @@ void worker_shutdown(struct worker *w, bool safe)
 	listen_close(w->listeners);
 	w->listeners = NULL;
 	pool_janitor(w);
+}
+
+bool worker_is_console_db(const struct worker *w, const char *dbname)
+{
+	return w->console && w->console->is_console_db(dbname);
+}
+
+void worker_set_pkt_buf(struct worker *w, uint32_t pkt_buf)
+{
+	evloop_set_buf_size(&w->loop, pkt_buf);
 }
 
 static void destroy_pool(struct pool *p)

@@ -6,7 +6,7 @@
  */
 #include "config/config.h"
 #include "ev/tls.h"
-#include "pool/pool.h"
+#include "worker/worker.h"
 
 void worker_tls_settings(const struct config *cfg, enum tls_side side, struct tls_settings *out)
 {
