@@ -39,7 +39,9 @@ def free_port():
 
 
 def as_pg_user(cmd):
-    """Prefix cmd so that it runs as the postgres OS user when we are root."""
+    """Prefix cmd so that it runs as the postgres OS user when we are root. Callers run it with
+    cwd="/": the postgres user may not be allowed into the directory make was started from, and
+    initdb and pg_ctl complain about it."""
     if os.geteuid() != 0:
         return cmd
     return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"] + cmd
@@ -87,7 +89,7 @@ class PgCluster:
         subprocess.run(as_pg_user([os.path.join(PG_BIN, "initdb"), "-D", self.datadir,
                                    "-U", "postgres", "-A", "trust", "-E", "UTF8",
                                    "--locale=C", "--no-sync"]),
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd="/")
         conf = [
             "listen_addresses = '127.0.0.1'",
             f"port = {self.port}",
@@ -109,7 +111,7 @@ class PgCluster:
         log = os.path.join(self.basedir, "postgres.log")
         subprocess.run(as_pg_user([os.path.join(PG_BIN, "pg_ctl"), "-D", self.datadir,
                                    "-l", log, "-w", "-t", "60", "start"]),
-                       check=True, stdout=subprocess.DEVNULL)
+                       check=True, stdout=subprocess.DEVNULL, cwd="/")
         self.running = True
         return self
 
@@ -118,7 +120,7 @@ class PgCluster:
         log = os.path.join(self.basedir, "postgres.log")
         subprocess.run(as_pg_user([os.path.join(PG_BIN, "pg_ctl"), "-D", self.datadir,
                                    "-l", log, "-m", mode, "-w", "-t", "60", "restart"]),
-                       check=True, stdout=subprocess.DEVNULL)
+                       check=True, stdout=subprocess.DEVNULL, cwd="/")
         self.running = True
         return self
 
@@ -129,7 +131,7 @@ class PgCluster:
         if self.running:
             subprocess.run(as_pg_user([os.path.join(PG_BIN, "pg_ctl"), "-D", self.datadir,
                                        "-m", mode, "-w", "stop"]),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/")
             self.running = False
 
     def destroy(self):

@@ -77,7 +77,7 @@ class Replica(PgCluster):
                                    "-U", "postgres", "-D", self.datadir,
                                    "-X", "stream", "-R", "-C", "-S", self.slot,
                                    "-c", "fast", "--no-sync"]),
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd="/")
         # the copied postgresql.auto.conf holds the primary's port and socket directory and
         # the primary_conninfo written by -R: later lines win, so append our own
         conf = [
