@@ -170,6 +170,40 @@ static void raise_fd_limit(void)
 	}
 }
 
+/*
+ * Server connections one pool per database may open (a database's max_db_connections when it
+ * has one): with several users per database there can be more, so this is a floor.
+ */
+static long server_connections(const struct config *cfg)
+{
+	long n = 0;
+
+	for (int i = 0; i < cfg->n_dbs; i++) {
+		const struct db_entry *e = &cfg->dbs[i];
+		int most = config_db_max_connections(cfg, e);
+		int pool = config_db_pool_size(cfg, e) + config_db_reserve_pool(cfg, e);
+
+		n += most > 0 && most < pool ? most : pool;
+	}
+	return n;
+}
+
+/* Say so at startup when max_client_conn and the pools cannot fit in the descriptors we have. */
+static void warn_fd_limit(const struct config *cfg)
+{
+	struct rlimit rl;
+	long need = cfg->max_client_conn + server_connections(cfg) + 64; /* listeners, logs, checks */
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    (rlim_t)need > rl.rlim_cur)
+		log_warning("max_client_conn (%d) and the pools' server connections (at least %ld) need "
+			    "about %ld file descriptors, more than the limit of %llu: clients beyond it "
+			    "are refused; raise the limit (ulimit -n, LimitNOFILE= in systemd) or lower "
+			    "max_client_conn",
+			    cfg->max_client_conn, server_connections(cfg), need,
+			    (unsigned long long)rl.rlim_cur);
+}
+
 static void worker_init(struct worker *w, struct config *cfg, struct userlist *ul)
 {
 	memset(w, 0, sizeof(*w));
@@ -234,6 +268,7 @@ int main(int argc, char **argv)
 	if (*cfg->auth_file && !(ul = userlist_load(cfg->auth_file, err, sizeof(err))))
 		die("%s", err);
 	raise_fd_limit();
+	warn_fd_limit(cfg);
 	signal(SIGPIPE, SIG_IGN);
 	if (daemon)
 		ready_fd = daemonize();

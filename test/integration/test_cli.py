@@ -1,6 +1,7 @@
 """The command line: --version, --help, bad arguments and configs, -d with a pidfile."""
 import os
 import re
+import resource
 import signal
 import ssl
 import subprocess
@@ -131,3 +132,25 @@ def test_binary_is_hardened():
     assert "__stack_chk_fail" in symbols
     if not SANITIZED:
         assert "_chk@" in symbols, "no fortified libc call: -D_FORTIFY_SOURCE is missing"
+
+
+def test_warns_when_descriptors_cannot_hold_max_client_conn(pgmux):
+    """Started under a descriptor limit of 1024 with max_client_conn = 2000, pgmux says so at
+    startup, and how to fix it; with a limit that fits, it says nothing."""
+    def start_under(limit, max_client_conn):
+        mux = pgmux({"max_client_conn": max_client_conn}, start=False)
+        mux.write_config()
+        proc = subprocess.Popen([PGMUX_BIN, mux.config_path], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE,
+                                                                      (limit, limit)))
+        try:
+            wait_port(mux.port)
+        finally:
+            proc.terminate()
+        return proc.communicate(timeout=10)[1]
+
+    err = start_under(1024, 2000)
+    assert "max_client_conn (2000)" in err and "limit of 1024" in err, err
+    assert "ulimit -n" in err
+    assert "file descriptors" not in start_under(1024, 500)
