@@ -69,15 +69,35 @@ bool log_enabled(enum log_level lvl)
 	return lvl <= LOG_LVL_INFO || (int)lvl - LOG_LVL_INFO <= sink.verbose;
 }
 
+/*
+ * Control characters (a user name with a newline, an escape sequence) written as \xNN, so that
+ * what a client sends can neither forge a log line nor drive the terminal that shows the log.
+ */
+static void escape_controls(const char *in, char *out, size_t outlen)
+{
+	size_t n = 0;
+
+	for (; *in && n + 5 < outlen; in++) {
+		unsigned char ch = (unsigned char)*in;
+
+		if (ch < 0x20 || ch == 0x7f)
+			n += (size_t)snprintf(out + n, outlen - n, "\\x%02x", ch);
+		else
+			out[n++] = (char)ch;
+	}
+	out[n] = '\0';
+}
+
 static void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 {
-	char msg[2048];
+	char raw[2048], msg[2048];
 	char stamp[64];
 	struct timeval tv;
 	struct tm tm;
 	int saved = errno;
 
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	escape_controls(raw, msg, sizeof(msg));
 	gettimeofday(&tv, NULL);
 	localtime_r(&tv.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);

@@ -254,3 +254,22 @@ def test_malformed_describe_of_pgmux_deallocate(extended_mux, pg):
     assert c.scalar("select 'after'") == "after"
     c.terminate()
     check_alive(mux, survivor)
+
+
+def test_control_characters_in_names_are_escaped_in_the_log(pgmux):
+    """A user or database name is the client's text: a newline in it must not start a forged
+    log line, nor an escape sequence reach the terminal that shows the log."""
+    mux = pgmux()
+    r = mux.raw()
+    r.send(rawpg.startup_packet({"user": "mallory\n2026-01-01 00:00:00.000 [1] LOG forged",
+                                 "database": "app\x1b[2J"}))
+    try:
+        while r.read_msg(5)[0] != b"E":
+            pass
+    except (OSError, EOFError):
+        pass
+    log = mux.log()
+    assert "mallory\\x0a2026" in log, log[-2000:]
+    assert "app\\x1b[2J" in log
+    assert not any(line.startswith("2026-01-01") for line in log.splitlines())
+    assert "\x1b" not in log
