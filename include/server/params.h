@@ -68,6 +68,11 @@ void settings_remove(struct settings *s, const char *name);
 void settings_clear(struct settings *s);
 void settings_free(struct settings *s);
 bool settings_copy(struct settings *to, const struct settings *from);
+/*
+ * Is name a setting name PostgreSQL could have: identifiers ([A-Za-z_][A-Za-z0-9_$]*), dotted for
+ * custom settings (myapp.tenant), under 64 bytes?
+ */
+bool settings_name_valid(const char *name);
 /* A raw value, as the server itself shows it (startup parameters, current_setting()). */
 bool settings_put_raw(struct settings *s, const char *name, const char *value);
 /*

@@ -165,6 +165,15 @@ static bool take_option(struct client *c, const char *name, const char *value)
 	return client_take_route_option(c, name, value) || settings_put_raw(&c->settings, name, value);
 }
 
+/* A startup setting's name goes into SQL on every server the client gets: only real names. */
+static bool refuse_bad_name(struct client *c, const char *name)
+{
+	if (settings_name_valid(name))
+		return false;
+	client_close(c, "42602", "invalid configuration parameter name \"%s\"", name);
+	return true;
+}
+
 /* "-c name=value" (or "--name=value") words of the options startup parameter. */
 static bool take_options(struct client *c, const char *options)
 {
@@ -187,6 +196,10 @@ static bool take_options(struct client *c, const char *options)
 			return false;
 		}
 		*eq = '\0';
+		if (refuse_bad_name(c, w)) {
+			free(copy);
+			return false;
+		}
 		ok = take_option(c, w, eq + 1);
 	}
 	free(copy);
@@ -209,6 +222,8 @@ static bool take_session_setting(struct client *c, const char *name, const char 
 		return take_options(c, value);
 	if (client_take_route_option(c, name, value))
 		return true;
+	if (refuse_bad_name(c, name))
+		return false;
 	if (!settings_put_raw(&c->settings, name, value)) {
 		client_close(c, "53200", "out of memory");
 		return false;

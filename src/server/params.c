@@ -4,6 +4,7 @@
 #include "server/params.h"
 
 #include <stdio.h>
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -233,13 +234,48 @@ static void put_literal(struct msgbuf *out, const char *text)
 	mb_put_u8(out, '\'');
 }
 
+/* name as a quoted identifier: "a""b" (names are checked at intake; this keeps SQL SQL anyway). */
+static void put_ident(struct msgbuf *out, const char *name)
+{
+	mb_put_u8(out, '"');
+	for (const char *n = name; *n; n++) {
+		if (*n == '"')
+			mb_put_u8(out, '"');
+		mb_put_u8(out, (uint8_t)*n);
+	}
+	mb_put_u8(out, '"');
+}
+
+bool settings_name_valid(const char *name)
+{
+	bool part_start = true;
+
+	if (!*name || strlen(name) >= 64)
+		return false;
+	for (const char *n = name; *n; n++) {
+		unsigned char ch = (unsigned char)*n;
+
+		if (ch == '.') {
+			if (part_start)
+				return false;
+			part_start = true;
+			continue;
+		}
+		if (!(isalpha(ch) || ch == '_' || (!part_start && (isdigit(ch) || ch == '$'))))
+			return false;
+		part_start = false;
+	}
+	return !part_start;
+}
+
 static void put_set(struct msgbuf *out, const struct setting *e)
 {
 	static const char call[] = "SELECT pg_catalog.set_config(";
 
 	if (!e->raw) {
-		put_text(out, "SET \"", e->name, "\" TO ", e->value);
-		mb_put_bytes(out, ";", 1);
+		mb_put_bytes(out, "SET ", 4);
+		put_ident(out, e->name);
+		put_text(out, " TO ", e->value, ";", "");
 		return;
 	}
 	/* set_config parses the value as the server would a startup option (lists included). */
@@ -293,7 +329,9 @@ int settings_diff_sql(const struct settings *want, const struct settings *have, 
 
 	for (size_t i = 0; i < have->n; i++) {
 		if (!settings_find(want, have->items[i].name)) {
-			put_text(out, "RESET \"", have->items[i].name, "\";", "");
+			mb_put_bytes(out, "RESET ", 6);
+			put_ident(out, have->items[i].name);
+			mb_put_u8(out, ';');
 			n++;
 		}
 	}

@@ -153,3 +153,19 @@ def test_set_config_of_custom_settings(pgmux):
     a.execute("select set_config(n, 'admin', false) from (values ('myapp.role')) v(n)")
     assert b.execute(get).fetchone()[1] in (None, ""), "a's setting reached b"
     assert a.execute(get).fetchone()[0] == "7"
+
+
+def test_startup_setting_names_must_be_names(pgmux):
+    """A startup parameter's name goes into SQL on every server the client gets: a name that is
+    no setting name is refused as PostgreSQL refuses it (42602), and a real one works."""
+    import rawpg
+    mux = pgmux({"pool_mode": "transaction", "default_pool_size": 1})
+    for params in ({'x"; select pg_terminate_backend(pg_backend_pid()); --': "1"},
+                   {"options": "-c a;b=1"}, {"bad name": "1"}, {"1abc": "1"}, {"a..b": "1"}):
+        with pytest.raises(rawpg.PgError) as ei:
+            mux.raw().login("postgres", "app", **params)
+        assert ei.value.sqlstate == "42602", (params, ei.value)
+    c = mux.raw().login("postgres", "app", **{"myapp.tenant": "7", "options": "-c myapp.role=x"})
+    assert c.scalar("select current_setting('myapp.tenant') || current_setting('myapp.role')") == "7x"
+    with mux.connect() as other:
+        assert other.execute("select current_setting('myapp.tenant', true)").fetchone()[0] in (None, "")
