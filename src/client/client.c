@@ -395,6 +395,9 @@ static void settle_settings(struct client *c)
 	free(st);
 }
 
+static enum conn_action relay_linked(struct client *c, const struct pkt_header *hdr, const uint8_t *whole,
+				     bool query_checked);
+
 static enum conn_action relay_packet(struct client *c, const struct pkt_header *hdr, const uint8_t *whole)
 {
 	if (!valid_frontend_type(hdr->type) && hdr->type != 'X') {
@@ -443,8 +446,20 @@ static enum conn_action relay_packet(struct client *c, const struct pkt_header *
 		}
 		if (c->state == CLIENT_IDLE)
 			pool_request_server(c);
-		return c->server ? relay_packet(c, hdr, whole) : CONN_STOP;
+		/* Linked at once: go on with this message, whose DEALLOCATE check is done. */
+		return c->server ? relay_linked(c, hdr, whole, hdr->type == 'Q' && prepared_active(c))
+				 : CONN_STOP;
 	}
+	return relay_linked(c, hdr, whole, false);
+}
+
+/*
+ * A message of a client that holds a server. query_checked: prepared_query already looked at
+ * this Query (while the client held none) and let it through.
+ */
+static enum conn_action relay_linked(struct client *c, const struct pkt_header *hdr, const uint8_t *whole,
+				     bool query_checked)
+{
 	if (c->pool->db->cluster) {
 		enum conn_action act = client_route_linked(c, hdr, whole);
 
@@ -463,7 +478,8 @@ static enum conn_action relay_packet(struct client *c, const struct pkt_header *
 		c->skip_to_sync = false;
 	}
 	if (prepared_active(c)) {
-		enum conn_action act = hdr->type == 'Q' ? prepared_query(c, hdr, whole) : CONN_FORWARD;
+		enum conn_action act = hdr->type == 'Q' && !query_checked ? prepared_query(c, hdr, whole)
+									    : CONN_FORWARD;
 
 		/* Answered by pgmux (nothing goes to the server), or waiting: nothing to count. */
 		if (act != CONN_FORWARD)
