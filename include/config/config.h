@@ -282,6 +282,7 @@ struct config_key {
 	size_t offset;                /* of the field in struct config */
 	const char *default_value;    /* as it would be written in the file */
 	bool reloadable;              /* false: a change needs a restart (RELOAD warns and keeps it) */
+	bool secret;                  /* a password: config_show_value masks it */
 	unsigned apply;               /* enum config_apply mask; [pgmux] keys only */
 	const char *const *enum_names;/* CFG_ENUM: NULL-terminated names, index = value */
 	const char *const *enum_aliases; /* CFG_ENUM: NULL-terminated (alias, name) pairs, or NULL */
@@ -340,9 +341,19 @@ void config_free(struct config *cfg);
 /* The key table row for name (case-insensitive), or NULL. */
 const struct config_key *config_find_key(const char *name);
 
-/* Write the key's current value as text into buf (SHOW CONFIG). Returns buf. */
+/*
+ * Write the key's current value as text into buf, exactly as it would be written in the file
+ * (it parses back to the same value). Returns buf.
+ */
 const char *config_format_value(const struct config *cfg, const struct config_key *key,
 				char *buf, size_t buflen);
+
+/*
+ * config_format_value for people: a secret key that is set reads "********". Use it for every
+ * value that leaves pgmux (SHOW CONFIG, log lines, error messages).
+ */
+const char *config_show_value(const struct config *cfg, const struct config_key *key, char *buf,
+			      size_t buflen);
 
 /*
  * Set one [pgmux] key from text, on a config not in use (a clone, or one being loaded). Checks

@@ -450,7 +450,7 @@ static void cmd_set(struct client *c, const char *name, const char *value)
 		reply_error(c, "22023", "%s", err);
 		return;
 	}
-	config_format_value(w->cfg, key, old, sizeof(old));
+	config_show_value(w->cfg, key, old, sizeof(old));
 	switch (worker_apply(w, newcfg, key->apply, true, err, sizeof(err))) {
 	case WORKER_APPLIED:
 		reply_done(c, ADMIN_SET);

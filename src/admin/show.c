@@ -228,7 +228,7 @@ static void show_config(struct worker *w, struct msgbuf *mb)
 
 		ROW(&r, cols);
 		put_str(&r, key->name);
-		put_str(&r, config_format_value(w->cfg, key, value, sizeof(value)));
+		put_str(&r, config_show_value(w->cfg, key, value, sizeof(value)));
 		put_str(&r, key->default_value);
 		put_str(&r, key->reloadable ? "yes" : "no");
 		row_end(mb, &r);

@@ -607,8 +607,8 @@ enum pair_result { PAIR_OK, PAIR_END, PAIR_BAD };
  * Read the next "key=value" at *pp into name and value (value has room for the whole rest
  * of the string). On PAIR_BAD, why says what is wrong (it may point into name).
  */
-static enum pair_result next_pair(const char **pp, char *name, size_t namelen, char *value,
-				  char *why, size_t whylen)
+static enum pair_result next_pair(const char *start, const char **pp, char *name, size_t namelen,
+				  char *value, char *why, size_t whylen)
 {
 	const char *p = *pp + strspn(*pp, " \t");
 	const char *err = NULL;
@@ -617,7 +617,9 @@ static enum pair_result next_pair(const char **pp, char *name, size_t namelen, c
 	if (*p == '\0')
 		return PAIR_END;
 	if (len == 0 || len >= namelen) {
-		snprintf(why, whylen, "expected key=value at '%s'", p);
+		/* Not the rest of the entry: it may hold a password. */
+		snprintf(why, whylen, "expected key=value at character %d of the entry",
+			 (int)(p - start) + 1);
 		return PAIR_BAD;
 	}
 	memcpy(name, p, len);
@@ -642,6 +644,7 @@ static enum pair_result next_pair(const char **pp, char *name, size_t namelen, c
 static bool parse_entry(struct parse_state *ps, const char *entry, void *base,
 			const struct config_key *keys, size_t n, const char *s)
 {
+	const char *start = s;
 	char *value = malloc(strlen(s) + 1);
 	char name[ENTRY_KEY_MAX], why[256];
 	enum pair_result r;
@@ -649,7 +652,7 @@ static bool parse_entry(struct parse_state *ps, const char *entry, void *base,
 
 	if (!value)
 		return parse_fail(ps, entry, "out of memory");
-	while (ok && (r = next_pair(&s, name, sizeof(name), value, why, sizeof(why))) != PAIR_END) {
+	while (ok && (r = next_pair(start, &s, name, sizeof(name), value, why, sizeof(why))) != PAIR_END) {
 		if (r == PAIR_BAD)
 			ok = parse_fail(ps, entry, "%s", why);
 		else
@@ -781,6 +784,15 @@ static bool set_cluster_key(struct parse_state *ps, const char *cluster, const c
 	replace_value(cl, key, v);
 	cl->set_mask |= 1ULL << (key - config_cluster_keys);
 	return true;
+}
+
+const char *config_show_value(const struct config *cfg, const struct config_key *key, char *buf,
+			      size_t buflen)
+{
+	config_format_value(cfg, key, buf, buflen);
+	if (key->secret && buf[0] != '\0')
+		snprintf(buf, buflen, "********");
+	return buf;
 }
 
 /* Keys the section left unset take the [pgmux] value of the same name. */

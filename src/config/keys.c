@@ -73,6 +73,11 @@ static const char *const read_fallback_names[] = { "primary", "error", NULL };
 #define TIME_KEY(field, def, help_text) TIME_KEY_HOW(field, def, RELOAD, help_text)
 #define BOOL_KEY(field, def, how, help_text) KEY(field, CFG_BOOL, def, how, help_text, 0, 1)
 #define STR_KEY(field, def, how, help_text) KEY(field, CFG_STRING, def, how, help_text, 0, 0)
+/* A password: shown as ******** by SHOW CONFIG and in log lines, never echoed by an error. */
+#define SECRET_KEY(field, how, help_text)                                                          \
+	{ .name = #field, .type = CFG_STRING, .offset = offsetof(struct config, field),            \
+	  .default_value = "", .reloadable = (how) != RESTART, .secret = true,                     \
+	  .apply = (how) == RESTART ? CONFIG_APPLY_NONE : (unsigned)(how), .help = (help_text) }
 #define ENUM_ALIAS_KEY(field, def, names, aliases, how, help_text)                                 \
 	{ .name = #field, .type = CFG_ENUM, .offset = offsetof(struct config, field),              \
 	  .default_value = (def), .reloadable = true, .apply = (how), .enum_names = (names),       \
@@ -254,8 +259,8 @@ const struct config_key config_keys[] = {
 	KEY(patroni_poll_interval, CFG_DOUBLE, "1", RELOAD,
 	    "seconds between polls of Patroni's /cluster", 0.05, 3600),
 	STR_KEY(health_check_user, "postgres", RELOAD, "user the health checks log in as"),
-	STR_KEY(health_check_password, "", RELOAD,
-		"its password; empty = its plain-text password in auth_file, if any"),
+	SECRET_KEY(health_check_password, RELOAD,
+		   "its password; empty = its plain-text password in auth_file, if any"),
 	STR_KEY(health_check_dbname, "postgres", RELOAD, "database the health checks connect to"),
 };
 
@@ -265,6 +270,9 @@ const size_t config_key_count = sizeof(config_keys) / sizeof(config_keys[0]);
 	{ .name = #field, .type = (t), .offset = offsetof(struct strct, field),                    \
 	  .default_value = (def), .reloadable = true, .help = (help_text), .min_value = (lo),      \
 	  .max_value = (hi) }
+#define ENTRY_SECRET(strct, field, help_text)                                                      \
+	{ .name = #field, .type = CFG_STRING, .offset = offsetof(struct strct, field),             \
+	  .default_value = "", .reloadable = true, .secret = true, .help = (help_text) }
 #define ENTRY_MODE_KEY(strct)                                                                      \
 	{ .name = "pool_mode", .type = CFG_ENUM, .offset = offsetof(struct strct, pool_mode),      \
 	  .reloadable = true, .enum_names = pool_mode_names,                                       \
@@ -278,7 +286,7 @@ const struct config_key config_db_keys[] = {
 	ENTRY_KEY(db_entry, port, CFG_INT, "5432", 1, 65535, "server port"),
 	DB_STR(dbname, "database name on the server; unset = the entry's name"),
 	DB_STR(user, "log in to the server as this user; unset = the client's user"),
-	DB_STR(password, "password for user; unset = taken from auth_file"),
+	ENTRY_SECRET(db_entry, password, "password for user; unset = taken from auth_file"),
 	DB_COUNT(pool_size, 1, "server connections per pool; unset = default_pool_size"),
 	DB_COUNT(min_pool_size, 0, "idle server connections kept per pool; unset = min_pool_size"),
 	DB_COUNT(reserve_pool, 0, "reserve connections per pool; unset = reserve_pool_size"),
@@ -322,7 +330,8 @@ const struct config_key config_cluster_keys[] = {
 	CL_STR(hosts, "or a static member list, host:port space-separated; roles from health checks"),
 	CL_STR(weights, "read weights, member:weight space-separated (member name or host:port)"),
 	CL_STR(patroni_user, "HTTP basic-auth user for the Patroni REST API"),
-	CL_STR(patroni_password, "HTTP basic-auth password for the Patroni REST API"),
+	ENTRY_SECRET(cluster_entry, patroni_password,
+		     "HTTP basic-auth password for the Patroni REST API"),
 	CL_STR(patroni_ca_file, "CA certificates for https Patroni endpoints; empty = the system's"),
 	CL_STR(patroni_cert_file, "client certificate for the Patroni REST API"),
 	CL_STR(patroni_key_file, "client certificate key for the Patroni REST API"),
@@ -343,7 +352,8 @@ const struct config_key config_cluster_keys[] = {
 	CL_KEY(patroni_poll_interval, CFG_DOUBLE, 0.05, 3600,
 	       "as [pgmux] patroni_poll_interval, for this cluster"),
 	CL_STR(health_check_user, "as [pgmux] health_check_user, for this cluster"),
-	CL_STR(health_check_password, "as [pgmux] health_check_password, for this cluster"),
+	ENTRY_SECRET(cluster_entry, health_check_password,
+		     "as [pgmux] health_check_password, for this cluster"),
 	CL_STR(health_check_dbname, "as [pgmux] health_check_dbname, for this cluster"),
 };
 

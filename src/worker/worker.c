@@ -40,8 +40,12 @@ static void apply_restart_only_keys(struct config *newcfg, const struct config *
 		config_format_value(old, k, a, sizeof(a));
 		config_format_value(newcfg, k, b, sizeof(b));
 		if (strcmp(a, b) != 0) {
+			char shown_a[256], shown_b[256];
+
+			config_show_value(old, k, shown_a, sizeof(shown_a));
+			config_show_value(newcfg, k, shown_b, sizeof(shown_b));
 			log_warning("config: %s changed from '%s' to '%s': needs a restart, keeping '%s'",
-				    k->name, a, b, a);
+				    k->name, shown_a, shown_b, shown_a);
 			config_set_value(newcfg, k->name, a, b, sizeof(b));
 		}
 	}

@@ -291,3 +291,31 @@ def test_own_os_user_reaches_console_over_unix_socket(pgmux):
             r.stdout + r.stderr
     finally:
         shutil.rmtree(sockdir, ignore_errors=True)
+
+
+def test_secrets_are_masked_for_stats_and_admin_users(pgmux, pg):
+    """A password in the config never leaves pgmux: SHOW CONFIG shows it masked to the read-only
+    stats users (and to admins), and a bad entry holding password= is not echoed by RELOAD's
+    error or the log."""
+    secret = "S3cretHealthPw"
+    mux = pgmux({"stats_users": "watcher", "health_check_password": secret})
+    with rawpg.RawPg("127.0.0.1", mux.port) as c:
+        c.login("watcher", mux.admin_db)
+        rows, _ = c.query("SHOW CONFIG")
+    shown = {r[0]: r[1] for r in rows}
+    assert shown["health_check_password"] == "********"
+    assert secret not in repr(rows)
+    admin_view = {r["key"]: r["value"] for r in mux.admin("SHOW CONFIG")}
+    assert admin_view["health_check_password"] == "********"
+    assert admin_view["auth_file"] != "********"       # only secrets are masked
+
+    db_secret = "Hunter2DbSecret"
+    good = open(mux.config_path).read()
+    with open(mux.config_path, "w") as f:
+        f.write(good.replace("[databases]", "[databases]\nbroken = host=127.0.0.1 =oops "
+                             f"dbname=app password={db_secret}"))
+    with pytest.raises(rawpg.PgError) as refused:
+        mux.admin("RELOAD")
+    assert "broken" in refused.value.message and db_secret not in refused.value.message
+    assert db_secret not in mux.log()
+    assert mux.alive()

@@ -803,6 +803,40 @@ static void test_format_value(void **state)
 	config_free(cfg);
 }
 
+/* Every password is marked secret, shown masked, and never echoed by a parse error. */
+static void test_secrets_masked(void **state)
+{
+	const struct { const struct config_key *keys; size_t n; } tables[] = {
+		{ config_keys, config_key_count },
+		{ config_db_keys, config_db_key_count },
+		{ config_user_keys, config_user_key_count },
+		{ config_cluster_keys, config_cluster_key_count },
+	};
+	struct config *cfg = config_new_default();
+	const struct config_key *key = config_find_key("health_check_password");
+	char buf[64], path[64], err[512];
+
+	for (size_t t = 0; t < ARRAY_LEN(tables); t++) {
+		for (size_t i = 0; i < tables[t].n; i++) {
+			const struct config_key *k = &tables[t].keys[i];
+
+			if (strstr(k->name, "password") && !k->secret)
+				fail_msg("key %s holds a password but is not marked secret", k->name);
+		}
+	}
+	assert_string_equal(config_show_value(cfg, key, buf, sizeof(buf)), "");
+	assert_true(config_set_value(cfg, "health_check_password", "pw", err, sizeof(err)));
+	assert_string_equal(config_show_value(cfg, key, buf, sizeof(buf)), "********");
+	assert_string_equal(config_format_value(cfg, key, buf, sizeof(buf)), "pw");
+	config_free(cfg);
+
+	cfg = load_text("[databases]\napp = host=h =x password=Hunter2 user=u\n", path,
+			sizeof(path), err, sizeof(err));
+	assert_null(cfg);
+	assert_non_null(strstr(err, "expected key=value"));
+	assert_null(strstr(err, "Hunter2"));
+}
+
 static void test_list_contains(void **state)
 {
 	static const struct {
@@ -933,6 +967,7 @@ int main(void)
 		cmocka_unit_test(test_apply_column),
 		cmocka_unit_test(test_effective_values),
 		cmocka_unit_test(test_format_value),
+		cmocka_unit_test(test_secrets_masked),
 		cmocka_unit_test(test_list_contains),
 		cmocka_unit_test(test_clusters),
 		cmocka_unit_test(test_docs_cover_keys),
