@@ -1,0 +1,96 @@
+"""Network faults between pgmux and PostgreSQL, made by a proxy (test/lib/faultproxy.py) that
+the database `app` goes through while `other` is reached directly: latency, a reset, a
+half-close, a black hole (during a query and during a server login), a server that stops
+reading, and a primary that vanishes in the middle of a transaction.
+
+What the client must see in each case: an ErrorResponse with a SQLSTATE within the configured
+timeout, never a hang; the other clients and the admin console carry on; the pool serves again
+once the path is back; memory stays bounded; and no write the client saw committed is lost.
+
+With no timeout configured a black-holed query waits as long as TCP does (keepalive with the
+OS's timings: hours): a cancel cannot reach the server either, so the client must give up by
+itself; pgmux then closes that server and serves the pool's other clients.
+"""
+import threading
+import time
+
+import psycopg
+import pytest
+
+import rawpg
+from conftest import Background, assert_error, db_entries, wait_for
+from faultproxy import FaultProxy
+from pgcluster import SANITIZED
+
+MODES = ("session", "transaction")
+
+# Peak memory allowed while a server stops reading during a large upload. A sanitizer build
+# starts far larger (shadow memory) and keeps freed memory in its quarantine: there the bar is
+# on growth, as in test_large.py.
+VMHWM_LIMIT_KB = 40 * 1024
+ASAN_GROWTH_LIMIT_KB = 64 * 1024
+
+
+@pytest.fixture
+def proxy(pg, direct):
+    """A fault proxy in front of the session's PostgreSQL, stopped (every connection reset) at
+    teardown, after which no backend the test left sleeping stays behind."""
+    p = FaultProxy("127.0.0.1", pg.port).start()
+    yield p
+    p.stop()
+    direct.query("select pg_terminate_backend(pid) from pg_stat_activity "
+                 "where query like 'select pg_sleep(%%' and pid <> pg_backend_pid()")
+
+
+def faulty(pgmux, pg, proxy, settings):
+    """A pgmux whose database app goes through the proxy."""
+    return pgmux(settings, databases=db_entries(
+        pg, app=f"host=127.0.0.1 port={proxy.port} dbname=app"))
+
+
+def sleeping_backend(direct, marker):
+    """The pid of the app backend running the query that contains marker, or None."""
+    return next((r[0] for r in direct.backends("app", "active") if marker in r[2]), None)
+
+
+def start_sleep(c, direct, seconds):
+    """Send pg_sleep(seconds) on the raw client c and wait until PostgreSQL runs it."""
+    sql = f"select pg_sleep({seconds})"
+    c.send_msg(b"Q", sql.encode() + b"\0")
+    wait_for(lambda: sleeping_backend(direct, sql), 10, what=f"{sql} to run on the server")
+
+
+def timed_admin(mux, command):
+    """Run an admin command; return (rows, seconds it took)."""
+    t0 = time.monotonic()
+    rows = mux.admin(command, timeout=5)
+    return rows, time.monotonic() - t0
+
+
+# ---------------------------------------------------------------------------------------------
+# latency
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_latency_does_not_time_out(pgmux, pg, proxy, mode):
+    """200 ms each way: the server login (several round trips), queries and a transaction all
+    succeed, with every timeout set to a few seconds, none of them fires."""
+    mux = faulty(pgmux, pg, proxy, {"pool_mode": mode, "server_connect_timeout": 3,
+                                    "query_timeout": 3, "query_wait_timeout": 5,
+                                    "idle_transaction_timeout": 3})
+    proxy.latency(0.2)
+    with mux.connect(autocommit=False) as conn:
+        t0 = time.monotonic()
+        assert conn.execute("select 1").fetchone()[0] == 1
+        first = time.monotonic() - t0
+        conn.execute("select pg_sleep(0.5)")
+        assert conn.execute("select count(*) from pgbench_branches").fetchone()[0] == 1
+        conn.commit()
+        t0 = time.monotonic()
+        assert conn.execute("select 2").fetchone()[0] == 2
+        conn.commit()
+        later = time.monotonic() - t0
+    print(f"first query (with the server login) {first:.2f} s, a later one {later:.2f} s")
+    # the latency was really there: one round trip at least
+    assert later >= 0.4
+    assert "timeout" not in mux.log()
