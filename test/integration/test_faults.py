@@ -94,3 +94,38 @@ def test_latency_does_not_time_out(pgmux, pg, proxy, mode):
     # the latency was really there: one round trip at least
     assert later >= 0.4
     assert "timeout" not in mux.log()
+
+
+# ---------------------------------------------------------------------------------------------
+# reset and half-close during a query
+
+
+@pytest.mark.parametrize("fault", ("reset", "half_close"))
+@pytest.mark.parametrize("mode", MODES)
+def test_connection_cut_mid_query(pgmux, pg, proxy, direct, mode, fault):
+    """The server connection is cut while a query runs: the client hears 08006 at once, a
+    client of another database carries on meanwhile, and once the path is back the pool
+    serves again."""
+    mux = faulty(pgmux, pg, proxy, {"pool_mode": mode, "server_login_retry": 0.5})
+    bystander = mux.connect("other")
+    c = mux.raw(timeout=10).login("postgres", "app")
+    start_sleep(c, direct, 30)
+    t0 = time.monotonic()
+    getattr(proxy, fault)()
+    err = c.error_or_close(5)
+    waited = time.monotonic() - t0
+    print(f"{fault}: error after {waited:.3f} s: {err!r}")
+    assert isinstance(err, rawpg.PgError), f"expected an ErrorResponse, got {err!r}"
+    assert_error(err, "server_lost")
+    assert waited < 1.0
+    assert bystander.execute("select 'other'").fetchone()[0] == "other"
+    proxy.pass_through()
+    if mode == "transaction":
+        # the client's session goes on, on a new server
+        ready = c.error_or_close(5)
+        assert isinstance(ready, rawpg.Ready) and ready.status == b"I", repr(ready)
+        assert c.scalar("select 'again'") == "again"
+    else:
+        assert c.is_closed(2), "a session client keeps a session whose server is gone"
+    with mux.connect() as fresh:
+        assert fresh.execute("select 'fresh'").fetchone()[0] == "fresh"
