@@ -719,9 +719,13 @@ void client_on_server_lost(struct client *c)
 
 	client_replay_disarm(c);
 	s->close_when_released = true;
-	/* What the client had in flight is lost; it survives if nothing is half-sent. */
+	/*
+	 * What the client had in flight is lost; it survives if nothing is half-sent, and if a
+	 * ReadyForQuery will tell it that its transaction is gone: idle inside one, it would send
+	 * the rest of that transaction to run outside any.
+	 */
 	keep = pool_shares_servers(c->pool) && !c->unsynced && !c->in_copy &&
-	       !c->pin_reason && !c->w->shutting_down;
+	       !c->pin_reason && !c->w->shutting_down && (c->pending_ready || c->tx_status == 'I');
 	tell = !c->error_sent && (c->pending_ready || c->tx_status != 'I');
 	c->query_running = false;
 	c->tx_status = 'I';

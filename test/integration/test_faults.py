@@ -129,3 +129,141 @@ def test_connection_cut_mid_query(pgmux, pg, proxy, direct, mode, fault):
         assert c.is_closed(2), "a session client keeps a session whose server is gone"
     with mux.connect() as fresh:
         assert fresh.execute("select 'fresh'").fetchone()[0] == "fresh"
+
+
+# ---------------------------------------------------------------------------------------------
+# black hole during a query
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_black_hole_mid_query_hits_query_timeout(pgmux, pg, proxy, direct, mode):
+    """The path to the server goes silent while a query runs: query_timeout answers the client
+    with 57014 in time (its cancel cannot get through, so that server is never reused); the
+    admin console and a client of another database carry on; once the path is back the pool
+    serves again."""
+    mux = faulty(pgmux, pg, proxy, {"pool_mode": mode, "query_timeout": 1,
+                                    "server_connect_timeout": 2})
+    bystander = mux.connect("other")
+    c = mux.raw(timeout=10).login("postgres", "app")
+    start_sleep(c, direct, 30)
+    proxy.drop()
+    t0 = time.monotonic()
+    _, took = timed_admin(mux, "SHOW SERVERS")
+    assert took < 1.0, f"SHOW SERVERS took {took:.2f} s during the black hole"
+    assert bystander.execute("select 'other'").fetchone()[0] == "other"
+    err = c.error_or_close(5)
+    waited = time.monotonic() - t0
+    print(f"query_timeout=1: error after {waited:.2f} s: {err!r}; SHOW SERVERS {took:.3f} s")
+    assert isinstance(err, rawpg.PgError), f"expected an ErrorResponse, got {err!r}"
+    assert_error(err, "query_timeout")
+    assert waited < 3.0
+    proxy.pass_through()
+    with mux.connect() as fresh:
+        assert fresh.execute("select 'fresh'").fetchone()[0] == "fresh"
+
+
+def test_black_hole_mid_query_without_timeout(pgmux, pg, proxy, direct):
+    """With no query_timeout a black-holed query waits as long as the client does: the cancel
+    pgmux forwards goes into the same black hole and is given up after server_connect_timeout.
+    Meanwhile the admin console and a client of another database are served; once the client
+    leaves, pgmux closes that server and the pool serves new clients when the path is back."""
+    mux = faulty(pgmux, pg, proxy, {"pool_mode": "transaction", "server_connect_timeout": 1})
+    bystander = mux.connect("other")
+    c = mux.raw(timeout=10).login("postgres", "app")
+    start_sleep(c, direct, 30)
+    proxy.drop()
+    rawpg.cancel_request("127.0.0.1", mux.port, *c.backend_key)
+    wait_for(lambda: "cancel request not confirmed by the server" in mux.log(), 5,
+             what="pgmux to give up the cancel")
+    _, took = timed_admin(mux, "SHOW SERVERS")
+    assert took < 1.0, f"SHOW SERVERS took {took:.2f} s during the black hole"
+    assert bystander.execute("select 'other'").fetchone()[0] == "other"
+    # the query still waits for its server, and nothing has been sent to the client
+    pool = mux.pool("app")
+    assert (pool["cl_active"], pool["sv_active"]) == (1, 1), pool
+    assert not c.buf
+    c.close()
+    wait_for(lambda: mux.pool("app")["sv_active"] == 0, 5, what="the server to be let go")
+    assert mux.pool("app")["sv_idle"] == 0, "a server with a query running went back to the pool"
+    proxy.pass_through()
+    with mux.connect() as fresh:
+        assert fresh.execute("select 'fresh'").fetchone()[0] == "fresh"
+
+
+# ---------------------------------------------------------------------------------------------
+# black hole during a server login
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_black_hole_during_server_login(pgmux, pg, proxy, mode):
+    """The server accepts connections and never answers: each login attempt is given up after
+    server_connect_timeout and retried after server_login_retry; the client waiting to log in
+    gets an error with a SQLSTATE before query_wait_timeout; SHOW SERVERS answers meanwhile;
+    the pool serves once the path is back."""
+    mux = faulty(pgmux, pg, proxy, {"pool_mode": mode, "server_connect_timeout": 1,
+                                    "server_login_retry": 1, "query_wait_timeout": 6})
+    proxy.drop()
+    c = mux.raw(timeout=15)
+    job = Background(c.login, "postgres", "app")
+    wait_for(lambda: proxy.accepted >= 1, 5, what="pgmux to connect to the server")
+    rows, took = timed_admin(mux, "SHOW SERVERS")
+    print(f"SHOW SERVERS during the login: {took:.3f} s, {rows}")
+    assert took < 1.0
+    err = job.exception(15)
+    waited = job.elapsed()
+    print(f"client login failed after {waited:.2f} s: {err!r}; {proxy.accepted} attempts")
+    assert isinstance(err, rawpg.PgError), f"expected an ErrorResponse, got {err!r}"
+    assert err.sqlstate in ("08006", "08P01"), err
+    assert waited < 6 + 1.5, "the client waited past query_wait_timeout"
+    assert "server connect timeout" in mux.log()
+    proxy.pass_through()
+    r = wait_for(lambda: try_login(mux), 10, interval=0.2, what="a login once the path is back")
+    assert r.scalar("select 'back'") == "back"
+
+
+def try_login(mux):
+    try:
+        return mux.raw(timeout=5).login("postgres", "app")
+    except (rawpg.PgError, rawpg.Closed):
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# a primary that vanishes in the middle of a transaction
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_primary_vanishes_mid_transaction(pgmux, pg, proxy, direct, mode):
+    """Transactions of two inserts commit one after another; the server vanishes while one is
+    open and idle, and is back before the client goes on. The client's next statement gets an
+    error with a SQLSTATE and is not run: pgmux must not send the rest of that transaction to a
+    new server outside any transaction. Every transaction the client saw committed is there
+    afterwards, whole, and nothing of the open one."""
+    pg.sql("drop table if exists fault_acks; create table fault_acks (id int primary key)",
+           dbname="app")
+    mux = faulty(pgmux, pg, proxy, {"pool_mode": mode, "server_login_retry": 0.5})
+    c = mux.raw(timeout=10).login("postgres", "app")
+    acked = []
+    for i in range(20):
+        c.query("begin")
+        c.query(f"insert into fault_acks values ({i}), ({-i - 1})")
+        _, tags = c.query("commit")
+        assert tags == ["COMMIT"]
+        acked.append(i)
+    c.query("begin")
+    c.query("insert into fault_acks values (1000), (-1001)")
+    proxy.reset()
+    # pgmux has seen the loss, and a server is there again, before the client goes on
+    wait_for(lambda: mux.pool("app")["sv_active"] == 0, 5, what="pgmux to drop the server")
+    proxy.pass_through()
+    c.send_msg(b"Q", b"insert into fault_acks values (1001), (-1002)\0")
+    err = c.error_or_close(5)
+    print(f"after the reset: {err!r}")
+    assert isinstance(err, rawpg.PgError), f"expected an ErrorResponse, got {err!r}"
+    assert_error(err, "server_lost")
+    ids = {int(x) for x in pg.sql("select id from fault_acks", dbname="app").split()}
+    missing = [i for i in acked if i not in ids or -i - 1 not in ids]
+    assert not missing, f"acknowledged transactions lost: {missing}"
+    wait_for(lambda: pg.sql("select count(*) from fault_acks where id >= 1000 or id <= -1001",
+                            dbname="app") == "0", 5,
+             what="nothing of the transaction that was open to be there")
