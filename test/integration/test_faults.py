@@ -11,10 +11,9 @@ With no timeout configured a black-holed query waits as long as TCP does (keepal
 OS's timings: hours): a cancel cannot reach the server either, so the client must give up by
 itself; pgmux then closes that server and serves the pool's other clients.
 """
-import threading
+import socket
 import time
 
-import psycopg
 import pytest
 
 import rawpg
@@ -39,7 +38,7 @@ def proxy(pg, direct):
     yield p
     p.stop()
     direct.query("select pg_terminate_backend(pid) from pg_stat_activity "
-                 "where query like 'select pg_sleep(%%' and pid <> pg_backend_pid()")
+                 "where query like 'select pg_sleep(%' and pid <> pg_backend_pid()")
 
 
 def faulty(pgmux, pg, proxy, settings):
@@ -181,7 +180,9 @@ def test_black_hole_mid_query_without_timeout(pgmux, pg, proxy, direct):
     # the query still waits for its server, and nothing has been sent to the client
     pool = mux.pool("app")
     assert (pool["cl_active"], pool["sv_active"]) == (1, 1), pool
-    assert not c.buf
+    c.sock.settimeout(0)
+    with pytest.raises(BlockingIOError):
+        c.sock.recv(1, socket.MSG_PEEK)
     c.close()
     wait_for(lambda: mux.pool("app")["sv_active"] == 0, 5, what="the server to be let go")
     assert mux.pool("app")["sv_idle"] == 0, "a server with a query running went back to the pool"
@@ -219,6 +220,39 @@ def test_black_hole_during_server_login(pgmux, pg, proxy, mode):
     proxy.pass_through()
     r = wait_for(lambda: try_login(mux), 10, interval=0.2, what="a login once the path is back")
     assert r.scalar("select 'back'") == "back"
+
+
+def test_black_hole_during_server_login_of_logged_in_client(pgmux, pg, proxy):
+    """Transaction mode: a logged-in client whose next query needs a new server while the
+    server never answers gets an ERROR with a SQLSTATE once the login retry is spent, and its
+    session goes on: once the path is back its next query is served."""
+    mux = faulty(pgmux, pg, proxy, {"server_connect_timeout": 1, "server_login_retry": 1,
+                                    "query_wait_timeout": 6})
+    c = mux.raw(timeout=10).login("postgres", "app")
+    assert c.scalar("select 1") == "1"
+    proxy.drop()
+    mux.admin("RECONNECT app")
+    wait_for(lambda: mux.pool("app")["sv_idle"] == 0, 5, what="the idle server to close")
+    t0 = time.monotonic()
+    c.send_msg(b"Q", b"select 2\0")
+    err = c.error_or_close(10)
+    waited = time.monotonic() - t0
+    print(f"query failed after {waited:.2f} s: {err!r}; {proxy.accepted} connections")
+    assert isinstance(err, rawpg.PgError), f"expected an ErrorResponse, got {err!r}"
+    assert err.sqlstate in ("08006", "08P01"), err
+    assert waited < 6 + 1.5, "the client waited past query_wait_timeout"
+    assert err.fields.get("S") == "ERROR", "the client's session did not survive"
+    assert isinstance(c.error_or_close(5), rawpg.Ready)
+    proxy.pass_through()
+    assert wait_for(lambda: try_scalar(c, "select 3"), 10, interval=0.2,
+                    what="the query to be served") == "3"
+
+
+def try_scalar(c, sql):
+    try:
+        return c.scalar(sql)
+    except rawpg.PgError:
+        return None
 
 
 def try_login(mux):
@@ -267,3 +301,88 @@ def test_primary_vanishes_mid_transaction(pgmux, pg, proxy, direct, mode):
     wait_for(lambda: pg.sql("select count(*) from fault_acks where id >= 1000 or id <= -1001",
                             dbname="app") == "0", 5,
              what="nothing of the transaction that was open to be there")
+
+
+# ---------------------------------------------------------------------------------------------
+# a server that stops reading during a large upload
+
+UPLOAD = 64 * 1024 * 1024
+
+
+def upload(sock, kind, total=UPLOAD):
+    """Send `total` bytes of COPY data (kind "copy", the COPY already started) or one Query of
+    that size (kind "query") on sock; return how much went out before the peer closed.
+    upload.progress counts the bytes sent so far."""
+    chunk = b"x" * 65535 + b"\n"
+    if kind == "query":
+        body = b"select length('" + b"y" * (total - 32) + b"')\0"
+        data = [rawpg.message(b"Q", body)]
+    else:
+        data = (rawpg.message(b"d", chunk) for _ in range(total // len(chunk)))
+    sent = 0
+    try:
+        for piece in data:
+            view = memoryview(piece)
+            while view:
+                n = sock.send(view[:1 << 20])
+                view = view[n:]
+                sent += n
+                upload.progress = sent
+    except OSError:
+        pass
+    return sent
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("end", ("query_timeout", "reset"))
+@pytest.mark.parametrize("kind", ("copy", "query"))
+def test_server_stops_reading_during_upload(pgmux, pg, proxy, kind, end):
+    """The server stops reading while a client sends 64 MiB (COPY data, or one Query): pgmux
+    stops reading the client instead of holding the data, and the client gets an error with a
+    SQLSTATE once query_timeout fires or the connection is reset."""
+    settings = {"pool_mode": "transaction", "server_connect_timeout": 1}
+    if end == "query_timeout":
+        settings["query_timeout"] = 2
+    mux = faulty(pgmux, pg, proxy, settings)
+    pg.sql("drop table if exists fault_copy; create table fault_copy (t text)", dbname="app")
+    c = mux.raw(timeout=10).login("postgres", "app")
+    if kind == "copy":
+        c.send_msg(b"Q", b"copy fault_copy from stdin\0")
+        mtype, _ = c.read_msg()
+        assert mtype == b"G", mtype
+    before = mux.status("VmRSS")
+    proxy.stall()
+    upload.progress = 0
+    # Its own socket object for the sending thread; with a timeout too, as the two objects
+    # share the descriptor's O_NONBLOCK flag.
+    sender = c.sock.dup()
+    sender.settimeout(30)
+    job = Background(upload, sender, kind)
+    t0 = time.monotonic()
+    if end == "reset":
+        # well on the way, and far more than the proxy and the kernel buffers hold together
+        wait_for(lambda: upload.progress >= 4 * 1024 * 1024, 10, what="4 MiB to go out")
+        proxy.reset()
+    err = c.error_or_close(10)
+    waited = time.monotonic() - t0
+    sent = job.result(10)
+    sender.close()
+    peak = mux.status("VmHWM")
+    print(f"{kind}, {end}: {err!r} after {waited:.2f} s; {sent >> 10} KiB of "
+          f"{UPLOAD >> 10} sent; VmRSS before {before} kB, VmHWM {peak} kB")
+    assert isinstance(err, rawpg.PgError), f"expected an ErrorResponse, got {err!r}"
+    assert_error(err, "query_timeout" if end == "query_timeout" else "server_lost")
+    assert sent < UPLOAD, "the whole upload went out while the server read nothing"
+    if SANITIZED:
+        assert peak - before < ASAN_GROWTH_LIMIT_KB, f"pgmux grew by {peak - before} kB"
+    else:
+        assert peak < VMHWM_LIMIT_KB, f"pgmux peaked at {peak} kB"
+    # the pool serves again once the server reads again
+    proxy.pass_through()
+    if err.fields.get("S") == "ERROR":
+        # the client's session goes on: the rest of its message was not taken for a new one
+        ready = c.error_or_close(5)
+        assert isinstance(ready, rawpg.Ready), repr(ready)
+        assert c.scalar("select 'same client'") == "same client"
+    with mux.connect() as fresh:
+        assert fresh.execute("select 'fresh'").fetchone()[0] == "fresh"
