@@ -715,27 +715,35 @@ void client_on_server_lost(struct client *c)
 {
 	struct msgbuf mb;
 	struct server *s = c->server;
-	bool keep;
+	bool keep, tell;
 
 	client_replay_disarm(c);
 	s->close_when_released = true;
-	/* What the client had in flight is lost; it survives if nothing is half-sent. */
+	/*
+	 * What the client had in flight is lost; it survives if nothing is half-sent, and if a
+	 * ReadyForQuery will tell it that its transaction is gone: idle inside one, it would send
+	 * the rest of that transaction to run outside any.
+	 */
 	keep = pool_shares_servers(c->pool) && !c->unsynced && !c->in_copy &&
-	       !c->pin_reason && !c->w->shutting_down;
-	mb_init(&mb);
-	if (!c->error_sent && (c->pending_ready || c->tx_status != 'I'))
-		build_error(&mb, keep ? "ERROR" : "FATAL", "08006", "server connection lost");
-	if (keep)
-		for (; c->pending_ready; c->pending_ready--)
-			build_ready(&mb, 'I');
-	client_send(c, &mb);
-	mb_free(&mb);
+	       !c->pin_reason && !c->w->shutting_down && (c->pending_ready || c->tx_status == 'I');
+	tell = !c->error_sent && (c->pending_ready || c->tx_status != 'I');
 	c->query_running = false;
 	c->tx_status = 'I';
 	if (!keep) {
-		client_close(c, NULL, "server connection lost");
+		/* client_close flushes the FATAL it sends; one written here would go unflushed. */
+		if (tell)
+			client_close(c, "08006", "server connection lost");
+		else
+			client_close(c, NULL, "server connection lost");
 		return;
 	}
+	mb_init(&mb);
+	if (tell)
+		build_error(&mb, "ERROR", "08006", "server connection lost");
+	for (; c->pending_ready; c->pending_ready--)
+		build_ready(&mb, 'I');
+	client_send(c, &mb);
+	mb_free(&mb);
 	pool_release_server(c);
 }
 
