@@ -48,15 +48,16 @@ UNIT_BINS := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRCS))
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
-.PHONY: all deps check modgraph unit integration demo demo-ha bench bench-routing fuzz install clean format format-check help
+.PHONY: all pgmux deps check modgraph unit integration demo demo-ha bench bench-routing fuzz install clean format format-check help
 all: deps pgmux
 
 # Cheap when everything is installed: the script checks with dpkg-query first.
 deps:
 	@packaging/install-deps.sh
 
+# ./pgmux is the binary of the last build asked for (release or SANITIZE=1), whichever is newer.
 pgmux: $(BUILD)/pgmux
-	$(Q)rm -f $@ && cp $< $@
+	$(Q)cmp -s $< $@ || { rm -f $@ && cp $< $@; }
 
 $(BUILD)/pgmux: $(OBJS)
 	@echo "  LD    $@"
