@@ -217,6 +217,7 @@ static void worker_init(struct worker *w, struct config *cfg, struct userlist *u
 	if (!evloop_init(&w->loop, (uint32_t)cfg->pkt_buf))
 		die("could not initialise the event loop");
 	pstmt_registry_init(&w->pstmts);
+	worker_apply_loop_settings(w, cfg);
 	w->start_time_us = clock_now_us();
 }
 

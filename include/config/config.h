@@ -135,6 +135,10 @@ struct config {
 	int unix_socket_mode;
 	int listen_backlog;
 	bool tcp_keepalive;
+	int tcp_keepidle;
+	int tcp_keepintvl;
+	int tcp_keepcnt;
+	int tcp_user_timeout;
 	int tcp_defer_accept;     /* nonzero: TCP_DEFER_ACCEPT on TCP listeners (Linux) */
 
 	/* pooling */

@@ -22,6 +22,19 @@ typedef void (*evloop_free_fn)(void *obj);
 typedef void (*evloop_timer_fn)(void *arg);
 typedef void (*evloop_signal_fn)(void *arg, int signum);
 
+/*
+ * TCP options of every socket pgmux opens or accepts (not unix sockets). Keepalive and the
+ * user timeout are what notice a peer that vanished without a FIN or RST (a host powered off,
+ * a firewall dropping state) while pgmux waits on it; 0 keeps the operating system's value.
+ */
+struct evloop_tcp {
+	bool keepalive;
+	int keepidle;                 /* seconds idle before the first probe */
+	int keepintvl;                /* seconds between probes */
+	int keepcnt;                  /* unanswered probes before the connection is dropped */
+	int user_timeout;             /* ms sent data may stay unacknowledged (TCP_USER_TIMEOUT) */
+};
+
 struct evloop {
 	struct ev_loop *ev;
 	void *prepare_watcher;        /* ev_prepare, hidden from non-ev code */
@@ -30,6 +43,7 @@ struct evloop {
 	struct list_node dirty_list;  /* conns with output not yet written */
 	struct list_node park_list;   /* objects to free once the iteration ends */
 	uint32_t buf_size;            /* size of pooled I/O buffers (pkt_buf) */
+	struct evloop_tcp tcp;        /* for sockets opened from now on (evloop_set_tcp) */
 	void **free_bufs;             /* pooled buffers of buf_size bytes */
 	size_t n_free_bufs, max_free_bufs;
 	size_t bufs_in_use;
@@ -64,6 +78,9 @@ uint8_t *evloop_get_buf(struct evloop *l);
 void evloop_put_buf(struct evloop *l, uint8_t *buf);
 /* Change the pooled buffer size (RELOAD of pkt_buf): affects buffers taken from now on. */
 void evloop_set_buf_size(struct evloop *l, uint32_t buf_size);
+
+/* TCP options for sockets opened or accepted from now on; open ones keep theirs. */
+void evloop_set_tcp(struct evloop *l, const struct evloop_tcp *tcp);
 
 /* Run one pass of the deferred work (also called by the prepare watcher). */
 void evloop_run_deferred(struct evloop *l);

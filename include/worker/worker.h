@@ -75,13 +75,6 @@ struct worker {
 /* Is dbname the admin console's (false when no console is registered)? */
 bool worker_is_console_db(const struct worker *w, const char *dbname);
 
-
-
-/* New connection buffers take pkt_buf bytes (admin SET pkt_buf); buffers in use keep theirs. */
-void worker_set_pkt_buf(struct worker *w, uint32_t pkt_buf);
-
-
-
 /* Re-read the config file; false (and err) when it did not load: the old config stays. */
 bool worker_reload(struct worker *w, char *err, size_t errlen);
 
@@ -115,6 +108,15 @@ void worker_log_config_warnings(const struct config *cfg);
  * borrowed from cfg.
  */
 void worker_tls_settings(const struct config *cfg, enum tls_side side, struct tls_settings *out);
+
+/* The TCP options of new sockets, from the tcp_* keys. */
+void worker_tcp_settings(const struct config *cfg, struct evloop_tcp *out);
+
+/*
+ * The loop's buffer size and new sockets' TCP options from cfg (at start and on a change):
+ * connections open already keep their buffers and options.
+ */
+void worker_apply_loop_settings(struct worker *w, const struct config *cfg);
 
 /* How applying the TLS and DNS keys of a config went. */
 enum tls_apply {

@@ -98,8 +98,16 @@ const struct config_key config_keys[] = {
 	    0, 0777),
 	INT_KEY(listen_backlog, "128", RESTART, 1, 65535,
 		"queue length of connections not yet accepted (listen(2) backlog)"),
-	BOOL_KEY(tcp_keepalive, "1", RELOAD,
-		 "turn on TCP keepalive, with the OS's timings, on client and server sockets"),
+	BOOL_KEY(tcp_keepalive, "1", LOOP, "turn on TCP keepalive on client and server sockets"),
+	INT_KEY(tcp_keepidle, "0", LOOP, 0, INT_MAX,
+		"seconds a TCP connection is idle before the first keepalive probe; 0 = the OS's"),
+	INT_KEY(tcp_keepintvl, "0", LOOP, 0, INT_MAX,
+		"seconds between keepalive probes; 0 = the OS's"),
+	INT_KEY(tcp_keepcnt, "0", LOOP, 0, INT_MAX,
+		"unanswered keepalive probes before the connection is dropped; 0 = the OS's"),
+	INT_KEY(tcp_user_timeout, "0", LOOP, 0, INT_MAX,
+		"milliseconds sent data may stay unacknowledged before the connection is dropped "
+		"(TCP_USER_TIMEOUT); 0 = the OS's"),
 	INT_KEY(tcp_defer_accept, "0", RESTART, 0, INT_MAX,
 		"nonzero: TCP listeners wake pgmux only once a client has sent data, for up to 45 s "
 		"(Linux TCP_DEFER_ACCEPT)"),

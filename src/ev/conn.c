@@ -158,14 +158,33 @@ static bool make_watchers(struct conn *c)
 	return true;
 }
 
-static void tune_socket(int fd)
+/* A TCP option at a nonzero value; 0 leaves the operating system's. */
+static void set_tcp_option(int fd, int level, int name, int value, const char *key)
+{
+	if (value > 0 && setsockopt(fd, level, name, &value, sizeof(value)) < 0)
+		log_debug("%s: setsockopt failed: %s", key, strerror(errno));
+}
+
+static void tune_tcp(int fd, const struct evloop_tcp *tcp)
 {
 	int one = 1;
 
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (tcp->keepalive) {
+		setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+		set_tcp_option(fd, IPPROTO_TCP, TCP_KEEPIDLE, tcp->keepidle, "tcp_keepidle");
+		set_tcp_option(fd, IPPROTO_TCP, TCP_KEEPINTVL, tcp->keepintvl, "tcp_keepintvl");
+		set_tcp_option(fd, IPPROTO_TCP, TCP_KEEPCNT, tcp->keepcnt, "tcp_keepcnt");
+	}
+	set_tcp_option(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, tcp->user_timeout, "tcp_user_timeout");
+}
+
+static void tune_socket(struct conn *c, int fd)
+{
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	fcntl(fd, F_SETFD, FD_CLOEXEC);
-	/* Harmless on unix sockets: the call just fails. */
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (!c->is_unix)
+		tune_tcp(fd, &c->loop->tcp);
 }
 
 bool conn_attach(struct conn *c, int fd)
@@ -174,8 +193,8 @@ bool conn_attach(struct conn *c, int fd)
 	socklen_t sl = sizeof(ss);
 
 	c->fd = fd;
-	tune_socket(fd);
 	c->is_unix = getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_UNIX;
+	tune_socket(c, fd);
 	if (!make_watchers(c)) {
 		c->fd = -1;
 		return false;
@@ -193,8 +212,8 @@ bool conn_connect(struct conn *c, const struct sockaddr *addr, socklen_t len, in
 		*errnum = errno;
 		return false;
 	}
-	tune_socket(fd);
 	c->is_unix = addr->sa_family == AF_UNIX;
+	tune_socket(c, fd);
 	if (connect(fd, addr, len) < 0 && errno != EINPROGRESS) {
 		*errnum = errno;
 		close(fd);

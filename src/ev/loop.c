@@ -201,6 +201,11 @@ void evloop_set_buf_size(struct evloop *l, uint32_t buf_size)
 	l->buf_size = buf_size;
 }
 
+void evloop_set_tcp(struct evloop *l, const struct evloop_tcp *tcp)
+{
+	l->tcp = *tcp;
+}
+
 void evloop_run_deferred(struct evloop *l)
 {
 	struct list_node *n;

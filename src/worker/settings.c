@@ -8,6 +8,15 @@
 #include "ev/tls.h"
 #include "worker/worker.h"
 
+void worker_tcp_settings(const struct config *cfg, struct evloop_tcp *out)
+{
+	*out = (struct evloop_tcp){
+		.keepalive = cfg->tcp_keepalive, .keepidle = cfg->tcp_keepidle,
+		.keepintvl = cfg->tcp_keepintvl, .keepcnt = cfg->tcp_keepcnt,
+		.user_timeout = cfg->tcp_user_timeout,
+	};
+}
+
 void worker_tls_settings(const struct config *cfg, enum tls_side side, struct tls_settings *out)
 {
 	if (side == TLS_SIDE_CLIENTS) {

@@ -102,7 +102,7 @@ static void apply_config(struct worker *w, struct config *newcfg, struct userlis
 			log_warning("could not open logfile %s", newcfg->logfile);
 	}
 	if (what & CONFIG_APPLY_LOOP)
-		evloop_set_buf_size(&w->loop, (uint32_t)newcfg->pkt_buf);
+		worker_apply_loop_settings(w, newcfg);
 	config_free(old);
 	/* Larger pools may serve waiting clients now. */
 	pool_kick(w, NULL);
@@ -257,9 +257,13 @@ bool worker_is_console_db(const struct worker *w, const char *dbname)
 	return w->console && w->console->is_console_db(dbname);
 }
 
-void worker_set_pkt_buf(struct worker *w, uint32_t pkt_buf)
+void worker_apply_loop_settings(struct worker *w, const struct config *cfg)
 {
-	evloop_set_buf_size(&w->loop, pkt_buf);
+	struct evloop_tcp tcp;
+
+	evloop_set_buf_size(&w->loop, (uint32_t)cfg->pkt_buf);
+	worker_tcp_settings(cfg, &tcp);
+	evloop_set_tcp(&w->loop, &tcp);
 }
 
 static void destroy_pool(struct pool *p)
