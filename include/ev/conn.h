@@ -9,7 +9,10 @@
  * Large messages are never held whole unless the owner asks: their bytes stream through.
  *
  * Back-pressure: while a peer's output queue holds more than a high-water mark, this side stops
- * reading; it resumes when the peer has drained. Memory per connection pair stays bounded.
+ * reading; it resumes when the peer has drained. An accepted connection (a client) also stops
+ * while its own queue is over the mark, so that what pgmux writes itself (answers, rewritten
+ * messages) is paced like forwarded bytes. Whatever produced the bytes, the check is made before
+ * each message: memory per connection pair stays bounded.
  *
  * Buffers are returned to the pool whenever they are empty, so an idle connection holds none.
  *
@@ -85,7 +88,8 @@ struct conn {
 	bool startup;              /* headers have no type byte (startup phase) */
 	bool want_read;            /* owner wants input */
 	bool stopped;              /* owner returned CONN_STOP */
-	bool throttled;            /* the peer's output is over the high-water mark */
+	bool throttled;            /* a queue this side fills is over the high-water mark */
+	bool reader_paces;         /* accepted: its own full queue stops its input too */
 	bool connecting;
 	bool failed;
 	bool closing;              /* flushing before close */
