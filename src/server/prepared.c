@@ -90,6 +90,7 @@ void respq_reset(struct respq *q)
 	q->head = 0;
 	q->skipping = false;
 	q->drop_watch = false;
+	q->full_wait = false; /* the client is no longer linked: whoever links it resumes it */
 }
 
 void respq_free(struct respq *q)
@@ -685,6 +686,14 @@ enum conn_action prepared_client_message(struct client *c, const struct pkt_head
 	struct fe_describe desc;
 	struct fe_execute exec;
 
+	/*
+	 * Every message may add answers to wait for (an injected Parse or Close too): a client that
+	 * pipelines to a server that stopped reading waits here, so the queue stays bounded.
+	 */
+	if (s->respq.len >= RESPQ_MAX) {
+		s->respq.full_wait = true;
+		return CONN_STOP;
+	}
 	switch (hdr->type) {
 	case 'P':
 		return whole ? client_parse(c, body, len) : CONN_NEED_WHOLE;
@@ -835,7 +844,30 @@ static void note_parses(struct server *s, struct pstmt *ps)
 		ps->parses = true;
 }
 
+/* Answers came in: a client waiting for room in the queue goes on once half of it is free. */
+static void resume_if_room(struct server *s)
+{
+	if (s->respq.full_wait && s->respq.len <= RESPQ_MAX / 2) {
+		s->respq.full_wait = false;
+		if (s->client)
+			conn_resume(&s->client->conn);
+	}
+}
+
+static enum conn_action server_message(struct server *s, const struct pkt_header *hdr,
+				       const uint8_t *whole);
+
 enum conn_action prepared_server_message(struct server *s, const struct pkt_header *hdr, const uint8_t *whole)
+{
+	enum conn_action act = server_message(s, hdr, whole);
+
+	if (act != CONN_CLOSED)
+		resume_if_room(s);
+	return act;
+}
+
+static enum conn_action server_message(struct server *s, const struct pkt_header *hdr,
+				       const uint8_t *whole)
 {
 	struct respq *q = &s->respq;
 	struct respq_entry *head, *next;
@@ -901,6 +933,7 @@ void prepared_on_ready(struct server *s)
 
 	if (head && completes(head->kind, 'Z'))
 		respq_pop(&s->respq);
+	resume_if_room(s);
 }
 
 void prepared_emit_owed(struct server *s)
