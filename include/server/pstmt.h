@@ -28,6 +28,7 @@ struct pstmt {
 	uint64_t id;
 	uint32_t hash;
 	uint32_t refs;         /* client map entries and servers holding it */
+	uint32_t client_refs;  /* of which client map entries */
 	bool parses;           /* a server accepted its Parse: a client's Parse may be answered early */
 	char name[32];         /* on servers: "pgmux_<id>" */
 	size_t def_len;
@@ -38,6 +39,7 @@ struct pstmt_registry {
 	struct pstmt **buckets;
 	size_t nbuckets;          /* a power of two, grown to stay above count */
 	size_t count;
+	size_t client_held;       /* statements some client's name holds (client_refs > 0) */
 	uint32_t seed;            /* keys the hashes of definitions and client names */
 	uint64_t next_id;
 	/*
@@ -97,7 +99,7 @@ struct pstmt *pstmt_registry_get(struct pstmt_registry *r, const uint8_t *def, s
 struct pstmt_limits {
 	size_t client_count;   /* names per client */
 	size_t client_bytes;   /* per client: each name and its statement's definition, in bytes */
-	size_t total_count;    /* shared statements in the registry */
+	size_t total_count;    /* shared statements some client holds (registry client_held) */
 };
 
 enum pstmt_limit {

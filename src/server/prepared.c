@@ -438,9 +438,52 @@ static enum conn_action execute_dealloc(struct client *c)
 	return CONN_CONSUME;
 }
 
+static enum pstmt_limit check_limits(struct client *c, const struct fe_parse *p)
+{
+	const struct config *cfg = c->w->cfg;
+	struct pstmt_limits lim = {
+		.client_count = (size_t)cfg->max_client_prepared_statements,
+		.client_bytes = (size_t)cfg->max_client_prepared_bytes,
+		.total_count = (size_t)cfg->max_total_prepared_statements,
+	};
+
+	return client_pstmts_check(&c->w->pstmts, &c->pstmts, p->name, p->def, p->def_len, &lim);
+}
+
+/* A Parse beyond a limit fails as an error of its own; the client's other names stay. */
+static enum conn_action over_limit(struct client *c, enum pstmt_limit over)
+{
+	const struct config *cfg = c->w->cfg;
+	struct msgbuf err;
+
+	mb_init(&err);
+	switch (over) {
+	case PSTMT_CLIENT_COUNT:
+		build_error(&err, "ERROR", "53400",
+			    "too many prepared statements: this client holds "
+			    "max_client_prepared_statements (%d)", cfg->max_client_prepared_statements);
+		break;
+	case PSTMT_CLIENT_BYTES:
+		build_error(&err, "ERROR", "53400",
+			    "prepared statements too large: this client's would exceed "
+			    "max_client_prepared_bytes (%d)", cfg->max_client_prepared_bytes);
+		break;
+	default:
+		build_error(&err, "ERROR", "53400",
+			    "too many prepared statements: pgmux holds "
+			    "max_total_prepared_statements (%d)", cfg->max_total_prepared_statements);
+		break;
+	}
+	fail_here(c, &err);
+	mb_free(&err);
+	client_log(LOG_LVL_INFO, c, "prepared statement refused: over its limit");
+	return CONN_CONSUME;
+}
+
 static enum conn_action client_parse(struct client *c, const uint8_t *body, size_t len)
 {
 	struct server *s = c->server;
+	enum pstmt_limit over;
 	struct fe_parse p;
 	struct pstmt *ps;
 
@@ -451,6 +494,8 @@ static enum conn_action client_parse(struct client *c, const uint8_t *body, size
 	/* An error made the server skip to the next Sync: PostgreSQL would make no statement. */
 	if (s->respq.skipping)
 		return CONN_CONSUME;
+	if ((over = check_limits(c, &p)) != PSTMT_WITHIN)
+		return over_limit(c, over);
 	ps = pstmt_registry_get(&c->w->pstmts, p.def, p.def_len);
 	if (!ps || !client_pstmts_set(&c->w->pstmts, &c->pstmts, p.name, ps)) {
 		client_close(c, "53200", "out of memory for prepared statements");
@@ -667,7 +712,8 @@ enum conn_action prepared_parse_unlinked(struct client *c, const struct pkt_head
 	 * never waits for a server its own other connections hold.
 	 */
 	ps = pstmt_registry_find(&c->w->pstmts, p.def, p.def_len);
-	if (!ps || !ps->parses)
+	/* Over a limit: the error comes with a server, in order (client_parse). */
+	if (!ps || !ps->parses || check_limits(c, &p) != PSTMT_WITHIN)
 		return CONN_FORWARD;
 	if (!client_pstmts_set(&c->w->pstmts, &c->pstmts, p.name, ps)) {
 		client_close(c, "53200", "out of memory for prepared statements");

@@ -208,6 +208,7 @@ struct pstmt *pstmt_registry_get(struct pstmt_registry *r, const uint8_t *def, s
 	slot = &r->buckets[h & (r->nbuckets - 1)];
 	ps->hash = h;
 	ps->refs = 0;
+	ps->client_refs = 0;
 	ps->parses = false;
 	ps->id = ++r->next_id;
 	snprintf(ps->name, sizeof(ps->name), "pgmux_%llu", (unsigned long long)ps->id);
@@ -222,6 +223,23 @@ struct pstmt *pstmt_registry_get(struct pstmt_registry *r, const uint8_t *def, s
 static void pstmt_ref(struct pstmt *ps)
 {
 	ps->refs++;
+}
+
+/* A client's name takes or drops ps (counted apart for max_total_prepared_statements). */
+static void client_ref(struct pstmt_registry *r, struct pstmt *ps)
+{
+	if (ps->client_refs++ == 0)
+		r->client_held++;
+	ps->refs++;
+}
+
+static void pstmt_unref(struct pstmt_registry *r, struct pstmt *ps);
+
+static void client_unref(struct pstmt_registry *r, struct pstmt *ps)
+{
+	if (--ps->client_refs == 0)
+		r->client_held--;
+	pstmt_unref(r, ps);
 }
 
 static void pstmt_unref(struct pstmt_registry *r, struct pstmt *ps)
@@ -289,9 +307,13 @@ enum pstmt_limit client_pstmts_check(const struct pstmt_registry *r, const struc
 		return PSTMT_CLIENT_COUNT;
 	if (lim->client_bytes && bytes > lim->client_bytes)
 		return PSTMT_CLIENT_BYTES;
-	if (lim->total_count && r->count >= lim->total_count &&
-	    !pstmt_registry_find((struct pstmt_registry *)r, def, def_len))
-		return PSTMT_TOTAL_COUNT;
+	if (lim->total_count && r->client_held >= lim->total_count) {
+		const struct pstmt *ps = pstmt_registry_find((struct pstmt_registry *)r, def, def_len);
+
+		/* One some client holds already costs nothing more. */
+		if (!ps || !ps->client_refs)
+			return PSTMT_TOTAL_COUNT;
+	}
 	return PSTMT_WITHIN;
 }
 
@@ -301,8 +323,8 @@ bool client_pstmts_set(struct pstmt_registry *r, struct client_pstmts *m, const 
 
 	if (e) {
 		m->bytes = m->bytes - entry_bytes(name, e->ps) + entry_bytes(name, ps);
-		pstmt_ref(ps);
-		pstmt_unref(r, e->ps);
+		client_ref(r, ps);
+		client_unref(r, e->ps);
 		e->ps = ps;
 		e->parsed_seq = ++r->seq;
 		e->shape = 0;
@@ -329,7 +351,7 @@ bool client_pstmts_set(struct pstmt_registry *r, struct client_pstmts *m, const 
 	e->ps = ps;
 	e->parsed_seq = ++r->seq;
 	e->shape = 0;
-	pstmt_ref(ps);
+	client_ref(r, ps);
 	index_put(m->slots, m->nslots, e->hash, m->n);
 	m->bytes += entry_bytes(name, ps);
 	m->n++;
@@ -342,7 +364,7 @@ static void client_pstmts_remove_at(struct pstmt_registry *r, struct client_pstm
 
 	m->bytes -= entry_bytes(e->name, e->ps);
 	index_remove_swap(m->slots, m->nslots, i, m->n - 1, m->items, cstmt_hash_at);
-	pstmt_unref(r, e->ps);
+	client_unref(r, e->ps);
 	free(e->name);
 	*e = m->items[--m->n];
 }
@@ -462,7 +484,7 @@ size_t server_pstmts_lru(const struct server_pstmts *set)
 void client_pstmts_clear(struct pstmt_registry *r, struct client_pstmts *m)
 {
 	for (size_t i = 0; i < m->n; i++) {
-		pstmt_unref(r, m->items[i].ps);
+		client_unref(r, m->items[i].ps);
 		free(m->items[i].name);
 	}
 	m->n = 0;

@@ -20,15 +20,22 @@ HWM_LIMIT_KB = 40 * 1024
 FLOOD = 64 * 1024 * 1024
 
 
-def push(raw, chunk, total, stall=2.0):
+def push(raw, chunk, total, stall=2.0, mux=None):
     """Send chunk (whole messages) again and again up to total bytes, without reading. Stops
-    early once pgmux took nothing for stall seconds (it stopped reading) or closed. Returns
+    early once pgmux took nothing for stall seconds (it stopped reading) or closed, or when
+    mux is given and its peak memory grew past the limit (no point in going on). Returns
     (bytes sent, whether it stalled)."""
     sock = raw.sock
     sock.settimeout(stall)
     view = memoryview(chunk * max(1, (256 * 1024) // len(chunk)))
     sent = off = 0
+    start = mux.status("VmRSS") if mux else 0
+    checked = 0
     while sent < total:
+        if mux and sent - checked >= 1024 * 1024:
+            checked = sent
+            if mux.status("VmHWM") - start > HWM_GROWTH_LIMIT_KB:
+                return sent, False
         try:
             n = sock.send(view[off:])
         except socket.timeout:
@@ -71,7 +78,7 @@ def test_syncs_without_server_are_throttled(pgmux):
     mux = pgmux({"pool_mode": "transaction"})
     c = mux.raw(timeout=10, rcvbuf=64 * 1024).login("postgres", "app")
     before = mux.status("VmRSS")
-    sent, stalled = push(c, rawpg.message(b"S"), FLOOD)
+    sent, stalled = push(c, rawpg.message(b"S"), FLOOD, mux=mux)
     print(f"sent {sent} bytes of Sync before pgmux stopped reading")
     check_memory(mux, before, "64 MiB of Sync, no answer read")
     assert stalled, "pgmux read 64 MiB of Sync from a client that never read an answer"
@@ -97,7 +104,7 @@ def test_named_binds_to_a_server_that_stopped_reading(pgmux, direct):
                                   "'select pg_sleep(60)' and state = 'active'"),
              what="the server to sleep")
     try:
-        sent, stalled = push(c, named_bind("s1"), FLOOD)
+        sent, stalled = push(c, named_bind("s1"), FLOOD, mux=mux)
         print(f"sent {sent} bytes of named Binds before pgmux stopped reading")
         check_memory(mux, before, "64 MiB of named Binds to a deaf server")
         assert stalled, "pgmux read 64 MiB of Binds meant for a server that stopped reading"
@@ -105,3 +112,94 @@ def test_named_binds_to_a_server_that_stopped_reading(pgmux, direct):
     finally:
         direct.query("select pg_terminate_backend(pid) from pg_stat_activity "
                      "where query = 'select pg_sleep(60)'")
+
+
+def read_until_ready(c, counts, errors):
+    """Read one reply up to its ReadyForQuery; count message types, keep ErrorResponses."""
+    while True:
+        mtype, payload = c.read_msg()
+        counts[mtype] = counts.get(mtype, 0) + 1
+        if mtype == b"E":
+            errors.append(rawpg.PgError(rawpg.parse_fields(payload)))
+        if mtype == b"Z":
+            return
+
+
+@pytest.mark.timeout(180)
+def test_many_large_named_parses_stay_bounded(pgmux):
+    mux = pgmux({"pool_mode": "transaction"})
+    c = mux.raw(timeout=30).login("postgres", "app")
+    before = mux.status("VmRSS")
+    n, size = 10000, 32 * 1024
+
+    def send_all():
+        for i in range(n):
+            sql = f"select '{'x' * size}' as v{i}"
+            c.send(named_parse(f"s{i}", sql) + rawpg.message(b"S"))
+
+    sender = Background(send_all)
+    counts, errors = {}, []
+    for _ in range(n):
+        read_until_ready(c, counts, errors)
+    sender.result()
+    print(f"{counts.get(b'1', 0)} Parses accepted, {len(errors)} refused")
+    check_memory(mux, before, f"{n} named Parses of {size} bytes")
+    assert 0 < counts.get(b"1", 0) <= 8 * 1024 * 1024 // size
+    assert len(errors) == n - counts[b"1"]
+    assert {(e.sqlstate, "max_client_prepared_bytes" in e.message) for e in errors} == \
+        {("53400", True)}, errors[0].message
+    # the statements the client holds still work, and it goes on
+    c.send(named_bind("s0") + rawpg.message(b"E", b"\0\0\0\0\0") + rawpg.message(b"S"))
+    counts, errors = {}, []
+    read_until_ready(c, counts, errors)
+    assert not errors and counts.get(b"D") == 1
+    assert_others_served(mux)
+
+
+def test_prepared_statement_limits_name_the_setting(pgmux):
+    mux = pgmux({"pool_mode": "transaction", "max_client_prepared_statements": 3,
+                 "max_total_prepared_statements": 5})
+    a = mux.raw().login("postgres", "app")
+
+    def parse(c, name, sql):
+        counts, errors = {}, []
+        c.send(named_parse(name, sql) + rawpg.message(b"S"))
+        read_until_ready(c, counts, errors)
+        return errors[0] if errors else None
+
+    for i in range(3):
+        assert parse(a, f"s{i}", f"select {i}") is None
+    err = parse(a, "s3", "select 3")
+    assert err.sqlstate == "53400" and "max_client_prepared_statements (3)" in err.message
+    # a name parsed again is no new name; a closed one makes room
+    assert parse(a, "s0", "select 0") is None
+    a.send(rawpg.message(b"C", b"Ss1\0") + rawpg.message(b"S"))
+    read_until_ready(a, {}, [])
+    assert parse(a, "s3", "select 3") is None
+    # distinct statements for all clients together: 3 held by a, 2 more fit
+    b = mux.raw().login("postgres", "app")
+    assert parse(b, "t0", "select 10") is None
+    assert parse(b, "t1", "select 11") is None
+    err = parse(b, "t2", "select 12")
+    assert err.sqlstate == "53400" and "max_total_prepared_statements (5)" in err.message
+    # one already shared costs nothing
+    assert parse(b, "t2", "select 0") is None
+
+
+@pytest.mark.timeout(120)
+def test_stats_user_pipelining_show_clients_is_throttled(pgmux):
+    mux = pgmux({"pool_mode": "transaction", "stats_users": "alice"})
+    idle = [mux.connect() for _ in range(20)]
+    admin = mux.raw(timeout=10, rcvbuf=64 * 1024).login("alice", mux.admin_db)
+    before = mux.status("VmRSS")
+    query = rawpg.message(b"Q", b"SHOW CLIENTS\0")
+    sent, stalled = push(admin, query, 64 * 1024 * 1024, mux=mux)
+    print(f"sent {sent} bytes of SHOW CLIENTS ({sent // len(query)} queries) before pgmux "
+          "stopped reading")
+    check_memory(mux, before, "SHOW CLIENTS pipelined without reading")
+    assert stalled, "pgmux answered SHOW CLIENTS without end to a client that read nothing"
+    assert_others_served(mux)
+    # the console still answers its own client once it reads
+    mtype, _ = admin.read_msg()
+    assert mtype == b"T"
+    assert len(idle) == 20
