@@ -190,7 +190,11 @@ bool conn_connect_name(struct conn *c, struct dns *d, const char *host, int port
 /* The remote address of a connected socket into ss. False if it has none. */
 bool conn_peer_addr(const struct conn *c, struct sockaddr_storage *ss, socklen_t *len);
 
-/* Queue bytes for this socket; written at the end of the loop iteration. */
+/*
+ * Queue bytes for this socket; written at the end of the loop iteration. While the queue is
+ * over the mark, the connection whose message led to the write (this one if accepted, or its
+ * peer) is not read past that message (see Back-pressure above): owners may answer freely.
+ */
 void conn_write(struct conn *c, const void *data, size_t len);
 
 void conn_link(struct conn *a, struct conn *b);
