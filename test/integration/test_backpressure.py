@@ -215,3 +215,18 @@ def test_stats_user_pipelining_show_clients_is_throttled(pgmux):
     mtype, _ = admin.read_msg()
     assert mtype == b"T"
     assert len(idle) == 20
+
+
+@pytest.mark.timeout(120)
+def test_encryption_requests_before_login_are_throttled(pgmux):
+    """Each GSSENCRequest gets a one-byte 'N' and the startup phase starts over: a client that
+    never reads is stopped (or refused), not answered without end."""
+    mux = pgmux({"pool_mode": "transaction"})
+    c = mux.raw(timeout=10, rcvbuf=64 * 1024)
+    before = mux.status("VmRSS")
+    gssenc = struct.pack("!ii", 8, 80877104)
+    sent, stalled = push(c, gssenc, FLOOD, mux=mux)
+    print(f"sent {sent} bytes of GSSENCRequest before pgmux stopped reading or closed")
+    check_memory(mux, before, "64 MiB of GSSENCRequest, no answer read")
+    assert stalled or sent < FLOOD, "pgmux read 64 MiB of GSSENCRequest from a silent client"
+    assert_others_served(mux)
