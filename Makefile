@@ -114,21 +114,27 @@ install: pgmux
 	install -D -m 0644 doc/pgmux.ini.5 $(DESTDIR)$(MANDIR)/man5/pgmux.ini.5
 
 # libFuzzer targets (clang): each links only the sources on its "/* link: ... */" line and runs
-# for FUZZ_SECONDS. Not part of `make check`: fuzzing is open-ended.
+# FUZZ_RUNS inputs (a crash, leak or sanitizer report stops make with the input saved in
+# build/fuzz). The corpus in build/fuzz/corpus-NAME grows from run to run, starting from the
+# inputs in test/fuzz/seeds/NAME if there are any. Not part of `make check`: fuzzing is
+# open-ended.
 FUZZ_SRCS    := $(sort $(wildcard test/fuzz/fuzz_*.c))
-FUZZ_SECONDS ?= 30
+FUZZ_RUNS    ?= 1000000
 fuzz:
 	@command -v clang >/dev/null || { echo "make fuzz needs clang and libclang-rt-14-dev"; exit 1; }
 	@mkdir -p build/fuzz
 	@set -e; for f in $(FUZZ_SRCS); do \
 	    name=$$(basename $$f .c); \
 	    srcs=$$(sed -n 's|^/\* link: \(.*\) \*/$$|\1|p' $$f); \
-	    echo "  FUZZ  $$name ($(FUZZ_SECONDS) s)"; \
+	    echo "  FUZZ  $$name ($(FUZZ_RUNS) runs)"; \
 	    clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -D_GNU_SOURCE -DPGMUX_CHECKS=1 \
 	        -o build/fuzz/$$name $$f $$srcs $$(pkg-config --cflags --libs openssl json-c); \
 	    mkdir -p build/fuzz/corpus-$$name; \
-	    build/fuzz/$$name -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 \
-	        build/fuzz/corpus-$$name 2>&1 | tail -n 2; \
+	    build/fuzz/$$name -runs=$(FUZZ_RUNS) -print_final_stats=1 \
+	        -artifact_prefix=build/fuzz/$$name- build/fuzz/corpus-$$name \
+	        $$(test -d test/fuzz/seeds/$$name && echo test/fuzz/seeds/$$name) \
+	        > build/fuzz/$$name.log 2>&1 || { tail -n 40 build/fuzz/$$name.log; exit 1; }; \
+	    grep -E '^Done|number_of_executed_units' build/fuzz/$$name.log | sed 's/^/        /'; \
 	done
 
 # The C sources clang-format keeps to .clang-format.
@@ -160,7 +166,7 @@ help:
 	@echo "make demo-ha    a Patroni switchover under load through pgmux: how long writes wait"
 	@echo "make bench      pgbench through pgmux, PgBouncer and direct (QUICK=1 for a short run)"
 	@echo "make bench-routing  cost of read/write routing, and reads on replicas (QUICK=1 for a short run)"
-	@echo "make fuzz       libFuzzer targets for the parsers (FUZZ_SECONDS=30 each; needs clang)"
+	@echo "make fuzz       libFuzzer targets, FUZZ_RUNS=1000000 inputs each (needs clang)"
 	@echo "make install    install binary, config and man pages (PREFIX=, DESTDIR=)"
 	@echo "make format     clang-format the sources"
 	@echo "make format-check  fail when make format would change a file"

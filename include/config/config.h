@@ -174,6 +174,9 @@ struct config {
 	/* protocol */
 	int max_packet_size;
 	int max_prepared_statements; /* per server; 0 = no prepared-statement tracking */
+	int max_client_prepared_statements; /* names one client may hold */
+	int max_client_prepared_bytes;      /* their names and definitions, in bytes */
+	int max_total_prepared_statements;  /* distinct statements in the registry */
 	int pkt_buf;
 
 	/* authentication */

@@ -9,7 +9,10 @@
  * Large messages are never held whole unless the owner asks: their bytes stream through.
  *
  * Back-pressure: while a peer's output queue holds more than a high-water mark, this side stops
- * reading; it resumes when the peer has drained. Memory per connection pair stays bounded.
+ * reading; it resumes when the peer has drained. An accepted connection (a client) also stops
+ * while its own queue is over the mark, so that what pgmux writes itself (answers, rewritten
+ * messages) is paced like forwarded bytes. Whatever produced the bytes, the check is made before
+ * each message: memory per connection pair stays bounded.
  *
  * Buffers are returned to the pool whenever they are empty, so an idle connection holds none.
  *
@@ -85,7 +88,8 @@ struct conn {
 	bool startup;              /* headers have no type byte (startup phase) */
 	bool want_read;            /* owner wants input */
 	bool stopped;              /* owner returned CONN_STOP */
-	bool throttled;            /* the peer's output is over the high-water mark */
+	bool throttled;            /* a queue this side fills is over the high-water mark */
+	bool reader_paces;         /* accepted: its own full queue stops its input too */
 	bool connecting;
 	bool failed;
 	bool closing;              /* flushing before close */
@@ -186,7 +190,11 @@ bool conn_connect_name(struct conn *c, struct dns *d, const char *host, int port
 /* The remote address of a connected socket into ss. False if it has none. */
 bool conn_peer_addr(const struct conn *c, struct sockaddr_storage *ss, socklen_t *len);
 
-/* Queue bytes for this socket; written at the end of the loop iteration. */
+/*
+ * Queue bytes for this socket; written at the end of the loop iteration. While the queue is
+ * over the mark, the connection whose message led to the write (this one if accepted, or its
+ * peer) is not read past that message (see Back-pressure above): owners may answer freely.
+ */
 void conn_write(struct conn *c, const void *data, size_t len);
 
 void conn_link(struct conn *a, struct conn *b);

@@ -64,7 +64,15 @@ struct respq {
 	/* A DISCARD ALL or DEALLOCATE ALL went to the server: when it succeeds, its statements and
 	 * the client's names are gone. */
 	bool drop_watch;
+	/* The client stopped with this many answers outstanding: it resumes once half are in. */
+	bool full_wait;
 };
+
+/*
+ * Answers outstanding per server beyond which the client's next message waits: a client that
+ * pipelines without reading, to a server that stopped reading, holds this many entries at most.
+ */
+#define RESPQ_MAX 16384
 
 /* Is tracking on for this client's pool (transaction/statement mode, max_prepared_statements)? */
 bool prepared_active(const struct client *c);
@@ -72,7 +80,8 @@ bool prepared_active(const struct client *c);
 /*
  * A message from a linked client (after note_frontend_message accounting). Returns what the conn
  * layer should do: forward it as is, or consume it (pgmux wrote its rewritten form), or ask for
- * the whole message first.
+ * the whole message first, or wait (CONN_STOP: RESPQ_MAX answers are outstanding, or a Describe
+ * must be answered first; conn_resume follows).
  */
 enum conn_action prepared_client_message(struct client *c, const struct pkt_header *hdr, const uint8_t *whole);
 

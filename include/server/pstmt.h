@@ -7,6 +7,11 @@
  * Invariants: a shared statement's refs counts the client map entries and server set entries
  * holding it; it is unlinked from the registry and freed when the last goes, never before.
  * Names in a client map are unique. A server set holds a statement at most once.
+ *
+ * Lookups are hashed: the registry's chains by definition and a client's names use a hash keyed
+ * per process (a client cannot choose names that collide), a server's set one by address. Each
+ * array's index (slots) holds entry index + 1 per slot, 0 for free; it has a power-of-two
+ * number of slots, at least twice the entries, and is rebuilt as the array moves entries.
  */
 #ifndef PGMUX_SERVER_PSTMT_H
 #define PGMUX_SERVER_PSTMT_H
@@ -23,6 +28,7 @@ struct pstmt {
 	uint64_t id;
 	uint32_t hash;
 	uint32_t refs;         /* client map entries and servers holding it */
+	uint32_t client_refs;  /* of which client map entries */
 	bool parses;           /* a server accepted its Parse: a client's Parse may be answered early */
 	char name[32];         /* on servers: "pgmux_<id>" */
 	size_t def_len;
@@ -31,8 +37,10 @@ struct pstmt {
 
 struct pstmt_registry {
 	struct pstmt **buckets;
-	size_t nbuckets;
+	size_t nbuckets;          /* a power of two, grown to stay above count */
 	size_t count;
+	size_t client_held;       /* statements some client's name holds (client_refs > 0) */
+	uint32_t seed;            /* keys the hashes of definitions and client names */
 	uint64_t next_id;
 	/*
 	 * Orders Parse events. A server's copy older than a client's Parse may predate DDL the
@@ -44,6 +52,7 @@ struct pstmt_registry {
 
 struct cstmt {
 	char *name;
+	uint32_t hash;         /* of name, keyed by the map's seed */
 	struct pstmt *ps;
 	uint64_t parsed_seq;   /* when the client sent its Parse (registry sequence) */
 	uint32_t shape;        /* the result columns the client was told (Describe); 0 = not yet */
@@ -53,6 +62,10 @@ struct cstmt {
 struct client_pstmts {
 	struct cstmt *items;
 	size_t n, cap;
+	uint32_t *slots;       /* index of items by name (see above) */
+	size_t nslots;
+	uint32_t seed;         /* the registry's, taken at the first name */
+	size_t bytes;          /* names and definitions held, for max_client_prepared_bytes */
 	/* The unnamed statement is a DEALLOCATE pgmux answers (kind DEALLOC_NONE: it is not). */
 	struct dealloc_stmt unnamed;
 	bool unnamed_portal;   /* the unnamed portal is bound to it */
@@ -65,6 +78,8 @@ struct server_pstmts {
 	uint64_t *prepared_seq; /* when each was parsed on this server (registry sequence) */
 	uint32_t *shape;        /* its result columns as this server described them; 0 = unknown */
 	size_t n, cap;
+	uint32_t *slots;        /* index of items by statement address (see above) */
+	size_t nslots;
 	uint64_t clock;
 };
 
@@ -79,6 +94,28 @@ struct pstmt *pstmt_registry_find(struct pstmt_registry *r, const uint8_t *def, 
  * it to client_pstmts_set or server_pstmts_add at once), or NULL when out of memory.
  */
 struct pstmt *pstmt_registry_get(struct pstmt_registry *r, const uint8_t *def, size_t len);
+
+/* What a client's names may hold, and the registry as a whole (0: no limit). */
+struct pstmt_limits {
+	size_t client_count;   /* names per client */
+	size_t client_bytes;   /* per client: each name and its statement's definition, in bytes */
+	size_t total_count;    /* shared statements some client holds (registry client_held) */
+};
+
+enum pstmt_limit {
+	PSTMT_WITHIN,
+	PSTMT_CLIENT_COUNT,
+	PSTMT_CLIENT_BYTES,
+	PSTMT_TOTAL_COUNT,
+};
+
+/*
+ * Would naming the definition def under name in the client's map stay within lim? A name that
+ * exists is replaced: what it held is freed first.
+ */
+enum pstmt_limit client_pstmts_check(const struct pstmt_registry *r, const struct client_pstmts *m,
+				     const char *name, const uint8_t *def, size_t def_len,
+				     const struct pstmt_limits *lim);
 
 /* The client's entry for name (borrowed: valid until the map changes), or NULL. */
 struct cstmt *client_pstmts_find(struct client_pstmts *m, const char *name);

@@ -172,6 +172,12 @@ const struct config_key config_keys[] = {
 		"size in bytes of each connection's relay buffer"),
 	INT_KEY(max_prepared_statements, "200", RELOAD, 0, 100000,
 		"named prepared statements kept per server in transaction/statement mode (0 = off)"),
+	INT_KEY(max_client_prepared_statements, "1000", RELOAD, 1, 1000000,
+		"named prepared statements one client may hold in transaction/statement mode"),
+	INT_KEY(max_client_prepared_bytes, "8388608", RELOAD, 1024, INT_MAX,
+		"bytes of statement text and names one client's prepared statements may hold"),
+	INT_KEY(max_total_prepared_statements, "100000", RELOAD, 1, 10000000,
+		"distinct named prepared statements pgmux holds for all clients together"),
 
 	/* authentication */
 	ENUM_ALIAS_KEY(auth_type, "md5", auth_type_names, auth_type_aliases, RELOAD,

@@ -33,6 +33,11 @@ void conn_flush(struct conn *c);
 /* Output beyond this stops the peer from reading; resuming waits until it is all written. */
 #define OUT_HIGH_WATER(c) (4u * (c)->loop->buf_size)
 
+static bool over_high_water(const struct conn *c)
+{
+	return c && conn_pending_output(c) > OUT_HIGH_WATER(c);
+}
+
 enum conn_tls_phase {
 	TLS_PHASE_NONE = 0,
 	TLS_PHASE_ASKING,    /* outgoing: SSLRequest sent, waiting for 'S' or 'N' */
@@ -42,6 +47,7 @@ enum conn_tls_phase {
 static void on_readable(struct ev_loop *ev, ev_io *w, int revents);
 static void on_writable(struct ev_loop *ev, ev_io *w, int revents);
 static void update_read_watcher(struct conn *c);
+static void unthrottle(struct conn *c);
 
 /*
  * The I/O table: >0 bytes, 0 would block, IO_ERROR, IO_EOF. A TLS session may need the other
@@ -199,6 +205,8 @@ bool conn_attach(struct conn *c, int fd)
 		c->fd = -1;
 		return false;
 	}
+	/* The peer asks and pgmux answers: answers it does not read must stop its asking. */
+	c->reader_paces = true;
 	c->want_read = true;
 	update_read_watcher(c);
 	return true;
@@ -409,17 +417,32 @@ void conn_unlink(struct conn *c)
 {
 	if (c->peer) {
 		/* A side held back by this peer's full queue must not stay throttled forever. */
-		if (c->peer->throttled) {
-			c->peer->throttled = false;
-			update_read_watcher(c->peer);
-		}
-		if (c->throttled) {
-			c->throttled = false;
-			update_read_watcher(c);
-		}
+		if (c->peer->throttled)
+			unthrottle(c->peer);
+		if (c->throttled)
+			unthrottle(c);
 		c->peer->peer = NULL;
 		c->peer = NULL;
 	}
+}
+
+/*
+ * Whether c must not take input now: its peer's queue is over the mark, or its own is and c's
+ * reader paces it. An outgoing (server) connection never waits for its own queue: a server
+ * stops reading while its answers cannot be written, so pgmux must keep reading them.
+ */
+static bool must_hold_input(const struct conn *c)
+{
+	return over_high_water(c->peer) || (c->reader_paces && over_high_water(c));
+}
+
+static void unthrottle(struct conn *c)
+{
+	c->throttled = false;
+	update_read_watcher(c);
+	/* Input may already be buffered behind the throttle. */
+	if (c->fd >= 0 && !c->failed && conn_buffered_input(c) && list_empty(&c->resume_node))
+		list_add_tail(&c->loop->resume_list, &c->resume_node);
 }
 
 static bool read_allowed(const struct conn *c)
@@ -555,18 +578,13 @@ void conn_report_failure(struct conn *c)
 	c->ops->on_closed(c->owner, c, why);
 }
 
-/* After the peer's queue drained, let this side read again. */
-static void unthrottle_peer(struct conn *c)
+/* c's queue drained: c and its peer may take input again unless the other queue is full. */
+static void unthrottle_drained(struct conn *c)
 {
-	struct conn *src = c->peer;
-
-	if (src && src->throttled && conn_pending_output(c) == 0) {
-		src->throttled = false;
-		update_read_watcher(src);
-		/* Input may already be buffered behind the throttle. */
-		if (conn_buffered_input(src) && list_empty(&src->resume_node))
-			list_add_tail(&src->loop->resume_list, &src->resume_node);
-	}
+	if (c->throttled && !must_hold_input(c))
+		unthrottle(c);
+	if (c->peer && c->peer->throttled && !must_hold_input(c->peer))
+		unthrottle(c->peer);
 }
 
 void conn_flush(struct conn *c)
@@ -591,7 +609,7 @@ void conn_flush(struct conn *c)
 	}
 	release_out(c);
 	ev_io_stop(c->loop->ev, c->wio);
-	unthrottle_peer(c);
+	unthrottle_drained(c);
 	if (c->closing)
 		fail(c, CONN_FLUSHED);
 }
@@ -829,7 +847,7 @@ static void tap_copy(struct conn *c, uint32_t n)
 		mb_put_bytes(c->tap, c->in + c->in_pos, n);
 }
 
-/* Append forwarded bytes to the peer's queue; throttle ourselves if it grows too long. */
+/* Append forwarded bytes to the peer's queue (process_messages throttles when it is full). */
 static void forward(struct conn *c, uint32_t n)
 {
 	struct conn *peer = c->peer;
@@ -837,8 +855,6 @@ static void forward(struct conn *c, uint32_t n)
 	tap_copy(c, n);
 	if (peer) {
 		conn_write(peer, c->in + c->in_pos, n);
-		if (conn_pending_output(peer) > OUT_HIGH_WATER(c))
-			c->throttled = true;
 	} else {
 		/* Nobody to forward to (peer just went away): the bytes have no reader. */
 		log_debug("dropping %u bytes with no peer", n);
@@ -877,11 +893,24 @@ static bool make_room(struct conn *c, uint32_t len)
 	return true;
 }
 
+/*
+ * Stop taking input from c while a queue its messages fill is full, whatever wrote the bytes:
+ * forwarded, rewritten or answered by pgmux itself. Checked before every message, so a batch
+ * already read adds at most one message's worth beyond the mark.
+ */
+static bool throttle_if_full(struct conn *c)
+{
+	/* conn_process_input stops the read watcher afterwards. */
+	if (!c->throttled && must_hold_input(c))
+		c->throttled = true;
+	return c->throttled;
+}
+
 /* Run the owner over the buffered messages. Returns false if c must not be touched anymore. */
 static bool process_messages(struct conn *c)
 {
 	while (c->in_pos < c->in_end && !c->stopped && !c->failed && !c->closing &&
-	       c->tls_phase == TLS_PHASE_NONE) {
+	       c->tls_phase == TLS_PHASE_NONE && !throttle_if_full(c)) {
 		uint32_t avail = c->in_end - c->in_pos;
 		struct pkt_header hdr;
 		enum pkt_peek peek;

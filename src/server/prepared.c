@@ -90,6 +90,7 @@ void respq_reset(struct respq *q)
 	q->head = 0;
 	q->skipping = false;
 	q->drop_watch = false;
+	q->full_wait = false; /* the client is no longer linked: whoever links it resumes it */
 }
 
 void respq_free(struct respq *q)
@@ -437,9 +438,52 @@ static enum conn_action execute_dealloc(struct client *c)
 	return CONN_CONSUME;
 }
 
+static enum pstmt_limit check_limits(struct client *c, const struct fe_parse *p)
+{
+	const struct config *cfg = c->w->cfg;
+	struct pstmt_limits lim = {
+		.client_count = (size_t)cfg->max_client_prepared_statements,
+		.client_bytes = (size_t)cfg->max_client_prepared_bytes,
+		.total_count = (size_t)cfg->max_total_prepared_statements,
+	};
+
+	return client_pstmts_check(&c->w->pstmts, &c->pstmts, p->name, p->def, p->def_len, &lim);
+}
+
+/* A Parse beyond a limit fails as an error of its own; the client's other names stay. */
+static enum conn_action over_limit(struct client *c, enum pstmt_limit over)
+{
+	const struct config *cfg = c->w->cfg;
+	struct msgbuf err;
+
+	mb_init(&err);
+	switch (over) {
+	case PSTMT_CLIENT_COUNT:
+		build_error(&err, "ERROR", "53400",
+			    "too many prepared statements: this client holds "
+			    "max_client_prepared_statements (%d)", cfg->max_client_prepared_statements);
+		break;
+	case PSTMT_CLIENT_BYTES:
+		build_error(&err, "ERROR", "53400",
+			    "prepared statements too large: this client's would exceed "
+			    "max_client_prepared_bytes (%d)", cfg->max_client_prepared_bytes);
+		break;
+	default:
+		build_error(&err, "ERROR", "53400",
+			    "too many prepared statements: pgmux holds "
+			    "max_total_prepared_statements (%d)", cfg->max_total_prepared_statements);
+		break;
+	}
+	fail_here(c, &err);
+	mb_free(&err);
+	client_log(LOG_LVL_INFO, c, "prepared statement refused: over its limit");
+	return CONN_CONSUME;
+}
+
 static enum conn_action client_parse(struct client *c, const uint8_t *body, size_t len)
 {
 	struct server *s = c->server;
+	enum pstmt_limit over;
 	struct fe_parse p;
 	struct pstmt *ps;
 
@@ -450,6 +494,8 @@ static enum conn_action client_parse(struct client *c, const uint8_t *body, size
 	/* An error made the server skip to the next Sync: PostgreSQL would make no statement. */
 	if (s->respq.skipping)
 		return CONN_CONSUME;
+	if ((over = check_limits(c, &p)) != PSTMT_WITHIN)
+		return over_limit(c, over);
 	ps = pstmt_registry_get(&c->w->pstmts, p.def, p.def_len);
 	if (!ps || !client_pstmts_set(&c->w->pstmts, &c->pstmts, p.name, ps)) {
 		client_close(c, "53200", "out of memory for prepared statements");
@@ -666,7 +712,8 @@ enum conn_action prepared_parse_unlinked(struct client *c, const struct pkt_head
 	 * never waits for a server its own other connections hold.
 	 */
 	ps = pstmt_registry_find(&c->w->pstmts, p.def, p.def_len);
-	if (!ps || !ps->parses)
+	/* Over a limit: the error comes with a server, in order (client_parse). */
+	if (!ps || !ps->parses || check_limits(c, &p) != PSTMT_WITHIN)
 		return CONN_FORWARD;
 	if (!client_pstmts_set(&c->w->pstmts, &c->pstmts, p.name, ps)) {
 		client_close(c, "53200", "out of memory for prepared statements");
@@ -685,6 +732,14 @@ enum conn_action prepared_client_message(struct client *c, const struct pkt_head
 	struct fe_describe desc;
 	struct fe_execute exec;
 
+	/*
+	 * Every message may add answers to wait for (an injected Parse or Close too): a client that
+	 * pipelines to a server that stopped reading waits here, so the queue stays bounded.
+	 */
+	if (s->respq.len >= RESPQ_MAX) {
+		s->respq.full_wait = true;
+		return CONN_STOP;
+	}
 	switch (hdr->type) {
 	case 'P':
 		return whole ? client_parse(c, body, len) : CONN_NEED_WHOLE;
@@ -835,7 +890,30 @@ static void note_parses(struct server *s, struct pstmt *ps)
 		ps->parses = true;
 }
 
+/* Answers came in: a client waiting for room in the queue goes on once half of it is free. */
+static void resume_if_room(struct server *s)
+{
+	if (s->respq.full_wait && s->respq.len <= RESPQ_MAX / 2) {
+		s->respq.full_wait = false;
+		if (s->client)
+			conn_resume(&s->client->conn);
+	}
+}
+
+static enum conn_action server_message(struct server *s, const struct pkt_header *hdr,
+				       const uint8_t *whole);
+
 enum conn_action prepared_server_message(struct server *s, const struct pkt_header *hdr, const uint8_t *whole)
+{
+	enum conn_action act = server_message(s, hdr, whole);
+
+	if (act != CONN_CLOSED)
+		resume_if_room(s);
+	return act;
+}
+
+static enum conn_action server_message(struct server *s, const struct pkt_header *hdr,
+				       const uint8_t *whole)
 {
 	struct respq *q = &s->respq;
 	struct respq_entry *head, *next;
@@ -901,6 +979,7 @@ void prepared_on_ready(struct server *s)
 
 	if (head && completes(head->kind, 'Z'))
 		respq_pop(&s->respq);
+	resume_if_room(s);
 }
 
 void prepared_emit_owed(struct server *s)

@@ -158,6 +158,121 @@ static void test_server_set(void **state)
 	pstmt_registry_destroy(&r);
 }
 
+/* Many names, removed in a scattered order: every lookup agrees with a plain scan. */
+static void test_client_index_follows_removals(void **state)
+{
+	enum { N = 3000 };
+	struct pstmt_registry r;
+	struct client_pstmts m = { 0 };
+	struct pstmt *ps;
+	char name[32];
+
+	(void)state;
+	pstmt_registry_init(&r);
+	ps = pstmt_registry_get(&r, DEF("select 1"));
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "s%d", i);
+		assert_true(client_pstmts_set(&r, &m, name, ps));
+	}
+	assert_int_equal(m.n, N);
+	for (int i = 0; i < N; i += 3) {
+		snprintf(name, sizeof(name), "s%d", (i * 7) % N);
+		client_pstmts_remove(&r, &m, name);
+	}
+	for (int i = 0; i < N; i++) {
+		bool removed = false;
+		struct cstmt *e;
+
+		for (int j = 0; j < N; j += 3)
+			removed |= (j * 7) % N == i;
+		snprintf(name, sizeof(name), "s%d", i);
+		e = client_pstmts_find(&m, name);
+		if (removed) {
+			assert_null(e);
+		} else {
+			assert_non_null(e);
+			assert_string_equal(e->name, name);
+		}
+	}
+	client_pstmts_free(&r, &m);
+	assert_int_equal(r.count, 0);
+	pstmt_registry_destroy(&r);
+}
+
+static void test_limits(void **state)
+{
+	struct pstmt_registry r;
+	struct client_pstmts m = { 0 };
+	struct pstmt_limits lim = { .client_count = 2, .client_bytes = 40, .total_count = 3 };
+	struct pstmt *a, *b;
+
+	(void)state;
+	pstmt_registry_init(&r);
+	/* "a" + NUL + 9 bytes of definition: 11 bytes each */
+	a = pstmt_registry_get(&r, DEF("select 1"));
+	b = pstmt_registry_get(&r, DEF("select 2"));
+	assert_int_equal(client_pstmts_check(&r, &m, "a", DEF("select 1"), &lim), PSTMT_WITHIN);
+	assert_true(client_pstmts_set(&r, &m, "a", a));
+	assert_true(client_pstmts_set(&r, &m, "b", b));
+	assert_int_equal(m.bytes, 22);
+	/* a third name is one too many; replacing a name is not */
+	assert_int_equal(client_pstmts_check(&r, &m, "c", DEF("select 1"), &lim), PSTMT_CLIENT_COUNT);
+	assert_int_equal(client_pstmts_check(&r, &m, "a", DEF("select 2"), &lim), PSTMT_WITHIN);
+	/* what the replaced name held is freed before the new size counts */
+	assert_int_equal(client_pstmts_check(&r, &m, "a", DEF("select 1 + 1 + 1 + 1 + 1"), &lim),
+			 PSTMT_WITHIN);
+	assert_int_equal(client_pstmts_check(&r, &m, "a", DEF("select 1 + 1 + 1 + 1 + 1 + 1 + 1"),
+					     &lim), PSTMT_CLIENT_BYTES);
+	/* clients hold 2: one more definition fits, a fourth does not */
+	lim.client_count = 0;
+	lim.client_bytes = 0;
+	assert_int_equal(client_pstmts_check(&r, &m, "d", DEF("select 3"), &lim), PSTMT_WITHIN);
+	assert_true(client_pstmts_set(&r, &m, "c", pstmt_registry_get(&r, DEF("select 3"))));
+	assert_int_equal(r.client_held, 3);
+	assert_int_equal(client_pstmts_check(&r, &m, "d", DEF("select 4"), &lim), PSTMT_TOTAL_COUNT);
+	/* a definition a client holds already costs nothing */
+	assert_int_equal(client_pstmts_check(&r, &m, "d", DEF("select 2"), &lim), PSTMT_WITHIN);
+	/* one only a server holds counts no more than a new one */
+	assert_int_equal(client_pstmts_check(&r, &m, "d", DEF("select 5"), &lim), PSTMT_TOTAL_COUNT);
+	client_pstmts_remove(&r, &m, "c");
+	assert_int_equal(r.client_held, 2);
+	client_pstmts_remove(&r, &m, "b");
+	assert_int_equal(m.bytes, 11);
+	client_pstmts_free(&r, &m);
+	pstmt_registry_destroy(&r);
+}
+
+/* The registry grows past its first buckets and finds every statement, and frees them all. */
+static void test_registry_grows(void **state)
+{
+	enum { N = 5000 };
+	struct pstmt_registry r;
+	struct client_pstmts m = { 0 };
+	char def[32], name[32];
+
+	(void)state;
+	pstmt_registry_init(&r);
+	for (int i = 0; i < N; i++) {
+		int n = snprintf(def, sizeof(def), "select %d", i);
+		struct pstmt *ps = pstmt_registry_get(&r, (const uint8_t *)def, (size_t)n + 1);
+
+		assert_non_null(ps);
+		snprintf(name, sizeof(name), "n%d", i);
+		assert_true(client_pstmts_set(&r, &m, name, ps));
+	}
+	assert_true(r.nbuckets >= N);
+	for (int i = 0; i < N; i++) {
+		int n = snprintf(def, sizeof(def), "select %d", i);
+
+		snprintf(name, sizeof(name), "n%d", i);
+		assert_ptr_equal(pstmt_registry_find(&r, (const uint8_t *)def, (size_t)n + 1),
+				 client_pstmts_find(&m, name)->ps);
+	}
+	client_pstmts_free(&r, &m);
+	assert_int_equal(r.count, 0);
+	pstmt_registry_destroy(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -165,6 +280,9 @@ int main(void)
 		cmocka_unit_test(test_client_names),
 		cmocka_unit_test(test_client_forget_parse),
 		cmocka_unit_test(test_server_set),
+		cmocka_unit_test(test_client_index_follows_removals),
+		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_registry_grows),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
