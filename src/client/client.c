@@ -506,8 +506,6 @@ static enum conn_action on_packet(void *owner, struct conn *conn, const struct p
 
 	switch (c->state) {
 	case CLIENT_LOGIN:
-		if (!whole)
-			return CONN_NEED_WHOLE;
 		return login_on_packet(c, hdr, whole);
 	case CLIENT_WAITING_LOGIN:
 	case CLIENT_WAITING:

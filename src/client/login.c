@@ -13,6 +13,10 @@
  * password, SASLInitialResponse after AuthenticationSASL, SASLResponse after
  * AuthenticationSASLContinue), BE_AUTH_OK before and after; c->auth_query_wait while pgmux waits
  * for auth_query (the client owes nothing; the lookup's callback resumes it).
+ *
+ * Until it is authenticated a client is a stranger: its messages are capped at
+ * LOGIN_PACKET_MAX (max_packet_size only after login) and a message during an auth_query lookup is
+ * refused on its header.
  */
 #include "client/login.h"
 #include "client/route.h"
@@ -40,6 +44,14 @@
 #include "proto/fe.h"
 #include "proto/startup.h"
 #include "worker/worker.h"
+
+/*
+ * The largest message a client may send before it is authenticated, type byte included:
+ * PostgreSQL's limit for authentication messages (65535 bytes counted from the length field).
+ * SCRAM messages are far smaller. Only an authenticated client gets max_packet_size, so that no
+ * one can make pgmux buffer more than this without a password.
+ */
+#define LOGIN_PACKET_MAX (1 + 65535)
 
 void login_forget_secrets(struct client *c)
 {
@@ -676,6 +688,7 @@ static bool start_auth(struct client *c)
 static bool enter_console(struct client *c, bool can_write)
 {
 	login_forget_secrets(c);
+	c->conn.max_packet = (uint32_t)c->w->cfg->max_packet_size;
 	c->admin = true;
 	c->admin_can_write = can_write;
 	send_admin_login_ok(c);
@@ -731,6 +744,8 @@ static bool enter_pool(struct client *c)
 		u->scram_keys_set = true;
 	}
 	login_forget_secrets(c);
+	/* Authenticated: from here on messages may be as large as the configuration allows. */
+	c->conn.max_packet = (uint32_t)c->w->cfg->max_packet_size;
 	pool_client_logged_in(c);
 	return true;
 }
@@ -779,7 +794,7 @@ static enum conn_action handle_startup(struct client *c, const uint8_t *whole, u
 		mb_free(&mb);
 	}
 	c->conn.startup = false;
-	c->conn.max_packet = (uint32_t)c->w->cfg->max_packet_size;
+	c->conn.max_packet = LOGIN_PACKET_MAX;
 	return start_auth(c) ? CONN_CONSUME : CONN_CLOSED;
 }
 
@@ -966,12 +981,13 @@ enum conn_action login_on_packet(struct client *c, const struct pkt_header *hdr,
 {
 	if (hdr->type == CONN_TLS_HELLO && c->conn.startup)
 		return client_tls_direct(c);
-	if (!whole)
-		return CONN_NEED_WHOLE;
+	/* The client owes nothing while auth_query runs: refused on its header, never buffered. */
 	if (c->auth_query_wait) {
 		client_close(c, "08P01", "unexpected message during authentication");
 		return CONN_CLOSED;
 	}
+	if (!whole)
+		return CONN_NEED_WHOLE;
 	switch (c->auth_method) {
 	case BE_AUTH_OK:
 		return handle_startup(c, whole, hdr->len);
