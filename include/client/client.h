@@ -102,6 +102,8 @@ struct client {
 	bool scram_pass_through;      /* proven against a stored SCRAM secret: keys go to the pool */
 	char *auth_secret;            /* the secret auth_query found (owned, wiped); NULL if none */
 	bool auth_query_done;         /* auth_query answered (auth_secret may still be NULL) */
+	bool ssl_requested;           /* an SSLRequest was answered (one per connection) */
+	bool gssenc_requested;        /* a GSSENCRequest was answered (one per connection) */
 };
 
 /*

@@ -15,8 +15,8 @@
  * for auth_query (the client owes nothing; the lookup's callback resumes it).
  *
  * Until it is authenticated a client is a stranger: its messages are capped at
- * LOGIN_PACKET_MAX (max_packet_size only after login) and a message during an auth_query lookup is
- * refused on its header.
+ * LOGIN_PACKET_MAX (max_packet_size only after login), a message during an auth_query lookup is
+ * refused on its header, it gets one SSLRequest and one GSSENCRequest.
  */
 #include "client/login.h"
 #include "client/route.h"
@@ -750,6 +750,23 @@ static bool enter_pool(struct client *c)
 	return true;
 }
 
+/*
+ * As PostgreSQL: one SSLRequest and one GSSENCRequest per connection, neither once TLS is up. A
+ * repeated one is what PostgreSQL then takes it for, a startup packet of protocol 1234.5679
+ * (.5680), and refused with its words. Without this a client that never reads could loop
+ * through requests, each answered with a byte queued for it.
+ */
+static bool refuse_repeated_request(struct client *c, bool *done, uint32_t code)
+{
+	if (!*done && !c->conn.tls) {
+		*done = true;
+		return false;
+	}
+	client_close(c, "0A000", "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
+		     code >> 16, code & 0xffff);
+	return true;
+}
+
 static enum conn_action handle_startup(struct client *c, const uint8_t *whole, uint32_t len)
 {
 	struct startup_msg m;
@@ -758,8 +775,12 @@ static enum conn_action handle_startup(struct client *c, const uint8_t *whole, u
 
 	switch (startup_parse(whole, len, &m, err, sizeof(err))) {
 	case STARTUP_SSL:
+		if (refuse_repeated_request(c, &c->ssl_requested, PROTO_SSL))
+			return CONN_CLOSED;
 		return client_tls_ssl_request(c, len);
 	case STARTUP_GSSENC:
+		if (refuse_repeated_request(c, &c->gssenc_requested, PROTO_GSSENC))
+			return CONN_CLOSED;
 		/* No GSS encryption: 'N' and the client goes on (or gives up). */
 		conn_write(&c->conn, "N", 1);
 		return CONN_CONSUME;
@@ -979,8 +1000,11 @@ static enum conn_action handle_sasl_response(struct client *c, const struct pkt_
 
 enum conn_action login_on_packet(struct client *c, const struct pkt_header *hdr, const uint8_t *whole)
 {
-	if (hdr->type == CONN_TLS_HELLO && c->conn.startup)
+	if (hdr->type == CONN_TLS_HELLO && c->conn.startup) {
+		/* Direct TLS counts as the connection's SSL and GSSENC negotiation, as in PostgreSQL. */
+		c->ssl_requested = c->gssenc_requested = true;
 		return client_tls_direct(c);
+	}
 	/* The client owes nothing while auth_query runs: refused on its header, never buffered. */
 	if (c->auth_query_wait) {
 		client_close(c, "08P01", "unexpected message during authentication");

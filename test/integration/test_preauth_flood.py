@@ -1,5 +1,5 @@
-"""Hostile clients before authentication: a login-phase message claiming 2 GiB, a message
-while auth_query looks the user up. pgmux must keep its memory, stay responsive (the admin
+"""Hostile clients before authentication: a login-phase message claiming 2 GiB, a flood of
+SSLRequest/GSSENCRequest. pgmux must keep its memory, stay responsive (the admin
 console answers during each attack) and never spin."""
 import os
 import struct
@@ -53,6 +53,13 @@ def assert_refused(mux, c, user, error, answers=b""):
     assert isinstance(result, (rawpg.PgError, rawpg.Closed)), result
     if isinstance(result, rawpg.PgError):
         assert f"{result.sqlstate} {result.message}".startswith(error), result
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def timed_admin(mux, command="SHOW VERSION"):
@@ -113,4 +120,48 @@ def test_message_during_auth_query_refused_on_its_header(pgmux, direct):
     assert "unexpected message during authentication" in result.message
     assert elapsed < 2.0
 
+
+def second_request_error(port, first, second):
+    c = rawpg.RawPg("127.0.0.1", port, timeout=5)
+    try:
+        c.send(struct.pack("!ii", 8, first))
+        assert c.read_byte() == b"N"
+        c.send(struct.pack("!ii", 8, second))
+        return c.error_or_close(5)
+    finally:
+        c.close()
+
+
+def test_second_gssenc_request_refused_as_postgresql_does(pgmux, pg):
+    mux = pgmux()
+    for code in (rawpg.GSSENC_REQUEST, rawpg.SSL_REQUEST):
+        ours = second_request_error(mux.port, code, code)
+        if code == rawpg.SSL_REQUEST:       # the test server has no TLS (and speaks GSS)
+            theirs = second_request_error(pg.port, code, code)
+            assert isinstance(theirs, rawpg.PgError), theirs
+            assert (ours.sqlstate, ours.message) == (theirs.sqlstate, theirs.message)
+        assert isinstance(ours, rawpg.PgError) and ours.sqlstate == "0A000", ours
+        assert "unsupported frontend protocol 1234." in ours.message
+
+
+@pytest.mark.timeout(120)
+def test_gssenc_and_ssl_request_flood(pgmux):
+    mux = pgmux()
+    before = mux.status("VmRSS")
+    c = mux.raw(timeout=10)
+    pair = struct.pack("!ii", 8, rawpg.GSSENC_REQUEST) + struct.pack("!ii", 8, rawpg.SSL_REQUEST)
+    t0 = cpu_seconds(mux.pid)
+    # 64 MiB of requests, answers not read while sending
+    attack = Background(stream, c.sock, pair * (MiB // len(pair)), 64 * MiB)
+    _, seconds = timed_admin(mux)
+    print(f"admin console answered in {seconds * 1000:.1f} ms during the attack")
+    sent = attack.result(60)
+    cpu = cpu_seconds(mux.pid) - t0
+    print(f"sent {sent / MiB:.1f} MiB of requests; pgmux used {cpu:.2f} s of CPU")
+    assert sent < 64 * MiB
+    # refused at the second GSSENCRequest, after one 'N' for each kind
+    assert_refused(mux, c, "(nouser)", "0A000 unsupported frontend protocol 1234.5680",
+                   answers=b"NN")
+    assert_memory_held(mux, before, "request flood")
+    assert seconds < 1.0
 
