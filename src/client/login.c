@@ -16,7 +16,8 @@
  *
  * Until it is authenticated a client is a stranger: its messages are capped at
  * LOGIN_PACKET_MAX (max_packet_size only after login), a message during an auth_query lookup is
- * refused on its header, it gets one SSLRequest and one GSSENCRequest.
+ * refused on its header, it gets one SSLRequest and one GSSENCRequest, and its login is refused
+ * rather than given a guessable cancel key or mock salt when the CSPRNG fails.
  */
 #include "client/login.h"
 #include "client/route.h"
@@ -87,17 +88,21 @@ bool login_server_scram_init(const struct pool_user *u, const char *password,
 	return false;
 }
 
-static void new_cancel_key(struct client *c)
+/*
+ * The BackendKeyData the client will be told, drawn when its startup packet is taken. False when
+ * the CSPRNG fails: a guessable key would let anyone cancel the client's queries, so the login
+ * is refused rather than given a weaker one.
+ */
+static bool new_cancel_key(struct client *c)
 {
 	uint32_t k[2];
 
-	if (RAND_bytes((unsigned char *)k, sizeof(k)) != 1) {
-		k[0] = (uint32_t)random();
-		k[1] = (uint32_t)random();
-	}
+	if (RAND_bytes((unsigned char *)k, sizeof(k)) != 1)
+		return false;
 	/* Positive pids: some drivers treat the pid as a signed process id. */
 	c->cancel_pid = k[0] & 0x7fffffff;
 	c->cancel_key = k[1];
+	return true;
 }
 
 /* AuthenticationOk, the server's parameters (the client's own where it set them), key, Ready. */
@@ -116,7 +121,6 @@ static void send_login_ok(struct client *c)
 			value = param_get(&c->params, (enum tracked_param)idx);
 		build_parameter_status(&mb, p->welcome.names[i], value);
 	}
-	new_cancel_key(c);
 	build_backend_key(&mb, c->cancel_pid, c->cancel_key);
 	build_ready(&mb, 'I');
 	client_send(c, &mb);
@@ -137,7 +141,6 @@ static void send_admin_login_ok(struct client *c)
 	build_auth_request(&mb, BE_AUTH_OK, NULL, 0);
 	for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++)
 		build_parameter_status(&mb, params[i][0], params[i][1]);
-	new_cancel_key(c);
 	build_backend_key(&mb, c->cancel_pid, c->cancel_key);
 	build_ready(&mb, 'I');
 	client_send(c, &mb);
@@ -397,26 +400,37 @@ too_long:
 }
 
 /*
+ * The key of stable_salt(): one per process, nothing else is shared between clients. Made by
+ * salt_key_ready(), which every login passes before any salt is needed.
+ */
+static uint8_t salt_key[32];
+static bool have_salt_key;
+
+/*
+ * Make the salt key on first use. False when the CSPRNG fails: a guessable key would make the
+ * mock salts of unknown users predictable (telling them from real ones), so the login is refused
+ * instead; a later login tries again.
+ */
+static bool salt_key_ready(void)
+{
+	if (!have_salt_key && RAND_bytes(salt_key, sizeof(salt_key)) == 1)
+		have_salt_key = true;
+	return have_salt_key;
+}
+
+/*
  * A salt that is stable for a user name but unpredictable without this process's key: shown to
  * a SCRAM client when its user is unknown (so that the answer looks like a real user's), and
- * used to turn a plaintext auth_file password into a SCRAM secret.
+ * used to turn a plaintext auth_file password into a SCRAM secret. Only after salt_key_ready().
  */
 static void stable_salt(const char *user, uint8_t out[SCRAM_SALT_LEN])
 {
-	/* One key per process, made on first use; nothing else is shared between clients. */
-	static uint8_t key[32];
-	static bool have_key;
 	uint8_t mac[EVP_MAX_MD_SIZE];
 	unsigned int maclen = 0;
 
-	if (!have_key) {
-		if (RAND_bytes(key, sizeof(key)) != 1)
-			for (size_t i = 0; i < sizeof(key); i++)
-				key[i] = (uint8_t)random();
-		have_key = true;
-	}
-	if (!HMAC(EVP_sha256(), key, (int)sizeof(key), (const uint8_t *)user, strlen(user), mac,
-		  &maclen) || maclen < SCRAM_SALT_LEN)
+	ASSERT(have_salt_key);
+	if (!HMAC(EVP_sha256(), salt_key, (int)sizeof(salt_key), (const uint8_t *)user, strlen(user),
+		  mac, &maclen) || maclen < SCRAM_SALT_LEN)
 		memset(mac, 0x5a, SCRAM_SALT_LEN);
 	memcpy(out, mac, SCRAM_SALT_LEN);
 	OPENSSL_cleanse(mac, sizeof(mac));
@@ -767,6 +781,18 @@ static bool refuse_repeated_request(struct client *c, bool *done, uint32_t code)
 	return true;
 }
 
+/* What a login needs from the CSPRNG, drawn before authentication starts. False: closed. */
+static bool draw_login_keys(struct client *c)
+{
+	const char *what = !new_cancel_key(c) ? "cancel key" : !salt_key_ready() ? "salt key" : NULL;
+
+	if (!what)
+		return true;
+	client_log(LOG_LVL_ERROR, c, "the random number generator failed: login refused");
+	client_close(c, "XX000", "could not generate random %s", what);
+	return false;
+}
+
 static enum conn_action handle_startup(struct client *c, const uint8_t *whole, uint32_t len)
 {
 	struct startup_msg m;
@@ -806,6 +832,8 @@ static enum conn_action handle_startup(struct client *c, const uint8_t *whole, u
 		return CONN_CLOSED;
 	}
 	if (!take_startup_params(c, &m))
+		return CONN_CLOSED;
+	if (!draw_login_keys(c))
 		return CONN_CLOSED;
 	if ((m.version & 0xffff) != 0 || m.nunknown_opts) {
 		/* Newer 3.x minor or _pq_ options: say what we speak, then go on as 3.0. */

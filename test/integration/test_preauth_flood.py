@@ -1,7 +1,8 @@
 """Hostile clients before authentication: a login-phase message claiming 2 GiB, a flood of
-SSLRequest/GSSENCRequest. pgmux must keep its memory, stay responsive (the admin
+SSLRequest/GSSENCRequest, a CSPRNG that fails. pgmux must keep its memory, stay responsive (the admin
 console answers during each attack) and never spin."""
 import os
+import subprocess
 import struct
 import time
 
@@ -165,3 +166,40 @@ def test_gssenc_and_ssl_request_flood(pgmux):
     assert_memory_held(mux, before, "request flood")
     assert seconds < 1.0
 
+
+RAND_FAILS = """
+#include <stdlib.h>
+
+/*
+ * RAND_bytes failing for requests of RAND_FAIL_SIZE bytes, for pgmux's own calls (OpenSSL's
+ * inner ones do not go through it).
+ */
+extern int RAND_bytes(unsigned char *buf, int num);
+
+int RAND_bytes(unsigned char *buf, int num)
+{
+	for (int i = 0; i < num; i++)
+		buf[i] = (unsigned char)random();
+	return num != atoi(getenv("RAND_FAIL_SIZE"));
+}
+"""
+
+
+@pytest.mark.parametrize("size,what", [(8, "cancel key"), (32, "salt key")])
+def test_login_refused_when_the_csprng_fails(pgmux, tmp_path, monkeypatch, size, what):
+    src, lib = tmp_path / "rand_fails.c", tmp_path / "rand_fails.so"
+    src.write_text(RAND_FAILS)
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(lib), str(src)], check=True)
+    monkeypatch.setenv("LD_PRELOAD", str(lib))
+    monkeypatch.setenv("RAND_FAIL_SIZE", str(size))
+    if SANITIZED:
+        # ASan wants its runtime first in the list; the shim only replaces one function
+        monkeypatch.setenv("ASAN_OPTIONS", ":".join(
+            filter(None, [os.environ.get("ASAN_OPTIONS"), "verify_asan_link_order=0"])))
+    mux = pgmux()
+    for db in ("app", mux.admin_db):
+        with pytest.raises(rawpg.PgError) as ei:
+            mux.raw().login("postgres", db)
+        assert ei.value.sqlstate == "XX000"
+        assert ei.value.message == f"could not generate random {what}"
+    assert "the random number generator failed: login refused" in mux.log()
