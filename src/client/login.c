@@ -20,6 +20,7 @@
  * rather than given a guessable cancel key or mock salt when the CSPRNG fails.
  */
 #include "client/login.h"
+#include "client/admit.h"
 #include "client/route.h"
 #include "client/tls.h"
 
@@ -793,6 +794,17 @@ static bool draw_login_keys(struct client *c)
 	return false;
 }
 
+/* The login may take a slot: admins on their way to the admin console may use the reserve. */
+static bool has_slot(const struct client *c)
+{
+	const struct worker *w = c->w;
+	bool admin = worker_is_console_db(w, c->dbname) &&
+		     (config_list_contains(w->cfg->admin_users, c->user) ||
+		      is_own_os_user_at_console(c));
+
+	return admit_login(c, admin);
+}
+
 static enum conn_action handle_startup(struct client *c, const uint8_t *whole, uint32_t len)
 {
 	struct startup_msg m;
@@ -827,12 +839,12 @@ static enum conn_action handle_startup(struct client *c, const uint8_t *whole, u
 		client_close(c, "57P01", "pgmux is shutting down");
 		return CONN_CLOSED;
 	}
-	if (c->w->n_clients > c->w->cfg->max_client_conn) {
+	if (!take_startup_params(c, &m))
+		return CONN_CLOSED;
+	if (!has_slot(c)) {
 		client_close(c, "53300", "no more connections allowed (max_client_conn)");
 		return CONN_CLOSED;
 	}
-	if (!take_startup_params(c, &m))
-		return CONN_CLOSED;
 	if (!draw_login_keys(c))
 		return CONN_CLOSED;
 	if ((m.version & 0xffff) != 0 || m.nunknown_opts) {

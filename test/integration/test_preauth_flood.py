@@ -1,7 +1,9 @@
 """Hostile clients before authentication: a login-phase message claiming 2 GiB, a flood of
-SSLRequest/GSSENCRequest, a CSPRNG that fails. pgmux must keep its memory, stay responsive (the admin
+SSLRequest/GSSENCRequest, silent sockets that would hold every client slot, the per-address
+limit and accepting paused at the limit. pgmux must keep its memory, stay responsive (the admin
 console answers during each attack) and never spin."""
 import os
+import socket
 import subprocess
 import struct
 import time
@@ -71,6 +73,21 @@ def timed_admin(mux, command="SHOW VERSION"):
     return rows, time.monotonic() - t0
 
 
+def used_clients(mux):
+    return int(next(r["items"] for r in mux.admin("SHOW LISTS") if r["list"] == "used_clients"))
+
+
+def accept_queue(port):
+    """Connections waiting in the kernel's accept queue of the listener on 127.0.0.1:port."""
+    want = f"0100007F:{port:04X}"
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            parts = line.split()
+            if parts[1] == want and parts[3] == "0A":           # LISTEN
+                return int(parts[4].split(":")[1], 16)          # rx_queue: accept backlog
+    raise AssertionError(f"no listener on port {port}")
+
+
 def stream(sock, chunk, total):
     """Send total bytes of chunk repeated, until the peer stops taking them; returns the count."""
     sent = 0
@@ -81,6 +98,27 @@ def stream(sock, chunk, total):
     except OSError:
         pass
     return sent
+
+
+def silent_sockets(port, n, source="127.0.0.1"):
+    socks = []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind((source, 0))
+        s.connect(("127.0.0.1", port))
+        socks.append(s)
+    return socks
+
+
+def closed_by_peer(sock, timeout):
+    """True once the peer closed sock (EOF or reset) within timeout."""
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
 
 
 @pytest.mark.timeout(120)
@@ -165,6 +203,98 @@ def test_gssenc_and_ssl_request_flood(pgmux):
                    answers=b"NN")
     assert_memory_held(mux, before, "request flood")
     assert seconds < 1.0
+
+
+@pytest.mark.timeout(60)
+def test_silent_sockets_leave_admin_reserve_and_are_cut(pgmux):
+    # client_startup_timeout at its default of 5 s
+    mux = pgmux({"max_client_conn": 100})
+    before = mux.status("VmRSS")
+    cpu0 = cpu_seconds(mux.pid)
+    t_open = time.monotonic()
+    socks = silent_sockets(mux.port, 100)
+    try:
+        rows, seconds = timed_admin(mux, "SHOW LISTS")
+        print(f"admin console answered in {seconds * 1000:.1f} ms with 100 silent sockets open")
+        used = int(next(r["items"] for r in rows if r["list"] == "used_clients"))
+        assert used == 101      # the silent ones hold their slots, the admin took the reserve
+        assert seconds < 1.0
+        # a normal client has no slot until the silent ones are cut
+        with pytest.raises(rawpg.PgError) as ei:
+            mux.raw().login("postgres", "app")
+        assert ei.value.sqlstate == "53300"
+        for s in socks:
+            assert closed_by_peer(s, max(0.1, t_open + 5 + 3 - time.monotonic()))
+        cut = time.monotonic() - t_open
+        print(f"all 100 silent sockets cut {cut:.2f} s after they were opened")
+        cpu = cpu_seconds(mux.pid) - cpu0
+        print(f"pgmux used {cpu:.2f} s of CPU over the attack")
+        assert cpu < 1.0
+        wait_for(lambda: used_clients(mux) == 1, what="the silent sockets gone")
+        assert mux.raw().login("postgres", "app").scalar("select 1") == "1"
+        assert_memory_held(mux, before, "silent sockets")
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_per_address_limit(pgmux):
+    mux = pgmux({"max_client_conn_per_addr": 3, "client_startup_timeout": 30})
+    socks = silent_sockets(mux.port, 3)
+    try:
+        c = mux.raw()
+        result = c.error_or_close(5)           # refused before it says anything
+        assert isinstance(result, rawpg.PgError) and result.sqlstate == "53300", result
+        assert "max_client_conn_per_addr" in result.message
+        # another source address is not affected
+        other = mux.raw(source="127.0.0.2")
+        assert other.login("postgres", "app").scalar("select 2") == "2"
+        # a slot of this address freed: its next client gets in
+        socks.pop().close()
+        wait_for(lambda: _logs_in(mux), what="a login from 127.0.0.1 once a slot is free")
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _logs_in(mux):
+    try:
+        return mux.raw().login("postgres", "app").scalar("select 3") == "3"
+    except rawpg.PgError as e:
+        assert e.sqlstate == "53300"
+        return False
+
+
+@pytest.mark.timeout(60)
+def test_accepting_pauses_at_the_limit(pgmux):
+    # 3 slots plus 2 for admins; silent sockets are kept for the whole test
+    mux = pgmux({"max_client_conn": 3, "client_startup_timeout": 30})
+    socks = silent_sockets(mux.port, 5)
+    try:
+        wait_for(lambda: "not accepting until one closes" in mux.log(),
+                 what="pgmux to stop accepting")
+        fds = len(os.listdir(f"/proc/{mux.pid}/fd"))
+        late = silent_sockets(mux.port, 10)
+        socks += late
+        # they wait in the kernel's queue, not in pgmux
+        wait_for(lambda: accept_queue(mux.port) == 10, what="10 connections in the accept queue")
+        assert len(os.listdir(f"/proc/{mux.pid}/fd")) == fds
+        # a slot frees: the next in the queue is taken, and only that one
+        socks.pop(0).close()
+        wait_for(lambda: accept_queue(mux.port) == 9, what="one accepted from the queue")
+        assert len(os.listdir(f"/proc/{mux.pid}/fd")) == fds
+        # once the silent ones are gone an admin gets in through the queue
+        for s in socks:
+            s.close()
+        socks = []
+        t0 = time.monotonic()
+        rows = Background(mux.admin, "SHOW LISTS").result(10)
+        print(f"admin console answered {(time.monotonic() - t0) * 1000:.1f} ms after the "
+              "silent sockets closed")
+        assert int(next(r["items"] for r in rows if r["list"] == "used_clients")) >= 1
+    finally:
+        for s in socks:
+            s.close()
 
 
 RAND_FAILS = """
