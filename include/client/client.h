@@ -27,6 +27,7 @@ struct pool;
 struct server;
 struct database;
 struct scram_server;
+struct client_addr;
 
 enum client_state {
 	CLIENT_LOGIN,
@@ -51,6 +52,7 @@ struct client {
 	char user[64];
 	char dbname[64];
 	char addr[64];                /* "ip:port" of the client */
+	struct client_addr *addr_slot; /* its count for max_client_conn_per_addr (client/admit.c) */
 	struct param_set params;      /* what the client expects the server's settings to be */
 
 	uint32_t cancel_pid, cancel_key; /* what pgmux told the client in BackendKeyData */
@@ -102,6 +104,8 @@ struct client {
 	bool scram_pass_through;      /* proven against a stored SCRAM secret: keys go to the pool */
 	char *auth_secret;            /* the secret auth_query found (owned, wiped); NULL if none */
 	bool auth_query_done;         /* auth_query answered (auth_secret may still be NULL) */
+	bool ssl_requested;           /* an SSLRequest was answered (one per connection) */
+	bool gssenc_requested;        /* a GSSENCRequest was answered (one per connection) */
 };
 
 /*

@@ -13,8 +13,8 @@
 struct client;
 
 /*
- * Answer an SSLRequest of len bytes: 'S' and a handshake when client TLS is configured, else
- * 'N'. Returns what on_packet returns (CONN_CLOSED when the client was closed).
+ * Answer the connection's one SSLRequest (of len bytes; the login refuses a second, and any
+ * once TLS is up): 'S' and a handshake when client TLS is configured, else 'N'. Returns what on_packet returns (CONN_CLOSED when the client was closed).
  */
 enum conn_action client_tls_ssl_request(struct client *c, uint32_t len);
 

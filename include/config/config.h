@@ -144,6 +144,7 @@ struct config {
 	/* pooling */
 	int pool_mode;            /* enum pool_mode */
 	int max_client_conn;
+	int max_client_conn_per_addr;
 	int default_pool_size;
 	int min_pool_size;
 	int reserve_pool_size;
@@ -163,6 +164,7 @@ struct config {
 	double server_login_retry;
 
 	/* clients */
+	double client_startup_timeout;
 	double client_login_timeout;
 	double client_idle_timeout;
 	double idle_transaction_timeout;

@@ -22,6 +22,13 @@ typedef void (*listen_accept_fn)(void *arg, int fd, bool is_unix);
 struct listeners *listen_open(struct evloop *loop, const char *addrs, int port, const char *unix_dir,
 			      int unix_mode, int backlog, bool defer_accept, listen_accept_fn fn,
 			      void *arg, char *err, size_t errlen);
+/*
+ * hold: stop accepting, leaving newcomers in the kernel's backlog (listen_backlog), until a call
+ * with hold false. Returns true when this changed the state. Independent of the short pause
+ * after running out of file descriptors: accepting resumes when neither holds it.
+ */
+bool listen_hold(struct listeners *ls, bool hold);
+
 /* Stop accepting and close the sockets (the unix socket file is removed). */
 void listen_close(struct listeners *ls);
 

@@ -22,6 +22,7 @@
 
 struct authquery;
 struct client;
+struct client_addr;
 struct config;
 struct dns;
 struct tls_ctx;
@@ -43,6 +44,9 @@ struct console_ops {
 	void (*destroy)(struct worker *w);
 };
 
+/* Buckets of the table of client source addresses (client/admit.c). */
+#define CLIENT_ADDR_BUCKETS 256
+
 /* One pgmux process's state; every object is reachable from here. */
 struct worker {
 	struct evloop loop;
@@ -55,6 +59,9 @@ struct worker {
 	struct list_node cancel_reqs;     /* cancel requests on their way to a backend */
 	struct topo topo;                 /* the clusters; pools follow it (pool_follow_topology) */
 	int n_clients;                    /* every client connection, for max_client_conn */
+	/* connections per source address, for max_client_conn_per_addr (client/admit.c) */
+	struct client_addr *client_addrs[CLIENT_ADDR_BUCKETS];
+	uint64_t accept_hold_logged_us;   /* when the log last said accepting is on hold */
 	uint64_t next_client_id, next_server_id;
 	bool paused;                      /* PAUSE without a database */
 	bool shutting_down;               /* SIGTERM/SHUTDOWN: no new clients */

@@ -5,6 +5,7 @@
  * the session settings and session state that must travel with the client or pin it.
  */
 #include "client/client.h"
+#include "client/admit.h"
 #include "client/route.h"
 #include "client/login.h"
 #include "route/pin.h"
@@ -61,6 +62,11 @@ void client_accept(struct worker *w, int fd, bool is_unix)
 	pool_client_accepted(c);
 	if (!conn_attach(&c->conn, fd)) {
 		client_close(c, NULL, "out of memory");
+		return;
+	}
+	if (!admit_accepted(c)) {
+		client_close(c, "53300", "too many connections from this address "
+					 "(max_client_conn_per_addr)");
 		return;
 	}
 	if (w->cfg->log_connections)
@@ -172,6 +178,7 @@ void client_close(struct client *c, const char *sqlstate, const char *fmt, ...)
 	detach_server_on_close(c);
 	pool_client_closing(c);
 	w->n_clients--;
+	admit_released(c);
 	if (sqlstate && conn_is_open(&c->conn) && !c->conn.failed)
 		conn_close_after_flush(&c->conn);
 	else
@@ -506,8 +513,6 @@ static enum conn_action on_packet(void *owner, struct conn *conn, const struct p
 
 	switch (c->state) {
 	case CLIENT_LOGIN:
-		if (!whole)
-			return CONN_NEED_WHOLE;
 		return login_on_packet(c, hdr, whole);
 	case CLIENT_WAITING_LOGIN:
 	case CLIENT_WAITING:

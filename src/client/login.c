@@ -13,8 +13,14 @@
  * password, SASLInitialResponse after AuthenticationSASL, SASLResponse after
  * AuthenticationSASLContinue), BE_AUTH_OK before and after; c->auth_query_wait while pgmux waits
  * for auth_query (the client owes nothing; the lookup's callback resumes it).
+ *
+ * Until it is authenticated a client is a stranger: its messages are capped at
+ * LOGIN_PACKET_MAX (max_packet_size only after login), a message during an auth_query lookup is
+ * refused on its header, it gets one SSLRequest and one GSSENCRequest, and its login is refused
+ * rather than given a guessable cancel key or mock salt when the CSPRNG fails.
  */
 #include "client/login.h"
+#include "client/admit.h"
 #include "client/route.h"
 #include "client/tls.h"
 
@@ -40,6 +46,14 @@
 #include "proto/fe.h"
 #include "proto/startup.h"
 #include "worker/worker.h"
+
+/*
+ * The largest message a client may send before it is authenticated, type byte included:
+ * PostgreSQL's limit for authentication messages (65535 bytes counted from the length field).
+ * SCRAM messages are far smaller. Only an authenticated client gets max_packet_size, so that no
+ * one can make pgmux buffer more than this without a password.
+ */
+#define LOGIN_PACKET_MAX (1 + 65535)
 
 void login_forget_secrets(struct client *c)
 {
@@ -75,17 +89,21 @@ bool login_server_scram_init(const struct pool_user *u, const char *password,
 	return false;
 }
 
-static void new_cancel_key(struct client *c)
+/*
+ * The BackendKeyData the client will be told, drawn when its startup packet is taken. False when
+ * the CSPRNG fails: a guessable key would let anyone cancel the client's queries, so the login
+ * is refused rather than given a weaker one.
+ */
+static bool new_cancel_key(struct client *c)
 {
 	uint32_t k[2];
 
-	if (RAND_bytes((unsigned char *)k, sizeof(k)) != 1) {
-		k[0] = (uint32_t)random();
-		k[1] = (uint32_t)random();
-	}
+	if (RAND_bytes((unsigned char *)k, sizeof(k)) != 1)
+		return false;
 	/* Positive pids: some drivers treat the pid as a signed process id. */
 	c->cancel_pid = k[0] & 0x7fffffff;
 	c->cancel_key = k[1];
+	return true;
 }
 
 /* AuthenticationOk, the server's parameters (the client's own where it set them), key, Ready. */
@@ -104,7 +122,6 @@ static void send_login_ok(struct client *c)
 			value = param_get(&c->params, (enum tracked_param)idx);
 		build_parameter_status(&mb, p->welcome.names[i], value);
 	}
-	new_cancel_key(c);
 	build_backend_key(&mb, c->cancel_pid, c->cancel_key);
 	build_ready(&mb, 'I');
 	client_send(c, &mb);
@@ -125,7 +142,6 @@ static void send_admin_login_ok(struct client *c)
 	build_auth_request(&mb, BE_AUTH_OK, NULL, 0);
 	for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++)
 		build_parameter_status(&mb, params[i][0], params[i][1]);
-	new_cancel_key(c);
 	build_backend_key(&mb, c->cancel_pid, c->cancel_key);
 	build_ready(&mb, 'I');
 	client_send(c, &mb);
@@ -385,26 +401,37 @@ too_long:
 }
 
 /*
+ * The key of stable_salt(): one per process, nothing else is shared between clients. Made by
+ * salt_key_ready(), which every login passes before any salt is needed.
+ */
+static uint8_t salt_key[32];
+static bool have_salt_key;
+
+/*
+ * Make the salt key on first use. False when the CSPRNG fails: a guessable key would make the
+ * mock salts of unknown users predictable (telling them from real ones), so the login is refused
+ * instead; a later login tries again.
+ */
+static bool salt_key_ready(void)
+{
+	if (!have_salt_key && RAND_bytes(salt_key, sizeof(salt_key)) == 1)
+		have_salt_key = true;
+	return have_salt_key;
+}
+
+/*
  * A salt that is stable for a user name but unpredictable without this process's key: shown to
  * a SCRAM client when its user is unknown (so that the answer looks like a real user's), and
- * used to turn a plaintext auth_file password into a SCRAM secret.
+ * used to turn a plaintext auth_file password into a SCRAM secret. Only after salt_key_ready().
  */
 static void stable_salt(const char *user, uint8_t out[SCRAM_SALT_LEN])
 {
-	/* One key per process, made on first use; nothing else is shared between clients. */
-	static uint8_t key[32];
-	static bool have_key;
 	uint8_t mac[EVP_MAX_MD_SIZE];
 	unsigned int maclen = 0;
 
-	if (!have_key) {
-		if (RAND_bytes(key, sizeof(key)) != 1)
-			for (size_t i = 0; i < sizeof(key); i++)
-				key[i] = (uint8_t)random();
-		have_key = true;
-	}
-	if (!HMAC(EVP_sha256(), key, (int)sizeof(key), (const uint8_t *)user, strlen(user), mac,
-		  &maclen) || maclen < SCRAM_SALT_LEN)
+	ASSERT(have_salt_key);
+	if (!HMAC(EVP_sha256(), salt_key, (int)sizeof(salt_key), (const uint8_t *)user, strlen(user),
+		  mac, &maclen) || maclen < SCRAM_SALT_LEN)
 		memset(mac, 0x5a, SCRAM_SALT_LEN);
 	memcpy(out, mac, SCRAM_SALT_LEN);
 	OPENSSL_cleanse(mac, sizeof(mac));
@@ -676,6 +703,7 @@ static bool start_auth(struct client *c)
 static bool enter_console(struct client *c, bool can_write)
 {
 	login_forget_secrets(c);
+	c->conn.max_packet = (uint32_t)c->w->cfg->max_packet_size;
 	c->admin = true;
 	c->admin_can_write = can_write;
 	send_admin_login_ok(c);
@@ -731,8 +759,50 @@ static bool enter_pool(struct client *c)
 		u->scram_keys_set = true;
 	}
 	login_forget_secrets(c);
+	/* Authenticated: from here on messages may be as large as the configuration allows. */
+	c->conn.max_packet = (uint32_t)c->w->cfg->max_packet_size;
 	pool_client_logged_in(c);
 	return true;
+}
+
+/*
+ * As PostgreSQL: one SSLRequest and one GSSENCRequest per connection, neither once TLS is up. A
+ * repeated one is what PostgreSQL then takes it for, a startup packet of protocol 1234.5679
+ * (.5680), and refused with its words. Without this a client that never reads could loop
+ * through requests, each answered with a byte queued for it.
+ */
+static bool refuse_repeated_request(struct client *c, bool *done, uint32_t code)
+{
+	if (!*done && !c->conn.tls) {
+		*done = true;
+		return false;
+	}
+	client_close(c, "0A000", "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
+		     code >> 16, code & 0xffff);
+	return true;
+}
+
+/* What a login needs from the CSPRNG, drawn before authentication starts. False: closed. */
+static bool draw_login_keys(struct client *c)
+{
+	const char *what = !new_cancel_key(c) ? "cancel key" : !salt_key_ready() ? "salt key" : NULL;
+
+	if (!what)
+		return true;
+	client_log(LOG_LVL_ERROR, c, "the random number generator failed: login refused");
+	client_close(c, "XX000", "could not generate random %s", what);
+	return false;
+}
+
+/* The login may take a slot: admins on their way to the admin console may use the reserve. */
+static bool has_slot(const struct client *c)
+{
+	const struct worker *w = c->w;
+	bool admin = worker_is_console_db(w, c->dbname) &&
+		     (config_list_contains(w->cfg->admin_users, c->user) ||
+		      is_own_os_user_at_console(c));
+
+	return admit_login(c, admin);
 }
 
 static enum conn_action handle_startup(struct client *c, const uint8_t *whole, uint32_t len)
@@ -743,8 +813,12 @@ static enum conn_action handle_startup(struct client *c, const uint8_t *whole, u
 
 	switch (startup_parse(whole, len, &m, err, sizeof(err))) {
 	case STARTUP_SSL:
+		if (refuse_repeated_request(c, &c->ssl_requested, PROTO_SSL))
+			return CONN_CLOSED;
 		return client_tls_ssl_request(c, len);
 	case STARTUP_GSSENC:
+		if (refuse_repeated_request(c, &c->gssenc_requested, PROTO_GSSENC))
+			return CONN_CLOSED;
 		/* No GSS encryption: 'N' and the client goes on (or gives up). */
 		conn_write(&c->conn, "N", 1);
 		return CONN_CONSUME;
@@ -765,11 +839,13 @@ static enum conn_action handle_startup(struct client *c, const uint8_t *whole, u
 		client_close(c, "57P01", "pgmux is shutting down");
 		return CONN_CLOSED;
 	}
-	if (c->w->n_clients > c->w->cfg->max_client_conn) {
+	if (!take_startup_params(c, &m))
+		return CONN_CLOSED;
+	if (!has_slot(c)) {
 		client_close(c, "53300", "no more connections allowed (max_client_conn)");
 		return CONN_CLOSED;
 	}
-	if (!take_startup_params(c, &m))
+	if (!draw_login_keys(c))
 		return CONN_CLOSED;
 	if ((m.version & 0xffff) != 0 || m.nunknown_opts) {
 		/* Newer 3.x minor or _pq_ options: say what we speak, then go on as 3.0. */
@@ -779,7 +855,7 @@ static enum conn_action handle_startup(struct client *c, const uint8_t *whole, u
 		mb_free(&mb);
 	}
 	c->conn.startup = false;
-	c->conn.max_packet = (uint32_t)c->w->cfg->max_packet_size;
+	c->conn.max_packet = LOGIN_PACKET_MAX;
 	return start_auth(c) ? CONN_CONSUME : CONN_CLOSED;
 }
 
@@ -964,14 +1040,18 @@ static enum conn_action handle_sasl_response(struct client *c, const struct pkt_
 
 enum conn_action login_on_packet(struct client *c, const struct pkt_header *hdr, const uint8_t *whole)
 {
-	if (hdr->type == CONN_TLS_HELLO && c->conn.startup)
+	if (hdr->type == CONN_TLS_HELLO && c->conn.startup) {
+		/* Direct TLS counts as the connection's SSL and GSSENC negotiation, as in PostgreSQL. */
+		c->ssl_requested = c->gssenc_requested = true;
 		return client_tls_direct(c);
-	if (!whole)
-		return CONN_NEED_WHOLE;
+	}
+	/* The client owes nothing while auth_query runs: refused on its header, never buffered. */
 	if (c->auth_query_wait) {
 		client_close(c, "08P01", "unexpected message during authentication");
 		return CONN_CLOSED;
 	}
+	if (!whole)
+		return CONN_NEED_WHOLE;
 	switch (c->auth_method) {
 	case BE_AUTH_OK:
 		return handle_startup(c, whole, hdr->len);

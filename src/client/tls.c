@@ -24,10 +24,8 @@ static int client_mode(const struct client *c)
 
 enum conn_action client_tls_ssl_request(struct client *c, uint32_t len)
 {
-	if (c->conn.tls) {
-		client_close(c, "08P01", "SSL request after TLS was established");
-		return CONN_CLOSED;
-	}
+	/* A second request, or one after TLS is up, was refused before (client/login.c). */
+	ASSERT(!c->conn.tls);
 	if (client_mode(c) == SSLMODE_DISABLE || c->conn.is_unix) {
 		conn_write(&c->conn, "N", 1);
 		return CONN_CONSUME;

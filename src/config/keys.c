@@ -116,7 +116,11 @@ const struct config_key config_keys[] = {
 	ENUM_KEY(pool_mode, "session", pool_mode_names,
 		 "when a server goes back to the pool: session, transaction or statement"),
 	INT_KEY(max_client_conn, "100", RELOAD, 1, INT_MAX,
-		"most client connections pgmux accepts at once"),
+		"most client connections pgmux accepts at once, counted from accept; admin_users have "
+		"2 more for the admin console"),
+	INT_KEY(max_client_conn_per_addr, "0", RELOAD, 0, INT_MAX,
+		"most client connections from one source address (TCP), counted from accept; "
+		"0 = no limit"),
 	INT_KEY(default_pool_size, "20", RELOAD, 1, INT_MAX,
 		"server connections per database/user pair"),
 	INT_KEY(min_pool_size, "0", RELOAD, 0, INT_MAX,
@@ -152,6 +156,9 @@ const struct config_key config_keys[] = {
 		 "seconds to wait after a failed server connection or login before retrying"),
 
 	/* clients */
+	TIME_KEY(client_startup_timeout, "5",
+		 "close a client that has not sent its startup packet (TLS handshake included) after "
+		 "this long; 0 = never"),
 	TIME_KEY(client_login_timeout, "60",
 		 "close a client that has not logged in after this long; 0 = never"),
 	TIME_KEY(client_idle_timeout, "0", "close a client idle for this long; 0 = never"),

@@ -39,14 +39,39 @@ struct listeners {
 	struct listener l[MAX_LISTENERS];
 	char unix_path[108];
 	ev_timer retry;      /* accepting paused after running out of file descriptors */
+	bool held;           /* accepting paused by the owner (listen_hold) */
 };
+
+static void start_all(struct listeners *ls)
+{
+	for (int i = 0; i < ls->n; i++)
+		ev_io_start(ls->loop->ev, &ls->l[i].io);
+}
+
+static void stop_all(struct listeners *ls)
+{
+	for (int i = 0; i < ls->n; i++)
+		ev_io_stop(ls->loop->ev, &ls->l[i].io);
+}
 
 static void resume_accepting(struct ev_loop *ev, ev_timer *t, int revents)
 {
 	struct listeners *ls = t->data;
 
-	for (int i = 0; i < ls->n; i++)
-		ev_io_start(ev, &ls->l[i].io);
+	if (!ls->held)
+		start_all(ls);
+}
+
+bool listen_hold(struct listeners *ls, bool hold)
+{
+	if (ls->held == hold)
+		return false;
+	ls->held = hold;
+	if (hold)
+		stop_all(ls);
+	else if (!ev_is_active(&ls->retry))
+		start_all(ls);
+	return true;
 }
 
 static void on_accept(struct ev_loop *ev, ev_io *w, int revents)
@@ -60,12 +85,14 @@ static void on_accept(struct ev_loop *ev, ev_io *w, int revents)
 
 		if (fd >= 0) {
 			ls->fn(ls->arg, fd, l->is_unix);
+			/* The owner may have put accepting on hold (listen_hold) from its callback. */
+			if (ls->held)
+				return;
 			continue;
 		}
 		if (errno == EMFILE || errno == ENFILE) {
 			log_warning("out of file descriptors: not accepting for a second");
-			for (int j = 0; j < ls->n; j++)
-				ev_io_stop(ev, &ls->l[j].io);
+			stop_all(ls);
 			ev_timer_set(&ls->retry, 1.0, 0);
 			ev_timer_start(ev, &ls->retry);
 		} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&

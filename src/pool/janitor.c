@@ -1,15 +1,17 @@
 /*
- * janitor: the periodic sweep that enforces every timeout (login, query wait, idle transaction,
- * query, client idle, server idle/lifetime/connect), passes the server's error to clients that
- * waited through failed server logins for server_login_retry, keeps min_pool_size, retries server
- * logins after server_login_retry, lets the admin console finish waiting commands (through
- * w->console) and finishes a safe shutdown. In check builds (PGMUX_CHECKS) each run ends with
+ * janitor: the periodic sweep that enforces every timeout (startup, login, query wait, idle
+ * transaction, query, client idle, server idle/lifetime/connect), passes the server's error to
+ * clients that waited through failed server logins for server_login_retry, keeps min_pool_size,
+ * retries server logins after server_login_retry, lets the admin console finish waiting commands
+ * (through w->console), resumes or holds accepting as client slots free or fill after a reload,
+ * and finishes a safe shutdown. In check builds (PGMUX_CHECKS) each run ends with
  * pool_check_worker(): the pools' lists and counters must agree.
  */
 #include <stdlib.h>
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "client/admit.h"
 #include "client/route.h"
 #include "pool/pool.h"
 #include "worker/worker.h"
@@ -99,6 +101,18 @@ static void check_servers(struct pool *p, uint64_t now)
 	}
 }
 
+/*
+ * No startup packet within client_startup_timeout: a client that says nothing must not hold its
+ * slot for the whole client_login_timeout. Closed without an error message, as PostgreSQL does:
+ * the client may be in the middle of a TLS handshake, where plain text would be noise.
+ */
+static void close_silent_client(struct client *c)
+{
+	if (c->w->cfg->log_pooler_errors)
+		client_log(LOG_LVL_INFO, c, "closing: no startup packet within client_startup_timeout");
+	client_close(c, NULL, "client_startup_timeout");
+}
+
 static void check_login_clients(struct worker *w, uint64_t now)
 {
 	struct list_node *n, *t;
@@ -106,7 +120,10 @@ static void check_login_clients(struct worker *w, uint64_t now)
 	list_for_each_safe(n, t, &w->login_clients) {
 		struct client *c = list_entry(n, struct client, node);
 
-		if (c->state == CLIENT_LOGIN && exceeded(now, c->connect_time_us, w->cfg->client_login_timeout))
+		if (c->state == CLIENT_LOGIN && c->conn.startup &&
+		    exceeded(now, c->connect_time_us, w->cfg->client_startup_timeout))
+			close_silent_client(c);
+		else if (c->state == CLIENT_LOGIN && exceeded(now, c->connect_time_us, w->cfg->client_login_timeout))
 			client_close(c, "08P01", "client_login_timeout");
 		else if (c->admin && w->safe_shutdown)
 			client_close(c, "57P01", "pgmux is shutting down");
@@ -119,6 +136,8 @@ void pool_janitor(struct worker *w)
 	struct list_node *n, *t;
 
 	check_login_clients(w, now);
+	/* A reload may have changed max_client_conn. */
+	admit_update_accepting(w);
 	/* PostgreSQL answers a cancel at once; one stuck longer than a connect may take is lost. */
 	cancel_expire(w, w->cfg->server_connect_timeout > 0 ? w->cfg->server_connect_timeout : 15);
 	list_for_each_safe(n, t, &w->pools) {

@@ -100,11 +100,14 @@ def parse_row(payload):
 class RawPg:
     """One TCP connection. Every read has a deadline; nothing here retries."""
 
-    def __init__(self, host="127.0.0.1", port=5432, timeout=5.0, rcvbuf=None):
+    def __init__(self, host="127.0.0.1", port=5432, timeout=5.0, rcvbuf=None, source=None):
+        """source: the local address to connect from (another loopback address, say)."""
         self.timeout = timeout
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if source:
+            self.sock.bind((source, 0))
         self.sock.settimeout(timeout)
         self.sock.connect((host, port))
         self.buf = bytearray()

@@ -9,6 +9,7 @@ import os
 import random
 import shutil
 import ssl
+import struct
 import subprocess
 import tempfile
 import time
@@ -175,6 +176,29 @@ def test_direct_tls(pgmux, certs):
         r3 = direct_tls(plain, certs)
         r3.login("postgres", "app")
     assert plain.connect().execute("select 1").fetchone()[0] == 1
+
+
+def negotiated_tls(mux, certs):
+    """A RawPg that sent SSLRequest, got 'S' and speaks TLS from there on."""
+    r = mux.raw()
+    r.send(struct.pack("!ii", 8, rawpg.SSL_REQUEST))
+    assert r.read_byte() == b"S"
+    ctx = ssl.create_default_context(cafile=certs.ca_crt)
+    ctx.check_hostname = False
+    r.sock = ctx.wrap_socket(r.sock, server_hostname="localhost")
+    return r
+
+
+@pytest.mark.parametrize("code", [rawpg.SSL_REQUEST, rawpg.GSSENC_REQUEST])
+def test_no_ssl_or_gssenc_request_once_tls_is_up(pgmux, certs, code):
+    # as PostgreSQL: after TLS the connection's negotiation is over, either way it began
+    mux = pgmux(client_tls(certs))
+    for r in (negotiated_tls(mux, certs), direct_tls(mux, certs)):
+        r.send(struct.pack("!ii", 8, code))
+        result = r.error_or_close(5)
+        assert isinstance(result, rawpg.PgError) and result.sqlstate == "0A000", result
+        assert result.message.startswith(f"unsupported frontend protocol {code >> 16}."
+                                         f"{code & 0xffff}:")
 
 
 @pytest.mark.timeout(120)
