@@ -220,6 +220,15 @@ static inline bool conn_is_open(const struct conn *c)
 {
 	return c->fd >= 0;
 }
+
+/*
+ * Can what is queued still reach the peer: the socket is open and did not fail, or only its
+ * input broke (a malformed message), so an error can still be flushed before the close.
+ */
+static inline bool conn_can_write(const struct conn *c)
+{
+	return c->fd >= 0 && (!c->failed || c->fail_reason == CONN_BAD_PACKET);
+}
 static inline size_t conn_pending_output(const struct conn *c)
 {
 	return c->out ? c->out_end - c->out_pos : 0;

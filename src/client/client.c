@@ -179,7 +179,7 @@ void client_close(struct client *c, const char *sqlstate, const char *fmt, ...)
 	pool_client_closing(c);
 	w->n_clients--;
 	admit_released(c);
-	if (sqlstate && conn_is_open(&c->conn) && !c->conn.failed)
+	if (sqlstate && conn_can_write(&c->conn))
 		conn_close_after_flush(&c->conn);
 	else
 		conn_close(&c->conn);

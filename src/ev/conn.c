@@ -393,7 +393,7 @@ static bool out_reserve(struct conn *c, size_t n)
 
 void conn_write(struct conn *c, const void *data, size_t len)
 {
-	if (c->fd < 0 || c->failed || !len)
+	if (!conn_can_write(c) || !len)
 		return;
 	if (!out_reserve(c, len)) {
 		log_error("out of memory queueing %zu bytes", len);
@@ -558,8 +558,12 @@ void conn_close_after_flush(struct conn *c)
 		conn_unlink(c);
 	update_read_watcher(c);
 	list_del(&c->resume_node);
-	if (c->failed)
-		return;
+	if (c->failed) {
+		/* A malformed message breaks only the input side: the owner's error still goes out. */
+		if (c->fail_reason != CONN_BAD_PACKET)
+			return;
+		c->failed = false;
+	}
 	if (!conn_pending_output(c)) {
 		fail(c, CONN_FLUSHED);
 		return;
