@@ -703,7 +703,11 @@ static bool start_auth(struct client *c)
 static bool enter_console(struct client *c, bool can_write)
 {
 	login_forget_secrets(c);
-	c->conn.max_packet = (uint32_t)c->w->cfg->max_packet_size;
+	/*
+	 * Console commands are a line each, and the console holds a query whole: the login cap
+	 * stays, so a stats user cannot make pgmux buffer max_packet_size.
+	 */
+	c->conn.max_packet = LOGIN_PACKET_MAX;
 	c->admin = true;
 	c->admin_can_write = can_write;
 	send_admin_login_ok(c);

@@ -319,3 +319,15 @@ def test_secrets_are_masked_for_stats_and_admin_users(pgmux, pg):
     assert "broken" in refused.value.message and db_secret not in refused.value.message
     assert db_secret not in mux.log()
     assert mux.alive()
+
+
+def test_console_refuses_a_huge_command_on_its_header(pgmux):
+    """A console command is a line: a read-only stats user cannot make pgmux hold a query of
+    max_packet_size (it is refused on its header, before any of it is buffered)."""
+    mux = pgmux({"stats_users": "watcher"})
+    with rawpg.RawPg("127.0.0.1", mux.port, timeout=5) as c:
+        c.login("watcher", mux.admin_db)
+        c.send(b"Q" + (100 << 20).to_bytes(4, "big") + b"SHOW ")
+        result = c.error_or_close(5)
+    assert isinstance(result, rawpg.PgError) and result.sqlstate == "08P01", result
+    assert mux.admin("SHOW VERSION")
