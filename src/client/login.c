@@ -831,6 +831,8 @@ static enum conn_action handle_startup(struct client *c, const uint8_t *whole, u
 		client_close(c, NULL, "cancel request handled");
 		return CONN_CLOSED;
 	case STARTUP_OLD_PROTO:
+		client_close(c, "0A000", "%s", err);    /* as PostgreSQL: not supported, not broken */
+		return CONN_CLOSED;
 	case STARTUP_BAD:
 		client_close(c, "08P01", "%s", err);
 		return CONN_CLOSED;

@@ -276,3 +276,16 @@ def test_control_characters_in_names_are_escaped_in_the_log(pgmux):
     assert "app\\x1b[2J" in log
     assert not any(line.startswith("2026-01-01") for line in log.splitlines())
     assert "\x1b" not in log
+
+
+def test_unsupported_protocol_answered_as_postgresql_does(pgmux, pg):
+    # (PostgreSQL answers protocol 2 in protocol 2's error format, which pgmux does not speak.)
+    mux = pgmux()
+    answers = []
+    for port in (pg.port, mux.port):
+        with rawpg.RawPg("127.0.0.1", port, timeout=3) as c:
+            c.send(BAD_STARTUPS["protocol_4"])
+            answers.append(c.error_or_close(3))
+    theirs, ours = answers
+    assert isinstance(ours, rawpg.PgError), repr(ours)
+    assert (ours.sqlstate, ours.message) == (theirs.sqlstate, theirs.message)
