@@ -480,6 +480,30 @@ static enum conn_action over_limit(struct client *c, enum pstmt_limit over)
 	return CONN_CONSUME;
 }
 
+/*
+ * Does the client hold name for a statement known to parse? One whose Parse is still on its way
+ * may yet fail and free the name (a pipeline may reuse it after the error), so it does not count:
+ * a later Parse replaces it, as before its answer is known.
+ */
+static bool name_in_use(struct client *c, const char *name)
+{
+	const struct cstmt *e = client_pstmts_find(&c->pstmts, name);
+
+	return e && e->ps->parses;
+}
+
+/* A name the client already holds: PostgreSQL refuses it rather than replacing the statement. */
+static enum conn_action already_exists(struct client *c, const char *name)
+{
+	struct msgbuf err;
+
+	mb_init(&err);
+	build_error(&err, "ERROR", "42P05", "prepared statement \"%s\" already exists", name);
+	fail_here(c, &err);
+	mb_free(&err);
+	return CONN_CONSUME;
+}
+
 static enum conn_action client_parse(struct client *c, const uint8_t *body, size_t len)
 {
 	struct server *s = c->server;
@@ -494,6 +518,8 @@ static enum conn_action client_parse(struct client *c, const uint8_t *body, size
 	/* An error made the server skip to the next Sync: PostgreSQL would make no statement. */
 	if (s->respq.skipping)
 		return CONN_CONSUME;
+	if (name_in_use(c, p.name))
+		return already_exists(c, p.name);
 	if ((over = check_limits(c, &p)) != PSTMT_WITHIN)
 		return over_limit(c, over);
 	ps = pstmt_registry_get(&c->w->pstmts, p.def, p.def_len);
@@ -712,8 +738,9 @@ enum conn_action prepared_parse_unlinked(struct client *c, const struct pkt_head
 	 * never waits for a server its own other connections hold.
 	 */
 	ps = pstmt_registry_find(&c->w->pstmts, p.def, p.def_len);
-	/* Over a limit: the error comes with a server, in order (client_parse). */
-	if (!ps || !ps->parses || check_limits(c, &p) != PSTMT_WITHIN)
+	/* A name in use or over a limit: the error comes with a server, in order (client_parse). */
+	if (!ps || !ps->parses || name_in_use(c, p.name) ||
+	    check_limits(c, &p) != PSTMT_WITHIN)
 		return CONN_FORWARD;
 	if (!client_pstmts_set(&c->w->pstmts, &c->pstmts, p.name, ps)) {
 		client_close(c, "53200", "out of memory for prepared statements");

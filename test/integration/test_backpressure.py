@@ -183,8 +183,9 @@ def test_prepared_statement_limits_name_the_setting(pgmux):
         assert parse(a, f"s{i}", f"select {i}") is None
     err = parse(a, "s3", "select 3")
     assert err.sqlstate == "53400" and "max_client_prepared_statements (3)" in err.message
-    # a name parsed again is no new name; a closed one makes room
-    assert parse(a, "s0", "select 0") is None
+    # a name in use is refused as such (as on PostgreSQL), not as over a limit
+    assert parse(a, "s0", "select 0").sqlstate == "42P05"
+    # a closed one makes room
     a.send(rawpg.message(b"C", b"Ss1\0") + rawpg.message(b"S"))
     read_until_ready(a, {}, [])
     assert parse(a, "s3", "select 3") is None

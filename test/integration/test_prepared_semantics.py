@@ -5,6 +5,7 @@ whichever server the client gets. These tests send the same exact messages (rawp
 straight to PostgreSQL and compare the answers, and run drivers that track their statements:
 - a named Parse the server rejects fails (it is not answered early unless its text is known to
   parse), and a known text is still prepared without waiting for a server;
+- a Parse of a name the client holds is refused (42P05), never a silent replacement;
 - SQL DEALLOCATE (simple Query and unnamed Parse, as psycopg 3 sends it) and DISCARD ALL act
   on the client's own names;
 - a table dropped and re-created with the same columns does not give a false 0A000.
@@ -112,6 +113,25 @@ def test_named_parse_of_invalid_statement_fails_as_on_postgresql(pgmux, pg):
         got = same(m, d, parse("t", "SELECT nonexistent_column"), bind("", "t"), execute(),
                    SYNC, parse("t", "SELECT 2"), bind("", "t"), execute(), SYNC, ready=2)
         assert got[0][:2] == ("E", "42703") and got[-2:] == [("C", "SELECT 1"), ("Z", "I")]
+    finally:
+        m.close()
+        d.close()
+
+
+def test_parse_of_a_name_in_use_fails_as_on_postgresql(pgmux, pg):
+    """A second Parse of a name the client holds is refused (42P05) and keeps the first
+    statement, whether the text is new or already known to pgmux, with or without a server."""
+    mux = pgmux({"pool_mode": "transaction", "default_pool_size": 2})
+    m, d = both(mux, pg)
+    try:
+        assert same(m, d, parse("s", "SELECT 1"), SYNC) == ["1", ("Z", "I")]
+        for text in ("SELECT 2", "SELECT 1"):
+            got = same(m, d, parse("s", text), bind("", "s"), execute(), SYNC)
+            assert got[0][:2] == ("E", "42P05"), got
+        assert same(m, d, bind("", "s"), execute(), SYNC)[:2] == ["2", ("D", "1")]
+        # inside a transaction, the error aborts it as on PostgreSQL
+        got = same(m, d, query("BEGIN"), parse("s", "SELECT 3"), SYNC, query("COMMIT"), ready=3)
+        assert ("E", "42P05", 'prepared statement "s" already exists') in got, got
     finally:
         m.close()
         d.close()
