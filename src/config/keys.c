@@ -137,6 +137,14 @@ const struct config_key config_keys[] = {
 		 "seconds allowed for a server connection and login to complete"),
 	TIME_KEY(server_login_retry, "15",
 		 "seconds to wait after a failed server connection or login before retrying"),
+	STR_KEY(server_auth_methods, "auto", RELOAD,
+		"how servers may make pgmux prove a password: a list of scram-sha-256, md5, "
+		"password, none; auto = all but password, which only a verified certificate allows"),
+	INT_KEY(server_scram_max_iterations, "100000", RELOAD, 1, 10000000,
+		"most SCRAM iterations pgmux computes for a server login"),
+	KEY(server_max_held_message, CFG_SIZE, "1MB", RELOAD,
+	    "largest server message pgmux holds whole to read it (errors, parameters, login)",
+	    8192, 2147483647),
 
 	/* clients */
 	TIME_KEY(client_login_timeout, "60",

@@ -1,0 +1,220 @@
+"""A hostile server (or whoever answers on its address: a man in the middle under the default
+server_tls_sslmode = prefer, a wrong Patroni host) must get no password that the policy does
+not allow, must not freeze pgmux's event loop or fill its memory, and must not pass for a
+logged-in server. The fake servers are test/lib/fakepg.py; every test also runs the admin
+console's SHOW VERSION while the fake misbehaves, and the pool recovers on a real server.
+"""
+import os
+import socket
+import sys
+import threading
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+import fakepg  # noqa: E402
+import rawpg  # noqa: E402
+from conftest import Background, wait_for  # noqa: E402
+from pgcluster import SANITIZED  # noqa: E402
+
+# A freeze to detect is several seconds (PBKDF2 at 10,000,000 iterations: about 8 s here); the
+# console answers a healthy loop in milliseconds.
+PROMPT = 1.0
+# pgmux's whole resident memory, at most (an ASan build starts far larger: its growth is
+# measured instead, with room for its quarantine as in test_large.py).
+VMHWM_LIMIT_KB = 40 * 1024
+ASAN_GROWTH_LIMIT_KB = 64 * 1024
+
+
+@pytest.fixture
+def fake():
+    made = []
+
+    def make(behaviour, **kw):
+        f = fakepg.FakePg(behaviour, **kw).start()
+        made.append(f)
+        return f
+    yield make
+    for f in made:
+        f.stop()
+
+
+def entry(port, **keys):
+    keys.setdefault("dbname", "app")
+    keys.setdefault("user", "alice")
+    keys.setdefault("password", "alice-secret")
+    return f"host=127.0.0.1 port={port} " + " ".join(f"{k}={v}" for k, v in keys.items())
+
+
+class Console:
+    """Runs SHOW VERSION on its own console connection every 50 ms in a thread; keeps the
+    slowest answer."""
+
+    def __init__(self, mux):
+        self.stop = threading.Event()
+        self.conn = mux.raw(timeout=30).login("postgres", "pgmux")
+        self.conn.query("SHOW VERSION")
+        self.bg = Background(fakepg.measure_latency, lambda: self.conn.query("SHOW VERSION"),
+                             self.stop)
+
+    def worst(self):
+        self.stop.set()
+        worst = self.bg.result()
+        print(f"slowest SHOW VERSION while the server misbehaved: {worst * 1000:.1f} ms")
+        return worst
+
+
+def login_error(mux, timeout=15):
+    """What a client logging in to app gets: the PgError (or Closed/Ready) pgmux answers."""
+    c = mux.raw(timeout=timeout)
+    c.startup("postgres", "app")
+    return c.error_or_close(timeout)
+
+
+def assert_refused(err, sqlstate, phrase):
+    assert isinstance(err, rawpg.PgError), f"expected an ErrorResponse, got {err!r}"
+    assert err.sqlstate == sqlstate, f"expected {sqlstate}, got {err.sqlstate}: {err.message}"
+    assert phrase in err.message, f"expected {phrase!r} in: {err.message}"
+
+
+def recovers_on(mux, pg):
+    """Point app at the real server: a client gets in."""
+    mux.databases = {"app": f"host=127.0.0.1 port={pg.port} dbname=app user=alice "
+                            "password=alice-secret"}
+    mux.reload()
+
+    def logs_in():
+        try:
+            return mux.raw(timeout=5).login("postgres", "app").scalar("select current_user")
+        except rawpg.PgError:
+            return None
+    assert wait_for(logs_in, timeout=15, what="a login through the real server") == "alice"
+
+
+# ---- authentication methods ----------------------------------------------------------------
+
+def test_cleartext_refused_by_default(pgmux, fake, pg):
+    f = fake(fakepg.cleartext)
+    mux = pgmux(databases={"app": entry(f.port)})
+    console = Console(mux)
+    err = login_error(mux)
+    assert_refused(err, "08004", "server_auth_methods")
+    assert "server_tls_sslmode" in err.message
+    assert console.worst() < PROMPT
+    assert f.connections(), "pgmux never reached the fake server"
+    assert f.passwords() == [], "pgmux sent the password in clear to an unverified server"
+    assert "password in clear text" in mux.log()
+    recovers_on(mux, pg)
+
+
+def test_cleartext_sent_when_allowed(pgmux, fake):
+    """The harness sees a password when the policy allows it: the refusal above is the policy."""
+    f = fake(fakepg.cleartext)
+    mux = pgmux({"server_auth_methods": "password"}, databases={"app": entry(f.port)})
+    mux.raw(timeout=10).login("postgres", "app")
+    assert f.passwords() == [b"alice-secret\0"]
+
+
+def test_md5_refused_when_not_listed(pgmux, fake, pg):
+    f = fake(fakepg.md5)
+    mux = pgmux({"server_auth_methods": "scram-sha-256"}, databases={"app": entry(f.port)})
+    err = login_error(mux)
+    assert_refused(err, "08004", "md5")
+    assert "server_auth_methods" in err.message
+    assert f.passwords() == [], "pgmux sent an md5 response the policy does not allow"
+    recovers_on(mux, pg)
+
+
+def test_trust_refused_when_none_not_listed(pgmux, fake):
+    f = fake(fakepg.trust)
+    mux = pgmux({"server_auth_methods": "scram-sha-256,md5"}, databases={"app": entry(f.port)})
+    assert_refused(login_error(mux), "08004", "none")
+
+
+# ---- SCRAM ------------------------------------------------------------------------------------
+
+@pytest.mark.timeout(120)
+def test_scram_iterations_capped_loop_stays_responsive(pgmux, fake, pg):
+    f = fake(fakepg.scram(10_000_000))
+    mux = pgmux({"server_login_retry": 0.5}, databases={"app": entry(f.port)})
+    console = Console(mux)
+    err = login_error(mux, timeout=60)
+    assert console.worst() < PROMPT
+    assert_refused(err, "08004", "server_scram_max_iterations")
+    assert "10000000" in err.message
+    # the exchange stopped before any proof was computed and sent
+    assert len(f.passwords()) <= len(f.connections())
+    assert all(p.startswith(b"SCRAM-SHA-256\0") for p in f.passwords())
+    recovers_on(mux, pg)
+
+
+def test_scram_low_iterations_and_keys_reused(pgmux, fake):
+    """i=1 is accepted (the cap bounds cost, not strength); a second login to the same server
+    with the same salt and count reuses the derived keys."""
+    f = fake(fakepg.scram(1, password="alice-secret"))
+    mux = pgmux({"verbose": 2}, databases={"app": entry(f.port)})
+    for _ in range(2):
+        c = mux.raw(timeout=10).login("postgres", "app")
+        assert c.scalar("select 1") == "f"     # the fake's one row
+        c.terminate()
+        # the fake hangs up: the next client needs a new server login
+        for x in f.connections():
+            try:
+                x.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass            # closed the first time round
+        wait_for(lambda: mux.pool("app", "alice")["sv_idle"] == 0,
+                 what="pgmux to drop the closed server connection")
+    assert len(f.connections()) >= 2
+    wait_for(lambda: "SCRAM keys for this salt and iteration count reused" in mux.log(),
+             what="the second login to reuse the keys")
+
+
+# ---- messages -------------------------------------------------------------------------------
+
+@pytest.mark.timeout(90)
+def test_huge_error_during_login_is_not_buffered(pgmux, fake, pg):
+    f = fake(fakepg.huge_error(1 << 30))
+    mux = pgmux(databases={"app": entry(f.port)})
+    before = mux.status("VmRSS")
+    console = Console(mux)
+    err = login_error(mux, timeout=60)
+    assert console.worst() < PROMPT
+    assert_refused(err, "08P01", "server_max_held_message")
+    wait_for(lambda: f.connections() and f.connections()[0].closed.is_set(), timeout=30,
+             what="pgmux to drop the server connection")
+    hwm = mux.status("VmHWM")
+    sent = f.connections()[0].bytes_sent
+    print(f"pgmux VmHWM {hwm} kB (VmRSS before {before} kB); the fake got {sent} bytes "
+          "of its 1 GiB error out before pgmux closed")
+    if SANITIZED:
+        assert hwm - before < ASAN_GROWTH_LIMIT_KB
+    else:
+        assert hwm < VMHWM_LIMIT_KB
+    recovers_on(mux, pg)
+
+
+def test_ready_for_query_before_authentication(pgmux, fake, pg):
+    """A ReadyForQuery first would make an unauthenticated session pass for logged in."""
+    f = fake(fakepg.before_auth(b"Z", b"I"))
+    mux = pgmux(databases={"app": entry(f.port)})
+    err = login_error(mux)
+    assert_refused(err, "08P01", "unexpected message")
+    recovers_on(mux, pg)
+
+
+def test_unexpected_message_during_login(pgmux, fake):
+    f = fake(fakepg.before_auth(b"D", b"\0\0"))
+    mux = pgmux(databases={"app": entry(f.port)})
+    assert_refused(login_error(mux), "08P01", "unexpected message")
+
+
+def test_silent_server(pgmux, fake, pg):
+    f = fake(fakepg.silent)
+    mux = pgmux({"server_connect_timeout": 2}, databases={"app": entry(f.port)})
+    console = Console(mux)
+    err = login_error(mux, timeout=30)
+    assert console.worst() < PROMPT
+    assert isinstance(err, rawpg.PgError) and err.sqlstate == "08006", repr(err)
+    recovers_on(mux, pg)
