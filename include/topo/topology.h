@@ -101,6 +101,7 @@ struct cluster {
 	uint64_t leader_seen_us;    /* when Patroni first named the current leader */
 	double switchover_at;       /* a scheduled switchover's time (unix s); 0 = none */
 	char switchover_from[64];   /* the member it takes the primary role from; "" = the leader */
+	char refused_member[64];    /* the last member left out for its host (logged once) */
 };
 
 /*

@@ -557,6 +557,23 @@ static void patroni_endpoint(const struct cluster *cl, int i, char *out, size_t 
 		out[strlen(out) - 1] = '\0';
 }
 
+/*
+ * A host Patroni names is a TCP host: a path would make pgmux connect to a local unix socket,
+ * so whoever answers the REST call could point logins (and their passwords) at any local
+ * server. Such a member is left out, logged once per name.
+ */
+static bool patroni_host_ok(struct cluster *cl, const struct patroni_member *pm)
+{
+	if (pm->host[0] != '/')
+		return true;
+	if (strcmp(cl->refused_member, pm->name) != 0)
+		log_warning("cluster %s: ignoring member %s: Patroni names a unix socket (%s) as its "
+			    "host, and only TCP hosts are taken from Patroni", cl->name, pm->name,
+			    pm->host);
+	snprintf(cl->refused_member, sizeof(cl->refused_member), "%s", pm->name);
+	return false;
+}
+
 static void apply_patroni_member(struct cluster *cl, const struct patroni_member *pm)
 {
 	struct member *m = member_find(cl, pm->name);
@@ -622,9 +639,12 @@ static void apply_patroni(struct cluster *cl, const struct patroni_cluster *pc)
 
 		m->listed = false;
 		for (int k = 0; k < pc->n_members && !m->listed; k++)
-			m->listed = strcmp(m->name, pc->members[k].name) == 0;
+			m->listed = strcmp(m->name, pc->members[k].name) == 0 &&
+				    pc->members[k].host[0] != '/';
 	}
 	for (int i = 0; i < pc->n_members; i++) {
+		if (!patroni_host_ok(cl, &pc->members[i]))
+			continue;
 		apply_patroni_member(cl, &pc->members[i]);
 		if (pc->members[i].role == PATRONI_ROLE_LEADER)
 			leader = pc->members[i].name;

@@ -4,9 +4,12 @@ not allow, must not freeze pgmux's event loop or fill its memory, and must not p
 logged-in server. The fake servers are test/lib/fakepg.py; every test also runs the admin
 console's SHOW VERSION while the fake misbehaves, and the pool recovers on a real server.
 """
+import http.server
+import json
 import os
 import socket
 import sys
+import tempfile
 import threading
 import time
 
@@ -218,3 +221,65 @@ def test_silent_server(pgmux, fake, pg):
     assert console.worst() < PROMPT
     assert isinstance(err, rawpg.PgError) and err.sqlstate == "08006", repr(err)
     recovers_on(mux, pg)
+
+
+def topology(mux):
+    return mux.admin("SHOW TOPOLOGY")
+
+
+# ---- Patroni --------------------------------------------------------------------------------
+
+class FakePatroni:
+    """GET /cluster answers the given members."""
+
+    def __init__(self, members):
+        body = json.dumps({"members": members}).encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_patroni_unix_socket_host_refused(pgmux, fake):
+    sockdir = tempfile.mkdtemp(prefix="pgmux-fake-")
+    os.chmod(sockdir, 0o755)
+    local = fake(fakepg.trust, unix_dir=sockdir)
+    remote = fake(fakepg.trust)
+    patroni = FakePatroni([
+        {"name": "n1", "role": "leader", "state": "running", "host": sockdir, "port": local.port,
+         "timeline": 1},
+        {"name": "n2", "role": "replica", "state": "running", "host": "127.0.0.1",
+         "port": remote.port, "timeline": 1},
+    ])
+    try:
+        mux = pgmux(databases={"app": "cluster=main dbname=app"},
+                    extra_sections=("\n[cluster.main]\n"
+                                    f"patroni = http://127.0.0.1:{patroni.port}\n"
+                                    "patroni_poll_interval = 0.2\nhealth_check_interval = 0.2\n"))
+        wait_for(lambda: "ignoring member n1" in mux.log(), timeout=10,
+                 what="the unix socket member to be refused")
+        # the TCP member is checked: the same tick would have checked n1
+        wait_for(lambda: remote.connections(), timeout=10, what="n2's health check")
+        wait_for(lambda: any(r["member"] == "n2" and r["healthy"] == "1" for r in topology(mux)),
+                 timeout=10, what="n2 to pass its check")
+        assert local.connections() == [], "pgmux connected to a unix socket Patroni named"
+        assert all(r["member"] != "n1" for r in topology(mux))
+        assert mux.log().count("ignoring member n1") == 1
+    finally:
+        patroni.stop()
+        os.system(f"rm -rf {sockdir}")
