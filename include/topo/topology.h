@@ -121,6 +121,7 @@ struct topo {
 	 * password); borrowed, *userlist may be NULL.
 	 */
 	struct userlist *const *userlist;
+	const struct config *cfg;         /* the config in force, from topo_apply_config(); borrowed */
 	struct list_node clusters;
 	int n_subscribers;
 	struct topo_subscriber {

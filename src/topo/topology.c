@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth/secret.h"
 #include "auth/userlist.h"
 #include "config/config.h"
 #include "core/clock.h"
@@ -394,51 +395,42 @@ static void on_check_done(void *arg, enum pgquery_outcome outcome, int ncols,
 	recompute_roles(cl);
 }
 
-static void conninfo_quote(char *out, size_t outlen, const char *key, const char *value)
+/*
+ * The libpq conninfo of m's health check, at the numeric address addr: the health_check_*
+ * login, and pgmux's own rules for server logins (server_tls_*, server_auth_methods,
+ * server_scram_max_iterations), so a check is not the weak way in. False when it does not fit.
+ */
+static bool build_conninfo(const struct member *m, const char *addr, char *out, size_t outlen)
 {
-	size_t n = (size_t)snprintf(out, outlen, " %s='", key);
-
-	for (; *value && n + 3 < outlen; value++) {
-		if (*value == '\'' || *value == '\\')
-			out[n++] = '\\';
-		out[n++] = *value;
-	}
-	if (n + 2 <= outlen) {
-		out[n++] = '\'';
-		out[n] = '\0';
-	}
-}
-
-static void build_conninfo(const struct member *m, const char *addr, char *out, size_t outlen)
-{
-	const struct cluster_entry *e = m->cl->entry;
+	const struct cluster *cl = m->cl;
+	const struct cluster_entry *e = cl->entry;
+	const struct config *cfg = cl->topo->cfg;
 	const char *password = e->health_check_password;
-	char part[600];
-	char port[16];
+	char port[16], require_auth[64];
+	struct pgquery_policy policy = {
+		.sslmode = cfg->server_tls_sslmode, .ca_file = cfg->server_tls_ca_file,
+		.cert_file = cfg->server_tls_cert_file, .key_file = cfg->server_tls_key_file,
+		.host_name = m->host, .require_auth = require_auth,
+		.scram_max_iterations = cfg->server_scram_max_iterations,
+	};
 
-	if (!password[0] && *m->cl->topo->userlist) {
-		const char *secret = userlist_find(*m->cl->topo->userlist, e->health_check_user);
+	if (!password[0] && *cl->topo->userlist) {
+		const char *secret = userlist_find(*cl->topo->userlist, e->health_check_user);
 
 		/* Only a plain-text secret can log in; md5 and SCRAM secrets are not passwords. */
-		if (secret && strncmp(secret, "md5", 3) != 0 && strncmp(secret, "SCRAM-SHA-256$", 14) != 0)
+		if (secret && secret_kind_of(secret) == SECRET_PLAIN)
 			password = secret;
 	}
+	config_server_require_auth(cfg, require_auth, sizeof(require_auth));
 	snprintf(port, sizeof(port), "%d", m->port);
 	out[0] = '\0';
-	conninfo_quote(part, sizeof(part), m->host[0] == '/' ? "host" : "hostaddr", addr);
-	strncat(out, part, outlen - strlen(out) - 1);
-	conninfo_quote(part, sizeof(part), "port", port);
-	strncat(out, part, outlen - strlen(out) - 1);
-	conninfo_quote(part, sizeof(part), "user", e->health_check_user);
-	strncat(out, part, outlen - strlen(out) - 1);
-	conninfo_quote(part, sizeof(part), "dbname", e->health_check_dbname);
-	strncat(out, part, outlen - strlen(out) - 1);
-	if (password[0]) {
-		conninfo_quote(part, sizeof(part), "password", password);
-		strncat(out, part, outlen - strlen(out) - 1);
-	}
-	strncat(out, " application_name='pgmux health check' sslmode=prefer",
-		outlen - strlen(out) - 1);
+	return pgquery_conninfo_add(out, outlen, m->host[0] == '/' ? "host" : "hostaddr", addr) &&
+	       pgquery_conninfo_add(out, outlen, "port", port) &&
+	       pgquery_conninfo_add(out, outlen, "user", e->health_check_user) &&
+	       pgquery_conninfo_add(out, outlen, "dbname", e->health_check_dbname) &&
+	       (!password[0] || pgquery_conninfo_add(out, outlen, "password", password)) &&
+	       pgquery_conninfo_add(out, outlen, "application_name", "pgmux health check") &&
+	       pgquery_conninfo_policy(out, outlen, &policy);
 }
 
 /*
@@ -473,7 +465,7 @@ static bool check_address(struct member *m, char *addr, size_t addrlen, char *er
 static void start_check(struct member *m)
 {
 	struct cluster *cl = m->cl;
-	char conninfo[2048], addr[256], err[200];
+	char conninfo[4096], addr[256], err[200];
 
 	m->next_check_us = clock_now_us() + (uint64_t)(check_interval(m) * 1e6);
 	if (!check_address(m, addr, sizeof(addr), err, sizeof(err))) {
@@ -486,12 +478,16 @@ static void start_check(struct member *m)
 		recompute_roles(cl);
 		return;
 	}
-	/* A name that now resolves elsewhere: a new connection to the new address. */
-	if (m->check && strcmp(m->check_addr, addr) != 0)
+	if (!build_conninfo(m, addr, conninfo, sizeof(conninfo))) {
+		check_failed(m, "health check connection string too long");
+		recompute_roles(cl);
+		return;
+	}
+	/* A name that resolves elsewhere now, other credentials or TLS: a new connection. */
+	if (m->check && strcmp(pgquery_conninfo(m->check), conninfo) != 0)
 		drop_check(m);
 	if (!m->check) {
 		snprintf(m->check_addr, sizeof(m->check_addr), "%s", addr);
-		build_conninfo(m, addr, conninfo, sizeof(conninfo));
 		m->check = pgquery_new(cl->topo->loop, conninfo, cl->entry->health_check_timeout);
 		if (!m->check)
 			return;
@@ -843,14 +839,10 @@ bool topo_apply_config(struct topo *tp, const struct config *cfg)
 		if (cl->removed && !evloop_timer_start(tp->loop, &cl->tick, TICK_INTERVAL, on_tick, cl))
 			return false;
 		cl->removed = false;
-		if (strcmp(cl->entry->health_check_user, e->health_check_user) ||
-		    strcmp(cl->entry->health_check_password, e->health_check_password) ||
-		    strcmp(cl->entry->health_check_dbname, e->health_check_dbname)) {
-			for (int i = 0; i < cl->n_members; i++)
-				drop_check(&cl->members[i]);
-		}
+		/* A check whose login or TLS changed reconnects at its next run (start_check). */
 		cl->entry = e;
 	}
+	tp->cfg = cfg;
 	for (int i = 0; i < cfg->n_clusters; i++) {
 		struct cluster *cl = topo_find(tp, cfg->clusters[i].name);
 

@@ -227,6 +227,61 @@ def topology(mux):
     return mux.admin("SHOW TOPOLOGY")
 
 
+# ---- health checks --------------------------------------------------------------------------
+
+def cluster(port, **keys):
+    lines = ["", "[cluster.main]", f"hosts = 127.0.0.1:{port}", "health_check_interval = 0.2",
+             "health_check_timeout = 2"]
+    lines += [f"{k} = {v}" for k, v in keys.items()]
+    return "\n".join(lines) + "\n"
+
+
+def test_health_check_cleartext_refused(pgmux, fake):
+    f = fake(fakepg.cleartext)
+    mux = pgmux(databases={"app": "cluster=main dbname=app"},
+                extra_sections=cluster(f.port, health_check_user="alice",
+                                       health_check_password="alice-secret"))
+    wait_for(lambda: "server_auth_methods" in mux.log(), timeout=10,
+             what="the health check to be refused")
+    assert f.connections()
+    assert f.passwords() == [], "the health check sent the password in clear"
+    assert "password authentication, which server_auth_methods" in mux.log()
+
+
+@pytest.mark.timeout(90)
+def test_health_check_scram_iterations_capped(pgmux, fake):
+    f = fake(fakepg.scram(10_000_000))
+    mux = pgmux(databases={"app": "cluster=main dbname=app"},
+                extra_sections=cluster(f.port, health_check_user="alice",
+                                       health_check_password="alice-secret"))
+    console = Console(mux)
+    wait_for(lambda: "server_scram_max_iterations" in mux.log(), timeout=30,
+             what="the health check to refuse the iteration count")
+    assert console.worst() < PROMPT
+    assert f.passwords() and all(p.startswith(b"SCRAM-SHA-256\0") for p in f.passwords())
+
+
+def test_health_check_follows_server_tls_sslmode(pgmux, fake):
+    """sslmode=require: a server that refuses TLS gets no startup packet from the check."""
+    f = fake(fakepg.trust)
+    mux = pgmux({"server_tls_sslmode": "require"}, databases={"app": "cluster=main dbname=app"},
+                extra_sections=cluster(f.port))
+    wait_for(lambda: "failed its health check" in mux.log(), timeout=10,
+             what="the health check to fail")
+    conns = f.connections()
+    assert conns and all(c.ssl_requested for c in conns)
+    assert all(c.startup is None for c in conns), "the health check went on without TLS"
+    assert "SSL" in mux.log()
+
+
+def test_health_check_passes_on_a_healthy_fake(pgmux, fake):
+    """The harness itself: a trusting fake is a healthy primary to the health checks."""
+    f = fake(fakepg.trust)
+    mux = pgmux(databases={"app": "cluster=main dbname=app"}, extra_sections=cluster(f.port))
+    wait_for(lambda: any(r["role"] == "primary" for r in topology(mux)), timeout=10,
+             what="the fake to be confirmed primary")
+
+
 # ---- Patroni --------------------------------------------------------------------------------
 
 class FakePatroni:
