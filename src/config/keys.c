@@ -261,10 +261,14 @@ const struct config_key config_keys[] = {
 	    "seconds a health check (connect and query) may take", 0.1, 3600),
 	KEY(patroni_poll_interval, CFG_DOUBLE, "1", RELOAD,
 	    "seconds between polls of Patroni's /cluster", 0.05, 3600),
-	STR_KEY(health_check_user, "postgres", RELOAD, "user the health checks log in as"),
+	STR_KEY(health_check_user, "", RELOAD,
+		"user the health checks log in as; empty = the user of the first database entry "
+		"routed through the cluster that names one, else postgres"),
 	STR_KEY(health_check_password, "", RELOAD,
-		"its password; empty = its plain-text password in auth_file, if any"),
-	STR_KEY(health_check_dbname, "postgres", RELOAD, "database the health checks connect to"),
+		"its password; empty = that database entry's, else its plain-text password in "
+		"auth_file, if any"),
+	STR_KEY(health_check_dbname, "", RELOAD,
+		"database the health checks connect to; empty = that database entry's, else postgres"),
 };
 
 const size_t config_key_count = sizeof(config_keys) / sizeof(config_keys[0]);

@@ -357,6 +357,7 @@ static void check_failed(struct member *m, const char *error)
 	snprintf(m->last_error, sizeof(m->last_error), "%s", error);
 	m->healthy = false;
 	m->checked = true;
+	m->checked_us = clock_now_us();
 	m->in_recovery = -1;
 	m->banned_until_us = clock_now_us() + (uint64_t)(cl->entry->ban_time * 1e6);
 }
@@ -371,6 +372,7 @@ static void check_passed(struct member *m, const char *const *v)
 			 m->name, m->host, m->port);
 	m->healthy = true;
 	m->checked = true;
+	m->checked_us = clock_now_us();
 	m->last_error[0] = '\0';
 	m->in_recovery = v[0] && v[0][0] == 't' ? 1 : 0;
 	m->lsn = topo_parse_lsn(v[1], &lsn) ? lsn : 0;
@@ -396,16 +398,15 @@ static void on_check_done(void *arg, enum pgquery_outcome outcome, int ncols,
 }
 
 /*
- * The libpq conninfo of m's health check, at the numeric address addr: the health_check_*
+ * The libpq conninfo of m's health check, at the numeric address addr: the cluster's check
  * login, and pgmux's own rules for server logins (server_tls_*, server_auth_methods,
  * server_scram_max_iterations), so a check is not the weak way in. False when it does not fit.
  */
 static bool build_conninfo(const struct member *m, const char *addr, char *out, size_t outlen)
 {
 	const struct cluster *cl = m->cl;
-	const struct cluster_entry *e = cl->entry;
 	const struct config *cfg = cl->topo->cfg;
-	const char *password = e->health_check_password;
+	const char *password = cl->check_password;
 	char port[16], require_auth[64];
 	struct pgquery_policy policy = {
 		.sslmode = cfg->server_tls_sslmode, .ca_file = cfg->server_tls_ca_file,
@@ -415,7 +416,7 @@ static bool build_conninfo(const struct member *m, const char *addr, char *out, 
 	};
 
 	if (!password[0] && *cl->topo->userlist) {
-		const char *secret = userlist_find(*cl->topo->userlist, e->health_check_user);
+		const char *secret = userlist_find(*cl->topo->userlist, cl->check_user);
 
 		/* Only a plain-text secret can log in; md5 and SCRAM secrets are not passwords. */
 		if (secret && secret_kind_of(secret) == SECRET_PLAIN)
@@ -426,8 +427,8 @@ static bool build_conninfo(const struct member *m, const char *addr, char *out, 
 	out[0] = '\0';
 	return pgquery_conninfo_add(out, outlen, m->host[0] == '/' ? "host" : "hostaddr", addr) &&
 	       pgquery_conninfo_add(out, outlen, "port", port) &&
-	       pgquery_conninfo_add(out, outlen, "user", e->health_check_user) &&
-	       pgquery_conninfo_add(out, outlen, "dbname", e->health_check_dbname) &&
+	       pgquery_conninfo_add(out, outlen, "user", cl->check_user) &&
+	       pgquery_conninfo_add(out, outlen, "dbname", cl->check_dbname) &&
 	       (!password[0] || pgquery_conninfo_add(out, outlen, "password", password)) &&
 	       pgquery_conninfo_add(out, outlen, "application_name", "pgmux health check") &&
 	       pgquery_conninfo_policy(out, outlen, &policy);
@@ -494,6 +495,53 @@ static void start_check(struct member *m)
 	}
 	if (pgquery_submit(m->check, health_sql, NULL, on_check_done, m))
 		m->check_running = true;
+}
+
+/* Append text to out (NUL-terminated, cut to len). */
+static void append(char *out, size_t len, const char *text)
+{
+	size_t n = strlen(out);
+
+	if (n + 1 < len)
+		snprintf(out + n, len - n, "%s", text);
+}
+
+bool topo_cluster_unusable(const struct cluster *cl, uint64_t since_us, char *why, size_t len)
+{
+	char part[400];
+	int listed = 0;
+
+	if (cl->primary >= 0)
+		return false;
+	for (int i = 0; i < cl->n_members; i++) {
+		const struct member *m = &cl->members[i];
+
+		if (!m->listed)
+			continue;
+		if (m->role == ROLE_REPLICA || !m->checked || m->checked_us < since_us)
+			return false;
+		listed++;
+	}
+	if (listed == 0 && (!has_patroni(cl) || cl->polled_us < since_us))
+		return false;
+	snprintf(why, len, "no member of cluster %s can take connections", cl->name);
+	if (listed == 0) {
+		snprintf(part, sizeof(part), ": Patroni %s",
+			 cl->patroni_ok ? "lists no member pgmux can use" : cl->patroni_error);
+		append(why, len, part);
+	}
+	for (int i = 0, shown = 0; i < cl->n_members; i++) {
+		const struct member *m = &cl->members[i];
+		const char *reason;
+
+		if (!m->listed)
+			continue;
+		role_on_evidence(cl, m, &reason);
+		snprintf(part, sizeof(part), "%s %s (%s:%d): %s%s%s", shown++ ? ";" : ":", m->name,
+			 m->host, m->port, reason, m->last_error[0] ? ": " : "", m->last_error);
+		append(why, len, part);
+	}
+	return true;
 }
 
 void topo_member_suspect(struct member *m)
@@ -670,6 +718,7 @@ static void on_patroni_done(void *arg, int status, const char *body, size_t len,
 	int count;
 
 	cl->poll_running = false;
+	cl->polled_us = clock_now_us();
 	if (!error && status == 200 && patroni_parse_cluster(body, len, &pc, why, sizeof(why))) {
 		if (!cl->patroni_ok)
 			log_info("cluster %s: Patroni answers", cl->name);
@@ -771,6 +820,37 @@ struct cluster *topo_find(struct topo *tp, const char *name)
 	return NULL;
 }
 
+/*
+ * Who the health checks of cl log in as. health_check_user where set (with health_check_password
+ * or the auth_file's); else as the first database entry routed through cl that names a user, with
+ * its password: a database written the natural way (cluster=, user=, password=) is checked with
+ * what its servers log in with. Else postgres. The database is health_check_dbname where set,
+ * else that entry's database, else postgres.
+ */
+static void choose_check_login(struct cluster *cl, const struct config *cfg)
+{
+	const struct cluster_entry *e = cl->entry;
+	const struct db_entry *db = NULL;
+
+	for (int i = 0; i < cfg->n_dbs && !db; i++) {
+		if (strcmp(cfg->dbs[i].cluster, cl->name) == 0 && cfg->dbs[i].user[0])
+			db = &cfg->dbs[i];
+	}
+	if (e->health_check_user[0] || !db) {
+		cl->check_user = e->health_check_user[0] ? e->health_check_user : "postgres";
+		cl->check_password = e->health_check_password;
+	} else {
+		cl->check_user = db->user;
+		cl->check_password = e->health_check_password[0] ? e->health_check_password : db->password;
+	}
+	if (e->health_check_dbname[0])
+		cl->check_dbname = e->health_check_dbname;
+	else if (db)
+		cl->check_dbname = db->dbname[0] ? db->dbname : db->name;
+	else
+		cl->check_dbname = "postgres";
+}
+
 static struct cluster *cluster_new(struct topo *tp, const struct cluster_entry *e)
 {
 	struct cluster *cl = calloc(1, sizeof(*cl));
@@ -834,6 +914,7 @@ bool topo_apply_config(struct topo *tp, const struct config *cfg)
 			cluster_stop(cl, true);
 			cl->removed = true;
 			cl->entry = &removed_entry;
+			cl->check_user = cl->check_password = cl->check_dbname = "";
 			continue;
 		}
 		if (cl->removed && !evloop_timer_start(tp->loop, &cl->tick, TICK_INTERVAL, on_tick, cl))
@@ -848,6 +929,7 @@ bool topo_apply_config(struct topo *tp, const struct config *cfg)
 
 		if (!cl && !(cl = cluster_new(tp, &cfg->clusters[i])))
 			return false;
+		choose_check_login(cl, cfg);
 		if (!has_patroni(cl))
 			sync_static_hosts(cl);
 		for (int j = 0; j < cl->n_members; j++)
