@@ -9,8 +9,11 @@
  * Authentication guard: while libpq waits for the server's answer to the startup packet, every
  * readable event first peeks at what the server sent (through libpq's own TLS session when there
  * is one) and refuses a request that require_auth or scram_max_iterations does not allow;
- * libpq then reads the same bytes and answers only what was allowed. A request that has not
- * arrived whole is looked at again shortly, before libpq may read it.
+ * libpq then reads the same bytes and answers only what was allowed. A message that has not
+ * arrived whole is looked at again shortly, before libpq may read any of it, and a server that
+ * sends anything after a request before it was answered is refused (libpq would answer a second
+ * request from its buffer). What remains open is a second request that arrives in the instant
+ * between the look and libpq's read: a server must send it unasked, which none does.
  */
 #include "ev/pgquery.h"
 
@@ -283,36 +286,62 @@ static enum guard_verdict judge_request(struct pgquery *q, uint32_t code, const 
 	return GUARD_REFUSE;
 }
 
+/* Does the request with this code wait for an answer from us (libpq)? */
+static bool answer_owed(uint32_t code)
+{
+	return code == AUTH_REQ_PASSWORD || code == AUTH_REQ_MD5 || code == AUTH_REQ_SASL ||
+	       code == AUTH_REQ_SASL_CONTINUE;
+}
+
 /*
- * Look at every whole message the server has sent so far, before libpq reads it. GUARD_WAIT: an
- * authentication request has not arrived whole; libpq must not read it yet.
+ * Look at every message the server has sent so far, before libpq reads it. GUARD_WAIT: a
+ * message has not arrived whole; libpq must not read it yet, so that it only ever takes whole
+ * messages and the next look starts at a message boundary.
  */
 static enum guard_verdict guard_input(struct pgquery *q, char *why, size_t whylen)
 {
 	uint8_t buf[GUARD_PEEK];
 	size_t n = peek_input(q, buf, sizeof(buf)), at = 0;
+	bool owed = false;
 
-	while (at + 5 <= n) {
-		uint32_t len = be32(buf + at + 1);
+	while (at < n) {
+		uint32_t len;
 		enum guard_verdict v;
 
-		if (buf[at] != 'R') {
-			/* Errors, notices, NegotiateProtocolVersion: libpq's to read. */
-			if (len < 4 || at + 1 + (size_t)len > n)
-				return GUARD_PASS;
-			at += 1 + len;
-			continue;
+		/*
+		 * A server waits for the answer to its request: anything more now could be a second
+		 * request that libpq would take and answer in the same call, unseen.
+		 */
+		if (owed) {
+			snprintf(why, whylen, "server sent more before its authentication request was "
+				 "answered");
+			return GUARD_REFUSE;
 		}
-		if (len < 8 || len > sizeof(buf) - 1)
-			return GUARD_PASS; /* libpq refuses a malformed request itself */
-		if (at + 1 + (size_t)len > n)
-			return n == sizeof(buf) ? GUARD_PASS : GUARD_WAIT;
-		v = judge_request(q, be32(buf + at + 5), buf + at + 9, len - 8, why, whylen);
-		if (v != GUARD_PASS)
-			return v;
+		if (n - at < 5)
+			return GUARD_WAIT;
+		len = be32(buf + at + 1);
+		if (len < 4 || (buf[at] == 'R' && (len < 8 || len > sizeof(buf) - 1)))
+			return GUARD_PASS; /* malformed: libpq refuses it itself */
+		if (n - at < 1 + (size_t)len) {
+			if (1 + (size_t)len <= sizeof(buf))
+				return GUARD_WAIT;
+			/* Too long to look at whole: an error ends the login anyway, nothing else may. */
+			if (buf[at] == 'E')
+				return GUARD_PASS;
+			snprintf(why, whylen, "server sent a %u byte message before authentication", len);
+			return GUARD_REFUSE;
+		}
+		if (buf[at] == 'R') {
+			uint32_t code = be32(buf + at + 5);
+
+			v = judge_request(q, code, buf + at + 9, len - 8, why, whylen);
+			if (v != GUARD_PASS)
+				return v;
+			owed = answer_owed(code);
+		}
 		at += 1 + len;
 	}
-	return at < n ? GUARD_WAIT : GUARD_PASS;
+	return GUARD_PASS;
 }
 
 static void poll_connect(struct pgquery *q)

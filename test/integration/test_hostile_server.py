@@ -248,6 +248,21 @@ def test_health_check_cleartext_refused(pgmux, fake):
     assert "password authentication, which server_auth_methods" in mux.log()
 
 
+def test_pipelined_cleartext_request_refused(pgmux, fake):
+    """md5 and a cleartext request in one write: no password leaves, by login or health check."""
+    f = fake(fakepg.md5_then_cleartext)
+    mux = pgmux(databases={"app": entry(f.port)})
+    assert_refused(login_error(mux), "08004", "server_auth_methods")
+    h = fake(fakepg.md5_then_cleartext)
+    mux2 = pgmux(databases={"app": "cluster=main dbname=app"},
+                 extra_sections=cluster(h.port, health_check_user="alice",
+                                        health_check_password="alice-secret"))
+    wait_for(lambda: "before its authentication request was answered" in mux2.log(), timeout=10,
+             what="the health check to refuse the pipelined request")
+    for fk in (f, h):
+        assert all(p.startswith(b"md5") for p in fk.passwords()), fk.passwords()
+
+
 @pytest.mark.timeout(90)
 def test_health_check_scram_iterations_capped(pgmux, fake):
     f = fake(fakepg.scram(10_000_000))

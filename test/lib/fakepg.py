@@ -192,6 +192,15 @@ def md5(conn):
     conn.serve()
 
 
+def md5_then_cleartext(conn):
+    """Ask for md5 and, in the same write before any answer, for the password in clear: a client
+    that answers requests from its buffer would send the password unasked-for by the policy."""
+    if conn.read_startup() is None:
+        return
+    conn.send_raw(b"R" + struct.pack("!ii", 12, 5) + b"salt" + b"R" + struct.pack("!ii", 8, 3))
+    conn.wait_closed()
+
+
 def scram(iterations, password=None, salt=b"fake-salt-16byte"):
     """SCRAM-SHA-256 at this iteration count. With the password the exchange completes (the
     fake proves it knows it), else the fake fails it once pgmux sent its proof."""
