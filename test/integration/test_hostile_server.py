@@ -18,7 +18,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
 import fakepg  # noqa: E402
 import rawpg  # noqa: E402
-from conftest import Background, wait_for  # noqa: E402
+from conftest import Background, wait_for, write_userlist  # noqa: E402
 from pgcluster import SANITIZED  # noqa: E402
 
 # A freeze to detect is several seconds (PBKDF2 at 10,000,000 iterations: about 8 s here); the
@@ -287,6 +287,22 @@ def test_health_check_follows_server_tls_sslmode(pgmux, fake):
     assert conns and all(c.ssl_requested for c in conns)
     assert all(c.startup is None for c in conns), "the health check went on without TLS"
     assert "SSL" in mux.log()
+
+
+def test_auth_query_cleartext_refused(pgmux, fake):
+    """auth_query's libpq connection follows server_auth_methods too."""
+    f = fake(fakepg.cleartext)
+    mux = pgmux({"auth_type": "md5", "auth_user": "alice"},
+                databases={"app": f"host=127.0.0.1 port={f.port} dbname=app"}, start=False)
+    write_userlist(mux, {"alice": "alice-secret"})
+    mux.start()
+    c = mux.raw(timeout=15)
+    c.startup("dave", "app")
+    wait_for(lambda: "server_auth_methods" in mux.log() or f.passwords(), timeout=10,
+             what="auth_query's connection to be refused (or to send the password)")
+    assert f.passwords() == [], "auth_query sent the password in clear"
+    err = c.error_or_close(15)
+    assert isinstance(err, (rawpg.PgError, rawpg.Closed)), repr(err)
 
 
 def test_health_check_passes_on_a_healthy_fake(pgmux, fake):
