@@ -411,6 +411,9 @@ static enum conn_action on_packet(void *owner, struct conn *c, const struct pkt_
 	server_log(LOG_LVL_WARNING, s, "server sent a %u byte message (type 0x%02x) that pgmux must hold "
 		   "whole, more than server_max_held_message (%.0f)", hdr->len, (unsigned char)hdr->type,
 		   s->w->cfg->server_max_held_message);
+	/* As when the connection drops: the client hears first (it may release s, closing it). */
+	if (s->client)
+		client_on_server_lost(s->client);
 	server_close(s, "server message too large");
 	return CONN_CLOSED;
 }

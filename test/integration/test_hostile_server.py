@@ -198,6 +198,28 @@ def test_huge_error_during_login_is_not_buffered(pgmux, fake, pg):
     recovers_on(mux, pg)
 
 
+@pytest.mark.timeout(90)
+def test_huge_error_after_login_is_not_buffered(pgmux, fake):
+    f = fake(fakepg.huge_error_after_login(1 << 30))
+    mux = pgmux(databases={"app": entry(f.port)})
+    c = mux.raw(timeout=60).login("postgres", "app")
+    before = mux.status("VmRSS")
+    console = Console(mux)
+    c.send_msg(b"Q", b"select 1\0")
+    err = c.error_or_close(60)
+    assert console.worst() < PROMPT
+    assert isinstance(err, rawpg.PgError) and err.sqlstate == "08006", repr(err)
+    wait_for(lambda: f.connections()[0].closed.is_set(), timeout=30,
+             what="pgmux to drop the server connection")
+    hwm = mux.status("VmHWM")
+    print(f"pgmux VmHWM {hwm} kB (VmRSS before {before} kB)")
+    if SANITIZED:
+        assert hwm - before < ASAN_GROWTH_LIMIT_KB
+    else:
+        assert hwm < VMHWM_LIMIT_KB
+    assert "more than server_max_held_message" in mux.log()
+
+
 def test_ready_for_query_before_authentication(pgmux, fake, pg):
     """A ReadyForQuery first would make an unauthenticated session pass for logged in."""
     f = fake(fakepg.before_auth(b"Z", b"I"))

@@ -253,6 +253,27 @@ def huge_error(size=1 << 30, chunk=1 << 16):
     return behave
 
 
+def huge_error_after_login(size=1 << 30, chunk=1 << 16):
+    """Trust, then answer the first query with an ErrorResponse of size bytes, streamed."""
+    def behave(conn):
+        if conn.read_startup() is None:
+            return
+        conn.ready()
+        while True:
+            msg = conn.read_msg()
+            if msg is None:
+                return
+            if msg[0] in (b"Q", b"S"):
+                break
+        conn.send_raw(b"E" + struct.pack("!I", size))
+        block = b"x" * chunk
+        left = size - 4
+        while left > 0 and conn.send_raw(block[:min(chunk, left)]):
+            left -= min(chunk, left)
+        conn.wait_closed()
+    return behave
+
+
 def before_auth(mtype, payload=b""):
     """Send one message (ReadyForQuery, a DataRow...) right after the startup packet, then
     behave as a trusting server would if pgmux went on."""
