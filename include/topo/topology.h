@@ -69,6 +69,7 @@ struct member {
 	double lag_ms;              /* replay staleness; -1 unknown */
 	uint64_t banned_until_us;   /* no reads before this (a check failed) */
 	uint64_t checked_us;        /* when the last check finished (loop clock); 0 = never */
+	uint64_t failing_since_us;  /* first failed check since the last that passed; 0 = none */
 	char last_error[160];
 
 	enum member_role role;      /* what the router trusts, derived from all of the above */
@@ -162,11 +163,13 @@ struct cluster *topo_find(struct topo *t, const char *name);
 /*
  * Can no member of cl take connections (no primary, no replica), with each listed member's
  * verdict coming from a health check (or, with no member listed, a Patroni poll) that finished at
- * or after since_us? Then why says so with each member's last error, and waiting longer is
- * pointless: the caller answers its client at once. False while some member is usable or a
- * verdict is older than since_us.
+ * or after since_us, and each failing member failing for patience seconds at least? Then why
+ * says so with each member's last error, and waiting longer is pointless: the caller answers its
+ * client at once. False while some member is usable, a verdict is older than since_us, or a
+ * member has failed for less than patience (it may be restarting).
  */
-bool topo_cluster_unusable(const struct cluster *cl, uint64_t since_us, char *why, size_t len);
+bool topo_cluster_unusable(const struct cluster *cl, uint64_t since_us, double patience, char *why,
+			   size_t len);
 
 /* Something (a failed server login) suggests the member changed: check it now. */
 void topo_member_suspect(struct member *m);

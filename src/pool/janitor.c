@@ -31,8 +31,9 @@ static void check_waiting(struct pool *p, uint64_t now)
 		if (c->state == CLIENT_WAITING_LOGIN && pool_login_retry_exhausted(c))
 			client_close(c, p->last_login_sqlstate, "%s", p->last_login_error);
 		else if (c->state == CLIENT_WAITING_LOGIN && p->db->cluster &&
-			 topo_cluster_unusable(p->db->cluster, c->wait_start_us, why, sizeof(why)))
-			/* Health checks failed on every member since it came: no point waiting. */
+			 topo_cluster_unusable(p->db->cluster, c->wait_start_us, cfg->server_login_retry,
+					       why, sizeof(why)))
+			/* Every member fails its checks, for server_login_retry at least: say why now. */
 			client_close(c, "08006", "%s", why);
 		else if (c->state == CLIENT_WAITING && pool_login_retry_exhausted(c))
 			client_fail_unit(c, p->last_login_sqlstate, "%s", p->last_login_error);

@@ -355,6 +355,8 @@ static void check_failed(struct member *m, const char *error)
 		log_warning("cluster %s: member %s (%s:%d) failed its health check: %s", cl->name,
 			    m->name, m->host, m->port, error);
 	snprintf(m->last_error, sizeof(m->last_error), "%s", error);
+	if (m->healthy || !m->checked)
+		m->failing_since_us = clock_now_us();
 	m->healthy = false;
 	m->checked = true;
 	m->checked_us = clock_now_us();
@@ -371,6 +373,7 @@ static void check_passed(struct member *m, const char *const *v)
 		log_info("cluster %s: member %s (%s:%d) passes its health check again", cl->name,
 			 m->name, m->host, m->port);
 	m->healthy = true;
+	m->failing_since_us = 0;
 	m->checked = true;
 	m->checked_us = clock_now_us();
 	m->last_error[0] = '\0';
@@ -506,8 +509,10 @@ static void append(char *out, size_t len, const char *text)
 		snprintf(out + n, len - n, "%s", text);
 }
 
-bool topo_cluster_unusable(const struct cluster *cl, uint64_t since_us, char *why, size_t len)
+bool topo_cluster_unusable(const struct cluster *cl, uint64_t since_us, double patience, char *why,
+			   size_t len)
 {
+	uint64_t now = clock_now_us(), patience_us = (uint64_t)(patience * 1e6);
 	char part[400];
 	int listed = 0;
 
@@ -519,6 +524,9 @@ bool topo_cluster_unusable(const struct cluster *cl, uint64_t since_us, char *wh
 		if (!m->listed)
 			continue;
 		if (m->role == ROLE_REPLICA || !m->checked || m->checked_us < since_us)
+			return false;
+		/* A member restarting is back within patience: nobody need hear of it. */
+		if (!m->healthy && now - m->failing_since_us < patience_us)
 			return false;
 		listed++;
 	}
