@@ -1,8 +1,9 @@
 """A hostile server (or whoever answers on its address: a man in the middle under the default
 server_tls_sslmode = prefer, a wrong Patroni host) must get no password that the policy does
 not allow, must not freeze pgmux's event loop or fill its memory, and must not pass for a
-logged-in server. The fake servers are test/lib/fakepg.py; every test also runs the admin
-console's SHOW VERSION while the fake misbehaves, and the pool recovers on a real server.
+logged-in server. Health checks and auth_query (libpq) are held to the same rules. The fake
+servers are test/lib/fakepg.py. Where a fake stalls, floods or asks for costly work, the admin
+console's SHOW VERSION is timed meanwhile; after a refusal the pool recovers on a real server.
 """
 import http.server
 import json
