@@ -48,6 +48,30 @@
 #define SCRAM_MESSAGE_MAX 1024          /* longest client-first-bare / server-first kept */
 #define SCRAM_SECRET_MAX 256            /* buffer that holds any secret scram_make_secret() writes */
 
+/*
+ * Keys derived from one password for one salt and iteration count: logging in again to the same
+ * server as the same user (same salt and count) copies them instead of running PBKDF2 again.
+ * The password itself is not kept, only its SHA-256, so a changed password misses.
+ */
+struct scram_derived {
+	bool valid;
+	unsigned used;                            /* cache clock at the last use; oldest is replaced */
+	int iterations;
+	size_t salt_len;
+	uint8_t salt[SCRAM_SALT_MAX];
+	uint8_t password_digest[SCRAM_KEY_LEN];
+	uint8_t client_key[SCRAM_KEY_LEN];
+	uint8_t server_key[SCRAM_KEY_LEN];
+};
+
+#define SCRAM_DERIVED_SLOTS 4
+
+/* A caller's small cache of derived keys (zeroed = empty); wipe it with scram_derived_clear(). */
+struct scram_derived_cache {
+	unsigned clock;
+	struct scram_derived slot[SCRAM_DERIVED_SLOTS];
+};
+
 enum scram_client_state {
 	SCRAM_CLIENT_NEW,        /* initialized; next: scram_client_first_message() */
 	SCRAM_CLIENT_FIRST_SENT, /* next: scram_client_final_message() */
@@ -73,6 +97,10 @@ struct scram_client {
 	size_t client_first_bare_len;
 	char server_first[SCRAM_MESSAGE_MAX];     /* exactly as received; part of AuthMessage */
 	size_t server_first_len;
+	int max_iterations;                       /* most a server may ask to derive; see _limit() */
+	struct scram_derived_cache *cache;        /* borrowed; NULL = derive every time */
+	bool keys_from_cache;                     /* the keys came from the cache, not PBKDF2 */
+	bool refused_iterations;                  /* failed: the server asked more than the bound */
 };
 
 /* A parsed stored secret. */
@@ -104,6 +132,18 @@ bool scram_client_init_keys(struct scram_client *sc, const uint8_t client_key[SC
 			    const uint8_t server_key[SCRAM_KEY_LEN], const char *nonce);
 
 /*
+ * After either init: derive keys only for 1..max_iterations iterations (a server asking more is
+ * refused by scram_client_final_message(); without this call the bound is SCRAM_MAX_ITERATIONS),
+ * and look derived keys up in, and add them to, the caller's cache (may be NULL), which must
+ * outlive the exchange. Keys given to scram_client_init_keys() are never bounded nor cached.
+ */
+void scram_client_limit(struct scram_client *sc, int max_iterations,
+			struct scram_derived_cache *cache);
+
+/* Wipe every key of a cache; it is empty afterwards. */
+void scram_derived_clear(struct scram_derived_cache *cache);
+
+/*
  * Write the client-first message ("n,,n=<user>,r=<nonce>", NUL-terminated) into the caller's
  * out and its length without the NUL into *outn: the body of SASLInitialResponse. user may be
  * NULL or "" (what PostgreSQL clients send); ',' and '=' in it are escaped as RFC 5802 says.
@@ -117,8 +157,9 @@ bool scram_client_first_message(struct scram_client *sc, const char *user, char 
  * Take the server-first message (AuthenticationSASLContinue data, len bytes, need not be
  * NUL-terminated) and write the client-final message, NUL-terminated, into the caller's out,
  * its length into *outn: the body of SASLResponse. Checks that the server nonce extends ours,
- * the salt is non-empty valid base64, and 1 <= iterations <= SCRAM_MAX_ITERATIONS. Derives the
- * keys (PBKDF2 with the password, then wipes the password) and remembers the ServerSignature to
+ * the salt is non-empty valid base64, and 1 <= iterations <= SCRAM_MAX_ITERATIONS (or the bound
+ * given to scram_client_limit() when keys are to be derived). Derives the keys (PBKDF2 with the
+ * password, or from the cache; then wipes the password) and remembers the ServerSignature to
  * expect. Returns false with a reason in err (NUL-terminated, truncated to errlen) when the
  * message is malformed or unacceptable, out is too small, or libcrypto fails; sc is then
  * SCRAM_CLIENT_FAILED.

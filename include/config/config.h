@@ -162,6 +162,9 @@ struct config {
 	double server_idle_timeout;
 	double server_connect_timeout;
 	double server_login_retry;
+	char *server_auth_methods;   /* see config_server_auth_methods() */
+	int server_scram_max_iterations;
+	double server_max_held_message; /* bytes */
 
 	/* clients */
 	double client_startup_timeout;
@@ -382,6 +385,28 @@ const struct cluster_entry *config_find_cluster(const struct config *cfg, const 
 
 /* The [users] entry for name, or NULL. Borrowed from cfg. */
 const struct user_entry *config_find_user(const struct config *cfg, const char *name);
+
+/* Authentication methods a server may ask for (server_auth_methods). */
+enum server_auth_method {
+	SERVER_AUTH_NONE = 1 << 0,        /* AuthenticationOk without any request (trust) */
+	SERVER_AUTH_PASSWORD = 1 << 1,    /* cleartext password */
+	SERVER_AUTH_MD5 = 1 << 2,
+	SERVER_AUTH_SCRAM = 1 << 3,
+	/* "auto": cleartext only once the server's certificate was verified (verify-ca/-full) */
+	SERVER_AUTH_PASSWORD_IF_VERIFIED = 1 << 4,
+};
+
+/*
+ * server_auth_methods ("auto", or a comma-separated list of scram-sha-256, md5, password, none)
+ * as a mask of enum server_auth_method into *mask. False for an unknown or empty list. Pure.
+ */
+bool config_server_auth_methods(const char *list, unsigned *mask);
+
+/*
+ * server_auth_methods as libpq's require_auth list, for pgmux's own libpq connections (health
+ * checks, auth_query): "auto" resolved against server_tls_sslmode. Into out (NUL-terminated).
+ */
+void config_server_require_auth(const struct config *cfg, char *out, size_t len);
 
 /* True if name is in the comma-separated list (admin_users, stats_users...). */
 bool config_list_contains(const char *list, const char *name);

@@ -166,6 +166,8 @@ bool conn_tls_peer_name(const struct conn *c, char *buf, size_t len);
  * buf (SHOW CLIENTS/SERVERS). False, and buf empty, while the connection is plain.
  */
 bool conn_tls_describe(const struct conn *c, char *buf, size_t len);
+/* Outgoing: is the connection TLS with the peer's certificate checked (verify-ca or -full)? */
+bool conn_tls_verified(const struct conn *c);
 
 /* Why the last TLS step failed, or NULL. Borrowed; valid until the conn is closed. */
 const char *conn_error(const struct conn *c);

@@ -7,6 +7,12 @@
  * The conninfo must not make libpq resolve a name: give hostaddr= (numeric) or a unix socket
  * directory as host=. A connect or query that takes longer than the timeout drops the
  * connection and fails what was queued.
+ *
+ * Two options of the conninfo are pgquery's own, taken out before libpq sees it (libpq 15 knows
+ * neither): require_auth= (libpq 16's list: password, md5, scram-sha-256, none) and
+ * scram_max_iterations=. pgquery looks at each authentication request before libpq reads it
+ * and fails the connection, before anything derived from the password is sent, when the method
+ * is not listed or SCRAM asks for more iterations (which libpq would compute on the loop).
  */
 #ifndef PGMUX_EV_PGQUERY_H
 #define PGMUX_EV_PGQUERY_H
@@ -30,6 +36,26 @@ enum pgquery_outcome {
  */
 typedef void (*pgquery_done_fn)(void *arg, enum pgquery_outcome outcome, int ncols,
 				const char *const *values, const char *error);
+
+/* What pgquery_conninfo_policy() appends: pgmux's rules for its logins to servers. */
+struct pgquery_policy {
+	int sslmode;              /* enum tls_mode (ev/tls.h): as server_tls_sslmode */
+	const char *ca_file;      /* "" = the system's CAs (only verify-full uses them) */
+	const char *cert_file;    /* "" = none */
+	const char *key_file;
+	const char *host_name;    /* the name verify-full checks; "" = none (numeric hosts) */
+	const char *require_auth; /* methods the server may ask for; "" = any */
+	int scram_max_iterations; /* 0 = no bound */
+};
+
+/*
+ * Append " key='value'" to the conninfo in out (NUL-terminated), quoted as libpq reads it.
+ * False when out is too small (out is then cut at a key boundary, not half a value).
+ */
+bool pgquery_conninfo_add(char *out, size_t outlen, const char *key, const char *value);
+
+/* Append sslmode and the TLS files, host= for verify-full, and the authentication bounds. */
+bool pgquery_conninfo_policy(char *out, size_t outlen, const struct pgquery_policy *p);
 
 /* A connection (opened lazily) for conninfo; the caller owns it. NULL when out of memory. */
 struct pgquery *pgquery_new(struct evloop *loop, const char *conninfo, double timeout);

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "auth/scram.h"
 #include "client/client.h"
 #include "config/config.h"
 #include "core/list.h"
@@ -64,6 +65,8 @@ struct pool_user {
 	uint8_t scram_server_key[32];
 	/* An md5 or plaintext secret auth_query found for this user (not in auth_file). "" if none. */
 	char queried_secret[128];
+	/* Keys derived for SCRAM logins to servers, per salt and count: a repeat login skips PBKDF2. */
+	struct scram_derived_cache server_scram_keys;
 };
 
 /*

@@ -10,7 +10,12 @@
 bool server_login_start(struct server *s);
 /* The TCP/unix connect finished. */
 void server_login_connected(struct server *s, bool ok, int errnum);
-/* A message while logging in. */
+/*
+ * A message header while logging in: CONN_NEED_WHOLE for a message in its place and within
+ * server_max_held_message, else the login fails (the server is closed: CONN_CLOSED).
+ */
+enum conn_action server_login_header(struct server *s, const struct pkt_header *hdr);
+/* A whole message while logging in (server_login_header() let it through). */
 enum conn_action server_login_packet(struct server *s, const struct pkt_header *hdr, const uint8_t *whole);
 /* Wipe login secrets (SCRAM state). */
 void server_login_forget(struct server *s);

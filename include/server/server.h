@@ -75,6 +75,8 @@ struct server {
 	bool reading_settings;        /* pgmux asked which settings the session has (readback) */
 	struct settings readback;     /* the answer so far */
 	struct scram_client *scram;   /* during SCRAM login only */
+	bool auth_asked;              /* login: the server asked for a password (any method) */
+	bool auth_ok;                 /* login: AuthenticationOk came; parameters may follow */
 
 	uint64_t connect_time_us;
 	uint64_t request_time_us;     /* last time it was handed out or returned */
@@ -105,6 +107,9 @@ bool server_read_settings(struct server *s, const struct settings *known, const 
 void server_cancel_query(struct server *s);
 /* Close now; the pool forgets it. reason is logged. */
 void server_close(struct server *s, const char *reason);
+
+/* Is the message hdr announces longer than pgmux holds whole (server_max_held_message)? */
+bool server_message_too_big(const struct server *s, const struct pkt_header *hdr);
 
 /* This end of the server's socket, "ip:port", "[ipv6]:port" or "unix"; false, buf empty: none
  * yet (its host name still resolves). */

@@ -68,6 +68,8 @@ struct member {
 	int64_t lag_bytes;          /* behind the primary's last known position; -1 unknown */
 	double lag_ms;              /* replay staleness; -1 unknown */
 	uint64_t banned_until_us;   /* no reads before this (a check failed) */
+	uint64_t checked_us;        /* when the last check finished (loop clock); 0 = never */
+	uint64_t failing_since_us;  /* first failed check since the last that passed; 0 = none */
 	char last_error[160];
 
 	enum member_role role;      /* what the router trusts, derived from all of the above */
@@ -101,6 +103,14 @@ struct cluster {
 	uint64_t leader_seen_us;    /* when Patroni first named the current leader */
 	double switchover_at;       /* a scheduled switchover's time (unix s); 0 = none */
 	char switchover_from[64];   /* the member it takes the primary role from; "" = the leader */
+	char refused_member[64];    /* the last member left out for its host (logged once) */
+	uint64_t polled_us;         /* when the last Patroni poll finished; 0 = never */
+
+	/*
+	 * Who the health checks log in as (borrowed from the config in force): the health_check_*
+	 * keys where set, else the first database entry routed here that names a user.
+	 */
+	const char *check_user, *check_password, *check_dbname;
 };
 
 /*
@@ -120,6 +130,7 @@ struct topo {
 	 * password); borrowed, *userlist may be NULL.
 	 */
 	struct userlist *const *userlist;
+	const struct config *cfg;         /* the config in force, from topo_apply_config(); borrowed */
 	struct list_node clusters;
 	int n_subscribers;
 	struct topo_subscriber {
@@ -148,6 +159,17 @@ bool topo_apply_config(struct topo *t, const struct config *cfg);
 
 /* The cluster called name, or NULL. */
 struct cluster *topo_find(struct topo *t, const char *name);
+
+/*
+ * Can no member of cl take connections (no primary, no replica), with each listed member's
+ * verdict coming from a health check (or, with no member listed, a Patroni poll) that finished at
+ * or after since_us, and each failing member failing for patience seconds at least? Then why
+ * says so with each member's last error, and waiting longer is pointless: the caller answers its
+ * client at once. False while some member is usable, a verdict is older than since_us, or a
+ * member has failed for less than patience (it may be restarting).
+ */
+bool topo_cluster_unusable(const struct cluster *cl, uint64_t since_us, double patience, char *why,
+			   size_t len);
 
 /* Something (a failed server login) suggests the member changed: check it now. */
 void topo_member_suspect(struct member *m);

@@ -292,13 +292,67 @@ static bool compute_proof(struct scram_client *sc, const char *auth, size_t auth
 	return ok;
 }
 
-/* Derive the keys from the password once the salt is known, then drop the password. */
+/* The cache slot holding keys for this password digest, salt and count; NULL when none. */
+static struct scram_derived *cache_find(struct scram_derived_cache *cache,
+					const uint8_t digest[SCRAM_KEY_LEN], const struct server_first *sf)
+{
+	for (int i = 0; i < SCRAM_DERIVED_SLOTS; i++) {
+		struct scram_derived *d = &cache->slot[i];
+
+		if (d->valid && d->iterations == sf->iterations && d->salt_len == sf->salt_len &&
+		    memcmp(d->salt, sf->salt, sf->salt_len) == 0 &&
+		    CRYPTO_memcmp(d->password_digest, digest, SCRAM_KEY_LEN) == 0)
+			return d;
+	}
+	return NULL;
+}
+
+/* Remember sc's fresh keys in the empty or least recently used slot. */
+static void cache_store(struct scram_derived_cache *cache, const uint8_t digest[SCRAM_KEY_LEN],
+			const struct server_first *sf, const struct scram_client *sc)
+{
+	struct scram_derived *d = &cache->slot[0];
+
+	if (sf->salt_len > SCRAM_SALT_MAX)
+		return;
+	for (int i = 1; i < SCRAM_DERIVED_SLOTS && d->valid; i++) {
+		if (!cache->slot[i].valid || cache->slot[i].used < d->used)
+			d = &cache->slot[i];
+	}
+	d->valid = true;
+	d->used = ++cache->clock;
+	d->iterations = sf->iterations;
+	d->salt_len = sf->salt_len;
+	memcpy(d->salt, sf->salt, sf->salt_len);
+	memcpy(d->password_digest, digest, SCRAM_KEY_LEN);
+	memcpy(d->client_key, sc->client_key, SCRAM_KEY_LEN);
+	memcpy(d->server_key, sc->server_key, SCRAM_KEY_LEN);
+}
+
+/* Derive the keys (or find them in the cache) once the salt is known, then drop the password. */
 static bool derive_keys(struct scram_client *sc, const struct server_first *sf)
 {
+	uint8_t digest[SCRAM_KEY_LEN];
+	struct scram_derived *hit = NULL;
+	bool ok;
+
 	if (sc->have_keys)
 		return true;
-	bool ok = keys_from_password(sc->password, sf->salt, sf->salt_len, sf->iterations,
-				     sc->client_key, sc->server_key);
+	ok = sha256((const uint8_t *)sc->password, strlen(sc->password), digest);
+	if (ok && sc->cache)
+		hit = cache_find(sc->cache, digest, sf);
+	if (hit) {
+		memcpy(sc->client_key, hit->client_key, SCRAM_KEY_LEN);
+		memcpy(sc->server_key, hit->server_key, SCRAM_KEY_LEN);
+		hit->used = ++sc->cache->clock;
+		sc->keys_from_cache = true;
+	} else if (ok) {
+		ok = keys_from_password(sc->password, sf->salt, sf->salt_len, sf->iterations,
+					sc->client_key, sc->server_key);
+		if (ok && sc->cache)
+			cache_store(sc->cache, digest, sf, sc);
+	}
+	OPENSSL_cleanse(digest, sizeof(digest));
 	OPENSSL_cleanse(sc->password, strlen(sc->password));
 	free(sc->password);
 	sc->password = NULL;
@@ -337,6 +391,12 @@ bool scram_client_final_message(struct scram_client *sc, const char *server_firs
 	struct server_first sf;
 	if (!parse_server_first(sc, server_first, len, &sf, err, errlen))
 		return false;
+	/* Only a derivation costs; keys given whole (pass-through) take any count. */
+	if (!sc->have_keys && sc->max_iterations > 0 && sf.iterations > sc->max_iterations) {
+		sc->refused_iterations = true;
+		return fail(sc, err, errlen, "server asks for %d SCRAM iterations, more than the %d allowed",
+			    sf.iterations, sc->max_iterations);
+	}
 	memcpy(sc->server_first, server_first, len);
 	sc->server_first_len = len;
 
@@ -410,6 +470,18 @@ bool scram_client_verify_final(struct scram_client *sc, const char *server_final
 					     "the server does not know the password");
 	sc->state = SCRAM_CLIENT_DONE;
 	return true;
+}
+
+void scram_client_limit(struct scram_client *sc, int max_iterations,
+			struct scram_derived_cache *cache)
+{
+	sc->max_iterations = max_iterations;
+	sc->cache = cache;
+}
+
+void scram_derived_clear(struct scram_derived_cache *cache)
+{
+	OPENSSL_cleanse(cache, sizeof(*cache));
 }
 
 void scram_client_clear(struct scram_client *sc)

@@ -41,6 +41,7 @@
 #include "auth/secret.h"
 #include "auth/userlist.h"
 #include "core/log.h"
+#include "ev/pgquery.h"
 #include "pool/pool.h"
 #include "proto/build.h"
 #include "proto/fe.h"
@@ -352,6 +353,21 @@ static const char *auth_dbname_of(const struct client *c)
 	return *cfg->auth_dbname ? cfg->auth_dbname : c->dbname;
 }
 
+/* The TLS and authentication rules of pgmux's server logins, for auth_query's connection too. */
+static bool auth_query_policy(const struct config *cfg, const char *host, char *out, size_t outlen)
+{
+	char require_auth[64];
+	struct pgquery_policy policy = {
+		.sslmode = cfg->server_tls_sslmode, .ca_file = cfg->server_tls_ca_file,
+		.cert_file = cfg->server_tls_cert_file, .key_file = cfg->server_tls_key_file,
+		.host_name = host[0] == '/' ? "" : host, .require_auth = require_auth,
+		.scram_max_iterations = cfg->server_scram_max_iterations,
+	};
+
+	config_server_require_auth(cfg, require_auth, sizeof(require_auth));
+	return pgquery_conninfo_policy(out, outlen, &policy);
+}
+
 /*
  * The libpq conninfo auth_query connects with: the database entry auth_dbname_of() names, as
  * auth_user_of() with its auth_file password when that is plaintext. The host must be a numeric
@@ -392,7 +408,8 @@ static bool auth_query_conninfo(const struct client *c, char *out, size_t outlen
 	    !conninfo_add(out, outlen, "user", auth_user) ||
 	    !conninfo_add(out, outlen, "application_name", "pgmux auth_query") ||
 	    (pw && *pw && secret_kind_of(pw) == SECRET_PLAIN &&
-	     !conninfo_add(out, outlen, "password", pw)))
+	     !conninfo_add(out, outlen, "password", pw)) ||
+	    !auth_query_policy(cfg, host, out, outlen))
 		goto too_long;
 	return true;
 too_long:
@@ -564,7 +581,7 @@ static void on_auth_query(void *arg, const char *secret, const char *error)
 static int fetch_secret(struct client *c)
 {
 	const struct config *cfg = c->w->cfg;
-	char conninfo[1024], why[256];
+	char conninfo[2048], why[256];
 	char *secret = NULL;
 
 	if (!*auth_user_of(c) || c->auth_query_done ||

@@ -945,6 +945,12 @@ static int origin_of_pair(const struct origins *o, const char *a, const char *b)
 
 static bool validate_main(const struct config *cfg, struct report *r, const struct origins *o)
 {
+	unsigned methods;
+
+	if (!config_server_auth_methods(cfg->server_auth_methods, &methods))
+		return report_error(r, origin_of_key(o, "server_auth_methods"), "server_auth_methods",
+				    "\"%s\": give auto, or a list of scram-sha-256, md5, password, none",
+				    cfg->server_auth_methods);
 	if (cfg->listen_addr[0] == '\0' && cfg->unix_socket_dir[0] == '\0')
 		return report_error(r, origin_of_pair(o, "listen_addr", "unix_socket_dir"),
 				    "listen_addr",
@@ -1278,6 +1284,56 @@ bool config_list_contains(const char *list, const char *name)
 		list += strspn(list, ", \t");
 	}
 	return false;
+}
+
+bool config_server_auth_methods(const char *list, unsigned *mask)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} methods[] = {
+		{ "scram-sha-256", SERVER_AUTH_SCRAM }, { "md5", SERVER_AUTH_MD5 },
+		{ "password", SERVER_AUTH_PASSWORD }, { "none", SERVER_AUTH_NONE },
+	};
+
+	*mask = 0;
+	if (strcmp(list, "auto") == 0) {
+		*mask = SERVER_AUTH_SCRAM | SERVER_AUTH_MD5 | SERVER_AUTH_NONE |
+			SERVER_AUTH_PASSWORD_IF_VERIFIED;
+		return true;
+	}
+	list += strspn(list, ", \t");
+	while (*list) {
+		size_t item = strcspn(list, ", \t");
+		size_t i;
+
+		for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+			if (item == strlen(methods[i].name) && strncmp(list, methods[i].name, item) == 0)
+				break;
+		}
+		if (i == sizeof(methods) / sizeof(methods[0]))
+			return false;
+		*mask |= methods[i].bit;
+		list += item;
+		list += strspn(list, ", \t");
+	}
+	return *mask != 0;
+}
+
+void config_server_require_auth(const struct config *cfg, char *out, size_t len)
+{
+	unsigned mask;
+
+	if (!config_server_auth_methods(cfg->server_auth_methods, &mask))
+		mask = 0;
+	/* libpq verifies the certificate or fails under verify-ca/-full: then cleartext is safe. */
+	if ((mask & SERVER_AUTH_PASSWORD_IF_VERIFIED) && cfg->server_tls_sslmode >= SSLMODE_VERIFY_CA)
+		mask |= SERVER_AUTH_PASSWORD;
+	snprintf(out, len, "%s%s%s%s", mask & SERVER_AUTH_SCRAM ? "scram-sha-256," : "",
+		 mask & SERVER_AUTH_MD5 ? "md5," : "", mask & SERVER_AUTH_PASSWORD ? "password," : "",
+		 mask & SERVER_AUTH_NONE ? "none," : "");
+	if (*out)
+		out[strlen(out) - 1] = '\0';
 }
 
 /* --- effective values --- */

@@ -154,6 +154,14 @@ const struct config_key config_keys[] = {
 		 "seconds allowed for a server connection and login to complete"),
 	TIME_KEY(server_login_retry, "15",
 		 "seconds to wait after a failed server connection or login before retrying"),
+	STR_KEY(server_auth_methods, "auto", RELOAD,
+		"how servers may make pgmux prove a password: a list of scram-sha-256, md5, "
+		"password, none; auto = all but password, which only a verified certificate allows"),
+	INT_KEY(server_scram_max_iterations, "100000", RELOAD, 1, 10000000,
+		"most SCRAM iterations pgmux computes for a server login"),
+	KEY(server_max_held_message, CFG_SIZE, "1MB", RELOAD,
+	    "largest server message pgmux holds whole to read it (errors, parameters, login)",
+	    8192, 2147483647),
 
 	/* clients */
 	TIME_KEY(client_startup_timeout, "5",
@@ -279,10 +287,14 @@ const struct config_key config_keys[] = {
 	    "seconds a health check (connect and query) may take", 0.1, 3600),
 	KEY(patroni_poll_interval, CFG_DOUBLE, "1", RELOAD,
 	    "seconds between polls of Patroni's /cluster", 0.05, 3600),
-	STR_KEY(health_check_user, "postgres", RELOAD, "user the health checks log in as"),
+	STR_KEY(health_check_user, "", RELOAD,
+		"user the health checks log in as; empty = the user of the first database entry "
+		"routed through the cluster that names one, else postgres"),
 	SECRET_KEY(health_check_password, RELOAD,
-		   "its password; empty = its plain-text password in auth_file, if any"),
-	STR_KEY(health_check_dbname, "postgres", RELOAD, "database the health checks connect to"),
+		   "its password; empty = that database entry's, else its plain-text password in "
+		   "auth_file, if any"),
+	STR_KEY(health_check_dbname, "", RELOAD,
+		"database the health checks connect to; empty = that database entry's, else postgres"),
 };
 
 const size_t config_key_count = sizeof(config_keys) / sizeof(config_keys[0]);

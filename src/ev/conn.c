@@ -748,6 +748,12 @@ bool conn_tls_describe(const struct conn *c, char *buf, size_t len)
 	return true;
 }
 
+bool conn_tls_verified(const struct conn *c)
+{
+	/* The handshake fails unless the certificate verified, so finishing it is the proof. */
+	return c->tls && c->ssl && c->tls_mode >= TLS_VERIFY_CA;
+}
+
 /* Outgoing: TCP is up; ask the server for TLS. */
 static void send_ssl_request(struct conn *c)
 {

@@ -25,12 +25,18 @@ static void check_waiting(struct pool *p, uint64_t now)
 {
 	struct list_node *n, *t;
 	const struct config *cfg = p->w->cfg;
+	char why[600];
 
 	list_for_each_safe(n, t, &p->waiting_clients) {
 		struct client *c = list_entry(n, struct client, node);
 
 		if (c->state == CLIENT_WAITING_LOGIN && pool_login_retry_exhausted(c))
 			client_close(c, p->last_login_sqlstate, "%s", p->last_login_error);
+		else if (c->state == CLIENT_WAITING_LOGIN && p->db->cluster &&
+			 topo_cluster_unusable(p->db->cluster, c->wait_start_us, cfg->server_login_retry,
+					       why, sizeof(why)))
+			/* Every member fails its checks, for server_login_retry at least: say why now. */
+			client_close(c, "08006", "%s", why);
 		else if (c->state == CLIENT_WAITING && pool_login_retry_exhausted(c))
 			client_fail_unit(c, p->last_login_sqlstate, "%s", p->last_login_error);
 		else if (c->state == CLIENT_WAITING_LOGIN && exceeded(now, c->connect_time_us, cfg->query_wait_timeout))

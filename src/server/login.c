@@ -3,6 +3,12 @@
  * through ev/dns), connect (with TLS per server_tls_sslmode, inside ev/conn), send
  * the startup packet, answer the server's authentication (trust, cleartext, md5, SCRAM-SHA-256)
  * with the entry's or the auth_file's password, and collect parameters until ReadyForQuery.
+ *
+ * The server is not trusted with more than server_auth_methods allows: a method it asks for that
+ * is not allowed fails the login before anything derived from the password is sent, and SCRAM
+ * derives keys only up to server_scram_max_iterations (the derivation runs on the event loop),
+ * once per user, salt and count. Messages are taken only in the order PostgreSQL sends them:
+ * nothing but authentication before AuthenticationOk, no ReadyForQuery before it.
  */
 #include "server/login.h"
 
@@ -18,6 +24,7 @@
 #include "auth/secret.h"
 #include "auth/userlist.h"
 #include "client/login.h"
+#include "config/config.h"
 #include "core/log.h"
 #include "ev/dns.h"
 #include "pool/pool.h"
@@ -348,6 +355,55 @@ static void login_failed(struct server *s, const char *sqlstate, const char *msg
 	connect_failed(s, sqlstate, msg, "login failed");
 }
 
+/* The name a method has in server_auth_methods. */
+static const char *method_name(unsigned method)
+{
+	switch (method) {
+	case SERVER_AUTH_PASSWORD:
+		return "password";
+	case SERVER_AUTH_MD5:
+		return "md5";
+	case SERVER_AUTH_SCRAM:
+		return "scram-sha-256";
+	default:
+		return "none";
+	}
+}
+
+/*
+ * May the server make pgmux prove the password this way (server_auth_methods)? When not, the
+ * login fails (08004: the server asked for something pgmux will not do) with a message naming
+ * the setting to change. Cleartext under "auto" needs a verified certificate: without one,
+ * whoever answers on the server's address would get the password itself.
+ */
+static bool method_allowed(struct server *s, unsigned method)
+{
+	const struct config *cfg = s->w->cfg;
+	unsigned allowed;
+	char msg[400];
+
+	if (!config_server_auth_methods(cfg->server_auth_methods, &allowed))
+		allowed = 0; /* config_validate() refuses such a value: unreachable */
+	if (allowed & method)
+		return true;
+	if (method == SERVER_AUTH_PASSWORD && (allowed & SERVER_AUTH_PASSWORD_IF_VERIFIED)) {
+		if (conn_tls_verified(&s->conn))
+			return true;
+		snprintf(msg, sizeof(msg),
+			 "server asked for the password in clear text, which server_auth_methods = %s "
+			 "allows only when the server's certificate was verified: set server_tls_sslmode "
+			 "= verify-full, or add password to server_auth_methods",
+			 cfg->server_auth_methods);
+	} else {
+		snprintf(msg, sizeof(msg),
+			 "server asked for %s authentication, which server_auth_methods = %s does not "
+			 "allow: add %s to server_auth_methods to accept it",
+			 method_name(method), cfg->server_auth_methods, method_name(method));
+	}
+	login_failed(s, "08004", msg);
+	return false;
+}
+
 static bool send_sasl_initial(struct server *s, const uint8_t *mechs, size_t len)
 {
 	const char *pw = server_password(s);
@@ -374,6 +430,10 @@ static bool send_sasl_initial(struct server *s, const uint8_t *mechs, size_t len
 		login_failed(s, "28P01", "no plaintext password or proven SCRAM keys for SCRAM login to the server");
 		return false;
 	}
+	/* PBKDF2 runs on the loop: bounded, and done once per user, salt and count. */
+	if (s->scram)
+		scram_client_limit(s->scram, s->w->cfg->server_scram_max_iterations,
+				   &s->pool->user->server_scram_keys);
 	if (!s->scram || !scram_client_first_message(s->scram, "", out, sizeof(out), &outn)) {
 		login_failed(s, "XX000", "SCRAM initialisation failed");
 		return false;
@@ -387,15 +447,27 @@ static bool send_sasl_initial(struct server *s, const uint8_t *mechs, size_t len
 
 static bool send_sasl_continue(struct server *s, const uint8_t *data, size_t len)
 {
-	char out[512], err[128];
+	char out[512], err[160], msg[300];
 	size_t outn;
 	struct msgbuf mb;
 
-	if (!s->scram || !scram_client_final_message(s->scram, (const char *)data, len, out, sizeof(out),
-						      &outn, err, sizeof(err))) {
-		login_failed(s, "08P01", "invalid SCRAM exchange with the server");
+	if (!s->scram) {
+		login_failed(s, "08P01", "SCRAM continuation from the server without a SCRAM exchange");
 		return false;
 	}
+	if (!scram_client_final_message(s->scram, (const char *)data, len, out, sizeof(out), &outn,
+					err, sizeof(err))) {
+		if (s->scram->refused_iterations) {
+			snprintf(msg, sizeof(msg), "%s: raise server_scram_max_iterations to accept it", err);
+			login_failed(s, "08004", msg);
+		} else {
+			snprintf(msg, sizeof(msg), "invalid SCRAM exchange with the server: %s", err);
+			login_failed(s, "08P01", msg);
+		}
+		return false;
+	}
+	if (s->scram->keys_from_cache)
+		server_log(LOG_LVL_DEBUG, s, "SCRAM keys for this salt and iteration count reused");
 	mb_init(&mb);
 	build_sasl_response(&mb, out, outn);
 	conn_write(&s->conn, mb.data, mb.len);
@@ -426,15 +498,23 @@ static bool handle_auth(struct server *s, const uint8_t *body, size_t len)
 		login_failed(s, "08P01", "malformed authentication request from server");
 		return false;
 	}
+	if (code != BE_AUTH_OK && code != BE_AUTH_SASL_CONTINUE && code != BE_AUTH_SASL_FINAL)
+		s->auth_asked = true;
 	switch (code) {
 	case BE_AUTH_OK:
 		if (s->scram && s->scram->state != SCRAM_CLIENT_DONE) {
 			login_failed(s, "08P01", "server skipped SCRAM verification");
 			return false;
 		}
+		/* Trust: the server knows nothing of the password, so it may not be who it claims. */
+		if (!s->auth_asked && !method_allowed(s, SERVER_AUTH_NONE))
+			return false;
+		s->auth_ok = true;
 		server_login_forget(s);
 		return true;
 	case BE_AUTH_CLEARTEXT_PASSWORD:
+		if (!method_allowed(s, SERVER_AUTH_PASSWORD))
+			return false;
 		if (!pw || secret_kind_of(pw) != SECRET_PLAIN) {
 			login_failed(s, "28P01", "no plaintext password for the server login");
 			return false;
@@ -445,6 +525,8 @@ static bool handle_auth(struct server *s, const uint8_t *body, size_t len)
 		mb_free(&mb);
 		return true;
 	case BE_AUTH_MD5_PASSWORD:
+		if (!method_allowed(s, SERVER_AUTH_MD5))
+			return false;
 		if (!pw || dlen != 4 || secret_kind_of(pw) == SECRET_SCRAM ||
 		    !md5_password_response(s->pool->user->name, pw, data, resp)) {
 			login_failed(s, "28P01", "no usable password for md5 login to the server");
@@ -456,6 +538,8 @@ static bool handle_auth(struct server *s, const uint8_t *body, size_t len)
 		mb_free(&mb);
 		return true;
 	case BE_AUTH_SASL:
+		if (!method_allowed(s, SERVER_AUTH_SCRAM))
+			return false;
 		return send_sasl_initial(s, data, dlen);
 	case BE_AUTH_SASL_CONTINUE:
 		return send_sasl_continue(s, data, dlen);
@@ -471,6 +555,38 @@ static bool handle_auth(struct server *s, const uint8_t *body, size_t len)
 		login_failed(s, "08P01", err);
 		return false;
 	}
+}
+
+/*
+ * Is a message of this type in its place? Before AuthenticationOk a server only authenticates
+ * (or fails, or notices, or negotiates the protocol); after it, it reports parameters, its key
+ * and ReadyForQuery. Anything else (ReadyForQuery first would make an unauthenticated session
+ * look logged in) is a protocol violation.
+ */
+static bool login_message_expected(const struct server *s, char type)
+{
+	if (type == 'E' || type == 'N')
+		return true;
+	if (!s->auth_ok)
+		return type == 'R' || type == 'v';
+	return type == 'S' || type == 'K' || type == 'Z';
+}
+
+enum conn_action server_login_header(struct server *s, const struct pkt_header *hdr)
+{
+	char msg[200];
+
+	/* Refused before a byte of it is buffered: a hostile server's huge message costs nothing. */
+	if (login_message_expected(s, hdr->type) && !server_message_too_big(s, hdr))
+		return CONN_NEED_WHOLE;
+	if (login_message_expected(s, hdr->type))
+		snprintf(msg, sizeof(msg), "server sent a %u byte message during login, more than "
+			 "server_max_held_message (%.0f)", hdr->len, s->w->cfg->server_max_held_message);
+	else
+		snprintf(msg, sizeof(msg), "unexpected message type 0x%02x from server %s authentication",
+			 (unsigned char)hdr->type, s->auth_ok ? "after" : "before the end of");
+	login_failed(s, "08P01", msg);
+	return CONN_CLOSED;
 }
 
 enum conn_action server_login_packet(struct server *s, const struct pkt_header *hdr, const uint8_t *whole)

@@ -373,13 +373,14 @@ static enum conn_action idle_packet(struct server *s, const struct pkt_header *h
 	return CONN_CONSUME;
 }
 
-static enum conn_action on_packet(void *owner, struct conn *c, const struct pkt_header *hdr,
-				  const uint8_t *whole)
+bool server_message_too_big(const struct server *s, const struct pkt_header *hdr)
 {
-	struct server *s = owner;
+	return (double)hdr->len > s->w->cfg->server_max_held_message;
+}
 
-	if (s->state == SERVER_LOGIN)
-		return whole ? server_login_packet(s, hdr, whole) : CONN_NEED_WHOLE;
+static enum conn_action logged_in_packet(struct server *s, const struct pkt_header *hdr,
+					 const uint8_t *whole)
+{
 	if (s->internal_pending) {
 		if (!whole && (hdr->type == 'S' || hdr->type == 'E' || hdr->type == 'Z' ||
 			       (hdr->type == 'D' && (s->capture_lsn || s->reading_settings))))
@@ -389,6 +390,32 @@ static enum conn_action on_packet(void *owner, struct conn *c, const struct pkt_
 	if (s->state == SERVER_ACTIVE && s->client)
 		return active_packet(s, hdr, whole);
 	return idle_packet(s, hdr, whole);
+}
+
+/*
+ * Messages pgmux must read are held whole, and only up to server_max_held_message: a server (or
+ * whoever answers in its place) cannot make pgmux allocate what it likes. Everything else
+ * streams through at any size.
+ */
+static enum conn_action on_packet(void *owner, struct conn *c, const struct pkt_header *hdr,
+				  const uint8_t *whole)
+{
+	struct server *s = owner;
+	enum conn_action act;
+
+	if (s->state == SERVER_LOGIN)
+		return whole ? server_login_packet(s, hdr, whole) : server_login_header(s, hdr);
+	act = logged_in_packet(s, hdr, whole);
+	if (act != CONN_NEED_WHOLE || !server_message_too_big(s, hdr))
+		return act;
+	server_log(LOG_LVL_WARNING, s, "server sent a %u byte message (type 0x%02x) that pgmux must hold "
+		   "whole, more than server_max_held_message (%.0f)", hdr->len, (unsigned char)hdr->type,
+		   s->w->cfg->server_max_held_message);
+	/* As when the connection drops: the client hears first (it may release s, closing it). */
+	if (s->client)
+		client_on_server_lost(s->client);
+	server_close(s, "server message too large");
+	return CONN_CLOSED;
 }
 
 static void on_closed(void *owner, struct conn *c, enum conn_close_reason why)

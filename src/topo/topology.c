@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth/secret.h"
 #include "auth/userlist.h"
 #include "config/config.h"
 #include "core/clock.h"
@@ -354,8 +355,11 @@ static void check_failed(struct member *m, const char *error)
 		log_warning("cluster %s: member %s (%s:%d) failed its health check: %s", cl->name,
 			    m->name, m->host, m->port, error);
 	snprintf(m->last_error, sizeof(m->last_error), "%s", error);
+	if (m->healthy || !m->checked)
+		m->failing_since_us = clock_now_us();
 	m->healthy = false;
 	m->checked = true;
+	m->checked_us = clock_now_us();
 	m->in_recovery = -1;
 	m->banned_until_us = clock_now_us() + (uint64_t)(cl->entry->ban_time * 1e6);
 }
@@ -369,7 +373,9 @@ static void check_passed(struct member *m, const char *const *v)
 		log_info("cluster %s: member %s (%s:%d) passes its health check again", cl->name,
 			 m->name, m->host, m->port);
 	m->healthy = true;
+	m->failing_since_us = 0;
 	m->checked = true;
+	m->checked_us = clock_now_us();
 	m->last_error[0] = '\0';
 	m->in_recovery = v[0] && v[0][0] == 't' ? 1 : 0;
 	m->lsn = topo_parse_lsn(v[1], &lsn) ? lsn : 0;
@@ -394,51 +400,41 @@ static void on_check_done(void *arg, enum pgquery_outcome outcome, int ncols,
 	recompute_roles(cl);
 }
 
-static void conninfo_quote(char *out, size_t outlen, const char *key, const char *value)
+/*
+ * The libpq conninfo of m's health check, at the numeric address addr: the cluster's check
+ * login, and pgmux's own rules for server logins (server_tls_*, server_auth_methods,
+ * server_scram_max_iterations), so a check is not the weak way in. False when it does not fit.
+ */
+static bool build_conninfo(const struct member *m, const char *addr, char *out, size_t outlen)
 {
-	size_t n = (size_t)snprintf(out, outlen, " %s='", key);
+	const struct cluster *cl = m->cl;
+	const struct config *cfg = cl->topo->cfg;
+	const char *password = cl->check_password;
+	char port[16], require_auth[64];
+	struct pgquery_policy policy = {
+		.sslmode = cfg->server_tls_sslmode, .ca_file = cfg->server_tls_ca_file,
+		.cert_file = cfg->server_tls_cert_file, .key_file = cfg->server_tls_key_file,
+		.host_name = m->host, .require_auth = require_auth,
+		.scram_max_iterations = cfg->server_scram_max_iterations,
+	};
 
-	for (; *value && n + 3 < outlen; value++) {
-		if (*value == '\'' || *value == '\\')
-			out[n++] = '\\';
-		out[n++] = *value;
-	}
-	if (n + 2 <= outlen) {
-		out[n++] = '\'';
-		out[n] = '\0';
-	}
-}
-
-static void build_conninfo(const struct member *m, const char *addr, char *out, size_t outlen)
-{
-	const struct cluster_entry *e = m->cl->entry;
-	const char *password = e->health_check_password;
-	char part[600];
-	char port[16];
-
-	if (!password[0] && *m->cl->topo->userlist) {
-		const char *secret = userlist_find(*m->cl->topo->userlist, e->health_check_user);
+	if (!password[0] && *cl->topo->userlist) {
+		const char *secret = userlist_find(*cl->topo->userlist, cl->check_user);
 
 		/* Only a plain-text secret can log in; md5 and SCRAM secrets are not passwords. */
-		if (secret && strncmp(secret, "md5", 3) != 0 && strncmp(secret, "SCRAM-SHA-256$", 14) != 0)
+		if (secret && secret_kind_of(secret) == SECRET_PLAIN)
 			password = secret;
 	}
+	config_server_require_auth(cfg, require_auth, sizeof(require_auth));
 	snprintf(port, sizeof(port), "%d", m->port);
 	out[0] = '\0';
-	conninfo_quote(part, sizeof(part), m->host[0] == '/' ? "host" : "hostaddr", addr);
-	strncat(out, part, outlen - strlen(out) - 1);
-	conninfo_quote(part, sizeof(part), "port", port);
-	strncat(out, part, outlen - strlen(out) - 1);
-	conninfo_quote(part, sizeof(part), "user", e->health_check_user);
-	strncat(out, part, outlen - strlen(out) - 1);
-	conninfo_quote(part, sizeof(part), "dbname", e->health_check_dbname);
-	strncat(out, part, outlen - strlen(out) - 1);
-	if (password[0]) {
-		conninfo_quote(part, sizeof(part), "password", password);
-		strncat(out, part, outlen - strlen(out) - 1);
-	}
-	strncat(out, " application_name='pgmux health check' sslmode=prefer",
-		outlen - strlen(out) - 1);
+	return pgquery_conninfo_add(out, outlen, m->host[0] == '/' ? "host" : "hostaddr", addr) &&
+	       pgquery_conninfo_add(out, outlen, "port", port) &&
+	       pgquery_conninfo_add(out, outlen, "user", cl->check_user) &&
+	       pgquery_conninfo_add(out, outlen, "dbname", cl->check_dbname) &&
+	       (!password[0] || pgquery_conninfo_add(out, outlen, "password", password)) &&
+	       pgquery_conninfo_add(out, outlen, "application_name", "pgmux health check") &&
+	       pgquery_conninfo_policy(out, outlen, &policy);
 }
 
 /*
@@ -473,7 +469,7 @@ static bool check_address(struct member *m, char *addr, size_t addrlen, char *er
 static void start_check(struct member *m)
 {
 	struct cluster *cl = m->cl;
-	char conninfo[2048], addr[256], err[200];
+	char conninfo[4096], addr[256], err[200];
 
 	m->next_check_us = clock_now_us() + (uint64_t)(check_interval(m) * 1e6);
 	if (!check_address(m, addr, sizeof(addr), err, sizeof(err))) {
@@ -486,18 +482,74 @@ static void start_check(struct member *m)
 		recompute_roles(cl);
 		return;
 	}
-	/* A name that now resolves elsewhere: a new connection to the new address. */
-	if (m->check && strcmp(m->check_addr, addr) != 0)
+	if (!build_conninfo(m, addr, conninfo, sizeof(conninfo))) {
+		check_failed(m, "health check connection string too long");
+		recompute_roles(cl);
+		return;
+	}
+	/* A name that resolves elsewhere now, other credentials or TLS: a new connection. */
+	if (m->check && strcmp(pgquery_conninfo(m->check), conninfo) != 0)
 		drop_check(m);
 	if (!m->check) {
 		snprintf(m->check_addr, sizeof(m->check_addr), "%s", addr);
-		build_conninfo(m, addr, conninfo, sizeof(conninfo));
 		m->check = pgquery_new(cl->topo->loop, conninfo, cl->entry->health_check_timeout);
 		if (!m->check)
 			return;
 	}
 	if (pgquery_submit(m->check, health_sql, NULL, on_check_done, m))
 		m->check_running = true;
+}
+
+/* Append text to out (NUL-terminated, cut to len). */
+static void append(char *out, size_t len, const char *text)
+{
+	size_t n = strlen(out);
+
+	if (n + 1 < len)
+		snprintf(out + n, len - n, "%s", text);
+}
+
+bool topo_cluster_unusable(const struct cluster *cl, uint64_t since_us, double patience, char *why,
+			   size_t len)
+{
+	uint64_t now = clock_now_us(), patience_us = (uint64_t)(patience * 1e6);
+	char part[400];
+	int listed = 0;
+
+	if (cl->primary >= 0)
+		return false;
+	for (int i = 0; i < cl->n_members; i++) {
+		const struct member *m = &cl->members[i];
+
+		if (!m->listed)
+			continue;
+		if (m->role == ROLE_REPLICA || !m->checked || m->checked_us < since_us)
+			return false;
+		/* A member restarting is back within patience: nobody need hear of it. */
+		if (!m->healthy && now - m->failing_since_us < patience_us)
+			return false;
+		listed++;
+	}
+	if (listed == 0 && (!has_patroni(cl) || cl->polled_us < since_us))
+		return false;
+	snprintf(why, len, "no member of cluster %s can take connections", cl->name);
+	if (listed == 0) {
+		snprintf(part, sizeof(part), ": Patroni %s",
+			 cl->patroni_ok ? "lists no member pgmux can use" : cl->patroni_error);
+		append(why, len, part);
+	}
+	for (int i = 0, shown = 0; i < cl->n_members; i++) {
+		const struct member *m = &cl->members[i];
+		const char *reason;
+
+		if (!m->listed)
+			continue;
+		role_on_evidence(cl, m, &reason);
+		snprintf(part, sizeof(part), "%s %s (%s:%d): %s%s%s", shown++ ? ";" : ":", m->name,
+			 m->host, m->port, reason, m->last_error[0] ? ": " : "", m->last_error);
+		append(why, len, part);
+	}
+	return true;
 }
 
 void topo_member_suspect(struct member *m)
@@ -555,6 +607,23 @@ static void patroni_endpoint(const struct cluster *cl, int i, char *out, size_t 
 	*count = n;
 	if (out[0] && out[strlen(out) - 1] == '/')
 		out[strlen(out) - 1] = '\0';
+}
+
+/*
+ * A host Patroni names is a TCP host: a path would make pgmux connect to a local unix socket,
+ * so whoever answers the REST call could point logins (and their passwords) at any local
+ * server. Such a member is left out, logged once per name.
+ */
+static bool patroni_host_ok(struct cluster *cl, const struct patroni_member *pm)
+{
+	if (pm->host[0] != '/')
+		return true;
+	if (strcmp(cl->refused_member, pm->name) != 0)
+		log_warning("cluster %s: ignoring member %s: Patroni names a unix socket (%s) as its "
+			    "host, and only TCP hosts are taken from Patroni", cl->name, pm->name,
+			    pm->host);
+	snprintf(cl->refused_member, sizeof(cl->refused_member), "%s", pm->name);
+	return false;
 }
 
 static void apply_patroni_member(struct cluster *cl, const struct patroni_member *pm)
@@ -622,9 +691,12 @@ static void apply_patroni(struct cluster *cl, const struct patroni_cluster *pc)
 
 		m->listed = false;
 		for (int k = 0; k < pc->n_members && !m->listed; k++)
-			m->listed = strcmp(m->name, pc->members[k].name) == 0;
+			m->listed = strcmp(m->name, pc->members[k].name) == 0 &&
+				    pc->members[k].host[0] != '/';
 	}
 	for (int i = 0; i < pc->n_members; i++) {
+		if (!patroni_host_ok(cl, &pc->members[i]))
+			continue;
 		apply_patroni_member(cl, &pc->members[i]);
 		if (pc->members[i].role == PATRONI_ROLE_LEADER)
 			leader = pc->members[i].name;
@@ -654,6 +726,7 @@ static void on_patroni_done(void *arg, int status, const char *body, size_t len,
 	int count;
 
 	cl->poll_running = false;
+	cl->polled_us = clock_now_us();
 	if (!error && status == 200 && patroni_parse_cluster(body, len, &pc, why, sizeof(why))) {
 		if (!cl->patroni_ok)
 			log_info("cluster %s: Patroni answers", cl->name);
@@ -755,6 +828,37 @@ struct cluster *topo_find(struct topo *tp, const char *name)
 	return NULL;
 }
 
+/*
+ * Who the health checks of cl log in as. health_check_user where set (with health_check_password
+ * or the auth_file's); else as the first database entry routed through cl that names a user, with
+ * its password: a database written the natural way (cluster=, user=, password=) is checked with
+ * what its servers log in with. Else postgres. The database is health_check_dbname where set,
+ * else that entry's database, else postgres.
+ */
+static void choose_check_login(struct cluster *cl, const struct config *cfg)
+{
+	const struct cluster_entry *e = cl->entry;
+	const struct db_entry *db = NULL;
+
+	for (int i = 0; i < cfg->n_dbs && !db; i++) {
+		if (strcmp(cfg->dbs[i].cluster, cl->name) == 0 && cfg->dbs[i].user[0])
+			db = &cfg->dbs[i];
+	}
+	if (e->health_check_user[0] || !db) {
+		cl->check_user = e->health_check_user[0] ? e->health_check_user : "postgres";
+		cl->check_password = e->health_check_password;
+	} else {
+		cl->check_user = db->user;
+		cl->check_password = e->health_check_password[0] ? e->health_check_password : db->password;
+	}
+	if (e->health_check_dbname[0])
+		cl->check_dbname = e->health_check_dbname;
+	else if (db)
+		cl->check_dbname = db->dbname[0] ? db->dbname : db->name;
+	else
+		cl->check_dbname = "postgres";
+}
+
 static struct cluster *cluster_new(struct topo *tp, const struct cluster_entry *e)
 {
 	struct cluster *cl = calloc(1, sizeof(*cl));
@@ -818,24 +922,22 @@ bool topo_apply_config(struct topo *tp, const struct config *cfg)
 			cluster_stop(cl, true);
 			cl->removed = true;
 			cl->entry = &removed_entry;
+			cl->check_user = cl->check_password = cl->check_dbname = "";
 			continue;
 		}
 		if (cl->removed && !evloop_timer_start(tp->loop, &cl->tick, TICK_INTERVAL, on_tick, cl))
 			return false;
 		cl->removed = false;
-		if (strcmp(cl->entry->health_check_user, e->health_check_user) ||
-		    strcmp(cl->entry->health_check_password, e->health_check_password) ||
-		    strcmp(cl->entry->health_check_dbname, e->health_check_dbname)) {
-			for (int i = 0; i < cl->n_members; i++)
-				drop_check(&cl->members[i]);
-		}
+		/* A check whose login or TLS changed reconnects at its next run (start_check). */
 		cl->entry = e;
 	}
+	tp->cfg = cfg;
 	for (int i = 0; i < cfg->n_clusters; i++) {
 		struct cluster *cl = topo_find(tp, cfg->clusters[i].name);
 
 		if (!cl && !(cl = cluster_new(tp, &cfg->clusters[i])))
 			return false;
+		choose_check_login(cl, cfg);
 		if (!has_patroni(cl))
 			sync_static_hosts(cl);
 		for (int j = 0; j < cl->n_members; j++)

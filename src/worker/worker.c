@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "auth/authquery.h"
+#include "auth/scram.h"
 #include "auth/userlist.h"
 #include "core/log.h"
 #include "ev/dns.h"
@@ -319,6 +320,7 @@ void worker_destroy(struct worker *w)
 		OPENSSL_cleanse(u->scram_client_key, sizeof(u->scram_client_key));
 		OPENSSL_cleanse(u->scram_server_key, sizeof(u->scram_server_key));
 		OPENSSL_cleanse(u->queried_secret, sizeof(u->queried_secret));
+		scram_derived_clear(&u->server_scram_keys);
 		free(u);
 	}
 	listen_close(w->listeners);

@@ -473,7 +473,7 @@ static void test_clusters(void **state)
 	/* [pgmux] defaults */
 	assert_int_equal(m->load_balance, LB_ROUND_ROBIN);
 	assert_true(st->health_check_interval == 1);
-	assert_string_equal(st->health_check_user, "postgres");
+	assert_string_equal(st->health_check_user, "");
 	assert_string_equal(config_find_db(cfg, "app")->cluster, "main");
 	config_free(cfg);
 }

@@ -1,8 +1,9 @@
 /*
  * Unit tests for auth/scram: the RFC 7677 exchange, PostgreSQL's empty-user form, secrets made
  * by PostgreSQL 15, a full client/server round trip with pass-through keys, and refusals of
- * malformed or hostile server messages. Expected values that are not in the RFC were computed
- * independently with Python's hashlib/hmac.
+ * malformed or hostile server messages, the iteration bound and the cache of derived keys.
+ * Expected values that are not in the RFC were computed independently with Python's
+ * hashlib/hmac.
  */
 /* link: src/auth/scram.c src/auth/base64.c */
 #include <setjmp.h>
@@ -500,6 +501,79 @@ static void test_postgresql_secret_accepts_password(void **state)
 	scram_client_clear(&sc);
 }
 
+/* A bound on iterations refuses a larger count before deriving; keys given whole take any. */
+static void test_iteration_bound(void **state)
+{
+	struct scram_client sc;
+	char final[256], err[256];
+
+	assert_true(scram_client_init(&sc, "pencil", RFC_NONCE));
+	scram_client_limit(&sc, 4095, NULL);
+	assert_false(run_to_final(&sc, NULL, RFC_SERVER_FIRST, strlen(RFC_SERVER_FIRST), final,
+				  sizeof(final), err, sizeof(err)));
+	assert_true(sc.refused_iterations);
+	assert_non_null(strstr(err, "4096 SCRAM iterations, more than the 4095 allowed"));
+	scram_client_clear(&sc);
+
+	assert_true(scram_client_init(&sc, "pencil", RFC_NONCE));
+	scram_client_limit(&sc, 4096, NULL);
+	assert_true(run_to_final(&sc, NULL, RFC_SERVER_FIRST, strlen(RFC_SERVER_FIRST), final,
+				 sizeof(final), err, sizeof(err)));
+	scram_client_clear(&sc);
+
+	assert_true(scram_client_init_keys(&sc, rfc_client_key, rfc_server_key, RFC_NONCE));
+	scram_client_limit(&sc, 1, NULL);
+	assert_true(run_to_final(&sc, NULL, RFC_SERVER_FIRST, strlen(RFC_SERVER_FIRST), final,
+				 sizeof(final), err, sizeof(err)));
+	assert_string_equal(final, PG_CLIENT_FINAL);
+	scram_client_clear(&sc);
+}
+
+/* The second exchange with the same password, salt and count takes its keys from the cache. */
+static void test_derived_keys_cached(void **state)
+{
+	static const char other_salt[] = "r=" RFC_SERVER_NONCE ",s=AAAAAAAAAAAAAAAAAAAAAA==,i=4096";
+	struct scram_derived_cache cache;
+	struct scram_client sc;
+	char final[256], err[256];
+
+	memset(&cache, 0, sizeof(cache));
+	for (int round = 0; round < 2; round++) {
+		assert_true(scram_client_init(&sc, "pencil", RFC_NONCE));
+		scram_client_limit(&sc, 0, &cache);
+		assert_true(run_to_final(&sc, NULL, RFC_SERVER_FIRST, strlen(RFC_SERVER_FIRST),
+					 final, sizeof(final), err, sizeof(err)));
+		assert_int_equal(sc.keys_from_cache, round == 1);
+		assert_string_equal(final, PG_CLIENT_FINAL);
+		assert_true(scram_client_verify_final(&sc, PG_SERVER_FINAL, strlen(PG_SERVER_FINAL),
+						      err, sizeof(err)));
+		scram_client_clear(&sc);
+	}
+	/* Another password, or another salt, misses. */
+	assert_true(scram_client_init(&sc, "pencil2", RFC_NONCE));
+	scram_client_limit(&sc, 0, &cache);
+	assert_true(run_to_final(&sc, NULL, RFC_SERVER_FIRST, strlen(RFC_SERVER_FIRST), final,
+				 sizeof(final), err, sizeof(err)));
+	assert_false(sc.keys_from_cache);
+	scram_client_clear(&sc);
+	assert_true(scram_client_init(&sc, "pencil", RFC_NONCE));
+	scram_client_limit(&sc, 0, &cache);
+	assert_true(run_to_final(&sc, NULL, other_salt, strlen(other_salt), final, sizeof(final),
+				 err, sizeof(err)));
+	assert_false(sc.keys_from_cache);
+	scram_client_clear(&sc);
+	/* Still there after the others (slots to spare), and gone once cleared. */
+	assert_true(scram_client_init(&sc, "pencil", RFC_NONCE));
+	scram_client_limit(&sc, 0, &cache);
+	assert_true(run_to_final(&sc, NULL, RFC_SERVER_FIRST, strlen(RFC_SERVER_FIRST), final,
+				 sizeof(final), err, sizeof(err)));
+	assert_true(sc.keys_from_cache);
+	scram_client_clear(&sc);
+	scram_derived_clear(&cache);
+	for (int i = 0; i < SCRAM_DERIVED_SLOTS; i++)
+		assert_false(cache.slot[i].valid);
+}
+
 static void test_make_secret_bounds(void **state)
 {
 	char out[SCRAM_SECRET_MAX];
@@ -533,6 +607,8 @@ int main(void)
 		cmocka_unit_test(test_server_roundtrip_and_pass_through),
 		cmocka_unit_test(test_postgresql_secret_accepts_password),
 		cmocka_unit_test(test_make_secret_bounds),
+		cmocka_unit_test(test_iteration_bound),
+		cmocka_unit_test(test_derived_keys_cached),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
