@@ -411,9 +411,6 @@ static enum conn_action on_packet(void *owner, struct conn *c, const struct pkt_
 	server_log(LOG_LVL_WARNING, s, "server sent a %u byte message (type 0x%02x) that pgmux must hold "
 		   "whole, more than server_max_held_message (%.0f)", hdr->len, (unsigned char)hdr->type,
 		   s->w->cfg->server_max_held_message);
-	/* As when the connection drops: the client hears first (it may release s, closing it). */
-	if (s->client)
-		client_on_server_lost(s->client);
 	server_close(s, "server message too large");
 	return CONN_CLOSED;
 }
@@ -449,8 +446,12 @@ void server_close(struct server *s, const char *reason)
 {
 	if (s->state == SERVER_CLOSING)
 		return;
-	if (s->client)
+	if (s->client) {
 		client_on_server_lost(s->client);
+		/* A client that keeps its session released s, and the release closed it already. */
+		if (s->state == SERVER_CLOSING)
+			return;
+	}
 	server_log(s->state == SERVER_IDLE || s->state == SERVER_RESET ? LOG_LVL_DEBUG : LOG_LVL_INFO, s,
 		   "closing: %s", reason);
 	if (s->state != SERVER_CONNECTING && s->state != SERVER_LOGIN && conn_is_open(&s->conn) &&
