@@ -1,6 +1,6 @@
 """Hostile clients before authentication: a login-phase message claiming 2 GiB, a flood of
 SSLRequest/GSSENCRequest, silent sockets that would hold every client slot, the per-address
-limit and accepting paused at the limit. pgmux must keep its memory, stay responsive (the admin
+limit, accepting paused at the limit, and a flood that uses up the process's descriptors. pgmux must keep its memory, stay responsive (the admin
 console answers during each attack) and never spin."""
 import os
 import socket
@@ -336,3 +336,45 @@ def test_login_refused_when_the_csprng_fails(pgmux, tmp_path, monkeypatch, size,
         assert ei.value.sqlstate == "XX000"
         assert ei.value.message == f"could not generate random {what}"
     assert "the random number generator failed: login refused" in mux.log()
+
+
+def open_fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+@pytest.mark.timeout(90)
+def test_descriptor_exhaustion_does_not_spin(pgmux):
+    """With its descriptors used up by a connection flood, pgmux pauses accepting instead of
+    spinning on EMFILE, a client already in keeps running queries, and new clients get in once
+    the flood is gone."""
+    mux = pgmux({"pool_mode": "transaction", "max_client_conn": 5000, "default_pool_size": 1})
+    keeper = mux.connect()
+    keeper.execute("select 1")         # its server stays in the pool: no new descriptor needed
+    limit = open_fds(mux.pid) + 40
+    subprocess.run(["prlimit", f"--pid={mux.pid}", f"--nofile={limit}:{limit}"], check=True)
+    flood = []
+    try:
+        # the kernel completes connections in the listen backlog even when pgmux cannot accept
+        flood = silent_sockets(mux.port, 100)
+        wait_for(lambda: open_fds(mux.pid) >= limit - 1, what="pgmux out of descriptors")
+        cpu0, t0 = cpu_seconds(mux.pid), time.monotonic()
+        for i in range(20):
+            assert keeper.execute("select %s::int", (i,)).fetchone()[0] == i
+        while time.monotonic() - t0 < 2.0:      # CPU is a rate: measured over a window
+            time.sleep(0.1)
+        cpu = cpu_seconds(mux.pid) - cpu0
+        print(f"pgmux used {cpu:.3f} s of CPU in {time.monotonic() - t0:.1f} s out of descriptors")
+        assert cpu < 0.5, f"pgmux spins on EMFILE: {cpu:.2f} s of CPU in 2 s"
+        assert "out of file descriptors: not accepting for a second" in mux.log()
+    finally:
+        for s in flood:
+            s.close()
+    fresh = wait_for(lambda: try_login(mux), 20, what="a new client to get in after the flood")
+    assert fresh.scalar("select 1") == "1"
+
+
+def try_login(mux):
+    try:
+        return mux.raw(timeout=2).login("postgres", "app")
+    except (rawpg.PgError, rawpg.Closed, OSError):
+        return None
