@@ -1,0 +1,76 @@
+/*
+ * kdfcache: what PBKDF2 derived for client logins, kept so that it runs once per secret, and
+ * the budget of PBKDF2 iterations that uncached derivations may spend.
+ *
+ * Two things are remembered, both under a tag (an HMAC, under a key drawn when the cache is
+ * made, of the strings that determine the result; the strings themselves are not stored):
+ * the SCRAM secret made from a plaintext password (tag of user and password, for SCRAM logins
+ * of users whose auth_file entry is plaintext), and the fact that a cleartext password matched
+ * a stored SCRAM secret (tag of user, secret and password). Entries sit in a fixed table, one per
+ * slot, a newer tag taking the slot of an older one; the table is wiped when the secrets it was
+ * made from change (kdfcache_bind()).
+ *
+ * The budget is a token bucket of iterations refilled at a given rate per second and holding at
+ * most a tenth of a second's worth, so that a flood of password guesses costs the event loop a
+ * bounded share of each second instead of all of it, and never one long stall.
+ *
+ * Pure apart from drawing the key with RAND_bytes; time is passed in. Nothing here calls back.
+ */
+#ifndef PGMUX_AUTH_KDFCACHE_H
+#define PGMUX_AUTH_KDFCACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "auth/scram.h"
+
+#define KDFCACHE_TAG_LEN 32
+#define KDFCACHE_BURST_PARTS 10 /* the bucket holds 1/10 of a second's refill */
+
+struct kdfcache;
+
+/* A cache of slots entries (at least 1), empty, with a full budget. NULL when out of memory. */
+struct kdfcache *kdfcache_new(size_t slots);
+
+/* Wipe and free kc; NULL is allowed. */
+void kdfcache_free(struct kdfcache *kc);
+
+/*
+ * Tie kc to the source of the secrets (an auth_file's parsed list; NULL for none): when source
+ * differs from the one of the previous call, every entry is wiped first. Derived results depend
+ * only on their tagged strings, so this is hygiene, not correctness: old secrets' keys do not
+ * outlive the file they came from.
+ */
+void kdfcache_bind(struct kdfcache *kc, const void *source);
+
+/*
+ * The tag of n strings (each may be NULL, which tags differently from ""), into the caller's
+ * tag. Costs one HMAC-SHA-256 whatever the strings are, so an unknown user's lookup can cost
+ * what a known one's does. False (tag untouched) when out of memory or libcrypto fails: then
+ * the caller must neither look up nor store anything.
+ */
+bool kdfcache_tag(const struct kdfcache *kc, const char *const *parts, size_t n,
+		  uint8_t tag[KDFCACHE_TAG_LEN]);
+
+/*
+ * Is tag cached? When it is and secret_out is not NULL, the SCRAM secret stored with it is
+ * copied there (the caller wipes it after use).
+ */
+bool kdfcache_get(const struct kdfcache *kc, const uint8_t tag[KDFCACHE_TAG_LEN],
+		  struct scram_secret *secret_out);
+
+/* Remember tag, with secret (copied; NULL for a bare "this matched"). */
+void kdfcache_put(struct kdfcache *kc, const uint8_t tag[KDFCACHE_TAG_LEN],
+		  const struct scram_secret *secret);
+
+/*
+ * Take iterations from the budget, refilled at per_second iterations a second up to
+ * per_second / KDFCACHE_BURST_PARTS (now_us is a monotonic clock). A derivation dearer than the
+ * bucket holds is afforded when the bucket is full, and the rest is owed. False, taking
+ * nothing, when not enough is left, and always when iterations exceeds per_second: such a
+ * derivation could never be afforded.
+ */
+bool kdfcache_spend(struct kdfcache *kc, uint64_t now_us, long per_second, long iterations);
+
+#endif

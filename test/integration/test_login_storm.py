@@ -1,0 +1,286 @@
+"""Logins under attack: floods of SCRAM and cleartext password guesses and a spray of unknown
+user names for auth_query must neither stall the clients already in nor keep real users out;
+auth_query's waiting lookups are capped and its negative answers cached."""
+import multiprocessing
+import os
+import random
+import socket
+import statistics
+import string
+import struct
+import threading
+import time
+
+import psycopg
+import pytest
+
+import rawpg
+from conftest import PASSWORDS, Background, db_entries, role_secret, wait_for, write_userlist
+
+
+def ddl(direct, sql):
+    direct._conn().execute(sql)
+
+
+def write_hba(mux, lines):
+    path = os.path.join(mux.basedir, "hba.conf")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    mux.settings["auth_hba_file"] = path
+
+
+@pytest.fixture
+def storm_role(direct):
+    """A role only the server knows, for auth_query."""
+    ddl(direct, "DROP ROLE IF EXISTS storm_user")
+    ddl(direct, "CREATE ROLE storm_user LOGIN PASSWORD 'storm-secret'")
+    yield "storm_user", "storm-secret"
+    direct.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                 "WHERE usename = 'storm_user'")
+    wait_for(lambda: not direct.query("select 1 from pg_stat_activity "
+                                      "where usename = 'storm_user'"),
+             what="storm_user's backends to end")
+    ddl(direct, "DROP ROLE IF EXISTS storm_user")
+
+
+# --- attackers: each runs in its own process, so that its Python work never delays the
+# measuring client's (the GIL), and opens connections at a fixed rate whatever pgmux answers.
+
+def _read_msg(sock):
+    head = b""
+    while len(head) < 5:
+        chunk = sock.recv(5 - len(head))
+        if not chunk:
+            raise ConnectionError("closed")
+        head += chunk
+    n = struct.unpack("!i", head[1:5])[0] - 4
+    body = b""
+    while len(body) < n:
+        chunk = sock.recv(n - len(body))
+        if not chunk:
+            raise ConnectionError("closed")
+        body += chunk
+    return head[:1], body
+
+
+def _scram_attempt(port, user, db):
+    """Up to the server-first message: the point where pgmux derives keys for a plaintext
+    secret. Then hang up."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(rawpg.startup_packet({"user": user, "database": db}))
+        mtype, body = _read_msg(s)
+        if mtype != b"R" or struct.unpack_from("!i", body)[0] != 10:
+            return mtype
+        first = b"n,,n=,r=" + os.urandom(9).hex().encode()
+        s.sendall(rawpg.message(b"p", b"SCRAM-SHA-256\0" + struct.pack("!i", len(first)) + first))
+        return _read_msg(s)[0]
+
+
+def _cleartext_attempt(port, user, db):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(rawpg.startup_packet({"user": user, "database": db}))
+        mtype, body = _read_msg(s)
+        if mtype != b"R" or struct.unpack_from("!i", body)[0] != 3:
+            return mtype
+        s.sendall(rawpg.message(b"p", os.urandom(8).hex().encode() + b"\0"))
+        return _read_msg(s)[0]
+
+
+def _spray_attempt(port, user, db):
+    """A random name, and gone at once."""
+    name = "nobody_" + "".join(random.choice(string.ascii_lowercase) for _ in range(12))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(rawpg.startup_packet({"user": name, "database": db}))
+    return b"-"
+
+
+ATTEMPTS = {"scram": _scram_attempt, "cleartext": _cleartext_attempt, "spray": _spray_attempt}
+
+
+def _attack(kind, port, user, db, rate, duration, counts):
+    """Start rate attempts a second for duration seconds, each on a thread of a pool of 256,
+    so a slow answer never slows the rate down; count what came back."""
+    import concurrent.futures
+    attempt = ATTEMPTS[kind]
+    seen = {}
+    lock = threading.Lock()
+
+    def one():
+        try:
+            r = attempt(port, user, db)
+        except (OSError, ConnectionError):
+            r = b"x"
+        with lock:
+            seen[r] = seen.get(r, 0) + 1
+
+    with concurrent.futures.ThreadPoolExecutor(256) as pool:
+        start = time.monotonic()
+        n = 0
+        while time.monotonic() - start < duration:
+            due = start + n / rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            pool.submit(one)
+            n += 1
+    counts.update({k.decode(): v for k, v in seen.items()})
+
+
+def start_attack(kind, port, user, db, rate, duration):
+    ctx = multiprocessing.get_context("fork")
+    counts = ctx.Manager().dict()
+    p = ctx.Process(target=_attack, args=(kind, port, user, db, rate, duration, counts))
+    p.start()
+    return p, counts
+
+
+def test_login_storm_does_not_stall_others(pgmux, direct, storm_role):
+    """500 SCRAM attempts a second against a user with a plaintext auth_file secret, cleartext
+    guesses against a SCRAM secret and a spray of unknown names for auth_query: a client that
+    is in keeps answering quickly, and real users (auth_file and auth_query) still log in."""
+    mux = pgmux({"auth_type": "hba", "auth_user": "postgres", "max_client_conn": 2000,
+                 "client_login_timeout": 10}, start=False)
+    write_userlist(mux, {"postgres": "", "bob": PASSWORDS["bob"],
+                         "alice": role_secret(direct, "alice")})
+    write_hba(mux, ["host all postgres 127.0.0.1/32 trust",
+                    "host all alice 127.0.0.1/32 password",
+                    "host all all 127.0.0.1/32 scram-sha-256"])
+    mux.start()
+    steady = mux.connect(user="postgres")
+    steady.execute("select 1")
+
+    duration = 6.0
+    attackers = [start_attack("scram", mux.port, "bob", "app", 500, duration),
+                 start_attack("cleartext", mux.port, "alice", "app", 100, duration),
+                 start_attack("spray", mux.port, "-", "app", 200, duration)]
+    logins = {}
+
+    def real_logins():
+        # real users log in during the storm, one a second, with libpq
+        for user, pw in [("storm_user", "storm-secret"), ("bob", PASSWORDS["bob"]),
+                         ("alice", PASSWORDS["alice"])]:
+            time.sleep(1.0)
+            t1 = time.monotonic()
+            try:
+                with mux.connect(user=user, password=pw) as conn:
+                    conn.execute("select 1")
+                logins[user] = ("ok", time.monotonic() - t1)
+            except psycopg.OperationalError as e:
+                logins[user] = (str(e).strip(), time.monotonic() - t1)
+    real = Background(real_logins)
+    latencies = []
+    t_end = time.monotonic() + duration
+    while time.monotonic() < t_end:
+        t0 = time.monotonic()
+        steady.execute("select 1").fetchone()
+        latencies.append(time.monotonic() - t0)
+        time.sleep(0.002)
+    real.result(30)
+    results = {}
+    for (p, counts), kind in zip(attackers, ("scram", "cleartext", "spray")):
+        p.join(60)
+        results[kind] = dict(counts)
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    print(f"steady client: {len(latencies)} queries, median "
+          f"{statistics.median(latencies) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, "
+          f"max {latencies[-1] * 1000:.1f} ms")
+    print(f"attack answers: {results}")
+    print(f"real logins: {logins}")
+    # R = the SCRAM server-first / an error message came back: pgmux answered them all
+    assert results["scram"].get("R", 0) >= 0.8 * 500 * duration, results
+    assert p99 < 0.2, f"p99 {p99 * 1000:.0f} ms"
+    # the legitimate cleartext user may meet a spent budget (53300) but not a wrong verdict
+    assert logins.get("storm_user", ("missing",))[0] == "ok", logins
+    assert logins["storm_user"][1] < 2.0, logins
+    assert logins.get("bob", ("missing",))[0] == "ok", logins
+    alice = logins.get("alice", ("missing",))[0]
+    assert alice == "ok" or "try again later" in alice, logins
+    # after the storm everyone logs in at once
+    for user, pw in (("storm_user", "storm-secret"), ("bob", PASSWORDS["bob"])):
+        with mux.connect(user=user, password=pw) as conn:
+            assert conn.execute("select current_user").fetchone()[0] == user
+    steady.close()
+
+
+def test_cleartext_against_scram_secret_cached(pgmux, direct):
+    """A cleartext password checked once against a SCRAM secret is remembered: the next logins
+    cost no PBKDF2, even once the budget is spent by wrong guesses."""
+    secret = role_secret(direct, "alice")
+    mux = pgmux({"auth_type": "password", "auth_kdf_budget": 4096}, start=False)
+    write_userlist(mux, {"alice": secret})
+    mux.start()
+    with mux.connect(user="alice", password=PASSWORDS["alice"]) as conn:
+        conn.execute("select 1")
+    # wrong guesses spend the budget (one check at a time), and beyond it are refused
+    refused = 0
+    for _ in range(20):
+        c = mux.raw()
+        try:
+            c.login("alice", "app", password="wrong")
+        except rawpg.PgError as e:
+            assert e.sqlstate in ("28P01", "53300"), e
+            refused += e.sqlstate == "53300"
+        c.close()
+    print(f"{refused} of 20 wrong guesses refused with 53300")
+    assert refused > 0
+    # the right password still gets in at once: it is cached
+    for _ in range(5):
+        with mux.connect(user="alice", password=PASSWORDS["alice"]) as conn:
+            assert conn.execute("select current_user").fetchone()[0] == "alice"
+
+
+def _server_first_time(port, user):
+    """Seconds from SASLInitialResponse to the server-first message."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(rawpg.startup_packet({"user": user, "database": "app"}))
+        mtype, body = _read_msg(s)
+        assert mtype == b"R" and struct.unpack_from("!i", body)[0] == 10
+        first = b"n,,n=,r=" + os.urandom(9).hex().encode()
+        t0 = time.monotonic()
+        s.sendall(rawpg.message(b"p", b"SCRAM-SHA-256\0" + struct.pack("!i", len(first)) + first))
+        mtype, body = _read_msg(s)
+        assert mtype == b"R" and struct.unpack_from("!i", body)[0] == 11
+        return time.monotonic() - t0
+
+
+def test_scram_timing_does_not_tell_users_apart(pgmux):
+    """A user with a plaintext auth_file secret answers the SCRAM client-first message as fast
+    as an unknown user (whose exchange is a mock): the derived keys come from the cache."""
+    mux = pgmux({"auth_type": "scram-sha-256"}, start=False)
+    write_userlist(mux, {"bob": PASSWORDS["bob"]})
+    mux.start()
+    _server_first_time(mux.port, "bob")    # the one derivation
+    known, unknown = [], []
+    for _ in range(40):
+        known.append(_server_first_time(mux.port, "bob"))
+        unknown.append(_server_first_time(mux.port, "nobody_at_all"))
+    k, u = statistics.median(known) * 1000, statistics.median(unknown) * 1000
+    print(f"median server-first: plaintext-secret user {k:.2f} ms, unknown user {u:.2f} ms")
+    # PBKDF2-4096 takes 1.5 to 2.5 ms here: a difference that large would tell
+    assert k < u + 1.0
+
+
+def test_iteration_count_above_budget_is_refused(pgmux):
+    """A stored SCRAM secret dearer than the whole budget is never checked in cleartext."""
+    import base64
+    import hashlib
+    import hmac
+    salt = os.urandom(16)
+    iters = 300000
+    salted = hashlib.pbkdf2_hmac("sha256", b"pw", salt, iters)
+    ckey = hmac.new(salted, b"Client Key", "sha256").digest()
+    skey = hmac.new(salted, b"Server Key", "sha256").digest()
+    secret = (f"SCRAM-SHA-256${iters}:{base64.b64encode(salt).decode()}$"
+              f"{base64.b64encode(hashlib.sha256(ckey).digest()).decode()}:"
+              f"{base64.b64encode(skey).decode()}")
+    mux = pgmux({"auth_type": "password", "auth_kdf_budget": 200000}, start=False)
+    write_userlist(mux, {"bob": secret})
+    mux.start()
+    c = mux.raw()
+    t0 = time.monotonic()
+    with pytest.raises(rawpg.PgError) as ei:
+        c.login("bob", "app", password="pw")
+    print(f"refused in {(time.monotonic() - t0) * 1000:.1f} ms")
+    assert ei.value.sqlstate == "28P01"
+    assert "more than auth_kdf_budget" in mux.log()
