@@ -560,6 +560,12 @@ static int fetch_secret(struct client *c)
 	case AUTHQUERY_WAIT:
 		c->auth_query_wait = true;
 		return 0;
+	case AUTHQUERY_ERROR:
+		client_close(c, "08006", "could not look up the password of user \"%s\"", c->user);
+		return -1;
+	case AUTHQUERY_BUSY:
+		client_close(c, "53300", "too many logins are waiting for auth_query, try again later");
+		return -1;
 	case AUTHQUERY_FAILED:
 		break;
 	}

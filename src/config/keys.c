@@ -175,7 +175,7 @@ const struct config_key config_keys[] = {
 	STR_KEY(auth_dbname, "", RELOAD,
 		"database entry auth_query connects to; empty = the one the client asked for"),
 	TIME_KEY(auth_cache_ttl, "60",
-		 "seconds an auth_query answer (secret or unknown user) is reused; 0 = always ask"),
+		 "seconds an auth_query secret is reused (unknown users and failures: 5); 0 = always ask"),
 	INT_KEY(auth_kdf_budget, "200000", RELOAD, 4096, 100000000,
 		"PBKDF2 iterations per second that password checks not answered from the cache "
 		"may spend; beyond, such logins are refused (53300)"),

@@ -284,3 +284,95 @@ def test_iteration_count_above_budget_is_refused(pgmux):
     print(f"refused in {(time.monotonic() - t0) * 1000:.1f} ms")
     assert ei.value.sqlstate == "28P01"
     assert "more than auth_kdf_budget" in mux.log()
+
+
+# --- auth_query under a spray --------------------------------------------------------------
+
+@pytest.fixture
+def silent_server():
+    """A listener that accepts and never answers: auth_query lookups on it wait forever."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(512)
+    yield s.getsockname()[1]
+    s.close()
+
+
+def _answer(c, timeout):
+    """The fields of an ErrorResponse c got within timeout, "closed", or None (still waits)."""
+    try:
+        mtype, payload = c.read_msg(timeout)
+    except TimeoutError:
+        return None
+    except rawpg.Closed:
+        return "closed"
+    return rawpg.parse_fields(payload) if mtype == b"E" else mtype
+
+
+def test_auth_query_pending_cap_and_withdraw(pgmux, pg, silent_server):
+    """Lookups waiting for their query are capped (53300 beyond); once their clients leave,
+    their queries are dropped and new names are looked up again."""
+    dbs = db_entries(pg)
+    dbs["void"] = f"host=127.0.0.1 port={silent_server} dbname=void"
+    mux = pgmux({"auth_type": "scram-sha-256", "auth_user": "postgres", "auth_dbname": "void",
+                 "max_client_conn": 600, "client_login_timeout": 60,
+                 "server_connect_timeout": 60}, databases=dbs)
+    clients = []
+    for i in range(300):
+        c = mux.raw(timeout=10)
+        c.startup(f"spray_{i}", "app")
+        clients.append(c)
+    last = _answer(clients[-1], 5)
+    print(f"the last client got {last}")
+    assert isinstance(last, dict) and last.get("C") == "53300", last
+    assert "auth_query" in last.get("M", ""), last
+    answers = [_answer(c, 0.01) for c in clients[:-1]]
+    waiting = answers.count(None)
+    refused = len([a for a in answers if isinstance(a, dict) and a.get("C") == "53300"])
+    print(f"{waiting} clients wait for their lookup, {refused + 1} were refused")
+    assert waiting == 256 and refused + 1 == 300 - 256, answers
+    # the waiting clients leave: their queries go, and new names are looked up again
+    for c in clients:
+        c.close()
+
+    def accepted():
+        c = mux.raw(timeout=10)
+        c.startup("spray_after", "app")
+        try:
+            return _answer(c, 0.3) is None
+        finally:
+            c.close()
+    wait_for(accepted, 10, interval=0.2, what="a new name to be looked up")
+
+
+def test_auth_query_negative_answers_cached(pgmux, direct):
+    """With auth_cache_ttl = 0, "no such user" and a failed query are still remembered for a
+    few seconds: repeating a name does not ask the server again."""
+    ddl(direct, "DROP SEQUENCE IF EXISTS storm_lookups")
+    ddl(direct, "CREATE SEQUENCE storm_lookups")
+    # counts every run in a sequence, and fails for the name boom once it has counted
+    query = ("SELECT x.usename, x.passwd FROM (SELECT CASE WHEN $1 = 'boom' "
+             "THEN 1 / (n - n) ELSE 1 END AS ok FROM (SELECT nextval('storm_lookups') AS n) a) s "
+             "CROSS JOIN LATERAL (SELECT usename, passwd FROM pg_shadow "
+             "WHERE usename = $1 AND s.ok = 1) x")
+    try:
+        mux = pgmux({"auth_type": "md5", "auth_user": "postgres", "auth_dbname": "postgres",
+                     "auth_cache_ttl": 0, "auth_query": query})
+
+        def lookups():
+            return direct.scalar("SELECT last_value FROM storm_lookups")
+
+        errors = []
+        for _ in range(5):
+            for user in ("nobody_here", "boom"):
+                c = mux.raw()
+                with pytest.raises(rawpg.PgError) as ei:
+                    c.login(user, "app", password="x")
+                errors.append(ei.value.sqlstate)
+                c.close()
+        print(f"errors {errors}, lookups run {lookups()}")
+        assert set(errors) == {"28P01", "08006"}, errors
+        # one lookup for each name, not five
+        assert lookups() == 2, lookups()
+    finally:
+        ddl(direct, "DROP SEQUENCE IF EXISTS storm_lookups")
