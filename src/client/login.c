@@ -455,12 +455,17 @@ static bool hba_client_of(const struct client *c, struct hba_client *hc, char *h
 	return inet_pton(hc->family, buf, hc->addr) == 1;
 }
 
-/* The method auth_type (or the first matching auth_hba_file rule) asks of this client. */
-static enum login_method login_method_of(const struct client *c, char *host, size_t hostlen)
+/*
+ * The method auth_type (or the first matching auth_hba_file rule) asks of this client, and
+ * into *clientcert what that rule asks of its certificate.
+ */
+static enum login_method login_method_of(const struct client *c, char *host, size_t hostlen,
+					 enum hba_clientcert *clientcert)
 {
 	struct hba_client hc;
-	enum hba_method m;
+	struct hba_verdict v;
 
+	*clientcert = HBA_CLIENTCERT_NONE;
 	snprintf(host, hostlen, "%s", c->addr);
 	switch (c->w->cfg->auth_type) {
 	case AUTH_ANY:
@@ -479,9 +484,10 @@ static enum login_method login_method_of(const struct client *c, char *host, siz
 		break;
 	}
 	if (!hba_client_of(c, &hc, host, hostlen) || !c->w->cfg->hba ||
-	    !hba_match(c->w->cfg->hba, &hc, &m, NULL))
+	    !hba_match(c->w->cfg->hba, &hc, &v))
 		return LOGIN_NO_RULE;
-	switch (m) {
+	*clientcert = v.clientcert;
+	switch (v.method) {
 	case HBA_TRUST:
 		return LOGIN_TRUST;
 	case HBA_REJECT:
@@ -594,11 +600,36 @@ static bool is_own_os_user_at_console(const struct client *c)
 	       conn_peer_is_own_user(&c->conn);
 }
 
+/*
+ * An hba rule's clientcert: the client must have shown a certificate, and for verify-full one
+ * whose common name is its user name; refused with 28000 as PostgreSQL words it. The TLS layer
+ * asks for a certificate only when client_tls_sslmode is verify-ca or verify-full, and then
+ * fails the handshake unless it verifies, so a certificate seen here is a verified one.
+ */
+static bool client_cert_ok(struct client *c, enum hba_clientcert clientcert)
+{
+	char cn[256];
+
+	if (clientcert == HBA_CLIENTCERT_NONE)
+		return true;
+	if (!c->conn.tls || !conn_tls_peer_name(&c->conn, cn, sizeof(cn))) {
+		client_close(c, "28000", "connection requires a valid client certificate");
+		return false;
+	}
+	if (clientcert == HBA_CLIENTCERT_VERIFY_FULL && strcmp(cn, c->user) != 0) {
+		client_close(c, "28000", "certificate validation (clientcert=verify-full) failed for "
+			     "user \"%s\": CN mismatch", c->user);
+		return false;
+	}
+	return true;
+}
+
 /* Ask for what the method needs, or let the client in / refuse it. False if it was closed. */
 static bool start_auth(struct client *c)
 {
 	char host[64];
-	enum login_method m = login_method_of(c, host, sizeof(host));
+	enum hba_clientcert clientcert;
+	enum login_method m = login_method_of(c, host, sizeof(host), &clientcert);
 	const char *secret;
 	/* Lists of names, each NUL-terminated, ending with an empty name. */
 	static const char mechanisms[] = SCRAM_MECHANISM "\0";
@@ -612,6 +643,8 @@ static bool start_auth(struct client *c)
 					    "(unix socket, no password)");
 		return enter_console(c, true);
 	}
+	if (m != LOGIN_CERT && m != LOGIN_REJECT && !client_cert_ok(c, clientcert))
+		return false;
 	if (m == LOGIN_TRUST || m == LOGIN_PASSWORD || m == LOGIN_MD5 || m == LOGIN_SCRAM) {
 		int r = fetch_secret(c);
 
