@@ -1,6 +1,6 @@
 /*
  * kdfcache: what PBKDF2 derived for client logins, kept so that it runs once per secret, and
- * the budget of PBKDF2 iterations that uncached derivations may spend.
+ * the budget of PBKDF2 time that uncached derivations may spend.
  *
  * Two things are remembered, both under a tag (an HMAC, under a key drawn when the cache is
  * made, of the strings that determine the result; the strings themselves are not stored):
@@ -10,9 +10,11 @@
  * slot, a newer tag taking the slot of an older one; the table is wiped when the secrets it was
  * made from change (kdfcache_bind()).
  *
- * The budget is a token bucket of iterations refilled at a given rate per second and holding at
- * most a tenth of a second's worth, so that a flood of password guesses costs the event loop a
- * bounded share of each second instead of all of it, and never one long stall.
+ * The budget is a token bucket of PBKDF2 time (measured by the caller, not counted in
+ * iterations, whose cost varies tenfold between machines and builds) refilled at a given rate
+ * per second and holding at most a tenth of a second's worth, so that a flood of password
+ * guesses costs the event loop a bounded share of each second instead of all of it, and never
+ * one long stall.
  *
  * Pure apart from drawing the key with RAND_bytes; time is passed in. Nothing here calls back.
  */
@@ -27,6 +29,8 @@
 
 #define KDFCACHE_TAG_LEN 32
 #define KDFCACHE_BURST_PARTS 10 /* the bucket holds 1/10 of a second's refill */
+/* PBKDF2-HMAC-SHA-256 speed assumed before any was measured: slower than a modern core. */
+#define KDFCACHE_INITIAL_NS_PER_ITERATION 1000.0
 
 struct kdfcache;
 
@@ -65,12 +69,20 @@ void kdfcache_put(struct kdfcache *kc, const uint8_t tag[KDFCACHE_TAG_LEN],
 		  const struct scram_secret *secret);
 
 /*
- * Take iterations from the budget, refilled at per_second iterations a second up to
- * per_second / KDFCACHE_BURST_PARTS (now_us is a monotonic clock). A derivation dearer than the
- * bucket holds is afforded when the bucket is full, and the rest is owed. False, taking
- * nothing, when not enough is left, and always when iterations exceeds per_second: such a
- * derivation could never be afforded.
+ * The time, in microseconds, a derivation of iterations is expected to take, from the speed the
+ * derivations charged so far showed (KDFCACHE_INITIAL_NS_PER_ITERATION before the first).
  */
-bool kdfcache_spend(struct kdfcache *kc, uint64_t now_us, long per_second, long iterations);
+double kdfcache_estimate_us(const struct kdfcache *kc, long iterations);
+
+/*
+ * May a derivation of iterations run now, when PBKDF2 may take budget_us microseconds of each
+ * second? The bucket refills at budget_us a second (now_us is the caller's clock) and holds
+ * budget_us / KDFCACHE_BURST_PARTS; the derivation may run when the bucket holds its estimate,
+ * or is full for one dearer than that. Takes nothing: kdfcache_charge() does, once it ran.
+ */
+bool kdfcache_afford(struct kdfcache *kc, uint64_t now_us, long budget_us, long iterations);
+
+/* Charge a derivation of iterations that took spent_us, and learn PBKDF2's speed from it. */
+void kdfcache_charge(struct kdfcache *kc, long iterations, uint64_t spent_us);
 
 #endif

@@ -4,7 +4,7 @@
  * Invariants: a slot is empty (used false, all zero) or holds one tag and what was stored with
  * it; the slot of a tag is fixed by its first bytes, which are uniformly spread because tags are
  * HMAC outputs under a random key; the budget never exceeds 1/KDFCACHE_BURST_PARTS of a
- * second's refill and never falls below minus one second's.
+ * second's refill.
  */
 #include "auth/kdfcache.h"
 
@@ -27,8 +27,9 @@ struct kdfcache {
 	const void *source;
 	size_t n_slots;
 	struct slot *slots;
-	double budget;          /* iterations left; negative: a debt being paid off */
-	uint64_t refilled_us;   /* when budget was last brought up to date; 0 = never */
+	double budget_us;        /* PBKDF2 time left; negative: a debt being paid off */
+	uint64_t refilled_us;    /* when budget_us was last brought up to date; 0 = never */
+	double ns_per_iteration; /* the speed PBKDF2 showed so far (a moving average) */
 };
 
 struct kdfcache *kdfcache_new(size_t slots)
@@ -44,6 +45,7 @@ struct kdfcache *kdfcache_new(size_t slots)
 		return NULL;
 	}
 	kc->n_slots = slots;
+	kc->ns_per_iteration = KDFCACHE_INITIAL_NS_PER_ITERATION;
 	return kc;
 }
 
@@ -142,23 +144,36 @@ void kdfcache_put(struct kdfcache *kc, const uint8_t tag[KDFCACHE_TAG_LEN],
 	}
 }
 
-bool kdfcache_spend(struct kdfcache *kc, uint64_t now_us, long per_second, long iterations)
+double kdfcache_estimate_us(const struct kdfcache *kc, long iterations)
 {
-	double cap = (double)per_second / KDFCACHE_BURST_PARTS;
-	double need = (double)iterations < cap ? (double)iterations : cap;
+	return (double)iterations * kc->ns_per_iteration / 1000.0;
+}
 
-	if (per_second <= 0 || iterations > per_second)
+bool kdfcache_afford(struct kdfcache *kc, uint64_t now_us, long budget_us, long iterations)
+{
+	double cap = (double)budget_us / KDFCACHE_BURST_PARTS;
+	double estimate = kdfcache_estimate_us(kc, iterations);
+
+	if (budget_us <= 0)
 		return false;
 	if (kc->refilled_us == 0)
-		kc->budget = cap;
+		kc->budget_us = cap;
 	else if (now_us > kc->refilled_us)
-		kc->budget += (double)(now_us - kc->refilled_us) * (double)per_second / 1e6;
-	if (kc->budget > cap)
-		kc->budget = cap;
+		kc->budget_us += (double)(now_us - kc->refilled_us) * (double)budget_us / 1e6;
+	if (kc->budget_us > cap)
+		kc->budget_us = cap;
 	kc->refilled_us = now_us;
-	if (kc->budget < need)
-		return false;
-	/* A check dearer than the bucket holds runs when it is full and leaves a debt. */
-	kc->budget -= (double)iterations;
-	return true;
+	/* A derivation dearer than the bucket holds runs when it is full and leaves a debt. */
+	return kc->budget_us >= (estimate < cap ? estimate : cap);
+}
+
+void kdfcache_charge(struct kdfcache *kc, long iterations, uint64_t spent_us)
+{
+	kc->budget_us -= (double)spent_us;
+	/* Never below minus a few seconds' worth, whatever one slow derivation measured. */
+	if (kc->budget_us < -5e6)
+		kc->budget_us = -5e6;
+	if (iterations > 0)
+		kc->ns_per_iteration = 0.75 * kc->ns_per_iteration +
+				       0.25 * (double)spent_us * 1000.0 / (double)iterations;
 }

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "auth/authquery.h"
 #include "auth/hba.h"
@@ -870,14 +871,36 @@ static struct kdfcache *kdfcache_of(struct client *c)
 	return w->kdfcache;
 }
 
-/* May this login run PBKDF2 with so many iterations now? Spends them from the budget if so. */
+/* auth_kdf_budget (milliseconds of PBKDF2 per second) in microseconds. */
+static long kdf_budget_us(const struct client *c)
+{
+	return (long)c->w->cfg->auth_kdf_budget * 1000;
+}
+
+/* May this login run PBKDF2 with so many iterations now? */
 static bool kdf_afford(struct client *c, struct kdfcache *kc, long iterations)
 {
-	if (kc && kdfcache_spend(kc, clock_now_us(), c->w->cfg->auth_kdf_budget, iterations))
+	if (kc && kdfcache_afford(kc, clock_now_us(), kdf_budget_us(c), iterations))
 		return true;
 	if (c->w->cfg->verbose > 0)
 		client_log(LOG_LVL_DEBUG, c, "password check refused: auth_kdf_budget spent");
 	return false;
+}
+
+/* A monotonic clock read now, not the loop's time of this iteration: PBKDF2 runs within one. */
+static uint64_t kdf_clock_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Charge what a derivation that started at started_us cost to the budget. */
+static void kdf_charge(struct kdfcache *kc, long iterations, uint64_t started_us)
+{
+	if (kc)
+		kdfcache_charge(kc, iterations, kdf_clock_us() - started_us);
 }
 
 /*
@@ -895,28 +918,33 @@ static enum pw_check check_cleartext_scram(struct client *c, const char *secret,
 	char mock[SCRAM_SECRET_MAX];
 	bool tagged = kc && kdfcache_tag(kc, parts, 4, tag), ok;
 	long iterations = SCRAM_DEFAULT_ITERATIONS;
+	uint64_t started_us;
 
 	if (tagged && kdfcache_get(kc, tag, NULL))
 		return PW_OK;
 	if (secret && scram_parse_secret(secret, &parsed))
 		iterations = parsed.iterations;
 	OPENSSL_cleanse(&parsed, sizeof(parsed));
-	if (iterations > c->w->cfg->auth_kdf_budget) {
+	/* A check dearer than a whole second's budget could stall the loop for seconds. */
+	if (kc && kdfcache_estimate_us(kc, iterations) > (double)kdf_budget_us(c)) {
 		client_log(LOG_LVL_WARNING, c, "the SCRAM secret of user \"%s\" has %ld iterations, "
-			   "more than auth_kdf_budget: a cleartext password is not checked against it",
-			   c->user, iterations);
+			   "more than auth_kdf_budget allows a second: a cleartext password is not "
+			   "checked against it", c->user, iterations);
 		return PW_WRONG;
 	}
 	if (!kdf_afford(c, kc, iterations))
 		return PW_BUSY;
+	started_us = kdf_clock_us();
 	if (!secret) {
 		stable_salt(c->user, salt);
 		scram_make_secret_salted(given, SCRAM_DEFAULT_ITERATIONS, salt, sizeof(salt), mock,
 					 sizeof(mock));
 		OPENSSL_cleanse(mock, sizeof(mock));
+		kdf_charge(kc, iterations, started_us);
 		return PW_WRONG;
 	}
 	ok = scram_secret_matches(secret, given);
+	kdf_charge(kc, iterations, started_us);
 	if (ok && tagged)
 		kdfcache_put(kc, tag, NULL);
 	return ok ? PW_OK : PW_WRONG;
@@ -1001,15 +1029,18 @@ static enum pw_check scram_secret_from_plain(struct client *c, const char *passw
 	uint8_t tag[KDFCACHE_TAG_LEN], salt[SCRAM_SALT_LEN];
 	char made[SCRAM_SECRET_MAX];
 	bool tagged = kc && kdfcache_tag(kc, parts, 3, tag), ok;
+	uint64_t started_us;
 
 	if (tagged && kdfcache_get(kc, tag, out))
 		return PW_OK;
 	if (!kdf_afford(c, kc, SCRAM_DEFAULT_ITERATIONS))
 		return PW_BUSY;
+	started_us = kdf_clock_us();
 	stable_salt(c->user, salt);
 	ok = scram_make_secret_salted(password, SCRAM_DEFAULT_ITERATIONS, salt, sizeof(salt), made,
 				      sizeof(made)) &&
 	     scram_parse_secret(made, out);
+	kdf_charge(kc, SCRAM_DEFAULT_ITERATIONS, started_us);
 	OPENSSL_cleanse(made, sizeof(made));
 	if (ok && tagged)
 		kdfcache_put(kc, tag, out);

@@ -176,9 +176,9 @@ const struct config_key config_keys[] = {
 		"database entry auth_query connects to; empty = the one the client asked for"),
 	TIME_KEY(auth_cache_ttl, "60",
 		 "seconds an auth_query secret is reused (unknown users and failures: 5); 0 = always ask"),
-	INT_KEY(auth_kdf_budget, "200000", RELOAD, 4096, 100000000,
-		"PBKDF2 iterations per second that password checks not answered from the cache "
-		"may spend; beyond, such logins are refused (53300)"),
+	INT_KEY(auth_kdf_budget, "100", RELOAD, 1, 1000,
+		"milliseconds of each second that password checks not answered from the cache may "
+		"spend in PBKDF2; beyond, such logins are refused (53300)"),
 	STR_KEY(admin_users, "", RELOAD,
 		"users allowed every admin console command, comma-separated"),
 	STR_KEY(stats_users, "", RELOAD,

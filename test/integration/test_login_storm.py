@@ -150,9 +150,9 @@ def test_login_storm_does_not_stall_others(pgmux, direct, storm_role):
     steady.execute("select 1")
 
     duration = 6.0
-    attackers = [start_attack("scram", mux.port, "bob", "app", 500, duration),
-                 start_attack("cleartext", mux.port, "alice", "app", 100, duration),
-                 start_attack("spray", mux.port, "-", "app", 200, duration)]
+    rates = {"scram": 500, "cleartext": 100, "spray": 200}
+    attackers = [start_attack(kind, mux.port, user, "app", rates[kind], duration)
+                 for kind, user in (("scram", "bob"), ("cleartext", "alice"), ("spray", "-"))]
     logins = {}
 
     def real_logins():
@@ -177,7 +177,7 @@ def test_login_storm_does_not_stall_others(pgmux, direct, storm_role):
         time.sleep(0.002)
     real.result(30)
     results = {}
-    for (p, counts), kind in zip(attackers, ("scram", "cleartext", "spray")):
+    for (p, counts), kind in zip(attackers, rates):
         p.join(60)
         results[kind] = dict(counts)
     latencies.sort()
@@ -188,7 +188,7 @@ def test_login_storm_does_not_stall_others(pgmux, direct, storm_role):
     print(f"attack answers: {results}")
     print(f"real logins: {logins}")
     # R = the SCRAM server-first / an error message came back: pgmux answered them all
-    assert results["scram"].get("R", 0) >= 0.8 * 500 * duration, results
+    assert results["scram"].get("R", 0) >= 0.8 * rates["scram"] * duration, results
     assert p99 < 0.2, f"p99 {p99 * 1000:.0f} ms"
     # the legitimate cleartext user may meet a spent budget (53300) but not a wrong verdict
     assert logins.get("storm_user", ("missing",))[0] == "ok", logins
@@ -207,7 +207,7 @@ def test_cleartext_against_scram_secret_cached(pgmux, direct):
     """A cleartext password checked once against a SCRAM secret is remembered: the next logins
     cost no PBKDF2, even once the budget is spent by wrong guesses."""
     secret = role_secret(direct, "alice")
-    mux = pgmux({"auth_type": "password", "auth_kdf_budget": 4096}, start=False)
+    mux = pgmux({"auth_type": "password", "auth_kdf_budget": 20}, start=False)
     write_userlist(mux, {"alice": secret})
     mux.start()
     with mux.connect(user="alice", password=PASSWORDS["alice"]) as conn:
@@ -262,19 +262,20 @@ def test_scram_timing_does_not_tell_users_apart(pgmux):
 
 
 def test_iteration_count_above_budget_is_refused(pgmux):
-    """A stored SCRAM secret dearer than the whole budget is never checked in cleartext."""
+    """A stored SCRAM secret dearer than a whole second's budget is never checked in
+    cleartext."""
     import base64
     import hashlib
     import hmac
     salt = os.urandom(16)
-    iters = 300000
+    iters = 1000000   # 0.5 to 1 s of PBKDF2 on a current core, 10 s under ASan
     salted = hashlib.pbkdf2_hmac("sha256", b"pw", salt, iters)
     ckey = hmac.new(salted, b"Client Key", "sha256").digest()
     skey = hmac.new(salted, b"Server Key", "sha256").digest()
     secret = (f"SCRAM-SHA-256${iters}:{base64.b64encode(salt).decode()}$"
               f"{base64.b64encode(hashlib.sha256(ckey).digest()).decode()}:"
               f"{base64.b64encode(skey).decode()}")
-    mux = pgmux({"auth_type": "password", "auth_kdf_budget": 200000}, start=False)
+    mux = pgmux({"auth_type": "password", "auth_kdf_budget": 100}, start=False)
     write_userlist(mux, {"bob": secret})
     mux.start()
     c = mux.raw()
@@ -283,7 +284,7 @@ def test_iteration_count_above_budget_is_refused(pgmux):
         c.login("bob", "app", password="pw")
     print(f"refused in {(time.monotonic() - t0) * 1000:.1f} ms")
     assert ei.value.sqlstate == "28P01"
-    assert "more than auth_kdf_budget" in mux.log()
+    assert "more than auth_kdf_budget allows" in mux.log()
 
 
 # --- auth_query under a spray --------------------------------------------------------------
