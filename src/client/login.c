@@ -7,7 +7,11 @@
  * Authentication follows PostgreSQL: wrong password, unknown user and a user without a usable
  * secret all end in the same 28P01 message, after the same exchange (a SCRAM exchange for an
  * unknown user runs against a mock secret whose salt is stable per user name); secrets are
- * compared in constant time and never logged. A client proven with SCRAM against a stored SCRAM
+ * compared in constant time and never logged. PBKDF2 (a SCRAM secret made from a plaintext
+ * password, a cleartext password checked against a SCRAM secret) runs once per secret and
+ * password, remembered in auth/kdfcache, and otherwise only within auth_kdf_budget, so that
+ * guesses cannot stall the loop; an unknown user costs what a known one does. A client proven
+ * with SCRAM against a stored SCRAM
  * secret leaves its ClientKey and the ServerKey on its pool_user, for server logins
  * (pass-through). c->auth_method is the request the client must answer next (cleartext or md5
  * password, SASLInitialResponse after AuthenticationSASL, SASLResponse after
