@@ -12,9 +12,9 @@
  *
  * The budget is a token bucket of PBKDF2 time (measured by the caller, not counted in
  * iterations, whose cost varies tenfold between machines and builds) refilled at a given rate
- * per second and holding at most a tenth of a second's worth, so that a flood of password
- * guesses costs the event loop a bounded share of each second instead of all of it, and never
- * one long stall.
+ * per second and holding at most one second's worth, so that a flood of password guesses
+ * costs the event loop a bounded share of each second instead of all of it, while the few
+ * derivations of ordinary logins (a new plaintext user, a mistyped password) run at once.
  *
  * Pure apart from drawing the key with RAND_bytes; time is passed in. Nothing here calls back.
  */
@@ -28,7 +28,6 @@
 #include "auth/scram.h"
 
 #define KDFCACHE_TAG_LEN 32
-#define KDFCACHE_BURST_PARTS 10 /* the bucket holds 1/10 of a second's refill */
 /* PBKDF2-HMAC-SHA-256 speed assumed before any was measured: slower than a modern core. */
 #define KDFCACHE_INITIAL_NS_PER_ITERATION 1000.0
 
@@ -77,8 +76,8 @@ double kdfcache_estimate_us(const struct kdfcache *kc, long iterations);
 /*
  * May a derivation of iterations run now, when PBKDF2 may take budget_us microseconds of each
  * second? The bucket refills at budget_us a second (now_us is the caller's clock) and holds
- * budget_us / KDFCACHE_BURST_PARTS; the derivation may run when the bucket holds its estimate,
- * or is full for one dearer than that. Takes nothing: kdfcache_charge() does, once it ran.
+ * budget_us; the derivation may run when the bucket holds its estimate, or is full for one
+ * dearer than that. Takes nothing: kdfcache_charge() does, once it ran.
  */
 bool kdfcache_afford(struct kdfcache *kc, uint64_t now_us, long budget_us, long iterations);
 

@@ -3,8 +3,7 @@
  *
  * Invariants: a slot is empty (used false, all zero) or holds one tag and what was stored with
  * it; the slot of a tag is fixed by its first bytes, which are uniformly spread because tags are
- * HMAC outputs under a random key; the budget never exceeds 1/KDFCACHE_BURST_PARTS of a
- * second's refill.
+ * HMAC outputs under a random key; the budget never exceeds one second's refill.
  */
 #include "auth/kdfcache.h"
 
@@ -151,7 +150,7 @@ double kdfcache_estimate_us(const struct kdfcache *kc, long iterations)
 
 bool kdfcache_afford(struct kdfcache *kc, uint64_t now_us, long budget_us, long iterations)
 {
-	double cap = (double)budget_us / KDFCACHE_BURST_PARTS;
+	double cap = (double)budget_us;
 	double estimate = kdfcache_estimate_us(kc, iterations);
 
 	if (budget_us <= 0)

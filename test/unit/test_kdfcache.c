@@ -1,7 +1,7 @@
 /*
  * Unit tests for auth/kdfcache: tags tell their parts apart, entries are found only under their
  * own tag and are wiped when the source changes, and the time budget refills at its rate,
- * never holds more than a tenth of a second's worth, and learns PBKDF2's speed.
+ * never holds more than one second's worth, and learns PBKDF2's speed.
  */
 /* link: src/auth/kdfcache.c */
 #include <setjmp.h>
@@ -97,41 +97,41 @@ static void test_budget(void **state)
 	assert_non_null(kc);
 	/* 1 us an iteration until measured: 1000 iterations cost an estimated 1 ms */
 	assert_true(kdfcache_estimate_us(kc, 1000) > 999 && kdfcache_estimate_us(kc, 1000) < 1001);
-	/* 100 ms a second: the bucket holds 10 ms */
-	assert_true(kdfcache_afford(kc, t, 100000, 4000));
+	/* 10 ms a second: the bucket holds 10 ms */
+	assert_true(kdfcache_afford(kc, t, 10000, 4000));
 	kdfcache_charge(kc, 4000, 4000);
-	assert_true(kdfcache_afford(kc, t, 100000, 4000));
+	assert_true(kdfcache_afford(kc, t, 10000, 4000));
 	kdfcache_charge(kc, 4000, 4000);
-	assert_false(kdfcache_afford(kc, t, 100000, 4000));
-	assert_true(kdfcache_afford(kc, t, 100000, 2000));
+	assert_false(kdfcache_afford(kc, t, 10000, 4000));
+	assert_true(kdfcache_afford(kc, t, 10000, 2000));
 	kdfcache_charge(kc, 2000, 2000);
-	assert_false(kdfcache_afford(kc, t, 100000, 1));
-	/* 20 ms refill 2 ms */
-	t += 20000;
-	assert_true(kdfcache_afford(kc, t, 100000, 2000));
+	assert_false(kdfcache_afford(kc, t, 10000, 1));
+	/* 200 ms refill 2 ms */
+	t += 200000;
+	assert_true(kdfcache_afford(kc, t, 10000, 2000));
 	kdfcache_charge(kc, 2000, 2000);
-	assert_false(kdfcache_afford(kc, t, 100000, 1000));
+	assert_false(kdfcache_afford(kc, t, 10000, 1000));
 	/* a long pause refills the bucket, no more */
 	t += 60000000;
-	assert_true(kdfcache_afford(kc, t, 100000, 10000));
+	assert_true(kdfcache_afford(kc, t, 10000, 10000));
 	kdfcache_charge(kc, 10000, 10000);
-	assert_false(kdfcache_afford(kc, t, 100000, 1));
-	/* a dearer derivation runs on a full bucket and leaves a debt: 40 ms owed, 0.4 s to pay */
+	assert_false(kdfcache_afford(kc, t, 10000, 1));
+	/* a dearer derivation runs on a full bucket and leaves a debt: 40 ms owed, 4 s to pay */
 	t += 60000000;
-	assert_true(kdfcache_afford(kc, t, 100000, 50000));
+	assert_true(kdfcache_afford(kc, t, 10000, 50000));
 	kdfcache_charge(kc, 50000, 50000);
-	t += 300000;
-	assert_false(kdfcache_afford(kc, t, 100000, 1));
-	t += 110000;
-	assert_true(kdfcache_afford(kc, t, 100000, 1000));
+	t += 3000000;
+	assert_false(kdfcache_afford(kc, t, 10000, 1));
+	t += 1100000;
+	assert_true(kdfcache_afford(kc, t, 10000, 1000));
 	/* what is charged is the time measured, and the estimate follows it */
 	t += 60000000;
 	for (int i = 0; i < 40; i++) {
-		kdfcache_afford(kc, t, 100000, 1000);
+		kdfcache_afford(kc, t, 10000, 1000);
 		kdfcache_charge(kc, 1000, 10000);
 	}
 	assert_true(kdfcache_estimate_us(kc, 1000) > 9000);
-	assert_false(kdfcache_afford(kc, t, 100000, 1));
+	assert_false(kdfcache_afford(kc, t, 10000, 1));
 	kdfcache_free(kc);
 }
 
