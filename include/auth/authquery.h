@@ -3,9 +3,11 @@
  * persistent connection per target (ev/pgquery) and cached for auth_cache_ttl seconds.
  *
  * A lookup either answers at once from the cache or queues the caller as a waiter; lookups of
- * the same (target, user) while one is running share it. Answers "no such user" are cached
- * too (so a client cannot tell them apart by timing after the first); errors are not cached.
- * Secrets are wiped when dropped and never logged.
+ * the same (target, user) while one is running share it. Answers "no such user" and failed
+ * queries are cached for a few seconds (so a client cannot tell them apart by timing after the
+ * first, and repeating a name costs nothing); lookups waiting for a query are capped, and one
+ * whose waiters all left before it was sent is dropped. Secrets are wiped when dropped and
+ * never logged.
  */
 #ifndef PGMUX_AUTH_AUTHQUERY_H
 #define PGMUX_AUTH_AUTHQUERY_H
@@ -26,6 +28,8 @@ typedef void (*authquery_fn)(void *arg, const char *secret, const char *error);
 enum authquery_status {
 	AUTHQUERY_CACHED, /* *secret_out holds a copy ("" or NULL as for authquery_fn); caller frees */
 	AUTHQUERY_WAIT,   /* fn(arg, ...) will be called */
+	AUTHQUERY_ERROR,  /* the query for this user failed moments ago (cached) */
+	AUTHQUERY_BUSY,   /* too many lookups wait for their query: refuse the client for now */
 	AUTHQUERY_FAILED, /* out of memory */
 };
 

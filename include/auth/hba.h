@@ -6,10 +6,12 @@
  * comma lists, "all" and "sameuser" ("replication" is accepted and never matches: pgmux does
  * not proxy replication connections); user fields with names, comma lists and "all"; addresses
  * as CIDR (IPv4 and IPv6), as "address mask", or "all"; methods trust, reject, md5,
- * scram-sha-256, password and cert. Options after the method (name=value) are accepted and
- * ignored. Anything else PostgreSQL knows ("+group", "samerole", "@file", regular expressions,
- * host names, samehost/samenet, other methods) is a load error naming the line, never a rule
- * that silently matches differently. A double-quoted token is literal, so "all" in quotes is a
+ * scram-sha-256, password and cert. The one option after the method is clientcert=verify-ca or
+ * clientcert=verify-full, on hostssl rows only (and only verify-full with cert, which implies
+ * it), as in PostgreSQL; the caller enforces it. Anything else PostgreSQL knows ("+group",
+ * "samerole", "@file", regular expressions, host names, samehost/samenet, other methods, other
+ * options such as map=) is a load error naming the line, never a rule that silently matches
+ * differently. A double-quoted token is literal, so "all" in quotes is a
  * role named all.
  *
  * A rule set is immutable once built. Pure apart from reading the file in hba_load().
@@ -40,6 +42,20 @@ struct hba_client {
 	const char *user;
 };
 
+/* What a rule's clientcert option asks of the client's certificate. */
+enum hba_clientcert {
+	HBA_CLIENTCERT_NONE,        /* nothing */
+	HBA_CLIENTCERT_VERIFY_CA,   /* a certificate the TLS layer verified against the CA */
+	HBA_CLIENTCERT_VERIFY_FULL, /* ... whose common name is the user name */
+};
+
+/* The rule that matched. */
+struct hba_verdict {
+	enum hba_method method;
+	int line;                       /* in the file, from 1 */
+	enum hba_clientcert clientcert; /* always VERIFY_FULL for cert */
+};
+
 struct hba;
 
 /*
@@ -53,12 +69,10 @@ struct hba *hba_load(const char *path, char *err, size_t errlen);
 struct hba *hba_parse(const char *text, size_t len, const char *name, char *err, size_t errlen);
 
 /*
- * The method of the first rule that matches c. Returns false when no rule matches (the
- * connection must be refused like "reject"). When line is not NULL it receives the matching
- * rule's line number (0 when none matched).
+ * The first rule that matches c, into the caller's *out. Returns false when no rule matches
+ * (the connection must be refused like "reject"); *out is then all zero (line 0).
  */
-bool hba_match(const struct hba *h, const struct hba_client *c, enum hba_method *method,
-	       int *line);
+bool hba_match(const struct hba *h, const struct hba_client *c, struct hba_verdict *out);
 
 /* Number of rules in h. */
 size_t hba_count(const struct hba *h);

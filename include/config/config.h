@@ -192,6 +192,7 @@ struct config {
 	char *auth_user;          /* runs auth_query; "" = auth_query off */
 	char *auth_dbname;        /* database auth_query runs in; "" = the client's database */
 	double auth_cache_ttl;    /* seconds an auth_query answer is reused */
+	int auth_kdf_budget;      /* ms of PBKDF2 a second for uncached password checks */
 	struct hba *hba;          /* auth_hba_file as loaded with this config; NULL when unset */
 
 	/* TLS towards clients (pgmux is the TLS server) */

@@ -68,6 +68,13 @@ bool pgquery_submit(struct pgquery *q, const char *sql, const char *param, pgque
 		    void *arg);
 
 /*
+ * Take back a request queued with fn and arg that has not been sent yet; its callback will not
+ * run. False when there is none (not queued, or already sent: then the callback still comes).
+ * Never calls back.
+ */
+bool pgquery_withdraw(struct pgquery *q, pgquery_done_fn fn, void *arg);
+
+/*
  * Close the connection and free q without calling any callback. loop_alive false: the loop is
  * already destroyed (at exit), so watchers are only freed, not stopped.
  */

@@ -72,6 +72,7 @@ struct worker {
 	const struct console_ops *console; /* the admin console's entry points; NULL = none */
 	void *admin;                      /* the admin console's state (admin/console.c) */
 	struct authquery *authquery;      /* auth_query's cache and connections (auth/) */
+	struct kdfcache *kdfcache;        /* derived login keys and PBKDF2 budget; NULL until used */
 	struct stats totals_prev;
 	struct pstmt_registry pstmts;     /* prepared statements shared by clients and servers */
 	struct tls_ctx *client_tls;       /* accepting TLS from clients; NULL = client TLS off */

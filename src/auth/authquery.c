@@ -1,10 +1,15 @@
 /*
  * authquery: cache and waiters in front of ev/pgquery for auth_query.
  *
- * Invariants: an entry is either pending (a query runs, waiters queued, no secret) or answered
- * (secret or "none", an expiry); answered entries past their expiry are dropped on the next
- * lookup; there are at most MAX_ENTRIES, the oldest answered ones going first; every secret is
- * wiped before it is freed. One pgquery connection per distinct conninfo.
+ * Invariants: an entry is either pending (a query queued or running, waiters queued, no secret)
+ * or answered (secret, "none" or "failed", an expiry); answered entries past their expiry are
+ * dropped on the next lookup; there are at most MAX_ANSWERED answered entries, the oldest going
+ * first, and at most MAX_PENDING pending ones, beyond which lookups are refused (a spray of
+ * unknown names then costs a bounded queue, not an unbounded one); a pending entry whose waiters
+ * all left before its query was sent is dropped with its query. Negative answers (no such user,
+ * or the query failed) are kept NEGATIVE_TTL seconds, so that repeating a name costs nothing
+ * while a role created moments later is soon seen. Every secret is wiped before it is freed.
+ * One pgquery connection per distinct conninfo.
  *
  * State: the owner (a worker) holds a struct authquery pointer, NULL until the first lookup
  * makes it; authquery_destroy() frees it and closes its connections.
@@ -21,7 +26,9 @@
 #include "ev/loop.h"
 #include "ev/pgquery.h"
 
-#define MAX_ENTRIES 10000
+#define MAX_ANSWERED 10000
+#define MAX_PENDING 256
+#define NEGATIVE_TTL 5.0
 
 struct waiter {
 	struct list_node node;
@@ -41,6 +48,7 @@ struct entry {
 	char *user;
 	char *secret;            /* NULL: no such user; "": the user has no password */
 	bool pending;
+	bool failed;             /* answered: the query failed (secret NULL) */
 	uint64_t expires_us;     /* while pending: when the query started */
 	struct list_node waiters;
 };
@@ -48,7 +56,7 @@ struct entry {
 struct authquery {
 	struct list_node targets;
 	struct list_node entries;
-	size_t n_entries;
+	size_t n_pending, n_answered;
 	double ttl;
 };
 
@@ -64,7 +72,10 @@ static void wipe_free(char *s)
 static void free_entry(struct entry *e)
 {
 	list_del(&e->node);
-	e->target->aq->n_entries--;
+	if (e->pending)
+		e->target->aq->n_pending--;
+	else
+		e->target->aq->n_answered--;
 	while (!list_empty(&e->waiters)) {
 		struct waiter *w = list_entry(e->waiters.next, struct waiter, node);
 
@@ -153,7 +164,8 @@ static void on_answer(void *arg, enum pgquery_outcome outcome, int ncols,
 	if (error)
 		log_msg(LOG_LVL_WARNING, "auth_query for user \"%s\" failed: %s", e->user, error);
 	/* held the start time while pending */
-	e->expires_us += (uint64_t)(e->target->aq->ttl * 1e6);
+	e->failed = error != NULL;
+	e->expires_us += (uint64_t)((e->secret ? e->target->aq->ttl : NEGATIVE_TTL) * 1e6);
 	while (!list_empty(&e->waiters)) {
 		struct waiter *w = list_entry(e->waiters.next, struct waiter, node);
 
@@ -162,8 +174,8 @@ static void on_answer(void *arg, enum pgquery_outcome outcome, int ncols,
 		free(w);
 	}
 	e->pending = false;
-	if (error)
-		free_entry(e); /* errors are not cached */
+	e->target->aq->n_pending--;
+	e->target->aq->n_answered++;
 }
 
 static void evict(struct authquery *aq, uint64_t now_us)
@@ -173,7 +185,8 @@ static void evict(struct authquery *aq, uint64_t now_us)
 	list_for_each_safe(n, t, &aq->entries) {
 		struct entry *e = list_entry(n, struct entry, node);
 
-		if (!e->pending && (e->expires_us <= now_us || aq->n_entries > MAX_ENTRIES))
+		/* Pending entries do not count: they must never push answered ones out. */
+		if (!e->pending && (e->expires_us <= now_us || aq->n_answered > MAX_ANSWERED))
 			free_entry(e);
 	}
 }
@@ -207,10 +220,14 @@ enum authquery_status authquery_lookup(struct authquery **aqp, struct evloop *lo
 		}
 	}
 	if (e && !e->pending) {
+		if (e->failed)
+			return AUTHQUERY_ERROR;
 		if (e->secret && !(*secret_out = strdup(e->secret)))
 			return AUTHQUERY_FAILED;
 		return AUTHQUERY_CACHED;
 	}
+	if (!e && aq->n_pending >= MAX_PENDING)
+		return AUTHQUERY_BUSY;
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return AUTHQUERY_FAILED;
@@ -227,7 +244,7 @@ enum authquery_status authquery_lookup(struct authquery **aqp, struct evloop *lo
 		e->pending = true;
 		list_init(&e->waiters);
 		list_add_tail(&aq->entries, &e->node);
-		aq->n_entries++;
+		aq->n_pending++;
 		e->expires_us = now_us;
 		if (!pgquery_submit(tg->q, query, user, on_answer, e)) {
 			free(w);
@@ -240,7 +257,8 @@ enum authquery_status authquery_lookup(struct authquery **aqp, struct evloop *lo
 }
 
 void authquery_cancel(struct authquery *aq, void *arg)
-{	struct list_node *n, *t, *wn, *wt;
+{
+	struct list_node *n, *t, *wn, *wt;
 
 	if (!aq)
 		return;
@@ -255,5 +273,9 @@ void authquery_cancel(struct authquery *aq, void *arg)
 				free(w);
 			}
 		}
+		/* Nobody waits any more: a query not sent yet is not worth a round trip. */
+		if (e->pending && list_empty(&e->waiters) &&
+		    pgquery_withdraw(e->target->q, on_answer, e))
+			free_entry(e);
 	}
 }

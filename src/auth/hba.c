@@ -40,6 +40,7 @@ struct rule {
 	int family;
 	uint8_t addr[16], mask[16];
 	enum hba_method method;
+	enum hba_clientcert clientcert;
 };
 
 struct hba {
@@ -363,6 +364,37 @@ static bool take_method(struct ctx *cx, const struct field *f, enum hba_method *
 	return fail(cx, "unsupported authentication method \"%s\"", f->tok[0].text);
 }
 
+/*
+ * One name=value option after the method. Only clientcert is honoured; every other option
+ * PostgreSQL knows changes what a rule admits (map=, clientname=, radius and ldap settings...),
+ * so accepting and ignoring it would silently widen the rule.
+ */
+static bool take_option(struct ctx *cx, const struct field *f, struct rule *r)
+{
+	const char *text = f->tok[0].text, *eq = strchr(text, '='), *value;
+
+	if (f->n != 1 || !eq)
+		return fail(cx, "authentication option not in name=value format: %s", text);
+	value = eq + 1;
+	if ((size_t)(eq - text) != strlen("clientcert") || strncmp(text, "clientcert", 10) != 0)
+		return fail(cx, "authentication option \"%.*s\" is not supported", (int)(eq - text),
+			    text);
+	if (r->type != CT_HOSTSSL)
+		return fail(cx, "clientcert can only be configured for \"hostssl\" rows");
+	if (strcmp(value, "verify-full") == 0) {
+		r->clientcert = HBA_CLIENTCERT_VERIFY_FULL;
+		return true;
+	}
+	if (strcmp(value, "verify-ca") == 0) {
+		if (r->method == HBA_CERT)
+			return fail(cx, "clientcert only accepts \"verify-full\" when using \"cert\" "
+					"authentication");
+		r->clientcert = HBA_CLIENTCERT_VERIFY_CA;
+		return true;
+	}
+	return fail(cx, "invalid value for clientcert: \"%s\" (verify-ca or verify-full)", value);
+}
+
 static bool parse_rule(struct ctx *cx, struct field *f, int nf, struct rule *r)
 {
 	static const char *const types[] = { "local", "host", "hostssl", "hostnossl" };
@@ -398,11 +430,12 @@ static bool parse_rule(struct ctx *cx, struct field *f, int nf, struct rule *r)
 		return fail(cx, "end of line before the authentication method");
 	if (!take_method(cx, &f[i++], &r->method))
 		return false;
-	for (; i < nf; i++) {
-		if (f[i].n != 1 || !strchr(f[i].tok[0].text, '='))
-			return fail(cx, "authentication option not in name=value format: %s",
-				    f[i].tok[0].text);
-	}
+	for (; i < nf; i++)
+		if (!take_option(cx, &f[i], r))
+			return false;
+	/* cert authentication is certificate validation with the name checked. */
+	if (r->method == HBA_CERT)
+		r->clientcert = HBA_CLIENTCERT_VERIFY_FULL;
 	return true;
 }
 
@@ -550,11 +583,9 @@ static bool addr_matches(const struct rule *r, const struct hba_client *c)
 	return true;
 }
 
-bool hba_match(const struct hba *h, const struct hba_client *c, enum hba_method *method,
-	       int *line)
+bool hba_match(const struct hba *h, const struct hba_client *c, struct hba_verdict *out)
 {
-	if (line)
-		*line = 0;
+	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; h && i < h->n; i++) {
 		const struct rule *r = &h->rules[i];
 
@@ -581,9 +612,9 @@ bool hba_match(const struct hba *h, const struct hba_client *c, enum hba_method 
 		if (!list_has(&r->dbs, c->database, c->user, true) ||
 		    !list_has(&r->users, c->user, c->user, false))
 			continue;
-		*method = r->method;
-		if (line)
-			*line = r->line;
+		out->method = r->method;
+		out->line = r->line;
+		out->clientcert = r->clientcert;
 		return true;
 	}
 	return false;

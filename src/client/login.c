@@ -7,7 +7,11 @@
  * Authentication follows PostgreSQL: wrong password, unknown user and a user without a usable
  * secret all end in the same 28P01 message, after the same exchange (a SCRAM exchange for an
  * unknown user runs against a mock secret whose salt is stable per user name); secrets are
- * compared in constant time and never logged. A client proven with SCRAM against a stored SCRAM
+ * compared in constant time and never logged. PBKDF2 (a SCRAM secret made from a plaintext
+ * password, a cleartext password checked against a SCRAM secret) runs once per secret and
+ * password, remembered in auth/kdfcache, and otherwise only within auth_kdf_budget, so that
+ * guesses cannot stall the loop; an unknown user costs what a known one does. A client proven
+ * with SCRAM against a stored SCRAM
  * secret leaves its ClientKey and the ServerKey on its pool_user, for server logins
  * (pass-through). c->auth_method is the request the client must answer next (cleartext or md5
  * password, SASLInitialResponse after AuthenticationSASL, SASLResponse after
@@ -32,14 +36,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "auth/authquery.h"
 #include "auth/hba.h"
+#include "auth/kdfcache.h"
 #include "auth/md5.h"
 #include "auth/scram.h"
 #include "auth/scram_server.h"
 #include "auth/secret.h"
 #include "auth/userlist.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "ev/pgquery.h"
 #include "pool/pool.h"
@@ -497,12 +504,17 @@ static bool hba_client_of(const struct client *c, struct hba_client *hc, char *h
 	return inet_pton(hc->family, buf, hc->addr) == 1;
 }
 
-/* The method auth_type (or the first matching auth_hba_file rule) asks of this client. */
-static enum login_method login_method_of(const struct client *c, char *host, size_t hostlen)
+/*
+ * The method auth_type (or the first matching auth_hba_file rule) asks of this client, and
+ * into *clientcert what that rule asks of its certificate.
+ */
+static enum login_method login_method_of(const struct client *c, char *host, size_t hostlen,
+					 enum hba_clientcert *clientcert)
 {
 	struct hba_client hc;
-	enum hba_method m;
+	struct hba_verdict v;
 
+	*clientcert = HBA_CLIENTCERT_NONE;
 	snprintf(host, hostlen, "%s", c->addr);
 	switch (c->w->cfg->auth_type) {
 	case AUTH_ANY:
@@ -521,9 +533,10 @@ static enum login_method login_method_of(const struct client *c, char *host, siz
 		break;
 	}
 	if (!hba_client_of(c, &hc, host, hostlen) || !c->w->cfg->hba ||
-	    !hba_match(c->w->cfg->hba, &hc, &m, NULL))
+	    !hba_match(c->w->cfg->hba, &hc, &v))
 		return LOGIN_NO_RULE;
-	switch (m) {
+	*clientcert = v.clientcert;
+	switch (v.method) {
 	case HBA_TRUST:
 		return LOGIN_TRUST;
 	case HBA_REJECT:
@@ -602,6 +615,12 @@ static int fetch_secret(struct client *c)
 	case AUTHQUERY_WAIT:
 		c->auth_query_wait = true;
 		return 0;
+	case AUTHQUERY_ERROR:
+		client_close(c, "08006", "could not look up the password of user \"%s\"", c->user);
+		return -1;
+	case AUTHQUERY_BUSY:
+		client_close(c, "53300", "too many logins are waiting for auth_query, try again later");
+		return -1;
 	case AUTHQUERY_FAILED:
 		break;
 	}
@@ -630,11 +649,36 @@ static bool is_own_os_user_at_console(const struct client *c)
 	       conn_peer_is_own_user(&c->conn);
 }
 
+/*
+ * An hba rule's clientcert: the client must have shown a certificate, and for verify-full one
+ * whose common name is its user name; refused with 28000 as PostgreSQL words it. The TLS layer
+ * asks for a certificate only when client_tls_sslmode is verify-ca or verify-full, and then
+ * fails the handshake unless it verifies, so a certificate seen here is a verified one.
+ */
+static bool client_cert_ok(struct client *c, enum hba_clientcert clientcert)
+{
+	char cn[256];
+
+	if (clientcert == HBA_CLIENTCERT_NONE)
+		return true;
+	if (!c->conn.tls || !conn_tls_peer_name(&c->conn, cn, sizeof(cn))) {
+		client_close(c, "28000", "connection requires a valid client certificate");
+		return false;
+	}
+	if (clientcert == HBA_CLIENTCERT_VERIFY_FULL && strcmp(cn, c->user) != 0) {
+		client_close(c, "28000", "certificate validation (clientcert=verify-full) failed for "
+			     "user \"%s\": CN mismatch", c->user);
+		return false;
+	}
+	return true;
+}
+
 /* Ask for what the method needs, or let the client in / refuse it. False if it was closed. */
 static bool start_auth(struct client *c)
 {
 	char host[64];
-	enum login_method m = login_method_of(c, host, sizeof(host));
+	enum hba_clientcert clientcert;
+	enum login_method m = login_method_of(c, host, sizeof(host), &clientcert);
 	const char *secret;
 	/* Lists of names, each NUL-terminated, ending with an empty name. */
 	static const char mechanisms[] = SCRAM_MECHANISM "\0";
@@ -648,6 +692,8 @@ static bool start_auth(struct client *c)
 					    "(unix socket, no password)");
 		return enter_console(c, true);
 	}
+	if (m != LOGIN_CERT && m != LOGIN_REJECT && !client_cert_ok(c, clientcert))
+		return false;
 	if (m == LOGIN_TRUST || m == LOGIN_PASSWORD || m == LOGIN_MD5 || m == LOGIN_SCRAM) {
 		int r = fetch_secret(c);
 
@@ -896,36 +942,155 @@ static bool plain_equal(const char *given, const char *secret)
 	return ok;
 }
 
-static bool check_password(struct client *c, const char *given)
+/*
+ * Slots of the derived-key cache: enough for every plaintext auth_file user of a large site and
+ * the users who log in with cleartext passwords against SCRAM secrets (about 180 bytes each).
+ */
+#define KDFCACHE_SLOTS 8192
+
+/* Labels that keep the tags of the cache's two uses apart. */
+#define TAG_SCRAM_FROM_PLAIN "scram-from-plain"
+#define TAG_CLEARTEXT_MATCHED "cleartext-matched"
+
+/* What checking a password (or preparing a SCRAM secret) concluded. */
+enum pw_check {
+	PW_OK,
+	PW_WRONG, /* wrong password, unknown user or unusable secret: 28P01 */
+	PW_BUSY,  /* the PBKDF2 budget of this second is spent: 53300, try again */
+};
+
+/*
+ * The worker's cache of derived keys, made on first use and emptied when auth_file is read
+ * again. NULL when out of memory: nothing is cached and no PBKDF2 is afforded.
+ */
+static struct kdfcache *kdfcache_of(struct client *c)
+{
+	struct worker *w = c->w;
+
+	if (!w->kdfcache)
+		w->kdfcache = kdfcache_new(KDFCACHE_SLOTS);
+	if (w->kdfcache)
+		kdfcache_bind(w->kdfcache, w->userlist);
+	return w->kdfcache;
+}
+
+/* auth_kdf_budget (milliseconds of PBKDF2 per second) in microseconds. */
+static long kdf_budget_us(const struct client *c)
+{
+	return (long)c->w->cfg->auth_kdf_budget * 1000;
+}
+
+/* May this login run PBKDF2 with so many iterations now? */
+static bool kdf_afford(struct client *c, struct kdfcache *kc, long iterations)
+{
+	if (kc && kdfcache_afford(kc, clock_now_us(), kdf_budget_us(c), iterations))
+		return true;
+	if (c->w->cfg->verbose > 0)
+		client_log(LOG_LVL_DEBUG, c, "password check refused: auth_kdf_budget spent");
+	return false;
+}
+
+/* A monotonic clock read now, not the loop's time of this iteration: PBKDF2 runs within one. */
+static uint64_t kdf_clock_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Charge what a derivation that started at started_us cost to the budget. */
+static void kdf_charge(struct kdfcache *kc, long iterations, uint64_t started_us)
+{
+	if (kc)
+		kdfcache_charge(kc, iterations, kdf_clock_us() - started_us);
+}
+
+/*
+ * A cleartext password against a stored SCRAM secret, or (secret NULL) an unknown user's: a
+ * password that matched before is answered from the cache; otherwise PBKDF2 runs at the
+ * secret's count, paid from the budget. An unknown user pays for a derivation at the default
+ * count too, so the time taken does not tell whether the user exists.
+ */
+static enum pw_check check_cleartext_scram(struct client *c, const char *secret, const char *given)
+{
+	struct kdfcache *kc = kdfcache_of(c);
+	const char *parts[] = { TAG_CLEARTEXT_MATCHED, c->user, secret, given };
+	uint8_t tag[KDFCACHE_TAG_LEN], salt[SCRAM_SALT_LEN];
+	struct scram_secret parsed;
+	char mock[SCRAM_SECRET_MAX];
+	bool tagged = kc && kdfcache_tag(kc, parts, 4, tag), ok;
+	long iterations = SCRAM_DEFAULT_ITERATIONS;
+	uint64_t started_us;
+
+	if (tagged && kdfcache_get(kc, tag, NULL))
+		return PW_OK;
+	if (secret && scram_parse_secret(secret, &parsed))
+		iterations = parsed.iterations;
+	OPENSSL_cleanse(&parsed, sizeof(parsed));
+	/* A check dearer than a whole second's budget could stall the loop for seconds. */
+	if (kc && kdfcache_estimate_us(kc, iterations) > (double)kdf_budget_us(c)) {
+		client_log(LOG_LVL_WARNING, c, "the SCRAM secret of user \"%s\" has %ld iterations, "
+			   "more than auth_kdf_budget allows a second: a cleartext password is not "
+			   "checked against it", c->user, iterations);
+		return PW_WRONG;
+	}
+	if (!kdf_afford(c, kc, iterations))
+		return PW_BUSY;
+	started_us = kdf_clock_us();
+	if (!secret) {
+		stable_salt(c->user, salt);
+		scram_make_secret_salted(given, SCRAM_DEFAULT_ITERATIONS, salt, sizeof(salt), mock,
+					 sizeof(mock));
+		OPENSSL_cleanse(mock, sizeof(mock));
+		kdf_charge(kc, iterations, started_us);
+		return PW_WRONG;
+	}
+	ok = scram_secret_matches(secret, given);
+	kdf_charge(kc, iterations, started_us);
+	if (ok && tagged)
+		kdfcache_put(kc, tag, NULL);
+	return ok ? PW_OK : PW_WRONG;
+}
+
+static enum pw_check check_password(struct client *c, const char *given)
 {
 	const char *secret = user_secret(c);
 	char expect[MD5_PASSWORD_LEN + 1];
+	enum pw_check r;
 	bool ok;
 
-	if (!secret)
-		return false;
 	if (c->auth_method == BE_AUTH_CLEARTEXT_PASSWORD) {
-		enum secret_kind kind = secret_kind_of(secret);
+		enum secret_kind kind = secret ? secret_kind_of(secret) : SECRET_SCRAM;
 
 		if (kind == SECRET_PLAIN)
-			return plain_equal(given, secret);
+			return plain_equal(given, secret) ? PW_OK : PW_WRONG;
 		if (kind == SECRET_MD5) {
 			if (!md5_password_hash(c->user, given, expect))
-				return false;
+				return PW_WRONG;
 			ok = CRYPTO_memcmp(expect, secret, MD5_PASSWORD_LEN) == 0;
 			OPENSSL_cleanse(expect, sizeof(expect));
-			return ok;
+			return ok ? PW_OK : PW_WRONG;
 		}
-		if (!scram_secret_matches(secret, given))
-			return false;
-		c->proven_password = strdup(given);
-		return true;
+		r = check_cleartext_scram(c, secret, given);
+		if (r == PW_OK && !(c->proven_password = strdup(given)))
+			return PW_WRONG;
+		return r;
 	}
+	if (!secret)
+		return PW_WRONG;
 	if (!md5_password_response(c->user, secret, c->auth_salt, expect))
-		return false;
+		return PW_WRONG;
 	ok = strlen(given) == MD5_PASSWORD_LEN && CRYPTO_memcmp(expect, given, MD5_PASSWORD_LEN) == 0;
 	OPENSSL_cleanse(expect, sizeof(expect));
-	return ok;
+	return ok ? PW_OK : PW_WRONG;
+}
+
+/* The PBKDF2 budget is spent: refuse for now, in words that say it is worth trying again. */
+static enum conn_action too_busy(struct client *c)
+{
+	client_close(c, "53300", "too many password checks at once, try again later");
+	return CONN_CLOSED;
 }
 
 static enum conn_action auth_failed(struct client *c)
@@ -943,43 +1108,88 @@ static enum conn_action handle_password(struct client *c, const struct pkt_heade
 		client_close(c, "08P01", "expected password response");
 		return CONN_CLOSED;
 	}
-	if (!check_password(c, given))
+	switch (check_password(c, given)) {
+	case PW_OK:
+		break;
+	case PW_WRONG:
 		return auth_failed(c);
+	case PW_BUSY:
+		return too_busy(c);
+	}
 	c->auth_method = BE_AUTH_OK;
 	return enter_pool(c) ? CONN_CONSUME : CONN_CLOSED;
 }
 
 /*
- * The stored secret as SCRAM sees it: a SCRAM secret as is (pass-through possible), a plaintext
- * password turned into one. False for no secret or an md5 one: SCRAM cannot use it.
+ * A plaintext password turned into a SCRAM secret (salt stable per user, default count): from
+ * the cache, or derived once, paid from the budget, and remembered.
  */
-static bool scram_secret_of(struct client *c, struct scram_secret *out, bool *is_stored_scram)
+static enum pw_check scram_secret_from_plain(struct client *c, const char *password,
+					     struct scram_secret *out)
+{
+	struct kdfcache *kc = kdfcache_of(c);
+	const char *parts[] = { TAG_SCRAM_FROM_PLAIN, c->user, password };
+	uint8_t tag[KDFCACHE_TAG_LEN], salt[SCRAM_SALT_LEN];
+	char made[SCRAM_SECRET_MAX];
+	bool tagged = kc && kdfcache_tag(kc, parts, 3, tag), ok;
+	uint64_t started_us;
+
+	if (tagged && kdfcache_get(kc, tag, out))
+		return PW_OK;
+	if (!kdf_afford(c, kc, SCRAM_DEFAULT_ITERATIONS))
+		return PW_BUSY;
+	started_us = kdf_clock_us();
+	stable_salt(c->user, salt);
+	ok = scram_make_secret_salted(password, SCRAM_DEFAULT_ITERATIONS, salt, sizeof(salt), made,
+				      sizeof(made)) &&
+	     scram_parse_secret(made, out);
+	kdf_charge(kc, SCRAM_DEFAULT_ITERATIONS, started_us);
+	OPENSSL_cleanse(made, sizeof(made));
+	if (ok && tagged)
+		kdfcache_put(kc, tag, out);
+	return ok ? PW_OK : PW_WRONG;
+}
+
+/*
+ * Do for a user without a usable secret the cache look-up a plaintext-secret user's SCRAM login
+ * does, so that both answer SASLInitialResponse in the same time.
+ */
+static void mock_cache_lookup(struct client *c)
+{
+	struct kdfcache *kc = kdfcache_of(c);
+	const char *parts[] = { TAG_SCRAM_FROM_PLAIN, c->user, "" };
+	uint8_t tag[KDFCACHE_TAG_LEN];
+	struct scram_secret unused;
+
+	if (kc && kdfcache_tag(kc, parts, 3, tag))
+		kdfcache_get(kc, tag, &unused);
+	OPENSSL_cleanse(&unused, sizeof(unused));
+}
+
+/*
+ * The stored secret as SCRAM sees it, into *out: a SCRAM secret as is (pass-through possible,
+ * *is_stored_scram set), a plaintext password turned into one. PW_WRONG for no secret or an md5
+ * one (SCRAM cannot use it: the exchange runs against a mock), PW_BUSY when a plaintext password
+ * would need a derivation the budget cannot pay for now.
+ */
+static enum pw_check scram_secret_of(struct client *c, struct scram_secret *out, bool *is_stored_scram)
 {
 	const char *secret = user_secret(c);
-	char made[SCRAM_SECRET_MAX];
-	uint8_t salt[SCRAM_SALT_LEN];
-	bool ok;
 
 	*is_stored_scram = false;
-	if (!secret)
-		return false;
-	switch (secret_kind_of(secret)) {
+	switch (secret ? secret_kind_of(secret) : SECRET_MD5) {
 	case SECRET_SCRAM:
 		*is_stored_scram = true;
-		return scram_parse_secret(secret, out);
+		return scram_parse_secret(secret, out) ? PW_OK : PW_WRONG;
 	case SECRET_PLAIN:
-		stable_salt(c->user, salt);
-		ok = scram_make_secret_salted(secret, SCRAM_DEFAULT_ITERATIONS, salt, sizeof(salt), made,
-					      sizeof(made)) &&
-		     scram_parse_secret(made, out);
-		OPENSSL_cleanse(made, sizeof(made));
-		return ok;
+		return scram_secret_from_plain(c, secret, out);
 	case SECRET_MD5:
-		if (c->w->cfg->verbose > 0)
+		if (secret && c->w->cfg->verbose > 0)
 			client_log(LOG_LVL_DEBUG, c, "user has an md5 secret: SCRAM cannot use it");
-		return false;
+		mock_cache_lookup(c);
+		return PW_WRONG;
 	}
-	return false;
+	return PW_WRONG;
 }
 
 static enum conn_action sasl_malformed(struct client *c, const char *why)
@@ -1013,7 +1223,17 @@ static enum conn_action handle_sasl_initial(struct client *c, const struct pkt_h
 	if (strcmp(msg.mechanism, SCRAM_MECHANISM) != 0 && !(plus && have_cb))
 		return sasl_malformed(c, "client selected an invalid SASL authentication mechanism");
 
-	have_secret = scram_secret_of(c, &secret, &stored);
+	switch (scram_secret_of(c, &secret, &stored)) {
+	case PW_OK:
+		have_secret = true;
+		break;
+	case PW_WRONG:
+		have_secret = false;
+		break;
+	case PW_BUSY:
+		OPENSSL_cleanse(&secret, sizeof(secret));
+		return too_busy(c);
+	}
 	stable_salt(c->user, salt);
 	c->scram = calloc(1, sizeof(*c->scram));
 	if (!c->scram || !scram_server_init(c->scram, have_secret ? &secret : NULL, salt,

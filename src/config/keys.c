@@ -209,7 +209,10 @@ const struct config_key config_keys[] = {
 	STR_KEY(auth_dbname, "", RELOAD,
 		"database entry auth_query connects to; empty = the one the client asked for"),
 	TIME_KEY(auth_cache_ttl, "60",
-		 "seconds an auth_query answer (secret or unknown user) is reused; 0 = always ask"),
+		 "seconds an auth_query secret is reused (unknown users and failures: 5); 0 = always ask"),
+	INT_KEY(auth_kdf_budget, "100", RELOAD, 1, 1000,
+		"milliseconds of each second that password checks not answered from the cache may "
+		"spend in PBKDF2; beyond, such logins are refused (53300)"),
 	STR_KEY(admin_users, "", RELOAD,
 		"users allowed every admin console command, comma-separated"),
 	STR_KEY(stats_users, "", RELOAD,

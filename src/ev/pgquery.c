@@ -667,6 +667,25 @@ bool pgquery_submit(struct pgquery *q, const char *sql, const char *param, pgque
 	return true;
 }
 
+bool pgquery_withdraw(struct pgquery *q, pgquery_done_fn fn, void *arg)
+{
+	struct list_node *n, *t;
+
+	list_for_each_safe(n, t, &q->queue) {
+		struct request *r = list_entry(n, struct request, node);
+
+		/* The head is on the wire once sent: its answer must still be read. */
+		if (q->sent && n == q->queue.next)
+			continue;
+		if (r->fn == fn && r->arg == arg) {
+			list_del(&r->node);
+			free_request(r);
+			return true;
+		}
+	}
+	return false;
+}
+
 void pgquery_free(struct pgquery *q, bool loop_alive)
 {
 	if (!q)

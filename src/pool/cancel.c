@@ -6,7 +6,13 @@
  *
  * "On its way" lasts until PostgreSQL closes the cancel connection: it does so only after it has
  * signalled the backend. Having written the request is not enough: the signal could then land on
- * whatever the backend runs next.
+ * whatever the backend runs next. One that is not confirmed within server_connect_timeout (a
+ * connect to a server that does not answer) is given up by cancel_expire(), and its server
+ * closed instead of reused.
+ *
+ * Each forwarded request costs PostgreSQL a connection (a process), and a client may send any
+ * number for its own key: at most CANCEL_MAX_IN_FLIGHT client requests are on their way at once,
+ * further ones are dropped (a cancel is best effort; the client may send it again).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +22,8 @@
 #include "pool/pool.h"
 #include "proto/build.h"
 #include "worker/worker.h"
+
+#define CANCEL_MAX_IN_FLIGHT 64
 
 static struct client *find_client(struct worker *w, uint32_t pid, uint32_t key)
 {
@@ -133,6 +141,16 @@ void cancel_expire(struct worker *w, double timeout)
 	}
 }
 
+static size_t cancels_in_flight(struct worker *w)
+{
+	struct list_node *n, *t;
+	size_t count = 0;
+
+	list_for_each_safe(n, t, &w->cancel_reqs)
+		count++;
+	return count;
+}
+
 void client_cancel_request(struct worker *w, uint32_t pid, uint32_t key)
 {
 	struct client *c = find_client(w, pid, key);
@@ -140,6 +158,12 @@ void client_cancel_request(struct worker *w, uint32_t pid, uint32_t key)
 	/* An idle client has nothing running: a cancel must not touch anyone's server. */
 	if (!c || !c->server || c->server->state != SERVER_ACTIVE) {
 		log_debug("cancel request for an idle or unknown client ignored");
+		return;
+	}
+	/* Counted after the lookup, so that unknown keys cost no walk of the list. */
+	if (cancels_in_flight(w) >= CANCEL_MAX_IN_FLIGHT) {
+		log_debug("C-%llu cancel dropped: %d cancel requests are already on their way",
+			  (unsigned long long)c->id, CANCEL_MAX_IN_FLIGHT);
 		return;
 	}
 	log_debug("C-%llu cancel forwarded to S-%llu", (unsigned long long)c->id,

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "auth/authquery.h"
+#include "auth/kdfcache.h"
 #include "auth/scram.h"
 #include "auth/userlist.h"
 #include "core/log.h"
@@ -333,6 +334,8 @@ void worker_destroy(struct worker *w)
 	pstmt_registry_destroy(&w->pstmts);
 	if (w->userlist)
 		userlist_free(w->userlist);
+	kdfcache_free(w->kdfcache);
+	w->kdfcache = NULL;
 	config_free(w->cfg);
 	w->cfg = NULL;
 	tls_ctx_free(w->client_tls);

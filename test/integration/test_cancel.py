@@ -1,14 +1,16 @@
 """Query cancellation through pgmux reaches the right server, and only when it should."""
 import os
 import signal
+import socket
 import subprocess
+import threading
 import time
 
 import psycopg
 import pytest
 
 import rawpg
-from conftest import PG_BIN, Background, assert_error, wait_for
+from conftest import PG_BIN, Background, assert_error, db_entries, wait_for
 
 
 def running(direct, needle, n=1):
@@ -110,3 +112,148 @@ def test_late_cancel_never_hits_the_next_client(pgmux):
         err = job.exception(10)
         assert err is None, f"iteration {i}: a's cancel hit b's query: {err}"
         assert job.result(1) == "b"
+
+
+# --- cancels that PostgreSQL never confirms --------------------------------------------------
+
+class CancelTrap:
+    """A TCP proxy in front of PostgreSQL. While forwarding, connections are piped both ways.
+    hold(): new connections are accepted and read, never answered nor closed (a server that
+    never confirms a cancel). blackhole(): new connections are not even accepted (the listen
+    queue is kept full, so the kernel drops their SYNs and connect() hangs)."""
+
+    def __init__(self, upstream_port):
+        self.upstream = upstream_port
+        self.mode = "forward"
+        self.held = []
+        self.closed_held = 0
+        self.socks = []
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(64)
+        self.lsock.settimeout(0.05)
+        self.port = self.lsock.getsockname()[1]
+        self.stop = False
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _pipe(self, src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _drain(self, s):
+        try:
+            while s.recv(65536):
+                pass
+        except OSError:
+            pass
+        self.closed_held += 1
+
+    def _accept(self):
+        while not self.stop:
+            try:
+                c, _ = self.lsock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.socks.append(c)
+            if self.mode == "forward":
+                u = socket.create_connection(("127.0.0.1", self.upstream))
+                self.socks.append(u)
+                threading.Thread(target=self._pipe, args=(c, u), daemon=True).start()
+                threading.Thread(target=self._pipe, args=(u, c), daemon=True).start()
+            else:
+                self.held.append(c)
+                threading.Thread(target=self._drain, args=(c,), daemon=True).start()
+
+    def hold(self):
+        self.mode = "hold"
+
+    def blackhole(self):
+        """Stop accepting: a fresh listener on the same port with a queue of one, filled."""
+        self.stop = True
+        self.thread.join(2)
+        self.lsock.close()
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", self.port))
+        self.lsock.listen(0)
+        for _ in range(3):
+            f = socket.socket()
+            f.setblocking(False)
+            f.connect_ex(("127.0.0.1", self.port))
+            self.socks.append(f)
+
+    def close(self):
+        self.stop = True
+        self.thread.join(2)
+        for s in self.socks + [self.lsock]:
+            s.close()
+
+
+@pytest.fixture
+def trap(pg):
+    t = CancelTrap(pg.port)
+    yield t
+    t.close()
+
+
+def trapped_databases(pg, trap):
+    dbs = db_entries(pg)
+    dbs["app"] = f"host=127.0.0.1 port={trap.port} dbname=app"
+    return dbs
+
+
+def test_cancel_to_blackholed_server_is_given_up(pgmux, pg, direct, trap):
+    """A cancel whose connect never completes is given up after server_connect_timeout, and
+    the server it was for is not reused (the cancel could still land)."""
+    mux = pgmux({"pool_mode": "transaction", "default_pool_size": 1,
+                 "server_connect_timeout": 2}, databases=trapped_databases(pg, trap))
+    a = mux.connect()
+    a.execute("select 1")
+    slow = Background(lambda: a.execute("select pg_sleep(4), pg_backend_pid()").fetchone()[1])
+    wait_for(lambda: running(direct, "pg_sleep(4)"), 5, what="the query to run")
+    trap.blackhole()
+    t0 = time.monotonic()
+    a.cancel()
+    wait_for(lambda: "cancel request not confirmed" in mux.log(), 10, interval=0.05,
+             what="the cancel to be given up")
+    took = time.monotonic() - t0
+    print(f"cancel given up after {took:.2f} s (server_connect_timeout 2 s)")
+    assert took < 8.0
+    # the cancel never arrived: the query ran to its end, and its server is not reused
+    pid = slow.result(10)
+    wait_for(lambda: pid not in [r[0] for r in direct.backends("app")], 5,
+             what="the server the cancel was for to be closed")
+
+
+def test_forwarded_cancels_are_capped(pgmux, pg, direct, trap):
+    """A client may send any number of cancels for its own key; at most 64 are on their way to
+    the server at once, the rest are dropped."""
+    mux = pgmux({"pool_mode": "session", "default_pool_size": 1, "verbose": 1},
+                databases=trapped_databases(pg, trap))
+    a = mux.connect()
+    slow = Background(lambda: a.execute("select pg_sleep(3)").fetchone())
+    wait_for(lambda: running(direct, "pg_sleep(3)"), 5, what="the query to run")
+    trap.hold()
+    for _ in range(100):
+        a.cancel()
+    wait_for(lambda: mux.log().count("cancel dropped") + len(trap.held) >= 100, 10,
+             what="every cancel to be forwarded or dropped")
+    dropped = mux.log().count("cancel dropped")
+    print(f"{len(trap.held)} cancels forwarded, {dropped} dropped")
+    assert len(trap.held) == 64 and dropped == 36
+    slow.result(10)

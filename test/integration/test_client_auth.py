@@ -412,6 +412,9 @@ def _login_message(mux, user, password):
     ("hots all all 127.0.0.1/32 trust", "invalid connection type"),
     ("host all all db.example.com trust", "host names are not supported"),
     ("host all all 127.0.0.1 trust", "mask"),
+    # options are refused, not ignored: they would change what the rule admits
+    ("hostssl all all 127.0.0.1/32 cert map=certmap", 'option "map" is not supported'),
+    ("host all all 127.0.0.1/32 md5 clientcert=verify-full", 'only be configured for "hostssl"'),
 ])
 def test_hba_bad_file_refuses_start(pgmux, line, why):
     mux = pgmux({"auth_type": "hba"}, start=False)
@@ -634,3 +637,44 @@ def test_cert_auth(pgmux, tls_files):
     with pytest.raises(psycopg.OperationalError) as ei:
         mux.connect(user="alice", **cert)
     assert 'certificate authentication failed for user "alice"' in str(ei.value)
+
+
+def test_hba_clientcert(pgmux, direct, tls_files):
+    """clientcert=verify-ca on a password rule wants a verified certificate as well as the
+    password; verify-full also wants its common name to be the user name."""
+    d = tls_files
+    mux = pgmux(tls_settings(d, "verify-ca", client_tls_ca_file=os.path.join(d, "ca.crt"),
+                             auth_type="hba"), start=False)
+    write_userlist(mux, {"alice": role_secret(direct, "alice"), "postgres": "pg-pw"})
+    write_hba(mux, ["hostssl app   alice    127.0.0.1/32 scram-sha-256 clientcert=verify-ca",
+                    "hostssl app   postgres 127.0.0.1/32 password clientcert=verify-full",
+                    "hostssl other alice    127.0.0.1/32 scram-sha-256 clientcert=verify-full"])
+    mux.start()
+    cert = {"sslmode": "require", "sslcert": os.path.join(d, "pgclient.crt"),
+            "sslkey": os.path.join(d, "pgclient.key")}
+    # the certificate's CN is postgres
+    with mux.connect(user="alice", password=PASSWORDS["alice"], **cert) as conn:
+        assert conn.execute("select current_user").fetchone()[0] == "alice"
+    with mux.connect(user="postgres", password="pg-pw", **cert) as conn:
+        assert conn.execute("select current_user").fetchone()[0] == "postgres"
+    with pytest.raises(psycopg.OperationalError) as ei:
+        mux.connect(user="alice", password=PASSWORDS["alice"], dbname="other", **cert)
+    assert ('certificate validation (clientcert=verify-full) failed for user "alice": '
+            'CN mismatch') in str(ei.value)
+    # the password is still wanted
+    with pytest.raises(psycopg.OperationalError) as ei:
+        mux.connect(user="alice", password="wrong", **cert)
+    assert "password authentication failed" in str(ei.value)
+
+
+def test_hba_clientcert_without_certificate(pgmux, direct, tls_files):
+    """With client_tls_sslmode = require no certificate is asked for: a clientcert rule then
+    refuses everyone with 28000, however right the password."""
+    mux = pgmux(dict(tls_settings(tls_files, "require"), auth_type="hba"), start=False)
+    write_userlist(mux, {"alice": role_secret(direct, "alice")})
+    write_hba(mux, ["hostssl app alice 127.0.0.1/32 scram-sha-256 clientcert=verify-ca"])
+    mux.start()
+    with pytest.raises(psycopg.OperationalError) as ei:
+        mux.connect(user="alice", password=PASSWORDS["alice"], sslmode="require")
+    assert "connection requires a valid client certificate" in str(ei.value)
+    assert "28000 connection requires a valid client certificate" in mux.log()

@@ -1,8 +1,9 @@
 /* link: src/auth/hba.c */
 /*
  * Unit tests for auth/hba: parsing of pg_hba.conf syntax (types, lists, quoting, comments,
- * CIDR and address/mask forms, options) and the errors for what pgmux does not support, then a
- * table of connections against one rule file checking that the first matching rule decides.
+ * CIDR and address/mask forms, the clientcert option) and the errors for what pgmux does not
+ * support (every other option among them), then a table of connections against one rule file
+ * checking that the first matching rule decides, with its clientcert.
  */
 #include <arpa/inet.h>
 #include <setjmp.h>
@@ -39,6 +40,8 @@ static const char rules[] =
 	"host    replication     all             all                     trust\n"
 	"host    all             all             192.168.1.0/24          reject\n"
 	"host    all             all             192.168.0.0/16          md5\n"
+	"hostssl app             heidi           127.0.0.1/32  scram-sha-256 clientcert=verify-ca\n"
+	"hostssl app             ivan            127.0.0.1/32  md5 clientcert=verify-ca clientcert=verify-full\n"
 	"\n";
 
 static const struct {
@@ -47,6 +50,7 @@ static const struct {
 	bool match;
 	enum hba_method method;
 	int line;
+	enum hba_clientcert clientcert;
 } cases[] = {
 	{ true, false, NULL, "app", "postgres", true, HBA_TRUST, 2 },
 	{ true, false, NULL, "app", "alice", true, HBA_SCRAM_SHA_256, 3 },
@@ -56,7 +60,7 @@ static const struct {
 	{ false, false, "10.200.3.4", "other", "bob", true, HBA_MD5, 5 },
 	{ false, false, "11.0.0.1", "other", "bob", false, HBA_TRUST, 0 },
 	{ false, false, "127.0.0.1", "other", "bob", true, HBA_REJECT, 6 },
-	{ false, true, "127.0.0.1", "app", "carol", true, HBA_CERT, 7 },
+	{ false, true, "127.0.0.1", "app", "carol", true, HBA_CERT, 7, HBA_CLIENTCERT_VERIFY_FULL },
 	{ false, false, "127.0.0.1", "app", "carol", true, HBA_PASSWORD, 8 },
 	{ false, false, "192.168.5.5", "dave", "dave", true, HBA_TRUST, 9 },
 	{ false, false, "192.168.5.5", "app", "dave", true, HBA_MD5, 14 },
@@ -74,6 +78,11 @@ static const struct {
 	{ false, false, "::ffff:10.1.1.1", "app", "bob", true, HBA_MD5, 5 },
 	/* replication rules never match ordinary connections */
 	{ false, false, "172.16.0.1", "replication", "x", false, HBA_TRUST, 0 },
+	/* clientcert, the last one given winning as in PostgreSQL; hostssl rows want TLS */
+	{ false, true, "127.0.0.1", "app", "heidi", true, HBA_SCRAM_SHA_256, 15,
+	  HBA_CLIENTCERT_VERIFY_CA },
+	{ false, true, "127.0.0.1", "app", "ivan", true, HBA_MD5, 16, HBA_CLIENTCERT_VERIFY_FULL },
+	{ false, false, "127.0.0.1", "app", "heidi", false, HBA_TRUST, 0 },
 };
 
 static void test_match_table(void **state)
@@ -83,24 +92,25 @@ static void test_match_table(void **state)
 
 	if (!h)
 		fail_msg("parse failed: %s", err);
-	assert_int_equal(hba_count(h), 13);
+	assert_int_equal(hba_count(h), 15);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct hba_client c = { .is_unix = cases[i].is_unix, .tls = cases[i].tls,
 					.database = cases[i].db, .user = cases[i].user };
-		enum hba_method m = HBA_TRUST;
-		int line = -1;
+		struct hba_verdict v = { .line = -1 };
 
 		if (cases[i].addr) {
 			c.family = strchr(cases[i].addr, ':') ? AF_INET6 : AF_INET;
 			assert_int_equal(inet_pton(c.family, cases[i].addr, c.addr), 1);
 		}
-		bool got = hba_match(h, &c, &m, &line);
-		if (got != cases[i].match || (got && (m != cases[i].method || line != cases[i].line)))
-			fail_msg("case %zu (%s %s@%s): got match=%d method=%s line=%d", i,
+		bool got = hba_match(h, &c, &v);
+		if (got != cases[i].match ||
+		    (got && (v.method != cases[i].method || v.line != cases[i].line ||
+			     v.clientcert != cases[i].clientcert)))
+			fail_msg("case %zu (%s %s@%s): got match=%d method=%s line=%d clientcert=%d", i,
 				 cases[i].addr ? cases[i].addr : "local", cases[i].user, cases[i].db,
-				 got, hba_method_name(m), line);
+				 got, hba_method_name(v.method), v.line, (int)v.clientcert);
 		if (!got)
-			assert_int_equal(line, 0);
+			assert_int_equal(v.line, 0);
 	}
 	hba_free(h);
 }
@@ -110,13 +120,13 @@ static void test_empty_file(void **state)
 	char err[64];
 	struct hba *h = parse("# nothing\n\n   \n", err, sizeof(err));
 	struct hba_client c = { .is_unix = true, .database = "a", .user = "b" };
-	enum hba_method m;
+	struct hba_verdict v;
 
 	assert_non_null(h);
 	assert_int_equal(hba_count(h), 0);
-	assert_false(hba_match(h, &c, &m, NULL));
+	assert_false(hba_match(h, &c, &v));
 	hba_free(h);
-	assert_false(hba_match(NULL, &c, &m, NULL));
+	assert_false(hba_match(NULL, &c, &v));
 }
 
 static const struct {
@@ -139,6 +149,19 @@ static const struct {
 	{ "host all /^a 127.0.0.1/32 trust", "regular expressions" },
 	{ "host all all 127.0.0.1/32 ident", "unsupported authentication method \"ident\"" },
 	{ "host all all 127.0.0.1/32 md5 foo", "not in name=value format: foo" },
+	/* options that would change what a rule admits are refused, never ignored */
+	{ "\n\nhostssl all all 0.0.0.0/0 cert map=certmap",
+	  "hba.conf:3: authentication option \"map\" is not supported" },
+	{ "hostssl all all 0.0.0.0/0 cert clientname=DN", "option \"clientname\" is not supported" },
+	{ "host all all 0.0.0.0/0 md5 clientcertx=verify-ca", "option \"clientcertx\" is not" },
+	{ "hostssl all all 0.0.0.0/0 md5 =verify-ca", "option \"\" is not supported" },
+	{ "host all all 0.0.0.0/0 md5 clientcert=verify-full",
+	  "hba.conf:1: clientcert can only be configured for \"hostssl\" rows" },
+	{ "hostnossl all all 0.0.0.0/0 md5 clientcert=verify-ca", "only be configured for" },
+	{ "hostssl all all 0.0.0.0/0 md5 clientcert=no-verify", "invalid value for clientcert" },
+	{ "hostssl all all 0.0.0.0/0 md5 clientcert=", "invalid value for clientcert" },
+	{ "hostssl all all 0.0.0.0/0 cert clientcert=verify-ca",
+	  "clientcert only accepts \"verify-full\" when using \"cert\"" },
 	{ "local all all", "end of line before the authentication method" },
 	{ "host all", "end of line before the user field" },
 	{ "host all all", "end of line before the address field" },
