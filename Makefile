@@ -48,7 +48,7 @@ UNIT_BINS := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRCS))
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
-.PHONY: all pgmux deps check modgraph unit integration demo demo-ha bench bench-routing fuzz install clean format format-check help
+.PHONY: all pgmux deps check fuzz-replay modgraph unit integration demo demo-ha bench bench-routing fuzz install clean format format-check help
 all: deps pgmux
 
 # Cheap when everything is installed: the script checks with dpkg-query first.
@@ -90,7 +90,7 @@ integration: deps pgmux
 
 # The module graph first (cheap, and a broken wall is cheaper to fix before the tests pass on it).
 # The config unit test also checks that every key is documented in etc/pgmux.ini and the man page.
-check: deps modgraph pgmux unit integration
+check: deps modgraph pgmux unit fuzz-replay integration
 	@echo "make check: all tests passed"
 
 demo: deps pgmux
@@ -137,6 +137,24 @@ fuzz:
 	    grep -E '^Done|number_of_executed_units' build/fuzz/$$name.log | sed 's/^/        /'; \
 	done
 
+# Every fuzz target built with the project's compiler and warnings against test/fuzz/replay.c
+# instead of libFuzzer, run on an empty input and its seeds: part of `make check`, so targets
+# follow API changes and seeds stay regression tests.
+FUZZ_REPLAY_BINS := $(patsubst test/fuzz/%.c,$(BUILD)/fuzz-replay/%,$(FUZZ_SRCS))
+
+fuzz-replay: deps $(FUZZ_REPLAY_BINS)
+	@set -e; for b in $(FUZZ_REPLAY_BINS); do \
+	    name=$$(basename $$b); \
+	    echo "  REPLAY $$name"; \
+	    $$b $$(test -d test/fuzz/seeds/$$name && find test/fuzz/seeds/$$name -type f | sort); \
+	done
+
+$(BUILD)/fuzz-replay/%: test/fuzz/%.c test/fuzz/replay.c $(shell find src include -name '*.[ch]')
+	@mkdir -p $(dir $@)
+	@echo "  CC    $@"
+	$(Q)$(CC) $(CFLAGS) -Wno-missing-prototypes $(PKG_CFLAGS) $(LDFLAGS) -o $@ $< test/fuzz/replay.c \
+	    $$(sed -n 's|^/\* link: \(.*\) \*/$$|\1|p' $<) $(PKG_LIBS) $(LDLIBS)
+
 # The C sources clang-format keeps to .clang-format.
 FORMAT_SRCS = $(SRCS) $(sort $(shell find include -name '*.h')) $(UNIT_SRCS) $(FUZZ_SRCS)
 
@@ -167,6 +185,7 @@ help:
 	@echo "make bench      pgbench through pgmux, PgBouncer and direct (QUICK=1 for a short run)"
 	@echo "make bench-routing  cost of read/write routing, and reads on replicas (QUICK=1 for a short run)"
 	@echo "make fuzz       libFuzzer targets, FUZZ_RUNS=1000000 inputs each (needs clang)"
+	@echo "make fuzz-replay  every fuzz target built with gcc, run on its seeds (in make check)"
 	@echo "make install    install binary, config and man pages (PREFIX=, DESTDIR=)"
 	@echo "make format     clang-format the sources"
 	@echo "make format-check  fail when make format would change a file"

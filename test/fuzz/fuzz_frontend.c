@@ -56,7 +56,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		touch(e.portal, strlen(e.portal) + 1);
 	if (fe_parse_copy_data(data, size, &bytes, &n))
 		touch(bytes, n);
-	(void)fe_parse_copy_done(data, size);
+	if (fe_parse_copy_done(data, size))
+		touch(data, size);
 	if (fe_parse_copy_fail(data, size, &s))
 		touch(s, strlen(s) + 1);
 	if (fe_parse_sasl_initial(data, size, &si) && si.data_len > 0)

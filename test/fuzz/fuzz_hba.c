@@ -19,14 +19,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	};
 	char err[256];
 	struct hba *h = hba_parse((const char *)data, size, "fuzz", err, sizeof(err));
-	enum hba_method method;
-	int line;
+	struct hba_verdict v;
 
 	if (!h)
 		return 0;
 	for (size_t i = 0; i < sizeof(clients) / sizeof(clients[0]); i++)
-		if (hba_match(h, &clients[i], &method, &line))
-			(void)hba_method_name(method);
+		if (hba_match(h, &clients[i], &v))
+			(void)hba_method_name(v.method);
 	(void)hba_count(h);
 	hba_free(h);
 	return 0;
