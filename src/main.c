@@ -16,7 +16,6 @@
 
 #include "admin/admin.h"
 #include "auth/userlist.h"
-#include "core/clock.h"
 #include "core/log.h"
 #include "ev/dns.h"
 #include "ev/http.h"
@@ -204,23 +203,6 @@ static void warn_fd_limit(const struct config *cfg)
 			    (unsigned long long)rl.rlim_cur);
 }
 
-static void worker_init(struct worker *w, struct config *cfg, struct userlist *ul)
-{
-	memset(w, 0, sizeof(*w));
-	w->cfg = cfg;
-	w->userlist = ul;
-	list_init(&w->databases);
-	list_init(&w->users);
-	list_init(&w->pools);
-	list_init(&w->login_clients);
-	list_init(&w->cancel_reqs);
-	if (!evloop_init(&w->loop, (uint32_t)cfg->pkt_buf))
-		die("could not initialise the event loop");
-	pstmt_registry_init(&w->pstmts);
-	worker_apply_loop_settings(w, cfg);
-	w->start_time_us = clock_now_us();
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -273,7 +255,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (daemon)
 		ready_fd = daemonize();
-	worker_init(&w, cfg, ul);
+	if (!worker_init(&w, cfg, ul))
+		die("could not initialise the event loop");
 	admin_register(&w);
 	worker_tls_settings(cfg, TLS_SIDE_CLIENTS, &client_tls);
 	worker_tls_settings(cfg, TLS_SIDE_SERVERS, &server_tls);

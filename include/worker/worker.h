@@ -80,6 +80,12 @@ struct worker {
 	struct dns *dns;                  /* asynchronous resolver and cache (ev/dns.c) */
 };
 
+/*
+ * An empty worker for cfg and its user list (both owned by the worker from now on): lists, the
+ * event loop, the statement registry, new sockets' settings. False when the loop cannot start.
+ */
+bool worker_init(struct worker *w, struct config *cfg, struct userlist *ul);
+
 /* Is dbname the admin console's (false when no console is registered)? */
 bool worker_is_console_db(const struct worker *w, const char *dbname);
 

@@ -15,6 +15,7 @@
 #include "auth/kdfcache.h"
 #include "auth/scram.h"
 #include "auth/userlist.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "ev/dns.h"
 #include "ev/listen.h"
@@ -257,6 +258,24 @@ void worker_shutdown(struct worker *w, bool safe)
 bool worker_is_console_db(const struct worker *w, const char *dbname)
 {
 	return w->console && w->console->is_console_db(dbname);
+}
+
+bool worker_init(struct worker *w, struct config *cfg, struct userlist *ul)
+{
+	memset(w, 0, sizeof(*w));
+	w->cfg = cfg;
+	w->userlist = ul;
+	list_init(&w->databases);
+	list_init(&w->users);
+	list_init(&w->pools);
+	list_init(&w->login_clients);
+	list_init(&w->cancel_reqs);
+	if (!evloop_init(&w->loop, (uint32_t)cfg->pkt_buf))
+		return false;
+	pstmt_registry_init(&w->pstmts);
+	worker_apply_loop_settings(w, cfg);
+	w->start_time_us = clock_now_us();
+	return true;
 }
 
 void worker_apply_loop_settings(struct worker *w, const struct config *cfg)
