@@ -223,6 +223,33 @@ static inline bool conn_is_open(const struct conn *c)
 	return c->fd >= 0;
 }
 
+/* How input is framed: startup-phase headers (no type byte) or typed ones, and the largest message. */
+static inline void conn_set_framing(struct conn *c, bool startup, uint32_t max_packet)
+{
+	c->startup = startup;
+	c->max_packet = max_packet;
+}
+
+/* Copy the input used from now on into tap, up to limit bytes (see struct conn's tap). */
+static inline void conn_tap_start(struct conn *c, struct msgbuf *tap, size_t limit)
+{
+	c->tap = tap;
+	c->tap_limit = limit;
+	c->tap_overflow = false;
+}
+
+static inline void conn_tap_stop(struct conn *c)
+{
+	c->tap = NULL;
+}
+
+/* What the tap holds can no longer be processed again: the peer already heard an answer to it. */
+static inline void conn_tap_spoil(struct conn *c)
+{
+	if (c->tap)
+		c->tap_overflow = true;
+}
+
 /*
  * Can what is queued still reach the peer: the socket is open and did not fail, or only its
  * input broke (a malformed message), so an error can still be flushed before the close.

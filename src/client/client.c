@@ -49,8 +49,7 @@ void client_accept(struct worker *w, int fd, bool is_unix)
 	c->tx_status = 'I';
 	list_init(&c->node);
 	conn_init(&c->conn, &w->loop, &client_ops, c);
-	c->conn.startup = true;
-	c->conn.max_packet = PKT_STARTUP_MAX;
+	conn_set_framing(&c->conn, true, PKT_STARTUP_MAX);
 	c->connect_time_us = c->request_time_us = clock_now_us();
 	if (is_unix)
 		snprintf(c->addr, sizeof(c->addr), "unix");
@@ -86,8 +85,7 @@ void client_send_bytes(struct client *c, const void *data, size_t len)
 {
 	conn_write(&c->conn, data, len);
 	/* The client has an answer from pgmux: its request cannot start over unnoticed. */
-	if (c->conn.tap)
-		c->conn.tap_overflow = true;
+	conn_tap_spoil(&c->conn);
 }
 
 bool client_local_name(const struct client *c, char *buf, size_t len)
@@ -538,7 +536,7 @@ bool client_replay_armed(const struct client *c)
 
 void client_replay_disarm(struct client *c)
 {
-	c->conn.tap = NULL;
+	conn_tap_stop(&c->conn);
 	mb_free(&c->replay);
 }
 
@@ -548,9 +546,7 @@ static void replay_arm(struct client *c)
 	if (c->tx_status != 'I')
 		return;
 	mb_reset(&c->replay);
-	c->conn.tap = &c->replay;
-	c->conn.tap_limit = REPLAY_LIMIT;
-	c->conn.tap_overflow = false;
+	conn_tap_start(&c->conn, &c->replay, REPLAY_LIMIT);
 }
 
 /*
@@ -571,7 +567,7 @@ static void forget_request(struct client *c)
 
 void client_replay_elsewhere(struct client *c)
 {
-	c->conn.tap = NULL;
+	conn_tap_stop(&c->conn);
 	/* The request goes back in front of the client's input, as if it had just arrived. */
 	if (c->conn.tap_overflow || c->replay.failed ||
 	    !conn_unread(&c->conn, c->replay.data, (uint32_t)c->replay.len)) {

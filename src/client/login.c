@@ -770,7 +770,7 @@ static bool enter_console(struct client *c, bool can_write)
 	 * Console commands are a line each, and the console holds a query whole: the login cap
 	 * stays, so a stats user cannot make pgmux buffer max_packet_size.
 	 */
-	c->conn.max_packet = LOGIN_PACKET_MAX;
+	conn_set_framing(&c->conn, false, LOGIN_PACKET_MAX);
 	c->admin = true;
 	c->admin_can_write = can_write;
 	send_admin_login_ok(c);
@@ -827,7 +827,7 @@ static bool enter_pool(struct client *c)
 	}
 	login_forget_secrets(c);
 	/* Authenticated: from here on messages may be as large as the configuration allows. */
-	c->conn.max_packet = (uint32_t)c->w->cfg->max_packet_size;
+	conn_set_framing(&c->conn, false, (uint32_t)c->w->cfg->max_packet_size);
 	pool_client_logged_in(c);
 	return true;
 }
@@ -923,8 +923,7 @@ static enum conn_action handle_startup(struct client *c, const uint8_t *whole, u
 		client_send(c, &mb);
 		mb_free(&mb);
 	}
-	c->conn.startup = false;
-	c->conn.max_packet = LOGIN_PACKET_MAX;
+	conn_set_framing(&c->conn, false, LOGIN_PACKET_MAX);
 	return start_auth(c) ? CONN_CONSUME : CONN_CLOSED;
 }
 

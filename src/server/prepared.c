@@ -159,7 +159,7 @@ static void owe(struct client *c, char kind, const struct msgbuf *mb)
 	if (head && head->action == '+') {
 		emit_synthetic(s);
 		/* The client has an answer: its request can no longer start over unnoticed. */
-		c->conn.tap_overflow = true;
+		conn_tap_spoil(&c->conn);
 	}
 }
 
@@ -715,7 +715,7 @@ static enum conn_action client_close_stmt(struct client *c, const uint8_t *body,
 	if (s->respq.len == 1) {
 		emit_synthetic(s);
 		/* The client has an answer: its request can no longer start over unnoticed. */
-		c->conn.tap_overflow = true;
+		conn_tap_spoil(&c->conn);
 	}
 	return CONN_CONSUME;
 }
