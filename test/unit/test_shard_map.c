@@ -1,0 +1,208 @@
+/*
+ * Unit tests for shard/map: shares by weight, plans that move only what the new weights require
+ * (none between two old shards when one is added), validation, and how evenly keys spread.
+ */
+/* link: src/shard/map.c src/shard/bucket.c */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "shard/bucket.h"
+#include "shard/map.h"
+
+#define BUCKETS 16384
+
+static const char *const NAMES[] = {
+	"s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13",
+	"s14", "s15", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25", "s26",
+	"s27", "s28", "s29", "s30", "s31", "s32", "s33", "s34", "s35", "s36", "s37", "s38", "s39",
+	"s40", "s41", "s42", "s43", "s44", "s45", "s46", "s47", "s48", "s49", "s50", "s51", "s52",
+	"s53", "s54", "s55", "s56", "s57", "s58", "s59", "s60", "s61", "s62", "s63", "s64",
+};
+static const double ONES[65] = { 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+				 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+				 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
+
+static struct shard_map *create(int n, const double *weights)
+{
+	char err[200];
+	struct shard_map *m = shard_map_create(BUCKETS, 0, NAMES, weights, n, err, sizeof(err));
+
+	if (!m)
+		fail_msg("shard_map_create: %s", err);
+	return m;
+}
+
+static void assert_counts(const struct shard_map *m, const uint32_t *expected)
+{
+	uint32_t counts[SHARD_MAX];
+
+	shard_map_counts(m, counts);
+	for (int i = 0; i < m->n_shards; i++)
+		if (counts[i] != expected[i])
+			fail_msg("shard %s holds %u buckets, expected %u", m->names[i], counts[i],
+				 expected[i]);
+}
+
+static void test_create_shares_by_weight(void **state)
+{
+	static const double weights[] = { 1, 2, 1 };
+	struct shard_map *m = create(3, ONES);
+	char err[200];
+
+	assert_counts(m, (uint32_t[]){ 5462, 5461, 5461 });
+	assert_true(shard_map_validate(m, err, sizeof(err)));
+	assert_int_equal(m->version, 1);
+	/* interleaved: the first buckets go round the shards */
+	assert_int_equal(m->owner[0], 0);
+	assert_int_equal(m->owner[1], 1);
+	assert_int_equal(m->owner[2], 2);
+	shard_map_free(m);
+	m = create(3, weights);
+	assert_counts(m, (uint32_t[]){ 4096, 8192, 4096 });
+	shard_map_free(m);
+}
+
+static void test_create_refuses_bad_input(void **state)
+{
+	static const char *const twice[] = { "a", "a" };
+	static const double bad[] = { 1, 0 };
+	char err[200];
+
+	assert_null(shard_map_create(1000, 0, NAMES, ONES, 2, err, sizeof(err)));
+	assert_non_null(strstr(err, "power of two"));
+	assert_null(shard_map_create(BUCKETS, 0, twice, ONES, 2, err, sizeof(err)));
+	assert_non_null(strstr(err, "named twice"));
+	assert_null(shard_map_create(BUCKETS, 0, NAMES, bad, 2, err, sizeof(err)));
+	assert_non_null(strstr(err, "weight"));
+	assert_null(shard_map_create(BUCKETS, 0, NAMES, ONES, 0, err, sizeof(err)));
+}
+
+/* Adding shard N+1 to N: only the new share moves, all of it to the new shard. */
+static void test_adding_a_shard_moves_only_its_share(void **state)
+{
+	for (int n = 1; n < 64; n++) {
+		struct shard_map *old = create(n, ONES), *m;
+		struct shard_move *moves;
+		uint32_t counts[SHARD_MAX];
+		size_t n_moves;
+		char err[200];
+
+		m = shard_map_plan(old, NAMES, ONES, n + 1, &moves, &n_moves, err, sizeof(err));
+		assert_non_null(m);
+		assert_true(shard_map_validate(m, err, sizeof(err)));
+		assert_int_equal(m->version, 2);
+		shard_map_counts(m, counts);
+		assert_int_equal(n_moves, counts[n]);
+		for (size_t k = 0; k < n_moves; k++)
+			if (moves[k].to != n || old->owner[moves[k].bucket] != moves[k].from)
+				fail_msg("%d -> %d shards: bucket %u moves %d -> %d", n, n + 1,
+					 moves[k].bucket, moves[k].from, moves[k].to);
+		for (int i = 0; i <= n; i++) {
+			uint32_t share = BUCKETS / (uint32_t)(n + 1);
+
+			assert_true(counts[i] == share || counts[i] == share + 1);
+		}
+		free(moves);
+		shard_map_free(m);
+		shard_map_free(old);
+	}
+}
+
+static void test_removing_and_reweighting(void **state)
+{
+	static const char *const without_s1[] = { "s0", "s2", "s3" };
+	static const double heavier_s0[] = { 3, 1, 1, 1 };
+	struct shard_map *old = create(4, ONES), *m;
+	struct shard_move *moves;
+	size_t n_moves;
+	char err[200];
+
+	/* s1 leaves: its 4096 buckets, and only they, go to the others, evenly */
+	m = shard_map_plan(old, without_s1, ONES, 3, &moves, &n_moves, err, sizeof(err));
+	assert_non_null(m);
+	assert_int_equal(n_moves, 4096);
+	for (size_t k = 0; k < n_moves; k++)
+		assert_int_equal(moves[k].from, 1);
+	assert_counts(m, (uint32_t[]){ 5462, 5461, 5461 });
+	free(moves);
+	shard_map_free(m);
+	/* s0 weighs 3: it takes 4096 more, from the three others alike */
+	m = shard_map_plan(old, NAMES, heavier_s0, 4, &moves, &n_moves, err, sizeof(err));
+	assert_non_null(m);
+	assert_counts(m, (uint32_t[]){ 8192, 2731, 2731, 2730 });
+	assert_int_equal(n_moves, 4096);
+	for (size_t k = 0; k < n_moves; k++)
+		assert_int_equal(moves[k].to, 0);
+	free(moves);
+	shard_map_free(m);
+	shard_map_free(old);
+}
+
+static void test_validate_catches_damage(void **state)
+{
+	struct shard_map *m = create(4, ONES);
+	char err[200];
+
+	m->owner[7] = (uint16_t)((m->owner[7] + 1) % 4);
+	assert_false(shard_map_validate(m, err, sizeof(err)));
+	assert_non_null(strstr(err, "checksum"));
+	m->owner[7] = 9;
+	assert_false(shard_map_validate(m, err, sizeof(err)));
+	assert_non_null(strstr(err, "bucket 7"));
+	shard_map_free(m);
+}
+
+/* Keys per shard over 1M sequential and 1M random ids: max / mean, printed and bounded. */
+static void test_keys_spread_evenly(void **state)
+{
+	static const int shard_counts[] = { 2, 3, 5, 8, 16, 64 };
+	static uint32_t keys_on[SHARD_MAX];
+	uint64_t rnd = 0x9e3779b97f4a7c15ull;
+
+	for (size_t t = 0; t < sizeof(shard_counts) / sizeof(shard_counts[0]); t++) {
+		int n = shard_counts[t];
+		struct shard_map *m = create(n, ONES);
+
+		for (int pass = 0; pass < 2; pass++) {
+			uint32_t max = 0;
+
+			memset(keys_on, 0, sizeof(keys_on));
+			for (int64_t id = 1; id <= 1000000; id++) {
+				int64_t key = id;
+
+				if (pass == 1) { /* xorshift64 */
+					rnd ^= rnd << 13, rnd ^= rnd >> 7, rnd ^= rnd << 17;
+					key = (int64_t)rnd;
+				}
+				keys_on[shard_map_shard_of(m, bucket_hash_int8(key, 0))]++;
+			}
+			for (int i = 0; i < n; i++)
+				max = keys_on[i] > max ? keys_on[i] : max;
+			printf("%2d shards, 1M %s ids: max/mean %.4f\n", n,
+			       pass ? "random" : "sequential", max / (1000000.0 / n));
+			assert_true(max / (1000000.0 / n) < 1.05);
+		}
+		shard_map_free(m);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_create_shares_by_weight),
+		cmocka_unit_test(test_create_refuses_bad_input),
+		cmocka_unit_test(test_adding_a_shard_moves_only_its_share),
+		cmocka_unit_test(test_removing_and_reweighting),
+		cmocka_unit_test(test_validate_catches_damage),
+		cmocka_unit_test(test_keys_spread_evenly),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
