@@ -989,12 +989,16 @@ static bool kdf_afford(struct client *c, struct kdfcache *kc, long iterations)
 	return false;
 }
 
-/* A monotonic clock read now, not the loop's time of this iteration: PBKDF2 runs within one. */
+/*
+ * The process's CPU time now (not the loop's cached time: PBKDF2 runs within one iteration).
+ * CPU time, not wall time, so that a machine busy with other work does not make a derivation
+ * look dearer than it is and turn the budget into refusals.
+ */
 static uint64_t kdf_clock_us(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 

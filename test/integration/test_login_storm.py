@@ -134,6 +134,23 @@ def start_attack(kind, port, user, db, rate, duration):
     return p, counts
 
 
+def steady_latencies(conn, seconds):
+    """Seconds each `select 1` took, one every 2 ms or so, for this long."""
+    latencies = []
+    t_end = time.monotonic() + seconds
+    while time.monotonic() < t_end:
+        t0 = time.monotonic()
+        conn.execute("select 1").fetchone()
+        latencies.append(time.monotonic() - t0)
+        time.sleep(0.002)
+    return latencies
+
+
+def p99_of(latencies):
+    ordered = sorted(latencies)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
 def test_login_storm_does_not_stall_others(pgmux, direct, storm_role):
     """1000 SCRAM attempts a second against a user with a plaintext auth_file secret (deriving
     its keys each time would need more than the whole loop: PBKDF2-4096 takes 1 to 2.5 ms
@@ -150,6 +167,8 @@ def test_login_storm_does_not_stall_others(pgmux, direct, storm_role):
     mux.start()
     steady = mux.connect(user="postgres")
     steady.execute("select 1")
+    # the same client's latency before the storm: what this machine's load allows right now
+    calm = p99_of(steady_latencies(steady, 2.0))
 
     duration = 6.0
     rates = {"scram": 1000, "cleartext": 100, "spray": 200}
@@ -170,31 +189,27 @@ def test_login_storm_does_not_stall_others(pgmux, direct, storm_role):
             except psycopg.OperationalError as e:
                 logins[user] = (str(e).strip(), time.monotonic() - t1)
     real = Background(real_logins)
-    latencies = []
-    t_end = time.monotonic() + duration
-    while time.monotonic() < t_end:
-        t0 = time.monotonic()
-        steady.execute("select 1").fetchone()
-        latencies.append(time.monotonic() - t0)
-        time.sleep(0.002)
+    latencies = steady_latencies(steady, duration)
     real.result(30)
     results = {}
     for (p, counts), kind in zip(attackers, rates):
         p.join(60)
         results[kind] = dict(counts)
-    latencies.sort()
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    p99 = p99_of(latencies)
     print(f"steady client: {len(latencies)} queries, median "
           f"{statistics.median(latencies) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, "
-          f"max {latencies[-1] * 1000:.1f} ms")
+          f"max {max(latencies) * 1000:.1f} ms (p99 before the storm {calm * 1000:.1f} ms)")
     print(f"attack answers: {results}")
     print(f"real logins: {logins}")
     # R = the SCRAM server-first / an error message came back: pgmux answered them all
     assert results["scram"].get("R", 0) >= 0.8 * rates["scram"] * duration, results
-    assert p99 < 0.2, f"p99 {p99 * 1000:.0f} ms"
+    # A loop busy deriving keys answers in a second or more (only a few queries get through);
+    # the attackers' own CPU slows a loaded machine by tenths, and the bars grow with the
+    # latency the same client saw just before the storm.
+    assert p99 < max(0.5, 4 * calm), f"p99 {p99 * 1000:.0f} ms, {calm * 1000:.0f} ms before"
     # the legitimate cleartext user may meet a spent budget (53300) but not a wrong verdict
     assert logins.get("storm_user", ("missing",))[0] == "ok", logins
-    assert logins["storm_user"][1] < 2.0, logins
+    assert logins["storm_user"][1] < max(3.0, 20 * calm), logins
     assert logins.get("bob", ("missing",))[0] == "ok", logins
     alice = logins.get("alice", ("missing",))[0]
     assert alice == "ok" or "try again later" in alice, logins
@@ -243,17 +258,23 @@ def test_cleartext_against_scram_secret_cached(pgmux, direct):
     mux.start()
     with mux.connect(user="alice", password=PASSWORDS["alice"]) as conn:
         conn.execute("select 1")
-    # wrong guesses spend the budget (one check at a time), and beyond it are refused
-    refused = 0
-    for _ in range(20):
-        c = mux.raw()
-        try:
-            c.login("alice", "app", password="wrong")
-        except rawpg.PgError as e:
-            assert e.sqlstate in ("28P01", "53300"), e
-            refused += e.sqlstate == "53300"
+    # 60 wrong guesses at once spend the budget (20 ms, about ten checks), the rest are refused
+    guesses = []
+    for _ in range(60):
+        c = mux.raw(timeout=10)
+        c.startup("alice", "app")
+        mtype, payload = c.read_msg()
+        assert mtype == b"R" and struct.unpack_from("!i", payload)[0] == 3   # cleartext
+        guesses.append(c)
+    for c in guesses:
+        c.send_msg(b"p", b"wrong\0")
+    answers = [c.error_or_close(10) for c in guesses]
+    for c in guesses:
         c.close()
-    print(f"{refused} of 20 wrong guesses refused with 53300")
+    assert all(isinstance(a, rawpg.PgError) and a.sqlstate in ("28P01", "53300")
+               for a in answers), answers
+    refused = sum(a.sqlstate == "53300" for a in answers)
+    print(f"{refused} of 60 wrong guesses refused with 53300")
     assert refused > 0
     # the right password still gets in at once: it is cached
     for _ in range(5):
