@@ -563,6 +563,8 @@ void conn_close_after_flush(struct conn *c)
 		if (c->fail_reason != CONN_BAD_PACKET)
 			return;
 		c->failed = false;
+		/* Not reported yet, if the owner closes first: the flush reports the close instead. */
+		list_del(&c->failed_node);
 	}
 	if (!conn_pending_output(c)) {
 		fail(c, CONN_FLUSHED);
