@@ -1,5 +1,6 @@
 /*
- * kdfcache: a direct-mapped table of tagged PBKDF2 results and a token bucket of iterations.
+ * kdfcache: a direct-mapped table of tagged PBKDF2 results and a token bucket of PBKDF2 time
+ * (microseconds of CPU, as the caller measures it).
  *
  * Invariants: a slot is empty (used false, all zero) or holds one tag and what was stored with
  * it; the slot of a tag is fixed by its first bytes, which are uniformly spread because tags are
