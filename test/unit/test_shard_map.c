@@ -1,6 +1,8 @@
 /*
- * Unit tests for shard/map: shares by weight, plans that move only what the new weights require
- * (none between two old shards when one is added), validation, and how evenly keys spread.
+ * Unit tests for shard/map: shares by weight in contiguous runs, plans that move only what the
+ * new weights require (none between two old shards when one is added) and keep runs few,
+ * overrides (set, removed, carried over or dropped by a plan, checked), validation, and how
+ * evenly keys spread.
  */
 /* link: src/shard/map.c src/shard/bucket.c */
 #include <setjmp.h>
@@ -50,6 +52,32 @@ static void assert_counts(const struct shard_map *m, const uint32_t *expected)
 				 expected[i]);
 }
 
+/* The runs of shard s in m (all shards' runs when s is -1). */
+static int runs(const struct shard_map *m, int s)
+{
+	int n = 0;
+
+	for (uint32_t b = 0; b < m->n_buckets; b++)
+		if ((s < 0 || m->owner[b] == s) && (b == 0 || m->owner[b - 1] != m->owner[b]))
+			n++;
+	return n;
+}
+
+static struct shard_map *plan(const struct shard_map *old, const char *const *names,
+			      const double *weights, int n)
+{
+	struct shard_move *moves;
+	size_t n_moves;
+	char err[200];
+	struct shard_map *m = shard_map_plan(old, names, weights, n, &moves, &n_moves, err,
+					     sizeof(err));
+
+	if (!m)
+		fail_msg("shard_map_plan: %s", err);
+	free(moves);
+	return m;
+}
+
 static void test_create_shares_by_weight(void **state)
 {
 	static const double weights[] = { 1, 2, 1 };
@@ -59,13 +87,61 @@ static void test_create_shares_by_weight(void **state)
 	assert_counts(m, (uint32_t[]){ 5462, 5461, 5461 });
 	assert_true(shard_map_validate(m, err, sizeof(err)));
 	assert_int_equal(m->version, 1);
-	/* interleaved: the first buckets go round the shards */
+	/* one run each, in order */
 	assert_int_equal(m->owner[0], 0);
-	assert_int_equal(m->owner[1], 1);
-	assert_int_equal(m->owner[2], 2);
+	assert_int_equal(m->owner[5461], 0);
+	assert_int_equal(m->owner[5462], 1);
+	assert_int_equal(m->owner[10923], 2);
+	assert_int_equal(m->owner[BUCKETS - 1], 2);
 	shard_map_free(m);
 	m = create(3, weights);
 	assert_counts(m, (uint32_t[]){ 4096, 8192, 4096 });
+	assert_int_equal(m->owner[4095], 0);
+	assert_int_equal(m->owner[4096], 1);
+	assert_int_equal(m->owner[12288], 2);
+	shard_map_free(m);
+}
+
+static void test_first_map_is_one_run_per_shard(void **state)
+{
+	for (int n = 1; n <= 64; n++) {
+		struct shard_map *m = create(n, ONES);
+
+		assert_int_equal(runs(m, -1), n);
+		for (int i = 0; i < n; i++)
+			assert_int_equal(runs(m, i), 1);
+		shard_map_free(m);
+	}
+}
+
+/*
+ * Adding shards one by one keeps runs few: a shard that gives buckets up never gains a run
+ * (it gives the end or the start of a run), and the new shard takes at most one piece from
+ * each old one.
+ */
+static void test_plans_keep_runs_few(void **state)
+{
+	struct shard_map *m = create(4, ONES), *next;
+
+	next = plan(m, NAMES, ONES, 5);
+	for (int i = 0; i < 5; i++)
+		if (runs(next, i) > 2)
+			fail_msg("4 -> 5 shards: shard %d in %d runs", i, runs(next, i));
+	/* the four given-up pieces join in pairs across the old boundaries */
+	assert_int_equal(runs(next, 4), 2);
+	assert_int_equal(runs(next, -1), 6);
+	shard_map_free(m);
+	m = next;
+	for (int n = 6; n <= 16; n++) {
+		next = plan(m, NAMES, ONES, n);
+		for (int i = 0; i < n - 1; i++)
+			if (runs(next, i) > runs(m, i))
+				fail_msg("%d -> %d shards: shard %d from %d to %d runs", n - 1, n, i,
+					 runs(m, i), runs(next, i));
+		assert_true(runs(next, n - 1) <= n - 1);
+		shard_map_free(m);
+		m = next;
+	}
 	shard_map_free(m);
 }
 
@@ -82,6 +158,9 @@ static void test_create_refuses_bad_input(void **state)
 	assert_null(shard_map_create(BUCKETS, 0, NAMES, bad, 2, err, sizeof(err)));
 	assert_non_null(strstr(err, "weight"));
 	assert_null(shard_map_create(BUCKETS, 0, NAMES, ONES, 0, err, sizeof(err)));
+	assert_null(shard_map_create(BUCKETS, 0, (const char *const[]){ "a b" }, ONES, 1, err,
+				     sizeof(err)));
+	assert_non_null(strstr(err, "letters"));
 }
 
 /* Adding shard N+1 to N: only the new share moves, all of it to the new shard. */
@@ -145,6 +224,88 @@ static void test_removing_and_reweighting(void **state)
 	shard_map_free(old);
 }
 
+static void test_overrides_set_removed_and_checked(void **state)
+{
+	struct shard_map *m = create(4, ONES), *a, *b, *c;
+	char err[200];
+
+	a = shard_map_set_override(m, "42", 3, err, sizeof(err));
+	assert_non_null(a);
+	assert_int_equal(a->version, 2);
+	assert_int_equal(a->n_overrides, 1);
+	assert_string_equal(a->overrides[0].key, "42");
+	assert_int_equal(a->overrides[0].shard, 3);
+	assert_memory_equal(a->owner, m->owner, BUCKETS * sizeof(*m->owner));
+	assert_true(shard_map_validate(a, err, sizeof(err)));
+	assert_true(a->checksum != m->checksum);
+	b = shard_map_set_override(a, "acme corp", 1, err, sizeof(err));
+	assert_non_null(b);
+	assert_int_equal(shard_map_override_index(b, "acme corp"), 1);
+	assert_int_equal(shard_map_override_index(b, "acme"), -1);
+	/* moving a key replaces its override in place */
+	c = shard_map_set_override(b, "42", 0, err, sizeof(err));
+	assert_int_equal(c->n_overrides, 2);
+	assert_int_equal(c->overrides[0].shard, 0);
+	assert_true(c->checksum != b->checksum);
+	shard_map_free(c);
+	c = shard_map_set_override(b, "42", -1, err, sizeof(err));
+	assert_int_equal(c->n_overrides, 1);
+	assert_string_equal(c->overrides[0].key, "acme corp");
+	shard_map_free(c);
+	assert_null(shard_map_set_override(b, "7", -1, err, sizeof(err)));
+	assert_non_null(strstr(err, "no override"));
+	assert_null(shard_map_set_override(b, "7", 4, err, sizeof(err)));
+	assert_null(shard_map_set_override(b, "", 1, err, sizeof(err)));
+	assert_null(shard_map_set_override(b, "a\nb", 1, err, sizeof(err)));
+	/* damage: a key twice, a shard out of range, a changed override */
+	free(b->overrides[1].key);
+	b->overrides[1].key = strdup("42");
+	b->checksum = shard_map_checksum(b);
+	assert_int_equal(shard_map_override_twice(b), 1);
+	assert_false(shard_map_validate(b, err, sizeof(err)));
+	assert_non_null(strstr(err, "set twice"));
+	b->overrides[1].key[0] = '5';
+	assert_false(shard_map_validate(b, err, sizeof(err)));
+	assert_non_null(strstr(err, "checksum"));
+	b->overrides[1].shard = 4;
+	b->checksum = shard_map_checksum(b);
+	assert_false(shard_map_validate(b, err, sizeof(err)));
+	assert_non_null(strstr(err, "shard 4"));
+	shard_map_free(b);
+	shard_map_free(a);
+	shard_map_free(m);
+}
+
+/* A plan renumbers the overrides' shards, and drops (saying so) those of a shard left out. */
+static void test_plan_carries_overrides(void **state)
+{
+	static const char *const reordered[] = { "s3", "s0", "s2" };
+	struct shard_map *m = create(4, ONES), *a, *b, *next;
+	struct shard_move *moves;
+	size_t n_moves;
+	char err[200];
+
+	a = shard_map_set_override(m, "big", 1, err, sizeof(err));
+	b = shard_map_set_override(a, "bigger", 3, err, sizeof(err));
+	next = shard_map_plan(b, reordered, ONES, 3, &moves, &n_moves, err, sizeof(err));
+	assert_non_null(next);
+	assert_int_equal(next->n_overrides, 1);
+	assert_string_equal(next->overrides[0].key, "bigger");
+	assert_int_equal(next->overrides[0].shard, 0);
+	assert_non_null(strstr(err, "big (on s1)"));
+	assert_true(shard_map_validate(next, err, sizeof(err)));
+	free(moves);
+	shard_map_free(next);
+	next = shard_map_plan(b, NAMES, ONES, 5, &moves, &n_moves, err, sizeof(err));
+	assert_int_equal(next->n_overrides, 2);
+	assert_string_equal(err, "");
+	free(moves);
+	shard_map_free(next);
+	shard_map_free(b);
+	shard_map_free(a);
+	shard_map_free(m);
+}
+
 static void test_validate_catches_damage(void **state)
 {
 	struct shard_map *m = create(4, ONES);
@@ -197,9 +358,13 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_create_shares_by_weight),
+		cmocka_unit_test(test_first_map_is_one_run_per_shard),
+		cmocka_unit_test(test_plans_keep_runs_few),
 		cmocka_unit_test(test_create_refuses_bad_input),
 		cmocka_unit_test(test_adding_a_shard_moves_only_its_share),
 		cmocka_unit_test(test_removing_and_reweighting),
+		cmocka_unit_test(test_overrides_set_removed_and_checked),
+		cmocka_unit_test(test_plan_carries_overrides),
 		cmocka_unit_test(test_validate_catches_damage),
 		cmocka_unit_test(test_keys_spread_evenly),
 	};
