@@ -89,6 +89,12 @@ struct shard_map *shard_map_plan(const struct shard_map *old, const char *const 
 struct shard_map *shard_map_set_override(const struct shard_map *m, const char *key, int shard,
 					 char *err, size_t errlen);
 
+/* Can name be a shard's name (1 to SHARD_NAME_MAX - 1 of [A-Za-z0-9_-])? */
+bool shard_map_name_ok(const char *name);
+
+/* Can key be an override's key (1 to SHARD_KEY_MAX bytes, no control character)? */
+bool shard_map_key_ok(const char *key);
+
 /* The index in m->overrides of key's override, -1 if it has none. */
 int shard_map_override_index(const struct shard_map *m, const char *key);
 

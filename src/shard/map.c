@@ -38,6 +38,16 @@ static bool name_char(char c)
 	       c == '_' || c == '-';
 }
 
+bool shard_map_name_ok(const char *name)
+{
+	size_t len = strlen(name);
+
+	for (size_t k = 0; k < len; k++)
+		if (!name_char(name[k]))
+			return false;
+	return len > 0 && len < SHARD_NAME_MAX;
+}
+
 /* Names non-empty, short enough, of name_char()s and distinct; weights positive and finite. */
 static bool check_shards(const char *const *names, const double *weights, int n, char *err,
 			 size_t errlen)
@@ -50,11 +60,9 @@ static bool check_shards(const char *const *names, const double *weights, int n,
 		if (len == 0 || len >= SHARD_NAME_MAX)
 			return fail(err, errlen, "shard %d: a name of 1 to %d bytes", i + 1,
 				    SHARD_NAME_MAX - 1);
-		for (size_t k = 0; k < len; k++)
-			if (!name_char(names[i][k]))
-				return fail(err, errlen,
-					    "shard %s: a name holds only letters, digits, _ and -",
-					    names[i]);
+		if (!shard_map_name_ok(names[i]))
+			return fail(err, errlen,
+				    "shard %s: a name holds only letters, digits, _ and -", names[i]);
 		if (!(weights[i] > 0) || !isfinite(weights[i]))
 			return fail(err, errlen, "shard %s: weight must be a positive number", names[i]);
 		for (int j = 0; j < i; j++)
@@ -289,7 +297,7 @@ static bool rebalance(struct shard_map *m, const int *had, const uint32_t *quota
 	return ok;
 }
 
-static bool key_ok(const char *key)
+bool shard_map_key_ok(const char *key)
 {
 	size_t len = strlen(key);
 
@@ -411,7 +419,7 @@ struct shard_map *shard_map_set_override(const struct shard_map *m, const char *
 		fail(err, errlen, "no shard %d in a map of %d", shard, m->n_shards);
 		return NULL;
 	}
-	if (!key_ok(key)) {
+	if (!shard_map_key_ok(key)) {
 		fail(err, errlen, "an override key is 1 to %d bytes without control characters",
 		     SHARD_KEY_MAX);
 		return NULL;
@@ -529,7 +537,7 @@ static bool check_overrides(const struct shard_map *m, char *err, size_t errlen)
 	for (int i = 0; i < m->n_overrides; i++) {
 		const struct shard_override *o = &m->overrides[i];
 
-		if (!o->key || !key_ok(o->key))
+		if (!o->key || !shard_map_key_ok(o->key))
 			return fail(err, errlen,
 				    "override %d: a key is 1 to %d bytes without control characters",
 				    i + 1, SHARD_KEY_MAX);
