@@ -24,6 +24,7 @@
 #include "ev/pgquery.h"
 #include "ev/tls.h"
 #include "pool/pool.h"
+#include "tools/maptool.h"
 #include "topo/topology.h"
 #include "worker/worker.h"
 
@@ -33,7 +34,8 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"pgmux " PGMUX_VERSION " - PostgreSQL connection pooler and read/write router\n\n"
-		"usage: pgmux [OPTION]... CONFIG\n\n"
+		"usage: pgmux [OPTION]... CONFIG\n"
+		"       pgmux --shard-map COMMAND ...   the shard map tool (pgmux --shard-map help)\n\n"
 		"  -d, --daemon    run in the background (requires logfile or syslog)\n"
 		"  -v, --verbose   more log output (repeat for more)\n"
 		"  -q, --quiet     no log output on stderr\n"
@@ -218,6 +220,8 @@ int main(int argc, char **argv)
 	struct tls_settings client_tls, server_tls;
 	char err[1024];
 
+	if (argc > 1 && strcmp(argv[1], "--shard-map") == 0) /* the map tool, not the daemon */
+		return maptool_main(argc - 2, argv + 2);
 	while ((opt = getopt_long(argc, argv, "dvqVh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'd': daemon = true; break;
