@@ -48,7 +48,7 @@ UNIT_BINS := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRCS))
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
-.PHONY: all pgmux deps check fuzz-replay modgraph unit integration demo demo-ha bench bench-routing fuzz install clean format format-check help
+.PHONY: all pgmux deps check fuzz-replay modgraph unit integration demo demo-ha bench bench-routing bench-shards fuzz install clean format format-check help
 all: deps pgmux
 
 # Cheap when everything is installed: the script checks with dpkg-query first.
@@ -106,6 +106,16 @@ bench: deps pgmux
 # with two replicas; also times the classifier alone (test_classify --bench).
 bench-routing: deps pgmux $(BUILD)/test/test_classify
 	$(Q)$(PYTHON) bench/routing.py $(if $(QUICK),--quick) --classify $(BUILD)/test/test_classify
+
+# What the shard map gives and costs: balance over 1M keys, keys moved when a shard is added
+# (none between old shards), ns per key for hash + lookup. Pure C against src/shard: a few seconds.
+bench-shards: $(BUILD)/bench/shard_bench
+	$(Q)$<
+
+$(BUILD)/bench/shard_bench: bench/shard_bench.c $(filter $(BUILD)/src/shard/%,$(LIBOBJS))
+	@mkdir -p $(dir $@)
+	@echo "  LD    $@"
+	$(Q)$(CC) $(CFLAGS) -MMD -MP -o $@ $^ $(LDFLAGS)
 
 install: pgmux
 	install -D -m 0755 pgmux $(DESTDIR)$(BINDIR)/pgmux
@@ -184,6 +194,7 @@ help:
 	@echo "make demo-ha    a Patroni switchover under load through pgmux: how long writes wait"
 	@echo "make bench      pgbench through pgmux, PgBouncer and direct (QUICK=1 for a short run)"
 	@echo "make bench-routing  cost of read/write routing, and reads on replicas (QUICK=1 for a short run)"
+	@echo "make bench-shards  shard map balance, keys moved when adding a shard, ns per key (seconds)"
 	@echo "make fuzz       libFuzzer targets, FUZZ_RUNS=1000000 inputs each (needs clang)"
 	@echo "make fuzz-replay  every fuzz target built with gcc, run on its seeds (in make check)"
 	@echo "make install    install binary, config and man pages (PREFIX=, DESTDIR=)"
@@ -191,4 +202,4 @@ help:
 	@echo "make format-check  fail when make format would change a file"
 	@echo "V=1             show full command lines"
 
--include $(OBJS:.o=.d) $(UNIT_BINS:=.d)
+-include $(OBJS:.o=.d) $(UNIT_BINS:=.d) $(BUILD)/bench/shard_bench.d
