@@ -164,8 +164,8 @@ static uint64_t be_bytes(const uint8_t *v, size_t len)
 	return x;
 }
 
-bool shard_key_from_binary(enum shard_key_type t, const uint8_t *v, size_t len,
-			   struct shard_key *k, char *err, size_t errlen)
+bool shard_key_from_binary(enum shard_key_type t, const uint8_t *v, size_t len, struct shard_key *k,
+			   char *err, size_t errlen)
 {
 	memset(k, 0, sizeof(*k));
 	k->type = t;
@@ -218,8 +218,8 @@ bool shard_key_equal(const struct shard_key *a, const struct shard_key *b)
 	case SHARD_KEY_TEXT:
 		break;
 	}
-	return a->text_len == b->text_len && (a->text_len == 0 || !memcmp(a->text, b->text,
-									     a->text_len));
+	return a->text_len == b->text_len &&
+	       (a->text_len == 0 || !memcmp(a->text, b->text, a->text_len));
 }
 
 const char *shard_key_format(const struct shard_key *k, char *buf, size_t buflen)

@@ -478,7 +478,8 @@ static const char *node_type(json_object *node, json_object **body)
 
 static bool str_is(json_object *o, const char *s)
 {
-	return json_object_is_type(o, json_type_string) && strcmp(json_object_get_string(o), s) == 0;
+	return json_object_is_type(o, json_type_string) &&
+	       strcmp(json_object_get_string(o), s) == 0;
 }
 
 /* The sval of a {"String": {"sval": ...}} node, or NULL. */
@@ -510,7 +511,8 @@ static bool exact_cast(json_object *type_name, bool array)
 	json_object *names = field(type_name, "names"), *last;
 	size_t n = list_len(names);
 
-	if (n == 0 || n > 2 || field(type_name, "typmods") || !!field(type_name, "arrayBounds") != array)
+	if (n == 0 || n > 2 || field(type_name, "typmods") ||
+	    !!field(type_name, "arrayBounds") != array)
 		return false;
 	if (n == 2 && !str_is(string_node(list_at(names, 0)), "pg_catalog"))
 		return false;
@@ -820,7 +822,7 @@ static bool is_plain(json_object *node)
 /* SELECT of constants alone, or VALUES of constants: touches no table. */
 static bool reads_no_table(json_object *sel)
 {
-	static const char *const clauses[] = { "fromClause",  "whereClause",   "groupClause",
+	static const char *const clauses[] = { "fromClause",   "whereClause",  "groupClause",
 					       "havingClause", "withClause",   "lockingClause",
 					       "intoClause",   "windowClause", "distinctClause" };
 	json_object *targets = field(sel, "targetList"), *rows = field(sel, "valuesLists");
@@ -921,9 +923,9 @@ static bool explain_runs(json_object *options)
 static bool is_neutral(const char *type)
 {
 	static const char *const neutral[] = {
-		"TransactionStmt", "VariableSetStmt", "VariableShowStmt", "DiscardStmt",
-		"DeallocateStmt",  "ConstraintsSetStmt", "ListenStmt",    "UnlistenStmt",
-		"NotifyStmt",      "FetchStmt",        "ClosePortalStmt",
+		"TransactionStmt", "VariableSetStmt",    "VariableShowStmt", "DiscardStmt",
+		"DeallocateStmt",  "ConstraintsSetStmt", "ListenStmt",       "UnlistenStmt",
+		"NotifyStmt",      "FetchStmt",          "ClosePortalStmt",
 	};
 
 	for (size_t i = 0; i < sizeof(neutral) / sizeof(neutral[0]); i++)
@@ -965,8 +967,9 @@ static enum answer stmt_answer(struct walk *w, json_object *stmt, bool *writes)
 	if (modifying_with(field(b, "withClause")))
 		return ANSWER_NO_KEY;
 	if (strcmp(type, "UpdateStmt") == 0)
-		return assigns_key(w, field(b, "targetList")) ? ANSWER_NO_KEY
-							      : where_answer(w, field(b, "whereClause"));
+		return assigns_key(w, field(b, "targetList"))
+			       ? ANSWER_NO_KEY
+			       : where_answer(w, field(b, "whereClause"));
 	if (strcmp(type, "DeleteStmt") == 0)
 		return where_answer(w, field(b, "whereClause"));
 	return ANSWER_NO_KEY; /* MERGE, DDL, CALL, DO, PREPARE, EXECUTE, ... */
