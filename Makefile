@@ -17,7 +17,8 @@ WARN     := -std=gnu11 -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-proto
             -Wimplicit-fallthrough -Wvla -Wno-unused-parameter -Wno-missing-field-initializers
 OPT      ?= -O2 -g
 CFLAGS   += $(OPT) $(WARN) -Iinclude -D_GNU_SOURCE -DPGMUX_VERSION='"$(VERSION)"'
-LDLIBS   += -lev
+# libpg_query (PostgreSQL's grammar, for shard keys in SQL) ships no pkg-config file.
+LDLIBS   += -lev -lpg_query
 
 # Hardening: stack canaries, read-only relocations bound at start-up (no writable GOT), and
 # checked libc calls where the compiler knows buffer sizes (not under ASan, which checks more).
@@ -138,7 +139,7 @@ fuzz:
 	    srcs=$$(sed -n 's|^/\* link: \(.*\) \*/$$|\1|p' $$f); \
 	    echo "  FUZZ  $$name ($(FUZZ_RUNS) runs)"; \
 	    clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -D_GNU_SOURCE -DPGMUX_CHECKS=1 \
-	        -o build/fuzz/$$name $$f $$srcs $$(pkg-config --cflags --libs openssl json-c); \
+	        -o build/fuzz/$$name $$f $$srcs $$(pkg-config --cflags --libs openssl json-c) -lpg_query; \
 	    mkdir -p build/fuzz/corpus-$$name; \
 	    build/fuzz/$$name -runs=$(FUZZ_RUNS) -print_final_stats=1 \
 	        -artifact_prefix=build/fuzz/$$name- build/fuzz/corpus-$$name \

@@ -16,6 +16,7 @@ packages=(
     # build
     build-essential pkg-config
     libev-dev libc-ares-dev libinih-dev libssl-dev libpq-dev libjson-c-dev libcurl4-openssl-dev
+    libpg-query-dev
     # unit tests
     libcmocka-dev
     # integration tests, demo, benchmarks
