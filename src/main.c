@@ -16,6 +16,8 @@
 
 #include "admin/admin.h"
 #include "auth/userlist.h"
+#include "client/shard.h"
+#include "config/config.h"
 #include "core/log.h"
 #include "ev/dns.h"
 #include "ev/http.h"
@@ -35,7 +37,8 @@ static void usage(FILE *out)
 	fprintf(out,
 		"pgmux " PGMUX_VERSION " - PostgreSQL connection pooler and read/write router\n\n"
 		"usage: pgmux [OPTION]... CONFIG\n"
-		"       pgmux --shard-map COMMAND ...   the shard map tool (pgmux --shard-map help)\n\n"
+		"       pgmux --shard-map COMMAND ...       the shard map tool (pgmux --shard-map help)\n"
+		"       pgmux --shard-of KEY CONFIG [DB]    the bucket and shard of KEY in a sharded database\n\n"
 		"  -d, --daemon    run in the background (requires logfile or syslog)\n"
 		"  -v, --verbose   more log output (repeat for more)\n"
 		"  -q, --quiet     no log output on stderr\n"
@@ -205,6 +208,43 @@ static void warn_fd_limit(const struct config *cfg)
 			    (unsigned long long)rl.rlim_cur);
 }
 
+/* pgmux --shard-of KEY CONFIG [DATABASE]: where a key lives, as SHOW SHARD FOR says. */
+static int shard_of_main(int argc, char **argv)
+{
+	const struct db_entry *e = NULL;
+	struct shard_key_place place;
+	const struct shards_entry *set;
+	struct config *cfg;
+	char err[1024];
+
+	if (argc < 2 || argc > 3) {
+		fprintf(stderr, "usage: pgmux --shard-of KEY CONFIG [DATABASE]\n");
+		return 2;
+	}
+	cfg = config_load(argv[1], err, sizeof(err));
+	if (!cfg) {
+		fprintf(stderr, "pgmux: %s\n", err);
+		return 1;
+	}
+	for (int i = 0; i < cfg->n_dbs; i++) {
+		const struct db_entry *d = &cfg->dbs[i];
+
+		if (d->shards[0] && (argc == 3 ? strcmp(d->name, argv[2]) == 0 : !e))
+			e = d;
+	}
+	if (!e || !client_shard_of_key(cfg, e, argv[0], &place, err, sizeof(err))) {
+		fprintf(stderr, "pgmux: %s\n", e ? err : "no such sharded database in the config");
+		config_free(cfg);
+		return 1;
+	}
+	set = config_find_shards(cfg, e->shards);
+	printf("database %s key %s hash %lld bucket %u shard %s cluster %s%s\n", e->name, argv[0],
+	       (long long)place.hash, place.bucket, set->shards[place.shard].name,
+	       set->shards[place.shard].cluster, place.by_override ? " (override)" : "");
+	config_free(cfg);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -222,6 +262,8 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && strcmp(argv[1], "--shard-map") == 0) /* the map tool, not the daemon */
 		return maptool_main(argc - 2, argv + 2);
+	if (argc > 1 && strcmp(argv[1], "--shard-of") == 0)
+		return shard_of_main(argc - 2, argv + 2);
 	while ((opt = getopt_long(argc, argv, "dvqVh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'd': daemon = true; break;

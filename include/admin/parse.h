@@ -44,6 +44,9 @@ enum admin_show {
 	ADMIN_SHOW_MEM,
 	ADMIN_SHOW_TOPOLOGY,
 	ADMIN_SHOW_ROUTES,
+	ADMIN_SHOW_SHARDS,
+	ADMIN_SHOW_SHARD,            /* SHOW SHARD FOR key [IN database] */
+	ADMIN_SHOW_ROUTE,            /* SHOW ROUTE [IN database] FOR statement */
 };
 
 enum admin_parse_status {
@@ -59,7 +62,7 @@ struct admin_cmd {
 	enum admin_verb verb;
 	enum admin_show show;        /* ADMIN_SHOW only */
 	char arg[ADMIN_NAME_MAX];    /* database name, or SET's key; "" when not given */
-	char value[ADMIN_VALUE_MAX]; /* SET's value, quotes removed */
+	char value[ADMIN_VALUE_MAX]; /* SET's value, SHOW SHARD's key or SHOW ROUTE's statement */
 };
 
 /*

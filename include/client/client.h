@@ -91,6 +91,16 @@ struct client {
 	uint64_t ryw_lsn;             /* WAL position of its last committed write; 0 = none */
 	bool drain_wait;              /* a write waits for the replica to answer what came before */
 
+	/* sharding (databases with shards=): client/shard.c */
+	struct database *home;        /* the sharded database it connected to; NULL otherwise */
+	struct shard_setting {
+		char *key;            /* pgmux.shard_key; NULL = unset */
+		char *shard;          /* pgmux.shard: a shard's name; NULL = unset */
+	} shard_session,              /* SET and startup options */
+	  shard_local;                /* SET LOCAL, until the transaction ends */
+	char *shard_unnamed_sql;      /* the unnamed statement prepared in the transaction */
+	size_t shard_unnamed_len;
+
 	uint64_t connect_time_us;
 	uint64_t request_time_us;     /* last activity */
 	uint64_t wait_start_us;       /* when it started waiting for a server */

@@ -66,6 +66,13 @@ struct db_entry {
 	int load_balance_hosts; /* enum host_balance: using a comma-separated host list */
 	char *auth_user;        /* runs auth_query for this database's clients; "" = [pgmux]'s */
 	char *auth_dbname;      /* entry auth_query runs in for this database; "" = [pgmux]'s */
+	char *shards;           /* a [shards.NAME] this database is sharded by; "" = not sharded */
+	/*
+	 * Not keys: set on the entries config_validate() adds for a sharded entry, one per shard,
+	 * named "ENTRY.SHARD" and routed through the shard's cluster. "" and -1 elsewhere.
+	 */
+	char *shard_parent;     /* the sharded entry's name */
+	int shard_index;        /* the shard's position in its [shards.NAME] section */
 };
 
 /* load_balance_hosts: how a database entry's comma-separated host list is used. */
@@ -111,6 +118,42 @@ struct cluster_entry {
 	char *health_check_password;
 	char *health_check_dbname;
 	/* parsing only: which fields the section set (bit = row of config_cluster_keys) */
+	unsigned long long set_mask;
+};
+
+/* One shard.NAME = cluster=CLUSTER line of a [shards.NAME] section. */
+struct shard_entry {
+	char *name;
+	char *cluster;
+};
+
+/* key_type: the type of a shard key column, hashed as PostgreSQL hashes that type. */
+enum shard_key_kind { SHARD_KIND_INT = 0, SHARD_KIND_TEXT, SHARD_KIND_UUID };
+
+/* A shard map as read with a config: shared by a config and its clones (see config_clone). */
+struct loaded_shard_map {
+	int refs;
+	struct shard_map *map;
+	int *shard_of;               /* [map->n_shards]: each map shard's index in the section */
+};
+
+/*
+ * A [shards.NAME] section: how the databases that name it (shards=NAME) are split. A key value
+ * falls in bucket hash(key, seed) & (buckets - 1), PostgreSQL's own hash of key_type; the map
+ * read from map= says which shard holds each bucket; each shard is a [cluster.NAME].
+ */
+struct shards_entry {
+	char *name;
+	char *key;                   /* the key column */
+	int key_type;                /* enum shard_key_kind */
+	int buckets;                 /* a power of two, as the map's */
+	int seed;                    /* as the map's */
+	char *map;                   /* the shard map file */
+	char *no_shard_key;          /* "error", or a shard's name: where keyless work goes */
+	struct shard_entry *shards;  /* in the order written */
+	int n_shards;
+	struct loaded_shard_map *loaded; /* map= as read when the config was loaded */
+	/* parsing only: which fields the section set (bit = row of config_shards_keys) */
 	unsigned long long set_mask;
 };
 
@@ -254,6 +297,8 @@ struct config {
 	int n_users;
 	struct cluster_entry *clusters;
 	int n_clusters;
+	struct shards_entry *shard_sets;
+	int n_shard_sets;
 
 	/*
 	 * What config_load() accepted but the reader should know ("FILE:LINE: key: text"), for
@@ -325,6 +370,13 @@ extern const struct config_key config_cluster_keys[];
 extern const size_t config_cluster_key_count;
 
 /*
+ * The keys of a [shards.NAME] section, with offsets into struct shards_entry; its shard.NAME
+ * lines are not in the table.
+ */
+extern const struct config_key config_shards_keys[];
+extern const size_t config_shards_key_count;
+
+/*
  * Load and validate a whole file into a new struct config. On failure returns NULL and writes
  * "FILE:LINE: key: what is wrong" (or "FILE: ...") into err. The caller owns the result and frees
  * it with config_free().
@@ -383,6 +435,9 @@ const struct db_entry *config_find_db(const struct config *cfg, const char *name
 
 /* The [cluster.NAME] section called name, or NULL. Borrowed from cfg. */
 const struct cluster_entry *config_find_cluster(const struct config *cfg, const char *name);
+
+/* The [shards.NAME] section called name, or NULL. Borrowed from cfg. */
+const struct shards_entry *config_find_shards(const struct config *cfg, const char *name);
 
 /* The [users] entry for name, or NULL. Borrowed from cfg. */
 const struct user_entry *config_find_user(const struct config *cfg, const char *name);

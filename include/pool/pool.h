@@ -44,6 +44,15 @@ struct database {
 	int next_host;                /* host= lists: where the next server connection goes */
 	int hosts_failed;             /* connections that failed since one logged in */
 	struct route_stats routes;    /* where its units of work went (SHOW ROUTES) */
+	/*
+	 * A sharded database (shards=): the databases of its shards, by their index in the
+	 * [shards.NAME] section, found again when the config in force changes; how its units
+	 * found their shard.
+	 */
+	const struct config *shard_dbs_cfg;
+	struct database **shard_dbs;
+	int n_shard_dbs;
+	struct shard_stats shard_stats;
 };
 
 struct pool_user {
@@ -149,6 +158,12 @@ void pool_client_logged_in(struct client *c);
 
 /* Client c (no pool) is authenticated for the admin console: IDLE, on the worker's list. */
 void pool_console_client_logged_in(struct client *c);
+
+/*
+ * c, IDLE and holding no server, goes on in pool to (another shard's pool of its sharded
+ * database): its next unit of work is served there. Its state stays IDLE.
+ */
+void pool_client_move(struct client *c, struct pool *to);
 
 /* The unit of work of c was refused: if c was waiting for a server it leaves the queue (IDLE). */
 void pool_drop_request(struct client *c);

@@ -17,6 +17,17 @@ struct stats {
 	uint64_t wait_time_us;     /* time clients spent waiting for a server */
 };
 
+/* How the units of work of a sharded database found their shard (SHOW SHARDS, SHOW ROUTES). */
+struct shard_stats {
+	uint64_t by_hint;          /* a leading comment pgmux:shard_key= or pgmux:shard= */
+	uint64_t by_setting;       /* SET [LOCAL] pgmux.shard_key / pgmux.shard, startup option */
+	uint64_t by_sql;           /* the key found in the statement */
+	uint64_t by_default;       /* no key: no_shard_key named a shard */
+	uint64_t stayed;           /* touched no table: served by the shard of the client's last unit */
+	uint64_t no_key;           /* refused: no key (no_shard_key = error) */
+	uint64_t cross_shard;      /* refused: keys on several shards */
+};
+
 static inline void stats_add(struct stats *to, const struct stats *from)
 {
 	to->xact_count += from->xact_count;

@@ -84,6 +84,7 @@ struct keyfind {
 	struct keyfind_value *values;  /* owned; keyfind_free */
 	int n_statements;              /* as parsed; 0 when not parsed */
 	bool writes;                   /* some statement is not a plain read (see keyfind_sql) */
+	bool neutral;                  /* parsed, and no statement touches a table: any shard will do */
 };
 
 /*

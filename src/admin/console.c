@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "admin/parse.h"
+#include "admin/shards.h"
 #include "admin/show.h"
 #include "client/client.h"
 #include "config/config.h"
@@ -516,7 +517,18 @@ static void run_query(struct client *c, const char *sql)
 		break;
 	case ADMIN_SHOW:
 		mb_init(&mb);
-		admin_show(c->w, cmd.show, st->stats_since_us, &mb);
+		if (cmd.show == ADMIN_SHOW_SHARDS || cmd.show == ADMIN_SHOW_SHARD ||
+		    cmd.show == ADMIN_SHOW_ROUTE) {
+			const char *sqlstate;
+
+			if (!admin_show_sharding(c->w, &cmd, &mb, &sqlstate, err, sizeof(err))) {
+				mb_free(&mb);
+				reply_error(c, sqlstate, "%s", err);
+				break;
+			}
+		} else {
+			admin_show(c->w, cmd.show, st->stats_since_us, &mb);
+		}
 		send_reply(c, &mb);
 		break;
 	case ADMIN_PAUSE:

@@ -2,6 +2,8 @@
  * admin/parse: the admin console's command grammar (see admin/parse.h).
  *
  *   command  := SHOW item
+ *             | SHOW SHARD FOR value [IN name]
+ *             | SHOW ROUTE [IN name] FOR statement   (the rest of the text)
  *             | (PAUSE | RESUME | RECONNECT | WAIT_CLOSE) [name]
  *             | (KILL | DISABLE | ENABLE) name
  *             | RELOAD | SHUTDOWN
@@ -64,6 +66,9 @@ static const char *const show_names[] = {
 	[ADMIN_SHOW_MEM] = "MEM",
 	[ADMIN_SHOW_TOPOLOGY] = "TOPOLOGY",
 	[ADMIN_SHOW_ROUTES] = "ROUTES",
+	[ADMIN_SHOW_SHARDS] = "SHARDS",
+	[ADMIN_SHOW_SHARD] = "SHARD",
+	[ADMIN_SHOW_ROUTE] = "ROUTE",
 };
 
 /* PgBouncer commands and SHOW items that have no meaning here: a clearer error than "invalid". */
@@ -205,6 +210,75 @@ static bool read_name(struct cursor *cur, const char *what, char *out, size_t ou
 	return true;
 }
 
+static enum admin_parse_status parse_value(struct cursor *cur, struct admin_cmd *cmd);
+
+/* IN name: the database a SHOW SHARD or SHOW ROUTE is about. */
+static enum admin_parse_status parse_in_database(struct cursor *cur, struct admin_cmd *cmd)
+{
+	enum admin_parse_status st = ADMIN_PARSE_OK;
+	bool found;
+
+	if (!accept_keyword(cur, "IN"))
+		return ADMIN_PARSE_OK;
+	if (!read_name(cur, "database name", cmd->arg, sizeof(cmd->arg), &found, &st))
+		return st;
+	if (!found)
+		return fail(cur, ADMIN_PARSE_SYNTAX, "invalid command: IN needs a database name");
+	return ADMIN_PARSE_OK;
+}
+
+/* SHOW SHARD FOR key [IN name] */
+static enum admin_parse_status parse_show_shard(struct cursor *cur, struct admin_cmd *cmd)
+{
+	enum admin_parse_status st;
+	const char *start = cur->p;
+	size_t n;
+
+	if (!accept_keyword(cur, "FOR"))
+		return fail(cur, ADMIN_PARSE_SYNTAX, "invalid command: SHOW SHARD FOR key [IN database]");
+	if (*cur->p == '\'') {
+		st = parse_value(cur, cmd);
+		if (st != ADMIN_PARSE_OK)
+			return st;
+	} else {
+		start = cur->p;
+		n = strcspn(start, " \t\r\n;");
+		if (n == 0 || n >= sizeof(cmd->value))
+			return fail(cur, ADMIN_PARSE_SYNTAX, "invalid command: SHOW SHARD FOR needs a key");
+		memcpy(cmd->value, start, n);
+		cmd->value[n] = '\0';
+		cur->p += n;
+		skip_space(cur);
+	}
+	st = parse_in_database(cur, cmd);
+	if (st == ADMIN_PARSE_OK && !at_end(cur))
+		return fail(cur, ADMIN_PARSE_SYNTAX, "invalid command: SHOW SHARD FOR key [IN database]");
+	return st;
+}
+
+/* SHOW ROUTE [IN name] FOR statement: the statement is the rest of the text. */
+static enum admin_parse_status parse_show_route(struct cursor *cur, struct admin_cmd *cmd)
+{
+	enum admin_parse_status st = parse_in_database(cur, cmd);
+	size_t n;
+
+	if (st != ADMIN_PARSE_OK)
+		return st;
+	if (!accept_keyword(cur, "FOR"))
+		return fail(cur, ADMIN_PARSE_SYNTAX,
+			    "invalid command: SHOW ROUTE [IN database] FOR statement");
+	n = strlen(cur->p);
+	while (n > 0 && (isspace((unsigned char)cur->p[n - 1]) || cur->p[n - 1] == ';'))
+		n--;
+	if (n == 0 || n >= sizeof(cmd->value))
+		return fail(cur, ADMIN_PARSE_SYNTAX, "invalid command: SHOW ROUTE FOR needs a "
+				    "statement of at most %zu bytes", sizeof(cmd->value) - 1);
+	memcpy(cmd->value, cur->p, n);
+	cmd->value[n] = '\0';
+	cur->p += strlen(cur->p);
+	return ADMIN_PARSE_OK;
+}
+
 static enum admin_parse_status parse_show(struct cursor *cur, struct admin_cmd *cmd)
 {
 	size_t n = word_len(cur);
@@ -217,6 +291,10 @@ static enum admin_parse_status parse_show(struct cursor *cur, struct admin_cmd *
 			cmd->show = (enum admin_show)i;
 			cur->p += n;
 			skip_space(cur);
+			if (cmd->show == ADMIN_SHOW_SHARD)
+				return parse_show_shard(cur, cmd);
+			if (cmd->show == ADMIN_SHOW_ROUTE)
+				return parse_show_route(cur, cmd);
 			if (!at_end(cur))
 				return fail(cur, ADMIN_PARSE_SYNTAX,
 					    "invalid command: SHOW %s takes no arguments", show_names[i]);

@@ -10,6 +10,7 @@
  * config (!removed): a removed database's entry belonged to the previous config.
  */
 #include "admin/show.h"
+#include "admin/rows.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -28,104 +29,6 @@
 #ifndef PGMUX_VERSION
 #define PGMUX_VERSION "unknown"
 #endif
-
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-
-#define OID_INT8 20
-#define OID_INT4 23
-#define OID_TEXT 25
-
-#define MAX_COLS 20
-#define SLOT_LEN 64 /* an IPv6 address, a timestamp, a decimal uint64 */
-
-struct column {
-	const char *name;
-	uint32_t oid;
-};
-
-/* One DataRow being filled: values point at caller strings or at the row's own slots. */
-struct row {
-	int n, ncols;
-	const char *val[MAX_COLS];
-	char slot[MAX_COLS][SLOT_LEN];
-};
-
-static void put_header(struct msgbuf *mb, const struct column *cols, int ncols)
-{
-	const char *names[MAX_COLS];
-	uint32_t oids[MAX_COLS];
-
-	ASSERT(ncols <= MAX_COLS);
-	for (int i = 0; i < ncols; i++) {
-		names[i] = cols[i].name;
-		oids[i] = cols[i].oid;
-	}
-	build_row_description(mb, ncols, names, oids);
-}
-
-#define HEADER(mb, cols) put_header((mb), (cols), (int)ARRAY_LEN(cols))
-#define ROW(r, cols) row_start((r), (int)ARRAY_LEN(cols))
-
-static void row_start(struct row *r, int ncols)
-{
-	r->n = 0;
-	r->ncols = ncols;
-}
-
-/* s is borrowed until row_end(); NULL is SQL NULL. */
-static void put_str(struct row *r, const char *s)
-{
-	ASSERT(r->n < r->ncols);
-	r->val[r->n++] = s;
-}
-
-static void put_int(struct row *r, int64_t v)
-{
-	ASSERT(r->n < r->ncols);
-	snprintf(r->slot[r->n], SLOT_LEN, "%" PRId64, v);
-	r->val[r->n] = r->slot[r->n];
-	r->n++;
-}
-
-static void put_uint(struct row *r, uint64_t v)
-{
-	ASSERT(r->n < r->ncols);
-	snprintf(r->slot[r->n], SLOT_LEN, "%" PRIu64, v);
-	r->val[r->n] = r->slot[r->n];
-	r->n++;
-}
-
-static void put_ptr(struct row *r, const void *p)
-{
-	ASSERT(r->n < r->ncols);
-	if (!p) {
-		r->val[r->n++] = NULL;
-		return;
-	}
-	snprintf(r->slot[r->n], SLOT_LEN, "%p", p);
-	r->val[r->n] = r->slot[r->n];
-	r->n++;
-}
-
-/* A wall-clock time in microseconds as local time, the way PgBouncer prints it. */
-static void put_time(struct row *r, uint64_t us)
-{
-	time_t t = (time_t)(us / 1000000);
-	struct tm tm;
-
-	ASSERT(r->n < r->ncols);
-	if (!localtime_r(&t, &tm) ||
-	    strftime(r->slot[r->n], SLOT_LEN, "%Y-%m-%d %H:%M:%S %Z", &tm) == 0)
-		r->slot[r->n][0] = '\0';
-	r->val[r->n] = r->slot[r->n];
-	r->n++;
-}
-
-static void row_end(struct msgbuf *mb, struct row *r)
-{
-	ASSERT(r->n == r->ncols);
-	build_data_row(mb, r->n, r->val);
-}
 
 /*
  * Split "ip:port", "[ipv6]:port" or a name without port (unix sockets, "unknown") into host and
@@ -1125,6 +1028,10 @@ void admin_show(struct worker *w, enum admin_show what, uint64_t stats_since_us,
 	case ADMIN_SHOW_ROUTES:
 		show_routes(w, mb);
 		break;
+	case ADMIN_SHOW_SHARDS:
+	case ADMIN_SHOW_SHARD:
+	case ADMIN_SHOW_ROUTE:
+		break; /* admin_show_sharding(): they take arguments and may fail */
 	}
 	build_command_complete(mb, "SHOW");
 }

@@ -7,6 +7,7 @@
 #include "client/client.h"
 #include "client/admit.h"
 #include "client/route.h"
+#include "client/shard.h"
 #include "client/login.h"
 #include "route/pin.h"
 
@@ -132,6 +133,7 @@ static void client_free(void *obj)
 	param_set_free(&c->params);
 	free(c->pending_set);
 	free(c->deferred_begin);
+	client_shard_free(c);
 	mb_free(&c->replay);
 	free(c);
 }
@@ -443,6 +445,12 @@ static enum conn_action relay_packet(struct client *c, const struct pkt_header *
 			if (act != CONN_FORWARD)
 				return act;
 		}
+		if (c->state == CLIENT_IDLE && c->home) {
+			enum conn_action act = client_shard_unit(c, hdr, whole);
+
+			if (act != CONN_FORWARD)
+				return act;
+		}
 		if (c->state == CLIENT_IDLE && c->pool->db->cluster) {
 			enum conn_action act = client_route_unit(c, hdr, whole);
 
@@ -465,6 +473,12 @@ static enum conn_action relay_packet(struct client *c, const struct pkt_header *
 static enum conn_action relay_linked(struct client *c, const struct pkt_header *hdr, const uint8_t *whole,
 				     bool query_checked)
 {
+	if (c->home) {
+		enum conn_action act = client_shard_linked(c, hdr, whole);
+
+		if (act != CONN_FORWARD)
+			return act;
+	}
 	if (c->pool->db->cluster) {
 		enum conn_action act = client_route_linked(c, hdr, whole);
 

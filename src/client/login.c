@@ -26,6 +26,7 @@
 #include "client/login.h"
 #include "client/admit.h"
 #include "client/route.h"
+#include "client/shard.h"
 #include "client/tls.h"
 
 #include <arpa/inet.h>
@@ -186,7 +187,8 @@ static bool take_option(struct client *c, const char *name, const char *value)
 
 	if (idx >= 0)
 		return param_store(&c->params, (enum tracked_param)idx, value);
-	return client_take_route_option(c, name, value) || settings_put_raw(&c->settings, name, value);
+	return client_take_route_option(c, name, value) || client_take_shard_option(c, name, value) ||
+	       settings_put_raw(&c->settings, name, value);
 }
 
 /* A startup setting's name goes into SQL on every server the client gets: only real names. */
@@ -244,7 +246,7 @@ static bool take_session_setting(struct client *c, const char *name, const char 
 	}
 	if (strcmp(name, "options") == 0)
 		return take_options(c, value);
-	if (client_take_route_option(c, name, value))
+	if (client_take_route_option(c, name, value) || client_take_shard_option(c, name, value))
 		return true;
 	if (refuse_bad_name(c, name))
 		return false;
@@ -804,6 +806,8 @@ static bool enter_pool(struct client *c)
 		client_close(c, "57P03", "database \"%s\" is disabled", c->dbname);
 		return false;
 	}
+	if (db->entry && db->entry->shards[0] && !(db = client_shard_login(c, db)))
+		return false;
 	user = db->entry && *db->entry->user ? db->entry->user : c->user;
 	c->pool = pool_get(c->w, db, user);
 	if (!c->pool) {

@@ -28,6 +28,8 @@
 #include "config/config.h"
 
 #include "auth/hba.h"
+#include "shard/map.h"
+#include "shard/mapfile.h"
 
 /* PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes. */
 #define NAME_MAX_LEN 63
@@ -49,6 +51,8 @@ struct origins {
 	int *dbs;   /* per cfg->dbs[] */
 	int *users; /* per cfg->users[] */
 	int *clusters; /* per cfg->clusters[]: the section's header line */
+	int *shard_sets; /* per cfg->shard_sets[]: the section's header line */
+	int n_dbs;     /* entries read from the file; the shard entries added come after them */
 };
 
 struct parse_state {
@@ -76,10 +80,13 @@ enum section {
 	SECTION_DATABASES,
 	SECTION_USERS,
 	SECTION_CLUSTER, /* [cluster.NAME] */
+	SECTION_SHARDS,  /* [shards.NAME] */
 	SECTION_UNKNOWN,
 };
 
 #define CLUSTER_PREFIX "cluster."
+#define SHARDS_PREFIX "shards."
+#define SHARD_LINE_PREFIX "shard."
 
 
 /* --- errors --- */
@@ -429,7 +436,29 @@ struct config *config_new_default(void)
 static void free_db(struct db_entry *db)
 {
 	free(db->name);
+	free(db->shard_parent);
 	free_strings(db, config_db_keys, config_db_key_count);
+}
+
+static void unref_shard_map(struct loaded_shard_map *l)
+{
+	if (l && --l->refs == 0) {
+		shard_map_free(l->map);
+		free(l->shard_of);
+		free(l);
+	}
+}
+
+static void free_shard_set(struct shards_entry *set)
+{
+	free(set->name);
+	free_strings(set, config_shards_keys, config_shards_key_count);
+	for (int i = 0; i < set->n_shards; i++) {
+		free(set->shards[i].name);
+		free(set->shards[i].cluster);
+	}
+	free(set->shards);
+	unref_shard_map(set->loaded);
 }
 
 void config_free(struct config *cfg)
@@ -450,6 +479,9 @@ void config_free(struct config *cfg)
 		free_strings(&cfg->clusters[i], config_cluster_keys, config_cluster_key_count);
 	}
 	free(cfg->clusters);
+	for (int i = 0; i < cfg->n_shard_sets; i++)
+		free_shard_set(&cfg->shard_sets[i]);
+	free(cfg->shard_sets);
 	for (int i = 0; i < cfg->n_warnings; i++)
 		free(cfg->warnings[i]);
 	free(cfg->warnings);
@@ -485,8 +517,9 @@ static bool clone_dbs(struct config *c, const struct config *src)
 
 		*db = src->dbs[i];
 		db->name = strdup(src->dbs[i].name);
+		db->shard_parent = strdup(src->dbs[i].shard_parent);
 		if (!copy_strings(db, &src->dbs[i], config_db_keys, config_db_key_count) ||
-		    !db->name) {
+		    !db->name || !db->shard_parent) {
 			free_db(db);
 			return false;
 		}
@@ -531,6 +564,43 @@ static bool clone_clusters(struct config *c, const struct config *src)
 	return true;
 }
 
+static bool clone_shard_set(struct shards_entry *set, const struct shards_entry *src)
+{
+	*set = *src;
+	set->name = strdup(src->name);
+	set->shards = calloc((size_t)src->n_shards + 1, sizeof(*set->shards));
+	set->n_shards = 0;
+	set->loaded = src->loaded;
+	if (set->loaded)
+		set->loaded->refs++;
+	if (!copy_strings(set, src, config_shards_keys, config_shards_key_count) || !set->name ||
+	    !set->shards)
+		return false;
+	for (int i = 0; i < src->n_shards; i++) {
+		struct shard_entry *sh = &set->shards[set->n_shards++];
+
+		sh->name = strdup(src->shards[i].name);
+		sh->cluster = strdup(src->shards[i].cluster);
+		if (!sh->name || !sh->cluster)
+			return false;
+	}
+	return true;
+}
+
+static bool clone_shard_sets(struct config *c, const struct config *src)
+{
+	c->shard_sets = calloc((size_t)src->n_shard_sets + 1, sizeof(*c->shard_sets));
+	if (!c->shard_sets)
+		return false;
+	for (int i = 0; i < src->n_shard_sets; i++) {
+		/* Counted first: a half-copied section is freed with the clone. */
+		c->n_shard_sets++;
+		if (!clone_shard_set(&c->shard_sets[i], &src->shard_sets[i]))
+			return false;
+	}
+	return true;
+}
+
 struct config *config_clone(const struct config *src)
 {
 	struct config *c = malloc(sizeof(*c));
@@ -542,13 +612,15 @@ struct config *config_clone(const struct config *src)
 	c->dbs = NULL;
 	c->users = NULL;
 	c->clusters = NULL;
-	c->n_dbs = c->n_users = c->n_clusters = 0;
+	c->shard_sets = NULL;
+	c->n_dbs = c->n_users = c->n_clusters = c->n_shard_sets = 0;
 	c->warnings = NULL;
 	c->n_warnings = 0;
 	c->hba = hba_ref(src->hba);
 	c->config_file = strdup(src->config_file);
 	if (!copy_strings(c, src, config_keys, config_key_count) || !c->config_file ||
-	    !clone_dbs(c, src) || !clone_users(c, src) || !clone_clusters(c, src)) {
+	    !clone_dbs(c, src) || !clone_users(c, src) || !clone_clusters(c, src) ||
+	    !clone_shard_sets(c, src)) {
 		config_free(c);
 		return NULL;
 	}
@@ -702,11 +774,18 @@ static bool add_db(struct parse_state *ps, const char *name, const char *value)
 		free_db(&db);
 		return parse_fail(ps, name, "out of memory");
 	}
+	db.shard_index = -1;
+	db.shard_parent = strdup("");
+	if (!db.shard_parent) {
+		free_db(&db);
+		return parse_fail(ps, name, "out of memory");
+	}
 	if (!parse_entry(ps, name, &db, config_db_keys, config_db_key_count, value)) {
 		free_db(&db);
 		return false;
 	}
 	ps->origins.dbs[cfg->n_dbs] = ps->lineno;
+	ps->origins.n_dbs = cfg->n_dbs + 1;
 	cfg->dbs[cfg->n_dbs++] = db;
 	return true;
 }
@@ -786,6 +865,95 @@ static bool set_cluster_key(struct parse_state *ps, const char *cluster, const c
 	return true;
 }
 
+/* --- [shards.NAME] sections --- */
+
+/* The value of a shard.NAME line: "cluster=NAME". */
+static const struct config_key shard_line_keys[] = {
+	{ .name = "cluster", .type = CFG_STRING, .offset = offsetof(struct shard_entry, cluster),
+	  .default_value = "", .help = "the [cluster.NAME] that serves the shard" },
+};
+
+static struct shards_entry *shard_set_get(struct parse_state *ps, const char *name)
+{
+	struct config *cfg = ps->cfg;
+	struct shards_entry set = { 0 };
+
+	for (int i = 0; i < cfg->n_shard_sets; i++) {
+		if (strcmp(cfg->shard_sets[i].name, name) == 0)
+			return &cfg->shard_sets[i];
+	}
+	if (!check_entry_name(ps, "shards", name))
+		return NULL;
+	set.name = strdup(name);
+	if (!set.name || !init_fields(&set, config_shards_keys, config_shards_key_count) ||
+	    !grow(&cfg->shard_sets, sizeof(*cfg->shard_sets), cfg->n_shard_sets) ||
+	    !grow(&ps->origins.shard_sets, sizeof(int), cfg->n_shard_sets)) {
+		free_shard_set(&set);
+		parse_fail(ps, name, "out of memory");
+		return NULL;
+	}
+	ps->origins.shard_sets[cfg->n_shard_sets] = ps->lineno;
+	cfg->shard_sets[cfg->n_shard_sets] = set;
+	return &cfg->shard_sets[cfg->n_shard_sets++];
+}
+
+/* shard.NAME = cluster=CLUSTER */
+static bool add_shard_line(struct parse_state *ps, struct shards_entry *set, const char *name,
+			   const char *value)
+{
+	const char *shard = name + strlen(SHARD_LINE_PREFIX);
+	struct shard_entry sh = { 0 };
+
+	if (!check_entry_name(ps, "shard", shard))
+		return false;
+	if (strchr(shard, '.') || strchr(shard, ' '))
+		return parse_fail(ps, name, "a shard's name may not hold '.' or blanks");
+	for (int i = 0; i < set->n_shards; i++) {
+		if (strcmp(set->shards[i].name, shard) == 0)
+			return parse_fail(ps, name, "shard %s is defined twice in [shards.%s]", shard,
+					  set->name);
+	}
+	sh.name = strdup(shard);
+	sh.cluster = strdup("");
+	if (!sh.name || !sh.cluster || !grow(&set->shards, sizeof(*set->shards), set->n_shards)) {
+		free(sh.name);
+		free(sh.cluster);
+		return parse_fail(ps, name, "out of memory");
+	}
+	if (!parse_entry(ps, name, &sh, shard_line_keys, 1, value) || !sh.cluster[0]) {
+		free(sh.name);
+		if (!ps->report->failed)
+			parse_fail(ps, name, "give the shard's cluster: %s = cluster=NAME", name);
+		free(sh.cluster);
+		return false;
+	}
+	set->shards[set->n_shards++] = sh;
+	return true;
+}
+
+static bool set_shards_key(struct parse_state *ps, const char *set_name, const char *name,
+			   const char *value)
+{
+	struct shards_entry *set = shard_set_get(ps, set_name);
+	const struct config_key *key;
+	char why[160];
+	union value v;
+
+	if (!set)
+		return false;
+	if (strncasecmp(name, SHARD_LINE_PREFIX, strlen(SHARD_LINE_PREFIX)) == 0)
+		return add_shard_line(ps, set, name, value);
+	key = find_in(config_shards_keys, config_shards_key_count, name);
+	if (!key)
+		return parse_fail(ps, name, "unknown key in [shards.%s] (expected key, key_type, "
+					    "buckets, seed, map, no_shard_key or shard.NAME)", set_name);
+	if (!parse_value(key, value, &v, why, sizeof(why)))
+		return parse_fail(ps, key->name, "%s", why);
+	replace_value(set, key, v);
+	set->set_mask |= 1ULL << (key - config_shards_keys);
+	return true;
+}
+
 const char *config_show_value(const struct config *cfg, const struct config_key *key, char *buf,
 			      size_t buflen)
 {
@@ -855,6 +1023,8 @@ static enum section section_of(const char *name)
 		return SECTION_USERS;
 	if (len > strlen(CLUSTER_PREFIX) && strncasecmp(name, CLUSTER_PREFIX, strlen(CLUSTER_PREFIX)) == 0)
 		return SECTION_CLUSTER;
+	if (len > strlen(SHARDS_PREFIX) && strncasecmp(name, SHARDS_PREFIX, strlen(SHARDS_PREFIX)) == 0)
+		return SECTION_SHARDS;
 	return SECTION_UNKNOWN;
 }
 
@@ -890,13 +1060,20 @@ static int on_pair(void *user, const char *section, const char *name, const char
 		snprintf(cluster, sizeof(cluster), "%.*s", (int)strcspn(start, " \t"), start);
 		return set_cluster_key(ps, cluster, name, value);
 	}
+	case SECTION_SHARDS: {
+		char set[NAME_MAX_LEN + 2];
+		const char *start = section + strspn(section, " \t") + strlen(SHARDS_PREFIX);
+
+		snprintf(set, sizeof(set), "%.*s", (int)strcspn(start, " \t"), start);
+		return set_shards_key(ps, set, name, value);
+	}
 	case SECTION_NONE:
 		return parse_fail(ps, name, "key outside any section (start with [pgmux])");
 	case SECTION_UNKNOWN:
 		break;
 	}
 	return parse_fail(ps, name, "unknown section [%s] (expected pgmux, pgbouncer, databases, "
-				    "users or cluster.NAME)", section);
+				    "users, cluster.NAME or shards.NAME)", section);
 }
 
 /*
@@ -968,6 +1145,12 @@ static bool validate_main(const struct config *cfg, struct report *r, const stru
 	return true;
 }
 
+/* The line of cfg->dbs[i], 0 for an entry the file did not hold (a shard's). */
+static int db_origin(const struct origins *o, int i)
+{
+	return o && o->dbs && i < o->n_dbs ? o->dbs[i] : 0;
+}
+
 static bool validate_db(const struct config *cfg, const struct db_entry *db, int line,
 			struct report *r)
 {
@@ -980,6 +1163,49 @@ static bool validate_db(const struct config *cfg, const struct db_entry *db, int
 				    db->cluster, db->cluster);
 	if (db->cluster[0] && db->host[0])
 		return report_error(r, line, db->name, "give either cluster= or host=, not both");
+	if (db->shards[0] && !config_find_shards(cfg, db->shards))
+		return report_error(r, line, db->name, "shards=%s: no [shards.%s] section",
+				    db->shards, db->shards);
+	if (db->shards[0] && (db->host[0] || db->cluster[0]))
+		return report_error(r, line, db->name, "a sharded database takes its servers from "
+				    "its shards' clusters: give shards= without host= or cluster=");
+	return true;
+}
+
+static bool is_power_of_two(int n)
+{
+	return n > 0 && !(n & (n - 1));
+}
+
+static bool validate_shard_set(const struct config *cfg, const struct shards_entry *set, int line,
+			       struct report *r)
+{
+	bool default_known = strcmp(set->no_shard_key, "error") == 0;
+
+	if (!set->key[0])
+		return report_error(r, line, set->name, "[shards.%s] needs key = the key column",
+				    set->name);
+	if (set->n_shards == 0)
+		return report_error(r, line, set->name, "[shards.%s] names no shard: add lines "
+				    "shard.NAME = cluster=CLUSTER", set->name);
+	if (!is_power_of_two(set->buckets))
+		return report_error(r, line, set->name, "buckets = %d: must be a power of two",
+				    set->buckets);
+	if (!set->map[0])
+		return report_error(r, line, set->name, "[shards.%s] needs map = FILE; create the "
+				    "first one with: pgmux --shard-map create --buckets %d --seed %d "
+				    "SHARD... -o FILE", set->name, set->buckets, set->seed);
+	for (int i = 0; i < set->n_shards; i++) {
+		const struct shard_entry *sh = &set->shards[i];
+
+		if (!config_find_cluster(cfg, sh->cluster))
+			return report_error(r, line, set->name, "shard.%s: cluster=%s: no [cluster.%s] "
+					    "section", sh->name, sh->cluster, sh->cluster);
+		default_known = default_known || strcmp(set->no_shard_key, sh->name) == 0;
+	}
+	if (!default_known)
+		return report_error(r, line, set->name, "no_shard_key = %s: give error or the name "
+				    "of one of the section's shards", set->no_shard_key);
 	return true;
 }
 
@@ -998,12 +1224,246 @@ static bool validate_config(const struct config *cfg, struct report *r, const st
 	if (!validate_main(cfg, r, o))
 		return false;
 	for (int i = 0; i < cfg->n_dbs; i++) {
-		if (!validate_db(cfg, &cfg->dbs[i], o && o->dbs ? o->dbs[i] : 0, r))
+		if (!validate_db(cfg, &cfg->dbs[i], db_origin(o, i), r))
+			return false;
+	}
+	for (int i = 0; i < cfg->n_shard_sets; i++) {
+		if (!validate_shard_set(cfg, &cfg->shard_sets[i],
+					o && o->shard_sets ? o->shard_sets[i] : 0, r))
 			return false;
 	}
 	for (int i = 0; i < cfg->n_clusters; i++) {
 		if (!validate_cluster(&cfg->clusters[i], o && o->clusters ? o->clusters[i] : 0, r))
 			return false;
+	}
+	return true;
+}
+
+/* --- sharded databases: one entry per shard, and the maps --- */
+
+static PRINTF_LIKE(5, 6) void add_warning(struct config *cfg, const char *path, int line,
+					  const char *key, const char *fmt, ...);
+
+static void drop_shard_entries(struct config *cfg)
+{
+	int kept = 0;
+
+	for (int i = 0; i < cfg->n_dbs; i++) {
+		if (cfg->dbs[i].shard_parent[0])
+			free_db(&cfg->dbs[i]);
+		else
+			cfg->dbs[kept++] = cfg->dbs[i];
+	}
+	cfg->n_dbs = kept;
+}
+
+/* The entry for one shard of a sharded entry: the parent's settings, the shard's cluster. */
+static bool add_shard_entry(struct config *cfg, int parent, const struct shard_entry *sh, int index)
+{
+	struct db_entry *db;
+	char name[2 * NAME_MAX_LEN + 2];
+
+	if (!grow(&cfg->dbs, sizeof(*cfg->dbs), cfg->n_dbs))
+		return false;
+	db = &cfg->dbs[cfg->n_dbs];
+	*db = cfg->dbs[parent];
+	snprintf(name, sizeof(name), "%s.%s", db->name, sh->name);
+	db->name = strdup(name);
+	db->shard_parent = strdup(cfg->dbs[parent].name);
+	db->shard_index = index;
+	if (!copy_strings(db, &cfg->dbs[parent], config_db_keys, config_db_key_count) ||
+	    !db->name || !db->shard_parent) {
+		free_db(db);
+		return false;
+	}
+	free(db->cluster);
+	free(db->shards);
+	db->cluster = strdup(sh->cluster);
+	db->shards = strdup("");
+	if (!db->cluster || !db->shards) {
+		free_db(db);
+		return false;
+	}
+	cfg->n_dbs++;
+	return true;
+}
+
+/*
+ * Each sharded entry gets one entry per shard, "ENTRY.SHARD", with its settings and the
+ * shard's cluster: the pools, limits and SHOW lines of a shard are those of an ordinary routed
+ * database. Made again on every validation, so a clone never carries stale ones.
+ */
+static bool add_shard_entries(struct config *cfg, struct report *r, const struct origins *o)
+{
+	int n = cfg->n_dbs;
+
+	for (int i = 0; i < n; i++) {
+		const struct shards_entry *set;
+
+		if (!cfg->dbs[i].shards[0])
+			continue;
+		set = config_find_shards(cfg, cfg->dbs[i].shards);
+		for (int k = 0; k < set->n_shards; k++) {
+			const char *parent = cfg->dbs[i].name;
+
+			if (strlen(parent) + 1 + strlen(set->shards[k].name) > NAME_MAX_LEN)
+				return report_error(r, db_origin(o, i), parent, "database %s.%s (its "
+						    "shard %s) would be longer than %d bytes", parent,
+						    set->shards[k].name, set->shards[k].name, NAME_MAX_LEN);
+			for (int j = 0; j < n; j++) {
+				if (strncmp(cfg->dbs[j].name, parent, strlen(parent)) == 0 &&
+				    cfg->dbs[j].name[strlen(parent)] == '.' &&
+				    strcmp(cfg->dbs[j].name + strlen(parent) + 1, set->shards[k].name) == 0)
+					return report_error(r, db_origin(o, j), cfg->dbs[j].name,
+							    "the name of shard %s of database %s: "
+							    "rename one of them", set->shards[k].name, parent);
+			}
+			if (!add_shard_entry(cfg, i, &set->shards[k], k))
+				return report_error(r, 0, parent, "out of memory");
+		}
+	}
+	return true;
+}
+
+static char *read_whole_file(const char *path, size_t *len, char *why, size_t whylen)
+{
+	FILE *f = fopen(path, "r");
+	char *text = NULL;
+	size_t cap = 0;
+
+	*len = 0;
+	if (!f) {
+		snprintf(why, whylen, "cannot open %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	for (;;) {
+		char *bigger;
+		size_t got;
+
+		if (*len + 4096 + 1 > cap) {
+			cap = cap ? cap * 2 : 65536;
+			bigger = realloc(text, cap);
+			if (!bigger) {
+				snprintf(why, whylen, "%s: out of memory", path);
+				break;
+			}
+			text = bigger;
+		}
+		got = fread(text + *len, 1, cap - *len - 1, f);
+		*len += got;
+		if (got == 0) {
+			if (ferror(f))
+				snprintf(why, whylen, "cannot read %s: %s", path, strerror(errno));
+			else {
+				text[*len] = '\0';
+				fclose(f);
+				return text;
+			}
+			break;
+		}
+	}
+	free(text);
+	fclose(f);
+	return NULL;
+}
+
+/* Does the map fit the section: same buckets and seed, only shards the section names? */
+static bool map_fits(const struct shards_entry *set, struct loaded_shard_map *l, char *why,
+		     size_t whylen)
+{
+	const struct shard_map *m = l->map;
+
+	if (m->n_buckets != (uint32_t)set->buckets || m->seed != (uint64_t)set->seed) {
+		snprintf(why, whylen, "the map has %u buckets and seed %llu, the section says "
+			 "buckets = %d, seed = %d", m->n_buckets, (unsigned long long)m->seed,
+			 set->buckets, set->seed);
+		return false;
+	}
+	for (int i = 0; i < m->n_shards; i++) {
+		l->shard_of[i] = -1;
+		for (int k = 0; k < set->n_shards; k++) {
+			if (strcmp(m->names[i], set->shards[k].name) == 0)
+				l->shard_of[i] = k;
+		}
+		if (l->shard_of[i] < 0) {
+			snprintf(why, whylen, "the map gives buckets to shard %s, which the section "
+				 "does not name (add shard.%s = cluster=...)", m->names[i], m->names[i]);
+			return false;
+		}
+	}
+	return true;
+}
+
+static struct loaded_shard_map *load_shard_map(const struct shards_entry *set, char *why,
+					       size_t whylen)
+{
+	struct loaded_shard_map *l = calloc(1, sizeof(*l));
+	char parse_why[256];
+	size_t len;
+	char *text = read_whole_file(set->map, &len, why, whylen);
+
+	if (!text || !l) {
+		if (text)
+			snprintf(why, whylen, "out of memory");
+		free(text);
+		free(l);
+		return NULL;
+	}
+	l->refs = 1;
+	l->map = shard_map_parse(text, len, parse_why, sizeof(parse_why));
+	free(text);
+	if (!l->map) {
+		snprintf(why, whylen, "%s: %s", set->map, parse_why);
+		unref_shard_map(l);
+		return NULL;
+	}
+	l->shard_of = calloc((size_t)l->map->n_shards, sizeof(*l->shard_of));
+	if (!l->shard_of) {
+		snprintf(why, whylen, "out of memory");
+		unref_shard_map(l);
+		return NULL;
+	}
+	if (!map_fits(set, l, parse_why, sizeof(parse_why))) {
+		snprintf(why, whylen, "%s: %s", set->map, parse_why);
+		unref_shard_map(l);
+		return NULL;
+	}
+	return l;
+}
+
+/*
+ * Read each section's map with the config, so that a RELOAD swaps settings and maps together
+ * and a map that does not parse, or does not fit its section, refuses the whole load.
+ */
+static bool load_shard_maps(struct config *cfg, struct report *r, const struct origins *o)
+{
+	for (int i = 0; i < cfg->n_shard_sets; i++) {
+		struct shards_entry *set = &cfg->shard_sets[i];
+		char why[512];
+
+		if (set->loaded)
+			continue;
+		set->loaded = load_shard_map(set, why, sizeof(why));
+		if (!set->loaded)
+			return report_error(r, o && o->shard_sets ? o->shard_sets[i] : 0, "map", "%s",
+					    why);
+	}
+	for (int i = 0; i < cfg->n_dbs; i++) {
+		const struct db_entry *db = &cfg->dbs[i];
+		const struct shards_entry *set = db->shards[0] ? config_find_shards(cfg, db->shards) : NULL;
+		const struct shard_map *m = set ? set->loaded->map : NULL;
+
+		for (int k = 0; m && k < set->n_shards; k++) {
+			bool has = false;
+
+			for (int j = 0; j < m->n_shards; j++)
+				has = has || set->loaded->shard_of[j] == k;
+			if (!has)
+				add_warning(cfg, cfg->config_file, db_origin(o, i), db->name,
+					    "shard %s holds no bucket in map version %llu: it serves "
+					    "no key until a new map gives it some", set->shards[k].name,
+					    (unsigned long long)m->version);
+		}
 	}
 	return true;
 }
@@ -1053,9 +1513,12 @@ static void warn_min_pool_sizes(struct config *cfg, const struct origins *o)
 		int size = config_db_pool_size(cfg, db);
 		int min = config_db_min_pool_size(cfg, db);
 
+		if (db->shard_parent[0])
+			continue; /* said once, for the sharded entry */
+
 		/* Entries that merely inherit both were covered by the [pgmux] warning. */
 		if (min > size && (db->min_pool_size >= 0 || db->pool_size >= 0))
-			add_warning(cfg, path, o && o->dbs ? o->dbs[i] : 0, db->name,
+			add_warning(cfg, path, db_origin(o, i), db->name,
 				    "min_pool_size (%d) is larger than pool_size (%d): the pool keeps "
 				    "at most %d open", min, size, size);
 	}
@@ -1082,10 +1545,13 @@ static bool finish_config(struct config *cfg, struct report *r, const struct ori
 			return report_error(r, o && o->clusters ? o->clusters[i] : 0,
 					    cfg->clusters[i].name, "out of memory");
 	}
-	if (!validate_config(cfg, r, o))
+	drop_shard_entries(cfg);
+	if (!validate_config(cfg, r, o) || !add_shard_entries(cfg, r, o))
 		return false;
 	clear_warnings(cfg);
 	warn_min_pool_sizes(cfg, o);
+	if (!load_shard_maps(cfg, r, o))
+		return false;
 	if (!cfg->auth_hba_file[0]) {
 		hba_free(cfg->hba);
 		cfg->hba = NULL;
@@ -1160,6 +1626,7 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 	free(ps.origins.dbs);
 	free(ps.origins.users);
 	free(ps.origins.clusters);
+	free(ps.origins.shard_sets);
 	if (report.failed) {
 		config_free(ps.cfg);
 		return NULL;
@@ -1249,6 +1716,15 @@ const struct db_entry *config_find_db(const struct config *cfg, const char *name
 			fallback = &cfg->dbs[i];
 	}
 	return fallback;
+}
+
+const struct shards_entry *config_find_shards(const struct config *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->n_shard_sets; i++) {
+		if (strcmp(cfg->shard_sets[i].name, name) == 0)
+			return &cfg->shard_sets[i];
+	}
+	return NULL;
 }
 
 const struct cluster_entry *config_find_cluster(const struct config *cfg, const char *name)

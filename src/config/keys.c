@@ -343,6 +343,8 @@ const struct config_key config_db_keys[] = {
 			  "unset = [pgmux] auth_user"),
 	DB_STR(auth_dbname, "database entry the auth_query of this database's clients runs in; "
 			    "unset = [pgmux] auth_dbname"),
+	DB_STR(shards, "shard this database by the [shards.NAME] section of that name, instead "
+		       "of host= or cluster="),
 };
 
 const size_t config_db_key_count = sizeof(config_db_keys) / sizeof(config_db_keys[0]);
@@ -394,3 +396,27 @@ const struct config_key config_cluster_keys[] = {
 };
 
 const size_t config_cluster_key_count = sizeof(config_cluster_keys) / sizeof(config_cluster_keys[0]);
+
+static const char *const shard_key_type_names[] = { "int", "text", "uuid", NULL };
+static const char *const shard_key_type_aliases[] = {
+	"bigint", "int", "int8", "int", "integer", "int", "int4", "int", "smallint", "int",
+	"int2", "int", "varchar", "text", NULL,
+};
+
+#define SH_STR(field, def, help_text) ENTRY_KEY(shards_entry, field, CFG_STRING, def, 0, 0, help_text)
+
+const struct config_key config_shards_keys[] = {
+	SH_STR(key, "", "the key column: statements name it (WHERE key = ..., INSERT (key, ...))"),
+	{ .name = "key_type", .type = CFG_ENUM, .offset = offsetof(struct shards_entry, key_type),
+	  .default_value = "int", .reloadable = true, .enum_names = shard_key_type_names,
+	  .enum_aliases = shard_key_type_aliases,
+	  .help = "the key column's type: int (int2, int4, int8), text or uuid" },
+	ENTRY_KEY(shards_entry, buckets, CFG_INT, "16384", 1, 1 << 30,
+		  "buckets of the map, a power of two: must be the map's"),
+	ENTRY_KEY(shards_entry, seed, CFG_INT, "0", 0, INT_MAX,
+		  "seed of the bucket hash: must be the map's"),
+	SH_STR(map, "", "the shard map file (pgmux --shard-map create writes one); RELOAD reads it again"),
+	SH_STR(no_shard_key, "error", "work that names no key: error, or the name of a shard that takes it"),
+};
+
+const size_t config_shards_key_count = sizeof(config_shards_keys) / sizeof(config_shards_keys[0]);

@@ -255,6 +255,21 @@ void pool_console_client_logged_in(struct client *c)
 	client_set_state(c, CLIENT_IDLE, "logged in to the admin console");
 }
 
+void pool_client_move(struct client *c, struct pool *to)
+{
+	ASSERT(c->state == CLIENT_IDLE && !c->server && to && to->w == c->w);
+	if (to == c->pool)
+		return;
+	if (log_enabled(LOG_LVL_NOISE))
+		client_log(LOG_LVL_NOISE, c, "moves from pool %s/%s to %s/%s", c->pool->db->name,
+			   c->pool->user->name, to->db->name, to->user->name);
+	client_leave_state(c);
+	c->pool = to;
+	c->target = 0;
+	list_add_tail(&to->active_clients, &c->node);
+	to->n_active_clients++;
+}
+
 void pool_drop_request(struct client *c)
 {
 	if (c->state == CLIENT_WAITING)

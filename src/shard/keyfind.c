@@ -1012,6 +1012,7 @@ static void walk_tree(struct walk *w, json_object *tree)
 	}
 	if (keyed && !no_key && !w->too_many)
 		w->out->status = KEYFIND_KEYED;
+	w->out->neutral = !keyed && !no_key && !w->oom;
 }
 
 bool keyfind_sql(const char *sql, size_t len, const char *column, struct keyfind *out)

@@ -329,8 +329,11 @@ void worker_destroy(struct worker *w)
 		free(p);
 	}
 	list_for_each_safe(n, t, &w->databases) {
+		struct database *db = list_entry(n, struct database, node);
+
 		list_del(n);
-		free(list_entry(n, struct database, node));
+		free(db->shard_dbs);
+		free(db);
 	}
 	list_for_each_safe(n, t, &w->users) {
 		struct pool_user *u = list_entry(n, struct pool_user, node);

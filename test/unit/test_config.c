@@ -1,4 +1,4 @@
-/* link: src/config/config.c src/config/keys.c src/auth/hba.c */
+/* link: src/config/config.c src/config/keys.c src/auth/hba.c src/shard/map.c src/shard/mapfile.c */
 /*
  * Unit tests for config/: defaults, every value type, the [pgbouncer] alias, [databases] and
  * [users] entry strings, each error message (it must name file, line and key), admin SET on a
@@ -811,6 +811,7 @@ static void test_secrets_masked(void **state)
 		{ config_db_keys, config_db_key_count },
 		{ config_user_keys, config_user_key_count },
 		{ config_cluster_keys, config_cluster_key_count },
+		{ config_shards_keys, config_shards_key_count },
 	};
 	struct config *cfg = config_new_default();
 	const struct config_key *key = config_find_key("health_check_password");
@@ -924,6 +925,11 @@ static void test_docs_cover_keys(void **state)
 		if (!man_has_heading(man, config_cluster_keys[i].name))
 			fail_msg("doc/pgmux.ini.5 has no \".B %s\" entry",
 				 config_cluster_keys[i].name);
+	}
+	for (size_t i = 0; i < config_shards_key_count; i++) {
+		if (!man_has_heading(man, config_shards_keys[i].name))
+			fail_msg("doc/pgmux.ini.5 has no \".B %s\" entry",
+				 config_shards_keys[i].name);
 	}
 	for (size_t i = 0; i < config_user_key_count; i++) {
 		if (!man_has_heading(man, config_user_keys[i].name))

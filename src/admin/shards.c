@@ -1,0 +1,227 @@
+/*
+ * admin/shards: SHOW SHARDS, SHOW SHARD FOR and SHOW ROUTE FOR (see admin/shards.h). Read from
+ * the config in force (its entries and the maps loaded with it) and the topology.
+ */
+#include "admin/shards.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin/rows.h"
+#include "client/shard.h"
+#include "config/config.h"
+#include "route/classify.h"
+#include "route/router.h"
+#include "shard/map.h"
+#include "topo/topology.h"
+#include "worker/worker.h"
+
+/* The buckets shard k of set holds in its map. */
+static uint32_t buckets_of(const struct shards_entry *set, int k, double *weight)
+{
+	const struct loaded_shard_map *l = set->loaded;
+	uint32_t *counts = calloc((size_t)l->map->n_shards, sizeof(*counts));
+	uint32_t n = 0;
+
+	*weight = 0;
+	if (!counts)
+		return 0;
+	shard_map_counts(l->map, counts);
+	for (int i = 0; i < l->map->n_shards; i++) {
+		if (l->shard_of[i] == k) {
+			n = counts[i];
+			*weight = l->map->weights[i];
+		}
+	}
+	free(counts);
+	return n;
+}
+
+static const char *primary_of(struct worker *w, const char *cluster)
+{
+	const struct cluster *cl = topo_find(&w->topo, cluster);
+
+	return cl && cl->primary >= 0 ? cl->members[cl->primary].name : NULL;
+}
+
+static void show_shards(struct worker *w, struct msgbuf *mb)
+{
+	static const struct column cols[] = {
+		{ "database", OID_TEXT }, { "shard", OID_TEXT }, { "cluster", OID_TEXT },
+		{ "primary", OID_TEXT }, { "weight", OID_TEXT }, { "buckets", OID_INT8 },
+		{ "share", OID_TEXT }, { "map_version", OID_INT8 }, { "map_checksum", OID_TEXT },
+		{ "map_source", OID_TEXT }, { "key", OID_TEXT }, { "key_type", OID_TEXT },
+	};
+	const struct config *cfg = w->cfg;
+	struct row r;
+
+	HEADER(mb, cols);
+	for (int i = 0; i < cfg->n_dbs; i++) {
+		const struct shards_entry *set = cfg->dbs[i].shards[0] ? config_find_shards(cfg, cfg->dbs[i].shards) : NULL;
+
+		for (int k = 0; set && k < set->n_shards; k++) {
+			const struct shard_map *m = set->loaded->map;
+			double weight;
+			uint32_t n = buckets_of(set, k, &weight);
+			char w_text[32], share[32], sum[24];
+
+			snprintf(w_text, sizeof(w_text), "%g", weight);
+			snprintf(share, sizeof(share), "%.4f", (double)n / m->n_buckets);
+			snprintf(sum, sizeof(sum), "%016" PRIx64, m->checksum);
+			ROW(&r, cols);
+			put_str(&r, cfg->dbs[i].name);
+			put_str(&r, set->shards[k].name);
+			put_str(&r, set->shards[k].cluster);
+			put_str(&r, primary_of(w, set->shards[k].cluster));
+			put_str(&r, w_text);
+			put_uint(&r, n);
+			put_str(&r, share);
+			put_uint(&r, m->version);
+			put_str(&r, sum);
+			put_str(&r, set->map);
+			put_str(&r, set->key);
+			put_str(&r, set->key_type == SHARD_KIND_INT ? "int" :
+				    set->key_type == SHARD_KIND_TEXT ? "text" : "uuid");
+			row_end(mb, &r);
+		}
+	}
+	build_command_complete(mb, "SHOW");
+}
+
+/*
+ * The entry a SHOW SHARD or SHOW ROUTE is about: the one named, else the only sharded one (for
+ * SHOW ROUTE: the only routed or sharded one).
+ */
+static const struct db_entry *entry_for(const struct config *cfg, const char *name, bool routed_too,
+					char *err, size_t errlen)
+{
+	const struct db_entry *found = NULL;
+	int n = 0;
+
+	for (int i = 0; i < cfg->n_dbs; i++) {
+		const struct db_entry *e = &cfg->dbs[i];
+		bool fits = e->shards[0] || (routed_too && e->cluster[0] && !e->shard_parent[0]);
+
+		if (*name ? strcmp(e->name, name) == 0 : fits) {
+			found = e;
+			n++;
+		}
+	}
+	if (*name && !found)
+		snprintf(err, errlen, "no such database: %s", name);
+	else if (*name && !found->shards[0] && !(routed_too && found->cluster[0]))
+		snprintf(err, errlen, "database %s is not %s", name, routed_too ? "routed or sharded" : "sharded");
+	else if (n == 0)
+		snprintf(err, errlen, "no database is %s", routed_too ? "routed or sharded" : "sharded");
+	else if (n > 1)
+		snprintf(err, errlen, "several databases are %s: add IN database",
+			 routed_too ? "routed or sharded" : "sharded");
+	else
+		return found;
+	return NULL;
+}
+
+static bool show_shard_for(struct worker *w, const struct admin_cmd *cmd, struct msgbuf *mb,
+			   char *err, size_t errlen)
+{
+	static const struct column cols[] = {
+		{ "database", OID_TEXT }, { "key", OID_TEXT }, { "hash", OID_INT8 },
+		{ "bucket", OID_INT8 }, { "shard", OID_TEXT }, { "cluster", OID_TEXT },
+		{ "placed_by", OID_TEXT },
+	};
+	const struct db_entry *e = entry_for(w->cfg, cmd->arg, false, err, errlen);
+	const struct shards_entry *set;
+	struct shard_key_place place;
+	struct row r;
+
+	if (!e || !client_shard_of_key(w->cfg, e, cmd->value, &place, err, errlen))
+		return false;
+	set = config_find_shards(w->cfg, e->shards);
+	HEADER(mb, cols);
+	ROW(&r, cols);
+	put_str(&r, e->name);
+	put_str(&r, cmd->value);
+	put_int(&r, (int64_t)place.hash); /* signed, as PostgreSQL's hash*extended() prints it */
+	put_uint(&r, place.bucket);
+	put_str(&r, set->shards[place.shard].name);
+	put_str(&r, set->shards[place.shard].cluster);
+	put_str(&r, place.by_override ? "override" : "bucket");
+	row_end(mb, &r);
+	build_command_complete(mb, "SHOW");
+	return true;
+}
+
+static const char *member_name(const struct cluster *cl, int target)
+{
+	if (target == TARGET_WAIT_PRIMARY)
+		return "(waits for a primary)";
+	if (target == TARGET_REFUSED)
+		return "(refused: no replica, read_fallback = error)";
+	return cl->members[target].name;
+}
+
+static bool show_route_for(struct worker *w, const struct admin_cmd *cmd, struct msgbuf *mb,
+			   char *err, size_t errlen)
+{
+	static const struct column cols[] = {
+		{ "database", OID_TEXT }, { "shard", OID_TEXT }, { "found_by", OID_TEXT },
+		{ "role", OID_TEXT }, { "member", OID_TEXT }, { "refused", OID_TEXT },
+	};
+	const struct db_entry *e = entry_for(w->cfg, cmd->arg, true, err, errlen);
+	const char *sql = cmd->value, *cluster_name;
+	struct shard_explain ex = { .shard = -1 };
+	struct route_stats unused = { 0 };
+	struct route_result res;
+	enum route_want want;
+	struct cluster *cl;
+	bool hinted;
+	struct row r;
+
+	if (!e)
+		return false;
+	cluster_name = e->cluster;
+	if (e->shards[0]) {
+		client_shard_explain(w->cfg, e, sql, strlen(sql), &ex);
+		cluster_name = ex.shard >= 0 ? config_find_shards(w->cfg, e->shards)->shards[ex.shard].cluster : NULL;
+	}
+	classify_sql(sql, strlen(sql), NULL, &res);
+	want = router_want(&res, ROUTE_HINT_NONE, false, false, ROUTE_HINT_NONE, &hinted);
+	cl = cluster_name ? topo_find(&w->topo, cluster_name) : NULL;
+	HEADER(mb, cols);
+	ROW(&r, cols);
+	put_str(&r, e->name);
+	put_str(&r, ex.shard >= 0 ? config_find_shards(w->cfg, e->shards)->shards[ex.shard].name : NULL);
+	put_str(&r, e->shards[0] ? ex.found_by : NULL);
+	put_str(&r, want == WANT_PRIMARY ? "primary" : "replica");
+	put_str(&r, cl ? member_name(cl, router_pick(cl, want, 0, &unused, false)) : NULL);
+	put_str(&r, ex.refusal[0] ? ex.refusal : NULL);
+	row_end(mb, &r);
+	build_command_complete(mb, "SHOW");
+	return true;
+}
+
+bool admin_show_sharding(struct worker *w, const struct admin_cmd *cmd, struct msgbuf *mb,
+			 const char **sqlstate, char *err, size_t errlen)
+{
+	bool ok = true;
+
+	switch (cmd->show) {
+	case ADMIN_SHOW_SHARDS:
+		show_shards(w, mb);
+		break;
+	case ADMIN_SHOW_SHARD:
+		ok = show_shard_for(w, cmd, mb, err, errlen);
+		break;
+	case ADMIN_SHOW_ROUTE:
+		ok = show_route_for(w, cmd, mb, err, errlen);
+		break;
+	default:
+		snprintf(err, errlen, "not a sharding command");
+		ok = false;
+		break;
+	}
+	*sqlstate = "22023";
+	return ok;
+}

@@ -1,0 +1,752 @@
+/*
+ * client/shard: the shard of each unit of work of a client of a sharded database (see
+ * include/client/shard.h for the order in which keys are looked for).
+ *
+ * The client always sits in the pool of one shard's database ("DB.SHARD", an ordinary routed
+ * database), so everything below the choice of shard (roles, members, limits, prepared
+ * statements, session settings) is the routed databases' machinery unchanged. Moving to another
+ * shard happens only between units of work, while the client holds no server.
+ */
+#include "client/shard.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "client/route.h"
+#include "pool/pool.h"
+#include "proto/build.h"
+#include "proto/fe.h"
+#include "shard/bucket.h"
+#include "shard/key.h"
+#include "shard/keyfind.h"
+#include "shard/map.h"
+#include "worker/worker.h"
+
+/* Statements longer than this are not parsed for their key (see keyfind_sql's own bound). */
+#define SHARD_PARSE_MAX (1024 * 1024)
+
+/* What a unit of work says about its shard. */
+enum found {
+	FOUND_SHARD,   /* every key it names is on one shard: *shard */
+	FOUND_NEUTRAL, /* it touches no table (SET, SHOW, SELECT 1, a Parse alone): any shard */
+	FOUND_NO_KEY,  /* it touches a table and names no key */
+	FOUND_CROSS,   /* its keys are on several shards */
+	FOUND_BAD,     /* a key or shard name that cannot be read: why says */
+};
+
+struct finding {
+	enum found found;
+	int shard;
+	int other;            /* FOUND_CROSS: a second shard */
+	char why[200];
+};
+
+_Static_assert((int)SHARD_KEY_INT == (int)SHARD_KIND_INT && (int)SHARD_KEY_TEXT == (int)SHARD_KIND_TEXT &&
+		      (int)SHARD_KEY_UUID == (int)SHARD_KIND_UUID,
+	      "config's key_type values are shard/key.h's");
+
+static const struct shards_entry *home_set(const struct client *c)
+{
+	return config_find_shards(c->w->cfg, c->home->entry->shards);
+}
+
+struct database *client_shard_database(struct worker *w, struct database *db, int k)
+{
+	const struct shards_entry *set;
+
+	if (!db->entry || !db->entry->shards[0])
+		return NULL;
+	if (db->shard_dbs_cfg != w->cfg) {
+		/* The config in force changed: its shards may have too. */
+		set = config_find_shards(w->cfg, db->entry->shards);
+		free(db->shard_dbs);
+		db->shard_dbs = set ? calloc((size_t)set->n_shards, sizeof(*db->shard_dbs)) : NULL;
+		db->n_shard_dbs = db->shard_dbs ? set->n_shards : 0;
+		db->shard_dbs_cfg = w->cfg;
+	}
+	if (k < 0 || k >= db->n_shard_dbs)
+		return NULL;
+	if (!db->shard_dbs[k] || db->shard_dbs[k]->removed) {
+		char name[sizeof(db->name) * 2];
+
+		set = config_find_shards(w->cfg, db->entry->shards);
+		snprintf(name, sizeof(name), "%s.%s", db->name, set->shards[k].name);
+		db->shard_dbs[k] = database_lookup(w, name);
+	}
+	return db->shard_dbs[k];
+}
+
+static int shard_named(const struct shards_entry *set, const char *name, size_t len)
+{
+	for (int k = 0; k < set->n_shards; k++) {
+		if (strlen(set->shards[k].name) == len && memcmp(set->shards[k].name, name, len) == 0)
+			return k;
+	}
+	return -1;
+}
+
+/* The shard of a key: an override of the map, else its bucket's owner. */
+static int shard_of_key(const struct shards_entry *set, const struct shard_key *key)
+{
+	const struct loaded_shard_map *l = set->loaded;
+	const struct shard_map *m = l->map;
+
+	for (int i = 0; i < m->n_overrides; i++) {
+		const char *text = m->overrides[i].key;
+		struct shard_key ov;
+		char why[64];
+
+		if (shard_key_from_text(key->type, text, strlen(text), &ov, why, sizeof(why)) &&
+		    shard_key_equal(&ov, key))
+			return l->shard_of[m->overrides[i].shard];
+	}
+	return l->shard_of[shard_map_shard_of(m, shard_key_hash(key, m->seed))];
+}
+
+/* Record one more shard the unit touches. */
+static void note_shard(struct finding *f, int k)
+{
+	if (f->found == FOUND_SHARD && f->shard != k) {
+		f->found = FOUND_CROSS;
+		f->other = k;
+	} else if (f->found != FOUND_CROSS && f->found != FOUND_BAD) {
+		f->found = FOUND_SHARD;
+		f->shard = k;
+	}
+}
+
+static void note_key_text(const struct shards_entry *set, const char *text, size_t len,
+			  struct finding *f)
+{
+	struct shard_key key;
+	char why[120];
+
+	if (!shard_key_from_text((enum shard_key_type)set->key_type, text, len, &key, why,
+				 sizeof(why))) {
+		f->found = FOUND_BAD;
+		snprintf(f->why, sizeof(f->why), "shard key \"%.*s\": %s", (int)(len > 64 ? 64 : len),
+			 text, why);
+		return;
+	}
+	note_shard(f, shard_of_key(set, &key));
+}
+
+static void note_shard_name(const struct shards_entry *set, const char *name, size_t len,
+			    struct finding *f)
+{
+	int k = shard_named(set, name, len);
+
+	if (k < 0) {
+		f->found = FOUND_BAD;
+		snprintf(f->why, sizeof(f->why), "no shard named \"%.*s\" in [shards.%s]",
+			 (int)(len > 64 ? 64 : len), name, set->name);
+		return;
+	}
+	note_shard(f, k);
+}
+
+/* Bind parameter i (0-based) of b: its bytes, and whether they are binary. */
+static bool bind_param(const struct fe_bind *b, int i, const uint8_t **val, int32_t *len,
+		       bool *binary)
+{
+	const uint8_t *p = b->params, *end = b->params + b->params_len;
+
+	if (i < 0 || i >= b->nparams)
+		return false;
+	for (int k = 0;; k++) {
+		int32_t n;
+
+		if (end - p < 4)
+			return false;
+		n = (int32_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
+		p += 4;
+		if (n > 0 && end - p < n)
+			return false;
+		if (k == i) {
+			*val = p;
+			*len = n;
+			break;
+		}
+		if (n > 0)
+			p += n;
+	}
+	*binary = b->nformats == 1 ? (b->formats[1] & 1) : b->nformats > i && (b->formats[2 * i + 1] & 1);
+	return true;
+}
+
+static void note_key_param(const struct shards_entry *set, const struct fe_bind *b, int param,
+			   struct finding *f)
+{
+	const uint8_t *val;
+	struct shard_key key;
+	char why[120];
+	int32_t len;
+	bool binary;
+
+	if (!b || !bind_param(b, param - 1, &val, &len, &binary) || len < 0) {
+		if (f->found != FOUND_CROSS && f->found != FOUND_BAD)
+			f->found = FOUND_NO_KEY; /* no value, or NULL: no row has that key */
+		return;
+	}
+	if (!(binary ? shard_key_from_binary((enum shard_key_type)set->key_type, val, (size_t)len,
+					     &key, why, sizeof(why))
+		     : shard_key_from_text((enum shard_key_type)set->key_type, (const char *)val,
+					   (size_t)len, &key, why, sizeof(why)))) {
+		f->found = FOUND_BAD;
+		snprintf(f->why, sizeof(f->why), "shard key parameter $%d: %s", param, why);
+		return;
+	}
+	note_shard(f, shard_of_key(set, &key));
+}
+
+/*
+ * The keys the SQL names, with b the Bind that gives its parameters (NULL: none). A hint comment
+ * is read before anything is parsed.
+ */
+static void find_in_sql(const struct shards_entry *set, const char *sql, size_t len,
+			const struct fe_bind *b, struct finding *f, bool *hinted)
+{
+	struct keyfind_hint h;
+	struct keyfind kf;
+
+	if (keyfind_hint(sql, len, &h)) {
+		*hinted = true;
+		if (h.kind == KEYFIND_HINT_KEY)
+			note_key_text(set, h.value, h.value_len, f);
+		else
+			note_shard_name(set, h.value, h.value_len, f);
+		return;
+	}
+	if (len > SHARD_PARSE_MAX || !keyfind_sql(sql, len, set->key, &kf)) {
+		if (f->found != FOUND_SHARD && f->found != FOUND_CROSS && f->found != FOUND_BAD)
+			f->found = FOUND_NO_KEY;
+		return;
+	}
+	if (kf.status == KEYFIND_KEYED) {
+		for (int i = 0; i < kf.n_values && f->found != FOUND_BAD; i++) {
+			if (kf.values[i].param > 0)
+				note_key_param(set, b, kf.values[i].param, f);
+			else
+				note_key_text(set, kf.values[i].literal, kf.values[i].literal_len, f);
+		}
+	} else if (kf.status == KEYFIND_NO_KEY && !kf.neutral && f->found == FOUND_NEUTRAL) {
+		f->found = FOUND_NO_KEY;
+	}
+	/* A parse error: PostgreSQL answers it wherever it goes. */
+	keyfind_free(&kf);
+}
+
+/* The query of the Parse of statement name among the messages [p, end), or NULL. */
+static const char *named_in_batch(const uint8_t *p, const uint8_t *end, const char *name,
+				  size_t *len)
+{
+	struct pkt_header h;
+
+	while (pkt_peek_header(p, (size_t)(end - p), &h) == PKT_PEEK_OK && h.len <= (size_t)(end - p)) {
+		struct fe_parse parse;
+
+		if (h.type == 'P' && fe_parse_parse(p + PKT_HDR_LEN, h.len - PKT_HDR_LEN, &parse) &&
+		    strcmp(parse.name, name) == 0) {
+			*len = parse.query_len;
+			return parse.query;
+		}
+		p += h.len;
+	}
+	return NULL;
+}
+
+/* The SQL a Bind runs: its statement's, from a Parse of this batch or one the client named. */
+static const char *bind_sql(struct client *c, const struct fe_bind *b, const char *unnamed,
+			    size_t unnamed_len, size_t *len)
+{
+	if (!*b->statement) {
+		*len = unnamed_len;
+		return unnamed;
+	}
+	return prepared_query_of(c, b->statement, len);
+}
+
+/*
+ * The keys of an extended-protocol batch from its first message to its Sync (drivers send a
+ * batch in one go, so it is all here): each Bind's statement with that Bind's parameters. A
+ * batch that binds nothing (a Parse or Describe alone) touches no table.
+ */
+static void find_in_batch(struct client *c, const struct shards_entry *set, const uint8_t *start,
+			  struct finding *f, bool *hinted)
+{
+	const uint8_t *p = start, *end = conn_input_end(&c->conn);
+	const char *unnamed = NULL;
+	size_t unnamed_len = 0;
+	struct pkt_header h;
+
+	while (end && pkt_peek_header(p, (size_t)(end - p), &h) == PKT_PEEK_OK && h.len <= (size_t)(end - p)) {
+		const uint8_t *body = p + PKT_HDR_LEN;
+		size_t blen = h.len - PKT_HDR_LEN;
+		struct fe_parse parse;
+		struct fe_bind bind;
+
+		if (h.type == 'S' || f->found == FOUND_BAD)
+			break;
+		if (h.type == 'P' && fe_parse_parse(body, blen, &parse) && !*parse.name) {
+			unnamed = parse.query;
+			unnamed_len = parse.query_len;
+		} else if (h.type == 'P' && fe_parse_parse(body, blen, &parse)) {
+			/* A named Parse is read through prepared_query_of once the client holds it. */
+		} else if (h.type == 'B' && fe_parse_bind(body, blen, &bind)) {
+			size_t len = 0;
+			const char *sql = bind_sql(c, &bind, unnamed, unnamed_len, &len);
+
+			if (!sql && *bind.statement)
+				sql = named_in_batch(start, p, bind.statement, &len);
+			if (sql)
+				find_in_sql(set, sql, len, &bind, f, hinted);
+			else if (f->found == FOUND_NEUTRAL)
+				f->found = FOUND_NO_KEY;
+		}
+		p += h.len;
+	}
+}
+
+/* The shard pgmux.shard_key or pgmux.shard say: SET LOCAL's in a transaction, else SET's. */
+static bool find_in_settings(const struct client *c, const struct shards_entry *set,
+			     struct finding *f)
+{
+	const struct shard_setting *s = c->shard_local.key || c->shard_local.shard ? &c->shard_local
+										    : &c->shard_session;
+
+	if (s->key)
+		note_key_text(set, s->key, strlen(s->key), f);
+	else if (s->shard)
+		note_shard_name(set, s->shard, strlen(s->shard), f);
+	else
+		return false;
+	return true;
+}
+
+/* Where the unit that starts with this message goes; counted in its database's shard_stats. */
+static void find_shard(struct client *c, const struct shards_entry *set,
+		       const struct pkt_header *hdr, const uint8_t *whole, struct finding *f)
+{
+	struct shard_stats *st = &c->home->shard_stats;
+	bool hinted = false, by_setting = false;
+	struct keyfind_hint h;
+	struct fe_query q;
+
+	f->found = FOUND_NEUTRAL;
+	f->why[0] = '\0';
+	if (hdr->type == 'Q' && fe_parse_query(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &q)) {
+		/* A hint outranks the settings; the settings outrank the SQL. */
+		by_setting = !keyfind_hint(q.sql, q.sql_len, &h) && find_in_settings(c, set, f);
+		if (!by_setting)
+			find_in_sql(set, q.sql, q.sql_len, NULL, f, &hinted);
+	} else if (hdr->type == 'P' || hdr->type == 'B') {
+		by_setting = find_in_settings(c, set, f);
+		if (!by_setting)
+			find_in_batch(c, set, whole, f, &hinted);
+	}
+	if (f->found != FOUND_SHARD)
+		return;
+	if (hinted)
+		st->by_hint++;
+	else if (by_setting)
+		st->by_setting++;
+	else
+		st->by_sql++;
+}
+
+static void send_tag_and_ready(struct client *c, const char *tag, char tx_status)
+{
+	struct msgbuf mb;
+
+	mb_init(&mb);
+	if (tag)
+		build_command_complete(&mb, tag);
+	build_ready(&mb, tx_status);
+	client_send(c, &mb);
+	mb_free(&mb);
+	c->tx_status = tx_status;
+}
+
+/* Refuse the unit of work this message starts: an error, then the rest of it is dropped. */
+static enum conn_action refuse(struct client *c, const struct pkt_header *hdr, const char *sqlstate,
+			       const char *message)
+{
+	client_send_error(c, sqlstate, "%s", message);
+	client_log(LOG_LVL_INFO, c, "unit of work refused: %s", message);
+	c->discarding = DISCARD_START;
+	return client_discard_packet(c, hdr);
+}
+
+static void set_text(char **field, const char *value, size_t len)
+{
+	free(*field);
+	*field = value ? strndup(value, len) : NULL;
+}
+
+/* SET [LOCAL] pgmux.shard_key / pgmux.shard, RESET: pgmux's own settings, answered here. */
+static enum conn_action answer_setting(struct client *c, const struct shards_entry *set,
+				       const struct keyfind_set *s)
+{
+	bool in_txn = c->deferred_begin || c->tx_status != 'I';
+	struct shard_setting *to = s->local ? &c->shard_local : &c->shard_session;
+	struct finding f = { .found = FOUND_NEUTRAL };
+
+	if (!s->reset && s->what == KEYFIND_SET_KEY)
+		note_key_text(set, s->value, s->value_len, &f);
+	else if (!s->reset)
+		note_shard_name(set, s->value, s->value_len, &f);
+	if (f.found == FOUND_BAD) {
+		client_send_error(c, "22023", "invalid value for %s: %s",
+				  s->what == KEYFIND_SET_KEY ? "pgmux.shard_key" : "pgmux.shard", f.why);
+		send_tag_and_ready(c, NULL, c->tx_status == 'I' && !c->deferred_begin ? 'I' : 'E');
+		return CONN_CONSUME;
+	}
+	/* As PostgreSQL, SET LOCAL outside a transaction block changes nothing. */
+	if (!s->local || in_txn) {
+		set_text(&to->key, s->what == KEYFIND_SET_KEY && !s->reset ? s->value : NULL, s->value_len);
+		set_text(&to->shard, s->what == KEYFIND_SET_SHARD && !s->reset ? s->value : NULL,
+			 s->value_len);
+	}
+	send_tag_and_ready(c, s->reset ? "RESET" : "SET", c->tx_status);
+	return CONN_CONSUME;
+}
+
+/* A Query that sets pgmux.shard_key or pgmux.shard: answered (CONN_CONSUME); else false. */
+static bool setting_query(struct client *c, const struct shards_entry *set,
+			  const struct pkt_header *hdr, const uint8_t *whole, enum conn_action *act)
+{
+	struct keyfind_set s;
+	struct fe_query q;
+
+	if (hdr->type != 'Q' || !fe_parse_query(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &q) ||
+	    !keyfind_set(q.sql, q.sql_len, &s))
+		return false;
+	*act = answer_setting(c, set, &s);
+	return true;
+}
+
+static void describe_refusal_for(const char *home, const struct shards_entry *set,
+				 const struct finding *f, char *out, size_t len)
+{
+	if (f->found == FOUND_CROSS)
+		snprintf(out, len, "the statement names keys on shards %s and %s of database %s: "
+			 "a unit of work runs on one shard", set->shards[f->shard].name,
+			 set->shards[f->other].name, home);
+	else if (f->found == FOUND_BAD)
+		snprintf(out, len, "%s", f->why);
+	else
+		snprintf(out, len, "database %s is sharded by %s, and the statement names no %s "
+			 "(WHERE %s = ..., a /* pgmux:shard_key=... */ comment, or SET pgmux.shard_key)",
+			 home, set->key, set->key, set->key);
+}
+
+static void describe_refusal(const struct client *c, const struct shards_entry *set,
+			     const struct finding *f, char *out, size_t len)
+{
+	describe_refusal_for(c->home->name, set, f, out, len);
+}
+
+/* Go on in shard k's pool. false: that shard has no database now (the config changed). */
+static bool move_to_shard(struct client *c, int k)
+{
+	struct database *db = client_shard_database(c->w, c->home, k);
+	struct pool *p;
+
+	if (!db)
+		return false;
+	if (db == c->pool->db)
+		return true;
+	p = pool_get(c->w, db, c->pool->user->name);
+	if (!p)
+		return false;
+	pool_client_move(c, p);
+	return true;
+}
+
+/* The unlinked client's transaction failed in pgmux (see client_shard_linked). */
+static enum conn_action in_failed_transaction(struct client *c, const struct pkt_header *hdr,
+					      const uint8_t *whole)
+{
+	struct fe_query q;
+
+	if (hdr->type == 'Q' && fe_parse_query(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &q)) {
+		struct route_result r;
+
+		classify_sql(q.sql, q.sql_len, NULL, &r);
+		if (r.cls == ROUTE_TXN_END && r.statements == 1) {
+			send_tag_and_ready(c, "ROLLBACK", 'I');
+			return CONN_CONSUME;
+		}
+	}
+	return refuse(c, hdr, "25P02", "current transaction is aborted, commands ignored until "
+				       "end of transaction block");
+}
+
+enum conn_action client_shard_unit(struct client *c, const struct pkt_header *hdr,
+				   const uint8_t *whole)
+{
+	const struct shards_entry *set = home_set(c);
+	struct finding f;
+	char message[400];
+	enum conn_action act;
+	int k;
+
+	if (!set || pool_is_session(c->pool) || !strchr("QPB", hdr->type))
+		return CONN_FORWARD;
+	if (hdr->len > SHARD_PARSE_MAX)
+		return refuse(c, hdr, "54000", "statement too long to find its shard key in");
+	if (!whole)
+		return CONN_NEED_WHOLE;
+	if (c->tx_status == 'I' && !c->deferred_begin)
+		client_shard_end_transaction(c);
+	else if (c->tx_status == 'E' && !c->deferred_begin)
+		return in_failed_transaction(c, hdr, whole);
+	if (setting_query(c, set, hdr, whole, &act))
+		return act;
+	find_shard(c, set, hdr, whole, &f);
+	if (f.found == FOUND_NEUTRAL) {
+		c->home->shard_stats.stayed++;
+		return CONN_FORWARD;
+	}
+	if (f.found == FOUND_NO_KEY && strcmp(set->no_shard_key, "error") != 0) {
+		c->home->shard_stats.by_default++;
+		f.found = FOUND_SHARD;
+		f.shard = shard_named(set, set->no_shard_key, strlen(set->no_shard_key));
+	}
+	if (f.found != FOUND_SHARD) {
+		if (f.found == FOUND_CROSS)
+			c->home->shard_stats.cross_shard++;
+		else if (f.found == FOUND_NO_KEY)
+			c->home->shard_stats.no_key++;
+		describe_refusal(c, set, &f, message, sizeof(message));
+		return refuse(c, hdr, f.found == FOUND_BAD ? "22P02" : "0A000", message);
+	}
+	k = f.shard;
+	if (!move_to_shard(c, k))
+		return refuse(c, hdr, "57P03", "that key's shard has no database now");
+	return CONN_FORWARD;
+}
+
+/*
+ * A statement for another shard inside a transaction: the transaction cannot go on, and what it
+ * did must not be applied. Closing its server rolls it back in PostgreSQL; the client is left
+ * in a failed transaction block, answered by pgmux until it ends it.
+ */
+static enum conn_action fail_transaction(struct client *c, const struct pkt_header *hdr,
+					 const char *message)
+{
+	bool in_block = c->tx_status != 'I';
+
+	client_replay_disarm(c);
+	pool_unlink_for_replay(c, "its transaction touched another shard");
+	c->pending_ready = 0;
+	c->unsynced = false;
+	c->tx_status = in_block ? 'E' : 'I';
+	return refuse(c, hdr, "0A000", message);
+}
+
+/* Remember the keys of an unnamed statement being prepared in a transaction, for its Bind. */
+static void note_unnamed_parse(struct client *c, const struct shards_entry *set,
+			       const uint8_t *whole, uint32_t len)
+{
+	struct fe_parse p;
+
+	if (!fe_parse_parse(whole + PKT_HDR_LEN, len - PKT_HDR_LEN, &p) || *p.name)
+		return;
+	set_text(&c->shard_unnamed_sql, p.query, p.query_len);
+	c->shard_unnamed_len = c->shard_unnamed_sql ? p.query_len : 0;
+	(void)set;
+}
+
+enum conn_action client_shard_linked(struct client *c, const struct pkt_header *hdr,
+				     const uint8_t *whole)
+{
+	const struct shards_entry *set = home_set(c);
+	int here = c->pool->db->entry ? c->pool->db->entry->shard_index : -1;
+	struct finding f = { .found = FOUND_NEUTRAL };
+	char message[400];
+	enum conn_action act;
+	bool hinted = false;
+
+	if (!set || pool_is_session(c->pool) || !strchr("QPB", hdr->type))
+		return CONN_FORWARD;
+	if (hdr->len > SHARD_PARSE_MAX)
+		return CONN_FORWARD; /* not read for a key: stays in the transaction's shard */
+	if (!whole)
+		return CONN_NEED_WHOLE;
+	if (hdr->type == 'P') {
+		note_unnamed_parse(c, set, whole, hdr->len);
+		return CONN_FORWARD;
+	}
+	if (hdr->type == 'Q' && !c->pending_ready && !c->unsynced &&
+	    setting_query(c, set, hdr, whole, &act))
+		return act;
+	if (hdr->type == 'Q') {
+		struct fe_query q;
+		struct keyfind_hint h;
+
+		if (!fe_parse_query(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &q))
+			return CONN_FORWARD;
+		if (keyfind_hint(q.sql, q.sql_len, &h) || !find_in_settings(c, set, &f))
+			find_in_sql(set, q.sql, q.sql_len, NULL, &f, &hinted);
+	} else {
+		struct fe_bind b;
+		size_t len = 0;
+		const char *sql;
+
+		if (!fe_parse_bind(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &b))
+			return CONN_FORWARD;
+		sql = bind_sql(c, &b, c->shard_unnamed_sql, c->shard_unnamed_len, &len);
+		if (sql && !find_in_settings(c, set, &f))
+			find_in_sql(set, sql, len, &b, &f, &hinted);
+	}
+	if (f.found == FOUND_NEUTRAL || f.found == FOUND_NO_KEY ||
+	    (f.found == FOUND_SHARD && f.shard == here))
+		return CONN_FORWARD;
+	if (hdr->type == 'Q' && c->pending_ready) {
+		/* Pipelined behind statements still running: refuse once they are answered. */
+		c->drain_wait = true;
+		return CONN_STOP;
+	}
+	c->home->shard_stats.cross_shard++;
+	if (f.found == FOUND_SHARD)
+		snprintf(message, sizeof(message), "the statement's key is on shard %s, and its "
+			 "transaction runs on shard %s of database %s: a transaction stays on one "
+			 "shard", set->shards[f.shard].name, set->shards[here].name, c->home->name);
+	else
+		describe_refusal(c, set, &f, message, sizeof(message));
+	return fail_transaction(c, hdr, message);
+}
+
+void client_shard_end_transaction(struct client *c)
+{
+	set_text(&c->shard_local.key, NULL, 0);
+	set_text(&c->shard_local.shard, NULL, 0);
+}
+
+struct database *client_shard_login(struct client *c, struct database *db)
+{
+	const struct shards_entry *set = config_find_shards(c->w->cfg, db->entry->shards);
+	struct finding f = { .found = FOUND_NEUTRAL };
+	struct database *start;
+	char message[400];
+	int k = 0;
+
+	c->home = db;
+	if (!set) {
+		client_close(c, "3D000", "database %s has no shards now", db->name);
+		return NULL;
+	}
+	find_in_settings(c, set, &f);
+	if (f.found == FOUND_BAD) {
+		client_close(c, "22023", "invalid startup option: %s", f.why);
+		return NULL;
+	}
+	if (f.found == FOUND_SHARD)
+		k = f.shard;
+	else if (strcmp(set->no_shard_key, "error") != 0)
+		k = shard_named(set, set->no_shard_key, strlen(set->no_shard_key));
+	else if (config_pool_mode(c->w->cfg, db->entry, config_find_user(c->w->cfg, c->user)) ==
+		 POOL_MODE_SESSION) {
+		snprintf(message, sizeof(message), "database %s is sharded and pooled in session "
+			 "mode, so its shard is chosen at connect: give the key as a startup option, "
+			 "options='-c pgmux.shard_key=KEY'", db->name);
+		client_close(c, "08004", "%s", message);
+		return NULL;
+	}
+	start = client_shard_database(c->w, db, k);
+	if (!start)
+		client_close(c, "57P03", "database %s: shard %s has no database now", db->name,
+			     set->shards[k].name);
+	return start;
+}
+
+bool client_take_shard_option(struct client *c, const char *name, const char *value)
+{
+	if (strcasecmp(name, "pgmux.shard_key") == 0)
+		set_text(&c->shard_session.key, value, strlen(value));
+	else if (strcasecmp(name, "pgmux.shard") == 0)
+		set_text(&c->shard_session.shard, value, strlen(value));
+	else
+		return false;
+	return true;
+}
+
+void client_shard_free(struct client *c)
+{
+	free(c->shard_session.key);
+	free(c->shard_session.shard);
+	free(c->shard_local.key);
+	free(c->shard_local.shard);
+	free(c->shard_unnamed_sql);
+}
+
+static const char *found_name(enum found f)
+{
+	switch (f) {
+	case FOUND_SHARD:
+		return "key";
+	case FOUND_NEUTRAL:
+		return "touches no table: the client's current shard";
+	case FOUND_NO_KEY:
+		return "no key";
+	case FOUND_CROSS:
+		return "keys on several shards";
+	case FOUND_BAD:
+		return "unreadable key";
+	}
+	return "";
+}
+
+bool client_shard_explain(const struct config *cfg, const struct db_entry *home, const char *sql,
+			  size_t len, struct shard_explain *out)
+{
+	const struct shards_entry *set = config_find_shards(cfg, home->shards);
+	struct finding f = { .found = FOUND_NEUTRAL };
+	bool hinted = false;
+
+	memset(out, 0, sizeof(*out));
+	out->shard = -1;
+	if (!set)
+		return false;
+	find_in_sql(set, sql, len, NULL, &f, &hinted);
+	snprintf(out->found_by, sizeof(out->found_by), "%s%s", hinted ? "hint: " : "",
+		 found_name(f.found));
+	if (f.found == FOUND_NO_KEY && strcmp(set->no_shard_key, "error") != 0) {
+		f.found = FOUND_SHARD;
+		f.shard = shard_named(set, set->no_shard_key, strlen(set->no_shard_key));
+		snprintf(out->found_by, sizeof(out->found_by), "no key: no_shard_key");
+	}
+	if (f.found == FOUND_SHARD)
+		out->shard = f.shard;
+	else if (f.found != FOUND_NEUTRAL)
+		describe_refusal_for(home->name, set, &f, out->refusal, sizeof(out->refusal));
+	return true;
+}
+
+bool client_shard_of_key(const struct config *cfg, const struct db_entry *home, const char *text,
+			 struct shard_key_place *out, char *err, size_t errlen)
+{
+	const struct shards_entry *set = config_find_shards(cfg, home->shards);
+	const struct shard_map *m;
+	struct shard_key key;
+	char why[120];
+
+	if (!set) {
+		snprintf(err, errlen, "database %s is not sharded", home->name);
+		return false;
+	}
+	if (!shard_key_from_text((enum shard_key_type)set->key_type, text, strlen(text), &key, why,
+				 sizeof(why))) {
+		snprintf(err, errlen, "shard key \"%s\": %s", text, why);
+		return false;
+	}
+	m = set->loaded->map;
+	out->hash = shard_key_hash(&key, m->seed);
+	out->bucket = bucket_of(out->hash, m->n_buckets);
+	out->shard = shard_of_key(set, &key);
+	out->by_override = out->shard != set->loaded->shard_of[shard_map_shard_of(m, out->hash)];
+	return true;
+}

@@ -1,0 +1,243 @@
+"""Sharding by user id over two PostgreSQL servers behind one database name.
+
+Where a row landed is checked on each shard's server directly, and by PostgreSQL's own bucket
+expression there (hashint8extended(user_id, 0) & 16383), against the map file pgmux was given.
+"""
+import os
+import subprocess
+import sys
+
+import psycopg
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+from pgcluster import PGMUX_BIN, PgCluster  # noqa: E402
+
+BUCKETS = 16384
+SCHEMA = """
+CREATE TABLE users (user_id bigint PRIMARY KEY, name text);
+CREATE TABLE orders (id bigserial, user_id bigint NOT NULL, amount int);
+"""
+
+
+@pytest.fixture(scope="module")
+def shards():
+    """Two servers, each with an empty database app holding the sharded tables."""
+    servers = [PgCluster().init().start() for _ in range(2)]
+    for s in servers:
+        s.sql("CREATE DATABASE app")
+        s.sql(SCHEMA, dbname="app")
+    yield servers
+    for s in servers:
+        s.destroy()
+
+
+@pytest.fixture
+def clean(shards):
+    for s in shards:
+        s.sql("TRUNCATE users, orders", dbname="app")
+    return shards
+
+
+def map_tool(*args):
+    return subprocess.run([PGMUX_BIN, "--shard-map", *args], check=True, capture_output=True,
+                          text=True).stdout
+
+
+def owners(path):
+    """bucket -> shard name, read from a map file's range lines."""
+    owner = {}
+    with open(path) as f:
+        for line in f:
+            words = line.split("#")[0].split()
+            if len(words) == 3 and words[0] == "range":
+                lo, _, hi = words[1].partition("-")
+                for b in range(int(lo), int(hi or lo) + 1):
+                    owner[b] = words[2]
+    assert len(owner) == BUCKETS
+    return owner
+
+
+def sections(shards, map_path, **keys):
+    lines = []
+    for name, s in zip(("one", "two"), shards):
+        lines += ["", f"[cluster.{name}]", f"hosts = 127.0.0.1:{s.port}",
+                  "health_check_interval = 0.2"]
+    lines += ["", "[shards.users]", "key = user_id", f"map = {map_path}",
+              "shard.a = cluster=one", "shard.b = cluster=two"]
+    lines += [f"{k} = {v}" for k, v in keys.items()]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def sharded(pgmux, clean, tmp_path):
+    def make(settings=None, **keys):
+        path = str(tmp_path / "users.map")
+        map_tool("create", "--buckets", str(BUCKETS), "a", "b", "-o", path)
+        mux = pgmux(settings=settings, databases={"app": "shards=users dbname=app"},
+                    extra_sections=sections(clean, path, **keys))
+        mux.map_path = path
+        return mux
+    return make
+
+
+def rows_on(server, table="users"):
+    return [r.split("|") for r in server.sql(
+        f"SELECT user_id, hashint8extended(user_id, 0) & {BUCKETS - 1} FROM {table}",
+        dbname="app").splitlines() if r]
+
+
+def placement(shards, owner, table="users"):
+    """{user_id: shard} as found on the servers; asserts each row is where the map says."""
+    found = {}
+    for name, s in zip(("a", "b"), shards):
+        for uid, bucket in rows_on(s, table):
+            assert owner[int(bucket)] == name, f"user {uid} (bucket {bucket}) is on shard {name}"
+            found.setdefault(int(uid), []).append(name)
+    return found
+
+
+def test_rows_land_where_the_map_says(sharded, clean):
+    mux = sharded()
+    owner = owners(mux.map_path)
+    with mux.connect(dbname="app") as c:
+        for uid in range(1, 1001):
+            c.execute("INSERT INTO users (user_id, name) VALUES (%s, %s)", (uid, f"u{uid}"))
+        with c.cursor(binary=True) as cur:
+            for uid in range(-500, 0):
+                cur.execute("INSERT INTO users (user_id, name) VALUES (%s, 'neg')", (uid,))
+        for uid in (2**63 - 1, -2**63):
+            c.execute(f"INSERT INTO users (user_id, name) VALUES ({uid}, 'extreme')")
+    found = placement(clean, owner)
+    assert len(found) == 1502 and all(len(v) == 1 for v in found.values())
+    counts = {name: sum(1 for v in found.values() if v == [name]) for name in "ab"}
+    assert counts["a"] > 500 and counts["b"] > 500, counts
+    # keyed reads come back from the shard that holds the row
+    with mux.connect(dbname="app") as c:
+        for uid in (1, 2, 3, -7, 2**63 - 1):
+            assert c.execute("SELECT name FROM users WHERE user_id = %s", (uid,)).fetchone()
+            port, = c.execute("SELECT inet_server_port() FROM users WHERE user_id = %s",
+                              (uid,)).fetchone()
+            assert port == clean["ab".index(owner_of(mux, uid))].port
+
+
+def owner_of(mux, key):
+    return mux.admin(f"SHOW SHARD FOR {key}")[0]["shard"]
+
+
+def test_every_key_source(sharded, clean):
+    mux = sharded()
+    a, b = [next(k for k in range(1, 100) if owner_of(mux, k) == s) for s in "ab"]
+    port = {"a": clean[0].port, "b": clean[1].port}
+    with mux.connect(dbname="app") as c:
+        here = "SELECT inet_server_port()"
+        assert c.execute(f"/* pgmux:shard_key={b} */ {here}").fetchone()[0] == port["b"]
+        assert c.execute(f"/* pgmux:shard=a */ {here}").fetchone()[0] == port["a"]
+        c.execute(f"SET pgmux.shard_key = {b}")
+        assert c.execute(here).fetchone()[0] == port["b"]
+        # a hint outranks the setting
+        assert c.execute(f"/* pgmux:shard_key={a} */ {here}").fetchone()[0] == port["a"]
+        c.execute("RESET pgmux.shard_key")
+        with c.transaction():
+            c.execute(f"SET LOCAL pgmux.shard_key = {a}")
+            assert c.execute(here).fetchone()[0] == port["a"]
+        # literals, casts, qualified columns, IN lists, UPDATE and DELETE
+        c.execute(f"INSERT INTO users (name, user_id) VALUES ('x', '{b}'::bigint)")
+        assert c.execute(f"SELECT u.name, inet_server_port() FROM users u WHERE u.user_id = {b}"
+                         ).fetchone() == ("x", port["b"])
+        c.execute(f"UPDATE users SET name = 'y' WHERE user_id = {b}")
+        assert c.execute("SELECT name FROM users WHERE user_id IN (%s, %s)", (b, b)).fetchone() == ("y",)
+        c.execute("DELETE FROM users WHERE user_id = %s", (b,))
+    assert clean[1].sql(f"SELECT count(*) FROM users WHERE user_id = {b}", dbname="app") == "0"
+    # the startup option
+    with mux.connect(dbname="app", options=f"-c pgmux.shard_key={a}") as c:
+        assert c.execute("SELECT inet_server_port()").fetchone()[0] == port["a"]
+
+
+def test_multi_row_insert_and_cross_shard_refusals(sharded, clean):
+    mux = sharded()
+    a = [k for k in range(1, 200) if owner_of(mux, k) == "a"][:4]
+    b = next(k for k in range(1, 200) if owner_of(mux, k) == "b")
+    with mux.connect(dbname="app", autocommit=True) as c:
+        c.execute("INSERT INTO users (user_id, name) VALUES (%s, 'm'), (%s, 'm'), (%s, 'm')", a[:3])
+        with pytest.raises(psycopg.errors.FeatureNotSupported, match="shards a and b|shards b and a"):
+            c.execute("INSERT INTO users (user_id, name) VALUES (%s, 'x'), (%s, 'x')", (a[3], b))
+        with pytest.raises(psycopg.errors.FeatureNotSupported, match="several|shards"):
+            c.execute("SELECT * FROM users WHERE user_id IN (%s, %s)", (a[0], b))
+        # the session goes on
+        assert c.execute("SELECT count(*) FROM users WHERE user_id = %s", (a[1],)).fetchone() == (1,)
+    assert clean[0].sql("SELECT count(*) FROM users WHERE name = 'm'", dbname="app") == "3"
+    assert clean[1].sql("SELECT count(*) FROM users", dbname="app") == "0"
+
+
+def test_cross_shard_transaction_applies_nothing(sharded, clean):
+    mux = sharded()
+    a = next(k for k in range(1, 200) if owner_of(mux, k) == "a")
+    b = next(k for k in range(1, 200) if owner_of(mux, k) == "b")
+    with mux.connect(dbname="app") as c:
+        c.execute("BEGIN")
+        c.execute("INSERT INTO users (user_id, name) VALUES (%s, 'txn')", (a,))
+        with pytest.raises(psycopg.errors.FeatureNotSupported, match="transaction"):
+            c.execute("INSERT INTO users (user_id, name) VALUES (%s, 'txn')", (b,))
+        with pytest.raises(psycopg.errors.InFailedSqlTransaction):
+            c.execute("SELECT 1 FROM users WHERE user_id = %s", (a,))
+        c.execute("COMMIT")  # answered ROLLBACK, as PostgreSQL answers it
+        assert c.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert c.execute("SELECT count(*) FROM users WHERE user_id = %s", (a,)).fetchone() == (0,)
+    for s in clean:
+        assert s.sql("SELECT count(*) FROM users", dbname="app") == "0"
+
+
+def test_no_key_policies(sharded, clean):
+    mux = sharded()
+    with mux.connect(dbname="app", autocommit=True) as c:
+        with pytest.raises(psycopg.errors.FeatureNotSupported, match="app is sharded by user_id"):
+            c.execute("SELECT count(*) FROM users")
+        # statements that touch no table run anywhere
+        assert c.execute("SELECT 1").fetchone() == (1,)
+        c.execute("SET application_name = 'sharded'")
+        assert c.execute("SHOW application_name").fetchone() == ("sharded",)
+    mux2 = sharded(no_shard_key="b")
+    with mux2.connect(dbname="app") as c:
+        c.execute("INSERT INTO orders (user_id, amount) SELECT 1, 5")
+        assert c.execute("SELECT inet_server_port() FROM orders").fetchone()[0] == clean[1].port
+
+
+def test_new_map_version_on_reload_and_bad_map_refused(sharded, clean):
+    mux = sharded()
+    key = 1
+    before = owner_of(mux, key)
+    after = "b" if before == "a" else "a"
+    path = mux.map_path
+    map_tool("override", path, str(key), after, "-o", path)
+    mux.admin("RELOAD")
+    assert owner_of(mux, key) == after
+    with mux.connect(dbname="app") as c:
+        c.execute("INSERT INTO users (user_id, name) VALUES (%s, 'moved')", (key,))
+    assert clean["ab".index(after)].sql(f"SELECT count(*) FROM users WHERE user_id = {key}",
+                                        dbname="app") == "1"
+    # a corrupted map is refused whole and the running one stays
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write(text.replace("range 0-", "range 1-", 1))
+    with pytest.raises(Exception, match="users.map: line [0-9]+: buckets 0-0 are in no range"):
+        mux.admin("RELOAD")
+    assert owner_of(mux, key) == after
+    rows = mux.admin("SHOW SHARDS")
+    assert {r["map_version"] for r in rows} == {"2"}
+
+
+def test_admin_views(sharded, clean):
+    mux = sharded()
+    rows = mux.admin("SHOW SHARDS")
+    assert [(r["shard"], r["cluster"], r["buckets"]) for r in rows] == [
+        ("a", "one", str(BUCKETS // 2)), ("b", "two", str(BUCKETS // 2))]
+    one = mux.admin("SHOW SHARD FOR 42")[0]
+    want = clean[0].sql(f"SELECT hashint8extended(42, 0), hashint8extended(42, 0) & {BUCKETS - 1}")
+    assert f"{one['hash']}|{one['bucket']}" == want
+    route = mux.admin("SHOW ROUTE FOR SELECT * FROM users WHERE user_id = 42")[0]
+    assert route["shard"] == one["shard"] and route["found_by"] == "key"
+    assert route["role"] == "replica"
+    route = mux.admin("SHOW ROUTE FOR UPDATE users SET name = 'x'")[0]
+    assert route["shard"] is None and "names no user_id" in route["refused"]
