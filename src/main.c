@@ -232,12 +232,12 @@ static int shard_of_main(int argc, char **argv)
 		if (d->shards[0] && (argc == 3 ? strcmp(d->name, argv[2]) == 0 : !e))
 			e = d;
 	}
-	if (!e || !client_shard_of_key(cfg, e, argv[0], &place, err, sizeof(err))) {
+	set = e ? config_find_shards(cfg, e->shards) : NULL;
+	if (!e || !client_shard_of_key(cfg, e, set->loaded, argv[0], &place, err, sizeof(err))) {
 		fprintf(stderr, "pgmux: %s\n", e ? err : "no such sharded database in the config");
 		config_free(cfg);
 		return 1;
 	}
-	set = config_find_shards(cfg, e->shards);
 	printf("database %s key %s hash %lld bucket %u shard %s cluster %s%s\n", e->name, argv[0],
 	       (long long)place.hash, place.bucket, set->shards[place.shard].name,
 	       set->shards[place.shard].cluster, place.by_override ? " (override)" : "");

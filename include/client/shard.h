@@ -21,6 +21,7 @@
 struct database;
 struct config;
 struct db_entry;
+struct loaded_shard_map;
 
 /*
  * The database of shard k of the sharded database db (its shards' entries are "DB.SHARD"), or
@@ -67,8 +68,9 @@ struct shard_explain {
 };
 
 /* Where a unit of work of home (a sharded entry) made of sql would go. false: not sharded. */
-bool client_shard_explain(const struct config *cfg, const struct db_entry *home, const char *sql,
-			  size_t len, struct shard_explain *out);
+bool client_shard_explain(const struct config *cfg, const struct db_entry *home,
+			  const struct loaded_shard_map *map, const char *sql, size_t len,
+			  struct shard_explain *out);
 
 /* Where one key value lives (SHOW SHARD FOR). */
 struct shard_key_place {
@@ -79,7 +81,8 @@ struct shard_key_place {
 };
 
 /* The place of key (its text form) in home's map; false with err: not sharded, a bad key. */
-bool client_shard_of_key(const struct config *cfg, const struct db_entry *home, const char *text,
+bool client_shard_of_key(const struct config *cfg, const struct db_entry *home,
+			 const struct loaded_shard_map *map, const char *text,
 			 struct shard_key_place *out, char *err, size_t errlen);
 
 /* Free what the client holds for sharding (at close). */

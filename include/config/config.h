@@ -148,11 +148,11 @@ struct shards_entry {
 	int key_type;                /* enum shard_key_kind */
 	int buckets;                 /* a power of two, as the map's */
 	int seed;                    /* as the map's */
-	char *map;                   /* the shard map file */
+	char *map;                   /* the shard map file, or etcd:URL/KEY (read by the worker) */
 	char *no_shard_key;          /* "error", or a shard's name: where keyless work goes */
 	struct shard_entry *shards;  /* in the order written */
 	int n_shards;
-	struct loaded_shard_map *loaded; /* map= as read when the config was loaded */
+	struct loaded_shard_map *loaded; /* a map file as read with the config; NULL for etcd: */
 	/* parsing only: which fields the section set (bit = row of config_shards_keys) */
 	unsigned long long set_mask;
 };
@@ -438,6 +438,18 @@ const struct cluster_entry *config_find_cluster(const struct config *cfg, const 
 
 /* The [shards.NAME] section called name, or NULL. Borrowed from cfg. */
 const struct shards_entry *config_find_shards(const struct config *cfg, const char *name);
+
+/* Is the section's map kept in etcd (map = etcd:URL) rather than in a file? */
+bool config_shard_map_in_etcd(const struct shards_entry *set);
+
+/*
+ * A shard map from its text (a file's or an etcd key's), checked whole and against set (same
+ * buckets and seed, only shards set names). NULL with why when it is not valid. The caller owns
+ * one reference: config_shard_map_unref().
+ */
+struct loaded_shard_map *config_shard_map_from_text(const struct shards_entry *set, const char *text,
+						    size_t len, char *why, size_t whylen);
+void config_shard_map_unref(struct loaded_shard_map *l);
 
 /* The [users] entry for name, or NULL. Borrowed from cfg. */
 const struct user_entry *config_find_user(const struct config *cfg, const char *name);

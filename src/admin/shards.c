@@ -16,12 +16,12 @@
 #include "route/router.h"
 #include "shard/map.h"
 #include "topo/topology.h"
+#include "worker/shardmaps.h"
 #include "worker/worker.h"
 
 /* The buckets shard k of set holds in its map. */
-static uint32_t buckets_of(const struct shards_entry *set, int k, double *weight)
+static uint32_t buckets_of(const struct loaded_shard_map *l, int k, double *weight)
 {
-	const struct loaded_shard_map *l = set->loaded;
 	uint32_t *counts = calloc((size_t)l->map->n_shards, sizeof(*counts));
 	uint32_t n = 0;
 
@@ -52,7 +52,8 @@ static void show_shards(struct worker *w, struct msgbuf *mb)
 		{ "database", OID_TEXT }, { "shard", OID_TEXT }, { "cluster", OID_TEXT },
 		{ "primary", OID_TEXT }, { "weight", OID_TEXT }, { "buckets", OID_INT8 },
 		{ "share", OID_TEXT }, { "map_version", OID_INT8 }, { "map_checksum", OID_TEXT },
-		{ "map_source", OID_TEXT }, { "key", OID_TEXT }, { "key_type", OID_TEXT },
+		{ "map_source", OID_TEXT }, { "map_state", OID_TEXT }, { "key", OID_TEXT },
+		{ "key_type", OID_TEXT },
 	};
 	const struct config *cfg = w->cfg;
 	struct row r;
@@ -61,15 +62,20 @@ static void show_shards(struct worker *w, struct msgbuf *mb)
 	for (int i = 0; i < cfg->n_dbs; i++) {
 		const struct shards_entry *set = cfg->dbs[i].shards[0] ? config_find_shards(cfg, cfg->dbs[i].shards) : NULL;
 
+		const struct loaded_shard_map *l = set ? worker_shard_map(w, set) : NULL;
+		char state[200];
+
+		if (set)
+			worker_shard_map_state(w, set, state, sizeof(state));
 		for (int k = 0; set && k < set->n_shards; k++) {
-			const struct shard_map *m = set->loaded->map;
-			double weight;
-			uint32_t n = buckets_of(set, k, &weight);
+			const struct shard_map *m = l ? l->map : NULL;
+			double weight = 0;
+			uint32_t n = l ? buckets_of(l, k, &weight) : 0;
 			char w_text[32], share[32], sum[24];
 
 			snprintf(w_text, sizeof(w_text), "%g", weight);
-			snprintf(share, sizeof(share), "%.4f", (double)n / m->n_buckets);
-			snprintf(sum, sizeof(sum), "%016" PRIx64, m->checksum);
+			snprintf(share, sizeof(share), "%.4f", m ? (double)n / m->n_buckets : 0.0);
+			snprintf(sum, sizeof(sum), "%016" PRIx64, m ? m->checksum : 0);
 			ROW(&r, cols);
 			put_str(&r, cfg->dbs[i].name);
 			put_str(&r, set->shards[k].name);
@@ -78,9 +84,10 @@ static void show_shards(struct worker *w, struct msgbuf *mb)
 			put_str(&r, w_text);
 			put_uint(&r, n);
 			put_str(&r, share);
-			put_uint(&r, m->version);
-			put_str(&r, sum);
+			put_uint(&r, m ? m->version : 0);
+			put_str(&r, m ? sum : NULL);
 			put_str(&r, set->map);
+			put_str(&r, state);
 			put_str(&r, set->key);
 			put_str(&r, set->key_type == SHARD_KIND_INT ? "int" :
 				    set->key_type == SHARD_KIND_TEXT ? "text" : "uuid");
@@ -136,9 +143,10 @@ static bool show_shard_for(struct worker *w, const struct admin_cmd *cmd, struct
 	struct shard_key_place place;
 	struct row r;
 
-	if (!e || !client_shard_of_key(w->cfg, e, cmd->value, &place, err, errlen))
+	set = e ? config_find_shards(w->cfg, e->shards) : NULL;
+	if (!e || !client_shard_of_key(w->cfg, e, worker_shard_map(w, set), cmd->value, &place, err,
+				       errlen))
 		return false;
-	set = config_find_shards(w->cfg, e->shards);
 	HEADER(mb, cols);
 	ROW(&r, cols);
 	put_str(&r, e->name);
@@ -183,7 +191,8 @@ static bool show_route_for(struct worker *w, const struct admin_cmd *cmd, struct
 		return false;
 	cluster_name = e->cluster;
 	if (e->shards[0]) {
-		client_shard_explain(w->cfg, e, sql, strlen(sql), &ex);
+		client_shard_explain(w->cfg, e, worker_shard_map(w, config_find_shards(w->cfg, e->shards)),
+				     sql, strlen(sql), &ex);
 		cluster_name = ex.shard >= 0 ? config_find_shards(w->cfg, e->shards)->shards[ex.shard].cluster : NULL;
 	}
 	classify_sql(sql, strlen(sql), NULL, &res);

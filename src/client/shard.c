@@ -22,6 +22,7 @@
 #include "shard/key.h"
 #include "shard/keyfind.h"
 #include "shard/map.h"
+#include "worker/shardmaps.h"
 #include "worker/worker.h"
 
 /* Statements longer than this are not parsed for their key (see keyfind_sql's own bound). */
@@ -47,9 +48,18 @@ _Static_assert((int)SHARD_KEY_INT == (int)SHARD_KIND_INT && (int)SHARD_KEY_TEXT 
 		      (int)SHARD_KEY_UUID == (int)SHARD_KIND_UUID,
 	      "config's key_type values are shard/key.h's");
 
-static const struct shards_entry *home_set(const struct client *c)
+/* A sharded database's section and the map in force for it. */
+struct sharding {
+	const struct shards_entry *set;
+	const struct loaded_shard_map *map;
+};
+
+/* The client's home database's sharding; false: the config in force has none (or no map yet). */
+static bool home_sharding(struct client *c, struct sharding *sh)
 {
-	return config_find_shards(c->w->cfg, c->home->entry->shards);
+	sh->set = c->home->entry ? config_find_shards(c->w->cfg, c->home->entry->shards) : NULL;
+	sh->map = sh->set ? worker_shard_map(c->w, sh->set) : NULL;
+	return sh->set && sh->map;
 }
 
 struct database *client_shard_database(struct worker *w, struct database *db, int k)
@@ -87,10 +97,9 @@ static int shard_named(const struct shards_entry *set, const char *name, size_t 
 	return -1;
 }
 
-/* The shard of a key: an override of the map, else its bucket's owner. */
-static int shard_of_key(const struct shards_entry *set, const struct shard_key *key)
+/* The shard of a key in map l: an override of the map, else its bucket's owner. */
+static int shard_of_key(const struct loaded_shard_map *l, const struct shard_key *key)
 {
-	const struct loaded_shard_map *l = set->loaded;
 	const struct shard_map *m = l->map;
 
 	for (int i = 0; i < m->n_overrides; i++) {
@@ -117,9 +126,10 @@ static void note_shard(struct finding *f, int k)
 	}
 }
 
-static void note_key_text(const struct shards_entry *set, const char *text, size_t len,
+static void note_key_text(const struct sharding *sh, const char *text, size_t len,
 			  struct finding *f)
 {
+	const struct shards_entry *set = sh->set;
 	struct shard_key key;
 	char why[120];
 
@@ -130,12 +140,13 @@ static void note_key_text(const struct shards_entry *set, const char *text, size
 			 text, why);
 		return;
 	}
-	note_shard(f, shard_of_key(set, &key));
+	note_shard(f, shard_of_key(sh->map, &key));
 }
 
-static void note_shard_name(const struct shards_entry *set, const char *name, size_t len,
+static void note_shard_name(const struct sharding *sh, const char *name, size_t len,
 			    struct finding *f)
 {
+	const struct shards_entry *set = sh->set;
 	int k = shard_named(set, name, len);
 
 	if (k < 0) {
@@ -176,9 +187,10 @@ static bool bind_param(const struct fe_bind *b, int i, const uint8_t **val, int3
 	return true;
 }
 
-static void note_key_param(const struct shards_entry *set, const struct fe_bind *b, int param,
+static void note_key_param(const struct sharding *sh, const struct fe_bind *b, int param,
 			   struct finding *f)
 {
+	const struct shards_entry *set = sh->set;
 	const uint8_t *val;
 	struct shard_key key;
 	char why[120];
@@ -198,25 +210,26 @@ static void note_key_param(const struct shards_entry *set, const struct fe_bind 
 		snprintf(f->why, sizeof(f->why), "shard key parameter $%d: %s", param, why);
 		return;
 	}
-	note_shard(f, shard_of_key(set, &key));
+	note_shard(f, shard_of_key(sh->map, &key));
 }
 
 /*
  * The keys the SQL names, with b the Bind that gives its parameters (NULL: none). A hint comment
  * is read before anything is parsed.
  */
-static void find_in_sql(const struct shards_entry *set, const char *sql, size_t len,
+static void find_in_sql(const struct sharding *sh, const char *sql, size_t len,
 			const struct fe_bind *b, struct finding *f, bool *hinted)
 {
+	const struct shards_entry *set = sh->set;
 	struct keyfind_hint h;
 	struct keyfind kf;
 
 	if (keyfind_hint(sql, len, &h)) {
 		*hinted = true;
 		if (h.kind == KEYFIND_HINT_KEY)
-			note_key_text(set, h.value, h.value_len, f);
+			note_key_text(sh, h.value, h.value_len, f);
 		else
-			note_shard_name(set, h.value, h.value_len, f);
+			note_shard_name(sh, h.value, h.value_len, f);
 		return;
 	}
 	if (len > SHARD_PARSE_MAX || !keyfind_sql(sql, len, set->key, &kf)) {
@@ -227,9 +240,9 @@ static void find_in_sql(const struct shards_entry *set, const char *sql, size_t 
 	if (kf.status == KEYFIND_KEYED) {
 		for (int i = 0; i < kf.n_values && f->found != FOUND_BAD; i++) {
 			if (kf.values[i].param > 0)
-				note_key_param(set, b, kf.values[i].param, f);
+				note_key_param(sh, b, kf.values[i].param, f);
 			else
-				note_key_text(set, kf.values[i].literal, kf.values[i].literal_len, f);
+				note_key_text(sh, kf.values[i].literal, kf.values[i].literal_len, f);
 		}
 	} else if (kf.status == KEYFIND_NO_KEY && !kf.neutral && f->found == FOUND_NEUTRAL) {
 		f->found = FOUND_NO_KEY;
@@ -273,9 +286,10 @@ static const char *bind_sql(struct client *c, const struct fe_bind *b, const cha
  * batch in one go, so it is all here): each Bind's statement with that Bind's parameters. A
  * batch that binds nothing (a Parse or Describe alone) touches no table.
  */
-static void find_in_batch(struct client *c, const struct shards_entry *set, const uint8_t *start,
+static void find_in_batch(struct client *c, const struct sharding *sh, const uint8_t *start,
 			  struct finding *f, bool *hinted)
 {
+
 	const uint8_t *p = start, *end = conn_input_end(&c->conn);
 	const char *unnamed = NULL;
 	size_t unnamed_len = 0;
@@ -301,7 +315,7 @@ static void find_in_batch(struct client *c, const struct shards_entry *set, cons
 			if (!sql && *bind.statement)
 				sql = named_in_batch(start, p, bind.statement, &len);
 			if (sql)
-				find_in_sql(set, sql, len, &bind, f, hinted);
+				find_in_sql(sh, sql, len, &bind, f, hinted);
 			else if (f->found == FOUND_NEUTRAL)
 				f->found = FOUND_NO_KEY;
 		}
@@ -310,25 +324,27 @@ static void find_in_batch(struct client *c, const struct shards_entry *set, cons
 }
 
 /* The shard pgmux.shard_key or pgmux.shard say: SET LOCAL's in a transaction, else SET's. */
-static bool find_in_settings(const struct client *c, const struct shards_entry *set,
+static bool find_in_settings(const struct client *c, const struct sharding *sh,
 			     struct finding *f)
 {
+
 	const struct shard_setting *s = c->shard_local.key || c->shard_local.shard ? &c->shard_local
 										    : &c->shard_session;
 
 	if (s->key)
-		note_key_text(set, s->key, strlen(s->key), f);
+		note_key_text(sh, s->key, strlen(s->key), f);
 	else if (s->shard)
-		note_shard_name(set, s->shard, strlen(s->shard), f);
+		note_shard_name(sh, s->shard, strlen(s->shard), f);
 	else
 		return false;
 	return true;
 }
 
 /* Where the unit that starts with this message goes; counted in its database's shard_stats. */
-static void find_shard(struct client *c, const struct shards_entry *set,
+static void find_shard(struct client *c, const struct sharding *sh,
 		       const struct pkt_header *hdr, const uint8_t *whole, struct finding *f)
 {
+
 	struct shard_stats *st = &c->home->shard_stats;
 	bool hinted = false, by_setting = false;
 	struct keyfind_hint h;
@@ -338,13 +354,13 @@ static void find_shard(struct client *c, const struct shards_entry *set,
 	f->why[0] = '\0';
 	if (hdr->type == 'Q' && fe_parse_query(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &q)) {
 		/* A hint outranks the settings; the settings outrank the SQL. */
-		by_setting = !keyfind_hint(q.sql, q.sql_len, &h) && find_in_settings(c, set, f);
+		by_setting = !keyfind_hint(q.sql, q.sql_len, &h) && find_in_settings(c, sh, f);
 		if (!by_setting)
-			find_in_sql(set, q.sql, q.sql_len, NULL, f, &hinted);
+			find_in_sql(sh, q.sql, q.sql_len, NULL, f, &hinted);
 	} else if (hdr->type == 'P' || hdr->type == 'B') {
-		by_setting = find_in_settings(c, set, f);
+		by_setting = find_in_settings(c, sh, f);
 		if (!by_setting)
-			find_in_batch(c, set, whole, f, &hinted);
+			find_in_batch(c, sh, whole, f, &hinted);
 	}
 	if (f->found != FOUND_SHARD)
 		return;
@@ -386,17 +402,18 @@ static void set_text(char **field, const char *value, size_t len)
 }
 
 /* SET [LOCAL] pgmux.shard_key / pgmux.shard, RESET: pgmux's own settings, answered here. */
-static enum conn_action answer_setting(struct client *c, const struct shards_entry *set,
+static enum conn_action answer_setting(struct client *c, const struct sharding *sh,
 				       const struct keyfind_set *s)
 {
+
 	bool in_txn = c->deferred_begin || c->tx_status != 'I';
 	struct shard_setting *to = s->local ? &c->shard_local : &c->shard_session;
 	struct finding f = { .found = FOUND_NEUTRAL };
 
 	if (!s->reset && s->what == KEYFIND_SET_KEY)
-		note_key_text(set, s->value, s->value_len, &f);
+		note_key_text(sh, s->value, s->value_len, &f);
 	else if (!s->reset)
-		note_shard_name(set, s->value, s->value_len, &f);
+		note_shard_name(sh, s->value, s->value_len, &f);
 	if (f.found == FOUND_BAD) {
 		client_send_error(c, "22023", "invalid value for %s: %s",
 				  s->what == KEYFIND_SET_KEY ? "pgmux.shard_key" : "pgmux.shard", f.why);
@@ -414,22 +431,25 @@ static enum conn_action answer_setting(struct client *c, const struct shards_ent
 }
 
 /* A Query that sets pgmux.shard_key or pgmux.shard: answered (CONN_CONSUME); else false. */
-static bool setting_query(struct client *c, const struct shards_entry *set,
+static bool setting_query(struct client *c, const struct sharding *sh,
 			  const struct pkt_header *hdr, const uint8_t *whole, enum conn_action *act)
 {
+
 	struct keyfind_set s;
 	struct fe_query q;
 
 	if (hdr->type != 'Q' || !fe_parse_query(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &q) ||
 	    !keyfind_set(q.sql, q.sql_len, &s))
 		return false;
-	*act = answer_setting(c, set, &s);
+	*act = answer_setting(c, sh, &s);
 	return true;
 }
 
-static void describe_refusal_for(const char *home, const struct shards_entry *set,
+static void describe_refusal_for(const char *home, const struct sharding *sh,
 				 const struct finding *f, char *out, size_t len)
 {
+	const struct shards_entry *set = sh->set;
+
 	if (f->found == FOUND_CROSS)
 		snprintf(out, len, "the statement names keys on shards %s and %s of database %s: "
 			 "a unit of work runs on one shard", set->shards[f->shard].name,
@@ -442,10 +462,10 @@ static void describe_refusal_for(const char *home, const struct shards_entry *se
 			 home, set->key, set->key, set->key);
 }
 
-static void describe_refusal(const struct client *c, const struct shards_entry *set,
+static void describe_refusal(const struct client *c, const struct sharding *sh,
 			     const struct finding *f, char *out, size_t len)
 {
-	describe_refusal_for(c->home->name, set, f, out, len);
+	describe_refusal_for(c->home->name, sh, f, out, len);
 }
 
 /* Go on in shard k's pool. false: that shard has no database now (the config changed). */
@@ -487,7 +507,9 @@ static enum conn_action in_failed_transaction(struct client *c, const struct pkt
 enum conn_action client_shard_unit(struct client *c, const struct pkt_header *hdr,
 				   const uint8_t *whole)
 {
-	const struct shards_entry *set = home_set(c);
+	struct sharding shm, *sh = &shm;
+	bool ready = home_sharding(c, sh);
+	const struct shards_entry *set = sh->set;
 	struct finding f;
 	char message[400];
 	enum conn_action act;
@@ -495,6 +517,11 @@ enum conn_action client_shard_unit(struct client *c, const struct pkt_header *hd
 
 	if (!set || pool_is_session(c->pool) || !strchr("QPB", hdr->type))
 		return CONN_FORWARD;
+	if (!ready) {
+		snprintf(message, sizeof(message), "the shard map of database %s (%s) has not been "
+			 "read yet", c->home->name, set->map);
+		return refuse(c, hdr, "57P03", message);
+	}
 	if (hdr->len > SHARD_PARSE_MAX)
 		return refuse(c, hdr, "54000", "statement too long to find its shard key in");
 	if (!whole)
@@ -503,9 +530,9 @@ enum conn_action client_shard_unit(struct client *c, const struct pkt_header *hd
 		client_shard_end_transaction(c);
 	else if (c->tx_status == 'E' && !c->deferred_begin)
 		return in_failed_transaction(c, hdr, whole);
-	if (setting_query(c, set, hdr, whole, &act))
+	if (setting_query(c, sh, hdr, whole, &act))
 		return act;
-	find_shard(c, set, hdr, whole, &f);
+	find_shard(c, sh, hdr, whole, &f);
 	if (f.found == FOUND_NEUTRAL) {
 		c->home->shard_stats.stayed++;
 		return CONN_FORWARD;
@@ -520,7 +547,7 @@ enum conn_action client_shard_unit(struct client *c, const struct pkt_header *hd
 			c->home->shard_stats.cross_shard++;
 		else if (f.found == FOUND_NO_KEY)
 			c->home->shard_stats.no_key++;
-		describe_refusal(c, set, &f, message, sizeof(message));
+		describe_refusal(c, sh, &f, message, sizeof(message));
 		return refuse(c, hdr, f.found == FOUND_BAD ? "22P02" : "0A000", message);
 	}
 	k = f.shard;
@@ -548,8 +575,7 @@ static enum conn_action fail_transaction(struct client *c, const struct pkt_head
 }
 
 /* Remember the keys of an unnamed statement being prepared in a transaction, for its Bind. */
-static void note_unnamed_parse(struct client *c, const struct shards_entry *set,
-			       const uint8_t *whole, uint32_t len)
+static void note_unnamed_parse(struct client *c, const uint8_t *whole, uint32_t len)
 {
 	struct fe_parse p;
 
@@ -557,13 +583,13 @@ static void note_unnamed_parse(struct client *c, const struct shards_entry *set,
 		return;
 	set_text(&c->shard_unnamed_sql, p.query, p.query_len);
 	c->shard_unnamed_len = c->shard_unnamed_sql ? p.query_len : 0;
-	(void)set;
 }
 
 enum conn_action client_shard_linked(struct client *c, const struct pkt_header *hdr,
 				     const uint8_t *whole)
 {
-	const struct shards_entry *set = home_set(c);
+	struct sharding shm, *sh = &shm;
+	const struct shards_entry *set = home_sharding(c, sh) ? sh->set : NULL;
 	int here = c->pool->db->entry ? c->pool->db->entry->shard_index : -1;
 	struct finding f = { .found = FOUND_NEUTRAL };
 	char message[400];
@@ -577,11 +603,11 @@ enum conn_action client_shard_linked(struct client *c, const struct pkt_header *
 	if (!whole)
 		return CONN_NEED_WHOLE;
 	if (hdr->type == 'P') {
-		note_unnamed_parse(c, set, whole, hdr->len);
+		note_unnamed_parse(c, whole, hdr->len);
 		return CONN_FORWARD;
 	}
 	if (hdr->type == 'Q' && !c->pending_ready && !c->unsynced &&
-	    setting_query(c, set, hdr, whole, &act))
+	    setting_query(c, sh, hdr, whole, &act))
 		return act;
 	if (hdr->type == 'Q') {
 		struct fe_query q;
@@ -589,8 +615,8 @@ enum conn_action client_shard_linked(struct client *c, const struct pkt_header *
 
 		if (!fe_parse_query(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &q))
 			return CONN_FORWARD;
-		if (keyfind_hint(q.sql, q.sql_len, &h) || !find_in_settings(c, set, &f))
-			find_in_sql(set, q.sql, q.sql_len, NULL, &f, &hinted);
+		if (keyfind_hint(q.sql, q.sql_len, &h) || !find_in_settings(c, sh, &f))
+			find_in_sql(sh, q.sql, q.sql_len, NULL, &f, &hinted);
 	} else {
 		struct fe_bind b;
 		size_t len = 0;
@@ -599,8 +625,8 @@ enum conn_action client_shard_linked(struct client *c, const struct pkt_header *
 		if (!fe_parse_bind(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &b))
 			return CONN_FORWARD;
 		sql = bind_sql(c, &b, c->shard_unnamed_sql, c->shard_unnamed_len, &len);
-		if (sql && !find_in_settings(c, set, &f))
-			find_in_sql(set, sql, len, &b, &f, &hinted);
+		if (sql && !find_in_settings(c, sh, &f))
+			find_in_sql(sh, sql, len, &b, &f, &hinted);
 	}
 	if (f.found == FOUND_NEUTRAL || f.found == FOUND_NO_KEY ||
 	    (f.found == FOUND_SHARD && f.shard == here))
@@ -616,7 +642,7 @@ enum conn_action client_shard_linked(struct client *c, const struct pkt_header *
 			 "transaction runs on shard %s of database %s: a transaction stays on one "
 			 "shard", set->shards[f.shard].name, set->shards[here].name, c->home->name);
 	else
-		describe_refusal(c, set, &f, message, sizeof(message));
+		describe_refusal(c, sh, &f, message, sizeof(message));
 	return fail_transaction(c, hdr, message);
 }
 
@@ -628,18 +654,21 @@ void client_shard_end_transaction(struct client *c)
 
 struct database *client_shard_login(struct client *c, struct database *db)
 {
-	const struct shards_entry *set = config_find_shards(c->w->cfg, db->entry->shards);
 	struct finding f = { .found = FOUND_NEUTRAL };
+	struct sharding shm, *sh = &shm;
+	const struct shards_entry *set;
 	struct database *start;
 	char message[400];
 	int k = 0;
 
 	c->home = db;
-	if (!set) {
-		client_close(c, "3D000", "database %s has no shards now", db->name);
+	if (!home_sharding(c, sh)) {
+		client_close(c, "57P03", "database %s: %s", db->name,
+			     sh->set ? "its shard map has not been read yet" : "it has no shards now");
 		return NULL;
 	}
-	find_in_settings(c, set, &f);
+	set = sh->set;
+	find_in_settings(c, sh, &f);
 	if (f.found == FOUND_BAD) {
 		client_close(c, "22023", "invalid startup option: %s", f.why);
 		return NULL;
@@ -700,18 +729,20 @@ static const char *found_name(enum found f)
 	return "";
 }
 
-bool client_shard_explain(const struct config *cfg, const struct db_entry *home, const char *sql,
-			  size_t len, struct shard_explain *out)
+bool client_shard_explain(const struct config *cfg, const struct db_entry *home,
+			  const struct loaded_shard_map *map, const char *sql, size_t len,
+			  struct shard_explain *out)
 {
 	const struct shards_entry *set = config_find_shards(cfg, home->shards);
+	struct sharding shm = { set, map }, *sh = &shm;
 	struct finding f = { .found = FOUND_NEUTRAL };
 	bool hinted = false;
 
 	memset(out, 0, sizeof(*out));
 	out->shard = -1;
-	if (!set)
+	if (!set || !map)
 		return false;
-	find_in_sql(set, sql, len, NULL, &f, &hinted);
+	find_in_sql(sh, sql, len, NULL, &f, &hinted);
 	snprintf(out->found_by, sizeof(out->found_by), "%s%s", hinted ? "hint: " : "",
 		 found_name(f.found));
 	if (f.found == FOUND_NO_KEY && strcmp(set->no_shard_key, "error") != 0) {
@@ -722,11 +753,12 @@ bool client_shard_explain(const struct config *cfg, const struct db_entry *home,
 	if (f.found == FOUND_SHARD)
 		out->shard = f.shard;
 	else if (f.found != FOUND_NEUTRAL)
-		describe_refusal_for(home->name, set, &f, out->refusal, sizeof(out->refusal));
+		describe_refusal_for(home->name, sh, &f, out->refusal, sizeof(out->refusal));
 	return true;
 }
 
-bool client_shard_of_key(const struct config *cfg, const struct db_entry *home, const char *text,
+bool client_shard_of_key(const struct config *cfg, const struct db_entry *home,
+			 const struct loaded_shard_map *map, const char *text,
 			 struct shard_key_place *out, char *err, size_t errlen)
 {
 	const struct shards_entry *set = config_find_shards(cfg, home->shards);
@@ -734,8 +766,9 @@ bool client_shard_of_key(const struct config *cfg, const struct db_entry *home, 
 	struct shard_key key;
 	char why[120];
 
-	if (!set) {
-		snprintf(err, errlen, "database %s is not sharded", home->name);
+	if (!set || !map) {
+		snprintf(err, errlen, set ? "the shard map of database %s has not been read yet" :
+				      "database %s is not sharded", home->name);
 		return false;
 	}
 	if (!shard_key_from_text((enum shard_key_type)set->key_type, text, strlen(text), &key, why,
@@ -743,10 +776,10 @@ bool client_shard_of_key(const struct config *cfg, const struct db_entry *home, 
 		snprintf(err, errlen, "shard key \"%s\": %s", text, why);
 		return false;
 	}
-	m = set->loaded->map;
+	m = map->map;
 	out->hash = shard_key_hash(&key, m->seed);
 	out->bucket = bucket_of(out->hash, m->n_buckets);
-	out->shard = shard_of_key(set, &key);
-	out->by_override = out->shard != set->loaded->shard_of[shard_map_shard_of(m, out->hash)];
+	out->shard = shard_of_key(map, &key);
+	out->by_override = out->shard != map->shard_of[shard_map_shard_of(m, out->hash)];
 	return true;
 }

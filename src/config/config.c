@@ -440,7 +440,7 @@ static void free_db(struct db_entry *db)
 	free_strings(db, config_db_keys, config_db_key_count);
 }
 
-static void unref_shard_map(struct loaded_shard_map *l)
+void config_shard_map_unref(struct loaded_shard_map *l)
 {
 	if (l && --l->refs == 0) {
 		shard_map_free(l->map);
@@ -458,7 +458,7 @@ static void free_shard_set(struct shards_entry *set)
 		free(set->shards[i].cluster);
 	}
 	free(set->shards);
-	unref_shard_map(set->loaded);
+	config_shard_map_unref(set->loaded);
 }
 
 void config_free(struct config *cfg)
@@ -1394,40 +1394,45 @@ static bool map_fits(const struct shards_entry *set, struct loaded_shard_map *l,
 	return true;
 }
 
+bool config_shard_map_in_etcd(const struct shards_entry *set)
+{
+	return strncmp(set->map, "etcd:", 5) == 0;
+}
+
+struct loaded_shard_map *config_shard_map_from_text(const struct shards_entry *set, const char *text,
+						    size_t len, char *why, size_t whylen)
+{
+	struct loaded_shard_map *l = calloc(1, sizeof(*l));
+
+	if (!l) {
+		snprintf(why, whylen, "out of memory");
+		return NULL;
+	}
+	l->refs = 1;
+	l->map = shard_map_parse(text, len, why, whylen);
+	if (l->map && !(l->shard_of = calloc((size_t)l->map->n_shards, sizeof(*l->shard_of))))
+		snprintf(why, whylen, "out of memory");
+	if (!l->shard_of || !map_fits(set, l, why, whylen)) {
+		config_shard_map_unref(l);
+		return NULL;
+	}
+	return l;
+}
+
 static struct loaded_shard_map *load_shard_map(const struct shards_entry *set, char *why,
 					       size_t whylen)
 {
-	struct loaded_shard_map *l = calloc(1, sizeof(*l));
+	struct loaded_shard_map *l;
 	char parse_why[256];
 	size_t len;
 	char *text = read_whole_file(set->map, &len, why, whylen);
 
-	if (!text || !l) {
-		if (text)
-			snprintf(why, whylen, "out of memory");
-		free(text);
-		free(l);
+	if (!text)
 		return NULL;
-	}
-	l->refs = 1;
-	l->map = shard_map_parse(text, len, parse_why, sizeof(parse_why));
+	l = config_shard_map_from_text(set, text, len, parse_why, sizeof(parse_why));
 	free(text);
-	if (!l->map) {
+	if (!l)
 		snprintf(why, whylen, "%s: %s", set->map, parse_why);
-		unref_shard_map(l);
-		return NULL;
-	}
-	l->shard_of = calloc((size_t)l->map->n_shards, sizeof(*l->shard_of));
-	if (!l->shard_of) {
-		snprintf(why, whylen, "out of memory");
-		unref_shard_map(l);
-		return NULL;
-	}
-	if (!map_fits(set, l, parse_why, sizeof(parse_why))) {
-		snprintf(why, whylen, "%s: %s", set->map, parse_why);
-		unref_shard_map(l);
-		return NULL;
-	}
 	return l;
 }
 
@@ -1441,7 +1446,7 @@ static bool load_shard_maps(struct config *cfg, struct report *r, const struct o
 		struct shards_entry *set = &cfg->shard_sets[i];
 		char why[512];
 
-		if (set->loaded)
+		if (set->loaded || config_shard_map_in_etcd(set))
 			continue;
 		set->loaded = load_shard_map(set, why, sizeof(why));
 		if (!set->loaded)
@@ -1451,7 +1456,7 @@ static bool load_shard_maps(struct config *cfg, struct report *r, const struct o
 	for (int i = 0; i < cfg->n_dbs; i++) {
 		const struct db_entry *db = &cfg->dbs[i];
 		const struct shards_entry *set = db->shards[0] ? config_find_shards(cfg, db->shards) : NULL;
-		const struct shard_map *m = set ? set->loaded->map : NULL;
+		const struct shard_map *m = set && set->loaded ? set->loaded->map : NULL;
 
 		for (int k = 0; m && k < set->n_shards; k++) {
 			bool has = false;

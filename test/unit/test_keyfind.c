@@ -415,6 +415,18 @@ static void test_neutral_and_several_statements(void **state)
 		  1 },
 		{ "CREATE TABLE x (a int); SELECT * FROM t WHERE user_id = 1", NO_KEY, "", 1 },
 	};
+	static const struct {
+		const char *sql;
+		bool neutral;
+	} neutral[] = {
+		{ "SELECT 1", true },
+		{ "BEGIN; SET x = 1; COMMIT", true },
+		{ "SHOW search_path", true },
+		{ "SELECT * FROM t", false },
+		{ "SELECT * FROM t WHERE user_id = 1", false },
+		{ "SET x = 1; SELECT * FROM t", false },
+		{ "SELEC 1", false }, /* not parsed: not known to touch nothing */
+	};
 	struct keyfind kf;
 	const char *sql = "BEGIN; SELECT * FROM t WHERE user_id = 1; COMMIT;";
 
@@ -422,6 +434,14 @@ static void test_neutral_and_several_statements(void **state)
 	assert_true(keyfind_sql(sql, strlen(sql), KEY, &kf));
 	assert_int_equal(kf.n_statements, 3);
 	keyfind_free(&kf);
+	/* neutral: no statement touches a table, so any shard may run the string */
+	for (size_t i = 0; i < ARRAY_LEN(neutral); i++) {
+		assert_true(keyfind_sql(neutral[i].sql, strlen(neutral[i].sql), KEY, &kf));
+		if (kf.neutral != neutral[i].neutral)
+			fail_msg("%s: neutral %d, expected %d", neutral[i].sql, kf.neutral,
+				 neutral[i].neutral);
+		keyfind_free(&kf);
+	}
 }
 
 static void test_lexical(void **state)
