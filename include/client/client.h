@@ -98,6 +98,7 @@ struct client {
 		char *shard;          /* pgmux.shard: a shard's name; NULL = unset */
 	} shard_session,              /* SET and startup options */
 	  shard_local;                /* SET LOCAL, until the transaction ends */
+	bool shard_checked;           /* the unit's messages up to its Sync were read at its start */
 	char *shard_unnamed_sql;      /* the unnamed statement prepared in the transaction */
 	size_t shard_unnamed_len;
 

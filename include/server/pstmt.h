@@ -31,6 +31,12 @@ struct pstmt {
 	uint32_t client_refs;  /* of which client map entries */
 	bool parses;           /* a server accepted its Parse: a client's Parse may be answered early */
 	char name[32];         /* on servers: "pgmux_<id>" */
+	/*
+	 * What another module learned from the definition, kept as long as the statement
+	 * (client/shard.c: where its shard key is); freed with note_free. NULL: nothing.
+	 */
+	void *note;
+	void (*note_free)(void *note);
 	size_t def_len;
 	uint8_t def[];         /* Parse body after the name: query, parameter count and types */
 };

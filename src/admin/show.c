@@ -952,6 +952,10 @@ static void show_routes(struct worker *w, struct msgbuf *mb)
 		{ "reads_fallback", OID_INT8 }, { "reads_ryw", OID_INT8 },
 		{ "reads_refused", OID_INT8 }, { "writes", OID_INT8 }, { "hinted", OID_INT8 },
 		{ "primary_waits", OID_INT8 }, { "primary_wait_timeouts", OID_INT8 },
+		{ "shard_by_hint", OID_INT8 }, { "shard_by_setting", OID_INT8 },
+		{ "shard_by_sql", OID_INT8 }, { "shard_by_default", OID_INT8 },
+		{ "shard_stayed", OID_INT8 }, { "shard_no_key", OID_INT8 },
+		{ "shard_cross", OID_INT8 },
 	};
 	struct list_node *n, *t;
 	struct row r;
@@ -960,13 +964,17 @@ static void show_routes(struct worker *w, struct msgbuf *mb)
 	list_for_each_safe(n, t, &w->databases) {
 		const struct database *db = list_entry(n, struct database, node);
 		const struct route_stats *st = &db->routes;
+		const struct shard_stats *sh = &db->shard_stats;
+		bool sharded = db->entry && db->entry->shards[0];
 
-		if (!db->cluster || db->removed)
+		/* Routed databases (a shard's too), and sharded ones: how their keys were found. */
+		if ((!db->cluster && !sharded) || db->removed)
 			continue;
 		ROW(&r, cols);
 		put_str(&r, db->name);
-		put_str(&r, db->cluster->name);
-		put_str(&r, db->cluster->primary >= 0 ? db->cluster->members[db->cluster->primary].name : NULL);
+		put_str(&r, db->cluster ? db->cluster->name : NULL);
+		put_str(&r, db->cluster && db->cluster->primary >= 0 ?
+			    db->cluster->members[db->cluster->primary].name : NULL);
 		put_uint(&r, st->reads_replica);
 		put_uint(&r, st->reads_primary);
 		put_uint(&r, st->reads_fallback);
@@ -976,6 +984,13 @@ static void show_routes(struct worker *w, struct msgbuf *mb)
 		put_uint(&r, st->hinted);
 		put_uint(&r, st->primary_waits);
 		put_uint(&r, st->primary_wait_timeouts);
+		put_uint(&r, sh->by_hint);
+		put_uint(&r, sh->by_setting);
+		put_uint(&r, sh->by_sql);
+		put_uint(&r, sh->by_default);
+		put_uint(&r, sh->stayed);
+		put_uint(&r, sh->no_key);
+		put_uint(&r, sh->cross_shard);
 		row_end(mb, &r);
 	}
 }

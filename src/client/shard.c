@@ -213,42 +213,114 @@ static void note_key_param(const struct sharding *sh, const struct fe_bind *b, i
 	note_shard(f, shard_of_key(sh->map, &key));
 }
 
-/*
- * The keys the SQL names, with b the Bind that gives its parameters (NULL: none). A hint comment
- * is read before anything is parsed.
- */
-static void find_in_sql(const struct sharding *sh, const char *sql, size_t len,
-			const struct fe_bind *b, struct finding *f, bool *hinted)
-{
-	const struct shards_entry *set = sh->set;
-	struct keyfind_hint h;
+/* What a statement's text says about its key: a hint comment, or what the parser found. */
+struct stmt_keys {
+	bool hinted;
+	struct keyfind_hint hint;   /* hinted: its value points into the text */
+	bool parsed;                /* kf holds the parser's answer (else: too long, out of memory) */
 	struct keyfind kf;
+};
 
-	if (keyfind_hint(sql, len, &h)) {
+/* A hint comment is read before anything is parsed: a hinted statement is not parsed. */
+static void read_stmt_keys(const char *column, const char *sql, size_t len, struct stmt_keys *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->hinted = keyfind_hint(sql, len, &k->hint);
+	if (!k->hinted && len <= SHARD_PARSE_MAX)
+		k->parsed = keyfind_sql(sql, len, column, &k->kf);
+}
+
+/* The shards a statement's keys are on, with b the Bind that gives its parameters (or NULL). */
+static void apply_stmt_keys(const struct sharding *sh, const struct stmt_keys *k,
+			    const struct fe_bind *b, struct finding *f, bool *hinted)
+{
+	const struct keyfind *kf = &k->kf;
+
+	if (k->hinted) {
 		*hinted = true;
-		if (h.kind == KEYFIND_HINT_KEY)
-			note_key_text(sh, h.value, h.value_len, f);
+		if (k->hint.kind == KEYFIND_HINT_KEY)
+			note_key_text(sh, k->hint.value, k->hint.value_len, f);
 		else
-			note_shard_name(sh, h.value, h.value_len, f);
+			note_shard_name(sh, k->hint.value, k->hint.value_len, f);
 		return;
 	}
-	if (len > SHARD_PARSE_MAX || !keyfind_sql(sql, len, set->key, &kf)) {
+	if (!k->parsed) {
 		if (f->found != FOUND_SHARD && f->found != FOUND_CROSS && f->found != FOUND_BAD)
 			f->found = FOUND_NO_KEY;
 		return;
 	}
-	if (kf.status == KEYFIND_KEYED) {
-		for (int i = 0; i < kf.n_values && f->found != FOUND_BAD; i++) {
-			if (kf.values[i].param > 0)
-				note_key_param(sh, b, kf.values[i].param, f);
+	if (kf->status == KEYFIND_KEYED) {
+		for (int i = 0; i < kf->n_values && f->found != FOUND_BAD; i++) {
+			if (kf->values[i].param > 0)
+				note_key_param(sh, b, kf->values[i].param, f);
 			else
-				note_key_text(sh, kf.values[i].literal, kf.values[i].literal_len, f);
+				note_key_text(sh, kf->values[i].literal, kf->values[i].literal_len, f);
 		}
-	} else if (kf.status == KEYFIND_NO_KEY && !kf.neutral && f->found == FOUND_NEUTRAL) {
+	} else if (kf->status == KEYFIND_NO_KEY && !kf->neutral && f->found == FOUND_NEUTRAL) {
 		f->found = FOUND_NO_KEY;
 	}
 	/* A parse error: PostgreSQL answers it wherever it goes. */
-	keyfind_free(&kf);
+}
+
+static void find_in_sql(const struct sharding *sh, const char *sql, size_t len,
+			const struct fe_bind *b, struct finding *f, bool *hinted)
+{
+	struct stmt_keys k;
+
+	read_stmt_keys(sh->set->key, sql, len, &k);
+	apply_stmt_keys(sh, &k, b, f, hinted);
+	keyfind_free(&k.kf);
+}
+
+/* A named statement's keys, read once and kept with the statement (its note). */
+struct key_note {
+	char column[64];
+	struct stmt_keys keys;
+};
+
+static void free_key_note(void *note)
+{
+	struct key_note *n = note;
+
+	keyfind_free(&n->keys.kf);
+	free(n);
+}
+
+static const struct stmt_keys *statement_keys(const struct sharding *sh, struct pstmt *ps)
+{
+	struct key_note *n = ps->note;
+	size_t len = strnlen((const char *)ps->def, ps->def_len);
+
+	if (ps->note_free == free_key_note && strcmp(n->column, sh->set->key) == 0)
+		return &n->keys;
+	if (ps->note_free)
+		ps->note_free(ps->note);
+	ps->note = NULL;
+	ps->note_free = NULL;
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return NULL;
+	snprintf(n->column, sizeof(n->column), "%s", sh->set->key);
+	read_stmt_keys(n->column, (const char *)ps->def, len, &n->keys);
+	ps->note = n;
+	ps->note_free = free_key_note;
+	return &n->keys;
+}
+
+/* The keys of a Bind of statement name that the client holds; false: it holds none by that name. */
+static bool find_in_named(struct client *c, const struct sharding *sh, const struct fe_bind *b,
+			  struct finding *f, bool *hinted)
+{
+	struct cstmt *e = client_pstmts_find(&c->pstmts, b->statement);
+	const struct stmt_keys *k = e ? statement_keys(sh, e->ps) : NULL;
+
+	if (!e)
+		return false;
+	if (k)
+		apply_stmt_keys(sh, k, b, f, hinted);
+	else if (f->found == FOUND_NEUTRAL)
+		f->found = FOUND_NO_KEY; /* out of memory: refused rather than misplaced */
+	return true;
 }
 
 /* The query of the Parse of statement name among the messages [p, end), or NULL. */
@@ -270,26 +342,37 @@ static const char *named_in_batch(const uint8_t *p, const uint8_t *end, const ch
 	return NULL;
 }
 
-/* The SQL a Bind runs: its statement's, from a Parse of this batch or one the client named. */
-static const char *bind_sql(struct client *c, const struct fe_bind *b, const char *unnamed,
-			    size_t unnamed_len, size_t *len)
+/*
+ * The keys of one Bind: its statement's (one the client holds, or one this batch prepares),
+ * with its parameters. unnamed: the unnamed statement's text, if known.
+ */
+static void find_in_bind(struct client *c, const struct sharding *sh, const struct fe_bind *b,
+			 const char *unnamed, size_t unnamed_len, const uint8_t *batch,
+			 const uint8_t *here, struct finding *f, bool *hinted)
 {
-	if (!*b->statement) {
-		*len = unnamed_len;
-		return unnamed;
+	const char *sql = unnamed;
+	size_t len = unnamed_len;
+
+	if (*b->statement) {
+		if (find_in_named(c, sh, b, f, hinted))
+			return;
+		sql = batch ? named_in_batch(batch, here, b->statement, &len) : NULL;
 	}
-	return prepared_query_of(c, b->statement, len);
+	if (sql)
+		find_in_sql(sh, sql, len, b, f, hinted);
+	else if (f->found == FOUND_NEUTRAL)
+		f->found = FOUND_NO_KEY;
 }
 
 /*
  * The keys of an extended-protocol batch from its first message to its Sync (drivers send a
  * batch in one go, so it is all here): each Bind's statement with that Bind's parameters. A
- * batch that binds nothing (a Parse or Describe alone) touches no table.
+ * batch that binds nothing (a Parse or Describe alone) touches no table. true: the Sync was
+ * seen, so the whole batch was read.
  */
-static void find_in_batch(struct client *c, const struct sharding *sh, const uint8_t *start,
+static bool find_in_batch(struct client *c, const struct sharding *sh, const uint8_t *start,
 			  struct finding *f, bool *hinted)
 {
-
 	const uint8_t *p = start, *end = conn_input_end(&c->conn);
 	const char *unnamed = NULL;
 	size_t unnamed_len = 0;
@@ -301,7 +384,9 @@ static void find_in_batch(struct client *c, const struct sharding *sh, const uin
 		struct fe_parse parse;
 		struct fe_bind bind;
 
-		if (h.type == 'S' || f->found == FOUND_BAD)
+		if (h.type == 'S')
+			return true;
+		if (f->found == FOUND_BAD)
 			break;
 		if (h.type == 'P' && fe_parse_parse(body, blen, &parse) && !*parse.name) {
 			unnamed = parse.query;
@@ -309,18 +394,11 @@ static void find_in_batch(struct client *c, const struct sharding *sh, const uin
 		} else if (h.type == 'P' && fe_parse_parse(body, blen, &parse)) {
 			/* A named Parse is read through prepared_query_of once the client holds it. */
 		} else if (h.type == 'B' && fe_parse_bind(body, blen, &bind)) {
-			size_t len = 0;
-			const char *sql = bind_sql(c, &bind, unnamed, unnamed_len, &len);
-
-			if (!sql && *bind.statement)
-				sql = named_in_batch(start, p, bind.statement, &len);
-			if (sql)
-				find_in_sql(sh, sql, len, &bind, f, hinted);
-			else if (f->found == FOUND_NEUTRAL)
-				f->found = FOUND_NO_KEY;
+			find_in_bind(c, sh, &bind, unnamed, unnamed_len, start, p, f, hinted);
 		}
 		p += h.len;
 	}
+	return false;
 }
 
 /* The shard pgmux.shard_key or pgmux.shard say: SET LOCAL's in a transaction, else SET's. */
@@ -340,13 +418,16 @@ static bool find_in_settings(const struct client *c, const struct sharding *sh,
 	return true;
 }
 
-/* Where the unit that starts with this message goes; counted in its database's shard_stats. */
-static void find_shard(struct client *c, const struct sharding *sh,
+/*
+ * Where the unit that starts with this message goes; counted in its database's shard_stats.
+ * true: every message of the unit was read (a Query, or a batch up to its Sync).
+ */
+static bool find_shard(struct client *c, const struct sharding *sh,
 		       const struct pkt_header *hdr, const uint8_t *whole, struct finding *f)
 {
 
 	struct shard_stats *st = &c->home->shard_stats;
-	bool hinted = false, by_setting = false;
+	bool hinted = false, by_setting = false, whole_unit = true;
 	struct keyfind_hint h;
 	struct fe_query q;
 
@@ -360,16 +441,17 @@ static void find_shard(struct client *c, const struct sharding *sh,
 	} else if (hdr->type == 'P' || hdr->type == 'B') {
 		by_setting = find_in_settings(c, sh, f);
 		if (!by_setting)
-			find_in_batch(c, sh, whole, f, &hinted);
+			whole_unit = find_in_batch(c, sh, whole, f, &hinted);
 	}
 	if (f->found != FOUND_SHARD)
-		return;
+		return whole_unit;
 	if (hinted)
 		st->by_hint++;
 	else if (by_setting)
 		st->by_setting++;
 	else
 		st->by_sql++;
+	return whole_unit;
 }
 
 static void send_tag_and_ready(struct client *c, const char *tag, char tx_status)
@@ -515,6 +597,7 @@ enum conn_action client_shard_unit(struct client *c, const struct pkt_header *hd
 	enum conn_action act;
 	int k;
 
+	c->shard_checked = false;
 	if (!set || pool_is_session(c->pool) || !strchr("QPB", hdr->type))
 		return CONN_FORWARD;
 	if (!ready) {
@@ -532,7 +615,8 @@ enum conn_action client_shard_unit(struct client *c, const struct pkt_header *hd
 		return in_failed_transaction(c, hdr, whole);
 	if (setting_query(c, sh, hdr, whole, &act))
 		return act;
-	find_shard(c, sh, hdr, whole, &f);
+	/* What was read here need not be read again as the messages go to the server. */
+	c->shard_checked = find_shard(c, sh, hdr, whole, &f);
 	if (f.found == FOUND_NEUTRAL) {
 		c->home->shard_stats.stayed++;
 		return CONN_FORWARD;
@@ -585,6 +669,32 @@ static void note_unnamed_parse(struct client *c, const uint8_t *whole, uint32_t 
 	c->shard_unnamed_len = c->shard_unnamed_sql ? p.query_len : 0;
 }
 
+/*
+ * In session mode the shard was chosen at connect: SET pgmux.shard_key cannot move the session,
+ * and is refused rather than taken by the server as a setting that changes nothing.
+ */
+static enum conn_action session_setting(struct client *c, const struct pkt_header *hdr,
+					const uint8_t *whole)
+{
+	struct keyfind_set s;
+	struct fe_query q;
+
+	/* Inside a transaction an error would have to fail it on the server too: not worth it. */
+	if (hdr->type != 'Q' || hdr->len > SETTINGS_PEEK_MAX || c->pending_ready || c->unsynced ||
+	    c->tx_status != 'I')
+		return CONN_FORWARD;
+	if (!whole)
+		return CONN_NEED_WHOLE;
+	if (!fe_parse_query(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &q) ||
+	    !keyfind_set(q.sql, q.sql_len, &s))
+		return CONN_FORWARD;
+	client_send_error(c, "0A000", "database %s is pooled in session mode, so its shard is "
+			  "chosen at connect (options='-c pgmux.shard_key=KEY') and stays",
+			  c->home->name);
+	send_tag_and_ready(c, NULL, 'I');
+	return CONN_CONSUME;
+}
+
 enum conn_action client_shard_linked(struct client *c, const struct pkt_header *hdr,
 				     const uint8_t *whole)
 {
@@ -596,8 +706,16 @@ enum conn_action client_shard_linked(struct client *c, const struct pkt_header *
 	enum conn_action act;
 	bool hinted = false;
 
-	if (!set || pool_is_session(c->pool) || !strchr("QPB", hdr->type))
+	if (c->shard_checked) {
+		/* The start of the unit read it (up to its Sync) already. */
+		if (hdr->type == 'S' || hdr->type == 'Q')
+			c->shard_checked = false;
 		return CONN_FORWARD;
+	}
+	if (!set || !strchr("QPB", hdr->type))
+		return CONN_FORWARD;
+	if (pool_is_session(c->pool))
+		return session_setting(c, hdr, whole);
 	if (hdr->len > SHARD_PARSE_MAX)
 		return CONN_FORWARD; /* not read for a key: stays in the transaction's shard */
 	if (!whole)
@@ -619,14 +737,12 @@ enum conn_action client_shard_linked(struct client *c, const struct pkt_header *
 			find_in_sql(sh, q.sql, q.sql_len, NULL, &f, &hinted);
 	} else {
 		struct fe_bind b;
-		size_t len = 0;
-		const char *sql;
 
 		if (!fe_parse_bind(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &b))
 			return CONN_FORWARD;
-		sql = bind_sql(c, &b, c->shard_unnamed_sql, c->shard_unnamed_len, &len);
-		if (sql && !find_in_settings(c, sh, &f))
-			find_in_sql(sh, sql, len, &b, &f, &hinted);
+		if (!find_in_settings(c, sh, &f))
+			find_in_bind(c, sh, &b, c->shard_unnamed_sql, c->shard_unnamed_len, NULL, NULL,
+				     &f, &hinted);
 	}
 	if (f.found == FOUND_NEUTRAL || f.found == FOUND_NO_KEY ||
 	    (f.found == FOUND_SHARD && f.shard == here))
@@ -637,7 +753,12 @@ enum conn_action client_shard_linked(struct client *c, const struct pkt_header *
 		return CONN_STOP;
 	}
 	c->home->shard_stats.cross_shard++;
-	if (f.found == FOUND_SHARD)
+	if (f.found == FOUND_SHARD && c->tx_status == 'I')
+		snprintf(message, sizeof(message), "the statement's key is on shard %s, and the "
+			 "batch it belongs to (up to its Sync) runs on shard %s of database %s: a "
+			 "batch runs on one shard", set->shards[f.shard].name, set->shards[here].name,
+			 c->home->name);
+	else if (f.found == FOUND_SHARD)
 		snprintf(message, sizeof(message), "the statement's key is on shard %s, and its "
 			 "transaction runs on shard %s of database %s: a transaction stays on one "
 			 "shard", set->shards[f.shard].name, set->shards[here].name, c->home->name);

@@ -142,6 +142,13 @@ void pstmt_registry_init(struct pstmt_registry *r)
 	r->seed = random_seed();
 }
 
+static void pstmt_free(struct pstmt *ps)
+{
+	if (ps->note_free)
+		ps->note_free(ps->note);
+	free(ps);
+}
+
 void pstmt_registry_destroy(struct pstmt_registry *r)
 {
 	for (size_t i = 0; r->buckets && i < r->nbuckets; i++) {
@@ -149,7 +156,7 @@ void pstmt_registry_destroy(struct pstmt_registry *r)
 
 		for (; ps; ps = next) {
 			next = ps->next;
-			free(ps);
+			pstmt_free(ps);
 		}
 	}
 	free(r->buckets);
@@ -210,6 +217,8 @@ struct pstmt *pstmt_registry_get(struct pstmt_registry *r, const uint8_t *def, s
 	ps->refs = 0;
 	ps->client_refs = 0;
 	ps->parses = false;
+	ps->note = NULL;
+	ps->note_free = NULL;
 	ps->id = ++r->next_id;
 	snprintf(ps->name, sizeof(ps->name), "pgmux_%llu", (unsigned long long)ps->id);
 	ps->def_len = len;
@@ -255,7 +264,7 @@ static void pstmt_unref(struct pstmt_registry *r, struct pstmt *ps)
 		}
 	}
 	r->count--;
-	free(ps);
+	pstmt_free(ps);
 }
 
 /* ---- a client's names ---- */

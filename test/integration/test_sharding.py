@@ -241,3 +241,45 @@ def test_admin_views(sharded, clean):
     assert route["role"] == "replica"
     route = mux.admin("SHOW ROUTE FOR UPDATE users SET name = 'x'")[0]
     assert route["shard"] is None and "names no user_id" in route["refused"]
+
+
+def keys_on(mux, shard, n, start=1):
+    return [k for k in range(start, start + 400) if owner_of(mux, k) == shard][:n]
+
+
+def test_prepared_statements_and_batches(sharded, clean):
+    mux = sharded()
+    a, b = keys_on(mux, "a", 5), keys_on(mux, "b", 5)
+    with mux.connect(dbname="app", autocommit=True) as c:
+        # named statements, parsed once per statement and reused with every key
+        for uid in a + b:
+            c.execute("INSERT INTO users (user_id, name) VALUES (%s, 'p')", (uid,), prepare=True)
+        for uid in a + b:
+            assert c.execute("SELECT name FROM users WHERE user_id = %s", (uid,),
+                             prepare=True).fetchone() == ("p",)
+        # a batch up to one Sync runs on one shard: fine within a shard, refused across
+        with c.cursor() as cur:
+            cur.executemany("UPDATE users SET name = 'batch' WHERE user_id = %s", [(k,) for k in a])
+            with pytest.raises(psycopg.errors.FeatureNotSupported, match="runs on one shard"):
+                cur.executemany("UPDATE users SET name = 'cross' WHERE user_id = %s",
+                                [(a[0],), (b[0],)])
+    assert clean[0].sql("SELECT count(*) FROM users WHERE name = 'batch'", dbname="app") == "5"
+    for s in clean:
+        assert s.sql("SELECT count(*) FROM users WHERE name = 'cross'", dbname="app") == "0"
+    routes = {r["database"]: r for r in mux.admin("SHOW ROUTES")}
+    assert int(routes["app"]["shard_by_sql"]) >= 20 and int(routes["app"]["shard_cross"]) >= 1
+
+
+def test_session_mode_and_direct_shard(sharded, clean):
+    mux = sharded(settings={"pool_mode": "session"})
+    a = keys_on(mux, "a", 1)[0]
+    with pytest.raises(psycopg.OperationalError, match="pgmux.shard_key"):
+        mux.connect(dbname="app")
+    with mux.connect(dbname="app", options=f"-c pgmux.shard_key={a}") as c:
+        assert c.execute("SELECT inet_server_port()").fetchone()[0] == clean[0].port
+        with pytest.raises(psycopg.errors.FeatureNotSupported, match="session mode"):
+            c.execute("SET pgmux.shard_key = 1")
+        assert c.execute("SELECT inet_server_port()").fetchone()[0] == clean[0].port
+    # each shard is a database of its own, for work on one shard
+    with mux.connect(dbname="app.b") as c:
+        assert c.execute("SELECT inet_server_port()").fetchone()[0] == clean[1].port
