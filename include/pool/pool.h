@@ -46,10 +46,9 @@ struct database {
 	struct route_stats routes;    /* where its units of work went (SHOW ROUTES) */
 	/*
 	 * A sharded database (shards=): the databases of its shards, by their index in the
-	 * [shards.NAME] section, found again when the config in force changes; how its units
+	 * [shards.NAME] section (checked against the config in force when used); how its units
 	 * found their shard.
 	 */
-	const struct config *shard_dbs_cfg;
 	struct database **shard_dbs;
 	int n_shard_dbs;
 	struct shard_stats shard_stats;

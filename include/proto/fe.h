@@ -79,6 +79,12 @@ PKT_MUST_USE bool fe_parse_parse(const uint8_t *body, size_t len, struct fe_pars
 /* The type OID of parameter i (< p->nparams) of a Parse fe_parse_parse accepted. */
 uint32_t fe_parse_param_type(const struct fe_parse *p, uint16_t i);
 PKT_MUST_USE bool fe_parse_bind(const uint8_t *body, size_t len, struct fe_bind *out);
+/*
+ * Parameter i (0-based) of a parsed Bind: its bytes (*len -1 for NULL, *val then NULL) and
+ * whether it is sent in binary. False when there is no such parameter.
+ */
+PKT_MUST_USE bool fe_bind_param(const struct fe_bind *b, uint16_t i, const uint8_t **val,
+				int32_t *len, bool *binary);
 /* Describe and Close have the same body: a kind byte ('S' or 'P', else false) and a name. */
 PKT_MUST_USE bool fe_parse_describe(const uint8_t *body, size_t len, struct fe_describe *out);
 PKT_MUST_USE bool fe_parse_close(const uint8_t *body, size_t len, struct fe_describe *out);

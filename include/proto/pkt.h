@@ -65,6 +65,11 @@ PKT_MUST_USE bool pkt_get_cstring(struct pkt_cursor *c, const char **out);
 /* n raw bytes; *out points into the message (borrowed). */
 PKT_MUST_USE bool pkt_get_bytes(struct pkt_cursor *c, size_t n, const uint8_t **out);
 
+static inline uint16_t pkt_read_u16(const uint8_t *p)
+{
+	return (uint16_t)(((uint16_t)p[0] << 8) | p[1]);
+}
+
 static inline uint32_t pkt_read_u32(const uint8_t *p)
 {
 	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];

@@ -64,28 +64,29 @@ static bool home_sharding(struct client *c, struct sharding *sh)
 
 struct database *client_shard_database(struct worker *w, struct database *db, int k)
 {
-	const struct shards_entry *set;
+	const struct shards_entry *set = db->entry && db->entry->shards[0] ?
+					 config_find_shards(w->cfg, db->entry->shards) : NULL;
+	struct database *found;
 
-	if (!db->entry || !db->entry->shards[0])
+	if (!set || k < 0 || k >= set->n_shards)
 		return NULL;
-	if (db->shard_dbs_cfg != w->cfg) {
-		/* The config in force changed: its shards may have too. */
-		set = config_find_shards(w->cfg, db->entry->shards);
+	if (db->n_shard_dbs != set->n_shards) {
 		free(db->shard_dbs);
-		db->shard_dbs = set ? calloc((size_t)set->n_shards, sizeof(*db->shard_dbs)) : NULL;
+		db->shard_dbs = calloc((size_t)set->n_shards, sizeof(*db->shard_dbs));
 		db->n_shard_dbs = db->shard_dbs ? set->n_shards : 0;
-		db->shard_dbs_cfg = w->cfg;
+		if (!db->shard_dbs)
+			return NULL;
 	}
-	if (k < 0 || k >= db->n_shard_dbs)
-		return NULL;
-	if (!db->shard_dbs[k] || db->shard_dbs[k]->removed) {
+	found = db->shard_dbs[k];
+	/* A RELOAD may have removed, renamed or reordered the shards: check what is cached. */
+	if (!found || found->removed || !found->entry || found->entry->shard_index != k ||
+	    strcmp(found->entry->shard_parent, db->name) != 0) {
 		char name[sizeof(db->name) * 2];
 
-		set = config_find_shards(w->cfg, db->entry->shards);
 		snprintf(name, sizeof(name), "%s.%s", db->name, set->shards[k].name);
-		db->shard_dbs[k] = database_lookup(w, name);
+		found = db->shard_dbs[k] = database_lookup(w, name);
 	}
-	return db->shard_dbs[k];
+	return found;
 }
 
 static int shard_named(const struct shards_entry *set, const char *name, size_t len)
@@ -158,35 +159,6 @@ static void note_shard_name(const struct sharding *sh, const char *name, size_t 
 	note_shard(f, k);
 }
 
-/* Bind parameter i (0-based) of b: its bytes, and whether they are binary. */
-static bool bind_param(const struct fe_bind *b, int i, const uint8_t **val, int32_t *len,
-		       bool *binary)
-{
-	const uint8_t *p = b->params, *end = b->params + b->params_len;
-
-	if (i < 0 || i >= b->nparams)
-		return false;
-	for (int k = 0;; k++) {
-		int32_t n;
-
-		if (end - p < 4)
-			return false;
-		n = (int32_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
-		p += 4;
-		if (n > 0 && end - p < n)
-			return false;
-		if (k == i) {
-			*val = p;
-			*len = n;
-			break;
-		}
-		if (n > 0)
-			p += n;
-	}
-	*binary = b->nformats == 1 ? (b->formats[1] & 1) : b->nformats > i && (b->formats[2 * i + 1] & 1);
-	return true;
-}
-
 static void note_key_param(const struct sharding *sh, const struct fe_bind *b, int param,
 			   struct finding *f)
 {
@@ -197,7 +169,8 @@ static void note_key_param(const struct sharding *sh, const struct fe_bind *b, i
 	int32_t len;
 	bool binary;
 
-	if (!b || !bind_param(b, param - 1, &val, &len, &binary) || len < 0) {
+	if (!b || param > UINT16_MAX || !fe_bind_param(b, (uint16_t)(param - 1), &val, &len, &binary) ||
+	    len < 0) {
 		if (f->found != FOUND_CROSS && f->found != FOUND_BAD)
 			f->found = FOUND_NO_KEY; /* no value, or NULL: no row has that key */
 		return;

@@ -79,6 +79,32 @@ bool fe_parse_bind(const uint8_t *body, size_t len, struct fe_bind *out)
 	       get_array(&c, out->nresult_formats, 2, &out->result_formats) && pkt_remaining(&c) == 0;
 }
 
+bool fe_bind_param(const struct fe_bind *b, uint16_t i, const uint8_t **val, int32_t *len,
+		   bool *binary)
+{
+	struct pkt_cursor c;
+
+	if (i >= b->nparams)
+		return false;
+	pkt_cursor_init(&c, b->params, b->params_len);
+	for (uint16_t k = 0;; k++) {
+		if (!pkt_get_i32(&c, len) || *len < -1)
+			return false;
+		if (k == i)
+			break;
+		if (*len > 0 && !pkt_get_bytes(&c, (size_t)*len, val))
+			return false;
+	}
+	*val = NULL;
+	if (*len > 0 && !pkt_get_bytes(&c, (size_t)*len, val))
+		return false;
+	/* No format codes: all text; one: it applies to all; else one per parameter. */
+	*binary = b->nformats == 0 ? false :
+		  b->nformats == 1 ? pkt_read_u16(b->formats) == 1 :
+		  i < b->nformats && pkt_read_u16(b->formats + (size_t)i * 2) == 1;
+	return true;
+}
+
 static bool parse_target(const uint8_t *body, size_t len, struct fe_describe *out)
 {
 	struct pkt_cursor c;

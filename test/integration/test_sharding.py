@@ -105,7 +105,7 @@ def test_rows_land_where_the_map_says(sharded, clean):
             c.execute("INSERT INTO users (user_id, name) VALUES (%s, %s)", (uid, f"u{uid}"))
         with c.cursor(binary=True) as cur:
             for uid in range(-500, 0):
-                cur.execute("INSERT INTO users (user_id, name) VALUES (%s, 'neg')", (uid,))
+                cur.execute("INSERT INTO users (user_id, name) VALUES (%b, 'neg')", (uid,))
         for uid in (2**63 - 1, -2**63):
             c.execute(f"INSERT INTO users (user_id, name) VALUES ({uid}, 'extreme')")
     found = placement(clean, owner)

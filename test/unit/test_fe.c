@@ -218,6 +218,21 @@ static void test_bind_fields(void **state)
 	assert_int_equal(b.params_len, 4 + 3 + 4);
 	assert_int_equal(b.nresult_formats, 1);
 	assert_ptr_equal(b.result_formats, body + 25);
+	/* the parameters, and their format (one format code: it applies to all) */
+	{
+		const uint8_t *v;
+		int32_t n;
+		bool binary;
+
+		assert_true(fe_bind_param(&b, 0, &v, &n, &binary));
+		assert_int_equal(n, 3);
+		assert_memory_equal(v, "abc", 3);
+		assert_true(binary);
+		assert_true(fe_bind_param(&b, 1, &v, &n, &binary));
+		assert_int_equal(n, -1);
+		assert_null(v);
+		assert_false(fe_bind_param(&b, 2, &v, &n, &binary));
+	}
 }
 
 static void test_describe_execute_fields(void **state)
