@@ -236,6 +236,10 @@ def test_admin_views(sharded, clean):
     one = mux.admin("SHOW SHARD FOR 42")[0]
     want = clean[0].sql(f"SELECT hashint8extended(42, 0), hashint8extended(42, 0) & {BUCKETS - 1}")
     assert f"{one['hash']}|{one['bucket']}" == want
+    # the command line says the same without asking the running pgmux
+    out = subprocess.run([PGMUX_BIN, "--shard-of", "42", mux.config_path], check=True,
+                         capture_output=True, text=True).stdout.split()
+    assert out[out.index("hash") + 1] == one["hash"] and out[out.index("shard") + 1] == one["shard"]
     route = mux.admin("SHOW ROUTE FOR SELECT * FROM users WHERE user_id = 42")[0]
     assert route["shard"] == one["shard"] and route["found_by"] == "key"
     assert route["role"] == "replica"
