@@ -28,6 +28,7 @@ struct server;
 struct database;
 struct scram_server;
 struct client_addr;
+struct shard_fanout;
 
 enum client_state {
 	CLIENT_LOGIN,
@@ -99,6 +100,7 @@ struct client {
 	} shard_session,              /* SET and startup options */
 	  shard_local;                /* SET LOCAL, until the transaction ends */
 	bool shard_checked;           /* the unit's messages up to its Sync were read at its start */
+	struct shard_fanout *fanout;  /* a read going to every shard in turn; NULL when none */
 	char *shard_unnamed_sql;      /* the unnamed statement prepared in the transaction */
 	size_t shard_unnamed_len;
 

@@ -85,6 +85,22 @@ bool client_shard_of_key(const struct config *cfg, const struct db_entry *home,
 			 const struct loaded_shard_map *map, const char *text,
 			 struct shard_key_place *out, char *err, size_t errlen);
 
+/*
+ * A read sent to every shard (no_shard_key = all) runs shard after shard; these keep the client
+ * from hearing each shard's answer whole. client_fanout_message: a message of the current
+ * shard's answer: CONN_CONSUME drops it (a CommandComplete, counted; a description the client
+ * already has), CONN_FORWARD relays it. client_fanout_on_ready: the shard sent ReadyForQuery;
+ * true: another shard follows, so it is not relayed (and client_fanout_next is called once the
+ * server is released); false: the total CommandComplete was queued, relay it.
+ */
+enum conn_action client_fanout_message(struct client *c, const struct pkt_header *hdr,
+				       const uint8_t *whole);
+bool client_fanout_on_ready(struct client *c);
+/* The request goes back in front of the client's input, for the next shard. */
+void client_fanout_next(struct client *c);
+/* Forget the fan-out (its end, or the client's). */
+void client_fanout_end(struct client *c);
+
 /* Free what the client holds for sharding (at close). */
 void client_shard_free(struct client *c);
 

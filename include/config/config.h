@@ -149,7 +149,8 @@ struct shards_entry {
 	int buckets;                 /* a power of two, as the map's */
 	int seed;                    /* as the map's */
 	char *map;                   /* the shard map file, or etcd:URL/KEY (read by the worker) */
-	char *no_shard_key;          /* "error", or a shard's name: where keyless work goes */
+	char *no_shard_key;          /* "error", "all", or a shard's name: where keyless work goes */
+	int fanout_limit;            /* no_shard_key = all: reads to every shard at once */
 	struct shard_entry *shards;  /* in the order written */
 	int n_shards;
 	struct loaded_shard_map *loaded; /* a map file as read with the config; NULL for etcd: */

@@ -51,6 +51,7 @@ struct database {
 	 */
 	struct database **shard_dbs;
 	int n_shard_dbs;
+	int fanouts_running;          /* reads being sent to every shard (fanout_limit) */
 	struct shard_stats shard_stats;
 };
 

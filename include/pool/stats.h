@@ -26,6 +26,7 @@ struct shard_stats {
 	uint64_t stayed;           /* touched no table: served by the shard of the client's last unit */
 	uint64_t no_key;           /* refused: no key (no_shard_key = error) */
 	uint64_t cross_shard;      /* refused: keys on several shards */
+	uint64_t fanned_out;       /* reads without a key sent to every shard (no_shard_key = all) */
 };
 
 static inline void stats_add(struct stats *to, const struct stats *from)

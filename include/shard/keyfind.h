@@ -85,6 +85,12 @@ struct keyfind {
 	int n_statements;              /* as parsed; 0 when not parsed */
 	bool writes;                   /* some statement is not a plain read (see keyfind_sql) */
 	bool neutral;                  /* parsed, and no statement touches a table: any shard will do */
+	/*
+	 * The last SELECT's rows, read from several shards, would have to be merged rather than
+	 * put one after the other: why ("ORDER BY", "aggregates or window functions", ...), a
+	 * static string; NULL when they need not (or the statement is not a SELECT).
+	 */
+	const char *merge_needed;
 };
 
 /*

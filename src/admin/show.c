@@ -958,7 +958,7 @@ static void show_routes(struct worker *w, struct msgbuf *mb)
 		{ "shard_by_hint", OID_INT8 }, { "shard_by_setting", OID_INT8 },
 		{ "shard_by_sql", OID_INT8 }, { "shard_by_default", OID_INT8 },
 		{ "shard_stayed", OID_INT8 }, { "shard_no_key", OID_INT8 },
-		{ "shard_cross", OID_INT8 },
+		{ "shard_cross", OID_INT8 }, { "shard_fanned_out", OID_INT8 },
 	};
 	struct list_node *n, *t;
 	struct row r;
@@ -994,6 +994,7 @@ static void show_routes(struct worker *w, struct msgbuf *mb)
 		put_uint(&r, sh->stayed);
 		put_uint(&r, sh->no_key);
 		put_uint(&r, sh->cross_shard);
+		put_uint(&r, sh->fanned_out);
 		row_end(mb, &r);
 	}
 }

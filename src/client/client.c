@@ -652,7 +652,9 @@ void client_on_ready(struct client *c, const uint8_t *z, uint32_t len)
 		pool_release_server(c);
 		return;
 	}
-	conn_write(&c->conn, z, len);
+	/* A read going to every shard: the client hears one ReadyForQuery, after the last. */
+	if (!c->fanout || !client_fanout_on_ready(c))
+		conn_write(&c->conn, z, len);
 	client_route_drained(c);
 	if (c->pending_ready || c->unsynced || c->in_copy || c->server->internal_pending || tx_status != 'I')
 		return;
@@ -724,6 +726,8 @@ void client_unit_done(struct client *c)
 	}
 	if (pool_shares_servers(c->pool) && !c->pin_reason)
 		pool_release_server(c);
+	if (c->fanout && !c->server)
+		client_fanout_next(c);
 }
 
 void client_on_server_lost(struct client *c)

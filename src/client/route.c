@@ -88,6 +88,12 @@ enum conn_action client_discard_packet(struct client *c, const struct pkt_header
 {
 	bool first = c->discarding == DISCARD_START;
 
+	if (c->discarding == DISCARD_ANSWERED) {
+		if (hdr->type == 'S')
+			c->discarding = DISCARD_NONE;
+		return CONN_CONSUME;
+	}
+
 	c->discarding = DISCARD_TO_SYNC;
 	if (hdr->type == 'S' || (hdr->type == 'Q' && first)) {
 		/* An explicit transaction that failed is aborted, as on a server. */
@@ -243,6 +249,94 @@ static bool deferred_begin(struct client *c, const struct route_result *r, const
 	c->begin_read_only = r->read_only_txn;
 	c->begin_hint = (uint8_t)r->hint;
 	send_tag_and_ready(c, "BEGIN", 'T');
+	return true;
+}
+
+/* The empty message of this type (ParseComplete, BindComplete, NoData...) into mb. */
+static void put_empty(struct msgbuf *mb, char type)
+{
+	mb_end(mb, mb_begin(mb, type));
+}
+
+/*
+ * The answers to the rest of a BEGIN batch (after its Parse), as PostgreSQL gives them: false
+ * unless the batch is Bind, an optional Describe, Execute and Sync, all of the unnamed
+ * statement and portal, without parameters, and all here. Drivers send every statement this
+ * way (psycopg 3's BEGIN, PQexecParams).
+ */
+static bool answer_begin_batch(struct client *c, const uint8_t *p, struct msgbuf *mb)
+{
+	const uint8_t *end = conn_input_end(&c->conn);
+	enum { WANT_BIND, WANT_DESCRIBE_OR_EXECUTE, WANT_SYNC } want = WANT_BIND;
+	struct pkt_header h;
+
+	put_empty(mb, '1');
+	while (end && pkt_peek_header(p, (size_t)(end - p), &h) == PKT_PEEK_OK && h.len <= (size_t)(end - p)) {
+		const uint8_t *body = p + PKT_HDR_LEN;
+		size_t blen = h.len - PKT_HDR_LEN;
+		struct fe_bind b;
+		struct fe_describe d;
+		struct fe_execute e;
+
+		if (want == WANT_BIND && h.type == 'B' && fe_parse_bind(body, blen, &b) &&
+		    !*b.portal && !*b.statement && b.nparams == 0) {
+			put_empty(mb, '2');
+			want = WANT_DESCRIBE_OR_EXECUTE;
+		} else if (want == WANT_DESCRIBE_OR_EXECUTE && h.type == 'D' &&
+			   fe_parse_describe(body, blen, &d) && !*d.name) {
+			if (d.kind == FE_STATEMENT) {
+				size_t at = mb_begin(mb, 't');
+
+				mb_put_u8(mb, 0);
+				mb_put_u8(mb, 0); /* no parameters */
+				mb_end(mb, at);
+			}
+			put_empty(mb, 'n');
+		} else if (want == WANT_DESCRIBE_OR_EXECUTE && h.type == 'E' &&
+			   fe_parse_execute(body, blen, &e) && !*e.portal) {
+			build_command_complete(mb, "BEGIN");
+			want = WANT_SYNC;
+		} else if (want == WANT_SYNC && h.type == 'S') {
+			build_ready(mb, 'T');
+			return !mb->failed;
+		} else {
+			return false;
+		}
+		p += h.len;
+	}
+	return false;
+}
+
+/*
+ * A bare BEGIN sent as an extended-protocol batch: answered whole and sent later with the first
+ * real statement, as a simple-protocol BEGIN is (deferred_begin). CONN_CONSUME takes its Parse;
+ * the rest of the batch is dropped (DISCARD_ANSWERED).
+ */
+static bool deferred_begin_batch(struct client *c, const struct route_result *r, const char *sql,
+				 size_t len, const uint8_t *whole)
+{
+	const uint8_t *body = whole + PKT_HDR_LEN;
+	struct pkt_header hdr;
+	struct fe_parse p;
+	struct msgbuf mb;
+
+	if (r->cls != ROUTE_TXN_BEGIN || r->statements != 1 || c->tx_status != 'I' ||
+	    c->deferred_begin || c->unsynced || c->pending_ready ||
+	    !pool_releases_per_transaction(c->pool) || !begin_is_plain(sql, len) ||
+	    pkt_peek_header(whole, PKT_HDR_LEN, &hdr) != PKT_PEEK_OK ||
+	    !fe_parse_parse(body, hdr.len - PKT_HDR_LEN, &p) || *p.name || p.nparams)
+		return false;
+	mb_init(&mb);
+	if (!answer_begin_batch(c, whole + hdr.len, &mb) || !(c->deferred_begin = strndup(sql, len))) {
+		mb_free(&mb);
+		return false;
+	}
+	client_send(c, &mb);
+	mb_free(&mb);
+	c->tx_status = 'T';
+	c->begin_read_only = r->read_only_txn;
+	c->begin_hint = (uint8_t)r->hint;
+	c->discarding = DISCARD_ANSWERED;
 	return true;
 }
 
@@ -409,6 +503,8 @@ enum conn_action client_route_unit(struct client *c, const struct pkt_header *hd
 		if (deferred_begin(c, &r, sql, len))
 			return CONN_CONSUME;
 	}
+	if (hdr->type == 'P' && sql && deferred_begin_batch(c, &r, sql, len, whole))
+		return CONN_CONSUME;
 	want = router_want(&r, (enum route_hint)c->session_hint, c->deferred_begin != NULL,
 			   c->begin_read_only, (enum route_hint)c->begin_hint, &hinted);
 	if (want == WANT_REPLICA && !hinted && hdr->type != 'Q' && whole &&

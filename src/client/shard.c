@@ -42,6 +42,12 @@ struct finding {
 	int shard;
 	int other;            /* FOUND_CROSS: a second shard */
 	char why[200];
+	/* what a read without a key sent to every shard needs to know */
+	int statements;       /* parsed statements (a batch: of its Binds) */
+	int binds;            /* Binds of a batch */
+	bool writes;          /* some statement writes, or could not be read */
+	bool named;           /* a Bind of a named statement */
+	const char *merge_needed; /* why its rows could not just follow each other */
 };
 
 _Static_assert((int)SHARD_KEY_INT == (int)SHARD_KIND_INT && (int)SHARD_KEY_TEXT == (int)SHARD_KIND_TEXT &&
@@ -209,6 +215,10 @@ static void apply_stmt_keys(const struct sharding *sh, const struct stmt_keys *k
 {
 	const struct keyfind *kf = &k->kf;
 
+	f->statements += k->parsed ? kf->n_statements : 1;
+	f->writes |= !k->parsed || kf->writes;
+	if (k->parsed && kf->merge_needed)
+		f->merge_needed = kf->merge_needed;
 	if (k->hinted) {
 		*hinted = true;
 		if (k->hint.kind == KEYFIND_HINT_KEY)
@@ -289,6 +299,7 @@ static bool find_in_named(struct client *c, const struct sharding *sh, const str
 
 	if (!e)
 		return false;
+	f->named = true;
 	if (k)
 		apply_stmt_keys(sh, k, b, f, hinted);
 	else if (f->found == FOUND_NEUTRAL)
@@ -326,6 +337,7 @@ static void find_in_bind(struct client *c, const struct sharding *sh, const stru
 	const char *sql = unnamed;
 	size_t len = unnamed_len;
 
+	f->binds++;
 	if (*b->statement) {
 		if (find_in_named(c, sh, b, f, hinted))
 			return;
@@ -404,8 +416,8 @@ static bool find_shard(struct client *c, const struct sharding *sh,
 	struct keyfind_hint h;
 	struct fe_query q;
 
+	memset(f, 0, sizeof(*f));
 	f->found = FOUND_NEUTRAL;
-	f->why[0] = '\0';
 	if (hdr->type == 'Q' && fe_parse_query(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &q)) {
 		/* A hint outranks the settings; the settings outrank the SQL. */
 		by_setting = !keyfind_hint(q.sql, q.sql_len, &h) && find_in_settings(c, sh, f);
@@ -559,6 +571,105 @@ static enum conn_action in_failed_transaction(struct client *c, const struct pkt
 				       "end of transaction block");
 }
 
+/*
+ * A read without a key, with no_shard_key = all, runs on every shard in turn: the request is
+ * kept, and sent again to the next shard when the previous one has answered it. The client gets
+ * the first shard's description, every shard's rows, one CommandComplete with the total, and
+ * one ReadyForQuery; an error stops the round there.
+ */
+struct shard_fanout {
+	uint8_t *request;     /* the Query, or the batch up to its Sync, as the client sent it */
+	size_t len;
+	int shard;            /* the shard answering now */
+	int n_shards;
+	bool round_due;       /* the previous shard answered: the request goes to the next */
+	bool failed;          /* a shard answered with an error: no more rounds */
+	uint64_t rows;
+	char verb[16];        /* of the CommandComplete ("SELECT") */
+};
+
+/* The bytes of the batch that starts at start, up to and including its Sync; 0 if not all here. */
+static size_t batch_length(struct client *c, const uint8_t *start)
+{
+	const uint8_t *p = start, *end = conn_input_end(&c->conn);
+	struct pkt_header h;
+
+	while (end && pkt_peek_header(p, (size_t)(end - p), &h) == PKT_PEEK_OK && h.len <= (size_t)(end - p)) {
+		p += h.len;
+		if (h.type == 'S')
+			return (size_t)(p - start);
+	}
+	return 0;
+}
+
+/* Why this unit cannot be sent to every shard, or NULL. */
+static const char *fanout_refusal(const struct client *c, const struct finding *f, size_t len)
+{
+	if (c->tx_status != 'I' || c->deferred_begin)
+		return "inside a transaction, which runs on one shard";
+	if (f->writes)
+		return "it writes (or could not be read), and writes need a key";
+	if (f->named)
+		return "it runs a named prepared statement";
+	if (f->statements != 1 || f->binds > 1)
+		return "it holds more than one statement";
+	if (f->merge_needed)
+		return f->merge_needed;
+	if (!len)
+		return "its messages up to Sync have not all arrived";
+	return NULL;
+}
+
+static enum conn_action start_fanout(struct client *c, const struct sharding *sh,
+				     const struct pkt_header *hdr, const uint8_t *whole,
+				     const struct finding *f)
+{
+	size_t len = hdr->type == 'Q' ? hdr->len : batch_length(c, whole);
+	const char *why = fanout_refusal(c, f, len);
+	struct database *home = c->home;
+	char message[400];
+	struct shard_fanout *fo;
+
+	if (!why && home->fanouts_running >= sh->set->fanout_limit)
+		why = "fanout_limit reads to every shard are running already";
+	if (why) {
+		home->shard_stats.no_key++;
+		snprintf(message, sizeof(message), "database %s: a statement without %s goes to every "
+			 "shard (no_shard_key = all) only when it is one read whose rows need no "
+			 "merging; not this one: %s", home->name, sh->set->key, why);
+		return refuse(c, hdr, "0A000", message);
+	}
+	fo = calloc(1, sizeof(*fo));
+	if (fo)
+		fo->request = malloc(len);
+	if (!fo || !fo->request || !move_to_shard(c, 0)) {
+		free(fo ? fo->request : NULL);
+		free(fo);
+		return refuse(c, hdr, "53200", "out of memory");
+	}
+	memcpy(fo->request, whole, len);
+	fo->len = len;
+	fo->n_shards = sh->set->n_shards;
+	c->fanout = fo;
+	home->fanouts_running++;
+	home->shard_stats.fanned_out++;
+	return CONN_FORWARD;
+}
+
+/* The request, again, at the front of the client's input: it goes to the next shard. */
+static enum conn_action next_round(struct client *c)
+{
+	struct shard_fanout *fo = c->fanout;
+
+	fo->round_due = false;
+	c->shard_checked = true;
+	if (!move_to_shard(c, fo->shard)) {
+		client_fanout_end(c);
+		return CONN_FORWARD; /* the config changed under it: the server it gets answers */
+	}
+	return CONN_FORWARD;
+}
+
 enum conn_action client_shard_unit(struct client *c, const struct pkt_header *hdr,
 				   const uint8_t *whole)
 {
@@ -571,6 +682,9 @@ enum conn_action client_shard_unit(struct client *c, const struct pkt_header *hd
 	int k;
 
 	c->shard_checked = false;
+	if (c->fanout && c->fanout->round_due)
+		return next_round(c);
+	client_fanout_end(c); /* one cut short (its server was lost) */
 	if (!set || pool_is_session(c->pool) || !strchr("QPB", hdr->type))
 		return CONN_FORWARD;
 	if (!ready) {
@@ -594,6 +708,8 @@ enum conn_action client_shard_unit(struct client *c, const struct pkt_header *hd
 		c->home->shard_stats.stayed++;
 		return CONN_FORWARD;
 	}
+	if (f.found == FOUND_NO_KEY && strcmp(set->no_shard_key, "all") == 0)
+		return start_fanout(c, sh, hdr, whole, &f);
 	if (f.found == FOUND_NO_KEY && strcmp(set->no_shard_key, "error") != 0) {
 		c->home->shard_stats.by_default++;
 		f.found = FOUND_SHARD;
@@ -726,6 +842,13 @@ enum conn_action client_shard_linked(struct client *c, const struct pkt_header *
 		return CONN_STOP;
 	}
 	c->home->shard_stats.cross_shard++;
+	if (c->pin_reason && c->tx_status == 'I' && !c->unsynced) {
+		/* Outside a transaction, a session pinned to its server keeps it: refuse only this. */
+		snprintf(message, sizeof(message), "this session is pinned to its server on shard %s "
+			 "(%s), and the statement's key is elsewhere", set->shards[here].name,
+			 c->pin_reason);
+		return refuse(c, hdr, "0A000", message);
+	}
 	if (f.found == FOUND_SHARD && c->tx_status == 'I')
 		snprintf(message, sizeof(message), "the statement's key is on shard %s, and the "
 			 "batch it belongs to (up to its Sync) runs on shard %s of database %s: a "
@@ -769,7 +892,7 @@ struct database *client_shard_login(struct client *c, struct database *db)
 	}
 	if (f.found == FOUND_SHARD)
 		k = f.shard;
-	else if (strcmp(set->no_shard_key, "error") != 0)
+	else if (shard_named(set, set->no_shard_key, strlen(set->no_shard_key)) >= 0)
 		k = shard_named(set, set->no_shard_key, strlen(set->no_shard_key));
 	else if (config_pool_mode(c->w->cfg, db->entry, config_find_user(c->w->cfg, c->user)) ==
 		 POOL_MODE_SESSION) {
@@ -799,6 +922,7 @@ bool client_take_shard_option(struct client *c, const char *name, const char *va
 
 void client_shard_free(struct client *c)
 {
+	client_fanout_end(c);
 	free(c->shard_session.key);
 	free(c->shard_session.shard);
 	free(c->shard_local.key);
@@ -839,7 +963,10 @@ bool client_shard_explain(const struct config *cfg, const struct db_entry *home,
 	find_in_sql(sh, sql, len, NULL, &f, &hinted);
 	snprintf(out->found_by, sizeof(out->found_by), "%s%s", hinted ? "hint: " : "",
 		 found_name(f.found));
-	if (f.found == FOUND_NO_KEY && strcmp(set->no_shard_key, "error") != 0) {
+	if (f.found == FOUND_NO_KEY && strcmp(set->no_shard_key, "all") == 0) {
+		snprintf(out->found_by, sizeof(out->found_by), "no key: every shard in turn");
+		f.found = FOUND_NEUTRAL;
+	} else if (f.found == FOUND_NO_KEY && strcmp(set->no_shard_key, "error") != 0) {
 		f.found = FOUND_SHARD;
 		f.shard = shard_named(set, set->no_shard_key, strlen(set->no_shard_key));
 		snprintf(out->found_by, sizeof(out->found_by), "no key: no_shard_key");
@@ -876,4 +1003,90 @@ bool client_shard_of_key(const struct config *cfg, const struct db_entry *home,
 	out->shard = shard_of_key(map, &key);
 	out->by_override = out->shard != map->shard_of[shard_map_shard_of(m, out->hash)];
 	return true;
+}
+
+/* ---- the rounds of a read sent to every shard (see struct shard_fanout) ---- */
+
+void client_fanout_end(struct client *c)
+{
+	if (!c->fanout)
+		return;
+	if (c->home && c->home->fanouts_running > 0)
+		c->home->fanouts_running--;
+	free(c->fanout->request);
+	free(c->fanout);
+	c->fanout = NULL;
+}
+
+/* "SELECT 12": the verb and the count of a CommandComplete. */
+static void add_rows(struct shard_fanout *fo, const uint8_t *whole, uint32_t len)
+{
+	const char *tag = (const char *)whole + PKT_HDR_LEN;
+	size_t n = strnlen(tag, len - PKT_HDR_LEN);
+	const char *last = memrchr(tag, ' ', n);
+
+	if (last)
+		fo->rows += strtoull(last + 1, NULL, 10);
+	snprintf(fo->verb, sizeof(fo->verb), "%.*s", (int)strcspn(tag, " "), tag);
+}
+
+enum conn_action client_fanout_message(struct client *c, const struct pkt_header *hdr,
+				       const uint8_t *whole)
+{
+	struct shard_fanout *fo = c->fanout;
+
+	switch (hdr->type) {
+	case 'C':
+		if (!whole)
+			return CONN_NEED_WHOLE;
+		add_rows(fo, whole, hdr->len);
+		return CONN_CONSUME; /* one for all shards, before the last ReadyForQuery */
+	case 'E':
+		fo->failed = true;
+		return CONN_FORWARD;
+	case '1': /* ParseComplete */
+	case '2': /* BindComplete */
+	case 't': /* ParameterDescription */
+	case 'T': /* RowDescription */
+	case 'n': /* NoData */
+		/* The client heard these from the first shard. */
+		return fo->shard > 0 ? CONN_CONSUME : CONN_FORWARD;
+	default:
+		return CONN_FORWARD;
+	}
+}
+
+bool client_fanout_on_ready(struct client *c)
+{
+	struct shard_fanout *fo = c->fanout;
+	struct msgbuf mb;
+	char tag[48];
+
+	if (!fo->failed && fo->shard + 1 < fo->n_shards) {
+		fo->shard++;
+		fo->round_due = true;
+		return true;
+	}
+	if (!fo->failed) {
+		snprintf(tag, sizeof(tag), "%s %llu", fo->verb[0] ? fo->verb : "SELECT",
+			 (unsigned long long)fo->rows);
+		mb_init(&mb);
+		build_command_complete(&mb, tag);
+		client_send(c, &mb);
+		mb_free(&mb);
+	}
+	client_fanout_end(c);
+	return false;
+}
+
+void client_fanout_next(struct client *c)
+{
+	struct shard_fanout *fo = c->fanout;
+
+	if (!conn_unread(&c->conn, fo->request, (uint32_t)fo->len)) {
+		client_fanout_end(c);
+		client_close(c, "53200", "out of memory");
+		return;
+	}
+	conn_resume(&c->conn);
 }

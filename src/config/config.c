@@ -946,7 +946,7 @@ static bool set_shards_key(struct parse_state *ps, const char *set_name, const c
 	key = find_in(config_shards_keys, config_shards_key_count, name);
 	if (!key)
 		return parse_fail(ps, name, "unknown key in [shards.%s] (expected key, key_type, "
-					    "buckets, seed, map, no_shard_key or shard.NAME)", set_name);
+					    "buckets, seed, map, no_shard_key, fanout_limit or shard.NAME)", set_name);
 	if (!parse_value(key, value, &v, why, sizeof(why)))
 		return parse_fail(ps, key->name, "%s", why);
 	replace_value(set, key, v);
@@ -1180,7 +1180,8 @@ static bool is_power_of_two(int n)
 static bool validate_shard_set(const struct config *cfg, const struct shards_entry *set, int line,
 			       struct report *r)
 {
-	bool default_known = strcmp(set->no_shard_key, "error") == 0;
+	bool default_known = strcmp(set->no_shard_key, "error") == 0 ||
+			     strcmp(set->no_shard_key, "all") == 0;
 
 	if (!set->key[0])
 		return report_error(r, line, set->name, "[shards.%s] needs key = the key column",
@@ -1204,8 +1205,8 @@ static bool validate_shard_set(const struct config *cfg, const struct shards_ent
 		default_known = default_known || strcmp(set->no_shard_key, sh->name) == 0;
 	}
 	if (!default_known)
-		return report_error(r, line, set->name, "no_shard_key = %s: give error or the name "
-				    "of one of the section's shards", set->no_shard_key);
+		return report_error(r, line, set->name, "no_shard_key = %s: give error, all, or the "
+				    "name of one of the section's shards", set->no_shard_key);
 	return true;
 }
 

@@ -416,7 +416,10 @@ const struct config_key config_shards_keys[] = {
 	ENTRY_KEY(shards_entry, seed, CFG_INT, "0", 0, INT_MAX,
 		  "seed of the bucket hash: must be the map's"),
 	SH_STR(map, "", "the shard map file (pgmux --shard-map create writes one); RELOAD reads it again"),
-	SH_STR(no_shard_key, "error", "work that names no key: error, or the name of a shard that takes it"),
+	SH_STR(no_shard_key, "error", "work that names no key: error; all (a read goes to every shard); "
+				      "or the name of a shard that takes it"),
+	ENTRY_KEY(shards_entry, fanout_limit, CFG_INT, "4", 1, 10000,
+		  "reads sent to every shard (no_shard_key = all) running at once; more are refused"),
 };
 
 const size_t config_shards_key_count = sizeof(config_shards_keys) / sizeof(config_shards_keys[0]);

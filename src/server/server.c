@@ -8,6 +8,7 @@
 #include "server/login.h"
 
 #include "client/route.h"
+#include "client/shard.h"
 #include "topo/topology.h"
 
 #include <stdio.h>
@@ -313,6 +314,12 @@ static enum conn_action active_packet(struct server *s, const struct pkt_header 
 	}
 	if (s->respq.len) {
 		enum conn_action act = prepared_server_message(s, hdr, whole);
+
+		if (act != CONN_FORWARD)
+			return act;
+	}
+	if (s->client->fanout && hdr->type != 'Z') {
+		enum conn_action act = client_fanout_message(s->client, hdr, whole);
 
 		if (act != CONN_FORWARD)
 			return act;

@@ -843,6 +843,66 @@ static bool reads_no_table(json_object *sel)
 	return true;
 }
 
+/* An aggregate or window function call anywhere in node (a FuncCall with OVER, *, or a known name). */
+static bool has_aggregate(json_object *node)
+{
+	static const char *const aggregates[] = {
+		"count", "sum", "avg", "min", "max", "array_agg", "string_agg", "bool_and", "bool_or",
+		"every", "bit_and", "bit_or", "bit_xor", "json_agg", "jsonb_agg", "json_object_agg",
+		"jsonb_object_agg", "xmlagg", "stddev", "stddev_pop", "stddev_samp", "variance",
+		"var_pop", "var_samp", "mode", "percentile_cont", "percentile_disc", "range_agg",
+		"range_intersect_agg", "corr", "covar_pop", "covar_samp", "regr_count",
+	};
+	json_object *call = node_as(node, "FuncCall");
+
+	if (call) {
+		json_object *names = field(call, "funcname");
+		json_object *last = string_node(list_at(names, list_len(names) ? list_len(names) - 1 : 0));
+
+		if (field(call, "over") || field(call, "agg_star") || field(call, "agg_distinct"))
+			return true;
+		for (size_t i = 0; last && i < sizeof(aggregates) / sizeof(aggregates[0]); i++)
+			if (str_is(last, aggregates[i]))
+				return true;
+	}
+	if (json_object_is_type(node, json_type_array)) {
+		for (size_t i = 0; i < list_len(node); i++)
+			if (has_aggregate(list_at(node, i)))
+				return true;
+	} else if (json_object_is_type(node, json_type_object)) {
+		json_object_object_foreach(node, key, value) {
+			(void)key;
+			if (has_aggregate(value))
+				return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * Why rows of one SELECT read from several shards could not simply be put one after the other
+ * (what would have to be merged), or NULL when they can.
+ */
+static const char *merge_needed(json_object *sel)
+{
+	static const struct {
+		const char *clause, *why;
+	} clauses[] = {
+		{ "sortClause", "ORDER BY" },      { "limitCount", "LIMIT" },
+		{ "limitOffset", "OFFSET" },       { "groupClause", "GROUP BY" },
+		{ "havingClause", "HAVING" },      { "distinctClause", "DISTINCT" },
+		{ "windowClause", "WINDOW" },      { "larg", "UNION, INTERSECT or EXCEPT" },
+		{ "lockingClause", "FOR UPDATE or FOR SHARE" },
+	};
+
+	for (size_t i = 0; i < sizeof(clauses) / sizeof(clauses[0]); i++)
+		if (field(sel, clauses[i].clause))
+			return clauses[i].why;
+	if (has_aggregate(field(sel, "targetList")))
+		return "aggregates or window functions";
+	return NULL;
+}
+
 /* sel is a SelectStmt's body (set operations' arms are bodies without the node wrapper). */
 static enum answer select_answer(struct walk *w, json_object *sel, bool *writes)
 {
@@ -945,8 +1005,10 @@ static enum answer stmt_answer(struct walk *w, json_object *stmt, bool *writes)
 		*writes = true;
 		return ANSWER_NO_KEY;
 	}
-	if (strcmp(type, "SelectStmt") == 0)
+	if (strcmp(type, "SelectStmt") == 0) {
+		w->out->merge_needed = merge_needed(b);
 		return select_answer(w, b, writes);
+	}
 	if (strcmp(type, "ExplainStmt") == 0) {
 		runs = false;
 		a = stmt_answer(w, field(b, "query"), &runs);

@@ -170,6 +170,21 @@ def test_multi_row_insert_and_cross_shard_refusals(sharded, clean):
     assert clean[1].sql("SELECT count(*) FROM users", dbname="app") == "0"
 
 
+def test_transaction_goes_to_its_first_keys_shard(sharded, clean):
+    """psycopg sends BEGIN in the extended protocol: pgmux answers it and waits for the key."""
+    mux = sharded()
+    a, b = keys_on(mux, "a", 1)[0], keys_on(mux, "b", 1)[0]
+    with mux.connect(dbname="app") as c:
+        for first, port in ((b, clean[1].port), (a, clean[0].port), (b, clean[1].port)):
+            with c.transaction():
+                c.execute("INSERT INTO users (user_id, name) VALUES (%s, 't') "
+                          "ON CONFLICT (user_id) DO UPDATE SET name = 't2'", (first,))
+                assert c.execute("SELECT inet_server_port() FROM users WHERE user_id = %s",
+                                 (first,)).fetchone() == (port,)
+    assert clean[1].sql(f"SELECT name FROM users WHERE user_id = {b}", dbname="app") == "t2"
+    assert clean[0].sql(f"SELECT name FROM users WHERE user_id = {a}", dbname="app") == "t"
+
+
 def test_cross_shard_transaction_applies_nothing(sharded, clean):
     mux = sharded()
     a = next(k for k in range(1, 200) if owner_of(mux, k) == "a")
@@ -287,3 +302,41 @@ def test_session_mode_and_direct_shard(sharded, clean):
     # each shard is a database of its own, for work on one shard
     with mux.connect(dbname="app.b") as c:
         assert c.execute("SELECT inet_server_port()").fetchone()[0] == clean[1].port
+
+
+def test_reads_without_key_go_to_every_shard(sharded, clean):
+    mux = sharded(no_shard_key="all")
+    a, b = keys_on(mux, "a", 30), keys_on(mux, "b", 20)
+    with mux.connect(dbname="app", autocommit=True) as c:
+        for uid in a + b:
+            c.execute("INSERT INTO users (user_id, name) VALUES (%s, 'fan')", (uid,))
+        # extended protocol (psycopg's default) and the simple protocol alike
+        cur = c.execute("SELECT user_id, inet_server_port() FROM users WHERE name = %s", ("fan",))
+        rows = cur.fetchall()
+        assert cur.rowcount == 50 and sorted(r[0] for r in rows) == sorted(a + b)
+        assert {r[1] for r in rows} == {clean[0].port, clean[1].port}
+        assert [d.name for d in cur.description] == ["user_id", "inet_server_port"]
+        with psycopg.ClientCursor(c) as cc:
+            cc.execute("SELECT user_id FROM users WHERE name = 'fan'")
+            assert cc.rowcount == 50 and len(cc.fetchall()) == 50
+        # rows that would have to be merged, writes and transactions need a key
+        for sql, why in (("SELECT count(*) FROM users", "aggregates"),
+                         ("SELECT * FROM users ORDER BY user_id", "ORDER BY"),
+                         ("SELECT * FROM users LIMIT 3", "LIMIT"),
+                         ("UPDATE users SET name = 'x'", "writes")):
+            with pytest.raises(psycopg.errors.FeatureNotSupported, match=why):
+                c.execute(sql)
+        with pytest.raises(psycopg.errors.FeatureNotSupported, match="inside a transaction"):
+            with c.transaction():
+                c.execute("SELECT * FROM users")
+        # an error on one shard ends the round there, and the session goes on
+        clean[1].sql("CREATE TABLE only_a_lacks (x int)", dbname="app")
+        try:
+            with pytest.raises(psycopg.errors.UndefinedTable):
+                c.execute("SELECT * FROM only_a_lacks")
+        finally:
+            clean[1].sql("DROP TABLE only_a_lacks", dbname="app")
+        assert c.execute("SELECT 1").fetchone() == (1,)
+        assert c.execute("SELECT name FROM users WHERE user_id = %s", (a[0],)).fetchone() == ("fan",)
+    routes = {r["database"]: r for r in mux.admin("SHOW ROUTES")}
+    assert int(routes["app"]["shard_fanned_out"]) >= 2

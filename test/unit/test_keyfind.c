@@ -434,6 +434,39 @@ static void test_neutral_and_several_statements(void **state)
 	assert_true(keyfind_sql(sql, strlen(sql), KEY, &kf));
 	assert_int_equal(kf.n_statements, 3);
 	keyfind_free(&kf);
+	/* rows from several shards that would have to be merged, and why */
+	{
+		static const struct {
+			const char *sql, *why;
+		} merges[] = {
+			{ "SELECT * FROM t", NULL },
+			{ "SELECT a, lower(b) FROM t WHERE c > 1", NULL },
+			{ "SELECT * FROM t ORDER BY a", "ORDER BY" },
+			{ "SELECT * FROM t LIMIT 5", "LIMIT" },
+			{ "SELECT * FROM t OFFSET 5", "OFFSET" },
+			{ "SELECT a FROM t GROUP BY a", "GROUP BY" },
+			{ "SELECT DISTINCT a FROM t", "DISTINCT" },
+			{ "SELECT count(*) FROM t", "aggregates or window functions" },
+			{ "SELECT 1 + sum(a) FROM t", "aggregates or window functions" },
+			{ "SELECT pg_catalog.max(a) FROM t", "aggregates or window functions" },
+			{ "SELECT row_number() OVER () FROM t", "aggregates or window functions" },
+			{ "SELECT a FROM t UNION ALL SELECT a FROM u", "UNION, INTERSECT or EXCEPT" },
+			{ "SELECT * FROM t FOR UPDATE", "FOR UPDATE or FOR SHARE" },
+			{ "UPDATE t SET a = 1", NULL },
+		};
+
+		for (size_t i = 0; i < ARRAY_LEN(merges); i++) {
+			const char *q = merges[i].sql;
+
+			assert_true(keyfind_sql(q, strlen(q), KEY, &kf));
+			if (merges[i].why ? !kf.merge_needed || strcmp(kf.merge_needed, merges[i].why)
+					  : kf.merge_needed != NULL)
+				fail_msg("%s: merge %s, expected %s", q,
+					 kf.merge_needed ? kf.merge_needed : "none",
+					 merges[i].why ? merges[i].why : "none");
+			keyfind_free(&kf);
+		}
+	}
 	/* neutral: no statement touches a table, so any shard may run the string */
 	for (size_t i = 0; i < ARRAY_LEN(neutral); i++) {
 		assert_true(keyfind_sql(neutral[i].sql, strlen(neutral[i].sql), KEY, &kf));
