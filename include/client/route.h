@@ -28,6 +28,15 @@ enum conn_action client_route_unit(struct client *c, const struct pkt_header *hd
 				   const uint8_t *whole);
 
 /*
+ * Answer a whole extended-protocol batch that starts at whole (a Parse) for pgmux, as PostgreSQL
+ * answers a statement that returns no rows: ParseComplete, BindComplete, NoData, CommandComplete
+ * tag, ReadyForQuery tx_status; the batch's messages are then dropped up to its Sync. False
+ * (nothing sent) unless the batch is exactly Parse, Bind, [Describe], Execute, Sync of the
+ * unnamed statement without parameters, all buffered.
+ */
+bool client_answer_batch(struct client *c, const uint8_t *whole, const char *tag, char tx_status);
+
+/*
  * A client of a routed database linked to a replica sends more: a write behind its reads
  * waits (CONN_STOP) until they are answered, then is routed on its own.
  */

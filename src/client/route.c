@@ -127,6 +127,14 @@ static bool starts_with_word(const char *sql, size_t len, const char *word)
 	       (len - i == wl || !((sql[i + wl] | 0x20) >= 'a' && (sql[i + wl] | 0x20) <= 'z'));
 }
 
+static void note_route_hint(struct client *c, const struct route_result *r)
+{
+	if (r->set_local && c->deferred_begin)
+		c->begin_hint = (uint8_t)r->hint;
+	else if (!r->set_local)
+		c->session_hint = (uint8_t)r->hint;
+}
+
 /* SET pgmux.route = primary | replica | auto: pgmux's own setting, answered here. */
 static enum conn_action set_route_hint(struct client *c, const struct route_result *r)
 {
@@ -135,10 +143,7 @@ static enum conn_action set_route_hint(struct client *c, const struct route_resu
 		send_tag_and_ready(c, NULL, c->tx_status == 'I' ? 'I' : 'E');
 		return CONN_CONSUME;
 	}
-	if (r->set_local && c->deferred_begin)
-		c->begin_hint = (uint8_t)r->hint;
-	else if (!r->set_local)
-		c->session_hint = (uint8_t)r->hint;
+	note_route_hint(c, r);
 	send_tag_and_ready(c, "SET", c->tx_status);
 	return CONN_CONSUME;
 }
@@ -259,27 +264,32 @@ static void put_empty(struct msgbuf *mb, char type)
 }
 
 /*
- * The answers to the rest of a BEGIN batch (after its Parse), as PostgreSQL gives them: false
- * unless the batch is Bind, an optional Describe, Execute and Sync, all of the unnamed
- * statement and portal, without parameters, and all here. Drivers send every statement this
- * way (psycopg 3's BEGIN, PQexecParams).
+ * The answers to the rest of a batch whose Parse is at whole, as PostgreSQL gives them for a
+ * statement that returns no rows (tag): false unless the batch is Parse, Bind, an optional
+ * Describe, Execute and Sync, all of the unnamed statement and portal, without parameters, and
+ * all here. Drivers send every statement this way (JDBC, PQexecParams, psycopg 3's BEGIN).
  */
-static bool answer_begin_batch(struct client *c, const uint8_t *p, struct msgbuf *mb)
+static bool answer_batch(struct client *c, const uint8_t *whole, const char *tag, char tx_status,
+			 struct msgbuf *mb)
 {
-	const uint8_t *end = conn_input_end(&c->conn);
-	enum { WANT_BIND, WANT_DESCRIBE_OR_EXECUTE, WANT_SYNC } want = WANT_BIND;
+	const uint8_t *p = whole, *end = conn_input_end(&c->conn);
+	enum { WANT_PARSE, WANT_BIND, WANT_DESCRIBE_OR_EXECUTE, WANT_SYNC } want = WANT_PARSE;
 	struct pkt_header h;
 
-	put_empty(mb, '1');
 	while (end && pkt_peek_header(p, (size_t)(end - p), &h) == PKT_PEEK_OK && h.len <= (size_t)(end - p)) {
 		const uint8_t *body = p + PKT_HDR_LEN;
 		size_t blen = h.len - PKT_HDR_LEN;
+		struct fe_parse parse;
 		struct fe_bind b;
 		struct fe_describe d;
 		struct fe_execute e;
 
-		if (want == WANT_BIND && h.type == 'B' && fe_parse_bind(body, blen, &b) &&
-		    !*b.portal && !*b.statement && b.nparams == 0) {
+		if (want == WANT_PARSE && h.type == 'P' && fe_parse_parse(body, blen, &parse) &&
+		    !*parse.name && parse.nparams == 0) {
+			put_empty(mb, '1');
+			want = WANT_BIND;
+		} else if (want == WANT_BIND && h.type == 'B' && fe_parse_bind(body, blen, &b) &&
+			   !*b.portal && !*b.statement && b.nparams == 0) {
 			put_empty(mb, '2');
 			want = WANT_DESCRIBE_OR_EXECUTE;
 		} else if (want == WANT_DESCRIBE_OR_EXECUTE && h.type == 'D' &&
@@ -294,10 +304,10 @@ static bool answer_begin_batch(struct client *c, const uint8_t *p, struct msgbuf
 			put_empty(mb, 'n');
 		} else if (want == WANT_DESCRIBE_OR_EXECUTE && h.type == 'E' &&
 			   fe_parse_execute(body, blen, &e) && !*e.portal) {
-			build_command_complete(mb, "BEGIN");
+			build_command_complete(mb, tag);
 			want = WANT_SYNC;
 		} else if (want == WANT_SYNC && h.type == 'S') {
-			build_ready(mb, 'T');
+			build_ready(mb, tx_status);
 			return !mb->failed;
 		} else {
 			return false;
@@ -307,36 +317,42 @@ static bool answer_begin_batch(struct client *c, const uint8_t *p, struct msgbuf
 	return false;
 }
 
-/*
- * A bare BEGIN sent as an extended-protocol batch: answered whole and sent later with the first
- * real statement, as a simple-protocol BEGIN is (deferred_begin). CONN_CONSUME takes its Parse;
- * the rest of the batch is dropped (DISCARD_ANSWERED).
- */
-static bool deferred_begin_batch(struct client *c, const struct route_result *r, const char *sql,
-				 size_t len, const uint8_t *whole)
+bool client_answer_batch(struct client *c, const uint8_t *whole, const char *tag, char tx_status)
 {
-	const uint8_t *body = whole + PKT_HDR_LEN;
-	struct pkt_header hdr;
-	struct fe_parse p;
 	struct msgbuf mb;
 
-	if (r->cls != ROUTE_TXN_BEGIN || r->statements != 1 || c->tx_status != 'I' ||
-	    c->deferred_begin || c->unsynced || c->pending_ready ||
-	    !pool_releases_per_transaction(c->pool) || !begin_is_plain(sql, len) ||
-	    pkt_peek_header(whole, PKT_HDR_LEN, &hdr) != PKT_PEEK_OK ||
-	    !fe_parse_parse(body, hdr.len - PKT_HDR_LEN, &p) || *p.name || p.nparams)
+	if (c->unsynced || c->pending_ready)
 		return false;
 	mb_init(&mb);
-	if (!answer_begin_batch(c, whole + hdr.len, &mb) || !(c->deferred_begin = strndup(sql, len))) {
+	if (!answer_batch(c, whole, tag, tx_status, &mb)) {
 		mb_free(&mb);
 		return false;
 	}
 	client_send(c, &mb);
 	mb_free(&mb);
-	c->tx_status = 'T';
+	c->tx_status = tx_status;
+	c->discarding = DISCARD_ANSWERED;
+	return true;
+}
+
+/*
+ * A bare BEGIN sent as an extended-protocol batch: answered whole and sent later with the first
+ * real statement, as a simple-protocol BEGIN is (deferred_begin).
+ */
+static bool deferred_begin_batch(struct client *c, const struct route_result *r, const char *sql,
+				 size_t len, const uint8_t *whole)
+{
+	if (r->cls != ROUTE_TXN_BEGIN || r->statements != 1 || c->tx_status != 'I' ||
+	    c->deferred_begin || !pool_releases_per_transaction(c->pool) || !begin_is_plain(sql, len))
+		return false;
+	if (!(c->deferred_begin = strndup(sql, len)))
+		return false;
+	if (!client_answer_batch(c, whole, "BEGIN", 'T')) {
+		drop_deferred_begin(c);
+		return false;
+	}
 	c->begin_read_only = r->read_only_txn;
 	c->begin_hint = (uint8_t)r->hint;
-	c->discarding = DISCARD_ANSWERED;
 	return true;
 }
 
@@ -505,6 +521,11 @@ enum conn_action client_route_unit(struct client *c, const struct pkt_header *hd
 	}
 	if (hdr->type == 'P' && sql && deferred_begin_batch(c, &r, sql, len, whole))
 		return CONN_CONSUME;
+	if (hdr->type == 'P' && sql && r.cls == ROUTE_HINT_SET && r.hint != ROUTE_HINT_INVALID &&
+	    client_answer_batch(c, whole, "SET", c->tx_status)) {
+		note_route_hint(c, &r);
+		return CONN_CONSUME;
+	}
 	want = router_want(&r, (enum route_hint)c->session_hint, c->deferred_begin != NULL,
 			   c->begin_read_only, (enum route_hint)c->begin_hint, &hinted);
 	if (want == WANT_REPLICA && !hinted && hdr->type != 'Q' && whole &&

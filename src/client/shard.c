@@ -390,7 +390,6 @@ static bool find_in_batch(struct client *c, const struct sharding *sh, const uin
 static bool find_in_settings(const struct client *c, const struct sharding *sh,
 			     struct finding *f)
 {
-
 	const struct shard_setting *s = c->shard_local.key || c->shard_local.shard ? &c->shard_local
 										    : &c->shard_session;
 
@@ -410,7 +409,6 @@ static bool find_in_settings(const struct client *c, const struct sharding *sh,
 static bool find_shard(struct client *c, const struct sharding *sh,
 		       const struct pkt_header *hdr, const uint8_t *whole, struct finding *f)
 {
-
 	struct shard_stats *st = &c->home->shard_stats;
 	bool hinted = false, by_setting = false, whole_unit = true;
 	struct keyfind_hint h;
@@ -468,47 +466,72 @@ static void set_text(char **field, const char *value, size_t len)
 	*field = value ? strndup(value, len) : NULL;
 }
 
-/* SET [LOCAL] pgmux.shard_key / pgmux.shard, RESET: pgmux's own settings, answered here. */
-static enum conn_action answer_setting(struct client *c, const struct sharding *sh,
-				       const struct keyfind_set *s)
+/* Is the value of SET pgmux.shard_key / pgmux.shard one? false: why says what is wrong. */
+static bool setting_valid(const struct sharding *sh, const struct keyfind_set *s, char *why,
+			  size_t len)
 {
-
-	bool in_txn = c->deferred_begin || c->tx_status != 'I';
-	struct shard_setting *to = s->local ? &c->shard_local : &c->shard_session;
 	struct finding f = { .found = FOUND_NEUTRAL };
 
 	if (!s->reset && s->what == KEYFIND_SET_KEY)
 		note_key_text(sh, s->value, s->value_len, &f);
 	else if (!s->reset)
 		note_shard_name(sh, s->value, s->value_len, &f);
-	if (f.found == FOUND_BAD) {
-		client_send_error(c, "22023", "invalid value for %s: %s",
-				  s->what == KEYFIND_SET_KEY ? "pgmux.shard_key" : "pgmux.shard", f.why);
-		send_tag_and_ready(c, NULL, c->tx_status == 'I' && !c->deferred_begin ? 'I' : 'E');
-		return CONN_CONSUME;
-	}
-	/* As PostgreSQL, SET LOCAL outside a transaction block changes nothing. */
-	if (!s->local || in_txn) {
-		set_text(&to->key, s->what == KEYFIND_SET_KEY && !s->reset ? s->value : NULL, s->value_len);
-		set_text(&to->shard, s->what == KEYFIND_SET_SHARD && !s->reset ? s->value : NULL,
-			 s->value_len);
-	}
-	send_tag_and_ready(c, s->reset ? "RESET" : "SET", c->tx_status);
-	return CONN_CONSUME;
+	if (f.found != FOUND_BAD)
+		return true;
+	snprintf(why, len, "invalid value for %s: %s",
+		 s->what == KEYFIND_SET_KEY ? "pgmux.shard_key" : "pgmux.shard", f.why);
+	return false;
 }
 
-/* A Query that sets pgmux.shard_key or pgmux.shard: answered (CONN_CONSUME); else false. */
+static void apply_setting(struct client *c, const struct keyfind_set *s)
+{
+	struct shard_setting *to = s->local ? &c->shard_local : &c->shard_session;
+
+	/* As PostgreSQL, SET LOCAL outside a transaction block changes nothing. */
+	if (s->local && !c->deferred_begin && c->tx_status == 'I')
+		return;
+	set_text(&to->key, s->what == KEYFIND_SET_KEY && !s->reset ? s->value : NULL, s->value_len);
+	set_text(&to->shard, s->what == KEYFIND_SET_SHARD && !s->reset ? s->value : NULL,
+		 s->value_len);
+}
+
+/*
+ * SET [LOCAL] pgmux.shard_key / pgmux.shard, RESET: pgmux's own settings, answered here, sent
+ * as a Query or as an extended-protocol batch of their own (as JDBC sends every statement).
+ * true: answered (*act says how); false: not such a setting, or a batch of another shape.
+ */
 static bool setting_query(struct client *c, const struct sharding *sh,
 			  const struct pkt_header *hdr, const uint8_t *whole, enum conn_action *act)
 {
-
+	const uint8_t *body = whole + PKT_HDR_LEN;
 	struct keyfind_set s;
 	struct fe_query q;
+	struct fe_parse p;
+	char why[300];
 
-	if (hdr->type != 'Q' || !fe_parse_query(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &q) ||
-	    !keyfind_set(q.sql, q.sql_len, &s))
+	if (hdr->type == 'Q' && fe_parse_query(body, hdr->len - PKT_HDR_LEN, &q) &&
+	    keyfind_set(q.sql, q.sql_len, &s)) {
+		if (!setting_valid(sh, &s, why, sizeof(why))) {
+			client_send_error(c, "22023", "%s", why);
+			send_tag_and_ready(c, NULL, c->tx_status == 'I' && !c->deferred_begin ? 'I' : 'E');
+		} else {
+			apply_setting(c, &s);
+			send_tag_and_ready(c, s.reset ? "RESET" : "SET", c->tx_status);
+		}
+		*act = CONN_CONSUME;
+		return true;
+	}
+	if (hdr->type != 'P' || !fe_parse_parse(body, hdr->len - PKT_HDR_LEN, &p) ||
+	    !keyfind_set(p.query, p.query_len, &s))
 		return false;
-	*act = answer_setting(c, sh, &s);
+	if (!setting_valid(sh, &s, why, sizeof(why))) {
+		*act = refuse(c, hdr, "22023", why);
+		return true;
+	}
+	if (!client_answer_batch(c, whole, s.reset ? "RESET" : "SET", c->tx_status))
+		return false;
+	apply_setting(c, &s);
+	*act = CONN_CONSUME;
 	return true;
 }
 
@@ -552,21 +575,31 @@ static bool move_to_shard(struct client *c, int k)
 	return true;
 }
 
-/* The unlinked client's transaction failed in pgmux (see client_shard_linked). */
+/* The unlinked client is in a failed transaction (a unit refused inside it, see also
+ * client_shard_linked): statements get 25P02 until it ends it. */
 static enum conn_action in_failed_transaction(struct client *c, const struct pkt_header *hdr,
 					      const uint8_t *whole)
 {
+	struct route_result r = { .cls = ROUTE_WRITE };
 	struct fe_query q;
+	struct fe_parse p;
 
-	if (hdr->type == 'Q' && fe_parse_query(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &q)) {
-		struct route_result r;
-
+	if (hdr->type == 'Q' && fe_parse_query(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &q))
 		classify_sql(q.sql, q.sql_len, NULL, &r);
-		if (r.cls == ROUTE_TXN_END && r.statements == 1) {
-			send_tag_and_ready(c, "ROLLBACK", 'I');
-			return CONN_CONSUME;
-		}
+	else if (hdr->type == 'P' && fe_parse_parse(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &p))
+		classify_sql(p.query, p.query_len, NULL, &r);
+	/* COMMIT, ROLLBACK or ABORT ends it, answered ROLLBACK as PostgreSQL answers them. */
+	if (r.cls == ROUTE_TXN_END && r.statements == 1) {
+		free(c->deferred_begin); /* a BEGIN pgmux held and never sent */
+		c->deferred_begin = NULL;
 	}
+	if (r.cls == ROUTE_TXN_END && r.statements == 1 && hdr->type == 'Q') {
+		send_tag_and_ready(c, "ROLLBACK", 'I');
+		return CONN_CONSUME;
+	}
+	if (r.cls == ROUTE_TXN_END && r.statements == 1 &&
+	    client_answer_batch(c, whole, "ROLLBACK", 'I'))
+		return CONN_CONSUME;
 	return refuse(c, hdr, "25P02", "current transaction is aborted, commands ignored until "
 				       "end of transaction block");
 }
@@ -698,7 +731,7 @@ enum conn_action client_shard_unit(struct client *c, const struct pkt_header *hd
 		return CONN_NEED_WHOLE;
 	if (c->tx_status == 'I' && !c->deferred_begin)
 		client_shard_end_transaction(c);
-	else if (c->tx_status == 'E' && !c->deferred_begin)
+	else if (c->tx_status == 'E')
 		return in_failed_transaction(c, hdr, whole);
 	if (setting_query(c, sh, hdr, whole, &act))
 		return act;
@@ -809,13 +842,13 @@ enum conn_action client_shard_linked(struct client *c, const struct pkt_header *
 		return CONN_FORWARD; /* not read for a key: stays in the transaction's shard */
 	if (!whole)
 		return CONN_NEED_WHOLE;
+	if (hdr->type != 'B' && !c->pending_ready && !c->unsynced &&
+	    setting_query(c, sh, hdr, whole, &act))
+		return act;
 	if (hdr->type == 'P') {
 		note_unnamed_parse(c, whole, hdr->len);
 		return CONN_FORWARD;
 	}
-	if (hdr->type == 'Q' && !c->pending_ready && !c->unsynced &&
-	    setting_query(c, sh, hdr, whole, &act))
-		return act;
 	if (hdr->type == 'Q') {
 		struct fe_query q;
 		struct keyfind_hint h;
