@@ -49,7 +49,7 @@ UNIT_BINS := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRCS))
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
-.PHONY: all pgmux deps check fuzz-replay modgraph unit integration demo demo-ha bench bench-routing bench-shards fuzz install clean format format-check help
+.PHONY: all pgmux deps check fuzz-replay modgraph unit integration demo demo-ha demo-shards bench bench-routing bench-shards fuzz install clean format format-check help
 all: deps pgmux
 
 # Cheap when everything is installed: the script checks with dpkg-query first.
@@ -99,6 +99,9 @@ demo: deps pgmux
 
 demo-ha: deps pgmux
 	$(Q)$(PYTHON) test/demo/demo_ha.py
+
+demo-shards: deps pgmux
+	$(Q)$(PYTHON) test/demo/demo_shards.py
 
 bench: deps pgmux
 	$(Q)$(PYTHON) bench/bench.py $(if $(QUICK),--quick)
@@ -193,6 +196,7 @@ help:
 	@echo "make modgraph   module graph from the #include lines, checked against DESIGN.md's rules"
 	@echo "make demo       PostgreSQL primary + 2 replicas behind pgmux: pooling and read/write routing"
 	@echo "make demo-ha    a Patroni switchover under load through pgmux: how long writes wait"
+	@echo "make demo-shards  10,000 users over two clusters through one connection string"
 	@echo "make bench      pgbench through pgmux, PgBouncer and direct (QUICK=1 for a short run)"
 	@echo "make bench-routing  cost of read/write routing, and reads on replicas (QUICK=1 for a short run)"
 	@echo "make bench-shards  shard map balance, keys moved when adding a shard, ns per key (seconds)"
