@@ -49,7 +49,7 @@ UNIT_BINS := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRCS))
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
-.PHONY: all pgmux deps check fuzz-replay modgraph unit integration demo demo-ha bench bench-routing bench-shards fuzz install clean format format-check help
+.PHONY: all pgmux deps check fuzz-replay modgraph unit integration demo demo-ha demo-shards bench bench-routing bench-shards bench-shards-tps fuzz install clean format format-check help
 all: deps pgmux
 
 # Cheap when everything is installed: the script checks with dpkg-query first.
@@ -100,6 +100,9 @@ demo: deps pgmux
 demo-ha: deps pgmux
 	$(Q)$(PYTHON) test/demo/demo_ha.py
 
+demo-shards: deps pgmux
+	$(Q)$(PYTHON) test/demo/demo_shards.py
+
 bench: deps pgmux
 	$(Q)$(PYTHON) bench/bench.py $(if $(QUICK),--quick)
 
@@ -110,13 +113,20 @@ bench-routing: deps pgmux $(BUILD)/test/test_classify
 
 # What the shard map gives and costs: balance over 1M keys, keys moved when a shard is added
 # (none between old shards), ns per key for hash + lookup. Pure C against src/shard: a few seconds.
+# Then bench-shards-tps.
 bench-shards: $(BUILD)/bench/shard_bench
 	$(Q)$<
+	$(Q)$(MAKE) --no-print-directory bench-shards-tps
+
+# pgbench -M prepared and simple through a 2-shard database (key from the SQL, key from a hint)
+# and through one unsharded server, interleaved: tps and ratios. About 4 minutes (QUICK=1: 1).
+bench-shards-tps: deps pgmux
+	$(Q)$(PYTHON) bench/shards.py $(if $(QUICK),--quick)
 
 $(BUILD)/bench/shard_bench: bench/shard_bench.c $(filter $(BUILD)/src/shard/%,$(LIBOBJS))
 	@mkdir -p $(dir $@)
 	@echo "  LD    $@"
-	$(Q)$(CC) $(CFLAGS) -MMD -MP -o $@ $^ $(LDFLAGS)
+	$(Q)$(CC) $(CFLAGS) -MMD -MP -o $@ $^ $(LDFLAGS) $(PKG_LIBS) $(LDLIBS)
 
 install: pgmux
 	install -D -m 0755 pgmux $(DESTDIR)$(BINDIR)/pgmux
@@ -193,9 +203,11 @@ help:
 	@echo "make modgraph   module graph from the #include lines, checked against DESIGN.md's rules"
 	@echo "make demo       PostgreSQL primary + 2 replicas behind pgmux: pooling and read/write routing"
 	@echo "make demo-ha    a Patroni switchover under load through pgmux: how long writes wait"
+	@echo "make demo-shards  10,000 users over two clusters through one connection string"
 	@echo "make bench      pgbench through pgmux, PgBouncer and direct (QUICK=1 for a short run)"
 	@echo "make bench-routing  cost of read/write routing, and reads on replicas (QUICK=1 for a short run)"
-	@echo "make bench-shards  shard map balance, keys moved when adding a shard, ns per key (seconds)"
+	@echo "make bench-shards  shard map balance, keys moved when adding a shard, ns per key; then bench-shards-tps"
+	@echo "make bench-shards-tps  pgbench through 2 shards vs one unsharded server (QUICK=1 for a short run)"
 	@echo "make fuzz       libFuzzer targets, FUZZ_RUNS=1000000 inputs each (needs clang)"
 	@echo "make fuzz-replay  every fuzz target built with gcc, run on its seeds (in make check)"
 	@echo "make install    install binary, config and man pages (PREFIX=, DESTDIR=)"

@@ -1,7 +1,8 @@
 // PostgreSQL JDBC through pgmux: PreparedStatements executed repeatedly (named server-side
 // statements once prepareThreshold executions are reached), batches, DatabaseMetaData.
-// Usage: java -cp postgresql.jar:DIR JdbcClient work|settings|ddl|login HOST PORT DBNAME TABLE
-//        PREPARE_THRESHOLD; prints one JSON report (see test_drivers.py).
+// Usage: java -cp postgresql.jar:DIR JdbcClient work|settings|ddl|login|sharded HOST PORT DBNAME
+//        TABLE PREPARE_THRESHOLD; prints one JSON report (see test_drivers.py and
+//        test_sharded_drivers.py).
 
 import java.sql.Connection;
 import java.sql.DatabaseMetaData;
@@ -28,6 +29,9 @@ public class JdbcClient {
     static final int ROUNDS = 30;
     static final int DDL_ROUNDS = 10;
     static final int METADATA_ROUNDS = 6;
+    static final int SHARD_KEYS = 40;      // as in drvlib.py
+    static final int SHARD_UPDATES = 6;
+    static final long BIG = 4294967311L;
 
     static String url;
     static String table;
@@ -43,7 +47,7 @@ public class JdbcClient {
 
     public static void main(String[] args) throws Exception {
         if (args.length != 6) {
-            System.err.println("usage: JdbcClient work|settings|ddl|login HOST PORT DBNAME TABLE "
+            System.err.println("usage: JdbcClient work|settings|ddl|login|sharded HOST PORT DBNAME TABLE "
                                + "PREPARE_THRESHOLD");
             System.exit(2);
         }
@@ -56,6 +60,7 @@ public class JdbcClient {
         case "settings": result = settings(); break;
         case "ddl": result = ddl(); break;
         case "login": result = login(); break;
+        case "sharded": result = sharded(); break;
         default: throw new IllegalArgumentException(args[0]);
         }
         System.out.println(json(result));
@@ -211,6 +216,64 @@ public class JdbcClient {
         r.put("batched", batched.get());
         r.put("tables", new ArrayList<>(tables));
         r.put("columns", new ArrayList<>(columns));
+        return r;
+    }
+
+    // Client i's n-th key in the sharded phase: drvlib.sharded_key.
+    static long shardedKey(int i, int n) {
+        long base = i * 1000L + n + 1;
+        return n % 3 == 0 ? base : n % 3 == 1 ? base * BIG : -base;
+    }
+
+    static boolean same(PreparedStatement sel, long key, int client, String name)
+            throws SQLException {
+        sel.setLong(1, key);
+        try (ResultSet rs = sel.executeQuery()) {
+            return rs.next() && rs.getInt(1) == client && name.equals(rs.getString(2));
+        }
+    }
+
+    // Rows for many keys through a sharded database: PreparedStatements with setLong, each run
+    // SHARD_KEYS times (past prepareThreshold, so as named server-side statements), each row
+    // read back by its key, a few updated in a transaction.
+    static Map<String, Object> sharded() throws Exception {
+        AtomicInteger mismatches = new AtomicInteger();
+        List<String> errors = Collections.synchronizedList(new ArrayList<>());
+        runClients(CLIENTS, i -> {
+            try (Connection c = connect();
+                 PreparedStatement ins = c.prepareStatement(
+                     "INSERT INTO " + table + " (user_id, client, name) VALUES (?, ?, ?)");
+                 PreparedStatement sel = c.prepareStatement(
+                     "SELECT client, name FROM " + table + " WHERE user_id = ?");
+                 PreparedStatement upd = c.prepareStatement(
+                     "UPDATE " + table + " SET name = name || '+' WHERE user_id = ?")) {
+                for (int n = 0; n < SHARD_KEYS; n++) {
+                    ins.setLong(1, shardedKey(i, n));
+                    ins.setInt(2, i);
+                    ins.setString(3, "c" + i + " n" + n);
+                    ins.executeUpdate();
+                }
+                for (int n = 0; n < SHARD_KEYS; n++) {
+                    if (!same(sel, shardedKey(i, n), i, "c" + i + " n" + n)) {
+                        mismatches.incrementAndGet();
+                    }
+                }
+                c.setAutoCommit(false);
+                for (int n = 0; n < SHARD_UPDATES; n++) {
+                    upd.setLong(1, shardedKey(i, n));
+                    upd.executeUpdate();
+                    if (!same(sel, shardedKey(i, n), i, "c" + i + " n" + n + "+")) {
+                        mismatches.incrementAndGet();
+                    }
+                    c.commit();
+                }
+                c.setAutoCommit(true);
+            }
+            return null;
+        }, errors);
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("errors", errors);
+        r.put("mismatches", mismatches.get());
         return r;
     }
 

@@ -8,14 +8,25 @@ import threading
 CLIENTS = 6          # concurrent connections, more than the pool's servers
 ROUNDS = 30          # parameterized queries per client in the "work" phase
 DDL_ROUNDS = 10      # executions of the SELECT * statement per client in the "ddl" phase
+SHARD_KEYS = 40      # keys each client inserts and reads back in the "sharded" phase
+SHARD_UPDATES = 6    # of which the first few are updated, one transaction each
+BIG = 4294967311     # a prime above 2**32: keys that need all eight bytes of a bigint
 
 
 def args():
     """phase, host, port, dbname, table from the command line."""
     if len(sys.argv) != 6:
-        sys.exit(f"usage: {sys.argv[0]} work|settings|ddl HOST PORT DBNAME TABLE")
+        sys.exit(f"usage: {sys.argv[0]} work|settings|ddl|sharded HOST PORT DBNAME TABLE")
     phase, host, port, dbname, table = sys.argv[1:]
     return phase, host, int(port), dbname, table
+
+
+def sharded_key(i, n):
+    """Client i's n-th key in the "sharded" phase: small, above 2**32 or negative in turn, so
+    that drivers that size integer parameters by value send int2, int4 and int8 (node and JDBC
+    compute the same)."""
+    base = i * 1000 + n + 1
+    return (base, base * BIG, -base)[n % 3]
 
 
 def report(result):

@@ -1,17 +1,20 @@
 // node-postgres (`pg`) through pgmux: named prepared queries ({name, text, values}), which
 // node-postgres parses once per connection and then only binds and executes.
-// Usage: node node_client.js work|settings|ddl HOST PORT DBNAME TABLE; prints one JSON report
-// (see test_drivers.py).
+// Usage: node node_client.js work|settings|ddl|sharded HOST PORT DBNAME TABLE; prints one JSON
+// report (see test_drivers.py and test_sharded_drivers.py).
 'use strict';
 const { Client } = require('pg');
 
 const CLIENTS = 6;
 const ROUNDS = 30;
 const DDL_ROUNDS = 10;
+const SHARD_KEYS = 40;     // as in drvlib.py
+const SHARD_UPDATES = 6;
+const BIG = 4294967311;
 
 const [phase, host, port, database, table] = process.argv.slice(2);
 if (!table) {
-  console.error('usage: node node_client.js work|settings|ddl HOST PORT DBNAME TABLE');
+  console.error('usage: node node_client.js work|settings|ddl|sharded HOST PORT DBNAME TABLE');
   process.exit(2);
 }
 
@@ -174,7 +177,48 @@ async function ddl() {
            new_stmt_cols: newStmt, old_stmt_cols: oldStmt };
 }
 
-const phases = { work, settings, ddl };
+// Client i's n-th key in the sharded phase: drvlib.sharded_key (below 2**53, exact here).
+function shardedKey(i, n) {
+  const base = i * 1000 + n + 1;
+  return [base, base * BIG, -base][n % 3];
+}
+
+// Rows for many keys through a sharded database: named prepared inserts and updates, unnamed
+// parameterized reads, each row read back by its key, a few updated in a transaction.
+async function sharded() {
+  const [errors, results] = await runClients(CLIENTS, async (i) => {
+    let mismatches = 0;
+    const c = await connect();
+    const ins = { name: 'sh_ins',
+                  text: `INSERT INTO ${table} (user_id, client, name) VALUES ($1, $2, $3)` };
+    const upd = { name: 'sh_upd', text: `UPDATE ${table} SET name = name || '+' WHERE user_id = $1` };
+    const sel = `SELECT client, name FROM ${table} WHERE user_id = $1`;
+    const same = (row, name) => row !== undefined && row.client === i && row.name === name;
+    try {
+      const keys = Array.from({ length: SHARD_KEYS }, (_, n) => shardedKey(i, n));
+      for (let n = 0; n < keys.length; n++) {
+        await c.query({ ...ins, values: [keys[n], i, `c${i} n${n}`] });
+      }
+      for (let n = 0; n < keys.length; n++) {
+        const res = await c.query(sel, [keys[n]]);
+        if (!same(res.rows[0], `c${i} n${n}`)) mismatches++;
+      }
+      for (let n = 0; n < SHARD_UPDATES; n++) {
+        await c.query('BEGIN');
+        await c.query({ ...upd, values: [keys[n]] });
+        const res = await c.query(sel, [keys[n]]);
+        await c.query('COMMIT');
+        if (!same(res.rows[0], `c${i} n${n}+`)) mismatches++;
+      }
+    } finally {
+      await c.end();
+    }
+    return mismatches;
+  });
+  return { errors, mismatches: results.reduce((a, r) => a + (r || 0), 0) };
+}
+
+const phases = { work, settings, ddl, sharded };
 phases[phase]().then((result) => {
   console.log(JSON.stringify(result));
 }, (e) => {

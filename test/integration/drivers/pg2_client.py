@@ -1,12 +1,13 @@
 """psycopg2 through pgmux: parameters interpolated on the client, simple query protocol.
-Usage: pg2_client.py work|settings|ddl HOST PORT DBNAME TABLE; prints one JSON report (see
-test_drivers.py)."""
+Usage: pg2_client.py work|settings|ddl|sharded HOST PORT DBNAME TABLE; prints one JSON report
+(see test_drivers.py and test_sharded_drivers.py)."""
 import random
 
 import psycopg2
 
 import drvlib
-from drvlib import CLIENTS, DDL_ROUNDS, ROUNDS, outcome, report, run_clients
+from drvlib import (CLIENTS, DDL_ROUNDS, ROUNDS, SHARD_KEYS, SHARD_UPDATES, outcome, report,
+                    run_clients, sharded_key)
 
 
 def connect():
@@ -137,6 +138,39 @@ def ddl():
             "new_stmt_cols": new_stmt, "old_stmt_cols": old_stmt})
 
 
+def sharded():
+    """Rows for many keys through a sharded database: the keys are literals in the SQL
+    psycopg2 sends; each row read back by its key, a few updated in a transaction (psycopg2
+    opens it with BEGIN on the first statement)."""
+    ins = f"INSERT INTO {TABLE} (user_id, client, name) VALUES (%s, %s, %s)"
+    sel = f"SELECT client, name FROM {TABLE} WHERE user_id = %s"
+    upd = f"UPDATE {TABLE} SET name = name || '+' WHERE user_id = %s"
+
+    def client(i):
+        mismatches = 0
+        keys = [sharded_key(i, n) for n in range(SHARD_KEYS)]
+        conn = connect()
+        try:
+            with conn.cursor() as cur:
+                for n, key in enumerate(keys):
+                    cur.execute(ins, (key, i, f"c{i} n{n}"))
+            for n, key in enumerate(keys):
+                mismatches += one(conn, sel, (key,)) != (i, f"c{i} n{n}")
+            conn.autocommit = False
+            for n, key in enumerate(keys[:SHARD_UPDATES]):
+                with conn.cursor() as cur:
+                    cur.execute(upd, (key,))
+                    cur.execute(sel, (key,))
+                    mismatches += cur.fetchone() != (i, f"c{i} n{n}+")
+                conn.commit()
+        finally:
+            conn.close()
+        return mismatches
+
+    errors, results = run_clients(CLIENTS, client)
+    report({"errors": errors, "mismatches": sum(r or 0 for r in results)})
+
+
 if __name__ == "__main__":
     phase, HOST, PORT, DBNAME, TABLE = drvlib.args()
-    {"work": work, "settings": settings, "ddl": ddl}[phase]()
+    {"work": work, "settings": settings, "ddl": ddl, "sharded": sharded}[phase]()

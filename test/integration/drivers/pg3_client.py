@@ -1,12 +1,14 @@
 """psycopg 3 through pgmux: every statement prepared (prepare_threshold=0), pipelines and
-executemany. Usage: pg3_client.py work|settings|ddl HOST PORT DBNAME TABLE; prints one JSON
-report (see test_drivers.py)."""
+executemany; in the sharded phase, parameters sent in binary. Usage: pg3_client.py
+work|settings|ddl|sharded HOST PORT DBNAME TABLE; prints one JSON report (see test_drivers.py
+and test_sharded_drivers.py)."""
 import random
 
 import psycopg
 
 import drvlib
-from drvlib import CLIENTS, DDL_ROUNDS, ROUNDS, outcome, report, run_clients
+from drvlib import (CLIENTS, DDL_ROUNDS, ROUNDS, SHARD_KEYS, SHARD_UPDATES, outcome, report,
+                    run_clients, sharded_key)
 
 
 def connect():
@@ -114,6 +116,47 @@ def ddl():
             "new_stmt_cols": new_stmt, "old_stmt_cols": old_stmt})
 
 
+def sharded():
+    """Rows for many keys through a sharded database: server-side prepared statements with
+    binary parameters (%b), each row read back by its key, a few updated in a transaction
+    (conn.transaction(): psycopg 3 sends its BEGIN with the extended protocol). A failed
+    transaction is reported apart, in txn_errors, with the keys that were updated; when
+    psycopg's own ROLLBACK (extended protocol too) leaves the connection in a failed
+    transaction, the program counts it in stuck and ends it with a simple-query ROLLBACK."""
+    ins = f"INSERT INTO {TABLE} (user_id, client, name) VALUES (%b, %b, %b)"
+    sel = f"SELECT client, name FROM {TABLE} WHERE user_id = %b"
+    upd = f"UPDATE {TABLE} SET name = name || '+' WHERE user_id = %b"
+    updated, txn_errors, stuck = [], [], []
+
+    def client(i):
+        mismatches = 0
+        keys = [sharded_key(i, n) for n in range(SHARD_KEYS)]
+        with connect() as conn:
+            for n, key in enumerate(keys):
+                conn.execute(ins, (key, i, f"c{i} n{n}"))
+            for n, key in enumerate(keys):
+                row = conn.execute(sel, (key,), binary=True).fetchone()
+                mismatches += row != (i, f"c{i} n{n}")
+            for n, key in enumerate(keys[:SHARD_UPDATES]):
+                try:
+                    with conn.transaction():
+                        conn.execute(upd, (key,))
+                        row = conn.execute(sel, (key,), binary=True).fetchone()
+                except psycopg.Error as e:
+                    txn_errors.append(f"client {i} key {key}: {drvlib.describe(e)}")
+                    if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+                        stuck.append(key)
+                        conn.pgconn.exec_(b"ROLLBACK")
+                    continue
+                updated.append(key)
+                mismatches += row != (i, f"c{i} n{n}+")
+        return mismatches
+
+    errors, results = run_clients(CLIENTS, client)
+    report({"errors": errors, "mismatches": sum(r or 0 for r in results),
+            "txn_errors": txn_errors, "updated": sorted(updated), "stuck": len(stuck)})
+
+
 if __name__ == "__main__":
     phase, HOST, PORT, DBNAME, TABLE = drvlib.args()
-    {"work": work, "settings": settings, "ddl": ddl}[phase]()
+    {"work": work, "settings": settings, "ddl": ddl, "sharded": sharded}[phase]()
