@@ -101,6 +101,7 @@ struct client {
 	  shard_local;                /* SET LOCAL, until the transaction ends */
 	bool shard_checked;           /* the unit's messages up to its Sync were read at its start */
 	struct shard_fanout *fanout;  /* a read going to every shard in turn; NULL when none */
+	bool unit_outside_txn;        /* this unit runs outside the transaction pgmux holds */
 	char *shard_unnamed_sql;      /* the unnamed statement prepared in the transaction */
 	size_t shard_unnamed_len;
 

@@ -618,7 +618,9 @@ void client_on_server_linked(struct client *c)
 	c->error_sent = false;
 	if (c->pin_reason)
 		s->needs_discard = true; /* the state it keeps here must not outlive it */
-	client_send_deferred_begin(c);
+	/* A batch that only prepares runs outside the transaction pgmux holds (client/shard.c). */
+	if (!c->unit_outside_txn)
+		client_send_deferred_begin(c);
 	replay_arm(c);
 	conn_resume(&c->conn);
 }
@@ -632,9 +634,12 @@ void client_on_ready(struct client *c, const uint8_t *z, uint32_t len)
 	uint64_t now = clock_now_us();
 	char tx_status = len > PKT_HDR_LEN ? (char)z[PKT_HDR_LEN] : 'I';
 
+	/* Ran outside the transaction pgmux holds: for the client, that transaction goes on. */
+	bool outside = c->unit_outside_txn && tx_status == 'I';
+
 	if (c->pending_ready)
 		c->pending_ready--;
-	c->tx_status = tx_status;
+	c->tx_status = outside ? 'T' : tx_status;
 	if (c->pending_set && !c->pending_ready)
 		settle_settings(c);
 	if (c->query_running) {
@@ -653,11 +658,14 @@ void client_on_ready(struct client *c, const uint8_t *z, uint32_t len)
 		return;
 	}
 	/* A read going to every shard: the client hears one ReadyForQuery, after the last. */
-	if (!c->fanout || !client_fanout_on_ready(c))
+	if (outside)
+		send_ready(c, 'T');
+	else if (!c->fanout || !client_fanout_on_ready(c))
 		conn_write(&c->conn, z, len);
 	client_route_drained(c);
 	if (c->pending_ready || c->unsynced || c->in_copy || c->server->internal_pending || tx_status != 'I')
 		return;
+	c->unit_outside_txn = false;
 	p->stats.xact_count++;
 	p->stats.xact_time_us += now - c->xact_start_us;
 	finish_unit(c);

@@ -715,6 +715,7 @@ enum conn_action client_shard_unit(struct client *c, const struct pkt_header *hd
 	int k;
 
 	c->shard_checked = false;
+	c->unit_outside_txn = false;
 	if (c->fanout && c->fanout->round_due)
 		return next_round(c);
 	client_fanout_end(c); /* one cut short (its server was lost) */
@@ -739,6 +740,13 @@ enum conn_action client_shard_unit(struct client *c, const struct pkt_header *hd
 	c->shard_checked = find_shard(c, sh, hdr, whole, &f);
 	if (f.found == FOUND_NEUTRAL) {
 		c->home->shard_stats.stayed++;
+		/*
+		 * A batch that only prepares (Parse, Describe: drivers prepare apart from running)
+		 * inside a transaction pgmux holds: it runs outside that transaction, which starts
+		 * where its first keyed statement goes. Preparing is not undone by a rollback anyway.
+		 */
+		c->unit_outside_txn = c->deferred_begin && hdr->type == 'P' && c->shard_checked &&
+				      f.binds == 0;
 		return CONN_FORWARD;
 	}
 	if (f.found == FOUND_NO_KEY && strcmp(set->no_shard_key, "all") == 0)

@@ -183,6 +183,13 @@ def test_transaction_goes_to_its_first_keys_shard(sharded, clean):
                                  (first,)).fetchone() == (port,)
     assert clean[1].sql(f"SELECT name FROM users WHERE user_id = {b}", dbname="app") == "t2"
     assert clean[0].sql(f"SELECT name FROM users WHERE user_id = {a}", dbname="app") == "t"
+    # a driver that prepares apart from running (Parse and Sync first) inside the transaction
+    with psycopg.connect(mux.dsn("app", "postgres"), autocommit=True, prepare_threshold=0) as c:
+        for first in (b, a, b, a):
+            with c.transaction():
+                c.execute("UPDATE users SET name = name || '+' WHERE user_id = %s", (first,))
+    assert clean[1].sql(f"SELECT name FROM users WHERE user_id = {b}", dbname="app") == "t2++"
+    assert clean[0].sql(f"SELECT name FROM users WHERE user_id = {a}", dbname="app") == "t++"
 
 
 def test_cross_shard_transaction_applies_nothing(sharded, clean):

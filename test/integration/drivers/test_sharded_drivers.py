@@ -83,7 +83,7 @@ def expected_rows(updated):
 
 def check_sharded(mux, servers, name, r):
     """r: the program's report. Programs that report the keys they updated (psycopg 3) also
-    report the transactions that failed, in txn_errors; the others update them all or fail."""
+    report the transactions that failed, in txn_errors: there must be none."""
     assert r["errors"] == [], f"{name}: {r['errors']}"
     assert r["mismatches"] == 0, f"{name}: reads returned wrong rows: {r}"
     all_updates = {sharded_key(i, n) for i in range(CLIENTS) for n in range(SHARD_UPDATES)}
@@ -102,16 +102,10 @@ def check_sharded(mux, servers, name, r):
             found[int(uid)] = (int(client), text)
     assert found == expected_rows(updated), \
         f"{name}: the rows on the shards are not those written"
-    if r.get("txn_errors"):
-        # Known: pgmux holds a BEGIN until the first keyed statement only when it comes as a
-        # simple Query. psycopg 3 sends BEGIN with Parse/Bind/Execute, which opens the
-        # transaction on the shard the connection used last, so a first statement keyed on the
-        # other shard is refused (0A000) and its transaction rolled back (checked above);
-        # psycopg's ROLLBACK, sent the same way, is then refused too (25P02) and the
-        # connection stays in a failed transaction (counted in stuck).
-        pytest.xfail(f"{name}: {len(r['txn_errors'])} of {len(all_updates)} transactions "
-                     f"refused (extended-protocol BEGIN is not held), {r['stuck']} left the "
-                     f"connection in a failed transaction: {r['txn_errors'][0]}")
+    # psycopg 3 sends BEGIN and ROLLBACK in the extended protocol: pgmux holds that BEGIN until
+    # the first keyed statement, so every transaction runs on its key's shard.
+    assert not r.get("txn_errors") and not r.get("stuck"), \
+        f"{name}: transactions refused: {r.get('txn_errors', [])[:3]}, stuck: {r.get('stuck')}"
     assert updated == all_updates, f"{name}: {r}"
 
 
