@@ -22,8 +22,11 @@
 #define ETCD_URL_MAX 256                  /* bytes of an endpoint, NUL included */
 #define ETCD_KEY_MAX 512                  /* bytes of a key, NUL excluded */
 #define ETCD_VALUE_MAX (4 * 1024 * 1024)  /* bytes of a map's text */
-/* The JSON of one answer carrying a value: base64 (4/3) plus room for the rest. */
-#define ETCD_ANSWER_MAX (ETCD_VALUE_MAX / 3 * 4 + 64 * 1024)
+/*
+ * The JSON of one answer carrying a value: base64 (4/3) plus room for the rest, for values up
+ * to twice the cap, so that a value somewhat too large is refused for what it is.
+ */
+#define ETCD_ANSWER_MAX (2 * ETCD_VALUE_MAX / 3 * 4 + 64 * 1024)
 
 struct etcd_source {
 	int n_endpoints;
