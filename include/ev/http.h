@@ -1,9 +1,13 @@
 /*
- * http: asynchronous HTTP(S) GET requests through libcurl's multi-socket interface, driven by
- * the libev loop. Used to poll Patroni's REST API. Any number of requests run at once on one
- * client; connections are kept open and reused between requests to the same server.
+ * http: asynchronous HTTP(S) requests through libcurl's multi-socket interface, driven by the
+ * libev loop. Used to poll Patroni's REST API (GET) and to read and watch etcd's v3 JSON gateway
+ * (POST, and a streamed POST whose response never ends). Any number of requests run at once on
+ * one client; connections are kept open and reused between requests to the same server.
  *
- * A response is collected in memory up to HTTP_MAX_BODY bytes (more is an error). Redirects are
+ * A response is collected in memory up to a cap (HTTP_MAX_BODY unless the request sets its own;
+ * more is an error). A streamed response is handed to its owner as it arrives and only the part
+ * the owner has not consumed yet is kept, up to the same cap, so an endless stream holds bounded
+ * memory. Redirects are
  * not followed, only http:// and https:// URLs are accepted, proxies named in the environment are
  * not used, and no signal is ever raised or handled. libcurl resolves host names itself, in a
  * helper thread of its own, so a slow DNS server does not stall the loop.
@@ -27,6 +31,9 @@ struct http_opts {
 	const char *cert_file; /* client certificate for https; NULL/"" = none */
 	const char *key_file;
 	bool verify;           /* verify the server certificate and host name (default true) */
+	size_t max_body;       /* bytes a response (a stream: its unconsumed part) may reach;
+				  0 = HTTP_MAX_BODY; a stream's should pass 16 KB, the most
+				  libcurl hands over at once */
 };
 
 /*
@@ -34,8 +41,9 @@ struct http_opts {
  * NUL-terminated, len bytes ("" when error is set); it and error are valid only during the call.
  * error: NULL when the transfer worked, whatever the status; else a short text ("response too
  * large", "Connection refused", "Operation timed out after ..."). Called from the loop, never
- * from inside http_get(). The callback may start and cancel requests, but must not free the
- * client.
+ * from inside http_get() or its siblings. The callback may start and cancel requests, but must
+ * not free the client. For a stream, body is always "" (its bytes went to the data callback)
+ * and error NULL means the server ended the response.
  */
 typedef void (*http_done_fn)(void *arg, int status, const char *body, size_t len,
 			     const char *error);
@@ -51,6 +59,30 @@ struct http *http_new(struct evloop *loop);
  */
 bool http_get(struct http *h, const char *url, const struct http_opts *o, http_done_fn fn,
 	      void *arg);
+
+/* As http_get(), but POST body[0..len) (copied) as application/json. */
+bool http_post(struct http *h, const char *url, const char *body, size_t len,
+	       const struct http_opts *o, http_done_fn fn, void *arg);
+
+/*
+ * Bytes of a streamed response arrived. data[0..len) is everything not consumed yet, oldest
+ * first, NUL-terminated; status is the HTTP status. Return how many leading bytes are consumed
+ * (at most len): the rest is offered again, with what follows, next time. Called from the loop,
+ * never from inside http_stream(); it may start and cancel requests, its own included (then
+ * nothing more is called for it), but must not free the client.
+ */
+typedef size_t (*http_data_fn)(void *arg, int status, const char *data, size_t len);
+
+/*
+ * POST body[0..len) (copied; NULL/0: a GET) and hand the response to data(arg, ...) as it
+ * arrives, for responses that do not end (etcd's watch). o->timeout bounds connecting only, and
+ * TCP keepalive notices a peer that vanished silently. When the unconsumed bytes would pass
+ * max_body, the request ends with "response too large". done(arg, ...) is called once at the
+ * end, after the last data call, unless the request is cancelled. False: not started (as
+ * http_get()).
+ */
+bool http_stream(struct http *h, const char *url, const char *body, size_t len,
+		 const struct http_opts *o, http_data_fn data, http_done_fn done, void *arg);
 
 /* Drop every request made with arg: its callback will never be called. */
 void http_cancel(struct http *h, void *arg);

@@ -25,6 +25,7 @@ struct client;
 struct client_addr;
 struct config;
 struct dns;
+struct shard_maps;
 struct tls_ctx;
 struct userlist;
 struct worker;
@@ -78,6 +79,7 @@ struct worker {
 	struct tls_ctx *client_tls;       /* accepting TLS from clients; NULL = client TLS off */
 	struct tls_ctx *server_tls;       /* TLS towards servers; NULL = server TLS off */
 	struct dns *dns;                  /* asynchronous resolver and cache (ev/dns.c) */
+	struct shard_maps *shard_maps;    /* shard maps read and watched in etcd (shardmaps.c) */
 };
 
 /*

@@ -28,6 +28,7 @@
 #include "config/config.h"
 
 #include "auth/hba.h"
+#include "shard/etcd.h"
 #include "shard/map.h"
 #include "shard/mapfile.h"
 
@@ -1196,6 +1197,13 @@ static bool validate_shard_set(const struct config *cfg, const struct shards_ent
 		return report_error(r, line, set->name, "[shards.%s] needs map = FILE; create the "
 				    "first one with: pgmux --shard-map create --buckets %d --seed %d "
 				    "SHARD... -o FILE", set->name, set->buckets, set->seed);
+	if (config_shard_map_in_etcd(set)) {
+		struct etcd_source src;
+		char why[300];
+
+		if (!shard_etcd_parse_source(set->map, &src, why, sizeof(why)))
+			return report_error(r, line, set->name, "map = %s: %s", set->map, why);
+	}
 	for (int i = 0; i < set->n_shards; i++) {
 		const struct shard_entry *sh = &set->shards[i];
 

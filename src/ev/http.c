@@ -13,6 +13,11 @@
  * curl_multi_socket_action() has returned, takes one request off `finished` at a time and frees
  * it after the callback: so a callback may start requests (they join `running`) or cancel any
  * (they leave either list and are freed) without disturbing the delivery in progress.
+ *
+ * A streamed request is also on `fresh` while it holds bytes its owner has not been offered.
+ * deliver() offers them before telling anyone of an end, so a stream's last bytes come before
+ * its done callback. The request being offered bytes is `in_hand`: cancelling it from its own
+ * data callback only marks it, and deliver() frees it once the callback has returned.
  */
 #include "ev/http.h"
 
@@ -27,6 +32,10 @@
 #include "core/log.h"
 #include "ev/loop.h"
 
+/* Seconds a stream's connection may stay silent before keepalive probes, and between them. */
+#define STREAM_KEEPIDLE 10L
+#define STREAM_KEEPINTVL 5L
+
 struct http_sock {
 	ev_io io;
 	struct http *h;
@@ -35,12 +44,19 @@ struct http_sock {
 
 struct http_req {
 	struct list_node node;       /* in h->running or h->finished */
+	struct list_node fresh;      /* in h->fresh: a stream with bytes not offered yet */
+	struct http *http;
 	CURL *easy;
 	http_done_fn fn;
+	http_data_fn data_fn;        /* a stream's; NULL for a collected response */
 	void *arg;
+	struct curl_slist *headers;  /* request headers (a POST's content type) */
 	char *body;                  /* NUL-terminated once anything arrived */
-	size_t len, cap;
-	bool too_large;              /* the body passed HTTP_MAX_BODY */
+	size_t len, cap, max;        /* max: the cap on len */
+	bool cancelled;              /* cancelled while in hand: deliver() frees it */
+	bool paused;                 /* a stream waiting for its owner to make room */
+	bool collected;              /* libcurl is done with it: on `finished` */
+	bool too_large;              /* the body passed max */
 	bool no_memory;              /* the body could not grow */
 	CURLcode result;
 	char errbuf[CURL_ERROR_SIZE]; /* libcurl's detailed text */
@@ -54,6 +70,8 @@ struct http {
 	struct list_node socks;      /* struct http_sock, every socket watched for libcurl */
 	struct list_node running;    /* struct http_req */
 	struct list_node finished;   /* struct http_req */
+	struct list_node fresh;      /* struct http_req, by their fresh node */
+	struct http_req *in_hand;    /* the stream whose data callback runs */
 	bool freeing;                /* in http_free: libcurl callbacks only tear down */
 	bool loop_alive;             /* false in http_free after the loop is gone: no ev_* calls */
 	int delivering;              /* > 0 while an owner's callback runs */
@@ -61,8 +79,10 @@ struct http {
 
 static void free_req(struct http_req *r)
 {
+	list_del(&r->fresh);
 	if (r->easy)
 		curl_easy_cleanup(r->easy);
+	curl_slist_free_all(r->headers);
 	free(r->body);
 	free(r);
 }
@@ -171,7 +191,12 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
 	struct http_req *r = userdata;
 	size_t n = size * nmemb;
 
-	if (n > HTTP_MAX_BODY - r->len) {
+	if (n > r->max - r->len) {
+		/* A stream waits for its owner to consume (offer() resumes it); the rest fail. */
+		if (r->data_fn && r->len) {
+			r->paused = true;
+			return CURL_WRITEFUNC_PAUSE;
+		}
 		r->too_large = true;
 		return 0;
 	}
@@ -182,8 +207,8 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
 		while (cap < r->len + n + 1)
 			cap *= 2;
 		/* The cap plus its NUL is as large as a body can be. */
-		if (cap > HTTP_MAX_BODY + 1)
-			cap = HTTP_MAX_BODY + 1;
+		if (cap > r->max + 1)
+			cap = r->max + 1;
 		body = realloc(r->body, cap);
 		if (!body) {
 			r->no_memory = true;
@@ -195,6 +220,9 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
 	memcpy(r->body + r->len, ptr, n);
 	r->len += n;
 	r->body[r->len] = '\0';
+	/* Only noted here, inside libcurl: the owner is offered the bytes from deliver(). */
+	if (r->data_fn && list_empty(&r->fresh) && n)
+		list_add_tail(&r->http->fresh, &r->fresh);
 	return n;
 }
 
@@ -217,6 +245,7 @@ static void collect(struct http *h)
 		curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
 		r = (struct http_req *)priv;
 		r->result = msg->data.result;
+		r->collected = true;
 		curl_multi_remove_handle(h->multi, easy);
 		list_del(&r->node);
 		list_add_tail(&h->finished, &r->node);
@@ -260,18 +289,75 @@ static void finish(struct http_req *r)
 	long status = 0;
 
 	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
-	if (error)
+	if (error || r->data_fn)
 		r->fn(r->arg, (int)status, "", 0, error);
 	else
 		r->fn(r->arg, (int)status, r->body ? r->body : "", r->len, NULL);
 }
 
-/* Tell the owners of finished requests, one at a time (see the invariants above). */
+/* Drop the first used bytes of a stream's buffer; an idle large buffer is given back. */
+static void consume(struct http_req *r, size_t used)
+{
+	if (used > r->len)
+		used = r->len;
+	memmove(r->body, r->body + used, r->len - used);
+	r->len -= used;
+	r->body[r->len] = '\0';
+	if (r->len == 0 && r->cap > 65536) {
+		free(r->body);
+		r->body = NULL;
+		r->cap = 0;
+	}
+}
+
+/*
+ * A paused stream: resume it when its owner made room (libcurl hands the held bytes over again,
+ * maybe at once, which puts it back on `fresh`); when the owner took nothing from a full buffer,
+ * what waits can never fit, so it ends as too large.
+ */
+static void resume(struct http *h, struct http_req *r, size_t used)
+{
+	r->paused = false;
+	if (used && curl_easy_pause(r->easy, CURLPAUSE_CONT) == CURLE_OK)
+		return;
+	r->too_large = true;
+	r->result = CURLE_WRITE_ERROR;
+	if (r->collected)
+		return; /* on `finished` already */
+	curl_multi_remove_handle(h->multi, r->easy);
+	list_del(&r->node);
+	list_add_tail(&h->finished, &r->node);
+}
+
+/* Offer a stream's unconsumed bytes to its owner (see the invariants above). */
+static void offer(struct http *h, struct http_req *r)
+{
+	long status = 0;
+	size_t used;
+
+	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+	h->in_hand = r;
+	used = r->data_fn(r->arg, (int)status, r->body, r->len);
+	h->in_hand = NULL;
+	if (r->cancelled) {
+		free_req(r);
+		return;
+	}
+	consume(r, used);
+	if (r->paused)
+		resume(h, r, used);
+}
+
+/* Offer streamed bytes, then tell the owners of finished requests, one at a time. */
 static void deliver(struct http *h)
 {
 	struct list_node *n;
 
 	h->delivering++;
+	while ((n = list_first(&h->fresh))) {
+		list_del(n);
+		offer(h, list_entry(n, struct http_req, fresh));
+	}
 	while ((n = list_first(&h->finished))) {
 		struct http_req *r = list_entry(n, struct http_req, node);
 
@@ -318,6 +404,9 @@ static long timeout_ms(double seconds)
 	return ms > (double)INT_MAX ? INT_MAX : (long)ms;
 }
 
+static bool set_collected(CURL *easy, struct http_req *r, const struct http_opts *o);
+static bool set_stream(CURL *easy, const struct http_opts *o);
+
 static bool set_options(struct http_req *r, const char *url, const struct http_opts *o)
 {
 	CURL *easy = r->easy;
@@ -340,14 +429,58 @@ static bool set_options(struct http_req *r, const char *url, const struct http_o
 #endif
 	/* "" overrides http_proxy and friends: the daemon's environment must not reroute it. */
 	ok = ok && curl_easy_setopt(easy, CURLOPT_PROXY, "") == CURLE_OK;
-	/* Fail early when the server announces a larger body; on_data guards the rest. */
-	ok = ok && curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE,
-				    (curl_off_t)HTTP_MAX_BODY) == CURLE_OK;
 	ok = ok && curl_easy_setopt(easy, CURLOPT_USERAGENT, "pgmux") == CURLE_OK;
+	return ok && (r->data_fn ? set_stream(easy, o) : set_collected(easy, r, o)) &&
+	       set_auth_tls(easy, o);
+}
+
+/* A response collected whole: bounded in size and, when asked, in time. */
+static bool set_collected(CURL *easy, struct http_req *r, const struct http_opts *o)
+{
+	bool ok = true;
+
+	/* Fail early when the server announces a larger body; on_data guards the rest. */
+	ok = ok && curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max) ==
+		   CURLE_OK;
 	if (o->timeout > 0)
 		ok = ok && curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms(o->timeout)) ==
 			   CURLE_OK;
-	return ok && set_auth_tls(easy, o);
+	return ok;
+}
+
+/*
+ * A stream has no end to wait for: the timeout bounds connecting, and keepalive probes end it
+ * when the peer vanished without closing (a silent watch is normal, so no idle limit).
+ */
+static bool set_stream(CURL *easy, const struct http_opts *o)
+{
+	bool ok = true;
+
+	if (o->timeout > 0)
+		ok = ok && curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+					    timeout_ms(o->timeout)) == CURLE_OK;
+	ok = ok && curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L) == CURLE_OK;
+	ok = ok && curl_easy_setopt(easy, CURLOPT_TCP_KEEPIDLE, STREAM_KEEPIDLE) == CURLE_OK;
+	ok = ok && curl_easy_setopt(easy, CURLOPT_TCP_KEEPINTVL, STREAM_KEEPINTVL) == CURLE_OK;
+	return ok;
+}
+
+/* A JSON request body, copied by libcurl; "Expect:" keeps libcurl from waiting for a 100. */
+static bool set_post(struct http_req *r, const char *body, size_t len)
+{
+	CURL *easy = r->easy;
+	struct curl_slist *l;
+
+	l = curl_slist_append(NULL, "Content-Type: application/json");
+	if (!l)
+		return false;
+	r->headers = l;
+	if (!(l = curl_slist_append(r->headers, "Expect:")))
+		return false;
+	r->headers = l;
+	return curl_easy_setopt(easy, CURLOPT_HTTPHEADER, r->headers) == CURLE_OK &&
+	       curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len) == CURLE_OK &&
+	       curl_easy_setopt(easy, CURLOPT_COPYPOSTFIELDS, body) == CURLE_OK;
 }
 
 /* libcurl's global state, set up once for the process and never torn down. */
@@ -382,6 +515,7 @@ struct http *http_new(struct evloop *loop)
 	list_init(&h->socks);
 	list_init(&h->running);
 	list_init(&h->finished);
+	list_init(&h->fresh);
 	ev_init(&h->timer, on_timer);
 	h->timer.data = h;
 	curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
@@ -391,17 +525,22 @@ struct http *http_new(struct evloop *loop)
 	return h;
 }
 
-bool http_get(struct http *h, const char *url, const struct http_opts *o, http_done_fn fn,
-	      void *arg)
+/* Start a request; body NULL: a GET. data NULL: the response is collected whole. */
+static bool start(struct http *h, const char *url, const char *body, size_t len,
+		  const struct http_opts *o, http_data_fn data, http_done_fn fn, void *arg)
 {
 	struct http_req *r = calloc(1, sizeof(*r));
 
 	if (!r)
 		return false;
+	list_init(&r->fresh);
+	r->http = h;
 	r->fn = fn;
+	r->data_fn = data;
 	r->arg = arg;
+	r->max = o->max_body ? o->max_body : HTTP_MAX_BODY;
 	r->easy = curl_easy_init();
-	if (!r->easy || !set_options(r, url, o)) {
+	if (!r->easy || !set_options(r, url, o) || (body && !set_post(r, body, len))) {
 		free_req(r);
 		return false;
 	}
@@ -414,6 +553,36 @@ bool http_get(struct http *h, const char *url, const struct http_opts *o, http_d
 	return true;
 }
 
+bool http_get(struct http *h, const char *url, const struct http_opts *o, http_done_fn fn,
+	      void *arg)
+{
+	return start(h, url, NULL, 0, o, NULL, fn, arg);
+}
+
+bool http_post(struct http *h, const char *url, const char *body, size_t len,
+	       const struct http_opts *o, http_done_fn fn, void *arg)
+{
+	return start(h, url, body ? body : "", body ? len : 0, o, NULL, fn, arg);
+}
+
+bool http_stream(struct http *h, const char *url, const char *body, size_t len,
+		 const struct http_opts *o, http_data_fn data, http_done_fn done, void *arg)
+{
+	return start(h, url, body, len, o, data, done, arg);
+}
+
+/* Off its list and gone; the one in hand is only marked (offer() frees it). */
+static void drop(struct http *h, struct http_req *r)
+{
+	list_del(&r->node);
+	list_del(&r->fresh);
+	if (r != h->in_hand) {
+		free_req(r);
+		return;
+	}
+	r->cancelled = true;
+}
+
 void http_cancel(struct http *h, void *arg)
 {
 	struct list_node *n, *t;
@@ -421,19 +590,16 @@ void http_cancel(struct http *h, void *arg)
 	list_for_each_safe(n, t, &h->running) {
 		struct http_req *r = list_entry(n, struct http_req, node);
 
-		if (r->arg != arg)
+		if (r->arg != arg || r->cancelled)
 			continue;
-		list_del(n);
 		curl_multi_remove_handle(h->multi, r->easy);
-		free_req(r);
+		drop(h, r);
 	}
 	list_for_each_safe(n, t, &h->finished) {
 		struct http_req *r = list_entry(n, struct http_req, node);
 
-		if (r->arg != arg)
-			continue;
-		list_del(n);
-		free_req(r);
+		if (r->arg == arg && !r->cancelled)
+			drop(h, r);
 	}
 }
 
@@ -460,6 +626,7 @@ void http_free(struct http *h, bool loop_alive)
 		list_del(n);
 		free_req(list_entry(n, struct http_req, node));
 	}
+	list_init(&h->fresh); /* its requests are all freed */
 	/* Closing cached connections calls on_curl_socket, which needs h still. */
 	curl_multi_cleanup(h->multi);
 	while ((n = list_first(&h->socks)))

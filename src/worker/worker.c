@@ -21,6 +21,7 @@
 #include "ev/listen.h"
 #include "ev/tls.h"
 #include "pool/pool.h"
+#include "worker/shardmaps.h"
 
 /* How much a change to an entry matters to its existing server connections. */
 static bool entry_target_changed(const struct db_entry *a, const struct db_entry *b)
@@ -93,6 +94,7 @@ static void apply_config(struct worker *w, struct config *newcfg, struct userlis
 		db->removed = false;
 	}
 	w->cfg = newcfg;
+	worker_shard_maps_apply(w);
 	pool_config_changed(w);
 	if (what & CONFIG_APPLY_AUTH_FILE) {
 		if (w->userlist)
@@ -275,6 +277,7 @@ bool worker_init(struct worker *w, struct config *cfg, struct userlist *ul)
 	pstmt_registry_init(&w->pstmts);
 	worker_apply_loop_settings(w, cfg);
 	w->start_time_us = clock_now_us();
+	worker_shard_maps_apply(w);
 	return true;
 }
 
@@ -350,6 +353,7 @@ void worker_destroy(struct worker *w)
 	w->listeners = NULL;
 	evloop_timer_stop(&w->loop, &w->janitor);
 	topo_free_all(&w->topo, true);
+	worker_shard_maps_free(w);
 	dns_free(w->dns); /* no server waits for a lookup any more */
 	w->dns = NULL;
 	evloop_destroy(&w->loop);

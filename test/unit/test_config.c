@@ -1,4 +1,4 @@
-/* link: src/config/config.c src/config/keys.c src/auth/hba.c src/shard/map.c src/shard/mapfile.c */
+/* link: src/config/config.c src/config/keys.c src/auth/hba.c src/shard/map.c src/shard/mapfile.c src/shard/etcd.c src/auth/base64.c */
 /*
  * Unit tests for config/: defaults, every value type, the [pgbouncer] alias, [databases] and
  * [users] entry strings, each error message (it must name file, line and key), admin SET on a

@@ -6,7 +6,9 @@
  * The server answers by path: /ok and /missing with a small body, /slow never (it waits for the
  * client to give up), /big announces a body over the cap, /chunked sends one without announcing
  * it, /exact sends exactly the cap, /redirect answers 302. It remembers the last request's path
- * and Authorization header.
+ * and Authorization header. For POST and streams: /echo answers with the request's body and
+ * content type, /lines streams numbered lines in pieces that split them, /endless streams lines
+ * until the client goes, /noline streams bytes that never end a line.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -40,6 +42,7 @@ static struct {
 	pthread_mutex_t mu;
 	char last_path[256];
 	char last_auth[256];
+	char last_type[256];
 	int n_requests;
 } srv = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
@@ -129,24 +132,95 @@ static bool read_request(int fd, char *req, size_t size)
 	return false;
 }
 
+/* The value of header name (with its ": "), or NULL. */
+static const char *header(const char *req, const char *name)
+{
+	for (const char *line = strstr(req, "\r\n"); line; line = strstr(line + 2, "\r\n"))
+		if (!strncasecmp(line + 2, name, strlen(name)))
+			return line + 2 + strlen(name);
+	return NULL;
+}
+
 static void remember(const char *req)
 {
-	const char *path = strchr(req, ' '), *auth = NULL;
+	const char *path = strchr(req, ' '), *auth = header(req, "Authorization: ");
+	const char *type = header(req, "Content-Type: ");
 
 	pthread_mutex_lock(&srv.mu);
 	srv.n_requests++;
-	srv.last_path[0] = srv.last_auth[0] = '\0';
+	srv.last_path[0] = srv.last_auth[0] = srv.last_type[0] = '\0';
 	if (path)
 		sscanf(path + 1, "%255s", srv.last_path);
-	for (const char *line = strstr(req, "\r\n"); line; line = strstr(line + 2, "\r\n"))
-		if (!strncasecmp(line + 2, "Authorization: ", 15)) {
-			auth = line + 2 + 15;
-			break;
-		}
 	if (auth)
 		snprintf(srv.last_auth, sizeof(srv.last_auth), "%.*s", (int)strcspn(auth, "\r"),
 			 auth);
+	if (type)
+		snprintf(srv.last_type, sizeof(srv.last_type), "%.*s", (int)strcspn(type, "\r"),
+			 type);
 	pthread_mutex_unlock(&srv.mu);
+}
+
+/* Answer with the request's body (Content-Length bytes, some read with the head already). */
+static void echo(int fd, char *req, size_t size)
+{
+	const char *cl = header(req, "Content-Length: ");
+	char *body = strstr(req, "\r\n\r\n") + 4;
+	size_t want = cl ? strtoul(cl, NULL, 10) : 0, have = strlen(body);
+
+	while (have < want && body + have < req + size - 1) {
+		ssize_t n = read(fd, body + have, (size_t)(req + size - 1 - (body + have)));
+
+		if (n <= 0)
+			return;
+		have += (size_t)n;
+		body[have] = '\0';
+	}
+	send_response(fd, "200 OK", body);
+}
+
+static bool send_chunk(int fd, const char *data, size_t n)
+{
+	char size[32];
+
+	snprintf(size, sizeof(size), "%zx\r\n", n);
+	return send_all(fd, size, strlen(size)) && send_all(fd, data, n) &&
+	       send_all(fd, "\r\n", 2);
+}
+
+static const char chunked_head[] =
+	"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+
+/* Lines "line N\n" for N in 0..99, cut into pieces of 7 bytes with a pause now and then. */
+static void send_lines(int fd)
+{
+	char all[2000];
+	size_t len = 0;
+
+	for (int i = 0; i < 100; i++)
+		len += (size_t)snprintf(all + len, sizeof(all) - len, "line %d\n", i);
+	if (!send_all(fd, chunked_head, strlen(chunked_head)))
+		return;
+	for (size_t at = 0; at < len; at += 7) {
+		if (!send_chunk(fd, all + at, len - at < 7 ? len - at : 7))
+			return;
+		if (at % 70 == 0)
+			usleep(1000);
+	}
+	send_all(fd, "0\r\n\r\n", 5);
+}
+
+/* 100-byte lines (or, line false, bytes with no newline at all) until the client goes. */
+static void send_endless(int fd, bool line)
+{
+	char piece[100];
+
+	memset(piece, 'y', sizeof(piece));
+	if (line)
+		piece[sizeof(piece) - 1] = '\n';
+	if (!send_all(fd, chunked_head, strlen(chunked_head)))
+		return;
+	while (send_chunk(fd, piece, sizeof(piece)))
+		;
 }
 
 static const char redirect[] =
@@ -171,6 +245,14 @@ static void *serve_conn(void *arg)
 			send_big(fd, HTTP_MAX_BODY, true);
 		else if (!strncmp(req, "GET /redirect ", 14))
 			send_all(fd, redirect, strlen(redirect));
+		else if (!strncmp(req, "POST /echo ", 11))
+			echo(fd, req, sizeof(req));
+		else if (!strncmp(req, "POST /lines ", 12) || !strncmp(req, "GET /lines ", 11))
+			send_lines(fd);
+		else if (!strncmp(req, "POST /endless ", 14))
+			send_endless(fd, true);
+		else if (!strncmp(req, "POST /noline ", 13))
+			send_endless(fd, false);
 		else
 			send_response(fd, "404 Not Found", "no such thing");
 	}
@@ -184,6 +266,13 @@ static void server_saw(char *path, char *auth)
 	pthread_mutex_lock(&srv.mu);
 	strcpy(path, srv.last_path);
 	strcpy(auth, srv.last_auth);
+	pthread_mutex_unlock(&srv.mu);
+}
+
+static void server_saw_type(char *type)
+{
+	pthread_mutex_lock(&srv.mu);
+	strcpy(type, srv.last_type);
 	pthread_mutex_unlock(&srv.mu);
 }
 
@@ -646,6 +735,184 @@ static void test_free_busy(void **state)
 	http_free(NULL, true);
 }
 
+/* ---- POST and streams ---- */
+
+static void test_post(void **state)
+{
+	static struct result res;
+	static const char body[] = "{\"key\":\"L2E=\"}";
+	char u[128], type[256];
+
+	url(u, sizeof(u), "/echo");
+	memset(&res, 0, sizeof(res));
+	/* Only len bytes are sent: the tail after them is not part of the body. */
+	assert_true(http_post(h, u, "{\"key\":\"L2E=\"}TAIL", strlen(body), &plain, done, &res));
+	assert_int_equal(res.calls, 0);
+	run(1, 5);
+	assert_int_equal(res.calls, 1);
+	assert_false(res.has_error);
+	assert_int_equal(res.status, 200);
+	assert_string_equal(res.body, body);
+	server_saw_type(type);
+	assert_string_equal(type, "application/json");
+}
+
+/* What a stream's owner saw. */
+struct stream_result {
+	int data_calls, done_calls;
+	int status;
+	char lines[2000];      /* every whole line consumed, in order */
+	size_t consumed;       /* bytes consumed in all */
+	size_t most_offered;   /* the largest len offered */
+	size_t stop_after;     /* cancel once this many bytes were consumed; 0: never */
+	bool after_done;       /* data came after done */
+	bool has_error;
+	char error[256];
+};
+
+static struct stream_result sres;
+
+/* Consume whole lines only, so a line split across reads is offered again. */
+static size_t take_lines(void *arg, int status, const char *data, size_t len)
+{
+	struct stream_result *sr = arg;
+	const char *end = memrchr(data, '\n', len);
+	size_t used = end ? (size_t)(end - data) + 1 : 0;
+	size_t have = strlen(sr->lines);
+
+	sr->data_calls++;
+	sr->status = status;
+	sr->after_done = sr->after_done || sr->done_calls;
+	assert_int_equal(data[len], '\0');
+	if (len > sr->most_offered)
+		sr->most_offered = len;
+	if (have + used < sizeof(sr->lines))
+		memcpy(sr->lines + have, data, used), sr->lines[have + used] = '\0';
+	sr->consumed += used;
+	if (sr->stop_after && sr->consumed >= sr->stop_after) {
+		http_cancel(h, sr);
+		if (--pending == 0)
+			evloop_break(&loop);
+	}
+	return used;
+}
+
+static void stream_done(void *arg, int status, const char *body, size_t len, const char *error)
+{
+	struct stream_result *sr = arg;
+
+	sr->done_calls++;
+	sr->status = status;
+	assert_int_equal(len, 0);
+	sr->has_error = error != NULL;
+	snprintf(sr->error, sizeof(sr->error), "%s", error ? error : "");
+	if (--pending == 0)
+		evloop_break(&loop);
+}
+
+static void stream(const char *path, const struct http_opts *o, size_t stop_after)
+{
+	char u[128];
+
+	url(u, sizeof(u), path);
+	memset(&sres, 0, sizeof(sres));
+	sres.stop_after = stop_after;
+	assert_true(http_stream(h, u, "{}", 2, o, take_lines, stream_done, &sres));
+	assert_int_equal(sres.data_calls + sres.done_calls, 0);
+}
+
+/* Lines cut in pieces arrive whole and in order, all before done. */
+static void test_stream_lines(void **state)
+{
+	char expect[2000];
+	size_t len = 0;
+
+	for (int i = 0; i < 100; i++)
+		len += (size_t)snprintf(expect + len, sizeof(expect) - len, "line %d\n", i);
+	stream("/lines", &plain, 0);
+	run(1, 5);
+	assert_int_equal(sres.done_calls, 1);
+	assert_false(sres.has_error);
+	assert_false(sres.after_done);
+	assert_int_equal(sres.status, 200);
+	assert_true(sres.data_calls >= 1);
+	assert_string_equal(sres.lines, expect);
+	assert_int_equal(sres.consumed, len);
+}
+
+/* A GET stream (no body) works the same. */
+static void test_stream_get(void **state)
+{
+	char u[128];
+
+	url(u, sizeof(u), "/lines");
+	memset(&sres, 0, sizeof(sres));
+	assert_true(http_stream(h, u, NULL, 0, &plain, take_lines, stream_done, &sres));
+	run(1, 5);
+	assert_int_equal(sres.done_calls, 1);
+	assert_false(sres.has_error);
+	assert_int_equal(sres.consumed, strlen(sres.lines));
+	assert_non_null(strstr(sres.lines, "line 99\n"));
+}
+
+/*
+ * An endless stream whose owner consumes it holds no more than the cap at any time, however
+ * much passes; the owner's cancel from its data callback ends it with no done call.
+ */
+static void test_stream_endless_bounded(void **state)
+{
+	struct http_opts o = plain;
+
+	/* Above libcurl's largest single write (16 KB), which arrives whole. */
+	o.max_body = 65536;
+	stream("/endless", &o, 20 * 1000 * 1000);
+	run(1, 20);
+	assert_false(guard_fired);
+	assert_string_equal(sres.error, "");
+	assert_true(sres.consumed >= 20 * 1000 * 1000);
+	assert_true(sres.most_offered <= 65536);
+	assert_int_equal(sres.done_calls, 0);
+	/* Nothing more may come for a cancelled stream. */
+	{
+		int calls = sres.data_calls;
+
+		run(1, 0.3);
+		assert_int_equal(sres.data_calls, calls);
+		assert_int_equal(sres.done_calls, 0);
+	}
+}
+
+/* Bytes the owner cannot consume (no line ends) end the stream at the cap. */
+static void test_stream_too_large(void **state)
+{
+	struct http_opts o = plain;
+
+	o.max_body = 4096;
+	stream("/noline", &o, 0);
+	run(1, 5);
+	assert_int_equal(sres.done_calls, 1);
+	assert_string_equal(sres.error, "response too large");
+	assert_int_equal(sres.consumed, 0);
+	assert_true(sres.most_offered <= 4096);
+}
+
+/* A stream to nobody ends with the reason, and o->timeout bounds nothing but connecting. */
+static void test_stream_refused(void **state)
+{
+	char u[128];
+	int port, fd = loopback_socket(false, &port);
+
+	assert_true(fd >= 0);
+	snprintf(u, sizeof(u), "http://127.0.0.1:%d/watch", port);
+	memset(&sres, 0, sizeof(sres));
+	assert_true(http_stream(h, u, "{}", 2, &plain, take_lines, stream_done, &sres));
+	run(1, 5);
+	close(fd);
+	assert_int_equal(sres.done_calls, 1);
+	assert_int_equal(sres.data_calls, 0);
+	assert_non_null(strcasestr(sres.error, "refused"));
+}
+
 static int setup(void **state)
 {
 	int port;
@@ -693,6 +960,12 @@ int main(void)
 		cmocka_unit_test(test_request_from_callback),
 		cmocka_unit_test(test_many),
 		cmocka_unit_test(test_free_busy),
+		cmocka_unit_test(test_post),
+		cmocka_unit_test(test_stream_lines),
+		cmocka_unit_test(test_stream_get),
+		cmocka_unit_test(test_stream_endless_bounded),
+		cmocka_unit_test(test_stream_too_large),
+		cmocka_unit_test(test_stream_refused),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
