@@ -921,8 +921,11 @@ struct database *client_shard_login(struct client *c, struct database *db)
 
 	c->home = db;
 	if (!home_sharding(c, sh)) {
-		client_close(c, "57P03", "database %s: %s", db->name,
-			     sh->set ? "its shard map has not been read yet" : "it has no shards now");
+		if (sh->set)
+			client_close(c, "57P03", "database %s: its shard map (%s) has not been read yet",
+				     db->name, sh->set->map);
+		else
+			client_close(c, "57P03", "database %s has no shards now", db->name);
 		return NULL;
 	}
 	set = sh->set;

@@ -171,7 +171,7 @@ def test_refused_until_written_then_rows_follow_the_map(etcd_mux, etcd, clean, m
     with pytest.raises(rawpg.PgError) as e:
         mux.raw().login("postgres", "app")
     assert e.value.sqlstate == "57P03", e.value
-    assert "has not been read yet" in e.value.message
+    assert "has not been read yet" in e.value.message and KEY in e.value.message, e.value
     assert f"reading {etcd.url} key {KEY}" in state(mux) or "not found" in state(mux)
     assert f"key {KEY} not found" in state(mux), state(mux)
 
