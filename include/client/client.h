@@ -29,6 +29,7 @@ struct database;
 struct scram_server;
 struct client_addr;
 struct shard_fanout;
+struct loaded_shard_map;
 
 enum client_state {
 	CLIENT_LOGIN,
@@ -102,6 +103,7 @@ struct client {
 	bool shard_checked;           /* the unit's messages up to its Sync were read at its start */
 	struct shard_fanout *fanout;  /* a read going to every shard in turn; NULL when none */
 	bool unit_outside_txn;        /* this unit runs outside the transaction pgmux holds */
+	struct loaded_shard_map *unit_map; /* the shard map its unit of work started with (a ref) */
 	char *shard_unnamed_sql;      /* the unnamed statement prepared in the transaction */
 	size_t shard_unnamed_len;
 

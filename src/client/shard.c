@@ -604,6 +604,19 @@ static enum conn_action in_failed_transaction(struct client *c, const struct pkt
 				       "end of transaction block");
 }
 
+/* Keep map (NULL: none) as the map of the client's current unit of work. */
+static void hold_unit_map(struct client *c, const struct loaded_shard_map *map)
+{
+	struct loaded_shard_map *held = (struct loaded_shard_map *)map;
+
+	if (held == c->unit_map)
+		return;
+	if (held)
+		held->refs++;
+	config_shard_map_unref(c->unit_map);
+	c->unit_map = held;
+}
+
 /*
  * A read without a key, with no_shard_key = all, runs on every shard in turn: the request is
  * kept, and sent again to the next shard when the previous one has answered it. The client gets
@@ -716,6 +729,8 @@ enum conn_action client_shard_unit(struct client *c, const struct pkt_header *hd
 
 	c->shard_checked = false;
 	c->unit_outside_txn = false;
+	/* The map a unit starts with stays its map: a new version applies to the next units. */
+	hold_unit_map(c, ready ? sh->map : NULL);
 	if (c->fanout && c->fanout->round_due)
 		return next_round(c);
 	client_fanout_end(c); /* one cut short (its server was lost) */
@@ -831,6 +846,10 @@ enum conn_action client_shard_linked(struct client *c, const struct pkt_header *
 	struct sharding shm, *sh = &shm;
 	const struct shards_entry *set = home_sharding(c, sh) ? sh->set : NULL;
 	int here = c->pool->db->entry ? c->pool->db->entry->shard_index : -1;
+
+	/* A transaction finishes under the map it started with, even if a new one came since. */
+	if (c->unit_map)
+		sh->map = c->unit_map;
 	struct finding f = { .found = FOUND_NEUTRAL };
 	char message[400];
 	enum conn_action act;
@@ -967,6 +986,7 @@ bool client_take_shard_option(struct client *c, const char *name, const char *va
 void client_shard_free(struct client *c)
 {
 	client_fanout_end(c);
+	hold_unit_map(c, NULL);
 	free(c->shard_session.key);
 	free(c->shard_session.shard);
 	free(c->shard_local.key);

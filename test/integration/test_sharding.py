@@ -231,9 +231,18 @@ def test_new_map_version_on_reload_and_bad_map_refused(sharded, clean):
     before = owner_of(mux, key)
     after = "b" if before == "a" else "a"
     path = mux.map_path
+    # a transaction running on the old shard finishes there, across the switch
+    running = mux.connect(dbname="app")
+    running.execute("BEGIN")
+    running.execute("INSERT INTO orders (user_id, amount) VALUES (%s, 1)", (key,))
     map_tool("override", path, str(key), after, "-o", path)
     mux.admin("RELOAD")
     assert owner_of(mux, key) == after
+    running.execute("INSERT INTO orders (user_id, amount) VALUES (%s, 2)", (key,))
+    running.execute("COMMIT")
+    old = clean["ab".index(before)]
+    assert old.sql(f"SELECT count(*) FROM orders WHERE user_id = {key}", dbname="app") == "2"
+    # new units of work for the moved key go to its new shard
     with mux.connect(dbname="app") as c:
         c.execute("INSERT INTO users (user_id, name) VALUES (%s, 'moved')", (key,))
     assert clean["ab".index(after)].sql(f"SELECT count(*) FROM users WHERE user_id = {key}",
