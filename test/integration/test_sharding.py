@@ -6,6 +6,7 @@ expression there (hashint8extended(user_id, 0) & 16383), against the map file pg
 import os
 import subprocess
 import sys
+import time
 
 import psycopg
 import pytest
@@ -356,3 +357,46 @@ def test_reads_without_key_go_to_every_shard(sharded, clean):
         assert c.execute("SELECT name FROM users WHERE user_id = %s", (a[0],)).fetchone() == ("fan",)
     routes = {r["database"]: r for r in mux.admin("SHOW ROUTES")}
     assert int(routes["app"]["shard_fanned_out"]) >= 2
+
+
+def test_keyed_reads_use_the_shards_replicas(pgmux, tmp_path):
+    """Inside a shard, pgmux routes as for a cluster= database: keyed reads go to that shard's
+    replica, keyed writes to its primary."""
+    from replication import ReplicaSet
+    rs = ReplicaSet(replicas=1).start()
+    other = PgCluster().init().start()
+    try:
+        for s in (rs.primary, other):
+            s.sql("CREATE DATABASE app")
+            s.sql(SCHEMA, dbname="app")
+        rs.wait_caught_up()
+        path = str(tmp_path / "users.map")
+        map_tool("create", "--buckets", str(BUCKETS), "a", "b", "-o", path)
+        extra = "\n".join([
+            "", "[cluster.one]",
+            f"hosts = 127.0.0.1:{rs.primary.port} 127.0.0.1:{rs.replicas[0].port}",
+            "health_check_interval = 0.2", "",
+            "[cluster.two]", f"hosts = 127.0.0.1:{other.port}", "",
+            "[shards.users]", "key = user_id", f"map = {path}",
+            "shard.a = cluster=one", "shard.b = cluster=two", ""])
+        mux = pgmux(databases={"app": "shards=users dbname=app"}, extra_sections=extra)
+        a = keys_on(mux, "a", 1)[0]
+
+        def replica_known():
+            rows = [r for r in mux.admin("SHOW TOPOLOGY") if r["cluster"] == "one"]
+            return sum(1 for r in rows if r["role"] == "replica" and r["healthy"] == "1") == 1
+        deadline = time.time() + 15
+        while not replica_known():
+            assert time.time() < deadline, "pgmux never saw shard a's replica healthy"
+            time.sleep(0.05)
+        with mux.connect(dbname="app") as c:
+            port, = c.execute("INSERT INTO users (user_id, name) VALUES (%s, 'r') "
+                              "RETURNING inet_server_port()", (a,)).fetchone()
+            assert port == rs.primary.port
+            rs.wait_caught_up()
+            port, rec = c.execute("SELECT inet_server_port(), pg_is_in_recovery() FROM users "
+                                  "WHERE user_id = %s", (a,)).fetchone()
+            assert (port, rec) == (rs.replicas[0].port, True)
+    finally:
+        rs.stop()
+        other.destroy()
