@@ -20,11 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <json-c/json.h>
 #include <pg_query.h>
 
+#include "shard/json.h"
+
 /*
- * Nesting the JSON reader accepts (json-c's default is 32). A statement nested deeper than
+ * Nesting the JSON reader accepts (it recurses once per level). A statement nested deeper than
  * this is NO_KEY; each level of an expression is about two levels of JSON.
  */
 #define JSON_DEPTH 1000
@@ -448,56 +449,52 @@ struct walk {
 	bool too_many;
 };
 
-static json_object *field(json_object *o, const char *key)
+static const struct json_node *field(const struct json_node *o, const char *key)
 {
-	json_object *v;
-
-	return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
+	return json_field(o, key);
 }
 
 /* The body of node if it is a node of this type, else NULL. */
-static json_object *node_as(json_object *node, const char *type)
+static const struct json_node *node_as(const struct json_node *node, const char *type)
 {
-	return field(node, type);
+	return json_field(node, type);
 }
 
 /* The type of a node, its body into *body; NULL if node is not a node. */
-static const char *node_type(json_object *node, json_object **body)
+static const char *node_type(const struct json_node *node, const struct json_node **body)
 {
-	struct json_object_iterator it, end;
+	const char *type = NULL;
 
-	if (!json_object_is_type(node, json_type_object))
-		return NULL;
-	it = json_object_iter_begin(node);
-	end = json_object_iter_end(node);
-	if (json_object_iter_equal(&it, &end))
-		return NULL;
-	*body = json_object_iter_peek_value(&it);
-	return json_object_iter_peek_name(&it);
+	*body = json_first(node, &type);
+	return *body ? type : NULL;
 }
 
-static bool str_is(json_object *o, const char *s)
+static bool str_is(const struct json_node *o, const char *s)
 {
-	return json_object_is_type(o, json_type_string) &&
-	       strcmp(json_object_get_string(o), s) == 0;
+	return json_str_is(o, s);
+}
+
+static bool is_string(const struct json_node *o)
+{
+	return o && o->kind == JSON_STRING;
 }
 
 /* The sval of a {"String": {"sval": ...}} node, or NULL. */
-static json_object *string_node(json_object *node)
+static const struct json_node *string_node(const struct json_node *node)
 {
-	json_object *v = field(node_as(node, "String"), "sval");
+	const struct json_node *v = field(node_as(node, "String"), "sval");
 
-	return json_object_is_type(v, json_type_string) ? v : NULL;
+	return is_string(v) ? v : NULL;
 }
 
-static size_t list_len(json_object *list)
+static size_t list_len(const struct json_node *list)
 {
-	return json_object_is_type(list, json_type_array) ? json_object_array_length(list) : 0;
+	return json_len(list);
 }
 
-static json_object *list_at(json_object *list, size_t i)
+static const struct json_node *list_at(const struct json_node *list, size_t i)
 {
-	return json_object_array_get_idx(list, i);
+	return json_at(list, i);
 }
 
 /*
@@ -505,10 +502,10 @@ static json_object *list_at(json_object *list, size_t i)
  * type modifier (varchar(3) truncates), an array exactly when array. float8 or numeric would let
  * other values compare equal (2^53 + 1 = 2^53 as float8), so they are not in the list.
  */
-static bool exact_cast(json_object *type_name, bool array)
+static bool exact_cast(const struct json_node *type_name, bool array)
 {
 	static const char *const exact[] = { "int2", "int4", "int8", "text", "varchar", "uuid" };
-	json_object *names = field(type_name, "names"), *last;
+	const struct json_node *names = field(type_name, "names"), *last;
 	size_t n = list_len(names);
 
 	if (n == 0 || n > 2 || field(type_name, "typmods") ||
@@ -524,9 +521,9 @@ static bool exact_cast(json_object *type_name, bool array)
 }
 
 /* node without the exact casts around it. */
-static json_object *uncast(json_object *node)
+static const struct json_node *uncast(const struct json_node *node)
 {
-	json_object *b;
+	const struct json_node *b;
 
 	while ((b = node_as(node, "TypeCast")) && exact_cast(field(b, "typeName"), false))
 		node = field(b, "arg");
@@ -534,14 +531,14 @@ static json_object *uncast(json_object *node)
 }
 
 /* A reference to the key column: the last field of a ColumnRef, under exact casts. */
-static bool is_key_column(const struct walk *w, json_object *node)
+static bool is_key_column(const struct walk *w, const struct json_node *node)
 {
-	json_object *fields = field(node_as(uncast(node), "ColumnRef"), "fields");
+	const struct json_node *fields = field(node_as(uncast(node), "ColumnRef"), "fields");
 	size_t n = list_len(fields);
-	json_object *name = n ? string_node(list_at(fields, n - 1)) : NULL;
+	const struct json_node *name = n ? string_node(list_at(fields, n - 1)) : NULL;
 
-	return name && (size_t)json_object_get_string_len(name) == w->column_len &&
-	       memcmp(json_object_get_string(name), w->column, w->column_len) == 0;
+	return name && (size_t)name->len == w->column_len &&
+	       memcmp(name->s, w->column, w->column_len) == 0;
 }
 
 static char *copy_text(struct walk *w, const char *s, size_t n)
@@ -561,10 +558,10 @@ static char *copy_text(struct walk *w, const char *s, size_t n)
  * An integer constant whose value the JSON left out (zero or negative), read back from the
  * text: [-][blanks]digits at its location, within int4 and not positive, or NULL.
  */
-static char *dropped_int(struct walk *w, json_object *a_const, size_t *len)
+static char *dropped_int(struct walk *w, const struct json_node *a_const, size_t *len)
 {
-	json_object *loc = field(a_const, "location");
-	int64_t at = loc ? json_object_get_int64(loc) : -1;
+	const struct json_node *loc = field(a_const, "location");
+	int64_t at = loc ? loc->num : -1;
 	const char *p, *end = w->sql + w->len, *digits;
 	bool negative;
 	int64_t magnitude = 0;
@@ -587,23 +584,23 @@ static char *dropped_int(struct walk *w, json_object *a_const, size_t *len)
 }
 
 /* The text of an A_Const that can be a key (integer, numeric, string), or NULL. */
-static char *const_text(struct walk *w, json_object *a_const, size_t *len)
+static char *const_text(struct walk *w, const struct json_node *a_const, size_t *len)
 {
-	json_object *v;
+	const struct json_node *v;
 	char buf[16];
 
 	if ((v = field(a_const, "ival"))) {
 		if (!(v = field(v, "ival")))
 			return dropped_int(w, a_const, len);
-		*len = (size_t)snprintf(buf, sizeof(buf), "%d", json_object_get_int(v));
+		*len = (size_t)snprintf(buf, sizeof(buf), "%d", (int)v->num);
 		return copy_text(w, buf, *len);
 	}
 	if ((v = field(field(a_const, "fval"), "fval")) ||
 	    (v = field(field(a_const, "sval"), "sval"))) {
-		if (!json_object_is_type(v, json_type_string))
+		if (!is_string(v))
 			return NULL;
-		*len = (size_t)json_object_get_string_len(v);
-		return copy_text(w, json_object_get_string(v), *len);
+		*len = (size_t)v->len;
+		return copy_text(w, v->s, *len);
 	}
 	return NULL; /* NULL, a boolean, a bit string */
 }
@@ -645,9 +642,9 @@ static char *negate(struct walk *w, char *text, size_t *len)
  * The literal text of a value node: a constant, a prefix + or - applied to one, or an exact cast
  * of those. Owned by the caller; NULL if node is no such value (or out of memory: w->oom).
  */
-static char *literal_of(struct walk *w, json_object *node, size_t *len)
+static char *literal_of(struct walk *w, const struct json_node *node, size_t *len)
 {
-	json_object *b, *name;
+	const struct json_node *b, *name;
 	char *text;
 
 	node = uncast(node);
@@ -704,14 +701,14 @@ static void drop_values(struct walk *w, int mark)
 }
 
 /* A value node (literal or $n) added to the values; false if node is neither. */
-static bool value_of(struct walk *w, json_object *node)
+static bool value_of(struct walk *w, const struct json_node *node)
 {
-	json_object *param = field(node_as(uncast(node), "ParamRef"), "number");
+	const struct json_node *param = field(node_as(uncast(node), "ParamRef"), "number");
 	char *literal;
 	size_t len = 0;
 
 	if (param) {
-		int n = json_object_get_int(param);
+		int n = (int)param->num;
 
 		return n > 0 && add_value(w, n, NULL, 0);
 	}
@@ -720,7 +717,7 @@ static bool value_of(struct walk *w, json_object *node)
 }
 
 /* Every element of list a value: all added, or none. */
-static bool values_of(struct walk *w, json_object *list)
+static bool values_of(struct walk *w, const struct json_node *list)
 {
 	int mark = w->out->n_values;
 	size_t n = list_len(list);
@@ -735,9 +732,9 @@ static bool values_of(struct walk *w, json_object *list)
 }
 
 /* = or OPERATOR(pg_catalog.=) */
-static bool is_equals(json_object *a_expr)
+static bool is_equals(const struct json_node *a_expr)
 {
-	json_object *name = field(a_expr, "name");
+	const struct json_node *name = field(a_expr, "name");
 	size_t n = list_len(name);
 
 	return (n == 1 || (n == 2 && str_is(string_node(list_at(name, 0)), "pg_catalog"))) &&
@@ -745,9 +742,9 @@ static bool is_equals(json_object *a_expr)
 }
 
 /* The elements of ARRAY[...] or ARRAY[...]::type[] (an exact type). */
-static json_object *array_elements(json_object *node)
+static const struct json_node *array_elements(const struct json_node *node)
 {
-	json_object *b = node_as(node, "TypeCast");
+	const struct json_node *b = node_as(node, "TypeCast");
 
 	if (b) {
 		if (!exact_cast(field(b, "typeName"), true))
@@ -761,13 +758,13 @@ static json_object *array_elements(json_object *node)
  * Does the condition pin the key column to values (added to w)? Only AND descends: under OR or
  * NOT a predicate does not restrict every row, and subqueries are other statements' business.
  */
-static bool pins_key(struct walk *w, json_object *cond)
+static bool pins_key(struct walk *w, const struct json_node *cond)
 {
-	json_object *b = node_as(cond, "BoolExpr"), *l, *r;
+	const struct json_node *b = node_as(cond, "BoolExpr"), *l, *r;
 	bool any = false;
 
 	if (b) {
-		json_object *args = field(b, "args");
+		const struct json_node *args = field(b, "args");
 
 		if (!str_is(field(b, "boolop"), "AND_EXPR"))
 			return false;
@@ -792,15 +789,15 @@ static bool pins_key(struct walk *w, json_object *cond)
 	return false;
 }
 
-static enum answer where_answer(struct walk *w, json_object *where)
+static enum answer where_answer(struct walk *w, const struct json_node *where)
 {
 	return where && pins_key(w, where) ? ANSWER_KEYED : ANSWER_NO_KEY;
 }
 
 /* A WITH holding INSERT, UPDATE, DELETE or MERGE (which need not touch the keyed rows). */
-static bool modifying_with(json_object *with)
+static bool modifying_with(const struct json_node *with)
 {
-	json_object *ctes = field(with, "ctes");
+	const struct json_node *ctes = field(with, "ctes");
 
 	for (size_t i = 0; i < list_len(ctes); i++)
 		if (!node_as(field(node_as(list_at(ctes, i), "CommonTableExpr"), "ctequery"),
@@ -810,9 +807,9 @@ static bool modifying_with(json_object *with)
 }
 
 /* A constant, a parameter, or a cast of one: reads no table. */
-static bool is_plain(json_object *node)
+static bool is_plain(const struct json_node *node)
 {
-	json_object *b;
+	const struct json_node *b;
 
 	while ((b = node_as(node, "TypeCast")))
 		node = field(b, "arg");
@@ -820,12 +817,12 @@ static bool is_plain(json_object *node)
 }
 
 /* SELECT of constants alone, or VALUES of constants: touches no table. */
-static bool reads_no_table(json_object *sel)
+static bool reads_no_table(const struct json_node *sel)
 {
 	static const char *const clauses[] = { "fromClause",   "whereClause",  "groupClause",
 					       "havingClause", "withClause",   "lockingClause",
 					       "intoClause",   "windowClause", "distinctClause" };
-	json_object *targets = field(sel, "targetList"), *rows = field(sel, "valuesLists");
+	const struct json_node *targets = field(sel, "targetList"), *rows = field(sel, "valuesLists");
 
 	for (size_t i = 0; i < sizeof(clauses) / sizeof(clauses[0]); i++)
 		if (field(sel, clauses[i]))
@@ -834,7 +831,7 @@ static bool reads_no_table(json_object *sel)
 		if (!is_plain(field(node_as(list_at(targets, i), "ResTarget"), "val")))
 			return false;
 	for (size_t i = 0; i < list_len(rows); i++) {
-		json_object *items = field(node_as(list_at(rows, i), "List"), "items");
+		const struct json_node *items = field(node_as(list_at(rows, i), "List"), "items");
 
 		for (size_t j = 0; j < list_len(items); j++)
 			if (!is_plain(list_at(items, j)))
@@ -844,7 +841,7 @@ static bool reads_no_table(json_object *sel)
 }
 
 /* An aggregate or window function call anywhere in node (a FuncCall with OVER, *, or a known name). */
-static bool has_aggregate(json_object *node)
+static bool has_aggregate(const struct json_node *node)
 {
 	static const char *const aggregates[] = {
 		"count", "sum", "avg", "min", "max", "array_agg", "string_agg", "bool_and", "bool_or",
@@ -853,11 +850,11 @@ static bool has_aggregate(json_object *node)
 		"var_pop", "var_samp", "mode", "percentile_cont", "percentile_disc", "range_agg",
 		"range_intersect_agg", "corr", "covar_pop", "covar_samp", "regr_count",
 	};
-	json_object *call = node_as(node, "FuncCall");
+	const struct json_node *call = node_as(node, "FuncCall");
 
 	if (call) {
-		json_object *names = field(call, "funcname");
-		json_object *last = string_node(list_at(names, list_len(names) ? list_len(names) - 1 : 0));
+		const struct json_node *names = field(call, "funcname");
+		const struct json_node *last = string_node(list_at(names, list_len(names) ? list_len(names) - 1 : 0));
 
 		if (field(call, "over") || field(call, "agg_star") || field(call, "agg_distinct"))
 			return true;
@@ -865,16 +862,18 @@ static bool has_aggregate(json_object *node)
 			if (str_is(last, aggregates[i]))
 				return true;
 	}
-	if (json_object_is_type(node, json_type_array)) {
-		for (size_t i = 0; i < list_len(node); i++)
-			if (has_aggregate(list_at(node, i)))
+	if (node && node->kind == JSON_ARRAY) {
+		const struct json_node *e = node + 1;
+
+		for (uint32_t i = 0; i < node->count; i++, e = json_next(e))
+			if (has_aggregate(e))
 				return true;
-	} else if (json_object_is_type(node, json_type_object)) {
-		json_object_object_foreach(node, key, value) {
-			(void)key;
-			if (has_aggregate(value))
+	} else if (node && node->kind == JSON_OBJECT) {
+		const struct json_node *key = node + 1;
+
+		for (uint32_t i = 0; i < node->count; i++, key = json_next(key + 1))
+			if (has_aggregate(key + 1))
 				return true;
-		}
 	}
 	return false;
 }
@@ -883,7 +882,7 @@ static bool has_aggregate(json_object *node)
  * Why rows of one SELECT read from several shards could not simply be put one after the other
  * (what would have to be merged), or NULL when they can.
  */
-static const char *merge_needed(json_object *sel)
+static const char *merge_needed(const struct json_node *sel)
 {
 	static const struct {
 		const char *clause, *why;
@@ -904,7 +903,7 @@ static const char *merge_needed(json_object *sel)
 }
 
 /* sel is a SelectStmt's body (set operations' arms are bodies without the node wrapper). */
-static enum answer select_answer(struct walk *w, json_object *sel, bool *writes)
+static enum answer select_answer(struct walk *w, const struct json_node *sel, bool *writes)
 {
 	enum answer l, r;
 
@@ -933,11 +932,11 @@ static enum answer select_answer(struct walk *w, json_object *sel, bool *writes)
 }
 
 /* The key column's position in an INSERT's column list, or -1. */
-static int key_position(const struct walk *w, json_object *cols)
+static int key_position(const struct walk *w, const struct json_node *cols)
 {
 	for (size_t i = 0; i < list_len(cols); i++) {
-		json_object *target = node_as(list_at(cols, i), "ResTarget");
-		json_object *name = field(target, "name");
+		const struct json_node *target = node_as(list_at(cols, i), "ResTarget");
+		const struct json_node *name = field(target, "name");
 
 		if (str_is(name, w->column) && !field(target, "indirection"))
 			return (int)i;
@@ -946,15 +945,15 @@ static int key_position(const struct walk *w, json_object *cols)
 }
 
 /* Each VALUES row's value at the key column's position. */
-static enum answer insert_answer(struct walk *w, json_object *ins)
+static enum answer insert_answer(struct walk *w, const struct json_node *ins)
 {
-	json_object *rows = field(node_as(field(ins, "selectStmt"), "SelectStmt"), "valuesLists");
+	const struct json_node *rows = field(node_as(field(ins, "selectStmt"), "SelectStmt"), "valuesLists");
 	int pos = key_position(w, field(ins, "cols")), mark = w->out->n_values;
 
 	if (pos < 0 || !rows || modifying_with(field(ins, "withClause")))
 		return ANSWER_NO_KEY;
 	for (size_t i = 0; i < list_len(rows); i++) {
-		json_object *items = field(node_as(list_at(rows, i), "List"), "items");
+		const struct json_node *items = field(node_as(list_at(rows, i), "List"), "items");
 
 		if ((size_t)pos >= list_len(items) || !value_of(w, list_at(items, (size_t)pos))) {
 			drop_values(w, mark);
@@ -965,13 +964,13 @@ static enum answer insert_answer(struct walk *w, json_object *ins)
 }
 
 /* An UPDATE's SET names the key column: the row would belong to another shard. */
-static bool assigns_key(const struct walk *w, json_object *targets)
+static bool assigns_key(const struct walk *w, const struct json_node *targets)
 {
 	return key_position(w, targets) >= 0;
 }
 
 /* ANALYZE among EXPLAIN's options: the statement runs. */
-static bool explain_runs(json_object *options)
+static bool explain_runs(const struct json_node *options)
 {
 	for (size_t i = 0; i < list_len(options); i++)
 		if (str_is(field(node_as(list_at(options, i), "DefElem"), "defname"), "analyze"))
@@ -994,9 +993,9 @@ static bool is_neutral(const char *type)
 	return false;
 }
 
-static enum answer stmt_answer(struct walk *w, json_object *stmt, bool *writes)
+static enum answer stmt_answer(struct walk *w, const struct json_node *stmt, bool *writes)
 {
-	json_object *b = NULL;
+	const struct json_node *b = NULL;
 	const char *type = node_type(stmt, &b);
 	bool runs;
 	enum answer a;
@@ -1037,29 +1036,10 @@ static enum answer stmt_answer(struct walk *w, json_object *stmt, bool *writes)
 	return ANSWER_NO_KEY; /* MERGE, DDL, CALL, DO, PREPARE, EXECUTE, ... */
 }
 
-/* The parse tree of text (NUL-terminated), or NULL if json-c refuses it (too deep). */
-static json_object *read_tree(const char *json, bool *oom)
-{
-	struct json_tokener *tok = json_tokener_new_ex(JSON_DEPTH);
-	json_object *tree;
-
-	if (!tok) {
-		*oom = true;
-		return NULL;
-	}
-	tree = json_tokener_parse_ex(tok, json, (int)strlen(json));
-	if (json_tokener_get_error(tok) != json_tokener_success) {
-		json_object_put(tree);
-		tree = NULL;
-	}
-	json_tokener_free(tok);
-	return tree;
-}
-
 /* Walk every statement of the tree, filling kf. */
-static void walk_tree(struct walk *w, json_object *tree)
+static void walk_tree(struct walk *w, const struct json_node *tree)
 {
-	json_object *stmts = field(tree, "stmts");
+	const struct json_node *stmts = field(tree, "stmts");
 	size_t n = list_len(stmts);
 	bool keyed = false, no_key = false;
 
@@ -1082,7 +1062,7 @@ bool keyfind_sql(const char *sql, size_t len, const char *column, struct keyfind
 	struct walk w = { .column = column, .column_len = strlen(column), .out = out };
 	const char *nul = memchr(sql, '\0', len);
 	PgQueryParseResult r;
-	json_object *tree;
+	struct json_doc doc;
 	char *text;
 
 	memset(out, 0, sizeof(*out));
@@ -1106,12 +1086,13 @@ bool keyfind_sql(const char *sql, size_t len, const char *column, struct keyfind
 		out->writes = true;
 	} else if (!r.parse_tree) {
 		w.oom = true;
-	} else if ((tree = read_tree(r.parse_tree, &w.oom))) {
-		walk_tree(&w, tree);
-		json_object_put(tree);
-	} else {
+	} else if (json_read(&doc, r.parse_tree, strlen(r.parse_tree), JSON_DEPTH, &w.oom)) {
+		walk_tree(&w, doc.nodes);
+	} else if (!w.oom) {
 		out->writes = true; /* deeper than JSON_DEPTH: not read, NO_KEY */
 	}
+	if (r.parse_tree && !r.error)
+		json_free(&doc);
 	pg_query_free_parse_result(r);
 	free(text);
 	if (out->status != KEYFIND_KEYED || w.oom) {

@@ -1,4 +1,4 @@
-/* link: src/shard/keyfind.c src/shard/key.c src/shard/bucket.c */
+/* link: src/shard/keyfind.c src/shard/key.c src/shard/bucket.c src/shard/json.c */
 /*
  * libFuzzer target: the shard key finders (hint comment, SET pgmux.*, libpg_query statement
  * walk) on one input, and every literal they return through shard/key's text readers.

@@ -4,7 +4,7 @@
  *
  * Run as "test_keyfind --bench", the binary prints the cost of keyfind_sql per call instead.
  */
-/* link: src/shard/keyfind.c */
+/* link: src/shard/keyfind.c src/shard/json.c */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
