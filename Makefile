@@ -123,7 +123,7 @@ bench-shards: $(BUILD)/bench/shard_bench
 bench-shards-tps: deps pgmux
 	$(Q)$(PYTHON) bench/shards.py $(if $(QUICK),--quick)
 
-$(BUILD)/bench/shard_bench: bench/shard_bench.c $(filter $(BUILD)/src/shard/%,$(LIBOBJS))
+$(BUILD)/bench/shard_bench: bench/shard_bench.c $(BUILD)/src/shard/bucket.o $(BUILD)/src/shard/map.o
 	@mkdir -p $(dir $@)
 	@echo "  LD    $@"
 	$(Q)$(CC) $(CFLAGS) -MMD -MP -o $@ $^ $(LDFLAGS) $(PKG_LIBS) $(LDLIBS)
