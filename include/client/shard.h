@@ -98,6 +98,8 @@ enum conn_action client_fanout_message(struct client *c, const struct pkt_header
 bool client_fanout_on_ready(struct client *c);
 /* The request goes back in front of the client's input, for the next shard. */
 void client_fanout_next(struct client *c);
+/* Has a read going to every shard been answered by some shard already? */
+bool client_fanout_midway(const struct client *c);
 /* Forget the fan-out (its end, or the client's). */
 void client_fanout_end(struct client *c);
 

@@ -556,8 +556,11 @@ void client_replay_disarm(struct client *c)
 
 static void replay_arm(struct client *c)
 {
-	/* Only a unit of work that starts outside a transaction can start over elsewhere. */
-	if (c->tx_status != 'I')
+	/*
+	 * Only a unit of work that starts outside a transaction can start over elsewhere; and not
+	 * a read going to every shard once shards before this one have sent their rows.
+	 */
+	if (c->tx_status != 'I' || client_fanout_midway(c))
 		return;
 	mb_reset(&c->replay);
 	conn_tap_start(&c->conn, &c->replay, REPLAY_LIMIT);

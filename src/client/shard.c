@@ -1071,6 +1071,11 @@ bool client_shard_of_key(const struct config *cfg, const struct db_entry *home,
 
 /* ---- the rounds of a read sent to every shard (see struct shard_fanout) ---- */
 
+bool client_fanout_midway(const struct client *c)
+{
+	return c->fanout && c->fanout->shard > 0;
+}
+
 void client_fanout_end(struct client *c)
 {
 	if (!c->fanout)
