@@ -677,7 +677,7 @@ static enum conn_action start_fanout(struct client *c, const struct sharding *sh
 	struct shard_fanout *fo;
 
 	if (!why && home->fanouts_running >= sh->set->fanout_limit)
-		why = "fanout_limit reads to every shard are running already";
+		why = "as many reads as fanout_limit allows are going to every shard already";
 	if (why) {
 		home->shard_stats.no_key++;
 		snprintf(message, sizeof(message), "database %s: a statement without %s goes to every "
@@ -709,10 +709,9 @@ static enum conn_action next_round(struct client *c)
 
 	fo->round_due = false;
 	c->shard_checked = true;
-	if (!move_to_shard(c, fo->shard)) {
+	/* The config changed under it: the read ends on the shard it is on. */
+	if (!move_to_shard(c, fo->shard))
 		client_fanout_end(c);
-		return CONN_FORWARD; /* the config changed under it: the server it gets answers */
-	}
 	return CONN_FORWARD;
 }
 
@@ -860,6 +859,11 @@ enum conn_action client_shard_linked(struct client *c, const struct pkt_header *
 		if (hdr->type == 'S' || hdr->type == 'Q')
 			c->shard_checked = false;
 		return CONN_FORWARD;
+	}
+	if (c->fanout) {
+		/* Behind a read going to every shard: waits until its last shard has answered. */
+		c->drain_wait = true;
+		return CONN_STOP;
 	}
 	if (!set || !strchr("QPB", hdr->type))
 		return CONN_FORWARD;

@@ -4,6 +4,7 @@ Where a row landed is checked on each shard's server directly, and by PostgreSQL
 expression there (hashint8extended(user_id, 0) & 16383), against the map file pgmux was given.
 """
 import os
+import struct
 import subprocess
 import sys
 import time
@@ -355,6 +356,22 @@ def test_reads_without_key_go_to_every_shard(sharded, clean):
             clean[1].sql("DROP TABLE only_a_lacks", dbname="app")
         assert c.execute("SELECT 1").fetchone() == (1,)
         assert c.execute("SELECT name FROM users WHERE user_id = %s", (a[0],)).fetchone() == ("fan",)
+    # a query pipelined behind one going to every shard waits for its last shard's answer
+    with mux.raw() as raw:
+        raw.login("postgres", "app")
+        both = [b"SELECT user_id FROM users WHERE name = 'fan'\0", b"SELECT 42\0"]
+        raw.send(b"".join(b"Q" + struct.pack("!I", len(q) + 4) + q for q in both))
+        seen = []
+        while seen.count(b"Z") < 2:
+            mtype, payload = raw.read_msg()
+            if mtype in (b"C", b"Z", b"T"):
+                seen.append(mtype)
+            if mtype == b"C":
+                seen.append(payload.rstrip(b"\0"))
+            if mtype == b"D" and seen.count(b"Z") == 1:
+                seen.append(payload)
+    assert seen[:4] == [b"T", b"C", b"SELECT 50", b"Z"], seen
+    assert seen[4] == b"T" and seen[-3:] == [b"C", b"SELECT 1", b"Z"], seen
     routes = {r["database"]: r for r in mux.admin("SHOW ROUTES")}
     assert int(routes["app"]["shard_fanned_out"]) >= 2
 
