@@ -417,3 +417,44 @@ def test_keyed_reads_use_the_shards_replicas(pgmux, tmp_path):
     finally:
         rs.stop()
         other.destroy()
+
+
+def test_text_and_uuid_keys(pgmux, clean, tmp_path):
+    """key_type text and uuid: placed by PostgreSQL's hashtextextended / uuid_hash_extended."""
+    import uuid
+    for s in clean:
+        s.sql("CREATE TABLE IF NOT EXISTS tenants (tenant text PRIMARY KEY); "
+              "CREATE TABLE IF NOT EXISTS things (id uuid PRIMARY KEY); "
+              "TRUNCATE tenants, things", dbname="app")
+    path = str(tmp_path / "any.map")
+    map_tool("create", "--buckets", str(BUCKETS), "a", "b", "-o", path)
+    lines = []
+    for name, s in zip(("one", "two"), clean):
+        lines += ["", f"[cluster.{name}]", f"hosts = 127.0.0.1:{s.port}"]
+    for set_name, key, kind in (("by_tenant", "tenant", "text"), ("by_id", "id", "uuid")):
+        lines += ["", f"[shards.{set_name}]", f"key = {key}", f"key_type = {kind}",
+                  f"map = {path}", "shard.a = cluster=one", "shard.b = cluster=two"]
+    mux = pgmux(databases={"t": "shards=by_tenant dbname=app", "u": "shards=by_id dbname=app"},
+                extra_sections="\n".join(lines) + "\n")
+    owner = owners(path)
+    tenants = ["", "acme", "Ünïcode ☃", "x" * 300] + [f"tenant-{i}" for i in range(200)]
+    ids = [uuid.uuid4() for _ in range(200)]
+    with mux.connect(dbname="t") as c:
+        for t in tenants:
+            c.execute("INSERT INTO tenants (tenant) VALUES (%s)", (t,))
+    with mux.connect(dbname="u") as c:
+        with c.cursor(binary=True) as cur:
+            for i in ids:
+                cur.execute("INSERT INTO things (id) VALUES (%b)", (i,))
+    for name, s in zip("ab", clean):
+        for fn, col, table in (("hashtextextended", "tenant", "tenants"),
+                               ("uuid_hash_extended", "id", "things")):
+            buckets = s.sql(f"SELECT {fn}({col}, 0) & {BUCKETS - 1} FROM {table}",
+                            dbname="app").split()
+            assert all(owner[int(b)] == name for b in buckets), (fn, name)
+    total = sum(int(s.sql("SELECT count(*) FROM tenants", dbname="app")) for s in clean)
+    assert total == len(tenants)
+    total = sum(int(s.sql("SELECT count(*) FROM things", dbname="app")) for s in clean)
+    assert total == len(ids)
+    assert mux.admin("SHOW SHARD FOR 'acme' IN t")[0]["shard"] == \
+        owner[int(clean[0].sql(f"SELECT hashtextextended('acme', 0) & {BUCKETS - 1}"))]
