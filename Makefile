@@ -6,6 +6,7 @@ DESTDIR  ?=
 BINDIR   ?= $(PREFIX)/bin
 SYSCONFDIR ?= /etc
 MANDIR   ?= $(PREFIX)/share/man
+UNITDIR  ?= $(PREFIX)/lib/systemd/system
 
 CC       ?= cc
 VERSION  := 0.1.0
@@ -49,7 +50,7 @@ UNIT_BINS := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRCS))
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
-.PHONY: all pgmux deps check fuzz-replay modgraph unit integration demo demo-ha demo-shards bench bench-routing bench-shards bench-shards-tps fuzz install clean format format-check help
+.PHONY: all pgmux deps check fuzz-replay modgraph unit integration demo demo-ha demo-shards bench bench-routing bench-shards bench-shards-tps fuzz install deb rpm check-packages clean format format-check help
 all: deps pgmux
 
 # Cheap when everything is installed: the script checks with dpkg-query first.
@@ -133,6 +134,42 @@ install: pgmux
 	install -D -m 0644 etc/pgmux.ini $(DESTDIR)$(SYSCONFDIR)/pgmux/pgmux.ini
 	install -D -m 0644 doc/pgmux.1 $(DESTDIR)$(MANDIR)/man1/pgmux.1
 	install -D -m 0644 doc/pgmux.ini.5 $(DESTDIR)$(MANDIR)/man5/pgmux.ini.5
+	@# the units name the packaged paths: point them at this installation's
+	@for u in pgmux.service pgmux.socket; do \
+	    sed -e 's|/usr/bin/pgmux|$(BINDIR)/pgmux|g' -e 's|/etc/pgmux/|$(SYSCONFDIR)/pgmux/|g' etc/$$u > $(BUILD)/$$u && \
+	    install -D -m 0644 $(BUILD)/$$u $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+
+# The tree as it is (uncommitted changes included), without build output, for the packages.
+PKG_TREE = tar -c --exclude=./build --exclude=./pgmux --exclude=./.git --exclude=__pycache__ .
+
+# Debian package with the Debian tools, from packaging/debian, in build/deb (also when the tree
+# has uncommitted changes: it is built from a copy of the tree as it is).
+deb: deps
+	@rm -rf build/deb && mkdir -p build/deb/pgmux-$(VERSION)
+	$(Q)$(PKG_TREE) | tar -x -C build/deb/pgmux-$(VERSION)
+	$(Q)cp -r packaging/debian build/deb/pgmux-$(VERSION)/debian
+	$(Q)cd build/deb/pgmux-$(VERSION) && dpkg-buildpackage -b -us -uc > ../build.log 2>&1 || \
+	    { tail -n 40 ../build.log; exit 1; }
+	@ls build/deb/*.deb
+
+# RPM package: rpmbuild -bb packaging/rpm/pgmux.spec in build/rpm. On Debian the build
+# dependencies are Debian packages that rpm's database does not know: --nodeps there.
+RPMBUILD_FLAGS ?= $(if $(wildcard /etc/debian_version),--nodeps)
+rpm: deps
+	@rm -rf build/rpm && mkdir -p build/rpm/SOURCES
+	$(Q)$(PKG_TREE) --transform 's|^\.|pgmux-$(VERSION)|' -z -f build/rpm/SOURCES/pgmux-$(VERSION).tar.gz
+	$(Q)rpmbuild -bb $(RPMBUILD_FLAGS) --define "_topdir $(CURDIR)/build/rpm" \
+	    --define "pgmux_version $(VERSION)" packaging/rpm/pgmux.spec > build/rpm/build.log 2>&1 || \
+	    { tail -n 40 build/rpm/build.log; exit 1; }
+	@ls build/rpm/RPMS/*/*.rpm
+
+# Builds both packages, then as root: lintian, dpkg -i, the installed pgmux started as the
+# pgmux user against a test PostgreSQL and used with psql, dpkg -r, dpkg -P; the rpm's files,
+# scriptlets and dependencies (test/integration/test_packages.py). Installs and removes the
+# package on this machine: not part of make check; .ci/run runs it after make check.
+check-packages: deb rpm
+	$(Q)PGMUX_CHECK_PACKAGES=1 test/integration/run.sh test/integration/test_packages.py
 
 # libFuzzer targets (clang): each links only the sources on its "/* link: ... */" line and runs
 # FUZZ_RUNS inputs (a crash, leak or sanitizer report stops make with the input saved in
@@ -210,7 +247,10 @@ help:
 	@echo "make bench-shards-tps  pgbench through 2 shards vs one unsharded server (QUICK=1 for a short run)"
 	@echo "make fuzz       libFuzzer targets, FUZZ_RUNS=1000000 inputs each (needs clang)"
 	@echo "make fuzz-replay  every fuzz target built with gcc, run on its seeds (in make check)"
-	@echo "make install    install binary, config and man pages (PREFIX=, DESTDIR=)"
+	@echo "make install    install binary, config, man pages and systemd units (PREFIX=, DESTDIR=)"
+	@echo "make deb        Debian package in build/deb (dpkg-buildpackage)"
+	@echo "make rpm        RPM package in build/rpm (rpmbuild)"
+	@echo "make check-packages  build both, install the .deb here, run it, remove and purge it (root)"
 	@echo "make format     clang-format the sources"
 	@echo "make format-check  fail when make format would change a file"
 	@echo "V=1             show full command lines"

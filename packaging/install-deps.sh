@@ -28,6 +28,9 @@ packages=(
     # driver matrix (test/integration/drivers): psycopg2, PostgreSQL JDBC with a JDK, node;
     # node-postgres itself comes from the npm registry at test time (build/npm)
     python3-psycopg2 libpostgresql-jdbc-java openjdk-17-jdk-headless nodejs
+    # make deb, make rpm, make check-packages (systemd for systemd-socket-activate,
+    # systemd-analyze and systemd-tmpfiles: the tests need no running systemd)
+    debhelper fakeroot lintian rpm logrotate systemd
 )
 # Debian's npm package; a nodejs package that ships its own npm (NodeSource) conflicts with it.
 if ! command -v npm >/dev/null; then

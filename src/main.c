@@ -24,6 +24,7 @@
 #include "ev/listen.h"
 #include "ev/loop.h"
 #include "ev/pgquery.h"
+#include "ev/sysd.h"
 #include "ev/tls.h"
 #include "pool/pool.h"
 #include "tools/maptool.h"
@@ -39,6 +40,7 @@ static void usage(FILE *out)
 		"usage: pgmux [OPTION]... CONFIG\n"
 		"       pgmux --shard-map COMMAND ...       the shard map tool (pgmux --shard-map help)\n"
 		"       pgmux --shard-of KEY CONFIG [DB]    the bucket and shard of KEY in a sharded database\n\n"
+		"  -C, --check     check CONFIG (and its auth_file and TLS files) and exit\n"
 		"  -d, --daemon    run in the background (requires logfile or syslog)\n"
 		"  -v, --verbose   more log output (repeat for more)\n"
 		"  -q, --quiet     no log output on stderr\n"
@@ -87,12 +89,18 @@ static void on_signal(void *arg, int signum)
 	switch (signum) {
 	case SIGHUP:
 		log_info("SIGHUP: reloading config");
-		worker_reload(w, err, sizeof(err));
+		sysd_notify_reloading();
+		if (worker_reload(w, err, sizeof(err)))
+			sysd_notify("READY=1\nSTATUS=config reloaded");
+		else
+			sysd_notify("READY=1\nSTATUS=reload failed: %s", err);
 		break;
 	case SIGTERM:
+		sysd_notify("STOPPING=1");
 		worker_shutdown(w, false);
 		break;
 	case SIGINT:
+		sysd_notify("STOPPING=1");
 		worker_shutdown(w, true);
 		break;
 	default:
@@ -208,6 +216,37 @@ static void warn_fd_limit(const struct config *cfg)
 			    (unsigned long long)rl.rlim_cur);
 }
 
+/*
+ * pgmux --check CONFIG: what a reload would refuse (config, auth_file, TLS files), so that a
+ * service manager's reload command can fail before it signals the running pgmux.
+ */
+static int check_main(const char *path)
+{
+	struct tls_settings client_tls, server_tls;
+	struct tls_ctx *client_ctx = NULL, *server_ctx = NULL;
+	struct userlist *ul = NULL;
+	struct config *cfg;
+	char err[1024];
+	bool ok;
+
+	ok = (cfg = config_load(path, err, sizeof(err))) &&
+	     (!*cfg->auth_file || (ul = userlist_load(cfg->auth_file, err, sizeof(err))));
+	if (ok) {
+		worker_tls_settings(cfg, TLS_SIDE_CLIENTS, &client_tls);
+		worker_tls_settings(cfg, TLS_SIDE_SERVERS, &server_tls);
+		ok = tls_load_contexts(&client_tls, &server_tls, &client_ctx, &server_ctx, err, sizeof(err));
+	}
+	if (ok)
+		printf("%s: configuration OK\n", path);
+	else
+		fprintf(stderr, "pgmux: %s\n", err);
+	tls_ctx_free(client_ctx);
+	tls_ctx_free(server_ctx);
+	userlist_free(ul);
+	config_free(cfg);
+	return ok ? 0 : 1;
+}
+
 /* pgmux --shard-of KEY CONFIG [DATABASE]: where a key lives, as SHOW SHARD FOR says. */
 static int shard_of_main(int argc, char **argv)
 {
@@ -248,11 +287,11 @@ static int shard_of_main(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "daemon", no_argument, NULL, 'd' }, { "verbose", no_argument, NULL, 'v' },
+		{ "check", no_argument, NULL, 'C' },  { "daemon", no_argument, NULL, 'd' }, { "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },  { "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },   { NULL, 0, NULL, 0 },
 	};
-	bool daemon = false, quiet = false;
+	bool daemon = false, quiet = false, check = false;
 	int verbose = 0, opt, ready_fd = -1;
 	struct config *cfg;
 	struct userlist *ul = NULL;
@@ -264,8 +303,9 @@ int main(int argc, char **argv)
 		return maptool_main(argc - 2, argv + 2);
 	if (argc > 1 && strcmp(argv[1], "--shard-of") == 0)
 		return shard_of_main(argc - 2, argv + 2);
-	while ((opt = getopt_long(argc, argv, "dvqVh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "CdvqVh", opts, NULL)) != -1) {
 		switch (opt) {
+		case 'C': check = true; break;
 		case 'd': daemon = true; break;
 		case 'v': verbose++; break;
 		case 'q': quiet = true; break;
@@ -278,6 +318,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
+	if (check)
+		return check_main(argv[optind]);
 	cfg = config_load(argv[optind], err, sizeof(err));
 	if (!cfg) {
 		fprintf(stderr, "pgmux: %s\n", err);
@@ -329,7 +371,9 @@ int main(int argc, char **argv)
 		die("could not set up signals and timers");
 	log_info("pgmux " PGMUX_VERSION " listening on %s:%d", cfg->listen_addr, cfg->listen_port);
 	report_ready(ready_fd);
+	sysd_notify("READY=1\nMAINPID=%d\nSTATUS=accepting connections", (int)getpid());
 	evloop_run(&w.loop);
+	sysd_notify("STOPPING=1"); /* also after SHUTDOWN from the console */
 	if (*w.cfg->pidfile)
 		unlink(w.cfg->pidfile);
 	worker_destroy(&w);

@@ -18,6 +18,8 @@ typedef void (*listen_accept_fn)(void *arg, int fd, bool is_unix);
  * on unix_dir/.s.PGSQL.port unless unix_dir is empty. NULL (and err) if any of them fails.
  * defer_accept: TCP listeners hand over a connection only once the client has sent data
  * (Linux TCP_DEFER_ACCEPT, 45 s as PgBouncer; elsewhere ignored with a log line).
+ * When a service manager passed listening sockets (LISTEN_FDS, see ev/sysd.h), those are used
+ * instead and addrs, port and unix_dir are ignored (said in the log).
  */
 struct listeners *listen_open(struct evloop *loop, const char *addrs, int port, const char *unix_dir,
 			      int unix_mode, int backlog, bool defer_accept, listen_accept_fn fn,

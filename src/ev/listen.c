@@ -1,5 +1,7 @@
 /*
- * listen: TCP and unix listening sockets (see ev/listen.h).
+ * listen: TCP and unix listening sockets (see ev/listen.h), bound here or handed over by a
+ * service manager (socket activation, ev/sysd.h). A unix socket file is removed at close only
+ * when pgmux created it.
  */
 #include "ev/listen.h"
 
@@ -19,6 +21,7 @@
 
 #include "core/log.h"
 #include "ev/loop.h"
+#include "ev/sysd.h"
 
 #define MAX_LISTENERS 16
 /* How long the kernel holds a silent connection back, as PgBouncer (it hardcodes 45 s too). */
@@ -201,12 +204,51 @@ static bool listen_unix(struct listeners *ls, const char *dir, int port, int mod
 	return add_listener(ls, fd, true);
 }
 
+/* A passed descriptor is usable when it is a stream socket that listens. */
+static bool adopt_passed(struct listeners *ls, int fd, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	int type = 0, listening = 0;
+	socklen_t len = sizeof(int);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM ||
+	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 || !listening ||
+	    getsockname(fd, (struct sockaddr *)&ss, &sslen) < 0) {
+		snprintf(err, errlen, "descriptor %d from LISTEN_FDS is not a listening stream socket", fd);
+		return false;
+	}
+	/* systemd hands sockets over blocking unless the unit says NonBlocking=yes */
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	if (ss.ss_family != AF_UNIX)
+		set_defer_accept(ls, fd);
+	if (!add_listener(ls, fd, ss.ss_family == AF_UNIX)) {
+		snprintf(err, errlen, "more than %d sockets in LISTEN_FDS", MAX_LISTENERS);
+		return false;
+	}
+	return true;
+}
+
+/* Takes the n sockets the service manager passed instead of binding any. */
+static bool listen_passed(struct listeners *ls, int n, const char *names, char *err, size_t errlen)
+{
+	for (int i = 0; i < n; i++) {
+		if (!adopt_passed(ls, SYSD_LISTEN_FDS_START + i, err, errlen))
+			return false;
+	}
+	log_info("listening on %d socket%s passed by the service manager (LISTEN_FDS%s%s): "
+		 "listen_addr and unix_socket_dir are not used",
+		 n, n == 1 ? "" : "s", *names ? ", names " : "", names);
+	return true;
+}
+
 struct listeners *listen_open(struct evloop *loop, const char *addrs, int port, const char *unix_dir,
 			      int unix_mode, int backlog, bool defer_accept, listen_accept_fn fn,
 			      void *arg, char *err, size_t errlen)
 {
 	struct listeners *ls = calloc(1, sizeof(*ls));
-	char *copy, *tok, *save = NULL;
+	char *copy, *tok, *save = NULL, names[256];
+	int passed;
 
 	if (!ls || !(copy = strdup(addrs))) {
 		free(ls);
@@ -219,6 +261,14 @@ struct listeners *listen_open(struct evloop *loop, const char *addrs, int port, 
 	ls->defer_accept = defer_accept;
 	ev_timer_init(&ls->retry, resume_accepting, 1.0, 0);
 	ls->retry.data = ls;
+	passed = sysd_listen_fds(names, sizeof(names), err, errlen);
+	if (passed != 0) {
+		free(copy);
+		if (passed > 0 && listen_passed(ls, passed, names, err, errlen))
+			return ls;
+		listen_close(ls);
+		return NULL;
+	}
 	for (tok = strtok_r(copy, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
 		if (!listen_tcp(ls, tok, port, backlog, err, errlen)) {
 			free(copy);
