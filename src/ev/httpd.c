@@ -42,13 +42,13 @@ struct hconn {
 	double since;                  /* when it entered its state (loop time) */
 	bool request_started;          /* READING: a byte of the next request came */
 	bool keep_alive;               /* WRITING: read the next request afterwards */
-	size_t in_len;
-	char in[HTTPD_MAX_REQUEST];
 	char head[256];                /* status line and headers of the response being written */
 	size_t head_len;
 	char *body;                    /* malloc'd; NULL for none or HEAD */
 	size_t body_len;
 	size_t out_off;                /* bytes of head + body written */
+	size_t in_len;
+	char in[HTTPD_MAX_REQUEST];    /* last: not cleared when a connection is set up */
 };
 
 struct httpd {
