@@ -29,23 +29,6 @@ struct httpd;
 #define HTTPD_IDLE_TIMEOUT 30.0    /* seconds a connection may wait for a request */
 #define HTTPD_WRITE_TIMEOUT 10.0   /* seconds to write a response */
 
-/* A request line and the headers that matter, parsed (see httpd_parse_request). */
-struct httpd_request {
-	char method[8];
-	char path[256];            /* without the query string */
-	bool keep_alive;           /* HTTP/1.1 without "Connection: close", or 1.0 with keep-alive */
-	size_t length;             /* bytes of the request, its blank line included */
-};
-
-enum httpd_parse {
-	HTTPD_PARSE_INCOMPLETE,    /* no blank line yet: read more */
-	HTTPD_PARSE_OK,
-	HTTPD_PARSE_BAD,           /* not HTTP/1.x, a body announced, a path too long: 400 */
-};
-
-/* Parse the request at the start of buf (len bytes). Pure: no I/O, no allocation. */
-enum httpd_parse httpd_parse_request(const char *buf, size_t len, struct httpd_request *req);
-
 /* What the handler answers. body is malloc'd and taken over by httpd (NULL: empty body). */
 struct httpd_reply {
 	int status;                /* 200, 404, 503 ... */

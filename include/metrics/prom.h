@@ -63,8 +63,9 @@ void prom_seconds(struct prom_out *o, const char *name, const struct prom_labels
 void prom_histogram(struct prom_out *o, const char *name, const struct prom_labels *l,
 		    const struct histogram *h);
 
-/* The bounds prom_histogram writes, in microseconds (for tests and documentation). */
-extern const uint64_t prom_histogram_bounds_us[];
+/* The bounds prom_histogram writes: how many, each in microseconds, and its bucket's index. */
 extern const int prom_histogram_n_bounds;
+uint64_t prom_histogram_bound_us(int k);
+int prom_histogram_bound_bucket(int k);
 
 #endif

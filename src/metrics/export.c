@@ -153,17 +153,50 @@ static const struct db_gauge db_gauges[] = {
 	{ "pgbouncer_databases_disabled", "1 while the database is disabled" },
 };
 
-static const struct database *find_live_db(struct worker *w, const char *name)
+static int cmp_db_name(const void *a, const void *b)
 {
-	struct list_node *pos, *tmp;
+	return strcmp((*(const struct database *const *)a)->name,
+		      (*(const struct database *const *)b)->name);
+}
 
+/*
+ * The live database of every config entry (NULL: none yet), found through a table sorted by
+ * name: a thousand entries cost a thousand lookups, not a million comparisons.
+ */
+static const struct database **live_dbs_of_entries(struct worker *w)
+{
+	const struct config *cfg = w->cfg;
+	const struct database **by_name, **of_entry;
+	struct list_node *pos, *tmp;
+	size_t n = 0;
+
+	list_for_each_safe(pos, tmp, &w->databases)
+		n++;
+	by_name = calloc(n + 1, sizeof(*by_name));
+	of_entry = calloc((size_t)cfg->n_dbs + 1, sizeof(*of_entry));
+	if (!by_name || !of_entry) {
+		free(by_name);
+		free(of_entry);
+		return NULL;
+	}
+	n = 0;
 	list_for_each_safe(pos, tmp, &w->databases) {
 		const struct database *db = list_entry(pos, struct database, node);
 
-		if (db_is_live(db) && strcmp(db->name, name) == 0)
-			return db;
+		if (db_is_live(db))
+			by_name[n++] = db;
 	}
-	return NULL;
+	qsort(by_name, n, sizeof(*by_name), cmp_db_name);
+	for (int i = 0; i < cfg->n_dbs; i++) {
+		struct database key;
+		const struct database *keyp = &key, **found;
+
+		snprintf(key.name, sizeof(key.name), "%s", cfg->dbs[i].name);
+		found = bsearch(&keyp, by_name, n, sizeof(*by_name), cmp_db_name);
+		of_entry[i] = found ? *found : NULL;
+	}
+	free(by_name);
+	return of_entry;
 }
 
 static void database_entry_labels(struct prom_labels *l, const struct config *cfg,
@@ -194,7 +227,12 @@ static void database_values(struct worker *w, const struct db_entry *e,
 static void write_databases(struct worker *w, struct prom_out *o)
 {
 	const struct config *cfg = w->cfg;
+	const struct database **live = live_dbs_of_entries(w);
 
+	if (!live) {
+		o->failed = true;
+		return;
+	}
 	for (size_t g = 0; g < sizeof(db_gauges) / sizeof(db_gauges[0]); g++) {
 		struct list_node *pos, *tmp;
 		struct prom_labels l;
@@ -207,7 +245,7 @@ static void write_databases(struct worker *w, struct prom_out *o)
 			if (strcmp(e->name, "*") == 0)
 				continue;
 			database_entry_labels(&l, cfg, e->name, e);
-			database_values(w, e, find_live_db(w, e->name), v);
+			database_values(w, e, live[i], v);
 			prom_i64(o, db_gauges[g].name, &l, v[g]);
 		}
 		list_for_each_safe(pos, tmp, &w->databases) {
@@ -220,6 +258,7 @@ static void write_databases(struct worker *w, struct prom_out *o)
 			prom_i64(o, db_gauges[g].name, &l, v[g]);
 		}
 	}
+	free(live);
 }
 
 /* ---- SHOW STATS and the histograms ---- */
@@ -304,6 +343,9 @@ static void write_latency(const struct db_sum *sums, size_t n, struct prom_out *
 				(const struct histogram *)((const char *)&sums[i].db->latency + lf->offset);
 			struct prom_labels l;
 
+			/* A database without such events yet has no series (a scrape stays small). */
+			if (h->count == 0)
+				continue;
 			db_labels(&l, sums[i].db);
 			prom_histogram(o, lf->name, &l, h);
 		}

@@ -8,17 +8,48 @@
 
 #include "metrics/histogram.h"
 
-const uint64_t prom_histogram_bounds_us[] = {
-	100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000,
-	2500000, 5000000, 10000000, 25000000, 50000000, 100000000,
+/*
+ * The exposition's bucket bounds: microseconds, the index of the histogram bucket whose upper
+ * bound it is (checked by test_prom against histogram_bucket_of), and the le label's text.
+ */
+static const struct prom_bound {
+	uint64_t us;
+	int bucket;
+	const char *text;
+	size_t text_len;
+} bounds[] = {
+	{ 100, 28, "0.0001", 6 },
+	{ 250, 31, "0.00025", 7 },
+	{ 500, 36, "0.0005", 6 },
+	{ 1000, 46, "0.001", 5 },
+	{ 2500, 49, "0.0025", 6 },
+	{ 5000, 54, "0.005", 5 },
+	{ 10000, 64, "0.01", 4 },
+	{ 25000, 67, "0.025", 5 },
+	{ 50000, 72, "0.05", 4 },
+	{ 100000, 82, "0.1", 3 },
+	{ 250000, 85, "0.25", 4 },
+	{ 500000, 90, "0.5", 3 },
+	{ 1000000, 100, "1", 1 },
+	{ 2500000, 103, "2.5", 3 },
+	{ 5000000, 108, "5", 1 },
+	{ 10000000, 118, "10", 2 },
+	{ 25000000, 121, "25", 2 },
+	{ 50000000, 126, "50", 2 },
+	{ 100000000, 136, "100", 3 },
 };
-const int prom_histogram_n_bounds = sizeof(prom_histogram_bounds_us) / sizeof(uint64_t);
 
-/* The same bounds as the le label's text. */
-static const char *const bound_text[] = {
-	"0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1",
-	"0.25", "0.5", "1", "2.5", "5", "10", "25", "50", "100",
-};
+const int prom_histogram_n_bounds = sizeof(bounds) / sizeof(bounds[0]);
+
+uint64_t prom_histogram_bound_us(int k)
+{
+	return bounds[k].us;
+}
+
+int prom_histogram_bound_bucket(int k)
+{
+	return bounds[k].bucket;
+}
 
 bool prom_init(struct prom_out *o, size_t hint)
 {
@@ -230,25 +261,6 @@ void prom_seconds(struct prom_out *o, const char *name, const struct prom_labels
 	prom_append(o, "\n", 1);
 }
 
-/* name_suffix{labels,le="bound"} count */
-static void bucket_line(struct prom_out *o, const char *name, const struct prom_labels *l,
-			const char *le, uint64_t count)
-{
-	char buf[24];
-
-	append_str(o, name);
-	append_str(o, "_bucket{");
-	if (l && l->len) {
-		prom_append(o, l->buf, l->len);
-		prom_append(o, ",", 1);
-	}
-	append_str(o, "le=\"");
-	append_str(o, le);
-	append_str(o, "\"} ");
-	append_str(o, format_u64(buf, count));
-	prom_append(o, "\n", 1);
-}
-
 static void suffixed(struct prom_out *o, const char *name, const char *suffix,
 		     const struct prom_labels *l)
 {
@@ -262,26 +274,60 @@ static void suffixed(struct prom_out *o, const char *name, const char *suffix,
 	prom_append(o, " ", 1);
 }
 
+/*
+ * The bucket lines share everything up to the le value: that prefix is built once, and each
+ * line is one copy of it, the bound, the count (a scrape of a thousand databases writes a
+ * hundred thousand of these lines).
+ */
 void prom_histogram(struct prom_out *o, const char *name, const struct prom_labels *l,
 		    const struct histogram *h)
 {
-	char buf[24];
+	char line[PROM_LABELS_MAX + 160], num[24];
+	size_t name_len = strlen(name), plen = 0;
 	uint64_t cum = 0;
 	int i = 0;
 
-	/* One pass over the buckets: each bound is some bucket's upper bound. */
-	for (int k = 0; k < prom_histogram_n_bounds; k++) {
-		int last = histogram_bucket_of(prom_histogram_bounds_us[k]);
-
-		for (; i <= last; i++)
-			cum += h->buckets[i];
-		bucket_line(o, name, l, bound_text[k], cum);
+	if (name_len > 100)
+		return;
+	memcpy(line, name, name_len);
+	plen = name_len;
+	memcpy(line + plen, "_bucket{", 8);
+	plen += 8;
+	if (l && l->len) {
+		memcpy(line + plen, l->buf, l->len);
+		plen += l->len;
+		line[plen++] = ',';
 	}
-	bucket_line(o, name, l, "+Inf", h->count);
+	memcpy(line + plen, "le=\"", 4);
+	plen += 4;
+	for (int k = 0; k <= prom_histogram_n_bounds; k++) {
+		const char *le = k < prom_histogram_n_bounds ? bounds[k].text : "+Inf";
+		size_t le_len = k < prom_histogram_n_bounds ? bounds[k].text_len : 4, n = plen;
+		const char *digits;
+		size_t dlen;
+
+		if (k < prom_histogram_n_bounds) {
+			/* One pass over the buckets: each bound is some bucket's upper bound. */
+			for (; i <= bounds[k].bucket; i++)
+				cum += h->buckets[i];
+		} else {
+			cum = h->count;
+		}
+		digits = format_u64(num, cum);
+		dlen = (size_t)(num + 23 - digits);
+		memcpy(line + n, le, le_len);
+		n += le_len;
+		memcpy(line + n, "\"} ", 3);
+		n += 3;
+		memcpy(line + n, digits, dlen);
+		n += dlen;
+		line[n++] = '\n';
+		prom_append(o, line, n);
+	}
 	suffixed(o, name, "_sum", l);
 	append_seconds(o, h->sum_us);
 	prom_append(o, "\n", 1);
 	suffixed(o, name, "_count", l);
-	append_str(o, format_u64(buf, h->count));
+	append_str(o, format_u64(num, h->count));
 	prom_append(o, "\n", 1);
 }
