@@ -25,6 +25,8 @@ packages=(
     # routing tests and make demo-ha: a real Patroni cluster on etcd
     patroni etcd-server etcd-client python3-etcd
     gnuplot-nox procps openssl iproute2
+    # metrics tests: a real Prometheus scraping pgmux, Debian's exporter reading the console
+    prometheus prometheus-pgbouncer-exporter
     # driver matrix (test/integration/drivers): psycopg2, PostgreSQL JDBC with a JDK, node;
     # node-postgres itself comes from the npm registry at test time (build/npm)
     python3-psycopg2 libpostgresql-jdbc-java openjdk-17-jdk-headless nodejs

@@ -21,11 +21,13 @@
 #include "core/log.h"
 #include "ev/dns.h"
 #include "ev/http.h"
+#include "ev/httpd.h"
 #include "ev/listen.h"
 #include "ev/loop.h"
 #include "ev/pgquery.h"
 #include "ev/sysd.h"
 #include "ev/tls.h"
+#include "metrics/export.h"
 #include "pool/pool.h"
 #include "tools/maptool.h"
 #include "topo/topology.h"
@@ -363,6 +365,9 @@ int main(int argc, char **argv)
 				  cfg->unix_socket_mode, cfg->listen_backlog, cfg->tcp_defer_accept != 0,
 				  on_accept, &w, err, sizeof(err));
 	if (!w.listeners)
+		die("%s", err);
+	if (*cfg->metrics_listen && !(w.metrics_httpd = httpd_open(&w.loop, cfg->metrics_listen,
+								  metrics_http, &w, err, sizeof(err))))
 		die("%s", err);
 	write_pidfile(cfg->pidfile);
 	if (!evloop_signal(&w.loop, SIGHUP, on_signal, &w) || !evloop_signal(&w.loop, SIGTERM, on_signal, &w) ||

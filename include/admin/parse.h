@@ -47,6 +47,7 @@ enum admin_show {
 	ADMIN_SHOW_SHARDS,
 	ADMIN_SHOW_SHARD,            /* SHOW SHARD FOR key [IN database] */
 	ADMIN_SHOW_ROUTE,            /* SHOW ROUTE [IN database] FOR statement */
+	ADMIN_SHOW_LATENCY,          /* p50/p95/p99 per database from the latency histograms */
 };
 
 enum admin_parse_status {

@@ -178,6 +178,7 @@ struct config {
 	char *unix_socket_dir;    /* "" = no unix socket */
 	int unix_socket_mode;
 	int listen_backlog;
+	char *metrics_listen;     /* host:port of the /metrics HTTP endpoint; "" = off */
 	bool tcp_keepalive;
 	int tcp_keepidle;
 	int tcp_keepintvl;

@@ -40,6 +40,7 @@ struct database {
 	int n_servers;                /* server connections over all its pools */
 	int check_servers;            /* pool_check_worker's own sum of the same */
 	struct stats stats_prev;      /* for averages */
+	struct latency latency;       /* SHOW LATENCY, /metrics histograms */
 	struct cluster *cluster;      /* cluster= entries: where its members are; NULL = host= */
 	int next_host;                /* host= lists: where the next server connection goes */
 	int hosts_failed;             /* connections that failed since one logged in */

@@ -1,10 +1,13 @@
 /*
- * stats: counters kept per pool and summed per database for SHOW STATS and metrics.
+ * stats: counters kept per pool and summed per database for SHOW STATS and metrics, and the
+ * latency histograms kept per database for SHOW LATENCY and /metrics.
  */
 #ifndef PGMUX_POOL_STATS_H
 #define PGMUX_POOL_STATS_H
 
 #include <stdint.h>
+
+#include "metrics/histogram.h"
 
 struct stats {
 	uint64_t xact_count;
@@ -15,6 +18,20 @@ struct stats {
 	uint64_t xact_time_us;     /* time with a server linked, per transaction */
 	uint64_t query_time_us;
 	uint64_t wait_time_us;     /* time clients spent waiting for a server */
+};
+
+/*
+ * Distributions of a database's durations (a shard's database has its own). One observation
+ * each: per server assignment the time the client waited for it (0 when one was free), per
+ * query and per transaction the time with a server linked, per server connection the time from
+ * launch to the TCP (and TLS) connection and to the end of its login.
+ */
+struct latency {
+	struct histogram wait;
+	struct histogram query;
+	struct histogram xact;
+	struct histogram connect;
+	struct histogram login;
 };
 
 /* How the units of work of a sharded database found their shard (SHOW SHARDS, SHOW ROUTES). */

@@ -25,6 +25,7 @@ struct client;
 struct client_addr;
 struct config;
 struct dns;
+struct httpd;
 struct shard_maps;
 struct tls_ctx;
 struct userlist;
@@ -80,6 +81,8 @@ struct worker {
 	struct tls_ctx *server_tls;       /* TLS towards servers; NULL = server TLS off */
 	struct dns *dns;                  /* asynchronous resolver and cache (ev/dns.c) */
 	struct shard_maps *shard_maps;    /* shard maps read and watched in etcd (shardmaps.c) */
+	struct httpd *metrics_httpd;      /* the metrics_listen endpoint (ev/httpd.c); NULL = off */
+	uint64_t reloads_ok, reloads_failed; /* RELOAD, SIGHUP: configs put in force or refused */
 };
 
 /*

@@ -69,6 +69,7 @@ static const char *const show_names[] = {
 	[ADMIN_SHOW_SHARDS] = "SHARDS",
 	[ADMIN_SHOW_SHARD] = "SHARD",
 	[ADMIN_SHOW_ROUTE] = "ROUTE",
+	[ADMIN_SHOW_LATENCY] = "LATENCY",
 };
 
 /* PgBouncer commands and SHOW items that have no meaning here: a clearer error than "invalid". */

@@ -22,6 +22,7 @@
 #include "core/clock.h"
 #include "core/list.h"
 #include "core/log.h"
+#include "metrics/histogram.h"
 #include "pool/pool.h"
 #include "proto/build.h"
 #include "worker/worker.h"
@@ -74,7 +75,7 @@ static void show_help(struct msgbuf *mb)
 	static const char detail[] =
 		"\tSHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION|TOPOLOGY|ROUTES\n"
 		"\tSHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS\n"
-		"\tSHOW LISTS|MEM\n"
+		"\tSHOW LISTS|MEM|LATENCY\n"
 		"\tSHOW SHARDS\n"
 		"\tSHOW SHARD FOR <key> [IN <db>]\n"
 		"\tSHOW ROUTE [IN <db>] FOR <statement>\n"
@@ -999,6 +1000,56 @@ static void show_routes(struct worker *w, struct msgbuf *mb)
 	}
 }
 
+/* --- SHOW LATENCY: percentiles from the histograms /metrics exports --- */
+
+static const struct column latency_cols[] = {
+	{ "database", OID_TEXT },
+	{ "query_count", OID_INT8 },
+	{ "query_p50_us", OID_INT8 },
+	{ "query_p95_us", OID_INT8 },
+	{ "query_p99_us", OID_INT8 },
+	{ "xact_count", OID_INT8 },
+	{ "xact_p50_us", OID_INT8 },
+	{ "xact_p95_us", OID_INT8 },
+	{ "xact_p99_us", OID_INT8 },
+	{ "wait_count", OID_INT8 },
+	{ "wait_p50_us", OID_INT8 },
+	{ "wait_p95_us", OID_INT8 },
+	{ "wait_p99_us", OID_INT8 },
+	{ "login_p99_us", OID_INT8 },
+};
+
+static void put_percentiles(struct row *r, const struct histogram *h)
+{
+	put_uint(r, h->count);
+	put_uint(r, histogram_quantile(h, 0.50));
+	put_uint(r, histogram_quantile(h, 0.95));
+	put_uint(r, histogram_quantile(h, 0.99));
+}
+
+static void latency_row(struct worker *w, const char *name, const struct db_entry *e,
+			const struct database *db, void *arg)
+{
+	static const struct latency none;
+	const struct latency *lat = db ? &db->latency : &none;
+	struct msgbuf *mb = arg;
+	struct row r;
+
+	ROW(&r, latency_cols);
+	put_str(&r, name);
+	put_percentiles(&r, &lat->query);
+	put_percentiles(&r, &lat->xact);
+	put_percentiles(&r, &lat->wait);
+	put_uint(&r, histogram_quantile(&lat->login, 0.99));
+	row_end(mb, &r);
+}
+
+static void show_latency(struct worker *w, struct msgbuf *mb)
+{
+	HEADER(mb, latency_cols);
+	for_each_database(w, latency_row, mb);
+}
+
 void admin_show(struct worker *w, enum admin_show what, uint64_t stats_since_us,
 		struct msgbuf *mb)
 {
@@ -1046,6 +1097,9 @@ void admin_show(struct worker *w, enum admin_show what, uint64_t stats_since_us,
 		break;
 	case ADMIN_SHOW_ROUTES:
 		show_routes(w, mb);
+		break;
+	case ADMIN_SHOW_LATENCY:
+		show_latency(w, mb);
 		break;
 	case ADMIN_SHOW_SHARDS:
 	case ADMIN_SHOW_SHARD:

@@ -648,6 +648,7 @@ void client_on_ready(struct client *c, const uint8_t *z, uint32_t len)
 	if (c->query_running) {
 		p->stats.query_count++;
 		p->stats.query_time_us += now - c->query_start_us;
+		histogram_observe_since(&p->db->latency.query, c->query_start_us, now);
 		c->query_running = c->pending_ready > 0;
 		c->query_start_us = now;
 	}
@@ -671,6 +672,7 @@ void client_on_ready(struct client *c, const uint8_t *z, uint32_t len)
 	c->unit_outside_txn = false;
 	p->stats.xact_count++;
 	p->stats.xact_time_us += now - c->xact_start_us;
+	histogram_observe_since(&p->db->latency.xact, c->xact_start_us, now);
 	finish_unit(c);
 }
 

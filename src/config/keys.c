@@ -98,6 +98,8 @@ const struct config_key config_keys[] = {
 	    0, 0777),
 	INT_KEY(listen_backlog, "128", RESTART, 1, 65535,
 		"queue length of connections not yet accepted (listen(2) backlog)"),
+	STR_KEY(metrics_listen, "", RESTART,
+		"host:port of the HTTP endpoint serving /metrics, /health and /ready; empty = off"),
 	BOOL_KEY(tcp_keepalive, "1", LOOP, "turn on TCP keepalive on client and server sockets"),
 	INT_KEY(tcp_keepidle, "0", LOOP, 0, INT_MAX,
 		"seconds a TCP connection is idle before the first keepalive probe; 0 = the OS's"),

@@ -18,6 +18,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "ev/dns.h"
+#include "ev/httpd.h"
 #include "ev/listen.h"
 #include "ev/tls.h"
 #include "pool/pool.h"
@@ -230,10 +231,12 @@ bool worker_reload(struct worker *w, char *err, size_t errlen)
 	if (!newcfg || worker_apply(w, newcfg, CONFIG_APPLY_ALL, false, err, errlen) ==
 			       WORKER_APPLY_FAILED) {
 		log_error("reload failed, keeping the old config: %s", err);
+		w->reloads_failed++;
 		return false;
 	}
 	worker_log_config_warnings(w->cfg);
 	log_info("config reloaded");
+	w->reloads_ok++;
 	return true;
 }
 
@@ -309,6 +312,8 @@ void worker_destroy(struct worker *w)
 {
 	struct list_node *n, *t;
 
+	httpd_close(w->metrics_httpd);
+	w->metrics_httpd = NULL;
 	list_for_each_safe(n, t, &w->login_clients)
 		client_close(list_entry(n, struct client, node), NULL, "pgmux exits");
 	list_for_each_safe(n, t, &w->pools)

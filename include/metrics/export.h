@@ -1,0 +1,38 @@
+/*
+ * metrics/export: pgmux's state as Prometheus metrics, and the answers of the HTTP endpoint
+ * (/metrics, /health, /ready).
+ *
+ * Reads the worker's structures (pools, databases, stats, latency histograms, topology, routing
+ * and shard counters, config) and writes them through metrics/prom; changes nothing. Names that
+ * the community PgBouncer exporter defines are used with the same meaning and labels, so its
+ * dashboards and alerts work when pointed here; pgmux's own metrics are named pgmux_* (the list
+ * and the mapping are in doc/metrics.md).
+ */
+#ifndef PGMUX_METRICS_EXPORT_H
+#define PGMUX_METRICS_EXPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct httpd_reply;
+struct httpd_stats;
+struct prom_out;
+struct worker;
+
+/* Write every metric of w to o; http: the endpoint's own counters (NULL: none). */
+void metrics_render(struct worker *w, const struct httpd_stats *http, struct prom_out *o);
+
+/*
+ * Is w ready for clients: listening (not shutting down), a configuration in force, and for
+ * every database routed through a cluster a confirmed primary? When not, why says what is
+ * missing.
+ */
+bool metrics_ready(struct worker *w, char *why, size_t len);
+
+/*
+ * The HTTP endpoint's handler (ev/httpd's httpd_handler_fn): arg is the worker. /metrics,
+ * /health (200 while the loop runs), /ready (200 or 503 with the reason), else 404.
+ */
+void metrics_http(void *arg, const char *path, struct httpd_reply *reply);
+
+#endif
