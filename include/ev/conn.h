@@ -258,6 +258,9 @@ static inline bool conn_can_write(const struct conn *c)
 {
 	return c->fd >= 0 && (!c->failed || c->fail_reason == CONN_BAD_PACKET);
 }
+/* Every byte ever given to c to send: sent, or still queued. */
+static inline uint64_t conn_output_total(const struct conn *c);
+
 static inline size_t conn_pending_output(const struct conn *c)
 {
 	return c->out ? c->out_end - c->out_pos : 0;
@@ -286,5 +289,10 @@ bool conn_local_name(const struct conn *c, char *buf, size_t len);
  * (SO_PEERCRED on Linux, getpeereid() elsewhere); false for TCP or when it cannot be told.
  */
 bool conn_peer_is_own_user(const struct conn *c);
+
+static inline uint64_t conn_output_total(const struct conn *c)
+{
+	return c->bytes_out + conn_pending_output(c);
+}
 
 #endif

@@ -302,7 +302,9 @@ static enum conn_action active_packet(struct server *s, const struct pkt_header 
 	/* Counted once: a message seen whole is seen by header first. */
 	if (!whole)
 		s->pool->stats.bytes_sent += hdr->len;
-	if (client_replay_armed(s->client)) {
+	bool armed = client_replay_armed(s->client);
+
+	if (armed) {
 		if (hdr->type == 'E' && !whole)
 			return CONN_NEED_WHOLE;
 		if (hdr->type == 'E' && is_termination_notice(whole, hdr->len)) {
@@ -310,13 +312,25 @@ static enum conn_action active_packet(struct server *s, const struct pkt_header 
 			client_replay_elsewhere(s->client);
 			return CONN_CLOSED;
 		}
-		client_replay_disarm(s->client);
 	}
 	if (s->respq.len) {
+		struct client *c = s->client;
+		uint64_t told = conn_output_total(&c->conn);
 		enum conn_action act = prepared_server_message(s, hdr, whole);
 
+		if (act == CONN_NEED_WHOLE || act == CONN_CLOSED)
+			return act;
+		/*
+		 * The answer to a message pgmux sent ahead of the client's (a Parse of a statement
+		 * this server lacked), of which the client heard nothing, does not end the chance
+		 * to replay: a server terminated right after it has still told the client nothing.
+		 */
+		if (armed && !(act == CONN_CONSUME && conn_output_total(&c->conn) == told))
+			client_replay_disarm(c);
 		if (act != CONN_FORWARD)
 			return act;
+	} else if (armed) {
+		client_replay_disarm(s->client);
 	}
 	if (s->client->fanout && hdr->type != 'Z') {
 		enum conn_action act = client_fanout_message(s->client, hdr, whole);
