@@ -644,6 +644,11 @@ static const struct column stats_cols[] = {
 	{ "avg_xact_time", OID_INT8 },
 	{ "avg_query_time", OID_INT8 },
 	{ "avg_wait_time", OID_INT8 },
+	/*
+	 * PgBouncer's name for total_query_count before 1.8, which tools of that time still
+	 * read (Debian's prometheus-pgbouncer-exporter); last, so positions stay PgBouncer's.
+	 */
+	{ "total_requests", OID_INT8 },
 };
 
 /* STATS_TOTALS and STATS_AVERAGES share their column names. */
@@ -687,6 +692,8 @@ static void stats_row(struct worker *w, const char *name, const struct db_entry 
 		put_totals(&r, &sum);
 	if (sw->what != ADMIN_SHOW_STATS_TOTALS)
 		put_averages(&r, &avg);
+	if (sw->what == ADMIN_SHOW_STATS)
+		put_uint(&r, sum.query_count);
 	row_end(sw->mb, &r);
 }
 

@@ -399,14 +399,10 @@ def test_debian_pgbouncer_exporter_reads_console(pgmux):
                 return None
         wait_for(lambda: up() is not None or proc.poll() is not None, timeout=20,
                  what="the exporter listening")
+        # Debian's exporter 1.7 reads SHOW STATS' total_requests, PgBouncer's name before 1.8
+        # for total_query_count: pgmux prints both.
         if proc.poll() is not None:
-            out = proc.stdout.read()
-            if "KeyError: 'total_requests'" in out:
-                # Debian's exporter 1.7 reads SHOW STATS' total_requests, a column PgBouncer
-                # renamed in 1.8 (total_query_count); pgmux has PgBouncer 1.18's columns, so the
-                # exporter fails the same way against Debian's own PgBouncer.
-                pytest.xfail("prometheus-pgbouncer-exporter 1.7 needs SHOW STATS total_requests")
-            pytest.fail("the exporter exited:\n" + out[-3000:])
+            pytest.fail("the exporter exited:\n" + proc.stdout.read()[-3000:])
         status, body = up()
         assert status == 200, body
         fams = parse_prom(body)
@@ -419,44 +415,18 @@ def test_debian_pgbouncer_exporter_reads_console(pgmux):
         print(out[-3000:])
 
 
-def cpu_seconds(pid):
-    """User plus system CPU time of pid, in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@pytest.mark.timeout(240)
-def test_scrape_cost_with_1000_pools(metrics_mux, pg):
-    """Scraping /metrics once a second with 1,000 pools (1,000 databases, each with traffic so
-    every histogram is written) costs pgmux under 1 % of one core."""
-    dbs = {f"d{i}": f"host=127.0.0.1 port={pg.port} dbname=app" for i in range(1000)}
-    mux = metrics_mux(settings={"server_idle_timeout": 1, "max_client_conn": 2000}, databases=dbs)
-    for i in range(1000):
+@pytest.mark.timeout(120)
+def test_exposition_with_many_pools(metrics_mux, pg):
+    """Every pool and every database's histograms are in one scrape (the CPU cost of scraping
+    with 1,000 pools is measured by `make bench-metrics`, not here)."""
+    n = 200
+    dbs = {f"d{i}": f"host=127.0.0.1 port={pg.port} dbname=app" for i in range(n)}
+    mux = metrics_mux(settings={"max_client_conn": 2000}, databases=dbs)
+    for i in range(n):
         with mux.connect(f"d{i}") as c:
             c.execute("SELECT 1")
     fams = scrape(mux.metrics_port)
-    assert value(fams, "pgbouncer_pools") == 1000
-    size = len(http_get(mux.metrics_port, "/metrics")[1])
-    # Each scrape alone, timed from outside: what one costs the loop at most.
-    start = time.time()
-    for _ in range(20):
-        http_get(mux.metrics_port, "/metrics")
-    per_scrape = (time.time() - start) / 20
-    # Baseline without scrapes, then once a second, over the same wall time.
-    window = 20
-    c0 = cpu_seconds(mux.pid)
-    time.sleep(window)
-    c1 = cpu_seconds(mux.pid)
-    for _ in range(window):
-        t = time.time()
-        http_get(mux.metrics_port, "/metrics")
-        time.sleep(max(0, 1 - (time.time() - t)))
-    c2 = cpu_seconds(mux.pid)
-    idle, scraping = (c1 - c0) / window, (c2 - c1) / window
-    cost = scraping - idle
-    print(f"1000 pools: exposition {size / 1e6:.2f} MB, {per_scrape * 1000:.1f} ms per scrape "
-          f"(wall, client side); CPU idle {idle * 100:.2f} %, scraping once a second "
-          f"{scraping * 100:.2f} %, cost {cost * 100:.2f} % of one core")
-    if os.environ.get("SANITIZE") != "1":  # ASan/UBSan builds run several times slower
-        assert cost < 0.01
+    assert value(fams, "pgbouncer_pools") == n
+    for i in (0, n // 2, n - 1):
+        assert value(fams, "pgmux_query_duration_seconds", "pgmux_query_duration_seconds_count",
+                     database=f"d{i}") >= 1
