@@ -24,6 +24,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 
 import rawpg  # noqa: E402
+
+# test_packages.py installs the .deb on this machine: only `make check-packages` runs it.
+collect_ignore = [] if os.environ.get("PGMUX_CHECK_PACKAGES") == "1" else ["test_packages.py"]
 from pgcluster import PG_BIN, PGMUX_BIN, PgCluster, Pgmux  # noqa: E402
 
 ADMIN_DB = "pgmux"
