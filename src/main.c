@@ -48,7 +48,8 @@ static void usage(FILE *out)
 		"  -q, --quiet     no log output on stderr\n"
 		"  -V, --version   print the version and exit\n"
 		"  -h, --help      print this help and exit\n\n"
-		"Signals: SIGHUP reloads the config, SIGTERM stops accepting and exits when clients are\n"
+		"Signals: SIGHUP reloads the config and reopens the log file, SIGUSR2 only reopens it\n"
+		"(for logrotate), SIGTERM stops accepting and exits when clients are\n"
 		"gone, SIGINT also waits for running transactions to end; a second signal exits at once.\n");
 }
 
@@ -83,6 +84,21 @@ static void on_janitor(void *arg)
 	pool_janitor(arg);
 }
 
+/*
+ * logrotate renames the file, then signals: open the name afresh. The old stream is flushed and
+ * closed only once the new one is open, so no line is lost and a failure keeps the old file.
+ */
+static void reopen_log(const struct worker *w, const char *why)
+{
+	if (!*w->cfg->logfile)
+		return;
+	if (log_reopen(w->cfg->logfile))
+		log_info("%s: log file %s reopened", why, w->cfg->logfile);
+	else
+		log_warning("%s: could not reopen log file %s: %s", why, w->cfg->logfile,
+			    strerror(errno));
+}
+
 static void on_signal(void *arg, int signum)
 {
 	struct worker *w = arg;
@@ -96,6 +112,10 @@ static void on_signal(void *arg, int signum)
 			sysd_notify("READY=1\nSTATUS=config reloaded");
 		else
 			sysd_notify("READY=1\nSTATUS=reload failed: %s", err);
+		reopen_log(w, "SIGHUP");
+		break;
+	case SIGUSR2:
+		reopen_log(w, "SIGUSR2");
 		break;
 	case SIGTERM:
 		sysd_notify("STOPPING=1");
@@ -371,7 +391,7 @@ int main(int argc, char **argv)
 		die("%s", err);
 	write_pidfile(cfg->pidfile);
 	if (!evloop_signal(&w.loop, SIGHUP, on_signal, &w) || !evloop_signal(&w.loop, SIGTERM, on_signal, &w) ||
-	    !evloop_signal(&w.loop, SIGINT, on_signal, &w) ||
+	    !evloop_signal(&w.loop, SIGINT, on_signal, &w) || !evloop_signal(&w.loop, SIGUSR2, on_signal, &w) ||
 	    !evloop_timer_start(&w.loop, &w.janitor, JANITOR_INTERVAL, on_janitor, &w))
 		die("could not set up signals and timers");
 	log_info("pgmux " PGMUX_VERSION " listening on %s:%d", cfg->listen_addr, cfg->listen_port);

@@ -15,7 +15,11 @@ enum log_level { LOG_LVL_FATAL, LOG_LVL_ERROR, LOG_LVL_WARNING, LOG_LVL_INFO, LO
 /* Open logfile (may be "" for none); stderr logging stays on unless quiet. */
 bool log_open(const char *logfile, bool to_stderr, bool use_syslog, const char *ident);
 void log_close(void);
-/* Reopen the log file (after RELOAD or log rotation). */
+/*
+ * Reopen the log file by name (after RELOAD or log rotation): the new file is opened first and
+ * the old stream flushed and closed after, so no line is lost. false (errno set by fopen) keeps
+ * logging to the old file.
+ */
 bool log_reopen(const char *logfile);
 void log_set_verbose(int verbose);
 bool log_enabled(enum log_level lvl);
