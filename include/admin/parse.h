@@ -25,6 +25,7 @@ enum admin_verb {
 	ADMIN_RELOAD,
 	ADMIN_SHUTDOWN,
 	ADMIN_SET,
+	ADMIN_KILL_CLIENT, /* KILL_CLIENT id: the client's ptr as SHOW CLIENTS prints it */
 };
 
 enum admin_show {
@@ -50,6 +51,12 @@ enum admin_show {
 	ADMIN_SHOW_LATENCY,          /* p50/p95/p99 per database from the latency histograms */
 };
 
+/* What SHUTDOWN waits for before pgmux exits; plain SHUTDOWN is WAIT_FOR_CLIENTS. */
+enum admin_shutdown_mode {
+	ADMIN_SHUTDOWN_WAIT_FOR_CLIENTS, /* as SIGTERM: until every client has disconnected */
+	ADMIN_SHUTDOWN_WAIT_FOR_SERVERS, /* as SIGINT: clients closed as their transactions end */
+};
+
 enum admin_parse_status {
 	ADMIN_PARSE_OK,
 	ADMIN_PARSE_SYNTAX,      /* not a command, or wrong arguments: SQLSTATE 42601 */
@@ -62,7 +69,9 @@ enum admin_parse_status {
 struct admin_cmd {
 	enum admin_verb verb;
 	enum admin_show show;        /* ADMIN_SHOW only */
-	char arg[ADMIN_NAME_MAX];    /* database name, or SET's key; "" when not given */
+	enum admin_shutdown_mode shutdown; /* ADMIN_SHUTDOWN only */
+	/* database name, SET's key, KILL_CLIENT's id or SHUTDOWN's mode as given; "" when none */
+	char arg[ADMIN_NAME_MAX];
 	char value[ADMIN_VALUE_MAX]; /* SET's value, SHOW SHARD's key or SHOW ROUTE's statement */
 };
 

@@ -478,6 +478,69 @@ static void cmd_reload(struct client *c)
 	reply_done(c, ADMIN_RELOAD);
 }
 
+/* The client in list head whose ptr (as SHOW CLIENTS prints it, "%p") is id; NULL if none. */
+static struct client *client_in_list(struct list_node *head, const char *id)
+{
+	struct list_node *pos, *tmp;
+	char ptr[32];
+
+	list_for_each_safe(pos, tmp, head) {
+		struct client *c = list_entry(pos, struct client, node);
+
+		snprintf(ptr, sizeof(ptr), "%p", (void *)c);
+		if (strcmp(ptr, id) == 0)
+			return c;
+	}
+	return NULL;
+}
+
+/*
+ * The client SHOW CLIENTS lists with this ptr. The id is compared as text with every client's,
+ * never turned back into a pointer: the text comes from whoever runs the console.
+ */
+static struct client *find_client(struct worker *w, const char *id)
+{
+	struct list_node *pos, *tmp;
+	struct client *found = client_in_list(&w->login_clients, id);
+
+	list_for_each_safe(pos, tmp, &w->pools) {
+		struct pool *p = list_entry(pos, struct pool, node);
+
+		if (!found)
+			found = client_in_list(&p->active_clients, id);
+		if (!found)
+			found = client_in_list(&p->waiting_clients, id);
+	}
+	return found;
+}
+
+/* KILL_CLIENT id: close that one client with an error, whatever it is doing. */
+static void cmd_kill_client(struct client *c, const char *id)
+{
+	struct client *victim = find_client(c->w, id);
+
+	if (!victim || victim->state == CLIENT_CLOSING) {
+		reply_error(c, "42704", "no such client: %s", id);
+		return;
+	}
+	/* Answer first: the console may be killing itself. */
+	reply_done(c, ADMIN_KILL_CLIENT);
+	client_close(victim, "57P01", "client killed by the admin console");
+}
+
+/* SHUTDOWN [WAIT_FOR_CLIENTS | WAIT_FOR_SERVERS]: as SIGTERM or as SIGINT. */
+static void cmd_shutdown(struct client *c, enum admin_shutdown_mode mode)
+{
+	/*
+	 * Answer first, so the client learns that the command was taken; then let this console
+	 * go, as PgBouncer does, so that it does not hold the exit up itself. The order matters:
+	 * with the client closed first, the worker could exit before the answer is written.
+	 */
+	reply_done(c, ADMIN_SHUTDOWN);
+	worker_shutdown(c->w, mode == ADMIN_SHUTDOWN_WAIT_FOR_SERVERS);
+	client_close(c, "57P01", "pgmux is shutting down");
+}
+
 static void run_query(struct client *c, const char *sql)
 {
 	struct admin_state *st = state_of(c->w);
@@ -552,16 +615,11 @@ static void run_query(struct client *c, const char *sql)
 	case ADMIN_RELOAD:
 		cmd_reload(c);
 		break;
+	case ADMIN_KILL_CLIENT:
+		cmd_kill_client(c, cmd.arg);
+		break;
 	case ADMIN_SHUTDOWN:
-		/*
-		 * Answer first, so the client learns that the command was taken; then let this
-		 * console go, as PgBouncer does, so that it does not hold the exit up itself. The
-		 * order matters: with the client closed first, the worker could exit before the
-		 * answer is written.
-		 */
-		reply_done(c, ADMIN_SHUTDOWN);
-		worker_shutdown(c->w, false);
-		client_close(c, "57P01", "pgmux is shutting down");
+		cmd_shutdown(c, cmd.shutdown);
 		break;
 	}
 }

@@ -6,7 +6,9 @@
  *             | SHOW ROUTE [IN name] FOR statement   (the rest of the text)
  *             | (PAUSE | RESUME | RECONNECT | WAIT_CLOSE) [name]
  *             | (KILL | DISABLE | ENABLE) name
- *             | RELOAD | SHUTDOWN
+ *             | KILL_CLIENT word
+ *             | RELOAD
+ *             | SHUTDOWN [WAIT_FOR_CLIENTS | WAIT_FOR_SERVERS]
  *             | SET word ('=' | TO) value
  *   name     := word | "quoted identifier"     (a "" inside quotes is one ")
  *   value    := 'quoted string' | text up to ';' or the end, trimmed
@@ -46,6 +48,7 @@ static const struct {
 	{ "RELOAD", ADMIN_RELOAD },
 	{ "SHUTDOWN", ADMIN_SHUTDOWN },
 	{ "SET", ADMIN_SET },
+	{ "KILL_CLIENT", ADMIN_KILL_CLIENT },
 };
 
 /* Index = enum admin_show value. */
@@ -407,6 +410,38 @@ static enum admin_parse_status parse_db_arg(struct cursor *cur, struct admin_cmd
 	return ADMIN_PARSE_OK;
 }
 
+/* KILL_CLIENT id: one word, checked against the clients by the caller. */
+static enum admin_parse_status parse_client_id(struct cursor *cur, struct admin_cmd *cmd)
+{
+	size_t n = word_len(cur);
+
+	if (n == 0 || n >= sizeof(cmd->arg))
+		return fail(cur, ADMIN_PARSE_SYNTAX,
+			    "invalid command: KILL_CLIENT needs a client id (the ptr of SHOW CLIENTS)");
+	memcpy(cmd->arg, cur->p, n);
+	cmd->arg[n] = '\0';
+	cur->p += n;
+	skip_space(cur);
+	if (!at_end(cur))
+		return fail(cur, ADMIN_PARSE_SYNTAX, "invalid command: KILL_CLIENT takes one client id");
+	return ADMIN_PARSE_OK;
+}
+
+/* SHUTDOWN [WAIT_FOR_CLIENTS | WAIT_FOR_SERVERS] */
+static enum admin_parse_status parse_shutdown(struct cursor *cur, struct admin_cmd *cmd)
+{
+	if (accept_keyword(cur, "WAIT_FOR_SERVERS")) {
+		cmd->shutdown = ADMIN_SHUTDOWN_WAIT_FOR_SERVERS;
+		snprintf(cmd->arg, sizeof(cmd->arg), "WAIT_FOR_SERVERS");
+	} else if (accept_keyword(cur, "WAIT_FOR_CLIENTS")) {
+		snprintf(cmd->arg, sizeof(cmd->arg), "WAIT_FOR_CLIENTS");
+	}
+	if (!at_end(cur))
+		return fail(cur, ADMIN_PARSE_SYNTAX,
+			    "invalid command: SHUTDOWN [WAIT_FOR_CLIENTS | WAIT_FOR_SERVERS]");
+	return ADMIN_PARSE_OK;
+}
+
 enum admin_parse_status admin_parse(const char *sql, struct admin_cmd *cmd, char *err,
 				    size_t errlen)
 {
@@ -444,8 +479,11 @@ enum admin_parse_status admin_parse(const char *sql, struct admin_cmd *cmd, char
 		case ADMIN_DISABLE:
 		case ADMIN_ENABLE:
 			return parse_db_arg(&cur, cmd, verbs[i].name, true);
-		case ADMIN_RELOAD:
+		case ADMIN_KILL_CLIENT:
+			return parse_client_id(&cur, cmd);
 		case ADMIN_SHUTDOWN:
+			return parse_shutdown(&cur, cmd);
+		case ADMIN_RELOAD:
 		case ADMIN_EMPTY:
 			if (!at_end(&cur))
 				return fail(&cur, ADMIN_PARSE_SYNTAX,

@@ -87,8 +87,9 @@ static void show_help(struct msgbuf *mb)
 		"\tENABLE <db>\n"
 		"\tRECONNECT [<db>]\n"
 		"\tKILL <db>\n"
+		"\tKILL_CLIENT <ptr of SHOW CLIENTS>\n"
 		"\tWAIT_CLOSE [<db>]\n"
-		"\tSHUTDOWN";
+		"\tSHUTDOWN [WAIT_FOR_CLIENTS|WAIT_FOR_SERVERS]";
 	size_t start = mb_begin(mb, 'N');
 
 	mb_put_u8(mb, 'S');

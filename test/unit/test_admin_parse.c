@@ -60,6 +60,10 @@ static const struct {
 	{ "RELOAD", ADMIN_RELOAD, 0, "", "" },
 	{ "reload;", ADMIN_RELOAD, 0, "", "" },
 	{ "SHUTDOWN", ADMIN_SHUTDOWN, 0, "", "" },
+	{ "shutdown wait_for_clients;", ADMIN_SHUTDOWN, 0, "WAIT_FOR_CLIENTS", "" },
+	{ "SHUTDOWN WAIT_FOR_SERVERS", ADMIN_SHUTDOWN, 0, "WAIT_FOR_SERVERS", "" },
+	{ "KILL_CLIENT 0x55d0c1a2b3c0", ADMIN_KILL_CLIENT, 0, "0x55d0c1a2b3c0", "" },
+	{ "kill_client 17 ;", ADMIN_KILL_CLIENT, 0, "17", "" },
 	{ "SET default_pool_size = 30", ADMIN_SET, 0, "default_pool_size", "30" },
 	{ "set pool_mode=transaction;", ADMIN_SET, 0, "pool_mode", "transaction" },
 	{ "SET pool_mode TO statement", ADMIN_SET, 0, "pool_mode", "statement" },
@@ -116,7 +120,11 @@ static const struct {
 	{ "PAUSE \"\"", ADMIN_PARSE_SYNTAX, "empty database name" },
 	{ "PAUSE \"app", ADMIN_PARSE_SYNTAX, "unterminated quoted database name" },
 	{ "RELOAD now", ADMIN_PARSE_SYNTAX, "RELOAD takes no arguments" },
-	{ "SHUTDOWN please", ADMIN_PARSE_SYNTAX, "SHUTDOWN takes no arguments" },
+	{ "SHUTDOWN please", ADMIN_PARSE_SYNTAX, "SHUTDOWN [WAIT_FOR_CLIENTS | WAIT_FOR_SERVERS]" },
+	{ "SHUTDOWN WAIT_FOR_SERVERS now", ADMIN_PARSE_SYNTAX, "SHUTDOWN [WAIT_FOR_CLIENTS" },
+	{ "KILL_CLIENT", ADMIN_PARSE_SYNTAX, "KILL_CLIENT needs a client id" },
+	{ "KILL_CLIENT 'x'", ADMIN_PARSE_SYNTAX, "KILL_CLIENT needs a client id" },
+	{ "KILL_CLIENT 1 2", ADMIN_PARSE_SYNTAX, "KILL_CLIENT takes one client id" },
 	{ "SET", ADMIN_PARSE_SYNTAX, "SET needs key = value" },
 	{ "SET pool_mode", ADMIN_PARSE_SYNTAX, "SET needs key = value" },
 	{ "SET pool_mode =", ADMIN_PARSE_SYNTAX, "SET needs a value" },
@@ -196,8 +204,31 @@ static void test_output_always_written(void **state)
 	assert_int_equal(admin_parse("nonsense", &cmd, NULL, 0), ADMIN_PARSE_SYNTAX);
 }
 
+/* SHUTDOWN's mode: plain SHUTDOWN waits for clients, as SIGTERM does. */
+static void test_shutdown_mode(void **state)
+{
+	static const struct {
+		const char *sql;
+		enum admin_shutdown_mode mode;
+	} cases[] = {
+		{ "SHUTDOWN", ADMIN_SHUTDOWN_WAIT_FOR_CLIENTS },
+		{ "SHUTDOWN WAIT_FOR_CLIENTS", ADMIN_SHUTDOWN_WAIT_FOR_CLIENTS },
+		{ "Shutdown Wait_For_Servers ;", ADMIN_SHUTDOWN_WAIT_FOR_SERVERS },
+		{ "SHUTDOWN /* safe */ WAIT_FOR_SERVERS", ADMIN_SHUTDOWN_WAIT_FOR_SERVERS },
+	};
+	struct admin_cmd cmd;
+	char err[256];
+
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		assert_int_equal(admin_parse(cases[i].sql, &cmd, err, sizeof(err)), ADMIN_PARSE_OK);
+		assert_int_equal(cmd.verb, ADMIN_SHUTDOWN);
+		assert_int_equal(cmd.shutdown, cases[i].mode);
+	}
+}
+
 static void test_names(void **state)
 {
+	assert_string_equal(admin_verb_tag(ADMIN_KILL_CLIENT), "KILL_CLIENT");
 	assert_string_equal(admin_verb_tag(ADMIN_PAUSE), "PAUSE");
 	assert_string_equal(admin_verb_tag(ADMIN_WAIT_CLOSE), "WAIT_CLOSE");
 	assert_string_equal(admin_verb_tag(ADMIN_SET), "SET");
@@ -213,6 +244,7 @@ int main(void)
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_lengths),
 		cmocka_unit_test(test_output_always_written),
+		cmocka_unit_test(test_shutdown_mode),
 		cmocka_unit_test(test_names),
 	};
 
