@@ -49,6 +49,7 @@ enum admin_show {
 	ADMIN_SHOW_SHARD,            /* SHOW SHARD FOR key [IN database] */
 	ADMIN_SHOW_ROUTE,            /* SHOW ROUTE [IN database] FOR statement */
 	ADMIN_SHOW_LATENCY,          /* p50/p95/p99 per database from the latency histograms */
+	ADMIN_SHOW_STATE,
 };
 
 /* What SHUTDOWN waits for before pgmux exits; plain SHUTDOWN is WAIT_FOR_CLIENTS. */

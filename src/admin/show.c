@@ -75,7 +75,7 @@ static void show_help(struct msgbuf *mb)
 	static const char detail[] =
 		"\tSHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION|TOPOLOGY|ROUTES\n"
 		"\tSHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS\n"
-		"\tSHOW LISTS|MEM|LATENCY\n"
+		"\tSHOW LISTS|MEM|LATENCY|STATE\n"
 		"\tSHOW SHARDS\n"
 		"\tSHOW SHARD FOR <key> [IN <db>]\n"
 		"\tSHOW ROUTE [IN <db>] FOR <statement>\n"
@@ -114,6 +114,27 @@ static void show_version(struct msgbuf *mb)
 	HEADER(mb, cols);
 	ROW(&r, cols);
 	put_str(&r, "pgmux " PGMUX_VERSION);
+	row_end(mb, &r);
+}
+
+/*
+ * SHOW STATE: PgBouncer's pause mode as yes/no columns. pgmux has no SUSPEND, so "suspended"
+ * is always no; "paused" is a PAUSE of everything (PAUSE db shows in SHOW DATABASES).
+ */
+static void show_state(struct worker *w, struct msgbuf *mb)
+{
+	static const struct column cols[] = {
+		{ "active", OID_TEXT },
+		{ "paused", OID_TEXT },
+		{ "suspended", OID_TEXT },
+	};
+	struct row r;
+
+	HEADER(mb, cols);
+	ROW(&r, cols);
+	put_str(&r, w->paused ? "no" : "yes");
+	put_str(&r, w->paused ? "yes" : "no");
+	put_str(&r, "no");
 	row_end(mb, &r);
 }
 
@@ -1108,6 +1129,9 @@ void admin_show(struct worker *w, enum admin_show what, uint64_t stats_since_us,
 		break;
 	case ADMIN_SHOW_LATENCY:
 		show_latency(w, mb);
+		break;
+	case ADMIN_SHOW_STATE:
+		show_state(w, mb);
 		break;
 	case ADMIN_SHOW_SHARDS:
 	case ADMIN_SHOW_SHARD:

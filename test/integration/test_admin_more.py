@@ -137,3 +137,12 @@ def test_shutdown_wait_for_servers(pgmux, direct):
     writer.commit()
     assert direct.pg.sql("select count(*) from shut_adm", dbname="app") == "1"
     assert mux.wait_exit(5) == 0, "pgmux did not exit 5 s after the last transaction ended"
+
+
+def test_show_state_follows_pause(pgmux):
+    mux = pgmux()
+    assert mux.admin("SHOW STATE") == [{"active": "yes", "paused": "no", "suspended": "no"}]
+    mux.admin("PAUSE")
+    assert mux.admin("SHOW STATE") == [{"active": "no", "paused": "yes", "suspended": "no"}]
+    mux.admin("RESUME")
+    assert mux.admin("SHOW STATE") == [{"active": "yes", "paused": "no", "suspended": "no"}]

@@ -40,6 +40,7 @@ static const struct {
 	{ "SHOW LISTS", ADMIN_SHOW, ADMIN_SHOW_LISTS, "", "" },
 	{ "SHOW USERS", ADMIN_SHOW, ADMIN_SHOW_USERS, "", "" },
 	{ "SHOW MEM", ADMIN_SHOW, ADMIN_SHOW_MEM, "", "" },
+	{ "show state;", ADMIN_SHOW, ADMIN_SHOW_STATE, "", "" },
 	{ "/* scripts add these */ SHOW /* here too */ POOLS -- and here", ADMIN_SHOW,
 	  ADMIN_SHOW_POOLS, "", "" },
 	{ "PAUSE", ADMIN_PAUSE, 0, "", "" },
@@ -235,6 +236,7 @@ static void test_names(void **state)
 	assert_string_equal(admin_verb_tag(ADMIN_SHOW), "SHOW");
 	assert_string_equal(admin_show_name(ADMIN_SHOW_STATS_AVERAGES), "STATS_AVERAGES");
 	assert_string_equal(admin_show_name(ADMIN_SHOW_MEM), "MEM");
+	assert_string_equal(admin_show_name(ADMIN_SHOW_STATE), "STATE");
 }
 
 int main(void)
