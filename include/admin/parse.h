@@ -50,6 +50,8 @@ enum admin_show {
 	ADMIN_SHOW_ROUTE,            /* SHOW ROUTE [IN database] FOR statement */
 	ADMIN_SHOW_LATENCY,          /* p50/p95/p99 per database from the latency histograms */
 	ADMIN_SHOW_STATE,
+	ADMIN_SHOW_DNS_HOSTS,
+	ADMIN_SHOW_DNS_ZONES,        /* always empty: pgmux resolves names, never whole zones */
 };
 
 /* What SHUTDOWN waits for before pgmux exits; plain SHUTDOWN is WAIT_FOR_CLIENTS. */

@@ -55,6 +55,23 @@ void dns_wait_cancel(struct dns_wait *w);
 /* For ev/conn.c: the answer to a lookup c waited for; err is NULL on success. */
 void conn_dns_done(struct conn *c, const struct sockaddr *addr, socklen_t len, const char *err);
 
+/* One cached name as SHOW DNS_HOSTS shows it; the strings live until the visitor returns. */
+struct dns_host {
+	const char *name;
+	const char *addr; /* the address in text; "" while the lookup runs or after a failure */
+	bool pending;     /* a lookup runs */
+	bool ok;          /* the last lookup found an address */
+	double ttl;       /* seconds until the answer expires; 0 once expired or while pending */
+};
+
+typedef void (*dns_host_fn)(void *arg, const struct dns_host *h);
+
+/*
+ * Call fn for each name in the cache, read-only: fn must not look names up or free the
+ * resolver. d may be NULL (no resolver: nothing to visit).
+ */
+void dns_for_each_host(const struct dns *d, dns_host_fn fn, void *arg);
+
 /* "c-ares VERSION" of the c-ares linked at run time, into buf (--version). */
 void dns_library_version(char *buf, size_t len);
 

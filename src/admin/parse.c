@@ -74,12 +74,14 @@ static const char *const show_names[] = {
 	[ADMIN_SHOW_ROUTE] = "ROUTE",
 	[ADMIN_SHOW_LATENCY] = "LATENCY",
 	[ADMIN_SHOW_STATE] = "STATE",
+	[ADMIN_SHOW_DNS_HOSTS] = "DNS_HOSTS",
+	[ADMIN_SHOW_DNS_ZONES] = "DNS_ZONES",
 };
 
 /* PgBouncer commands and SHOW items that have no meaning here: a clearer error than "invalid". */
 static const char *const unsupported_verbs[] = { "SUSPEND", "SELECT" };
 static const char *const unsupported_shows[] = {
-	"FDS", "SOCKETS", "ACTIVE_SOCKETS", "DNS_HOSTS", "DNS_ZONES", "PEERS", "PEER_POOLS",
+	"FDS", "SOCKETS", "ACTIVE_SOCKETS", "PEERS", "PEER_POOLS",
 };
 
 static enum admin_parse_status fail(struct cursor *cur, enum admin_parse_status st,

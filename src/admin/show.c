@@ -22,6 +22,7 @@
 #include "core/clock.h"
 #include "core/list.h"
 #include "core/log.h"
+#include "ev/dns.h"
 #include "metrics/histogram.h"
 #include "pool/pool.h"
 #include "proto/build.h"
@@ -75,7 +76,7 @@ static void show_help(struct msgbuf *mb)
 	static const char detail[] =
 		"\tSHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION|TOPOLOGY|ROUTES\n"
 		"\tSHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS\n"
-		"\tSHOW LISTS|MEM|LATENCY|STATE\n"
+		"\tSHOW LISTS|MEM|LATENCY|STATE|DNS_HOSTS|DNS_ZONES\n"
 		"\tSHOW SHARDS\n"
 		"\tSHOW SHARD FOR <key> [IN <db>]\n"
 		"\tSHOW ROUTE [IN <db>] FOR <statement>\n"
@@ -136,6 +137,43 @@ static void show_state(struct worker *w, struct msgbuf *mb)
 	put_str(&r, w->paused ? "yes" : "no");
 	put_str(&r, "no");
 	row_end(mb, &r);
+}
+
+/* --- SHOW DNS_HOSTS, DNS_ZONES: the resolver's cache (ev/dns.c) --- */
+
+static const struct column dns_host_cols[] = {
+	{ "hostname", OID_TEXT },
+	{ "ttl", OID_INT8 },
+	{ "addrs", OID_TEXT },
+};
+
+static void dns_host_row(void *arg, const struct dns_host *h)
+{
+	struct row r;
+
+	ROW(&r, dns_host_cols);
+	put_str(&r, h->name);
+	put_uint(&r, (uint64_t)h->ttl);
+	put_str(&r, h->addr);
+	row_end(arg, &r);
+}
+
+static void show_dns_hosts(struct worker *w, struct msgbuf *mb)
+{
+	HEADER(mb, dns_host_cols);
+	dns_for_each_host(w->dns, dns_host_row, mb);
+}
+
+/* PgBouncer's zone list, for its zone-transfer mode: pgmux has none, so no rows. */
+static void show_dns_zones(struct msgbuf *mb)
+{
+	static const struct column cols[] = {
+		{ "zonename", OID_TEXT },
+		{ "serial", OID_INT8 },
+		{ "count", OID_INT4 },
+	};
+
+	HEADER(mb, cols);
 }
 
 /* --- SHOW CONFIG --- */
@@ -1132,6 +1170,12 @@ void admin_show(struct worker *w, enum admin_show what, uint64_t stats_since_us,
 		break;
 	case ADMIN_SHOW_STATE:
 		show_state(w, mb);
+		break;
+	case ADMIN_SHOW_DNS_HOSTS:
+		show_dns_hosts(w, mb);
+		break;
+	case ADMIN_SHOW_DNS_ZONES:
+		show_dns_zones(mb);
 		break;
 	case ADMIN_SHOW_SHARDS:
 	case ADMIN_SHOW_SHARD:

@@ -392,6 +392,41 @@ void dns_wait_cancel(struct dns_wait *w)
 	free(w);
 }
 
+/* An entry's address as text ("" when it has none). */
+static void entry_addr(const struct dns_entry *e, char *buf, size_t len)
+{
+	const void *a = NULL;
+
+	buf[0] = '\0';
+	if (e->pending || !e->ok)
+		return;
+	if (e->addr.ss_family == AF_INET)
+		a = &((const struct sockaddr_in *)&e->addr)->sin_addr;
+	else if (e->addr.ss_family == AF_INET6)
+		a = &((const struct sockaddr_in6 *)&e->addr)->sin6_addr;
+	if (!a || !inet_ntop(e->addr.ss_family, a, buf, (socklen_t)len))
+		buf[0] = '\0';
+}
+
+void dns_for_each_host(const struct dns *d, dns_host_fn fn, void *arg)
+{
+	const struct list_node *n;
+	uint64_t now = clock_now_us();
+	char addr[INET6_ADDRSTRLEN];
+
+	if (!d)
+		return;
+	for (n = d->entries.next; n != &d->entries; n = n->next) {
+		const struct dns_entry *e = list_entry(n, struct dns_entry, node);
+		struct dns_host h = { .name = e->name, .addr = addr, .pending = e->pending, .ok = e->ok };
+
+		entry_addr(e, addr, sizeof(addr));
+		if (!e->pending && e->expires_us > now)
+			h.ttl = (double)(e->expires_us - now) / 1e6;
+		fn(arg, &h);
+	}
+}
+
 void dns_library_version(char *buf, size_t len)
 {
 	snprintf(buf, len, "c-ares %s", ares_version(NULL));

@@ -146,3 +146,16 @@ def test_show_state_follows_pause(pgmux):
     assert mux.admin("SHOW STATE") == [{"active": "no", "paused": "yes", "suspended": "no"}]
     mux.admin("RESUME")
     assert mux.admin("SHOW STATE") == [{"active": "yes", "paused": "no", "suspended": "no"}]
+
+
+def test_show_dns_hosts_lists_the_cache(pgmux, pg):
+    mux = pgmux(databases={"app": f"host=127.0.0.1 port={pg.port} dbname=app",
+                           "named": f"host=localhost port={pg.port} dbname=app"})
+    mux.connect("app").execute("select 1")
+    assert mux.admin("SHOW DNS_HOSTS") == []      # an address is never looked up
+    mux.connect("named").execute("select 1")
+    rows = mux.admin("SHOW DNS_HOSTS")
+    assert [r["hostname"] for r in rows] == ["localhost"], rows
+    assert rows[0]["addrs"] in ("127.0.0.1", "::1"), rows
+    assert 0 <= int(rows[0]["ttl"]) <= 15, rows      # dns_max_ttl's default caps it
+    assert mux.admin("SHOW DNS_ZONES") == []

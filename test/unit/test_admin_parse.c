@@ -41,6 +41,8 @@ static const struct {
 	{ "SHOW USERS", ADMIN_SHOW, ADMIN_SHOW_USERS, "", "" },
 	{ "SHOW MEM", ADMIN_SHOW, ADMIN_SHOW_MEM, "", "" },
 	{ "show state;", ADMIN_SHOW, ADMIN_SHOW_STATE, "", "" },
+	{ "SHOW DNS_HOSTS", ADMIN_SHOW, ADMIN_SHOW_DNS_HOSTS, "", "" },
+	{ "show dns_zones", ADMIN_SHOW, ADMIN_SHOW_DNS_ZONES, "", "" },
 	{ "/* scripts add these */ SHOW /* here too */ POOLS -- and here", ADMIN_SHOW,
 	  ADMIN_SHOW_POOLS, "", "" },
 	{ "PAUSE", ADMIN_PAUSE, 0, "", "" },
