@@ -91,6 +91,14 @@ struct worker {
  */
 bool worker_init(struct worker *w, struct config *cfg, struct userlist *ul);
 
+/*
+ * Call fn for each name in the resolver's cache (SHOW DNS_HOSTS), read-only: name, its address in
+ * text ("" while a lookup runs or after a failure), seconds until the answer expires. The strings
+ * live until fn returns.
+ */
+typedef void (*worker_dns_host_fn)(void *arg, const char *name, const char *addr, double ttl);
+void worker_for_each_dns_host(struct worker *w, worker_dns_host_fn fn, void *arg);
+
 /* Is dbname the admin console's (false when no console is registered)? */
 bool worker_is_console_db(const struct worker *w, const char *dbname);
 

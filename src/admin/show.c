@@ -22,7 +22,6 @@
 #include "core/clock.h"
 #include "core/list.h"
 #include "core/log.h"
-#include "ev/dns.h"
 #include "metrics/histogram.h"
 #include "pool/pool.h"
 #include "proto/build.h"
@@ -147,21 +146,21 @@ static const struct column dns_host_cols[] = {
 	{ "addrs", OID_TEXT },
 };
 
-static void dns_host_row(void *arg, const struct dns_host *h)
+static void dns_host_row(void *arg, const char *name, const char *addr, double ttl)
 {
 	struct row r;
 
 	ROW(&r, dns_host_cols);
-	put_str(&r, h->name);
-	put_uint(&r, (uint64_t)h->ttl);
-	put_str(&r, h->addr);
+	put_str(&r, name);
+	put_uint(&r, (uint64_t)ttl);
+	put_str(&r, addr);
 	row_end(arg, &r);
 }
 
 static void show_dns_hosts(struct worker *w, struct msgbuf *mb)
 {
 	HEADER(mb, dns_host_cols);
-	dns_for_each_host(w->dns, dns_host_row, mb);
+	worker_for_each_dns_host(w, dns_host_row, mb);
 }
 
 /* PgBouncer's zone list, for its zone-transfer mode: pgmux has none, so no rows. */

@@ -373,3 +373,23 @@ void worker_destroy(struct worker *w)
 	tls_ctx_free(w->server_tls);
 	w->client_tls = w->server_tls = NULL;
 }
+
+/* Relays ev/dns.c's visit in plain values, so that the admin console needs no ev/ header. */
+struct dns_visit {
+	worker_dns_host_fn fn;
+	void *arg;
+};
+
+static void visit_dns_host(void *arg, const struct dns_host *h)
+{
+	struct dns_visit *v = arg;
+
+	v->fn(v->arg, h->name, h->addr, h->ttl);
+}
+
+void worker_for_each_dns_host(struct worker *w, worker_dns_host_fn fn, void *arg)
+{
+	struct dns_visit v = { .fn = fn, .arg = arg };
+
+	dns_for_each_host(w->dns, visit_dns_host, &v);
+}
