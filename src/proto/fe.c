@@ -95,7 +95,8 @@ bool fe_bind_param(const struct fe_bind *b, uint16_t i, const uint8_t **val, int
 		if (*len > 0 && !pkt_get_bytes(&c, (size_t)*len, val))
 			return false;
 	}
-	*val = NULL;
+	/* An empty value points at where it stands, not NULL: it is a value, unlike SQL NULL. */
+	*val = *len >= 0 ? c.pos : NULL;
 	if (*len > 0 && !pkt_get_bytes(&c, (size_t)*len, val))
 		return false;
 	/* No format codes: all text; one: it applies to all; else one per parameter. */

@@ -132,9 +132,9 @@ syntax:
 
 static bool text_key(const char *s, size_t len, struct shard_key *k, char *err, size_t errlen)
 {
-	if (memchr(s, '\0', len))
+	if (len > 0 && memchr(s, '\0', len))
 		return fail(err, errlen, "a text key cannot hold a NUL byte");
-	k->text = s;
+	k->text = len > 0 ? s : "";
 	k->text_len = len;
 	return true;
 }

@@ -233,6 +233,19 @@ static void test_bind_fields(void **state)
 		assert_null(v);
 		assert_false(fe_bind_param(&b, 2, &v, &n, &binary));
 	}
+	/* an empty value is a value: it points somewhere, unlike NULL */
+	{
+		const uint8_t empty[] = "\0\0" "\0\0" "\0\1" "\0\0\0\0" "\0\0";
+		const uint8_t *v;
+		int32_t n;
+		bool binary;
+
+		assert_true(fe_parse_bind(empty, sizeof(empty) - 1, &b));
+		assert_true(fe_bind_param(&b, 0, &v, &n, &binary));
+		assert_int_equal(n, 0);
+		assert_non_null(v);
+		assert_false(binary);
+	}
 }
 
 static void test_describe_execute_fields(void **state)

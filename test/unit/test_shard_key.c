@@ -179,6 +179,10 @@ static void test_text(void **state)
 	assert_int_equal(k.text_len, 0);
 	assert_string_equal(shard_key_format(&k, buf, sizeof(buf)), "");
 	assert_int_equal(shard_key_hash(&k, SEED), bucket_hash_text("", 0, SEED));
+	/* ... also when its bytes are given as NULL, as an empty Bind value may be */
+	assert_true(shard_key_from_text(SHARD_KEY_TEXT, NULL, 0, &k, err, sizeof(err)));
+	assert_true(shard_key_from_binary(SHARD_KEY_TEXT, NULL, 0, &k, err, sizeof(err)));
+	assert_int_equal(shard_key_hash(&k, SEED), bucket_hash_text("", 0, SEED));
 	/* text cannot hold a NUL, in either format */
 	assert_true(refused(SHARD_KEY_TEXT, "a\0b", 3));
 	assert_false(shard_key_from_binary(SHARD_KEY_TEXT, (const uint8_t *)"a\0b", 3, &k, err,
