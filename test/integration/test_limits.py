@@ -1,4 +1,5 @@
 """Pool size, waiting clients, query_wait_timeout and max_client_conn."""
+import threading
 import time
 
 import psycopg
@@ -123,6 +124,32 @@ def five_roles(pg):
         pg.sql(f"DROP ROLE IF EXISTS {role}")
 
 
+class ServerCount:
+    """Samples pgmux's own count of server connections (SHOW SERVERS) in a thread; keeps the
+    maximum. PostgreSQL's pg_stat_activity also lists backends pgmux has already closed and that
+    have not exited yet, which a test that makes pgmux close servers must not count."""
+
+    def __init__(self, mux, interval=0.02):
+        self.mux = mux
+        self.interval = interval
+        self.max_total = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.max_total = max(self.max_total, len(self.mux.admin("SHOW SERVERS")))
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
 @pytest.mark.parametrize("setting", ["max_db_connections", "max_user_connections"])
 def test_shared_limit_closes_idle_servers_of_other_pools(pgmux, pg, direct, five_roles, setting):
     """Pools blocked only by a limit they share with other pools take the place of those pools'
@@ -150,10 +177,10 @@ def test_shared_limit_closes_idle_servers_of_other_pools(pgmux, pg, direct, five
             conn.execute("select pg_sleep(0.1)")
             return conn.execute("select 'ok'").fetchone()[0]
 
-    with Sampler(direct, "app") as s:
+    with ServerCount(mux) as s:
         jobs = [Background(work, *targets[i % 5]) for i in range(10)]
         results = [j.result(14) for j in jobs]
     assert results == ["ok"] * 10
-    assert s.max_total <= 4, f"{setting}=4 but {s.max_total} server connections"
+    assert 1 <= s.max_total <= 4, f"{setting}=4 but {s.max_total} server connections"
     # nobody waited anywhere near query_wait_timeout
     assert max(j.elapsed() for j in jobs) < 10
