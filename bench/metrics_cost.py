@@ -8,6 +8,7 @@ scraped once a second. The goal is a cost under 1 % of one core with 1,000 pools
 import argparse
 import os
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -41,8 +42,12 @@ def main():
         pg.sql("CREATE DATABASE app")
         port = free_port()
         dbs = {f"d{i}": f"host=127.0.0.1 port={pg.port} dbname=app" for i in range(args.pools)}
+        basedir = tempfile.mkdtemp(prefix="pgmux-bench-metrics-")
+        # stderr to a file: a pipe nobody reads would stop pgmux once full
         mux = Pgmux(dbs, settings={"metrics_listen": f"127.0.0.1:{port}", "max_client_conn": 4000,
-                                   "server_idle_timeout": 1, "pool_mode": "transaction"})
+                                   "server_idle_timeout": 1, "pool_mode": "transaction",
+                                   "log_connections": 0},
+                    basedir=basedir, stderr_path=os.path.join(basedir, "stderr.log"))
         mux.start()
         for i in range(args.pools):
             with psycopg.connect(mux.dsn(f"d{i}"), autocommit=True) as c:
