@@ -27,6 +27,9 @@ enum discard_state {
 enum conn_action client_route_unit(struct client *c, const struct pkt_header *hdr,
 				   const uint8_t *whole);
 
+/* Answer for the server: a CommandComplete tag (NULL: none) and ReadyForQuery tx_status. */
+void client_send_tag_and_ready(struct client *c, const char *tag, char tx_status);
+
 /*
  * Answer a whole extended-protocol batch that starts at whole (a Parse) for pgmux, as PostgreSQL
  * answers a statement that returns no rows: ParseComplete, BindComplete, NoData, CommandComplete

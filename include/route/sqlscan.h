@@ -10,6 +10,13 @@ struct sql_scan {
 	const char *p, *end;
 };
 
+/*
+ * p is just past a block comment's opening slash-star; comments nest. Returns the end of the
+ * comment, and its body's end in *body_end (both end for an unterminated comment: the server
+ * refuses the string).
+ */
+const char *sqlscan_comment_end(const char *p, const char *end, const char **body_end);
+
 /* Skip white space, -- comments and (nested) block comments, as PostgreSQL's scanner does. */
 void sqlscan_skip_space(struct sql_scan *s);
 

@@ -22,7 +22,7 @@
 /* Longer statements are not held whole to be classified: they go to the primary. */
 #define ROUTE_PEEK_MAX (64 * 1024)
 
-static void send_tag_and_ready(struct client *c, const char *tag, char tx_status)
+void client_send_tag_and_ready(struct client *c, const char *tag, char tx_status)
 {
 	struct msgbuf mb;
 
@@ -97,7 +97,7 @@ enum conn_action client_discard_packet(struct client *c, const struct pkt_header
 	c->discarding = DISCARD_TO_SYNC;
 	if (hdr->type == 'S' || (hdr->type == 'Q' && first)) {
 		/* An explicit transaction that failed is aborted, as on a server. */
-		send_tag_and_ready(c, NULL, c->tx_status == 'I' ? 'I' : 'E');
+		client_send_tag_and_ready(c, NULL, c->tx_status == 'I' ? 'I' : 'E');
 		c->discarding = DISCARD_NONE;
 	}
 	return CONN_CONSUME;
@@ -140,11 +140,11 @@ static enum conn_action set_route_hint(struct client *c, const struct route_resu
 {
 	if (r->hint == ROUTE_HINT_INVALID) {
 		client_send_error(c, "22023", "invalid value for pgmux.route (use primary, replica or auto)");
-		send_tag_and_ready(c, NULL, c->tx_status == 'I' ? 'I' : 'E');
+		client_send_tag_and_ready(c, NULL, c->tx_status == 'I' ? 'I' : 'E');
 		return CONN_CONSUME;
 	}
 	note_route_hint(c, r);
-	send_tag_and_ready(c, "SET", c->tx_status);
+	client_send_tag_and_ready(c, "SET", c->tx_status);
 	return CONN_CONSUME;
 }
 
@@ -166,14 +166,14 @@ static bool answered_in_deferred_txn(struct client *c, const struct route_result
 
 		if (!chain)
 			drop_deferred_begin(c);
-		send_tag_and_ready(c, rollback ? "ROLLBACK" : "COMMIT", chain ? 'T' : 'I');
+		client_send_tag_and_ready(c, rollback ? "ROLLBACK" : "COMMIT", chain ? 'T' : 'I');
 		*act = CONN_CONSUME;
 		return true;
 	}
 	if (c->tx_status == 'E') {
 		client_send_error(c, "25P02", "current transaction is aborted, commands ignored until "
 					      "end of transaction block");
-		send_tag_and_ready(c, NULL, 'E');
+		client_send_tag_and_ready(c, NULL, 'E');
 		*act = CONN_CONSUME;
 		return true;
 	}
@@ -253,7 +253,7 @@ static bool deferred_begin(struct client *c, const struct route_result *r, const
 		return false;
 	c->begin_read_only = r->read_only_txn;
 	c->begin_hint = (uint8_t)r->hint;
-	send_tag_and_ready(c, "BEGIN", 'T');
+	client_send_tag_and_ready(c, "BEGIN", 'T');
 	return true;
 }
 

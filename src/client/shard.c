@@ -437,19 +437,6 @@ static bool find_shard(struct client *c, const struct sharding *sh,
 	return whole_unit;
 }
 
-static void send_tag_and_ready(struct client *c, const char *tag, char tx_status)
-{
-	struct msgbuf mb;
-
-	mb_init(&mb);
-	if (tag)
-		build_command_complete(&mb, tag);
-	build_ready(&mb, tx_status);
-	client_send(c, &mb);
-	mb_free(&mb);
-	c->tx_status = tx_status;
-}
-
 /* Refuse the unit of work this message starts: an error, then the rest of it is dropped. */
 static enum conn_action refuse(struct client *c, const struct pkt_header *hdr, const char *sqlstate,
 			       const char *message)
@@ -513,10 +500,11 @@ static bool setting_query(struct client *c, const struct sharding *sh,
 	    keyfind_set(q.sql, q.sql_len, &s)) {
 		if (!setting_valid(sh, &s, why, sizeof(why))) {
 			client_send_error(c, "22023", "%s", why);
-			send_tag_and_ready(c, NULL, c->tx_status == 'I' && !c->deferred_begin ? 'I' : 'E');
+			client_send_tag_and_ready(c, NULL,
+						  c->tx_status == 'I' && !c->deferred_begin ? 'I' : 'E');
 		} else {
 			apply_setting(c, &s);
-			send_tag_and_ready(c, s.reset ? "RESET" : "SET", c->tx_status);
+			client_send_tag_and_ready(c, s.reset ? "RESET" : "SET", c->tx_status);
 		}
 		*act = CONN_CONSUME;
 		return true;
@@ -594,7 +582,7 @@ static enum conn_action in_failed_transaction(struct client *c, const struct pkt
 		c->deferred_begin = NULL;
 	}
 	if (r.cls == ROUTE_TXN_END && r.statements == 1 && hdr->type == 'Q') {
-		send_tag_and_ready(c, "ROLLBACK", 'I');
+		client_send_tag_and_ready(c, "ROLLBACK", 'I');
 		return CONN_CONSUME;
 	}
 	if (r.cls == ROUTE_TXN_END && r.statements == 1 &&
@@ -835,7 +823,7 @@ static enum conn_action session_setting(struct client *c, const struct pkt_heade
 	client_send_error(c, "0A000", "database %s is pooled in session mode, so its shard is "
 			  "chosen at connect (options='-c pgmux.shard_key=KEY') and stays",
 			  c->home->name);
-	send_tag_and_ready(c, NULL, 'I');
+	client_send_tag_and_ready(c, NULL, 'I');
 	return CONN_CONSUME;
 }
 

@@ -20,6 +20,7 @@
  * - standard_conforming_strings is assumed on (the default since PostgreSQL 9.1): in '...' a
  *   backslash is an ordinary character.
  */
+#include "route/sqlscan.h"
 #include "route/classify.h"
 
 #include <string.h>
@@ -239,29 +240,6 @@ static enum route_hint parse_hint_comment(const char *p, const char *end)
 	return hint_value(w, (size_t)(end - w));
 }
 
-/* p is just past the opening slash-star. Comments nest, unlike in the SQL standard's C cousins. */
-static const char *skip_block_comment(const char *p, const char *end, const char **body_end)
-{
-	int nest = 1;
-
-	while (end - p >= 2) {
-		if (p[0] == '/' && p[1] == '*') {
-			nest++;
-			p += 2;
-		} else if (p[0] == '*' && p[1] == '/') {
-			p += 2;
-			if (--nest == 0) {
-				*body_end = p - 2;
-				return p;
-			}
-		} else {
-			p++;
-		}
-	}
-	*body_end = end; /* unterminated: the server will complain, we just stop */
-	return end;
-}
-
 /* Skip whitespace and comments; hint (if not NULL) takes the first hint comment seen. */
 static void skip_space(struct lex *lx, enum route_hint *hint)
 {
@@ -278,7 +256,7 @@ static void skip_space(struct lex *lx, enum route_hint *hint)
 			body_end = p;
 		} else if (p[0] == '/' && p[1] == '*') {
 			body = p + 2;
-			p = skip_block_comment(body, end, &body_end);
+			p = sqlscan_comment_end(body, end, &body_end);
 		} else {
 			break;
 		}

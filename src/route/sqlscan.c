@@ -16,22 +16,26 @@ static bool at(const struct sql_scan *s, char a, char b)
 	return s->end - s->p >= 2 && s->p[0] == a && s->p[1] == b;
 }
 
-/* From the start of a block comment to just after its end (or the end of the text). */
-static void skip_block_comment(struct sql_scan *s)
+const char *sqlscan_comment_end(const char *p, const char *end, const char **body_end)
 {
-	int depth = 0;
+	int nest = 1;
 
-	do {
-		if (at(s, '/', '*')) {
-			depth++;
-			s->p += 2;
-		} else if (at(s, '*', '/')) {
-			depth--;
-			s->p += 2;
+	while (end - p >= 2) {
+		if (p[0] == '/' && p[1] == '*') {
+			nest++;
+			p += 2;
+		} else if (p[0] == '*' && p[1] == '/') {
+			p += 2;
+			if (--nest == 0) {
+				*body_end = p - 2;
+				return p;
+			}
 		} else {
-			s->p++;
+			p++;
 		}
-	} while (depth > 0 && s->p < s->end);
+	}
+	*body_end = end;
+	return end;
 }
 
 void sqlscan_skip_space(struct sql_scan *s)
@@ -43,7 +47,9 @@ void sqlscan_skip_space(struct sql_scan *s)
 			while (s->p < s->end && *s->p != '\n')
 				s->p++;
 		} else if (at(s, '/', '*')) {
-			skip_block_comment(s);
+			const char *body_end;
+
+			s->p = sqlscan_comment_end(s->p + 2, s->end, &body_end);
 		} else {
 			return;
 		}

@@ -1,4 +1,4 @@
-/* link: src/route/classify.c */
+/* link: src/route/classify.c src/route/sqlscan.c */
 /*
  * Unit tests for the read/write classifier: a table of statements with the route expected,
  * the tricky lexing cases first-class citizens. `test_classify --bench` also times the
