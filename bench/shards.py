@@ -33,6 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "test", "lib"))
 
 from pgcluster import PG_BIN, PGMUX_BIN, PgCluster, Pgmux  # noqa: E402
+from shardmap import map_ranges  # noqa: E402
 
 USERS = 100_000
 BUCKETS = 16384
@@ -58,18 +59,6 @@ T0 = time.monotonic()
 
 def log(msg):
     print(f"[{time.monotonic() - T0:5.0f}s] {msg}", flush=True)
-
-
-def map_ranges(path):
-    """{shard: [(first, last), ...]} from a map file's range lines."""
-    ranges = {}
-    with open(path) as f:
-        for line in f:
-            words = line.split("#")[0].split()
-            if len(words) == 3 and words[0] == "range":
-                lo, _, hi = words[1].partition("-")
-                ranges.setdefault(words[2], []).append((int(lo), int(hi or lo)))
-    return ranges
 
 
 def load(server, dbname, where="true"):

@@ -33,6 +33,7 @@ import psycopg  # noqa: E402
 
 from demo import admin_query, admin_table, heading, run_demo, say, wait_topology  # noqa: E402
 from pgcluster import PGMUX_BIN, Pgmux  # noqa: E402
+from shardmap import map_ranges  # noqa: E402
 from replication import ReplicaSet  # noqa: E402
 
 USERS = 10_000
@@ -59,18 +60,6 @@ def map_tool(*args):
     if res.returncode != 0:
         raise RuntimeError(f"pgmux --shard-map {' '.join(args)}: {res.stderr.strip()}")
     return res.stdout + res.stderr
-
-
-def ranges_of(path):
-    """{shard: [(first, last), ...]} from a map file's range lines."""
-    ranges = {}
-    with open(path) as f:
-        for line in f:
-            words = line.split("#")[0].split()
-            if len(words) == 3 and words[0] == "range":
-                lo, _, hi = words[1].partition("-")
-                ranges.setdefault(words[2], []).append((int(lo), int(hi or lo)))
-    return ranges
 
 
 def in_ranges(ranges):
@@ -173,7 +162,7 @@ def placement(mux, sets, map_path):
                                      "map_version", "map_checksum"], note=" (some columns)")
     _, rows = admin_query(mux, "SHOW SHARDS")
     shards = {r["shard"]: r for r in rows}
-    ranges = ranges_of(map_path)
+    ranges = map_ranges(map_path)
     table = []
     for (shard, _), rs in zip(CLUSTERS, sets):
         on_primary = rs.scalar("SELECT count(*) FROM users", dbname="app")
@@ -269,7 +258,7 @@ def third_shard(sets, map_path):
           f"it moves {fraction:.4f} of the keys, the ideal 1/3")
     check(between == 0, "no bucket moves between a and b")
     # What the plan would move of our rows, counted by each shard's PostgreSQL.
-    now, after = ranges_of(map_path), ranges_of(next_path)
+    now, after = map_ranges(map_path), map_ranges(next_path)
     moving = 0
     for (shard, _), rs in zip(CLUSTERS, sets):
         staying = rs.scalar(f"SELECT count(*) FROM users WHERE {in_ranges(after.get(shard, []))}",

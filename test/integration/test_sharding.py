@@ -14,6 +14,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
 from pgcluster import PGMUX_BIN, PgCluster  # noqa: E402
+from shardmap import bucket_owners  # noqa: E402
 
 BUCKETS = 16384
 SCHEMA = """
@@ -41,23 +42,16 @@ def clean(shards):
     return shards
 
 
+def owners(path):
+    """bucket -> shard name, every bucket covered."""
+    owner = bucket_owners(path)
+    assert len(owner) == BUCKETS
+    return owner
+
+
 def map_tool(*args):
     return subprocess.run([PGMUX_BIN, "--shard-map", *args], check=True, capture_output=True,
                           text=True).stdout
-
-
-def owners(path):
-    """bucket -> shard name, read from a map file's range lines."""
-    owner = {}
-    with open(path) as f:
-        for line in f:
-            words = line.split("#")[0].split()
-            if len(words) == 3 and words[0] == "range":
-                lo, _, hi = words[1].partition("-")
-                for b in range(int(lo), int(hi or lo) + 1):
-                    owner[b] = words[2]
-    assert len(owner) == BUCKETS
-    return owner
 
 
 def sections(shards, map_path, **keys):

@@ -22,6 +22,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
 from pgcluster import PG_BIN, PGMUX_BIN, PgCluster  # noqa: E402
+from shardmap import map_ranges  # noqa: E402
 
 BUCKETS = 16384
 SHARDS = ("a", "b")
@@ -48,18 +49,6 @@ def servers():
     finally:
         for s in made:
             s.destroy()
-
-
-def ranges_of(path):
-    """{shard: [(first, last), ...]} from a map file's range lines."""
-    ranges = {}
-    with open(path) as f:
-        for line in f:
-            words = line.split("#")[0].split()
-            if len(words) == 3 and words[0] == "range":
-                lo, _, hi = words[1].partition("-")
-                ranges.setdefault(words[2], []).append((int(lo), int(hi or lo)))
-    return ranges
 
 
 def in_ranges(ranges):
@@ -105,7 +94,7 @@ def test_pgbench_custom_script(sharded, servers, tmp_path, mode):
     assert transactions > CLIENTS, f"pgbench -M {mode} did almost nothing:\n{out}"
     assert int(failed.group(1)) == 0, f"pgbench -M {mode}:\n{out}"
 
-    ranges = ranges_of(sharded.map_path)
+    ranges = map_ranges(sharded.map_path)
     visits, users, seen = 0, 0, set()
     for shard, s in zip(SHARDS, servers):
         misplaced = s.sql(f"SELECT count(*) FROM users WHERE NOT {in_ranges(ranges[shard])}",
