@@ -281,7 +281,7 @@ def test_slowloris_does_not_stop_scrapes_or_clients(metrics_mux):
     t = threading.Thread(target=dribble, daemon=True)
     t.start()
     try:
-        time.sleep(1.0)
+        wait_for(lambda: len(socks) >= 100, timeout=20, what="the slowloris connections open")
         worst = 0.0
         for i in range(20):
             start = time.time()
@@ -292,8 +292,12 @@ def test_slowloris_does_not_stop_scrapes_or_clients(metrics_mux):
             time.sleep(0.4)
         fams = scrape(mux.metrics_port)
         assert value(fams, "pgmux_metrics_connections") <= 16
-        assert value(fams, "pgmux_metrics_evicted_total") + \
-            value(fams, "pgmux_metrics_timeouts_total") >= 80
+
+        def dropped():
+            f = scrape(mux.metrics_port)
+            return value(f, "pgmux_metrics_evicted_total") + \
+                value(f, "pgmux_metrics_timeouts_total") >= 80
+        wait_for(dropped, timeout=30, what="80 slow connections evicted or timed out")
         rss1 = mux.status("VmRSS")
         assert rss1 - rss0 < 8 * 1024, f"VmRSS grew from {rss0} kB to {rss1} kB"
         print(f"slowloris: worst scrape {worst * 1000:.0f} ms, VmRSS {rss0} -> {rss1} kB")
@@ -309,7 +313,8 @@ def test_scrapes_during_shutdown(metrics_mux):
     conn = mux.connect()
     conn.execute("SELECT 1")
     mux.signal(signal.SIGTERM)
-    time.sleep(0.3)
+    wait_for(lambda: value(scrape(mux.metrics_port), "pgmux_shutting_down") == 1, timeout=10,
+             what="the shutdown seen in /metrics")
     for _ in range(5):
         fams = scrape(mux.metrics_port)
         assert value(fams, "pgmux_shutting_down") == 1
