@@ -78,6 +78,22 @@ enum keyfind_status {
 	KEYFIND_PARSE_ERROR,  /* the parser refused the SQL (PostgreSQL will answer it) */
 };
 
+/*
+ * A string that is exactly one COPY table FROM STDIN: what splitting its rows by key needs.
+ * Option values are as written (after the lexer); "" when the option is not given.
+ */
+struct keyfind_copy {
+	bool from_stdin;               /* the rest is filled only when true */
+	char table[280];               /* "schema"."name" quoted for PostgreSQL (a regclass literal) */
+	int n_columns;                 /* length of its column list; 0: no list (every column) */
+	int key_column;                /* the key's place in the list; -1 not in it or no list */
+	char format[8];                /* "text", "csv", "binary" ("" = text) */
+	char delimiter[8], quote[8], escape[8];
+	char null_string[72];
+	int header;                    /* 0 no, 1 yes, 2 MATCH */
+	const char *unsplittable;      /* an option value keyfind cannot take (static), or NULL */
+};
+
 struct keyfind {
 	enum keyfind_status status;
 	int n_values;                  /* 0 unless KEYFIND_KEYED */
@@ -91,6 +107,7 @@ struct keyfind {
 	 * static string; NULL when they need not (or the statement is not a SELECT).
 	 */
 	const char *merge_needed;
+	struct keyfind_copy copy;      /* a COPY ... FROM STDIN alone (copy.from_stdin) */
 };
 
 /*
@@ -115,6 +132,9 @@ struct keyfind {
  * writes: a statement other than a SELECT without INTO or FOR UPDATE/SHARE, an EXPLAIN without
  * ANALYZE, COPY ... TO or a neutral statement; true too when the string was not parsed (too long,
  * parse error). Functions a SELECT calls are not looked at (route/classify knows those).
+ *
+ * A string that is one COPY into a table FROM STDIN is NO_KEY (its keys are in its data) and
+ * describes the COPY in copy: table, column list and the options that say how rows are written.
  *
  * out is filled in every case; the caller frees it with keyfind_free(). false only when out of
  * memory (then out holds nothing to free). Uses libpg_query, which keeps parser state per thread.

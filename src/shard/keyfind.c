@@ -15,10 +15,12 @@
  */
 #include "shard/keyfind.h"
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <pg_query.h>
 
@@ -978,6 +980,122 @@ static bool explain_runs(const struct json_node *options)
 	return false;
 }
 
+/* "name" with its double quotes doubled, after out's text (bounded). */
+static void append_ident(char *out, size_t cap, const char *name)
+{
+	size_t n = strlen(out);
+
+	if (n + 1 >= cap)
+		return;
+	out[n++] = '"';
+	for (; *name && n + 3 < cap; name++) {
+		if (*name == '"')
+			out[n++] = '"';
+		out[n++] = *name;
+	}
+	out[n++] = '"';
+	out[n] = '\0';
+}
+
+/* An option's value as text: a word or string, a number; "true" for an option without one. */
+static const char *option_text(const struct json_node *arg, char *buf, size_t len)
+{
+	const struct json_node *v;
+
+	if (!arg)
+		return "true";
+	if ((v = string_node(arg)))
+		return v->s;
+	if ((v = field(node_as(arg, "Integer"), "ival")) || node_as(arg, "Integer")) {
+		snprintf(buf, len, "%lld", v ? (long long)v->num : 0LL);
+		return buf;
+	}
+	if ((v = node_as(arg, "Boolean")))
+		return field(v, "boolval") ? "true" : "false";
+	return NULL;
+}
+
+/* HEADER's value as COPY reads it: 0, 1, 2 (MATCH); -1 unreadable. */
+static int header_value(const char *v)
+{
+	static const char *const yes[] = { "true", "on", "1", "yes", "t", "y" };
+	static const char *const no[] = { "false", "off", "0", "no", "f", "n" };
+
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcasecmp(v, yes[i]) == 0)
+			return 1;
+		if (strcasecmp(v, no[i]) == 0)
+			return 0;
+	}
+	return strcasecmp(v, "match") == 0 ? 2 : -1;
+}
+
+/* Take one of COPY's options; false: a value that cannot be read (why in c->unsplittable). */
+static bool copy_option(struct keyfind_copy *c, const char *name, const char *v)
+{
+	static const struct {
+		const char *name;
+		size_t off, len;
+	} strings[] = {
+		{ "format", offsetof(struct keyfind_copy, format), sizeof(c->format) },
+		{ "delimiter", offsetof(struct keyfind_copy, delimiter), sizeof(c->delimiter) },
+		{ "quote", offsetof(struct keyfind_copy, quote), sizeof(c->quote) },
+		{ "escape", offsetof(struct keyfind_copy, escape), sizeof(c->escape) },
+		{ "null", offsetof(struct keyfind_copy, null_string), sizeof(c->null_string) },
+	};
+
+	if (strcmp(name, "header") == 0) {
+		c->header = header_value(v);
+		return c->header >= 0;
+	}
+	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
+		if (strcmp(name, strings[i].name) == 0) {
+			char *to = (char *)c + strings[i].off;
+
+			if (strlen(v) >= strings[i].len)
+				return false;
+			strcpy(to, v);
+			if (i == 0)
+				for (; *to; to++)
+					*to = lower(*to);
+			return true;
+		}
+	}
+	return true; /* encoding, force_*, freeze, ...: the servers apply them */
+}
+
+/* Describe a COPY table [(columns)] FROM STDIN [options] for splitting by key. */
+static void describe_copy(struct walk *w, const struct json_node *copy)
+{
+	struct keyfind_copy *c = &w->out->copy;
+	const struct json_node *rel = field(copy, "relation"), *schema = field(rel, "schemaname");
+	const struct json_node *cols = field(copy, "attlist"), *opts = field(copy, "options");
+
+	if (!rel || !is_string(field(rel, "relname")) || field(copy, "filename") ||
+	    field(copy, "is_program"))
+		return;
+	c->from_stdin = true;
+	if (is_string(schema)) {
+		append_ident(c->table, sizeof(c->table), schema->s);
+		strcat(c->table, ".");
+	}
+	append_ident(c->table, sizeof(c->table), field(rel, "relname")->s);
+	c->n_columns = (int)list_len(cols);
+	c->key_column = -1;
+	for (size_t i = 0; i < list_len(cols); i++)
+		if (str_is(string_node(list_at(cols, i)), w->column))
+			c->key_column = (int)i;
+	for (size_t i = 0; i < list_len(opts) && !c->unsplittable; i++) {
+		const struct json_node *d = node_as(list_at(opts, i), "DefElem");
+		const struct json_node *name = field(d, "defname");
+		char buf[24];
+		const char *v = option_text(field(d, "arg"), buf, sizeof(buf));
+
+		if (is_string(name) && (!v || !copy_option(c, name->s, v)))
+			c->unsplittable = "an option value too long or of an unknown kind";
+	}
+}
+
 /* Statements that touch no table: they go wherever the rest of the string goes. */
 static bool is_neutral(const char *type)
 {
@@ -1020,6 +1138,8 @@ static enum answer stmt_answer(struct walk *w, const struct json_node *stmt, boo
 		return ANSWER_NEUTRAL;
 	if (strcmp(type, "CopyStmt") == 0) {
 		*writes |= field(b, "is_from") != NULL;
+		if (field(b, "is_from") && w->out->n_statements == 1)
+			describe_copy(w, b);
 		return ANSWER_NO_KEY;
 	}
 	*writes = true;

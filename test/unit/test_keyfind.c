@@ -280,6 +280,73 @@ static void test_huge_in_lists(void **state)
 	free(sql);
 }
 
+static void copy_of(const char *sql, struct keyfind *kf)
+{
+	assert_true(keyfind_sql(sql, strlen(sql), KEY, kf));
+	assert_int_equal(kf->status, KEYFIND_NO_KEY);
+}
+
+static void test_copy_description(void **state)
+{
+	static const char *const others[] = {
+		"COPY t FROM '/tmp/x'", "COPY t TO STDOUT", "COPY (SELECT 1) TO STDOUT",
+		"COPY t FROM PROGRAM 'cat'", "COPY t FROM STDIN; SELECT 1", "SELECT 1",
+	};
+	struct keyfind kf;
+
+	copy_of("COPY public.\"Us\"\"rs\" (a, user_id) FROM STDIN WITH (FORMAT CSV, HEADER, "
+		"DELIMITER ';', NULL 'x', QUOTE '''', ESCAPE '\\')", &kf);
+	assert_true(kf.copy.from_stdin);
+	assert_string_equal(kf.copy.table, "\"public\".\"Us\"\"rs\"");
+	assert_int_equal(kf.copy.n_columns, 2);
+	assert_int_equal(kf.copy.key_column, 1);
+	assert_string_equal(kf.copy.format, "csv");
+	assert_string_equal(kf.copy.delimiter, ";");
+	assert_string_equal(kf.copy.null_string, "x");
+	assert_string_equal(kf.copy.quote, "'");
+	assert_string_equal(kf.copy.escape, "\\");
+	assert_int_equal(kf.copy.header, 1);
+	assert_null(kf.copy.unsplittable);
+	assert_true(kf.writes);
+	keyfind_free(&kf);
+
+	/* the old syntax, and no column list */
+	copy_of("copy t from stdin csv header delimiter as '|'", &kf);
+	assert_true(kf.copy.from_stdin);
+	assert_string_equal(kf.copy.table, "\"t\"");
+	assert_int_equal(kf.copy.n_columns, 0);
+	assert_int_equal(kf.copy.key_column, -1);
+	assert_string_equal(kf.copy.format, "csv");
+	assert_string_equal(kf.copy.delimiter, "|");
+	assert_int_equal(kf.copy.header, 1);
+	keyfind_free(&kf);
+
+	copy_of("COPY t (a, b) FROM STDIN (HEADER match, FORMAT 'binary')", &kf);
+	assert_int_equal(kf.copy.key_column, -1);
+	assert_int_equal(kf.copy.n_columns, 2);
+	assert_int_equal(kf.copy.header, 2);
+	assert_string_equal(kf.copy.format, "binary");
+	keyfind_free(&kf);
+
+	copy_of("COPY t FROM STDIN (HEADER 0)", &kf);
+	assert_int_equal(kf.copy.header, 0);
+	keyfind_free(&kf);
+	copy_of("COPY t FROM STDIN (HEADER perhaps)", &kf);
+	assert_non_null(kf.copy.unsplittable);
+	keyfind_free(&kf);
+	copy_of("COPY t FROM STDIN (NULL 'a very long null string that is longer than the buffer "
+		"kept for it, which is seventy-two bytes')", &kf);
+	assert_non_null(kf.copy.unsplittable);
+	keyfind_free(&kf);
+
+	/* not a COPY of the client's data */
+	for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+		assert_true(keyfind_sql(others[i], strlen(others[i]), KEY, &kf));
+		assert_false(kf.copy.from_stdin);
+		keyfind_free(&kf);
+	}
+}
+
 static void test_insert(void **state)
 {
 	static const struct sql_case cases[] = {
@@ -808,6 +875,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_neutral_and_several_statements),
 		cmocka_unit_test(test_lexical),
 		cmocka_unit_test(test_bounds),
+		cmocka_unit_test(test_copy_description),
 		cmocka_unit_test(test_column_name),
 		cmocka_unit_test(test_hint),
 		cmocka_unit_test(test_set),
