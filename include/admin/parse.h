@@ -52,6 +52,8 @@ enum admin_show {
 	ADMIN_SHOW_STATE,
 	ADMIN_SHOW_DNS_HOSTS,
 	ADMIN_SHOW_DNS_ZONES,        /* always empty: pgmux resolves names, never whole zones */
+	ADMIN_SHOW_SOCKETS,          /* every client and server socket, with its buffers */
+	ADMIN_SHOW_ACTIVE_SOCKETS,   /* the sockets with bytes in flight */
 };
 
 /* What SHUTDOWN waits for before pgmux exits; plain SHUTDOWN is WAIT_FOR_CLIENTS. */

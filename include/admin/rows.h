@@ -16,7 +16,12 @@
 #define OID_INT4 23
 #define OID_TEXT 25
 
-#define MAX_COLS 20
+/*
+ * The widest table (SHOW SOCKETS) has 25 columns. A struct row lives on the stack while one
+ * row is written, and is reused for the next: its size, MAX_COLS * (SLOT_LEN + a pointer), is
+ * paid once per table, never per row.
+ */
+#define MAX_COLS 25
 #define SLOT_LEN 64 /* an IPv6 address, a timestamp, a decimal uint64 */
 
 struct column {
@@ -43,6 +48,12 @@ void put_ptr(struct row *r, const void *p);
 void put_time(struct row *r, uint64_t us);
 /* The DataRow, once every column has its value. */
 void row_end(struct msgbuf *mb, struct row *r);
+
+/* Microseconds from then to now; 0 when then is unset (0) or not before now. */
+static inline uint64_t since(uint64_t now, uint64_t then)
+{
+	return then && now > then ? now - then : 0;
+}
 
 #define HEADER(mb, cols) put_header((mb), (cols), (int)ARRAY_LEN(cols))
 #define ROW(r, cols) row_start((r), (int)ARRAY_LEN(cols))

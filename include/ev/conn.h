@@ -275,6 +275,20 @@ static inline const uint8_t *conn_input_end(const struct conn *c)
 	return c->in ? c->in + c->in_end : NULL;
 }
 
+/*
+ * Where c's buffers stand (SHOW SOCKETS), as offsets: all 0 for a buffer c does not hold.
+ * Bytes read and not yet processed are in_end - in_pos; bytes queued and not yet written are
+ * out_end - out_pos.
+ */
+struct conn_buffers {
+	uint32_t in_pos, in_end;   /* input: processed up to in_pos, read up to in_end */
+	uint32_t msg_left;         /* bytes of the message relayed or skipped still to arrive */
+	uint32_t out_pos, out_end; /* output queue: written up to out_pos, queued up to out_end */
+};
+
+/* Fill b from c; reads only. */
+void conn_buffer_state(const struct conn *c, struct conn_buffers *b);
+
 /* "ip:port" (or "unix") of the remote end into buf. */
 void conn_peer_name(int fd, char *buf, size_t len);
 

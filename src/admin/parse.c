@@ -76,12 +76,14 @@ static const char *const show_names[] = {
 	[ADMIN_SHOW_STATE] = "STATE",
 	[ADMIN_SHOW_DNS_HOSTS] = "DNS_HOSTS",
 	[ADMIN_SHOW_DNS_ZONES] = "DNS_ZONES",
+	[ADMIN_SHOW_SOCKETS] = "SOCKETS",
+	[ADMIN_SHOW_ACTIVE_SOCKETS] = "ACTIVE_SOCKETS",
 };
 
 /* PgBouncer commands and SHOW items that have no meaning here: a clearer error than "invalid". */
 static const char *const unsupported_verbs[] = { "SUSPEND", "SELECT" };
 static const char *const unsupported_shows[] = {
-	"FDS", "SOCKETS", "ACTIVE_SOCKETS", "PEERS", "PEER_POOLS",
+	"FDS", "PEERS", "PEER_POOLS",
 };
 
 static enum admin_parse_status fail(struct cursor *cur, enum admin_parse_status st,

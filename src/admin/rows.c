@@ -24,6 +24,7 @@ void put_header(struct msgbuf *mb, const struct column *cols, int ncols)
 
 void row_start(struct row *r, int ncols)
 {
+	ASSERT(ncols <= MAX_COLS);
 	r->n = 0;
 	r->ncols = ncols;
 }

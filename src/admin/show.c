@@ -11,10 +11,10 @@
  */
 #include "admin/show.h"
 #include "admin/rows.h"
+#include "admin/sockets.h"
 
 #include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -31,43 +31,6 @@
 #define PGMUX_VERSION "unknown"
 #endif
 
-/*
- * Split "ip:port", "[ipv6]:port" or a name without port (unix sockets, "unknown") into host and
- * port; port is 0 when there is none.
- */
-static void split_addr(const char *addr, char *host, size_t hostlen, int *port)
-{
-	const char *colon;
-	size_t n;
-
-	*port = 0;
-	if (addr[0] == '[' && (colon = strstr(addr, "]:")) != NULL) {
-		n = (size_t)(colon - addr - 1);
-		snprintf(host, hostlen, "%.*s", (int)n, addr + 1);
-		*port = atoi(colon + 2);
-		return;
-	}
-	colon = strrchr(addr, ':');
-	if (!colon || strchr(addr, ':') != colon) {
-		snprintf(host, hostlen, "%s", addr);
-		return;
-	}
-	snprintf(host, hostlen, "%.*s", (int)(colon - addr), addr);
-	*port = atoi(colon + 1);
-}
-
-static const char *app_name(const struct param_set *ps)
-{
-	const char *name = param_get(ps, PARAM_APPLICATION_NAME);
-
-	return name ? name : "";
-}
-
-static uint64_t since(uint64_t now, uint64_t then)
-{
-	return then && now > then ? now - then : 0;
-}
-
 /* --- SHOW HELP, VERSION --- */
 
 static void show_help(struct msgbuf *mb)
@@ -75,7 +38,7 @@ static void show_help(struct msgbuf *mb)
 	static const char detail[] =
 		"\tSHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION|TOPOLOGY|ROUTES\n"
 		"\tSHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS\n"
-		"\tSHOW LISTS|MEM|LATENCY|STATE|DNS_HOSTS|DNS_ZONES\n"
+		"\tSHOW SOCKETS|ACTIVE_SOCKETS|LISTS|MEM|LATENCY|STATE|DNS_HOSTS|DNS_ZONES\n"
 		"\tSHOW SHARDS\n"
 		"\tSHOW SHARD FOR <key> [IN <db>]\n"
 		"\tSHOW ROUTE [IN <db>] FOR <statement>\n"
@@ -410,213 +373,6 @@ static void show_pools(struct worker *w, struct msgbuf *mb)
 		put_uint(&r, waited % 1000000);
 		put_str(&r, pool_mode_name(pool_mode(p)));
 		row_end(mb, &r);
-	}
-}
-
-/* --- SHOW CLIENTS, SERVERS --- */
-
-static const struct column socket_cols[] = {
-	{ "type", OID_TEXT },
-	{ "user", OID_TEXT },
-	{ "database", OID_TEXT },
-	{ "state", OID_TEXT },
-	{ "addr", OID_TEXT },
-	{ "port", OID_INT4 },
-	{ "local_addr", OID_TEXT },
-	{ "local_port", OID_INT4 },
-	{ "connect_time", OID_TEXT },
-	{ "request_time", OID_TEXT },
-	{ "wait", OID_INT4 },
-	{ "wait_us", OID_INT4 },
-	{ "close_needed", OID_INT4 },
-	{ "ptr", OID_TEXT },
-	{ "link", OID_TEXT },
-	{ "remote_pid", OID_INT4 },
-	{ "tls", OID_TEXT },
-	{ "application_name", OID_TEXT },
-	/* pgmux's own, last so that PgBouncer's columns keep their positions */
-	{ "pinned", OID_TEXT },
-};
-
-/* The state names PgBouncer shows for its client lists. */
-static const char *client_show_state(const struct client *c)
-{
-	switch (c->state) {
-	case CLIENT_LOGIN:
-		return "login";
-	case CLIENT_WAITING_LOGIN:
-	case CLIENT_WAITING:
-		return "waiting";
-	case CLIENT_IDLE:
-		return "idle";
-	case CLIENT_ACTIVE:
-		return "active";
-	case CLIENT_CLOSING:
-		return "closing";
-	}
-	return "unknown";
-}
-
-/*
- * The local end of a connection (name, as client_local_name() gives it; "" while it has no
- * socket) as (address, port): NULL and 0 without a socket. A unix socket has no port; the
- * caller picks what to show.
- */
-static const char *local_end(const char *name, char *host, size_t hostlen, int *port)
-{
-	if (!name[0]) {
-		*port = 0;
-		return NULL;
-	}
-	split_addr(name, host, hostlen, port);
-	return host;
-}
-
-static void client_row(struct worker *w, struct msgbuf *mb, const struct client *c, uint64_t now)
-{
-	char host[SLOT_LEN], local[SLOT_LEN], tls[SLOT_LEN + 32], name[SLOT_LEN + 16];
-	const char *local_addr;
-	uint64_t waited = 0;
-	int port, local_port;
-	struct row r;
-
-	if (c->state == CLIENT_WAITING || c->state == CLIENT_WAITING_LOGIN)
-		waited = since(now, c->wait_start_us);
-	split_addr(c->addr, host, sizeof(host), &port);
-	client_local_name(c, name, sizeof(name));
-	local_addr = local_end(name, local, sizeof(local), &local_port);
-	if (c->conn.is_unix) {
-		/* A unix socket has no port: show the one its file name carries (.s.PGSQL.N). */
-		snprintf(host, sizeof(host), "unix");
-		port = w->cfg->listen_port;
-		local_addr = "unix";
-		local_port = w->cfg->listen_port;
-	}
-	client_tls_describe(c, tls, sizeof(tls));
-
-	ROW(&r, socket_cols);
-	put_str(&r, "C");
-	put_str(&r, c->user);
-	put_str(&r, c->dbname);
-	put_str(&r, client_show_state(c));
-	put_str(&r, host);
-	put_int(&r, port);
-	put_str(&r, local_addr);
-	put_int(&r, local_port);
-	put_time(&r, c->connect_time_us);
-	put_time(&r, c->request_time_us ? c->request_time_us : c->connect_time_us);
-	put_uint(&r, waited / 1000000);
-	put_uint(&r, waited % 1000000);
-	put_int(&r, 0);
-	put_ptr(&r, c);
-	put_ptr(&r, c->server);
-	put_int(&r, 0);
-	put_str(&r, tls);
-	put_str(&r, app_name(&c->params));
-	put_str(&r, c->pin_reason ? c->pin_reason : "");
-	row_end(mb, &r);
-}
-
-static void client_list_rows(struct worker *w, struct msgbuf *mb, struct list_node *head,
-			     uint64_t now)
-{
-	struct list_node *pos, *tmp;
-
-	list_for_each_safe(pos, tmp, head)
-		client_row(w, mb, list_entry(pos, struct client, node), now);
-}
-
-static void show_clients(struct worker *w, struct msgbuf *mb)
-{
-	uint64_t now = clock_now_us();
-	struct list_node *pos, *tmp;
-
-	HEADER(mb, socket_cols);
-	list_for_each_safe(pos, tmp, &w->pools) {
-		struct pool *p = list_entry(pos, struct pool, node);
-
-		client_list_rows(w, mb, &p->active_clients, now);
-		client_list_rows(w, mb, &p->waiting_clients, now);
-	}
-	/* Admin console clients and those still logging in. */
-	client_list_rows(w, mb, &w->login_clients, now);
-}
-
-/* The state names PgBouncer shows for its server lists. */
-static const char *server_show_state(const struct server *s)
-{
-	switch (s->state) {
-	case SERVER_CONNECTING:
-	case SERVER_LOGIN:
-		return "new";
-	case SERVER_IDLE:
-		return "idle";
-	case SERVER_ACTIVE:
-		return "active";
-	case SERVER_RESET:
-		return "tested";
-	case SERVER_CANCEL_WAIT:
-		return "being_canceled";
-	case SERVER_CLOSING:
-		return "closing";
-	}
-	return "unknown";
-}
-
-static void server_row(struct msgbuf *mb, const struct pool *p, const struct server *s)
-{
-	char host[SLOT_LEN], local[SLOT_LEN], tls[SLOT_LEN + 32], name[SLOT_LEN + 16];
-	const char *local_addr;
-	int port, local_port;
-	struct row r;
-
-	split_addr(s->addr, host, sizeof(host), &port);
-	server_local_name(s, name, sizeof(name));
-	local_addr = local_end(name, local, sizeof(local), &local_port);
-	server_tls_describe(s, tls, sizeof(tls));
-	ROW(&r, socket_cols);
-	put_str(&r, "S");
-	put_str(&r, p->user->name);
-	put_str(&r, p->db->name);
-	put_str(&r, server_show_state(s));
-	put_str(&r, host);
-	put_int(&r, port);
-	put_str(&r, local_addr);
-	put_int(&r, local_port);
-	put_time(&r, s->connect_time_us);
-	put_time(&r, s->request_time_us ? s->request_time_us : s->connect_time_us);
-	put_int(&r, 0);
-	put_int(&r, 0);
-	put_int(&r, s->close_when_released ? 1 : 0);
-	put_ptr(&r, s);
-	put_ptr(&r, s->client);
-	put_uint(&r, s->backend_pid);
-	put_str(&r, tls);
-	put_str(&r, s->client ? app_name(&s->client->params) : "");
-	put_str(&r, s->client && s->client->pin_reason ? s->client->pin_reason : "");
-	row_end(mb, &r);
-}
-
-static void server_list_rows(struct msgbuf *mb, const struct pool *p, const struct list_node *head)
-{
-	struct list_node *pos, *tmp;
-
-	list_for_each_safe(pos, tmp, head)
-		server_row(mb, p, list_entry(pos, struct server, node));
-}
-
-static void show_servers(struct worker *w, struct msgbuf *mb)
-{
-	struct list_node *pos, *tmp;
-
-	HEADER(mb, socket_cols);
-	list_for_each_safe(pos, tmp, &w->pools) {
-		struct pool *p = list_entry(pos, struct pool, node);
-
-		server_list_rows(mb, p, &p->active_servers);
-		server_list_rows(mb, p, &p->idle_servers);
-		server_list_rows(mb, p, &p->reset_servers);
-		server_list_rows(mb, p, &p->login_servers);
 	}
 }
 
@@ -1136,10 +892,10 @@ void admin_show(struct worker *w, enum admin_show what, uint64_t stats_since_us,
 		show_pools(w, mb);
 		break;
 	case ADMIN_SHOW_CLIENTS:
-		show_clients(w, mb);
-		break;
 	case ADMIN_SHOW_SERVERS:
-		show_servers(w, mb);
+	case ADMIN_SHOW_SOCKETS:
+	case ADMIN_SHOW_ACTIVE_SOCKETS:
+		admin_show_sockets(w, what, mb);
 		break;
 	case ADMIN_SHOW_STATS:
 	case ADMIN_SHOW_STATS_TOTALS:

@@ -1099,6 +1099,15 @@ static void format_addr(const struct sockaddr_storage *ss, char *buf, size_t len
 	}
 }
 
+void conn_buffer_state(const struct conn *c, struct conn_buffers *b)
+{
+	b->in_pos = c->in ? c->in_pos : 0;
+	b->in_end = c->in ? c->in_end : 0;
+	b->msg_left = c->fwd_left + c->skip_left;
+	b->out_pos = c->out ? c->out_pos : 0;
+	b->out_end = c->out ? c->out_end : 0;
+}
+
 void conn_peer_name(int fd, char *buf, size_t len)
 {
 	struct sockaddr_storage ss;

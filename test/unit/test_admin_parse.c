@@ -43,6 +43,8 @@ static const struct {
 	{ "show state;", ADMIN_SHOW, ADMIN_SHOW_STATE, "", "" },
 	{ "SHOW DNS_HOSTS", ADMIN_SHOW, ADMIN_SHOW_DNS_HOSTS, "", "" },
 	{ "show dns_zones", ADMIN_SHOW, ADMIN_SHOW_DNS_ZONES, "", "" },
+	{ "SHOW SOCKETS", ADMIN_SHOW, ADMIN_SHOW_SOCKETS, "", "" },
+	{ "show active_sockets;", ADMIN_SHOW, ADMIN_SHOW_ACTIVE_SOCKETS, "", "" },
 	{ "/* scripts add these */ SHOW /* here too */ POOLS -- and here", ADMIN_SHOW,
 	  ADMIN_SHOW_POOLS, "", "" },
 	{ "PAUSE", ADMIN_PAUSE, 0, "", "" },
@@ -111,7 +113,9 @@ static const struct {
 	{ "SHOW POOLS; SHOW CLIENTS", ADMIN_PARSE_SYNTAX, "takes no arguments" },
 	{ "SHOW POOLS;;", ADMIN_PARSE_SYNTAX, "takes no arguments" },
 	{ "SHOW FDS", ADMIN_PARSE_UNSUPPORTED, "SHOW FDS is not supported" },
-	{ "show sockets", ADMIN_PARSE_UNSUPPORTED, "SHOW SOCKETS is not supported" },
+	{ "show peers", ADMIN_PARSE_UNSUPPORTED, "SHOW PEERS is not supported" },
+	{ "SHOW SOCKETS now", ADMIN_PARSE_SYNTAX, "SHOW SOCKETS takes no arguments" },
+	{ "SHOW ACTIVE_SOCKET", ADMIN_PARSE_SYNTAX, "unknown SHOW item \"ACTIVE_SOCKET\"" },
 	{ "SUSPEND", ADMIN_PARSE_UNSUPPORTED, "SUSPEND is not supported" },
 	{ "select 1", ADMIN_PARSE_UNSUPPORTED, "SELECT is not supported" },
 	{ "KILL", ADMIN_PARSE_SYNTAX, "KILL needs a database name" },
@@ -239,6 +243,7 @@ static void test_names(void **state)
 	assert_string_equal(admin_show_name(ADMIN_SHOW_STATS_AVERAGES), "STATS_AVERAGES");
 	assert_string_equal(admin_show_name(ADMIN_SHOW_MEM), "MEM");
 	assert_string_equal(admin_show_name(ADMIN_SHOW_STATE), "STATE");
+	assert_string_equal(admin_show_name(ADMIN_SHOW_ACTIVE_SOCKETS), "ACTIVE_SOCKETS");
 }
 
 int main(void)
