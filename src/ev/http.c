@@ -195,6 +195,12 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
 		/* A stream waits for its owner to consume (offer() resumes it); the rest fail. */
 		if (r->data_fn && r->len) {
 			r->paused = true;
+			/*
+			 * Offered again even if the owner saw these bytes already: only an offer
+			 * resumes the stream, or ends it as too large when nothing can be taken.
+			 */
+			if (list_empty(&r->fresh))
+				list_add_tail(&r->http->fresh, &r->fresh);
 			return CURL_WRITEFUNC_PAUSE;
 		}
 		r->too_large = true;
