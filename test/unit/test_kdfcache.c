@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -44,6 +45,33 @@ static void test_tags_tell_parts_apart(void **state)
 	kdfcache_free(other);
 }
 
+/*
+ * Tags of alice's and of another user's password that sit in different slots of kc: a slot
+ * holds one tag, and which slot a tag takes depends on the key kc drew, so "bob" would share
+ * alice's slot in one run out of 64. The probing leaves kc empty.
+ */
+static void tags_apart(struct kdfcache *kc, uint8_t t1[KDFCACHE_TAG_LEN],
+		       uint8_t t2[KDFCACHE_TAG_LEN])
+{
+	int probe;
+
+	tag_of(kc, "alice", "secret", t1);
+	for (int i = 0; i < 1000; i++) {
+		char user[16];
+		bool apart;
+
+		snprintf(user, sizeof(user), "bob%d", i);
+		tag_of(kc, user, "secret", t2);
+		kdfcache_put(kc, t1, NULL);
+		kdfcache_put(kc, t2, NULL);
+		apart = kdfcache_get(kc, t1, NULL);
+		kdfcache_bind(kc, &probe); /* another source: wiped */
+		if (apart)
+			return;
+	}
+	fail_msg("no two tags in different slots");
+}
+
 static void test_get_put_bind(void **state)
 {
 	struct kdfcache *kc = kdfcache_new(64);
@@ -52,10 +80,9 @@ static void test_get_put_bind(void **state)
 	int source1, source2;
 
 	assert_non_null(kc);
+	tags_apart(kc, t1, t2);
 	kdfcache_bind(kc, &source1);
 	memset(s.stored_key, 7, sizeof(s.stored_key));
-	tag_of(kc, "alice", "secret", t1);
-	tag_of(kc, "bob", "secret", t2);
 	assert_false(kdfcache_get(kc, t1, NULL));
 	kdfcache_put(kc, t1, &s);
 	kdfcache_put(kc, t2, NULL);
