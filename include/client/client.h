@@ -29,6 +29,7 @@ struct database;
 struct scram_server;
 struct client_addr;
 struct shard_fanout;
+struct copy_split;
 struct loaded_shard_map;
 
 enum client_state {
@@ -103,6 +104,7 @@ struct client {
 	bool shard_checked;           /* the unit's messages up to its Sync were read at its start */
 	struct shard_fanout *fanout;  /* a read going to every shard in turn; NULL when none */
 	bool unit_outside_txn;        /* this unit runs outside the transaction pgmux holds */
+	struct copy_split *copy_split; /* a COPY FROM STDIN split over the shards; NULL when none */
 	struct loaded_shard_map *unit_map; /* the shard map its unit of work started with (a ref) */
 	char *shard_unnamed_sql;      /* the unnamed statement prepared in the transaction */
 	size_t shard_unnamed_len;
@@ -138,6 +140,14 @@ struct client {
 
 /* Accept a new client socket (from the listener). */
 void client_accept(struct worker *w, int fd, bool is_unix);
+
+/*
+ * A client of pgmux's own on fd (the other end of a conn_attach_pair): logged in as like's user
+ * with like's parameters and session settings, straight into pool p (no authentication: only
+ * pgmux holds the other end). It then speaks the protocol like any client (AuthenticationOk,
+ * ..., ReadyForQuery first). false: it could not be made (fd is closed).
+ */
+bool client_open_internal(struct worker *w, int fd, const struct client *like, struct pool *p);
 
 /* Close with an error message (sqlstate) after flushing it; NULL sqlstate = close quietly. */
 void client_close(struct client *c, const char *sqlstate, const char *fmt, ...)

@@ -54,6 +54,13 @@ enum conn_action client_shard_unit(struct client *c, const struct pkt_header *hd
 enum conn_action client_shard_linked(struct client *c, const struct pkt_header *hdr,
 				     const uint8_t *whole);
 
+/*
+ * The shard (index in its [shards.NAME] section) of a key given as text, in map, for keys of
+ * key_type (enum shard_key_kind); -1 with why: not a key of that type.
+ */
+int client_shard_of_text(const struct loaded_shard_map *map, int key_type, const char *text,
+			 size_t len, char *why, size_t whylen);
+
 /* The client's transaction ended: SET LOCAL pgmux.shard_key no longer applies. */
 void client_shard_end_transaction(struct client *c);
 

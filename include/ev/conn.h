@@ -127,6 +127,13 @@ struct conn {
 void conn_init(struct conn *c, struct evloop *loop, const struct conn_ops *ops, void *owner);
 /* Take over an accepted, connected socket and start reading. */
 bool conn_attach(struct conn *c, int fd);
+/*
+ * A connected pair of unix sockets, for a connection of pgmux to itself: one end attached to c
+ * (as conn_attach), the other returned for the other side to attach; -1 when it cannot be made.
+ */
+int conn_attach_pair(struct conn *c);
+/* Close a socket no conn took (conn_attach_pair's other end when its taker failed). */
+void conn_drop_fd(int fd);
 /* Start a non-blocking connect; on_connected reports the outcome. False: failed at once. */
 bool conn_connect(struct conn *c, const struct sockaddr *addr, socklen_t len, int *errnum);
 

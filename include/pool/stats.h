@@ -44,6 +44,7 @@ struct shard_stats {
 	uint64_t no_key;           /* refused: no key (no_shard_key = error) */
 	uint64_t cross_shard;      /* refused: keys on several shards */
 	uint64_t fanned_out;       /* reads without a key sent to every shard (no_shard_key = all) */
+	uint64_t copy_split;       /* COPY FROM STDIN split over the shards by the keys of its rows */
 };
 
 static inline void stats_add(struct stats *to, const struct stats *from)

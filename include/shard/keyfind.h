@@ -90,6 +90,7 @@ struct keyfind_copy {
 	char format[8];                /* "text", "csv", "binary" ("" = text) */
 	char delimiter[8], quote[8], escape[8];
 	char null_string[72];
+	bool null_given;               /* NULL was given (null_string may be "") */
 	int header;                    /* 0 no, 1 yes, 2 MATCH */
 	const char *unsplittable;      /* an option value keyfind cannot take (static), or NULL */
 };

@@ -6,6 +6,7 @@
  */
 #include "client/client.h"
 #include "client/admit.h"
+#include "client/copysplit.h"
 #include "client/route.h"
 #include "client/shard.h"
 #include "client/login.h"
@@ -37,13 +38,13 @@ const char *client_state_name(enum client_state s)
 	return names[s];
 }
 
-void client_accept(struct worker *w, int fd, bool is_unix)
+static struct client *client_new(struct worker *w)
 {
 	struct client *c = calloc(1, sizeof(*c));
 
 	if (!c) {
 		log_error("out of memory accepting a client");
-		return;
+		return NULL;
 	}
 	c->id = ++w->next_client_id;
 	c->w = w;
@@ -52,14 +53,23 @@ void client_accept(struct worker *w, int fd, bool is_unix)
 	conn_init(&c->conn, &w->loop, &client_ops, c);
 	conn_set_framing(&c->conn, true, PKT_STARTUP_MAX);
 	c->connect_time_us = c->request_time_us = clock_now_us();
-	if (is_unix)
-		snprintf(c->addr, sizeof(c->addr), "unix");
-	else
-		conn_peer_name(fd, c->addr, sizeof(c->addr));
 	snprintf(c->dbname, sizeof(c->dbname), "(nodb)");
 	snprintf(c->user, sizeof(c->user), "(nouser)");
 	w->n_clients++;
 	pool_client_accepted(c);
+	return c;
+}
+
+void client_accept(struct worker *w, int fd, bool is_unix)
+{
+	struct client *c = client_new(w);
+
+	if (!c)
+		return;
+	if (is_unix)
+		snprintf(c->addr, sizeof(c->addr), "unix");
+	else
+		conn_peer_name(fd, c->addr, sizeof(c->addr));
 	if (!conn_attach(&c->conn, fd)) {
 		client_close(c, NULL, "out of memory");
 		return;
@@ -71,6 +81,42 @@ void client_accept(struct worker *w, int fd, bool is_unix)
 	}
 	if (w->cfg->log_connections)
 		client_log(LOG_LVL_DEBUG, c, "new connection");
+}
+
+/* Take like's parameters and session settings; false: out of memory. */
+static bool copy_session(struct client *c, const struct client *like)
+{
+	for (int i = 0; i < PARAM_COUNT; i++) {
+		const char *v = param_get(&like->params, (enum tracked_param)i);
+
+		if (v && !param_store(&c->params, (enum tracked_param)i, v))
+			return false;
+	}
+	return settings_copy(&c->settings, &like->settings);
+}
+
+bool client_open_internal(struct worker *w, int fd, const struct client *like, struct pool *p)
+{
+	struct client *c = client_new(w);
+
+	if (!c) {
+		conn_drop_fd(fd);
+		return false;
+	}
+	snprintf(c->addr, sizeof(c->addr), "unix");
+	snprintf(c->user, sizeof(c->user), "%s", like->user);
+	snprintf(c->dbname, sizeof(c->dbname), "%s", p->db->name);
+	c->session_hint = like->session_hint;
+	if (!conn_attach(&c->conn, fd)) {
+		conn_drop_fd(fd);
+		client_close(c, NULL, "out of memory");
+		return false;
+	}
+	if (!copy_session(c, like)) {
+		client_close(c, NULL, "out of memory");
+		return false;
+	}
+	return login_internal(c, p);
 }
 
 void client_send(struct client *c, struct msgbuf *mb)
@@ -175,6 +221,7 @@ void client_close(struct client *c, const char *sqlstate, const char *fmt, ...)
 	}
 	if (c->admin)
 		w->console->forget_client(c);
+	copysplit_free(c); /* its legs go now, rolling back what they did not commit */
 	detach_server_on_close(c);
 	pool_client_closing(c);
 	w->n_clients--;
@@ -414,6 +461,12 @@ static enum conn_action relay_packet(struct client *c, const struct pkt_header *
 	if (hdr->type == 'X') {
 		client_close(c, NULL, "client terminated");
 		return CONN_CLOSED;
+	}
+	if (c->copy_split) {
+		enum conn_action act = copysplit_client_message(c, hdr, whole);
+
+		if (act != CONN_FORWARD)
+			return act;
 	}
 	if (c->discarding)
 		return client_discard_packet(c, hdr);

@@ -836,6 +836,18 @@ static bool enter_pool(struct client *c)
 	return true;
 }
 
+bool login_internal(struct client *c, struct pool *p)
+{
+	if (!new_cancel_key(c)) {
+		client_close(c, "XX000", "could not generate random cancel key");
+		return false;
+	}
+	c->pool = p;
+	conn_set_framing(&c->conn, false, (uint32_t)c->w->cfg->max_packet_size);
+	pool_client_logged_in(c);
+	return true;
+}
+
 /*
  * As PostgreSQL: one SSLRequest and one GSSENCRequest per connection, neither once TLS is up. A
  * repeated one is what PostgreSQL then takes it for, a startup packet of protocol 1234.5679

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "client/copysplit.h"
 #include "client/route.h"
 #include "pool/pool.h"
 #include "proto/build.h"
@@ -48,6 +49,7 @@ struct finding {
 	bool writes;          /* some statement writes, or could not be read */
 	bool named;           /* a Bind of a named statement */
 	const char *merge_needed; /* why its rows could not just follow each other */
+	struct keyfind_copy copy; /* a COPY FROM STDIN alone: its keys are in its rows */
 };
 
 _Static_assert((int)SHARD_KEY_INT == (int)SHARD_KIND_INT && (int)SHARD_KEY_TEXT == (int)SHARD_KIND_TEXT &&
@@ -122,6 +124,16 @@ static int shard_of_key(const struct loaded_shard_map *l, const struct shard_key
 }
 
 /* Record one more shard the unit touches. */
+int client_shard_of_text(const struct loaded_shard_map *map, int key_type, const char *text,
+			 size_t len, char *why, size_t whylen)
+{
+	struct shard_key key;
+
+	if (!shard_key_from_text((enum shard_key_type)key_type, text, len, &key, why, whylen))
+		return -1;
+	return shard_of_key(map, &key);
+}
+
 static void note_shard(struct finding *f, int k)
 {
 	if (f->found == FOUND_SHARD && f->shard != k) {
@@ -219,6 +231,8 @@ static void apply_stmt_keys(const struct sharding *sh, const struct stmt_keys *k
 	f->writes |= !k->parsed || kf->writes;
 	if (k->parsed && kf->merge_needed)
 		f->merge_needed = kf->merge_needed;
+	if (k->parsed && kf->copy.from_stdin)
+		f->copy = kf->copy;
 	if (k->hinted) {
 		*hinted = true;
 		if (k->hint.kind == KEYFIND_HINT_KEY)
@@ -546,6 +560,29 @@ static void describe_refusal(const struct client *c, const struct sharding *sh,
 	describe_refusal_for(c->home->name, sh, f, out, len);
 }
 
+/*
+ * A COPY FROM STDIN without a key of its own: its rows are split over the shards by their keys
+ * (client/copysplit), in a transaction per shard, so not inside the client's own transaction.
+ */
+static enum conn_action copy_into_shards(struct client *c, const struct sharding *sh,
+					 const struct pkt_header *hdr, const uint8_t *whole,
+					 const struct finding *f)
+{
+	struct fe_query q;
+
+	if (hdr->type != 'Q' || !fe_parse_query(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &q))
+		return refuse(c, hdr, "0A000", "a COPY into a sharded database is split over its "
+			      "shards only when sent as a simple Query");
+	if (c->deferred_begin) {
+		c->tx_status = 'E';
+		return refuse(c, hdr, "0A000", "a COPY into a sharded database runs outside a "
+			      "transaction block (its rows go to every shard, each in a transaction "
+			      "of its own)");
+	}
+	c->home->shard_stats.copy_split++;
+	return copysplit_start(c, sh->set, sh->map, &f->copy, q.sql, q.sql_len);
+}
+
 /* Go on in shard k's pool. false: that shard has no database now (the config changed). */
 static bool move_to_shard(struct client *c, int k)
 {
@@ -751,6 +788,8 @@ enum conn_action client_shard_unit(struct client *c, const struct pkt_header *hd
 				      f.binds == 0;
 		return CONN_FORWARD;
 	}
+	if (f.found == FOUND_NO_KEY && f.copy.from_stdin)
+		return copy_into_shards(c, sh, hdr, whole, &f);
 	if (f.found == FOUND_NO_KEY && strcmp(set->no_shard_key, "all") == 0)
 		return start_fanout(c, sh, hdr, whole, &f);
 	if (f.found == FOUND_NO_KEY && strcmp(set->no_shard_key, "error") != 0) {
@@ -885,6 +924,12 @@ enum conn_action client_shard_linked(struct client *c, const struct pkt_header *
 			find_in_bind(c, sh, &b, c->shard_unnamed_sql, c->shard_unnamed_len, NULL, NULL,
 				     &f, &hinted);
 	}
+	if (f.found == FOUND_NO_KEY && f.copy.from_stdin && !c->pin_reason) {
+		c->home->shard_stats.cross_shard++;
+		return fail_transaction(c, hdr, "a COPY into a sharded database runs outside a "
+					"transaction block (its rows go to every shard, each in a "
+					"transaction of its own)");
+	}
 	if (f.found == FOUND_NEUTRAL || f.found == FOUND_NO_KEY ||
 	    (f.found == FOUND_SHARD && f.shard == here))
 		return CONN_FORWARD;
@@ -977,6 +1022,7 @@ bool client_take_shard_option(struct client *c, const char *name, const char *va
 
 void client_shard_free(struct client *c)
 {
+	copysplit_free(c);
 	client_fanout_end(c);
 	hold_unit_map(c, NULL);
 	free(c->shard_session.key);

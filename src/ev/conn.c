@@ -212,6 +212,28 @@ bool conn_attach(struct conn *c, int fd)
 	return true;
 }
 
+int conn_attach_pair(struct conn *c)
+{
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return -1;
+	if (!conn_attach(c, sv[0])) {
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	/* pgmux reads its own other end's answers whatever it still has to write to it. */
+	c->reader_paces = false;
+	return sv[1];
+}
+
+void conn_drop_fd(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
+
 bool conn_connect(struct conn *c, const struct sockaddr *addr, socklen_t len, int *errnum)
 {
 	int fd = socket(addr->sa_family, SOCK_STREAM, 0);

@@ -459,6 +459,7 @@ static const struct counter_field shard_fields[] = {
 	{ "default", offsetof(struct shard_stats, by_default) },
 	{ "stayed", offsetof(struct shard_stats, stayed) },
 	{ "fanned_out", offsetof(struct shard_stats, fanned_out) },
+	{ "copy_split", offsetof(struct shard_stats, copy_split) },
 	{ "refused_no_key", offsetof(struct shard_stats, no_key) },
 	{ "refused_cross_shard", offsetof(struct shard_stats, cross_shard) },
 };

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client/copysplit.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "pool/pool.h"
@@ -155,6 +156,10 @@ void client_cancel_request(struct worker *w, uint32_t pid, uint32_t key)
 {
 	struct client *c = find_client(w, pid, key);
 
+	if (c && c->copy_split) {
+		copysplit_cancel(c); /* its COPY runs on servers of its own legs */
+		return;
+	}
 	/* An idle client has nothing running: a cancel must not touch anyone's server. */
 	if (!c || !c->server || c->server->state != SERVER_ACTIVE) {
 		log_debug("cancel request for an idle or unknown client ignored");

@@ -1044,6 +1044,7 @@ static bool copy_option(struct keyfind_copy *c, const char *name, const char *v)
 		{ "null", offsetof(struct keyfind_copy, null_string), sizeof(c->null_string) },
 	};
 
+	c->null_given |= strcmp(name, "null") == 0;
 	if (strcmp(name, "header") == 0) {
 		c->header = header_value(v);
 		return c->header >= 0;

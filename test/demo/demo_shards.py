@@ -7,7 +7,8 @@ sharded database, `app = shards=users`: the key is users.user_id, the map (made 
 `pgmux --shard-map create`) gives half of the 16384 buckets to shard a (cluster one) and half
 to shard b (cluster two).
 
-10,000 users are inserted through one connection to pgmux. Then, per shard, three figures
+10,000 users are written through one connection to pgmux, half with INSERTs, half with one
+COPY that pgmux splits by key over the shards. Then, per shard, three figures
 must agree: the rows its primary holds, the rows PostgreSQL itself places in the shard's
 bucket ranges (hashint8extended(user_id, 0) & 16383, ranges from the map file), and what
 SHOW SHARDS predicts from the shard's share of the buckets (close, not equal: keys fall into
@@ -138,14 +139,24 @@ def demo(state):
     heading(f"Inserting {USERS:,} users through one connection string")
     url = f"postgresql://postgres@127.0.0.1:{mux.port}/app"
     say(f"DATABASE_URL={url}")
-    say("INSERT INTO users (user_id, name) VALUES (%s, %s), for user_id = 1 .. 10000")
+    half = USERS // 2
+    say(f"INSERT INTO users (user_id, name) VALUES (%s, %s), for user_id = 1 .. {half:,}")
     t0 = time.monotonic()
     with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
-        for uid in range(1, USERS + 1):
+        for uid in range(1, half + 1):
             conn.execute("INSERT INTO users (user_id, name) VALUES (%s, %s)",
                          (uid, f"user {uid}"))
-    say(f"done in {time.monotonic() - t0:.1f} s; pgmux found each row's shard from the "
-        "user_id parameter of the Bind")
+        say(f"done in {time.monotonic() - t0:.1f} s; pgmux found each row's shard from the "
+            "user_id parameter of the Bind")
+        say(f"COPY users (user_id, name) FROM STDIN, user_id = {half + 1:,} .. {USERS:,}")
+        t0 = time.monotonic()
+        with conn.cursor() as cur:
+            with cur.copy("COPY users (user_id, name) FROM STDIN") as copy:
+                for uid in range(half + 1, USERS + 1):
+                    copy.write_row((uid, f"user {uid}"))
+            check(cur.rowcount == USERS - half, f"one COPY answered COPY {cur.rowcount}")
+    say(f"done in {time.monotonic() - t0:.2f} s; pgmux sent each row to its key's shard, "
+        "one transaction per shard, committed when all succeeded")
     for rs in sets:
         rs.wait_caught_up(timeout=30)
 

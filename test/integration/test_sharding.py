@@ -452,3 +452,145 @@ def test_text_and_uuid_keys(pgmux, clean, tmp_path):
     assert total == len(ids)
     assert mux.admin("SHOW SHARD FOR 'acme' IN t")[0]["shard"] == \
         owner[int(clean[0].sql(f"SELECT hashtextextended('acme', 0) & {BUCKETS - 1}"))]
+
+
+# ---- COPY FROM STDIN split over the shards by the key of each row ----
+
+def counts(shards, table="users"):
+    return [int(s.sql(f"SELECT count(*) FROM {table}", dbname="app")) for s in shards]
+
+
+def test_copy_rows_go_to_their_shards(sharded, clean, tmp_path):
+    mux = sharded()
+    owner = owners(mux.map_path)
+    with mux.connect(dbname="app") as c:
+        with c.cursor() as cur:
+            with cur.copy("COPY users (user_id, name) FROM STDIN") as copy:
+                for uid in range(1, 2001):
+                    copy.write_row((uid, f"tab\there {uid}" if uid % 7 == 0 else f"u{uid}"))
+            assert cur.rowcount == 2000
+        # the client's session goes on where it was
+        assert c.execute("SELECT name FROM users WHERE user_id = 14").fetchone() == ("tab\there 14",)
+    found = placement(clean, owner)
+    assert sorted(found) == list(range(1, 2001)) and all(len(v) == 1 for v in found.values())
+    assert min(counts(clean)) > 800
+
+    # CSV with a header, no column list (the key's place comes from the table), quoted fields
+    # holding the delimiter and line breaks, and psql as the client
+    csv = tmp_path / "users.csv"
+    lines = ["user_id,name"] + [f'{uid},"a, b\n{uid}"' if uid % 3 == 0 else f"{uid},plain{uid}"
+                                for uid in range(-500, 0)]
+    csv.write_text("\n".join(lines) + "\n")
+    out = subprocess.run(["psql", mux.dsn("app", "postgres"), "-v", "ON_ERROR_STOP=1", "-c",
+                          f"\\copy users FROM '{csv}' WITH (FORMAT csv, HEADER)"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "COPY 500" in out.stdout, out.stderr
+    found = placement(clean, owner)
+    assert len(found) == 2500
+    with mux.connect(dbname="app") as c:
+        assert c.execute("SELECT name FROM users WHERE user_id = -3").fetchone() == ("a, b\n-3",)
+
+
+def test_copy_commits_nothing_when_a_shard_fails(sharded, clean):
+    mux = sharded()
+    b = keys_on(mux, "b", 1)[0]
+    with mux.connect(dbname="app") as c:
+        c.execute("INSERT INTO users (user_id, name) VALUES (%s, 'there first')", (b,))
+        before = counts(clean)
+        # a duplicate key on shard b, after rows for both shards
+        with pytest.raises(psycopg.errors.UniqueViolation, match="shard b"):
+            with c.cursor().copy("COPY users (user_id, name) FROM STDIN") as copy:
+                for uid in list(range(1000, 1200)) + [b] + list(range(1200, 1300)):
+                    copy.write_row((uid, "x"))
+        assert counts(clean) == before
+        # a key that is no bigint, and a NULL key: refused by pgmux, nothing committed
+        with pytest.raises(psycopg.errors.InvalidTextRepresentation, match="line 3"):
+            with c.cursor().copy("COPY users (name, user_id) FROM STDIN") as copy:
+                copy.write(b"x\t1\ny\t2\nz\tnot-a-number\nw\t4\n")
+        with pytest.raises(psycopg.errors.NotNullViolation, match="NULL"):
+            with c.cursor().copy("COPY users (user_id, name) FROM STDIN") as copy:
+                copy.write(b"5\tfive\n\\N\tnobody\n")
+        with pytest.raises(psycopg.errors.BadCopyFileFormat, match="line 2: missing data"):
+            with c.cursor().copy("COPY users (name, user_id) FROM STDIN") as copy:
+                copy.write(b"x\t1\ny\n")
+        # the client gives up (CopyFail)
+        with pytest.raises(psycopg.errors.QueryCanceled, match="from stdin failed"):
+            with c.cursor().copy("COPY users (user_id, name) FROM STDIN") as copy:
+                copy.write_row((7, "seven"))
+                raise RuntimeError("the application stops")
+        assert counts(clean) == before
+        # the session is fine, and the next COPY works
+        with c.cursor().copy("COPY users (user_id, name) FROM STDIN") as copy:
+            copy.write_row((1, "one"))
+        assert sum(counts(clean)) == sum(before) + 1
+    for s in clean:  # no transaction left open behind the failures
+        assert s.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = 'app' AND "
+                     "state LIKE 'idle in transaction%'") == "0"
+
+
+def test_copy_refusals(sharded, clean):
+    mux = sharded()
+    with mux.connect(dbname="app") as c:
+        with pytest.raises(psycopg.errors.FeatureNotSupported, match="binary format"):
+            with c.cursor().copy("COPY users (user_id, name) FROM STDIN (FORMAT binary)") as copy:
+                copy.write_row((1, "one"))
+        with pytest.raises(psycopg.errors.FeatureNotSupported, match="shard key user_id"):
+            with c.cursor().copy("COPY users (name) FROM STDIN") as copy:
+                copy.write_row(("one",))
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            with c.cursor().copy("COPY nosuch FROM STDIN") as copy:
+                copy.write_row((1, "one"))
+        # inside a transaction: refused, and the transaction is failed as on a server
+        c.autocommit = False
+        c.execute("SELECT 1")
+        with pytest.raises(psycopg.errors.FeatureNotSupported, match="outside a transaction"):
+            with c.cursor().copy("COPY users (user_id, name) FROM STDIN") as copy:
+                copy.write_row((1, "one"))
+        with pytest.raises(psycopg.errors.InFailedSqlTransaction):
+            c.execute("SELECT 1")
+        c.rollback()
+        c.autocommit = True
+        # with a key given, a COPY goes whole to that key's shard as before
+        a = keys_on(mux, "a", 1)[0]
+        with c.cursor().copy(f"/* pgmux:shard_key={a} */ COPY users (user_id, name) "
+                             "FROM STDIN") as copy:
+            copy.write_row((a, "keyed"))
+    assert counts(clean) == [1, 0]
+
+
+def test_copy_splits_stream_and_wait_for_servers(sharded, clean):
+    """A large COPY streams through (bounded memory); two at once with one server per shard
+    both finish: legs take their servers in shard order, so they cannot deadlock."""
+    mux = sharded(settings={"default_pool_size": "1", "query_wait_timeout": "60"})
+    owner = owners(mux.map_path)
+    n = 100_000
+    payload = "".join(f"{uid}\t{'p' * 60}\n" for uid in range(1, n + 1)).encode()
+    with mux.connect(dbname="app") as c:
+        with c.cursor() as cur:
+            with cur.copy("COPY users (user_id, name) FROM STDIN") as copy:
+                for i in range(0, len(payload), 1 << 20):
+                    copy.write(payload[i:i + (1 << 20)])
+            assert cur.rowcount == n
+    assert sum(counts(clean)) == n
+    assert len(placement(clean, owner)) == n
+
+    import threading
+    errors = []
+
+    def load(first):
+        try:
+            with mux.connect(dbname="app") as c:
+                with c.cursor().copy("COPY orders (user_id, amount) FROM STDIN") as copy:
+                    for uid in range(first, first + 3000):
+                        copy.write_row((uid, 1))
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=load, args=(k * 3000,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors and not any(t.is_alive() for t in threads)
+    assert sum(counts(clean, "orders")) == 9000
+    placement(clean, owner, "orders")

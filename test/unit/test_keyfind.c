@@ -303,6 +303,7 @@ static void test_copy_description(void **state)
 	assert_string_equal(kf.copy.format, "csv");
 	assert_string_equal(kf.copy.delimiter, ";");
 	assert_string_equal(kf.copy.null_string, "x");
+	assert_true(kf.copy.null_given);
 	assert_string_equal(kf.copy.quote, "'");
 	assert_string_equal(kf.copy.escape, "\\");
 	assert_int_equal(kf.copy.header, 1);
@@ -319,6 +320,7 @@ static void test_copy_description(void **state)
 	assert_string_equal(kf.copy.format, "csv");
 	assert_string_equal(kf.copy.delimiter, "|");
 	assert_int_equal(kf.copy.header, 1);
+	assert_false(kf.copy.null_given);
 	keyfind_free(&kf);
 
 	copy_of("COPY t (a, b) FROM STDIN (HEADER match, FORMAT 'binary')", &kf);
