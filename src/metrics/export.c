@@ -698,6 +698,7 @@ void metrics_render(struct worker *w, const struct httpd_stats *http, struct pro
 bool metrics_ready(struct worker *w, char *why, size_t len)
 {
 	const struct config *cfg = w->cfg;
+	const struct db_entry *without = NULL; /* read_only, and its cluster has no primary */
 
 	if (!cfg) {
 		snprintf(why, len, "no configuration in force");
@@ -715,13 +716,22 @@ bool metrics_ready(struct worker *w, char *why, size_t len)
 		if (!e->cluster[0])
 			continue;
 		cl = topo_find(&w->topo, e->cluster);
-		if (!cl || cl->primary < 0) {
-			snprintf(why, len, "database %s: cluster %s has no confirmed primary", e->name,
-				 e->cluster);
-			return false;
+		if (cl && cl->primary >= 0)
+			continue;
+		/* Its clients only read: replicas serve them, no primary needed. */
+		if (e->read_only) {
+			if (!without)
+				without = e;
+			continue;
 		}
+		snprintf(why, len, "database %s: cluster %s has no confirmed primary", e->name,
+			 e->cluster);
+		return false;
 	}
-	snprintf(why, len, "ready");
+	if (without)
+		snprintf(why, len, "ready (database %s: read-only, no primary needed)", without->name);
+	else
+		snprintf(why, len, "ready");
 	return true;
 }
 
