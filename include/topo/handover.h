@@ -60,17 +60,17 @@ struct handover_change {
 };
 
 struct handover {
-	char last[64];              /* the last confirmed primary; "" before the first */
-	bool stopped;               /* writes to last are held back (it is not usable for them) */
-	uint64_t stopped_us;        /* since when */
-	bool planned;               /* a switchover from last was scheduled when they stopped */
+	char last[64];       /* the last confirmed primary; "" before the first */
+	bool stopped;        /* writes to last are held back (it is not usable for them) */
+	uint64_t stopped_us; /* since when */
+	bool planned;        /* a switchover from last was scheduled when they stopped */
 
-	bool pending;               /* a change whose kind is not decided yet */
+	bool pending;                  /* a change whose kind is not decided yet */
 	struct handover_change change; /* that change (kind not meaningful yet) */
-	uint64_t confirmed_us;      /* when its new primary was confirmed */
+	uint64_t confirmed_us;         /* when its new primary was confirmed */
 
 	uint64_t switchovers, failovers;
-	uint64_t last_pause_us;     /* the pause of the last change decided; 0 before the first */
+	uint64_t last_pause_us; /* the pause of the last change decided; 0 before the first */
 	uint64_t recent_pause_us[HANDOVER_RECENT];
 };
 

@@ -29,8 +29,7 @@ const char *handover_kind_name(enum handover_kind k)
 }
 
 /* The pending change is a kind now: count it and hand it out. */
-static void decide(struct handover *h, enum handover_kind kind, struct handover_change *out,
-		   int *n)
+static void decide(struct handover *h, enum handover_kind kind, struct handover_change *out, int *n)
 {
 	h->recent_pause_us[handover_count(h) % HANDOVER_RECENT] = h->change.pause_us;
 	h->last_pause_us = h->change.pause_us;
@@ -57,7 +56,8 @@ static void judge_pending(struct handover *h, const struct handover_view *v, uin
 	if (v->old == HANDOVER_OLD_REPLICA)
 		decide(h, HANDOVER_SWITCHOVER, out, n);
 	else if (v->old == HANDOVER_OLD_GONE ||
-		 (now_us > h->confirmed_us && now_us - h->confirmed_us >= HANDOVER_DEMOTE_WINDOW_US))
+		 (now_us > h->confirmed_us &&
+		  now_us - h->confirmed_us >= HANDOVER_DEMOTE_WINDOW_US))
 		decide(h, HANDOVER_FAILOVER, out, n);
 }
 
