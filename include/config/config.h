@@ -63,6 +63,7 @@ struct db_entry {
 	char *application_name;
 	char *connect_query;    /* optional query run once on every new server connection */
 	char *cluster;          /* a [cluster.NAME] this database is routed through; "" = host= */
+	bool read_only;         /* its clients only read: /ready needs no primary for it */
 	int load_balance_hosts; /* enum host_balance: using a comma-separated host list */
 	char *auth_user;        /* runs auth_query for this database's clients; "" = [pgmux]'s */
 	char *auth_dbname;      /* entry auth_query runs in for this database; "" = [pgmux]'s */

@@ -24,8 +24,9 @@ void metrics_render(struct worker *w, const struct httpd_stats *http, struct pro
 
 /*
  * Is w ready for clients: listening (not shutting down), a configuration in force, and for
- * every database routed through a cluster a confirmed primary? When not, why says what is
- * missing.
+ * every database routed through a cluster a confirmed primary, unless the database is declared
+ * read_only? When not, why says what is missing; when ready without a primary for such a
+ * database, why names it ("ready (database reports: read-only, no primary needed)").
  */
 bool metrics_ready(struct worker *w, char *why, size_t len);
 

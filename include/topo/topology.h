@@ -15,6 +15,10 @@
  * (topo_subscribe(): the pools, which close connections to a demoted primary and re-route
  * waiters). Topology never calls the pools by name.
  *
+ * When the confirmed primary moves from one member to another, the change is told apart as a
+ * switchover or a failover with the write pause it caused (topo/handover.h), logged once and
+ * counted in the cluster's handover.
+ *
  * Member state is written here only: others report evidence (topo_member_suspect(),
  * topo_member_is_standby()) or ban a replica from reads (topo_member_ban()).
  */
@@ -26,6 +30,7 @@
 
 #include "core/list.h"
 #include "ev/loop.h"
+#include "topo/handover.h"
 #include "topo/patroni.h"
 
 struct cluster_entry;
@@ -105,6 +110,9 @@ struct cluster {
 	char switchover_from[64];   /* the member it takes the primary role from; "" = the leader */
 	char refused_member[64];    /* the last member left out for its host (logged once) */
 	uint64_t polled_us;         /* when the last Patroni poll finished; 0 = never */
+
+	/* Primary changes seen (switchovers, failovers) and the write pause each caused. */
+	struct handover handover;
 
 	/*
 	 * Who the health checks log in as (borrowed from the config in force): the health_check_*

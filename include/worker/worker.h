@@ -16,6 +16,7 @@
 #include "core/list.h"
 #include "ev/loop.h"
 #include "ev/tls.h"
+#include "metrics/histogram.h"
 #include "pool/stats.h"
 #include "server/pstmt.h"
 #include "topo/topology.h"
@@ -44,6 +45,17 @@ struct console_ops {
 	void (*tick)(struct worker *w);
 	/* At exit, after every client is closed. */
 	void (*destroy)(struct worker *w);
+};
+
+/*
+ * The write pauses of one cluster's primary changes as a histogram (/metrics), taken in from the
+ * cluster's handover (topology cannot hold a metrics histogram itself: metrics reads topology).
+ */
+struct write_pauses {
+	struct list_node node;
+	const struct cluster *cl;   /* clusters live until exit (a removed one is kept, marked) */
+	uint64_t taken;             /* the handover's changes already in h */
+	struct histogram h;
 };
 
 /* Buckets of the table of client source addresses (client/admit.c). */
@@ -83,6 +95,7 @@ struct worker {
 	struct shard_maps *shard_maps;    /* shard maps read and watched in etcd (shardmaps.c) */
 	struct httpd *metrics_httpd;      /* the metrics_listen endpoint (ev/httpd.c); NULL = off */
 	uint64_t reloads_ok, reloads_failed; /* RELOAD, SIGHUP: configs put in force or refused */
+	struct list_node write_pauses;    /* struct write_pauses, one per cluster that had a change */
 };
 
 /*
@@ -98,6 +111,13 @@ bool worker_init(struct worker *w, struct config *cfg, struct userlist *ul);
  */
 typedef void (*worker_dns_host_fn)(void *arg, const char *name, const char *addr, double ttl);
 void worker_for_each_dns_host(struct worker *w, worker_dns_host_fn fn, void *arg);
+
+/*
+ * The histogram of cl's write pauses, brought up to date with the changes its handover decided
+ * since the last call (only the last HANDOVER_RECENT of them if more: a cluster flapping faster
+ * than it is read; its counters still count every change). Owned by w; NULL when out of memory.
+ */
+const struct histogram *worker_write_pauses(struct worker *w, const struct cluster *cl);
 
 /* Is dbname the admin console's (false when no console is registered)? */
 bool worker_is_console_db(const struct worker *w, const char *dbname);

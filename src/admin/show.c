@@ -709,6 +709,9 @@ static void topology_row(struct msgbuf *mb, const struct cluster *cl, const stru
 		{ "timeline", OID_INT4 }, { "lag_bytes", OID_INT8 }, { "lag_ms", OID_INT8 },
 		{ "healthy", OID_INT4 }, { "banned_until", OID_TEXT }, { "source", OID_TEXT },
 		{ "servers", OID_INT4 }, { "last_error", OID_TEXT },
+		/* the cluster's, on each of its members' rows */
+		{ "switchovers", OID_INT8 }, { "failovers", OID_INT8 },
+		{ "last_write_pause_ms", OID_INT8 },
 	};
 	uint64_t wall = (uint64_t)time(NULL) * 1000000;
 	struct row r;
@@ -749,6 +752,12 @@ static void topology_row(struct msgbuf *mb, const struct cluster *cl, const stru
 	put_str(&r, cl->entry->patroni[0] ? "patroni+check" : "check");
 	put_int(&r, m->n_servers);
 	put_str(&r, m->last_error[0] ? m->last_error : NULL);
+	put_uint(&r, cl->handover.switchovers);
+	put_uint(&r, cl->handover.failovers);
+	if (handover_count(&cl->handover))
+		put_uint(&r, cl->handover.last_pause_us / 1000);
+	else
+		put_str(&r, NULL);
 	row_end(mb, &r);
 }
 

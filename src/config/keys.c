@@ -337,6 +337,9 @@ const struct config_key config_db_keys[] = {
 	DB_STR(application_name, "application_name set on new server connections"),
 	DB_STR(connect_query, "query run once on every new server connection"),
 	DB_STR(cluster, "route through this [cluster.NAME] instead of host= and port="),
+	ENTRY_KEY(db_entry, read_only, CFG_BOOL, "0", 0, 1,
+		  "routed or sharded: its clients only read, so /ready does not wait for a primary "
+		  "for it"),
 	{ .name = "load_balance_hosts", .type = CFG_ENUM,
 	  .offset = offsetof(struct db_entry, load_balance_hosts), .default_value = "round-robin",
 	  .reloadable = true, .enum_names = host_balance_names,

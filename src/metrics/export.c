@@ -572,6 +572,58 @@ static void write_member_value(struct prom_out *o, int g, const struct cluster *
 	}
 }
 
+static void cluster_labels(struct prom_labels *l, const struct cluster *cl)
+{
+	prom_labels_init(l);
+	prom_label(l, "cluster", cl->name);
+}
+
+/* Switchovers and failovers, and the write pauses they caused (topo/handover.h). */
+static void write_handovers(struct worker *w, struct prom_out *o)
+{
+	static const enum handover_kind kinds[] = { HANDOVER_SWITCHOVER, HANDOVER_FAILOVER };
+	struct list_node *pos, *tmp;
+	struct prom_labels l;
+
+	prom_family(o, "pgmux_cluster_primary_changes_total", "counter",
+		    "Confirmed primary moved to another member: switchover (old primary demoted, or "
+		    "scheduled) or failover (old primary lost)");
+	list_for_each_safe(pos, tmp, &w->topo.clusters) {
+		const struct cluster *cl = list_entry(pos, struct cluster, node);
+
+		for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+			cluster_labels(&l, cl);
+			prom_label(&l, "kind", handover_kind_name(kinds[k]));
+			prom_u64(o, "pgmux_cluster_primary_changes_total", &l,
+				 kinds[k] == HANDOVER_SWITCHOVER ? cl->handover.switchovers :
+								   cl->handover.failovers);
+		}
+	}
+	prom_family(o, "pgmux_cluster_write_pause_seconds", "histogram",
+		    "Per primary change: from when writes stopped going to the old primary to when "
+		    "the new one was confirmed");
+	list_for_each_safe(pos, tmp, &w->topo.clusters) {
+		const struct cluster *cl = list_entry(pos, struct cluster, node);
+		const struct histogram *h = worker_write_pauses(w, cl);
+
+		if (!h) {
+			o->failed = true;
+			return;
+		}
+		cluster_labels(&l, cl);
+		prom_histogram(o, "pgmux_cluster_write_pause_seconds", &l, h);
+	}
+	prom_family(o, "pgmux_cluster_last_write_pause_seconds", "gauge",
+		    "The write pause of the last primary change (0 before the first)");
+	list_for_each_safe(pos, tmp, &w->topo.clusters) {
+		const struct cluster *cl = list_entry(pos, struct cluster, node);
+
+		cluster_labels(&l, cl);
+		prom_seconds(o, "pgmux_cluster_last_write_pause_seconds", &l,
+			     cl->handover.last_pause_us);
+	}
+}
+
 static void write_topology(struct worker *w, struct prom_out *o)
 {
 	uint64_t now = clock_now_us();
@@ -595,6 +647,7 @@ static void write_topology(struct worker *w, struct prom_out *o)
 		prom_label(&l, "cluster", cl->name);
 		prom_u64(o, "pgmux_cluster_changes_total", &l, cl->version);
 	}
+	write_handovers(w, o);
 	for (int g = 0; g < MV_COUNT; g++) {
 		prom_family(o, member_gauges[g].name, "gauge", member_gauges[g].help);
 		list_for_each_safe(pos, tmp, &w->topo.clusters) {
@@ -646,6 +699,7 @@ void metrics_render(struct worker *w, const struct httpd_stats *http, struct pro
 bool metrics_ready(struct worker *w, char *why, size_t len)
 {
 	const struct config *cfg = w->cfg;
+	const struct db_entry *without = NULL; /* read_only, and its cluster has no primary */
 
 	if (!cfg) {
 		snprintf(why, len, "no configuration in force");
@@ -663,13 +717,22 @@ bool metrics_ready(struct worker *w, char *why, size_t len)
 		if (!e->cluster[0])
 			continue;
 		cl = topo_find(&w->topo, e->cluster);
-		if (!cl || cl->primary < 0) {
-			snprintf(why, len, "database %s: cluster %s has no confirmed primary", e->name,
-				 e->cluster);
-			return false;
+		if (cl && cl->primary >= 0)
+			continue;
+		/* Its clients only read: replicas serve them, no primary needed. */
+		if (e->read_only) {
+			if (!without)
+				without = e;
+			continue;
 		}
+		snprintf(why, len, "database %s: cluster %s has no confirmed primary", e->name,
+			 e->cluster);
+		return false;
 	}
-	snprintf(why, len, "ready");
+	if (without)
+		snprintf(why, len, "ready (database %s: read-only, no primary needed)", without->name);
+	else
+		snprintf(why, len, "ready");
 	return true;
 }
 

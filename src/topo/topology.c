@@ -80,6 +80,15 @@ static bool has_patroni(const struct cluster *cl)
 	return cl->entry->patroni[0] != '\0';
 }
 
+/* Unix time in seconds: Patroni schedules switchovers on the wall clock. */
+static double wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /* ---- the member list ---- */
 
 /*
@@ -263,6 +272,50 @@ static enum member_role role_on_evidence(const struct cluster *cl, const struct 
 	return ROLE_PRIMARY;
 }
 
+/* ---- switchovers and failovers ---- */
+
+/* What the handover needs to know of the member called name: demoted, lost, or neither yet. */
+static enum handover_old old_primary_state(struct cluster *cl, const char *name)
+{
+	const struct member *m = name[0] ? member_find(cl, name) : NULL;
+
+	if (!m || !m->listed)
+		return HANDOVER_OLD_GONE;
+	return m->role == ROLE_REPLICA ? HANDOVER_OLD_REPLICA : HANDOVER_OLD_OTHER;
+}
+
+/*
+ * Feed the cluster's state to its handover, and log each change whose kind is now known. Called
+ * after every recompute (a confirmation is timed to the check that made it) and on every tick
+ * (a drain that starts, an old primary not seen within the window).
+ */
+static void follow_handover(struct cluster *cl)
+{
+	uint64_t now = clock_now_us();
+	struct handover_view v = {
+		.primary = cl->primary >= 0 ? cl->members[cl->primary].name : NULL,
+		.draining = topo_primary_draining(cl),
+		.scheduled = cl->switchover_at > 0,
+		.scheduled_from = cl->switchover_from,
+		.old = old_primary_state(cl, handover_subject(&cl->handover)),
+	};
+	struct handover_change out[2];
+	int n;
+
+	if (v.draining) {
+		/* The drain began at a wall-clock time: the same moment on the loop's clock. */
+		double ago = wall_now() - (cl->switchover_at - SWITCHOVER_DRAIN_LEAD);
+		uint64_t ago_us = ago > 0 ? (uint64_t)(ago * 1e6) : 0;
+
+		v.drain_since_us = ago_us < now ? now - ago_us : 0;
+	}
+	n = handover_step(&cl->handover, &v, now, out);
+	for (int i = 0; i < n; i++)
+		log_info("cluster %s: %s from %s to %s, writes paused %.2f s", cl->name,
+			 handover_kind_name(out[i].kind), out[i].from, out[i].to,
+			 (double)out[i].pause_us / 1e6);
+}
+
 static void recompute_roles(struct cluster *cl)
 {
 	enum member_role roles[TOPO_MAX_MEMBERS];
@@ -317,6 +370,7 @@ static void recompute_roles(struct cluster *cl)
 	}
 	if (changed)
 		publish(cl);
+	follow_handover(cl);
 }
 
 /* ---- health checks ---- */
@@ -644,14 +698,6 @@ static void apply_patroni_member(struct cluster *cl, const struct patroni_member
 	m->weight = weight_of(cl->entry, m);
 }
 
-static double wall_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 bool topo_primary_draining(const struct cluster *cl)
 {
 	const struct member *p = cl->primary >= 0 ? &cl->members[cl->primary] : NULL;
@@ -785,6 +831,7 @@ static void on_tick(void *arg)
 
 	if (cl->removed)
 		return;
+	follow_handover(cl);
 	if (has_patroni(cl) && !cl->poll_running && now >= cl->next_poll_us)
 		start_poll(cl);
 	for (int i = 0; i < cl->n_members; i++) {
@@ -868,6 +915,7 @@ static struct cluster *cluster_new(struct topo *tp, const struct cluster_entry *
 	cl->topo = tp;
 	cl->entry = e;
 	cl->primary = -1;
+	handover_init(&cl->handover);
 	snprintf(cl->name, sizeof(cl->name), "%s", e->name);
 	if (!evloop_timer_start(tp->loop, &cl->tick, TICK_INTERVAL, on_tick, cl)) {
 		free(cl);

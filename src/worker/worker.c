@@ -21,7 +21,9 @@
 #include "ev/httpd.h"
 #include "ev/listen.h"
 #include "ev/tls.h"
+#include "metrics/histogram.h"
 #include "pool/pool.h"
+#include "topo/handover.h"
 #include "worker/shardmaps.h"
 
 /* How much a change to an entry matters to its existing server connections. */
@@ -260,6 +262,30 @@ void worker_shutdown(struct worker *w, bool safe)
 	pool_janitor(w);
 }
 
+const struct histogram *worker_write_pauses(struct worker *w, const struct cluster *cl)
+{
+	const struct handover *ho = &cl->handover;
+	struct write_pauses *wp = NULL;
+	struct list_node *n, *t;
+	uint64_t count = handover_count(ho);
+
+	list_for_each_safe(n, t, &w->write_pauses) {
+		if (list_entry(n, struct write_pauses, node)->cl == cl)
+			wp = list_entry(n, struct write_pauses, node);
+	}
+	if (!wp) {
+		if (!(wp = calloc(1, sizeof(*wp))))
+			return NULL;
+		wp->cl = cl;
+		list_add_tail(&w->write_pauses, &wp->node);
+	}
+	if (count - wp->taken > HANDOVER_RECENT)
+		wp->taken = count - HANDOVER_RECENT;
+	for (; wp->taken < count; wp->taken++)
+		histogram_observe(&wp->h, ho->recent_pause_us[wp->taken % HANDOVER_RECENT]);
+	return &wp->h;
+}
+
 bool worker_is_console_db(const struct worker *w, const char *dbname)
 {
 	return w->console && w->console->is_console_db(dbname);
@@ -275,6 +301,7 @@ bool worker_init(struct worker *w, struct config *cfg, struct userlist *ul)
 	list_init(&w->pools);
 	list_init(&w->login_clients);
 	list_init(&w->cancel_reqs);
+	list_init(&w->write_pauses);
 	if (!evloop_init(&w->loop, (uint32_t)cfg->pkt_buf))
 		return false;
 	pstmt_registry_init(&w->pstmts);
@@ -358,6 +385,10 @@ void worker_destroy(struct worker *w)
 	w->listeners = NULL;
 	evloop_timer_stop(&w->loop, &w->janitor);
 	topo_free_all(&w->topo, true);
+	list_for_each_safe(n, t, &w->write_pauses) {
+		list_del(n);
+		free(list_entry(n, struct write_pauses, node));
+	}
 	worker_shard_maps_free(w);
 	dns_free(w->dns); /* no server waits for a lookup any more */
 	w->dns = NULL;
