@@ -532,6 +532,12 @@ enum conn_action client_route_unit(struct client *c, const struct pkt_header *hd
 	    pipeline_writes(c, whole, hdr->len))
 		want = WANT_PRIMARY;
 pick:
+	/*
+	 * A database declared read_only reads only: everything goes where reads go, and a replica
+	 * refuses a write itself (25006), which is PostgreSQL's judgement, not the classifier's.
+	 */
+	if (db->entry && db->entry->read_only)
+		want = WANT_REPLICA;
 	target = router_pick(db->cluster, want,
 			     db->cluster->entry->read_your_writes ? c->ryw_lsn : 0, &db->routes, true);
 	if (hinted)

@@ -562,3 +562,21 @@ def test_replay_staleness_limit(routed, rs_clean):
     wait_for(lambda: int(topology(mux)[str(stale)]["lag_ms"] or 0) > 1000, 10,
              "pgmux to see the replay fall behind")
     assert {ran_on(c)[0] for _ in range(10)} == {rs.replicas[1].port}
+
+
+def test_read_only_database_sends_everything_to_replicas(pgmux, rs):
+    """read_only: even a write goes to a replica, which refuses it (25006)."""
+    mux = pgmux(databases={"reports": "cluster=main dbname=postgres read_only=1"},
+                extra_sections=cluster_section(rs))
+    wait_roles(mux, rs)
+    replica_ports = {r.port for r in rs.replicas}
+    with mux.connect(dbname="reports") as c:
+        for _ in range(4):
+            assert ran_on(c)[0] in replica_ports
+        # an unknown function would go to the primary elsewhere: here a replica runs it
+        assert ran_on(c, "SELECT inet_server_port(), pg_is_in_recovery(), "
+                         "now() IS NOT NULL")[0] in replica_ports
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            c.execute("INSERT INTO items (v) VALUES ('not here')")
+        with c.transaction():
+            assert ran_on(c)[0] in replica_ports
