@@ -32,6 +32,15 @@ struct latency {
 	struct histogram xact;
 	struct histogram connect;
 	struct histogram login;
+	struct role_latency *by_role; /* routed databases, from their first unit; NULL otherwise */
+};
+
+/* The query and transaction times of a routed database by the role of the server that ran them. */
+enum latency_role { LATENCY_PRIMARY, LATENCY_REPLICA, LATENCY_ROLES };
+
+struct role_latency {
+	struct histogram query[LATENCY_ROLES];
+	struct histogram xact[LATENCY_ROLES];
 };
 
 /* How the units of work of a sharded database found their shard (SHOW SHARDS, SHOW ROUTES). */

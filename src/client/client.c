@@ -684,6 +684,27 @@ void client_on_server_linked(struct client *c)
 
 static void finish_unit(struct client *c);
 
+/*
+ * A query's (or, xact, a transaction's) time, for its database and, in a routed database, for
+ * the role of the server that ran it: the member it runs on, whatever routing wanted (a read
+ * that fell back runs on the primary).
+ */
+static void observe_duration(struct client *c, bool xact, uint64_t start_us, uint64_t now)
+{
+	struct database *db = c->pool->db;
+	struct latency *l = &db->latency;
+	enum latency_role role;
+
+	histogram_observe_since(xact ? &l->xact : &l->query, start_us, now);
+	if (!db->cluster || !c->server)
+		return;
+	if (!l->by_role && !(l->by_role = calloc(1, sizeof(*l->by_role))))
+		return; /* out of memory: the database's own histograms have it */
+	role = c->server->member == db->cluster->primary ? LATENCY_PRIMARY : LATENCY_REPLICA;
+	histogram_observe_since(xact ? &l->by_role->xact[role] : &l->by_role->query[role],
+				start_us, now);
+}
+
 void client_on_ready(struct client *c, const uint8_t *z, uint32_t len)
 {
 	struct pool *p = c->pool;
@@ -701,7 +722,7 @@ void client_on_ready(struct client *c, const uint8_t *z, uint32_t len)
 	if (c->query_running) {
 		p->stats.query_count++;
 		p->stats.query_time_us += now - c->query_start_us;
-		histogram_observe_since(&p->db->latency.query, c->query_start_us, now);
+		observe_duration(c, false, c->query_start_us, now);
 		c->query_running = c->pending_ready > 0;
 		c->query_start_us = now;
 	}
@@ -725,7 +746,7 @@ void client_on_ready(struct client *c, const uint8_t *z, uint32_t len)
 	c->unit_outside_txn = false;
 	p->stats.xact_count++;
 	p->stats.xact_time_us += now - c->xact_start_us;
-	histogram_observe_since(&p->db->latency.xact, c->xact_start_us, now);
+	observe_duration(c, true, c->xact_start_us, now);
 	finish_unit(c);
 }
 

@@ -315,6 +315,8 @@ static void write_stats(const struct db_sum *sums, size_t n, struct prom_out *o)
 struct latency_field {
 	const char *name, *help;
 	size_t offset;
+	bool by_role;              /* routed databases: one series per role instead */
+	size_t role_offset;        /* of the histograms [LATENCY_ROLES] in struct role_latency */
 };
 
 static const struct latency_field latency_fields[] = {
@@ -322,15 +324,38 @@ static const struct latency_field latency_fields[] = {
 	  "Time a client waited for a server, per server assignment (0 when one was free)",
 	  offsetof(struct latency, wait) },
 	{ "pgmux_query_duration_seconds", "Query time with a server linked, per query",
-	  offsetof(struct latency, query) },
+	  offsetof(struct latency, query), true, offsetof(struct role_latency, query) },
 	{ "pgmux_transaction_duration_seconds",
-	  "Transaction time with a server linked, per transaction", offsetof(struct latency, xact) },
+	  "Transaction time with a server linked, per transaction", offsetof(struct latency, xact),
+	  true, offsetof(struct role_latency, xact) },
 	{ "pgmux_server_connect_seconds", "Time from opening a server connection to TCP/TLS up",
 	  offsetof(struct latency, connect) },
 	{ "pgmux_server_login_seconds",
 	  "Time from opening a server connection to the end of its login (connect included)",
 	  offsetof(struct latency, login) },
 };
+
+/*
+ * A routed database's series of lf, one per role of the server that ran the work (they add up
+ * to the database's total, which is then not written: sum by database gives it).
+ */
+static void write_role_latency(const struct latency_field *lf, const struct database *db,
+			       struct prom_out *o)
+{
+	static const char *const roles[LATENCY_ROLES] = { "primary", "replica" };
+	const struct histogram *hs =
+		(const struct histogram *)((const char *)db->latency.by_role + lf->role_offset);
+
+	for (int r = 0; r < LATENCY_ROLES; r++) {
+		struct prom_labels l;
+
+		if (hs[r].count == 0)
+			continue;
+		db_labels(&l, db);
+		prom_label(&l, "role", roles[r]);
+		prom_histogram(o, lf->name, &l, &hs[r]);
+	}
+}
 
 static void write_latency(const struct db_sum *sums, size_t n, struct prom_out *o)
 {
@@ -346,6 +371,10 @@ static void write_latency(const struct db_sum *sums, size_t n, struct prom_out *
 			/* A database without such events yet has no series (a scrape stays small). */
 			if (h->count == 0)
 				continue;
+			if (lf->by_role && sums[i].db->latency.by_role) {
+				write_role_latency(lf, sums[i].db, o);
+				continue;
+			}
 			db_labels(&l, sums[i].db);
 			prom_histogram(o, lf->name, &l, h);
 		}

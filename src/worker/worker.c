@@ -368,6 +368,7 @@ void worker_destroy(struct worker *w)
 
 		list_del(n);
 		free(db->shard_dbs);
+		free(db->latency.by_role);
 		free(db);
 	}
 	list_for_each_safe(n, t, &w->users) {

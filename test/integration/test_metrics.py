@@ -222,6 +222,13 @@ def test_ready_when_routed_cluster_has_primary(metrics_mux, pg):
     decided = sum(v for n, ls, v in fams["pgmux_route_decisions_total"]["samples"]
                   if ls["database"] == "routed")
     assert decided >= 1
+    # a routed database's query and transaction times are split by the role that ran them
+    # (here the primary: reads fall back to it), with no role-less series beside them
+    for fam in ("pgmux_query_duration_seconds", "pgmux_transaction_duration_seconds"):
+        samples = [ls for n, ls, v in fams[fam]["samples"]
+                   if ls.get("database") == "routed" and n == fam + "_count"]
+        assert samples and all(ls.get("role") == "primary" for ls in samples), samples
+        assert value(fams, fam, fam + "_count", database="routed", role="primary") >= 1
 
 
 def test_large_header_refused_and_serving_goes_on(metrics_mux):

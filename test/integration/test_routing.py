@@ -4,15 +4,18 @@ Where a statement ran is observed on the server side: inet_server_port() names t
 pg_is_in_recovery() its role.
 """
 import os
+import re
 import sys
 import threading
 import time
+import urllib.request
 
 import psycopg
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
 import rawpg  # noqa: E402
+from pgcluster import free_port  # noqa: E402
 from replication import ReplicaSet  # noqa: E402
 
 WHERE = "SELECT inet_server_port(), pg_is_in_recovery()"
@@ -566,7 +569,9 @@ def test_replay_staleness_limit(routed, rs_clean):
 
 def test_read_only_database_sends_everything_to_replicas(pgmux, rs):
     """read_only: even a write goes to a replica, which refuses it (25006)."""
-    mux = pgmux(databases={"reports": "cluster=main dbname=postgres read_only=1"},
+    port = free_port()
+    mux = pgmux(settings={"metrics_listen": f"127.0.0.1:{port}"},
+                databases={"reports": "cluster=main dbname=postgres read_only=1"},
                 extra_sections=cluster_section(rs))
     wait_roles(mux, rs)
     replica_ports = {r.port for r in rs.replicas}
@@ -580,3 +585,9 @@ def test_read_only_database_sends_everything_to_replicas(pgmux, rs):
             c.execute("INSERT INTO items (v) VALUES ('not here')")
         with c.transaction():
             assert ran_on(c)[0] in replica_ports
+    # the query times of a routed database are told by the role that ran them
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    count = re.search(r'^pgmux_query_duration_seconds_count\{database="reports",role="replica"\} '
+                      r'(\d+)$', text, re.M)
+    assert count and int(count.group(1)) >= 5, text
+    assert 'pgmux_query_duration_seconds_count{database="reports",role="primary"}' not in text
