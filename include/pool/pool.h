@@ -40,7 +40,6 @@ struct database {
 	int n_servers;                /* server connections over all its pools */
 	int check_servers;            /* pool_check_worker's own sum of the same */
 	struct stats stats_prev;      /* for averages */
-	struct latency latency;       /* SHOW LATENCY, /metrics histograms */
 	struct cluster *cluster;      /* cluster= entries: where its members are; NULL = host= */
 	int next_host;                /* host= lists: where the next server connection goes */
 	int hosts_failed;             /* connections that failed since one logged in */
@@ -128,6 +127,7 @@ struct pool {
 	char last_login_sqlstate[6];
 	int last_login_member;            /* the member that error came from */
 	struct stats stats;
+	struct latency latency;       /* its histograms: /metrics per pool, SHOW LATENCY per database */
 };
 
 /* A CancelRequest being delivered to a backend on its own short connection. */

@@ -858,14 +858,32 @@ static void put_percentiles(struct row *r, const struct histogram *h)
 	put_uint(r, histogram_quantile(h, 0.99));
 }
 
+/* The histograms of db's pools added up (zero when db has none yet). */
+static void database_latency(struct worker *w, const struct database *db, struct latency *sum)
+{
+	struct list_node *pos, *tmp;
+
+	memset(sum, 0, sizeof(*sum));
+	list_for_each_safe(pos, tmp, &w->pools) {
+		const struct pool *p = list_entry(pos, struct pool, node);
+
+		if (!db || p->db != db)
+			continue;
+		histogram_add(&sum->wait, &p->latency.wait);
+		histogram_add(&sum->query, &p->latency.query);
+		histogram_add(&sum->xact, &p->latency.xact);
+		histogram_add(&sum->login, &p->latency.login);
+	}
+}
+
 static void latency_row(struct worker *w, const char *name, const struct db_entry *e,
 			const struct database *db, void *arg)
 {
-	static const struct latency none;
-	const struct latency *lat = db ? &db->latency : &none;
+	struct latency sum, *lat = &sum;
 	struct msgbuf *mb = arg;
 	struct row r;
 
+	database_latency(w, db, &sum);
 	ROW(&r, latency_cols);
 	put_str(&r, name);
 	put_percentiles(&r, &lat->query);

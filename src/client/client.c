@@ -685,14 +685,14 @@ void client_on_server_linked(struct client *c)
 static void finish_unit(struct client *c);
 
 /*
- * A query's (or, xact, a transaction's) time, for its database and, in a routed database, for
- * the role of the server that ran it: the member it runs on, whatever routing wanted (a read
+ * A query's (or, xact, a transaction's) time, for its pool and, in a routed database, for the
+ * role of the server that ran it: the member it runs on, whatever routing wanted (a read
  * that fell back runs on the primary).
  */
 static void observe_duration(struct client *c, bool xact, uint64_t start_us, uint64_t now)
 {
 	struct database *db = c->pool->db;
-	struct latency *l = &db->latency;
+	struct latency *l = &c->pool->latency;
 	enum latency_role role;
 
 	histogram_observe_since(xact ? &l->xact : &l->query, start_us, now);

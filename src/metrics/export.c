@@ -75,6 +75,14 @@ static void db_labels(struct prom_labels *l, const struct database *db)
 	prom_label(l, "database", db->name);
 }
 
+/* The labels of a pool's series: database and user. */
+static void pool_labels(struct prom_labels *l, const struct pool *p)
+{
+	prom_labels_init(l);
+	prom_label(l, "database", p->db->name);
+	prom_label(l, "user", p->user->name);
+}
+
 /* ---- process, config, lists ---- */
 
 static void gauge(struct prom_out *o, const char *name, const char *help, uint64_t v)
@@ -336,46 +344,48 @@ static const struct latency_field latency_fields[] = {
 };
 
 /*
- * A routed database's series of lf, one per role of the server that ran the work (they add up
- * to the database's total, which is then not written: sum by database gives it).
+ * A routed database's pool's series of lf, one per role of the server that ran the work (they
+ * add up to the pool's total, which is then not written: a sum over roles gives it).
  */
-static void write_role_latency(const struct latency_field *lf, const struct database *db,
+static void write_role_latency(const struct latency_field *lf, const struct pool *p,
 			       struct prom_out *o)
 {
 	static const char *const roles[LATENCY_ROLES] = { "primary", "replica" };
 	const struct histogram *hs =
-		(const struct histogram *)((const char *)db->latency.by_role + lf->role_offset);
+		(const struct histogram *)((const char *)p->latency.by_role + lf->role_offset);
 
 	for (int r = 0; r < LATENCY_ROLES; r++) {
 		struct prom_labels l;
 
 		if (hs[r].count == 0)
 			continue;
-		db_labels(&l, db);
+		pool_labels(&l, p);
 		prom_label(&l, "role", roles[r]);
 		prom_histogram(o, lf->name, &l, &hs[r]);
 	}
 }
 
-static void write_latency(const struct db_sum *sums, size_t n, struct prom_out *o)
+static void write_latency(struct worker *w, struct prom_out *o)
 {
 	for (size_t f = 0; f < sizeof(latency_fields) / sizeof(latency_fields[0]); f++) {
 		const struct latency_field *lf = &latency_fields[f];
+		struct list_node *pos, *tmp;
 
 		prom_family(o, lf->name, "histogram", lf->help);
-		for (size_t i = 0; i < n; i++) {
+		list_for_each_safe(pos, tmp, &w->pools) {
+			const struct pool *p = list_entry(pos, struct pool, node);
 			const struct histogram *h =
-				(const struct histogram *)((const char *)&sums[i].db->latency + lf->offset);
+				(const struct histogram *)((const char *)&p->latency + lf->offset);
 			struct prom_labels l;
 
-			/* A database without such events yet has no series (a scrape stays small). */
+			/* A pool without such events yet has no series (a scrape stays small). */
 			if (h->count == 0)
 				continue;
-			if (lf->by_role && sums[i].db->latency.by_role) {
-				write_role_latency(lf, sums[i].db, o);
+			if (lf->by_role && p->latency.by_role) {
+				write_role_latency(lf, p, o);
 				continue;
 			}
-			db_labels(&l, sums[i].db);
+			pool_labels(&l, p);
 			prom_histogram(o, lf->name, &l, h);
 		}
 	}
@@ -445,9 +455,7 @@ static void write_pools(struct worker *w, struct prom_out *o)
 			struct prom_labels l;
 			int64_t v = 0;
 
-			prom_labels_init(&l);
-			prom_label(&l, "database", p->db->name);
-			prom_label(&l, "user", p->user->name);
+			pool_labels(&l, p);
 			switch (g) {
 			case PV_CL_ACTIVE: v = p->n_active_clients; break;
 			case PV_CL_WAITING: v = p->n_waiting_clients; break;
@@ -717,7 +725,7 @@ void metrics_render(struct worker *w, const struct httpd_stats *http, struct pro
 	write_databases(w, o);
 	write_pools(w, o);
 	write_stats(sums, n, o);
-	write_latency(sums, n, o);
+	write_latency(w, o);
 	write_routing(sums, n, o);
 	write_topology(w, o);
 	if (http)

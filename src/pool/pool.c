@@ -623,7 +623,7 @@ static void link_client(struct client *c, struct server *s)
 
 	if (c->state == CLIENT_WAITING)
 		p->stats.wait_time_us += now - c->wait_start_us;
-	histogram_observe_since(&p->db->latency.wait,
+	histogram_observe_since(&p->latency.wait,
 				c->state == CLIENT_WAITING ? c->wait_start_us : now, now);
 	p->stats.server_assignment_count++;
 	c->server = s;

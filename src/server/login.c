@@ -331,7 +331,7 @@ void server_login_connected(struct server *s, bool ok, int errnum)
 		else if (dns_is_name(server_host(s)))
 			retire_moved_servers(s);
 	}
-	histogram_observe_since(&s->pool->db->latency.connect, s->connect_time_us, clock_now_us());
+	histogram_observe_since(&s->pool->latency.connect, s->connect_time_us, clock_now_us());
 	pool_server_connected(s);
 	send_startup(s);
 }
@@ -620,7 +620,7 @@ enum conn_action server_login_packet(struct server *s, const struct pkt_header *
 		server_log(LOG_LVL_DEBUG, s, "login done, backend pid %u", s->backend_pid);
 		if (!fenced_ok(s))
 			return CONN_CLOSED;
-		histogram_observe_since(&s->pool->db->latency.login, s->connect_time_us, clock_now_us());
+		histogram_observe_since(&s->pool->latency.login, s->connect_time_us, clock_now_us());
 		pool_server_login_done(s);
 		return CONN_CONSUME;
 	default: /* NoticeResponse, NegotiateProtocolVersion: nothing to do */

@@ -361,6 +361,7 @@ void worker_destroy(struct worker *w)
 
 		list_del(n);
 		param_set_free(&p->defaults);
+		free(p->latency.by_role);
 		free(p);
 	}
 	list_for_each_safe(n, t, &w->databases) {
@@ -368,7 +369,6 @@ void worker_destroy(struct worker *w)
 
 		list_del(n);
 		free(db->shard_dbs);
-		free(db->latency.by_role);
 		free(db);
 	}
 	list_for_each_safe(n, t, &w->users) {

@@ -139,7 +139,7 @@ def test_metrics_parse_and_move_with_traffic(metrics_mux):
     assert x1 >= 30 + 1 + 100
     # The histograms count the same units as the totals.
     assert value(after, "pgmux_query_duration_seconds", "pgmux_query_duration_seconds_count",
-                 database="app") == q1
+                 database="app", user="postgres") == q1
     assert value(after, "pgmux_transaction_duration_seconds",
                  "pgmux_transaction_duration_seconds_count", database="app") == x1
     # The transaction with a 30 ms sleep is above the 25 ms bound, the rest mostly below.
