@@ -14,6 +14,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
 from pgcluster import PGMUX_BIN, PgCluster  # noqa: E402
+from conftest import wait_for  # noqa: E402
 from shardmap import bucket_owners  # noqa: E402
 
 BUCKETS = 16384
@@ -594,3 +595,23 @@ def test_copy_splits_stream_and_wait_for_servers(sharded, clean):
     assert not errors and not any(t.is_alive() for t in threads)
     assert sum(counts(clean, "orders")) == 9000
     placement(clean, owner, "orders")
+
+
+def test_copy_cancelled_commits_nothing(sharded, clean):
+    mux = sharded()
+
+    def copying():
+        return sum(int(s.sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY users%' "
+                             "AND backend_type = 'client backend'")) for s in clean)
+
+    with mux.connect(dbname="app") as c:
+        with pytest.raises(psycopg.errors.QueryCanceled, match="user request"):
+            with c.cursor().copy("COPY users (user_id, name) FROM STDIN") as copy:
+                for uid in range(1, 500):
+                    copy.write_row((uid, "x"))
+                wait_for(lambda: copying() == 2, timeout=10, what="both shards in the COPY")
+                c.cancel()
+                wait_for(lambda: copying() == 0, timeout=10, what="both shards' COPY ended")
+                copy.write_row((500, "after the cancel"))
+        assert c.execute("SELECT 1").fetchone() == (1,)
+    assert counts(clean) == [0, 0]
