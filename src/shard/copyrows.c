@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hex.h"
+
 /* The line terminator: unknown until the first row ends, then the same for every row. */
 enum { EOL_UNKNOWN, EOL_NL, EOL_CR, EOL_CRNL };
 
@@ -244,17 +246,6 @@ static bool hold(struct copy_rows *r, const uint8_t *data, size_t n)
 	return true;
 }
 
-static int hex_value(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static bool octal(uint8_t c)
 {
 	return c >= '0' && c <= '7';
@@ -279,11 +270,11 @@ static uint8_t text_escape(const uint8_t *p, size_t n, size_t *i, uint8_t c)
 	case 'v':
 		return '\v';
 	case 'x':
-		if (*i >= n || hex_value(p[*i]) < 0)
+		if (*i >= n || hex_digit_value(p[*i]) < 0)
 			return c;
-		v = hex_value(p[(*i)++]);
-		if (*i < n && hex_value(p[*i]) >= 0)
-			v = v * 16 + hex_value(p[(*i)++]);
+		v = hex_digit_value(p[(*i)++]);
+		if (*i < n && hex_digit_value(p[*i]) >= 0)
+			v = v * 16 + hex_digit_value(p[(*i)++]);
 		return (uint8_t)v;
 	default:
 		if (!octal(c))

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/hex.h"
 #include "shard/bucket.h"
 
 /* Bytes of an offending value quoted in an error message. */
@@ -46,17 +47,6 @@ static const char *quote(const char *s, size_t len, char *buf, size_t buflen)
 static bool is_blank(char c)
 {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 /*
@@ -109,7 +99,8 @@ static bool uuid_from_text(const char *s, size_t len, uint8_t *uuid, char *err, 
 
 	p += braces;
 	for (int i = 0; i < 16; i++) {
-		int hi = end - p >= 2 ? hex_value(p[0]) : -1, lo = hi >= 0 ? hex_value(p[1]) : -1;
+		int hi = end - p >= 2 ? hex_digit_value((unsigned char)p[0]) : -1;
+		int lo = hi >= 0 ? hex_digit_value((unsigned char)p[1]) : -1;
 
 		if (lo < 0)
 			goto syntax;
