@@ -25,7 +25,7 @@ struct pgquery;
 
 enum pgquery_outcome {
 	PGQUERY_ROW,    /* the query returned at least one row: values hold the first */
-	PGQUERY_NO_ROW, /* it returned no row */
+	PGQUERY_NO_ROW, /* it returned no row, or was a command that returns none (DDL) */
 	PGQUERY_ERROR,  /* connect or query failed: error says why */
 };
 

@@ -414,7 +414,10 @@ static void read_results(struct pgquery *q)
 	ev_timer_stop(q->loop->ev, &q->timer);
 	res = q->result;
 	q->result = NULL;
-	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+	if (res && PQresultStatus(res) == PGRES_COMMAND_OK) {
+		/* A command that returns no rows (CREATE, DROP, ...) succeeded. */
+		finish_head(q, PGQUERY_NO_ROW, 0, NULL, NULL);
+	} else if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		char msg[256];
 
 		snprintf(msg, sizeof(msg), "%s",
