@@ -12,7 +12,8 @@
  * target; the source still holds its copy of the rows until CLEANUP ends in CLEANED). A failure
  * or an abort before the switch goes through ROLLBACK (subscription, publication, slot and the
  * rows copied to the target dropped) to FAILED, with the map unchanged. After the switch nothing
- * rolls back: a failed clean-up leaves DONE, to be run again.
+ * rolls back: a failed clean-up leaves DONE, to be run again. A rollback that could not drop
+ * everything (a shard was down) ends in FAILED all the same, and may be run again from there.
  *
  * Identifiers and literals in generated SQL are quoted here; table names come from the server's
  * own quote_ident() and are checked to be quoted identifiers before use.

@@ -81,6 +81,9 @@ enum move_step move_step_on_failure(enum move_step s)
 
 bool move_step_allowed(enum move_step from, enum move_step to)
 {
+	/* A rollback that left something behind (a shard was down) can be run again. */
+	if (from == MOVE_FAILED && to == MOVE_ROLLBACK)
+		return true;
 	if (to == move_step_next(from) && to != from)
 		return true;
 	return to != from && to == move_step_on_failure(from);

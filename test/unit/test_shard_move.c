@@ -46,6 +46,9 @@ static void test_steps(void **state)
 	assert_int_equal(move_step_next(MOVE_ROLLBACK), MOVE_FAILED);
 	assert_int_equal(move_step_next(MOVE_FAILED), MOVE_FAILED);
 	assert_false(move_step_allowed(MOVE_FAILED, MOVE_FAILED));
+	/* a rollback that left something behind is run again */
+	assert_true(move_step_allowed(MOVE_FAILED, MOVE_ROLLBACK));
+	assert_false(move_step_allowed(MOVE_FAILED, MOVE_CHECK));
 	assert_true(move_step_switched(MOVE_DONE) && move_step_switched(MOVE_CLEANED));
 	assert_true(move_step_holds(MOVE_HOLD) && move_step_holds(MOVE_SWITCH));
 	assert_false(move_step_holds(MOVE_CATCHUP) || move_step_holds(MOVE_DONE));
