@@ -26,6 +26,9 @@ enum admin_verb {
 	ADMIN_SHUTDOWN,
 	ADMIN_SET,
 	ADMIN_KILL_CLIENT, /* KILL_CLIENT id: the client's ptr as SHOW CLIENTS prints it */
+	ADMIN_MOVE,        /* MOVE BUCKETS set buckets TO shard */
+	ADMIN_MOVE_CLEANUP, /* MOVE CLEANUP id */
+	ADMIN_MOVE_ABORT,  /* MOVE ABORT id */
 };
 
 enum admin_show {
@@ -54,6 +57,7 @@ enum admin_show {
 	ADMIN_SHOW_DNS_ZONES,        /* always empty: pgmux resolves names, never whole zones */
 	ADMIN_SHOW_SOCKETS,          /* every client and server socket, with its buffers */
 	ADMIN_SHOW_ACTIVE_SOCKETS,   /* the sockets with bytes in flight */
+	ADMIN_SHOW_MOVES,            /* bucket moves between shards and their steps */
 };
 
 /* What SHUTDOWN waits for before pgmux exits; plain SHUTDOWN is WAIT_FOR_CLIENTS. */
@@ -78,6 +82,8 @@ struct admin_cmd {
 	/* database name, SET's key, KILL_CLIENT's id or SHUTDOWN's mode as given; "" when none */
 	char arg[ADMIN_NAME_MAX];
 	char value[ADMIN_VALUE_MAX]; /* SET's value, SHOW SHARD's key or SHOW ROUTE's statement */
+	/* MOVE BUCKETS: arg is the [shards.NAME] section, value the buckets, target the shard */
+	char target[ADMIN_NAME_MAX];
 };
 
 /*

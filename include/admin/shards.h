@@ -23,4 +23,7 @@ struct msgbuf;
 bool admin_show_sharding(struct worker *w, const struct admin_cmd *cmd, struct msgbuf *mb,
 			 const char **sqlstate, char *err, size_t errlen);
 
+/* SHOW MOVES: each bucket move with its step and progress, rows only (no CommandComplete). */
+void admin_show_moves(struct worker *w, struct msgbuf *mb);
+
 #endif

@@ -103,6 +103,7 @@ struct client {
 	  shard_local;                /* SET LOCAL, until the transaction ends */
 	bool shard_checked;           /* the unit's messages up to its Sync were read at its start */
 	struct shard_fanout *fanout;  /* a read going to every shard in turn; NULL when none */
+	bool unit_in_move;            /* its unit of work touches buckets a move copies (mover.h) */
 	bool unit_outside_txn;        /* this unit runs outside the transaction pgmux holds */
 	struct copy_split *copy_split; /* a COPY FROM STDIN split over the shards; NULL when none */
 	struct loaded_shard_map *unit_map; /* the shard map its unit of work started with (a ref) */

@@ -110,6 +110,9 @@ bool client_fanout_midway(const struct client *c);
 /* Forget the fan-out (its end, or the client's). */
 void client_fanout_end(struct client *c);
 
+/* A unit held by a bucket move (worker/mover.h) goes on: its first message is read again. */
+void client_shard_resume(struct client *c);
+
 /* Free what the client holds for sharding (at close). */
 void client_shard_free(struct client *c);
 

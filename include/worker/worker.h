@@ -28,6 +28,7 @@ struct config;
 struct dns;
 struct httpd;
 struct shard_maps;
+struct movers;
 struct tls_ctx;
 struct userlist;
 struct worker;
@@ -93,6 +94,7 @@ struct worker {
 	struct tls_ctx *server_tls;       /* TLS towards servers; NULL = server TLS off */
 	struct dns *dns;                  /* asynchronous resolver and cache (ev/dns.c) */
 	struct shard_maps *shard_maps;    /* shard maps read and watched in etcd (shardmaps.c) */
+	struct movers *movers;            /* bucket moves between shards (mover.c); NULL = none yet */
 	struct httpd *metrics_httpd;      /* the metrics_listen endpoint (ev/httpd.c); NULL = off */
 	uint64_t reloads_ok, reloads_failed; /* RELOAD, SIGHUP: configs put in force or refused */
 	struct list_node write_pauses;    /* struct write_pauses, one per cluster that had a change */

@@ -37,6 +37,7 @@
 #include "core/log.h"
 #include "pool/pool.h"
 #include "proto/build.h"
+#include "worker/mover.h"
 #include "worker/worker.h"
 
 /* What one waiting client may queue behind its command before it is disconnected. */
@@ -478,6 +479,40 @@ static void cmd_reload(struct client *c)
 	reply_done(c, ADMIN_RELOAD);
 }
 
+/* MOVE BUCKETS (answers with the new move's id, SHOW MOVES follows it), MOVE ABORT, CLEANUP. */
+static void cmd_move(struct client *c, const struct admin_cmd *cmd)
+{
+	const char *sqlstate = "22023";
+	char err[600], *end;
+	long id = 0;
+	bool ok;
+
+	if (cmd->verb == ADMIN_MOVE) {
+		int started;
+
+		ok = worker_move_start(c->w, cmd->arg, cmd->value, cmd->target, &started, &sqlstate,
+				       err, sizeof(err));
+		if (ok) {
+			snprintf(err, sizeof(err), "move %d started: see SHOW MOVES", started);
+			reply_done_notice(c, ADMIN_MOVE, err);
+			return;
+		}
+	} else {
+		id = strtol(cmd->arg, &end, 10);
+		if (*end || id <= 0 || id > 1000000000) {
+			reply_error(c, "22023", "not a move id: %s", cmd->arg);
+			return;
+		}
+		ok = cmd->verb == ADMIN_MOVE_ABORT ? worker_move_abort(c->w, (int)id, err, sizeof(err))
+						   : worker_move_cleanup(c->w, (int)id, err, sizeof(err));
+		sqlstate = "55000";
+	}
+	if (ok)
+		reply_done(c, ADMIN_MOVE);
+	else
+		reply_error(c, sqlstate, "%s", err);
+}
+
 /* The client in list head whose ptr (as SHOW CLIENTS prints it, "%p") is id; NULL if none. */
 static struct client *client_in_list(struct list_node *head, const char *id)
 {
@@ -620,6 +655,11 @@ static void run_query(struct client *c, const char *sql)
 		break;
 	case ADMIN_SHUTDOWN:
 		cmd_shutdown(c, cmd.shutdown);
+		break;
+	case ADMIN_MOVE:
+	case ADMIN_MOVE_ABORT:
+	case ADMIN_MOVE_CLEANUP:
+		cmd_move(c, &cmd);
 		break;
 	}
 }

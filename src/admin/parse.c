@@ -7,12 +7,14 @@
  *             | (PAUSE | RESUME | RECONNECT | WAIT_CLOSE) [name]
  *             | (KILL | DISABLE | ENABLE) name
  *             | KILL_CLIENT word
+ *             | MOVE BUCKETS name buckets TO name | MOVE (CLEANUP | ABORT) word
  *             | RELOAD
  *             | SHUTDOWN [WAIT_FOR_CLIENTS | WAIT_FOR_SERVERS]
  *             | SET word ('=' | TO) value
  *   name     := word | "quoted identifier"     (a "" inside quotes is one ")
  *   value    := 'quoted string' | text up to ';' or the end, trimmed
  *   word     := [A-Za-z0-9_.$-]+
+ *   buckets  := [0-9,-]+   ("0-99,200": checked by the caller against the map)
  *
  * followed by at most one ';'. Whitespace, "-- line" and C-style comments separate tokens.
  * A cursor walks the NUL-terminated text once; nothing is allocated and nothing is kept.
@@ -49,6 +51,7 @@ static const struct {
 	{ "SHUTDOWN", ADMIN_SHUTDOWN },
 	{ "SET", ADMIN_SET },
 	{ "KILL_CLIENT", ADMIN_KILL_CLIENT },
+	{ "MOVE", ADMIN_MOVE },
 };
 
 /* Index = enum admin_show value. */
@@ -78,6 +81,7 @@ static const char *const show_names[] = {
 	[ADMIN_SHOW_DNS_ZONES] = "DNS_ZONES",
 	[ADMIN_SHOW_SOCKETS] = "SOCKETS",
 	[ADMIN_SHOW_ACTIVE_SOCKETS] = "ACTIVE_SOCKETS",
+	[ADMIN_SHOW_MOVES] = "MOVES",
 };
 
 /* PgBouncer commands and SHOW items that have no meaning here: a clearer error than "invalid". */
@@ -432,6 +436,53 @@ static enum admin_parse_status parse_client_id(struct cursor *cur, struct admin_
 	return ADMIN_PARSE_OK;
 }
 
+/* A word of n bytes at most into out, or false. */
+static bool take_word(struct cursor *cur, char *out, size_t outlen, bool buckets)
+{
+	size_t n = 0;
+
+	while (buckets ? (isdigit((unsigned char)cur->p[n]) || cur->p[n] == ',' || cur->p[n] == '-')
+		       : is_word_char(cur->p[n]))
+		n++;
+	if (n == 0 || n >= outlen)
+		return false;
+	memcpy(out, cur->p, n);
+	out[n] = '\0';
+	cur->p += n;
+	skip_space(cur);
+	return true;
+}
+
+/* MOVE BUCKETS set buckets TO shard | MOVE CLEANUP id | MOVE ABORT id */
+static enum admin_parse_status parse_move(struct cursor *cur, struct admin_cmd *cmd)
+{
+	enum admin_parse_status st;
+	bool found, aborting = accept_keyword(cur, "ABORT");
+
+	if (aborting || accept_keyword(cur, "CLEANUP")) {
+		cmd->verb = aborting ? ADMIN_MOVE_ABORT : ADMIN_MOVE_CLEANUP;
+		if (!take_word(cur, cmd->arg, sizeof(cmd->arg), false) || !at_end(cur))
+			return fail(cur, ADMIN_PARSE_SYNTAX, "invalid command: MOVE %s takes one move id",
+				    cmd->verb == ADMIN_MOVE_ABORT ? "ABORT" : "CLEANUP");
+		return ADMIN_PARSE_OK;
+	}
+	if (!accept_keyword(cur, "BUCKETS"))
+		return fail(cur, ADMIN_PARSE_SYNTAX, "invalid command: MOVE BUCKETS set buckets TO "
+			    "shard, MOVE CLEANUP id or MOVE ABORT id");
+	skip_space(cur);
+	if (!read_name(cur, "shards section", cmd->arg, sizeof(cmd->arg), &found, &st))
+		return st;
+	skip_space(cur);
+	if (!found || !take_word(cur, cmd->value, sizeof(cmd->value), true) ||
+	    !accept_keyword(cur, "TO") || (skip_space(cur), !read_name(cur, "shard", cmd->target,
+								       sizeof(cmd->target), &found,
+								       &st)) ||
+	    !found || (skip_space(cur), !at_end(cur)))
+		return fail(cur, ADMIN_PARSE_SYNTAX, "invalid command: MOVE BUCKETS set buckets TO "
+			    "shard (buckets as 0-99,200)");
+	return ADMIN_PARSE_OK;
+}
+
 /* SHUTDOWN [WAIT_FOR_CLIENTS | WAIT_FOR_SERVERS] */
 static enum admin_parse_status parse_shutdown(struct cursor *cur, struct admin_cmd *cmd)
 {
@@ -486,6 +537,10 @@ enum admin_parse_status admin_parse(const char *sql, struct admin_cmd *cmd, char
 			return parse_db_arg(&cur, cmd, verbs[i].name, true);
 		case ADMIN_KILL_CLIENT:
 			return parse_client_id(&cur, cmd);
+		case ADMIN_MOVE:
+		case ADMIN_MOVE_CLEANUP:
+		case ADMIN_MOVE_ABORT:
+			return parse_move(&cur, cmd);
 		case ADMIN_SHUTDOWN:
 			return parse_shutdown(&cur, cmd);
 		case ADMIN_RELOAD:
@@ -506,6 +561,8 @@ enum admin_parse_status admin_parse(const char *sql, struct admin_cmd *cmd, char
 
 const char *admin_verb_tag(enum admin_verb verb)
 {
+	if (verb == ADMIN_MOVE_CLEANUP || verb == ADMIN_MOVE_ABORT)
+		verb = ADMIN_MOVE;
 	for (size_t i = 0; i < ARRAY_LEN(verbs); i++) {
 		if (verbs[i].verb == verb)
 			return verbs[i].name;

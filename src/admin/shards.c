@@ -17,6 +17,7 @@
 #include "shard/map.h"
 #include "topo/topology.h"
 #include "worker/shardmaps.h"
+#include "worker/mover.h"
 #include "worker/worker.h"
 
 /* The buckets shard k of set holds in its map. */
@@ -233,4 +234,42 @@ bool admin_show_sharding(struct worker *w, const struct admin_cmd *cmd, struct m
 	}
 	*sqlstate = "22023";
 	return ok;
+}
+
+/* ---- SHOW MOVES ---- */
+
+static const struct column move_cols[] = {
+	{ "id", OID_INT4 },      { "shards", OID_TEXT },  { "buckets", OID_TEXT },
+	{ "from", OID_TEXT },    { "to", OID_TEXT },      { "step", OID_TEXT },
+	{ "rows", OID_INT8 },    { "lag_bytes", OID_INT8 }, { "held", OID_INT4 },
+	{ "started", OID_TEXT }, { "error", OID_TEXT },
+};
+
+static void move_row(void *arg, const struct move_view *v)
+{
+	struct msgbuf *mb = arg;
+	struct row r;
+
+	row_start(&r, (int)ARRAY_LEN(move_cols));
+	put_int(&r, v->id);
+	put_str(&r, v->set);
+	put_str(&r, v->buckets);
+	put_str(&r, v->from);
+	put_str(&r, v->to);
+	put_str(&r, v->step);
+	put_int(&r, v->rows);
+	if (v->lag >= 0)
+		put_int(&r, v->lag);
+	else
+		put_str(&r, NULL);
+	put_int(&r, v->held);
+	put_time(&r, v->started_us);
+	put_str(&r, v->error[0] ? v->error : NULL);
+	row_end(mb, &r);
+}
+
+void admin_show_moves(struct worker *w, struct msgbuf *mb)
+{
+	put_header(mb, move_cols, (int)ARRAY_LEN(move_cols));
+	worker_moves_each(w, move_row, mb);
 }

@@ -11,6 +11,7 @@
  */
 #include "admin/show.h"
 #include "admin/rows.h"
+#include "admin/shards.h"
 #include "admin/sockets.h"
 
 #include <inttypes.h>
@@ -42,6 +43,10 @@ static void show_help(struct msgbuf *mb)
 		"\tSHOW SHARDS\n"
 		"\tSHOW SHARD FOR <key> [IN <db>]\n"
 		"\tSHOW ROUTE [IN <db>] FOR <statement>\n"
+		"\tSHOW MOVES\n"
+		"\tMOVE BUCKETS <shards> <a>-<b>[,...] TO <shard>\n"
+		"\tMOVE ABORT <id>\n"
+		"\tMOVE CLEANUP <id>\n"
 		"\tSET key = value\n"
 		"\tRELOAD\n"
 		"\tPAUSE [<db>]\n"
@@ -958,6 +963,9 @@ void admin_show(struct worker *w, enum admin_show what, uint64_t stats_since_us,
 		break;
 	case ADMIN_SHOW_DNS_ZONES:
 		show_dns_zones(mb);
+		break;
+	case ADMIN_SHOW_MOVES:
+		admin_show_moves(w, mb);
 		break;
 	case ADMIN_SHOW_SHARDS:
 	case ADMIN_SHOW_SHARD:

@@ -23,6 +23,7 @@
 #include "shard/key.h"
 #include "shard/keyfind.h"
 #include "shard/map.h"
+#include "worker/mover.h"
 #include "worker/shardmaps.h"
 #include "worker/worker.h"
 
@@ -49,6 +50,7 @@ struct finding {
 	bool writes;          /* some statement writes, or could not be read */
 	bool named;           /* a Bind of a named statement */
 	const char *merge_needed; /* why its rows could not just follow each other */
+	enum move_cover cover;    /* the most a bucket move covers one of its keys (mover.h) */
 	struct keyfind_copy copy; /* a COPY FROM STDIN alone: its keys are in its rows */
 };
 
@@ -60,11 +62,13 @@ _Static_assert((int)SHARD_KEY_INT == (int)SHARD_KIND_INT && (int)SHARD_KEY_TEXT 
 struct sharding {
 	const struct shards_entry *set;
 	const struct loaded_shard_map *map;
+	struct worker *w;             /* to ask about bucket moves; NULL: not asked (SHOW ROUTE) */
 };
 
 /* The client's home database's sharding; false: the config in force has none (or no map yet). */
 static bool home_sharding(struct client *c, struct sharding *sh)
 {
+	sh->w = c->w;
 	sh->set = c->home->entry ? config_find_shards(c->w->cfg, c->home->entry->shards) : NULL;
 	sh->map = sh->set ? worker_shard_map(c->w, sh->set) : NULL;
 	return sh->set && sh->map;
@@ -145,6 +149,25 @@ static void note_shard(struct finding *f, int k)
 	}
 }
 
+/* Record key's shard, and whether a bucket move covers it (an override is never moved). */
+static void note_key(const struct sharding *sh, const struct shard_key *key, struct finding *f)
+{
+	const struct shard_map *m = sh->map->map;
+	int k = shard_of_key(sh->map, key);
+	uint64_t hash;
+	enum move_cover cover;
+
+	note_shard(f, k);
+	if (!sh->w || !sh->w->movers)
+		return;
+	hash = shard_key_hash(key, m->seed);
+	if (k != sh->map->shard_of[shard_map_shard_of(m, hash)])
+		return;
+	cover = worker_moves_bucket(sh->w, sh->set->name, (uint32_t)(hash & (m->n_buckets - 1)));
+	if (cover > f->cover)
+		f->cover = cover;
+}
+
 static void note_key_text(const struct sharding *sh, const char *text, size_t len,
 			  struct finding *f)
 {
@@ -159,7 +182,7 @@ static void note_key_text(const struct sharding *sh, const char *text, size_t le
 			 text, why);
 		return;
 	}
-	note_shard(f, shard_of_key(sh->map, &key));
+	note_key(sh, &key, f);
 }
 
 static void note_shard_name(const struct sharding *sh, const char *name, size_t len,
@@ -201,7 +224,7 @@ static void note_key_param(const struct sharding *sh, const struct fe_bind *b, i
 		snprintf(f->why, sizeof(f->why), "shard key parameter $%d: %s", param, why);
 		return;
 	}
-	note_shard(f, shard_of_key(sh->map, &key));
+	note_key(sh, &key, f);
 }
 
 /* What a statement's text says about its key: a hint comment, or what the parser found. */
@@ -753,6 +776,7 @@ enum conn_action client_shard_unit(struct client *c, const struct pkt_header *hd
 
 	c->shard_checked = false;
 	c->unit_outside_txn = false;
+	c->unit_in_move = false;
 	/* The map a unit starts with stays its map: a new version applies to the next units. */
 	hold_unit_map(c, ready ? sh->map : NULL);
 	if (c->fanout && c->fanout->round_due)
@@ -806,6 +830,16 @@ enum conn_action client_shard_unit(struct client *c, const struct pkt_header *hd
 		return refuse(c, hdr, f.found == FOUND_BAD ? "22P02" : "0A000", message);
 	}
 	k = f.shard;
+	/*
+	 * Its buckets are being switched to another shard: the unit waits, its message unread,
+	 * and is read again (against the map then in force) when the move switches or fails.
+	 */
+	if (f.cover >= MOVE_COVER_HELD && worker_moves_hold_client(c->w, c)) {
+		c->shard_checked = false;
+		client_log(LOG_LVL_DEBUG, c, "unit of work held: its bucket is moving");
+		return CONN_STOP;
+	}
+	c->unit_in_move = f.cover != MOVE_COVER_NONE;
 	if (!move_to_shard(c, k))
 		return refuse(c, hdr, "57P03", "that key's shard has no database now");
 	return CONN_FORWARD;
@@ -930,6 +964,14 @@ enum conn_action client_shard_linked(struct client *c, const struct pkt_header *
 					"transaction block (its rows go to every shard, each in a "
 					"transaction of its own)");
 	}
+	if (f.found == FOUND_SHARD && f.shard == here && f.cover == MOVE_COVER_SEALED) {
+		/* The move saw every unit on these buckets end: nothing may write them here now. */
+		c->home->shard_stats.cross_shard++;
+		return fail_transaction(c, hdr, "the key's bucket is switching to another shard: "
+					"the transaction is rolled back, run it again");
+	}
+	if (f.found == FOUND_SHARD && f.shard == here && f.cover != MOVE_COVER_NONE)
+		c->unit_in_move = true;
 	if (f.found == FOUND_NEUTRAL || f.found == FOUND_NO_KEY ||
 	    (f.found == FOUND_SHARD && f.shard == here))
 		return CONN_FORWARD;
@@ -1020,8 +1062,14 @@ bool client_take_shard_option(struct client *c, const char *name, const char *va
 	return true;
 }
 
+void client_shard_resume(struct client *c)
+{
+	conn_resume(&c->conn);
+}
+
 void client_shard_free(struct client *c)
 {
+	worker_moves_forget_client(c->w, c);
 	copysplit_free(c);
 	client_fanout_end(c);
 	hold_unit_map(c, NULL);
@@ -1054,7 +1102,7 @@ bool client_shard_explain(const struct config *cfg, const struct db_entry *home,
 			  struct shard_explain *out)
 {
 	const struct shards_entry *set = config_find_shards(cfg, home->shards);
-	struct sharding shm = { set, map }, *sh = &shm;
+	struct sharding shm = { set, map, NULL }, *sh = &shm;
 	struct finding f = { .found = FOUND_NEUTRAL };
 	bool hinted = false;
 

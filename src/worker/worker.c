@@ -24,6 +24,7 @@
 #include "metrics/histogram.h"
 #include "pool/pool.h"
 #include "topo/handover.h"
+#include "worker/mover.h"
 #include "worker/shardmaps.h"
 
 /* How much a change to an entry matters to its existing server connections. */
@@ -390,6 +391,7 @@ void worker_destroy(struct worker *w)
 		list_del(n);
 		free(list_entry(n, struct write_pauses, node));
 	}
+	worker_moves_free(w);
 	worker_shard_maps_free(w);
 	dns_free(w->dns); /* no server waits for a lookup any more */
 	w->dns = NULL;

@@ -130,6 +130,13 @@ static const struct {
 	{ "SHUTDOWN please", ADMIN_PARSE_SYNTAX, "SHUTDOWN [WAIT_FOR_CLIENTS | WAIT_FOR_SERVERS]" },
 	{ "SHUTDOWN WAIT_FOR_SERVERS now", ADMIN_PARSE_SYNTAX, "SHUTDOWN [WAIT_FOR_CLIENTS" },
 	{ "KILL_CLIENT", ADMIN_PARSE_SYNTAX, "KILL_CLIENT needs a client id" },
+	{ "MOVE", ADMIN_PARSE_SYNTAX, "MOVE BUCKETS set buckets TO shard, MOVE CLEANUP" },
+	{ "MOVE BUCKETS users", ADMIN_PARSE_SYNTAX, "MOVE BUCKETS set buckets TO shard (" },
+	{ "MOVE BUCKETS users 0-9 b", ADMIN_PARSE_SYNTAX, "MOVE BUCKETS set buckets TO shard (" },
+	{ "MOVE BUCKETS users x TO b", ADMIN_PARSE_SYNTAX, "MOVE BUCKETS set buckets TO shard (" },
+	{ "MOVE BUCKETS users 0-9 TO b c", ADMIN_PARSE_SYNTAX, "MOVE BUCKETS set buckets TO" },
+	{ "MOVE ABORT", ADMIN_PARSE_SYNTAX, "MOVE ABORT takes one move id" },
+	{ "MOVE CLEANUP 1 2", ADMIN_PARSE_SYNTAX, "MOVE CLEANUP takes one move id" },
 	{ "KILL_CLIENT 'x'", ADMIN_PARSE_SYNTAX, "KILL_CLIENT needs a client id" },
 	{ "KILL_CLIENT 1 2", ADMIN_PARSE_SYNTAX, "KILL_CLIENT takes one client id" },
 	{ "SET", ADMIN_PARSE_SYNTAX, "SET needs key = value" },
@@ -233,6 +240,36 @@ static void test_shutdown_mode(void **state)
 	}
 }
 
+/* MOVE's three forms fill the section, the buckets and the target, or the id. */
+static void test_move(void **state)
+{
+	struct admin_cmd cmd;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(admin_parse("move buckets users 0-1023,2048 to b;", &cmd, err, sizeof(err)),
+			 ADMIN_PARSE_OK);
+	assert_int_equal(cmd.verb, ADMIN_MOVE);
+	assert_string_equal(cmd.arg, "users");
+	assert_string_equal(cmd.value, "0-1023,2048");
+	assert_string_equal(cmd.target, "b");
+	assert_int_equal(admin_parse("MOVE BUCKETS \"My Set\" 7 TO \"x y\"", &cmd, err, sizeof(err)),
+			 ADMIN_PARSE_OK);
+	assert_string_equal(cmd.arg, "My Set");
+	assert_string_equal(cmd.value, "7");
+	assert_string_equal(cmd.target, "x y");
+	assert_int_equal(admin_parse("MOVE ABORT 3", &cmd, err, sizeof(err)), ADMIN_PARSE_OK);
+	assert_int_equal(cmd.verb, ADMIN_MOVE_ABORT);
+	assert_string_equal(cmd.arg, "3");
+	assert_int_equal(admin_parse("move cleanup 12", &cmd, err, sizeof(err)), ADMIN_PARSE_OK);
+	assert_int_equal(cmd.verb, ADMIN_MOVE_CLEANUP);
+	assert_string_equal(cmd.arg, "12");
+	assert_string_equal(admin_verb_tag(ADMIN_MOVE_CLEANUP), "MOVE");
+	assert_string_equal(admin_verb_tag(ADMIN_MOVE_ABORT), "MOVE");
+	assert_int_equal(admin_parse("SHOW MOVES", &cmd, err, sizeof(err)), ADMIN_PARSE_OK);
+	assert_int_equal(cmd.show, ADMIN_SHOW_MOVES);
+}
+
 static void test_names(void **state)
 {
 	assert_string_equal(admin_verb_tag(ADMIN_KILL_CLIENT), "KILL_CLIENT");
@@ -255,6 +292,7 @@ int main(void)
 		cmocka_unit_test(test_output_always_written),
 		cmocka_unit_test(test_shutdown_mode),
 		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_move),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

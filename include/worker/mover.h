@@ -1,0 +1,73 @@
+/*
+ * worker/mover: runs bucket moves (shard/move.h) on the loop, for [shards.NAME] sections whose
+ * map is a file. Each move has its own libpq connections (ev/pgquery) to the source's and the
+ * target's primary, logging in as the clusters' health-check users (who must be allowed to
+ * create publications on the source and subscriptions on the target), and advances one query
+ * at a time, polling progress every MOVER_POLL seconds.
+ *
+ * Clients ask the mover, at the start of each unit of work, whether a key's bucket is moving:
+ * while a move holds its buckets the unit waits (its message stays unread) and goes on when
+ * the map has switched, or the move failed, to wherever the map in force then says.
+ *
+ * One pgmux only: the hold and the switch are this process's. Several pgmux in front of the
+ * same shards would each have to confirm the hold (through etcd, beside the map) before any
+ * switches, and the map would be written there; that is not done yet, and a move of a section
+ * whose map is in etcd is refused.
+ */
+#ifndef PGMUX_WORKER_MOVER_H
+#define PGMUX_WORKER_MOVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct client;
+struct worker;
+
+/* What a move does with a bucket of a section (worker_moves_bucket). */
+enum move_cover {
+	MOVE_COVER_NONE,    /* no move: placed by the map */
+	MOVE_COVER_MOVING,  /* copied and followed: units run on the source, and are watched */
+	MOVE_COVER_HELD,    /* new units wait; those running on the source are being waited for */
+	MOVE_COVER_SEALED,  /* every unit on the source ended: nothing more may run there */
+};
+
+/* How bucket of section set is covered by a move now. */
+enum move_cover worker_moves_bucket(struct worker *w, const char *set, uint32_t bucket);
+
+/* Keep c (its unit's first message unread) until its bucket's move switches or fails. */
+bool worker_moves_hold_client(struct worker *w, struct client *c);
+
+/* c closes: forget it if it is held. */
+void worker_moves_forget_client(struct worker *w, struct client *c);
+
+/*
+ * MOVE BUCKETS set buckets TO shard: checks the request and starts the move. false: err says why
+ * (and *sqlstate its SQLSTATE); true: *id is the new move's id.
+ */
+bool worker_move_start(struct worker *w, const char *set, const char *buckets, const char *shard,
+		       int *id, const char **sqlstate, char *err, size_t errlen);
+
+/* MOVE ABORT id (before the switch) and MOVE CLEANUP id (after it). false: err says why. */
+bool worker_move_abort(struct worker *w, int id, char *err, size_t errlen);
+bool worker_move_cleanup(struct worker *w, int id, char *err, size_t errlen);
+
+/* What SHOW MOVES prints of one move; the strings live until fn returns. */
+struct move_view {
+	int id;
+	const char *set, *buckets, *from, *to, *step, *error;
+	int64_t rows;          /* rows of the buckets on the target (copied), or deleted at clean-up */
+	int64_t lag;           /* bytes the target is behind the source; -1 unknown */
+	int held;              /* units of work waiting for the switch */
+	uint64_t started_us;
+};
+
+typedef void (*worker_move_fn)(void *arg, const struct move_view *v);
+
+/* fn for each move, oldest first (SHOW MOVES). */
+void worker_moves_each(struct worker *w, worker_move_fn fn, void *arg);
+
+/* Stop every move's queries and free them (at exit). */
+void worker_moves_free(struct worker *w);
+
+#endif

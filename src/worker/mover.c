@@ -1,0 +1,1035 @@
+/*
+ * worker/mover: bucket moves run on the loop (see worker/mover.h and shard/move.h).
+ *
+ * A move is always in one step and one phase of it; it has at most one query out (busy), and
+ * its step changes only in set_step(), which checks the transition against shard/move's table.
+ * A poll timer per move advances it; a query's answer advances it at once. Clients held by a
+ * move are kept in its array and resumed (their first message read again, against the map in
+ * force then) when the move leaves the hold, whichever way.
+ */
+#include "worker/mover.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client/shard.h"
+#include "config/config.h"
+#include "core/clock.h"
+#include "core/list.h"
+#include "core/log.h"
+#include "ev/pgquery.h"
+#include "pool/pool.h"
+#include "shard/map.h"
+#include "shard/mapfile.h"
+#include "shard/move.h"
+#include "worker/shardmaps.h"
+#include "worker/worker.h"
+
+#define MOVER_POLL 0.2            /* seconds between progress polls */
+#define HOLD_POLL 0.02            /* the same during the hold, when clients wait */
+#define QUERY_TIMEOUT 60.0        /* a connect or one query (a slot's creation waits for xacts) */
+#define CATCHUP_LAG (1024 * 1024) /* bytes behind at which the hold starts */
+#define HOLD_TIMEOUT 10.0         /* seconds the hold may last before the move is aborted */
+#define DELETE_BATCH 5000
+#define ERROR_MAX 600
+
+/* Walk a list whose nodes stay where they are during the walk. */
+#define for_each_node(pos, head) for ((pos) = (head)->next; (pos) != (head); (pos) = (pos)->next)
+
+struct move {
+	struct list_node node;
+	struct movers *ms;
+	int id;
+	char set[64], from[64], to[64];
+	int map_to;                   /* the target's index in the map */
+	char dbname[128];             /* the database on both shards */
+	struct move_range ranges[MOVE_RANGES_MAX];
+	int n_ranges;
+	char buckets[256];
+	char key[64];
+	struct move_spec spec;
+	enum move_step step;
+	int phase;
+	char name[64];                /* publication, subscription and slot */
+	char conninfo[2][2048];       /* source, target: pgmux's logins */
+	char sub_conninfo[2048];      /* the subscription's login to the source */
+	struct pgquery *src, *dst;
+	char **tables;
+	int n_tables;
+	char *src_columns;
+	bool busy;                    /* a query is out */
+	bool created;                 /* the publication may exist: rollback has work */
+	uint64_t started_us, hold_us, wait_until_us;
+	uint64_t target_lsn;
+	int64_t rows, lag;
+	int table;                    /* clean-up and rollback: the table being deleted from */
+	char error[ERROR_MAX];
+	struct evloop_timer timer;
+	struct client **held;
+	int n_held, cap_held;
+};
+
+struct movers {
+	struct worker *w;
+	struct list_node moves;
+	int next_id;
+};
+
+static void advance(struct move *m);
+
+/* ---- steps ---- */
+
+static void set_step(struct move *m, enum move_step to, const char *why)
+{
+	ASSERT(move_step_allowed(m->step, to));
+	log_info("move %d (%s buckets %s, %s -> %s): %s -> %s%s%s", m->id, m->set, m->buckets, m->from,
+		 m->to, move_step_name(m->step), move_step_name(to), why ? ": " : "", why ? why : "");
+	m->step = to;
+	m->phase = 0;
+	m->table = 0;
+	m->wait_until_us = 0;
+}
+
+/* Held clients go on: each reads its message again against the map in force now. */
+static void release_held(struct move *m)
+{
+	int n = m->n_held;
+
+	if (n)
+		log_info("move %d: %d held unit(s) of work go on", m->id, n);
+	m->n_held = 0;
+	for (int i = 0; i < n; i++)
+		client_shard_resume(m->held[i]);
+}
+
+static void note_error(struct move *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void note_error(struct move *m, const char *fmt, ...)
+{
+	size_t used = strlen(m->error);
+	va_list ap;
+
+	if (used && used + 3 < sizeof(m->error)) {
+		strcpy(m->error + used, "; ");
+		used += 2;
+	}
+	va_start(ap, fmt);
+	vsnprintf(m->error + used, sizeof(m->error) - used, fmt, ap);
+	va_end(ap);
+}
+
+/* The step failed (or was aborted): roll back before the switch, stay done after it. */
+static void fail(struct move *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void fail(struct move *m, const char *fmt, ...)
+{
+	char why[ERROR_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	log_warning("move %d: %s failed: %s", m->id, move_step_name(m->step), why);
+	note_error(m, "%s: %s", move_step_name(m->step), why);
+	set_step(m, move_step_on_failure(m->step), why);
+	release_held(m);
+}
+
+/* ---- connections ---- */
+
+static const struct shards_entry *section_of(const struct move *m)
+{
+	return config_find_shards(m->ms->w->cfg, m->set);
+}
+
+static int shard_index(const struct shards_entry *set, const char *name)
+{
+	for (int k = 0; k < set->n_shards; k++) {
+		if (strcmp(set->shards[k].name, name) == 0)
+			return k;
+	}
+	return -1;
+}
+
+/*
+ * The logins to shard's primary: pgmux's own (with its TLS and authentication rules), and the
+ * one the subscription on the target uses to reach the source (plain libpq options only).
+ */
+static bool build_conninfo(struct move *m, const char *shard, char *out, size_t len, char *sub,
+			   size_t sublen, char *err, size_t errlen)
+{
+	struct worker *w = m->ms->w;
+	const struct shards_entry *set = section_of(m);
+	const struct config *cfg = w->cfg;
+	int k = set ? shard_index(set, shard) : -1;
+	struct cluster *cl = k >= 0 ? topo_find(&w->topo, set->shards[k].cluster) : NULL;
+	const struct member *mb;
+	char port[16], require_auth[64];
+	const char *addr;
+	struct pgquery_policy policy = {
+		.sslmode = cfg->server_tls_sslmode, .ca_file = cfg->server_tls_ca_file,
+		.cert_file = cfg->server_tls_cert_file, .key_file = cfg->server_tls_key_file,
+		.require_auth = require_auth, .scram_max_iterations = cfg->server_scram_max_iterations,
+	};
+
+	if (!cl || cl->primary < 0) {
+		snprintf(err, errlen, "shard %s has no primary now", shard);
+		return false;
+	}
+	mb = &cl->members[cl->primary];
+	addr = mb->check_addr[0] ? mb->check_addr : mb->host;
+	policy.host_name = mb->host;
+	config_server_require_auth(cfg, require_auth, sizeof(require_auth));
+	snprintf(port, sizeof(port), "%d", mb->port);
+	out[0] = sub[0] = '\0';
+	if (!pgquery_conninfo_add(sub, sublen, addr[0] == '/' ? "host" : "hostaddr", addr) ||
+	    !pgquery_conninfo_add(sub, sublen, "port", port) ||
+	    !pgquery_conninfo_add(sub, sublen, "user", cl->check_user) ||
+	    !pgquery_conninfo_add(sub, sublen, "dbname", m->dbname) ||
+	    (cl->check_password[0] &&
+	     !pgquery_conninfo_add(sub, sublen, "password", cl->check_password)) ||
+	    snprintf(out, len, "%s", sub) >= (int)len ||
+	    !pgquery_conninfo_add(out, len, "application_name", "pgmux move") ||
+	    !pgquery_conninfo_policy(out, len, &policy)) {
+		snprintf(err, errlen, "connection string too long");
+		return false;
+	}
+	return true;
+}
+
+static void on_query(void *arg, enum pgquery_outcome outcome, int ncols, const char *const *values,
+		     const char *error);
+
+/* The answer the move waits for comes to on_query; false when it could not be sent. */
+static bool submit(struct move *m, struct pgquery *q, const char *sql, const char *param)
+{
+	if (!sql || !pgquery_submit(q, sql, param, on_query, m)) {
+		fail(m, "out of memory");
+		return false;
+	}
+	m->busy = true;
+	return true;
+}
+
+/* Send sql (malloc'd, freed here). */
+static void send_owned(struct move *m, struct pgquery *q, char *sql)
+{
+	submit(m, q, sql, NULL);
+	free(sql);
+}
+
+static void poll_later(struct move *m)
+{
+	double delay = m->step == MOVE_HOLD ? HOLD_POLL : MOVER_POLL;
+
+	m->wait_until_us = clock_now_us() + (uint64_t)(delay * 1e6);
+}
+
+/* ---- the switch ---- */
+
+/* Write text to path as a whole: aside, flushed, then renamed over it. */
+static bool write_map_file(const char *path, const char *text, char *err, size_t errlen)
+{
+	char tmp[4096];
+	size_t len = strlen(text), done = 0;
+	int fd;
+
+	snprintf(tmp, sizeof(tmp), "%s.move.%d", path, (int)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0) {
+		snprintf(err, errlen, "%.300s: %s", tmp, strerror(errno));
+		return false;
+	}
+	while (done < len) {
+		ssize_t n = write(fd, text + done, len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		done += (size_t)n;
+	}
+	if (done < len || fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+		snprintf(err, errlen, "writing %.300s: %s", path, strerror(errno));
+		if (done < len)
+			close(fd);
+		unlink(tmp);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * The next map version with the moving buckets on the target, written over the map file and
+ * put in force the way RELOAD does (a clone of the config in force with the new map).
+ */
+static bool switch_map(struct move *m, char *err, size_t errlen)
+{
+	struct worker *w = m->ms->w;
+	const struct shards_entry *set = section_of(m);
+	const struct loaded_shard_map *now = set ? worker_shard_map(w, set) : NULL;
+	struct loaded_shard_map *next = NULL;
+	struct shard_map *nm = NULL;
+	struct config *cfg;
+	char *text = NULL;
+	bool ok = false;
+
+	if (!now) {
+		snprintf(err, errlen, "the section or its map is gone");
+		return false;
+	}
+	/* A copy through the text form: the map has no copy function, and this is rare. */
+	text = shard_map_format(now->map);
+	if (text)
+		nm = shard_map_parse(text, strlen(text), err, errlen);
+	free(text);
+	text = NULL;
+	if (!nm)
+		goto out;
+	for (uint32_t b = 0; b < nm->n_buckets; b++) {
+		if (move_ranges_contain(m->ranges, m->n_ranges, b))
+			nm->owner[b] = (uint16_t)m->map_to;
+	}
+	nm->version++;
+	nm->checksum = shard_map_checksum(nm);
+	if (!(text = shard_map_format(nm))) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	if (!(next = config_shard_map_from_text(set, text, strlen(text), err, errlen)))
+		goto out;
+	if (!write_map_file(set->map, text, err, errlen))
+		goto out;
+	if (!(cfg = config_clone(w->cfg))) {
+		snprintf(err, errlen, "out of memory (the map file is written: RELOAD puts it in force)");
+		goto out;
+	}
+	for (int i = 0; i < cfg->n_shard_sets; i++) {
+		if (strcmp(cfg->shard_sets[i].name, m->set) != 0)
+			continue;
+		config_shard_map_unref(cfg->shard_sets[i].loaded);
+		cfg->shard_sets[i].loaded = next;
+		next = NULL;
+	}
+	if (worker_apply(w, cfg, CONFIG_APPLY_NONE, true, err, errlen) == WORKER_APPLY_FAILED)
+		goto out;
+	log_info("move %d: shard map version %" PRIu64 " in force: buckets %s on shard %s", m->id,
+		 nm->version, m->buckets, m->to);
+	ok = true;
+out:
+	config_shard_map_unref(next);
+	shard_map_free(nm);
+	free(text);
+	return ok;
+}
+
+/* ---- who still runs on the moving buckets ---- */
+
+/*
+ * Units of work on the source shard that touch the moving buckets (or began before the move
+ * did, so their keys were never looked at): linked to a server, or queued for one.
+ */
+static int running_units(struct move *m)
+{
+	struct worker *w = m->ms->w;
+	struct list_node *n;
+	int running = 0;
+
+	for_each_node(n, &w->pools) {
+		struct pool *p = list_entry(n, struct pool, node);
+		const struct db_entry *e = p->db->entry;
+		struct list_node *lists[] = { &p->active_clients, &p->waiting_clients };
+		const struct shards_entry *set;
+
+		if (!e || !e->shard_parent[0] || e->shard_index < 0)
+			continue;
+		set = config_find_shards(w->cfg, m->set);
+		if (!set || e->shard_index >= set->n_shards ||
+		    strcmp(set->shards[e->shard_index].name, m->from) != 0)
+			continue;
+		for (size_t i = 0; i < 2; i++) {
+			struct list_node *c_n;
+
+			for_each_node(c_n, lists[i]) {
+				struct client *c = list_entry(c_n, struct client, node);
+				bool busy = c->server || c->state == CLIENT_WAITING;
+
+				if (busy && (c->unit_in_move || c->xact_start_us < m->started_us))
+					running++;
+			}
+		}
+	}
+	return running;
+}
+
+/* ---- answers ---- */
+
+static const char *val(int ncols, const char *const *values, int i)
+{
+	return i < ncols && values[i] ? values[i] : NULL;
+}
+
+static void on_check_source(struct move *m, int ncols, const char *const *v)
+{
+	const char *wal = val(ncols, v, 0), *tables = val(ncols, v, 1), *bad = val(ncols, v, 2);
+	char why[300];
+
+	if (!wal || strcmp(wal, "logical") != 0) {
+		fail(m, "wal_level is %s on shard %s: logical replication needs wal_level = logical",
+		     wal ? wal : "unknown", m->from);
+		return;
+	}
+	if (bad) {
+		fail(m, "on shard %s, the replica identity of %s does not cover %s: ALTER TABLE ... "
+		     "REPLICA IDENTITY FULL, or a primary key (or replica identity index) that "
+		     "includes it", m->from, bad, m->key);
+		return;
+	}
+	m->n_tables = move_split_tables(tables ? tables : "", &m->tables, why, sizeof(why));
+	if (m->n_tables <= 0) {
+		if (m->n_tables < 0)
+			fail(m, "%s", why);
+		else
+			fail(m, "no table on shard %s has a column %s", m->from, m->key);
+		m->n_tables = 0;
+		return;
+	}
+	free(m->src_columns);
+	m->src_columns = strdup(val(ncols, v, 3) ? val(ncols, v, 3) : "");
+	m->phase = 1;
+}
+
+static void on_answer(struct move *m, int ncols, const char *const *v)
+{
+	char why[ERROR_MAX];
+	uint64_t lsn;
+
+	switch (m->step) {
+	case MOVE_CHECK:
+		if (m->phase == 0) {
+			on_check_source(m, ncols, v);
+		} else if (m->phase == 1) {
+			if (!m->src_columns ||
+			    !move_columns_match(m->src_columns, val(ncols, v, 0) ? v[0] : "", why,
+						sizeof(why)))
+				fail(m, "%s", m->src_columns ? why : "out of memory");
+			else
+				m->phase = 2;
+		} else if (strcmp(val(ncols, v, 0) ? v[0] : "", "0") != 0) {
+			fail(m, "shard %s already holds %s rows of these buckets: delete them first",
+			     m->to, val(ncols, v, 0) ? v[0] : "some");
+		} else {
+			set_step(m, MOVE_COPY, NULL);
+		}
+		break;
+	case MOVE_COPY:
+		if (m->phase == 0) {
+			m->phase = 1;
+		} else if (m->phase == 1) {
+			m->phase = 2;
+		} else if (m->phase == 2) {
+			/* tables still copying, all tables */
+			bool copied = val(ncols, v, 0) && strcmp(v[0], "0") == 0 && val(ncols, v, 1) &&
+				      strcmp(v[1], "0") != 0;
+
+			m->phase = copied ? 4 : 3;
+		} else {
+			m->rows = val(ncols, v, 0) ? strtoll(v[0], NULL, 10) : m->rows;
+			if (m->phase == 4)
+				set_step(m, MOVE_CATCHUP, NULL);
+			else {
+				m->phase = 2;
+				poll_later(m);
+			}
+		}
+		break;
+	case MOVE_CATCHUP:
+		m->lag = val(ncols, v, 1) ? strtoll(v[1], NULL, 10) : -1;
+		if (m->lag >= 0 && m->lag <= CATCHUP_LAG) {
+			set_step(m, MOVE_HOLD, NULL);
+			m->hold_us = clock_now_us();
+		} else {
+			poll_later(m);
+		}
+		break;
+	case MOVE_HOLD:
+		if (m->phase == 2) {
+			if (!move_lsn_parse(val(ncols, v, 0), &lsn)) {
+				fail(m, "unexpected WAL position on shard %s", m->from);
+				break;
+			}
+			m->target_lsn = lsn;
+			m->phase = 3;
+		} else if (m->phase == 3) {
+			m->lag = val(ncols, v, 1) ? strtoll(v[1], NULL, 10) : -1;
+			if (move_lsn_parse(val(ncols, v, 0), &lsn) && lsn >= m->target_lsn)
+				set_step(m, MOVE_SWITCH, NULL);
+			else
+				poll_later(m);
+		}
+		break;
+	case MOVE_ROLLBACK:
+		if (m->phase != 4) {
+			/* dropped with its slot: on to the slot (gone already), else see run_rollback */
+			m->phase = m->phase == 0 ? 2 : m->phase == 1 ? 5 : m->phase == 5 ? 2 : m->phase + 1;
+			break;
+		}
+		/* fall through */
+	case MOVE_CLEANUP:
+		if (m->phase == 4) {
+			int64_t n = val(ncols, v, 0) ? strtoll(v[0], NULL, 10) : 0;
+
+			if (m->step == MOVE_CLEANUP)
+				m->rows += n;
+			if (n == 0)
+				m->table++;
+		} else {
+			m->phase++;
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+static void on_query(void *arg, enum pgquery_outcome outcome, int ncols, const char *const *values,
+		     const char *error)
+{
+	struct move *m = arg;
+
+	m->busy = false;
+	if (outcome == PGQUERY_ERROR) {
+		if (m->step == MOVE_ROLLBACK && m->phase == 0) {
+			/* Not with its slot (the source is lost, or the slot is gone): detach it. */
+			log_info("move %d: dropping subscription %s: %s; detaching it from its slot",
+				 m->id, m->name, error);
+			m->phase = 1;
+		} else if (m->step == MOVE_ROLLBACK) {
+			/* Roll back what can be: note what could not, and go on. */
+			note_error(m, "rollback: %s", error);
+			if (m->phase == 4)
+				m->table = m->n_tables;
+			else
+				m->phase = m->phase == 1 || m->phase == 5 ? 2 : m->phase + 1;
+		} else {
+			fail(m, "%s", error);
+		}
+	} else if (outcome == PGQUERY_NO_ROW && m->step == MOVE_CATCHUP) {
+		fail(m, "the replication slot %s is gone from shard %s", m->name, m->from);
+	} else if (outcome == PGQUERY_NO_ROW && m->step == MOVE_HOLD && m->phase == 3) {
+		fail(m, "the replication slot %s is gone from shard %s", m->name, m->from);
+	} else {
+		on_answer(m, ncols, values);
+	}
+	advance(m);
+}
+
+/* ---- sending the next query ---- */
+
+static void run_check(struct move *m)
+{
+	if (m->phase == 0)
+		submit(m, m->src, move_sql_check_source, m->key);
+	else if (m->phase == 1)
+		submit(m, m->dst, move_sql_check_target, m->key);
+	else
+		send_owned(m, m->dst, move_sql_count_rows(m->tables, m->n_tables, &m->spec));
+}
+
+static void run_copy(struct move *m)
+{
+	if (m->phase == 0) {
+		m->created = true; /* it may exist even if its answer is lost */
+		send_owned(m, m->src, move_sql_publication(m->name, m->tables, m->n_tables, &m->spec));
+	} else if (m->phase == 1) {
+		send_owned(m, m->dst, move_sql_subscription(m->name, m->sub_conninfo));
+	} else if (m->phase == 2) {
+		submit(m, m->dst, move_sql_copy_state, m->name);
+	} else {
+		send_owned(m, m->dst, move_sql_count_rows(m->tables, m->n_tables, &m->spec));
+	}
+}
+
+static void run_hold(struct move *m)
+{
+	uint64_t now = clock_now_us();
+
+	if (now - m->hold_us > (uint64_t)(HOLD_TIMEOUT * 1e6)) {
+		fail(m, "the hold lasted more than %g s (%s)", HOLD_TIMEOUT,
+		     m->phase < 2 ? "units of work on the moving buckets still running"
+				  : "the target did not apply the source's last changes");
+		return;
+	}
+	if (m->phase == 0) {
+		/* New units wait from now; units already running end on their own. */
+		m->phase = 1;
+	}
+	if (m->phase == 1) {
+		int n = running_units(m);
+
+		if (n) {
+			poll_later(m);
+			return;
+		}
+		m->phase = 2;
+	}
+	if (m->phase == 2)
+		submit(m, m->src, move_sql_wal_position, NULL);
+	else
+		submit(m, m->src, move_sql_slot_position, m->name);
+}
+
+/* Rollback: subscription (and its slot), a detached subscription, the slot, the publication,
+ * the rows copied to the target. */
+static void run_rollback(struct move *m)
+{
+	if (!m->created) {
+		set_step(m, MOVE_FAILED, NULL);
+		return;
+	}
+	switch (m->phase) {
+	case 0:
+		send_owned(m, m->dst, move_sql_drop_subscription(m->name));
+		break;
+	case 1:
+		send_owned(m, m->dst, move_sql_detach_subscription(m->name));
+		break;
+	case 2:
+		submit(m, m->src, move_sql_drop_slot, m->name);
+		break;
+	case 3:
+		send_owned(m, m->src, move_sql_drop_publication(m->name));
+		break;
+	case 4:
+		if (m->table >= m->n_tables) {
+			set_step(m, MOVE_FAILED, m->error);
+			break;
+		}
+		send_owned(m, m->dst, move_sql_delete_batch(m->tables[m->table], &m->spec,
+							    DELETE_BATCH));
+		break;
+	default:
+		/* after a detach: drop the subscription, now without its slot */
+		send_owned(m, m->dst, move_sql_drop_subscription(m->name));
+		break;
+	}
+}
+
+static void run_cleanup(struct move *m)
+{
+	switch (m->phase) {
+	case 0:
+		send_owned(m, m->dst, move_sql_drop_subscription(m->name));
+		break;
+	case 1:
+		m->phase = 2;
+		/* fall through */
+	case 2:
+		submit(m, m->src, move_sql_drop_slot, m->name);
+		break;
+	case 3:
+		send_owned(m, m->src, move_sql_drop_publication(m->name));
+		break;
+	default:
+		if (m->table >= m->n_tables) {
+			log_info("move %d: clean-up deleted %" PRId64 " rows from shard %s", m->id,
+				 m->rows, m->from);
+			set_step(m, MOVE_CLEANED, NULL);
+			break;
+		}
+		m->phase = 4;
+		send_owned(m, m->src, move_sql_delete_batch(m->tables[m->table], &m->spec,
+							    DELETE_BATCH));
+		break;
+	}
+}
+
+static void advance(struct move *m)
+{
+	char err[ERROR_MAX];
+
+	if (m->busy || (m->wait_until_us && clock_now_us() < m->wait_until_us))
+		return;
+	m->wait_until_us = 0;
+	switch (m->step) {
+	case MOVE_CHECK:
+		run_check(m);
+		break;
+	case MOVE_COPY:
+		run_copy(m);
+		break;
+	case MOVE_CATCHUP:
+		submit(m, m->src, move_sql_slot_position, m->name);
+		break;
+	case MOVE_HOLD:
+		run_hold(m);
+		break;
+	case MOVE_SWITCH:
+		if (!switch_map(m, err, sizeof(err))) {
+			fail(m, "%s", err);
+			break;
+		}
+		set_step(m, MOVE_DONE, NULL);
+		release_held(m);
+		break;
+	case MOVE_CLEANUP:
+		run_cleanup(m);
+		break;
+	case MOVE_ROLLBACK:
+		run_rollback(m);
+		break;
+	case MOVE_DONE:
+	case MOVE_CLEANED:
+	case MOVE_FAILED:
+		break;
+	}
+}
+
+static void on_tick(void *arg)
+{
+	advance(arg);
+}
+
+/* ---- the console's verbs ---- */
+
+static struct movers *movers_of(struct worker *w)
+{
+	if (!w->movers && (w->movers = calloc(1, sizeof(*w->movers)))) {
+		w->movers->w = w;
+		w->movers->next_id = 1;
+		list_init(&w->movers->moves);
+	}
+	return w->movers;
+}
+
+static struct move *find_move(struct worker *w, int id)
+{
+	struct list_node *n;
+
+	if (!w->movers)
+		return NULL;
+	for_each_node(n, &w->movers->moves) {
+		struct move *m = list_entry(n, struct move, node);
+
+		if (m->id == id)
+			return m;
+	}
+	return NULL;
+}
+
+/* Is a move of set that is not over using any of these buckets? */
+static struct move *overlapping(struct worker *w, const char *set, const struct move_range *r,
+				int n)
+{
+	struct list_node *ln;
+
+	if (!w->movers)
+		return NULL;
+	for_each_node(ln, &w->movers->moves) {
+		struct move *m = list_entry(ln, struct move, node);
+
+		if (strcmp(m->set, set) != 0 || m->step == MOVE_FAILED || m->step == MOVE_CLEANED)
+			continue;
+		for (int i = 0; i < n; i++) {
+			for (uint32_t b = r[i].first; b <= r[i].last; b++) {
+				if (move_ranges_contain(m->ranges, m->n_ranges, b))
+					return m;
+			}
+		}
+	}
+	return NULL;
+}
+
+/* The sharded database entry of set: its dbname is the one on every shard. */
+static const struct db_entry *sharded_entry(const struct config *cfg, const char *set)
+{
+	for (int i = 0; i < cfg->n_dbs; i++) {
+		if (strcmp(cfg->dbs[i].shards, set) == 0)
+			return &cfg->dbs[i];
+	}
+	return NULL;
+}
+
+static bool check_request(struct worker *w, struct move *m, const char *buckets, char *err,
+			  size_t errlen, const char **sqlstate)
+{
+	const struct shards_entry *set = config_find_shards(w->cfg, m->set);
+	const struct loaded_shard_map *l = set ? worker_shard_map(w, set) : NULL;
+	const struct db_entry *e = set ? sharded_entry(w->cfg, m->set) : NULL;
+	const struct move *other;
+	int from = -1;
+
+	*sqlstate = "22023";
+	if (!set || !l || !e) {
+		snprintf(err, errlen, "no [shards.%s] section with a map in force and a database "
+			 "sharded by it", m->set);
+		return false;
+	}
+	if (config_shard_map_in_etcd(set)) {
+		*sqlstate = "0A000";
+		snprintf(err, errlen, "shards.%s keeps its map in etcd: moves coordinated through "
+			 "etcd are not supported yet", m->set);
+		return false;
+	}
+	if (!move_parse_buckets(buckets, l->map->n_buckets, m->ranges, MOVE_RANGES_MAX,
+				&m->n_ranges, err, errlen))
+		return false;
+	m->map_to = -1;
+	for (int i = 0; i < l->map->n_shards; i++) {
+		if (strcmp(l->map->names[i], m->to) == 0)
+			m->map_to = i;
+	}
+	if (shard_index(set, m->to) < 0 || m->map_to < 0) {
+		snprintf(err, errlen, "shard %s is not in [shards.%s] and its map", m->to, m->set);
+		return false;
+	}
+	/* Every bucket must be on one source shard, other than the target. */
+	for (int i = 0; i < m->n_ranges; i++) {
+		for (uint32_t b = m->ranges[i].first; b <= m->ranges[i].last; b++) {
+			int k = l->map->owner[b];
+
+			if (from >= 0 && k != from) {
+				snprintf(err, errlen, "the buckets are on several shards (%s, %s): move "
+					 "them one shard at a time", l->map->names[from],
+					 l->map->names[k]);
+				return false;
+			}
+			from = k;
+		}
+	}
+	if (from == m->map_to) {
+		snprintf(err, errlen, "the buckets are on shard %s already", m->to);
+		return false;
+	}
+	if ((other = overlapping(w, m->set, m->ranges, m->n_ranges))) {
+		*sqlstate = "55006";
+		snprintf(err, errlen, "move %d is moving some of these buckets", other->id);
+		return false;
+	}
+	snprintf(m->from, sizeof(m->from), "%s", l->map->names[from]);
+	snprintf(m->key, sizeof(m->key), "%s", set->key);
+	snprintf(m->dbname, sizeof(m->dbname), "%s", e->dbname[0] ? e->dbname : e->name);
+	m->spec = (struct move_spec){ .key_type = set->key_type, .key = m->key,
+				      .seed = l->map->seed, .n_buckets = l->map->n_buckets,
+				      .ranges = m->ranges, .n_ranges = m->n_ranges };
+	move_ranges_format(m->ranges, m->n_ranges, m->buckets, sizeof(m->buckets));
+	return true;
+}
+
+static void move_free(struct move *m)
+{
+	struct evloop *loop = &m->ms->w->loop;
+
+	evloop_timer_stop(loop, &m->timer);
+	if (m->src)
+		pgquery_free(m->src, true);
+	if (m->dst)
+		pgquery_free(m->dst, true);
+	move_tables_free(m->tables, m->n_tables);
+	free(m->src_columns);
+	free(m->held);
+	list_del(&m->node);
+	free(m);
+}
+
+bool worker_move_start(struct worker *w, const char *set, const char *buckets, const char *shard,
+		       int *id, const char **sqlstate, char *err, size_t errlen)
+{
+	struct movers *ms = movers_of(w);
+	struct move *m = ms ? calloc(1, sizeof(*m)) : NULL;
+	char sub_unused[2048];
+
+	*sqlstate = "53200";
+	if (!m) {
+		snprintf(err, errlen, "out of memory");
+		return false;
+	}
+	m->ms = ms;
+	list_init(&m->node);
+	snprintf(m->set, sizeof(m->set), "%s", set);
+	snprintf(m->to, sizeof(m->to), "%s", shard);
+	if (!check_request(w, m, buckets, err, errlen, sqlstate)) {
+		free(m);
+		return false;
+	}
+	*sqlstate = "57P03";
+	if (!build_conninfo(m, m->from, m->conninfo[0], sizeof(m->conninfo[0]), m->sub_conninfo,
+			    sizeof(m->sub_conninfo), err, errlen) ||
+	    !build_conninfo(m, m->to, m->conninfo[1], sizeof(m->conninfo[1]), sub_unused,
+			    sizeof(sub_unused), err, errlen)) {
+		free(m);
+		return false;
+	}
+	m->id = ms->next_id++;
+	m->started_us = clock_now_us();
+	m->lag = -1;
+	move_object_name(m->name, sizeof(m->name), m->started_us, m->id);
+	m->src = pgquery_new(&w->loop, m->conninfo[0], QUERY_TIMEOUT);
+	m->dst = pgquery_new(&w->loop, m->conninfo[1], QUERY_TIMEOUT);
+	list_add_tail(&ms->moves, &m->node);
+	if (!m->src || !m->dst || !evloop_timer_start(&w->loop, &m->timer, HOLD_POLL, on_tick, m)) {
+		*sqlstate = "53200";
+		snprintf(err, errlen, "out of memory");
+		move_free(m);
+		return false;
+	}
+	log_info("move %d: buckets %s of shards.%s from shard %s to shard %s (%s): started", m->id,
+		 m->buckets, m->set, m->from, m->to, m->name);
+	*id = m->id;
+	return true;
+}
+
+bool worker_move_abort(struct worker *w, int id, char *err, size_t errlen)
+{
+	struct move *m = find_move(w, id);
+
+	if (!m) {
+		snprintf(err, errlen, "no move %d", id);
+		return false;
+	}
+	if (move_step_on_failure(m->step) != MOVE_ROLLBACK) {
+		snprintf(err, errlen, "move %d is %s: %s", id, move_step_name(m->step),
+			 move_step_switched(m->step) ? "the map has switched, only MOVE CLEANUP remains"
+						     : "nothing to abort");
+		return false;
+	}
+	if (m->busy) {
+		/* Its answer comes later and is not wanted: a fresh connection for the rollback. */
+		struct pgquery **q[2] = { &m->src, &m->dst };
+
+		for (int i = 0; i < 2; i++) {
+			pgquery_free(*q[i], true);
+			*q[i] = pgquery_new(&w->loop, m->conninfo[i], QUERY_TIMEOUT);
+		}
+		m->busy = false;
+		if (!m->src || !m->dst) {
+			snprintf(err, errlen, "out of memory");
+			return false;
+		}
+	}
+	fail(m, "aborted by MOVE ABORT");
+	advance(m);
+	return true;
+}
+
+bool worker_move_cleanup(struct worker *w, int id, char *err, size_t errlen)
+{
+	struct move *m = find_move(w, id);
+
+	if (!m) {
+		snprintf(err, errlen, "no move %d", id);
+		return false;
+	}
+	if (m->step != MOVE_DONE && !(m->step == MOVE_FAILED && m->created)) {
+		snprintf(err, errlen, "move %d is %s: clean-up follows the switch (step done) or a "
+			 "failure", id, move_step_name(m->step));
+		return false;
+	}
+	m->error[0] = '\0';
+	m->rows = 0;
+	/* After a failure, clean-up is the rollback again: what a lost shard kept is dropped. */
+	set_step(m, m->step == MOVE_DONE ? MOVE_CLEANUP : MOVE_ROLLBACK, NULL);
+	advance(m);
+	return true;
+}
+
+/* ---- clients ---- */
+
+enum move_cover worker_moves_bucket(struct worker *w, const char *set, uint32_t bucket)
+{
+	struct list_node *n;
+
+	if (!w->movers)
+		return MOVE_COVER_NONE;
+	for_each_node(n, &w->movers->moves) {
+		struct move *m = list_entry(n, struct move, node);
+
+		if (m->step > MOVE_SWITCH || strcmp(m->set, set) != 0 ||
+		    !move_ranges_contain(m->ranges, m->n_ranges, bucket))
+			continue;
+		if (m->step == MOVE_SWITCH || (m->step == MOVE_HOLD && m->phase >= 2))
+			return MOVE_COVER_SEALED;
+		return m->step == MOVE_HOLD ? MOVE_COVER_HELD : MOVE_COVER_MOVING;
+	}
+	return MOVE_COVER_NONE;
+}
+
+bool worker_moves_hold_client(struct worker *w, struct client *c)
+{
+	struct list_node *n;
+
+	if (!w->movers)
+		return false;
+	/* The newest holding move: a client waits for one move at a time. */
+	for_each_node(n, &w->movers->moves) {
+		struct move *m = list_entry(n, struct move, node);
+
+		if (!move_step_holds(m->step))
+			continue;
+		if (m->n_held == m->cap_held) {
+			int cap = m->cap_held ? m->cap_held * 2 : 16;
+			struct client **held = realloc(m->held, (size_t)cap * sizeof(*held));
+
+			if (!held)
+				return false;
+			m->held = held;
+			m->cap_held = cap;
+		}
+		m->held[m->n_held++] = c;
+		return true;
+	}
+	return false;
+}
+
+void worker_moves_forget_client(struct worker *w, struct client *c)
+{
+	struct list_node *n;
+
+	if (!w->movers)
+		return;
+	for_each_node(n, &w->movers->moves) {
+		struct move *m = list_entry(n, struct move, node);
+
+		for (int i = 0; i < m->n_held; i++) {
+			if (m->held[i] == c)
+				m->held[i--] = m->held[--m->n_held];
+		}
+	}
+}
+
+void worker_moves_each(struct worker *w, worker_move_fn fn, void *arg)
+{
+	struct list_node *n;
+
+	if (!w->movers)
+		return;
+	for_each_node(n, &w->movers->moves) {
+		struct move *m = list_entry(n, struct move, node);
+		struct move_view v = {
+			.id = m->id, .set = m->set, .buckets = m->buckets, .from = m->from,
+			.to = m->to, .step = move_step_name(m->step), .error = m->error,
+			.rows = m->rows, .lag = m->lag, .held = m->n_held,
+			.started_us = m->started_us,
+		};
+
+		fn(arg, &v);
+	}
+}
+
+void worker_moves_free(struct worker *w)
+{
+	struct list_node *n;
+
+	if (!w->movers)
+		return;
+	while ((n = list_first(&w->movers->moves)))
+		move_free(list_entry(n, struct move, node));
+	free(w->movers);
+	w->movers = NULL;
+}

@@ -1,0 +1,317 @@
+"""Moving buckets between two shards while clients write (MOVE BUCKETS, SHOW MOVES).
+
+Two PostgreSQL servers with wal_level = logical hold the sharded tables. Buckets 0-1023 live on
+shard a in the first map; a move sends them to shard b through a publication with the bucket
+row filter and a subscription, holds new units of work on those buckets only at the cutover,
+switches the map file to its next version and lets the held work go on to b.
+"""
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import psycopg
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+from pgcluster import PGMUX_BIN, PgCluster  # noqa: E402
+from conftest import wait_for  # noqa: E402
+
+BUCKETS = 16384
+MOVING = (0, 1023)           # shard a holds 0-8191 in the first map
+SCHEMA = """
+CREATE TABLE users (user_id bigint PRIMARY KEY, name text, n int NOT NULL DEFAULT 0);
+CREATE TABLE events (id bigint PRIMARY KEY, user_id bigint NOT NULL, seq int NOT NULL);
+ALTER TABLE events REPLICA IDENTITY FULL;
+"""
+BUCKET = f"hashint8extended(user_id, 0) & {BUCKETS - 1}"
+IN_MOVE = f"({BUCKET}) BETWEEN {MOVING[0]} AND {MOVING[1]}"
+
+
+@pytest.fixture(scope="module")
+def servers():
+    servers = [PgCluster(settings=["wal_level = logical"]).init().start() for _ in range(2)]
+    for s in servers:
+        s.sql("CREATE DATABASE app")
+        s.sql(SCHEMA, dbname="app")
+    yield servers
+    for s in servers:
+        s.destroy()
+
+
+@pytest.fixture
+def clean(servers):
+    for s in servers:
+        for sub in s.sql("SELECT subname FROM pg_subscription", dbname="app").split():
+            s.sql(f"ALTER SUBSCRIPTION {sub} DISABLE", dbname="app")
+            s.sql(f"ALTER SUBSCRIPTION {sub} SET (slot_name = NONE)", dbname="app")
+            s.sql(f"DROP SUBSCRIPTION {sub}", dbname="app")
+        for pub in s.sql("SELECT pubname FROM pg_publication", dbname="app").split():
+            s.sql(f"DROP PUBLICATION {pub}", dbname="app")
+        s.sql("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots")
+        s.sql("TRUNCATE users, events", dbname="app")
+    return servers
+
+
+def bucket_of(server, key):
+    return int(server.sql(f"SELECT hashint8extended({key}::int8, 0) & {BUCKETS - 1}"))
+
+
+def keys(server, n, moving):
+    """n user ids whose bucket is (moving) or is not (not moving) in the moving range, on a."""
+    cond = (f"b BETWEEN {MOVING[0]} AND {MOVING[1]}" if moving
+            else f"b BETWEEN {MOVING[1] + 1} AND 8191")
+    out = server.sql(f"SELECT k FROM (SELECT k, hashint8extended(k, 0) & {BUCKETS - 1} AS b "
+                     f"FROM generate_series(1, 100000) k) s WHERE {cond} ORDER BY k LIMIT {n}")
+    return [int(k) for k in out.split()]
+
+
+@pytest.fixture
+def sharded(pgmux, clean, tmp_path):
+    path = str(tmp_path / "users.map")
+    subprocess.run([PGMUX_BIN, "--shard-map", "create", "--buckets", str(BUCKETS), "a", "b",
+                    "-o", path], check=True, capture_output=True)
+    lines = []
+    for name, s in zip(("one", "two"), clean):
+        lines += ["", f"[cluster.{name}]", f"hosts = 127.0.0.1:{s.port}",
+                  "health_check_interval = 0.2"]
+    lines += ["", "[shards.users]", "key = user_id", f"map = {path}",
+              "shard.a = cluster=one", "shard.b = cluster=two"]
+    mux = pgmux(databases={"app": "shards=users dbname=app"},
+                extra_sections="\n".join(lines) + "\n")
+    mux.map_path = path
+    return mux
+
+
+def map_version(mux):
+    with open(mux.map_path) as f:
+        return int(next(line.split()[1] for line in f if line.startswith("version ")))
+
+
+def move_row(mux, move_id):
+    return next(r for r in mux.admin("SHOW MOVES") if r["id"] == str(move_id))
+
+
+def wait_step(mux, move_id, steps, timeout=60):
+    steps = (steps,) if isinstance(steps, str) else steps
+    return wait_for(lambda: (lambda r: r if r["step"] in steps else None)(move_row(mux, move_id)),
+                    timeout=timeout, interval=0.05, what=f"move {move_id} to reach {steps}")
+
+
+def start_move(mux, buckets=f"{MOVING[0]}-{MOVING[1]}", to="b"):
+    mux.admin(f"MOVE BUCKETS users {buckets} TO {to}")
+    notice = mux.admin_notices[-1]
+    assert notice.startswith("move "), notice
+    return int(notice.split()[1])
+
+
+def replication_objects(servers):
+    a, b = servers
+    return (a.sql("SELECT count(*) FROM pg_publication", dbname="app"),
+            a.sql("SELECT count(*) FROM pg_replication_slots"),
+            b.sql("SELECT count(*) FROM pg_subscription", dbname="app"))
+
+
+def per_bucket(server, table, column):
+    """{bucket: (rows, sum of md5 of column)} for the moving buckets."""
+    out = server.sql(f"SELECT {BUCKET}, count(*), sum(('x' || substr(md5({column}::text), 1, 8))"
+                     f"::bit(32)::bigint) FROM {table} WHERE {IN_MOVE} GROUP BY 1", dbname="app")
+    return {int(b): (int(n), int(s)) for b, n, s in (r.split("|") for r in out.split())}
+
+
+class Writer(threading.Thread):
+    """Numbered writes through pgmux: each a transaction that bumps users.n and adds an event.
+
+    acked holds the events whose COMMIT succeeded; errors every error a client saw; longest the
+    slowest transaction (a held unit pauses, it does not fail)."""
+
+    def __init__(self, mux, wid, user_ids):
+        super().__init__(daemon=True)
+        self.mux, self.wid, self.user_ids = mux, wid, user_ids
+        self.acked, self.errors, self.longest = [], [], 0.0
+        self.stop = threading.Event()
+
+    def run(self):
+        seq = 0
+        with self.mux.connect(dbname="app") as c:
+            while not self.stop.is_set():
+                seq += 1
+                uid = self.user_ids[seq % len(self.user_ids)]
+                eid = self.wid * 1_000_000 + seq
+                t0 = time.monotonic()
+                try:
+                    with c.transaction():
+                        c.execute("UPDATE users SET n = n + 1 WHERE user_id = %s", (uid,))
+                        c.execute("INSERT INTO events (id, user_id, seq) VALUES (%s, %s, %s)",
+                                  (eid, uid, seq))
+                except psycopg.Error as e:
+                    self.errors.append(f"{uid}: {e.sqlstate} {e}")
+                    continue
+                self.longest = max(self.longest, time.monotonic() - t0)
+                self.acked.append((eid, uid))
+
+
+def load_users(mux, user_ids):
+    with mux.connect(dbname="app") as c:
+        for uid in user_ids:
+            c.execute("INSERT INTO users (user_id, name) VALUES (%s, %s)", (uid, f"u{uid}"))
+
+
+def rows(server, sql):
+    return {tuple(int(x) for x in r.split("|")) for r in server.sql(sql, dbname="app").split()}
+
+
+@pytest.mark.timeout(120)
+def test_move_under_writes(sharded, clean):
+    a, b = clean
+    mux = sharded
+    moving, staying = keys(a, 40, True), keys(a, 40, False)
+    assert all(MOVING[0] <= bucket_of(a, k) <= MOVING[1] for k in moving)
+    load_users(mux, moving + staying)
+    writers = [Writer(mux, 1, moving[:20]), Writer(mux, 2, moving[20:]),
+               Writer(mux, 3, staying[:20]), Writer(mux, 4, staying[20:])]
+    for w in writers:
+        w.start()
+    wait_for(lambda: all(len(w.acked) > 20 for w in writers), timeout=20, what="writes")
+
+    move_id = start_move(mux)
+    row = wait_step(mux, move_id, ("done", "failed"))
+    assert row["step"] == "done", row
+    assert row["error"] is None, row
+    # writes go on to the new shard after the switch
+    counts = [len(w.acked) for w in writers]
+    wait_for(lambda: all(len(w.acked) > n + 10 for w, n in zip(writers, counts)), timeout=20,
+             what="writes after the switch")
+    for w in writers:
+        w.stop.set()
+    for w in writers:
+        w.join(10)
+    # no client saw an error: the moving keys only paused
+    assert [e for w in writers for e in w.errors] == []
+    assert map_version(mux) == 2
+    assert mux.admin("SHOW SHARD FOR %d" % moving[0])[0]["shard"] == "b"
+
+    # every acknowledged write of a moving key is on b, once; none of a key that stayed
+    moved_acked = {(eid, uid) for w in writers[:2] for eid, uid in w.acked}
+    stayed_acked = {(eid, uid) for w in writers[2:] for eid, uid in w.acked}
+    assert rows(b, f"SELECT id, user_id FROM events WHERE {IN_MOVE}") == moved_acked
+    assert rows(b, f"SELECT id, user_id FROM events WHERE NOT ({IN_MOVE})") == set()
+    assert rows(a, f"SELECT id, user_id FROM events WHERE NOT ({IN_MOVE})") == stayed_acked
+    # a's copy of the moving buckets stopped at the switch: all of it is on b, nothing more
+    on_a = rows(a, f"SELECT id, user_id FROM events WHERE {IN_MOVE}")
+    assert on_a <= moved_acked and len(on_a) < len(moved_acked)
+    bumps = {}
+    for _, uid in moved_acked:
+        bumps[uid] = bumps.get(uid, 0) + 1
+    assert rows(b, f"SELECT user_id, n FROM users WHERE {IN_MOVE}") == \
+        {(uid, bumps.get(uid, 0)) for uid in moving}
+    # per bucket, the users of a's copy and b's are the same rows
+    assert per_bucket(a, "users", "user_id") == per_bucket(b, "users", "user_id")
+    # reads of a moving key come from b now
+    with mux.connect(dbname="app") as c:
+        port, = c.execute("SELECT inet_server_port() FROM users WHERE user_id = %s",
+                          (moving[0],)).fetchone()
+        assert port == b.port
+
+    # clean-up: a forgets the moved rows, replication objects are gone, b keeps its rows
+    mux.admin(f"MOVE CLEANUP {move_id}")
+    row = wait_step(mux, move_id, ("cleaned", "done"))
+    assert row["step"] == "cleaned" and row["error"] is None, row
+    assert int(row["rows"]) == len(on_a) + len(moving)
+    assert a.sql(f"SELECT count(*) FROM users WHERE {IN_MOVE}", dbname="app") == "0"
+    assert a.sql(f"SELECT count(*) FROM events WHERE {IN_MOVE}", dbname="app") == "0"
+    assert rows(b, f"SELECT id, user_id FROM events WHERE {IN_MOVE}") == moved_acked
+    assert replication_objects(clean) == ("0", "0", "0")
+
+
+def test_move_refused(sharded, clean):
+    mux = sharded
+    a, b = clean
+    # b already holds a row of a moving bucket: the check refuses, nothing is left behind
+    uid = keys(a, 1, True)[0]
+    b.sql(f"INSERT INTO users (user_id, name) VALUES ({uid}, 'stray')", dbname="app")
+    move_id = start_move(mux)
+    row = wait_step(mux, move_id, "failed", timeout=20)
+    assert "already holds 1 rows" in row["error"], row
+    assert map_version(mux) == 1
+    assert replication_objects(clean) == ("0", "0", "0")
+    # requests that cannot be a move are refused at once
+    for bad, what in ((f"8000-9000", "several shards"), ("9000", "on shard b already"),
+                      ("5-1", "ends before it starts"), ("0-99999", "beyond")):
+        with pytest.raises(Exception) as e:
+            start_move(mux, buckets=bad)
+        assert what in str(e.value), (bad, e.value)
+    with pytest.raises(Exception, match="not in"):
+        start_move(mux, to="zz")
+
+
+def held_open(mux, uid):
+    """A transaction on uid left open: the move's hold waits for it. It only reads (it has no
+    transaction id), so the replication slot's creation on a need not wait for it."""
+    c = mux.connect(dbname="app", autocommit=False)
+    c.execute("SELECT n FROM users WHERE user_id = %s", (uid,))
+    return c
+
+
+@pytest.mark.timeout(90)
+def test_abort_leaves_map_and_data(sharded, clean):
+    mux = sharded
+    a, b = clean
+    moving, staying = keys(a, 10, True), keys(a, 10, False)
+    load_users(mux, moving + staying)
+    before = (a.sql("SELECT * FROM users ORDER BY 1", dbname="app"),
+              b.sql("SELECT * FROM users ORDER BY 1", dbname="app"))
+    open_txn = held_open(mux, moving[0])
+    move_id = start_move(mux)
+    row = wait_step(mux, move_id, "hold", timeout=30)
+    assert int(row["rows"]) == len(moving)         # copied to b
+    # a key of another bucket is not held while the move waits for the open transaction
+    with mux.connect(dbname="app") as c:
+        t0 = time.monotonic()
+        c.execute("UPDATE users SET name = name WHERE user_id = %s", (staying[0],))
+        assert time.monotonic() - t0 < 1.0
+    mux.admin(f"MOVE ABORT {move_id}")
+    row = wait_step(mux, move_id, "failed", timeout=30)
+    assert "aborted" in row["error"], row
+    open_txn.rollback()
+    open_txn.close()
+    assert map_version(mux) == 1
+    assert replication_objects(clean) == ("0", "0", "0")
+    assert (a.sql("SELECT * FROM users ORDER BY 1", dbname="app"),
+            b.sql("SELECT * FROM users ORDER BY 1", dbname="app")) == before
+    # the moving keys are served by a, as before
+    with mux.connect(dbname="app") as c:
+        port, = c.execute("SELECT inet_server_port() FROM users WHERE user_id = %s",
+                          (moving[1],)).fetchone()
+        assert port == a.port
+
+
+@pytest.mark.timeout(120)
+def test_target_lost_before_switch(sharded, clean):
+    mux = sharded
+    a, b = clean
+    moving = keys(a, 10, True)
+    load_users(mux, moving)
+    open_txn = held_open(mux, moving[0])
+    move_id = start_move(mux)
+    wait_step(mux, move_id, "hold", timeout=30)
+    b.stop()
+    try:
+        mux.admin(f"MOVE ABORT {move_id}")
+        row = wait_step(mux, move_id, "failed", timeout=60)
+        assert "rollback" in row["error"], row   # b could not be reached to drop its part
+        open_txn.commit()
+        open_txn.close()
+        assert map_version(mux) == 1
+        assert a.sql("SELECT count(*) FROM pg_publication", dbname="app") == "0"
+    finally:
+        b.start()
+    # run the rollback again once b is back: its subscription and copied rows go
+    mux.admin(f"MOVE CLEANUP {move_id}")
+    row = wait_step(mux, move_id, "failed", timeout=60)
+    wait_for(lambda: b.sql("SELECT count(*) FROM pg_subscription", dbname="app") == "0",
+             timeout=10, what="b's subscription dropped")
+    assert b.sql("SELECT count(*) FROM users", dbname="app") == "0"
+    assert a.sql(f"SELECT count(*) FROM users WHERE {IN_MOVE}", dbname="app") == str(len(moving))
+    assert replication_objects(clean) == ("0", "0", "0")
