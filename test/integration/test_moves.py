@@ -42,13 +42,18 @@ def servers():
 
 @pytest.fixture
 def clean(servers):
+    """Both servers empty, with no replication object a failed test may have left."""
     for s in servers:
         for sub in s.sql("SELECT subname FROM pg_subscription", dbname="app").split():
             s.sql(f"ALTER SUBSCRIPTION {sub} DISABLE", dbname="app")
             s.sql(f"ALTER SUBSCRIPTION {sub} SET (slot_name = NONE)", dbname="app")
             s.sql(f"DROP SUBSCRIPTION {sub}", dbname="app")
+    for s in servers:
         for pub in s.sql("SELECT pubname FROM pg_publication", dbname="app").split():
             s.sql(f"DROP PUBLICATION {pub}", dbname="app")
+        # a slot stays active until its walsender notices the subscriber left
+        wait_for(lambda: s.sql("SELECT count(*) FROM pg_replication_slots WHERE active") == "0",
+                 timeout=10, what="replication slots released")
         s.sql("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots")
         s.sql("TRUNCATE users, events", dbname="app")
     return servers
@@ -271,9 +276,27 @@ def test_abort_leaves_map_and_data(sharded, clean):
         t0 = time.monotonic()
         c.execute("UPDATE users SET name = name WHERE user_id = %s", (staying[0],))
         assert time.monotonic() - t0 < 1.0
+    # a unit on a moving key waits for the switch (no error, no answer yet)...
+    done, errors = threading.Event(), []
+
+    def write_moving():
+        try:
+            with mux.connect(dbname="app") as c:
+                c.execute("UPDATE users SET n = n + 1 WHERE user_id = %s", (moving[1],))
+        except psycopg.Error as e:
+            errors.append(e)
+        done.set()
+
+    threading.Thread(target=write_moving, daemon=True).start()
+    wait_for(lambda: move_row(mux, move_id)["held"] == "1", timeout=10, what="a held unit")
+    assert not done.is_set()
     mux.admin(f"MOVE ABORT {move_id}")
     row = wait_step(mux, move_id, "failed", timeout=30)
     assert "aborted" in row["error"], row
+    # ...and, the move aborted, runs where its key has always been
+    assert done.wait(10) and errors == []
+    assert a.sql(f"SELECT n FROM users WHERE user_id = {moving[1]}", dbname="app") == "1"
+    a.sql(f"UPDATE users SET n = 0 WHERE user_id = {moving[1]}", dbname="app")
     open_txn.rollback()
     open_txn.close()
     assert map_version(mux) == 1
