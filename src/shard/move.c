@@ -445,7 +445,12 @@ char *move_sql_subscription(const char *name, const char *conninfo)
 	sb_quoted(&b, conninfo, '\'');
 	sb_str(&b, " PUBLICATION ");
 	sb_quoted(&b, name, '"');
-	sb_str(&b, " WITH (copy_data = true, create_slot = true, enabled = true, slot_name = ");
+	/*
+	 * synchronous_commit on: what the target applies is flushed before it says so, so the
+	 * switch (which waits for the flushed position) waits no longer than a commit takes.
+	 */
+	sb_str(&b, " WITH (copy_data = true, create_slot = true, enabled = true, "
+		   "synchronous_commit = 'on', slot_name = ");
 	sb_quoted(&b, name, '\'');
 	sb_str(&b, ")");
 	return sb_done(&b);

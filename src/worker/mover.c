@@ -65,7 +65,7 @@ struct move {
 	char *src_columns;
 	bool busy;                    /* a query is out */
 	bool created;                 /* the publication may exist: rollback has work */
-	uint64_t started_us, hold_us, wait_until_us;
+	uint64_t started_us, hold_us, drained_us, wait_until_us;
 	uint64_t target_lsn;
 	int64_t rows, lag;
 	int table;                    /* clean-up and rollback: the table being deleted from */
@@ -577,6 +577,7 @@ static void run_hold(struct move *m)
 			poll_later(m);
 			return;
 		}
+		m->drained_us = now;
 		m->phase = 2;
 	}
 	if (m->phase == 2)
@@ -675,6 +676,11 @@ static void advance(struct move *m)
 			fail(m, "%s", err);
 			break;
 		}
+		log_info("move %d: the hold lasted %.1f ms: running units ended after %.1f ms, the "
+			 "target had applied the source's WAL %.1f ms later", m->id,
+			 (double)(clock_now_us() - m->hold_us) / 1000,
+			 (double)(m->drained_us - m->hold_us) / 1000,
+			 (double)(clock_now_us() - m->drained_us) / 1000);
 		set_step(m, MOVE_DONE, NULL);
 		release_held(m);
 		break;

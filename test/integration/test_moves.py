@@ -134,7 +134,7 @@ class Writer(threading.Thread):
     def __init__(self, mux, wid, user_ids):
         super().__init__(daemon=True)
         self.mux, self.wid, self.user_ids = mux, wid, user_ids
-        self.acked, self.errors, self.longest = [], [], 0.0
+        self.acked, self.errors, self.longest, self.times = [], [], 0.0, []
         self.stop = threading.Event()
 
     def run(self):
@@ -153,7 +153,8 @@ class Writer(threading.Thread):
                 except psycopg.Error as e:
                     self.errors.append(f"{uid}: {e.sqlstate} {e}")
                     continue
-                self.longest = max(self.longest, time.monotonic() - t0)
+                self.times.append(time.monotonic() - t0)
+                self.longest = max(self.longest, self.times[-1])
                 self.acked.append((eid, uid))
 
 
@@ -194,6 +195,10 @@ def test_move_under_writes(sharded, clean):
         w.join(10)
     # no client saw an error: the moving keys only paused
     assert [e for w in writers for e in w.errors] == []
+    for label, ws in (("moving", writers[:2]), ("other", writers[2:])):
+        t = sorted(x * 1000 for w in ws for x in w.times)
+        print(f"{label} keys: {len(t)} transactions, ms p50 {t[len(t) // 2]:.1f} "
+              f"p99 {t[len(t) * 99 // 100]:.1f} max {t[-1]:.1f}")
     assert map_version(mux) == 2
     assert mux.admin("SHOW SHARD FOR %d" % moving[0])[0]["shard"] == "b"
 

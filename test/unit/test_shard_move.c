@@ -181,7 +181,7 @@ static void test_statements(void **state)
 	assert_string_equal(s, "CREATE SUBSCRIPTION \"pgmux_move_1_1\" CONNECTION "
 			       "'hostaddr=''127.0.0.1'' port=''5432''' PUBLICATION \"pgmux_move_1_1\" "
 			       "WITH (copy_data = true, create_slot = true, enabled = true, "
-			       "slot_name = 'pgmux_move_1_1')");
+			       "synchronous_commit = 'on', slot_name = 'pgmux_move_1_1')");
 	free(s);
 	s = move_sql_count_rows(tables, 2, &sp);
 	assert_string_equal(s, "SELECT 0 + (SELECT count(*) FROM public.users WHERE "
