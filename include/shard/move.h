@@ -135,12 +135,20 @@ char *move_sql_delete_batch(const char *table, const struct move_spec *s, int ba
 /*
  * The source's check, $1 the key column: one row of wal_level; the tables holding the column
  * (as move_split_tables reads them); the tables whose replica identity does not cover the
- * column (same form, NULL: none); each table's columns (move_columns_match's form).
+ * column (same form, NULL: none); each table's columns (move_columns_match's form); the
+ * sequences of those tables' serial and identity columns (move_sequences_clash's form).
  */
 extern const char move_sql_check_source[];
 
-/* The target's check, $1 the key column: one row, its tables' columns (as above). */
+/* The target's check, $1 the key column: one row, its tables' columns and sequences (as above). */
 extern const char move_sql_check_target[];
+
+/*
+ * Could a sequence named in both src and tgt (lines "name increment min max start") give the
+ * same value on both shards: neither are their ranges disjoint, nor do they step through
+ * different residues of one increment? true: why names the first such sequence.
+ */
+bool move_sequences_clash(const char *src, const char *tgt, char *why, size_t whylen);
 
 /*
  * The subscription's tables on the target, $1 its name: one row of the tables still copying

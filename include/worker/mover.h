@@ -56,6 +56,7 @@ bool worker_move_cleanup(struct worker *w, int id, char *err, size_t errlen);
 struct move_view {
 	int id;
 	const char *set, *buckets, *from, *to, *step, *error;
+	const char *warning;   /* what the check found that may bite later ("" none) */
 	int64_t rows;          /* rows of the buckets on the target (copied), or deleted at clean-up */
 	int64_t lag;           /* bytes the target is behind the source; -1 unknown */
 	int held;              /* units of work waiting for the switch */

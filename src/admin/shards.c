@@ -242,7 +242,7 @@ static const struct column move_cols[] = {
 	{ "id", OID_INT4 },      { "shards", OID_TEXT },  { "buckets", OID_TEXT },
 	{ "from", OID_TEXT },    { "to", OID_TEXT },      { "step", OID_TEXT },
 	{ "rows", OID_INT8 },    { "lag_bytes", OID_INT8 }, { "held", OID_INT4 },
-	{ "started", OID_TEXT }, { "error", OID_TEXT },
+	{ "started", OID_TEXT }, { "error", OID_TEXT },   { "warning", OID_TEXT },
 };
 
 static void move_row(void *arg, const struct move_view *v)
@@ -265,6 +265,7 @@ static void move_row(void *arg, const struct move_view *v)
 	put_int(&r, v->held);
 	put_time(&r, v->started_us);
 	put_str(&r, v->error[0] ? v->error : NULL);
+	put_str(&r, v->warning[0] ? v->warning : NULL);
 	row_end(mb, &r);
 }
 

@@ -550,6 +550,16 @@ char *move_sql_drop_publication(const char *name)
 	"', ' ORDER BY x.attnum) FROM pg_attribute x WHERE x.attrelid = " t ".oid "                \
 	"AND x.attnum > 0 AND NOT x.attisdropped)"
 
+/* The sequences of serial and identity columns of the keyed tables, one line each. */
+#define SEQUENCES                                                                                  \
+	"coalesce((SELECT string_agg(format('%s %s %s %s %s', quote_ident(s.schemaname) || '.' || "  \
+	"quote_ident(s.sequencename), s.increment_by, s.min_value, s.max_value, s.start_value), "   \
+	"E'\\n' ORDER BY s.schemaname, s.sequencename) FROM pg_sequences s "                       \
+	"JOIN pg_namespace n ON n.nspname = s.schemaname "                                          \
+	"JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = s.sequencename "                 \
+	"JOIN pg_depend d ON d.objid = c.oid AND d.deptype IN ('a', 'i') "                          \
+	"WHERE d.refobjid IN (SELECT oid FROM t)), '')"
+
 const char move_sql_check_source[] =
 	"WITH t AS (" KEYED_TABLES ") SELECT current_setting('wal_level'), "
 	"coalesce((SELECT string_agg(name, ', ' ORDER BY name) FROM t), ''), "
@@ -559,12 +569,12 @@ const char move_sql_check_source[] =
 	"((t.relreplident = 'd' AND i.indisprimary) OR (t.relreplident = 'i' AND i.indisreplident)) "
 	"AND t.keynum = ANY (i.indkey::int2[])))), "
 	"coalesce((SELECT string_agg(name || ' ' || " COLUMNS_OF("t") ", E'\\n' ORDER BY name) "
-	"FROM t), '')";
+	"FROM t), ''), " SEQUENCES;
 
 const char move_sql_check_target[] =
 	"WITH t AS (" KEYED_TABLES ") SELECT "
 	"coalesce((SELECT string_agg(name || ' ' || " COLUMNS_OF("t") ", E'\\n' ORDER BY name) "
-	"FROM t), '')";
+	"FROM t), ''), " SEQUENCES;
 
 const char move_sql_copy_state[] =
 	"SELECT count(*) FILTER (WHERE r.srsubstate <> 'r'), count(*) FROM pg_subscription_rel r "
@@ -634,6 +644,59 @@ bool move_columns_match(const char *src, const char *tgt, char *why, size_t whyl
 		p += n + (end ? 1 : 0);
 	}
 	return true;
+}
+
+/* One line of the sequences column: name, increment, min, max, start. */
+struct seq_line {
+	char name[256];
+	long long inc, min, max, start;
+};
+
+static bool read_seq_line(const char *p, size_t n, struct seq_line *out)
+{
+	char line[512];
+	int used = 0;
+
+	if (n >= sizeof(line))
+		return false;
+	memcpy(line, p, n);
+	line[n] = '\0';
+	/* The name is quote_ident's: no blank unless quoted; a quoted one with a blank is skipped. */
+	return sscanf(line, "%255s %lld %lld %lld %lld%n", out->name, &out->inc, &out->min, &out->max,
+		      &out->start, &used) == 5 && line[used] == '\0';
+}
+
+bool move_sequences_clash(const char *src, const char *tgt, char *why, size_t whylen)
+{
+	for (const char *p = src; *p;) {
+		const char *end = strchr(p, '\n');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		struct seq_line a, b;
+
+		if (read_seq_line(p, n, &a)) {
+			for (const char *q = tgt; *q;) {
+				const char *qend = strchr(q, '\n');
+				size_t qn = qend ? (size_t)(qend - q) : strlen(q);
+				bool disjoint, interleaved;
+
+				if (read_seq_line(q, qn, &b) && strcmp(a.name, b.name) == 0) {
+					disjoint = a.max < b.min || b.max < a.min;
+					interleaved = a.inc == b.inc && (a.inc > 1 || a.inc < -1) &&
+						      (a.start - b.start) % a.inc != 0;
+					if (!disjoint && !interleaved) {
+						snprintf(why, whylen, "sequence %s may give the same values "
+							 "on both shards (ranges %lld..%lld and %lld..%lld, "
+							 "increments %lld and %lld)", a.name, a.min,
+							 a.max, b.min, b.max, a.inc, b.inc);
+						return true;
+					}
+				}
+				q += qn + (qend ? 1 : 0);
+			}
+		}
+		p += n + (end ? 1 : 0);
+	}
+	return false;
 }
 
 void move_object_name(char *buf, size_t len, uint64_t started_us, int id)

@@ -63,6 +63,8 @@ struct move {
 	char **tables;
 	int n_tables;
 	char *src_columns;
+	char *src_sequences;
+	char warning[400];            /* what the check found worth saying, not worth refusing */
 	bool busy;                    /* a query is out */
 	bool created;                 /* the publication may exist: rollback has work */
 	uint64_t started_us, hold_us, drained_us, wait_until_us;
@@ -401,7 +403,9 @@ static void on_check_source(struct move *m, int ncols, const char *const *v)
 		return;
 	}
 	free(m->src_columns);
+	free(m->src_sequences);
 	m->src_columns = strdup(val(ncols, v, 3) ? val(ncols, v, 3) : "");
+	m->src_sequences = strdup(val(ncols, v, 4) ? val(ncols, v, 4) : "");
 	m->phase = 1;
 }
 
@@ -415,12 +419,21 @@ static void on_answer(struct move *m, int ncols, const char *const *v)
 		if (m->phase == 0) {
 			on_check_source(m, ncols, v);
 		} else if (m->phase == 1) {
-			if (!m->src_columns ||
+			if (!m->src_columns || !m->src_sequences ||
 			    !move_columns_match(m->src_columns, val(ncols, v, 0) ? v[0] : "", why,
-						sizeof(why)))
-				fail(m, "%s", m->src_columns ? why : "out of memory");
-			else
-				m->phase = 2;
+						sizeof(why))) {
+				fail(m, "%s", m->src_columns && m->src_sequences ? why : "out of memory");
+				break;
+			}
+			/*
+			 * Rows inserted on the target after the switch take its sequences' values:
+			 * said, not refused, since the application may not use these columns.
+			 */
+			if (move_sequences_clash(m->src_sequences, val(ncols, v, 1) ? v[1] : "",
+						 m->warning, sizeof(m->warning)))
+				log_warning("move %d: %s: give each shard its own range, or use uuids "
+					    "(doc/sharding.md)", m->id, m->warning);
+			m->phase = 2;
 		} else if (strcmp(val(ncols, v, 0) ? v[0] : "", "0") != 0) {
 			fail(m, "shard %s already holds %s rows of these buckets: delete them first",
 			     m->to, val(ncols, v, 0) ? v[0] : "some");
@@ -839,6 +852,7 @@ static void move_free(struct move *m)
 		pgquery_free(m->dst, true);
 	move_tables_free(m->tables, m->n_tables);
 	free(m->src_columns);
+	free(m->src_sequences);
 	free(m->held);
 	list_del(&m->node);
 	free(m);
@@ -1020,6 +1034,7 @@ void worker_moves_each(struct worker *w, worker_move_fn fn, void *arg)
 		struct move_view v = {
 			.id = m->id, .set = m->set, .buckets = m->buckets, .from = m->from,
 			.to = m->to, .step = move_step_name(m->step), .error = m->error,
+			.warning = m->warning,
 			.rows = m->rows, .lag = m->lag, .held = m->n_held,
 			.started_us = m->started_us,
 		};

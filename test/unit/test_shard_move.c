@@ -238,6 +238,34 @@ static void test_lsn_and_columns(void **state)
 	assert_non_null(strstr(why, "public.b is not on the target"));
 }
 
+static void test_sequences(void **state)
+{
+	char why[256];
+
+	(void)state;
+	/* the same default sequence on both shards: values collide */
+	assert_true(move_sequences_clash("public.t_id_seq 1 1 9223372036854775807 1",
+					 "public.t_id_seq 1 1 9223372036854775807 1", why,
+					 sizeof(why)));
+	assert_non_null(strstr(why, "public.t_id_seq"));
+	/* disjoint ranges, or one increment stepping through different residues: fine */
+	assert_false(move_sequences_clash("public.t_id_seq 1 1 999999 1",
+					  "public.t_id_seq 1 1000000 9223372036854775807 1000000",
+					  why, sizeof(why)));
+	assert_false(move_sequences_clash("public.t_id_seq 2 1 100 1\ns.u 1 1 5 1",
+					  "public.t_id_seq 2 1 100 2\ns.u 1 6 9 6", why,
+					  sizeof(why)));
+	assert_true(move_sequences_clash("public.t_id_seq 2 1 100 1", "public.t_id_seq 2 1 100 3",
+					 why, sizeof(why)));
+	/* only sequences the two shards share are compared */
+	assert_false(move_sequences_clash("public.a 1 1 9 1", "public.b 1 1 9 1", why, sizeof(why)));
+	assert_false(move_sequences_clash("", "public.b 1 1 9 1", why, sizeof(why)));
+	assert_false(move_sequences_clash("garbage", "garbage", why, sizeof(why)));
+	/* the check queries report them */
+	assert_non_null(strstr(move_sql_check_source, "pg_sequences"));
+	assert_non_null(strstr(move_sql_check_target, "pg_sequences"));
+}
+
 static void test_object_name(void **state)
 {
 	char name[64];
@@ -254,6 +282,7 @@ int main(void)
 		cmocka_unit_test(test_quoting),    cmocka_unit_test(test_predicate),
 		cmocka_unit_test(test_tables),     cmocka_unit_test(test_statements),
 		cmocka_unit_test(test_lsn_and_columns), cmocka_unit_test(test_object_name),
+		cmocka_unit_test(test_sequences),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
