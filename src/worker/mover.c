@@ -25,6 +25,7 @@
 #include "core/log.h"
 #include "ev/pgquery.h"
 #include "pool/pool.h"
+#include "shard/key.h"
 #include "shard/map.h"
 #include "shard/mapfile.h"
 #include "shard/move.h"
@@ -820,6 +821,28 @@ static bool check_request(struct worker *w, struct move *m, const char *buckets,
 				return false;
 			}
 			from = k;
+		}
+	}
+	/*
+	 * An override's rows sit on its own shard whatever their bucket, but the row filter and
+	 * the clean-up go by bucket: they would copy them away, or find them where they must not.
+	 */
+	for (int i = 0; i < l->map->n_overrides; i++) {
+		const char *key = l->map->overrides[i].key;
+		struct shard_key k;
+		char why[120];
+		uint32_t b;
+
+		if (!shard_key_from_text((enum shard_key_type)set->key_type, key, strlen(key), &k, why,
+					 sizeof(why)))
+			continue;
+		b = (uint32_t)(shard_key_hash(&k, l->map->seed) & (l->map->n_buckets - 1));
+		if (move_ranges_contain(m->ranges, m->n_ranges, b)) {
+			*sqlstate = "0A000";
+			snprintf(err, errlen, "bucket %u holds key %s, which the map overrides: buckets "
+				 "of overridden keys cannot be moved yet (remove the override, or leave "
+				 "that bucket out)", b, key);
+			return false;
 		}
 	}
 	if (from == m->map_to) {

@@ -265,6 +265,17 @@ def test_move_refused(sharded, clean):
         assert what in str(e.value), (bad, e.value)
     with pytest.raises(Exception, match="not in"):
         start_move(mux, to="zz")
+    # a key the map overrides keeps its bucket out of moves: its rows go by the override
+    subprocess.run([PGMUX_BIN, "--shard-map", "override", mux.map_path, str(uid), "a", "-o",
+                    mux.map_path], check=True, capture_output=True)
+    mux.admin("RELOAD")
+    with pytest.raises(Exception, match=f"holds key {uid}, which the map overrides"):
+        start_move(mux)
+    # another bucket may go
+    other = next(bucket_of(a, k) for k in keys(a, 5, True) if bucket_of(a, k) != bucket_of(a, uid))
+    move_id = start_move(mux, buckets=str(other))
+    mux.admin(f"MOVE ABORT {move_id}")
+    assert wait_step(mux, move_id, "failed")["error"].endswith("aborted by MOVE ABORT")
 
 
 def held_open(mux, uid):
