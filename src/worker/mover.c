@@ -67,6 +67,8 @@ struct move {
 	char *src_sequences;
 	char warning[400];            /* what the check found worth saying, not worth refusing */
 	bool busy;                    /* a query is out */
+	bool abort_asked;             /* MOVE ABORT came while a query was out: after its answer */
+	bool awake;                   /* connections and poll timer on (off at an end: done...) */
 	bool created;                 /* the publication may exist: rollback has work */
 	uint64_t started_us, hold_us, drained_us, wait_until_us;
 	uint64_t target_lsn;
@@ -665,11 +667,58 @@ static void run_cleanup(struct move *m)
 	}
 }
 
+static bool ended(const struct move *m)
+{
+	return m->step == MOVE_DONE || m->step == MOVE_CLEANED || m->step == MOVE_FAILED;
+}
+
+/*
+ * At an end (done, cleaned, failed) a move holds no connection and polls nothing; clean-up
+ * wakes it again (false: out of memory). Never from inside a pgquery callback.
+ */
+static void park(struct move *m)
+{
+	if (!m->awake)
+		return;
+	evloop_timer_stop(&m->ms->w->loop, &m->timer);
+	pgquery_free(m->src, true);
+	pgquery_free(m->dst, true);
+	m->src = m->dst = NULL;
+	m->awake = false;
+}
+
+static void on_tick(void *arg);
+
+static bool wake(struct move *m)
+{
+	struct evloop *loop = &m->ms->w->loop;
+
+	if (m->awake)
+		return true;
+	m->src = pgquery_new(loop, m->conninfo[0], QUERY_TIMEOUT);
+	m->dst = pgquery_new(loop, m->conninfo[1], QUERY_TIMEOUT);
+	m->awake = m->src && m->dst && evloop_timer_start(loop, &m->timer, HOLD_POLL, on_tick, m);
+	if (!m->awake) {
+		m->awake = true;
+		park(m);
+	}
+	return m->awake;
+}
+
 static void advance(struct move *m)
 {
 	char err[ERROR_MAX];
 
-	if (m->busy || (m->wait_until_us && clock_now_us() < m->wait_until_us))
+	if (m->busy)
+		return;
+	if (m->abort_asked) {
+		m->abort_asked = false;
+		if (move_step_on_failure(m->step) == MOVE_ROLLBACK)
+			fail(m, "aborted by MOVE ABORT");
+	}
+	if (ended(m))
+		return; /* parked by the next tick: not from inside a query's callback */
+	if (m->wait_until_us && clock_now_us() < m->wait_until_us)
 		return;
 	m->wait_until_us = 0;
 	switch (m->step) {
@@ -713,8 +762,14 @@ static void advance(struct move *m)
 
 static void on_tick(void *arg)
 {
-	advance(arg);
+	struct move *m = arg;
+
+	if (ended(m) && !m->busy)
+		park(m);
+	else
+		advance(m);
 }
+
 
 /* ---- the console's verbs ---- */
 
@@ -866,13 +921,7 @@ static bool check_request(struct worker *w, struct move *m, const char *buckets,
 
 static void move_free(struct move *m)
 {
-	struct evloop *loop = &m->ms->w->loop;
-
-	evloop_timer_stop(loop, &m->timer);
-	if (m->src)
-		pgquery_free(m->src, true);
-	if (m->dst)
-		pgquery_free(m->dst, true);
+	park(m);
 	move_tables_free(m->tables, m->n_tables);
 	free(m->src_columns);
 	free(m->src_sequences);
@@ -913,10 +962,8 @@ bool worker_move_start(struct worker *w, const char *set, const char *buckets, c
 	m->started_us = clock_now_us();
 	m->lag = -1;
 	move_object_name(m->name, sizeof(m->name), m->started_us, m->id);
-	m->src = pgquery_new(&w->loop, m->conninfo[0], QUERY_TIMEOUT);
-	m->dst = pgquery_new(&w->loop, m->conninfo[1], QUERY_TIMEOUT);
 	list_add_tail(&ms->moves, &m->node);
-	if (!m->src || !m->dst || !evloop_timer_start(&w->loop, &m->timer, HOLD_POLL, on_tick, m)) {
+	if (!wake(m)) {
 		*sqlstate = "53200";
 		snprintf(err, errlen, "out of memory");
 		move_free(m);
@@ -943,18 +990,12 @@ bool worker_move_abort(struct worker *w, int id, char *err, size_t errlen)
 		return false;
 	}
 	if (m->busy) {
-		/* Its answer comes later and is not wanted: a fresh connection for the rollback. */
-		struct pgquery **q[2] = { &m->src, &m->dst };
-
-		for (int i = 0; i < 2; i++) {
-			pgquery_free(*q[i], true);
-			*q[i] = pgquery_new(&w->loop, m->conninfo[i], QUERY_TIMEOUT);
-		}
-		m->busy = false;
-		if (!m->src || !m->dst) {
-			snprintf(err, errlen, "out of memory");
-			return false;
-		}
+		/*
+		 * The query out goes on on its server even if its connection closes (a subscription
+		 * being created would be made after the rollback dropped it): wait for its answer.
+		 */
+		m->abort_asked = true;
+		return true;
 	}
 	fail(m, "aborted by MOVE ABORT");
 	advance(m);
@@ -976,6 +1017,10 @@ bool worker_move_cleanup(struct worker *w, int id, char *err, size_t errlen)
 	}
 	m->error[0] = '\0';
 	m->rows = 0;
+	if (!wake(m)) {
+		snprintf(err, errlen, "out of memory");
+		return false;
+	}
 	/* After a failure, clean-up is the rollback again: what a lost shard kept is dropped. */
 	set_step(m, m->step == MOVE_DONE ? MOVE_CLEANUP : MOVE_ROLLBACK, NULL);
 	advance(m);
