@@ -59,6 +59,7 @@ struct move {
 	int phase;
 	char name[64];                /* publication, subscription and slot */
 	char conninfo[2][2048];       /* source, target: pgmux's logins */
+	char primary[2][64];          /* the source's and target's primary members at the start */
 	char sub_conninfo[2048];      /* the subscription's login to the source */
 	struct pgquery *src, *dst;
 	char **tables;
@@ -204,6 +205,39 @@ static bool build_conninfo(struct move *m, const char *shard, char *out, size_t 
 	    !pgquery_conninfo_policy(out, len, &policy)) {
 		snprintf(err, errlen, "connection string too long");
 		return false;
+	}
+	return true;
+}
+
+/* The name of shard's primary member now, into out ("" when it has none). */
+static void primary_of(struct move *m, const char *shard, char *out, size_t len)
+{
+	struct worker *w = m->ms->w;
+	const struct shards_entry *set = section_of(m);
+	int k = set ? shard_index(set, shard) : -1;
+	struct cluster *cl = k >= 0 ? topo_find(&w->topo, set->shards[k].cluster) : NULL;
+
+	snprintf(out, len, "%s", cl && cl->primary >= 0 ? cl->members[cl->primary].name : "");
+}
+
+/*
+ * Both shards still have the primary they had at the start: a logical slot stays on the
+ * member it was made on, and the subscription names that member's address. false: it failed.
+ */
+static bool same_primaries(struct move *m)
+{
+	const char *shards[2] = { m->from, m->to };
+	char now[64];
+
+	for (int i = 0; i < 2; i++) {
+		primary_of(m, shards[i], now, sizeof(now));
+		/* None confirmed now (a health check failed): the queries themselves will tell. */
+		if (now[0] && strcmp(now, m->primary[i]) != 0) {
+			fail(m, "the primary of shard %s changed (from %s to %s): the replication slot "
+			     "and the subscription stay with the old one", shards[i], m->primary[i],
+			     now);
+			return false;
+		}
 	}
 	return true;
 }
@@ -721,6 +755,8 @@ static void advance(struct move *m)
 	if (m->wait_until_us && clock_now_us() < m->wait_until_us)
 		return;
 	m->wait_until_us = 0;
+	if (m->step <= MOVE_SWITCH && !same_primaries(m))
+		return;
 	switch (m->step) {
 	case MOVE_CHECK:
 		run_check(m);
@@ -958,6 +994,8 @@ bool worker_move_start(struct worker *w, const char *set, const char *buckets, c
 		free(m);
 		return false;
 	}
+	primary_of(m, m->from, m->primary[0], sizeof(m->primary[0]));
+	primary_of(m, m->to, m->primary[1], sizeof(m->primary[1]));
 	m->id = ms->next_id++;
 	m->started_us = clock_now_us();
 	m->lag = -1;
