@@ -190,7 +190,7 @@ bool move_columns_match(const char *src, const char *tgt, char *why, size_t whyl
 
 /*
  * The name of a move's publication, subscription and slot (one name for the three): lower-case
- * letters, digits and '_' as slot names require, unique per set, move id and start time.
+ * letters, digits and '_' as slot names require, from the start time (microseconds) and id.
  */
 void move_object_name(char *buf, size_t len, uint64_t started_us, int id);
 

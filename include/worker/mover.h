@@ -9,6 +9,10 @@
  * while a move holds its buckets the unit waits (its message stays unread) and goes on when
  * the map has switched, or the move failed, to wherever the map in force then says.
  *
+ * Moves past their check are written to a state file beside the map ("<map file>.moves") at
+ * every step, so that a pgmux started again rolls back those not switched yet and lists the
+ * others as done (worker_moves_recover).
+ *
  * One pgmux only: the hold and the switch are this process's. Several pgmux in front of the
  * same shards would each have to confirm the hold (through etcd, beside the map) before any
  * switches, and the map would be written there; that is not done yet, and a move of a section
@@ -67,6 +71,13 @@ typedef void (*worker_move_fn)(void *arg, const struct move_view *v);
 
 /* fn for each move, oldest first (SHOW MOVES). */
 void worker_moves_each(struct worker *w, worker_move_fn fn, void *arg);
+
+/*
+ * At start: the moves a previous pgmux left unfinished ("<map file>.moves" beside each map
+ * file): one whose buckets the map already gives to its target is done (MOVE CLEANUP
+ * remains); any other is rolled back, once the shards' primaries are known.
+ */
+void worker_moves_recover(struct worker *w);
 
 /* Stop every move's queries and free them (at exit). */
 void worker_moves_free(struct worker *w);

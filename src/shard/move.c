@@ -701,5 +701,6 @@ bool move_sequences_clash(const char *src, const char *tgt, char *why, size_t wh
 
 void move_object_name(char *buf, size_t len, uint64_t started_us, int id)
 {
-	snprintf(buf, len, "pgmux_move_%" PRIu64 "_%d", started_us / 1000000, id);
+	/* Microseconds: a pgmux started again gives ids from 1 again, beside moves it recovered. */
+	snprintf(buf, len, "pgmux_move_%" PRIu64 "_%d", started_us, id);
 }

@@ -69,7 +69,9 @@ struct move {
 	char warning[400];            /* what the check found worth saying, not worth refusing */
 	bool busy;                    /* a query is out */
 	bool abort_asked;             /* MOVE ABORT came while a query was out: after its answer */
-	bool awake;                   /* connections and poll timer on (off at an end: done...) */
+	bool ticking;                 /* the poll timer runs (not at an end: done, failed...) */
+	bool recovered;               /* read from the state file at start */
+	bool fetching_tables, tables_read; /* a recovered move reading its tables again */
 	bool created;                 /* the publication may exist: rollback has work */
 	uint64_t started_us, hold_us, drained_us, wait_until_us;
 	uint64_t target_lsn;
@@ -88,6 +90,7 @@ struct movers {
 };
 
 static void advance(struct move *m);
+static void save_state(struct move *m);
 
 /* ---- steps ---- */
 
@@ -100,6 +103,7 @@ static void set_step(struct move *m, enum move_step to, const char *why)
 	m->phase = 0;
 	m->table = 0;
 	m->wait_until_us = 0;
+	save_state(m);
 }
 
 /* Held clients go on: each reads its message again against the map in force now. */
@@ -242,6 +246,23 @@ static bool same_primaries(struct move *m)
 	return true;
 }
 
+/* Both shards' conninfos, and their primaries now (the move fails if one changes). */
+static bool build_conninfos(struct move *m, char *err, size_t errlen)
+{
+	char sub_unused[2048];
+
+	if (!build_conninfo(m, m->from, m->conninfo[0], sizeof(m->conninfo[0]), m->sub_conninfo,
+			    sizeof(m->sub_conninfo), err, errlen) ||
+	    !build_conninfo(m, m->to, m->conninfo[1], sizeof(m->conninfo[1]), sub_unused,
+			    sizeof(sub_unused), err, errlen)) {
+		m->conninfo[0][0] = '\0';
+		return false;
+	}
+	primary_of(m, m->from, m->primary[0], sizeof(m->primary[0]));
+	primary_of(m, m->to, m->primary[1], sizeof(m->primary[1]));
+	return true;
+}
+
 static void on_query(void *arg, enum pgquery_outcome outcome, int ncols, const char *const *values,
 		     const char *error);
 
@@ -302,6 +323,56 @@ static bool write_map_file(const char *path, const char *text, char *err, size_t
 		return false;
 	}
 	return true;
+}
+
+/*
+ * The moves of m's section that are not over, in "<map file>.moves", so that a pgmux started
+ * again finds them: one line each, "move NAME BUCKETS FROM TO STEP". Written aside and
+ * renamed, as the map is; removed when no move is left. Failing to write it is logged: the
+ * move goes on, and a restart would not know of it.
+ */
+static void save_state(struct move *m)
+{
+	const struct shards_entry *set = section_of(m);
+	char path[4096], line[512], err[400];
+	struct list_node *n;
+	size_t len = 0, cap = 0;
+	char *text = NULL;
+	bool ok = true;
+
+	if (!set)
+		return;
+	snprintf(path, sizeof(path), "%s.moves", set->map);
+	for_each_node(n, &m->ms->moves) {
+		const struct move *o = list_entry(n, struct move, node);
+		int w;
+
+		/* Nothing exists on a shard before the copy: a move still checking is not kept. */
+		if (strcmp(o->set, m->set) != 0 || o->step == MOVE_CHECK ||
+		    o->step == MOVE_CLEANED || o->step == MOVE_FAILED)
+			continue;
+		w = snprintf(line, sizeof(line), "move %s %s %s %s %s\n", o->name, o->buckets, o->from,
+			     o->to, move_step_name(o->step));
+		if (len + (size_t)w + 1 > cap) {
+			char *t = realloc(text, cap = cap * 2 + sizeof(line) * 4);
+
+			if (!t) {
+				ok = false;
+				break;
+			}
+			text = t;
+		}
+		memcpy(text + len, line, (size_t)w + 1);
+		len += (size_t)w;
+	}
+	if (ok && !text) {
+		if (unlink(path) != 0 && errno != ENOENT)
+			log_warning("shards.%s: cannot remove %s: %s", m->set, path, strerror(errno));
+	} else if (!ok || !write_map_file(path, text, err, sizeof(err))) {
+		log_warning("shards.%s: the moves' state is not saved (%s): a restart would not "
+			    "know of move %d", m->set, ok ? err : "out of memory", m->id);
+	}
+	free(text);
 }
 
 /*
@@ -554,6 +625,24 @@ static void on_query(void *arg, enum pgquery_outcome outcome, int ncols, const c
 	struct move *m = arg;
 
 	m->busy = false;
+	if (m->fetching_tables) {
+		char why[200];
+		int n;
+
+		m->fetching_tables = false;
+		m->tables_read = true;
+		n = outcome == PGQUERY_ROW ? move_split_tables(val(ncols, values, 1) ?
+							values[1] : "", &m->tables, why, sizeof(why))
+					   : -1;
+		m->n_tables = n > 0 ? n : 0;
+		if (n < 0 && m->step == MOVE_ROLLBACK)
+			note_error(m, "rollback: the tables could not be read: %s",
+				   outcome == PGQUERY_ERROR ? error : why);
+		else if (n < 0)
+			fail(m, "the tables could not be read: %s", outcome == PGQUERY_ERROR ? error : why);
+		advance(m);
+		return;
+	}
 	if (outcome == PGQUERY_ERROR) {
 		if (m->step == MOVE_ROLLBACK && m->phase == 0) {
 			/* Not with its slot (the source is lost, or the slot is gone): detach it. */
@@ -581,6 +670,19 @@ static void on_query(void *arg, enum pgquery_outcome outcome, int ncols, const c
 }
 
 /* ---- sending the next query ---- */
+
+/*
+ * A move found at start knows its buckets, not its tables: they are read again (the source's
+ * tables with the key column) before rows are deleted. true: a query went out for them.
+ */
+static bool need_tables(struct move *m)
+{
+	if (m->tables || !m->recovered || m->tables_read)
+		return false;
+	m->fetching_tables = true;
+	submit(m, m->src, move_sql_check_source, m->key);
+	return true;
+}
 
 static void run_check(struct move *m)
 {
@@ -658,6 +760,8 @@ static void run_rollback(struct move *m)
 		send_owned(m, m->src, move_sql_drop_publication(m->name));
 		break;
 	case 4:
+		if (need_tables(m))
+			break;
 		if (m->table >= m->n_tables) {
 			set_step(m, MOVE_FAILED, m->error);
 			break;
@@ -688,6 +792,8 @@ static void run_cleanup(struct move *m)
 		send_owned(m, m->src, move_sql_drop_publication(m->name));
 		break;
 	default:
+		if (need_tables(m))
+			break;
 		if (m->table >= m->n_tables) {
 			log_info("move %d: clean-up deleted %" PRId64 " rows from shard %s", m->id,
 				 m->rows, m->from);
@@ -710,33 +816,61 @@ static bool ended(const struct move *m)
  * At an end (done, cleaned, failed) a move holds no connection and polls nothing; clean-up
  * wakes it again (false: out of memory). Never from inside a pgquery callback.
  */
-static void park(struct move *m)
+static void close_shards(struct move *m)
 {
-	if (!m->awake)
-		return;
-	evloop_timer_stop(&m->ms->w->loop, &m->timer);
 	pgquery_free(m->src, true);
 	pgquery_free(m->dst, true);
 	m->src = m->dst = NULL;
-	m->awake = false;
+}
+
+static void park(struct move *m)
+{
+	if (m->ticking)
+		evloop_timer_stop(&m->ms->w->loop, &m->timer);
+	m->ticking = false;
+	close_shards(m);
+}
+
+static bool build_conninfos(struct move *m, char *err, size_t errlen);
+
+/* The connections to both primaries; false while a shard has none known (err says). */
+static bool open_shards(struct move *m, char *err, size_t errlen)
+{
+	struct evloop *loop = &m->ms->w->loop;
+
+	if (m->src)
+		return true;
+	if (!m->conninfo[0][0] && !build_conninfos(m, err, errlen))
+		return false;
+	m->src = pgquery_new(loop, m->conninfo[0], QUERY_TIMEOUT);
+	m->dst = pgquery_new(loop, m->conninfo[1], QUERY_TIMEOUT);
+	if (!m->src || !m->dst) {
+		close_shards(m);
+		snprintf(err, errlen, "out of memory");
+		return false;
+	}
+	return true;
 }
 
 static void on_tick(void *arg);
 
-static bool wake(struct move *m)
+static bool start_ticking(struct move *m)
 {
-	struct evloop *loop = &m->ms->w->loop;
+	if (!m->ticking)
+		m->ticking = evloop_timer_start(&m->ms->w->loop, &m->timer, HOLD_POLL, on_tick, m);
+	return m->ticking;
+}
 
-	if (m->awake)
-		return true;
-	m->src = pgquery_new(loop, m->conninfo[0], QUERY_TIMEOUT);
-	m->dst = pgquery_new(loop, m->conninfo[1], QUERY_TIMEOUT);
-	m->awake = m->src && m->dst && evloop_timer_start(loop, &m->timer, HOLD_POLL, on_tick, m);
-	if (!m->awake) {
-		m->awake = true;
+static bool wake(struct move *m, char *err, size_t errlen)
+{
+	if (!open_shards(m, err, errlen))
+		return false;
+	if (!start_ticking(m)) {
+		snprintf(err, errlen, "out of memory");
 		park(m);
+		return false;
 	}
-	return m->awake;
+	return true;
 }
 
 static void advance(struct move *m)
@@ -799,11 +933,13 @@ static void advance(struct move *m)
 static void on_tick(void *arg)
 {
 	struct move *m = arg;
+	char err[ERROR_MAX];
 
 	if (ended(m) && !m->busy)
 		park(m);
-	else
+	else if (open_shards(m, err, sizeof(err)))
 		advance(m);
+	/* else: recovered at start, before the shards' primaries are known; the next tick tries */
 }
 
 
@@ -865,6 +1001,18 @@ static const struct db_entry *sharded_entry(const struct config *cfg, const char
 			return &cfg->dbs[i];
 	}
 	return NULL;
+}
+
+/* What the section says of every move of it: the key, the database, the row filter. */
+static void fill_from_section(struct move *m, const struct shards_entry *set,
+			      const struct loaded_shard_map *l, const struct db_entry *e)
+{
+	snprintf(m->key, sizeof(m->key), "%s", set->key);
+	snprintf(m->dbname, sizeof(m->dbname), "%s", e->dbname[0] ? e->dbname : e->name);
+	m->spec = (struct move_spec){ .key_type = set->key_type, .key = m->key,
+				      .seed = l->map->seed, .n_buckets = l->map->n_buckets,
+				      .ranges = m->ranges, .n_ranges = m->n_ranges };
+	move_ranges_format(m->ranges, m->n_ranges, m->buckets, sizeof(m->buckets));
 }
 
 static bool check_request(struct worker *w, struct move *m, const char *buckets, char *err,
@@ -946,12 +1094,7 @@ static bool check_request(struct worker *w, struct move *m, const char *buckets,
 		return false;
 	}
 	snprintf(m->from, sizeof(m->from), "%s", l->map->names[from]);
-	snprintf(m->key, sizeof(m->key), "%s", set->key);
-	snprintf(m->dbname, sizeof(m->dbname), "%s", e->dbname[0] ? e->dbname : e->name);
-	m->spec = (struct move_spec){ .key_type = set->key_type, .key = m->key,
-				      .seed = l->map->seed, .n_buckets = l->map->n_buckets,
-				      .ranges = m->ranges, .n_ranges = m->n_ranges };
-	move_ranges_format(m->ranges, m->n_ranges, m->buckets, sizeof(m->buckets));
+	fill_from_section(m, set, l, e);
 	return true;
 }
 
@@ -971,7 +1114,6 @@ bool worker_move_start(struct worker *w, const char *set, const char *buckets, c
 {
 	struct movers *ms = movers_of(w);
 	struct move *m = ms ? calloc(1, sizeof(*m)) : NULL;
-	char sub_unused[2048];
 
 	*sqlstate = "53200";
 	if (!m) {
@@ -987,26 +1129,21 @@ bool worker_move_start(struct worker *w, const char *set, const char *buckets, c
 		return false;
 	}
 	*sqlstate = "57P03";
-	if (!build_conninfo(m, m->from, m->conninfo[0], sizeof(m->conninfo[0]), m->sub_conninfo,
-			    sizeof(m->sub_conninfo), err, errlen) ||
-	    !build_conninfo(m, m->to, m->conninfo[1], sizeof(m->conninfo[1]), sub_unused,
-			    sizeof(sub_unused), err, errlen)) {
+	if (!build_conninfos(m, err, errlen)) {
 		free(m);
 		return false;
 	}
-	primary_of(m, m->from, m->primary[0], sizeof(m->primary[0]));
-	primary_of(m, m->to, m->primary[1], sizeof(m->primary[1]));
 	m->id = ms->next_id++;
 	m->started_us = clock_now_us();
 	m->lag = -1;
 	move_object_name(m->name, sizeof(m->name), m->started_us, m->id);
 	list_add_tail(&ms->moves, &m->node);
-	if (!wake(m)) {
+	if (!wake(m, err, errlen)) {
 		*sqlstate = "53200";
-		snprintf(err, errlen, "out of memory");
 		move_free(m);
 		return false;
 	}
+	save_state(m);
 	log_info("move %d: buckets %s of shards.%s from shard %s to shard %s (%s): started", m->id,
 		 m->buckets, m->set, m->from, m->to, m->name);
 	*id = m->id;
@@ -1055,10 +1192,8 @@ bool worker_move_cleanup(struct worker *w, int id, char *err, size_t errlen)
 	}
 	m->error[0] = '\0';
 	m->rows = 0;
-	if (!wake(m)) {
-		snprintf(err, errlen, "out of memory");
+	if (!wake(m, err, errlen))
 		return false;
-	}
 	/* After a failure, clean-up is the rollback again: what a lost shard kept is dropped. */
 	set_step(m, m->step == MOVE_DONE ? MOVE_CLEANUP : MOVE_ROLLBACK, NULL);
 	advance(m);
@@ -1146,6 +1281,89 @@ void worker_moves_each(struct worker *w, worker_move_fn fn, void *arg)
 		};
 
 		fn(arg, &v);
+	}
+}
+
+/* One line of a state file: the move it names, rolled back or done by what the map says. */
+static void recover_line(struct movers *ms, const struct shards_entry *set,
+			 const struct loaded_shard_map *l, const struct db_entry *e, char *line)
+{
+	char name[64], buckets[256], from[64], to[64], step[32], err[200];
+	struct move *m;
+	int map_to = -1;
+
+	if (sscanf(line, "move %63s %255s %63s %63s %31s", name, buckets, from, to, step) != 5) {
+		log_warning("shards.%s: %s.moves: a line that is not a move: %.80s", set->name,
+			    set->map, line);
+		return;
+	}
+	if (!(m = calloc(1, sizeof(*m))))
+		return;
+	m->ms = ms;
+	list_init(&m->node);
+	snprintf(m->set, sizeof(m->set), "%s", set->name);
+	snprintf(m->name, sizeof(m->name), "%s", name);
+	snprintf(m->from, sizeof(m->from), "%s", from);
+	snprintf(m->to, sizeof(m->to), "%s", to);
+	for (int i = 0; i < l->map->n_shards; i++) {
+		if (strcmp(l->map->names[i], to) == 0)
+			map_to = i;
+	}
+	if (!move_parse_buckets(buckets, l->map->n_buckets, m->ranges, MOVE_RANGES_MAX,
+				&m->n_ranges, err, sizeof(err)) || map_to < 0 || m->n_ranges == 0) {
+		log_warning("shards.%s: move %s in %s.moves does not fit the map: left alone "
+			    "(drop its subscription, publication and slot by hand)", set->name, name,
+			    set->map);
+		free(m);
+		return;
+	}
+	fill_from_section(m, set, l, e);
+	m->map_to = map_to;
+	m->id = ms->next_id++;
+	m->started_us = clock_now_us();
+	m->lag = -1;
+	m->created = true;
+	m->recovered = true;
+	list_add_tail(&ms->moves, &m->node);
+	/* The map is the truth: written means switched, whatever step the file had reached. */
+	if (l->map->owner[m->ranges[0].first] == map_to) {
+		m->step = MOVE_DONE;
+		log_info("move %d (%s): found at start, switched: MOVE CLEANUP %d remains", m->id,
+			 name, m->id);
+		return;
+	}
+	m->step = MOVE_ROLLBACK;
+	note_error(m, "pgmux restarted during step %s: rolled back", step);
+	log_info("move %d (%s): found at start in step %s before its switch: rolling back", m->id,
+		 name, step);
+	if (!start_ticking(m))
+		log_error("move %d: out of memory: not rolled back", m->id);
+}
+
+void worker_moves_recover(struct worker *w)
+{
+	const struct config *cfg = w->cfg;
+
+	for (int i = 0; i < cfg->n_shard_sets; i++) {
+		const struct shards_entry *set = &cfg->shard_sets[i];
+		const struct loaded_shard_map *l = set->loaded;
+		const struct db_entry *e = sharded_entry(cfg, set->name);
+		struct movers *ms;
+		char path[4096], line[512];
+		FILE *f;
+
+		if (config_shard_map_in_etcd(set) || !l || !e)
+			continue;
+		snprintf(path, sizeof(path), "%s.moves", set->map);
+		if (!(f = fopen(path, "r")))
+			continue;
+		if ((ms = movers_of(w))) {
+			while (fgets(line, sizeof(line), f)) {
+				if (line[0] != '#' && line[0] != '\n')
+					recover_line(ms, set, l, e, line);
+			}
+		}
+		fclose(f);
 	}
 }
 

@@ -365,3 +365,49 @@ def test_target_lost_before_switch(sharded, clean):
     assert b.sql("SELECT count(*) FROM users", dbname="app") == "0"
     assert a.sql(f"SELECT count(*) FROM users WHERE {IN_MOVE}", dbname="app") == str(len(moving))
     assert replication_objects(clean) == ("0", "0", "0")
+
+
+def restart(mux):
+    """pgmux killed (no chance to clean anything up) and started again with the same files."""
+    mux.close_admin()
+    mux.stop(sig=9)
+    mux.start()
+
+
+@pytest.mark.timeout(120)
+def test_restart_resumes_from_state_file(sharded, clean):
+    mux = sharded
+    a, b = clean
+    moving = keys(a, 10, True)
+    load_users(mux, moving)
+    # killed during the hold: the move is found at start and rolled back, the map unchanged
+    open_txn = held_open(mux, moving[0])
+    move_id = start_move(mux)
+    wait_step(mux, move_id, "hold", timeout=30)
+    with open(mux.map_path + ".moves") as f:
+        assert f.read().split()[-1] == "hold"
+    restart(mux)
+    open_txn.close()
+    row = wait_step(mux, 1, "failed", timeout=30)
+    assert "pgmux restarted during step hold" in row["error"], row
+    assert map_version(mux) == 1
+    assert replication_objects(clean) == ("0", "0", "0")
+    assert b.sql("SELECT count(*) FROM users", dbname="app") == "0"
+    assert not os.path.exists(mux.map_path + ".moves")
+
+    # killed after the switch: found done, and its clean-up reads the tables again
+    move_id = start_move(mux)
+    assert wait_step(mux, move_id, ("done", "failed"))["step"] == "done"
+    restart(mux)
+    row = wait_step(mux, 1, "done", timeout=10)
+    assert row["buckets"] == f"{MOVING[0]}-{MOVING[1]}" and row["to"] == "b", row
+    assert map_version(mux) == 2
+    wait_for(lambda: mux.admin("SHOW SHARDS")[0]["primary"], timeout=10, what="primaries known")
+    mux.admin("MOVE CLEANUP 1")
+    row = wait_step(mux, 1, ("cleaned", "done"), timeout=30)
+    assert row["step"] == "cleaned", row
+    assert int(row["rows"]) == len(moving)
+    assert a.sql("SELECT count(*) FROM users", dbname="app") == "0"
+    assert b.sql("SELECT count(*) FROM users", dbname="app") == str(len(moving))
+    assert replication_objects(clean) == ("0", "0", "0")
+    assert not os.path.exists(mux.map_path + ".moves")

@@ -272,7 +272,7 @@ static void test_object_name(void **state)
 
 	(void)state;
 	move_object_name(name, sizeof(name), 1700000000123456ULL, 3);
-	assert_string_equal(name, "pgmux_move_1700000000_3");
+	assert_string_equal(name, "pgmux_move_1700000000123456_3");
 }
 
 int main(void)
