@@ -156,7 +156,10 @@ bool move_sequences_clash(const char *src, const char *tgt, char *why, size_t wh
  */
 extern const char move_sql_copy_state[];
 
-/* The source's WAL position now: one row, one pg_lsn in text. */
+/*
+ * The source's WAL insert position now (past every commit acknowledged so far, asynchronous
+ * ones included): one row, one pg_lsn in text.
+ */
 extern const char move_sql_wal_position[];
 
 /*

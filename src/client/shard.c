@@ -851,7 +851,7 @@ enum conn_action client_shard_unit(struct client *c, const struct pkt_header *hd
  * in a failed transaction block, answered by pgmux until it ends it.
  */
 static enum conn_action fail_transaction(struct client *c, const struct pkt_header *hdr,
-					 const char *message)
+					 const char *sqlstate, const char *message)
 {
 	bool in_block = c->tx_status != 'I';
 
@@ -860,7 +860,7 @@ static enum conn_action fail_transaction(struct client *c, const struct pkt_head
 	c->pending_ready = 0;
 	c->unsynced = false;
 	c->tx_status = in_block ? 'E' : 'I';
-	return refuse(c, hdr, "0A000", message);
+	return refuse(c, hdr, sqlstate, message);
 }
 
 /* Remember the keys of an unnamed statement being prepared in a transaction, for its Bind. */
@@ -960,15 +960,16 @@ enum conn_action client_shard_linked(struct client *c, const struct pkt_header *
 	}
 	if (f.found == FOUND_NO_KEY && f.copy.from_stdin && !c->pin_reason) {
 		c->home->shard_stats.cross_shard++;
-		return fail_transaction(c, hdr, "a COPY into a sharded database runs outside a "
+		return fail_transaction(c, hdr, "0A000", "a COPY into a sharded database runs outside a "
 					"transaction block (its rows go to every shard, each in a "
 					"transaction of its own)");
 	}
 	if (f.found == FOUND_SHARD && f.shard == here && f.cover == MOVE_COVER_SEALED) {
 		/* The move saw every unit on these buckets end: nothing may write them here now. */
 		c->home->shard_stats.cross_shard++;
-		return fail_transaction(c, hdr, "the key's bucket is switching to another shard: "
-					"the transaction is rolled back, run it again");
+		/* 40001: drivers and applications know to run a serialization failure again. */
+		return fail_transaction(c, hdr, "40001", "the key's bucket is switching to another "
+					"shard: the transaction is rolled back, run it again");
 	}
 	if (f.found == FOUND_SHARD && f.shard == here && f.cover != MOVE_COVER_NONE)
 		c->unit_in_move = true;
@@ -999,7 +1000,7 @@ enum conn_action client_shard_linked(struct client *c, const struct pkt_header *
 			 "shard", set->shards[f.shard].name, set->shards[here].name, c->home->name);
 	else
 		describe_refusal(c, sh, &f, message, sizeof(message));
-	return fail_transaction(c, hdr, message);
+	return fail_transaction(c, hdr, "0A000", message);
 }
 
 void client_shard_end_transaction(struct client *c)

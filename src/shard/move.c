@@ -580,11 +580,15 @@ const char move_sql_copy_state[] =
 	"SELECT count(*) FILTER (WHERE r.srsubstate <> 'r'), count(*) FROM pg_subscription_rel r "
 	"JOIN pg_subscription s ON s.oid = r.srsubid WHERE s.subname = $1";
 
-const char move_sql_wal_position[] = "SELECT pg_current_wal_lsn()::text";
+/*
+ * The insert position, not pg_current_wal_lsn() (the write position): with asynchronous commit
+ * a transaction the client was told committed may sit in WAL buffers past the write position.
+ */
+const char move_sql_wal_position[] = "SELECT pg_current_wal_insert_lsn()::text";
 
 const char move_sql_slot_position[] =
 	"SELECT confirmed_flush_lsn::text, "
-	"(pg_current_wal_lsn() - coalesce(confirmed_flush_lsn, '0/0'))::bigint::text "
+	"(pg_current_wal_insert_lsn() - coalesce(confirmed_flush_lsn, '0/0'))::bigint::text "
 	"FROM pg_replication_slots WHERE slot_name = $1";
 
 const char move_sql_drop_slot[] =

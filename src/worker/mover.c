@@ -587,6 +587,8 @@ static void on_answer(struct move *m, int ncols, const char *const *v)
 			}
 			m->target_lsn = lsn;
 			m->phase = 3;
+			log_info("move %d: no unit runs on the moving buckets; waiting for shard %s to "
+				 "apply shard %s's WAL up to %s", m->id, m->to, m->from, v[0]);
 		} else if (m->phase == 3) {
 			m->lag = val(ncols, v, 1) ? strtoll(v[1], NULL, 10) : -1;
 			if (move_lsn_parse(val(ncols, v, 0), &lsn) && lsn >= m->target_lsn)

@@ -411,3 +411,49 @@ def test_restart_resumes_from_state_file(sharded, clean):
     assert b.sql("SELECT count(*) FROM users", dbname="app") == str(len(moving))
     assert replication_objects(clean) == ("0", "0", "0")
     assert not os.path.exists(mux.map_path + ".moves")
+
+
+@pytest.mark.timeout(120)
+def test_hold_timeout_aborts_the_move_not_the_clients(sharded, clean):
+    mux = sharded
+    a, b = clean
+    moving, staying = keys(a, 10, True), keys(a, 10, False)
+    load_users(mux, moving + staying)
+    first = held_open(mux, moving[0])      # keeps the hold waiting for running units
+    move_id = start_move(mux)
+    wait_step(mux, move_id, "hold", timeout=30)
+    # a transaction on a key that stays, begun during the hold: not waited for
+    other = mux.connect(dbname="app", autocommit=False)
+    other.execute("UPDATE users SET n = n + 1 WHERE user_id = %s", (staying[0],))
+    b.stop()                               # b can no longer catch up: the hold will time out
+    try:
+        # WAL on a that b has not seen (else b, stopped, would have applied all there is)
+        a.sql(f"UPDATE users SET name = name WHERE user_id = {staying[1]}", dbname="app")
+        first.commit()                     # every unit the hold waited for has ended
+        # the hold now waits for b; a moving key inside that transaction cannot be applied
+        # to b any more: its transaction fails with 40001, to be run again
+        wait_for(lambda: f"move {move_id}: no unit runs on the moving buckets" in mux.log(),
+                 what="the hold to stop waiting for units")
+        assert move_row(mux, move_id)["step"] == "hold"
+        with pytest.raises(psycopg.errors.SerializationFailure):
+            other.execute("UPDATE users SET n = n + 1 WHERE user_id = %s", (moving[1],))
+        other.rollback()
+        # a new unit on a moving key waits, and runs on a once the move gives up
+        t0 = time.monotonic()
+        with mux.connect(dbname="app") as c:
+            c.execute("UPDATE users SET n = n + 1 WHERE user_id = %s", (moving[2],))
+        waited = time.monotonic() - t0
+        assert move_row(mux, move_id)["step"] in ("rollback", "failed")
+        row = wait_step(mux, move_id, "failed", timeout=30)
+        assert "the hold lasted more than 10 s" in row["error"], row
+        assert waited > 1, waited
+        assert a.sql(f"SELECT n FROM users WHERE user_id = {moving[2]}", dbname="app") == "1"
+        assert a.sql(f"SELECT n FROM users WHERE user_id = {staying[0]}", dbname="app") == "0"
+        assert map_version(mux) == 1
+    finally:
+        b.start()
+    mux.admin(f"MOVE CLEANUP {move_id}")
+    wait_step(mux, move_id, "failed", timeout=30)
+    wait_for(lambda: replication_objects(clean) == ("0", "0", "0"), timeout=10,
+             what="replication objects dropped")
+    assert b.sql("SELECT count(*) FROM users", dbname="app") == "0"

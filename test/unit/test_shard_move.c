@@ -210,6 +210,9 @@ static void test_statements(void **state)
 	/* the check queries take the key column as a parameter, never spliced in */
 	assert_non_null(strstr(move_sql_check_source, "a.attname = $1"));
 	assert_non_null(strstr(move_sql_check_target, "a.attname = $1"));
+	/* the position to reach covers asynchronous commits: the insert position, not the write */
+	assert_non_null(strstr(move_sql_wal_position, "pg_current_wal_insert_lsn()"));
+	assert_null(strstr(move_sql_slot_position, "pg_current_wal_lsn()"));
 }
 
 static void test_lsn_and_columns(void **state)
