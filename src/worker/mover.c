@@ -387,20 +387,19 @@ static bool switch_map(struct move *m, char *err, size_t errlen)
 	struct loaded_shard_map *next = NULL;
 	struct shard_map *nm = NULL;
 	struct config *cfg;
-	char *text = NULL;
-	bool ok = false;
+	char *old = NULL, *text = NULL, why[300];
+	bool ok = false, written = false;
 
 	if (!now) {
 		snprintf(err, errlen, "the section or its map is gone");
 		return false;
 	}
 	/* A copy through the text form: the map has no copy function, and this is rare. */
-	text = shard_map_format(now->map);
-	if (text)
-		nm = shard_map_parse(text, strlen(text), err, errlen);
-	free(text);
-	text = NULL;
-	if (!nm)
+	if (!(old = shard_map_format(now->map))) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	if (!(nm = shard_map_parse(old, strlen(old), err, errlen)))
 		goto out;
 	for (uint32_t b = 0; b < nm->n_buckets; b++) {
 		if (move_ranges_contain(m->ranges, m->n_ranges, b))
@@ -414,10 +413,10 @@ static bool switch_map(struct move *m, char *err, size_t errlen)
 	}
 	if (!(next = config_shard_map_from_text(set, text, strlen(text), err, errlen)))
 		goto out;
-	if (!write_map_file(set->map, text, err, errlen))
+	if (!(written = write_map_file(set->map, text, err, errlen)))
 		goto out;
 	if (!(cfg = config_clone(w->cfg))) {
-		snprintf(err, errlen, "out of memory (the map file is written: RELOAD puts it in force)");
+		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
 	for (int i = 0; i < cfg->n_shard_sets; i++) {
@@ -433,9 +432,15 @@ static bool switch_map(struct move *m, char *err, size_t errlen)
 		 nm->version, m->buckets, m->to);
 	ok = true;
 out:
+	/* Not in force: the file must not say otherwise, or a RELOAD would switch after the rollback. */
+	if (!ok && written && !write_map_file(set->map, old, why, sizeof(why)))
+		log_error("move %d: %s holds the next map version, which is not in force and must not "
+			  "be: put the previous version back before any RELOAD (%s)", m->id, set->map,
+			  why);
 	config_shard_map_unref(next);
 	shard_map_free(nm);
 	free(text);
+	free(old);
 	return ok;
 }
 
