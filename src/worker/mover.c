@@ -461,8 +461,13 @@ static int running_units(struct move *m)
 		const struct db_entry *e = p->db->entry;
 		struct list_node *lists[] = { &p->active_clients, &p->waiting_clients };
 		const struct shards_entry *set;
+		const struct db_entry *parent;
 
 		if (!e || !e->shard_parent[0] || e->shard_index < 0)
+			continue;
+		/* A shard's database of a sharded database split by this section, on the source. */
+		parent = config_find_db(w->cfg, e->shard_parent);
+		if (!parent || strcmp(parent->shards, m->set) != 0)
 			continue;
 		set = config_find_shards(w->cfg, m->set);
 		if (!set || e->shard_index >= set->n_shards ||
@@ -1036,6 +1041,19 @@ static bool check_request(struct worker *w, struct move *m, const char *buckets,
 		snprintf(err, errlen, "no [shards.%s] section with a map in force and a database "
 			 "sharded by it", m->set);
 		return false;
+	}
+	for (int i = 0; i < w->cfg->n_dbs; i++) {
+		const struct db_entry *o = &w->cfg->dbs[i];
+		const char *db = o->dbname[0] ? o->dbname : o->name, *first = e->dbname[0] ? e->dbname
+											    : e->name;
+
+		/* One map places the rows of every database split by it: a move moves one database. */
+		if (strcmp(o->shards, m->set) == 0 && strcmp(db, first) != 0) {
+			*sqlstate = "0A000";
+			snprintf(err, errlen, "databases %s and %s are both split by [shards.%s]: a move "
+				 "copies the tables of one database", e->name, o->name, m->set);
+			return false;
+		}
 	}
 	if (config_shard_map_in_etcd(set)) {
 		*sqlstate = "0A000";
