@@ -38,6 +38,7 @@
 #define CATCHUP_LAG (1024 * 1024) /* bytes behind at which the hold starts */
 #define HOLD_TIMEOUT 10.0         /* seconds the hold may last before the move is aborted */
 #define DELETE_BATCH 5000
+#define COUNT_EVERY 2.0           /* seconds between counts of the rows copied so far */
 #define ERROR_MAX 600
 
 /* Walk a list whose nodes stay where they are during the walk. */
@@ -73,7 +74,7 @@ struct move {
 	bool recovered;               /* read from the state file at start */
 	bool fetching_tables, tables_read; /* a recovered move reading its tables again */
 	bool created;                 /* the publication may exist: rollback has work */
-	uint64_t started_us, hold_us, drained_us, wait_until_us;
+	uint64_t started_us, hold_us, drained_us, wait_until_us, counted_us;
 	uint64_t target_lsn;
 	int64_t rows, lag;
 	int table;                    /* clean-up and rollback: the table being deleted from */
@@ -569,8 +570,16 @@ static void on_answer(struct move *m, int ncols, const char *const *v)
 			bool copied = val(ncols, v, 0) && strcmp(v[0], "0") == 0 && val(ncols, v, 1) &&
 				      strcmp(v[1], "0") != 0;
 
-			m->phase = copied ? 4 : 3;
+			/* Counting the rows reads them all: not at every poll. */
+			if (copied) {
+				m->phase = 4;
+			} else if (clock_now_us() - m->counted_us >= (uint64_t)(COUNT_EVERY * 1e6)) {
+				m->phase = 3;
+			} else {
+				poll_later(m);
+			}
 		} else {
+			m->counted_us = clock_now_us();
 			m->rows = val(ncols, v, 0) ? strtoll(v[0], NULL, 10) : m->rows;
 			if (m->phase == 4)
 				set_step(m, MOVE_CATCHUP, NULL);
