@@ -352,7 +352,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "pgmux: -d needs logfile or syslog in the config\n");
 		return 1;
 	}
-	if (!log_open(cfg->logfile, !quiet && !daemon, cfg->syslog, cfg->syslog_ident)) {
+	if (!log_open(cfg->logfile, !quiet && !daemon, cfg->syslog, cfg->syslog_ident,
+		      syslog_facility_names[cfg->syslog_facility])) {
 		fprintf(stderr, "pgmux: could not open logfile %s: %s\n", cfg->logfile, strerror(errno));
 		return 1;
 	}

@@ -84,6 +84,9 @@ enum host_balance {
 
 /* read_from: where reads may go. */
 enum read_from { READ_FROM_REPLICAS = 0, READ_FROM_ANY, READ_FROM_PRIMARY };
+
+/* The names of the syslog_facility values, NULL-terminated ("daemon", "local0", ...). */
+extern const char *const syslog_facility_names[];
 /* load_balance: how a replica is chosen among the usable ones. */
 enum load_balance { LB_ROUND_ROBIN = 0, LB_LEAST_CONNECTIONS, LB_RANDOM };
 /* read_fallback: what a read does when no replica is usable. */
@@ -272,6 +275,7 @@ struct config {
 	char *pidfile;
 	bool syslog;
 	char *syslog_ident;
+	int syslog_facility;      /* index into syslog_facility_names */
 	bool log_connections;
 	bool log_disconnections;
 	bool log_pooler_errors;

@@ -49,6 +49,12 @@ static const char *const read_from_names[] = { "replicas", "any", "primary", NUL
 static const char *const load_balance_names[] = { "round_robin", "least_connections", "random", NULL };
 static const char *const read_fallback_names[] = { "primary", "error", NULL };
 
+/* Index = enum syslog_facility value; PgBouncer's syslog_facility names. */
+const char *const syslog_facility_names[] = {
+	"auth",   "authpriv", "daemon", "user",   "local0", "local1", "local2",
+	"local3", "local4",   "local5", "local6", "local7", NULL,
+};
+
 /*
  * The "how" of a row: RESTART (a change needs a restart), RELOAD (read where it is used, so the
  * new config applies it), or what a running pgmux rebuilds from it (enum config_apply).
@@ -80,7 +86,8 @@ static const char *const read_fallback_names[] = { "primary", "error", NULL };
 	  .apply = (how) == RESTART ? CONFIG_APPLY_NONE : (unsigned)(how), .help = (help_text) }
 #define ENUM_ALIAS_KEY(field, def, names, aliases, how, help_text)                                 \
 	{ .name = #field, .type = CFG_ENUM, .offset = offsetof(struct config, field),              \
-	  .default_value = (def), .reloadable = true, .apply = (how), .enum_names = (names),       \
+	  .default_value = (def), .reloadable = (how) != RESTART,                                  \
+	  .apply = (how) == RESTART ? CONFIG_APPLY_NONE : (unsigned)(how), .enum_names = (names),  \
 	  .enum_aliases = (aliases), .help = (help_text) }
 #define ENUM_KEY_HOW(field, def, names, how, help_text)                                            \
 	ENUM_ALIAS_KEY(field, def, names, NULL, how, help_text)
@@ -263,6 +270,8 @@ const struct config_key config_keys[] = {
 	STR_KEY(pidfile, "", RESTART, "file pgmux writes its process id to; empty = none"),
 	BOOL_KEY(syslog, "0", RESTART, "also log to syslog"),
 	STR_KEY(syslog_ident, "pgmux", RESTART, "program name in syslog messages"),
+	ENUM_KEY_HOW(syslog_facility, "daemon", syslog_facility_names, RESTART,
+		     "syslog facility: auth, authpriv, daemon, user or local0 to local7"),
 	BOOL_KEY(log_connections, "1", RELOAD, "log every successful client login"),
 	BOOL_KEY(log_disconnections, "1", RELOAD, "log every client disconnection, with its reason"),
 	BOOL_KEY(log_pooler_errors, "1", RELOAD, "log the errors pgmux sends to clients"),
