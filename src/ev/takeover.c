@@ -379,7 +379,8 @@ int takeover_begin(const char *path, struct takeover_offer *got, long *old_pid, 
 			close(fd);
 		return -1;
 	}
-	if (!send_msg(fd, &m, NULL, 0)) {
+	/* A refusal may have come and the connection closed before HELLO went out: read it. */
+	if (!send_msg(fd, &m, NULL, 0) && errno != EPIPE) {
 		snprintf(err, errlen, "takeover socket %s: could not send: %s", path, strerror(errno));
 		close(fd);
 		return -1;
