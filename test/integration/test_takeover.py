@@ -23,6 +23,7 @@ import time
 import psycopg
 import pytest
 
+import rawpg
 from conftest import PGMUX_BIN, PG_BIN, Mux, db_entries, listening_pids, wait_for
 
 SETTINGS = {
@@ -32,8 +33,10 @@ SETTINGS = {
 
 
 def start_old(pgmux, **extra):
-    """A running pgmux with a unix socket as well (its takeover socket is then the default)."""
+    """A running pgmux with a unix socket as well (its takeover socket is then the default),
+    and a session-mode database, appsession."""
     mux = pgmux(dict(SETTINGS, **extra), start=False)
+    mux.databases["appsession"] = mux.databases["app"] + " pool_mode=session"
     mux.settings["unix_socket_dir"] = mux.basedir
     mux.start()
     return mux
@@ -167,14 +170,24 @@ def test_takeover_under_load(request, pg, pgmux):
     idle = [old.connect() for _ in range(20)]
     for c in idle:
         c.execute("select 1")
-    session = old.connect(autocommit=False)
-    session.execute("select 1")            # a transaction left open across the takeover
+    intx = old.connect(autocommit=False)
+    intx.execute("select 1")               # a transaction left open across the takeover
+    session = old.connect(dbname="appsession")
+    session.execute("set application_name = 'kept'")
+    session_pid = session.execute("select pg_backend_pid()").fetchone()[0]
     unix_before = serves(old, host=old.basedir)
 
     bench = pgbench_bg(old, "-c", "10", "-j", "2", "-T", "10")
     churn = pgbench_bg(old, "-C", "-c", "4", "-j", "1", "-T", "10", "-S")
     attempts = Attempts(old.port)
     time.sleep(4)   # load, not a condition: the takeover must land in the middle of it
+
+    # A client the old process accepted (it answered the SSL request) that has not logged in
+    # when the takeover comes: it must log in there, not be turned away as at a shutdown.
+    midlogin = old.raw()
+    midlogin.send(struct.pack(">II", 8, 80877103))
+    assert midlogin.read_byte(5) == b"N"
+
 
     notify = Notify(os.path.join(old.basedir, "notify.sock"))
     t0 = time.monotonic()
@@ -195,6 +208,9 @@ def test_takeover_under_load(request, pg, pgmux):
         assert b" 200 " in s.recv(4096)
     assert unix_before and serves(new, host=old.basedir)
 
+    midlogin.login("postgres", "app")
+    assert midlogin.scalar("select 'logged in'") == "logged in"
+
     bench_rc, bench_done, bench_failed, bench_out = pgbench_result(bench)
     churn_rc, churn_done, churn_failed, churn_out = pgbench_result(churn)
     attempts.stop()
@@ -204,12 +220,16 @@ def test_takeover_under_load(request, pg, pgmux):
     assert old.proc.poll() is None, "the old process exited with clients connected"
     for c in idle:
         assert c.execute("select 'still here'").fetchone()[0] == "still here"
-    session.execute("select 2")
-    session.commit()
+    intx.execute("select 2")
+    intx.commit()
+    # the session-mode client kept its server connection and its settings
+    assert session.execute("select pg_backend_pid(), current_setting('application_name')"
+                           ).fetchone() == (session_pid, "kept")
     # The old process is not accepting any more: a new client is the new process's.
     assert serves(new)
-    for c in idle + [session]:
+    for c in idle + [intx, session]:
         c.close()
+    midlogin.terminate()
     wait_for(lambda: old.proc.poll() is not None, timeout=10,
              what="the old process to exit after its last client")
     t_old_exit = time.monotonic()
