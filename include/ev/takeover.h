@@ -71,7 +71,8 @@ void takeover_close(struct takeover_server *ts, bool remove_file);
  * (close-on-exec, blocking as passed). Returns the connection, or -1 and err (nobody listens,
  * refused, a bad answer): then nothing was received.
  */
-int takeover_begin(const char *path, struct takeover_offer *got, long *old_pid, char *err, size_t errlen);
+int takeover_begin(const char *path, struct takeover_offer *got, long *old_pid, char *err,
+		   size_t errlen);
 
 /*
  * Say READY, wait for DONE, close fd. True when the old process confirmed it stopped accepting;

@@ -27,8 +27,8 @@
 #define TAKEOVER_VERSION 1
 /* Client listeners (16), metrics listeners (8), the takeover socket: with room to spare. */
 #define TAKEOVER_MAX_SOCKETS 32
-#define TAKEOVER_ADDR_MAX 128      /* an address in text, its NUL included */
-#define TAKEOVER_REASON_MAX 200    /* a REFUSE reason, its NUL included */
+#define TAKEOVER_ADDR_MAX 128   /* an address in text, its NUL included */
+#define TAKEOVER_REASON_MAX 200 /* a REFUSE reason, its NUL included */
 /* The largest message the codec builds; a receiver's buffer of this size holds any of them. */
 #define TAKEOVER_MSG_MAX (12 + TAKEOVER_MAX_SOCKETS * (5 + TAKEOVER_ADDR_MAX))
 
@@ -42,26 +42,26 @@ enum takeover_type {
 
 /* What a passed descriptor is for. */
 enum takeover_kind {
-	TAKEOVER_CLIENTS = 1,      /* a listener for PostgreSQL clients (TCP or unix) */
-	TAKEOVER_METRICS = 2,      /* a metrics_listen listener; address = the metrics_listen value */
-	TAKEOVER_CONTROL = 3,      /* the takeover socket itself; address = its path */
+	TAKEOVER_CLIENTS = 1, /* a listener for PostgreSQL clients (TCP or unix) */
+	TAKEOVER_METRICS = 2, /* a metrics_listen listener; address = the metrics_listen value */
+	TAKEOVER_CONTROL = 3, /* the takeover socket itself; address = its path */
 };
 
 /* flags of a record */
-#define TAKEOVER_F_OWNED 0x01      /* a unix socket file pgmux created: remove it at the end */
+#define TAKEOVER_F_OWNED 0x01 /* a unix socket file pgmux created: remove it at the end */
 
 struct takeover_sock {
-	uint8_t kind;              /* enum takeover_kind */
+	uint8_t kind; /* enum takeover_kind */
 	uint8_t flags;
-	uint16_t family;           /* AF_INET, AF_INET6, AF_UNIX (both ends are on one host) */
+	uint16_t family; /* AF_INET, AF_INET6, AF_UNIX (both ends are on one host) */
 	char addr[TAKEOVER_ADDR_MAX];
 };
 
 struct takeover_msg {
-	uint8_t type;              /* enum takeover_type */
+	uint8_t type; /* enum takeover_type */
 	uint16_t version;
 	uint32_t pid;
-	int n_socks;               /* SOCKETS only */
+	int n_socks; /* SOCKETS only */
 	struct takeover_sock socks[TAKEOVER_MAX_SOCKETS];
 	char reason[TAKEOVER_REASON_MAX]; /* REFUSE only */
 };
@@ -77,7 +77,8 @@ size_t takeovermsg_encode(const struct takeover_msg *m, uint8_t *buf, size_t len
  * valid message: bad magic, unknown type or kind, a length past the end, bytes left over.
  * Any version is decoded: the receiver decides what it accepts.
  */
-bool takeovermsg_decode(const uint8_t *buf, size_t len, struct takeover_msg *m, char *err, size_t errlen);
+bool takeovermsg_decode(const uint8_t *buf, size_t len, struct takeover_msg *m, char *err,
+			size_t errlen);
 
 /* "hello", "sockets", ... for logs; "unknown" otherwise. */
 const char *takeovermsg_type_name(int type);

@@ -81,7 +81,9 @@ static bool send_msg(int fd, const struct takeover_msg *m, const int *fds, int n
 
 static void send_simple(int fd, int type, const char *reason)
 {
-	struct takeover_msg m = { .type = (uint8_t)type, .version = TAKEOVER_VERSION, .pid = (uint32_t)getpid() };
+	struct takeover_msg m = { .type = (uint8_t)type,
+				  .version = TAKEOVER_VERSION,
+				  .pid = (uint32_t)getpid() };
 
 	if (reason)
 		snprintf(m.reason, sizeof(m.reason), "%s", reason);
@@ -102,7 +104,8 @@ static void end_peer(struct takeover_server *ts)
 
 static void peer_failed(struct takeover_server *ts, const char *why)
 {
-	log_warning("takeover by pid %ld failed: %s; still accepting connections", ts->peer_pid, why);
+	log_warning("takeover by pid %ld failed: %s; still accepting connections", ts->peer_pid,
+		    why);
 	end_peer(ts);
 }
 
@@ -114,7 +117,9 @@ static void on_timeout(struct ev_loop *ev, ev_timer *t, int revents)
 static void on_hello(struct takeover_server *ts, const struct takeover_msg *m)
 {
 	struct takeover_offer offer = { 0 };
-	struct takeover_msg out = { .type = TAKEOVER_SOCKETS, .version = TAKEOVER_VERSION, .pid = (uint32_t)getpid() };
+	struct takeover_msg out = { .type = TAKEOVER_SOCKETS,
+				    .version = TAKEOVER_VERSION,
+				    .pid = (uint32_t)getpid() };
 	char why[TAKEOVER_REASON_MAX] = "";
 
 	ts->peer_pid = (long)m->pid;
@@ -127,8 +132,10 @@ static void on_hello(struct takeover_server *ts, const struct takeover_msg *m)
 		out.n_socks = offer.n;
 		memcpy(out.socks, offer.socks, sizeof(out.socks[0]) * (size_t)offer.n);
 		if (send_msg(ts->peer_io.fd, &out, offer.fds, offer.n)) {
-			log_info("takeover: pid %ld asked for the listening sockets: %d sent, waiting for it "
-				 "to accept", ts->peer_pid, offer.n);
+			log_info(
+				"takeover: pid %ld asked for the listening sockets: %d sent, waiting for it "
+				"to accept",
+				ts->peer_pid, offer.n);
 			ts->state = PEER_WAIT_READY;
 			ev_timer_again(ts->loop->ev, &ts->timer);
 			return;
@@ -168,7 +175,8 @@ static void on_peer(struct ev_loop *ev, ev_io *w, int revents)
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
 	if (n <= 0) {
-		peer_failed(ts, n == 0 ? "it closed the connection before it was ready" : strerror(errno));
+		peer_failed(ts, n == 0 ? "it closed the connection before it was ready"
+				       : strerror(errno));
 		return;
 	}
 	if (!takeovermsg_decode(buf, (size_t)n, &m, err, sizeof(err))) {
@@ -212,7 +220,8 @@ static void on_accept(struct ev_loop *ev, ev_io *w, int revents)
 		return;
 	}
 	if (ts->state != PEER_NONE) {
-		log_warning("takeover: refused pid %ld: pid %ld is taking over already", pid, ts->peer_pid);
+		log_warning("takeover: refused pid %ld: pid %ld is taking over already", pid,
+			    ts->peer_pid);
 		send_simple(fd, TAKEOVER_REFUSE, "another takeover is in progress");
 		close(fd);
 		return;
@@ -240,7 +249,8 @@ static int bind_path(const char *path, char *err, size_t errlen)
 	unlink(path);
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || chmod(path, 0600) < 0 ||
 	    listen(fd, 4) < 0) {
-		snprintf(err, errlen, "could not listen on takeover socket %s: %s", path, strerror(errno));
+		snprintf(err, errlen, "could not listen on takeover socket %s: %s", path,
+			 strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -331,7 +341,9 @@ static int recv_msg(int fd, struct takeover_msg *m, int *fds, char *err, size_t 
 		char space[CMSG_SPACE(sizeof(int) * TAKEOVER_MAX_SOCKETS)];
 	} ctl;
 	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.space,
+	struct msghdr mh = { .msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = ctl.space,
 			     .msg_controllen = sizeof(ctl.space) };
 	struct cmsghdr *c;
 	ssize_t n;
@@ -351,7 +363,10 @@ static int recv_msg(int fd, struct takeover_msg *m, int *fds, char *err, size_t 
 		}
 	}
 	if (n <= 0 || (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC))) {
-		snprintf(err, errlen, "%s", n < 0 ? strerror(errno) : n == 0 ? "the running process closed the connection" : "message or descriptors cut short");
+		snprintf(err, errlen, "%s",
+			 n < 0    ? strerror(errno)
+			 : n == 0 ? "the running process closed the connection"
+				  : "message or descriptors cut short");
 		close_fds(fds, nfds);
 		return -1;
 	}
@@ -362,9 +377,12 @@ static int recv_msg(int fd, struct takeover_msg *m, int *fds, char *err, size_t 
 	return nfds;
 }
 
-int takeover_begin(const char *path, struct takeover_offer *got, long *old_pid, char *err, size_t errlen)
+int takeover_begin(const char *path, struct takeover_offer *got, long *old_pid, char *err,
+		   size_t errlen)
 {
-	struct takeover_msg m = { .type = TAKEOVER_HELLO, .version = TAKEOVER_VERSION, .pid = (uint32_t)getpid() };
+	struct takeover_msg m = { .type = TAKEOVER_HELLO,
+				  .version = TAKEOVER_VERSION,
+				  .pid = (uint32_t)getpid() };
 	struct sockaddr_un sun;
 	int fd, nfds;
 
@@ -373,15 +391,17 @@ int takeover_begin(const char *path, struct takeover_offer *got, long *old_pid, 
 		return -1;
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		snprintf(err, errlen, "could not connect to takeover socket %s: %s (is pgmux running?)",
-			 path, strerror(errno));
+		snprintf(err, errlen,
+			 "could not connect to takeover socket %s: %s (is pgmux running?)", path,
+			 strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -1;
 	}
 	/* A refusal may have come and the connection closed before HELLO went out: read it. */
 	if (!send_msg(fd, &m, NULL, 0) && errno != EPIPE) {
-		snprintf(err, errlen, "takeover socket %s: could not send: %s", path, strerror(errno));
+		snprintf(err, errlen, "takeover socket %s: could not send: %s", path,
+			 strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -392,7 +412,8 @@ int takeover_begin(const char *path, struct takeover_offer *got, long *old_pid, 
 	}
 	if (m.type != TAKEOVER_SOCKETS || nfds != m.n_socks) {
 		if (m.type == TAKEOVER_REFUSE)
-			snprintf(err, errlen, "pid %u refused the takeover: %s", (unsigned)m.pid, m.reason);
+			snprintf(err, errlen, "pid %u refused the takeover: %s", (unsigned)m.pid,
+				 m.reason);
 		else
 			snprintf(err, errlen, "unexpected %s message with %d descriptors",
 				 takeovermsg_type_name(m.type), nfds);
@@ -408,7 +429,9 @@ int takeover_begin(const char *path, struct takeover_offer *got, long *old_pid, 
 
 bool takeover_finish(int fd, char *err, size_t errlen)
 {
-	struct takeover_msg m = { .type = TAKEOVER_READY, .version = TAKEOVER_VERSION, .pid = (uint32_t)getpid() };
+	struct takeover_msg m = { .type = TAKEOVER_READY,
+				  .version = TAKEOVER_VERSION,
+				  .pid = (uint32_t)getpid() };
 	int fds[TAKEOVER_MAX_SOCKETS], nfds;
 	bool ok = false;
 
@@ -418,7 +441,8 @@ bool takeover_finish(int fd, char *err, size_t errlen)
 		close_fds(fds, nfds);
 		ok = m.type == TAKEOVER_DONE;
 		if (!ok)
-			snprintf(err, errlen, "unexpected %s message", takeovermsg_type_name(m.type));
+			snprintf(err, errlen, "unexpected %s message",
+				 takeovermsg_type_name(m.type));
 	}
 	close(fd);
 	return ok;

@@ -25,22 +25,32 @@ static bool known_kind(int kind)
 const char *takeovermsg_type_name(int type)
 {
 	switch (type) {
-	case TAKEOVER_HELLO: return "hello";
-	case TAKEOVER_SOCKETS: return "sockets";
-	case TAKEOVER_REFUSE: return "refuse";
-	case TAKEOVER_READY: return "ready";
-	case TAKEOVER_DONE: return "done";
-	default: return "unknown";
+	case TAKEOVER_HELLO:
+		return "hello";
+	case TAKEOVER_SOCKETS:
+		return "sockets";
+	case TAKEOVER_REFUSE:
+		return "refuse";
+	case TAKEOVER_READY:
+		return "ready";
+	case TAKEOVER_DONE:
+		return "done";
+	default:
+		return "unknown";
 	}
 }
 
 const char *takeovermsg_kind_name(int kind)
 {
 	switch (kind) {
-	case TAKEOVER_CLIENTS: return "clients";
-	case TAKEOVER_METRICS: return "metrics";
-	case TAKEOVER_CONTROL: return "control";
-	default: return "unknown";
+	case TAKEOVER_CLIENTS:
+		return "clients";
+	case TAKEOVER_METRICS:
+		return "metrics";
+	case TAKEOVER_CONTROL:
+		return "control";
+	default:
+		return "unknown";
 	}
 }
 
@@ -205,7 +215,8 @@ static bool decode_sockets(struct rbuf *r, struct takeover_msg *m, char *err, si
 	return true;
 }
 
-bool takeovermsg_decode(const uint8_t *buf, size_t len, struct takeover_msg *m, char *err, size_t errlen)
+bool takeovermsg_decode(const uint8_t *buf, size_t len, struct takeover_msg *m, char *err,
+			size_t errlen)
 {
 	struct rbuf r = { .p = buf, .len = len };
 	char magic[4];

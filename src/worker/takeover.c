@@ -25,13 +25,15 @@ bool worker_takeover_path(const struct config *cfg, char *buf, size_t len)
 	if (*cfg->takeover_socket)
 		n = snprintf(buf, len, "%s", cfg->takeover_socket);
 	else if (*cfg->unix_socket_dir)
-		n = snprintf(buf, len, "%s/.s.PGSQL.%d.takeover", cfg->unix_socket_dir, cfg->listen_port);
+		n = snprintf(buf, len, "%s/.s.PGSQL.%d.takeover", cfg->unix_socket_dir,
+			     cfg->listen_port);
 	else
 		return false;
 	return n > 0 && (size_t)n < len;
 }
 
-static void add_sock(struct takeover_offer *o, int kind, int fd, int family, bool owned, const char *addr)
+static void add_sock(struct takeover_offer *o, int kind, int fd, int family, bool owned,
+		     const char *addr)
 {
 	struct takeover_sock *s = &o->socks[o->n];
 
@@ -74,7 +76,8 @@ static void on_done(void *arg, long new_pid)
 	w->metrics_httpd = NULL;
 	w->handed_over = true;
 	log_info("handed the listening sockets over to pid %ld: serving the %d clients here until "
-		 "they leave", new_pid, w->n_clients);
+		 "they leave",
+		 new_pid, w->n_clients);
 	worker_shutdown(w, false);
 }
 
@@ -141,8 +144,8 @@ static void close_received(struct received *r)
  * The metrics listener: the old one's when metrics_listen did not change, else bound anew
  * (a changed address that the old process still holds fails here, before anything changed).
  */
-static bool take_metrics(struct worker *w, struct received *r, httpd_handler_fn metrics,
-			 char *err, size_t errlen)
+static bool take_metrics(struct worker *w, struct received *r, httpd_handler_fn metrics, char *err,
+			 size_t errlen)
 {
 	const char *addr = w->cfg->metrics_listen;
 	bool same = *addr && r->n_metrics > 0 && strcmp(addr, r->metrics_addr) == 0;
@@ -155,7 +158,8 @@ static bool take_metrics(struct worker *w, struct received *r, httpd_handler_fn 
 			return true;
 		w->metrics_httpd = httpd_open(&w->loop, addr, metrics, w, err, errlen);
 	} else {
-		w->metrics_httpd = httpd_adopt(&w->loop, r->metrics, r->n_metrics, metrics, w, err, errlen);
+		w->metrics_httpd = httpd_adopt(&w->loop, r->metrics, r->n_metrics, metrics, w, err,
+					       errlen);
 		r->n_metrics = 0;
 	}
 	return w->metrics_httpd != NULL;
@@ -209,8 +213,8 @@ bool worker_takeover(struct worker *w, const char *path, listen_accept_fn accept
 		close(fd);
 		return false;
 	}
-	if (!take_clients(w, &r, accept, err, errlen) || !take_metrics(w, &r, metrics, err, errlen) ||
-	    !take_control(w, &r, err, errlen)) {
+	if (!take_clients(w, &r, accept, err, errlen) ||
+	    !take_metrics(w, &r, metrics, err, errlen) || !take_control(w, &r, err, errlen)) {
 		close_received(&r);
 		close(fd);
 		return false;

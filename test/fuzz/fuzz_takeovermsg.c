@@ -23,7 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	len = takeovermsg_encode(&m, buf, sizeof(buf));
 	if (len != size || memcmp(buf, data, size) != 0)
 		abort();
-	if (!takeovermsg_decode(buf, len, &again, err, sizeof(err)) || memcmp(&m, &again, sizeof(m)) != 0)
+	if (!takeovermsg_decode(buf, len, &again, err, sizeof(err)) ||
+	    memcmp(&m, &again, sizeof(m)) != 0)
 		abort();
 	return 0;
 }

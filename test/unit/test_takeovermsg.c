@@ -20,7 +20,9 @@
 
 static struct takeover_msg sockets_msg(int n)
 {
-	struct takeover_msg m = { .type = TAKEOVER_SOCKETS, .version = TAKEOVER_VERSION, .pid = 4242 };
+	struct takeover_msg m = { .type = TAKEOVER_SOCKETS,
+				  .version = TAKEOVER_VERSION,
+				  .pid = 4242 };
 
 	m.n_socks = n;
 	for (int i = 0; i < n; i++) {
@@ -29,7 +31,8 @@ static struct takeover_msg sockets_msg(int n)
 		s->kind = (uint8_t)(i % 3 + 1);
 		s->flags = i % 2 ? TAKEOVER_F_OWNED : 0;
 		s->family = i % 2 ? AF_UNIX : AF_INET6;
-		snprintf(s->addr, sizeof(s->addr), i % 2 ? "/run/pgmux/.s.PGSQL.%d" : "[::1]:%d", 6000 + i);
+		snprintf(s->addr, sizeof(s->addr), i % 2 ? "/run/pgmux/.s.PGSQL.%d" : "[::1]:%d",
+			 6000 + i);
 	}
 	return m;
 }
@@ -75,7 +78,9 @@ static void test_roundtrip(void **state)
 		{ .type = TAKEOVER_READY, .version = TAKEOVER_VERSION, .pid = 77 },
 		{ .type = TAKEOVER_DONE, .version = TAKEOVER_VERSION, .pid = 78 },
 		{ .type = TAKEOVER_REFUSE, .version = TAKEOVER_VERSION, .pid = 79, .reason = "" },
-		{ .type = TAKEOVER_REFUSE, .version = TAKEOVER_VERSION, .pid = 79,
+		{ .type = TAKEOVER_REFUSE,
+		  .version = TAKEOVER_VERSION,
+		  .pid = 79,
 		  .reason = "another takeover is in progress" },
 	};
 	struct takeover_msg m;
@@ -138,27 +143,27 @@ static void test_decode_refuses(void **state)
 	assert_true(decodes(hello, sizeof(hello)));
 	memcpy(b, hello, sizeof(hello));
 	b[0] = 'P';
-	assert_false(decodes(b, sizeof(hello)));                     /* magic */
+	assert_false(decodes(b, sizeof(hello))); /* magic */
 	memcpy(b, hello, sizeof(hello));
 	b[4] = 'Z';
-	assert_false(decodes(b, sizeof(hello)));                     /* type */
+	assert_false(decodes(b, sizeof(hello))); /* type */
 	memcpy(b, hello, sizeof(hello));
 	b[sizeof(hello)] = 0;
-	assert_false(decodes(b, sizeof(hello) + 1));                 /* trailing byte */
+	assert_false(decodes(b, sizeof(hello) + 1)); /* trailing byte */
 	{
 		/* SOCKETS with a count of 2 and one record */
-		static const uint8_t s[] = { 'p', 'g', 'm', 'x', 'S', 0, 1, 0, 0, 0, 5, 2,
-					     1, 0, 0, 2, 3, 'a', ':', '1' };
+		static const uint8_t s[] = { 'p', 'g', 'm', 'x', 'S', 0, 1, 0,   0,   0,
+					     5,   2,   1,   0,   0,   2, 3, 'a', ':', '1' };
 		/* SOCKETS with one record of an unknown kind, and one with a NUL in its address */
-		static const uint8_t k[] = { 'p', 'g', 'm', 'x', 'S', 0, 1, 0, 0, 0, 5, 1,
-					     7, 0, 0, 2, 3, 'a', ':', '1' };
-		static const uint8_t z[] = { 'p', 'g', 'm', 'x', 'S', 0, 1, 0, 0, 0, 5, 1,
-					     1, 0, 0, 2, 3, 'a', 0, '1' };
+		static const uint8_t k[] = { 'p', 'g', 'm', 'x', 'S', 0, 1, 0,   0,   0,
+					     5,   1,   7,   0,   0,   2, 3, 'a', ':', '1' };
+		static const uint8_t z[] = { 'p', 'g', 'm', 'x', 'S', 0, 1, 0,   0, 0,
+					     5,   1,   1,   0,   0,   2, 3, 'a', 0, '1' };
 		/* a count above TAKEOVER_MAX_SOCKETS */
 		static const uint8_t c[] = { 'p', 'g', 'm', 'x', 'S', 0, 1, 0, 0, 0, 5, 200 };
 		/* an address length past the end */
-		static const uint8_t l[] = { 'p', 'g', 'm', 'x', 'S', 0, 1, 0, 0, 0, 5, 1,
-					     1, 0, 0, 2, 9, 'a', ':', '1' };
+		static const uint8_t l[] = { 'p', 'g', 'm', 'x', 'S', 0, 1, 0,   0,   0,
+					     5,   1,   1,   0,   0,   2, 9, 'a', ':', '1' };
 
 		assert_false(decodes(s, sizeof(s)));
 		assert_false(decodes(k, sizeof(k)));
