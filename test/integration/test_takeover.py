@@ -346,3 +346,43 @@ def test_one_takeover_at_a_time(request, pg, pgmux):
     conn.close()
     assert serves(old)
     assert listening_pids(old.port) == [old.proc.pid]
+
+
+def test_signals_to_the_old_process_after_takeover(request, pg, pgmux):
+    """After the takeover the old process is in SIGTERM's shutdown: SIGINT closes its clients
+    as their transactions end, and it tells the service manager nothing (the new one is the
+    service now)."""
+    old = start_old(pgmux)
+    notify = Notify(os.path.join(old.basedir, "notify.sock"))
+    old.proc.send_signal(signal.SIGTERM)   # restart the old process with NOTIFY_SOCKET set
+    old.wait_exit(5)
+    with open(old.stderr_path, "ab") as err:
+        old.proc = subprocess.Popen([PGMUX_BIN, old.config_path], stdout=subprocess.DEVNULL,
+                                    stderr=err, env=dict(os.environ, NOTIFY_SOCKET=notify.path))
+    wait_for(lambda: any(m.get("READY") == "1" for m in notify.messages()),
+             what="the old process to be ready")
+    idle = old.connect()
+    idle.execute("select 1")
+    busy = old.connect(autocommit=False)
+    busy.execute("select 1")
+    new = new_process(request, pg, old)
+    wait_for(lambda: took_over(new), timeout=10, what="the takeover")
+    old.expect_exit = True
+    assert idle.execute("select 'kept'").fetchone()[0] == "kept"
+    old.proc.send_signal(signal.SIGINT)
+    # the idle client is closed, the one in a transaction may finish it
+    wait_for(lambda: idle.closed or idle.broken or _fails(idle), what="the idle client closed")
+    assert old.proc.poll() is None
+    busy.execute("select 2")
+    busy.commit()
+    assert old.wait_exit(10) == 0
+    assert not [m for m in notify.messages() if m.get("STOPPING") == "1"]
+    assert serves(new)
+
+
+def _fails(conn):
+    try:
+        conn.execute("select 1")
+        return False
+    except psycopg.Error:
+        return True
