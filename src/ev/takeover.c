@@ -114,33 +114,42 @@ static void on_timeout(struct ev_loop *ev, ev_timer *t, int revents)
 	peer_failed(t->data, "no answer in time");
 }
 
-static void on_hello(struct takeover_server *ts, const struct takeover_msg *m)
+/* Answer HELLO with the sockets; false (and why) when they are not offered. */
+static bool offer_sockets(struct takeover_server *ts, const struct takeover_msg *m, char *why,
+			  size_t whylen)
 {
 	struct takeover_offer offer = { 0 };
 	struct takeover_msg out = { .type = TAKEOVER_SOCKETS,
 				    .version = TAKEOVER_VERSION,
 				    .pid = (uint32_t)getpid() };
+
+	if (m->version != TAKEOVER_VERSION) {
+		snprintf(why, whylen, "takeover protocol version %u, this process speaks %d",
+			 (unsigned)m->version, TAKEOVER_VERSION);
+		return false;
+	}
+	if (!ts->offer(ts->arg, &offer, why, whylen))
+		return false;
+	out.n_socks = offer.n;
+	memcpy(out.socks, offer.socks, sizeof(out.socks[0]) * (size_t)offer.n);
+	if (!send_msg(ts->peer_io.fd, &out, offer.fds, offer.n)) {
+		snprintf(why, whylen, "could not send the sockets: %s", strerror(errno));
+		return false;
+	}
+	log_info("takeover: pid %ld asked for the listening sockets: %d sent, waiting for it to "
+		 "accept",
+		 ts->peer_pid, offer.n);
+	return true;
+}
+
+static void on_hello(struct takeover_server *ts, const struct takeover_msg *m)
+{
 	char why[TAKEOVER_REASON_MAX] = "";
 
-	ts->peer_pid = (long)m->pid;
-	if (m->version != TAKEOVER_VERSION) {
-		snprintf(why, sizeof(why), "takeover protocol version %u, this process speaks %d",
-			 (unsigned)m->version, TAKEOVER_VERSION);
-	} else if (!ts->offer(ts->arg, &offer, why, sizeof(why))) {
-		; /* why says it */
-	} else {
-		out.n_socks = offer.n;
-		memcpy(out.socks, offer.socks, sizeof(out.socks[0]) * (size_t)offer.n);
-		if (send_msg(ts->peer_io.fd, &out, offer.fds, offer.n)) {
-			log_info(
-				"takeover: pid %ld asked for the listening sockets: %d sent, waiting for it "
-				"to accept",
-				ts->peer_pid, offer.n);
-			ts->state = PEER_WAIT_READY;
-			ev_timer_again(ts->loop->ev, &ts->timer);
-			return;
-		}
-		snprintf(why, sizeof(why), "could not send the sockets: %s", strerror(errno));
+	if (offer_sockets(ts, m, why, sizeof(why))) {
+		ts->state = PEER_WAIT_READY;
+		ev_timer_again(ts->loop->ev, &ts->timer);
+		return;
 	}
 	send_simple(ts->peer_io.fd, TAKEOVER_REFUSE, why);
 	peer_failed(ts, why);
