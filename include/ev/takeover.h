@@ -58,6 +58,12 @@ int takeover_server_fd(const struct takeover_server *ts);
 const char *takeover_server_path(const struct takeover_server *ts);
 
 /*
+ * A takeover socket received but not wanted (the new configuration names another path): close
+ * fd and remove its file, so that no socket nobody listens on is left behind.
+ */
+void takeover_discard(int fd, const char *path);
+
+/*
  * Close the server and a takeover in progress (the peer sees the connection end). remove_file:
  * unlink the path too (not after the socket was handed over: it is the new process's now).
  * NULL is a no-op.

@@ -320,6 +320,13 @@ void takeover_close(struct takeover_server *ts, bool remove_file)
 
 /* ---- new side ---- */
 
+void takeover_discard(int fd, const char *path)
+{
+	close(fd);
+	if (*path)
+		unlink(path);
+}
+
 /* Wait until fd is readable, at most TAKEOVER_TIMEOUT. */
 static bool wait_readable(int fd)
 {

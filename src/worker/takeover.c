@@ -165,23 +165,21 @@ static bool take_metrics(struct worker *w, struct received *r, httpd_handler_fn 
 	return w->metrics_httpd != NULL;
 }
 
-/* The takeover socket: the old one's when the path did not change, else bound anew. */
+/*
+ * The takeover socket: the old one's when the path did not change, else bound anew (the old one
+ * stays in r->control, for worker_takeover to remove once the takeover is done).
+ */
 static bool take_control(struct worker *w, struct received *r, char *err, size_t errlen)
 {
 	char path[108];
 	int fd = -1;
 
-	if (!worker_takeover_path(w->cfg, path, sizeof(path))) {
-		if (r->control >= 0)
-			close(r->control);
-		r->control = -1;
+	if (!worker_takeover_path(w->cfg, path, sizeof(path)))
 		return true;
-	}
-	if (r->control >= 0 && strcmp(path, r->control_path) == 0)
+	if (r->control >= 0 && strcmp(path, r->control_path) == 0) {
 		fd = r->control;
-	else if (r->control >= 0)
-		close(r->control);
-	r->control = -1;
+		r->control = -1;
+	}
 	w->takeover = takeover_listen(&w->loop, path, fd, on_offer, on_done, w, err, errlen);
 	return w->takeover != NULL;
 }
@@ -219,5 +217,12 @@ bool worker_takeover(struct worker *w, const char *path, listen_accept_fn accept
 		close(fd);
 		return false;
 	}
-	return takeover_finish(fd, err, errlen);
+	if (!takeover_finish(fd, err, errlen)) {
+		close_received(&r);
+		return false;
+	}
+	/* The old takeover socket, when the path changed: nobody listens on it any more. */
+	if (r.control >= 0)
+		takeover_discard(r.control, r.control_path);
+	return true;
 }

@@ -386,3 +386,22 @@ def _fails(conn):
         return False
     except psycopg.Error:
         return True
+
+
+def test_takeover_socket_moves(request, pg, pgmux):
+    """A new configuration naming another takeover socket: the new process listens there, the
+    old socket's file is removed once the takeover is done, and the next takeover uses the new
+    path."""
+    old = start_old(pgmux)
+    moved = os.path.join(old.basedir, "moved.sock")
+    new = new_process(request, pg, old, settings={"takeover_socket": moved},
+                      args=(takeover_path(old),))
+    wait_for(lambda: took_over(new), timeout=10, what="the takeover")
+    old.expect_exit = True
+    assert old.wait_exit(10) == 0
+    assert os.path.exists(moved) and not os.path.exists(takeover_path(old))
+    third = new_process(request, pg, new)
+    wait_for(lambda: took_over(third), timeout=10, what="the second takeover")
+    new.expect_exit = True
+    assert new.wait_exit(10) == 0
+    assert serves(third)
