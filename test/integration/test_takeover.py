@@ -26,6 +26,10 @@ import pytest
 import rawpg
 from conftest import PGMUX_BIN, PG_BIN, Mux, db_entries, listening_pids, wait_for
 
+# The load of test_takeover_under_load: pgbench clients, pgbench -C clients, idle clients,
+# seconds of load, seconds into it when the takeover starts.
+BENCH_CLIENTS, CHURN_CLIENTS, IDLE_CLIENTS, SECONDS, TAKEOVER_AT = 10, 4, 20, 10, 4
+
 SETTINGS = {
     "pool_mode": "transaction",
     "default_pool_size": 8,
@@ -167,7 +171,7 @@ def test_takeover_under_load(request, pg, pgmux):
     old = start_old(pgmux, metrics_listen=f"127.0.0.1:{metrics_port}")
     old_pid = old.proc.pid
 
-    idle = [old.connect() for _ in range(20)]
+    idle = [old.connect() for _ in range(IDLE_CLIENTS)]
     for c in idle:
         c.execute("select 1")
     intx = old.connect(autocommit=False)
@@ -177,10 +181,10 @@ def test_takeover_under_load(request, pg, pgmux):
     session_pid = session.execute("select pg_backend_pid()").fetchone()[0]
     unix_before = serves(old, host=old.basedir)
 
-    bench = pgbench_bg(old, "-c", "10", "-j", "2", "-T", "10")
-    churn = pgbench_bg(old, "-C", "-c", "4", "-j", "1", "-T", "10", "-S")
+    bench = pgbench_bg(old, "-c", str(BENCH_CLIENTS), "-j", "2", "-T", str(SECONDS))
+    churn = pgbench_bg(old, "-C", "-c", str(CHURN_CLIENTS), "-j", "1", "-T", str(SECONDS), "-S")
     attempts = Attempts(old.port)
-    time.sleep(4)   # load, not a condition: the takeover must land in the middle of it
+    time.sleep(TAKEOVER_AT)   # load, not a condition: the takeover must land in the middle of it
 
     # A client the old process accepted (it answered the SSL request) that has not logged in
     # when the takeover comes: it must log in there, not be turned away as at a shutdown.
@@ -248,10 +252,11 @@ def test_takeover_under_load(request, pg, pgmux):
           f"accepting (sockets sent -> old stopped accepting: {stopped - asked} ms); "
           f"old process {old_pid} exited {t_old_exit - t0:.1f} s after the takeover began, "
           f"{t_old_exit - t_load_end:.2f} s after the load ended and its clients left")
-    print(f"pgbench -c 10: {bench_done} transactions, {bench_failed} failed, exit {bench_rc}; "
-          f"pgbench -C -c 4: {churn_done} connections+transactions, {churn_failed} failed, "
+    print(f"pgbench -c {BENCH_CLIENTS}: {bench_done} transactions, {bench_failed} failed, "
+          f"exit {bench_rc}; pgbench -C -c {CHURN_CLIENTS}: {churn_done} connections and "
+          f"transactions, {churn_failed} failed, "
           f"exit {churn_rc}; connection loop: {attempts.attempts} attempts, "
-          f"{len(attempts.failures)} failed")
+          f"{len(attempts.failures)} failed; {IDLE_CLIENTS} idle clients served after it")
     assert bench_rc == 0 and bench_failed == 0 and bench_done > 0, bench_out
     assert churn_rc == 0 and churn_failed == 0 and churn_done > 0, churn_out
     assert attempts.failures == [], attempts.failures[:5]
