@@ -21,10 +21,8 @@ import threading
 import time
 
 import psycopg
-import pytest
 
-import rawpg
-from conftest import PGMUX_BIN, PG_BIN, Mux, db_entries, listening_pids, wait_for
+from conftest import PGMUX_BIN, PG_BIN, Mux, listening_pids, wait_for
 
 # The load of test_takeover_under_load: pgbench clients, pgbench -C clients, idle clients,
 # seconds of load, seconds into it when the takeover starts.
@@ -191,7 +189,6 @@ def test_takeover_under_load(request, pg, pgmux):
     midlogin = old.raw()
     midlogin.send(struct.pack(">II", 8, 80877103))
     assert midlogin.read_byte(5) == b"N"
-
 
     notify = Notify(os.path.join(old.basedir, "notify.sock"))
     t0 = time.monotonic()
