@@ -108,6 +108,7 @@ class Attempts:
         self.port = port
         self.attempts = 0
         self.failures = []
+        self.slowest = 0.0   # seconds, connect and query
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -115,12 +116,14 @@ class Attempts:
     def _run(self):
         while not self._stop.is_set():
             self.attempts += 1
+            start = time.monotonic()
             try:
                 with psycopg.connect(host="127.0.0.1", port=self.port, dbname="app",
                                      user="postgres", connect_timeout=5, autocommit=True) as c:
                     c.execute("select 1").fetchone()
             except psycopg.Error as e:
                 self.failures.append(str(e).strip())
+            self.slowest = max(self.slowest, time.monotonic() - start)
 
     def stop(self):
         self._stop.set()
@@ -253,7 +256,8 @@ def test_takeover_under_load(request, pg, pgmux):
           f"exit {bench_rc}; pgbench -C -c {CHURN_CLIENTS}: {churn_done} connections and "
           f"transactions, {churn_failed} failed, "
           f"exit {churn_rc}; connection loop: {attempts.attempts} attempts, "
-          f"{len(attempts.failures)} failed; {IDLE_CLIENTS} idle clients served after it")
+          f"{len(attempts.failures)} failed, the slowest took {attempts.slowest * 1000:.0f} ms; "
+          f"{IDLE_CLIENTS} idle clients served after it")
     assert bench_rc == 0 and bench_failed == 0 and bench_done > 0, bench_out
     assert churn_rc == 0 and churn_failed == 0 and churn_done > 0, churn_out
     assert attempts.failures == [], attempts.failures[:5]
