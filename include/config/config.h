@@ -183,6 +183,7 @@ struct config {
 	int unix_socket_mode;
 	int listen_backlog;
 	char *metrics_listen;     /* host:port of the /metrics HTTP endpoint; "" = off */
+	char *takeover_socket;    /* "" = <unix_socket_dir>/.s.PGSQL.<port>.takeover (none without a dir) */
 	bool tcp_keepalive;
 	int tcp_keepidle;
 	int tcp_keepintvl;

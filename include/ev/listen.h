@@ -34,4 +34,29 @@ bool listen_hold(struct listeners *ls, bool hold);
 /* Stop accepting and close the sockets (the unix socket file is removed). */
 void listen_close(struct listeners *ls);
 
+/*
+ * Takeover (ev/takeover.h). One listening socket: its descriptor (owned by the listeners), its
+ * address in text ("127.0.0.1:6432", "[::1]:6432", a unix socket's path) and whether it is a
+ * unix socket file pgmux created (removed by whoever closes it last at exit).
+ */
+struct listen_socket {
+	int fd;
+	int family;
+	bool owned;
+	char addr[108];
+};
+
+/* Describe up to max sockets into out; returns how many. */
+int listen_sockets(const struct listeners *ls, struct listen_socket *out, int max);
+
+/*
+ * Accept on sockets handed over by another process (descriptors taken over; on failure all are
+ * closed). NULL (and err) when one is not a listening stream socket.
+ */
+struct listeners *listen_adopt(struct evloop *loop, const struct listen_socket *socks, int n,
+			       listen_accept_fn fn, void *arg, char *err, size_t errlen);
+
+/* Stop accepting and close this process's copies, leaving the socket file: it was handed over. */
+void listen_release(struct listeners *ls);
+
 #endif

@@ -28,6 +28,7 @@ struct config;
 struct dns;
 struct httpd;
 struct shard_maps;
+struct takeover_server;
 struct tls_ctx;
 struct userlist;
 struct worker;
@@ -79,10 +80,13 @@ struct worker {
 	uint64_t next_client_id, next_server_id;
 	bool paused;                      /* PAUSE without a database */
 	bool shutting_down;               /* SIGTERM/SHUTDOWN: no new clients */
+	/* Listening sockets handed to a new process (--takeover): serve our clients until they leave */
+	bool handed_over;
 	bool safe_shutdown;               /* SIGINT: close clients as their transactions end */
 	uint64_t start_time_us;
 	struct evloop_timer janitor;
 	void *listeners;                  /* ev/listen.c's state */
+	struct takeover_server *takeover; /* the takeover socket (ev/takeover.c); NULL = none */
 	const struct console_ops *console; /* the admin console's entry points; NULL = none */
 	void *admin;                      /* the admin console's state (admin/console.c) */
 	struct authquery *authquery;      /* auth_query's cache and connections (auth/) */

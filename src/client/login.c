@@ -920,7 +920,8 @@ static enum conn_action handle_startup(struct client *c, const uint8_t *whole, u
 	}
 	if (!client_tls_check_startup(c))
 		return CONN_CLOSED;
-	if (c->w->shutting_down) {
+	/* Accepted before a takeover: not a refusal, the client logs in here and stays. */
+	if (c->w->shutting_down && !c->w->handed_over) {
 		client_close(c, "57P01", "pgmux is shutting down");
 		return CONN_CLOSED;
 	}

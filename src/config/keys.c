@@ -107,6 +107,9 @@ const struct config_key config_keys[] = {
 		"queue length of connections not yet accepted (listen(2) backlog)"),
 	STR_KEY(metrics_listen, "", RESTART,
 		"host:port of the HTTP endpoint serving /metrics, /health and /ready; empty = off"),
+	STR_KEY(takeover_socket, "", RESTART,
+		"unix socket on which a new pgmux (--takeover) takes the listening sockets over; "
+		"empty = <unix_socket_dir>/.s.PGSQL.<listen_port>.takeover"),
 	BOOL_KEY(tcp_keepalive, "1", LOOP, "turn on TCP keepalive on client and server sockets"),
 	INT_KEY(tcp_keepidle, "0", LOOP, 0, INT_MAX,
 		"seconds a TCP connection is idle before the first keepalive probe; 0 = the OS's"),

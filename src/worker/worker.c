@@ -20,6 +20,7 @@
 #include "ev/dns.h"
 #include "ev/httpd.h"
 #include "ev/listen.h"
+#include "ev/takeover.h"
 #include "ev/tls.h"
 #include "metrics/histogram.h"
 #include "pool/pool.h"
@@ -341,6 +342,9 @@ void worker_destroy(struct worker *w)
 
 	httpd_close(w->metrics_httpd);
 	w->metrics_httpd = NULL;
+	/* After a handover the socket is the new process's: takeover_close leaves its file. */
+	takeover_close(w->takeover, true);
+	w->takeover = NULL;
 	list_for_each_safe(n, t, &w->login_clients)
 		client_close(list_entry(n, struct client, node), NULL, "pgmux exits");
 	list_for_each_safe(n, t, &w->pools)
