@@ -194,3 +194,29 @@ def test_one_process_gone_the_other_serves_the_port(pgmux, direct, tmp_path):
     send_cancel("127.0.0.1", muxes[1].port, 12345, 1 << PEER_SHIFT)
     wait_for(lambda: peer_pools(muxes[1])[1]["failed"] == 1, 5, what="the failed forward counted")
     assert os.path.exists(os.path.join(muxes[1].admin_host, f".s.PGSQL.{muxes[1].port}"))
+
+
+def test_requests_beyond_pool_size_wait_and_a_silent_peer_times_out(pgmux, tmp_path):
+    # a "peer" that accepts connections (the kernel does) and never answers or closes them
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    try:
+        d = tmp_path / "own"
+        d.mkdir()
+        mux = pgmux({"peer_id": 1, "unix_socket_dir": str(d), "server_connect_timeout": 1},
+                    extra_sections=f"\n[peers]\n3 = host=127.0.0.1 port={silent.getsockname()[1]} "
+                                   "pool_size=1\n")
+        for n in range(3):
+            send_cancel("127.0.0.1", mux.port, 1000 + n, (3 << PEER_SHIFT) | n)
+        # one on its way (written, unanswered), two waiting for the peer's only slot
+        wait_for(lambda: peer_pools(mux)[3]["sv_active_cancel"] == 1, 5, what="one written")
+        p = peer_pools(mux)[3]
+        assert (p["cl_active_cancel_req"], p["cl_waiting_cancel_req"], p["sv_login"]) == (1, 2, 0), p
+        # each is given up after server_connect_timeout, and the next one starts
+        wait_for(lambda: peer_pools(mux)[3]["failed"] == 3, 10, what="all three given up")
+        p = peer_pools(mux)[3]
+        assert (p["cl_active_cancel_req"], p["cl_waiting_cancel_req"], p["forwarded"]) == (0, 0, 0), p
+        assert "not confirmed by peer 3" in mux.log()
+    finally:
+        silent.close()
