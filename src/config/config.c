@@ -1624,6 +1624,24 @@ static void warn_min_pool_sizes(struct config *cfg, const struct origins *o)
 	}
 }
 
+/* Peering half set up starts, as in PgBouncer, but some cancel requests will not arrive. */
+static void warn_peering(struct config *cfg, const struct origins *o)
+{
+	const char *path = cfg->config_file;
+
+	if (cfg->so_reuseport && !cfg->peer_id)
+		add_warning(cfg, path, origin_of_key(o, "so_reuseport"), "so_reuseport",
+			    "set without peer_id: a cancel request the kernel hands to another "
+			    "process sharing the port is lost");
+	else if (cfg->peer_id && cfg->n_peers == 0)
+		add_warning(cfg, path, origin_of_key(o, "peer_id"), "peer_id",
+			    "set without a [peers] section: cancel requests for other processes are "
+			    "dropped");
+	else if (!cfg->peer_id && cfg->n_peers > 0)
+		add_warning(cfg, path, o && o->peers ? o->peers[0] : 0, "peers",
+			    "[peers] is not used without peer_id");
+}
+
 static void clear_warnings(struct config *cfg)
 {
 	for (int i = 0; i < cfg->n_warnings; i++)
@@ -1650,6 +1668,7 @@ static bool finish_config(struct config *cfg, struct report *r, const struct ori
 		return false;
 	clear_warnings(cfg);
 	warn_min_pool_sizes(cfg, o);
+	warn_peering(cfg, o);
 	if (!load_shard_maps(cfg, r, o))
 		return false;
 	if (!cfg->auth_hba_file[0]) {

@@ -557,6 +557,10 @@ static const struct {
 	{ "[pgmux]\nmin_pool_size = 10\n[databases]\n\napp = pool_size=5\n", 1, 5, "app",
 	  "min_pool_size (10) is larger than pool_size (5)" },
 	{ "[pgmux]\nmin_pool_size = 5\n[databases]\napp = pool_size=5\n", 0, 0, NULL, NULL },
+	{ "[pgmux]\n\nso_reuseport = 1\n", 1, 3, "so_reuseport", "without peer_id" },
+	{ "[pgmux]\npeer_id = 3\n", 1, 2, "peer_id", "without a [peers] section" },
+	{ "[peers]\n1 = host=/a\n", 1, 2, "peers", "not used without peer_id" },
+	{ "[pgmux]\nso_reuseport = 1\npeer_id = 1\n[peers]\n1 = host=/a\n", 0, 0, NULL, NULL },
 };
 
 static void test_warnings(void **state)
