@@ -220,3 +220,23 @@ def test_requests_beyond_pool_size_wait_and_a_silent_peer_times_out(pgmux, tmp_p
         assert "not confirmed by peer 3" in mux.log()
     finally:
         silent.close()
+
+
+def test_reload_changes_peers_not_peer_id(pgmux, tmp_path):
+    d = tmp_path / "own"
+    d.mkdir()
+    mux = pgmux({"peer_id": 1, "unix_socket_dir": str(d)},
+                extra_sections=f"\n[peers]\n1 = host={d}\n")
+    assert [r["peer_id"] for r in mux.admin("SHOW PEERS")] == ["1"]
+    mux.extra_sections = f"\n[peers]\n1 = host={d}\n5 = host=10.9.9.9 port=7000 pool_size=2\n"
+    mux.write_config()
+    mux.admin("RELOAD")
+    rows = mux.admin("SHOW PEERS")
+    assert [(r["peer_id"], r["host"], r["port"], r["pool_size"]) for r in rows] == \
+        [("1", str(d), "6432", "5"), ("5", "10.9.9.9", "7000", "2")]
+    assert sorted(peer_pools(mux)) == [1, 5]
+    # the keys already given out name this process: its peer_id changes only with a restart
+    with pytest.raises(rawpg.PgError) as e:
+        mux.admin("SET peer_id = 2")
+    assert e.value.sqlstate == "55P02"
+    assert [r["value"] for r in mux.admin("SHOW CONFIG") if r["key"] == "peer_id"] == ["1"]
