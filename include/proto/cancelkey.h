@@ -26,7 +26,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define CANCELKEY_PEER_ID_MAX 16383        /* 14 bits */
+#define CANCELKEY_PEER_ID_MAX 16383 /* 14 bits */
 #define CANCELKEY_PEER_SHIFT 18
 #define CANCELKEY_FORWARDED (1u << 17)
 #define CANCELKEY_RANDOM_MASK ((1u << 17) - 1)

@@ -77,6 +77,14 @@ static void cancel_done(struct cancel_req *r, bool delivered)
 		pool_recycle_server(s);
 }
 
+/* Why a connect failed: the system's error, or what ev/ said (a name that did not resolve). */
+static const char *connect_error(const struct conn *c, int errnum)
+{
+	if (errnum)
+		return strerror(errnum);
+	return conn_error(c) ? conn_error(c) : "connect failed";
+}
+
 static enum conn_action on_packet(void *owner, struct conn *c, const struct pkt_header *hdr,
 				  const uint8_t *whole)
 {
@@ -90,8 +98,8 @@ static void on_connected(void *owner, struct conn *c, bool ok, int errnum)
 
 	if (!ok) {
 		if (r->peer)
-			log_warning("cancel request could not be forwarded to peer %d: %s", r->peer->id,
-				    errnum ? strerror(errnum) : conn_error(c) ? conn_error(c) : "failed");
+			log_warning("cancel request could not be forwarded to peer %d: %s",
+				    r->peer->id, connect_error(c, errnum));
 		else
 			log_warning("cancel request could not be delivered: %s", strerror(errnum));
 		cancel_done(r, false);
@@ -155,8 +163,8 @@ void cancel_expire(struct worker *w, double timeout)
 		if (now - r->start_us < (uint64_t)(timeout * 1e6))
 			continue;
 		if (r->peer) {
-			log_warning("cancel request not confirmed by peer %d after %g s", r->peer->id,
-				    timeout);
+			log_warning("cancel request not confirmed by peer %d after %g s",
+				    r->peer->id, timeout);
 			cancel_done(r, false);
 			continue;
 		}
@@ -243,9 +251,7 @@ static void peer_start(struct cancel_req *r, const struct peer_entry *e)
 	p->n_login++;
 	if (!peer_connect(r, e, &errnum)) {
 		log_warning("cancel request could not be forwarded to peer %d at %s:%d: %s", p->id,
-			    e->host, e->port,
-			    errnum ? strerror(errnum) : conn_error(&r->conn) ? conn_error(&r->conn) :
-			    "connect failed");
+			    e->host, e->port, connect_error(&r->conn, errnum));
 		list_del(&r->node);
 		p->n_login--;
 		p->failed++;
@@ -268,7 +274,8 @@ static void peer_start_waiting(struct worker *w, struct peer *p)
 		list_del(&r->node);
 		p->n_waiting--;
 		if (!e) {
-			log_warning("cancel request for peer %d dropped: no longer in [peers]", p->id);
+			log_warning("cancel request for peer %d dropped: no longer in [peers]",
+				    p->id);
 			p->dropped++;
 			free(r);
 			continue;
@@ -303,8 +310,8 @@ static void forward_to_peer(struct worker *w, uint32_t pid, uint32_t key)
 
 	if (cancelkey_is_forwarded(key)) {
 		log_warning("cancel request forwarded by a peer is for peer %d, not this one (%d): "
-			    "dropped (do the [peers] sections of the processes agree?)", id,
-			    w->cfg->peer_id);
+			    "dropped (do the [peers] sections of the processes agree?)",
+			    id, w->cfg->peer_id);
 		return;
 	}
 	e = config_find_peer(w->cfg, id);

@@ -13,7 +13,8 @@ struct cancelkey cancelkey_make(int peer_id, uint32_t rnd_pid, uint32_t rnd_key)
 	if (peer_id <= 0)
 		k.key = rnd_key;
 	else
-		k.key = ((uint32_t)peer_id << CANCELKEY_PEER_SHIFT) | (rnd_key & CANCELKEY_RANDOM_MASK);
+		k.key = ((uint32_t)peer_id << CANCELKEY_PEER_SHIFT) |
+			(rnd_key & CANCELKEY_RANDOM_MASK);
 	return k;
 }
 

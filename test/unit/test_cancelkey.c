@@ -23,7 +23,8 @@ static void test_peer_id_round_trips(void **state)
 			assert_int_equal(cancelkey_peer_id(k.key), ids[i]);
 			assert_false(cancelkey_is_forwarded(k.key));
 			/* the 17 random bits are the caller's, untouched */
-			assert_int_equal(k.key & CANCELKEY_RANDOM_MASK, rnds[j] & CANCELKEY_RANDOM_MASK);
+			assert_int_equal(k.key & CANCELKEY_RANDOM_MASK,
+					 rnds[j] & CANCELKEY_RANDOM_MASK);
 			/* pid: 31 random bits, never negative as a signed int */
 			assert_int_equal(k.pid, rnds[j] & 0x7fffffff);
 			assert_true((int32_t)k.pid >= 0);
