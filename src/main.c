@@ -413,7 +413,8 @@ int main(int argc, char **argv)
 	} else {
 		w.listeners = listen_open(&w.loop, cfg->listen_addr, cfg->listen_port, cfg->unix_socket_dir,
 					  cfg->unix_socket_mode, cfg->listen_backlog,
-					  cfg->tcp_defer_accept != 0, on_accept, &w, err, sizeof(err));
+					  cfg->tcp_defer_accept != 0, cfg->so_reuseport, on_accept, &w,
+					  err, sizeof(err));
 		if (!w.listeners)
 			die("%s", err);
 		if (*cfg->metrics_listen && !(w.metrics_httpd = httpd_open(&w.loop, cfg->metrics_listen,

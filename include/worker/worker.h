@@ -71,7 +71,8 @@ struct worker {
 	struct list_node users;
 	struct list_node pools;
 	struct list_node login_clients;   /* LOGIN (no pool yet) and admin clients */
-	struct list_node cancel_reqs;     /* cancel requests on their way to a backend */
+	struct list_node cancel_reqs;     /* cancel requests on their way to a backend or peer */
+	struct list_node peers;           /* struct peer: [peers] that cancels were sent to */
 	struct topo topo;                 /* the clusters; pools follow it (pool_follow_topology) */
 	int n_clients;                    /* every client connection, for max_client_conn */
 	/* connections per source address, for max_client_conn_per_addr (client/admit.c) */

@@ -124,6 +124,13 @@ const struct config_key config_keys[] = {
 		"nonzero: TCP listeners wake pgmux only once a client has sent data, for up to 45 s "
 		"(Linux TCP_DEFER_ACCEPT)"),
 
+	BOOL_KEY(so_reuseport, "0", RESTART,
+		 "open TCP listeners with SO_REUSEPORT, so several pgmux processes can share one "
+		 "port (give each its own peer_id and unix_socket_dir)"),
+	INT_KEY(peer_id, "0", RESTART, 0, 16383,
+		"this process's number among the processes of [peers]; cancel keys carry it so a "
+		"cancel that reaches another peer is forwarded here; 0 = no peering"),
+
 	/* pooling */
 	ENUM_KEY(pool_mode, "session", pool_mode_names,
 		 "when a server goes back to the pool: session, transaction or statement"),
@@ -373,6 +380,16 @@ const struct config_key config_user_keys[] = {
 };
 
 const size_t config_user_key_count = sizeof(config_user_keys) / sizeof(config_user_keys[0]);
+
+const struct config_key config_peer_keys[] = {
+	ENTRY_KEY(peer_entry, host, CFG_STRING, "", 0, 0,
+		  "the peer's address, host name, or unix socket directory (starts with /)"),
+	ENTRY_KEY(peer_entry, port, CFG_INT, "6432", 1, 65535, "the peer's port"),
+	ENTRY_KEY(peer_entry, pool_size, CFG_INT, NULL, 1, INT_MAX,
+		  "cancel requests on their way to this peer at once; unset = default_pool_size"),
+};
+
+const size_t config_peer_key_count = sizeof(config_peer_keys) / sizeof(config_peer_keys[0]);
 
 #define CL_KEY(field, t, lo, hi, help_text) ENTRY_KEY(cluster_entry, field, t, NULL, lo, hi, help_text)
 #define CL_STR(field, help_text) ENTRY_KEY(cluster_entry, field, CFG_STRING, "", 0, 0, help_text)

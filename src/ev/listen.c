@@ -38,6 +38,7 @@ struct listeners {
 	listen_accept_fn fn;
 	void *arg;
 	bool defer_accept;
+	bool reuseport;
 	int n;
 	struct listener l[MAX_LISTENERS];
 	char unix_path[108];
@@ -162,6 +163,13 @@ static bool listen_tcp(struct listeners *ls, const char *host, int port, int bac
 		if (fd < 0)
 			continue;
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		/* Several processes on one port: each must ask, or the second bind fails. */
+		if (ls->reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+			snprintf(err, errlen, "so_reuseport on %s:%d: %s", host, port, strerror(errno));
+			close(fd);
+			freeaddrinfo(res);
+			return false;
+		}
 		if (ai->ai_family == AF_INET6)
 			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, backlog) < 0) {
@@ -258,8 +266,8 @@ static struct listeners *new_listeners(struct evloop *loop, listen_accept_fn fn,
 }
 
 struct listeners *listen_open(struct evloop *loop, const char *addrs, int port, const char *unix_dir,
-			      int unix_mode, int backlog, bool defer_accept, listen_accept_fn fn,
-			      void *arg, char *err, size_t errlen)
+			      int unix_mode, int backlog, bool defer_accept, bool reuseport,
+			      listen_accept_fn fn, void *arg, char *err, size_t errlen)
 {
 	struct listeners *ls = new_listeners(loop, fn, arg);
 	char *copy, *tok, *save = NULL, names[256];
@@ -271,6 +279,7 @@ struct listeners *listen_open(struct evloop *loop, const char *addrs, int port, 
 		return NULL;
 	}
 	ls->defer_accept = defer_accept;
+	ls->reuseport = reuseport;
 	passed = sysd_listen_fds(names, sizeof(names), err, errlen);
 	if (passed != 0) {
 		free(copy);

@@ -302,6 +302,7 @@ bool worker_init(struct worker *w, struct config *cfg, struct userlist *ul)
 	list_init(&w->pools);
 	list_init(&w->login_clients);
 	list_init(&w->cancel_reqs);
+	list_init(&w->peers);
 	list_init(&w->write_pauses);
 	if (!evloop_init(&w->loop, (uint32_t)cfg->pkt_buf))
 		return false;
@@ -356,6 +357,7 @@ void worker_destroy(struct worker *w)
 		conn_close(&r->conn);
 		free(r);
 	}
+	cancel_peers_free(w);
 	evloop_run_deferred(&w->loop);
 	if (w->console)
 		w->console->destroy(w);
