@@ -370,6 +370,13 @@ static int recv_msg(int fd, struct takeover_msg *m, int *fds, char *err, size_t 
 		return -1;
 	}
 	n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+	/*
+	 * A process that closes with our message unread in its queue (a refusal sent before our
+	 * HELLO arrived) makes the kernel report the reset first, once: what it sent before
+	 * closing is still queued behind that error.
+	 */
+	if (n < 0 && errno == ECONNRESET)
+		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
 	for (c = CMSG_FIRSTHDR(&mh); n >= 0 && c; c = CMSG_NXTHDR(&mh, c)) {
 		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
 			int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
