@@ -138,6 +138,12 @@ struct client {
 	log_msg(lvl, "C-%llu %s/%s@%s " fmt, (unsigned long long)(c)->id, (c)->dbname, (c)->user, \
 		(c)->addr, ##__VA_ARGS__)
 
+/*
+ * A new client of w, in its login state with no socket yet (for the client module's ways in:
+ * accept, internal clients, clients handed over by the previous process). NULL: out of memory.
+ */
+struct client *client_new(struct worker *w);
+
 /* Accept a new client socket (from the listener). */
 void client_accept(struct worker *w, int fd, bool is_unix);
 

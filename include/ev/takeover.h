@@ -17,10 +17,12 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ev/takeovermsg.h"
 
 struct evloop;
+struct takeover_clients;
 struct takeover_server;
 
 /* Seconds the old process waits for the new one's next message, and the new one for the old's. */
@@ -81,9 +83,29 @@ int takeover_begin(const char *path, struct takeover_offer *got, long *old_pid, 
 		   size_t errlen);
 
 /*
- * Say READY, wait for DONE, close fd. True when the old process confirmed it stopped accepting;
- * false (and err) otherwise: it may still be accepting.
+ * Say READY, wait for DONE. True when the old process confirmed it stopped accepting: fd stays
+ * open, for takeover_receive_clients. False (and err, fd closed) otherwise: it may still be
+ * accepting.
  */
 bool takeover_finish(int fd, char *err, size_t errlen);
+
+/* The new process is given one client: its socket (now the callee's) and its record. */
+typedef void (*takeover_client_fn)(void *arg, int fd, const uint8_t *rec, size_t len);
+
+/*
+ * New side, once the loop runs: receive on fd (from a successful takeover_finish) the clients
+ * the old process hands over, each given to fn, until it closes the connection. NULL (fd
+ * closed): out of memory.
+ */
+struct takeover_clients *takeover_receive_clients(struct evloop *loop, int fd, long old_pid,
+						  takeover_client_fn fn, void *arg);
+void takeover_clients_close(struct takeover_clients *tc);
+
+/*
+ * Old side, after done: pass one idle client (its socket fd and its record) to the new process.
+ * 1: sent (fd is still the caller's, to close); 0: not now (the connection's queue is full,
+ * or the record too large), nothing sent; -1: there is no connection (any more).
+ */
+int takeover_pass_client(struct takeover_server *ts, int fd, const uint8_t *rec, size_t len);
 
 #endif

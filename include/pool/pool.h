@@ -178,6 +178,8 @@ void pool_client_accepted(struct client *c);
  * (WAITING_LOGIN) for the pool's first server, which is launched now.
  */
 void pool_client_logged_in(struct client *c);
+/* c (with its pool) came from the previous pgmux process, already logged in: idle at once. */
+void pool_client_adopted(struct client *c);
 
 /* Client c (no pool) is authenticated for the admin console: IDLE, on the worker's list. */
 void pool_console_client_logged_in(struct client *c);

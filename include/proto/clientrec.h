@@ -34,7 +34,7 @@ enum clientrec_tag {
 	CLIENTREC_CANCEL = 'k',        /* pid, key: 2 x 4 bytes */
 	CLIENTREC_CONNECTED = 't',     /* connect time, monotonic microseconds: 8 bytes */
 	CLIENTREC_PARAM = 'p',         /* tracked parameter: index byte, then the value string */
-	CLIENTREC_SETTING = 's',       /* session setting: name NUL value */
+	CLIENTREC_SETTING = 's',       /* session setting: raw flag byte, name NUL value */
 	CLIENTREC_STATEMENT = 'P',     /* named statement: shape (4 bytes), name NUL, definition */
 	CLIENTREC_ROUTE_HINT = 'h',    /* enum route_hint: 1 byte */
 	CLIENTREC_RYW_LSN = 'r',       /* WAL position of its last committed write: 8 bytes */
@@ -56,7 +56,7 @@ struct clientrec_field {
 	size_t bytes_len;
 	uint64_t num;                  /* CONNECTED, RYW_LSN, ROUTE_HINT; CANCEL's pid; STATEMENT's shape */
 	uint32_t num2;                 /* CANCEL's key */
-	uint8_t index;                 /* PARAM's parameter index */
+	uint8_t index;                 /* PARAM's parameter index; SETTING's raw flag */
 };
 
 /* Building: the magic first, then any fields, then clientrec_end. Errors mark mb failed. */
@@ -66,7 +66,7 @@ void clientrec_u64(struct msgbuf *mb, enum clientrec_tag tag, uint64_t v);
 void clientrec_u8(struct msgbuf *mb, enum clientrec_tag tag, uint8_t v);
 void clientrec_cancel(struct msgbuf *mb, uint32_t pid, uint32_t key);
 void clientrec_param(struct msgbuf *mb, uint8_t index, const char *value);
-void clientrec_setting(struct msgbuf *mb, const char *name, const char *value);
+void clientrec_setting(struct msgbuf *mb, const char *name, const char *value, bool raw);
 void clientrec_statement(struct msgbuf *mb, const char *name, uint32_t shape, const uint8_t *def,
 			 size_t def_len);
 void clientrec_scram_keys(struct msgbuf *mb, const uint8_t client_key[32],

@@ -28,6 +28,7 @@ struct config;
 struct dns;
 struct httpd;
 struct shard_maps;
+struct takeover_clients;
 struct takeover_server;
 struct tls_ctx;
 struct userlist;
@@ -88,6 +89,10 @@ struct worker {
 	struct evloop_timer janitor;
 	void *listeners;                  /* ev/listen.c's state */
 	struct takeover_server *takeover; /* the takeover socket (ev/takeover.c); NULL = none */
+	/* Old process after a takeover: idle clients go to the new one at this timer's ticks. */
+	struct evloop_timer handoff_timer;
+	/* New process after a takeover: the clients the old one hands over arrive here. */
+	struct takeover_clients *takeover_in;
 	const struct console_ops *console; /* the admin console's entry points; NULL = none */
 	void *admin;                      /* the admin console's state (admin/console.c) */
 	struct authquery *authquery;      /* auth_query's cache and connections (auth/) */

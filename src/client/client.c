@@ -38,7 +38,7 @@ const char *client_state_name(enum client_state s)
 	return names[s];
 }
 
-static struct client *client_new(struct worker *w)
+struct client *client_new(struct worker *w)
 {
 	struct client *c = calloc(1, sizeof(*c));
 

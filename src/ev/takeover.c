@@ -40,6 +40,18 @@ struct takeover_server {
 	takeover_offer_fn offer;
 	takeover_done_fn done;
 	void *arg;
+	int pass_fd;               /* after DONE: the connection clients are passed on; -1 none */
+};
+
+/* New side: the connection the old process passes its clients on. */
+struct takeover_clients {
+	struct evloop *loop;
+	ev_io io;
+	long old_pid;
+	takeover_client_fn fn;
+	void *arg;
+	uint8_t *buf;              /* TAKEOVER_CLIENT_MSG_MAX bytes */
+	unsigned long received;
 };
 
 static bool path_address(const char *path, struct sockaddr_un *sun, char *err, size_t errlen)
@@ -170,7 +182,8 @@ static void on_ready(struct takeover_server *ts)
 		 ts->peer_pid);
 	ts->done(ts->arg, ts->peer_pid);
 	send_simple(peer, TAKEOVER_DONE, NULL);
-	close(peer);
+	/* The connection stays: idle clients follow the sockets on it (takeover_pass_client). */
+	ts->pass_fd = peer;
 }
 
 static void on_peer(struct ev_loop *ev, ev_io *w, int revents)
@@ -284,6 +297,7 @@ struct takeover_server *takeover_listen(struct evloop *loop, const char *path, i
 	ts->offer = offer;
 	ts->done = done;
 	ts->arg = arg;
+	ts->pass_fd = -1;
 	snprintf(ts->path, sizeof(ts->path), "%s", path);
 	ev_io_init(&ts->listen_io, on_accept, fd, EV_READ);
 	ts->listen_io.data = ts;
@@ -309,6 +323,8 @@ void takeover_close(struct takeover_server *ts, bool remove_file)
 	if (!ts)
 		return;
 	end_peer(ts);
+	if (ts->pass_fd >= 0)
+		close(ts->pass_fd);
 	if (ts->listen_io.fd >= 0) {
 		ev_io_stop(ts->loop->ev, &ts->listen_io);
 		close(ts->listen_io.fd);
@@ -316,6 +332,53 @@ void takeover_close(struct takeover_server *ts, bool remove_file)
 			unlink(ts->path);
 	}
 	free(ts);
+}
+
+int takeover_pass_client(struct takeover_server *ts, int fd, const uint8_t *rec, size_t len)
+{
+	struct takeover_msg m = { .type = TAKEOVER_CLIENT,
+				  .version = TAKEOVER_VERSION,
+				  .pid = (uint32_t)getpid(),
+				  .record = rec,
+				  .record_len = len };
+	union {
+		struct cmsghdr h;
+		char space[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct iovec iov;
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	uint8_t *buf;
+	size_t n;
+	ssize_t sent;
+
+	if (!ts || ts->pass_fd < 0)
+		return -1;
+	if (!(buf = malloc(TAKEOVER_CLIENT_MSG_MAX)))
+		return 0;
+	if (!(n = takeovermsg_encode(&m, buf, TAKEOVER_CLIENT_MSG_MAX))) {
+		free(buf);
+		return 0; /* too large a record: this client stays */
+	}
+	iov = (struct iovec){ .iov_base = buf, .iov_len = n };
+	memset(&ctl, 0, sizeof(ctl));
+	mh.msg_control = ctl.space;
+	mh.msg_controllen = sizeof(ctl.space);
+	ctl.h.cmsg_level = SOL_SOCKET;
+	ctl.h.cmsg_type = SCM_RIGHTS;
+	ctl.h.cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(&ctl.h), &fd, sizeof(int));
+	sent = sendmsg(ts->pass_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	free(buf);
+	if (sent == (ssize_t)n)
+		return 1;
+	if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS || errno == EINTR))
+		return 0;
+	log_warning("takeover: the connection clients were passed on ended (%s): the clients left "
+		    "stay here until they leave",
+		    sent < 0 ? strerror(errno) : "short send");
+	close(ts->pass_fd);
+	ts->pass_fd = -1;
+	return -1;
 }
 
 /* ---- new side ---- */
@@ -467,6 +530,106 @@ bool takeover_finish(int fd, char *err, size_t errlen)
 			snprintf(err, errlen, "unexpected %s message",
 				 takeovermsg_type_name(m.type));
 	}
-	close(fd);
+	if (!ok)
+		close(fd);
 	return ok;
+}
+
+/* Take the client in one CLIENT message, or close what came that is not one. */
+static void take_client(struct takeover_clients *tc, ssize_t n, const struct msghdr *mh)
+{
+	struct takeover_msg m;
+	struct cmsghdr *c;
+	int fds[4], nfds = 0;
+	char err[128];
+
+	for (c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR((struct msghdr *)mh, c)) {
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+			int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+
+			for (int i = 0; i < k; i++) {
+				int fd;
+
+				memcpy(&fd, CMSG_DATA(c) + sizeof(int) * (size_t)i, sizeof(int));
+				if (nfds < 4)
+					fds[nfds++] = fd;
+				else
+					close(fd);
+			}
+		}
+	}
+	if (nfds != 1 || (mh->msg_flags & (MSG_CTRUNC | MSG_TRUNC)) ||
+	    !takeovermsg_decode(tc->buf, (size_t)n, &m, err, sizeof(err)) ||
+	    m.type != TAKEOVER_CLIENT) {
+		log_warning("takeover: pid %ld sent something other than a client (%d descriptors); "
+			    "dropped",
+			    tc->old_pid, nfds);
+		close_fds(fds, nfds);
+		return;
+	}
+	tc->received++;
+	tc->fn(tc->arg, fds[0], m.record, m.record_len);
+}
+
+static void on_clients(struct ev_loop *ev, ev_io *w, int revents)
+{
+	struct takeover_clients *tc = w->data;
+
+	/* a bounded batch per wakeup: the loop has other clients to serve */
+	for (int i = 0; i < 64; i++) {
+		union {
+			struct cmsghdr h;
+			char space[CMSG_SPACE(sizeof(int) * 4)];
+		} ctl;
+		struct iovec iov = { .iov_base = tc->buf, .iov_len = TAKEOVER_CLIENT_MSG_MAX };
+		struct msghdr mh = { .msg_iov = &iov,
+				     .msg_iovlen = 1,
+				     .msg_control = ctl.space,
+				     .msg_controllen = sizeof(ctl.space) };
+		ssize_t n = recvmsg(w->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return;
+		if (n <= 0) {
+			log_info("takeover: pid %ld handed over %lu clients and closed the connection",
+				 tc->old_pid, tc->received);
+			ev_io_stop(ev, w);
+			close(w->fd);
+			w->fd = -1;
+			return;
+		}
+		take_client(tc, n, &mh);
+	}
+}
+
+struct takeover_clients *takeover_receive_clients(struct evloop *loop, int fd, long old_pid,
+						  takeover_client_fn fn, void *arg)
+{
+	struct takeover_clients *tc = calloc(1, sizeof(*tc));
+
+	if (!tc || !(tc->buf = malloc(TAKEOVER_CLIENT_MSG_MAX))) {
+		free(tc);
+		close(fd);
+		return NULL;
+	}
+	tc->loop = loop;
+	tc->old_pid = old_pid;
+	tc->fn = fn;
+	tc->arg = arg;
+	ev_io_init(&tc->io, on_clients, fd, EV_READ);
+	tc->io.data = tc;
+	ev_io_start(loop->ev, &tc->io);
+	return tc;
+}
+
+void takeover_clients_close(struct takeover_clients *tc)
+{
+	if (!tc)
+		return;
+	if (tc->io.fd >= 0) {
+		ev_io_stop(tc->loop->ev, &tc->io);
+		close(tc->io.fd);
+	}
+	free(tc->buf);
+	free(tc);
 }

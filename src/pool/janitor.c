@@ -92,7 +92,14 @@ static void check_servers(struct pool *p, uint64_t now)
 		struct server *s = list_entry(n, struct server, node);
 		int total = p->nodes[s->member].n_servers;
 
-		if (exceeded(now, s->connect_time_us, cfg->server_lifetime) && total > min)
+		/*
+		 * Shutting down (after a takeover: its clients went to the new process), a pool
+		 * without clients keeps no server, so that the new process's pools grow as this
+		 * one's shrink, within the server's max_connections.
+		 */
+		if (p->w->shutting_down && !p->n_active_clients && !p->n_waiting_clients)
+			server_close(s, "shutting down: no client left in its pool");
+		else if (exceeded(now, s->connect_time_us, cfg->server_lifetime) && total > min)
 			server_close(s, "server_lifetime");
 		else if (exceeded(now, s->request_time_us, cfg->server_idle_timeout) && total > min)
 			server_close(s, "server_idle_timeout");

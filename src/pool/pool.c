@@ -249,6 +249,12 @@ void pool_client_logged_in(struct client *c)
 	}
 }
 
+void pool_client_adopted(struct client *c)
+{
+	ASSERT(c->pool);
+	client_set_state(c, CLIENT_IDLE, "handed over by the previous process");
+}
+
 void pool_console_client_logged_in(struct client *c)
 {
 	ASSERT(!c->pool);
@@ -554,7 +560,8 @@ int pool_size(const struct pool *p)
 
 int pool_min_size(const struct pool *p)
 {
-	return config_db_min_pool_size(p->w->cfg, p->db->entry);
+	/* Spare servers are for clients to come, and a process shutting down takes none. */
+	return p->w->shutting_down ? 0 : config_db_min_pool_size(p->w->cfg, p->db->entry);
 }
 
 static int pool_reserve(const struct pool *p)

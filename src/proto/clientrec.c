@@ -66,10 +66,11 @@ void clientrec_param(struct msgbuf *mb, uint8_t index, const char *value)
 	mb_end(mb, at);
 }
 
-void clientrec_setting(struct msgbuf *mb, const char *name, const char *value)
+void clientrec_setting(struct msgbuf *mb, const char *name, const char *value, bool raw)
 {
 	size_t at = mb_begin(mb, (char)CLIENTREC_SETTING);
 
+	mb_put_u8(mb, raw);
 	mb_put_cstring(mb, name);
 	mb_put_bytes(mb, value, strlen(value));
 	mb_end(mb, at);
@@ -163,13 +164,13 @@ static bool decode(enum clientrec_tag tag, const uint8_t *p, size_t n, struct cl
 		f->str_len = n - 1;
 		return no_nul(p + 1, n - 1);
 	case CLIENTREC_SETTING:
-		nul = memchr(p, '\0', n);
-		if (!nul)
+		if (n < 2 || p[0] > 1 || !(nul = memchr(p + 1, '\0', n - 1)) || nul == p + 1)
 			return false;
-		f->str = (const char *)p;
-		f->str_len = (size_t)(nul - p);
+		f->index = p[0];
+		f->str = (const char *)p + 1;
+		f->str_len = (size_t)(nul - (p + 1));
 		f->value = (const char *)nul + 1;
-		f->value_len = n - f->str_len - 1;
+		f->value_len = n - 1 - f->str_len - 1;
 		return no_nul(nul + 1, f->value_len);
 	case CLIENTREC_STATEMENT:
 		if (n < 5 || !(nul = memchr(p + 4, '\0', n - 4)) || nul == p + 4)

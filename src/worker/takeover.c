@@ -12,11 +12,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "client/client.h"
+#include "client/handoff.h"
 #include "config/config.h"
 #include "core/log.h"
 #include "ev/takeover.h"
 #include "pool/pool.h"
+#include "proto/build.h"
 #include "worker/worker.h"
+
+/* Seconds between looks for clients that became idle, after a takeover. */
+#define HANDOFF_INTERVAL 0.02
 
 bool worker_takeover_path(const struct config *cfg, char *buf, size_t len)
 {
@@ -65,6 +71,44 @@ static bool on_offer(void *arg, struct takeover_offer *out, char *why, size_t wh
 	return true;
 }
 
+/* Old side: every client that may go now, to the new process (see client/handoff.h). */
+static void hand_over_idle_clients(void *arg)
+{
+	struct worker *w = arg;
+	struct list_node *pn, *pt, *cn, *ct;
+	struct msgbuf mb;
+	int sent = 0;
+
+	mb_init(&mb);
+	list_for_each_safe(pn, pt, &w->pools) {
+		struct pool *p = list_entry(pn, struct pool, node);
+
+		list_for_each_safe(cn, ct, &p->active_clients) {
+			struct client *c = list_entry(cn, struct client, node);
+			int fd, r;
+
+			if (client_handoff_refusal(c))
+				continue;
+			mb_reset(&mb);
+			if ((fd = client_handoff_export(c, &mb)) < 0 || mb.len > TAKEOVER_RECORD_MAX)
+				continue;
+			r = takeover_pass_client(w->takeover, fd, mb.data, mb.len);
+			if (r < 0) {
+				evloop_timer_stop(&w->loop, &w->handoff_timer);
+				mb_free(&mb);
+				return;
+			}
+			if (r == 0)
+				continue;
+			client_handed_over(c);
+			sent++;
+		}
+	}
+	mb_free(&mb);
+	if (sent)
+		log_debug("takeover: %d idle clients handed over, %d left here", sent, w->n_clients);
+}
+
 /* The new process accepts: stop, and shut down as on SIGTERM (clients stay until they leave). */
 static void on_done(void *arg, long new_pid)
 {
@@ -79,6 +123,14 @@ static void on_done(void *arg, long new_pid)
 		 "they leave",
 		 new_pid, w->n_clients);
 	worker_shutdown(w, false);
+	/*
+	 * Idle clients in pools that share servers follow the sockets now, the others as they
+	 * become idle: the timer looks again every HANDOFF_INTERVAL.
+	 */
+	hand_over_idle_clients(w);
+	if (!evloop_timer_start(&w->loop, &w->handoff_timer, HANDOFF_INTERVAL,
+				hand_over_idle_clients, w))
+		log_warning("takeover: no timer to hand over clients later: they stay here");
 }
 
 bool worker_takeover_listen(struct worker *w, char *err, size_t errlen)
@@ -193,6 +245,15 @@ static bool take_clients(struct worker *w, struct received *r, listen_accept_fn 
 	return w->listeners != NULL;
 }
 
+/* New side: a client the old process handed over. */
+static void adopt_client(void *arg, int fd, const uint8_t *rec, size_t len)
+{
+	char why[200];
+
+	if (!client_adopt(arg, fd, rec, len, why, sizeof(why)))
+		log_warning("takeover: a client handed over could not be taken: %s", why);
+}
+
 bool worker_takeover(struct worker *w, const char *path, listen_accept_fn accept,
 		     httpd_handler_fn metrics, long *old_pid, char *err, size_t errlen)
 {
@@ -221,6 +282,7 @@ bool worker_takeover(struct worker *w, const char *path, listen_accept_fn accept
 		close_received(&r);
 		return false;
 	}
+	w->takeover_in = takeover_receive_clients(&w->loop, fd, *old_pid, adopt_client, w);
 	/* The old takeover socket, when the path changed: nobody listens on it any more. */
 	if (r.control >= 0)
 		takeover_discard(r.control, r.control_path);

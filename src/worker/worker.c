@@ -346,6 +346,9 @@ void worker_destroy(struct worker *w)
 	/* After a handover the socket is the new process's: takeover_close leaves its file. */
 	takeover_close(w->takeover, true);
 	w->takeover = NULL;
+	evloop_timer_stop(&w->loop, &w->handoff_timer);
+	takeover_clients_close(w->takeover_in);
+	w->takeover_in = NULL;
 	list_for_each_safe(n, t, &w->login_clients)
 		client_close(list_entry(n, struct client, node), NULL, "pgmux exits");
 	list_for_each_safe(n, t, &w->pools)

@@ -3,8 +3,9 @@ sockets over the takeover socket, and only once it confirmed does the old one st
 
 Under load (pgbench in transaction mode, a loop of new connections from pgbench -C and from a
 client of our own that counts every attempt, idle clients): no transaction fails, no connection
-attempt is refused or reset, the old process keeps serving its clients until they leave and
-exits after the last one. And what fails before the confirmation (a bad config, nothing to take
+attempt is refused or reset; the old process hands its transaction-mode clients over between
+their transactions (with their prepared statements, settings and cancel keys), keeps serving
+the others (TLS, session mode) until they leave and exits after the last one. And what fails before the confirmation (a bad config, nothing to take
 over, a new process that dies after receiving the sockets, a second takeover at the same time)
 leaves the old process serving as before.
 
@@ -257,7 +258,8 @@ def test_takeover_under_load(request, pg, pgmux):
           f"transactions, {churn_failed} failed, "
           f"exit {churn_rc}; connection loop: {attempts.attempts} attempts, "
           f"{len(attempts.failures)} failed, the slowest took {attempts.slowest * 1000:.0f} ms; "
-          f"{IDLE_CLIENTS} idle clients served after it")
+          f"{IDLE_CLIENTS} idle clients served after it; {handed_over(old)} clients handed over "
+          f"to the new process")
     assert bench_rc == 0 and bench_failed == 0 and bench_done > 0, bench_out
     assert churn_rc == 0 and churn_failed == 0 and churn_done > 0, churn_out
     assert attempts.failures == [], attempts.failures[:5]
@@ -411,3 +413,111 @@ def test_takeover_socket_moves(request, pg, pgmux):
     new.expect_exit = True
     assert new.wait_exit(10) == 0
     assert serves(third)
+
+
+def handed_over(mux):
+    return mux.log().count("handed over to the next pgmux process")
+
+
+def test_idle_clients_follow_the_sockets(request, pg, pgmux, direct):
+    """Clients between transactions in transaction mode go to the new process with what they
+    set up (named prepared statements, session settings, parameters, their cancel key) and
+    notice nothing; clients in a transaction follow when it ends; session-mode clients stay, and
+    the old process exits when they leave."""
+    old = start_old(pgmux)
+    idle = [old.connect() for _ in range(IDLE_CLIENTS)]
+    for c in idle:
+        c.execute("select 1")
+    prepared = old.connect()
+    prepared.execute("set search_path = pg_catalog, public")
+    prepared.execute("set application_name = 'follows'")
+    stmt = "select %s::int + 1, current_setting('search_path'), current_setting('application_name')"
+    assert prepared.execute(stmt, (1,), prepare=True).fetchone()[0] == 2
+    key = prepared.pgconn.backend_pid
+    intx = old.connect(autocommit=False)
+    intx.execute("select 1")
+    session = old.connect(dbname="appsession")
+    session_pid = session.execute("select pg_backend_pid()").fetchone()[0]
+
+    new = new_process(request, pg, old)
+    wait_for(lambda: took_over(new), timeout=10, what="the takeover")
+    old.expect_exit = True
+    wait_for(lambda: handed_over(old) == IDLE_CLIENTS + 1, timeout=10,
+             what="the idle clients to be handed over")
+    # the one in a transaction stays until it ends, then follows
+    assert intx.execute("select 2").fetchone()[0] == 2
+    intx.commit()
+    wait_for(lambda: handed_over(old) == IDLE_CLIENTS + 2, timeout=10,
+             what="the client whose transaction ended to be handed over")
+    assert "taken over from the previous pgmux process" in new.log()
+
+    for c in idle:
+        assert c.execute("select 'served'").fetchone()[0] == "served"
+    # the prepared statement, settings and the key the client was told at login all work
+    assert prepared.execute(stmt, (41,), prepare=True).fetchone() == \
+        (42, "pg_catalog, public", "follows")
+    assert prepared.pgconn.backend_pid == key
+    result = {}
+
+    def sleep():
+        try:
+            prepared.execute("select pg_sleep(30)")
+            result["error"] = None
+        except psycopg.Error as e:
+            result["error"] = e
+
+    t = threading.Thread(target=sleep)
+    t.start()
+    wait_for(lambda: new.admin("show clients") and
+             any(r.get("state") == "active" for r in new.admin("show clients")),
+             timeout=10, what="the sleep to run")
+    prepared.cancel()
+    t.join(10)
+    assert isinstance(result.get("error"), psycopg.errors.QueryCanceled), result
+    assert prepared.execute("select 'after cancel'").fetchone()[0] == "after cancel"
+
+    # the session client stays on the old process, with its server; the old process's other
+    # server connections close, its clients being gone: PostgreSQL sees the new process's
+    # servers and that one
+    def servers_not_the_new_ones():
+        new_servers = [r for r in new.admin("show servers") if r["database"] == "app"]
+        return len(direct.backends("app")) - len(new_servers)
+
+    wait_for(lambda: servers_not_the_new_ones() == 1, timeout=10,
+             what="the old process to close the servers its clients no longer need")
+    assert session.execute("select pg_backend_pid()").fetchone()[0] == session_pid
+    assert old.proc.poll() is None
+    session.close()
+    assert old.wait_exit(10) == 0
+    for c in idle + [prepared, intx]:
+        assert c.execute("select 'still served'").fetchone()[0] == "still served"
+        c.close()
+
+
+def test_tls_clients_stay_and_finish_on_the_old_process(request, pg, pgmux, tmp_path):
+    """A TLS client's session keys are the old process's: it stays there, keeps working with no
+    error and the old process exits when it leaves; a plain client beside it is handed over."""
+    from test_tls import make_ca, make_cert
+    make_ca(str(tmp_path), "ca")
+    make_cert(str(tmp_path), "ca", "server", "localhost", "IP:127.0.0.1")
+    old = start_old(pgmux, client_tls_sslmode="prefer",
+                    client_tls_key_file=str(tmp_path / "server.key"),
+                    client_tls_cert_file=str(tmp_path / "server.crt"))
+    tls = old.connect(sslmode="require")
+    plain = old.connect(sslmode="disable")
+    for c in (tls, plain):
+        c.execute("select 1")
+
+    new = new_process(request, pg, old)
+    wait_for(lambda: took_over(new), timeout=10, what="the takeover")
+    old.expect_exit = True
+    wait_for(lambda: handed_over(old) == 1, timeout=10, what="the plain client to be handed over")
+    for i in range(20):
+        assert tls.execute("select %s::int", (i,)).fetchone()[0] == i
+        assert plain.execute("select %s::int", (i,)).fetchone()[0] == i
+    assert tls.pgconn.ssl_in_use
+    assert handed_over(old) == 1 and old.proc.poll() is None
+    tls.close()
+    assert old.wait_exit(10) == 0
+    assert plain.execute("select 'on the new process'").fetchone()[0] == "on the new process"
+    plain.close()

@@ -27,8 +27,8 @@ static void build_full(struct msgbuf *mb)
 	clientrec_cancel(mb, 0x7fffffff, 0xdeadbeef);
 	clientrec_u64(mb, CLIENTREC_CONNECTED, 0x0102030405060708ull);
 	clientrec_param(mb, 3, "Europe/Paris");
-	clientrec_setting(mb, "search_path", "app, public");
-	clientrec_setting(mb, "myapp.tenant", "");
+	clientrec_setting(mb, "search_path", "app, public", false);
+	clientrec_setting(mb, "myapp.tenant", "", true);
 	clientrec_statement(mb, "get_user", 0xabcd, definition, sizeof(definition));
 	clientrec_u8(mb, CLIENTREC_ROUTE_HINT, 2);
 	clientrec_u64(mb, CLIENTREC_RYW_LSN, 0x16b3748ull);
@@ -83,8 +83,10 @@ static void test_round_trip(void **state)
 			if (str_is(&f, "search_path")) {
 				assert_int_equal(f.value_len, strlen("app, public"));
 				assert_memory_equal(f.value, "app, public", f.value_len);
+				assert_int_equal(f.index, 0);
 			} else {
 				assert_true(str_is(&f, "myapp.tenant"));
+				assert_int_equal(f.index, 1);
 				assert_int_equal(f.value_len, 0);
 			}
 			break;

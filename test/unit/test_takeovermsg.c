@@ -173,6 +173,42 @@ static void test_decode_refuses(void **state)
 	}
 }
 
+/*
+ * CLIENT: the record is the rest of the packet, so a cut one decodes to a shorter record (the
+ * record's own framing, proto/clientrec, refuses it); empty and oversized records are refused.
+ */
+static void test_client_record(void **state)
+{
+	static uint8_t record[TAKEOVER_RECORD_MAX + 1], buf[TAKEOVER_CLIENT_MSG_MAX + 1];
+	struct takeover_msg m = { .type = TAKEOVER_CLIENT, .version = TAKEOVER_VERSION, .pid = 9 };
+	struct takeover_msg got;
+	char err[128];
+	size_t len;
+
+	for (size_t i = 0; i < sizeof(record); i++)
+		record[i] = (uint8_t)(i * 7);
+	m.record = record;
+	m.record_len = TAKEOVER_RECORD_MAX;
+	len = takeovermsg_encode(&m, buf, sizeof(buf));
+	assert_int_equal(len, TAKEOVER_CLIENT_MSG_MAX);
+	assert_true(takeovermsg_decode(buf, len, &got, err, sizeof(err)));
+	assert_int_equal(got.type, TAKEOVER_CLIENT);
+	assert_int_equal(got.pid, 9);
+	assert_int_equal(got.record_len, TAKEOVER_RECORD_MAX);
+	assert_memory_equal(got.record, record, TAKEOVER_RECORD_MAX);
+	assert_false(takeovermsg_decode(buf, 11, &got, err, sizeof(err)));   /* no record */
+	assert_int_equal(takeovermsg_encode(&m, buf, len - 1), 0);
+	m.record_len = TAKEOVER_RECORD_MAX + 1;
+	assert_int_equal(takeovermsg_encode(&m, buf, sizeof(buf)), 0);
+	m.record_len = 0;
+	assert_int_equal(takeovermsg_encode(&m, buf, sizeof(buf)), 0);
+	/* a packet one byte over the largest record */
+	m.record_len = TAKEOVER_RECORD_MAX;
+	len = takeovermsg_encode(&m, buf, sizeof(buf));
+	buf[len] = 0;
+	assert_false(takeovermsg_decode(buf, len + 1, &got, err, sizeof(err)));
+}
+
 static void test_names(void **state)
 {
 	assert_string_equal(takeovermsg_type_name(TAKEOVER_SOCKETS), "sockets");
@@ -187,6 +223,7 @@ int main(void)
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_encode_refuses),
 		cmocka_unit_test(test_decode_refuses),
+		cmocka_unit_test(test_client_record),
 		cmocka_unit_test(test_names),
 	};
 
