@@ -671,6 +671,7 @@ void client_on_server_linked(struct client *c)
 			s->settings_unknown = true;
 	}
 	mb_free(&mb);
+	c->xact_start_us = s->link_time_us;
 	c->error_sent = false;
 	if (c->pin_reason)
 		s->needs_discard = true; /* the state it keeps here must not outlive it */
@@ -886,4 +887,20 @@ bool client_on_server_released(struct client *c)
 	c->query_running = false;
 	c->settings_dirty = false;
 	return dirty;
+}
+
+void client_on_parameter_set(struct client *c, enum tracked_param p, const char *value)
+{
+	/* Too long or out of memory: the old value stays; a later server may get a needless SET. */
+	param_store(&c->params, p, value);
+}
+
+void client_on_wait_started(struct client *c)
+{
+	c->wait_start_us = clock_now_us();
+}
+
+void client_close_after_transaction(struct client *c)
+{
+	c->shutdown_pending = true;
 }

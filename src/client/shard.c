@@ -308,7 +308,7 @@ static const struct stmt_keys *statement_keys(const struct sharding *sh, struct 
 static bool find_in_named(struct client *c, const struct sharding *sh, const struct fe_bind *b,
 			  struct finding *f, bool *hinted)
 {
-	struct cstmt *e = client_pstmts_find(&c->pstmts, b->statement);
+	const struct cstmt *e = client_pstmts_find(&c->pstmts, b->statement);
 	const struct stmt_keys *k = e ? statement_keys(sh, e->ps) : NULL;
 
 	if (!e)

@@ -77,7 +77,7 @@ static void check_active(struct pool *p, uint64_t now)
 			   c->pending_ready == 0) {
 			client_close(c, "57P01", "pgmux is shutting down");
 		} else if (p->w->safe_shutdown) {
-			c->shutdown_pending = true;
+			client_close_after_transaction(c);
 		}
 	}
 }
