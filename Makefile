@@ -83,6 +83,7 @@ $(BUILD)/test/%: test/unit/%.c $(LIBOBJS)
 # through topo, admin, route or shard.
 modgraph:
 	$(Q)$(PYTHON) tools/modgraph.py .
+	$(Q)$(PYTHON) tools/clientwrites.py .
 
 unit: deps $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
@@ -241,7 +242,8 @@ help:
 	@echo "make            build ./pgmux (installs missing build dependencies first)"
 	@echo "make check      module graph, unit + integration tests against real PostgreSQL 15 (SANITIZE=1 for ASan+UBSan)"
 	@echo "make unit       cmocka unit tests only"
-	@echo "make modgraph   module graph from the #include lines, checked against DESIGN.md's rules"
+	@echo "make modgraph   module graph from the #include lines, checked against DESIGN.md's rules;"
+	@echo "                struct client written only by the client module (tools/clientwrites.py)"
 	@echo "make demo       PostgreSQL primary + 2 replicas behind pgmux: pooling and read/write routing"
 	@echo "make demo-ha    a Patroni switchover under load through pgmux: how long writes wait"
 	@echo "make demo-shards  10,000 users over two clusters through one connection string"
