@@ -1162,7 +1162,8 @@ void pool_kick(struct worker *w, struct database *db)
 	}
 }
 
-void pool_retarget(struct client *c, int target)
+/* A waiting client's target was decided again: move it to that member's queue. */
+static void pool_retarget(struct client *c, int target)
 {
 	if (c->state == CLIENT_WAITING && target == TARGET_WAIT_PRIMARY &&
 	    c->target != TARGET_WAIT_PRIMARY)
