@@ -1,6 +1,7 @@
 /*
- * admin/console: the admin console's commands (see admin/admin.h): who may run what, what each
- * command does to the worker, and the two commands that answer only later (PAUSE, WAIT_CLOSE).
+ * admin/console: the admin console's commands (plugged in by admin_register()): who may run
+ * what, what each command does to the worker, and the two commands that answer only later
+ * (PAUSE, WAIT_CLOSE).
  *
  * Every query gets exactly one answer ending in ReadyForQuery 'I', errors included, and answers
  * leave in the order the queries came. A waiting command keeps its client in a struct
