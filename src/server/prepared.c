@@ -3,12 +3,12 @@
  */
 #include "server/prepared.h"
 
-#include "client/statements.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "client/statements.h"
 #include "core/log.h"
 #include "pool/pool.h"
 #include "proto/build.h"
@@ -302,6 +302,7 @@ enum conn_action prepared_query(struct client *c, const struct pkt_header *hdr, 
 	struct fe_query q;
 	struct msgbuf mb;
 
+	/* A simple Query destroys the unnamed statement (and its portal). */
 	client_on_simple_query(c);
 	if (len > DEALLOC_PEEK_MAX)
 		return CONN_FORWARD;
