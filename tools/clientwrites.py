@@ -13,7 +13,9 @@ through a variable the same function declares as `struct client *` (parameter or
 through any `->client->` / `.client->` chain. Writes through a pointer the field holds
 (c->server->state = ...) are writes to that other object and are not counted. Handing a field's
 address out counts as a write too (f(&c->params), p = &c->pstmts), unless it goes to a parameter
-a prototype (in include/ or the same file) declares const, or to a const pointer. Two embedded
+a prototype (in include/ or the same file) declares const, or to a const pointer; an array
+member (c->addr) is its own address, counted when it goes to such a parameter, to a C library
+call that writes its first argument (snprintf, memcpy, ...) or to a pointer to change. Two embedded
 members belong to other modules and are not counted when their address is passed: conn (the
 socket, driven through ev/conn.h) and node (the pool's state lists). A write is allowed only
 when ALLOWED lists it with its reason.
@@ -88,14 +90,16 @@ def client_fields(root):
         if depth == 1 and ch not in "{}":
             body.append(ch)  # nested struct bodies drop out: their declarators stay
         i += 1
-    fields = set()
+    fields, arrays = set(), set()
     for decl in "".join(body).split(";"):
         for part in decl.split(","):
-            part = re.sub(r"\[[^\]]*\]|:\s*\d+", "", part)  # arrays, bit-fields
-            names = re.findall(r"[A-Za-z_]\w*", part)
+            bare = re.sub(r"\[[^\]]*\]|:\s*\d+", "", part)  # arrays, bit-fields
+            names = re.findall(r"[A-Za-z_]\w*", bare)
             if names:
                 fields.add(names[-1])
-    return fields
+                if "[" in part:
+                    arrays.add(names[-1])
+    return fields, arrays
 
 
 def scopes(text):
@@ -170,8 +174,15 @@ EMBEDDED = {
 }
 
 
-def address_is_write(text, pos, protos):
-    """Whether &... at pos hands out a pointer something may write through."""
+# C library calls that write through their first argument.
+LIBC_WRITES = {"memcpy", "memmove", "memset", "strcpy", "strncpy", "strcat", "strncat", "sprintf",
+               "snprintf", "vsnprintf", "strlcpy", "explicit_bzero", "OPENSSL_cleanse"}
+
+
+def address_is_write(text, pos, protos, unknown=True):
+    """Whether &... at pos (or an array member, which is its address) hands out a pointer
+    something may write through; unknown: the answer for a call of a function with no
+    prototype in sight (a macro, the C library)."""
     depth, commas, i = 0, 0, pos - 1
     while i >= 0:
         ch = text[i]
@@ -185,9 +196,11 @@ def address_is_write(text, pos, protos):
                 name = m.group(1) if m else ""
                 if name in LIBC_READS:
                     return False
+                if name in LIBC_WRITES:
+                    return commas == 0
                 consts = protos.get(name)
                 if consts is None:
-                    return True
+                    return unknown
                 return not consts[min(commas, len(consts) - 1)]
             depth -= 1
         elif ch == "," and depth == 0:
@@ -195,12 +208,14 @@ def address_is_write(text, pos, protos):
         elif ch in ";{}" and depth == 0:
             stmt = text[i + 1:pos]
             m = re.search(r"([^=]*)=\s*$", stmt)
+            if not unknown:  # an array member: read unless it initialises a pointer to change
+                return bool(m and "*" in m.group(1) and not const_pointee(m.group(1)))
             return not (m and const_pointee(m.group(1)))
         i -= 1
     return True
 
 
-def writes(text, fields, protos):
+def writes(text, fields, arrays, protos):
     """(offset, field) of each write to a client field in text (code already stripped)."""
     found = []
     field_alt = "|".join(sorted(fields, key=len, reverse=True))
@@ -231,6 +246,12 @@ def writes(text, fields, protos):
                 continue
             if address_is_write(text, start + m.start(), protos):
                 found.append((start + m.start(), m.group(1)))
+        # An array member used bare is its address: written when handed to a writer.
+        array = re.compile(r"(?<![&\w])" + addr_base + r"\s*(" + "|".join(sorted(arrays)) +
+                           r")\b(?!\s*(?:->|\.|\[|\(|[-+*/%&|^]?=(?!=)|\+\+|--))")
+        for m in array.finditer(scope) if arrays else ():
+            if address_is_write(text, start + m.start(), protos, unknown=False):
+                found.append((start + m.start(), m.group(1)))
     return sorted(set(found))
 
 
@@ -249,9 +270,10 @@ def main(argv):
     verbose = "-v" in argv
     args = [a for a in argv if a != "-v"]
     root = args[0] if args else os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-    fields = client_fields(root)
+    fields, arrays = client_fields(root)
     if verbose:
         print(f"struct client fields {len(fields)}: {' '.join(sorted(fields))}")
+        print(f"  arrays: {' '.join(sorted(arrays))}")
     allowed = {(f, field): why for f, field, why in ALLOWED}
     protos = {}
     for rel in source_files(root, everywhere=True):
@@ -264,7 +286,7 @@ def main(argv):
             text = strip_code(fh.read())
         own = dict(protos)
         prototypes(text, own)
-        for off, field in writes(text, fields, own):
+        for off, field in writes(text, fields, arrays, own):
             line = text.count("\n", 0, off) + 1
             why = allowed.get((rel.replace(os.sep, "/"), field))
             if why:

@@ -1,8 +1,9 @@
 """tools/clientwrites.py (run by make modgraph) passes on the tree and fails, naming file:line,
 on each kind of write to a client field from outside the client module: an assignment, a
 compound assignment, an increment, a write into an embedded member, through a `->client->`
-chain, and an address handed to a function that may write through it. Reads, writes through a
-pointer the client holds, and an address handed on as const stay allowed.
+chain, an address handed to a function that may write through it, and an array member handed
+to snprintf. Reads, writes through a pointer the client holds, and an address handed on as
+const stay allowed.
 """
 import os
 import shutil
@@ -18,7 +19,7 @@ static void planted(struct client *c, struct server *s)
 	struct client *other = s->client;
 	const struct param_set *seen = &c->params;
 
-	if (c->pending_ready == 0 && c->tx_status != 'I' && seen)
+	if (c->pending_ready == 0 && c->tx_status != 'I' && seen && strcmp(c->user, "x") == 0)
 		c->server->state = SERVER_IDLE;
 	c->pending_ready = 0;
 	other->unsynced |= true;
@@ -26,11 +27,13 @@ static void planted(struct client *c, struct server *s)
 	s->client->in_copy = false;
 	c->pstmts.unnamed_portal = true;
 	param_store(&c->params, PARAM_TIMEZONE, "UTC");
+	snprintf(c->addr, sizeof(c->addr), "%s", c->dbname);
+	log_info("%s", c->addr);
 }
 """
 # Lines (from the planted function's first line) that the tool must name, with the field.
 EXPECTED = [(8, "pending_ready"), (9, "unsynced"), (10, "pending_ready"), (11, "in_copy"),
-            (12, "pstmts"), (13, "params")]
+            (12, "pstmts"), (13, "params"), (14, "addr")]
 
 
 def run(root):
