@@ -13,16 +13,17 @@ through a variable the same function declares as `struct client *` (parameter or
 through any `->client->` / `.client->` chain. Writes through a pointer the field holds
 (c->server->state = ...) are writes to that other object and are not counted. Handing a field's
 address out counts as a write too (f(&c->params), p = &c->pstmts), unless it goes to a parameter
-a prototype (in include/ or the same file) declares const, or to a const pointer; an array
-member (c->addr) is its own address, counted when it goes to such a parameter, to a C library
-call that writes its first argument (snprintf, memcpy, ...) or to a pointer to change. Two embedded
-members belong to other modules and are not counted when their address is passed: conn (the
-socket, driven through ev/conn.h) and node (the pool's state lists). A write is allowed only
-when ALLOWED lists it with its reason.
+a prototype (in include/ or the same file) declares const, or to a const pointer. An array
+member (c->addr) is its own address: it counts when it goes to a non-const parameter, as the
+first argument of a C library call that writes there (snprintf, memcpy, ...), or into a pointer
+to non-const. Two embedded members belong to other modules and are not counted when their
+address is passed: conn (the socket, driven through ev/conn.h) and node (the pool's state
+lists). A write is allowed only when ALLOWED lists it with its reason.
 
 Exit 1, with file:line for each write not allowed; 0 when there is none.
 
-Usage: tools/clientwrites.py [ROOT] [-v]   (ROOT defaults to the parent of tools/; -v lists the fields)
+Usage: tools/clientwrites.py [ROOT] [-v]   (ROOT defaults to the parent of tools/; -v: the fields
+and the allowed writes too)
 """
 import os
 import re
