@@ -229,7 +229,8 @@ def writes(text, fields, arrays, protos):
             bases.append(r"\b(?:" + "|".join(sorted(names)) + r")\s*->")
         base = "(?:" + "|".join(bases) + ")"
         post = re.compile(base + r"\s*(" + field_alt + r")\b" + tail + r"\s*" + ASSIGN_OPS)
-        pre = re.compile(r"(?:\+\+|--)\s*(?:[A-Za-z_]\w*\s*)?" + base + r"\s*(" + field_alt + r")\b")
+        pre = re.compile(r"(?:\+\+|--)\s*(?:[A-Za-z_]\w*\s*)?" + base +
+                         r"\s*(" + field_alt + r")\b")
         for rx in (post, pre):
             for m in rx.finditer(scope):
                 found.append((start + m.start(), m.group(1)))
@@ -260,7 +261,8 @@ def source_files(root, everywhere=False):
     for top in ("src", "include"):
         for dirpath, _, files in os.walk(os.path.join(root, top)):
             rel_dir = os.path.relpath(dirpath, root)
-            if not everywhere and any(rel_dir == d or rel_dir.startswith(d + os.sep) for d in OWNER_DIRS):
+            owned = any(rel_dir == d or rel_dir.startswith(d + os.sep) for d in OWNER_DIRS)
+            if owned and not everywhere:
                 continue
             for f in sorted(files):
                 if f.endswith((".c", ".h")):
