@@ -167,6 +167,9 @@ bool client_local_name(const struct client *c, char *buf, size_t len);
 /* "TLSv1.3/TLS_AES_256_GCM_SHA384" for SHOW CLIENTS; false, buf empty, while it is plain. */
 bool client_tls_describe(const struct client *c, char *buf, size_t len);
 
+/* Where the client socket's input buffer and output queue stand, for SHOW SOCKETS; reads only. */
+void client_buffer_state(const struct client *c, struct conn_buffers *b);
+
 /* Send an ErrorResponse (and keep the connection). */
 void client_send_error(struct client *c, const char *sqlstate, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

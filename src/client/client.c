@@ -145,6 +145,11 @@ bool client_tls_describe(const struct client *c, char *buf, size_t len)
 	return conn_tls_describe(&c->conn, buf, len);
 }
 
+void client_buffer_state(const struct client *c, struct conn_buffers *b)
+{
+	conn_buffer_state(&c->conn, b);
+}
+
 static void vsend_error(struct client *c, const char *severity, const char *sqlstate, const char *fmt, va_list ap)
 {
 	char msg[512];

@@ -496,3 +496,8 @@ bool server_tls_describe(const struct server *s, char *buf, size_t len)
 {
 	return conn_tls_describe(&s->conn, buf, len);
 }
+
+void server_buffer_state(const struct server *s, struct conn_buffers *b)
+{
+	conn_buffer_state(&s->conn, b);
+}
