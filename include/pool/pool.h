@@ -285,9 +285,6 @@ bool pool_login_retry_exhausted(const struct client *c);
  */
 bool pool_follow_topology(struct worker *w);
 
-/* A waiting client's target was decided again: move it to that member's queue. */
-void pool_retarget(struct client *c, int target);
-
 /* Open servers the pool needs (waiting clients, min_pool_size), within its limits. */
 void pool_launch_needed(struct pool *p);
 

@@ -3,8 +3,9 @@
  *
  * Each table is declared once as a column list; rows are filled through a small row builder
  * that counts its values, so a row can never have more or fewer values than its header says
- * (checked by ASSERT). Values pgmux does not track (cancel-request queues, DNS caches) are
- * constants: 0, or an empty string, as PgBouncer prints them when the feature is unused.
+ * (checked by ASSERT). Values pgmux does not track (clients' cancel-request queues, DNS zones)
+ * are constants: 0, an empty string or no rows, as PgBouncer prints them when the feature is
+ * unused. SHOW DNS_HOSTS reads the resolver's cache through the worker.
  *
  * A [databases] entry is only read through database.entry while the database is in the
  * config (!removed): a removed database's entry belonged to the previous config.

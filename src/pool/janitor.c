@@ -2,7 +2,8 @@
  * janitor: the periodic sweep that enforces every timeout (startup, login, query wait, idle
  * transaction, query, client idle, server idle/lifetime/connect), passes the server's error to
  * clients that waited through failed server logins for server_login_retry, keeps min_pool_size,
- * retries server logins after server_login_retry, lets the admin console finish waiting commands
+ * retries server logins after server_login_retry, gives up cancel requests PostgreSQL has not
+ * confirmed within server_connect_timeout, lets the admin console finish waiting commands
  * (through w->console), resumes or holds accepting as client slots free or fill after a reload,
  * and finishes a safe shutdown. In check builds (PGMUX_CHECKS) each run ends with
  * pool_check_worker(): the pools' lists and counters must agree.
@@ -77,7 +78,7 @@ static void check_active(struct pool *p, uint64_t now)
 			   c->pending_ready == 0) {
 			client_close(c, "57P01", "pgmux is shutting down");
 		} else if (p->w->safe_shutdown) {
-			c->shutdown_pending = true;
+			client_close_after_transaction(c);
 		}
 	}
 }

@@ -27,6 +27,19 @@
 #include "topo/handover.h"
 #include "worker/shardmaps.h"
 
+/* How applying the TLS and DNS keys of a config went. */
+enum tls_apply {
+	TLS_APPLY_DONE,
+	/*
+	 * Applied, except that a side's key and certificate do not form a pair yet (admin SET of one,
+	 * then of the other): that side keeps its running context until a later apply pairs them.
+	 */
+	TLS_APPLY_PENDING,
+	TLS_APPLY_FAILED, /* nothing changed */
+};
+
+static void worker_apply_loop_settings(struct worker *w, const struct config *cfg);
+
 /* How much a change to an entry matters to its existing server connections. */
 static bool entry_target_changed(const struct db_entry *a, const struct db_entry *b)
 {
@@ -129,8 +142,16 @@ static void note_pending(enum tls_side side, const char *why, char *err, size_t 
 		 used ? "; " : "", name, name, why, name);
 }
 
-enum tls_apply worker_apply_tls_dns(struct worker *w, const struct config *cfg, bool allow_unpaired,
-				    char *err, size_t errlen)
+/*
+ * Rebuild the TLS contexts from cfg's client_tls and server_tls keys (certificates re-read) and
+ * apply its DNS cache lifetimes, as RELOAD does. allow_unpaired: a side whose key and
+ * certificate do not pair is left running as it is (TLS_APPLY_PENDING) instead of failing the
+ * whole; err then says which side waits and why. TLS_APPLY_FAILED (err says why): a context
+ * cannot be built and nothing changed. Connections already encrypted keep the context they
+ * started with.
+ */
+static enum tls_apply worker_apply_tls_dns(struct worker *w, const struct config *cfg,
+					   bool allow_unpaired, char *err, size_t errlen)
 {
 	static const enum tls_side sides[2] = { TLS_SIDE_CLIENTS, TLS_SIDE_SERVERS };
 	struct tls_ctx **running[2] = { &w->client_tls, &w->server_tls };
@@ -313,7 +334,11 @@ bool worker_init(struct worker *w, struct config *cfg, struct userlist *ul)
 	return true;
 }
 
-void worker_apply_loop_settings(struct worker *w, const struct config *cfg)
+/*
+ * The loop's buffer size and new sockets' TCP options from cfg (at start and on a change):
+ * connections open already keep their buffers and options.
+ */
+static void worker_apply_loop_settings(struct worker *w, const struct config *cfg)
 {
 	struct evloop_tcp tcp;
 
