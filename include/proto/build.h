@@ -37,6 +37,7 @@ void mb_end(struct msgbuf *mb, size_t lenpos);
 
 void mb_put_u8(struct msgbuf *mb, uint8_t v);
 void mb_put_u16(struct msgbuf *mb, uint16_t v);
+void mb_put_u32(struct msgbuf *mb, uint32_t v);
 void mb_put_bytes(struct msgbuf *mb, const void *p, size_t n);
 void mb_put_cstring(struct msgbuf *mb, const char *s);
 

@@ -18,6 +18,7 @@
 #include "client/admit.h"
 #include "client/client.h"
 #include "client/shard.h"
+#include "client/statements.h"
 #include "core/log.h"
 #include "ev/conn.h"
 #include "pool/pool.h"
@@ -156,16 +157,15 @@ static bool take_statement(struct client *c, const struct clientrec_field *f)
 {
 	char name[256];
 	struct pstmt *ps;
-	struct cstmt *cs;
 
 	if (f->str_len >= sizeof(name))
 		return false;
 	snprintf(name, sizeof(name), "%.*s", (int)f->str_len, f->str);
 	ps = pstmt_registry_get(&c->w->pstmts, f->bytes, f->bytes_len);
-	if (!ps || !client_pstmts_set(&c->w->pstmts, &c->pstmts, name, ps))
+	if (!ps || !client_on_statement_parsed(c, name, ps))
 		return false;
-	cs = client_pstmts_find(&c->pstmts, name);
-	cs->shape = (uint32_t)f->num;
+	/* the result columns it was told, so that a Describe the new server answers is compared */
+	client_on_statement_described(c, ps, (uint32_t)f->num);
 	return true;
 }
 

@@ -63,7 +63,7 @@ void mb_put_u16(struct msgbuf *mb, uint16_t v)
 	mb_put_bytes(mb, b, 2);
 }
 
-static void mb_put_u32(struct msgbuf *mb, uint32_t v)
+void mb_put_u32(struct msgbuf *mb, uint32_t v)
 {
 	uint8_t b[4];
 
