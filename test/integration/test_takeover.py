@@ -26,8 +26,10 @@ import psycopg
 from conftest import PGMUX_BIN, PG_BIN, Mux, listening_pids, wait_for
 
 # The load of test_takeover_under_load: pgbench clients, pgbench -C clients, idle clients,
-# seconds of load, seconds into it when the takeover starts.
-BENCH_CLIENTS, CHURN_CLIENTS, IDLE_CLIENTS, SECONDS, TAKEOVER_AT = 10, 4, 20, 10, 4
+# seconds of load, seconds into it when the takeover starts. PGMUX_TAKEOVER_LOAD=50,10,100,30,12
+# runs it at the scale of a production upgrade (the figures it prints are then worth quoting).
+BENCH_CLIENTS, CHURN_CLIENTS, IDLE_CLIENTS, SECONDS, TAKEOVER_AT = (
+    int(x) for x in os.environ.get("PGMUX_TAKEOVER_LOAD", "10,4,20,10,4").split(","))
 
 SETTINGS = {
     "pool_mode": "transaction",
@@ -166,6 +168,25 @@ class Notify:
             return got
 
 
+def latencies_around(prefix, start, seconds):
+    """pgbench -l logs (prefix.*): latencies in ms of the transactions that ended within
+    seconds from start (epoch), and of the others."""
+    around, rest = [], []
+    for name in os.listdir(os.path.dirname(prefix)):
+        if not name.startswith(os.path.basename(prefix) + "."):
+            continue
+        with open(os.path.join(os.path.dirname(prefix), name)) as f:
+            for line in f:
+                cols = line.split()
+                latency_ms, end = int(cols[2]) / 1000, int(cols[4]) + int(cols[5]) / 1e6
+                (around if start <= end < start + seconds else rest).append(latency_ms)
+    return around, rest
+
+
+def p99(values):
+    return sorted(values)[int(len(values) * 0.99)] if values else 0.0
+
+
 def test_takeover_under_load(request, pg, pgmux):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -183,7 +204,9 @@ def test_takeover_under_load(request, pg, pgmux):
     session_pid = session.execute("select pg_backend_pid()").fetchone()[0]
     unix_before = serves(old, host=old.basedir)
 
-    bench = pgbench_bg(old, "-c", str(BENCH_CLIENTS), "-j", "2", "-T", str(SECONDS))
+    bench_log = os.path.join(old.basedir, "bench")
+    bench = pgbench_bg(old, "-c", str(BENCH_CLIENTS), "-j", "2", "-T", str(SECONDS), "-l",
+                       f"--log-prefix={bench_log}")
     churn = pgbench_bg(old, "-C", "-c", str(CHURN_CLIENTS), "-j", "1", "-T", str(SECONDS), "-S")
     attempts = Attempts(old.port)
     time.sleep(TAKEOVER_AT)   # load, not a condition: the takeover must land in the middle of it
@@ -196,6 +219,7 @@ def test_takeover_under_load(request, pg, pgmux):
 
     notify = Notify(os.path.join(old.basedir, "notify.sock"))
     t0 = time.monotonic()
+    t0_epoch = time.time()
     new = new_process(request, pg, old, env={"NOTIFY_SOCKET": notify.path})
     wait_for(lambda: took_over(new) or new.proc.poll() is not None, timeout=15,
              what="the new process to take over")
@@ -260,6 +284,10 @@ def test_takeover_under_load(request, pg, pgmux):
           f"{len(attempts.failures)} failed, the slowest took {attempts.slowest * 1000:.0f} ms; "
           f"{IDLE_CLIENTS} idle clients served after it; {handed_over(old)} clients handed over "
           f"to the new process")
+    around, rest = latencies_around(bench_log, t0_epoch, 2.0)
+    print(f"pgbench -c {BENCH_CLIENTS} latency p99: {p99(rest):.1f} ms in the rest of the run, "
+          f"{p99(around):.1f} ms in the 2 s from the takeover's start "
+          f"({len(around)} transactions)")
     assert bench_rc == 0 and bench_failed == 0 and bench_done > 0, bench_out
     assert churn_rc == 0 and churn_failed == 0 and churn_done > 0, churn_out
     assert attempts.failures == [], attempts.failures[:5]
