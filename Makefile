@@ -50,7 +50,7 @@ UNIT_BINS := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRCS))
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
-.PHONY: all pgmux deps check fuzz-replay modgraph unit integration demo demo-ha demo-shards bench bench-routing bench-shards bench-shards-tps bench-metrics fuzz install deb rpm check-packages clean format format-check help
+.PHONY: all pgmux deps check fuzz-replay modgraph callgraph unit integration demo demo-ha demo-shards bench bench-routing bench-shards bench-shards-tps bench-metrics fuzz install deb rpm check-packages clean format format-check help
 all: deps pgmux
 
 # Cheap when everything is installed: the script checks with dpkg-query first.
@@ -83,6 +83,13 @@ $(BUILD)/test/%: test/unit/%.c $(LIBOBJS)
 # through topo, admin, route or shard.
 modgraph:
 	$(Q)$(PYTHON) tools/modgraph.py .
+	$(Q)$(PYTHON) tools/clientwrites.py .
+
+# The module graph from the calls the built objects make (what includes through another
+# module's header hide), checked against the same rules; and no exported function unused.
+callgraph: pgmux
+	$(Q)$(PYTHON) tools/callgraph.py $(BUILD)
+	$(Q)$(PYTHON) tools/callgraph.py $(BUILD) --dead
 
 unit: deps $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
@@ -92,7 +99,7 @@ integration: deps pgmux
 
 # The module graph first (cheap, and a broken wall is cheaper to fix before the tests pass on it).
 # The config unit test also checks that every key is documented in etc/pgmux.ini and the man page.
-check: deps modgraph pgmux unit fuzz-replay integration
+check: deps modgraph pgmux callgraph unit fuzz-replay integration
 	@echo "make check: all tests passed"
 
 demo: deps pgmux
@@ -241,7 +248,9 @@ help:
 	@echo "make            build ./pgmux (installs missing build dependencies first)"
 	@echo "make check      module graph, unit + integration tests against real PostgreSQL 15 (SANITIZE=1 for ASan+UBSan)"
 	@echo "make unit       cmocka unit tests only"
-	@echo "make modgraph   module graph from the #include lines, checked against DESIGN.md's rules"
+	@echo "make modgraph   module graph from the #include lines, checked against DESIGN.md's rules;"
+	@echo "                struct client written only by the client module (tools/clientwrites.py)"
+	@echo "make callgraph  module graph from the objects' calls, same rules; no unused exported function"
 	@echo "make demo       PostgreSQL primary + 2 replicas behind pgmux: pooling and read/write routing"
 	@echo "make demo-ha    a Patroni switchover under load through pgmux: how long writes wait"
 	@echo "make demo-shards  10,000 users over two clusters through one connection string"

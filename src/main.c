@@ -30,6 +30,7 @@
 #include "metrics/export.h"
 #include "pool/pool.h"
 #include "tools/maptool.h"
+#include "worker/takeover.h"
 #include "topo/topology.h"
 #include "worker/worker.h"
 
@@ -43,6 +44,9 @@ static void usage(FILE *out)
 		"       pgmux --shard-map COMMAND ...       the shard map tool (pgmux --shard-map help)\n"
 		"       pgmux --shard-of KEY CONFIG [DB]    the bucket and shard of KEY in a sharded database\n\n"
 		"  -C, --check     check CONFIG (and its auth_file and TLS files) and exit\n"
+		"  -T, --takeover [PATH]  take the listening sockets over from the pgmux running on the\n"
+		"                  takeover socket PATH (default: takeover_socket), which then stops\n"
+		"                  accepting and exits once its clients are gone\n"
 		"  -d, --daemon    run in the background (requires logfile or syslog)\n"
 		"  -v, --verbose   more log output (repeat for more)\n"
 		"  -q, --quiet     no log output on stderr\n"
@@ -50,7 +54,8 @@ static void usage(FILE *out)
 		"  -h, --help      print this help and exit\n\n"
 		"Signals: SIGHUP reloads the config and reopens the log file, SIGUSR2 only reopens it\n"
 		"(for logrotate), SIGTERM stops accepting and exits when clients are\n"
-		"gone, SIGINT also waits for running transactions to end; a second signal exits at once.\n");
+		"gone, SIGINT also waits for running transactions to end; a second signal exits at once.\n"
+		"After a takeover the old process is shut down as by SIGTERM.\n");
 }
 
 /*
@@ -99,6 +104,13 @@ static void reopen_log(const struct worker *w, const char *why)
 			    strerror(errno));
 }
 
+/* After a takeover the service is the new process's: its manager must not hear we stop. */
+static void stopping(const struct worker *w)
+{
+	if (!w->handed_over)
+		sysd_notify("STOPPING=1");
+}
+
 static void on_signal(void *arg, int signum)
 {
 	struct worker *w = arg;
@@ -118,11 +130,11 @@ static void on_signal(void *arg, int signum)
 		reopen_log(w, "SIGUSR2");
 		break;
 	case SIGTERM:
-		sysd_notify("STOPPING=1");
+		stopping(w);
 		worker_shutdown(w, false);
 		break;
 	case SIGINT:
-		sysd_notify("STOPPING=1");
+		stopping(w);
 		worker_shutdown(w, true);
 		break;
 	default:
@@ -311,9 +323,13 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "check", no_argument, NULL, 'C' },  { "daemon", no_argument, NULL, 'd' }, { "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },  { "version", no_argument, NULL, 'V' },
-		{ "help", no_argument, NULL, 'h' },   { NULL, 0, NULL, 0 },
+		{ "help", no_argument, NULL, 'h' },   { "takeover", optional_argument, NULL, 'T' },
+		{ NULL, 0, NULL, 0 },
 	};
-	bool daemon = false, quiet = false, check = false;
+	bool daemon = false, quiet = false, check = false, takeover = false;
+	const char *takeover_path = NULL;
+	char path[108];
+	long old_pid = 0;
 	int verbose = 0, opt, ready_fd = -1;
 	struct config *cfg;
 	struct userlist *ul = NULL;
@@ -325,9 +341,10 @@ int main(int argc, char **argv)
 		return maptool_main(argc - 2, argv + 2);
 	if (argc > 1 && strcmp(argv[1], "--shard-of") == 0)
 		return shard_of_main(argc - 2, argv + 2);
-	while ((opt = getopt_long(argc, argv, "CdvqVh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "CdvqVhT::", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'C': check = true; break;
+		case 'T': takeover = true; takeover_path = optarg; break;
 		case 'd': daemon = true; break;
 		case 'v': verbose++; break;
 		case 'q': quiet = true; break;
@@ -336,6 +353,9 @@ int main(int argc, char **argv)
 		default: usage(stderr); return 1;
 		}
 	}
+	/* --takeover PATH CONFIG as well as --takeover=PATH CONFIG */
+	if (takeover && !takeover_path && optind == argc - 2)
+		takeover_path = argv[optind++];
 	if (optind != argc - 1) {
 		usage(stderr);
 		return 1;
@@ -352,7 +372,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "pgmux: -d needs logfile or syslog in the config\n");
 		return 1;
 	}
-	if (!log_open(cfg->logfile, !quiet && !daemon, cfg->syslog, cfg->syslog_ident)) {
+	if (!log_open(cfg->logfile, !quiet && !daemon, cfg->syslog, cfg->syslog_ident,
+		      syslog_facility_names[cfg->syslog_facility])) {
 		fprintf(stderr, "pgmux: could not open logfile %s: %s\n", cfg->logfile, strerror(errno));
 		return 1;
 	}
@@ -381,14 +402,27 @@ int main(int argc, char **argv)
 		die("could not subscribe the pools to the topology");
 	if (!topo_apply_config(&w.topo, cfg))
 		die("out of memory setting up clusters");
-	w.listeners = listen_open(&w.loop, cfg->listen_addr, cfg->listen_port, cfg->unix_socket_dir,
-				  cfg->unix_socket_mode, cfg->listen_backlog, cfg->tcp_defer_accept != 0,
-				  on_accept, &w, err, sizeof(err));
-	if (!w.listeners)
-		die("%s", err);
-	if (*cfg->metrics_listen && !(w.metrics_httpd = httpd_open(&w.loop, cfg->metrics_listen,
-								  metrics_http, &w, err, sizeof(err))))
-		die("%s", err);
+	if (takeover) {
+		if (!takeover_path && !worker_takeover_path(cfg, path, sizeof(path)))
+			die("--takeover: no takeover socket: name it, or set takeover_socket or unix_socket_dir");
+		/* Until the old process confirmed, a failure here leaves it serving as before. */
+		if (!worker_takeover(&w, takeover_path ? takeover_path : path, on_accept, metrics_http,
+				     &old_pid, err, sizeof(err)))
+			die("takeover failed: %s", err);
+		log_info("took over the listening sockets from pid %ld", old_pid);
+	} else {
+		w.listeners = listen_open(&w.loop, cfg->listen_addr, cfg->listen_port, cfg->unix_socket_dir,
+					  cfg->unix_socket_mode, cfg->listen_backlog,
+					  cfg->tcp_defer_accept != 0, cfg->so_reuseport, on_accept, &w,
+					  err, sizeof(err));
+		if (!w.listeners)
+			die("%s", err);
+		if (*cfg->metrics_listen && !(w.metrics_httpd = httpd_open(&w.loop, cfg->metrics_listen,
+									  metrics_http, &w, err, sizeof(err))))
+			die("%s", err);
+		if (!worker_takeover_listen(&w, err, sizeof(err)))
+			die("%s", err);
+	}
 	write_pidfile(cfg->pidfile);
 	if (!evloop_signal(&w.loop, SIGHUP, on_signal, &w) || !evloop_signal(&w.loop, SIGTERM, on_signal, &w) ||
 	    !evloop_signal(&w.loop, SIGINT, on_signal, &w) || !evloop_signal(&w.loop, SIGUSR2, on_signal, &w) ||
@@ -396,10 +430,11 @@ int main(int argc, char **argv)
 		die("could not set up signals and timers");
 	log_info("pgmux " PGMUX_VERSION " listening on %s:%d", cfg->listen_addr, cfg->listen_port);
 	report_ready(ready_fd);
+	/* MAINPID: after a takeover, the service manager follows the new process. */
 	sysd_notify("READY=1\nMAINPID=%d\nSTATUS=accepting connections", (int)getpid());
 	evloop_run(&w.loop);
-	sysd_notify("STOPPING=1"); /* also after SHUTDOWN from the console */
-	if (*w.cfg->pidfile)
+	stopping(&w); /* also after SHUTDOWN from the console */
+	if (*w.cfg->pidfile && !w.handed_over) /* the pidfile names the new process now */
 		unlink(w.cfg->pidfile);
 	worker_destroy(&w);
 	log_info("pgmux stopped");

@@ -58,6 +58,8 @@ enum admin_show {
 	ADMIN_SHOW_SOCKETS,          /* every client and server socket, with its buffers */
 	ADMIN_SHOW_ACTIVE_SOCKETS,   /* the sockets with bytes in flight */
 	ADMIN_SHOW_MOVES,            /* bucket moves between shards and their steps */
+	ADMIN_SHOW_PEERS,            /* the [peers] entries in force */
+	ADMIN_SHOW_PEER_POOLS,       /* cancel requests forwarded to each peer */
 };
 
 /* What SHUTDOWN waits for before pgmux exits; plain SHUTDOWN is WAIT_FOR_CLIENTS. */

@@ -4,9 +4,11 @@
  * Life: LOGIN (startup packet, authentication) -> IDLE (logged in, no server) <-> WAITING (wants a
  * server, queued in its pool) -> ACTIVE (linked to a server) -> back to IDLE when the server is
  * released. Admin console clients stay IDLE/ACTIVE without a pool. State changes, and links to
- * servers, only through the pool's verbs (pool/pool.h); the protocol position (pending_ready,
- * in_copy, tx_status, ...) is written only here, the server module reports events
- * (client_on_copy_started(), ...).
+ * servers, only through the pool's verbs (pool/pool.h); every other field (the protocol position
+ * pending_ready, in_copy, tx_status, ...; parameters, prepared statement names, wait times) is
+ * written only by the client module: the server and pool modules report events
+ * (client_on_copy_started(), client_on_wait_started(), client/statements.h, ...).
+ * tools/clientwrites.py (make modgraph) checks it.
  */
 #ifndef PGMUX_CLIENT_CLIENT_H
 #define PGMUX_CLIENT_CLIENT_H
@@ -139,6 +141,12 @@ struct client {
 	log_msg(lvl, "C-%llu %s/%s@%s " fmt, (unsigned long long)(c)->id, (c)->dbname, (c)->user, \
 		(c)->addr, ##__VA_ARGS__)
 
+/*
+ * A new client of w, in its login state with no socket yet (for the client module's ways in:
+ * accept, internal clients, clients handed over by the previous process). NULL: out of memory.
+ */
+struct client *client_new(struct worker *w);
+
 /* Accept a new client socket (from the listener). */
 void client_accept(struct worker *w, int fd, bool is_unix);
 
@@ -165,6 +173,9 @@ bool client_local_name(const struct client *c, char *buf, size_t len);
 
 /* "TLSv1.3/TLS_AES_256_GCM_SHA384" for SHOW CLIENTS; false, buf empty, while it is plain. */
 bool client_tls_describe(const struct client *c, char *buf, size_t len);
+
+/* Where the client socket's input buffer and output queue stand, for SHOW SOCKETS; reads only. */
+void client_buffer_state(const struct client *c, struct conn_buffers *b);
 
 /* Send an ErrorResponse (and keep the connection). */
 void client_send_error(struct client *c, const char *sqlstate, const char *fmt, ...)
@@ -235,6 +246,18 @@ void client_wait_for_drain(struct client *c);
  * settings may have changed in ways only that server could tell (it needs a reset).
  */
 bool client_on_server_released(struct client *c);
+/*
+ * The server reported a tracked parameter's new value (ParameterStatus) after the client's SET, or
+ * pgmux's SET on its behalf: the client now expects that value, so its next server needs no SET
+ * for it.
+ */
+void client_on_parameter_set(struct client *c, enum tracked_param p, const char *value);
+
+/* Events of the pool, which decides when a client waits and when it must go. */
+/* c started waiting for a server (queued, or logged in while its pool's first server logs in). */
+void client_on_wait_started(struct client *c);
+/* pgmux is shutting down: c is closed when its current transaction ends, not before. */
+void client_close_after_transaction(struct client *c);
 
 /* A CancelRequest for (pid, key) arrived: forward it to the client's server, if it has one. */
 void client_cancel_request(struct worker *w, uint32_t pid, uint32_t key);

@@ -61,9 +61,6 @@ enum conn_action client_shard_linked(struct client *c, const struct pkt_header *
 int client_shard_of_text(const struct loaded_shard_map *map, int key_type, const char *text,
 			 size_t len, char *why, size_t whylen);
 
-/* The client's transaction ended: SET LOCAL pgmux.shard_key no longer applies. */
-void client_shard_end_transaction(struct client *c);
-
 /* The startup option pgmux.shard_key or pgmux.shard: kept for login; false: not one of them. */
 bool client_take_shard_option(struct client *c, const char *name, const char *value);
 
@@ -107,8 +104,6 @@ bool client_fanout_on_ready(struct client *c);
 void client_fanout_next(struct client *c);
 /* Has a read going to every shard been answered by some shard already? */
 bool client_fanout_midway(const struct client *c);
-/* Forget the fan-out (its end, or the client's). */
-void client_fanout_end(struct client *c);
 
 /* A unit held by a bucket move (worker/mover.h) goes on: its first message is read again. */
 void client_shard_resume(struct client *c);

@@ -84,6 +84,9 @@ enum host_balance {
 
 /* read_from: where reads may go. */
 enum read_from { READ_FROM_REPLICAS = 0, READ_FROM_ANY, READ_FROM_PRIMARY };
+
+/* The names of the syslog_facility values, NULL-terminated ("daemon", "local0", ...). */
+extern const char *const syslog_facility_names[];
 /* load_balance: how a replica is chosen among the usable ones. */
 enum load_balance { LB_ROUND_ROBIN = 0, LB_LEAST_CONNECTIONS, LB_RANDOM };
 /* read_fallback: what a read does when no replica is usable. */
@@ -166,6 +169,14 @@ struct user_entry {
 	int max_user_connections; /* -1 = max_user_connections */
 };
 
+/* One [peers] entry: "PEER_ID = host=... port=... pool_size=..." */
+struct peer_entry {
+	int id;                   /* 1..16383, the peer_id of that process */
+	char *host;               /* address, name, or unix socket directory (starts with '/') */
+	int port;                 /* default 6432 */
+	int pool_size;            /* -1 = default_pool_size */
+};
+
 /*
  * The [pgmux] section ([pgbouncer] is read as an alias). Times are seconds (fractions allowed,
  * 0 disables the timeout where the docs say so); sizes are bytes; strings are never NULL.
@@ -180,12 +191,15 @@ struct config {
 	int unix_socket_mode;
 	int listen_backlog;
 	char *metrics_listen;     /* host:port of the /metrics HTTP endpoint; "" = off */
+	char *takeover_socket;    /* "" = <unix_socket_dir>/.s.PGSQL.<port>.takeover (none without a dir) */
 	bool tcp_keepalive;
 	int tcp_keepidle;
 	int tcp_keepintvl;
 	int tcp_keepcnt;
 	int tcp_user_timeout;
 	int tcp_defer_accept;     /* nonzero: TCP_DEFER_ACCEPT on TCP listeners (Linux) */
+	bool so_reuseport;        /* SO_REUSEPORT on TCP listeners: processes share the port */
+	int peer_id;              /* this process in [peers]; 0 = no peering */
 
 	/* pooling */
 	int pool_mode;            /* enum pool_mode */
@@ -272,6 +286,7 @@ struct config {
 	char *pidfile;
 	bool syslog;
 	char *syslog_ident;
+	int syslog_facility;      /* index into syslog_facility_names */
 	bool log_connections;
 	bool log_disconnections;
 	bool log_pooler_errors;
@@ -302,6 +317,8 @@ struct config {
 	int n_clusters;
 	struct shards_entry *shard_sets;
 	int n_shard_sets;
+	struct peer_entry *peers;
+	int n_peers;
 
 	/*
 	 * What config_load() accepted but the reader should know ("FILE:LINE: key: text"), for
@@ -364,6 +381,10 @@ extern const struct config_key config_db_keys[];
 extern const size_t config_db_key_count;
 extern const struct config_key config_user_keys[];
 extern const size_t config_user_key_count;
+
+/* The keys of a [peers] entry string, with offsets into struct peer_entry. */
+extern const struct config_key config_peer_keys[];
+extern const size_t config_peer_key_count;
 
 /*
  * The keys of a [cluster.NAME] section, with offsets into struct cluster_entry. A row whose name
@@ -453,6 +474,12 @@ bool config_shard_map_in_etcd(const struct shards_entry *set);
 struct loaded_shard_map *config_shard_map_from_text(const struct shards_entry *set, const char *text,
 						    size_t len, char *why, size_t whylen);
 void config_shard_map_unref(struct loaded_shard_map *l);
+
+/* The [peers] entry of peer_id id, or NULL. Borrowed from cfg. */
+const struct peer_entry *config_find_peer(const struct config *cfg, int id);
+
+/* A [peers] entry's pool_size, else [pgmux] default_pool_size. */
+int config_peer_pool_size(const struct config *cfg, const struct peer_entry *p);
 
 /* The [users] entry for name, or NULL. Borrowed from cfg. */
 const struct user_entry *config_find_user(const struct config *cfg, const char *name);

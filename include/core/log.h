@@ -12,8 +12,13 @@
 
 enum log_level { LOG_LVL_FATAL, LOG_LVL_ERROR, LOG_LVL_WARNING, LOG_LVL_INFO, LOG_LVL_DEBUG, LOG_LVL_NOISE };
 
-/* Open logfile (may be "" for none); stderr logging stays on unless quiet. */
-bool log_open(const char *logfile, bool to_stderr, bool use_syslog, const char *ident);
+/*
+ * Open logfile (may be "" for none); stderr logging stays on unless quiet. With use_syslog,
+ * lines also go to syslog under ident with the named facility ("daemon", "local0", ...; an
+ * unknown name is "daemon").
+ */
+bool log_open(const char *logfile, bool to_stderr, bool use_syslog, const char *ident,
+	      const char *facility);
 void log_close(void);
 /*
  * Reopen the log file by name (after RELOAD or log rotation): the new file is opened first and

@@ -220,6 +220,12 @@ void conn_resume(struct conn *c);
 
 /* Close now; pending output is dropped; no callback follows. */
 void conn_close(struct conn *c);
+/*
+ * Give the socket up without closing it (it goes to another process): c is left closed and the
+ * fd is the caller's. -1 when the socket cannot leave as it is: TLS on it, bytes read from it
+ * and not yet used, or bytes queued for it.
+ */
+int conn_release_fd(struct conn *c);
 /* Close now after one best-effort, non-blocking write of a last message (e.g. Terminate). */
 void conn_close_with(struct conn *c, const void *data, size_t len);
 /* Stop reading, write what is queued, then close and report CONN_FLUSHED via on_closed. */

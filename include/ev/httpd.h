@@ -59,6 +59,16 @@ struct httpd_stats {
 struct httpd *httpd_open(struct evloop *loop, const char *addr, httpd_handler_fn fn, void *arg,
 			 char *err, size_t errlen);
 
+/*
+ * Serve on n listening sockets handed over by another pgmux process (ev/takeover.h): the
+ * descriptors are taken over, or closed on failure (NULL and err).
+ */
+struct httpd *httpd_adopt(struct evloop *loop, const int *fds, int n, httpd_handler_fn fn, void *arg,
+			  char *err, size_t errlen);
+
+/* The listening descriptors (still owned by h), at most max; returns how many. */
+int httpd_listen_fds(const struct httpd *h, int *fds, int max);
+
 void httpd_get_stats(const struct httpd *h, struct httpd_stats *out);
 
 /* Close the listener and every connection (responses in flight are dropped). NULL is a no-op. */

@@ -60,8 +60,6 @@ bool evloop_init(struct evloop *l, uint32_t buf_size);
 void evloop_destroy(struct evloop *l);
 void evloop_run(struct evloop *l);
 void evloop_break(struct evloop *l);
-/* Current time in microseconds, cached once per loop iteration: clock_now_us() (core/clock.h). */
-uint64_t evloop_now_us(struct evloop *l);
 
 /* Free obj with fn once this loop iteration's callbacks have returned. */
 void evloop_park(struct evloop *l, void *obj, evloop_free_fn fn);

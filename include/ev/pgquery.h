@@ -1,8 +1,9 @@
 /*
  * pgquery: one persistent libpq connection that runs small parameterized queries without
  * blocking the loop (PQconnectStart/PQconnectPoll, PQsendQueryParams, PQconsumeInput driven by
- * libev). Used for auth_query. Requests queue FIFO and run one at a time; the connection opens
- * on the first request, stays open while it works, and is reopened after an error.
+ * libev). Used for auth_query and for topology's health checks (one per member). Requests queue
+ * FIFO and run one at a time; the connection opens on the first request, stays open while it
+ * works, and is reopened after an error.
  *
  * The conninfo must not make libpq resolve a name: give hostaddr= (numeric) or a unix socket
  * directory as host=. A connect or query that takes longer than the timeout drops the

@@ -19,17 +19,6 @@ struct httpd_stats;
 struct prom_out;
 struct worker;
 
-/* Write every metric of w to o; http: the endpoint's own counters (NULL: none). */
-void metrics_render(struct worker *w, const struct httpd_stats *http, struct prom_out *o);
-
-/*
- * Is w ready for clients: listening (not shutting down), a configuration in force, and for
- * every database routed through a cluster a confirmed primary, unless the database is declared
- * read_only? When not, why says what is missing; when ready without a primary for such a
- * database, why names it ("ready (database reports: read-only, no primary needed)").
- */
-bool metrics_ready(struct worker *w, char *why, size_t len);
-
 /*
  * The HTTP endpoint's handler (ev/httpd's httpd_handler_fn): arg is the worker. /metrics,
  * /health (200 while the loop runs), /ready (200 or 503 with the reason), else 404.

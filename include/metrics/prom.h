@@ -38,9 +38,6 @@ void prom_free(struct prom_out *o);
 /* Hand the buffer over: the caller frees the returned data (NUL-terminated, *len bytes). */
 char *prom_take(struct prom_out *o, size_t *len);
 
-/* Append raw text. */
-void prom_append(struct prom_out *o, const char *s, size_t len);
-
 /* `# HELP name help` and `# TYPE name type` (type: "gauge", "counter", "histogram", "untyped"). */
 void prom_family(struct prom_out *o, const char *name, const char *type, const char *help);
 

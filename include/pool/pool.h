@@ -130,12 +130,34 @@ struct pool {
 	struct latency latency;       /* its histograms: /metrics per pool, SHOW LATENCY per database */
 };
 
-/* A CancelRequest being delivered to a backend on its own short connection. */
-struct cancel_req {
+/*
+ * Another pgmux process of [peers], as this one has dealt with it: the cancel requests on their
+ * way to it and what became of those sent. Made when a request for it first arrives and kept
+ * until exit (its settings are read from the config in force each time, by id).
+ */
+struct peer {
 	struct list_node node;
+	int id;                           /* its peer_id */
+	int n_login;                      /* connections to it being opened */
+	int n_active;                     /* requests written, waiting for it to close */
+	struct list_node waiting;         /* struct cancel_req beyond its pool_size, FIFO */
+	int n_waiting;
+	uint64_t forwarded;               /* requests it took (closed the connection after) */
+	uint64_t failed;                  /* could not connect, or no answer in time */
+	uint64_t dropped;                 /* too many waiting, or gone from [peers] meanwhile */
+};
+
+/*
+ * A CancelRequest being delivered on its own short connection: to a backend (server set until
+ * the server closes), or to the peer that issued the key (peer set).
+ */
+struct cancel_req {
+	struct list_node node;            /* on w->cancel_reqs, or its peer's waiting list */
 	struct worker *w;
-	struct server *server;            /* NULL once the server closed */
-	uint32_t pid, key;                /* the backend's key, copied at creation */
+	struct server *server;            /* NULL once the server closed, and for peers */
+	struct peer *peer;                /* NULL: towards a backend */
+	uint32_t pid, key;                /* the key to send, copied at creation */
+	bool sent;                        /* connected and written */
 	uint64_t start_us;
 	struct conn conn;
 };
@@ -156,6 +178,8 @@ void pool_client_accepted(struct client *c);
  * (WAITING_LOGIN) for the pool's first server, which is launched now.
  */
 void pool_client_logged_in(struct client *c);
+/* c (with its pool) came from the previous pgmux process, already logged in: idle at once. */
+void pool_client_adopted(struct client *c);
 
 /* Client c (no pool) is authenticated for the admin console: IDLE, on the worker's list. */
 void pool_console_client_logged_in(struct client *c);
@@ -215,6 +239,12 @@ bool pool_check_worker(const struct worker *w);
  */
 void cancel_expire(struct worker *w, double timeout);
 
+/* The state of peer id, or NULL when no cancel request was ever sent to it. Owned by w. */
+const struct peer *cancel_peer_find(const struct worker *w, int id);
+
+/* Free every peer and the requests still waiting for one (at exit). */
+void cancel_peers_free(struct worker *w);
+
 /* Find or create the pool for (db, user). NULL when out of memory. */
 struct pool *pool_get(struct worker *w, struct database *db, const char *user);
 
@@ -254,9 +284,6 @@ bool pool_login_retry_exhausted(const struct client *c);
  * where they can go now and open what those need. False: no room for another subscriber.
  */
 bool pool_follow_topology(struct worker *w);
-
-/* A waiting client's target was decided again: move it to that member's queue. */
-void pool_retarget(struct client *c, int target);
 
 /* Open servers the pool needs (waiting clients, min_pool_size), within its limits. */
 void pool_launch_needed(struct pool *p);

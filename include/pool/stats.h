@@ -1,6 +1,7 @@
 /*
- * stats: counters kept per pool and summed per database for SHOW STATS and metrics, and the
- * latency histograms kept per database for SHOW LATENCY and /metrics.
+ * stats: what the pools count for SHOW STATS, SHOW LATENCY, SHOW SHARDS and /metrics: counters
+ * kept per pool and summed per database, latency histograms kept per pool (SHOW LATENCY adds a
+ * database's pools up), and how a sharded database's units of work found their shard.
  */
 #ifndef PGMUX_POOL_STATS_H
 #define PGMUX_POOL_STATS_H
@@ -21,7 +22,7 @@ struct stats {
 };
 
 /*
- * Distributions of a database's durations (a shard's database has its own). One observation
+ * Distributions of a pool's durations (SHOW LATENCY adds a database's pools up). One observation
  * each: per server assignment the time the client waited for it (0 when one was free), per
  * query and per transaction the time with a server linked, per server connection the time from
  * launch to the TCP (and TLS) connection and to the end of its login.

@@ -1,7 +1,8 @@
 /*
  * be: typed parsing of the few backend messages pgmux must understand (ErrorResponse,
- * ParameterStatus, BackendKeyData, Authentication*, ReadyForQuery). Pure; strings borrowed.
- * Bodies are passed without the 5-byte header.
+ * ParameterStatus, BackendKeyData, Authentication*, and the columns of a DataRow answering a
+ * query of pgmux's own). Pure; strings borrowed. Bodies are passed without the 5-byte header.
+ * ReadyForQuery is read where it is relayed: its one byte needs no parser.
  */
 #ifndef PGMUX_PROTO_BE_H
 #define PGMUX_PROTO_BE_H

@@ -17,7 +17,8 @@
  * once without a server (see prepared_parse_unlinked). A Parse that fails leaves no name behind.
  *
  * The registry, the client maps and the server sets are in server/pstmt.h; this module keeps
- * them in step with the protocol. Freshness: see pstmt_registry.seq.
+ * them in step with the protocol, a client's map through the client module's verbs
+ * (client/statements.h). Freshness: see pstmt_registry.seq.
  *
  * Ordering: pgmux sometimes answers a message itself (ParseComplete for a statement the server
  * already has, CloseComplete) or swallows a server's answer (to a Parse or Close it injected).

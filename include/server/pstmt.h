@@ -124,7 +124,7 @@ enum pstmt_limit client_pstmts_check(const struct pstmt_registry *r, const struc
 				     const struct pstmt_limits *lim);
 
 /* The client's entry for name (borrowed: valid until the map changes), or NULL. */
-struct cstmt *client_pstmts_find(struct client_pstmts *m, const char *name);
+const struct cstmt *client_pstmts_find(const struct client_pstmts *m, const char *name);
 /*
  * Name ps in the client's map (replacing what the name held), stamped with a new registry
  * sequence and no known shape. False when out of memory (the map is unchanged).

@@ -118,6 +118,9 @@ bool server_local_name(const struct server *s, char *buf, size_t len);
 /* "TLSv1.3/TLS_AES_256_GCM_SHA384" for SHOW SERVERS; false, buf empty, while it is plain. */
 bool server_tls_describe(const struct server *s, char *buf, size_t len);
 
+/* Where the server socket's input buffer and output queue stand, for SHOW SOCKETS; reads only. */
+void server_buffer_state(const struct server *s, struct conn_buffers *b);
+
 const char *server_state_name(enum server_state s);
 
 #endif

@@ -29,6 +29,8 @@ struct dns;
 struct httpd;
 struct shard_maps;
 struct movers;
+struct takeover_clients;
+struct takeover_server;
 struct tls_ctx;
 struct userlist;
 struct worker;
@@ -36,11 +38,17 @@ struct worker;
 /*
  * The admin console as the modules below it see it: admin/ registers its table at startup
  * (admin_register()), and client and pool code call through it, so they never include admin/.
- * See admin/admin.h for what each entry does.
  */
 struct console_ops {
+	/* Is dbname the console's name ("pgmux" or "pgbouncer")? */
 	bool (*is_console_db)(const char *dbname);
+	/*
+	 * One simple-protocol Query from an admin client: the whole answer, ending with
+	 * ReadyForQuery, goes to the client, unless the command must wait (PAUSE, WAIT_CLOSE): then
+	 * tick finishes it later.
+	 */
 	void (*handle_query)(struct client *c, const char *sql);
+	/* An admin client is going away: forget any command it was waiting on. */
 	void (*forget_client)(struct client *c);
 	/* After a server is released and on every janitor run: finish waiting PAUSE/WAIT_CLOSE. */
 	void (*tick)(struct worker *w);
@@ -71,7 +79,8 @@ struct worker {
 	struct list_node users;
 	struct list_node pools;
 	struct list_node login_clients;   /* LOGIN (no pool yet) and admin clients */
-	struct list_node cancel_reqs;     /* cancel requests on their way to a backend */
+	struct list_node cancel_reqs;     /* cancel requests on their way to a backend or peer */
+	struct list_node peers;           /* struct peer: [peers] that cancels were sent to */
 	struct topo topo;                 /* the clusters; pools follow it (pool_follow_topology) */
 	int n_clients;                    /* every client connection, for max_client_conn */
 	/* connections per source address, for max_client_conn_per_addr (client/admit.c) */
@@ -80,10 +89,17 @@ struct worker {
 	uint64_t next_client_id, next_server_id;
 	bool paused;                      /* PAUSE without a database */
 	bool shutting_down;               /* SIGTERM/SHUTDOWN: no new clients */
+	/* Listening sockets handed to a new process (--takeover): serve our clients until they leave */
+	bool handed_over;
 	bool safe_shutdown;               /* SIGINT: close clients as their transactions end */
 	uint64_t start_time_us;
 	struct evloop_timer janitor;
 	void *listeners;                  /* ev/listen.c's state */
+	struct takeover_server *takeover; /* the takeover socket (ev/takeover.c); NULL = none */
+	/* Old process after a takeover: idle clients go to the new one at this timer's ticks. */
+	struct evloop_timer handoff_timer;
+	/* New process after a takeover: the clients the old one hands over arrive here. */
+	struct takeover_clients *takeover_in;
 	const struct console_ops *console; /* the admin console's entry points; NULL = none */
 	void *admin;                      /* the admin console's state (admin/console.c) */
 	struct authquery *authquery;      /* auth_query's cache and connections (auth/) */
@@ -160,34 +176,6 @@ void worker_tls_settings(const struct config *cfg, enum tls_side side, struct tl
 
 /* The TCP options of new sockets, from the tcp_* keys. */
 void worker_tcp_settings(const struct config *cfg, struct evloop_tcp *out);
-
-/*
- * The loop's buffer size and new sockets' TCP options from cfg (at start and on a change):
- * connections open already keep their buffers and options.
- */
-void worker_apply_loop_settings(struct worker *w, const struct config *cfg);
-
-/* How applying the TLS and DNS keys of a config went. */
-enum tls_apply {
-	TLS_APPLY_DONE,
-	/*
-	 * Applied, except that a side's key and certificate do not form a pair yet (admin SET of one,
-	 * then of the other): that side keeps its running context until a later apply pairs them.
-	 */
-	TLS_APPLY_PENDING,
-	TLS_APPLY_FAILED, /* nothing changed */
-};
-
-/*
- * Rebuild the TLS contexts from cfg's client_tls and server_tls keys (certificates re-read) and
- * apply its DNS cache lifetimes, as RELOAD does. allow_unpaired: a side whose key and
- * certificate do not pair is left running as it is (TLS_APPLY_PENDING) instead of failing the
- * whole; err then says which side waits and why. TLS_APPLY_FAILED (err says why): a context
- * cannot be built and nothing changed. Connections already encrypted keep the context they
- * started with.
- */
-enum tls_apply worker_apply_tls_dns(struct worker *w, const struct config *cfg, bool allow_unpaired,
-				    char *err, size_t errlen);
 
 /* Close and free everything the worker owns (at exit). */
 void worker_destroy(struct worker *w);

@@ -1,6 +1,7 @@
 /*
- * admin/console: the admin console's commands (see admin/admin.h): who may run what, what each
- * command does to the worker, and the two commands that answer only later (PAUSE, WAIT_CLOSE).
+ * admin/console: the admin console's commands (plugged in by admin_register()): who may run
+ * what, what each command does to the worker, and the two commands that answer only later
+ * (PAUSE, WAIT_CLOSE).
  *
  * Every query gets exactly one answer ending in ReadyForQuery 'I', errors included, and answers
  * leave in the order the queries came. A waiting command keeps its client in a struct
@@ -80,7 +81,8 @@ static const char oom_reply[] = "E\0\0\0\x29"
 				"Z\0\0\0\x05"
 				"I";
 
-bool admin_is_console_db(const char *dbname)
+/* True if dbname is the admin console's name. */
+static bool admin_is_console_db(const char *dbname)
 {
 	return strcmp(dbname, "pgmux") == 0 || strcmp(dbname, "pgbouncer") == 0;
 }
@@ -103,7 +105,8 @@ static struct admin_state *state_of(struct worker *w)
 	return st;
 }
 
-void admin_destroy(struct worker *w)
+/* Free the console's state (at exit, after every client is closed). */
+static void admin_destroy(struct worker *w)
 {
 	/* Waits belong to clients, which are all closed (and forgotten here) before this. */
 	free(w->admin);
@@ -664,7 +667,12 @@ static void run_query(struct client *c, const char *sql)
 	}
 }
 
-void admin_handle_query(struct client *c, const char *sql)
+/*
+ * Answer one simple-protocol Query (sql is the query text) from an admin client: writes the whole
+ * response, ending with ReadyForQuery, to the client's connection, unless the command must wait
+ * (PAUSE, WAIT_CLOSE), in which case admin_tick() finishes it later.
+ */
+static void admin_handle_query(struct client *c, const char *sql)
 {
 	struct admin_state *st = state_of(c->w);
 	struct admin_wait *wt = NULL;
@@ -768,7 +776,8 @@ static bool wait_ready(struct admin_state *st, const struct admin_wait *wt)
 	return pause_done(w, wt->dbname);
 }
 
-void admin_tick(struct worker *w)
+/* Called periodically and after releases: completes waiting PAUSE / WAIT_CLOSE commands. */
+static void admin_tick(struct worker *w)
 {
 	struct admin_state *st = state_of(w);
 	uint64_t now = clock_now_us();
@@ -803,7 +812,8 @@ void admin_tick(struct worker *w)
 	st->ticking = false;
 }
 
-void admin_forget_client(struct client *c)
+/* An admin client is going away: forget any command it was waiting on. */
+static void admin_forget_client(struct client *c)
 {
 	struct admin_state *st = c->w->admin;
 	struct admin_wait *wt;

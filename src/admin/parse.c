@@ -82,13 +82,13 @@ static const char *const show_names[] = {
 	[ADMIN_SHOW_SOCKETS] = "SOCKETS",
 	[ADMIN_SHOW_ACTIVE_SOCKETS] = "ACTIVE_SOCKETS",
 	[ADMIN_SHOW_MOVES] = "MOVES",
+	[ADMIN_SHOW_PEERS] = "PEERS",
+	[ADMIN_SHOW_PEER_POOLS] = "PEER_POOLS",
 };
 
 /* PgBouncer commands and SHOW items that have no meaning here: a clearer error than "invalid". */
 static const char *const unsupported_verbs[] = { "SUSPEND", "SELECT" };
-static const char *const unsupported_shows[] = {
-	"FDS", "PEERS", "PEER_POOLS",
-};
+static const char *const unsupported_shows[] = { "FDS" };
 
 static enum admin_parse_status fail(struct cursor *cur, enum admin_parse_status st,
 				    const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -3,8 +3,9 @@
  *
  * Each table is declared once as a column list; rows are filled through a small row builder
  * that counts its values, so a row can never have more or fewer values than its header says
- * (checked by ASSERT). Values pgmux does not track (cancel-request queues, DNS caches) are
- * constants: 0, or an empty string, as PgBouncer prints them when the feature is unused.
+ * (checked by ASSERT). Values pgmux does not track (clients' cancel-request queues, DNS zones)
+ * are constants: 0, an empty string or no rows, as PgBouncer prints them when the feature is
+ * unused. SHOW DNS_HOSTS reads the resolver's cache through the worker.
  *
  * A [databases] entry is only read through database.entry while the database is in the
  * config (!removed): a removed database's entry belonged to the previous config.
@@ -40,6 +41,7 @@ static void show_help(struct msgbuf *mb)
 		"\tSHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION|TOPOLOGY|ROUTES\n"
 		"\tSHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS\n"
 		"\tSHOW SOCKETS|ACTIVE_SOCKETS|LISTS|MEM|LATENCY|STATE|DNS_HOSTS|DNS_ZONES\n"
+		"\tSHOW PEERS|PEER_POOLS\n"
 		"\tSHOW SHARDS\n"
 		"\tSHOW SHARD FOR <key> [IN <db>]\n"
 		"\tSHOW ROUTE [IN <db>] FOR <statement>\n"
@@ -904,6 +906,73 @@ static void show_latency(struct worker *w, struct msgbuf *mb)
 	for_each_database(w, latency_row, mb);
 }
 
+/* --- SHOW PEERS, PEER_POOLS: [peers] and the cancel requests sent to them (pool/cancel.c) --- */
+
+/* PgBouncer's four columns. */
+static void show_peers(struct worker *w, struct msgbuf *mb)
+{
+	static const struct column cols[] = {
+		{ "peer_id", OID_INT4 },
+		{ "host", OID_TEXT },
+		{ "port", OID_INT4 },
+		{ "pool_size", OID_INT4 },
+	};
+	const struct config *cfg = w->cfg;
+	struct row r;
+
+	HEADER(mb, cols);
+	for (int i = 0; i < cfg->n_peers; i++) {
+		const struct peer_entry *e = &cfg->peers[i];
+
+		ROW(&r, cols);
+		put_int(&r, e->id);
+		put_str(&r, e->host);
+		put_int(&r, e->port);
+		put_int(&r, config_peer_pool_size(cfg, e));
+		row_end(mb, &r);
+	}
+}
+
+/*
+ * PgBouncer's columns, as pgmux has them: one connection per request, so a request on its way
+ * (cl_active_cancel_req) is a connection being opened (sv_login) or one that carried its
+ * request and waits for the peer to close it (sv_active_cancel). Then pgmux's own totals.
+ */
+static void show_peer_pools(struct worker *w, struct msgbuf *mb)
+{
+	static const struct column cols[] = {
+		{ "peer_id", OID_INT4 },
+		{ "cl_active_cancel_req", OID_INT4 },
+		{ "cl_waiting_cancel_req", OID_INT4 },
+		{ "sv_active_cancel", OID_INT4 },
+		{ "sv_login", OID_INT4 },
+		{ "forwarded", OID_INT8 },
+		{ "failed", OID_INT8 },
+		{ "dropped", OID_INT8 },
+	};
+	static const struct peer none;
+	const struct config *cfg = w->cfg;
+	struct row r;
+
+	HEADER(mb, cols);
+	for (int i = 0; i < cfg->n_peers; i++) {
+		const struct peer *p = cancel_peer_find(w, cfg->peers[i].id);
+
+		if (!p)
+			p = &none;
+		ROW(&r, cols);
+		put_int(&r, cfg->peers[i].id);
+		put_int(&r, p->n_login + p->n_active);
+		put_int(&r, p->n_waiting);
+		put_int(&r, p->n_active);
+		put_int(&r, p->n_login);
+		put_uint(&r, p->forwarded);
+		put_uint(&r, p->failed);
+		put_uint(&r, p->dropped);
+		row_end(mb, &r);
+	}
+}
+
 void admin_show(struct worker *w, enum admin_show what, uint64_t stats_since_us,
 		struct msgbuf *mb)
 {
@@ -966,6 +1035,12 @@ void admin_show(struct worker *w, enum admin_show what, uint64_t stats_since_us,
 		break;
 	case ADMIN_SHOW_MOVES:
 		admin_show_moves(w, mb);
+		break;
+	case ADMIN_SHOW_PEERS:
+		show_peers(w, mb);
+		break;
+	case ADMIN_SHOW_PEER_POOLS:
+		show_peer_pools(w, mb);
 		break;
 	case ADMIN_SHOW_SHARDS:
 	case ADMIN_SHOW_SHARD:

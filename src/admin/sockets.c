@@ -252,7 +252,7 @@ static void client_row(const struct socket_walk *sw, const struct client *c)
 	char name[SLOT_LEN + 16], state[SLOT_LEN];
 	struct conn_buffers b;
 
-	conn_buffer_state(&c->conn, &b);
+	client_buffer_state(c, &b);
 	if (sw->active_only && !in_flight(&b))
 		return;
 	si.state = list_state(sw, "cl_", client_show_state(c), state, sizeof(state));
@@ -318,7 +318,7 @@ static void server_row(const struct socket_walk *sw, const struct pool *p, const
 	const char *st = server_show_state(s);
 	struct conn_buffers b;
 
-	conn_buffer_state(&s->conn, &b);
+	server_buffer_state(s, &b);
 	if (sw->active_only && !in_flight(&b))
 		return;
 	/* PgBouncer's SHOW SERVERS calls a server logging in "new", its SHOW SOCKETS "sv_login". */

@@ -38,7 +38,7 @@ const char *client_state_name(enum client_state s)
 	return names[s];
 }
 
-static struct client *client_new(struct worker *w)
+struct client *client_new(struct worker *w)
 {
 	struct client *c = calloc(1, sizeof(*c));
 
@@ -143,6 +143,11 @@ bool client_local_name(const struct client *c, char *buf, size_t len)
 bool client_tls_describe(const struct client *c, char *buf, size_t len)
 {
 	return conn_tls_describe(&c->conn, buf, len);
+}
+
+void client_buffer_state(const struct client *c, struct conn_buffers *b)
+{
+	conn_buffer_state(&c->conn, b);
 }
 
 static void vsend_error(struct client *c, const char *severity, const char *sqlstate, const char *fmt, va_list ap)
@@ -671,6 +676,7 @@ void client_on_server_linked(struct client *c)
 			s->settings_unknown = true;
 	}
 	mb_free(&mb);
+	c->xact_start_us = s->link_time_us;
 	c->error_sent = false;
 	if (c->pin_reason)
 		s->needs_discard = true; /* the state it keeps here must not outlive it */
@@ -886,4 +892,20 @@ bool client_on_server_released(struct client *c)
 	c->query_running = false;
 	c->settings_dirty = false;
 	return dirty;
+}
+
+void client_on_parameter_set(struct client *c, enum tracked_param p, const char *value)
+{
+	/* Too long or out of memory: the old value stays; a later server may get a needless SET. */
+	param_store(&c->params, p, value);
+}
+
+void client_on_wait_started(struct client *c)
+{
+	c->wait_start_us = clock_now_us();
+}
+
+void client_close_after_transaction(struct client *c)
+{
+	c->shutdown_pending = true;
 }

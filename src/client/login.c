@@ -52,6 +52,7 @@
 #include "ev/pgquery.h"
 #include "pool/pool.h"
 #include "proto/build.h"
+#include "proto/cancelkey.h"
 #include "proto/fe.h"
 #include "proto/startup.h"
 #include "worker/worker.h"
@@ -106,12 +107,14 @@ bool login_server_scram_init(const struct pool_user *u, const char *password,
 static bool new_cancel_key(struct client *c)
 {
 	uint32_t k[2];
+	struct cancelkey ck;
 
 	if (RAND_bytes((unsigned char *)k, sizeof(k)) != 1)
 		return false;
-	/* Positive pids: some drivers treat the pid as a signed process id. */
-	c->cancel_pid = k[0] & 0x7fffffff;
-	c->cancel_key = k[1];
+	/* The key names this process (peer_id), so a peer that receives the cancel finds us. */
+	ck = cancelkey_make(c->w->cfg->peer_id, k[0], k[1]);
+	c->cancel_pid = ck.pid;
+	c->cancel_key = ck.key;
 	return true;
 }
 
@@ -920,7 +923,8 @@ static enum conn_action handle_startup(struct client *c, const uint8_t *whole, u
 	}
 	if (!client_tls_check_startup(c))
 		return CONN_CLOSED;
-	if (c->w->shutting_down) {
+	/* Accepted before a takeover: not a refusal, the client logs in here and stays. */
+	if (c->w->shutting_down && !c->w->handed_over) {
 		client_close(c, "57P01", "pgmux is shutting down");
 		return CONN_CLOSED;
 	}

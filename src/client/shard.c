@@ -65,6 +65,9 @@ struct sharding {
 	struct worker *w;             /* to ask about bucket moves; NULL: not asked (SHOW ROUTE) */
 };
 
+static void client_shard_end_transaction(struct client *c);
+static void client_fanout_end(struct client *c);
+
 /* The client's home database's sharding; false: the config in force has none (or no map yet). */
 static bool home_sharding(struct client *c, struct sharding *sh)
 {
@@ -331,7 +334,7 @@ static const struct stmt_keys *statement_keys(const struct sharding *sh, struct 
 static bool find_in_named(struct client *c, const struct sharding *sh, const struct fe_bind *b,
 			  struct finding *f, bool *hinted)
 {
-	struct cstmt *e = client_pstmts_find(&c->pstmts, b->statement);
+	const struct cstmt *e = client_pstmts_find(&c->pstmts, b->statement);
 	const struct stmt_keys *k = e ? statement_keys(sh, e->ps) : NULL;
 
 	if (!e)
@@ -1003,7 +1006,8 @@ enum conn_action client_shard_linked(struct client *c, const struct pkt_header *
 	return fail_transaction(c, hdr, "0A000", message);
 }
 
-void client_shard_end_transaction(struct client *c)
+/* The client's transaction ended: SET LOCAL pgmux.shard_key no longer applies. */
+static void client_shard_end_transaction(struct client *c)
 {
 	set_text(&c->shard_local.key, NULL, 0);
 	set_text(&c->shard_local.shard, NULL, 0);
@@ -1163,7 +1167,8 @@ bool client_fanout_midway(const struct client *c)
 	return c->fanout && c->fanout->shard > 0;
 }
 
-void client_fanout_end(struct client *c)
+/* Forget the fan-out (its end, or the client's). */
+static void client_fanout_end(struct client *c)
 {
 	if (!c->fanout)
 		return;

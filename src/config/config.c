@@ -53,6 +53,7 @@ struct origins {
 	int *users; /* per cfg->users[] */
 	int *clusters; /* per cfg->clusters[]: the section's header line */
 	int *shard_sets; /* per cfg->shard_sets[]: the section's header line */
+	int *peers;      /* per cfg->peers[] */
 	int n_dbs;     /* entries read from the file; the shard entries added come after them */
 };
 
@@ -82,6 +83,7 @@ enum section {
 	SECTION_USERS,
 	SECTION_CLUSTER, /* [cluster.NAME] */
 	SECTION_SHARDS,  /* [shards.NAME] */
+	SECTION_PEERS,
 	SECTION_UNKNOWN,
 };
 
@@ -483,6 +485,9 @@ void config_free(struct config *cfg)
 	for (int i = 0; i < cfg->n_shard_sets; i++)
 		free_shard_set(&cfg->shard_sets[i]);
 	free(cfg->shard_sets);
+	for (int i = 0; i < cfg->n_peers; i++)
+		free_strings(&cfg->peers[i], config_peer_keys, config_peer_key_count);
+	free(cfg->peers);
 	for (int i = 0; i < cfg->n_warnings; i++)
 		free(cfg->warnings[i]);
 	free(cfg->warnings);
@@ -602,6 +607,23 @@ static bool clone_shard_sets(struct config *c, const struct config *src)
 	return true;
 }
 
+static bool clone_peers(struct config *c, const struct config *src)
+{
+	c->peers = calloc((size_t)src->n_peers + 1, sizeof(*c->peers));
+	if (!c->peers)
+		return false;
+	for (int i = 0; i < src->n_peers; i++) {
+		c->peers[i] = src->peers[i];
+		if (!copy_strings(&c->peers[i], &src->peers[i], config_peer_keys,
+				  config_peer_key_count)) {
+			free_strings(&c->peers[i], config_peer_keys, config_peer_key_count);
+			return false;
+		}
+		c->n_peers++;
+	}
+	return true;
+}
+
 struct config *config_clone(const struct config *src)
 {
 	struct config *c = malloc(sizeof(*c));
@@ -614,14 +636,15 @@ struct config *config_clone(const struct config *src)
 	c->users = NULL;
 	c->clusters = NULL;
 	c->shard_sets = NULL;
-	c->n_dbs = c->n_users = c->n_clusters = c->n_shard_sets = 0;
+	c->peers = NULL;
+	c->n_dbs = c->n_users = c->n_clusters = c->n_shard_sets = c->n_peers = 0;
 	c->warnings = NULL;
 	c->n_warnings = 0;
 	c->hba = hba_ref(src->hba);
 	c->config_file = strdup(src->config_file);
 	if (!copy_strings(c, src, config_keys, config_key_count) || !c->config_file ||
 	    !clone_dbs(c, src) || !clone_users(c, src) || !clone_clusters(c, src) ||
-	    !clone_shard_sets(c, src)) {
+	    !clone_shard_sets(c, src) || !clone_peers(c, src)) {
 		config_free(c);
 		return NULL;
 	}
@@ -816,6 +839,50 @@ static bool add_user(struct parse_state *ps, const char *name, const char *value
 	}
 	ps->origins.users[cfg->n_users] = ps->lineno;
 	cfg->users[cfg->n_users++] = user;
+	return true;
+}
+
+/* --- [peers] --- */
+
+/* A peer's name is its peer_id: a number, 1..16383 as peer_id itself (0 means no peering). */
+static bool parse_peer_id(const char *name, int *id)
+{
+	char *end;
+	long v;
+
+	if (!isdigit((unsigned char)*name))
+		return false;
+	v = strtol(name, &end, 10);
+	if (*end || v < 1 || v > 16383)
+		return false;
+	*id = (int)v;
+	return true;
+}
+
+static bool add_peer(struct parse_state *ps, const char *name, const char *value)
+{
+	struct config *cfg = ps->cfg;
+	struct peer_entry peer = { 0 };
+
+	if (!parse_peer_id(name, &peer.id))
+		return parse_fail(ps, name, "a [peers] entry is named by its peer_id, 1 to 16383");
+	for (int i = 0; i < cfg->n_peers; i++) {
+		if (cfg->peers[i].id == peer.id)
+			return parse_fail(ps, name, "duplicate peer (first defined at line %d)",
+					  ps->origins.peers[i]);
+	}
+	if (!init_fields(&peer, config_peer_keys, config_peer_key_count) ||
+	    !grow(&cfg->peers, sizeof(*cfg->peers), cfg->n_peers) ||
+	    !grow(&ps->origins.peers, sizeof(int), cfg->n_peers)) {
+		free_strings(&peer, config_peer_keys, config_peer_key_count);
+		return parse_fail(ps, name, "out of memory");
+	}
+	if (!parse_entry(ps, name, &peer, config_peer_keys, config_peer_key_count, value)) {
+		free_strings(&peer, config_peer_keys, config_peer_key_count);
+		return false;
+	}
+	ps->origins.peers[cfg->n_peers] = ps->lineno;
+	cfg->peers[cfg->n_peers++] = peer;
 	return true;
 }
 
@@ -1022,6 +1089,8 @@ static enum section section_of(const char *name)
 		return SECTION_DATABASES;
 	if (len == 5 && strncasecmp(name, "users", len) == 0)
 		return SECTION_USERS;
+	if (len == 5 && strncasecmp(name, "peers", len) == 0)
+		return SECTION_PEERS;
 	if (len > strlen(CLUSTER_PREFIX) && strncasecmp(name, CLUSTER_PREFIX, strlen(CLUSTER_PREFIX)) == 0)
 		return SECTION_CLUSTER;
 	if (len > strlen(SHARDS_PREFIX) && strncasecmp(name, SHARDS_PREFIX, strlen(SHARDS_PREFIX)) == 0)
@@ -1054,6 +1123,8 @@ static int on_pair(void *user, const char *section, const char *name, const char
 		return add_db(ps, name, value);
 	case SECTION_USERS:
 		return add_user(ps, name, value);
+	case SECTION_PEERS:
+		return add_peer(ps, name, value);
 	case SECTION_CLUSTER: {
 		char cluster[NAME_MAX_LEN + 2];
 		const char *start = section + strspn(section, " \t") + strlen(CLUSTER_PREFIX);
@@ -1074,7 +1145,7 @@ static int on_pair(void *user, const char *section, const char *name, const char
 		break;
 	}
 	return parse_fail(ps, name, "unknown section [%s] (expected pgmux, pgbouncer, databases, "
-				    "users, cluster.NAME or shards.NAME)", section);
+				    "users, peers, cluster.NAME or shards.NAME)", section);
 }
 
 /*
@@ -1227,11 +1298,26 @@ static bool validate_cluster(const struct cluster_entry *cl, int line, struct re
 	return true;
 }
 
+static bool validate_peer(const struct peer_entry *peer, int line, struct report *r)
+{
+	char name[16];
+
+	snprintf(name, sizeof(name), "%d", peer->id);
+	if (!peer->host[0])
+		return report_error(r, line, name, "a [peers] entry needs host= (an address, a name, "
+				    "or a unix socket directory)");
+	return true;
+}
+
 /* Checks that involve more than one value; o may be NULL (no file to point into). */
 static bool validate_config(const struct config *cfg, struct report *r, const struct origins *o)
 {
 	if (!validate_main(cfg, r, o))
 		return false;
+	for (int i = 0; i < cfg->n_peers; i++) {
+		if (!validate_peer(&cfg->peers[i], o && o->peers ? o->peers[i] : 0, r))
+			return false;
+	}
 	for (int i = 0; i < cfg->n_dbs; i++) {
 		if (!validate_db(cfg, &cfg->dbs[i], db_origin(o, i), r))
 			return false;
@@ -1538,6 +1624,24 @@ static void warn_min_pool_sizes(struct config *cfg, const struct origins *o)
 	}
 }
 
+/* Peering half set up starts, as in PgBouncer, but some cancel requests will not arrive. */
+static void warn_peering(struct config *cfg, const struct origins *o)
+{
+	const char *path = cfg->config_file;
+
+	if (cfg->so_reuseport && !cfg->peer_id)
+		add_warning(cfg, path, origin_of_key(o, "so_reuseport"), "so_reuseport",
+			    "set without peer_id: a cancel request the kernel hands to another "
+			    "process sharing the port is lost");
+	else if (cfg->peer_id && cfg->n_peers == 0)
+		add_warning(cfg, path, origin_of_key(o, "peer_id"), "peer_id",
+			    "set without a [peers] section: cancel requests for other processes are "
+			    "dropped");
+	else if (!cfg->peer_id && cfg->n_peers > 0)
+		add_warning(cfg, path, o && o->peers ? o->peers[0] : 0, "peers",
+			    "[peers] is not used without peer_id");
+}
+
 static void clear_warnings(struct config *cfg)
 {
 	for (int i = 0; i < cfg->n_warnings; i++)
@@ -1564,6 +1668,7 @@ static bool finish_config(struct config *cfg, struct report *r, const struct ori
 		return false;
 	clear_warnings(cfg);
 	warn_min_pool_sizes(cfg, o);
+	warn_peering(cfg, o);
 	if (!load_shard_maps(cfg, r, o))
 		return false;
 	if (!cfg->auth_hba_file[0]) {
@@ -1641,6 +1746,7 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 	free(ps.origins.users);
 	free(ps.origins.clusters);
 	free(ps.origins.shard_sets);
+	free(ps.origins.peers);
 	if (report.failed) {
 		config_free(ps.cfg);
 		return NULL;
@@ -1748,6 +1854,20 @@ const struct cluster_entry *config_find_cluster(const struct config *cfg, const 
 			return &cfg->clusters[i];
 	}
 	return NULL;
+}
+
+const struct peer_entry *config_find_peer(const struct config *cfg, int id)
+{
+	for (int i = 0; i < cfg->n_peers; i++) {
+		if (cfg->peers[i].id == id)
+			return &cfg->peers[i];
+	}
+	return NULL;
+}
+
+int config_peer_pool_size(const struct config *cfg, const struct peer_entry *p)
+{
+	return p && p->pool_size > 0 ? p->pool_size : cfg->default_pool_size;
 }
 
 const struct user_entry *config_find_user(const struct config *cfg, const char *name)

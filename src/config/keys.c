@@ -49,6 +49,12 @@ static const char *const read_from_names[] = { "replicas", "any", "primary", NUL
 static const char *const load_balance_names[] = { "round_robin", "least_connections", "random", NULL };
 static const char *const read_fallback_names[] = { "primary", "error", NULL };
 
+/* Index = enum syslog_facility value; PgBouncer's syslog_facility names. */
+const char *const syslog_facility_names[] = {
+	"auth",   "authpriv", "daemon", "user",   "local0", "local1", "local2",
+	"local3", "local4",   "local5", "local6", "local7", NULL,
+};
+
 /*
  * The "how" of a row: RESTART (a change needs a restart), RELOAD (read where it is used, so the
  * new config applies it), or what a running pgmux rebuilds from it (enum config_apply).
@@ -80,7 +86,8 @@ static const char *const read_fallback_names[] = { "primary", "error", NULL };
 	  .apply = (how) == RESTART ? CONFIG_APPLY_NONE : (unsigned)(how), .help = (help_text) }
 #define ENUM_ALIAS_KEY(field, def, names, aliases, how, help_text)                                 \
 	{ .name = #field, .type = CFG_ENUM, .offset = offsetof(struct config, field),              \
-	  .default_value = (def), .reloadable = true, .apply = (how), .enum_names = (names),       \
+	  .default_value = (def), .reloadable = (how) != RESTART,                                  \
+	  .apply = (how) == RESTART ? CONFIG_APPLY_NONE : (unsigned)(how), .enum_names = (names),  \
 	  .enum_aliases = (aliases), .help = (help_text) }
 #define ENUM_KEY_HOW(field, def, names, how, help_text)                                            \
 	ENUM_ALIAS_KEY(field, def, names, NULL, how, help_text)
@@ -100,6 +107,9 @@ const struct config_key config_keys[] = {
 		"queue length of connections not yet accepted (listen(2) backlog)"),
 	STR_KEY(metrics_listen, "", RESTART,
 		"host:port of the HTTP endpoint serving /metrics, /health and /ready; empty = off"),
+	STR_KEY(takeover_socket, "", RESTART,
+		"unix socket on which a new pgmux (--takeover) takes the listening sockets over; "
+		"empty = <unix_socket_dir>/.s.PGSQL.<listen_port>.takeover"),
 	BOOL_KEY(tcp_keepalive, "1", LOOP, "turn on TCP keepalive on client and server sockets"),
 	INT_KEY(tcp_keepidle, "0", LOOP, 0, INT_MAX,
 		"seconds a TCP connection is idle before the first keepalive probe; 0 = the OS's"),
@@ -113,6 +123,13 @@ const struct config_key config_keys[] = {
 	INT_KEY(tcp_defer_accept, "0", RESTART, 0, INT_MAX,
 		"nonzero: TCP listeners wake pgmux only once a client has sent data, for up to 45 s "
 		"(Linux TCP_DEFER_ACCEPT)"),
+
+	BOOL_KEY(so_reuseport, "0", RESTART,
+		 "open TCP listeners with SO_REUSEPORT, so several pgmux processes can share one "
+		 "port (give each its own peer_id and unix_socket_dir)"),
+	INT_KEY(peer_id, "0", RESTART, 0, 16383,
+		"this process's number among the processes of [peers]; cancel keys carry it so a "
+		"cancel that reaches another peer is forwarded here; 0 = no peering"),
 
 	/* pooling */
 	ENUM_KEY(pool_mode, "session", pool_mode_names,
@@ -263,6 +280,8 @@ const struct config_key config_keys[] = {
 	STR_KEY(pidfile, "", RESTART, "file pgmux writes its process id to; empty = none"),
 	BOOL_KEY(syslog, "0", RESTART, "also log to syslog"),
 	STR_KEY(syslog_ident, "pgmux", RESTART, "program name in syslog messages"),
+	ENUM_KEY_HOW(syslog_facility, "daemon", syslog_facility_names, RESTART,
+		     "syslog facility: auth, authpriv, daemon, user or local0 to local7"),
 	BOOL_KEY(log_connections, "1", RELOAD, "log every successful client login"),
 	BOOL_KEY(log_disconnections, "1", RELOAD, "log every client disconnection, with its reason"),
 	BOOL_KEY(log_pooler_errors, "1", RELOAD, "log the errors pgmux sends to clients"),
@@ -361,6 +380,16 @@ const struct config_key config_user_keys[] = {
 };
 
 const size_t config_user_key_count = sizeof(config_user_keys) / sizeof(config_user_keys[0]);
+
+const struct config_key config_peer_keys[] = {
+	ENTRY_KEY(peer_entry, host, CFG_STRING, "", 0, 0,
+		  "the peer's address, host name, or unix socket directory (starts with /)"),
+	ENTRY_KEY(peer_entry, port, CFG_INT, "6432", 1, 65535, "the peer's port"),
+	ENTRY_KEY(peer_entry, pool_size, CFG_INT, NULL, 1, INT_MAX,
+		  "cancel requests on their way to this peer at once; unset = default_pool_size"),
+};
+
+const size_t config_peer_key_count = sizeof(config_peer_keys) / sizeof(config_peer_keys[0]);
 
 #define CL_KEY(field, t, lo, hi, help_text) ENTRY_KEY(cluster_entry, field, t, NULL, lo, hi, help_text)
 #define CL_STR(field, help_text) ENTRY_KEY(cluster_entry, field, CFG_STRING, "", 0, 0, help_text)

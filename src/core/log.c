@@ -24,11 +24,31 @@ static struct {
 
 static const char *const level_names[] = { "FATAL", "ERROR", "WARNING", "LOG", "DEBUG", "NOISE" };
 
-bool log_open(const char *logfile, bool to_stderr, bool use_syslog, const char *ident)
+static int syslog_facility_code(const char *name)
+{
+	static const struct {
+		const char *name;
+		int code;
+	} facilities[] = {
+		{ "auth", LOG_AUTH },     { "authpriv", LOG_AUTHPRIV }, { "daemon", LOG_DAEMON },
+		{ "user", LOG_USER },     { "local0", LOG_LOCAL0 },     { "local1", LOG_LOCAL1 },
+		{ "local2", LOG_LOCAL2 }, { "local3", LOG_LOCAL3 },     { "local4", LOG_LOCAL4 },
+		{ "local5", LOG_LOCAL5 }, { "local6", LOG_LOCAL6 },     { "local7", LOG_LOCAL7 },
+	};
+
+	for (size_t i = 0; name && i < sizeof(facilities) / sizeof(facilities[0]); i++) {
+		if (strcmp(facilities[i].name, name) == 0)
+			return facilities[i].code;
+	}
+	return LOG_DAEMON;
+}
+
+bool log_open(const char *logfile, bool to_stderr, bool use_syslog, const char *ident,
+	      const char *facility)
 {
 	sink.to_stderr = to_stderr;
 	if (use_syslog) {
-		openlog(ident && *ident ? ident : "pgmux", LOG_PID, LOG_DAEMON);
+		openlog(ident && *ident ? ident : "pgmux", LOG_PID, syslog_facility_code(facility));
 		sink.use_syslog = true;
 	}
 	return log_reopen(logfile);

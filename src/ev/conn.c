@@ -564,6 +564,18 @@ void conn_close(struct conn *c)
 	c->error = NULL;
 }
 
+int conn_release_fd(struct conn *c)
+{
+	int fd = c->fd;
+
+	if (fd < 0 || c->tls || c->tls_phase != TLS_PHASE_NONE || c->failed || c->closing ||
+	    conn_buffered_input(c) || conn_pending_output(c) || c->fwd_left || c->skip_left)
+		return -1;
+	c->fd = -1;
+	conn_close(c);
+	return fd;
+}
+
 void conn_close_with(struct conn *c, const void *data, size_t len)
 {
 	if (c->fd >= 0 && !c->failed && !conn_pending_output(c) && c->tls_phase == TLS_PHASE_NONE)

@@ -11,6 +11,7 @@
 #include "ev/httpd.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ev.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -450,6 +451,40 @@ struct httpd *httpd_open(struct evloop *loop, const char *addr, httpd_handler_fn
 		return NULL;
 	}
 	return h;
+}
+
+struct httpd *httpd_adopt(struct evloop *loop, const int *fds, int n, httpd_handler_fn fn, void *arg,
+			  char *err, size_t errlen)
+{
+	struct httpd *h = n <= MAX_LISTEN_FDS ? calloc(1, sizeof(*h)) : NULL;
+
+	if (!h) {
+		snprintf(err, errlen, "metrics_listen: %d sockets handed over: out of memory or too many", n);
+		for (int i = 0; i < n; i++)
+			close(fds[i]);
+		return NULL;
+	}
+	h->loop = loop;
+	h->fn = fn;
+	h->arg = arg;
+	list_init(&h->conns);
+	for (int i = 0; i < n; i++) {
+		fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
+		ev_io_init(&h->listen_io[i], on_accept, fds[i], EV_READ);
+		h->listen_io[i].data = h;
+		ev_io_start(loop->ev, &h->listen_io[i]);
+	}
+	h->n_listen = n;
+	return h;
+}
+
+int httpd_listen_fds(const struct httpd *h, int *fds, int max)
+{
+	int n = 0;
+
+	for (; h && n < h->n_listen && n < max; n++)
+		fds[n] = h->listen_io[n].fd;
+	return n;
 }
 
 void httpd_get_stats(const struct httpd *h, struct httpd_stats *out)

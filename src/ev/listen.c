@@ -38,6 +38,7 @@ struct listeners {
 	listen_accept_fn fn;
 	void *arg;
 	bool defer_accept;
+	bool reuseport;
 	int n;
 	struct listener l[MAX_LISTENERS];
 	char unix_path[108];
@@ -162,6 +163,13 @@ static bool listen_tcp(struct listeners *ls, const char *host, int port, int bac
 		if (fd < 0)
 			continue;
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		/* Several processes on one port: each must ask, or the second bind fails. */
+		if (ls->reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+			snprintf(err, errlen, "so_reuseport on %s:%d: %s", host, port, strerror(errno));
+			close(fd);
+			freeaddrinfo(res);
+			return false;
+		}
 		if (ai->ai_family == AF_INET6)
 			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, backlog) < 0) {
@@ -204,8 +212,8 @@ static bool listen_unix(struct listeners *ls, const char *dir, int port, int mod
 	return add_listener(ls, fd, true);
 }
 
-/* A passed descriptor is usable when it is a stream socket that listens. */
-static bool adopt_passed(struct listeners *ls, int fd, char *err, size_t errlen)
+/* A passed descriptor is usable when it is a stream socket that listens; fd is ls's or closed. */
+static bool adopt_passed(struct listeners *ls, int fd, const char *from, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t sslen = sizeof(ss);
@@ -215,7 +223,8 @@ static bool adopt_passed(struct listeners *ls, int fd, char *err, size_t errlen)
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM ||
 	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 || !listening ||
 	    getsockname(fd, (struct sockaddr *)&ss, &sslen) < 0) {
-		snprintf(err, errlen, "descriptor %d from LISTEN_FDS is not a listening stream socket", fd);
+		snprintf(err, errlen, "descriptor %d from %s is not a listening stream socket", fd, from);
+		close(fd);
 		return false;
 	}
 	/* systemd hands sockets over blocking unless the unit says NonBlocking=yes */
@@ -223,7 +232,7 @@ static bool adopt_passed(struct listeners *ls, int fd, char *err, size_t errlen)
 	if (ss.ss_family != AF_UNIX)
 		set_defer_accept(ls, fd);
 	if (!add_listener(ls, fd, ss.ss_family == AF_UNIX)) {
-		snprintf(err, errlen, "more than %d sockets in LISTEN_FDS", MAX_LISTENERS);
+		snprintf(err, errlen, "more than %d sockets in %s", MAX_LISTENERS, from);
 		return false;
 	}
 	return true;
@@ -233,7 +242,7 @@ static bool adopt_passed(struct listeners *ls, int fd, char *err, size_t errlen)
 static bool listen_passed(struct listeners *ls, int n, const char *names, char *err, size_t errlen)
 {
 	for (int i = 0; i < n; i++) {
-		if (!adopt_passed(ls, SYSD_LISTEN_FDS_START + i, err, errlen))
+		if (!adopt_passed(ls, SYSD_LISTEN_FDS_START + i, "LISTEN_FDS", err, errlen))
 			return false;
 	}
 	log_info("listening on %d socket%s passed by the service manager (LISTEN_FDS%s%s): "
@@ -242,11 +251,25 @@ static bool listen_passed(struct listeners *ls, int n, const char *names, char *
 	return true;
 }
 
-struct listeners *listen_open(struct evloop *loop, const char *addrs, int port, const char *unix_dir,
-			      int unix_mode, int backlog, bool defer_accept, listen_accept_fn fn,
-			      void *arg, char *err, size_t errlen)
+static struct listeners *new_listeners(struct evloop *loop, listen_accept_fn fn, void *arg)
 {
 	struct listeners *ls = calloc(1, sizeof(*ls));
+
+	if (!ls)
+		return NULL;
+	ls->loop = loop;
+	ls->fn = fn;
+	ls->arg = arg;
+	ev_timer_init(&ls->retry, resume_accepting, 1.0, 0);
+	ls->retry.data = ls;
+	return ls;
+}
+
+struct listeners *listen_open(struct evloop *loop, const char *addrs, int port, const char *unix_dir,
+			      int unix_mode, int backlog, bool defer_accept, bool reuseport,
+			      listen_accept_fn fn, void *arg, char *err, size_t errlen)
+{
+	struct listeners *ls = new_listeners(loop, fn, arg);
 	char *copy, *tok, *save = NULL, names[256];
 	int passed;
 
@@ -255,12 +278,8 @@ struct listeners *listen_open(struct evloop *loop, const char *addrs, int port, 
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	ls->loop = loop;
-	ls->fn = fn;
-	ls->arg = arg;
 	ls->defer_accept = defer_accept;
-	ev_timer_init(&ls->retry, resume_accepting, 1.0, 0);
-	ls->retry.data = ls;
+	ls->reuseport = reuseport;
 	passed = sysd_listen_fds(names, sizeof(names), err, errlen);
 	if (passed != 0) {
 		free(copy);
@@ -284,7 +303,7 @@ struct listeners *listen_open(struct evloop *loop, const char *addrs, int port, 
 	return ls;
 }
 
-void listen_close(struct listeners *ls)
+static void close_all(struct listeners *ls, bool remove_file)
 {
 	if (!ls)
 		return;
@@ -293,7 +312,85 @@ void listen_close(struct listeners *ls)
 		ev_io_stop(ls->loop->ev, &ls->l[i].io);
 		close(ls->l[i].io.fd);
 	}
-	if (*ls->unix_path)
+	if (remove_file && *ls->unix_path)
 		unlink(ls->unix_path);
 	free(ls);
+}
+
+void listen_close(struct listeners *ls)
+{
+	close_all(ls, true);
+}
+
+/*
+ * The socket keeps listening in the process it was handed to, so closing this copy neither
+ * resets the connections in its queue nor stops the kernel from queueing new ones.
+ */
+void listen_release(struct listeners *ls)
+{
+	close_all(ls, false);
+}
+
+/* "host:port" ("[v6]:port") or the unix socket's path of a bound socket; "" when unknown. */
+static void socket_text(int fd, int *family, char *out, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	char host[INET6_ADDRSTRLEN + 2] = "", port[8] = "";
+
+	*out = '\0';
+	*family = AF_UNSPEC;
+	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) < 0)
+		return;
+	*family = ss.ss_family;
+	if (ss.ss_family == AF_UNIX) {
+		const struct sockaddr_un *sun = (const struct sockaddr_un *)&ss;
+
+		if (sslen > offsetof(struct sockaddr_un, sun_path))
+			snprintf(out, len, "%.*s", (int)(sslen - offsetof(struct sockaddr_un, sun_path)),
+				 sun->sun_path);
+	} else if (getnameinfo((struct sockaddr *)&ss, sslen, host, sizeof(host), port, sizeof(port),
+			       NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
+		snprintf(out, len, ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
+	}
+}
+
+int listen_sockets(const struct listeners *ls, struct listen_socket *out, int max)
+{
+	int n = 0;
+
+	for (int i = 0; ls && i < ls->n && n < max; i++, n++) {
+		out[n].fd = ls->l[i].io.fd;
+		socket_text(out[n].fd, &out[n].family, out[n].addr, sizeof(out[n].addr));
+		out[n].owned = ls->l[i].is_unix && *ls->unix_path && strcmp(ls->unix_path, out[n].addr) == 0;
+	}
+	return n;
+}
+
+struct listeners *listen_adopt(struct evloop *loop, const struct listen_socket *socks, int n,
+			       listen_accept_fn fn, void *arg, char *err, size_t errlen)
+{
+	struct listeners *ls = new_listeners(loop, fn, arg);
+	int i;
+
+	if (!ls) {
+		snprintf(err, errlen, "out of memory");
+		i = 0;
+		goto fail;
+	}
+	for (i = 0; i < n; i++) {
+		/* Options such as TCP_DEFER_ACCEPT belong to the socket: they came with it. */
+		if (!adopt_passed(ls, socks[i].fd, "the takeover", err, errlen)) {
+			i++; /* adopt_passed kept or closed that one */
+			goto fail;
+		}
+		if (socks[i].owned && socks[i].family == AF_UNIX)
+			snprintf(ls->unix_path, sizeof(ls->unix_path), "%s", socks[i].addr);
+	}
+	return ls;
+fail:
+	for (; i < n; i++)
+		close(socks[i].fd);
+	listen_release(ls);
+	return NULL;
 }

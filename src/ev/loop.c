@@ -102,11 +102,6 @@ void evloop_break(struct evloop *l)
 	ev_break(l->ev, EVBREAK_ALL);
 }
 
-uint64_t evloop_now_us(struct evloop *l)
-{
-	return clock_now_us();
-}
-
 void evloop_park(struct evloop *l, void *obj, evloop_free_fn fn)
 {
 	struct parked *p = malloc(sizeof(*p));

@@ -715,7 +715,8 @@ static void write_http(const struct httpd_stats *s, struct prom_out *o)
 	gauge(o, "pgmux_metrics_connections", "HTTP connections open", (uint64_t)s->conns);
 }
 
-void metrics_render(struct worker *w, const struct httpd_stats *http, struct prom_out *o)
+/* Write every metric of w to o; http: the endpoint's own counters (NULL: none). */
+static void metrics_render(struct worker *w, const struct httpd_stats *http, struct prom_out *o)
 {
 	size_t n = 0;
 	struct db_sum *sums = sum_databases(w, &n);
@@ -733,7 +734,13 @@ void metrics_render(struct worker *w, const struct httpd_stats *http, struct pro
 	free(sums);
 }
 
-bool metrics_ready(struct worker *w, char *why, size_t len)
+/*
+ * Is w ready for clients: listening (not shutting down), a configuration in force, and for
+ * every database routed through a cluster a confirmed primary, unless the database is declared
+ * read_only? When not, why says what is missing; when ready without a primary for such a
+ * database, why names it ("ready (database reports: read-only, no primary needed)").
+ */
+static bool metrics_ready(struct worker *w, char *why, size_t len)
 {
 	const struct config *cfg = w->cfg;
 	const struct db_entry *without = NULL; /* read_only, and its cluster has no primary */

@@ -106,7 +106,8 @@ static bool reserve(struct prom_out *o, size_t n)
 	return true;
 }
 
-void prom_append(struct prom_out *o, const char *s, size_t len)
+/* Append raw text. */
+static void prom_append(struct prom_out *o, const char *s, size_t len)
 {
 	if (!reserve(o, len))
 		return;

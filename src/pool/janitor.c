@@ -2,7 +2,8 @@
  * janitor: the periodic sweep that enforces every timeout (startup, login, query wait, idle
  * transaction, query, client idle, server idle/lifetime/connect), passes the server's error to
  * clients that waited through failed server logins for server_login_retry, keeps min_pool_size,
- * retries server logins after server_login_retry, lets the admin console finish waiting commands
+ * retries server logins after server_login_retry, gives up cancel requests PostgreSQL has not
+ * confirmed within server_connect_timeout, lets the admin console finish waiting commands
  * (through w->console), resumes or holds accepting as client slots free or fill after a reload,
  * and finishes a safe shutdown. In check builds (PGMUX_CHECKS) each run ends with
  * pool_check_worker(): the pools' lists and counters must agree.
@@ -77,7 +78,7 @@ static void check_active(struct pool *p, uint64_t now)
 			   c->pending_ready == 0) {
 			client_close(c, "57P01", "pgmux is shutting down");
 		} else if (p->w->safe_shutdown) {
-			c->shutdown_pending = true;
+			client_close_after_transaction(c);
 		}
 	}
 }
@@ -92,7 +93,14 @@ static void check_servers(struct pool *p, uint64_t now)
 		struct server *s = list_entry(n, struct server, node);
 		int total = p->nodes[s->member].n_servers;
 
-		if (exceeded(now, s->connect_time_us, cfg->server_lifetime) && total > min)
+		/*
+		 * Shutting down (after a takeover: its clients went to the new process), a pool
+		 * without clients keeps no server, so that the new process's pools grow as this
+		 * one's shrink, within the server's max_connections.
+		 */
+		if (p->w->shutting_down && !p->n_active_clients && !p->n_waiting_clients)
+			server_close(s, "shutting down: no client left in its pool");
+		else if (exceeded(now, s->connect_time_us, cfg->server_lifetime) && total > min)
 			server_close(s, "server_lifetime");
 		else if (exceeded(now, s->request_time_us, cfg->server_idle_timeout) && total > min)
 			server_close(s, "server_idle_timeout");

@@ -102,7 +102,7 @@ static void client_set_state(struct client *c, enum client_state st, const char 
 		ASSERT(p);
 		/* A client logging in waits from here (pool_request_server sets it for the others). */
 		if (st == CLIENT_WAITING_LOGIN)
-			c->wait_start_us = clock_now_us();
+			client_on_wait_started(c);
 		list_add_tail(&p->waiting_clients, &c->node);
 		p->n_waiting_clients++;
 		if (st == CLIENT_WAITING)
@@ -247,6 +247,12 @@ void pool_client_logged_in(struct client *c)
 		client_set_state(c, CLIENT_WAITING_LOGIN, "logged in, waiting for the first server");
 		pool_launch_needed(c->pool);
 	}
+}
+
+void pool_client_adopted(struct client *c)
+{
+	ASSERT(c->pool);
+	client_set_state(c, CLIENT_IDLE, "handed over by the previous process");
 }
 
 void pool_console_client_logged_in(struct client *c)
@@ -554,7 +560,8 @@ int pool_size(const struct pool *p)
 
 int pool_min_size(const struct pool *p)
 {
-	return config_db_min_pool_size(p->w->cfg, p->db->entry);
+	/* Spare servers are for clients to come, and a process shutting down takes none. */
+	return p->w->shutting_down ? 0 : config_db_min_pool_size(p->w->cfg, p->db->entry);
 }
 
 static int pool_reserve(const struct pool *p)
@@ -631,8 +638,8 @@ static void link_client(struct client *c, struct server *s)
 	conn_link(&c->conn, &s->conn);
 	server_set_state(s, SERVER_ACTIVE, "linked to a client");
 	client_set_state(c, CLIENT_ACTIVE, "linked to a server");
-	c->xact_start_us = s->link_time_us = s->request_time_us = now;
-	client_on_server_linked(c);
+	s->link_time_us = s->request_time_us = now;
+	client_on_server_linked(c); /* its transaction time starts at s->link_time_us */
 }
 
 /* A server idle longer than server_check_delay may have died quietly: test it before use. */
@@ -696,7 +703,7 @@ void pool_request_server(struct client *c)
 		link_client(c, s);
 		return;
 	}
-	c->wait_start_us = clock_now_us();
+	client_on_wait_started(c);
 	if (c->target == TARGET_WAIT_PRIMARY)
 		p->db->routes.primary_waits++;
 	client_set_state(c, CLIENT_WAITING, "no idle server, queued");
@@ -1162,7 +1169,8 @@ void pool_kick(struct worker *w, struct database *db)
 	}
 }
 
-void pool_retarget(struct client *c, int target)
+/* A waiting client's target was decided again: move it to that member's queue. */
+static void pool_retarget(struct client *c, int target)
 {
 	if (c->state == CLIENT_WAITING && target == TARGET_WAIT_PRIMARY &&
 	    c->target != TARGET_WAIT_PRIMARY)

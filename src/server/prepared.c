@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "client/statements.h"
 #include "core/log.h"
 #include "pool/pool.h"
 #include "proto/build.h"
@@ -270,12 +271,12 @@ static bool dealloc_is_ours(struct client *c, const struct dealloc_stmt *st)
 static bool dealloc_apply(struct client *c, const struct dealloc_stmt *st)
 {
 	if (st->kind == DEALLOC_ALL) {
-		client_pstmts_clear(&c->w->pstmts, &c->pstmts);
+		client_on_statements_discarded(c);
 		return true;
 	}
 	if (!client_pstmts_find(&c->pstmts, st->name))
 		return false;
-	client_pstmts_remove(&c->w->pstmts, &c->pstmts, st->name);
+	client_on_statement_closed(c, st->name);
 	return true;
 }
 
@@ -302,8 +303,7 @@ enum conn_action prepared_query(struct client *c, const struct pkt_header *hdr, 
 	struct msgbuf mb;
 
 	/* A simple Query destroys the unnamed statement (and its portal). */
-	c->pstmts.unnamed.kind = DEALLOC_NONE;
-	c->pstmts.unnamed_portal = false;
+	client_on_simple_query(c);
 	if (len > DEALLOC_PEEK_MAX)
 		return CONN_FORWARD;
 	if (!whole)
@@ -371,17 +371,17 @@ static enum conn_action unnamed_parse(struct client *c, const struct fe_parse *p
 	struct server *s = c->server;
 	struct dealloc_stmt st;
 
-	c->pstmts.unnamed.kind = DEALLOC_NONE;
 	/* Skipped after an error, or refused in a failed transaction (25P02): the server says so. */
 	if (!s->respq.skipping && c->tx_status != 'E' && parse_dealloc(p->query, p->query_len, &st)) {
 		if (dealloc_is_ours(c, &st)) {
-			c->pstmts.unnamed = st;
+			client_on_unnamed_parsed(c, &st);
 			owe(c, 'P', NULL);
 			return CONN_CONSUME;
 		}
 		if (st.kind != DEALLOC_NAME)
 			s->respq.drop_watch = true;
 	}
+	client_on_unnamed_parsed(c, NULL);
 	respq_push(&s->respq, 'P', '=');
 	return CONN_FORWARD;
 }
@@ -391,7 +391,7 @@ static enum conn_action bind_dealloc(struct client *c, const char *portal)
 	struct msgbuf err;
 
 	if (!*portal) {
-		c->pstmts.unnamed_portal = true;
+		client_on_portal_bound(c, NULL, true);
 		owe(c, 'B', NULL);
 		return CONN_CONSUME;
 	}
@@ -523,7 +523,7 @@ static enum conn_action client_parse(struct client *c, const uint8_t *body, size
 	if ((over = check_limits(c, &p)) != PSTMT_WITHIN)
 		return over_limit(c, over);
 	ps = pstmt_registry_get(&c->w->pstmts, p.def, p.def_len);
-	if (!ps || !client_pstmts_set(&c->w->pstmts, &c->pstmts, p.name, ps)) {
+	if (!ps || !client_on_statement_parsed(c, p.name, ps)) {
 		client_close(c, "53200", "out of memory for prepared statements");
 		return CONN_CLOSED;
 	}
@@ -590,12 +590,8 @@ static void note_shape(struct server *s, const struct respq_entry *e, char type,
 
 	if (i >= 0)
 		s->pstmts.shape[i] = shape;
-	if (e->action != '=' || !c)
-		return;
-	for (size_t k = 0; k < c->pstmts.n; k++) {
-		if (c->pstmts.items[k].ps == e->ps)
-			c->pstmts.items[k].shape = shape;
-	}
+	if (e->action == '=' && c)
+		client_on_statement_described(c, e->ps, shape);
 }
 
 /*
@@ -642,15 +638,13 @@ static enum conn_action client_use(struct client *c, char kind, const uint8_t *b
 				   const char *portal, const char *name, size_t name_off, size_t rest_off)
 {
 	struct server *s = c->server;
-	struct cstmt *e;
+	const struct cstmt *e;
 	const char *new_name;
 	ssize_t i;
 
-	if (kind == 'B' && !*portal) {
-		/* the unnamed portal is being replaced */
-		c->portal_ps = NULL;
-		c->pstmts.unnamed_portal = false;
-	}
+	/* the unnamed portal is being replaced */
+	if (kind == 'B' && !*portal)
+		client_on_portal_bound(c, NULL, false);
 	if (kind == 'B' && !*name && c->pstmts.unnamed.kind != DEALLOC_NONE)
 		return bind_dealloc(c, portal);
 	e = *name ? client_pstmts_find(&c->pstmts, name) : NULL;
@@ -668,7 +662,8 @@ static enum conn_action client_use(struct client *c, char kind, const uint8_t *b
 		if (act != CONN_FORWARD)
 			return act;
 		/* The unnamed portal's columns are this statement's (for Describe of the portal). */
-		c->portal_ps = !*portal ? e->ps : c->portal_ps;
+		if (!*portal)
+			client_on_portal_bound(c, e->ps, false);
 	}
 	ensure_prepared(s, e, i);
 	if (kind == 'D')
@@ -710,7 +705,7 @@ static enum conn_action client_close_stmt(struct client *c, const uint8_t *body,
 		return CONN_FORWARD;
 	}
 	/* The server keeps the shared statement; only this client's name goes. */
-	client_pstmts_remove(&c->w->pstmts, &c->pstmts, name);
+	client_on_statement_closed(c, name);
 	respq_push(&s->respq, 'C', '+');
 	if (s->respq.len == 1) {
 		emit_synthetic(s);
@@ -742,7 +737,7 @@ enum conn_action prepared_parse_unlinked(struct client *c, const struct pkt_head
 	if (!ps || !ps->parses || name_in_use(c, p.name) ||
 	    check_limits(c, &p) != PSTMT_WITHIN)
 		return CONN_FORWARD;
-	if (!client_pstmts_set(&c->w->pstmts, &c->pstmts, p.name, ps)) {
+	if (!client_on_statement_parsed(c, p.name, ps)) {
 		client_close(c, "53200", "out of memory for prepared statements");
 		return CONN_CLOSED;
 	}
@@ -818,7 +813,7 @@ enum conn_action prepared_client_message(struct client *c, const struct pkt_head
 		return CONN_FORWARD;
 	case 'S':
 		/* The implicit transaction ends, and the unnamed portal with it. */
-		c->pstmts.unnamed_portal = false;
+		client_on_sync_sent(c);
 		respq_push(&s->respq, 'S', '=');
 		return CONN_FORWARD;
 	case 'F':
@@ -860,7 +855,7 @@ static void skip_to_sync(struct server *s)
 		if (e->ps && e->kind == 'P')
 			server_pstmts_forget(&s->w->pstmts, &s->pstmts, e->ps);
 		if (e->ps && e->kind == 'P' && e->action == '=' && s->client)
-			client_pstmts_forget_parse(&s->w->pstmts, &s->client->pstmts, e->ps, e->seq);
+			client_on_parse_failed(s->client, e->ps, e->seq);
 		respq_pop(q);
 	}
 	q->skipping = !e;
@@ -905,7 +900,7 @@ static void note_dropped(struct server *s, const uint8_t *tag, size_t len)
 	    (len == sizeof("DEALLOCATE ALL") && memcmp(tag, "DEALLOCATE ALL", len) == 0)) {
 		server_pstmts_clear(&s->w->pstmts, &s->pstmts);
 		if (s->client)
-			client_pstmts_clear(&s->w->pstmts, &s->client->pstmts);
+			client_on_statements_discarded(s->client);
 	}
 }
 
@@ -1025,7 +1020,7 @@ void prepared_inject_sync(struct client *c)
 
 const char *prepared_query_of(struct client *c, const char *name, size_t *len)
 {
-	struct cstmt *e = client_pstmts_find(&c->pstmts, name);
+	const struct cstmt *e = client_pstmts_find(&c->pstmts, name);
 
 	if (!e)
 		return NULL;

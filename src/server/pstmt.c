@@ -297,7 +297,15 @@ static ssize_t client_find_index(const struct client_pstmts *m, const char *name
 	return -1;
 }
 
-struct cstmt *client_pstmts_find(struct client_pstmts *m, const char *name)
+const struct cstmt *client_pstmts_find(const struct client_pstmts *m, const char *name)
+{
+	ssize_t i = client_find_index(m, name);
+
+	return i >= 0 ? &m->items[i] : NULL;
+}
+
+/* As client_pstmts_find, for the changes below. */
+static struct cstmt *client_entry(struct client_pstmts *m, const char *name)
 {
 	ssize_t i = client_find_index(m, name);
 
@@ -328,7 +336,7 @@ enum pstmt_limit client_pstmts_check(const struct pstmt_registry *r, const struc
 
 bool client_pstmts_set(struct pstmt_registry *r, struct client_pstmts *m, const char *name, struct pstmt *ps)
 {
-	struct cstmt *e = client_pstmts_find(m, name);
+	struct cstmt *e = client_entry(m, name);
 
 	if (e) {
 		m->bytes = m->bytes - entry_bytes(name, e->ps) + entry_bytes(name, ps);
@@ -380,7 +388,7 @@ static void client_pstmts_remove_at(struct pstmt_registry *r, struct client_pstm
 
 void client_pstmts_remove(struct pstmt_registry *r, struct client_pstmts *m, const char *name)
 {
-	struct cstmt *e = client_pstmts_find(m, name);
+	struct cstmt *e = client_entry(m, name);
 
 	if (e)
 		client_pstmts_remove_at(r, m, e);

@@ -67,7 +67,7 @@ void server_track_parameter(struct server *s, const uint8_t *body, size_t len, b
 		 * this (canonical) value, so later comparisons need no further SET.
 		 */
 		if (for_client && s->client)
-			param_store(&s->client->params, (enum tracked_param)idx, value);
+			client_on_parameter_set(s->client, (enum tracked_param)idx, value);
 	}
 	if (s->state == SERVER_LOGIN) {
 		remember_welcome(s->pool, name, value);
@@ -495,4 +495,9 @@ bool server_local_name(const struct server *s, char *buf, size_t len)
 bool server_tls_describe(const struct server *s, char *buf, size_t len)
 {
 	return conn_tls_describe(&s->conn, buf, len);
+}
+
+void server_buffer_state(const struct server *s, struct conn_buffers *b)
+{
+	conn_buffer_state(&s->conn, b);
 }

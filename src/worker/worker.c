@@ -20,12 +20,26 @@
 #include "ev/dns.h"
 #include "ev/httpd.h"
 #include "ev/listen.h"
+#include "ev/takeover.h"
 #include "ev/tls.h"
 #include "metrics/histogram.h"
 #include "pool/pool.h"
 #include "topo/handover.h"
 #include "worker/mover.h"
 #include "worker/shardmaps.h"
+
+/* How applying the TLS and DNS keys of a config went. */
+enum tls_apply {
+	TLS_APPLY_DONE,
+	/*
+	 * Applied, except that a side's key and certificate do not form a pair yet (admin SET of one,
+	 * then of the other): that side keeps its running context until a later apply pairs them.
+	 */
+	TLS_APPLY_PENDING,
+	TLS_APPLY_FAILED, /* nothing changed */
+};
+
+static void worker_apply_loop_settings(struct worker *w, const struct config *cfg);
 
 /* How much a change to an entry matters to its existing server connections. */
 static bool entry_target_changed(const struct db_entry *a, const struct db_entry *b)
@@ -129,8 +143,16 @@ static void note_pending(enum tls_side side, const char *why, char *err, size_t 
 		 used ? "; " : "", name, name, why, name);
 }
 
-enum tls_apply worker_apply_tls_dns(struct worker *w, const struct config *cfg, bool allow_unpaired,
-				    char *err, size_t errlen)
+/*
+ * Rebuild the TLS contexts from cfg's client_tls and server_tls keys (certificates re-read) and
+ * apply its DNS cache lifetimes, as RELOAD does. allow_unpaired: a side whose key and
+ * certificate do not pair is left running as it is (TLS_APPLY_PENDING) instead of failing the
+ * whole; err then says which side waits and why. TLS_APPLY_FAILED (err says why): a context
+ * cannot be built and nothing changed. Connections already encrypted keep the context they
+ * started with.
+ */
+static enum tls_apply worker_apply_tls_dns(struct worker *w, const struct config *cfg,
+					   bool allow_unpaired, char *err, size_t errlen)
 {
 	static const enum tls_side sides[2] = { TLS_SIDE_CLIENTS, TLS_SIDE_SERVERS };
 	struct tls_ctx **running[2] = { &w->client_tls, &w->server_tls };
@@ -302,6 +324,7 @@ bool worker_init(struct worker *w, struct config *cfg, struct userlist *ul)
 	list_init(&w->pools);
 	list_init(&w->login_clients);
 	list_init(&w->cancel_reqs);
+	list_init(&w->peers);
 	list_init(&w->write_pauses);
 	if (!evloop_init(&w->loop, (uint32_t)cfg->pkt_buf))
 		return false;
@@ -313,7 +336,11 @@ bool worker_init(struct worker *w, struct config *cfg, struct userlist *ul)
 	return true;
 }
 
-void worker_apply_loop_settings(struct worker *w, const struct config *cfg)
+/*
+ * The loop's buffer size and new sockets' TCP options from cfg (at start and on a change):
+ * connections open already keep their buffers and options.
+ */
+static void worker_apply_loop_settings(struct worker *w, const struct config *cfg)
 {
 	struct evloop_tcp tcp;
 
@@ -343,6 +370,12 @@ void worker_destroy(struct worker *w)
 
 	httpd_close(w->metrics_httpd);
 	w->metrics_httpd = NULL;
+	/* After a handover the socket is the new process's: takeover_close leaves its file. */
+	takeover_close(w->takeover, true);
+	w->takeover = NULL;
+	evloop_timer_stop(&w->loop, &w->handoff_timer);
+	takeover_clients_close(w->takeover_in);
+	w->takeover_in = NULL;
 	list_for_each_safe(n, t, &w->login_clients)
 		client_close(list_entry(n, struct client, node), NULL, "pgmux exits");
 	list_for_each_safe(n, t, &w->pools)
@@ -354,6 +387,7 @@ void worker_destroy(struct worker *w)
 		conn_close(&r->conn);
 		free(r);
 	}
+	cancel_peers_free(w);
 	evloop_run_deferred(&w->loop);
 	if (w->console)
 		w->console->destroy(w);

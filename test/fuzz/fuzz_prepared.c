@@ -1,4 +1,4 @@
-/* link: src/server/prepared.c src/server/pstmt.c src/proto/fe.c src/proto/build.c src/proto/pkt.c src/route/dealloc.c src/route/sqlscan.c */
+/* link: src/server/prepared.c src/client/statements.c src/server/pstmt.c src/proto/fe.c src/proto/build.c src/proto/pkt.c src/route/dealloc.c src/route/sqlscan.c */
 /*
  * libFuzzer target: named prepared statements in transaction pooling, one client linked to one
  * server. The input is a script of messages, each either from the client (through

@@ -180,6 +180,9 @@ def is_up(pg):
 class Mux(Pgmux):
     """A pgmux under test, with shortcuts for connecting to it."""
 
+    # where admin() connects: a unix socket directory when several processes share the port
+    admin_host = "127.0.0.1"
+
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
         self.conns = []
@@ -228,7 +231,7 @@ class Mux(Pgmux):
         TimeoutError when the console does not answer within timeout seconds. The messages of
         the notices it sent are left in self.admin_notices."""
         if self._admin is None:
-            self._admin = rawpg.RawPg("127.0.0.1", self.port, timeout=timeout)
+            self._admin = rawpg.RawPg(self.admin_host, self.port, timeout=timeout)
             try:
                 self._admin.login("postgres", ADMIN_DB)
             except BaseException:
@@ -333,12 +336,12 @@ def pgmux(request, pg, direct, tmp_path_factory):
     request.node._muxes = made
 
     def make(settings=None, databases=None, users=None, start=True, args=(),
-             extra_sections=""):
+             extra_sections="", port=None):
         basedir = str(tmp_path_factory.mktemp("pgmux"))
         conf = dict(BASE_SETTINGS)
         conf.update(settings or {})
         mux = Mux(databases if databases is not None else db_entries(pg), settings=conf,
-                  users=users, basedir=basedir, extra_sections=extra_sections,
+                  users=users, basedir=basedir, extra_sections=extra_sections, port=port,
                   stderr_path=os.path.join(basedir, "stderr.log"))
         made.append(mux)
         if start:
@@ -363,6 +366,10 @@ def pgmux(request, pg, direct, tmp_path_factory):
                 if mux.wait_exit(3) is None:
                     mux.proc.kill()
                     mux.proc.wait()
+    # only once all are stopped: processes sharing a port (so_reuseport) are not strays
+    for mux in made:
+        if mux.proc is None:
+            continue
         # a daemon (-d) outlives the process we started: find it by the port it listens on
         for pid in listening_pids(mux.port):
             problems.append(f"pgmux process {pid} still listened on port {mux.port} after "

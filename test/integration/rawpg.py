@@ -101,15 +101,17 @@ class RawPg:
     """One TCP connection. Every read has a deadline; nothing here retries."""
 
     def __init__(self, host="127.0.0.1", port=5432, timeout=5.0, rcvbuf=None, source=None):
-        """source: the local address to connect from (another loopback address, say)."""
+        """source: the local address to connect from (another loopback address, say).
+        A host starting with / is a unix socket directory, as in libpq."""
         self.timeout = timeout
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        unix = host.startswith("/")
+        self.sock = socket.socket(socket.AF_UNIX if unix else socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         if source:
             self.sock.bind((source, 0))
         self.sock.settimeout(timeout)
-        self.sock.connect((host, port))
+        self.sock.connect(f"{host}/.s.PGSQL.{port}" if unix else (host, port))
         self.buf = bytearray()
         self.params = {}          # ParameterStatus values seen so far
         self.backend_key = None   # (pid, secret) from BackendKeyData

@@ -201,6 +201,13 @@ class CancelTrap:
         self.stop = True
         self.thread.join(2)
         for s in self.socks + [self.lsock]:
+            # close() alone does not end a connection another thread is blocked reading: the
+            # kernel keeps it open until that read returns, which for an idle server never
+            # happens, and PostgreSQL keeps the backend for the tests that follow
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             s.close()
 
 

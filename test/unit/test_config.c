@@ -109,6 +109,7 @@ static void test_key_tables(void **state)
 	check_table(config_keys, config_key_count);
 	check_table(config_db_keys, config_db_key_count);
 	check_table(config_user_keys, config_user_key_count);
+	check_table(config_peer_keys, config_peer_key_count);
 	for (size_t i = 0; i < config_key_count; i++)
 		assert_non_null(config_keys[i].default_value);
 	assert_ptr_equal(config_find_key("LISTEN_PORT"), config_find_key("listen_port"));
@@ -366,6 +367,39 @@ static void test_users(void **state)
 	config_free(cfg);
 }
 
+/* [peers]: entries named by peer_id, PgBouncer's keys; a clone keeps them. */
+static void test_peers(void **state)
+{
+	struct config *cfg = load_ok("[pgmux]\nso_reuseport = 1\npeer_id = 2\n"
+				     "default_pool_size = 7\n"
+				     "[peers]\n"
+				     "1 = host=/run/pgmux1 port=6432\n"
+				     "2 = host=10.0.0.2 pool_size=3\n"
+				     "16383 = host=peer.example port=7000\n");
+	struct config *clone;
+	const struct peer_entry *p;
+
+	assert_true(cfg->so_reuseport);
+	assert_int_equal(cfg->peer_id, 2);
+	assert_int_equal(cfg->n_peers, 3);
+	p = config_find_peer(cfg, 1);
+	assert_non_null(p);
+	assert_string_equal(p->host, "/run/pgmux1");
+	assert_int_equal(p->port, 6432);
+	assert_int_equal(config_peer_pool_size(cfg, p), 7);
+	p = config_find_peer(cfg, 2);
+	assert_int_equal(p->port, 6432); /* PgBouncer's default */
+	assert_int_equal(config_peer_pool_size(cfg, p), 3);
+	assert_int_equal(config_find_peer(cfg, 16383)->port, 7000);
+	assert_null(config_find_peer(cfg, 3));
+	clone = config_clone(cfg);
+	assert_non_null(clone);
+	config_free(cfg);
+	assert_int_equal(clone->n_peers, 3);
+	assert_string_equal(config_find_peer(clone, 16383)->host, "peer.example");
+	config_free(clone);
+}
+
 /* --- errors --- */
 
 static const struct {
@@ -424,6 +458,13 @@ static const struct {
 	{ "[users]\nalice = max_user_connections=-1\n", 2, "alice",
 	  "max_user_connections: '-1' is out of range" },
 	{ "[users]\nalice = pool_size=3\n", 2, "alice", "unknown key 'pool_size'" },
+	{ "[pgmux]\npeer_id = 16384\n", 2, "peer_id", "out of range (0..16383)" },
+	{ "[peers]\n0 = host=a\n", 2, "0", "named by its peer_id, 1 to 16383" },
+	{ "[peers]\nalpha = host=a\n", 2, "alpha", "named by its peer_id" },
+	{ "[peers]\n16384 = host=a\n", 2, "16384", "named by its peer_id" },
+	{ "[peers]\n1 = host=a\n1 = host=b\n", 3, "1", "duplicate peer (first defined at line 2)" },
+	{ "[peers]\n1 = host=a dbname=x\n", 2, "1", "unknown key 'dbname'" },
+	{ "[peers]\n1 = port=6432\n", 2, "1", "needs host=" },
 	{ "[cluster.main]\nread_from = sideways\n", 2, "read_from", "'sideways' is not one of" },
 	{ "[cluster.main]\nhost = x\n", 2, "host", "unknown key in [cluster.main]" },
 	{ "[cluster.main]\nmax_replica_lag = 12 parsecs\n", 2, "max_replica_lag", "is not a size" },
@@ -516,6 +557,10 @@ static const struct {
 	{ "[pgmux]\nmin_pool_size = 10\n[databases]\n\napp = pool_size=5\n", 1, 5, "app",
 	  "min_pool_size (10) is larger than pool_size (5)" },
 	{ "[pgmux]\nmin_pool_size = 5\n[databases]\napp = pool_size=5\n", 0, 0, NULL, NULL },
+	{ "[pgmux]\n\nso_reuseport = 1\n", 1, 3, "so_reuseport", "without peer_id" },
+	{ "[pgmux]\npeer_id = 3\n", 1, 2, "peer_id", "without a [peers] section" },
+	{ "[peers]\n1 = host=/a\n", 1, 2, "peers", "not used without peer_id" },
+	{ "[pgmux]\nso_reuseport = 1\npeer_id = 1\n[peers]\n1 = host=/a\n", 0, 0, NULL, NULL },
 };
 
 static void test_warnings(void **state)
@@ -931,6 +976,10 @@ static void test_docs_cover_keys(void **state)
 			fail_msg("doc/pgmux.ini.5 has no \".B %s\" entry",
 				 config_shards_keys[i].name);
 	}
+	for (size_t i = 0; i < config_peer_key_count; i++) {
+		if (!man_has_heading(man, config_peer_keys[i].name))
+			fail_msg("doc/pgmux.ini.5 has no \".B %s\" entry", config_peer_keys[i].name);
+	}
 	for (size_t i = 0; i < config_user_key_count; i++) {
 		if (!man_has_heading(man, config_user_keys[i].name))
 			fail_msg("doc/pgmux.ini.5 has no \".B %s\" entry",
@@ -963,6 +1012,7 @@ int main(void)
 		cmocka_unit_test(test_databases),
 		cmocka_unit_test(test_db_fallback),
 		cmocka_unit_test(test_users),
+		cmocka_unit_test(test_peers),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_warnings),
 		cmocka_unit_test(test_missing_file),

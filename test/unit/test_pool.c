@@ -97,6 +97,11 @@ bool client_on_server_released(struct client *c)
 	return false;
 }
 
+void client_on_wait_started(struct client *c)
+{
+	c->wait_start_us = clock_now_us();
+}
+
 void client_close(struct client *c, const char *sqlstate, const char *fmt, ...)
 {
 	pool_client_closing(c);

@@ -46,7 +46,7 @@ static void test_client_names(void **state)
 	struct pstmt_registry r;
 	struct client_pstmts m1 = { 0 }, m2 = { 0 };
 	struct pstmt *a, *b;
-	struct cstmt *e;
+	const struct cstmt *e;
 	uint64_t seq;
 
 	(void)state;
@@ -181,7 +181,7 @@ static void test_client_index_follows_removals(void **state)
 	}
 	for (int i = 0; i < N; i++) {
 		bool removed = false;
-		struct cstmt *e;
+		const struct cstmt *e;
 
 		for (int j = 0; j < N; j += 3)
 			removed |= (j * 7) % N == i;

@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""callgraph: the module graph of pgmux from the calls its object files make, and its dead exports.
+
+tools/modgraph.py reads #include lines, so a module that reaches another through a third one's
+header (pool/pool.h brings half the tree) has no arrow there. This reads the built objects
+instead: nm lists what each object defines and what it calls (or whose address it takes), and
+an arrow a -> b exists when an object of module a uses a function or variable defined in b.
+Types and macros leave no trace in an object, so this graph shows calls, not includes; read the
+two together. A forbidden arrow of DESIGN.md (modgraph.FORBIDDEN) found here fails the check.
+
+--dead lists exported functions (defined in one object, global) that no other object of pgmux
+uses and no unit test or fuzz target names: each should be static, or deleted if its own file
+does not use it either.
+
+Usage: tools/callgraph.py [BUILD] [--dead]   (BUILD defaults to build/rel; run `make pgmux` first)
+"""
+import os
+import re
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from modgraph import FORBIDDEN, OWNER  # noqa: E402
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+
+
+def module_of(rel):
+    parts = rel.split(os.sep)
+    return os.path.splitext(parts[1])[0] if len(parts) == 2 else parts[1]
+
+
+def read_objects(build):
+    """{object path under src/: (module, defined globals {name: kind}, undefined names)}."""
+    objs = {}
+    top = os.path.join(build, "src")
+    for dirpath, _, files in os.walk(top):
+        for f in sorted(files):
+            if not f.endswith(".o"):
+                continue
+            path = os.path.join(dirpath, f)
+            rel = os.path.relpath(path, build)
+            out = subprocess.run(["nm", path], capture_output=True, text=True, check=True).stdout
+            defined, used = {}, set()
+            for line in out.splitlines():
+                p = line.split()
+                if len(p) == 3 and p[1] in "TDBR":
+                    defined[p[2]] = p[1]
+                elif len(p) == 2 and p[0] == "U":
+                    used.add(p[1])
+            objs[rel] = (module_of(rel), defined, used)
+    return objs
+
+
+def dead_exports(objs):
+    tests = ""
+    for d in ("test/unit", "test/fuzz"):
+        for f in sorted(os.listdir(os.path.join(ROOT, d))):
+            if f.endswith(".c"):
+                with open(os.path.join(ROOT, d, f), encoding="utf-8", errors="replace") as fh:
+                    tests += fh.read()
+    used = {}
+    for rel, (_, _, u) in objs.items():
+        for s in u:
+            used.setdefault(s, set()).add(rel)
+    dead = []
+    for rel, (_, defined, _) in sorted(objs.items()):
+        for name, kind in sorted(defined.items()):
+            if kind != "T" or name == "main" or used.get(name, set()) - {rel}:
+                continue
+            if re.search(r"\b" + re.escape(name) + r"\b", tests):
+                continue
+            dead.append((rel, name))
+    return dead
+
+
+def main(argv):
+    args = [a for a in argv if not a.startswith("--")]
+    build = args[0] if args else os.path.join(ROOT, "build", "rel")
+    objs = read_objects(build)
+    if not objs:
+        sys.exit(f"callgraph: no objects under {build}/src (make pgmux first)")
+    if "--dead" in argv:
+        dead = dead_exports(objs)
+        for rel, name in dead:
+            print(f"{rel[:-2]}.c: {name}")
+        print(f"callgraph: {len(dead)} exported function(s) nothing else uses")
+        return 1 if dead else 0
+
+    owner = {}
+    for rel, (m, defined, _) in objs.items():
+        for name in defined:
+            owner[name] = m
+    edges = {}
+    for rel, (m, _, used) in objs.items():
+        for name in used:
+            b = owner.get(name)
+            if b and b != m and OWNER not in (m, b):
+                edges.setdefault((m, b), set()).add(f"{rel[:-2]}.c: {name}")
+    modules = sorted({m for m, _, _ in objs.values()} - {OWNER})
+    for m in modules:
+        outs = sorted(b for (a, b) in edges if a == m)
+        print(f"  {m:8} {len(outs):2} -> {' '.join(outs)}")
+    bad = 0
+    for a, b, why in FORBIDDEN:
+        if (a, b) in edges:
+            bad += 1
+            print(f"FORBIDDEN {a} -> {b} ({why}): {', '.join(sorted(edges[(a, b)]))}")
+    print("callgraph: " + ("ok" if not bad else f"{bad} violation(s)"))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
