@@ -30,6 +30,7 @@
 #include "metrics/export.h"
 #include "pool/pool.h"
 #include "tools/maptool.h"
+#include "worker/mover.h"
 #include "worker/takeover.h"
 #include "topo/topology.h"
 #include "worker/worker.h"
@@ -423,6 +424,11 @@ int main(int argc, char **argv)
 		if (!worker_takeover_listen(&w, err, sizeof(err)))
 			die("%s", err);
 	}
+	/*
+	 * Only now that the sockets are ours: a pgmux that could not listen (another one runs) or
+	 * take over must not roll back the moves the running one is making.
+	 */
+	worker_moves_recover(&w);
 	write_pidfile(cfg->pidfile);
 	if (!evloop_signal(&w.loop, SIGHUP, on_signal, &w) || !evloop_signal(&w.loop, SIGTERM, on_signal, &w) ||
 	    !evloop_signal(&w.loop, SIGINT, on_signal, &w) || !evloop_signal(&w.loop, SIGUSR2, on_signal, &w) ||

@@ -72,8 +72,12 @@ typedef void (*worker_move_fn)(void *arg, const struct move_view *v);
 /* fn for each move, oldest first (SHOW MOVES). */
 void worker_moves_each(struct worker *w, worker_move_fn fn, void *arg);
 
+/* Is a move under way (not done, cleaned or failed)? A takeover waits for none to be. */
+bool worker_moves_active(struct worker *w);
+
 /*
- * At start: the moves a previous pgmux left unfinished ("<map file>.moves" beside each map
+ * At start, once the listening sockets are this process's (so never while another pgmux
+ * still runs its moves): the moves a previous pgmux left unfinished ("<map file>.moves" beside each map
  * file): one whose buckets the map already gives to its target is done (MOVE CLEANUP
  * remains); any other is rolled back, once the shards' primaries are known.
  */

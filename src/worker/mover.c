@@ -1298,6 +1298,19 @@ void worker_moves_forget_client(struct worker *w, struct client *c)
 	}
 }
 
+bool worker_moves_active(struct worker *w)
+{
+	struct list_node *n;
+
+	if (!w->movers)
+		return false;
+	for_each_node(n, &w->movers->moves) {
+		if (!ended(list_entry(n, struct move, node)))
+			return true;
+	}
+	return false;
+}
+
 void worker_moves_each(struct worker *w, worker_move_fn fn, void *arg)
 {
 	struct list_node *n;

@@ -19,6 +19,7 @@
 #include "ev/takeover.h"
 #include "pool/pool.h"
 #include "proto/build.h"
+#include "worker/mover.h"
 #include "worker/worker.h"
 
 /* Seconds between looks for clients that became idle, after a takeover. */
@@ -58,6 +59,12 @@ static bool on_offer(void *arg, struct takeover_offer *out, char *why, size_t wh
 
 	if (w->shutting_down || !w->listeners) {
 		snprintf(why, whylen, "pgmux pid %d is shutting down", (int)getpid());
+		return false;
+	}
+	/* The hold and the switch of a move are this process's: they cannot follow the sockets. */
+	if (worker_moves_active(w)) {
+		snprintf(why, whylen, "pgmux pid %d is moving buckets (SHOW MOVES): let the move "
+			 "reach done, or MOVE ABORT it, then take over", (int)getpid());
 		return false;
 	}
 	n = listen_sockets(w->listeners, ls, TAKEOVER_MAX_SOCKETS - 1);

@@ -332,7 +332,6 @@ bool worker_init(struct worker *w, struct config *cfg, struct userlist *ul)
 	worker_apply_loop_settings(w, cfg);
 	w->start_time_us = clock_now_us();
 	worker_shard_maps_apply(w);
-	worker_moves_recover(w);
 	return true;
 }
 

@@ -8,6 +8,7 @@ switches the map file to its next version and lets the held work go on to b.
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -85,7 +86,10 @@ def sharded(pgmux, clean, tmp_path):
                   "health_check_interval = 0.2"]
     lines += ["", "[shards.users]", "key = user_id", f"map = {path}",
               "shard.a = cluster=one", "shard.b = cluster=two"]
-    mux = pgmux(databases={"app": "shards=users dbname=app"},
+    # a short path: a unix socket's must fit in 108 bytes
+    takeover = os.path.join(tempfile.mkdtemp(prefix="pgmux-mv-"), "takeover")
+    mux = pgmux(settings={"takeover_socket": takeover},
+                databases={"app": "shards=users dbname=app"},
                 extra_sections="\n".join(lines) + "\n")
     mux.map_path = path
     return mux
@@ -457,3 +461,24 @@ def test_hold_timeout_aborts_the_move_not_the_clients(sharded, clean):
     wait_for(lambda: replication_objects(clean) == ("0", "0", "0"), timeout=10,
              what="replication objects dropped")
     assert b.sql("SELECT count(*) FROM users", dbname="app") == "0"
+
+
+@pytest.mark.timeout(90)
+def test_no_takeover_while_a_move_runs(sharded, clean):
+    mux = sharded
+    a, b = clean
+    moving = keys(a, 5, True)
+    load_users(mux, moving)
+    open_txn = held_open(mux, moving[0])
+    move_id = start_move(mux)
+    wait_step(mux, move_id, "hold", timeout=30)
+    # the hold and the switch cannot follow the sockets: the takeover is refused...
+    new = subprocess.run([PGMUX_BIN, "--takeover", mux.config_path], capture_output=True,
+                         text=True, timeout=30)
+    assert new.returncode != 0
+    assert "is moving buckets" in new.stderr + mux.log()
+    # ...and the new process, which never held the sockets, left the move alone
+    assert move_row(mux, move_id)["step"] == "hold"
+    assert os.path.exists(mux.map_path + ".moves")
+    open_txn.close()
+    assert wait_step(mux, move_id, ("done", "failed"))["step"] == "done"
