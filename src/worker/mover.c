@@ -205,6 +205,12 @@ static bool build_conninfo(struct move *m, const char *shard, char *out, size_t 
 	    !pgquery_conninfo_add(sub, sublen, "dbname", m->dbname) ||
 	    (cl->check_password[0] &&
 	     !pgquery_conninfo_add(sub, sublen, "password", cl->check_password)) ||
+	    /*
+	     * The subscription's libpq runs on the target's host, where pgmux's certificate files
+	     * are not: it gets encryption when pgmux requires it, not pgmux's verification.
+	     */
+	    !pgquery_conninfo_add(sub, sublen, "sslmode",
+				  cfg->server_tls_sslmode >= SSLMODE_REQUIRE ? "require" : "prefer") ||
 	    snprintf(out, len, "%s", sub) >= (int)len ||
 	    !pgquery_conninfo_add(out, len, "application_name", "pgmux move") ||
 	    !pgquery_conninfo_policy(out, len, &policy)) {
