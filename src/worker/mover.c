@@ -485,9 +485,11 @@ static int running_units(struct move *m)
 
 			for_each_node(c_n, lists[i]) {
 				struct client *c = list_entry(c_n, struct client, node);
-				bool busy = c->server || c->state == CLIENT_WAITING;
+				/* when its unit began: linked to a server, or queued for one */
+				uint64_t since = c->server ? c->xact_start_us
+					       : c->state == CLIENT_WAITING ? c->wait_start_us : 0;
 
-				if (busy && (c->unit_in_move || c->xact_start_us < m->started_us))
+				if (since && (c->unit_in_move || since < m->started_us))
 					running++;
 			}
 		}
