@@ -27,7 +27,7 @@
 #include "ev/pgquery.h"
 #include "ev/sysd.h"
 #include "ev/tls.h"
-#include "metrics/export.h"
+#include "worker/metrics.h"
 #include "pool/pool.h"
 #include "tools/maptool.h"
 #include "worker/mover.h"

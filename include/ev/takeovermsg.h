@@ -11,13 +11,14 @@
  *          or    REFUSE     why not (a takeover already running, shutting down, ...)
  *   new -> old   READY      the new process owns the sockets and will accept on them
  *   old -> new   DONE       the old process stopped accepting; the new one runs
- *   old -> new   CLIENT     an idle client: its socket and its record (client/handoff.h), one
- *                           per message, as long as the old process has clients to hand over
+ *   old -> new   PART...    the start of an idle client's record (client/handoff.h), in pieces
+ *   old -> new   CLIENT     the rest of the record, with the client's socket; one client after
+ *                           the other, as long as the old process has clients to hand over
  *
  * Wire format of every message: "pgmx", type (1 byte), version (2 bytes), sender's pid (4 bytes),
  * then for SOCKETS a count (1 byte) and per record kind (1), flags (1), family (2), address length
- * (1) and the address without a NUL; for REFUSE a length (1) and the reason; for CLIENT the
- * record, which is the rest of the packet. Integers are big-endian. Nothing may follow the last
+ * (1) and the address without a NUL; for REFUSE a length (1) and the reason; for PART and
+ * CLIENT a piece of the record, which is the rest of the packet. Integers are big-endian. Nothing may follow the last
  * field.
  */
 #ifndef PGMUX_EV_TAKEOVERMSG_H
@@ -35,11 +36,12 @@
 /* The largest message but CLIENT the codec builds; a buffer of this size holds any of them. */
 #define TAKEOVER_MSG_MAX (12 + TAKEOVER_MAX_SOCKETS * (5 + TAKEOVER_ADDR_MAX))
 /*
- * A CLIENT message's record, at most: a packet goes whole or not at all, so it must fit the
- * socket's send buffer (about 200 KiB by default). A client with a larger one stays behind.
+ * A client's record travels in pieces of at most TAKEOVER_PIECE_MAX bytes (a packet goes whole
+ * or not at all, so it must fit the socket's send buffer), TAKEOVER_RECORD_MAX in all.
  */
-#define TAKEOVER_RECORD_MAX (64 * 1024)
-#define TAKEOVER_CLIENT_MSG_MAX (11 + TAKEOVER_RECORD_MAX)
+#define TAKEOVER_PIECE_MAX (32 * 1024)
+#define TAKEOVER_PIECE_MSG_MAX (11 + TAKEOVER_PIECE_MAX)
+#define TAKEOVER_RECORD_MAX (16 * 1024 * 1024)
 
 enum takeover_type {
 	TAKEOVER_HELLO = 'H',
@@ -47,6 +49,7 @@ enum takeover_type {
 	TAKEOVER_REFUSE = 'X',
 	TAKEOVER_READY = 'R',
 	TAKEOVER_DONE = 'D',
+	TAKEOVER_PART = 'P',
 	TAKEOVER_CLIENT = 'C',
 };
 
@@ -74,19 +77,19 @@ struct takeover_msg {
 	int n_socks; /* SOCKETS only */
 	struct takeover_sock socks[TAKEOVER_MAX_SOCKETS];
 	char reason[TAKEOVER_REASON_MAX]; /* REFUSE only */
-	const uint8_t *record;            /* CLIENT only: 1 to TAKEOVER_RECORD_MAX bytes, borrowed */
-	size_t record_len;
+	const uint8_t *piece;             /* PART and CLIENT: 1 to TAKEOVER_PIECE_MAX bytes, borrowed */
+	size_t piece_len;
 };
 
 /*
  * Encode m into buf (len bytes). Returns the bytes written, 0 when m is invalid (unknown type or
- * kind, too many records, an address or reason too long or holding a NUL, a CLIENT record empty
- * or too long) or buf too small.
+ * kind, too many records, an address or reason too long or holding a NUL, a piece of a record
+ * empty or too long) or buf too small.
  */
 size_t takeovermsg_encode(const struct takeover_msg *m, uint8_t *buf, size_t len);
 
 /*
- * Decode the one message in buf (len bytes) into *m (a CLIENT's record points into buf). False
+ * Decode the one message in buf (len bytes) into *m (a piece of a record points into buf). False
  * (and err) when it is not a whole valid message: bad magic, unknown type or kind, a length past the end, bytes left over.
  * Any version is decoded: the receiver decides what it accepts.
  */

@@ -23,8 +23,11 @@
 
 struct msgbuf;
 
-/* Upper bound of a record pgmux accepts: statements and settings beyond it stay behind. */
-#define CLIENTREC_MAX (4u * 1024 * 1024)
+/*
+ * Upper bound of a record pgmux builds and accepts (twice max_client_prepared_bytes' default): a
+ * client holding more stays where it is.
+ */
+#define CLIENTREC_MAX (16u * 1024 * 1024)
 
 enum clientrec_tag {
 	CLIENTREC_END = 'E',

@@ -48,6 +48,9 @@ const char *client_handoff_refusal(const struct client *c)
 		return "closing";
 	if (conn_buffered_input(&c->conn) || conn_pending_output(&c->conn))
 		return "bytes are on their way";
+	/* settings and the rest are small beside what max_client_prepared_bytes allows */
+	if (c->pstmts.bytes > CLIENTREC_MAX - 1024 * 1024)
+		return "its prepared statements are too large to carry";
 	return NULL;
 }
 

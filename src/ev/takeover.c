@@ -50,7 +50,10 @@ struct takeover_clients {
 	long old_pid;
 	takeover_client_fn fn;
 	void *arg;
-	uint8_t *buf;              /* TAKEOVER_CLIENT_MSG_MAX bytes */
+	uint8_t *buf;              /* TAKEOVER_PIECE_MSG_MAX bytes */
+	uint8_t *record;           /* the pieces of the record being received */
+	size_t record_len, record_cap;
+	bool record_bad;           /* too long or out of memory: dropped at its CLIENT */
 	unsigned long received;
 };
 
@@ -334,51 +337,85 @@ void takeover_close(struct takeover_server *ts, bool remove_file)
 	free(ts);
 }
 
-int takeover_pass_client(struct takeover_server *ts, int fd, const uint8_t *rec, size_t len)
+/*
+ * One piece of a record on the pass connection, with fd when it is the last (CLIENT). Returns
+ * the bytes sent, 0 when the connection's queue is full, -1 on any other failure.
+ */
+static ssize_t send_piece(int pass, int type, const uint8_t *piece, size_t len, int fd)
 {
-	struct takeover_msg m = { .type = TAKEOVER_CLIENT,
+	struct takeover_msg m = { .type = (uint8_t)type,
 				  .version = TAKEOVER_VERSION,
 				  .pid = (uint32_t)getpid(),
-				  .record = rec,
-				  .record_len = len };
+				  .piece = piece,
+				  .piece_len = len };
+	uint8_t buf[TAKEOVER_PIECE_MSG_MAX];
 	union {
 		struct cmsghdr h;
 		char space[CMSG_SPACE(sizeof(int))];
 	} ctl;
-	struct iovec iov;
+	struct iovec iov = { .iov_base = buf };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	uint8_t *buf;
-	size_t n;
 	ssize_t sent;
 
-	if (!ts || ts->pass_fd < 0)
+	if (!(iov.iov_len = takeovermsg_encode(&m, buf, sizeof(buf))))
 		return -1;
-	if (!(buf = malloc(TAKEOVER_CLIENT_MSG_MAX)))
-		return 0;
-	if (!(n = takeovermsg_encode(&m, buf, TAKEOVER_CLIENT_MSG_MAX))) {
-		free(buf);
-		return 0; /* too large a record: this client stays */
+	if (fd >= 0) {
+		memset(&ctl, 0, sizeof(ctl));
+		mh.msg_control = ctl.space;
+		mh.msg_controllen = sizeof(ctl.space);
+		ctl.h.cmsg_level = SOL_SOCKET;
+		ctl.h.cmsg_type = SCM_RIGHTS;
+		ctl.h.cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(&ctl.h), &fd, sizeof(int));
 	}
-	iov = (struct iovec){ .iov_base = buf, .iov_len = n };
-	memset(&ctl, 0, sizeof(ctl));
-	mh.msg_control = ctl.space;
-	mh.msg_controllen = sizeof(ctl.space);
-	ctl.h.cmsg_level = SOL_SOCKET;
-	ctl.h.cmsg_type = SCM_RIGHTS;
-	ctl.h.cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(&ctl.h), &fd, sizeof(int));
-	sent = sendmsg(ts->pass_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-	free(buf);
-	if (sent == (ssize_t)n)
-		return 1;
+	sent = sendmsg(pass, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 	if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS || errno == EINTR))
 		return 0;
-	log_warning("takeover: the connection clients were passed on ended (%s): the clients left "
+	return sent == (ssize_t)iov.iov_len ? sent : -1;
+}
+
+static int pass_broken(struct takeover_server *ts, const char *why)
+{
+	log_warning("takeover: the connection clients are passed on failed (%s): the clients left "
 		    "stay here until they leave",
-		    sent < 0 ? strerror(errno) : "short send");
+		    why);
 	close(ts->pass_fd);
 	ts->pass_fd = -1;
 	return -1;
+}
+
+int takeover_pass_client(struct takeover_server *ts, int fd, const uint8_t *rec, size_t len)
+{
+	size_t off = 0;
+
+	if (!ts || ts->pass_fd < 0)
+		return -1;
+	if (len == 0 || len > TAKEOVER_RECORD_MAX)
+		return 0;
+	while (off < len) {
+		size_t n = len - off < TAKEOVER_PIECE_MAX ? len - off : TAKEOVER_PIECE_MAX;
+		bool last = off + n == len;
+		ssize_t sent = send_piece(ts->pass_fd, last ? TAKEOVER_CLIENT : TAKEOVER_PART,
+					  rec + off, n, last ? fd : -1);
+
+		if (sent < 0)
+			return pass_broken(ts, strerror(errno));
+		if (sent == 0 && off == 0)
+			return 0; /* nothing went: try again later */
+		if (sent == 0) {
+			/*
+			 * Part of this record went: the rest must follow before anything else.
+			 * The new process reads on, so waiting for room is short.
+			 */
+			struct pollfd pfd = { .fd = ts->pass_fd, .events = POLLOUT };
+
+			if (poll(&pfd, 1, (int)(TAKEOVER_TIMEOUT * 1000)) != 1)
+				return pass_broken(ts, "no room to send the rest of a client's record");
+			continue;
+		}
+		off += n;
+	}
+	return 1;
 }
 
 /* ---- new side ---- */
@@ -535,40 +572,84 @@ bool takeover_finish(int fd, char *err, size_t errlen)
 	return ok;
 }
 
-/* Take the client in one CLIENT message, or close what came that is not one. */
-static void take_client(struct takeover_clients *tc, ssize_t n, const struct msghdr *mh)
+/* The descriptors a message brought, at most max (the others closed). */
+static int received_fds(const struct msghdr *mh, int *fds, int max)
 {
-	struct takeover_msg m;
-	struct cmsghdr *c;
-	int fds[4], nfds = 0;
-	char err[128];
+	int nfds = 0;
 
-	for (c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR((struct msghdr *)mh, c)) {
-		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-			int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR((struct msghdr *)mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+			int fd;
 
-			for (int i = 0; i < k; i++) {
-				int fd;
-
-				memcpy(&fd, CMSG_DATA(c) + sizeof(int) * (size_t)i, sizeof(int));
-				if (nfds < 4)
-					fds[nfds++] = fd;
-				else
-					close(fd);
-			}
+			memcpy(&fd, CMSG_DATA(c) + sizeof(int) * i, sizeof(int));
+			if (nfds < max)
+				fds[nfds++] = fd;
+			else
+				close(fd);
 		}
 	}
-	if (nfds != 1 || (mh->msg_flags & (MSG_CTRUNC | MSG_TRUNC)) ||
-	    !takeovermsg_decode(tc->buf, (size_t)n, &m, err, sizeof(err)) ||
-	    m.type != TAKEOVER_CLIENT) {
-		log_warning("takeover: pid %ld sent something other than a client (%d descriptors); "
-			    "dropped",
-			    tc->old_pid, nfds);
-		close_fds(fds, nfds);
+	return nfds;
+}
+
+static void add_piece(struct takeover_clients *tc, const uint8_t *piece, size_t len)
+{
+	if (tc->record_bad)
+		return;
+	if (len > TAKEOVER_RECORD_MAX - tc->record_len) {
+		tc->record_bad = true;
 		return;
 	}
-	tc->received++;
-	tc->fn(tc->arg, fds[0], m.record, m.record_len);
+	if (tc->record_len + len > tc->record_cap) {
+		size_t cap = tc->record_cap ? tc->record_cap : TAKEOVER_PIECE_MAX;
+		uint8_t *grown;
+
+		while (cap < tc->record_len + len)
+			cap *= 2;
+		if (!(grown = realloc(tc->record, cap))) {
+			tc->record_bad = true;
+			return;
+		}
+		tc->record = grown;
+		tc->record_cap = cap;
+	}
+	memcpy(tc->record + tc->record_len, piece, len);
+	tc->record_len += len;
+}
+
+/* A PART (a piece kept) or a CLIENT (the client taken); anything else is closed and dropped. */
+static void take_message(struct takeover_clients *tc, ssize_t n, const struct msghdr *mh)
+{
+	struct takeover_msg m;
+	int fds[4], nfds = received_fds(mh, fds, 4);
+	char err[128];
+	bool ok = !(mh->msg_flags & (MSG_CTRUNC | MSG_TRUNC)) &&
+		  takeovermsg_decode(tc->buf, (size_t)n, &m, err, sizeof(err));
+
+	if (ok && m.type == TAKEOVER_PART && nfds == 0) {
+		add_piece(tc, m.piece, m.piece_len);
+		return;
+	}
+	if (ok && m.type == TAKEOVER_CLIENT && nfds == 1) {
+		add_piece(tc, m.piece, m.piece_len);
+		if (!tc->record_bad) {
+			tc->received++;
+			tc->fn(tc->arg, fds[0], tc->record, tc->record_len);
+		} else {
+			log_warning("takeover: a client's record from pid %ld was too long or did not "
+				    "fit in memory: its connection is closed",
+				    tc->old_pid);
+			close(fds[0]);
+		}
+		tc->record_len = 0;
+		tc->record_bad = false;
+		return;
+	}
+	log_warning("takeover: pid %ld sent something other than a client (%d descriptors); "
+		    "dropped",
+		    tc->old_pid, nfds);
+	close_fds(fds, nfds);
 }
 
 static void on_clients(struct ev_loop *ev, ev_io *w, int revents)
@@ -581,7 +662,7 @@ static void on_clients(struct ev_loop *ev, ev_io *w, int revents)
 			struct cmsghdr h;
 			char space[CMSG_SPACE(sizeof(int) * 4)];
 		} ctl;
-		struct iovec iov = { .iov_base = tc->buf, .iov_len = TAKEOVER_CLIENT_MSG_MAX };
+		struct iovec iov = { .iov_base = tc->buf, .iov_len = TAKEOVER_PIECE_MSG_MAX };
 		struct msghdr mh = { .msg_iov = &iov,
 				     .msg_iovlen = 1,
 				     .msg_control = ctl.space,
@@ -598,7 +679,7 @@ static void on_clients(struct ev_loop *ev, ev_io *w, int revents)
 			w->fd = -1;
 			return;
 		}
-		take_client(tc, n, &mh);
+		take_message(tc, n, &mh);
 	}
 }
 
@@ -607,7 +688,7 @@ struct takeover_clients *takeover_receive_clients(struct evloop *loop, int fd, l
 {
 	struct takeover_clients *tc = calloc(1, sizeof(*tc));
 
-	if (!tc || !(tc->buf = malloc(TAKEOVER_CLIENT_MSG_MAX))) {
+	if (!tc || !(tc->buf = malloc(TAKEOVER_PIECE_MSG_MAX))) {
 		free(tc);
 		close(fd);
 		return NULL;
@@ -631,5 +712,6 @@ void takeover_clients_close(struct takeover_clients *tc)
 		close(tc->io.fd);
 	}
 	free(tc->buf);
+	free(tc->record);
 	free(tc);
 }

@@ -14,7 +14,8 @@
 static bool known_type(int type)
 {
 	return type == TAKEOVER_HELLO || type == TAKEOVER_SOCKETS || type == TAKEOVER_REFUSE ||
-	       type == TAKEOVER_READY || type == TAKEOVER_DONE || type == TAKEOVER_CLIENT;
+	       type == TAKEOVER_READY || type == TAKEOVER_DONE || type == TAKEOVER_PART ||
+	       type == TAKEOVER_CLIENT;
 }
 
 static bool known_kind(int kind)
@@ -35,6 +36,8 @@ const char *takeovermsg_type_name(int type)
 		return "ready";
 	case TAKEOVER_DONE:
 		return "done";
+	case TAKEOVER_PART:
+		return "part";
 	case TAKEOVER_CLIENT:
 		return "client";
 	default:
@@ -134,10 +137,10 @@ size_t takeovermsg_encode(const struct takeover_msg *m, uint8_t *buf, size_t len
 		}
 	} else if (m->type == TAKEOVER_REFUSE) {
 		put_str(&w, m->reason, sizeof(m->reason));
-	} else if (m->type == TAKEOVER_CLIENT) {
-		if (!m->record || m->record_len == 0 || m->record_len > TAKEOVER_RECORD_MAX)
+	} else if (m->type == TAKEOVER_PART || m->type == TAKEOVER_CLIENT) {
+		if (!m->piece || m->piece_len == 0 || m->piece_len > TAKEOVER_PIECE_MAX)
 			return 0;
-		put(&w, m->record, m->record_len);
+		put(&w, m->piece, m->piece_len);
 	}
 	return w.ok ? w.pos : 0;
 }
@@ -238,11 +241,11 @@ bool takeovermsg_decode(const uint8_t *buf, size_t len, struct takeover_msg *m, 
 		return false;
 	if (m->type == TAKEOVER_REFUSE && !get_str(&r, m->reason, sizeof(m->reason)))
 		return fail(err, errlen, "refuse: reason cut short or invalid");
-	if (m->type == TAKEOVER_CLIENT) {
-		if (r.pos == r.len || r.len - r.pos > TAKEOVER_RECORD_MAX)
-			return fail(err, errlen, "client: record empty or too long");
-		m->record = r.p + r.pos;
-		m->record_len = r.len - r.pos;
+	if (m->type == TAKEOVER_PART || m->type == TAKEOVER_CLIENT) {
+		if (r.pos == r.len || r.len - r.pos > TAKEOVER_PIECE_MAX)
+			return fail(err, errlen, "client: a piece of a record empty or too long");
+		m->piece = r.p + r.pos;
+		m->piece_len = r.len - r.pos;
 		r.pos = r.len;
 	}
 	if (r.pos != r.len)

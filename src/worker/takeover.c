@@ -19,8 +19,11 @@
 #include "ev/takeover.h"
 #include "pool/pool.h"
 #include "proto/build.h"
+#include "proto/clientrec.h"
 #include "worker/mover.h"
 #include "worker/worker.h"
+
+_Static_assert(CLIENTREC_MAX <= TAKEOVER_RECORD_MAX, "a client's record fits the takeover's");
 
 /* Seconds between looks for clients that became idle, after a takeover. */
 #define HANDOFF_INTERVAL 0.02
@@ -97,7 +100,7 @@ static void hand_over_idle_clients(void *arg)
 			if (client_handoff_refusal(c))
 				continue;
 			mb_reset(&mb);
-			if ((fd = client_handoff_export(c, &mb)) < 0 || mb.len > TAKEOVER_RECORD_MAX)
+			if ((fd = client_handoff_export(c, &mb)) < 0)
 				continue;
 			r = takeover_pass_client(w->takeover, fd, mb.data, mb.len);
 			if (r < 0) {

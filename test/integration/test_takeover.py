@@ -457,6 +457,7 @@ def test_idle_clients_follow_the_sockets(request, pg, pgmux, direct):
     for c in idle:
         c.execute("select 1")
     prepared = old.connect()
+    prepared.prepare_threshold = 0   # named statements from the first run (off in the fixture)
     prepared.execute("set search_path = pg_catalog, public")
     prepared.execute("set application_name = 'follows'")
     stmt = "select %s::int + 1, current_setting('search_path'), current_setting('application_name')"
@@ -549,3 +550,24 @@ def test_tls_clients_stay_and_finish_on_the_old_process(request, pg, pgmux, tmp_
     assert old.wait_exit(10) == 0
     assert plain.execute("select 'on the new process'").fetchone()[0] == "on the new process"
     plain.close()
+
+
+def test_client_with_many_statements_follows(request, pg, pgmux):
+    """A record larger than one packet (400 prepared statements, about 150 KB) travels in
+    pieces: the client is handed over and every statement still runs under its own name."""
+    old = start_old(pgmux)
+    client = old.connect()
+    client.prepare_threshold = 0     # named statements from the first run (off in the fixture)
+    client.prepared_max = 1000       # psycopg keeps 100 by default, deallocating the oldest
+    pad = "x" * 300
+    queries = [f"select {i} as n, '{pad}' as pad" for i in range(400)]
+    for q in queries:
+        client.execute(q, prepare=True)
+    new = new_process(request, pg, old)
+    wait_for(lambda: took_over(new), timeout=10, what="the takeover")
+    old.expect_exit = True
+    wait_for(lambda: handed_over(old) == 1, timeout=10, what="the client to be handed over")
+    assert old.wait_exit(10) == 0
+    for i, q in enumerate(queries):
+        assert client.execute(q, prepare=True).fetchone()[0] == i
+    client.close()

@@ -174,12 +174,13 @@ static void test_decode_refuses(void **state)
 }
 
 /*
- * CLIENT: the record is the rest of the packet, so a cut one decodes to a shorter record (the
- * record's own framing, proto/clientrec, refuses it); empty and oversized records are refused.
+ * PART and CLIENT: the piece is the rest of the packet, so a cut one decodes to a shorter piece
+ * (the record's own framing, proto/clientrec, refuses what it makes); empty and oversized pieces
+ * are refused.
  */
 static void test_client_record(void **state)
 {
-	static uint8_t record[TAKEOVER_RECORD_MAX + 1], buf[TAKEOVER_CLIENT_MSG_MAX + 1];
+	static uint8_t record[TAKEOVER_PIECE_MAX + 1], buf[TAKEOVER_PIECE_MSG_MAX + 1];
 	struct takeover_msg m = { .type = TAKEOVER_CLIENT, .version = TAKEOVER_VERSION, .pid = 9 };
 	struct takeover_msg got;
 	char err[128];
@@ -187,23 +188,30 @@ static void test_client_record(void **state)
 
 	for (size_t i = 0; i < sizeof(record); i++)
 		record[i] = (uint8_t)(i * 7);
-	m.record = record;
-	m.record_len = TAKEOVER_RECORD_MAX;
+	m.piece = record;
+	m.piece_len = TAKEOVER_PIECE_MAX;
 	len = takeovermsg_encode(&m, buf, sizeof(buf));
-	assert_int_equal(len, TAKEOVER_CLIENT_MSG_MAX);
+	assert_int_equal(len, TAKEOVER_PIECE_MSG_MAX);
 	assert_true(takeovermsg_decode(buf, len, &got, err, sizeof(err)));
 	assert_int_equal(got.type, TAKEOVER_CLIENT);
 	assert_int_equal(got.pid, 9);
-	assert_int_equal(got.record_len, TAKEOVER_RECORD_MAX);
-	assert_memory_equal(got.record, record, TAKEOVER_RECORD_MAX);
+	assert_int_equal(got.piece_len, TAKEOVER_PIECE_MAX);
+	assert_memory_equal(got.piece, record, TAKEOVER_PIECE_MAX);
 	assert_false(takeovermsg_decode(buf, 11, &got, err, sizeof(err)));   /* no record */
 	assert_int_equal(takeovermsg_encode(&m, buf, len - 1), 0);
-	m.record_len = TAKEOVER_RECORD_MAX + 1;
+	m.piece_len = TAKEOVER_PIECE_MAX + 1;
 	assert_int_equal(takeovermsg_encode(&m, buf, sizeof(buf)), 0);
-	m.record_len = 0;
+	m.piece_len = 0;
 	assert_int_equal(takeovermsg_encode(&m, buf, sizeof(buf)), 0);
-	/* a packet one byte over the largest record */
-	m.record_len = TAKEOVER_RECORD_MAX;
+	m.type = TAKEOVER_PART;
+	m.piece_len = 1;
+	len = takeovermsg_encode(&m, buf, sizeof(buf));
+	assert_int_equal(len, 12);
+	assert_true(takeovermsg_decode(buf, len, &got, err, sizeof(err)));
+	assert_int_equal(got.type, TAKEOVER_PART);
+	assert_int_equal(got.piece_len, 1);
+	/* a packet one byte over the largest piece */
+	m.piece_len = TAKEOVER_PIECE_MAX;
 	len = takeovermsg_encode(&m, buf, sizeof(buf));
 	buf[len] = 0;
 	assert_false(takeovermsg_decode(buf, len + 1, &got, err, sizeof(err)));

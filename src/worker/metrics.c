@@ -1,10 +1,10 @@
 /*
- * metrics/export: the worker's state written as Prometheus metrics (see metrics/export.h).
+ * worker/metrics: the worker's state written as Prometheus metrics (see worker/metrics.h).
  *
  * One scrape walks the pools once and the databases once: per-database sums are collected in
  * a table sorted by database, so the cost grows with the number of pools, not with its square.
  */
-#include "metrics/export.h"
+#include "worker/metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>

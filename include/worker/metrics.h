@@ -1,6 +1,7 @@
 /*
- * metrics/export: pgmux's state as Prometheus metrics, and the answers of the HTTP endpoint
- * (/metrics, /health, /ready).
+ * worker/metrics: pgmux's state as Prometheus metrics, and the answers of the HTTP endpoint
+ * (/metrics, /health, /ready). It lives with the worker, whose structures it reads, so that the
+ * metrics module below stays pure (histograms, the text format) and pools can use it.
  *
  * Reads the worker's structures (pools, databases, stats, latency histograms, topology, routing
  * and shard counters, config) and writes them through metrics/prom; changes nothing. Names that
@@ -8,8 +9,8 @@
  * dashboards and alerts work when pointed here; pgmux's own metrics are named pgmux_* (the list
  * and the mapping are in doc/metrics.md).
  */
-#ifndef PGMUX_METRICS_EXPORT_H
-#define PGMUX_METRICS_EXPORT_H
+#ifndef PGMUX_WORKER_METRICS_H
+#define PGMUX_WORKER_METRICS_H
 
 #include <stdbool.h>
 #include <stddef.h>
