@@ -97,9 +97,10 @@ unit: deps $(UNIT_BINS)
 integration: deps pgmux
 	$(Q)test/integration/run.sh
 
-# The module graph first (cheap, and a broken wall is cheaper to fix before the tests pass on it).
+# The format and the module graph first (cheap, and a broken wall is cheaper to fix before the
+# tests pass on it).
 # The config unit test also checks that every key is documented in etc/pgmux.ini and the man page.
-check: deps modgraph pgmux callgraph unit fuzz-replay integration
+check: deps format-check modgraph pgmux callgraph unit fuzz-replay integration
 	@echo "make check: all tests passed"
 
 demo: deps pgmux
@@ -231,7 +232,7 @@ format:
 	clang-format -i $(FORMAT_SRCS)
 
 # Fails when `make format` would change a file; lists those files and how many lines would
-# change (removed plus added). Not part of `make check` yet: see .clang-format.
+# change (removed plus added). Part of `make check`: a change comes formatted.
 format-check:
 	@command -v clang-format >/dev/null || { echo "make format-check needs clang-format"; exit 1; }
 	@total=0; for f in $(FORMAT_SRCS); do \

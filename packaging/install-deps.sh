@@ -13,8 +13,8 @@
 set -euo pipefail
 
 packages=(
-    # build
-    build-essential pkg-config
+    # build; clang-format for make format-check (in make check)
+    build-essential pkg-config clang-format
     libev-dev libc-ares-dev libinih-dev libssl-dev libpq-dev libjson-c-dev libcurl4-openssl-dev
     libpg-query-dev
     # unit tests

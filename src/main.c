@@ -27,12 +27,12 @@
 #include "ev/pgquery.h"
 #include "ev/sysd.h"
 #include "ev/tls.h"
-#include "worker/metrics.h"
 #include "pool/pool.h"
 #include "tools/maptool.h"
+#include "topo/topology.h"
+#include "worker/metrics.h"
 #include "worker/mover.h"
 #include "worker/takeover.h"
-#include "topo/topology.h"
 #include "worker/worker.h"
 
 #define JANITOR_INTERVAL 0.2
@@ -239,16 +239,18 @@ static long server_connections(const struct config *cfg)
 static void warn_fd_limit(const struct config *cfg)
 {
 	struct rlimit rl;
-	long need = cfg->max_client_conn + server_connections(cfg) + 64; /* listeners, logs, checks */
+	long need = cfg->max_client_conn + server_connections(cfg) +
+		    64; /* listeners, logs, checks */
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
 	    (rlim_t)need > rl.rlim_cur)
-		log_warning("max_client_conn (%d) and the pools' server connections (at least %ld) need "
-			    "about %ld file descriptors, more than the limit of %llu: clients beyond it "
-			    "are refused; raise the limit (ulimit -n, LimitNOFILE= in systemd) or lower "
-			    "max_client_conn",
-			    cfg->max_client_conn, server_connections(cfg), need,
-			    (unsigned long long)rl.rlim_cur);
+		log_warning(
+			"max_client_conn (%d) and the pools' server connections (at least %ld) need "
+			"about %ld file descriptors, more than the limit of %llu: clients beyond it "
+			"are refused; raise the limit (ulimit -n, LimitNOFILE= in systemd) or lower "
+			"max_client_conn",
+			cfg->max_client_conn, server_connections(cfg), need,
+			(unsigned long long)rl.rlim_cur);
 }
 
 /*
@@ -269,7 +271,8 @@ static int check_main(const char *path)
 	if (ok) {
 		worker_tls_settings(cfg, TLS_SIDE_CLIENTS, &client_tls);
 		worker_tls_settings(cfg, TLS_SIDE_SERVERS, &server_tls);
-		ok = tls_load_contexts(&client_tls, &server_tls, &client_ctx, &server_ctx, err, sizeof(err));
+		ok = tls_load_contexts(&client_tls, &server_tls, &client_ctx, &server_ctx, err,
+				       sizeof(err));
 	}
 	if (ok)
 		printf("%s: configuration OK\n", path);
@@ -322,10 +325,10 @@ static int shard_of_main(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "check", no_argument, NULL, 'C' },  { "daemon", no_argument, NULL, 'd' }, { "verbose", no_argument, NULL, 'v' },
-		{ "quiet", no_argument, NULL, 'q' },  { "version", no_argument, NULL, 'V' },
-		{ "help", no_argument, NULL, 'h' },   { "takeover", optional_argument, NULL, 'T' },
-		{ NULL, 0, NULL, 0 },
+		{ "check", no_argument, NULL, 'C' },          { "daemon", no_argument, NULL, 'd' },
+		{ "verbose", no_argument, NULL, 'v' },        { "quiet", no_argument, NULL, 'q' },
+		{ "version", no_argument, NULL, 'V' },        { "help", no_argument, NULL, 'h' },
+		{ "takeover", optional_argument, NULL, 'T' }, { NULL, 0, NULL, 0 },
 	};
 	bool daemon = false, quiet = false, check = false, takeover = false;
 	const char *takeover_path = NULL;
@@ -344,14 +347,31 @@ int main(int argc, char **argv)
 		return shard_of_main(argc - 2, argv + 2);
 	while ((opt = getopt_long(argc, argv, "CdvqVhT::", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'C': check = true; break;
-		case 'T': takeover = true; takeover_path = optarg; break;
-		case 'd': daemon = true; break;
-		case 'v': verbose++; break;
-		case 'q': quiet = true; break;
-		case 'V': print_version(); return 0;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 1;
+		case 'C':
+			check = true;
+			break;
+		case 'T':
+			takeover = true;
+			takeover_path = optarg;
+			break;
+		case 'd':
+			daemon = true;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case 'V':
+			print_version();
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 1;
 		}
 	}
 	/* --takeover PATH CONFIG as well as --takeover=PATH CONFIG */
@@ -375,7 +395,8 @@ int main(int argc, char **argv)
 	}
 	if (!log_open(cfg->logfile, !quiet && !daemon, cfg->syslog, cfg->syslog_ident,
 		      syslog_facility_names[cfg->syslog_facility])) {
-		fprintf(stderr, "pgmux: could not open logfile %s: %s\n", cfg->logfile, strerror(errno));
+		fprintf(stderr, "pgmux: could not open logfile %s: %s\n", cfg->logfile,
+			strerror(errno));
 		return 1;
 	}
 	log_set_verbose(cfg->verbose);
@@ -392,7 +413,8 @@ int main(int argc, char **argv)
 	admin_register(&w);
 	worker_tls_settings(cfg, TLS_SIDE_CLIENTS, &client_tls);
 	worker_tls_settings(cfg, TLS_SIDE_SERVERS, &server_tls);
-	if (!tls_load_contexts(&client_tls, &server_tls, &w.client_tls, &w.server_tls, err, sizeof(err)))
+	if (!tls_load_contexts(&client_tls, &server_tls, &w.client_tls, &w.server_tls, err,
+			       sizeof(err)))
 		die("%s", err);
 	w.dns = dns_new(&w.loop, cfg->dns_servers, err, sizeof(err));
 	if (!w.dns)
@@ -407,19 +429,20 @@ int main(int argc, char **argv)
 		if (!takeover_path && !worker_takeover_path(cfg, path, sizeof(path)))
 			die("--takeover: no takeover socket: name it, or set takeover_socket or unix_socket_dir");
 		/* Until the old process confirmed, a failure here leaves it serving as before. */
-		if (!worker_takeover(&w, takeover_path ? takeover_path : path, on_accept, metrics_http,
-				     &old_pid, err, sizeof(err)))
+		if (!worker_takeover(&w, takeover_path ? takeover_path : path, on_accept,
+				     metrics_http, &old_pid, err, sizeof(err)))
 			die("takeover failed: %s", err);
 		log_info("took over the listening sockets from pid %ld", old_pid);
 	} else {
-		w.listeners = listen_open(&w.loop, cfg->listen_addr, cfg->listen_port, cfg->unix_socket_dir,
-					  cfg->unix_socket_mode, cfg->listen_backlog,
-					  cfg->tcp_defer_accept != 0, cfg->so_reuseport, on_accept, &w,
-					  err, sizeof(err));
+		w.listeners = listen_open(&w.loop, cfg->listen_addr, cfg->listen_port,
+					  cfg->unix_socket_dir, cfg->unix_socket_mode,
+					  cfg->listen_backlog, cfg->tcp_defer_accept != 0,
+					  cfg->so_reuseport, on_accept, &w, err, sizeof(err));
 		if (!w.listeners)
 			die("%s", err);
-		if (*cfg->metrics_listen && !(w.metrics_httpd = httpd_open(&w.loop, cfg->metrics_listen,
-									  metrics_http, &w, err, sizeof(err))))
+		if (*cfg->metrics_listen &&
+		    !(w.metrics_httpd = httpd_open(&w.loop, cfg->metrics_listen, metrics_http, &w,
+						   err, sizeof(err))))
 			die("%s", err);
 		if (!worker_takeover_listen(&w, err, sizeof(err)))
 			die("%s", err);
@@ -430,8 +453,10 @@ int main(int argc, char **argv)
 	 */
 	worker_moves_recover(&w);
 	write_pidfile(cfg->pidfile);
-	if (!evloop_signal(&w.loop, SIGHUP, on_signal, &w) || !evloop_signal(&w.loop, SIGTERM, on_signal, &w) ||
-	    !evloop_signal(&w.loop, SIGINT, on_signal, &w) || !evloop_signal(&w.loop, SIGUSR2, on_signal, &w) ||
+	if (!evloop_signal(&w.loop, SIGHUP, on_signal, &w) ||
+	    !evloop_signal(&w.loop, SIGTERM, on_signal, &w) ||
+	    !evloop_signal(&w.loop, SIGINT, on_signal, &w) ||
+	    !evloop_signal(&w.loop, SIGUSR2, on_signal, &w) ||
 	    !evloop_timer_start(&w.loop, &w.janitor, JANITOR_INTERVAL, on_janitor, &w))
 		die("could not set up signals and timers");
 	log_info("pgmux " PGMUX_VERSION " listening on %s:%d", cfg->listen_addr, cfg->listen_port);
@@ -439,7 +464,7 @@ int main(int argc, char **argv)
 	/* MAINPID: after a takeover, the service manager follows the new process. */
 	sysd_notify("READY=1\nMAINPID=%d\nSTATUS=accepting connections", (int)getpid());
 	evloop_run(&w.loop);
-	stopping(&w); /* also after SHUTDOWN from the console */
+	stopping(&w);                          /* also after SHUTDOWN from the console */
 	if (*w.cfg->pidfile && !w.handed_over) /* the pidfile names the new process now */
 		unlink(w.cfg->pidfile);
 	worker_destroy(&w);

@@ -25,10 +25,10 @@ enum admin_verb {
 	ADMIN_RELOAD,
 	ADMIN_SHUTDOWN,
 	ADMIN_SET,
-	ADMIN_KILL_CLIENT, /* KILL_CLIENT id: the client's ptr as SHOW CLIENTS prints it */
-	ADMIN_MOVE,        /* MOVE BUCKETS set buckets TO shard */
+	ADMIN_KILL_CLIENT,  /* KILL_CLIENT id: the client's ptr as SHOW CLIENTS prints it */
+	ADMIN_MOVE,         /* MOVE BUCKETS set buckets TO shard */
 	ADMIN_MOVE_CLEANUP, /* MOVE CLEANUP id */
-	ADMIN_MOVE_ABORT,  /* MOVE ABORT id */
+	ADMIN_MOVE_ABORT,   /* MOVE ABORT id */
 };
 
 enum admin_show {
@@ -49,17 +49,17 @@ enum admin_show {
 	ADMIN_SHOW_TOPOLOGY,
 	ADMIN_SHOW_ROUTES,
 	ADMIN_SHOW_SHARDS,
-	ADMIN_SHOW_SHARD,            /* SHOW SHARD FOR key [IN database] */
-	ADMIN_SHOW_ROUTE,            /* SHOW ROUTE [IN database] FOR statement */
-	ADMIN_SHOW_LATENCY,          /* p50/p95/p99 per database from the latency histograms */
+	ADMIN_SHOW_SHARD,   /* SHOW SHARD FOR key [IN database] */
+	ADMIN_SHOW_ROUTE,   /* SHOW ROUTE [IN database] FOR statement */
+	ADMIN_SHOW_LATENCY, /* p50/p95/p99 per database from the latency histograms */
 	ADMIN_SHOW_STATE,
 	ADMIN_SHOW_DNS_HOSTS,
-	ADMIN_SHOW_DNS_ZONES,        /* always empty: pgmux resolves names, never whole zones */
-	ADMIN_SHOW_SOCKETS,          /* every client and server socket, with its buffers */
-	ADMIN_SHOW_ACTIVE_SOCKETS,   /* the sockets with bytes in flight */
-	ADMIN_SHOW_MOVES,            /* bucket moves between shards and their steps */
-	ADMIN_SHOW_PEERS,            /* the [peers] entries in force */
-	ADMIN_SHOW_PEER_POOLS,       /* cancel requests forwarded to each peer */
+	ADMIN_SHOW_DNS_ZONES,      /* always empty: pgmux resolves names, never whole zones */
+	ADMIN_SHOW_SOCKETS,        /* every client and server socket, with its buffers */
+	ADMIN_SHOW_ACTIVE_SOCKETS, /* the sockets with bytes in flight */
+	ADMIN_SHOW_MOVES,          /* bucket moves between shards and their steps */
+	ADMIN_SHOW_PEERS,          /* the [peers] entries in force */
+	ADMIN_SHOW_PEER_POOLS,     /* cancel requests forwarded to each peer */
 };
 
 /* What SHUTDOWN waits for before pgmux exits; plain SHUTDOWN is WAIT_FOR_CLIENTS. */
@@ -79,7 +79,7 @@ enum admin_parse_status {
 
 struct admin_cmd {
 	enum admin_verb verb;
-	enum admin_show show;        /* ADMIN_SHOW only */
+	enum admin_show show;              /* ADMIN_SHOW only */
 	enum admin_shutdown_mode shutdown; /* ADMIN_SHUTDOWN only */
 	/* database name, SET's key, KILL_CLIENT's id or SHUTDOWN's mode as given; "" when none */
 	char arg[ADMIN_NAME_MAX];

@@ -23,8 +23,7 @@ struct msgbuf;
  * NoticeResponse for HELP) to mb, without ReadyForQuery. stats_since_us is when the snapshots in
  * database.stats_prev and worker.totals_prev were taken: the avg_ columns are rates since then.
  */
-void admin_show(struct worker *w, enum admin_show what, uint64_t stats_since_us,
-		struct msgbuf *mb);
+void admin_show(struct worker *w, enum admin_show what, uint64_t stats_since_us, struct msgbuf *mb);
 
 /* Take the snapshot the averages start from: every database's stats_prev and w->totals_prev. */
 void admin_stats_roll(struct worker *w);

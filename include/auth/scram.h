@@ -33,20 +33,20 @@
 #include <stdint.h>
 
 #define SCRAM_MECHANISM "SCRAM-SHA-256"
-#define SCRAM_KEY_LEN 32                /* SHA-256 output: keys, proofs and signatures */
-#define SCRAM_RAW_NONCE_LEN 18          /* random bytes in a nonce we make (24 base64 chars) */
-#define SCRAM_NONCE_MAX 64              /* longest client nonce a caller may pass */
-#define SCRAM_SALT_LEN 16               /* salt bytes scram_make_secret() draws */
-#define SCRAM_SALT_MAX 64               /* longest salt accepted in a stored secret */
-#define SCRAM_DEFAULT_ITERATIONS 4096   /* PostgreSQL's default */
+#define SCRAM_KEY_LEN 32              /* SHA-256 output: keys, proofs and signatures */
+#define SCRAM_RAW_NONCE_LEN 18        /* random bytes in a nonce we make (24 base64 chars) */
+#define SCRAM_NONCE_MAX 64            /* longest client nonce a caller may pass */
+#define SCRAM_SALT_LEN 16             /* salt bytes scram_make_secret() draws */
+#define SCRAM_SALT_MAX 64             /* longest salt accepted in a stored secret */
+#define SCRAM_DEFAULT_ITERATIONS 4096 /* PostgreSQL's default */
 /*
  * Most iterations accepted from a server (and for scram_make_secret()). The cost of a login is
  * linear in it; the bound keeps a hostile or misconfigured server from pinning the CPU while
  * leaving room far above any recommended setting.
  */
 #define SCRAM_MAX_ITERATIONS 10000000
-#define SCRAM_MESSAGE_MAX 1024          /* longest client-first-bare / server-first kept */
-#define SCRAM_SECRET_MAX 256            /* buffer that holds any secret scram_make_secret() writes */
+#define SCRAM_MESSAGE_MAX 1024 /* longest client-first-bare / server-first kept */
+#define SCRAM_SECRET_MAX 256   /* buffer that holds any secret scram_make_secret() writes */
 
 /*
  * Keys derived from one password for one salt and iteration count: logging in again to the same
@@ -55,7 +55,7 @@
  */
 struct scram_derived {
 	bool valid;
-	unsigned used;                            /* cache clock at the last use; oldest is replaced */
+	unsigned used; /* cache clock at the last use; oldest is replaced */
 	int iterations;
 	size_t salt_len;
 	uint8_t salt[SCRAM_SALT_MAX];
@@ -87,20 +87,20 @@ enum scram_client_state {
  */
 struct scram_client {
 	enum scram_client_state state;
-	char *password;                           /* owned copy; NULL once keys are derived */
-	bool have_keys;                           /* client_key and server_key are valid */
+	char *password; /* owned copy; NULL once keys are derived */
+	bool have_keys; /* client_key and server_key are valid */
 	uint8_t client_key[SCRAM_KEY_LEN];
 	uint8_t server_key[SCRAM_KEY_LEN];
-	uint8_t server_signature[SCRAM_KEY_LEN];  /* expected in server-final */
-	char nonce[SCRAM_NONCE_MAX + 1];          /* our client nonce, NUL-terminated */
+	uint8_t server_signature[SCRAM_KEY_LEN]; /* expected in server-final */
+	char nonce[SCRAM_NONCE_MAX + 1];         /* our client nonce, NUL-terminated */
 	char client_first_bare[SCRAM_MESSAGE_MAX];
 	size_t client_first_bare_len;
-	char server_first[SCRAM_MESSAGE_MAX];     /* exactly as received; part of AuthMessage */
+	char server_first[SCRAM_MESSAGE_MAX]; /* exactly as received; part of AuthMessage */
 	size_t server_first_len;
-	int max_iterations;                       /* most a server may ask to derive; see _limit() */
-	struct scram_derived_cache *cache;        /* borrowed; NULL = derive every time */
-	bool keys_from_cache;                     /* the keys came from the cache, not PBKDF2 */
-	bool refused_iterations;                  /* failed: the server asked more than the bound */
+	int max_iterations;                /* most a server may ask to derive; see _limit() */
+	struct scram_derived_cache *cache; /* borrowed; NULL = derive every time */
+	bool keys_from_cache;              /* the keys came from the cache, not PBKDF2 */
+	bool refused_iterations;           /* failed: the server asked more than the bound */
 };
 
 /* A parsed stored secret. */
@@ -150,8 +150,8 @@ void scram_derived_clear(struct scram_derived_cache *cache);
  * Returns false when sc is not in SCRAM_CLIENT_NEW or the message does not fit in outlen or
  * SCRAM_MESSAGE_MAX; sc is then SCRAM_CLIENT_FAILED.
  */
-bool scram_client_first_message(struct scram_client *sc, const char *user, char *out,
-				size_t outlen, size_t *outn);
+bool scram_client_first_message(struct scram_client *sc, const char *user, char *out, size_t outlen,
+				size_t *outn);
 
 /*
  * Take the server-first message (AuthenticationSASLContinue data, len bytes, need not be

@@ -43,20 +43,20 @@ enum scram_server_result {
 /* One exchange; the caller owns it and must call scram_server_clear() when done. */
 struct scram_server {
 	enum scram_server_state state;
-	bool mock;                          /* doomed: the proof can never verify */
+	bool mock; /* doomed: the proof can never verify */
 	struct scram_secret secret;
-	char nonce[2 * SCRAM_NONCE_MAX + 1];/* client nonce + ours */
-	char gs2_header[32];                /* "n,,", "y,," or "p=tls-server-end-point,," */
+	char nonce[2 * SCRAM_NONCE_MAX + 1]; /* client nonce + ours */
+	char gs2_header[32];                 /* "n,,", "y,," or "p=tls-server-end-point,," */
 	size_t gs2_len;
-	bool cb_offered;                    /* SCRAM-SHA-256-PLUS was offered on this connection */
-	bool cb_selected;                   /* ... and the client chose it */
-	uint8_t cb_data[64];                /* tls-server-end-point hash */
+	bool cb_offered;     /* SCRAM-SHA-256-PLUS was offered on this connection */
+	bool cb_selected;    /* ... and the client chose it */
+	uint8_t cb_data[64]; /* tls-server-end-point hash */
 	size_t cb_len;
 	char client_first_bare[SCRAM_MESSAGE_MAX];
 	size_t client_first_bare_len;
 	char server_first[SCRAM_MESSAGE_MAX];
 	size_t server_first_len;
-	uint8_t client_key[SCRAM_KEY_LEN];  /* valid in SCRAM_SERVER_DONE */
+	uint8_t client_key[SCRAM_KEY_LEN]; /* valid in SCRAM_SERVER_DONE */
 };
 
 /*

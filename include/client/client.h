@@ -20,9 +20,9 @@
 #include "core/log.h"
 #include "ev/conn.h"
 #include "proto/be.h"
+#include "route/setstmt.h"
 #include "server/params.h"
 #include "server/prepared.h"
-#include "route/setstmt.h"
 
 struct worker;
 struct pool;
@@ -48,85 +48,85 @@ struct client {
 	struct worker *w;
 	struct conn conn;
 	enum client_state state;
-	struct list_node node;        /* on the list of its state (worker or pool) */
-	struct pool *pool;            /* NULL until login picks one, and for admin clients */
-	struct server *server;        /* linked server, if any */
-	bool admin;                   /* connected to the admin console */
-	bool admin_can_write;         /* admin_users (else stats_users) */
+	struct list_node node; /* on the list of its state (worker or pool) */
+	struct pool *pool;     /* NULL until login picks one, and for admin clients */
+	struct server *server; /* linked server, if any */
+	bool admin;            /* connected to the admin console */
+	bool admin_can_write;  /* admin_users (else stats_users) */
 
 	char user[64];
 	char dbname[64];
-	char addr[64];                /* "ip:port" of the client */
+	char addr[64];                 /* "ip:port" of the client */
 	struct client_addr *addr_slot; /* its count for max_client_conn_per_addr (client/admit.c) */
-	struct param_set params;      /* what the client expects the server's settings to be */
+	struct param_set params;       /* what the client expects the server's settings to be */
 
 	uint32_t cancel_pid, cancel_key; /* what pgmux told the client in BackendKeyData */
-	enum be_auth_code auth_method; /* request the client must answer next; BE_AUTH_OK: none */
-	bool auth_query_wait;         /* auth_query lookup in flight: the client owes nothing */
+	enum be_auth_code auth_method;   /* request the client must answer next; BE_AUTH_OK: none */
+	bool auth_query_wait;            /* auth_query lookup in flight: the client owes nothing */
 	uint8_t auth_salt[4];
-	char *proven_password;        /* see pool_user.proven_password; wiped once handed over */
+	char *proven_password; /* see pool_user.proven_password; wiped once handed over */
 
 	/* protocol position, for deciding when the server may be released */
-	uint32_t pending_ready;       /* ReadyForQuery messages still owed for sent Query/Sync */
-	bool unsynced;                /* extended-protocol messages sent after the last Sync */
-	bool in_copy;                 /* a COPY FROM STDIN is in progress */
-	char tx_status;               /* last ReadyForQuery status: 'I', 'T' or 'E' */
-	bool error_sent;              /* an ErrorResponse was already relayed for the current unit */
-	struct client_pstmts pstmts;  /* named prepared statements (transaction pooling) */
-	struct pstmt *portal_ps;      /* statement of the unnamed portal's last Bind (compared only) */
-	bool skip_to_sync;            /* a Bind failed in pgmux: drop messages up to the Sync */
-	struct settings settings;     /* session settings carried from server to server */
+	uint32_t pending_ready;      /* ReadyForQuery messages still owed for sent Query/Sync */
+	bool unsynced;               /* extended-protocol messages sent after the last Sync */
+	bool in_copy;                /* a COPY FROM STDIN is in progress */
+	char tx_status;              /* last ReadyForQuery status: 'I', 'T' or 'E' */
+	bool error_sent;             /* an ErrorResponse was already relayed for the current unit */
+	struct client_pstmts pstmts; /* named prepared statements (transaction pooling) */
+	struct pstmt *portal_ps;  /* statement of the unnamed portal's last Bind (compared only) */
+	bool skip_to_sync;        /* a Bind failed in pgmux: drop messages up to the Sync */
+	struct settings settings; /* session settings carried from server to server */
 	struct set_stmt *pending_set; /* a SET in flight, applied when it succeeds */
 	bool pending_set_failed;
-	bool settings_dirty;          /* settings may have changed in ways only the server can tell */
-	bool settings_unnamed;        /* ... through a set_config() whose name is not known */
+	bool settings_dirty;   /* settings may have changed in ways only the server can tell */
+	bool settings_unnamed; /* ... through a set_config() whose name is not known */
 	struct settings custom_names; /* custom settings changed in the unit: asked for by name */
-	const char *pin_reason;       /* session state keeps this client on its server (static text) */
-	struct msgbuf replay;         /* what it sent since the server was linked, until it answers */
+	const char *pin_reason; /* session state keeps this client on its server (static text) */
+	struct msgbuf replay;   /* what it sent since the server was linked, until it answers */
 
 	/* routing (databases with cluster=) */
-	int target;                   /* member it waits for or uses; TARGET_WAIT_PRIMARY; 0 = host= */
-	uint8_t want;                 /* enum route_want of the current unit of work */
-	uint8_t session_hint;         /* enum route_hint: SET pgmux.route / startup pgmux.route */
-	bool unit_wrote;              /* the unit went to the primary as a write (read_your_writes) */
-	uint8_t discarding;           /* enum discard_state (client/route.h): a refused unit */
-	char *deferred_begin;         /* a bare BEGIN answered by pgmux, sent with the next statement */
-	bool begin_read_only;         /* that BEGIN said READ ONLY */
-	uint8_t begin_hint;           /* enum route_hint on that BEGIN */
-	uint64_t ryw_lsn;             /* WAL position of its last committed write; 0 = none */
-	bool drain_wait;              /* a write waits for the replica to answer what came before */
+	int target;           /* member it waits for or uses; TARGET_WAIT_PRIMARY; 0 = host= */
+	uint8_t want;         /* enum route_want of the current unit of work */
+	uint8_t session_hint; /* enum route_hint: SET pgmux.route / startup pgmux.route */
+	bool unit_wrote;      /* the unit went to the primary as a write (read_your_writes) */
+	uint8_t discarding;   /* enum discard_state (client/route.h): a refused unit */
+	char *deferred_begin; /* a bare BEGIN answered by pgmux, sent with the next statement */
+	bool begin_read_only; /* that BEGIN said READ ONLY */
+	uint8_t begin_hint;   /* enum route_hint on that BEGIN */
+	uint64_t ryw_lsn;     /* WAL position of its last committed write; 0 = none */
+	bool drain_wait;      /* a write waits for the replica to answer what came before */
 
 	/* sharding (databases with shards=): client/shard.c */
-	struct database *home;        /* the sharded database it connected to; NULL otherwise */
+	struct database *home; /* the sharded database it connected to; NULL otherwise */
 	struct shard_setting {
-		char *key;            /* pgmux.shard_key; NULL = unset */
-		char *shard;          /* pgmux.shard: a shard's name; NULL = unset */
-	} shard_session,              /* SET and startup options */
-	  shard_local;                /* SET LOCAL, until the transaction ends */
-	bool shard_checked;           /* the unit's messages up to its Sync were read at its start */
-	struct shard_fanout *fanout;  /* a read going to every shard in turn; NULL when none */
-	bool unit_in_move;            /* its unit of work touches buckets a move copies (mover.h) */
-	bool unit_outside_txn;        /* this unit runs outside the transaction pgmux holds */
+		char *key;           /* pgmux.shard_key; NULL = unset */
+		char *shard;         /* pgmux.shard: a shard's name; NULL = unset */
+	} shard_session,             /* SET and startup options */
+		shard_local;         /* SET LOCAL, until the transaction ends */
+	bool shard_checked;          /* the unit's messages up to its Sync were read at its start */
+	struct shard_fanout *fanout; /* a read going to every shard in turn; NULL when none */
+	bool unit_in_move;           /* its unit of work touches buckets a move copies (mover.h) */
+	bool unit_outside_txn;       /* this unit runs outside the transaction pgmux holds */
 	struct copy_split *copy_split; /* a COPY FROM STDIN split over the shards; NULL when none */
 	struct loaded_shard_map *unit_map; /* the shard map its unit of work started with (a ref) */
-	char *shard_unnamed_sql;      /* the unnamed statement prepared in the transaction */
+	char *shard_unnamed_sql;           /* the unnamed statement prepared in the transaction */
 	size_t shard_unnamed_len;
 
 	uint64_t connect_time_us;
-	uint64_t request_time_us;     /* last activity */
-	uint64_t wait_start_us;       /* when it started waiting for a server */
+	uint64_t request_time_us; /* last activity */
+	uint64_t wait_start_us;   /* when it started waiting for a server */
 	uint64_t xact_start_us;
 	uint64_t query_start_us;
 	bool query_running;
-	bool shutdown_pending;        /* close when the current transaction ends */
+	bool shutdown_pending; /* close when the current transaction ends */
 
 	/* client authentication (client/login.c) */
-	struct scram_server *scram;   /* SASL exchange in progress or just proven; NULL otherwise */
-	bool scram_pass_through;      /* proven against a stored SCRAM secret: keys go to the pool */
-	char *auth_secret;            /* the secret auth_query found (owned, wiped); NULL if none */
-	bool auth_query_done;         /* auth_query answered (auth_secret may still be NULL) */
-	bool ssl_requested;           /* an SSLRequest was answered (one per connection) */
-	bool gssenc_requested;        /* a GSSENCRequest was answered (one per connection) */
+	struct scram_server *scram; /* SASL exchange in progress or just proven; NULL otherwise */
+	bool scram_pass_through;    /* proven against a stored SCRAM secret: keys go to the pool */
+	char *auth_secret;          /* the secret auth_query found (owned, wiped); NULL if none */
+	bool auth_query_done;       /* auth_query answered (auth_secret may still be NULL) */
+	bool ssl_requested;         /* an SSLRequest was answered (one per connection) */
+	bool gssenc_requested;      /* a GSSENCRequest was answered (one per connection) */
 };
 
 /*
@@ -137,8 +137,8 @@ struct client {
 #define SETTINGS_PEEK_MAX (8 * 1024)
 
 /* A log line with the client's id and context: "C-17 app/alice@10.1.2.3:5122 ...". */
-#define client_log(lvl, c, fmt, ...)                                                             \
-	log_msg(lvl, "C-%llu %s/%s@%s " fmt, (unsigned long long)(c)->id, (c)->dbname, (c)->user, \
+#define client_log(lvl, c, fmt, ...)                                                               \
+	log_msg(lvl, "C-%llu %s/%s@%s " fmt, (unsigned long long)(c)->id, (c)->dbname, (c)->user,  \
 		(c)->addr, ##__VA_ARGS__)
 
 /*

@@ -20,8 +20,8 @@ struct keyfind_copy;
  * CONN_CONSUME: the Query is taken (or refused with an error); CONN_CLOSED: c was closed.
  */
 enum conn_action copysplit_start(struct client *c, const struct shards_entry *set,
-				 const struct loaded_shard_map *map, const struct keyfind_copy *copy,
-				 const char *sql, size_t len);
+				 const struct loaded_shard_map *map,
+				 const struct keyfind_copy *copy, const char *sql, size_t len);
 
 /*
  * A message of a client whose COPY is split (c->copy_split): its rows, CopyDone, CopyFail; other

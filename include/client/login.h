@@ -10,7 +10,8 @@ struct pool_user;
 struct scram_client;
 
 /* A message from a client still logging in (CLIENT_LOGIN state). */
-enum conn_action login_on_packet(struct client *c, const struct pkt_header *hdr, const uint8_t *whole);
+enum conn_action login_on_packet(struct client *c, const struct pkt_header *hdr,
+				 const uint8_t *whole);
 
 /* Log in a client of pgmux's own (client_open_internal) into pool p. false: c was closed. */
 bool login_internal(struct client *c, struct pool *p);

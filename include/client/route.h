@@ -14,8 +14,8 @@
 
 enum discard_state {
 	DISCARD_NONE = 0,
-	DISCARD_START,   /* the next message starts the refused unit */
-	DISCARD_TO_SYNC, /* dropping extended-protocol messages up to Sync */
+	DISCARD_START,    /* the next message starts the refused unit */
+	DISCARD_TO_SYNC,  /* dropping extended-protocol messages up to Sync */
 	DISCARD_ANSWERED, /* dropping a batch pgmux answered whole, its Sync included */
 };
 

@@ -66,9 +66,9 @@ bool client_take_shard_option(struct client *c, const char *name, const char *va
 
 /* Where SHOW ROUTE FOR says a statement goes (no Bind: a parameter is no key). */
 struct shard_explain {
-	int shard;                /* index in the [shards.NAME] section; -1: none */
-	char found_by[64];        /* "key", "hint: key", "no key: no_shard_key", ... */
-	char refusal[400];        /* why a client would be refused; "" when it would not */
+	int shard;         /* index in the [shards.NAME] section; -1: none */
+	char found_by[64]; /* "key", "hint: key", "no key: no_shard_key", ... */
+	char refusal[400]; /* why a client would be refused; "" when it would not */
 };
 
 /* Where a unit of work of home (a sharded entry) made of sql would go. false: not sharded. */
@@ -78,10 +78,10 @@ bool client_shard_explain(const struct config *cfg, const struct db_entry *home,
 
 /* Where one key value lives (SHOW SHARD FOR). */
 struct shard_key_place {
-	uint64_t hash;            /* PostgreSQL's hash of the key with the map's seed */
+	uint64_t hash; /* PostgreSQL's hash of the key with the map's seed */
 	uint32_t bucket;
-	int shard;                /* index in the [shards.NAME] section */
-	bool by_override;         /* the map's override list placed it, not its bucket */
+	int shard;        /* index in the [shards.NAME] section */
+	bool by_override; /* the map's override list placed it, not its bucket */
 };
 
 /* The place of key (its text form) in home's map; false with err: not sharded, a bad key. */

@@ -26,7 +26,7 @@ enum pool_mode {
 
 enum auth_type {
 	AUTH_TRUST = 0,
-	AUTH_ANY,       /* like trust, and the user name from the client is ignored for pools */
+	AUTH_ANY, /* like trust, and the user name from the client is ignored for pools */
 	AUTH_PASSWORD,
 	AUTH_MD5,
 	AUTH_SCRAM_SHA_256,
@@ -72,8 +72,8 @@ struct db_entry {
 	 * Not keys: set on the entries config_validate() adds for a sharded entry, one per shard,
 	 * named "ENTRY.SHARD" and routed through the shard's cluster. "" and -1 elsewhere.
 	 */
-	char *shard_parent;     /* the sharded entry's name */
-	int shard_index;        /* the shard's position in its [shards.NAME] section */
+	char *shard_parent; /* the sharded entry's name */
+	int shard_index;    /* the shard's position in its [shards.NAME] section */
 };
 
 /* load_balance_hosts: how a database entry's comma-separated host list is used. */
@@ -99,10 +99,10 @@ enum read_fallback { FALLBACK_PRIMARY = 0, FALLBACK_ERROR };
  */
 struct cluster_entry {
 	char *name;
-	char *patroni;               /* Patroni REST base URLs, separated by spaces or commas */
-	char *hosts;                 /* or a static list of host:port; roles found by health checks */
-	char *weights;               /* "member:weight ..." for reads (member name or host:port) */
-	char *patroni_user;          /* HTTP basic auth towards Patroni; "" = none */
+	char *patroni;      /* Patroni REST base URLs, separated by spaces or commas */
+	char *hosts;        /* or a static list of host:port; roles found by health checks */
+	char *weights;      /* "member:weight ..." for reads (member name or host:port) */
+	char *patroni_user; /* HTTP basic auth towards Patroni; "" = none */
 	char *patroni_password;
 	char *patroni_ca_file;
 	char *patroni_cert_file;
@@ -138,7 +138,7 @@ enum shard_key_kind { SHARD_KIND_INT = 0, SHARD_KIND_TEXT, SHARD_KIND_UUID };
 struct loaded_shard_map {
 	int refs;
 	struct shard_map *map;
-	int *shard_of;               /* [map->n_shards]: each map shard's index in the section */
+	int *shard_of; /* [map->n_shards]: each map shard's index in the section */
 };
 
 /*
@@ -148,14 +148,14 @@ struct loaded_shard_map {
  */
 struct shards_entry {
 	char *name;
-	char *key;                   /* the key column */
-	int key_type;                /* enum shard_key_kind */
-	int buckets;                 /* a power of two, as the map's */
-	int seed;                    /* as the map's */
-	char *map;                   /* the shard map file, or etcd:URL/KEY (read by the worker) */
-	char *no_shard_key;          /* "error", "all", or a shard's name: where keyless work goes */
-	int fanout_limit;            /* no_shard_key = all: reads to every shard at once */
-	struct shard_entry *shards;  /* in the order written */
+	char *key;                  /* the key column */
+	int key_type;               /* enum shard_key_kind */
+	int buckets;                /* a power of two, as the map's */
+	int seed;                   /* as the map's */
+	char *map;                  /* the shard map file, or etcd:URL/KEY (read by the worker) */
+	char *no_shard_key;         /* "error", "all", or a shard's name: where keyless work goes */
+	int fanout_limit;           /* no_shard_key = all: reads to every shard at once */
+	struct shard_entry *shards; /* in the order written */
 	int n_shards;
 	struct loaded_shard_map *loaded; /* a map file as read with the config; NULL for etcd: */
 	/* parsing only: which fields the section set (bit = row of config_shards_keys) */
@@ -171,10 +171,10 @@ struct user_entry {
 
 /* One [peers] entry: "PEER_ID = host=... port=... pool_size=..." */
 struct peer_entry {
-	int id;                   /* 1..16383, the peer_id of that process */
-	char *host;               /* address, name, or unix socket directory (starts with '/') */
-	int port;                 /* default 6432 */
-	int pool_size;            /* -1 = default_pool_size */
+	int id;        /* 1..16383, the peer_id of that process */
+	char *host;    /* address, name, or unix socket directory (starts with '/') */
+	int port;      /* default 6432 */
+	int pool_size; /* -1 = default_pool_size */
 };
 
 /*
@@ -185,24 +185,24 @@ struct config {
 	char *config_file;
 
 	/* listening */
-	char *listen_addr;        /* comma-separated addresses, "*" = all; "" = unix socket only */
+	char *listen_addr; /* comma-separated addresses, "*" = all; "" = unix socket only */
 	int listen_port;
-	char *unix_socket_dir;    /* "" = no unix socket */
+	char *unix_socket_dir; /* "" = no unix socket */
 	int unix_socket_mode;
 	int listen_backlog;
-	char *metrics_listen;     /* host:port of the /metrics HTTP endpoint; "" = off */
-	char *takeover_socket;    /* "" = <unix_socket_dir>/.s.PGSQL.<port>.takeover (none without a dir) */
+	char *metrics_listen; /* host:port of the /metrics HTTP endpoint; "" = off */
+	char *takeover_socket; /* "" = <unix_socket_dir>/.s.PGSQL.<port>.takeover (none without a dir) */
 	bool tcp_keepalive;
 	int tcp_keepidle;
 	int tcp_keepintvl;
 	int tcp_keepcnt;
 	int tcp_user_timeout;
-	int tcp_defer_accept;     /* nonzero: TCP_DEFER_ACCEPT on TCP listeners (Linux) */
-	bool so_reuseport;        /* SO_REUSEPORT on TCP listeners: processes share the port */
-	int peer_id;              /* this process in [peers]; 0 = no peering */
+	int tcp_defer_accept; /* nonzero: TCP_DEFER_ACCEPT on TCP listeners (Linux) */
+	bool so_reuseport;    /* SO_REUSEPORT on TCP listeners: processes share the port */
+	int peer_id;          /* this process in [peers]; 0 = no peering */
 
 	/* pooling */
-	int pool_mode;            /* enum pool_mode */
+	int pool_mode; /* enum pool_mode */
 	int max_client_conn;
 	int max_client_conn_per_addr;
 	int default_pool_size;
@@ -215,14 +215,14 @@ struct config {
 	/* server connections */
 	char *server_reset_query;
 	bool server_reset_query_always;
-	bool server_fast_close;   /* session mode: close a server due for closing at txn end */
+	bool server_fast_close; /* session mode: close a server due for closing at txn end */
 	char *server_check_query;
 	double server_check_delay;
 	double server_lifetime;
 	double server_idle_timeout;
 	double server_connect_timeout;
 	double server_login_retry;
-	char *server_auth_methods;   /* see config_server_auth_methods() */
+	char *server_auth_methods; /* see config_server_auth_methods() */
 	int server_scram_max_iterations;
 	double server_max_held_message; /* bytes */
 
@@ -238,25 +238,25 @@ struct config {
 
 	/* protocol */
 	int max_packet_size;
-	int max_prepared_statements; /* per server; 0 = no prepared-statement tracking */
+	int max_prepared_statements;        /* per server; 0 = no prepared-statement tracking */
 	int max_client_prepared_statements; /* names one client may hold */
 	int max_client_prepared_bytes;      /* their names and definitions, in bytes */
 	int max_total_prepared_statements;  /* distinct statements in the registry */
 	int pkt_buf;
 
 	/* authentication */
-	int auth_type;            /* enum auth_type */
+	int auth_type; /* enum auth_type */
 	char *auth_file;
-	char *auth_hba_file;      /* pg_hba.conf-style rules for auth_type = hba; "" = none */
-	char *auth_query;         /* fetches (name, secret) for users not in auth_file */
-	char *auth_user;          /* runs auth_query; "" = auth_query off */
-	char *auth_dbname;        /* database auth_query runs in; "" = the client's database */
-	double auth_cache_ttl;    /* seconds an auth_query answer is reused */
-	int auth_kdf_budget;      /* ms of PBKDF2 a second for uncached password checks */
-	struct hba *hba;          /* auth_hba_file as loaded with this config; NULL when unset */
+	char *auth_hba_file;   /* pg_hba.conf-style rules for auth_type = hba; "" = none */
+	char *auth_query;      /* fetches (name, secret) for users not in auth_file */
+	char *auth_user;       /* runs auth_query; "" = auth_query off */
+	char *auth_dbname;     /* database auth_query runs in; "" = the client's database */
+	double auth_cache_ttl; /* seconds an auth_query answer is reused */
+	int auth_kdf_budget;   /* ms of PBKDF2 a second for uncached password checks */
+	struct hba *hba;       /* auth_hba_file as loaded with this config; NULL when unset */
 
 	/* TLS towards clients (pgmux is the TLS server) */
-	int client_tls_sslmode;   /* enum tls_sslmode */
+	int client_tls_sslmode; /* enum tls_sslmode */
 	char *client_tls_key_file;
 	char *client_tls_cert_file;
 	char *client_tls_ca_file;
@@ -267,7 +267,7 @@ struct config {
 	char *client_tls_ecdhcurve;
 
 	/* TLS towards servers (pgmux is the TLS client) */
-	int server_tls_sslmode;   /* enum tls_sslmode */
+	int server_tls_sslmode; /* enum tls_sslmode */
 	char *server_tls_ca_file;
 	char *server_tls_key_file;
 	char *server_tls_cert_file;
@@ -275,18 +275,18 @@ struct config {
 	char *server_tls_ciphers;
 
 	/* DNS */
-	double dns_max_ttl;       /* seconds a resolved address is reused */
-	double dns_nxdomain_ttl;  /* seconds a failed lookup is remembered */
-	char *dns_servers;        /* "" = the system's resolvers; else "ip[:port],..." */
-	char *admin_users;        /* comma-separated */
-	char *stats_users;        /* comma-separated */
+	double dns_max_ttl;      /* seconds a resolved address is reused */
+	double dns_nxdomain_ttl; /* seconds a failed lookup is remembered */
+	char *dns_servers;       /* "" = the system's resolvers; else "ip[:port],..." */
+	char *admin_users;       /* comma-separated */
+	char *stats_users;       /* comma-separated */
 
 	/* logging and process */
 	char *logfile;
 	char *pidfile;
 	bool syslog;
 	char *syslog_ident;
-	int syslog_facility;      /* index into syslog_facility_names */
+	int syslog_facility; /* index into syslog_facility_names */
 	bool log_connections;
 	bool log_disconnections;
 	bool log_pooler_errors;
@@ -357,15 +357,16 @@ enum config_apply {
 struct config_key {
 	const char *name;
 	enum config_type type;
-	size_t offset;                /* of the field in struct config */
-	const char *default_value;    /* as it would be written in the file */
-	bool reloadable;              /* false: a change needs a restart (RELOAD warns and keeps it) */
-	bool secret;                  /* a password: config_show_value masks it */
-	unsigned apply;               /* enum config_apply mask; [pgmux] keys only */
-	const char *const *enum_names;/* CFG_ENUM: NULL-terminated names, index = value */
-	const char *const *enum_aliases; /* CFG_ENUM: NULL-terminated (alias, name) pairs, or NULL */
+	size_t offset;             /* of the field in struct config */
+	const char *default_value; /* as it would be written in the file */
+	bool reloadable;           /* false: a change needs a restart (RELOAD warns and keeps it) */
+	bool secret;               /* a password: config_show_value masks it */
+	unsigned apply;            /* enum config_apply mask; [pgmux] keys only */
+	const char *const *enum_names; /* CFG_ENUM: NULL-terminated names, index = value */
+	const char *const
+		*enum_aliases; /* CFG_ENUM: NULL-terminated (alias, name) pairs, or NULL */
 	const char *help;
-	double min_value;             /* CFG_INT, CFG_DOUBLE, CFG_MODE: accepted range, inclusive */
+	double min_value; /* CFG_INT, CFG_DOUBLE, CFG_MODE: accepted range, inclusive */
 	double max_value;
 };
 
@@ -434,8 +435,8 @@ const struct config_key *config_find_key(const char *name);
  * Write the key's current value as text into buf, exactly as it would be written in the file
  * (it parses back to the same value). Returns buf.
  */
-const char *config_format_value(const struct config *cfg, const struct config_key *key,
-				char *buf, size_t buflen);
+const char *config_format_value(const struct config *cfg, const struct config_key *key, char *buf,
+				size_t buflen);
 
 /*
  * config_format_value for people: a secret key that is set reads "********". Use it for every
@@ -471,8 +472,9 @@ bool config_shard_map_in_etcd(const struct shards_entry *set);
  * buckets and seed, only shards set names). NULL with why when it is not valid. The caller owns
  * one reference: config_shard_map_unref().
  */
-struct loaded_shard_map *config_shard_map_from_text(const struct shards_entry *set, const char *text,
-						    size_t len, char *why, size_t whylen);
+struct loaded_shard_map *config_shard_map_from_text(const struct shards_entry *set,
+						    const char *text, size_t len, char *why,
+						    size_t whylen);
 void config_shard_map_unref(struct loaded_shard_map *l);
 
 /* The [peers] entry of peer_id id, or NULL. Borrowed from cfg. */
@@ -486,8 +488,8 @@ const struct user_entry *config_find_user(const struct config *cfg, const char *
 
 /* Authentication methods a server may ask for (server_auth_methods). */
 enum server_auth_method {
-	SERVER_AUTH_NONE = 1 << 0,        /* AuthenticationOk without any request (trust) */
-	SERVER_AUTH_PASSWORD = 1 << 1,    /* cleartext password */
+	SERVER_AUTH_NONE = 1 << 0,     /* AuthenticationOk without any request (trust) */
+	SERVER_AUTH_PASSWORD = 1 << 1, /* cleartext password */
 	SERVER_AUTH_MD5 = 1 << 2,
 	SERVER_AUTH_SCRAM = 1 << 3,
 	/* "auto": cleartext only once the server's certificate was verified (verify-ca/-full) */

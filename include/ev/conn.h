@@ -49,10 +49,10 @@ enum conn_action {
 };
 
 enum conn_close_reason {
-	CONN_EOF,          /* the peer closed the socket */
-	CONN_IO_ERROR,     /* read/write/connect failed */
-	CONN_BAD_PACKET,   /* unparseable header or length beyond max_packet */
-	CONN_FLUSHED,      /* conn_close_after_flush() finished */
+	CONN_EOF,        /* the peer closed the socket */
+	CONN_IO_ERROR,   /* read/write/connect failed */
+	CONN_BAD_PACKET, /* unparseable header or length beyond max_packet */
+	CONN_FLUSHED,    /* conn_close_after_flush() finished */
 };
 
 struct conn_ops {
@@ -73,26 +73,26 @@ struct conn {
 	const struct conn_ops *ops;
 	void *owner;
 	int fd;
-	void *rio, *wio;           /* ev_io watchers, hidden from non-ev code */
-	struct conn *peer;         /* where forwarded messages go */
+	void *rio, *wio;   /* ev_io watchers, hidden from non-ev code */
+	struct conn *peer; /* where forwarded messages go */
 
-	uint8_t *in;               /* input buffer; NULL while empty */
+	uint8_t *in; /* input buffer; NULL while empty */
 	uint32_t in_cap, in_pos, in_end;
-	uint32_t fwd_left;         /* bytes of a forwarded message still to arrive */
-	uint32_t skip_left;        /* bytes of a consumed message still to arrive */
-	uint32_t max_packet;       /* larger messages are a protocol violation */
+	uint32_t fwd_left;   /* bytes of a forwarded message still to arrive */
+	uint32_t skip_left;  /* bytes of a consumed message still to arrive */
+	uint32_t max_packet; /* larger messages are a protocol violation */
 
-	uint8_t *out;              /* output queue; NULL while empty */
+	uint8_t *out; /* output queue; NULL while empty */
 	uint32_t out_cap, out_pos, out_end;
 
-	bool startup;              /* headers have no type byte (startup phase) */
-	bool want_read;            /* owner wants input */
-	bool stopped;              /* owner returned CONN_STOP */
-	bool throttled;            /* a queue this side fills is over the high-water mark */
-	bool reader_paces;         /* accepted: its own full queue stops its input too */
+	bool startup;      /* headers have no type byte (startup phase) */
+	bool want_read;    /* owner wants input */
+	bool stopped;      /* owner returned CONN_STOP */
+	bool throttled;    /* a queue this side fills is over the high-water mark */
+	bool reader_paces; /* accepted: its own full queue stops its input too */
 	bool connecting;
 	bool failed;
-	bool closing;              /* flushing before close */
+	bool closing; /* flushing before close */
 	bool is_unix;
 	enum conn_close_reason fail_reason;
 
@@ -118,7 +118,7 @@ struct conn {
 	void *ssl;                 /* SSL *, NULL when plain */
 	uint8_t *tls_pre;          /* bytes read before TLS began, fed to OpenSSL first */
 	uint32_t tls_pre_len, tls_pre_pos;
-	char *error;               /* why the last TLS or DNS step failed (conn_error()) */
+	char *error; /* why the last TLS or DNS step failed (conn_error()) */
 
 	struct dns_wait *dns_wait; /* waiting for a host name lookup (ev/dns.c) */
 	int dns_port;              /* port to connect to once the name resolved */

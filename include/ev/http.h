@@ -24,14 +24,14 @@ struct http; /* one client: a CURLM handle + its libev watchers */
 #define HTTP_MAX_BODY (1024 * 1024)
 
 struct http_opts {
-	double timeout;        /* seconds for the whole request (connect included); <= 0: none */
-	const char *username;  /* HTTP basic auth; NULL or "" = none */
+	double timeout;       /* seconds for the whole request (connect included); <= 0: none */
+	const char *username; /* HTTP basic auth; NULL or "" = none */
 	const char *password;
 	const char *ca_file;   /* NULL/"" = system CAs */
 	const char *cert_file; /* client certificate for https; NULL/"" = none */
 	const char *key_file;
-	bool verify;           /* verify the server certificate and host name (default true) */
-	size_t max_body;       /* bytes a response (a stream: its unconsumed part) may reach;
+	bool verify;     /* verify the server certificate and host name (default true) */
+	size_t max_body; /* bytes a response (a stream: its unconsumed part) may reach;
 				  0 = HTTP_MAX_BODY; a stream's should pass 16 KB, the most
 				  libcurl hands over at once */
 };

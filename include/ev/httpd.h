@@ -24,15 +24,15 @@ struct evloop;
 struct httpd;
 
 #define HTTPD_MAX_CONNS 16
-#define HTTPD_MAX_REQUEST 8192     /* request line and headers */
-#define HTTPD_REQUEST_TIMEOUT 5.0  /* seconds from a request's first byte to its end */
-#define HTTPD_IDLE_TIMEOUT 30.0    /* seconds a connection may wait for a request */
-#define HTTPD_WRITE_TIMEOUT 10.0   /* seconds to write a response */
+#define HTTPD_MAX_REQUEST 8192    /* request line and headers */
+#define HTTPD_REQUEST_TIMEOUT 5.0 /* seconds from a request's first byte to its end */
+#define HTTPD_IDLE_TIMEOUT 30.0   /* seconds a connection may wait for a request */
+#define HTTPD_WRITE_TIMEOUT 10.0  /* seconds to write a response */
 
 /* What the handler answers. body is malloc'd and taken over by httpd (NULL: empty body). */
 struct httpd_reply {
-	int status;                /* 200, 404, 503 ... */
-	const char *content_type;  /* a static string; NULL = text/plain; charset=utf-8 */
+	int status;               /* 200, 404, 503 ... */
+	const char *content_type; /* a static string; NULL = text/plain; charset=utf-8 */
 	char *body;
 	size_t len;
 };
@@ -45,11 +45,11 @@ typedef void (*httpd_handler_fn)(void *arg, const char *path, struct httpd_reply
 
 /* What the server has done since it opened, for its own metrics. */
 struct httpd_stats {
-	uint64_t requests;         /* answered, any status */
-	uint64_t rejected;         /* malformed, too large or a method other than GET and HEAD */
-	uint64_t timeouts;         /* closed by a deadline */
-	uint64_t evicted;          /* closed to make room for a newcomer */
-	int conns;                 /* open now */
+	uint64_t requests; /* answered, any status */
+	uint64_t rejected; /* malformed, too large or a method other than GET and HEAD */
+	uint64_t timeouts; /* closed by a deadline */
+	uint64_t evicted;  /* closed to make room for a newcomer */
+	int conns;         /* open now */
 };
 
 /*
@@ -63,8 +63,8 @@ struct httpd *httpd_open(struct evloop *loop, const char *addr, httpd_handler_fn
  * Serve on n listening sockets handed over by another pgmux process (ev/takeover.h): the
  * descriptors are taken over, or closed on failure (NULL and err).
  */
-struct httpd *httpd_adopt(struct evloop *loop, const int *fds, int n, httpd_handler_fn fn, void *arg,
-			  char *err, size_t errlen);
+struct httpd *httpd_adopt(struct evloop *loop, const int *fds, int n, httpd_handler_fn fn,
+			  void *arg, char *err, size_t errlen);
 
 /* The listening descriptors (still owned by h), at most max; returns how many. */
 int httpd_listen_fds(const struct httpd *h, int *fds, int max);

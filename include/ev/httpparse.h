@@ -13,15 +13,15 @@
 /* A request line and the headers that matter, parsed (see httpparse_request). */
 struct http_request {
 	char method[8];
-	char path[256];            /* without the query string */
-	bool keep_alive;           /* HTTP/1.1 without "Connection: close", or 1.0 with keep-alive */
-	size_t length;             /* bytes of the request, its blank line included */
+	char path[256];  /* without the query string */
+	bool keep_alive; /* HTTP/1.1 without "Connection: close", or 1.0 with keep-alive */
+	size_t length;   /* bytes of the request, its blank line included */
 };
 
 enum httpparse_result {
-	HTTPPARSE_INCOMPLETE,    /* no blank line yet: read more */
+	HTTPPARSE_INCOMPLETE, /* no blank line yet: read more */
 	HTTPPARSE_OK,
-	HTTPPARSE_BAD,           /* not HTTP/1.x, a body announced, a path too long: 400 */
+	HTTPPARSE_BAD, /* not HTTP/1.x, a body announced, a path too long: 400 */
 };
 
 /* Parse the request at the start of buf (len bytes). Pure: no I/O, no allocation. */

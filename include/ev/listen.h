@@ -23,9 +23,10 @@ typedef void (*listen_accept_fn)(void *arg, int fd, bool is_unix);
  * reuseport: TCP listeners set SO_REUSEPORT, so other processes that set it too can listen on
  * the same address and port (the unix socket is never shared: a second bind would replace it).
  */
-struct listeners *listen_open(struct evloop *loop, const char *addrs, int port, const char *unix_dir,
-			      int unix_mode, int backlog, bool defer_accept, bool reuseport,
-			      listen_accept_fn fn, void *arg, char *err, size_t errlen);
+struct listeners *listen_open(struct evloop *loop, const char *addrs, int port,
+			      const char *unix_dir, int unix_mode, int backlog, bool defer_accept,
+			      bool reuseport, listen_accept_fn fn, void *arg, char *err,
+			      size_t errlen);
 /*
  * hold: stop accepting, leaving newcomers in the kernel's backlog (listen_backlog), until a call
  * with hold false. Returns true when this changed the state. Independent of the short pause

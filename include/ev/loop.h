@@ -29,10 +29,10 @@ typedef void (*evloop_signal_fn)(void *arg, int signum);
  */
 struct evloop_tcp {
 	bool keepalive;
-	int keepidle;                 /* seconds idle before the first probe */
-	int keepintvl;                /* seconds between probes */
-	int keepcnt;                  /* unanswered probes before the connection is dropped */
-	int user_timeout;             /* ms sent data may stay unacknowledged (TCP_USER_TIMEOUT) */
+	int keepidle;     /* seconds idle before the first probe */
+	int keepintvl;    /* seconds between probes */
+	int keepcnt;      /* unanswered probes before the connection is dropped */
+	int user_timeout; /* ms sent data may stay unacknowledged (TCP_USER_TIMEOUT) */
 };
 
 struct evloop {
@@ -47,11 +47,11 @@ struct evloop {
 	void **free_bufs;             /* pooled buffers of buf_size bytes */
 	size_t n_free_bufs, max_free_bufs;
 	size_t bufs_in_use;
-	struct list_node signals;     /* signal watchers, freed with the loop */
+	struct list_node signals; /* signal watchers, freed with the loop */
 };
 
 struct evloop_timer {
-	void *watcher;                /* ev_timer */
+	void *watcher; /* ev_timer */
 	evloop_timer_fn fn;
 	void *arg;
 };
@@ -65,7 +65,8 @@ void evloop_break(struct evloop *l);
 void evloop_park(struct evloop *l, void *obj, evloop_free_fn fn);
 
 /* A repeating timer (interval seconds). */
-bool evloop_timer_start(struct evloop *l, struct evloop_timer *t, double interval, evloop_timer_fn fn, void *arg);
+bool evloop_timer_start(struct evloop *l, struct evloop_timer *t, double interval,
+			evloop_timer_fn fn, void *arg);
 void evloop_timer_stop(struct evloop *l, struct evloop_timer *t);
 
 /* Call fn(arg, signum) from the loop when signum arrives. */

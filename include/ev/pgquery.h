@@ -40,9 +40,9 @@ typedef void (*pgquery_done_fn)(void *arg, enum pgquery_outcome outcome, int nco
 
 /* What pgquery_conninfo_policy() appends: pgmux's rules for its logins to servers. */
 struct pgquery_policy {
-	int sslmode;              /* enum tls_mode (ev/tls.h): as server_tls_sslmode */
-	const char *ca_file;      /* "" = the system's CAs (only verify-full uses them) */
-	const char *cert_file;    /* "" = none */
+	int sslmode;           /* enum tls_mode (ev/tls.h): as server_tls_sslmode */
+	const char *ca_file;   /* "" = the system's CAs (only verify-full uses them) */
+	const char *cert_file; /* "" = none */
 	const char *key_file;
 	const char *host_name;    /* the name verify-full checks; "" = none (numeric hosts) */
 	const char *require_auth; /* methods the server may ask for; "" = any */

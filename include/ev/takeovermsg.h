@@ -77,7 +77,7 @@ struct takeover_msg {
 	int n_socks; /* SOCKETS only */
 	struct takeover_sock socks[TAKEOVER_MAX_SOCKETS];
 	char reason[TAKEOVER_REASON_MAX]; /* REFUSE only */
-	const uint8_t *piece;             /* PART and CLIENT: 1 to TAKEOVER_PIECE_MAX bytes, borrowed */
+	const uint8_t *piece; /* PART and CLIENT: 1 to TAKEOVER_PIECE_MAX bytes, borrowed */
 	size_t piece_len;
 };
 

@@ -30,7 +30,7 @@ enum tls_mode {
 
 /* What a context is built from; strings may be "" (unset), never NULL. */
 struct tls_settings {
-	int mode;                  /* enum tls_mode */
+	int mode; /* enum tls_mode */
 	const char *key_file;
 	const char *cert_file;
 	const char *ca_file;

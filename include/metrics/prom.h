@@ -20,14 +20,14 @@ struct histogram;
 struct prom_out {
 	char *data;
 	size_t len, cap;
-	bool failed;          /* an allocation failed: data holds an incomplete exposition */
+	bool failed; /* an allocation failed: data holds an incomplete exposition */
 };
 
 /* A label set being built: `name="value",...` without the braces, values escaped. */
 #define PROM_LABELS_MAX 512
 struct prom_labels {
 	size_t len;
-	bool truncated;       /* a value did not fit; written cut short at a character boundary */
+	bool truncated; /* a value did not fit; written cut short at a character boundary */
 	char buf[PROM_LABELS_MAX];
 };
 

@@ -32,18 +32,18 @@ struct worker;
 struct database {
 	struct list_node node;
 	char name[64];
-	struct db_entry *entry;       /* borrowed from the worker's current config */
-	bool from_wildcard;           /* created on demand from the "*" entry */
-	bool removed;                 /* gone from the config: no new clients */
-	bool paused;                  /* PAUSE db */
-	bool disabled;                /* DISABLE db: new clients refused */
-	int n_servers;                /* server connections over all its pools */
-	int check_servers;            /* pool_check_worker's own sum of the same */
-	struct stats stats_prev;      /* for averages */
-	struct cluster *cluster;      /* cluster= entries: where its members are; NULL = host= */
-	int next_host;                /* host= lists: where the next server connection goes */
-	int hosts_failed;             /* connections that failed since one logged in */
-	struct route_stats routes;    /* where its units of work went (SHOW ROUTES) */
+	struct db_entry *entry;    /* borrowed from the worker's current config */
+	bool from_wildcard;        /* created on demand from the "*" entry */
+	bool removed;              /* gone from the config: no new clients */
+	bool paused;               /* PAUSE db */
+	bool disabled;             /* DISABLE db: new clients refused */
+	int n_servers;             /* server connections over all its pools */
+	int check_servers;         /* pool_check_worker's own sum of the same */
+	struct stats stats_prev;   /* for averages */
+	struct cluster *cluster;   /* cluster= entries: where its members are; NULL = host= */
+	int next_host;             /* host= lists: where the next server connection goes */
+	int hosts_failed;          /* connections that failed since one logged in */
+	struct route_stats routes; /* where its units of work went (SHOW ROUTES) */
 	/*
 	 * A sharded database (shards=): the databases of its shards, by their index in the
 	 * [shards.NAME] section (checked against the config in force when used); how its units
@@ -51,15 +51,15 @@ struct database {
 	 */
 	struct database **shard_dbs;
 	int n_shard_dbs;
-	int fanouts_running;          /* reads being sent to every shard (fanout_limit) */
+	int fanouts_running; /* reads being sent to every shard (fanout_limit) */
 	struct shard_stats shard_stats;
 };
 
 struct pool_user {
 	struct list_node node;
 	char name[64];
-	int n_servers;                /* for max_user_connections */
-	int check_servers;            /* pool_check_worker's own sum of the same */
+	int n_servers;     /* for max_user_connections */
+	int check_servers; /* pool_check_worker's own sum of the same */
 	/*
 	 * A cleartext password a client proved against a SCRAM-only auth_file secret: the only way to
 	 * log in to a SCRAM server as that user without pass-through. "" when none.
@@ -83,11 +83,11 @@ struct pool_user {
  * sizes apply per member, and waiters queue for a member.
  */
 struct pool_node {
-	int n_servers;                /* every state but CLOSING */
-	int n_pending;                /* logging in or being reset: will serve a waiter soon */
-	int n_waiting;                /* clients waiting for this member */
+	int n_servers; /* every state but CLOSING */
+	int n_pending; /* logging in or being reset: will serve a waiter soon */
+	int n_waiting; /* clients waiting for this member */
 	uint64_t last_login_failure_us;
-	uint64_t failing_since_us;    /* first failed login since the last that succeeded; 0 = none */
+	uint64_t failing_since_us; /* first failed login since the last that succeeded; 0 = none */
 	uint64_t last_failed_attempt_us; /* when the attempt that failed last began */
 };
 
@@ -96,20 +96,20 @@ struct pool {
 	struct worker *w;
 	struct database *db;
 	struct pool_user *user;
-	enum pool_mode mode;               /* effective, set when the config in force changes */
+	enum pool_mode mode; /* effective, set when the config in force changes */
 
 	/* clients */
-	struct list_node active_clients;   /* IDLE and ACTIVE: logged in, not waiting */
-	struct list_node waiting_clients;  /* WAITING and WAITING_LOGIN, FIFO */
+	struct list_node active_clients;  /* IDLE and ACTIVE: logged in, not waiting */
+	struct list_node waiting_clients; /* WAITING and WAITING_LOGIN, FIFO */
 	/* servers */
-	struct list_node idle_servers;     /* LIFO: recently used first, so old ones can expire */
+	struct list_node idle_servers; /* LIFO: recently used first, so old ones can expire */
 	struct list_node active_servers;
-	struct list_node login_servers;    /* CONNECTING and LOGIN */
-	struct list_node reset_servers;    /* RESET and CANCEL_WAIT */
+	struct list_node login_servers; /* CONNECTING and LOGIN */
+	struct list_node reset_servers; /* RESET and CANCEL_WAIT */
 
 	int n_active_clients, n_waiting_clients;
 	int n_idle, n_active, n_login, n_reset;
-	int n_waiting_primary;             /* waiting for a cluster to confirm a primary */
+	int n_waiting_primary; /* waiting for a cluster to confirm a primary */
 	struct pool_node nodes[TOPO_MAX_MEMBERS];
 
 	/* what the first server told at login: the parameters new clients are shown */
@@ -122,12 +122,12 @@ struct pool {
 	} welcome;
 	struct param_set defaults;
 
-	uint64_t last_login_failure_us;   /* server_login_retry back-off */
+	uint64_t last_login_failure_us; /* server_login_retry back-off */
 	char last_login_error[256];
 	char last_login_sqlstate[6];
-	int last_login_member;            /* the member that error came from */
+	int last_login_member; /* the member that error came from */
 	struct stats stats;
-	struct latency latency;       /* its histograms: /metrics per pool, SHOW LATENCY per database */
+	struct latency latency; /* its histograms: /metrics per pool, SHOW LATENCY per database */
 };
 
 /*
@@ -137,14 +137,14 @@ struct pool {
  */
 struct peer {
 	struct list_node node;
-	int id;                           /* its peer_id */
-	int n_login;                      /* connections to it being opened */
-	int n_active;                     /* requests written, waiting for it to close */
-	struct list_node waiting;         /* struct cancel_req beyond its pool_size, FIFO */
+	int id;                   /* its peer_id */
+	int n_login;              /* connections to it being opened */
+	int n_active;             /* requests written, waiting for it to close */
+	struct list_node waiting; /* struct cancel_req beyond its pool_size, FIFO */
 	int n_waiting;
-	uint64_t forwarded;               /* requests it took (closed the connection after) */
-	uint64_t failed;                  /* could not connect, or no answer in time */
-	uint64_t dropped;                 /* too many waiting, or gone from [peers] meanwhile */
+	uint64_t forwarded; /* requests it took (closed the connection after) */
+	uint64_t failed;    /* could not connect, or no answer in time */
+	uint64_t dropped;   /* too many waiting, or gone from [peers] meanwhile */
 };
 
 /*
@@ -152,12 +152,12 @@ struct peer {
  * the server closes), or to the peer that issued the key (peer set).
  */
 struct cancel_req {
-	struct list_node node;            /* on w->cancel_reqs, or its peer's waiting list */
+	struct list_node node; /* on w->cancel_reqs, or its peer's waiting list */
 	struct worker *w;
-	struct server *server;            /* NULL once the server closed, and for peers */
-	struct peer *peer;                /* NULL: towards a backend */
-	uint32_t pid, key;                /* the key to send, copied at creation */
-	bool sent;                        /* connected and written */
+	struct server *server; /* NULL once the server closed, and for peers */
+	struct peer *peer;     /* NULL: towards a backend */
+	uint32_t pid, key;     /* the key to send, copied at creation */
+	bool sent;             /* connected and written */
 	uint64_t start_us;
 	struct conn conn;
 };

@@ -14,11 +14,11 @@ struct stats {
 	uint64_t xact_count;
 	uint64_t query_count;
 	uint64_t server_assignment_count;
-	uint64_t bytes_received;   /* from clients */
-	uint64_t bytes_sent;       /* to clients */
-	uint64_t xact_time_us;     /* time with a server linked, per transaction */
+	uint64_t bytes_received; /* from clients */
+	uint64_t bytes_sent;     /* to clients */
+	uint64_t xact_time_us;   /* time with a server linked, per transaction */
 	uint64_t query_time_us;
-	uint64_t wait_time_us;     /* time clients spent waiting for a server */
+	uint64_t wait_time_us; /* time clients spent waiting for a server */
 };
 
 /*
@@ -46,15 +46,15 @@ struct role_latency {
 
 /* How the units of work of a sharded database found their shard (SHOW SHARDS, SHOW ROUTES). */
 struct shard_stats {
-	uint64_t by_hint;          /* a leading comment pgmux:shard_key= or pgmux:shard= */
-	uint64_t by_setting;       /* SET [LOCAL] pgmux.shard_key / pgmux.shard, startup option */
-	uint64_t by_sql;           /* the key found in the statement */
-	uint64_t by_default;       /* no key: no_shard_key named a shard */
-	uint64_t stayed;           /* touched no table: served by the shard of the client's last unit */
-	uint64_t no_key;           /* refused: no key (no_shard_key = error) */
-	uint64_t cross_shard;      /* refused: keys on several shards */
-	uint64_t fanned_out;       /* reads without a key sent to every shard (no_shard_key = all) */
-	uint64_t copy_split;       /* COPY FROM STDIN split over the shards by the keys of its rows */
+	uint64_t by_hint;     /* a leading comment pgmux:shard_key= or pgmux:shard= */
+	uint64_t by_setting;  /* SET [LOCAL] pgmux.shard_key / pgmux.shard, startup option */
+	uint64_t by_sql;      /* the key found in the statement */
+	uint64_t by_default;  /* no key: no_shard_key named a shard */
+	uint64_t stayed;      /* touched no table: served by the shard of the client's last unit */
+	uint64_t no_key;      /* refused: no key (no_shard_key = error) */
+	uint64_t cross_shard; /* refused: keys on several shards */
+	uint64_t fanned_out;  /* reads without a key sent to every shard (no_shard_key = all) */
+	uint64_t copy_split;  /* COPY FROM STDIN split over the shards by the keys of its rows */
 };
 
 static inline void stats_add(struct stats *to, const struct stats *from)

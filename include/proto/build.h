@@ -42,23 +42,26 @@ void mb_put_bytes(struct msgbuf *mb, const void *p, size_t n);
 void mb_put_cstring(struct msgbuf *mb, const char *s);
 
 /* Whole messages. */
-void build_error(struct msgbuf *mb, const char *severity, const char *sqlstate, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+void build_error(struct msgbuf *mb, const char *severity, const char *sqlstate, const char *fmt,
+		 ...) __attribute__((format(printf, 4, 5)));
 /*
  * The ErrorResponse whose body (len bytes, header excluded) is given, every field kept but the
  * severity, which becomes severity. False when the body is malformed (mb then holds garbage).
  */
-bool build_error_with_severity(struct msgbuf *mb, const uint8_t *body, size_t len, const char *severity);
+bool build_error_with_severity(struct msgbuf *mb, const uint8_t *body, size_t len,
+			       const char *severity);
 void build_notice(struct msgbuf *mb, const char *sqlstate, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void build_ready(struct msgbuf *mb, char tx_status);
-void build_auth_request(struct msgbuf *mb, enum be_auth_code code, const void *extra, size_t extra_len);
+void build_auth_request(struct msgbuf *mb, enum be_auth_code code, const void *extra,
+			size_t extra_len);
 void build_parameter_status(struct msgbuf *mb, const char *name, const char *value);
 void build_backend_key(struct msgbuf *mb, uint32_t pid, uint32_t key);
 void build_command_complete(struct msgbuf *mb, const char *tag);
 void build_empty_query(struct msgbuf *mb);
 /* RowDescription with every column text (oid 25) unless oids gives per-column type oids. */
-void build_row_description(struct msgbuf *mb, int ncols, const char *const *names, const uint32_t *oids);
+void build_row_description(struct msgbuf *mb, int ncols, const char *const *names,
+			   const uint32_t *oids);
 /* DataRow; a NULL value is sent as SQL NULL. */
 void build_data_row(struct msgbuf *mb, int ncols, const char *const *values);
 void build_query(struct msgbuf *mb, const char *sql);

@@ -31,35 +31,35 @@ struct msgbuf;
 
 enum clientrec_tag {
 	CLIENTREC_END = 'E',
-	CLIENTREC_USER = 'u',          /* string */
-	CLIENTREC_DATABASE = 'd',      /* string */
-	CLIENTREC_ADDR = 'a',          /* string: "ip:port" or "unix" */
-	CLIENTREC_CANCEL = 'k',        /* pid, key: 2 x 4 bytes */
-	CLIENTREC_CONNECTED = 't',     /* connect time, monotonic microseconds: 8 bytes */
-	CLIENTREC_PARAM = 'p',         /* tracked parameter: index byte, then the value string */
-	CLIENTREC_SETTING = 's',       /* session setting: raw flag byte, name NUL value */
-	CLIENTREC_STATEMENT = 'P',     /* named statement: shape (4 bytes), name NUL, definition */
-	CLIENTREC_ROUTE_HINT = 'h',    /* enum route_hint: 1 byte */
-	CLIENTREC_RYW_LSN = 'r',       /* WAL position of its last committed write: 8 bytes */
-	CLIENTREC_SHARD_KEY = 'K',     /* pgmux.shard_key of the session: string */
-	CLIENTREC_SHARD = 'S',         /* pgmux.shard of the session: string */
-	CLIENTREC_PASSWORD = 'w',      /* a cleartext password its pool user proved: string */
-	CLIENTREC_SCRAM_KEYS = 'c',    /* SCRAM pass-through ClientKey and ServerKey: 2 x 32 bytes */
-	CLIENTREC_SECRET = 'q',        /* the secret auth_query found for its user: string */
+	CLIENTREC_USER = 'u',       /* string */
+	CLIENTREC_DATABASE = 'd',   /* string */
+	CLIENTREC_ADDR = 'a',       /* string: "ip:port" or "unix" */
+	CLIENTREC_CANCEL = 'k',     /* pid, key: 2 x 4 bytes */
+	CLIENTREC_CONNECTED = 't',  /* connect time, monotonic microseconds: 8 bytes */
+	CLIENTREC_PARAM = 'p',      /* tracked parameter: index byte, then the value string */
+	CLIENTREC_SETTING = 's',    /* session setting: raw flag byte, name NUL value */
+	CLIENTREC_STATEMENT = 'P',  /* named statement: shape (4 bytes), name NUL, definition */
+	CLIENTREC_ROUTE_HINT = 'h', /* enum route_hint: 1 byte */
+	CLIENTREC_RYW_LSN = 'r',    /* WAL position of its last committed write: 8 bytes */
+	CLIENTREC_SHARD_KEY = 'K',  /* pgmux.shard_key of the session: string */
+	CLIENTREC_SHARD = 'S',      /* pgmux.shard of the session: string */
+	CLIENTREC_PASSWORD = 'w',   /* a cleartext password its pool user proved: string */
+	CLIENTREC_SCRAM_KEYS = 'c', /* SCRAM pass-through ClientKey and ServerKey: 2 x 32 bytes */
+	CLIENTREC_SECRET = 'q',     /* the secret auth_query found for its user: string */
 };
 
 /* One field as read: which members are set depends on the tag (see enum clientrec_tag). */
 struct clientrec_field {
 	enum clientrec_tag tag;
-	const char *str;               /* string payload, or the name of SETTING and STATEMENT */
+	const char *str; /* string payload, or the name of SETTING and STATEMENT */
 	size_t str_len;
-	const char *value;             /* SETTING's value; PARAM's value is str */
+	const char *value; /* SETTING's value; PARAM's value is str */
 	size_t value_len;
-	const uint8_t *bytes;          /* STATEMENT's definition; SCRAM_KEYS' 64 bytes */
+	const uint8_t *bytes; /* STATEMENT's definition; SCRAM_KEYS' 64 bytes */
 	size_t bytes_len;
-	uint64_t num;                  /* CONNECTED, RYW_LSN, ROUTE_HINT; CANCEL's pid; STATEMENT's shape */
-	uint32_t num2;                 /* CANCEL's key */
-	uint8_t index;                 /* PARAM's parameter index; SETTING's raw flag */
+	uint64_t num;  /* CONNECTED, RYW_LSN, ROUTE_HINT; CANCEL's pid; STATEMENT's shape */
+	uint32_t num2; /* CANCEL's key */
+	uint8_t index; /* PARAM's parameter index; SETTING's raw flag */
 };
 
 /* Building: the magic first, then any fields, then clientrec_end. Errors mark mb failed. */

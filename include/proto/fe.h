@@ -20,14 +20,14 @@
 /* Query ('Q'): one SQL string, which may hold several statements. */
 struct fe_query {
 	const char *sql;
-	size_t sql_len;           /* strlen(sql) */
+	size_t sql_len; /* strlen(sql) */
 };
 
 /* Parse ('P') */
 struct fe_parse {
-	const char *name;         /* "" for the unnamed statement */
+	const char *name; /* "" for the unnamed statement */
 	const char *query;
-	size_t query_len;         /* strlen(query) */
+	size_t query_len; /* strlen(query) */
 	uint16_t nparams;
 	const uint8_t *param_types; /* nparams big-endian int32 type OIDs (0: unspecified) */
 	/* Everything after the name: query, its NUL, parameter types. What makes two Parses equal. */
@@ -37,15 +37,15 @@ struct fe_parse {
 
 /* Bind ('B'): names, and where its parts lie, for callers that rewrite or inspect it. */
 struct fe_bind {
-	const char *portal;       /* "" for the unnamed portal */
-	const char *statement;    /* "" for the unnamed statement */
-	size_t statement_off;     /* offset of the statement name in body */
-	size_t rest_off;          /* offset just past the statement name's NUL: formats onwards */
-	uint16_t nformats;        /* parameter format codes: 0 (all text), 1 (all), or one each */
-	const uint8_t *formats;   /* nformats big-endian int16 */
+	const char *portal;     /* "" for the unnamed portal */
+	const char *statement;  /* "" for the unnamed statement */
+	size_t statement_off;   /* offset of the statement name in body */
+	size_t rest_off;        /* offset just past the statement name's NUL: formats onwards */
+	uint16_t nformats;      /* parameter format codes: 0 (all text), 1 (all), or one each */
+	const uint8_t *formats; /* nformats big-endian int16 */
 	uint16_t nparams;
-	const uint8_t *params;    /* nparams values, each int32 length (-1: NULL) then the bytes */
-	size_t params_len;        /* bytes of all values together */
+	const uint8_t *params; /* nparams values, each int32 length (-1: NULL) then the bytes */
+	size_t params_len;     /* bytes of all values together */
 	uint16_t nresult_formats;
 	const uint8_t *result_formats; /* nresult_formats big-endian int16 */
 };
@@ -58,20 +58,20 @@ enum fe_target {
 
 struct fe_describe {
 	enum fe_target kind;
-	const char *name;         /* "" for the unnamed one */
+	const char *name; /* "" for the unnamed one */
 };
 
 /* Execute ('E') */
 struct fe_execute {
 	const char *portal;
-	uint32_t max_rows;        /* 0: no limit */
+	uint32_t max_rows; /* 0: no limit */
 };
 
 /* SASLInitialResponse ('p' answering AuthenticationSASL) */
 struct fe_sasl_initial {
 	const char *mechanism;
-	const uint8_t *data;      /* NULL when data_len is -1 */
-	int32_t data_len;         /* -1: no initial response */
+	const uint8_t *data; /* NULL when data_len is -1 */
+	int32_t data_len;    /* -1: no initial response */
 };
 
 PKT_MUST_USE bool fe_parse_query(const uint8_t *body, size_t len, struct fe_query *out);
@@ -91,15 +91,16 @@ PKT_MUST_USE bool fe_parse_close(const uint8_t *body, size_t len, struct fe_desc
 PKT_MUST_USE bool fe_parse_execute(const uint8_t *body, size_t len, struct fe_execute *out);
 /* CopyData ('d'): any bytes; the whole body is the data. */
 PKT_MUST_USE bool fe_parse_copy_data(const uint8_t *body, size_t len, const uint8_t **data,
-				      size_t *data_len);
+				     size_t *data_len);
 /* CopyDone ('c'): an empty body. */
 PKT_MUST_USE bool fe_parse_copy_done(const uint8_t *body, size_t len);
 /* CopyFail ('f'): the client's reason. */
 PKT_MUST_USE bool fe_parse_copy_fail(const uint8_t *body, size_t len, const char **message);
-PKT_MUST_USE bool fe_parse_sasl_initial(const uint8_t *body, size_t len, struct fe_sasl_initial *out);
+PKT_MUST_USE bool fe_parse_sasl_initial(const uint8_t *body, size_t len,
+					struct fe_sasl_initial *out);
 /* SASLResponse ('p' answering AuthenticationSASLContinue): the whole body is the data. */
 PKT_MUST_USE bool fe_parse_sasl_response(const uint8_t *body, size_t len, const uint8_t **data,
-					  size_t *data_len);
+					 size_t *data_len);
 /* PasswordMessage ('p'): one string, cleartext or "md5..." */
 PKT_MUST_USE bool fe_parse_password(const uint8_t *body, size_t len, const char **password);
 

@@ -12,18 +12,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PKT_HDR_LEN 5          /* type byte + int32 length */
-#define PKT_STARTUP_HDR_LEN 8  /* int32 length + int32 code */
-#define PKT_STARTUP_MAX 10000  /* PostgreSQL's own limit for startup packets */
+#define PKT_HDR_LEN 5         /* type byte + int32 length */
+#define PKT_STARTUP_HDR_LEN 8 /* int32 length + int32 code */
+#define PKT_STARTUP_MAX 10000 /* PostgreSQL's own limit for startup packets */
 
-#define PROTO_V3 196608        /* 3.0 */
+#define PROTO_V3 196608 /* 3.0 */
 #define PROTO_CANCEL 80877102
 #define PROTO_SSL 80877103
 #define PROTO_GSSENC 80877104
 
 struct pkt_header {
-	char type;      /* 0 for startup-phase packets, which have no type byte */
-	uint32_t len;   /* whole message length on the wire, header included */
+	char type;    /* 0 for startup-phase packets, which have no type byte */
+	uint32_t len; /* whole message length on the wire, header included */
 };
 
 enum pkt_peek {

@@ -12,23 +12,23 @@
 #define STARTUP_MAX_PARAMS 64
 
 enum startup_kind {
-	STARTUP_V3,         /* StartupMessage 3.x */
+	STARTUP_V3, /* StartupMessage 3.x */
 	STARTUP_SSL,
 	STARTUP_GSSENC,
 	STARTUP_CANCEL,
-	STARTUP_OLD_PROTO,  /* protocol 2 or older */
-	STARTUP_BAD,        /* garbage; err says why */
+	STARTUP_OLD_PROTO, /* protocol 2 or older */
+	STARTUP_BAD,       /* garbage; err says why */
 };
 
 struct startup_msg {
 	enum startup_kind kind;
-	uint32_t version;         /* STARTUP_V3: the full version number the client asked for */
+	uint32_t version; /* STARTUP_V3: the full version number the client asked for */
 	int nparams;
 	const char *names[STARTUP_MAX_PARAMS];
 	const char *values[STARTUP_MAX_PARAMS];
-	int nunknown_opts;        /* "_pq_."-prefixed protocol options we do not know */
+	int nunknown_opts; /* "_pq_."-prefixed protocol options we do not know */
 	const char *unknown_opts[STARTUP_MAX_PARAMS];
-	uint32_t cancel_pid;      /* STARTUP_CANCEL */
+	uint32_t cancel_pid; /* STARTUP_CANCEL */
 	uint32_t cancel_key;
 };
 

@@ -14,12 +14,12 @@
 #include <stddef.h>
 
 enum route_class {
-	ROUTE_EMPTY,       /* only whitespace, comments and ';': any server will do */
-	ROUTE_READ,        /* SELECT, VALUES, TABLE, SHOW, read-only WITH, EXPLAIN, COPY ... TO: a replica may answer */
-	ROUTE_WRITE,       /* writes, locks rows, calls a write function, or is not understood: primary */
-	ROUTE_TXN_BEGIN,   /* BEGIN / START TRANSACTION; read_only_txn tells READ ONLY */
-	ROUTE_TXN_END,     /* COMMIT, END, ROLLBACK, ABORT, PREPARE TRANSACTION */
-	ROUTE_TXN_OTHER,   /* SAVEPOINT, RELEASE, ROLLBACK TO: stays with the transaction's server */
+	ROUTE_EMPTY, /* only whitespace, comments and ';': any server will do */
+	ROUTE_READ, /* SELECT, VALUES, TABLE, SHOW, read-only WITH, EXPLAIN, COPY ... TO: a replica may answer */
+	ROUTE_WRITE, /* writes, locks rows, calls a write function, or is not understood: primary */
+	ROUTE_TXN_BEGIN, /* BEGIN / START TRANSACTION; read_only_txn tells READ ONLY */
+	ROUTE_TXN_END,   /* COMMIT, END, ROLLBACK, ABORT, PREPARE TRANSACTION */
+	ROUTE_TXN_OTHER, /* SAVEPOINT, RELEASE, ROLLBACK TO: stays with the transaction's server */
 	ROUTE_SESSION_PIN, /* creates session state (pin_reason says which): primary, and stay there */
 	ROUTE_SET,         /* SET (set_local for SET LOCAL), RESET, DISCARD: see route/setstmt.h */
 	ROUTE_HINT_SET,    /* SET / RESET pgmux.route: handled by pgmux; hint is the new value */
@@ -77,7 +77,8 @@ extern const size_t classify_n_default_write_functions;
  * read, ROUTE_SESSION_PIN when any of them pins (pin_reason of the first), else ROUTE_WRITE.
  * Fills *out completely; pin_reason points to static storage. Never calls back.
  */
-void classify_sql(const char *sql, size_t len, const struct classify_config *cfg, struct route_result *out);
+void classify_sql(const char *sql, size_t len, const struct classify_config *cfg,
+		  struct route_result *out);
 
 /* Names for logs and SHOW output ("read", "write", "txn_begin", ...; "primary", "replica", ...): static strings. */
 const char *route_class_name(enum route_class cls);

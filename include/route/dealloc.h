@@ -20,7 +20,8 @@ enum dealloc_kind {
 
 struct dealloc_stmt {
 	enum dealloc_kind kind;
-	char name[DEALLOC_NAME_MAX]; /* DEALLOC_NAME: as PostgreSQL reads it (lower-cased unless quoted) */
+	char name
+		[DEALLOC_NAME_MAX]; /* DEALLOC_NAME: as PostgreSQL reads it (lower-cased unless quoted) */
 };
 
 /*

@@ -21,14 +21,14 @@ enum route_want {
 
 /* Counted per database; SHOW ROUTES prints them. */
 struct route_stats {
-	uint64_t reads_replica;       /* reads a replica served */
-	uint64_t reads_primary;       /* reads sent to the primary by read_from (primary or any) */
-	uint64_t reads_fallback;      /* no replica usable: read_fallback = primary */
-	uint64_t reads_ryw;           /* no replica had replayed the client's last write yet */
-	uint64_t reads_refused;       /* no replica usable: read_fallback = error */
-	uint64_t writes;              /* units that needed the primary */
-	uint64_t hinted;              /* units whose role a hint chose */
-	uint64_t primary_waits;       /* units that waited for a confirmed primary */
+	uint64_t reads_replica;  /* reads a replica served */
+	uint64_t reads_primary;  /* reads sent to the primary by read_from (primary or any) */
+	uint64_t reads_fallback; /* no replica usable: read_fallback = primary */
+	uint64_t reads_ryw;      /* no replica had replayed the client's last write yet */
+	uint64_t reads_refused;  /* no replica usable: read_fallback = error */
+	uint64_t writes;         /* units that needed the primary */
+	uint64_t hinted;         /* units whose role a hint chose */
+	uint64_t primary_waits;  /* units that waited for a confirmed primary */
 	uint64_t primary_wait_timeouts;
 };
 

@@ -10,12 +10,12 @@
 #include <stddef.h>
 
 enum set_kind {
-	SET_NONE,       /* not a settings statement */
-	SET_VALUE,      /* SET [SESSION] name TO value */
-	SET_RESET,      /* RESET name, SET name TO DEFAULT */
-	SET_RESET_ALL,  /* RESET ALL, DISCARD ALL */
-	SET_LOCAL,      /* SET LOCAL ...: ends with the transaction, nothing to carry */
-	SET_UNKNOWN,    /* changes settings in a way this scanner does not describe (SET ... FROM CURRENT, several statements) */
+	SET_NONE,      /* not a settings statement */
+	SET_VALUE,     /* SET [SESSION] name TO value */
+	SET_RESET,     /* RESET name, SET name TO DEFAULT */
+	SET_RESET_ALL, /* RESET ALL, DISCARD ALL */
+	SET_LOCAL,     /* SET LOCAL ...: ends with the transaction, nothing to carry */
+	SET_UNKNOWN, /* changes settings in a way this scanner does not describe (SET ... FROM CURRENT, several statements) */
 };
 
 #define SET_NAME_MAX 64
@@ -34,8 +34,8 @@ enum set_kind setstmt_parse(const char *sql, size_t len, struct set_stmt *out);
 
 /* What a query string may do to session settings, beyond what setstmt_parse describes. */
 struct setstmt_changes {
-	bool any;       /* a settings statement (any of its statements) or a set_config() call */
-	bool unnamed;   /* a set_config() whose name is not a literal, or too many names */
+	bool any;     /* a settings statement (any of its statements) or a set_config() call */
+	bool unnamed; /* a set_config() whose name is not a literal, or too many names */
 	int n_names;
 	char names[SETSTMT_MAX_NAMES][SET_NAME_MAX]; /* custom (dotted) names it sets or resets */
 };

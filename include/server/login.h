@@ -16,7 +16,8 @@ void server_login_connected(struct server *s, bool ok, int errnum);
  */
 enum conn_action server_login_header(struct server *s, const struct pkt_header *hdr);
 /* A whole message while logging in (server_login_header() let it through). */
-enum conn_action server_login_packet(struct server *s, const struct pkt_header *hdr, const uint8_t *whole);
+enum conn_action server_login_packet(struct server *s, const struct pkt_header *hdr,
+				     const uint8_t *whole);
 /* Wipe login secrets (SCRAM state). */
 void server_login_forget(struct server *s);
 

@@ -26,9 +26,9 @@ enum tracked_param {
  * most values are a few bytes ("UTF8", "on"), so fixed arrays would cost far more memory.
  */
 struct param_set {
-	char *buf;                    /* each set value NUL-terminated; NULL when none is set */
-	uint16_t off[PARAM_COUNT];    /* where value p starts in buf */
-	uint8_t set;                  /* bit p: value p is set */
+	char *buf;                 /* each set value NUL-terminated; NULL when none is set */
+	uint16_t off[PARAM_COUNT]; /* where value p starts in buf */
+	uint8_t set;               /* bit p: value p is set */
 };
 
 /* Index of a tracked parameter by its name (case-insensitive), or -1. */
@@ -42,7 +42,8 @@ void param_set_free(struct param_set *ps);
  * Write "SET a='x';SET b='y';" for every parameter where want differs from have into buf.
  * Returns the number of parameters that differ (0: nothing to do).
  */
-int param_diff_sql(const struct param_set *want, const struct param_set *have, char *buf, size_t len);
+int param_diff_sql(const struct param_set *want, const struct param_set *have, char *buf,
+		   size_t len);
 
 /*
  * Session settings beyond the reported parameters (search_path, statement_timeout, role...): what
@@ -86,6 +87,7 @@ int settings_diff_sql(const struct settings *want, const struct settings *have, 
  * as set in the session, and the custom (dotted) names of known and touched, which it does not.
  * Answer rows: name, value (raw).
  */
-void settings_read_sql(struct msgbuf *out, const struct settings *known, const struct settings *touched);
+void settings_read_sql(struct msgbuf *out, const struct settings *known,
+		       const struct settings *touched);
 
 #endif

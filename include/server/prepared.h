@@ -40,7 +40,7 @@ struct server;
 
 /* What the server will answer to one forwarded message, and what pgmux does with it. */
 struct respq_entry {
-	char kind;    /* P B C D(statement) d(portal) E S Q F */
+	char kind; /* P B C D(statement) d(portal) E S Q F */
 	/*
 	 * '=' relay, '-' swallow (pgmux's own message), '+' pgmux answers itself (owed, or a bare
 	 * ParseComplete / CloseComplete), 'x' pgmux's own failing message: its error is replaced by
@@ -54,14 +54,14 @@ struct respq_entry {
 	struct pstmt *ps;
 	/* P with action '=': the client's name it made (cstmt.parsed_seq), forgotten if it fails */
 	uint64_t seq;
-	uint8_t *owed;         /* whole messages pgmux writes for '+' or 'x' (owned; NULL: none) */
+	uint8_t *owed; /* whole messages pgmux writes for '+' or 'x' (owned; NULL: none) */
 	size_t owed_len;
 };
 
 struct respq {
 	struct respq_entry *ring;
 	uint32_t cap, head, len;
-	bool skipping;  /* an error made the server skip messages until the next Sync */
+	bool skipping; /* an error made the server skip messages until the next Sync */
 	/* A DISCARD ALL or DEALLOCATE ALL went to the server: when it succeeds, its statements and
 	 * the client's names are gone. */
 	bool drop_watch;
@@ -84,14 +84,16 @@ bool prepared_active(const struct client *c);
  * the whole message first, or wait (CONN_STOP: RESPQ_MAX answers are outstanding, or a Describe
  * must be answered first; conn_resume follows).
  */
-enum conn_action prepared_client_message(struct client *c, const struct pkt_header *hdr, const uint8_t *whole);
+enum conn_action prepared_client_message(struct client *c, const struct pkt_header *hdr,
+					 const uint8_t *whole);
 
 /*
  * A Parse from a client that holds no server, outside any transaction. A named statement whose
  * definition is known to parse is registered and answered at once (CONN_CONSUME); any other
  * Parse needs a server, which answers it (CONN_FORWARD means "go on as usual").
  */
-enum conn_action prepared_parse_unlinked(struct client *c, const struct pkt_header *hdr, const uint8_t *whole);
+enum conn_action prepared_parse_unlinked(struct client *c, const struct pkt_header *hdr,
+					 const uint8_t *whole);
 
 /*
  * A simple Query from a client with or without a server, before it is routed or relayed:
@@ -99,14 +101,16 @@ enum conn_action prepared_parse_unlinked(struct client *c, const struct pkt_head
  * goes to a server, nothing is owed); CONN_STOP: it waits until the server has answered what
  * came before (conn_resume then); CONN_NEED_WHOLE; CONN_FORWARD: go on as usual.
  */
-enum conn_action prepared_query(struct client *c, const struct pkt_header *hdr, const uint8_t *whole);
+enum conn_action prepared_query(struct client *c, const struct pkt_header *hdr,
+				const uint8_t *whole);
 
 /*
  * A message from the linked server, before server.c handles it. Returns CONN_FORWARD to let
  * server.c go on as usual, CONN_CONSUME when pgmux swallowed it or wrote it (and its own answers
  * after it) itself, CONN_NEED_WHOLE to see it whole first.
  */
-enum conn_action prepared_server_message(struct server *s, const struct pkt_header *hdr, const uint8_t *whole);
+enum conn_action prepared_server_message(struct server *s, const struct pkt_header *hdr,
+					 const uint8_t *whole);
 /* A ReadyForQuery arrived: it answers the head of the queue. */
 void prepared_on_ready(struct server *s);
 /* Write the answers pgmux owes at the head of the queue (after the ReadyForQuery was relayed). */

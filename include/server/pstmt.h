@@ -24,13 +24,13 @@
 #include "route/dealloc.h"
 
 struct pstmt {
-	struct pstmt *next;    /* hash chain */
+	struct pstmt *next; /* hash chain */
 	uint64_t id;
 	uint32_t hash;
-	uint32_t refs;         /* client map entries and servers holding it */
-	uint32_t client_refs;  /* of which client map entries */
-	bool parses;           /* a server accepted its Parse: a client's Parse may be answered early */
-	char name[32];         /* on servers: "pgmux_<id>" */
+	uint32_t refs;        /* client map entries and servers holding it */
+	uint32_t client_refs; /* of which client map entries */
+	bool parses;   /* a server accepted its Parse: a client's Parse may be answered early */
+	char name[32]; /* on servers: "pgmux_<id>" */
 	/*
 	 * What another module learned from the definition, kept as long as the statement
 	 * (client/shard.c: where its shard key is); freed with note_free. NULL: nothing.
@@ -38,15 +38,15 @@ struct pstmt {
 	void *note;
 	void (*note_free)(void *note);
 	size_t def_len;
-	uint8_t def[];         /* Parse body after the name: query, parameter count and types */
+	uint8_t def[]; /* Parse body after the name: query, parameter count and types */
 };
 
 struct pstmt_registry {
 	struct pstmt **buckets;
-	size_t nbuckets;          /* a power of two, grown to stay above count */
+	size_t nbuckets; /* a power of two, grown to stay above count */
 	size_t count;
-	size_t client_held;       /* statements some client's name holds (client_refs > 0) */
-	uint32_t seed;            /* keys the hashes of definitions and client names */
+	size_t client_held; /* statements some client's name holds (client_refs > 0) */
+	uint32_t seed;      /* keys the hashes of definitions and client names */
 	uint64_t next_id;
 	/*
 	 * Orders Parse events. A server's copy older than a client's Parse may predate DDL the
@@ -58,23 +58,23 @@ struct pstmt_registry {
 
 struct cstmt {
 	char *name;
-	uint32_t hash;         /* of name, keyed by the map's seed */
+	uint32_t hash; /* of name, keyed by the map's seed */
 	struct pstmt *ps;
-	uint64_t parsed_seq;   /* when the client sent its Parse (registry sequence) */
-	uint32_t shape;        /* the result columns the client was told (Describe); 0 = not yet */
+	uint64_t parsed_seq; /* when the client sent its Parse (registry sequence) */
+	uint32_t shape;      /* the result columns the client was told (Describe); 0 = not yet */
 };
 
 /* A client's statements by its own names. */
 struct client_pstmts {
 	struct cstmt *items;
 	size_t n, cap;
-	uint32_t *slots;       /* index of items by name (see above) */
+	uint32_t *slots; /* index of items by name (see above) */
 	size_t nslots;
-	uint32_t seed;         /* the registry's, taken at the first name */
-	size_t bytes;          /* names and definitions held, for max_client_prepared_bytes */
+	uint32_t seed; /* the registry's, taken at the first name */
+	size_t bytes;  /* names and definitions held, for max_client_prepared_bytes */
 	/* The unnamed statement is a DEALLOCATE pgmux answers (kind DEALLOC_NONE: it is not). */
 	struct dealloc_stmt unnamed;
-	bool unnamed_portal;   /* the unnamed portal is bound to it */
+	bool unnamed_portal; /* the unnamed portal is bound to it */
 };
 
 /* The shared statements prepared on one server, with when each was last used. */
@@ -84,7 +84,7 @@ struct server_pstmts {
 	uint64_t *prepared_seq; /* when each was parsed on this server (registry sequence) */
 	uint32_t *shape;        /* its result columns as this server described them; 0 = unknown */
 	size_t n, cap;
-	uint32_t *slots;        /* index of items by statement address (see above) */
+	uint32_t *slots; /* index of items by statement address (see above) */
 	size_t nslots;
 	uint64_t clock;
 };
@@ -103,9 +103,9 @@ struct pstmt *pstmt_registry_get(struct pstmt_registry *r, const uint8_t *def, s
 
 /* What a client's names may hold, and the registry as a whole (0: no limit). */
 struct pstmt_limits {
-	size_t client_count;   /* names per client */
-	size_t client_bytes;   /* per client: each name and its statement's definition, in bytes */
-	size_t total_count;    /* shared statements some client holds (registry client_held) */
+	size_t client_count; /* names per client */
+	size_t client_bytes; /* per client: each name and its statement's definition, in bytes */
+	size_t total_count;  /* shared statements some client holds (registry client_held) */
 };
 
 enum pstmt_limit {

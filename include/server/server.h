@@ -42,50 +42,51 @@ struct server {
 	struct pool *pool;
 	struct conn conn;
 	enum server_state state;
-	struct list_node node;        /* on its pool's list for its state */
-	struct client *client;        /* linked client, if any */
-	int member;                   /* the cluster member it connects to; 0 for host= databases */
-	uint64_t primary_epoch;       /* its member's primary_epoch at connect: stale when it moves */
+	struct list_node node;  /* on its pool's list for its state */
+	struct client *client;  /* linked client, if any */
+	int member;             /* the cluster member it connects to; 0 for host= databases */
+	uint64_t primary_epoch; /* its member's primary_epoch at connect: stale when it moves */
 
-	struct sockaddr_storage sa;   /* where the backend listens (for cancel requests) */
+	struct sockaddr_storage sa; /* where the backend listens (for cancel requests) */
 	socklen_t salen;
 	uint32_t backend_pid, backend_key;
-	struct param_set params;      /* what the server reported through ParameterStatus */
+	struct param_set params; /* what the server reported through ParameterStatus */
 	char addr[280];
-	char host[256];               /* host= databases: the host of the entry's list it went to */
-	int host_idx;                 /* and that host's place in the list */
+	char host[256]; /* host= databases: the host of the entry's list it went to */
+	int host_idx;   /* and that host's place in the list */
 
-	uint32_t internal_pending;    /* ReadyForQuery owed to pgmux's own queries (consumed) */
-	bool internal_failed;         /* one of pgmux's own queries failed */
-	bool in_hot_standby;          /* the server said so at login (PostgreSQL 14+) */
+	uint32_t internal_pending; /* ReadyForQuery owed to pgmux's own queries (consumed) */
+	bool internal_failed;      /* one of pgmux's own queries failed */
+	bool in_hot_standby;       /* the server said so at login (PostgreSQL 14+) */
 	bool capture_lsn;
-	bool shape_wait;              /* a client's Bind waits for pgmux's Describe (prepared.c) */
-	bool split_pending;           /* pgmux sent a Sync to end the client's segment here */
-	bool seg_error;               /* an error was sent since the last ReadyForQuery */             /* read_your_writes: the internal query answers a WAL position */
-	bool close_when_released;     /* do not reuse (RECONNECT, reload, lifetime, error) */
-	bool fatal_seen;              /* the server sent a FATAL error: it will close */
+	bool shape_wait;    /* a client's Bind waits for pgmux's Describe (prepared.c) */
+	bool split_pending; /* pgmux sent a Sync to end the client's segment here */
+	bool seg_error;
+	/* an error was sent since the last ReadyForQuery */ /* read_your_writes: the internal query answers a WAL position */
+	bool close_when_released; /* do not reuse (RECONNECT, reload, lifetime, error) */
+	bool fatal_seen;          /* the server sent a FATAL error: it will close */
 	char tx_status;
-	int cancel_inflight;          /* cancel requests being delivered to this backend */
+	int cancel_inflight; /* cancel requests being delivered to this backend */
 
-	struct server_pstmts pstmts;  /* shared statements prepared here */
-	struct respq respq;           /* answers owed to the linked client, in order */
-	struct settings applied;      /* session settings pgmux or a client set here */
-	bool settings_unknown;        /* a client changed settings in a way not followed: RESET ALL */
-	bool needs_discard;           /* a pinned client left session state here: DISCARD ALL */
-	bool reading_settings;        /* pgmux asked which settings the session has (readback) */
-	struct settings readback;     /* the answer so far */
-	struct scram_client *scram;   /* during SCRAM login only */
-	bool auth_asked;              /* login: the server asked for a password (any method) */
-	bool auth_ok;                 /* login: AuthenticationOk came; parameters may follow */
+	struct server_pstmts pstmts; /* shared statements prepared here */
+	struct respq respq;          /* answers owed to the linked client, in order */
+	struct settings applied;     /* session settings pgmux or a client set here */
+	bool settings_unknown;      /* a client changed settings in a way not followed: RESET ALL */
+	bool needs_discard;         /* a pinned client left session state here: DISCARD ALL */
+	bool reading_settings;      /* pgmux asked which settings the session has (readback) */
+	struct settings readback;   /* the answer so far */
+	struct scram_client *scram; /* during SCRAM login only */
+	bool auth_asked;            /* login: the server asked for a password (any method) */
+	bool auth_ok;               /* login: AuthenticationOk came; parameters may follow */
 
 	uint64_t connect_time_us;
-	uint64_t request_time_us;     /* last time it was handed out or returned */
+	uint64_t request_time_us; /* last time it was handed out or returned */
 	uint64_t link_time_us;
 };
 
 /* A log line with the server's id and context: "S-4 app/alice 10.0.0.7:5432 ...". */
-#define server_log(lvl, s, fmt, ...)                                                          \
-	log_msg(lvl, "S-%llu %s/%s %s: " fmt, (unsigned long long)(s)->id, (s)->pool->db->name, \
+#define server_log(lvl, s, fmt, ...)                                                               \
+	log_msg(lvl, "S-%llu %s/%s %s: " fmt, (unsigned long long)(s)->id, (s)->pool->db->name,    \
 		(s)->pool->user->name, (s)->addr, ##__VA_ARGS__)
 
 /* Record a ParameterStatus (for_client: the linked client now expects the value too). */
@@ -102,7 +103,8 @@ void server_send_internal_query(struct server *s, const char *sql);
  * still linked. False when the question could not be built (out of memory): the server is then
  * marked for a reset on release, and no answer follows.
  */
-bool server_read_settings(struct server *s, const struct settings *known, const struct settings *touched);
+bool server_read_settings(struct server *s, const struct settings *known,
+			  const struct settings *touched);
 /* Ask PostgreSQL to cancel what this backend runs (on a separate connection). */
 void server_cancel_query(struct server *s);
 /* Close now; the pool forgets it. reason is logged. */

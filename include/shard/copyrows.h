@@ -98,11 +98,11 @@ struct copy_rows {
 	size_t max_row;
 	size_t null_len;
 	char null_string[COPY_NULL_MAX + 1];
-	bool special[256];            /* bytes the scan must look at, the others only belong */
+	bool special[256]; /* bytes the scan must look at, the others only belong */
 	uint64_t line, rows;
-	uint8_t *buf;                 /* a row that spans feeds: buf[0..held) so far */
+	uint8_t *buf; /* a row that spans feeds: buf[0..held) so far */
 	size_t held, cap;
-	char *key;                    /* a key that needs decoding */
+	char *key; /* a key that needs decoding */
 	size_t key_cap;
 	char error[160];
 };

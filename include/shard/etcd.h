@@ -19,9 +19,9 @@
 #include <stdint.h>
 
 #define ETCD_MAX_ENDPOINTS 8
-#define ETCD_URL_MAX 256                  /* bytes of an endpoint, NUL included */
-#define ETCD_KEY_MAX 512                  /* bytes of a key, NUL excluded */
-#define ETCD_VALUE_MAX (4 * 1024 * 1024)  /* bytes of a map's text */
+#define ETCD_URL_MAX 256                 /* bytes of an endpoint, NUL included */
+#define ETCD_KEY_MAX 512                 /* bytes of a key, NUL excluded */
+#define ETCD_VALUE_MAX (4 * 1024 * 1024) /* bytes of a map's text */
 /*
  * The JSON of one answer carrying a value: base64 (4/3) plus room for the rest, for values up
  * to twice the cap, so that a value somewhat too large is refused for what it is.
@@ -49,10 +49,10 @@ char *shard_etcd_watch_request(const char *key, int64_t start_revision);
 
 /* What an answer says of the key. */
 struct etcd_value {
-	bool found;            /* a range found the key / a watch event put it */
-	int64_t revision;      /* the store's revision when answered (header.revision) */
-	int64_t mod_revision;  /* when the key last changed (0 when not found) */
-	char *text;            /* the value, decoded, NUL-terminated, malloc'd; NULL if !found */
+	bool found;           /* a range found the key / a watch event put it */
+	int64_t revision;     /* the store's revision when answered (header.revision) */
+	int64_t mod_revision; /* when the key last changed (0 when not found) */
+	char *text;           /* the value, decoded, NUL-terminated, malloc'd; NULL if !found */
 	size_t len;
 };
 
@@ -71,10 +71,10 @@ bool shard_etcd_parse_range(const char *body, size_t len, const char *key, struc
 size_t shard_etcd_next_line(const char *buf, size_t len);
 
 enum etcd_watch_kind {
-	ETCD_WATCH_CREATED,   /* the watch is in place */
-	ETCD_WATCH_EVENTS,    /* the key changed: out->value says how it is now (last event) */
-	ETCD_WATCH_PROGRESS,  /* nothing for us (a progress notice, or events of other keys) */
-	ETCD_WATCH_CANCELED,  /* etcd ended the watch (compacted past its revision...): why */
+	ETCD_WATCH_CREATED,  /* the watch is in place */
+	ETCD_WATCH_EVENTS,   /* the key changed: out->value says how it is now (last event) */
+	ETCD_WATCH_PROGRESS, /* nothing for us (a progress notice, or events of other keys) */
+	ETCD_WATCH_CANCELED, /* etcd ended the watch (compacted past its revision...): why */
 };
 
 /*

@@ -18,12 +18,12 @@
 enum json_kind { JSON_NULL, JSON_BOOL, JSON_NUMBER, JSON_STRING, JSON_ARRAY, JSON_OBJECT };
 
 struct json_node {
-	uint8_t kind;          /* enum json_kind */
-	uint32_t count;        /* arrays: elements; objects: members (a key node, then its value) */
-	uint32_t skip;         /* nodes in this subtree, itself included: the next sibling is at + skip */
-	const char *s;         /* strings: the decoded text, NUL-terminated */
-	uint32_t len;          /* its length */
-	int64_t num;           /* numbers: the integer value (fractions are cut, past int64 clamped) */
+	uint8_t kind;   /* enum json_kind */
+	uint32_t count; /* arrays: elements; objects: members (a key node, then its value) */
+	uint32_t skip;  /* nodes in this subtree, itself included: the next sibling is at + skip */
+	const char *s;  /* strings: the decoded text, NUL-terminated */
+	uint32_t len;   /* its length */
+	int64_t num;    /* numbers: the integer value (fractions are cut, past int64 clamped) */
 };
 
 struct json_doc {

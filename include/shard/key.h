@@ -23,9 +23,9 @@ enum shard_key_type { SHARD_KEY_INT = 0, SHARD_KEY_TEXT, SHARD_KEY_UUID };
 /* One parsed key value; text points into the caller's bytes. */
 struct shard_key {
 	enum shard_key_type type;
-	int64_t i;                 /* SHARD_KEY_INT */
-	uint8_t uuid[16];          /* SHARD_KEY_UUID */
-	const char *text;          /* SHARD_KEY_TEXT: not NUL-terminated */
+	int64_t i;        /* SHARD_KEY_INT */
+	uint8_t uuid[16]; /* SHARD_KEY_UUID */
+	const char *text; /* SHARD_KEY_TEXT: not NUL-terminated */
 	size_t text_len;
 };
 
@@ -47,8 +47,8 @@ bool shard_key_from_text(enum shard_key_type t, const char *s, size_t len, struc
  * int2, int4 and int8 send formats), UUID from 16 bytes, TEXT the bytes (not a NUL byte). false
  * (err says why) for any other length.
  */
-bool shard_key_from_binary(enum shard_key_type t, const uint8_t *v, size_t len,
-			   struct shard_key *k, char *err, size_t errlen);
+bool shard_key_from_binary(enum shard_key_type t, const uint8_t *v, size_t len, struct shard_key *k,
+			   char *err, size_t errlen);
 
 /* The key's hash: bucket_hash_int8, bucket_hash_text or bucket_hash_uuid with this seed. */
 uint64_t shard_key_hash(const struct shard_key *k, uint64_t seed);

@@ -29,7 +29,7 @@ enum keyfind_hint_kind { KEYFIND_HINT_NONE, KEYFIND_HINT_KEY, KEYFIND_HINT_SHARD
 
 struct keyfind_hint {
 	enum keyfind_hint_kind kind;
-	const char *value;         /* points into sql; not NUL-terminated */
+	const char *value; /* points into sql; not NUL-terminated */
 	size_t value_len;
 };
 
@@ -67,15 +67,15 @@ struct keyfind_set {
 bool keyfind_set(const char *sql, size_t len, struct keyfind_set *s);
 
 struct keyfind_value {
-	int param;            /* > 0: the value is Bind parameter $param (1-based); 0: a literal */
-	char *literal;        /* param == 0: the literal's text, NUL-terminated, owned */
+	int param;     /* > 0: the value is Bind parameter $param (1-based); 0: a literal */
+	char *literal; /* param == 0: the literal's text, NUL-terminated, owned */
 	size_t literal_len;
 };
 
 enum keyfind_status {
-	KEYFIND_KEYED,        /* every statement that touches data names its key value(s): values[] */
-	KEYFIND_NO_KEY,       /* at least one such statement names no value for the key column */
-	KEYFIND_PARSE_ERROR,  /* the parser refused the SQL (PostgreSQL will answer it) */
+	KEYFIND_KEYED,  /* every statement that touches data names its key value(s): values[] */
+	KEYFIND_NO_KEY, /* at least one such statement names no value for the key column */
+	KEYFIND_PARSE_ERROR, /* the parser refused the SQL (PostgreSQL will answer it) */
 };
 
 /*
@@ -83,32 +83,32 @@ enum keyfind_status {
  * Option values are as written (after the lexer); "" when the option is not given.
  */
 struct keyfind_copy {
-	bool from_stdin;               /* the rest is filled only when true */
-	char table[280];               /* "schema"."name" quoted for PostgreSQL (a regclass literal) */
-	int n_columns;                 /* length of its column list; 0: no list (every column) */
-	int key_column;                /* the key's place in the list; -1 not in it or no list */
-	char format[8];                /* "text", "csv", "binary" ("" = text) */
+	bool from_stdin; /* the rest is filled only when true */
+	char table[280]; /* "schema"."name" quoted for PostgreSQL (a regclass literal) */
+	int n_columns;   /* length of its column list; 0: no list (every column) */
+	int key_column;  /* the key's place in the list; -1 not in it or no list */
+	char format[8];  /* "text", "csv", "binary" ("" = text) */
 	char delimiter[8], quote[8], escape[8];
 	char null_string[72];
-	bool null_given;               /* NULL was given (null_string may be "") */
-	int header;                    /* 0 no, 1 yes, 2 MATCH */
-	const char *unsplittable;      /* an option value keyfind cannot take (static), or NULL */
+	bool null_given;          /* NULL was given (null_string may be "") */
+	int header;               /* 0 no, 1 yes, 2 MATCH */
+	const char *unsplittable; /* an option value keyfind cannot take (static), or NULL */
 };
 
 struct keyfind {
 	enum keyfind_status status;
-	int n_values;                  /* 0 unless KEYFIND_KEYED */
-	struct keyfind_value *values;  /* owned; keyfind_free */
-	int n_statements;              /* as parsed; 0 when not parsed */
-	bool writes;                   /* some statement is not a plain read (see keyfind_sql) */
-	bool neutral;                  /* parsed, and no statement touches a table: any shard will do */
+	int n_values;                 /* 0 unless KEYFIND_KEYED */
+	struct keyfind_value *values; /* owned; keyfind_free */
+	int n_statements;             /* as parsed; 0 when not parsed */
+	bool writes;                  /* some statement is not a plain read (see keyfind_sql) */
+	bool neutral; /* parsed, and no statement touches a table: any shard will do */
 	/*
 	 * The last SELECT's rows, read from several shards, would have to be merged rather than
 	 * put one after the other: why ("ORDER BY", "aggregates or window functions", ...), a
 	 * static string; NULL when they need not (or the statement is not a SELECT).
 	 */
 	const char *merge_needed;
-	struct keyfind_copy copy;      /* a COPY ... FROM STDIN alone (copy.from_stdin) */
+	struct keyfind_copy copy; /* a COPY ... FROM STDIN alone (copy.from_stdin) */
 };
 
 /*

@@ -27,30 +27,30 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SHARD_MAX 1024          /* shards in one map */
-#define SHARD_NAME_MAX 64       /* bytes of a shard's name, NUL included */
-#define SHARD_KEY_MAX 1024      /* bytes of an override's key, NUL excluded */
+#define SHARD_MAX 1024     /* shards in one map */
+#define SHARD_NAME_MAX 64  /* bytes of a shard's name, NUL included */
+#define SHARD_KEY_MAX 1024 /* bytes of an override's key, NUL excluded */
 
 struct shard_map {
 	uint64_t version;
-	uint64_t checksum;                   /* shard_map_checksum() when built */
-	uint64_t seed;                       /* of the bucket hash */
+	uint64_t checksum; /* shard_map_checksum() when built */
+	uint64_t seed;     /* of the bucket hash */
 	uint32_t n_buckets;
 	int n_shards;
-	char (*names)[SHARD_NAME_MAX];       /* [n_shards] */
-	double *weights;                     /* [n_shards], > 0 */
-	uint16_t *owner;                     /* [n_buckets]: the shard of each bucket */
+	char (*names)[SHARD_NAME_MAX]; /* [n_shards] */
+	double *weights;               /* [n_shards], > 0 */
+	uint16_t *owner;               /* [n_buckets]: the shard of each bucket */
 	int n_overrides;
 	struct shard_override {
-		char *key;                   /* malloc'd, NUL-terminated */
+		char *key; /* malloc'd, NUL-terminated */
 		int shard;
-	} *overrides;                        /* [n_overrides] */
+	} * overrides; /* [n_overrides] */
 };
 
 /* One bucket that changes shard between two maps. */
 struct shard_move {
 	uint32_t bucket;
-	int from, to;                        /* shard indexes in the old and the new map */
+	int from, to; /* shard indexes in the old and the new map */
 };
 
 /*

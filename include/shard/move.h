@@ -87,10 +87,10 @@ void move_ranges_format(const struct move_range *r, int n, char *buf, size_t len
 
 /* What the row filter of a move needs to know. */
 struct move_spec {
-	int key_type;              /* enum shard_key_type (shard/key.h) */
-	const char *key;           /* the key column's name, unquoted */
-	uint64_t seed;             /* the map's seed */
-	uint32_t n_buckets;        /* a power of two */
+	int key_type;       /* enum shard_key_type (shard/key.h) */
+	const char *key;    /* the key column's name, unquoted */
+	uint64_t seed;      /* the map's seed */
+	uint32_t n_buckets; /* a power of two */
 	const struct move_range *ranges;
 	int n_ranges;
 };

@@ -17,7 +17,7 @@
 #define PATRONI_MAX_MEMBERS 16
 
 enum patroni_role {
-	PATRONI_ROLE_OTHER,          /* a role this version does not know (or none given) */
+	PATRONI_ROLE_OTHER, /* a role this version does not know (or none given) */
 	PATRONI_ROLE_LEADER,
 	PATRONI_ROLE_STANDBY_LEADER, /* leader of a standby cluster: replicates, takes no writes */
 	PATRONI_ROLE_REPLICA,
@@ -27,23 +27,23 @@ enum patroni_role {
 struct patroni_member {
 	char name[64];
 	char host[256];
-	int port;                    /* 5432 when absent */
+	int port; /* 5432 when absent */
 	enum patroni_role role;
-	char state[32];              /* "running", "streaming", "stopped", "starting", ... as given */
-	int timeline;                /* -1 unknown */
-	long long lag;               /* bytes; -1 when absent or "unknown" */
-	bool noloadbalance;          /* tags.noloadbalance true */
+	char state[32];     /* "running", "streaming", "stopped", "starting", ... as given */
+	int timeline;       /* -1 unknown */
+	long long lag;      /* bytes; -1 when absent or "unknown" */
+	bool noloadbalance; /* tags.noloadbalance true */
 	bool nofailover;
-	char api_url[256];           /* "" when absent (Patroni may write null) */
+	char api_url[256]; /* "" when absent (Patroni may write null) */
 };
 
 struct patroni_cluster {
 	int n_members;
 	struct patroni_member members[PATRONI_MAX_MEMBERS];
-	bool switchover_scheduled;   /* "scheduled_switchover" present */
-	double switchover_at;        /* its "at" as unix seconds (ISO 8601 with offset, e.g.
+	bool switchover_scheduled; /* "scheduled_switchover" present */
+	double switchover_at;      /* its "at" as unix seconds (ISO 8601 with offset, e.g.
 					"2026-11-22T10:00:00+00:00"); 0 when absent or unreadable */
-	char switchover_from[64];    /* its "from" member; "" when absent */
+	char switchover_from[64];  /* its "from" member; "" when absent */
 };
 
 /*

@@ -43,73 +43,74 @@ struct userlist;
 #define TOPO_MAX_MEMBERS 16
 
 enum member_role {
-	ROLE_UNKNOWN,  /* not usable: unreachable, unconfirmed, or the sources disagree */
-	ROLE_PRIMARY,  /* the confirmed primary: takes writes */
-	ROLE_REPLICA,  /* a standby: may take reads */
+	ROLE_UNKNOWN, /* not usable: unreachable, unconfirmed, or the sources disagree */
+	ROLE_PRIMARY, /* the confirmed primary: takes writes */
+	ROLE_REPLICA, /* a standby: may take reads */
 };
 
 struct member {
 	struct cluster *cl;
 	int idx;
-	char name[64];              /* Patroni's member name, or host:port */
+	char name[64]; /* Patroni's member name, or host:port */
 	char host[256];
 	int port;
-	bool listed;                /* in the latest member list (Patroni's, or hosts =) */
+	bool listed;                    /* in the latest member list (Patroni's, or hosts =) */
 	enum patroni_role patroni_role; /* PATRONI_ROLE_OTHER without Patroni */
-	char state[32];             /* Patroni's state ("running", ...); "" without Patroni */
-	int timeline;               /* -1 unknown */
-	bool noloadbalance;         /* Patroni tag: no reads */
-	int weight;                 /* read weight (weights =), default 1; 0 = no reads */
+	char state[32];                 /* Patroni's state ("running", ...); "" without Patroni */
+	int timeline;                   /* -1 unknown */
+	bool noloadbalance;             /* Patroni tag: no reads */
+	int weight;                     /* read weight (weights =), default 1; 0 = no reads */
 
 	/* health checks */
-	struct pgquery *check;      /* persistent connection; NULL until the first check */
-	char check_addr[256];       /* the numeric address (or socket directory) it connects to */
+	struct pgquery *check; /* persistent connection; NULL until the first check */
+	char check_addr[256];  /* the numeric address (or socket directory) it connects to */
 	bool check_running;
 	uint64_t next_check_us;
-	bool checked;               /* at least one check finished since the member appeared */
-	bool healthy;               /* the last check succeeded */
-	int in_recovery;            /* -1 unknown, 0 no (a primary), 1 yes (a standby) */
-	uint64_t lsn;               /* WAL written (primary) or replayed (standby) at the check */
-	int64_t lag_bytes;          /* behind the primary's last known position; -1 unknown */
-	double lag_ms;              /* replay staleness; -1 unknown */
-	uint64_t banned_until_us;   /* no reads before this (a check failed) */
-	uint64_t checked_us;        /* when the last check finished (loop clock); 0 = never */
-	uint64_t failing_since_us;  /* first failed check since the last that passed; 0 = none */
+	bool checked;              /* at least one check finished since the member appeared */
+	bool healthy;              /* the last check succeeded */
+	int in_recovery;           /* -1 unknown, 0 no (a primary), 1 yes (a standby) */
+	uint64_t lsn;              /* WAL written (primary) or replayed (standby) at the check */
+	int64_t lag_bytes;         /* behind the primary's last known position; -1 unknown */
+	double lag_ms;             /* replay staleness; -1 unknown */
+	uint64_t banned_until_us;  /* no reads before this (a check failed) */
+	uint64_t checked_us;       /* when the last check finished (loop clock); 0 = never */
+	uint64_t failing_since_us; /* first failed check since the last that passed; 0 = none */
 	char last_error[160];
 
-	enum member_role role;      /* what the router trusts, derived from all of the above */
-	uint64_t primary_epoch;     /* bumps when it stops being primary: see server.h epoch */
-	int n_servers;              /* server connections to it, over all pools */
-	int n_busy;                 /* of those, linked to a client now (least_connections) */
+	enum member_role role;  /* what the router trusts, derived from all of the above */
+	uint64_t primary_epoch; /* bumps when it stops being primary: see server.h epoch */
+	int n_servers;          /* server connections to it, over all pools */
+	int n_busy;             /* of those, linked to a client now (least_connections) */
 };
 
 struct cluster {
 	struct list_node node;
 	struct topo *topo;
 	char name[64];
-	const struct cluster_entry *entry; /* effective settings, borrowed from the current config */
+	const struct cluster_entry
+		*entry; /* effective settings, borrowed from the current config */
 	struct member members[TOPO_MAX_MEMBERS];
 	int n_members;
-	int primary;                /* index of the confirmed primary, -1 when there is none */
-	uint64_t version;           /* bumps on every change the router or pools must see */
-	bool removed;               /* gone from the config */
-	unsigned rr_next;           /* round_robin position */
-	uint32_t random_state;      /* load_balance = random */
+	int primary;           /* index of the confirmed primary, -1 when there is none */
+	uint64_t version;      /* bumps on every change the router or pools must see */
+	bool removed;          /* gone from the config */
+	unsigned rr_next;      /* round_robin position */
+	uint32_t random_state; /* load_balance = random */
 	struct evloop_timer tick;
 
 	/* Patroni */
 	struct http *http;
-	int endpoint;               /* index into the patroni URL list being polled */
+	int endpoint; /* index into the patroni URL list being polled */
 	bool poll_running;
 	uint64_t next_poll_us;
-	char leader[64];            /* Patroni's leader as last polled; "" none */
-	bool patroni_ok;            /* the last poll succeeded */
+	char leader[64]; /* Patroni's leader as last polled; "" none */
+	bool patroni_ok; /* the last poll succeeded */
 	char patroni_error[160];
-	uint64_t leader_seen_us;    /* when Patroni first named the current leader */
-	double switchover_at;       /* a scheduled switchover's time (unix s); 0 = none */
-	char switchover_from[64];   /* the member it takes the primary role from; "" = the leader */
-	char refused_member[64];    /* the last member left out for its host (logged once) */
-	uint64_t polled_us;         /* when the last Patroni poll finished; 0 = never */
+	uint64_t leader_seen_us;  /* when Patroni first named the current leader */
+	double switchover_at;     /* a scheduled switchover's time (unix s); 0 = none */
+	char switchover_from[64]; /* the member it takes the primary role from; "" = the leader */
+	char refused_member[64];  /* the last member left out for its host (logged once) */
+	uint64_t polled_us;       /* when the last Patroni poll finished; 0 = never */
 
 	/* Primary changes seen (switchovers, failovers) and the write pause each caused. */
 	struct handover handover;
@@ -132,13 +133,13 @@ typedef void (*topo_changed_fn)(void *arg, struct cluster *cl);
 /* One worker's topology: its clusters, what their checks need, and who hears of changes. */
 struct topo {
 	struct evloop *loop;
-	struct dns *dns;                  /* resolves member host names; borrowed */
+	struct dns *dns; /* resolves member host names; borrowed */
 	/*
 	 * The owner's auth_file, followed across reloads (health_check_user's plain-text
 	 * password); borrowed, *userlist may be NULL.
 	 */
 	struct userlist *const *userlist;
-	const struct config *cfg;         /* the config in force, from topo_apply_config(); borrowed */
+	const struct config *cfg; /* the config in force, from topo_apply_config(); borrowed */
 	struct list_node clusters;
 	int n_subscribers;
 	struct topo_subscriber {

@@ -30,10 +30,10 @@ struct worker;
 
 /* What a move does with a bucket of a section (worker_moves_bucket). */
 enum move_cover {
-	MOVE_COVER_NONE,    /* no move: placed by the map */
-	MOVE_COVER_MOVING,  /* copied and followed: units run on the source, and are watched */
-	MOVE_COVER_HELD,    /* new units wait; those running on the source are being waited for */
-	MOVE_COVER_SEALED,  /* every unit on the source ended: nothing more may run there */
+	MOVE_COVER_NONE,   /* no move: placed by the map */
+	MOVE_COVER_MOVING, /* copied and followed: units run on the source, and are watched */
+	MOVE_COVER_HELD,   /* new units wait; those running on the source are being waited for */
+	MOVE_COVER_SEALED, /* every unit on the source ended: nothing more may run there */
 };
 
 /* How bucket of section set is covered by a move now. */
@@ -60,10 +60,10 @@ bool worker_move_cleanup(struct worker *w, int id, char *err, size_t errlen);
 struct move_view {
 	int id;
 	const char *set, *buckets, *from, *to, *step, *error;
-	const char *warning;   /* what the check found that may bite later ("" none) */
-	int64_t rows;          /* rows of the buckets on the target (copied), or deleted at clean-up */
-	int64_t lag;           /* bytes the target is behind the source; -1 unknown */
-	int held;              /* units of work waiting for the switch */
+	const char *warning; /* what the check found that may bite later ("" none) */
+	int64_t rows; /* rows of the buckets on the target (copied), or deleted at clean-up */
+	int64_t lag;  /* bytes the target is behind the source; -1 unknown */
+	int held;     /* units of work waiting for the switch */
 	uint64_t started_us;
 };
 

@@ -62,8 +62,8 @@ struct console_ops {
  */
 struct write_pauses {
 	struct list_node node;
-	const struct cluster *cl;   /* clusters live until exit (a removed one is kept, marked) */
-	uint64_t taken;             /* the handover's changes already in h */
+	const struct cluster *cl; /* clusters live until exit (a removed one is kept, marked) */
+	uint64_t taken;           /* the handover's changes already in h */
 	struct histogram h;
 };
 
@@ -78,20 +78,20 @@ struct worker {
 	struct list_node databases;
 	struct list_node users;
 	struct list_node pools;
-	struct list_node login_clients;   /* LOGIN (no pool yet) and admin clients */
-	struct list_node cancel_reqs;     /* cancel requests on their way to a backend or peer */
-	struct list_node peers;           /* struct peer: [peers] that cancels were sent to */
-	struct topo topo;                 /* the clusters; pools follow it (pool_follow_topology) */
-	int n_clients;                    /* every client connection, for max_client_conn */
+	struct list_node login_clients; /* LOGIN (no pool yet) and admin clients */
+	struct list_node cancel_reqs;   /* cancel requests on their way to a backend or peer */
+	struct list_node peers;         /* struct peer: [peers] that cancels were sent to */
+	struct topo topo;               /* the clusters; pools follow it (pool_follow_topology) */
+	int n_clients;                  /* every client connection, for max_client_conn */
 	/* connections per source address, for max_client_conn_per_addr (client/admit.c) */
 	struct client_addr *client_addrs[CLIENT_ADDR_BUCKETS];
-	uint64_t accept_hold_logged_us;   /* when the log last said accepting is on hold */
+	uint64_t accept_hold_logged_us; /* when the log last said accepting is on hold */
 	uint64_t next_client_id, next_server_id;
-	bool paused;                      /* PAUSE without a database */
-	bool shutting_down;               /* SIGTERM/SHUTDOWN: no new clients */
+	bool paused;        /* PAUSE without a database */
+	bool shutting_down; /* SIGTERM/SHUTDOWN: no new clients */
 	/* Listening sockets handed to a new process (--takeover): serve our clients until they leave */
 	bool handed_over;
-	bool safe_shutdown;               /* SIGINT: close clients as their transactions end */
+	bool safe_shutdown; /* SIGINT: close clients as their transactions end */
 	uint64_t start_time_us;
 	struct evloop_timer janitor;
 	void *listeners;                  /* ev/listen.c's state */
@@ -101,19 +101,19 @@ struct worker {
 	/* New process after a takeover: the clients the old one hands over arrive here. */
 	struct takeover_clients *takeover_in;
 	const struct console_ops *console; /* the admin console's entry points; NULL = none */
-	void *admin;                      /* the admin console's state (admin/console.c) */
-	struct authquery *authquery;      /* auth_query's cache and connections (auth/) */
-	struct kdfcache *kdfcache;        /* derived login keys and PBKDF2 budget; NULL until used */
+	void *admin;                       /* the admin console's state (admin/console.c) */
+	struct authquery *authquery;       /* auth_query's cache and connections (auth/) */
+	struct kdfcache *kdfcache; /* derived login keys and PBKDF2 budget; NULL until used */
 	struct stats totals_prev;
-	struct pstmt_registry pstmts;     /* prepared statements shared by clients and servers */
-	struct tls_ctx *client_tls;       /* accepting TLS from clients; NULL = client TLS off */
-	struct tls_ctx *server_tls;       /* TLS towards servers; NULL = server TLS off */
-	struct dns *dns;                  /* asynchronous resolver and cache (ev/dns.c) */
-	struct shard_maps *shard_maps;    /* shard maps read and watched in etcd (shardmaps.c) */
-	struct movers *movers;            /* bucket moves between shards (mover.c); NULL = none yet */
-	struct httpd *metrics_httpd;      /* the metrics_listen endpoint (ev/httpd.c); NULL = off */
+	struct pstmt_registry pstmts;  /* prepared statements shared by clients and servers */
+	struct tls_ctx *client_tls;    /* accepting TLS from clients; NULL = client TLS off */
+	struct tls_ctx *server_tls;    /* TLS towards servers; NULL = server TLS off */
+	struct dns *dns;               /* asynchronous resolver and cache (ev/dns.c) */
+	struct shard_maps *shard_maps; /* shard maps read and watched in etcd (shardmaps.c) */
+	struct movers *movers;         /* bucket moves between shards (mover.c); NULL = none yet */
+	struct httpd *metrics_httpd;   /* the metrics_listen endpoint (ev/httpd.c); NULL = off */
 	uint64_t reloads_ok, reloads_failed; /* RELOAD, SIGHUP: configs put in force or refused */
-	struct list_node write_pauses;    /* struct write_pauses, one per cluster that had a change */
+	struct list_node write_pauses; /* struct write_pauses, one per cluster that had a change */
 };
 
 /*
@@ -163,7 +163,7 @@ enum worker_apply_result {
  * becomes w->cfg, or is freed on failure. Does not call back into the caller.
  */
 enum worker_apply_result worker_apply(struct worker *w, struct config *newcfg, unsigned what,
-				     bool allow_unpaired, char *err, size_t errlen);
+				      bool allow_unpaired, char *err, size_t errlen);
 
 /* Log what a freshly loaded cfg accepted with a warning (at startup and on every reload). */
 void worker_log_config_warnings(const struct config *cfg);

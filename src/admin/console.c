@@ -51,21 +51,21 @@ struct queued_query {
 };
 
 struct admin_wait {
-	struct list_node node;       /* on its admin_state's waits or draining list */
+	struct list_node node; /* on its admin_state's waits or draining list */
 	struct client *c;
 	enum admin_verb verb;        /* ADMIN_PAUSE or ADMIN_WAIT_CLOSE */
 	char dbname[ADMIN_NAME_MAX]; /* "" = every database */
 	struct list_node queued;     /* struct queued_query, FIFO */
 	size_t n_queued, queued_bytes;
-	bool gone;                   /* the client went away while its queue was being run */
+	bool gone; /* the client went away while its queue was being run */
 };
 
 struct admin_state {
 	struct worker *w;
-	uint64_t stats_since_us;     /* when the averages' snapshot was taken */
-	struct list_node waits;      /* waits whose condition is not met yet */
-	struct list_node draining;   /* finished waits whose queued queries are running */
-	bool ticking;                /* admin_tick() is running: do not re-enter */
+	uint64_t stats_since_us;   /* when the averages' snapshot was taken */
+	struct list_node waits;    /* waits whose condition is not met yet */
+	struct list_node draining; /* finished waits whose queued queries are running */
+	bool ticking;              /* admin_tick() is running: do not re-enter */
 };
 
 /*
@@ -506,8 +506,9 @@ static void cmd_move(struct client *c, const struct admin_cmd *cmd)
 			reply_error(c, "22023", "not a move id: %s", cmd->arg);
 			return;
 		}
-		ok = cmd->verb == ADMIN_MOVE_ABORT ? worker_move_abort(c->w, (int)id, err, sizeof(err))
-						   : worker_move_cleanup(c->w, (int)id, err, sizeof(err));
+		ok = cmd->verb == ADMIN_MOVE_ABORT
+			     ? worker_move_abort(c->w, (int)id, err, sizeof(err))
+			     : worker_move_cleanup(c->w, (int)id, err, sizeof(err));
 		sqlstate = "55000";
 	}
 	if (ok)
@@ -821,8 +822,8 @@ static void admin_forget_client(struct client *c)
 	if (!st)
 		return;
 	while ((wt = wait_on(&st->waits, c)) != NULL) {
-		log_info("C-%" PRIu64 " admin %s@%s: left while %s was waiting", c->id, c->user, c->addr,
-			 admin_verb_tag(wt->verb));
+		log_info("C-%" PRIu64 " admin %s@%s: left while %s was waiting", c->id, c->user,
+			 c->addr, admin_verb_tag(wt->verb));
 		list_del(&wt->node);
 		free_queued(&wt->queued);
 		free(wt);

@@ -39,18 +39,12 @@ static const struct {
 	const char *name;
 	enum admin_verb verb;
 } verbs[] = {
-	{ "SHOW", ADMIN_SHOW },
-	{ "PAUSE", ADMIN_PAUSE },
-	{ "RESUME", ADMIN_RESUME },
-	{ "RECONNECT", ADMIN_RECONNECT },
-	{ "KILL", ADMIN_KILL },
-	{ "DISABLE", ADMIN_DISABLE },
-	{ "ENABLE", ADMIN_ENABLE },
-	{ "WAIT_CLOSE", ADMIN_WAIT_CLOSE },
-	{ "RELOAD", ADMIN_RELOAD },
-	{ "SHUTDOWN", ADMIN_SHUTDOWN },
-	{ "SET", ADMIN_SET },
-	{ "KILL_CLIENT", ADMIN_KILL_CLIENT },
+	{ "SHOW", ADMIN_SHOW },     { "PAUSE", ADMIN_PAUSE },
+	{ "RESUME", ADMIN_RESUME }, { "RECONNECT", ADMIN_RECONNECT },
+	{ "KILL", ADMIN_KILL },     { "DISABLE", ADMIN_DISABLE },
+	{ "ENABLE", ADMIN_ENABLE }, { "WAIT_CLOSE", ADMIN_WAIT_CLOSE },
+	{ "RELOAD", ADMIN_RELOAD }, { "SHUTDOWN", ADMIN_SHUTDOWN },
+	{ "SET", ADMIN_SET },       { "KILL_CLIENT", ADMIN_KILL_CLIENT },
 	{ "MOVE", ADMIN_MOVE },
 };
 
@@ -90,11 +84,11 @@ static const char *const show_names[] = {
 static const char *const unsupported_verbs[] = { "SUSPEND", "SELECT" };
 static const char *const unsupported_shows[] = { "FDS" };
 
-static enum admin_parse_status fail(struct cursor *cur, enum admin_parse_status st,
-				    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static enum admin_parse_status fail(struct cursor *cur, enum admin_parse_status st, const char *fmt,
+				    ...) __attribute__((format(printf, 3, 4)));
 
-static enum admin_parse_status fail(struct cursor *cur, enum admin_parse_status st,
-				    const char *fmt, ...)
+static enum admin_parse_status fail(struct cursor *cur, enum admin_parse_status st, const char *fmt,
+				    ...)
 {
 	va_list ap;
 
@@ -194,8 +188,8 @@ static bool read_name(struct cursor *cur, const char *what, char *out, size_t ou
 				p++;
 			}
 			if (n + 1 >= outlen) {
-				*st = fail(cur, ADMIN_PARSE_SYNTAX, "invalid command: %s is too long",
-					   what);
+				*st = fail(cur, ADMIN_PARSE_SYNTAX,
+					   "invalid command: %s is too long", what);
 				return false;
 			}
 			out[n++] = *p++;
@@ -211,7 +205,8 @@ static bool read_name(struct cursor *cur, const char *what, char *out, size_t ou
 		if (n == 0)
 			return true;
 		if (n >= outlen) {
-			*st = fail(cur, ADMIN_PARSE_SYNTAX, "invalid command: %s is too long", what);
+			*st = fail(cur, ADMIN_PARSE_SYNTAX, "invalid command: %s is too long",
+				   what);
 			return false;
 		}
 		memcpy(out, cur->p, n);
@@ -248,7 +243,8 @@ static enum admin_parse_status parse_show_shard(struct cursor *cur, struct admin
 	size_t n;
 
 	if (!accept_keyword(cur, "FOR"))
-		return fail(cur, ADMIN_PARSE_SYNTAX, "invalid command: SHOW SHARD FOR key [IN database]");
+		return fail(cur, ADMIN_PARSE_SYNTAX,
+			    "invalid command: SHOW SHARD FOR key [IN database]");
 	if (*cur->p == '\'') {
 		st = parse_value(cur, cmd);
 		if (st != ADMIN_PARSE_OK)
@@ -257,7 +253,8 @@ static enum admin_parse_status parse_show_shard(struct cursor *cur, struct admin
 		start = cur->p;
 		n = strcspn(start, " \t\r\n;");
 		if (n == 0 || n >= sizeof(cmd->value))
-			return fail(cur, ADMIN_PARSE_SYNTAX, "invalid command: SHOW SHARD FOR needs a key");
+			return fail(cur, ADMIN_PARSE_SYNTAX,
+				    "invalid command: SHOW SHARD FOR needs a key");
 		memcpy(cmd->value, start, n);
 		cmd->value[n] = '\0';
 		cur->p += n;
@@ -265,7 +262,8 @@ static enum admin_parse_status parse_show_shard(struct cursor *cur, struct admin
 	}
 	st = parse_in_database(cur, cmd);
 	if (st == ADMIN_PARSE_OK && !at_end(cur))
-		return fail(cur, ADMIN_PARSE_SYNTAX, "invalid command: SHOW SHARD FOR key [IN database]");
+		return fail(cur, ADMIN_PARSE_SYNTAX,
+			    "invalid command: SHOW SHARD FOR key [IN database]");
 	return st;
 }
 
@@ -284,8 +282,10 @@ static enum admin_parse_status parse_show_route(struct cursor *cur, struct admin
 	while (n > 0 && (isspace((unsigned char)cur->p[n - 1]) || cur->p[n - 1] == ';'))
 		n--;
 	if (n == 0 || n >= sizeof(cmd->value))
-		return fail(cur, ADMIN_PARSE_SYNTAX, "invalid command: SHOW ROUTE FOR needs a "
-				    "statement of at most %zu bytes", sizeof(cmd->value) - 1);
+		return fail(cur, ADMIN_PARSE_SYNTAX,
+			    "invalid command: SHOW ROUTE FOR needs a "
+			    "statement of at most %zu bytes",
+			    sizeof(cmd->value) - 1);
 	memcpy(cmd->value, cur->p, n);
 	cmd->value[n] = '\0';
 	cur->p += strlen(cur->p);
@@ -298,7 +298,8 @@ static enum admin_parse_status parse_show(struct cursor *cur, struct admin_cmd *
 	const char *item = cur->p;
 
 	if (n == 0)
-		return fail(cur, ADMIN_PARSE_SYNTAX, "invalid command: SHOW needs an item (try SHOW HELP)");
+		return fail(cur, ADMIN_PARSE_SYNTAX,
+			    "invalid command: SHOW needs an item (try SHOW HELP)");
 	for (size_t i = 0; i < ARRAY_LEN(show_names); i++) {
 		if (strlen(show_names[i]) == n && strncasecmp(item, show_names[i], n) == 0) {
 			cmd->show = (enum admin_show)i;
@@ -310,14 +311,16 @@ static enum admin_parse_status parse_show(struct cursor *cur, struct admin_cmd *
 				return parse_show_route(cur, cmd);
 			if (!at_end(cur))
 				return fail(cur, ADMIN_PARSE_SYNTAX,
-					    "invalid command: SHOW %s takes no arguments", show_names[i]);
+					    "invalid command: SHOW %s takes no arguments",
+					    show_names[i]);
 			return ADMIN_PARSE_OK;
 		}
 	}
 	for (size_t i = 0; i < ARRAY_LEN(unsupported_shows); i++) {
-		if (strlen(unsupported_shows[i]) == n && strncasecmp(item, unsupported_shows[i], n) == 0)
-			return fail(cur, ADMIN_PARSE_UNSUPPORTED, "SHOW %s is not supported by pgmux",
-				    unsupported_shows[i]);
+		if (strlen(unsupported_shows[i]) == n &&
+		    strncasecmp(item, unsupported_shows[i], n) == 0)
+			return fail(cur, ADMIN_PARSE_UNSUPPORTED,
+				    "SHOW %s is not supported by pgmux", unsupported_shows[i]);
 	}
 	return fail(cur, ADMIN_PARSE_SYNTAX, "invalid command: unknown SHOW item \"%.*s\"", (int)n,
 		    item);
@@ -341,7 +344,8 @@ static enum admin_parse_status parse_value(struct cursor *cur, struct admin_cmd 
 				p++;
 			}
 			if (n + 1 >= sizeof(cmd->value))
-				return fail(cur, ADMIN_PARSE_SYNTAX, "invalid command: value is too long");
+				return fail(cur, ADMIN_PARSE_SYNTAX,
+					    "invalid command: value is too long");
 			cmd->value[n++] = *p++;
 		}
 		cmd->value[n] = '\0';
@@ -391,7 +395,8 @@ static enum admin_parse_status parse_set(struct cursor *cur, struct admin_cmd *c
 	if (st != ADMIN_PARSE_OK)
 		return st;
 	if (!at_end(cur))
-		return fail(cur, ADMIN_PARSE_SYNTAX, "invalid command: unexpected text after the value");
+		return fail(cur, ADMIN_PARSE_SYNTAX,
+			    "invalid command: unexpected text after the value");
 	return ADMIN_PARSE_OK;
 }
 
@@ -425,14 +430,16 @@ static enum admin_parse_status parse_client_id(struct cursor *cur, struct admin_
 	size_t n = word_len(cur);
 
 	if (n == 0 || n >= sizeof(cmd->arg))
-		return fail(cur, ADMIN_PARSE_SYNTAX,
-			    "invalid command: KILL_CLIENT needs a client id (the ptr of SHOW CLIENTS)");
+		return fail(
+			cur, ADMIN_PARSE_SYNTAX,
+			"invalid command: KILL_CLIENT needs a client id (the ptr of SHOW CLIENTS)");
 	memcpy(cmd->arg, cur->p, n);
 	cmd->arg[n] = '\0';
 	cur->p += n;
 	skip_space(cur);
 	if (!at_end(cur))
-		return fail(cur, ADMIN_PARSE_SYNTAX, "invalid command: KILL_CLIENT takes one client id");
+		return fail(cur, ADMIN_PARSE_SYNTAX,
+			    "invalid command: KILL_CLIENT takes one client id");
 	return ADMIN_PARSE_OK;
 }
 
@@ -462,23 +469,26 @@ static enum admin_parse_status parse_move(struct cursor *cur, struct admin_cmd *
 	if (aborting || accept_keyword(cur, "CLEANUP")) {
 		cmd->verb = aborting ? ADMIN_MOVE_ABORT : ADMIN_MOVE_CLEANUP;
 		if (!take_word(cur, cmd->arg, sizeof(cmd->arg), false) || !at_end(cur))
-			return fail(cur, ADMIN_PARSE_SYNTAX, "invalid command: MOVE %s takes one move id",
+			return fail(cur, ADMIN_PARSE_SYNTAX,
+				    "invalid command: MOVE %s takes one move id",
 				    cmd->verb == ADMIN_MOVE_ABORT ? "ABORT" : "CLEANUP");
 		return ADMIN_PARSE_OK;
 	}
 	if (!accept_keyword(cur, "BUCKETS"))
-		return fail(cur, ADMIN_PARSE_SYNTAX, "invalid command: MOVE BUCKETS set buckets TO "
+		return fail(cur, ADMIN_PARSE_SYNTAX,
+			    "invalid command: MOVE BUCKETS set buckets TO "
 			    "shard, MOVE CLEANUP id or MOVE ABORT id");
 	skip_space(cur);
 	if (!read_name(cur, "shards section", cmd->arg, sizeof(cmd->arg), &found, &st))
 		return st;
 	skip_space(cur);
 	if (!found || !take_word(cur, cmd->value, sizeof(cmd->value), true) ||
-	    !accept_keyword(cur, "TO") || (skip_space(cur), !read_name(cur, "shard", cmd->target,
-								       sizeof(cmd->target), &found,
-								       &st)) ||
+	    !accept_keyword(cur, "TO") ||
+	    (skip_space(cur),
+	     !read_name(cur, "shard", cmd->target, sizeof(cmd->target), &found, &st)) ||
 	    !found || (skip_space(cur), !at_end(cur)))
-		return fail(cur, ADMIN_PARSE_SYNTAX, "invalid command: MOVE BUCKETS set buckets TO "
+		return fail(cur, ADMIN_PARSE_SYNTAX,
+			    "invalid command: MOVE BUCKETS set buckets TO "
 			    "shard (buckets as 0-99,200)");
 	return ADMIN_PARSE_OK;
 }
@@ -547,12 +557,14 @@ enum admin_parse_status admin_parse(const char *sql, struct admin_cmd *cmd, char
 		case ADMIN_EMPTY:
 			if (!at_end(&cur))
 				return fail(&cur, ADMIN_PARSE_SYNTAX,
-					    "invalid command: %s takes no arguments", verbs[i].name);
+					    "invalid command: %s takes no arguments",
+					    verbs[i].name);
 			return ADMIN_PARSE_OK;
 		}
 	}
 	for (size_t i = 0; i < ARRAY_LEN(unsupported_verbs); i++) {
-		if (strlen(unsupported_verbs[i]) == n && strncasecmp(verb, unsupported_verbs[i], n) == 0)
+		if (strlen(unsupported_verbs[i]) == n &&
+		    strncasecmp(verb, unsupported_verbs[i], n) == 0)
 			return fail(&cur, ADMIN_PARSE_UNSUPPORTED, "%s is not supported by pgmux",
 				    unsupported_verbs[i]);
 	}

@@ -81,4 +81,3 @@ void row_end(struct msgbuf *mb, struct row *r)
 	ASSERT(r->n == r->ncols);
 	build_data_row(mb, r->n, r->val);
 }
-

@@ -16,8 +16,8 @@
 #include "route/router.h"
 #include "shard/map.h"
 #include "topo/topology.h"
-#include "worker/shardmaps.h"
 #include "worker/mover.h"
+#include "worker/shardmaps.h"
 #include "worker/worker.h"
 
 /* The buckets shard k of set holds in its map. */
@@ -50,10 +50,12 @@ static const char *primary_of(struct worker *w, const char *cluster)
 static void show_shards(struct worker *w, struct msgbuf *mb)
 {
 	static const struct column cols[] = {
-		{ "database", OID_TEXT }, { "shard", OID_TEXT }, { "cluster", OID_TEXT },
-		{ "primary", OID_TEXT }, { "weight", OID_TEXT }, { "buckets", OID_INT8 },
-		{ "share", OID_TEXT }, { "map_version", OID_INT8 }, { "map_checksum", OID_TEXT },
-		{ "map_source", OID_TEXT }, { "map_state", OID_TEXT }, { "key", OID_TEXT },
+		{ "database", OID_TEXT },     { "shard", OID_TEXT },
+		{ "cluster", OID_TEXT },      { "primary", OID_TEXT },
+		{ "weight", OID_TEXT },       { "buckets", OID_INT8 },
+		{ "share", OID_TEXT },        { "map_version", OID_INT8 },
+		{ "map_checksum", OID_TEXT }, { "map_source", OID_TEXT },
+		{ "map_state", OID_TEXT },    { "key", OID_TEXT },
 		{ "key_type", OID_TEXT },
 	};
 	const struct config *cfg = w->cfg;
@@ -61,7 +63,10 @@ static void show_shards(struct worker *w, struct msgbuf *mb)
 
 	HEADER(mb, cols);
 	for (int i = 0; i < cfg->n_dbs; i++) {
-		const struct shards_entry *set = cfg->dbs[i].shards[0] ? config_find_shards(cfg, cfg->dbs[i].shards) : NULL;
+		const struct shards_entry *set = cfg->dbs[i].shards[0]
+							 ? config_find_shards(cfg,
+									      cfg->dbs[i].shards)
+							 : NULL;
 
 		const struct loaded_shard_map *l = set ? worker_shard_map(w, set) : NULL;
 		char state[200];
@@ -90,8 +95,9 @@ static void show_shards(struct worker *w, struct msgbuf *mb)
 			put_str(&r, set->map);
 			put_str(&r, state);
 			put_str(&r, set->key);
-			put_str(&r, set->key_type == SHARD_KIND_INT ? "int" :
-				    set->key_type == SHARD_KIND_TEXT ? "text" : "uuid");
+			put_str(&r, set->key_type == SHARD_KIND_INT    ? "int"
+				    : set->key_type == SHARD_KIND_TEXT ? "text"
+								       : "uuid");
 			row_end(mb, &r);
 		}
 	}
@@ -120,9 +126,11 @@ static const struct db_entry *entry_for(const struct config *cfg, const char *na
 	if (*name && !found)
 		snprintf(err, errlen, "no such database: %s", name);
 	else if (*name && !found->shards[0] && !(routed_too && found->cluster[0]))
-		snprintf(err, errlen, "database %s is not %s", name, routed_too ? "routed or sharded" : "sharded");
+		snprintf(err, errlen, "database %s is not %s", name,
+			 routed_too ? "routed or sharded" : "sharded");
 	else if (n == 0)
-		snprintf(err, errlen, "no database is %s", routed_too ? "routed or sharded" : "sharded");
+		snprintf(err, errlen, "no database is %s",
+			 routed_too ? "routed or sharded" : "sharded");
 	else if (n > 1)
 		snprintf(err, errlen, "several databases are %s: add IN database",
 			 routed_too ? "routed or sharded" : "sharded");
@@ -135,8 +143,8 @@ static bool show_shard_for(struct worker *w, const struct admin_cmd *cmd, struct
 			   char *err, size_t errlen)
 {
 	static const struct column cols[] = {
-		{ "database", OID_TEXT }, { "key", OID_TEXT }, { "hash", OID_INT8 },
-		{ "bucket", OID_INT8 }, { "shard", OID_TEXT }, { "cluster", OID_TEXT },
+		{ "database", OID_TEXT },  { "key", OID_TEXT },   { "hash", OID_INT8 },
+		{ "bucket", OID_INT8 },    { "shard", OID_TEXT }, { "cluster", OID_TEXT },
 		{ "placed_by", OID_TEXT },
 	};
 	const struct db_entry *e = entry_for(w->cfg, cmd->arg, false, err, errlen);
@@ -175,8 +183,8 @@ static bool show_route_for(struct worker *w, const struct admin_cmd *cmd, struct
 			   char *err, size_t errlen)
 {
 	static const struct column cols[] = {
-		{ "database", OID_TEXT }, { "shard", OID_TEXT }, { "found_by", OID_TEXT },
-		{ "role", OID_TEXT }, { "member", OID_TEXT }, { "refused", OID_TEXT },
+		{ "database", OID_TEXT }, { "shard", OID_TEXT },  { "found_by", OID_TEXT },
+		{ "role", OID_TEXT },     { "member", OID_TEXT }, { "refused", OID_TEXT },
 	};
 	const struct db_entry *e = entry_for(w->cfg, cmd->arg, true, err, errlen);
 	const char *sql = cmd->value, *cluster_name;
@@ -192,9 +200,13 @@ static bool show_route_for(struct worker *w, const struct admin_cmd *cmd, struct
 		return false;
 	cluster_name = e->cluster;
 	if (e->shards[0]) {
-		client_shard_explain(w->cfg, e, worker_shard_map(w, config_find_shards(w->cfg, e->shards)),
+		client_shard_explain(w->cfg, e,
+				     worker_shard_map(w, config_find_shards(w->cfg, e->shards)),
 				     sql, strlen(sql), &ex);
-		cluster_name = ex.shard >= 0 ? config_find_shards(w->cfg, e->shards)->shards[ex.shard].cluster : NULL;
+		cluster_name =
+			ex.shard >= 0
+				? config_find_shards(w->cfg, e->shards)->shards[ex.shard].cluster
+				: NULL;
 	}
 	classify_sql(sql, strlen(sql), NULL, &res);
 	want = router_want(&res, ROUTE_HINT_NONE, false, false, ROUTE_HINT_NONE, &hinted);
@@ -202,7 +214,8 @@ static bool show_route_for(struct worker *w, const struct admin_cmd *cmd, struct
 	HEADER(mb, cols);
 	ROW(&r, cols);
 	put_str(&r, e->name);
-	put_str(&r, ex.shard >= 0 ? config_find_shards(w->cfg, e->shards)->shards[ex.shard].name : NULL);
+	put_str(&r, ex.shard >= 0 ? config_find_shards(w->cfg, e->shards)->shards[ex.shard].name
+				  : NULL);
 	put_str(&r, e->shards[0] ? ex.found_by : NULL);
 	put_str(&r, want == WANT_PRIMARY ? "primary" : "replica");
 	put_str(&r, cl ? member_name(cl, router_pick(cl, want, 0, &unused, false)) : NULL);
@@ -239,10 +252,10 @@ bool admin_show_sharding(struct worker *w, const struct admin_cmd *cmd, struct m
 /* ---- SHOW MOVES ---- */
 
 static const struct column move_cols[] = {
-	{ "id", OID_INT4 },      { "shards", OID_TEXT },  { "buckets", OID_TEXT },
-	{ "from", OID_TEXT },    { "to", OID_TEXT },      { "step", OID_TEXT },
+	{ "id", OID_INT4 },      { "shards", OID_TEXT },    { "buckets", OID_TEXT },
+	{ "from", OID_TEXT },    { "to", OID_TEXT },        { "step", OID_TEXT },
 	{ "rows", OID_INT8 },    { "lag_bytes", OID_INT8 }, { "held", OID_INT4 },
-	{ "started", OID_TEXT }, { "error", OID_TEXT },   { "warning", OID_TEXT },
+	{ "started", OID_TEXT }, { "error", OID_TEXT },     { "warning", OID_TEXT },
 };
 
 static void move_row(void *arg, const struct move_view *v)

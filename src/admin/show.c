@@ -475,14 +475,9 @@ static const struct column stats_cols[] = {
 
 /* STATS_TOTALS and STATS_AVERAGES share their column names. */
 static const struct column stats_part_cols[] = {
-	{ "database", OID_TEXT },
-	{ "xact_count", OID_INT8 },
-	{ "query_count", OID_INT8 },
-	{ "bytes_received", OID_INT8 },
-	{ "bytes_sent", OID_INT8 },
-	{ "xact_time", OID_INT8 },
-	{ "query_time", OID_INT8 },
-	{ "wait_time", OID_INT8 },
+	{ "database", OID_TEXT },       { "xact_count", OID_INT8 }, { "query_count", OID_INT8 },
+	{ "bytes_received", OID_INT8 }, { "bytes_sent", OID_INT8 }, { "xact_time", OID_INT8 },
+	{ "query_time", OID_INT8 },     { "wait_time", OID_INT8 },
 };
 
 struct stats_walk {
@@ -671,11 +666,8 @@ static void show_lists(struct worker *w, struct msgbuf *mb)
 static void show_mem(struct worker *w, struct msgbuf *mb)
 {
 	static const struct column cols[] = {
-		{ "name", OID_TEXT },
-		{ "size", OID_INT4 },
-		{ "used", OID_INT4 },
-		{ "free", OID_INT4 },
-		{ "memtotal", OID_INT8 },
+		{ "name", OID_TEXT }, { "size", OID_INT4 },     { "used", OID_INT4 },
+		{ "free", OID_INT4 }, { "memtotal", OID_INT8 },
 	};
 	struct object_counts oc;
 	struct row r;
@@ -711,13 +703,23 @@ static void topology_row(struct msgbuf *mb, const struct cluster *cl, const stru
 			 uint64_t now)
 {
 	static const struct column cols[] = {
-		{ "cluster", OID_TEXT }, { "member", OID_TEXT }, { "host", OID_TEXT },
-		{ "port", OID_INT4 }, { "role", OID_TEXT }, { "state", OID_TEXT },
-		{ "timeline", OID_INT4 }, { "lag_bytes", OID_INT8 }, { "lag_ms", OID_INT8 },
-		{ "healthy", OID_INT4 }, { "banned_until", OID_TEXT }, { "source", OID_TEXT },
-		{ "servers", OID_INT4 }, { "last_error", OID_TEXT },
+		{ "cluster", OID_TEXT },
+		{ "member", OID_TEXT },
+		{ "host", OID_TEXT },
+		{ "port", OID_INT4 },
+		{ "role", OID_TEXT },
+		{ "state", OID_TEXT },
+		{ "timeline", OID_INT4 },
+		{ "lag_bytes", OID_INT8 },
+		{ "lag_ms", OID_INT8 },
+		{ "healthy", OID_INT4 },
+		{ "banned_until", OID_TEXT },
+		{ "source", OID_TEXT },
+		{ "servers", OID_INT4 },
+		{ "last_error", OID_TEXT },
 		/* the cluster's, on each of its members' rows */
-		{ "switchovers", OID_INT8 }, { "failovers", OID_INT8 },
+		{ "switchovers", OID_INT8 },
+		{ "failovers", OID_INT8 },
 		{ "last_write_pause_ms", OID_INT8 },
 	};
 	uint64_t wall = (uint64_t)time(NULL) * 1000000;
@@ -789,15 +791,16 @@ static void show_topology(struct worker *w, struct msgbuf *mb)
 static void show_routes(struct worker *w, struct msgbuf *mb)
 {
 	static const struct column cols[] = {
-		{ "database", OID_TEXT }, { "cluster", OID_TEXT }, { "primary", OID_TEXT },
-		{ "reads_replica", OID_INT8 }, { "reads_primary", OID_INT8 },
-		{ "reads_fallback", OID_INT8 }, { "reads_ryw", OID_INT8 },
-		{ "reads_refused", OID_INT8 }, { "writes", OID_INT8 }, { "hinted", OID_INT8 },
+		{ "database", OID_TEXT },      { "cluster", OID_TEXT },
+		{ "primary", OID_TEXT },       { "reads_replica", OID_INT8 },
+		{ "reads_primary", OID_INT8 }, { "reads_fallback", OID_INT8 },
+		{ "reads_ryw", OID_INT8 },     { "reads_refused", OID_INT8 },
+		{ "writes", OID_INT8 },        { "hinted", OID_INT8 },
 		{ "primary_waits", OID_INT8 }, { "primary_wait_timeouts", OID_INT8 },
 		{ "shard_by_hint", OID_INT8 }, { "shard_by_setting", OID_INT8 },
-		{ "shard_by_sql", OID_INT8 }, { "shard_by_default", OID_INT8 },
-		{ "shard_stayed", OID_INT8 }, { "shard_no_key", OID_INT8 },
-		{ "shard_cross", OID_INT8 }, { "shard_fanned_out", OID_INT8 },
+		{ "shard_by_sql", OID_INT8 },  { "shard_by_default", OID_INT8 },
+		{ "shard_stayed", OID_INT8 },  { "shard_no_key", OID_INT8 },
+		{ "shard_cross", OID_INT8 },   { "shard_fanned_out", OID_INT8 },
 	};
 	struct list_node *n, *t;
 	struct row r;
@@ -815,8 +818,9 @@ static void show_routes(struct worker *w, struct msgbuf *mb)
 		ROW(&r, cols);
 		put_str(&r, db->name);
 		put_str(&r, db->cluster ? db->cluster->name : NULL);
-		put_str(&r, db->cluster && db->cluster->primary >= 0 ?
-			    db->cluster->members[db->cluster->primary].name : NULL);
+		put_str(&r, db->cluster && db->cluster->primary >= 0
+				    ? db->cluster->members[db->cluster->primary].name
+				    : NULL);
 		put_uint(&r, st->reads_replica);
 		put_uint(&r, st->reads_primary);
 		put_uint(&r, st->reads_fallback);
@@ -841,20 +845,11 @@ static void show_routes(struct worker *w, struct msgbuf *mb)
 /* --- SHOW LATENCY: percentiles from the histograms /metrics exports --- */
 
 static const struct column latency_cols[] = {
-	{ "database", OID_TEXT },
-	{ "query_count", OID_INT8 },
-	{ "query_p50_us", OID_INT8 },
-	{ "query_p95_us", OID_INT8 },
-	{ "query_p99_us", OID_INT8 },
-	{ "xact_count", OID_INT8 },
-	{ "xact_p50_us", OID_INT8 },
-	{ "xact_p95_us", OID_INT8 },
-	{ "xact_p99_us", OID_INT8 },
-	{ "wait_count", OID_INT8 },
-	{ "wait_p50_us", OID_INT8 },
-	{ "wait_p95_us", OID_INT8 },
-	{ "wait_p99_us", OID_INT8 },
-	{ "login_p99_us", OID_INT8 },
+	{ "database", OID_TEXT },     { "query_count", OID_INT8 },  { "query_p50_us", OID_INT8 },
+	{ "query_p95_us", OID_INT8 }, { "query_p99_us", OID_INT8 }, { "xact_count", OID_INT8 },
+	{ "xact_p50_us", OID_INT8 },  { "xact_p95_us", OID_INT8 },  { "xact_p99_us", OID_INT8 },
+	{ "wait_count", OID_INT8 },   { "wait_p50_us", OID_INT8 },  { "wait_p95_us", OID_INT8 },
+	{ "wait_p99_us", OID_INT8 },  { "login_p99_us", OID_INT8 },
 };
 
 static void put_percentiles(struct row *r, const struct histogram *h)
@@ -973,8 +968,7 @@ static void show_peer_pools(struct worker *w, struct msgbuf *mb)
 	}
 }
 
-void admin_show(struct worker *w, enum admin_show what, uint64_t stats_since_us,
-		struct msgbuf *mb)
+void admin_show(struct worker *w, enum admin_show what, uint64_t stats_since_us, struct msgbuf *mb)
 {
 	switch (what) {
 	case ADMIN_SHOW_HELP:

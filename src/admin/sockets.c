@@ -72,24 +72,12 @@ struct socket_walk {
 };
 
 static const struct column socket_cols[] = {
-	{ "type", OID_TEXT },
-	{ "user", OID_TEXT },
-	{ "database", OID_TEXT },
-	{ "state", OID_TEXT },
-	{ "addr", OID_TEXT },
-	{ "port", OID_INT4 },
-	{ "local_addr", OID_TEXT },
-	{ "local_port", OID_INT4 },
-	{ "connect_time", OID_TEXT },
-	{ "request_time", OID_TEXT },
-	{ "wait", OID_INT4 },
-	{ "wait_us", OID_INT4 },
-	{ "close_needed", OID_INT4 },
-	{ "ptr", OID_TEXT },
-	{ "link", OID_TEXT },
-	{ "remote_pid", OID_INT4 },
-	{ "tls", OID_TEXT },
-	{ "application_name", OID_TEXT },
+	{ "type", OID_TEXT },         { "user", OID_TEXT },       { "database", OID_TEXT },
+	{ "state", OID_TEXT },        { "addr", OID_TEXT },       { "port", OID_INT4 },
+	{ "local_addr", OID_TEXT },   { "local_port", OID_INT4 }, { "connect_time", OID_TEXT },
+	{ "request_time", OID_TEXT }, { "wait", OID_INT4 },       { "wait_us", OID_INT4 },
+	{ "close_needed", OID_INT4 }, { "ptr", OID_TEXT },        { "link", OID_TEXT },
+	{ "remote_pid", OID_INT4 },   { "tls", OID_TEXT },        { "application_name", OID_TEXT },
 };
 
 /* SHOW CLIENTS and SERVERS: pgmux's own, last so that PgBouncer's columns keep their places. */
@@ -99,12 +87,8 @@ static const struct column pinned_cols[] = {
 
 /* SHOW SOCKETS and ACTIVE_SOCKETS (see the top of this file for their meaning here). */
 static const struct column buffer_cols[] = {
-	{ "recv_pos", OID_INT4 },
-	{ "pkt_pos", OID_INT4 },
-	{ "pkt_remain", OID_INT4 },
-	{ "send_pos", OID_INT4 },
-	{ "send_remain", OID_INT4 },
-	{ "pkt_avail", OID_INT4 },
+	{ "recv_pos", OID_INT4 },   { "pkt_pos", OID_INT4 },     { "pkt_remain", OID_INT4 },
+	{ "send_pos", OID_INT4 },   { "send_remain", OID_INT4 }, { "pkt_avail", OID_INT4 },
 	{ "send_avail", OID_INT4 },
 };
 
@@ -139,8 +123,8 @@ static bool in_flight(const struct conn_buffers *b)
  * The state column: SHOW CLIENTS and SERVERS print state as it is; SHOW SOCKETS prefixes it
  * the way PgBouncer names its lists there ("cl_active", "sv_idle"...), into buf.
  */
-static const char *list_state(const struct socket_walk *sw, const char *prefix,
-			      const char *state, char *buf, size_t len)
+static const char *list_state(const struct socket_walk *sw, const char *prefix, const char *state,
+			      char *buf, size_t len)
 {
 	if (!sw->buffers)
 		return state;

@@ -46,10 +46,10 @@ struct entry {
 	struct list_node node;
 	struct target *target;
 	char *user;
-	char *secret;            /* NULL: no such user; "": the user has no password */
+	char *secret; /* NULL: no such user; "": the user has no password */
 	bool pending;
-	bool failed;             /* answered: the query failed (secret NULL) */
-	uint64_t expires_us;     /* while pending: when the query started */
+	bool failed;         /* answered: the query failed (secret NULL) */
+	uint64_t expires_us; /* while pending: when the query started */
 	struct list_node waiters;
 };
 
@@ -59,7 +59,6 @@ struct authquery {
 	size_t n_pending, n_answered;
 	double ttl;
 };
-
 
 static void wipe_free(char *s)
 {
@@ -122,8 +121,8 @@ static struct authquery *state_of(struct authquery **aqp)
 	return aq;
 }
 
-static struct target *target_for(struct authquery *aq, struct evloop *loop,
-				  const char *conninfo, double timeout)
+static struct target *target_for(struct authquery *aq, struct evloop *loop, const char *conninfo,
+				 double timeout)
 {
 	struct list_node *n, *t;
 	struct target *tg;
@@ -151,8 +150,8 @@ static struct target *target_for(struct authquery *aq, struct evloop *loop,
  * woken, so a callback's own lookup can neither evict it nor miss it (a lookup of the same user
  * joins the queue and is woken here too), and a cancel simply unlinks its waiter.
  */
-static void on_answer(void *arg, enum pgquery_outcome outcome, int ncols,
-		      const char *const *values, const char *error)
+static void on_answer(void *arg, enum pgquery_outcome outcome, int ncols, const char *const *values,
+		      const char *error)
 {
 	struct entry *e = arg;
 

@@ -36,7 +36,7 @@ struct rule {
 	int line;
 	enum conn_type type;
 	struct list dbs, users;
-	bool any_addr;    /* "all", or a local rule */
+	bool any_addr; /* "all", or a local rule */
 	int family;
 	uint8_t addr[16], mask[16];
 	enum hba_method method;
@@ -345,12 +345,9 @@ static bool take_method(struct ctx *cx, const struct field *f, enum hba_method *
 		const char *name;
 		enum hba_method m;
 	} methods[] = {
-		{ "trust", HBA_TRUST },
-		{ "reject", HBA_REJECT },
-		{ "md5", HBA_MD5 },
-		{ "scram-sha-256", HBA_SCRAM_SHA_256 },
-		{ "password", HBA_PASSWORD },
-		{ "cert", HBA_CERT },
+		{ "trust", HBA_TRUST },       { "reject", HBA_REJECT },
+		{ "md5", HBA_MD5 },           { "scram-sha-256", HBA_SCRAM_SHA_256 },
+		{ "password", HBA_PASSWORD }, { "cert", HBA_CERT },
 	};
 
 	if (!single(cx, f, "the authentication method"))
@@ -387,8 +384,9 @@ static bool take_option(struct ctx *cx, const struct field *f, struct rule *r)
 	}
 	if (strcmp(value, "verify-ca") == 0) {
 		if (r->method == HBA_CERT)
-			return fail(cx, "clientcert only accepts \"verify-full\" when using \"cert\" "
-					"authentication");
+			return fail(cx,
+				    "clientcert only accepts \"verify-full\" when using \"cert\" "
+				    "authentication");
 		r->clientcert = HBA_CLIENTCERT_VERIFY_CA;
 		return true;
 	}
@@ -402,7 +400,7 @@ static bool parse_rule(struct ctx *cx, struct field *f, int nf, struct rule *r)
 
 	if (!single(cx, &f[0], "the connection type"))
 		return false;
-	r->type = (enum conn_type)-1;
+	r->type = (enum conn_type) - 1;
 	for (int t = 0; t < 4; t++)
 		if (is_kw(&f[0].tok[0], types[t]))
 			r->type = (enum conn_type)t;

@@ -114,7 +114,7 @@ static bool take_attr(struct cursor *c, char name, const char **val, size_t *vle
 
 /* Write fmt into err (when there is room) and return false, so callers can `return fail(...)`. */
 __attribute__((format(printf, 4, 5))) static bool fail(struct scram_client *sc, char *err,
-						      size_t errlen, const char *fmt, ...)
+						       size_t errlen, const char *fmt, ...)
 {
 	if (sc)
 		sc->state = SCRAM_CLIENT_FAILED;
@@ -205,8 +205,8 @@ static bool append_saslname(char *buf, size_t cap, size_t *n, const char *user)
 	return true;
 }
 
-bool scram_client_first_message(struct scram_client *sc, const char *user, char *out,
-				size_t outlen, size_t *outn)
+bool scram_client_first_message(struct scram_client *sc, const char *user, char *out, size_t outlen,
+				size_t *outn)
 {
 	if (sc->state != SCRAM_CLIENT_NEW)
 		return fail(sc, NULL, 0, "out of order");
@@ -251,7 +251,8 @@ static bool parse_server_first(struct scram_client *sc, const char *msg, size_t 
 	size_t vlen;
 
 	if (len >= 2 && msg[0] == 'm' && msg[1] == '=')
-		return fail(sc, err, errlen, "server-first-message requires an unsupported extension");
+		return fail(sc, err, errlen,
+			    "server-first-message requires an unsupported extension");
 
 	if (!take_attr(&c, 'r', &sf->nonce, &sf->nonce_len))
 		return fail(sc, err, errlen, "malformed server-first-message: expected r=");
@@ -294,7 +295,8 @@ static bool compute_proof(struct scram_client *sc, const char *auth, size_t auth
 
 /* The cache slot holding keys for this password digest, salt and count; NULL when none. */
 static struct scram_derived *cache_find(struct scram_derived_cache *cache,
-					const uint8_t digest[SCRAM_KEY_LEN], const struct server_first *sf)
+					const uint8_t digest[SCRAM_KEY_LEN],
+					const struct server_first *sf)
 {
 	for (int i = 0; i < SCRAM_DERIVED_SLOTS; i++) {
 		struct scram_derived *d = &cache->slot[i];
@@ -394,7 +396,8 @@ bool scram_client_final_message(struct scram_client *sc, const char *server_firs
 	/* Only a derivation costs; keys given whole (pass-through) take any count. */
 	if (!sc->have_keys && sc->max_iterations > 0 && sf.iterations > sc->max_iterations) {
 		sc->refused_iterations = true;
-		return fail(sc, err, errlen, "server asks for %d SCRAM iterations, more than the %d allowed",
+		return fail(sc, err, errlen,
+			    "server asks for %d SCRAM iterations, more than the %d allowed",
 			    sf.iterations, sc->max_iterations);
 	}
 	memcpy(sc->server_first, server_first, len);
@@ -466,8 +469,9 @@ bool scram_client_verify_final(struct scram_client *sc, const char *server_final
 	if (!base64_decode(v, vlen, sig, sizeof(sig), &siglen) || siglen != SCRAM_KEY_LEN)
 		return fail(sc, err, errlen, "malformed server-final-message: invalid signature");
 	if (CRYPTO_memcmp(sig, sc->server_signature, SCRAM_KEY_LEN) != 0)
-		return fail(sc, err, errlen, "server signature does not match: "
-					     "the server does not know the password");
+		return fail(sc, err, errlen,
+			    "server signature does not match: "
+			    "the server does not know the password");
 	sc->state = SCRAM_CLIENT_DONE;
 	return true;
 }

@@ -117,26 +117,29 @@ enum scram_server_result scram_server_first(struct scram_server *ss, const char 
 	/* GS2 header: channel-binding flag, then an (unsupported) authorization identity. */
 	if (p[0] == 'p') {
 		if (!ss->cb_selected)
-			return malformed(ss, err, errlen,
-					 "malformed SCRAM message: the client selected SCRAM-SHA-256 "
-					 "without channel binding, but the SCRAM message includes channel "
-					 "binding data");
+			return malformed(
+				ss, err, errlen,
+				"malformed SCRAM message: the client selected SCRAM-SHA-256 "
+				"without channel binding, but the SCRAM message includes channel "
+				"binding data");
 		if (len < 23 || memcmp(p, "p=tls-server-end-point,", 23) != 0)
 			return malformed(ss, err, errlen, "unsupported SCRAM channel-binding type");
 		p += 23;
 	} else if (p[0] == 'y' && p[1] == ',') {
 		if (ss->cb_offered)
-			return malformed(ss, err, errlen,
-					 "SCRAM channel binding negotiation error: the client supports "
-					 "SCRAM channel binding but thinks the server does not, while this "
-					 "server does support channel binding");
+			return malformed(
+				ss, err, errlen,
+				"SCRAM channel binding negotiation error: the client supports "
+				"SCRAM channel binding but thinks the server does not, while this "
+				"server does support channel binding");
 		p += 2;
 	} else if (p[0] == 'n' && p[1] == ',') {
 		if (ss->cb_selected)
-			return malformed(ss, err, errlen,
-					 "malformed SCRAM message: the client selected "
-					 "SCRAM-SHA-256-PLUS, but the SCRAM message does not include "
-					 "channel binding data");
+			return malformed(
+				ss, err, errlen,
+				"malformed SCRAM message: the client selected "
+				"SCRAM-SHA-256-PLUS, but the SCRAM message does not include "
+				"channel binding data");
 		p += 2;
 	} else {
 		return malformed(ss, err, errlen,
@@ -217,8 +220,9 @@ enum scram_server_result scram_server_final(struct scram_server *ss, const char 
 		memcpy(expect + ss->gs2_len, ss->cb_data, ss->cb_len);
 	if (cblen != ss->gs2_len + (ss->cb_selected ? ss->cb_len : 0) ||
 	    CRYPTO_memcmp(cbind, expect, cblen) != 0)
-		return malformed(ss, err, errlen,
-				 "SCRAM channel binding check failed: unexpected channel-binding data");
+		return malformed(
+			ss, err, errlen,
+			"SCRAM channel binding check failed: unexpected channel-binding data");
 	if (!take_attr(&p, end, 'r', &v, &vlen))
 		return malformed(ss, err, errlen, "malformed SCRAM message: expected r=");
 	if (vlen != strlen(ss->nonce) || memcmp(v, ss->nonce, vlen) != 0)

@@ -285,8 +285,8 @@ const char *userlist_find(const struct userlist *ul, const char *user)
 {
 	if (ul->count == 0)
 		return NULL;
-	const struct userlist_entry *e =
-		bsearch(user, ul->entries, ul->count, sizeof(*ul->entries), find_cmp);
+	const struct userlist_entry *e = bsearch(user, ul->entries, ul->count, sizeof(*ul->entries),
+						 find_cmp);
 	return e ? e->secret : NULL;
 }
 

@@ -34,8 +34,8 @@
 
 struct client_addr {
 	struct client_addr *next;
-	int n;                 /* connections from this address */
-	char host[64];         /* c->addr without its port */
+	int n;         /* connections from this address */
+	char host[64]; /* c->addr without its port */
 };
 
 /* How often at most the log says that accepting is on hold. */
@@ -63,8 +63,10 @@ void admit_update_accepting(struct worker *w)
 	if (w->accept_hold_logged_us && now - w->accept_hold_logged_us < FULL_LOG_INTERVAL_US)
 		return;
 	w->accept_hold_logged_us = now;
-	log_warning("%d client connections (max_client_conn %d + %d for admins): not accepting until "
-		    "one closes", w->n_clients, w->cfg->max_client_conn, CLIENT_ADMIN_RESERVE);
+	log_warning(
+		"%d client connections (max_client_conn %d + %d for admins): not accepting until "
+		"one closes",
+		w->n_clients, w->cfg->max_client_conn, CLIENT_ADMIN_RESERVE);
 }
 
 /* The source address of a TCP client, "ip" or "[ipv6]", into host. */

@@ -7,9 +7,9 @@
 #include "client/client.h"
 #include "client/admit.h"
 #include "client/copysplit.h"
+#include "client/login.h"
 #include "client/route.h"
 #include "client/shard.h"
-#include "client/login.h"
 #include "route/pin.h"
 
 #include <stdarg.h>
@@ -33,7 +33,8 @@ static const struct conn_ops client_ops = { on_packet, NULL, on_closed };
 
 const char *client_state_name(enum client_state s)
 {
-	static const char *const names[] = { "login", "waiting", "idle", "waiting", "active", "closing" };
+	static const char *const names[] = { "login",   "waiting", "idle",
+					     "waiting", "active",  "closing" };
 
 	return names[s];
 }
@@ -75,8 +76,9 @@ void client_accept(struct worker *w, int fd, bool is_unix)
 		return;
 	}
 	if (!admit_accepted(c)) {
-		client_close(c, "53300", "too many connections from this address "
-					 "(max_client_conn_per_addr)");
+		client_close(c, "53300",
+			     "too many connections from this address "
+			     "(max_client_conn_per_addr)");
 		return;
 	}
 	if (w->cfg->log_connections)
@@ -150,7 +152,8 @@ void client_buffer_state(const struct client *c, struct conn_buffers *b)
 	conn_buffer_state(&c->conn, b);
 }
 
-static void vsend_error(struct client *c, const char *severity, const char *sqlstate, const char *fmt, va_list ap)
+static void vsend_error(struct client *c, const char *severity, const char *sqlstate,
+			const char *fmt, va_list ap)
 {
 	char msg[512];
 	struct msgbuf mb;
@@ -250,10 +253,13 @@ static void on_closed(void *owner, struct conn *conn, enum conn_close_reason why
 		return;
 	}
 	if (why == CONN_BAD_PACKET) {
-		client_close(c, "08P01", c->conn.startup ? "invalid startup packet" : "invalid message length or format");
+		client_close(c, "08P01",
+			     c->conn.startup ? "invalid startup packet"
+					     : "invalid message length or format");
 		return;
 	}
-	client_close(c, NULL, why == CONN_EOF ? "client closed the connection" : "client connection failed");
+	client_close(c, NULL,
+		     why == CONN_EOF ? "client closed the connection" : "client connection failed");
 }
 
 /* ReadyForQuery written by pgmux itself. */
@@ -269,7 +275,8 @@ static void send_ready(struct client *c, char tx_status)
 
 /* ---- admin console ---- */
 
-static enum conn_action admin_packet(struct client *c, const struct pkt_header *hdr, const uint8_t *whole)
+static enum conn_action admin_packet(struct client *c, const struct pkt_header *hdr,
+				     const uint8_t *whole)
 {
 	struct fe_query q;
 
@@ -334,7 +341,6 @@ static bool valid_frontend_type(char type)
 {
 	return strchr("QPBEDCSHFdcfp", type) != NULL && type != '\0';
 }
-
 
 /*
  * The query text of a Query or an unnamed Parse, or NULL (also for a malformed message, which
@@ -454,13 +460,15 @@ static void settle_settings(struct client *c)
 	free(st);
 }
 
-static enum conn_action relay_linked(struct client *c, const struct pkt_header *hdr, const uint8_t *whole,
-				     bool query_checked);
+static enum conn_action relay_linked(struct client *c, const struct pkt_header *hdr,
+				     const uint8_t *whole, bool query_checked);
 
-static enum conn_action relay_packet(struct client *c, const struct pkt_header *hdr, const uint8_t *whole)
+static enum conn_action relay_packet(struct client *c, const struct pkt_header *hdr,
+				     const uint8_t *whole)
 {
 	if (!valid_frontend_type(hdr->type) && hdr->type != 'X') {
-		client_close(c, "08P01", "invalid frontend message type %d", (unsigned char)hdr->type);
+		client_close(c, "08P01", "invalid frontend message type %d",
+			     (unsigned char)hdr->type);
 		return CONN_CLOSED;
 	}
 	if (hdr->type == 'X') {
@@ -518,8 +526,9 @@ static enum conn_action relay_packet(struct client *c, const struct pkt_header *
 		if (c->state == CLIENT_IDLE)
 			pool_request_server(c);
 		/* Linked at once: go on with this message, whose DEALLOCATE check is done. */
-		return c->server ? relay_linked(c, hdr, whole, hdr->type == 'Q' && prepared_active(c))
-				 : CONN_STOP;
+		return c->server
+			       ? relay_linked(c, hdr, whole, hdr->type == 'Q' && prepared_active(c))
+			       : CONN_STOP;
 	}
 	return relay_linked(c, hdr, whole, false);
 }
@@ -528,8 +537,8 @@ static enum conn_action relay_packet(struct client *c, const struct pkt_header *
  * A message of a client that holds a server. query_checked: prepared_query already looked at
  * this Query (while the client held none) and let it through.
  */
-static enum conn_action relay_linked(struct client *c, const struct pkt_header *hdr, const uint8_t *whole,
-				     bool query_checked)
+static enum conn_action relay_linked(struct client *c, const struct pkt_header *hdr,
+				     const uint8_t *whole, bool query_checked)
 {
 	if (c->home) {
 		enum conn_action act = client_shard_linked(c, hdr, whole);
@@ -555,8 +564,9 @@ static enum conn_action relay_linked(struct client *c, const struct pkt_header *
 		c->skip_to_sync = false;
 	}
 	if (prepared_active(c)) {
-		enum conn_action act = hdr->type == 'Q' && !query_checked ? prepared_query(c, hdr, whole)
-									    : CONN_FORWARD;
+		enum conn_action act = hdr->type == 'Q' && !query_checked
+					       ? prepared_query(c, hdr, whole)
+					       : CONN_FORWARD;
 
 		/* Answered by pgmux (nothing goes to the server), or waiting: nothing to count. */
 		if (act != CONN_FORWARD)
@@ -687,7 +697,6 @@ void client_on_server_linked(struct client *c)
 	conn_resume(&c->conn);
 }
 
-
 static void finish_unit(struct client *c);
 
 /*
@@ -707,8 +716,8 @@ static void observe_duration(struct client *c, bool xact, uint64_t start_us, uin
 	if (!l->by_role && !(l->by_role = calloc(1, sizeof(*l->by_role))))
 		return; /* out of memory: the database's own histograms have it */
 	role = c->server->member == db->cluster->primary ? LATENCY_PRIMARY : LATENCY_REPLICA;
-	histogram_observe_since(xact ? &l->by_role->xact[role] : &l->by_role->query[role],
-				start_us, now);
+	histogram_observe_since(xact ? &l->by_role->xact[role] : &l->by_role->query[role], start_us,
+				now);
 }
 
 void client_on_ready(struct client *c, const uint8_t *z, uint32_t len)
@@ -735,7 +744,8 @@ void client_on_ready(struct client *c, const uint8_t *z, uint32_t len)
 	c->request_time_us = now;
 	if (tx_status != 'I' && pool_releases_per_statement(p) && !c->pending_ready) {
 		/* The server's transaction is rolled back on release; the client stays usable. */
-		client_send_error(c, "0A000", "transaction blocks not allowed in statement pooling mode");
+		client_send_error(c, "0A000",
+				  "transaction blocks not allowed in statement pooling mode");
 		send_ready(c, 'I');
 		c->tx_status = 'I';
 		pool_release_server(c);
@@ -747,7 +757,8 @@ void client_on_ready(struct client *c, const uint8_t *z, uint32_t len)
 	else if (!c->fanout || !client_fanout_on_ready(c))
 		conn_write(&c->conn, z, len);
 	client_route_drained(c);
-	if (c->pending_ready || c->unsynced || c->in_copy || c->server->internal_pending || tx_status != 'I')
+	if (c->pending_ready || c->unsynced || c->in_copy || c->server->internal_pending ||
+	    tx_status != 'I')
 		return;
 	c->unit_outside_txn = false;
 	p->stats.xact_count++;
@@ -761,7 +772,8 @@ static void finish_unit(struct client *c)
 {
 	if (pool_shares_servers(c->pool) && !c->pin_reason && !c->shutdown_pending) {
 		if (c->settings_dirty) {
-			bool asked = server_read_settings(c->server, &c->settings, &c->custom_names);
+			bool asked = server_read_settings(c->server, &c->settings,
+							  &c->custom_names);
 
 			c->settings_dirty = false;
 			settings_clear(&c->custom_names);
@@ -803,8 +815,9 @@ bool client_fast_close_due(const struct client *c)
 void client_fast_close(struct client *c)
 {
 	/* The client must notice that its session ended: it is closed with its server. */
-	client_close(c, "08006", "server_fast_close: server connection closed because the database "
-				 "configuration changed");
+	client_close(c, "08006",
+		     "server_fast_close: server connection closed because the database "
+		     "configuration changed");
 }
 
 void client_unit_done(struct client *c)
@@ -836,8 +849,8 @@ void client_on_server_lost(struct client *c)
 	 * ReadyForQuery will tell it that its transaction is gone: idle inside one, it would send
 	 * the rest of that transaction to run outside any.
 	 */
-	keep = pool_shares_servers(c->pool) && !c->unsynced && !c->in_copy &&
-	       !c->pin_reason && !c->w->shutting_down && (c->pending_ready || c->tx_status == 'I');
+	keep = pool_shares_servers(c->pool) && !c->unsynced && !c->in_copy && !c->pin_reason &&
+	       !c->w->shutting_down && (c->pending_ready || c->tx_status == 'I');
 	tell = !c->error_sent && (c->pending_ready || c->tx_status != 'I');
 	c->query_running = false;
 	c->tx_status = 'I';

@@ -54,7 +54,7 @@ enum leg_state {
 	LEG_ENDED,      /* its COPY succeeded, its transaction waits */
 	LEG_COMMITTING, /* COMMIT sent */
 	LEG_COMMITTED,
-	LEG_FAILED,     /* its COMMIT failed */
+	LEG_FAILED, /* its COMMIT failed */
 };
 
 struct copy_split;
@@ -62,37 +62,37 @@ struct copy_split;
 struct copy_leg {
 	struct copy_split *split;
 	int shard;
-	struct conn conn;           /* pgmux's end of the leg client's socket */
+	struct conn conn; /* pgmux's end of the leg client's socket */
 	enum leg_state state;
-	struct msgbuf out;          /* a CopyData being filled with its rows */
+	struct msgbuf out; /* a CopyData being filled with its rows */
 	size_t out_lenpos;
 	bool out_open;
-	char commit_error[200];     /* LEG_FAILED: why */
+	char commit_error[200]; /* LEG_FAILED: why */
 };
 
 struct copy_split {
 	struct client *c;
 	enum split_phase phase;
-	bool failed;                /* SPLIT_OVER: the COPY failed (its copy messages are dropped) */
+	bool failed; /* SPLIT_OVER: the COPY failed (its copy messages are dropped) */
 	struct loaded_shard_map *map; /* held for the whole COPY */
 	int key_type;
-	char key[64];               /* the key column */
+	char key[64]; /* the key column */
 	char table[280];
-	char (*names)[64];          /* the shards' names */
+	char (*names)[64]; /* the shards' names */
 	int n_legs;
-	struct copy_leg *legs;      /* legs[k] for shard k, opened in order */
-	int opened;                 /* legs [0, opened) exist */
-	int waiting;                /* legs whose answer the current phase waits for */
-	char *sql;                  /* the client's COPY statement */
-	int key_column;             /* the key's field in each row; -1: asked from the table */
-	int columns_seen;           /* rows of the column query so far */
+	struct copy_leg *legs;       /* legs[k] for shard k, opened in order */
+	int opened;                  /* legs [0, opened) exist */
+	int waiting;                 /* legs whose answer the current phase waits for */
+	char *sql;                   /* the client's COPY statement */
+	int key_column;              /* the key's field in each row; -1: asked from the table */
+	int columns_seen;            /* rows of the column query so far */
 	struct keyfind_copy options; /* as the COPY statement gave them */
-	struct copy_format format;  /* pointing into options */
-	struct copy_rows rows;      /* read from SPLIT_STREAMING on */
+	struct copy_format format;   /* pointing into options */
+	struct copy_rows rows;       /* read from SPLIT_STREAMING on */
 	bool rows_ready;
-	uint8_t *copy_in;           /* leg 0's CopyInResponse, told to the client */
+	uint8_t *copy_in; /* leg 0's CopyInResponse, told to the client */
 	uint32_t copy_in_len;
-	uint64_t total;             /* rows the shards copied */
+	uint64_t total; /* rows the shards copied */
 };
 
 static enum conn_action leg_message(void *owner, struct conn *conn, const struct pkt_header *hdr,
@@ -139,7 +139,8 @@ static void split_fail_with(struct copy_split *sp, struct msgbuf *mb)
 	build_ready(mb, 'I');
 	client_send(c, mb);
 	mb_free(mb);
-	client_log(LOG_LVL_INFO, c, "COPY into %s split over shards failed: rolled back", sp->table);
+	client_log(LOG_LVL_INFO, c, "COPY into %s split over shards failed: rolled back",
+		   sp->table);
 	split_over(sp, true);
 }
 
@@ -166,7 +167,8 @@ static void split_fail_shard(struct copy_leg *leg, const uint8_t *whole, uint32_
 	struct copy_split *sp = leg->split;
 	struct be_error e;
 
-	if (!be_parse_error(whole + PKT_HDR_LEN, len - PKT_HDR_LEN, &e) || !e.sqlstate || !e.message)
+	if (!be_parse_error(whole + PKT_HDR_LEN, len - PKT_HDR_LEN, &e) || !e.sqlstate ||
+	    !e.message)
 		e = (struct be_error){ "ERROR", "XX000", "malformed error" };
 	split_fail(sp, e.sqlstate, "shard %s: %s", sp->names[leg->shard], e.message);
 }
@@ -190,8 +192,8 @@ static void commits_answered(struct copy_split *sp)
 		struct copy_leg *leg = &sp->legs[k];
 
 		if (leg->state == LEG_COMMITTED && n < sizeof(committed))
-			n += (size_t)snprintf(committed + n, sizeof(committed) - n, "%s%s", n ? ", " : "",
-					      sp->names[k]);
+			n += (size_t)snprintf(committed + n, sizeof(committed) - n, "%s%s",
+					      n ? ", " : "", sp->names[k]);
 		else if (!why)
 			why = leg->commit_error;
 	}
@@ -266,14 +268,17 @@ static bool on_row(const struct copy_row *row, void *arg)
 		return true;
 	}
 	if (row->key_null) {
-		split_fail(sp, "23502", "COPY %s, line %llu: the shard key %s is NULL, so the row "
-			   "belongs to no shard", sp->table, (unsigned long long)row->line, sp->key);
+		split_fail(sp, "23502",
+			   "COPY %s, line %llu: the shard key %s is NULL, so the row "
+			   "belongs to no shard",
+			   sp->table, (unsigned long long)row->line, sp->key);
 		return false;
 	}
 	k = client_shard_of_text(sp->map, sp->key_type, row->key, row->key_len, why, sizeof(why));
 	if (k < 0 || k >= sp->n_legs) {
 		split_fail(sp, "22P02", "COPY %s, line %llu: %s", sp->table,
-			   (unsigned long long)row->line, k < 0 ? why : "its shard is not in the map");
+			   (unsigned long long)row->line,
+			   k < 0 ? why : "its shard is not in the map");
 		return false;
 	}
 	leg_put(&sp->legs[k], row->data, row->len);
@@ -307,9 +312,11 @@ static void build_column_query(struct msgbuf *mb, const char *table)
 		literal[n++] = *p;
 	}
 	literal[n] = '\0';
-	snprintf(sql, sizeof(sql), "SELECT a.attname FROM pg_catalog.pg_attribute a WHERE "
+	snprintf(sql, sizeof(sql),
+		 "SELECT a.attname FROM pg_catalog.pg_attribute a WHERE "
 		 "a.attrelid = '%s'::pg_catalog.regclass AND a.attnum > 0 AND NOT a.attisdropped "
-		 "AND a.attgenerated = '' ORDER BY a.attnum", literal);
+		 "AND a.attgenerated = '' ORDER BY a.attnum",
+		 literal);
 	build_query(mb, sql);
 }
 
@@ -355,8 +362,10 @@ static void leg_copying(struct copy_leg *leg, const uint8_t *whole, uint32_t len
 	leg->state = LEG_COPYING;
 	if (leg->shard == 0) {
 		if (sp->key_column < 0) {
-			split_fail(sp, "42703", "COPY into sharded table %s: it has no column %s (the "
-				   "shard key)", sp->table, sp->key);
+			split_fail(sp, "42703",
+				   "COPY into sharded table %s: it has no column %s (the "
+				   "shard key)",
+				   sp->table, sp->key);
 			return;
 		}
 		sp->copy_in = malloc(len);
@@ -463,7 +472,11 @@ static enum conn_action leg_message(void *owner, struct conn *conn, const struct
 	if (leg->split->phase == SPLIT_OVER)
 		return CONN_CONSUME;
 	switch (hdr->type) {
-	case 'E': case 'D': case 'G': case 'C': case 'Z':
+	case 'E':
+	case 'D':
+	case 'G':
+	case 'C':
+	case 'Z':
 		break;
 	default:
 		return CONN_CONSUME; /* the login's messages, notices, descriptions */
@@ -500,12 +513,16 @@ static void leg_closed(void *owner, struct conn *conn, enum conn_close_reason wh
 	if (sp->phase == SPLIT_OVER)
 		return;
 	if (leg->state != LEG_COMMITTING) {
-		split_fail(sp, "08006", "COPY into %s: the connection to shard %s was lost; nothing "
-			   "was committed", sp->table, sp->names[leg->shard]);
+		split_fail(sp, "08006",
+			   "COPY into %s: the connection to shard %s was lost; nothing "
+			   "was committed",
+			   sp->table, sp->names[leg->shard]);
 		return;
 	}
-	snprintf(leg->commit_error, sizeof(leg->commit_error), "shard %s: the connection was lost "
-		 "during its COMMIT (it may or may not have committed)", sp->names[leg->shard]);
+	snprintf(leg->commit_error, sizeof(leg->commit_error),
+		 "shard %s: the connection was lost "
+		 "during its COMMIT (it may or may not have committed)",
+		 sp->names[leg->shard]);
 	leg->state = LEG_FAILED;
 	if (--sp->waiting == 0)
 		commits_answered(sp);
@@ -544,14 +561,19 @@ static bool take_format(struct copy_split *sp, const struct keyfind_copy *copy, 
 	struct keyfind_copy *o = &sp->options;
 	struct copy_format *f = &sp->format;
 
-	if (copy->format[0] && strcmp(copy->format, "csv") != 0 && strcmp(copy->format, "text") != 0) {
-		snprintf(why, len, "a COPY in %s format cannot be split by key: use text or CSV, or "
-			 "load one shard at a time with a /* pgmux:shard=NAME */ comment", copy->format);
+	if (copy->format[0] && strcmp(copy->format, "csv") != 0 &&
+	    strcmp(copy->format, "text") != 0) {
+		snprintf(why, len,
+			 "a COPY in %s format cannot be split by key: use text or CSV, or "
+			 "load one shard at a time with a /* pgmux:shard=NAME */ comment",
+			 copy->format);
 		return false;
 	}
 	if (copy->unsplittable) {
-		snprintf(why, len, "the options of this COPY cannot be read for splitting it by key "
-			 "(%s)", copy->unsplittable);
+		snprintf(why, len,
+			 "the options of this COPY cannot be read for splitting it by key "
+			 "(%s)",
+			 copy->unsplittable);
 		return false;
 	}
 	*o = *copy;
@@ -602,15 +624,17 @@ static enum conn_action refuse_copy(struct client *c, const char *sqlstate, cons
 }
 
 enum conn_action copysplit_start(struct client *c, const struct shards_entry *set,
-				 const struct loaded_shard_map *map, const struct keyfind_copy *copy,
-				 const char *sql, size_t len)
+				 const struct loaded_shard_map *map,
+				 const struct keyfind_copy *copy, const char *sql, size_t len)
 {
 	struct copy_split *sp;
 	char why[300];
 
 	if (copy->n_columns > 0 && copy->key_column < 0) {
-		snprintf(why, sizeof(why), "COPY into a sharded database must give the shard key "
-			 "%s among its columns", set->key);
+		snprintf(why, sizeof(why),
+			 "COPY into a sharded database must give the shard key "
+			 "%s among its columns",
+			 set->key);
 		return refuse_copy(c, "0A000", why);
 	}
 	sp = split_new(c, set, map, sql, len);
@@ -647,8 +671,8 @@ static bool rows_fed(struct copy_split *sp, enum copy_rows_status st)
 /* The client's CopyData: its rows to their shards' legs. */
 static void client_rows(struct copy_split *sp, const uint8_t *whole, uint32_t len)
 {
-	if (rows_fed(sp, copy_rows_feed(&sp->rows, whole + PKT_HDR_LEN, len - PKT_HDR_LEN, on_row,
-					sp)))
+	if (rows_fed(sp,
+		     copy_rows_feed(&sp->rows, whole + PKT_HDR_LEN, len - PKT_HDR_LEN, on_row, sp)))
 		flush_all(sp);
 }
 

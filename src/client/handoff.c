@@ -145,9 +145,12 @@ static void take_credentials(struct client *c, const struct clientrec_field *f)
 		return;
 	if (f->tag == CLIENTREC_PASSWORD && !*u->proven_password &&
 	    f->str_len < sizeof(u->proven_password))
-		snprintf(u->proven_password, sizeof(u->proven_password), "%.*s", (int)f->str_len, f->str);
-	if (f->tag == CLIENTREC_SECRET && !*u->queried_secret && f->str_len < sizeof(u->queried_secret))
-		snprintf(u->queried_secret, sizeof(u->queried_secret), "%.*s", (int)f->str_len, f->str);
+		snprintf(u->proven_password, sizeof(u->proven_password), "%.*s", (int)f->str_len,
+			 f->str);
+	if (f->tag == CLIENTREC_SECRET && !*u->queried_secret &&
+	    f->str_len < sizeof(u->queried_secret))
+		snprintf(u->queried_secret, sizeof(u->queried_secret), "%.*s", (int)f->str_len,
+			 f->str);
 	if (f->tag == CLIENTREC_SCRAM_KEYS && !u->scram_keys_set) {
 		memcpy(u->scram_client_key, f->bytes, sizeof(u->scram_client_key));
 		memcpy(u->scram_server_key, f->bytes + sizeof(u->scram_client_key),
@@ -248,7 +251,8 @@ static struct pool *pool_of(struct client *c, char *why, size_t whylen)
 	const char *user;
 
 	if (!db || db->disabled) {
-		snprintf(why, whylen, "database %s is %s here", c->dbname, db ? "disabled" : "unknown");
+		snprintf(why, whylen, "database %s is %s here", c->dbname,
+			 db ? "disabled" : "unknown");
 		return NULL;
 	}
 	if (db->entry && db->entry->shards[0] && !(db = client_shard_login(c, db))) {
@@ -261,8 +265,7 @@ static struct pool *pool_of(struct client *c, char *why, size_t whylen)
 	return p;
 }
 
-static bool adopt_record(struct client *c, const uint8_t *rec, size_t len, char *why,
-			 size_t whylen)
+static bool adopt_record(struct client *c, const uint8_t *rec, size_t len, char *why, size_t whylen)
 {
 	struct clientrec_reader r;
 	struct clientrec_field f;
@@ -306,8 +309,9 @@ bool client_adopt(struct worker *w, int fd, const uint8_t *rec, size_t len, char
 	}
 	if (!admit_accepted(c)) {
 		snprintf(why, whylen, "max_client_conn_per_addr");
-		client_close(c, "53300", "too many connections from this address "
-					 "(max_client_conn_per_addr)");
+		client_close(c, "53300",
+			     "too many connections from this address "
+			     "(max_client_conn_per_addr)");
 		return false;
 	}
 	conn_set_framing(&c->conn, false, (uint32_t)w->cfg->max_packet_size);

@@ -143,10 +143,15 @@ static void send_login_ok(struct client *c)
 static void send_admin_login_ok(struct client *c)
 {
 	static const char *const params[][2] = {
-		{ "server_version", "15.0 (pgmux " PGMUX_VERSION ")" }, { "server_encoding", "UTF8" },
-		{ "client_encoding", "UTF8" }, { "DateStyle", "ISO, MDY" }, { "TimeZone", "UTC" },
-		{ "integer_datetimes", "on" }, { "standard_conforming_strings", "on" },
-		{ "application_name", "" }, { "is_superuser", "off" },
+		{ "server_version", "15.0 (pgmux " PGMUX_VERSION ")" },
+		{ "server_encoding", "UTF8" },
+		{ "client_encoding", "UTF8" },
+		{ "DateStyle", "ISO, MDY" },
+		{ "TimeZone", "UTC" },
+		{ "integer_datetimes", "on" },
+		{ "standard_conforming_strings", "on" },
+		{ "application_name", "" },
+		{ "is_superuser", "off" },
 	};
 	struct msgbuf mb;
 
@@ -190,7 +195,8 @@ static bool take_option(struct client *c, const char *name, const char *value)
 
 	if (idx >= 0)
 		return param_store(&c->params, (enum tracked_param)idx, value);
-	return client_take_route_option(c, name, value) || client_take_shard_option(c, name, value) ||
+	return client_take_route_option(c, name, value) ||
+	       client_take_shard_option(c, name, value) ||
 	       settings_put_raw(&c->settings, name, value);
 }
 
@@ -209,7 +215,8 @@ static bool take_options(struct client *c, const char *options)
 	char *copy = strdup(options), *save = NULL;
 	bool ok = copy != NULL;
 
-	for (char *w = copy ? strtok_r(copy, " \t", &save) : NULL; ok && w; w = strtok_r(NULL, " \t", &save)) {
+	for (char *w = copy ? strtok_r(copy, " \t", &save) : NULL; ok && w;
+	     w = strtok_r(NULL, " \t", &save)) {
 		char *eq;
 
 		if (strcmp(w, "-c") == 0 && !(w = strtok_r(NULL, " \t", &save)))
@@ -285,7 +292,8 @@ static bool take_startup_params(struct client *c, const struct startup_msg *m)
 		idx = param_lookup(name);
 		if (idx >= 0) {
 			if (!param_store(&c->params, (enum tracked_param)idx, value)) {
-				client_close(c, "08P01", "value of startup parameter %s too long", name);
+				client_close(c, "08P01", "value of startup parameter %s too long",
+					     name);
 				return false;
 			}
 			continue;
@@ -300,8 +308,7 @@ static bool take_startup_params(struct client *c, const struct startup_msg *m)
 
 		/* Too long to track means the name stays as the client gave it. */
 		snprintf(app, sizeof(app), "%s - %s",
-			 param_get(&c->params, PARAM_APPLICATION_NAME) ?: "",
-			 c->addr);
+			 param_get(&c->params, PARAM_APPLICATION_NAME) ?: "", c->addr);
 		param_store(&c->params, PARAM_APPLICATION_NAME, app);
 	}
 	return true;
@@ -370,9 +377,12 @@ static bool auth_query_policy(const struct config *cfg, const char *host, char *
 {
 	char require_auth[64];
 	struct pgquery_policy policy = {
-		.sslmode = cfg->server_tls_sslmode, .ca_file = cfg->server_tls_ca_file,
-		.cert_file = cfg->server_tls_cert_file, .key_file = cfg->server_tls_key_file,
-		.host_name = host[0] == '/' ? "" : host, .require_auth = require_auth,
+		.sslmode = cfg->server_tls_sslmode,
+		.ca_file = cfg->server_tls_ca_file,
+		.cert_file = cfg->server_tls_cert_file,
+		.key_file = cfg->server_tls_key_file,
+		.host_name = host[0] == '/' ? "" : host,
+		.require_auth = require_auth,
 		.scram_max_iterations = cfg->server_scram_max_iterations,
 	};
 
@@ -410,8 +420,10 @@ static bool auth_query_conninfo(const struct client *c, char *out, size_t outlen
 		if (!conninfo_add(out, outlen, "hostaddr", host))
 			goto too_long;
 	} else {
-		snprintf(why, whylen, "auth_query needs a numeric address or a unix socket directory "
-			 "as host of database entry \"%s\"", name);
+		snprintf(why, whylen,
+			 "auth_query needs a numeric address or a unix socket directory "
+			 "as host of database entry \"%s\"",
+			 name);
 		return false;
 	}
 	pw = c->w->userlist ? userlist_find(c->w->userlist, auth_user) : NULL;
@@ -459,8 +471,9 @@ static void stable_salt(const char *user, uint8_t out[SCRAM_SALT_LEN])
 	unsigned int maclen = 0;
 
 	ASSERT(have_salt_key);
-	if (!HMAC(EVP_sha256(), salt_key, (int)sizeof(salt_key), (const uint8_t *)user, strlen(user),
-		  mac, &maclen) || maclen < SCRAM_SALT_LEN)
+	if (!HMAC(EVP_sha256(), salt_key, (int)sizeof(salt_key), (const uint8_t *)user,
+		  strlen(user), mac, &maclen) ||
+	    maclen < SCRAM_SALT_LEN)
 		memset(mac, 0x5a, SCRAM_SALT_LEN);
 	memcpy(out, mac, SCRAM_SALT_LEN);
 	OPENSSL_cleanse(mac, sizeof(mac));
@@ -474,8 +487,8 @@ enum login_method {
 	LOGIN_MD5,      /* md5, or SCRAM when the stored secret is SCRAM (as in PostgreSQL) */
 	LOGIN_SCRAM,
 	LOGIN_CERT,
-	LOGIN_REJECT,   /* an hba "reject" rule */
-	LOGIN_NO_RULE,  /* no hba rule matched */
+	LOGIN_REJECT,  /* an hba "reject" rule */
+	LOGIN_NO_RULE, /* no hba rule matched */
 };
 
 /* The connection as the hba matcher sees it; false when the peer address cannot be read. */
@@ -558,7 +571,8 @@ static enum login_method login_method_of(const struct client *c, char *host, siz
 	return LOGIN_NO_RULE;
 }
 
-static void send_auth_request(struct client *c, enum be_auth_code code, const void *data, size_t len)
+static void send_auth_request(struct client *c, enum be_auth_code code, const void *data,
+			      size_t len)
 {
 	struct msgbuf mb;
 
@@ -624,7 +638,8 @@ static int fetch_secret(struct client *c)
 		client_close(c, "08006", "could not look up the password of user \"%s\"", c->user);
 		return -1;
 	case AUTHQUERY_BUSY:
-		client_close(c, "53300", "too many logins are waiting for auth_query, try again later");
+		client_close(c, "53300",
+			     "too many logins are waiting for auth_query, try again later");
 		return -1;
 	case AUTHQUERY_FAILED:
 		break;
@@ -671,8 +686,10 @@ static bool client_cert_ok(struct client *c, enum hba_clientcert clientcert)
 		return false;
 	}
 	if (clientcert == HBA_CLIENTCERT_VERIFY_FULL && strcmp(cn, c->user) != 0) {
-		client_close(c, "28000", "certificate validation (clientcert=verify-full) failed for "
-			     "user \"%s\": CN mismatch", c->user);
+		client_close(c, "28000",
+			     "certificate validation (clientcert=verify-full) failed for "
+			     "user \"%s\": CN mismatch",
+			     c->user);
 		return false;
 	}
 	return true;
@@ -693,8 +710,9 @@ static bool start_auth(struct client *c)
 	char cn[256];
 
 	if (is_own_os_user_at_console(c)) {
-		client_log(LOG_LVL_INFO, c, "admin console login by the OS user running pgmux "
-					    "(unix socket, no password)");
+		client_log(LOG_LVL_INFO, c,
+			   "admin console login by the OS user running pgmux "
+			   "(unix socket, no password)");
 		return enter_console(c, true);
 	}
 	if (m != LOGIN_CERT && m != LOGIN_REJECT && !client_cert_ok(c, clientcert))
@@ -712,22 +730,26 @@ static bool start_auth(struct client *c)
 	case LOGIN_TRUST:
 		if (!user_is_known(c)) {
 			/* As PgBouncer: trust spares the password, not the user list. */
-			client_log(LOG_LVL_WARNING, c, "user \"%s\" is not in auth_file \"%s\": auth_type = "
-				   "trust admits only the users listed there (a line \"%s\" \"\" will do)",
-				   c->user, c->w->cfg->auth_file, c->user);
+			client_log(
+				LOG_LVL_WARNING, c,
+				"user \"%s\" is not in auth_file \"%s\": auth_type = "
+				"trust admits only the users listed there (a line \"%s\" \"\" will do)",
+				c->user, c->w->cfg->auth_file, c->user);
 			client_close(c, "28P01", "\"trust\" authentication failed");
 			return false;
 		}
 		return enter_pool(c);
 	case LOGIN_NO_RULE:
-		client_close(c, "28000",
-			     "no pg_hba.conf entry for host \"%s\", user \"%s\", database \"%s\", %s",
-			     host, c->user, c->dbname, c->conn.tls ? "SSL encryption" : "no encryption");
+		client_close(
+			c, "28000",
+			"no pg_hba.conf entry for host \"%s\", user \"%s\", database \"%s\", %s",
+			host, c->user, c->dbname, c->conn.tls ? "SSL encryption" : "no encryption");
 		return false;
 	case LOGIN_REJECT:
 		client_close(c, "28000",
 			     "pg_hba.conf rejects connection for host \"%s\", user \"%s\", "
-			     "database \"%s\", %s", host, c->user, c->dbname,
+			     "database \"%s\", %s",
+			     host, c->user, c->dbname,
 			     c->conn.tls ? "SSL encryption" : "no encryption");
 		return false;
 	case LOGIN_CERT:
@@ -737,8 +759,8 @@ static bool start_auth(struct client *c)
 			return false;
 		}
 		if (strcmp(cn, c->user) != 0) {
-			client_close(c, "28000", "certificate authentication failed for user \"%s\"",
-				     c->user);
+			client_close(c, "28000",
+				     "certificate authentication failed for user \"%s\"", c->user);
 			return false;
 		}
 		return enter_pool(c);
@@ -822,14 +844,15 @@ static bool enter_pool(struct client *c)
 		snprintf(c->pool->user->queried_secret, sizeof(c->pool->user->queried_secret), "%s",
 			 c->auth_secret);
 	if (c->proven_password && strcmp(user, c->user) == 0)
-		snprintf(c->pool->user->proven_password, sizeof(c->pool->user->proven_password), "%s",
-			 c->proven_password);
+		snprintf(c->pool->user->proven_password, sizeof(c->pool->user->proven_password),
+			 "%s", c->proven_password);
 	if (c->scram_pass_through && c->scram && c->scram->state == SCRAM_SERVER_DONE &&
 	    strcmp(user, c->user) == 0) {
 		struct pool_user *u = c->pool->user;
 
 		memcpy(u->scram_client_key, c->scram->client_key, sizeof(u->scram_client_key));
-		memcpy(u->scram_server_key, c->scram->secret.server_key, sizeof(u->scram_server_key));
+		memcpy(u->scram_server_key, c->scram->secret.server_key,
+		       sizeof(u->scram_server_key));
 		u->scram_keys_set = true;
 	}
 	login_forget_secrets(c);
@@ -871,7 +894,9 @@ static bool refuse_repeated_request(struct client *c, bool *done, uint32_t code)
 /* What a login needs from the CSPRNG, drawn before authentication starts. False: closed. */
 static bool draw_login_keys(struct client *c)
 {
-	const char *what = !new_cancel_key(c) ? "cancel key" : !salt_key_ready() ? "salt key" : NULL;
+	const char *what = !new_cancel_key(c)  ? "cancel key"
+			   : !salt_key_ready() ? "salt key"
+					       : NULL;
 
 	if (!what)
 		return true;
@@ -913,7 +938,7 @@ static enum conn_action handle_startup(struct client *c, const uint8_t *whole, u
 		client_close(c, NULL, "cancel request handled");
 		return CONN_CLOSED;
 	case STARTUP_OLD_PROTO:
-		client_close(c, "0A000", "%s", err);    /* as PostgreSQL: not supported, not broken */
+		client_close(c, "0A000", "%s", err); /* as PostgreSQL: not supported, not broken */
 		return CONN_CLOSED;
 	case STARTUP_BAD:
 		client_close(c, "08P01", "%s", err);
@@ -953,8 +978,8 @@ static bool plain_equal(const char *given, const char *secret)
 	uint8_t h1[EVP_MAX_MD_SIZE], h2[EVP_MAX_MD_SIZE];
 	unsigned int n1 = 0, n2 = 0;
 	bool ok = EVP_Digest(given, strlen(given), h1, &n1, EVP_sha256(), NULL) == 1 &&
-		  EVP_Digest(secret, strlen(secret), h2, &n2, EVP_sha256(), NULL) == 1 && n1 == n2 &&
-		  CRYPTO_memcmp(h1, h2, n1) == 0;
+		  EVP_Digest(secret, strlen(secret), h2, &n2, EVP_sha256(), NULL) == 1 &&
+		  n1 == n2 && CRYPTO_memcmp(h1, h2, n1) == 0;
 
 	OPENSSL_cleanse(h1, sizeof(h1));
 	OPENSSL_cleanse(h2, sizeof(h2));
@@ -1053,9 +1078,11 @@ static enum pw_check check_cleartext_scram(struct client *c, const char *secret,
 	OPENSSL_cleanse(&parsed, sizeof(parsed));
 	/* A check dearer than a whole second's budget could stall the loop for seconds. */
 	if (kc && kdfcache_estimate_us(kc, iterations) > (double)kdf_budget_us(c)) {
-		client_log(LOG_LVL_WARNING, c, "the SCRAM secret of user \"%s\" has %ld iterations, "
+		client_log(LOG_LVL_WARNING, c,
+			   "the SCRAM secret of user \"%s\" has %ld iterations, "
 			   "more than auth_kdf_budget allows a second: a cleartext password is not "
-			   "checked against it", c->user, iterations);
+			   "checked against it",
+			   c->user, iterations);
 		return PW_WRONG;
 	}
 	if (!kdf_afford(c, kc, iterations))
@@ -1104,7 +1131,8 @@ static enum pw_check check_password(struct client *c, const char *given)
 		return PW_WRONG;
 	if (!md5_password_response(c->user, secret, c->auth_salt, expect))
 		return PW_WRONG;
-	ok = strlen(given) == MD5_PASSWORD_LEN && CRYPTO_memcmp(expect, given, MD5_PASSWORD_LEN) == 0;
+	ok = strlen(given) == MD5_PASSWORD_LEN &&
+	     CRYPTO_memcmp(expect, given, MD5_PASSWORD_LEN) == 0;
 	OPENSSL_cleanse(expect, sizeof(expect));
 	return ok ? PW_OK : PW_WRONG;
 }
@@ -1122,7 +1150,8 @@ static enum conn_action auth_failed(struct client *c)
 	return CONN_CLOSED;
 }
 
-static enum conn_action handle_password(struct client *c, const struct pkt_header *hdr, const uint8_t *whole)
+static enum conn_action handle_password(struct client *c, const struct pkt_header *hdr,
+					const uint8_t *whole)
 {
 	const char *given;
 
@@ -1195,7 +1224,8 @@ static void mock_cache_lookup(struct client *c)
  * one (SCRAM cannot use it: the exchange runs against a mock), PW_BUSY when a plaintext password
  * would need a derivation the budget cannot pay for now.
  */
-static enum pw_check scram_secret_of(struct client *c, struct scram_secret *out, bool *is_stored_scram)
+static enum pw_check scram_secret_of(struct client *c, struct scram_secret *out,
+				     bool *is_stored_scram)
 {
 	const char *secret = user_secret(c);
 
@@ -1244,7 +1274,8 @@ static enum conn_action handle_sasl_initial(struct client *c, const struct pkt_h
 	plus = strcmp(msg.mechanism, SCRAM_MECHANISM "-PLUS") == 0;
 	have_cb = c->conn.tls && conn_tls_server_end_point(&c->conn, end_point, &end_point_len);
 	if (strcmp(msg.mechanism, SCRAM_MECHANISM) != 0 && !(plus && have_cb))
-		return sasl_malformed(c, "client selected an invalid SASL authentication mechanism");
+		return sasl_malformed(c,
+				      "client selected an invalid SASL authentication mechanism");
 
 	switch (scram_secret_of(c, &secret, &stored)) {
 	case PW_OK:
@@ -1259,20 +1290,21 @@ static enum conn_action handle_sasl_initial(struct client *c, const struct pkt_h
 	}
 	stable_salt(c->user, salt);
 	c->scram = calloc(1, sizeof(*c->scram));
-	if (!c->scram || !scram_server_init(c->scram, have_secret ? &secret : NULL, salt,
-					    sizeof(salt), NULL)) {
+	if (!c->scram ||
+	    !scram_server_init(c->scram, have_secret ? &secret : NULL, salt, sizeof(salt), NULL)) {
 		OPENSSL_cleanse(&secret, sizeof(secret));
 		client_close(c, "XX000", "could not start a SCRAM exchange");
 		return CONN_CLOSED;
 	}
 	OPENSSL_cleanse(&secret, sizeof(secret));
-	if (have_cb && !scram_server_set_channel_binding(c->scram, plus, end_point, end_point_len)) {
+	if (have_cb &&
+	    !scram_server_set_channel_binding(c->scram, plus, end_point, end_point_len)) {
 		client_close(c, "XX000", "could not set up SCRAM channel binding");
 		return CONN_CLOSED;
 	}
 	c->scram_pass_through = have_secret && stored;
-	if (scram_server_first(c->scram, (const char *)msg.data, (size_t)msg.data_len, out, sizeof(out), &outn, err,
-			       sizeof(err)) != SCRAM_SERVER_OK)
+	if (scram_server_first(c->scram, (const char *)msg.data, (size_t)msg.data_len, out,
+			       sizeof(out), &outn, err, sizeof(err)) != SCRAM_SERVER_OK)
 		return sasl_malformed(c, err);
 	c->auth_method = BE_AUTH_SASL_CONTINUE;
 	send_auth_request(c, BE_AUTH_SASL_CONTINUE, out, outn);
@@ -1304,7 +1336,8 @@ static enum conn_action handle_sasl_response(struct client *c, const struct pkt_
 	return enter_pool(c) ? CONN_CONSUME : CONN_CLOSED;
 }
 
-enum conn_action login_on_packet(struct client *c, const struct pkt_header *hdr, const uint8_t *whole)
+enum conn_action login_on_packet(struct client *c, const struct pkt_header *hdr,
+				 const uint8_t *whole)
 {
 	if (hdr->type == CONN_TLS_HELLO && c->conn.startup) {
 		/* Direct TLS counts as the connection's SSL and GSSENC negotiation, as in PostgreSQL. */

@@ -139,7 +139,8 @@ static void note_route_hint(struct client *c, const struct route_result *r)
 static enum conn_action set_route_hint(struct client *c, const struct route_result *r)
 {
 	if (r->hint == ROUTE_HINT_INVALID) {
-		client_send_error(c, "22023", "invalid value for pgmux.route (use primary, replica or auto)");
+		client_send_error(c, "22023",
+				  "invalid value for pgmux.route (use primary, replica or auto)");
 		client_send_tag_and_ready(c, NULL, c->tx_status == 'I' ? 'I' : 'E');
 		return CONN_CONSUME;
 	}
@@ -158,11 +159,13 @@ static void drop_deferred_begin(struct client *c)
 static bool answered_in_deferred_txn(struct client *c, const struct route_result *r,
 				     const char *sql, size_t len, enum conn_action *act)
 {
-	if (r->cls == ROUTE_TXN_END && r->statements == 1 && !starts_with_word(sql, len, "prepare")) {
+	if (r->cls == ROUTE_TXN_END && r->statements == 1 &&
+	    !starts_with_word(sql, len, "prepare")) {
 		bool rollback = c->tx_status == 'E' || starts_with_word(sql, len, "rollback") ||
 				starts_with_word(sql, len, "abort");
 		/* COMMIT AND CHAIN starts the same (still empty) transaction again. */
-		bool chain = memmem_nocase(sql, len, "chain") && !memmem_nocase(sql, len, "no chain");
+		bool chain = memmem_nocase(sql, len, "chain") &&
+			     !memmem_nocase(sql, len, "no chain");
 
 		if (!chain)
 			drop_deferred_begin(c);
@@ -171,8 +174,9 @@ static bool answered_in_deferred_txn(struct client *c, const struct route_result
 		return true;
 	}
 	if (c->tx_status == 'E') {
-		client_send_error(c, "25P02", "current transaction is aborted, commands ignored until "
-					      "end of transaction block");
+		client_send_error(c, "25P02",
+				  "current transaction is aborted, commands ignored until "
+				  "end of transaction block");
 		client_send_tag_and_ready(c, NULL, 'E');
 		*act = CONN_CONSUME;
 		return true;
@@ -218,7 +222,8 @@ static bool begin_is_plain(const char *sql, size_t len)
 	if (p != end || n == 0)
 		return false; /* more, or something else than words: a comment, a digit... */
 	if (strcmp(words[0], "begin") == 0)
-		i = n > 1 && (!strcmp(words[1], "transaction") || !strcmp(words[1], "work")) ? 2 : 1;
+		i = n > 1 && (!strcmp(words[1], "transaction") || !strcmp(words[1], "work")) ? 2
+											     : 1;
 	else if (n > 1 && !strcmp(words[0], "start") && !strcmp(words[1], "transaction"))
 		i = 2;
 	else
@@ -276,7 +281,8 @@ static bool answer_batch(struct client *c, const uint8_t *whole, const char *tag
 	enum { WANT_PARSE, WANT_BIND, WANT_DESCRIBE_OR_EXECUTE, WANT_SYNC } want = WANT_PARSE;
 	struct pkt_header h;
 
-	while (end && pkt_peek_header(p, (size_t)(end - p), &h) == PKT_PEEK_OK && h.len <= (size_t)(end - p)) {
+	while (end && pkt_peek_header(p, (size_t)(end - p), &h) == PKT_PEEK_OK &&
+	       h.len <= (size_t)(end - p)) {
 		const uint8_t *body = p + PKT_HDR_LEN;
 		size_t blen = h.len - PKT_HDR_LEN;
 		struct fe_parse parse;
@@ -343,7 +349,8 @@ static bool deferred_begin_batch(struct client *c, const struct route_result *r,
 				 size_t len, const uint8_t *whole)
 {
 	if (r->cls != ROUTE_TXN_BEGIN || r->statements != 1 || c->tx_status != 'I' ||
-	    c->deferred_begin || !pool_releases_per_transaction(c->pool) || !begin_is_plain(sql, len))
+	    c->deferred_begin || !pool_releases_per_transaction(c->pool) ||
+	    !begin_is_plain(sql, len))
 		return false;
 	if (!(c->deferred_begin = strndup(sql, len)))
 		return false;
@@ -388,7 +395,8 @@ static bool pipeline_writes(struct client *c, const uint8_t *whole, uint32_t len
 	while (end && pkt_peek_header(p, (size_t)(end - p), &h) == PKT_PEEK_OK) {
 		if (h.len > (size_t)(end - p) || h.type == 'S')
 			break;
-		if ((h.type == 'P' || h.type == 'B' || h.type == 'Q') && message_writes(c, h.type, p, h.len))
+		if ((h.type == 'P' || h.type == 'B' || h.type == 'Q') &&
+		    message_writes(c, h.type, p, h.len))
 			return true;
 		p += h.len;
 	}
@@ -431,8 +439,7 @@ enum conn_action client_route_linked(struct client *c, const struct pkt_header *
 			return act;
 	}
 
-	if (c->target == cl->primary || !strchr("QPB", hdr->type) ||
-	    pool_is_session(c->pool))
+	if (c->target == cl->primary || !strchr("QPB", hdr->type) || pool_is_session(c->pool))
 		return CONN_FORWARD;
 	if (hdr->len <= ROUTE_PEEK_MAX) {
 		if (!whole)
@@ -508,7 +515,8 @@ enum conn_action client_route_unit(struct client *c, const struct pkt_header *hd
 		if (sql)
 			classify_sql(sql, len, NULL, &r);
 		/* A standby refuses SERIALIZABLE transactions, even READ ONLY ones. */
-		if (sql && r.cls == ROUTE_TXN_BEGIN && r.read_only_txn && memmem_nocase(sql, len, "serializable"))
+		if (sql && r.cls == ROUTE_TXN_BEGIN && r.read_only_txn &&
+		    memmem_nocase(sql, len, "serializable"))
 			r.read_only_txn = false;
 	}
 	if (hdr->type == 'Q' && sql) {
@@ -539,12 +547,15 @@ pick:
 	if (db->entry && db->entry->read_only)
 		want = WANT_REPLICA;
 	target = router_pick(db->cluster, want,
-			     db->cluster->entry->read_your_writes ? c->ryw_lsn : 0, &db->routes, true);
+			     db->cluster->entry->read_your_writes ? c->ryw_lsn : 0, &db->routes,
+			     true);
 	if (hinted)
 		db->routes.hinted++;
 	if (target == TARGET_REFUSED) {
-		client_send_error(c, "57P03", "no replica of cluster %s can serve reads now "
-					      "(read_fallback = error)", db->cluster->name);
+		client_send_error(c, "57P03",
+				  "no replica of cluster %s can serve reads now "
+				  "(read_fallback = error)",
+				  db->cluster->name);
 		c->discarding = DISCARD_START;
 		return client_discard_packet(c, hdr);
 	}

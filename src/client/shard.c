@@ -42,27 +42,28 @@ enum found {
 struct finding {
 	enum found found;
 	int shard;
-	int other;            /* FOUND_CROSS: a second shard */
+	int other; /* FOUND_CROSS: a second shard */
 	char why[200];
 	/* what a read without a key sent to every shard needs to know */
-	int statements;       /* parsed statements (a batch: of its Binds) */
-	int binds;            /* Binds of a batch */
-	bool writes;          /* some statement writes, or could not be read */
-	bool named;           /* a Bind of a named statement */
+	int statements;           /* parsed statements (a batch: of its Binds) */
+	int binds;                /* Binds of a batch */
+	bool writes;              /* some statement writes, or could not be read */
+	bool named;               /* a Bind of a named statement */
 	const char *merge_needed; /* why its rows could not just follow each other */
 	enum move_cover cover;    /* the most a bucket move covers one of its keys (mover.h) */
 	struct keyfind_copy copy; /* a COPY FROM STDIN alone: its keys are in its rows */
 };
 
-_Static_assert((int)SHARD_KEY_INT == (int)SHARD_KIND_INT && (int)SHARD_KEY_TEXT == (int)SHARD_KIND_TEXT &&
-		      (int)SHARD_KEY_UUID == (int)SHARD_KIND_UUID,
-	      "config's key_type values are shard/key.h's");
+_Static_assert((int)SHARD_KEY_INT == (int)SHARD_KIND_INT &&
+		       (int)SHARD_KEY_TEXT == (int)SHARD_KIND_TEXT &&
+		       (int)SHARD_KEY_UUID == (int)SHARD_KIND_UUID,
+	       "config's key_type values are shard/key.h's");
 
 /* A sharded database's section and the map in force for it. */
 struct sharding {
 	const struct shards_entry *set;
 	const struct loaded_shard_map *map;
-	struct worker *w;             /* to ask about bucket moves; NULL: not asked (SHOW ROUTE) */
+	struct worker *w; /* to ask about bucket moves; NULL: not asked (SHOW ROUTE) */
 };
 
 static void client_shard_end_transaction(struct client *c);
@@ -79,8 +80,9 @@ static bool home_sharding(struct client *c, struct sharding *sh)
 
 struct database *client_shard_database(struct worker *w, struct database *db, int k)
 {
-	const struct shards_entry *set = db->entry && db->entry->shards[0] ?
-					 config_find_shards(w->cfg, db->entry->shards) : NULL;
+	const struct shards_entry *set = db->entry && db->entry->shards[0]
+						 ? config_find_shards(w->cfg, db->entry->shards)
+						 : NULL;
 	struct database *found;
 
 	if (!set || k < 0 || k >= set->n_shards)
@@ -107,7 +109,8 @@ struct database *client_shard_database(struct worker *w, struct database *db, in
 static int shard_named(const struct shards_entry *set, const char *name, size_t len)
 {
 	for (int k = 0; k < set->n_shards; k++) {
-		if (strlen(set->shards[k].name) == len && memcmp(set->shards[k].name, name, len) == 0)
+		if (strlen(set->shards[k].name) == len &&
+		    memcmp(set->shards[k].name, name, len) == 0)
 			return k;
 	}
 	return -1;
@@ -181,8 +184,8 @@ static void note_key_text(const struct sharding *sh, const char *text, size_t le
 	if (!shard_key_from_text((enum shard_key_type)set->key_type, text, len, &key, why,
 				 sizeof(why))) {
 		f->found = FOUND_BAD;
-		snprintf(f->why, sizeof(f->why), "shard key \"%.*s\": %s", (int)(len > 64 ? 64 : len),
-			 text, why);
+		snprintf(f->why, sizeof(f->why), "shard key \"%.*s\": %s",
+			 (int)(len > 64 ? 64 : len), text, why);
 		return;
 	}
 	note_key(sh, &key, f);
@@ -213,8 +216,8 @@ static void note_key_param(const struct sharding *sh, const struct fe_bind *b, i
 	int32_t len;
 	bool binary;
 
-	if (!b || param > UINT16_MAX || !fe_bind_param(b, (uint16_t)(param - 1), &val, &len, &binary) ||
-	    len < 0) {
+	if (!b || param > UINT16_MAX ||
+	    !fe_bind_param(b, (uint16_t)(param - 1), &val, &len, &binary) || len < 0) {
 		if (f->found != FOUND_CROSS && f->found != FOUND_BAD)
 			f->found = FOUND_NO_KEY; /* no value, or NULL: no row has that key */
 		return;
@@ -233,8 +236,8 @@ static void note_key_param(const struct sharding *sh, const struct fe_bind *b, i
 /* What a statement's text says about its key: a hint comment, or what the parser found. */
 struct stmt_keys {
 	bool hinted;
-	struct keyfind_hint hint;   /* hinted: its value points into the text */
-	bool parsed;                /* kf holds the parser's answer (else: too long, out of memory) */
+	struct keyfind_hint hint; /* hinted: its value points into the text */
+	bool parsed;              /* kf holds the parser's answer (else: too long, out of memory) */
 	struct keyfind kf;
 };
 
@@ -277,7 +280,8 @@ static void apply_stmt_keys(const struct sharding *sh, const struct stmt_keys *k
 			if (kf->values[i].param > 0)
 				note_key_param(sh, b, kf->values[i].param, f);
 			else
-				note_key_text(sh, kf->values[i].literal, kf->values[i].literal_len, f);
+				note_key_text(sh, kf->values[i].literal, kf->values[i].literal_len,
+					      f);
 		}
 	} else if (kf->status == KEYFIND_NO_KEY && !kf->neutral && f->found == FOUND_NEUTRAL) {
 		f->found = FOUND_NO_KEY;
@@ -353,7 +357,8 @@ static const char *named_in_batch(const uint8_t *p, const uint8_t *end, const ch
 {
 	struct pkt_header h;
 
-	while (pkt_peek_header(p, (size_t)(end - p), &h) == PKT_PEEK_OK && h.len <= (size_t)(end - p)) {
+	while (pkt_peek_header(p, (size_t)(end - p), &h) == PKT_PEEK_OK &&
+	       h.len <= (size_t)(end - p)) {
 		struct fe_parse parse;
 
 		if (h.type == 'P' && fe_parse_parse(p + PKT_HDR_LEN, h.len - PKT_HDR_LEN, &parse) &&
@@ -403,7 +408,8 @@ static bool find_in_batch(struct client *c, const struct sharding *sh, const uin
 	size_t unnamed_len = 0;
 	struct pkt_header h;
 
-	while (end && pkt_peek_header(p, (size_t)(end - p), &h) == PKT_PEEK_OK && h.len <= (size_t)(end - p)) {
+	while (end && pkt_peek_header(p, (size_t)(end - p), &h) == PKT_PEEK_OK &&
+	       h.len <= (size_t)(end - p)) {
 		const uint8_t *body = p + PKT_HDR_LEN;
 		size_t blen = h.len - PKT_HDR_LEN;
 		struct fe_parse parse;
@@ -427,11 +433,11 @@ static bool find_in_batch(struct client *c, const struct sharding *sh, const uin
 }
 
 /* The shard pgmux.shard_key or pgmux.shard say: SET LOCAL's in a transaction, else SET's. */
-static bool find_in_settings(const struct client *c, const struct sharding *sh,
-			     struct finding *f)
+static bool find_in_settings(const struct client *c, const struct sharding *sh, struct finding *f)
 {
-	const struct shard_setting *s = c->shard_local.key || c->shard_local.shard ? &c->shard_local
-										    : &c->shard_session;
+	const struct shard_setting *s = c->shard_local.key || c->shard_local.shard
+						? &c->shard_local
+						: &c->shard_session;
 
 	if (s->key)
 		note_key_text(sh, s->key, strlen(s->key), f);
@@ -446,8 +452,8 @@ static bool find_in_settings(const struct client *c, const struct sharding *sh,
  * Where the unit that starts with this message goes; counted in its database's shard_stats.
  * true: every message of the unit was read (a Query, or a batch up to its Sync).
  */
-static bool find_shard(struct client *c, const struct sharding *sh,
-		       const struct pkt_header *hdr, const uint8_t *whole, struct finding *f)
+static bool find_shard(struct client *c, const struct sharding *sh, const struct pkt_header *hdr,
+		       const uint8_t *whole, struct finding *f)
 {
 	struct shard_stats *st = &c->home->shard_stats;
 	bool hinted = false, by_setting = false, whole_unit = true;
@@ -527,8 +533,8 @@ static void apply_setting(struct client *c, const struct keyfind_set *s)
  * as a Query or as an extended-protocol batch of their own (as JDBC sends every statement).
  * true: answered (*act says how); false: not such a setting, or a batch of another shape.
  */
-static bool setting_query(struct client *c, const struct sharding *sh,
-			  const struct pkt_header *hdr, const uint8_t *whole, enum conn_action *act)
+static bool setting_query(struct client *c, const struct sharding *sh, const struct pkt_header *hdr,
+			  const uint8_t *whole, enum conn_action *act)
 {
 	const uint8_t *body = whole + PKT_HDR_LEN;
 	struct keyfind_set s;
@@ -541,7 +547,8 @@ static bool setting_query(struct client *c, const struct sharding *sh,
 		if (!setting_valid(sh, &s, why, sizeof(why))) {
 			client_send_error(c, "22023", "%s", why);
 			client_send_tag_and_ready(c, NULL,
-						  c->tx_status == 'I' && !c->deferred_begin ? 'I' : 'E');
+						  c->tx_status == 'I' && !c->deferred_begin ? 'I'
+											    : 'E');
 		} else {
 			apply_setting(c, &s);
 			client_send_tag_and_ready(c, s.reset ? "RESET" : "SET", c->tx_status);
@@ -569,15 +576,18 @@ static void describe_refusal_for(const char *home, const struct sharding *sh,
 	const struct shards_entry *set = sh->set;
 
 	if (f->found == FOUND_CROSS)
-		snprintf(out, len, "the statement names keys on shards %s and %s of database %s: "
-			 "a unit of work runs on one shard", set->shards[f->shard].name,
-			 set->shards[f->other].name, home);
+		snprintf(out, len,
+			 "the statement names keys on shards %s and %s of database %s: "
+			 "a unit of work runs on one shard",
+			 set->shards[f->shard].name, set->shards[f->other].name, home);
 	else if (f->found == FOUND_BAD)
 		snprintf(out, len, "%s", f->why);
 	else
-		snprintf(out, len, "database %s is sharded by %s, and the statement names no %s "
-			 "(WHERE %s = ..., a /* pgmux:shard_key=... */ comment, or SET pgmux.shard_key)",
-			 home, set->key, set->key, set->key);
+		snprintf(
+			out, len,
+			"database %s is sharded by %s, and the statement names no %s "
+			"(WHERE %s = ..., a /* pgmux:shard_key=... */ comment, or SET pgmux.shard_key)",
+			home, set->key, set->key, set->key);
 }
 
 static void describe_refusal(const struct client *c, const struct sharding *sh,
@@ -597,13 +607,16 @@ static enum conn_action copy_into_shards(struct client *c, const struct sharding
 	struct fe_query q;
 
 	if (hdr->type != 'Q' || !fe_parse_query(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &q))
-		return refuse(c, hdr, "0A000", "a COPY into a sharded database is split over its "
+		return refuse(c, hdr, "0A000",
+			      "a COPY into a sharded database is split over its "
 			      "shards only when sent as a simple Query");
 	if (c->deferred_begin) {
 		c->tx_status = 'E';
-		return refuse(c, hdr, "0A000", "a COPY into a sharded database runs outside a "
-			      "transaction block (its rows go to every shard, each in a transaction "
-			      "of its own)");
+		return refuse(
+			c, hdr, "0A000",
+			"a COPY into a sharded database runs outside a "
+			"transaction block (its rows go to every shard, each in a transaction "
+			"of its own)");
 	}
 	c->home->shard_stats.copy_split++;
 	return copysplit_start(c, sh->set, sh->map, &f->copy, q.sql, q.sql_len);
@@ -637,7 +650,8 @@ static enum conn_action in_failed_transaction(struct client *c, const struct pkt
 
 	if (hdr->type == 'Q' && fe_parse_query(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &q))
 		classify_sql(q.sql, q.sql_len, NULL, &r);
-	else if (hdr->type == 'P' && fe_parse_parse(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &p))
+	else if (hdr->type == 'P' &&
+		 fe_parse_parse(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &p))
 		classify_sql(p.query, p.query_len, NULL, &r);
 	/* COMMIT, ROLLBACK or ABORT ends it, answered ROLLBACK as PostgreSQL answers them. */
 	if (r.cls == ROUTE_TXN_END && r.statements == 1) {
@@ -651,8 +665,9 @@ static enum conn_action in_failed_transaction(struct client *c, const struct pkt
 	if (r.cls == ROUTE_TXN_END && r.statements == 1 &&
 	    client_answer_batch(c, whole, "ROLLBACK", 'I'))
 		return CONN_CONSUME;
-	return refuse(c, hdr, "25P02", "current transaction is aborted, commands ignored until "
-				       "end of transaction block");
+	return refuse(c, hdr, "25P02",
+		      "current transaction is aborted, commands ignored until "
+		      "end of transaction block");
 }
 
 /* Keep map (NULL: none) as the map of the client's current unit of work. */
@@ -675,14 +690,14 @@ static void hold_unit_map(struct client *c, const struct loaded_shard_map *map)
  * one ReadyForQuery; an error stops the round there.
  */
 struct shard_fanout {
-	uint8_t *request;     /* the Query, or the batch up to its Sync, as the client sent it */
+	uint8_t *request; /* the Query, or the batch up to its Sync, as the client sent it */
 	size_t len;
-	int shard;            /* the shard answering now */
+	int shard; /* the shard answering now */
 	int n_shards;
-	bool round_due;       /* the previous shard answered: the request goes to the next */
-	bool failed;          /* a shard answered with an error: no more rounds */
+	bool round_due; /* the previous shard answered: the request goes to the next */
+	bool failed;    /* a shard answered with an error: no more rounds */
 	uint64_t rows;
-	char verb[16];        /* of the CommandComplete ("SELECT") */
+	char verb[16]; /* of the CommandComplete ("SELECT") */
 };
 
 /* The bytes of the batch that starts at start, up to and including its Sync; 0 if not all here. */
@@ -691,7 +706,8 @@ static size_t batch_length(struct client *c, const uint8_t *start)
 	const uint8_t *p = start, *end = conn_input_end(&c->conn);
 	struct pkt_header h;
 
-	while (end && pkt_peek_header(p, (size_t)(end - p), &h) == PKT_PEEK_OK && h.len <= (size_t)(end - p)) {
+	while (end && pkt_peek_header(p, (size_t)(end - p), &h) == PKT_PEEK_OK &&
+	       h.len <= (size_t)(end - p)) {
 		p += h.len;
 		if (h.type == 'S')
 			return (size_t)(p - start);
@@ -731,9 +747,11 @@ static enum conn_action start_fanout(struct client *c, const struct sharding *sh
 		why = "as many reads as fanout_limit allows are going to every shard already";
 	if (why) {
 		home->shard_stats.no_key++;
-		snprintf(message, sizeof(message), "database %s: a statement without %s goes to every "
+		snprintf(message, sizeof(message),
+			 "database %s: a statement without %s goes to every "
 			 "shard (no_shard_key = all) only when it is one read whose rows need no "
-			 "merging; not this one: %s", home->name, sh->set->key, why);
+			 "merging; not this one: %s",
+			 home->name, sh->set->key, why);
 		return refuse(c, hdr, "0A000", message);
 	}
 	fo = calloc(1, sizeof(*fo));
@@ -788,8 +806,10 @@ enum conn_action client_shard_unit(struct client *c, const struct pkt_header *hd
 	if (!set || pool_is_session(c->pool) || !strchr("QPB", hdr->type))
 		return CONN_FORWARD;
 	if (!ready) {
-		snprintf(message, sizeof(message), "the shard map of database %s (%s) has not been "
-			 "read yet", c->home->name, set->map);
+		snprintf(message, sizeof(message),
+			 "the shard map of database %s (%s) has not been "
+			 "read yet",
+			 c->home->name, set->map);
 		return refuse(c, hdr, "57P03", message);
 	}
 	if (hdr->len > SHARD_PARSE_MAX)
@@ -896,7 +916,8 @@ static enum conn_action session_setting(struct client *c, const struct pkt_heade
 	if (!fe_parse_query(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &q) ||
 	    !keyfind_set(q.sql, q.sql_len, &s))
 		return CONN_FORWARD;
-	client_send_error(c, "0A000", "database %s is pooled in session mode, so its shard is "
+	client_send_error(c, "0A000",
+			  "database %s is pooled in session mode, so its shard is "
 			  "chosen at connect (options='-c pgmux.shard_key=KEY') and stays",
 			  c->home->name);
 	client_send_tag_and_ready(c, NULL, 'I');
@@ -958,12 +979,13 @@ enum conn_action client_shard_linked(struct client *c, const struct pkt_header *
 		if (!fe_parse_bind(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &b))
 			return CONN_FORWARD;
 		if (!find_in_settings(c, sh, &f))
-			find_in_bind(c, sh, &b, c->shard_unnamed_sql, c->shard_unnamed_len, NULL, NULL,
-				     &f, &hinted);
+			find_in_bind(c, sh, &b, c->shard_unnamed_sql, c->shard_unnamed_len, NULL,
+				     NULL, &f, &hinted);
 	}
 	if (f.found == FOUND_NO_KEY && f.copy.from_stdin && !c->pin_reason) {
 		c->home->shard_stats.cross_shard++;
-		return fail_transaction(c, hdr, "0A000", "a COPY into a sharded database runs outside a "
+		return fail_transaction(c, hdr, "0A000",
+					"a COPY into a sharded database runs outside a "
 					"transaction block (its rows go to every shard, each in a "
 					"transaction of its own)");
 	}
@@ -971,7 +993,8 @@ enum conn_action client_shard_linked(struct client *c, const struct pkt_header *
 		/* The move saw every unit on these buckets end: nothing may write them here now. */
 		c->home->shard_stats.cross_shard++;
 		/* 40001: drivers and applications know to run a serialization failure again. */
-		return fail_transaction(c, hdr, "40001", "the key's bucket is switching to another "
+		return fail_transaction(c, hdr, "40001",
+					"the key's bucket is switching to another "
 					"shard: the transaction is rolled back, run it again");
 	}
 	if (f.found == FOUND_SHARD && f.shard == here && f.cover != MOVE_COVER_NONE)
@@ -987,20 +1010,24 @@ enum conn_action client_shard_linked(struct client *c, const struct pkt_header *
 	c->home->shard_stats.cross_shard++;
 	if (c->pin_reason && c->tx_status == 'I' && !c->unsynced) {
 		/* Outside a transaction, a session pinned to its server keeps it: refuse only this. */
-		snprintf(message, sizeof(message), "this session is pinned to its server on shard %s "
-			 "(%s), and the statement's key is elsewhere", set->shards[here].name,
-			 c->pin_reason);
+		snprintf(message, sizeof(message),
+			 "this session is pinned to its server on shard %s "
+			 "(%s), and the statement's key is elsewhere",
+			 set->shards[here].name, c->pin_reason);
 		return refuse(c, hdr, "0A000", message);
 	}
 	if (f.found == FOUND_SHARD && c->tx_status == 'I')
-		snprintf(message, sizeof(message), "the statement's key is on shard %s, and the "
+		snprintf(message, sizeof(message),
+			 "the statement's key is on shard %s, and the "
 			 "batch it belongs to (up to its Sync) runs on shard %s of database %s: a "
-			 "batch runs on one shard", set->shards[f.shard].name, set->shards[here].name,
-			 c->home->name);
+			 "batch runs on one shard",
+			 set->shards[f.shard].name, set->shards[here].name, c->home->name);
 	else if (f.found == FOUND_SHARD)
-		snprintf(message, sizeof(message), "the statement's key is on shard %s, and its "
+		snprintf(message, sizeof(message),
+			 "the statement's key is on shard %s, and its "
 			 "transaction runs on shard %s of database %s: a transaction stays on one "
-			 "shard", set->shards[f.shard].name, set->shards[here].name, c->home->name);
+			 "shard",
+			 set->shards[f.shard].name, set->shards[here].name, c->home->name);
 	else
 		describe_refusal(c, sh, &f, message, sizeof(message));
 	return fail_transaction(c, hdr, "0A000", message);
@@ -1025,7 +1052,8 @@ struct database *client_shard_login(struct client *c, struct database *db)
 	c->home = db;
 	if (!home_sharding(c, sh)) {
 		if (sh->set)
-			client_close(c, "57P03", "database %s: its shard map (%s) has not been read yet",
+			client_close(c, "57P03",
+				     "database %s: its shard map (%s) has not been read yet",
 				     db->name, sh->set->map);
 		else
 			client_close(c, "57P03", "database %s has no shards now", db->name);
@@ -1043,9 +1071,12 @@ struct database *client_shard_login(struct client *c, struct database *db)
 		k = shard_named(set, set->no_shard_key, strlen(set->no_shard_key));
 	else if (config_pool_mode(c->w->cfg, db->entry, config_find_user(c->w->cfg, c->user)) ==
 		 POOL_MODE_SESSION) {
-		snprintf(message, sizeof(message), "database %s is sharded and pooled in session "
-			 "mode, so its shard is chosen at connect: give the key as a startup option, "
-			 "options='-c pgmux.shard_key=KEY'", db->name);
+		snprintf(
+			message, sizeof(message),
+			"database %s is sharded and pooled in session "
+			"mode, so its shard is chosen at connect: give the key as a startup option, "
+			"options='-c pgmux.shard_key=KEY'",
+			db->name);
 		client_close(c, "08004", "%s", message);
 		return NULL;
 	}
@@ -1143,8 +1174,10 @@ bool client_shard_of_key(const struct config *cfg, const struct db_entry *home,
 	char why[120];
 
 	if (!set || !map) {
-		snprintf(err, errlen, set ? "the shard map of database %s has not been read yet" :
-				      "database %s is not sharded", home->name);
+		snprintf(err, errlen,
+			 set ? "the shard map of database %s has not been read yet"
+			     : "database %s is not sharded",
+			 home->name);
 		return false;
 	}
 	if (!shard_key_from_text((enum shard_key_type)set->key_type, text, strlen(text), &key, why,

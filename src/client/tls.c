@@ -46,7 +46,8 @@ enum conn_action client_tls_ssl_request(struct client *c, uint32_t len)
 enum conn_action client_tls_direct(struct client *c)
 {
 	if (client_mode(c) == SSLMODE_DISABLE || c->conn.is_unix) {
-		client_log(LOG_LVL_INFO, c, "direct TLS connection refused: client TLS is disabled");
+		client_log(LOG_LVL_INFO, c,
+			   "direct TLS connection refused: client TLS is disabled");
 		client_close(c, NULL, "direct TLS refused");
 		return CONN_CLOSED;
 	}

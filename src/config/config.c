@@ -48,13 +48,13 @@ struct report {
 
 /* The line each setting came from, so whole-config checks can point at the culprit. */
 struct origins {
-	int *keys;  /* per config_keys[] row; 0 = default */
-	int *dbs;   /* per cfg->dbs[] */
-	int *users; /* per cfg->users[] */
-	int *clusters; /* per cfg->clusters[]: the section's header line */
+	int *keys;       /* per config_keys[] row; 0 = default */
+	int *dbs;        /* per cfg->dbs[] */
+	int *users;      /* per cfg->users[] */
+	int *clusters;   /* per cfg->clusters[]: the section's header line */
 	int *shard_sets; /* per cfg->shard_sets[]: the section's header line */
 	int *peers;      /* per cfg->peers[] */
-	int n_dbs;     /* entries read from the file; the shard entries added come after them */
+	int n_dbs;       /* entries read from the file; the shard entries added come after them */
 };
 
 struct parse_state {
@@ -62,11 +62,11 @@ struct parse_state {
 	struct report *report;
 	struct origins origins;
 	FILE *file;
-	char *line;      /* the current line as read, whole */
+	char *line; /* the current line as read, whole */
 	size_t line_cap;
-	char *text;      /* the current line without its leading blanks */
+	char *text; /* the current line without its leading blanks */
 	int lineno;
-	int fail_line;   /* the line of the first error the handler reported */
+	int fail_line; /* the line of the first error the handler reported */
 };
 
 union value {
@@ -91,11 +91,10 @@ enum section {
 #define SHARDS_PREFIX "shards."
 #define SHARD_LINE_PREFIX "shard."
 
-
 /* --- errors --- */
 
 static PRINTF_LIKE(4, 0) bool report_va(struct report *r, int line, const char *key,
-					 const char *fmt, va_list ap)
+					const char *fmt, va_list ap)
 {
 	size_t used = 0;
 	int n = 0;
@@ -132,8 +131,8 @@ static PRINTF_LIKE(4, 5) bool report_error(struct report *r, int line, const cha
 	return false;
 }
 
-static PRINTF_LIKE(3, 4) bool parse_fail(struct parse_state *ps, const char *key,
-					 const char *fmt, ...)
+static PRINTF_LIKE(3, 4) bool parse_fail(struct parse_state *ps, const char *key, const char *fmt,
+					 ...)
 {
 	va_list ap;
 
@@ -179,8 +178,8 @@ static bool check_range(const struct config_key *key, double v, const char *text
 	return false;
 }
 
-static bool parse_int(const struct config_key *key, const char *text, int base, int *out,
-		      char *why, size_t whylen)
+static bool parse_int(const struct config_key *key, const char *text, int base, int *out, char *why,
+		      size_t whylen)
 {
 	char *end;
 	long v;
@@ -188,8 +187,10 @@ static bool parse_int(const struct config_key *key, const char *text, int base, 
 	errno = 0;
 	v = strtol(text, &end, base);
 	if (*text == '\0' || *end != '\0' || isspace((unsigned char)*text)) {
-		snprintf(why, whylen, base == 8 ? "'%s' is not an octal mode like 0700"
-						: "'%s' is not an integer", text);
+		snprintf(why, whylen,
+			 base == 8 ? "'%s' is not an octal mode like 0700"
+				   : "'%s' is not an integer",
+			 text);
 		return false;
 	}
 	/* strtol clamps to LONG_MIN/LONG_MAX on overflow, which no key's range includes. */
@@ -214,14 +215,13 @@ static bool parse_bool(const char *text, bool *out, char *why, size_t whylen)
 			return true;
 		}
 	}
-	snprintf(why, whylen, "'%s' is not a boolean (use 1/0, yes/no, on/off, true/false)",
-		 text);
+	snprintf(why, whylen, "'%s' is not a boolean (use 1/0, yes/no, on/off, true/false)", text);
 	return false;
 }
 
 /* Seconds: a plain decimal number; strtod's hex floats, inf and nan are typos here. */
-static bool parse_seconds(const struct config_key *key, const char *text, double *out,
-			  char *why, size_t whylen)
+static bool parse_seconds(const struct config_key *key, const char *text, double *out, char *why,
+			  size_t whylen)
 {
 	char *end;
 	double v;
@@ -272,9 +272,16 @@ static bool parse_enum(const struct config_key *key, const char *text, int *out,
 static bool parse_size(const struct config_key *key, const char *text, double *out, char *why,
 		       size_t whylen)
 {
-	static const struct { const char *unit; double factor; } units[] = {
-		{ "", 1 }, { "B", 1 }, { "kB", 1024.0 }, { "MB", 1048576.0 },
-		{ "GB", 1073741824.0 }, { "TB", 1099511627776.0 },
+	static const struct {
+		const char *unit;
+		double factor;
+	} units[] = {
+		{ "", 1 },
+		{ "B", 1 },
+		{ "kB", 1024.0 },
+		{ "MB", 1048576.0 },
+		{ "GB", 1073741824.0 },
+		{ "TB", 1099511627776.0 },
 	};
 	char *end;
 	double v;
@@ -300,8 +307,8 @@ bad:
 }
 
 /* Text to value under key's type and range. On success a CFG_STRING value is a new copy. */
-static bool parse_value(const struct config_key *key, const char *text, union value *out,
-			char *why, size_t whylen)
+static bool parse_value(const struct config_key *key, const char *text, union value *out, char *why,
+			size_t whylen)
 {
 	switch (key->type) {
 	case CFG_INT:
@@ -560,7 +567,8 @@ static bool clone_clusters(struct config *c, const struct config *src)
 		*cl = src->clusters[i];
 		cl->name = strdup(src->clusters[i].name);
 		if (!copy_strings(cl, &src->clusters[i], config_cluster_keys,
-				  config_cluster_key_count) || !cl->name) {
+				  config_cluster_key_count) ||
+		    !cl->name) {
 			free(cl->name);
 			free_strings(cl, config_cluster_keys, config_cluster_key_count);
 			return false;
@@ -748,7 +756,8 @@ static bool parse_entry(struct parse_state *ps, const char *entry, void *base,
 
 	if (!value)
 		return parse_fail(ps, entry, "out of memory");
-	while (ok && (r = next_pair(start, &s, name, sizeof(name), value, why, sizeof(why))) != PAIR_END) {
+	while (ok && (r = next_pair(start, &s, name, sizeof(name), value, why, sizeof(why))) !=
+			     PAIR_END) {
 		if (r == PAIR_BAD)
 			ok = parse_fail(ps, entry, "%s", why);
 		else
@@ -937,8 +946,11 @@ static bool set_cluster_key(struct parse_state *ps, const char *cluster, const c
 
 /* The value of a shard.NAME line: "cluster=NAME". */
 static const struct config_key shard_line_keys[] = {
-	{ .name = "cluster", .type = CFG_STRING, .offset = offsetof(struct shard_entry, cluster),
-	  .default_value = "", .help = "the [cluster.NAME] that serves the shard" },
+	{ .name = "cluster",
+	  .type = CFG_STRING,
+	  .offset = offsetof(struct shard_entry, cluster),
+	  .default_value = "",
+	  .help = "the [cluster.NAME] that serves the shard" },
 };
 
 static struct shards_entry *shard_set_get(struct parse_state *ps, const char *name)
@@ -978,8 +990,8 @@ static bool add_shard_line(struct parse_state *ps, struct shards_entry *set, con
 		return parse_fail(ps, name, "a shard's name may not hold '.' or blanks");
 	for (int i = 0; i < set->n_shards; i++) {
 		if (strcmp(set->shards[i].name, shard) == 0)
-			return parse_fail(ps, name, "shard %s is defined twice in [shards.%s]", shard,
-					  set->name);
+			return parse_fail(ps, name, "shard %s is defined twice in [shards.%s]",
+					  shard, set->name);
 	}
 	sh.name = strdup(shard);
 	sh.cluster = strdup("");
@@ -1013,8 +1025,10 @@ static bool set_shards_key(struct parse_state *ps, const char *set_name, const c
 		return add_shard_line(ps, set, name, value);
 	key = find_in(config_shards_keys, config_shards_key_count, name);
 	if (!key)
-		return parse_fail(ps, name, "unknown key in [shards.%s] (expected key, key_type, "
-					    "buckets, seed, map, no_shard_key, fanout_limit or shard.NAME)", set_name);
+		return parse_fail(ps, name,
+				  "unknown key in [shards.%s] (expected key, key_type, "
+				  "buckets, seed, map, no_shard_key, fanout_limit or shard.NAME)",
+				  set_name);
 	if (!parse_value(key, value, &v, why, sizeof(why)))
 		return parse_fail(ps, key->name, "%s", why);
 	replace_value(set, key, v);
@@ -1091,9 +1105,11 @@ static enum section section_of(const char *name)
 		return SECTION_USERS;
 	if (len == 5 && strncasecmp(name, "peers", len) == 0)
 		return SECTION_PEERS;
-	if (len > strlen(CLUSTER_PREFIX) && strncasecmp(name, CLUSTER_PREFIX, strlen(CLUSTER_PREFIX)) == 0)
+	if (len > strlen(CLUSTER_PREFIX) &&
+	    strncasecmp(name, CLUSTER_PREFIX, strlen(CLUSTER_PREFIX)) == 0)
 		return SECTION_CLUSTER;
-	if (len > strlen(SHARDS_PREFIX) && strncasecmp(name, SHARDS_PREFIX, strlen(SHARDS_PREFIX)) == 0)
+	if (len > strlen(SHARDS_PREFIX) &&
+	    strncasecmp(name, SHARDS_PREFIX, strlen(SHARDS_PREFIX)) == 0)
 		return SECTION_SHARDS;
 	return SECTION_UNKNOWN;
 }
@@ -1144,8 +1160,10 @@ static int on_pair(void *user, const char *section, const char *name, const char
 	case SECTION_UNKNOWN:
 		break;
 	}
-	return parse_fail(ps, name, "unknown section [%s] (expected pgmux, pgbouncer, databases, "
-				    "users, peers, cluster.NAME or shards.NAME)", section);
+	return parse_fail(ps, name,
+			  "unknown section [%s] (expected pgmux, pgbouncer, databases, "
+			  "users, peers, cluster.NAME or shards.NAME)",
+			  section);
 }
 
 /*
@@ -1197,23 +1215,25 @@ static bool validate_main(const struct config *cfg, struct report *r, const stru
 	unsigned methods;
 
 	if (!config_server_auth_methods(cfg->server_auth_methods, &methods))
-		return report_error(r, origin_of_key(o, "server_auth_methods"), "server_auth_methods",
-				    "\"%s\": give auto, or a list of scram-sha-256, md5, password, none",
-				    cfg->server_auth_methods);
+		return report_error(
+			r, origin_of_key(o, "server_auth_methods"), "server_auth_methods",
+			"\"%s\": give auto, or a list of scram-sha-256, md5, password, none",
+			cfg->server_auth_methods);
 	if (cfg->listen_addr[0] == '\0' && cfg->unix_socket_dir[0] == '\0')
-		return report_error(r, origin_of_pair(o, "listen_addr", "unix_socket_dir"),
-				    "listen_addr",
-				    "nothing to listen on: listen_addr and unix_socket_dir are both "
-				    "empty");
+		return report_error(
+			r, origin_of_pair(o, "listen_addr", "unix_socket_dir"), "listen_addr",
+			"nothing to listen on: listen_addr and unix_socket_dir are both "
+			"empty");
 	/*
 	 * verify-ca checks no host name: with the system's CAs any certificate a public CA signed
 	 * for anyone would do. libpq refuses verify-ca without a root certificate file too.
 	 */
 	if (cfg->server_tls_sslmode == SSLMODE_VERIFY_CA && cfg->server_tls_ca_file[0] == '\0')
-		return report_error(r, origin_of_key(o, "server_tls_sslmode"), "server_tls_sslmode",
-				    "verify-ca needs server_tls_ca_file (the CA that signs the servers' "
-				    "certificates); use verify-full to check host names against the "
-				    "system's CAs");
+		return report_error(
+			r, origin_of_key(o, "server_tls_sslmode"), "server_tls_sslmode",
+			"verify-ca needs server_tls_ca_file (the CA that signs the servers' "
+			"certificates); use verify-full to check host names against the "
+			"system's CAs");
 	return true;
 }
 
@@ -1228,8 +1248,9 @@ static bool validate_db(const struct config *cfg, const struct db_entry *db, int
 {
 	/* With auth_type any the client's user name is not trusted, so it cannot log in. */
 	if (cfg->auth_type == AUTH_ANY && db->user[0] == '\0')
-		return report_error(r, line, db->name, "auth_type = any needs user= in every "
-						       "database entry");
+		return report_error(r, line, db->name,
+				    "auth_type = any needs user= in every "
+				    "database entry");
 	if (db->cluster[0] && !config_find_cluster(cfg, db->cluster))
 		return report_error(r, line, db->name, "cluster=%s: no [cluster.%s] section",
 				    db->cluster, db->cluster);
@@ -1239,7 +1260,8 @@ static bool validate_db(const struct config *cfg, const struct db_entry *db, int
 		return report_error(r, line, db->name, "shards=%s: no [shards.%s] section",
 				    db->shards, db->shards);
 	if (db->shards[0] && (db->host[0] || db->cluster[0]))
-		return report_error(r, line, db->name, "a sharded database takes its servers from "
+		return report_error(r, line, db->name,
+				    "a sharded database takes its servers from "
 				    "its shards' clusters: give shards= without host= or cluster=");
 	return true;
 }
@@ -1259,15 +1281,20 @@ static bool validate_shard_set(const struct config *cfg, const struct shards_ent
 		return report_error(r, line, set->name, "[shards.%s] needs key = the key column",
 				    set->name);
 	if (set->n_shards == 0)
-		return report_error(r, line, set->name, "[shards.%s] names no shard: add lines "
-				    "shard.NAME = cluster=CLUSTER", set->name);
+		return report_error(r, line, set->name,
+				    "[shards.%s] names no shard: add lines "
+				    "shard.NAME = cluster=CLUSTER",
+				    set->name);
 	if (!is_power_of_two(set->buckets))
 		return report_error(r, line, set->name, "buckets = %d: must be a power of two",
 				    set->buckets);
 	if (!set->map[0])
-		return report_error(r, line, set->name, "[shards.%s] needs map = FILE; create the "
-				    "first one with: pgmux --shard-map create --buckets %d --seed %d "
-				    "SHARD... -o FILE", set->name, set->buckets, set->seed);
+		return report_error(
+			r, line, set->name,
+			"[shards.%s] needs map = FILE; create the "
+			"first one with: pgmux --shard-map create --buckets %d --seed %d "
+			"SHARD... -o FILE",
+			set->name, set->buckets, set->seed);
 	if (config_shard_map_in_etcd(set)) {
 		struct etcd_source src;
 		char why[300];
@@ -1279,22 +1306,27 @@ static bool validate_shard_set(const struct config *cfg, const struct shards_ent
 		const struct shard_entry *sh = &set->shards[i];
 
 		if (!config_find_cluster(cfg, sh->cluster))
-			return report_error(r, line, set->name, "shard.%s: cluster=%s: no [cluster.%s] "
-					    "section", sh->name, sh->cluster, sh->cluster);
+			return report_error(r, line, set->name,
+					    "shard.%s: cluster=%s: no [cluster.%s] "
+					    "section",
+					    sh->name, sh->cluster, sh->cluster);
 		default_known = default_known || strcmp(set->no_shard_key, sh->name) == 0;
 	}
 	if (!default_known)
-		return report_error(r, line, set->name, "no_shard_key = %s: give error, all, or the "
-				    "name of one of the section's shards", set->no_shard_key);
+		return report_error(r, line, set->name,
+				    "no_shard_key = %s: give error, all, or the "
+				    "name of one of the section's shards",
+				    set->no_shard_key);
 	return true;
 }
 
 static bool validate_cluster(const struct cluster_entry *cl, int line, struct report *r)
 {
 	if (!cl->patroni[0] == !cl->hosts[0])
-		return report_error(r, line, cl->name,
-				    "[cluster.%s] needs exactly one of patroni = URLs or hosts = host:port list",
-				    cl->name);
+		return report_error(
+			r, line, cl->name,
+			"[cluster.%s] needs exactly one of patroni = URLs or hosts = host:port list",
+			cl->name);
 	return true;
 }
 
@@ -1304,7 +1336,8 @@ static bool validate_peer(const struct peer_entry *peer, int line, struct report
 
 	snprintf(name, sizeof(name), "%d", peer->id);
 	if (!peer->host[0])
-		return report_error(r, line, name, "a [peers] entry needs host= (an address, a name, "
+		return report_error(r, line, name,
+				    "a [peers] entry needs host= (an address, a name, "
 				    "or a unix socket directory)");
 	return true;
 }
@@ -1402,16 +1435,20 @@ static bool add_shard_entries(struct config *cfg, struct report *r, const struct
 			const char *parent = cfg->dbs[i].name;
 
 			if (strlen(parent) + 1 + strlen(set->shards[k].name) > NAME_MAX_LEN)
-				return report_error(r, db_origin(o, i), parent, "database %s.%s (its "
-						    "shard %s) would be longer than %d bytes", parent,
-						    set->shards[k].name, set->shards[k].name, NAME_MAX_LEN);
+				return report_error(r, db_origin(o, i), parent,
+						    "database %s.%s (its "
+						    "shard %s) would be longer than %d bytes",
+						    parent, set->shards[k].name,
+						    set->shards[k].name, NAME_MAX_LEN);
 			for (int j = 0; j < n; j++) {
 				if (strncmp(cfg->dbs[j].name, parent, strlen(parent)) == 0 &&
 				    cfg->dbs[j].name[strlen(parent)] == '.' &&
-				    strcmp(cfg->dbs[j].name + strlen(parent) + 1, set->shards[k].name) == 0)
+				    strcmp(cfg->dbs[j].name + strlen(parent) + 1,
+					   set->shards[k].name) == 0)
 					return report_error(r, db_origin(o, j), cfg->dbs[j].name,
 							    "the name of shard %s of database %s: "
-							    "rename one of them", set->shards[k].name, parent);
+							    "rename one of them",
+							    set->shards[k].name, parent);
 			}
 			if (!add_shard_entry(cfg, i, &set->shards[k], k))
 				return report_error(r, 0, parent, "out of memory");
@@ -1469,9 +1506,10 @@ static bool map_fits(const struct shards_entry *set, struct loaded_shard_map *l,
 	const struct shard_map *m = l->map;
 
 	if (m->n_buckets != (uint32_t)set->buckets || m->seed != (uint64_t)set->seed) {
-		snprintf(why, whylen, "the map has %u buckets and seed %llu, the section says "
-			 "buckets = %d, seed = %d", m->n_buckets, (unsigned long long)m->seed,
-			 set->buckets, set->seed);
+		snprintf(why, whylen,
+			 "the map has %u buckets and seed %llu, the section says "
+			 "buckets = %d, seed = %d",
+			 m->n_buckets, (unsigned long long)m->seed, set->buckets, set->seed);
 		return false;
 	}
 	for (int i = 0; i < m->n_shards; i++) {
@@ -1481,8 +1519,10 @@ static bool map_fits(const struct shards_entry *set, struct loaded_shard_map *l,
 				l->shard_of[i] = k;
 		}
 		if (l->shard_of[i] < 0) {
-			snprintf(why, whylen, "the map gives buckets to shard %s, which the section "
-				 "does not name (add shard.%s = cluster=...)", m->names[i], m->names[i]);
+			snprintf(why, whylen,
+				 "the map gives buckets to shard %s, which the section "
+				 "does not name (add shard.%s = cluster=...)",
+				 m->names[i], m->names[i]);
 			return false;
 		}
 	}
@@ -1494,8 +1534,9 @@ bool config_shard_map_in_etcd(const struct shards_entry *set)
 	return strncmp(set->map, "etcd:", 5) == 0;
 }
 
-struct loaded_shard_map *config_shard_map_from_text(const struct shards_entry *set, const char *text,
-						    size_t len, char *why, size_t whylen)
+struct loaded_shard_map *config_shard_map_from_text(const struct shards_entry *set,
+						    const char *text, size_t len, char *why,
+						    size_t whylen)
 {
 	struct loaded_shard_map *l = calloc(1, sizeof(*l));
 
@@ -1545,12 +1586,13 @@ static bool load_shard_maps(struct config *cfg, struct report *r, const struct o
 			continue;
 		set->loaded = load_shard_map(set, why, sizeof(why));
 		if (!set->loaded)
-			return report_error(r, o && o->shard_sets ? o->shard_sets[i] : 0, "map", "%s",
-					    why);
+			return report_error(r, o && o->shard_sets ? o->shard_sets[i] : 0, "map",
+					    "%s", why);
 	}
 	for (int i = 0; i < cfg->n_dbs; i++) {
 		const struct db_entry *db = &cfg->dbs[i];
-		const struct shards_entry *set = db->shards[0] ? config_find_shards(cfg, db->shards) : NULL;
+		const struct shards_entry *set = db->shards[0] ? config_find_shards(cfg, db->shards)
+							       : NULL;
 		const struct shard_map *m = set && set->loaded ? set->loaded->map : NULL;
 
 		for (int k = 0; m && k < set->n_shards; k++) {
@@ -1559,10 +1601,11 @@ static bool load_shard_maps(struct config *cfg, struct report *r, const struct o
 			for (int j = 0; j < m->n_shards; j++)
 				has = has || set->loaded->shard_of[j] == k;
 			if (!has)
-				add_warning(cfg, cfg->config_file, db_origin(o, i), db->name,
-					    "shard %s holds no bucket in map version %llu: it serves "
-					    "no key until a new map gives it some", set->shards[k].name,
-					    (unsigned long long)m->version);
+				add_warning(
+					cfg, cfg->config_file, db_origin(o, i), db->name,
+					"shard %s holds no bucket in map version %llu: it serves "
+					"no key until a new map gives it some",
+					set->shards[k].name, (unsigned long long)m->version);
 		}
 	}
 	return true;
@@ -1606,8 +1649,10 @@ static void warn_min_pool_sizes(struct config *cfg, const struct origins *o)
 
 	if (cfg->min_pool_size > cfg->default_pool_size)
 		add_warning(cfg, path, origin_of_pair(o, "min_pool_size", "default_pool_size"),
-			    "min_pool_size", "%d is larger than default_pool_size (%d): pools keep "
-			    "at most their size open", cfg->min_pool_size, cfg->default_pool_size);
+			    "min_pool_size",
+			    "%d is larger than default_pool_size (%d): pools keep "
+			    "at most their size open",
+			    cfg->min_pool_size, cfg->default_pool_size);
 	for (int i = 0; i < cfg->n_dbs; i++) {
 		const struct db_entry *db = &cfg->dbs[i];
 		int size = config_db_pool_size(cfg, db);
@@ -1618,9 +1663,11 @@ static void warn_min_pool_sizes(struct config *cfg, const struct origins *o)
 
 		/* Entries that merely inherit both were covered by the [pgmux] warning. */
 		if (min > size && (db->min_pool_size >= 0 || db->pool_size >= 0))
-			add_warning(cfg, path, db_origin(o, i), db->name,
-				    "min_pool_size (%d) is larger than pool_size (%d): the pool keeps "
-				    "at most %d open", min, size, size);
+			add_warning(
+				cfg, path, db_origin(o, i), db->name,
+				"min_pool_size (%d) is larger than pool_size (%d): the pool keeps "
+				"at most %d open",
+				min, size, size);
 	}
 }
 
@@ -1634,9 +1681,10 @@ static void warn_peering(struct config *cfg, const struct origins *o)
 			    "set without peer_id: a cancel request the kernel hands to another "
 			    "process sharing the port is lost");
 	else if (cfg->peer_id && cfg->n_peers == 0)
-		add_warning(cfg, path, origin_of_key(o, "peer_id"), "peer_id",
-			    "set without a [peers] section: cancel requests for other processes are "
-			    "dropped");
+		add_warning(
+			cfg, path, origin_of_key(o, "peer_id"), "peer_id",
+			"set without a [peers] section: cancel requests for other processes are "
+			"dropped");
 	else if (!cfg->peer_id && cfg->n_peers > 0)
 		add_warning(cfg, path, o && o->peers ? o->peers[0] : 0, "peers",
 			    "[peers] is not used without peer_id");
@@ -1759,12 +1807,19 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 /* Bytes in the largest unit that divides them: 16MB, 512kB, 1000. */
 static void format_size(double v, char *buf, size_t buflen)
 {
-	static const struct { const char *unit; double factor; } units[] = {
-		{ "TB", 1099511627776.0 }, { "GB", 1073741824.0 }, { "MB", 1048576.0 }, { "kB", 1024.0 },
+	static const struct {
+		const char *unit;
+		double factor;
+	} units[] = {
+		{ "TB", 1099511627776.0 },
+		{ "GB", 1073741824.0 },
+		{ "MB", 1048576.0 },
+		{ "kB", 1024.0 },
 	};
 
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-		if (v >= units[i].factor && (unsigned long long)v % (unsigned long long)units[i].factor == 0) {
+		if (v >= units[i].factor &&
+		    (unsigned long long)v % (unsigned long long)units[i].factor == 0) {
 			snprintf(buf, buflen, "%.0f%s", v / units[i].factor, units[i].unit);
 			return;
 		}
@@ -1772,8 +1827,8 @@ static void format_size(double v, char *buf, size_t buflen)
 	snprintf(buf, buflen, "%.0f", v);
 }
 
-const char *config_format_value(const struct config *cfg, const struct config_key *key,
-				char *buf, size_t buflen)
+const char *config_format_value(const struct config *cfg, const struct config_key *key, char *buf,
+				size_t buflen)
 {
 	const void *f = (const char *)cfg + key->offset;
 
@@ -1902,8 +1957,10 @@ bool config_server_auth_methods(const char *list, unsigned *mask)
 		const char *name;
 		unsigned bit;
 	} methods[] = {
-		{ "scram-sha-256", SERVER_AUTH_SCRAM }, { "md5", SERVER_AUTH_MD5 },
-		{ "password", SERVER_AUTH_PASSWORD }, { "none", SERVER_AUTH_NONE },
+		{ "scram-sha-256", SERVER_AUTH_SCRAM },
+		{ "md5", SERVER_AUTH_MD5 },
+		{ "password", SERVER_AUTH_PASSWORD },
+		{ "none", SERVER_AUTH_NONE },
 	};
 
 	*mask = 0;
@@ -1918,7 +1975,8 @@ bool config_server_auth_methods(const char *list, unsigned *mask)
 		size_t i;
 
 		for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
-			if (item == strlen(methods[i].name) && strncmp(list, methods[i].name, item) == 0)
+			if (item == strlen(methods[i].name) &&
+			    strncmp(list, methods[i].name, item) == 0)
 				break;
 		}
 		if (i == sizeof(methods) / sizeof(methods[0]))
@@ -1937,10 +1995,12 @@ void config_server_require_auth(const struct config *cfg, char *out, size_t len)
 	if (!config_server_auth_methods(cfg->server_auth_methods, &mask))
 		mask = 0;
 	/* libpq verifies the certificate or fails under verify-ca/-full: then cleartext is safe. */
-	if ((mask & SERVER_AUTH_PASSWORD_IF_VERIFIED) && cfg->server_tls_sslmode >= SSLMODE_VERIFY_CA)
+	if ((mask & SERVER_AUTH_PASSWORD_IF_VERIFIED) &&
+	    cfg->server_tls_sslmode >= SSLMODE_VERIFY_CA)
 		mask |= SERVER_AUTH_PASSWORD;
 	snprintf(out, len, "%s%s%s%s", mask & SERVER_AUTH_SCRAM ? "scram-sha-256," : "",
-		 mask & SERVER_AUTH_MD5 ? "md5," : "", mask & SERVER_AUTH_PASSWORD ? "password," : "",
+		 mask & SERVER_AUTH_MD5 ? "md5," : "",
+		 mask & SERVER_AUTH_PASSWORD ? "password," : "",
 		 mask & SERVER_AUTH_NONE ? "none," : "");
 	if (*out)
 		out[strlen(out) - 1] = '\0';

@@ -46,7 +46,8 @@ static const char *const sslmode_names[] = {
 
 /* Index = enum read_from, enum load_balance, enum read_fallback value. */
 static const char *const read_from_names[] = { "replicas", "any", "primary", NULL };
-static const char *const load_balance_names[] = { "round_robin", "least_connections", "random", NULL };
+static const char *const load_balance_names[] = { "round_robin", "least_connections", "random",
+						  NULL };
 static const char *const read_fallback_names[] = { "primary", "error", NULL };
 
 /* Index = enum syslog_facility value; PgBouncer's syslog_facility names. */
@@ -68,12 +69,13 @@ const char *const syslog_facility_names[] = {
 #define AUTH_FILE CONFIG_APPLY_AUTH_FILE
 
 #define KEY(field, t, def, how, help_text, lo, hi)                                                 \
-	{ .name = #field, .type = (t), .offset = offsetof(struct config, field),                   \
-	  .default_value = (def), .reloadable = (how) != RESTART,                                  \
-	  .apply = (how) == RESTART ? CONFIG_APPLY_NONE : (unsigned)(how), .help = (help_text),    \
-	  .min_value = (lo), .max_value = (hi) }
-#define INT_KEY(field, def, how, lo, hi, help_text)                                                \
-	KEY(field, CFG_INT, def, how, help_text, lo, hi)
+	{                                                                                          \
+		.name = #field, .type = (t), .offset = offsetof(struct config, field),             \
+		.default_value = (def), .reloadable = (how) != RESTART,                            \
+		.apply = (how) == RESTART ? CONFIG_APPLY_NONE : (unsigned)(how),                   \
+		.help = (help_text), .min_value = (lo), .max_value = (hi)                          \
+	}
+#define INT_KEY(field, def, how, lo, hi, help_text) KEY(field, CFG_INT, def, how, help_text, lo, hi)
 #define TIME_KEY_HOW(field, def, how, help_text)                                                   \
 	KEY(field, CFG_DOUBLE, def, how, help_text, 0, SECONDS_MAX)
 #define TIME_KEY(field, def, help_text) TIME_KEY_HOW(field, def, RELOAD, help_text)
@@ -81,14 +83,19 @@ const char *const syslog_facility_names[] = {
 #define STR_KEY(field, def, how, help_text) KEY(field, CFG_STRING, def, how, help_text, 0, 0)
 /* A password: shown as ******** by SHOW CONFIG and in log lines, never echoed by an error. */
 #define SECRET_KEY(field, how, help_text)                                                          \
-	{ .name = #field, .type = CFG_STRING, .offset = offsetof(struct config, field),            \
-	  .default_value = "", .reloadable = (how) != RESTART, .secret = true,                     \
-	  .apply = (how) == RESTART ? CONFIG_APPLY_NONE : (unsigned)(how), .help = (help_text) }
+	{                                                                                          \
+		.name = #field, .type = CFG_STRING, .offset = offsetof(struct config, field),      \
+		.default_value = "", .reloadable = (how) != RESTART, .secret = true,               \
+		.apply = (how) == RESTART ? CONFIG_APPLY_NONE : (unsigned)(how),                   \
+		.help = (help_text)                                                                \
+	}
 #define ENUM_ALIAS_KEY(field, def, names, aliases, how, help_text)                                 \
-	{ .name = #field, .type = CFG_ENUM, .offset = offsetof(struct config, field),              \
-	  .default_value = (def), .reloadable = (how) != RESTART,                                  \
-	  .apply = (how) == RESTART ? CONFIG_APPLY_NONE : (unsigned)(how), .enum_names = (names),  \
-	  .enum_aliases = (aliases), .help = (help_text) }
+	{                                                                                          \
+		.name = #field, .type = CFG_ENUM, .offset = offsetof(struct config, field),        \
+		.default_value = (def), .reloadable = (how) != RESTART,                            \
+		.apply = (how) == RESTART ? CONFIG_APPLY_NONE : (unsigned)(how),                   \
+		.enum_names = (names), .enum_aliases = (aliases), .help = (help_text)              \
+	}
 #define ENUM_KEY_HOW(field, def, names, how, help_text)                                            \
 	ENUM_ALIAS_KEY(field, def, names, NULL, how, help_text)
 #define ENUM_KEY(field, def, names, help_text) ENUM_KEY_HOW(field, def, names, RELOAD, help_text)
@@ -156,9 +163,10 @@ const struct config_key config_keys[] = {
 	/* server connections */
 	STR_KEY(server_reset_query, "DISCARD ALL", RELOAD,
 		"query run on a server before another client gets it; empty = none"),
-	BOOL_KEY(server_fast_close, "0", RELOAD,
-		 "session mode: close a server marked for closing (RECONNECT, demoted primary) and its "
-		 "client when the client's transaction ends, not at the end of the session"),
+	BOOL_KEY(
+		server_fast_close, "0", RELOAD,
+		"session mode: close a server marked for closing (RECONNECT, demoted primary) and its "
+		"client when the client's transaction ends, not at the end of the session"),
 	BOOL_KEY(server_reset_query_always, "0", RELOAD,
 		 "run server_reset_query in every pool mode, not only in session mode"),
 	STR_KEY(server_check_query, "select 1", RELOAD,
@@ -179,13 +187,14 @@ const struct config_key config_keys[] = {
 	INT_KEY(server_scram_max_iterations, "100000", RELOAD, 1, 10000000,
 		"most SCRAM iterations pgmux computes for a server login"),
 	KEY(server_max_held_message, CFG_SIZE, "1MB", RELOAD,
-	    "largest server message pgmux holds whole to read it (errors, parameters, login)",
-	    8192, 2147483647),
+	    "largest server message pgmux holds whole to read it (errors, parameters, login)", 8192,
+	    2147483647),
 
 	/* clients */
-	TIME_KEY(client_startup_timeout, "5",
-		 "close a client that has not sent its startup packet (TLS handshake included) after "
-		 "this long; 0 = never"),
+	TIME_KEY(
+		client_startup_timeout, "5",
+		"close a client that has not sent its startup packet (TLS handshake included) after "
+		"this long; 0 = never"),
 	TIME_KEY(client_login_timeout, "60",
 		 "close a client that has not logged in after this long; 0 = never"),
 	TIME_KEY(client_idle_timeout, "0", "close a client idle for this long; 0 = never"),
@@ -214,21 +223,25 @@ const struct config_key config_keys[] = {
 		"distinct named prepared statements pgmux holds for all clients together"),
 
 	/* authentication */
-	ENUM_ALIAS_KEY(auth_type, "md5", auth_type_names, auth_type_aliases, RELOAD,
-		       "client authentication: trust, any, password (or plain), md5, scram-sha-256, "
-		       "cert or hba"),
+	ENUM_ALIAS_KEY(
+		auth_type, "md5", auth_type_names, auth_type_aliases, RELOAD,
+		"client authentication: trust, any, password (or plain), md5, scram-sha-256, "
+		"cert or hba"),
 	STR_KEY(auth_file, "", AUTH_FILE, "file of \"user\" \"password\" lines for authentication"),
 	STR_KEY(auth_hba_file, "", RELOAD,
 		"pg_hba.conf-style rules used when auth_type = hba (read again on RELOAD)"),
-	STR_KEY(auth_query, "SELECT usename, passwd FROM pg_shadow WHERE usename = $1 AND "
-			    "(valuntil IS NULL OR valuntil > now())", RELOAD,
+	STR_KEY(auth_query,
+		"SELECT usename, passwd FROM pg_shadow WHERE usename = $1 AND "
+		"(valuntil IS NULL OR valuntil > now())",
+		RELOAD,
 		"query returning (user, secret) for a user not in auth_file; $1 is the user name"),
 	STR_KEY(auth_user, "", RELOAD,
 		"user that runs auth_query (its password from auth_file); empty = no auth_query"),
 	STR_KEY(auth_dbname, "", RELOAD,
 		"database entry auth_query connects to; empty = the one the client asked for"),
-	TIME_KEY(auth_cache_ttl, "60",
-		 "seconds an auth_query secret is reused (unknown users and failures: 5); 0 = always ask"),
+	TIME_KEY(
+		auth_cache_ttl, "60",
+		"seconds an auth_query secret is reused (unknown users and failures: 5); 0 = always ask"),
 	INT_KEY(auth_kdf_budget, "100", RELOAD, 1, 1000,
 		"milliseconds of each second that password checks not answered from the cache may "
 		"spend in PBKDF2; beyond, such logins are refused (53300)"),
@@ -239,7 +252,7 @@ const struct config_key config_keys[] = {
 
 	/* TLS towards clients */
 	ENUM_KEY_HOW(client_tls_sslmode, "disable", sslmode_names, TLS,
-		 "TLS for clients: disable, allow, prefer, require, verify-ca or verify-full"),
+		     "TLS for clients: disable, allow, prefer, require, verify-ca or verify-full"),
 	STR_KEY(client_tls_key_file, "", TLS, "private key pgmux presents to clients (PEM)"),
 	STR_KEY(client_tls_cert_file, "", TLS, "certificate pgmux presents to clients (PEM)"),
 	STR_KEY(client_tls_ca_file, "", TLS,
@@ -257,7 +270,7 @@ const struct config_key config_keys[] = {
 
 	/* TLS towards servers */
 	ENUM_KEY_HOW(server_tls_sslmode, "prefer", sslmode_names, TLS,
-		 "TLS to servers: disable, allow, prefer, require, verify-ca or verify-full"),
+		     "TLS to servers: disable, allow, prefer, require, verify-ca or verify-full"),
 	STR_KEY(server_tls_ca_file, "", TLS,
 		"CA certificates server certificates are checked against; empty = the system's"),
 	STR_KEY(server_tls_key_file, "", TLS, "private key for a client certificate to servers"),
@@ -283,28 +296,31 @@ const struct config_key config_keys[] = {
 	ENUM_KEY_HOW(syslog_facility, "daemon", syslog_facility_names, RESTART,
 		     "syslog facility: auth, authpriv, daemon, user or local0 to local7"),
 	BOOL_KEY(log_connections, "1", RELOAD, "log every successful client login"),
-	BOOL_KEY(log_disconnections, "1", RELOAD, "log every client disconnection, with its reason"),
+	BOOL_KEY(log_disconnections, "1", RELOAD,
+		 "log every client disconnection, with its reason"),
 	BOOL_KEY(log_pooler_errors, "1", RELOAD, "log the errors pgmux sends to clients"),
 	INT_KEY(verbose, "0", LOG, 0, 3, "more detail in the log: 0 to 3"),
 
 	/* routing defaults for [cluster.NAME] sections */
-	ENUM_KEY(read_from, "replicas", read_from_names,
-		 "where reads of a routed database go: replicas, any (replicas and primary) or primary"),
-	ENUM_KEY(load_balance, "round_robin", load_balance_names,
-		 "how reads pick a replica: round_robin, least_connections or random (weights apply)"),
+	ENUM_KEY(
+		read_from, "replicas", read_from_names,
+		"where reads of a routed database go: replicas, any (replicas and primary) or primary"),
+	ENUM_KEY(
+		load_balance, "round_robin", load_balance_names,
+		"how reads pick a replica: round_robin, least_connections or random (weights apply)"),
 	KEY(max_replica_lag, CFG_SIZE, "16MB", RELOAD,
-	    "skip replicas further behind the primary than this many bytes of WAL; 0 = no limit",
-	    0, 1e15),
+	    "skip replicas further behind the primary than this many bytes of WAL; 0 = no limit", 0,
+	    1e15),
 	TIME_KEY(max_replica_lag_time, "0",
 		 "skip replicas whose replay is this many seconds behind; 0 = no limit"),
 	ENUM_KEY(read_fallback, "primary", read_fallback_names,
 		 "when no replica is usable, reads go to the primary or fail with an error"),
 	BOOL_KEY(read_your_writes, "0", RELOAD,
 		 "after a client's write, its reads go only to replicas that have replayed it"),
-	TIME_KEY(primary_wait_timeout, "30",
-		 "seconds a write waits for a confirmed primary (switchover, failover) before failing"),
-	TIME_KEY(ban_time, "10",
-		 "seconds a member that failed a health check gets no reads"),
+	TIME_KEY(
+		primary_wait_timeout, "30",
+		"seconds a write waits for a confirmed primary (switchover, failover) before failing"),
+	TIME_KEY(ban_time, "10", "seconds a member that failed a health check gets no reads"),
 	KEY(health_check_interval, CFG_DOUBLE, "1", RELOAD,
 	    "seconds between health checks of each cluster member", 0.05, 3600),
 	KEY(health_check_timeout, CFG_DOUBLE, "3", RELOAD,
@@ -324,18 +340,26 @@ const struct config_key config_keys[] = {
 const size_t config_key_count = sizeof(config_keys) / sizeof(config_keys[0]);
 
 #define ENTRY_KEY(strct, field, t, def, lo, hi, help_text)                                         \
-	{ .name = #field, .type = (t), .offset = offsetof(struct strct, field),                    \
-	  .default_value = (def), .reloadable = true, .help = (help_text), .min_value = (lo),      \
-	  .max_value = (hi) }
+	{                                                                                          \
+		.name = #field, .type = (t), .offset = offsetof(struct strct, field),              \
+		.default_value = (def), .reloadable = true, .help = (help_text),                   \
+		.min_value = (lo), .max_value = (hi)                                               \
+	}
 #define ENTRY_SECRET(strct, field, help_text)                                                      \
-	{ .name = #field, .type = CFG_STRING, .offset = offsetof(struct strct, field),             \
-	  .default_value = "", .reloadable = true, .secret = true, .help = (help_text) }
+	{                                                                                          \
+		.name = #field, .type = CFG_STRING, .offset = offsetof(struct strct, field),       \
+		.default_value = "", .reloadable = true, .secret = true, .help = (help_text)       \
+	}
 #define ENTRY_MODE_KEY(strct)                                                                      \
-	{ .name = "pool_mode", .type = CFG_ENUM, .offset = offsetof(struct strct, pool_mode),      \
-	  .reloadable = true, .enum_names = pool_mode_names,                                       \
-	  .help = "pool mode for this entry; unset = [pgmux] pool_mode" }
+	{                                                                                          \
+		.name = "pool_mode", .type = CFG_ENUM,                                             \
+		.offset = offsetof(struct strct, pool_mode), .reloadable = true,                   \
+		.enum_names = pool_mode_names,                                                     \
+		.help = "pool mode for this entry; unset = [pgmux] pool_mode"                      \
+	}
 #define DB_STR(field, help_text) ENTRY_KEY(db_entry, field, CFG_STRING, "", 0, 0, help_text)
-#define DB_COUNT(field, lo, help_text) ENTRY_KEY(db_entry, field, CFG_INT, NULL, lo, INT_MAX, help_text)
+#define DB_COUNT(field, lo, help_text)                                                             \
+	ENTRY_KEY(db_entry, field, CFG_INT, NULL, lo, INT_MAX, help_text)
 
 const struct config_key config_db_keys[] = {
 	DB_STR(host, "server host name or address, or a unix socket directory (starts with /); "
@@ -359,9 +383,12 @@ const struct config_key config_db_keys[] = {
 	ENTRY_KEY(db_entry, read_only, CFG_BOOL, "0", 0, 1,
 		  "routed or sharded: its clients only read, so /ready does not wait for a primary "
 		  "for it"),
-	{ .name = "load_balance_hosts", .type = CFG_ENUM,
-	  .offset = offsetof(struct db_entry, load_balance_hosts), .default_value = "round-robin",
-	  .reloadable = true, .enum_names = host_balance_names,
+	{ .name = "load_balance_hosts",
+	  .type = CFG_ENUM,
+	  .offset = offsetof(struct db_entry, load_balance_hosts),
+	  .default_value = "round-robin",
+	  .reloadable = true,
+	  .enum_names = host_balance_names,
 	  .help = "with several hosts: round-robin, or disable (the same one until it fails)" },
 	DB_STR(auth_user, "auth_query for clients of this database runs as this user; "
 			  "unset = [pgmux] auth_user"),
@@ -391,20 +418,25 @@ const struct config_key config_peer_keys[] = {
 
 const size_t config_peer_key_count = sizeof(config_peer_keys) / sizeof(config_peer_keys[0]);
 
-#define CL_KEY(field, t, lo, hi, help_text) ENTRY_KEY(cluster_entry, field, t, NULL, lo, hi, help_text)
+#define CL_KEY(field, t, lo, hi, help_text)                                                        \
+	ENTRY_KEY(cluster_entry, field, t, NULL, lo, hi, help_text)
 #define CL_STR(field, help_text) ENTRY_KEY(cluster_entry, field, CFG_STRING, "", 0, 0, help_text)
-#define CL_ENUM(field, names, help_text)                                                          \
-	{ .name = #field, .type = CFG_ENUM, .offset = offsetof(struct cluster_entry, field),       \
-	  .reloadable = true, .enum_names = (names), .help = (help_text) }
+#define CL_ENUM(field, names, help_text)                                                           \
+	{                                                                                          \
+		.name = #field, .type = CFG_ENUM, .offset = offsetof(struct cluster_entry, field), \
+		.reloadable = true, .enum_names = (names), .help = (help_text)                     \
+	}
 
 const struct config_key config_cluster_keys[] = {
 	CL_STR(patroni, "Patroni REST API base URLs (http or https), space-separated"),
-	CL_STR(hosts, "or a static member list, host:port space-separated; roles from health checks"),
+	CL_STR(hosts,
+	       "or a static member list, host:port space-separated; roles from health checks"),
 	CL_STR(weights, "read weights, member:weight space-separated (member name or host:port)"),
 	CL_STR(patroni_user, "HTTP basic-auth user for the Patroni REST API"),
 	ENTRY_SECRET(cluster_entry, patroni_password,
 		     "HTTP basic-auth password for the Patroni REST API"),
-	CL_STR(patroni_ca_file, "CA certificates for https Patroni endpoints; empty = the system's"),
+	CL_STR(patroni_ca_file,
+	       "CA certificates for https Patroni endpoints; empty = the system's"),
 	CL_STR(patroni_cert_file, "client certificate for the Patroni REST API"),
 	CL_STR(patroni_key_file, "client certificate key for the Patroni REST API"),
 	CL_ENUM(read_from, read_from_names, "as [pgmux] read_from, for this cluster"),
@@ -429,31 +461,40 @@ const struct config_key config_cluster_keys[] = {
 	CL_STR(health_check_dbname, "as [pgmux] health_check_dbname, for this cluster"),
 };
 
-const size_t config_cluster_key_count = sizeof(config_cluster_keys) / sizeof(config_cluster_keys[0]);
+const size_t config_cluster_key_count = sizeof(config_cluster_keys) /
+					sizeof(config_cluster_keys[0]);
 
 static const char *const shard_key_type_names[] = { "int", "text", "uuid", NULL };
 static const char *const shard_key_type_aliases[] = {
-	"bigint", "int", "int8", "int", "integer", "int", "int4", "int", "smallint", "int",
-	"int2", "int", "varchar", "text", NULL,
+	"bigint",   "int", "int8", "int", "integer", "int",  "int4", "int",
+	"smallint", "int", "int2", "int", "varchar", "text", NULL,
 };
 
-#define SH_STR(field, def, help_text) ENTRY_KEY(shards_entry, field, CFG_STRING, def, 0, 0, help_text)
+#define SH_STR(field, def, help_text)                                                              \
+	ENTRY_KEY(shards_entry, field, CFG_STRING, def, 0, 0, help_text)
 
 const struct config_key config_shards_keys[] = {
 	SH_STR(key, "", "the key column: statements name it (WHERE key = ..., INSERT (key, ...))"),
-	{ .name = "key_type", .type = CFG_ENUM, .offset = offsetof(struct shards_entry, key_type),
-	  .default_value = "int", .reloadable = true, .enum_names = shard_key_type_names,
+	{ .name = "key_type",
+	  .type = CFG_ENUM,
+	  .offset = offsetof(struct shards_entry, key_type),
+	  .default_value = "int",
+	  .reloadable = true,
+	  .enum_names = shard_key_type_names,
 	  .enum_aliases = shard_key_type_aliases,
 	  .help = "the key column's type: int (int2, int4, int8), text or uuid" },
 	ENTRY_KEY(shards_entry, buckets, CFG_INT, "16384", 1, 1 << 30,
 		  "buckets of the map, a power of two: must be the map's"),
 	ENTRY_KEY(shards_entry, seed, CFG_INT, "0", 0, INT_MAX,
 		  "seed of the bucket hash: must be the map's"),
-	SH_STR(map, "", "the shard map file (pgmux --shard-map create writes one); RELOAD reads it again"),
-	SH_STR(no_shard_key, "error", "work that names no key: error; all (a read goes to every shard); "
-				      "or the name of a shard that takes it"),
-	ENTRY_KEY(shards_entry, fanout_limit, CFG_INT, "4", 1, 10000,
-		  "reads sent to every shard (no_shard_key = all) running at once; more are refused"),
+	SH_STR(map, "",
+	       "the shard map file (pgmux --shard-map create writes one); RELOAD reads it again"),
+	SH_STR(no_shard_key, "error",
+	       "work that names no key: error; all (a read goes to every shard); "
+	       "or the name of a shard that takes it"),
+	ENTRY_KEY(
+		shards_entry, fanout_limit, CFG_INT, "4", 1, 10000,
+		"reads sent to every shard (no_shard_key = all) running at once; more are refused"),
 };
 
 const size_t config_shards_key_count = sizeof(config_shards_keys) / sizeof(config_shards_keys[0]);

@@ -122,13 +122,14 @@ static void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 	localtime_r(&tv.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
 	if (sink.file)
-		fprintf(sink.file, "%s.%03d [%d] %s %s\n", stamp, (int)(tv.tv_usec / 1000), (int)getpid(),
-			level_names[lvl], msg);
+		fprintf(sink.file, "%s.%03d [%d] %s %s\n", stamp, (int)(tv.tv_usec / 1000),
+			(int)getpid(), level_names[lvl], msg);
 	if (sink.to_stderr)
-		fprintf(stderr, "%s.%03d [%d] %s %s\n", stamp, (int)(tv.tv_usec / 1000), (int)getpid(),
-			level_names[lvl], msg);
+		fprintf(stderr, "%s.%03d [%d] %s %s\n", stamp, (int)(tv.tv_usec / 1000),
+			(int)getpid(), level_names[lvl], msg);
 	if (sink.use_syslog) {
-		static const int prio[] = { LOG_CRIT, LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG, LOG_DEBUG };
+		static const int prio[] = { LOG_CRIT, LOG_ERR,   LOG_WARNING,
+					    LOG_INFO, LOG_DEBUG, LOG_DEBUG };
 		syslog(prio[lvl], "%s %s", level_names[lvl], msg);
 	}
 	errno = saved;

@@ -10,10 +10,10 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ev.h>
-#include <stdarg.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -739,7 +739,8 @@ bool conn_start_tls_server(struct conn *c, struct tls_ctx *t, const void *plain,
 		return false;
 	}
 	/* The answer to SSLRequest goes out before any TLS record. */
-	if (plain_len && (conn_pending_output(c) || plain_write(c, plain, plain_len) != (long)plain_len)) {
+	if (plain_len &&
+	    (conn_pending_output(c) || plain_write(c, plain, plain_len) != (long)plain_len)) {
 		conn_set_error(c, "could not answer the SSL request");
 		return false;
 	}
@@ -830,7 +831,8 @@ static void read_ssl_answer(struct conn *c)
 		return;
 	}
 	if (b == 'N')
-		conn_set_error(c, "server does not support TLS, and server_tls_sslmode requires it");
+		conn_set_error(c,
+			       "server does not support TLS, and server_tls_sslmode requires it");
 	else
 		conn_set_error(c, "unexpected answer to SSLRequest from server");
 	connect_failed_tls(c);
@@ -1001,7 +1003,8 @@ static bool process_messages(struct conn *c)
 		if (act == CONN_NEED_WHOLE) {
 			if (avail < hdr.len) {
 				if (!make_room(c, hdr.len)) {
-					log_error("out of memory buffering a %u byte message", hdr.len);
+					log_error("out of memory buffering a %u byte message",
+						  hdr.len);
 					fail(c, CONN_IO_ERROR);
 				}
 				break;

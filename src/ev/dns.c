@@ -418,7 +418,9 @@ void dns_for_each_host(const struct dns *d, dns_host_fn fn, void *arg)
 		return;
 	for (n = d->entries.next; n != &d->entries; n = n->next) {
 		const struct dns_entry *e = list_entry(n, struct dns_entry, node);
-		struct dns_host h = { .name = e->name, .addr = addr, .pending = e->pending, .ok = e->ok };
+		struct dns_host h = {
+			.name = e->name, .addr = addr, .pending = e->pending, .ok = e->ok
+		};
 
 		entry_addr(e, addr, sizeof(addr));
 		if (!e->pending && e->expires_us > now)

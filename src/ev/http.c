@@ -39,42 +39,42 @@
 struct http_sock {
 	ev_io io;
 	struct http *h;
-	struct list_node node;       /* in h->socks */
+	struct list_node node; /* in h->socks */
 };
 
 struct http_req {
-	struct list_node node;       /* in h->running or h->finished */
-	struct list_node fresh;      /* in h->fresh: a stream with bytes not offered yet */
+	struct list_node node;  /* in h->running or h->finished */
+	struct list_node fresh; /* in h->fresh: a stream with bytes not offered yet */
 	struct http *http;
 	CURL *easy;
 	http_done_fn fn;
-	http_data_fn data_fn;        /* a stream's; NULL for a collected response */
+	http_data_fn data_fn; /* a stream's; NULL for a collected response */
 	void *arg;
-	struct curl_slist *headers;  /* request headers (a POST's content type) */
-	char *body;                  /* NUL-terminated once anything arrived */
-	size_t len, cap, max;        /* max: the cap on len */
-	bool cancelled;              /* cancelled while in hand: deliver() frees it */
-	bool paused;                 /* a stream waiting for its owner to make room */
-	bool collected;              /* libcurl is done with it: on `finished` */
-	bool too_large;              /* the body passed max */
-	bool no_memory;              /* the body could not grow */
+	struct curl_slist *headers; /* request headers (a POST's content type) */
+	char *body;                 /* NUL-terminated once anything arrived */
+	size_t len, cap, max;       /* max: the cap on len */
+	bool cancelled;             /* cancelled while in hand: deliver() frees it */
+	bool paused;                /* a stream waiting for its owner to make room */
+	bool collected;             /* libcurl is done with it: on `finished` */
+	bool too_large;             /* the body passed max */
+	bool no_memory;             /* the body could not grow */
 	CURLcode result;
-	char errbuf[CURL_ERROR_SIZE]; /* libcurl's detailed text */
+	char errbuf[CURL_ERROR_SIZE];     /* libcurl's detailed text */
 	char error[CURL_ERROR_SIZE + 64]; /* what the owner is told */
 };
 
 struct http {
 	struct evloop *loop;
 	CURLM *multi;
-	ev_timer timer;              /* libcurl's timeout */
-	struct list_node socks;      /* struct http_sock, every socket watched for libcurl */
-	struct list_node running;    /* struct http_req */
-	struct list_node finished;   /* struct http_req */
-	struct list_node fresh;      /* struct http_req, by their fresh node */
-	struct http_req *in_hand;    /* the stream whose data callback runs */
-	bool freeing;                /* in http_free: libcurl callbacks only tear down */
-	bool loop_alive;             /* false in http_free after the loop is gone: no ev_* calls */
-	int delivering;              /* > 0 while an owner's callback runs */
+	ev_timer timer;            /* libcurl's timeout */
+	struct list_node socks;    /* struct http_sock, every socket watched for libcurl */
+	struct list_node running;  /* struct http_req */
+	struct list_node finished; /* struct http_req */
+	struct list_node fresh;    /* struct http_req, by their fresh node */
+	struct http_req *in_hand;  /* the stream whose data callback runs */
+	bool freeing;              /* in http_free: libcurl callbacks only tear down */
+	bool loop_alive;           /* false in http_free after the loop is gone: no ev_* calls */
+	int delivering;            /* > 0 while an owner's callback runs */
 };
 
 static void free_req(struct http_req *r)
@@ -390,7 +390,8 @@ static bool set_auth_tls(CURL *easy, const struct http_opts *o)
 		ok = ok && curl_easy_setopt(easy, CURLOPT_USERNAME, o->username) == CURLE_OK;
 		ok = ok && curl_easy_setopt(easy, CURLOPT_PASSWORD,
 					    o->password ? o->password : "") == CURLE_OK;
-		ok = ok && curl_easy_setopt(easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC) == CURLE_OK;
+		ok = ok &&
+		     curl_easy_setopt(easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC) == CURLE_OK;
 	}
 	ok = ok && set_str(easy, CURLOPT_CAINFO, o->ca_file);
 	ok = ok && set_str(easy, CURLOPT_SSLCERT, o->cert_file);
@@ -446,11 +447,11 @@ static bool set_collected(CURL *easy, struct http_req *r, const struct http_opts
 	bool ok = true;
 
 	/* Fail early when the server announces a larger body; on_data guards the rest. */
-	ok = ok && curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max) ==
-		   CURLE_OK;
+	ok = ok &&
+	     curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max) == CURLE_OK;
 	if (o->timeout > 0)
-		ok = ok && curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms(o->timeout)) ==
-			   CURLE_OK;
+		ok = ok &&
+		     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms(o->timeout)) == CURLE_OK;
 	return ok;
 }
 

@@ -11,8 +11,8 @@
 #include "ev/httpd.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <ev.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -40,16 +40,16 @@ struct hconn {
 	enum hconn_state state;
 	ev_io io;
 	ev_timer timer;
-	double since;                  /* when it entered its state (loop time) */
-	bool request_started;          /* READING: a byte of the next request came */
-	bool keep_alive;               /* WRITING: read the next request afterwards */
-	char head[256];                /* status line and headers of the response being written */
+	double since;         /* when it entered its state (loop time) */
+	bool request_started; /* READING: a byte of the next request came */
+	bool keep_alive;      /* WRITING: read the next request afterwards */
+	char head[256];       /* status line and headers of the response being written */
 	size_t head_len;
-	char *body;                    /* malloc'd; NULL for none or HEAD */
+	char *body; /* malloc'd; NULL for none or HEAD */
 	size_t body_len;
-	size_t out_off;                /* bytes of head + body written */
+	size_t out_off; /* bytes of head + body written */
 	size_t in_len;
-	char in[HTTPD_MAX_REQUEST];    /* last: not cleared when a connection is set up */
+	char in[HTTPD_MAX_REQUEST]; /* last: not cleared when a connection is set up */
 };
 
 struct httpd {
@@ -120,7 +120,8 @@ static void request_started(struct hconn *c)
 static void start_reading(struct hconn *c)
 {
 	c->request_started = c->in_len > 0;
-	conn_enter(c, HCONN_READING, c->in_len ? HTTPD_REQUEST_TIMEOUT : HTTPD_IDLE_TIMEOUT, EV_READ);
+	conn_enter(c, HCONN_READING, c->in_len ? HTTPD_REQUEST_TIMEOUT : HTTPD_IDLE_TIMEOUT,
+		   EV_READ);
 }
 
 /* The last response is out: stop sending, drop what still comes, close soon. */
@@ -133,14 +134,22 @@ static void start_linger(struct hconn *c)
 static const char *status_text(int status)
 {
 	switch (status) {
-	case 200: return "OK";
-	case 400: return "Bad Request";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 503: return "Service Unavailable";
-	default: return "Unknown";
+	case 200:
+		return "OK";
+	case 400:
+		return "Bad Request";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 503:
+		return "Service Unavailable";
+	default:
+		return "Unknown";
 	}
 }
 
@@ -198,8 +207,8 @@ static bool respond(struct hconn *c, int status, const char *type, char *body, s
 
 	c->h->stats.requests++;
 	n = snprintf(c->head, sizeof(c->head),
-		     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n", status,
-		     status_text(status), type ? type : "text/plain; charset=utf-8", len,
+		     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
+		     status, status_text(status), type ? type : "text/plain; charset=utf-8", len,
 		     status == 405 ? "Allow: GET, HEAD\r\n" : "",
 		     keep_alive ? "" : "Connection: close\r\n");
 	c->head_len = n > 0 && (size_t)n < sizeof(c->head) ? (size_t)n : 0;
@@ -240,7 +249,8 @@ static void serve(struct hconn *c)
 			c->h->stats.rejected++;
 			c->in_len = 0;
 			respond_text(c, r == HTTPPARSE_BAD ? 400 : 431,
-				     r == HTTPPARSE_BAD ? "bad request\n" : "request headers too large\n",
+				     r == HTTPPARSE_BAD ? "bad request\n"
+							: "request headers too large\n",
 				     false);
 			return;
 		}
@@ -254,8 +264,8 @@ static void serve(struct hconn *c)
 			return;
 		}
 		c->h->fn(c->h->arg, req.path, &reply);
-		go_on = respond(c, reply.status ? reply.status : 500, reply.content_type, reply.body,
-				reply.len, head, req.keep_alive);
+		go_on = respond(c, reply.status ? reply.status : 500, reply.content_type,
+				reply.body, reply.len, head, req.keep_alive);
 		if (!go_on)
 			return;
 	}
@@ -453,13 +463,14 @@ struct httpd *httpd_open(struct evloop *loop, const char *addr, httpd_handler_fn
 	return h;
 }
 
-struct httpd *httpd_adopt(struct evloop *loop, const int *fds, int n, httpd_handler_fn fn, void *arg,
-			  char *err, size_t errlen)
+struct httpd *httpd_adopt(struct evloop *loop, const int *fds, int n, httpd_handler_fn fn,
+			  void *arg, char *err, size_t errlen)
 {
 	struct httpd *h = n <= MAX_LISTEN_FDS ? calloc(1, sizeof(*h)) : NULL;
 
 	if (!h) {
-		snprintf(err, errlen, "metrics_listen: %d sockets handed over: out of memory or too many", n);
+		snprintf(err, errlen,
+			 "metrics_listen: %d sockets handed over: out of memory or too many", n);
 		for (int i = 0; i < n; i++)
 			close(fds[i]);
 		return NULL;

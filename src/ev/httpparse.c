@@ -34,7 +34,8 @@ static bool has_token(const char *v, size_t len, const char *token)
 	size_t n = strlen(token);
 
 	for (size_t i = 0; i + n <= len; i++) {
-		if (strncasecmp(v + i, token, n) == 0 && (i == 0 || v[i - 1] == ' ' || v[i - 1] == ',') &&
+		if (strncasecmp(v + i, token, n) == 0 &&
+		    (i == 0 || v[i - 1] == ' ' || v[i - 1] == ',') &&
 		    (i + n == len || v[i + n] == ' ' || v[i + n] == ','))
 			return true;
 	}
@@ -118,4 +119,3 @@ enum httpparse_result httpparse_request(const char *buf, size_t len, struct http
 	req->length = (size_t)(eol + 1 - buf);
 	return HTTPPARSE_OK;
 }
-

@@ -42,8 +42,8 @@ struct listeners {
 	int n;
 	struct listener l[MAX_LISTENERS];
 	char unix_path[108];
-	ev_timer retry;      /* accepting paused after running out of file descriptors */
-	bool held;           /* accepting paused by the owner (listen_hold) */
+	ev_timer retry; /* accepting paused after running out of file descriptors */
+	bool held;      /* accepting paused by the owner (listen_hold) */
 };
 
 static void start_all(struct listeners *ls)
@@ -134,7 +134,8 @@ static void set_defer_accept(struct listeners *ls, int fd)
 #ifdef TCP_DEFER_ACCEPT
 	int secs = DEFER_ACCEPT_SECONDS;
 
-	if (ls->defer_accept && setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs)) < 0)
+	if (ls->defer_accept &&
+	    setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs)) < 0)
 		log_warning("tcp_defer_accept: setsockopt failed: %s", strerror(errno));
 #else
 	if (ls->defer_accept)
@@ -142,7 +143,8 @@ static void set_defer_accept(struct listeners *ls, int fd)
 #endif
 }
 
-static bool listen_tcp(struct listeners *ls, const char *host, int port, int backlog, char *err, size_t errlen)
+static bool listen_tcp(struct listeners *ls, const char *host, int port, int backlog, char *err,
+		       size_t errlen)
 {
 	struct addrinfo hints = { 0 }, *res, *ai;
 	char portstr[16];
@@ -164,8 +166,10 @@ static bool listen_tcp(struct listeners *ls, const char *host, int port, int bac
 			continue;
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		/* Several processes on one port: each must ask, or the second bind fails. */
-		if (ls->reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
-			snprintf(err, errlen, "so_reuseport on %s:%d: %s", host, port, strerror(errno));
+		if (ls->reuseport &&
+		    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+			snprintf(err, errlen, "so_reuseport on %s:%d: %s", host, port,
+				 strerror(errno));
 			close(fd);
 			freeaddrinfo(res);
 			return false;
@@ -173,7 +177,8 @@ static bool listen_tcp(struct listeners *ls, const char *host, int port, int bac
 		if (ai->ai_family == AF_INET6)
 			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, backlog) < 0) {
-			snprintf(err, errlen, "could not listen on %s:%d: %s", host, port, strerror(errno));
+			snprintf(err, errlen, "could not listen on %s:%d: %s", host, port,
+				 strerror(errno));
 			close(fd);
 			freeaddrinfo(res);
 			return false;
@@ -223,7 +228,8 @@ static bool adopt_passed(struct listeners *ls, int fd, const char *from, char *e
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM ||
 	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 || !listening ||
 	    getsockname(fd, (struct sockaddr *)&ss, &sslen) < 0) {
-		snprintf(err, errlen, "descriptor %d from %s is not a listening stream socket", fd, from);
+		snprintf(err, errlen, "descriptor %d from %s is not a listening stream socket", fd,
+			 from);
 		close(fd);
 		return false;
 	}
@@ -265,9 +271,10 @@ static struct listeners *new_listeners(struct evloop *loop, listen_accept_fn fn,
 	return ls;
 }
 
-struct listeners *listen_open(struct evloop *loop, const char *addrs, int port, const char *unix_dir,
-			      int unix_mode, int backlog, bool defer_accept, bool reuseport,
-			      listen_accept_fn fn, void *arg, char *err, size_t errlen)
+struct listeners *listen_open(struct evloop *loop, const char *addrs, int port,
+			      const char *unix_dir, int unix_mode, int backlog, bool defer_accept,
+			      bool reuseport, listen_accept_fn fn, void *arg, char *err,
+			      size_t errlen)
 {
 	struct listeners *ls = new_listeners(loop, fn, arg);
 	char *copy, *tok, *save = NULL, names[256];
@@ -347,10 +354,11 @@ static void socket_text(int fd, int *family, char *out, size_t len)
 		const struct sockaddr_un *sun = (const struct sockaddr_un *)&ss;
 
 		if (sslen > offsetof(struct sockaddr_un, sun_path))
-			snprintf(out, len, "%.*s", (int)(sslen - offsetof(struct sockaddr_un, sun_path)),
+			snprintf(out, len, "%.*s",
+				 (int)(sslen - offsetof(struct sockaddr_un, sun_path)),
 				 sun->sun_path);
-	} else if (getnameinfo((struct sockaddr *)&ss, sslen, host, sizeof(host), port, sizeof(port),
-			       NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
+	} else if (getnameinfo((struct sockaddr *)&ss, sslen, host, sizeof(host), port,
+			       sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
 		snprintf(out, len, ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
 	}
 }
@@ -362,7 +370,8 @@ int listen_sockets(const struct listeners *ls, struct listen_socket *out, int ma
 	for (int i = 0; ls && i < ls->n && n < max; i++, n++) {
 		out[n].fd = ls->l[i].io.fd;
 		socket_text(out[n].fd, &out[n].family, out[n].addr, sizeof(out[n].addr));
-		out[n].owned = ls->l[i].is_unix && *ls->unix_path && strcmp(ls->unix_path, out[n].addr) == 0;
+		out[n].owned = ls->l[i].is_unix && *ls->unix_path &&
+			       strcmp(ls->unix_path, out[n].addr) == 0;
 	}
 	return n;
 }

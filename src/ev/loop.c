@@ -123,7 +123,8 @@ static void on_timer(struct ev_loop *ev, ev_timer *w, int revents)
 	t->fn(t->arg);
 }
 
-bool evloop_timer_start(struct evloop *l, struct evloop_timer *t, double interval, evloop_timer_fn fn, void *arg)
+bool evloop_timer_start(struct evloop *l, struct evloop_timer *t, double interval,
+			evloop_timer_fn fn, void *arg)
 {
 	ev_timer *w = calloc(1, sizeof(*w));
 

@@ -65,21 +65,21 @@ struct request {
 
 struct pgquery {
 	struct evloop *loop;
-	char *conninfo;          /* as given (pgquery_conninfo()) */
-	char *libpq_conninfo;    /* less pgquery's own options */
-	unsigned allowed;        /* GUARD_* methods the server may ask for; 0 = no guard */
-	int max_iterations;      /* SCRAM; 0 = no bound */
-	bool auth_asked;         /* this connection's server asked for a password */
+	char *conninfo;       /* as given (pgquery_conninfo()) */
+	char *libpq_conninfo; /* less pgquery's own options */
+	unsigned allowed;     /* GUARD_* methods the server may ask for; 0 = no guard */
+	int max_iterations;   /* SCRAM; 0 = no bound */
+	bool auth_asked;      /* this connection's server asked for a password */
 	double timeout;
 	PGconn *pg;
 	enum pq_state state;
-	bool sent;               /* the head request was sent and is being answered */
-	PGresult *result;        /* first result of the request in flight */
+	bool sent;        /* the head request was sent and is being answered */
+	PGresult *result; /* first result of the request in flight */
 	ev_io io;
 	int io_fd, io_events;
-	ev_timer timer;          /* connect / query deadline */
-	ev_timer kick;           /* deliver failures and start work from the loop */
-	struct list_node queue;  /* struct request, FIFO */
+	ev_timer timer;         /* connect / query deadline */
+	ev_timer kick;          /* deliver failures and start work from the loop */
+	struct list_node queue; /* struct request, FIFO */
 };
 
 static void free_request(struct request *r)
@@ -230,7 +230,8 @@ static long scram_iterations(const uint8_t *data, size_t len)
 	for (size_t i = 0; i + 2 < len; i++) {
 		if ((i == 0 || data[i - 1] == ',') && data[i] == 'i' && data[i + 1] == '=') {
 			n = 0;
-			for (i += 2; i < len && data[i] >= '0' && data[i] <= '9' && n <= 100000000; i++)
+			for (i += 2; i < len && data[i] >= '0' && data[i] <= '9' && n <= 100000000;
+			     i++)
 				n = n * 10 + (data[i] - '0');
 			return n > 0 ? n : -1;
 		}
@@ -266,23 +267,29 @@ static enum guard_verdict judge_request(struct pgquery *q, uint32_t code, const 
 	case AUTH_REQ_SASL_CONTINUE:
 		iterations = scram_iterations(data, len);
 		if (q->max_iterations > 0 && (iterations < 0 || iterations > q->max_iterations)) {
-			snprintf(why, whylen, "server asks for %ld SCRAM iterations, more than the %d "
-				 "allowed (server_scram_max_iterations)", iterations, q->max_iterations);
+			snprintf(why, whylen,
+				 "server asks for %ld SCRAM iterations, more than the %d "
+				 "allowed (server_scram_max_iterations)",
+				 iterations, q->max_iterations);
 			return GUARD_REFUSE;
 		}
 		return GUARD_PASS;
 	case AUTH_REQ_SASL_FINAL:
 		return GUARD_PASS;
 	default:
-		snprintf(why, whylen, "server asked for authentication method %u, which pgmux does not "
-			 "use", code);
+		snprintf(why, whylen,
+			 "server asked for authentication method %u, which pgmux does not "
+			 "use",
+			 code);
 		return GUARD_REFUSE;
 	}
 	q->auth_asked = q->auth_asked || code != AUTH_REQ_OK;
 	if (q->allowed & method)
 		return GUARD_PASS;
-	snprintf(why, whylen, "server asked for %s authentication, which server_auth_methods does not "
-		 "allow here", name);
+	snprintf(why, whylen,
+		 "server asked for %s authentication, which server_auth_methods does not "
+		 "allow here",
+		 name);
 	return GUARD_REFUSE;
 }
 
@@ -313,7 +320,8 @@ static enum guard_verdict guard_input(struct pgquery *q, char *why, size_t whyle
 		 * request that libpq would take and answer in the same call, unseen.
 		 */
 		if (owed) {
-			snprintf(why, whylen, "server sent more before its authentication request was "
+			snprintf(why, whylen,
+				 "server sent more before its authentication request was "
 				 "answered");
 			return GUARD_REFUSE;
 		}
@@ -328,7 +336,8 @@ static enum guard_verdict guard_input(struct pgquery *q, char *why, size_t whyle
 			/* Too long to look at whole: an error ends the login anyway, nothing else may. */
 			if (buf[at] == 'E')
 				return GUARD_PASS;
-			snprintf(why, whylen, "server sent a %u byte message before authentication", len);
+			snprintf(why, whylen, "server sent a %u byte message before authentication",
+				 len);
 			return GUARD_REFUSE;
 		}
 		if (buf[at] == 'R') {
@@ -420,8 +429,7 @@ static void read_results(struct pgquery *q)
 	} else if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		char msg[256];
 
-		snprintf(msg, sizeof(msg), "%s",
-			 res ? PQresultErrorMessage(res) : "no result");
+		snprintf(msg, sizeof(msg), "%s", res ? PQresultErrorMessage(res) : "no result");
 		msg[strcspn(msg, "\n")] = '\0';
 		finish_head(q, PGQUERY_ERROR, 0, NULL, msg);
 	} else if (PQntuples(res) == 0) {
@@ -514,8 +522,8 @@ bool pgquery_conninfo_add(char *out, size_t outlen, const char *key, const char 
 
 bool pgquery_conninfo_policy(char *out, size_t outlen, const struct pgquery_policy *p)
 {
-	static const char *const modes[] = { "disable", "allow", "prefer", "require", "verify-ca",
-					     "verify-full" };
+	static const char *const modes[] = { "disable", "allow",     "prefer",
+					     "require", "verify-ca", "verify-full" };
 	const char *ca = p->ca_file;
 	char iterations[16];
 	bool ok;
@@ -576,7 +584,9 @@ static unsigned guard_methods(const char *list)
 	static const struct {
 		const char *name;
 		unsigned bit;
-	} names[] = { { "none", GUARD_NONE }, { "password", GUARD_PASSWORD }, { "md5", GUARD_MD5 },
+	} names[] = { { "none", GUARD_NONE },
+		      { "password", GUARD_PASSWORD },
+		      { "md5", GUARD_MD5 },
 		      { "scram-sha-256", GUARD_SCRAM } };
 	unsigned bits = 0;
 

@@ -42,7 +42,8 @@ int sysd_parse_listen_fds(const char *listen_pid, const char *listen_fds, long s
 
 	if (!listen_pid || !listen_fds)
 		return 0;
-	if (!parse_count(listen_pid, LONG_MAX, &pid) || !parse_count(listen_fds, INT_MAX - SYSD_LISTEN_FDS_START, &n))
+	if (!parse_count(listen_pid, LONG_MAX, &pid) ||
+	    !parse_count(listen_fds, INT_MAX - SYSD_LISTEN_FDS_START, &n))
 		return -1;
 	return pid == self ? (int)n : 0;
 }
@@ -54,8 +55,8 @@ int sysd_listen_fds(char *names, size_t nameslen, char *err, size_t errlen)
 
 	snprintf(names, nameslen, "%s", n > 0 && fdnames ? fdnames : "");
 	if (n < 0)
-		snprintf(err, errlen, "LISTEN_PID=%s LISTEN_FDS=%s: not numbers", getenv("LISTEN_PID"),
-			 getenv("LISTEN_FDS"));
+		snprintf(err, errlen, "LISTEN_PID=%s LISTEN_FDS=%s: not numbers",
+			 getenv("LISTEN_PID"), getenv("LISTEN_FDS"));
 	unsetenv("LISTEN_PID");
 	unsetenv("LISTEN_FDS");
 	unsetenv("LISTEN_FDNAMES");
@@ -131,5 +132,6 @@ bool sysd_notify_reloading(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return sysd_notify("RELOADING=1\nMONOTONIC_USEC=%llu",
-			   (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
+			   (unsigned long long)ts.tv_sec * 1000000ULL +
+				   (unsigned long long)ts.tv_nsec / 1000);
 }

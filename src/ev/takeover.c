@@ -40,7 +40,7 @@ struct takeover_server {
 	takeover_offer_fn offer;
 	takeover_done_fn done;
 	void *arg;
-	int pass_fd;               /* after DONE: the connection clients are passed on; -1 none */
+	int pass_fd; /* after DONE: the connection clients are passed on; -1 none */
 };
 
 /* New side: the connection the old process passes its clients on. */
@@ -50,10 +50,10 @@ struct takeover_clients {
 	long old_pid;
 	takeover_client_fn fn;
 	void *arg;
-	uint8_t *buf;              /* TAKEOVER_PIECE_MSG_MAX bytes */
-	uint8_t *record;           /* the pieces of the record being received */
+	uint8_t *buf;    /* TAKEOVER_PIECE_MSG_MAX bytes */
+	uint8_t *record; /* the pieces of the record being received */
 	size_t record_len, record_cap;
-	bool record_bad;           /* too long or out of memory: dropped at its CLIENT */
+	bool record_bad; /* too long or out of memory: dropped at its CLIENT */
 	unsigned long received;
 };
 
@@ -369,7 +369,8 @@ static ssize_t send_piece(int pass, int type, const uint8_t *piece, size_t len, 
 		memcpy(CMSG_DATA(&ctl.h), &fd, sizeof(int));
 	}
 	sent = sendmsg(pass, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-	if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS || errno == EINTR))
+	if (sent < 0 &&
+	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS || errno == EINTR))
 		return 0;
 	return sent == (ssize_t)iov.iov_len ? sent : -1;
 }
@@ -410,7 +411,8 @@ int takeover_pass_client(struct takeover_server *ts, int fd, const uint8_t *rec,
 			struct pollfd pfd = { .fd = ts->pass_fd, .events = POLLOUT };
 
 			if (poll(&pfd, 1, (int)(TAKEOVER_TIMEOUT * 1000)) != 1)
-				return pass_broken(ts, "no room to send the rest of a client's record");
+				return pass_broken(ts,
+						   "no room to send the rest of a client's record");
 			continue;
 		}
 		off += n;
@@ -637,9 +639,10 @@ static void take_message(struct takeover_clients *tc, ssize_t n, const struct ms
 			tc->received++;
 			tc->fn(tc->arg, fds[0], tc->record, tc->record_len);
 		} else {
-			log_warning("takeover: a client's record from pid %ld was too long or did not "
-				    "fit in memory: its connection is closed",
-				    tc->old_pid);
+			log_warning(
+				"takeover: a client's record from pid %ld was too long or did not "
+				"fit in memory: its connection is closed",
+				tc->old_pid);
 			close(fds[0]);
 		}
 		tc->record_len = 0;
@@ -672,8 +675,9 @@ static void on_clients(struct ev_loop *ev, ev_io *w, int revents)
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 			return;
 		if (n <= 0) {
-			log_info("takeover: pid %ld handed over %lu clients and closed the connection",
-				 tc->old_pid, tc->received);
+			log_info(
+				"takeover: pid %ld handed over %lu clients and closed the connection",
+				tc->old_pid, tc->received);
 			ev_io_stop(ev, w);
 			close(w->fd);
 			w->fd = -1;

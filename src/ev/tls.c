@@ -10,6 +10,7 @@
  */
 #include "ev/tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
@@ -18,7 +19,6 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,8 +57,9 @@ static bool parse_protocols(const char *spec, int *lo, int *hi, char *err, size_
 		const char *name;
 		int version;
 	} names[] = {
-		{ "tlsv1.0", TLS1_VERSION }, { "tlsv1", TLS1_VERSION }, { "tlsv1.1", TLS1_1_VERSION },
-		{ "tlsv1.2", TLS1_2_VERSION }, { "tlsv1.3", TLS1_3_VERSION },
+		{ "tlsv1.0", TLS1_VERSION },   { "tlsv1", TLS1_VERSION },
+		{ "tlsv1.1", TLS1_1_VERSION }, { "tlsv1.2", TLS1_2_VERSION },
+		{ "tlsv1.3", TLS1_3_VERSION },
 	};
 	char tmp[128], *save = NULL, *tok;
 
@@ -159,7 +160,8 @@ static EVP_PKEY *read_key(SSL_CTX *ctx, const char *key_file, char *err, size_t 
  * certificate's (or has none yet) is told apart from a file that cannot be used: the first is the
  * state between two admin SETs (TLS_BUILD_UNPAIRED), the second an error (TLS_BUILD_FAILED).
  */
-static enum tls_build load_pair(SSL_CTX *ctx, const struct tls_settings *s, char *err, size_t errlen)
+static enum tls_build load_pair(SSL_CTX *ctx, const struct tls_settings *s, char *err,
+				size_t errlen)
 {
 	char what[600];
 	EVP_PKEY *key = NULL;
@@ -200,7 +202,7 @@ static enum tls_build load_pair(SSL_CTX *ctx, const struct tls_settings *s, char
  * even when the pair is unpaired, so that a bad file elsewhere is still reported as a failure.
  */
 static enum tls_build setup_ctx(SSL_CTX *ctx, const struct tls_settings *s, bool server, char *err,
-				 size_t errlen)
+				size_t errlen)
 {
 	int lo, hi;
 	char what[300];
@@ -208,7 +210,8 @@ static enum tls_build setup_ctx(SSL_CTX *ctx, const struct tls_settings *s, bool
 
 	if (!parse_protocols(s->protocols, &lo, &hi, err, errlen))
 		return TLS_BUILD_FAILED;
-	if (SSL_CTX_set_min_proto_version(ctx, lo) != 1 || SSL_CTX_set_max_proto_version(ctx, hi) != 1) {
+	if (SSL_CTX_set_min_proto_version(ctx, lo) != 1 ||
+	    SSL_CTX_set_max_proto_version(ctx, hi) != 1) {
 		ssl_error_text("could not set TLS protocol range", err, errlen);
 		return TLS_BUILD_FAILED;
 	}
@@ -241,7 +244,8 @@ static enum tls_build setup_ctx(SSL_CTX *ctx, const struct tls_settings *s, bool
 			if (names)
 				SSL_CTX_set_client_CA_list(ctx, names);
 		}
-	} else if (!server && s->mode >= TLS_VERIFY_CA && SSL_CTX_set_default_verify_paths(ctx) != 1) {
+	} else if (!server && s->mode >= TLS_VERIFY_CA &&
+		   SSL_CTX_set_default_verify_paths(ctx) != 1) {
 		ssl_error_text("could not load the system's CA certificates", err, errlen);
 		return TLS_BUILD_FAILED;
 	}
@@ -317,7 +321,8 @@ static enum tls_build build_server(const struct tls_settings *s, struct tls_ctx 
 	if (s->mode == TLS_DISABLE)
 		return TLS_BUILD_OK;
 	if (!*s->key_file && !*s->cert_file) {
-		snprintf(err, errlen, "client_tls_key_file and client_tls_cert_file are needed for TLS");
+		snprintf(err, errlen,
+			 "client_tls_key_file and client_tls_cert_file are needed for TLS");
 		return TLS_BUILD_FAILED;
 	}
 	if (s->mode >= TLS_VERIFY_CA && !*s->ca_file) {
@@ -400,7 +405,8 @@ enum tls_build tls_build_side(const struct tls_settings *s, enum tls_side side,
 	else
 		res = build_client(s, out, why, sizeof(why));
 	if (res != TLS_BUILD_OK)
-		snprintf(err, errlen, "%s TLS: %s", side == TLS_SIDE_CLIENTS ? "client" : "server", why);
+		snprintf(err, errlen, "%s TLS: %s", side == TLS_SIDE_CLIENTS ? "client" : "server",
+			 why);
 	return res;
 }
 
@@ -593,7 +599,8 @@ enum tls_step tls_conn_handshake(struct conn *c)
 
 			SSL_get0_alpn_selected(ssl, &proto, &plen);
 			if (!plen) {
-				conn_set_error(c, "direct TLS connection without ALPN \"postgresql\"");
+				conn_set_error(c,
+					       "direct TLS connection without ALPN \"postgresql\"");
 				return TLS_STEP_FAILED;
 			}
 		}
@@ -708,8 +715,8 @@ bool tls_conn_end_point(const struct conn *c, uint8_t out[64], size_t *len)
 	if (!cert)
 		return false;
 	/* RFC 5929 4.1: the certificate's signature hash, with MD5 and SHA-1 moved up to SHA-256. */
-	if (!OBJ_find_sigid_algs(X509_get_signature_nid(cert), &md_nid, &pk_nid) || md_nid == NID_undef ||
-	    md_nid == NID_md5 || md_nid == NID_sha1)
+	if (!OBJ_find_sigid_algs(X509_get_signature_nid(cert), &md_nid, &pk_nid) ||
+	    md_nid == NID_undef || md_nid == NID_md5 || md_nid == NID_sha1)
 		md_nid = NID_sha256;
 	md = EVP_get_digestbynid(md_nid);
 	ok = md && EVP_MD_get_size(md) <= 64 && X509_digest(cert, md, out, &n) == 1;

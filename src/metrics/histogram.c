@@ -3,8 +3,8 @@
  */
 #include "metrics/histogram.h"
 
-#define EXACT_BUCKETS 11        /* 0 .. 10 us, one value each */
-#define STEPS_PER_DECADE 18     /* 1.5, 2, 2.5 ... 10 times the decade's lower bound */
+#define EXACT_BUCKETS 11    /* 0 .. 10 us, one value each */
+#define STEPS_PER_DECADE 18 /* 1.5, 2, 2.5 ... 10 times the decade's lower bound */
 #define LAST_BUCKET (HISTOGRAM_BUCKETS - 1)
 
 int histogram_bucket_of(uint64_t us)

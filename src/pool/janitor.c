@@ -10,10 +10,10 @@
  */
 #include <stdlib.h>
 
-#include "core/clock.h"
-#include "core/log.h"
 #include "client/admit.h"
 #include "client/route.h"
+#include "core/clock.h"
+#include "core/log.h"
 #include "pool/pool.h"
 #include "worker/worker.h"
 
@@ -34,22 +34,29 @@ static void check_waiting(struct pool *p, uint64_t now)
 		if (c->state == CLIENT_WAITING_LOGIN && pool_login_retry_exhausted(c))
 			client_close(c, p->last_login_sqlstate, "%s", p->last_login_error);
 		else if (c->state == CLIENT_WAITING_LOGIN && p->db->cluster &&
-			 topo_cluster_unusable(p->db->cluster, c->wait_start_us, cfg->server_login_retry,
-					       why, sizeof(why)))
+			 topo_cluster_unusable(p->db->cluster, c->wait_start_us,
+					       cfg->server_login_retry, why, sizeof(why)))
 			/* Every member fails its checks, for server_login_retry at least: say why now. */
 			client_close(c, "08006", "%s", why);
 		else if (c->state == CLIENT_WAITING && pool_login_retry_exhausted(c))
 			client_fail_unit(c, p->last_login_sqlstate, "%s", p->last_login_error);
-		else if (c->state == CLIENT_WAITING_LOGIN && exceeded(now, c->connect_time_us, cfg->query_wait_timeout))
-			client_close(c, "08P01", "query_wait_timeout: no server connection available%s%s",
+		else if (c->state == CLIENT_WAITING_LOGIN &&
+			 exceeded(now, c->connect_time_us, cfg->query_wait_timeout))
+			client_close(c, "08P01",
+				     "query_wait_timeout: no server connection available%s%s",
 				     *p->last_login_error ? ": " : "", p->last_login_error);
 		else if (c->state == CLIENT_WAITING && c->target == TARGET_WAIT_PRIMARY &&
-			 exceeded(now, c->wait_start_us, p->db->cluster->entry->primary_wait_timeout)) {
+			 exceeded(now, c->wait_start_us,
+				  p->db->cluster->entry->primary_wait_timeout)) {
 			p->db->routes.primary_wait_timeouts++;
-			client_fail_unit(c, "57P03", "no primary in cluster %s for %g s: writes cannot run now",
-					 p->db->cluster->name, p->db->cluster->entry->primary_wait_timeout);
-		} else if (c->state == CLIENT_WAITING && exceeded(now, c->wait_start_us, cfg->query_wait_timeout))
-			client_close(c, "08P01", "query_wait_timeout: no server connection available in time");
+			client_fail_unit(c, "57P03",
+					 "no primary in cluster %s for %g s: writes cannot run now",
+					 p->db->cluster->name,
+					 p->db->cluster->entry->primary_wait_timeout);
+		} else if (c->state == CLIENT_WAITING &&
+			   exceeded(now, c->wait_start_us, cfg->query_wait_timeout))
+			client_close(c, "08P01",
+				     "query_wait_timeout: no server connection available in time");
 	}
 }
 
@@ -61,10 +68,12 @@ static void check_active(struct pool *p, uint64_t now)
 	list_for_each_safe(n, t, &p->active_clients) {
 		struct client *c = list_entry(n, struct client, node);
 
-		if (c->server && c->query_running && exceeded(now, c->query_start_us, cfg->query_timeout)) {
+		if (c->server && c->query_running &&
+		    exceeded(now, c->query_start_us, cfg->query_timeout)) {
 			server_cancel_query(c->server);
 			c->server->close_when_released = true;
-			client_close(c, "57014", "query_timeout: query ran longer than %g s", cfg->query_timeout);
+			client_close(c, "57014", "query_timeout: query ran longer than %g s",
+				     cfg->query_timeout);
 		} else if (c->server && !c->query_running && c->tx_status != 'I' &&
 			   exceeded(now, c->request_time_us, cfg->idle_transaction_timeout)) {
 			c->server->close_when_released = true;
@@ -72,7 +81,8 @@ static void check_active(struct pool *p, uint64_t now)
 		} else if (client_fast_close_due(c)) {
 			/* Marked while the client sat between transactions: nothing else would come. */
 			client_fast_close(c);
-		} else if (!c->server && exceeded(now, c->request_time_us, cfg->client_idle_timeout)) {
+		} else if (!c->server &&
+			   exceeded(now, c->request_time_us, cfg->client_idle_timeout)) {
 			client_close(c, "08P01", "client_idle_timeout: client was idle too long");
 		} else if (p->w->safe_shutdown && !c->query_running && c->tx_status == 'I' &&
 			   c->pending_ready == 0) {
@@ -123,7 +133,8 @@ static void check_servers(struct pool *p, uint64_t now)
 static void close_silent_client(struct client *c)
 {
 	if (c->w->cfg->log_pooler_errors)
-		client_log(LOG_LVL_INFO, c, "closing: no startup packet within client_startup_timeout");
+		client_log(LOG_LVL_INFO, c,
+			   "closing: no startup packet within client_startup_timeout");
 	client_close(c, NULL, "client_startup_timeout");
 }
 
@@ -137,7 +148,8 @@ static void check_login_clients(struct worker *w, uint64_t now)
 		if (c->state == CLIENT_LOGIN && c->conn.startup &&
 		    exceeded(now, c->connect_time_us, w->cfg->client_startup_timeout))
 			close_silent_client(c);
-		else if (c->state == CLIENT_LOGIN && exceeded(now, c->connect_time_us, w->cfg->client_login_timeout))
+		else if (c->state == CLIENT_LOGIN &&
+			 exceeded(now, c->connect_time_us, w->cfg->client_login_timeout))
 			client_close(c, "08P01", "client_login_timeout");
 		else if (c->admin && w->safe_shutdown)
 			client_close(c, "57P01", "pgmux is shutting down");

@@ -29,10 +29,16 @@
  * pool_client_accepted(); CLOSING is final.
  */
 static const bool client_moves[CLIENT_CLOSING + 1][CLIENT_CLOSING + 1] = {
-	[CLIENT_LOGIN] = { [CLIENT_WAITING_LOGIN] = true, [CLIENT_IDLE] = true, [CLIENT_CLOSING] = true },
+	[CLIENT_LOGIN] = { [CLIENT_WAITING_LOGIN] = true,
+			   [CLIENT_IDLE] = true,
+			   [CLIENT_CLOSING] = true },
 	[CLIENT_WAITING_LOGIN] = { [CLIENT_IDLE] = true, [CLIENT_CLOSING] = true },
-	[CLIENT_IDLE] = { [CLIENT_WAITING] = true, [CLIENT_ACTIVE] = true, [CLIENT_CLOSING] = true },
-	[CLIENT_WAITING] = { [CLIENT_ACTIVE] = true, [CLIENT_IDLE] = true, [CLIENT_CLOSING] = true },
+	[CLIENT_IDLE] = { [CLIENT_WAITING] = true,
+			  [CLIENT_ACTIVE] = true,
+			  [CLIENT_CLOSING] = true },
+	[CLIENT_WAITING] = { [CLIENT_ACTIVE] = true,
+			     [CLIENT_IDLE] = true,
+			     [CLIENT_CLOSING] = true },
 	[CLIENT_ACTIVE] = { [CLIENT_IDLE] = true, [CLIENT_CLOSING] = true },
 };
 
@@ -44,10 +50,14 @@ static const bool server_moves[SERVER_CLOSING + 1][SERVER_CLOSING + 1] = {
 	[SERVER_CONNECTING] = { [SERVER_LOGIN] = true, [SERVER_CLOSING] = true },
 	[SERVER_LOGIN] = { [SERVER_IDLE] = true, [SERVER_RESET] = true, [SERVER_CLOSING] = true },
 	[SERVER_IDLE] = { [SERVER_ACTIVE] = true, [SERVER_RESET] = true, [SERVER_CLOSING] = true },
-	[SERVER_ACTIVE] = { [SERVER_IDLE] = true, [SERVER_RESET] = true, [SERVER_CANCEL_WAIT] = true,
+	[SERVER_ACTIVE] = { [SERVER_IDLE] = true,
+			    [SERVER_RESET] = true,
+			    [SERVER_CANCEL_WAIT] = true,
 			    [SERVER_CLOSING] = true },
 	[SERVER_RESET] = { [SERVER_IDLE] = true, [SERVER_CLOSING] = true },
-	[SERVER_CANCEL_WAIT] = { [SERVER_IDLE] = true, [SERVER_RESET] = true, [SERVER_CLOSING] = true },
+	[SERVER_CANCEL_WAIT] = { [SERVER_IDLE] = true,
+				 [SERVER_RESET] = true,
+				 [SERVER_CLOSING] = true },
 };
 
 /* The count of clients waiting for what c waits for. */
@@ -200,8 +210,9 @@ static void server_set_state(struct server *s, enum server_state st, const char 
 	ASSERT(was_counted ? server_moves[s->state][st]
 			   : s->state == SERVER_CONNECTING && st == SERVER_CONNECTING);
 	if (log_enabled(LOG_LVL_NOISE))
-		server_log(LOG_LVL_NOISE, s, "%s -> %s: %s", was_counted ? server_state_name(s->state) : "new",
-			   server_state_name(st), cause);
+		server_log(LOG_LVL_NOISE, s, "%s -> %s: %s",
+			   was_counted ? server_state_name(s->state) : "new", server_state_name(st),
+			   cause);
 	if (was_counted)
 		count_member(s, s->state, -1);
 	if (to)
@@ -233,7 +244,8 @@ void pool_client_accepted(struct client *c)
 {
 	ASSERT(c->state == CLIENT_LOGIN && list_empty(&c->node));
 	if (log_enabled(LOG_LVL_NOISE))
-		client_log(LOG_LVL_NOISE, c, "new -> %s: accepted", client_state_name(CLIENT_LOGIN));
+		client_log(LOG_LVL_NOISE, c, "new -> %s: accepted",
+			   client_state_name(CLIENT_LOGIN));
 	list_add_tail(&c->w->login_clients, &c->node);
 }
 
@@ -244,7 +256,8 @@ void pool_client_logged_in(struct client *c)
 		client_set_state(c, CLIENT_IDLE, "logged in");
 		client_finish_login(c);
 	} else {
-		client_set_state(c, CLIENT_WAITING_LOGIN, "logged in, waiting for the first server");
+		client_set_state(c, CLIENT_WAITING_LOGIN,
+				 "logged in, waiting for the first server");
 		pool_launch_needed(c->pool);
 	}
 }
@@ -327,12 +340,12 @@ void pool_server_closing(struct server *s)
 
 /* ---- bookkeeping check ---- */
 
-#define CHECK(cond, ...)                                                                          \
-	do {                                                                                      \
-		if (!(cond)) {                                                                    \
-			log_error("pool check: " __VA_ARGS__);                                    \
-			return false;                                                             \
-		}                                                                                 \
+#define CHECK(cond, ...)                                                                           \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			log_error("pool check: " __VA_ARGS__);                                     \
+			return false;                                                              \
+		}                                                                                  \
 	} while (0)
 
 /* Walk one client list: every client in one of two states, of pool p; counts by target. */
@@ -345,9 +358,10 @@ static bool check_clients(const struct pool *p, const struct list_node *head, en
 	for (n = head->next; n != head; n = n->next) {
 		const struct client *c = list_entry(n, struct client, node);
 
-		CHECK(c->pool == p, "C-%llu is on a list of another pool", (unsigned long long)c->id);
-		CHECK(c->state == a || c->state == b, "C-%llu is %s on the list of %s", (unsigned long long)c->id,
-		      client_state_name(c->state), client_state_name(a));
+		CHECK(c->pool == p, "C-%llu is on a list of another pool",
+		      (unsigned long long)c->id);
+		CHECK(c->state == a || c->state == b, "C-%llu is %s on the list of %s",
+		      (unsigned long long)c->id, client_state_name(c->state), client_state_name(a));
 		CHECK((c->state == CLIENT_ACTIVE) == (c->server != NULL),
 		      "C-%llu is %s with%s a server", (unsigned long long)c->id,
 		      client_state_name(c->state), c->server ? "" : "out");
@@ -356,8 +370,8 @@ static bool check_clients(const struct pool *p, const struct list_node *head, en
 		if (c->state == CLIENT_WAITING && c->target == TARGET_WAIT_PRIMARY)
 			(*waiting_primary)++;
 		else if (c->state == CLIENT_WAITING) {
-			CHECK(c->target >= 0 && c->target < TOPO_MAX_MEMBERS, "C-%llu waits for no member",
-			      (unsigned long long)c->id);
+			CHECK(c->target >= 0 && c->target < TOPO_MAX_MEMBERS,
+			      "C-%llu waits for no member", (unsigned long long)c->id);
 			waiting[c->target]++;
 		}
 		(*count)++;
@@ -375,13 +389,15 @@ static bool check_servers(const struct pool *p, const struct list_node *head, en
 	for (n = head->next; n != head; n = n->next) {
 		const struct server *s = list_entry(n, struct server, node);
 
-		CHECK(s->pool == p, "S-%llu is on a list of another pool", (unsigned long long)s->id);
-		CHECK(s->state == a || s->state == b, "S-%llu is %s on the list of %s", (unsigned long long)s->id,
-		      server_state_name(s->state), server_state_name(a));
-		CHECK((s->state == SERVER_ACTIVE) == (s->client != NULL), "S-%llu is %s with%s a client",
-		      (unsigned long long)s->id, server_state_name(s->state), s->client ? "" : "out");
-		CHECK(!s->client || s->client->server == s, "S-%llu and its client are not linked both ways",
+		CHECK(s->pool == p, "S-%llu is on a list of another pool",
 		      (unsigned long long)s->id);
+		CHECK(s->state == a || s->state == b, "S-%llu is %s on the list of %s",
+		      (unsigned long long)s->id, server_state_name(s->state), server_state_name(a));
+		CHECK((s->state == SERVER_ACTIVE) == (s->client != NULL),
+		      "S-%llu is %s with%s a client", (unsigned long long)s->id,
+		      server_state_name(s->state), s->client ? "" : "out");
+		CHECK(!s->client || s->client->server == s,
+		      "S-%llu and its client are not linked both ways", (unsigned long long)s->id);
 		CHECK(s->member >= 0 && s->member < TOPO_MAX_MEMBERS, "S-%llu has no member",
 		      (unsigned long long)s->id);
 		servers[s->member]++;
@@ -396,40 +412,44 @@ bool pool_check(const struct pool *p)
 {
 	int waiting[TOPO_MAX_MEMBERS] = { 0 }, servers[TOPO_MAX_MEMBERS] = { 0 };
 	int pending[TOPO_MAX_MEMBERS] = { 0 };
-	int waiting_primary = 0, n_active_clients, n_waiting_clients, n_idle, n_active, n_login, n_reset;
+	int waiting_primary = 0, n_active_clients, n_waiting_clients, n_idle, n_active, n_login,
+	    n_reset;
 
 	if (!check_clients(p, &p->active_clients, CLIENT_IDLE, CLIENT_ACTIVE, &n_active_clients,
 			   waiting, &waiting_primary) ||
 	    !check_clients(p, &p->waiting_clients, CLIENT_WAITING, CLIENT_WAITING_LOGIN,
 			   &n_waiting_clients, waiting, &waiting_primary) ||
-	    !check_servers(p, &p->idle_servers, SERVER_IDLE, SERVER_IDLE, &n_idle, servers, pending) ||
+	    !check_servers(p, &p->idle_servers, SERVER_IDLE, SERVER_IDLE, &n_idle, servers,
+			   pending) ||
 	    !check_servers(p, &p->active_servers, SERVER_ACTIVE, SERVER_ACTIVE, &n_active, servers,
 			   pending) ||
 	    !check_servers(p, &p->login_servers, SERVER_CONNECTING, SERVER_LOGIN, &n_login, servers,
 			   pending) ||
-	    !check_servers(p, &p->reset_servers, SERVER_RESET, SERVER_CANCEL_WAIT, &n_reset, servers,
-			   pending))
+	    !check_servers(p, &p->reset_servers, SERVER_RESET, SERVER_CANCEL_WAIT, &n_reset,
+			   servers, pending))
 		return false;
-	CHECK(n_active_clients == p->n_active_clients, "%s/%s: %d active clients listed, %d counted",
-	      p->db->name, p->user->name, n_active_clients, p->n_active_clients);
-	CHECK(n_waiting_clients == p->n_waiting_clients, "%s/%s: %d waiting clients listed, %d counted",
-	      p->db->name, p->user->name, n_waiting_clients, p->n_waiting_clients);
+	CHECK(n_active_clients == p->n_active_clients,
+	      "%s/%s: %d active clients listed, %d counted", p->db->name, p->user->name,
+	      n_active_clients, p->n_active_clients);
+	CHECK(n_waiting_clients == p->n_waiting_clients,
+	      "%s/%s: %d waiting clients listed, %d counted", p->db->name, p->user->name,
+	      n_waiting_clients, p->n_waiting_clients);
 	CHECK(waiting_primary == p->n_waiting_primary,
 	      "%s/%s: %d clients wait for a primary, %d counted", p->db->name, p->user->name,
 	      waiting_primary, p->n_waiting_primary);
 	CHECK(n_idle == p->n_idle && n_active == p->n_active && n_login == p->n_login &&
 		      n_reset == p->n_reset,
 	      "%s/%s: servers listed idle %d active %d login %d reset %d, counted %d %d %d %d",
-	      p->db->name, p->user->name, n_idle, n_active, n_login, n_reset, p->n_idle, p->n_active,
-	      p->n_login, p->n_reset);
+	      p->db->name, p->user->name, n_idle, n_active, n_login, n_reset, p->n_idle,
+	      p->n_active, p->n_login, p->n_reset);
 	for (int i = 0; i < TOPO_MAX_MEMBERS; i++) {
 		const struct pool_node *node = &p->nodes[i];
 
 		CHECK(node->n_waiting == waiting[i] && node->n_servers == servers[i] &&
 			      node->n_pending == pending[i],
 		      "%s/%s member %d: listed %d waiting, %d servers, %d pending; counted %d %d %d",
-		      p->db->name, p->user->name, i, waiting[i], servers[i], pending[i], node->n_waiting,
-		      node->n_servers, node->n_pending);
+		      p->db->name, p->user->name, i, waiting[i], servers[i], pending[i],
+		      node->n_waiting, node->n_servers, node->n_pending);
 	}
 	return true;
 }
@@ -441,7 +461,8 @@ bool pool_check_worker(const struct worker *w)
 	for (n = w->login_clients.next; n != &w->login_clients; n = n->next) {
 		const struct client *c = list_entry(n, struct client, node);
 
-		CHECK(c->state == CLIENT_LOGIN || (!c->pool && (c->state == CLIENT_IDLE || c->state == CLIENT_ACTIVE)),
+		CHECK(c->state == CLIENT_LOGIN ||
+			      (!c->pool && (c->state == CLIENT_IDLE || c->state == CLIENT_ACTIVE)),
 		      "C-%llu is %s on the list of clients logging in", (unsigned long long)c->id,
 		      client_state_name(c->state));
 		CHECK(!c->server, "C-%llu is logging in with a server", (unsigned long long)c->id);
@@ -465,10 +486,12 @@ bool pool_check_worker(const struct worker *w)
 	for (m = w->pools.next; m != &w->pools; m = m->next) {
 		const struct pool *p = list_entry(m, struct pool, node);
 
-		CHECK(p->db->check_servers == p->db->n_servers, "database %s: %d servers listed, %d counted",
-		      p->db->name, p->db->check_servers, p->db->n_servers);
-		CHECK(p->user->check_servers == p->user->n_servers, "user %s: %d servers listed, %d counted",
-		      p->user->name, p->user->check_servers, p->user->n_servers);
+		CHECK(p->db->check_servers == p->db->n_servers,
+		      "database %s: %d servers listed, %d counted", p->db->name,
+		      p->db->check_servers, p->db->n_servers);
+		CHECK(p->user->check_servers == p->user->n_servers,
+		      "user %s: %d servers listed, %d counted", p->user->name,
+		      p->user->check_servers, p->user->n_servers);
 	}
 	return true;
 }
@@ -722,8 +745,7 @@ static bool server_expired(const struct server *s)
 {
 	double lifetime = s->w->cfg->server_lifetime;
 
-	return lifetime > 0 &&
-	       clock_now_us() - s->connect_time_us > (uint64_t)(lifetime * 1e6);
+	return lifetime > 0 && clock_now_us() - s->connect_time_us > (uint64_t)(lifetime * 1e6);
 }
 
 /* Does the next client need anything undone on s before it may have it? */
@@ -801,7 +823,8 @@ void pool_release_server(struct client *c)
 		client_set_state(c, CLIENT_IDLE, "released its server");
 	if (s->close_when_released || s->fatal_seen || server_expired(s) || p->db->removed ||
 	    server_stale(s))
-		server_close(s, s->fatal_seen ? "server reported a fatal error" : "released for closing");
+		server_close(s, s->fatal_seen ? "server reported a fatal error"
+					      : "released for closing");
 	else
 		pool_recycle_server(s);
 	/* The client may have pipelined more work behind what just finished. */
@@ -889,7 +912,8 @@ bool pool_login_retry_exhausted(const struct client *c)
 	int member;
 
 	if (c->state == CLIENT_WAITING_LOGIN)
-		member = welcome_member(p);   /* a client logging in waits for the pool's first server */
+		member = welcome_member(
+			p); /* a client logging in waits for the pool's first server */
 	else if (c->state == CLIENT_WAITING)
 		member = c->target;
 	else
@@ -931,7 +955,8 @@ void pool_server_login_failed(struct server *s, const char *sqlstate, const char
 			char cause[300];
 
 			snprintf(cause, sizeof(cause), "a server login failed: %s", message);
-			topo_member_ban(m, now + (uint64_t)(p->db->cluster->entry->ban_time * 1e6), cause);
+			topo_member_ban(m, now + (uint64_t)(p->db->cluster->entry->ban_time * 1e6),
+					cause);
 		}
 	}
 	snprintf(p->last_login_error, sizeof(p->last_login_error), "%s", message);
@@ -1123,15 +1148,16 @@ void pool_kill_database(struct worker *w, struct database *db)
 	list_for_each_safe(n, t, &w->pools) {
 		struct pool *p = list_entry(n, struct pool, node);
 		struct list_node *clients[] = { &p->active_clients, &p->waiting_clients };
-		struct list_node *servers[] = { &p->idle_servers, &p->active_servers, &p->login_servers,
-						&p->reset_servers };
+		struct list_node *servers[] = { &p->idle_servers, &p->active_servers,
+						&p->login_servers, &p->reset_servers };
 
 		if (p->db != db)
 			continue;
 		for (size_t i = 0; i < 2; i++)
 			list_for_each_safe(m, u, clients[i])
 				client_close(list_entry(m, struct client, node), "57P01",
-					     "database \"%s\" was killed by the administrator", db->name);
+					     "database \"%s\" was killed by the administrator",
+					     db->name);
 		for (size_t i = 0; i < 4; i++)
 			list_for_each_safe(m, u, servers[i])
 				server_close(list_entry(m, struct server, node), "database killed");
@@ -1222,10 +1248,12 @@ static void reroute_waiters(struct pool *p)
 		else if (c->want == WANT_PRIMARY)
 			fine = c->target == cl->primary;
 		else
-			fine = c->target == cl->primary || topo_replica_usable(&cl->members[c->target], 0);
+			fine = c->target == cl->primary ||
+			       topo_replica_usable(&cl->members[c->target], 0);
 		if (fine)
 			continue;
-		target = router_pick(cl, (enum route_want)c->want, c->ryw_lsn, &p->db->routes, false);
+		target = router_pick(cl, (enum route_want)c->want, c->ryw_lsn, &p->db->routes,
+				     false);
 		if (target == TARGET_REFUSED)
 			target = router_primary_or_wait(cl);
 		pool_retarget(c, target);

@@ -8,18 +8,30 @@
 const char *be_auth_code_name(uint32_t code)
 {
 	switch (code) {
-	case BE_AUTH_OK: return "AuthenticationOk";
-	case BE_AUTH_KERBEROS_V5: return "AuthenticationKerberosV5";
-	case BE_AUTH_CLEARTEXT_PASSWORD: return "AuthenticationCleartextPassword";
-	case BE_AUTH_MD5_PASSWORD: return "AuthenticationMD5Password";
-	case BE_AUTH_SCM_CREDENTIAL: return "AuthenticationSCMCredential";
-	case BE_AUTH_GSS: return "AuthenticationGSS";
-	case BE_AUTH_GSS_CONTINUE: return "AuthenticationGSSContinue";
-	case BE_AUTH_SSPI: return "AuthenticationSSPI";
-	case BE_AUTH_SASL: return "AuthenticationSASL";
-	case BE_AUTH_SASL_CONTINUE: return "AuthenticationSASLContinue";
-	case BE_AUTH_SASL_FINAL: return "AuthenticationSASLFinal";
-	default: return "unknown";
+	case BE_AUTH_OK:
+		return "AuthenticationOk";
+	case BE_AUTH_KERBEROS_V5:
+		return "AuthenticationKerberosV5";
+	case BE_AUTH_CLEARTEXT_PASSWORD:
+		return "AuthenticationCleartextPassword";
+	case BE_AUTH_MD5_PASSWORD:
+		return "AuthenticationMD5Password";
+	case BE_AUTH_SCM_CREDENTIAL:
+		return "AuthenticationSCMCredential";
+	case BE_AUTH_GSS:
+		return "AuthenticationGSS";
+	case BE_AUTH_GSS_CONTINUE:
+		return "AuthenticationGSSContinue";
+	case BE_AUTH_SSPI:
+		return "AuthenticationSSPI";
+	case BE_AUTH_SASL:
+		return "AuthenticationSASL";
+	case BE_AUTH_SASL_CONTINUE:
+		return "AuthenticationSASLContinue";
+	case BE_AUTH_SASL_FINAL:
+		return "AuthenticationSASLFinal";
+	default:
+		return "unknown";
 	}
 }
 
@@ -43,11 +55,20 @@ bool be_parse_error(const uint8_t *body, size_t len, struct be_error *out)
 		if (!pkt_get_cstring(&c, &value))
 			return false;
 		switch (field) {
-		case 'S': severity_local = value; break;
-		case 'V': out->severity = value; break;
-		case 'C': out->sqlstate = value; break;
-		case 'M': out->message = value; break;
-		default: break;
+		case 'S':
+			severity_local = value;
+			break;
+		case 'V':
+			out->severity = value;
+			break;
+		case 'C':
+			out->sqlstate = value;
+			break;
+		case 'M':
+			out->message = value;
+			break;
+		default:
+			break;
 		}
 	}
 	if (!out->severity)
@@ -55,7 +76,8 @@ bool be_parse_error(const uint8_t *body, size_t len, struct be_error *out)
 	return true;
 }
 
-bool be_parse_parameter_status(const uint8_t *body, size_t len, const char **name, const char **value)
+bool be_parse_parameter_status(const uint8_t *body, size_t len, const char **name,
+			       const char **value)
 {
 	struct pkt_cursor c;
 
@@ -71,7 +93,8 @@ bool be_parse_backend_key(const uint8_t *body, size_t len, uint32_t *pid, uint32
 	return pkt_get_u32(&c, pid) && pkt_get_u32(&c, key) && pkt_remaining(&c) == 0;
 }
 
-bool be_parse_auth(const uint8_t *body, size_t len, uint32_t *code, const uint8_t **data, size_t *data_len)
+bool be_parse_auth(const uint8_t *body, size_t len, uint32_t *code, const uint8_t **data,
+		   size_t *data_len)
 {
 	struct pkt_cursor c;
 
@@ -82,7 +105,8 @@ bool be_parse_auth(const uint8_t *body, size_t len, uint32_t *code, const uint8_
 	return pkt_get_bytes(&c, *data_len, data);
 }
 
-bool be_data_row_column(const uint8_t *body, size_t len, int col, const uint8_t **val, int32_t *vlen)
+bool be_data_row_column(const uint8_t *body, size_t len, int col, const uint8_t **val,
+			int32_t *vlen)
 {
 	struct pkt_cursor c;
 	uint16_t ncols;

@@ -114,7 +114,8 @@ static void build_error_fields(struct msgbuf *mb, char type, const char *severit
 	mb_end(mb, start);
 }
 
-void build_error(struct msgbuf *mb, const char *severity, const char *sqlstate, const char *fmt, ...)
+void build_error(struct msgbuf *mb, const char *severity, const char *sqlstate, const char *fmt,
+		 ...)
 {
 	va_list ap;
 
@@ -123,7 +124,8 @@ void build_error(struct msgbuf *mb, const char *severity, const char *sqlstate, 
 	va_end(ap);
 }
 
-bool build_error_with_severity(struct msgbuf *mb, const uint8_t *body, size_t len, const char *severity)
+bool build_error_with_severity(struct msgbuf *mb, const uint8_t *body, size_t len,
+			       const char *severity)
 {
 	size_t lenpos = mb_begin(mb, 'E');
 	size_t pos = 0;
@@ -136,7 +138,8 @@ bool build_error_with_severity(struct msgbuf *mb, const uint8_t *body, size_t le
 			return false;
 		mb_put_u8(mb, (uint8_t)field);
 		/* 'S' is the localized severity, 'V' the one clients may parse: both say severity. */
-		mb_put_cstring(mb, field == 'S' || field == 'V' ? severity : (const char *)body + pos);
+		mb_put_cstring(mb,
+			       field == 'S' || field == 'V' ? severity : (const char *)body + pos);
 		pos = (size_t)(nul - body) + 1;
 	}
 	if (pos >= len)
@@ -163,7 +166,8 @@ void build_ready(struct msgbuf *mb, char tx_status)
 	mb_end(mb, start);
 }
 
-void build_auth_request(struct msgbuf *mb, enum be_auth_code code, const void *extra, size_t extra_len)
+void build_auth_request(struct msgbuf *mb, enum be_auth_code code, const void *extra,
+			size_t extra_len)
 {
 	size_t start = mb_begin(mb, 'R');
 
@@ -203,7 +207,8 @@ void build_empty_query(struct msgbuf *mb)
 	mb_end(mb, mb_begin(mb, 'I'));
 }
 
-void build_row_description(struct msgbuf *mb, int ncols, const char *const *names, const uint32_t *oids)
+void build_row_description(struct msgbuf *mb, int ncols, const char *const *names,
+			   const uint32_t *oids)
 {
 	size_t start = mb_begin(mb, 'T');
 
@@ -212,12 +217,12 @@ void build_row_description(struct msgbuf *mb, int ncols, const char *const *name
 		uint32_t oid = oids ? oids[i] : 25;
 
 		mb_put_cstring(mb, names[i]);
-		mb_put_u32(mb, 0);          /* table oid */
-		mb_put_u16(mb, 0);          /* column number */
+		mb_put_u32(mb, 0); /* table oid */
+		mb_put_u16(mb, 0); /* column number */
 		mb_put_u32(mb, oid);
 		mb_put_u16(mb, oid == 20 ? 8 : oid == 23 ? 4 : 0xffff); /* type size */
-		mb_put_u32(mb, 0xffffffff); /* type modifier */
-		mb_put_u16(mb, 0);          /* text format */
+		mb_put_u32(mb, 0xffffffff);                             /* type modifier */
+		mb_put_u16(mb, 0);                                      /* text format */
 	}
 	mb_end(mb, start);
 }

@@ -76,7 +76,8 @@ bool fe_parse_bind(const uint8_t *body, size_t len, struct fe_bind *out)
 	}
 	out->params_len = (size_t)(c.pos - out->params);
 	return pkt_get_u16(&c, &out->nresult_formats) &&
-	       get_array(&c, out->nresult_formats, 2, &out->result_formats) && pkt_remaining(&c) == 0;
+	       get_array(&c, out->nresult_formats, 2, &out->result_formats) &&
+	       pkt_remaining(&c) == 0;
 }
 
 bool fe_bind_param(const struct fe_bind *b, uint16_t i, const uint8_t **val, int32_t *len,
@@ -100,9 +101,10 @@ bool fe_bind_param(const struct fe_bind *b, uint16_t i, const uint8_t **val, int
 	if (*len > 0 && !pkt_get_bytes(&c, (size_t)*len, val))
 		return false;
 	/* No format codes: all text; one: it applies to all; else one per parameter. */
-	*binary = b->nformats == 0 ? false :
-		  b->nformats == 1 ? pkt_read_u16(b->formats) == 1 :
-		  i < b->nformats && pkt_read_u16(b->formats + (size_t)i * 2) == 1;
+	*binary = b->nformats == 0 ? false
+		  : b->nformats == 1
+			  ? pkt_read_u16(b->formats) == 1
+			  : i < b->nformats && pkt_read_u16(b->formats + (size_t)i * 2) == 1;
 	return true;
 }
 

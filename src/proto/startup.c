@@ -23,11 +23,14 @@ static enum startup_kind parse_params(struct pkt_cursor *c, struct startup_msg *
 		const char *name, *value;
 
 		if (!pkt_get_cstring(c, &name))
-			return bad(out, err, errlen, "invalid startup packet layout: expected terminator as last byte");
+			return bad(
+				out, err, errlen,
+				"invalid startup packet layout: expected terminator as last byte");
 		if (!*name)
 			break;
 		if (!pkt_get_cstring(c, &value))
-			return bad(out, err, errlen, "invalid startup packet layout: missing value");
+			return bad(out, err, errlen,
+				   "invalid startup packet layout: missing value");
 		if (strncmp(name, "_pq_.", 5) == 0) {
 			if (out->nunknown_opts < STARTUP_MAX_PARAMS)
 				out->unknown_opts[out->nunknown_opts++] = name;
@@ -40,7 +43,8 @@ static enum startup_kind parse_params(struct pkt_cursor *c, struct startup_msg *
 		out->nparams++;
 	}
 	if (pkt_remaining(c) != 0)
-		return bad(out, err, errlen, "invalid startup packet layout: expected terminator as last byte");
+		return bad(out, err, errlen,
+			   "invalid startup packet layout: expected terminator as last byte");
 	out->kind = STARTUP_V3;
 	return STARTUP_V3;
 }
@@ -58,10 +62,12 @@ enum startup_kind startup_parse(const uint8_t *pkt, size_t len, struct startup_m
 	switch (code) {
 	case PROTO_SSL:
 		out->kind = STARTUP_SSL;
-		return plen == 8 ? STARTUP_SSL : bad(out, err, errlen, "invalid length of SSL request");
+		return plen == 8 ? STARTUP_SSL
+				 : bad(out, err, errlen, "invalid length of SSL request");
 	case PROTO_GSSENC:
 		out->kind = STARTUP_GSSENC;
-		return plen == 8 ? STARTUP_GSSENC : bad(out, err, errlen, "invalid length of GSSENC request");
+		return plen == 8 ? STARTUP_GSSENC
+				 : bad(out, err, errlen, "invalid length of GSSENC request");
 	case PROTO_CANCEL:
 		if (!pkt_get_u32(&c, &out->cancel_pid) || !pkt_get_u32(&c, &out->cancel_key) ||
 		    pkt_remaining(&c) != 0)
@@ -73,13 +79,15 @@ enum startup_kind startup_parse(const uint8_t *pkt, size_t len, struct startup_m
 	}
 	out->version = code;
 	if ((code >> 16) < 3) {
-		snprintf(err, errlen, "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
+		snprintf(err, errlen,
+			 "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
 			 code >> 16, code & 0xffff);
 		out->kind = STARTUP_OLD_PROTO;
 		return STARTUP_OLD_PROTO;
 	}
 	if ((code >> 16) > 3) {
-		snprintf(err, errlen, "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
+		snprintf(err, errlen,
+			 "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
 			 code >> 16, code & 0xffff);
 		out->kind = STARTUP_OLD_PROTO;
 		return STARTUP_OLD_PROTO;

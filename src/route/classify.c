@@ -20,8 +20,8 @@
  * - standard_conforming_strings is assumed on (the default since PostgreSQL 9.1): in '...' a
  *   backslash is an ordinary character.
  */
-#include "route/sqlscan.h"
 #include "route/classify.h"
+#include "route/sqlscan.h"
 
 #include <string.h>
 
@@ -35,6 +35,8 @@
  * sense on the primary (currval/lastval need the nextval of the same session; WAL positions and
  * transaction ids are not assigned on a standby).
  */
+/* One line per family of functions: make format leaves the list as written. */
+/* clang-format off */
 const char *const classify_default_write_functions[] = {
 	"nextval", "setval", "currval", "lastval",
 	"pg_advisory_lock", "pg_advisory_lock_shared", "pg_try_advisory_lock", "pg_try_advisory_lock_shared",
@@ -52,8 +54,9 @@ const char *const classify_default_write_functions[] = {
 	"pg_logical_slot_get_changes", "pg_logical_slot_get_binary_changes",
 	"dblink_exec",
 };
-const size_t classify_n_default_write_functions =
-	sizeof(classify_default_write_functions) / sizeof(classify_default_write_functions[0]);
+/* clang-format on */
+const size_t classify_n_default_write_functions = sizeof(classify_default_write_functions) /
+						  sizeof(classify_default_write_functions[0]);
 
 /* Calls that leave state in the server session, whatever write_functions says. */
 static const struct {
@@ -84,6 +87,7 @@ enum tok_type {
 	TOK_OTHER, /* operator character, parameter, ... */
 };
 
+/* clang-format off */
 enum kw {
 	K_NONE, /* not a word, or a word the classifier has no use for */
 	K_OR, K_TO, K_END, K_FOR, K_KEY, K_SET, K_CASE, K_COPY, K_FROM, K_HOLD, K_INTO, K_ONLY,
@@ -93,9 +97,14 @@ enum kw {
 	K_DISCARD, K_EXPLAIN, K_PG_TEMP, K_PREPARE, K_PROGRAM, K_RELEASE, K_REPLACE, K_SESSION,
 	K_VERBOSE, K_PREPARED, K_ROLLBACK, K_UNLISTEN, K_SAVEPOINT, K_TEMPORARY, K_TRANSACTION,
 };
+/* clang-format on */
 
-#define KW(w) { w, sizeof(w) - 1, w[0] }
+#define KW(w)                                                                                      \
+	{                                                                                          \
+		w, sizeof(w) - 1, w[0]                                                             \
+	}
 
+/* clang-format off */
 /* Sorted by length, then bytes (see kw_first); same order as enum kw. */
 static const struct {
 	const char *name;
@@ -113,9 +122,11 @@ static const struct {
 	KW("release"), KW("replace"), KW("session"), KW("verbose"), KW("prepared"), KW("rollback"),
 	KW("unlisten"), KW("savepoint"), KW("temporary"), KW("transaction"),
 };
+/* clang-format on */
 
 /* kw_first[n] .. kw_first[n + 1]: the keywords[] entries of length n. Follows the table above. */
-static const unsigned char kw_first[MAX_KEYWORD + 2] = { 1, 1, 1, 3, 7, 18, 29, 39, 52, 55, 57, 57, 58 };
+static const unsigned char kw_first[MAX_KEYWORD + 2] = { 1,  1,  1,  3,  7,  18, 29,
+							 39, 52, 55, 57, 57, 58 };
 
 /* Case-insensitive comparison of s[0..n) with the lower-case word w, like strcmp. */
 static int word_cmp(const char *s, size_t n, const char *w)
@@ -143,7 +154,8 @@ static enum kw keyword(const char *s, size_t n)
 
 	if (n > MAX_KEYWORD)
 		return K_NONE;
-	c0 = (unsigned char)s[0] | 0x20; /* keywords start with a letter; a false match is checked below */
+	c0 = (unsigned char)s[0] |
+	     0x20; /* keywords start with a letter; a false match is checked below */
 	for (size_t i = kw_first[n]; i < kw_first[n + 1]; i++)
 		if ((unsigned char)keywords[i].first == c0 && word_cmp(s, n, keywords[i].name) == 0)
 			return (enum kw)i;
@@ -166,12 +178,18 @@ struct lex {
 enum {
 	C_SPACE = 1,
 	C_DIGIT = 2,
-	C_START = 4, /* may start an identifier: letters, '_', bytes >= 0x80 (any multibyte letter) */
+	C_START =
+		4, /* may start an identifier: letters, '_', bytes >= 0x80 (any multibyte letter) */
 	C_IDENT = 8, /* may continue one: also digits and '$' */
 };
 
 static const unsigned char cclass[256] = {
-	[' '] = C_SPACE, ['\t'] = C_SPACE, ['\n'] = C_SPACE, ['\r'] = C_SPACE, ['\f'] = C_SPACE, ['\v'] = C_SPACE,
+	[' '] = C_SPACE,
+	['\t'] = C_SPACE,
+	['\n'] = C_SPACE,
+	['\r'] = C_SPACE,
+	['\f'] = C_SPACE,
+	['\v'] = C_SPACE,
 	['0' ... '9'] = C_DIGIT | C_IDENT,
 	['a' ... 'z'] = C_START | C_IDENT,
 	['A' ... 'Z'] = C_START | C_IDENT,
@@ -416,7 +434,8 @@ static bool tok_is(const struct tok *t, enum kw k)
 static bool at_end(const struct cur *c)
 {
 	/* Like psql: ';' inside parentheses (CREATE RULE ... DO (a; b)) or BEGIN ATOMIC stays inside. */
-	return c->t.type == TOK_END || (c->t.type == TOK_SEMI && c->atomic == 0 && c->lx.depth == 0);
+	return c->t.type == TOK_END ||
+	       (c->t.type == TOK_SEMI && c->atomic == 0 && c->lx.depth == 0);
 }
 
 static void advance(struct cur *c)
@@ -456,7 +475,8 @@ struct body {
 
 static bool is_dml_word(const struct tok *t)
 {
-	return tok_is(t, K_INSERT) || tok_is(t, K_UPDATE) || tok_is(t, K_DELETE) || tok_is(t, K_MERGE);
+	return tok_is(t, K_INSERT) || tok_is(t, K_UPDATE) || tok_is(t, K_DELETE) ||
+	       tok_is(t, K_MERGE);
 }
 
 /* A function name as written: quoted names keep their case, as in PostgreSQL. */
@@ -510,7 +530,8 @@ static void note_word(struct cur *c, enum kw v, int base, struct body *b)
 		b->lock = true;
 	if (top && tok_is(t, K_INTO))
 		b->into = true;
-	if ((v == K_SELECT || v == K_WITH) && (tok_is(t, K_TEMP) || tok_is(t, K_TEMPORARY)) && tok_is(pv, K_INTO))
+	if ((v == K_SELECT || v == K_WITH) && (tok_is(t, K_TEMP) || tok_is(t, K_TEMPORARY)) &&
+	    tok_is(pv, K_INTO))
 		b->temp = true;
 	if (v == K_CREATE)
 		track_atomic(c);
@@ -569,7 +590,8 @@ static void settle(struct stmt *r, const struct body *b)
 		pin(r, b->pin_fn);
 	else if (b->temp && (r->cls == ROUTE_WRITE || b->into))
 		pin(r, "temporary table");
-	else if (r->cls == ROUTE_READ && (b->dml || b->lock || b->into || b->write_fn || b->program))
+	else if (r->cls == ROUTE_READ &&
+		 (b->dml || b->lock || b->into || b->write_fn || b->program))
 		r->cls = ROUTE_WRITE;
 }
 
@@ -632,7 +654,8 @@ static void txn_finish(struct cur *c, enum kw v, struct stmt *r)
 	r->cls = ROUTE_TXN_END;
 	if (v == K_COMMIT || v == K_ROLLBACK) {
 		if (tok_is(&c->t, K_PREPARED)) {
-			r->cls = ROUTE_WRITE; /* two-phase commit of a prepared transaction: not ours */
+			r->cls =
+				ROUTE_WRITE; /* two-phase commit of a prepared transaction: not ours */
 			return;
 		}
 	}
@@ -694,7 +717,8 @@ static void set_stmt(struct cur *c, enum kw v, struct stmt *r)
 	if (v == K_DISCARD || !route_setting(c))
 		return;
 	r->cls = ROUTE_HINT_SET;
-	r->hint = v == K_RESET ? (at_end(c) ? ROUTE_HINT_AUTO : ROUTE_HINT_INVALID) : route_value(c);
+	r->hint = v == K_RESET ? (at_end(c) ? ROUTE_HINT_AUTO : ROUTE_HINT_INVALID)
+			       : route_value(c);
 }
 
 static void prepare(struct cur *c, struct stmt *r)
@@ -736,7 +760,8 @@ static bool is_false(const struct tok *t)
 	} else if (t->type != TOK_WORD && t->type != TOK_NUMBER) {
 		return false;
 	}
-	return word_eq(s, n, "false") || word_eq(s, n, "off") || word_eq(s, n, "no") || word_eq(s, n, "0");
+	return word_eq(s, n, "false") || word_eq(s, n, "off") || word_eq(s, n, "no") ||
+	       word_eq(s, n, "0");
 }
 
 /* EXPLAIN ( option [value], ... ): true when ANALYZE is on. c is at '('. */
@@ -747,7 +772,8 @@ static bool explain_options(struct cur *c)
 
 	advance(c);
 	while (!at_end(c) && !(c->t.type == TOK_RPAREN && c->lx.depth == depth - 1)) {
-		if ((tok_is(&c->t, K_ANALYZE) || tok_is(&c->t, K_ANALYSE)) && c->lx.depth == depth) {
+		if ((tok_is(&c->t, K_ANALYZE) || tok_is(&c->t, K_ANALYSE)) &&
+		    c->lx.depth == depth) {
 			advance(c);
 			analyze = !is_false(&c->t);
 			continue;
@@ -777,8 +803,14 @@ static void explain(struct cur *c, struct stmt *r)
 	if (analyze)
 		return;
 	switch (r->verb) {
-	case K_SELECT: case K_VALUES: case K_TABLE: case K_WITH:
-	case K_INSERT: case K_UPDATE: case K_DELETE: case K_MERGE:
+	case K_SELECT:
+	case K_VALUES:
+	case K_TABLE:
+	case K_WITH:
+	case K_INSERT:
+	case K_UPDATE:
+	case K_DELETE:
+	case K_MERGE:
 		r->cls = ROUTE_READ;
 		r->pin_reason = NULL;
 		break;
@@ -790,7 +822,11 @@ static void explain(struct cur *c, struct stmt *r)
 static void dispatch(struct cur *c, enum kw v, int base, struct stmt *r)
 {
 	switch (v) {
-	case K_SELECT: case K_VALUES: case K_TABLE: case K_WITH: case K_SHOW:
+	case K_SELECT:
+	case K_VALUES:
+	case K_TABLE:
+	case K_WITH:
+	case K_SHOW:
 		query(c, v, base, r);
 		break;
 	case K_EXPLAIN:
@@ -807,13 +843,19 @@ static void dispatch(struct cur *c, enum kw v, int base, struct stmt *r)
 		else
 			other(c, v, base, r);
 		break;
-	case K_COMMIT: case K_END: case K_ABORT: case K_ROLLBACK:
+	case K_COMMIT:
+	case K_END:
+	case K_ABORT:
+	case K_ROLLBACK:
 		txn_finish(c, v, r);
 		break;
-	case K_SAVEPOINT: case K_RELEASE:
+	case K_SAVEPOINT:
+	case K_RELEASE:
 		r->cls = ROUTE_TXN_OTHER;
 		break;
-	case K_SET: case K_RESET: case K_DISCARD:
+	case K_SET:
+	case K_RESET:
+	case K_DISCARD:
 		set_stmt(c, v, r);
 		break;
 	case K_LISTEN:
@@ -886,7 +928,8 @@ static void merge(struct route_result *out, const struct stmt *r)
 		out->cls = ROUTE_WRITE;
 }
 
-void classify_sql(const char *sql, size_t len, const struct classify_config *cfg, struct route_result *out)
+void classify_sql(const char *sql, size_t len, const struct classify_config *cfg,
+		  struct route_result *out)
 {
 	struct cur c = { .lx = { sql, sql + len, 0 }, .cfg = cfg };
 	enum route_hint comment_hint = ROUTE_HINT_NONE;
@@ -922,15 +965,24 @@ void classify_sql(const char *sql, size_t len, const struct classify_config *cfg
 const char *route_class_name(enum route_class cls)
 {
 	switch (cls) {
-	case ROUTE_EMPTY: return "empty";
-	case ROUTE_READ: return "read";
-	case ROUTE_WRITE: return "write";
-	case ROUTE_TXN_BEGIN: return "txn_begin";
-	case ROUTE_TXN_END: return "txn_end";
-	case ROUTE_TXN_OTHER: return "txn_other";
-	case ROUTE_SESSION_PIN: return "session_pin";
-	case ROUTE_SET: return "set";
-	case ROUTE_HINT_SET: return "hint_set";
+	case ROUTE_EMPTY:
+		return "empty";
+	case ROUTE_READ:
+		return "read";
+	case ROUTE_WRITE:
+		return "write";
+	case ROUTE_TXN_BEGIN:
+		return "txn_begin";
+	case ROUTE_TXN_END:
+		return "txn_end";
+	case ROUTE_TXN_OTHER:
+		return "txn_other";
+	case ROUTE_SESSION_PIN:
+		return "session_pin";
+	case ROUTE_SET:
+		return "set";
+	case ROUTE_HINT_SET:
+		return "hint_set";
 	}
 	return "?";
 }
@@ -938,11 +990,16 @@ const char *route_class_name(enum route_class cls)
 const char *route_hint_name(enum route_hint hint)
 {
 	switch (hint) {
-	case ROUTE_HINT_NONE: return "none";
-	case ROUTE_HINT_PRIMARY: return "primary";
-	case ROUTE_HINT_REPLICA: return "replica";
-	case ROUTE_HINT_AUTO: return "auto";
-	case ROUTE_HINT_INVALID: return "invalid";
+	case ROUTE_HINT_NONE:
+		return "none";
+	case ROUTE_HINT_PRIMARY:
+		return "primary";
+	case ROUTE_HINT_REPLICA:
+		return "replica";
+	case ROUTE_HINT_AUTO:
+		return "auto";
+	case ROUTE_HINT_INVALID:
+		return "invalid";
 	}
 	return "?";
 }

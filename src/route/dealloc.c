@@ -129,7 +129,8 @@ enum dealloc_kind dealloc_parse(const char *sql, size_t len, struct dealloc_stmt
 		return done(out, DEALLOC_NONE);
 	if (is_keyword(&verb, "deallocate"))
 		return parse_deallocate(&s, out);
-	if (is_keyword(&verb, "discard") && next_token(&s, &what) && is_keyword(&what, "all") && at_end(&s))
+	if (is_keyword(&verb, "discard") && next_token(&s, &what) && is_keyword(&what, "all") &&
+	    at_end(&s))
 		return done(out, DEALLOC_DISCARD_ALL);
 	return done(out, DEALLOC_NONE);
 }

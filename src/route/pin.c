@@ -20,7 +20,8 @@ static bool contains(const char *hay, size_t len, const char *needle)
 	size_t n = strlen(needle);
 
 	for (size_t i = 0; i + n <= len; i++)
-		if (tolower((unsigned char)hay[i]) == needle[0] && strncasecmp(hay + i, needle, n) == 0)
+		if (tolower((unsigned char)hay[i]) == needle[0] &&
+		    strncasecmp(hay + i, needle, n) == 0)
 			return true;
 	return false;
 }

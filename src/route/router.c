@@ -137,7 +137,8 @@ int router_pick(struct cluster *cl, enum route_want want, uint64_t min_lsn, stru
 		else if (min_lsn && topo_replica_usable(m, 0))
 			stale_only = true;
 	}
-	if (e->read_from == READ_FROM_ANY && cl->primary >= 0 && read_weight(&cl->members[cl->primary]) > 0)
+	if (e->read_from == READ_FROM_ANY && cl->primary >= 0 &&
+	    read_weight(&cl->members[cl->primary]) > 0)
 		cand[n++] = cl->primary;
 	if (n == 0) {
 		if (stale_only) {

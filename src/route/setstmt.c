@@ -28,7 +28,8 @@ static bool word(struct sql_scan *s, char *out, size_t outlen)
 		out[n] = '\0';
 		return n > 0;
 	}
-	while (s->p < s->end && (isalnum((unsigned char)*s->p) || *s->p == '_' || *s->p == '.' || *s->p == '$')) {
+	while (s->p < s->end &&
+	       (isalnum((unsigned char)*s->p) || *s->p == '_' || *s->p == '.' || *s->p == '$')) {
 		if (n + 1 >= outlen)
 			return false;
 		out[n++] = (char)tolower((unsigned char)*s->p++);
@@ -137,7 +138,8 @@ enum set_kind setstmt_parse(const char *sql, size_t len, struct set_stmt *out)
 		return parse_set(&s, out);
 	if (!strcmp(verb, "reset")) {
 		if (keyword(&s, "all"))
-			return done(out, rest(&s, tail, sizeof(tail)) ? SET_UNKNOWN : SET_RESET_ALL);
+			return done(out,
+				    rest(&s, tail, sizeof(tail)) ? SET_UNKNOWN : SET_RESET_ALL);
 		if (keyword(&s, "session")) {
 			if (!keyword(&s, "authorization"))
 				return done(out, SET_UNKNOWN);

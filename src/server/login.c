@@ -103,7 +103,8 @@ static bool host_failed(struct server *s)
 	if (db->next_host == s->host_idx)
 		db->next_host = s->host_idx + 1;
 	db->hosts_failed++;
-	return db->hosts_failed < host_at(s->pool->db->entry ? db->entry->host : "", 0, unused, sizeof(unused));
+	return db->hosts_failed <
+	       host_at(s->pool->db->entry ? db->entry->host : "", 0, unused, sizeof(unused));
 }
 
 /* Connecting or logging in failed: why (sqlstate, err) reaches the pool, unless another host may do. */
@@ -196,10 +197,12 @@ static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_st
 		return false;
 	if (a->ss_family == AF_INET)
 		return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
-			      &((const struct sockaddr_in *)b)->sin_addr, sizeof(struct in_addr)) == 0;
+			      &((const struct sockaddr_in *)b)->sin_addr,
+			      sizeof(struct in_addr)) == 0;
 	if (a->ss_family == AF_INET6)
 		return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-			      &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr)) == 0;
+			      &((const struct sockaddr_in6 *)b)->sin6_addr,
+			      sizeof(struct in6_addr)) == 0;
 	return true;
 }
 
@@ -213,24 +216,27 @@ static void retire_moved_servers(struct server *s)
 
 	list_for_each_safe(pn, pt, &s->w->pools) {
 		struct pool *p = list_entry(pn, struct pool, node);
-		struct list_node *busy[] = { &p->active_servers, &p->login_servers, &p->reset_servers };
+		struct list_node *busy[] = { &p->active_servers, &p->login_servers,
+					     &p->reset_servers };
 
 		if (p->db != s->pool->db)
 			continue;
 		list_for_each_safe(n, t, &p->idle_servers) {
 			struct server *o = list_entry(n, struct server, node);
 
-			if (o != s && o->member == s->member && o->host_idx == s->host_idx && o->salen &&
-			    !same_addr(&o->sa, &s->sa))
+			if (o != s && o->member == s->member && o->host_idx == s->host_idx &&
+			    o->salen && !same_addr(&o->sa, &s->sa))
 				server_close(o, "server address changed");
 		}
 		for (size_t i = 0; i < sizeof(busy) / sizeof(busy[0]); i++)
 			list_for_each_safe(n, t, busy[i]) {
 				struct server *o = list_entry(n, struct server, node);
 
-				if (o != s && o->member == s->member && o->host_idx == s->host_idx &&
-				    o->salen && !same_addr(&o->sa, &s->sa) && !o->close_when_released) {
-					server_log(LOG_LVL_INFO, o, "server address changed: closing when released");
+				if (o != s && o->member == s->member &&
+				    o->host_idx == s->host_idx && o->salen &&
+				    !same_addr(&o->sa, &s->sa) && !o->close_when_released) {
+					server_log(LOG_LVL_INFO, o,
+						   "server address changed: closing when released");
 					o->close_when_released = true;
 				}
 			}
@@ -242,7 +248,8 @@ static void note_hot_standby(struct server *s, const uint8_t *body, size_t len)
 {
 	const char *name, *value;
 
-	if (be_parse_parameter_status(body, len, &name, &value) && strcmp(name, "in_hot_standby") == 0)
+	if (be_parse_parameter_status(body, len, &name, &value) &&
+	    strcmp(name, "in_hot_standby") == 0)
 		s->in_hot_standby = strcmp(value, "on") == 0;
 }
 
@@ -320,7 +327,8 @@ void server_login_connected(struct server *s, bool ok, int errnum)
 		return;
 	}
 	if (!ok) {
-		snprintf(err, sizeof(err), "could not connect to server %s: %s", s->addr, strerror(errnum));
+		snprintf(err, sizeof(err), "could not connect to server %s: %s", s->addr,
+			 strerror(errnum));
 		start_failed(s, err, "connect failed");
 		return;
 	}
@@ -340,7 +348,8 @@ void server_login_connected(struct server *s, bool ok, int errnum)
 static const char *server_password(const struct server *s)
 {
 	const struct db_entry *e = s->pool->db->entry;
-	const char *secret = s->w->userlist ? userlist_find(s->w->userlist, s->pool->user->name) : NULL;
+	const char *secret = s->w->userlist ? userlist_find(s->w->userlist, s->pool->user->name)
+					    : NULL;
 
 	if (e && *e->password)
 		return e->password;
@@ -391,16 +400,18 @@ static bool method_allowed(struct server *s, unsigned method)
 	if (method == SERVER_AUTH_PASSWORD && (allowed & SERVER_AUTH_PASSWORD_IF_VERIFIED)) {
 		if (conn_tls_verified(&s->conn))
 			return true;
-		snprintf(msg, sizeof(msg),
-			 "server asked for the password in clear text, which server_auth_methods = %s "
-			 "allows only when the server's certificate was verified: set server_tls_sslmode "
-			 "= verify-full, or add password to server_auth_methods",
-			 cfg->server_auth_methods);
+		snprintf(
+			msg, sizeof(msg),
+			"server asked for the password in clear text, which server_auth_methods = %s "
+			"allows only when the server's certificate was verified: set server_tls_sslmode "
+			"= verify-full, or add password to server_auth_methods",
+			cfg->server_auth_methods);
 	} else {
-		snprintf(msg, sizeof(msg),
-			 "server asked for %s authentication, which server_auth_methods = %s does not "
-			 "allow: add %s to server_auth_methods to accept it",
-			 method_name(method), cfg->server_auth_methods, method_name(method));
+		snprintf(
+			msg, sizeof(msg),
+			"server asked for %s authentication, which server_auth_methods = %s does not "
+			"allow: add %s to server_auth_methods to accept it",
+			method_name(method), cfg->server_auth_methods, method_name(method));
 	}
 	login_failed(s, "08004", msg);
 	return false;
@@ -429,7 +440,9 @@ static bool send_sasl_initial(struct server *s, const uint8_t *mechs, size_t len
 	s->scram = calloc(1, sizeof(*s->scram));
 	/* A plaintext password, or the keys a client proved (SCRAM pass-through: client/login.c). */
 	if (s->scram && !login_server_scram_init(s->pool->user, pw, s->scram)) {
-		login_failed(s, "28P01", "no plaintext password or proven SCRAM keys for SCRAM login to the server");
+		login_failed(
+			s, "28P01",
+			"no plaintext password or proven SCRAM keys for SCRAM login to the server");
 		return false;
 	}
 	/* PBKDF2 runs on the loop: bounded, and done once per user, salt and count. */
@@ -454,16 +467,19 @@ static bool send_sasl_continue(struct server *s, const uint8_t *data, size_t len
 	struct msgbuf mb;
 
 	if (!s->scram) {
-		login_failed(s, "08P01", "SCRAM continuation from the server without a SCRAM exchange");
+		login_failed(s, "08P01",
+			     "SCRAM continuation from the server without a SCRAM exchange");
 		return false;
 	}
 	if (!scram_client_final_message(s->scram, (const char *)data, len, out, sizeof(out), &outn,
 					err, sizeof(err))) {
 		if (s->scram->refused_iterations) {
-			snprintf(msg, sizeof(msg), "%s: raise server_scram_max_iterations to accept it", err);
+			snprintf(msg, sizeof(msg),
+				 "%s: raise server_scram_max_iterations to accept it", err);
 			login_failed(s, "08004", msg);
 		} else {
-			snprintf(msg, sizeof(msg), "invalid SCRAM exchange with the server: %s", err);
+			snprintf(msg, sizeof(msg), "invalid SCRAM exchange with the server: %s",
+				 err);
 			login_failed(s, "08P01", msg);
 		}
 		return false;
@@ -546,14 +562,16 @@ static bool handle_auth(struct server *s, const uint8_t *body, size_t len)
 	case BE_AUTH_SASL_CONTINUE:
 		return send_sasl_continue(s, data, dlen);
 	case BE_AUTH_SASL_FINAL:
-		if (!s->scram || !scram_client_verify_final(s->scram, (const char *)data, dlen, err, sizeof(err))) {
+		if (!s->scram || !scram_client_verify_final(s->scram, (const char *)data, dlen, err,
+							    sizeof(err))) {
 			login_failed(s, "08P01", "server failed SCRAM verification");
 			return false;
 		}
 		return true;
 	default:
-		snprintf(err, sizeof(err), "unsupported authentication method %u (%s) requested by server",
-			 code, be_auth_code_name(code));
+		snprintf(err, sizeof(err),
+			 "unsupported authentication method %u (%s) requested by server", code,
+			 be_auth_code_name(code));
 		login_failed(s, "08P01", err);
 		return false;
 	}
@@ -582,16 +600,20 @@ enum conn_action server_login_header(struct server *s, const struct pkt_header *
 	if (login_message_expected(s, hdr->type) && !server_message_too_big(s, hdr))
 		return CONN_NEED_WHOLE;
 	if (login_message_expected(s, hdr->type))
-		snprintf(msg, sizeof(msg), "server sent a %u byte message during login, more than "
-			 "server_max_held_message (%.0f)", hdr->len, s->w->cfg->server_max_held_message);
+		snprintf(msg, sizeof(msg),
+			 "server sent a %u byte message during login, more than "
+			 "server_max_held_message (%.0f)",
+			 hdr->len, s->w->cfg->server_max_held_message);
 	else
-		snprintf(msg, sizeof(msg), "unexpected message type 0x%02x from server %s authentication",
+		snprintf(msg, sizeof(msg),
+			 "unexpected message type 0x%02x from server %s authentication",
 			 (unsigned char)hdr->type, s->auth_ok ? "after" : "before the end of");
 	login_failed(s, "08P01", msg);
 	return CONN_CLOSED;
 }
 
-enum conn_action server_login_packet(struct server *s, const struct pkt_header *hdr, const uint8_t *whole)
+enum conn_action server_login_packet(struct server *s, const struct pkt_header *hdr,
+				     const uint8_t *whole)
 {
 	const uint8_t *body = whole + PKT_HDR_LEN;
 	size_t len = hdr->len - PKT_HDR_LEN;
@@ -620,11 +642,11 @@ enum conn_action server_login_packet(struct server *s, const struct pkt_header *
 		server_log(LOG_LVL_DEBUG, s, "login done, backend pid %u", s->backend_pid);
 		if (!fenced_ok(s))
 			return CONN_CLOSED;
-		histogram_observe_since(&s->pool->latency.login, s->connect_time_us, clock_now_us());
+		histogram_observe_since(&s->pool->latency.login, s->connect_time_us,
+					clock_now_us());
 		pool_server_login_done(s);
 		return CONN_CONSUME;
 	default: /* NoticeResponse, NegotiateProtocolVersion: nothing to do */
 		return CONN_CONSUME;
 	}
 }
-

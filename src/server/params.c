@@ -3,8 +3,8 @@
  */
 #include "server/params.h"
 
-#include <stdio.h>
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -94,7 +94,8 @@ static bool append_literal(char *buf, size_t len, size_t *pos, const char *value
 	return true;
 }
 
-int param_diff_sql(const struct param_set *want, const struct param_set *have, char *buf, size_t len)
+int param_diff_sql(const struct param_set *want, const struct param_set *have, char *buf,
+		   size_t len)
 {
 	size_t pos = 0;
 	int n = 0;
@@ -299,7 +300,8 @@ static void put_custom_names(struct msgbuf *out, const struct settings *set, boo
 	}
 }
 
-void settings_read_sql(struct msgbuf *out, const struct settings *known, const struct settings *touched)
+void settings_read_sql(struct msgbuf *out, const struct settings *known,
+		       const struct settings *touched)
 {
 	/* SET and set_config() make source 'session'; so do pgmux's own SETs for the client. */
 	static const char listed[] = "SELECT name, pg_catalog.current_setting(name) "
@@ -338,7 +340,8 @@ int settings_diff_sql(const struct settings *want, const struct settings *have, 
 	for (size_t i = 0; i < want->n; i++) {
 		const struct setting *h = settings_find(have, want->items[i].name);
 
-		if (h && h->raw == want->items[i].raw && strcmp(h->value, want->items[i].value) == 0)
+		if (h && h->raw == want->items[i].raw &&
+		    strcmp(h->value, want->items[i].value) == 0)
 			continue;
 		put_set(out, &want->items[i]);
 		n++;

@@ -37,7 +37,9 @@ static bool respq_push_ps(struct respq *q, char kind, char action, struct pstmt 
 		q->cap = cap;
 		q->head = 0;
 	}
-	q->ring[(q->head + q->len) % q->cap] = (struct respq_entry){ kind, action, ps, seq, NULL, 0 };
+	q->ring[(q->head + q->len) % q->cap] = (struct respq_entry){
+		kind, action, ps, seq, NULL, 0
+	};
 	q->len++;
 	return true;
 }
@@ -108,7 +110,8 @@ bool prepared_active(const struct client *c)
 	return c->pool && c->w->cfg->max_prepared_statements > 0 && pool_shares_servers(c->pool);
 }
 
-static void write_msg(struct conn *to, char type, const void *a, size_t alen, const void *b, size_t blen)
+static void write_msg(struct conn *to, char type, const void *a, size_t alen, const void *b,
+		      size_t blen)
 {
 	struct msgbuf mb;
 	size_t lenpos;
@@ -174,7 +177,8 @@ static void fail_here(struct client *c, const struct msgbuf *err)
 {
 	struct server *s = c->server;
 
-	write_msg(&s->conn, 'E', "pgmux_no_such_portal", sizeof("pgmux_no_such_portal"), "\0\0\0\0", 4);
+	write_msg(&s->conn, 'E', "pgmux_no_such_portal", sizeof("pgmux_no_such_portal"), "\0\0\0\0",
+		  4);
 	respq_push_owed(&s->respq, 'E', 'x', err);
 	client_skip_to_sync(c);
 }
@@ -284,9 +288,11 @@ static bool dealloc_apply(struct client *c, const struct dealloc_stmt *st)
 static bool build_dealloc_answer(struct msgbuf *mb, const struct dealloc_stmt *st, bool ok)
 {
 	if (ok)
-		build_command_complete(mb, st->kind == DEALLOC_ALL ? "DEALLOCATE ALL" : "DEALLOCATE");
+		build_command_complete(mb,
+				       st->kind == DEALLOC_ALL ? "DEALLOCATE ALL" : "DEALLOCATE");
 	else
-		build_error(mb, "ERROR", "26000", "prepared statement \"%s\" does not exist", st->name);
+		build_error(mb, "ERROR", "26000", "prepared statement \"%s\" does not exist",
+			    st->name);
 	return ok;
 }
 
@@ -295,7 +301,8 @@ static bool parse_dealloc(const char *sql, size_t len, struct dealloc_stmt *st)
 	return len <= DEALLOC_PEEK_MAX && dealloc_parse(sql, len, st) != DEALLOC_NONE;
 }
 
-enum conn_action prepared_query(struct client *c, const struct pkt_header *hdr, const uint8_t *whole)
+enum conn_action prepared_query(struct client *c, const struct pkt_header *hdr,
+				const uint8_t *whole)
 {
 	size_t len = hdr->len - PKT_HDR_LEN;
 	struct dealloc_stmt st;
@@ -309,8 +316,8 @@ enum conn_action prepared_query(struct client *c, const struct pkt_header *hdr, 
 	if (!whole)
 		return CONN_NEED_WHOLE;
 	/* A malformed Query goes to the server, which answers it. */
-	if (!fe_parse_query(whole + PKT_HDR_LEN, len, &q) || !parse_dealloc(q.sql, q.sql_len, &st) ||
-	    !dealloc_is_ours(c, &st))
+	if (!fe_parse_query(whole + PKT_HDR_LEN, len, &q) ||
+	    !parse_dealloc(q.sql, q.sql_len, &st) || !dealloc_is_ours(c, &st))
 		return CONN_FORWARD;
 	/* In a failed transaction the server refuses it (25P02) as PostgreSQL would. */
 	if (c->unsynced || c->tx_status == 'E')
@@ -321,7 +328,8 @@ enum conn_action prepared_query(struct client *c, const struct pkt_header *hdr, 
 		return CONN_STOP;
 	}
 	/* Failing, it aborts the transaction block: the server must fail too (see below). */
-	if (st.kind == DEALLOC_NAME && c->tx_status != 'I' && !client_pstmts_find(&c->pstmts, st.name))
+	if (st.kind == DEALLOC_NAME && c->tx_status != 'I' &&
+	    !client_pstmts_find(&c->pstmts, st.name))
 		return CONN_FORWARD;
 	mb_init(&mb);
 	build_dealloc_answer(&mb, &st, dealloc_apply(c, &st));
@@ -351,7 +359,8 @@ static enum conn_action query_to_server(struct client *c, const uint8_t *body, s
 		s->respq.drop_watch = true;
 		return CONN_FORWARD;
 	}
-	if (!dealloc_is_ours(c, &st) || c->tx_status == 'E' || client_pstmts_find(&c->pstmts, st.name))
+	if (!dealloc_is_ours(c, &st) || c->tx_status == 'E' ||
+	    client_pstmts_find(&c->pstmts, st.name))
 		return CONN_FORWARD;
 	write_msg(&s->conn, 'Q', failing, sizeof(failing), NULL, 0);
 	mb_init(&err);
@@ -372,7 +381,8 @@ static enum conn_action unnamed_parse(struct client *c, const struct fe_parse *p
 	struct dealloc_stmt st;
 
 	/* Skipped after an error, or refused in a failed transaction (25P02): the server says so. */
-	if (!s->respq.skipping && c->tx_status != 'E' && parse_dealloc(p->query, p->query_len, &st)) {
+	if (!s->respq.skipping && c->tx_status != 'E' &&
+	    parse_dealloc(p->query, p->query_len, &st)) {
 		if (dealloc_is_ours(c, &st)) {
 			client_on_unnamed_parsed(c, &st);
 			owe(c, 'P', NULL);
@@ -397,7 +407,8 @@ static enum conn_action bind_dealloc(struct client *c, const char *portal)
 	}
 	/* Drivers bind it to the unnamed portal; pgmux follows no other. */
 	mb_init(&err);
-	build_error(&err, "ERROR", "0A000", "pgmux answers DEALLOCATE only through the unnamed portal");
+	build_error(&err, "ERROR", "0A000",
+		    "pgmux answers DEALLOCATE only through the unnamed portal");
 	fail_here(c, &err);
 	mb_free(&err);
 	return CONN_CONSUME;
@@ -461,17 +472,20 @@ static enum conn_action over_limit(struct client *c, enum pstmt_limit over)
 	case PSTMT_CLIENT_COUNT:
 		build_error(&err, "ERROR", "53400",
 			    "too many prepared statements: this client holds "
-			    "max_client_prepared_statements (%d)", cfg->max_client_prepared_statements);
+			    "max_client_prepared_statements (%d)",
+			    cfg->max_client_prepared_statements);
 		break;
 	case PSTMT_CLIENT_BYTES:
 		build_error(&err, "ERROR", "53400",
 			    "prepared statements too large: this client's would exceed "
-			    "max_client_prepared_bytes (%d)", cfg->max_client_prepared_bytes);
+			    "max_client_prepared_bytes (%d)",
+			    cfg->max_client_prepared_bytes);
 		break;
 	default:
 		build_error(&err, "ERROR", "53400",
 			    "too many prepared statements: pgmux holds "
-			    "max_total_prepared_statements (%d)", cfg->max_total_prepared_statements);
+			    "max_total_prepared_statements (%d)",
+			    cfg->max_total_prepared_statements);
 		break;
 	}
 	fail_here(c, &err);
@@ -635,7 +649,8 @@ static enum conn_action check_shape(struct client *c, const struct cstmt *e, ssi
  * follows its NUL at rest_off; portal is the Bind's portal, NULL for a Describe.
  */
 static enum conn_action client_use(struct client *c, char kind, const uint8_t *body, size_t len,
-				   const char *portal, const char *name, size_t name_off, size_t rest_off)
+				   const char *portal, const char *name, size_t name_off,
+				   size_t rest_off)
 {
 	struct server *s = c->server;
 	const struct cstmt *e;
@@ -669,7 +684,8 @@ static enum conn_action client_use(struct client *c, char kind, const uint8_t *b
 	if (kind == 'D')
 		respq_push_ps(&s->respq, 'D', '=', e->ps, 0);
 	if (kind == 'B' && e->ps->def_len <= SETTINGS_PEEK_MAX)
-		client_watch_statement(c, (const char *)e->ps->def, strnlen((const char *)e->ps->def, e->ps->def_len));
+		client_watch_statement(c, (const char *)e->ps->def,
+				       strnlen((const char *)e->ps->def, e->ps->def_len));
 	new_name = e->ps->name;
 	{
 		/* prefix (portal name or kind byte), new name, rest of the message */
@@ -715,7 +731,8 @@ static enum conn_action client_close_stmt(struct client *c, const uint8_t *body,
 	return CONN_CONSUME;
 }
 
-enum conn_action prepared_parse_unlinked(struct client *c, const struct pkt_header *hdr, const uint8_t *whole)
+enum conn_action prepared_parse_unlinked(struct client *c, const struct pkt_header *hdr,
+					 const uint8_t *whole)
 {
 	struct fe_parse p;
 	struct pstmt *ps;
@@ -734,8 +751,7 @@ enum conn_action prepared_parse_unlinked(struct client *c, const struct pkt_head
 	 */
 	ps = pstmt_registry_find(&c->w->pstmts, p.def, p.def_len);
 	/* A name in use or over a limit: the error comes with a server, in order (client_parse). */
-	if (!ps || !ps->parses || name_in_use(c, p.name) ||
-	    check_limits(c, &p) != PSTMT_WITHIN)
+	if (!ps || !ps->parses || name_in_use(c, p.name) || check_limits(c, &p) != PSTMT_WITHIN)
 		return CONN_FORWARD;
 	if (!client_on_statement_parsed(c, p.name, ps)) {
 		client_close(c, "53200", "out of memory for prepared statements");
@@ -745,7 +761,8 @@ enum conn_action prepared_parse_unlinked(struct client *c, const struct pkt_head
 	return CONN_CONSUME;
 }
 
-enum conn_action prepared_client_message(struct client *c, const struct pkt_header *hdr, const uint8_t *whole)
+enum conn_action prepared_client_message(struct client *c, const struct pkt_header *hdr,
+					 const uint8_t *whole)
 {
 	struct server *s = c->server;
 	const uint8_t *body = whole ? whole + PKT_HDR_LEN : NULL;
@@ -770,15 +787,16 @@ enum conn_action prepared_client_message(struct client *c, const struct pkt_head
 			return CONN_NEED_WHOLE;
 		if (!fe_parse_bind(body, len, &bind))
 			return malformed(c, "Bind");
-		return client_use(c, 'B', body, len, bind.portal, bind.statement, bind.statement_off,
-				  bind.rest_off);
+		return client_use(c, 'B', body, len, bind.portal, bind.statement,
+				  bind.statement_off, bind.rest_off);
 	case 'D':
 		if (!whole)
 			return CONN_NEED_WHOLE;
 		if (!fe_parse_describe(body, len, &desc))
 			return malformed(c, "Describe");
-		if (!*desc.name && (desc.kind == FE_STATEMENT ? c->pstmts.unnamed.kind != DEALLOC_NONE
-							     : c->pstmts.unnamed_portal))
+		if (!*desc.name &&
+		    (desc.kind == FE_STATEMENT ? c->pstmts.unnamed.kind != DEALLOC_NONE
+					       : c->pstmts.unnamed_portal))
 			return describe_dealloc(c, (char)desc.kind);
 		if (desc.kind != FE_STATEMENT) {
 			/* The unnamed portal's columns are its statement's: remember them too. */
@@ -829,13 +847,19 @@ enum conn_action prepared_client_message(struct client *c, const struct pkt_head
 static bool completes(char kind, char type)
 {
 	switch (kind) {
-	case 'P': return type == '1';
-	case 'B': return type == '2';
-	case 'C': return type == '3';
+	case 'P':
+		return type == '1';
+	case 'B':
+		return type == '2';
+	case 'C':
+		return type == '3';
 	case 'D':
-	case 'd': return type == 'T' || type == 'n';
-	case 'E': return type == 'C' || type == 'I' || type == 's';
-	default: return type == 'Z'; /* S, Q, F */
+	case 'd':
+		return type == 'T' || type == 'n';
+	case 'E':
+		return type == 'C' || type == 'I' || type == 's';
+	default:
+		return type == 'Z'; /* S, Q, F */
 	}
 }
 
@@ -925,7 +949,8 @@ static void resume_if_room(struct server *s)
 static enum conn_action server_message(struct server *s, const struct pkt_header *hdr,
 				       const uint8_t *whole);
 
-enum conn_action prepared_server_message(struct server *s, const struct pkt_header *hdr, const uint8_t *whole)
+enum conn_action prepared_server_message(struct server *s, const struct pkt_header *hdr,
+					 const uint8_t *whole)
 {
 	enum conn_action act = server_message(s, hdr, whole);
 

@@ -325,7 +325,8 @@ enum pstmt_limit client_pstmts_check(const struct pstmt_registry *r, const struc
 	if (lim->client_bytes && bytes > lim->client_bytes)
 		return PSTMT_CLIENT_BYTES;
 	if (lim->total_count && r->client_held >= lim->total_count) {
-		const struct pstmt *ps = pstmt_registry_find((struct pstmt_registry *)r, def, def_len);
+		const struct pstmt *ps = pstmt_registry_find((struct pstmt_registry *)r, def,
+							     def_len);
 
 		/* One some client holds already costs nothing more. */
 		if (!ps || !ps->client_refs)
@@ -334,7 +335,8 @@ enum pstmt_limit client_pstmts_check(const struct pstmt_registry *r, const struc
 	return PSTMT_WITHIN;
 }
 
-bool client_pstmts_set(struct pstmt_registry *r, struct client_pstmts *m, const char *name, struct pstmt *ps)
+bool client_pstmts_set(struct pstmt_registry *r, struct client_pstmts *m, const char *name,
+		       struct pstmt *ps)
 {
 	struct cstmt *e = client_entry(m, name);
 
@@ -375,7 +377,8 @@ bool client_pstmts_set(struct pstmt_registry *r, struct client_pstmts *m, const 
 	return true;
 }
 
-static void client_pstmts_remove_at(struct pstmt_registry *r, struct client_pstmts *m, struct cstmt *e)
+static void client_pstmts_remove_at(struct pstmt_registry *r, struct client_pstmts *m,
+				    struct cstmt *e)
 {
 	size_t i = (size_t)(e - m->items);
 
@@ -453,7 +456,8 @@ bool server_pstmts_add(struct server_pstmts *set, struct pstmt *ps, uint64_t seq
 		set->shape = shape;
 		set->cap = cap;
 	}
-	if (!index_reserve(&set->slots, &set->nslots, set->n + 1, set->items, server_hash_at, set->n))
+	if (!index_reserve(&set->slots, &set->nslots, set->n + 1, set->items, server_hash_at,
+			   set->n))
 		return false;
 	index_put(set->slots, set->nslots, hash_ptr(ps), set->n);
 	set->items[set->n] = ps;
@@ -542,4 +546,3 @@ void server_pstmts_forget(struct pstmt_registry *r, struct server_pstmts *set, s
 	if (i >= 0)
 		server_pstmts_remove_at(r, set, (size_t)i);
 }
-

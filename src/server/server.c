@@ -36,14 +36,16 @@ static const struct conn_ops server_ops = { on_packet, on_connected, on_closed }
 
 const char *server_state_name(enum server_state s)
 {
-	static const char *const names[] = { "login", "login", "idle", "active", "tested", "used", "closing" };
+	static const char *const names[] = { "login",  "login", "idle",   "active",
+					     "tested", "used",  "closing" };
 
 	return names[s];
 }
 
 static void remember_welcome(struct pool *p, const char *name, const char *value)
 {
-	if (p->welcome_ready || p->welcome.n >= (int)(sizeof(p->welcome.names) / sizeof(p->welcome.names[0])))
+	if (p->welcome_ready ||
+	    p->welcome.n >= (int)(sizeof(p->welcome.names) / sizeof(p->welcome.names[0])))
 		return;
 	if (strlen(name) >= sizeof(p->welcome.names[0]) || strlen(value) >= PARAM_VALUE_MAX)
 		return;
@@ -130,7 +132,8 @@ static void capture_lsn(struct server *s, const uint8_t *body, size_t len)
 		client_on_write_lsn(s->client, lsn);
 }
 
-bool server_read_settings(struct server *s, const struct settings *known, const struct settings *touched)
+bool server_read_settings(struct server *s, const struct settings *known,
+			  const struct settings *touched)
 {
 	struct msgbuf mb;
 
@@ -189,7 +192,8 @@ static void settings_read(struct server *s)
 }
 
 /* A message answering pgmux's own query: everything is consumed. Returns the action. */
-static enum conn_action internal_packet(struct server *s, const struct pkt_header *hdr, const uint8_t *whole)
+static enum conn_action internal_packet(struct server *s, const struct pkt_header *hdr,
+					const uint8_t *whole)
 {
 	const uint8_t *body = whole + PKT_HDR_LEN;
 	size_t len = hdr->len - PKT_HDR_LEN;
@@ -201,7 +205,8 @@ static enum conn_action internal_packet(struct server *s, const struct pkt_heade
 		return CONN_CONSUME;
 	case 'E':
 		if (be_parse_error(body, len, &e))
-			server_log(LOG_LVL_WARNING, s, "internal query failed: %s %s", e.sqlstate, e.message);
+			server_log(LOG_LVL_WARNING, s, "internal query failed: %s %s", e.sqlstate,
+				   e.message);
 		s->internal_failed = true;
 		return CONN_CONSUME;
 	case 'D':
@@ -236,7 +241,8 @@ static enum conn_action internal_packet(struct server *s, const struct pkt_heade
 		} else if (s->internal_failed && s->client) {
 			/* The client's settings could not be applied: it must not run on this server. */
 			s->close_when_released = true;
-			client_close(s->client, "08P01", "could not apply client settings on the server");
+			client_close(s->client, "08P01",
+				     "could not apply client settings on the server");
 			return CONN_CLOSED;
 		}
 		return CONN_CONSUME;
@@ -282,7 +288,8 @@ static bool is_termination_notice(const uint8_t *whole, uint32_t len)
 }
 
 /* Rewrite a FATAL error as ERROR: the client's session with pgmux goes on. Every field is kept. */
-static void relay_fatal_as_error(struct server *s, const uint8_t *whole, uint32_t len, const struct be_error *e)
+static void relay_fatal_as_error(struct server *s, const uint8_t *whole, uint32_t len,
+				 const struct be_error *e)
 {
 	struct msgbuf mb;
 
@@ -295,7 +302,8 @@ static void relay_fatal_as_error(struct server *s, const uint8_t *whole, uint32_
 	mb_free(&mb);
 }
 
-static enum conn_action active_packet(struct server *s, const struct pkt_header *hdr, const uint8_t *whole)
+static enum conn_action active_packet(struct server *s, const struct pkt_header *hdr,
+				      const uint8_t *whole)
 {
 	struct be_error e;
 
@@ -308,7 +316,8 @@ static enum conn_action active_packet(struct server *s, const struct pkt_header 
 		if (hdr->type == 'E' && !whole)
 			return CONN_NEED_WHOLE;
 		if (hdr->type == 'E' && is_termination_notice(whole, hdr->len)) {
-			server_log(LOG_LVL_INFO, s, "terminated before answering: replaying the request elsewhere");
+			server_log(LOG_LVL_INFO, s,
+				   "terminated before answering: replaying the request elsewhere");
 			client_replay_elsewhere(s->client);
 			return CONN_CLOSED;
 		}
@@ -371,7 +380,8 @@ static enum conn_action active_packet(struct server *s, const struct pkt_header 
 	}
 }
 
-static enum conn_action idle_packet(struct server *s, const struct pkt_header *hdr, const uint8_t *whole)
+static enum conn_action idle_packet(struct server *s, const struct pkt_header *hdr,
+				    const uint8_t *whole)
 {
 	struct be_error e;
 
@@ -379,10 +389,12 @@ static enum conn_action idle_packet(struct server *s, const struct pkt_header *h
 		if (!whole)
 			return CONN_NEED_WHOLE;
 		if (hdr->type == 'S') {
-			server_track_parameter(s, whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, false);
+			server_track_parameter(s, whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN,
+					       false);
 		} else if (be_parse_error(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &e)) {
 			/* An error out of the blue means the backend is going away: never hand it out. */
-			server_log(LOG_LVL_INFO, s, "idle server said: %s %s", e.sqlstate, e.message);
+			server_log(LOG_LVL_INFO, s, "idle server said: %s %s", e.sqlstate,
+				   e.message);
 			if (s->state == SERVER_IDLE) {
 				server_close(s, "server reported a fatal error while idle");
 				return CONN_CLOSED;
@@ -429,9 +441,10 @@ static enum conn_action on_packet(void *owner, struct conn *c, const struct pkt_
 	act = logged_in_packet(s, hdr, whole);
 	if (act != CONN_NEED_WHOLE || !server_message_too_big(s, hdr))
 		return act;
-	server_log(LOG_LVL_WARNING, s, "server sent a %u byte message (type 0x%02x) that pgmux must hold "
-		   "whole, more than server_max_held_message (%.0f)", hdr->len, (unsigned char)hdr->type,
-		   s->w->cfg->server_max_held_message);
+	server_log(LOG_LVL_WARNING, s,
+		   "server sent a %u byte message (type 0x%02x) that pgmux must hold "
+		   "whole, more than server_max_held_message (%.0f)",
+		   hdr->len, (unsigned char)hdr->type, s->w->cfg->server_max_held_message);
 	server_close(s, "server message too large");
 	return CONN_CLOSED;
 }
@@ -447,7 +460,8 @@ static void on_closed(void *owner, struct conn *c, enum conn_close_reason why)
 	}
 	if (s->client)
 		client_on_server_lost(s->client);
-	server_close(s, why == CONN_EOF ? "server closed the connection" : "server connection failed");
+	server_close(s,
+		     why == CONN_EOF ? "server closed the connection" : "server connection failed");
 }
 
 static void server_free(void *obj)
@@ -473,8 +487,9 @@ void server_close(struct server *s, const char *reason)
 		if (s->state == SERVER_CLOSING)
 			return;
 	}
-	server_log(s->state == SERVER_IDLE || s->state == SERVER_RESET ? LOG_LVL_DEBUG : LOG_LVL_INFO, s,
-		   "closing: %s", reason);
+	server_log(s->state == SERVER_IDLE || s->state == SERVER_RESET ? LOG_LVL_DEBUG
+								       : LOG_LVL_INFO,
+		   s, "closing: %s", reason);
 	if (s->state != SERVER_CONNECTING && s->state != SERVER_LOGIN && conn_is_open(&s->conn) &&
 	    !s->conn.failed) {
 		/* Tell PostgreSQL we are leaving, so it does not log an unexpected EOF. */

@@ -19,24 +19,43 @@ static inline uint32_t rotl(uint32_t x, int k)
 /* Reversible mixing of a 12-byte block into the state. */
 static inline void mix(uint32_t *a, uint32_t *b, uint32_t *c)
 {
-	*a -= *c; *a ^= rotl(*c, 4);  *c += *b;
-	*b -= *a; *b ^= rotl(*a, 6);  *a += *c;
-	*c -= *b; *c ^= rotl(*b, 8);  *b += *a;
-	*a -= *c; *a ^= rotl(*c, 16); *c += *b;
-	*b -= *a; *b ^= rotl(*a, 19); *a += *c;
-	*c -= *b; *c ^= rotl(*b, 4);  *b += *a;
+	*a -= *c;
+	*a ^= rotl(*c, 4);
+	*c += *b;
+	*b -= *a;
+	*b ^= rotl(*a, 6);
+	*a += *c;
+	*c -= *b;
+	*c ^= rotl(*b, 8);
+	*b += *a;
+	*a -= *c;
+	*a ^= rotl(*c, 16);
+	*c += *b;
+	*b -= *a;
+	*b ^= rotl(*a, 19);
+	*a += *c;
+	*c -= *b;
+	*c ^= rotl(*b, 4);
+	*b += *a;
 }
 
 /* Final scramble, so every input bit affects every output bit. */
 static inline void final(uint32_t *a, uint32_t *b, uint32_t *c)
 {
-	*c ^= *b; *c -= rotl(*b, 14);
-	*a ^= *c; *a -= rotl(*c, 11);
-	*b ^= *a; *b -= rotl(*a, 25);
-	*c ^= *b; *c -= rotl(*b, 16);
-	*a ^= *c; *a -= rotl(*c, 4);
-	*b ^= *a; *b -= rotl(*a, 14);
-	*c ^= *b; *c -= rotl(*b, 24);
+	*c ^= *b;
+	*c -= rotl(*b, 14);
+	*a ^= *c;
+	*a -= rotl(*c, 11);
+	*b ^= *a;
+	*b -= rotl(*a, 25);
+	*c ^= *b;
+	*c -= rotl(*b, 16);
+	*a ^= *c;
+	*a -= rotl(*c, 4);
+	*b ^= *a;
+	*b -= rotl(*a, 14);
+	*c ^= *b;
+	*c -= rotl(*b, 24);
 }
 
 /* n (0..4) bytes at p as a little-endian number. */

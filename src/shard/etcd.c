@@ -46,8 +46,8 @@ static bool parse_url(const char *u, size_t n, bool last, struct etcd_source *ou
 		return false;
 	}
 	if (slash && !last) {
-		snprintf(why, whylen, "etcd: '%.*s': only the last URL has a path (the key)", (int)n,
-			 u);
+		snprintf(why, whylen, "etcd: '%.*s': only the last URL has a path (the key)",
+			 (int)n, u);
 		return false;
 	}
 	memcpy(out->endpoints[out->n_endpoints], u, host_end);
@@ -127,8 +127,9 @@ char *shard_etcd_watch_request(const char *key, int64_t start_revision)
 
 	if (!k)
 		return NULL;
-	if (asprintf(&body, "{\"create_request\":{\"key\":\"%s\",\"start_revision\":\"%" PRId64
-		     "\"}}", k, start_revision) < 0)
+	if (asprintf(&body,
+		     "{\"create_request\":{\"key\":\"%s\",\"start_revision\":\"%" PRId64 "\"}}", k,
+		     start_revision) < 0)
 		body = NULL;
 	free(k);
 	return body;
@@ -178,8 +179,8 @@ static bool get_int64(struct json_object *o, const char *name, int64_t *out)
 }
 
 /* Decode a base64 member into a NUL-terminated malloc'd buffer (absent: ""). */
-static bool get_bytes(struct json_object *o, const char *name, char **out, size_t *len,
-		      size_t max, char *why, size_t whylen)
+static bool get_bytes(struct json_object *o, const char *name, char **out, size_t *len, size_t max,
+		      char *why, size_t whylen)
 {
 	struct json_object *v = member(o, name, json_type_string);
 	size_t n = v ? (size_t)json_object_get_string_len(v) : 0, size = base64_decoded_max(n);
@@ -352,8 +353,10 @@ static bool read_watch(struct json_object *r, const char *key, struct etcd_watch
 		if (!get_int64(r, "compact_revision", &out->compact_revision))
 			out->compact_revision = 0;
 		flag = member(r, "cancel_reason", json_type_string);
-		snprintf(why, whylen, "%s", flag ? json_object_get_string(flag) :
-			 out->compact_revision ? "compacted" : "canceled");
+		snprintf(why, whylen, "%s",
+			 flag                    ? json_object_get_string(flag)
+			 : out->compact_revision ? "compacted"
+						 : "canceled");
 		return true;
 	}
 	if ((flag = member(r, "created", json_type_boolean)) && json_object_get_boolean(flag)) {

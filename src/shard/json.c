@@ -26,7 +26,8 @@ static uint32_t add_node(struct reader *r, enum json_kind kind)
 
 	if (d->n == d->cap) {
 		uint32_t cap = d->cap ? d->cap * 2 : 256;
-		struct json_node *bigger = cap > d->cap ? realloc(d->nodes, cap * sizeof(*bigger)) : NULL;
+		struct json_node *bigger = cap > d->cap ? realloc(d->nodes, cap * sizeof(*bigger))
+							: NULL;
 
 		if (!bigger) {
 			r->oom = true;
@@ -187,7 +188,8 @@ static bool read_children(struct reader *r, uint32_t at, bool object)
 		if (object) {
 			uint32_t key;
 
-			if (r->p >= r->end || *r->p != '"' || (key = add_node(r, JSON_STRING)) == UINT32_MAX ||
+			if (r->p >= r->end || *r->p != '"' ||
+			    (key = add_node(r, JSON_STRING)) == UINT32_MAX ||
 			    !read_string(r, &r->d->nodes[key]))
 				return false;
 			r->d->nodes[key].skip = 1;

@@ -824,7 +824,8 @@ static bool reads_no_table(const struct json_node *sel)
 	static const char *const clauses[] = { "fromClause",   "whereClause",  "groupClause",
 					       "havingClause", "withClause",   "lockingClause",
 					       "intoClause",   "windowClause", "distinctClause" };
-	const struct json_node *targets = field(sel, "targetList"), *rows = field(sel, "valuesLists");
+	const struct json_node *targets = field(sel, "targetList"),
+			       *rows = field(sel, "valuesLists");
 
 	for (size_t i = 0; i < sizeof(clauses) / sizeof(clauses[0]); i++)
 		if (field(sel, clauses[i]))
@@ -845,18 +846,45 @@ static bool reads_no_table(const struct json_node *sel)
 /* An aggregate or window function call anywhere in node (a FuncCall with OVER, *, or a known name). */
 static bool has_aggregate(const struct json_node *node)
 {
-	static const char *const aggregates[] = {
-		"count", "sum", "avg", "min", "max", "array_agg", "string_agg", "bool_and", "bool_or",
-		"every", "bit_and", "bit_or", "bit_xor", "json_agg", "jsonb_agg", "json_object_agg",
-		"jsonb_object_agg", "xmlagg", "stddev", "stddev_pop", "stddev_samp", "variance",
-		"var_pop", "var_samp", "mode", "percentile_cont", "percentile_disc", "range_agg",
-		"range_intersect_agg", "corr", "covar_pop", "covar_samp", "regr_count",
-	};
+	static const char *const aggregates[] = { "count",
+						  "sum",
+						  "avg",
+						  "min",
+						  "max",
+						  "array_agg",
+						  "string_agg",
+						  "bool_and",
+						  "bool_or",
+						  "every",
+						  "bit_and",
+						  "bit_or",
+						  "bit_xor",
+						  "json_agg",
+						  "jsonb_agg",
+						  "json_object_agg",
+						  "jsonb_object_agg",
+						  "xmlagg",
+						  "stddev",
+						  "stddev_pop",
+						  "stddev_samp",
+						  "variance",
+						  "var_pop",
+						  "var_samp",
+						  "mode",
+						  "percentile_cont",
+						  "percentile_disc",
+						  "range_agg",
+						  "range_intersect_agg",
+						  "corr",
+						  "covar_pop",
+						  "covar_samp",
+						  "regr_count" };
 	const struct json_node *call = node_as(node, "FuncCall");
 
 	if (call) {
 		const struct json_node *names = field(call, "funcname");
-		const struct json_node *last = string_node(list_at(names, list_len(names) ? list_len(names) - 1 : 0));
+		const struct json_node *last = string_node(
+			list_at(names, list_len(names) ? list_len(names) - 1 : 0));
 
 		if (field(call, "over") || field(call, "agg_star") || field(call, "agg_distinct"))
 			return true;
@@ -889,10 +917,14 @@ static const char *merge_needed(const struct json_node *sel)
 	static const struct {
 		const char *clause, *why;
 	} clauses[] = {
-		{ "sortClause", "ORDER BY" },      { "limitCount", "LIMIT" },
-		{ "limitOffset", "OFFSET" },       { "groupClause", "GROUP BY" },
-		{ "havingClause", "HAVING" },      { "distinctClause", "DISTINCT" },
-		{ "windowClause", "WINDOW" },      { "larg", "UNION, INTERSECT or EXCEPT" },
+		{ "sortClause", "ORDER BY" },
+		{ "limitCount", "LIMIT" },
+		{ "limitOffset", "OFFSET" },
+		{ "groupClause", "GROUP BY" },
+		{ "havingClause", "HAVING" },
+		{ "distinctClause", "DISTINCT" },
+		{ "windowClause", "WINDOW" },
+		{ "larg", "UNION, INTERSECT or EXCEPT" },
 		{ "lockingClause", "FOR UPDATE or FOR SHARE" },
 	};
 
@@ -949,7 +981,8 @@ static int key_position(const struct walk *w, const struct json_node *cols)
 /* Each VALUES row's value at the key column's position. */
 static enum answer insert_answer(struct walk *w, const struct json_node *ins)
 {
-	const struct json_node *rows = field(node_as(field(ins, "selectStmt"), "SelectStmt"), "valuesLists");
+	const struct json_node *rows = field(node_as(field(ins, "selectStmt"), "SelectStmt"),
+					     "valuesLists");
 	int pos = key_position(w, field(ins, "cols")), mark = w->out->n_values;
 
 	if (pos < 0 || !rows || modifying_with(field(ins, "withClause")))

@@ -62,9 +62,11 @@ static bool check_shards(const char *const *names, const double *weights, int n,
 				    SHARD_NAME_MAX - 1);
 		if (!shard_map_name_ok(names[i]))
 			return fail(err, errlen,
-				    "shard %s: a name holds only letters, digits, _ and -", names[i]);
+				    "shard %s: a name holds only letters, digits, _ and -",
+				    names[i]);
 		if (!(weights[i] > 0) || !isfinite(weights[i]))
-			return fail(err, errlen, "shard %s: weight must be a positive number", names[i]);
+			return fail(err, errlen, "shard %s: weight must be a positive number",
+				    names[i]);
 		for (int j = 0; j < i; j++)
 			if (strcmp(names[i], names[j]) == 0)
 				return fail(err, errlen, "shard %s is named twice", names[i]);
@@ -203,7 +205,8 @@ static void give_up(const int *had, uint32_t n_buckets, uint32_t *give, const ui
 	}
 	for (uint32_t lo = 0; lo < n_buckets;) {
 		uint32_t hi = run_end(had, n_buckets, lo), t = had[lo] < 0 ? hi - lo + 1 : take[lo];
-		bool at_start = lo > 0 && (freed[lo - 1] || (had[lo - 1] >= 0 && want[had[lo - 1]]));
+		bool at_start = lo > 0 &&
+				(freed[lo - 1] || (had[lo - 1] >= 0 && want[had[lo - 1]]));
 		uint32_t first = at_start ? lo : hi + 1 - t;
 
 		for (uint32_t k = 0; k < t; k++)
@@ -263,7 +266,8 @@ static void hand_out(struct shard_map *m, uint32_t lo, uint32_t end, uint32_t *w
 static bool rebalance(struct shard_map *m, const int *had, const uint32_t *quota)
 {
 	uint32_t n = m->n_buckets, *count = calloc((size_t)m->n_shards, sizeof(*count));
-	uint32_t *give = calloc((size_t)m->n_shards, sizeof(*give)), *take = calloc(n, sizeof(*take));
+	uint32_t *give = calloc((size_t)m->n_shards, sizeof(*give)),
+		 *take = calloc(n, sizeof(*take));
 	bool *freed = calloc(n, sizeof(*freed)), ok = count && give && take && freed;
 
 	if (ok) {
@@ -538,9 +542,10 @@ static bool check_overrides(const struct shard_map *m, char *err, size_t errlen)
 		const struct shard_override *o = &m->overrides[i];
 
 		if (!o->key || !shard_map_key_ok(o->key))
-			return fail(err, errlen,
-				    "override %d: a key is 1 to %d bytes without control characters",
-				    i + 1, SHARD_KEY_MAX);
+			return fail(
+				err, errlen,
+				"override %d: a key is 1 to %d bytes without control characters",
+				i + 1, SHARD_KEY_MAX);
 		if (o->shard < 0 || o->shard >= m->n_shards)
 			return fail(err, errlen, "override %s names shard %d, but there are %d",
 				    o->key, o->shard, m->n_shards);

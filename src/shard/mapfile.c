@@ -95,8 +95,9 @@ char *shard_map_format(const struct shard_map *m)
 	if (!b.p)
 		return NULL;
 	b.p[0] = '\0';
-	put(&b, "# pgmux shard map: bucket -> shard. Change it with pgmux --shard-map (plan, override):\n"
-		"# the checksum covers every line, so a map edited by hand is refused.\n");
+	put(&b,
+	    "# pgmux shard map: bucket -> shard. Change it with pgmux --shard-map (plan, override):\n"
+	    "# the checksum covers every line, so a map edited by hand is refused.\n");
 	put(&b, "format %d\nversion %" PRIu64 "\nbuckets %" PRIu32 "\nseed %" PRIu64 "\n",
 	    FORMAT_VERSION, m->version, m->n_buckets, m->seed);
 	for (int i = 0; i < m->n_shards; i++) {
@@ -110,7 +111,8 @@ char *shard_map_format(const struct shard_map *m)
 		if (hi == lo)
 			put(&b, "range %" PRIu32 " %s\n", lo, m->names[m->owner[lo]]);
 		else
-			put(&b, "range %" PRIu32 "-%" PRIu32 " %s\n", lo, hi, m->names[m->owner[lo]]);
+			put(&b, "range %" PRIu32 "-%" PRIu32 " %s\n", lo, hi,
+			    m->names[m->owner[lo]]);
 	}
 	for (int i = 0; i < m->n_overrides; i++) {
 		put(&b, "override ");
@@ -130,16 +132,16 @@ struct parse {
 	int line;
 	char *err;
 	size_t errlen;
-	int seen[8];                    /* line of each one-time directive (0: not yet) */
+	int seen[8]; /* line of each one-time directive (0: not yet) */
 	uint64_t version, seed, checksum;
 	uint32_t n_buckets, covered;
-	uint16_t *owner;                /* [n_buckets], NO_SHARD where no range yet */
+	uint16_t *owner; /* [n_buckets], NO_SHARD where no range yet */
 	int n_shards;
-	char (*names)[SHARD_NAME_MAX];  /* [SHARD_MAX] */
-	double *weights;                /* [SHARD_MAX] */
+	char (*names)[SHARD_NAME_MAX]; /* [SHARD_MAX] */
+	double *weights;               /* [SHARD_MAX] */
 	int n_overrides, cap_overrides;
 	struct shard_override *overrides;
-	int *override_lines;            /* [cap_overrides] */
+	int *override_lines; /* [cap_overrides] */
 };
 
 static bool fail(struct parse *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -323,13 +325,13 @@ static bool do_checksum(struct parse *p, char **w)
 
 static const struct directive {
 	const char *name;
-	int words;             /* after the name */
-	bool once;             /* at most one line of it; its line kept in seen[] */
+	int words; /* after the name */
+	bool once; /* at most one line of it; its line kept in seen[] */
 	bool (*apply)(struct parse *p, char **w);
 } DIRECTIVES[] = {
-	{ "format", 1, true, do_format },   { "version", 1, true, do_version },
-	{ "buckets", 1, true, do_buckets }, { "seed", 1, true, do_seed },
-	{ "shard", 3, false, do_shard },    { "range", 2, false, do_range },
+	{ "format", 1, true, do_format },      { "version", 1, true, do_version },
+	{ "buckets", 1, true, do_buckets },    { "seed", 1, true, do_seed },
+	{ "shard", 3, false, do_shard },       { "range", 2, false, do_range },
 	{ "override", 2, false, do_override }, { "checksum", 1, true, do_checksum },
 };
 #define N_DIRECTIVES (sizeof(DIRECTIVES) / sizeof(DIRECTIVES[0]))
@@ -355,7 +357,8 @@ static int split(struct parse *p, char *line, char **w)
 			w[n++] = s;
 			s += strcspn(s, " \t'");
 			if (*s == '\'')
-				return fail(p, "a quote inside a word: quote the whole key, as 'it''s'"),
+				return fail(p,
+					    "a quote inside a word: quote the whole key, as 'it''s'"),
 				       -1;
 			if (*s)
 				*s++ = '\0';
@@ -468,9 +471,10 @@ static bool check_map(struct parse *p, const struct shard_map *m)
 		return fail(p, "override %.100s is set twice", m->overrides[twice].key);
 	}
 	if (sum != m->checksum)
-		return fail(p, "checksum %016" PRIx64 " does not match the content (%016" PRIx64
-			       "): the map was edited or damaged; make changes with pgmux --shard-map "
-			       "plan or override, or restore the file",
+		return fail(p,
+			    "checksum %016" PRIx64 " does not match the content (%016" PRIx64
+			    "): the map was edited or damaged; make changes with pgmux --shard-map "
+			    "plan or override, or restore the file",
 			    m->checksum, sum);
 	if (!shard_map_validate(m, why, sizeof(why)))
 		return fail(p, "%s", why);

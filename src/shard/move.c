@@ -141,7 +141,8 @@ bool move_parse_buckets(const char *text, uint32_t n_buckets, struct move_range 
 		}
 		r.last = r.first;
 		if (*p == '-' && (++p, !read_uint(&p, &r.last))) {
-			snprintf(err, errlen, "expected the last bucket of a range at \"%.20s\"", p);
+			snprintf(err, errlen, "expected the last bucket of a range at \"%.20s\"",
+				 p);
 			return false;
 		}
 		if (r.last < r.first || r.last >= n_buckets) {
@@ -149,8 +150,8 @@ bool move_parse_buckets(const char *text, uint32_t n_buckets, struct move_range 
 				 r.last < r.first ? "the range ends before it starts"
 						  : "beyond the last bucket");
 			if (r.last >= n_buckets && r.last >= r.first)
-				snprintf(err, errlen, "bucket %u is beyond the last bucket, %u", r.last,
-					 n_buckets - 1);
+				snprintf(err, errlen, "bucket %u is beyond the last bucket, %u",
+					 r.last, n_buckets - 1);
 			return false;
 		}
 		if (k == max) {
@@ -172,8 +173,8 @@ bool move_parse_buckets(const char *text, uint32_t n_buckets, struct move_range 
 		struct move_range *last = *n ? &out[*n - 1] : NULL;
 
 		if (last && out[i].first <= last->last) {
-			snprintf(err, errlen, "buckets %u-%u and %u-%u overlap", last->first, last->last,
-				 out[i].first, out[i].last);
+			snprintf(err, errlen, "buckets %u-%u and %u-%u overlap", last->first,
+				 last->last, out[i].first, out[i].last);
 			return false;
 		}
 		if (last && out[i].first == last->last + 1)
@@ -210,8 +211,8 @@ void move_ranges_format(const struct move_range *r, int n, char *buf, size_t len
 	for (int i = 0; i < n && used < len; i++) {
 		int w = r[i].first == r[i].last
 				? snprintf(buf + used, len - used, "%s%u", i ? "," : "", r[i].first)
-				: snprintf(buf + used, len - used, "%s%u-%u", i ? "," : "", r[i].first,
-					   r[i].last);
+				: snprintf(buf + used, len - used, "%s%u-%u", i ? "," : "",
+					   r[i].first, r[i].last);
 
 		if (w < 0)
 			break;
@@ -538,23 +539,23 @@ char *move_sql_drop_publication(const char *name)
  */
 #define KEYED_TABLES                                                                               \
 	"SELECT c.oid, c.relreplident, a.attnum AS keynum, "                                       \
-	"quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS name "                        \
-	"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "                          \
+	"quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS name "                         \
+	"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "                           \
 	"JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = $1 AND NOT a.attisdropped "     \
 	"WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition "                                  \
 	"AND n.nspname NOT IN ('pg_catalog', 'information_schema') "                               \
 	"AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'"
 
-#define COLUMNS_OF(t)                                                                              \
+#define COLUMNS_OF(t)                                                                                \
 	"(SELECT string_agg(quote_ident(x.attname) || ' ' || format_type(x.atttypid, x.atttypmod), " \
-	"', ' ORDER BY x.attnum) FROM pg_attribute x WHERE x.attrelid = " t ".oid "                \
+	"', ' ORDER BY x.attnum) FROM pg_attribute x WHERE x.attrelid = " t ".oid "                  \
 	"AND x.attnum > 0 AND NOT x.attisdropped)"
 
 /* The sequences of serial and identity columns of the keyed tables, one line each. */
-#define SEQUENCES                                                                                  \
-	"coalesce((SELECT string_agg(format('%s %s %s %s %s', quote_ident(s.schemaname) || '.' || "  \
+#define SEQUENCES                                                                                   \
+	"coalesce((SELECT string_agg(format('%s %s %s %s %s', quote_ident(s.schemaname) || '.' || " \
 	"quote_ident(s.sequencename), s.increment_by, s.min_value, s.max_value, s.start_value), "   \
-	"E'\\n' ORDER BY s.schemaname, s.sequencename) FROM pg_sequences s "                       \
+	"E'\\n' ORDER BY s.schemaname, s.sequencename) FROM pg_sequences s "                        \
 	"JOIN pg_namespace n ON n.nspname = s.schemaname "                                          \
 	"JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = s.sequencename "                 \
 	"JOIN pg_depend d ON d.objid = c.oid AND d.deptype IN ('a', 'i') "                          \
@@ -569,12 +570,12 @@ const char move_sql_check_source[] =
 	"((t.relreplident = 'd' AND i.indisprimary) OR (t.relreplident = 'i' AND i.indisreplident)) "
 	"AND t.keynum = ANY (i.indkey::int2[])))), "
 	"coalesce((SELECT string_agg(name || ' ' || " COLUMNS_OF("t") ", E'\\n' ORDER BY name) "
-	"FROM t), ''), " SEQUENCES;
+								      "FROM t), ''), " SEQUENCES;
 
-const char move_sql_check_target[] =
-	"WITH t AS (" KEYED_TABLES ") SELECT "
-	"coalesce((SELECT string_agg(name || ' ' || " COLUMNS_OF("t") ", E'\\n' ORDER BY name) "
-	"FROM t), ''), " SEQUENCES;
+const char move_sql_check_target[] = "WITH t AS (" KEYED_TABLES ") SELECT "
+				     "coalesce((SELECT string_agg(name || ' ' || " COLUMNS_OF(
+					     "t") ", E'\\n' ORDER BY name) "
+						  "FROM t), ''), " SEQUENCES;
 
 const char move_sql_copy_state[] =
 	"SELECT count(*) FILTER (WHERE r.srsubstate <> 'r'), count(*) FROM pg_subscription_rel r "
@@ -640,8 +641,10 @@ bool move_columns_match(const char *src, const char *tgt, char *why, size_t whyl
 			return false;
 		}
 		if (olen != n || memcmp(other, p, n) != 0) {
-			snprintf(why, whylen, "table %.*s has other columns on the target (source: %.*s;"
-				 " target: %.*s)", (int)name_len, p, (int)(n - name_len), p + name_len,
+			snprintf(why, whylen,
+				 "table %.*s has other columns on the target (source: %.*s;"
+				 " target: %.*s)",
+				 (int)name_len, p, (int)(n - name_len), p + name_len,
 				 (int)(olen - name_len), other + name_len);
 			return false;
 		}
@@ -666,8 +669,9 @@ static bool read_seq_line(const char *p, size_t n, struct seq_line *out)
 	memcpy(line, p, n);
 	line[n] = '\0';
 	/* The name is quote_ident's: no blank unless quoted; a quoted one with a blank is skipped. */
-	return sscanf(line, "%255s %lld %lld %lld %lld%n", out->name, &out->inc, &out->min, &out->max,
-		      &out->start, &used) == 5 && line[used] == '\0';
+	return sscanf(line, "%255s %lld %lld %lld %lld%n", out->name, &out->inc, &out->min,
+		      &out->max, &out->start, &used) == 5 &&
+	       line[used] == '\0';
 }
 
 bool move_sequences_clash(const char *src, const char *tgt, char *why, size_t whylen)
@@ -688,10 +692,13 @@ bool move_sequences_clash(const char *src, const char *tgt, char *why, size_t wh
 					interleaved = a.inc == b.inc && (a.inc > 1 || a.inc < -1) &&
 						      (a.start - b.start) % a.inc != 0;
 					if (!disjoint && !interleaved) {
-						snprintf(why, whylen, "sequence %s may give the same values "
-							 "on both shards (ranges %lld..%lld and %lld..%lld, "
-							 "increments %lld and %lld)", a.name, a.min,
-							 a.max, b.min, b.max, a.inc, b.inc);
+						snprintf(
+							why, whylen,
+							"sequence %s may give the same values "
+							"on both shards (ranges %lld..%lld and %lld..%lld, "
+							"increments %lld and %lld)",
+							a.name, a.min, a.max, b.min, b.max, a.inc,
+							b.inc);
 						return true;
 					}
 				}

@@ -23,8 +23,8 @@
 #include "shard/map.h"
 #include "shard/mapfile.h"
 
-#define MAP_FILE_MAX (64u << 20)  /* bytes: far above any real map */
-#define RANGES_SHOWN 12           /* ranges listed per pair of shards before "and N more" */
+#define MAP_FILE_MAX (64u << 20) /* bytes: far above any real map */
+#define RANGES_SHOWN 12          /* ranges listed per pair of shards before "and N more" */
 
 enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2 };
 
@@ -32,17 +32,17 @@ enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2 };
 enum { OPT_OUT = 1, OPT_BUCKETS = 2, OPT_SEED = 4, OPT_VERSION = 8, OPT_REMOVE = 16 };
 
 struct args {
-	const char *out;                      /* -o FILE */
+	const char *out; /* -o FILE */
 	uint64_t buckets, seed, version;
 	bool remove;
-	unsigned given;                       /* OPT_* bits seen */
-	int n;                                /* operands */
+	unsigned given; /* OPT_* bits seen */
+	int n;          /* operands */
 	char **op;
 };
 
 struct command {
 	const char *name;
-	int min, max;                         /* operands; max -1: no limit */
+	int min, max; /* operands; max -1: no limit */
 	unsigned allowed;
 	int (*run)(struct args *a);
 	const char *usage;
@@ -146,7 +146,8 @@ static bool read_file(const char *path, char **text, size_t *len)
 		n += got;
 		if (n == cap) {
 			if (cap >= MAP_FILE_MAX) {
-				fprintf(stderr, "pgmux --shard-map: %s is larger than %u MB: not a map\n",
+				fprintf(stderr,
+					"pgmux --shard-map: %s is larger than %u MB: not a map\n",
 					path, MAP_FILE_MAX >> 20);
 				goto fail;
 			}
@@ -386,7 +387,8 @@ static void print_key(FILE *out, const char *key)
 }
 
 /* Overrides added, removed or moved to another shard from old to m. */
-static void print_override_changes(FILE *out, const struct shard_map *old, const struct shard_map *m)
+static void print_override_changes(FILE *out, const struct shard_map *old,
+				   const struct shard_map *m)
 {
 	int changes = 0;
 
@@ -432,8 +434,7 @@ static int cmd_create(struct args *a)
 				"starts at 1\n");
 		return EXIT_REFUSED;
 	}
-	m = shard_map_create((uint32_t)a->buckets, a->seed, names, weights, a->n, err,
-			     sizeof(err));
+	m = shard_map_create((uint32_t)a->buckets, a->seed, names, weights, a->n, err, sizeof(err));
 	if (!m) {
 		fprintf(stderr, "pgmux --shard-map: %s\n", err);
 		return EXIT_REFUSED;
@@ -444,8 +445,8 @@ static int cmd_create(struct args *a)
 	}
 	ok = save(m, a->out);
 	if (ok && a->out)
-		printf("%s: version %" PRIu64 ", %" PRIu32 " buckets, %d shards, checksum %016" PRIx64
-		       "\n",
+		printf("%s: version %" PRIu64 ", %" PRIu32
+		       " buckets, %d shards, checksum %016" PRIx64 "\n",
 		       a->out, m->version, m->n_buckets, m->n_shards, m->checksum);
 	shard_map_free(m);
 	return ok ? EXIT_OK : EXIT_REFUSED;
@@ -490,8 +491,8 @@ static int cmd_validate(struct args *a)
 
 	if (!m)
 		return EXIT_REFUSED;
-	printf("%s: valid: version %" PRIu64 ", %" PRIu32 " buckets, %d shards, checksum %016" PRIx64
-	       ", %d override%s\n",
+	printf("%s: valid: version %" PRIu64 ", %" PRIu32
+	       " buckets, %d shards, checksum %016" PRIx64 ", %d override%s\n",
 	       a->op[0], m->version, m->n_buckets, m->n_shards, m->checksum, m->n_overrides,
 	       m->n_overrides == 1 ? "" : "s");
 	shard_map_free(m);
@@ -545,17 +546,19 @@ static int cmd_show(struct args *a)
 	for (int i = 0; i < m->n_shards; i++) {
 		int runs = 0;
 
-		printf("%-16s %10g %8" PRIu32 " %8.4f %8.4f ", m->names[i], m->weights[i], counts[i],
-		       (double)counts[i] / m->n_buckets, m->weights[i] / total);
+		printf("%-16s %10g %8" PRIu32 " %8.4f %8.4f ", m->names[i], m->weights[i],
+		       counts[i], (double)counts[i] / m->n_buckets, m->weights[i] / total);
 		for (uint32_t lo = 0, hi; lo < m->n_buckets; lo = hi + 1) {
-			for (hi = lo; hi + 1 < m->n_buckets && m->owner[hi + 1] == m->owner[lo]; hi++)
+			for (hi = lo; hi + 1 < m->n_buckets && m->owner[hi + 1] == m->owner[lo];
+			     hi++)
 				;
 			if (m->owner[lo] == i)
 				runs++;
 		}
 		printf(" %d:", runs);
 		for (uint32_t lo = 0, hi; lo < m->n_buckets; lo = hi + 1) {
-			for (hi = lo; hi + 1 < m->n_buckets && m->owner[hi + 1] == m->owner[lo]; hi++)
+			for (hi = lo; hi + 1 < m->n_buckets && m->owner[hi + 1] == m->owner[lo];
+			     hi++)
 				;
 			if (m->owner[lo] != i)
 				continue;
@@ -588,8 +591,9 @@ static int cmd_override(struct args *a)
 	if (!(m = load(a->op[0])))
 		return EXIT_REFUSED;
 	if (!a->remove && (shard = shard_index(m, a->op[2])) < 0) {
-		fprintf(stderr, "pgmux --shard-map: no shard %s in %s: name one of its shards "
-				"(pgmux --shard-map show %s)\n",
+		fprintf(stderr,
+			"pgmux --shard-map: no shard %s in %s: name one of its shards "
+			"(pgmux --shard-map show %s)\n",
 			a->op[2], a->op[0], a->op[0]);
 		goto done;
 	}
@@ -599,8 +603,8 @@ static int cmd_override(struct args *a)
 		goto done;
 	}
 	if (save(next, a->out)) {
-		fprintf(a->out ? stdout : stderr, "version %" PRIu64 " -> %" PRIu64 "\n", m->version,
-			next->version);
+		fprintf(a->out ? stdout : stderr, "version %" PRIu64 " -> %" PRIu64 "\n",
+			m->version, next->version);
 		print_override_changes(a->out ? stdout : stderr, m, next);
 		status = EXIT_OK;
 	}

@@ -24,7 +24,7 @@
 enum field {
 	FIELD_ABSENT, /* missing, or JSON null (Patroni writes null for an unknown api_url) */
 	FIELD_OK,
-	FIELD_BAD,    /* present with the wrong type */
+	FIELD_BAD, /* present with the wrong type */
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -54,8 +54,7 @@ static enum field get_typed(struct json_object *obj, const char *key, enum json_
  * A string field as a C string. A string holding a NUL byte (JSON "\u0000") counts as the wrong
  * type: read as a C string it would silently mean its prefix.
  */
-static enum field get_string(struct json_object *obj, const char *key, const char **s,
-			     size_t *len)
+static enum field get_string(struct json_object *obj, const char *key, const char **s, size_t *len)
 {
 	struct json_object *v;
 	enum field f = get_typed(obj, key, json_type_string, &v);

@@ -359,12 +359,13 @@ static void recompute_roles(struct cluster *cl)
 	}
 	if (primary != cl->primary) {
 		if (primary < 0)
-			log_warning("cluster %s: no confirmed primary: writes wait (up to %gs)", cl->name,
-				    cl->entry->primary_wait_timeout);
+			log_warning("cluster %s: no confirmed primary: writes wait (up to %gs)",
+				    cl->name, cl->entry->primary_wait_timeout);
 		else if (cl->leader_seen_us)
-			log_info("cluster %s: primary is %s, confirmed %.0f ms after Patroni named it",
-				 cl->name, cl->members[primary].name,
-				 (double)(clock_now_us() - cl->leader_seen_us) / 1000.0);
+			log_info(
+				"cluster %s: primary is %s, confirmed %.0f ms after Patroni named it",
+				cl->name, cl->members[primary].name,
+				(double)(clock_now_us() - cl->leader_seen_us) / 1000.0);
 		cl->primary = primary;
 		changed = true;
 	}
@@ -466,9 +467,12 @@ static bool build_conninfo(const struct member *m, const char *addr, char *out, 
 	const char *password = cl->check_password;
 	char port[16], require_auth[64];
 	struct pgquery_policy policy = {
-		.sslmode = cfg->server_tls_sslmode, .ca_file = cfg->server_tls_ca_file,
-		.cert_file = cfg->server_tls_cert_file, .key_file = cfg->server_tls_key_file,
-		.host_name = m->host, .require_auth = require_auth,
+		.sslmode = cfg->server_tls_sslmode,
+		.ca_file = cfg->server_tls_ca_file,
+		.cert_file = cfg->server_tls_cert_file,
+		.key_file = cfg->server_tls_key_file,
+		.host_name = m->host,
+		.require_auth = require_auth,
 		.scram_max_iterations = cfg->server_scram_max_iterations,
 	};
 
@@ -508,9 +512,11 @@ static bool check_address(struct member *m, char *addr, size_t addrlen, char *er
 	switch (dns_lookup(m->cl->topo->dns, m->host, NULL, &sa, &salen, err, errlen)) {
 	case DNS_FOUND:
 		if (sa.ss_family == AF_INET6)
-			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, addr, (socklen_t)addrlen);
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, addr,
+				  (socklen_t)addrlen);
 		else
-			inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, addr, (socklen_t)addrlen);
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, addr,
+				  (socklen_t)addrlen);
 		return true;
 	case DNS_WAITING:
 		err[0] = '\0';
@@ -637,9 +643,11 @@ bool topo_replica_usable(const struct member *m, uint64_t min_lsn)
 	if (m->role != ROLE_REPLICA || m->noloadbalance || m->weight <= 0 ||
 	    clock_now_us() < m->banned_until_us)
 		return false;
-	if (e->max_replica_lag > 0 && m->lag_bytes >= 0 && (double)m->lag_bytes > e->max_replica_lag)
+	if (e->max_replica_lag > 0 && m->lag_bytes >= 0 &&
+	    (double)m->lag_bytes > e->max_replica_lag)
 		return false;
-	if (e->max_replica_lag_time > 0 && m->lag_ms >= 0 && m->lag_ms > e->max_replica_lag_time * 1000)
+	if (e->max_replica_lag_time > 0 && m->lag_ms >= 0 &&
+	    m->lag_ms > e->max_replica_lag_time * 1000)
 		return false;
 	return min_lsn == 0 || m->lsn >= min_lsn;
 }
@@ -673,9 +681,10 @@ static bool patroni_host_ok(struct cluster *cl, const struct patroni_member *pm)
 	if (pm->host[0] != '/')
 		return true;
 	if (strcmp(cl->refused_member, pm->name) != 0)
-		log_warning("cluster %s: ignoring member %s: Patroni names a unix socket (%s) as its "
-			    "host, and only TCP hosts are taken from Patroni", cl->name, pm->name,
-			    pm->host);
+		log_warning(
+			"cluster %s: ignoring member %s: Patroni names a unix socket (%s) as its "
+			"host, and only TCP hosts are taken from Patroni",
+			cl->name, pm->name, pm->host);
 	snprintf(cl->refused_member, sizeof(cl->refused_member), "%s", pm->name);
 	return false;
 }
@@ -716,9 +725,9 @@ static void apply_schedule(struct cluster *cl, const struct patroni_cluster *pc)
 		return;
 	if (at > 0)
 		log_info("cluster %s: switchover scheduled at %.3f (in %.1f s)%s%s: the primary is "
-			 "drained %.1f s before", cl->name, at, at - wall_now(),
-			 pc->switchover_from[0] ? " from " : "", pc->switchover_from,
-			 SWITCHOVER_DRAIN_LEAD);
+			 "drained %.1f s before",
+			 cl->name, at, at - wall_now(), pc->switchover_from[0] ? " from " : "",
+			 pc->switchover_from, SWITCHOVER_DRAIN_LEAD);
 	else
 		log_info("cluster %s: no switchover scheduled any more", cl->name);
 	cl->switchover_at = at;
@@ -778,7 +787,8 @@ static void on_patroni_done(void *arg, int status, const char *body, size_t len,
 			log_info("cluster %s: Patroni answers", cl->name);
 		cl->patroni_ok = true;
 		cl->patroni_error[0] = '\0';
-		cl->next_poll_us = clock_now_us() + (uint64_t)(cl->entry->patroni_poll_interval * 1e6);
+		cl->next_poll_us = clock_now_us() +
+				   (uint64_t)(cl->entry->patroni_poll_interval * 1e6);
 		apply_patroni(cl, &pc);
 		return;
 	}
@@ -794,7 +804,8 @@ static void on_patroni_done(void *arg, int status, const char *body, size_t len,
 	/* The next endpoint at once; around the whole list, wait one interval. */
 	cl->endpoint = count > 0 ? (cl->endpoint + 1) % count : 0;
 	cl->next_poll_us = clock_now_us() +
-			   (cl->endpoint == 0 ? (uint64_t)(cl->entry->patroni_poll_interval * 1e6) : 0);
+			   (cl->endpoint == 0 ? (uint64_t)(cl->entry->patroni_poll_interval * 1e6)
+					      : 0);
 }
 
 static void start_poll(struct cluster *cl)
@@ -896,7 +907,8 @@ static void choose_check_login(struct cluster *cl, const struct config *cfg)
 		cl->check_password = e->health_check_password;
 	} else {
 		cl->check_user = db->user;
-		cl->check_password = e->health_check_password[0] ? e->health_check_password : db->password;
+		cl->check_password = e->health_check_password[0] ? e->health_check_password
+								 : db->password;
 	}
 	if (e->health_check_dbname[0])
 		cl->check_dbname = e->health_check_dbname;
@@ -932,11 +944,23 @@ static struct cluster *cluster_new(struct topo *tp, const struct cluster_entry *
  * gone: no members to learn, writes that still wait give up at once.
  */
 static const struct cluster_entry removed_entry = {
-	.name = "", .patroni = "", .hosts = "", .weights = "", .patroni_user = "",
-	.patroni_password = "", .patroni_ca_file = "", .patroni_cert_file = "",
-	.patroni_key_file = "", .health_check_user = "", .health_check_password = "",
-	.health_check_dbname = "", .read_from = READ_FROM_REPLICAS, .read_fallback = FALLBACK_PRIMARY,
-	.primary_wait_timeout = 0.001, .health_check_interval = 1, .health_check_timeout = 1,
+	.name = "",
+	.patroni = "",
+	.hosts = "",
+	.weights = "",
+	.patroni_user = "",
+	.patroni_password = "",
+	.patroni_ca_file = "",
+	.patroni_cert_file = "",
+	.patroni_key_file = "",
+	.health_check_user = "",
+	.health_check_password = "",
+	.health_check_dbname = "",
+	.read_from = READ_FROM_REPLICAS,
+	.read_fallback = FALLBACK_PRIMARY,
+	.primary_wait_timeout = 0.001,
+	.health_check_interval = 1,
+	.health_check_timeout = 1,
 	.patroni_poll_interval = 1,
 };
 
@@ -973,7 +997,8 @@ bool topo_apply_config(struct topo *tp, const struct config *cfg)
 			cl->check_user = cl->check_password = cl->check_dbname = "";
 			continue;
 		}
-		if (cl->removed && !evloop_timer_start(tp->loop, &cl->tick, TICK_INTERVAL, on_tick, cl))
+		if (cl->removed &&
+		    !evloop_timer_start(tp->loop, &cl->tick, TICK_INTERVAL, on_tick, cl))
 			return false;
 		cl->removed = false;
 		/* A check whose login or TLS changed reconnects at its next run (start_check). */

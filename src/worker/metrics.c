@@ -28,7 +28,8 @@ struct db_sum {
 
 static int cmp_db_sum(const void *a, const void *b)
 {
-	const struct database *x = ((const struct db_sum *)a)->db, *y = ((const struct db_sum *)b)->db;
+	const struct database *x = ((const struct db_sum *)a)->db,
+			      *y = ((const struct db_sum *)b)->db;
 
 	return x < y ? -1 : x > y;
 }
@@ -95,7 +96,8 @@ static void write_process(struct worker *w, struct prom_out *o)
 {
 	struct prom_labels l;
 
-	gauge(o, "pgbouncer_up", "1: the pooler answered (always 1 when served by pgmux itself)", 1);
+	gauge(o, "pgbouncer_up", "1: the pooler answered (always 1 when served by pgmux itself)",
+	      1);
 	prom_labels_init(&l);
 	prom_label(&l, "version", "pgmux " PGMUX_VERSION);
 	prom_family(o, "pgbouncer_version_info", "gauge", "The pooler's version, as SHOW VERSION");
@@ -207,8 +209,8 @@ static const struct database **live_dbs_of_entries(struct worker *w)
 	return of_entry;
 }
 
-static void database_entry_labels(struct prom_labels *l, const struct config *cfg,
-				  const char *name, const struct db_entry *e)
+static void database_entry_labels(struct prom_labels *l, const struct config *cfg, const char *name,
+				  const struct db_entry *e)
 {
 	prom_labels_init(l);
 	prom_label(l, "name", name);
@@ -216,12 +218,13 @@ static void database_entry_labels(struct prom_labels *l, const struct config *cf
 	prom_label_int(l, "port", e->port);
 	prom_label(l, "database", e->dbname[0] ? e->dbname : name);
 	prom_label(l, "force_user", e->user);
-	prom_label(l, "pool_mode", pool_mode_name(e->pool_mode == POOL_MODE_INHERIT ?
-							   cfg->pool_mode : e->pool_mode));
+	prom_label(l, "pool_mode",
+		   pool_mode_name(e->pool_mode == POOL_MODE_INHERIT ? cfg->pool_mode
+								    : e->pool_mode));
 }
 
-static void database_values(struct worker *w, const struct db_entry *e,
-			    const struct database *db, int64_t v[6])
+static void database_values(struct worker *w, const struct db_entry *e, const struct database *db,
+			    int64_t v[6])
 {
 	v[0] = config_db_pool_size(w->cfg, e);
 	v[1] = config_db_reserve_pool(w->cfg, e);
@@ -323,8 +326,8 @@ static void write_stats(const struct db_sum *sums, size_t n, struct prom_out *o)
 struct latency_field {
 	const char *name, *help;
 	size_t offset;
-	bool by_role;              /* routed databases: one series per role instead */
-	size_t role_offset;        /* of the histograms [LATENCY_ROLES] in struct role_latency */
+	bool by_role;       /* routed databases: one series per role instead */
+	size_t role_offset; /* of the histograms [LATENCY_ROLES] in struct role_latency */
 };
 
 static const struct latency_field latency_fields[] = {
@@ -351,8 +354,8 @@ static void write_role_latency(const struct latency_field *lf, const struct pool
 			       struct prom_out *o)
 {
 	static const char *const roles[LATENCY_ROLES] = { "primary", "replica" };
-	const struct histogram *hs =
-		(const struct histogram *)((const char *)p->latency.by_role + lf->role_offset);
+	const struct histogram *hs = (const struct histogram *)((const char *)p->latency.by_role +
+								lf->role_offset);
 
 	for (int r = 0; r < LATENCY_ROLES; r++) {
 		struct prom_labels l;
@@ -418,8 +421,15 @@ static uint64_t max_wait_us(const struct pool *p, uint64_t now)
 }
 
 enum pool_value {
-	PV_CL_ACTIVE, PV_CL_WAITING, PV_SV_ACTIVE, PV_SV_IDLE, PV_SV_USED, PV_SV_TESTED,
-	PV_SV_LOGIN, PV_MAXWAIT, PV_COUNT
+	PV_CL_ACTIVE,
+	PV_CL_WAITING,
+	PV_SV_ACTIVE,
+	PV_SV_IDLE,
+	PV_SV_USED,
+	PV_SV_TESTED,
+	PV_SV_LOGIN,
+	PV_MAXWAIT,
+	PV_COUNT
 };
 
 static const struct db_gauge pool_gauges[PV_COUNT] = {
@@ -457,13 +467,27 @@ static void write_pools(struct worker *w, struct prom_out *o)
 
 			pool_labels(&l, p);
 			switch (g) {
-			case PV_CL_ACTIVE: v = p->n_active_clients; break;
-			case PV_CL_WAITING: v = p->n_waiting_clients; break;
-			case PV_SV_ACTIVE: v = p->n_active; break;
-			case PV_SV_IDLE: v = p->n_idle; break;
-			case PV_SV_USED: v = 0; break;
-			case PV_SV_TESTED: v = count_tested(p); break;
-			case PV_SV_LOGIN: v = p->n_login; break;
+			case PV_CL_ACTIVE:
+				v = p->n_active_clients;
+				break;
+			case PV_CL_WAITING:
+				v = p->n_waiting_clients;
+				break;
+			case PV_SV_ACTIVE:
+				v = p->n_active;
+				break;
+			case PV_SV_IDLE:
+				v = p->n_idle;
+				break;
+			case PV_SV_USED:
+				v = 0;
+				break;
+			case PV_SV_TESTED:
+				v = count_tested(p);
+				break;
+			case PV_SV_LOGIN:
+				v = p->n_login;
+				break;
 			case PV_MAXWAIT:
 				prom_seconds(o, pool_gauges[g].name, &l, max_wait_us(p, now));
 				continue;
@@ -542,8 +566,9 @@ static void write_routing(const struct db_sum *sums, size_t n, struct prom_out *
 			prom_u64(o, single[k][0], &l, field_at(&sums[i].db->routes, single_off[k]));
 		}
 	}
-	prom_family(o, "pgmux_shard_units_total", "counter",
-		    "Units of work of a sharded database by how they found their shard, or why refused");
+	prom_family(
+		o, "pgmux_shard_units_total", "counter",
+		"Units of work of a sharded database by how they found their shard, or why refused");
 	for (size_t i = 0; i < n; i++) {
 		if (!sums[i].db->entry->shards[0])
 			continue;
@@ -559,7 +584,13 @@ static void write_routing(const struct db_sum *sums, size_t n, struct prom_out *
 /* ---- topology ---- */
 
 enum member_value {
-	MV_ROLE, MV_HEALTHY, MV_TIMELINE, MV_LAG_BYTES, MV_LAG_SECONDS, MV_BANNED, MV_SERVERS,
+	MV_ROLE,
+	MV_HEALTHY,
+	MV_TIMELINE,
+	MV_LAG_BYTES,
+	MV_LAG_SECONDS,
+	MV_BANNED,
+	MV_SERVERS,
 	MV_COUNT
 };
 
@@ -595,17 +626,27 @@ static void write_member_value(struct prom_out *o, int g, const struct cluster *
 		prom_label(&l, "role", member_role_name(m->role));
 		prom_u64(o, member_gauges[g].name, &l, 1);
 		break;
-	case MV_HEALTHY: prom_u64(o, member_gauges[g].name, &l, m->checked && m->healthy); break;
-	case MV_TIMELINE: prom_i64(o, member_gauges[g].name, &l, m->timeline); break;
-	case MV_LAG_BYTES: prom_i64(o, member_gauges[g].name, &l, m->lag_bytes); break;
+	case MV_HEALTHY:
+		prom_u64(o, member_gauges[g].name, &l, m->checked && m->healthy);
+		break;
+	case MV_TIMELINE:
+		prom_i64(o, member_gauges[g].name, &l, m->timeline);
+		break;
+	case MV_LAG_BYTES:
+		prom_i64(o, member_gauges[g].name, &l, m->lag_bytes);
+		break;
 	case MV_LAG_SECONDS:
 		if (m->lag_ms < 0)
 			prom_i64(o, member_gauges[g].name, &l, -1);
 		else
 			prom_seconds(o, member_gauges[g].name, &l, (uint64_t)(m->lag_ms * 1000));
 		break;
-	case MV_BANNED: prom_u64(o, member_gauges[g].name, &l, m->banned_until_us > now); break;
-	case MV_SERVERS: prom_i64(o, member_gauges[g].name, &l, m->n_servers); break;
+	case MV_BANNED:
+		prom_u64(o, member_gauges[g].name, &l, m->banned_until_us > now);
+		break;
+	case MV_SERVERS:
+		prom_i64(o, member_gauges[g].name, &l, m->n_servers);
+		break;
 	}
 }
 
@@ -622,9 +663,10 @@ static void write_handovers(struct worker *w, struct prom_out *o)
 	struct list_node *pos, *tmp;
 	struct prom_labels l;
 
-	prom_family(o, "pgmux_cluster_primary_changes_total", "counter",
-		    "Confirmed primary moved to another member: switchover (old primary demoted, or "
-		    "scheduled) or failover (old primary lost)");
+	prom_family(
+		o, "pgmux_cluster_primary_changes_total", "counter",
+		"Confirmed primary moved to another member: switchover (old primary demoted, or "
+		"scheduled) or failover (old primary lost)");
 	list_for_each_safe(pos, tmp, &w->topo.clusters) {
 		const struct cluster *cl = list_entry(pos, struct cluster, node);
 
@@ -632,8 +674,8 @@ static void write_handovers(struct worker *w, struct prom_out *o)
 			cluster_labels(&l, cl);
 			prom_label(&l, "kind", handover_kind_name(kinds[k]));
 			prom_u64(o, "pgmux_cluster_primary_changes_total", &l,
-				 kinds[k] == HANDOVER_SWITCHOVER ? cl->handover.switchovers :
-								   cl->handover.failovers);
+				 kinds[k] == HANDOVER_SWITCHOVER ? cl->handover.switchovers
+								 : cl->handover.failovers);
 		}
 	}
 	prom_family(o, "pgmux_cluster_write_pause_seconds", "histogram",
@@ -667,7 +709,8 @@ static void write_topology(struct worker *w, struct prom_out *o)
 	struct list_node *pos, *tmp;
 	struct prom_labels l;
 
-	prom_family(o, "pgmux_cluster_has_primary", "gauge", "1 while the cluster has a confirmed primary");
+	prom_family(o, "pgmux_cluster_has_primary", "gauge",
+		    "1 while the cluster has a confirmed primary");
 	list_for_each_safe(pos, tmp, &w->topo.clusters) {
 		const struct cluster *cl = list_entry(pos, struct cluster, node);
 
@@ -774,7 +817,8 @@ static bool metrics_ready(struct worker *w, char *why, size_t len)
 		return false;
 	}
 	if (without)
-		snprintf(why, len, "ready (database %s: read-only, no primary needed)", without->name);
+		snprintf(why, len, "ready (database %s: read-only, no primary needed)",
+			 without->name);
 	else
 		snprintf(why, len, "ready");
 	return true;

@@ -38,7 +38,7 @@
 #define CATCHUP_LAG (1024 * 1024) /* bytes behind at which the hold starts */
 #define HOLD_TIMEOUT 10.0         /* seconds the hold may last before the move is aborted */
 #define DELETE_BATCH 5000
-#define COUNT_EVERY 2.0           /* seconds between counts of the rows copied so far */
+#define COUNT_EVERY 2.0 /* seconds between counts of the rows copied so far */
 #define ERROR_MAX 600
 
 /* Walk a list whose nodes stay where they are during the walk. */
@@ -49,8 +49,8 @@ struct move {
 	struct movers *ms;
 	int id;
 	char set[64], from[64], to[64];
-	int map_to;                   /* the target's index in the map */
-	char dbname[128];             /* the database on both shards */
+	int map_to;       /* the target's index in the map */
+	char dbname[128]; /* the database on both shards */
 	struct move_range ranges[MOVE_RANGES_MAX];
 	int n_ranges;
 	char buckets[256];
@@ -58,26 +58,26 @@ struct move {
 	struct move_spec spec;
 	enum move_step step;
 	int phase;
-	char name[64];                /* publication, subscription and slot */
-	char conninfo[2][2048];       /* source, target: pgmux's logins */
-	char primary[2][64];          /* the source's and target's primary members at the start */
-	char sub_conninfo[2048];      /* the subscription's login to the source */
+	char name[64];           /* publication, subscription and slot */
+	char conninfo[2][2048];  /* source, target: pgmux's logins */
+	char primary[2][64];     /* the source's and target's primary members at the start */
+	char sub_conninfo[2048]; /* the subscription's login to the source */
 	struct pgquery *src, *dst;
 	char **tables;
 	int n_tables;
 	char *src_columns;
 	char *src_sequences;
-	char warning[400];            /* what the check found worth saying, not worth refusing */
-	bool busy;                    /* a query is out */
-	bool abort_asked;             /* MOVE ABORT came while a query was out: after its answer */
-	bool ticking;                 /* the poll timer runs (not at an end: done, failed...) */
-	bool recovered;               /* read from the state file at start */
+	char warning[400]; /* what the check found worth saying, not worth refusing */
+	bool busy;         /* a query is out */
+	bool abort_asked;  /* MOVE ABORT came while a query was out: after its answer */
+	bool ticking;      /* the poll timer runs (not at an end: done, failed...) */
+	bool recovered;    /* read from the state file at start */
 	bool fetching_tables, tables_read; /* a recovered move reading its tables again */
-	bool created;                 /* the publication may exist: rollback has work */
+	bool created;                      /* the publication may exist: rollback has work */
 	uint64_t started_us, hold_us, drained_us, wait_until_us, counted_us;
 	uint64_t target_lsn;
 	int64_t rows, lag;
-	int table;                    /* clean-up and rollback: the table being deleted from */
+	int table; /* clean-up and rollback: the table being deleted from */
 	char error[ERROR_MAX];
 	struct evloop_timer timer;
 	struct client **held;
@@ -98,8 +98,9 @@ static void save_state(struct move *m);
 static void set_step(struct move *m, enum move_step to, const char *why)
 {
 	ASSERT(move_step_allowed(m->step, to));
-	log_info("move %d (%s buckets %s, %s -> %s): %s -> %s%s%s", m->id, m->set, m->buckets, m->from,
-		 m->to, move_step_name(m->step), move_step_name(to), why ? ": " : "", why ? why : "");
+	log_info("move %d (%s buckets %s, %s -> %s): %s -> %s%s%s", m->id, m->set, m->buckets,
+		 m->from, m->to, move_step_name(m->step), move_step_name(to), why ? ": " : "",
+		 why ? why : "");
 	m->step = to;
 	m->phase = 0;
 	m->table = 0;
@@ -184,9 +185,12 @@ static bool build_conninfo(struct move *m, const char *shard, char *out, size_t 
 	char port[16], require_auth[64];
 	const char *addr;
 	struct pgquery_policy policy = {
-		.sslmode = cfg->server_tls_sslmode, .ca_file = cfg->server_tls_ca_file,
-		.cert_file = cfg->server_tls_cert_file, .key_file = cfg->server_tls_key_file,
-		.require_auth = require_auth, .scram_max_iterations = cfg->server_scram_max_iterations,
+		.sslmode = cfg->server_tls_sslmode,
+		.ca_file = cfg->server_tls_ca_file,
+		.cert_file = cfg->server_tls_cert_file,
+		.key_file = cfg->server_tls_key_file,
+		.require_auth = require_auth,
+		.scram_max_iterations = cfg->server_scram_max_iterations,
 	};
 
 	if (!cl || cl->primary < 0) {
@@ -210,7 +214,8 @@ static bool build_conninfo(struct move *m, const char *shard, char *out, size_t 
 	     * are not: it gets encryption when pgmux requires it, not pgmux's verification.
 	     */
 	    !pgquery_conninfo_add(sub, sublen, "sslmode",
-				  cfg->server_tls_sslmode >= SSLMODE_REQUIRE ? "require" : "prefer") ||
+				  cfg->server_tls_sslmode >= SSLMODE_REQUIRE ? "require"
+									     : "prefer") ||
 	    snprintf(out, len, "%s", sub) >= (int)len ||
 	    !pgquery_conninfo_add(out, len, "application_name", "pgmux move") ||
 	    !pgquery_conninfo_policy(out, len, &policy)) {
@@ -244,9 +249,10 @@ static bool same_primaries(struct move *m)
 		primary_of(m, shards[i], now, sizeof(now));
 		/* None confirmed now (a health check failed): the queries themselves will tell. */
 		if (now[0] && strcmp(now, m->primary[i]) != 0) {
-			fail(m, "the primary of shard %s changed (from %s to %s): the replication slot "
-			     "and the subscription stay with the old one", shards[i], m->primary[i],
-			     now);
+			fail(m,
+			     "the primary of shard %s changed (from %s to %s): the replication slot "
+			     "and the subscription stay with the old one",
+			     shards[i], m->primary[i], now);
 			return false;
 		}
 	}
@@ -350,7 +356,8 @@ static void save_state(struct move *m)
 	if (!set)
 		return;
 	snprintf(path, sizeof(path), "%s.moves", set->map);
-	for_each_node(n, &m->ms->moves) {
+	for_each_node(n, &m->ms->moves)
+	{
 		const struct move *o = list_entry(n, struct move, node);
 		int w;
 
@@ -358,8 +365,8 @@ static void save_state(struct move *m)
 		if (strcmp(o->set, m->set) != 0 || o->step == MOVE_CHECK ||
 		    o->step == MOVE_CLEANED || o->step == MOVE_FAILED)
 			continue;
-		w = snprintf(line, sizeof(line), "move %s %s %s %s %s\n", o->name, o->buckets, o->from,
-			     o->to, move_step_name(o->step));
+		w = snprintf(line, sizeof(line), "move %s %s %s %s %s\n", o->name, o->buckets,
+			     o->from, o->to, move_step_name(o->step));
 		if (len + (size_t)w + 1 > cap) {
 			char *t = realloc(text, cap = cap * 2 + sizeof(line) * 4);
 
@@ -374,10 +381,12 @@ static void save_state(struct move *m)
 	}
 	if (ok && !text) {
 		if (unlink(path) != 0 && errno != ENOENT)
-			log_warning("shards.%s: cannot remove %s: %s", m->set, path, strerror(errno));
+			log_warning("shards.%s: cannot remove %s: %s", m->set, path,
+				    strerror(errno));
 	} else if (!ok || !write_map_file(path, text, err, sizeof(err))) {
 		log_warning("shards.%s: the moves' state is not saved (%s): a restart would not "
-			    "know of move %d", m->set, ok ? err : "out of memory", m->id);
+			    "know of move %d",
+			    m->set, ok ? err : "out of memory", m->id);
 	}
 	free(text);
 }
@@ -441,9 +450,10 @@ static bool switch_map(struct move *m, char *err, size_t errlen)
 out:
 	/* Not in force: the file must not say otherwise, or a RELOAD would switch after the rollback. */
 	if (!ok && written && !write_map_file(set->map, old, why, sizeof(why)))
-		log_error("move %d: %s holds the next map version, which is not in force and must not "
-			  "be: put the previous version back before any RELOAD (%s)", m->id, set->map,
-			  why);
+		log_error(
+			"move %d: %s holds the next map version, which is not in force and must not "
+			"be: put the previous version back before any RELOAD (%s)",
+			m->id, set->map, why);
 	config_shard_map_unref(next);
 	shard_map_free(nm);
 	free(text);
@@ -463,7 +473,8 @@ static int running_units(struct move *m)
 	struct list_node *n;
 	int running = 0;
 
-	for_each_node(n, &w->pools) {
+	for_each_node(n, &w->pools)
+	{
 		struct pool *p = list_entry(n, struct pool, node);
 		const struct db_entry *e = p->db->entry;
 		struct list_node *lists[] = { &p->active_clients, &p->waiting_clients };
@@ -483,11 +494,13 @@ static int running_units(struct move *m)
 		for (size_t i = 0; i < 2; i++) {
 			struct list_node *c_n;
 
-			for_each_node(c_n, lists[i]) {
+			for_each_node(c_n, lists[i])
+			{
 				struct client *c = list_entry(c_n, struct client, node);
 				/* when its unit began: linked to a server, or queued for one */
-				uint64_t since = c->server ? c->xact_start_us
-					       : c->state == CLIENT_WAITING ? c->wait_start_us : 0;
+				uint64_t since = c->server                    ? c->xact_start_us
+						 : c->state == CLIENT_WAITING ? c->wait_start_us
+									      : 0;
 
 				if (since && (c->unit_in_move || since < m->started_us))
 					running++;
@@ -510,14 +523,17 @@ static void on_check_source(struct move *m, int ncols, const char *const *v)
 	char why[300];
 
 	if (!wal || strcmp(wal, "logical") != 0) {
-		fail(m, "wal_level is %s on shard %s: logical replication needs wal_level = logical",
+		fail(m,
+		     "wal_level is %s on shard %s: logical replication needs wal_level = logical",
 		     wal ? wal : "unknown", m->from);
 		return;
 	}
 	if (bad) {
-		fail(m, "on shard %s, the replica identity of %s does not cover %s: ALTER TABLE ... "
+		fail(m,
+		     "on shard %s, the replica identity of %s does not cover %s: ALTER TABLE ... "
 		     "REPLICA IDENTITY FULL, or a primary key (or replica identity index) that "
-		     "includes it", m->from, bad, m->key);
+		     "includes it",
+		     m->from, bad, m->key);
 		return;
 	}
 	m->n_tables = move_split_tables(tables ? tables : "", &m->tables, why, sizeof(why));
@@ -549,7 +565,8 @@ static void on_answer(struct move *m, int ncols, const char *const *v)
 			if (!m->src_columns || !m->src_sequences ||
 			    !move_columns_match(m->src_columns, val(ncols, v, 0) ? v[0] : "", why,
 						sizeof(why))) {
-				fail(m, "%s", m->src_columns && m->src_sequences ? why : "out of memory");
+				fail(m, "%s",
+				     m->src_columns && m->src_sequences ? why : "out of memory");
 				break;
 			}
 			/*
@@ -558,11 +575,14 @@ static void on_answer(struct move *m, int ncols, const char *const *v)
 			 */
 			if (move_sequences_clash(m->src_sequences, val(ncols, v, 1) ? v[1] : "",
 						 m->warning, sizeof(m->warning)))
-				log_warning("move %d: %s: give each shard its own range, or use uuids "
-					    "(doc/sharding.md)", m->id, m->warning);
+				log_warning(
+					"move %d: %s: give each shard its own range, or use uuids "
+					"(doc/sharding.md)",
+					m->id, m->warning);
 			m->phase = 2;
 		} else if (strcmp(val(ncols, v, 0) ? v[0] : "", "0") != 0) {
-			fail(m, "shard %s already holds %s rows of these buckets: delete them first",
+			fail(m,
+			     "shard %s already holds %s rows of these buckets: delete them first",
 			     m->to, val(ncols, v, 0) ? v[0] : "some");
 		} else {
 			set_step(m, MOVE_COPY, NULL);
@@ -575,13 +595,14 @@ static void on_answer(struct move *m, int ncols, const char *const *v)
 			m->phase = 2;
 		} else if (m->phase == 2) {
 			/* tables still copying, all tables */
-			bool copied = val(ncols, v, 0) && strcmp(v[0], "0") == 0 && val(ncols, v, 1) &&
-				      strcmp(v[1], "0") != 0;
+			bool copied = val(ncols, v, 0) && strcmp(v[0], "0") == 0 &&
+				      val(ncols, v, 1) && strcmp(v[1], "0") != 0;
 
 			/* Counting the rows reads them all: not at every poll. */
 			if (copied) {
 				m->phase = 4;
-			} else if (clock_now_us() - m->counted_us >= (uint64_t)(COUNT_EVERY * 1e6)) {
+			} else if (clock_now_us() - m->counted_us >=
+				   (uint64_t)(COUNT_EVERY * 1e6)) {
 				m->phase = 3;
 			} else {
 				poll_later(m);
@@ -614,8 +635,10 @@ static void on_answer(struct move *m, int ncols, const char *const *v)
 			}
 			m->target_lsn = lsn;
 			m->phase = 3;
-			log_info("move %d: no unit runs on the moving buckets; waiting for shard %s to "
-				 "apply shard %s's WAL up to %s", m->id, m->to, m->from, v[0]);
+			log_info(
+				"move %d: no unit runs on the moving buckets; waiting for shard %s to "
+				"apply shard %s's WAL up to %s",
+				m->id, m->to, m->from, v[0]);
 		} else if (m->phase == 3) {
 			m->lag = val(ncols, v, 1) ? strtoll(v[1], NULL, 10) : -1;
 			if (move_lsn_parse(val(ncols, v, 0), &lsn) && lsn >= m->target_lsn)
@@ -627,7 +650,10 @@ static void on_answer(struct move *m, int ncols, const char *const *v)
 	case MOVE_ROLLBACK:
 		if (m->phase != 4) {
 			/* dropped with its slot: on to the slot (gone already), else see run_rollback */
-			m->phase = m->phase == 0 ? 2 : m->phase == 1 ? 5 : m->phase == 5 ? 2 : m->phase + 1;
+			m->phase = m->phase == 0   ? 2
+				   : m->phase == 1 ? 5
+				   : m->phase == 5 ? 2
+						   : m->phase + 1;
 			break;
 		}
 		/* fall through */
@@ -660,23 +686,26 @@ static void on_query(void *arg, enum pgquery_outcome outcome, int ncols, const c
 
 		m->fetching_tables = false;
 		m->tables_read = true;
-		n = outcome == PGQUERY_ROW ? move_split_tables(val(ncols, values, 1) ?
-							values[1] : "", &m->tables, why, sizeof(why))
-					   : -1;
+		n = outcome == PGQUERY_ROW
+			    ? move_split_tables(val(ncols, values, 1) ? values[1] : "", &m->tables,
+						why, sizeof(why))
+			    : -1;
 		m->n_tables = n > 0 ? n : 0;
 		if (n < 0 && m->step == MOVE_ROLLBACK)
 			note_error(m, "rollback: the tables could not be read: %s",
 				   outcome == PGQUERY_ERROR ? error : why);
 		else if (n < 0)
-			fail(m, "the tables could not be read: %s", outcome == PGQUERY_ERROR ? error : why);
+			fail(m, "the tables could not be read: %s",
+			     outcome == PGQUERY_ERROR ? error : why);
 		advance(m);
 		return;
 	}
 	if (outcome == PGQUERY_ERROR) {
 		if (m->step == MOVE_ROLLBACK && m->phase == 0) {
 			/* Not with its slot (the source is lost, or the slot is gone): detach it. */
-			log_info("move %d: dropping subscription %s: %s; detaching it from its slot",
-				 m->id, m->name, error);
+			log_info(
+				"move %d: dropping subscription %s: %s; detaching it from its slot",
+				m->id, m->name, error);
 			m->phase = 1;
 		} else if (m->step == MOVE_ROLLBACK) {
 			/* Roll back what can be: note what could not, and go on. */
@@ -727,7 +756,8 @@ static void run_copy(struct move *m)
 {
 	if (m->phase == 0) {
 		m->created = true; /* it may exist even if its answer is lost */
-		send_owned(m, m->src, move_sql_publication(m->name, m->tables, m->n_tables, &m->spec));
+		send_owned(m, m->src,
+			   move_sql_publication(m->name, m->tables, m->n_tables, &m->spec));
 	} else if (m->phase == 1) {
 		send_owned(m, m->dst, move_sql_subscription(m->name, m->sub_conninfo));
 	} else if (m->phase == 2) {
@@ -795,8 +825,8 @@ static void run_rollback(struct move *m)
 			set_step(m, MOVE_FAILED, m->error);
 			break;
 		}
-		send_owned(m, m->dst, move_sql_delete_batch(m->tables[m->table], &m->spec,
-							    DELETE_BATCH));
+		send_owned(m, m->dst,
+			   move_sql_delete_batch(m->tables[m->table], &m->spec, DELETE_BATCH));
 		break;
 	default:
 		/* after a detach: drop the subscription, now without its slot */
@@ -830,8 +860,8 @@ static void run_cleanup(struct move *m)
 			break;
 		}
 		m->phase = 4;
-		send_owned(m, m->src, move_sql_delete_batch(m->tables[m->table], &m->spec,
-							    DELETE_BATCH));
+		send_owned(m, m->src,
+			   move_sql_delete_batch(m->tables[m->table], &m->spec, DELETE_BATCH));
 		break;
 	}
 }
@@ -939,8 +969,8 @@ static void advance(struct move *m)
 			break;
 		}
 		log_info("move %d: the hold lasted %.1f ms: running units ended after %.1f ms, the "
-			 "target had applied the source's WAL %.1f ms later", m->id,
-			 (double)(clock_now_us() - m->hold_us) / 1000,
+			 "target had applied the source's WAL %.1f ms later",
+			 m->id, (double)(clock_now_us() - m->hold_us) / 1000,
 			 (double)(m->drained_us - m->hold_us) / 1000,
 			 (double)(clock_now_us() - m->drained_us) / 1000);
 		set_step(m, MOVE_DONE, NULL);
@@ -971,7 +1001,6 @@ static void on_tick(void *arg)
 	/* else: recovered at start, before the shards' primaries are known; the next tick tries */
 }
 
-
 /* ---- the console's verbs ---- */
 
 static struct movers *movers_of(struct worker *w)
@@ -990,7 +1019,8 @@ static struct move *find_move(struct worker *w, int id)
 
 	if (!w->movers)
 		return NULL;
-	for_each_node(n, &w->movers->moves) {
+	for_each_node(n, &w->movers->moves)
+	{
 		struct move *m = list_entry(n, struct move, node);
 
 		if (m->id == id)
@@ -1007,7 +1037,8 @@ static struct move *overlapping(struct worker *w, const char *set, const struct 
 
 	if (!w->movers)
 		return NULL;
-	for_each_node(ln, &w->movers->moves) {
+	for_each_node(ln, &w->movers->moves)
+	{
 		struct move *m = list_entry(ln, struct move, node);
 
 		if (strcmp(m->set, set) != 0 || m->step == MOVE_FAILED || m->step == MOVE_CLEANED)
@@ -1038,9 +1069,12 @@ static void fill_from_section(struct move *m, const struct shards_entry *set,
 {
 	snprintf(m->key, sizeof(m->key), "%s", set->key);
 	snprintf(m->dbname, sizeof(m->dbname), "%s", e->dbname[0] ? e->dbname : e->name);
-	m->spec = (struct move_spec){ .key_type = set->key_type, .key = m->key,
-				      .seed = l->map->seed, .n_buckets = l->map->n_buckets,
-				      .ranges = m->ranges, .n_ranges = m->n_ranges };
+	m->spec = (struct move_spec){ .key_type = set->key_type,
+				      .key = m->key,
+				      .seed = l->map->seed,
+				      .n_buckets = l->map->n_buckets,
+				      .ranges = m->ranges,
+				      .n_ranges = m->n_ranges };
 	move_ranges_format(m->ranges, m->n_ranges, m->buckets, sizeof(m->buckets));
 }
 
@@ -1055,27 +1089,33 @@ static bool check_request(struct worker *w, struct move *m, const char *buckets,
 
 	*sqlstate = "22023";
 	if (!set || !l || !e) {
-		snprintf(err, errlen, "no [shards.%s] section with a map in force and a database "
-			 "sharded by it", m->set);
+		snprintf(err, errlen,
+			 "no [shards.%s] section with a map in force and a database "
+			 "sharded by it",
+			 m->set);
 		return false;
 	}
 	for (int i = 0; i < w->cfg->n_dbs; i++) {
 		const struct db_entry *o = &w->cfg->dbs[i];
-		const char *db = o->dbname[0] ? o->dbname : o->name, *first = e->dbname[0] ? e->dbname
-											    : e->name;
+		const char *db = o->dbname[0] ? o->dbname : o->name,
+			   *first = e->dbname[0] ? e->dbname : e->name;
 
 		/* One map places the rows of every database split by it: a move moves one database. */
 		if (strcmp(o->shards, m->set) == 0 && strcmp(db, first) != 0) {
 			*sqlstate = "0A000";
-			snprintf(err, errlen, "databases %s and %s are both split by [shards.%s]: a move "
-				 "copies the tables of one database", e->name, o->name, m->set);
+			snprintf(err, errlen,
+				 "databases %s and %s are both split by [shards.%s]: a move "
+				 "copies the tables of one database",
+				 e->name, o->name, m->set);
 			return false;
 		}
 	}
 	if (config_shard_map_in_etcd(set)) {
 		*sqlstate = "0A000";
-		snprintf(err, errlen, "shards.%s keeps its map in etcd: moves coordinated through "
-			 "etcd are not supported yet", m->set);
+		snprintf(err, errlen,
+			 "shards.%s keeps its map in etcd: moves coordinated through "
+			 "etcd are not supported yet",
+			 m->set);
 		return false;
 	}
 	if (!move_parse_buckets(buckets, l->map->n_buckets, m->ranges, MOVE_RANGES_MAX,
@@ -1096,9 +1136,10 @@ static bool check_request(struct worker *w, struct move *m, const char *buckets,
 			int k = l->map->owner[b];
 
 			if (from >= 0 && k != from) {
-				snprintf(err, errlen, "the buckets are on several shards (%s, %s): move "
-					 "them one shard at a time", l->map->names[from],
-					 l->map->names[k]);
+				snprintf(err, errlen,
+					 "the buckets are on several shards (%s, %s): move "
+					 "them one shard at a time",
+					 l->map->names[from], l->map->names[k]);
 				return false;
 			}
 			from = k;
@@ -1114,15 +1155,18 @@ static bool check_request(struct worker *w, struct move *m, const char *buckets,
 		char why[120];
 		uint32_t b;
 
-		if (!shard_key_from_text((enum shard_key_type)set->key_type, key, strlen(key), &k, why,
-					 sizeof(why)))
+		if (!shard_key_from_text((enum shard_key_type)set->key_type, key, strlen(key), &k,
+					 why, sizeof(why)))
 			continue;
 		b = (uint32_t)(shard_key_hash(&k, l->map->seed) & (l->map->n_buckets - 1));
 		if (move_ranges_contain(m->ranges, m->n_ranges, b)) {
 			*sqlstate = "0A000";
-			snprintf(err, errlen, "bucket %u holds key %s, which the map overrides: buckets "
-				 "of overridden keys cannot be moved yet (remove the override, or leave "
-				 "that bucket out)", b, key);
+			snprintf(
+				err, errlen,
+				"bucket %u holds key %s, which the map overrides: buckets "
+				"of overridden keys cannot be moved yet (remove the override, or leave "
+				"that bucket out)",
+				b, key);
 			return false;
 		}
 	}
@@ -1202,8 +1246,9 @@ bool worker_move_abort(struct worker *w, int id, char *err, size_t errlen)
 	}
 	if (move_step_on_failure(m->step) != MOVE_ROLLBACK) {
 		snprintf(err, errlen, "move %d is %s: %s", id, move_step_name(m->step),
-			 move_step_switched(m->step) ? "the map has switched, only MOVE CLEANUP remains"
-						     : "nothing to abort");
+			 move_step_switched(m->step)
+				 ? "the map has switched, only MOVE CLEANUP remains"
+				 : "nothing to abort");
 		return false;
 	}
 	if (m->busy) {
@@ -1228,8 +1273,10 @@ bool worker_move_cleanup(struct worker *w, int id, char *err, size_t errlen)
 		return false;
 	}
 	if (m->step != MOVE_DONE && !(m->step == MOVE_FAILED && m->created)) {
-		snprintf(err, errlen, "move %d is %s: clean-up follows the switch (step done) or a "
-			 "failure", id, move_step_name(m->step));
+		snprintf(err, errlen,
+			 "move %d is %s: clean-up follows the switch (step done) or a "
+			 "failure",
+			 id, move_step_name(m->step));
 		return false;
 	}
 	m->error[0] = '\0';
@@ -1250,7 +1297,8 @@ enum move_cover worker_moves_bucket(struct worker *w, const char *set, uint32_t 
 
 	if (!w->movers)
 		return MOVE_COVER_NONE;
-	for_each_node(n, &w->movers->moves) {
+	for_each_node(n, &w->movers->moves)
+	{
 		struct move *m = list_entry(n, struct move, node);
 
 		if (m->step > MOVE_SWITCH || strcmp(m->set, set) != 0 ||
@@ -1270,7 +1318,8 @@ bool worker_moves_hold_client(struct worker *w, struct client *c)
 	if (!w->movers)
 		return false;
 	/* The newest holding move: a client waits for one move at a time. */
-	for_each_node(n, &w->movers->moves) {
+	for_each_node(n, &w->movers->moves)
+	{
 		struct move *m = list_entry(n, struct move, node);
 
 		if (!move_step_holds(m->step))
@@ -1296,7 +1345,8 @@ void worker_moves_forget_client(struct worker *w, struct client *c)
 
 	if (!w->movers)
 		return;
-	for_each_node(n, &w->movers->moves) {
+	for_each_node(n, &w->movers->moves)
+	{
 		struct move *m = list_entry(n, struct move, node);
 
 		for (int i = 0; i < m->n_held; i++) {
@@ -1312,7 +1362,8 @@ bool worker_moves_active(struct worker *w)
 
 	if (!w->movers)
 		return false;
-	for_each_node(n, &w->movers->moves) {
+	for_each_node(n, &w->movers->moves)
+	{
 		if (!ended(list_entry(n, struct move, node)))
 			return true;
 	}
@@ -1325,13 +1376,21 @@ void worker_moves_each(struct worker *w, worker_move_fn fn, void *arg)
 
 	if (!w->movers)
 		return;
-	for_each_node(n, &w->movers->moves) {
+	for_each_node(n, &w->movers->moves)
+	{
 		struct move *m = list_entry(n, struct move, node);
 		struct move_view v = {
-			.id = m->id, .set = m->set, .buckets = m->buckets, .from = m->from,
-			.to = m->to, .step = move_step_name(m->step), .error = m->error,
+			.id = m->id,
+			.set = m->set,
+			.buckets = m->buckets,
+			.from = m->from,
+			.to = m->to,
+			.step = move_step_name(m->step),
+			.error = m->error,
 			.warning = m->warning,
-			.rows = m->rows, .lag = m->lag, .held = m->n_held,
+			.rows = m->rows,
+			.lag = m->lag,
+			.held = m->n_held,
 			.started_us = m->started_us,
 		};
 
@@ -1365,10 +1424,11 @@ static void recover_line(struct movers *ms, const struct shards_entry *set,
 			map_to = i;
 	}
 	if (!move_parse_buckets(buckets, l->map->n_buckets, m->ranges, MOVE_RANGES_MAX,
-				&m->n_ranges, err, sizeof(err)) || map_to < 0 || m->n_ranges == 0) {
+				&m->n_ranges, err, sizeof(err)) ||
+	    map_to < 0 || m->n_ranges == 0) {
 		log_warning("shards.%s: move %s in %s.moves does not fit the map: left alone "
-			    "(drop its subscription, publication and slot by hand)", set->name, name,
-			    set->map);
+			    "(drop its subscription, publication and slot by hand)",
+			    set->name, name, set->map);
 		free(m);
 		return;
 	}

@@ -23,38 +23,38 @@
 #include "shard/map.h"
 #include "worker/worker.h"
 
-#define BACKOFF_FIRST 0.5       /* seconds before the first retry */
+#define BACKOFF_FIRST 0.5 /* seconds before the first retry */
 #define BACKOFF_MAX 5.0
-#define REQUEST_TIMEOUT 5.0     /* a read, whole; a watch, its connection */
+#define REQUEST_TIMEOUT 5.0 /* a read, whole; a watch, its connection */
 #define WHY_MAX 320
 
 enum feed_phase { FEED_RANGE, FEED_WATCH, FEED_WAIT };
 
 struct etcd_feed {
-	struct list_node node;          /* in shard_maps.feeds */
+	struct list_node node; /* in shard_maps.feeds */
 	struct shard_maps *sm;
-	char *name;                     /* the section's */
-	char *source;                   /* its map = value */
+	char *name;   /* the section's */
+	char *source; /* its map = value */
 	struct etcd_source src;
-	int endpoint;                   /* the one in use, into src.endpoints */
-	int failed;                     /* endpoints failed in a row, this round */
+	int endpoint; /* the one in use, into src.endpoints */
+	int failed;   /* endpoints failed in a row, this round */
 	enum feed_phase phase;
-	struct loaded_shard_map *map;   /* in force; NULL: none yet */
-	char *text;                     /* map's text */
+	struct loaded_shard_map *map; /* in force; NULL: none yet */
+	char *text;                   /* map's text */
 	size_t len;
-	int64_t map_revision;           /* etcd's mod_revision of map */
-	int64_t revision;               /* the store's revision last seen */
+	int64_t map_revision; /* etcd's mod_revision of map */
+	int64_t revision;     /* the store's revision last seen */
 	double backoff;
 	struct evloop_timer retry;
-	time_t down_since;              /* 0: etcd answers */
+	time_t down_since; /* 0: etcd answers */
 	char down_why[WHY_MAX];
-	char problem[WHY_MAX + 80];     /* the last value not taken, and why; "" none */
+	char problem[WHY_MAX + 80]; /* the last value not taken, and why; "" none */
 };
 
 struct shard_maps {
 	struct worker *w;
-	struct http *http;              /* every feed's requests */
-	struct list_node feeds;         /* struct etcd_feed */
+	struct http *http;      /* every feed's requests */
+	struct list_node feeds; /* struct etcd_feed */
 };
 
 static void feed_read(struct etcd_feed *f);
@@ -117,12 +117,14 @@ static void note_down(struct etcd_feed *f, const char *why)
 		f->down_since = time(NULL);
 		snprintf(f->down_why, sizeof(f->down_why), "%s", why);
 		if (f->map)
-			log_warning("shards.%s: etcd %s unreachable (%s): keeping map version %" PRIu64
-				    ", retrying", f->name, f->src.endpoints[f->endpoint], why,
-				    version_of(f));
+			log_warning(
+				"shards.%s: etcd %s unreachable (%s): keeping map version %" PRIu64
+				", retrying",
+				f->name, f->src.endpoints[f->endpoint], why, version_of(f));
 		else
 			log_warning("shards.%s: etcd %s unreachable (%s): no map in force yet, "
-				    "retrying", f->name, f->src.endpoints[f->endpoint], why);
+				    "retrying",
+				    f->name, f->src.endpoints[f->endpoint], why);
 	}
 }
 
@@ -138,7 +140,8 @@ static void refuse(struct etcd_feed *f, int64_t rev, const char *why)
 		return;
 	snprintf(f->problem, sizeof(f->problem), "%s", problem);
 	log_warning("shards.%s: etcd key %s: map at revision %" PRId64 " refused: %s; %s", f->name,
-		    f->src.key, rev, why, f->map ? "the map in force stays" : "no map in force yet");
+		    f->src.key, rev, why,
+		    f->map ? "the map in force stays" : "no map in force yet");
 }
 
 /* Is l (valid for the section) a step back from the map in force? why says how. */
@@ -165,8 +168,8 @@ static void take(struct etcd_feed *f, struct loaded_shard_map *l, struct etcd_va
 			    f->name, m->version);
 	snprintf(was, sizeof(was), f->map ? "version %" PRIu64 : "none", version_of(f));
 	log_info("shards.%s: map version %" PRIu64 " checksum %016" PRIx64 " from etcd revision "
-		 "%" PRId64 " in force (was %s)", f->name, m->version, m->checksum, v->mod_revision,
-		 was);
+		 "%" PRId64 " in force (was %s)",
+		 f->name, m->version, m->checksum, v->mod_revision, was);
 	config_shard_map_unref(f->map);
 	free(f->text);
 	f->map = l;
@@ -295,8 +298,8 @@ static void feed_watch(struct etcd_feed *f)
 	opts(&o);
 	url_of(f, "/v3/watch", url, sizeof(url));
 	f->phase = FEED_WATCH;
-	if (!body || !http_stream(f->sm->http, url, body, strlen(body), &o, on_watch_data,
-				  on_watch_done, f))
+	if (!body ||
+	    !http_stream(f->sm->http, url, body, strlen(body), &o, on_watch_data, on_watch_done, f))
 		feed_failed(f, "out of memory");
 	free(body);
 }
@@ -376,9 +379,10 @@ static void carry_over(struct etcd_feed *f, struct etcd_feed *old, const struct 
 		return;
 	f->map = config_shard_map_from_text(set, old->text, old->len, why, sizeof(why));
 	if (!f->map) {
-		log_warning("shards.%s: map version %" PRIu64 " does not fit the changed section (%s):"
-			    " none in force until etcd offers one that does", f->name, version_of(old),
-			    why);
+		log_warning("shards.%s: map version %" PRIu64
+			    " does not fit the changed section (%s):"
+			    " none in force until etcd offers one that does",
+			    f->name, version_of(old), why);
 		return;
 	}
 	f->text = old->text;
@@ -399,7 +403,8 @@ static struct etcd_feed *feed_new(struct shard_maps *sm, const struct shards_ent
 	f->backoff = BACKOFF_FIRST;
 	f->name = strdup(set->name);
 	f->source = strdup(set->map);
-	if (!f->name || !f->source || !shard_etcd_parse_source(set->map, &f->src, why, sizeof(why))) {
+	if (!f->name || !f->source ||
+	    !shard_etcd_parse_source(set->map, &f->src, why, sizeof(why))) {
 		free(f->name);
 		free(f->source);
 		free(f);
@@ -460,7 +465,8 @@ void worker_shard_maps_apply(struct worker *w)
 		if (!config_shard_map_in_etcd(set))
 			continue;
 		if (!(f = feed_new(sm, set))) {
-			log_error("shards.%s: out of memory: its map in etcd is not read", set->name);
+			log_error("shards.%s: out of memory: its map in etcd is not read",
+				  set->name);
 			continue;
 		}
 		carry_over(f, find_feed(&old, set->name), set);

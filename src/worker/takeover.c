@@ -66,8 +66,10 @@ static bool on_offer(void *arg, struct takeover_offer *out, char *why, size_t wh
 	}
 	/* The hold and the switch of a move are this process's: they cannot follow the sockets. */
 	if (worker_moves_active(w)) {
-		snprintf(why, whylen, "pgmux pid %d is moving buckets (SHOW MOVES): let the move "
-			 "reach done, or MOVE ABORT it, then take over", (int)getpid());
+		snprintf(why, whylen,
+			 "pgmux pid %d is moving buckets (SHOW MOVES): let the move "
+			 "reach done, or MOVE ABORT it, then take over",
+			 (int)getpid());
 		return false;
 	}
 	n = listen_sockets(w->listeners, ls, TAKEOVER_MAX_SOCKETS - 1);
@@ -116,7 +118,8 @@ static void hand_over_idle_clients(void *arg)
 	}
 	mb_free(&mb);
 	if (sent)
-		log_debug("takeover: %d idle clients handed over, %d left here", sent, w->n_clients);
+		log_debug("takeover: %d idle clients handed over, %d left here", sent,
+			  w->n_clients);
 }
 
 /* The new process accepts: stop, and shut down as on SIGTERM (clients stay until they leave). */

@@ -46,8 +46,9 @@ static bool entry_target_changed(const struct db_entry *a, const struct db_entry
 {
 	return strcmp(a->host, b->host) || a->port != b->port || strcmp(a->dbname, b->dbname) ||
 	       strcmp(a->user, b->user) || strcmp(a->password, b->password) ||
-	       strcmp(a->client_encoding, b->client_encoding) || strcmp(a->datestyle, b->datestyle) ||
-	       strcmp(a->timezone, b->timezone) || strcmp(a->application_name, b->application_name) ||
+	       strcmp(a->client_encoding, b->client_encoding) ||
+	       strcmp(a->datestyle, b->datestyle) || strcmp(a->timezone, b->timezone) ||
+	       strcmp(a->application_name, b->application_name) ||
 	       strcmp(a->connect_query, b->connect_query) || strcmp(a->cluster, b->cluster);
 }
 
@@ -66,8 +67,9 @@ static void apply_restart_only_keys(struct config *newcfg, const struct config *
 
 			config_show_value(old, k, shown_a, sizeof(shown_a));
 			config_show_value(newcfg, k, shown_b, sizeof(shown_b));
-			log_warning("config: %s changed from '%s' to '%s': needs a restart, keeping '%s'",
-				    k->name, shown_a, shown_b, shown_a);
+			log_warning(
+				"config: %s changed from '%s' to '%s': needs a restart, keeping '%s'",
+				k->name, shown_a, shown_b, shown_a);
 			config_set_value(newcfg, k->name, a, b, sizeof(b));
 		}
 	}
@@ -137,10 +139,11 @@ static void note_pending(enum tls_side side, const char *why, char *err, size_t 
 	const char *name = side == TLS_SIDE_CLIENTS ? "client" : "server";
 	size_t used = strlen(err);
 
-	snprintf(err + used, errlen - used,
-		 "%schange pending until %s_tls_key_file and %s_tls_cert_file form a pair (%s); new %s "
-		 "connections keep the running TLS settings until then",
-		 used ? "; " : "", name, name, why, name);
+	snprintf(
+		err + used, errlen - used,
+		"%schange pending until %s_tls_key_file and %s_tls_cert_file form a pair (%s); new %s "
+		"connections keep the running TLS settings until then",
+		used ? "; " : "", name, name, why, name);
 }
 
 /*
@@ -165,7 +168,8 @@ static enum tls_apply worker_apply_tls_dns(struct worker *w, const struct config
 
 		worker_tls_settings(cfg, sides[i], &ts);
 		res[i] = tls_build_side(&ts, sides[i], &built[i], why[i], sizeof(why[i]));
-		if (res[i] == TLS_BUILD_FAILED || (res[i] == TLS_BUILD_UNPAIRED && !allow_unpaired)) {
+		if (res[i] == TLS_BUILD_FAILED ||
+		    (res[i] == TLS_BUILD_UNPAIRED && !allow_unpaired)) {
 			/* All or nothing: a side built already is not applied either. */
 			snprintf(err, errlen, "%s", why[i]);
 			tls_ctx_free(built[0]);
@@ -201,8 +205,10 @@ static bool clusters_kept(struct worker *w, const struct config *newcfg, char *e
 
 		if (db->removed || !e || strcmp(now, e->cluster) == 0)
 			continue;
-		snprintf(err, errlen, "database %s: changing cluster= (from \"%s\" to \"%s\") needs a "
-			 "restart", db->name, now, e->cluster);
+		snprintf(err, errlen,
+			 "database %s: changing cluster= (from \"%s\" to \"%s\") needs a "
+			 "restart",
+			 db->name, now, e->cluster);
 		return false;
 	}
 	return true;
@@ -215,7 +221,7 @@ void worker_log_config_warnings(const struct config *cfg)
 }
 
 enum worker_apply_result worker_apply(struct worker *w, struct config *newcfg, unsigned what,
-				     bool allow_unpaired, char *err, size_t errlen)
+				      bool allow_unpaired, char *err, size_t errlen)
 {
 	enum worker_apply_result res = WORKER_APPLIED;
 	struct userlist *ul = NULL;
@@ -253,8 +259,8 @@ bool worker_reload(struct worker *w, char *err, size_t errlen)
 {
 	struct config *newcfg = config_load(w->cfg->config_file, err, errlen);
 
-	if (!newcfg || worker_apply(w, newcfg, CONFIG_APPLY_ALL, false, err, errlen) ==
-			       WORKER_APPLY_FAILED) {
+	if (!newcfg ||
+	    worker_apply(w, newcfg, CONFIG_APPLY_ALL, false, err, errlen) == WORKER_APPLY_FAILED) {
 		log_error("reload failed, keeping the old config: %s", err);
 		w->reloads_failed++;
 		return false;
@@ -277,7 +283,8 @@ void worker_shutdown(struct worker *w, bool safe)
 		evloop_break(&w->loop);
 		return;
 	}
-	log_info(safe ? "safe shutdown: waiting for running transactions" : "shutdown: waiting for clients to leave");
+	log_info(safe ? "safe shutdown: waiting for running transactions"
+		      : "shutdown: waiting for clients to leave");
 	w->shutting_down = true;
 	w->safe_shutdown = w->safe_shutdown || safe;
 	listen_close(w->listeners);

@@ -20,7 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sql[size] = 0;
 	if (admin_parse(sql, &cmd, err, sizeof(err)) == ADMIN_PARSE_OK) {
 		/* what the console prints back must be terminated within its field */
-		if (!memchr(cmd.arg, 0, sizeof(cmd.arg)) || !memchr(cmd.value, 0, sizeof(cmd.value)))
+		if (!memchr(cmd.arg, 0, sizeof(cmd.arg)) ||
+		    !memchr(cmd.value, 0, sizeof(cmd.value)))
 			__builtin_trap();
 		(void)strlen(admin_verb_tag(cmd.verb));
 	} else if (!memchr(err, 0, sizeof(err))) {

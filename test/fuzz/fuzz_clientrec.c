@@ -26,7 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (clientrec_open(&r, buf, (size_t)(end - buf), why, sizeof(why))) {
 		while (clientrec_next(&r, &f)) {
 			/* every borrowed span lies inside the record */
-			if (f.str && (f.str < (const char *)buf || f.str + f.str_len > (const char *)end))
+			if (f.str &&
+			    (f.str < (const char *)buf || f.str + f.str_len > (const char *)end))
 				__builtin_trap();
 			if (f.value && f.value + f.value_len > (const char *)end)
 				__builtin_trap();

@@ -138,7 +138,7 @@ void tls_conn_describe(const struct conn *c, char *buf, size_t len)
 /* ---- the owner ---- */
 
 struct owner {
-	uint32_t script;     /* xorshift state: the owner's choices */
+	uint32_t script; /* xorshift state: the owner's choices */
 	struct conn *self;
 	bool closed;
 	uint8_t answer[1024]; /* answers far larger than questions, as SHOW replies */
@@ -168,7 +168,8 @@ static enum conn_action on_packet(void *owner, struct conn *c, const struct pkt_
 		return CONN_FORWARD;
 	if (pick < 42) {
 		/* answered by pgmux itself (or rewritten for the peer) */
-		conn_write(pick & 1 && c->peer ? c->peer : c, o->answer, 1 + next(o) % sizeof(o->answer));
+		conn_write(pick & 1 && c->peer ? c->peer : c, o->answer,
+			   1 + next(o) % sizeof(o->answer));
 		return CONN_CONSUME;
 	}
 	if (pick < 56)

@@ -14,8 +14,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const struct hba_client clients[] = {
 		{ .is_unix = true, .database = "app", .user = "alice" },
 		{ .family = AF_INET, .addr = { 10, 1, 2, 3 }, .database = "all", .user = "bob" },
-		{ .family = AF_INET6, .tls = true, .addr = { 0xfe, 0x80, [15] = 1 },
-		  .database = "replication", .user = "postgres" },
+		{ .family = AF_INET6,
+		  .tls = true,
+		  .addr = { 0xfe, 0x80, [15] = 1 },
+		  .database = "replication",
+		  .user = "postgres" },
 	};
 	char err[256];
 	struct hba *h = hba_parse((const char *)data, size, "fuzz", err, sizeof(err));

@@ -22,7 +22,8 @@ static const struct json_node *check(const struct json_doc *d, const struct json
 		__builtin_trap();
 	if (n->kind == JSON_STRING && strlen(n->s) != n->len)
 		__builtin_trap();
-	for (uint32_t i = 0; (n->kind == JSON_ARRAY || n->kind == JSON_OBJECT) && i < n->count; i++) {
+	for (uint32_t i = 0; (n->kind == JSON_ARRAY || n->kind == JSON_OBJECT) && i < n->count;
+	     i++) {
 		if (n->kind == JSON_OBJECT) {
 			if (c->kind != JSON_STRING)
 				__builtin_trap();

@@ -13,13 +13,14 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* RFC 7677's example: password "pencil", 4096 iterations. */
-#define SECRET                                                                                   \
+#define SECRET                                                                                      \
 	"SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:" \
 	"wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="
 #define OUR_NONCE "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
 
 static const uint8_t salt[16] = {
-	0x5b, 0x6d, 0x99, 0x68, 0x9d, 0x12, 0x35, 0x8e, 0xec, 0xa0, 0x4b, 0x14, 0x12, 0x36, 0xfa, 0x81,
+	0x5b, 0x6d, 0x99, 0x68, 0x9d, 0x12, 0x35, 0x8e,
+	0xec, 0xa0, 0x4b, 0x14, 0x12, 0x36, 0xfa, 0x81,
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -46,7 +47,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	nul = memchr(data, 0, size);
 	first_len = nul ? (size_t)(nul - data) : size;
 	if (scram_server_first(&ss, (const char *)data, first_len, out, sizeof(out), &outn, err,
-			       sizeof(err)) == SCRAM_SERVER_OK && nul) {
+			       sizeof(err)) == SCRAM_SERVER_OK &&
+	    nul) {
 		if (outn >= sizeof(out) || out[outn] != 0)
 			__builtin_trap();
 		(void)scram_server_final(&ss, (const char *)nul + 1, size - first_len - 1, out,

@@ -27,7 +27,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!takeovermsg_decode(buf, len, &again, err, sizeof(err)))
 		abort();
 	/* a piece of a record points into the bytes decoded: compare what it points to */
-	if (m.piece_len != again.piece_len || (m.piece_len && memcmp(m.piece, again.piece, m.piece_len)))
+	if (m.piece_len != again.piece_len ||
+	    (m.piece_len && memcmp(m.piece, again.piece, m.piece_len)))
 		abort();
 	m.piece = again.piece = NULL;
 	if (memcmp(&m, &again, sizeof(m)) != 0)

@@ -249,13 +249,15 @@ static void test_move(void **state)
 	char err[256];
 
 	(void)state;
-	assert_int_equal(admin_parse("move buckets users 0-1023,2048 to b;", &cmd, err, sizeof(err)),
+	assert_int_equal(admin_parse("move buckets users 0-1023,2048 to b;", &cmd, err,
+				     sizeof(err)),
 			 ADMIN_PARSE_OK);
 	assert_int_equal(cmd.verb, ADMIN_MOVE);
 	assert_string_equal(cmd.arg, "users");
 	assert_string_equal(cmd.value, "0-1023,2048");
 	assert_string_equal(cmd.target, "b");
-	assert_int_equal(admin_parse("MOVE BUCKETS \"My Set\" 7 TO \"x y\"", &cmd, err, sizeof(err)),
+	assert_int_equal(admin_parse("MOVE BUCKETS \"My Set\" 7 TO \"x y\"", &cmd, err,
+				     sizeof(err)),
 			 ADMIN_PARSE_OK);
 	assert_string_equal(cmd.arg, "My Set");
 	assert_string_equal(cmd.value, "7");
@@ -288,12 +290,9 @@ static void test_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_accepted),
-		cmocka_unit_test(test_refused),
-		cmocka_unit_test(test_lengths),
-		cmocka_unit_test(test_output_always_written),
-		cmocka_unit_test(test_shutdown_mode),
-		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_accepted),      cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_lengths),       cmocka_unit_test(test_output_always_written),
+		cmocka_unit_test(test_shutdown_mode), cmocka_unit_test(test_names),
 		cmocka_unit_test(test_move),
 	};
 

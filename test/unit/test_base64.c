@@ -37,7 +37,8 @@ static void test_rfc4648_vectors(void **state)
 		size_t n = 99;
 
 		assert_int_equal(base64_encoded_len(strlen(plain)), strlen(enc));
-		assert_true(base64_encode((const uint8_t *)plain, strlen(plain), out, sizeof(out), &n));
+		assert_true(
+			base64_encode((const uint8_t *)plain, strlen(plain), out, sizeof(out), &n));
 		assert_string_equal(out, enc);
 		assert_int_equal(n, strlen(enc));
 
@@ -88,18 +89,17 @@ static void test_all_byte_values(void **state)
 static void test_decode_rejects(void **state)
 {
 	static const char *const bad[] = {
-		"Zg=",      /* length not a multiple of 4 */
-		"Zg",       /* unpadded */
-		"Zg=a",     /* data after padding */
-		"Z===",     /* too much padding */
-		"====",     /* padding only */
-		"Zg==Zg==", /* padding before the end */
-		"Zh==",     /* non-zero bits under the padding */
-		"Zm9=",     /* same, one '=' */
-		"Zm9v*A==", /* not in the alphabet */
-		"Zm 9",     /* whitespace is not skipped */
-		"Zm9v\nZg==",
-		"Zm9-",     /* URL-safe alphabet is not accepted */
+		"Zg=",                /* length not a multiple of 4 */
+		"Zg",                 /* unpadded */
+		"Zg=a",               /* data after padding */
+		"Z===",               /* too much padding */
+		"====",               /* padding only */
+		"Zg==Zg==",           /* padding before the end */
+		"Zh==",               /* non-zero bits under the padding */
+		"Zm9=",               /* same, one '=' */
+		"Zm9v*A==",           /* not in the alphabet */
+		"Zm 9",               /* whitespace is not skipped */
+		"Zm9v\nZg==", "Zm9-", /* URL-safe alphabet is not accepted */
 		"Zm9_",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -139,10 +139,8 @@ static void test_bounds(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rfc4648_vectors),
-		cmocka_unit_test(test_matches_libcrypto),
-		cmocka_unit_test(test_all_byte_values),
-		cmocka_unit_test(test_decode_rejects),
+		cmocka_unit_test(test_rfc4648_vectors), cmocka_unit_test(test_matches_libcrypto),
+		cmocka_unit_test(test_all_byte_values), cmocka_unit_test(test_decode_rejects),
 		cmocka_unit_test(test_bounds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -45,8 +45,9 @@ static void test_int8_matches_postgresql(void **state)
 
 		if (got != int8_cases[i].expected)
 			fail_msg("hashint8extended(%lld, %llu): got %lld, PostgreSQL %lld",
-				 (long long)int8_cases[i].key, (unsigned long long)int8_cases[i].seed,
-				 (long long)got, (long long)int8_cases[i].expected);
+				 (long long)int8_cases[i].key,
+				 (unsigned long long)int8_cases[i].seed, (long long)got,
+				 (long long)int8_cases[i].expected);
 	}
 }
 
@@ -74,7 +75,8 @@ static void test_small_integers_hash_as_their_word(void **state)
 
 	for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
 		uint32_t w = (uint32_t)(int32_t)keys[i];
-		uint8_t word[4] = { (uint8_t)w, (uint8_t)(w >> 8), (uint8_t)(w >> 16), (uint8_t)(w >> 24) };
+		uint8_t word[4] = { (uint8_t)w, (uint8_t)(w >> 8), (uint8_t)(w >> 16),
+				    (uint8_t)(w >> 24) };
 
 		assert_true(bucket_hash_int8(keys[i], 7) == bucket_hash_bytes(word, 4, 7));
 		assert_true(bucket_hash_int8(keys[i], 0) == bucket_hash_bytes(word, 4, 0));

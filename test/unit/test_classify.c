@@ -82,7 +82,8 @@ static const struct classify_case cases[] = {
 
 	/* read-only WITH */
 	{ "WITH x AS (SELECT 1) SELECT * FROM x", R },
-	{ "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 5) SELECT * FROM r", R },
+	{ "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 5) SELECT * FROM r",
+	  R },
 	{ "with a as (select 1), b as (select 2) select * from a, b", R },
 	{ "WITH x AS MATERIALIZED (SELECT 1) SELECT * FROM x", R },
 	{ "WITH x AS NOT MATERIALIZED (VALUES (1)) TABLE x", R },
@@ -96,8 +97,10 @@ static const struct classify_case cases[] = {
 	{ "WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x", W },
 	{ "WITH x AS (SELECT 1) UPDATE t SET a = 2", W },
 	{ "WITH x AS (SELECT 1) MERGE INTO t USING x ON true WHEN MATCHED THEN DELETE", W },
-	{ "WITH a AS (SELECT 1), b AS (WITH c AS (DELETE FROM t RETURNING 1) SELECT * FROM c) SELECT 1", W },
-	{ "WITH m AS (MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE RETURNING *) SELECT 1", W },
+	{ "WITH a AS (SELECT 1), b AS (WITH c AS (DELETE FROM t RETURNING 1) SELECT * FROM c) SELECT 1",
+	  W },
+	{ "WITH m AS (MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE RETURNING *) SELECT 1",
+	  W },
 	{ "WITH x AS (SELECT 1) SELECT * INTO newtab FROM x", W },
 
 	/* row locks, also nested */
@@ -169,7 +172,8 @@ static const struct classify_case cases[] = {
 	{ "$$select$$", W },
 	{ "42", W },
 	{ "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$", W },
-	{ "CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO log VALUES (1); UPDATE c SET n = n + 1)", W },
+	{ "CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO log VALUES (1); UPDATE c SET n = n + 1)",
+	  W },
 
 	/* keywords hidden in comments, literals, quoted identifiers */
 	{ "SELECT 'DELETE FROM t'", R },
@@ -401,7 +405,8 @@ static const struct classify_case cases[] = {
 	{ "SET pgmux.route = replica; SELECT 1", W },
 	{ "/* pgmux:primary */ SET pgmux.route = replica; SELECT 1", W, F_PRI },
 	{ "/* pgmux:replica */ SELECT 1; SELECT 2", R, F_REP },
-	{ "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT CASE WHEN true THEN 2 END; END; SELECT 3", W },
+	{ "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT CASE WHEN true THEN 2 END; END; SELECT 3",
+	  W },
 
 	/* empty */
 	{ "", EMPTY },
@@ -454,7 +459,8 @@ static void check_case(const struct classify_case *tc)
 	classify_sql(copy, len, NULL, &res);
 	free(copy);
 	if (res.cls != tc->cls)
-		fail_msg("%s: %s, expected %s", tc->sql, route_class_name(res.cls), route_class_name(tc->cls));
+		fail_msg("%s: %s, expected %s", tc->sql, route_class_name(res.cls),
+			 route_class_name(tc->cls));
 	if (res.read_only_txn != !!(tc->flags & F_RO))
 		fail_msg("%s: read_only_txn %d", tc->sql, res.read_only_txn);
 	if (res.set_local != !!(tc->flags & F_LOCAL))
@@ -488,8 +494,10 @@ static void test_statement_count(void **state)
 		{ "SELECT 1; SELECT 2", 2 },
 		{ "SELECT 1;; ;SELECT 2;", 2 },
 		{ "SELECT ';'; SELECT \";\"; SELECT $x$;$x$", 3 },
-		{ "CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO l VALUES (1); DELETE FROM m)", 1 },
-		{ "CREATE PROCEDURE p() LANGUAGE sql BEGIN ATOMIC INSERT INTO t VALUES (1); END; CALL p()", 2 },
+		{ "CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO l VALUES (1); DELETE FROM m)",
+		  1 },
+		{ "CREATE PROCEDURE p() LANGUAGE sql BEGIN ATOMIC INSERT INTO t VALUES (1); END; CALL p()",
+		  2 },
 		{ "BEGIN; SELECT 1; COMMIT;", 3 },
 	};
 	struct route_result res;
@@ -573,7 +581,8 @@ static void test_defaults_documented(void **state)
 	for (size_t i = 0; i < classify_n_default_write_functions; i++) {
 		char sql[128];
 		struct route_result res;
-		int n = snprintf(sql, sizeof(sql), "SELECT %s()", classify_default_write_functions[i]);
+		int n = snprintf(sql, sizeof(sql), "SELECT %s()",
+				 classify_default_write_functions[i]);
 
 		classify_sql(sql, (size_t)n, NULL, &res);
 		if (res.cls != ROUTE_WRITE && res.cls != ROUTE_SESSION_PIN)
@@ -611,8 +620,9 @@ static void test_names(void **state)
 /* By hand: ./test_classify --bench. A typical ~100-byte SELECT from an ORM. */
 static int bench(void)
 {
-	static const char sql[] = "SELECT u.id, u.name, u.email FROM users u "
-				  "WHERE u.account_id = $1 AND u.deleted_at IS NULL ORDER BY u.id LIMIT 50";
+	static const char sql[] =
+		"SELECT u.id, u.name, u.email FROM users u "
+		"WHERE u.account_id = $1 AND u.deleted_at IS NULL ORDER BY u.id LIMIT 50";
 	const long iters = 5000000;
 	struct timespec t0, t1;
 	struct route_result res;
@@ -624,9 +634,10 @@ static int bench(void)
 		sink += (int)res.cls;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	double ns = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / (double)iters;
-	printf("classify_sql: %zu-byte SELECT, %ld iterations, %.1f ns/statement (%s)\n", sizeof(sql) - 1,
-	       iters, ns, route_class_name(res.cls));
+	double ns = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) /
+		    (double)iters;
+	printf("classify_sql: %zu-byte SELECT, %ld iterations, %.1f ns/statement (%s)\n",
+	       sizeof(sql) - 1, iters, ns, route_class_name(res.cls));
 	return sink == -1;
 }
 

@@ -15,7 +15,8 @@
 
 static const uint8_t client_key[32] = { 1, 2, 3 };
 static const uint8_t server_key[32] = { 9, 8, 7 };
-static const uint8_t definition[] = { 'S', 'E', 'L', 'E', 'C', 'T', ' ', '$', '1', 0, 0, 1, 0, 0, 0, 23 };
+static const uint8_t definition[] = { 'S', 'E', 'L', 'E', 'C', 'T', ' ', '$',
+				      '1', 0,   0,   1,   0,   0,   0,   23 };
 
 static void build_full(struct msgbuf *mb)
 {

@@ -404,9 +404,9 @@ static void test_peers(void **state)
 
 static const struct {
 	const char *text;
-	int line;          /* 0: the message has no line number */
-	const char *key;   /* NULL: the message names no key */
-	const char *what;  /* a fragment of the message */
+	int line;         /* 0: the message has no line number */
+	const char *key;  /* NULL: the message names no key */
+	const char *what; /* a fragment of the message */
 } error_cases[] = {
 	{ "[pgmux]\nno_such_key = 1\n", 2, "no_such_key", "unknown key" },
 	{ "[pgmux]\n\nlisten_port = abc\n", 3, "listen_port", "not an integer" },
@@ -543,8 +543,8 @@ static void test_errors(void **state)
 
 static const struct {
 	const char *text;
-	int n;             /* warnings expected */
-	int line;          /* of the first */
+	int n;    /* warnings expected */
+	int line; /* of the first */
 	const char *key;
 	const char *what;
 } warning_cases[] = {
@@ -654,7 +654,7 @@ static void test_set_value(void **state)
 				fail_msg("case %zu: got \"%s\"", i, err);
 			if (key)
 				assert_string_equal(config_format_value(cfg, key, after,
-									 sizeof(after)),
+									sizeof(after)),
 						    before);
 		}
 		config_free(cfg);
@@ -769,7 +769,8 @@ static void test_apply_column(void **state)
 
 		assert_non_null(k);
 		if (k->apply != apply_cases[i].apply)
-			fail_msg("%s: apply %#x, expected %#x", k->name, k->apply, apply_cases[i].apply);
+			fail_msg("%s: apply %#x, expected %#x", k->name, k->apply,
+				 apply_cases[i].apply);
 	}
 	for (size_t i = 0; i < config_key_count; i++) {
 		const struct config_key *k = &config_keys[i];
@@ -797,8 +798,10 @@ static void test_effective_values(void **state)
 				     "[users]\n"
 				     "bob = pool_mode=transaction max_user_connections=6\n"
 				     "eve = max_user_connections=0\n");
-	const struct db_entry *own = config_find_db(cfg, "own"), *inh = config_find_db(cfg, "inherits");
-	const struct user_entry *bob = config_find_user(cfg, "bob"), *eve = config_find_user(cfg, "eve");
+	const struct db_entry *own = config_find_db(cfg, "own"),
+			      *inh = config_find_db(cfg, "inherits");
+	const struct user_entry *bob = config_find_user(cfg, "bob"),
+				*eve = config_find_user(cfg, "eve");
 
 	(void)state;
 	assert_int_equal(config_db_pool_size(cfg, own), 3);
@@ -826,7 +829,7 @@ static void test_format_value(void **state)
 		double seconds;
 		const char *shown;
 	} cases[] = {
-		{ 15, "15" }, { 0.5, "0.5" }, { 0, "0" }, { 0.1, "0.1" },
+		{ 15, "15" },     { 0.5, "0.5" },        { 0, "0" },         { 0.1, "0.1" },
 		{ 3600, "3600" }, { 1e9, "1000000000" }, { 0.001, "0.001" },
 	};
 	struct config *cfg = config_new_default();
@@ -851,7 +854,10 @@ static void test_format_value(void **state)
 /* Every password is marked secret, shown masked, and never echoed by a parse error. */
 static void test_secrets_masked(void **state)
 {
-	const struct { const struct config_key *keys; size_t n; } tables[] = {
+	const struct {
+		const struct config_key *keys;
+		size_t n;
+	} tables[] = {
 		{ config_keys, config_key_count },
 		{ config_db_keys, config_db_key_count },
 		{ config_user_keys, config_user_key_count },
@@ -867,7 +873,8 @@ static void test_secrets_masked(void **state)
 			const struct config_key *k = &tables[t].keys[i];
 
 			if (strstr(k->name, "password") && !k->secret)
-				fail_msg("key %s holds a password but is not marked secret", k->name);
+				fail_msg("key %s holds a password but is not marked secret",
+					 k->name);
 		}
 	}
 	assert_string_equal(config_show_value(cfg, key, buf, sizeof(buf)), "");
@@ -978,7 +985,8 @@ static void test_docs_cover_keys(void **state)
 	}
 	for (size_t i = 0; i < config_peer_key_count; i++) {
 		if (!man_has_heading(man, config_peer_keys[i].name))
-			fail_msg("doc/pgmux.ini.5 has no \".B %s\" entry", config_peer_keys[i].name);
+			fail_msg("doc/pgmux.ini.5 has no \".B %s\" entry",
+				 config_peer_keys[i].name);
 	}
 	for (size_t i = 0; i < config_user_key_count; i++) {
 		if (!man_has_heading(man, config_user_keys[i].name))

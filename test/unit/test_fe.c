@@ -16,8 +16,18 @@
 #include "proto/fe.h"
 
 /* Parse body as a message of this type; 'p' alone is ambiguous, so the table names the kind. */
-enum kind { K_QUERY, K_PARSE, K_BIND, K_DESCRIBE, K_CLOSE, K_EXECUTE, K_COPY_DONE, K_COPY_FAIL,
-	    K_SASL_INITIAL, K_PASSWORD };
+enum kind {
+	K_QUERY,
+	K_PARSE,
+	K_BIND,
+	K_DESCRIBE,
+	K_CLOSE,
+	K_EXECUTE,
+	K_COPY_DONE,
+	K_COPY_FAIL,
+	K_SASL_INITIAL,
+	K_PASSWORD
+};
 
 static bool parse_as(enum kind k, const uint8_t *body, size_t len)
 {
@@ -30,16 +40,26 @@ static bool parse_as(enum kind k, const uint8_t *body, size_t len)
 	const char *s;
 
 	switch (k) {
-	case K_QUERY: return fe_parse_query(body, len, &q);
-	case K_PARSE: return fe_parse_parse(body, len, &p);
-	case K_BIND: return fe_parse_bind(body, len, &b);
-	case K_DESCRIBE: return fe_parse_describe(body, len, &d);
-	case K_CLOSE: return fe_parse_close(body, len, &d);
-	case K_EXECUTE: return fe_parse_execute(body, len, &e);
-	case K_COPY_DONE: return fe_parse_copy_done(body, len);
-	case K_COPY_FAIL: return fe_parse_copy_fail(body, len, &s);
-	case K_SASL_INITIAL: return fe_parse_sasl_initial(body, len, &si);
-	case K_PASSWORD: return fe_parse_password(body, len, &s);
+	case K_QUERY:
+		return fe_parse_query(body, len, &q);
+	case K_PARSE:
+		return fe_parse_parse(body, len, &p);
+	case K_BIND:
+		return fe_parse_bind(body, len, &b);
+	case K_DESCRIBE:
+		return fe_parse_describe(body, len, &d);
+	case K_CLOSE:
+		return fe_parse_close(body, len, &d);
+	case K_EXECUTE:
+		return fe_parse_execute(body, len, &e);
+	case K_COPY_DONE:
+		return fe_parse_copy_done(body, len);
+	case K_COPY_FAIL:
+		return fe_parse_copy_fail(body, len, &s);
+	case K_SASL_INITIAL:
+		return fe_parse_sasl_initial(body, len, &si);
+	case K_PASSWORD:
+		return fe_parse_password(body, len, &s);
 	}
 	return false;
 }
@@ -65,7 +85,7 @@ struct fe_case {
 	const uint8_t *data;
 	size_t len;
 	bool ok;
-	int nuls[4];  /* offsets of string terminators (valid cases), ended by 0 after the first */
+	int nuls[4]; /* offsets of string terminators (valid cases), ended by 0 after the first */
 };
 
 static const struct fe_case cases[] = {
@@ -74,24 +94,94 @@ static const struct fe_case cases[] = {
 	{ "query, no NUL", K_QUERY, MSG("select 1"), false },
 	{ "query, bytes after the NUL", K_QUERY, MSG("select 1\0x"), false },
 	{ "query, empty body", K_QUERY, MSG(""), false },
-	{ "parse", K_PARSE, MSG("s1\0select $1\0" "\0\1" "\0\0\0\x17"), true, { 2, 12 } },
-	{ "parse, unnamed, no types", K_PARSE, MSG("\0select 1\0" "\0\0"), true, { 0, 9 } },
-	{ "parse, more types than bytes", K_PARSE, MSG("\0select 1\0" "\0\5" "\0\0\0\x17"), false },
-	{ "parse, count 65535, no types", K_PARSE, MSG("\0select 1\0" "\xff\xff"), false },
-	{ "parse, byte after the types", K_PARSE, MSG("\0select 1\0" "\0\0" "x"), false },
+	{ "parse",
+	  K_PARSE,
+	  MSG("s1\0select $1\0"
+	      "\0\1"
+	      "\0\0\0\x17"),
+	  true,
+	  { 2, 12 } },
+	{ "parse, unnamed, no types",
+	  K_PARSE,
+	  MSG("\0select 1\0"
+	      "\0\0"),
+	  true,
+	  { 0, 9 } },
+	{ "parse, more types than bytes", K_PARSE,
+	  MSG("\0select 1\0"
+	      "\0\5"
+	      "\0\0\0\x17"),
+	  false },
+	{ "parse, count 65535, no types", K_PARSE,
+	  MSG("\0select 1\0"
+	      "\xff\xff"),
+	  false },
+	{ "parse, byte after the types", K_PARSE,
+	  MSG("\0select 1\0"
+	      "\0\0"
+	      "x"),
+	  false },
 	{ "parse, no query", K_PARSE, MSG("s1\0"), false },
-	{ "bind", K_BIND,
-	  MSG("p1\0s1\0" "\0\1" "\0\1" "\0\2" "\0\0\0\3" "abc" "\xff\xff\xff\xff" "\0\1" "\0\0"), true,
+	{ "bind",
+	  K_BIND,
+	  MSG("p1\0s1\0"
+	      "\0\1"
+	      "\0\1"
+	      "\0\2"
+	      "\0\0\0\3"
+	      "abc"
+	      "\xff\xff\xff\xff"
+	      "\0\1"
+	      "\0\0"),
+	  true,
 	  { 2, 5 } },
-	{ "bind, all empty", K_BIND, MSG("\0\0" "\0\0" "\0\0" "\0\0"), true, { 0, 1 } },
+	{ "bind, all empty",
+	  K_BIND,
+	  MSG("\0\0"
+	      "\0\0"
+	      "\0\0"
+	      "\0\0"),
+	  true,
+	  { 0, 1 } },
 	{ "bind, empty body", K_BIND, MSG(""), false },
 	{ "bind, portal without NUL", K_BIND, MSG("portal"), false },
 	{ "bind, statement without NUL", K_BIND, MSG("\0stmt"), false },
-	{ "bind, value length -2", K_BIND, MSG("\0\0" "\0\0" "\0\1" "\xff\xff\xff\xfe" "\0\0"), false },
-	{ "bind, value longer than the message", K_BIND, MSG("\0\0" "\0\0" "\0\1" "\0\0\1\0" "ab" "\0\0"), false },
-	{ "bind, value length 2^31-1", K_BIND, MSG("\0\0" "\0\0" "\0\1" "\x7f\xff\xff\xff" "\0\0"), false },
-	{ "bind, more formats than bytes", K_BIND, MSG("\0\0" "\0\3" "\0\1" "\0\0" "\0\0"), false },
-	{ "bind, byte after result formats", K_BIND, MSG("\0\0" "\0\0" "\0\0" "\0\0" "x"), false },
+	{ "bind, value length -2", K_BIND,
+	  MSG("\0\0"
+	      "\0\0"
+	      "\0\1"
+	      "\xff\xff\xff\xfe"
+	      "\0\0"),
+	  false },
+	{ "bind, value longer than the message", K_BIND,
+	  MSG("\0\0"
+	      "\0\0"
+	      "\0\1"
+	      "\0\0\1\0"
+	      "ab"
+	      "\0\0"),
+	  false },
+	{ "bind, value length 2^31-1", K_BIND,
+	  MSG("\0\0"
+	      "\0\0"
+	      "\0\1"
+	      "\x7f\xff\xff\xff"
+	      "\0\0"),
+	  false },
+	{ "bind, more formats than bytes", K_BIND,
+	  MSG("\0\0"
+	      "\0\3"
+	      "\0\1"
+	      "\0\0"
+	      "\0\0"),
+	  false },
+	{ "bind, byte after result formats", K_BIND,
+	  MSG("\0\0"
+	      "\0\0"
+	      "\0\0"
+	      "\0\0"
+	      "x"),
+	  false },
 	{ "describe statement", K_DESCRIBE, MSG("Sname\0"), true, { 5 } },
 	{ "describe unnamed portal", K_DESCRIBE, MSG("P\0"), true, { 1 } },
 	{ "describe, bad kind", K_DESCRIBE, MSG("X\0"), false },
@@ -101,19 +191,58 @@ static const struct fe_case cases[] = {
 	{ "close statement", K_CLOSE, MSG("Sname\0"), true, { 5 } },
 	{ "close portal", K_CLOSE, MSG("Pp\0"), true, { 2 } },
 	{ "close, bad kind", K_CLOSE, MSG("s\0"), false },
-	{ "execute", K_EXECUTE, MSG("p1\0" "\0\0\0\x0a"), true, { 2 } },
-	{ "execute unnamed", K_EXECUTE, MSG("\0" "\0\0\0\0"), true, { 0 } },
-	{ "execute, short row count", K_EXECUTE, MSG("\0" "\0\0\0"), false },
-	{ "execute, byte after", K_EXECUTE, MSG("\0" "\0\0\0\0" "x"), false },
+	{ "execute",
+	  K_EXECUTE,
+	  MSG("p1\0"
+	      "\0\0\0\x0a"),
+	  true,
+	  { 2 } },
+	{ "execute unnamed",
+	  K_EXECUTE,
+	  MSG("\0"
+	      "\0\0\0\0"),
+	  true,
+	  { 0 } },
+	{ "execute, short row count", K_EXECUTE,
+	  MSG("\0"
+	      "\0\0\0"),
+	  false },
+	{ "execute, byte after", K_EXECUTE,
+	  MSG("\0"
+	      "\0\0\0\0"
+	      "x"),
+	  false },
 	{ "copy done", K_COPY_DONE, MSG(""), true },
 	{ "copy done, with bytes", K_COPY_DONE, MSG("x"), false },
 	{ "copy fail", K_COPY_FAIL, MSG("oops\0"), true, { 4 } },
 	{ "copy fail, no NUL", K_COPY_FAIL, MSG("oops"), false },
-	{ "sasl initial", K_SASL_INITIAL, MSG("SCRAM-SHA-256\0" "\0\0\0\3" "n,,"), true, { 13 } },
-	{ "sasl initial, no data", K_SASL_INITIAL, MSG("SCRAM-SHA-256\0" "\xff\xff\xff\xff"), true, { 13 } },
-	{ "sasl initial, length -2", K_SASL_INITIAL, MSG("SCRAM-SHA-256\0" "\xff\xff\xff\xfe"), false },
-	{ "sasl initial, data shorter than said", K_SASL_INITIAL, MSG("M\0" "\0\0\0\4" "n,,"), false },
-	{ "sasl initial, data longer than said", K_SASL_INITIAL, MSG("M\0" "\0\0\0\2" "n,,"), false },
+	{ "sasl initial",
+	  K_SASL_INITIAL,
+	  MSG("SCRAM-SHA-256\0"
+	      "\0\0\0\3"
+	      "n,,"),
+	  true,
+	  { 13 } },
+	{ "sasl initial, no data",
+	  K_SASL_INITIAL,
+	  MSG("SCRAM-SHA-256\0"
+	      "\xff\xff\xff\xff"),
+	  true,
+	  { 13 } },
+	{ "sasl initial, length -2", K_SASL_INITIAL,
+	  MSG("SCRAM-SHA-256\0"
+	      "\xff\xff\xff\xfe"),
+	  false },
+	{ "sasl initial, data shorter than said", K_SASL_INITIAL,
+	  MSG("M\0"
+	      "\0\0\0\4"
+	      "n,,"),
+	  false },
+	{ "sasl initial, data longer than said", K_SASL_INITIAL,
+	  MSG("M\0"
+	      "\0\0\0\2"
+	      "n,,"),
+	  false },
 	{ "sasl initial, no mechanism NUL", K_SASL_INITIAL, MSG("SCRAM-SHA-256"), false },
 	{ "password", K_PASSWORD, MSG("secret\0"), true, { 6 } },
 	{ "password, empty body", K_PASSWORD, MSG(""), false },
@@ -183,7 +312,10 @@ static void test_query_fields(void **state)
 
 static void test_parse_fields(void **state)
 {
-	const uint8_t body[] = "s1\0select $1, $2\0" "\0\2" "\0\0\0\x17" "\0\0\0\x19";
+	const uint8_t body[] = "s1\0select $1, $2\0"
+			       "\0\2"
+			       "\0\0\0\x17"
+			       "\0\0\0\x19";
 	struct fe_parse p;
 
 	(void)state;
@@ -201,8 +333,15 @@ static void test_parse_fields(void **state)
 
 static void test_bind_fields(void **state)
 {
-	const uint8_t body[] = "p1\0s1\0" "\0\1" "\0\1" "\0\2" "\0\0\0\3" "abc" "\xff\xff\xff\xff"
-			       "\0\1" "\0\0";
+	const uint8_t body[] = "p1\0s1\0"
+			       "\0\1"
+			       "\0\1"
+			       "\0\2"
+			       "\0\0\0\3"
+			       "abc"
+			       "\xff\xff\xff\xff"
+			       "\0\1"
+			       "\0\0";
 	struct fe_bind b;
 
 	(void)state;
@@ -235,7 +374,11 @@ static void test_bind_fields(void **state)
 	}
 	/* an empty value is a value: it points somewhere, unlike NULL */
 	{
-		const uint8_t empty[] = "\0\0" "\0\0" "\0\1" "\0\0\0\0" "\0\0";
+		const uint8_t empty[] = "\0\0"
+					"\0\0"
+					"\0\1"
+					"\0\0\0\0"
+					"\0\0";
 		const uint8_t *v;
 		int32_t n;
 		bool binary;
@@ -252,7 +395,8 @@ static void test_describe_execute_fields(void **state)
 {
 	struct fe_describe d;
 	struct fe_execute e;
-	const uint8_t exec[] = "p1\0" "\0\0\1\0";
+	const uint8_t exec[] = "p1\0"
+			       "\0\0\1\0";
 
 	(void)state;
 	assert_true(fe_parse_describe((const uint8_t *)"Sst", 4, &d));
@@ -268,8 +412,11 @@ static void test_describe_execute_fields(void **state)
 
 static void test_auth_fields(void **state)
 {
-	const uint8_t init[] = "SCRAM-SHA-256\0" "\0\0\0\3" "n,,";
-	const uint8_t none[] = "SCRAM-SHA-256\0" "\xff\xff\xff\xff";
+	const uint8_t init[] = "SCRAM-SHA-256\0"
+			       "\0\0\0\3"
+			       "n,,";
+	const uint8_t none[] = "SCRAM-SHA-256\0"
+			       "\xff\xff\xff\xff";
 	struct fe_sasl_initial si;
 	const uint8_t *data;
 	size_t dlen;

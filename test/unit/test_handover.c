@@ -24,13 +24,13 @@ enum { OTHER = HANDOVER_OLD_OTHER, REPLICA = HANDOVER_OLD_REPLICA, GONE = HANDOV
 /* One look at the cluster; the steps of a scenario, and what each must decide. */
 struct step {
 	uint64_t at_us;
-	const char *primary;      /* NULL: no confirmed primary */
-	int old;                  /* the state of handover_subject() */
+	const char *primary; /* NULL: no confirmed primary */
+	int old;             /* the state of handover_subject() */
 	bool draining;
 	uint64_t drain_since_us;
 	const char *scheduled_from; /* NULL: nothing scheduled */
-	int decided;              /* changes decided in this step */
-	const char *kind;         /* of the last one decided ("" none) */
+	int decided;                /* changes decided in this step */
+	const char *kind;           /* of the last one decided ("" none) */
 	const char *from, *to;
 	uint64_t pause_us;
 };
@@ -41,9 +41,12 @@ static void run(const struct step *steps, size_t n, struct handover *h)
 	for (size_t i = 0; i < n; i++) {
 		const struct step *s = &steps[i];
 		struct handover_view v = {
-			.primary = s->primary, .draining = s->draining,
-			.drain_since_us = s->drain_since_us, .scheduled = s->scheduled_from != NULL,
-			.scheduled_from = s->scheduled_from, .old = (enum handover_old)s->old,
+			.primary = s->primary,
+			.draining = s->draining,
+			.drain_since_us = s->drain_since_us,
+			.scheduled = s->scheduled_from != NULL,
+			.scheduled_from = s->scheduled_from,
+			.old = (enum handover_old)s->old,
 		};
 		struct handover_change out[2];
 		int got = handover_step(h, &v, s->at_us, out);
@@ -87,8 +90,14 @@ static void test_switchover_decided_when_old_primary_returns_as_replica(void **s
 		{ .at_us = 1 * S + 400 * MS, .primary = NULL, .old = OTHER },
 		{ .at_us = 1 * S + 420 * MS, .primary = "pg2", .old = OTHER },
 		{ .at_us = 2 * S, .primary = "pg2", .old = OTHER },
-		{ .at_us = 4 * S, .primary = "pg2", .old = REPLICA, .decided = 1,
-		  .kind = "switchover", .from = "pg1", .to = "pg2", .pause_us = 420 * MS },
+		{ .at_us = 4 * S,
+		  .primary = "pg2",
+		  .old = REPLICA,
+		  .decided = 1,
+		  .kind = "switchover",
+		  .from = "pg1",
+		  .to = "pg2",
+		  .pause_us = 420 * MS },
 		{ .at_us = 5 * S, .primary = "pg2", .old = REPLICA },
 	};
 	struct handover h;
@@ -107,21 +116,39 @@ static void test_old_primary_already_replica_or_gone_decides_at_once(void **stat
 	static const struct step demoted[] = {
 		{ .at_us = 0, .primary = "a" },
 		{ .at_us = 10 * S, .primary = NULL, .old = OTHER },
-		{ .at_us = 10 * S + 250 * MS, .primary = "b", .old = REPLICA, .decided = 1,
-		  .kind = "switchover", .from = "a", .to = "b", .pause_us = 250 * MS },
+		{ .at_us = 10 * S + 250 * MS,
+		  .primary = "b",
+		  .old = REPLICA,
+		  .decided = 1,
+		  .kind = "switchover",
+		  .from = "a",
+		  .to = "b",
+		  .pause_us = 250 * MS },
 	};
 	static const struct step lost[] = {
 		{ .at_us = 0, .primary = "a" },
 		{ .at_us = 10 * S, .primary = NULL, .old = OTHER },
 		{ .at_us = 11 * S, .primary = NULL, .old = GONE },
-		{ .at_us = 12 * S + 500 * MS, .primary = "b", .old = GONE, .decided = 1,
-		  .kind = "failover", .from = "a", .to = "b", .pause_us = 2500 * MS },
+		{ .at_us = 12 * S + 500 * MS,
+		  .primary = "b",
+		  .old = GONE,
+		  .decided = 1,
+		  .kind = "failover",
+		  .from = "a",
+		  .to = "b",
+		  .pause_us = 2500 * MS },
 	};
 	/* Dropped and replaced in one look: writes never waited. */
 	static const struct step direct[] = {
 		{ .at_us = 0, .primary = "a" },
-		{ .at_us = 3 * S, .primary = "b", .old = REPLICA, .decided = 1,
-		  .kind = "switchover", .from = "a", .to = "b", .pause_us = 0 },
+		{ .at_us = 3 * S,
+		  .primary = "b",
+		  .old = REPLICA,
+		  .decided = 1,
+		  .kind = "switchover",
+		  .from = "a",
+		  .to = "b",
+		  .pause_us = 0 },
 	};
 	struct handover h;
 
@@ -138,8 +165,14 @@ static void test_failover_when_old_primary_not_seen_within_window(void **state)
 		{ .at_us = 1 * S, .primary = NULL, .old = OTHER },
 		{ .at_us = 3 * S, .primary = "b", .old = OTHER },
 		{ .at_us = 3 * S + HANDOVER_DEMOTE_WINDOW_US - 1, .primary = "b", .old = OTHER },
-		{ .at_us = 3 * S + HANDOVER_DEMOTE_WINDOW_US, .primary = "b", .old = OTHER,
-		  .decided = 1, .kind = "failover", .from = "a", .to = "b", .pause_us = 2 * S },
+		{ .at_us = 3 * S + HANDOVER_DEMOTE_WINDOW_US,
+		  .primary = "b",
+		  .old = OTHER,
+		  .decided = 1,
+		  .kind = "failover",
+		  .from = "a",
+		  .to = "b",
+		  .pause_us = 2 * S },
 		/* Back as a replica too late: the change is told already. */
 		{ .at_us = 40 * S, .primary = "b", .old = REPLICA },
 	};
@@ -156,12 +189,21 @@ static void test_scheduled_switchover_pause_starts_at_drain(void **state)
 	static const struct step steps[] = {
 		{ .at_us = 0, .primary = "a" },
 		{ .at_us = 9 * S, .primary = "a", .scheduled_from = "a" },
-		{ .at_us = 10 * S + 40 * MS, .primary = "a", .draining = true,
-		  .drain_since_us = 10 * S, .scheduled_from = "a" },
+		{ .at_us = 10 * S + 40 * MS,
+		  .primary = "a",
+		  .draining = true,
+		  .drain_since_us = 10 * S,
+		  .scheduled_from = "a" },
 		{ .at_us = 11 * S, .primary = NULL, .old = OTHER, .scheduled_from = "a" },
 		/* Patroni no longer announces it once done; the old primary is still down. */
-		{ .at_us = 11 * S + 300 * MS, .primary = "b", .old = OTHER, .decided = 1,
-		  .kind = "switchover", .from = "a", .to = "b", .pause_us = 1300 * MS },
+		{ .at_us = 11 * S + 300 * MS,
+		  .primary = "b",
+		  .old = OTHER,
+		  .decided = 1,
+		  .kind = "switchover",
+		  .from = "a",
+		  .to = "b",
+		  .pause_us = 1300 * MS },
 	};
 	struct handover h;
 
@@ -174,13 +216,22 @@ static void test_drain_called_off_is_no_pause(void **state)
 {
 	static const struct step steps[] = {
 		{ .at_us = 0, .primary = "a" },
-		{ .at_us = 10 * S, .primary = "a", .draining = true, .drain_since_us = 10 * S,
+		{ .at_us = 10 * S,
+		  .primary = "a",
+		  .draining = true,
+		  .drain_since_us = 10 * S,
 		  .scheduled_from = "" },
 		{ .at_us = 12 * S, .primary = "a" },
 		{ .at_us = 20 * S, .primary = NULL, .old = OTHER },
 		{ .at_us = 21 * S, .primary = "b", .old = OTHER },
-		{ .at_us = 22 * S, .primary = "b", .old = GONE, .decided = 1, .kind = "failover",
-		  .from = "a", .to = "b", .pause_us = 1 * S },
+		{ .at_us = 22 * S,
+		  .primary = "b",
+		  .old = GONE,
+		  .decided = 1,
+		  .kind = "failover",
+		  .from = "a",
+		  .to = "b",
+		  .pause_us = 1 * S },
 	};
 	struct handover h;
 
@@ -195,11 +246,23 @@ static void test_change_before_pending_decided(void **state)
 		{ .at_us = 1 * S, .primary = NULL, .old = OTHER },
 		{ .at_us = 2 * S, .primary = "b", .old = OTHER },
 		{ .at_us = 3 * S, .primary = NULL, .old = OTHER },
-		{ .at_us = 3 * S + 500 * MS, .primary = "c", .old = OTHER, .decided = 1,
-		  .kind = "failover", .from = "a", .to = "b", .pause_us = 1 * S },
+		{ .at_us = 3 * S + 500 * MS,
+		  .primary = "c",
+		  .old = OTHER,
+		  .decided = 1,
+		  .kind = "failover",
+		  .from = "a",
+		  .to = "b",
+		  .pause_us = 1 * S },
 		/* Now the subject is b: the old state given is b's. */
-		{ .at_us = 4 * S, .primary = "c", .old = REPLICA, .decided = 1, .kind = "switchover",
-		  .from = "b", .to = "c", .pause_us = 500 * MS },
+		{ .at_us = 4 * S,
+		  .primary = "c",
+		  .old = REPLICA,
+		  .decided = 1,
+		  .kind = "switchover",
+		  .from = "b",
+		  .to = "c",
+		  .pause_us = 500 * MS },
 	};
 	/* The pending one's old primary shows up as a replica in the same look as the next change:
 	 * that first change was a switchover; the next waits for its own old primary. */
@@ -207,8 +270,14 @@ static void test_change_before_pending_decided(void **state)
 		{ .at_us = 0, .primary = "a" },
 		{ .at_us = 1 * S, .primary = NULL, .old = OTHER },
 		{ .at_us = 2 * S, .primary = "b", .old = OTHER },
-		{ .at_us = 3 * S, .primary = "c", .old = REPLICA, .decided = 1,
-		  .kind = "switchover", .from = "a", .to = "b", .pause_us = 1 * S },
+		{ .at_us = 3 * S,
+		  .primary = "c",
+		  .old = REPLICA,
+		  .decided = 1,
+		  .kind = "switchover",
+		  .from = "a",
+		  .to = "b",
+		  .pause_us = 1 * S },
 	};
 	struct handover h;
 

@@ -94,8 +94,10 @@ static void test_match_table(void **state)
 		fail_msg("parse failed: %s", err);
 	assert_int_equal(hba_count(h), 15);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct hba_client c = { .is_unix = cases[i].is_unix, .tls = cases[i].tls,
-					.database = cases[i].db, .user = cases[i].user };
+		struct hba_client c = { .is_unix = cases[i].is_unix,
+					.tls = cases[i].tls,
+					.database = cases[i].db,
+					.user = cases[i].user };
 		struct hba_verdict v = { .line = -1 };
 
 		if (cases[i].addr) {
@@ -106,9 +108,11 @@ static void test_match_table(void **state)
 		if (got != cases[i].match ||
 		    (got && (v.method != cases[i].method || v.line != cases[i].line ||
 			     v.clientcert != cases[i].clientcert)))
-			fail_msg("case %zu (%s %s@%s): got match=%d method=%s line=%d clientcert=%d", i,
-				 cases[i].addr ? cases[i].addr : "local", cases[i].user, cases[i].db,
-				 got, hba_method_name(v.method), v.line, (int)v.clientcert);
+			fail_msg(
+				"case %zu (%s %s@%s): got match=%d method=%s line=%d clientcert=%d",
+				i, cases[i].addr ? cases[i].addr : "local", cases[i].user,
+				cases[i].db, got, hba_method_name(v.method), v.line,
+				(int)v.clientcert);
 		if (!got)
 			assert_int_equal(v.line, 0);
 	}
@@ -152,7 +156,8 @@ static const struct {
 	/* options that would change what a rule admits are refused, never ignored */
 	{ "\n\nhostssl all all 0.0.0.0/0 cert map=certmap",
 	  "hba.conf:3: authentication option \"map\" is not supported" },
-	{ "hostssl all all 0.0.0.0/0 cert clientname=DN", "option \"clientname\" is not supported" },
+	{ "hostssl all all 0.0.0.0/0 cert clientname=DN",
+	  "option \"clientname\" is not supported" },
 	{ "host all all 0.0.0.0/0 md5 clientcertx=verify-ca", "option \"clientcertx\" is not" },
 	{ "hostssl all all 0.0.0.0/0 md5 =verify-ca", "option \"\" is not supported" },
 	{ "host all all 0.0.0.0/0 md5 clientcert=verify-full",
@@ -180,7 +185,8 @@ static void test_errors(void **state)
 		if (h)
 			fail_msg("accepted \"%s\"", bad[i].text);
 		if (!strstr(err, bad[i].error))
-			fail_msg("\"%s\": error \"%s\" lacks \"%s\"", bad[i].text, err, bad[i].error);
+			fail_msg("\"%s\": error \"%s\" lacks \"%s\"", bad[i].text, err,
+				 bad[i].error);
 	}
 }
 
@@ -221,10 +227,8 @@ static void test_method_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_match_table),
-		cmocka_unit_test(test_empty_file),
-		cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_nul_byte_and_load),
+		cmocka_unit_test(test_match_table),  cmocka_unit_test(test_empty_file),
+		cmocka_unit_test(test_errors),       cmocka_unit_test(test_nul_byte_and_load),
 		cmocka_unit_test(test_method_names),
 	};
 

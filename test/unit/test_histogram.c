@@ -18,9 +18,10 @@
 /* Bounds are strictly increasing and every value sits in (upper(i-1), upper(i)]. */
 static void test_bounds(void **state)
 {
-	static const uint64_t values[] = { 0, 1, 9, 10, 11, 14, 15, 16, 99, 100, 101, 999, 1000,
-					   1001, 2500, 2501, 123456, 99999999, 100000000,
-					   100000001, UINT64_MAX };
+	static const uint64_t values[] = { 0,         1,         9,         10,   11,     14,
+					   15,        16,        99,        100,  101,    999,
+					   1000,      1001,      2500,      2501, 123456, 99999999,
+					   100000000, 100000001, UINT64_MAX };
 
 	for (int i = 1; i < HISTOGRAM_BUCKETS; i++)
 		assert_true(histogram_upper_us(i) > histogram_upper_us(i - 1));
@@ -37,7 +38,8 @@ static void test_bounds(void **state)
 	for (uint64_t v = 0; v <= 2000; v++) {
 		int b = histogram_bucket_of(v);
 
-		assert_true(v <= histogram_upper_us(b) && (b == 0 || v > histogram_upper_us(b - 1)));
+		assert_true(v <= histogram_upper_us(b) &&
+			    (b == 0 || v > histogram_upper_us(b - 1)));
 	}
 	for (int i = 0; i < HISTOGRAM_BUCKETS - 1; i++) {
 		uint64_t u = histogram_upper_us(i);
@@ -50,8 +52,9 @@ static void test_bounds(void **state)
 /* The bounds the Prometheus exposition uses are bucket bounds, so its counts are exact. */
 static void test_prometheus_series_are_bounds(void **state)
 {
-	static const uint64_t series[] = { 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000,
-					   100000, 250000, 500000, 1000000, 2500000, 5000000,
+	static const uint64_t series[] = { 100,      250,      500,      1000,     2500,
+					   5000,     10000,    25000,    50000,    100000,
+					   250000,   500000,   1000000,  2500000,  5000000,
 					   10000000, 25000000, 50000000, 100000000 };
 
 	for (size_t k = 0; k < sizeof(series) / sizeof(series[0]); k++)
@@ -63,7 +66,7 @@ static void test_counts(void **state)
 	struct histogram h;
 
 	memset(&h, 0, sizeof(h));
-	histogram_observe(&h, 1000);     /* exactly 1 ms: at or below le=1ms */
+	histogram_observe(&h, 1000); /* exactly 1 ms: at or below le=1ms */
 	histogram_observe(&h, 1001);
 	histogram_observe(&h, 5);
 	histogram_observe(&h, 200000000); /* 200 s: overflow */
@@ -147,8 +150,8 @@ static void test_add_and_since(void **state)
 	memset(&a, 0, sizeof(a));
 	memset(&b, 0, sizeof(b));
 	histogram_observe(&a, 3);
-	histogram_observe_since(&b, 1000, 4000);  /* 3 ms */
-	histogram_observe_since(&b, 5000, 4000);  /* clock went back: 0 */
+	histogram_observe_since(&b, 1000, 4000); /* 3 ms */
+	histogram_observe_since(&b, 5000, 4000); /* clock went back: 0 */
 	assert_int_equal(b.count, 2);
 	assert_int_equal(b.sum_us, 3000);
 	assert_int_equal(b.buckets[0], 1);

@@ -67,7 +67,8 @@ static void send_response(int fd, const char *status, const char *body)
 
 	snprintf(head, sizeof(head),
 		 "HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-		 "Connection: close\r\n\r\n", status, strlen(body));
+		 "Connection: close\r\n\r\n",
+		 status, strlen(body));
 	if (send_all(fd, head, strlen(head)))
 		send_all(fd, body, strlen(body));
 }
@@ -80,10 +81,13 @@ static void send_big(int fd, size_t n, bool announce)
 
 	memset(chunk, 'x', sizeof(chunk));
 	if (announce)
-		snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n"
-			 "Connection: close\r\n\r\n", n);
+		snprintf(head, sizeof(head),
+			 "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n"
+			 "Connection: close\r\n\r\n",
+			 n);
 	else
-		snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+		snprintf(head, sizeof(head),
+			 "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
 			 "Connection: close\r\n\r\n");
 	if (!send_all(fd, head, strlen(head)))
 		return;
@@ -183,8 +187,7 @@ static bool send_chunk(int fd, const char *data, size_t n)
 	char size[32];
 
 	snprintf(size, sizeof(size), "%zx\r\n", n);
-	return send_all(fd, size, strlen(size)) && send_all(fd, data, n) &&
-	       send_all(fd, "\r\n", 2);
+	return send_all(fd, size, strlen(size)) && send_all(fd, data, n) && send_all(fd, "\r\n", 2);
 }
 
 static const char chunked_head[] =
@@ -327,14 +330,14 @@ struct result {
 	int status;
 	char body[64];
 	size_t len;
-	bool body_nul;        /* body[len] was a NUL */
+	bool body_nul; /* body[len] was a NUL */
 	char last_byte;
 	char error[256];
 	bool has_error;
-	double at;            /* seconds since the request started */
+	double at; /* seconds since the request started */
 };
 
-static int pending;       /* callbacks still expected before the loop stops */
+static int pending; /* callbacks still expected before the loop stops */
 static double started;
 static bool guard_fired;
 
@@ -346,8 +349,7 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void record(struct result *res, int status, const char *body, size_t len,
-		   const char *error)
+static void record(struct result *res, int status, const char *body, size_t len, const char *error)
 {
 	res->calls++;
 	res->status = status;
@@ -610,8 +612,7 @@ static void test_cancel(void **state)
 static struct result first, second, victim;
 
 /* Whichever of first and victim is told first cancels the other. */
-static void cancel_other(void *arg, int status, const char *body, size_t len,
-			 const char *error)
+static void cancel_other(void *arg, int status, const char *body, size_t len, const char *error)
 {
 	record(arg, status, body, len, error);
 	http_cancel(h, arg == &first ? &victim : &first);
@@ -761,11 +762,11 @@ static void test_post(void **state)
 struct stream_result {
 	int data_calls, done_calls;
 	int status;
-	char lines[2000];      /* every whole line consumed, in order */
-	size_t consumed;       /* bytes consumed in all */
-	size_t most_offered;   /* the largest len offered */
-	size_t stop_after;     /* cancel once this many bytes were consumed; 0: never */
-	bool after_done;       /* data came after done */
+	char lines[2000];    /* every whole line consumed, in order */
+	size_t consumed;     /* bytes consumed in all */
+	size_t most_offered; /* the largest len offered */
+	size_t stop_after;   /* cancel once this many bytes were consumed; 0: never */
+	bool after_done;     /* data came after done */
 	bool has_error;
 	char error[256];
 };

@@ -94,11 +94,26 @@ static void test_strings_and_numbers(void **state)
 
 static void test_refused(void **state)
 {
-	static const char *const bad[] = {
-		"", "   ", "{", "[1,", "[1 2]", "{\"a\" 1}", "{1: 2}", "\"open", "[\"\\x\"]",
-		"[\"\\u12\"]", "[\"\\u0000\"]", "[\"\\ud83d\"]", "[\"\\ude00\"]", "[\"a\nb\"]",
-		"[1] [2]", "nul", "tru", "-", "[-a]", "{\"a\":1,}",
-	};
+	static const char *const bad[] = { "",
+					   "   ",
+					   "{",
+					   "[1,",
+					   "[1 2]",
+					   "{\"a\" 1}",
+					   "{1: 2}",
+					   "\"open",
+					   "[\"\\x\"]",
+					   "[\"\\u12\"]",
+					   "[\"\\u0000\"]",
+					   "[\"\\ud83d\"]",
+					   "[\"\\ude00\"]",
+					   "[\"a\nb\"]",
+					   "[1] [2]",
+					   "nul",
+					   "tru",
+					   "-",
+					   "[-a]",
+					   "{\"a\":1,}" };
 	struct json_doc d;
 	char *buf;
 

@@ -47,7 +47,8 @@ static const char *values_text(const struct keyfind *kf, char *buf, size_t bufle
 		if (v->param)
 			n += (size_t)snprintf(buf + n, buflen - n, "%s$%d", i ? "|" : "", v->param);
 		else
-			n += (size_t)snprintf(buf + n, buflen - n, "%s%s", i ? "|" : "", v->literal);
+			n += (size_t)snprintf(buf + n, buflen - n, "%s%s", i ? "|" : "",
+					      v->literal);
 	}
 	return buf;
 }
@@ -61,8 +62,8 @@ static void check_len(const char *sql, size_t len, int status, const char *value
 		fail_msg("%s: out of memory", sql);
 	values_text(&kf, got, sizeof(got));
 	if ((int)kf.status != status || strcmp(got, values) != 0)
-		fail_msg("%.200s\n  got %s [%s], expected %s [%s]", sql, status_name(kf.status), got,
-			 status_name(status), values);
+		fail_msg("%.200s\n  got %s [%s], expected %s [%s]", sql, status_name(kf.status),
+			 got, status_name(status), values);
 	if (writes >= 0 && kf.writes != writes)
 		fail_msg("%.200s: writes %d, expected %d", sql, kf.writes, writes);
 	for (int i = 0; i < kf.n_values; i++) {
@@ -108,7 +109,8 @@ static void test_select_predicates(void **state)
 		{ "SELECT * FROM users WHERE user_id = 1.5", KEYED, "1.5", 0 },
 		{ "SELECT * FROM users WHERE user_id OPERATOR(pg_catalog.=) 5", KEYED, "5", 0 },
 		/* several conjuncts, nested ANDs, the key among other conditions */
-		{ "SELECT * FROM users WHERE active AND user_id = 3 AND name = 'x'", KEYED, "3", 0 },
+		{ "SELECT * FROM users WHERE active AND user_id = 3 AND name = 'x'", KEYED, "3",
+		  0 },
 		{ "SELECT * FROM users WHERE a = 1 AND (b = 2 AND (user_id = 3))", KEYED, "3", 0 },
 		{ "SELECT * FROM users WHERE (a = 1 OR b = 2) AND user_id = 6", KEYED, "6", 0 },
 		{ "SELECT * FROM users WHERE user_id = 1 AND user_id = 2", KEYED, "1|2", 0 },
@@ -117,8 +119,8 @@ static void test_select_predicates(void **state)
 		/* joins and CTEs: the top statement's WHERE decides */
 		{ "SELECT * FROM users u JOIN orders o ON o.user_id = u.user_id WHERE u.user_id = $2",
 		  KEYED, "$2", 0 },
-		{ "WITH x AS (SELECT 1) SELECT * FROM t JOIN x ON true WHERE user_id = 3", KEYED, "3",
-		  0 },
+		{ "WITH x AS (SELECT 1) SELECT * FROM t JOIN x ON true WHERE user_id = 3", KEYED,
+		  "3", 0 },
 		{ "SELECT * FROM t WHERE user_id = 4 ORDER BY 1 LIMIT 10 OFFSET 2", KEYED, "4", 0 },
 		/* no key */
 		{ "SELECT * FROM users", NO_KEY, "", 0 },
@@ -134,7 +136,8 @@ static void test_select_predicates(void **state)
 		{ "SELECT * FROM users WHERE user_id = f(1)", NO_KEY, "", 0 },
 		{ "SELECT * FROM users WHERE user_id = 1 + 1", NO_KEY, "", 0 },
 		{ "SELECT * FROM users WHERE user_id = (SELECT 5)", NO_KEY, "", 0 },
-		{ "SELECT * FROM users WHERE x IN (SELECT y FROM t WHERE user_id = 5)", NO_KEY, "", 0 },
+		{ "SELECT * FROM users WHERE x IN (SELECT y FROM t WHERE user_id = 5)", NO_KEY, "",
+		  0 },
 		{ "SELECT * FROM (SELECT * FROM t WHERE user_id = 5) s", NO_KEY, "", 0 },
 		{ "SELECT * FROM a JOIN b ON a.user_id = 5", NO_KEY, "", 0 },
 		{ "SELECT * FROM users WHERE user_id = NULL", NO_KEY, "", 0 },
@@ -289,13 +292,15 @@ static void copy_of(const char *sql, struct keyfind *kf)
 static void test_copy_description(void **state)
 {
 	static const char *const others[] = {
-		"COPY t FROM '/tmp/x'", "COPY t TO STDOUT", "COPY (SELECT 1) TO STDOUT",
-		"COPY t FROM PROGRAM 'cat'", "COPY t FROM STDIN; SELECT 1", "SELECT 1",
+		"COPY t FROM '/tmp/x'",        "COPY t TO STDOUT",
+		"COPY (SELECT 1) TO STDOUT",   "COPY t FROM PROGRAM 'cat'",
+		"COPY t FROM STDIN; SELECT 1", "SELECT 1",
 	};
 	struct keyfind kf;
 
 	copy_of("COPY public.\"Us\"\"rs\" (a, user_id) FROM STDIN WITH (FORMAT CSV, HEADER, "
-		"DELIMITER ';', NULL 'x', QUOTE '''', ESCAPE '\\')", &kf);
+		"DELIMITER ';', NULL 'x', QUOTE '''', ESCAPE '\\')",
+		&kf);
 	assert_true(kf.copy.from_stdin);
 	assert_string_equal(kf.copy.table, "\"public\".\"Us\"\"rs\"");
 	assert_int_equal(kf.copy.n_columns, 2);
@@ -337,7 +342,8 @@ static void test_copy_description(void **state)
 	assert_non_null(kf.copy.unsplittable);
 	keyfind_free(&kf);
 	copy_of("COPY t FROM STDIN (NULL 'a very long null string that is longer than the buffer "
-		"kept for it, which is seventy-two bytes')", &kf);
+		"kept for it, which is seventy-two bytes')",
+		&kf);
 	assert_non_null(kf.copy.unsplittable);
 	keyfind_free(&kf);
 
@@ -358,8 +364,8 @@ static void test_insert(void **state)
 		  "7|-8", 1 },
 		{ "INSERT INTO t AS x (user_id) VALUES (5) ON CONFLICT (user_id) DO UPDATE SET a = 1",
 		  KEYED, "5", 1 },
-		{ "INSERT INTO t (user_id) VALUES (5) ON CONFLICT DO NOTHING RETURNING *", KEYED, "5",
-		  1 },
+		{ "INSERT INTO t (user_id) VALUES (5) ON CONFLICT DO NOTHING RETURNING *", KEYED,
+		  "5", 1 },
 		{ "INSERT INTO public.t (\"user_id\") VALUES ('u-1')", KEYED, "u-1", 1 },
 		{ "WITH s AS (SELECT 1) INSERT INTO t (user_id) VALUES (5)", KEYED, "5", 1 },
 		/* no key */
@@ -372,13 +378,13 @@ static void test_insert(void **state)
 		{ "INSERT INTO t (a, b) VALUES (1, 42)", NO_KEY, "", 1 },
 		{ "INSERT INTO t (a, \"User_Id\") VALUES (1, 42)", NO_KEY, "", 1 },
 		{ "INSERT INTO t (a, user_id) SELECT 1, 42", NO_KEY, "", 1 },
-		{ "INSERT INTO t (a, user_id) SELECT a, user_id FROM u WHERE user_id = 5", NO_KEY, "",
-		  1 },
+		{ "INSERT INTO t (a, user_id) SELECT a, user_id FROM u WHERE user_id = 5", NO_KEY,
+		  "", 1 },
 		{ "INSERT INTO t DEFAULT VALUES", NO_KEY, "", 1 },
 		/* the grammar takes it, the server refuses it later: no key either way */
 		{ "INSERT INTO t (a, user_id) VALUES (1)", NO_KEY, "", 1 },
-		{ "WITH d AS (DELETE FROM u RETURNING 1) INSERT INTO t (user_id) VALUES (5)", NO_KEY,
-		  "", 1 },
+		{ "WITH d AS (DELETE FROM u RETURNING 1) INSERT INTO t (user_id) VALUES (5)",
+		  NO_KEY, "", 1 },
 	};
 
 	check(cases, ARRAY_LEN(cases));
@@ -390,7 +396,8 @@ static void test_update_delete(void **state)
 		{ "UPDATE users SET name = $1 WHERE user_id = $2", KEYED, "$2", 1 },
 		{ "UPDATE users u SET name = 'x' FROM orders o WHERE o.id = 1 AND u.user_id = 3",
 		  KEYED, "3", 1 },
-		{ "UPDATE users SET n = n + 1 WHERE user_id IN (1, 2) RETURNING *", KEYED, "1|2", 1 },
+		{ "UPDATE users SET n = n + 1 WHERE user_id IN (1, 2) RETURNING *", KEYED, "1|2",
+		  1 },
 		{ "DELETE FROM users WHERE user_id = 9", KEYED, "9", 1 },
 		{ "DELETE FROM users USING orders WHERE users.user_id = $1 AND orders.x = 2", KEYED,
 		  "$1", 1 },
@@ -419,8 +426,8 @@ static void test_other_statements(void **state)
 		{ "EXPLAIN (ANALYZE, BUFFERS) SELECT * FROM t WHERE user_id = 1", KEYED, "1", 0 },
 		{ "EXPLAIN SELECT * FROM t", NO_KEY, "", 0 },
 		/* UNION: keyed when every arm is (an arm of constants alone is neutral) */
-		{ "SELECT a FROM t WHERE user_id = 1 UNION SELECT a FROM t WHERE user_id = 2", KEYED,
-		  "1|2", 0 },
+		{ "SELECT a FROM t WHERE user_id = 1 UNION SELECT a FROM t WHERE user_id = 2",
+		  KEYED, "1|2", 0 },
 		{ "SELECT a FROM t WHERE user_id = 1 UNION ALL SELECT 2", KEYED, "1", 0 },
 		{ "SELECT a FROM t WHERE user_id = 1 EXCEPT SELECT a FROM t", NO_KEY, "", 0 },
 		{ "(SELECT a FROM t WHERE user_id = 1) INTERSECT (SELECT a FROM t WHERE user_id = $1)",
@@ -434,8 +441,8 @@ static void test_other_statements(void **state)
 		{ "COPY t FROM STDIN", NO_KEY, "", 1 },
 		{ "COPY t TO STDOUT", NO_KEY, "", 0 },
 		{ "COPY (SELECT * FROM t WHERE user_id = 1) TO STDOUT", NO_KEY, "", 0 },
-		{ "MERGE INTO t USING s ON t.user_id = s.user_id WHEN MATCHED THEN DELETE", NO_KEY, "",
-		  1 },
+		{ "MERGE INTO t USING s ON t.user_id = s.user_id WHEN MATCHED THEN DELETE", NO_KEY,
+		  "", 1 },
 		{ "CREATE TABLE x (user_id int8)", NO_KEY, "", 1 },
 		{ "DROP TABLE x", NO_KEY, "", 1 },
 		{ "CALL p(1)", NO_KEY, "", 1 },
@@ -447,8 +454,8 @@ static void test_other_statements(void **state)
 		{ "VACUUM t", NO_KEY, "", 1 },
 		{ "SELECT now()", NO_KEY, "", 0 },
 		{ "SELECT nextval('s')", NO_KEY, "", 0 },
-		{ "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d WHERE user_id = 5", NO_KEY, "",
-		  1 },
+		{ "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d WHERE user_id = 5", NO_KEY,
+		  "", 1 },
 	};
 
 	check(cases, ARRAY_LEN(cases));
@@ -476,12 +483,12 @@ static void test_neutral_and_several_statements(void **state)
 		{ "BEGIN; UPDATE t SET a = 1 WHERE user_id = 3; COMMIT", KEYED, "3", 1 },
 		{ "SET LOCAL x = 1; SELECT * FROM t WHERE user_id = 3; SELECT 1", KEYED, "3", 0 },
 		/* every keyed statement's values, in order */
-		{ "SELECT * FROM t WHERE user_id = 1; DELETE FROM t WHERE user_id = $1", KEYED, "1|$1",
-		  1 },
+		{ "SELECT * FROM t WHERE user_id = 1; DELETE FROM t WHERE user_id = $1", KEYED,
+		  "1|$1", 1 },
 		/* one statement without a key makes the string NO_KEY */
 		{ "SELECT * FROM t WHERE user_id = 1; SELECT * FROM t", NO_KEY, "", 0 },
-		{ "BEGIN; INSERT INTO t (user_id) VALUES (1); UPDATE t SET a = 2; COMMIT", NO_KEY, "",
-		  1 },
+		{ "BEGIN; INSERT INTO t (user_id) VALUES (1); UPDATE t SET a = 2; COMMIT", NO_KEY,
+		  "", 1 },
 		{ "CREATE TABLE x (a int); SELECT * FROM t WHERE user_id = 1", NO_KEY, "", 1 },
 	};
 	static const struct {
@@ -519,7 +526,8 @@ static void test_neutral_and_several_statements(void **state)
 			{ "SELECT 1 + sum(a) FROM t", "aggregates or window functions" },
 			{ "SELECT pg_catalog.max(a) FROM t", "aggregates or window functions" },
 			{ "SELECT row_number() OVER () FROM t", "aggregates or window functions" },
-			{ "SELECT a FROM t UNION ALL SELECT a FROM u", "UNION, INTERSECT or EXCEPT" },
+			{ "SELECT a FROM t UNION ALL SELECT a FROM u",
+			  "UNION, INTERSECT or EXCEPT" },
 			{ "SELECT * FROM t FOR UPDATE", "FOR UPDATE or FOR SHARE" },
 			{ "UPDATE t SET a = 1", NULL },
 		};
@@ -528,8 +536,9 @@ static void test_neutral_and_several_statements(void **state)
 			const char *q = merges[i].sql;
 
 			assert_true(keyfind_sql(q, strlen(q), KEY, &kf));
-			if (merges[i].why ? !kf.merge_needed || strcmp(kf.merge_needed, merges[i].why)
-					  : kf.merge_needed != NULL)
+			if (merges[i].why
+				    ? !kf.merge_needed || strcmp(kf.merge_needed, merges[i].why)
+				    : kf.merge_needed != NULL)
 				fail_msg("%s: merge %s, expected %s", q,
 					 kf.merge_needed ? kf.merge_needed : "none",
 					 merges[i].why ? merges[i].why : "none");
@@ -669,7 +678,8 @@ static void check_hint(const char *sql, int kind, const char *value)
 	if (h.value < sql || h.value + h.value_len > sql + strlen(sql))
 		fail_msg("%s: the value does not point into the text", sql);
 	if (h.value_len != strlen(value) || memcmp(h.value, value, h.value_len) != 0)
-		fail_msg("%s: value \"%.*s\", expected \"%s\"", sql, (int)h.value_len, h.value, value);
+		fail_msg("%s: value \"%.*s\", expected \"%s\"", sql, (int)h.value_len, h.value,
+			 value);
 }
 
 static void test_hint(void **state)
@@ -731,8 +741,7 @@ static void test_hint(void **state)
 
 /* ---- SET pgmux.* ---- */
 
-static void check_set(const char *sql, bool ok, int what, bool local, bool reset,
-		      const char *value)
+static void check_set(const char *sql, bool ok, int what, bool local, bool reset, const char *value)
 {
 	struct keyfind_set s;
 	bool got = keyfind_set(sql, strlen(sql), &s);
@@ -751,7 +760,8 @@ static void check_set(const char *sql, bool ok, int what, bool local, bool reset
 	if (s.value < sql || s.value + s.value_len > sql + strlen(sql))
 		fail_msg("%s: the value does not point into the text", sql);
 	if (s.value_len != strlen(value) || memcmp(s.value, value, s.value_len) != 0)
-		fail_msg("%s: value \"%.*s\", expected \"%s\"", sql, (int)s.value_len, s.value, value);
+		fail_msg("%s: value \"%.*s\", expected \"%s\"", sql, (int)s.value_len, s.value,
+			 value);
 }
 
 static void test_set(void **state)
@@ -771,7 +781,8 @@ static void test_set(void **state)
 		{ "SET SESSION pgmux.shard_key = 42", true, K, false, false, "42" },
 		{ "SET LOCAL pgmux.shard_key = 42", true, K, true, false, "42" },
 		{ "\n SET\n\tLOCAL\n pgmux . shard_key\n TO\n -7 ;\n", true, K, true, false, "-7" },
-		{ "/* c */ SET /* c */ pgmux.shard_key -- c\n = 42 -- c", true, K, false, false, "42" },
+		{ "/* c */ SET /* c */ pgmux.shard_key -- c\n = 42 -- c", true, K, false, false,
+		  "42" },
 		{ "SET pgmux.shard_key = 'a b'", true, K, false, false, "a b" },
 		{ "SET pgmux.shard_key = ''", true, K, false, false, "" },
 		{ "SET pgmux.shard_key = $$it's$$", true, K, false, false, "it's" },

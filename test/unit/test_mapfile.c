@@ -90,10 +90,12 @@ static void test_round_trip_created_and_planned(void **state)
 				struct shard_map *next =
 					step == 0 ? shard_map_plan(m, NAMES, ONES, n + 2, &moves,
 								   &n_moves, err, sizeof(err))
-					: step == 1 ? shard_map_plan(m, NAMES + 1, ONES, n + 1, &moves,
-								     &n_moves, err, sizeof(err))
-						    : shard_map_plan(m, NAMES + 1, weights, n + 1,
-								     &moves, &n_moves, err, sizeof(err));
+					: step == 1
+						? shard_map_plan(m, NAMES + 1, ONES, n + 1, &moves,
+								 &n_moves, err, sizeof(err))
+						: shard_map_plan(m, NAMES + 1, weights, n + 1,
+								 &moves, &n_moves, err,
+								 sizeof(err));
 
 				assert_non_null(next);
 				free(moves);
@@ -108,8 +110,8 @@ static void test_round_trip_created_and_planned(void **state)
 
 static void test_round_trip_overrides(void **state)
 {
-	static const char *const keys[] = { "42", "acme corp", "it's", "#1", "a#b", "''", "x'",
-					    "tab\there", "ünïcode" };
+	static const char *const keys[] = { "42", "acme corp", "it's",      "#1",     "a#b",
+					    "''", "x'",        "tab\there", "ünïcode" };
 	char err[200];
 	struct shard_map *m = shard_map_create(256, 7, NAMES, ONES, 3, err, sizeof(err));
 	char *text;
@@ -208,7 +210,8 @@ static void test_parse_refuses(void **state)
 		{ "format 1\nformat 1\n", "line 2: format again (first on line 1)" },
 		{ "+range 0-3 a\nrange 0-3 a\nchecksum 0000000000000000\n",
 		  "line 8: bucket 0 is already in another range" },
-		{ "+range 0-1 a\nchecksum 0000000000000000\n", "line 8: buckets 2-3 are in no range" },
+		{ "+range 0-1 a\nchecksum 0000000000000000\n",
+		  "line 8: buckets 2-3 are in no range" },
 		{ "+range 0-1 a\nrange 2-3 c\n", "line 8: no shard named c" },
 		{ "+range 0-4 a\n", "line 7: bucket 4 is beyond the last bucket, 3" },
 		{ "+range 3-1 a\n", "line 7: range 3-1: expected FIRST-LAST" },
@@ -222,7 +225,8 @@ static void test_parse_refuses(void **state)
 		  "line 8: checksum 0000000000000000 does not match the content" },
 		{ "+range 0-3 a b\n", "line 7: range takes 2 words after it, not 3" },
 		{ "+shard a weight 2\n", "line 7: shard a is declared twice" },
-		{ "+shard c weight 0\n", "line 7: shard c weight 0: a weight is a positive number" },
+		{ "+shard c weight 0\n",
+		  "line 7: shard c weight 0: a weight is a positive number" },
 		{ "+shard c weight nan\n", "line 7: shard c weight nan" },
 		{ "+shard c.d weight 1\n", "line 7: shard c.d: a name is" },
 		{ "+shard c size 1\n", "line 7: shard c size: expected 'shard NAME weight W'" },
@@ -234,7 +238,8 @@ static void test_parse_refuses(void **state)
 		  "line 8: override k is set twice" },
 		{ "format 1\nversion 0\n", "line 2: version 0: versions start at 1" },
 		{ "format 1\nversion -1\n", "line 2: version -1: a whole number" },
-		{ "format 1\nversion 18446744073709551616\n", "line 2: version 18446744073709551616" },
+		{ "format 1\nversion 18446744073709551616\n",
+		  "line 2: version 18446744073709551616" },
 		{ "format 1\nbuckets 1000\n", "line 2: buckets 1000: a power of two" },
 		{ "format 1\nbuckets 131072\n", "line 2: buckets 131072: a power of two" },
 		{ "format 1\nrange 0 a\n", "line 2: a range before the buckets line" },

@@ -123,58 +123,100 @@ static const struct {
 	double at;
 	const char *from;
 } samples[] = {
-	{ "sync", real_sync, 3, {
-		{ "n1", "127.0.0.1", 25432, PATRONI_ROLE_LEADER, "running", 1, -1, false, false,
-		  "http://127.0.0.1:18008/patroni" },
-		{ "n2", "127.0.0.1", 25433, PATRONI_ROLE_SYNC_STANDBY, "running", 1, 0, false, false,
-		  "http://127.0.0.1:18009/patroni" },
-		{ "n3", "127.0.0.1", 25434, PATRONI_ROLE_REPLICA, "running", 1, 0, true, true,
-		  "http://127.0.0.1:18010/patroni" },
-	  }, true, 1795341600, "n1" },
-	{ "stopped", real_stopped, 3, {
-		{ "n1", "127.0.0.1", 25432, PATRONI_ROLE_LEADER, "running", 1, -1, false, false,
-		  "http://127.0.0.1:18008/patroni" },
-		{ "n2", "127.0.0.1", 25433, PATRONI_ROLE_SYNC_STANDBY, "running", 1, 0, false, false,
-		  "http://127.0.0.1:18009/patroni" },
-		{ "n3", "127.0.0.1", 25434, PATRONI_ROLE_REPLICA, "stopped", -1, -1, true, true,
-		  "http://127.0.0.1:18010/patroni" },
-	  }, true, 1795429800, "n1" },
-	{ "paused", real_paused, 3, {
-		{ "n1", "127.0.0.1", 25432, PATRONI_ROLE_LEADER, "running", 1, -1, false, false,
-		  "http://127.0.0.1:18008/patroni" },
-		{ "n2", "127.0.0.1", 25433, PATRONI_ROLE_SYNC_STANDBY, "running", 1, 0, false, false,
-		  "http://127.0.0.1:18009/patroni" },
-		{ "n3", "127.0.0.1", 25434, PATRONI_ROLE_REPLICA, "running", 1, 272800, true, true,
-		  "http://127.0.0.1:18010/patroni" },
-	  }, true, 1795429800, "n1" },
-	{ "standby", real_standby, 1, {
-		{ "s1", "127.0.0.1", 25435, PATRONI_ROLE_STANDBY_LEADER, "running", 1, -1, false,
-		  false, "http://127.0.0.1:18011/patroni" },
-	  }, false, 0, "" },
-	{ "stopping", real_stopping, 3, {
-		{ "n1", "127.0.0.1", 25432, PATRONI_ROLE_LEADER, "running", 2, -1, false, false,
-		  "http://127.0.0.1:18008/patroni" },
-		{ "n2", "127.0.0.1", 25433, PATRONI_ROLE_REPLICA, "stopping", -1, -1, false, false,
-		  "http://127.0.0.1:18009/patroni" },
-		{ "n3", "127.0.0.1", 25434, PATRONI_ROLE_REPLICA, "running", 2, 0, true, true,
-		  "http://127.0.0.1:18010/patroni" },
-	  }, false, 0, "" },
-	{ "crashed", real_crashed, 3, {
-		{ "n1", "127.0.0.1", 25432, PATRONI_ROLE_LEADER, "running", -1, -1, false, false,
-		  "http://127.0.0.1:18008/patroni" },
-		{ "n2", "127.0.0.1", 25433, PATRONI_ROLE_REPLICA, "running", 3, 0, false, false,
-		  "http://127.0.0.1:18009/patroni" },
-		{ "n3", "127.0.0.1", 25434, PATRONI_ROLE_REPLICA, "crashed", -1, -1, true, true,
-		  "http://127.0.0.1:18010/patroni" },
-	  }, false, 0, "" },
-	{ "shaped", shaped, 3, {
-		{ "a", "db-a.example.com", 5432, PATRONI_ROLE_LEADER, "running", 7, -1, false, false,
-		  "" },
-		{ "b", "::1", 5433, PATRONI_ROLE_OTHER, "streaming", -1, 9007199254740993LL, false,
-		  true, "" },
-		{ "c", "10.0.0.3", 65535, PATRONI_ROLE_REPLICA, "starting", 2147483647, -1, true,
-		  false, "" },
-	  }, false, 0, "" },
+	{ "sync",
+	  real_sync,
+	  3,
+	  {
+		  { "n1", "127.0.0.1", 25432, PATRONI_ROLE_LEADER, "running", 1, -1, false, false,
+		    "http://127.0.0.1:18008/patroni" },
+		  { "n2", "127.0.0.1", 25433, PATRONI_ROLE_SYNC_STANDBY, "running", 1, 0, false,
+		    false, "http://127.0.0.1:18009/patroni" },
+		  { "n3", "127.0.0.1", 25434, PATRONI_ROLE_REPLICA, "running", 1, 0, true, true,
+		    "http://127.0.0.1:18010/patroni" },
+	  },
+	  true,
+	  1795341600,
+	  "n1" },
+	{ "stopped",
+	  real_stopped,
+	  3,
+	  {
+		  { "n1", "127.0.0.1", 25432, PATRONI_ROLE_LEADER, "running", 1, -1, false, false,
+		    "http://127.0.0.1:18008/patroni" },
+		  { "n2", "127.0.0.1", 25433, PATRONI_ROLE_SYNC_STANDBY, "running", 1, 0, false,
+		    false, "http://127.0.0.1:18009/patroni" },
+		  { "n3", "127.0.0.1", 25434, PATRONI_ROLE_REPLICA, "stopped", -1, -1, true, true,
+		    "http://127.0.0.1:18010/patroni" },
+	  },
+	  true,
+	  1795429800,
+	  "n1" },
+	{ "paused",
+	  real_paused,
+	  3,
+	  {
+		  { "n1", "127.0.0.1", 25432, PATRONI_ROLE_LEADER, "running", 1, -1, false, false,
+		    "http://127.0.0.1:18008/patroni" },
+		  { "n2", "127.0.0.1", 25433, PATRONI_ROLE_SYNC_STANDBY, "running", 1, 0, false,
+		    false, "http://127.0.0.1:18009/patroni" },
+		  { "n3", "127.0.0.1", 25434, PATRONI_ROLE_REPLICA, "running", 1, 272800, true,
+		    true, "http://127.0.0.1:18010/patroni" },
+	  },
+	  true,
+	  1795429800,
+	  "n1" },
+	{ "standby",
+	  real_standby,
+	  1,
+	  {
+		  { "s1", "127.0.0.1", 25435, PATRONI_ROLE_STANDBY_LEADER, "running", 1, -1, false,
+		    false, "http://127.0.0.1:18011/patroni" },
+	  },
+	  false,
+	  0,
+	  "" },
+	{ "stopping",
+	  real_stopping,
+	  3,
+	  {
+		  { "n1", "127.0.0.1", 25432, PATRONI_ROLE_LEADER, "running", 2, -1, false, false,
+		    "http://127.0.0.1:18008/patroni" },
+		  { "n2", "127.0.0.1", 25433, PATRONI_ROLE_REPLICA, "stopping", -1, -1, false,
+		    false, "http://127.0.0.1:18009/patroni" },
+		  { "n3", "127.0.0.1", 25434, PATRONI_ROLE_REPLICA, "running", 2, 0, true, true,
+		    "http://127.0.0.1:18010/patroni" },
+	  },
+	  false,
+	  0,
+	  "" },
+	{ "crashed",
+	  real_crashed,
+	  3,
+	  {
+		  { "n1", "127.0.0.1", 25432, PATRONI_ROLE_LEADER, "running", -1, -1, false, false,
+		    "http://127.0.0.1:18008/patroni" },
+		  { "n2", "127.0.0.1", 25433, PATRONI_ROLE_REPLICA, "running", 3, 0, false, false,
+		    "http://127.0.0.1:18009/patroni" },
+		  { "n3", "127.0.0.1", 25434, PATRONI_ROLE_REPLICA, "crashed", -1, -1, true, true,
+		    "http://127.0.0.1:18010/patroni" },
+	  },
+	  false,
+	  0,
+	  "" },
+	{ "shaped",
+	  shaped,
+	  3,
+	  {
+		  { "a", "db-a.example.com", 5432, PATRONI_ROLE_LEADER, "running", 7, -1, false,
+		    false, "" },
+		  { "b", "::1", 5433, PATRONI_ROLE_OTHER, "streaming", -1, 9007199254740993LL,
+		    false, true, "" },
+		  { "c", "10.0.0.3", 65535, PATRONI_ROLE_REPLICA, "starting", 2147483647, -1, true,
+		    false, "" },
+	  },
+	  false,
+	  0,
+	  "" },
 };
 
 static void check_member(const char *what, int i, const struct patroni_member *got,
@@ -240,8 +282,8 @@ static void test_framing(void **state)
 	assert_true(patroni_parse_cluster(" {\"members\": []}\r\n", 18, &c, err, sizeof(err)));
 	assert_false(patroni_parse_cluster(nul_after, sizeof(nul_after) - 1, &c, err, sizeof(err)));
 	assert_string_equal(err, "trailing data after the JSON value");
-	assert_false(patroni_parse_cluster(nul_inside, sizeof(nul_inside) - 1, &c, err,
-					   sizeof(err)));
+	assert_false(
+		patroni_parse_cluster(nul_inside, sizeof(nul_inside) - 1, &c, err, sizeof(err)));
 	assert_non_null(strstr(err, "bad JSON"));
 }
 
@@ -279,7 +321,8 @@ static const struct {
 	{ "{\"members\": {}}", "not an array" },
 	{ "{\"members\": \"n1\"}", "not an array" },
 	{ "{\"members\": [1]}", "member 0 is not an object" },
-	{ "{\"members\": [{\"name\": \"a\", \"host\": \"h\"}, null]}", "member 1 is not an object" },
+	{ "{\"members\": [{\"name\": \"a\", \"host\": \"h\"}, null]}",
+	  "member 1 is not an object" },
 	{ "{\"members\": [{\"name\": 5, \"host\": \"h\"}]}", "member 0: bad name" },
 	{ "{\"members\": [{\"name\": \"a\", \"host\": [\"h\"]}]}", "member 0: bad host" },
 	{ "{\"members\": [{\"name\": \"a\\u0000b\", \"host\": \"h\"}]}", "member 0: bad name" },
@@ -287,7 +330,8 @@ static const struct {
 	{ "{\"members\": [{\"name\": \"a\", \"host\": \"h\", \"port\": 5432.0}]}", "bad port" },
 	{ "{\"members\": [{\"name\": \"a\", \"host\": \"h\", \"port\": 0}]}", "bad port" },
 	{ "{\"members\": [{\"name\": \"a\", \"host\": \"h\", \"port\": 65536}]}", "bad port" },
-	{ "{\"members\": [{\"name\": \"a\", \"host\": \"h\", \"timeline\": \"1\"}]}", "bad timeline" },
+	{ "{\"members\": [{\"name\": \"a\", \"host\": \"h\", \"timeline\": \"1\"}]}",
+	  "bad timeline" },
 	{ "{\"members\": [{\"name\": \"a\", \"host\": \"h\", \"timeline\": 4294967297}]}",
 	  "bad timeline" },
 	{ "{\"members\": [{\"name\": \"a\", \"host\": \"h\", \"lag\": \"12\"}]}", "bad lag" },
@@ -388,14 +432,16 @@ static void test_long_strings(void **state)
 	free(json);
 
 	json = with_long_string("{\"members\": [{\"name\": \"a\", \"host\": \"h\", \"api_url\": "
-				"\"http://", "u", 300, "/patroni\"}]}");
+				"\"http://",
+				"u", 300, "/patroni\"}]}");
 	assert_true(parse_str(json, &c));
 	assert_int_equal(c.n_members, 1);
 	assert_string_equal(c.members[0].api_url, "");
 	free(json);
 
 	json = with_long_string("{\"members\": [], \"scheduled_switchover\": {\"at\": "
-				"\"2026-11-22T10:00:00+00:00\", \"from\": \"", "f", 64, "\"}}");
+				"\"2026-11-22T10:00:00+00:00\", \"from\": \"",
+				"f", 64, "\"}}");
 	assert_true(parse_str(json, &c));
 	assert_true(c.switchover_scheduled);
 	assert_string_equal(c.switchover_from, "");
@@ -428,9 +474,10 @@ static void test_many_members(void **state)
 
 	off += snprintf(json + off, sizeof(json) - off, "{\"members\": [");
 	for (int i = 0; i < 40; i++)
-		off += snprintf(json + off, sizeof(json) - off,
-				"%s{\"name\": \"m%02d\", \"host\": \"10.0.0.%d\", \"role\": \"replica\"}",
-				i ? ", " : "", i, i);
+		off += snprintf(
+			json + off, sizeof(json) - off,
+			"%s{\"name\": \"m%02d\", \"host\": \"10.0.0.%d\", \"role\": \"replica\"}",
+			i ? ", " : "", i, i);
 	snprintf(json + off, sizeof(json) - off, "]}");
 	assert_true(parse_str(json, &c));
 	assert_int_equal(c.n_members, PATRONI_MAX_MEMBERS);
@@ -450,8 +497,8 @@ static const struct {
 	{ "2026-11-22T10:00:00.500000+00:00", 1795341600.5 },
 	{ "2024-02-29T23:59:59.25-05:30", 1709270999.25 },
 	{ "1970-01-01T00:00:00+00:00", 0 },
-	{ "2026-11-22T10:00:00", 0 },          /* no offset: the instant is unknown */
-	{ "2026-02-29T10:00:00+00:00", 0 },    /* not a leap year */
+	{ "2026-11-22T10:00:00", 0 },       /* no offset: the instant is unknown */
+	{ "2026-02-29T10:00:00+00:00", 0 }, /* not a leap year */
 	{ "2026-13-01T10:00:00+00:00", 0 },
 	{ "2026-11-22T24:00:00+00:00", 0 },
 	{ "2026-11-22T10:00:00+00:00junk", 0 },
@@ -468,10 +515,13 @@ static void test_switchover_time(void **state)
 		char json[256];
 
 		if (times[i].at)
-			snprintf(json, sizeof(json), "{\"members\": [], \"scheduled_switchover\": "
-				 "{\"at\": \"%s\", \"from\": \"n1\"}}", times[i].at);
+			snprintf(json, sizeof(json),
+				 "{\"members\": [], \"scheduled_switchover\": "
+				 "{\"at\": \"%s\", \"from\": \"n1\"}}",
+				 times[i].at);
 		else
-			snprintf(json, sizeof(json), "{\"members\": [], \"scheduled_switchover\": "
+			snprintf(json, sizeof(json),
+				 "{\"members\": [], \"scheduled_switchover\": "
 				 "{\"to\": \"n2\"}}");
 		print_message("%s\n", json);
 		assert_true(parse_str(json, &c));

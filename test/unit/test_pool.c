@@ -69,15 +69,16 @@ void log_assert_failed(const char *cond, const char *file, int line)
 
 const char *client_state_name(enum client_state s)
 {
-	static const char *names[] = { "login", "waiting_login", "idle", "waiting", "active", "closing" };
+	static const char *names[] = { "login",   "waiting_login", "idle",
+				       "waiting", "active",        "closing" };
 
 	return names[s];
 }
 
 const char *server_state_name(enum server_state s)
 {
-	static const char *names[] = { "connecting", "login", "idle", "active", "reset", "cancel_wait",
-				       "closing" };
+	static const char *names[] = { "connecting", "login",       "idle",   "active",
+				       "reset",      "cancel_wait", "closing" };
 
 	return names[s];
 }
@@ -414,7 +415,8 @@ static void test_lifecycle(void **state)
 	expect_pool(f, 0, 0, 1, 0, 0, 0);
 
 	/* Every move was logged once, with its cause. */
-	assert_non_null(strstr(log_text, "C-1 app/alice@ login -> waiting_login: logged in, waiting"));
+	assert_non_null(
+		strstr(log_text, "C-1 app/alice@ login -> waiting_login: logged in, waiting"));
 	assert_non_null(strstr(log_text, "idle -> active: linked to a client"));
 	assert_non_null(strstr(log_text, "active -> reset: released, resetting"));
 	assert_non_null(strstr(log_text, "C-2 app/alice@ idle -> waiting: no idle server, queued"));

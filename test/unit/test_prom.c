@@ -86,9 +86,9 @@ static void test_histogram_exposition(void **state)
 	int n_buckets = 0;
 
 	memset(&h, 0, sizeof(h));
-	histogram_observe(&h, 100);      /* le 0.0001 */
-	histogram_observe(&h, 101);      /* le 0.00025 */
-	histogram_observe(&h, 2000000);  /* 2 s: le 2.5 */
+	histogram_observe(&h, 100);       /* le 0.0001 */
+	histogram_observe(&h, 101);       /* le 0.00025 */
+	histogram_observe(&h, 2000000);   /* 2 s: le 2.5 */
 	histogram_observe(&h, 500000000); /* 500 s: only +Inf */
 	for (int k = 0; k < prom_histogram_n_bounds; k++)
 		assert_int_equal(histogram_upper_us(prom_histogram_bound_bucket(k)),

@@ -186,7 +186,8 @@ static void test_startup_special(void **state)
 	(void)state;
 	assert_int_equal(startup_parse(ssl, sizeof(ssl), &m, err, sizeof(err)), STARTUP_SSL);
 	assert_int_equal(startup_parse(gss, sizeof(gss), &m, err, sizeof(err)), STARTUP_GSSENC);
-	assert_int_equal(startup_parse(cancel, sizeof(cancel), &m, err, sizeof(err)), STARTUP_CANCEL);
+	assert_int_equal(startup_parse(cancel, sizeof(cancel), &m, err, sizeof(err)),
+			 STARTUP_CANCEL);
 	assert_int_equal(m.cancel_pid, 1);
 	assert_int_equal(m.cancel_key, 2);
 	assert_int_equal(startup_parse(cancel, 12, &m, err, sizeof(err)), STARTUP_BAD);
@@ -215,7 +216,8 @@ static void test_error_with_severity(void **state)
 	static const char fatal[] = "SFATAL\0VFATAL\0C57P01\0Mterminating\0Dthe detail\0Hthe hint\0"
 				    "Fpostgres.c\0L3197\0RProcessInterrupts\0";
 	static const char unterminated[] = "SFATAL\0C57P01";
-	static const char rest[] = "Dthe detail\0Hthe hint\0Fpostgres.c\0L3197\0RProcessInterrupts\0\0";
+	static const char rest[] =
+		"Dthe detail\0Hthe hint\0Fpostgres.c\0L3197\0RProcessInterrupts\0\0";
 	struct msgbuf mb;
 	struct be_error e;
 
@@ -232,7 +234,8 @@ static void test_error_with_severity(void **state)
 
 	/* malformed bodies are refused, never read past */
 	mb_reset(&mb);
-	assert_false(build_error_with_severity(&mb, (const uint8_t *)unterminated, sizeof(unterminated) - 1, "ERROR"));
+	assert_false(build_error_with_severity(&mb, (const uint8_t *)unterminated,
+					       sizeof(unterminated) - 1, "ERROR"));
 	mb_reset(&mb);
 	assert_false(build_error_with_severity(&mb, (const uint8_t *)fatal, 20, "ERROR"));
 	mb_reset(&mb);
@@ -264,10 +267,14 @@ static void test_data_row_column(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_peek_header),      cmocka_unit_test(test_peek_startup),
-		cmocka_unit_test(test_cursor_bounds),    cmocka_unit_test(test_builders),
-		cmocka_unit_test(test_error_roundtrip),  cmocka_unit_test(test_backend_parsers),
-		cmocka_unit_test(test_startup_v3),       cmocka_unit_test(test_startup_special),
+		cmocka_unit_test(test_peek_header),
+		cmocka_unit_test(test_peek_startup),
+		cmocka_unit_test(test_cursor_bounds),
+		cmocka_unit_test(test_builders),
+		cmocka_unit_test(test_error_roundtrip),
+		cmocka_unit_test(test_backend_parsers),
+		cmocka_unit_test(test_startup_v3),
+		cmocka_unit_test(test_startup_special),
 		cmocka_unit_test(test_negotiate_version),
 		cmocka_unit_test(test_error_with_severity),
 		cmocka_unit_test(test_data_row_column),

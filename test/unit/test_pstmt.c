@@ -216,24 +216,28 @@ static void test_limits(void **state)
 	assert_true(client_pstmts_set(&r, &m, "b", b));
 	assert_int_equal(m.bytes, 22);
 	/* a third name is one too many; replacing a name is not */
-	assert_int_equal(client_pstmts_check(&r, &m, "c", DEF("select 1"), &lim), PSTMT_CLIENT_COUNT);
+	assert_int_equal(client_pstmts_check(&r, &m, "c", DEF("select 1"), &lim),
+			 PSTMT_CLIENT_COUNT);
 	assert_int_equal(client_pstmts_check(&r, &m, "a", DEF("select 2"), &lim), PSTMT_WITHIN);
 	/* what the replaced name held is freed before the new size counts */
 	assert_int_equal(client_pstmts_check(&r, &m, "a", DEF("select 1 + 1 + 1 + 1 + 1"), &lim),
 			 PSTMT_WITHIN);
 	assert_int_equal(client_pstmts_check(&r, &m, "a", DEF("select 1 + 1 + 1 + 1 + 1 + 1 + 1"),
-					     &lim), PSTMT_CLIENT_BYTES);
+					     &lim),
+			 PSTMT_CLIENT_BYTES);
 	/* clients hold 2: one more definition fits, a fourth does not */
 	lim.client_count = 0;
 	lim.client_bytes = 0;
 	assert_int_equal(client_pstmts_check(&r, &m, "d", DEF("select 3"), &lim), PSTMT_WITHIN);
 	assert_true(client_pstmts_set(&r, &m, "c", pstmt_registry_get(&r, DEF("select 3"))));
 	assert_int_equal(r.client_held, 3);
-	assert_int_equal(client_pstmts_check(&r, &m, "d", DEF("select 4"), &lim), PSTMT_TOTAL_COUNT);
+	assert_int_equal(client_pstmts_check(&r, &m, "d", DEF("select 4"), &lim),
+			 PSTMT_TOTAL_COUNT);
 	/* a definition a client holds already costs nothing */
 	assert_int_equal(client_pstmts_check(&r, &m, "d", DEF("select 2"), &lim), PSTMT_WITHIN);
 	/* one only a server holds counts no more than a new one */
-	assert_int_equal(client_pstmts_check(&r, &m, "d", DEF("select 5"), &lim), PSTMT_TOTAL_COUNT);
+	assert_int_equal(client_pstmts_check(&r, &m, "d", DEF("select 5"), &lim),
+			 PSTMT_TOTAL_COUNT);
 	client_pstmts_remove(&r, &m, "c");
 	assert_int_equal(r.client_held, 2);
 	client_pstmts_remove(&r, &m, "b");

@@ -76,34 +76,54 @@ static void test_want(void **state)
 		enum route_want want;
 		bool hinted;
 	} cases[] = {
-		{ ROUTE_READ, ROUTE_HINT_NONE, ROUTE_HINT_NONE, ROUTE_HINT_NONE, false, false, false, WANT_REPLICA, false },
-		{ ROUTE_EMPTY, ROUTE_HINT_NONE, ROUTE_HINT_NONE, ROUTE_HINT_NONE, false, false, false, WANT_REPLICA, false },
-		{ ROUTE_WRITE, ROUTE_HINT_NONE, ROUTE_HINT_NONE, ROUTE_HINT_NONE, false, false, false, WANT_PRIMARY, false },
-		{ ROUTE_SET, ROUTE_HINT_NONE, ROUTE_HINT_NONE, ROUTE_HINT_NONE, false, false, false, WANT_PRIMARY, false },
-		{ ROUTE_SESSION_PIN, ROUTE_HINT_REPLICA, ROUTE_HINT_NONE, ROUTE_HINT_NONE, false, false, false, WANT_PRIMARY, false },
-		{ ROUTE_TXN_END, ROUTE_HINT_NONE, ROUTE_HINT_REPLICA, ROUTE_HINT_NONE, false, false, false, WANT_PRIMARY, false },
+		{ ROUTE_READ, ROUTE_HINT_NONE, ROUTE_HINT_NONE, ROUTE_HINT_NONE, false, false,
+		  false, WANT_REPLICA, false },
+		{ ROUTE_EMPTY, ROUTE_HINT_NONE, ROUTE_HINT_NONE, ROUTE_HINT_NONE, false, false,
+		  false, WANT_REPLICA, false },
+		{ ROUTE_WRITE, ROUTE_HINT_NONE, ROUTE_HINT_NONE, ROUTE_HINT_NONE, false, false,
+		  false, WANT_PRIMARY, false },
+		{ ROUTE_SET, ROUTE_HINT_NONE, ROUTE_HINT_NONE, ROUTE_HINT_NONE, false, false, false,
+		  WANT_PRIMARY, false },
+		{ ROUTE_SESSION_PIN, ROUTE_HINT_REPLICA, ROUTE_HINT_NONE, ROUTE_HINT_NONE, false,
+		  false, false, WANT_PRIMARY, false },
+		{ ROUTE_TXN_END, ROUTE_HINT_NONE, ROUTE_HINT_REPLICA, ROUTE_HINT_NONE, false, false,
+		  false, WANT_PRIMARY, false },
 		/* hints */
-		{ ROUTE_READ, ROUTE_HINT_PRIMARY, ROUTE_HINT_NONE, ROUTE_HINT_NONE, false, false, false, WANT_PRIMARY, true },
-		{ ROUTE_WRITE, ROUTE_HINT_REPLICA, ROUTE_HINT_NONE, ROUTE_HINT_NONE, false, false, false, WANT_REPLICA, true },
-		{ ROUTE_READ, ROUTE_HINT_NONE, ROUTE_HINT_PRIMARY, ROUTE_HINT_NONE, false, false, false, WANT_PRIMARY, true },
-		{ ROUTE_READ, ROUTE_HINT_NONE, ROUTE_HINT_AUTO, ROUTE_HINT_NONE, false, false, false, WANT_REPLICA, false },
+		{ ROUTE_READ, ROUTE_HINT_PRIMARY, ROUTE_HINT_NONE, ROUTE_HINT_NONE, false, false,
+		  false, WANT_PRIMARY, true },
+		{ ROUTE_WRITE, ROUTE_HINT_REPLICA, ROUTE_HINT_NONE, ROUTE_HINT_NONE, false, false,
+		  false, WANT_REPLICA, true },
+		{ ROUTE_READ, ROUTE_HINT_NONE, ROUTE_HINT_PRIMARY, ROUTE_HINT_NONE, false, false,
+		  false, WANT_PRIMARY, true },
+		{ ROUTE_READ, ROUTE_HINT_NONE, ROUTE_HINT_AUTO, ROUTE_HINT_NONE, false, false,
+		  false, WANT_REPLICA, false },
 		/* the comment beats the session setting */
-		{ ROUTE_READ, ROUTE_HINT_REPLICA, ROUTE_HINT_PRIMARY, ROUTE_HINT_NONE, false, false, false, WANT_REPLICA, true },
+		{ ROUTE_READ, ROUTE_HINT_REPLICA, ROUTE_HINT_PRIMARY, ROUTE_HINT_NONE, false, false,
+		  false, WANT_REPLICA, true },
 		/* a BEGIN in a string with other statements */
-		{ ROUTE_TXN_BEGIN, ROUTE_HINT_NONE, ROUTE_HINT_NONE, ROUTE_HINT_NONE, true, false, false, WANT_REPLICA, false },
-		{ ROUTE_TXN_BEGIN, ROUTE_HINT_NONE, ROUTE_HINT_NONE, ROUTE_HINT_NONE, false, false, false, WANT_PRIMARY, false },
+		{ ROUTE_TXN_BEGIN, ROUTE_HINT_NONE, ROUTE_HINT_NONE, ROUTE_HINT_NONE, true, false,
+		  false, WANT_REPLICA, false },
+		{ ROUTE_TXN_BEGIN, ROUTE_HINT_NONE, ROUTE_HINT_NONE, ROUTE_HINT_NONE, false, false,
+		  false, WANT_PRIMARY, false },
 		/* inside a deferred transaction: the transaction decides, not the statement */
-		{ ROUTE_READ, ROUTE_HINT_NONE, ROUTE_HINT_NONE, ROUTE_HINT_NONE, false, true, false, WANT_PRIMARY, false },
-		{ ROUTE_WRITE, ROUTE_HINT_NONE, ROUTE_HINT_NONE, ROUTE_HINT_NONE, false, true, true, WANT_REPLICA, false },
-		{ ROUTE_READ, ROUTE_HINT_NONE, ROUTE_HINT_NONE, ROUTE_HINT_REPLICA, false, true, false, WANT_REPLICA, true },
-		{ ROUTE_READ, ROUTE_HINT_REPLICA, ROUTE_HINT_NONE, ROUTE_HINT_NONE, false, true, false, WANT_REPLICA, true },
-		{ ROUTE_READ, ROUTE_HINT_NONE, ROUTE_HINT_REPLICA, ROUTE_HINT_NONE, false, true, false, WANT_REPLICA, true },
+		{ ROUTE_READ, ROUTE_HINT_NONE, ROUTE_HINT_NONE, ROUTE_HINT_NONE, false, true, false,
+		  WANT_PRIMARY, false },
+		{ ROUTE_WRITE, ROUTE_HINT_NONE, ROUTE_HINT_NONE, ROUTE_HINT_NONE, false, true, true,
+		  WANT_REPLICA, false },
+		{ ROUTE_READ, ROUTE_HINT_NONE, ROUTE_HINT_NONE, ROUTE_HINT_REPLICA, false, true,
+		  false, WANT_REPLICA, true },
+		{ ROUTE_READ, ROUTE_HINT_REPLICA, ROUTE_HINT_NONE, ROUTE_HINT_NONE, false, true,
+		  false, WANT_REPLICA, true },
+		{ ROUTE_READ, ROUTE_HINT_NONE, ROUTE_HINT_REPLICA, ROUTE_HINT_NONE, false, true,
+		  false, WANT_REPLICA, true },
 	};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct route_result r = { .cls = cases[i].cls, .hint = cases[i].hint,
-					  .read_only_txn = cases[i].read_only, .statements = 1 };
+		struct route_result r = { .cls = cases[i].cls,
+					  .hint = cases[i].hint,
+					  .read_only_txn = cases[i].read_only,
+					  .statements = 1 };
 		bool hinted;
 		enum route_want w = router_want(&r, cases[i].session, cases[i].txn,
 						cases[i].txn_read_only, cases[i].txn_hint, &hinted);

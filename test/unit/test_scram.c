@@ -22,34 +22,38 @@
 #define RFC_NONCE "rOprNGfwEbeRWgbNEkqO"
 #define RFC_SERVER_NONCE RFC_NONCE "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
 #define RFC_SERVER_FIRST "r=" RFC_SERVER_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
-#define RFC_CLIENT_FINAL "c=biws,r=" RFC_SERVER_NONCE ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+#define RFC_CLIENT_FINAL                                                                           \
+	"c=biws,r=" RFC_SERVER_NONCE ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
 #define RFC_SERVER_FINAL "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
 
 /* The same exchange as a PostgreSQL client sends it, with "n=" (computed with hashlib). */
-#define PG_CLIENT_FINAL "c=biws,r=" RFC_SERVER_NONCE ",p=qvT2SWdEH5Q06albL+hjSYuUhCG7VndFyzIb7CK4n9k="
+#define PG_CLIENT_FINAL                                                                            \
+	"c=biws,r=" RFC_SERVER_NONCE ",p=qvT2SWdEH5Q06albL+hjSYuUhCG7VndFyzIb7CK4n9k="
 #define PG_SERVER_FINAL "v=3HO6Qt1M4MKJrmlKaoOqLAI0/0TV0HZe7J9H3MBtSOg="
 
 /* The stored secret for "pencil" with the RFC salt and iterations (computed with hashlib). */
-#define RFC_SECRET                                                                               \
+#define RFC_SECRET                                                                                  \
 	"SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:" \
 	"wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="
 
 /* rolpassword of roles made by PostgreSQL 15 with password_encryption = scram-sha-256. */
-#define PG15_SECRET_SECRET                                                                       \
+#define PG15_SECRET_SECRET                                                                          \
 	"SCRAM-SHA-256$4096:o4QEd61vFkZse4IU7swO1A==$QoUN1DP3sh+h2zyK7NYSxThZlNPmUyQcudgWS7yFI+w=:" \
 	"huTk0eE0WM/hho7BOVUUdjNuf0TUe6oo/PmT47mdWh4="
-#define PG15_SECRET_PENCIL                                                                       \
+#define PG15_SECRET_PENCIL                                                                          \
 	"SCRAM-SHA-256$4096:dvYE/MXgVz0WzhB+LElMWg==$WbFqw6yfTq0LR/K6tx7lmYneZPGvGOWpM8XkODNRn1k=:" \
 	"MalMxfNq8t5sSzS1MAqrNRnknGpoWLo5RXDvNKbrvss="
 
 /* ClientKey and ServerKey for "pencil" with the RFC salt (computed with hashlib). */
 static const uint8_t rfc_client_key[32] = {
-	0xa6, 0x0f, 0xc9, 0x23, 0xd6, 0x7e, 0x86, 0x44, 0xa9, 0x2d, 0x16, 0xb9, 0x6e, 0xda, 0x5e, 0xf4,
-	0x65, 0x6b, 0x0c, 0x72, 0x5c, 0x48, 0x43, 0x74, 0xbe, 0x25, 0x53, 0x55, 0x76, 0x99, 0x6e, 0x8b,
+	0xa6, 0x0f, 0xc9, 0x23, 0xd6, 0x7e, 0x86, 0x44, 0xa9, 0x2d, 0x16,
+	0xb9, 0x6e, 0xda, 0x5e, 0xf4, 0x65, 0x6b, 0x0c, 0x72, 0x5c, 0x48,
+	0x43, 0x74, 0xbe, 0x25, 0x53, 0x55, 0x76, 0x99, 0x6e, 0x8b,
 };
 static const uint8_t rfc_server_key[32] = {
-	0xc1, 0xf3, 0xcb, 0xc1, 0xc1, 0x3a, 0x9d, 0x35, 0xa1, 0x4c, 0x09, 0x90, 0xee, 0xd9, 0x76, 0x29,
-	0xea, 0x22, 0x58, 0x63, 0xe5, 0x66, 0xa4, 0x31, 0x4a, 0xb9, 0x9f, 0x3f, 0x00, 0xe5, 0xd9, 0xd5,
+	0xc1, 0xf3, 0xcb, 0xc1, 0xc1, 0x3a, 0x9d, 0x35, 0xa1, 0x4c, 0x09,
+	0x90, 0xee, 0xd9, 0x76, 0x29, 0xea, 0x22, 0x58, 0x63, 0xe5, 0x66,
+	0xa4, 0x31, 0x4a, 0xb9, 0x9f, 0x3f, 0x00, 0xe5, 0xd9, 0xd5,
 };
 
 /* Run init (done by the caller) + first + final; returns the final's result. */
@@ -147,7 +151,10 @@ static void test_random_nonce(void **state)
 static void test_bad_nonce_rejected(void **state)
 {
 	static const char *const bad[] = {
-		"", "a,b", "a b", "caf\xc3\xa9",
+		"",
+		"a,b",
+		"a b",
+		"caf\xc3\xa9",
 		"0123456789012345678901234567890123456789012345678901234567890123456789", /* > 64 */
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -167,7 +174,8 @@ static const struct {
 	{ "r=", "nonce" },
 	{ "r=" RFC_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096", "nonce" }, /* not extended */
 	{ "r=XOprNGfwEbeRWgbNEkqOxyz,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096", "nonce" },
-	{ "r=rOprNGfwEbeRWgbNEkq,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096", "nonce" }, /* a prefix of ours */
+	{ "r=rOprNGfwEbeRWgbNEkq,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+	  "nonce" }, /* a prefix of ours */
 	{ "r=" RFC_NONCE "x y,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096", "nonce" },
 	{ "s=W22ZaJ0SNY7soEsUEjb6gQ==,r=" RFC_SERVER_NONCE ",i=4096", "expected r=" },
 	{ "r=" RFC_SERVER_NONCE ",i=4096", "expected s=" },
@@ -181,7 +189,8 @@ static const struct {
 	{ "r=" RFC_SERVER_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=+4096", "iteration" },
 	{ "r=" RFC_SERVER_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096x", "iteration" },
 	{ "r=" RFC_SERVER_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=10000001", "iteration" },
-	{ "r=" RFC_SERVER_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=99999999999999999999999", "iteration" },
+	{ "r=" RFC_SERVER_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=99999999999999999999999",
+	  "iteration" },
 	{ "m=ext,r=" RFC_SERVER_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096", "extension" },
 };
 
@@ -195,7 +204,8 @@ static void test_malformed_server_first(void **state)
 		if (run_to_final(&sc, "", msg, strlen(msg), final, sizeof(final), err, sizeof(err)))
 			fail_msg("accepted \"%s\"", msg);
 		if (!strstr(err, bad_server_first[i].why))
-			fail_msg("\"%s\": error \"%s\" lacks \"%s\"", msg, err, bad_server_first[i].why);
+			fail_msg("\"%s\": error \"%s\" lacks \"%s\"", msg, err,
+				 bad_server_first[i].why);
 		assert_int_equal(sc.state, SCRAM_CLIENT_FAILED);
 		scram_client_clear(&sc);
 	}
@@ -208,8 +218,8 @@ static void test_server_first_nul_and_length(void **state)
 	static const char with_nul[] = "r=" RFC_SERVER_NONCE "\0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
 
 	assert_true(scram_client_init(&sc, "pencil", RFC_NONCE));
-	assert_false(run_to_final(&sc, "", with_nul, sizeof(with_nul) - 1, final, sizeof(final), err,
-				  sizeof(err)));
+	assert_false(run_to_final(&sc, "", with_nul, sizeof(with_nul) - 1, final, sizeof(final),
+				  err, sizeof(err)));
 	assert_non_null(strstr(err, "NUL"));
 	scram_client_clear(&sc);
 
@@ -217,8 +227,8 @@ static void test_server_first_nul_and_length(void **state)
 	int w = snprintf(huge, sizeof(huge), "r=%s", RFC_SERVER_NONCE);
 	memset(huge + w, 'a', sizeof(huge) - (size_t)w);
 	assert_true(scram_client_init(&sc, "pencil", RFC_NONCE));
-	assert_false(run_to_final(&sc, "", huge, sizeof(huge), final, sizeof(final), err,
-				  sizeof(err)));
+	assert_false(
+		run_to_final(&sc, "", huge, sizeof(huge), final, sizeof(final), err, sizeof(err)));
 	assert_non_null(strstr(err, "too long"));
 	scram_client_clear(&sc);
 }
@@ -290,7 +300,8 @@ static void test_bad_server_final(void **state)
 					      sizeof(err)))
 			fail_msg("accepted \"%s\"", cases[i].msg);
 		if (!strstr(err, cases[i].why))
-			fail_msg("\"%s\": error \"%s\" lacks \"%s\"", cases[i].msg, err, cases[i].why);
+			fail_msg("\"%s\": error \"%s\" lacks \"%s\"", cases[i].msg, err,
+				 cases[i].why);
 		assert_int_equal(sc.state, SCRAM_CLIENT_FAILED);
 		scram_client_clear(&sc);
 	}
@@ -303,8 +314,8 @@ static void test_out_of_order(void **state)
 	size_t n;
 
 	assert_true(scram_client_init(&sc, "pencil", RFC_NONCE));
-	assert_false(scram_client_final_message(&sc, RFC_SERVER_FIRST, strlen(RFC_SERVER_FIRST), buf,
-						sizeof(buf), &n, err, sizeof(err)));
+	assert_false(scram_client_final_message(&sc, RFC_SERVER_FIRST, strlen(RFC_SERVER_FIRST),
+						buf, sizeof(buf), &n, err, sizeof(err)));
 	assert_non_null(strstr(err, "out of order"));
 	/* Failed is final: the next step refuses too. */
 	assert_false(scram_client_first_message(&sc, "", buf, sizeof(buf), &n));
@@ -320,8 +331,8 @@ static void test_out_of_order(void **state)
 	rfc_client_at_final(&sc);
 	assert_true(scram_client_verify_final(&sc, RFC_SERVER_FINAL, strlen(RFC_SERVER_FINAL), err,
 					      sizeof(err)));
-	assert_false(scram_client_verify_final(&sc, RFC_SERVER_FINAL, strlen(RFC_SERVER_FINAL),
-					       err, sizeof(err)));
+	assert_false(scram_client_verify_final(&sc, RFC_SERVER_FINAL, strlen(RFC_SERVER_FINAL), err,
+					       sizeof(err)));
 	assert_string_equal(scram_client_state_name(sc.state), "failed");
 	scram_client_clear(&sc);
 }

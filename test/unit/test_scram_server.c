@@ -23,26 +23,30 @@
 #define RFC_SERVER_NONCE RFC_NONCE RFC_OUR_NONCE
 #define RFC_CLIENT_FIRST "n,,n=user,r=" RFC_NONCE
 #define RFC_SERVER_FIRST "r=" RFC_SERVER_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
-#define RFC_CLIENT_FINAL "c=biws,r=" RFC_SERVER_NONCE ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+#define RFC_CLIENT_FINAL                                                                           \
+	"c=biws,r=" RFC_SERVER_NONCE ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
 #define RFC_SERVER_FINAL "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
 
 /* The same exchange as a PostgreSQL client sends it, with "n=" (computed with hashlib). */
 #define PG_CLIENT_FIRST "n,,n=,r=" RFC_NONCE
-#define PG_CLIENT_FINAL "c=biws,r=" RFC_SERVER_NONCE ",p=qvT2SWdEH5Q06albL+hjSYuUhCG7VndFyzIb7CK4n9k="
+#define PG_CLIENT_FINAL                                                                            \
+	"c=biws,r=" RFC_SERVER_NONCE ",p=qvT2SWdEH5Q06albL+hjSYuUhCG7VndFyzIb7CK4n9k="
 #define PG_SERVER_FINAL "v=3HO6Qt1M4MKJrmlKaoOqLAI0/0TV0HZe7J9H3MBtSOg="
 
 /* The stored secret for "pencil" with the RFC salt and iterations. */
-#define RFC_SECRET                                                                               \
+#define RFC_SECRET                                                                                  \
 	"SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:" \
 	"wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="
 
 static const uint8_t rfc_client_key[32] = {
-	0xa6, 0x0f, 0xc9, 0x23, 0xd6, 0x7e, 0x86, 0x44, 0xa9, 0x2d, 0x16, 0xb9, 0x6e, 0xda, 0x5e, 0xf4,
-	0x65, 0x6b, 0x0c, 0x72, 0x5c, 0x48, 0x43, 0x74, 0xbe, 0x25, 0x53, 0x55, 0x76, 0x99, 0x6e, 0x8b,
+	0xa6, 0x0f, 0xc9, 0x23, 0xd6, 0x7e, 0x86, 0x44, 0xa9, 0x2d, 0x16,
+	0xb9, 0x6e, 0xda, 0x5e, 0xf4, 0x65, 0x6b, 0x0c, 0x72, 0x5c, 0x48,
+	0x43, 0x74, 0xbe, 0x25, 0x53, 0x55, 0x76, 0x99, 0x6e, 0x8b,
 };
 
 static const uint8_t rfc_salt[16] = {
-	0x5b, 0x6d, 0x99, 0x68, 0x9d, 0x12, 0x35, 0x8e, 0xec, 0xa0, 0x4b, 0x14, 0x12, 0x36, 0xfa, 0x81,
+	0x5b, 0x6d, 0x99, 0x68, 0x9d, 0x12, 0x35, 0x8e,
+	0xec, 0xa0, 0x4b, 0x14, 0x12, 0x36, 0xfa, 0x81,
 };
 
 static void start(struct scram_server *ss, bool mock)
@@ -50,7 +54,8 @@ static void start(struct scram_server *ss, bool mock)
 	struct scram_secret s;
 
 	assert_true(scram_parse_secret(RFC_SECRET, &s));
-	assert_true(scram_server_init(ss, mock ? NULL : &s, rfc_salt, sizeof(rfc_salt), RFC_OUR_NONCE));
+	assert_true(
+		scram_server_init(ss, mock ? NULL : &s, rfc_salt, sizeof(rfc_salt), RFC_OUR_NONCE));
 }
 
 static enum scram_server_result first(struct scram_server *ss, const char *msg, char *out,
@@ -115,13 +120,16 @@ static void test_roundtrip_with_client(void **state)
 		if (round == 0)
 			assert_true(scram_client_init(&sc, "pencil", NULL));
 		else
-			assert_true(scram_client_init_keys(&sc, rfc_client_key, s.server_key, NULL));
+			assert_true(
+				scram_client_init_keys(&sc, rfc_client_key, s.server_key, NULL));
 		assert_true(scram_client_first_message(&sc, "", c1, sizeof(c1), &n1));
-		assert_int_equal(scram_server_first(&ss, c1, n1, s1, sizeof(s1), &n2, err, sizeof(err)),
+		assert_int_equal(scram_server_first(&ss, c1, n1, s1, sizeof(s1), &n2, err,
+						    sizeof(err)),
 				 SCRAM_SERVER_OK);
 		assert_true(scram_client_final_message(&sc, s1, n2, c2, sizeof(c2), &n3, err,
 						       sizeof(err)));
-		assert_int_equal(scram_server_final(&ss, c2, n3, s2, sizeof(s2), &n4, err, sizeof(err)),
+		assert_int_equal(scram_server_final(&ss, c2, n3, s2, sizeof(s2), &n4, err,
+						    sizeof(err)),
 				 SCRAM_SERVER_OK);
 		assert_true(scram_client_verify_final(&sc, s2, n4, err, sizeof(err)));
 		assert_memory_equal(ss.client_key, rfc_client_key, 32);
@@ -134,8 +142,8 @@ static void test_wrong_proof_and_mock(void **state)
 {
 	struct scram_server ss;
 	char out[256];
-	const char *wrong =
-		"c=biws,r=" RFC_SERVER_NONCE ",p=AHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
+	const char *wrong = "c=biws,r=" RFC_SERVER_NONCE
+			    ",p=AHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
 
 	start(&ss, false);
 	first(&ss, RFC_CLIENT_FIRST, out, sizeof(out));
@@ -233,8 +241,9 @@ static void test_extension_before_proof(void **state)
 	/* An extension attribute changes the AuthMessage, so the RFC proof no longer fits. */
 	start(&ss, false);
 	first(&ss, RFC_CLIENT_FIRST, out, sizeof(out));
-	assert_int_equal(final(&ss, "c=biws,r=" RFC_SERVER_NONCE
-				    ",x=ext,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+	assert_int_equal(final(&ss,
+			       "c=biws,r=" RFC_SERVER_NONCE
+			       ",x=ext,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
 			       out, sizeof(out)),
 			 SCRAM_SERVER_BAD_PROOF);
 	scram_server_clear(&ss);

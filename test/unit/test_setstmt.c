@@ -22,7 +22,8 @@ struct set_case {
 static const struct set_case cases[] = {
 	{ "SET search_path TO app, public", SET_VALUE, "search_path", "app, public" },
 	{ "set search_path = 'a'", SET_VALUE, "search_path", "'a'" },
-	{ "  SET SESSION statement_timeout = '150ms';  ", SET_VALUE, "statement_timeout", "'150ms'" },
+	{ "  SET SESSION statement_timeout = '150ms';  ", SET_VALUE, "statement_timeout",
+	  "'150ms'" },
 	{ "SET work_mem TO '64MB'", SET_VALUE, "work_mem", "'64MB'" },
 	{ "SET TIME ZONE 'UTC'", SET_VALUE, "timezone", "'UTC'" },
 	{ "SET ROLE alice", SET_VALUE, "role", "alice" },
@@ -109,8 +110,10 @@ static void test_scan_changes(void **state)
 		{ "select 1; discard all", true, false, "" },
 		{ "select pg_catalog.SET_CONFIG( 'App.Id', $1, false)", true, false, "app.id" },
 		{ "select set_config(name, 'x', false) from t", true, true, "" },
-		{ "select set_config('a.b', '1', false), set_config('c.d', '2', false)", true, false, "a.b c.d" },
-		{ "set a.a=1; set b.b=1; set c.c=1; set d.d=1; set e.e=1", true, true, "a.a b.b c.c d.d" },
+		{ "select set_config('a.b', '1', false), set_config('c.d', '2', false)", true,
+		  false, "a.b c.d" },
+		{ "set a.a=1; set b.b=1; set c.c=1; set d.d=1; set e.e=1", true, true,
+		  "a.a b.b c.c d.d" },
 		{ "select ';set x=1'", true, false, "" }, /* a false alarm, never a miss */
 		{ "select 1;", false, false, "" },
 		{ ";", false, false, "" },
@@ -130,7 +133,8 @@ static void test_scan_changes(void **state)
 		}
 		if (ch.any != scans[i].any || ch.unnamed != scans[i].unnamed ||
 		    strcmp(names, scans[i].names) != 0)
-			fail_msg("%s: got any=%d unnamed=%d names=[%s]", scans[i].sql, ch.any, ch.unnamed, names);
+			fail_msg("%s: got any=%d unnamed=%d names=[%s]", scans[i].sql, ch.any,
+				 ch.unnamed, names);
 	}
 }
 

@@ -18,8 +18,9 @@
 #include "auth/base64.h"
 #include "shard/etcd.h"
 
-#define HEADER "\"header\":{\"cluster_id\":\"324952591200643719\",\"member_id\":\"3319814642761637952\"," \
-	       "\"revision\":\"%s\",\"raft_term\":\"2\"}"
+#define HEADER                                                                                     \
+	"\"header\":{\"cluster_id\":\"324952591200643719\",\"member_id\":\"3319814642761637952\"," \
+	"\"revision\":\"%s\",\"raft_term\":\"2\"}"
 
 static void test_source_good(void **state)
 {
@@ -33,7 +34,8 @@ static void test_source_good(void **state)
 		{ "etcd:http://h1:2379,https://h2:2379/k", 2, "http://h1:2379", "https://h2:2379",
 		  "/k" },
 		{ "etcd:http://a,http://b,http://c/x/y/", 3, "http://a", "http://c", "/x/y/" },
-		{ "etcd:https://[::1]:2379/m", 1, "https://[::1]:2379", "https://[::1]:2379", "/m" },
+		{ "etcd:https://[::1]:2379/m", 1, "https://[::1]:2379", "https://[::1]:2379",
+		  "/m" },
 	};
 	struct etcd_source s;
 	char why[256];
@@ -65,7 +67,8 @@ static void test_source_bad(void **state)
 		{ "etcd:http://h1,,http://h2/k", "is not an http:// or https:// URL" },
 		{ "etcd:http://h/k,", "only the last URL has a path" },
 		{ "etcd:http://1,http://2,http://3,http://4,http://5,http://6,http://7,http://8,"
-		  "http://9/k", "more than 8 URLs" },
+		  "http://9/k",
+		  "more than 8 URLs" },
 	};
 	struct etcd_source s;
 	char why[256];
@@ -110,7 +113,8 @@ static void test_range(void **state)
 
 	/* Found: the value decoded. */
 	b = fmt("{" HEADER ",\"kvs\":[{\"key\":\"L2E=\",\"create_revision\":\"2\",\"mod_revision\":"
-		"\"7\",\"version\":\"3\",\"value\":\"aGVsbG8=\"}],\"count\":\"1\"}", "9");
+		"\"7\",\"version\":\"3\",\"value\":\"aGVsbG8=\"}],\"count\":\"1\"}",
+		"9");
 	assert_true(shard_etcd_parse_range(b, strlen(b), "/a", &v, why, sizeof(why)));
 	assert_true(v.found);
 	assert_int_equal(v.revision, 9);
@@ -128,7 +132,8 @@ static void test_range(void **state)
 	assert_null(v.text);
 
 	/* Another key's kv is not ours. */
-	b = fmt("{" HEADER ",\"kvs\":[{\"key\":\"L2I=\",\"mod_revision\":\"3\",\"value\":\"eA==\"}]}",
+	b = fmt("{" HEADER
+		",\"kvs\":[{\"key\":\"L2I=\",\"mod_revision\":\"3\",\"value\":\"eA==\"}]}",
 		"4");
 	assert_true(shard_etcd_parse_range(b, strlen(b), "/a", &v, why, sizeof(why)));
 	assert_false(v.found);
@@ -154,7 +159,8 @@ static void test_range_bad(void **state)
 		{ "{\"header\":{\"revision\":\"x1\"}}", "no header revision" },
 		{ "{\"header\":{\"revision\":\"-1\"}}", "no header revision" },
 		{ "{\"error\":\"etcdserver: request timed out\",\"code\":14,\"message\":\"etcdserver: "
-		  "request timed out\"}", "etcd says: etcdserver: request timed out" },
+		  "request timed out\"}",
+		  "etcd says: etcdserver: request timed out" },
 		{ "{\"header\":{\"revision\":\"2\"},\"kvs\":[{\"key\":\"L2E=\",\"value\":\"aGVsbG8\"}]}",
 		  "value is not base64" },
 		{ "{\"header\":{\"revision\":\"2\"},\"kvs\":[{\"key\":\"L2E=\",\"value\":\"aGVs!G8=\"}]}",
@@ -165,8 +171,8 @@ static void test_range_bad(void **state)
 
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		why[0] = '\0';
-		assert_false(shard_etcd_parse_range(rows[i].body, strlen(rows[i].body), "/a", &v, why,
-						    sizeof(why)));
+		assert_false(shard_etcd_parse_range(rows[i].body, strlen(rows[i].body), "/a", &v,
+						    why, sizeof(why)));
 		assert_null(v.text);
 		if (!strstr(why, rows[i].why))
 			fail_msg("%s: '%s' lacks '%s'", rows[i].body, why, rows[i].why);
@@ -184,8 +190,10 @@ static char *range_of_size(size_t n)
 	assert_non_null(body);
 	memset(raw, 'm', n);
 	assert_true(base64_encode((uint8_t *)raw, n, b64, n64 + 1, NULL));
-	snprintf(body, n64 + 256, "{\"header\":{\"revision\":\"5\"},\"kvs\":[{\"key\":\"L2E=\","
-		 "\"mod_revision\":\"5\",\"value\":\"%s\"}]}", b64);
+	snprintf(body, n64 + 256,
+		 "{\"header\":{\"revision\":\"5\"},\"kvs\":[{\"key\":\"L2E=\","
+		 "\"mod_revision\":\"5\",\"value\":\"%s\"}]}",
+		 b64);
 	free(raw);
 	free(b64);
 	return body;
@@ -226,7 +234,8 @@ static void test_watch(void **state)
 	/* A put, then a delete of the same key in one batch: the last one counts. */
 	l = fmt("{\"result\":{" HEADER ",\"events\":[{\"kv\":{\"key\":\"L2E=\",\"create_revision\":"
 		"\"2\",\"mod_revision\":\"2\",\"version\":\"1\",\"value\":\"aGVsbG8=\"}},{\"type\":"
-		"\"DELETE\",\"kv\":{\"key\":\"L2E=\",\"mod_revision\":\"3\"}}]}}", "3");
+		"\"DELETE\",\"kv\":{\"key\":\"L2E=\",\"mod_revision\":\"3\"}}]}}",
+		"3");
 	assert_true(shard_etcd_parse_watch(l, strlen(l), "/a", &m, why, sizeof(why)));
 	assert_int_equal(m.kind, ETCD_WATCH_EVENTS);
 	assert_false(m.value.found);
@@ -236,7 +245,8 @@ static void test_watch(void **state)
 	/* A delete, then a put. */
 	l = fmt("{\"result\":{" HEADER ",\"events\":[{\"type\":\"DELETE\",\"kv\":{\"key\":\"L2E=\","
 		"\"mod_revision\":\"3\"}},{\"kv\":{\"key\":\"L2E=\",\"mod_revision\":\"4\",\"value\":"
-		"\"d29ybGQ=\"}}]}}", "4");
+		"\"d29ybGQ=\"}}]}}",
+		"4");
 	assert_true(shard_etcd_parse_watch(l, strlen(l), "/a", &m, why, sizeof(why)));
 	assert_int_equal(m.kind, ETCD_WATCH_EVENTS);
 	assert_true(m.value.found);
@@ -247,7 +257,8 @@ static void test_watch(void **state)
 
 	/* Events of another key only: nothing for us. */
 	l = fmt("{\"result\":{" HEADER ",\"events\":[{\"kv\":{\"key\":\"L2I=\",\"mod_revision\":"
-		"\"5\",\"value\":\"eA==\"}}]}}", "5");
+		"\"5\",\"value\":\"eA==\"}}]}}",
+		"5");
 	assert_true(shard_etcd_parse_watch(l, strlen(l), "/a", &m, why, sizeof(why)));
 	assert_int_equal(m.kind, ETCD_WATCH_PROGRESS);
 	assert_null(m.value.text);
@@ -265,7 +276,8 @@ static void test_watch(void **state)
 	assert_false(shard_etcd_parse_watch(l, strlen(l), "/a", &m, why, sizeof(why)));
 	assert_string_equal(why, "etcd says: no leader");
 	l = fmt("{\"result\":{" HEADER ",\"events\":[{\"kv\":{\"key\":\"L2E=\",\"mod_revision\":"
-		"\"5\",\"value\":\"%%%%\"}}]}}", "5");
+		"\"5\",\"value\":\"%%%%\"}}]}}",
+		"5");
 	assert_false(shard_etcd_parse_watch(l, strlen(l), "/a", &m, why, sizeof(why)));
 	assert_non_null(strstr(why, "not base64"));
 	assert_null(m.value.text);
@@ -284,14 +296,10 @@ static void test_next_line(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_source_good),
-		cmocka_unit_test(test_source_bad),
-		cmocka_unit_test(test_requests),
-		cmocka_unit_test(test_range),
-		cmocka_unit_test(test_range_bad),
-		cmocka_unit_test(test_range_size_limit),
-		cmocka_unit_test(test_watch),
-		cmocka_unit_test(test_next_line),
+		cmocka_unit_test(test_source_good), cmocka_unit_test(test_source_bad),
+		cmocka_unit_test(test_requests),    cmocka_unit_test(test_range),
+		cmocka_unit_test(test_range_bad),   cmocka_unit_test(test_range_size_limit),
+		cmocka_unit_test(test_watch),       cmocka_unit_test(test_next_line),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

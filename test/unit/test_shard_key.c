@@ -118,12 +118,9 @@ static const uint8_t UUID_BYTES[16] = { 0xa0, 0xee, 0xbc, 0x99, 0x9c, 0x0b, 0x4e
 static void test_uuid_text_like_uuid_in(void **state)
 {
 	static const char *const accepted[] = {
-		"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
-		"A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11",
-		"{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}",
-		"a0eebc999c0b4ef8bb6d6bb9bd380a11",
-		"a0ee-bc99-9c0b-4ef8-bb6d-6bb9-bd38-0a11",
-		"{a0eebc99-9c0b4ef8-bb6d6bb9-bd380a11}",
+		"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",    "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11",
+		"{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}",  "a0eebc999c0b4ef8bb6d6bb9bd380a11",
+		"a0ee-bc99-9c0b-4ef8-bb6d-6bb9-bd38-0a11", "{a0eebc99-9c0b4ef8-bb6d6bb9-bd380a11}",
 		"a0eEbC99-9c0b-4eF8-bb6d-6bb9bd380a11",
 	};
 	static const char *const refused_forms[] = {
@@ -149,7 +146,8 @@ static void test_uuid_text_like_uuid_in(void **state)
 		struct shard_key k = from_text(SHARD_KEY_UUID, accepted[i]);
 
 		if (memcmp(k.uuid, UUID_BYTES, 16) != 0)
-			fail_msg("\"%s\" read as %s", accepted[i], shard_key_format(&k, buf, sizeof(buf)));
+			fail_msg("\"%s\" read as %s", accepted[i],
+				 shard_key_format(&k, buf, sizeof(buf)));
 		assert_string_equal(shard_key_format(&k, buf, sizeof(buf)),
 				    "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
 	}
@@ -234,8 +232,11 @@ static void test_binary(void **state)
 /* Every form of one value: the same key, the same hash, the hash bucket.h gives. */
 static void test_forms_hash_alike(void **state)
 {
-	static const int64_t values[] = { 0, 1, -1, 42, -5, 32767, -32768, INT32_MAX, INT32_MIN,
-					  (int64_t)INT32_MAX + 1, INT64_MAX, INT64_MIN };
+	static const int64_t values[] = {
+		0,         1,        -1,        42,        -5,
+		32767,     -32768,   INT32_MAX, INT32_MIN, (int64_t)INT32_MAX + 1,
+		INT64_MAX, INT64_MIN
+	};
 	char err[128], text[32], buf[SHARD_KEY_FORMAT_MAX];
 
 	for (size_t i = 0; i < ARRAY_LEN(values); i++) {
@@ -266,7 +267,8 @@ static void test_forms_hash_alike(void **state)
 	}
 	/* uuid: braces, case and hyphens do not change the hash */
 	{
-		struct shard_key a = from_text(SHARD_KEY_UUID, "{A0EEBC999C0B4EF8BB6D6BB9BD380A11}");
+		struct shard_key a = from_text(SHARD_KEY_UUID,
+					       "{A0EEBC999C0B4EF8BB6D6BB9BD380A11}");
 		struct shard_key b;
 
 		assert_true(shard_key_from_binary(SHARD_KEY_UUID, UUID_BYTES, 16, &b, err,
@@ -305,16 +307,18 @@ static void test_type_names(void **state)
 		const char *name;
 		enum shard_key_type type;
 	} names[] = {
-		{ "int", SHARD_KEY_INT },     { "INTEGER", SHARD_KEY_INT },  { "BigInt", SHARD_KEY_INT },
-		{ "int8", SHARD_KEY_INT },    { "int4", SHARD_KEY_INT },     { "int2", SHARD_KEY_INT },
-		{ "smallint", SHARD_KEY_INT }, { "text", SHARD_KEY_TEXT },   { "VARCHAR", SHARD_KEY_TEXT },
-		{ "uuid", SHARD_KEY_UUID },   { "UUID", SHARD_KEY_UUID },
+		{ "int", SHARD_KEY_INT },      { "INTEGER", SHARD_KEY_INT },
+		{ "BigInt", SHARD_KEY_INT },   { "int8", SHARD_KEY_INT },
+		{ "int4", SHARD_KEY_INT },     { "int2", SHARD_KEY_INT },
+		{ "smallint", SHARD_KEY_INT }, { "text", SHARD_KEY_TEXT },
+		{ "VARCHAR", SHARD_KEY_TEXT }, { "uuid", SHARD_KEY_UUID },
+		{ "UUID", SHARD_KEY_UUID },
 	};
 	static const char *const unknown[] = { "", "int16", "numeric", "char", "uuids", " int" };
 	enum shard_key_type t;
 
 	for (size_t i = 0; i < ARRAY_LEN(names); i++) {
-		t = (enum shard_key_type)-1;
+		t = (enum shard_key_type) - 1;
 		if (!shard_key_type_parse(names[i].name, &t) || t != names[i].type)
 			fail_msg("type name \"%s\"", names[i].name);
 	}

@@ -19,9 +19,10 @@
 
 static void test_steps(void **state)
 {
-	static const enum move_step happy[] = { MOVE_CHECK, MOVE_COPY,  MOVE_CATCHUP,
-						 MOVE_HOLD,  MOVE_SWITCH, MOVE_DONE,
-						 MOVE_CLEANUP, MOVE_CLEANED };
+	static const enum move_step happy[] = {
+		MOVE_CHECK,  MOVE_COPY, MOVE_CATCHUP, MOVE_HOLD,
+		MOVE_SWITCH, MOVE_DONE, MOVE_CLEANUP, MOVE_CLEANED
+	};
 
 	(void)state;
 	for (size_t i = 0; i + 1 < sizeof(happy) / sizeof(happy[0]); i++) {
@@ -63,7 +64,8 @@ static void test_buckets(void **state)
 	int n;
 
 	(void)state;
-	assert_true(move_parse_buckets("3277-4095", 16384, r, MOVE_RANGES_MAX, &n, err, sizeof(err)));
+	assert_true(
+		move_parse_buckets("3277-4095", 16384, r, MOVE_RANGES_MAX, &n, err, sizeof(err)));
 	assert_int_equal(n, 1);
 	assert_int_equal(r[0].first, 3277);
 	assert_int_equal(r[0].last, 4095);
@@ -87,7 +89,8 @@ static void test_buckets(void **state)
 	assert_false(move_parse_buckets("", 16, r, MOVE_RANGES_MAX, &n, err, sizeof(err)));
 	assert_false(move_parse_buckets("1-", 16, r, MOVE_RANGES_MAX, &n, err, sizeof(err)));
 	assert_false(move_parse_buckets("1 x", 16, r, MOVE_RANGES_MAX, &n, err, sizeof(err)));
-	assert_false(move_parse_buckets("99999999999", 16, r, MOVE_RANGES_MAX, &n, err, sizeof(err)));
+	assert_false(
+		move_parse_buckets("99999999999", 16, r, MOVE_RANGES_MAX, &n, err, sizeof(err)));
 	assert_false(move_parse_buckets("1,2,3", 16, r, 2, &n, err, sizeof(err)));
 }
 
@@ -110,14 +113,19 @@ static void test_quoting(void **state)
 static void test_predicate(void **state)
 {
 	struct move_range r[] = { { 0, 99 }, { 200, 200 } };
-	struct move_spec sp = { .key_type = SHARD_KEY_INT, .key = "user_id", .seed = 0,
-				.n_buckets = 16384, .ranges = r, .n_ranges = 2 };
+	struct move_spec sp = { .key_type = SHARD_KEY_INT,
+				.key = "user_id",
+				.seed = 0,
+				.n_buckets = 16384,
+				.ranges = r,
+				.n_ranges = 2 };
 	char *s;
 
 	(void)state;
 	s = move_sql_predicate(&sp);
-	assert_string_equal(s, "(hashint8extended(\"user_id\"::int8, 0) & 16383) BETWEEN 0 AND 99 OR "
-			       "(hashint8extended(\"user_id\"::int8, 0) & 16383) = 200");
+	assert_string_equal(s,
+			    "(hashint8extended(\"user_id\"::int8, 0) & 16383) BETWEEN 0 AND 99 OR "
+			    "(hashint8extended(\"user_id\"::int8, 0) & 16383) = 200");
 	free(s);
 	sp.key_type = SHARD_KEY_TEXT;
 	sp.key = "Tenant\"Id";
@@ -165,8 +173,12 @@ static void test_tables(void **state)
 static void test_statements(void **state)
 {
 	struct move_range r[] = { { 8, 15 } };
-	struct move_spec sp = { .key_type = SHARD_KEY_INT, .key = "user_id", .seed = 0,
-				.n_buckets = 16, .ranges = r, .n_ranges = 1 };
+	struct move_spec sp = { .key_type = SHARD_KEY_INT,
+				.key = "user_id",
+				.seed = 0,
+				.n_buckets = 16,
+				.ranges = r,
+				.n_ranges = 1 };
 	char *tables[] = { "public.users", "public.orders" };
 	char *s;
 
@@ -178,10 +190,11 @@ static void test_statements(void **state)
 			       "BETWEEN 8 AND 15) WITH (publish = 'insert, update, delete')");
 	free(s);
 	s = move_sql_subscription("pgmux_move_1_1", "hostaddr='127.0.0.1' port='5432'");
-	assert_string_equal(s, "CREATE SUBSCRIPTION \"pgmux_move_1_1\" CONNECTION "
-			       "'hostaddr=''127.0.0.1'' port=''5432''' PUBLICATION \"pgmux_move_1_1\" "
-			       "WITH (copy_data = true, create_slot = true, enabled = true, "
-			       "synchronous_commit = 'on', slot_name = 'pgmux_move_1_1')");
+	assert_string_equal(s,
+			    "CREATE SUBSCRIPTION \"pgmux_move_1_1\" CONNECTION "
+			    "'hostaddr=''127.0.0.1'' port=''5432''' PUBLICATION \"pgmux_move_1_1\" "
+			    "WITH (copy_data = true, create_slot = true, enabled = true, "
+			    "synchronous_commit = 'on', slot_name = 'pgmux_move_1_1')");
 	free(s);
 	s = move_sql_count_rows(tables, 2, &sp);
 	assert_string_equal(s, "SELECT 0 + (SELECT count(*) FROM public.users WHERE "
@@ -190,11 +203,12 @@ static void test_statements(void **state)
 			       "(hashint8extended(\"user_id\"::int8, 0) & 15) BETWEEN 8 AND 15)");
 	free(s);
 	s = move_sql_delete_batch("public.users", &sp, 5000);
-	assert_string_equal(s, "WITH d AS (DELETE FROM public.users WHERE ctid = ANY (ARRAY(SELECT "
-			       "ctid FROM public.users WHERE (hashint8extended(\"user_id\"::int8, 0) & "
-			       "15) BETWEEN 8 AND 15 LIMIT 5000)) AND ((hashint8extended("
-			       "\"user_id\"::int8, 0) & 15) BETWEEN 8 AND 15) RETURNING 1) "
-			       "SELECT count(*) FROM d");
+	assert_string_equal(
+		s, "WITH d AS (DELETE FROM public.users WHERE ctid = ANY (ARRAY(SELECT "
+		   "ctid FROM public.users WHERE (hashint8extended(\"user_id\"::int8, 0) & "
+		   "15) BETWEEN 8 AND 15 LIMIT 5000)) AND ((hashint8extended("
+		   "\"user_id\"::int8, 0) & 15) BETWEEN 8 AND 15) RETURNING 1) "
+		   "SELECT count(*) FROM d");
 	free(s);
 	s = move_sql_drop_publication("pgmux_move_1_1");
 	assert_string_equal(s, "DROP PUBLICATION IF EXISTS \"pgmux_move_1_1\"");
@@ -229,15 +243,18 @@ static void test_lsn_and_columns(void **state)
 	assert_false(move_lsn_parse("1/2 ", &lsn));
 	assert_false(move_lsn_parse(NULL, &lsn));
 
-	assert_true(move_columns_match("public.a id bigint, n text\npublic.b id bigint",
-				       "public.a id bigint, n text\npublic.b id bigint\npublic.c x int",
-				       why, sizeof(why)));
+	assert_true(
+		move_columns_match("public.a id bigint, n text\npublic.b id bigint",
+				   "public.a id bigint, n text\npublic.b id bigint\npublic.c x int",
+				   why, sizeof(why)));
 	assert_true(move_columns_match("", "public.a id bigint", why, sizeof(why)));
 	assert_false(move_columns_match("public.a id bigint, n text", "public.a id bigint", why,
 					sizeof(why)));
 	assert_non_null(strstr(why, "other columns"));
-	assert_false(move_columns_match("public.b id bigint", "public.a id bigint\npublic.bb id "
-				       "bigint", why, sizeof(why)));
+	assert_false(move_columns_match("public.b id bigint",
+					"public.a id bigint\npublic.bb id "
+					"bigint",
+					why, sizeof(why)));
 	assert_non_null(strstr(why, "public.b is not on the target"));
 }
 
@@ -261,7 +278,8 @@ static void test_sequences(void **state)
 	assert_true(move_sequences_clash("public.t_id_seq 2 1 100 1", "public.t_id_seq 2 1 100 3",
 					 why, sizeof(why)));
 	/* only sequences the two shards share are compared */
-	assert_false(move_sequences_clash("public.a 1 1 9 1", "public.b 1 1 9 1", why, sizeof(why)));
+	assert_false(
+		move_sequences_clash("public.a 1 1 9 1", "public.b 1 1 9 1", why, sizeof(why)));
 	assert_false(move_sequences_clash("", "public.b 1 1 9 1", why, sizeof(why)));
 	assert_false(move_sequences_clash("garbage", "garbage", why, sizeof(why)));
 	/* the check queries report them */
@@ -281,9 +299,9 @@ static void test_object_name(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_steps),      cmocka_unit_test(test_buckets),
-		cmocka_unit_test(test_quoting),    cmocka_unit_test(test_predicate),
-		cmocka_unit_test(test_tables),     cmocka_unit_test(test_statements),
+		cmocka_unit_test(test_steps),           cmocka_unit_test(test_buckets),
+		cmocka_unit_test(test_quoting),         cmocka_unit_test(test_predicate),
+		cmocka_unit_test(test_tables),          cmocka_unit_test(test_statements),
 		cmocka_unit_test(test_lsn_and_columns), cmocka_unit_test(test_object_name),
 		cmocka_unit_test(test_sequences),
 	};

@@ -28,10 +28,10 @@ static void test_parse_listen_fds(void **state)
 		long self;
 		int want;
 	} cases[] = {
-		{ "42", "2", 42, 2 },          /* ours */
+		{ "42", "2", 42, 2 }, /* ours */
 		{ "42", "0", 42, 0 },
-		{ "43", "2", 42, 0 },          /* another process's (inherited environment) */
-		{ NULL, "2", 42, 0 },          /* not socket-activated */
+		{ "43", "2", 42, 0 }, /* another process's (inherited environment) */
+		{ NULL, "2", 42, 0 }, /* not socket-activated */
 		{ "42", NULL, 42, 0 },
 		{ "42", "x", 42, -1 },
 		{ "42", "-1", 42, -1 },
@@ -45,9 +45,10 @@ static void test_parse_listen_fds(void **state)
 		int got = sysd_parse_listen_fds(cases[i].pid, cases[i].fds, cases[i].self);
 
 		if (got != cases[i].want)
-			fail_msg("case %zu: LISTEN_PID=%s LISTEN_FDS=%s self=%ld: got %d, want %d", i,
-				 cases[i].pid ? cases[i].pid : "(unset)", cases[i].fds ? cases[i].fds : "(unset)",
-				 cases[i].self, got, cases[i].want);
+			fail_msg("case %zu: LISTEN_PID=%s LISTEN_FDS=%s self=%ld: got %d, want %d",
+				 i, cases[i].pid ? cases[i].pid : "(unset)",
+				 cases[i].fds ? cases[i].fds : "(unset)", cases[i].self, got,
+				 cases[i].want);
 	}
 }
 
@@ -123,7 +124,9 @@ static int bind_receiver(const char *name)
 	else
 		unlink(name);
 	assert_int_equal(bind(fd, (struct sockaddr *)&sun,
-			      (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + (name[0] != '@'))), 0);
+			      (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n +
+					  (name[0] != '@'))),
+			 0);
 	return fd;
 }
 

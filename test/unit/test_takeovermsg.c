@@ -197,7 +197,7 @@ static void test_client_record(void **state)
 	assert_int_equal(got.pid, 9);
 	assert_int_equal(got.piece_len, TAKEOVER_PIECE_MAX);
 	assert_memory_equal(got.piece, record, TAKEOVER_PIECE_MAX);
-	assert_false(takeovermsg_decode(buf, 11, &got, err, sizeof(err)));   /* no record */
+	assert_false(takeovermsg_decode(buf, 11, &got, err, sizeof(err))); /* no record */
 	assert_int_equal(takeovermsg_encode(&m, buf, len - 1), 0);
 	m.piece_len = TAKEOVER_PIECE_MAX + 1;
 	assert_int_equal(takeovermsg_encode(&m, buf, sizeof(buf)), 0);
@@ -228,10 +228,8 @@ static void test_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_roundtrip),
-		cmocka_unit_test(test_encode_refuses),
-		cmocka_unit_test(test_decode_refuses),
-		cmocka_unit_test(test_client_record),
+		cmocka_unit_test(test_roundtrip),      cmocka_unit_test(test_encode_refuses),
+		cmocka_unit_test(test_decode_refuses), cmocka_unit_test(test_client_record),
 		cmocka_unit_test(test_names),
 	};
 

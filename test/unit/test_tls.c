@@ -59,8 +59,15 @@ static int remove_cert(void **state)
 static struct tls_settings settings(int mode)
 {
 	struct tls_settings s = {
-		.mode = mode, .key_file = "", .cert_file = "", .ca_file = "", .protocols = "secure",
-		.ciphers = "default", .tls13_ciphers = "", .dheparams = "auto", .ecdhcurve = "auto",
+		.mode = mode,
+		.key_file = "",
+		.cert_file = "",
+		.ca_file = "",
+		.protocols = "secure",
+		.ciphers = "default",
+		.tls13_ciphers = "",
+		.dheparams = "auto",
+		.ecdhcurve = "auto",
 	};
 	return s;
 }
@@ -99,14 +106,15 @@ static void test_bad_settings_say_why(void **state)
 		err[0] = '\0';
 		assert_null(tls_ctx_new_server(&s, err, sizeof(err)));
 		if (!strstr(err, cases[i].expect))
-			fail_msg("case %zu: \"%s\" does not mention \"%s\"", i, err, cases[i].expect);
+			fail_msg("case %zu: \"%s\" does not mention \"%s\"", i, err,
+				 cases[i].expect);
 	}
 }
 
 static void test_protocol_lists(void **state)
 {
-	static const char *const good[] = { "secure", "all", "legacy", "tlsv1.2", "tlsv1.2,tlsv1.3",
-					    "TLSv1.3" };
+	static const char *const good[] = { "secure",          "all",    "legacy", "tlsv1.2",
+					    "tlsv1.2,tlsv1.3", "TLSv1.3" };
 	char err[256];
 
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
@@ -137,8 +145,10 @@ static void test_unpaired_key_and_certificate(void **state)
 		{ TLS_SIDE_CLIENTS, "", "key2", TLS_BUILD_UNPAIRED, "has no certificate" },
 		{ TLS_SIDE_CLIENTS, "crt", "", TLS_BUILD_UNPAIRED, "has no private key" },
 		{ TLS_SIDE_CLIENTS, "", "", TLS_BUILD_FAILED, "are needed" },
-		{ TLS_SIDE_CLIENTS, "/nonexistent.crt", "key2", TLS_BUILD_FAILED, "/nonexistent.crt" },
-		{ TLS_SIDE_CLIENTS, "crt", "/nonexistent.key", TLS_BUILD_FAILED, "/nonexistent.key" },
+		{ TLS_SIDE_CLIENTS, "/nonexistent.crt", "key2", TLS_BUILD_FAILED,
+		  "/nonexistent.crt" },
+		{ TLS_SIDE_CLIENTS, "crt", "/nonexistent.key", TLS_BUILD_FAILED,
+		  "/nonexistent.key" },
 		{ TLS_SIDE_SERVERS, "crt", "key2", TLS_BUILD_UNPAIRED, "does not match" },
 		{ TLS_SIDE_SERVERS, "", "key2", TLS_BUILD_UNPAIRED, "has no certificate" },
 		{ TLS_SIDE_SERVERS, "crt", "", TLS_BUILD_OK, "" },
@@ -154,11 +164,16 @@ static void test_unpaired_key_and_certificate(void **state)
 		snprintf(cert_file, sizeof(cert_file), "%s",
 			 strcmp(cases[i].cert, "crt") == 0 ? crt : cases[i].cert);
 		snprintf(key_file, sizeof(key_file), "%s",
-			 strcmp(cases[i].key, "key") == 0 ? key :
-			 strcmp(cases[i].key, "key2") == 0 ? key2 : cases[i].key);
+			 strcmp(cases[i].key, "key") == 0    ? key
+			 : strcmp(cases[i].key, "key2") == 0 ? key2
+							     : cases[i].key);
 		ts = (struct tls_settings){
-			.mode = TLS_REQUIRE, .key_file = key_file, .cert_file = cert_file,
-			.ca_file = "", .protocols = "secure", .ciphers = "default",
+			.mode = TLS_REQUIRE,
+			.key_file = key_file,
+			.cert_file = cert_file,
+			.ca_file = "",
+			.protocols = "secure",
+			.ciphers = "default",
 			.tls13_ciphers = "",
 		};
 		/* As the pool fills them in: the server side has no DH or curve settings. */
@@ -166,8 +181,8 @@ static void test_unpaired_key_and_certificate(void **state)
 		ts.ecdhcurve = cases[i].side == TLS_SIDE_CLIENTS ? "auto" : "";
 		got = tls_build_side(&ts, (enum tls_side)cases[i].side, &t, err, sizeof(err));
 		if (got != cases[i].expect || !strstr(err, cases[i].says))
-			fail_msg("case %zu: got %d \"%s\", expected %d mentioning \"%s\"", i, (int)got,
-				 err, (int)cases[i].expect, cases[i].says);
+			fail_msg("case %zu: got %d \"%s\", expected %d mentioning \"%s\"", i,
+				 (int)got, err, (int)cases[i].expect, cases[i].says);
 		if ((got == TLS_BUILD_OK) != (t != NULL))
 			fail_msg("case %zu: a context exactly when the build succeeds", i);
 		tls_ctx_free(t);

@@ -17,7 +17,7 @@
 #include "auth/secret.h"
 #include "auth/userlist.h"
 
-#define SCRAM_EXAMPLE                                                                            \
+#define SCRAM_EXAMPLE                                                                               \
 	"SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:" \
 	"wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="
 
@@ -106,13 +106,18 @@ static void test_parse_errors(void **state)
 	} cases[] = {
 		{ "alice \"secret\"\n", "users.txt:1: expected a double-quoted user name" },
 		{ "\n\n'alice' 'secret'\n", "users.txt:3: expected a double-quoted user name" },
-		{ "\"alice\"\n", "users.txt:1: expected a double-quoted password after the user name" },
-		{ "\"alice\" secret\n", "users.txt:1: expected a double-quoted password after the user name" },
+		{ "\"alice\"\n",
+		  "users.txt:1: expected a double-quoted password after the user name" },
+		{ "\"alice\" secret\n",
+		  "users.txt:1: expected a double-quoted password after the user name" },
 		{ "\"alice\" \"secret\n\"bob\" \"x\"\n", "users.txt:1: unterminated quoted field" },
 		{ "\"ok\" \"1\"\n\"alice\n", "users.txt:2: unterminated quoted field" },
-		{ "\"alice\"\"secret\"\n", "users.txt:1: expected a double-quoted password after the user name" },
-		{ "\"alice\"x \"secret\"\n", "users.txt:1: unexpected character after closing quote" },
-		{ "\"alice\" \"secret\"x\n", "users.txt:1: unexpected character after closing quote" },
+		{ "\"alice\"\"secret\"\n",
+		  "users.txt:1: expected a double-quoted password after the user name" },
+		{ "\"alice\"x \"secret\"\n",
+		  "users.txt:1: unexpected character after closing quote" },
+		{ "\"alice\" \"secret\"x\n",
+		  "users.txt:1: unexpected character after closing quote" },
 		{ "\"\" \"secret\"\n", "users.txt:1: empty user name" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -194,12 +199,9 @@ static void test_secret_kind(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_good),
-		cmocka_unit_test(test_empty_and_duplicates),
-		cmocka_unit_test(test_many_users),
-		cmocka_unit_test(test_parse_errors),
-		cmocka_unit_test(test_load_file),
-		cmocka_unit_test(test_secret_kind),
+		cmocka_unit_test(test_parse_good), cmocka_unit_test(test_empty_and_duplicates),
+		cmocka_unit_test(test_many_users), cmocka_unit_test(test_parse_errors),
+		cmocka_unit_test(test_load_file),  cmocka_unit_test(test_secret_kind),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
