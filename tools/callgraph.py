@@ -40,6 +40,9 @@ def read_objects(build):
                 continue
             path = os.path.join(dirpath, f)
             rel = os.path.relpath(path, build)
+            # an object left in the build tree by a source since moved or deleted is not pgmux
+            if not os.path.exists(os.path.join(ROOT, rel[:-2] + ".c")):
+                continue
             out = subprocess.run(["nm", path], capture_output=True, text=True, check=True).stdout
             defined, used = {}, set()
             for line in out.splitlines():
