@@ -82,23 +82,31 @@ void takeover_close(struct takeover_server *ts, bool remove_file);
 int takeover_begin(const char *path, struct takeover_offer *got, long *old_pid, char *err,
 		   size_t errlen);
 
+/* What the new process is told on the takeover connection after DONE. */
+struct takeover_receiver {
+	/* one client: its socket (now the callee's) and its record */
+	void (*client)(void *arg, int fd, const uint8_t *rec, size_t len);
+	/* the old process now holds n servers of database db for user */
+	void (*servers)(void *arg, const char *db, const char *user, int n);
+	/* the old process closed the connection (it exited, or gave up handing over) */
+	void (*ended)(void *arg);
+};
+
 /*
- * Say READY, wait for DONE. True when the old process confirmed it stopped accepting: fd stays
- * open, for takeover_receive_clients. False (and err, fd closed) otherwise: it may still be
- * accepting.
+ * Say READY, wait for DONE (the old process's server counts before it go to ops->servers). True
+ * when the old process confirmed it stopped accepting: fd stays open, for
+ * takeover_receive_clients. False (and err, fd closed) otherwise: it may still be accepting.
  */
-bool takeover_finish(int fd, char *err, size_t errlen);
-
-/* The new process is given one client: its socket (now the callee's) and its record. */
-typedef void (*takeover_client_fn)(void *arg, int fd, const uint8_t *rec, size_t len);
+bool takeover_finish(int fd, const struct takeover_receiver *ops, void *arg, char *err,
+		     size_t errlen);
 
 /*
- * New side, once the loop runs: receive on fd (from a successful takeover_finish) the clients
- * the old process hands over, each given to fn, until it closes the connection. NULL (fd
+ * New side, once the loop runs: receive on fd (from a successful takeover_finish) what the old
+ * process hands over, each message given to ops, until it closes the connection. NULL (fd
  * closed): out of memory.
  */
 struct takeover_clients *takeover_receive_clients(struct evloop *loop, int fd, long old_pid,
-						  takeover_client_fn fn, void *arg);
+						  const struct takeover_receiver *ops, void *arg);
 void takeover_clients_close(struct takeover_clients *tc);
 
 /*
@@ -107,5 +115,8 @@ void takeover_clients_close(struct takeover_clients *tc);
  * or the record too large), nothing sent; -1: there is no connection (any more).
  */
 int takeover_pass_client(struct takeover_server *ts, int fd, const uint8_t *rec, size_t len);
+
+/* Old side, after done: tell the new process we hold n servers of db for user. As above. */
+int takeover_pass_servers(struct takeover_server *ts, const char *db, const char *user, int n);
 
 #endif

@@ -14,12 +14,15 @@
  *   old -> new   PART...    the start of an idle client's record (client/handoff.h), in pieces
  *   old -> new   CLIENT     the rest of the record, with the client's socket; one client after
  *                           the other, as long as the old process has clients to hand over
+ *   old -> new   SERVERS    how many servers the old process holds for a database and user, when
+ *                           it changed (the new one counts them against its limits)
  *
  * Wire format of every message: "pgmx", type (1 byte), version (2 bytes), sender's pid (4 bytes),
  * then for SOCKETS a count (1 byte) and per record kind (1), flags (1), family (2), address length
  * (1) and the address without a NUL; for REFUSE a length (1) and the reason; for PART and
- * CLIENT a piece of the record, which is the rest of the packet. Integers are big-endian. Nothing may follow the last
- * field.
+ * CLIENT a piece of the record, which is the rest of the packet; for SERVERS the database and the
+ * user (each a length (1) and the name) and the count (4). Integers are big-endian. Nothing may
+ * follow the last field.
  */
 #ifndef PGMUX_EV_TAKEOVERMSG_H
 #define PGMUX_EV_TAKEOVERMSG_H
@@ -51,6 +54,7 @@ enum takeover_type {
 	TAKEOVER_DONE = 'D',
 	TAKEOVER_PART = 'P',
 	TAKEOVER_CLIENT = 'C',
+	TAKEOVER_SERVERS = 'N',
 };
 
 /* What a passed descriptor is for. */
@@ -79,6 +83,8 @@ struct takeover_msg {
 	char reason[TAKEOVER_REASON_MAX]; /* REFUSE only */
 	const uint8_t *piece; /* PART and CLIENT: 1 to TAKEOVER_PIECE_MAX bytes, borrowed */
 	size_t piece_len;
+	char db[64], user[64]; /* SERVERS: whose servers */
+	uint32_t n_servers;    /* SERVERS: how many */
 };
 
 /*

@@ -126,6 +126,7 @@ struct pool {
 	char last_login_error[256];
 	char last_login_sqlstate[6];
 	int last_login_member; /* the member that error came from */
+	int reported_servers;  /* after a takeover: its servers as last told to the new process */
 	struct stats stats;
 	struct latency latency; /* its histograms: /metrics per pool, SHOW LATENCY per database */
 };
@@ -180,6 +181,22 @@ void pool_client_accepted(struct client *c);
 void pool_client_logged_in(struct client *c);
 /* c (with its pool) came from the previous pgmux process, already logged in: idle at once. */
 void pool_client_adopted(struct client *c);
+
+/*
+ * Old process after a takeover: p's server count when it changed since pool_servers_reported
+ * last said it was told (*n set, true), so that the new process counts them against
+ * max_db_connections and max_user_connections; false when it did not change.
+ */
+bool pool_servers_to_report(const struct pool *p, int *n);
+void pool_servers_reported(struct pool *p, int n);
+
+/*
+ * New process: the previous one holds n servers of database db for user. Its servers count
+ * against this process's max_db_connections and max_user_connections until it reports fewer
+ * or exits (pool_servers_elsewhere_clear).
+ */
+void pool_servers_elsewhere(struct worker *w, const char *db, const char *user, int n);
+void pool_servers_elsewhere_clear(struct worker *w);
 
 /* Client c (no pool) is authenticated for the admin console: IDLE, on the worker's list. */
 void pool_console_client_logged_in(struct client *c);

@@ -100,6 +100,8 @@ struct worker {
 	struct evloop_timer handoff_timer;
 	/* New process after a takeover: the clients the old one hands over arrive here. */
 	struct takeover_clients *takeover_in;
+	/* ... and the counts of its servers, by database and user (pool/pool.c) */
+	struct list_node servers_elsewhere;
 	const struct console_ops *console; /* the admin console's entry points; NULL = none */
 	void *admin;                       /* the admin console's state (admin/console.c) */
 	struct authquery *authquery;       /* auth_query's cache and connections (auth/) */

@@ -48,7 +48,7 @@ struct takeover_clients {
 	struct evloop *loop;
 	ev_io io;
 	long old_pid;
-	takeover_client_fn fn;
+	const struct takeover_receiver *ops;
 	void *arg;
 	uint8_t *buf;    /* TAKEOVER_PIECE_MSG_MAX bytes */
 	uint8_t *record; /* the pieces of the record being received */
@@ -183,10 +183,14 @@ static void on_ready(struct takeover_server *ts)
 	ts->listen_io.fd = -1;
 	log_info("takeover: pid %ld accepts on the listening sockets: this process stops accepting",
 		 ts->peer_pid);
+	/*
+	 * The connection stays: idle clients follow the sockets on it (takeover_pass_client), and
+	 * what done reports (takeover_pass_servers) goes ahead of DONE, so the new process knows
+	 * it before it serves anyone.
+	 */
+	ts->pass_fd = peer;
 	ts->done(ts->arg, ts->peer_pid);
 	send_simple(peer, TAKEOVER_DONE, NULL);
-	/* The connection stays: idle clients follow the sockets on it (takeover_pass_client). */
-	ts->pass_fd = peer;
 }
 
 static void on_peer(struct ev_loop *ev, ev_io *w, int revents)
@@ -420,6 +424,31 @@ int takeover_pass_client(struct takeover_server *ts, int fd, const uint8_t *rec,
 	return 1;
 }
 
+int takeover_pass_servers(struct takeover_server *ts, const char *db, const char *user, int n)
+{
+	struct takeover_msg m = { .type = TAKEOVER_SERVERS,
+				  .version = TAKEOVER_VERSION,
+				  .pid = (uint32_t)getpid(),
+				  .n_servers = (uint32_t)n };
+	uint8_t buf[TAKEOVER_MSG_MAX];
+	size_t len;
+	ssize_t sent;
+
+	if (!ts || ts->pass_fd < 0)
+		return -1;
+	snprintf(m.db, sizeof(m.db), "%s", db);
+	snprintf(m.user, sizeof(m.user), "%s", user);
+	if (!(len = takeovermsg_encode(&m, buf, sizeof(buf))))
+		return 0;
+	sent = send(ts->pass_fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (sent == (ssize_t)len)
+		return 1;
+	if (sent < 0 &&
+	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS || errno == EINTR))
+		return 0;
+	return pass_broken(ts, sent < 0 ? strerror(errno) : "short send");
+}
+
 /* ---- new side ---- */
 
 void takeover_discard(int fd, const char *path)
@@ -552,7 +581,8 @@ int takeover_begin(const char *path, struct takeover_offer *got, long *old_pid, 
 	return fd;
 }
 
-bool takeover_finish(int fd, char *err, size_t errlen)
+bool takeover_finish(int fd, const struct takeover_receiver *ops, void *arg, char *err,
+		     size_t errlen)
 {
 	struct takeover_msg m = { .type = TAKEOVER_READY,
 				  .version = TAKEOVER_VERSION,
@@ -560,10 +590,19 @@ bool takeover_finish(int fd, char *err, size_t errlen)
 	int fds[TAKEOVER_MAX_SOCKETS], nfds;
 	bool ok = false;
 
-	if (!send_msg(fd, &m, NULL, 0))
+	if (!send_msg(fd, &m, NULL, 0)) {
 		snprintf(err, errlen, "could not say ready: %s", strerror(errno));
-	else if ((nfds = recv_msg(fd, &m, fds, err, errlen)) >= 0) {
+		close(fd);
+		return false;
+	}
+	/* the old process's server counts come first, then DONE */
+	while ((nfds = recv_msg(fd, &m, fds, err, errlen)) >= 0) {
 		close_fds(fds, nfds);
+		if (m.type != TAKEOVER_SERVERS)
+			break;
+		ops->servers(arg, m.db, m.user, (int)m.n_servers);
+	}
+	if (nfds >= 0) {
 		ok = m.type == TAKEOVER_DONE;
 		if (!ok)
 			snprintf(err, errlen, "unexpected %s message",
@@ -637,7 +676,7 @@ static void take_message(struct takeover_clients *tc, ssize_t n, const struct ms
 		add_piece(tc, m.piece, m.piece_len);
 		if (!tc->record_bad) {
 			tc->received++;
-			tc->fn(tc->arg, fds[0], tc->record, tc->record_len);
+			tc->ops->client(tc->arg, fds[0], tc->record, tc->record_len);
 		} else {
 			log_warning(
 				"takeover: a client's record from pid %ld was too long or did not "
@@ -647,6 +686,10 @@ static void take_message(struct takeover_clients *tc, ssize_t n, const struct ms
 		}
 		tc->record_len = 0;
 		tc->record_bad = false;
+		return;
+	}
+	if (ok && m.type == TAKEOVER_SERVERS && nfds == 0) {
+		tc->ops->servers(tc->arg, m.db, m.user, (int)m.n_servers);
 		return;
 	}
 	log_warning("takeover: pid %ld sent something other than a client (%d descriptors); "
@@ -681,6 +724,7 @@ static void on_clients(struct ev_loop *ev, ev_io *w, int revents)
 			ev_io_stop(ev, w);
 			close(w->fd);
 			w->fd = -1;
+			tc->ops->ended(tc->arg);
 			return;
 		}
 		take_message(tc, n, &mh);
@@ -688,7 +732,7 @@ static void on_clients(struct ev_loop *ev, ev_io *w, int revents)
 }
 
 struct takeover_clients *takeover_receive_clients(struct evloop *loop, int fd, long old_pid,
-						  takeover_client_fn fn, void *arg)
+						  const struct takeover_receiver *ops, void *arg)
 {
 	struct takeover_clients *tc = calloc(1, sizeof(*tc));
 
@@ -699,7 +743,7 @@ struct takeover_clients *takeover_receive_clients(struct evloop *loop, int fd, l
 	}
 	tc->loop = loop;
 	tc->old_pid = old_pid;
-	tc->fn = fn;
+	tc->ops = ops;
 	tc->arg = arg;
 	ev_io_init(&tc->io, on_clients, fd, EV_READ);
 	tc->io.data = tc;

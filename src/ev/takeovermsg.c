@@ -15,7 +15,7 @@ static bool known_type(int type)
 {
 	return type == TAKEOVER_HELLO || type == TAKEOVER_SOCKETS || type == TAKEOVER_REFUSE ||
 	       type == TAKEOVER_READY || type == TAKEOVER_DONE || type == TAKEOVER_PART ||
-	       type == TAKEOVER_CLIENT;
+	       type == TAKEOVER_CLIENT || type == TAKEOVER_SERVERS;
 }
 
 static bool known_kind(int kind)
@@ -40,6 +40,8 @@ const char *takeovermsg_type_name(int type)
 		return "part";
 	case TAKEOVER_CLIENT:
 		return "client";
+	case TAKEOVER_SERVERS:
+		return "servers";
 	default:
 		return "unknown";
 	}
@@ -137,6 +139,10 @@ size_t takeovermsg_encode(const struct takeover_msg *m, uint8_t *buf, size_t len
 		}
 	} else if (m->type == TAKEOVER_REFUSE) {
 		put_str(&w, m->reason, sizeof(m->reason));
+	} else if (m->type == TAKEOVER_SERVERS) {
+		put_str(&w, m->db, sizeof(m->db));
+		put_str(&w, m->user, sizeof(m->user));
+		put_u32(&w, m->n_servers);
 	} else if (m->type == TAKEOVER_PART || m->type == TAKEOVER_CLIENT) {
 		if (!m->piece || m->piece_len == 0 || m->piece_len > TAKEOVER_PIECE_MAX)
 			return 0;
@@ -241,6 +247,10 @@ bool takeovermsg_decode(const uint8_t *buf, size_t len, struct takeover_msg *m, 
 		return false;
 	if (m->type == TAKEOVER_REFUSE && !get_str(&r, m->reason, sizeof(m->reason)))
 		return fail(err, errlen, "refuse: reason cut short or invalid");
+	if (m->type == TAKEOVER_SERVERS &&
+	    (!get_str(&r, m->db, sizeof(m->db)) || !get_str(&r, m->user, sizeof(m->user)) ||
+	     !get_u32(&r, &m->n_servers)))
+		return fail(err, errlen, "servers: names cut short or invalid");
 	if (m->type == TAKEOVER_PART || m->type == TAKEOVER_CLIENT) {
 		if (r.pos == r.len || r.len - r.pos > TAKEOVER_PIECE_MAX)
 			return fail(err, errlen, "client: a piece of a record empty or too long");

@@ -104,12 +104,14 @@ static void check_servers(struct pool *p, uint64_t now)
 		int total = p->nodes[s->member].n_servers;
 
 		/*
-		 * Shutting down (after a takeover: its clients went to the new process), a pool
-		 * without clients keeps no server, so that the new process's pools grow as this
-		 * one's shrink, within the server's max_connections.
+		 * Shutting down (after a takeover: its clients went to the new process), no new
+		 * client will come: an idle server is of use only to a pool that shares servers
+		 * among clients it still has. The others close, so that the new process's pools
+		 * grow as this one's shrink (it counts ours against max_db_connections).
 		 */
-		if (p->w->shutting_down && !p->n_active_clients && !p->n_waiting_clients)
-			server_close(s, "shutting down: no client left in its pool");
+		if (p->w->shutting_down &&
+		    (!pool_shares_servers(p) || (!p->n_active_clients && !p->n_waiting_clients)))
+			server_close(s, "shutting down: no client left that could use it");
 		else if (exceeded(now, s->connect_time_us, cfg->server_lifetime) && total > min)
 			server_close(s, "server_lifetime");
 		else if (exceeded(now, s->request_time_us, cfg->server_idle_timeout) && total > min)

@@ -964,6 +964,20 @@ void pool_server_login_failed(struct server *s, const char *sqlstate, const char
 	p->last_login_member = s->member;
 }
 
+static int elsewhere_sum(const struct worker *w, const char *db, const char *user);
+
+/* Servers counted against max_db_connections: ours and, after a takeover, the previous process's. */
+static int db_servers(const struct pool *p)
+{
+	return p->db->n_servers + elsewhere_sum(p->w, p->db->name, NULL);
+}
+
+/* The same for max_user_connections. */
+static int user_servers(const struct pool *p)
+{
+	return p->user->n_servers + elsewhere_sum(p->w, NULL, p->user->name);
+}
+
 /* How many more servers to member may the pool open now? */
 static int launch_allowance(struct pool *p, int member)
 {
@@ -980,10 +994,10 @@ static int launch_allowance(struct pool *p, int member)
 	    now - oldest->wait_start_us >= (uint64_t)(w->cfg->reserve_pool_timeout * 1e6))
 		limit += pool_reserve(p);
 	allow = limit - total;
-	if (db_max > 0 && db_max - p->db->n_servers < allow)
-		allow = db_max - p->db->n_servers;
-	if (user_max > 0 && user_max - p->user->n_servers < allow)
-		allow = user_max - p->user->n_servers;
+	if (db_max > 0 && db_max - db_servers(p) < allow)
+		allow = db_max - db_servers(p);
+	if (user_max > 0 && user_max - user_servers(p) < allow)
+		allow = user_max - user_servers(p);
 	return allow;
 }
 
@@ -1022,8 +1036,8 @@ static bool close_idle_elsewhere(struct pool *p, int member)
 {
 	int db_max = db_max_connections(p->db, p->w->cfg);
 	int user_max = user_max_connections(p);
-	bool db_full = db_max > 0 && p->db->n_servers >= db_max;
-	bool user_full = user_max > 0 && p->user->n_servers >= user_max;
+	bool db_full = db_max > 0 && db_servers(p) >= db_max;
+	bool user_full = user_max > 0 && user_servers(p) >= user_max;
 	struct server *victim = NULL;
 	struct list_node *n, *t;
 
@@ -1282,4 +1296,68 @@ static void on_topology_changed(void *arg, struct cluster *cl)
 bool pool_follow_topology(struct worker *w)
 {
 	return topo_subscribe(&w->topo, on_topology_changed, w);
+}
+
+bool pool_servers_to_report(const struct pool *p, int *n)
+{
+	*n = p->n_idle + p->n_active + p->n_login + p->n_reset;
+	return *n != p->reported_servers;
+}
+
+void pool_servers_reported(struct pool *p, int n)
+{
+	p->reported_servers = n;
+}
+
+/* The previous process's count for (db, user), kept so that sums can be made again. */
+struct elsewhere {
+	struct list_node node;
+	char db[64], user[64];
+	int n;
+};
+
+/* Its servers of database db (db NULL: any) for user (user NULL: any); 0 without a takeover. */
+static int elsewhere_sum(const struct worker *w, const char *db, const char *user)
+{
+	const struct list_node *n;
+	int sum = 0;
+
+	for (n = w->servers_elsewhere.next; n != &w->servers_elsewhere; n = n->next) {
+		const struct elsewhere *e = list_entry(n, struct elsewhere, node);
+
+		if ((!db || strcmp(e->db, db) == 0) && (!user || strcmp(e->user, user) == 0))
+			sum += e->n;
+	}
+	return sum;
+}
+
+void pool_servers_elsewhere(struct worker *w, const char *db, const char *user, int n)
+{
+	struct list_node *l;
+	struct elsewhere *e = NULL;
+
+	for (l = w->servers_elsewhere.next; l != &w->servers_elsewhere && !e; l = l->next) {
+		struct elsewhere *x = list_entry(l, struct elsewhere, node);
+
+		if (strcmp(x->db, db) == 0 && strcmp(x->user, user) == 0)
+			e = x;
+	}
+	if (!e) {
+		if (!(e = calloc(1, sizeof(*e))))
+			return; /* out of memory: the limit counts ours only, as without a takeover */
+		snprintf(e->db, sizeof(e->db), "%s", db);
+		snprintf(e->user, sizeof(e->user), "%s", user);
+		list_add_tail(&w->servers_elsewhere, &e->node);
+	}
+	e->n = n;
+}
+
+void pool_servers_elsewhere_clear(struct worker *w)
+{
+	struct list_node *n, *t;
+
+	list_for_each_safe(n, t, &w->servers_elsewhere) {
+		list_del(n);
+		free(list_entry(n, struct elsewhere, node));
+	}
 }

@@ -83,6 +83,27 @@ static bool on_offer(void *arg, struct takeover_offer *out, char *why, size_t wh
 	return true;
 }
 
+/* Old side: our server counts that changed, so that the new process counts them too. */
+static bool report_servers(struct worker *w)
+{
+	struct list_node *n;
+	int count;
+
+	for (n = w->pools.next; n != &w->pools; n = n->next) {
+		struct pool *p = list_entry(n, struct pool, node);
+		int r;
+
+		if (!pool_servers_to_report(p, &count))
+			continue;
+		r = takeover_pass_servers(w->takeover, p->db->name, p->user->name, count);
+		if (r < 0)
+			return false;
+		if (r > 0)
+			pool_servers_reported(p, count);
+	}
+	return true;
+}
+
 /* Old side: every client that may go now, to the new process (see client/handoff.h). */
 static void hand_over_idle_clients(void *arg)
 {
@@ -91,6 +112,10 @@ static void hand_over_idle_clients(void *arg)
 	struct msgbuf mb;
 	int sent = 0;
 
+	if (!report_servers(w)) {
+		evloop_timer_stop(&w->loop, &w->handoff_timer);
+		return;
+	}
 	mb_init(&mb);
 	list_for_each_safe(pn, pt, &w->pools) {
 		struct pool *p = list_entry(pn, struct pool, node);
@@ -137,10 +162,12 @@ static void on_done(void *arg, long new_pid)
 		 new_pid, w->n_clients);
 	worker_shutdown(w, false);
 	/*
-	 * Idle clients in pools that share servers follow the sockets now, the others as they
-	 * become idle: the timer looks again every HANDOFF_INTERVAL.
+	 * Our server counts go now, ahead of DONE, so that the new process counts them before it
+	 * serves anyone. Idle clients in pools that share servers follow the sockets, the others
+	 * as they become idle, with any change of the counts: every HANDOFF_INTERVAL, from the
+	 * first tick on (after DONE, which the new process must read first).
 	 */
-	hand_over_idle_clients(w);
+	report_servers(w);
 	if (!evloop_timer_start(&w->loop, &w->handoff_timer, HANDOFF_INTERVAL,
 				hand_over_idle_clients, w))
 		log_warning("takeover: no timer to hand over clients later: they stay here");
@@ -267,6 +294,23 @@ static void adopt_client(void *arg, int fd, const uint8_t *rec, size_t len)
 		log_warning("takeover: a client handed over could not be taken: %s", why);
 }
 
+/* New side: the old process's servers count against our max_db/user_connections. */
+static void count_servers_elsewhere(void *arg, const char *db, const char *user, int n)
+{
+	pool_servers_elsewhere(arg, db, user, n);
+}
+
+static void old_process_gone(void *arg)
+{
+	pool_servers_elsewhere_clear(arg);
+}
+
+static const struct takeover_receiver receiver = {
+	.client = adopt_client,
+	.servers = count_servers_elsewhere,
+	.ended = old_process_gone,
+};
+
 bool worker_takeover(struct worker *w, const char *path, listen_accept_fn accept,
 		     httpd_handler_fn metrics, long *old_pid, char *err, size_t errlen)
 {
@@ -291,11 +335,11 @@ bool worker_takeover(struct worker *w, const char *path, listen_accept_fn accept
 		close(fd);
 		return false;
 	}
-	if (!takeover_finish(fd, err, errlen)) {
+	if (!takeover_finish(fd, &receiver, w, err, errlen)) {
 		close_received(&r);
 		return false;
 	}
-	w->takeover_in = takeover_receive_clients(&w->loop, fd, *old_pid, adopt_client, w);
+	w->takeover_in = takeover_receive_clients(&w->loop, fd, *old_pid, &receiver, w);
 	/* The old takeover socket, when the path changed: nobody listens on it any more. */
 	if (r.control >= 0)
 		takeover_discard(r.control, r.control_path);

@@ -327,6 +327,7 @@ bool worker_init(struct worker *w, struct config *cfg, struct userlist *ul)
 	w->cfg = cfg;
 	w->userlist = ul;
 	list_init(&w->databases);
+	list_init(&w->servers_elsewhere);
 	list_init(&w->users);
 	list_init(&w->pools);
 	list_init(&w->login_clients);
@@ -381,6 +382,7 @@ void worker_destroy(struct worker *w)
 	w->takeover = NULL;
 	evloop_timer_stop(&w->loop, &w->handoff_timer);
 	takeover_clients_close(w->takeover_in);
+	pool_servers_elsewhere_clear(w);
 	w->takeover_in = NULL;
 	list_for_each_safe(n, t, &w->login_clients)
 		client_close(list_entry(n, struct client, node), NULL, "pgmux exits");

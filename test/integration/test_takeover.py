@@ -23,7 +23,7 @@ import time
 
 import psycopg
 
-from conftest import PGMUX_BIN, PG_BIN, Mux, listening_pids, wait_for
+from conftest import PGMUX_BIN, PG_BIN, Background, Mux, Sampler, listening_pids, wait_for
 
 # The load of test_takeover_under_load: pgbench clients, pgbench -C clients, idle clients,
 # seconds of load, seconds into it when the takeover starts. PGMUX_TAKEOVER_LOAD=50,10,100,30,12
@@ -571,3 +571,32 @@ def test_client_with_many_statements_follows(request, pg, pgmux):
     for i, q in enumerate(queries):
         assert client.execute(q, prepare=True).fetchone()[0] == i
     client.close()
+
+
+def test_max_db_connections_counts_both_processes(request, pg, pgmux, direct):
+    """The old process's servers count against the new one's max_db_connections: a client of
+    the new process waits while session clients on the old one hold the database's servers, and
+    gets one as soon as one of them leaves; PostgreSQL never sees more than the limit."""
+    old = start_old(pgmux, max_db_connections=2)
+    holders = [old.connect(dbname="appsession") for _ in range(2)]
+    for h in holders:
+        h.execute("select 1")
+    new = new_process(request, pg, old)
+    wait_for(lambda: took_over(new), timeout=10, what="the takeover")
+    old.expect_exit = True
+    with Sampler(direct, "app") as sampler:
+        # its login waits too: a new pool shows its first server's parameters
+        def late_client():
+            with new.connect(dbname="appsession", connect_timeout=30) as late:
+                return late.execute("select 'served'").fetchone()[0]
+
+        answer = Background(late_client)
+        wait_for(lambda: any(r["database"] == "appsession" and int(r["cl_waiting"]) == 1
+                             for r in new.admin("show pools")),
+                 timeout=10, what="the new process's client to wait for a server")
+        assert not answer.done()
+        holders[0].close()
+        assert answer.result(timeout=10) == "served"
+        holders[1].close()
+        assert old.wait_exit(10) == 0
+    assert sampler.max_total <= 2, f"{sampler.max_total} server connections to app at once"

@@ -217,6 +217,31 @@ static void test_client_record(void **state)
 	assert_false(takeovermsg_decode(buf, len + 1, &got, err, sizeof(err)));
 }
 
+/* SERVERS: names and count round-trip; a name too long is refused by the encoder. */
+static void test_servers(void **state)
+{
+	struct takeover_msg m = { .type = TAKEOVER_SERVERS,
+				  .version = TAKEOVER_VERSION,
+				  .pid = 3,
+				  .db = "app",
+				  .user = "alice",
+				  .n_servers = 17 };
+	struct takeover_msg got;
+	uint8_t buf[TAKEOVER_MSG_MAX];
+	char err[128];
+	size_t len = takeovermsg_encode(&m, buf, sizeof(buf));
+
+	assert_true(len > 0);
+	assert_true(takeovermsg_decode(buf, len, &got, err, sizeof(err)));
+	assert_string_equal(got.db, "app");
+	assert_string_equal(got.user, "alice");
+	assert_int_equal(got.n_servers, 17);
+	for (size_t cut = 0; cut < len; cut++)
+		assert_false(takeovermsg_decode(buf, cut, &got, err, sizeof(err)));
+	memset(m.db, 'd', sizeof(m.db)); /* no NUL: too long */
+	assert_int_equal(takeovermsg_encode(&m, buf, sizeof(buf)), 0);
+}
+
 static void test_names(void **state)
 {
 	assert_string_equal(takeovermsg_type_name(TAKEOVER_SOCKETS), "sockets");
@@ -230,7 +255,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip),      cmocka_unit_test(test_encode_refuses),
 		cmocka_unit_test(test_decode_refuses), cmocka_unit_test(test_client_record),
-		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_servers),        cmocka_unit_test(test_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
