@@ -152,7 +152,8 @@ bool move_sequences_clash(const char *src, const char *tgt, char *why, size_t wh
 
 /*
  * The subscription's tables on the target, $1 its name: one row of the tables still copying
- * (not yet 'r'eady) and all its tables.
+ * (not yet 'r'eady), all its tables, and whether it is enabled ("true" or "false"); no row
+ * when there is no such subscription (someone dropped it).
  */
 extern const char move_sql_copy_state[];
 

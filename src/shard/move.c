@@ -578,8 +578,9 @@ const char move_sql_check_target[] = "WITH t AS (" KEYED_TABLES ") SELECT "
 						  "FROM t), ''), " SEQUENCES;
 
 const char move_sql_copy_state[] =
-	"SELECT count(*) FILTER (WHERE r.srsubstate <> 'r'), count(*) FROM pg_subscription_rel r "
-	"JOIN pg_subscription s ON s.oid = r.srsubid WHERE s.subname = $1";
+	"SELECT count(*) FILTER (WHERE r.srsubstate <> 'r'), count(r.srrelid), s.subenabled::text "
+	"FROM pg_subscription s LEFT JOIN pg_subscription_rel r ON r.srsubid = s.oid "
+	"WHERE s.subname = $1 GROUP BY s.subenabled";
 
 /*
  * The insert position, not pg_current_wal_lsn() (the write position): with asynchronous commit

@@ -594,6 +594,15 @@ static void on_answer(struct move *m, int ncols, const char *const *v)
 		} else if (m->phase == 1) {
 			m->phase = 2;
 		} else if (m->phase == 2) {
+			/*
+			 * Disabled by hand, it would copy nothing more and the move would wait for
+			 * ever: the move fails instead (MOVE BUCKETS again, once the cause is gone).
+			 */
+			if (strcmp(val(ncols, v, 2) ? v[2] : "", "false") == 0) {
+				fail(m, "the subscription %s was disabled on shard %s", m->name,
+				     m->to);
+				break;
+			}
 			/* tables still copying, all tables */
 			bool copied = val(ncols, v, 0) && strcmp(v[0], "0") == 0 &&
 				      val(ncols, v, 1) && strcmp(v[1], "0") != 0;
@@ -717,6 +726,8 @@ static void on_query(void *arg, enum pgquery_outcome outcome, int ncols, const c
 		} else {
 			fail(m, "%s", error);
 		}
+	} else if (outcome == PGQUERY_NO_ROW && m->step == MOVE_COPY && m->phase == 2) {
+		fail(m, "the subscription %s is gone from shard %s", m->name, m->to);
 	} else if (outcome == PGQUERY_NO_ROW && m->step == MOVE_CATCHUP) {
 		fail(m, "the replication slot %s is gone from shard %s", m->name, m->from);
 	} else if (outcome == PGQUERY_NO_ROW && m->step == MOVE_HOLD && m->phase == 3) {
