@@ -89,6 +89,7 @@ struct move {
 	bool created;                      /* the publication may exist: rollback has work */
 	uint64_t started_us, hold_us, drained_us, wait_until_us, counted_us;
 	uint64_t retry_since_us; /* rollback: when a step on the source first failed */
+	bool retry_logged;
 	uint64_t target_lsn;
 	int64_t rows, lag;
 	int table; /* clean-up and rollback: the table being deleted from */
@@ -120,6 +121,7 @@ static void set_step(struct move *m, enum move_step to, const char *why)
 	m->table = 0;
 	m->wait_until_us = 0;
 	m->retry_since_us = 0;
+	m->retry_logged = false;
 	save_state(m);
 }
 
@@ -623,12 +625,12 @@ static void on_answer(struct move *m, int ncols, const char *const *v)
 		} else if (m->phase == 1) {
 			m->phase = 2;
 		} else if (m->phase == 2) {
+			if (val(ncols, v, 3))
+				snprintf(m->suboid, sizeof(m->suboid), "%s", v[3]);
 			/*
 			 * Disabled by hand, it would copy nothing more and the move would wait for
 			 * ever: the move fails instead (MOVE BUCKETS again, once the cause is gone).
 			 */
-			if (val(ncols, v, 3))
-				snprintf(m->suboid, sizeof(m->suboid), "%s", v[3]);
 			if (strcmp(val(ncols, v, 2) ? v[2] : "", "false") == 0) {
 				fail(m, "the subscription %s was disabled on shard %s", m->name,
 				     m->to);
@@ -763,8 +765,12 @@ static void on_query(void *arg, enum pgquery_outcome outcome, int ncols, const c
 			m->phase = 1;
 		} else if (m->step == MOVE_ROLLBACK && (m->phase == 2 || m->phase == 3) &&
 			   source_retry(m)) {
-			log_info("move %d: rollback on shard %s: %s; trying again", m->id, m->from,
-				 error);
+			if (!m->retry_logged)
+				log_info(
+					"move %d: rollback on shard %s: %s; trying again for up to "
+					"%g s",
+					m->id, m->from, error, ROLLBACK_RETRY);
+			m->retry_logged = true;
 			poll_later(m);
 		} else if (m->step == MOVE_ROLLBACK) {
 			/* Roll back what can be: note what could not, and go on. */
