@@ -13,7 +13,8 @@ during catch-up, pgmux killed (SIGKILL) during the copy and started again (it ro
 its state file). After each failure the map is unchanged, the source's rows are as they were,
 the target has no row of the moving buckets, and no publication, subscription or slot is left.
 
-Run with -s for the latency of clients of other keys before and during a move.
+Run with -s for the latency of clients of other keys before and during a move (and around its
+cutover), beside the pause that clients of the moving keys see at the cutover.
 """
 import os
 import signal
@@ -266,7 +267,7 @@ def test_latency_of_other_keys_during_a_move(sharded, clean):
     a.sql(f"INSERT INTO events SELECT g, (ARRAY[{','.join(map(str, moving))}])[1 + g % 20], g "
           "FROM generate_series(1, 200000) g", dbname="app")
     others = [Timed(mux, i + 1, staying[i::2]) for i in range(2)]
-    movers = [Timed(mux, 3, moving)]
+    movers = [Timed(mux, 3 + i, moving[i::3]) for i in range(3)]
     for w in others + movers:
         w.start()
     t_before = time.monotonic()
@@ -274,6 +275,8 @@ def test_latency_of_other_keys_during_a_move(sharded, clean):
              what="writes before the move")
     t_start = time.monotonic()
     move_id = start_move(mux)
+    t_hold = wait_step(mux, move_id, ("hold", "switch", "done", "failed"), timeout=60) and \
+        time.monotonic()           # within a poll (50 ms) of the hold's start
     row = wait_step(mux, move_id, ("done", "failed"), timeout=60)
     t_done = time.monotonic()
     for w in others + movers:
@@ -286,11 +289,15 @@ def test_latency_of_other_keys_during_a_move(sharded, clean):
     before = [d * 1000 for w in others for d in w.between(t_before, t_start)]
     during = [d * 1000 for w in others for d in w.between(t_start, t_done)]
     paused = [d * 1000 for w in movers for d in w.between(t_start, t_done)]
+    # the transactions that ended from the hold on: those of moving keys waited for the switch
+    cut_other = [d * 1000 for w in others for d in w.between(t_hold - 0.05, t_done + 0.5)]
+    cut_moving = [d * 1000 for w in movers for d in w.between(t_hold - 0.05, t_done + 0.5)]
     print(f"\nmove of buckets {MOVING[0]}-{MOVING[1]} ({moving_rows(b)['events']} events rows) "
           f"took {t_done - t_start:.1f} s")
     print(f"{'other keys':<22}{'transactions':>14}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}")
     for label, t in (("before the move", before), ("during the move", during),
-                     ("moving keys, during", paused)):
+                     ("  around the cutover", cut_other), ("moving keys, during", paused),
+                     ("  around the cutover", cut_moving)):
         print(f"{label:<22}{len(t):>14}{percentile(t, 50):>10.1f}{percentile(t, 99):>10.1f}"
               f"{max(t, default=float('nan')):>10.1f}")
     assert len(before) >= 600 and len(during) > 0
