@@ -152,7 +152,8 @@ bool move_sequences_clash(const char *src, const char *tgt, char *why, size_t wh
 
 /*
  * The subscription's tables on the target, $1 its name: one row of the tables still copying
- * (not yet 'r'eady) and all its tables.
+ * (not yet 'r'eady), all its tables, whether it is enabled ("true" or "false") and its oid;
+ * no row when there is no such subscription (someone dropped it).
  */
 extern const char move_sql_copy_state[];
 
@@ -171,6 +172,12 @@ extern const char move_sql_slot_position[];
 
 /* Drop the slot $1 on the source when it is there and unused (rollback when the target is lost). */
 extern const char move_sql_drop_slot[];
+
+/*
+ * Drop the slots the copy of each table made for the subscription whose oid is $1, when they
+ * are there and unused (a subscription detached from its slots leaves them): one row, a count.
+ */
+extern const char move_sql_drop_sync_slots[];
 
 /* DROP SUBSCRIPTION IF EXISTS name (drops its slot on the source too, if it can reach it). */
 char *move_sql_drop_subscription(const char *name);

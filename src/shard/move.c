@@ -578,8 +578,9 @@ const char move_sql_check_target[] = "WITH t AS (" KEYED_TABLES ") SELECT "
 						  "FROM t), ''), " SEQUENCES;
 
 const char move_sql_copy_state[] =
-	"SELECT count(*) FILTER (WHERE r.srsubstate <> 'r'), count(*) FROM pg_subscription_rel r "
-	"JOIN pg_subscription s ON s.oid = r.srsubid WHERE s.subname = $1";
+	"SELECT count(*) FILTER (WHERE r.srsubstate <> 'r'), count(r.srrelid), s.subenabled::text, "
+	"s.oid::text FROM pg_subscription s LEFT JOIN pg_subscription_rel r ON r.srsubid = s.oid "
+	"WHERE s.subname = $1 GROUP BY s.subenabled, s.oid";
 
 /*
  * The insert position, not pg_current_wal_lsn() (the write position): with asynchronous commit
@@ -595,6 +596,11 @@ const char move_sql_slot_position[] =
 const char move_sql_drop_slot[] =
 	"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
 	"WHERE slot_name = $1 AND NOT active";
+
+/* PostgreSQL names them pg_<subscription oid>_sync_<table oid>_<system id>. */
+const char move_sql_drop_sync_slots[] =
+	"SELECT count(pg_drop_replication_slot(slot_name))::text FROM pg_replication_slots "
+	"WHERE slot_name LIKE 'pg\\_' || $1 || '\\_sync\\_%' AND NOT active";
 
 bool move_lsn_parse(const char *text, uint64_t *lsn)
 {

@@ -40,6 +40,11 @@
 #define DELETE_BATCH 5000
 #define COUNT_EVERY 2.0 /* seconds between counts of the rows copied so far */
 #define ERROR_MAX 600
+/*
+ * Seconds a rollback tries a failed step on the source again: a switchover or failover there
+ * takes that long to show a new primary, and the old one to come back as a replica.
+ */
+#define ROLLBACK_RETRY 30.0
 
 /* Walk a list whose nodes stay where they are during the walk. */
 #define for_each_node(pos, head) for ((pos) = (head)->next; (pos) != (head); (pos) = (pos)->next)
@@ -63,6 +68,14 @@ struct move {
 	char primary[2][64];     /* the source's and target's primary members at the start */
 	char sub_conninfo[2048]; /* the subscription's login to the source */
 	struct pgquery *src, *dst;
+	/*
+	 * Rollback after the source's primary changed: the member the slots were made on, which
+	 * no longer is the primary (src follows the new one, where the publication is).
+	 */
+	char slot_conninfo[2048];
+	struct pgquery *slot_q;
+	char suboid[16];   /* the subscription's oid on the target: names its tables' slots */
+	bool sync_dropped; /* rollback: those slots dropped */
 	char **tables;
 	int n_tables;
 	char *src_columns;
@@ -75,6 +88,8 @@ struct move {
 	bool fetching_tables, tables_read; /* a recovered move reading its tables again */
 	bool created;                      /* the publication may exist: rollback has work */
 	uint64_t started_us, hold_us, drained_us, wait_until_us, counted_us;
+	uint64_t retry_since_us; /* rollback: when a step on the source first failed */
+	bool retry_logged;
 	uint64_t target_lsn;
 	int64_t rows, lag;
 	int table; /* clean-up and rollback: the table being deleted from */
@@ -105,6 +120,8 @@ static void set_step(struct move *m, enum move_step to, const char *why)
 	m->phase = 0;
 	m->table = 0;
 	m->wait_until_us = 0;
+	m->retry_since_us = 0;
+	m->retry_logged = false;
 	save_state(m);
 }
 
@@ -257,6 +274,20 @@ static bool same_primaries(struct move *m)
 		}
 	}
 	return true;
+}
+
+/* Has a shard's primary changed since the connections were made (they reach the old one)? */
+static bool primaries_moved(struct move *m)
+{
+	const char *shards[2] = { m->from, m->to };
+	char now[64];
+
+	for (int i = 0; i < 2; i++) {
+		primary_of(m, shards[i], now, sizeof(now));
+		if (now[0] && m->primary[i][0] && strcmp(now, m->primary[i]) != 0)
+			return true;
+	}
+	return false;
 }
 
 /* Both shards' conninfos, and their primaries now (the move fails if one changes). */
@@ -594,6 +625,17 @@ static void on_answer(struct move *m, int ncols, const char *const *v)
 		} else if (m->phase == 1) {
 			m->phase = 2;
 		} else if (m->phase == 2) {
+			if (val(ncols, v, 3))
+				snprintf(m->suboid, sizeof(m->suboid), "%s", v[3]);
+			/*
+			 * Disabled by hand, it would copy nothing more and the move would wait for
+			 * ever: the move fails instead (MOVE BUCKETS again, once the cause is gone).
+			 */
+			if (strcmp(val(ncols, v, 2) ? v[2] : "", "false") == 0) {
+				fail(m, "the subscription %s was disabled on shard %s", m->name,
+				     m->to);
+				break;
+			}
 			/* tables still copying, all tables */
 			bool copied = val(ncols, v, 0) && strcmp(v[0], "0") == 0 &&
 				      val(ncols, v, 1) && strcmp(v[1], "0") != 0;
@@ -648,6 +690,10 @@ static void on_answer(struct move *m, int ncols, const char *const *v)
 		}
 		break;
 	case MOVE_ROLLBACK:
+		if (m->phase == 2 && m->suboid[0] && !m->sync_dropped) {
+			m->sync_dropped = true; /* the tables' slots: then the subscription's */
+			break;
+		}
 		if (m->phase != 4) {
 			/* dropped with its slot: on to the slot (gone already), else see run_rollback */
 			m->phase = m->phase == 0   ? 2
@@ -672,6 +718,16 @@ static void on_answer(struct move *m, int ncols, const char *const *v)
 	default:
 		break;
 	}
+}
+
+/* May a rollback step on the source that failed be tried again (the source changing hands)? */
+static bool source_retry(struct move *m)
+{
+	uint64_t now = clock_now_us();
+
+	if (!m->retry_since_us)
+		m->retry_since_us = now;
+	return now - m->retry_since_us < (uint64_t)(ROLLBACK_RETRY * 1e6);
 }
 
 static void on_query(void *arg, enum pgquery_outcome outcome, int ncols, const char *const *values,
@@ -707,6 +763,15 @@ static void on_query(void *arg, enum pgquery_outcome outcome, int ncols, const c
 				"move %d: dropping subscription %s: %s; detaching it from its slot",
 				m->id, m->name, error);
 			m->phase = 1;
+		} else if (m->step == MOVE_ROLLBACK && (m->phase == 2 || m->phase == 3) &&
+			   source_retry(m)) {
+			if (!m->retry_logged)
+				log_info(
+					"move %d: rollback on shard %s: %s; trying again for up to "
+					"%g s",
+					m->id, m->from, error, ROLLBACK_RETRY);
+			m->retry_logged = true;
+			poll_later(m);
 		} else if (m->step == MOVE_ROLLBACK) {
 			/* Roll back what can be: note what could not, and go on. */
 			note_error(m, "rollback: %s", error);
@@ -717,6 +782,8 @@ static void on_query(void *arg, enum pgquery_outcome outcome, int ncols, const c
 		} else {
 			fail(m, "%s", error);
 		}
+	} else if (outcome == PGQUERY_NO_ROW && m->step == MOVE_COPY && m->phase == 2) {
+		fail(m, "the subscription %s is gone from shard %s", m->name, m->to);
 	} else if (outcome == PGQUERY_NO_ROW && m->step == MOVE_CATCHUP) {
 		fail(m, "the replication slot %s is gone from shard %s", m->name, m->from);
 	} else if (outcome == PGQUERY_NO_ROW && m->step == MOVE_HOLD && m->phase == 3) {
@@ -813,7 +880,11 @@ static void run_rollback(struct move *m)
 		send_owned(m, m->dst, move_sql_detach_subscription(m->name));
 		break;
 	case 2:
-		submit(m, m->src, move_sql_drop_slot, m->name);
+		if (m->suboid[0] && !m->sync_dropped)
+			submit(m, m->slot_q ? m->slot_q : m->src, move_sql_drop_sync_slots,
+			       m->suboid);
+		else
+			submit(m, m->slot_q ? m->slot_q : m->src, move_sql_drop_slot, m->name);
 		break;
 	case 3:
 		send_owned(m, m->src, move_sql_drop_publication(m->name));
@@ -879,7 +950,8 @@ static void close_shards(struct move *m)
 {
 	pgquery_free(m->src, true);
 	pgquery_free(m->dst, true);
-	m->src = m->dst = NULL;
+	pgquery_free(m->slot_q, true);
+	m->src = m->dst = m->slot_q = NULL;
 }
 
 static void park(struct move *m)
@@ -903,7 +975,9 @@ static bool open_shards(struct move *m, char *err, size_t errlen)
 		return false;
 	m->src = pgquery_new(loop, m->conninfo[0], QUERY_TIMEOUT);
 	m->dst = pgquery_new(loop, m->conninfo[1], QUERY_TIMEOUT);
-	if (!m->src || !m->dst) {
+	if (m->slot_conninfo[0])
+		m->slot_q = pgquery_new(loop, m->slot_conninfo, QUERY_TIMEOUT);
+	if (!m->src || !m->dst || (m->slot_conninfo[0] && !m->slot_q)) {
 		close_shards(m);
 		snprintf(err, errlen, "out of memory");
 		return false;
@@ -950,6 +1024,9 @@ static void advance(struct move *m)
 	m->wait_until_us = 0;
 	if (m->step <= MOVE_SWITCH && !same_primaries(m))
 		return;
+	/* on_tick reconnects to the new primaries first, outside any query's callback */
+	if (m->step == MOVE_ROLLBACK && primaries_moved(m))
+		return;
 	switch (m->step) {
 	case MOVE_CHECK:
 		run_check(m);
@@ -989,11 +1066,32 @@ static void advance(struct move *m)
 	}
 }
 
+/*
+ * A rollback after a switchover or failover: the publication and the subscription are in the
+ * catalogs, which the new primaries have; the slots stay on the member they were made on, which
+ * a connection of its own reaches. Never from inside a query's callback (connections close).
+ */
+static void follow_primaries(struct move *m)
+{
+	char err[ERROR_MAX];
+
+	if (!m->slot_conninfo[0])
+		snprintf(m->slot_conninfo, sizeof(m->slot_conninfo), "%s", m->conninfo[0]);
+	close_shards(m);
+	m->conninfo[0][0] = '\0';
+	if (!build_conninfos(m, err, sizeof(err)))
+		return; /* open_shards tries again at the next tick */
+	log_info("move %d: rolling back on the primaries now, %s (shard %s) and %s (shard %s)",
+		 m->id, m->primary[0], m->from, m->primary[1], m->to);
+}
+
 static void on_tick(void *arg)
 {
 	struct move *m = arg;
 	char err[ERROR_MAX];
 
+	if (m->step == MOVE_ROLLBACK && !m->busy && primaries_moved(m))
+		follow_primaries(m);
 	if (ended(m) && !m->busy)
 		park(m);
 	else if (open_shards(m, err, sizeof(err)))

@@ -406,7 +406,8 @@ def test_restart_resumes_from_state_file(sharded, clean):
     row = wait_step(mux, 1, "done", timeout=10)
     assert row["buckets"] == f"{MOVING[0]}-{MOVING[1]}" and row["to"] == "b", row
     assert map_version(mux) == 2
-    wait_for(lambda: mux.admin("SHOW SHARDS")[0]["primary"], timeout=10, what="primaries known")
+    wait_for(lambda: all(r["primary"] for r in mux.admin("SHOW SHARDS")), timeout=10,
+             what="primaries known")
     mux.admin("MOVE CLEANUP 1")
     row = wait_step(mux, 1, ("cleaned", "done"), timeout=30)
     assert row["step"] == "cleaned", row

@@ -171,7 +171,7 @@ class PatroniCluster:
     """etcd + `nodes` Patroni members on 127.0.0.1 (see the module docstring)."""
 
     def __init__(self, nodes=3, basedir=None, scope="pgmux", ttl=10, loop_wait=1,
-                 retry_timeout=3, parameters=None, synchronous_mode=False):
+                 retry_timeout=3, parameters=None, synchronous_mode=False, dcs=None):
         if ttl < loop_wait + 2 * retry_timeout:
             raise ValueError("Patroni needs ttl >= loop_wait + 2 * retry_timeout")
         self.owned_dir = basedir is None
@@ -179,6 +179,9 @@ class PatroniCluster:
         self.scope = scope
         self.ttl, self.loop_wait, self.retry_timeout = ttl, loop_wait, retry_timeout
         self.parameters = dict(parameters or {})
+        # more of the bootstrap DCS config: its "parameters" are merged over DCS_PARAMETERS
+        # (wal_level is one that only the DCS sets), other keys (ignore_slots...) added
+        self.dcs = dict(dcs or {})
         # synchronous_mode: a commit is acknowledged once a standby has it, so a failover
         # loses no acknowledged write (Patroni promotes only the synchronous standby).
         self.synchronous_mode = synchronous_mode
@@ -316,7 +319,7 @@ class PatroniCluster:
                         "connect_address": f"127.0.0.1:{node.rest_port}"},
             "etcd": {"host": f"127.0.0.1:{self.etcd_port}"},
             "bootstrap": {
-                "dcs": {
+                "dcs": dict({
                     "ttl": self.ttl,
                     "loop_wait": self.loop_wait,
                     "retry_timeout": self.retry_timeout,
@@ -327,9 +330,10 @@ class PatroniCluster:
                         "use_slots": True,
                         "remove_data_directory_on_rewind_failure": True,
                         "remove_data_directory_on_diverged_timelines": True,
-                        "parameters": DCS_PARAMETERS,
+                        "parameters": dict(DCS_PARAMETERS,
+                                           **self.dcs.get("parameters", {})),
                     },
-                },
+                }, **{k: v for k, v in self.dcs.items() if k != "parameters"}),
                 "initdb": [{"encoding": "UTF8"}, {"locale": "C"}, "no-sync"],
             },
             "postgresql": {
