@@ -13,10 +13,11 @@
  * every step, so that a pgmux started again rolls back those not switched yet and lists the
  * others as done (worker_moves_recover).
  *
- * One pgmux only: the hold and the switch are this process's. Several pgmux in front of the
- * same shards would each have to confirm the hold (through etcd, beside the map) before any
- * switches, and the map would be written there; that is not done yet, and a move of a section
- * whose map is in etcd is refused.
+ * A section whose map is in etcd is shared by every pgmux reading the same key: its moves
+ * keep no state file; the hold and the switch are coordinated through etcd (worker/movecoord.h):
+ * the move's record asks every other instance to hold, the switch waits for all of them to
+ * confirm within the hold's timeout (else the move rolls back), and the next map is written
+ * over the key with a compare-and-swap; each instance's watch puts it in force.
  */
 #ifndef PGMUX_WORKER_MOVER_H
 #define PGMUX_WORKER_MOVER_H
@@ -64,10 +65,18 @@ struct move_view {
 	int64_t rows; /* rows of the buckets on the target (copied), or deleted at clean-up */
 	int64_t lag;  /* bytes the target is behind the source; -1 unknown */
 	int held;     /* units of work waiting for the switch */
+	int confirmed, instances; /* coordinated: other instances that confirmed the hold, of
+				     those registered (-1 unknown yet / not coordinated) */
 	uint64_t started_us;
 };
 
 typedef void (*worker_move_fn)(void *arg, const struct move_view *v);
+
+/*
+ * Units of work on shard from of section set that began before started_us or touch buckets a
+ * move copies: linked to a server, or queued for one (what a hold waits for).
+ */
+int worker_moves_running(struct worker *w, const char *set, const char *from, uint64_t started_us);
 
 /* fn for each move, oldest first (SHOW MOVES). */
 void worker_moves_each(struct worker *w, worker_move_fn fn, void *arg);
