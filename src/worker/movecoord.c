@@ -67,6 +67,12 @@ struct own_move {
 	bool written;        /* the record (step hold) is in etcd */
 	uint64_t written_us; /* when etcd said so: only reads sent later count */
 	int got, want;
+	/*
+	 * The instances registered in the first read after the record was written: each must
+	 * confirm, even if its registration expires meanwhile (a stopped process's does).
+	 */
+	char (*expect)[128];
+	int n_expect;
 };
 
 struct site {
@@ -456,6 +462,24 @@ static void holds_tick(struct site *s)
 
 /* ---- reading the prefix ---- */
 
+/* The other instances registered now are those that must confirm o's hold. */
+static bool fix_expected(struct site *s, struct own_move *o, const char *prefix, size_t plen)
+{
+	o->n_expect = 0;
+	if (!(o->expect = calloc((size_t)s->last.n + 1, sizeof(*o->expect))))
+		return false;
+	for (int i = 0; i < s->last.n; i++) {
+		const char *id = s->last.kvs[i].key + plen;
+
+		if (strncmp(s->last.kvs[i].key, prefix, plen) != 0 || strcmp(id, s->self) == 0)
+			continue;
+		snprintf(o->expect[o->n_expect++], sizeof(o->expect[0]), "%s", id);
+	}
+	log_info("shards.%s: move %s: %d other instance(s) must confirm the hold", s->name, o->name,
+		 o->n_expect);
+	return true;
+}
+
 /* The coordinator's count of confirmations, from the last read. */
 static void count_own(struct site *s)
 {
@@ -469,16 +493,13 @@ static void count_own(struct site *s)
 
 		if (!o->written || s->read_sent_us <= o->written_us)
 			continue;
-		o->got = o->want = 0;
-		for (int i = 0; i < s->last.n; i++) {
-			const char *id = s->last.kvs[i].key + plen;
-
-			if (strncmp(s->last.kvs[i].key, prefix, plen) != 0 ||
-			    strcmp(id, s->self) == 0)
-				continue;
-			o->want++;
+		if (!o->expect && !fix_expected(s, o, prefix, plen))
+			continue;
+		o->got = 0;
+		o->want = o->n_expect;
+		for (int i = 0; i < o->n_expect; i++) {
 			snprintf(held, sizeof(held), "%s/moves/%s/held/%s", s->src.key, o->name,
-				 id);
+				 o->expect[i]);
 			for (int j = 0; j < s->last.n; j++) {
 				if (strcmp(s->last.kvs[j].key, held) == 0)
 					o->got++;
@@ -566,6 +587,8 @@ static void site_free(struct site *s, bool loop_alive)
 	}
 	for (int i = 0; i < s->n_writes; i++)
 		free(s->writes[i].body);
+	for (int i = 0; i < s->n_own; i++)
+		free(s->own[i].expect);
 	shard_etcd_kvs_clear(&s->last);
 	list_del(&s->node);
 	free(s->name);
@@ -711,6 +734,7 @@ bool worker_movecoord_hold(struct worker *w, const char *set, const char *name, 
 		}
 		o = &s->own[s->n_own++];
 	}
+	free(o->expect);
 	memset(o, 0, sizeof(*o));
 	snprintf(o->name, sizeof(o->name), "%s", name);
 	o->want = -1;
@@ -771,7 +795,9 @@ void worker_movecoord_end(struct worker *w, const char *set, const char *name, b
 		put_key(s, key, text, s->lease, what, "");
 		free(text);
 	}
+	free(o->expect);
 	*o = s->own[--s->n_own];
+	memset(&s->own[s->n_own], 0, sizeof(s->own[0])); /* its expect is o's now */
 }
 
 /* ---- clients ---- */
