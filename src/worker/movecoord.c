@@ -56,6 +56,7 @@ struct write {
 	char *body;
 	char what[160];
 	char own[64];             /* a hold's record: the own move it is of ("" none) */
+	int64_t lease;            /* the lease the key is put under (0: none) */
 	movecoord_switch_fn done; /* CAS only */
 	void *arg;
 };
@@ -93,7 +94,8 @@ struct site {
 	int n_own;
 	struct write writes[WRITES_MAX];
 	int n_writes;
-	bool down; /* etcd failed: said once */
+	bool down;               /* etcd failed: said once */
+	uint64_t write_retry_us; /* a failed put or delete goes again from then */
 	/* request contexts: http_cancel() finds a site's requests by these */
 	char lease_ctx, read_ctx, write_ctx;
 };
@@ -157,7 +159,7 @@ static bool queue_write(struct site *s, enum write_kind kind, char *body, const 
 		return false;
 	}
 	s->writes[s->n_writes++] = (struct write){
-		.kind = kind, .body = body, .done = done, .arg = arg
+		.kind = kind, .body = body, .lease = s->lease, .done = done, .arg = arg
 	};
 	snprintf(s->writes[s->n_writes - 1].what, sizeof(s->writes[0].what), "%s", what);
 	snprintf(s->writes[s->n_writes - 1].own, sizeof(s->writes[0].own), "%s", own);
@@ -177,11 +179,22 @@ static struct write pop_write(struct site *s)
 static void on_write(void *arg, int status, const char *body, size_t len, const char *error)
 {
 	struct site *s = site_of_ctx(arg, offsetof(struct site, write_ctx));
-	struct write wr = pop_write(s);
 	char why[300] = "";
 	bool ok = !error && status == 200, switched = false;
+	struct write wr;
 
 	s->write_out = false;
+	/*
+	 * A put or a delete that failed goes again (the same bytes: no harm if the first one
+	 * landed) for as long as the lease it names is this instance's: a record's end must reach
+	 * the instances that hold for it. A switch is never sent twice.
+	 */
+	if (!ok && s->writes[0].kind != WRITE_CAS && s->writes[0].lease == s->lease) {
+		site_down(s, s->writes[0].what, error ? error : body);
+		s->write_retry_us = clock_now_us() + (uint64_t)(MOVECOORD_POLL * 1e6);
+		return;
+	}
+	wr = pop_write(s);
 	if (!ok)
 		snprintf(why, sizeof(why), "%s", error ? error : "HTTP error");
 	if (ok && wr.kind == WRITE_CAS &&
@@ -195,9 +208,11 @@ static void on_write(void *arg, int status, const char *body, size_t len, const 
 		if (ok && !switched)
 			snprintf(why, sizeof(why),
 				 "the map in etcd changed since it was read: not switched");
-		else if (!ok)
+		else if (!ok && error)
 			snprintf(why, sizeof(why), "etcd did not answer the switch (%.200s)",
-				 error ? error : body);
+				 error);
+		else if (!ok)
+			snprintf(why, sizeof(why), "etcd refused the switch (%.200s)", body);
 		wr.done(wr.arg, ok && switched, why);
 	} else if (ok) {
 		/* the hold's record is in etcd: confirmations read from now on count */
@@ -219,7 +234,7 @@ static void write_next(struct site *s)
 	struct http_opts o;
 	struct write *wr = &s->writes[0];
 
-	if (s->write_out || !s->n_writes)
+	if (s->write_out || !s->n_writes || clock_now_us() < s->write_retry_us)
 		return;
 	opts(&o);
 	url_of(s, paths[wr->kind], url, sizeof(url));
@@ -233,8 +248,12 @@ static void write_next(struct site *s)
 static bool put_key(struct site *s, const char *key, const char *value, int64_t lease,
 		    const char *what, const char *own)
 {
-	return queue_write(s, WRITE_PUT, shard_etcd_put_request(key, value, strlen(value), lease),
-			   what, own, NULL, NULL);
+	if (!queue_write(s, WRITE_PUT, shard_etcd_put_request(key, value, strlen(value), lease),
+			 what, own, NULL, NULL))
+		return false;
+	/* queued last: it may have gone out already, and it is still in the queue till answered */
+	s->writes[s->n_writes - 1].lease = lease;
+	return true;
 }
 
 /* ---- the lease and the registration ---- */
@@ -568,6 +587,7 @@ static void on_tick(void *arg)
 		lease_tick(s);
 		read_tick(s);
 		holds_tick(s);
+		write_next(s); /* a failed write's retry */
 	}
 }
 
