@@ -263,6 +263,7 @@ static void move_row(void *arg, const struct move_view *v)
 {
 	struct msgbuf *mb = arg;
 	struct row r;
+	char confirmed[32]; /* the row points at it until row_end */
 
 	row_start(&r, (int)ARRAY_LEN(move_cols));
 	put_int(&r, v->id);
@@ -282,8 +283,6 @@ static void move_row(void *arg, const struct move_view *v)
 	put_str(&r, v->warning[0] ? v->warning : NULL);
 	/* a move coordinated through etcd: other instances that confirmed its hold, of how many */
 	if (v->instances >= 0) {
-		char confirmed[32];
-
 		snprintf(confirmed, sizeof(confirmed), "%d/%d", v->confirmed, v->instances);
 		put_str(&r, confirmed);
 	} else {
