@@ -79,7 +79,8 @@ enum etcd_watch_kind {
 
 /*
  * One line of a watch stream. ETCD_WATCH_EVENTS: out->value.found is false when the last event
- * deleted the key; the caller owns out->value.text. False (why) for a line that is not a watch
+ * deleted the key; the caller owns out->value.text. key NULL (a prefix's watch): an event of
+ * any key counts, and out->value is the last event's. False (why) for a line that is not a watch
  * answer, an error object, or a value that cannot be decoded.
  */
 struct etcd_watch_msg {
@@ -123,6 +124,12 @@ bool shard_etcd_parse_txn(const char *body, size_t len, bool *succeeded, char *w
  * with its last byte plus one). NULL: out of memory.
  */
 char *shard_etcd_prefix_request(const char *prefix);
+
+/*
+ * The body of POST /v3/watch for every key that starts with prefix, from revision on. Read its
+ * lines with shard_etcd_parse_watch(key NULL). NULL: out of memory.
+ */
+char *shard_etcd_watch_prefix_request(const char *prefix, int64_t start_revision);
 
 /* The body of POST /v3/kv/deleterange for key alone. NULL: out of memory. */
 char *shard_etcd_delete_request(const char *key);

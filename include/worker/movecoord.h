@@ -10,8 +10,9 @@
  *                           coordinator), under the coordinator's lease
  *   K/moves/NAME/held/ID    instance ID holds the move's buckets and runs nothing on them
  *
- * Every instance reads the whole of K (the map and everything under it, in one consistent
- * answer) every MOVECOORD_POLL seconds. The instance where MOVE BUCKETS runs (the coordinator)
+ * Every instance watches K and the keys under it, and at each change reads them all (the map
+ * and everything under it, in one consistent answer); it reads them every second besides, and
+ * every MOVECOORD_POLL seconds while the watch is not in place. The instance where MOVE BUCKETS runs (the coordinator)
  * writes the record with step hold; every other instance then holds new units of work on the
  * moving buckets, waits for its own running ones (begun before it held) to end, and writes its
  * confirmation. The coordinator switches only once every registered instance confirmed: it

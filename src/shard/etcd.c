@@ -324,7 +324,7 @@ static bool read_events(struct json_object *events, const char *key, struct etcd
 		if (!kv)
 			continue;
 		why[0] = '\0';
-		if (!kv_is(kv, key, why, whylen)) {
+		if (key && !kv_is(kv, key, why, whylen)) {
 			if (why[0])
 				return false;
 			continue;
@@ -504,6 +504,21 @@ char *shard_etcd_prefix_request(const char *prefix)
 	char *k = key64(prefix), *e = range_end64(prefix), *body = NULL;
 
 	if (k && e && asprintf(&body, "{\"key\":\"%s\",\"range_end\":\"%s\"}", k, e) < 0)
+		body = NULL;
+	free(k);
+	free(e);
+	return body;
+}
+
+char *shard_etcd_watch_prefix_request(const char *prefix, int64_t start_revision)
+{
+	char *k = key64(prefix), *e = range_end64(prefix), *body = NULL;
+
+	if (k && e &&
+	    asprintf(&body,
+		     "{\"create_request\":{\"key\":\"%s\",\"range_end\":\"%s\","
+		     "\"start_revision\":\"%" PRId64 "\"}}",
+		     k, e, start_revision) < 0)
 		body = NULL;
 	free(k);
 	free(e);

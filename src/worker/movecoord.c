@@ -31,6 +31,7 @@
 #define REQUEST_TIMEOUT 5.0
 #define KEEPALIVE_EVERY 3.0 /* seconds between renewals of a MOVECOORD_LEASE_TTL lease */
 #define WRITES_MAX 16
+#define READ_EVERY_WATCHED 1.0 /* seconds between reads while the watch says what changes */
 
 /* Walk a list whose nodes stay where they are during the walk. */
 #define for_each_node(pos, head) for ((pos) = (head)->next; (pos) != (head); (pos) = (pos)->next)
@@ -44,6 +45,7 @@ struct remote_hold {
 	int n_ranges;
 	uint64_t since_us;
 	bool confirm_sent; /* from then on it holds until etcd tells the outcome */
+	bool over;         /* the last read said done or aborted, or had no record */
 	bool released;
 	struct client **held;
 	int n_held, cap_held;
@@ -94,10 +96,12 @@ struct site {
 	int n_own;
 	struct write writes[WRITES_MAX];
 	int n_writes;
-	bool down;               /* etcd failed: said once */
-	uint64_t write_retry_us; /* a failed put or delete goes again from then */
+	bool down;                /* etcd failed: said once */
+	uint64_t write_retry_us;  /* a failed put or delete goes again from then */
+	bool watch_out, watching; /* the watch of the prefix: asked for, in place */
+	bool reread;              /* a change came while a read was out: read again after it */
 	/* request contexts: http_cancel() finds a site's requests by these */
-	char lease_ctx, read_ctx, write_ctx;
+	char lease_ctx, read_ctx, write_ctx, watch_ctx;
 };
 
 struct movecoords {
@@ -452,6 +456,7 @@ static void follow(struct site *s)
 			    shard_etcd_move_parse(s->last.kvs[i].value, &rec, why, sizeof(why)))
 				over = rec.step != ETCD_MOVE_HOLD;
 		}
+		h->over = over;
 		if (!h->released && over && map_caught_up(s))
 			release(s, h, "the move is over in etcd, and its map in force here");
 		if (h->released && over)
@@ -470,6 +475,11 @@ static void holds_tick(struct site *s)
 		next = n->next;
 		if (h->released)
 			continue;
+		/* the watch of the map may bring it after the read that said the move is over */
+		if (h->over && map_caught_up(s)) {
+			release(s, h, "the move is over in etcd, and its map in force here");
+			continue;
+		}
 		drain(s, h);
 		if (!h->confirm_sent &&
 		    clock_now_us() - h->since_us > (uint64_t)(MOVECOORD_FOLLOW_TIMEOUT * 1e6))
@@ -479,7 +489,67 @@ static void holds_tick(struct site *s)
 	}
 }
 
-/* ---- reading the prefix ---- */
+/* ---- reading the prefix, and watching it ---- */
+
+static void read_now(struct site *s);
+static void watch_start(struct site *s);
+
+static void watch_over(struct site *s)
+{
+	http_cancel(s->mc->http, &s->watch_ctx);
+	s->watch_out = s->watching = false;
+}
+
+static size_t on_watch_data(void *arg, int status, const char *data, size_t len)
+{
+	struct site *s = site_of_ctx(arg, offsetof(struct site, watch_ctx));
+	struct etcd_watch_msg m;
+	size_t used = 0, n;
+	char why[300];
+
+	if (status != 200)
+		return len; /* the end says what went wrong */
+	while ((n = shard_etcd_next_line(data + used, len - used))) {
+		if (!shard_etcd_parse_watch(data + used, n, NULL, &m, why, sizeof(why)) ||
+		    m.kind == ETCD_WATCH_CANCELED) {
+			/* reads every tick until a read starts it again */
+			shard_etcd_value_clear(&m.value);
+			watch_over(s);
+			return len;
+		}
+		if (m.kind == ETCD_WATCH_CREATED && !s->watching)
+			log_info("shards.%s: watching %s and the keys under it", s->name,
+				 s->src.key);
+		if (m.kind == ETCD_WATCH_CREATED)
+			s->watching = true;
+		else if (m.kind == ETCD_WATCH_EVENTS)
+			read_now(s); /* something under the key changed: read it whole */
+		shard_etcd_value_clear(&m.value);
+		used += n;
+	}
+	return used;
+}
+
+static void on_watch_done(void *arg, int status, const char *body, size_t len, const char *error)
+{
+	struct site *s = site_of_ctx(arg, offsetof(struct site, watch_ctx));
+
+	s->watch_out = s->watching = false;
+}
+
+/* Watch the key and everything under it from the revision after the last read's. */
+static void watch_start(struct site *s)
+{
+	char url[ETCD_URL_MAX + 32],
+		*body = shard_etcd_watch_prefix_request(s->src.key, s->last.revision + 1);
+	struct http_opts o;
+
+	opts(&o);
+	url_of(s, "/v3/watch", url, sizeof(url));
+	s->watch_out = body && http_stream(s->mc->http, url, body, strlen(body), &o, on_watch_data,
+					   on_watch_done, &s->watch_ctx);
+	free(body);
+}
 
 /* The other instances registered now are those that must confirm o's hold. */
 static bool fix_expected(struct site *s, struct own_move *o, const char *prefix, size_t plen)
@@ -554,15 +624,31 @@ static void on_read(void *arg, int status, const char *body, size_t len, const c
 	}
 	count_own(s);
 	follow(s);
+	if (!s->watch_out)
+		watch_start(s);
+	if (s->reread) {
+		s->reread = false;
+		read_now(s);
+	}
 }
 
 static void read_tick(struct site *s)
 {
+	/* A watch in place says when to read; the read every second is for a change it missed. */
+	if (s->watching && clock_now_us() - s->read_sent_us < (uint64_t)(READ_EVERY_WATCHED * 1e6))
+		return;
+	read_now(s);
+}
+
+static void read_now(struct site *s)
+{
 	char url[ETCD_URL_MAX + 32], *body;
 	struct http_opts o;
 
-	if (s->read_out)
+	if (s->read_out) {
+		s->reread = true;
 		return;
+	}
 	/* The map key itself and everything under it, in one answer: one revision of both. */
 	body = shard_etcd_prefix_request(s->src.key);
 	opts(&o);
@@ -598,6 +684,7 @@ static void site_free(struct site *s, bool loop_alive)
 	http_cancel(s->mc->http, &s->lease_ctx);
 	http_cancel(s->mc->http, &s->read_ctx);
 	http_cancel(s->mc->http, &s->write_ctx);
+	http_cancel(s->mc->http, &s->watch_ctx);
 	while ((n = list_first(&s->holds))) {
 		struct remote_hold *h = list_entry(n, struct remote_hold, node);
 

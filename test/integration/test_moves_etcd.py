@@ -123,6 +123,8 @@ def test_move_through_two_instances(two, clean, etcd):  # noqa: F811
     assert shard_for(one, moving[0]) == "b"
     assert shard_for(other, moving[0]) == "b"
     assert "confirmed after" in other.log() and "released" in other.log()
+    # each learnt of the move's record and the confirmations from its watch of the key
+    assert all(f"watching {KEY} and the keys under it" in m.log() for m in two)
     counts = [len(w.acked) for w in writers]
     wait_for(lambda: all(len(w.acked) > n + 10 for w, n in zip(writers, counts)), timeout=20,
              what="writes after the switch")

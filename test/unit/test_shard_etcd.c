@@ -359,6 +359,8 @@ static void test_prefix(void **state)
 	char *b = shard_etcd_prefix_request("/m/"), why[200];
 	struct etcd_kvs kvs;
 
+	struct etcd_watch_msg w;
+
 	/* range_end "/m0": the prefix's last byte plus one */
 	assert_string_equal(b, "{\"key\":\"L20v\",\"range_end\":\"L20w\"}");
 	free(b);
@@ -383,6 +385,21 @@ static void test_prefix(void **state)
 	assert_false(shard_etcd_parse_prefix(b, strlen(b), "/m/", &kvs, why, sizeof(why)));
 	assert_non_null(strstr(why, "outside"));
 	shard_etcd_kvs_clear(&kvs);
+	/* a watch of the prefix: events of any key under it count */
+	b = shard_etcd_watch_prefix_request("/m/", 8);
+	assert_string_equal(b, "{\"create_request\":{\"key\":\"L20v\",\"range_end\":\"L20w\","
+			       "\"start_revision\":\"8\"}}");
+	free(b);
+	b = "{\"result\":{" HEADER_2 ",\"events\":[{\"kv\":{\"key\":\"L20veQ==\","
+	    "\"mod_revision\":\"9\",\"value\":\"aGVsbG8=\"}}]}}";
+	assert_true(shard_etcd_parse_watch(b, strlen(b), NULL, &w, why, sizeof(why)));
+	assert_int_equal(w.kind, ETCD_WATCH_EVENTS);
+	assert_int_equal(w.value.mod_revision, 9);
+	shard_etcd_value_clear(&w.value);
+	/* the same line, read for one key, is nothing for that key */
+	assert_true(shard_etcd_parse_watch(b, strlen(b), "/m/x", &w, why, sizeof(why)));
+	assert_int_equal(w.kind, ETCD_WATCH_PROGRESS);
+	shard_etcd_value_clear(&w.value);
 	b = "{" HEADER_2 ",\"kvs\":[{\"key\":\"L20veA==\",\"value\":\"!!\"}]}";
 	assert_false(shard_etcd_parse_prefix(b, strlen(b), "/m/", &kvs, why, sizeof(why)));
 	shard_etcd_kvs_clear(&kvs);
