@@ -48,6 +48,9 @@ void worker_movecoord_apply(struct worker *w);
 /* Stop every request, release every held client, free everything (at exit). */
 void worker_movecoord_free(struct worker *w);
 
+/* Is this instance registered under set's map key (can it coordinate a move)? */
+bool worker_movecoord_ready(struct worker *w, const char *set);
+
 /*
  * Coordinator: the move called name of set (buckets of the map, from -> to, writing map
  * version) holds: write its record. false (err): this instance is not registered in etcd yet.

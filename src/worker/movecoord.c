@@ -819,6 +819,13 @@ static struct own_move *find_own(struct site *s, const char *name)
 	return NULL;
 }
 
+bool worker_movecoord_ready(struct worker *w, const char *set)
+{
+	struct site *s = find_site(w->movecoord, set);
+
+	return s && s->registered && !s->down;
+}
+
 bool worker_movecoord_hold(struct worker *w, const char *set, const char *name, const char *buckets,
 			   const char *from, const char *to, uint64_t version, char *err,
 			   size_t errlen)

@@ -1395,6 +1395,14 @@ bool worker_move_start(struct worker *w, const char *set, const char *buckets, c
 		free(m);
 		return false;
 	}
+	if (m->coordinated && !worker_movecoord_ready(w, set)) {
+		snprintf(
+			err, errlen,
+			"this pgmux is not registered under the map's key in etcd (it cannot reach "
+			"it): the other instances could not be asked to hold");
+		free(m);
+		return false;
+	}
 	m->id = ms->next_id++;
 	m->started_us = clock_now_us();
 	m->lag = -1;

@@ -16,8 +16,8 @@ import threading
 import time
 import urllib.request
 
-import psycopg
 import pytest
+import rawpg
 
 from conftest import wait_for
 from test_moves import (BUCKETS, IN_MOVE, MOVING, Writer, clean, keys, load_users,  # noqa: F401
@@ -215,3 +215,15 @@ def test_instance_that_never_confirms_aborts_the_move(two, clean, etcd):  # noqa
         port, = c.execute("SELECT inet_server_port() FROM users WHERE user_id = %s",
                           (moving[0],)).fetchone()
         assert port == a.port and time.monotonic() - t0 < 20
+
+
+def test_move_refused_while_etcd_is_unreachable(two, clean, etcd):  # noqa: F811
+    one, _ = two
+    etcd.stop()
+    wait_for(lambda: "moves cannot be coordinated until it answers" in one.log(), timeout=10,
+             what="etcd found unreachable")
+    with pytest.raises(rawpg.PgError) as e:
+        start_move(one)
+    assert e.value.sqlstate == "57P03", e.value
+    assert "not registered under the map's key" in str(e.value)
+    assert one.admin("SHOW MOVES") == []
