@@ -1,13 +1,14 @@
 /*
  * worker/mover: runs bucket moves (shard/move.h) on the loop, for [shards.NAME] sections whose
- * map is a file. Each move has its own libpq connections (ev/pgquery) to the source's and the
+ * map is a file or in etcd. Each move has its own libpq connections (ev/pgquery) to the source's and the
  * target's primary, logging in as the clusters' health-check users (who must be allowed to
  * create publications on the source and subscriptions on the target), and advances one query
  * at a time, polling progress every MOVER_POLL seconds.
  *
  * Clients ask the mover, at the start of each unit of work, whether a key's bucket is moving:
  * while a move holds its buckets the unit waits (its message stays unread) and goes on when
- * the map has switched, or the move failed, to wherever the map in force then says.
+ * the map has switched, or the move failed, to wherever the map in force then says. A hold
+ * for a move another pgmux coordinates (worker/movecoord.h) is answered the same way.
  *
  * Moves past their check are written to a state file beside the map ("<map file>.moves") at
  * every step, so that a pgmux started again rolls back those not switched yet and lists the
