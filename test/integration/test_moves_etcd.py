@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.request
 
+import psycopg
 import pytest
 import rawpg
 
@@ -159,7 +160,8 @@ def test_move_through_two_instances(two, clean, etcd):  # noqa: F811
 
 
 @pytest.mark.timeout(150)
-def test_instance_that_never_confirms_aborts_the_move(two, clean, etcd):  # noqa: F811
+@pytest.mark.parametrize("sig", [signal.SIGSTOP, signal.SIGKILL], ids=["stopped", "killed"])
+def test_instance_that_never_confirms_aborts_the_move(two, clean, etcd, sig):  # noqa: F811
     a, b = clean
     one, other = two
     moving, staying = keys(a, 10, True), keys(a, 10, False)
@@ -171,24 +173,29 @@ def test_instance_that_never_confirms_aborts_the_move(two, clean, etcd):  # noqa
     for w in writers:
         w.start()
     wait_for(lambda: all(len(w.acked) > 10 for w in writers), timeout=20, what="writes")
-    # the other instance runs a unit on a moving key, so it cannot confirm, and then stops
-    # during the hold: its registration expires meanwhile, and it must still be waited for
+    # the other instance runs a unit on a moving key, so it cannot confirm, and then stops (or
+    # dies) during the hold: its registration expires meanwhile, and it must still be waited for
     open_txn = other.connect(dbname="app", autocommit=False)
     open_txn.execute("SELECT n FROM users WHERE user_id = %s", (moving[0],))
     stopped = False
     try:
         move_id = start_move(one)
         wait_step(one, move_id, "hold", timeout=60)
-        os.kill(other.pid, signal.SIGSTOP)
-        stopped = True
+        if sig == signal.SIGKILL:
+            other.expect_exit = True
+        os.kill(other.pid, sig)
+        stopped = sig == signal.SIGSTOP
         wait_for(lambda: move_row(one, move_id)["confirmed"] == "0/1", timeout=10,
                  what="the hold waiting for the other instance")
         row = wait_step(one, move_id, "failed", timeout=60)
     finally:
         if stopped:
             os.kill(other.pid, signal.SIGCONT)
-    open_txn.rollback()
-    open_txn.close()
+    try:
+        open_txn.rollback()
+        open_txn.close()
+    except psycopg.Error:
+        assert sig == signal.SIGKILL  # its pgmux is gone
     assert "0 of 1 other pgmux instances confirmed" in row["error"], row
     # the map is as it was, in etcd and in force on both
     assert etcd_get(etcd, KEY) == (text_before, rev_before)
@@ -208,6 +215,8 @@ def test_instance_that_never_confirms_aborts_the_move(two, clean, etcd):  # noqa
     assert b.sql("SELECT count(*) FROM events", dbname="app") == "0"
     assert b.sql("SELECT * FROM users ORDER BY 1", dbname="app") == before[1]
     assert replication_objects(clean) == ("0", "0", "0")
+    if sig == signal.SIGKILL:
+        return
     # the other instance, running again, serves the moving keys on a, as before
     wait_for(lambda: shard_for(other, moving[0]) == "a", timeout=10, what="other instance")
     with other.connect(dbname="app") as c:
