@@ -79,7 +79,8 @@ enum etcd_watch_kind {
 
 /*
  * One line of a watch stream. ETCD_WATCH_EVENTS: out->value.found is false when the last event
- * deleted the key; the caller owns out->value.text. False (why) for a line that is not a watch
+ * deleted the key; the caller owns out->value.text. key NULL (a prefix's watch): an event of
+ * any key counts, and out->value is the last event's. False (why) for a line that is not a watch
  * answer, an error object, or a value that cannot be decoded.
  */
 struct etcd_watch_msg {
@@ -89,5 +90,93 @@ struct etcd_watch_msg {
 };
 bool shard_etcd_parse_watch(const char *line, size_t len, const char *key,
 			    struct etcd_watch_msg *out, char *why, size_t whylen);
+
+/* ---- several pgmux sharing one map key: leases, the prefix, compare-and-swap ---- */
+
+/* The body of POST /v3/lease/grant for a lease of ttl seconds. NULL: out of memory. */
+char *shard_etcd_grant_request(int ttl);
+
+/* The body of POST /v3/lease/keepalive for lease id. NULL: out of memory. */
+char *shard_etcd_keepalive_request(int64_t id);
+
+/*
+ * A /v3/lease/grant answer, or the first line of a /v3/lease/keepalive one (its "result"):
+ * the lease's id and the seconds it has left (0: the lease is gone, expired or revoked).
+ * False (why) when it is not one.
+ */
+bool shard_etcd_parse_lease(const char *body, size_t len, int64_t *id, int64_t *ttl, char *why,
+			    size_t whylen);
+
+/* The body of POST /v3/kv/put of value[0..len) at key, under lease (0: none). NULL: no memory. */
+char *shard_etcd_put_request(const char *key, const char *value, size_t len, int64_t lease);
+
+/*
+ * The body of POST /v3/kv/txn that puts value[0..len) at key only if the key was last changed at
+ * mod_revision (a compare-and-swap: nobody wrote it since it was read). NULL: out of memory.
+ */
+char *shard_etcd_cas_request(const char *key, int64_t mod_revision, const char *value, size_t len);
+
+/* A /v3/kv/txn answer: did the compare hold (the put was made)? False (why): not one. */
+bool shard_etcd_parse_txn(const char *body, size_t len, bool *succeeded, char *why, size_t whylen);
+
+/*
+ * The body of POST /v3/kv/range for every key that starts with prefix (range_end is the prefix
+ * with its last byte plus one). NULL: out of memory.
+ */
+char *shard_etcd_prefix_request(const char *prefix);
+
+/*
+ * The body of POST /v3/watch for every key that starts with prefix, from revision on. Read its
+ * lines with shard_etcd_parse_watch(key NULL). NULL: out of memory.
+ */
+char *shard_etcd_watch_prefix_request(const char *prefix, int64_t start_revision);
+
+/* The body of POST /v3/kv/deleterange for key alone. NULL: out of memory. */
+char *shard_etcd_delete_request(const char *key);
+
+/* One key of a prefix, as etcd holds it now. */
+struct etcd_kv {
+	char *key;   /* whole key, NUL-terminated, malloc'd */
+	char *value; /* decoded, NUL-terminated, malloc'd */
+	size_t len;
+	int64_t mod_revision;
+};
+
+/* What a prefix range found: n keys in kvs (etcd's order: sorted by key), at revision. */
+struct etcd_kvs {
+	int64_t revision;
+	int n;
+	struct etcd_kv *kvs;
+};
+
+/* Free every key and value of out and clear it. */
+void shard_etcd_kvs_clear(struct etcd_kvs *out);
+
+/*
+ * A /v3/kv/range answer to shard_etcd_prefix_request(prefix): every key found (each checked to
+ * start with prefix; values up to ETCD_VALUE_MAX). False (why) when it is not one; the caller
+ * clears out either way.
+ */
+bool shard_etcd_parse_prefix(const char *body, size_t len, const char *prefix, struct etcd_kvs *out,
+			     char *why, size_t whylen);
+
+/* A coordinated move as every instance reads it under "<map key>/moves/<name>". */
+enum etcd_move_step { ETCD_MOVE_HOLD, ETCD_MOVE_DONE, ETCD_MOVE_ABORTED };
+
+struct etcd_move {
+	char buckets[256], from[64], to[64];
+	enum etcd_move_step step;
+	uint64_t version;      /* the map version the switch writes */
+	char coordinator[128]; /* the instance that runs it */
+};
+
+/* "hold", "done", "aborted". */
+const char *shard_etcd_move_step_name(enum etcd_move_step s);
+
+/* The record's text: "buckets B from F to T step S version V coordinator C". NULL: no memory. */
+char *shard_etcd_move_format(const struct etcd_move *m);
+
+/* Read a record's text. False (why) when it is not one. */
+bool shard_etcd_move_parse(const char *text, struct etcd_move *out, char *why, size_t whylen);
 
 #endif

@@ -1,22 +1,24 @@
 /*
  * worker/mover: runs bucket moves (shard/move.h) on the loop, for [shards.NAME] sections whose
- * map is a file. Each move has its own libpq connections (ev/pgquery) to the source's and the
+ * map is a file or in etcd. Each move has its own libpq connections (ev/pgquery) to the source's and the
  * target's primary, logging in as the clusters' health-check users (who must be allowed to
  * create publications on the source and subscriptions on the target), and advances one query
  * at a time, polling progress every MOVER_POLL seconds.
  *
  * Clients ask the mover, at the start of each unit of work, whether a key's bucket is moving:
  * while a move holds its buckets the unit waits (its message stays unread) and goes on when
- * the map has switched, or the move failed, to wherever the map in force then says.
+ * the map has switched, or the move failed, to wherever the map in force then says. A hold
+ * for a move another pgmux coordinates (worker/movecoord.h) is answered the same way.
  *
  * Moves past their check are written to a state file beside the map ("<map file>.moves") at
  * every step, so that a pgmux started again rolls back those not switched yet and lists the
  * others as done (worker_moves_recover).
  *
- * One pgmux only: the hold and the switch are this process's. Several pgmux in front of the
- * same shards would each have to confirm the hold (through etcd, beside the map) before any
- * switches, and the map would be written there; that is not done yet, and a move of a section
- * whose map is in etcd is refused.
+ * A section whose map is in etcd is shared by every pgmux reading the same key: its moves
+ * keep no state file; the hold and the switch are coordinated through etcd (worker/movecoord.h):
+ * the move's record asks every other instance to hold, the switch waits for all of them to
+ * confirm within the hold's timeout (else the move rolls back), and the next map is written
+ * over the key with a compare-and-swap; each instance's watch puts it in force.
  */
 #ifndef PGMUX_WORKER_MOVER_H
 #define PGMUX_WORKER_MOVER_H
@@ -64,10 +66,18 @@ struct move_view {
 	int64_t rows; /* rows of the buckets on the target (copied), or deleted at clean-up */
 	int64_t lag;  /* bytes the target is behind the source; -1 unknown */
 	int held;     /* units of work waiting for the switch */
+	int confirmed, instances; /* coordinated: other instances that confirmed the hold, of
+				     those registered (-1 unknown yet / not coordinated) */
 	uint64_t started_us;
 };
 
 typedef void (*worker_move_fn)(void *arg, const struct move_view *v);
+
+/*
+ * Units of work on shard from of section set that began before started_us or touch buckets a
+ * move copies: linked to a server, or queued for one (what a hold waits for).
+ */
+int worker_moves_running(struct worker *w, const char *set, const char *from, uint64_t started_us);
 
 /* fn for each move, oldest first (SHOW MOVES). */
 void worker_moves_each(struct worker *w, worker_move_fn fn, void *arg);

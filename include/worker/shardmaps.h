@@ -15,6 +15,7 @@
 #define PGMUX_WORKER_SHARDMAPS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct worker;
 struct shards_entry;
@@ -36,6 +37,12 @@ void worker_shard_maps_free(struct worker *w);
  * valid there). Borrowed: valid until the loop runs again.
  */
 const struct loaded_shard_map *worker_shard_map(struct worker *w, const struct shards_entry *set);
+
+/*
+ * etcd's mod_revision of the map in force for set (0: none, or a map file): what a move's
+ * compare-and-swap expects, and how far this instance has followed the key.
+ */
+int64_t worker_shard_map_revision(struct worker *w, const struct shards_entry *set);
 
 /* Where set's map comes from and how that goes, for SHOW SHARDS ("file", ...), into buf. */
 const char *worker_shard_map_state(struct worker *w, const struct shards_entry *set, char *buf,

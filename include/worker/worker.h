@@ -29,6 +29,7 @@ struct dns;
 struct httpd;
 struct shard_maps;
 struct movers;
+struct movecoords;
 struct takeover_clients;
 struct takeover_server;
 struct tls_ctx;
@@ -113,6 +114,7 @@ struct worker {
 	struct dns *dns;               /* asynchronous resolver and cache (ev/dns.c) */
 	struct shard_maps *shard_maps; /* shard maps read and watched in etcd (shardmaps.c) */
 	struct movers *movers;         /* bucket moves between shards (mover.c); NULL = none yet */
+	struct movecoords *movecoord;  /* moves coordinated through etcd (movecoord.c); NULL none */
 	struct httpd *metrics_httpd;   /* the metrics_listen endpoint (ev/httpd.c); NULL = off */
 	uint64_t reloads_ok, reloads_failed; /* RELOAD, SIGHUP: configs put in force or refused */
 	struct list_node write_pauses; /* struct write_pauses, one per cluster that had a change */

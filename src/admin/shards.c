@@ -252,16 +252,18 @@ bool admin_show_sharding(struct worker *w, const struct admin_cmd *cmd, struct m
 /* ---- SHOW MOVES ---- */
 
 static const struct column move_cols[] = {
-	{ "id", OID_INT4 },      { "shards", OID_TEXT },    { "buckets", OID_TEXT },
-	{ "from", OID_TEXT },    { "to", OID_TEXT },        { "step", OID_TEXT },
-	{ "rows", OID_INT8 },    { "lag_bytes", OID_INT8 }, { "held", OID_INT4 },
-	{ "started", OID_TEXT }, { "error", OID_TEXT },     { "warning", OID_TEXT },
+	{ "id", OID_INT4 },        { "shards", OID_TEXT },    { "buckets", OID_TEXT },
+	{ "from", OID_TEXT },      { "to", OID_TEXT },        { "step", OID_TEXT },
+	{ "rows", OID_INT8 },      { "lag_bytes", OID_INT8 }, { "held", OID_INT4 },
+	{ "started", OID_TEXT },   { "error", OID_TEXT },     { "warning", OID_TEXT },
+	{ "confirmed", OID_TEXT },
 };
 
 static void move_row(void *arg, const struct move_view *v)
 {
 	struct msgbuf *mb = arg;
 	struct row r;
+	char confirmed[32]; /* the row points at it until row_end */
 
 	row_start(&r, (int)ARRAY_LEN(move_cols));
 	put_int(&r, v->id);
@@ -279,6 +281,13 @@ static void move_row(void *arg, const struct move_view *v)
 	put_time(&r, v->started_us);
 	put_str(&r, v->error[0] ? v->error : NULL);
 	put_str(&r, v->warning[0] ? v->warning : NULL);
+	/* a move coordinated through etcd: other instances that confirmed its hold, of how many */
+	if (v->instances >= 0) {
+		snprintf(confirmed, sizeof(confirmed), "%d/%d", v->confirmed, v->instances);
+		put_str(&r, confirmed);
+	} else {
+		put_str(&r, NULL);
+	}
 	row_end(mb, &r);
 }
 

@@ -164,7 +164,7 @@ static void note_key(const struct sharding *sh, const struct shard_key *key, str
 	enum move_cover cover;
 
 	note_shard(f, k);
-	if (!sh->w || !sh->w->movers)
+	if (!sh->w || (!sh->w->movers && !sh->w->movecoord))
 		return;
 	hash = shard_key_hash(key, m->seed);
 	if (k != sh->map->shard_of[shard_map_shard_of(m, hash)])

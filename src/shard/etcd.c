@@ -324,7 +324,7 @@ static bool read_events(struct json_object *events, const char *key, struct etcd
 		if (!kv)
 			continue;
 		why[0] = '\0';
-		if (!kv_is(kv, key, why, whylen)) {
+		if (key && !kv_is(kv, key, why, whylen)) {
 			if (why[0])
 				return false;
 			continue;
@@ -383,4 +383,254 @@ bool shard_etcd_parse_watch(const char *line, size_t len, const char *key,
 	if (!ok)
 		shard_etcd_value_clear(&out->value);
 	return ok;
+}
+
+/* ---- several pgmux sharing one map key ---- */
+
+/* value[0..len) in base64, malloc'd; NULL: out of memory. */
+static char *bytes64(const char *value, size_t len)
+{
+	size_t size = base64_encoded_len(len) + 1;
+	char *out = malloc(size);
+
+	if (out && !base64_encode((const uint8_t *)value, len, out, size, NULL)) {
+		free(out);
+		out = NULL;
+	}
+	return out;
+}
+
+char *shard_etcd_grant_request(int ttl)
+{
+	char *body;
+
+	return asprintf(&body, "{\"TTL\":\"%d\"}", ttl) < 0 ? NULL : body;
+}
+
+char *shard_etcd_keepalive_request(int64_t id)
+{
+	char *body;
+
+	return asprintf(&body, "{\"ID\":\"%" PRId64 "\"}", id) < 0 ? NULL : body;
+}
+
+bool shard_etcd_parse_lease(const char *body, size_t len, int64_t *id, int64_t *ttl, char *why,
+			    size_t whylen)
+{
+	/* A keepalive answers as a stream: its first line is the answer. */
+	size_t line = shard_etcd_next_line(body, len);
+	struct json_object *o = parse_object(body, line ? line : len, why, whylen), *r;
+	bool ok;
+
+	*id = *ttl = 0;
+	if (!o)
+		return false;
+	r = member(o, "result", json_type_object);
+	ok = get_int64(r ? r : o, "ID", id) && get_int64(r ? r : o, "TTL", ttl) && *id != 0;
+	if (!ok)
+		snprintf(why, whylen, "the answer names no lease");
+	json_object_put(o);
+	return ok;
+}
+
+char *shard_etcd_put_request(const char *key, const char *value, size_t len, int64_t lease)
+{
+	char *k = key64(key), *v = bytes64(value, len), *body = NULL;
+
+	if (k && v &&
+	    asprintf(&body, "{\"key\":\"%s\",\"value\":\"%s\",\"lease\":\"%" PRId64 "\"}", k, v,
+		     lease) < 0)
+		body = NULL;
+	free(k);
+	free(v);
+	return body;
+}
+
+char *shard_etcd_cas_request(const char *key, int64_t mod_revision, const char *value, size_t len)
+{
+	char *k = key64(key), *v = bytes64(value, len), *body = NULL;
+
+	if (k && v &&
+	    asprintf(&body,
+		     "{\"compare\":[{\"target\":\"MOD\",\"key\":\"%s\",\"mod_revision\":\"%" PRId64
+		     "\",\"result\":\"EQUAL\"}],\"success\":[{\"request_put\":{\"key\":\"%s\","
+		     "\"value\":\"%s\"}}]}",
+		     k, mod_revision, k, v) < 0)
+		body = NULL;
+	free(k);
+	free(v);
+	return body;
+}
+
+bool shard_etcd_parse_txn(const char *body, size_t len, bool *succeeded, char *why, size_t whylen)
+{
+	struct json_object *o = parse_object(body, len, why, whylen), *flag;
+	struct etcd_value v = { 0 };
+	bool ok;
+
+	*succeeded = false;
+	if (!o)
+		return false;
+	ok = read_header(o, &v, why, whylen);
+	/* false is protobuf's zero value: etcd leaves it out. */
+	flag = member(o, "succeeded", json_type_boolean);
+	*succeeded = ok && flag && json_object_get_boolean(flag);
+	json_object_put(o);
+	return ok;
+}
+
+/* prefix with its last byte plus one (carrying past 0xff), base64; NULL: no memory. */
+static char *range_end64(const char *prefix)
+{
+	size_t n = strlen(prefix);
+	char *end = strdup(prefix), *out;
+
+	if (!end)
+		return NULL;
+	while (n > 0 && (unsigned char)end[n - 1] == 0xff)
+		n--;
+	if (n == 0) {
+		free(end);
+		return strdup("AA=="); /* "\0": every key */
+	}
+	end[n - 1] = (char)((unsigned char)end[n - 1] + 1);
+	out = bytes64(end, n);
+	free(end);
+	return out;
+}
+
+char *shard_etcd_prefix_request(const char *prefix)
+{
+	char *k = key64(prefix), *e = range_end64(prefix), *body = NULL;
+
+	if (k && e && asprintf(&body, "{\"key\":\"%s\",\"range_end\":\"%s\"}", k, e) < 0)
+		body = NULL;
+	free(k);
+	free(e);
+	return body;
+}
+
+char *shard_etcd_watch_prefix_request(const char *prefix, int64_t start_revision)
+{
+	char *k = key64(prefix), *e = range_end64(prefix), *body = NULL;
+
+	if (k && e &&
+	    asprintf(&body,
+		     "{\"create_request\":{\"key\":\"%s\",\"range_end\":\"%s\","
+		     "\"start_revision\":\"%" PRId64 "\"}}",
+		     k, e, start_revision) < 0)
+		body = NULL;
+	free(k);
+	free(e);
+	return body;
+}
+
+char *shard_etcd_delete_request(const char *key)
+{
+	char *k = key64(key), *body = NULL;
+
+	if (k && asprintf(&body, "{\"key\":\"%s\"}", k) < 0)
+		body = NULL;
+	free(k);
+	return body;
+}
+
+void shard_etcd_kvs_clear(struct etcd_kvs *out)
+{
+	for (int i = 0; i < out->n; i++) {
+		free(out->kvs[i].key);
+		free(out->kvs[i].value);
+	}
+	free(out->kvs);
+	memset(out, 0, sizeof(*out));
+}
+
+/* One kv of a prefix range into out. */
+static bool read_prefix_kv(struct json_object *kv, const char *prefix, struct etcd_kv *out,
+			   char *why, size_t whylen)
+{
+	size_t n;
+
+	if (!get_bytes(kv, "key", &out->key, &n, ETCD_KEY_MAX, why, whylen))
+		return false;
+	if (n != strlen(out->key) || strncmp(out->key, prefix, strlen(prefix)) != 0) {
+		snprintf(why, whylen, "a key outside the prefix asked for");
+		return false;
+	}
+	if (!get_int64(kv, "mod_revision", &out->mod_revision)) {
+		snprintf(why, whylen, "mod_revision is not a revision");
+		return false;
+	}
+	return get_bytes(kv, "value", &out->value, &out->len, ETCD_VALUE_MAX, why, whylen);
+}
+
+bool shard_etcd_parse_prefix(const char *body, size_t len, const char *prefix, struct etcd_kvs *out,
+			     char *why, size_t whylen)
+{
+	struct json_object *o = parse_object(body, len, why, whylen), *kvs;
+	struct etcd_value v = { 0 };
+	size_t n;
+	bool ok;
+
+	memset(out, 0, sizeof(*out));
+	if (!o)
+		return false;
+	ok = read_header(o, &v, why, whylen);
+	out->revision = v.revision;
+	kvs = member(o, "kvs", json_type_array);
+	n = kvs ? json_object_array_length(kvs) : 0;
+	if (ok && n && !(out->kvs = calloc(n, sizeof(*out->kvs)))) {
+		snprintf(why, whylen, "out of memory");
+		ok = false;
+	}
+	for (size_t i = 0; ok && i < n; i++) {
+		ok = read_prefix_kv(json_object_array_get_idx(kvs, i), prefix, &out->kvs[i], why,
+				    whylen);
+		out->n++;
+	}
+	json_object_put(o);
+	return ok;
+}
+
+static const char *const move_steps[] = { "hold", "done", "aborted" };
+
+const char *shard_etcd_move_step_name(enum etcd_move_step s)
+{
+	return (unsigned)s < 3 ? move_steps[s] : "?";
+}
+
+char *shard_etcd_move_format(const struct etcd_move *m)
+{
+	char *text;
+
+	if (asprintf(&text, "buckets %s from %s to %s step %s version %" PRIu64 " coordinator %s",
+		     m->buckets, m->from, m->to, shard_etcd_move_step_name(m->step), m->version,
+		     m->coordinator) < 0)
+		return NULL;
+	return text;
+}
+
+bool shard_etcd_move_parse(const char *text, struct etcd_move *out, char *why, size_t whylen)
+{
+	char step[16];
+	int used = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (sscanf(text,
+		   "buckets %255s from %63s to %63s step %15s version %" SCNu64
+		   " coordinator %127s%n",
+		   out->buckets, out->from, out->to, step, &out->version, out->coordinator,
+		   &used) != 6 ||
+	    text[used] != '\0') {
+		snprintf(why, whylen, "not a move record: %.80s", text);
+		return false;
+	}
+	for (int s = 0; s < 3; s++) {
+		if (strcmp(step, move_steps[s]) == 0) {
+			out->step = (enum etcd_move_step)s;
+			return true;
+		}
+	}
+	snprintf(why, whylen, "a move record with step %s", step);
+	return false;
 }

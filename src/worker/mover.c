@@ -29,6 +29,7 @@
 #include "shard/map.h"
 #include "shard/mapfile.h"
 #include "shard/move.h"
+#include "worker/movecoord.h"
 #include "worker/shardmaps.h"
 #include "worker/worker.h"
 
@@ -97,6 +98,10 @@ struct move {
 	struct evloop_timer timer;
 	struct client **held;
 	int n_held, cap_held;
+	/* coordinated through etcd (worker/movecoord.h) */
+	bool coordinated;         /* the section's map is in etcd */
+	uint64_t next_version;    /* the map version the switch writes */
+	int confirmed, instances; /* instances that confirmed the hold, of those registered */
 };
 
 struct movers {
@@ -138,6 +143,7 @@ static void release_held(struct move *m)
 }
 
 static void note_error(struct move *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void coord_abort(struct move *m);
 
 static void note_error(struct move *m, const char *fmt, ...)
 {
@@ -166,6 +172,7 @@ static void fail(struct move *m, const char *fmt, ...)
 	va_end(ap);
 	log_warning("move %d: %s failed: %s", m->id, move_step_name(m->step), why);
 	note_error(m, "%s: %s", move_step_name(m->step), why);
+	coord_abort(m);
 	set_step(m, move_step_on_failure(m->step), why);
 	release_held(m);
 }
@@ -384,7 +391,8 @@ static void save_state(struct move *m)
 	char *text = NULL;
 	bool ok = true;
 
-	if (!set)
+	/* A coordinated move's state is its record in etcd (worker/movecoord.h). */
+	if (!set || config_shard_map_in_etcd(set))
 		return;
 	snprintf(path, sizeof(path), "%s.moves", set->map);
 	for_each_node(n, &m->ms->moves)
@@ -500,7 +508,12 @@ out:
  */
 static int running_units(struct move *m)
 {
-	struct worker *w = m->ms->w;
+	return worker_moves_running(m->ms->w, m->set, m->from, m->started_us);
+}
+
+int worker_moves_running(struct worker *w, const char *set_name, const char *from,
+			 uint64_t started_us)
+{
 	struct list_node *n;
 	int running = 0;
 
@@ -516,11 +529,11 @@ static int running_units(struct move *m)
 			continue;
 		/* A shard's database of a sharded database split by this section, on the source. */
 		parent = config_find_db(w->cfg, e->shard_parent);
-		if (!parent || strcmp(parent->shards, m->set) != 0)
+		if (!parent || strcmp(parent->shards, set_name) != 0)
 			continue;
-		set = config_find_shards(w->cfg, m->set);
+		set = config_find_shards(w->cfg, set_name);
 		if (!set || e->shard_index >= set->n_shards ||
-		    strcmp(set->shards[e->shard_index].name, m->from) != 0)
+		    strcmp(set->shards[e->shard_index].name, from) != 0)
 			continue;
 		for (size_t i = 0; i < 2; i++) {
 			struct list_node *c_n;
@@ -533,7 +546,7 @@ static int running_units(struct move *m)
 						 : c->state == CLIENT_WAITING ? c->wait_start_us
 									      : 0;
 
-				if (since && (c->unit_in_move || since < m->started_us))
+				if (since && (c->unit_in_move || since < started_us))
 					running++;
 			}
 		}
@@ -683,7 +696,11 @@ static void on_answer(struct move *m, int ncols, const char *const *v)
 				m->id, m->to, m->from, v[0]);
 		} else if (m->phase == 3) {
 			m->lag = val(ncols, v, 1) ? strtoll(v[1], NULL, 10) : -1;
-			if (move_lsn_parse(val(ncols, v, 0), &lsn) && lsn >= m->target_lsn)
+			if (move_lsn_parse(val(ncols, v, 0), &lsn) && lsn >= m->target_lsn &&
+			    m->coordinated)
+				m->phase =
+					4; /* the other instances' confirmations, then the switch */
+			else if (move_lsn_parse(val(ncols, v, 0), &lsn) && lsn >= m->target_lsn)
 				set_step(m, MOVE_SWITCH, NULL);
 			else
 				poll_later(m);
@@ -834,19 +851,180 @@ static void run_copy(struct move *m)
 	}
 }
 
+/* ---- coordinated through etcd (worker/movecoord.h) ---- */
+
+/* The other instances are asked to hold too: the move's record, step hold. */
+static bool coord_hold(struct move *m)
+{
+	struct worker *w = m->ms->w;
+	const struct shards_entry *set = section_of(m);
+	const struct loaded_shard_map *l = set ? worker_shard_map(w, set) : NULL;
+	char err[300];
+
+	if (!l) {
+		fail(m, "the section's map is gone");
+		return false;
+	}
+	m->next_version = l->map->version + 1;
+	if (!worker_movecoord_hold(w, m->set, m->name, m->buckets, m->from, m->to, m->next_version,
+				   err, sizeof(err))) {
+		fail(m, "%s", err);
+		return false;
+	}
+	return true;
+}
+
+/* Every other instance registered confirmed the hold: switch. */
+static void coord_wait(struct move *m)
+{
+	worker_movecoord_confirmed(m->ms->w, m->set, m->name, &m->confirmed, &m->instances);
+	if (m->instances < 0 || m->confirmed < m->instances) {
+		poll_later(m);
+		return;
+	}
+	log_info("move %d: %d other pgmux instance(s) confirmed the hold", m->id, m->instances);
+	set_step(m, MOVE_SWITCH, NULL);
+}
+
+/* The move fails while its record may say hold: tell the other instances to release. */
+static void coord_abort(struct move *m)
+{
+	if (m->coordinated && (m->step == MOVE_HOLD || m->step == MOVE_SWITCH))
+		worker_movecoord_end(m->ms->w, m->set, m->name, false);
+}
+
+/* Has the coordinated switch gone out (its outcome may not be known)? Nothing rolls back then. */
+static bool coord_switching(const struct move *m)
+{
+	return m->coordinated && m->step == MOVE_SWITCH && m->phase > 0;
+}
+
+static void on_coord_switch(void *arg, bool switched, const char *why)
+{
+	struct move *m = arg;
+
+	m->busy = false;
+	if (!switched && strstr(why, "did not answer")) {
+		/*
+		 * etcd may have taken it: whether it did shows in the map the watch brings. The move
+		 * waits for either map and never rolls back meanwhile.
+		 */
+		log_warning("move %d: %s: waiting to see which map etcd holds", m->id, why);
+		m->phase = 2;
+	} else if (!switched) {
+		m->phase = 0;
+		fail(m, "%s", why);
+	} else {
+		m->phase = 2;
+	}
+	advance(m);
+}
+
+/* The next map text: the one in force with the moving buckets on the target. NULL: err says. */
+static char *next_map_text(struct move *m, const struct loaded_shard_map *now, char *err,
+			   size_t errlen)
+{
+	struct shard_map *nm;
+	char *old = shard_map_format(now->map), *text = NULL;
+
+	if (!old) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if ((nm = shard_map_parse(old, strlen(old), err, errlen))) {
+		for (uint32_t b = 0; b < nm->n_buckets; b++) {
+			if (move_ranges_contain(m->ranges, m->n_ranges, b))
+				nm->owner[b] = (uint16_t)m->map_to;
+		}
+		nm->version = m->next_version;
+		nm->checksum = shard_map_checksum(nm);
+		if (!(text = shard_map_format(nm)))
+			snprintf(err, errlen, "out of memory");
+	}
+	shard_map_free(nm);
+	free(old);
+	return text;
+}
+
+/*
+ * The switch of a coordinated move: the next map over the key in etcd if nobody wrote it since
+ * it was read (phase 1: out); then (phase 2) the watch puts it in force here as everywhere, and
+ * held units go on to it. A map etcd holds that is not the move's ends the move as failed.
+ */
+static void coord_switch(struct move *m)
+{
+	struct worker *w = m->ms->w;
+	const struct shards_entry *set = section_of(m);
+	const struct loaded_shard_map *l = set ? worker_shard_map(w, set) : NULL;
+	char err[ERROR_MAX], *text;
+
+	if (!l) {
+		if (m->phase == 0)
+			fail(m, "the section's map is gone");
+		else
+			poll_later(m);
+		return;
+	}
+	if (m->phase == 2) {
+		if (l->map->version < m->next_version) {
+			poll_later(m);
+			return;
+		}
+		if (l->map->owner[m->ranges[0].first] != m->map_to) {
+			m->phase = 0;
+			fail(m, "etcd holds map version %" PRIu64 ", not this move's",
+			     l->map->version);
+			return;
+		}
+		log_info("move %d: shard map version %" PRIu64 " in force from etcd: buckets %s on "
+			 "shard %s; the hold lasted %.1f ms",
+			 m->id, l->map->version, m->buckets, m->to,
+			 (double)(clock_now_us() - m->hold_us) / 1000);
+		set_step(m, MOVE_DONE, NULL);
+		worker_movecoord_end(w, m->set, m->name, true);
+		release_held(m);
+		return;
+	}
+	if (!(text = next_map_text(m, l, err, sizeof(err)))) {
+		fail(m, "%s", err);
+		return;
+	}
+	m->phase = 1;
+	m->busy = true;
+	if (!worker_movecoord_switch(w, m->set, text, worker_shard_map_revision(w, set),
+				     on_coord_switch, m)) {
+		m->busy = false;
+		m->phase = 0;
+		fail(m, "the next map could not be sent to etcd");
+	}
+	free(text);
+}
+
 static void run_hold(struct move *m)
 {
 	uint64_t now = clock_now_us();
 
 	if (now - m->hold_us > (uint64_t)(HOLD_TIMEOUT * 1e6)) {
-		fail(m, "the hold lasted more than %g s (%s)", HOLD_TIMEOUT,
-		     m->phase < 2 ? "units of work on the moving buckets still running"
-				  : "the target did not apply the source's last changes");
+		if (m->phase == 4)
+			fail(m,
+			     "the hold lasted more than %g s (%d of %d other pgmux instances "
+			     "confirmed it)",
+			     HOLD_TIMEOUT, m->confirmed, m->instances < 0 ? 0 : m->instances);
+		else
+			fail(m, "the hold lasted more than %g s (%s)", HOLD_TIMEOUT,
+			     m->phase < 2 ? "units of work on the moving buckets still running"
+					  : "the target did not apply the source's last changes");
 		return;
 	}
+	if (m->phase == 0 && m->coordinated && !coord_hold(m))
+		return;
 	if (m->phase == 0) {
 		/* New units wait from now; units already running end on their own. */
 		m->phase = 1;
+	}
+	if (m->phase == 4) {
+		coord_wait(m);
+		return;
 	}
 	if (m->phase == 1) {
 		int n = running_units(m);
@@ -1014,7 +1192,7 @@ static void advance(struct move *m)
 		return;
 	if (m->abort_asked) {
 		m->abort_asked = false;
-		if (move_step_on_failure(m->step) == MOVE_ROLLBACK)
+		if (move_step_on_failure(m->step) == MOVE_ROLLBACK && !coord_switching(m))
 			fail(m, "aborted by MOVE ABORT");
 	}
 	if (ended(m))
@@ -1022,7 +1200,7 @@ static void advance(struct move *m)
 	if (m->wait_until_us && clock_now_us() < m->wait_until_us)
 		return;
 	m->wait_until_us = 0;
-	if (m->step <= MOVE_SWITCH && !same_primaries(m))
+	if (m->step <= MOVE_SWITCH && !coord_switching(m) && !same_primaries(m))
 		return;
 	/* on_tick reconnects to the new primaries first, outside any query's callback */
 	if (m->step == MOVE_ROLLBACK && primaries_moved(m))
@@ -1041,6 +1219,10 @@ static void advance(struct move *m)
 		run_hold(m);
 		break;
 	case MOVE_SWITCH:
+		if (m->coordinated) {
+			coord_switch(m);
+			break;
+		}
 		if (!switch_map(m, err, sizeof(err))) {
 			fail(m, "%s", err);
 			break;
@@ -1208,14 +1390,6 @@ static bool check_request(struct worker *w, struct move *m, const char *buckets,
 			return false;
 		}
 	}
-	if (config_shard_map_in_etcd(set)) {
-		*sqlstate = "0A000";
-		snprintf(err, errlen,
-			 "shards.%s keeps its map in etcd: moves coordinated through "
-			 "etcd are not supported yet",
-			 m->set);
-		return false;
-	}
 	if (!move_parse_buckets(buckets, l->map->n_buckets, m->ranges, MOVE_RANGES_MAX,
 				&m->n_ranges, err, errlen))
 		return false;
@@ -1279,6 +1453,8 @@ static bool check_request(struct worker *w, struct move *m, const char *buckets,
 	}
 	snprintf(m->from, sizeof(m->from), "%s", l->map->names[from]);
 	fill_from_section(m, set, l, e);
+	m->coordinated = config_shard_map_in_etcd(set);
+	m->instances = -1;
 	return true;
 }
 
@@ -1317,6 +1493,14 @@ bool worker_move_start(struct worker *w, const char *set, const char *buckets, c
 		free(m);
 		return false;
 	}
+	if (m->coordinated && !worker_movecoord_ready(w, set)) {
+		snprintf(
+			err, errlen,
+			"this pgmux is not registered under the map's key in etcd (it cannot reach "
+			"it): the other instances could not be asked to hold");
+		free(m);
+		return false;
+	}
 	m->id = ms->next_id++;
 	m->started_us = clock_now_us();
 	m->lag = -1;
@@ -1340,6 +1524,10 @@ bool worker_move_abort(struct worker *w, int id, char *err, size_t errlen)
 
 	if (!m) {
 		snprintf(err, errlen, "no move %d", id);
+		return false;
+	}
+	if (coord_switching(m)) {
+		snprintf(err, errlen, "move %d is switching: the next map went to etcd", id);
 		return false;
 	}
 	if (move_step_on_failure(m->step) != MOVE_ROLLBACK) {
@@ -1392,7 +1580,11 @@ bool worker_move_cleanup(struct worker *w, int id, char *err, size_t errlen)
 enum move_cover worker_moves_bucket(struct worker *w, const char *set, uint32_t bucket)
 {
 	struct list_node *n;
+	bool sealed;
 
+	/* Held for a move another pgmux coordinates (worker/movecoord.h). */
+	if (worker_movecoord_holds(w, set, bucket, &sealed))
+		return sealed ? MOVE_COVER_SEALED : MOVE_COVER_HELD;
 	if (!w->movers)
 		return MOVE_COVER_NONE;
 	for_each_node(n, &w->movers->moves)
@@ -1413,6 +1605,8 @@ bool worker_moves_hold_client(struct worker *w, struct client *c)
 {
 	struct list_node *n;
 
+	if (worker_movecoord_hold_client(w, c))
+		return true;
 	if (!w->movers)
 		return false;
 	/* The newest holding move: a client waits for one move at a time. */
@@ -1441,6 +1635,7 @@ void worker_moves_forget_client(struct worker *w, struct client *c)
 {
 	struct list_node *n;
 
+	worker_movecoord_forget_client(w, c);
 	if (!w->movers)
 		return;
 	for_each_node(n, &w->movers->moves)
@@ -1489,6 +1684,8 @@ void worker_moves_each(struct worker *w, worker_move_fn fn, void *arg)
 			.rows = m->rows,
 			.lag = m->lag,
 			.held = m->n_held,
+			.confirmed = m->coordinated ? m->confirmed : -1,
+			.instances = m->coordinated ? m->instances : -1,
 			.started_us = m->started_us,
 		};
 

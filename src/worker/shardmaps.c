@@ -510,6 +510,13 @@ const struct loaded_shard_map *worker_shard_map(struct worker *w, const struct s
 	return f ? f->map : NULL;
 }
 
+int64_t worker_shard_map_revision(struct worker *w, const struct shards_entry *set)
+{
+	struct etcd_feed *f = config_shard_map_in_etcd(set) ? feed_of(w, set) : NULL;
+
+	return f && f->map ? f->map_revision : 0;
+}
+
 /* "keeping map version N" or "no map yet". */
 static const char *keeping(const struct etcd_feed *f, char *buf, size_t len)
 {

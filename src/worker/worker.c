@@ -25,6 +25,7 @@
 #include "metrics/histogram.h"
 #include "pool/pool.h"
 #include "topo/handover.h"
+#include "worker/movecoord.h"
 #include "worker/mover.h"
 #include "worker/shardmaps.h"
 
@@ -115,6 +116,7 @@ static void apply_config(struct worker *w, struct config *newcfg, struct userlis
 	}
 	w->cfg = newcfg;
 	worker_shard_maps_apply(w);
+	worker_movecoord_apply(w);
 	pool_config_changed(w);
 	if (what & CONFIG_APPLY_AUTH_FILE) {
 		if (w->userlist)
@@ -340,6 +342,7 @@ bool worker_init(struct worker *w, struct config *cfg, struct userlist *ul)
 	worker_apply_loop_settings(w, cfg);
 	w->start_time_us = clock_now_us();
 	worker_shard_maps_apply(w);
+	worker_movecoord_apply(w);
 	return true;
 }
 
@@ -434,6 +437,7 @@ void worker_destroy(struct worker *w)
 		list_del(n);
 		free(list_entry(n, struct write_pauses, node));
 	}
+	worker_movecoord_free(w);
 	worker_moves_free(w);
 	worker_shard_maps_free(w);
 	dns_free(w->dns); /* no server waits for a lookup any more */

@@ -22,6 +22,10 @@
 	"\"header\":{\"cluster_id\":\"324952591200643719\",\"member_id\":\"3319814642761637952\"," \
 	"\"revision\":\"%s\",\"raft_term\":\"2\"}"
 
+#define HEADER_2                                                                                   \
+	"\"header\":{\"cluster_id\":\"324952591200643719\",\"member_id\":\"3319814642761637952\"," \
+	"\"revision\":\"2\",\"raft_term\":\"2\"}"
+
 static void test_source_good(void **state)
 {
 	static const struct {
@@ -293,13 +297,156 @@ static void test_next_line(void **state)
 	assert_int_equal(shard_etcd_next_line("\n", 1), 1);
 }
 
+static void test_lease(void **state)
+{
+	char *b = shard_etcd_grant_request(10), why[200];
+	int64_t id, ttl;
+
+	assert_string_equal(b, "{\"TTL\":\"10\"}");
+	free(b);
+	b = shard_etcd_keepalive_request(2324035781161667077LL);
+	assert_string_equal(b, "{\"ID\":\"2324035781161667077\"}");
+	free(b);
+	b = "{" HEADER_2 ",\"ID\":\"2324035781161667077\",\"TTL\":\"5\"}";
+	assert_true(shard_etcd_parse_lease(b, strlen(b), &id, &ttl, why, sizeof(why)));
+	assert_true(id == 2324035781161667077LL && ttl == 5);
+	/* a keepalive: a stream of one result, then a blank line */
+	b = "{\"result\":{" HEADER_2 ",\"ID\":\"77\",\"TTL\":\"4\"}}\n\n";
+	assert_true(shard_etcd_parse_lease(b, strlen(b), &id, &ttl, why, sizeof(why)));
+	assert_true(id == 77 && ttl == 4);
+	/* an expired lease: no TTL */
+	b = "{\"result\":{" HEADER_2 ",\"ID\":\"77\"}}\n";
+	assert_true(shard_etcd_parse_lease(b, strlen(b), &id, &ttl, why, sizeof(why)));
+	assert_true(id == 77 && ttl == 0);
+	b = "{\"error\":\"etcdserver: requested lease not found\",\"code\":5}";
+	assert_false(shard_etcd_parse_lease(b, strlen(b), &id, &ttl, why, sizeof(why)));
+	assert_non_null(strstr(why, "lease not found"));
+	b = "{" HEADER_2 "}";
+	assert_false(shard_etcd_parse_lease(b, strlen(b), &id, &ttl, why, sizeof(why)));
+}
+
+static void test_put_txn(void **state)
+{
+	char *b = shard_etcd_put_request("/m/x", "hello", 5, 42), why[200];
+	bool ok;
+
+	/* "/m/x" and "hello" in base64 */
+	assert_string_equal(b, "{\"key\":\"L20veA==\",\"value\":\"aGVsbG8=\",\"lease\":\"42\"}");
+	free(b);
+	b = shard_etcd_cas_request("/m/x", 7, "hello", 5);
+	assert_string_equal(b,
+			    "{\"compare\":[{\"target\":\"MOD\",\"key\":\"L20veA==\","
+			    "\"mod_revision\":\"7\",\"result\":\"EQUAL\"}],\"success\":"
+			    "[{\"request_put\":{\"key\":\"L20veA==\",\"value\":\"aGVsbG8=\"}}]}");
+	free(b);
+	b = "{" HEADER_2 ",\"succeeded\":true,\"responses\":[{\"response_put\":{}}]}";
+	assert_true(shard_etcd_parse_txn(b, strlen(b), &ok, why, sizeof(why)));
+	assert_true(ok);
+	/* a compare that failed: succeeded (false) is left out */
+	b = "{" HEADER_2 "}";
+	assert_true(shard_etcd_parse_txn(b, strlen(b), &ok, why, sizeof(why)));
+	assert_false(ok);
+	b = "{\"error\":\"etcdserver: too many operations in txn request\",\"code\":3}";
+	assert_false(shard_etcd_parse_txn(b, strlen(b), &ok, why, sizeof(why)));
+	assert_false(ok);
+	b = shard_etcd_delete_request("/m/x");
+	assert_string_equal(b, "{\"key\":\"L20veA==\"}");
+	free(b);
+}
+
+static void test_prefix(void **state)
+{
+	char *b = shard_etcd_prefix_request("/m/"), why[200];
+	struct etcd_kvs kvs;
+
+	struct etcd_watch_msg w;
+
+	/* range_end "/m0": the prefix's last byte plus one */
+	assert_string_equal(b, "{\"key\":\"L20v\",\"range_end\":\"L20w\"}");
+	free(b);
+	b = "{" HEADER_2 ",\"kvs\":[{\"key\":\"L20veA==\",\"create_revision\":\"2\","
+	    "\"mod_revision\":\"2\",\"version\":\"1\",\"value\":\"aGVsbG8=\",\"lease\":\"9\"},"
+	    "{\"key\":\"L20veQ==\",\"mod_revision\":\"3\"}],\"count\":\"2\"}";
+	assert_true(shard_etcd_parse_prefix(b, strlen(b), "/m/", &kvs, why, sizeof(why)));
+	assert_int_equal(kvs.revision, 2);
+	assert_int_equal(kvs.n, 2);
+	assert_string_equal(kvs.kvs[0].key, "/m/x");
+	assert_string_equal(kvs.kvs[0].value, "hello");
+	assert_int_equal(kvs.kvs[0].mod_revision, 2);
+	assert_string_equal(kvs.kvs[1].key, "/m/y");
+	assert_string_equal(kvs.kvs[1].value, "");
+	shard_etcd_kvs_clear(&kvs);
+	b = "{" HEADER_2 "}";
+	assert_true(shard_etcd_parse_prefix(b, strlen(b), "/m/", &kvs, why, sizeof(why)));
+	assert_int_equal(kvs.n, 0);
+	shard_etcd_kvs_clear(&kvs);
+	/* a key outside the prefix is not believed */
+	b = "{" HEADER_2 ",\"kvs\":[{\"key\":\"L24veA==\",\"mod_revision\":\"2\"}]}";
+	assert_false(shard_etcd_parse_prefix(b, strlen(b), "/m/", &kvs, why, sizeof(why)));
+	assert_non_null(strstr(why, "outside"));
+	shard_etcd_kvs_clear(&kvs);
+	/* a watch of the prefix: events of any key under it count */
+	b = shard_etcd_watch_prefix_request("/m/", 8);
+	assert_string_equal(b, "{\"create_request\":{\"key\":\"L20v\",\"range_end\":\"L20w\","
+			       "\"start_revision\":\"8\"}}");
+	free(b);
+	b = "{\"result\":{" HEADER_2 ",\"events\":[{\"kv\":{\"key\":\"L20veQ==\","
+	    "\"mod_revision\":\"9\",\"value\":\"aGVsbG8=\"}}]}}";
+	assert_true(shard_etcd_parse_watch(b, strlen(b), NULL, &w, why, sizeof(why)));
+	assert_int_equal(w.kind, ETCD_WATCH_EVENTS);
+	assert_int_equal(w.value.mod_revision, 9);
+	shard_etcd_value_clear(&w.value);
+	/* the same line, read for one key, is nothing for that key */
+	assert_true(shard_etcd_parse_watch(b, strlen(b), "/m/x", &w, why, sizeof(why)));
+	assert_int_equal(w.kind, ETCD_WATCH_PROGRESS);
+	shard_etcd_value_clear(&w.value);
+	b = "{" HEADER_2 ",\"kvs\":[{\"key\":\"L20veA==\",\"value\":\"!!\"}]}";
+	assert_false(shard_etcd_parse_prefix(b, strlen(b), "/m/", &kvs, why, sizeof(why)));
+	shard_etcd_kvs_clear(&kvs);
+}
+
+static void test_move_record(void **state)
+{
+	struct etcd_move m = { .buckets = "0-99,200",
+			       .from = "a",
+			       .to = "b",
+			       .step = ETCD_MOVE_HOLD,
+			       .version = 3,
+			       .coordinator = "h:6432:17" },
+			 r;
+	char *t = shard_etcd_move_format(&m), why[200];
+
+	assert_string_equal(t, "buckets 0-99,200 from a to b step hold version 3 coordinator "
+			       "h:6432:17");
+	assert_true(shard_etcd_move_parse(t, &r, why, sizeof(why)));
+	assert_string_equal(r.buckets, "0-99,200");
+	assert_string_equal(r.to, "b");
+	assert_int_equal(r.step, ETCD_MOVE_HOLD);
+	assert_int_equal(r.version, 3);
+	assert_string_equal(r.coordinator, "h:6432:17");
+	free(t);
+	assert_true(shard_etcd_move_parse("buckets 1 from a to b step aborted version 9 "
+					  "coordinator x",
+					  &r, why, sizeof(why)));
+	assert_int_equal(r.step, ETCD_MOVE_ABORTED);
+	assert_false(shard_etcd_move_parse("buckets 1 from a to b step sideways version 9 "
+					   "coordinator x",
+					   &r, why, sizeof(why)));
+	assert_false(shard_etcd_move_parse("buckets 1 from a to b step done version 9 "
+					   "coordinator x extra",
+					   &r, why, sizeof(why)));
+	assert_false(shard_etcd_move_parse("", &r, why, sizeof(why)));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_source_good), cmocka_unit_test(test_source_bad),
 		cmocka_unit_test(test_requests),    cmocka_unit_test(test_range),
 		cmocka_unit_test(test_range_bad),   cmocka_unit_test(test_range_size_limit),
-		cmocka_unit_test(test_watch),       cmocka_unit_test(test_next_line),
+		cmocka_unit_test(test_watch),       cmocka_unit_test(test_lease),
+		cmocka_unit_test(test_put_txn),     cmocka_unit_test(test_prefix),
+		cmocka_unit_test(test_move_record), cmocka_unit_test(test_next_line),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

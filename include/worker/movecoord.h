@@ -1,0 +1,93 @@
+/*
+ * worker/movecoord: bucket moves of a [shards.NAME] section whose map is in etcd, coordinated
+ * across every pgmux that reads the same map key, so that no instance can write to the source
+ * after another has written to the target.
+ *
+ * Under the map key K, in etcd:
+ *   K/instances/ID          each pgmux using the section, under a lease it keeps alive
+ *                           (ID = host:port:pid); gone some seconds after the process is
+ *   K/moves/NAME            a move's record (shard/etcd.h: buckets, from, to, step, version,
+ *                           coordinator), under the coordinator's lease
+ *   K/moves/NAME/held/ID    instance ID holds the move's buckets and runs nothing on them
+ *
+ * Every instance watches K and the keys under it, and at each change reads them all (the map
+ * and everything under it, in one consistent answer); it reads them every second besides, and
+ * every MOVECOORD_POLL seconds while the watch is not in place. The instance where MOVE BUCKETS runs (the coordinator)
+ * writes the record with step hold; every other instance then holds new units of work on the
+ * moving buckets, waits for its own running ones (begun before it held) to end, and writes its
+ * confirmation. The coordinator switches only once every registered instance confirmed: it
+ * writes the next map version over K with a compare-and-swap on K's revision, and every
+ * instance's watch of K puts it in force. An instance releases its held units when the record
+ * says done or aborted (or is gone) and the map it has in force is at least the map etcd held
+ * in that same answer. One that never confirmed releases after MOVECOORD_FOLLOW_TIMEOUT to the
+ * map it has, whatever etcd says (the coordinator cannot switch without its confirmation); one
+ * that confirmed (or sent its confirmation) holds until it learns the outcome from etcd.
+ *
+ * All state hangs off struct worker; requests go out from the loop and nothing is called back
+ * before a function here returns, except where said.
+ */
+#ifndef PGMUX_WORKER_MOVECOORD_H
+#define PGMUX_WORKER_MOVECOORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shard/move.h"
+
+struct client;
+struct worker;
+
+#define MOVECOORD_POLL 0.1            /* seconds between reads of the map key's prefix */
+#define MOVECOORD_LEASE_TTL 10        /* seconds an instance's registration outlives it */
+#define MOVECOORD_FOLLOW_TIMEOUT 15.0 /* an unconfirmed hold is released after this */
+
+/* Follow w->cfg: register in every etcd-mapped section, leave those gone. Logs problems. */
+void worker_movecoord_apply(struct worker *w);
+
+/* Stop every request, release every held client, free everything (at exit). */
+void worker_movecoord_free(struct worker *w);
+
+/* Is this instance registered under set's map key (can it coordinate a move)? */
+bool worker_movecoord_ready(struct worker *w, const char *set);
+
+/*
+ * Coordinator: the move called name of set (buckets of the map, from -> to, writing map
+ * version) holds: write its record. false (err): this instance is not registered in etcd yet.
+ */
+bool worker_movecoord_hold(struct worker *w, const char *set, const char *name, const char *buckets,
+			   const char *from, const char *to, uint64_t version, char *err,
+			   size_t errlen);
+
+/*
+ * Coordinator: how many other instances are registered (*want) and how many of them confirmed
+ * the hold (*got), as read after the record was written; *want is -1 until then.
+ */
+void worker_movecoord_confirmed(struct worker *w, const char *set, const char *name, int *got,
+				int *want);
+
+/*
+ * Coordinator: put text (the next map) over the map key if it was last written at revision.
+ * done(arg, true) once etcd took it; done(arg, false, why) when it did not (the map changed
+ * meanwhile, or etcd failed: the outcome is then unknown and said so). false: not sent.
+ */
+typedef void (*movecoord_switch_fn)(void *arg, bool switched, const char *why);
+bool worker_movecoord_switch(struct worker *w, const char *set, const char *text, int64_t revision,
+			     movecoord_switch_fn done, void *arg);
+
+/* Coordinator: the move is over (switched, or aborted): say so in its record, for everyone. */
+void worker_movecoord_end(struct worker *w, const char *set, const char *name, bool switched);
+
+/* Does a move coordinated by another instance hold bucket of set here? sealed: confirmed. */
+bool worker_movecoord_holds(struct worker *w, const char *set, uint32_t bucket, bool *sealed);
+
+/*
+ * Keep c (its unit's first message unread) until the newest such hold ends; it is then read
+ * again against the map in force. false: no hold (or out of memory).
+ */
+bool worker_movecoord_hold_client(struct worker *w, struct client *c);
+
+/* c closes: forget it if it is held. */
+void worker_movecoord_forget_client(struct worker *w, struct client *c);
+
+#endif
