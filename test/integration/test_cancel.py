@@ -107,7 +107,10 @@ def test_late_cancel_never_hits_the_next_client(pgmux):
         a.execute("select 1")  # a holds the only server, idle in transaction
         job = Background(lambda: b.execute("select pg_sleep(0.2), 'b'").fetchone()[1])
         a.cancel()
-        a.rollback()
+        try:
+            a.rollback()
+        except psycopg.errors.QueryCanceled:
+            pass  # the cancel may land on a's own ROLLBACK, as it would on PostgreSQL: not b's
         a.close()
         err = job.exception(10)
         assert err is None, f"iteration {i}: a's cancel hit b's query: {err}"

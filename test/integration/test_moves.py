@@ -111,6 +111,10 @@ def wait_step(mux, move_id, steps, timeout=60):
 
 
 def start_move(mux, buckets=f"{MOVING[0]}-{MOVING[1]}", to="b"):
+    # a move needs both primaries known, and a shard restarted by the test before (or the
+    # fixture) may not have been confirmed again by the health checks yet
+    wait_for(lambda: all(r["primary"] for r in mux.admin("SHOW SHARDS")), timeout=10,
+             what="every shard's primary")
     mux.admin(f"MOVE BUCKETS users {buckets} TO {to}")
     notice = mux.admin_notices[-1]
     assert notice.startswith("move "), notice
