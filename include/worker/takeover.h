@@ -3,7 +3,10 @@
  * socket work is ev/takeover.c's). The running process offers its client listeners, its
  * metrics_listen listeners and the takeover socket itself; a new process started with --takeover
  * adopts them, and once it confirmed, the running one stops accepting and shuts down as on
- * SIGTERM: its clients stay until they leave, then it exits.
+ * SIGTERM. It tells the new one how many servers it holds (counted against the new one's
+ * max_db_connections and max_user_connections), hands over every client that may go
+ * (client/handoff.h) as soon as it is idle, keeps the others (TLS, session mode) until they
+ * leave, then exits.
  */
 #ifndef PGMUX_WORKER_TAKEOVER_H
 #define PGMUX_WORKER_TAKEOVER_H
