@@ -16,7 +16,6 @@ allowed, and printed.) A new move of the same buckets then completes, and its cl
 nothing behind.
 """
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -27,10 +26,11 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
 from conftest import wait_for  # noqa: E402
 from patroni import PatroniCluster  # noqa: E402
-from pgcluster import PGMUX_BIN, PgCluster  # noqa: E402
+from pgcluster import PgCluster  # noqa: E402
 from test_moves import (BUCKETS, IN_MOVE, SCHEMA, keys, load_users,  # noqa: E402
                         map_version, move_row, rows, start_move, wait_step)
 from test_moves_faults import TABLES, copy_held, moving_rows, sub_states  # noqa: E402
+from test_sharding_patroni import start_sharded_mux  # noqa: E402
 
 
 # What a transaction caught on the old primary by the switchover's fast stop may get.
@@ -59,9 +59,11 @@ class Writer(threading.Thread):
                     c.execute("UPDATE users SET n = n + 1 WHERE user_id = %s", (uid,))
                     c.execute("INSERT INTO events (id, user_id, seq) VALUES (%s, %s, %s)",
                               (eid, uid, seq))
-            except psycopg.Error as e:
+            # psycopg 3.1 raises IndexError, not an Error, when the connection ends with no
+            # result at all for the COMMIT of a transaction block (the "got no result" case below)
+            except (psycopg.Error, IndexError) as e:
                 lost = c.closed or c.broken
-                self.errors.append((e.sqlstate, str(e).strip(), lost))
+                self.errors.append((getattr(e, "sqlstate", None), str(e).strip() or repr(e), lost))
                 if lost:
                     c = self.mux.connect(dbname="app")
                 time.sleep(0.01)
@@ -109,34 +111,7 @@ def clusters():
 @pytest.fixture
 def mux(pgmux, clusters, tmp_path):
     patroni, plain = clusters
-    patroni.wait_healthy()
-    path = str(tmp_path / "users.map")
-    subprocess.run([PGMUX_BIN, "--shard-map", "create", "--buckets", str(BUCKETS), "a", "b",
-                    "-o", path], check=True, capture_output=True)
-    sections = ("\n[cluster.one]\n"
-                f"patroni = {' '.join(patroni.rest_urls)}\n"
-                "patroni_poll_interval = 0.2\n"
-                "health_check_interval = 0.5\n"
-                "health_check_timeout = 2\n"
-                "primary_wait_timeout = 40\n"
-                "\n[cluster.two]\n"
-                f"hosts = 127.0.0.1:{plain.port}\n"
-                "health_check_interval = 0.2\n"
-                "\n[shards.users]\n"
-                "key = user_id\n"
-                f"map = {path}\n"
-                "shard.a = cluster=one\n"
-                "shard.b = cluster=two\n")
-    m = pgmux(databases={"app": "shards=users dbname=app"}, extra_sections=sections,
-              settings={"default_pool_size": 4, "query_wait_timeout": 60,
-                        "server_connect_timeout": 3, "server_login_retry": 0.2})
-    m.map_path = path
-
-    def primaries():
-        rows = m.admin("SHOW TOPOLOGY")
-        return {r["cluster"] for r in rows if r["role"] == "primary"} >= {"one", "two"}
-    wait_for(primaries, timeout=20, interval=0.1, what="a primary confirmed on both shards")
-    return m
+    return start_sharded_mux(pgmux, patroni, plain, str(tmp_path / "users.map"), BUCKETS)
 
 
 def logical_slots(pc):

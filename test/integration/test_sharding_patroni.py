@@ -57,13 +57,12 @@ def clusters():
         pc.stop()
 
 
-@pytest.fixture
-def mux(pgmux, clusters, tmp_path):
-    patroni, plain = clusters
+def start_sharded_mux(pgmux, patroni, plain, map_path, buckets):
+    """pgmux over two shards: a (the Patroni cluster) and b (the plain one), with a new map at
+    map_path; returned once both shards' primaries are confirmed."""
     patroni.wait_healthy()
-    path = str(tmp_path / "users.map")
-    subprocess.run([PGMUX_BIN, "--shard-map", "create", "--buckets", str(BUCKETS), "a", "b",
-                    "-o", path], check=True, capture_output=True)
+    subprocess.run([PGMUX_BIN, "--shard-map", "create", "--buckets", str(buckets), "a", "b",
+                    "-o", map_path], check=True, capture_output=True)
     sections = ("\n[cluster.one]\n"
                 f"patroni = {' '.join(patroni.rest_urls)}\n"
                 "patroni_poll_interval = 0.2\n"
@@ -75,18 +74,25 @@ def mux(pgmux, clusters, tmp_path):
                 "health_check_interval = 0.2\n"
                 "\n[shards.users]\n"
                 "key = user_id\n"
-                f"map = {path}\n"
+                f"map = {map_path}\n"
                 "shard.a = cluster=one\n"
                 "shard.b = cluster=two\n")
     m = pgmux(databases={"app": "shards=users dbname=app"}, extra_sections=sections,
               settings={"default_pool_size": 4, "query_wait_timeout": 60,
                         "server_connect_timeout": 3, "server_login_retry": 0.2})
+    m.map_path = map_path
 
     def primaries():
         rows = m.admin("SHOW TOPOLOGY")
         return {r["cluster"] for r in rows if r["role"] == "primary"} >= {"one", "two"}
     wait_for(primaries, timeout=20, interval=0.1, what="a primary confirmed on both shards")
     return m
+
+
+@pytest.fixture
+def mux(pgmux, clusters, tmp_path):
+    patroni, plain = clusters
+    return start_sharded_mux(pgmux, patroni, plain, str(tmp_path / "users.map"), BUCKETS)
 
 
 def keys_of(mux, shard, count):
