@@ -110,6 +110,27 @@ def wait_step(mux, move_id, steps, timeout=60):
                     timeout=timeout, interval=0.05, what=f"move {move_id} to reach {steps}")
 
 
+def assert_moved(a, b, writers, moving):
+    """After a move from a to b under writers (the first two on moving keys, the others on
+    keys that stay): every acknowledged write is on b once, the others' on a only, a's copy of
+    the moving buckets stopped at the switch, and per bucket the users are the same rows.
+    Returns the acknowledged writes of moving keys and a's rows of them."""
+    moved_acked = {(eid, uid) for w in writers[:2] for eid, uid in w.acked}
+    stayed_acked = {(eid, uid) for w in writers[2:] for eid, uid in w.acked}
+    assert rows(b, f"SELECT id, user_id FROM events WHERE {IN_MOVE}") == moved_acked
+    assert rows(b, f"SELECT id, user_id FROM events WHERE NOT ({IN_MOVE})") == set()
+    assert rows(a, f"SELECT id, user_id FROM events WHERE NOT ({IN_MOVE})") == stayed_acked
+    on_a = rows(a, f"SELECT id, user_id FROM events WHERE {IN_MOVE}")
+    assert on_a <= moved_acked and len(on_a) < len(moved_acked)
+    bumps = {}
+    for _, uid in moved_acked:
+        bumps[uid] = bumps.get(uid, 0) + 1
+    assert rows(b, f"SELECT user_id, n FROM users WHERE {IN_MOVE}") == \
+        {(uid, bumps.get(uid, 0)) for uid in moving}
+    assert per_bucket(a, "users", "user_id") == per_bucket(b, "users", "user_id")
+    return moved_acked, on_a
+
+
 def start_move(mux, buckets=f"{MOVING[0]}-{MOVING[1]}", to="b"):
     # a move needs both primaries known, and a shard restarted by the test before (or the
     # fixture) may not have been confirmed again by the health checks yet
@@ -220,21 +241,7 @@ def test_move_under_writes(sharded, clean):
     assert mux.admin("SHOW SHARD FOR %d" % moving[0])[0]["shard"] == "b"
 
     # every acknowledged write of a moving key is on b, once; none of a key that stayed
-    moved_acked = {(eid, uid) for w in writers[:2] for eid, uid in w.acked}
-    stayed_acked = {(eid, uid) for w in writers[2:] for eid, uid in w.acked}
-    assert rows(b, f"SELECT id, user_id FROM events WHERE {IN_MOVE}") == moved_acked
-    assert rows(b, f"SELECT id, user_id FROM events WHERE NOT ({IN_MOVE})") == set()
-    assert rows(a, f"SELECT id, user_id FROM events WHERE NOT ({IN_MOVE})") == stayed_acked
-    # a's copy of the moving buckets stopped at the switch: all of it is on b, nothing more
-    on_a = rows(a, f"SELECT id, user_id FROM events WHERE {IN_MOVE}")
-    assert on_a <= moved_acked and len(on_a) < len(moved_acked)
-    bumps = {}
-    for _, uid in moved_acked:
-        bumps[uid] = bumps.get(uid, 0) + 1
-    assert rows(b, f"SELECT user_id, n FROM users WHERE {IN_MOVE}") == \
-        {(uid, bumps.get(uid, 0)) for uid in moving}
-    # per bucket, the users of a's copy and b's are the same rows
-    assert per_bucket(a, "users", "user_id") == per_bucket(b, "users", "user_id")
+    moved_acked, on_a = assert_moved(a, b, writers, moving)
     # reads of a moving key come from b now
     with mux.connect(dbname="app") as c:
         port, = c.execute("SELECT inet_server_port() FROM users WHERE user_id = %s",

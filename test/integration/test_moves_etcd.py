@@ -20,8 +20,8 @@ import pytest
 import rawpg
 
 from conftest import wait_for
-from test_moves import (BUCKETS, IN_MOVE, MOVING, Writer, clean, keys, load_users,  # noqa: F401
-                        per_bucket, replication_objects, rows, servers, wait_step)
+from test_moves import (BUCKETS, MOVING, Writer, assert_moved, clean, keys,  # noqa: F401
+                        load_users, replication_objects, rows, servers, wait_step)
 from test_shard_etcd import Etcd, etcd  # noqa: F401
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
@@ -139,20 +139,7 @@ def test_move_through_two_instances(two, clean, etcd):  # noqa: F811
               f"p99 {t[len(t) * 99 // 100]:.1f} max {t[-1]:.1f}")
 
     # every acknowledged write of a moving key, through either instance, is on b, once
-    moved_acked = {(eid, uid) for w in writers[:2] for eid, uid in w.acked}
-    stayed_acked = {(eid, uid) for w in writers[2:] for eid, uid in w.acked}
-    assert rows(b, f"SELECT id, user_id FROM events WHERE {IN_MOVE}") == moved_acked
-    assert rows(b, f"SELECT id, user_id FROM events WHERE NOT ({IN_MOVE})") == set()
-    assert rows(a, f"SELECT id, user_id FROM events WHERE NOT ({IN_MOVE})") == stayed_acked
-    # nothing reached a's copy of the moving buckets after the switch
-    on_a = rows(a, f"SELECT id, user_id FROM events WHERE {IN_MOVE}")
-    assert on_a <= moved_acked and len(on_a) < len(moved_acked)
-    bumps = {}
-    for _, uid in moved_acked:
-        bumps[uid] = bumps.get(uid, 0) + 1
-    assert rows(b, f"SELECT user_id, n FROM users WHERE {IN_MOVE}") == \
-        {(uid, bumps.get(uid, 0)) for uid in moving}
-    assert per_bucket(a, "users", "user_id") == per_bucket(b, "users", "user_id")
+    assert_moved(a, b, writers, moving)
     one.admin(f"MOVE CLEANUP {move_id}")
     assert wait_step(one, move_id, ("cleaned",))["error"] is None
     assert replication_objects(clean) == ("0", "0", "0")
