@@ -872,15 +872,27 @@ void client_on_server_lost(struct client *c)
 	pool_release_server(c);
 }
 
+/*
+ * An error answers the client's request only if one is in flight. One that arrives while the
+ * client waits for nothing (a backend terminated while idle in a transaction says FATAL) is
+ * taken by libpq for a notice: the request the client sends next still needs an error of its
+ * own if the server is lost before answering it.
+ */
+static void note_error_relayed(struct client *c)
+{
+	if (c->pending_ready || c->unsynced)
+		c->error_sent = true;
+}
+
 void client_on_server_error(struct client *c)
 {
-	c->error_sent = true;
+	note_error_relayed(c);
 	c->pending_set_failed = true;
 }
 
 void client_on_error_relayed(struct client *c)
 {
-	c->error_sent = true;
+	note_error_relayed(c);
 }
 
 void client_on_copy_started(struct client *c)

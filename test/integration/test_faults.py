@@ -303,6 +303,34 @@ def test_primary_vanishes_mid_transaction(pgmux, pg, proxy, direct, mode):
              what="nothing of the transaction that was open to be there")
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_request_after_a_fatal_heard_while_idle_gets_an_error(pgmux, pg, proxy, direct, mode):
+    """A backend stopped while its client is idle in a transaction says FATAL, which reaches
+    the client while it waits for nothing: libpq takes it for a notice. The client's next
+    request (a COMMIT) reaches pgmux before the end of the server's connection does. That
+    request must be answered with an error of its own, never with a bare ReadyForQuery: a
+    COMMIT answered so looks like one that succeeded, and psycopg finds no result at all."""
+    mux = faulty(pgmux, pg, proxy, {"pool_mode": mode})
+    proxy.delay_server_eof(1.0)
+    c = mux.raw(timeout=10).login("postgres", "app")
+    c.query("begin")
+    pid = int(c.scalar("select pg_backend_pid()"))
+    assert direct.scalar("select pg_terminate_backend(%s)", (pid,)) is True
+    fatal = c.error_or_close(5)
+    assert isinstance(fatal, rawpg.PgError) and fatal.sqlstate == "57P01", repr(fatal)
+    c.send_msg(b"Q", b"commit\0")
+    err = c.error_or_close(5)
+    print(f"the COMMIT after the FATAL: {err!r}")
+    assert isinstance(err, (rawpg.PgError, rawpg.Closed)), \
+        f"the COMMIT got no error: {err!r}"
+    if isinstance(err, rawpg.PgError):
+        assert_error(err, "server_lost")
+    if mode == "transaction" and isinstance(err, rawpg.PgError):
+        # the client's session goes on, on another server
+        assert c.error_or_close(5).__class__ is rawpg.Ready
+        assert c.scalar("select 'on'") == "on"
+
+
 # ---------------------------------------------------------------------------------------------
 # a server that stops reading during a large upload
 

@@ -22,6 +22,11 @@ The modes, each applied to the connections that exist and to those accepted late
   half_close  each side gets a FIN (shutdown for writing) and no further data; new
             connections get a FIN at once.
 
+Independently of the mode, delay_server_eof(seconds) holds back the FIN of a server that
+closes its connection, after forwarding everything it sent: pgmux sees the server's last
+words (a FATAL) at once and the end of the connection `seconds` later, and whatever pgmux sends
+meanwhile is dropped, as a closed socket would.
+
 The proxy never buffers more than HOLD_LIMIT bytes per direction: past that it stops reading,
 so it adds back-pressure, never memory. `accepted` counts the connections made to it, `open`
 those still open.
@@ -82,6 +87,7 @@ class FaultProxy:
         self.port = self.listener.getsockname()[1]
         self.mode = "pass"
         self.delay = 0.0
+        self.eof_delay = 0.0
         self.accepted = 0
         self.pairs = []
         self._commands = collections.deque()
@@ -124,6 +130,9 @@ class FaultProxy:
 
     def half_close(self):
         self._set("half_close")
+
+    def delay_server_eof(self, seconds):
+        self._call(lambda: setattr(self, "eof_delay", seconds))
 
     def _set(self, mode, delay=0.0):
         assert mode in MODES, mode
@@ -252,11 +261,16 @@ class FaultProxy:
             return
         if not data:
             flow.eof = True
+            if not flow.from_client and self.eof_delay:
+                # an empty chunk stands for the FIN: it is due once the delay is over
+                flow.chunks.append((time.monotonic() + self.eof_delay, b""))
             if not flow.chunks:
                 self._shut(flow)
             if all(f.eof and f.shut for f in pair.flows):
                 self._close(pair)
             return
+        if flow.from_client and pair.flows[1].eof:
+            return                           # the server is gone: nobody reads this
         due = time.monotonic() + (self.delay if self.mode == "latency" else 0.0)
         flow.chunks.append((due, data))
         flow.held += len(data)
