@@ -89,6 +89,18 @@ struct shard_map *shard_map_plan(const struct shard_map *old, const char *const 
 struct shard_map *shard_map_set_override(const struct shard_map *m, const char *key, int shard,
 					 char *err, size_t errlen);
 
+/* Does a bucket move (shard_map_give)? */
+typedef bool (*shard_bucket_pred)(uint32_t bucket, void *arg);
+
+/*
+ * The next map (version + 1) with every bucket for which moving(bucket, arg) is true on shard
+ * `to`: one of m's, or a new one (growing) added after m's shards with weight 1, which a later
+ * plan may change. Overrides carry over. NULL (err says why) for a name that cannot be a
+ * shard's, a map that has SHARD_MAX shards already, or out of memory.
+ */
+struct shard_map *shard_map_give(const struct shard_map *m, shard_bucket_pred moving, void *arg,
+				 const char *to, char *err, size_t errlen);
+
 /* Can name be a shard's name (1 to SHARD_NAME_MAX - 1 of [A-Za-z0-9_-])? */
 bool shard_map_name_ok(const char *name);
 

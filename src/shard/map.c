@@ -455,6 +455,50 @@ struct shard_map *shard_map_set_override(const struct shard_map *m, const char *
 	return next;
 }
 
+struct shard_map *shard_map_give(const struct shard_map *m, shard_bucket_pred moving, void *arg,
+				 const char *to, char *err, size_t errlen)
+{
+	const char *names[SHARD_MAX];
+	double weights[SHARD_MAX];
+	struct shard_map *next;
+	int n = m->n_shards, k = -1;
+	bool ok = true;
+
+	for (int i = 0; i < n; i++) {
+		names[i] = m->names[i];
+		weights[i] = m->weights[i];
+		if (strcmp(m->names[i], to) == 0)
+			k = i;
+	}
+	if (k < 0 && !shard_map_name_ok(to)) {
+		fail(err, errlen, "%s cannot be a shard's name", to);
+		return NULL;
+	}
+	if (k < 0 && n == SHARD_MAX) {
+		fail(err, errlen, "a map holds at most %d shards", SHARD_MAX);
+		return NULL;
+	}
+	if (k < 0) {
+		/* Growing: the new shard comes last, with the weight a plan gives by default. */
+		k = n;
+		names[n] = to;
+		weights[n++] = 1;
+	}
+	next = map_alloc(m->n_buckets, m->seed, names, weights, n);
+	for (uint32_t b = 0; next && b < m->n_buckets; b++)
+		next->owner[b] = moving(b, arg) ? (uint16_t)k : m->owner[b];
+	for (int i = 0; next && ok && i < m->n_overrides; i++)
+		ok = add_override(next, m->overrides[i].key, m->overrides[i].shard);
+	if (!next || !ok) {
+		fail(err, errlen, "out of memory");
+		shard_map_free(next);
+		return NULL;
+	}
+	next->version = m->version + 1;
+	next->checksum = shard_map_checksum(next);
+	return next;
+}
+
 static int by_key_then_index(const void *a, const void *b)
 {
 	const struct shard_override *const *x = a, *const *y = b;

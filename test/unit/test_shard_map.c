@@ -1,8 +1,8 @@
 /*
  * Unit tests for shard/map: shares by weight in contiguous runs, plans that move only what the
  * new weights require (none between two old shards when one is added) and keep runs few,
- * overrides (set, removed, carried over or dropped by a plan, checked), validation, and how
- * evenly keys spread.
+ * overrides (set, removed, carried over or dropped by a plan, checked), buckets given to a
+ * shard (an old one, or a new one added), validation, and how evenly keys spread.
  */
 /* link: src/shard/map.c src/shard/bucket.c */
 #include <setjmp.h>
@@ -306,6 +306,55 @@ static void test_plan_carries_overrides(void **state)
 	shard_map_free(m);
 }
 
+static bool in_first_hundred(uint32_t bucket, void *arg)
+{
+	(void)arg;
+	return bucket < 100;
+}
+
+static bool in_last_ten(uint32_t bucket, void *arg)
+{
+	(void)arg;
+	return bucket >= BUCKETS - 10;
+}
+
+static void test_give_to_an_old_or_a_new_shard(void **state)
+{
+	struct shard_map *m = create(2, ONES), *o, *a, *b;
+	char err[200];
+	uint32_t counts[SHARD_MAX];
+
+	(void)state;
+	o = shard_map_set_override(m, "42", 0, err, sizeof(err));
+	/* to a shard of the map: only the buckets given change */
+	a = shard_map_give(o, in_last_ten, NULL, "s0", err, sizeof(err));
+	assert_non_null(a);
+	assert_int_equal(a->version, o->version + 1);
+	assert_int_equal(a->n_shards, 2);
+	assert_memory_equal(a->owner, o->owner, (BUCKETS - 10) * sizeof(*o->owner));
+	assert_int_equal(a->owner[BUCKETS - 1], 0);
+	assert_true(shard_map_validate(a, err, sizeof(err)));
+	/* to a shard the map does not name: added last, weight 1, overrides kept */
+	b = shard_map_give(a, in_first_hundred, NULL, "grown", err, sizeof(err));
+	assert_non_null(b);
+	assert_int_equal(b->n_shards, 3);
+	assert_string_equal(b->names[2], "grown");
+	assert_true(b->weights[2] == 1);
+	shard_map_counts(b, counts);
+	assert_int_equal(counts[2], 100);
+	assert_int_equal(counts[0], BUCKETS / 2 - 100 + 10);
+	assert_int_equal(counts[1], BUCKETS / 2 - 10);
+	assert_int_equal(b->n_overrides, 1);
+	assert_int_equal(b->overrides[0].shard, 0);
+	assert_true(shard_map_validate(b, err, sizeof(err)));
+	assert_null(shard_map_give(b, in_first_hundred, NULL, "no spaces", err, sizeof(err)));
+	assert_non_null(strstr(err, "shard's name"));
+	shard_map_free(b);
+	shard_map_free(a);
+	shard_map_free(o);
+	shard_map_free(m);
+}
+
 static void test_validate_catches_damage(void **state)
 {
 	struct shard_map *m = create(4, ONES);
@@ -365,6 +414,7 @@ int main(void)
 		cmocka_unit_test(test_removing_and_reweighting),
 		cmocka_unit_test(test_overrides_set_removed_and_checked),
 		cmocka_unit_test(test_plan_carries_overrides),
+		cmocka_unit_test(test_give_to_an_old_or_a_new_shard),
 		cmocka_unit_test(test_validate_catches_damage),
 		cmocka_unit_test(test_keys_spread_evenly),
 	};
