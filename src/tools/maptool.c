@@ -317,6 +317,31 @@ static void print_pair(FILE *out, const struct pair *p, uint32_t n_buckets)
 	fprintf(out, "\n");
 }
 
+/*
+ * Ranges named by one MOVE BUCKETS line: a move takes at most 64 ranges and 255 characters
+ * (shard/move.h); 16 ranges of 5-digit buckets stay well inside both.
+ */
+#define COMMAND_RANGES 16
+
+/* The admin console commands that make p's moves online, each for up to COMMAND_RANGES ranges. */
+static void print_commands(FILE *out, const struct pair *p)
+{
+	for (int i = 0; i < p->n_spans; i++) {
+		const struct span *s = &p->spans[i];
+
+		if (i % COMMAND_RANGES == 0)
+			fprintf(out, "  MOVE BUCKETS <section> ");
+		else
+			fprintf(out, ",");
+		if (s->lo == s->hi)
+			fprintf(out, "%" PRIu32, s->lo);
+		else
+			fprintf(out, "%" PRIu32 "-%" PRIu32, s->lo, s->hi);
+		if (i % COMMAND_RANGES == COMMAND_RANGES - 1 || i == p->n_spans - 1)
+			fprintf(out, " TO %s;\n", p->to);
+	}
+}
+
 /* The least fraction of keys any map could move from old to new's weights. */
 static double ideal_moved(const struct shard_map *old, const struct shard_map *m)
 {
@@ -369,6 +394,11 @@ static bool print_moves(FILE *out, const struct shard_map *old, const struct sha
 			"%" PRIu32 " between shards in both maps\n",
 			moved, m->n_buckets, (double)moved / m->n_buckets, ideal_moved(old, m),
 			between_kept);
+		if (n)
+			fprintf(out, "to move them online, in pgmux's admin console (<section>: "
+				     "the [shards.NAME] section's NAME):\n");
+		for (int i = 0; i < n; i++)
+			print_commands(out, &pairs[i]);
 	} else {
 		fprintf(stderr, "pgmux --shard-map: out of memory\n");
 	}
