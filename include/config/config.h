@@ -148,13 +148,16 @@ struct loaded_shard_map {
  */
 struct shards_entry {
 	char *name;
-	char *key;                  /* the key column */
-	int key_type;               /* enum shard_key_kind */
-	int buckets;                /* a power of two, as the map's */
-	int seed;                   /* as the map's */
-	char *map;                  /* the shard map file, or etcd:URL/KEY (read by the worker) */
-	char *no_shard_key;         /* "error", "all", or a shard's name: where keyless work goes */
-	int fanout_limit;           /* no_shard_key = all: reads to every shard at once */
+	char *key;                /* the key column */
+	int key_type;             /* enum shard_key_kind */
+	int buckets;              /* a power of two, as the map's */
+	int seed;                 /* as the map's */
+	char *map;                /* the shard map file, or etcd:URL/KEY (read by the worker) */
+	char *no_shard_key;       /* "error", "all", or a shard's name: where keyless work goes */
+	int fanout_limit;         /* no_shard_key = all: reads to every shard at once */
+	double move_hold_timeout; /* seconds a move's hold may last before the move aborts */
+	char *move_user;          /* moves log in as this ("": each cluster's health-check user) */
+	char *move_password;
 	struct shard_entry *shards; /* in the order written */
 	int n_shards;
 	struct loaded_shard_map *loaded; /* a map file as read with the config; NULL for etcd: */

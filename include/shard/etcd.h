@@ -99,6 +99,9 @@ char *shard_etcd_grant_request(int ttl);
 /* The body of POST /v3/lease/keepalive for lease id. NULL: out of memory. */
 char *shard_etcd_keepalive_request(int64_t id);
 
+/* The body of POST /v3/lease/revoke for lease id. NULL: out of memory. */
+char *shard_etcd_revoke_request(int64_t id);
+
 /*
  * A /v3/lease/grant answer, or the first line of a /v3/lease/keepalive one (its "result"):
  * the lease's id and the seconds it has left (0: the lease is gone, expired or revoked).

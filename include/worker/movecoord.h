@@ -9,6 +9,8 @@
  *   K/moves/NAME            a move's record (shard/etcd.h: buckets, from, to, step, version,
  *                           coordinator), under the coordinator's lease
  *   K/moves/NAME/held/ID    instance ID holds the move's buckets and runs nothing on them
+ *   K/state/NAME            a move's state line ("move NAME BUCKETS FROM TO STEP by ID"),
+ *                           under no lease, from its copy until it is cleaned or failed
  *
  * Every instance watches K and the keys under it, and at each change reads them all (the map
  * and everything under it, in one consistent answer); it reads them every second besides, and
@@ -19,9 +21,15 @@
  * writes the next map version over K with a compare-and-swap on K's revision, and every
  * instance's watch of K puts it in force. An instance releases its held units when the record
  * says done or aborted (or is gone) and the map it has in force is at least the map etcd held
- * in that same answer. One that never confirmed releases after MOVECOORD_FOLLOW_TIMEOUT to the
+ * in that same answer. One that never confirmed releases MOVECOORD_FOLLOW_MARGIN after move_hold_timeout, to the
  * map it has, whatever etcd says (the coordinator cannot switch without its confirmation); one
  * that confirmed (or sent its confirmation) holds until it learns the outcome from etcd.
+ *
+ * A state whose coordinator is no longer registered is an orphan: the process killed or stopped
+ * mid-move. The first pgmux started again on the same host and port (its id but for the pid)
+ * adopts it (worker_moves_adopt): it rolls the move back, or finds it done, as a state file's.
+ * Only that one: another instance cannot know that the coordinator is gone rather than cut off
+ * from etcd and still running its move.
  *
  * All state hangs off struct worker; requests go out from the loop and nothing is called back
  * before a function here returns, except where said.
@@ -38,12 +46,22 @@
 struct client;
 struct worker;
 
-#define MOVECOORD_POLL 0.1            /* seconds between reads of the map key's prefix */
-#define MOVECOORD_LEASE_TTL 10        /* seconds an instance's registration outlives it */
-#define MOVECOORD_FOLLOW_TIMEOUT 15.0 /* an unconfirmed hold is released after this */
+#define MOVECOORD_POLL 0.1     /* seconds between reads of the map key's prefix */
+#define MOVECOORD_LEASE_TTL 10 /* seconds an instance's registration outlives it */
+/* An unconfirmed hold is released this long after the section's move_hold_timeout. */
+#define MOVECOORD_FOLLOW_MARGIN 5.0
 
 /* Follow w->cfg: register in every etcd-mapped section, leave those gone. Logs problems. */
 void worker_movecoord_apply(struct worker *w);
+
+/*
+ * At a clean exit, when no client is left: revoke this instance's leases, so that its
+ * registration (and anything under its lease) goes at once rather than when the lease
+ * expires. left(arg) once etcd answered each, or MOVECOORD_LEAVE_TIMEOUT passed; false (left
+ * is not called): nothing to revoke.
+ */
+#define MOVECOORD_LEAVE_TIMEOUT 1.0
+bool worker_movecoord_leave(struct worker *w, void (*left)(void *arg), void *arg);
 
 /* Stop every request, release every held client, free everything (at exit). */
 void worker_movecoord_free(struct worker *w);
@@ -74,6 +92,12 @@ void worker_movecoord_confirmed(struct worker *w, const char *set, const char *n
 typedef void (*movecoord_switch_fn)(void *arg, bool switched, const char *why);
 bool worker_movecoord_switch(struct worker *w, const char *set, const char *text, int64_t revision,
 			     movecoord_switch_fn done, void *arg);
+
+/*
+ * The state of move name of set (line, "move NAME BUCKETS FROM TO STEP"), or its end (NULL):
+ * put in etcd or deleted there, tried again until etcd takes it. false: not sent (logged).
+ */
+bool worker_movecoord_save(struct worker *w, const char *set, const char *name, const char *line);
 
 /* Coordinator: the move is over (switched, or aborted): say so in its record, for everyone. */
 void worker_movecoord_end(struct worker *w, const char *set, const char *name, bool switched);

@@ -93,6 +93,7 @@ struct worker {
 	/* Listening sockets handed to a new process (--takeover): serve our clients until they leave */
 	bool handed_over;
 	bool safe_shutdown; /* SIGINT: close clients as their transactions end */
+	bool exiting;       /* no client left after a shutdown: leaving (worker_exit) */
 	uint64_t start_time_us;
 	struct evloop_timer janitor;
 	void *listeners;                  /* ev/listen.c's state */
@@ -187,5 +188,8 @@ void worker_destroy(struct worker *w);
 /* SHUTDOWN/SIGTERM (safe=false: stop accepting, exit when clients are gone) and SIGINT (safe:
  * also close each client when its transaction ends). */
 void worker_shutdown(struct worker *w, bool safe);
+
+/* After a shutdown, no client left: leave what the instance is registered in, then exit. */
+void worker_exit(struct worker *w);
 
 #endif

@@ -1027,7 +1027,8 @@ static bool set_shards_key(struct parse_state *ps, const char *set_name, const c
 	if (!key)
 		return parse_fail(ps, name,
 				  "unknown key in [shards.%s] (expected key, key_type, "
-				  "buckets, seed, map, no_shard_key, fanout_limit or shard.NAME)",
+				  "buckets, seed, map, no_shard_key, fanout_limit, "
+				  "move_hold_timeout, move_user, move_password or shard.NAME)",
 				  set_name);
 	if (!parse_value(key, value, &v, why, sizeof(why)))
 		return parse_fail(ps, key->name, "%s", why);

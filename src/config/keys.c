@@ -495,6 +495,13 @@ const struct config_key config_shards_keys[] = {
 	ENTRY_KEY(
 		shards_entry, fanout_limit, CFG_INT, "4", 1, 10000,
 		"reads sent to every shard (no_shard_key = all) running at once; more are refused"),
+	ENTRY_KEY(shards_entry, move_hold_timeout, CFG_DOUBLE, "10", 0.1, 3600,
+		  "seconds a bucket move may hold the moving keys' work before it gives up and "
+		  "rolls back"),
+	SH_STR(move_user, "",
+	       "the role bucket moves log in as on both shards (empty: each cluster's "
+	       "health_check_user); it creates the subscription, so a superuser in PostgreSQL 15"),
+	ENTRY_SECRET(shards_entry, move_password, "move_user's password (empty: none, or .pgpass)"),
 };
 
 const size_t config_shards_key_count = sizeof(config_shards_keys) / sizeof(config_shards_keys[0]);

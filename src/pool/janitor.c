@@ -182,8 +182,6 @@ void pool_janitor(struct worker *w)
 	/* Check builds: every list against its counter, every object against its list. */
 	ASSERT(pool_check_worker(w));
 #endif
-	if (w->shutting_down && w->n_clients == 0) {
-		log_info("all clients gone, exiting");
-		evloop_break(&w->loop);
-	}
+	if (w->shutting_down && w->n_clients == 0)
+		worker_exit(w);
 }

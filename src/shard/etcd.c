@@ -414,6 +414,11 @@ char *shard_etcd_keepalive_request(int64_t id)
 	return asprintf(&body, "{\"ID\":\"%" PRId64 "\"}", id) < 0 ? NULL : body;
 }
 
+char *shard_etcd_revoke_request(int64_t id)
+{
+	return shard_etcd_keepalive_request(id); /* the same body: the lease's id */
+}
+
 bool shard_etcd_parse_lease(const char *body, size_t len, int64_t *id, int64_t *ttl, char *why,
 			    size_t whylen)
 {

@@ -110,6 +110,12 @@ struct movecoords {
 	struct list_node sites;
 	struct evloop_timer timer;
 	bool ticking;
+	/* leaving at exit (worker_movecoord_leave) */
+	int revokes_out;
+	void (*left)(void *arg);
+	void *left_arg;
+	struct evloop_timer leave_timer;
+	bool leave_timing;
 };
 
 static struct site *site_of_ctx(void *ctx, size_t offset)
@@ -190,10 +196,12 @@ static void on_write(void *arg, int status, const char *body, size_t len, const 
 	s->write_out = false;
 	/*
 	 * A put or a delete that failed goes again (the same bytes: no harm if the first one
-	 * landed) for as long as the lease it names is this instance's: a record's end must reach
-	 * the instances that hold for it. A switch is never sent twice.
+	 * landed) for as long as the lease it names is this instance's (a record's end must reach
+	 * the instances that hold for it), or always if it names none (a move's state). A switch
+	 * is never sent twice.
 	 */
-	if (!ok && s->writes[0].kind != WRITE_CAS && s->writes[0].lease == s->lease) {
+	if (!ok && s->writes[0].kind != WRITE_CAS &&
+	    (s->writes[0].lease == 0 || s->writes[0].lease == s->lease)) {
 		site_down(s, s->writes[0].what, error ? error : body);
 		s->write_retry_us = clock_now_us() + (uint64_t)(MOVECOORD_POLL * 1e6);
 		return;
@@ -464,6 +472,14 @@ static void follow(struct site *s)
 	}
 }
 
+/* How long an unconfirmed hold lasts: past the coordinator's hold, which is then over. */
+static uint64_t follow_timeout_us(struct site *s)
+{
+	const struct shards_entry *set = section(s);
+
+	return (uint64_t)(((set ? set->move_hold_timeout : 10) + MOVECOORD_FOLLOW_MARGIN) * 1e6);
+}
+
 /* Holds that do not depend on etcd's answer: draining, and an unconfirmed hold's end. */
 static void holds_tick(struct site *s)
 {
@@ -481,8 +497,7 @@ static void holds_tick(struct site *s)
 			continue;
 		}
 		drain(s, h);
-		if (!h->confirm_sent &&
-		    clock_now_us() - h->since_us > (uint64_t)(MOVECOORD_FOLLOW_TIMEOUT * 1e6))
+		if (!h->confirm_sent && clock_now_us() - h->since_us > follow_timeout_us(s))
 			release(s, h,
 				"not confirmed in time: the coordinator cannot switch without this "
 				"instance");
@@ -597,6 +612,51 @@ static void count_own(struct site *s)
 	}
 }
 
+/* Does the last read hold key? */
+static bool has_key(const struct site *s, const char *key)
+{
+	for (int i = 0; i < s->last.n; i++) {
+		if (strcmp(s->last.kvs[i].key, key) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Are ids a and b ("HOST:PORT:PID") of processes on one host and port? */
+static bool same_listener(const char *a, const char *b)
+{
+	const char *pid = strrchr(a, ':');
+
+	return pid && strncmp(a, b, (size_t)(pid - a + 1)) == 0 && !strchr(b + (pid - a + 1), ':');
+}
+
+/* The states of moves left by an earlier process on this host and port (see the header). */
+static void adopt_orphans(struct site *s)
+{
+	char prefix[ETCD_KEY_MAX + 200], inst[ETCD_KEY_MAX + 400], line[512];
+	size_t plen;
+
+	/* Done or not is read from the map: the one in force must be the one etcd holds. */
+	if (!map_caught_up(s))
+		return;
+	snprintf(prefix, sizeof(prefix), "%s/state/", s->src.key);
+	plen = strlen(prefix);
+	for (int i = 0; i < s->last.n; i++) {
+		const char *value = s->last.kvs[i].value, *by = strstr(value, " by ");
+
+		if (strncmp(s->last.kvs[i].key, prefix, plen) != 0 || !by ||
+		    strcmp(by + 4, s->self) == 0 || !same_listener(s->self, by + 4))
+			continue;
+		snprintf(inst, sizeof(inst), "%s/instances/%s", s->src.key, by + 4);
+		if (has_key(s, inst))
+			continue; /* still running (a takeover's old process): its own */
+		snprintf(line, sizeof(line), "%.*s", (int)(by - value), value);
+		if (worker_moves_adopt(s->mc->w, s->name, line, by + 4))
+			log_info("shards.%s: adopted move %s, left unfinished by %s", s->name,
+				 s->last.kvs[i].key + plen, by + 4);
+	}
+}
+
 static void on_read(void *arg, int status, const char *body, size_t len, const char *error)
 {
 	struct site *s = site_of_ctx(arg, offsetof(struct site, read_ctx));
@@ -624,6 +684,7 @@ static void on_read(void *arg, int status, const char *body, size_t len, const c
 	}
 	count_own(s);
 	follow(s);
+	adopt_orphans(s);
 	if (!s->watch_out)
 		watch_start(s);
 	if (s->reread) {
@@ -792,6 +853,87 @@ void worker_movecoord_apply(struct worker *w)
 		mc->ticking = evloop_timer_start(&w->loop, &mc->timer, MOVECOORD_POLL, on_tick, mc);
 }
 
+/* ---- leaving at exit ---- */
+
+static void left(struct movecoords *mc)
+{
+	void (*fn)(void *arg) = mc->left;
+
+	if (!fn)
+		return;
+	mc->left = NULL;
+	if (mc->leave_timing)
+		evloop_timer_stop(&mc->w->loop, &mc->leave_timer);
+	mc->leave_timing = false;
+	fn(mc->left_arg);
+}
+
+static void on_revoked(void *arg, int status, const char *body, size_t len, const char *error)
+{
+	struct site *s = site_of_ctx(arg, offsetof(struct site, lease_ctx));
+
+	(void)body;
+	(void)len;
+	s->lease_out = false;
+	if (error || status != 200)
+		log_warning("shards.%s: the registration in etcd was not revoked (%s): it expires "
+			    "within %d s",
+			    s->name, error ? error : "HTTP error", MOVECOORD_LEASE_TTL);
+	else
+		log_info("shards.%s: registration in etcd revoked", s->name);
+	s->lease = 0;
+	s->registered = false;
+	if (--s->mc->revokes_out == 0)
+		left(s->mc);
+}
+
+static void on_leave_timeout(void *arg)
+{
+	struct movecoords *mc = arg;
+
+	log_warning("etcd did not answer the revocation of this instance's registration in %g s",
+		    MOVECOORD_LEAVE_TIMEOUT);
+	left(mc);
+}
+
+bool worker_movecoord_leave(struct worker *w, void (*fn)(void *arg), void *arg)
+{
+	struct movecoords *mc = w->movecoord;
+	struct list_node *n;
+
+	if (!mc || mc->left)
+		return false;
+	if (mc->ticking)
+		evloop_timer_stop(&w->loop, &mc->timer); /* no renewal from now on */
+	mc->ticking = false;
+	for_each_node(n, &mc->sites)
+	{
+		struct site *s = list_entry(n, struct site, node);
+		char url[ETCD_URL_MAX + 32], *body;
+		struct http_opts o;
+
+		if (!s->lease)
+			continue;
+		http_cancel(mc->http, &s->lease_ctx); /* a renewal on its way */
+		body = shard_etcd_revoke_request(s->lease);
+		opts(&o);
+		o.timeout = MOVECOORD_LEAVE_TIMEOUT;
+		url_of(s, "/v3/lease/revoke", url, sizeof(url));
+		s->lease_out = body && http_post(mc->http, url, body, strlen(body), &o, on_revoked,
+						 &s->lease_ctx);
+		free(body);
+		if (s->lease_out)
+			mc->revokes_out++;
+	}
+	if (!mc->revokes_out)
+		return false;
+	mc->left = fn;
+	mc->left_arg = arg;
+	mc->leave_timing = evloop_timer_start(&w->loop, &mc->leave_timer,
+					      MOVECOORD_LEAVE_TIMEOUT + 0.5, on_leave_timeout, mc);
+	return true;
+}
+
 void worker_movecoord_free(struct worker *w)
 {
 	struct movecoords *mc = w->movecoord;
@@ -801,6 +943,8 @@ void worker_movecoord_free(struct worker *w)
 		return;
 	if (mc->ticking)
 		evloop_timer_stop(&w->loop, &mc->timer);
+	if (mc->leave_timing)
+		evloop_timer_stop(&w->loop, &mc->leave_timer);
 	while ((n = list_first(&mc->sites)))
 		site_free(list_entry(n, struct site, node), false);
 	http_free(mc->http, true);
@@ -889,6 +1033,34 @@ bool worker_movecoord_switch(struct worker *w, const char *set, const char *text
 	return s && queue_write(s, WRITE_CAS,
 				shard_etcd_cas_request(s->src.key, revision, text, strlen(text)),
 				"the next map", "", done, arg);
+}
+
+bool worker_movecoord_save(struct worker *w, const char *set, const char *name, const char *line)
+{
+	struct site *s = find_site(w->movecoord, set);
+	char key[ETCD_KEY_MAX + 200], what[160], *value;
+	bool ok;
+
+	if (!s) {
+		log_warning("shards.%s: move %s's state not written to etcd: the section is not "
+			    "followed there",
+			    set, name);
+		return false;
+	}
+	snprintf(key, sizeof(key), "%s/state/%s", s->src.key, name);
+	snprintf(what, sizeof(what), "move %s's state", name);
+	if (!line) {
+		ok = queue_write(s, WRITE_DELETE, shard_etcd_delete_request(key), what, "", NULL,
+				 NULL);
+		if (ok)
+			s->writes[s->n_writes - 1].lease = 0; /* tried again until etcd takes it */
+		return ok;
+	}
+	if (asprintf(&value, "%s by %s", line, s->self) < 0)
+		return false;
+	ok = put_key(s, key, value, 0, what, "");
+	free(value);
+	return ok;
 }
 
 void worker_movecoord_end(struct worker *w, const char *set, const char *name, bool switched)

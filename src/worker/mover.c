@@ -37,7 +37,6 @@
 #define HOLD_POLL 0.02            /* the same during the hold, when clients wait */
 #define QUERY_TIMEOUT 60.0        /* a connect or one query (a slot's creation waits for xacts) */
 #define CATCHUP_LAG (1024 * 1024) /* bytes behind at which the hold starts */
-#define HOLD_TIMEOUT 10.0         /* seconds the hold may last before the move is aborted */
 #define DELETE_BATCH 5000
 #define COUNT_EVERY 2.0 /* seconds between counts of the rows copied so far */
 #define ERROR_MAX 600
@@ -55,7 +54,6 @@ struct move {
 	struct movers *ms;
 	int id;
 	char set[64], from[64], to[64];
-	int map_to;       /* the target's index in the map */
 	char dbname[128]; /* the database on both shards */
 	struct move_range ranges[MOVE_RANGES_MAX];
 	int n_ranges;
@@ -102,6 +100,7 @@ struct move {
 	bool coordinated;         /* the section's map is in etcd */
 	uint64_t next_version;    /* the map version the switch writes */
 	int confirmed, instances; /* instances that confirmed the hold, of those registered */
+	bool state_in_etcd;       /* its state is under the map key (worker_movecoord_save) */
 };
 
 struct movers {
@@ -207,7 +206,7 @@ static bool build_conninfo(struct move *m, const char *shard, char *out, size_t 
 	struct cluster *cl = k >= 0 ? topo_find(&w->topo, set->shards[k].cluster) : NULL;
 	const struct member *mb;
 	char port[16], require_auth[64];
-	const char *addr;
+	const char *addr, *user, *password;
 	struct pgquery_policy policy = {
 		.sslmode = cfg->server_tls_sslmode,
 		.ca_file = cfg->server_tls_ca_file,
@@ -223,16 +222,17 @@ static bool build_conninfo(struct move *m, const char *shard, char *out, size_t 
 	}
 	mb = &cl->members[cl->primary];
 	addr = mb->check_addr[0] ? mb->check_addr : mb->host;
+	user = set->move_user[0] ? set->move_user : cl->check_user;
+	password = set->move_user[0] ? set->move_password : cl->check_password;
 	policy.host_name = mb->host;
 	config_server_require_auth(cfg, require_auth, sizeof(require_auth));
 	snprintf(port, sizeof(port), "%d", mb->port);
 	out[0] = sub[0] = '\0';
 	if (!pgquery_conninfo_add(sub, sublen, addr[0] == '/' ? "host" : "hostaddr", addr) ||
 	    !pgquery_conninfo_add(sub, sublen, "port", port) ||
-	    !pgquery_conninfo_add(sub, sublen, "user", cl->check_user) ||
+	    !pgquery_conninfo_add(sub, sublen, "user", user) ||
 	    !pgquery_conninfo_add(sub, sublen, "dbname", m->dbname) ||
-	    (cl->check_password[0] &&
-	     !pgquery_conninfo_add(sub, sublen, "password", cl->check_password)) ||
+	    (password[0] && !pgquery_conninfo_add(sub, sublen, "password", password)) ||
 	    /*
 	     * The subscription's libpq runs on the target's host, where pgmux's certificate files
 	     * are not: it gets encryption when pgmux requires it, not pgmux's verification.
@@ -376,6 +376,37 @@ static bool write_map_file(const char *path, const char *text, char *err, size_t
 	return true;
 }
 
+/* A state line: "move NAME BUCKETS FROM TO STEP". */
+static void state_line(const struct move *m, char *buf, size_t len)
+{
+	snprintf(buf, len, "move %s %s %s %s %s", m->name, m->buckets, m->from, m->to,
+		 move_step_name(m->step));
+}
+
+/* Nothing exists on a shard before the copy: a move still checking is not kept, nor one over. */
+static bool state_kept(const struct move *m)
+{
+	return m->step != MOVE_CHECK && m->step != MOVE_CLEANED && m->step != MOVE_FAILED;
+}
+
+/*
+ * A move of a section whose map is in etcd keeps its state there, beside its record but under
+ * no lease (worker/movecoord.h), so that the coordinator started again finds it.
+ */
+static void save_state_in_etcd(struct move *m)
+{
+	char line[512];
+
+	if (!state_kept(m)) {
+		if (m->state_in_etcd)
+			worker_movecoord_save(m->ms->w, m->set, m->name, NULL);
+		m->state_in_etcd = false;
+		return;
+	}
+	state_line(m, line, sizeof(line));
+	m->state_in_etcd = worker_movecoord_save(m->ms->w, m->set, m->name, line);
+}
+
 /*
  * The moves of m's section that are not over, in "<map file>.moves", so that a pgmux started
  * again finds them: one line each, "move NAME BUCKETS FROM TO STEP". Written aside and
@@ -391,21 +422,23 @@ static void save_state(struct move *m)
 	char *text = NULL;
 	bool ok = true;
 
-	/* A coordinated move's state is its record in etcd (worker/movecoord.h). */
-	if (!set || config_shard_map_in_etcd(set))
+	if (!set)
 		return;
+	if (config_shard_map_in_etcd(set)) {
+		save_state_in_etcd(m);
+		return;
+	}
 	snprintf(path, sizeof(path), "%s.moves", set->map);
 	for_each_node(n, &m->ms->moves)
 	{
 		const struct move *o = list_entry(n, struct move, node);
 		int w;
 
-		/* Nothing exists on a shard before the copy: a move still checking is not kept. */
-		if (strcmp(o->set, m->set) != 0 || o->step == MOVE_CHECK ||
-		    o->step == MOVE_CLEANED || o->step == MOVE_FAILED)
+		if (strcmp(o->set, m->set) != 0 || !state_kept(o))
 			continue;
-		w = snprintf(line, sizeof(line), "move %s %s %s %s %s\n", o->name, o->buckets,
-			     o->from, o->to, move_step_name(o->step));
+		state_line(o, line, sizeof(line) - 1);
+		strcat(line, "\n");
+		w = (int)strlen(line);
 		if (len + (size_t)w + 1 > cap) {
 			char *t = realloc(text, cap = cap * 2 + sizeof(line) * 4);
 
@@ -434,6 +467,26 @@ static void save_state(struct move *m)
  * The next map version with the moving buckets on the target, written over the map file and
  * put in force the way RELOAD does (a clone of the config in force with the new map).
  */
+/* Does map give the move's buckets to its target (all or none: a map is switched whole)? */
+static bool switched(const struct move *m, const struct shard_map *map)
+{
+	return strcmp(map->names[map->owner[m->ranges[0].first]], m->to) == 0;
+}
+
+static bool moving_bucket(uint32_t bucket, void *arg)
+{
+	const struct move *m = arg;
+
+	return move_ranges_contain(m->ranges, m->n_ranges, bucket);
+}
+
+/* The map after the move: now's next version, the moving buckets on the target. */
+static struct shard_map *next_map(struct move *m, const struct shard_map *now, char *err,
+				  size_t errlen)
+{
+	return shard_map_give(now, moving_bucket, m, m->to, err, errlen);
+}
+
 static bool switch_map(struct move *m, char *err, size_t errlen)
 {
 	struct worker *w = m->ms->w;
@@ -449,19 +502,13 @@ static bool switch_map(struct move *m, char *err, size_t errlen)
 		snprintf(err, errlen, "the section or its map is gone");
 		return false;
 	}
-	/* A copy through the text form: the map has no copy function, and this is rare. */
+	/* The text in force, to put back should the switch fail after the file was written. */
 	if (!(old = shard_map_format(now->map))) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	if (!(nm = shard_map_parse(old, strlen(old), err, errlen)))
+	if (!(nm = next_map(m, now->map, err, errlen)))
 		goto out;
-	for (uint32_t b = 0; b < nm->n_buckets; b++) {
-		if (move_ranges_contain(m->ranges, m->n_ranges, b))
-			nm->owner[b] = (uint16_t)m->map_to;
-	}
-	nm->version++;
-	nm->checksum = shard_map_checksum(nm);
 	if (!(text = shard_map_format(nm))) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
@@ -674,12 +721,22 @@ static void on_answer(struct move *m, int ncols, const char *const *v)
 		}
 		break;
 	case MOVE_CATCHUP:
+		if (m->phase == 1) {
+			/* As in the copy: disabled, it would never catch up. */
+			m->phase = 0;
+			if (strcmp(val(ncols, v, 2) ? v[2] : "", "false") == 0)
+				fail(m, "the subscription %s was disabled on shard %s", m->name,
+				     m->to);
+			else
+				poll_later(m);
+			break;
+		}
 		m->lag = val(ncols, v, 1) ? strtoll(v[1], NULL, 10) : -1;
 		if (m->lag >= 0 && m->lag <= CATCHUP_LAG) {
 			set_step(m, MOVE_HOLD, NULL);
 			m->hold_us = clock_now_us();
 		} else {
-			poll_later(m);
+			m->phase = 1; /* behind: is the subscription still applying? */
 		}
 		break;
 	case MOVE_HOLD:
@@ -789,6 +846,10 @@ static void on_query(void *arg, enum pgquery_outcome outcome, int ncols, const c
 					m->id, m->from, error, ROLLBACK_RETRY);
 			m->retry_logged = true;
 			poll_later(m);
+		} else if (m->step == MOVE_CATCHUP && m->phase == 1) {
+			/* The target away (restarting, changing hands): catching up waits for it. */
+			m->phase = 0;
+			poll_later(m);
 		} else if (m->step == MOVE_ROLLBACK) {
 			/* Roll back what can be: note what could not, and go on. */
 			note_error(m, "rollback: %s", error);
@@ -800,6 +861,8 @@ static void on_query(void *arg, enum pgquery_outcome outcome, int ncols, const c
 			fail(m, "%s", error);
 		}
 	} else if (outcome == PGQUERY_NO_ROW && m->step == MOVE_COPY && m->phase == 2) {
+		fail(m, "the subscription %s is gone from shard %s", m->name, m->to);
+	} else if (outcome == PGQUERY_NO_ROW && m->step == MOVE_CATCHUP && m->phase == 1) {
 		fail(m, "the subscription %s is gone from shard %s", m->name, m->to);
 	} else if (outcome == PGQUERY_NO_ROW && m->step == MOVE_CATCHUP) {
 		fail(m, "the replication slot %s is gone from shard %s", m->name, m->from);
@@ -924,25 +987,15 @@ static void on_coord_switch(void *arg, bool switched, const char *why)
 static char *next_map_text(struct move *m, const struct loaded_shard_map *now, char *err,
 			   size_t errlen)
 {
-	struct shard_map *nm;
-	char *old = shard_map_format(now->map), *text = NULL;
+	struct shard_map *nm = next_map(m, now->map, err, errlen);
+	char *text = NULL;
 
-	if (!old) {
+	if (nm && nm->version != m->next_version) {
+		snprintf(err, errlen, "the map in force changed during the hold");
+	} else if (nm && !(text = shard_map_format(nm))) {
 		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	if ((nm = shard_map_parse(old, strlen(old), err, errlen))) {
-		for (uint32_t b = 0; b < nm->n_buckets; b++) {
-			if (move_ranges_contain(m->ranges, m->n_ranges, b))
-				nm->owner[b] = (uint16_t)m->map_to;
-		}
-		nm->version = m->next_version;
-		nm->checksum = shard_map_checksum(nm);
-		if (!(text = shard_map_format(nm)))
-			snprintf(err, errlen, "out of memory");
 	}
 	shard_map_free(nm);
-	free(old);
 	return text;
 }
 
@@ -970,7 +1023,7 @@ static void coord_switch(struct move *m)
 			poll_later(m);
 			return;
 		}
-		if (l->map->owner[m->ranges[0].first] != m->map_to) {
+		if (!switched(m, l->map)) {
 			m->phase = 0;
 			fail(m, "etcd holds map version %" PRIu64 ", not this move's",
 			     l->map->version);
@@ -1000,18 +1053,27 @@ static void coord_switch(struct move *m)
 	free(text);
 }
 
+/* The section's move_hold_timeout, in force now (RELOAD may change it during a move). */
+static double hold_timeout(const struct move *m)
+{
+	const struct shards_entry *set = section_of(m);
+
+	return set ? set->move_hold_timeout : 10;
+}
+
 static void run_hold(struct move *m)
 {
 	uint64_t now = clock_now_us();
+	double timeout = hold_timeout(m);
 
-	if (now - m->hold_us > (uint64_t)(HOLD_TIMEOUT * 1e6)) {
+	if (now - m->hold_us > (uint64_t)(timeout * 1e6)) {
 		if (m->phase == 4)
 			fail(m,
-			     "the hold lasted more than %g s (%d of %d other pgmux instances "
-			     "confirmed it)",
-			     HOLD_TIMEOUT, m->confirmed, m->instances < 0 ? 0 : m->instances);
+			     "the hold lasted more than move_hold_timeout (%g s): %d of %d other "
+			     "pgmux instances confirmed it",
+			     timeout, m->confirmed, m->instances < 0 ? 0 : m->instances);
 		else
-			fail(m, "the hold lasted more than %g s (%s)", HOLD_TIMEOUT,
+			fail(m, "the hold lasted more than move_hold_timeout (%g s): %s", timeout,
 			     m->phase < 2 ? "units of work on the moving buckets still running"
 					  : "the target did not apply the source's last changes");
 		return;
@@ -1213,7 +1275,10 @@ static void advance(struct move *m)
 		run_copy(m);
 		break;
 	case MOVE_CATCHUP:
-		submit(m, m->src, move_sql_slot_position, m->name);
+		if (m->phase == 1)
+			submit(m, m->dst, move_sql_copy_state, m->name);
+		else
+			submit(m, m->src, move_sql_slot_position, m->name);
 		break;
 	case MOVE_HOLD:
 		run_hold(m);
@@ -1393,13 +1458,8 @@ static bool check_request(struct worker *w, struct move *m, const char *buckets,
 	if (!move_parse_buckets(buckets, l->map->n_buckets, m->ranges, MOVE_RANGES_MAX,
 				&m->n_ranges, err, errlen))
 		return false;
-	m->map_to = -1;
-	for (int i = 0; i < l->map->n_shards; i++) {
-		if (strcmp(l->map->names[i], m->to) == 0)
-			m->map_to = i;
-	}
-	if (shard_index(set, m->to) < 0 || m->map_to < 0) {
-		snprintf(err, errlen, "shard %s is not in [shards.%s] and its map", m->to, m->set);
+	if (shard_index(set, m->to) < 0) {
+		snprintf(err, errlen, "shard %s is not in [shards.%s]", m->to, m->set);
 		return false;
 	}
 	/* Every bucket must be on one source shard, other than the target. */
@@ -1442,7 +1502,7 @@ static bool check_request(struct worker *w, struct move *m, const char *buckets,
 			return false;
 		}
 	}
-	if (from == m->map_to) {
+	if (from >= 0 && strcmp(l->map->names[from], m->to) == 0) {
 		snprintf(err, errlen, "the buckets are on shard %s already", m->to);
 		return false;
 	}
@@ -1693,61 +1753,62 @@ void worker_moves_each(struct worker *w, worker_move_fn fn, void *arg)
 	}
 }
 
-/* One line of a state file: the move it names, rolled back or done by what the map says. */
-static void recover_line(struct movers *ms, const struct shards_entry *set,
-			 const struct loaded_shard_map *l, const struct db_entry *e, char *line)
+/*
+ * One line of a state file (or of a state in etcd, where: its place, for the log): the move it
+ * names, rolled back or done by what the map says. NULL: none (logged).
+ */
+static struct move *recover_line(struct movers *ms, const struct shards_entry *set,
+				 const struct loaded_shard_map *l, const struct db_entry *e,
+				 const char *line, const char *where)
 {
 	char name[64], buckets[256], from[64], to[64], step[32], err[200];
 	struct move *m;
-	int map_to = -1;
 
 	if (sscanf(line, "move %63s %255s %63s %63s %31s", name, buckets, from, to, step) != 5) {
-		log_warning("shards.%s: %s.moves: a line that is not a move: %.80s", set->name,
-			    set->map, line);
-		return;
+		log_warning("shards.%s: %s: a line that is not a move: %.80s", set->name, where,
+			    line);
+		return NULL;
 	}
 	if (!(m = calloc(1, sizeof(*m))))
-		return;
+		return NULL;
 	m->ms = ms;
 	list_init(&m->node);
 	snprintf(m->set, sizeof(m->set), "%s", set->name);
 	snprintf(m->name, sizeof(m->name), "%s", name);
 	snprintf(m->from, sizeof(m->from), "%s", from);
 	snprintf(m->to, sizeof(m->to), "%s", to);
-	for (int i = 0; i < l->map->n_shards; i++) {
-		if (strcmp(l->map->names[i], to) == 0)
-			map_to = i;
-	}
 	if (!move_parse_buckets(buckets, l->map->n_buckets, m->ranges, MOVE_RANGES_MAX,
 				&m->n_ranges, err, sizeof(err)) ||
-	    map_to < 0 || m->n_ranges == 0) {
-		log_warning("shards.%s: move %s in %s.moves does not fit the map: left alone "
+	    shard_index(set, to) < 0 || m->n_ranges == 0) {
+		log_warning("shards.%s: move %s in %s does not fit the map: left alone "
 			    "(drop its subscription, publication and slot by hand)",
-			    set->name, name, set->map);
+			    set->name, name, where);
 		free(m);
-		return;
+		return NULL;
 	}
 	fill_from_section(m, set, l, e);
-	m->map_to = map_to;
 	m->id = ms->next_id++;
 	m->started_us = clock_now_us();
 	m->lag = -1;
 	m->created = true;
 	m->recovered = true;
+	m->coordinated = config_shard_map_in_etcd(set);
+	m->instances = -1;
 	list_add_tail(&ms->moves, &m->node);
 	/* The map is the truth: written means switched, whatever step the file had reached. */
-	if (l->map->owner[m->ranges[0].first] == map_to) {
+	if (switched(m, l->map)) {
 		m->step = MOVE_DONE;
-		log_info("move %d (%s): found at start, switched: MOVE CLEANUP %d remains", m->id,
-			 name, m->id);
-		return;
+		log_info("move %d (%s): found in %s, switched: MOVE CLEANUP %d remains", m->id,
+			 name, where, m->id);
+		return m;
 	}
 	m->step = MOVE_ROLLBACK;
 	note_error(m, "pgmux restarted during step %s: rolled back", step);
-	log_info("move %d (%s): found at start in step %s before its switch: rolling back", m->id,
-		 name, step);
+	log_info("move %d (%s): found in %s in step %s before its switch: rolling back", m->id,
+		 name, where, step);
 	if (!start_ticking(m))
 		log_error("move %d: out of memory: not rolled back", m->id);
+	return m;
 }
 
 void worker_moves_recover(struct worker *w)
@@ -1770,11 +1831,36 @@ void worker_moves_recover(struct worker *w)
 		if ((ms = movers_of(w))) {
 			while (fgets(line, sizeof(line), f)) {
 				if (line[0] != '#' && line[0] != '\n')
-					recover_line(ms, set, l, e, line);
+					recover_line(ms, set, l, e, line, path);
 			}
 		}
 		fclose(f);
 	}
+}
+
+bool worker_moves_adopt(struct worker *w, const char *set_name, const char *line,
+			const char *coordinator)
+{
+	const struct shards_entry *set = config_find_shards(w->cfg, set_name);
+	const struct loaded_shard_map *l = set ? worker_shard_map(w, set) : NULL;
+	const struct db_entry *e = set ? sharded_entry(w->cfg, set->name) : NULL;
+	struct movers *ms = movers_of(w);
+	char name[64], where[256];
+	struct list_node *n;
+	struct move *m;
+
+	if (!l || !e || !ms || sscanf(line, "move %63s", name) != 1)
+		return false;
+	for_each_node(n, &ms->moves)
+	{
+		if (strcmp(list_entry(n, struct move, node)->name, name) == 0)
+			return false; /* adopted already, or this process's own */
+	}
+	snprintf(where, sizeof(where), "etcd (left by %s)", coordinator);
+	if (!(m = recover_line(ms, set, l, e, line, where)))
+		return false;
+	save_state(m); /* this instance's now, should it be restarted in turn */
+	return true;
 }
 
 void worker_moves_free(struct worker *w)

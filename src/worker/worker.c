@@ -294,6 +294,24 @@ void worker_shutdown(struct worker *w, bool safe)
 	pool_janitor(w);
 }
 
+static void on_left_etcd(void *arg)
+{
+	struct worker *w = arg;
+
+	evloop_break(&w->loop);
+}
+
+void worker_exit(struct worker *w)
+{
+	if (w->exiting)
+		return;
+	w->exiting = true;
+	log_info("all clients gone, exiting");
+	/* The instance's registrations in etcd go now, not when their leases expire. */
+	if (!worker_movecoord_leave(w, on_left_etcd, w))
+		evloop_break(&w->loop);
+}
+
 const struct histogram *worker_write_pauses(struct worker *w, const struct cluster *cl)
 {
 	const struct handover *ho = &cl->handover;

@@ -77,6 +77,11 @@ def keys(server, n, moving):
 
 @pytest.fixture
 def sharded(pgmux, clean, tmp_path):
+    return start_sharded(pgmux, clean, tmp_path)
+
+
+def start_sharded(pgmux, clean, tmp_path, **section):
+    """pgmux over shards a and b with a new map file; section: more [shards.users] keys."""
     path = str(tmp_path / "users.map")
     subprocess.run([PGMUX_BIN, "--shard-map", "create", "--buckets", str(BUCKETS), "a", "b",
                     "-o", path], check=True, capture_output=True)
@@ -86,6 +91,7 @@ def sharded(pgmux, clean, tmp_path):
                   "health_check_interval = 0.2"]
     lines += ["", "[shards.users]", "key = user_id", f"map = {path}",
               "shard.a = cluster=one", "shard.b = cluster=two"]
+    lines += [f"{k} = {v}" for k, v in section.items()]
     # a short path: a unix socket's must fit in 108 bytes
     takeover = os.path.join(tempfile.mkdtemp(prefix="pgmux-mv-"), "takeover")
     mux = pgmux(settings={"takeover_socket": takeover},
@@ -293,6 +299,17 @@ def test_move_refused(sharded, clean):
     assert wait_step(mux, move_id, "failed")["error"].endswith("aborted by MOVE ABORT")
 
 
+def move_in_hold(mux, a, n=10):
+    """n users of moving buckets, a transaction left open on the first (held_open), and a
+    move of their buckets waiting in its hold for that transaction: (users, txn, move id)."""
+    moving = keys(a, n, True)
+    load_users(mux, moving)
+    open_txn = held_open(mux, moving[0])
+    move_id = start_move(mux)
+    wait_step(mux, move_id, "hold", timeout=30)
+    return moving, open_txn, move_id
+
+
 def held_open(mux, uid):
     """A transaction on uid left open: the move's hold waits for it. It only reads (it has no
     transaction id), so the replication slot's creation on a need not wait for it."""
@@ -356,11 +373,7 @@ def test_abort_leaves_map_and_data(sharded, clean):
 def test_target_lost_before_switch(sharded, clean):
     mux = sharded
     a, b = clean
-    moving = keys(a, 10, True)
-    load_users(mux, moving)
-    open_txn = held_open(mux, moving[0])
-    move_id = start_move(mux)
-    wait_step(mux, move_id, "hold", timeout=30)
+    moving, open_txn, move_id = move_in_hold(mux, a)
     b.stop()
     try:
         mux.admin(f"MOVE ABORT {move_id}")
@@ -419,14 +432,21 @@ def test_restart_resumes_from_state_file(sharded, clean):
     assert map_version(mux) == 2
     wait_for(lambda: all(r["primary"] for r in mux.admin("SHOW SHARDS")), timeout=10,
              what="primaries known")
-    mux.admin("MOVE CLEANUP 1")
-    row = wait_step(mux, 1, ("cleaned", "done"), timeout=30)
+    cleaned_up(mux, 1, clean, moving)
+    assert not os.path.exists(mux.map_path + ".moves")
+
+
+def cleaned_up(mux, move_id, servers, moving):
+    """MOVE CLEANUP of a done move of the users of moving (no other row): the rows gone from
+    a, kept on b, and no replication object left."""
+    a, b = servers
+    mux.admin(f"MOVE CLEANUP {move_id}")
+    row = wait_step(mux, move_id, ("cleaned", "done"), timeout=60)
     assert row["step"] == "cleaned", row
     assert int(row["rows"]) == len(moving)
     assert a.sql("SELECT count(*) FROM users", dbname="app") == "0"
     assert b.sql("SELECT count(*) FROM users", dbname="app") == str(len(moving))
-    assert replication_objects(clean) == ("0", "0", "0")
-    assert not os.path.exists(mux.map_path + ".moves")
+    assert replication_objects(servers) == ("0", "0", "0")
 
 
 @pytest.mark.timeout(120)
@@ -461,7 +481,7 @@ def test_hold_timeout_aborts_the_move_not_the_clients(sharded, clean):
         waited = time.monotonic() - t0
         assert move_row(mux, move_id)["step"] in ("rollback", "failed")
         row = wait_step(mux, move_id, "failed", timeout=30)
-        assert "the hold lasted more than 10 s" in row["error"], row
+        assert "the hold lasted more than move_hold_timeout (10 s)" in row["error"], row
         assert waited > 1, waited
         assert a.sql(f"SELECT n FROM users WHERE user_id = {moving[2]}", dbname="app") == "1"
         assert a.sql(f"SELECT n FROM users WHERE user_id = {staying[0]}", dbname="app") == "0"
@@ -494,3 +514,44 @@ def test_no_takeover_while_a_move_runs(sharded, clean):
     assert os.path.exists(mux.map_path + ".moves")
     open_txn.close()
     assert wait_step(mux, move_id, ("done", "failed"))["step"] == "done"
+
+
+@pytest.mark.timeout(90)
+def test_move_user(pgmux, clean, tmp_path):
+    """move_user: the move's publication and subscription are made by that role, not by the
+    health-check user (they stay from the copy until the clean-up)."""
+    a, b = clean
+    for s in clean:
+        s.sql("DO $$BEGIN CREATE ROLE pgmux_mover SUPERUSER LOGIN; "
+              "EXCEPTION WHEN duplicate_object THEN NULL; END$$")
+    mux = start_sharded(pgmux, clean, tmp_path, move_user="pgmux_mover")
+    moving = keys(a, 10, True)
+    load_users(mux, moving)
+    move_id = start_move(mux)
+    assert wait_step(mux, move_id, ("done", "failed"), timeout=60)["step"] == "done"
+    owners = (a.sql("SELECT pubowner::regrole FROM pg_publication", dbname="app"),
+              b.sql("SELECT subowner::regrole FROM pg_subscription", dbname="app"))
+    assert owners == ("pgmux_mover", "pgmux_mover"), owners
+    mux.admin(f"MOVE CLEANUP {move_id}")
+    assert wait_step(mux, move_id, ("cleaned", "done"), timeout=30)["step"] == "cleaned"
+
+
+@pytest.mark.timeout(90)
+def test_move_hold_timeout(pgmux, clean, tmp_path):
+    """move_hold_timeout: a hold kept waiting by a running unit gives up after it, and the
+    unit goes on, on the source."""
+    a, b = clean
+    mux = start_sharded(pgmux, clean, tmp_path, move_hold_timeout=1.5)
+    moving = keys(a, 10, True)
+    load_users(mux, moving)
+    open_txn = held_open(mux, moving[0])
+    move_id = start_move(mux)
+    row = wait_step(mux, move_id, "failed", timeout=30)
+    assert row["error"] == ("hold: the hold lasted more than move_hold_timeout (1.5 s): units "
+                            "of work on the moving buckets still running"), row
+    open_txn.execute("UPDATE users SET n = n + 1 WHERE user_id = %s", (moving[0],))
+    open_txn.commit()
+    assert a.sql(f"SELECT n FROM users WHERE user_id = {moving[0]}", dbname="app") == "1"
+    assert map_version(mux) == 1
+    wait_for(lambda: replication_objects(clean) == ("0", "0", "0"), timeout=10,
+             what="replication objects dropped")

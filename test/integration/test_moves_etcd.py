@@ -20,8 +20,9 @@ import pytest
 import rawpg
 
 from conftest import wait_for
-from test_moves import (BUCKETS, MOVING, Writer, assert_moved, clean, keys,  # noqa: F401
-                        load_users, replication_objects, rows, servers, wait_step)
+from test_moves import (BUCKETS, MOVING, Writer, assert_moved, clean, cleaned_up,  # noqa: F401
+                        keys, load_users, move_in_hold, replication_objects, restart, rows, servers,
+                        wait_step)
 from test_shard_etcd import Etcd, etcd  # noqa: F401
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
@@ -222,3 +223,69 @@ def test_move_refused_while_etcd_is_unreachable(two, clean, etcd):  # noqa: F811
     assert e.value.sqlstate == "57P03", e.value
     assert "not registered under the map's key" in str(e.value)
     assert one.admin("SHOW MOVES") == []
+
+
+def states(e):
+    """The moves' states under the map key: {name: value}."""
+    return {k.rsplit("/", 1)[1]: etcd_get(e, k)[0] for k in etcd_keys(e, KEY + "/state/")}
+
+
+def adopted(mux):
+    """Wait until mux (started again) shows the move its previous process left."""
+    # the previous process's registration expires first: up to 10 s after it was killed
+    wait_for(lambda: mux.admin("SHOW MOVES"), timeout=30, what="the move adopted")
+
+
+@pytest.mark.timeout(150)
+def test_coordinator_restarted_mid_move(two, clean, etcd):  # noqa: F811
+    """The coordinator killed during the hold, and started again on its port: once its old
+    registration has expired it finds the move's state in etcd and rolls the move back (the
+    map unchanged, no replication object left, the target empty), and the other instance
+    serves the moving keys from the source again. Killed after a switch, it finds the move
+    done, and MOVE CLEANUP runs there."""
+    a, b = clean
+    one, other = two
+    moving, open_txn, move_id = move_in_hold(one, a)
+    (name, state), = states(etcd).items()
+    assert state.startswith(f"move {name} {MOVING[0]}-{MOVING[1]} a b hold by "), state
+    restart(one)
+    open_txn.close()
+    adopted(one)
+    row = wait_step(one, 1, "failed", timeout=60)
+    assert "pgmux restarted during step hold" in row["error"], row
+    assert f"adopted move {name}" in one.log()
+    assert map_version_in(etcd) == 1
+    wait_for(lambda: replication_objects(clean) == ("0", "0", "0"), timeout=10,
+             what="no replication object left")
+    assert b.sql("SELECT count(*) FROM users", dbname="app") == "0"
+    assert states(etcd) == {}
+    # the other instance's hold ended with the coordinator's record: the keys are a's again
+    with other.connect(dbname="app") as c:
+        c.execute("UPDATE users SET n = n + 1 WHERE user_id = %s", (moving[1],))
+    assert shard_for(other, moving[1]) == "a"
+
+    # killed after the switch: found done, and cleaned up by the process started again
+    wait_for(lambda: len(etcd_keys(etcd, KEY + "/instances/")) == 2, timeout=15,
+             what="both instances registered")
+    move_id = start_move(one)
+    assert wait_step(one, move_id, ("done", "failed"), timeout=60)["step"] == "done"
+    assert list(states(etcd).values())[0].split(" by ")[0].endswith(" done")
+    restart(one)
+    adopted(one)
+    row = wait_step(one, 1, "done", timeout=60)
+    assert row["buckets"] == f"{MOVING[0]}-{MOVING[1]}" and row["to"] == "b", row
+    assert map_version_in(etcd) == 2
+    cleaned_up(one, 1, clean, moving)
+    assert states(etcd) == {}
+
+
+def test_stopped_instance_leaves_at_once(two, etcd):  # noqa: F811
+    """An instance stopped cleanly revokes its registration before it exits, rather than
+    leaving it to expire (up to 10 s, during which a move would wait for it and abort)."""
+    one, other = two
+    other.close_admin()
+    other.expect_exit = True
+    assert other.stop() == 0
+    assert "registration in etcd revoked" in other.log()
+    # gone as the process exited: an expiry would take 7 s at least (renewed every 3 s)
+    assert len(etcd_keys(etcd, KEY + "/instances/")) == 1

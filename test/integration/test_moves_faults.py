@@ -7,7 +7,8 @@ Each fault strikes at a chosen step, held there on purpose rather than by timing
 - catch-up: pgmux is stopped (SIGSTOP) while the copy ends, the target's apply worker is stopped
   too and the source writes more than the 1 MB at which the hold would start; pgmux then
   resumes into a catch-up it cannot finish.
-Faults: the subscription disabled or dropped on the target during the copy (the move fails),
+Faults: the subscription disabled or dropped on the target during the copy, or disabled during
+the catch-up (the move fails),
 its workers terminated again and again (the move survives), the target's primary stopped
 during catch-up, pgmux killed (SIGKILL) during the copy and started again (it rolls back from
 its state file). After each failure the map is unchanged, the source's rows are as they were,
@@ -153,10 +154,10 @@ def test_workers_terminated_during_copy_survived(sharded, clean):
     assert replication_objects((a, b)) == ("0", "0", "0")
 
 
-@pytest.mark.timeout(90)
-def test_target_stopped_during_catchup(sharded, clean):
-    mux = sharded
-    a, b = clean
+def start_held_catchup(mux, a, b):
+    """Rows loaded (load), and a move of them held in its catch-up: copied, then behind by
+    more than 1 MB that the target's apply worker (stopped) cannot apply. Returns the move's
+    id, the worker's pid and the source's fingerprint once the rows behind were written."""
     moving, _ = load(mux, a)
     move_id, lock = start_held_copy(mux, a, b)
     # pgmux must not see the copy end before the target falls behind: it waits, stopped
@@ -172,11 +173,35 @@ def test_target_stopped_during_catchup(sharded, clean):
               "FROM generate_series(1, 40000) g", dbname="app")
     finally:
         mux.proc.send_signal(signal.SIGCONT)
-    a_before = fingerprint(a)
     row = wait_step(mux, move_id, ("catch-up", "hold", "done", "failed"), timeout=20)
     assert row["step"] == "catch-up", row
     wait_for(lambda: int(move_row(mux, move_id)["lag_bytes"]) > 1024 * 1024, timeout=10,
              what="the lag seen")
+    return move_id, worker, fingerprint(a)
+
+
+@pytest.mark.timeout(90)
+def test_subscription_disabled_during_catchup(sharded, clean):
+    """Disabled while behind, the subscription would never catch up: the move fails and
+    rolls back, rather than waiting with a growing lag."""
+    mux, (a, b) = sharded, clean
+    move_id, worker, a_before = start_held_catchup(mux, a, b)
+    name = b.sql("SELECT subname FROM pg_subscription", dbname="app")
+    b.sql(f"ALTER SUBSCRIPTION {name} DISABLE", dbname="app")
+    # it ends at its next message, before it could apply (and confirm) what it was sent; a
+    # disabled subscription's worker is not started again
+    b.sql(f"SELECT pg_terminate_backend({worker})")
+    os.kill(worker, signal.SIGCONT)
+    row = wait_step(mux, move_id, "failed", timeout=30)
+    assert f"the subscription {name} was disabled on shard b" in row["error"], row
+    assert "rollback" not in row["error"], row
+    assert_rolled_back(mux, a, b, a_before)
+
+
+@pytest.mark.timeout(90)
+def test_target_stopped_during_catchup(sharded, clean):
+    mux, (a, b) = sharded, clean
+    move_id, worker, a_before = start_held_catchup(mux, a, b)
     # b's primary goes: its stopped worker is killed, the rest shut down at once
     os.kill(worker, signal.SIGKILL)
     b.stop("immediate")
