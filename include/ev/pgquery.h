@@ -27,7 +27,8 @@ struct pgquery;
 enum pgquery_outcome {
 	PGQUERY_ROW,    /* the query returned at least one row: values hold the first */
 	PGQUERY_NO_ROW, /* it returned no row, or was a command that returns none (DDL) */
-	PGQUERY_ERROR,  /* connect or query failed: error says why */
+	PGQUERY_ERROR,  /* the query failed: error says why */
+	PGQUERY_LOST,   /* no answer: the connection could not be made, failed or timed out */
 };
 
 /*

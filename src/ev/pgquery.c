@@ -147,7 +147,7 @@ static void fail_all(struct pgquery *q, const char *why)
 	msg[strcspn(msg, "\n")] = '\0';
 	drop_connection(q);
 	while (!list_empty(&q->queue))
-		finish_head(q, PGQUERY_ERROR, 0, NULL, msg);
+		finish_head(q, PGQUERY_LOST, 0, NULL, msg);
 }
 
 static void arm_timer(struct pgquery *q)

@@ -449,7 +449,7 @@ static void on_check_done(void *arg, enum pgquery_outcome outcome, int ncols,
 	if (outcome == PGQUERY_ROW && ncols >= 4)
 		check_passed(m, values);
 	else
-		check_failed(m, outcome == PGQUERY_ERROR ? error : "health check returned no row");
+		check_failed(m, outcome != PGQUERY_NO_ROW ? error : "health check returned no row");
 	m->next_check_us = clock_now_us() + (uint64_t)(check_interval(m) * 1e6);
 	update_lags(cl);
 	recompute_roles(cl);

@@ -794,8 +794,23 @@ static void on_answer(struct move *m, int ncols, const char *const *v)
 	}
 }
 
-/* May a rollback step on the source that failed be tried again (the source changing hands)? */
-static bool source_retry(struct move *m)
+/*
+ * Does the rollback's step run on the target (the subscription, the copied rows), and can the
+ * target change hands (a cluster of several members)? A lone server that is down is not waited
+ * for: the rollback notes what it left, for MOVE CLEANUP.
+ */
+static bool on_changing_target(const struct move *m)
+{
+	const struct shards_entry *set = section_of(m);
+	int k = set ? shard_index(set, m->to) : -1;
+	const struct cluster *cl = k >= 0 ? topo_find(&m->ms->w->topo, set->shards[k].cluster)
+					  : NULL;
+
+	return m->phase != 2 && m->phase != 3 && cl && cl->n_members > 1;
+}
+
+/* May a rollback step that failed be tried again (its shard changing hands)? */
+static bool rollback_retry(struct move *m)
 {
 	uint64_t now = clock_now_us();
 
@@ -810,6 +825,20 @@ static void on_query(void *arg, enum pgquery_outcome outcome, int ncols, const c
 	struct move *m = arg;
 
 	m->busy = false;
+	if (outcome == PGQUERY_LOST && m->step == MOVE_ROLLBACK && on_changing_target(m) &&
+	    rollback_retry(m)) {
+		/* The target unreachable (changing hands): on_tick follows its new primary. */
+		if (!m->retry_logged)
+			log_info("move %d: rollback on shard %s: %s; trying again for up to %g s",
+				 m->id, m->to, error, ROLLBACK_RETRY);
+		m->retry_logged = true;
+		poll_later(m);
+		advance(m);
+		return;
+	}
+	if (outcome == PGQUERY_LOST)
+		outcome =
+			PGQUERY_ERROR; /* elsewhere a lost connection fails the query as any error */
 	if (m->fetching_tables) {
 		char why[200];
 		int n;
@@ -838,7 +867,7 @@ static void on_query(void *arg, enum pgquery_outcome outcome, int ncols, const c
 				m->id, m->name, error);
 			m->phase = 1;
 		} else if (m->step == MOVE_ROLLBACK && (m->phase == 2 || m->phase == 3) &&
-			   source_retry(m)) {
+			   rollback_retry(m)) {
 			if (!m->retry_logged)
 				log_info(
 					"move %d: rollback on shard %s: %s; trying again for up to "

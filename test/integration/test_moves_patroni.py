@@ -1,4 +1,4 @@
-"""A bucket move whose source shard is a Patroni cluster, and a switchover there mid-copy.
+"""Bucket moves from and to a Patroni cluster, and a switchover there mid-copy.
 
 Shard a is a Patroni cluster (a leader and one replica, wal_level = logical, with
 `ignore_slots` for logical pgoutput slots as doc/sharding.md asks: else Patroni drops a move's
@@ -14,6 +14,10 @@ is on a's new primary. (A transaction in flight on the old primary when Patroni 
 as it would without pgmux: pgmux cannot replay a transaction; one such error per writer is
 allowed, and printed.) A new move of the same buckets then completes, and its clean-up leaves
 nothing behind.
+
+The same the other way: buckets of b move to a, a switchover on a (the target, where the
+subscription is) during the copy aborts that move cleanly too (no subscription left on either
+member of a, no publication or slot on b), and a new move to a's new primary completes.
 """
 import os
 import sys
@@ -91,7 +95,7 @@ def clusters():
     pc = PatroniCluster(nodes=2, scope="move-a",
                         dcs={"parameters": {"wal_level": "logical"},
                              "ignore_slots": [{"type": "logical", "plugin": "pgoutput"}]})
-    plain = PgCluster()
+    plain = PgCluster(settings=["wal_level = logical"])    # the source of the second test
     try:
         pc.start(timeout=90)
         pc.execute("CREATE DATABASE app")
@@ -192,3 +196,78 @@ def test_switchover_on_the_source_during_the_copy(mux, clusters):
     assert row["step"] == "cleaned", row
     wait_for(lambda: nothing_left(pc, b), timeout=10, what="no replication object left")
     assert moving_rows(a) == {t: 0 for t in TABLES}
+
+
+TO_A = (8192, 9215)                     # on b in the first map
+IN_TO_A = f"(hashint8extended(user_id, 0) & {BUCKETS - 1}) BETWEEN {TO_A[0]} AND {TO_A[1]}"
+
+
+def keys_on_b(b, n):
+    out = b.sql(f"SELECT k FROM generate_series(1, 100000) k WHERE (hashint8extended(k, 0) & "
+                f"{BUCKETS - 1}) BETWEEN {TO_A[0]} AND {TO_A[1]} ORDER BY k LIMIT {n}")
+    return [int(k) for k in out.split()]
+
+
+def subscriptions(pc):
+    """{member: subscriptions on it} for every member of a."""
+    return {name: Leader(pc, name).sql("SELECT count(*) FROM pg_subscription", dbname="app")
+            for name in pc.names}
+
+
+@pytest.mark.timeout(240)
+def test_switchover_on_the_target_during_the_copy(mux, clusters):
+    pc, b = clusters
+    a = Leader(pc)
+    a.sql("TRUNCATE users, events, notes", dbname="app")
+    b.sql("TRUNCATE users, events, notes", dbname="app")
+    uids = keys_on_b(b, 20)
+    load_users(mux, uids)
+    writers = [Writer(mux, 1, uids[:10]), Writer(mux, 2, uids[10:])]
+    for w in writers:
+        w.start()
+    wait_for(lambda: all(len(w.acked) > 20 for w in writers), timeout=20, what="writes")
+    # the copy held on a: its leader's notes locked as test_moves_faults does on b
+    lock = psycopg.connect(pc.dsn(pc.leader(), dbname="app"), autocommit=False)
+    lock.execute("LOCK TABLE notes IN SHARE MODE")
+    move_id = start_move(mux, buckets=f"{TO_A[0]}-{TO_A[1]}", to="a")
+    wait_for(lambda: Leader(pc).sql("SELECT count(*) FROM pg_subscription_rel r JOIN pg_class c "
+                                    "ON c.oid = r.srrelid WHERE c.relname = 'events' AND "
+                                    "r.srsubstate = 'r'", dbname="app") == "1",
+             timeout=30, interval=0.05, what="events copied to a")
+    assert move_row(mux, move_id)["step"] == "copy"
+    old = pc.leader()
+    new = pc.switchover()
+    lock.close()
+    row = wait_step(mux, move_id, "failed", timeout=90)
+    print(f"\nswitchover {old} -> {new} on the target during the copy: {row['error']}")
+    assert "rollback" not in row["error"], row
+    pc.wait_member(old, role="replica", timeout=60)
+    wait_for(lambda: set(subscriptions(pc).values()) == {"0"}
+             and b.sql("SELECT count(*) FROM pg_publication", dbname="app") == "0"
+             and b.sql("SELECT count(*) FROM pg_replication_slots") == "0",
+             timeout=10, what="no replication object left")
+    a = Leader(pc)
+    assert a.sql(f"SELECT count(*) FROM users WHERE {IN_TO_A}", dbname="app") == "0"
+    assert map_version(mux) == 1
+
+    # a new move to the new primary completes, under the same writers
+    move_id = start_move(mux, buckets=f"{TO_A[0]}-{TO_A[1]}", to="a")
+    row = wait_step(mux, move_id, ("done", "failed"), timeout=60)
+    assert row["step"] == "done", row
+    counts = [len(w.acked) for w in writers]
+    wait_for(lambda: all(len(w.acked) > n + 10 for w, n in zip(writers, counts)), timeout=30,
+             what="writes after the switch")
+    for w in writers:
+        w.stop.set()
+    for w in writers:
+        w.join(10)
+    assert [e for w in writers for e in w.errors] == []
+    acked = {(eid, uid) for w in writers for eid, uid in w.acked}
+    assert rows(a, "SELECT id, user_id FROM events") == acked
+    assert map_version(mux) == 2
+    mux.admin(f"MOVE CLEANUP {move_id}")
+    row = wait_step(mux, move_id, ("cleaned", "done"), timeout=60)
+    assert row["step"] == "cleaned", row
+    assert b.sql("SELECT count(*) FROM events", dbname="app") == "0"
+    wait_for(lambda: set(subscriptions(pc).values()) == {"0"}, timeout=10,
+             what="the subscription dropped")
