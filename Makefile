@@ -50,7 +50,7 @@ UNIT_BINS := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRCS))
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
-.PHONY: all pgmux deps check fuzz-replay modgraph callgraph unit integration demo demo-ha demo-shards bench bench-routing bench-shards bench-shards-tps bench-metrics fuzz install deb rpm check-packages clean format format-check help
+.PHONY: all pgmux deps check fuzz-replay modgraph callgraph unit integration demo demo-ha demo-shards bench bench-routing bench-shards bench-shards-tps bench-moves bench-metrics fuzz install deb rpm check-packages clean format format-check help
 all: deps pgmux
 
 # Cheap when everything is installed: the script checks with dpkg-query first.
@@ -135,6 +135,11 @@ bench-shards: $(BUILD)/bench/shard_bench
 # and through one unsharded server, interleaved: tps and ratios. About 4 minutes (QUICK=1: 1).
 bench-shards-tps: deps pgmux
 	$(Q)$(PYTHON) bench/shards.py $(if $(QUICK),--quick)
+
+# A bucket move of 1M rows under writers: copy rate, the moving keys' pause at the cutover, the
+# other keys' latency before and during, the clean-up. About a minute (QUICK=1: 200,000 rows).
+bench-moves: deps pgmux
+	$(Q)$(PYTHON) bench/moves.py $(if $(QUICK),--quick)
 
 $(BUILD)/bench/shard_bench: bench/shard_bench.c $(BUILD)/src/shard/bucket.o $(BUILD)/src/shard/map.o
 	@mkdir -p $(dir $@)
@@ -260,6 +265,7 @@ help:
 	@echo "make bench-shards  shard map balance, keys moved when adding a shard, ns per key; then bench-shards-tps"
 	@echo "make bench-metrics  CPU cost of scraping /metrics once a second with 1,000 pools"
 	@echo "make bench-shards-tps  pgbench through 2 shards vs one unsharded server (QUICK=1 for a short run)"
+	@echo "make bench-moves   a bucket move of 1M rows under writers: copy rate, pauses (QUICK=1: 200k)"
 	@echo "make fuzz       libFuzzer targets, FUZZ_RUNS=1000000 inputs each (needs clang)"
 	@echo "make fuzz-replay  every fuzz target built with gcc, run on its seeds (in make check)"
 	@echo "make install    install binary, config, man pages and systemd units (PREFIX=, DESTDIR=)"
