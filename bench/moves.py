@@ -24,7 +24,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -33,6 +32,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "test", "lib"))
 import psycopg  # noqa: E402
 
 from pgcluster import PG_BIN, PGMUX_BIN, PgCluster, Pgmux  # noqa: E402
+from timedwriter import TimedWriter, percentile  # noqa: E402
 
 BUCKETS = 16384
 MOVING = (0, 4095)
@@ -51,39 +51,7 @@ def log(msg):
 
 
 def pct(values, p):
-    s = sorted(values)
-    return s[min(len(s) - 1, len(s) * p // 100)] * 1000 if s else float("nan")
-
-
-class Writer(threading.Thread):
-    """Transactions through pgmux on user_ids: (end time, seconds) of each, errors kept."""
-
-    def __init__(self, dsn, wid, user_ids):
-        super().__init__(daemon=True)
-        self.dsn, self.wid, self.user_ids = dsn, wid, user_ids
-        self.samples, self.errors = [], []
-        self.stop = threading.Event()
-
-    def run(self):
-        seq = 0
-        with psycopg.connect(self.dsn, autocommit=True) as c:
-            while not self.stop.is_set():
-                seq += 1
-                uid = self.user_ids[seq % len(self.user_ids)]
-                t0 = time.monotonic()
-                try:
-                    with c.transaction():
-                        c.execute("UPDATE users SET n = n + 1 WHERE user_id = %s", (uid,))
-                        c.execute("INSERT INTO events VALUES (%s, %s, %s)",
-                                  (-(self.wid * 10_000_000 + seq), uid, seq))
-                except psycopg.Error as e:
-                    self.errors.append(str(e).strip())
-                    continue
-                t1 = time.monotonic()
-                self.samples.append((t1, t1 - t0))
-
-    def between(self, start, end):
-        return [d for t, d in self.samples if start <= t < end]
+    return percentile(values, p) * 1000
 
 
 class Bench:
@@ -144,8 +112,10 @@ class Bench:
     def run(self):
         dsn = self.mux.dsn("app")
         moving, other = self.keys(True, 60), self.keys(False, 40)
-        writers = ([Writer(dsn, i, moving[i::3]) for i in range(3)]
-                   + [Writer(dsn, 3 + i, other[i::2]) for i in range(2)])
+        def connect():
+            return psycopg.connect(dsn, autocommit=True)
+        writers = ([TimedWriter(connect, 1 + i, moving[i::3]) for i in range(3)]
+                   + [TimedWriter(connect, 4 + i, other[i::2]) for i in range(2)])
         for w in writers:
             w.start()
         time.sleep(5)

@@ -20,7 +20,6 @@ cutover), beside the pause that clients of the moving keys see at the cutover.
 import os
 import signal
 import sys
-import threading
 import time
 
 import psycopg
@@ -28,6 +27,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
 from conftest import wait_for  # noqa: E402
+from timedwriter import TimedWriter, percentile  # noqa: E402
 from test_moves import (IN_MOVE, MOVING, clean, keys, load_users, map_version,  # noqa: E402,F401
                         move_row, replication_objects, restart, servers, sharded, start_move,
                         wait_step)
@@ -245,42 +245,6 @@ def test_pgmux_killed_during_copy(sharded, clean):
     assert map_version(mux) == 2
 
 
-def percentile(values, p):
-    s = sorted(values)
-    return s[min(len(s) - 1, len(s) * p // 100)] if s else float("nan")
-
-
-class Timed(threading.Thread):
-    """Transactions on keys through pgmux, each (end time, seconds); errors kept."""
-
-    def __init__(self, mux, wid, user_ids):
-        super().__init__(daemon=True)
-        self.mux, self.wid, self.user_ids = mux, wid, user_ids
-        self.samples, self.errors = [], []
-        self.stop = threading.Event()
-
-    def run(self):
-        seq = 0
-        with self.mux.connect(dbname="app") as c:
-            while not self.stop.is_set():
-                seq += 1
-                uid = self.user_ids[seq % len(self.user_ids)]
-                t0 = time.monotonic()
-                try:
-                    with c.transaction():
-                        c.execute("UPDATE users SET n = n + 1 WHERE user_id = %s", (uid,))
-                        c.execute("INSERT INTO events (id, user_id, seq) VALUES (%s, %s, %s)",
-                                  (self.wid * 10_000_000 + seq, uid, seq))
-                except psycopg.Error as e:
-                    self.errors.append(f"{uid}: {e.sqlstate} {e}")
-                    continue
-                t1 = time.monotonic()
-                self.samples.append((t1, t1 - t0))
-
-    def between(self, t0, t1):
-        return [d for t, d in self.samples if t0 <= t < t1]
-
-
 @pytest.mark.timeout(120)
 def test_latency_of_other_keys_during_a_move(sharded, clean):
     """Writers on keys that stay and on keys that move, before and during a move of 200k
@@ -291,8 +255,10 @@ def test_latency_of_other_keys_during_a_move(sharded, clean):
     load_users(mux, moving + staying)
     a.sql(f"INSERT INTO events SELECT g, (ARRAY[{','.join(map(str, moving))}])[1 + g % 20], g "
           "FROM generate_series(1, 200000) g", dbname="app")
-    others = [Timed(mux, i + 1, staying[i::2]) for i in range(2)]
-    movers = [Timed(mux, 3 + i, moving[i::3]) for i in range(3)]
+    def connect():
+        return mux.connect(dbname="app")
+    others = [TimedWriter(connect, i + 1, staying[i::2]) for i in range(2)]
+    movers = [TimedWriter(connect, 3 + i, moving[i::3]) for i in range(3)]
     for w in others + movers:
         w.start()
     t_before = time.monotonic()
