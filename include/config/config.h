@@ -156,6 +156,7 @@ struct shards_entry {
 	char *no_shard_key;       /* "error", "all", or a shard's name: where keyless work goes */
 	int fanout_limit;         /* no_shard_key = all: reads to every shard at once */
 	double move_hold_timeout; /* seconds a move's hold may last before the move aborts */
+	int etcd_outage;          /* enum etcd_outage: a map in etcd that cannot be followed */
 	char *move_user;          /* moves log in as this ("": each cluster's health-check user) */
 	char *move_password;
 	struct shard_entry *shards; /* in the order written */
@@ -163,6 +164,11 @@ struct shards_entry {
 	struct loaded_shard_map *loaded; /* a map file as read with the config; NULL for etcd: */
 	/* parsing only: which fields the section set (bit = row of config_shards_keys) */
 	unsigned long long set_mask;
+};
+
+enum etcd_outage {
+	ETCD_OUTAGE_SERVE,  /* go on with the map in force */
+	ETCD_OUTAGE_REFUSE, /* refuse the section's work until registered again (movecoord) */
 };
 
 /* One [users] entry. */

@@ -44,6 +44,7 @@
 #include "shard/move.h"
 
 struct client;
+struct shards_entry;
 struct worker;
 
 #define MOVECOORD_POLL 0.1     /* seconds between reads of the map key's prefix */
@@ -62,6 +63,14 @@ void worker_movecoord_apply(struct worker *w);
  */
 #define MOVECOORD_LEAVE_TIMEOUT 1.0
 bool worker_movecoord_leave(struct worker *w, void (*left)(void *arg), void *arg);
+
+/*
+ * With etcd_outage = refuse: may this instance be unknown to a move's coordinator, or serve
+ * with an older map than etcd's? True from FENCE_MARGIN seconds before its lease could have
+ * expired (no renewal answered since) until it is registered again, etcd's answer shows it, and
+ * the map in force is at least the one etcd holds. Its units of work on set are refused then.
+ */
+bool worker_movecoord_fenced(struct worker *w, const struct shards_entry *set);
 
 /* Stop every request, release every held client, free everything (at exit). */
 void worker_movecoord_free(struct worker *w);

@@ -23,6 +23,7 @@
 #include "shard/key.h"
 #include "shard/keyfind.h"
 #include "shard/map.h"
+#include "worker/movecoord.h"
 #include "worker/mover.h"
 #include "worker/shardmaps.h"
 #include "worker/worker.h"
@@ -484,6 +485,22 @@ static bool find_shard(struct client *c, const struct sharding *sh, const struct
 }
 
 /* Refuse the unit of work this message starts: an error, then the rest of it is dropped. */
+/*
+ * etcd_outage = refuse, and this pgmux may be unknown to a move's coordinator or behind etcd's
+ * map (worker/movecoord.h): nothing of the section runs, so that nothing can go to a shard the
+ * buckets have left.
+ */
+static bool fenced(struct client *c, const struct shards_entry *set, char *message, size_t len)
+{
+	if (!c->w->movecoord || !worker_movecoord_fenced(c->w, set))
+		return false;
+	snprintf(message, len,
+		 "pgmux cannot show etcd that it follows the map of [shards.%s] (etcd_outage = "
+		 "refuse): its work is refused until etcd answers and the map is read",
+		 set->name);
+	return true;
+}
+
 static enum conn_action refuse(struct client *c, const struct pkt_header *hdr, const char *sqlstate,
 			       const char *message)
 {
@@ -820,6 +837,8 @@ enum conn_action client_shard_unit(struct client *c, const struct pkt_header *hd
 		client_shard_end_transaction(c);
 	else if (c->tx_status == 'E')
 		return in_failed_transaction(c, hdr, whole);
+	if (fenced(c, set, message, sizeof(message)))
+		return refuse(c, hdr, "57P03", message);
 	if (setting_query(c, sh, hdr, whole, &act))
 		return act;
 	/* What was read here need not be read again as the messages go to the server. */
@@ -954,6 +973,8 @@ enum conn_action client_shard_linked(struct client *c, const struct pkt_header *
 		return CONN_FORWARD;
 	if (pool_is_session(c->pool))
 		return session_setting(c, hdr, whole);
+	if (fenced(c, set, message, sizeof(message)))
+		return fail_transaction(c, hdr, "57P03", message);
 	if (hdr->len > SHARD_PARSE_MAX)
 		return CONN_FORWARD; /* not read for a key: stays in the transaction's shard */
 	if (!whole)

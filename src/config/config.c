@@ -1027,7 +1027,7 @@ static bool set_shards_key(struct parse_state *ps, const char *set_name, const c
 	if (!key)
 		return parse_fail(ps, name,
 				  "unknown key in [shards.%s] (expected key, key_type, "
-				  "buckets, seed, map, no_shard_key, fanout_limit, "
+				  "buckets, seed, map, no_shard_key, fanout_limit, etcd_outage, "
 				  "move_hold_timeout, move_user, move_password or shard.NAME)",
 				  set_name);
 	if (!parse_value(key, value, &v, why, sizeof(why)))

@@ -470,6 +470,8 @@ static const char *const shard_key_type_aliases[] = {
 	"smallint", "int", "int2", "int", "varchar", "text", NULL,
 };
 
+static const char *const etcd_outage_names[] = { "serve", "refuse", NULL };
+
 #define SH_STR(field, def, help_text)                                                              \
 	ENTRY_KEY(shards_entry, field, CFG_STRING, def, 0, 0, help_text)
 
@@ -495,6 +497,14 @@ const struct config_key config_shards_keys[] = {
 	ENTRY_KEY(
 		shards_entry, fanout_limit, CFG_INT, "4", 1, 10000,
 		"reads sent to every shard (no_shard_key = all) running at once; more are refused"),
+	{ .name = "etcd_outage",
+	  .type = CFG_ENUM,
+	  .offset = offsetof(struct shards_entry, etcd_outage),
+	  .default_value = "serve",
+	  .reloadable = true,
+	  .enum_names = etcd_outage_names,
+	  .help = "a map in etcd this pgmux cannot follow: serve (with the map in force) or refuse "
+		  "(the section's work, until etcd answers again and its map is read)" },
 	ENTRY_KEY(shards_entry, move_hold_timeout, CFG_DOUBLE, "10", 0.1, 3600,
 		  "seconds a bucket move may hold the moving keys' work before it gives up and "
 		  "rolls back"),

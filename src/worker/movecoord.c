@@ -32,6 +32,8 @@
 #define KEEPALIVE_EVERY 3.0 /* seconds between renewals of a MOVECOORD_LEASE_TTL lease */
 #define WRITES_MAX 16
 #define READ_EVERY_WATCHED 1.0 /* seconds between reads while the watch says what changes */
+/* Seconds before the lease's expiry that an instance stops counting on its registration. */
+#define FENCE_MARGIN 2.0
 
 /* Walk a list whose nodes stay where they are during the walk. */
 #define for_each_node(pos, head) for ((pos) = (head)->next; (pos) != (head); (pos) = (pos)->next)
@@ -87,7 +89,10 @@ struct site {
 	char self[128]; /* this instance's id */
 	int64_t lease;  /* 0: none yet */
 	bool lease_out, read_out, write_out, registered;
-	uint64_t renewed_us;   /* when the lease was granted or last renewed */
+	uint64_t renewed_us;    /* when the lease was granted or last renewed */
+	uint64_t lease_sent_us; /* when the lease request out (or last answered) was sent */
+	uint64_t
+		valid_from_us; /* the last granted or renewed lease lasts TTL from (at least) this */
 	uint64_t read_sent_us; /* when the read out (or last answered) was sent */
 	int64_t map_revision;  /* the map key's mod_revision in the last read */
 	struct etcd_kvs last;  /* the last read */
@@ -296,6 +301,7 @@ static void on_lease(void *arg, int status, const char *body, size_t len, const 
 		return;
 	}
 	s->renewed_us = clock_now_us();
+	s->valid_from_us = s->lease_sent_us; /* etcd granted or renewed it after this */
 	if (s->lease == id && s->registered)
 		return;
 	s->lease = id;
@@ -317,6 +323,7 @@ static void lease_tick(struct site *s)
 			: shard_etcd_grant_request(MOVECOORD_LEASE_TTL);
 	opts(&o);
 	url_of(s, s->lease ? "/v3/lease/keepalive" : "/v3/lease/grant", url, sizeof(url));
+	s->lease_sent_us = clock_now_us();
 	s->lease_out = body &&
 		       http_post(s->mc->http, url, body, strlen(body), &o, on_lease, &s->lease_ctx);
 	free(body);
@@ -1084,6 +1091,24 @@ void worker_movecoord_end(struct worker *w, const char *set, const char *name, b
 	free(o->expect);
 	*o = s->own[--s->n_own];
 	memset(&s->own[s->n_own], 0, sizeof(s->own[0])); /* its expect is o's now */
+}
+
+/* ---- an instance cut off from etcd ---- */
+
+bool worker_movecoord_fenced(struct worker *w, const struct shards_entry *set)
+{
+	struct site *s = find_site(w->movecoord, set->name);
+	char key[ETCD_KEY_MAX + 200];
+	uint64_t now = clock_now_us();
+
+	if (set->etcd_outage != ETCD_OUTAGE_REFUSE || !config_shard_map_in_etcd(set))
+		return false;
+	if (!s || !s->lease || !s->valid_from_us ||
+	    now - s->valid_from_us >= (uint64_t)((MOVECOORD_LEASE_TTL - FENCE_MARGIN) * 1e6))
+		return true; /* the registration may be gone: a move would not wait for us */
+	snprintf(key, sizeof(key), "%s/instances/%s", s->src.key, s->self);
+	/* etcd shows it (a move begun from now on waits for us), and our map is etcd's */
+	return !has_key(s, key) || !map_caught_up(s);
 }
 
 /* ---- clients ---- */

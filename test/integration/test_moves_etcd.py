@@ -62,6 +62,11 @@ def map_version_in(e):
 
 @pytest.fixture
 def two(pgmux, clean, etcd, tmp_path):  # noqa: F811
+    return start_two(pgmux, clean, etcd, tmp_path)
+
+
+def start_two(pgmux, clean, etcd, tmp_path, **section):  # noqa: F811
+    """Two pgmux sharing the map in etcd; section: more [shards.users] keys."""
     path = str(tmp_path / "users.map")
     subprocess.run([PGMUX_BIN, "--shard-map", "create", "--buckets", str(BUCKETS), "a", "b",
                     "-o", path], check=True, capture_output=True)
@@ -72,6 +77,7 @@ def two(pgmux, clean, etcd, tmp_path):  # noqa: F811
                   "health_check_interval = 0.2"]
     lines += ["", "[shards.users]", "key = user_id", f"map = etcd:{etcd.url}{KEY}",
               "shard.a = cluster=one", "shard.b = cluster=two"]
+    lines += [f"{k} = {v}" for k, v in section.items()]
     muxes = [pgmux(databases={"app": "shards=users dbname=app"},
                    extra_sections="\n".join(lines) + "\n") for _ in range(2)]
     # both registered under the key, each with its map in force
@@ -289,3 +295,36 @@ def test_stopped_instance_leaves_at_once(two, etcd):  # noqa: F811
     assert "registration in etcd revoked" in other.log()
     # gone as the process exited: an expiry would take 7 s at least (renewed every 3 s)
     assert len(etcd_keys(etcd, KEY + "/instances/")) == 1
+
+
+@pytest.mark.timeout(120)
+def test_refused_while_cut_off_from_etcd(pgmux, clean, etcd, tmp_path):  # noqa: F811
+    """etcd_outage = refuse: once this pgmux's registration may have expired (a move begun then
+    would not wait for it), the section's work is refused with 57P03, inside a transaction
+    too; once etcd answers again, it registers, reads the map and serves."""
+    a, b = clean
+    one, _ = start_two(pgmux, clean, etcd, tmp_path, etcd_outage="refuse")
+    uid = keys(a, 1, False)[0]
+    load_users(one, [uid])
+    c = one.connect(dbname="app")
+    txn = one.connect(dbname="app", autocommit=False)
+    txn.execute("SELECT n FROM users WHERE user_id = %s", (uid,))
+
+    def refused(conn):
+        try:
+            conn.execute("SELECT n FROM users WHERE user_id = %s", (uid,))
+            return None
+        except psycopg.Error as e:
+            return e
+
+    etcd.stop()
+    try:
+        err = wait_for(lambda: refused(c), timeout=20, what="work refused without etcd")
+        assert err.sqlstate == "57P03" and "etcd_outage = refuse" in str(err), err
+        err = refused(txn)
+        assert err is not None and err.sqlstate == "57P03", err
+        txn.rollback()
+    finally:
+        etcd.start()
+    wait_for(lambda: refused(c) is None, timeout=30, what="work served again")
+    assert refused(txn) is None
