@@ -259,7 +259,7 @@ help:
 	@echo "make callgraph  module graph from the objects' calls, same rules; no unused exported function"
 	@echo "make demo       PostgreSQL primary + 2 replicas behind pgmux: pooling and read/write routing"
 	@echo "make demo-ha    a Patroni switchover under load through pgmux: how long writes wait"
-	@echo "make demo-shards  10,000 users over two clusters through one connection string"
+	@echo "make demo-shards  10,000 users over two clusters through one connection string, a third added online"
 	@echo "make bench      pgbench through pgmux, PgBouncer and direct (QUICK=1 for a short run)"
 	@echo "make bench-routing  cost of read/write routing, and reads on replicas (QUICK=1 for a short run)"
 	@echo "make bench-shards  shard map balance, keys moved when adding a shard, ns per key; then bench-shards-tps"

@@ -14,7 +14,11 @@ bucket ranges (hashint8extended(user_id, 0) & 16383, ranges from the map file), 
 SHOW SHARDS predicts from the shard's share of the buckets (close, not equal: keys fall into
 buckets at random). A keyed read is shown served by the shard's replica, a statement whose
 keys are on both shards is refused, and `pgmux --shard-map plan` shows what adding a third
-shard would move. The demo exits non-zero when a check fails. Everything it started is
+shard would move. Then the third shard is added while a writer runs: a third cluster, its
+section lines and a RELOAD, and the plan's MOVE BUCKETS commands in the admin console, which
+copy the rows with PostgreSQL's logical replication and switch the map; afterwards every row
+is on the shard the planned map says, and the writer saw no error. The demo exits non-zero
+when a check fails. Everything it started is
 stopped and removed at the end, also after an error or Ctrl-C.
 """
 import os
@@ -42,6 +46,9 @@ BUCKETS = 16384
 TOPOLOGY_TIMEOUT = 15
 PREDICTION_TOLERANCE = 0.05   # |rows - share x USERS| / (share x USERS); sd is about 1.4 %
 CLUSTERS = (("a", "one"), ("b", "two"))   # shard, cluster
+THIRD = ("c", "three")
+# Moves copy with logical replication: the shards the buckets leave need wal_level = logical.
+LOGICAL = ["wal_level = logical"]
 SCHEMA = "CREATE TABLE users (user_id bigint PRIMARY KEY, name text NOT NULL)"
 
 
@@ -71,7 +78,7 @@ def in_ranges(ranges):
 
 def start_clusters(state):
     """Both clusters at once: each pg_basebackup waits for its primary's checkpoint."""
-    sets = state["sets"] = [ReplicaSet(replicas=1) for _ in CLUSTERS]
+    sets = state["sets"] = [ReplicaSet(replicas=1, settings=LOGICAL) for _ in CLUSTERS]
     errors = []
 
     def start(rs):
@@ -97,15 +104,20 @@ def start_mux(state, sets):
         extra_sections="")
     map_path = os.path.join(mux.basedir, "users.map")
     map_tool("create", "--buckets", str(BUCKETS), "a", "b", "-o", map_path)
+    mux.extra_sections = sections(list(zip(CLUSTERS, sets)), map_path)
+    mux.start()
+    return mux, map_path
+
+
+def sections(shards, map_path):
+    """The [cluster.NAME] and [shards.users] sections for ((shard, cluster), ReplicaSet)s."""
     lines = []
-    for (shard, cluster), rs in zip(CLUSTERS, sets):
+    for (shard, cluster), rs in shards:
         hosts = " ".join(f"127.0.0.1:{n.port}" for n in rs.nodes)
         lines += ["", f"[cluster.{cluster}]", f"hosts = {hosts}", "health_check_interval = 0.5"]
     lines += ["", "[shards.users]", "key = user_id", f"map = {map_path}"]
-    lines += [f"shard.{shard} = cluster={cluster}" for shard, cluster in CLUSTERS]
-    mux.extra_sections = "\n".join(lines) + "\n"
-    mux.start()
-    return mux, map_path
+    lines += [f"shard.{shard} = cluster={cluster}" for (shard, cluster), _ in shards]
+    return "\n".join(lines) + "\n"
 
 
 def demo(state):
@@ -163,7 +175,8 @@ def demo(state):
     placement(mux, sets, map_path)
     keyed_read(mux, sets, url)
     cross_shard(mux, url)
-    third_shard(sets, map_path)
+    report, next_path = third_shard(sets, map_path)
+    grow_online(state, mux, sets, map_path, next_path, report, url)
     heading(f"All checks passed in {time.monotonic() - t_start:.1f} s")
 
 
@@ -281,6 +294,99 @@ def third_shard(sets, map_path):
     say(f"{moving:,} of {USERS:,} rows would move ({moving / USERS:.1%}); "
         f"the map goes from {now_all} ranges to {sum(len(r) for r in after.values())}")
     check(abs(moving / USERS - 1 / 3) < 0.03, "about a third of the rows would move")
+    return report, next_path
+
+
+class Writer(threading.Thread):
+    """Transactions through pgmux on random users while the shard is added: a count, the
+    errors and the slowest."""
+
+    def __init__(self, url):
+        super().__init__(daemon=True)
+        self.url, self.done, self.errors, self.slowest = url, 0, [], 0.0
+        self.stop = threading.Event()
+
+    def run(self):
+        with psycopg.connect(self.url, autocommit=True, connect_timeout=10) as conn:
+            uid = 0
+            while not self.stop.is_set():
+                uid = uid * 7919 % USERS + 1
+                t0 = time.monotonic()
+                try:
+                    with conn.transaction():
+                        conn.execute("UPDATE users SET name = name WHERE user_id = %s", (uid,))
+                except psycopg.Error as e:
+                    self.errors.append(f"user {uid}: {e.sqlstate} {e}")
+                    continue
+                self.done += 1
+                self.slowest = max(self.slowest, time.monotonic() - t0)
+
+
+def wait_moves(mux, ids, steps, timeout=120):
+    """SHOW MOVES rows of ids once each is in one of steps."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = {r["id"]: r for r in admin_query(mux, "SHOW MOVES")[1]}
+        if all(rows[i]["step"] in steps for i in ids):
+            return [rows[i] for i in ids]
+        if time.monotonic() > deadline:
+            raise CheckFailed(f"check failed: moves {ids} still in "
+                              f"{[rows[i]['step'] for i in ids]} after {timeout} s")
+        time.sleep(0.2)
+
+
+def grow_online(state, mux, sets, map_path, next_path, report, url):
+    heading("Adding the third shard online, while a writer runs")
+    rs = ReplicaSet(replicas=0)
+    state["sets"].append(rs)
+    rs.start()
+    rs.execute("CREATE DATABASE app")
+    rs.execute(SCHEMA, dbname="app")
+    say(f"cluster three: a primary on port {rs.primary.port}; database app, table users empty")
+    mux.extra_sections = sections(list(zip(CLUSTERS, sets)) + [(THIRD, rs)], map_path)
+    mux.reload()
+    say("[cluster.three] hosts = ..., [shards.users] shard.c = cluster=three; RELOAD")
+    wait_topology(mux, "three", 0, TOPOLOGY_TIMEOUT)
+    say("shard c is in the section but not in the map yet: it serves no key")
+    writer = Writer(url)
+    writer.start()
+    commands = [line.strip().replace("<section>", "users").rstrip(";")
+                for line in report.splitlines() if line.strip().startswith("MOVE BUCKETS")]
+    t0 = time.monotonic()
+    ids = []
+    for command in commands:
+        admin_query(mux, command)
+        ids.append(admin_query(mux, "SHOW MOVES")[1][-1]["id"])
+        say(f"{command}  -> move {ids[-1]}")
+    rows = wait_moves(mux, ids, ("done", "failed"))
+    took = time.monotonic() - t0
+    time.sleep(0.5)
+    writer.stop.set()
+    writer.join(10)
+    admin_table(mux, "SHOW MOVES", ["id", "buckets", "from", "to", "step", "rows", "error"])
+    check(all(r["step"] == "done" for r in rows),
+          f"both moves copied their rows and switched the map in {took:.1f} s")
+    check(not writer.errors,
+          f"the writer ran {writer.done:,} transactions meanwhile, none failed "
+          f"(the slowest took {writer.slowest * 1000:.0f} ms)"
+          + (f": {writer.errors[0]}" if writer.errors else ""))
+    diff = map_tool("diff", map_path, next_path)
+    check("buckets moved, from -> to: none" in diff,
+          "the map in force is the one the plan wrote (pgmux --shard-map diff: nothing moves)")
+    for i in ids:
+        admin_query(mux, f"MOVE CLEANUP {i}")
+    wait_moves(mux, ids, ("cleaned",))
+    say("MOVE CLEANUP: the subscriptions and publications dropped, the moved rows deleted "
+        "from a and b")
+    ranges = map_ranges(map_path)
+    total = 0
+    for (shard, _), s in zip(CLUSTERS + (THIRD,), sets + [rs]):
+        held = s.scalar("SELECT count(*) FROM users", dbname="app")
+        inside = s.scalar(f"SELECT count(*) FROM users WHERE {in_ranges(ranges[shard])}",
+                          dbname="app")
+        total += held
+        check(held == inside, f"shard {shard}: {held:,} rows, every one in its bucket ranges")
+    check(total == USERS, f"{USERS:,} rows in all, each on one shard")
 
 
 def cleanup(state):
@@ -295,7 +401,7 @@ def cleanup(state):
 def main():
     return run_demo("pgmux sharding demo: one connection string, users on two clusters",
                     demo, cleanup,
-                    "stopped pgmux and the four PostgreSQL servers, removed their temporary "
+                    "stopped pgmux and the five PostgreSQL servers, removed their temporary "
                     "directories")
 
 
