@@ -173,10 +173,15 @@ def start_held_catchup(mux, a, b):
               "FROM generate_series(1, 40000) g", dbname="app")
     finally:
         mux.proc.send_signal(signal.SIGCONT)
-    row = wait_step(mux, move_id, ("catch-up", "hold", "done", "failed"), timeout=20)
-    assert row["step"] == "catch-up", row
-    wait_for(lambda: int(move_row(mux, move_id)["lag_bytes"]) > 1024 * 1024, timeout=10,
-             what="the lag seen")
+    try:
+        row = wait_step(mux, move_id, ("catch-up", "hold", "done", "failed"), timeout=20)
+        assert row["step"] == "catch-up", row
+        # lag_bytes is NULL until the catch-up's first look at the slot
+        wait_for(lambda: int(move_row(mux, move_id)["lag_bytes"] or 0) > 1024 * 1024,
+                 timeout=10, what="the lag seen")
+    except BaseException:
+        os.kill(worker, signal.SIGCONT)     # else the next test's clean-up waits for it
+        raise
     return move_id, worker, fingerprint(a)
 
 
