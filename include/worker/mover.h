@@ -93,13 +93,18 @@ bool worker_moves_active(struct worker *w);
  */
 void worker_moves_recover(struct worker *w);
 
+enum move_adoption {
+	MOVE_ADOPTED,       /* done or rolled back as at start, and this process's from now on */
+	MOVE_KNOWN,         /* this process has it already, or cannot yet (no map in force) */
+	MOVE_ADOPT_REFUSED, /* it does not fit the map or the section: logged, left alone */
+};
+
 /*
  * A move of set that another process coordinated and left unfinished, from its state in etcd
- * (line as a state file's, coordinator: who left it): done or rolled back as at start, and
- * this process's from now on. false: not taken (known here already, or not fitting the map).
+ * (line as a state file's, coordinator: who left it).
  */
-bool worker_moves_adopt(struct worker *w, const char *set, const char *line,
-			const char *coordinator);
+enum move_adoption worker_moves_adopt(struct worker *w, const char *set, const char *line,
+				      const char *coordinator);
 
 /* Stop every move's queries and free them (at exit). */
 void worker_moves_free(struct worker *w);

@@ -91,11 +91,10 @@ struct site {
 	bool lease_out, read_out, write_out, registered;
 	uint64_t renewed_us;    /* when the lease was granted or last renewed */
 	uint64_t lease_sent_us; /* when the lease request out (or last answered) was sent */
-	uint64_t
-		valid_from_us; /* the last granted or renewed lease lasts TTL from (at least) this */
-	uint64_t read_sent_us; /* when the read out (or last answered) was sent */
-	int64_t map_revision;  /* the map key's mod_revision in the last read */
-	struct etcd_kvs last;  /* the last read */
+	uint64_t valid_from_us; /* the lease in force lasts TTL from this, at least */
+	uint64_t read_sent_us;  /* when the read out (or last answered) was sent */
+	int64_t map_revision;   /* the map key's mod_revision in the last read */
+	struct etcd_kvs last;   /* the last read */
 	struct list_node holds;
 	struct own_move own[4];
 	int n_own;
@@ -105,6 +104,8 @@ struct site {
 	uint64_t write_retry_us;  /* a failed put or delete goes again from then */
 	bool watch_out, watching; /* the watch of the prefix: asked for, in place */
 	bool reread;              /* a change came while a read was out: read again after it */
+	char refused[4][64];      /* states not adopted (logged why): not tried at every read */
+	int n_refused;
 	/* request contexts: http_cancel() finds a site's requests by these */
 	char lease_ctx, read_ctx, write_ctx, watch_ctx;
 };
@@ -637,6 +638,15 @@ static bool same_listener(const char *a, const char *b)
 	return pid && strncmp(a, b, (size_t)(pid - a + 1)) == 0 && !strchr(b + (pid - a + 1), ':');
 }
 
+static bool adoption_refused(const struct site *s, const char *name)
+{
+	for (int i = 0; i < s->n_refused; i++) {
+		if (strcmp(s->refused[i], name) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* The states of moves left by an earlier process on this host and port (see the header). */
 static void adopt_orphans(struct site *s)
 {
@@ -657,10 +667,22 @@ static void adopt_orphans(struct site *s)
 		snprintf(inst, sizeof(inst), "%s/instances/%s", s->src.key, by + 4);
 		if (has_key(s, inst))
 			continue; /* still running (a takeover's old process): its own */
+		if (adoption_refused(s, s->last.kvs[i].key + plen))
+			continue;
 		snprintf(line, sizeof(line), "%.*s", (int)(by - value), value);
-		if (worker_moves_adopt(s->mc->w, s->name, line, by + 4))
+		switch (worker_moves_adopt(s->mc->w, s->name, line, by + 4)) {
+		case MOVE_ADOPTED:
 			log_info("shards.%s: adopted move %s, left unfinished by %s", s->name,
 				 s->last.kvs[i].key + plen, by + 4);
+			break;
+		case MOVE_ADOPT_REFUSED:
+			if (s->n_refused < (int)(sizeof(s->refused) / sizeof(s->refused[0])))
+				snprintf(s->refused[s->n_refused++], sizeof(s->refused[0]), "%s",
+					 s->last.kvs[i].key + plen);
+			break;
+		case MOVE_KNOWN:
+			break;
+		}
 	}
 }
 

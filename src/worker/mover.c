@@ -1867,8 +1867,8 @@ void worker_moves_recover(struct worker *w)
 	}
 }
 
-bool worker_moves_adopt(struct worker *w, const char *set_name, const char *line,
-			const char *coordinator)
+enum move_adoption worker_moves_adopt(struct worker *w, const char *set_name, const char *line,
+				      const char *coordinator)
 {
 	const struct shards_entry *set = config_find_shards(w->cfg, set_name);
 	const struct loaded_shard_map *l = set ? worker_shard_map(w, set) : NULL;
@@ -1878,18 +1878,23 @@ bool worker_moves_adopt(struct worker *w, const char *set_name, const char *line
 	struct list_node *n;
 	struct move *m;
 
-	if (!l || !e || !ms || sscanf(line, "move %63s", name) != 1)
-		return false;
+	if (!l || !e || !ms)
+		return MOVE_KNOWN;
+	if (sscanf(line, "move %63s", name) != 1) {
+		log_warning("shards.%s: a move's state in etcd that is not one: %.80s", set_name,
+			    line);
+		return MOVE_ADOPT_REFUSED;
+	}
 	for_each_node(n, &ms->moves)
 	{
 		if (strcmp(list_entry(n, struct move, node)->name, name) == 0)
-			return false; /* adopted already, or this process's own */
+			return MOVE_KNOWN; /* adopted already, or this process's own */
 	}
 	snprintf(where, sizeof(where), "etcd (left by %s)", coordinator);
 	if (!(m = recover_line(ms, set, l, e, line, where)))
-		return false;
+		return MOVE_ADOPT_REFUSED;
 	save_state(m); /* this instance's now, should it be restarted in turn */
-	return true;
+	return MOVE_ADOPTED;
 }
 
 void worker_moves_free(struct worker *w)
