@@ -484,7 +484,6 @@ static bool find_shard(struct client *c, const struct sharding *sh, const struct
 	return whole_unit;
 }
 
-/* Refuse the unit of work this message starts: an error, then the rest of it is dropped. */
 /*
  * etcd_outage = refuse, and this pgmux may be unknown to a move's coordinator or behind etcd's
  * map (worker/movecoord.h): nothing of the section runs, so that nothing can go to a shard the
@@ -501,6 +500,7 @@ static bool fenced(struct client *c, const struct shards_entry *set, char *messa
 	return true;
 }
 
+/* Refuse the unit of work this message starts: an error, then the rest of it is dropped. */
 static enum conn_action refuse(struct client *c, const struct pkt_header *hdr, const char *sqlstate,
 			       const char *message)
 {
