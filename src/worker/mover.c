@@ -836,9 +836,9 @@ static void on_query(void *arg, enum pgquery_outcome outcome, int ncols, const c
 		advance(m);
 		return;
 	}
+	/* Elsewhere a lost connection fails the query as any error does. */
 	if (outcome == PGQUERY_LOST)
-		outcome =
-			PGQUERY_ERROR; /* elsewhere a lost connection fails the query as any error */
+		outcome = PGQUERY_ERROR;
 	if (m->fetching_tables) {
 		char why[200];
 		int n;
