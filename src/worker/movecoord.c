@@ -1119,12 +1119,14 @@ void worker_movecoord_end(struct worker *w, const char *set, const char *name, b
 
 bool worker_movecoord_fenced(struct worker *w, const struct shards_entry *set)
 {
-	struct site *s = find_site(w->movecoord, set->name);
 	char key[ETCD_KEY_MAX + 200];
 	uint64_t now = clock_now_us();
+	struct site *s;
 
+	/* Asked for every statement of the section: the common answer first, and cheaply. */
 	if (set->etcd_outage != ETCD_OUTAGE_REFUSE || !config_shard_map_in_etcd(set))
 		return false;
+	s = find_site(w->movecoord, set->name);
 	if (!s || !s->lease || !s->valid_from_us ||
 	    now - s->valid_from_us >= (uint64_t)((MOVECOORD_LEASE_TTL - FENCE_MARGIN) * 1e6))
 		return true; /* the registration may be gone: a move would not wait for us */
