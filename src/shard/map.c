@@ -411,6 +411,20 @@ int shard_map_override_index(const struct shard_map *m, const char *key)
 	return -1;
 }
 
+/* next, built from m (ok: whole), as m's next version; NULL (freed, err says) if not built. */
+static struct shard_map *next_version(const struct shard_map *m, struct shard_map *next, bool ok,
+				      char *err, size_t errlen)
+{
+	if (!next || !ok) {
+		fail(err, errlen, "out of memory");
+		shard_map_free(next);
+		return NULL;
+	}
+	next->version = m->version + 1;
+	next->checksum = shard_map_checksum(next);
+	return next;
+}
+
 struct shard_map *shard_map_set_override(const struct shard_map *m, const char *key, int shard,
 					 char *err, size_t errlen)
 {
@@ -445,14 +459,7 @@ struct shard_map *shard_map_set_override(const struct shard_map *m, const char *
 		if (ok && at < 0)
 			ok = add_override(next, key, shard);
 	}
-	if (!next || !ok) {
-		fail(err, errlen, "out of memory");
-		shard_map_free(next);
-		return NULL;
-	}
-	next->version = m->version + 1;
-	next->checksum = shard_map_checksum(next);
-	return next;
+	return next_version(m, next, ok, err, errlen);
 }
 
 struct shard_map *shard_map_give(const struct shard_map *m, shard_bucket_pred moving, void *arg,
@@ -489,14 +496,7 @@ struct shard_map *shard_map_give(const struct shard_map *m, shard_bucket_pred mo
 		next->owner[b] = moving(b, arg) ? (uint16_t)k : m->owner[b];
 	for (int i = 0; next && ok && i < m->n_overrides; i++)
 		ok = add_override(next, m->overrides[i].key, m->overrides[i].shard);
-	if (!next || !ok) {
-		fail(err, errlen, "out of memory");
-		shard_map_free(next);
-		return NULL;
-	}
-	next->version = m->version + 1;
-	next->checksum = shard_map_checksum(next);
-	return next;
+	return next_version(m, next, ok, err, errlen);
 }
 
 static int by_key_then_index(const void *a, const void *b)

@@ -195,6 +195,19 @@ class Writer(threading.Thread):
                 self.acked.append((eid, uid))
 
 
+def stop_after_more(writers, more=10, timeout=30, what="writes after the switch"):
+    """Wait until each writer has `more` acknowledged writes beyond those it has now, then stop
+    them all: their acknowledged writes, {(event id, user id)}."""
+    counts = [len(w.acked) for w in writers]
+    wait_for(lambda: all(len(w.acked) > n + more for w, n in zip(writers, counts)),
+             timeout=timeout, what=what)
+    for w in writers:
+        w.stop.set()
+    for w in writers:
+        w.join(10)
+    return {(eid, uid) for w in writers for eid, uid in w.acked}
+
+
 def load_users(mux, user_ids):
     with mux.connect(dbname="app") as c:
         for uid in user_ids:

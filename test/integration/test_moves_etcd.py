@@ -22,7 +22,7 @@ import rawpg
 from conftest import wait_for
 from test_moves import (BUCKETS, MOVING, Writer, assert_moved, clean, cleaned_up,  # noqa: F401
                         keys, load_users, move_in_hold, replication_objects, restart, rows, servers,
-                        wait_step)
+                        stop_after_more, wait_step)
 from test_shard_etcd import Etcd, etcd  # noqa: F401
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
@@ -193,17 +193,10 @@ def test_instance_that_never_confirms_aborts_the_move(two, clean, etcd, sig):  #
     # the map is as it was, in etcd and in force on both
     assert etcd_get(etcd, KEY) == (text_before, rev_before)
     assert shard_for(one, moving[0]) == "a"
-    counts = [len(w.acked) for w in writers]
-    wait_for(lambda: all(len(w.acked) > n + 5 for w, n in zip(writers, counts)), timeout=20,
-             what="writes after the abort")
-    for w in writers:
-        w.stop.set()
-    for w in writers:
-        w.join(10)
+    acked = stop_after_more(writers, 5, 20, "writes after the abort")
     # the surviving instance's clients paused, none failed
     assert [e for w in writers for e in w.errors] == []
     # all writes on a, none on b; b's copy was rolled back
-    acked = {(eid, uid) for w in writers for eid, uid in w.acked}
     assert rows(a, "SELECT id, user_id FROM events") == acked
     assert b.sql("SELECT count(*) FROM events", dbname="app") == "0"
     assert b.sql("SELECT * FROM users ORDER BY 1", dbname="app") == before[1]

@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 from pgcluster import PGMUX_BIN, PgCluster  # noqa: E402
 from conftest import wait_for  # noqa: E402
 from test_moves import (BUCKET, BUCKETS, SCHEMA, Writer, clean, load_users,  # noqa: E402,F401
-                        replication_objects, rows, servers, wait_step)
+                        replication_objects, rows, servers, stop_after_more, wait_step)
 
 USERS = list(range(1, 301))
 
@@ -93,13 +93,7 @@ def test_grow_two_shards_to_three(pgmux, clean, third, tmp_path):
     for i in ids:
         row = wait_step(mux, i, ("done", "failed"), timeout=90)
         assert row["step"] == "done", (row, mux.log()[-3000:])
-    counts = [len(w.acked) for w in writers]
-    wait_for(lambda: all(len(w.acked) > n + 10 for w, n in zip(writers, counts)), timeout=20,
-             what="writes after both switches")
-    for w in writers:
-        w.stop.set()
-    for w in writers:
-        w.join(10)
+    acked = stop_after_more(writers, 10, 20, "writes after both switches")
     assert [e for w in writers for e in w.errors] == []
 
     # the map is the plan's
@@ -108,7 +102,6 @@ def test_grow_two_shards_to_three(pgmux, clean, third, tmp_path):
     assert "buckets moved, from -> to: none" in diff, diff
 
     # every acknowledged write on the shard its key is on now, once
-    acked = {(eid, uid) for w in writers for eid, uid in w.acked}
     moved = {int(k) for k in c.sql(f"SELECT user_id FROM users WHERE {moved_sql}",
                                    dbname="app").split()}
     fraction = len(moved) / len(USERS)

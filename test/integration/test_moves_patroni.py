@@ -32,7 +32,7 @@ from conftest import wait_for  # noqa: E402
 from patroni import PatroniCluster  # noqa: E402
 from pgcluster import PgCluster  # noqa: E402
 from test_moves import (BUCKETS, IN_MOVE, SCHEMA, keys, load_users,  # noqa: E402
-                        map_version, move_row, rows, start_move, wait_step)
+                        map_version, move_row, rows, start_move, stop_after_more, wait_step)
 from test_moves_faults import TABLES, copy_held, moving_rows, sub_states  # noqa: E402
 from test_sharding_patroni import start_sharded_mux  # noqa: E402
 
@@ -260,15 +260,8 @@ def test_switchover_on_the_target_during_the_copy(mux, clusters):
     move_id = start_move(mux, buckets=f"{TO_A[0]}-{TO_A[1]}", to="a")
     row = wait_step(mux, move_id, ("done", "failed"), timeout=60)
     assert row["step"] == "done", row
-    counts = [len(w.acked) for w in writers]
-    wait_for(lambda: all(len(w.acked) > n + 10 for w, n in zip(writers, counts)), timeout=30,
-             what="writes after the switch")
-    for w in writers:
-        w.stop.set()
-    for w in writers:
-        w.join(10)
+    acked = stop_after_more(writers)
     assert [e for w in writers for e in w.errors] == []
-    acked = {(eid, uid) for w in writers for eid, uid in w.acked}
     assert rows(a, "SELECT id, user_id FROM events") == acked
     assert map_version(mux) == 2
     mux.admin(f"MOVE CLEANUP {move_id}")
