@@ -33,6 +33,7 @@ struct client_addr;
 struct shard_fanout;
 struct copy_split;
 struct loaded_shard_map;
+struct server_events;
 
 enum client_state {
 	CLIENT_LOGIN,
@@ -263,5 +264,9 @@ void client_close_after_transaction(struct client *c);
 void client_cancel_request(struct worker *w, uint32_t pid, uint32_t key);
 
 const char *client_state_name(enum client_state s);
+
+/* The events of server/events.h, as the client module handles them (the worker's
+ * w->server_events). */
+extern const struct server_events client_server_events;
 
 #endif

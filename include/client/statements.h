@@ -3,7 +3,7 @@
  * (c->pstmts: name -> shared statement), the unnamed statement when it is a DEALLOCATE pgmux
  * answers, and what the unnamed portal is bound to.
  *
- * server/prepared.c reads them and decides what each message means; what happened is reported
+ * client/prepared.c reads them and decides what each message means; what happened is reported
  * here, and only these verbs change them (the client module writes the client's fields). None of
  * them calls back.
  */

@@ -1,24 +1,7 @@
 /*
- * prepared: named prepared statements in transaction and statement pooling.
- *
- * A client's named statements live in a per-client map (client name -> shared statement). A
- * shared statement is identified by its definition (query text and parameter types) and known to
- * servers under pgmux's own name "pgmux_<id>", so clients preparing the same query share it.
- * Parse / Bind / Describe / Close from the client are rewritten to those names, and a statement is
- * prepared on whatever server the client gets right before it is needed (pipelined, no extra
- * round trip). Each server keeps at most max_prepared_statements, least recently used closed first.
- *
- * SQL DEALLOCATE of a client's statement is pgmux's to answer (the server knows only its own
- * names), as a simple Query or through the unnamed statement (Parse, Bind, Describe, Execute,
- * as drivers send it); DEALLOCATE ALL and DISCARD ALL forget the client's names.
- *
- * A client's named Parse goes to a server, whose answer the client gets, unless its definition is
- * known to parse (a server accepted it before): then, outside a transaction, pgmux answers it at
- * once without a server (see prepared_parse_unlinked). A Parse that fails leaves no name behind.
- *
- * The registry, the client maps and the server sets are in server/pstmt.h; this module keeps
- * them in step with the protocol, a client's map through the client module's verbs
- * (client/statements.h). Freshness: see pstmt_registry.seq.
+ * server/prepared: named prepared statements in transaction and statement pooling, the server's
+ * side (client/prepared.h says how statements are shared; the client's side decides what each
+ * client message means and calls the verbs below to act on the server).
  *
  * Ordering: pgmux sometimes answers a message itself (ParseComplete for a statement the server
  * already has, CloseComplete) or swallows a server's answer (to a Parse or Close it injected).
@@ -35,7 +18,7 @@
 #include "ev/conn.h"
 #include "server/pstmt.h"
 
-struct client;
+struct msgbuf;
 struct server;
 
 /* What the server will answer to one forwarded message, and what pgmux does with it. */
@@ -75,34 +58,38 @@ struct respq {
  */
 #define RESPQ_MAX 16384
 
-/* Is tracking on for this client's pool (transaction/statement mode, max_prepared_statements)? */
-bool prepared_active(const struct client *c);
+/* Queue what the server will answer to a message just sent (see struct respq_entry). False:
+ * out of memory. respq_push_owed keeps a copy of mb's messages. */
+bool respq_push(struct respq *q, char kind, char action);
+bool respq_push_ps(struct respq *q, char kind, char action, struct pstmt *ps, uint64_t seq);
+bool respq_push_owed(struct respq *q, char kind, char action, const struct msgbuf *mb);
 
+/* Write one message of type whose body is a then b to a connection. */
+void prepared_write(struct conn *to, char type, const void *a, size_t alen, const void *b,
+		    size_t blen);
 /*
- * A message from a linked client (after note_frontend_message accounting). Returns what the conn
- * layer should do: forward it as is, or consume it (pgmux wrote its rewritten form), or ask for
- * the whole message first, or wait (CONN_STOP: RESPQ_MAX answers are outstanding, or a Describe
- * must be answered first; conn_resume follows).
+ * pgmux answers a client's message itself with mb (NULL: the bare ParseComplete, BindComplete
+ * or CloseComplete its kind gets), in order: now if nothing comes before it. True when it was
+ * written now.
  */
-enum conn_action prepared_client_message(struct client *c, const struct pkt_header *hdr,
-					 const uint8_t *whole);
-
+bool prepared_owe(struct server *s, char kind, const struct msgbuf *mb);
 /*
- * A Parse from a client that holds no server, outside any transaction. A named statement whose
- * definition is known to parse is registered and answered at once (CONN_CONSUME); any other
- * Parse needs a server, which answers it (CONN_FORWARD means "go on as usual").
+ * A client's message fails in pgmux with err, as it would on PostgreSQL: the server runs a
+ * message that fails too, so that it skips to the Sync and aborts a transaction block just as
+ * PostgreSQL would, and its error is replaced by err.
  */
-enum conn_action prepared_parse_unlinked(struct client *c, const struct pkt_header *hdr,
-					 const uint8_t *whole);
-
+void prepared_fail_on_server(struct server *s, const struct msgbuf *err);
 /*
- * A simple Query from a client with or without a server, before it is routed or relayed:
- * DEALLOCATE of the client's statements is answered here. CONN_CONSUME: answered (nothing
- * goes to a server, nothing is owed); CONN_STOP: it waits until the server has answered what
- * came before (conn_resume then); CONN_NEED_WHOLE; CONN_FORWARD: go on as usual.
+ * Send a Parse of ps under pgmux's name (closing an older copy, or the least recently used
+ * statements for room); action says whether its answer is the client's ('=': client_seq is the
+ * client's name it makes) or pgmux's own ('-').
  */
-enum conn_action prepared_query(struct client *c, const struct pkt_header *hdr,
-				const uint8_t *whole);
+void prepared_parse_on_server(struct server *s, struct pstmt *ps, char action, uint64_t client_seq);
+/*
+ * Make sure the server has a copy of e's statement at least as fresh as the client's Parse,
+ * injecting a Parse (its answer swallowed) if not. i: where the server has it (-1: nowhere).
+ */
+void prepared_ensure_on_server(struct server *s, const struct cstmt *e, ssize_t i);
 
 /*
  * A message from the linked server, before server.c handles it. Returns CONN_FORWARD to let
@@ -119,11 +106,5 @@ void prepared_emit_owed(struct server *s);
 /* The unit of work is over or broken: forget what was expected. */
 void respq_reset(struct respq *q);
 void respq_free(struct respq *q);
-
-/* Send a Sync of pgmux's own to the client's server, kept in order with the client's messages. */
-void prepared_inject_sync(struct client *c);
-
-/* The query text of the client's named statement name (not NUL-terminated: *len), or NULL. */
-const char *prepared_query_of(struct client *c, const char *name, size_t *len);
 
 #endif

@@ -5,8 +5,8 @@
  * client) ; RESET (running pgmux's own query: reset, check) -> IDLE ; CANCEL_WAIT (released while
  * a cancel is in flight) -> RESET or IDLE ; CLOSING. State changes only through the pool's verbs
  * (pool_server_launched, pool_server_connected, pool_server_login_done, pool_server_closing, ...
- * in pool/pool.h). The server module never writes a client's protocol position: it reports
- * events to the client module (client_on_server_error(), client_on_copy_started(), ...).
+ * in pool/pool.h). The server module never writes a client's protocol position, nor names a
+ * client function: it reports events through the table of server/events.h.
  */
 #ifndef PGMUX_SERVER_SERVER_H
 #define PGMUX_SERVER_SERVER_H
@@ -25,6 +25,7 @@ struct worker;
 struct pool;
 struct client;
 struct scram_client;
+struct server_events;
 
 enum server_state {
 	SERVER_CONNECTING,
@@ -42,8 +43,10 @@ struct server {
 	struct pool *pool;
 	struct conn conn;
 	enum server_state state;
-	struct list_node node;  /* on its pool's list for its state */
-	struct client *client;  /* linked client, if any */
+	struct list_node node; /* on its pool's list for its state */
+	struct client *client; /* linked client, if any */
+	/* what the linked client is told (the worker's w->server_events) */
+	const struct server_events *events;
 	int member;             /* the cluster member it connects to; 0 for host= databases */
 	uint64_t primary_epoch; /* its member's primary_epoch at connect: stale when it moves */
 
@@ -99,7 +102,7 @@ void server_send_internal_query(struct server *s, const char *sql);
 /*
  * Ask the server which settings its session has (those set with SET or set_config, reported
  * parameters aside): what pg_settings lists, and the custom (dotted) settings named in known or
- * in touched, which it does not. client_on_settings_read gets the answer, if the client is
+ * in touched, which it does not. The client hears the answer (settings_read), if it is
  * still linked. False when the question could not be built (out of memory): the server is then
  * marked for a reset on release, and no answer follows.
  */

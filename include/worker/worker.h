@@ -30,6 +30,7 @@ struct httpd;
 struct shard_maps;
 struct movers;
 struct movecoords;
+struct server_events;
 struct takeover_clients;
 struct takeover_server;
 struct tls_ctx;
@@ -105,9 +106,11 @@ struct worker {
 	/* ... and the counts of its servers, by database and user (pool/pool.c) */
 	struct list_node servers_elsewhere;
 	const struct console_ops *console; /* the admin console's entry points; NULL = none */
-	void *admin;                       /* the admin console's state (admin/console.c) */
-	struct authquery *authquery;       /* auth_query's cache and connections (auth/) */
-	struct kdfcache *kdfcache; /* derived login keys and PBKDF2 budget; NULL until used */
+	/* what a server tells its linked client: the client module's table, given to each server */
+	const struct server_events *server_events;
+	void *admin;                 /* the admin console's state (admin/console.c) */
+	struct authquery *authquery; /* auth_query's cache and connections (auth/) */
+	struct kdfcache *kdfcache;   /* derived login keys and PBKDF2 budget; NULL until used */
 	struct stats totals_prev;
 	struct pstmt_registry pstmts;  /* prepared statements shared by clients and servers */
 	struct tls_ctx *client_tls;    /* accepting TLS from clients; NULL = client TLS off */

@@ -8,9 +8,12 @@
 #include "client/admit.h"
 #include "client/copysplit.h"
 #include "client/login.h"
+#include "client/prepared.h"
 #include "client/route.h"
 #include "client/shard.h"
+#include "client/statements.h"
 #include "route/pin.h"
+#include "server/events.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -934,3 +937,44 @@ void client_close_after_transaction(struct client *c)
 {
 	c->shutdown_pending = true;
 }
+
+/* ---- what the linked server tells the client (server/events.h) ---- */
+
+static struct conn *conn_of(struct client *c)
+{
+	return &c->conn;
+}
+
+static bool awaits_ready(const struct client *c)
+{
+	return c->pending_ready > 0;
+}
+
+static enum conn_action shard_message(struct client *c, const struct pkt_header *hdr,
+				      const uint8_t *whole)
+{
+	return c->fanout ? client_fanout_message(c, hdr, whole) : CONN_FORWARD;
+}
+
+const struct server_events client_server_events = {
+	.conn = conn_of,
+	.ready = client_on_ready,
+	.awaits_ready = awaits_ready,
+	.split = client_on_split,
+	.server_error = client_on_server_error,
+	.error_relayed = client_on_error_relayed,
+	.copy_started = client_on_copy_started,
+	.server_lost = client_on_server_lost,
+	.close = client_close,
+	.replay_armed = client_replay_armed,
+	.replay_disarm = client_replay_disarm,
+	.replay_elsewhere = client_replay_elsewhere,
+	.shard_message = shard_message,
+	.parameter_set = client_on_parameter_set,
+	.settings_read = client_on_settings_read,
+	.write_lsn = client_on_write_lsn,
+	.lsn_captured = client_on_lsn_captured,
+	.parse_failed = client_on_parse_failed,
+	.statement_described = client_on_statement_described,
+	.statements_discarded = client_on_statements_discarded,
+};

@@ -89,16 +89,6 @@ void login_forget_secrets(struct client *c)
 	}
 }
 
-bool login_server_scram_init(const struct pool_user *u, const char *password,
-			     struct scram_client *sc)
-{
-	if (password && secret_kind_of(password) == SECRET_PLAIN)
-		return scram_client_init(sc, password, NULL);
-	if (u->scram_keys_set)
-		return scram_client_init_keys(sc, u->scram_client_key, u->scram_server_key, NULL);
-	return false;
-}
-
 /*
  * The BackendKeyData the client will be told, drawn when its startup packet is taken. False when
  * the CSPRNG fails: a guessable key would let anyone cancel the client's queries, so the login

@@ -7,6 +7,7 @@
  * point where the client expects ReadyForQuery, so the session goes on.
  */
 #include "client/route.h"
+#include "client/prepared.h"
 
 #include <stdio.h>
 #include <stdlib.h>

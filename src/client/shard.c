@@ -8,6 +8,7 @@
  * shard happens only between units of work, while the client holds no server.
  */
 #include "client/shard.h"
+#include "client/prepared.h"
 
 #include <stdio.h>
 #include <stdlib.h>

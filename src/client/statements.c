@@ -1,6 +1,7 @@
 /*
  * client/statements: the client's prepared statement names, its unnamed statement and its
- * unnamed portal, changed as server/prepared.c reports what happened (see client/statements.h).
+ * unnamed portal, changed as client/prepared.c and the server (server/events.h) report what
+ * happened (see client/statements.h).
  * The names live in the worker's shared registry (server/pstmt.h), which keeps the counts.
  */
 #include "client/statements.h"

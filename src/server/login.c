@@ -23,7 +23,6 @@
 #include "auth/scram.h"
 #include "auth/secret.h"
 #include "auth/userlist.h"
-#include "client/login.h"
 #include "config/config.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -417,6 +416,20 @@ static bool method_allowed(struct server *s, unsigned method)
 	return false;
 }
 
+/*
+ * Start the SCRAM exchange as the pool's user u: with password when it is a plaintext one, else
+ * with the keys a client of u proved (SCRAM pass-through, client/login.c). False when neither is
+ * available (or on a libcrypto failure); sc then needs no clearing.
+ */
+static bool scram_start(const struct pool_user *u, const char *password, struct scram_client *sc)
+{
+	if (password && secret_kind_of(password) == SECRET_PLAIN)
+		return scram_client_init(sc, password, NULL);
+	if (u->scram_keys_set)
+		return scram_client_init_keys(sc, u->scram_client_key, u->scram_server_key, NULL);
+	return false;
+}
+
 static bool send_sasl_initial(struct server *s, const uint8_t *mechs, size_t len)
 {
 	const char *pw = server_password(s);
@@ -439,7 +452,7 @@ static bool send_sasl_initial(struct server *s, const uint8_t *mechs, size_t len
 	}
 	s->scram = calloc(1, sizeof(*s->scram));
 	/* A plaintext password, or the keys a client proved (SCRAM pass-through: client/login.c). */
-	if (s->scram && !login_server_scram_init(s->pool->user, pw, s->scram)) {
+	if (s->scram && !scram_start(s->pool->user, pw, s->scram)) {
 		login_failed(
 			s, "28P01",
 			"no plaintext password or proven SCRAM keys for SCRAM login to the server");

@@ -7,8 +7,7 @@
 #include "server/server.h"
 #include "server/login.h"
 
-#include "client/route.h"
-#include "client/shard.h"
+#include "server/events.h"
 #include "topo/topology.h"
 
 #include <stdio.h>
@@ -69,7 +68,7 @@ void server_track_parameter(struct server *s, const uint8_t *body, size_t len, b
 		 * this (canonical) value, so later comparisons need no further SET.
 		 */
 		if (for_client && s->client)
-			client_on_parameter_set(s->client, (enum tracked_param)idx, value);
+			s->events->parameter_set(s->client, (enum tracked_param)idx, value);
 	}
 	if (s->state == SERVER_LOGIN) {
 		remember_welcome(s->pool, name, value);
@@ -87,6 +86,7 @@ struct server *server_launch(struct pool *pool, int member)
 		return NULL;
 	s->id = ++w->next_server_id;
 	s->w = w;
+	s->events = w->server_events;
 	s->pool = pool;
 	s->member = member;
 	if (pool->db->cluster)
@@ -129,7 +129,7 @@ static void capture_lsn(struct server *s, const uint8_t *body, size_t len)
 	memcpy(text, body + 6, vlen);
 	text[vlen] = '\0';
 	if (topo_parse_lsn(text, &lsn))
-		client_on_write_lsn(s->client, lsn);
+		s->events->write_lsn(s->client, lsn);
 }
 
 bool server_read_settings(struct server *s, const struct settings *known,
@@ -187,7 +187,7 @@ static void settings_read(struct server *s)
 		settings_clear(&s->readback);
 		return;
 	}
-	client_on_settings_read(s->client, failed ? NULL : &s->readback);
+	s->events->settings_read(s->client, failed ? NULL : &s->readback);
 	settings_clear(&s->readback);
 }
 
@@ -228,7 +228,7 @@ static enum conn_action internal_packet(struct server *s, const struct pkt_heade
 		if (s->internal_pending == 0 && s->capture_lsn) {
 			s->capture_lsn = false;
 			if (s->client && s->state == SERVER_ACTIVE) {
-				client_on_lsn_captured(s->client);
+				s->events->lsn_captured(s->client);
 				return s->state == SERVER_CLOSING ? CONN_CLOSED : CONN_CONSUME;
 			}
 		}
@@ -241,8 +241,8 @@ static enum conn_action internal_packet(struct server *s, const struct pkt_heade
 		} else if (s->internal_failed && s->client) {
 			/* The client's settings could not be applied: it must not run on this server. */
 			s->close_when_released = true;
-			client_close(s->client, "08P01",
-				     "could not apply client settings on the server");
+			s->events->close(s->client, "08P01",
+					 "could not apply client settings on the server");
 			return CONN_CLOSED;
 		}
 		return CONN_CONSUME;
@@ -261,13 +261,13 @@ static enum conn_action ready_for_query(struct server *s, const uint8_t *whole, 
 	s->seg_error = false;
 	if (s->respq.len)
 		prepared_on_ready(s);
-	if (s->split_pending && !c->pending_ready) {
+	if (s->split_pending && !s->events->awaits_ready(c)) {
 		/* The answer to pgmux's own Sync (client/route.c): the client never sees it. */
 		s->split_pending = false;
-		client_on_split(c, failed);
+		s->events->split(c, failed);
 		return s->state == SERVER_CLOSING ? CONN_CLOSED : CONN_CONSUME;
 	}
-	client_on_ready(c, whole, len);
+	s->events->ready(c, whole, len);
 	/* Answers pgmux owes right after this ReadyForQuery (a pipeline goes on). */
 	if (s->client == c && s->respq.len)
 		prepared_emit_owed(s);
@@ -298,7 +298,7 @@ static void relay_fatal_as_error(struct server *s, const uint8_t *whole, uint32_
 		mb_reset(&mb);
 		build_error(&mb, "ERROR", e->sqlstate, "%s", e->message);
 	}
-	conn_write(&s->client->conn, mb.data, mb.len);
+	conn_write(s->events->conn(s->client), mb.data, mb.len);
 	mb_free(&mb);
 }
 
@@ -310,7 +310,7 @@ static enum conn_action active_packet(struct server *s, const struct pkt_header 
 	/* Counted once: a message seen whole is seen by header first. */
 	if (!whole)
 		s->pool->stats.bytes_sent += hdr->len;
-	bool armed = client_replay_armed(s->client);
+	bool armed = s->events->replay_armed(s->client);
 
 	if (armed) {
 		if (hdr->type == 'E' && !whole)
@@ -318,13 +318,13 @@ static enum conn_action active_packet(struct server *s, const struct pkt_header 
 		if (hdr->type == 'E' && is_termination_notice(whole, hdr->len)) {
 			server_log(LOG_LVL_INFO, s,
 				   "terminated before answering: replaying the request elsewhere");
-			client_replay_elsewhere(s->client);
+			s->events->replay_elsewhere(s->client);
 			return CONN_CLOSED;
 		}
 	}
 	if (s->respq.len) {
 		struct client *c = s->client;
-		uint64_t told = conn_output_total(&c->conn);
+		uint64_t told = conn_output_total(s->events->conn(c));
 		enum conn_action act = prepared_server_message(s, hdr, whole);
 
 		if (act == CONN_NEED_WHOLE || act == CONN_CLOSED)
@@ -334,15 +334,16 @@ static enum conn_action active_packet(struct server *s, const struct pkt_header 
 		 * this server lacked), of which the client heard nothing, does not end the chance
 		 * to replay: a server terminated right after it has still told the client nothing.
 		 */
-		if (armed && !(act == CONN_CONSUME && conn_output_total(&c->conn) == told))
-			client_replay_disarm(c);
+		if (armed &&
+		    !(act == CONN_CONSUME && conn_output_total(s->events->conn(c)) == told))
+			s->events->replay_disarm(c);
 		if (act != CONN_FORWARD)
 			return act;
 	} else if (armed) {
-		client_replay_disarm(s->client);
+		s->events->replay_disarm(s->client);
 	}
-	if (s->client->fanout && hdr->type != 'Z') {
-		enum conn_action act = client_fanout_message(s->client, hdr, whole);
+	if (hdr->type != 'Z') {
+		enum conn_action act = s->events->shard_message(s->client, hdr, whole);
 
 		if (act != CONN_FORWARD)
 			return act;
@@ -360,7 +361,7 @@ static enum conn_action active_packet(struct server *s, const struct pkt_header 
 	case 'E':
 		if (!whole)
 			return CONN_NEED_WHOLE;
-		client_on_server_error(s->client);
+		s->events->server_error(s->client);
 		s->seg_error = true;
 		if (be_parse_error(whole + PKT_HDR_LEN, hdr->len - PKT_HDR_LEN, &e) &&
 		    (strcmp(e.severity, "FATAL") == 0 || strcmp(e.severity, "PANIC") == 0)) {
@@ -373,7 +374,7 @@ static enum conn_action active_packet(struct server *s, const struct pkt_header 
 		return CONN_FORWARD;
 	case 'G': /* CopyInResponse */
 	case 'W': /* CopyBothResponse */
-		client_on_copy_started(s->client);
+		s->events->copy_started(s->client);
 		return CONN_FORWARD;
 	default:
 		return CONN_FORWARD;
@@ -459,7 +460,7 @@ static void on_closed(void *owner, struct conn *c, enum conn_close_reason why)
 		return;
 	}
 	if (s->client)
-		client_on_server_lost(s->client);
+		s->events->server_lost(s->client);
 	server_close(s,
 		     why == CONN_EOF ? "server closed the connection" : "server connection failed");
 }
@@ -482,7 +483,7 @@ void server_close(struct server *s, const char *reason)
 	if (s->state == SERVER_CLOSING)
 		return;
 	if (s->client) {
-		client_on_server_lost(s->client);
+		s->events->server_lost(s->client);
 		/* A client that keeps its session released s, and the release closed it already. */
 		if (s->state == SERVER_CLOSING)
 			return;

@@ -15,6 +15,7 @@
 #include "auth/kdfcache.h"
 #include "auth/scram.h"
 #include "auth/userlist.h"
+#include "client/client.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "ev/dns.h"
@@ -357,6 +358,7 @@ bool worker_init(struct worker *w, struct config *cfg, struct userlist *ul)
 	if (!evloop_init(&w->loop, (uint32_t)cfg->pkt_buf))
 		return false;
 	pstmt_registry_init(&w->pstmts);
+	w->server_events = &client_server_events;
 	worker_apply_loop_settings(w, cfg);
 	w->start_time_us = clock_now_us();
 	worker_shard_maps_apply(w);

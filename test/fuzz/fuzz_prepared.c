@@ -1,8 +1,9 @@
-/* link: src/server/prepared.c src/client/statements.c src/server/pstmt.c src/proto/fe.c src/proto/build.c src/proto/pkt.c src/route/dealloc.c src/route/sqlscan.c */
+/* link: src/server/prepared.c src/client/prepared.c src/client/statements.c src/server/pstmt.c src/proto/fe.c src/proto/build.c src/proto/pkt.c src/route/dealloc.c src/route/sqlscan.c */
 /*
  * libFuzzer target: named prepared statements in transaction pooling, one client linked to one
- * server. The input is a script of messages, each either from the client (through
- * prepared_query, prepared_parse_unlinked and prepared_client_message, as client.c calls them)
+ * server: the client's side (client/prepared.c) and the server's (server/prepared.c) together.
+ * The input is a script of messages, each either from the client (through prepared_query,
+ * prepared_parse_unlinked and prepared_client_message, as client.c calls them)
  * or from the server (prepared_server_message, and at ReadyForQuery prepared_on_ready and
  * prepared_emit_owed, as server.c does). Small limits make evictions and refusals common. At
  * the end every name and server copy is dropped: the registry must then be empty (reference
@@ -18,11 +19,14 @@
 #include <string.h>
 
 #include "client/client.h"
+#include "client/prepared.h"
+#include "client/statements.h"
 #include "config/config.h"
 #include "core/log.h"
 #include "ev/conn.h"
 #include "pool/pool.h"
 #include "proto/pkt.h"
+#include "server/events.h"
 #include "server/prepared.h"
 #include "server/server.h"
 #include "worker/worker.h"
@@ -103,6 +107,20 @@ void client_watch_statement(struct client *c, const char *sql, size_t qlen)
 	touch(sql, qlen);
 }
 
+/* What the server side tells the client: as client.c's table, for what this target links. */
+static struct conn *conn_of(struct client *c)
+{
+	return &c->conn;
+}
+
+static const struct server_events events = {
+	.conn = conn_of,
+	.error_relayed = client_on_error_relayed,
+	.parse_failed = client_on_parse_failed,
+	.statement_described = client_on_statement_described,
+	.statements_discarded = client_on_statements_discarded,
+};
+
 /* ---- the script ---- */
 
 struct world {
@@ -128,6 +146,7 @@ static void setup(struct world *x, uint8_t limits)
 	x->c.tx_status = 'I';
 	x->c.server = &x->s;
 	x->s.client = &x->c;
+	x->s.events = &events;
 	x->c.id = 1;
 	strcpy(x->c.dbname, "fuzz");
 	strcpy(x->c.user, "fuzz");
