@@ -87,7 +87,7 @@ static void on_accept(void *arg, int fd, bool is_unix)
 
 static void on_janitor(void *arg)
 {
-	pool_janitor(arg);
+	worker_janitor(arg);
 }
 
 /*

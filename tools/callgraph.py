@@ -6,7 +6,9 @@ header (pool/pool.h brings half the tree) has no arrow there. This reads the bui
 instead: nm lists what each object defines and what it calls (or whose address it takes), and
 an arrow a -> b exists when an object of module a uses a function or variable defined in b.
 Types and macros leave no trace in an object, so this graph shows calls, not includes; read the
-two together. A forbidden arrow of DESIGN.md (modgraph.FORBIDDEN) found here fails the check.
+two together. A forbidden arrow of DESIGN.md (modgraph.FORBIDDEN) found here fails the check, and
+so does a call of CALLS_FORBIDDEN below (modules whose types another uses, but that it must
+not call).
 
 --dead lists exported functions (defined in one object, global) that no other object of pgmux
 uses and no unit test or fuzz target names: each should be static, or deleted if its own file
@@ -23,6 +25,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from modgraph import FORBIDDEN, OWNER  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+
+# Calls that must never exist although the types may cross (include/pool/pool.h lists the ways
+# the client, pool and server modules reach one another): (from, to, why).
+CALLS_FORBIDDEN = [
+    ("server", "client", "a server reports events through server/events.h"),
+    ("pool", "client", "the pool reports events through pool/events.h"),
+    ("pool", "route", "routing is the client's (client/route.c)"),
+    ("pool", "worker", "the worker runs the pools, not the reverse"),
+    ("server", "topo", "the pool speaks to the topology for its servers"),
+]
 
 
 def module_of(rel):
@@ -105,7 +117,7 @@ def main(argv):
         outs = sorted(b for (a, b) in edges if a == m)
         print(f"  {m:8} {len(outs):2} -> {' '.join(outs)}")
     bad = 0
-    for a, b, why in FORBIDDEN:
+    for a, b, why in FORBIDDEN + CALLS_FORBIDDEN:
         if (a, b) in edges:
             bad += 1
             print(f"FORBIDDEN {a} -> {b} ({why}): {', '.join(sorted(edges[(a, b)]))}")

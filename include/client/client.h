@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "ev/conn.h"
 #include "proto/be.h"
+#include "route/dealloc.h"
 #include "route/setstmt.h"
 #include "server/params.h"
 #include "server/prepared.h"
@@ -34,6 +35,7 @@ struct shard_fanout;
 struct copy_split;
 struct loaded_shard_map;
 struct server_events;
+struct pool_events;
 
 enum client_state {
 	CLIENT_LOGIN,
@@ -74,9 +76,12 @@ struct client {
 	char tx_status;              /* last ReadyForQuery status: 'I', 'T' or 'E' */
 	bool error_sent;             /* an ErrorResponse was already relayed for the current unit */
 	struct client_pstmts pstmts; /* named prepared statements (transaction pooling) */
-	struct pstmt *portal_ps;  /* statement of the unnamed portal's last Bind (compared only) */
-	bool skip_to_sync;        /* a Bind failed in pgmux: drop messages up to the Sync */
-	struct settings settings; /* session settings carried from server to server */
+	struct pstmt *portal_ps; /* statement of the unnamed portal's last Bind (compared only) */
+	/* The unnamed statement is a DEALLOCATE pgmux answers (kind DEALLOC_NONE: it is not). */
+	struct dealloc_stmt unnamed_dealloc;
+	bool portal_dealloc;          /* the unnamed portal is bound to that DEALLOCATE */
+	bool skip_to_sync;            /* a Bind failed in pgmux: drop messages up to the Sync */
+	struct settings settings;     /* session settings carried from server to server */
 	struct set_stmt *pending_set; /* a SET in flight, applied when it succeeds */
 	bool pending_set_failed;
 	bool settings_dirty;   /* settings may have changed in ways only the server can tell */
@@ -184,9 +189,6 @@ void client_send_error(struct client *c, const char *sqlstate, const char *fmt, 
 
 /* The pool gave this client a server: start relaying. */
 void client_on_server_linked(struct client *c);
-/* The linked server sent ReadyForQuery (z, len bytes): relay it, release the server if the unit
- * of work ended. */
-void client_on_ready(struct client *c, const uint8_t *z, uint32_t len);
 
 /*
  * Follow settings changes in a statement about to run on the linked server: a lone SET outside a
@@ -196,19 +198,7 @@ void client_on_ready(struct client *c, const uint8_t *z, uint32_t len);
  */
 void client_watch_statement(struct client *c, const char *sql, size_t len);
 
-/*
- * The server said which settings its session has now (server_read_settings, at the end of a unit
- * of work that changed them): they become the client's, then the unit of work ends.
- */
-void client_on_settings_read(struct client *c, struct settings *now);
-
-/* Until the server answers, the client's request is kept so it can be replayed elsewhere. */
-bool client_replay_armed(const struct client *c);
 void client_replay_disarm(struct client *c);
-/* The server died before answering: process the client's request again, on another server. */
-void client_replay_elsewhere(struct client *c);
-/* The linked server is gone: tell the client what it lost, keep it if its session survives. */
-void client_on_server_lost(struct client *c);
 /* The unit of work ended with the server's last answer: let the server go as the mode says. */
 void client_unit_done(struct client *c);
 
@@ -232,12 +222,8 @@ void client_finish_login(struct client *c);
  * writes the client's protocol position (pending_ready, unsynced, in_copy, tx_status,
  * query_running, error_sent, skip_to_sync, drain_wait, ...).
  */
-/* The server sent an ErrorResponse for the client's current unit of work. */
-void client_on_server_error(struct client *c);
 /* pgmux relayed an error of its own in place of the server's answer (prepared statements). */
 void client_on_error_relayed(struct client *c);
-/* The server entered COPY IN or COPY BOTH: the client's CopyData goes through until CopyDone. */
-void client_on_copy_started(struct client *c);
 /* A message failed in pgmux: the client's messages up to its Sync are dropped. */
 void client_skip_to_sync(struct client *c);
 /* The client's next message must wait until the server has answered what is in flight. */
@@ -247,12 +233,6 @@ void client_wait_for_drain(struct client *c);
  * settings may have changed in ways only that server could tell (it needs a reset).
  */
 bool client_on_server_released(struct client *c);
-/*
- * The server reported a tracked parameter's new value (ParameterStatus) after the client's SET, or
- * pgmux's SET on its behalf: the client now expects that value, so its next server needs no SET
- * for it.
- */
-void client_on_parameter_set(struct client *c, enum tracked_param p, const char *value);
 
 /* Events of the pool, which decides when a client waits and when it must go. */
 /* c started waiting for a server (queued, or logged in while its pool's first server logs in). */
@@ -260,13 +240,11 @@ void client_on_wait_started(struct client *c);
 /* pgmux is shutting down: c is closed when its current transaction ends, not before. */
 void client_close_after_transaction(struct client *c);
 
-/* A CancelRequest for (pid, key) arrived: forward it to the client's server, if it has one. */
-void client_cancel_request(struct worker *w, uint32_t pid, uint32_t key);
-
-const char *client_state_name(enum client_state s);
-
-/* The events of server/events.h, as the client module handles them (the worker's
- * w->server_events). */
+/*
+ * The events of server/events.h and pool/events.h, as the client module handles them (the
+ * worker's w->server_events and w->pool_events).
+ */
 extern const struct server_events client_server_events;
+extern const struct pool_events client_pool_events;
 
 #endif

@@ -72,6 +72,12 @@ void client_on_write_lsn(struct client *c, uint64_t lsn);
 /* The WAL position query answered: release the server unless more work arrived. */
 void client_on_lsn_captured(struct client *c);
 
+/*
+ * c waits for a server of a cluster whose topology changed: if its member can no longer serve
+ * it, it routes again (a replica gone, a new primary) and waits for the member chosen.
+ */
+void client_on_topology_changed(struct client *c);
+
 /* A pgmux.route startup parameter or option; false when name is something else. */
 bool client_take_route_option(struct client *c, const char *name, const char *value);
 

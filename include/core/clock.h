@@ -12,6 +12,7 @@
 #ifndef PGMUX_CORE_CLOCK_H
 #define PGMUX_CORE_CLOCK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* The loop's time of the current iteration (0 until the loop or a test has set it). */
@@ -19,5 +20,8 @@ uint64_t clock_now_us(void);
 
 /* Set the time clock_now_us() returns: the event loop each iteration, unit tests at will. */
 void clock_set_now_us(uint64_t now_us);
+
+/* Has timeout (seconds; 0 or less: none) passed between since (0: never started) and at? */
+bool clock_exceeded(uint64_t at, uint64_t since, double timeout);
 
 #endif

@@ -7,6 +7,19 @@
  * when none is free, opens servers up to its limits (pool size, reserve, max_db_connections,
  * max_user_connections) and takes them back when the pooling mode says a unit of work ended.
  * Every client and server is on exactly one list, the one of its state.
+ *
+ * The client, pool and server modules reach one another only these ways (tools/callgraph.py
+ * fails the build on a call outside them):
+ *   client -> pool    the verbs below (pool_client_*, pool_request_server, pool_release_server,
+ *                     pool_retarget, ...) and questions (pool_shares_servers, ...)
+ *   server -> pool    the verbs below (pool_server_launched, _connected, _login_done,
+ *                     _login_failed, _ready, _closing, pool_server_fenced)
+ *   pool -> client    the events of pool/events.h, through the client module's table
+ *   server -> client  the events of server/events.h, through the client module's table
+ *   pool -> server    server_launch, server_close, server_send_internal_query, and the resets
+ *                     of what a released server keeps (respq_reset, settings_clear, ...)
+ *   client -> server  relaying, settings and server/prepared.h's verbs
+ * Types cross freely (the pool keeps clients and servers on its lists); calls upwards do not.
  */
 #ifndef PGMUX_POOL_POOL_H
 #define PGMUX_POOL_POOL_H
@@ -132,38 +145,6 @@ struct pool {
 };
 
 /*
- * Another pgmux process of [peers], as this one has dealt with it: the cancel requests on their
- * way to it and what became of those sent. Made when a request for it first arrives and kept
- * until exit (its settings are read from the config in force each time, by id).
- */
-struct peer {
-	struct list_node node;
-	int id;                   /* its peer_id */
-	int n_login;              /* connections to it being opened */
-	int n_active;             /* requests written, waiting for it to close */
-	struct list_node waiting; /* struct cancel_req beyond its pool_size, FIFO */
-	int n_waiting;
-	uint64_t forwarded; /* requests it took (closed the connection after) */
-	uint64_t failed;    /* could not connect, or no answer in time */
-	uint64_t dropped;   /* too many waiting, or gone from [peers] meanwhile */
-};
-
-/*
- * A CancelRequest being delivered on its own short connection: to a backend (server set until
- * the server closes), or to the peer that issued the key (peer set).
- */
-struct cancel_req {
-	struct list_node node; /* on w->cancel_reqs, or its peer's waiting list */
-	struct worker *w;
-	struct server *server; /* NULL once the server closed, and for peers */
-	struct peer *peer;     /* NULL: towards a backend */
-	uint32_t pid, key;     /* the key to send, copied at creation */
-	bool sent;             /* connected and written */
-	uint64_t start_us;
-	struct conn conn;
-};
-
-/*
  * Lifecycle verbs: the only way a client's or a server's state changes, or a client and a server
  * are linked or unlinked. Each says what happened; the pool moves the object to the list of its
  * new state, keeps the counters right, checks the move against its table of legal transitions
@@ -250,18 +231,6 @@ bool pool_check(const struct pool *p);
  * server counts. */
 bool pool_check_worker(const struct worker *w);
 
-/*
- * Give up on cancel requests PostgreSQL has not confirmed (closed) within timeout seconds; their
- * servers are closed rather than reused, since the cancel may still land.
- */
-void cancel_expire(struct worker *w, double timeout);
-
-/* The state of peer id, or NULL when no cancel request was ever sent to it. Owned by w. */
-const struct peer *cancel_peer_find(const struct worker *w, int id);
-
-/* Free every peer and the requests still waiting for one (at exit). */
-void cancel_peers_free(struct worker *w);
-
 /* Find or create the pool for (db, user). NULL when out of memory. */
 struct pool *pool_get(struct worker *w, struct database *db, const char *user);
 
@@ -283,6 +252,13 @@ void pool_recycle_server(struct server *s);
 /* A server finished login or reset and is ready for work (hand it to a waiter, or idle it). */
 void pool_server_ready(struct server *s);
 
+/*
+ * s says it is a standby (in_hot_standby). True when its member is taken for its cluster's
+ * primary (a demotion the topology has not seen yet): the topology hears it at once and checks
+ * the member again, and s must not take writes (the caller closes it).
+ */
+bool pool_server_fenced(struct server *s);
+
 /* A server login failed: remember the error, the member and the time, for server_login_retry. */
 void pool_server_login_failed(struct server *s, const char *sqlstate, const char *message);
 
@@ -296,11 +272,21 @@ void pool_server_login_failed(struct server *s, const char *sqlstate, const char
 bool pool_login_retry_exhausted(const struct client *c);
 
 /*
+ * Is c logging in to a cluster none of whose members has passed its checks since c started
+ * waiting, for server_login_retry at least? why then says what each member failed (the client's
+ * error).
+ */
+bool pool_cluster_unusable(const struct client *c, char *why, size_t whylen);
+
+/*
  * Subscribe w's pools to its topology (at startup, once): when a cluster changes they close
  * servers of a demoted primary (idle ones now, busy ones when released), send waiting clients
  * where they can go now and open what those need. False: no room for another subscriber.
  */
 bool pool_follow_topology(struct worker *w);
+
+/* A waiting client's target was decided again (the topology changed): it waits for target now. */
+void pool_retarget(struct client *c, int target);
 
 /* Open servers the pool needs (waiting clients, min_pool_size), within its limits. */
 void pool_launch_needed(struct pool *p);
@@ -323,8 +309,8 @@ bool pool_releases_per_statement(const struct pool *p);
 /* The config in force changed: pools take their effective settings from it again. */
 void pool_config_changed(struct worker *w);
 
-/* Periodic checks: timeouts, lifetimes, min_pool_size. */
-void pool_janitor(struct worker *w);
+/* The pool's part of the janitor's sweep (worker_janitor): server timeouts, min_pool_size. */
+void pool_sweep(struct pool *p, uint64_t now);
 
 /* Close every server of a database (or all when db is NULL) once released (RECONNECT). */
 void pool_reconnect(struct worker *w, struct database *db);

@@ -46,14 +46,20 @@ struct route_stats {
 enum route_want router_want(const struct route_result *r, enum route_hint session_hint, bool txn,
 			    bool txn_read_only, enum route_hint txn_hint, bool *hinted);
 
-/* The confirmed primary's index, or TARGET_WAIT_PRIMARY (none, or drained for a switchover). */
-int router_primary_or_wait(const struct cluster *cl);
-
 /*
  * The member index that serves want now, TARGET_WAIT_PRIMARY or TARGET_REFUSED. min_lsn: with
  * read_your_writes, the client's last write (0 = none). Counts the decision in st when count.
  */
 int router_pick(struct cluster *cl, enum route_want want, uint64_t min_lsn, struct route_stats *st,
 		bool count);
+
+/*
+ * A unit of work waiting for target (a member, or TARGET_WAIT_PRIMARY) after its cluster changed:
+ * where it waits now. target itself while it can still serve want (a primary still primary, a
+ * replica still usable, no primary to wait for yet); else a new pick (not counted: re-routing a
+ * waiter is no new decision), the primary or TARGET_WAIT_PRIMARY rather than TARGET_REFUSED.
+ */
+int router_reroute(struct cluster *cl, int target, enum route_want want, uint64_t min_lsn,
+		   struct route_stats *st);
 
 #endif

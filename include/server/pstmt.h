@@ -21,8 +21,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "route/dealloc.h"
-
 struct pstmt {
 	struct pstmt *next; /* hash chain */
 	uint64_t id;
@@ -72,9 +70,6 @@ struct client_pstmts {
 	size_t nslots;
 	uint32_t seed; /* the registry's, taken at the first name */
 	size_t bytes;  /* names and definitions held, for max_client_prepared_bytes */
-	/* The unnamed statement is a DEALLOCATE pgmux answers (kind DEALLOC_NONE: it is not). */
-	struct dealloc_stmt unnamed;
-	bool unnamed_portal; /* the unnamed portal is bound to it */
 };
 
 /* The shared statements prepared on one server, with when each was last used. */

@@ -108,8 +108,6 @@ void server_send_internal_query(struct server *s, const char *sql);
  */
 bool server_read_settings(struct server *s, const struct settings *known,
 			  const struct settings *touched);
-/* Ask PostgreSQL to cancel what this backend runs (on a separate connection). */
-void server_cancel_query(struct server *s);
 /* Close now; the pool forgets it. reason is logged. */
 void server_close(struct server *s, const char *reason);
 
@@ -125,7 +123,5 @@ bool server_tls_describe(const struct server *s, char *buf, size_t len);
 
 /* Where the server socket's input buffer and output queue stand, for SHOW SOCKETS; reads only. */
 void server_buffer_state(const struct server *s, struct conn_buffers *b);
-
-const char *server_state_name(enum server_state s);
 
 #endif

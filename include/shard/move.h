@@ -165,7 +165,7 @@ extern const char move_sql_wal_position[];
 
 /*
  * On the source, $1 the slot's name: one row of the slot's confirmed_flush_lsn (what the target
- * has applied and flushed; compare with move_lsn_parse) and the bytes it is behind the current
+ * has applied and flushed; compare with be_parse_lsn) and the bytes it is behind the current
  * WAL position; no row when there is no such slot.
  */
 extern const char move_sql_slot_position[];
@@ -187,9 +187,6 @@ char *move_sql_detach_subscription(const char *name);
 
 /* DROP PUBLICATION IF EXISTS name. */
 char *move_sql_drop_publication(const char *name);
-
-/* A pg_lsn's text (X/Y in hex) as a number; false when it is not one. */
-bool move_lsn_parse(const char *text, uint64_t *lsn);
 
 /*
  * Do the target's columns (tgt) hold every table of the source's (src) with the same columns?

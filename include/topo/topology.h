@@ -202,7 +202,4 @@ void topo_free_all(struct topo *t, bool loop_alive);
 
 const char *member_role_name(enum member_role r);
 
-/* "0/16B3748" -> position; false if malformed. Pure. */
-bool topo_parse_lsn(const char *text, uint64_t *out);
-
 #endif

@@ -31,6 +31,7 @@ struct shard_maps;
 struct movers;
 struct movecoords;
 struct server_events;
+struct pool_events;
 struct takeover_clients;
 struct takeover_server;
 struct tls_ctx;
@@ -108,6 +109,8 @@ struct worker {
 	const struct console_ops *console; /* the admin console's entry points; NULL = none */
 	/* what a server tells its linked client: the client module's table, given to each server */
 	const struct server_events *server_events;
+	/* what the pool tells a client: the client module's table */
+	const struct pool_events *pool_events;
 	void *admin;                 /* the admin console's state (admin/console.c) */
 	struct authquery *authquery; /* auth_query's cache and connections (auth/) */
 	struct kdfcache *kdfcache;   /* derived login keys and PBKDF2 budget; NULL until used */
@@ -147,6 +150,13 @@ const struct histogram *worker_write_pauses(struct worker *w, const struct clust
 
 /* Is dbname the admin console's (false when no console is registered)? */
 bool worker_is_console_db(const struct worker *w, const char *dbname);
+
+/*
+ * The periodic sweep (the janitor timer's tick, and at a shutdown request): every module's
+ * timeouts, cancel requests given up, accepting resumed, the console's waiting commands, and the
+ * exit once a shutdown has no client left.
+ */
+void worker_janitor(struct worker *w);
 
 /* Re-read the config file; false (and err) when it did not load: the old config stays. */
 bool worker_reload(struct worker *w, char *err, size_t errlen);

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "client/cancel.h"
 #include "config/config.h"
 #include "core/clock.h"
 #include "core/list.h"

@@ -6,12 +6,14 @@
  */
 #include "client/client.h"
 #include "client/admit.h"
+#include "client/cancel.h"
 #include "client/copysplit.h"
 #include "client/login.h"
 #include "client/prepared.h"
 #include "client/route.h"
 #include "client/shard.h"
 #include "client/statements.h"
+#include "pool/events.h"
 #include "route/pin.h"
 #include "server/events.h"
 
@@ -31,16 +33,9 @@
 static enum conn_action on_packet(void *owner, struct conn *conn, const struct pkt_header *hdr,
 				  const uint8_t *whole);
 static void on_closed(void *owner, struct conn *conn, enum conn_close_reason why);
+static void client_on_server_lost(struct client *c);
 
 static const struct conn_ops client_ops = { on_packet, NULL, on_closed };
-
-const char *client_state_name(enum client_state s)
-{
-	static const char *const names[] = { "login",   "waiting", "idle",
-					     "waiting", "active",  "closing" };
-
-	return names[s];
-}
 
 struct client *client_new(struct worker *w)
 {
@@ -205,7 +200,7 @@ static void detach_server_on_close(struct client *c)
 	/* An open transaction is rolled back on release; a half-done exchange cannot be repaired. */
 	if (c->pending_ready || c->unsynced || c->in_copy || s->fatal_seen) {
 		if (c->query_running)
-			server_cancel_query(s);
+			cancel_server_query(s);
 		s->close_when_released = true;
 	}
 	pool_release_server(c);
@@ -614,7 +609,8 @@ static enum conn_action on_packet(void *owner, struct conn *conn, const struct p
 /* Keep the request until the server's first answer, so it can be replayed (see server.c). */
 #define REPLAY_LIMIT (64 * 1024)
 
-bool client_replay_armed(const struct client *c)
+/* Until the server answers, the client's request is kept so it can be replayed elsewhere. */
+static bool client_replay_armed(const struct client *c)
 {
 	return c->conn.tap != NULL;
 }
@@ -653,7 +649,8 @@ static void forget_request(struct client *c)
 	c->pending_set = NULL;
 }
 
-void client_replay_elsewhere(struct client *c)
+/* The server died before answering: process the client's request again, on another server. */
+static void client_replay_elsewhere(struct client *c)
 {
 	conn_tap_stop(&c->conn);
 	/* The request goes back in front of the client's input, as if it had just arrived. */
@@ -723,7 +720,9 @@ static void observe_duration(struct client *c, bool xact, uint64_t start_us, uin
 				now);
 }
 
-void client_on_ready(struct client *c, const uint8_t *z, uint32_t len)
+/* The linked server sent ReadyForQuery (z, len bytes): relay it, release the server if the unit
+ * of work ended. */
+static void client_on_ready(struct client *c, const uint8_t *z, uint32_t len)
 {
 	struct pool *p = c->pool;
 	uint64_t now = clock_now_us();
@@ -789,7 +788,11 @@ static void finish_unit(struct client *c)
 	client_unit_done(c);
 }
 
-void client_on_settings_read(struct client *c, struct settings *now)
+/*
+ * The server said which settings its session has now (server_read_settings, at the end of a unit
+ * of work that changed them): they become the client's, then the unit of work ends.
+ */
+static void client_on_settings_read(struct client *c, struct settings *now)
 {
 	struct server *s = c->server;
 
@@ -839,7 +842,8 @@ void client_unit_done(struct client *c)
 		client_fanout_next(c);
 }
 
-void client_on_server_lost(struct client *c)
+/* The linked server is gone: tell the client what it lost, keep it if its session survives. */
+static void client_on_server_lost(struct client *c)
 {
 	struct msgbuf mb;
 	struct server *s = c->server;
@@ -887,7 +891,8 @@ static void note_error_relayed(struct client *c)
 		c->error_sent = true;
 }
 
-void client_on_server_error(struct client *c)
+/* The server sent an ErrorResponse for the client's current unit of work. */
+static void client_on_server_error(struct client *c)
 {
 	note_error_relayed(c);
 	c->pending_set_failed = true;
@@ -898,7 +903,8 @@ void client_on_error_relayed(struct client *c)
 	note_error_relayed(c);
 }
 
-void client_on_copy_started(struct client *c)
+/* The server entered COPY IN or COPY BOTH: the client's CopyData goes through until CopyDone. */
+static void client_on_copy_started(struct client *c)
 {
 	c->in_copy = true;
 }
@@ -922,7 +928,12 @@ bool client_on_server_released(struct client *c)
 	return dirty;
 }
 
-void client_on_parameter_set(struct client *c, enum tracked_param p, const char *value)
+/*
+ * The server reported a tracked parameter's new value (ParameterStatus) after the client's SET, or
+ * pgmux's SET on its behalf: the client now expects that value, so its next server needs no SET
+ * for it.
+ */
+static void client_on_parameter_set(struct client *c, enum tracked_param p, const char *value)
 {
 	/* Too long or out of memory: the old value stays; a later server may get a needless SET. */
 	param_store(&c->params, p, value);
@@ -977,4 +988,15 @@ const struct server_events client_server_events = {
 	.parse_failed = client_on_parse_failed,
 	.statement_described = client_on_statement_described,
 	.statements_discarded = client_on_statements_discarded,
+};
+
+/* ---- what the pool tells the client (pool/events.h) ---- */
+
+const struct pool_events client_pool_events = {
+	.login_done = client_finish_login,
+	.server_linked = client_on_server_linked,
+	.server_released = client_on_server_released,
+	.wait_started = client_on_wait_started,
+	.topology_changed = client_on_topology_changed,
+	.close = client_close,
 };

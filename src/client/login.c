@@ -25,6 +25,7 @@
  */
 #include "client/login.h"
 #include "client/admit.h"
+#include "client/cancel.h"
 #include "client/route.h"
 #include "client/shard.h"
 #include "client/tls.h"

@@ -253,7 +253,7 @@ static enum conn_action execute_dealloc(struct client *c)
 	if (c->server->respq.skipping)
 		return CONN_CONSUME;
 	mb_init(&mb);
-	if (build_dealloc_answer(&mb, &c->pstmts.unnamed, dealloc_apply(c, &c->pstmts.unnamed)))
+	if (build_dealloc_answer(&mb, &c->unnamed_dealloc, dealloc_apply(c, &c->unnamed_dealloc)))
 		owe(c, 'E', &mb);
 	else
 		fail_here(c, &mb);
@@ -413,7 +413,7 @@ static enum conn_action client_use(struct client *c, char kind, const uint8_t *b
 	/* the unnamed portal is being replaced */
 	if (kind == 'B' && !*portal)
 		client_on_portal_bound(c, NULL, false);
-	if (kind == 'B' && !*name && c->pstmts.unnamed.kind != DEALLOC_NONE)
+	if (kind == 'B' && !*name && c->unnamed_dealloc.kind != DEALLOC_NONE)
 		return bind_dealloc(c, portal);
 	e = *name ? client_pstmts_find(&c->pstmts, name) : NULL;
 	if (!e) {
@@ -548,8 +548,8 @@ enum conn_action prepared_client_message(struct client *c, const struct pkt_head
 		if (!fe_parse_describe(body, len, &desc))
 			return malformed(c, "Describe");
 		if (!*desc.name &&
-		    (desc.kind == FE_STATEMENT ? c->pstmts.unnamed.kind != DEALLOC_NONE
-					       : c->pstmts.unnamed_portal))
+		    (desc.kind == FE_STATEMENT ? c->unnamed_dealloc.kind != DEALLOC_NONE
+					       : c->portal_dealloc))
 			return describe_dealloc(c, (char)desc.kind);
 		if (desc.kind != FE_STATEMENT) {
 			/* The unnamed portal's columns are its statement's: remember them too. */
@@ -572,7 +572,7 @@ enum conn_action prepared_client_message(struct client *c, const struct pkt_head
 		respq_push(&s->respq, 'Q', '=');
 		return CONN_FORWARD;
 	case 'E':
-		if (c->pstmts.unnamed_portal) {
+		if (c->portal_dealloc) {
 			if (!whole)
 				return CONN_NEED_WHOLE;
 			if (!fe_parse_execute(body, len, &exec))

@@ -614,3 +614,12 @@ bool client_take_route_option(struct client *c, const char *name, const char *va
 		c->session_hint = ROUTE_HINT_NONE;
 	return true;
 }
+
+void client_on_topology_changed(struct client *c)
+{
+	int target = router_reroute(c->pool->db->cluster, c->target, (enum route_want)c->want,
+				    c->ryw_lsn, &c->pool->db->routes);
+
+	if (target != c->target)
+		pool_retarget(c, target);
+}

@@ -42,25 +42,25 @@ void client_on_statement_described(struct client *c, const struct pstmt *ps, uin
 void client_on_unnamed_parsed(struct client *c, const struct dealloc_stmt *dealloc)
 {
 	if (dealloc)
-		c->pstmts.unnamed = *dealloc;
+		c->unnamed_dealloc = *dealloc;
 	else
-		c->pstmts.unnamed.kind = DEALLOC_NONE;
+		c->unnamed_dealloc.kind = DEALLOC_NONE;
 }
 
 void client_on_simple_query(struct client *c)
 {
-	c->pstmts.unnamed.kind = DEALLOC_NONE;
-	c->pstmts.unnamed_portal = false;
+	c->unnamed_dealloc.kind = DEALLOC_NONE;
+	c->portal_dealloc = false;
 }
 
 void client_on_portal_bound(struct client *c, struct pstmt *ps, bool dealloc)
 {
 	c->portal_ps = ps;
-	c->pstmts.unnamed_portal = dealloc;
+	c->portal_dealloc = dealloc;
 }
 
 void client_on_sync_sent(struct client *c)
 {
 	/* portal_ps is left to the next Bind: it is only compared (a Describe of the portal). */
-	c->pstmts.unnamed_portal = false;
+	c->portal_dealloc = false;
 }

@@ -18,11 +18,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client/cancel.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "pool/events.h"
 #include "worker/worker.h"
 
 /* ---- state transitions ---- */
+
+/* The states' names in the log (SHOW CLIENTS and SHOW SERVERS say PgBouncer's). */
+static const char *client_state_name(enum client_state s)
+{
+	static const char *const names[] = { "login",   "waiting_login", "idle",
+					     "waiting", "active",        "closing" };
+
+	return names[s];
+}
+
+static const char *server_state_name(enum server_state s)
+{
+	static const char *const names[] = { "connecting", "login",       "idle",   "active",
+					     "reset",      "cancel_wait", "closing" };
+
+	return names[s];
+}
 
 /*
  * The moves a client may make: client_moves[from][to]. A new client enters LOGIN through
@@ -112,7 +131,7 @@ static void client_set_state(struct client *c, enum client_state st, const char 
 		ASSERT(p);
 		/* A client logging in waits from here (pool_request_server sets it for the others). */
 		if (st == CLIENT_WAITING_LOGIN)
-			client_on_wait_started(c);
+			c->w->pool_events->wait_started(c);
 		list_add_tail(&p->waiting_clients, &c->node);
 		p->n_waiting_clients++;
 		if (st == CLIENT_WAITING)
@@ -254,7 +273,7 @@ void pool_client_logged_in(struct client *c)
 	ASSERT(c->pool);
 	if (c->pool->welcome_ready) {
 		client_set_state(c, CLIENT_IDLE, "logged in");
-		client_finish_login(c);
+		c->w->pool_events->login_done(c);
 	} else {
 		client_set_state(c, CLIENT_WAITING_LOGIN,
 				 "logged in, waiting for the first server");
@@ -662,7 +681,7 @@ static void link_client(struct client *c, struct server *s)
 	server_set_state(s, SERVER_ACTIVE, "linked to a client");
 	client_set_state(c, CLIENT_ACTIVE, "linked to a server");
 	s->link_time_us = s->request_time_us = now;
-	client_on_server_linked(c); /* its transaction time starts at s->link_time_us */
+	c->w->pool_events->server_linked(c); /* its transaction time starts at s->link_time_us */
 }
 
 /* A server idle longer than server_check_delay may have died quietly: test it before use. */
@@ -726,7 +745,7 @@ void pool_request_server(struct client *c)
 		link_client(c, s);
 		return;
 	}
-	client_on_wait_started(c);
+	c->w->pool_events->wait_started(c);
 	if (c->target == TARGET_WAIT_PRIMARY)
 		p->db->routes.primary_waits++;
 	client_set_state(c, CLIENT_WAITING, "no idle server, queued");
@@ -817,7 +836,7 @@ void pool_release_server(struct client *c)
 	s->client = NULL;
 	s->request_time_us = clock_now_us();
 	/* Settings changed in a transaction nobody read back: only a reset makes them known. */
-	if (client_on_server_released(c) || s->reading_settings)
+	if (c->w->pool_events->server_released(c) || s->reading_settings)
 		s->settings_unknown = true;
 	if (c->state == CLIENT_ACTIVE)
 		client_set_state(c, CLIENT_IDLE, "released its server");
@@ -843,7 +862,7 @@ static void finish_waiting_logins(struct pool *p)
 
 		if (c->state == CLIENT_WAITING_LOGIN) {
 			client_set_state(c, CLIENT_IDLE, "the first server logged in");
-			client_finish_login(c);
+			c->w->pool_events->login_done(c);
 		}
 	}
 }
@@ -929,6 +948,25 @@ bool pool_login_retry_exhausted(const struct client *c)
 	return node->failing_since_us && node->last_failed_attempt_us >= c->wait_start_us &&
 	       node->last_login_failure_us - node->failing_since_us >=
 		       (uint64_t)(p->w->cfg->server_login_retry * 1e6);
+}
+
+bool pool_server_fenced(struct server *s)
+{
+	struct cluster *cl = s->pool->db->cluster;
+
+	if (!cl || cl->members[s->member].role != ROLE_PRIMARY)
+		return false;
+	topo_member_is_standby(&cl->members[s->member]);
+	return true;
+}
+
+bool pool_cluster_unusable(const struct client *c, char *why, size_t whylen)
+{
+	const struct pool *p = c->pool;
+
+	return c->state == CLIENT_WAITING_LOGIN && p->db->cluster &&
+	       topo_cluster_unusable(p->db->cluster, c->wait_start_us,
+				     p->w->cfg->server_login_retry, why, whylen);
 }
 
 void pool_server_login_failed(struct server *s, const char *sqlstate, const char *message)
@@ -1169,9 +1207,10 @@ void pool_kill_database(struct worker *w, struct database *db)
 			continue;
 		for (size_t i = 0; i < 2; i++)
 			list_for_each_safe(m, u, clients[i])
-				client_close(list_entry(m, struct client, node), "57P01",
-					     "database \"%s\" was killed by the administrator",
-					     db->name);
+				w->pool_events
+					->close(list_entry(m, struct client, node), "57P01",
+						"database \"%s\" was killed by the administrator",
+						db->name);
 		for (size_t i = 0; i < 4; i++)
 			list_for_each_safe(m, u, servers[i])
 				server_close(list_entry(m, struct server, node), "database killed");
@@ -1209,8 +1248,7 @@ void pool_kick(struct worker *w, struct database *db)
 	}
 }
 
-/* A waiting client's target was decided again: move it to that member's queue. */
-static void pool_retarget(struct client *c, int target)
+void pool_retarget(struct client *c, int target)
 {
 	if (c->state == CLIENT_WAITING && target == TARGET_WAIT_PRIMARY &&
 	    c->target != TARGET_WAIT_PRIMARY)
@@ -1244,33 +1282,16 @@ static void close_stale_servers(struct pool *p)
 	}
 }
 
-/* Waiting clients whose member can no longer serve them (or who wait for a primary) pick again. */
+/* Clients waiting for a server of the changed cluster: their route may change (pool_retarget). */
 static void reroute_waiters(struct pool *p)
 {
-	struct cluster *cl = p->db->cluster;
 	struct list_node *n, *t;
 
 	list_for_each_safe(n, t, &p->waiting_clients) {
 		struct client *c = list_entry(n, struct client, node);
-		bool fine;
-		int target;
 
-		if (c->state != CLIENT_WAITING)
-			continue;
-		if (c->target == TARGET_WAIT_PRIMARY)
-			fine = topo_primary_draining(cl);
-		else if (c->want == WANT_PRIMARY)
-			fine = c->target == cl->primary;
-		else
-			fine = c->target == cl->primary ||
-			       topo_replica_usable(&cl->members[c->target], 0);
-		if (fine)
-			continue;
-		target = router_pick(cl, (enum route_want)c->want, c->ryw_lsn, &p->db->routes,
-				     false);
-		if (target == TARGET_REFUSED)
-			target = router_primary_or_wait(cl);
-		pool_retarget(c, target);
+		if (c->state == CLIENT_WAITING)
+			p->w->pool_events->topology_changed(c);
 	}
 }
 

@@ -107,7 +107,8 @@ static int pick_least_connections(struct cluster *cl, const int *cand, int n)
 	return best;
 }
 
-int router_primary_or_wait(const struct cluster *cl)
+/* The confirmed primary's index, or TARGET_WAIT_PRIMARY (none, or drained for a switchover). */
+static int primary_or_wait(const struct cluster *cl)
 {
 	return cl->primary >= 0 && !topo_primary_draining(cl) ? cl->primary : TARGET_WAIT_PRIMARY;
 }
@@ -122,12 +123,12 @@ int router_pick(struct cluster *cl, enum route_want want, uint64_t min_lsn, stru
 	if (want == WANT_PRIMARY) {
 		if (count)
 			st->writes++;
-		return router_primary_or_wait(cl);
+		return primary_or_wait(cl);
 	}
 	if (e->read_from == READ_FROM_PRIMARY) {
 		if (count)
 			st->reads_primary++;
-		return router_primary_or_wait(cl);
+		return primary_or_wait(cl);
 	}
 	for (int i = 0; i < cl->n_members; i++) {
 		const struct member *m = &cl->members[i];
@@ -145,7 +146,7 @@ int router_pick(struct cluster *cl, enum route_want want, uint64_t min_lsn, stru
 			/* Replicas are up but behind this client's write: only the primary has it. */
 			if (count)
 				st->reads_ryw++;
-			return router_primary_or_wait(cl);
+			return primary_or_wait(cl);
 		}
 		if (e->read_fallback == FALLBACK_ERROR) {
 			if (count)
@@ -154,7 +155,7 @@ int router_pick(struct cluster *cl, enum route_want want, uint64_t min_lsn, stru
 		}
 		if (count)
 			st->reads_fallback++;
-		return router_primary_or_wait(cl);
+		return primary_or_wait(cl);
 	}
 	n = e->load_balance == LB_LEAST_CONNECTIONS ? pick_least_connections(cl, cand, n)
 						    : pick_weighted(cl, cand, n);
@@ -165,4 +166,23 @@ int router_pick(struct cluster *cl, enum route_want want, uint64_t min_lsn, stru
 			st->reads_replica++;
 	}
 	return n;
+}
+
+/* Can target still serve a unit of work that wants want? */
+static bool still_serves(const struct cluster *cl, int target, enum route_want want)
+{
+	if (target == TARGET_WAIT_PRIMARY)
+		return topo_primary_draining(cl);
+	if (want == WANT_PRIMARY)
+		return target == cl->primary;
+	return target == cl->primary || topo_replica_usable(&cl->members[target], 0);
+}
+
+int router_reroute(struct cluster *cl, int target, enum route_want want, uint64_t min_lsn,
+		   struct route_stats *st)
+{
+	if (still_serves(cl, target, want))
+		return target;
+	target = router_pick(cl, want, min_lsn, st, false);
+	return target == TARGET_REFUSED ? primary_or_wait(cl) : target;
 }

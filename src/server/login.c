@@ -259,17 +259,9 @@ static void note_hot_standby(struct server *s, const uint8_t *body, size_t len)
  */
 static bool fenced_ok(struct server *s)
 {
-	struct cluster *cl = s->pool->db->cluster;
-	struct member *m;
-
-	if (!cl || !s->in_hot_standby)
+	if (!s->in_hot_standby || !pool_server_fenced(s))
 		return true;
-	m = &cl->members[s->member];
-	if (m->role != ROLE_PRIMARY)
-		return true;
-	server_log(LOG_LVL_WARNING, s, "the primary of cluster %s says it is a standby: fencing it",
-		   cl->name);
-	topo_member_is_standby(m);
+	server_log(LOG_LVL_WARNING, s, "the cluster's primary says it is a standby: fencing it");
 	server_close(s, "primary turned out to be a standby");
 	return false;
 }

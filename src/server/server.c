@@ -19,7 +19,6 @@
 #include "pool/pool.h"
 #include "proto/be.h"
 #include "proto/build.h"
-#include "route/setstmt.h"
 #include "worker/worker.h"
 
 static enum conn_action on_packet(void *owner, struct conn *c, const struct pkt_header *hdr,
@@ -32,14 +31,6 @@ static void on_connected(void *owner, struct conn *c, bool ok, int errnum)
 }
 
 static const struct conn_ops server_ops = { on_packet, on_connected, on_closed };
-
-const char *server_state_name(enum server_state s)
-{
-	static const char *const names[] = { "login",  "login", "idle",   "active",
-					     "tested", "used",  "closing" };
-
-	return names[s];
-}
 
 static void remember_welcome(struct pool *p, const char *name, const char *value)
 {
@@ -128,7 +119,7 @@ static void capture_lsn(struct server *s, const uint8_t *body, size_t len)
 		return;
 	memcpy(text, body + 6, vlen);
 	text[vlen] = '\0';
-	if (topo_parse_lsn(text, &lsn))
+	if (be_parse_lsn(text, &lsn))
 		s->events->write_lsn(s->client, lsn);
 }
 

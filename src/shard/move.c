@@ -602,17 +602,6 @@ const char move_sql_drop_sync_slots[] =
 	"SELECT count(pg_drop_replication_slot(slot_name))::text FROM pg_replication_slots "
 	"WHERE slot_name LIKE 'pg\\_' || $1 || '\\_sync\\_%' AND NOT active";
 
-bool move_lsn_parse(const char *text, uint64_t *lsn)
-{
-	unsigned int hi, lo;
-	int used = 0;
-
-	if (!text || sscanf(text, "%X/%X%n", &hi, &lo, &used) != 2 || text[used] != '\0')
-		return false;
-	*lsn = (uint64_t)hi << 32 | lo;
-	return true;
-}
-
 /* The line of tgt that starts with table name (len bytes) and a blank, or NULL. */
 static const char *line_of(const char *tgt, const char *name, size_t len, size_t *linelen)
 {

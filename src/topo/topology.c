@@ -24,6 +24,7 @@
 #include "ev/dns.h"
 #include "ev/http.h"
 #include "ev/pgquery.h"
+#include "proto/be.h"
 
 /* How often each cluster looks at its schedule; checks and polls run at their own intervals. */
 #define TICK_INTERVAL 0.05
@@ -52,17 +53,6 @@ const char *member_role_name(enum member_role r)
 	default:
 		return "unknown";
 	}
-}
-
-bool topo_parse_lsn(const char *text, uint64_t *out)
-{
-	unsigned int hi, lo;
-	int used = 0;
-
-	if (!text || sscanf(text, "%X/%X%n", &hi, &lo, &used) != 2 || text[used] != '\0')
-		return false;
-	*out = ((uint64_t)hi << 32) | lo;
-	return true;
 }
 
 /* A change the router or the pools must see: a new version, handed to every subscriber. */
@@ -402,6 +392,15 @@ static double check_interval(const struct member *m)
 	return cl->entry->health_check_interval;
 }
 
+/* A health_check_interval shortened by a reload counts from now, not after the old one ran out. */
+static void check_within_interval(struct member *m)
+{
+	uint64_t latest = clock_now_us() + (uint64_t)(check_interval(m) * 1e6);
+
+	if (m->next_check_us > latest)
+		m->next_check_us = latest;
+}
+
 static void check_failed(struct member *m, const char *error)
 {
 	struct cluster *cl = m->cl;
@@ -433,7 +432,7 @@ static void check_passed(struct member *m, const char *const *v)
 	m->checked_us = clock_now_us();
 	m->last_error[0] = '\0';
 	m->in_recovery = v[0] && v[0][0] == 't' ? 1 : 0;
-	m->lsn = topo_parse_lsn(v[1], &lsn) ? lsn : 0;
+	m->lsn = be_parse_lsn(v[1], &lsn) ? lsn : 0;
 	m->lag_ms = v[2] ? atof(v[2]) : -1;
 	if (v[3] && !has_patroni(cl))
 		m->timeline = atoi(v[3]);
@@ -1013,8 +1012,10 @@ bool topo_apply_config(struct topo *tp, const struct config *cfg)
 		choose_check_login(cl, cfg);
 		if (!has_patroni(cl))
 			sync_static_hosts(cl);
-		for (int j = 0; j < cl->n_members; j++)
+		for (int j = 0; j < cl->n_members; j++) {
 			cl->members[j].weight = weight_of(cl->entry, &cl->members[j]);
+			check_within_interval(&cl->members[j]);
+		}
 		/* Members gone from hosts = stop serving now, not at the next check. */
 		recompute_roles(cl);
 	}

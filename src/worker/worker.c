@@ -15,6 +15,7 @@
 #include "auth/kdfcache.h"
 #include "auth/scram.h"
 #include "auth/userlist.h"
+#include "client/cancel.h"
 #include "client/client.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -292,7 +293,7 @@ void worker_shutdown(struct worker *w, bool safe)
 	w->safe_shutdown = w->safe_shutdown || safe;
 	listen_close(w->listeners);
 	w->listeners = NULL;
-	pool_janitor(w);
+	worker_janitor(w);
 }
 
 static void on_left_etcd(void *arg)
@@ -359,6 +360,7 @@ bool worker_init(struct worker *w, struct config *cfg, struct userlist *ul)
 		return false;
 	pstmt_registry_init(&w->pstmts);
 	w->server_events = &client_server_events;
+	w->pool_events = &client_pool_events;
 	worker_apply_loop_settings(w, cfg);
 	w->start_time_us = clock_now_us();
 	worker_shard_maps_apply(w);

@@ -25,7 +25,7 @@ static void planted(struct client *c, struct server *s)
 	other->unsynced |= true;
 	++c->pending_ready;
 	s->client->in_copy = false;
-	c->pstmts.unnamed_portal = true;
+	c->portal_dealloc = true;
 	param_store(&c->params, PARAM_TIMEZONE, "UTC");
 	snprintf(c->addr, sizeof(c->addr), "%s", c->dbname);
 	log_info("%s", c->addr);
@@ -33,7 +33,7 @@ static void planted(struct client *c, struct server *s)
 """
 # Lines (from the planted function's first line) that the tool must name, with the field.
 EXPECTED = [(8, "pending_ready"), (9, "unsynced"), (10, "pending_ready"), (11, "in_copy"),
-            (12, "pstmts"), (13, "params"), (14, "addr")]
+            (12, "portal_dealloc"), (13, "params"), (14, "addr")]
 
 
 def run(root):

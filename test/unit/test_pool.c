@@ -4,10 +4,10 @@
  * servers between states, pool_check() agrees with the lists and counters after every step, and
  * an illegal move trips the ASSERT of the transition tables.
  *
- * Only pool.c is linked. What it calls in other modules (server and client connections, conn,
- * loop, config, topology, log) is stubbed below: the stubs do what the real function does to the
- * pool's bookkeeping (server_launch enters a new server, server_close takes it out) and nothing
- * else. log_assert_failed hands the failed ASSERT to cmocka (expect_assert_failure).
+ * Only pool.c is linked. What it calls in other modules (server connections, conn, loop,
+ * config, topology, log) is stubbed below, and so are the client events it sends (pool/events.h):
+ * the stubs do what the real function does to the pool's bookkeeping (server_launch enters a new
+ * server, server_close takes it out) and nothing else. log_assert_failed hands the failed ASSERT to cmocka (expect_assert_failure).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "core/clock.h"
+#include "pool/events.h"
 #include "pool/pool.h"
 #include "worker/worker.h"
 
@@ -67,22 +68,6 @@ void log_assert_failed(const char *cond, const char *file, int line)
 	abort(); /* not reached: mock_assert jumps back to expect_assert_failure or fails the test */
 }
 
-const char *client_state_name(enum client_state s)
-{
-	static const char *names[] = { "login",   "waiting_login", "idle",
-				       "waiting", "active",        "closing" };
-
-	return names[s];
-}
-
-const char *server_state_name(enum server_state s)
-{
-	static const char *names[] = { "connecting", "login",       "idle",   "active",
-				       "reset",      "cancel_wait", "closing" };
-
-	return names[s];
-}
-
 void client_finish_login(struct client *c)
 {
 	logins_finished++;
@@ -107,6 +92,15 @@ void client_close(struct client *c, const char *sqlstate, const char *fmt, ...)
 {
 	pool_client_closing(c);
 }
+
+/* What the pool tells a client (pool/events.h): the stubs above, as client.c's table is. */
+static const struct pool_events events = {
+	.login_done = client_finish_login,
+	.server_linked = client_on_server_linked,
+	.server_released = client_on_server_released,
+	.wait_started = client_on_wait_started,
+	.close = client_close,
+};
 
 struct server *server_launch(struct pool *pool, int member)
 {
@@ -202,7 +196,7 @@ enum pool_mode config_pool_mode(const struct config *cfg, const struct db_entry 
 	return POOL_MODE_TRANSACTION;
 }
 
-/* Topology and routing: a host= database never reaches them. */
+/* Topology: a host= database never reaches it. */
 struct cluster *topo_find(struct topo *t, const char *name)
 {
 	return NULL;
@@ -231,15 +225,14 @@ bool topo_replica_usable(const struct member *m, uint64_t min_lsn)
 	return false;
 }
 
-int router_primary_or_wait(const struct cluster *cl)
+void topo_member_is_standby(struct member *m)
 {
-	return 0;
 }
 
-int router_pick(struct cluster *cl, enum route_want want, uint64_t min_lsn, struct route_stats *st,
-		bool sticky)
+bool topo_cluster_unusable(const struct cluster *cl, uint64_t since_us, double patience, char *why,
+			   size_t len)
 {
-	return 0;
+	return false;
 }
 
 /* ---- fixture ---- */
@@ -259,6 +252,7 @@ static int setup(void **state)
 	f->cfg.server_reset_query = "";
 	f->cfg.server_check_query = "";
 	f->w.cfg = &f->cfg;
+	f->w.pool_events = &events;
 	list_init(&f->w.databases);
 	list_init(&f->w.users);
 	list_init(&f->w.pools);

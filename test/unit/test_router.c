@@ -2,8 +2,9 @@
 /*
  * Unit tests for the router's policy: the role a unit of work needs (classification, hints,
  * transaction state) and the member that serves it (weights, balancing modes, read_from,
- * read_fallback, read_your_writes, no primary). Whether a member is usable is the topology's
- * business; here it is this file's simple stand-in, so the policy is tested alone.
+ * read_fallback, read_your_writes, no primary), and where a waiting unit goes when its cluster
+ * changes. Whether a member is usable is the topology's business; here it is this file's simple
+ * stand-in, so the policy is tested alone.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -230,6 +231,35 @@ static void test_read_your_writes(void **state)
 	assert_int_equal(router_pick(&cl, WANT_REPLICA, 150, &st, true), 0);
 }
 
+static void test_reroute(void **state)
+{
+	struct route_stats st = { 0 };
+
+	(void)state;
+	/* a member that still serves keeps its waiters */
+	assert_int_equal(router_reroute(&cl, 1, WANT_REPLICA, 0, &st), 1);
+	assert_int_equal(router_reroute(&cl, 0, WANT_PRIMARY, 0, &st), 0);
+	/* a replica gone: the other replica */
+	cl.members[1].role = ROLE_UNKNOWN;
+	assert_int_equal(router_reroute(&cl, 1, WANT_REPLICA, 0, &st), 2);
+	/* a new primary: writes follow it */
+	cl.members[0].role = ROLE_UNKNOWN;
+	cl.members[2].role = ROLE_PRIMARY;
+	cl.primary = 2;
+	assert_int_equal(router_reroute(&cl, 0, WANT_PRIMARY, 0, &st), 2);
+	/* no replica left and read_fallback = error: the primary rather than a refusal */
+	entry.read_fallback = FALLBACK_ERROR;
+	assert_int_equal(router_reroute(&cl, 1, WANT_REPLICA, 0, &st), 2);
+	/* waiting for a primary: still while a switchover drains it, then the primary */
+	draining = true;
+	assert_int_equal(router_reroute(&cl, TARGET_WAIT_PRIMARY, WANT_PRIMARY, 0, &st),
+			 TARGET_WAIT_PRIMARY);
+	draining = false;
+	assert_int_equal(router_reroute(&cl, TARGET_WAIT_PRIMARY, WANT_PRIMARY, 0, &st), 2);
+	/* re-routing is no new decision: nothing counted */
+	assert_int_equal(st.writes + st.reads_replica + st.reads_primary + st.reads_refused, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -240,6 +270,7 @@ int main(void)
 		cmocka_unit_test_setup(test_read_from, setup),
 		cmocka_unit_test_setup(test_fallback, setup),
 		cmocka_unit_test_setup(test_read_your_writes, setup),
+		cmocka_unit_test_setup(test_reroute, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -229,20 +229,11 @@ static void test_statements(void **state)
 	assert_null(strstr(move_sql_slot_position, "pg_current_wal_lsn()"));
 }
 
-static void test_lsn_and_columns(void **state)
+static void test_columns(void **state)
 {
 	char why[256];
-	uint64_t lsn;
 
 	(void)state;
-	assert_true(move_lsn_parse("0/16B3748", &lsn));
-	assert_true(lsn == 0x16B3748);
-	assert_true(move_lsn_parse("1A/0", &lsn));
-	assert_true(lsn == 0x1A00000000ULL);
-	assert_false(move_lsn_parse("x/1", &lsn));
-	assert_false(move_lsn_parse("1/2 ", &lsn));
-	assert_false(move_lsn_parse(NULL, &lsn));
-
 	assert_true(
 		move_columns_match("public.a id bigint, n text\npublic.b id bigint",
 				   "public.a id bigint, n text\npublic.b id bigint\npublic.c x int",
@@ -299,10 +290,10 @@ static void test_object_name(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_steps),           cmocka_unit_test(test_buckets),
-		cmocka_unit_test(test_quoting),         cmocka_unit_test(test_predicate),
-		cmocka_unit_test(test_tables),          cmocka_unit_test(test_statements),
-		cmocka_unit_test(test_lsn_and_columns), cmocka_unit_test(test_object_name),
+		cmocka_unit_test(test_steps),     cmocka_unit_test(test_buckets),
+		cmocka_unit_test(test_quoting),   cmocka_unit_test(test_predicate),
+		cmocka_unit_test(test_tables),    cmocka_unit_test(test_statements),
+		cmocka_unit_test(test_columns),   cmocka_unit_test(test_object_name),
 		cmocka_unit_test(test_sequences),
 	};
 

@@ -1,5 +1,5 @@
 /*
- * cancel: CancelRequest routing. Clients only know pgmux's BackendKeyData; a request naming it is
+ * cancel: CancelRequest routing (see client/cancel.h). Clients only know pgmux's BackendKeyData; a request naming it is
  * forwarded, on a new connection, to the backend the client is using at that moment. While it is
  * on its way the server is not handed to anyone else (CANCEL_WAIT on release), so a late cancel can
  * never hit another client's query.
@@ -22,6 +22,8 @@
  * already marked is never sent on again, so a disagreement between [peers] sections cannot
  * make one circle: it is dropped with a log line, as one for a peer_id not in [peers].
  */
+#include "client/cancel.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -126,7 +128,7 @@ static void on_closed(void *owner, struct conn *c, enum conn_close_reason why)
 
 static const struct conn_ops cancel_ops = { on_packet, on_connected, on_closed };
 
-void server_cancel_query(struct server *s)
+void cancel_server_query(struct server *s)
 {
 	struct worker *w = s->w;
 	struct cancel_req *r = calloc(1, sizeof(*r));
@@ -392,5 +394,5 @@ void client_cancel_request(struct worker *w, uint32_t pid, uint32_t key)
 	}
 	log_debug("C-%llu cancel forwarded to S-%llu", (unsigned long long)c->id,
 		  (unsigned long long)c->server->id);
-	server_cancel_query(c->server);
+	cancel_server_query(c->server);
 }

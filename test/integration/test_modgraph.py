@@ -1,0 +1,58 @@
+"""tools/modgraph.py (run by make modgraph) passes on the tree, and fails on a copy of it with a
+forbidden edge, a cycle through a module that must stay out of cycles, or a module with more
+arrows out than it is allowed.
+"""
+import os
+import shutil
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOOL = os.path.join(ROOT, "tools", "modgraph.py")
+
+
+def run(root):
+    return subprocess.run([sys.executable, TOOL, root], capture_output=True, text=True, timeout=60)
+
+
+def copy_tree(tmp_path):
+    for d in ("src", "include"):
+        shutil.copytree(os.path.join(ROOT, d), tmp_path / d)
+
+
+def plant(tmp_path, rel, *headers):
+    with open(tmp_path / rel, "a") as fh:
+        for h in headers:
+            fh.write(f'\n#include "{h}"\n')
+
+
+def test_tree_passes():
+    out = run(ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "ARROWS" not in out.stdout
+
+
+def test_forbidden_edge_fails(tmp_path):
+    copy_tree(tmp_path)
+    plant(tmp_path, "src/pool/pool.c", "admin/admin.h")
+    out = run(str(tmp_path))
+    assert out.returncode == 1
+    assert "FORBIDDEN pool -> admin" in out.stdout, out.stdout
+
+
+def test_cycle_through_route_fails(tmp_path):
+    copy_tree(tmp_path)
+    plant(tmp_path, "src/route/router.c", "client/client.h")
+    out = run(str(tmp_path))
+    assert out.returncode == 1
+    assert "CYCLE through" in out.stdout and "route" in out.stdout, out.stdout
+
+
+def test_module_over_its_arrows_fails(tmp_path):
+    copy_tree(tmp_path)
+    # server has no arrow to shard or route: two more take it over its allowance
+    plant(tmp_path, "src/server/server.c", "shard/key.h", "route/classify.h")
+    out = run(str(tmp_path))
+    assert out.returncode == 1
+    assert "ARROWS server:" in out.stdout, out.stdout
+
