@@ -12,6 +12,9 @@
 
 #include "client/client.h"
 
+struct cluster;
+struct db_entry;
+
 enum discard_state {
 	DISCARD_NONE = 0,
 	DISCARD_START,    /* the next message starts the refused unit */
@@ -77,6 +80,15 @@ void client_on_lsn_captured(struct client *c);
  * it, it routes again (a replica gone, a new primary) and waits for the member chosen.
  */
 void client_on_topology_changed(struct client *c);
+
+/*
+ * SHOW ROUTE FOR: what a new client of database entry e would do with sql, a lone autocommit
+ * statement, by the rules client_route_unit follows (read_only included). *primary: it needs the
+ * primary (else a replica). Returns the name of the member of cl that would serve it now, or why
+ * none would; NULL without a cluster. Counts nothing.
+ */
+const char *client_route_for(const struct db_entry *e, struct cluster *cl, const char *sql,
+			     size_t len, bool *primary);
 
 /* A pgmux.route startup parameter or option; false when name is something else. */
 bool client_take_route_option(struct client *c, const char *name, const char *value);

@@ -10,10 +10,9 @@
 #include <string.h>
 
 #include "admin/rows.h"
+#include "client/route.h"
 #include "client/shard.h"
 #include "config/config.h"
-#include "route/classify.h"
-#include "route/router.h"
 #include "shard/map.h"
 #include "topo/topology.h"
 #include "worker/mover.h"
@@ -170,15 +169,6 @@ static bool show_shard_for(struct worker *w, const struct admin_cmd *cmd, struct
 	return true;
 }
 
-static const char *member_name(const struct cluster *cl, int target)
-{
-	if (target == TARGET_WAIT_PRIMARY)
-		return "(waits for a primary)";
-	if (target == TARGET_REFUSED)
-		return "(refused: no replica, read_fallback = error)";
-	return cl->members[target].name;
-}
-
 static bool show_route_for(struct worker *w, const struct admin_cmd *cmd, struct msgbuf *mb,
 			   char *err, size_t errlen)
 {
@@ -189,11 +179,9 @@ static bool show_route_for(struct worker *w, const struct admin_cmd *cmd, struct
 	const struct db_entry *e = entry_for(w->cfg, cmd->arg, true, err, errlen);
 	const char *sql = cmd->value, *cluster_name;
 	struct shard_explain ex = { .shard = -1 };
-	struct route_stats unused = { 0 };
-	struct route_result res;
-	enum route_want want;
+	const char *member;
 	struct cluster *cl;
-	bool hinted;
+	bool primary;
 	struct row r;
 
 	if (!e)
@@ -208,17 +196,16 @@ static bool show_route_for(struct worker *w, const struct admin_cmd *cmd, struct
 				? config_find_shards(w->cfg, e->shards)->shards[ex.shard].cluster
 				: NULL;
 	}
-	classify_sql(sql, strlen(sql), NULL, &res);
-	want = router_want(&res, ROUTE_HINT_NONE, false, false, ROUTE_HINT_NONE, &hinted);
 	cl = cluster_name ? topo_find(&w->topo, cluster_name) : NULL;
+	member = client_route_for(e, cl, sql, strlen(sql), &primary);
 	HEADER(mb, cols);
 	ROW(&r, cols);
 	put_str(&r, e->name);
 	put_str(&r, ex.shard >= 0 ? config_find_shards(w->cfg, e->shards)->shards[ex.shard].name
 				  : NULL);
 	put_str(&r, e->shards[0] ? ex.found_by : NULL);
-	put_str(&r, want == WANT_PRIMARY ? "primary" : "replica");
-	put_str(&r, cl ? member_name(cl, router_pick(cl, want, 0, &unused, false)) : NULL);
+	put_str(&r, primary ? "primary" : "replica");
+	put_str(&r, member);
 	put_str(&r, ex.refusal[0] ? ex.refusal : NULL);
 	row_end(mb, &r);
 	build_command_complete(mb, "SHOW");

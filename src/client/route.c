@@ -491,6 +491,40 @@ void client_route_drained(struct client *c)
 	}
 }
 
+/*
+ * A database declared read_only reads only: everything goes where reads go, and a replica
+ * refuses a write itself (25006), which is PostgreSQL's judgement, not the classifier's.
+ */
+static enum route_want entry_want(const struct db_entry *e, enum route_want want)
+{
+	return e && e->read_only ? WANT_REPLICA : want;
+}
+
+/* The name of the member at target, or what happens instead. */
+static const char *target_name(const struct cluster *cl, int target)
+{
+	if (target == TARGET_WAIT_PRIMARY)
+		return "(waits for a primary)";
+	if (target == TARGET_REFUSED)
+		return "(refused: no replica, read_fallback = error)";
+	return cl->members[target].name;
+}
+
+const char *client_route_for(const struct db_entry *e, struct cluster *cl, const char *sql,
+			     size_t len, bool *primary)
+{
+	struct route_stats uncounted = { 0 };
+	struct route_result r;
+	enum route_want want;
+	bool hinted;
+
+	classify_sql(sql, len, NULL, &r);
+	want = entry_want(e,
+			  router_want(&r, ROUTE_HINT_NONE, false, false, ROUTE_HINT_NONE, &hinted));
+	*primary = want == WANT_PRIMARY;
+	return cl ? target_name(cl, router_pick(cl, want, 0, &uncounted, false)) : NULL;
+}
+
 enum conn_action client_route_unit(struct client *c, const struct pkt_header *hdr,
 				   const uint8_t *whole)
 {
@@ -541,12 +575,7 @@ enum conn_action client_route_unit(struct client *c, const struct pkt_header *hd
 	    pipeline_writes(c, whole, hdr->len))
 		want = WANT_PRIMARY;
 pick:
-	/*
-	 * A database declared read_only reads only: everything goes where reads go, and a replica
-	 * refuses a write itself (25006), which is PostgreSQL's judgement, not the classifier's.
-	 */
-	if (db->entry && db->entry->read_only)
-		want = WANT_REPLICA;
+	want = entry_want(db->entry, want);
 	target = router_pick(db->cluster, want,
 			     db->cluster->entry->read_your_writes ? c->ryw_lsn : 0, &db->routes,
 			     true);

@@ -585,6 +585,10 @@ def test_read_only_database_sends_everything_to_replicas(pgmux, rs):
             c.execute("INSERT INTO items (v) VALUES ('not here')")
         with c.transaction():
             assert ran_on(c)[0] in replica_ports
+    # the console says what the client does: a write of this database goes to a replica
+    route = mux.admin("SHOW ROUTE IN reports FOR INSERT INTO items (v) VALUES ('x')")[0]
+    assert route["role"] == "replica", route
+    assert int(route["member"].rsplit(":", 1)[1]) in replica_ports, route
     # the query times of a routed database are told by the role that ran them
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     count = re.search(r'^pgmux_query_duration_seconds_count\{database="reports",user="postgres",'
