@@ -63,13 +63,16 @@ void client_accept(struct worker *w, int fd, bool is_unix)
 {
 	struct client *c = client_new(w);
 
-	if (!c)
+	if (!c) {
+		conn_drop_fd(fd); /* nobody else would close it */
 		return;
+	}
 	if (is_unix)
 		snprintf(c->addr, sizeof(c->addr), "unix");
 	else
 		conn_peer_name(fd, c->addr, sizeof(c->addr));
 	if (!conn_attach(&c->conn, fd)) {
+		conn_drop_fd(fd);
 		client_close(c, NULL, "out of memory");
 		return;
 	}
