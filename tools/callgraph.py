@@ -8,7 +8,8 @@ an arrow a -> b exists when an object of module a uses a function or variable de
 Types and macros leave no trace in an object, so this graph shows calls, not includes; read the
 two together. A forbidden arrow of DESIGN.md (modgraph.FORBIDDEN) found here fails the check, and
 so does a call of CALLS_FORBIDDEN below (modules whose types another uses, but that it must
-not call).
+not call), and a header that declares a function another module defines (a header declares its
+own module's API; types may be shared).
 
 --dead lists exported functions (defined in one object, global) that no other object of pgmux
 uses and no unit test or fuzz target names: each should be static, or deleted if its own file
@@ -67,6 +68,28 @@ def read_objects(build):
     return objs
 
 
+# A function declared at file level in a header: its name (comments are removed first).
+DECLARATION_RE = re.compile(
+    r"^(?!typedef|static|#|\s|struct \w+ \{|enum|union|extern)[A-Za-z_][\w \*]*?\b(\w+)\("
+    r"(?:[^;{]|\n)*?\)\s*(?:__attribute__\(\([^;]*\)\))?\s*;", re.M)
+
+
+def foreign_declarations(owner, root=ROOT):
+    """(header, function, module defining it) for each function a header of one module declares
+    while another module defines it: a header declares its own module's API only."""
+    out = []
+    for dirpath, _, files in os.walk(os.path.join(root, "include")):
+        for f in sorted(files):
+            path = os.path.join(dirpath, f)
+            rel = os.path.relpath(path, root)
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                text = re.sub(r"/\*.*?\*/", "", fh.read(), flags=re.S)
+            for name in DECLARATION_RE.findall(text):
+                if owner.get(name, module_of(rel)) != module_of(rel):
+                    out.append((rel, name, owner[name]))
+    return out
+
+
 def dead_exports(objs):
     tests = ""
     for d in ("test/unit", "test/fuzz"):
@@ -121,6 +144,9 @@ def main(argv):
         if (a, b) in edges:
             bad += 1
             print(f"FORBIDDEN {a} -> {b} ({why}): {', '.join(sorted(edges[(a, b)]))}")
+    for rel, name, m in foreign_declarations(owner):
+        bad += 1
+        print(f"FOREIGN {rel} declares {name}, which {m} defines")
     print("callgraph: " + ("ok" if not bad else f"{bad} violation(s)"))
     return 1 if bad else 0
 

@@ -1,6 +1,7 @@
 """tools/modgraph.py (run by make modgraph) passes on the tree, and fails on a copy of it with a
 forbidden edge, a cycle through a module that must stay out of cycles, or a module with more
-arrows out than it is allowed.
+arrows out than it is allowed; tools/callgraph.py finds a header declaring a function of another
+module.
 """
 import os
 import shutil
@@ -9,6 +10,8 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOL = os.path.join(ROOT, "tools", "modgraph.py")
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import callgraph  # noqa: E402
 
 
 def run(root):
@@ -56,3 +59,14 @@ def test_module_over_its_arrows_fails(tmp_path):
     assert out.returncode == 1
     assert "ARROWS server:" in out.stdout, out.stdout
 
+
+def test_header_declaring_another_modules_function_is_found(tmp_path):
+    copy_tree(tmp_path)
+    # who defines what, as the objects would say: the client defines client_fast_close
+    owner = {"client_fast_close": "client", "pool_sweep": "pool"}
+    assert callgraph.foreign_declarations(owner, root=str(tmp_path)) == []
+    with open(tmp_path / "include" / "pool" / "events.h", "a") as fh:
+        fh.write("\n/* a comment naming client_fast_close(c); is not a declaration */\n"
+                 "void client_fast_close(struct client *c);\n")
+    assert callgraph.foreign_declarations(owner, root=str(tmp_path)) == [
+        ("include/pool/events.h", "client_fast_close", "client")]
