@@ -436,6 +436,33 @@ static void test_drop_request(void **state)
 	assert_int_equal(c->state, CLIENT_IDLE);
 }
 
+/* A waiting client routed again (its cluster changed) moves to the queue of its new target. */
+static void test_retarget(void **state)
+{
+	struct fixture *f = *state;
+	struct client *c = new_client(f);
+
+	f->p->welcome_ready = true;
+	c->pool = f->p;
+	pool_client_logged_in(c);
+	pool_request_server(c);
+	assert_int_equal(c->state, CLIENT_WAITING);
+	assert_int_equal(f->p->nodes[0].n_waiting, 1);
+	pool_retarget(c, TARGET_WAIT_PRIMARY);
+	assert_int_equal(c->target, TARGET_WAIT_PRIMARY);
+	assert_int_equal(f->p->nodes[0].n_waiting, 0);
+	assert_int_equal(f->p->n_waiting_primary, 1);
+	assert_int_equal(f->db.routes.primary_waits, 1);
+	expect_pool(f, 0, 1, 0, 0, 1, 0);
+	pool_retarget(c, 0);
+	assert_int_equal(f->p->nodes[0].n_waiting, 1);
+	assert_int_equal(f->p->n_waiting_primary, 0);
+	assert_int_equal(f->db.routes.primary_waits, 1); /* counted as it began to wait for one */
+	expect_pool(f, 0, 1, 0, 0, 1, 0);
+	pool_drop_request(c);
+	expect_pool(f, 1, 0, 0, 0, 1, 0);
+}
+
 /* pool_check notices a counter that disagrees with its list. */
 static void test_check_finds_drift(void **state)
 {
@@ -487,6 +514,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_drop_request, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retarget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_finds_drift, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_illegal_client_move, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_illegal_client_after_close, setup, teardown),
