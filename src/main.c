@@ -80,9 +80,9 @@ static void print_version(void)
 	printf("%s\n", buf);
 }
 
-static void on_accept(void *arg, int fd, bool is_unix)
+static struct conn *on_accept(void *arg)
 {
-	client_accept(arg, fd, is_unix);
+	return client_accept(arg);
 }
 
 static void on_janitor(void *arg)

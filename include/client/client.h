@@ -153,8 +153,11 @@ struct client {
  */
 struct client *client_new(struct worker *w);
 
-/* Accept a new client socket (from the listener). */
-void client_accept(struct worker *w, int fd, bool is_unix);
+/*
+ * A connection arrived at a listener (listen_accept_fn): a new client, whose conn the listener
+ * attaches the socket to (its on_connected then admits it). NULL when out of memory.
+ */
+struct conn *client_accept(struct worker *w);
 
 /*
  * A client of pgmux's own on fd (the other end of a conn_attach_pair): logged in as like's user

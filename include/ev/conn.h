@@ -302,8 +302,8 @@ struct conn_buffers {
 /* Fill b from c; reads only. */
 void conn_buffer_state(const struct conn *c, struct conn_buffers *b);
 
-/* "ip:port" (or "unix") of the remote end into buf. */
-void conn_peer_name(int fd, char *buf, size_t len);
+/* "ip:port" of the remote end into buf ("unix" on a unix socket, "unknown" when not known). */
+void conn_peer_name(const struct conn *c, char *buf, size_t len);
 
 /*
  * "ip:port", "[ipv6]:port" or "unix" of this end of c's socket into buf. False, and buf empty,

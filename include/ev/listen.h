@@ -1,6 +1,6 @@
 /*
- * listen: listening sockets (TCP addresses and a unix socket) that hand accepted sockets to a
- * callback.
+ * listen: listening sockets (TCP addresses and a unix socket) that hand each accepted connection
+ * to its owner as an attached conn: the owner never holds the socket itself.
  */
 #ifndef PGMUX_EV_LISTEN_H
 #define PGMUX_EV_LISTEN_H
@@ -11,7 +11,15 @@
 struct evloop;
 struct listeners;
 
-typedef void (*listen_accept_fn)(void *arg, int fd, bool is_unix);
+struct conn;
+
+/*
+ * A connection arrived. Return a conn made ready for it (conn_init, with its owner and ops), or
+ * NULL to refuse it (the listener closes the socket). The listener
+ * attaches the socket to that conn, then calls the conn's on_connected: ok, or not ok when the
+ * socket could not be attached (out of memory; the socket is closed, the conn never opened).
+ */
+typedef struct conn *(*listen_accept_fn)(void *arg);
 
 /*
  * Listen on every address in addrs (comma/space separated, "*" = all IPv4 and IPv6) at port, and

@@ -35,7 +35,8 @@ static enum conn_action on_packet(void *owner, struct conn *conn, const struct p
 static void on_closed(void *owner, struct conn *conn, enum conn_close_reason why);
 static void client_on_server_lost(struct client *c);
 
-static const struct conn_ops client_ops = { on_packet, NULL, on_closed };
+static void on_accepted(void *owner, struct conn *conn, bool ok, int errnum);
+static const struct conn_ops client_ops = { on_packet, on_accepted, on_closed };
 
 struct client *client_new(struct worker *w)
 {
@@ -59,30 +60,30 @@ struct client *client_new(struct worker *w)
 	return c;
 }
 
-void client_accept(struct worker *w, int fd, bool is_unix)
+struct conn *client_accept(struct worker *w)
 {
 	struct client *c = client_new(w);
 
-	if (!c) {
-		conn_drop_fd(fd); /* nobody else would close it */
-		return;
-	}
-	if (is_unix)
-		snprintf(c->addr, sizeof(c->addr), "unix");
-	else
-		conn_peer_name(fd, c->addr, sizeof(c->addr));
-	if (!conn_attach(&c->conn, fd)) {
-		conn_drop_fd(fd);
+	return c ? &c->conn : NULL;
+}
+
+/* The listener attached the accepted socket to c's conn (ok), or could not. */
+static void on_accepted(void *owner, struct conn *conn, bool ok, int errnum)
+{
+	struct client *c = owner;
+
+	if (!ok) {
 		client_close(c, NULL, "out of memory");
 		return;
 	}
+	conn_peer_name(conn, c->addr, sizeof(c->addr));
 	if (!admit_accepted(c)) {
 		client_close(c, "53300",
 			     "too many connections from this address "
 			     "(max_client_conn_per_addr)");
 		return;
 	}
-	if (w->cfg->log_connections)
+	if (c->w->cfg->log_connections)
 		client_log(LOG_LVL_DEBUG, c, "new connection");
 }
 

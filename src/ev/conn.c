@@ -722,8 +722,8 @@ static void handshake_step(struct conn *c)
 			connect_failed_tls(c);
 			return;
 		}
-		conn_peer_name(c->fd, desc, sizeof(desc));
-		log_info("TLS handshake with client %s failed: %s", c->is_unix ? "unix" : desc,
+		conn_peer_name(c, desc, sizeof(desc));
+		log_info("TLS handshake with client %s failed: %s", desc,
 			 c->error ? c->error : "unknown error");
 		c->tls_phase = TLS_PHASE_NONE;
 		fail(c, CONN_IO_ERROR);
@@ -1145,12 +1145,16 @@ void conn_buffer_state(const struct conn *c, struct conn_buffers *b)
 	b->out_end = c->out ? c->out_end : 0;
 }
 
-void conn_peer_name(int fd, char *buf, size_t len)
+void conn_peer_name(const struct conn *c, char *buf, size_t len)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0) {
+	if (c->is_unix) {
+		snprintf(buf, len, "unix");
+		return;
+	}
+	if (c->fd < 0 || getpeername(c->fd, (struct sockaddr *)&ss, &sl) < 0) {
 		snprintf(buf, len, "unknown");
 		return;
 	}

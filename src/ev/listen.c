@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "ev/conn.h"
 #include "ev/loop.h"
 #include "ev/sysd.h"
 
@@ -78,6 +79,22 @@ bool listen_hold(struct listeners *ls, bool hold)
 	return true;
 }
 
+/* Give the socket to the conn its owner makes for it (see listen_accept_fn). */
+static void hand_over(struct listeners *ls, int fd)
+{
+	struct conn *c = ls->fn(ls->arg);
+	bool ok;
+
+	if (!c) {
+		close(fd);
+		return;
+	}
+	ok = conn_attach(c, fd);
+	if (!ok)
+		close(fd);
+	c->ops->on_connected(c->owner, c, ok, ok ? 0 : ENOMEM);
+}
+
 static void on_accept(struct ev_loop *ev, ev_io *w, int revents)
 {
 	struct listener *l = w->data;
@@ -88,7 +105,7 @@ static void on_accept(struct ev_loop *ev, ev_io *w, int revents)
 		int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd >= 0) {
-			ls->fn(ls->arg, fd, l->is_unix);
+			hand_over(ls, fd);
 			/* The owner may have put accepting on hold (listen_hold) from its callback. */
 			if (ls->held)
 				return;
