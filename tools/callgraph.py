@@ -8,8 +8,9 @@ an arrow a -> b exists when an object of module a uses a function or variable de
 Types and macros leave no trace in an object, so this graph shows calls, not includes; read the
 two together. A forbidden arrow of DESIGN.md (modgraph.FORBIDDEN) found here fails the check, and
 so does a call of CALLS_FORBIDDEN below (modules whose types another uses, but that it must
-not call), and a header that declares a function another module defines (a header declares its
-own module's API; types may be shared).
+not call), a header that declares a function another module defines (a header declares its
+own module's API; types may be shared), and a source that calls into a module without including
+a header of it (so tools/modgraph.py, which reads includes, sees every arrow the calls make).
 
 --dead lists exported functions (defined in one object, global) that no other object of pgmux
 uses and no unit test or fuzz target names: each should be static, or deleted if its own file
@@ -90,6 +91,31 @@ def foreign_declarations(owner, root=ROOT):
     return out
 
 
+INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"([a-z0-9_]+)/[^"]+"', re.M)
+
+
+def hidden_calls(objs, owner, root=ROOT):
+    """(source, module, names) for each source that calls into another module without including
+    any header of it (reaching its declarations through a third header): the include graph would
+    miss that arrow. A source's own header's includes count as its own."""
+    out = []
+    for rel, (m, _, used) in sorted(objs.items()):
+        src = rel[:-2] + ".c"
+        mods = set()
+        for path in (os.path.join(root, src), os.path.join(root, "include", src[4:-2] + ".h")):
+            if os.path.exists(path):
+                with open(path, encoding="utf-8", errors="replace") as fh:
+                    mods |= set(INCLUDE_RE.findall(fh.read()))
+        missing = {}
+        for name in used:
+            b = owner.get(name)
+            if b and b != m and OWNER not in (m, b) and b not in mods:
+                missing.setdefault(b, []).append(name)
+        for b, names in sorted(missing.items()):
+            out.append((src, b, sorted(names)))
+    return out
+
+
 def dead_exports(objs):
     tests = ""
     for d in ("test/unit", "test/fuzz"):
@@ -144,6 +170,9 @@ def main(argv):
         if (a, b) in edges:
             bad += 1
             print(f"FORBIDDEN {a} -> {b} ({why}): {', '.join(sorted(edges[(a, b)]))}")
+    for src, b, names in hidden_calls(objs, owner):
+        bad += 1
+        print(f"HIDDEN {src} calls {b} ({', '.join(names)}) without including a header of {b}")
     for rel, name, m in foreign_declarations(owner):
         bad += 1
         print(f"FOREIGN {rel} declares {name}, which {m} defines")

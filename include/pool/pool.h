@@ -28,17 +28,15 @@
 #include <stdint.h>
 
 #include "auth/scram.h"
-#include "client/client.h"
 #include "config/config.h"
 #include "core/list.h"
-#include "ev/loop.h"
 #include "pool/stats.h"
 #include "route/router.h"
 #include "server/params.h"
-#include "server/prepared.h"
-#include "server/server.h"
 #include "topo/topology.h"
 
+struct client;
+struct server;
 struct worker;
 
 /* A [databases] entry in force, kept across reloads by name. */

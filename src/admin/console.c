@@ -38,6 +38,7 @@
 #include "core/log.h"
 #include "pool/pool.h"
 #include "proto/build.h"
+#include "server/server.h"
 #include "worker/mover.h"
 #include "worker/worker.h"
 

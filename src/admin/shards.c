@@ -13,6 +13,7 @@
 #include "client/route.h"
 #include "client/shard.h"
 #include "config/config.h"
+#include "proto/build.h"
 #include "shard/map.h"
 #include "topo/topology.h"
 #include "worker/mover.h"

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "client/cancel.h"
+#include "client/client.h"
 #include "config/config.h"
 #include "core/clock.h"
 #include "core/list.h"
@@ -28,6 +29,9 @@
 #include "metrics/histogram.h"
 #include "pool/pool.h"
 #include "proto/build.h"
+#include "server/server.h"
+#include "topo/handover.h"
+#include "topo/topology.h"
 #include "worker/worker.h"
 
 #ifndef PGMUX_VERSION

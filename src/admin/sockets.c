@@ -24,10 +24,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client/client.h"
 #include "config/config.h"
 #include "core/clock.h"
 #include "core/list.h"
 #include "pool/pool.h"
+#include "server/server.h"
 #include "worker/worker.h"
 
 /*

@@ -29,12 +29,15 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include "client/client.h"
 #include "client/copysplit.h"
+#include "config/config.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "pool/pool.h"
 #include "proto/build.h"
 #include "proto/cancelkey.h"
+#include "server/server.h"
 #include "worker/worker.h"
 
 #define CANCEL_MAX_IN_FLIGHT 64

@@ -13,6 +13,7 @@
 #include "client/route.h"
 #include "client/shard.h"
 #include "client/statements.h"
+#include "metrics/histogram.h"
 #include "pool/events.h"
 #include "route/pin.h"
 #include "server/events.h"
@@ -28,6 +29,7 @@
 #include "pool/pool.h"
 #include "proto/build.h"
 #include "proto/fe.h"
+#include "server/server.h"
 #include "worker/worker.h"
 
 static enum conn_action on_packet(void *owner, struct conn *conn, const struct pkt_header *hdr,

@@ -28,6 +28,7 @@
 #include "client/shard.h"
 #include "config/config.h"
 #include "core/clock.h"
+#include "ev/conn.h"
 #include "pool/pool.h"
 #include "proto/be.h"
 #include "proto/build.h"

@@ -48,6 +48,7 @@
 #include "auth/scram_server.h"
 #include "auth/secret.h"
 #include "auth/userlist.h"
+#include "config/config.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "ev/pgquery.h"
@@ -56,6 +57,7 @@
 #include "proto/cancelkey.h"
 #include "proto/fe.h"
 #include "proto/startup.h"
+#include "server/params.h"
 #include "worker/worker.h"
 
 /*

@@ -14,11 +14,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/log.h"
+#include "ev/conn.h"
 #include "pool/pool.h"
 #include "proto/build.h"
 #include "proto/fe.h"
 #include "route/classify.h"
 #include "route/router.h"
+#include "server/server.h"
 
 /* Longer statements are not held whole to be classified: they go to the primary. */
 #define ROUTE_PEEK_MAX (64 * 1024)

@@ -13,6 +13,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "pool/pool.h"
+#include "server/server.h"
 #include "worker/worker.h"
 
 static void check_waiting(struct pool *p, uint64_t now)

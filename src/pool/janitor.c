@@ -7,6 +7,7 @@
 
 #include "core/clock.h"
 #include "pool/pool.h"
+#include "server/server.h"
 #include "worker/worker.h"
 
 static void check_servers(struct pool *p, uint64_t now)

@@ -19,9 +19,15 @@
 #include <string.h>
 
 #include "client/cancel.h"
+#include "client/client.h"
 #include "core/clock.h"
+#include "core/list.h"
 #include "core/log.h"
+#include "ev/conn.h"
+#include "metrics/histogram.h"
 #include "pool/events.h"
+#include "server/prepared.h"
+#include "server/server.h"
 #include "worker/worker.h"
 
 /* ---- state transitions ---- */

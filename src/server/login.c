@@ -27,6 +27,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "ev/dns.h"
+#include "metrics/histogram.h"
 #include "pool/pool.h"
 #include "proto/be.h"
 #include "proto/build.h"

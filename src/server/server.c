@@ -5,6 +5,7 @@
  * client's and their replies consumed, counted by internal_pending.
  */
 #include "server/server.h"
+#include "route/setstmt.h"
 #include "server/login.h"
 
 #include "server/events.h"

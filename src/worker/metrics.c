@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client/client.h"
 #include "config/config.h"
 #include "core/clock.h"
 #include "core/list.h"
@@ -17,6 +18,7 @@
 #include "metrics/histogram.h"
 #include "metrics/prom.h"
 #include "pool/pool.h"
+#include "server/server.h"
 #include "topo/topology.h"
 #include "worker/worker.h"
 

@@ -30,6 +30,7 @@
 #include "shard/map.h"
 #include "shard/mapfile.h"
 #include "shard/move.h"
+#include "topo/topology.h"
 #include "worker/movecoord.h"
 #include "worker/shardmaps.h"
 #include "worker/worker.h"

@@ -1,7 +1,7 @@
 """tools/modgraph.py (run by make modgraph) passes on the tree, and fails on a copy of it with a
 forbidden edge, a cycle through a module that must stay out of cycles, or a module with more
 arrows out than it is allowed; tools/callgraph.py finds a header declaring a function of another
-module.
+module, and a source calling a module it includes no header of.
 """
 import os
 import shutil
@@ -53,8 +53,8 @@ def test_cycle_through_route_fails(tmp_path):
 
 def test_module_over_its_arrows_fails(tmp_path):
     copy_tree(tmp_path)
-    # server has no arrow to shard or route: two more take it over its allowance
-    plant(tmp_path, "src/server/server.c", "shard/key.h", "route/classify.h")
+    # server has no arrow to shard or client: one more takes it over its allowance
+    plant(tmp_path, "src/server/server.c", "shard/key.h")
     out = run(str(tmp_path))
     assert out.returncode == 1
     assert "ARROWS server:" in out.stdout, out.stdout
@@ -70,3 +70,16 @@ def test_header_declaring_another_modules_function_is_found(tmp_path):
                  "void client_fast_close(struct client *c);\n")
     assert callgraph.foreign_declarations(owner, root=str(tmp_path)) == [
         ("include/pool/events.h", "client_fast_close", "client")]
+
+
+def test_call_without_include_is_found(tmp_path):
+    (tmp_path / "src" / "pool").mkdir(parents=True)
+    source = tmp_path / "src" / "pool" / "x.c"
+    source.write_text('#include "pool/pool.h"\n')
+    # what nm would say of x.o: it calls client_close, which the client module defines
+    objs = {"src/pool/x.o": ("pool", {}, {"client_close", "pool_sweep"})}
+    owner = {"client_close": "client", "pool_sweep": "pool"}
+    assert callgraph.hidden_calls(objs, owner, root=str(tmp_path)) == [
+        ("src/pool/x.c", "client", ["client_close"])]
+    source.write_text('#include "pool/pool.h"\n#include "client/client.h"\n')
+    assert callgraph.hidden_calls(objs, owner, root=str(tmp_path)) == []

@@ -19,9 +19,13 @@
 
 #include <cmocka.h>
 
+#include "client/client.h"
 #include "core/clock.h"
+#include "core/log.h"
+#include "ev/conn.h"
 #include "pool/events.h"
 #include "pool/pool.h"
+#include "server/server.h"
 #include "worker/worker.h"
 
 /* ---- stubs ---- */
