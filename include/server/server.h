@@ -55,8 +55,9 @@ struct server {
 	uint32_t backend_pid, backend_key;
 	struct param_set params; /* what the server reported through ParameterStatus */
 	char addr[280];
-	char host[256]; /* host= databases: the host of the entry's list it went to */
-	int host_idx;   /* and that host's place in the list */
+	char host[256]; /* where it connects (the pool chose): a name, an address or a socket dir */
+	int port;
+	int host_idx; /* host= databases: the host's place in the entry's list */
 
 	uint32_t internal_pending; /* ReadyForQuery owed to pgmux's own queries (consumed) */
 	bool internal_failed;      /* one of pgmux's own queries failed */
@@ -108,6 +109,9 @@ void server_send_internal_query(struct server *s, const char *sql);
  */
 bool server_read_settings(struct server *s, const struct settings *known,
 			  const struct settings *touched);
+/* Do a and b connect to the same address (the host part; unix sockets: always)? */
+bool server_same_address(const struct server *a, const struct server *b);
+
 /* Close now; the pool forgets it. reason is logged. */
 void server_close(struct server *s, const char *reason);
 

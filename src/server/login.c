@@ -40,88 +40,12 @@ static const char *server_dbname(const struct server *s)
 	return e && *e->dbname ? e->dbname : s->pool->db->name;
 }
 
-/* The member's host (cluster= databases), else the one chosen from the entry's host list. */
-static const char *server_host(const struct server *s)
-{
-	if (s->pool->db->cluster)
-		return s->pool->db->cluster->members[s->member].host;
-	return s->host;
-}
-
-/*
- * The idx-th host (from 0) of a comma-separated list into buf, spaces trimmed; returns how many
- * hosts the list has (at least 1: an empty list is one empty host).
- */
-static int host_at(const char *list, int idx, char *buf, size_t len)
-{
-	int n = 0;
-
-	*buf = '\0';
-	for (const char *p = list;; n++) {
-		const char *end = strchr(p, ',');
-		size_t l = end ? (size_t)(end - p) : strlen(p);
-
-		if (n == idx) {
-			while (l && *p == ' ')
-				p++, l--;
-			while (l && p[l - 1] == ' ')
-				l--;
-			snprintf(buf, len, "%.*s", (int)l, p);
-		}
-		if (!end)
-			return n + 1;
-		p = end + 1;
-	}
-}
-
-/* A host= database: which of its hosts this connection goes to (load_balance_hosts). */
-static void choose_host(struct server *s)
-{
-	struct database *db = s->pool->db;
-	const struct db_entry *e = db->entry;
-	const char *list = e && *e->host ? e->host : "127.0.0.1";
-	int n = host_at(list, 0, s->host, sizeof(s->host));
-
-	s->host_idx = db->next_host % n;
-	host_at(list, s->host_idx, s->host, sizeof(s->host));
-	if (!e || e->load_balance_hosts == HOST_BALANCE_ROUND_ROBIN)
-		db->next_host = s->host_idx + 1;
-}
-
-/*
- * s could not connect or log in to its host. With load_balance_hosts = disable the next host
- * takes its turn. True while some host of the list has not failed since the last login that
- * worked: the pool tries it (within a janitor tick) before it counts as a login failure.
- */
-static bool host_failed(struct server *s)
-{
-	struct database *db = s->pool->db;
-	char unused[2];
-
-	if (db->cluster)
-		return false;
-	if (db->next_host == s->host_idx)
-		db->next_host = s->host_idx + 1;
-	db->hosts_failed++;
-	return db->hosts_failed <
-	       host_at(s->pool->db->entry ? db->entry->host : "", 0, unused, sizeof(unused));
-}
-
 /* Connecting or logging in failed: why (sqlstate, err) reaches the pool, unless another host may do. */
 static void connect_failed(struct server *s, const char *sqlstate, const char *err, const char *why)
 {
-	if (!host_failed(s))
+	if (!pool_server_host_failed(s))
 		pool_server_login_failed(s, sqlstate, err);
 	server_close(s, why);
-}
-
-static int server_port(const struct server *s)
-{
-	const struct db_entry *e = s->pool->db->entry;
-
-	if (s->pool->db->cluster)
-		return s->pool->db->cluster->members[s->member].port;
-	return e && e->port > 0 ? e->port : 5432;
 }
 
 /* A unix socket path for the entry's socket directory into s->sa. */
@@ -152,16 +76,12 @@ static void start_failed(struct server *s, const char *err, const char *why)
  */
 bool server_login_start(struct server *s)
 {
-	const char *host = server_host(s);
-	int port = server_port(s);
+	const char *host = s->host;
+	int port = s->port;
 	char err[400];
 	int errnum = 0;
 	bool started;
 
-	if (!s->pool->db->cluster) {
-		choose_host(s);
-		host = server_host(s);
-	}
 	if (host[0] == '/') {
 		if (!server_unix_addr(s, host, port, err, sizeof(err))) {
 			start_failed(s, err, "bad socket path");
@@ -189,58 +109,6 @@ bool server_login_start(struct server *s)
 	}
 	server_log(LOG_LVL_DEBUG, s, "connecting");
 	return true;
-}
-
-static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	if (a->ss_family != b->ss_family)
-		return false;
-	if (a->ss_family == AF_INET)
-		return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
-			      &((const struct sockaddr_in *)b)->sin_addr,
-			      sizeof(struct in_addr)) == 0;
-	if (a->ss_family == AF_INET6)
-		return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-			      &((const struct sockaddr_in6 *)b)->sin6_addr,
-			      sizeof(struct in6_addr)) == 0;
-	return true;
-}
-
-/*
- * s reached its host's current address: servers of the same database still connected to an
- * older address of that name close (idle ones now, busy ones when released).
- */
-static void retire_moved_servers(struct server *s)
-{
-	struct list_node *pn, *pt, *n, *t;
-
-	list_for_each_safe(pn, pt, &s->w->pools) {
-		struct pool *p = list_entry(pn, struct pool, node);
-		struct list_node *busy[] = { &p->active_servers, &p->login_servers,
-					     &p->reset_servers };
-
-		if (p->db != s->pool->db)
-			continue;
-		list_for_each_safe(n, t, &p->idle_servers) {
-			struct server *o = list_entry(n, struct server, node);
-
-			if (o != s && o->member == s->member && o->host_idx == s->host_idx &&
-			    o->salen && !same_addr(&o->sa, &s->sa))
-				server_close(o, "server address changed");
-		}
-		for (size_t i = 0; i < sizeof(busy) / sizeof(busy[0]); i++)
-			list_for_each_safe(n, t, busy[i]) {
-				struct server *o = list_entry(n, struct server, node);
-
-				if (o != s && o->member == s->member &&
-				    o->host_idx == s->host_idx && o->salen &&
-				    !same_addr(&o->sa, &s->sa) && !o->close_when_released) {
-					server_log(LOG_LVL_INFO, o,
-						   "server address changed: closing when released");
-					o->close_when_released = true;
-				}
-			}
-	}
 }
 
 /* PostgreSQL 14 and later report in_hot_standby at login: the server's own word on its role. */
@@ -328,8 +196,8 @@ void server_login_connected(struct server *s, bool ok, int errnum)
 		/* Where a name led (for cancel requests and to notice when it moves). */
 		if (!conn_peer_addr(&s->conn, &s->sa, &s->salen))
 			s->salen = 0;
-		else if (dns_is_name(server_host(s)))
-			retire_moved_servers(s);
+		else if (dns_is_name(s->host))
+			pool_server_address_known(s);
 	}
 	histogram_observe_since(&s->pool->latency.connect, s->connect_time_us, clock_now_us());
 	pool_server_connected(s);

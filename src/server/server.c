@@ -5,12 +5,8 @@
  * client's and their replies consumed, counted by internal_pending.
  */
 #include "server/server.h"
-#include "route/setstmt.h"
-#include "server/login.h"
 
-#include "server/events.h"
-#include "topo/topology.h"
-
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +16,9 @@
 #include "pool/pool.h"
 #include "proto/be.h"
 #include "proto/build.h"
+#include "route/setstmt.h"
+#include "server/events.h"
+#include "server/login.h"
 #include "worker/worker.h"
 
 static enum conn_action on_packet(void *owner, struct conn *c, const struct pkt_header *hdr,
@@ -81,8 +80,6 @@ struct server *server_launch(struct pool *pool, int member)
 	s->events = w->server_events;
 	s->pool = pool;
 	s->member = member;
-	if (pool->db->cluster)
-		s->primary_epoch = pool->db->cluster->members[member].primary_epoch;
 	s->tx_status = 'I';
 	list_init(&s->node);
 	conn_init(&s->conn, &w->loop, &server_ops, s);
@@ -508,4 +505,21 @@ bool server_tls_describe(const struct server *s, char *buf, size_t len)
 void server_buffer_state(const struct server *s, struct conn_buffers *b)
 {
 	conn_buffer_state(&s->conn, b);
+}
+
+bool server_same_address(const struct server *a, const struct server *b)
+{
+	const struct sockaddr_storage *x = &a->sa, *y = &b->sa;
+
+	if (x->ss_family != y->ss_family)
+		return false;
+	if (x->ss_family == AF_INET)
+		return memcmp(&((const struct sockaddr_in *)x)->sin_addr,
+			      &((const struct sockaddr_in *)y)->sin_addr,
+			      sizeof(struct in_addr)) == 0;
+	if (x->ss_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)x)->sin6_addr,
+			      &((const struct sockaddr_in6 *)y)->sin6_addr,
+			      sizeof(struct in6_addr)) == 0;
+	return true;
 }
