@@ -13,10 +13,6 @@
 #include "client/route.h"
 #include "client/shard.h"
 #include "client/statements.h"
-#include "metrics/histogram.h"
-#include "pool/events.h"
-#include "route/pin.h"
-#include "server/events.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,9 +22,13 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "metrics/histogram.h"
+#include "pool/events.h"
 #include "pool/pool.h"
 #include "proto/build.h"
 #include "proto/fe.h"
+#include "route/pin.h"
+#include "server/events.h"
 #include "server/server.h"
 #include "worker/worker.h"
 

@@ -1303,6 +1303,7 @@ void pool_reconnect(struct worker *w, struct database *db)
 
 void pool_kill_database(struct worker *w, struct database *db)
 {
+	const struct pool_events *events = w->pool_events;
 	struct list_node *n, *t, *m, *u;
 
 	list_for_each_safe(n, t, &w->pools) {
@@ -1314,11 +1315,13 @@ void pool_kill_database(struct worker *w, struct database *db)
 		if (p->db != db)
 			continue;
 		for (size_t i = 0; i < 2; i++)
-			list_for_each_safe(m, u, clients[i])
-				w->pool_events
-					->close(list_entry(m, struct client, node), "57P01",
-						"database \"%s\" was killed by the administrator",
-						db->name);
+			list_for_each_safe(m, u, clients[i]) {
+				struct client *c = list_entry(m, struct client, node);
+
+				events->close(c, "57P01",
+					      "database \"%s\" was killed by the administrator",
+					      db->name);
+			}
 		for (size_t i = 0; i < 4; i++)
 			list_for_each_safe(m, u, servers[i])
 				server_close(list_entry(m, struct server, node), "database killed");

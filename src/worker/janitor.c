@@ -7,10 +7,10 @@
  * shutdown. In check builds (PGMUX_CHECKS) each run ends with pool_check_worker(): the pools'
  * lists and counters must agree.
  */
-#include "client/cancel.h"
 #include "worker/worker.h"
 
 #include "client/admit.h"
+#include "client/cancel.h"
 #include "client/timeouts.h"
 #include "core/clock.h"
 #include "core/log.h"
