@@ -13,8 +13,8 @@
  *   client -> pool    the verbs below (pool_client_*, pool_request_server, pool_release_server,
  *                     pool_retarget, ...) and questions (pool_shares_servers, ...)
  *   server -> pool    the verbs below (pool_server_launched, which chooses where it connects,
- *                     _connected, _login_done, _login_failed, _host_failed, _address_known,
- *                     _ready, _closing, pool_server_fenced)
+ *                     _connected, _login_done, _login_failed, _ready, _closing,
+ *                     pool_server_fenced) and pool/address.h's (_host_failed, _address_known)
  *   pool -> client    the events of pool/events.h, through the client module's table
  *   server -> client  the events of server/events.h, through the client module's table
  *   pool -> server    server_launch, server_close, server_send_internal_query, and the resets
@@ -250,20 +250,6 @@ void pool_recycle_server(struct server *s);
 
 /* A server finished login or reset and is ready for work (hand it to a waiter, or idle it). */
 void pool_server_ready(struct server *s);
-
-/*
- * s could not connect or log in to its host (host= databases): with load_balance_hosts = disable
- * the next host takes its turn. True while some host of the list has not failed since the last
- * login that worked: the pool tries it (within a janitor tick) before it counts as a login
- * failure.
- */
-bool pool_server_host_failed(struct server *s);
-
-/*
- * s reached its host name's current address: servers of the same database still connected to
- * an older address of that name close (idle ones now, busy ones when released).
- */
-void pool_server_address_known(struct server *s);
 
 /*
  * s says it is a standby (in_hot_standby). True when its member is taken for its cluster's

@@ -28,6 +28,7 @@
 #include "core/log.h"
 #include "ev/dns.h"
 #include "metrics/histogram.h"
+#include "pool/address.h"
 #include "pool/pool.h"
 #include "proto/be.h"
 #include "proto/build.h"

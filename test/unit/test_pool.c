@@ -1,13 +1,14 @@
-/* link: src/pool/pool.c src/metrics/histogram.c */
+/* link: src/pool/pool.c src/pool/address.c src/metrics/histogram.c */
 /*
  * Unit tests for the pool's ownership of client and server lifecycles: the verbs move clients and
  * servers between states, pool_check() agrees with the lists and counters after every step, and
  * an illegal move trips the ASSERT of the transition tables.
  *
- * Only pool.c is linked. What it calls in other modules (server connections, conn, loop,
- * config, topology, log) is stubbed below, and so are the client events it sends (pool/events.h):
- * the stubs do what the real function does to the pool's bookkeeping (server_launch enters a new
- * server, server_close takes it out) and nothing else. log_assert_failed hands the failed ASSERT to cmocka (expect_assert_failure).
+ * Only pool.c and address.c (where servers connect) are linked. What they call in other modules
+ * (server connections, conn, loop, config, topology, log) is stubbed below, and so are the client
+ * events the pool sends (pool/events.h): the stubs do what the real function does to the pool's
+ * bookkeeping (server_launch enters a new server, server_close takes it out) and nothing else.
+ * log_assert_failed hands the failed ASSERT to cmocka (expect_assert_failure).
  */
 #include <setjmp.h>
 #include <stdarg.h>
