@@ -190,9 +190,6 @@ void client_buffer_state(const struct client *c, struct conn_buffers *b);
 void client_send_error(struct client *c, const char *sqlstate, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* The pool gave this client a server: start relaying. */
-void client_on_server_linked(struct client *c);
-
 /*
  * Follow settings changes in a statement about to run on the linked server: a lone SET outside a
  * transaction is carried to the client's next servers once it succeeded; any other change (in a
@@ -201,6 +198,7 @@ void client_on_server_linked(struct client *c);
  */
 void client_watch_statement(struct client *c, const char *sql, size_t len);
 
+/* The server answered: the client's request is no longer kept to be replayed elsewhere. */
 void client_replay_disarm(struct client *c);
 /* The unit of work ended with the server's last answer: let the server go as the mode says. */
 void client_unit_done(struct client *c);
@@ -221,25 +219,15 @@ void client_fast_close(struct client *c);
 void client_finish_login(struct client *c);
 
 /*
- * Events of the linked server's relay, reported by the server module: the client module alone
- * writes the client's protocol position (pending_ready, unsynced, in_copy, tx_status,
+ * What the client's side of prepared statements (client/prepared.c) asks for: the client module
+ * alone writes the client's protocol position (pending_ready, unsynced, in_copy, tx_status,
  * query_running, error_sent, skip_to_sync, drain_wait, ...).
  */
-/* pgmux relayed an error of its own in place of the server's answer (prepared statements). */
-void client_on_error_relayed(struct client *c);
 /* A message failed in pgmux: the client's messages up to its Sync are dropped. */
 void client_skip_to_sync(struct client *c);
 /* The client's next message must wait until the server has answered what is in flight. */
 void client_wait_for_drain(struct client *c);
-/*
- * The pool let go of c's server (pool_release_server): no query runs any more. True when
- * settings may have changed in ways only that server could tell (it needs a reset).
- */
-bool client_on_server_released(struct client *c);
 
-/* Events of the pool, which decides when a client waits and when it must go. */
-/* c started waiting for a server (queued, or logged in while its pool's first server logs in). */
-void client_on_wait_started(struct client *c);
 /* pgmux is shutting down: c is closed when its current transaction ends, not before. */
 void client_close_after_transaction(struct client *c);
 

@@ -673,7 +673,8 @@ static void client_replay_elsewhere(struct client *c)
 	conn_resume(&c->conn);
 }
 
-void client_on_server_linked(struct client *c)
+/* The pool gave this client a server: start relaying. */
+static void client_on_server_linked(struct client *c)
 {
 	struct server *s = c->server;
 	char sql[1024];
@@ -904,7 +905,8 @@ static void client_on_server_error(struct client *c)
 	c->pending_set_failed = true;
 }
 
-void client_on_error_relayed(struct client *c)
+/* pgmux relayed an error of its own in place of the server's answer (prepared statements). */
+static void client_on_error_relayed(struct client *c)
 {
 	note_error_relayed(c);
 }
@@ -925,7 +927,11 @@ void client_wait_for_drain(struct client *c)
 	c->drain_wait = true;
 }
 
-bool client_on_server_released(struct client *c)
+/*
+ * The pool let go of c's server (pool_release_server): no query runs any more. True when
+ * settings may have changed in ways only that server could tell (it needs a reset).
+ */
+static bool client_on_server_released(struct client *c)
 {
 	bool dirty = c->settings_dirty;
 
@@ -945,7 +951,8 @@ static void client_on_parameter_set(struct client *c, enum tracked_param p, cons
 	param_store(&c->params, p, value);
 }
 
-void client_on_wait_started(struct client *c)
+/* c started waiting for a server (queued, or logged in while its pool's first server logs in). */
+static void client_on_wait_started(struct client *c)
 {
 	c->wait_start_us = clock_now_us();
 }

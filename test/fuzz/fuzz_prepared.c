@@ -87,7 +87,7 @@ void client_send(struct client *c, struct msgbuf *mb)
 		conn_write(&c->conn, mb->data, mb->len);
 }
 
-void client_on_error_relayed(struct client *c)
+static void error_relayed(struct client *c)
 {
 	c->error_sent = true;
 }
@@ -115,7 +115,7 @@ static struct conn *conn_of(struct client *c)
 
 static const struct server_events events = {
 	.conn = conn_of,
-	.error_relayed = client_on_error_relayed,
+	.error_relayed = error_relayed,
 	.parse_failed = client_on_parse_failed,
 	.statement_described = client_on_statement_described,
 	.statements_discarded = client_on_statements_discarded,

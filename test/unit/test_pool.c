@@ -78,17 +78,17 @@ void client_finish_login(struct client *c)
 	logins_finished++;
 }
 
-void client_on_server_linked(struct client *c)
+static void server_linked(struct client *c)
 {
 	links++;
 }
 
-bool client_on_server_released(struct client *c)
+static bool server_released(struct client *c)
 {
 	return false;
 }
 
-void client_on_wait_started(struct client *c)
+static void wait_started(struct client *c)
 {
 	c->wait_start_us = clock_now_us();
 }
@@ -101,9 +101,9 @@ void client_close(struct client *c, const char *sqlstate, const char *fmt, ...)
 /* What the pool tells a client (pool/events.h): the stubs above, as client.c's table is. */
 static const struct pool_events events = {
 	.login_done = client_finish_login,
-	.server_linked = client_on_server_linked,
-	.server_released = client_on_server_released,
-	.wait_started = client_on_wait_started,
+	.server_linked = server_linked,
+	.server_released = server_released,
+	.wait_started = wait_started,
 	.close = client_close,
 };
 
