@@ -426,10 +426,9 @@ static void test_lifecycle(void **state)
 	assert_non_null(strstr(log_text, "C-2 app/alice@ idle -> waiting: no idle server, queued"));
 }
 
-/* A waiting client whose unit of work is refused leaves the queue; the counts follow. */
-static void test_drop_request(void **state)
+/* A client logged in to a pool whose parameters are known, queued for a server: none is idle. */
+static struct client *queued_client(struct fixture *f)
 {
-	struct fixture *f = *state;
 	struct client *c = new_client(f);
 
 	f->p->welcome_ready = true;
@@ -437,6 +436,15 @@ static void test_drop_request(void **state)
 	pool_client_logged_in(c);
 	pool_request_server(c);
 	assert_int_equal(c->state, CLIENT_WAITING);
+	return c;
+}
+
+/* A waiting client whose unit of work is refused leaves the queue; the counts follow. */
+static void test_drop_request(void **state)
+{
+	struct fixture *f = *state;
+	struct client *c = queued_client(f);
+
 	expect_pool(f, 0, 1, 0, 0, 1, 0);
 	pool_drop_request(c);
 	assert_int_equal(c->state, CLIENT_IDLE);
@@ -450,13 +458,8 @@ static void test_drop_request(void **state)
 static void test_retarget(void **state)
 {
 	struct fixture *f = *state;
-	struct client *c = new_client(f);
+	struct client *c = queued_client(f);
 
-	f->p->welcome_ready = true;
-	c->pool = f->p;
-	pool_client_logged_in(c);
-	pool_request_server(c);
-	assert_int_equal(c->state, CLIENT_WAITING);
 	assert_int_equal(f->p->nodes[0].n_waiting, 1);
 	pool_retarget(c, TARGET_WAIT_PRIMARY);
 	assert_int_equal(c->target, TARGET_WAIT_PRIMARY);
