@@ -6,8 +6,8 @@
  * released. Admin console clients stay IDLE/ACTIVE without a pool. State changes, and links to
  * servers, only through the pool's verbs (pool/pool.h); every other field (the protocol position
  * pending_ready, in_copy, tx_status, ...; parameters, prepared statement names, wait times) is
- * written only by the client module: the server and pool modules report events
- * (client_on_copy_started(), client_on_wait_started(), client/statements.h, ...).
+ * written only by the client module: the server and pool modules report events through the
+ * tables of server/events.h and pool/events.h, which this module fills in.
  * tools/clientwrites.py (make modgraph) checks it.
  */
 #ifndef PGMUX_CLIENT_CLIENT_H

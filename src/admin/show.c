@@ -906,7 +906,7 @@ static void show_latency(struct worker *w, struct msgbuf *mb)
 	for_each_database(w, latency_row, mb);
 }
 
-/* --- SHOW PEERS, PEER_POOLS: [peers] and the cancel requests sent to them (pool/cancel.c) --- */
+/* --- SHOW PEERS, PEER_POOLS: [peers] and the cancel requests sent to them (client/cancel.c) --- */
 
 /* PgBouncer's four columns. */
 static void show_peers(struct worker *w, struct msgbuf *mb)
