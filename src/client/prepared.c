@@ -475,12 +475,7 @@ static enum conn_action client_close_stmt(struct client *c, const uint8_t *body,
 	}
 	/* The server keeps the shared statement; only this client's name goes. */
 	client_on_statement_closed(c, name);
-	respq_push(&s->respq, 'C', '+');
-	if (s->respq.len == 1) {
-		prepared_emit_owed(s);
-		/* The client has an answer: its request can no longer start over unnoticed. */
-		conn_tap_spoil(&c->conn);
-	}
+	owe(c, 'C', NULL);
 	return CONN_CONSUME;
 }
 
