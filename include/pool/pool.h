@@ -28,7 +28,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "auth/scram.h"
 #include "config/config.h"
 #include "core/list.h"
 #include "pool/stats.h"
@@ -37,6 +36,7 @@
 #include "topo/topology.h"
 
 struct client;
+struct scram_derived_cache;
 struct server;
 struct worker;
 
@@ -86,8 +86,11 @@ struct pool_user {
 	uint8_t scram_server_key[32];
 	/* An md5 or plaintext secret auth_query found for this user (not in auth_file). "" if none. */
 	char queried_secret[128];
-	/* Keys derived for SCRAM logins to servers, per salt and count: a repeat login skips PBKDF2. */
-	struct scram_derived_cache server_scram_keys;
+	/*
+	 * Keys derived for SCRAM logins to servers, per salt and count: a repeat login skips PBKDF2.
+	 * The first server login that derives keys makes it (server/login.c); NULL until then.
+	 */
+	struct scram_derived_cache *server_scram_keys;
 };
 
 /*
@@ -203,13 +206,14 @@ void pool_client_closing(struct client *c);
 /* A new server connection of s->pool starts connecting: CONNECTING, counted against the limits. */
 void pool_server_launched(struct server *s);
 
-/* s reached its backend (TCP and TLS up): LOGIN. */
+/* s reached its backend (TCP and TLS up): LOGIN. The pool's connect latency is counted here. */
 void pool_server_connected(struct server *s);
 
 /*
- * s finished logging in (ReadyForQuery): its member takes logins again, clients waiting to log in
- * may proceed. s runs the database's connect_query (RESET) or is ready at once (see
- * pool_server_ready(), which may link it to a waiting client before this returns).
+ * s finished logging in (ReadyForQuery; the pool counts its login latency): its member takes
+ * logins again, clients waiting to log in may proceed. s runs the database's connect_query
+ * (RESET) or is ready at once (see pool_server_ready(), which may link it to a waiting client
+ * before this returns).
  */
 void pool_server_login_done(struct server *s);
 

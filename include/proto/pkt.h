@@ -16,6 +16,9 @@
 #define PKT_STARTUP_HDR_LEN 8 /* int32 length + int32 code */
 #define PKT_STARTUP_MAX 10000 /* PostgreSQL's own limit for startup packets */
 
+/* PostgreSQL's NAMEDATALEN: a name (identifier, setting name) is at most one byte shorter. */
+#define PG_NAMEDATALEN 64
+
 #define PROTO_V3 196608 /* 3.0 */
 #define PROTO_CANCEL 80877102
 #define PROTO_SSL 80877103

@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "proto/pkt.h"
+
 enum set_kind {
 	SET_NONE,      /* not a settings statement */
 	SET_VALUE,     /* SET [SESSION] name TO value */
@@ -18,7 +20,7 @@ enum set_kind {
 	SET_UNKNOWN, /* changes settings in a way this scanner does not describe (SET ... FROM CURRENT, several statements) */
 };
 
-#define SET_NAME_MAX 64
+#define SET_NAME_MAX PG_NAMEDATALEN
 #define SET_VALUE_MAX 512
 
 struct set_stmt {

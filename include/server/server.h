@@ -21,11 +21,15 @@
 #include "server/params.h"
 #include "server/prepared.h"
 
-struct worker;
+struct config;
+struct dns;
+struct evloop;
 struct pool;
 struct client;
 struct scram_client;
 struct server_events;
+struct tls_ctx;
+struct userlist;
 
 enum server_state {
 	SERVER_CONNECTING,
@@ -37,16 +41,31 @@ enum server_state {
 	SERVER_CLOSING,
 };
 
+/*
+ * What the worker lends to the servers it owns; the server module reads nothing else of it. What
+ * RELOAD and admin SET replace is reached through the worker's own slots, never copied, so that
+ * a server always sees the configuration in force.
+ */
+struct server_env {
+	struct evloop *loop;
+	struct pstmt_registry *pstmts;      /* statements shared by every client and server */
+	const struct server_events *events; /* what a server tells its linked client */
+	struct tls_ctx *tls;                /* TLS towards servers (RELOAD rebuilds it); NULL = off */
+	uint64_t next_id;
+	struct config *const *cfg;
+	struct userlist *const *userlist; /* the auth_file: passwords a database entry lacks */
+	struct dns *const *dns;           /* the resolver for host names */
+};
+
 struct server {
 	uint64_t id;
-	struct worker *w;
+	struct server_env *env;
 	struct pool *pool;
 	struct conn conn;
 	enum server_state state;
 	struct list_node node; /* on its pool's list for its state */
 	struct client *client; /* linked client, if any */
-	/* what the linked client is told (the worker's w->server_events) */
-	const struct server_events *events;
+	const struct server_events *events; /* what the linked client is told (env->events) */
 	int member;             /* the cluster member it connects to; 0 for host= databases */
 	uint64_t primary_epoch; /* its member's primary_epoch at connect: stale when it moves */
 
@@ -62,11 +81,10 @@ struct server {
 	uint32_t internal_pending; /* ReadyForQuery owed to pgmux's own queries (consumed) */
 	bool internal_failed;      /* one of pgmux's own queries failed */
 	bool in_hot_standby;       /* the server said so at login (PostgreSQL 14+) */
-	bool capture_lsn;
+	bool capture_lsn;    /* read_your_writes: the internal query answers a WAL position */
 	bool shape_wait;    /* a client's Bind waits for pgmux's Describe (prepared.c) */
 	bool split_pending; /* pgmux sent a Sync to end the client's segment here */
-	bool seg_error;
-	/* an error was sent since the last ReadyForQuery */ /* read_your_writes: the internal query answers a WAL position */
+	bool seg_error;     /* an error was sent since the last ReadyForQuery */
 	bool close_when_released; /* do not reuse (RECONNECT, reload, lifetime, error) */
 	bool fatal_seen;          /* the server sent a FATAL error: it will close */
 	char tx_status;
@@ -88,6 +106,12 @@ struct server {
 	uint64_t link_time_us;
 };
 
+/* The configuration in force. */
+static inline const struct config *server_cfg(const struct server *s)
+{
+	return *s->env->cfg;
+}
+
 /* A log line with the server's id and context: "S-4 app/alice 10.0.0.7:5432 ...". */
 #define server_log(lvl, s, fmt, ...)                                                               \
 	log_msg(lvl, "S-%llu %s/%s %s: " fmt, (unsigned long long)(s)->id, (s)->pool->db->name,    \
@@ -97,7 +121,7 @@ struct server {
 void server_track_parameter(struct server *s, const uint8_t *body, size_t len, bool for_client);
 
 /* Open a new server connection for pool to member (0 for host= databases; counted at once). */
-struct server *server_launch(struct pool *pool, int member);
+struct server *server_launch(struct server_env *env, struct pool *pool, int member);
 /* Send pgmux's own query; its replies are consumed. */
 void server_send_internal_query(struct server *s, const char *sql);
 /*

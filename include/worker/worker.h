@@ -19,6 +19,7 @@
 #include "metrics/histogram.h"
 #include "pool/stats.h"
 #include "server/pstmt.h"
+#include "server/server.h"
 #include "topo/topology.h"
 
 struct authquery;
@@ -89,7 +90,7 @@ struct worker {
 	/* connections per source address, for max_client_conn_per_addr (client/admit.c) */
 	struct client_addr *client_addrs[CLIENT_ADDR_BUCKETS];
 	uint64_t accept_hold_logged_us; /* when the log last said accepting is on hold */
-	uint64_t next_client_id, next_server_id;
+	uint64_t next_client_id;
 	bool paused;        /* PAUSE without a database */
 	bool shutting_down; /* SIGTERM/SHUTDOWN: no new clients */
 	/* Listening sockets handed to a new process (--takeover): serve our clients until they leave */
@@ -107,8 +108,7 @@ struct worker {
 	/* ... and the counts of its servers, by database and user (pool/pool.c) */
 	struct list_node servers_elsewhere;
 	const struct console_ops *console; /* the admin console's entry points; NULL = none */
-	/* what a server tells its linked client: the client module's table, given to each server */
-	const struct server_events *server_events;
+	struct server_env server_env; /* what servers may use of the worker (their events, TLS...) */
 	/* what the pool tells a client: the client module's table */
 	const struct pool_events *pool_events;
 	void *admin;                 /* the admin console's state (admin/console.c) */
@@ -117,7 +117,6 @@ struct worker {
 	struct stats totals_prev;
 	struct pstmt_registry pstmts;  /* prepared statements shared by clients and servers */
 	struct tls_ctx *client_tls;    /* accepting TLS from clients; NULL = client TLS off */
-	struct tls_ctx *server_tls;    /* TLS towards servers; NULL = server TLS off */
 	struct dns *dns;               /* asynchronous resolver and cache (ev/dns.c) */
 	struct shard_maps *shard_maps; /* shard maps read and watched in etcd (shardmaps.c) */
 	struct movers *movers;         /* bucket moves between shards (mover.c); NULL = none yet */

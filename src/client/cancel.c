@@ -133,7 +133,7 @@ static const struct conn_ops cancel_ops = { on_packet, on_connected, on_closed }
 
 void cancel_server_query(struct server *s)
 {
-	struct worker *w = s->w;
+	struct worker *w = s->pool->w;
 	struct cancel_req *r = calloc(1, sizeof(*r));
 	int errnum;
 

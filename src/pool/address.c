@@ -80,7 +80,7 @@ void pool_server_address_known(struct server *s)
 {
 	struct list_node *pn, *pt, *n, *t;
 
-	list_for_each_safe(pn, pt, &s->w->pools) {
+	list_for_each_safe(pn, pt, &s->pool->w->pools) {
 		struct pool *p = list_entry(pn, struct pool, node);
 		struct list_node *busy[] = { &p->active_servers, &p->login_servers,
 					     &p->reset_servers };

@@ -349,6 +349,7 @@ void pool_server_launched(struct server *s)
 
 void pool_server_connected(struct server *s)
 {
+	histogram_observe_since(&s->pool->latency.connect, s->connect_time_us, clock_now_us());
 	server_set_state(s, SERVER_LOGIN, "connected, logging in");
 }
 
@@ -357,7 +358,7 @@ void pool_server_closing(struct server *s)
 	struct list_node *n, *t;
 
 	/* Cancel requests on their way to this backend no longer have a server to wait for them. */
-	list_for_each_safe(n, t, &s->w->cancel_reqs) {
+	list_for_each_safe(n, t, &s->pool->w->cancel_reqs) {
 		struct cancel_req *r = list_entry(n, struct cancel_req, node);
 
 		if (r->server == s)
@@ -696,7 +697,7 @@ static void link_client(struct client *c, struct server *s)
 /* A server idle longer than server_check_delay may have died quietly: test it before use. */
 static bool needs_check(const struct server *s, uint64_t now)
 {
-	const struct config *cfg = s->w->cfg;
+	const struct config *cfg = s->pool->w->cfg;
 
 	return *cfg->server_check_query &&
 	       now - s->request_time_us >= (uint64_t)(cfg->server_check_delay * 1e6);
@@ -771,7 +772,7 @@ static bool server_stale(const struct server *s)
 
 static bool server_expired(const struct server *s)
 {
-	double lifetime = s->w->cfg->server_lifetime;
+	double lifetime = s->pool->w->cfg->server_lifetime;
 
 	return lifetime > 0 && clock_now_us() - s->connect_time_us > (uint64_t)(lifetime * 1e6);
 }
@@ -920,6 +921,7 @@ void pool_server_login_done(struct server *s)
 {
 	const struct db_entry *e = s->pool->db->entry;
 
+	histogram_observe_since(&s->pool->latency.login, s->connect_time_us, clock_now_us());
 	s->pool->welcome_ready = true;
 	s->pool->nodes[s->member].failing_since_us = 0;
 	s->pool->db->hosts_failed = 0;
@@ -1137,7 +1139,7 @@ static void launch_for_member(struct pool *p, int member, int extra, uint64_t no
 	    close_idle_elsewhere(p, member))
 		allow = launch_allowance(p, member);
 	while (want-- > 0 && allow-- > 0) {
-		if (!server_launch(p, member))
+		if (!server_launch(&p->w->server_env, p, member))
 			break;
 	}
 }

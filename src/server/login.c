@@ -24,15 +24,12 @@
 #include "auth/secret.h"
 #include "auth/userlist.h"
 #include "config/config.h"
-#include "core/clock.h"
 #include "core/log.h"
 #include "ev/dns.h"
-#include "metrics/histogram.h"
 #include "pool/address.h"
 #include "pool/pool.h"
 #include "proto/be.h"
 #include "proto/build.h"
-#include "worker/worker.h"
 
 static const char *server_dbname(const struct server *s)
 {
@@ -91,13 +88,13 @@ bool server_login_start(struct server *s)
 		started = conn_connect(&s->conn, (struct sockaddr *)&s->sa, s->salen, &errnum);
 	} else {
 		snprintf(s->addr, sizeof(s->addr), "%s:%d", host, port);
-		if (s->w->server_tls && !conn_use_tls(&s->conn, s->w->server_tls, host)) {
+		if (s->env->tls && !conn_use_tls(&s->conn, s->env->tls, host)) {
 			snprintf(err, sizeof(err), "could not set up TLS to server %s: %s", s->addr,
 				 conn_error(&s->conn) ? conn_error(&s->conn) : "unknown error");
 			start_failed(s, err, "TLS setup failed");
 			return false;
 		}
-		started = conn_connect_name(&s->conn, s->w->dns, host, port, &errnum);
+		started = conn_connect_name(&s->conn, *s->env->dns, host, port, &errnum);
 	}
 	if (!started) {
 		if (!errnum && conn_error(&s->conn))
@@ -200,17 +197,24 @@ void server_login_connected(struct server *s, bool ok, int errnum)
 		else if (dns_is_name(s->host))
 			pool_server_address_known(s);
 	}
-	histogram_observe_since(&s->pool->latency.connect, s->connect_time_us, clock_now_us());
 	pool_server_connected(s);
 	send_startup(s);
+}
+
+/* u's cache of derived SCRAM keys, made on first use. NULL (out of memory): derive every time. */
+static struct scram_derived_cache *user_key_cache(struct pool_user *u)
+{
+	if (!u->server_scram_keys)
+		u->server_scram_keys = calloc(1, sizeof(*u->server_scram_keys));
+	return u->server_scram_keys;
 }
 
 /* The password for server logins: the database entry's, else the auth_file's. NULL if none. */
 static const char *server_password(const struct server *s)
 {
 	const struct db_entry *e = s->pool->db->entry;
-	const char *secret = s->w->userlist ? userlist_find(s->w->userlist, s->pool->user->name)
-					    : NULL;
+	const struct userlist *ul = *s->env->userlist;
+	const char *secret = ul ? userlist_find(ul, s->pool->user->name) : NULL;
 
 	if (e && *e->password)
 		return e->password;
@@ -250,7 +254,7 @@ static const char *method_name(unsigned method)
  */
 static bool method_allowed(struct server *s, unsigned method)
 {
-	const struct config *cfg = s->w->cfg;
+	const struct config *cfg = server_cfg(s);
 	unsigned allowed;
 	char msg[400];
 
@@ -322,8 +326,8 @@ static bool send_sasl_initial(struct server *s, const uint8_t *mechs, size_t len
 	}
 	/* PBKDF2 runs on the loop: bounded, and done once per user, salt and count. */
 	if (s->scram)
-		scram_client_limit(s->scram, s->w->cfg->server_scram_max_iterations,
-				   &s->pool->user->server_scram_keys);
+		scram_client_limit(s->scram, server_cfg(s)->server_scram_max_iterations,
+				   user_key_cache(s->pool->user));
 	if (!s->scram || !scram_client_first_message(s->scram, "", out, sizeof(out), &outn)) {
 		login_failed(s, "XX000", "SCRAM initialisation failed");
 		return false;
@@ -478,7 +482,7 @@ enum conn_action server_login_header(struct server *s, const struct pkt_header *
 		snprintf(msg, sizeof(msg),
 			 "server sent a %u byte message during login, more than "
 			 "server_max_held_message (%.0f)",
-			 hdr->len, s->w->cfg->server_max_held_message);
+			 hdr->len, server_cfg(s)->server_max_held_message);
 	else
 		snprintf(msg, sizeof(msg),
 			 "unexpected message type 0x%02x from server %s authentication",
@@ -517,8 +521,6 @@ enum conn_action server_login_packet(struct server *s, const struct pkt_header *
 		server_log(LOG_LVL_DEBUG, s, "login done, backend pid %u", s->backend_pid);
 		if (!fenced_ok(s))
 			return CONN_CLOSED;
-		histogram_observe_since(&s->pool->latency.login, s->connect_time_us,
-					clock_now_us());
 		pool_server_login_done(s);
 		return CONN_CONSUME;
 	default: /* NoticeResponse, NegotiateProtocolVersion: nothing to do */

@@ -16,7 +16,6 @@
 #include "proto/build.h"
 #include "server/events.h"
 #include "server/server.h"
-#include "worker/worker.h"
 
 /* ---- the answer queue ---- */
 
@@ -167,8 +166,8 @@ void prepared_fail_on_server(struct server *s, const struct msgbuf *err)
 /* Room for one more statement on the server: close the least recently used ones. */
 static void make_room(struct server *s)
 {
-	struct pstmt_registry *r = &s->w->pstmts;
-	size_t max = (size_t)s->w->cfg->max_prepared_statements;
+	struct pstmt_registry *r = s->env->pstmts;
+	size_t max = (size_t)server_cfg(s)->max_prepared_statements;
 
 	while (s->pstmts.n >= max && s->pstmts.n > 0) {
 		size_t lru = server_pstmts_lru(&s->pstmts);
@@ -195,10 +194,10 @@ void prepared_parse_on_server(struct server *s, struct pstmt *ps, char action, u
 		/* An older copy: close it (answer swallowed) and parse it afresh. */
 		prepared_write(&s->conn, 'C', "S", 1, ps->name, strlen(ps->name) + 1);
 		respq_push(&s->respq, 'C', '-');
-		server_pstmts_reparsed(&s->pstmts, (size_t)i, ++s->w->pstmts.seq);
+		server_pstmts_reparsed(&s->pstmts, (size_t)i, ++s->env->pstmts->seq);
 	} else {
 		make_room(s);
-		server_pstmts_add(&s->pstmts, ps, ++s->w->pstmts.seq);
+		server_pstmts_add(&s->pstmts, ps, ++s->env->pstmts->seq);
 	}
 	prepared_write(&s->conn, 'P', ps->name, strlen(ps->name) + 1, ps->def, ps->def_len);
 	respq_push_ps(&s->respq, 'P', action, ps, client_seq);
@@ -310,7 +309,7 @@ static void skip_to_sync(struct server *s)
 
 	while ((e = respq_head(q)) && e->kind != 'S') {
 		if (e->ps && e->kind == 'P')
-			server_pstmts_forget(&s->w->pstmts, &s->pstmts, e->ps);
+			server_pstmts_forget(s->env->pstmts, &s->pstmts, e->ps);
 		if (e->ps && e->kind == 'P' && e->action == '=' && s->client)
 			s->events->parse_failed(s->client, e->ps, e->seq);
 		respq_pop(q);
@@ -355,7 +354,7 @@ static void note_dropped(struct server *s, const uint8_t *tag, size_t len)
 {
 	if ((len == sizeof("DISCARD ALL") && memcmp(tag, "DISCARD ALL", len) == 0) ||
 	    (len == sizeof("DEALLOCATE ALL") && memcmp(tag, "DEALLOCATE ALL", len) == 0)) {
-		server_pstmts_clear(&s->w->pstmts, &s->pstmts);
+		server_pstmts_clear(s->env->pstmts, &s->pstmts);
 		if (s->client)
 			s->events->statements_discarded(s->client);
 	}

@@ -16,10 +16,9 @@
 #include "pool/pool.h"
 #include "proto/be.h"
 #include "proto/build.h"
-#include "route/setstmt.h"
+#include "proto/pkt.h"
 #include "server/events.h"
 #include "server/login.h"
-#include "worker/worker.h"
 
 static enum conn_action on_packet(void *owner, struct conn *c, const struct pkt_header *hdr,
 				  const uint8_t *whole);
@@ -68,21 +67,20 @@ void server_track_parameter(struct server *s, const uint8_t *body, size_t len, b
 	}
 }
 
-struct server *server_launch(struct pool *pool, int member)
+struct server *server_launch(struct server_env *env, struct pool *pool, int member)
 {
-	struct worker *w = pool->w;
 	struct server *s = calloc(1, sizeof(*s));
 
 	if (!s)
 		return NULL;
-	s->id = ++w->next_server_id;
-	s->w = w;
-	s->events = w->server_events;
+	s->id = ++env->next_id;
+	s->env = env;
+	s->events = env->events;
 	s->pool = pool;
 	s->member = member;
 	s->tx_status = 'I';
 	list_init(&s->node);
-	conn_init(&s->conn, &w->loop, &server_ops, s);
+	conn_init(&s->conn, env->loop, &server_ops, s);
 	snprintf(s->addr, sizeof(s->addr), "?");
 	s->connect_time_us = s->request_time_us = clock_now_us();
 	pool_server_launched(s);
@@ -146,9 +144,9 @@ static void note_setting(struct server *s, const uint8_t *body, size_t len)
 {
 	const uint8_t *name, *value;
 	int32_t nlen, vlen;
-	char n[SET_NAME_MAX], *v;
+	char n[PG_NAMEDATALEN], *v;
 
-	if (!be_data_row_column(body, len, 0, &name, &nlen) || nlen <= 0 || nlen >= SET_NAME_MAX ||
+	if (!be_data_row_column(body, len, 0, &name, &nlen) || nlen <= 0 || nlen >= PG_NAMEDATALEN ||
 	    !be_data_row_column(body, len, 1, &value, &vlen) || vlen < 0) {
 		s->internal_failed = true;
 		return;
@@ -398,7 +396,7 @@ static enum conn_action idle_packet(struct server *s, const struct pkt_header *h
 
 bool server_message_too_big(const struct server *s, const struct pkt_header *hdr)
 {
-	return (double)hdr->len > s->w->cfg->server_max_held_message;
+	return (double)hdr->len > server_cfg(s)->server_max_held_message;
 }
 
 static enum conn_action logged_in_packet(struct server *s, const struct pkt_header *hdr,
@@ -434,7 +432,7 @@ static enum conn_action on_packet(void *owner, struct conn *c, const struct pkt_
 	server_log(LOG_LVL_WARNING, s,
 		   "server sent a %u byte message (type 0x%02x) that pgmux must hold "
 		   "whole, more than server_max_held_message (%.0f)",
-		   hdr->len, (unsigned char)hdr->type, s->w->cfg->server_max_held_message);
+		   hdr->len, (unsigned char)hdr->type, server_cfg(s)->server_max_held_message);
 	server_close(s, "server message too large");
 	return CONN_CLOSED;
 }
@@ -459,7 +457,7 @@ static void server_free(void *obj)
 	struct server *s = obj;
 
 	server_login_forget(s);
-	server_pstmts_free(&s->w->pstmts, &s->pstmts);
+	server_pstmts_free(s->env->pstmts, &s->pstmts);
 	settings_free(&s->applied);
 	settings_free(&s->readback);
 	param_set_free(&s->params);
@@ -489,7 +487,7 @@ void server_close(struct server *s, const char *reason)
 	}
 	pool_server_closing(s);
 	conn_close(&s->conn);
-	evloop_park(&s->w->loop, s, server_free);
+	evloop_park(s->env->loop, s, server_free);
 }
 
 bool server_local_name(const struct server *s, char *buf, size_t len)

@@ -164,7 +164,7 @@ static enum tls_apply worker_apply_tls_dns(struct worker *w, const struct config
 					   bool allow_unpaired, char *err, size_t errlen)
 {
 	static const enum tls_side sides[2] = { TLS_SIDE_CLIENTS, TLS_SIDE_SERVERS };
-	struct tls_ctx **running[2] = { &w->client_tls, &w->server_tls };
+	struct tls_ctx **running[2] = { &w->client_tls, &w->server_env.tls };
 	struct tls_ctx *built[2] = { NULL, NULL };
 	enum tls_build res[2];
 	char why[2][512];
@@ -361,7 +361,14 @@ bool worker_init(struct worker *w, struct config *cfg, struct userlist *ul)
 	if (!evloop_init(&w->loop, (uint32_t)cfg->pkt_buf))
 		return false;
 	pstmt_registry_init(&w->pstmts);
-	w->server_events = &client_server_events;
+	w->server_env = (struct server_env){
+		.loop = &w->loop,
+		.pstmts = &w->pstmts,
+		.events = &client_server_events,
+		.cfg = &w->cfg,
+		.userlist = &w->userlist,
+		.dns = &w->dns,
+	};
 	w->pool_events = &client_pool_events;
 	worker_apply_loop_settings(w, cfg);
 	w->start_time_us = clock_now_us();
@@ -450,7 +457,9 @@ void worker_destroy(struct worker *w)
 		OPENSSL_cleanse(u->scram_client_key, sizeof(u->scram_client_key));
 		OPENSSL_cleanse(u->scram_server_key, sizeof(u->scram_server_key));
 		OPENSSL_cleanse(u->queried_secret, sizeof(u->queried_secret));
-		scram_derived_clear(&u->server_scram_keys);
+		if (u->server_scram_keys)
+			scram_derived_clear(u->server_scram_keys);
+		free(u->server_scram_keys);
 		free(u);
 	}
 	listen_close(w->listeners);
@@ -475,8 +484,8 @@ void worker_destroy(struct worker *w)
 	config_free(w->cfg);
 	w->cfg = NULL;
 	tls_ctx_free(w->client_tls);
-	tls_ctx_free(w->server_tls);
-	w->client_tls = w->server_tls = NULL;
+	tls_ctx_free(w->server_env.tls);
+	w->client_tls = w->server_env.tls = NULL;
 }
 
 /* Relays ev/dns.c's visit in plain values, so that the admin console needs no ev/ header. */

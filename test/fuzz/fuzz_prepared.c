@@ -140,7 +140,9 @@ static void setup(struct world *x, uint8_t limits)
 	x->cfg.max_total_prepared_statements = limits & 0x80 ? 3 : 100;
 	x->w.cfg = &x->cfg;
 	pstmt_registry_init(&x->w.pstmts);
-	x->c.w = x->s.w = &x->w;
+	x->w.server_env = (struct server_env){ .pstmts = &x->w.pstmts, .cfg = &x->w.cfg };
+	x->c.w = &x->w;
+	x->s.env = &x->w.server_env;
 	x->c.pool = x->s.pool = &x->pool;
 	x->c.state = CLIENT_ACTIVE;
 	x->c.tx_status = 'I';

@@ -107,13 +107,13 @@ static const struct pool_events events = {
 	.close = client_close,
 };
 
-struct server *server_launch(struct pool *pool, int member)
+struct server *server_launch(struct server_env *env, struct pool *pool, int member)
 {
 	struct server *s = calloc(1, sizeof(*s));
 
 	assert_non_null(s);
-	s->id = ++pool->w->next_server_id;
-	s->w = pool->w;
+	s->id = ++env->next_id;
+	s->env = env;
 	s->pool = pool;
 	s->member = member;
 	s->tx_status = 'I';
@@ -516,7 +516,7 @@ static void test_illegal_client_after_close(void **state)
 static void test_illegal_server_moves(void **state)
 {
 	struct fixture *f = *state;
-	struct server *s = server_launch(f->p, 0);
+	struct server *s = server_launch(&f->w.server_env, f->p, 0);
 
 	expect_assert_failure(pool_server_launched(s));
 	expect_assert_failure(pool_server_login_done(s));
