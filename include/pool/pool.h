@@ -31,7 +31,6 @@
 #include "config/config.h"
 #include "core/list.h"
 #include "pool/stats.h"
-#include "route/router.h"
 #include "server/params.h"
 #include "topo/topology.h"
 

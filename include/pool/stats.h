@@ -1,7 +1,8 @@
 /*
- * stats: what the pools count for SHOW STATS, SHOW LATENCY, SHOW SHARDS and /metrics: counters
- * kept per pool and summed per database, latency histograms kept per pool (SHOW LATENCY adds a
- * database's pools up), and how a sharded database's units of work found their shard.
+ * stats: what the pools count for SHOW STATS, SHOW LATENCY, SHOW ROUTES, SHOW SHARDS and
+ * /metrics: counters kept per pool and summed per database, latency histograms kept per pool
+ * (SHOW LATENCY adds a database's pools up), where a routed database's units of work went, and
+ * how a sharded database's units of work found their shard.
  */
 #ifndef PGMUX_POOL_STATS_H
 #define PGMUX_POOL_STATS_H
@@ -19,6 +20,19 @@ struct stats {
 	uint64_t xact_time_us;   /* time with a server linked, per transaction */
 	uint64_t query_time_us;
 	uint64_t wait_time_us; /* time clients spent waiting for a server */
+};
+
+/* Where a routed database's units of work went (route/router.h says why), counted per database. */
+struct route_stats {
+	uint64_t reads_replica;  /* reads a replica served */
+	uint64_t reads_primary;  /* reads sent to the primary by read_from (primary or any) */
+	uint64_t reads_fallback; /* no replica usable: read_fallback = primary */
+	uint64_t reads_ryw;      /* no replica had replayed the client's last write yet */
+	uint64_t reads_refused;  /* no replica usable: read_fallback = error */
+	uint64_t writes;         /* units that needed the primary */
+	uint64_t hinted;         /* units whose role a hint chose */
+	uint64_t primary_waits;  /* units that waited for a confirmed primary */
+	uint64_t primary_wait_timeouts;
 };
 
 /*

@@ -83,6 +83,13 @@ struct member {
 	int n_busy;             /* of those, linked to a client now (least_connections) */
 };
 
+/*
+ * Where a unit of work goes: the index of a member of its cluster, or one of these (router_pick's
+ * answers, a waiting client's target).
+ */
+#define TARGET_WAIT_PRIMARY (-1) /* the primary, once the cluster has a confirmed one */
+#define TARGET_REFUSED (-2)      /* none: a read, read_fallback = error and no usable replica */
+
 struct cluster {
 	struct list_node node;
 	struct topo *topo;

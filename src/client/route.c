@@ -516,16 +516,43 @@ static const char *target_name(const struct cluster *cl, int target)
 const char *client_route_for(const struct db_entry *e, struct cluster *cl, const char *sql,
 			     size_t len, bool *primary)
 {
-	struct route_stats uncounted = { 0 };
 	struct route_result r;
 	enum route_want want;
+	enum route_why uncounted;
 	bool hinted;
 
 	classify_sql(sql, len, NULL, &r);
 	want = entry_want(e,
 			  router_want(&r, ROUTE_HINT_NONE, false, false, ROUTE_HINT_NONE, &hinted));
 	*primary = want == WANT_PRIMARY;
-	return cl ? target_name(cl, router_pick(cl, want, 0, &uncounted, false)) : NULL;
+	return cl ? target_name(cl, router_pick(cl, want, 0, &uncounted)) : NULL;
+}
+
+/* A routing decision, in the counters SHOW ROUTES and /metrics show. */
+static void count_route(struct route_stats *st, enum route_why why, bool hinted)
+{
+	switch (why) {
+	case ROUTE_WHY_WRITE:
+		st->writes++;
+		break;
+	case ROUTE_WHY_READ_REPLICA:
+		st->reads_replica++;
+		break;
+	case ROUTE_WHY_READ_PRIMARY:
+		st->reads_primary++;
+		break;
+	case ROUTE_WHY_READ_RYW:
+		st->reads_ryw++;
+		break;
+	case ROUTE_WHY_READ_FALLBACK:
+		st->reads_fallback++;
+		break;
+	case ROUTE_WHY_READ_REFUSED:
+		st->reads_refused++;
+		break;
+	}
+	if (hinted)
+		st->hinted++;
 }
 
 enum conn_action client_route_unit(struct client *c, const struct pkt_header *hdr,
@@ -538,6 +565,7 @@ enum conn_action client_route_unit(struct client *c, const struct pkt_header *hd
 	const char *sql = NULL;
 	size_t len = 0;
 	bool hinted = false;
+	enum route_why why;
 	int target;
 
 	if (pool_is_session(c->pool)) {
@@ -580,10 +608,8 @@ enum conn_action client_route_unit(struct client *c, const struct pkt_header *hd
 pick:
 	want = entry_want(db->entry, want);
 	target = router_pick(db->cluster, want,
-			     db->cluster->entry->read_your_writes ? c->ryw_lsn : 0, &db->routes,
-			     true);
-	if (hinted)
-		db->routes.hinted++;
+			     db->cluster->entry->read_your_writes ? c->ryw_lsn : 0, &why);
+	count_route(&db->routes, why, hinted);
 	if (target == TARGET_REFUSED) {
 		client_send_error(c, "57P03",
 				  "no replica of cluster %s can serve reads now "
@@ -650,7 +676,7 @@ bool client_take_route_option(struct client *c, const char *name, const char *va
 void client_on_topology_changed(struct client *c)
 {
 	int target = router_reroute(c->pool->db->cluster, c->target, (enum route_want)c->want,
-				    c->ryw_lsn, &c->pool->db->routes);
+				    c->ryw_lsn);
 
 	if (target != c->target)
 		pool_retarget(c, target);

@@ -113,21 +113,18 @@ static int primary_or_wait(const struct cluster *cl)
 	return cl->primary >= 0 && !topo_primary_draining(cl) ? cl->primary : TARGET_WAIT_PRIMARY;
 }
 
-int router_pick(struct cluster *cl, enum route_want want, uint64_t min_lsn, struct route_stats *st,
-		bool count)
+int router_pick(struct cluster *cl, enum route_want want, uint64_t min_lsn, enum route_why *why)
 {
 	const struct cluster_entry *e = cl->entry;
 	int cand[TOPO_MAX_MEMBERS], n = 0;
 	bool stale_only = false;
 
 	if (want == WANT_PRIMARY) {
-		if (count)
-			st->writes++;
+		*why = ROUTE_WHY_WRITE;
 		return primary_or_wait(cl);
 	}
 	if (e->read_from == READ_FROM_PRIMARY) {
-		if (count)
-			st->reads_primary++;
+		*why = ROUTE_WHY_READ_PRIMARY;
 		return primary_or_wait(cl);
 	}
 	for (int i = 0; i < cl->n_members; i++) {
@@ -144,27 +141,19 @@ int router_pick(struct cluster *cl, enum route_want want, uint64_t min_lsn, stru
 	if (n == 0) {
 		if (stale_only) {
 			/* Replicas are up but behind this client's write: only the primary has it. */
-			if (count)
-				st->reads_ryw++;
+			*why = ROUTE_WHY_READ_RYW;
 			return primary_or_wait(cl);
 		}
 		if (e->read_fallback == FALLBACK_ERROR) {
-			if (count)
-				st->reads_refused++;
+			*why = ROUTE_WHY_READ_REFUSED;
 			return TARGET_REFUSED;
 		}
-		if (count)
-			st->reads_fallback++;
+		*why = ROUTE_WHY_READ_FALLBACK;
 		return primary_or_wait(cl);
 	}
 	n = e->load_balance == LB_LEAST_CONNECTIONS ? pick_least_connections(cl, cand, n)
 						    : pick_weighted(cl, cand, n);
-	if (count) {
-		if (n == cl->primary)
-			st->reads_primary++;
-		else
-			st->reads_replica++;
-	}
+	*why = n == cl->primary ? ROUTE_WHY_READ_PRIMARY : ROUTE_WHY_READ_REPLICA;
 	return n;
 }
 
@@ -178,11 +167,12 @@ static bool still_serves(const struct cluster *cl, int target, enum route_want w
 	return target == cl->primary || topo_replica_usable(&cl->members[target], 0);
 }
 
-int router_reroute(struct cluster *cl, int target, enum route_want want, uint64_t min_lsn,
-		   struct route_stats *st)
+int router_reroute(struct cluster *cl, int target, enum route_want want, uint64_t min_lsn)
 {
+	enum route_why why;
+
 	if (still_serves(cl, target, want))
 		return target;
-	target = router_pick(cl, want, min_lsn, st, false);
+	target = router_pick(cl, want, min_lsn, &why);
 	return target == TARGET_REFUSED ? primary_or_wait(cl) : target;
 }

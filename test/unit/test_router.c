@@ -58,13 +58,16 @@ static int setup(void **state)
 	return 0;
 }
 
-static void count_picks(int n, uint64_t min_lsn, int *counts, struct route_stats *st)
+/* n reads picked: where they went in counts[member], why in whys[enum route_why]. */
+static void count_picks(int n, uint64_t min_lsn, int *counts, int *whys)
 {
 	for (int i = 0; i < n; i++) {
-		int t = router_pick(&cl, WANT_REPLICA, min_lsn, st, true);
+		enum route_why why;
+		int t = router_pick(&cl, WANT_REPLICA, min_lsn, &why);
 
 		assert_true(t >= 0 && t < 3);
 		counts[t]++;
+		whys[why]++;
 	}
 }
 
@@ -137,127 +140,126 @@ static void test_want(void **state)
 
 static void test_writes_go_to_the_primary(void **state)
 {
-	struct route_stats st = { 0 };
+	enum route_why why;
 
 	(void)state;
-	assert_int_equal(router_pick(&cl, WANT_PRIMARY, 0, &st, true), 0);
-	assert_int_equal(st.writes, 1);
+	assert_int_equal(router_pick(&cl, WANT_PRIMARY, 0, &why), 0);
+	assert_int_equal(why, ROUTE_WHY_WRITE);
 	cl.primary = -1;
-	assert_int_equal(router_pick(&cl, WANT_PRIMARY, 0, &st, true), TARGET_WAIT_PRIMARY);
+	assert_int_equal(router_pick(&cl, WANT_PRIMARY, 0, &why), TARGET_WAIT_PRIMARY);
+	assert_int_equal(why, ROUTE_WHY_WRITE);
 	cl.primary = 0;
 	draining = true; /* a scheduled switchover is near */
-	assert_int_equal(router_pick(&cl, WANT_PRIMARY, 0, &st, true), TARGET_WAIT_PRIMARY);
+	assert_int_equal(router_pick(&cl, WANT_PRIMARY, 0, &why), TARGET_WAIT_PRIMARY);
 }
 
 static void test_round_robin_with_weights(void **state)
 {
-	struct route_stats st = { 0 };
-	int counts[3] = { 0 };
+	int counts[3] = { 0 }, whys[ROUTE_WHY_READ_REFUSED + 1] = { 0 };
 
 	(void)state;
 	cl.members[1].weight = 3;
-	count_picks(40, 0, counts, &st);
+	count_picks(40, 0, counts, whys);
 	assert_int_equal(counts[0], 0);
 	assert_int_equal(counts[1], 30);
 	assert_int_equal(counts[2], 10);
-	assert_int_equal(st.reads_replica, 40);
+	assert_int_equal(whys[ROUTE_WHY_READ_REPLICA], 40);
 }
 
 static void test_random_and_least_connections(void **state)
 {
-	struct route_stats st = { 0 };
-	int counts[3] = { 0 };
+	int counts[3] = { 0 }, whys[ROUTE_WHY_READ_REFUSED + 1] = { 0 };
+	enum route_why why;
 
 	(void)state;
 	entry.load_balance = LB_RANDOM;
-	count_picks(200, 0, counts, &st);
+	count_picks(200, 0, counts, whys);
 	assert_true(counts[1] > 50 && counts[2] > 50 && counts[0] == 0);
 	entry.load_balance = LB_LEAST_CONNECTIONS;
 	cl.members[1].n_busy = 3;
 	cl.members[2].n_busy = 1;
-	assert_int_equal(router_pick(&cl, WANT_REPLICA, 0, &st, true), 2);
+	assert_int_equal(router_pick(&cl, WANT_REPLICA, 0, &why), 2);
 	/* per unit of weight: 3 busy on weight 4 is less loaded than 1 on weight 1 */
 	cl.members[1].weight = 4;
-	assert_int_equal(router_pick(&cl, WANT_REPLICA, 0, &st, true), 1);
+	assert_int_equal(router_pick(&cl, WANT_REPLICA, 0, &why), 1);
 }
 
 static void test_read_from(void **state)
 {
-	struct route_stats st = { 0 };
-	int counts[3] = { 0 };
+	int counts[3] = { 0 }, whys[ROUTE_WHY_READ_REFUSED + 1] = { 0 };
+	enum route_why why;
 
 	(void)state;
 	entry.read_from = READ_FROM_PRIMARY;
-	assert_int_equal(router_pick(&cl, WANT_REPLICA, 0, &st, true), 0);
-	assert_int_equal(st.reads_primary, 1);
+	assert_int_equal(router_pick(&cl, WANT_REPLICA, 0, &why), 0);
+	assert_int_equal(why, ROUTE_WHY_READ_PRIMARY);
 	entry.read_from = READ_FROM_ANY;
-	count_picks(30, 0, counts, &st);
+	count_picks(30, 0, counts, whys);
 	assert_int_equal(counts[0], 10);
 	assert_int_equal(counts[1], 10);
 	assert_int_equal(counts[2], 10);
+	/* the primary's share of the reads is counted as read_from's, the rest as replicas' */
+	assert_int_equal(whys[ROUTE_WHY_READ_PRIMARY], 10);
+	assert_int_equal(whys[ROUTE_WHY_READ_REPLICA], 20);
 }
 
 static void test_fallback(void **state)
 {
-	struct route_stats st = { 0 };
+	enum route_why why;
 
 	(void)state;
 	cl.members[1].role = cl.members[2].role = ROLE_UNKNOWN;
-	assert_int_equal(router_pick(&cl, WANT_REPLICA, 0, &st, true), 0);
-	assert_int_equal(st.reads_fallback, 1);
+	assert_int_equal(router_pick(&cl, WANT_REPLICA, 0, &why), 0);
+	assert_int_equal(why, ROUTE_WHY_READ_FALLBACK);
 	entry.read_fallback = FALLBACK_ERROR;
-	assert_int_equal(router_pick(&cl, WANT_REPLICA, 0, &st, true), TARGET_REFUSED);
-	assert_int_equal(st.reads_refused, 1);
-	/* counting is the caller's choice (re-routing a waiter is not a new decision) */
-	assert_int_equal(router_pick(&cl, WANT_REPLICA, 0, &st, false), TARGET_REFUSED);
-	assert_int_equal(st.reads_refused, 1);
+	assert_int_equal(router_pick(&cl, WANT_REPLICA, 0, &why), TARGET_REFUSED);
+	assert_int_equal(why, ROUTE_WHY_READ_REFUSED);
 }
 
 static void test_read_your_writes(void **state)
 {
-	struct route_stats st = { 0 };
+	enum route_why why;
 
 	(void)state;
 	/* nobody has replayed 150 yet: the primary has the client's write */
-	assert_int_equal(router_pick(&cl, WANT_REPLICA, 150, &st, true), 0);
-	assert_int_equal(st.reads_ryw, 1);
+	assert_int_equal(router_pick(&cl, WANT_REPLICA, 150, &why), 0);
+	assert_int_equal(why, ROUTE_WHY_READ_RYW);
 	/* one replica has: it alone serves */
 	cl.members[2].lsn = 160;
-	for (int i = 0; i < 5; i++)
-		assert_int_equal(router_pick(&cl, WANT_REPLICA, 150, &st, true), 2);
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(router_pick(&cl, WANT_REPLICA, 150, &why), 2);
+		assert_int_equal(why, ROUTE_WHY_READ_REPLICA);
+	}
 	/* even with read_fallback = error, a client that wrote can read its write */
 	entry.read_fallback = FALLBACK_ERROR;
 	cl.members[2].lsn = 100;
-	assert_int_equal(router_pick(&cl, WANT_REPLICA, 150, &st, true), 0);
+	assert_int_equal(router_pick(&cl, WANT_REPLICA, 150, &why), 0);
+	assert_int_equal(why, ROUTE_WHY_READ_RYW);
 }
 
 static void test_reroute(void **state)
 {
-	struct route_stats st = { 0 };
-
 	(void)state;
 	/* a member that still serves keeps its waiters */
-	assert_int_equal(router_reroute(&cl, 1, WANT_REPLICA, 0, &st), 1);
-	assert_int_equal(router_reroute(&cl, 0, WANT_PRIMARY, 0, &st), 0);
+	assert_int_equal(router_reroute(&cl, 1, WANT_REPLICA, 0), 1);
+	assert_int_equal(router_reroute(&cl, 0, WANT_PRIMARY, 0), 0);
 	/* a replica gone: the other replica */
 	cl.members[1].role = ROLE_UNKNOWN;
-	assert_int_equal(router_reroute(&cl, 1, WANT_REPLICA, 0, &st), 2);
+	assert_int_equal(router_reroute(&cl, 1, WANT_REPLICA, 0), 2);
 	/* a new primary: writes follow it */
 	cl.members[0].role = ROLE_UNKNOWN;
 	cl.members[2].role = ROLE_PRIMARY;
 	cl.primary = 2;
-	assert_int_equal(router_reroute(&cl, 0, WANT_PRIMARY, 0, &st), 2);
+	assert_int_equal(router_reroute(&cl, 0, WANT_PRIMARY, 0), 2);
 	/* no replica left and read_fallback = error: the primary rather than a refusal */
 	entry.read_fallback = FALLBACK_ERROR;
-	assert_int_equal(router_reroute(&cl, 1, WANT_REPLICA, 0, &st), 2);
+	assert_int_equal(router_reroute(&cl, 1, WANT_REPLICA, 0), 2);
 	/* waiting for a primary: still while a switchover drains it, then the primary */
 	draining = true;
-	assert_int_equal(router_reroute(&cl, TARGET_WAIT_PRIMARY, WANT_PRIMARY, 0, &st),
+	assert_int_equal(router_reroute(&cl, TARGET_WAIT_PRIMARY, WANT_PRIMARY, 0),
 			 TARGET_WAIT_PRIMARY);
 	draining = false;
-	assert_int_equal(router_reroute(&cl, TARGET_WAIT_PRIMARY, WANT_PRIMARY, 0, &st), 2);
-	/* re-routing is no new decision: nothing counted */
-	assert_int_equal(st.writes + st.reads_replica + st.reads_primary + st.reads_refused, 0);
+	assert_int_equal(router_reroute(&cl, TARGET_WAIT_PRIMARY, WANT_PRIMARY, 0), 2);
 }
 
 int main(void)
