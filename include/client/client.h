@@ -200,6 +200,8 @@ void client_watch_statement(struct client *c, const char *sql, size_t len);
 
 /* The server answered: the client's request is no longer kept to be replayed elsewhere. */
 void client_replay_disarm(struct client *c);
+/* c's request goes to another server: unpair c from the dying one (pool_unlink_for_replay). */
+void client_unlink_for_replay(struct client *c, const char *reason);
 /* The unit of work ended with the server's last answer: let the server go as the mode says. */
 void client_unit_done(struct client *c);
 

@@ -17,11 +17,11 @@ struct client;
 struct pool_events {
 	/* The pool made c IDLE after its login: parameters, AuthenticationOk, ReadyForQuery. */
 	void (*login_done)(struct client *c);
-	/* The pool gave c a server (c->server): start relaying. */
+	/* The pool gave c a server (c->server): pair the conns, start relaying. */
 	void (*server_linked)(struct client *c);
 	/*
-	 * The pool let go of c's server: no query runs any more. True when settings may have changed
-	 * in ways only that server could tell (it needs a reset).
+	 * The pool let go of c's server: unpair the conns; no query runs any more. True when settings
+	 * may have changed in ways only that server could tell (it needs a reset).
 	 */
 	bool (*server_released)(struct client *c);
 	/* c started waiting for a server (queued, or logged in while the first server logs in). */

@@ -21,6 +21,8 @@
  *                     of what a released server keeps (respq_reset, settings_clear, ...)
  *   client -> server  relaying, settings and server/prepared.h's verbs
  * Types cross freely (the pool keeps clients and servers on its lists); calls upwards do not.
+ * The pool never touches a socket: a client pairs its conn with its server's (back-pressure) when
+ * the pool links them, and unpairs it when they part.
  */
 #ifndef PGMUX_POOL_POOL_H
 #define PGMUX_POOL_POOL_H
@@ -196,6 +198,7 @@ void pool_drop_request(struct client *c);
  * c's server died before answering and c's request goes elsewhere: unlink them without releasing
  * the server (nothing is reset), c becomes IDLE and the server is closed with reason. Calls back
  * the client module through server_close only for the server's side (c is no longer linked).
+ * The client unpairs its conn first (client_unlink_for_replay).
  */
 void pool_unlink_for_replay(struct client *c, const char *reason);
 
@@ -242,7 +245,7 @@ struct database *database_lookup(struct worker *w, const char *name);
 /* A logged-in client wants a server: link one now, or queue it and open servers as allowed. */
 void pool_request_server(struct client *c);
 
-/* The unit of work ended: the client lets go of its server. */
+/* The unit of work ended: the client lets go of its server (server_released: it unpairs). */
 void pool_release_server(struct client *c);
 
 /*

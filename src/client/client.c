@@ -197,6 +197,21 @@ static void client_free(void *obj)
 }
 
 /* Let go of the server when the client goes away: reuse it only if it is clean. */
+/* The unit of work ended: c lets go of its server. */
+static void client_release_server(struct client *c)
+{
+	pool_release_server(c);
+	/* The client may have pipelined more work behind what just finished. */
+	if (c->state == CLIENT_IDLE && conn_buffered_input(&c->conn))
+		conn_resume(&c->conn);
+}
+
+void client_unlink_for_replay(struct client *c, const char *reason)
+{
+	conn_unlink(&c->conn);
+	pool_unlink_for_replay(c, reason);
+}
+
 static void detach_server_on_close(struct client *c)
 {
 	struct server *s = c->server;
@@ -209,7 +224,7 @@ static void detach_server_on_close(struct client *c)
 			cancel_server_query(s);
 		s->close_when_released = true;
 	}
-	pool_release_server(c);
+	client_release_server(c);
 }
 
 void client_close(struct client *c, const char *sqlstate, const char *fmt, ...)
@@ -669,7 +684,7 @@ static void client_replay_elsewhere(struct client *c)
 	mb_free(&c->replay);
 	forget_request(c);
 	/* Detach without a word to the client: it must not notice. */
-	pool_unlink_for_replay(c, "terminated by the administrator");
+	client_unlink_for_replay(c, "terminated by the administrator");
 	conn_resume(&c->conn);
 }
 
@@ -681,6 +696,7 @@ static void client_on_server_linked(struct client *c)
 	struct msgbuf mb;
 	int n = param_diff_sql(&c->params, &s->params, sql, sizeof(sql));
 
+	conn_link(&c->conn, &s->conn); /* each side's reading follows the other's queue */
 	/* One internal query, pipelined ahead of the client's: no extra round trip. */
 	mb_init(&mb);
 	if (n > 0)
@@ -757,7 +773,7 @@ static void client_on_ready(struct client *c, const uint8_t *z, uint32_t len)
 				  "transaction blocks not allowed in statement pooling mode");
 		send_ready(c, 'I');
 		c->tx_status = 'I';
-		pool_release_server(c);
+		client_release_server(c);
 		return;
 	}
 	/* A read going to every shard: the client hears one ReadyForQuery, after the last. */
@@ -844,7 +860,7 @@ void client_unit_done(struct client *c)
 		return;
 	}
 	if (pool_shares_servers(c->pool) && !c->pin_reason)
-		pool_release_server(c);
+		client_release_server(c);
 	if (c->fanout && !c->server)
 		client_fanout_next(c);
 }
@@ -883,7 +899,7 @@ static void client_on_server_lost(struct client *c)
 		build_ready(&mb, 'I');
 	client_send(c, &mb);
 	mb_free(&mb);
-	pool_release_server(c);
+	client_release_server(c);
 }
 
 /*
@@ -935,6 +951,7 @@ static bool client_on_server_released(struct client *c)
 {
 	bool dirty = c->settings_dirty;
 
+	conn_unlink(&c->conn);
 	c->query_running = false;
 	c->settings_dirty = false;
 	return dirty;

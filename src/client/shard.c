@@ -904,7 +904,7 @@ static enum conn_action fail_transaction(struct client *c, const struct pkt_head
 	bool in_block = c->tx_status != 'I';
 
 	client_replay_disarm(c);
-	pool_unlink_for_replay(c, "its transaction touched another shard");
+	client_unlink_for_replay(c, "its transaction touched another shard");
 	c->pending_ready = 0;
 	c->unsynced = false;
 	c->tx_status = in_block ? 'E' : 'I';

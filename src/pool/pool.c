@@ -24,7 +24,6 @@
 #include "core/clock.h"
 #include "core/list.h"
 #include "core/log.h"
-#include "ev/conn.h"
 #include "metrics/histogram.h"
 #include "pool/address.h"
 #include "pool/events.h"
@@ -328,7 +327,6 @@ void pool_unlink_for_replay(struct client *c, const char *reason)
 
 	ASSERT(s && s->client == c && c->state == CLIENT_ACTIVE);
 	s->close_when_released = true;
-	conn_unlink(&c->conn);
 	c->server = NULL;
 	s->client = NULL;
 	client_set_state(c, CLIENT_IDLE, "unlinked to replay its request elsewhere");
@@ -687,7 +685,6 @@ static void link_client(struct client *c, struct server *s)
 	p->stats.server_assignment_count++;
 	c->server = s;
 	s->client = c;
-	conn_link(&c->conn, &s->conn);
 	server_set_state(s, SERVER_ACTIVE, "linked to a client");
 	client_set_state(c, CLIENT_ACTIVE, "linked to a server");
 	s->link_time_us = s->request_time_us = now;
@@ -840,7 +837,6 @@ void pool_release_server(struct client *c)
 	struct pool *p = c->pool;
 
 	ASSERT(s && s->client == c);
-	conn_unlink(&c->conn);
 	respq_reset(&s->respq);
 	c->server = NULL;
 	s->client = NULL;
@@ -856,9 +852,6 @@ void pool_release_server(struct client *c)
 					      : "released for closing");
 	else
 		pool_recycle_server(s);
-	/* The client may have pipelined more work behind what just finished. */
-	if (c->state == CLIENT_IDLE && conn_buffered_input(&c->conn))
-		conn_resume(&c->conn);
 	if (p->w->console)
 		p->w->console->tick(p->w);
 }

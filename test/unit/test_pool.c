@@ -153,18 +153,6 @@ void respq_reset(struct respq *q)
 {
 }
 
-void conn_link(struct conn *a, struct conn *b)
-{
-}
-
-void conn_unlink(struct conn *c)
-{
-}
-
-void conn_resume(struct conn *c)
-{
-}
-
 const struct db_entry *config_find_db(const struct config *cfg, const char *name)
 {
 	return NULL;
