@@ -421,7 +421,7 @@ int main(int argc, char **argv)
 		die("%s", err);
 	dns_set_ttls(w.dns, cfg->dns_max_ttl, cfg->dns_nxdomain_ttl);
 	topo_init(&w.topo, &w.loop, w.dns, &w.userlist);
-	if (!pool_follow_topology(&w))
+	if (!pool_follow_topology(&w.pools))
 		die("could not subscribe the pools to the topology");
 	if (!topo_apply_config(&w.topo, cfg))
 		die("out of memory setting up clusters");

@@ -37,7 +37,8 @@ struct peer {
  * the server closes), or to the peer that issued the key (peer set).
  */
 struct cancel_req {
-	struct list_node node; /* on w->cancel_reqs, or its peer's waiting list */
+	struct list_node node;      /* on w->cancel_reqs, or its peer's waiting list */
+	struct list_node at_server; /* on server->cancels while server is set */
 	struct worker *w;
 	struct server *server; /* NULL once the server closed, and for peers */
 	struct peer *peer;     /* NULL: towards a backend */
@@ -51,7 +52,10 @@ struct cancel_req {
 void client_cancel_request(struct worker *w, uint32_t pid, uint32_t key);
 
 /* Ask PostgreSQL to cancel what s's backend runs (on a connection of its own). */
-void cancel_server_query(struct server *s);
+void cancel_server_query(struct worker *w, struct server *s);
+
+/* s is closing (pool/events.h): the cancel requests on their way to it no longer wait for it. */
+void cancel_server_closing(struct server *s);
 
 /*
  * Give up on cancel requests PostgreSQL has not confirmed (closed) within timeout seconds; their

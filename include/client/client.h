@@ -234,8 +234,8 @@ void client_wait_for_drain(struct client *c);
 void client_close_after_transaction(struct client *c);
 
 /*
- * The events of server/events.h and pool/events.h, as the client module handles them (the
- * worker's w->server_events and w->pool_events).
+ * The events of server/events.h and pool/events.h, as the client module handles them (the worker
+ * lends them to the servers and the pools: w->server_env.events, w->pools.events).
  */
 extern const struct server_events client_server_events;
 extern const struct pool_events client_pool_events;

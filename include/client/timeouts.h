@@ -13,6 +13,6 @@ struct worker;
 void client_sweep_logins(struct worker *w, uint64_t now);
 
 /* p's waiting and active clients: waits, queries, idle transactions and clients, shutdown. */
-void client_sweep_pool(struct pool *p, uint64_t now);
+void client_sweep_pool(struct worker *w, struct pool *p, uint64_t now);
 
 #endif

@@ -5,7 +5,7 @@
  * must leave; what that means for the client's protocol (AuthenticationOk, relaying, its
  * transaction's timing) is the client module's to do. So the pool calls the client through this
  * table, which the client module fills in (client_pool_events, client/client.h) and the worker
- * keeps (w->pool_events): the pool module never names a client function.
+ * lends the pools (struct pools' events): the pool module never names a client function.
  */
 #ifndef PGMUX_POOL_EVENTS_H
 #define PGMUX_POOL_EVENTS_H
@@ -13,6 +13,7 @@
 #include <stdbool.h>
 
 struct client;
+struct server;
 
 struct pool_events {
 	/* The pool made c IDLE after its login: parameters, AuthenticationOk, ReadyForQuery. */
@@ -34,6 +35,8 @@ struct pool_events {
 	/* c must go (its database was killed): close it with this error. */
 	void (*close)(struct client *c, const char *sqlstate, const char *fmt, ...)
 		__attribute__((format(printf, 3, 4)));
+	/* s is closing: cancel requests on their way to its backend no longer wait for it. */
+	void (*server_closing)(struct server *s);
 };
 
 #endif

@@ -37,9 +37,10 @@
 #include "topo/topology.h"
 
 struct client;
+struct pool_events;
 struct scram_derived_cache;
 struct server;
-struct worker;
+struct server_env;
 
 /* A [databases] entry in force, kept across reloads by name. */
 struct database {
@@ -51,7 +52,7 @@ struct database {
 	bool paused;               /* PAUSE db */
 	bool disabled;             /* DISABLE db: new clients refused */
 	int n_servers;             /* server connections over all its pools */
-	int check_servers;         /* pool_check_worker's own sum of the same */
+	int check_servers;         /* pool_check_all's own sum of the same */
 	struct stats stats_prev;   /* for averages */
 	struct cluster *cluster;   /* cluster= entries: where its members are; NULL = host= */
 	int next_host;             /* host= lists: where the next server connection goes */
@@ -72,7 +73,7 @@ struct pool_user {
 	struct list_node node;
 	char name[64];
 	int n_servers;     /* for max_user_connections */
-	int check_servers; /* pool_check_worker's own sum of the same */
+	int check_servers; /* pool_check_all's own sum of the same */
 	/*
 	 * A cleartext password a client proved against a SCRAM-only auth_file secret: the only way to
 	 * log in to a SCRAM server as that user without pass-through. "" when none.
@@ -107,9 +108,29 @@ struct pool_node {
 	uint64_t last_failed_attempt_us; /* when the attempt that failed last began */
 };
 
+/*
+ * The pool module's part of a worker (w->pools): its databases, users and pools, and the clients
+ * not in a pool (logging in, the admin console's); and what the worker lends it. The pool module
+ * reads nothing else of the worker.
+ */
+struct pools {
+	struct list_node databases;
+	struct list_node users;
+	struct list_node all;               /* every pool */
+	struct list_node login_clients;     /* LOGIN (no pool yet) and admin clients */
+	struct list_node servers_elsewhere; /* after a takeover: the previous process's servers */
+	bool paused;                        /* PAUSE without a database */
+	/* lent by the worker */
+	const struct pool_events *events; /* what the pool tells a client (the client module's) */
+	struct server_env *servers;       /* what server_launch needs */
+	struct topo *topo;
+	struct config *const *cfg; /* the worker's slot: the config in force */
+	const bool *shutting_down; /* the worker's flag: no min_pool_size any more */
+};
+
 struct pool {
 	struct list_node node;
-	struct worker *w;
+	struct pools *ps;
 	struct database *db;
 	struct pool_user *user;
 	enum pool_mode mode; /* effective, set when the config in force changes */
@@ -154,8 +175,8 @@ struct pool {
  * (ASSERT) and logs it with its cause (noise level).
  */
 
-/* A new client connection: LOGIN, on the worker's list of clients logging in. */
-void pool_client_accepted(struct client *c);
+/* A new client connection: LOGIN, on ps's list of clients logging in. */
+void pool_client_accepted(struct pools *ps, struct client *c);
 
 /*
  * Client c (c->pool set) is authenticated. When the pool knows its servers' parameters it becomes
@@ -179,10 +200,10 @@ void pool_servers_reported(struct pool *p, int n);
  * against this process's max_db_connections and max_user_connections until it reports fewer
  * or exits (pool_servers_elsewhere_clear).
  */
-void pool_servers_elsewhere(struct worker *w, const char *db, const char *user, int n);
-void pool_servers_elsewhere_clear(struct worker *w);
+void pool_servers_elsewhere(struct pools *ps, const char *db, const char *user, int n);
+void pool_servers_elsewhere_clear(struct pools *ps);
 
-/* Client c (no pool) is authenticated for the admin console: IDLE, on the worker's list. */
+/* Client c (no pool) is authenticated for the admin console: IDLE, still on the login list. */
 void pool_console_client_logged_in(struct client *c);
 
 /*
@@ -232,15 +253,17 @@ void pool_server_closing(struct server *s);
  */
 bool pool_check(const struct pool *p);
 
-/* pool_check() for every pool of w, plus the worker's login list and the database and user
- * server counts. */
-bool pool_check_worker(const struct worker *w);
+/* pool_check() for every pool of ps, plus its login list and the database and user server counts. */
+bool pool_check_all(const struct pools *ps);
+
+/* Empty lists, nothing lent yet: the worker fills in what it lends (struct pools). */
+void pools_init(struct pools *ps);
 
 /* Find or create the pool for (db, user). NULL when out of memory. */
-struct pool *pool_get(struct worker *w, struct database *db, const char *user);
+struct pool *pool_get(struct pools *ps, struct database *db, const char *user);
 
 /* The database named name (from the config or the "*" entry), or NULL. */
-struct database *database_lookup(struct worker *w, const char *name);
+struct database *database_lookup(struct pools *ps, const char *name);
 
 /* A logged-in client wants a server: link one now, or queue it and open servers as allowed. */
 void pool_request_server(struct client *c);
@@ -284,17 +307,23 @@ bool pool_login_retry_exhausted(const struct client *c);
 bool pool_cluster_unusable(const struct client *c, char *why, size_t whylen);
 
 /*
- * Subscribe w's pools to its topology (at startup, once): when a cluster changes they close
+ * Subscribe the pools to their topology (at startup, once): when a cluster changes they close
  * servers of a demoted primary (idle ones now, busy ones when released), send waiting clients
  * where they can go now and open what those need. False: no room for another subscriber.
  */
-bool pool_follow_topology(struct worker *w);
+bool pool_follow_topology(struct pools *ps);
 
 /* A waiting client's target was decided again (the topology changed): it waits for target now. */
 void pool_retarget(struct client *c, int target);
 
 /* Open servers the pool needs (waiting clients, min_pool_size), within its limits. */
 void pool_launch_needed(struct pool *p);
+
+/* The config in force. */
+static inline const struct config *pool_cfg(const struct pool *p)
+{
+	return *p->ps->cfg;
+}
 
 /* Effective settings of a pool. */
 int pool_size(const struct pool *p);
@@ -312,18 +341,18 @@ bool pool_releases_per_transaction(const struct pool *p);
 bool pool_releases_per_statement(const struct pool *p);
 
 /* The config in force changed: pools take their effective settings from it again. */
-void pool_config_changed(struct worker *w);
+void pool_config_changed(struct pools *ps);
 
 /* The pool's part of the janitor's sweep (worker_janitor): server timeouts, min_pool_size. */
 void pool_sweep(struct pool *p, uint64_t now);
 
 /* Close every server of a database (or all when db is NULL) once released (RECONNECT). */
-void pool_reconnect(struct worker *w, struct database *db);
+void pool_reconnect(struct pools *ps, struct database *db);
 
 /* Drop every client and server of a database at once (KILL db). */
-void pool_kill_database(struct worker *w, struct database *db);
+void pool_kill_database(struct pools *ps, struct database *db);
 
 /* Serve waiting clients of every pool of db (all when NULL) after RESUME/ENABLE. */
-void pool_kick(struct worker *w, struct database *db);
+void pool_kick(struct pools *ps, struct database *db);
 
 #endif

@@ -50,7 +50,7 @@ struct server_env {
 	struct evloop *loop;
 	struct pstmt_registry *pstmts;      /* statements shared by every client and server */
 	const struct server_events *events; /* what a server tells its linked client */
-	struct tls_ctx *tls;                /* TLS towards servers (RELOAD rebuilds it); NULL = off */
+	struct tls_ctx *tls; /* TLS towards servers (RELOAD rebuilds it); NULL = off */
 	uint64_t next_id;
 	struct config *const *cfg;
 	struct userlist *const *userlist; /* the auth_file: passwords a database entry lacks */
@@ -63,8 +63,8 @@ struct server {
 	struct pool *pool;
 	struct conn conn;
 	enum server_state state;
-	struct list_node node; /* on its pool's list for its state */
-	struct client *client; /* linked client, if any */
+	struct list_node node;              /* on its pool's list for its state */
+	struct client *client;              /* linked client, if any */
 	const struct server_events *events; /* what the linked client is told (env->events) */
 	int member;             /* the cluster member it connects to; 0 for host= databases */
 	uint64_t primary_epoch; /* its member's primary_epoch at connect: stale when it moves */
@@ -81,14 +81,15 @@ struct server {
 	uint32_t internal_pending; /* ReadyForQuery owed to pgmux's own queries (consumed) */
 	bool internal_failed;      /* one of pgmux's own queries failed */
 	bool in_hot_standby;       /* the server said so at login (PostgreSQL 14+) */
-	bool capture_lsn;    /* read_your_writes: the internal query answers a WAL position */
-	bool shape_wait;    /* a client's Bind waits for pgmux's Describe (prepared.c) */
-	bool split_pending; /* pgmux sent a Sync to end the client's segment here */
-	bool seg_error;     /* an error was sent since the last ReadyForQuery */
-	bool close_when_released; /* do not reuse (RECONNECT, reload, lifetime, error) */
-	bool fatal_seen;          /* the server sent a FATAL error: it will close */
+	bool capture_lsn;          /* read_your_writes: the internal query answers a WAL position */
+	bool shape_wait;           /* a client's Bind waits for pgmux's Describe (prepared.c) */
+	bool split_pending;        /* pgmux sent a Sync to end the client's segment here */
+	bool seg_error;            /* an error was sent since the last ReadyForQuery */
+	bool close_when_released;  /* do not reuse (RECONNECT, reload, lifetime, error) */
+	bool fatal_seen;           /* the server sent a FATAL error: it will close */
 	char tx_status;
-	int cancel_inflight; /* cancel requests being delivered to this backend */
+	int cancel_inflight;      /* cancel requests being delivered to this backend */
+	struct list_node cancels; /* ... themselves (client/cancel.c) */
 
 	struct server_pstmts pstmts; /* shared statements prepared here */
 	struct respq respq;          /* answers owed to the linked client, in order */

@@ -17,6 +17,7 @@
 #include "ev/loop.h"
 #include "ev/tls.h"
 #include "metrics/histogram.h"
+#include "pool/pool.h"
 #include "pool/stats.h"
 #include "server/pstmt.h"
 #include "server/server.h"
@@ -31,8 +32,6 @@ struct httpd;
 struct shard_maps;
 struct movers;
 struct movecoords;
-struct server_events;
-struct pool_events;
 struct takeover_clients;
 struct takeover_server;
 struct tls_ctx;
@@ -79,19 +78,15 @@ struct worker {
 	struct evloop loop;
 	struct config *cfg;
 	struct userlist *userlist;
-	struct list_node databases;
-	struct list_node users;
-	struct list_node pools;
-	struct list_node login_clients; /* LOGIN (no pool yet) and admin clients */
-	struct list_node cancel_reqs;   /* cancel requests on their way to a backend or peer */
-	struct list_node peers;         /* struct peer: [peers] that cancels were sent to */
-	struct topo topo;               /* the clusters; pools follow it (pool_follow_topology) */
-	int n_clients;                  /* every client connection, for max_client_conn */
+	struct pools pools; /* databases, users, pools, clients logging in (pool/pool.h) */
+	struct list_node cancel_reqs; /* cancel requests on their way to a backend or peer */
+	struct list_node peers;       /* struct peer: [peers] that cancels were sent to */
+	struct topo topo;             /* the clusters; pools follow it (pool_follow_topology) */
+	int n_clients;                /* every client connection, for max_client_conn */
 	/* connections per source address, for max_client_conn_per_addr (client/admit.c) */
 	struct client_addr *client_addrs[CLIENT_ADDR_BUCKETS];
 	uint64_t accept_hold_logged_us; /* when the log last said accepting is on hold */
 	uint64_t next_client_id;
-	bool paused;        /* PAUSE without a database */
 	bool shutting_down; /* SIGTERM/SHUTDOWN: no new clients */
 	/* Listening sockets handed to a new process (--takeover): serve our clients until they leave */
 	bool handed_over;
@@ -105,12 +100,9 @@ struct worker {
 	struct evloop_timer handoff_timer;
 	/* New process after a takeover: the clients the old one hands over arrive here. */
 	struct takeover_clients *takeover_in;
-	/* ... and the counts of its servers, by database and user (pool/pool.c) */
-	struct list_node servers_elsewhere;
 	const struct console_ops *console; /* the admin console's entry points; NULL = none */
-	struct server_env server_env; /* what servers may use of the worker (their events, TLS...) */
-	/* what the pool tells a client: the client module's table */
-	const struct pool_events *pool_events;
+	struct server_env
+		server_env;          /* what servers may use of the worker (their events, TLS...) */
 	void *admin;                 /* the admin console's state (admin/console.c) */
 	struct authquery *authquery; /* auth_query's cache and connections (auth/) */
 	struct kdfcache *kdfcache;   /* derived login keys and PBKDF2 budget; NULL until used */

@@ -192,7 +192,7 @@ static bool pause_done(struct worker *w, const char *dbname)
 {
 	struct list_node *pos, *tmp;
 
-	list_for_each_safe(pos, tmp, &w->pools) {
+	list_for_each_safe(pos, tmp, &w->pools.all) {
 		struct pool *p = list_entry(pos, struct pool, node);
 
 		if (pool_matches(p, dbname) && p->n_active > 0)
@@ -217,7 +217,7 @@ static bool wait_close_done(struct worker *w, const char *dbname)
 {
 	struct list_node *pos, *tmp;
 
-	list_for_each_safe(pos, tmp, &w->pools) {
+	list_for_each_safe(pos, tmp, &w->pools.all) {
 		struct pool *p = list_entry(pos, struct pool, node);
 
 		if (!pool_matches(p, dbname))
@@ -236,7 +236,7 @@ static struct database *find_database(struct worker *w, const char *name)
 {
 	struct list_node *pos, *tmp;
 
-	list_for_each_safe(pos, tmp, &w->databases) {
+	list_for_each_safe(pos, tmp, &w->pools.databases) {
 		struct database *db = list_entry(pos, struct database, node);
 
 		if (strcmp(db->name, name) == 0)
@@ -260,7 +260,7 @@ static struct database *resolve_database(struct worker *w, const char *name)
 	e = config_find_db(w->cfg, name);
 	if (!e || strcmp(e->name, name) != 0)
 		return NULL;
-	return database_lookup(w, name);
+	return database_lookup(&w->pools, name);
 }
 
 /* --- the commands --- */
@@ -308,7 +308,7 @@ static void cmd_pause(struct admin_state *st, struct client *c, const char *dbna
 			reply_error(c, "55000", "database %s is already paused", dbname);
 			return;
 		}
-	} else if (w->paused) {
+	} else if (w->pools.paused) {
 		reply_error(c, "55000", "pgmux is already paused");
 		return;
 	}
@@ -319,7 +319,7 @@ static void cmd_pause(struct admin_state *st, struct client *c, const char *dbna
 	if (db)
 		db->paused = true;
 	else
-		w->paused = true;
+		w->pools.paused = true;
 	if (pause_done(w, dbname)) {
 		free(wt);
 		reply_done(c, ADMIN_PAUSE);
@@ -345,14 +345,14 @@ static void cmd_resume(struct client *c, const char *dbname)
 		}
 		db->paused = false;
 	} else {
-		if (!w->paused) {
+		if (!w->pools.paused) {
 			reply_error(c, "55000", "pgmux is not paused");
 			return;
 		}
-		w->paused = false;
+		w->pools.paused = false;
 	}
 	reply_done(c, ADMIN_RESUME);
-	pool_kick(w, db);
+	pool_kick(&w->pools, db);
 }
 
 static void cmd_wait_close(struct admin_state *st, struct client *c, const char *dbname)
@@ -389,19 +389,19 @@ static void cmd_database(struct client *c, enum admin_verb verb, const char *dbn
 	ASSERT(db || verb == ADMIN_RECONNECT); /* the parser requires a name for the others */
 	switch (verb) {
 	case ADMIN_RECONNECT:
-		pool_reconnect(w, db);
+		pool_reconnect(&w->pools, db);
 		break;
 	case ADMIN_KILL:
 		/* As in PgBouncer, new clients of a killed database wait until RESUME. */
 		db->paused = true;
-		pool_kill_database(w, db);
+		pool_kill_database(&w->pools, db);
 		break;
 	case ADMIN_DISABLE:
 		db->disabled = true;
 		break;
 	case ADMIN_ENABLE:
 		db->disabled = false;
-		pool_kick(w, db);
+		pool_kick(&w->pools, db);
 		break;
 	default:
 		ASSERT(!"not a database command");
@@ -541,9 +541,9 @@ static struct client *client_in_list(struct list_node *head, const char *id)
 static struct client *find_client(struct worker *w, const char *id)
 {
 	struct list_node *pos, *tmp;
-	struct client *found = client_in_list(&w->login_clients, id);
+	struct client *found = client_in_list(&w->pools.login_clients, id);
 
-	list_for_each_safe(pos, tmp, &w->pools) {
+	list_for_each_safe(pos, tmp, &w->pools.all) {
 		struct pool *p = list_entry(pos, struct pool, node);
 
 		if (!found)
@@ -723,7 +723,7 @@ static void finish_wait(struct admin_state *st, struct admin_wait *wt)
 
 	if (wt->verb == ADMIN_PAUSE) {
 		struct database *db = wt->dbname[0] ? find_database(w, wt->dbname) : NULL;
-		bool still_paused = wt->dbname[0] ? (!db || db->paused) : w->paused;
+		bool still_paused = wt->dbname[0] ? (!db || db->paused) : w->pools.paused;
 
 		if (still_paused)
 			reply_done(c, ADMIN_PAUSE);
@@ -772,7 +772,7 @@ static bool wait_ready(struct admin_state *st, const struct admin_wait *wt)
 
 		if (!db || !db->paused)
 			return true;
-	} else if (!w->paused) {
+	} else if (!w->pools.paused) {
 		return true;
 	}
 	return pause_done(w, wt->dbname);

@@ -107,8 +107,8 @@ static void show_state(struct worker *w, struct msgbuf *mb)
 
 	HEADER(mb, cols);
 	ROW(&r, cols);
-	put_str(&r, w->paused ? "no" : "yes");
-	put_str(&r, w->paused ? "yes" : "no");
+	put_str(&r, w->pools.paused ? "no" : "yes");
+	put_str(&r, w->pools.paused ? "yes" : "no");
 	put_str(&r, "no");
 	row_end(mb, &r);
 }
@@ -190,7 +190,7 @@ static const struct database *find_live_db(struct worker *w, const char *name)
 {
 	struct list_node *pos, *tmp;
 
-	list_for_each_safe(pos, tmp, &w->databases) {
+	list_for_each_safe(pos, tmp, &w->pools.databases) {
 		const struct database *db = list_entry(pos, struct database, node);
 
 		if (!db->removed && db->entry && strcmp(db->name, name) == 0)
@@ -210,7 +210,7 @@ static void for_each_database(struct worker *w, db_visit_fn fn, void *arg)
 		if (strcmp(e->name, "*") != 0)
 			fn(w, e->name, e, find_live_db(w, e->name), arg);
 	}
-	list_for_each_safe(pos, tmp, &w->databases) {
+	list_for_each_safe(pos, tmp, &w->pools.databases) {
 		const struct database *db = list_entry(pos, struct database, node);
 
 		if (db->from_wildcard && !db->removed && db->entry)
@@ -285,7 +285,7 @@ static bool user_is_known(struct worker *w, const char *name)
 {
 	struct list_node *pos, *tmp;
 
-	list_for_each_safe(pos, tmp, &w->users) {
+	list_for_each_safe(pos, tmp, &w->pools.users) {
 		if (strcmp(list_entry(pos, struct pool_user, node)->name, name) == 0)
 			return true;
 	}
@@ -298,7 +298,7 @@ static void show_users(struct worker *w, struct msgbuf *mb)
 	struct list_node *pos, *tmp;
 
 	HEADER(mb, user_cols);
-	list_for_each_safe(pos, tmp, &w->users)
+	list_for_each_safe(pos, tmp, &w->pools.users)
 		user_row(mb, w->cfg, list_entry(pos, struct pool_user, node)->name);
 	for (int i = 0; i < w->cfg->n_users; i++) {
 		if (!user_is_known(w, w->cfg->users[i].name))
@@ -361,7 +361,7 @@ static void show_pools(struct worker *w, struct msgbuf *mb)
 	struct row r;
 
 	HEADER(mb, cols);
-	list_for_each_safe(pos, tmp, &w->pools) {
+	list_for_each_safe(pos, tmp, &w->pools.all) {
 		struct pool *p = list_entry(pos, struct pool, node);
 		uint64_t waited = max_wait_us(p, now);
 		int tested, canceling;
@@ -402,7 +402,7 @@ static void db_totals(struct worker *w, const struct database *db, struct stats 
 	struct list_node *pos, *tmp;
 
 	memset(sum, 0, sizeof(*sum));
-	list_for_each_safe(pos, tmp, &w->pools) {
+	list_for_each_safe(pos, tmp, &w->pools.all) {
 		struct pool *p = list_entry(pos, struct pool, node);
 
 		if (!db || p->db == db)
@@ -581,7 +581,7 @@ void admin_stats_roll(struct worker *w)
 {
 	struct list_node *pos, *tmp;
 
-	list_for_each_safe(pos, tmp, &w->databases) {
+	list_for_each_safe(pos, tmp, &w->pools.databases) {
 		struct database *db = list_entry(pos, struct database, node);
 
 		db_totals(w, db, &db->stats_prev);
@@ -617,14 +617,14 @@ static void count_objects(struct worker *w, struct object_counts *oc)
 
 	memset(oc, 0, sizeof(*oc));
 	for_each_database(w, count_database, &oc->databases);
-	oc->users = list_count(&w->users);
-	list_for_each_safe(pos, tmp, &w->pools) {
+	oc->users = list_count(&w->pools.users);
+	list_for_each_safe(pos, tmp, &w->pools.all) {
 		struct pool *p = list_entry(pos, struct pool, node);
 
 		oc->pools++;
 		oc->servers += p->n_idle + p->n_active + p->n_login + p->n_reset;
 	}
-	list_for_each_safe(pos, tmp, &w->login_clients) {
+	list_for_each_safe(pos, tmp, &w->pools.login_clients) {
 		if (list_entry(pos, struct client, node)->state == CLIENT_LOGIN)
 			oc->login_clients++;
 	}
@@ -811,7 +811,7 @@ static void show_routes(struct worker *w, struct msgbuf *mb)
 	struct row r;
 
 	HEADER(mb, cols);
-	list_for_each_safe(n, t, &w->databases) {
+	list_for_each_safe(n, t, &w->pools.databases) {
 		const struct database *db = list_entry(n, struct database, node);
 		const struct route_stats *st = &db->routes;
 		const struct shard_stats *sh = &db->shard_stats;
@@ -871,7 +871,7 @@ static void database_latency(struct worker *w, const struct database *db, struct
 	struct list_node *pos, *tmp;
 
 	memset(sum, 0, sizeof(*sum));
-	list_for_each_safe(pos, tmp, &w->pools) {
+	list_for_each_safe(pos, tmp, &w->pools.all) {
 		const struct pool *p = list_entry(pos, struct pool, node);
 
 		if (!db || p->db != db)

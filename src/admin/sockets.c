@@ -348,7 +348,7 @@ void admin_show_sockets(struct worker *w, enum admin_show what, struct msgbuf *m
 	struct list_node *pos, *tmp;
 
 	walk_header(&sw);
-	list_for_each_safe(pos, tmp, &w->pools) {
+	list_for_each_safe(pos, tmp, &w->pools.all) {
 		const struct pool *p = list_entry(pos, struct pool, node);
 
 		if (clients) {
@@ -360,5 +360,5 @@ void admin_show_sockets(struct worker *w, enum admin_show what, struct msgbuf *m
 	}
 	/* Admin console clients and those still logging in. */
 	if (clients)
-		client_list_rows(&sw, &w->login_clients);
+		client_list_rows(&sw, &w->pools.login_clients);
 }

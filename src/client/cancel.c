@@ -48,7 +48,7 @@ static struct client *find_client(struct worker *w, uint32_t pid, uint32_t key)
 {
 	struct list_node *n, *t, *m, *u;
 
-	list_for_each_safe(n, t, &w->pools) {
+	list_for_each_safe(n, t, &w->pools.all) {
 		struct pool *p = list_entry(n, struct pool, node);
 
 		list_for_each_safe(m, u, &p->active_clients) {
@@ -77,6 +77,7 @@ static void cancel_done(struct cancel_req *r, bool delivered)
 		peer_request_ended(r, delivered);
 	if (!s)
 		return;
+	list_del(&r->at_server);
 	s->cancel_inflight--;
 	if (s->cancel_inflight == 0 && s->state == SERVER_CANCEL_WAIT)
 		pool_recycle_server(s);
@@ -131,9 +132,8 @@ static void on_closed(void *owner, struct conn *c, enum conn_close_reason why)
 
 static const struct conn_ops cancel_ops = { on_packet, on_connected, on_closed };
 
-void cancel_server_query(struct server *s)
+void cancel_server_query(struct worker *w, struct server *s)
 {
-	struct worker *w = s->pool->w;
 	struct cancel_req *r = calloc(1, sizeof(*r));
 	int errnum;
 
@@ -153,7 +153,20 @@ void cancel_server_query(struct server *s)
 		free(r);
 		return;
 	}
+	list_add_tail(&s->cancels, &r->at_server);
 	s->cancel_inflight++;
+}
+
+void cancel_server_closing(struct server *s)
+{
+	struct list_node *n, *t;
+
+	list_for_each_safe(n, t, &s->cancels) {
+		struct cancel_req *r = list_entry(n, struct cancel_req, at_server);
+
+		list_del(n);
+		r->server = NULL;
+	}
 }
 
 void cancel_expire(struct worker *w, double timeout)
@@ -176,6 +189,7 @@ void cancel_expire(struct worker *w, double timeout)
 		log_warning("cancel request not confirmed by the server after %g s", timeout);
 		/* It may still arrive: the backend must never serve anyone again. */
 		if (s) {
+			list_del(&r->at_server);
 			r->server = NULL;
 			s->cancel_inflight--;
 			if (s->state == SERVER_CANCEL_WAIT)
@@ -397,5 +411,5 @@ void client_cancel_request(struct worker *w, uint32_t pid, uint32_t key)
 	}
 	log_debug("C-%llu cancel forwarded to S-%llu", (unsigned long long)c->id,
 		  (unsigned long long)c->server->id);
-	cancel_server_query(c->server);
+	cancel_server_query(w, c->server);
 }

@@ -58,7 +58,7 @@ struct client *client_new(struct worker *w)
 	snprintf(c->dbname, sizeof(c->dbname), "(nodb)");
 	snprintf(c->user, sizeof(c->user), "(nouser)");
 	w->n_clients++;
-	pool_client_accepted(c);
+	pool_client_accepted(&c->w->pools, c);
 	return c;
 }
 
@@ -204,6 +204,9 @@ static void client_release_server(struct client *c)
 	/* The client may have pipelined more work behind what just finished. */
 	if (c->state == CLIENT_IDLE && conn_buffered_input(&c->conn))
 		conn_resume(&c->conn);
+	/* A PAUSE or a SHUTDOWN may have waited for this server. */
+	if (c->w->console)
+		c->w->console->tick(c->w);
 }
 
 void client_unlink_for_replay(struct client *c, const char *reason)
@@ -221,7 +224,7 @@ static void detach_server_on_close(struct client *c)
 	/* An open transaction is rolled back on release; a half-done exchange cannot be repaired. */
 	if (c->pending_ready || c->unsynced || c->in_copy || s->fatal_seen) {
 		if (c->query_running)
-			cancel_server_query(s);
+			cancel_server_query(c->w, s);
 		s->close_when_released = true;
 	}
 	client_release_server(c);
@@ -1026,6 +1029,7 @@ const struct pool_events client_pool_events = {
 	.login_done = client_finish_login,
 	.server_linked = client_on_server_linked,
 	.server_released = client_on_server_released,
+	.server_closing = cancel_server_closing,
 	.wait_started = client_on_wait_started,
 	.topology_changed = client_on_topology_changed,
 	.close = client_close,

@@ -536,7 +536,7 @@ static bool open_leg(struct copy_split *sp)
 	int k = sp->opened;
 	struct copy_leg *leg = &sp->legs[k];
 	struct database *db = client_shard_database(c->w, c->home, k);
-	struct pool *p = db ? pool_get(c->w, db, c->pool->user->name) : NULL;
+	struct pool *p = db ? pool_get(&c->w->pools, db, c->pool->user->name) : NULL;
 	int fd;
 
 	if (!p)

@@ -246,7 +246,7 @@ static bool take_session_field(struct client *c, const struct clientrec_field *f
 /* The pool of c's user and database, as a login would pick it. NULL: why says. */
 static struct pool *pool_of(struct client *c, char *why, size_t whylen)
 {
-	struct database *db = database_lookup(c->w, c->dbname);
+	struct database *db = database_lookup(&c->w->pools, c->dbname);
 	struct pool *p;
 	const char *user;
 
@@ -260,7 +260,7 @@ static struct pool *pool_of(struct client *c, char *why, size_t whylen)
 		return NULL;
 	}
 	user = db->entry && *db->entry->user ? db->entry->user : c->user;
-	if (!(p = pool_get(c->w, db, user)))
+	if (!(p = pool_get(&c->w->pools, db, user)))
 		snprintf(why, whylen, "out of memory");
 	return p;
 }

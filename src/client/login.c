@@ -815,7 +815,7 @@ static bool enter_pool(struct client *c)
 		}
 		return enter_console(c, admin);
 	}
-	db = database_lookup(c->w, c->dbname);
+	db = database_lookup(&c->w->pools, c->dbname);
 	if (!db) {
 		client_close(c, "3D000", "no such database: %s", c->dbname);
 		return false;
@@ -827,7 +827,7 @@ static bool enter_pool(struct client *c)
 	if (db->entry && db->entry->shards[0] && !(db = client_shard_login(c, db)))
 		return false;
 	user = db->entry && *db->entry->user ? db->entry->user : c->user;
-	c->pool = pool_get(c->w, db, user);
+	c->pool = pool_get(&c->w->pools, db, user);
 	if (!c->pool) {
 		client_close(c, "53200", "out of memory");
 		return false;

@@ -108,7 +108,7 @@ struct database *client_shard_database(struct worker *w, struct database *db, in
 		char name[sizeof(db->name) * 2];
 
 		snprintf(name, sizeof(name), "%s.%s", db->name, set->shards[k].name);
-		found = db->shard_dbs[k] = database_lookup(w, name);
+		found = db->shard_dbs[k] = database_lookup(&w->pools, name);
 	}
 	return found;
 }
@@ -655,7 +655,7 @@ static bool move_to_shard(struct client *c, int k)
 		return false;
 	if (db == c->pool->db)
 		return true;
-	p = pool_get(c->w, db, c->pool->user->name);
+	p = pool_get(&c->w->pools, db, c->pool->user->name);
 	if (!p)
 		return false;
 	pool_client_move(c, p);

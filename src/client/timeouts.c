@@ -16,10 +16,10 @@
 #include "server/server.h"
 #include "worker/worker.h"
 
-static void check_waiting(struct pool *p, uint64_t now)
+static void check_waiting(struct worker *w, struct pool *p, uint64_t now)
 {
 	struct list_node *n, *t;
-	const struct config *cfg = p->w->cfg;
+	const struct config *cfg = w->cfg;
 	char why[600];
 
 	list_for_each_safe(n, t, &p->waiting_clients) {
@@ -52,17 +52,17 @@ static void check_waiting(struct pool *p, uint64_t now)
 	}
 }
 
-static void check_active(struct pool *p, uint64_t now)
+static void check_active(struct worker *w, struct pool *p, uint64_t now)
 {
 	struct list_node *n, *t;
-	const struct config *cfg = p->w->cfg;
+	const struct config *cfg = w->cfg;
 
 	list_for_each_safe(n, t, &p->active_clients) {
 		struct client *c = list_entry(n, struct client, node);
 
 		if (c->server && c->query_running &&
 		    clock_exceeded(now, c->query_start_us, cfg->query_timeout)) {
-			cancel_server_query(c->server);
+			cancel_server_query(c->w, c->server);
 			c->server->close_when_released = true;
 			client_close(c, "57014", "query_timeout: query ran longer than %g s",
 				     cfg->query_timeout);
@@ -76,19 +76,19 @@ static void check_active(struct pool *p, uint64_t now)
 		} else if (!c->server &&
 			   clock_exceeded(now, c->request_time_us, cfg->client_idle_timeout)) {
 			client_close(c, "08P01", "client_idle_timeout: client was idle too long");
-		} else if (p->w->safe_shutdown && !c->query_running && c->tx_status == 'I' &&
+		} else if (w->safe_shutdown && !c->query_running && c->tx_status == 'I' &&
 			   c->pending_ready == 0) {
 			client_close(c, "57P01", "pgmux is shutting down");
-		} else if (p->w->safe_shutdown) {
+		} else if (w->safe_shutdown) {
 			client_close_after_transaction(c);
 		}
 	}
 }
 
-void client_sweep_pool(struct pool *p, uint64_t now)
+void client_sweep_pool(struct worker *w, struct pool *p, uint64_t now)
 {
-	check_waiting(p, now);
-	check_active(p, now);
+	check_waiting(w, p, now);
+	check_active(w, p, now);
 }
 
 /*
@@ -108,7 +108,7 @@ void client_sweep_logins(struct worker *w, uint64_t now)
 {
 	struct list_node *n, *t;
 
-	list_for_each_safe(n, t, &w->login_clients) {
+	list_for_each_safe(n, t, &w->pools.login_clients) {
 		struct client *c = list_entry(n, struct client, node);
 
 		if (c->state == CLIENT_LOGIN && c->conn.startup &&

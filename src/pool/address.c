@@ -11,7 +11,6 @@
 #include "pool/pool.h"
 #include "server/server.h"
 #include "topo/topology.h"
-#include "worker/worker.h"
 
 /*
  * The idx-th host (from 0) of a comma-separated list into buf, spaces trimmed; returns how many
@@ -80,7 +79,7 @@ void pool_server_address_known(struct server *s)
 {
 	struct list_node *pn, *pt, *n, *t;
 
-	list_for_each_safe(pn, pt, &s->pool->w->pools) {
+	list_for_each_safe(pn, pt, &s->pool->ps->all) {
 		struct pool *p = list_entry(pn, struct pool, node);
 		struct list_node *busy[] = { &p->active_servers, &p->login_servers,
 					     &p->reset_servers };

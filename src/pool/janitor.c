@@ -8,12 +8,11 @@
 #include "core/clock.h"
 #include "pool/pool.h"
 #include "server/server.h"
-#include "worker/worker.h"
 
 static void check_servers(struct pool *p, uint64_t now)
 {
 	struct list_node *n, *t;
-	const struct config *cfg = p->w->cfg;
+	const struct config *cfg = pool_cfg(p);
 	int min = pool_min_size(p);
 
 	list_for_each_safe(n, t, &p->idle_servers) {
@@ -26,7 +25,7 @@ static void check_servers(struct pool *p, uint64_t now)
 		 * among clients it still has. The others close, so that the new process's pools
 		 * grow as this one's shrink (it counts ours against max_db_connections).
 		 */
-		if (p->w->shutting_down &&
+		if (*p->ps->shutting_down &&
 		    (!pool_shares_servers(p) || (!p->n_active_clients && !p->n_waiting_clients)))
 			server_close(s, "shutting down: no client left that could use it");
 		else if (clock_exceeded(now, s->connect_time_us, cfg->server_lifetime) &&

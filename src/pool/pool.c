@@ -10,8 +10,8 @@
  * are ACTIVE; a pool never holds more servers than its size (plus reserve), its database's
  * max_db_connections and its user's max_user_connections allow.
  *
- * The pools follow topology as a subscriber (pool_follow_topology()) and reach the admin console
- * only through w->console; neither module is called by name from here.
+ * The pools follow topology as a subscriber (pool_follow_topology()). They see of the worker only
+ * what it lends them (struct pools), and never call the admin console or the client by name.
  */
 #include "pool/pool.h"
 
@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client/cancel.h"
 #include "client/client.h"
 #include "core/clock.h"
 #include "core/list.h"
@@ -29,7 +28,6 @@
 #include "pool/events.h"
 #include "server/prepared.h"
 #include "server/server.h"
-#include "worker/worker.h"
 
 /* ---- state transitions ---- */
 
@@ -127,18 +125,21 @@ static void client_set_state(struct client *c, enum client_state st, const char 
 	if (log_enabled(LOG_LVL_NOISE))
 		client_log(LOG_LVL_NOISE, c, "%s -> %s: %s", client_state_name(c->state),
 			   client_state_name(st), cause);
+	if (!p) {
+		/* An admin console client (or one closing before it had a pool): on the login list. */
+		if (st == CLIENT_CLOSING)
+			list_del(&c->node);
+		c->state = st;
+		return;
+	}
 	client_leave_state(c);
 	c->state = st;
 	switch (st) {
-	case CLIENT_LOGIN:
-		list_add_tail(&c->w->login_clients, &c->node);
-		break;
 	case CLIENT_WAITING_LOGIN:
 	case CLIENT_WAITING:
-		ASSERT(p);
 		/* A client logging in waits from here (pool_request_server sets it for the others). */
 		if (st == CLIENT_WAITING_LOGIN)
-			c->w->pool_events->wait_started(c);
+			p->ps->events->wait_started(c);
 		list_add_tail(&p->waiting_clients, &c->node);
 		p->n_waiting_clients++;
 		if (st == CLIENT_WAITING)
@@ -146,13 +147,10 @@ static void client_set_state(struct client *c, enum client_state st, const char 
 		break;
 	case CLIENT_IDLE:
 	case CLIENT_ACTIVE:
-		if (!p) {
-			list_add_tail(&c->w->login_clients, &c->node); /* admin console */
-			break;
-		}
 		list_add_tail(&p->active_clients, &c->node);
 		p->n_active_clients++;
 		break;
+	case CLIENT_LOGIN: /* entered only through pool_client_accepted() */
 	case CLIENT_CLOSING:
 		break;
 	}
@@ -266,13 +264,13 @@ static void server_set_state(struct server *s, enum server_state st, const char 
 
 /* ---- the verbs other modules change states through ---- */
 
-void pool_client_accepted(struct client *c)
+void pool_client_accepted(struct pools *ps, struct client *c)
 {
 	ASSERT(c->state == CLIENT_LOGIN && list_empty(&c->node));
 	if (log_enabled(LOG_LVL_NOISE))
 		client_log(LOG_LVL_NOISE, c, "new -> %s: accepted",
 			   client_state_name(CLIENT_LOGIN));
-	list_add_tail(&c->w->login_clients, &c->node);
+	list_add_tail(&ps->login_clients, &c->node);
 }
 
 void pool_client_logged_in(struct client *c)
@@ -280,7 +278,7 @@ void pool_client_logged_in(struct client *c)
 	ASSERT(c->pool);
 	if (c->pool->welcome_ready) {
 		client_set_state(c, CLIENT_IDLE, "logged in");
-		c->w->pool_events->login_done(c);
+		c->pool->ps->events->login_done(c);
 	} else {
 		client_set_state(c, CLIENT_WAITING_LOGIN,
 				 "logged in, waiting for the first server");
@@ -302,7 +300,7 @@ void pool_console_client_logged_in(struct client *c)
 
 void pool_client_move(struct client *c, struct pool *to)
 {
-	ASSERT(c->state == CLIENT_IDLE && !c->server && to && to->w == c->w);
+	ASSERT(c->state == CLIENT_IDLE && !c->server && to && to->ps == c->pool->ps);
 	if (to == c->pool)
 		return;
 	if (log_enabled(LOG_LVL_NOISE))
@@ -353,15 +351,8 @@ void pool_server_connected(struct server *s)
 
 void pool_server_closing(struct server *s)
 {
-	struct list_node *n, *t;
-
 	/* Cancel requests on their way to this backend no longer have a server to wait for them. */
-	list_for_each_safe(n, t, &s->pool->w->cancel_reqs) {
-		struct cancel_req *r = list_entry(n, struct cancel_req, node);
-
-		if (r->server == s)
-			r->server = NULL;
-	}
+	s->pool->ps->events->server_closing(s);
 	server_set_state(s, SERVER_CLOSING, "closing");
 }
 
@@ -481,11 +472,11 @@ bool pool_check(const struct pool *p)
 	return true;
 }
 
-bool pool_check_worker(const struct worker *w)
+bool pool_check_all(const struct pools *ps)
 {
 	const struct list_node *n, *m;
 
-	for (n = w->login_clients.next; n != &w->login_clients; n = n->next) {
+	for (n = ps->login_clients.next; n != &ps->login_clients; n = n->next) {
 		const struct client *c = list_entry(n, struct client, node);
 
 		CHECK(c->state == CLIENT_LOGIN ||
@@ -494,23 +485,23 @@ bool pool_check_worker(const struct worker *w)
 		      client_state_name(c->state));
 		CHECK(!c->server, "C-%llu is logging in with a server", (unsigned long long)c->id);
 	}
-	for (n = w->pools.next; n != &w->pools; n = n->next) {
+	for (n = ps->all.next; n != &ps->all; n = n->next) {
 		if (!pool_check(list_entry(n, struct pool, node)))
 			return false;
 	}
 	/* Each database's and user's server count is the sum over its pools: one pass adds up. */
-	for (n = w->databases.next; n != &w->databases; n = n->next)
+	for (n = ps->databases.next; n != &ps->databases; n = n->next)
 		list_entry(n, struct database, node)->check_servers = 0;
-	for (n = w->users.next; n != &w->users; n = n->next)
+	for (n = ps->users.next; n != &ps->users; n = n->next)
 		list_entry(n, struct pool_user, node)->check_servers = 0;
-	for (n = w->pools.next; n != &w->pools; n = n->next) {
+	for (n = ps->all.next; n != &ps->all; n = n->next) {
 		const struct pool *p = list_entry(n, struct pool, node);
 		int total = p->n_idle + p->n_active + p->n_login + p->n_reset;
 
 		p->db->check_servers += total;
 		p->user->check_servers += total;
 	}
-	for (m = w->pools.next; m != &w->pools; m = m->next) {
+	for (m = ps->all.next; m != &ps->all; m = m->next) {
 		const struct pool *p = list_entry(m, struct pool, node);
 
 		CHECK(p->db->check_servers == p->db->n_servers,
@@ -527,12 +518,22 @@ bool pool_check_worker(const struct worker *w)
 
 /* ---- lookup ---- */
 
-static struct pool_user *user_get(struct worker *w, const char *name)
+void pools_init(struct pools *ps)
+{
+	memset(ps, 0, sizeof(*ps));
+	list_init(&ps->databases);
+	list_init(&ps->users);
+	list_init(&ps->all);
+	list_init(&ps->login_clients);
+	list_init(&ps->servers_elsewhere);
+}
+
+static struct pool_user *user_get(struct pools *ps, const char *name)
 {
 	struct list_node *n, *t;
 	struct pool_user *u;
 
-	list_for_each_safe(n, t, &w->users) {
+	list_for_each_safe(n, t, &ps->users) {
 		u = list_entry(n, struct pool_user, node);
 		if (strcmp(u->name, name) == 0)
 			return u;
@@ -541,53 +542,53 @@ static struct pool_user *user_get(struct worker *w, const char *name)
 	if (!u)
 		return NULL;
 	snprintf(u->name, sizeof(u->name), "%s", name);
-	list_add_tail(&w->users, &u->node);
+	list_add_tail(&ps->users, &u->node);
 	return u;
 }
 
-struct pool *pool_get(struct worker *w, struct database *db, const char *user)
+struct pool *pool_get(struct pools *ps, struct database *db, const char *user)
 {
 	struct list_node *n, *t;
 	struct pool *p;
 	struct pool_user *u;
 
-	list_for_each_safe(n, t, &w->pools) {
+	list_for_each_safe(n, t, &ps->all) {
 		p = list_entry(n, struct pool, node);
 		if (p->db == db && strcmp(p->user->name, user) == 0)
 			return p;
 	}
-	u = user_get(w, user);
+	u = user_get(ps, user);
 	p = calloc(1, sizeof(*p));
 	if (!u || !p) {
 		free(p);
 		return NULL;
 	}
-	p->w = w;
+	p->ps = ps;
 	p->db = db;
 	p->user = u;
-	p->mode = config_pool_mode(w->cfg, db->entry, config_find_user(w->cfg, user));
+	p->mode = config_pool_mode(*ps->cfg, db->entry, config_find_user(*ps->cfg, user));
 	list_init(&p->active_clients);
 	list_init(&p->waiting_clients);
 	list_init(&p->idle_servers);
 	list_init(&p->active_servers);
 	list_init(&p->login_servers);
 	list_init(&p->reset_servers);
-	list_add_tail(&w->pools, &p->node);
+	list_add_tail(&ps->all, &p->node);
 	return p;
 }
 
-struct database *database_lookup(struct worker *w, const char *name)
+struct database *database_lookup(struct pools *ps, const char *name)
 {
 	struct list_node *n, *t;
 	const struct db_entry *e;
 	struct database *db;
 
-	list_for_each_safe(n, t, &w->databases) {
+	list_for_each_safe(n, t, &ps->databases) {
 		db = list_entry(n, struct database, node);
 		if (strcmp(db->name, name) == 0)
 			return db->removed ? NULL : db;
 	}
-	e = config_find_db(w->cfg, name);
+	e = config_find_db(*ps->cfg, name);
 	if (!e || strlen(name) >= sizeof(db->name))
 		return NULL;
 	db = calloc(1, sizeof(*db));
@@ -596,8 +597,8 @@ struct database *database_lookup(struct worker *w, const char *name)
 	snprintf(db->name, sizeof(db->name), "%s", name);
 	db->entry = (struct db_entry *)e;
 	db->from_wildcard = strcmp(e->name, name) != 0;
-	db->cluster = e->cluster[0] ? topo_find(&w->topo, e->cluster) : NULL;
-	list_add_tail(&w->databases, &db->node);
+	db->cluster = e->cluster[0] ? topo_find(ps->topo, e->cluster) : NULL;
+	list_add_tail(&ps->databases, &db->node);
 	return db;
 }
 
@@ -605,18 +606,18 @@ struct database *database_lookup(struct worker *w, const char *name)
 
 int pool_size(const struct pool *p)
 {
-	return config_db_pool_size(p->w->cfg, p->db->entry);
+	return config_db_pool_size(pool_cfg(p), p->db->entry);
 }
 
 int pool_min_size(const struct pool *p)
 {
 	/* Spare servers are for clients to come, and a process shutting down takes none. */
-	return p->w->shutting_down ? 0 : config_db_min_pool_size(p->w->cfg, p->db->entry);
+	return *p->ps->shutting_down ? 0 : config_db_min_pool_size(pool_cfg(p), p->db->entry);
 }
 
 static int pool_reserve(const struct pool *p)
 {
-	return config_db_reserve_pool(p->w->cfg, p->db->entry);
+	return config_db_reserve_pool(pool_cfg(p), p->db->entry);
 }
 
 enum pool_mode pool_mode(const struct pool *p)
@@ -644,15 +645,15 @@ bool pool_releases_per_statement(const struct pool *p)
 	return p->mode == POOL_MODE_STATEMENT;
 }
 
-void pool_config_changed(struct worker *w)
+void pool_config_changed(struct pools *ps)
 {
 	struct list_node *n, *t;
 
-	list_for_each_safe(n, t, &w->pools) {
+	list_for_each_safe(n, t, &ps->all) {
 		struct pool *p = list_entry(n, struct pool, node);
 
-		p->mode = config_pool_mode(w->cfg, p->db->entry,
-					   config_find_user(w->cfg, p->user->name));
+		p->mode = config_pool_mode(*ps->cfg, p->db->entry,
+					   config_find_user(*ps->cfg, p->user->name));
 	}
 }
 
@@ -663,12 +664,13 @@ static int db_max_connections(const struct database *db, const struct config *cf
 
 static int user_max_connections(const struct pool *p)
 {
-	return config_user_max_connections(p->w->cfg, config_find_user(p->w->cfg, p->user->name));
+	return config_user_max_connections(pool_cfg(p),
+					   config_find_user(pool_cfg(p), p->user->name));
 }
 
 static bool pool_paused(const struct pool *p)
 {
-	return p->w->paused || p->db->paused;
+	return p->ps->paused || p->db->paused;
 }
 
 /* ---- assignment ---- */
@@ -688,13 +690,13 @@ static void link_client(struct client *c, struct server *s)
 	server_set_state(s, SERVER_ACTIVE, "linked to a client");
 	client_set_state(c, CLIENT_ACTIVE, "linked to a server");
 	s->link_time_us = s->request_time_us = now;
-	c->w->pool_events->server_linked(c); /* its transaction time starts at s->link_time_us */
+	c->pool->ps->events->server_linked(c); /* its transaction time starts at s->link_time_us */
 }
 
 /* A server idle longer than server_check_delay may have died quietly: test it before use. */
 static bool needs_check(const struct server *s, uint64_t now)
 {
-	const struct config *cfg = s->pool->w->cfg;
+	const struct config *cfg = pool_cfg(s->pool);
 
 	return *cfg->server_check_query &&
 	       now - s->request_time_us >= (uint64_t)(cfg->server_check_delay * 1e6);
@@ -737,7 +739,7 @@ static struct server *take_idle_server(struct pool *p, int member)
 		if (!needs_check(s, now))
 			return s;
 		server_set_state(s, SERVER_RESET, "idle too long, testing");
-		server_send_internal_query(s, p->w->cfg->server_check_query);
+		server_send_internal_query(s, pool_cfg(p)->server_check_query);
 	}
 	return NULL;
 }
@@ -752,7 +754,7 @@ void pool_request_server(struct client *c)
 		link_client(c, s);
 		return;
 	}
-	c->w->pool_events->wait_started(c);
+	c->pool->ps->events->wait_started(c);
 	if (c->target == TARGET_WAIT_PRIMARY)
 		p->db->routes.primary_waits++;
 	client_set_state(c, CLIENT_WAITING, "no idle server, queued");
@@ -769,7 +771,7 @@ static bool server_stale(const struct server *s)
 
 static bool server_expired(const struct server *s)
 {
-	double lifetime = s->pool->w->cfg->server_lifetime;
+	double lifetime = pool_cfg(s->pool)->server_lifetime;
 
 	return lifetime > 0 && clock_now_us() - s->connect_time_us > (uint64_t)(lifetime * 1e6);
 }
@@ -778,17 +780,17 @@ static bool server_expired(const struct server *s)
 static bool server_needs_reset(const struct server *s)
 {
 	const struct pool *p = s->pool;
-	const char *reset = p->w->cfg->server_reset_query;
+	const char *reset = pool_cfg(p)->server_reset_query;
 
 	return s->tx_status != 'I' || s->settings_unknown || s->needs_discard ||
-	       (*reset && (pool_is_session(p) || p->w->cfg->server_reset_query_always));
+	       (*reset && (pool_is_session(p) || pool_cfg(p)->server_reset_query_always));
 }
 
 /* Undo what the last client left on s; pool_server_ready follows when the answers are in. */
 static void server_start_reset(struct server *s)
 {
 	struct pool *p = s->pool;
-	const char *reset = p->w->cfg->server_reset_query;
+	const char *reset = pool_cfg(p)->server_reset_query;
 
 	server_set_state(s, SERVER_RESET, "released, resetting");
 	/* A transaction the client left open must not leak into the next client's work. */
@@ -797,7 +799,7 @@ static void server_start_reset(struct server *s)
 	/* Nor session state a pinned client left behind (LISTEN, temp tables, locks...). */
 	if (s->needs_discard) {
 		server_send_internal_query(s, "DISCARD ALL");
-		server_pstmts_clear(&p->w->pstmts, &s->pstmts);
+		server_pstmts_clear(s->env->pstmts, &s->pstmts);
 		settings_clear(&s->applied);
 		s->needs_discard = false;
 		s->settings_unknown = false;
@@ -808,9 +810,9 @@ static void server_start_reset(struct server *s)
 		settings_clear(&s->applied);
 		s->settings_unknown = false;
 	}
-	if (*reset && (pool_is_session(p) || p->w->cfg->server_reset_query_always)) {
+	if (*reset && (pool_is_session(p) || pool_cfg(p)->server_reset_query_always)) {
 		/* DISCARD ALL and the like drop prepared statements and settings. */
-		server_pstmts_clear(&p->w->pstmts, &s->pstmts);
+		server_pstmts_clear(s->env->pstmts, &s->pstmts);
 		settings_clear(&s->applied);
 		server_send_internal_query(s, reset);
 	}
@@ -842,7 +844,7 @@ void pool_release_server(struct client *c)
 	s->client = NULL;
 	s->request_time_us = clock_now_us();
 	/* Settings changed in a transaction nobody read back: only a reset makes them known. */
-	if (c->w->pool_events->server_released(c) || s->reading_settings)
+	if (c->pool->ps->events->server_released(c) || s->reading_settings)
 		s->settings_unknown = true;
 	if (c->state == CLIENT_ACTIVE)
 		client_set_state(c, CLIENT_IDLE, "released its server");
@@ -852,8 +854,6 @@ void pool_release_server(struct client *c)
 					      : "released for closing");
 	else
 		pool_recycle_server(s);
-	if (p->w->console)
-		p->w->console->tick(p->w);
 }
 
 static void finish_waiting_logins(struct pool *p)
@@ -865,7 +865,7 @@ static void finish_waiting_logins(struct pool *p)
 
 		if (c->state == CLIENT_WAITING_LOGIN) {
 			client_set_state(c, CLIENT_IDLE, "the first server logged in");
-			c->w->pool_events->login_done(c);
+			c->pool->ps->events->login_done(c);
 		}
 	}
 }
@@ -951,7 +951,7 @@ bool pool_login_retry_exhausted(const struct client *c)
 	 */
 	return node->failing_since_us && node->last_failed_attempt_us >= c->wait_start_us &&
 	       node->last_login_failure_us - node->failing_since_us >=
-		       (uint64_t)(p->w->cfg->server_login_retry * 1e6);
+		       (uint64_t)(pool_cfg(p)->server_login_retry * 1e6);
 }
 
 bool pool_server_fenced(struct server *s)
@@ -970,7 +970,7 @@ bool pool_cluster_unusable(const struct client *c, char *why, size_t whylen)
 
 	return c->state == CLIENT_WAITING_LOGIN && p->db->cluster &&
 	       topo_cluster_unusable(p->db->cluster, c->wait_start_us,
-				     p->w->cfg->server_login_retry, why, whylen);
+				     pool_cfg(p)->server_login_retry, why, whylen);
 }
 
 void pool_server_login_failed(struct server *s, const char *sqlstate, const char *message)
@@ -1006,34 +1006,33 @@ void pool_server_login_failed(struct server *s, const char *sqlstate, const char
 	p->last_login_member = s->member;
 }
 
-static int elsewhere_sum(const struct worker *w, const char *db, const char *user);
+static int elsewhere_sum(const struct pools *ps, const char *db, const char *user);
 
 /* Servers counted against max_db_connections: ours and, after a takeover, the previous process's. */
 static int db_servers(const struct pool *p)
 {
-	return p->db->n_servers + elsewhere_sum(p->w, p->db->name, NULL);
+	return p->db->n_servers + elsewhere_sum(p->ps, p->db->name, NULL);
 }
 
 /* The same for max_user_connections. */
 static int user_servers(const struct pool *p)
 {
-	return p->user->n_servers + elsewhere_sum(p->w, NULL, p->user->name);
+	return p->user->n_servers + elsewhere_sum(p->ps, NULL, p->user->name);
 }
 
 /* How many more servers to member may the pool open now? */
 static int launch_allowance(struct pool *p, int member)
 {
-	struct worker *w = p->w;
 	int total = p->nodes[member].n_servers;
 	int limit = pool_size(p);
-	int db_max = db_max_connections(p->db, w->cfg);
+	int db_max = db_max_connections(p->db, pool_cfg(p));
 	int user_max = user_max_connections(p);
 	struct client *oldest = first_waiting(p, member);
 	uint64_t now = clock_now_us();
 	int allow;
 
 	if (oldest && pool_reserve(p) > 0 &&
-	    now - oldest->wait_start_us >= (uint64_t)(w->cfg->reserve_pool_timeout * 1e6))
+	    now - oldest->wait_start_us >= (uint64_t)(pool_cfg(p)->reserve_pool_timeout * 1e6))
 		limit += pool_reserve(p);
 	allow = limit - total;
 	if (db_max > 0 && db_max - db_servers(p) < allow)
@@ -1076,7 +1075,7 @@ static struct server *longest_idle(struct pool *o, const struct pool *p, int mem
  */
 static bool close_idle_elsewhere(struct pool *p, int member)
 {
-	int db_max = db_max_connections(p->db, p->w->cfg);
+	int db_max = db_max_connections(p->db, pool_cfg(p));
 	int user_max = user_max_connections(p);
 	bool db_full = db_max > 0 && db_servers(p) >= db_max;
 	bool user_full = user_max > 0 && user_servers(p) >= user_max;
@@ -1085,7 +1084,7 @@ static bool close_idle_elsewhere(struct pool *p, int member)
 
 	if (!db_full && !user_full)
 		return false;
-	list_for_each_safe(n, t, &p->w->pools) {
+	list_for_each_safe(n, t, &p->ps->all) {
 		struct pool *o = list_entry(n, struct pool, node);
 		struct server *s;
 
@@ -1115,7 +1114,7 @@ static void launch_for_member(struct pool *p, int member, int extra, uint64_t no
 	int want, allow, for_waiters;
 
 	if (node->last_login_failure_us &&
-	    now - node->last_login_failure_us < (uint64_t)(p->w->cfg->server_login_retry * 1e6))
+	    now - node->last_login_failure_us < (uint64_t)(pool_cfg(p)->server_login_retry * 1e6))
 		return;
 	/* Servers logging in or being reset/tested will serve waiters soon: count them. */
 	want = for_waiters = node->n_waiting + extra - node->n_pending;
@@ -1132,7 +1131,7 @@ static void launch_for_member(struct pool *p, int member, int extra, uint64_t no
 	    close_idle_elsewhere(p, member))
 		allow = launch_allowance(p, member);
 	while (want-- > 0 && allow-- > 0) {
-		if (!server_launch(&p->w->server_env, p, member))
+		if (!server_launch(p->ps->servers, p, member))
 			break;
 	}
 }
@@ -1185,11 +1184,11 @@ static void close_idle_and_mark(struct pool *p)
 			list_entry(n, struct server, node)->close_when_released = true;
 }
 
-void pool_reconnect(struct worker *w, struct database *db)
+void pool_reconnect(struct pools *ps, struct database *db)
 {
 	struct list_node *n, *t;
 
-	list_for_each_safe(n, t, &w->pools) {
+	list_for_each_safe(n, t, &ps->all) {
 		struct pool *p = list_entry(n, struct pool, node);
 
 		if (!db || p->db == db)
@@ -1197,12 +1196,12 @@ void pool_reconnect(struct worker *w, struct database *db)
 	}
 }
 
-void pool_kill_database(struct worker *w, struct database *db)
+void pool_kill_database(struct pools *ps, struct database *db)
 {
-	const struct pool_events *events = w->pool_events;
+	const struct pool_events *events = ps->events;
 	struct list_node *n, *t, *m, *u;
 
-	list_for_each_safe(n, t, &w->pools) {
+	list_for_each_safe(n, t, &ps->all) {
 		struct pool *p = list_entry(n, struct pool, node);
 		struct list_node *clients[] = { &p->active_clients, &p->waiting_clients };
 		struct list_node *servers[] = { &p->idle_servers, &p->active_servers,
@@ -1238,11 +1237,11 @@ static void serve_waiters(struct pool *p)
 	}
 }
 
-void pool_kick(struct worker *w, struct database *db)
+void pool_kick(struct pools *ps, struct database *db)
 {
 	struct list_node *n, *t;
 
-	list_for_each_safe(n, t, &w->pools) {
+	list_for_each_safe(n, t, &ps->all) {
 		struct pool *p = list_entry(n, struct pool, node);
 
 		if (db && p->db != db)
@@ -1298,16 +1297,16 @@ static void reroute_waiters(struct pool *p)
 		struct client *c = list_entry(n, struct client, node);
 
 		if (c->state == CLIENT_WAITING)
-			p->w->pool_events->topology_changed(c);
+			p->ps->events->topology_changed(c);
 	}
 }
 
 static void on_topology_changed(void *arg, struct cluster *cl)
 {
-	struct worker *w = arg;
+	struct pools *ps = arg;
 	struct list_node *n, *t;
 
-	list_for_each_safe(n, t, &w->pools) {
+	list_for_each_safe(n, t, &ps->all) {
 		struct pool *p = list_entry(n, struct pool, node);
 
 		if (p->db->cluster != cl)
@@ -1321,9 +1320,9 @@ static void on_topology_changed(void *arg, struct cluster *cl)
 	}
 }
 
-bool pool_follow_topology(struct worker *w)
+bool pool_follow_topology(struct pools *ps)
 {
-	return topo_subscribe(&w->topo, on_topology_changed, w);
+	return topo_subscribe(ps->topo, on_topology_changed, ps);
 }
 
 bool pool_servers_to_report(const struct pool *p, int *n)
@@ -1345,12 +1344,12 @@ struct elsewhere {
 };
 
 /* Its servers of database db (db NULL: any) for user (user NULL: any); 0 without a takeover. */
-static int elsewhere_sum(const struct worker *w, const char *db, const char *user)
+static int elsewhere_sum(const struct pools *ps, const char *db, const char *user)
 {
 	const struct list_node *n;
 	int sum = 0;
 
-	for (n = w->servers_elsewhere.next; n != &w->servers_elsewhere; n = n->next) {
+	for (n = ps->servers_elsewhere.next; n != &ps->servers_elsewhere; n = n->next) {
 		const struct elsewhere *e = list_entry(n, struct elsewhere, node);
 
 		if ((!db || strcmp(e->db, db) == 0) && (!user || strcmp(e->user, user) == 0))
@@ -1359,12 +1358,12 @@ static int elsewhere_sum(const struct worker *w, const char *db, const char *use
 	return sum;
 }
 
-void pool_servers_elsewhere(struct worker *w, const char *db, const char *user, int n)
+void pool_servers_elsewhere(struct pools *ps, const char *db, const char *user, int n)
 {
 	struct list_node *l;
 	struct elsewhere *e = NULL;
 
-	for (l = w->servers_elsewhere.next; l != &w->servers_elsewhere && !e; l = l->next) {
+	for (l = ps->servers_elsewhere.next; l != &ps->servers_elsewhere && !e; l = l->next) {
 		struct elsewhere *x = list_entry(l, struct elsewhere, node);
 
 		if (strcmp(x->db, db) == 0 && strcmp(x->user, user) == 0)
@@ -1375,16 +1374,16 @@ void pool_servers_elsewhere(struct worker *w, const char *db, const char *user, 
 			return; /* out of memory: the limit counts ours only, as without a takeover */
 		snprintf(e->db, sizeof(e->db), "%s", db);
 		snprintf(e->user, sizeof(e->user), "%s", user);
-		list_add_tail(&w->servers_elsewhere, &e->node);
+		list_add_tail(&ps->servers_elsewhere, &e->node);
 	}
 	e->n = n;
 }
 
-void pool_servers_elsewhere_clear(struct worker *w)
+void pool_servers_elsewhere_clear(struct pools *ps)
 {
 	struct list_node *n, *t;
 
-	list_for_each_safe(n, t, &w->servers_elsewhere) {
+	list_for_each_safe(n, t, &ps->servers_elsewhere) {
 		list_del(n);
 		free(list_entry(n, struct elsewhere, node));
 	}

@@ -80,6 +80,7 @@ struct server *server_launch(struct server_env *env, struct pool *pool, int memb
 	s->member = member;
 	s->tx_status = 'I';
 	list_init(&s->node);
+	list_init(&s->cancels);
 	conn_init(&s->conn, env->loop, &server_ops, s);
 	snprintf(s->addr, sizeof(s->addr), "?");
 	s->connect_time_us = s->request_time_us = clock_now_us();
@@ -146,8 +147,9 @@ static void note_setting(struct server *s, const uint8_t *body, size_t len)
 	int32_t nlen, vlen;
 	char n[PG_NAMEDATALEN], *v;
 
-	if (!be_data_row_column(body, len, 0, &name, &nlen) || nlen <= 0 || nlen >= PG_NAMEDATALEN ||
-	    !be_data_row_column(body, len, 1, &value, &vlen) || vlen < 0) {
+	if (!be_data_row_column(body, len, 0, &name, &nlen) || nlen <= 0 ||
+	    nlen >= PG_NAMEDATALEN || !be_data_row_column(body, len, 1, &value, &vlen) ||
+	    vlen < 0) {
 		s->internal_failed = true;
 		return;
 	}

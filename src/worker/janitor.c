@@ -26,17 +26,17 @@ void worker_janitor(struct worker *w)
 	admit_update_accepting(w);
 	/* PostgreSQL answers a cancel at once; one stuck longer than a connect may take is lost. */
 	cancel_expire(w, w->cfg->server_connect_timeout > 0 ? w->cfg->server_connect_timeout : 15);
-	list_for_each_safe(n, t, &w->pools) {
+	list_for_each_safe(n, t, &w->pools.all) {
 		struct pool *p = list_entry(n, struct pool, node);
 
-		client_sweep_pool(p, now);
+		client_sweep_pool(w, p, now);
 		pool_sweep(p, now);
 	}
 	if (w->console)
 		w->console->tick(w);
 #if PGMUX_CHECKS
 	/* Check builds: every list against its counter, every object against its list. */
-	ASSERT(pool_check_worker(w));
+	ASSERT(pool_check_all(&w->pools));
 #endif
 	if (w->shutting_down && w->n_clients == 0)
 		worker_exit(w);

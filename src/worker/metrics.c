@@ -48,20 +48,20 @@ static struct db_sum *sum_databases(struct worker *w, size_t *n)
 	struct db_sum *sums;
 	size_t count = 0;
 
-	list_for_each_safe(pos, tmp, &w->databases)
+	list_for_each_safe(pos, tmp, &w->pools.databases)
 		count++;
 	*n = 0;
 	sums = count ? calloc(count, sizeof(*sums)) : NULL;
 	if (!sums)
 		return NULL;
-	list_for_each_safe(pos, tmp, &w->databases) {
+	list_for_each_safe(pos, tmp, &w->pools.databases) {
 		const struct database *db = list_entry(pos, struct database, node);
 
 		if (db_is_live(db))
 			sums[(*n)++].db = db;
 	}
 	qsort(sums, *n, sizeof(*sums), cmp_db_sum);
-	list_for_each_safe(pos, tmp, &w->pools) {
+	list_for_each_safe(pos, tmp, &w->pools.all) {
 		const struct pool *p = list_entry(pos, struct pool, node);
 		struct db_sum key = { .db = p->db }, *s;
 
@@ -129,15 +129,15 @@ static void write_lists(struct worker *w, struct prom_out *o, size_t n_live_dbs)
 	struct list_node *pos, *tmp;
 	uint64_t users = 0, pools = 0, servers = 0, login = 0;
 
-	list_for_each_safe(pos, tmp, &w->users)
+	list_for_each_safe(pos, tmp, &w->pools.users)
 		users++;
-	list_for_each_safe(pos, tmp, &w->pools) {
+	list_for_each_safe(pos, tmp, &w->pools.all) {
 		const struct pool *p = list_entry(pos, struct pool, node);
 
 		pools++;
 		servers += (uint64_t)(p->n_idle + p->n_active + p->n_login + p->n_reset);
 	}
-	list_for_each_safe(pos, tmp, &w->login_clients)
+	list_for_each_safe(pos, tmp, &w->pools.login_clients)
 		login++;
 	gauge(o, "pgbouncer_databases", "Databases (SHOW LISTS databases)", n_live_dbs);
 	gauge(o, "pgbouncer_users", "Users with pools (SHOW LISTS users)", users);
@@ -182,7 +182,7 @@ static const struct database **live_dbs_of_entries(struct worker *w)
 	struct list_node *pos, *tmp;
 	size_t n = 0;
 
-	list_for_each_safe(pos, tmp, &w->databases)
+	list_for_each_safe(pos, tmp, &w->pools.databases)
 		n++;
 	by_name = calloc(n + 1, sizeof(*by_name));
 	of_entry = calloc((size_t)cfg->n_dbs + 1, sizeof(*of_entry));
@@ -192,7 +192,7 @@ static const struct database **live_dbs_of_entries(struct worker *w)
 		return NULL;
 	}
 	n = 0;
-	list_for_each_safe(pos, tmp, &w->databases) {
+	list_for_each_safe(pos, tmp, &w->pools.databases) {
 		const struct database *db = list_entry(pos, struct database, node);
 
 		if (db_is_live(db))
@@ -261,7 +261,7 @@ static void write_databases(struct worker *w, struct prom_out *o)
 			database_values(w, e, live[i], v);
 			prom_i64(o, db_gauges[g].name, &l, v[g]);
 		}
-		list_for_each_safe(pos, tmp, &w->databases) {
+		list_for_each_safe(pos, tmp, &w->pools.databases) {
 			const struct database *db = list_entry(pos, struct database, node);
 
 			if (!db->from_wildcard || !db_is_live(db))
@@ -377,7 +377,7 @@ static void write_latency(struct worker *w, struct prom_out *o)
 		struct list_node *pos, *tmp;
 
 		prom_family(o, lf->name, "histogram", lf->help);
-		list_for_each_safe(pos, tmp, &w->pools) {
+		list_for_each_safe(pos, tmp, &w->pools.all) {
 			const struct pool *p = list_entry(pos, struct pool, node);
 			const struct histogram *h =
 				(const struct histogram *)((const char *)&p->latency + lf->offset);
@@ -462,7 +462,7 @@ static void write_pools(struct worker *w, struct prom_out *o)
 		struct list_node *pos, *tmp;
 
 		prom_family(o, pool_gauges[g].name, "gauge", pool_gauges[g].help);
-		list_for_each_safe(pos, tmp, &w->pools) {
+		list_for_each_safe(pos, tmp, &w->pools.all) {
 			const struct pool *p = list_entry(pos, struct pool, node);
 			struct prom_labels l;
 			int64_t v = 0;

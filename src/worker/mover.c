@@ -566,7 +566,7 @@ int worker_moves_running(struct worker *w, const char *set_name, const char *fro
 	struct list_node *n;
 	int running = 0;
 
-	for_each_node(n, &w->pools)
+	for_each_node(n, &w->pools.all)
 	{
 		struct pool *p = list_entry(n, struct pool, node);
 		const struct db_entry *e = p->db->entry;

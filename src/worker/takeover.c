@@ -89,7 +89,7 @@ static bool report_servers(struct worker *w)
 	struct list_node *n;
 	int count;
 
-	for (n = w->pools.next; n != &w->pools; n = n->next) {
+	for (n = w->pools.all.next; n != &w->pools.all; n = n->next) {
 		struct pool *p = list_entry(n, struct pool, node);
 		int r;
 
@@ -117,7 +117,7 @@ static void hand_over_idle_clients(void *arg)
 		return;
 	}
 	mb_init(&mb);
-	list_for_each_safe(pn, pt, &w->pools) {
+	list_for_each_safe(pn, pt, &w->pools.all) {
 		struct pool *p = list_entry(pn, struct pool, node);
 
 		list_for_each_safe(cn, ct, &p->active_clients) {
@@ -297,12 +297,16 @@ static void adopt_client(void *arg, int fd, const uint8_t *rec, size_t len)
 /* New side: the old process's servers count against our max_db/user_connections. */
 static void count_servers_elsewhere(void *arg, const char *db, const char *user, int n)
 {
-	pool_servers_elsewhere(arg, db, user, n);
+	struct worker *w = arg;
+
+	pool_servers_elsewhere(&w->pools, db, user, n);
 }
 
 static void old_process_gone(void *arg)
 {
-	pool_servers_elsewhere_clear(arg);
+	struct worker *w = arg;
+
+	pool_servers_elsewhere_clear(&w->pools);
 }
 
 static const struct takeover_receiver receiver = {

@@ -93,7 +93,7 @@ static void apply_config(struct worker *w, struct config *newcfg, struct userlis
 	apply_restart_only_keys(newcfg, old);
 	if (!topo_apply_config(&w->topo, newcfg))
 		log_warning("out of memory applying clusters: some may not follow the new config");
-	list_for_each_safe(n, t, &w->databases) {
+	list_for_each_safe(n, t, &w->pools.databases) {
 		struct database *db = list_entry(n, struct database, node);
 		const struct db_entry *e = config_find_db(newcfg, db->name);
 		bool was_wildcard = db->from_wildcard;
@@ -105,14 +105,14 @@ static void apply_config(struct worker *w, struct config *newcfg, struct userlis
 				if (!db->removed)
 					log_info("database %s removed from config", db->name);
 				db->removed = true;
-				pool_reconnect(w, db);
+				pool_reconnect(&w->pools, db);
 				db->entry = NULL;
 				continue;
 			}
 		}
 		if (db->entry && entry_target_changed(db->entry, e)) {
 			log_info("database %s changed: reconnecting its servers", db->name);
-			pool_reconnect(w, db);
+			pool_reconnect(&w->pools, db);
 		}
 		db->entry = (struct db_entry *)e;
 		db->from_wildcard = strcmp(e->name, db->name) != 0;
@@ -121,7 +121,7 @@ static void apply_config(struct worker *w, struct config *newcfg, struct userlis
 	w->cfg = newcfg;
 	worker_shard_maps_apply(w);
 	worker_movecoord_apply(w);
-	pool_config_changed(w);
+	pool_config_changed(&w->pools);
 	if (what & CONFIG_APPLY_AUTH_FILE) {
 		if (w->userlist)
 			userlist_free(w->userlist);
@@ -136,7 +136,7 @@ static void apply_config(struct worker *w, struct config *newcfg, struct userlis
 		worker_apply_loop_settings(w, newcfg);
 	config_free(old);
 	/* Larger pools may serve waiting clients now. */
-	pool_kick(w, NULL);
+	pool_kick(&w->pools, NULL);
 }
 
 /* A side whose key and certificate do not pair yet: why, and what happens meanwhile. */
@@ -204,7 +204,7 @@ static bool clusters_kept(struct worker *w, const struct config *newcfg, char *e
 {
 	struct list_node *n, *t;
 
-	list_for_each_safe(n, t, &w->databases) {
+	list_for_each_safe(n, t, &w->pools.databases) {
 		const struct database *db = list_entry(n, struct database, node);
 		const struct db_entry *e = config_find_db(newcfg, db->name);
 		const char *now = db->cluster ? db->cluster->name : "";
@@ -350,11 +350,7 @@ bool worker_init(struct worker *w, struct config *cfg, struct userlist *ul)
 	memset(w, 0, sizeof(*w));
 	w->cfg = cfg;
 	w->userlist = ul;
-	list_init(&w->databases);
-	list_init(&w->servers_elsewhere);
-	list_init(&w->users);
-	list_init(&w->pools);
-	list_init(&w->login_clients);
+	pools_init(&w->pools);
 	list_init(&w->cancel_reqs);
 	list_init(&w->peers);
 	list_init(&w->write_pauses);
@@ -369,7 +365,11 @@ bool worker_init(struct worker *w, struct config *cfg, struct userlist *ul)
 		.userlist = &w->userlist,
 		.dns = &w->dns,
 	};
-	w->pool_events = &client_pool_events;
+	w->pools.events = &client_pool_events;
+	w->pools.servers = &w->server_env;
+	w->pools.topo = &w->topo;
+	w->pools.cfg = &w->cfg;
+	w->pools.shutting_down = &w->shutting_down;
 	worker_apply_loop_settings(w, cfg);
 	w->start_time_us = clock_now_us();
 	worker_shard_maps_apply(w);
@@ -416,11 +416,11 @@ void worker_destroy(struct worker *w)
 	w->takeover = NULL;
 	evloop_timer_stop(&w->loop, &w->handoff_timer);
 	takeover_clients_close(w->takeover_in);
-	pool_servers_elsewhere_clear(w);
+	pool_servers_elsewhere_clear(&w->pools);
 	w->takeover_in = NULL;
-	list_for_each_safe(n, t, &w->login_clients)
+	list_for_each_safe(n, t, &w->pools.login_clients)
 		client_close(list_entry(n, struct client, node), NULL, "pgmux exits");
-	list_for_each_safe(n, t, &w->pools)
+	list_for_each_safe(n, t, &w->pools.all)
 		destroy_pool(list_entry(n, struct pool, node));
 	list_for_each_safe(n, t, &w->cancel_reqs) {
 		struct cancel_req *r = list_entry(n, struct cancel_req, node);
@@ -434,7 +434,7 @@ void worker_destroy(struct worker *w)
 	if (w->console)
 		w->console->destroy(w);
 	authquery_destroy(&w->authquery);
-	list_for_each_safe(n, t, &w->pools) {
+	list_for_each_safe(n, t, &w->pools.all) {
 		struct pool *p = list_entry(n, struct pool, node);
 
 		list_del(n);
@@ -442,14 +442,14 @@ void worker_destroy(struct worker *w)
 		free(p->latency.by_role);
 		free(p);
 	}
-	list_for_each_safe(n, t, &w->databases) {
+	list_for_each_safe(n, t, &w->pools.databases) {
 		struct database *db = list_entry(n, struct database, node);
 
 		list_del(n);
 		free(db->shard_dbs);
 		free(db);
 	}
-	list_for_each_safe(n, t, &w->users) {
+	list_for_each_safe(n, t, &w->pools.users) {
 		struct pool_user *u = list_entry(n, struct pool_user, node);
 
 		list_del(n);

@@ -27,7 +27,6 @@
 #include "pool/events.h"
 #include "pool/pool.h"
 #include "server/server.h"
-#include "worker/worker.h"
 
 /* ---- stubs ---- */
 
@@ -88,6 +87,10 @@ static bool server_released(struct client *c)
 	return false;
 }
 
+static void server_closing(struct server *s)
+{
+}
+
 static void wait_started(struct client *c)
 {
 	c->wait_start_us = clock_now_us();
@@ -103,6 +106,7 @@ static const struct pool_events events = {
 	.login_done = client_finish_login,
 	.server_linked = server_linked,
 	.server_released = server_released,
+	.server_closing = server_closing,
 	.wait_started = wait_started,
 	.close = client_close,
 };
@@ -235,9 +239,13 @@ bool topo_cluster_unusable(const struct cluster *cl, uint64_t since_us, double p
 
 /* ---- fixture ---- */
 
+/* What a worker lends its pools (struct pools), and one database with one pool. */
 struct fixture {
-	struct worker w;
-	struct config cfg;
+	struct pools ps;
+	struct config cfg, *cfg_in_force;
+	struct server_env servers;
+	bool shutting_down;
+	uint64_t next_client_id;
 	struct database db;
 	struct pool *p;
 };
@@ -249,16 +257,15 @@ static int setup(void **state)
 	assert_non_null(f);
 	f->cfg.server_reset_query = "";
 	f->cfg.server_check_query = "";
-	f->w.cfg = &f->cfg;
-	f->w.pool_events = &events;
-	list_init(&f->w.databases);
-	list_init(&f->w.users);
-	list_init(&f->w.pools);
-	list_init(&f->w.login_clients);
-	list_init(&f->w.cancel_reqs);
+	f->cfg_in_force = &f->cfg;
+	pools_init(&f->ps);
+	f->ps.cfg = &f->cfg_in_force;
+	f->ps.events = &events;
+	f->ps.servers = &f->servers;
+	f->ps.shutting_down = &f->shutting_down;
 	snprintf(f->db.name, sizeof(f->db.name), "app");
-	list_add_tail(&f->w.databases, &f->db.node);
-	f->p = pool_get(&f->w, &f->db, "alice");
+	list_add_tail(&f->ps.databases, &f->db.node);
+	f->p = pool_get(&f->ps, &f->db, "alice");
 	assert_non_null(f->p);
 	log_text[0] = '\0';
 	logins_finished = links = internal_queries = n_launched = 0;
@@ -277,9 +284,9 @@ static int teardown(void **state)
 	for (int i = 0; i < n_launched; i++)
 		free(launched[i]);
 	n_made = n_launched = 0;
-	list_for_each_safe(n, t, &f->w.pools)
+	list_for_each_safe(n, t, &f->ps.all)
 		free(list_entry(n, struct pool, node));
-	list_for_each_safe(n, t, &f->w.users)
+	list_for_each_safe(n, t, &f->ps.users)
 		free(list_entry(n, struct pool_user, node));
 	free(f);
 	return 0;
@@ -292,23 +299,22 @@ static struct client *new_client(struct fixture *f)
 	assert_non_null(c);
 	assert_true(n_made < (int)(sizeof(made) / sizeof(made[0])));
 	made[n_made++] = c;
-	c->id = ++f->w.next_client_id;
-	c->w = &f->w;
+	c->id = ++f->next_client_id;
 	c->tx_status = 'I';
 	list_init(&c->node);
 	snprintf(c->dbname, sizeof(c->dbname), "app");
 	snprintf(c->user, sizeof(c->user), "alice");
-	pool_client_accepted(c);
+	pool_client_accepted(&f->ps, c);
 	return c;
 }
 
-/* The worker's bookkeeping is sound, and the pool's counts are these. */
+/* The pools' bookkeeping is sound, and the pool's counts are these. */
 static void expect_pool(struct fixture *f, int active_clients, int waiting_clients, int idle,
 			int active, int login, int reset)
 {
 	const struct pool *p = f->p;
 
-	assert_true(pool_check_worker(&f->w));
+	assert_true(pool_check_all(&f->ps));
 	assert_int_equal(p->n_active_clients, active_clients);
 	assert_int_equal(p->n_waiting_clients, waiting_clients);
 	assert_int_equal(p->n_idle, idle);
@@ -504,7 +510,7 @@ static void test_illegal_client_after_close(void **state)
 static void test_illegal_server_moves(void **state)
 {
 	struct fixture *f = *state;
-	struct server *s = server_launch(&f->w.server_env, f->p, 0);
+	struct server *s = server_launch(&f->servers, f->p, 0);
 
 	expect_assert_failure(pool_server_launched(s));
 	expect_assert_failure(pool_server_login_done(s));
