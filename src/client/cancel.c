@@ -139,6 +139,7 @@ void cancel_server_query(struct worker *w, struct server *s)
 
 	if (!r)
 		return;
+	list_init(&r->at_server);
 	r->w = w;
 	r->server = s;
 	/* Copied: the server may be closed before the cancel connection is up. */
@@ -342,6 +343,7 @@ static void forward_to_peer(struct worker *w, uint32_t pid, uint32_t key)
 	r = p ? calloc(1, sizeof(*r)) : NULL;
 	if (!r)
 		return;
+	list_init(&r->at_server);
 	r->w = w;
 	r->peer = p;
 	r->pid = pid;
