@@ -78,8 +78,7 @@ static void cancel_done(struct cancel_req *r, bool delivered)
 	if (!s)
 		return;
 	list_del(&r->at_server);
-	s->cancel_inflight--;
-	if (s->cancel_inflight == 0 && s->state == SERVER_CANCEL_WAIT)
+	if (list_empty(&s->cancels) && s->state == SERVER_CANCEL_WAIT)
 		pool_recycle_server(s);
 }
 
@@ -155,7 +154,6 @@ void cancel_server_query(struct worker *w, struct server *s)
 		return;
 	}
 	list_add_tail(&s->cancels, &r->at_server);
-	s->cancel_inflight++;
 }
 
 void cancel_server_closing(struct server *s)
@@ -192,7 +190,6 @@ void cancel_expire(struct worker *w, double timeout)
 		if (s) {
 			list_del(&r->at_server);
 			r->server = NULL;
-			s->cancel_inflight--;
 			if (s->state == SERVER_CANCEL_WAIT)
 				server_close(s, "cancel request not confirmed");
 			else

@@ -820,7 +820,7 @@ static void server_start_reset(struct server *s)
 
 void pool_recycle_server(struct server *s)
 {
-	if (s->cancel_inflight) {
+	if (!list_empty(&s->cancels)) {
 		/*
 		 * A cancel on its way could still hit the reset or the next client's query: wait
 		 * until PostgreSQL has closed the cancel connection (cancel.c calls back here).

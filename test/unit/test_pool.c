@@ -32,7 +32,7 @@
 
 static uint64_t now_us = 1000000;
 static char log_text[16384];
-static int logins_finished, links, internal_queries;
+static int logins_finished, links, internal_queries, closings_told;
 static struct server *launched[8];
 static int n_launched;
 /* Clients a test made, freed at teardown (a test that trips an ASSERT cannot free its own). */
@@ -89,6 +89,7 @@ static bool server_released(struct client *c)
 
 static void server_closing(struct server *s)
 {
+	closings_told++;
 }
 
 static void wait_started(struct client *c)
@@ -123,6 +124,7 @@ struct server *server_launch(struct server_env *env, struct pool *pool, int memb
 	s->tx_status = 'I';
 	s->connect_time_us = s->request_time_us = now_us;
 	list_init(&s->node);
+	list_init(&s->cancels);
 	pool_server_launched(s);
 	assert_true(n_launched < 8);
 	launched[n_launched++] = s;
@@ -268,7 +270,7 @@ static int setup(void **state)
 	f->p = pool_get(&f->ps, &f->db, "alice");
 	assert_non_null(f->p);
 	log_text[0] = '\0';
-	logins_finished = links = internal_queries = n_launched = 0;
+	logins_finished = links = internal_queries = closings_told = n_launched = 0;
 	*state = f;
 	return 0;
 }
@@ -470,6 +472,35 @@ static void test_retarget(void **state)
 	expect_pool(f, 1, 0, 0, 0, 1, 0);
 }
 
+/*
+ * A server released while a cancel request is on its way to its backend waits (CANCEL_WAIT) and
+ * serves again once the cancel is done; a closing server tells the client module (its cancels).
+ */
+static void test_cancel_wait(void **state)
+{
+	struct fixture *f = *state;
+	struct client *c = queued_client(f);
+	struct server *s = launched[0];
+	struct list_node cancel; /* stands for client/cancel.c's request on s->cancels */
+
+	pool_server_connected(s);
+	pool_server_login_done(s);
+	assert_ptr_equal(c->server, s);
+	list_init(&cancel);
+	list_add_tail(&s->cancels, &cancel);
+	pool_release_server(c);
+	assert_int_equal(s->state, SERVER_CANCEL_WAIT);
+	expect_pool(f, 1, 0, 0, 0, 0, 1);
+	list_del(&cancel); /* PostgreSQL closed the cancel connection */
+	pool_recycle_server(s);
+	assert_int_equal(s->state, SERVER_IDLE);
+	expect_pool(f, 1, 0, 1, 0, 0, 0);
+	assert_int_equal(closings_told, 0);
+	server_close(s, "test");
+	assert_int_equal(closings_told, 1);
+	expect_pool(f, 1, 0, 0, 0, 0, 0);
+}
+
 /* pool_check notices a counter that disagrees with its list. */
 static void test_check_finds_drift(void **state)
 {
@@ -522,6 +553,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_drop_request, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retarget, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_finds_drift, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_illegal_client_move, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_illegal_client_after_close, setup, teardown),
