@@ -325,6 +325,12 @@ static inline const struct config *pool_cfg(const struct pool *p)
 	return *p->ps->cfg;
 }
 
+/*
+ * A query's (xact: a transaction's) time, from start_us to now, on c's server: in its pool's
+ * histograms and, in a routed database, in those of the role of the member that ran it.
+ */
+void pool_count_duration(const struct client *c, bool xact, uint64_t start_us, uint64_t now);
+
 /* Effective settings of a pool. */
 int pool_size(const struct pool *p);
 int pool_min_size(const struct pool *p);

@@ -22,7 +22,6 @@
 
 #include "core/clock.h"
 #include "core/log.h"
-#include "metrics/histogram.h"
 #include "pool/events.h"
 #include "pool/pool.h"
 #include "proto/build.h"
@@ -725,27 +724,6 @@ static void client_on_server_linked(struct client *c)
 
 static void finish_unit(struct client *c);
 
-/*
- * A query's (or, xact, a transaction's) time, for its pool and, in a routed database, for the
- * role of the server that ran it: the member it runs on, whatever routing wanted (a read
- * that fell back runs on the primary).
- */
-static void observe_duration(struct client *c, bool xact, uint64_t start_us, uint64_t now)
-{
-	struct database *db = c->pool->db;
-	struct latency *l = &c->pool->latency;
-	enum latency_role role;
-
-	histogram_observe_since(xact ? &l->xact : &l->query, start_us, now);
-	if (!db->cluster || !c->server)
-		return;
-	if (!l->by_role && !(l->by_role = calloc(1, sizeof(*l->by_role))))
-		return; /* out of memory: the database's own histograms have it */
-	role = c->server->member == db->cluster->primary ? LATENCY_PRIMARY : LATENCY_REPLICA;
-	histogram_observe_since(xact ? &l->by_role->xact[role] : &l->by_role->query[role], start_us,
-				now);
-}
-
 /* The linked server sent ReadyForQuery (z, len bytes): relay it, release the server if the unit
  * of work ended. */
 static void client_on_ready(struct client *c, const uint8_t *z, uint32_t len)
@@ -765,7 +743,7 @@ static void client_on_ready(struct client *c, const uint8_t *z, uint32_t len)
 	if (c->query_running) {
 		p->stats.query_count++;
 		p->stats.query_time_us += now - c->query_start_us;
-		observe_duration(c, false, c->query_start_us, now);
+		pool_count_duration(c, false, c->query_start_us, now);
 		c->query_running = c->pending_ready > 0;
 		c->query_start_us = now;
 	}
@@ -791,7 +769,7 @@ static void client_on_ready(struct client *c, const uint8_t *z, uint32_t len)
 	c->unit_outside_txn = false;
 	p->stats.xact_count++;
 	p->stats.xact_time_us += now - c->xact_start_us;
-	observe_duration(c, true, c->xact_start_us, now);
+	pool_count_duration(c, true, c->xact_start_us, now);
 	finish_unit(c);
 }
 

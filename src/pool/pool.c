@@ -1170,6 +1170,25 @@ void pool_launch_needed(struct pool *p)
 		launch_for_member(p, i, i == welcome && !p->welcome_ready ? login_waiters : 0, now);
 }
 
+/* ---- statistics ---- */
+
+void pool_count_duration(const struct client *c, bool xact, uint64_t start_us, uint64_t now)
+{
+	struct database *db = c->pool->db;
+	struct latency *l = &c->pool->latency;
+	enum latency_role role;
+
+	histogram_observe_since(xact ? &l->xact : &l->query, start_us, now);
+	if (!db->cluster || !c->server)
+		return;
+	if (!l->by_role && !(l->by_role = calloc(1, sizeof(*l->by_role))))
+		return; /* out of memory: the database's own histograms have it */
+	/* The member it runs on, whatever routing wanted: a read that fell back ran on the primary. */
+	role = c->server->member == db->cluster->primary ? LATENCY_PRIMARY : LATENCY_REPLICA;
+	histogram_observe_since(xact ? &l->by_role->xact[role] : &l->by_role->query[role], start_us,
+				now);
+}
+
 /* ---- administration ---- */
 
 static void close_idle_and_mark(struct pool *p)
