@@ -65,7 +65,8 @@ struct server {
 	enum server_state state;
 	struct list_node node;              /* on its pool's list for its state */
 	struct client *client;              /* linked client, if any */
-	const struct server_events *events; /* what the linked client is told (env->events) */
+	/* what the linked client is told: env->events, at hand for every message relayed */
+	const struct server_events *events;
 	int member;             /* the cluster member it connects to; 0 for host= databases */
 	uint64_t primary_epoch; /* its member's primary_epoch at connect: stale when it moves */
 
