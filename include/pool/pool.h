@@ -326,8 +326,9 @@ static inline const struct config *pool_cfg(const struct pool *p)
 }
 
 /*
- * A query's (xact: a transaction's) time, from start_us to now, on c's server: in its pool's
- * histograms and, in a routed database, in those of the role of the member that ran it.
+ * A query (xact: a transaction) of c ended: it is counted with its time, from start_us to now, in
+ * its pool's stats and histograms and, in a routed database, in those of the role of the member
+ * that ran it.
  */
 void pool_count_duration(const struct client *c, bool xact, uint64_t start_us, uint64_t now);
 

@@ -63,8 +63,8 @@ struct server {
 	struct pool *pool;
 	struct conn conn;
 	enum server_state state;
-	struct list_node node;              /* on its pool's list for its state */
-	struct client *client;              /* linked client, if any */
+	struct list_node node; /* on its pool's list for its state */
+	struct client *client; /* linked client, if any */
 	/* what the linked client is told: env->events, at hand for every message relayed */
 	const struct server_events *events;
 	int member;             /* the cluster member it connects to; 0 for host= databases */

@@ -195,7 +195,6 @@ static void client_free(void *obj)
 	free(c);
 }
 
-/* Let go of the server when the client goes away: reuse it only if it is clean. */
 /* The unit of work ended: c lets go of its server. */
 static void client_release_server(struct client *c)
 {
@@ -214,6 +213,7 @@ void client_unlink_for_replay(struct client *c, const char *reason)
 	pool_unlink_for_replay(c, reason);
 }
 
+/* Let go of the server when the client goes away: reuse it only if it is clean. */
 static void detach_server_on_close(struct client *c)
 {
 	struct server *s = c->server;
@@ -741,8 +741,6 @@ static void client_on_ready(struct client *c, const uint8_t *z, uint32_t len)
 	if (c->pending_set && !c->pending_ready)
 		settle_settings(c);
 	if (c->query_running) {
-		p->stats.query_count++;
-		p->stats.query_time_us += now - c->query_start_us;
 		pool_count_duration(c, false, c->query_start_us, now);
 		c->query_running = c->pending_ready > 0;
 		c->query_start_us = now;
@@ -767,8 +765,6 @@ static void client_on_ready(struct client *c, const uint8_t *z, uint32_t len)
 	    tx_status != 'I')
 		return;
 	c->unit_outside_txn = false;
-	p->stats.xact_count++;
-	p->stats.xact_time_us += now - c->xact_start_us;
 	pool_count_duration(c, true, c->xact_start_us, now);
 	finish_unit(c);
 }

@@ -1174,10 +1174,18 @@ void pool_launch_needed(struct pool *p)
 
 void pool_count_duration(const struct client *c, bool xact, uint64_t start_us, uint64_t now)
 {
-	struct database *db = c->pool->db;
-	struct latency *l = &c->pool->latency;
+	struct pool *p = c->pool;
+	struct database *db = p->db;
+	struct latency *l = &p->latency;
 	enum latency_role role;
 
+	if (xact) {
+		p->stats.xact_count++;
+		p->stats.xact_time_us += now - start_us;
+	} else {
+		p->stats.query_count++;
+		p->stats.query_time_us += now - start_us;
+	}
 	histogram_observe_since(xact ? &l->xact : &l->query, start_us, now);
 	if (!db->cluster || !c->server)
 		return;
