@@ -89,8 +89,8 @@ struct server {
 	bool close_when_released;  /* do not reuse (RECONNECT, reload, lifetime, error) */
 	bool fatal_seen;           /* the server sent a FATAL error: it will close */
 	char tx_status;
-	struct list_node
-		cancels; /* cancel requests being delivered to its backend (client/cancel.c) */
+	/* the cancel requests being delivered to its backend (client/cancel.c) */
+	struct list_node cancels;
 
 	struct server_pstmts pstmts; /* shared statements prepared here */
 	struct respq respq;          /* answers owed to the linked client, in order */

@@ -101,8 +101,8 @@ struct worker {
 	/* New process after a takeover: the clients the old one hands over arrive here. */
 	struct takeover_clients *takeover_in;
 	const struct console_ops *console; /* the admin console's entry points; NULL = none */
-	struct server_env
-		server_env;          /* what servers may use of the worker (their events, TLS...) */
+	/* what the servers may use of the worker (server/server.h) */
+	struct server_env server_env;
 	void *admin;                 /* the admin console's state (admin/console.c) */
 	struct authquery *authquery; /* auth_query's cache and connections (auth/) */
 	struct kdfcache *kdfcache;   /* derived login keys and PBKDF2 budget; NULL until used */
