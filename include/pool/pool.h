@@ -253,7 +253,7 @@ void pool_server_closing(struct server *s);
  */
 bool pool_check(const struct pool *p);
 
-/* pool_check() for every pool of ps, plus its login list and the database and user server counts. */
+/* pool_check() for every pool of ps, plus its login list and its databases' and users' counts. */
 bool pool_check_all(const struct pools *ps);
 
 /* Empty lists, nothing lent yet: the worker fills in what it lends (struct pools). */
