@@ -44,6 +44,9 @@ def start_old(pgmux, **extra):
     mux.databases["appsession"] = mux.databases["app"] + " pool_mode=session"
     mux.settings["unix_socket_dir"] = mux.basedir
     mux.start()
+    # The port takes connections into its backlog as soon as it listens; the takeover socket
+    # comes a moment later, before pgmux says it is ready.
+    wait_for(lambda: os.path.exists(takeover_path(mux)), timeout=10, what="the takeover socket")
     return mux
 
 
@@ -397,7 +400,9 @@ def test_signals_to_the_old_process_after_takeover(request, pg, pgmux):
                                     stderr=err, env=dict(os.environ, NOTIFY_SOCKET=notify.path))
     wait_for(lambda: any(m.get("READY") == "1" for m in notify.messages()),
              what="the old process to be ready")
-    idle = old.connect()
+    # Session mode: an idle client stays with the old process (one in transaction mode would
+    # follow the sockets at the first hand-over tick, SIGINT or not).
+    idle = old.connect(dbname="appsession")
     idle.execute("select 1")
     busy = old.connect(autocommit=False)
     busy.execute("select 1")
@@ -497,9 +502,12 @@ def test_idle_clients_follow_the_sockets(request, pg, pgmux, direct):
 
     t = threading.Thread(target=sleep)
     t.start()
-    # Running on PostgreSQL, not only linked in pgmux: a cancel that reaches a backend before the
-    # query does is ignored by PostgreSQL.
-    wait_for(lambda: any("pg_sleep(30)" in r[2] for r in direct.backends("app", "active")),
+    # Sleeping on PostgreSQL, not only linked in pgmux: a cancel that reaches a backend before the
+    # query does is ignored by PostgreSQL. Not merely "active" with that text either: the client
+    # prepares the statement in a round trip of its own, which pg_stat_activity shows the same
+    # way, and a cancel that comes between the two finds the client idle in pgmux (ignored).
+    wait_for(lambda: direct.scalar("select count(*) from pg_stat_activity where datname = 'app' "
+                                   "and wait_event = 'PgSleep' and query like '%pg_sleep(30)%'"),
              timeout=10, what="the sleep to run")
     prepared.cancel()
     t.join(10)
