@@ -75,6 +75,13 @@ bool pool_server_host_failed(struct server *s)
 	       host_at(db->entry ? db->entry->host : "", 0, unused, sizeof(unused));
 }
 
+/* Is o, another server of s's host (same member or host of the list), on an older address? */
+static bool on_old_address(const struct server *o, const struct server *s)
+{
+	return o != s && o->member == s->member && o->host_idx == s->host_idx && o->salen &&
+	       !server_same_address(o, s);
+}
+
 void pool_server_address_known(struct server *s)
 {
 	struct list_node *pn, *pt, *n, *t;
@@ -89,17 +96,14 @@ void pool_server_address_known(struct server *s)
 		list_for_each_safe(n, t, &p->idle_servers) {
 			struct server *o = list_entry(n, struct server, node);
 
-			if (o != s && o->member == s->member && o->host_idx == s->host_idx &&
-			    o->salen && !server_same_address(o, s))
+			if (on_old_address(o, s))
 				server_close(o, "server address changed");
 		}
 		for (size_t i = 0; i < sizeof(busy) / sizeof(busy[0]); i++)
 			list_for_each_safe(n, t, busy[i]) {
 				struct server *o = list_entry(n, struct server, node);
 
-				if (o != s && o->member == s->member &&
-				    o->host_idx == s->host_idx && o->salen &&
-				    !server_same_address(o, s) && !o->close_when_released) {
+				if (on_old_address(o, s) && !o->close_when_released) {
 					server_log(LOG_LVL_INFO, o,
 						   "server address changed: closing when released");
 					o->close_when_released = true;
