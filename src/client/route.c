@@ -518,14 +518,14 @@ const char *client_route_for(const struct db_entry *e, struct cluster *cl, const
 {
 	struct route_result r;
 	enum route_want want;
-	enum route_why uncounted;
+	enum route_why why; /* not counted: the console only asks */
 	bool hinted;
 
 	classify_sql(sql, len, NULL, &r);
 	want = entry_want(e,
 			  router_want(&r, ROUTE_HINT_NONE, false, false, ROUTE_HINT_NONE, &hinted));
 	*primary = want == WANT_PRIMARY;
-	return cl ? target_name(cl, router_pick(cl, want, 0, &uncounted)) : NULL;
+	return cl ? target_name(cl, router_pick(cl, want, 0, &why)) : NULL;
 }
 
 /* A routing decision, in the counters SHOW ROUTES and /metrics show. */
