@@ -413,7 +413,7 @@ int main(int argc, char **argv)
 	admin_register(&w);
 	worker_tls_settings(cfg, TLS_SIDE_CLIENTS, &client_tls);
 	worker_tls_settings(cfg, TLS_SIDE_SERVERS, &server_tls);
-	if (!tls_load_contexts(&client_tls, &server_tls, &w.client_tls, &w.server_env.tls, err,
+	if (!tls_load_contexts(&client_tls, &server_tls, &w.client_tls, &w.server_tls, err,
 			       sizeof(err)))
 		die("%s", err);
 	w.dns = dns_new(&w.loop, cfg->dns_servers, err, sizeof(err));

@@ -235,7 +235,7 @@ void client_close_after_transaction(struct client *c);
 
 /*
  * The events of server/events.h and pool/events.h, as the client module handles them (the worker
- * lends them to the servers and the pools: w->server_env.events, w->pools.events).
+ * lends them to the pools, and the pools to their servers: struct pools_lent).
  */
 extern const struct server_events client_server_events;
 extern const struct pool_events client_pool_events;

@@ -34,13 +34,18 @@
 #include "core/list.h"
 #include "pool/stats.h"
 #include "server/params.h"
+#include "server/pstmt.h"
+#include "server/server.h"
 #include "topo/topology.h"
 
 struct client;
+struct dns;
+struct evloop;
 struct pool_events;
 struct scram_derived_cache;
-struct server;
-struct server_env;
+struct server_events;
+struct tls_ctx;
+struct userlist;
 
 /* A [databases] entry in force, kept across reloads by name. */
 struct database {
@@ -109,9 +114,9 @@ struct pool_node {
 };
 
 /*
- * The pool module's part of a worker (w->pools): its databases, users and pools, and the clients
- * not in a pool (logging in, the admin console's); and what the worker lends it. The pool module
- * reads nothing else of the worker.
+ * The pool module's part of a worker (w->pools): its databases, users and pools, the clients not
+ * in a pool (logging in, the admin console's), what its servers share; and what the worker lends
+ * it. The pool module reads nothing else of the worker, and the worker nothing of the servers.
  */
 struct pools {
 	struct list_node databases;
@@ -120,12 +125,29 @@ struct pools {
 	struct list_node login_clients;     /* LOGIN (no pool yet) and admin clients */
 	struct list_node servers_elsewhere; /* after a takeover: the previous process's servers */
 	bool paused;                        /* PAUSE without a database */
+	struct pstmt_registry pstmts;       /* prepared statements shared by clients and servers */
+	struct server_env servers;          /* what server_launch needs; its slots are lent */
 	/* lent by the worker */
 	const struct pool_events *events; /* what the pool tells a client (the client module's) */
-	struct server_env *servers;       /* what server_launch needs */
 	struct topo *topo;
 	struct config *const *cfg; /* the worker's slot: the config in force */
 	const bool *shutting_down; /* the worker's flag: no min_pool_size any more */
+};
+
+/*
+ * What the worker lends its pools and, through them, their servers (pools_open). The slots are
+ * the worker's own, never copies: RELOAD and admin SET replace what they point to.
+ */
+struct pools_lent {
+	struct evloop *loop;
+	const struct pool_events *pool_events;     /* what a pool tells a client */
+	const struct server_events *server_events; /* what a server tells its client */
+	struct topo *topo;
+	struct config *const *cfg;
+	struct userlist *const *userlist;
+	struct dns *const *dns;
+	struct tls_ctx *const *server_tls; /* NULL inside: TLS towards servers is off */
+	const bool *shutting_down;
 };
 
 struct pool {
@@ -256,8 +278,27 @@ bool pool_check(const struct pool *p);
 /* pool_check() for every pool of ps, plus its login list and its databases' and users' counts. */
 bool pool_check_all(const struct pools *ps);
 
-/* Empty lists, nothing lent yet: the worker fills in what it lends (struct pools). */
+/* Empty lists, nothing lent yet (the unit tests fill in what they lend; the worker: pools_open). */
 void pools_init(struct pools *ps);
+
+/* pool/pools.c: the pools' lifecycle as the worker sees it. */
+
+/* Empty pools with what the worker lends them, and an empty statement registry. */
+void pools_open(struct pools *ps, const struct pools_lent *lent);
+
+/*
+ * At exit, once every client is closed: close every server (the loop frees them at its next
+ * deferred run), then free the pools, databases, users and the statement registry
+ * (pools_free, after that run: a server's end still tells the registry what it held).
+ */
+void pools_close_servers(struct pools *ps, const char *why);
+void pools_free(struct pools *ps);
+
+/* How many of p's servers wait for a cancel to finish before they can be reset. */
+int pool_cancel_waiting(const struct pool *p);
+
+/* How long the longest-waiting client of p has waited, in microseconds (0: none waits). */
+uint64_t pool_longest_wait_us(const struct pool *p, uint64_t now);
 
 /* Find or create the pool for (db, user). NULL when out of memory. */
 struct pool *pool_get(struct pools *ps, struct database *db, const char *user);

@@ -4,8 +4,8 @@
  * The server module relays backend messages and keeps its answer queue; what they mean for the
  * client (its protocol position, its settings, its statements) is the client module's to write.
  * So the server reports events through this table, which the client module fills in
- * (client_server_events, client/client.h) and the worker lends every server it launches
- * (struct server_env's events): the server module never names a client function, and never reads a
+ * (client_server_events, client/client.h) and every server gets through its pools (struct
+ * server_env's events): the server module never names a client function, and never reads a
  * client's fields. Every entry gets the linked client (s->client) and is called only while one
  * is linked.
  *

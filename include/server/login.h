@@ -6,6 +6,8 @@
 
 #include "server/server.h"
 
+struct pool_user;
+
 /* Resolve and start connecting. False: failed at once (the server was closed, the pool told). */
 bool server_login_start(struct server *s);
 /* The TCP/unix connect finished. */
@@ -20,5 +22,7 @@ enum conn_action server_login_packet(struct server *s, const struct pkt_header *
 				     const uint8_t *whole);
 /* Wipe login secrets (SCRAM state). */
 void server_login_forget(struct server *s);
+/* Wipe and free the SCRAM keys server logins derived for u (its user is going away). */
+void server_login_forget_user(struct pool_user *u);
 
 #endif

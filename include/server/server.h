@@ -42,15 +42,16 @@ enum server_state {
 };
 
 /*
- * What the worker lends to the servers it owns; the server module reads nothing else of it. What
- * RELOAD and admin SET replace is reached through the worker's own slots, never copied, so that
- * a server always sees the configuration in force.
+ * What a server may use of the process: the pools fill it in (pool/pools.c) from what the worker
+ * lends them; the server module reads nothing else. What RELOAD and admin SET replace is reached
+ * through the worker's own slots, never copied, so that a server always sees what is in force.
  */
 struct server_env {
 	struct evloop *loop;
 	struct pstmt_registry *pstmts;      /* statements shared by every client and server */
 	const struct server_events *events; /* what a server tells its linked client */
-	struct tls_ctx *tls; /* TLS towards servers (RELOAD rebuilds it); NULL = off */
+	struct tls_ctx *const
+		*tls; /* TLS towards servers (RELOAD rebuilds it); NULL inside = off */
 	uint64_t next_id;
 	struct config *const *cfg;
 	struct userlist *const *userlist; /* the auth_file: passwords a database entry lacks */

@@ -19,8 +19,6 @@
 #include "metrics/histogram.h"
 #include "pool/pool.h"
 #include "pool/stats.h"
-#include "server/pstmt.h"
-#include "server/server.h"
 #include "topo/topology.h"
 
 struct authquery;
@@ -78,7 +76,7 @@ struct worker {
 	struct evloop loop;
 	struct config *cfg;
 	struct userlist *userlist;
-	struct pools pools; /* databases, users, pools, clients logging in (pool/pool.h) */
+	struct pools pools; /* databases, users, pools, their servers, clients logging in */
 	struct list_node cancel_reqs; /* cancel requests on their way to a backend or peer */
 	struct list_node peers;       /* struct peer: [peers] that cancels were sent to */
 	struct topo topo;             /* the clusters; pools follow it (pool_follow_topology) */
@@ -101,14 +99,12 @@ struct worker {
 	/* New process after a takeover: the clients the old one hands over arrive here. */
 	struct takeover_clients *takeover_in;
 	const struct console_ops *console; /* the admin console's entry points; NULL = none */
-	/* what the servers may use of the worker (server/server.h) */
-	struct server_env server_env;
-	void *admin;                 /* the admin console's state (admin/console.c) */
-	struct authquery *authquery; /* auth_query's cache and connections (auth/) */
-	struct kdfcache *kdfcache;   /* derived login keys and PBKDF2 budget; NULL until used */
+	void *admin;                       /* the admin console's state (admin/console.c) */
+	struct authquery *authquery;       /* auth_query's cache and connections (auth/) */
+	struct kdfcache *kdfcache; /* derived login keys and PBKDF2 budget; NULL until used */
 	struct stats totals_prev;
-	struct pstmt_registry pstmts;  /* prepared statements shared by clients and servers */
 	struct tls_ctx *client_tls;    /* accepting TLS from clients; NULL = client TLS off */
+	struct tls_ctx *server_tls;    /* TLS towards servers; NULL = off */
 	struct dns *dns;               /* asynchronous resolver and cache (ev/dns.c) */
 	struct shard_maps *shard_maps; /* shard maps read and watched in etcd (shardmaps.c) */
 	struct movers *movers;         /* bucket moves between shards (mover.c); NULL = none yet */

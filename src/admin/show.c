@@ -308,34 +308,6 @@ static void show_users(struct worker *w, struct msgbuf *mb)
 
 /* --- SHOW POOLS --- */
 
-static void count_reset(const struct pool *p, int *tested, int *canceling)
-{
-	struct list_node *pos, *tmp;
-
-	*tested = *canceling = 0;
-	list_for_each_safe(pos, tmp, &p->reset_servers) {
-		if (list_entry(pos, struct server, node)->state == SERVER_CANCEL_WAIT)
-			(*canceling)++;
-		else
-			(*tested)++;
-	}
-}
-
-/* How long the longest-waiting client of p has waited, in microseconds. */
-static uint64_t max_wait_us(const struct pool *p, uint64_t now)
-{
-	struct list_node *pos, *tmp;
-	uint64_t longest = 0;
-
-	list_for_each_safe(pos, tmp, &p->waiting_clients) {
-		uint64_t waited = since(now, list_entry(pos, struct client, node)->wait_start_us);
-
-		if (waited > longest)
-			longest = waited;
-	}
-	return longest;
-}
-
 static void show_pools(struct worker *w, struct msgbuf *mb)
 {
 	static const struct column cols[] = {
@@ -363,10 +335,9 @@ static void show_pools(struct worker *w, struct msgbuf *mb)
 	HEADER(mb, cols);
 	list_for_each_safe(pos, tmp, &w->pools.all) {
 		struct pool *p = list_entry(pos, struct pool, node);
-		uint64_t waited = max_wait_us(p, now);
-		int tested, canceling;
+		uint64_t waited = pool_longest_wait_us(p, now);
+		int canceling = pool_cancel_waiting(p), tested = p->n_reset - canceling;
 
-		count_reset(p, &tested, &canceling);
 		ROW(&r, cols);
 		put_str(&r, p->db->name);
 		put_str(&r, p->user->name);

@@ -184,7 +184,7 @@ static void client_free(void *obj)
 	struct client *c = obj;
 
 	login_forget_secrets(c);
-	client_pstmts_free(&c->w->pstmts, &c->pstmts);
+	client_pstmts_free(&c->w->pools.pstmts, &c->pstmts);
 	settings_free(&c->settings);
 	settings_free(&c->custom_names);
 	param_set_free(&c->params);

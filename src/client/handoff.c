@@ -167,7 +167,7 @@ static bool take_statement(struct client *c, const struct clientrec_field *f)
 	if (f->str_len >= sizeof(name))
 		return false;
 	snprintf(name, sizeof(name), "%.*s", (int)f->str_len, f->str);
-	ps = pstmt_registry_get(&c->w->pstmts, f->bytes, f->bytes_len);
+	ps = pstmt_registry_get(&c->w->pools.pstmts, f->bytes, f->bytes_len);
 	if (!ps || !client_on_statement_parsed(c, name, ps))
 		return false;
 	/* the result columns it was told, so that a Describe the new server answers is compared */

@@ -270,7 +270,8 @@ static enum pstmt_limit check_limits(struct client *c, const struct fe_parse *p)
 		.total_count = (size_t)cfg->max_total_prepared_statements,
 	};
 
-	return client_pstmts_check(&c->w->pstmts, &c->pstmts, p->name, p->def, p->def_len, &lim);
+	return client_pstmts_check(&c->w->pools.pstmts, &c->pstmts, p->name, p->def, p->def_len,
+				   &lim);
 }
 
 /* A Parse beyond a limit fails as an error of its own; the client's other names stay. */
@@ -348,7 +349,7 @@ static enum conn_action client_parse(struct client *c, const uint8_t *body, size
 		return already_exists(c, p.name);
 	if ((over = check_limits(c, &p)) != PSTMT_WITHIN)
 		return over_limit(c, over);
-	ps = pstmt_registry_get(&c->w->pstmts, p.def, p.def_len);
+	ps = pstmt_registry_get(&c->w->pools.pstmts, p.def, p.def_len);
 	if (!ps || !client_on_statement_parsed(c, p.name, ps)) {
 		client_close(c, "53200", "out of memory for prepared statements");
 		return CONN_CLOSED;
@@ -497,7 +498,7 @@ enum conn_action prepared_parse_unlinked(struct client *c, const struct pkt_head
 	 * same texts, so after the first, a client that prepares while holding nothing still
 	 * never waits for a server its own other connections hold.
 	 */
-	ps = pstmt_registry_find(&c->w->pstmts, p.def, p.def_len);
+	ps = pstmt_registry_find(&c->w->pools.pstmts, p.def, p.def_len);
 	/* A name in use or over a limit: the error comes with a server, in order (client_parse). */
 	if (!ps || !ps->parses || name_in_use(c, p.name) || check_limits(c, &p) != PSTMT_WITHIN)
 		return CONN_FORWARD;

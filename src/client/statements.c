@@ -13,22 +13,22 @@
 
 bool client_on_statement_parsed(struct client *c, const char *name, struct pstmt *ps)
 {
-	return client_pstmts_set(&c->w->pstmts, &c->pstmts, name, ps);
+	return client_pstmts_set(&c->w->pools.pstmts, &c->pstmts, name, ps);
 }
 
 void client_on_statement_closed(struct client *c, const char *name)
 {
-	client_pstmts_remove(&c->w->pstmts, &c->pstmts, name);
+	client_pstmts_remove(&c->w->pools.pstmts, &c->pstmts, name);
 }
 
 void client_on_statements_discarded(struct client *c)
 {
-	client_pstmts_clear(&c->w->pstmts, &c->pstmts);
+	client_pstmts_clear(&c->w->pools.pstmts, &c->pstmts);
 }
 
 void client_on_parse_failed(struct client *c, const struct pstmt *ps, uint64_t seq)
 {
-	client_pstmts_forget_parse(&c->w->pstmts, &c->pstmts, ps, seq);
+	client_pstmts_forget_parse(&c->w->pools.pstmts, &c->pstmts, ps, seq);
 }
 
 void client_on_statement_described(struct client *c, const struct pstmt *ps, uint32_t shape)

@@ -645,6 +645,30 @@ bool pool_releases_per_statement(const struct pool *p)
 	return p->mode == POOL_MODE_STATEMENT;
 }
 
+int pool_cancel_waiting(const struct pool *p)
+{
+	const struct list_node *n;
+	int count = 0;
+
+	for (n = p->reset_servers.next; n != &p->reset_servers; n = n->next)
+		count += list_entry(n, const struct server, node)->state == SERVER_CANCEL_WAIT;
+	return count;
+}
+
+uint64_t pool_longest_wait_us(const struct pool *p, uint64_t now)
+{
+	const struct list_node *n;
+	uint64_t longest = 0;
+
+	for (n = p->waiting_clients.next; n != &p->waiting_clients; n = n->next) {
+		uint64_t since = list_entry(n, const struct client, node)->wait_start_us;
+
+		if (now > since && now - since > longest)
+			longest = now - since;
+	}
+	return longest;
+}
+
 void pool_config_changed(struct pools *ps)
 {
 	struct list_node *n, *t;
@@ -1131,7 +1155,7 @@ static void launch_for_member(struct pool *p, int member, int extra, uint64_t no
 	    close_idle_elsewhere(p, member))
 		allow = launch_allowance(p, member);
 	while (want-- > 0 && allow-- > 0) {
-		if (!server_launch(p->ps->servers, p, member))
+		if (!server_launch(&p->ps->servers, p, member))
 			break;
 	}
 }

@@ -88,7 +88,7 @@ bool server_login_start(struct server *s)
 		started = conn_connect(&s->conn, (struct sockaddr *)&s->sa, s->salen, &errnum);
 	} else {
 		snprintf(s->addr, sizeof(s->addr), "%s:%d", host, port);
-		if (s->env->tls && !conn_use_tls(&s->conn, s->env->tls, host)) {
+		if (*s->env->tls && !conn_use_tls(&s->conn, *s->env->tls, host)) {
 			snprintf(err, sizeof(err), "could not set up TLS to server %s: %s", s->addr,
 				 conn_error(&s->conn) ? conn_error(&s->conn) : "unknown error");
 			start_failed(s, err, "TLS setup failed");
@@ -207,6 +207,15 @@ static struct scram_derived_cache *user_key_cache(struct pool_user *u)
 	if (!u->server_scram_keys)
 		u->server_scram_keys = calloc(1, sizeof(*u->server_scram_keys));
 	return u->server_scram_keys;
+}
+
+void server_login_forget_user(struct pool_user *u)
+{
+	if (!u->server_scram_keys)
+		return;
+	scram_derived_clear(u->server_scram_keys);
+	free(u->server_scram_keys);
+	u->server_scram_keys = NULL;
 }
 
 /* The password for server logins: the database entry's, else the auth_file's. NULL if none. */

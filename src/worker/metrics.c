@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client/client.h"
 #include "config/config.h"
 #include "core/clock.h"
 #include "core/list.h"
@@ -18,7 +17,6 @@
 #include "metrics/histogram.h"
 #include "metrics/prom.h"
 #include "pool/pool.h"
-#include "server/server.h"
 #include "topo/topology.h"
 #include "worker/worker.h"
 
@@ -398,30 +396,6 @@ static void write_latency(struct worker *w, struct prom_out *o)
 
 /* ---- SHOW POOLS ---- */
 
-static int count_tested(const struct pool *p)
-{
-	struct list_node *pos, *tmp;
-	int n = 0;
-
-	list_for_each_safe(pos, tmp, &p->reset_servers)
-		n += list_entry(pos, struct server, node)->state != SERVER_CANCEL_WAIT;
-	return n;
-}
-
-static uint64_t max_wait_us(const struct pool *p, uint64_t now)
-{
-	struct list_node *pos, *tmp;
-	uint64_t longest = 0;
-
-	list_for_each_safe(pos, tmp, &p->waiting_clients) {
-		uint64_t since = list_entry(pos, struct client, node)->wait_start_us;
-
-		if (now > since && now - since > longest)
-			longest = now - since;
-	}
-	return longest;
-}
-
 enum pool_value {
 	PV_CL_ACTIVE,
 	PV_CL_WAITING,
@@ -485,13 +459,14 @@ static void write_pools(struct worker *w, struct prom_out *o)
 				v = 0;
 				break;
 			case PV_SV_TESTED:
-				v = count_tested(p);
+				v = p->n_reset - pool_cancel_waiting(p);
 				break;
 			case PV_SV_LOGIN:
 				v = p->n_login;
 				break;
 			case PV_MAXWAIT:
-				prom_seconds(o, pool_gauges[g].name, &l, max_wait_us(p, now));
+				prom_seconds(o, pool_gauges[g].name, &l,
+					     pool_longest_wait_us(p, now));
 				continue;
 			}
 			prom_i64(o, pool_gauges[g].name, &l, v);

@@ -7,13 +7,11 @@
  */
 #include "worker/worker.h"
 
-#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "auth/authquery.h"
 #include "auth/kdfcache.h"
-#include "auth/scram.h"
 #include "auth/userlist.h"
 #include "client/cancel.h"
 #include "client/client.h"
@@ -27,7 +25,6 @@
 #include "ev/tls.h"
 #include "metrics/histogram.h"
 #include "pool/pool.h"
-#include "server/server.h"
 #include "topo/handover.h"
 #include "worker/movecoord.h"
 #include "worker/mover.h"
@@ -164,7 +161,7 @@ static enum tls_apply worker_apply_tls_dns(struct worker *w, const struct config
 					   bool allow_unpaired, char *err, size_t errlen)
 {
 	static const enum tls_side sides[2] = { TLS_SIDE_CLIENTS, TLS_SIDE_SERVERS };
-	struct tls_ctx **running[2] = { &w->client_tls, &w->server_env.tls };
+	struct tls_ctx **running[2] = { &w->client_tls, &w->server_tls };
 	struct tls_ctx *built[2] = { NULL, NULL };
 	enum tls_build res[2];
 	char why[2][512];
@@ -350,26 +347,22 @@ bool worker_init(struct worker *w, struct config *cfg, struct userlist *ul)
 	memset(w, 0, sizeof(*w));
 	w->cfg = cfg;
 	w->userlist = ul;
-	pools_init(&w->pools);
+	pools_open(&w->pools, &(struct pools_lent){
+				      .loop = &w->loop,
+				      .pool_events = &client_pool_events,
+				      .server_events = &client_server_events,
+				      .topo = &w->topo,
+				      .cfg = &w->cfg,
+				      .userlist = &w->userlist,
+				      .dns = &w->dns,
+				      .server_tls = &w->server_tls,
+				      .shutting_down = &w->shutting_down,
+			      });
 	list_init(&w->cancel_reqs);
 	list_init(&w->peers);
 	list_init(&w->write_pauses);
 	if (!evloop_init(&w->loop, (uint32_t)cfg->pkt_buf))
 		return false;
-	pstmt_registry_init(&w->pstmts);
-	w->server_env = (struct server_env){
-		.loop = &w->loop,
-		.pstmts = &w->pstmts,
-		.events = &client_server_events,
-		.cfg = &w->cfg,
-		.userlist = &w->userlist,
-		.dns = &w->dns,
-	};
-	w->pools.events = &client_pool_events;
-	w->pools.servers = &w->server_env;
-	w->pools.topo = &w->topo;
-	w->pools.cfg = &w->cfg;
-	w->pools.shutting_down = &w->shutting_down;
 	worker_apply_loop_settings(w, cfg);
 	w->start_time_us = clock_now_us();
 	worker_shard_maps_apply(w);
@@ -390,19 +383,14 @@ static void worker_apply_loop_settings(struct worker *w, const struct config *cf
 	evloop_set_tcp(&w->loop, &tcp);
 }
 
-static void destroy_pool(struct pool *p)
+static void close_pool_clients(struct pool *p)
 {
 	struct list_node *clients[] = { &p->active_clients, &p->waiting_clients };
-	struct list_node *servers[] = { &p->idle_servers, &p->active_servers, &p->login_servers,
-					&p->reset_servers };
 	struct list_node *n, *t;
 
 	for (size_t i = 0; i < 2; i++)
 		list_for_each_safe(n, t, clients[i])
 			client_close(list_entry(n, struct client, node), NULL, "pgmux exits");
-	for (size_t i = 0; i < 4; i++)
-		list_for_each_safe(n, t, servers[i])
-			server_close(list_entry(n, struct server, node), "pgmux exits");
 }
 
 void worker_destroy(struct worker *w)
@@ -421,7 +409,8 @@ void worker_destroy(struct worker *w)
 	list_for_each_safe(n, t, &w->pools.login_clients)
 		client_close(list_entry(n, struct client, node), NULL, "pgmux exits");
 	list_for_each_safe(n, t, &w->pools.all)
-		destroy_pool(list_entry(n, struct pool, node));
+		close_pool_clients(list_entry(n, struct pool, node));
+	pools_close_servers(&w->pools, "pgmux exits");
 	list_for_each_safe(n, t, &w->cancel_reqs) {
 		struct cancel_req *r = list_entry(n, struct cancel_req, node);
 
@@ -434,34 +423,7 @@ void worker_destroy(struct worker *w)
 	if (w->console)
 		w->console->destroy(w);
 	authquery_destroy(&w->authquery);
-	list_for_each_safe(n, t, &w->pools.all) {
-		struct pool *p = list_entry(n, struct pool, node);
-
-		list_del(n);
-		param_set_free(&p->defaults);
-		free(p->latency.by_role);
-		free(p);
-	}
-	list_for_each_safe(n, t, &w->pools.databases) {
-		struct database *db = list_entry(n, struct database, node);
-
-		list_del(n);
-		free(db->shard_dbs);
-		free(db);
-	}
-	list_for_each_safe(n, t, &w->pools.users) {
-		struct pool_user *u = list_entry(n, struct pool_user, node);
-
-		list_del(n);
-		OPENSSL_cleanse(u->proven_password, sizeof(u->proven_password));
-		OPENSSL_cleanse(u->scram_client_key, sizeof(u->scram_client_key));
-		OPENSSL_cleanse(u->scram_server_key, sizeof(u->scram_server_key));
-		OPENSSL_cleanse(u->queried_secret, sizeof(u->queried_secret));
-		if (u->server_scram_keys)
-			scram_derived_clear(u->server_scram_keys);
-		free(u->server_scram_keys);
-		free(u);
-	}
+	pools_free(&w->pools);
 	listen_close(w->listeners);
 	w->listeners = NULL;
 	evloop_timer_stop(&w->loop, &w->janitor);
@@ -476,7 +438,6 @@ void worker_destroy(struct worker *w)
 	dns_free(w->dns); /* no server waits for a lookup any more */
 	w->dns = NULL;
 	evloop_destroy(&w->loop);
-	pstmt_registry_destroy(&w->pstmts);
 	if (w->userlist)
 		userlist_free(w->userlist);
 	kdfcache_free(w->kdfcache);
@@ -484,8 +445,8 @@ void worker_destroy(struct worker *w)
 	config_free(w->cfg);
 	w->cfg = NULL;
 	tls_ctx_free(w->client_tls);
-	tls_ctx_free(w->server_env.tls);
-	w->client_tls = w->server_env.tls = NULL;
+	tls_ctx_free(w->server_tls);
+	w->client_tls = w->server_tls = NULL;
 }
 
 /* Relays ev/dns.c's visit in plain values, so that the admin console needs no ev/ header. */

@@ -139,10 +139,10 @@ static void setup(struct world *x, uint8_t limits)
 	x->cfg.max_client_prepared_bytes = 64 << (limits >> 5 & 3);
 	x->cfg.max_total_prepared_statements = limits & 0x80 ? 3 : 100;
 	x->w.cfg = &x->cfg;
-	pstmt_registry_init(&x->w.pstmts);
-	x->w.server_env = (struct server_env){ .pstmts = &x->w.pstmts, .cfg = &x->w.cfg };
+	pstmt_registry_init(&x->w.pools.pstmts);
+	x->w.pools.servers = (struct server_env){ .pstmts = &x->w.pools.pstmts, .cfg = &x->w.cfg };
 	x->c.w = &x->w;
-	x->s.env = &x->w.server_env;
+	x->s.env = &x->w.pools.servers;
 	x->c.pool = x->s.pool = &x->pool;
 	x->c.state = CLIENT_ACTIVE;
 	x->c.tx_status = 'I';
@@ -158,12 +158,12 @@ static void setup(struct world *x, uint8_t limits)
 static void teardown(struct world *x)
 {
 	respq_free(&x->s.respq);
-	client_pstmts_free(&x->w.pstmts, &x->c.pstmts);
-	server_pstmts_free(&x->w.pstmts, &x->s.pstmts);
+	client_pstmts_free(&x->w.pools.pstmts, &x->c.pstmts);
+	server_pstmts_free(&x->w.pools.pstmts, &x->s.pstmts);
 	/* Nothing holds a statement any more: a count left over is a reference leaked. */
-	if (x->w.pstmts.count || x->w.pstmts.client_held)
+	if (x->w.pools.pstmts.count || x->w.pools.pstmts.client_held)
 		abort();
-	pstmt_registry_destroy(&x->w.pstmts);
+	pstmt_registry_destroy(&x->w.pools.pstmts);
 }
 
 /* A message seen by header, then whole when asked: as conn.c hands it over. */

@@ -245,7 +245,6 @@ bool topo_cluster_unusable(const struct cluster *cl, uint64_t since_us, double p
 struct fixture {
 	struct pools ps;
 	struct config cfg, *cfg_in_force;
-	struct server_env servers;
 	bool shutting_down;
 	uint64_t next_client_id;
 	struct database db;
@@ -263,7 +262,6 @@ static int setup(void **state)
 	pools_init(&f->ps);
 	f->ps.cfg = &f->cfg_in_force;
 	f->ps.events = &events;
-	f->ps.servers = &f->servers;
 	f->ps.shutting_down = &f->shutting_down;
 	snprintf(f->db.name, sizeof(f->db.name), "app");
 	list_add_tail(&f->ps.databases, &f->db.node);
@@ -541,7 +539,7 @@ static void test_illegal_client_after_close(void **state)
 static void test_illegal_server_moves(void **state)
 {
 	struct fixture *f = *state;
-	struct server *s = server_launch(&f->servers, f->p, 0);
+	struct server *s = server_launch(&f->ps.servers, f->p, 0);
 
 	expect_assert_failure(pool_server_launched(s));
 	expect_assert_failure(pool_server_login_done(s));
