@@ -82,7 +82,9 @@ static void print_version(void)
 
 static struct conn *on_accept(void *arg)
 {
-	return client_accept(arg);
+	struct worker *w = arg;
+
+	return client_accept(&w->clients);
 }
 
 static void on_janitor(void *arg)

@@ -37,6 +37,8 @@ FORBIDDEN = [
     ("worker", "admin", "admin registers its hooks with the worker"),
     ("server", "worker", "a server reads only what its pools lend it (struct server_env)"),
     ("pool", "worker", "the pools read only what the worker lends them (struct pools)"),
+    ("client", "worker", "a client reads only what the worker lends it (struct clients), and "
+     "reaches the console and the bucket moves through their tables"),
 ]
 # Arrows out of a module (other modules whose headers it includes; tools/callgraph.py checks that
 # a source includes a header of every module it calls, so these include the calls): the aim is
@@ -45,7 +47,7 @@ FORBIDDEN = [
 # The worker owns the loop and everything on it, the admin console shows it all, and the client
 # runs the protocol with every part of pgmux (login, routing, shards, prepared statements).
 ARROWS_AIM = 6
-ARROWS_ALLOWED = {"admin": 10, "client": 10, "worker": 10}
+ARROWS_ALLOWED = {"admin": 10, "client": 9, "worker": 10}
 # Modules no cycle may pass through.
 ACYCLIC = ("topo", "admin", "route", "shard")
 # The program's entry point owns everything and is nobody's dependency.

@@ -8,8 +8,8 @@
 struct worker;
 
 /*
- * Plug the console into w (at startup): client and pool code reach the console only through
- * w->console (struct console_ops, worker/worker.h), never by name.
+ * Plug the console into w (at startup): the client and the worker reach the console only through
+ * w->clients.console (struct console_ops, client/clients.h), never by name.
  */
 void admin_register(struct worker *w);
 

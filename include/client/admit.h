@@ -9,7 +9,7 @@
 #include <stdbool.h>
 
 struct client;
-struct worker;
+struct clients;
 
 /*
  * Slots beyond max_client_conn that only admin_users (and the OS user running pgmux, over the
@@ -18,13 +18,13 @@ struct worker;
 #define CLIENT_ADMIN_RESERVE 2
 
 /*
- * c was just accepted and counted in w->n_clients: count it for its source address, and put
+ * c was just accepted and counted in cs->n: count it for its source address, and put
  * accepting on hold when the last slot is taken. False when its address already holds
  * max_client_conn_per_addr connections: the caller closes it.
  */
 bool admit_accepted(struct client *c);
 
-/* c is closing and no longer counted in w->n_clients: its slots are free again. */
+/* c is closing and no longer counted in cs->n: its slots are free again. */
 void admit_released(struct client *c);
 
 /*
@@ -34,6 +34,6 @@ void admit_released(struct client *c);
 bool admit_login(const struct client *c, bool admin);
 
 /* Hold or resume accepting to match the slots in use and the config in force (each janitor run). */
-void admit_update_accepting(struct worker *w);
+void admit_update_accepting(struct clients *cs);
 
 #endif

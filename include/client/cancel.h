@@ -13,7 +13,7 @@
 #include "ev/conn.h"
 
 struct server;
-struct worker;
+struct clients;
 
 /*
  * Another pgmux process of [peers], as this one has dealt with it: the cancel requests on their
@@ -37,9 +37,9 @@ struct peer {
  * the server closes), or to the peer that issued the key (peer set).
  */
 struct cancel_req {
-	struct list_node node;      /* on w->cancel_reqs, or its peer's waiting list */
+	struct list_node node;      /* on cs->cancel_reqs, or its peer's waiting list */
 	struct list_node at_server; /* on server->cancels while server is set */
-	struct worker *w;
+	struct clients *cs;
 	struct server *server; /* NULL once the server closed, and for peers */
 	struct peer *peer;     /* NULL: towards a backend */
 	uint32_t pid, key;     /* the key to send, copied at creation */
@@ -49,10 +49,10 @@ struct cancel_req {
 };
 
 /* A CancelRequest for (pid, key) arrived: forward it to the client's server, if it has one. */
-void client_cancel_request(struct worker *w, uint32_t pid, uint32_t key);
+void client_cancel_request(struct clients *cs, uint32_t pid, uint32_t key);
 
 /* Ask PostgreSQL to cancel what s's backend runs (on a connection of its own). */
-void cancel_server_query(struct worker *w, struct server *s);
+void cancel_server_query(struct clients *cs, struct server *s);
 
 /* s is closing (pool/events.h): the cancel requests on their way to it no longer wait for it. */
 void cancel_server_closing(struct server *s);
@@ -61,12 +61,12 @@ void cancel_server_closing(struct server *s);
  * Give up on cancel requests PostgreSQL has not confirmed (closed) within timeout seconds; their
  * servers are closed rather than reused, since the cancel may still land.
  */
-void cancel_expire(struct worker *w, double timeout);
+void cancel_expire(struct clients *cs, double timeout);
 
 /* The state of peer id, or NULL when no cancel request was ever sent to it. Owned by w. */
-const struct peer *cancel_peer_find(const struct worker *w, int id);
+const struct peer *cancel_peer_find(const struct clients *cs, int id);
 
 /* Free every peer and the requests still waiting for one (at exit). */
-void cancel_peers_free(struct worker *w);
+void cancel_peers_free(struct clients *cs);
 
 #endif

@@ -25,7 +25,7 @@
 #include "server/params.h"
 #include "server/prepared.h"
 
-struct worker;
+struct clients;
 struct pool;
 struct server;
 struct database;
@@ -48,10 +48,10 @@ enum client_state {
 
 struct client {
 	uint64_t id;
-	struct worker *w;
+	struct clients *cs;
 	struct conn conn;
 	enum client_state state;
-	struct list_node node; /* on the list of its state (worker or pool) */
+	struct list_node node; /* on the list of its state (the pools' login list, or its pool's) */
 	struct pool *pool;     /* NULL until login picks one, and for admin clients */
 	struct server *server; /* linked server, if any */
 	bool admin;            /* connected to the admin console */
@@ -151,13 +151,13 @@ struct client {
  * A new client of w, in its login state with no socket yet (for the client module's ways in:
  * accept, internal clients, clients handed over by the previous process). NULL: out of memory.
  */
-struct client *client_new(struct worker *w);
+struct client *client_new(struct clients *cs);
 
 /*
  * A connection arrived at a listener (listen_accept_fn): a new client, whose conn the listener
  * attaches the socket to (its on_connected then admits it). NULL when out of memory.
  */
-struct conn *client_accept(struct worker *w);
+struct conn *client_accept(struct clients *cs);
 
 /*
  * A client of pgmux's own on fd (the other end of a conn_attach_pair): logged in as like's user
@@ -165,7 +165,7 @@ struct conn *client_accept(struct worker *w);
  * pgmux holds the other end). It then speaks the protocol like any client (AuthenticationOk,
  * ..., ReadyForQuery first). false: it could not be made (fd is closed).
  */
-bool client_open_internal(struct worker *w, int fd, const struct client *like, struct pool *p);
+bool client_open_internal(struct clients *cs, int fd, const struct client *like, struct pool *p);
 
 /* Close with an error message (sqlstate) after flushing it; NULL sqlstate = close quietly. */
 void client_close(struct client *c, const char *sqlstate, const char *fmt, ...)

@@ -14,7 +14,7 @@
 
 struct client;
 struct msgbuf;
-struct worker;
+struct clients;
 
 /* NULL when c may be handed over now; else why not (static text, for the log). */
 const char *client_handoff_refusal(const struct client *c);
@@ -33,7 +33,7 @@ void client_handed_over(struct client *c);
  * been here. false (fd closed, why set): the record does not fit this process (an unknown
  * database, a malformed record); the client then sees its connection close.
  */
-bool client_adopt(struct worker *w, int fd, const uint8_t *rec, size_t len, char *why,
+bool client_adopt(struct clients *cs, int fd, const uint8_t *rec, size_t len, char *why,
 		  size_t whylen);
 
 #endif

@@ -27,7 +27,7 @@ struct loaded_shard_map;
  * The database of shard k of the sharded database db (its shards' entries are "DB.SHARD"), or
  * NULL when the config in force has no such shard.
  */
-struct database *client_shard_database(struct worker *w, struct database *db, int k);
+struct database *client_shard_database(struct clients *cs, struct database *db, int k);
 
 /*
  * At login, c (authenticated, no pool yet) connects to the sharded database db: the database of

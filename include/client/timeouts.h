@@ -7,12 +7,12 @@
 #include <stdint.h>
 
 struct pool;
-struct worker;
+struct clients;
 
 /* Clients still logging in (and the admin console's): startup, login, a safe shutdown. */
-void client_sweep_logins(struct worker *w, uint64_t now);
+void client_sweep_logins(struct clients *cs, uint64_t now);
 
 /* p's waiting and active clients: waits, queries, idle transactions and clients, shutdown. */
-void client_sweep_pool(struct worker *w, struct pool *p, uint64_t now);
+void client_sweep_pool(struct clients *cs, struct pool *p, uint64_t now);
 
 #endif

@@ -27,6 +27,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* What a move does with a bucket of a section, as a unit of work routed to it sees it. */
+enum move_cover {
+	MOVE_COVER_NONE,   /* no move: placed by the map */
+	MOVE_COVER_MOVING, /* copied and followed: units run on the source, and are watched */
+	MOVE_COVER_HELD,   /* new units wait; those running on the source are being waited for */
+	MOVE_COVER_SEALED, /* every unit on the source ended: nothing more may run there */
+};
+
 enum move_step {
 	MOVE_CHECK,
 	MOVE_COPY,

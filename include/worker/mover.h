@@ -27,16 +27,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "shard/move.h"
+
 struct client;
 struct worker;
-
-/* What a move does with a bucket of a section (worker_moves_bucket). */
-enum move_cover {
-	MOVE_COVER_NONE,   /* no move: placed by the map */
-	MOVE_COVER_MOVING, /* copied and followed: units run on the source, and are watched */
-	MOVE_COVER_HELD,   /* new units wait; those running on the source are being waited for */
-	MOVE_COVER_SEALED, /* every unit on the source ended: nothing more may run there */
-};
 
 /* How bucket of section set is covered by a move now. */
 enum move_cover worker_moves_bucket(struct worker *w, const char *set, uint32_t bucket);

@@ -4,7 +4,9 @@
  * (RELOAD and admin SET share one apply path) and shuts the process down.
  *
  * Every mutable object is reachable from struct worker (no scattered globals), so that one
- * worker per core is an incremental step later.
+ * worker per core is an incremental step later. The modules it runs see only their part of it,
+ * lent to them (struct clients, struct pools): of the others, only the admin console includes
+ * this header.
  */
 #ifndef PGMUX_WORKER_WORKER_H
 #define PGMUX_WORKER_WORKER_H
@@ -13,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "client/clients.h"
 #include "core/list.h"
 #include "ev/loop.h"
 #include "ev/tls.h"
@@ -21,9 +24,7 @@
 #include "pool/stats.h"
 #include "topo/topology.h"
 
-struct authquery;
 struct client;
-struct client_addr;
 struct config;
 struct dns;
 struct httpd;
@@ -37,27 +38,6 @@ struct userlist;
 struct worker;
 
 /*
- * The admin console as the modules below it see it: admin/ registers its table at startup
- * (admin_register()), and client and pool code call through it, so they never include admin/.
- */
-struct console_ops {
-	/* Is dbname the console's name ("pgmux" or "pgbouncer")? */
-	bool (*is_console_db)(const char *dbname);
-	/*
-	 * One simple-protocol Query from an admin client: the whole answer, ending with
-	 * ReadyForQuery, goes to the client, unless the command must wait (PAUSE, WAIT_CLOSE): then
-	 * tick finishes it later.
-	 */
-	void (*handle_query)(struct client *c, const char *sql);
-	/* An admin client is going away: forget any command it was waiting on. */
-	void (*forget_client)(struct client *c);
-	/* After a server is released and on every janitor run: finish waiting PAUSE/WAIT_CLOSE. */
-	void (*tick)(struct worker *w);
-	/* At exit, after every client is closed. */
-	void (*destroy)(struct worker *w);
-};
-
-/*
  * The write pauses of one cluster's primary changes as a histogram (/metrics), taken in from the
  * cluster's handover (topology cannot hold a metrics histogram itself: metrics reads topology).
  */
@@ -68,23 +48,15 @@ struct write_pauses {
 	struct histogram h;
 };
 
-/* Buckets of the table of client source addresses (client/admit.c). */
-#define CLIENT_ADDR_BUCKETS 256
-
 /* One pgmux process's state; every object is reachable from here. */
 struct worker {
 	struct evloop loop;
 	struct config *cfg;
 	struct userlist *userlist;
 	struct pools pools; /* databases, users, pools, their servers, clients logging in */
-	struct list_node cancel_reqs; /* cancel requests on their way to a backend or peer */
-	struct list_node peers;       /* struct peer: [peers] that cancels were sent to */
-	struct topo topo;             /* the clusters; pools follow it (pool_follow_topology) */
-	int n_clients;                /* every client connection, for max_client_conn */
-	/* connections per source address, for max_client_conn_per_addr (client/admit.c) */
-	struct client_addr *client_addrs[CLIENT_ADDR_BUCKETS];
-	uint64_t accept_hold_logged_us; /* when the log last said accepting is on hold */
-	uint64_t next_client_id;
+	struct clients
+		clients;    /* what every client shares, and what it is lent (client/clients.h) */
+	struct topo topo;   /* the clusters; pools follow it (pool_follow_topology) */
 	bool shutting_down; /* SIGTERM/SHUTDOWN: no new clients */
 	/* Listening sockets handed to a new process (--takeover): serve our clients until they leave */
 	bool handed_over;
@@ -98,10 +70,7 @@ struct worker {
 	struct evloop_timer handoff_timer;
 	/* New process after a takeover: the clients the old one hands over arrive here. */
 	struct takeover_clients *takeover_in;
-	const struct console_ops *console; /* the admin console's entry points; NULL = none */
-	void *admin;                       /* the admin console's state (admin/console.c) */
-	struct authquery *authquery;       /* auth_query's cache and connections (auth/) */
-	struct kdfcache *kdfcache; /* derived login keys and PBKDF2 budget; NULL until used */
+	void *admin; /* the admin console's state (admin/console.c) */
 	struct stats totals_prev;
 	struct tls_ctx *client_tls;    /* accepting TLS from clients; NULL = client TLS off */
 	struct tls_ctx *server_tls;    /* TLS towards servers; NULL = off */
@@ -134,9 +103,6 @@ void worker_for_each_dns_host(struct worker *w, worker_dns_host_fn fn, void *arg
  * than it is read; its counters still count every change). Owned by w; NULL when out of memory.
  */
 const struct histogram *worker_write_pauses(struct worker *w, const struct cluster *cl);
-
-/* Is dbname the admin console's (false when no console is registered)? */
-bool worker_is_console_db(const struct worker *w, const char *dbname);
 
 /*
  * The periodic sweep (the janitor timer's tick, and at a shutdown request): every module's

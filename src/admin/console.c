@@ -13,9 +13,9 @@
  * State: each worker's admin state (its waits and the start of the statistics window) hangs
  * off worker->admin, made on first use and freed by admin_destroy().
  *
- * Boundaries: the client and pool modules reach this file only through the console_ops table
- * admin_register() installs; replies leave through the client module (client_send_bytes()),
- * never through ev/ directly.
+ * Boundaries: the client and the worker reach this file only through the console_ops table
+ * admin_register() lends the clients (with the worker as its argument); replies leave through
+ * the client module (client_send_bytes()), never through ev/ directly.
  *
  * Waits name their database rather than point at it: a RELOAD may free a struct database while
  * a PAUSE waits on it.
@@ -107,8 +107,10 @@ static struct admin_state *state_of(struct worker *w)
 }
 
 /* Free the console's state (at exit, after every client is closed). */
-static void admin_destroy(struct worker *w)
+static void admin_destroy(void *arg)
 {
+	struct worker *w = arg;
+
 	/* Waits belong to clients, which are all closed (and forgotten here) before this. */
 	free(w->admin);
 	w->admin = NULL;
@@ -265,7 +267,7 @@ static struct database *resolve_database(struct worker *w, const char *name)
 
 /* --- the commands --- */
 
-static void run_query(struct client *c, const char *sql);
+static void run_query(struct admin_state *st, struct client *c, const char *sql);
 
 /* Keep c waiting on wt (allocated by the caller) until admin_tick() finds its condition met. */
 static void start_wait(struct admin_state *st, struct admin_wait *wt, struct client *c,
@@ -294,7 +296,7 @@ static struct admin_wait *new_wait(struct client *c)
 
 static void cmd_pause(struct admin_state *st, struct client *c, const char *dbname)
 {
-	struct worker *w = c->w;
+	struct worker *w = st->w;
 	struct admin_wait *wt;
 	struct database *db = NULL;
 
@@ -328,9 +330,8 @@ static void cmd_pause(struct admin_state *st, struct client *c, const char *dbna
 	start_wait(st, wt, c, ADMIN_PAUSE, dbname);
 }
 
-static void cmd_resume(struct client *c, const char *dbname)
+static void cmd_resume(struct worker *w, struct client *c, const char *dbname)
 {
-	struct worker *w = c->w;
 	struct database *db = NULL;
 
 	if (dbname[0]) {
@@ -357,7 +358,7 @@ static void cmd_resume(struct client *c, const char *dbname)
 
 static void cmd_wait_close(struct admin_state *st, struct client *c, const char *dbname)
 {
-	struct worker *w = c->w;
+	struct worker *w = st->w;
 	struct admin_wait *wt;
 
 	if (dbname[0] && !resolve_database(w, dbname)) {
@@ -374,9 +375,9 @@ static void cmd_wait_close(struct admin_state *st, struct client *c, const char 
 }
 
 /* RECONNECT, KILL, DISABLE, ENABLE: the database must exist (RECONNECT: or be omitted). */
-static void cmd_database(struct client *c, enum admin_verb verb, const char *dbname)
+static void cmd_database(struct worker *w, struct client *c, enum admin_verb verb,
+			 const char *dbname)
 {
-	struct worker *w = c->w;
 	struct database *db = NULL;
 
 	if (dbname[0]) {
@@ -429,9 +430,8 @@ static void reply_done_notice(struct client *c, enum admin_verb verb, const char
  * so a SET that leaves them unpaired is kept: that side's running context stays until the SET
  * of the other half, and the NOTICE says so.
  */
-static void cmd_set(struct client *c, const char *name, const char *value)
+static void cmd_set(struct worker *w, struct client *c, const char *name, const char *value)
 {
-	struct worker *w = c->w;
 	const struct config_key *key = config_find_key(name);
 	struct config *newcfg;
 	char old[256], err[1024];
@@ -472,11 +472,11 @@ static void cmd_set(struct client *c, const char *name, const char *value)
 	}
 }
 
-static void cmd_reload(struct client *c)
+static void cmd_reload(struct worker *w, struct client *c)
 {
 	char err[512];
 
-	if (!worker_reload(c->w, err, sizeof(err))) {
+	if (!worker_reload(w, err, sizeof(err))) {
 		reply_error(c, "F0000", "%s", err);
 		return;
 	}
@@ -484,7 +484,7 @@ static void cmd_reload(struct client *c)
 }
 
 /* MOVE BUCKETS (answers with the new move's id, SHOW MOVES follows it), MOVE ABORT, CLEANUP. */
-static void cmd_move(struct client *c, const struct admin_cmd *cmd)
+static void cmd_move(struct worker *w, struct client *c, const struct admin_cmd *cmd)
 {
 	const char *sqlstate = "22023";
 	char err[600], *end;
@@ -494,7 +494,7 @@ static void cmd_move(struct client *c, const struct admin_cmd *cmd)
 	if (cmd->verb == ADMIN_MOVE) {
 		int started;
 
-		ok = worker_move_start(c->w, cmd->arg, cmd->value, cmd->target, &started, &sqlstate,
+		ok = worker_move_start(w, cmd->arg, cmd->value, cmd->target, &started, &sqlstate,
 				       err, sizeof(err));
 		if (ok) {
 			snprintf(err, sizeof(err), "move %d started: see SHOW MOVES", started);
@@ -508,8 +508,8 @@ static void cmd_move(struct client *c, const struct admin_cmd *cmd)
 			return;
 		}
 		ok = cmd->verb == ADMIN_MOVE_ABORT
-			     ? worker_move_abort(c->w, (int)id, err, sizeof(err))
-			     : worker_move_cleanup(c->w, (int)id, err, sizeof(err));
+			     ? worker_move_abort(w, (int)id, err, sizeof(err))
+			     : worker_move_cleanup(w, (int)id, err, sizeof(err));
 		sqlstate = "55000";
 	}
 	if (ok)
@@ -555,9 +555,9 @@ static struct client *find_client(struct worker *w, const char *id)
 }
 
 /* KILL_CLIENT id: close that one client with an error, whatever it is doing. */
-static void cmd_kill_client(struct client *c, const char *id)
+static void cmd_kill_client(struct worker *w, struct client *c, const char *id)
 {
-	struct client *victim = find_client(c->w, id);
+	struct client *victim = find_client(w, id);
 
 	if (!victim || victim->state == CLIENT_CLOSING) {
 		reply_error(c, "42704", "no such client: %s", id);
@@ -569,7 +569,7 @@ static void cmd_kill_client(struct client *c, const char *id)
 }
 
 /* SHUTDOWN [WAIT_FOR_CLIENTS | WAIT_FOR_SERVERS]: as SIGTERM or as SIGINT. */
-static void cmd_shutdown(struct client *c, enum admin_shutdown_mode mode)
+static void cmd_shutdown(struct worker *w, struct client *c, enum admin_shutdown_mode mode)
 {
 	/*
 	 * Answer first, so the client learns that the command was taken; then let this console
@@ -577,21 +577,17 @@ static void cmd_shutdown(struct client *c, enum admin_shutdown_mode mode)
 	 * with the client closed first, the worker could exit before the answer is written.
 	 */
 	reply_done(c, ADMIN_SHUTDOWN);
-	worker_shutdown(c->w, mode == ADMIN_SHUTDOWN_WAIT_FOR_SERVERS);
+	worker_shutdown(w, mode == ADMIN_SHUTDOWN_WAIT_FOR_SERVERS);
 	client_close(c, "57P01", "pgmux is shutting down");
 }
 
-static void run_query(struct client *c, const char *sql)
+static void run_query(struct admin_state *st, struct client *c, const char *sql)
 {
-	struct admin_state *st = state_of(c->w);
+	struct worker *w = st->w;
 	struct admin_cmd cmd;
 	char err[256];
 	struct msgbuf mb;
 
-	if (!st) {
-		reply_error(c, "53200", "out of memory");
-		return;
-	}
 	switch (admin_parse(sql, &cmd, err, sizeof(err))) {
 	case ADMIN_PARSE_OK:
 		break;
@@ -624,13 +620,13 @@ static void run_query(struct client *c, const char *sql)
 		    cmd.show == ADMIN_SHOW_ROUTE) {
 			const char *sqlstate;
 
-			if (!admin_show_sharding(c->w, &cmd, &mb, &sqlstate, err, sizeof(err))) {
+			if (!admin_show_sharding(w, &cmd, &mb, &sqlstate, err, sizeof(err))) {
 				mb_free(&mb);
 				reply_error(c, sqlstate, "%s", err);
 				break;
 			}
 		} else {
-			admin_show(c->w, cmd.show, st->stats_since_us, &mb);
+			admin_show(w, cmd.show, st->stats_since_us, &mb);
 		}
 		send_reply(c, &mb);
 		break;
@@ -638,7 +634,7 @@ static void run_query(struct client *c, const char *sql)
 		cmd_pause(st, c, cmd.arg);
 		break;
 	case ADMIN_RESUME:
-		cmd_resume(c, cmd.arg);
+		cmd_resume(w, c, cmd.arg);
 		break;
 	case ADMIN_WAIT_CLOSE:
 		cmd_wait_close(st, c, cmd.arg);
@@ -647,24 +643,24 @@ static void run_query(struct client *c, const char *sql)
 	case ADMIN_KILL:
 	case ADMIN_DISABLE:
 	case ADMIN_ENABLE:
-		cmd_database(c, cmd.verb, cmd.arg);
+		cmd_database(w, c, cmd.verb, cmd.arg);
 		break;
 	case ADMIN_SET:
-		cmd_set(c, cmd.arg, cmd.value);
+		cmd_set(w, c, cmd.arg, cmd.value);
 		break;
 	case ADMIN_RELOAD:
-		cmd_reload(c);
+		cmd_reload(w, c);
 		break;
 	case ADMIN_KILL_CLIENT:
-		cmd_kill_client(c, cmd.arg);
+		cmd_kill_client(w, c, cmd.arg);
 		break;
 	case ADMIN_SHUTDOWN:
-		cmd_shutdown(c, cmd.shutdown);
+		cmd_shutdown(w, c, cmd.shutdown);
 		break;
 	case ADMIN_MOVE:
 	case ADMIN_MOVE_ABORT:
 	case ADMIN_MOVE_CLEANUP:
-		cmd_move(c, &cmd);
+		cmd_move(w, c, &cmd);
 		break;
 	}
 }
@@ -674,17 +670,19 @@ static void run_query(struct client *c, const char *sql)
  * response, ending with ReadyForQuery, to the client's connection, unless the command must wait
  * (PAUSE, WAIT_CLOSE), in which case admin_tick() finishes it later.
  */
-static void admin_handle_query(struct client *c, const char *sql)
+static void admin_handle_query(void *arg, struct client *c, const char *sql)
 {
-	struct admin_state *st = state_of(c->w);
-	struct admin_wait *wt = NULL;
+	struct admin_state *st = state_of(arg);
+	struct admin_wait *wt;
 
 	ASSERT(c->admin);
-	if (st) {
-		wt = wait_on(&st->waits, c);
-		if (!wt)
-			wt = wait_on(&st->draining, c);
+	if (!st) {
+		reply_error(c, "53200", "out of memory");
+		return;
 	}
+	wt = wait_on(&st->waits, c);
+	if (!wt)
+		wt = wait_on(&st->draining, c);
 	if (wt) {
 		/* A query sent behind a waiting one: it runs when the wait is over. */
 		size_t len = strlen(sql);
@@ -706,7 +704,7 @@ static void admin_handle_query(struct client *c, const char *sql)
 		wt->queued_bytes += len;
 		return;
 	}
-	run_query(c, sql);
+	run_query(st, c, sql);
 }
 
 /*
@@ -753,7 +751,7 @@ static void finish_wait(struct admin_state *st, struct admin_wait *wt)
 		list_del(&q->node);
 		wt->n_queued--;
 		wt->queued_bytes -= strlen(q->sql);
-		run_query(c, q->sql);
+		run_query(st, c, q->sql);
 		free(q);
 	}
 	list_del(&wt->node);
@@ -779,8 +777,9 @@ static bool wait_ready(struct admin_state *st, const struct admin_wait *wt)
 }
 
 /* Called periodically and after releases: completes waiting PAUSE / WAIT_CLOSE commands. */
-static void admin_tick(struct worker *w)
+static void admin_tick(void *arg)
 {
+	struct worker *w = arg;
 	struct admin_state *st = state_of(w);
 	uint64_t now = clock_now_us();
 
@@ -815,9 +814,9 @@ static void admin_tick(struct worker *w)
 }
 
 /* An admin client is going away: forget any command it was waiting on. */
-static void admin_forget_client(struct client *c)
+static void admin_forget_client(void *arg, struct client *c)
 {
-	struct admin_state *st = c->w->admin;
+	struct admin_state *st = ((struct worker *)arg)->admin;
 	struct admin_wait *wt;
 
 	if (!st)
@@ -848,5 +847,6 @@ static const struct console_ops console_ops = {
 
 void admin_register(struct worker *w)
 {
-	w->console = &console_ops;
+	w->clients.console = &console_ops;
+	w->clients.console_arg = w;
 }

@@ -619,7 +619,7 @@ static void show_lists(struct worker *w, struct msgbuf *mb)
 		{ "users", oc.users },
 		{ "pools", oc.pools },
 		{ "free_clients", 0 },
-		{ "used_clients", w->n_clients },
+		{ "used_clients", w->clients.n },
 		{ "login_clients", oc.login_clients },
 		{ "free_servers", 0 },
 		{ "used_servers", oc.servers },
@@ -657,7 +657,7 @@ static void show_mem(struct worker *w, struct msgbuf *mb)
 		{ "db_cache", sizeof(struct database), (size_t)oc.databases, 0 },
 		{ "pool_cache", sizeof(struct pool), (size_t)oc.pools, 0 },
 		{ "server_cache", sizeof(struct server), (size_t)oc.servers, 0 },
-		{ "client_cache", sizeof(struct client), (size_t)w->n_clients, 0 },
+		{ "client_cache", sizeof(struct client), (size_t)w->clients.n, 0 },
 		{ "iobuf_cache", w->loop.buf_size, w->loop.bufs_in_use, w->loop.n_free_bufs },
 	};
 
@@ -927,7 +927,7 @@ static void show_peer_pools(struct worker *w, struct msgbuf *mb)
 
 	HEADER(mb, cols);
 	for (int i = 0; i < cfg->n_peers; i++) {
-		const struct peer *p = cancel_peer_find(w, cfg->peers[i].id);
+		const struct peer *p = cancel_peer_find(&w->clients, cfg->peers[i].id);
 
 		if (!p)
 			p = &none;

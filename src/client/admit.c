@@ -16,7 +16,7 @@
  *
  * Invariant: each TCP client is counted once in the entry of its source address (c->addr_slot)
  * from admit_accepted() to admit_released(); an entry is freed when its count reaches zero, so
- * the table holds at most w->n_clients entries.
+ * the table holds at most cs->n entries.
  */
 #include "client/admit.h"
 
@@ -26,11 +26,11 @@
 #include <string.h>
 
 #include "client/client.h"
+#include "client/clients.h"
 #include "config/config.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "ev/listen.h"
-#include "worker/worker.h"
 
 struct client_addr {
 	struct client_addr *next;
@@ -41,18 +41,18 @@ struct client_addr {
 /* How often at most the log says that accepting is on hold. */
 #define FULL_LOG_INTERVAL_US (10 * 1000000ULL)
 
-static int hard_limit(const struct worker *w)
+static int hard_limit(const struct clients *cs)
 {
-	return w->cfg->max_client_conn + CLIENT_ADMIN_RESERVE;
+	return clients_cfg(cs)->max_client_conn + CLIENT_ADMIN_RESERVE;
 }
 
-void admit_update_accepting(struct worker *w)
+void admit_update_accepting(struct clients *cs)
 {
-	bool full = w->n_clients >= hard_limit(w);
+	bool full = cs->n >= hard_limit(cs);
 
 	uint64_t now;
 
-	if (!w->listeners || !listen_hold(w->listeners, full))
+	if (!*cs->listeners || !listen_hold(*cs->listeners, full))
 		return;
 	if (!full) {
 		log_debug("a client slot is free: accepting again");
@@ -60,13 +60,13 @@ void admit_update_accepting(struct worker *w)
 	}
 	/* Under a flood the hold comes and goes with every slot: say so now and then, not each time. */
 	now = clock_now_us();
-	if (w->accept_hold_logged_us && now - w->accept_hold_logged_us < FULL_LOG_INTERVAL_US)
+	if (cs->accept_hold_logged_us && now - cs->accept_hold_logged_us < FULL_LOG_INTERVAL_US)
 		return;
-	w->accept_hold_logged_us = now;
+	cs->accept_hold_logged_us = now;
 	log_warning(
 		"%d client connections (max_client_conn %d + %d for admins): not accepting until "
 		"one closes",
-		w->n_clients, w->cfg->max_client_conn, CLIENT_ADMIN_RESERVE);
+		cs->n, clients_cfg(cs)->max_client_conn, CLIENT_ADMIN_RESERVE);
 }
 
 /* The source address of a TCP client, "ip" or "[ipv6]", into host. */
@@ -95,9 +95,9 @@ static unsigned bucket_of(const char *host)
 }
 
 /* The entry of host, made (with n = 0) if there is none; NULL when out of memory. */
-static struct client_addr *addr_entry(struct worker *w, const char *host)
+static struct client_addr *addr_entry(struct clients *cs, const char *host)
 {
-	struct client_addr **head = &w->client_addrs[bucket_of(host)], *e;
+	struct client_addr **head = &cs->addrs[bucket_of(host)], *e;
 
 	for (e = *head; e; e = e->next)
 		if (strcmp(e->host, host) == 0)
@@ -111,9 +111,9 @@ static struct client_addr *addr_entry(struct worker *w, const char *host)
 	return e;
 }
 
-static void addr_entry_drop(struct worker *w, struct client_addr *e)
+static void addr_entry_drop(struct clients *cs, struct client_addr *e)
 {
-	struct client_addr **pp = &w->client_addrs[bucket_of(e->host)];
+	struct client_addr **pp = &cs->addrs[bucket_of(e->host)];
 
 	if (--e->n > 0)
 		return;
@@ -125,17 +125,17 @@ static void addr_entry_drop(struct worker *w, struct client_addr *e)
 
 bool admit_accepted(struct client *c)
 {
-	struct worker *w = c->w;
-	int limit = w->cfg->max_client_conn_per_addr;
+	struct clients *cs = c->cs;
+	int limit = clients_cfg(cs)->max_client_conn_per_addr;
 	char host[64];
 	struct client_addr *e;
 
-	admit_update_accepting(w);
+	admit_update_accepting(cs);
 	if (c->conn.is_unix || limit <= 0)
 		return true;
 	host_of(c, host);
 	/* Out of memory: the connection is not turned away for pgmux's own trouble. */
-	if (!(e = addr_entry(w, host)))
+	if (!(e = addr_entry(cs, host)))
 		return true;
 	e->n++;
 	c->addr_slot = e;
@@ -145,15 +145,15 @@ bool admit_accepted(struct client *c)
 void admit_released(struct client *c)
 {
 	if (c->addr_slot) {
-		addr_entry_drop(c->w, c->addr_slot);
+		addr_entry_drop(c->cs, c->addr_slot);
 		c->addr_slot = NULL;
 	}
-	admit_update_accepting(c->w);
+	admit_update_accepting(c->cs);
 }
 
 bool admit_login(const struct client *c, bool admin)
 {
-	const struct worker *w = c->w;
+	const struct clients *cs = c->cs;
 
-	return w->n_clients <= w->cfg->max_client_conn || (admin && w->n_clients <= hard_limit(w));
+	return cs->n <= clients_cfg(cs)->max_client_conn || (admin && cs->n <= hard_limit(cs));
 }

@@ -30,6 +30,7 @@
 #include <sys/un.h>
 
 #include "client/client.h"
+#include "client/clients.h"
 #include "client/copysplit.h"
 #include "config/config.h"
 #include "core/clock.h"
@@ -38,17 +39,16 @@
 #include "proto/build.h"
 #include "proto/cancelkey.h"
 #include "server/server.h"
-#include "worker/worker.h"
 
 #define CANCEL_MAX_IN_FLIGHT 64
 
 static void peer_request_ended(struct cancel_req *r, bool delivered);
 
-static struct client *find_client(struct worker *w, uint32_t pid, uint32_t key)
+static struct client *find_client(struct clients *cs, uint32_t pid, uint32_t key)
 {
 	struct list_node *n, *t, *m, *u;
 
-	list_for_each_safe(n, t, &w->pools.all) {
+	list_for_each_safe(n, t, &cs->pools->all) {
 		struct pool *p = list_entry(n, struct pool, node);
 
 		list_for_each_safe(m, u, &p->active_clients) {
@@ -72,7 +72,7 @@ static void cancel_done(struct cancel_req *r, bool delivered)
 
 	list_del(&r->node);
 	conn_close(&r->conn);
-	evloop_park(&r->w->loop, r, cancel_free);
+	evloop_park(r->cs->loop, r, cancel_free);
 	if (r->peer)
 		peer_request_ended(r, delivered);
 	if (!s)
@@ -131,7 +131,7 @@ static void on_closed(void *owner, struct conn *c, enum conn_close_reason why)
 
 static const struct conn_ops cancel_ops = { on_packet, on_connected, on_closed };
 
-void cancel_server_query(struct worker *w, struct server *s)
+void cancel_server_query(struct clients *cs, struct server *s)
 {
 	struct cancel_req *r = calloc(1, sizeof(*r));
 	int errnum;
@@ -139,14 +139,14 @@ void cancel_server_query(struct worker *w, struct server *s)
 	if (!r)
 		return;
 	list_init(&r->at_server);
-	r->w = w;
+	r->cs = cs;
 	r->server = s;
 	/* Copied: the server may be closed before the cancel connection is up. */
 	r->pid = s->backend_pid;
 	r->key = s->backend_key;
 	r->start_us = clock_now_us();
-	conn_init(&r->conn, &w->loop, &cancel_ops, r);
-	list_add_tail(&w->cancel_reqs, &r->node);
+	conn_init(&r->conn, cs->loop, &cancel_ops, r);
+	list_add_tail(&cs->cancel_reqs, &r->node);
 	if (!conn_connect(&r->conn, (struct sockaddr *)&s->sa, s->salen, &errnum)) {
 		log_warning("cancel request could not connect: %s", strerror(errnum));
 		list_del(&r->node);
@@ -168,12 +168,12 @@ void cancel_server_closing(struct server *s)
 	}
 }
 
-void cancel_expire(struct worker *w, double timeout)
+void cancel_expire(struct clients *cs, double timeout)
 {
 	uint64_t now = clock_now_us();
 	struct list_node *n, *t;
 
-	list_for_each_safe(n, t, &w->cancel_reqs) {
+	list_for_each_safe(n, t, &cs->cancel_reqs) {
 		struct cancel_req *r = list_entry(n, struct cancel_req, node);
 		struct server *s = r->server;
 
@@ -199,23 +199,23 @@ void cancel_expire(struct worker *w, double timeout)
 	}
 }
 
-static size_t cancels_in_flight(struct worker *w)
+static size_t cancels_in_flight(struct clients *cs)
 {
 	struct list_node *n, *t;
 	size_t count = 0;
 
-	list_for_each_safe(n, t, &w->cancel_reqs)
+	list_for_each_safe(n, t, &cs->cancel_reqs)
 		count++;
 	return count;
 }
 
 /* --- forwarding to peers --- */
 
-const struct peer *cancel_peer_find(const struct worker *w, int id)
+const struct peer *cancel_peer_find(const struct clients *cs, int id)
 {
 	const struct list_node *n;
 
-	for (n = w->peers.next; n != &w->peers; n = n->next) {
+	for (n = cs->peers.next; n != &cs->peers; n = n->next) {
 		const struct peer *p = list_entry(n, struct peer, node);
 
 		if (p->id == id)
@@ -224,9 +224,9 @@ const struct peer *cancel_peer_find(const struct worker *w, int id)
 	return NULL;
 }
 
-static struct peer *peer_get(struct worker *w, int id)
+static struct peer *peer_get(struct clients *cs, int id)
 {
-	struct peer *p = (struct peer *)cancel_peer_find(w, id);
+	struct peer *p = (struct peer *)cancel_peer_find(cs, id);
 
 	if (p)
 		return p;
@@ -235,7 +235,7 @@ static struct peer *peer_get(struct worker *w, int id)
 		return NULL;
 	p->id = id;
 	list_init(&p->waiting);
-	list_add_tail(&w->peers, &p->node);
+	list_add_tail(&cs->peers, &p->node);
 	return p;
 }
 
@@ -245,7 +245,7 @@ static bool peer_connect(struct cancel_req *r, const struct peer_entry *e, int *
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 
 	if (e->host[0] != '/')
-		return conn_connect_name(&r->conn, r->w->dns, e->host, e->port, errnum);
+		return conn_connect_name(&r->conn, *r->cs->dns, e->host, e->port, errnum);
 	if ((size_t)snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/.s.PGSQL.%d", e->host,
 			     e->port) >= sizeof(sun.sun_path)) {
 		conn_set_error(&r->conn, "unix socket path too long");
@@ -258,13 +258,13 @@ static bool peer_connect(struct cancel_req *r, const struct peer_entry *e, int *
 /* r (off every list) starts on its way to its peer, whose entry is e. */
 static void peer_start(struct cancel_req *r, const struct peer_entry *e)
 {
-	struct worker *w = r->w;
+	struct clients *cs = r->cs;
 	struct peer *p = r->peer;
 	int errnum = 0;
 
 	r->start_us = clock_now_us();
-	conn_init(&r->conn, &w->loop, &cancel_ops, r);
-	list_add_tail(&w->cancel_reqs, &r->node);
+	conn_init(&r->conn, cs->loop, &cancel_ops, r);
+	list_add_tail(&cs->cancel_reqs, &r->node);
 	p->n_login++;
 	if (!peer_connect(r, e, &errnum)) {
 		log_warning("cancel request could not be forwarded to peer %d at %s:%d: %s", p->id,
@@ -280,13 +280,13 @@ static void peer_start(struct cancel_req *r, const struct peer_entry *e)
 }
 
 /* Start p's waiting requests while it has room; drop them if it left [peers]. */
-static void peer_start_waiting(struct worker *w, struct peer *p)
+static void peer_start_waiting(struct clients *cs, struct peer *p)
 {
 	while (p->n_waiting > 0) {
-		const struct peer_entry *e = config_find_peer(w->cfg, p->id);
+		const struct peer_entry *e = config_find_peer(clients_cfg(cs), p->id);
 		struct cancel_req *r = list_entry(p->waiting.next, struct cancel_req, node);
 
-		if (e && p->n_login + p->n_active >= config_peer_pool_size(w->cfg, e))
+		if (e && p->n_login + p->n_active >= config_peer_pool_size(clients_cfg(cs), e))
 			return;
 		list_del(&r->node);
 		p->n_waiting--;
@@ -314,11 +314,11 @@ static void peer_request_ended(struct cancel_req *r, bool delivered)
 		p->forwarded++;
 	else
 		p->failed++;
-	peer_start_waiting(r->w, p);
+	peer_start_waiting(r->cs, p);
 }
 
 /* A CancelRequest whose key was issued by another peer: on to that peer, once. */
-static void forward_to_peer(struct worker *w, uint32_t pid, uint32_t key)
+static void forward_to_peer(struct clients *cs, uint32_t pid, uint32_t key)
 {
 	int id = cancelkey_peer_id(key);
 	const struct peer_entry *e;
@@ -328,24 +328,24 @@ static void forward_to_peer(struct worker *w, uint32_t pid, uint32_t key)
 	if (cancelkey_is_forwarded(key)) {
 		log_warning("cancel request forwarded by a peer is for peer %d, not this one (%d): "
 			    "dropped (do the [peers] sections of the processes agree?)",
-			    id, w->cfg->peer_id);
+			    id, clients_cfg(cs)->peer_id);
 		return;
 	}
-	e = config_find_peer(w->cfg, id);
+	e = config_find_peer(clients_cfg(cs), id);
 	if (!e) {
 		log_warning("cancel request for peer %d, which is not in [peers]: dropped", id);
 		return;
 	}
-	p = peer_get(w, id);
+	p = peer_get(cs, id);
 	r = p ? calloc(1, sizeof(*r)) : NULL;
 	if (!r)
 		return;
 	list_init(&r->at_server);
-	r->w = w;
+	r->cs = cs;
 	r->peer = p;
 	r->pid = pid;
 	r->key = cancelkey_mark_forwarded(key);
-	if (p->n_login + p->n_active < config_peer_pool_size(w->cfg, e)) {
+	if (p->n_login + p->n_active < config_peer_pool_size(clients_cfg(cs), e)) {
 		peer_start(r, e);
 		return;
 	}
@@ -361,11 +361,11 @@ static void forward_to_peer(struct worker *w, uint32_t pid, uint32_t key)
 	p->n_waiting++;
 }
 
-void cancel_peers_free(struct worker *w)
+void cancel_peers_free(struct clients *cs)
 {
 	struct list_node *n, *t, *m, *u;
 
-	list_for_each_safe(n, t, &w->peers) {
+	list_for_each_safe(n, t, &cs->peers) {
 		struct peer *p = list_entry(n, struct peer, node);
 
 		list_for_each_safe(m, u, &p->waiting) {
@@ -377,13 +377,13 @@ void cancel_peers_free(struct worker *w)
 	}
 }
 
-void client_cancel_request(struct worker *w, uint32_t pid, uint32_t key)
+void client_cancel_request(struct clients *cs, uint32_t pid, uint32_t key)
 {
 	struct client *c;
 
-	if (w->cfg->peer_id) {
-		if (cancelkey_peer_id(key) != w->cfg->peer_id) {
-			forward_to_peer(w, pid, key);
+	if (clients_cfg(cs)->peer_id) {
+		if (cancelkey_peer_id(key) != clients_cfg(cs)->peer_id) {
+			forward_to_peer(cs, pid, key);
 			return;
 		}
 		/* Ours, perhaps by way of a peer: look for the key as it was issued. */
@@ -391,7 +391,7 @@ void client_cancel_request(struct worker *w, uint32_t pid, uint32_t key)
 			log_debug("cancel request forwarded by a peer");
 		key = cancelkey_as_issued(key);
 	}
-	c = find_client(w, pid, key);
+	c = find_client(cs, pid, key);
 
 	if (c && c->copy_split) {
 		copysplit_cancel(c); /* its COPY runs on servers of its own legs */
@@ -403,12 +403,12 @@ void client_cancel_request(struct worker *w, uint32_t pid, uint32_t key)
 		return;
 	}
 	/* Counted after the lookup, so that unknown keys cost no walk of the list. */
-	if (cancels_in_flight(w) >= CANCEL_MAX_IN_FLIGHT) {
+	if (cancels_in_flight(cs) >= CANCEL_MAX_IN_FLIGHT) {
 		log_debug("C-%llu cancel dropped: %d cancel requests are already on their way",
 			  (unsigned long long)c->id, CANCEL_MAX_IN_FLIGHT);
 		return;
 	}
 	log_debug("C-%llu cancel forwarded to S-%llu", (unsigned long long)c->id,
 		  (unsigned long long)c->server->id);
-	cancel_server_query(w, c->server);
+	cancel_server_query(cs, c->server);
 }

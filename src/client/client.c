@@ -7,6 +7,7 @@
 #include "client/client.h"
 #include "client/admit.h"
 #include "client/cancel.h"
+#include "client/clients.h"
 #include "client/copysplit.h"
 #include "client/login.h"
 #include "client/prepared.h"
@@ -20,6 +21,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "auth/authquery.h"
+#include "auth/kdfcache.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "pool/events.h"
@@ -29,7 +32,6 @@
 #include "route/pin.h"
 #include "server/events.h"
 #include "server/server.h"
-#include "worker/worker.h"
 
 static enum conn_action on_packet(void *owner, struct conn *conn, const struct pkt_header *hdr,
 				  const uint8_t *whole);
@@ -39,7 +41,31 @@ static void client_on_server_lost(struct client *c);
 static void on_accepted(void *owner, struct conn *conn, bool ok, int errnum);
 static const struct conn_ops client_ops = { on_packet, on_accepted, on_closed };
 
-struct client *client_new(struct worker *w)
+void clients_init(struct clients *cs)
+{
+	memset(cs, 0, sizeof(*cs));
+	list_init(&cs->cancel_reqs);
+	list_init(&cs->peers);
+}
+
+void clients_free(struct clients *cs)
+{
+	struct list_node *n, *t;
+
+	list_for_each_safe(n, t, &cs->cancel_reqs) {
+		struct cancel_req *r = list_entry(n, struct cancel_req, node);
+
+		list_del(n);
+		conn_close(&r->conn);
+		free(r);
+	}
+	cancel_peers_free(cs);
+	authquery_destroy(&cs->authquery);
+	kdfcache_free(cs->kdfcache);
+	cs->kdfcache = NULL;
+}
+
+struct client *client_new(struct clients *cs)
 {
 	struct client *c = calloc(1, sizeof(*c));
 
@@ -47,23 +73,23 @@ struct client *client_new(struct worker *w)
 		log_error("out of memory accepting a client");
 		return NULL;
 	}
-	c->id = ++w->next_client_id;
-	c->w = w;
+	c->id = ++cs->next_id;
+	c->cs = cs;
 	c->tx_status = 'I';
 	list_init(&c->node);
-	conn_init(&c->conn, &w->loop, &client_ops, c);
+	conn_init(&c->conn, cs->loop, &client_ops, c);
 	conn_set_framing(&c->conn, true, PKT_STARTUP_MAX);
 	c->connect_time_us = c->request_time_us = clock_now_us();
 	snprintf(c->dbname, sizeof(c->dbname), "(nodb)");
 	snprintf(c->user, sizeof(c->user), "(nouser)");
-	w->n_clients++;
-	pool_client_accepted(&c->w->pools, c);
+	cs->n++;
+	pool_client_accepted(c->cs->pools, c);
 	return c;
 }
 
-struct conn *client_accept(struct worker *w)
+struct conn *client_accept(struct clients *cs)
 {
-	struct client *c = client_new(w);
+	struct client *c = client_new(cs);
 
 	return c ? &c->conn : NULL;
 }
@@ -84,7 +110,7 @@ static void on_accepted(void *owner, struct conn *conn, bool ok, int errnum)
 			     "(max_client_conn_per_addr)");
 		return;
 	}
-	if (c->w->cfg->log_connections)
+	if (clients_cfg(c->cs)->log_connections)
 		client_log(LOG_LVL_DEBUG, c, "new connection");
 }
 
@@ -100,9 +126,9 @@ static bool copy_session(struct client *c, const struct client *like)
 	return settings_copy(&c->settings, &like->settings);
 }
 
-bool client_open_internal(struct worker *w, int fd, const struct client *like, struct pool *p)
+bool client_open_internal(struct clients *cs, int fd, const struct client *like, struct pool *p)
 {
-	struct client *c = client_new(w);
+	struct client *c = client_new(cs);
 
 	if (!c) {
 		conn_drop_fd(fd);
@@ -166,7 +192,7 @@ static void vsend_error(struct client *c, const char *severity, const char *sqls
 	build_error(&mb, severity, sqlstate, "%s", msg);
 	client_send(c, &mb);
 	mb_free(&mb);
-	if (c->w->cfg->log_pooler_errors)
+	if (clients_cfg(c->cs)->log_pooler_errors)
 		client_log(LOG_LVL_INFO, c, "error: %s %s", sqlstate, msg);
 }
 
@@ -184,7 +210,7 @@ static void client_free(void *obj)
 	struct client *c = obj;
 
 	login_forget_secrets(c);
-	client_pstmts_free(&c->w->pools.pstmts, &c->pstmts);
+	client_pstmts_free(&c->cs->pools->pstmts, &c->pstmts);
 	settings_free(&c->settings);
 	settings_free(&c->custom_names);
 	param_set_free(&c->params);
@@ -203,8 +229,8 @@ static void client_release_server(struct client *c)
 	if (c->state == CLIENT_IDLE && conn_buffered_input(&c->conn))
 		conn_resume(&c->conn);
 	/* A PAUSE or a SHUTDOWN may have waited for this server. */
-	if (c->w->console)
-		c->w->console->tick(c->w);
+	if (c->cs->console)
+		c->cs->console->tick(c->cs->console_arg);
 }
 
 void client_unlink_for_replay(struct client *c, const char *reason)
@@ -223,7 +249,7 @@ static void detach_server_on_close(struct client *c)
 	/* An open transaction is rolled back on release; a half-done exchange cannot be repaired. */
 	if (c->pending_ready || c->unsynced || c->in_copy || s->fatal_seen) {
 		if (c->query_running)
-			cancel_server_query(c->w, s);
+			cancel_server_query(c->cs, s);
 		s->close_when_released = true;
 	}
 	client_release_server(c);
@@ -232,7 +258,7 @@ static void detach_server_on_close(struct client *c)
 void client_close(struct client *c, const char *sqlstate, const char *fmt, ...)
 {
 	va_list ap;
-	struct worker *w = c->w;
+	struct clients *cs = c->cs;
 
 	if (c->state == CLIENT_CLOSING)
 		return;
@@ -240,7 +266,7 @@ void client_close(struct client *c, const char *sqlstate, const char *fmt, ...)
 		va_start(ap, fmt);
 		vsend_error(c, "FATAL", sqlstate, fmt, ap);
 		va_end(ap);
-	} else if (w->cfg->log_disconnections && c->state != CLIENT_LOGIN) {
+	} else if (clients_cfg(cs)->log_disconnections && c->state != CLIENT_LOGIN) {
 		char msg[256];
 
 		va_start(ap, fmt);
@@ -249,18 +275,18 @@ void client_close(struct client *c, const char *sqlstate, const char *fmt, ...)
 		client_log(LOG_LVL_DEBUG, c, "closing: %s", msg);
 	}
 	if (c->admin)
-		w->console->forget_client(c);
+		cs->console->forget_client(cs->console_arg, c);
 	copysplit_free(c); /* its legs go now, rolling back what they did not commit */
 	detach_server_on_close(c);
 	pool_client_closing(c);
-	w->n_clients--;
+	cs->n--;
 	admit_released(c);
 	if (sqlstate && conn_can_write(&c->conn))
 		conn_close_after_flush(&c->conn);
 	else
 		conn_close(&c->conn);
 	if (!conn_is_open(&c->conn))
-		evloop_park(&w->loop, c, client_free);
+		evloop_park(cs->loop, c, client_free);
 }
 
 static void on_closed(void *owner, struct conn *conn, enum conn_close_reason why)
@@ -270,7 +296,7 @@ static void on_closed(void *owner, struct conn *conn, enum conn_close_reason why
 	if (c->state == CLIENT_CLOSING) {
 		/* The last error was flushed (or could not be): now it can go. */
 		conn_close(conn);
-		evloop_park(&c->w->loop, c, client_free);
+		evloop_park(c->cs->loop, c, client_free);
 		return;
 	}
 	if (why == CONN_BAD_PACKET) {
@@ -309,7 +335,7 @@ static enum conn_action admin_packet(struct client *c, const struct pkt_header *
 			client_close(c, "08P01", "invalid query message");
 			return CONN_CLOSED;
 		}
-		c->w->console->handle_query(c, q.sql);
+		c->cs->console->handle_query(c->cs->console_arg, c, q.sql);
 		return c->state == CLIENT_CLOSING ? CONN_CLOSED : CONN_CONSUME;
 	case 'X':
 		client_close(c, NULL, "client terminated");
@@ -813,9 +839,10 @@ static void client_on_settings_read(struct client *c, struct settings *now)
 
 bool client_fast_close_due(const struct client *c)
 {
-	return c->server && c->server->close_when_released && c->w->cfg->server_fast_close &&
-	       pool_is_session(c->pool) && !c->query_running && c->tx_status == 'I' &&
-	       !c->pending_ready && !c->unsynced && !c->in_copy;
+	return c->server && c->server->close_when_released &&
+	       clients_cfg(c->cs)->server_fast_close && pool_is_session(c->pool) &&
+	       !c->query_running && c->tx_status == 'I' && !c->pending_ready && !c->unsynced &&
+	       !c->in_copy;
 }
 
 void client_fast_close(struct client *c)
@@ -857,7 +884,7 @@ static void client_on_server_lost(struct client *c)
 	 * the rest of that transaction to run outside any.
 	 */
 	keep = pool_shares_servers(c->pool) && !c->unsynced && !c->in_copy && !c->pin_reason &&
-	       !c->w->shutting_down && (c->pending_ready || c->tx_status == 'I');
+	       !*c->cs->shutting_down && (c->pending_ready || c->tx_status == 'I');
 	tell = !c->error_sent && (c->pending_ready || c->tx_status != 'I');
 	c->query_running = false;
 	c->tx_status = 'I';

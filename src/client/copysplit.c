@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client/clients.h"
 #include "client/route.h"
 #include "client/shard.h"
 #include "config/config.h"
@@ -34,7 +35,6 @@
 #include "proto/build.h"
 #include "shard/copyrows.h"
 #include "shard/keyfind.h"
-#include "worker/worker.h"
 
 /* Rows for one leg are sent as one CopyData once they reach this size (or the message ends). */
 #define LEG_CHUNK (64 * 1024)
@@ -385,7 +385,7 @@ static void leg_copying(struct copy_leg *leg, const uint8_t *whole, uint32_t len
 	}
 	sp->rows_ready = true;
 	if (!copy_rows_init(&sp->rows, &sp->format, sp->key_column,
-			    (size_t)sp->c->w->cfg->max_packet_size)) {
+			    (size_t)clients_cfg(sp->c->cs)->max_packet_size)) {
 		split_fail(sp, "22023", "COPY %s: %s", sp->table, copy_rows_error(&sp->rows));
 		return;
 	}
@@ -535,8 +535,8 @@ static bool open_leg(struct copy_split *sp)
 	struct client *c = sp->c;
 	int k = sp->opened;
 	struct copy_leg *leg = &sp->legs[k];
-	struct database *db = client_shard_database(c->w, c->home, k);
-	struct pool *p = db ? pool_get(&c->w->pools, db, c->pool->user->name) : NULL;
+	struct database *db = client_shard_database(c->cs, c->home, k);
+	struct pool *p = db ? pool_get(c->cs->pools, db, c->pool->user->name) : NULL;
 	int fd;
 
 	if (!p)
@@ -545,13 +545,13 @@ static bool open_leg(struct copy_split *sp)
 	leg->shard = k;
 	leg->state = LEG_LOGIN;
 	mb_init(&leg->out);
-	conn_init(&leg->conn, &c->w->loop, &leg_ops, leg);
-	conn_set_framing(&leg->conn, false, (uint32_t)c->w->cfg->max_packet_size);
+	conn_init(&leg->conn, c->cs->loop, &leg_ops, leg);
+	conn_set_framing(&leg->conn, false, (uint32_t)clients_cfg(c->cs)->max_packet_size);
 	fd = conn_attach_pair(&leg->conn);
 	if (fd < 0)
 		return false;
 	sp->opened++;
-	return client_open_internal(c->w, fd, c, p);
+	return client_open_internal(c->cs, fd, c, p);
 }
 
 /* ---- the client's side ---- */

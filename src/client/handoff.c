@@ -17,6 +17,7 @@
 
 #include "client/admit.h"
 #include "client/client.h"
+#include "client/clients.h"
 #include "client/shard.h"
 #include "client/statements.h"
 #include "core/log.h"
@@ -26,7 +27,6 @@
 #include "proto/clientrec.h"
 #include "server/params.h"
 #include "server/pstmt.h"
-#include "worker/worker.h"
 
 const char *client_handoff_refusal(const struct client *c)
 {
@@ -129,7 +129,7 @@ void client_handed_over(struct client *c)
 
 	if (fd >= 0)
 		close(fd);
-	if (c->w->cfg->log_disconnections)
+	if (clients_cfg(c->cs)->log_disconnections)
 		client_log(LOG_LVL_INFO, c, "handed over to the next pgmux process");
 	client_close(c, NULL, "handed over");
 }
@@ -167,7 +167,7 @@ static bool take_statement(struct client *c, const struct clientrec_field *f)
 	if (f->str_len >= sizeof(name))
 		return false;
 	snprintf(name, sizeof(name), "%.*s", (int)f->str_len, f->str);
-	ps = pstmt_registry_get(&c->w->pools.pstmts, f->bytes, f->bytes_len);
+	ps = pstmt_registry_get(&c->cs->pools->pstmts, f->bytes, f->bytes_len);
 	if (!ps || !client_on_statement_parsed(c, name, ps))
 		return false;
 	/* the result columns it was told, so that a Describe the new server answers is compared */
@@ -246,7 +246,7 @@ static bool take_session_field(struct client *c, const struct clientrec_field *f
 /* The pool of c's user and database, as a login would pick it. NULL: why says. */
 static struct pool *pool_of(struct client *c, char *why, size_t whylen)
 {
-	struct database *db = database_lookup(&c->w->pools, c->dbname);
+	struct database *db = database_lookup(c->cs->pools, c->dbname);
 	struct pool *p;
 	const char *user;
 
@@ -260,7 +260,7 @@ static struct pool *pool_of(struct client *c, char *why, size_t whylen)
 		return NULL;
 	}
 	user = db->entry && *db->entry->user ? db->entry->user : c->user;
-	if (!(p = pool_get(&c->w->pools, db, user)))
+	if (!(p = pool_get(c->cs->pools, db, user)))
 		snprintf(why, whylen, "out of memory");
 	return p;
 }
@@ -286,10 +286,10 @@ static bool adopt_record(struct client *c, const uint8_t *rec, size_t len, char 
 	return true;
 }
 
-bool client_adopt(struct worker *w, int fd, const uint8_t *rec, size_t len, char *why,
+bool client_adopt(struct clients *cs, int fd, const uint8_t *rec, size_t len, char *why,
 		  size_t whylen)
 {
-	struct client *c = client_new(w);
+	struct client *c = client_new(cs);
 
 	if (!c) {
 		conn_drop_fd(fd);
@@ -314,9 +314,9 @@ bool client_adopt(struct worker *w, int fd, const uint8_t *rec, size_t len, char
 			     "(max_client_conn_per_addr)");
 		return false;
 	}
-	conn_set_framing(&c->conn, false, (uint32_t)w->cfg->max_packet_size);
+	conn_set_framing(&c->conn, false, (uint32_t)clients_cfg(cs)->max_packet_size);
 	pool_client_adopted(c);
-	if (w->cfg->log_connections)
+	if (clients_cfg(cs)->log_connections)
 		client_log(LOG_LVL_INFO, c, "taken over from the previous pgmux process");
 	return true;
 }

@@ -26,6 +26,7 @@
 #include "client/login.h"
 #include "client/admit.h"
 #include "client/cancel.h"
+#include "client/clients.h"
 #include "client/route.h"
 #include "client/shard.h"
 #include "client/tls.h"
@@ -58,7 +59,6 @@
 #include "proto/fe.h"
 #include "proto/startup.h"
 #include "server/params.h"
-#include "worker/worker.h"
 
 /*
  * The largest message a client may send before it is authenticated, type byte included:
@@ -87,7 +87,7 @@ void login_forget_secrets(struct client *c)
 		c->auth_secret = NULL;
 	}
 	if (c->auth_query_wait) {
-		authquery_cancel(c->w->authquery, c);
+		authquery_cancel(c->cs->authquery, c);
 		c->auth_query_wait = false;
 	}
 }
@@ -105,7 +105,7 @@ static bool new_cancel_key(struct client *c)
 	if (RAND_bytes((unsigned char *)k, sizeof(k)) != 1)
 		return false;
 	/* The key names this process (peer_id), so a peer that receives the cancel finds us. */
-	ck = cancelkey_make(c->w->cfg->peer_id, k[0], k[1]);
+	ck = cancelkey_make(clients_cfg(c->cs)->peer_id, k[0], k[1]);
 	c->cancel_pid = ck.pid;
 	c->cancel_key = ck.key;
 	return true;
@@ -167,7 +167,7 @@ void client_finish_login(struct client *c)
 			param_store(&c->params, (enum tracked_param)i,
 				    param_get(&c->pool->defaults, (enum tracked_param)i));
 	send_login_ok(c);
-	if (c->w->cfg->log_connections)
+	if (clients_cfg(c->cs)->log_connections)
 		client_log(LOG_LVL_INFO, c, "login ok");
 	/* Anything the client pipelined behind its startup packet is processed now. */
 	conn_resume(&c->conn);
@@ -175,7 +175,7 @@ void client_finish_login(struct client *c)
 
 static bool is_ignored_param(const struct client *c, const char *name)
 {
-	return config_list_contains(c->w->cfg->ignore_startup_parameters, name);
+	return config_list_contains(clients_cfg(c->cs)->ignore_startup_parameters, name);
 }
 
 /*
@@ -296,7 +296,7 @@ static bool take_startup_params(struct client *c, const struct startup_msg *m)
 		if (!take_session_setting(c, name, value))
 			return false;
 	}
-	if (c->w->cfg->application_name_add_host) {
+	if (clients_cfg(c->cs)->application_name_add_host) {
 		char app[PARAM_VALUE_MAX * 3];
 
 		/* Too long to track means the name stays as the client gave it. */
@@ -313,7 +313,7 @@ static bool take_startup_params(struct client *c, const struct startup_msg *m)
  */
 static const char *user_secret(const struct client *c)
 {
-	const char *s = c->w->userlist ? userlist_find(c->w->userlist, c->user) : NULL;
+	const char *s = *c->cs->userlist ? userlist_find(*c->cs->userlist, c->user) : NULL;
 
 	if (!s && c->auth_secret)
 		s = c->auth_secret;
@@ -349,15 +349,15 @@ static bool conninfo_add(char *out, size_t outlen, const char *key, const char *
  */
 static const char *auth_user_of(const struct client *c)
 {
-	const struct db_entry *e = config_find_db(c->w->cfg, c->dbname);
+	const struct db_entry *e = config_find_db(clients_cfg(c->cs), c->dbname);
 
-	return e && *e->auth_user ? e->auth_user : c->w->cfg->auth_user;
+	return e && *e->auth_user ? e->auth_user : clients_cfg(c->cs)->auth_user;
 }
 
 /* The database entry auth_query runs in: the client's entry's auth_dbname, [pgmux]'s, its own. */
 static const char *auth_dbname_of(const struct client *c)
 {
-	const struct config *cfg = c->w->cfg;
+	const struct config *cfg = clients_cfg(c->cs);
 	const struct db_entry *e = config_find_db(cfg, c->dbname);
 
 	if (e && *e->auth_dbname)
@@ -392,7 +392,7 @@ static bool auth_query_policy(const struct config *cfg, const char *host, char *
 static bool auth_query_conninfo(const struct client *c, char *out, size_t outlen, char *why,
 				size_t whylen)
 {
-	const struct config *cfg = c->w->cfg;
+	const struct config *cfg = clients_cfg(c->cs);
 	const char *name = auth_dbname_of(c), *auth_user = auth_user_of(c);
 	const struct db_entry *e = config_find_db(cfg, name);
 	const char *host, *pw;
@@ -419,7 +419,7 @@ static bool auth_query_conninfo(const struct client *c, char *out, size_t outlen
 			 name);
 		return false;
 	}
-	pw = c->w->userlist ? userlist_find(c->w->userlist, auth_user) : NULL;
+	pw = *c->cs->userlist ? userlist_find(*c->cs->userlist, auth_user) : NULL;
 	if (!conninfo_add(out, outlen, "port", port) ||
 	    !conninfo_add(out, outlen, "dbname", *e->dbname ? e->dbname : name) ||
 	    !conninfo_add(out, outlen, "user", auth_user) ||
@@ -527,7 +527,7 @@ static enum login_method login_method_of(const struct client *c, char *host, siz
 
 	*clientcert = HBA_CLIENTCERT_NONE;
 	snprintf(host, hostlen, "%s", c->addr);
-	switch (c->w->cfg->auth_type) {
+	switch (clients_cfg(c->cs)->auth_type) {
 	case AUTH_ANY:
 		return LOGIN_ANY;
 	case AUTH_TRUST:
@@ -543,8 +543,8 @@ static enum login_method login_method_of(const struct client *c, char *host, siz
 	case AUTH_HBA:
 		break;
 	}
-	if (!hba_client_of(c, &hc, host, hostlen) || !c->w->cfg->hba ||
-	    !hba_match(c->w->cfg->hba, &hc, &v))
+	if (!hba_client_of(c, &hc, host, hostlen) || !clients_cfg(c->cs)->hba ||
+	    !hba_match(clients_cfg(c->cs)->hba, &hc, &v))
 		return LOGIN_NO_RULE;
 	*clientcert = v.clientcert;
 	switch (v.method) {
@@ -605,19 +605,19 @@ static void on_auth_query(void *arg, const char *secret, const char *error)
  */
 static int fetch_secret(struct client *c)
 {
-	const struct config *cfg = c->w->cfg;
+	const struct config *cfg = clients_cfg(c->cs);
 	char conninfo[2048], why[256];
 	char *secret = NULL;
 
 	if (!*auth_user_of(c) || c->auth_query_done ||
-	    (c->w->userlist && userlist_find(c->w->userlist, c->user)))
+	    (*c->cs->userlist && userlist_find(*c->cs->userlist, c->user)))
 		return 1;
 	if (!auth_query_conninfo(c, conninfo, sizeof(conninfo), why, sizeof(why))) {
 		client_log(LOG_LVL_WARNING, c, "%s", why);
 		client_close(c, "08006", "could not look up the password of user \"%s\"", c->user);
 		return -1;
 	}
-	switch (authquery_lookup(&c->w->authquery, &c->w->loop, conninfo, cfg->auth_query,
+	switch (authquery_lookup(&c->cs->authquery, c->cs->loop, conninfo, cfg->auth_query,
 				 cfg->auth_cache_ttl, cfg->server_connect_timeout, c->user,
 				 on_auth_query, c, &secret)) {
 	case AUTHQUERY_CACHED:
@@ -647,7 +647,7 @@ static int fetch_secret(struct client *c)
  */
 static bool user_is_known(const struct client *c)
 {
-	return (c->w->userlist && userlist_find(c->w->userlist, c->user)) || c->auth_secret;
+	return (*c->cs->userlist && userlist_find(*c->cs->userlist, c->user)) || c->auth_secret;
 }
 
 /*
@@ -657,7 +657,7 @@ static bool user_is_known(const struct client *c)
  */
 static bool is_own_os_user_at_console(const struct client *c)
 {
-	return worker_is_console_db(c->w, c->dbname) && c->conn.is_unix &&
+	return clients_is_console_db(c->cs, c->dbname) && c->conn.is_unix &&
 	       (strcmp(c->user, "pgmux") == 0 || strcmp(c->user, "pgbouncer") == 0) &&
 	       conn_peer_is_own_user(&c->conn);
 }
@@ -727,7 +727,7 @@ static bool start_auth(struct client *c)
 				LOG_LVL_WARNING, c,
 				"user \"%s\" is not in auth_file \"%s\": auth_type = "
 				"trust admits only the users listed there (a line \"%s\" \"\" will do)",
-				c->user, c->w->cfg->auth_file, c->user);
+				c->user, clients_cfg(c->cs)->auth_file, c->user);
 			client_close(c, "28P01", "\"trust\" authentication failed");
 			return false;
 		}
@@ -805,9 +805,9 @@ static bool enter_pool(struct client *c)
 	struct database *db;
 	const char *user;
 
-	if (worker_is_console_db(c->w, c->dbname)) {
-		bool admin = config_list_contains(c->w->cfg->admin_users, c->user);
-		bool stats = config_list_contains(c->w->cfg->stats_users, c->user);
+	if (clients_is_console_db(c->cs, c->dbname)) {
+		bool admin = config_list_contains(clients_cfg(c->cs)->admin_users, c->user);
+		bool stats = config_list_contains(clients_cfg(c->cs)->stats_users, c->user);
 
 		if (!admin && !stats) {
 			client_close(c, "28000", "not allowed to connect to the admin console");
@@ -815,7 +815,7 @@ static bool enter_pool(struct client *c)
 		}
 		return enter_console(c, admin);
 	}
-	db = database_lookup(&c->w->pools, c->dbname);
+	db = database_lookup(c->cs->pools, c->dbname);
 	if (!db) {
 		client_close(c, "3D000", "no such database: %s", c->dbname);
 		return false;
@@ -827,7 +827,7 @@ static bool enter_pool(struct client *c)
 	if (db->entry && db->entry->shards[0] && !(db = client_shard_login(c, db)))
 		return false;
 	user = db->entry && *db->entry->user ? db->entry->user : c->user;
-	c->pool = pool_get(&c->w->pools, db, user);
+	c->pool = pool_get(c->cs->pools, db, user);
 	if (!c->pool) {
 		client_close(c, "53200", "out of memory");
 		return false;
@@ -850,7 +850,7 @@ static bool enter_pool(struct client *c)
 	}
 	login_forget_secrets(c);
 	/* Authenticated: from here on messages may be as large as the configuration allows. */
-	conn_set_framing(&c->conn, false, (uint32_t)c->w->cfg->max_packet_size);
+	conn_set_framing(&c->conn, false, (uint32_t)clients_cfg(c->cs)->max_packet_size);
 	pool_client_logged_in(c);
 	return true;
 }
@@ -862,7 +862,7 @@ bool login_internal(struct client *c, struct pool *p)
 		return false;
 	}
 	c->pool = p;
-	conn_set_framing(&c->conn, false, (uint32_t)c->w->cfg->max_packet_size);
+	conn_set_framing(&c->conn, false, (uint32_t)clients_cfg(c->cs)->max_packet_size);
 	pool_client_logged_in(c);
 	return true;
 }
@@ -901,9 +901,9 @@ static bool draw_login_keys(struct client *c)
 /* The login may take a slot: admins on their way to the admin console may use the reserve. */
 static bool has_slot(const struct client *c)
 {
-	const struct worker *w = c->w;
-	bool admin = worker_is_console_db(w, c->dbname) &&
-		     (config_list_contains(w->cfg->admin_users, c->user) ||
+	const struct clients *cs = c->cs;
+	bool admin = clients_is_console_db(cs, c->dbname) &&
+		     (config_list_contains(clients_cfg(cs)->admin_users, c->user) ||
 		      is_own_os_user_at_console(c));
 
 	return admit_login(c, admin);
@@ -927,7 +927,7 @@ static enum conn_action handle_startup(struct client *c, const uint8_t *whole, u
 		conn_write(&c->conn, "N", 1);
 		return CONN_CONSUME;
 	case STARTUP_CANCEL:
-		client_cancel_request(c->w, m.cancel_pid, m.cancel_key);
+		client_cancel_request(c->cs, m.cancel_pid, m.cancel_key);
 		client_close(c, NULL, "cancel request handled");
 		return CONN_CLOSED;
 	case STARTUP_OLD_PROTO:
@@ -942,7 +942,7 @@ static enum conn_action handle_startup(struct client *c, const uint8_t *whole, u
 	if (!client_tls_check_startup(c))
 		return CONN_CLOSED;
 	/* Accepted before a takeover: not a refusal, the client logs in here and stays. */
-	if (c->w->shutting_down && !c->w->handed_over) {
+	if (*c->cs->shutting_down && !*c->cs->handed_over) {
 		client_close(c, "57P01", "pgmux is shutting down");
 		return CONN_CLOSED;
 	}
@@ -997,24 +997,24 @@ enum pw_check {
 };
 
 /*
- * The worker's cache of derived keys, made on first use and emptied when auth_file is read
- * again. NULL when out of memory: nothing is cached and no PBKDF2 is afforded.
+ * The clients' cache of derived keys (struct clients), made on first use and emptied when
+ * auth_file is read again. NULL when out of memory: nothing is cached and no PBKDF2 is afforded.
  */
 static struct kdfcache *kdfcache_of(struct client *c)
 {
-	struct worker *w = c->w;
+	struct clients *cs = c->cs;
 
-	if (!w->kdfcache)
-		w->kdfcache = kdfcache_new(KDFCACHE_SLOTS);
-	if (w->kdfcache)
-		kdfcache_bind(w->kdfcache, w->userlist);
-	return w->kdfcache;
+	if (!cs->kdfcache)
+		cs->kdfcache = kdfcache_new(KDFCACHE_SLOTS);
+	if (cs->kdfcache)
+		kdfcache_bind(cs->kdfcache, *cs->userlist);
+	return cs->kdfcache;
 }
 
 /* auth_kdf_budget (milliseconds of PBKDF2 per second) in microseconds. */
 static long kdf_budget_us(const struct client *c)
 {
-	return (long)c->w->cfg->auth_kdf_budget * 1000;
+	return (long)clients_cfg(c->cs)->auth_kdf_budget * 1000;
 }
 
 /* May this login run PBKDF2 with so many iterations now? */
@@ -1022,7 +1022,7 @@ static bool kdf_afford(struct client *c, struct kdfcache *kc, long iterations)
 {
 	if (kc && kdfcache_afford(kc, clock_now_us(), kdf_budget_us(c), iterations))
 		return true;
-	if (c->w->cfg->verbose > 0)
+	if (clients_cfg(c->cs)->verbose > 0)
 		client_log(LOG_LVL_DEBUG, c, "password check refused: auth_kdf_budget spent");
 	return false;
 }
@@ -1230,7 +1230,7 @@ static enum pw_check scram_secret_of(struct client *c, struct scram_secret *out,
 	case SECRET_PLAIN:
 		return scram_secret_from_plain(c, secret, out);
 	case SECRET_MD5:
-		if (secret && c->w->cfg->verbose > 0)
+		if (secret && clients_cfg(c->cs)->verbose > 0)
 			client_log(LOG_LVL_DEBUG, c, "user has an md5 secret: SCRAM cannot use it");
 		mock_cache_lookup(c);
 		return PW_WRONG;

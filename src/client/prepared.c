@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "client/client.h"
+#include "client/clients.h"
 #include "client/statements.h"
 #include "core/log.h"
 #include "pool/pool.h"
@@ -17,11 +18,11 @@
 #include "proto/fe.h"
 #include "route/dealloc.h"
 #include "server/server.h"
-#include "worker/worker.h"
 
 bool prepared_active(const struct client *c)
 {
-	return c->pool && c->w->cfg->max_prepared_statements > 0 && pool_shares_servers(c->pool);
+	return c->pool && clients_cfg(c->cs)->max_prepared_statements > 0 &&
+	       pool_shares_servers(c->pool);
 }
 
 /*
@@ -263,21 +264,21 @@ static enum conn_action execute_dealloc(struct client *c)
 
 static enum pstmt_limit check_limits(struct client *c, const struct fe_parse *p)
 {
-	const struct config *cfg = c->w->cfg;
+	const struct config *cfg = clients_cfg(c->cs);
 	struct pstmt_limits lim = {
 		.client_count = (size_t)cfg->max_client_prepared_statements,
 		.client_bytes = (size_t)cfg->max_client_prepared_bytes,
 		.total_count = (size_t)cfg->max_total_prepared_statements,
 	};
 
-	return client_pstmts_check(&c->w->pools.pstmts, &c->pstmts, p->name, p->def, p->def_len,
+	return client_pstmts_check(&c->cs->pools->pstmts, &c->pstmts, p->name, p->def, p->def_len,
 				   &lim);
 }
 
 /* A Parse beyond a limit fails as an error of its own; the client's other names stay. */
 static enum conn_action over_limit(struct client *c, enum pstmt_limit over)
 {
-	const struct config *cfg = c->w->cfg;
+	const struct config *cfg = clients_cfg(c->cs);
 	struct msgbuf err;
 
 	mb_init(&err);
@@ -349,7 +350,7 @@ static enum conn_action client_parse(struct client *c, const uint8_t *body, size
 		return already_exists(c, p.name);
 	if ((over = check_limits(c, &p)) != PSTMT_WITHIN)
 		return over_limit(c, over);
-	ps = pstmt_registry_get(&c->w->pools.pstmts, p.def, p.def_len);
+	ps = pstmt_registry_get(&c->cs->pools->pstmts, p.def, p.def_len);
 	if (!ps || !client_on_statement_parsed(c, p.name, ps)) {
 		client_close(c, "53200", "out of memory for prepared statements");
 		return CONN_CLOSED;
@@ -498,7 +499,7 @@ enum conn_action prepared_parse_unlinked(struct client *c, const struct pkt_head
 	 * same texts, so after the first, a client that prepares while holding nothing still
 	 * never waits for a server its own other connections hold.
 	 */
-	ps = pstmt_registry_find(&c->w->pools.pstmts, p.def, p.def_len);
+	ps = pstmt_registry_find(&c->cs->pools->pstmts, p.def, p.def_len);
 	/* A name in use or over a limit: the error comes with a server, in order (client_parse). */
 	if (!ps || !ps->parses || name_in_use(c, p.name) || check_limits(c, &p) != PSTMT_WITHIN)
 		return CONN_FORWARD;

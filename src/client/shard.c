@@ -8,6 +8,7 @@
  * shard happens only between units of work, while the client holds no server.
  */
 #include "client/shard.h"
+#include "client/clients.h"
 #include "client/prepared.h"
 
 #include <stdio.h>
@@ -29,10 +30,6 @@
 #include "shard/key.h"
 #include "shard/keyfind.h"
 #include "shard/map.h"
-#include "worker/movecoord.h"
-#include "worker/mover.h"
-#include "worker/shardmaps.h"
-#include "worker/worker.h"
 
 /* Statements longer than this are not parsed for their key (see keyfind_sql's own bound). */
 #define SHARD_PARSE_MAX (1024 * 1024)
@@ -70,7 +67,7 @@ _Static_assert((int)SHARD_KEY_INT == (int)SHARD_KIND_INT &&
 struct sharding {
 	const struct shards_entry *set;
 	const struct loaded_shard_map *map;
-	struct worker *w; /* to ask about bucket moves; NULL: not asked (SHOW ROUTE) */
+	struct clients *cs; /* to ask about bucket moves; NULL: not asked (SHOW ROUTE) */
 };
 
 static void client_shard_end_transaction(struct client *c);
@@ -79,16 +76,20 @@ static void client_fanout_end(struct client *c);
 /* The client's home database's sharding; false: the config in force has none (or no map yet). */
 static bool home_sharding(struct client *c, struct sharding *sh)
 {
-	sh->w = c->w;
-	sh->set = c->home->entry ? config_find_shards(c->w->cfg, c->home->entry->shards) : NULL;
-	sh->map = sh->set ? worker_shard_map(c->w, sh->set) : NULL;
+	const struct shard_moves_ops *moves = c->cs->moves;
+
+	sh->cs = c->cs;
+	sh->set = c->home->entry ? config_find_shards(clients_cfg(c->cs), c->home->entry->shards)
+				 : NULL;
+	sh->map = sh->set && moves ? moves->map(c->cs->moves_arg, sh->set) : NULL;
 	return sh->set && sh->map;
 }
 
-struct database *client_shard_database(struct worker *w, struct database *db, int k)
+struct database *client_shard_database(struct clients *cs, struct database *db, int k)
 {
 	const struct shards_entry *set = db->entry && db->entry->shards[0]
-						 ? config_find_shards(w->cfg, db->entry->shards)
+						 ? config_find_shards(clients_cfg(cs),
+								      db->entry->shards)
 						 : NULL;
 	struct database *found;
 
@@ -108,7 +109,7 @@ struct database *client_shard_database(struct worker *w, struct database *db, in
 		char name[sizeof(db->name) * 2];
 
 		snprintf(name, sizeof(name), "%s.%s", db->name, set->shards[k].name);
-		found = db->shard_dbs[k] = database_lookup(&w->pools, name);
+		found = db->shard_dbs[k] = database_lookup(cs->pools, name);
 	}
 	return found;
 }
@@ -171,12 +172,13 @@ static void note_key(const struct sharding *sh, const struct shard_key *key, str
 	enum move_cover cover;
 
 	note_shard(f, k);
-	if (!sh->w || (!sh->w->movers && !sh->w->movecoord))
+	if (!sh->cs || !sh->cs->moves)
 		return;
 	hash = shard_key_hash(key, m->seed);
 	if (k != sh->map->shard_of[shard_map_shard_of(m, hash)])
 		return;
-	cover = worker_moves_bucket(sh->w, sh->set->name, (uint32_t)(hash & (m->n_buckets - 1)));
+	cover = sh->cs->moves->bucket(sh->cs->moves_arg, sh->set->name,
+				      (uint32_t)(hash & (m->n_buckets - 1)));
 	if (cover > f->cover)
 		f->cover = cover;
 }
@@ -497,7 +499,7 @@ static bool find_shard(struct client *c, const struct sharding *sh, const struct
  */
 static bool fenced(struct client *c, const struct shards_entry *set, char *message, size_t len)
 {
-	if (!c->w->movecoord || !worker_movecoord_fenced(c->w, set))
+	if (!c->cs->moves || !c->cs->moves->fenced(c->cs->moves_arg, set))
 		return false;
 	snprintf(message, len,
 		 "pgmux cannot show etcd that it follows the map of [shards.%s] (etcd_outage = "
@@ -648,14 +650,14 @@ static enum conn_action copy_into_shards(struct client *c, const struct sharding
 /* Go on in shard k's pool. false: that shard has no database now (the config changed). */
 static bool move_to_shard(struct client *c, int k)
 {
-	struct database *db = client_shard_database(c->w, c->home, k);
+	struct database *db = client_shard_database(c->cs, c->home, k);
 	struct pool *p;
 
 	if (!db)
 		return false;
 	if (db == c->pool->db)
 		return true;
-	p = pool_get(&c->w->pools, db, c->pool->user->name);
+	p = pool_get(c->cs->pools, db, c->pool->user->name);
 	if (!p)
 		return false;
 	pool_client_move(c, p);
@@ -882,7 +884,7 @@ enum conn_action client_shard_unit(struct client *c, const struct pkt_header *hd
 	 * Its buckets are being switched to another shard: the unit waits, its message unread,
 	 * and is read again (against the map then in force) when the move switches or fails.
 	 */
-	if (f.cover >= MOVE_COVER_HELD && worker_moves_hold_client(c->w, c)) {
+	if (f.cover >= MOVE_COVER_HELD && c->cs->moves->hold_client(c->cs->moves_arg, c)) {
 		c->shard_checked = false;
 		client_log(LOG_LVL_DEBUG, c, "unit of work held: its bucket is moving");
 		return CONN_STOP;
@@ -1096,7 +1098,8 @@ struct database *client_shard_login(struct client *c, struct database *db)
 		k = f.shard;
 	else if (shard_named(set, set->no_shard_key, strlen(set->no_shard_key)) >= 0)
 		k = shard_named(set, set->no_shard_key, strlen(set->no_shard_key));
-	else if (config_pool_mode(c->w->cfg, db->entry, config_find_user(c->w->cfg, c->user)) ==
+	else if (config_pool_mode(clients_cfg(c->cs), db->entry,
+				  config_find_user(clients_cfg(c->cs), c->user)) ==
 		 POOL_MODE_SESSION) {
 		snprintf(
 			message, sizeof(message),
@@ -1107,7 +1110,7 @@ struct database *client_shard_login(struct client *c, struct database *db)
 		client_close(c, "08004", "%s", message);
 		return NULL;
 	}
-	start = client_shard_database(c->w, db, k);
+	start = client_shard_database(c->cs, db, k);
 	if (!start)
 		client_close(c, "57P03", "database %s: shard %s has no database now", db->name,
 			     set->shards[k].name);
@@ -1132,7 +1135,8 @@ void client_shard_resume(struct client *c)
 
 void client_shard_free(struct client *c)
 {
-	worker_moves_forget_client(c->w, c);
+	if (c->cs->moves)
+		c->cs->moves->forget_client(c->cs->moves_arg, c);
 	copysplit_free(c);
 	client_fanout_end(c);
 	hold_unit_map(c, NULL);

@@ -2,33 +2,34 @@
  * client/statements: the client's prepared statement names, its unnamed statement and its
  * unnamed portal, changed as client/prepared.c and the server (server/events.h) report what
  * happened (see client/statements.h).
- * The names live in the worker's shared registry (server/pstmt.h), which keeps the counts.
+ * The names live in the pools' shared registry (server/pstmt.h), which keeps the counts.
  */
 #include "client/statements.h"
 
 #include "client/client.h"
+#include "client/clients.h"
+#include "pool/pool.h"
 #include "route/dealloc.h"
 #include "server/pstmt.h"
-#include "worker/worker.h"
 
 bool client_on_statement_parsed(struct client *c, const char *name, struct pstmt *ps)
 {
-	return client_pstmts_set(&c->w->pools.pstmts, &c->pstmts, name, ps);
+	return client_pstmts_set(&c->cs->pools->pstmts, &c->pstmts, name, ps);
 }
 
 void client_on_statement_closed(struct client *c, const char *name)
 {
-	client_pstmts_remove(&c->w->pools.pstmts, &c->pstmts, name);
+	client_pstmts_remove(&c->cs->pools->pstmts, &c->pstmts, name);
 }
 
 void client_on_statements_discarded(struct client *c)
 {
-	client_pstmts_clear(&c->w->pools.pstmts, &c->pstmts);
+	client_pstmts_clear(&c->cs->pools->pstmts, &c->pstmts);
 }
 
 void client_on_parse_failed(struct client *c, const struct pstmt *ps, uint64_t seq)
 {
-	client_pstmts_forget_parse(&c->w->pools.pstmts, &c->pstmts, ps, seq);
+	client_pstmts_forget_parse(&c->cs->pools->pstmts, &c->pstmts, ps, seq);
 }
 
 void client_on_statement_described(struct client *c, const struct pstmt *ps, uint32_t shape)

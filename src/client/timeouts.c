@@ -8,18 +8,18 @@
 
 #include "client/cancel.h"
 #include "client/client.h"
+#include "client/clients.h"
 #include "client/route.h"
 #include "config/config.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "pool/pool.h"
 #include "server/server.h"
-#include "worker/worker.h"
 
-static void check_waiting(struct worker *w, struct pool *p, uint64_t now)
+static void check_waiting(struct clients *cs, struct pool *p, uint64_t now)
 {
 	struct list_node *n, *t;
-	const struct config *cfg = w->cfg;
+	const struct config *cfg = clients_cfg(cs);
 	char why[600];
 
 	list_for_each_safe(n, t, &p->waiting_clients) {
@@ -52,17 +52,17 @@ static void check_waiting(struct worker *w, struct pool *p, uint64_t now)
 	}
 }
 
-static void check_active(struct worker *w, struct pool *p, uint64_t now)
+static void check_active(struct clients *cs, struct pool *p, uint64_t now)
 {
 	struct list_node *n, *t;
-	const struct config *cfg = w->cfg;
+	const struct config *cfg = clients_cfg(cs);
 
 	list_for_each_safe(n, t, &p->active_clients) {
 		struct client *c = list_entry(n, struct client, node);
 
 		if (c->server && c->query_running &&
 		    clock_exceeded(now, c->query_start_us, cfg->query_timeout)) {
-			cancel_server_query(c->w, c->server);
+			cancel_server_query(c->cs, c->server);
 			c->server->close_when_released = true;
 			client_close(c, "57014", "query_timeout: query ran longer than %g s",
 				     cfg->query_timeout);
@@ -76,19 +76,19 @@ static void check_active(struct worker *w, struct pool *p, uint64_t now)
 		} else if (!c->server &&
 			   clock_exceeded(now, c->request_time_us, cfg->client_idle_timeout)) {
 			client_close(c, "08P01", "client_idle_timeout: client was idle too long");
-		} else if (w->safe_shutdown && !c->query_running && c->tx_status == 'I' &&
+		} else if (*cs->safe_shutdown && !c->query_running && c->tx_status == 'I' &&
 			   c->pending_ready == 0) {
 			client_close(c, "57P01", "pgmux is shutting down");
-		} else if (w->safe_shutdown) {
+		} else if (*cs->safe_shutdown) {
 			client_close_after_transaction(c);
 		}
 	}
 }
 
-void client_sweep_pool(struct worker *w, struct pool *p, uint64_t now)
+void client_sweep_pool(struct clients *cs, struct pool *p, uint64_t now)
 {
-	check_waiting(w, p, now);
-	check_active(w, p, now);
+	check_waiting(cs, p, now);
+	check_active(cs, p, now);
 }
 
 /*
@@ -98,26 +98,28 @@ void client_sweep_pool(struct worker *w, struct pool *p, uint64_t now)
  */
 static void close_silent_client(struct client *c)
 {
-	if (c->w->cfg->log_pooler_errors)
+	if (clients_cfg(c->cs)->log_pooler_errors)
 		client_log(LOG_LVL_INFO, c,
 			   "closing: no startup packet within client_startup_timeout");
 	client_close(c, NULL, "client_startup_timeout");
 }
 
-void client_sweep_logins(struct worker *w, uint64_t now)
+void client_sweep_logins(struct clients *cs, uint64_t now)
 {
 	struct list_node *n, *t;
 
-	list_for_each_safe(n, t, &w->pools.login_clients) {
+	list_for_each_safe(n, t, &cs->pools->login_clients) {
 		struct client *c = list_entry(n, struct client, node);
 
 		if (c->state == CLIENT_LOGIN && c->conn.startup &&
-		    clock_exceeded(now, c->connect_time_us, w->cfg->client_startup_timeout))
+		    clock_exceeded(now, c->connect_time_us,
+				   clients_cfg(cs)->client_startup_timeout))
 			close_silent_client(c);
 		else if (c->state == CLIENT_LOGIN &&
-			 clock_exceeded(now, c->connect_time_us, w->cfg->client_login_timeout))
+			 clock_exceeded(now, c->connect_time_us,
+					clients_cfg(cs)->client_login_timeout))
 			client_close(c, "08P01", "client_login_timeout");
-		else if (c->admin && w->safe_shutdown)
+		else if (c->admin && *cs->safe_shutdown)
 			client_close(c, "57P01", "pgmux is shutting down");
 	}
 }

@@ -8,10 +8,10 @@
 #include "client/tls.h"
 
 #include "client/client.h"
+#include "client/clients.h"
 #include "core/log.h"
 #include "ev/tls.h"
 #include "pool/pool.h"
-#include "worker/worker.h"
 
 /*
  * The mode of the context in force, not the config's: while an admin SET of a key or certificate
@@ -19,7 +19,7 @@
  */
 static int client_mode(const struct client *c)
 {
-	return tls_ctx_mode(c->w->client_tls);
+	return tls_ctx_mode(*c->cs->tls);
 }
 
 enum conn_action client_tls_ssl_request(struct client *c, uint32_t len)
@@ -34,7 +34,7 @@ enum conn_action client_tls_ssl_request(struct client *c, uint32_t len)
 		client_close(c, "08P01", "received unencrypted data after SSL request");
 		return CONN_CLOSED;
 	}
-	if (!conn_start_tls_server(&c->conn, c->w->client_tls, "S", 1, false)) {
+	if (!conn_start_tls_server(&c->conn, *c->cs->tls, "S", 1, false)) {
 		client_log(LOG_LVL_WARNING, c, "could not start TLS: %s",
 			   conn_error(&c->conn) ? conn_error(&c->conn) : "unknown error");
 		client_close(c, NULL, "TLS start failed");
@@ -51,7 +51,7 @@ enum conn_action client_tls_direct(struct client *c)
 		client_close(c, NULL, "direct TLS refused");
 		return CONN_CLOSED;
 	}
-	if (!conn_start_tls_server(&c->conn, c->w->client_tls, NULL, 0, true)) {
+	if (!conn_start_tls_server(&c->conn, *c->cs->tls, NULL, 0, true)) {
 		client_log(LOG_LVL_WARNING, c, "could not start TLS: %s",
 			   conn_error(&c->conn) ? conn_error(&c->conn) : "unknown error");
 		client_close(c, NULL, "TLS start failed");

@@ -111,7 +111,7 @@ static void write_process(struct worker *w, struct prom_out *o)
 	gauge(o, "pgmux_shutting_down", "1 once SIGTERM, SIGINT or SHUTDOWN was received",
 	      w->shutting_down ? 1 : 0);
 	gauge(o, "pgmux_client_connections", "Client connections, every state",
-	      (uint64_t)w->n_clients);
+	      (uint64_t)w->clients.n);
 	prom_family(o, "pgmux_reloads_total", "counter", "Configuration reloads by result");
 	prom_labels_init(&l);
 	prom_label(&l, "result", "ok");
@@ -142,7 +142,7 @@ static void write_lists(struct worker *w, struct prom_out *o, size_t n_live_dbs)
 	gauge(o, "pgbouncer_pools", "Pools (SHOW LISTS pools)", pools);
 	gauge(o, "pgbouncer_free_clients", "Unused client slots kept for reuse (none in pgmux)", 0);
 	gauge(o, "pgbouncer_used_clients", "Client connections (SHOW LISTS used_clients)",
-	      (uint64_t)w->n_clients);
+	      (uint64_t)w->clients.n);
 	gauge(o, "pgbouncer_login_clients", "Clients logging in, and admin console clients", login);
 	gauge(o, "pgbouncer_free_servers", "Unused server slots kept for reuse (none in pgmux)", 0);
 	gauge(o, "pgbouncer_used_servers", "Server connections (SHOW LISTS used_servers)", servers);

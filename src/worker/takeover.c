@@ -144,7 +144,7 @@ static void hand_over_idle_clients(void *arg)
 	mb_free(&mb);
 	if (sent)
 		log_debug("takeover: %d idle clients handed over, %d left here", sent,
-			  w->n_clients);
+			  w->clients.n);
 }
 
 /* The new process accepts: stop, and shut down as on SIGTERM (clients stay until they leave). */
@@ -159,7 +159,7 @@ static void on_done(void *arg, long new_pid)
 	w->handed_over = true;
 	log_info("handed the listening sockets over to pid %ld: serving the %d clients here until "
 		 "they leave",
-		 new_pid, w->n_clients);
+		 new_pid, w->clients.n);
 	worker_shutdown(w, false);
 	/*
 	 * Our server counts go now, ahead of DONE, so that the new process counts them before it
@@ -288,9 +288,10 @@ static bool take_clients(struct worker *w, struct received *r, listen_accept_fn 
 /* New side: a client the old process handed over. */
 static void adopt_client(void *arg, int fd, const uint8_t *rec, size_t len)
 {
+	struct worker *w = arg;
 	char why[200];
 
-	if (!client_adopt(arg, fd, rec, len, why, sizeof(why)))
+	if (!client_adopt(&w->clients, fd, rec, len, why, sizeof(why)))
 		log_warning("takeover: a client handed over could not be taken: %s", why);
 }
 

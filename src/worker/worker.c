@@ -337,10 +337,46 @@ const struct histogram *worker_write_pauses(struct worker *w, const struct clust
 	return &wp->h;
 }
 
-bool worker_is_console_db(const struct worker *w, const char *dbname)
+/* The shard maps and bucket moves as the clients ask about them (client/clients.h). */
+static const struct loaded_shard_map *moves_map(void *arg, const struct shards_entry *set)
 {
-	return w->console && w->console->is_console_db(dbname);
+	return worker_shard_map(arg, set);
 }
+
+static enum move_cover moves_bucket(void *arg, const char *set, uint32_t bucket)
+{
+	struct worker *w = arg;
+
+	/* The common case, asked for every key a unit of work names: no move at all. */
+	if (!w->movers && !w->movecoord)
+		return MOVE_COVER_NONE;
+	return worker_moves_bucket(w, set, bucket);
+}
+
+static bool moves_fenced(void *arg, const struct shards_entry *set)
+{
+	struct worker *w = arg;
+
+	return w->movecoord && worker_movecoord_fenced(w, set);
+}
+
+static bool moves_hold_client(void *arg, struct client *c)
+{
+	return worker_moves_hold_client(arg, c);
+}
+
+static void moves_forget_client(void *arg, struct client *c)
+{
+	worker_moves_forget_client(arg, c);
+}
+
+static const struct shard_moves_ops shard_moves = {
+	.map = moves_map,
+	.bucket = moves_bucket,
+	.fenced = moves_fenced,
+	.hold_client = moves_hold_client,
+	.forget_client = moves_forget_client,
+};
 
 bool worker_init(struct worker *w, struct config *cfg, struct userlist *ul)
 {
@@ -358,8 +394,19 @@ bool worker_init(struct worker *w, struct config *cfg, struct userlist *ul)
 				      .server_tls = &w->server_tls,
 				      .shutting_down = &w->shutting_down,
 			      });
-	list_init(&w->cancel_reqs);
-	list_init(&w->peers);
+	clients_init(&w->clients);
+	w->clients.loop = &w->loop;
+	w->clients.pools = &w->pools;
+	w->clients.cfg = &w->cfg;
+	w->clients.userlist = &w->userlist;
+	w->clients.tls = &w->client_tls;
+	w->clients.dns = &w->dns;
+	w->clients.listeners = &w->listeners;
+	w->clients.shutting_down = &w->shutting_down;
+	w->clients.safe_shutdown = &w->safe_shutdown;
+	w->clients.handed_over = &w->handed_over;
+	w->clients.moves = &shard_moves;
+	w->clients.moves_arg = w;
 	list_init(&w->write_pauses);
 	if (!evloop_init(&w->loop, (uint32_t)cfg->pkt_buf))
 		return false;
@@ -411,18 +458,10 @@ void worker_destroy(struct worker *w)
 	list_for_each_safe(n, t, &w->pools.all)
 		close_pool_clients(list_entry(n, struct pool, node));
 	pools_close_servers(&w->pools, "pgmux exits");
-	list_for_each_safe(n, t, &w->cancel_reqs) {
-		struct cancel_req *r = list_entry(n, struct cancel_req, node);
-
-		list_del(n);
-		conn_close(&r->conn);
-		free(r);
-	}
-	cancel_peers_free(w);
+	clients_free(&w->clients);
 	evloop_run_deferred(&w->loop);
-	if (w->console)
-		w->console->destroy(w);
-	authquery_destroy(&w->authquery);
+	if (w->clients.console)
+		w->clients.console->destroy(w->clients.console_arg);
 	pools_free(&w->pools);
 	listen_close(w->listeners);
 	w->listeners = NULL;
@@ -440,8 +479,6 @@ void worker_destroy(struct worker *w)
 	evloop_destroy(&w->loop);
 	if (w->userlist)
 		userlist_free(w->userlist);
-	kdfcache_free(w->kdfcache);
-	w->kdfcache = NULL;
 	config_free(w->cfg);
 	w->cfg = NULL;
 	tls_ctx_free(w->client_tls);

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "client/client.h"
+#include "client/clients.h"
 #include "client/prepared.h"
 #include "client/statements.h"
 #include "config/config.h"
@@ -29,7 +30,6 @@
 #include "server/events.h"
 #include "server/prepared.h"
 #include "server/server.h"
-#include "worker/worker.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -124,8 +124,9 @@ static const struct server_events events = {
 /* ---- the script ---- */
 
 struct world {
-	struct config cfg;
-	struct worker w;
+	struct config cfg, *cfg_in_force;
+	struct pools ps;
+	struct clients cs;
 	struct pool pool;
 	struct client c;
 	struct server s;
@@ -138,11 +139,13 @@ static void setup(struct world *x, uint8_t limits)
 	x->cfg.max_client_prepared_statements = 1 + (limits >> 2 & 7);
 	x->cfg.max_client_prepared_bytes = 64 << (limits >> 5 & 3);
 	x->cfg.max_total_prepared_statements = limits & 0x80 ? 3 : 100;
-	x->w.cfg = &x->cfg;
-	pstmt_registry_init(&x->w.pools.pstmts);
-	x->w.pools.servers = (struct server_env){ .pstmts = &x->w.pools.pstmts, .cfg = &x->w.cfg };
-	x->c.w = &x->w;
-	x->s.env = &x->w.pools.servers;
+	x->cfg_in_force = &x->cfg;
+	pstmt_registry_init(&x->ps.pstmts);
+	x->ps.servers = (struct server_env){ .pstmts = &x->ps.pstmts, .cfg = &x->cfg_in_force };
+	x->cs.pools = &x->ps;
+	x->cs.cfg = &x->cfg_in_force;
+	x->c.cs = &x->cs;
+	x->s.env = &x->ps.servers;
 	x->c.pool = x->s.pool = &x->pool;
 	x->c.state = CLIENT_ACTIVE;
 	x->c.tx_status = 'I';
@@ -158,12 +161,12 @@ static void setup(struct world *x, uint8_t limits)
 static void teardown(struct world *x)
 {
 	respq_free(&x->s.respq);
-	client_pstmts_free(&x->w.pools.pstmts, &x->c.pstmts);
-	server_pstmts_free(&x->w.pools.pstmts, &x->s.pstmts);
+	client_pstmts_free(&x->ps.pstmts, &x->c.pstmts);
+	server_pstmts_free(&x->ps.pstmts, &x->s.pstmts);
 	/* Nothing holds a statement any more: a count left over is a reference leaked. */
-	if (x->w.pools.pstmts.count || x->w.pools.pstmts.client_held)
+	if (x->ps.pstmts.count || x->ps.pstmts.client_held)
 		abort();
-	pstmt_registry_destroy(&x->w.pools.pstmts);
+	pstmt_registry_destroy(&x->ps.pstmts);
 }
 
 /* A message seen by header, then whole when asked: as conn.c hands it over. */
