@@ -3,9 +3,9 @@
  * (client/timeouts.c: the clients'; pool/janitor.c: the servers' and min_pool_size); this file
  * runs them in order, gives up cancel requests PostgreSQL has not confirmed within
  * server_connect_timeout, resumes or holds accepting as client slots free or fill after a
- * reload, lets the admin console finish waiting commands (through its table, struct console_ops), and finishes a
- * shutdown. In check builds (PGMUX_CHECKS) each run ends with pool_check_worker(): the pools'
- * lists and counters must agree.
+ * reload, lets the admin console finish waiting commands (through struct console_ops), and
+ * finishes a shutdown. In check builds (PGMUX_CHECKS) each run ends with pool_check_all(): the
+ * pools' lists and counters must agree.
  */
 #include "worker/worker.h"
 
