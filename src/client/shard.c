@@ -124,8 +124,12 @@ static int shard_named(const struct shards_entry *set, const char *name, size_t 
 	return -1;
 }
 
-/* The shard of a key in map l: an override of the map, else its bucket's owner. */
-static int shard_of_key(const struct loaded_shard_map *l, const struct shard_key *key)
+/*
+ * The shard of a key in map l: an override of the map, else its bucket's owner (hash: the key's,
+ * shard_key_hash(key, l->map->seed), which the callers need too).
+ */
+static int shard_of_key(const struct loaded_shard_map *l, const struct shard_key *key,
+			uint64_t hash)
 {
 	const struct shard_map *m = l->map;
 
@@ -138,7 +142,7 @@ static int shard_of_key(const struct loaded_shard_map *l, const struct shard_key
 		    shard_key_equal(&ov, key))
 			return l->shard_of[m->overrides[i].shard];
 	}
-	return l->shard_of[shard_map_shard_of(m, shard_key_hash(key, m->seed))];
+	return l->shard_of[shard_map_shard_of(m, hash)];
 }
 
 /* Record one more shard the unit touches. */
@@ -149,7 +153,7 @@ int client_shard_of_text(const struct loaded_shard_map *map, int key_type, const
 
 	if (!shard_key_from_text((enum shard_key_type)key_type, text, len, &key, why, whylen))
 		return -1;
-	return shard_of_key(map, &key);
+	return shard_of_key(map, &key, shard_key_hash(&key, map->map->seed));
 }
 
 static void note_shard(struct finding *f, int k)
@@ -167,14 +171,13 @@ static void note_shard(struct finding *f, int k)
 static void note_key(const struct sharding *sh, const struct shard_key *key, struct finding *f)
 {
 	const struct shard_map *m = sh->map->map;
-	int k = shard_of_key(sh->map, key);
-	uint64_t hash;
+	uint64_t hash = shard_key_hash(key, m->seed);
+	int k = shard_of_key(sh->map, key, hash);
 	enum move_cover cover;
 
 	note_shard(f, k);
 	if (!sh->cs || !sh->cs->moves)
 		return;
-	hash = shard_key_hash(key, m->seed);
 	if (k != sh->map->shard_of[shard_map_shard_of(m, hash)])
 		return;
 	cover = sh->cs->moves->bucket(sh->cs->moves_arg, sh->set->name,
@@ -1219,7 +1222,7 @@ bool client_shard_of_key(const struct config *cfg, const struct db_entry *home,
 	m = map->map;
 	out->hash = shard_key_hash(&key, m->seed);
 	out->bucket = bucket_of(out->hash, m->n_buckets);
-	out->shard = shard_of_key(map, &key);
+	out->shard = shard_of_key(map, &key, out->hash);
 	out->by_override = out->shard != map->shard_of[shard_map_shard_of(m, out->hash)];
 	return true;
 }
