@@ -50,8 +50,8 @@ struct server_env {
 	struct evloop *loop;
 	struct pstmt_registry *pstmts;      /* statements shared by every client and server */
 	const struct server_events *events; /* what a server tells its linked client */
-	struct tls_ctx *const
-		*tls; /* TLS towards servers (RELOAD rebuilds it); NULL inside = off */
+	/* TLS towards servers (RELOAD rebuilds it); NULL inside = off */
+	struct tls_ctx *const *tls;
 	uint64_t next_id;
 	struct config *const *cfg;
 	struct userlist *const *userlist; /* the auth_file: passwords a database entry lacks */
