@@ -43,8 +43,6 @@ bool be_parse_backend_key(const uint8_t *body, size_t len, uint32_t *pid, uint32
  * bytes after it (salt, SASL data). */
 bool be_parse_auth(const uint8_t *body, size_t len, uint32_t *code, const uint8_t **data,
 		   size_t *data_len);
-/* A pg_lsn's text form ("0/16B3748": X/Y in hex) as a position; false when it is not one. */
-bool be_parse_lsn(const char *text, uint64_t *lsn);
 
 /*
  * Column col (from 0) of a DataRow: *val points into body (borrowed) and *vlen is its length, -1

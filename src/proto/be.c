@@ -3,8 +3,6 @@
  */
 #include "proto/be.h"
 
-#include <stdio.h>
-
 #include "proto/pkt.h"
 
 const char *be_auth_code_name(uint32_t code)
@@ -125,16 +123,5 @@ bool be_data_row_column(const uint8_t *body, size_t len, int col, const uint8_t 
 		if (*vlen < -1)
 			return false;
 	}
-	return true;
-}
-
-bool be_parse_lsn(const char *text, uint64_t *lsn)
-{
-	unsigned int hi, lo;
-	int used = 0;
-
-	if (!text || sscanf(text, "%X/%X%n", &hi, &lo, &used) != 2 || text[used] != '\0')
-		return false;
-	*lsn = (uint64_t)hi << 32 | lo;
 	return true;
 }

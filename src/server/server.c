@@ -13,6 +13,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/lsn.h"
 #include "pool/pool.h"
 #include "proto/be.h"
 #include "proto/build.h"
@@ -116,7 +117,7 @@ static void capture_lsn(struct server *s, const uint8_t *body, size_t len)
 		return;
 	memcpy(text, body + 6, vlen);
 	text[vlen] = '\0';
-	if (be_parse_lsn(text, &lsn))
+	if (lsn_parse(text, &lsn))
 		s->events->write_lsn(s->client, lsn);
 }
 

@@ -21,10 +21,10 @@
 #include "config/config.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/lsn.h"
 #include "ev/dns.h"
 #include "ev/http.h"
 #include "ev/pgquery.h"
-#include "proto/be.h"
 
 /* How often each cluster looks at its schedule; checks and polls run at their own intervals. */
 #define TICK_INTERVAL 0.05
@@ -432,7 +432,7 @@ static void check_passed(struct member *m, const char *const *v)
 	m->checked_us = clock_now_us();
 	m->last_error[0] = '\0';
 	m->in_recovery = v[0] && v[0][0] == 't' ? 1 : 0;
-	m->lsn = be_parse_lsn(v[1], &lsn) ? lsn : 0;
+	m->lsn = lsn_parse(v[1], &lsn) ? lsn : 0;
 	m->lag_ms = v[2] ? atof(v[2]) : -1;
 	if (v[3] && !has_patroni(cl))
 		m->timeline = atoi(v[3]);

@@ -23,9 +23,9 @@
 #include "core/clock.h"
 #include "core/list.h"
 #include "core/log.h"
+#include "core/lsn.h"
 #include "ev/pgquery.h"
 #include "pool/pool.h"
-#include "proto/be.h"
 #include "shard/key.h"
 #include "shard/map.h"
 #include "shard/mapfile.h"
@@ -743,7 +743,7 @@ static void on_answer(struct move *m, int ncols, const char *const *v)
 		break;
 	case MOVE_HOLD:
 		if (m->phase == 2) {
-			if (!be_parse_lsn(val(ncols, v, 0), &lsn)) {
+			if (!lsn_parse(val(ncols, v, 0), &lsn)) {
 				fail(m, "unexpected WAL position on shard %s", m->from);
 				break;
 			}
@@ -755,11 +755,11 @@ static void on_answer(struct move *m, int ncols, const char *const *v)
 				m->id, m->to, m->from, v[0]);
 		} else if (m->phase == 3) {
 			m->lag = val(ncols, v, 1) ? strtoll(v[1], NULL, 10) : -1;
-			if (be_parse_lsn(val(ncols, v, 0), &lsn) && lsn >= m->target_lsn &&
+			if (lsn_parse(val(ncols, v, 0), &lsn) && lsn >= m->target_lsn &&
 			    m->coordinated)
 				m->phase =
 					4; /* the other instances' confirmations, then the switch */
-			else if (be_parse_lsn(val(ncols, v, 0), &lsn) && lsn >= m->target_lsn)
+			else if (lsn_parse(val(ncols, v, 0), &lsn) && lsn >= m->target_lsn)
 				set_step(m, MOVE_SWITCH, NULL);
 			else
 				poll_later(m);

@@ -243,23 +243,6 @@ static void test_error_with_severity(void **state)
 	mb_free(&mb);
 }
 
-static void test_lsn(void **state)
-{
-	uint64_t lsn;
-
-	(void)state;
-	assert_true(be_parse_lsn("0/16B3748", &lsn));
-	assert_true(lsn == 0x16B3748);
-	assert_true(be_parse_lsn("1A/0", &lsn));
-	assert_true(lsn == 0x1A00000000ULL);
-	assert_true(be_parse_lsn("FFFFFFFF/FFFFFFFF", &lsn));
-	assert_true(lsn == UINT64_MAX);
-	assert_false(be_parse_lsn("x/1", &lsn));
-	assert_false(be_parse_lsn("1/2 ", &lsn));
-	assert_false(be_parse_lsn("12", &lsn));
-	assert_false(be_parse_lsn(NULL, &lsn));
-}
-
 static void test_data_row_column(void **state)
 {
 	/* two columns: "ab" and NULL */
@@ -294,7 +277,6 @@ int main(void)
 		cmocka_unit_test(test_startup_special),
 		cmocka_unit_test(test_negotiate_version),
 		cmocka_unit_test(test_error_with_severity),
-		cmocka_unit_test(test_lsn),
 		cmocka_unit_test(test_data_row_column),
 	};
 
