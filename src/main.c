@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include "admin/admin.h"
-#include "auth/userlist.h"
 #include "client/shard.h"
 #include "config/config.h"
 #include "core/log.h"
@@ -263,13 +262,11 @@ static int check_main(const char *path)
 {
 	struct tls_settings client_tls, server_tls;
 	struct tls_ctx *client_ctx = NULL, *server_ctx = NULL;
-	struct userlist *ul = NULL;
 	struct config *cfg;
 	char err[1024];
 	bool ok;
 
-	ok = (cfg = config_load(path, err, sizeof(err))) &&
-	     (!*cfg->auth_file || (ul = userlist_load(cfg->auth_file, err, sizeof(err))));
+	ok = (cfg = config_load(path, err, sizeof(err))) != NULL;
 	if (ok) {
 		worker_tls_settings(cfg, TLS_SIDE_CLIENTS, &client_tls);
 		worker_tls_settings(cfg, TLS_SIDE_SERVERS, &server_tls);
@@ -282,7 +279,6 @@ static int check_main(const char *path)
 		fprintf(stderr, "pgmux: %s\n", err);
 	tls_ctx_free(client_ctx);
 	tls_ctx_free(server_ctx);
-	userlist_free(ul);
 	config_free(cfg);
 	return ok ? 0 : 1;
 }
@@ -338,7 +334,6 @@ int main(int argc, char **argv)
 	long old_pid = 0;
 	int verbose = 0, opt, ready_fd = -1;
 	struct config *cfg;
-	struct userlist *ul = NULL;
 	struct worker w;
 	struct tls_settings client_tls, server_tls;
 	char err[1024];
@@ -403,14 +398,12 @@ int main(int argc, char **argv)
 	}
 	log_set_verbose(cfg->verbose);
 	worker_log_config_warnings(cfg);
-	if (*cfg->auth_file && !(ul = userlist_load(cfg->auth_file, err, sizeof(err))))
-		die("%s", err);
 	raise_fd_limit();
 	warn_fd_limit(cfg);
 	signal(SIGPIPE, SIG_IGN);
 	if (daemon)
 		ready_fd = daemonize();
-	if (!worker_init(&w, cfg, ul))
+	if (!worker_init(&w, cfg))
 		die("could not initialise the event loop");
 	admin_register(&w);
 	worker_tls_settings(cfg, TLS_SIDE_CLIENTS, &client_tls);
@@ -422,7 +415,7 @@ int main(int argc, char **argv)
 	if (!w.dns)
 		die("%s", err);
 	dns_set_ttls(w.dns, cfg->dns_max_ttl, cfg->dns_nxdomain_ttl);
-	topo_init(&w.topo, &w.loop, w.dns, &w.userlist);
+	topo_init(&w.topo, &w.loop, w.dns);
 	if (!pool_follow_topology(&w.pools))
 		die("could not subscribe the pools to the topology");
 	if (!topo_apply_config(&w.topo, cfg))

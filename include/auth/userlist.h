@@ -5,8 +5,9 @@
  * stands for one '"'. Fields are separated by spaces or tabs, and anything after the second
  * field is ignored. Blank lines and lines whose first non-blank character is ';' or '#' are
  * comments. When a user appears twice, the later line wins. A userlist is immutable once
- * loaded: RELOAD builds a new one and swaps it, so borrowed strings stay valid until the list
- * they came from is freed. Pure apart from reading the file in userlist_load(); the parser
+ * loaded: it is read with the config that names it (config.h), RELOAD reads a new one with the
+ * new config, and configs cloned from one another share it (userlist_ref), so borrowed strings
+ * stay valid until the last config holding the list is freed. Pure apart from reading the file in userlist_load(); the parser
  * takes bytes so it can be fuzzed.
  */
 #ifndef PGMUX_AUTH_USERLIST_H
@@ -40,7 +41,11 @@ const char *userlist_find(const struct userlist *ul, const char *user);
 /* Number of distinct users in ul. */
 size_t userlist_count(const struct userlist *ul);
 
-/* Wipe the secrets and free ul; NULL is allowed. */
+/*
+ * userlist_ref() adds a holder and returns ul (NULL stays NULL); userlist_free() drops one and,
+ * with the last, wipes the secrets and frees ul. NULL is allowed.
+ */
+struct userlist *userlist_ref(struct userlist *ul);
 void userlist_free(struct userlist *ul);
 
 #endif

@@ -28,7 +28,6 @@ struct loaded_shard_map;
 struct pools;
 struct shards_entry;
 struct tls_ctx;
-struct userlist;
 
 /*
  * The admin console as the modules below it see it: admin/ lends its table and its state (arg)
@@ -84,9 +83,8 @@ struct clients {
 	/* lent by the worker */
 	struct evloop *loop;
 	struct pools *pools;
-	struct config *const *cfg;
-	struct userlist *const *userlist; /* the auth_file */
-	struct tls_ctx *const *tls;       /* accepting TLS; NULL inside = client TLS off */
+	struct config *const *cfg;  /* the config in force, with its auth_file users */
+	struct tls_ctx *const *tls; /* accepting TLS; NULL inside = client TLS off */
 	struct dns *const *dns;
 	void *const *listeners;    /* ev/listen.c's state, to hold accepting at max_client_conn */
 	const bool *shutting_down; /* SIGTERM/SHUTDOWN: no new clients */

@@ -16,6 +16,7 @@
 #include <stddef.h>
 
 struct hba;
+struct userlist;
 
 enum pool_mode {
 	POOL_MODE_INHERIT = -1, /* a [databases] / [users] entry that does not set pool_mode */
@@ -254,15 +255,16 @@ struct config {
 	int pkt_buf;
 
 	/* authentication */
-	int auth_type; /* enum auth_type */
-	char *auth_file;
-	char *auth_hba_file;   /* pg_hba.conf-style rules for auth_type = hba; "" = none */
-	char *auth_query;      /* fetches (name, secret) for users not in auth_file */
-	char *auth_user;       /* runs auth_query; "" = auth_query off */
-	char *auth_dbname;     /* database auth_query runs in; "" = the client's database */
-	double auth_cache_ttl; /* seconds an auth_query answer is reused */
-	int auth_kdf_budget;   /* ms of PBKDF2 a second for uncached password checks */
-	struct hba *hba;       /* auth_hba_file as loaded with this config; NULL when unset */
+	int auth_type;             /* enum auth_type */
+	char *auth_file;           /* "user" "password" lines (auth/userlist.h); "" = none */
+	char *auth_hba_file;       /* pg_hba.conf-style rules for auth_type = hba; "" = none */
+	char *auth_query;          /* fetches (name, secret) for users not in auth_file */
+	char *auth_user;           /* runs auth_query; "" = auth_query off */
+	char *auth_dbname;         /* database auth_query runs in; "" = the client's database */
+	double auth_cache_ttl;     /* seconds an auth_query answer is reused */
+	int auth_kdf_budget;       /* ms of PBKDF2 a second for uncached password checks */
+	struct hba *hba;           /* auth_hba_file as loaded with this config; NULL when unset */
+	struct userlist *userlist; /* auth_file as loaded with this config; NULL when unset */
 
 	/* TLS towards clients (pgmux is the TLS server) */
 	int client_tls_sslmode; /* enum tls_sslmode */
@@ -354,12 +356,11 @@ enum config_type {
  */
 enum config_apply {
 	CONFIG_APPLY_NONE = 0,
-	CONFIG_APPLY_TLS = 1u << 0,       /* the client and server TLS contexts */
-	CONFIG_APPLY_DNS = 1u << 1,       /* the resolver cache's lifetimes */
-	CONFIG_APPLY_LOG = 1u << 2,       /* log verbosity and log file */
-	CONFIG_APPLY_LOOP = 1u << 3,      /* the loop's relay buffer size */
-	CONFIG_APPLY_AUTH_FILE = 1u << 4, /* the user list read from auth_file */
-	CONFIG_APPLY_ALL = (1u << 5) - 1,
+	CONFIG_APPLY_TLS = 1u << 0,  /* the client and server TLS contexts */
+	CONFIG_APPLY_DNS = 1u << 1,  /* the resolver cache's lifetimes */
+	CONFIG_APPLY_LOG = 1u << 2,  /* log verbosity and log file */
+	CONFIG_APPLY_LOOP = 1u << 3, /* the loop's relay buffer size */
+	CONFIG_APPLY_ALL = (1u << 4) - 1,
 };
 
 /* One row of the key table. */
@@ -421,8 +422,8 @@ struct config *config_load(const char *path, char *err, size_t errlen);
 struct config *config_new_default(void);
 
 /*
- * A deep copy of cfg (entries, clusters and what each section set; the auth_hba_file rules are
- * shared, see hba_ref), without cfg's load warnings: the start of an admin SET. NULL when out
+ * A deep copy of cfg (entries, clusters and what each section set; the auth_hba_file rules and
+ * the auth_file's user list are shared, see hba_ref and userlist_ref), without cfg's load warnings: the start of an admin SET. NULL when out
  * of memory. The caller owns the copy and frees it with config_free().
  */
 struct config *config_clone(const struct config *cfg);
@@ -430,7 +431,7 @@ struct config *config_clone(const struct config *cfg);
 /*
  * Check cfg whole, as a file load does, and resolve what depends on other sections: cluster
  * routing keys a [cluster.NAME] section does not set take [pgmux]'s value again, the
- * auth_hba_file rules are read if cfg has none loaded, warnings are written again. On failure
+ * auth_hba_file rules and the auth_file's users are read if cfg has none loaded, warnings are written again. On failure
  * returns false with "key: what is wrong" in err; cfg must then not be used (free it).
  */
 bool config_validate(struct config *cfg, char *err, size_t errlen);

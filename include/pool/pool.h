@@ -45,7 +45,6 @@ struct pool_events;
 struct scram_derived_cache;
 struct server_events;
 struct tls_ctx;
-struct userlist;
 
 /* A [databases] entry in force, kept across reloads by name. */
 struct database {
@@ -144,7 +143,6 @@ struct pools_lent {
 	const struct server_events *server_events; /* what a server tells its client */
 	struct topo *topo;
 	struct config *const *cfg;
-	struct userlist *const *userlist;
 	struct dns *const *dns;
 	struct tls_ctx *const *server_tls; /* NULL inside: TLS towards servers is off */
 	const bool *shutting_down;

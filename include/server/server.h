@@ -29,7 +29,6 @@ struct client;
 struct scram_client;
 struct server_events;
 struct tls_ctx;
-struct userlist;
 
 enum server_state {
 	SERVER_CONNECTING,
@@ -53,9 +52,9 @@ struct server_env {
 	/* TLS towards servers (RELOAD rebuilds it); NULL inside = off */
 	struct tls_ctx *const *tls;
 	uint64_t next_id;
-	struct config *const *cfg;
-	struct userlist *const *userlist; /* the auth_file: passwords a database entry lacks */
-	struct dns *const *dns;           /* the resolver for host names */
+	struct config *const
+		*cfg; /* the config in force; its auth_file users: passwords an entry lacks */
+	struct dns *const *dns; /* the resolver for host names */
 };
 
 struct server {

@@ -38,7 +38,6 @@ struct config;
 struct dns;
 struct http;
 struct pgquery;
-struct userlist;
 
 #define TOPO_MAX_MEMBERS 16
 
@@ -142,11 +141,10 @@ struct topo {
 	struct evloop *loop;
 	struct dns *dns; /* resolves member host names; borrowed */
 	/*
-	 * The owner's auth_file, followed across reloads (health_check_user's plain-text
-	 * password); borrowed, *userlist may be NULL.
+	 * The config in force, from topo_apply_config(); borrowed. Its auth_file's users give
+	 * health_check_user's plain-text password.
 	 */
-	struct userlist *const *userlist;
-	const struct config *cfg; /* the config in force, from topo_apply_config(); borrowed */
+	const struct config *cfg;
 	struct list_node clusters;
 	int n_subscribers;
 	struct topo_subscriber {
@@ -155,9 +153,8 @@ struct topo {
 	} subscribers[TOPO_MAX_SUBSCRIBERS];
 };
 
-/* Set up an empty topology over loop, dns and the owner's userlist pointer (all borrowed). */
-void topo_init(struct topo *t, struct evloop *loop, struct dns *dns,
-	       struct userlist *const *userlist);
+/* Set up an empty topology over loop and dns (both borrowed). */
+void topo_init(struct topo *t, struct evloop *loop, struct dns *dns);
 
 /* Call fn(arg, cluster) after every change of any cluster of t. False: too many subscribers. */
 bool topo_subscribe(struct topo *t, topo_changed_fn fn, void *arg);

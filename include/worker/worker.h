@@ -34,7 +34,6 @@ struct movecoords;
 struct takeover_clients;
 struct takeover_server;
 struct tls_ctx;
-struct userlist;
 struct worker;
 
 /*
@@ -52,7 +51,6 @@ struct write_pauses {
 struct worker {
 	struct evloop loop;
 	struct config *cfg;
-	struct userlist *userlist;
 	struct pools pools; /* databases, users, pools, their servers, clients logging in */
 	struct clients
 		clients;    /* what every client shares, and what it is lent (client/clients.h) */
@@ -84,10 +82,11 @@ struct worker {
 };
 
 /*
- * An empty worker for cfg and its user list (both owned by the worker from now on): lists, the
- * event loop, the statement registry, new sockets' settings. False when the loop cannot start.
+ * An empty worker for cfg (owned by the worker from now on, with the auth_file's users it
+ * carries): lists, the event loop, the statement registry, new sockets' settings. False when the
+ * loop cannot start.
  */
-bool worker_init(struct worker *w, struct config *cfg, struct userlist *ul);
+bool worker_init(struct worker *w, struct config *cfg);
 
 /*
  * Call fn for each name in the resolver's cache (SHOW DNS_HOSTS), read-only: name, its address in

@@ -27,6 +27,7 @@ struct userlist {
 	struct userlist_entry *entries;
 	size_t count;
 	size_t cap;
+	int refs; /* holders: each config that carries the list */
 };
 
 /* Where the parser is, for "NAME:LINE: message" errors. */
@@ -197,6 +198,7 @@ struct userlist *userlist_parse(const char *text, size_t len, const char *name, 
 		parse_error(&ctx, "out of memory");
 		return NULL;
 	}
+	ul->refs = 1;
 	const char *p = text, *end = text + len;
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -295,9 +297,16 @@ size_t userlist_count(const struct userlist *ul)
 	return ul->count;
 }
 
+struct userlist *userlist_ref(struct userlist *ul)
+{
+	if (ul)
+		ul->refs++;
+	return ul;
+}
+
 void userlist_free(struct userlist *ul)
 {
-	if (!ul)
+	if (!ul || --ul->refs > 0)
 		return;
 	for (size_t i = 0; i < ul->count; i++)
 		entry_wipe(&ul->entries[i]);

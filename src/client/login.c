@@ -307,13 +307,26 @@ static bool take_startup_params(struct client *c, const struct startup_msg *m)
 	return true;
 }
 
+/* user's secret in the auth_file of the config in force ("" for none); NULL when not listed. */
+static const char *auth_file_secret(const struct client *c, const char *user)
+{
+	const struct userlist *ul = clients_cfg(c->cs)->userlist;
+
+	return ul ? userlist_find(ul, user) : NULL;
+}
+
+static bool in_auth_file(const struct client *c)
+{
+	return auth_file_secret(c, c->user) != NULL;
+}
+
 /*
  * The secret for the client's user: the auth_file's, else what auth_query found; NULL when none
  * (an empty one is none).
  */
 static const char *user_secret(const struct client *c)
 {
-	const char *s = *c->cs->userlist ? userlist_find(*c->cs->userlist, c->user) : NULL;
+	const char *s = auth_file_secret(c, c->user);
 
 	if (!s && c->auth_secret)
 		s = c->auth_secret;
@@ -419,7 +432,7 @@ static bool auth_query_conninfo(const struct client *c, char *out, size_t outlen
 			 name);
 		return false;
 	}
-	pw = *c->cs->userlist ? userlist_find(*c->cs->userlist, auth_user) : NULL;
+	pw = auth_file_secret(c, auth_user);
 	if (!conninfo_add(out, outlen, "port", port) ||
 	    !conninfo_add(out, outlen, "dbname", *e->dbname ? e->dbname : name) ||
 	    !conninfo_add(out, outlen, "user", auth_user) ||
@@ -609,8 +622,7 @@ static int fetch_secret(struct client *c)
 	char conninfo[2048], why[256];
 	char *secret = NULL;
 
-	if (!*auth_user_of(c) || c->auth_query_done ||
-	    (*c->cs->userlist && userlist_find(*c->cs->userlist, c->user)))
+	if (!*auth_user_of(c) || c->auth_query_done || in_auth_file(c))
 		return 1;
 	if (!auth_query_conninfo(c, conninfo, sizeof(conninfo), why, sizeof(why))) {
 		client_log(LOG_LVL_WARNING, c, "%s", why);
@@ -647,7 +659,7 @@ static int fetch_secret(struct client *c)
  */
 static bool user_is_known(const struct client *c)
 {
-	return (*c->cs->userlist && userlist_find(*c->cs->userlist, c->user)) || c->auth_secret;
+	return in_auth_file(c) || c->auth_secret;
 }
 
 /*
@@ -1007,7 +1019,7 @@ static struct kdfcache *kdfcache_of(struct client *c)
 	if (!cs->kdfcache)
 		cs->kdfcache = kdfcache_new(KDFCACHE_SLOTS);
 	if (cs->kdfcache)
-		kdfcache_bind(cs->kdfcache, *cs->userlist);
+		kdfcache_bind(cs->kdfcache, clients_cfg(cs)->userlist);
 	return cs->kdfcache;
 }
 

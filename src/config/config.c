@@ -28,6 +28,7 @@
 #include "config/config.h"
 
 #include "auth/hba.h"
+#include "auth/userlist.h"
 #include "shard/etcd.h"
 #include "shard/map.h"
 #include "shard/mapfile.h"
@@ -477,6 +478,7 @@ void config_free(struct config *cfg)
 		return;
 	free(cfg->config_file);
 	hba_free(cfg->hba);
+	userlist_free(cfg->userlist);
 	free_strings(cfg, config_keys, config_key_count);
 	for (int i = 0; i < cfg->n_dbs; i++)
 		free_db(&cfg->dbs[i]);
@@ -649,6 +651,7 @@ struct config *config_clone(const struct config *src)
 	c->warnings = NULL;
 	c->n_warnings = 0;
 	c->hba = hba_ref(src->hba);
+	c->userlist = userlist_ref(src->userlist);
 	c->config_file = strdup(src->config_file);
 	if (!copy_strings(c, src, config_keys, config_key_count) || !c->config_file ||
 	    !clone_dbs(c, src) || !clone_users(c, src) || !clone_clusters(c, src) ||
@@ -1701,9 +1704,36 @@ static void clear_warnings(struct config *cfg)
 }
 
 /*
+ * Read the auth_hba_file rules and the auth_file's users when cfg has none loaded (a file load,
+ * or a SET of their key), drop them when their key is "". They are loaded with the config, so
+ * RELOAD and SET swap rules, users and settings together, and a file that cannot be read
+ * leaves the config in force as it was.
+ */
+static bool load_auth_files(struct config *cfg, struct report *r, const struct origins *o)
+{
+	char why[512];
+
+	if (!cfg->auth_hba_file[0]) {
+		hba_free(cfg->hba);
+		cfg->hba = NULL;
+	} else if (!cfg->hba && !(cfg->hba = hba_load(cfg->auth_hba_file, why, sizeof(why)))) {
+		return report_error(r, origin_of_key(o, "auth_hba_file"), "auth_hba_file", "%s",
+				    why);
+	}
+	if (!cfg->auth_file[0]) {
+		userlist_free(cfg->userlist);
+		cfg->userlist = NULL;
+	} else if (!cfg->userlist &&
+		   !(cfg->userlist = userlist_load(cfg->auth_file, why, sizeof(why)))) {
+		return report_error(r, origin_of_key(o, "auth_file"), "auth_file", "%s", why);
+	}
+	return true;
+}
+
+/*
  * Everything after the values are in, shared by a file load and an admin SET: resolve what
- * other sections decide, check the whole, write the warnings, read the auth_hba_file rules when
- * cfg has none. o is NULL when no file is behind the values (admin SET).
+ * other sections decide, check the whole, write the warnings, read the auth files when cfg has
+ * none loaded. o is NULL when no file is behind the values (admin SET).
  */
 static bool finish_config(struct config *cfg, struct report *r, const struct origins *o)
 {
@@ -1718,21 +1748,7 @@ static bool finish_config(struct config *cfg, struct report *r, const struct ori
 	clear_warnings(cfg);
 	warn_min_pool_sizes(cfg, o);
 	warn_peering(cfg, o);
-	if (!load_shard_maps(cfg, r, o))
-		return false;
-	if (!cfg->auth_hba_file[0]) {
-		hba_free(cfg->hba);
-		cfg->hba = NULL;
-	} else if (!cfg->hba) {
-		/* Loaded with the config, so RELOAD and SET swap rules and settings together. */
-		char why[512];
-
-		cfg->hba = hba_load(cfg->auth_hba_file, why, sizeof(why));
-		if (!cfg->hba)
-			return report_error(r, origin_of_key(o, "auth_hba_file"), "auth_hba_file",
-					    "%s", why);
-	}
-	return true;
+	return load_shard_maps(cfg, r, o) && load_auth_files(cfg, r, o);
 }
 
 bool config_validate(struct config *cfg, char *err, size_t errlen)
@@ -1876,6 +1892,11 @@ bool config_set_value(struct config *cfg, const char *name, const char *value, c
 		/* The rules came from the old file; config_validate() reads the new one. */
 		hba_free(cfg->hba);
 		cfg->hba = NULL;
+	}
+	if (key->offset == offsetof(struct config, auth_file)) {
+		/* The same for the users (read again even when the name is the same: SET re-reads). */
+		userlist_free(cfg->userlist);
+		cfg->userlist = NULL;
 	}
 	replace_value(cfg, key, v);
 	return true;

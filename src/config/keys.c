@@ -66,7 +66,6 @@ const char *const syslog_facility_names[] = {
 #define DNS CONFIG_APPLY_DNS
 #define LOG CONFIG_APPLY_LOG
 #define LOOP CONFIG_APPLY_LOOP
-#define AUTH_FILE CONFIG_APPLY_AUTH_FILE
 
 #define KEY(field, t, def, how, help_text, lo, hi)                                                 \
 	{                                                                                          \
@@ -227,7 +226,7 @@ const struct config_key config_keys[] = {
 		auth_type, "md5", auth_type_names, auth_type_aliases, RELOAD,
 		"client authentication: trust, any, password (or plain), md5, scram-sha-256, "
 		"cert or hba"),
-	STR_KEY(auth_file, "", AUTH_FILE, "file of \"user\" \"password\" lines for authentication"),
+	STR_KEY(auth_file, "", RELOAD, "file of \"user\" \"password\" lines for authentication"),
 	STR_KEY(auth_hba_file, "", RELOAD,
 		"pg_hba.conf-style rules used when auth_type = hba (read again on RELOAD)"),
 	STR_KEY(auth_query,

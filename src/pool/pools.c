@@ -22,7 +22,6 @@ void pools_open(struct pools *ps, const struct pools_lent *lent)
 		.events = lent->server_events,
 		.tls = lent->server_tls,
 		.cfg = lent->cfg,
-		.userlist = lent->userlist,
 		.dns = lent->dns,
 	};
 	ps->events = lent->pool_events;

@@ -222,7 +222,7 @@ void server_login_forget_user(struct pool_user *u)
 static const char *server_password(const struct server *s)
 {
 	const struct db_entry *e = s->pool->db->entry;
-	const struct userlist *ul = *s->env->userlist;
+	const struct userlist *ul = (*s->env->cfg)->userlist;
 	const char *secret = ul ? userlist_find(ul, s->pool->user->name) : NULL;
 
 	if (e && *e->password)

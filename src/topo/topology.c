@@ -475,8 +475,8 @@ static bool build_conninfo(const struct member *m, const char *addr, char *out, 
 		.scram_max_iterations = cfg->server_scram_max_iterations,
 	};
 
-	if (!password[0] && *cl->topo->userlist) {
-		const char *secret = userlist_find(*cl->topo->userlist, cl->check_user);
+	if (!password[0] && cfg->userlist) {
+		const char *secret = userlist_find(cfg->userlist, cl->check_user);
 
 		/* Only a plain-text secret can log in; md5 and SCRAM secrets are not passwords. */
 		if (secret && secret_kind_of(secret) == SECRET_PLAIN)
@@ -854,13 +854,11 @@ static void on_tick(void *arg)
 
 /* ---- lifecycle ---- */
 
-void topo_init(struct topo *t, struct evloop *loop, struct dns *dns,
-	       struct userlist *const *userlist)
+void topo_init(struct topo *t, struct evloop *loop, struct dns *dns)
 {
 	memset(t, 0, sizeof(*t));
 	t->loop = loop;
 	t->dns = dns;
-	t->userlist = userlist;
 	list_init(&t->clusters);
 }
 

@@ -10,9 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth/authquery.h"
-#include "auth/kdfcache.h"
-#include "auth/userlist.h"
 #include "client/cancel.h"
 #include "client/client.h"
 #include "config/config.h"
@@ -78,11 +75,10 @@ static void apply_restart_only_keys(struct config *newcfg, const struct config *
 }
 
 /*
- * Swap newcfg in: databases, clusters and pools follow it, and what `what` names is rebuilt.
- * newul replaces the user list when CONFIG_APPLY_AUTH_FILE is in `what`.
+ * Swap newcfg in (with the auth_file's users it carries): databases, clusters and pools follow
+ * it, and what `what` names is rebuilt.
  */
-static void apply_config(struct worker *w, struct config *newcfg, struct userlist *newul,
-			 unsigned what)
+static void apply_config(struct worker *w, struct config *newcfg, unsigned what)
 {
 	struct list_node *n, *t;
 	struct config *old = w->cfg;
@@ -119,11 +115,6 @@ static void apply_config(struct worker *w, struct config *newcfg, struct userlis
 	worker_shard_maps_apply(w);
 	worker_movecoord_apply(w);
 	pool_config_changed(&w->pools);
-	if (what & CONFIG_APPLY_AUTH_FILE) {
-		if (w->userlist)
-			userlist_free(w->userlist);
-		w->userlist = newul;
-	}
 	if (what & CONFIG_APPLY_LOG) {
 		log_set_verbose(newcfg->verbose);
 		if (strcmp(old->logfile, newcfg->logfile) != 0 && !log_reopen(newcfg->logfile))
@@ -227,16 +218,10 @@ enum worker_apply_result worker_apply(struct worker *w, struct config *newcfg, u
 				      bool allow_unpaired, char *err, size_t errlen)
 {
 	enum worker_apply_result res = WORKER_APPLIED;
-	struct userlist *ul = NULL;
 
 	*err = '\0';
 	if (!clusters_kept(w, newcfg, err, errlen))
 		goto failed;
-	if ((what & CONFIG_APPLY_AUTH_FILE) && *newcfg->auth_file) {
-		ul = userlist_load(newcfg->auth_file, err, errlen);
-		if (!ul)
-			goto failed;
-	}
 	/* Certificates are read again; files that do not build keep the running contexts. */
 	if (what & (CONFIG_APPLY_TLS | CONFIG_APPLY_DNS)) {
 		switch (worker_apply_tls_dns(w, newcfg, allow_unpaired, err, errlen)) {
@@ -246,12 +231,10 @@ enum worker_apply_result worker_apply(struct worker *w, struct config *newcfg, u
 			res = WORKER_APPLIED_TLS_PENDING;
 			break;
 		case TLS_APPLY_FAILED:
-			if (ul)
-				userlist_free(ul);
 			goto failed;
 		}
 	}
-	apply_config(w, newcfg, ul, what);
+	apply_config(w, newcfg, what);
 	return res;
 failed:
 	config_free(newcfg);
@@ -378,18 +361,16 @@ static const struct shard_moves_ops shard_moves = {
 	.forget_client = moves_forget_client,
 };
 
-bool worker_init(struct worker *w, struct config *cfg, struct userlist *ul)
+bool worker_init(struct worker *w, struct config *cfg)
 {
 	memset(w, 0, sizeof(*w));
 	w->cfg = cfg;
-	w->userlist = ul;
 	pools_open(&w->pools, &(struct pools_lent){
 				      .loop = &w->loop,
 				      .pool_events = &client_pool_events,
 				      .server_events = &client_server_events,
 				      .topo = &w->topo,
 				      .cfg = &w->cfg,
-				      .userlist = &w->userlist,
 				      .dns = &w->dns,
 				      .server_tls = &w->server_tls,
 				      .shutting_down = &w->shutting_down,
@@ -398,7 +379,6 @@ bool worker_init(struct worker *w, struct config *cfg, struct userlist *ul)
 	w->clients.loop = &w->loop;
 	w->clients.pools = &w->pools;
 	w->clients.cfg = &w->cfg;
-	w->clients.userlist = &w->userlist;
 	w->clients.tls = &w->client_tls;
 	w->clients.dns = &w->dns;
 	w->clients.listeners = &w->listeners;
@@ -477,8 +457,6 @@ void worker_destroy(struct worker *w)
 	dns_free(w->dns); /* no server waits for a lookup any more */
 	w->dns = NULL;
 	evloop_destroy(&w->loop);
-	if (w->userlist)
-		userlist_free(w->userlist);
 	config_free(w->cfg);
 	w->cfg = NULL;
 	tls_ctx_free(w->client_tls);

@@ -1,4 +1,4 @@
-/* link: src/config/config.c src/config/keys.c src/auth/hba.c src/shard/map.c src/shard/mapfile.c src/shard/etcd.c src/auth/base64.c */
+/* link: src/config/config.c src/config/keys.c src/auth/hba.c src/auth/userlist.c src/shard/map.c src/shard/mapfile.c src/shard/etcd.c src/auth/base64.c */
 /*
  * Unit tests for config/: defaults, every value type, the [pgbouncer] alias, [databases] and
  * [users] entry strings, each error message (it must name file, line and key), admin SET on a
@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "auth/hba.h"
+#include "auth/userlist.h"
 #include "config/config.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -740,6 +741,43 @@ static void test_clone_hba(void **state)
 	config_free(cfg);
 }
 
+/* The auth_file's users travel with the config as its rules do: a file load reads them too. */
+static void test_clone_userlist(void **state)
+{
+	char one[64], two[64], conf[256], path[64], err[512];
+	struct config *cfg, *c;
+
+	(void)state;
+	write_temp("\"alice\" \"a\"\n", one, sizeof(one));
+	write_temp("\"alice\" \"a\"\n\"bob\" \"b\"\n", two, sizeof(two));
+	snprintf(conf, sizeof(conf), "[pgmux]\nauth_file = %s\n", one);
+	cfg = load_ok(conf);
+	assert_int_equal(userlist_count(cfg->userlist), 1);
+	c = config_clone(cfg);
+	assert_true(config_set_value(c, "pool_mode", "session", err, sizeof(err)));
+	assert_true(config_validate(c, err, sizeof(err)));
+	assert_ptr_equal(c->userlist, cfg->userlist);
+	assert_true(config_set_value(c, "auth_file", two, err, sizeof(err)));
+	assert_true(config_validate(c, err, sizeof(err)));
+	assert_string_equal(userlist_find(c->userlist, "bob"), "b");
+	assert_null(userlist_find(cfg->userlist, "bob"));
+	config_free(cfg);
+	assert_string_equal(userlist_find(c->userlist, "alice"), "a");
+	assert_true(config_set_value(c, "auth_file", "", err, sizeof(err)));
+	assert_true(config_validate(c, err, sizeof(err)));
+	assert_null(c->userlist);
+	unlink(two);
+	assert_true(config_set_value(c, "auth_file", two, err, sizeof(err)));
+	assert_false(config_validate(c, err, sizeof(err)));
+	assert_non_null(strstr(err, "auth_file"));
+	config_free(c);
+	unlink(one);
+	/* a file load whose auth_file cannot be read fails, naming the key and the file */
+	assert_null(load_text(conf, path, sizeof(path), err, sizeof(err)));
+	assert_non_null(strstr(err, "auth_file"));
+	assert_non_null(strstr(err, one));
+}
+
 /* What a running pgmux rebuilds when a key changes: the console's SET follows this column. */
 static const struct {
 	const char *key;
@@ -755,7 +793,7 @@ static const struct {
 	{ "verbose", CONFIG_APPLY_LOG },
 	{ "logfile", CONFIG_APPLY_LOG },
 	{ "pkt_buf", CONFIG_APPLY_LOOP },
-	{ "auth_file", CONFIG_APPLY_AUTH_FILE },
+	{ "auth_file", CONFIG_APPLY_NONE }, /* read with the config */
 	{ "read_from", CONFIG_APPLY_NONE },
 	{ "default_pool_size", CONFIG_APPLY_NONE },
 	{ "dns_servers", CONFIG_APPLY_NONE }, /* restart only */
@@ -1028,6 +1066,7 @@ int main(void)
 		cmocka_unit_test(test_set_value),
 		cmocka_unit_test(test_clone_set_validate),
 		cmocka_unit_test(test_clone_hba),
+		cmocka_unit_test(test_clone_userlist),
 		cmocka_unit_test(test_apply_column),
 		cmocka_unit_test(test_effective_values),
 		cmocka_unit_test(test_format_value),
