@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-#include "metrics/histogram.h"
+#include "core/histogram.h"
 
 struct stats {
 	uint64_t xact_count;

@@ -16,10 +16,10 @@
 #include <stdint.h>
 
 #include "client/clients.h"
+#include "core/histogram.h"
 #include "core/list.h"
 #include "ev/loop.h"
 #include "ev/tls.h"
-#include "metrics/histogram.h"
 #include "pool/pool.h"
 #include "pool/stats.h"
 #include "topo/topology.h"

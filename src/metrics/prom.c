@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "metrics/histogram.h"
+#include "core/histogram.h"
 
 /*
  * The exposition's bucket bounds: microseconds, the index of the histogram bucket whose upper

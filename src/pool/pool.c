@@ -21,9 +21,9 @@
 
 #include "client/client.h"
 #include "core/clock.h"
+#include "core/histogram.h"
 #include "core/list.h"
 #include "core/log.h"
-#include "metrics/histogram.h"
 #include "pool/address.h"
 #include "pool/events.h"
 #include "server/prepared.h"

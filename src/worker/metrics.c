@@ -12,9 +12,9 @@
 
 #include "config/config.h"
 #include "core/clock.h"
+#include "core/histogram.h"
 #include "core/list.h"
 #include "ev/httpd.h"
-#include "metrics/histogram.h"
 #include "metrics/prom.h"
 #include "pool/pool.h"
 #include "topo/topology.h"

@@ -1,9 +1,9 @@
 /*
- * Unit tests for metrics/histogram: bucket bounds (every value lands in the one bucket whose
+ * Unit tests for core/histogram: bucket bounds (every value lands in the one bucket whose
  * interval holds it, the 1-2.5-5 series are bounds), cumulative counts, quantiles against the
  * exact quantiles of known samples, merging, and a clock that went backwards.
  */
-/* link: src/metrics/histogram.c */
+/* link: src/core/histogram.c */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "metrics/histogram.h"
+#include "core/histogram.h"
 
 /* Bounds are strictly increasing and every value sits in (upper(i-1), upper(i)]. */
 static void test_bounds(void **state)

@@ -1,4 +1,4 @@
-/* link: src/pool/pool.c src/pool/address.c src/metrics/histogram.c */
+/* link: src/pool/pool.c src/pool/address.c src/core/histogram.c */
 /*
  * Unit tests for the pool's ownership of client and server lifecycles: the verbs move clients and
  * servers between states, pool_check() agrees with the lists and counters after every step, and

@@ -3,7 +3,7 @@
  * histogram exposition (cumulative, +Inf = count, bounds that are bucket bounds), and a buffer
  * that grows across many samples.
  */
-/* link: src/metrics/prom.c src/metrics/histogram.c */
+/* link: src/metrics/prom.c src/core/histogram.c */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "metrics/histogram.h"
+#include "core/histogram.h"
 #include "metrics/prom.h"
 
 static void test_family_and_samples(void **state)

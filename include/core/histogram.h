@@ -1,5 +1,5 @@
 /*
- * metrics/histogram: a distribution of durations in fixed, log-scale buckets, for latency
+ * core/histogram: a distribution of durations in fixed, log-scale buckets, for latency
  * percentiles (SHOW LATENCY) and Prometheus histograms (/metrics).
  *
  * Values are microseconds. Every bucket is the interval (upper bound of the previous bucket,
@@ -13,8 +13,8 @@
  * after 584,000 years of observed time). Pure: no I/O, no allocation, no globals besides the
  * constant table of bounds; a histogram is a plain struct that can be zeroed, copied and added.
  */
-#ifndef PGMUX_METRICS_HISTOGRAM_H
-#define PGMUX_METRICS_HISTOGRAM_H
+#ifndef PGMUX_CORE_HISTOGRAM_H
+#define PGMUX_CORE_HISTOGRAM_H
 
 #include <stdbool.h>
 #include <stdint.h>

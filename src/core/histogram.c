@@ -1,7 +1,7 @@
 /*
- * metrics/histogram: fixed log-scale buckets of durations (see metrics/histogram.h).
+ * core/histogram: fixed log-scale buckets of durations (see core/histogram.h).
  */
-#include "metrics/histogram.h"
+#include "core/histogram.h"
 
 #define EXACT_BUCKETS 11    /* 0 .. 10 us, one value each */
 #define STEPS_PER_DECADE 18 /* 1.5, 2, 2.5 ... 10 times the decade's lower bound */
