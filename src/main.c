@@ -26,10 +26,10 @@
 #include "ev/pgquery.h"
 #include "ev/sysd.h"
 #include "ev/tls.h"
+#include "metrics/exporter.h"
 #include "pool/pool.h"
 #include "tools/maptool.h"
 #include "topo/topology.h"
-#include "worker/metrics.h"
 #include "worker/mover.h"
 #include "worker/takeover.h"
 #include "worker/worker.h"
@@ -335,6 +335,7 @@ int main(int argc, char **argv)
 	int verbose = 0, opt, ready_fd = -1;
 	struct config *cfg;
 	struct worker w;
+	struct exporter exporter; /* the metrics_listen endpoint's answers */
 	struct tls_settings client_tls, server_tls;
 	char err[1024];
 
@@ -420,12 +421,13 @@ int main(int argc, char **argv)
 		die("could not subscribe the pools to the topology");
 	if (!topo_apply_config(&w.topo, cfg))
 		die("out of memory setting up clusters");
+	exporter_init(&exporter, &w);
 	if (takeover) {
 		if (!takeover_path && !worker_takeover_path(cfg, path, sizeof(path)))
 			die("--takeover: no takeover socket: name it, or set takeover_socket or unix_socket_dir");
 		/* Until the old process confirmed, a failure here leaves it serving as before. */
 		if (!worker_takeover(&w, takeover_path ? takeover_path : path, on_accept,
-				     metrics_http, &old_pid, err, sizeof(err)))
+				     exporter_http, &exporter, &old_pid, err, sizeof(err)))
 			die("takeover failed: %s", err);
 		log_info("took over the listening sockets from pid %ld", old_pid);
 	} else {
@@ -436,8 +438,8 @@ int main(int argc, char **argv)
 		if (!w.listeners)
 			die("%s", err);
 		if (*cfg->metrics_listen &&
-		    !(w.metrics_httpd = httpd_open(&w.loop, cfg->metrics_listen, metrics_http, &w,
-						   err, sizeof(err))))
+		    !(w.metrics_httpd = httpd_open(&w.loop, cfg->metrics_listen, exporter_http,
+						   &exporter, err, sizeof(err))))
 			die("%s", err);
 		if (!worker_takeover_listen(&w, err, sizeof(err)))
 			die("%s", err);
@@ -462,7 +464,8 @@ int main(int argc, char **argv)
 	stopping(&w);                          /* also after SHUTDOWN from the console */
 	if (*w.cfg->pidfile && !w.handed_over) /* the pidfile names the new process now */
 		unlink(w.cfg->pidfile);
-	worker_destroy(&w);
+	worker_destroy(&w); /* closes the metrics endpoint: the exporter is not called again */
+	exporter_free(&exporter);
 	log_info("pgmux stopped");
 	log_close();
 	return 0;

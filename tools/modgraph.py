@@ -39,6 +39,9 @@ FORBIDDEN = [
     ("pool", "worker", "the pools read only what the worker lends them (struct pools)"),
     ("client", "worker", "a client reads only what the worker lends it (struct clients), and "
      "reaches the console and the bucket moves through their tables"),
+    ("worker", "metrics", "main.c hands the exporter to the metrics endpoint: the worker does not "
+     "know it"),
+    ("pool", "metrics", "pools count with core/histogram; /metrics reads them"),
 ]
 # Arrows out of a module (other modules whose headers it includes; tools/callgraph.py checks that
 # a source includes a header of every module it calls, so these include the calls): the aim is
@@ -47,7 +50,7 @@ FORBIDDEN = [
 # The worker owns the loop and everything on it, the admin console shows it all, and the client
 # runs the protocol with every part of pgmux (login, routing, shards, prepared statements).
 ARROWS_AIM = 6
-ARROWS_ALLOWED = {"admin": 9, "client": 9, "worker": 9}
+ARROWS_ALLOWED = {"admin": 9, "client": 9, "worker": 7}
 # Modules no cycle may pass through.
 ACYCLIC = ("topo", "admin", "route", "shard")
 # The program's entry point owns everything and is nobody's dependency.

@@ -16,17 +16,19 @@ struct client;
 struct msgbuf;
 struct clients;
 
-/* NULL when c may be handed over now; else why not (static text, for the log). */
-const char *client_handoff_refusal(const struct client *c);
+/*
+ * Where a client's socket fd and record rec go (the takeover connection): 1 when taken (the
+ * client then goes), 0 when not now (that client stays for a later try), -1 when the way is
+ * closed.
+ */
+typedef int (*client_pass_fn)(void *arg, int fd, const uint8_t *rec, size_t len);
 
 /*
- * The record of c (one client_handoff_refusal accepted) appended to mb, and c's socket, which
- * stays c's until client_handed_over: the caller sends both. -1: no record (out of memory).
+ * In the old process: every client that may go now (between transactions, nothing buffered,
+ * ...) handed to pass(arg, ...), and gone once it took it. The number handed over; -1 when pass
+ * closed the way (the others stay).
  */
-int client_handoff_export(const struct client *c, struct msgbuf *mb);
-
-/* c's record and socket are on their way: c goes without a word to the client. */
-void client_handed_over(struct client *c);
+int clients_hand_over_idle(struct clients *cs, client_pass_fn pass, void *arg);
 
 /*
  * In the new process: the client whose record is rec, on socket fd, taken as if it had always

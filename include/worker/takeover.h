@@ -36,11 +36,12 @@ bool worker_takeover_listen(struct worker *w, char *err, size_t errlen);
 /*
  * New side, before the loop runs: take the listening sockets of the process listening on path
  * (w->listeners, w->metrics_httpd when cfg has metrics_listen, w->takeover), then have it stop
- * accepting. accept and metrics are what listen_open and httpd_open would be given. False (and
- * err) on any failure before the old process confirmed: it then still serves as before.
- * *old_pid: the process taken over from.
+ * accepting. accept, and metrics with metrics_arg, are what listen_open and httpd_open would
+ * be given. False (and err) on any failure before the old process confirmed: it then still
+ * serves as before. *old_pid: the process taken over from.
  */
 bool worker_takeover(struct worker *w, const char *path, listen_accept_fn accept,
-		     httpd_handler_fn metrics, long *old_pid, char *err, size_t errlen);
+		     httpd_handler_fn metrics, void *metrics_arg, long *old_pid, char *err,
+		     size_t errlen);
 
 #endif

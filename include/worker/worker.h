@@ -16,7 +16,6 @@
 #include <stdint.h>
 
 #include "client/clients.h"
-#include "core/histogram.h"
 #include "core/list.h"
 #include "ev/loop.h"
 #include "ev/tls.h"
@@ -35,17 +34,6 @@ struct takeover_clients;
 struct takeover_server;
 struct tls_ctx;
 struct worker;
-
-/*
- * The write pauses of one cluster's primary changes as a histogram (/metrics), taken in from the
- * cluster's handover (topology cannot hold a metrics histogram itself: metrics reads topology).
- */
-struct write_pauses {
-	struct list_node node;
-	const struct cluster *cl; /* clusters live until exit (a removed one is kept, marked) */
-	uint64_t taken;           /* the handover's changes already in h */
-	struct histogram h;
-};
 
 /* One pgmux process's state; every object is reachable from here. */
 struct worker {
@@ -78,7 +66,6 @@ struct worker {
 	struct movecoords *movecoord;  /* moves coordinated through etcd (movecoord.c); NULL none */
 	struct httpd *metrics_httpd;   /* the metrics_listen endpoint (ev/httpd.c); NULL = off */
 	uint64_t reloads_ok, reloads_failed; /* RELOAD, SIGHUP: configs put in force or refused */
-	struct list_node write_pauses; /* struct write_pauses, one per cluster that had a change */
 };
 
 /*
@@ -95,13 +82,6 @@ bool worker_init(struct worker *w, struct config *cfg);
  */
 typedef void (*worker_dns_host_fn)(void *arg, const char *name, const char *addr, double ttl);
 void worker_for_each_dns_host(struct worker *w, worker_dns_host_fn fn, void *arg);
-
-/*
- * The histogram of cl's write pauses, brought up to date with the changes its handover decided
- * since the last call (only the last HANDOVER_RECENT of them if more: a cluster flapping faster
- * than it is read; its counters still count every change). Owned by w; NULL when out of memory.
- */
-const struct histogram *worker_write_pauses(struct worker *w, const struct cluster *cl);
 
 /*
  * The periodic sweep (the janitor timer's tick, and at a shutdown request): every module's

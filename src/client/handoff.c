@@ -22,13 +22,18 @@
 #include "client/statements.h"
 #include "core/log.h"
 #include "ev/conn.h"
+#include "ev/takeover.h"
 #include "pool/pool.h"
 #include "proto/build.h"
 #include "proto/clientrec.h"
 #include "server/params.h"
 #include "server/pstmt.h"
 
-const char *client_handoff_refusal(const struct client *c)
+/* The records handed to clients_hand_over_idle's pass go through the takeover connection. */
+_Static_assert(CLIENTREC_MAX <= TAKEOVER_RECORD_MAX, "a client's record fits the takeover's");
+
+/* NULL when c may be handed over now; else why not (static text, for the log). */
+static const char *handoff_refusal(const struct client *c)
 {
 	if (c->admin || !c->pool)
 		return "connected to the admin console";
@@ -85,7 +90,11 @@ static void put_credentials(const struct client *c, struct msgbuf *mb)
 		clientrec_string(mb, CLIENTREC_SECRET, u->queried_secret);
 }
 
-int client_handoff_export(const struct client *c, struct msgbuf *mb)
+/*
+ * The record of c (one handoff_refusal accepted) appended to mb, and c's socket, which stays
+ * c's until handed_over: the caller sends both. -1: no record (out of memory).
+ */
+static int handoff_export(const struct client *c, struct msgbuf *mb)
 {
 	size_t start = mb->len;
 
@@ -119,7 +128,8 @@ int client_handoff_export(const struct client *c, struct msgbuf *mb)
 	return c->conn.fd;
 }
 
-void client_handed_over(struct client *c)
+/* c's record and socket are on their way: c goes without a word to the client. */
+static void handed_over(struct client *c)
 {
 	/*
 	 * Our descriptor goes; the socket stays open in the new process, which holds it now (a
@@ -132,6 +142,40 @@ void client_handed_over(struct client *c)
 	if (clients_cfg(c->cs)->log_disconnections)
 		client_log(LOG_LVL_INFO, c, "handed over to the next pgmux process");
 	client_close(c, NULL, "handed over");
+}
+
+int clients_hand_over_idle(struct clients *cs, client_pass_fn pass, void *arg)
+{
+	struct list_node *pn, *pt, *cn, *ct;
+	struct msgbuf mb;
+	int sent = 0;
+
+	mb_init(&mb);
+	list_for_each_safe(pn, pt, &cs->pools->all) {
+		struct pool *p = list_entry(pn, struct pool, node);
+
+		list_for_each_safe(cn, ct, &p->active_clients) {
+			struct client *c = list_entry(cn, struct client, node);
+			int fd, r;
+
+			if (handoff_refusal(c))
+				continue;
+			mb_reset(&mb);
+			if ((fd = handoff_export(c, &mb)) < 0)
+				continue;
+			r = pass(arg, fd, mb.data, mb.len);
+			if (r < 0) {
+				mb_free(&mb);
+				return -1;
+			}
+			if (r == 0)
+				continue;
+			handed_over(c);
+			sent++;
+		}
+	}
+	mb_free(&mb);
+	return sent;
 }
 
 /* --- the new process --- */

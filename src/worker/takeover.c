@@ -18,12 +18,8 @@
 #include "core/log.h"
 #include "ev/takeover.h"
 #include "pool/pool.h"
-#include "proto/build.h"
-#include "proto/clientrec.h"
 #include "worker/mover.h"
 #include "worker/worker.h"
-
-_Static_assert(CLIENTREC_MAX <= TAKEOVER_RECORD_MAX, "a client's record fits the takeover's");
 
 /* Seconds between looks for clients that became idle, after a takeover. */
 #define HANDOFF_INTERVAL 0.02
@@ -104,44 +100,23 @@ static bool report_servers(struct worker *w)
 	return true;
 }
 
+/* client_pass_fn over the takeover connection. */
+static int pass_client(void *arg, int fd, const uint8_t *rec, size_t len)
+{
+	return takeover_pass_client(arg, fd, rec, len);
+}
+
 /* Old side: every client that may go now, to the new process (see client/handoff.h). */
 static void hand_over_idle_clients(void *arg)
 {
 	struct worker *w = arg;
-	struct list_node *pn, *pt, *cn, *ct;
-	struct msgbuf mb;
-	int sent = 0;
+	int sent;
 
-	if (!report_servers(w)) {
+	if (!report_servers(w) ||
+	    (sent = clients_hand_over_idle(&w->clients, pass_client, w->takeover)) < 0) {
 		evloop_timer_stop(&w->loop, &w->handoff_timer);
 		return;
 	}
-	mb_init(&mb);
-	list_for_each_safe(pn, pt, &w->pools.all) {
-		struct pool *p = list_entry(pn, struct pool, node);
-
-		list_for_each_safe(cn, ct, &p->active_clients) {
-			struct client *c = list_entry(cn, struct client, node);
-			int fd, r;
-
-			if (client_handoff_refusal(c))
-				continue;
-			mb_reset(&mb);
-			if ((fd = client_handoff_export(c, &mb)) < 0)
-				continue;
-			r = takeover_pass_client(w->takeover, fd, mb.data, mb.len);
-			if (r < 0) {
-				evloop_timer_stop(&w->loop, &w->handoff_timer);
-				mb_free(&mb);
-				return;
-			}
-			if (r == 0)
-				continue;
-			client_handed_over(c);
-			sent++;
-		}
-	}
-	mb_free(&mb);
 	if (sent)
 		log_debug("takeover: %d idle clients handed over, %d left here", sent,
 			  w->clients.n);
@@ -236,8 +211,8 @@ static void close_received(struct received *r)
  * The metrics listener: the old one's when metrics_listen did not change, else bound anew
  * (a changed address that the old process still holds fails here, before anything changed).
  */
-static bool take_metrics(struct worker *w, struct received *r, httpd_handler_fn metrics, char *err,
-			 size_t errlen)
+static bool take_metrics(struct worker *w, struct received *r, httpd_handler_fn metrics,
+			 void *metrics_arg, char *err, size_t errlen)
 {
 	const char *addr = w->cfg->metrics_listen;
 	bool same = *addr && r->n_metrics > 0 && strcmp(addr, r->metrics_addr) == 0;
@@ -248,10 +223,10 @@ static bool take_metrics(struct worker *w, struct received *r, httpd_handler_fn 
 		r->n_metrics = 0;
 		if (!*addr)
 			return true;
-		w->metrics_httpd = httpd_open(&w->loop, addr, metrics, w, err, errlen);
+		w->metrics_httpd = httpd_open(&w->loop, addr, metrics, metrics_arg, err, errlen);
 	} else {
-		w->metrics_httpd = httpd_adopt(&w->loop, r->metrics, r->n_metrics, metrics, w, err,
-					       errlen);
+		w->metrics_httpd = httpd_adopt(&w->loop, r->metrics, r->n_metrics, metrics,
+					       metrics_arg, err, errlen);
 		r->n_metrics = 0;
 	}
 	return w->metrics_httpd != NULL;
@@ -317,7 +292,8 @@ static const struct takeover_receiver receiver = {
 };
 
 bool worker_takeover(struct worker *w, const char *path, listen_accept_fn accept,
-		     httpd_handler_fn metrics, long *old_pid, char *err, size_t errlen)
+		     httpd_handler_fn metrics, void *metrics_arg, long *old_pid, char *err,
+		     size_t errlen)
 {
 	struct takeover_offer offer;
 	struct received r;
@@ -335,7 +311,8 @@ bool worker_takeover(struct worker *w, const char *path, listen_accept_fn accept
 		return false;
 	}
 	if (!take_clients(w, &r, accept, err, errlen) ||
-	    !take_metrics(w, &r, metrics, err, errlen) || !take_control(w, &r, err, errlen)) {
+	    !take_metrics(w, &r, metrics, metrics_arg, err, errlen) ||
+	    !take_control(w, &r, err, errlen)) {
 		close_received(&r);
 		close(fd);
 		return false;

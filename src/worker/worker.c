@@ -14,7 +14,6 @@
 #include "client/client.h"
 #include "config/config.h"
 #include "core/clock.h"
-#include "core/histogram.h"
 #include "core/log.h"
 #include "ev/dns.h"
 #include "ev/httpd.h"
@@ -296,30 +295,6 @@ void worker_exit(struct worker *w)
 		evloop_break(&w->loop);
 }
 
-const struct histogram *worker_write_pauses(struct worker *w, const struct cluster *cl)
-{
-	const struct handover *ho = &cl->handover;
-	struct write_pauses *wp = NULL;
-	struct list_node *n, *t;
-	uint64_t count = handover_count(ho);
-
-	list_for_each_safe(n, t, &w->write_pauses) {
-		if (list_entry(n, struct write_pauses, node)->cl == cl)
-			wp = list_entry(n, struct write_pauses, node);
-	}
-	if (!wp) {
-		if (!(wp = calloc(1, sizeof(*wp))))
-			return NULL;
-		wp->cl = cl;
-		list_add_tail(&w->write_pauses, &wp->node);
-	}
-	if (count - wp->taken > HANDOVER_RECENT)
-		wp->taken = count - HANDOVER_RECENT;
-	for (; wp->taken < count; wp->taken++)
-		histogram_observe(&wp->h, ho->recent_pause_us[wp->taken % HANDOVER_RECENT]);
-	return &wp->h;
-}
-
 /* The shard maps and bucket moves as the clients ask about them (client/clients.h). */
 static const struct loaded_shard_map *moves_map(void *arg, const struct shards_entry *set)
 {
@@ -387,7 +362,6 @@ bool worker_init(struct worker *w, struct config *cfg)
 	w->clients.handed_over = &w->handed_over;
 	w->clients.moves = &shard_moves;
 	w->clients.moves_arg = w;
-	list_init(&w->write_pauses);
 	if (!evloop_init(&w->loop, (uint32_t)cfg->pkt_buf))
 		return false;
 	worker_apply_loop_settings(w, cfg);
@@ -447,10 +421,6 @@ void worker_destroy(struct worker *w)
 	w->listeners = NULL;
 	evloop_timer_stop(&w->loop, &w->janitor);
 	topo_free_all(&w->topo, true);
-	list_for_each_safe(n, t, &w->write_pauses) {
-		list_del(n);
-		free(list_entry(n, struct write_pauses, node));
-	}
 	worker_movecoord_free(w);
 	worker_moves_free(w);
 	worker_shard_maps_free(w);

@@ -1,10 +1,10 @@
 /*
- * worker/metrics: the worker's state written as Prometheus metrics (see worker/metrics.h).
+ * metrics/exporter: the worker's state written as Prometheus metrics (see metrics/exporter.h).
  *
  * One scrape walks the pools once and the databases once: per-database sums are collected in
  * a table sorted by database, so the cost grows with the number of pools, not with its square.
  */
-#include "worker/metrics.h"
+#include "metrics/exporter.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +17,7 @@
 #include "ev/httpd.h"
 #include "metrics/prom.h"
 #include "pool/pool.h"
+#include "topo/handover.h"
 #include "topo/topology.h"
 #include "worker/worker.h"
 
@@ -633,9 +634,47 @@ static void cluster_labels(struct prom_labels *l, const struct cluster *cl)
 	prom_label(l, "cluster", cl->name);
 }
 
-/* Switchovers and failovers, and the write pauses they caused (topo/handover.h). */
-static void write_handovers(struct worker *w, struct prom_out *o)
+/* The write pauses of one cluster's primary changes, as a histogram. */
+struct write_pauses {
+	struct list_node node;
+	const struct cluster *cl; /* clusters live until exit (a removed one is kept, marked) */
+	uint64_t taken;           /* the handover's changes already in h */
+	struct histogram h;
+};
+
+/*
+ * The histogram of cl's write pauses, brought up to date with the changes its handover decided
+ * since the last scrape (only the last HANDOVER_RECENT of them if more: a cluster flapping faster
+ * than it is scraped; its counters still count every change). NULL when out of memory.
+ */
+static const struct histogram *write_pauses_of(struct exporter *x, const struct cluster *cl)
 {
+	const struct handover *ho = &cl->handover;
+	struct write_pauses *wp = NULL;
+	struct list_node *n, *t;
+	uint64_t count = handover_count(ho);
+
+	list_for_each_safe(n, t, &x->write_pauses) {
+		if (list_entry(n, struct write_pauses, node)->cl == cl)
+			wp = list_entry(n, struct write_pauses, node);
+	}
+	if (!wp) {
+		if (!(wp = calloc(1, sizeof(*wp))))
+			return NULL;
+		wp->cl = cl;
+		list_add_tail(&x->write_pauses, &wp->node);
+	}
+	if (count - wp->taken > HANDOVER_RECENT)
+		wp->taken = count - HANDOVER_RECENT;
+	for (; wp->taken < count; wp->taken++)
+		histogram_observe(&wp->h, ho->recent_pause_us[wp->taken % HANDOVER_RECENT]);
+	return &wp->h;
+}
+
+/* Switchovers and failovers, and the write pauses they caused (topo/handover.h). */
+static void write_handovers(struct exporter *x, struct prom_out *o)
+{
+	struct worker *w = x->w;
 	static const enum handover_kind kinds[] = { HANDOVER_SWITCHOVER, HANDOVER_FAILOVER };
 	struct list_node *pos, *tmp;
 	struct prom_labels l;
@@ -660,7 +699,7 @@ static void write_handovers(struct worker *w, struct prom_out *o)
 		    "the new one was confirmed");
 	list_for_each_safe(pos, tmp, &w->topo.clusters) {
 		const struct cluster *cl = list_entry(pos, struct cluster, node);
-		const struct histogram *h = worker_write_pauses(w, cl);
+		const struct histogram *h = write_pauses_of(x, cl);
 
 		if (!h) {
 			o->failed = true;
@@ -680,8 +719,9 @@ static void write_handovers(struct worker *w, struct prom_out *o)
 	}
 }
 
-static void write_topology(struct worker *w, struct prom_out *o)
+static void write_topology(struct exporter *x, struct prom_out *o)
 {
+	struct worker *w = x->w;
 	uint64_t now = clock_now_us();
 	struct list_node *pos, *tmp;
 	struct prom_labels l;
@@ -704,7 +744,7 @@ static void write_topology(struct worker *w, struct prom_out *o)
 		prom_label(&l, "cluster", cl->name);
 		prom_u64(o, "pgmux_cluster_changes_total", &l, cl->version);
 	}
-	write_handovers(w, o);
+	write_handovers(x, o);
 	for (int g = 0; g < MV_COUNT; g++) {
 		prom_family(o, member_gauges[g].name, "gauge", member_gauges[g].help);
 		list_for_each_safe(pos, tmp, &w->topo.clusters) {
@@ -735,9 +775,10 @@ static void write_http(const struct httpd_stats *s, struct prom_out *o)
 	gauge(o, "pgmux_metrics_connections", "HTTP connections open", (uint64_t)s->conns);
 }
 
-/* Write every metric of w to o; http: the endpoint's own counters (NULL: none). */
-static void metrics_render(struct worker *w, const struct httpd_stats *http, struct prom_out *o)
+/* Write every metric of x's worker to o; http: the endpoint's own counters (NULL: none). */
+static void metrics_render(struct exporter *x, const struct httpd_stats *http, struct prom_out *o)
 {
+	struct worker *w = x->w;
 	size_t n = 0;
 	struct db_sum *sums = sum_databases(w, &n);
 
@@ -748,7 +789,7 @@ static void metrics_render(struct worker *w, const struct httpd_stats *http, str
 	write_stats(sums, n, o);
 	write_latency(w, o);
 	write_routing(sums, n, o);
-	write_topology(w, o);
+	write_topology(x, o);
 	if (http)
 		write_http(http, o);
 	free(sums);
@@ -808,9 +849,26 @@ static void reply_text(struct httpd_reply *reply, int status, const char *text)
 	reply->len = reply->body ? strlen(text) : 0;
 }
 
-void metrics_http(void *arg, const char *path, struct httpd_reply *reply)
+void exporter_init(struct exporter *x, struct worker *w)
 {
-	struct worker *w = arg;
+	x->w = w;
+	list_init(&x->write_pauses);
+}
+
+void exporter_free(struct exporter *x)
+{
+	struct list_node *n, *t;
+
+	list_for_each_safe(n, t, &x->write_pauses) {
+		list_del(n);
+		free(list_entry(n, struct write_pauses, node));
+	}
+}
+
+void exporter_http(void *arg, const char *path, struct httpd_reply *reply)
+{
+	struct exporter *x = arg;
+	struct worker *w = x->w;
 
 	if (strcmp(path, "/metrics") == 0) {
 		struct httpd_stats hs;
@@ -821,7 +879,7 @@ void metrics_http(void *arg, const char *path, struct httpd_reply *reply)
 			return;
 		}
 		httpd_get_stats(w->metrics_httpd, &hs);
-		metrics_render(w, &hs, &o);
+		metrics_render(x, &hs, &o);
 		if (o.failed) {
 			prom_free(&o);
 			reply_text(reply, 500, "out of memory\n");
