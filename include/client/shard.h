@@ -22,6 +22,7 @@ struct database;
 struct config;
 struct db_entry;
 struct loaded_shard_map;
+struct pools;
 
 /*
  * The database of shard k of the sharded database db (its shards' entries are "DB.SHARD"), or
@@ -107,6 +108,14 @@ bool client_fanout_midway(const struct client *c);
 
 /* A unit held by a bucket move (worker/mover.h) goes on: its first message is read again. */
 void client_shard_resume(struct client *c);
+
+/*
+ * What a bucket move's hold waits for: the units of work on shard from of section set (in
+ * cfg, the config in force) that began before started_us, when the move started (their keys
+ * were never looked at), or that touch buckets it copies; linked to a server, or queued for one.
+ */
+int client_units_running(struct pools *pools, const struct config *cfg, const char *set,
+			 const char *from, uint64_t started_us);
 
 /* Free what the client holds for sharding (at close). */
 void client_shard_free(struct client *c);

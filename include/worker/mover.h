@@ -67,12 +67,6 @@ struct move_view {
 
 typedef void (*worker_move_fn)(void *arg, const struct move_view *v);
 
-/*
- * Units of work on shard from of section set that began before started_us or touch buckets a
- * move copies: linked to a server, or queued for one (what a hold waits for).
- */
-int worker_moves_running(struct worker *w, const char *set, const char *from, uint64_t started_us);
-
 /* fn for each move, oldest first (SHOW MOVES). */
 void worker_moves_each(struct worker *w, worker_move_fn fn, void *arg);
 

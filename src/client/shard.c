@@ -1136,6 +1136,57 @@ void client_shard_resume(struct client *c)
 	conn_resume(&c->conn);
 }
 
+/* Is p the pool of a database of shard from, of a database split by section set_name? */
+static bool pool_on_shard(const struct pool *p, const struct config *cfg, const char *set_name,
+			  const char *from)
+{
+	const struct db_entry *e = p->db->entry;
+	const struct shards_entry *set;
+	const struct db_entry *parent;
+
+	if (!e || !e->shard_parent[0] || e->shard_index < 0)
+		return false;
+	parent = config_find_db(cfg, e->shard_parent);
+	if (!parent || strcmp(parent->shards, set_name) != 0)
+		return false;
+	set = config_find_shards(cfg, set_name);
+	return set && e->shard_index < set->n_shards &&
+	       strcmp(set->shards[e->shard_index].name, from) == 0;
+}
+
+/* Does c run a unit of work that began before started_us, or that touches a moving bucket? */
+static bool unit_running(const struct client *c, uint64_t started_us)
+{
+	/* when its unit began: linked to a server, or queued for one */
+	uint64_t since = c->server                    ? c->xact_start_us
+			 : c->state == CLIENT_WAITING ? c->wait_start_us
+						      : 0;
+
+	return since && (c->unit_in_move || since < started_us);
+}
+
+int client_units_running(struct pools *pools, const struct config *cfg, const char *set_name,
+			 const char *from, uint64_t started_us)
+{
+	struct list_node *n, *t, *cn, *ct;
+	int running = 0;
+
+	list_for_each_safe(n, t, &pools->all) {
+		struct pool *p = list_entry(n, struct pool, node);
+		struct list_node *lists[] = { &p->active_clients, &p->waiting_clients };
+
+		if (!pool_on_shard(p, cfg, set_name, from))
+			continue;
+		for (size_t i = 0; i < 2; i++) {
+			list_for_each_safe(cn, ct, lists[i]) {
+				if (unit_running(list_entry(cn, struct client, node), started_us))
+					running++;
+			}
+		}
+	}
+	return running;
+}
+
 void client_shard_free(struct client *c)
 {
 	if (c->cs->moves)

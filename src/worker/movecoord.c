@@ -414,7 +414,8 @@ static void drain(struct site *s, struct remote_hold *h)
 
 	if (h->confirm_sent || !s->lease)
 		return;
-	n = worker_moves_running(s->mc->w, s->name, h->rec.from, h->since_us);
+	n = client_units_running(&s->mc->w->pools, s->mc->w->cfg, s->name, h->rec.from,
+				 h->since_us);
 	if (n)
 		return;
 	snprintf(key, sizeof(key), "%s/moves/%s/held/%s", s->src.key, h->name, s->self);

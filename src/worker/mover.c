@@ -25,7 +25,6 @@
 #include "core/log.h"
 #include "core/lsn.h"
 #include "ev/pgquery.h"
-#include "pool/pool.h"
 #include "shard/key.h"
 #include "shard/map.h"
 #include "shard/mapfile.h"
@@ -557,50 +556,8 @@ out:
  */
 static int running_units(struct move *m)
 {
-	return worker_moves_running(m->ms->w, m->set, m->from, m->started_us);
-}
-
-int worker_moves_running(struct worker *w, const char *set_name, const char *from,
-			 uint64_t started_us)
-{
-	struct list_node *n;
-	int running = 0;
-
-	for_each_node(n, &w->pools.all)
-	{
-		struct pool *p = list_entry(n, struct pool, node);
-		const struct db_entry *e = p->db->entry;
-		struct list_node *lists[] = { &p->active_clients, &p->waiting_clients };
-		const struct shards_entry *set;
-		const struct db_entry *parent;
-
-		if (!e || !e->shard_parent[0] || e->shard_index < 0)
-			continue;
-		/* A shard's database of a sharded database split by this section, on the source. */
-		parent = config_find_db(w->cfg, e->shard_parent);
-		if (!parent || strcmp(parent->shards, set_name) != 0)
-			continue;
-		set = config_find_shards(w->cfg, set_name);
-		if (!set || e->shard_index >= set->n_shards ||
-		    strcmp(set->shards[e->shard_index].name, from) != 0)
-			continue;
-		for (size_t i = 0; i < 2; i++) {
-			struct list_node *c_n;
-
-			for_each_node(c_n, lists[i])
-			{
-				struct client *c = list_entry(c_n, struct client, node);
-				/* when its unit began: linked to a server, or queued for one */
-				uint64_t since = c->server                    ? c->xact_start_us
-						 : c->state == CLIENT_WAITING ? c->wait_start_us
-									      : 0;
-
-				if (since && (c->unit_in_move || since < started_us))
-					running++;
-			}
-		}
-	}
-	return running;
+	return client_units_running(&m->ms->w->pools, m->ms->w->cfg, m->set, m->from,
+				    m->started_us);
 }
 
 /* ---- answers ---- */
