@@ -1,8 +1,9 @@
 /*
- * main: command line, startup order (config, log, daemon, TLS contexts, resolver, admin console
- * and topology plugged into the worker, listeners, pidfile, signals), the run and the orderly
- * exit. The one place that knows every module: the wiring between them (console_ops, topology
- * subscribers) is done here, so that no module below has to call one above it.
+ * main: command line, startup order (config, log, daemon, resharding, admin console, TLS
+ * contexts, resolver and topology plugged into the worker, listeners, pidfile, signals), the run
+ * and the orderly exit. The one place that knows every module: the wiring between them
+ * (console_ops, topology subscribers, the worker's resharding hooks) is done here, so that no
+ * module below has to call one above it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,9 +29,11 @@
 #include "ev/tls.h"
 #include "metrics/exporter.h"
 #include "pool/pool.h"
+#include "reshard/movecoord.h"
+#include "reshard/mover.h"
+#include "reshard/reshard.h"
 #include "tools/maptool.h"
 #include "topo/topology.h"
-#include "worker/mover.h"
 #include "worker/takeover.h"
 #include "worker/worker.h"
 
@@ -89,6 +92,68 @@ static struct conn *on_accept(void *arg)
 static void on_janitor(void *arg)
 {
 	worker_janitor(arg);
+}
+
+/*
+ * Online resharding attached to the worker (struct worker_resharding_ops, arg: the struct
+ * reshard): the worker tells the module what it must know without knowing the module.
+ */
+static void resharding_config_changed(void *arg)
+{
+	reshard_apply_config(arg);
+}
+
+static bool resharding_moves_active(void *arg)
+{
+	return reshard_moves_active(arg);
+}
+
+static bool resharding_leave(void *arg, void (*left)(void *left_arg), void *left_arg)
+{
+	return reshard_coord_leave(arg, left, left_arg);
+}
+
+static void resharding_destroy(void *arg)
+{
+	reshard_free(arg);
+}
+
+static const struct worker_resharding_ops resharding = {
+	.config_changed = resharding_config_changed,
+	.moves_active = resharding_moves_active,
+	.leave = resharding_leave,
+	.destroy = resharding_destroy,
+};
+
+/*
+ * A move's switch of a map file puts the config in force with the next map, as RELOAD would,
+ * rebuilding nothing else (struct reshard's apply; arg: the worker).
+ */
+static bool apply_for_reshard(void *arg, struct config *newcfg, char *err, size_t errlen)
+{
+	return worker_apply(arg, newcfg, CONFIG_APPLY_NONE, true, err, errlen) !=
+	       WORKER_APPLY_FAILED;
+}
+
+/*
+ * At start, right after worker_init: rs lent the worker's slots and attached to it, and the
+ * config in force followed as every later one will be (the maps in etcd are read from now).
+ */
+static void attach_reshard(struct worker *w, struct reshard *rs)
+{
+	*rs = (struct reshard){
+		.loop = &w->loop,
+		.cfg = &w->cfg,
+		.topo = &w->topo,
+		.clients = &w->clients,
+		.pools = &w->pools,
+		.apply = apply_for_reshard,
+		.apply_arg = w,
+	};
+	reshard_init(rs);
+	w->resharding = &resharding;
+	w->resharding_arg = rs;
+	resharding.config_changed(rs);
 }
 
 /*
@@ -336,6 +401,7 @@ int main(int argc, char **argv)
 	struct config *cfg;
 	struct worker w;
 	struct exporter exporter; /* the metrics_listen endpoint's answers */
+	struct reshard rs;
 	struct tls_settings client_tls, server_tls;
 	char err[1024];
 
@@ -406,7 +472,9 @@ int main(int argc, char **argv)
 		ready_fd = daemonize();
 	if (!worker_init(&w, cfg))
 		die("could not initialise the event loop");
-	admin_register(&w);
+	attach_reshard(&w, &rs);
+	if (!admin_register(&w, &rs))
+		die("out of memory registering the admin console");
 	worker_tls_settings(cfg, TLS_SIDE_CLIENTS, &client_tls);
 	worker_tls_settings(cfg, TLS_SIDE_SERVERS, &server_tls);
 	if (!tls_load_contexts(&client_tls, &server_tls, &w.client_tls, &w.server_tls, err,
@@ -448,7 +516,7 @@ int main(int argc, char **argv)
 	 * Only now that the sockets are ours: a pgmux that could not listen (another one runs) or
 	 * take over must not roll back the moves the running one is making.
 	 */
-	worker_moves_recover(&w);
+	reshard_moves_recover(&rs);
 	write_pidfile(cfg->pidfile);
 	if (!evloop_signal(&w.loop, SIGHUP, on_signal, &w) ||
 	    !evloop_signal(&w.loop, SIGTERM, on_signal, &w) ||

@@ -1,8 +1,10 @@
 /*
  * admin/shards: the admin console's views of sharded databases: SHOW SHARDS (each shard with its
  * cluster, weight, buckets, share of the keys and the map in force), SHOW SHARD FOR key (where
- * one key lives) and SHOW ROUTE FOR statement (where a statement would go, and why). Reading
- * only: nothing here changes a client, server or pool.
+ * one key lives), SHOW ROUTE FOR statement (where a statement would go, and why) and SHOW MOVES
+ * (each bucket move with its step and progress). They read the resharding state (struct
+ * reshard: the config in force and the topology it is lent, the maps in force, the moves), not
+ * the worker's. Reading only: nothing here changes a client, server, pool or move.
  */
 #ifndef PGMUX_ADMIN_SHARDS_H
 #define PGMUX_ADMIN_SHARDS_H
@@ -12,18 +14,15 @@
 
 #include "admin/parse.h"
 
-struct worker;
 struct msgbuf;
+struct reshard;
 
 /*
- * Append the answer to cmd (ADMIN_SHOW_SHARDS, _SHARD or _ROUTE) to mb, with its CommandComplete.
- * false: nothing appended; err holds the message and *sqlstate its SQLSTATE (a database that is
- * not sharded, a key that is not one).
+ * Append the answer to cmd (ADMIN_SHOW_SHARDS, _SHARD, _ROUTE or _MOVES) to mb, with its
+ * CommandComplete. false: nothing appended; err holds the message and *sqlstate its SQLSTATE (a
+ * database that is not sharded, a key that is not one).
  */
-bool admin_show_sharding(struct worker *w, const struct admin_cmd *cmd, struct msgbuf *mb,
+bool admin_show_sharding(struct reshard *rs, const struct admin_cmd *cmd, struct msgbuf *mb,
 			 const char **sqlstate, char *err, size_t errlen);
-
-/* SHOW MOVES: each bucket move with its step and progress, rows only (no CommandComplete). */
-void admin_show_moves(struct worker *w, struct msgbuf *mb);
 
 #endif

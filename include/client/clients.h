@@ -4,9 +4,10 @@
  * and what the worker lends them. The client module reads nothing else of the worker.
  *
  * Two parts of pgmux above the client reach it only through tables lent here: the admin console
- * (struct console_ops, registered by admin_register()) and the bucket moves the worker runs
- * (struct shard_moves_ops). The slots are the worker's own, never copies: RELOAD and admin SET
- * replace what they point to, and a client always sees what is in force.
+ * (struct console_ops, registered by admin_register()) and online resharding, its shard maps and
+ * bucket moves (struct shard_moves_ops, lent by reshard_init()). The slots are the worker's own,
+ * never copies: RELOAD and admin SET replace what they point to, and a client always sees what
+ * is in force.
  */
 #ifndef PGMUX_CLIENT_CLIENTS_H
 #define PGMUX_CLIENT_CLIENTS_H
@@ -52,14 +53,14 @@ struct console_ops {
 
 /*
  * The shard maps in force and the bucket moves, as a client routing a unit of work asks about
- * them; the worker runs both and lends this table (arg: the worker).
+ * them; the reshard module keeps both and lends this table (arg: its struct reshard).
  */
 struct shard_moves_ops {
 	/* The map in force for set; NULL: none yet. Borrowed: valid until the loop runs again. */
 	const struct loaded_shard_map *(*map)(void *arg, const struct shards_entry *set);
 	/* How bucket of section set is covered by a move now (MOVE_COVER_NONE: no move runs). */
 	enum move_cover (*bucket)(void *arg, const char *set, uint32_t bucket);
-	/* Are units of work on set refused now (etcd_outage = refuse, see worker/movecoord.h)? */
+	/* Are units of work on set refused now (etcd_outage = refuse, see reshard/movecoord.h)? */
 	bool (*fenced)(void *arg, const struct shards_entry *set);
 	/* Keep c (its unit's first message unread) until its bucket's move switches or fails. */
 	bool (*hold_client)(void *arg, struct client *c);
@@ -90,6 +91,7 @@ struct clients {
 	const bool *shutting_down; /* SIGTERM/SHUTDOWN: no new clients */
 	const bool *safe_shutdown; /* SIGINT: close clients as their transactions end */
 	const bool *handed_over;   /* the listening sockets went to a new process */
+	/* lent by the parts above: admin_register(), reshard_init() */
 	const struct console_ops *console; /* NULL: no console registered */
 	void *console_arg;
 	const struct shard_moves_ops *moves; /* NULL: no sharding (unit tests) */

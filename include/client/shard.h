@@ -106,7 +106,7 @@ void client_fanout_next(struct client *c);
 /* Has a read going to every shard been answered by some shard already? */
 bool client_fanout_midway(const struct client *c);
 
-/* A unit held by a bucket move (worker/mover.h) goes on: its first message is read again. */
+/* A unit held by a bucket move (reshard/mover.h) goes on: its first message is read again. */
 void client_shard_resume(struct client *c);
 
 /*

@@ -153,7 +153,7 @@ struct shards_entry {
 	int key_type;             /* enum shard_key_kind */
 	int buckets;              /* a power of two, as the map's */
 	int seed;                 /* as the map's */
-	char *map;                /* the shard map file, or etcd:URL/KEY (read by the worker) */
+	char *map;                /* the shard map file, or etcd:URL/KEY (read by reshard/) */
 	char *no_shard_key;       /* "error", "all", or a shard's name: where keyless work goes */
 	int fanout_limit;         /* no_shard_key = all: reads to every shard at once */
 	double move_hold_timeout; /* seconds a move's hold may last before the move aborts */

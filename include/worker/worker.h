@@ -6,7 +6,10 @@
  * Every mutable object is reachable from struct worker (no scattered globals), so that one
  * worker per core is an incremental step later. The modules it runs see only their part of it,
  * lent to them (struct clients, struct pools): of the others, only the admin console includes
- * this header.
+ * this header. Online resharding (shard maps in etcd, bucket moves: reshard/) runs on the
+ * worker's loop with the worker's slots, but the worker knows it only as a table of hooks
+ * (struct worker_resharding_ops) that main.c attaches: it calls no function of reshard/, and
+ * reshard/ none of the worker's.
  */
 #ifndef PGMUX_WORKER_WORKER_H
 #define PGMUX_WORKER_WORKER_H
@@ -27,13 +30,29 @@ struct client;
 struct config;
 struct dns;
 struct httpd;
-struct shard_maps;
-struct movers;
-struct movecoords;
 struct takeover_clients;
 struct takeover_server;
 struct tls_ctx;
 struct worker;
+
+/*
+ * Online resharding as the worker sees it: hooks main.c attaches (arg: the module's state), so
+ * that the worker tells the module what it must know without including or calling it.
+ */
+struct worker_resharding_ops {
+	/* A config was put in force (w->cfg swapped, the pools not following yet); once at start. */
+	void (*config_changed)(void *arg);
+	/* Is a move under way? Its hold and switch are this process's: a takeover waits. */
+	bool (*moves_active)(void *arg);
+	/*
+	 * At exit, no client left: leave what the instance is registered in (etcd), so that it
+	 * goes at once rather than when its leases expire. left(left_arg) once that is done or
+	 * timed out; false (left is not called): nothing to leave.
+	 */
+	bool (*leave)(void *arg, void (*left)(void *left_arg), void *left_arg);
+	/* At exit, before the loop is destroyed: stop every request and move, free everything. */
+	void (*destroy)(void *arg);
+};
 
 /* One pgmux process's state; every object is reachable from here. */
 struct worker {
@@ -58,14 +77,14 @@ struct worker {
 	struct takeover_clients *takeover_in;
 	void *admin; /* the admin console's state (admin/console.c) */
 	struct stats totals_prev;
-	struct tls_ctx *client_tls;    /* accepting TLS from clients; NULL = client TLS off */
-	struct tls_ctx *server_tls;    /* TLS towards servers; NULL = off */
-	struct dns *dns;               /* asynchronous resolver and cache (ev/dns.c) */
-	struct shard_maps *shard_maps; /* shard maps read and watched in etcd (shardmaps.c) */
-	struct movers *movers;         /* bucket moves between shards (mover.c); NULL = none yet */
-	struct movecoords *movecoord;  /* moves coordinated through etcd (movecoord.c); NULL none */
-	struct httpd *metrics_httpd;   /* the metrics_listen endpoint (ev/httpd.c); NULL = off */
+	struct tls_ctx *client_tls;  /* accepting TLS from clients; NULL = client TLS off */
+	struct tls_ctx *server_tls;  /* TLS towards servers; NULL = off */
+	struct dns *dns;             /* asynchronous resolver and cache (ev/dns.c) */
+	struct httpd *metrics_httpd; /* the metrics_listen endpoint (ev/httpd.c); NULL = off */
 	uint64_t reloads_ok, reloads_failed; /* RELOAD, SIGHUP: configs put in force or refused */
+	/* shard maps and bucket moves (reshard/), attached by main.c; NULL = none */
+	const struct worker_resharding_ops *resharding;
+	void *resharding_arg;
 };
 
 /*

@@ -10,8 +10,9 @@
  * that goes away is noticed at once. admin_tick() finishes waits whose condition holds;
  * admin_forget_client() drops them.
  *
- * State: each worker's admin state (its waits and the start of the statistics window) hangs
- * off worker->admin, made on first use and freed by admin_destroy().
+ * State: each worker's admin state (its waits, the start of the statistics window, the
+ * resharding state it works on) hangs off worker->admin, made by admin_register() and freed by
+ * admin_destroy().
  *
  * Boundaries: the client and the worker reach this file only through the console_ops table
  * admin_register() lends the clients (with the worker as its argument); replies leave through
@@ -38,8 +39,8 @@
 #include "core/log.h"
 #include "pool/pool.h"
 #include "proto/build.h"
+#include "reshard/mover.h"
 #include "server/server.h"
-#include "worker/mover.h"
 #include "worker/worker.h"
 
 /* What one waiting client may queue behind its command before it is disconnected. */
@@ -63,6 +64,7 @@ struct admin_wait {
 
 struct admin_state {
 	struct worker *w;
+	struct reshard *rs;        /* the shard maps and bucket moves (MOVE, SHOW SHARDS, MOVES) */
 	uint64_t stats_since_us;   /* when the averages' snapshot was taken */
 	struct list_node waits;    /* waits whose condition is not met yet */
 	struct list_node draining; /* finished waits whose queued queries are running */
@@ -86,24 +88,6 @@ static const char oom_reply[] = "E\0\0\0\x29"
 static bool admin_is_console_db(const char *dbname)
 {
 	return strcmp(dbname, "pgmux") == 0 || strcmp(dbname, "pgbouncer") == 0;
-}
-
-static struct admin_state *state_of(struct worker *w)
-{
-	struct admin_state *st = w->admin;
-
-	if (st)
-		return st;
-	st = calloc(1, sizeof(*st));
-	if (!st)
-		return NULL;
-	st->w = w;
-	/* The snapshots start at zero, which is what the counters were when the worker started. */
-	st->stats_since_us = w->start_time_us ? w->start_time_us : clock_now_us();
-	list_init(&st->waits);
-	list_init(&st->draining);
-	w->admin = st;
-	return st;
 }
 
 /* Free the console's state (at exit, after every client is closed). */
@@ -484,7 +468,7 @@ static void cmd_reload(struct worker *w, struct client *c)
 }
 
 /* MOVE BUCKETS (answers with the new move's id, SHOW MOVES follows it), MOVE ABORT, CLEANUP. */
-static void cmd_move(struct worker *w, struct client *c, const struct admin_cmd *cmd)
+static void cmd_move(struct reshard *rs, struct client *c, const struct admin_cmd *cmd)
 {
 	const char *sqlstate = "22023";
 	char err[600], *end;
@@ -494,8 +478,8 @@ static void cmd_move(struct worker *w, struct client *c, const struct admin_cmd 
 	if (cmd->verb == ADMIN_MOVE) {
 		int started;
 
-		ok = worker_move_start(w, cmd->arg, cmd->value, cmd->target, &started, &sqlstate,
-				       err, sizeof(err));
+		ok = reshard_move_start(rs, cmd->arg, cmd->value, cmd->target, &started, &sqlstate,
+					err, sizeof(err));
 		if (ok) {
 			snprintf(err, sizeof(err), "move %d started: see SHOW MOVES", started);
 			reply_done_notice(c, ADMIN_MOVE, err);
@@ -508,8 +492,8 @@ static void cmd_move(struct worker *w, struct client *c, const struct admin_cmd 
 			return;
 		}
 		ok = cmd->verb == ADMIN_MOVE_ABORT
-			     ? worker_move_abort(w, (int)id, err, sizeof(err))
-			     : worker_move_cleanup(w, (int)id, err, sizeof(err));
+			     ? reshard_move_abort(rs, (int)id, err, sizeof(err))
+			     : reshard_move_cleanup(rs, (int)id, err, sizeof(err));
 		sqlstate = "55000";
 	}
 	if (ok)
@@ -617,10 +601,10 @@ static void run_query(struct admin_state *st, struct client *c, const char *sql)
 	case ADMIN_SHOW:
 		mb_init(&mb);
 		if (cmd.show == ADMIN_SHOW_SHARDS || cmd.show == ADMIN_SHOW_SHARD ||
-		    cmd.show == ADMIN_SHOW_ROUTE) {
+		    cmd.show == ADMIN_SHOW_ROUTE || cmd.show == ADMIN_SHOW_MOVES) {
 			const char *sqlstate;
 
-			if (!admin_show_sharding(w, &cmd, &mb, &sqlstate, err, sizeof(err))) {
+			if (!admin_show_sharding(st->rs, &cmd, &mb, &sqlstate, err, sizeof(err))) {
 				mb_free(&mb);
 				reply_error(c, sqlstate, "%s", err);
 				break;
@@ -660,7 +644,7 @@ static void run_query(struct admin_state *st, struct client *c, const char *sql)
 	case ADMIN_MOVE:
 	case ADMIN_MOVE_ABORT:
 	case ADMIN_MOVE_CLEANUP:
-		cmd_move(w, c, &cmd);
+		cmd_move(st->rs, c, &cmd);
 		break;
 	}
 }
@@ -672,14 +656,10 @@ static void run_query(struct admin_state *st, struct client *c, const char *sql)
  */
 static void admin_handle_query(void *arg, struct client *c, const char *sql)
 {
-	struct admin_state *st = state_of(arg);
+	struct admin_state *st = ((struct worker *)arg)->admin;
 	struct admin_wait *wt;
 
 	ASSERT(c->admin);
-	if (!st) {
-		reply_error(c, "53200", "out of memory");
-		return;
-	}
 	wt = wait_on(&st->waits, c);
 	if (!wt)
 		wt = wait_on(&st->draining, c);
@@ -780,9 +760,10 @@ static bool wait_ready(struct admin_state *st, const struct admin_wait *wt)
 static void admin_tick(void *arg)
 {
 	struct worker *w = arg;
-	struct admin_state *st = state_of(w);
+	struct admin_state *st = w->admin;
 	uint64_t now = clock_now_us();
 
+	/* none: freed at exit (admin_destroy) */
 	if (!st || st->ticking)
 		return;
 	st->ticking = true;
@@ -845,8 +826,20 @@ static const struct console_ops console_ops = {
 	.destroy = admin_destroy,
 };
 
-void admin_register(struct worker *w)
+bool admin_register(struct worker *w, struct reshard *rs)
 {
+	struct admin_state *st = calloc(1, sizeof(*st));
+
+	if (!st)
+		return false;
+	st->w = w;
+	st->rs = rs;
+	/* The snapshots start at zero, which is what the counters were when the worker started. */
+	st->stats_since_us = w->start_time_us ? w->start_time_us : clock_now_us();
+	list_init(&st->waits);
+	list_init(&st->draining);
+	w->admin = st;
 	w->clients.console = &console_ops;
 	w->clients.console_arg = w;
+	return true;
 }

@@ -1,6 +1,7 @@
 /*
- * admin/shards: SHOW SHARDS, SHOW SHARD FOR and SHOW ROUTE FOR (see admin/shards.h). Read from
- * the config in force (its entries and the maps loaded with it) and the topology.
+ * admin/shards: SHOW SHARDS, SHOW SHARD FOR, SHOW ROUTE FOR and SHOW MOVES (see admin/shards.h).
+ * Read from the resharding state: the config in force and the topology it is lent, the maps in
+ * force, the moves.
  */
 #include "admin/shards.h"
 
@@ -14,11 +15,11 @@
 #include "client/shard.h"
 #include "config/config.h"
 #include "proto/build.h"
+#include "reshard/mover.h"
+#include "reshard/reshard.h"
+#include "reshard/shardmaps.h"
 #include "shard/map.h"
 #include "topo/topology.h"
-#include "worker/mover.h"
-#include "worker/shardmaps.h"
-#include "worker/worker.h"
 
 /* The buckets shard k of set holds in its map. */
 static uint32_t buckets_of(const struct loaded_shard_map *l, int k, double *weight)
@@ -40,14 +41,14 @@ static uint32_t buckets_of(const struct loaded_shard_map *l, int k, double *weig
 	return n;
 }
 
-static const char *primary_of(struct worker *w, const char *cluster)
+static const char *primary_of(struct reshard *rs, const char *cluster)
 {
-	const struct cluster *cl = topo_find(&w->topo, cluster);
+	const struct cluster *cl = topo_find(rs->topo, cluster);
 
 	return cl && cl->primary >= 0 ? cl->members[cl->primary].name : NULL;
 }
 
-static void show_shards(struct worker *w, struct msgbuf *mb)
+static void show_shards(struct reshard *rs, struct msgbuf *mb)
 {
 	static const struct column cols[] = {
 		{ "database", OID_TEXT },     { "shard", OID_TEXT },
@@ -58,7 +59,7 @@ static void show_shards(struct worker *w, struct msgbuf *mb)
 		{ "map_state", OID_TEXT },    { "key", OID_TEXT },
 		{ "key_type", OID_TEXT },
 	};
-	const struct config *cfg = w->cfg;
+	const struct config *cfg = *rs->cfg;
 	struct row r;
 
 	HEADER(mb, cols);
@@ -68,11 +69,11 @@ static void show_shards(struct worker *w, struct msgbuf *mb)
 									      cfg->dbs[i].shards)
 							 : NULL;
 
-		const struct loaded_shard_map *l = set ? worker_shard_map(w, set) : NULL;
+		const struct loaded_shard_map *l = set ? reshard_shard_map(rs, set) : NULL;
 		char state[200];
 
 		if (set)
-			worker_shard_map_state(w, set, state, sizeof(state));
+			reshard_shard_map_state(rs, set, state, sizeof(state));
 		for (int k = 0; set && k < set->n_shards; k++) {
 			const struct shard_map *m = l ? l->map : NULL;
 			double weight = 0;
@@ -86,7 +87,7 @@ static void show_shards(struct worker *w, struct msgbuf *mb)
 			put_str(&r, cfg->dbs[i].name);
 			put_str(&r, set->shards[k].name);
 			put_str(&r, set->shards[k].cluster);
-			put_str(&r, primary_of(w, set->shards[k].cluster));
+			put_str(&r, primary_of(rs, set->shards[k].cluster));
 			put_str(&r, w_text);
 			put_uint(&r, n);
 			put_str(&r, share);
@@ -139,7 +140,7 @@ static const struct db_entry *entry_for(const struct config *cfg, const char *na
 	return NULL;
 }
 
-static bool show_shard_for(struct worker *w, const struct admin_cmd *cmd, struct msgbuf *mb,
+static bool show_shard_for(struct reshard *rs, const struct admin_cmd *cmd, struct msgbuf *mb,
 			   char *err, size_t errlen)
 {
 	static const struct column cols[] = {
@@ -147,13 +148,14 @@ static bool show_shard_for(struct worker *w, const struct admin_cmd *cmd, struct
 		{ "bucket", OID_INT8 },    { "shard", OID_TEXT }, { "cluster", OID_TEXT },
 		{ "placed_by", OID_TEXT },
 	};
-	const struct db_entry *e = entry_for(w->cfg, cmd->arg, false, err, errlen);
+	const struct config *cfg = *rs->cfg;
+	const struct db_entry *e = entry_for(cfg, cmd->arg, false, err, errlen);
 	const struct shards_entry *set;
 	struct shard_key_place place;
 	struct row r;
 
-	set = e ? config_find_shards(w->cfg, e->shards) : NULL;
-	if (!e || !client_shard_of_key(w->cfg, e, worker_shard_map(w, set), cmd->value, &place, err,
+	set = e ? config_find_shards(cfg, e->shards) : NULL;
+	if (!e || !client_shard_of_key(cfg, e, reshard_shard_map(rs, set), cmd->value, &place, err,
 				       errlen))
 		return false;
 	HEADER(mb, cols);
@@ -170,14 +172,15 @@ static bool show_shard_for(struct worker *w, const struct admin_cmd *cmd, struct
 	return true;
 }
 
-static bool show_route_for(struct worker *w, const struct admin_cmd *cmd, struct msgbuf *mb,
+static bool show_route_for(struct reshard *rs, const struct admin_cmd *cmd, struct msgbuf *mb,
 			   char *err, size_t errlen)
 {
 	static const struct column cols[] = {
 		{ "database", OID_TEXT }, { "shard", OID_TEXT },  { "found_by", OID_TEXT },
 		{ "role", OID_TEXT },     { "member", OID_TEXT }, { "refused", OID_TEXT },
 	};
-	const struct db_entry *e = entry_for(w->cfg, cmd->arg, true, err, errlen);
+	const struct config *cfg = *rs->cfg;
+	const struct db_entry *e = entry_for(cfg, cmd->arg, true, err, errlen);
 	const char *sql = cmd->value, *cluster_name;
 	struct shard_explain ex = { .shard = -1 };
 	const char *member;
@@ -189,21 +192,20 @@ static bool show_route_for(struct worker *w, const struct admin_cmd *cmd, struct
 		return false;
 	cluster_name = e->cluster;
 	if (e->shards[0]) {
-		client_shard_explain(w->cfg, e,
-				     worker_shard_map(w, config_find_shards(w->cfg, e->shards)),
-				     sql, strlen(sql), &ex);
+		client_shard_explain(cfg, e,
+				     reshard_shard_map(rs, config_find_shards(cfg, e->shards)), sql,
+				     strlen(sql), &ex);
 		cluster_name =
-			ex.shard >= 0
-				? config_find_shards(w->cfg, e->shards)->shards[ex.shard].cluster
-				: NULL;
+			ex.shard >= 0 ? config_find_shards(cfg, e->shards)->shards[ex.shard].cluster
+				      : NULL;
 	}
-	cl = cluster_name ? topo_find(&w->topo, cluster_name) : NULL;
+	cl = cluster_name ? topo_find(rs->topo, cluster_name) : NULL;
 	member = client_route_for(e, cl, sql, strlen(sql), &primary);
 	HEADER(mb, cols);
 	ROW(&r, cols);
 	put_str(&r, e->name);
-	put_str(&r, ex.shard >= 0 ? config_find_shards(w->cfg, e->shards)->shards[ex.shard].name
-				  : NULL);
+	put_str(&r,
+		ex.shard >= 0 ? config_find_shards(cfg, e->shards)->shards[ex.shard].name : NULL);
 	put_str(&r, e->shards[0] ? ex.found_by : NULL);
 	put_str(&r, primary ? "primary" : "replica");
 	put_str(&r, member);
@@ -211,30 +213,6 @@ static bool show_route_for(struct worker *w, const struct admin_cmd *cmd, struct
 	row_end(mb, &r);
 	build_command_complete(mb, "SHOW");
 	return true;
-}
-
-bool admin_show_sharding(struct worker *w, const struct admin_cmd *cmd, struct msgbuf *mb,
-			 const char **sqlstate, char *err, size_t errlen)
-{
-	bool ok = true;
-
-	switch (cmd->show) {
-	case ADMIN_SHOW_SHARDS:
-		show_shards(w, mb);
-		break;
-	case ADMIN_SHOW_SHARD:
-		ok = show_shard_for(w, cmd, mb, err, errlen);
-		break;
-	case ADMIN_SHOW_ROUTE:
-		ok = show_route_for(w, cmd, mb, err, errlen);
-		break;
-	default:
-		snprintf(err, errlen, "not a sharding command");
-		ok = false;
-		break;
-	}
-	*sqlstate = "22023";
-	return ok;
 }
 
 /* ---- SHOW MOVES ---- */
@@ -279,8 +257,36 @@ static void move_row(void *arg, const struct move_view *v)
 	row_end(mb, &r);
 }
 
-void admin_show_moves(struct worker *w, struct msgbuf *mb)
+static void show_moves(struct reshard *rs, struct msgbuf *mb)
 {
 	put_header(mb, move_cols, (int)ARRAY_LEN(move_cols));
-	worker_moves_each(w, move_row, mb);
+	reshard_moves_each(rs, move_row, mb);
+	build_command_complete(mb, "SHOW");
+}
+
+bool admin_show_sharding(struct reshard *rs, const struct admin_cmd *cmd, struct msgbuf *mb,
+			 const char **sqlstate, char *err, size_t errlen)
+{
+	bool ok = true;
+
+	switch (cmd->show) {
+	case ADMIN_SHOW_SHARDS:
+		show_shards(rs, mb);
+		break;
+	case ADMIN_SHOW_SHARD:
+		ok = show_shard_for(rs, cmd, mb, err, errlen);
+		break;
+	case ADMIN_SHOW_ROUTE:
+		ok = show_route_for(rs, cmd, mb, err, errlen);
+		break;
+	case ADMIN_SHOW_MOVES:
+		show_moves(rs, mb);
+		break;
+	default:
+		snprintf(err, errlen, "not a sharding command");
+		ok = false;
+		break;
+	}
+	*sqlstate = "22023";
+	return ok;
 }

@@ -497,7 +497,7 @@ static bool find_shard(struct client *c, const struct sharding *sh, const struct
 
 /*
  * etcd_outage = refuse, and this pgmux may be unknown to a move's coordinator or behind etcd's
- * map (worker/movecoord.h): nothing of the section runs, so that nothing can go to a shard the
+ * map (reshard/movecoord.h): nothing of the section runs, so that nothing can go to a shard the
  * buckets have left.
  */
 static bool fenced(struct client *c, const struct shards_entry *set, char *message, size_t len)

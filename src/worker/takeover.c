@@ -18,7 +18,6 @@
 #include "core/log.h"
 #include "ev/takeover.h"
 #include "pool/pool.h"
-#include "worker/mover.h"
 #include "worker/worker.h"
 
 /* Seconds between looks for clients that became idle, after a takeover. */
@@ -61,7 +60,7 @@ static bool on_offer(void *arg, struct takeover_offer *out, char *why, size_t wh
 		return false;
 	}
 	/* The hold and the switch of a move are this process's: they cannot follow the sockets. */
-	if (worker_moves_active(w)) {
+	if (w->resharding && w->resharding->moves_active(w->resharding_arg)) {
 		snprintf(why, whylen,
 			 "pgmux pid %d is moving buckets (SHOW MOVES): let the move "
 			 "reach done, or MOVE ABORT it, then take over",

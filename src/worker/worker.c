@@ -22,9 +22,6 @@
 #include "ev/tls.h"
 #include "pool/pool.h"
 #include "topo/handover.h"
-#include "worker/movecoord.h"
-#include "worker/mover.h"
-#include "worker/shardmaps.h"
 
 /* How applying the TLS and DNS keys of a config went. */
 enum tls_apply {
@@ -111,8 +108,8 @@ static void apply_config(struct worker *w, struct config *newcfg, unsigned what)
 		db->removed = false;
 	}
 	w->cfg = newcfg;
-	worker_shard_maps_apply(w);
-	worker_movecoord_apply(w);
+	if (w->resharding)
+		w->resharding->config_changed(w->resharding_arg);
 	pool_config_changed(&w->pools);
 	if (what & CONFIG_APPLY_LOG) {
 		log_set_verbose(newcfg->verbose);
@@ -291,50 +288,9 @@ void worker_exit(struct worker *w)
 	w->exiting = true;
 	log_info("all clients gone, exiting");
 	/* The instance's registrations in etcd go now, not when their leases expire. */
-	if (!worker_movecoord_leave(w, on_left_etcd, w))
+	if (!w->resharding || !w->resharding->leave(w->resharding_arg, on_left_etcd, w))
 		evloop_break(&w->loop);
 }
-
-/* The shard maps and bucket moves as the clients ask about them (client/clients.h). */
-static const struct loaded_shard_map *moves_map(void *arg, const struct shards_entry *set)
-{
-	return worker_shard_map(arg, set);
-}
-
-static enum move_cover moves_bucket(void *arg, const char *set, uint32_t bucket)
-{
-	struct worker *w = arg;
-
-	/* The common case, asked for every key a unit of work names: no move at all. */
-	if (!w->movers && !w->movecoord)
-		return MOVE_COVER_NONE;
-	return worker_moves_bucket(w, set, bucket);
-}
-
-static bool moves_fenced(void *arg, const struct shards_entry *set)
-{
-	struct worker *w = arg;
-
-	return w->movecoord && worker_movecoord_fenced(w, set);
-}
-
-static bool moves_hold_client(void *arg, struct client *c)
-{
-	return worker_moves_hold_client(arg, c);
-}
-
-static void moves_forget_client(void *arg, struct client *c)
-{
-	worker_moves_forget_client(arg, c);
-}
-
-static const struct shard_moves_ops shard_moves = {
-	.map = moves_map,
-	.bucket = moves_bucket,
-	.fenced = moves_fenced,
-	.hold_client = moves_hold_client,
-	.forget_client = moves_forget_client,
-};
 
 bool worker_init(struct worker *w, struct config *cfg)
 {
@@ -360,14 +316,10 @@ bool worker_init(struct worker *w, struct config *cfg)
 	w->clients.shutting_down = &w->shutting_down;
 	w->clients.safe_shutdown = &w->safe_shutdown;
 	w->clients.handed_over = &w->handed_over;
-	w->clients.moves = &shard_moves;
-	w->clients.moves_arg = w;
 	if (!evloop_init(&w->loop, (uint32_t)cfg->pkt_buf))
 		return false;
 	worker_apply_loop_settings(w, cfg);
 	w->start_time_us = clock_now_us();
-	worker_shard_maps_apply(w);
-	worker_movecoord_apply(w);
 	return true;
 }
 
@@ -421,9 +373,8 @@ void worker_destroy(struct worker *w)
 	w->listeners = NULL;
 	evloop_timer_stop(&w->loop, &w->janitor);
 	topo_free_all(&w->topo, true);
-	worker_movecoord_free(w);
-	worker_moves_free(w);
-	worker_shard_maps_free(w);
+	if (w->resharding)
+		w->resharding->destroy(w->resharding_arg);
 	dns_free(w->dns); /* no server waits for a lookup any more */
 	w->dns = NULL;
 	evloop_destroy(&w->loop);

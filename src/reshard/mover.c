@@ -1,5 +1,5 @@
 /*
- * worker/mover: bucket moves run on the loop (see worker/mover.h and shard/move.h).
+ * reshard/mover: bucket moves run on the loop (see reshard/mover.h and shard/move.h).
  *
  * A move is always in one step and one phase of it; it has at most one query out (busy), and
  * its step changes only in set_step(), which checks the transition against shard/move's table.
@@ -7,7 +7,7 @@
  * move are kept in its array and resumed (their first message read again, against the map in
  * force then) when the move leaves the hold, whichever way.
  */
-#include "worker/mover.h"
+#include "reshard/mover.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,15 +24,16 @@
 #include "core/list.h"
 #include "core/log.h"
 #include "core/lsn.h"
+#include "ev/loop.h"
 #include "ev/pgquery.h"
+#include "reshard/movecoord.h"
+#include "reshard/reshard.h"
+#include "reshard/shardmaps.h"
 #include "shard/key.h"
 #include "shard/map.h"
 #include "shard/mapfile.h"
 #include "shard/move.h"
 #include "topo/topology.h"
-#include "worker/movecoord.h"
-#include "worker/shardmaps.h"
-#include "worker/worker.h"
 
 #define MOVER_POLL 0.2            /* seconds between progress polls */
 #define HOLD_POLL 0.02            /* the same during the hold, when clients wait */
@@ -97,15 +98,15 @@ struct move {
 	struct evloop_timer timer;
 	struct client **held;
 	int n_held, cap_held;
-	/* coordinated through etcd (worker/movecoord.h) */
+	/* coordinated through etcd (reshard/movecoord.h) */
 	bool coordinated;         /* the section's map is in etcd */
 	uint64_t next_version;    /* the map version the switch writes */
 	int confirmed, instances; /* instances that confirmed the hold, of those registered */
-	bool state_in_etcd;       /* its state is under the map key (worker_movecoord_save) */
+	bool state_in_etcd;       /* its state is under the map key (reshard_coord_save) */
 };
 
 struct movers {
-	struct worker *w;
+	struct reshard *rs;
 	struct list_node moves;
 	int next_id;
 };
@@ -181,7 +182,7 @@ static void fail(struct move *m, const char *fmt, ...)
 
 static const struct shards_entry *section_of(const struct move *m)
 {
-	return config_find_shards(m->ms->w->cfg, m->set);
+	return config_find_shards(*m->ms->rs->cfg, m->set);
 }
 
 static int shard_index(const struct shards_entry *set, const char *name)
@@ -200,11 +201,11 @@ static int shard_index(const struct shards_entry *set, const char *name)
 static bool build_conninfo(struct move *m, const char *shard, char *out, size_t len, char *sub,
 			   size_t sublen, char *err, size_t errlen)
 {
-	struct worker *w = m->ms->w;
+	struct reshard *rs = m->ms->rs;
 	const struct shards_entry *set = section_of(m);
-	const struct config *cfg = w->cfg;
+	const struct config *cfg = *rs->cfg;
 	int k = set ? shard_index(set, shard) : -1;
-	struct cluster *cl = k >= 0 ? topo_find(&w->topo, set->shards[k].cluster) : NULL;
+	struct cluster *cl = k >= 0 ? topo_find(rs->topo, set->shards[k].cluster) : NULL;
 	const struct member *mb;
 	char port[16], require_auth[64];
 	const char *addr, *user, *password;
@@ -253,10 +254,10 @@ static bool build_conninfo(struct move *m, const char *shard, char *out, size_t 
 /* The name of shard's primary member now, into out ("" when it has none). */
 static void primary_of(struct move *m, const char *shard, char *out, size_t len)
 {
-	struct worker *w = m->ms->w;
+	struct reshard *rs = m->ms->rs;
 	const struct shards_entry *set = section_of(m);
 	int k = set ? shard_index(set, shard) : -1;
-	struct cluster *cl = k >= 0 ? topo_find(&w->topo, set->shards[k].cluster) : NULL;
+	struct cluster *cl = k >= 0 ? topo_find(rs->topo, set->shards[k].cluster) : NULL;
 
 	snprintf(out, len, "%s", cl && cl->primary >= 0 ? cl->members[cl->primary].name : "");
 }
@@ -392,7 +393,7 @@ static bool state_kept(const struct move *m)
 
 /*
  * A move of a section whose map is in etcd keeps its state there, beside its record but under
- * no lease (worker/movecoord.h), so that the coordinator started again finds it.
+ * no lease (reshard/movecoord.h), so that the coordinator started again finds it.
  */
 static void save_state_in_etcd(struct move *m)
 {
@@ -400,12 +401,12 @@ static void save_state_in_etcd(struct move *m)
 
 	if (!state_kept(m)) {
 		if (m->state_in_etcd)
-			worker_movecoord_save(m->ms->w, m->set, m->name, NULL);
+			reshard_coord_save(m->ms->rs, m->set, m->name, NULL);
 		m->state_in_etcd = false;
 		return;
 	}
 	state_line(m, line, sizeof(line));
-	m->state_in_etcd = worker_movecoord_save(m->ms->w, m->set, m->name, line);
+	m->state_in_etcd = reshard_coord_save(m->ms->rs, m->set, m->name, line);
 }
 
 /*
@@ -490,9 +491,9 @@ static struct shard_map *next_map(struct move *m, const struct shard_map *now, c
 
 static bool switch_map(struct move *m, char *err, size_t errlen)
 {
-	struct worker *w = m->ms->w;
+	struct reshard *rs = m->ms->rs;
 	const struct shards_entry *set = section_of(m);
-	const struct loaded_shard_map *now = set ? worker_shard_map(w, set) : NULL;
+	const struct loaded_shard_map *now = set ? reshard_shard_map(rs, set) : NULL;
 	struct loaded_shard_map *next = NULL;
 	struct shard_map *nm = NULL;
 	struct config *cfg;
@@ -518,7 +519,7 @@ static bool switch_map(struct move *m, char *err, size_t errlen)
 		goto out;
 	if (!(written = write_map_file(set->map, text, err, errlen)))
 		goto out;
-	if (!(cfg = config_clone(w->cfg))) {
+	if (!(cfg = config_clone(*rs->cfg))) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
@@ -529,7 +530,7 @@ static bool switch_map(struct move *m, char *err, size_t errlen)
 		cfg->shard_sets[i].loaded = next;
 		next = NULL;
 	}
-	if (worker_apply(w, cfg, CONFIG_APPLY_NONE, true, err, errlen) == WORKER_APPLY_FAILED)
+	if (!rs->apply(rs->apply_arg, cfg, err, errlen))
 		goto out;
 	log_info("move %d: shard map version %" PRIu64 " in force: buckets %s on shard %s", m->id,
 		 nm->version, m->buckets, m->to);
@@ -556,7 +557,7 @@ out:
  */
 static int running_units(struct move *m)
 {
-	return client_units_running(&m->ms->w->pools, m->ms->w->cfg, m->set, m->from,
+	return client_units_running(m->ms->rs->pools, *m->ms->rs->cfg, m->set, m->from,
 				    m->started_us);
 }
 
@@ -762,7 +763,7 @@ static bool on_changing_target(const struct move *m)
 {
 	const struct shards_entry *set = section_of(m);
 	int k = set ? shard_index(set, m->to) : -1;
-	const struct cluster *cl = k >= 0 ? topo_find(&m->ms->w->topo, set->shards[k].cluster)
+	const struct cluster *cl = k >= 0 ? topo_find(m->ms->rs->topo, set->shards[k].cluster)
 					  : NULL;
 
 	return m->phase != 2 && m->phase != 3 && cl && cl->n_members > 1;
@@ -902,14 +903,14 @@ static void run_copy(struct move *m)
 	}
 }
 
-/* ---- coordinated through etcd (worker/movecoord.h) ---- */
+/* ---- coordinated through etcd (reshard/movecoord.h) ---- */
 
 /* The other instances are asked to hold too: the move's record, step hold. */
 static bool coord_hold(struct move *m)
 {
-	struct worker *w = m->ms->w;
+	struct reshard *rs = m->ms->rs;
 	const struct shards_entry *set = section_of(m);
-	const struct loaded_shard_map *l = set ? worker_shard_map(w, set) : NULL;
+	const struct loaded_shard_map *l = set ? reshard_shard_map(rs, set) : NULL;
 	char err[300];
 
 	if (!l) {
@@ -917,8 +918,8 @@ static bool coord_hold(struct move *m)
 		return false;
 	}
 	m->next_version = l->map->version + 1;
-	if (!worker_movecoord_hold(w, m->set, m->name, m->buckets, m->from, m->to, m->next_version,
-				   err, sizeof(err))) {
+	if (!reshard_coord_hold(rs, m->set, m->name, m->buckets, m->from, m->to, m->next_version,
+				err, sizeof(err))) {
 		fail(m, "%s", err);
 		return false;
 	}
@@ -928,7 +929,7 @@ static bool coord_hold(struct move *m)
 /* Every other instance registered confirmed the hold: switch. */
 static void coord_wait(struct move *m)
 {
-	worker_movecoord_confirmed(m->ms->w, m->set, m->name, &m->confirmed, &m->instances);
+	reshard_coord_confirmed(m->ms->rs, m->set, m->name, &m->confirmed, &m->instances);
 	if (m->instances < 0 || m->confirmed < m->instances) {
 		poll_later(m);
 		return;
@@ -941,7 +942,7 @@ static void coord_wait(struct move *m)
 static void coord_abort(struct move *m)
 {
 	if (m->coordinated && (m->step == MOVE_HOLD || m->step == MOVE_SWITCH))
-		worker_movecoord_end(m->ms->w, m->set, m->name, false);
+		reshard_coord_end(m->ms->rs, m->set, m->name, false);
 }
 
 /* Has the coordinated switch gone out (its outcome may not be known)? Nothing rolls back then. */
@@ -994,9 +995,9 @@ static char *next_map_text(struct move *m, const struct loaded_shard_map *now, c
  */
 static void coord_switch(struct move *m)
 {
-	struct worker *w = m->ms->w;
+	struct reshard *rs = m->ms->rs;
 	const struct shards_entry *set = section_of(m);
-	const struct loaded_shard_map *l = set ? worker_shard_map(w, set) : NULL;
+	const struct loaded_shard_map *l = set ? reshard_shard_map(rs, set) : NULL;
 	char err[ERROR_MAX], *text;
 
 	if (!l) {
@@ -1022,7 +1023,7 @@ static void coord_switch(struct move *m)
 			 m->id, l->map->version, m->buckets, m->to,
 			 (double)(clock_now_us() - m->hold_us) / 1000);
 		set_step(m, MOVE_DONE, NULL);
-		worker_movecoord_end(w, m->set, m->name, true);
+		reshard_coord_end(rs, m->set, m->name, true);
 		release_held(m);
 		return;
 	}
@@ -1032,8 +1033,8 @@ static void coord_switch(struct move *m)
 	}
 	m->phase = 1;
 	m->busy = true;
-	if (!worker_movecoord_switch(w, m->set, text, worker_shard_map_revision(w, set),
-				     on_coord_switch, m)) {
+	if (!reshard_coord_switch(rs, m->set, text, reshard_shard_map_revision(rs, set),
+				  on_coord_switch, m)) {
 		m->busy = false;
 		m->phase = 0;
 		fail(m, "the next map could not be sent to etcd");
@@ -1185,7 +1186,7 @@ static void close_shards(struct move *m)
 static void park(struct move *m)
 {
 	if (m->ticking)
-		evloop_timer_stop(&m->ms->w->loop, &m->timer);
+		evloop_timer_stop(m->ms->rs->loop, &m->timer);
 	m->ticking = false;
 	close_shards(m);
 }
@@ -1195,7 +1196,7 @@ static bool build_conninfos(struct move *m, char *err, size_t errlen);
 /* The connections to both primaries; false while a shard has none known (err says). */
 static bool open_shards(struct move *m, char *err, size_t errlen)
 {
-	struct evloop *loop = &m->ms->w->loop;
+	struct evloop *loop = m->ms->rs->loop;
 
 	if (m->src)
 		return true;
@@ -1218,7 +1219,7 @@ static void on_tick(void *arg);
 static bool start_ticking(struct move *m)
 {
 	if (!m->ticking)
-		m->ticking = evloop_timer_start(&m->ms->w->loop, &m->timer, HOLD_POLL, on_tick, m);
+		m->ticking = evloop_timer_start(m->ms->rs->loop, &m->timer, HOLD_POLL, on_tick, m);
 	return m->ticking;
 }
 
@@ -1336,23 +1337,23 @@ static void on_tick(void *arg)
 
 /* ---- the console's verbs ---- */
 
-static struct movers *movers_of(struct worker *w)
+static struct movers *movers_of(struct reshard *rs)
 {
-	if (!w->movers && (w->movers = calloc(1, sizeof(*w->movers)))) {
-		w->movers->w = w;
-		w->movers->next_id = 1;
-		list_init(&w->movers->moves);
+	if (!rs->movers && (rs->movers = calloc(1, sizeof(*rs->movers)))) {
+		rs->movers->rs = rs;
+		rs->movers->next_id = 1;
+		list_init(&rs->movers->moves);
 	}
-	return w->movers;
+	return rs->movers;
 }
 
-static struct move *find_move(struct worker *w, int id)
+static struct move *find_move(struct reshard *rs, int id)
 {
 	struct list_node *n;
 
-	if (!w->movers)
+	if (!rs->movers)
 		return NULL;
-	for_each_node(n, &w->movers->moves)
+	for_each_node(n, &rs->movers->moves)
 	{
 		struct move *m = list_entry(n, struct move, node);
 
@@ -1363,14 +1364,14 @@ static struct move *find_move(struct worker *w, int id)
 }
 
 /* Is a move of set that is not over using any of these buckets? */
-static struct move *overlapping(struct worker *w, const char *set, const struct move_range *r,
+static struct move *overlapping(struct reshard *rs, const char *set, const struct move_range *r,
 				int n)
 {
 	struct list_node *ln;
 
-	if (!w->movers)
+	if (!rs->movers)
 		return NULL;
-	for_each_node(ln, &w->movers->moves)
+	for_each_node(ln, &rs->movers->moves)
 	{
 		struct move *m = list_entry(ln, struct move, node);
 
@@ -1411,12 +1412,13 @@ static void fill_from_section(struct move *m, const struct shards_entry *set,
 	move_ranges_format(m->ranges, m->n_ranges, m->buckets, sizeof(m->buckets));
 }
 
-static bool check_request(struct worker *w, struct move *m, const char *buckets, char *err,
+static bool check_request(struct reshard *rs, struct move *m, const char *buckets, char *err,
 			  size_t errlen, const char **sqlstate)
 {
-	const struct shards_entry *set = config_find_shards(w->cfg, m->set);
-	const struct loaded_shard_map *l = set ? worker_shard_map(w, set) : NULL;
-	const struct db_entry *e = set ? sharded_entry(w->cfg, m->set) : NULL;
+	const struct config *cfg = *rs->cfg;
+	const struct shards_entry *set = config_find_shards(cfg, m->set);
+	const struct loaded_shard_map *l = set ? reshard_shard_map(rs, set) : NULL;
+	const struct db_entry *e = set ? sharded_entry(cfg, m->set) : NULL;
 	const struct move *other;
 	int from = -1;
 
@@ -1428,8 +1430,8 @@ static bool check_request(struct worker *w, struct move *m, const char *buckets,
 			 m->set);
 		return false;
 	}
-	for (int i = 0; i < w->cfg->n_dbs; i++) {
-		const struct db_entry *o = &w->cfg->dbs[i];
+	for (int i = 0; i < cfg->n_dbs; i++) {
+		const struct db_entry *o = &cfg->dbs[i];
 		const char *db = o->dbname[0] ? o->dbname : o->name,
 			   *first = e->dbname[0] ? e->dbname : e->name;
 
@@ -1494,7 +1496,7 @@ static bool check_request(struct worker *w, struct move *m, const char *buckets,
 		snprintf(err, errlen, "the buckets are on shard %s already", m->to);
 		return false;
 	}
-	if ((other = overlapping(w, m->set, m->ranges, m->n_ranges))) {
+	if ((other = overlapping(rs, m->set, m->ranges, m->n_ranges))) {
 		*sqlstate = "55006";
 		snprintf(err, errlen, "move %d is moving some of these buckets", other->id);
 		return false;
@@ -1517,10 +1519,10 @@ static void move_free(struct move *m)
 	free(m);
 }
 
-bool worker_move_start(struct worker *w, const char *set, const char *buckets, const char *shard,
-		       int *id, const char **sqlstate, char *err, size_t errlen)
+bool reshard_move_start(struct reshard *rs, const char *set, const char *buckets, const char *shard,
+			int *id, const char **sqlstate, char *err, size_t errlen)
 {
-	struct movers *ms = movers_of(w);
+	struct movers *ms = movers_of(rs);
 	struct move *m = ms ? calloc(1, sizeof(*m)) : NULL;
 
 	*sqlstate = "53200";
@@ -1532,7 +1534,7 @@ bool worker_move_start(struct worker *w, const char *set, const char *buckets, c
 	list_init(&m->node);
 	snprintf(m->set, sizeof(m->set), "%s", set);
 	snprintf(m->to, sizeof(m->to), "%s", shard);
-	if (!check_request(w, m, buckets, err, errlen, sqlstate)) {
+	if (!check_request(rs, m, buckets, err, errlen, sqlstate)) {
 		free(m);
 		return false;
 	}
@@ -1541,7 +1543,7 @@ bool worker_move_start(struct worker *w, const char *set, const char *buckets, c
 		free(m);
 		return false;
 	}
-	if (m->coordinated && !worker_movecoord_ready(w, set)) {
+	if (m->coordinated && !reshard_coord_ready(rs, set)) {
 		snprintf(
 			err, errlen,
 			"this pgmux is not registered under the map's key in etcd (it cannot reach "
@@ -1566,9 +1568,9 @@ bool worker_move_start(struct worker *w, const char *set, const char *buckets, c
 	return true;
 }
 
-bool worker_move_abort(struct worker *w, int id, char *err, size_t errlen)
+bool reshard_move_abort(struct reshard *rs, int id, char *err, size_t errlen)
 {
-	struct move *m = find_move(w, id);
+	struct move *m = find_move(rs, id);
 
 	if (!m) {
 		snprintf(err, errlen, "no move %d", id);
@@ -1598,9 +1600,9 @@ bool worker_move_abort(struct worker *w, int id, char *err, size_t errlen)
 	return true;
 }
 
-bool worker_move_cleanup(struct worker *w, int id, char *err, size_t errlen)
+bool reshard_move_cleanup(struct reshard *rs, int id, char *err, size_t errlen)
 {
-	struct move *m = find_move(w, id);
+	struct move *m = find_move(rs, id);
 
 	if (!m) {
 		snprintf(err, errlen, "no move %d", id);
@@ -1625,17 +1627,17 @@ bool worker_move_cleanup(struct worker *w, int id, char *err, size_t errlen)
 
 /* ---- clients ---- */
 
-enum move_cover worker_moves_bucket(struct worker *w, const char *set, uint32_t bucket)
+enum move_cover reshard_moves_bucket(struct reshard *rs, const char *set, uint32_t bucket)
 {
 	struct list_node *n;
 	bool sealed;
 
-	/* Held for a move another pgmux coordinates (worker/movecoord.h). */
-	if (worker_movecoord_holds(w, set, bucket, &sealed))
+	/* Held for a move another pgmux coordinates (reshard/movecoord.h). */
+	if (reshard_coord_holds(rs, set, bucket, &sealed))
 		return sealed ? MOVE_COVER_SEALED : MOVE_COVER_HELD;
-	if (!w->movers)
+	if (!rs->movers)
 		return MOVE_COVER_NONE;
-	for_each_node(n, &w->movers->moves)
+	for_each_node(n, &rs->movers->moves)
 	{
 		struct move *m = list_entry(n, struct move, node);
 
@@ -1649,16 +1651,16 @@ enum move_cover worker_moves_bucket(struct worker *w, const char *set, uint32_t 
 	return MOVE_COVER_NONE;
 }
 
-bool worker_moves_hold_client(struct worker *w, struct client *c)
+bool reshard_moves_hold_client(struct reshard *rs, struct client *c)
 {
 	struct list_node *n;
 
-	if (worker_movecoord_hold_client(w, c))
+	if (reshard_coord_hold_client(rs, c))
 		return true;
-	if (!w->movers)
+	if (!rs->movers)
 		return false;
 	/* The newest holding move: a client waits for one move at a time. */
-	for_each_node(n, &w->movers->moves)
+	for_each_node(n, &rs->movers->moves)
 	{
 		struct move *m = list_entry(n, struct move, node);
 
@@ -1679,14 +1681,14 @@ bool worker_moves_hold_client(struct worker *w, struct client *c)
 	return false;
 }
 
-void worker_moves_forget_client(struct worker *w, struct client *c)
+void reshard_moves_forget_client(struct reshard *rs, struct client *c)
 {
 	struct list_node *n;
 
-	worker_movecoord_forget_client(w, c);
-	if (!w->movers)
+	reshard_coord_forget_client(rs, c);
+	if (!rs->movers)
 		return;
-	for_each_node(n, &w->movers->moves)
+	for_each_node(n, &rs->movers->moves)
 	{
 		struct move *m = list_entry(n, struct move, node);
 
@@ -1697,13 +1699,13 @@ void worker_moves_forget_client(struct worker *w, struct client *c)
 	}
 }
 
-bool worker_moves_active(struct worker *w)
+bool reshard_moves_active(struct reshard *rs)
 {
 	struct list_node *n;
 
-	if (!w->movers)
+	if (!rs->movers)
 		return false;
-	for_each_node(n, &w->movers->moves)
+	for_each_node(n, &rs->movers->moves)
 	{
 		if (!ended(list_entry(n, struct move, node)))
 			return true;
@@ -1711,13 +1713,13 @@ bool worker_moves_active(struct worker *w)
 	return false;
 }
 
-void worker_moves_each(struct worker *w, worker_move_fn fn, void *arg)
+void reshard_moves_each(struct reshard *rs, reshard_move_fn fn, void *arg)
 {
 	struct list_node *n;
 
-	if (!w->movers)
+	if (!rs->movers)
 		return;
-	for_each_node(n, &w->movers->moves)
+	for_each_node(n, &rs->movers->moves)
 	{
 		struct move *m = list_entry(n, struct move, node);
 		struct move_view v = {
@@ -1799,9 +1801,9 @@ static struct move *recover_line(struct movers *ms, const struct shards_entry *s
 	return m;
 }
 
-void worker_moves_recover(struct worker *w)
+void reshard_moves_recover(struct reshard *rs)
 {
-	const struct config *cfg = w->cfg;
+	const struct config *cfg = *rs->cfg;
 
 	for (int i = 0; i < cfg->n_shard_sets; i++) {
 		const struct shards_entry *set = &cfg->shard_sets[i];
@@ -1816,7 +1818,7 @@ void worker_moves_recover(struct worker *w)
 		snprintf(path, sizeof(path), "%s.moves", set->map);
 		if (!(f = fopen(path, "r")))
 			continue;
-		if ((ms = movers_of(w))) {
+		if ((ms = movers_of(rs))) {
 			while (fgets(line, sizeof(line), f)) {
 				if (line[0] != '#' && line[0] != '\n')
 					recover_line(ms, set, l, e, line, path);
@@ -1826,13 +1828,14 @@ void worker_moves_recover(struct worker *w)
 	}
 }
 
-enum move_adoption worker_moves_adopt(struct worker *w, const char *set_name, const char *line,
-				      const char *coordinator)
+enum move_adoption reshard_moves_adopt(struct reshard *rs, const char *set_name, const char *line,
+				       const char *coordinator)
 {
-	const struct shards_entry *set = config_find_shards(w->cfg, set_name);
-	const struct loaded_shard_map *l = set ? worker_shard_map(w, set) : NULL;
-	const struct db_entry *e = set ? sharded_entry(w->cfg, set->name) : NULL;
-	struct movers *ms = movers_of(w);
+	const struct config *cfg = *rs->cfg;
+	const struct shards_entry *set = config_find_shards(cfg, set_name);
+	const struct loaded_shard_map *l = set ? reshard_shard_map(rs, set) : NULL;
+	const struct db_entry *e = set ? sharded_entry(cfg, set->name) : NULL;
+	struct movers *ms = movers_of(rs);
 	char name[64], where[256];
 	struct list_node *n;
 	struct move *m;
@@ -1856,14 +1859,14 @@ enum move_adoption worker_moves_adopt(struct worker *w, const char *set_name, co
 	return MOVE_ADOPTED;
 }
 
-void worker_moves_free(struct worker *w)
+void reshard_moves_free(struct reshard *rs)
 {
 	struct list_node *n;
 
-	if (!w->movers)
+	if (!rs->movers)
 		return;
-	while ((n = list_first(&w->movers->moves)))
+	while ((n = list_first(&rs->movers->moves)))
 		move_free(list_entry(n, struct move, node));
-	free(w->movers);
-	w->movers = NULL;
+	free(rs->movers);
+	rs->movers = NULL;
 }

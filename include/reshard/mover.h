@@ -1,27 +1,27 @@
 /*
- * worker/mover: runs bucket moves (shard/move.h) on the loop, for [shards.NAME] sections whose
- * map is a file or in etcd. Each move has its own libpq connections (ev/pgquery) to the source's and the
- * target's primary, logging in as the clusters' health-check users (who must be allowed to
- * create publications on the source and subscriptions on the target), and advances one query
- * at a time, polling progress every MOVER_POLL seconds.
+ * reshard/mover: runs bucket moves (shard/move.h) on the loop, for [shards.NAME] sections whose
+ * map is a file or in etcd. Each move has its own libpq connections (ev/pgquery) to the
+ * source's and the target's primary, logging in as the clusters' health-check users (who must
+ * be allowed to create publications on the source and subscriptions on the target), and
+ * advances one query at a time, polling progress every MOVER_POLL seconds.
  *
  * Clients ask the mover, at the start of each unit of work, whether a key's bucket is moving:
  * while a move holds its buckets the unit waits (its message stays unread) and goes on when
  * the map has switched, or the move failed, to wherever the map in force then says. A hold
- * for a move another pgmux coordinates (worker/movecoord.h) is answered the same way.
+ * for a move another pgmux coordinates (reshard/movecoord.h) is answered the same way.
  *
  * Moves past their check are written to a state file beside the map ("<map file>.moves") at
  * every step, so that a pgmux started again rolls back those not switched yet and lists the
- * others as done (worker_moves_recover).
+ * others as done (reshard_moves_recover).
  *
  * A section whose map is in etcd is shared by every pgmux reading the same key: its moves
- * keep no state file; the hold and the switch are coordinated through etcd (worker/movecoord.h):
- * the move's record asks every other instance to hold, the switch waits for all of them to
- * confirm within the hold's timeout (else the move rolls back), and the next map is written
- * over the key with a compare-and-swap; each instance's watch puts it in force.
+ * keep no state file; the hold and the switch are coordinated through etcd
+ * (reshard/movecoord.h): the move's record asks every other instance to hold, the switch waits
+ * for all of them to confirm within the hold's timeout (else the move rolls back), and the next
+ * map is written over the key with a compare-and-swap; each instance's watch puts it in force.
  */
-#ifndef PGMUX_WORKER_MOVER_H
-#define PGMUX_WORKER_MOVER_H
+#ifndef PGMUX_RESHARD_MOVER_H
+#define PGMUX_RESHARD_MOVER_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -30,27 +30,27 @@
 #include "shard/move.h"
 
 struct client;
-struct worker;
+struct reshard;
 
 /* How bucket of section set is covered by a move now. */
-enum move_cover worker_moves_bucket(struct worker *w, const char *set, uint32_t bucket);
+enum move_cover reshard_moves_bucket(struct reshard *rs, const char *set, uint32_t bucket);
 
 /* Keep c (its unit's first message unread) until its bucket's move switches or fails. */
-bool worker_moves_hold_client(struct worker *w, struct client *c);
+bool reshard_moves_hold_client(struct reshard *rs, struct client *c);
 
 /* c closes: forget it if it is held. */
-void worker_moves_forget_client(struct worker *w, struct client *c);
+void reshard_moves_forget_client(struct reshard *rs, struct client *c);
 
 /*
  * MOVE BUCKETS set buckets TO shard: checks the request and starts the move. false: err says why
  * (and *sqlstate its SQLSTATE); true: *id is the new move's id.
  */
-bool worker_move_start(struct worker *w, const char *set, const char *buckets, const char *shard,
-		       int *id, const char **sqlstate, char *err, size_t errlen);
+bool reshard_move_start(struct reshard *rs, const char *set, const char *buckets, const char *shard,
+			int *id, const char **sqlstate, char *err, size_t errlen);
 
 /* MOVE ABORT id (before the switch) and MOVE CLEANUP id (after it). false: err says why. */
-bool worker_move_abort(struct worker *w, int id, char *err, size_t errlen);
-bool worker_move_cleanup(struct worker *w, int id, char *err, size_t errlen);
+bool reshard_move_abort(struct reshard *rs, int id, char *err, size_t errlen);
+bool reshard_move_cleanup(struct reshard *rs, int id, char *err, size_t errlen);
 
 /* What SHOW MOVES prints of one move; the strings live until fn returns. */
 struct move_view {
@@ -65,21 +65,21 @@ struct move_view {
 	uint64_t started_us;
 };
 
-typedef void (*worker_move_fn)(void *arg, const struct move_view *v);
+typedef void (*reshard_move_fn)(void *arg, const struct move_view *v);
 
 /* fn for each move, oldest first (SHOW MOVES). */
-void worker_moves_each(struct worker *w, worker_move_fn fn, void *arg);
+void reshard_moves_each(struct reshard *rs, reshard_move_fn fn, void *arg);
 
 /* Is a move under way (not done, cleaned or failed)? A takeover waits for none to be. */
-bool worker_moves_active(struct worker *w);
+bool reshard_moves_active(struct reshard *rs);
 
 /*
  * At start, once the listening sockets are this process's (so never while another pgmux
- * still runs its moves): the moves a previous pgmux left unfinished ("<map file>.moves" beside each map
- * file): one whose buckets the map already gives to its target is done (MOVE CLEANUP
+ * still runs its moves): the moves a previous pgmux left unfinished ("<map file>.moves" beside
+ * each map file): one whose buckets the map already gives to its target is done (MOVE CLEANUP
  * remains); any other is rolled back, once the shards' primaries are known.
  */
-void worker_moves_recover(struct worker *w);
+void reshard_moves_recover(struct reshard *rs);
 
 enum move_adoption {
 	MOVE_ADOPTED,       /* done or rolled back as at start, and this process's from now on */
@@ -91,10 +91,10 @@ enum move_adoption {
  * A move of set that another process coordinated and left unfinished, from its state in etcd
  * (line as a state file's, coordinator: who left it).
  */
-enum move_adoption worker_moves_adopt(struct worker *w, const char *set, const char *line,
-				      const char *coordinator);
+enum move_adoption reshard_moves_adopt(struct reshard *rs, const char *set, const char *line,
+				       const char *coordinator);
 
 /* Stop every move's queries and free them (at exit). */
-void worker_moves_free(struct worker *w);
+void reshard_moves_free(struct reshard *rs);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * worker/shardmaps: the shard map in force per [shards.NAME] section (see worker/shardmaps.h).
+ * reshard/shardmaps: the shard map in force per [shards.NAME] section (see reshard/shardmaps.h).
  *
  * One feed per section whose map is in etcd. A feed is always in one phase: RANGE (a read is
  * out), WATCH (the watch stream is open) or WAIT (a retry is timed). Its map in force only ever
@@ -7,7 +7,7 @@
  * force; the text it came from is kept, so that a RELOAD can check the same map against the
  * changed section. An outage is logged when it starts and when it ends, never per retry.
  */
-#include "worker/shardmaps.h"
+#include "reshard/shardmaps.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -19,9 +19,10 @@
 #include "core/list.h"
 #include "core/log.h"
 #include "ev/http.h"
+#include "ev/loop.h"
+#include "reshard/reshard.h"
 #include "shard/etcd.h"
 #include "shard/map.h"
-#include "worker/worker.h"
 
 #define BACKOFF_FIRST 0.5 /* seconds before the first retry */
 #define BACKOFF_MAX 5.0
@@ -52,7 +53,7 @@ struct etcd_feed {
 };
 
 struct shard_maps {
-	struct worker *w;
+	struct reshard *rs;
 	struct http *http;      /* every feed's requests */
 	struct list_node feeds; /* struct etcd_feed */
 };
@@ -83,7 +84,7 @@ static void on_retry(void *arg)
 {
 	struct etcd_feed *f = arg;
 
-	evloop_timer_stop(&f->sm->w->loop, &f->retry);
+	evloop_timer_stop(f->sm->rs->loop, &f->retry);
 	feed_read(f);
 }
 
@@ -93,7 +94,7 @@ static void on_retry(void *arg)
  */
 static void feed_failed(struct etcd_feed *f, const char *why)
 {
-	struct evloop *loop = &f->sm->w->loop;
+	struct evloop *loop = f->sm->rs->loop;
 	double delay = 0;
 
 	http_cancel(f->sm->http, f);
@@ -183,7 +184,7 @@ static void take(struct etcd_feed *f, struct loaded_shard_map *l, struct etcd_va
 /* etcd holds v for the key: take it if it is valid and no step back. */
 static void consider(struct etcd_feed *f, struct etcd_value *v)
 {
-	const struct shards_entry *set = config_find_shards(f->sm->w->cfg, f->name);
+	const struct shards_entry *set = config_find_shards(*f->sm->rs->cfg, f->name);
 	struct loaded_shard_map *l;
 	char why[WHY_MAX];
 
@@ -348,7 +349,7 @@ static void feed_read(struct etcd_feed *f)
 static void feed_free(struct etcd_feed *f)
 {
 	http_cancel(f->sm->http, f);
-	evloop_timer_stop(&f->sm->w->loop, &f->retry);
+	evloop_timer_stop(f->sm->rs->loop, &f->retry);
 	list_del(&f->node);
 	config_shard_map_unref(f->map);
 	free(f->text);
@@ -422,15 +423,15 @@ static bool uses_etcd(const struct config *cfg)
 	return false;
 }
 
-static struct shard_maps *shard_maps_new(struct worker *w)
+static struct shard_maps *shard_maps_new(struct reshard *rs)
 {
 	struct shard_maps *sm = calloc(1, sizeof(*sm));
 
-	if (!sm || !(sm->http = http_new(&w->loop))) {
+	if (!sm || !(sm->http = http_new(rs->loop))) {
 		free(sm);
 		return NULL;
 	}
-	sm->w = w;
+	sm->rs = rs;
 	list_init(&sm->feeds);
 	return sm;
 }
@@ -446,13 +447,13 @@ static void move_all(struct list_node *from, struct list_node *to)
 	}
 }
 
-void worker_shard_maps_apply(struct worker *w)
+void reshard_maps_apply(struct reshard *rs)
 {
-	struct shard_maps *sm = w->shard_maps;
-	const struct config *cfg = w->cfg;
+	struct shard_maps *sm = rs->shard_maps;
+	const struct config *cfg = *rs->cfg;
 	struct list_node old, *n;
 
-	if (!sm && uses_etcd(cfg) && !(sm = w->shard_maps = shard_maps_new(w)))
+	if (!sm && uses_etcd(cfg) && !(sm = rs->shard_maps = shard_maps_new(rs)))
 		log_error("out of memory: shard maps in etcd are not read");
 	if (!sm)
 		return;
@@ -477,9 +478,9 @@ void worker_shard_maps_apply(struct worker *w)
 		feed_free(list_entry(n, struct etcd_feed, node));
 }
 
-void worker_shard_maps_free(struct worker *w)
+void reshard_maps_free(struct reshard *rs)
 {
-	struct shard_maps *sm = w->shard_maps;
+	struct shard_maps *sm = rs->shard_maps;
 	struct list_node *n;
 
 	if (!sm)
@@ -488,31 +489,31 @@ void worker_shard_maps_free(struct worker *w)
 		feed_free(list_entry(n, struct etcd_feed, node));
 	http_free(sm->http, true);
 	free(sm);
-	w->shard_maps = NULL;
+	rs->shard_maps = NULL;
 }
 
 /* ---- what the router and SHOW SHARDS see ---- */
 
-static struct etcd_feed *feed_of(struct worker *w, const struct shards_entry *set)
+static struct etcd_feed *feed_of(struct reshard *rs, const struct shards_entry *set)
 {
-	struct shard_maps *sm = w->shard_maps;
+	struct shard_maps *sm = rs->shard_maps;
 
 	return sm ? find_feed(&sm->feeds, set->name) : NULL;
 }
 
-const struct loaded_shard_map *worker_shard_map(struct worker *w, const struct shards_entry *set)
+const struct loaded_shard_map *reshard_shard_map(struct reshard *rs, const struct shards_entry *set)
 {
 	struct etcd_feed *f;
 
 	if (!config_shard_map_in_etcd(set))
 		return set->loaded;
-	f = feed_of(w, set);
+	f = feed_of(rs, set);
 	return f ? f->map : NULL;
 }
 
-int64_t worker_shard_map_revision(struct worker *w, const struct shards_entry *set)
+int64_t reshard_shard_map_revision(struct reshard *rs, const struct shards_entry *set)
 {
-	struct etcd_feed *f = config_shard_map_in_etcd(set) ? feed_of(w, set) : NULL;
+	struct etcd_feed *f = config_shard_map_in_etcd(set) ? feed_of(rs, set) : NULL;
 
 	return f && f->map ? f->map_revision : 0;
 }
@@ -527,10 +528,10 @@ static const char *keeping(const struct etcd_feed *f, char *buf, size_t len)
 	return buf;
 }
 
-const char *worker_shard_map_state(struct worker *w, const struct shards_entry *set, char *buf,
-				   size_t len)
+const char *reshard_shard_map_state(struct reshard *rs, const struct shards_entry *set, char *buf,
+				    size_t len)
 {
-	struct etcd_feed *f = config_shard_map_in_etcd(set) ? feed_of(w, set) : NULL;
+	struct etcd_feed *f = config_shard_map_in_etcd(set) ? feed_of(rs, set) : NULL;
 	char since[32], keep[48];
 
 	if (!config_shard_map_in_etcd(set))

@@ -1,13 +1,13 @@
 /*
- * worker/movecoord: moves coordinated through etcd by every pgmux sharing a map key (see
- * worker/movecoord.h).
+ * reshard/movecoord: moves coordinated through etcd by every pgmux sharing a map key (see
+ * reshard/movecoord.h).
  *
  * One site per etcd-mapped section. A site has at most one lease request, one read of its
  * prefix and one write out at a time; writes wait in a short queue (each is small). Holds of
  * moves that other instances coordinate live in the site; a held client is in exactly one
  * hold's array, and is resumed when that hold is released (whichever way).
  */
-#include "worker/movecoord.h"
+#include "reshard/movecoord.h"
 
 #include <inttypes.h>
 #include <stddef.h>
@@ -22,11 +22,12 @@
 #include "core/list.h"
 #include "core/log.h"
 #include "ev/http.h"
+#include "ev/loop.h"
+#include "reshard/mover.h"
+#include "reshard/reshard.h"
+#include "reshard/shardmaps.h"
 #include "shard/etcd.h"
 #include "shard/map.h"
-#include "worker/mover.h"
-#include "worker/shardmaps.h"
-#include "worker/worker.h"
 
 #define REQUEST_TIMEOUT 5.0
 #define KEEPALIVE_EVERY 3.0 /* seconds between renewals of a MOVECOORD_LEASE_TTL lease */
@@ -59,9 +60,9 @@ struct write {
 	enum write_kind kind;
 	char *body;
 	char what[160];
-	char own[64];             /* a hold's record: the own move it is of ("" none) */
-	int64_t lease;            /* the lease the key is put under (0: none) */
-	movecoord_switch_fn done; /* CAS only */
+	char own[64];                 /* a hold's record: the own move it is of ("" none) */
+	int64_t lease;                /* the lease the key is put under (0: none) */
+	reshard_coord_switch_fn done; /* CAS only */
 	void *arg;
 };
 
@@ -111,12 +112,12 @@ struct site {
 };
 
 struct movecoords {
-	struct worker *w;
+	struct reshard *rs;
 	struct http *http;
 	struct list_node sites;
 	struct evloop_timer timer;
 	bool ticking;
-	/* leaving at exit (worker_movecoord_leave) */
+	/* leaving at exit (reshard_coord_leave) */
 	int revokes_out;
 	void (*left)(void *arg);
 	void *left_arg;
@@ -166,7 +167,7 @@ static void site_up(struct site *s)
 static void write_next(struct site *s);
 
 static bool queue_write(struct site *s, enum write_kind kind, char *body, const char *what,
-			const char *own, movecoord_switch_fn done, void *arg)
+			const char *own, reshard_coord_switch_fn done, void *arg)
 {
 	if (!body || s->n_writes == WRITES_MAX) {
 		free(body);
@@ -334,7 +335,7 @@ static void lease_tick(struct site *s)
 
 static const struct shards_entry *section(struct site *s)
 {
-	return config_find_shards(s->mc->w->cfg, s->name);
+	return config_find_shards(*s->mc->rs->cfg, s->name);
 }
 
 static void release(struct site *s, struct remote_hold *h, const char *why)
@@ -381,7 +382,7 @@ static struct remote_hold *find_hold(struct site *s, const char *name)
 static void start_hold(struct site *s, const char *name, const struct etcd_move *rec)
 {
 	const struct shards_entry *set = section(s);
-	const struct loaded_shard_map *l = set ? worker_shard_map(s->mc->w, set) : NULL;
+	const struct loaded_shard_map *l = set ? reshard_shard_map(s->mc->rs, set) : NULL;
 	struct remote_hold *h;
 	char why[200];
 
@@ -414,7 +415,7 @@ static void drain(struct site *s, struct remote_hold *h)
 
 	if (h->confirm_sent || !s->lease)
 		return;
-	n = client_units_running(&s->mc->w->pools, s->mc->w->cfg, s->name, h->rec.from,
+	n = client_units_running(s->mc->rs->pools, *s->mc->rs->cfg, s->name, h->rec.from,
 				 h->since_us);
 	if (n)
 		return;
@@ -430,7 +431,7 @@ static bool map_caught_up(struct site *s)
 {
 	const struct shards_entry *set = section(s);
 
-	return set && worker_shard_map_revision(s->mc->w, set) >= s->map_revision;
+	return set && reshard_shard_map_revision(s->mc->rs, set) >= s->map_revision;
 }
 
 /* Is key "<K>/moves/NAME" (no deeper)? name points into key. */
@@ -671,7 +672,7 @@ static void adopt_orphans(struct site *s)
 		if (adoption_refused(s, s->last.kvs[i].key + plen))
 			continue;
 		snprintf(line, sizeof(line), "%.*s", (int)(by - value), value);
-		switch (worker_moves_adopt(s->mc->w, s->name, line, by + 4)) {
+		switch (reshard_moves_adopt(s->mc->rs, s->name, line, by + 4)) {
 		case MOVE_ADOPTED:
 			log_info("shards.%s: adopted move %s, left unfinished by %s", s->name,
 				 s->last.kvs[i].key + plen, by + 4);
@@ -830,15 +831,15 @@ static struct site *site_new(struct movecoords *mc, const struct shards_entry *s
 		return NULL;
 	}
 	gethostname(host, sizeof(host) - 1);
-	snprintf(s->self, sizeof(s->self), "%s:%d:%d", host, mc->w->cfg->listen_port,
+	snprintf(s->self, sizeof(s->self), "%s:%d:%d", host, (*mc->rs->cfg)->listen_port,
 		 (int)getpid());
 	return s;
 }
 
-void worker_movecoord_apply(struct worker *w)
+void reshard_coord_apply(struct reshard *rs)
 {
-	struct movecoords *mc = w->movecoord;
-	const struct config *cfg = w->cfg;
+	struct movecoords *mc = rs->movecoord;
+	const struct config *cfg = *rs->cfg;
 	struct list_node *n, *next;
 
 	for (int i = 0; i < cfg->n_shard_sets; i++) {
@@ -848,14 +849,14 @@ void worker_movecoord_apply(struct worker *w)
 		if (!config_shard_map_in_etcd(set))
 			continue;
 		if (!mc) {
-			if (!(mc = calloc(1, sizeof(*mc))) || !(mc->http = http_new(&w->loop))) {
+			if (!(mc = calloc(1, sizeof(*mc))) || !(mc->http = http_new(rs->loop))) {
 				free(mc);
 				log_error("out of memory: moves in etcd are not coordinated");
 				return;
 			}
-			mc->w = w;
+			mc->rs = rs;
 			list_init(&mc->sites);
-			w->movecoord = mc;
+			rs->movecoord = mc;
 		}
 		s = find_site(mc, set->name);
 		if (s && strcmp(s->source, set->map) == 0)
@@ -880,7 +881,7 @@ void worker_movecoord_apply(struct worker *w)
 			site_free(s, true);
 	}
 	if (!mc->ticking)
-		mc->ticking = evloop_timer_start(&w->loop, &mc->timer, MOVECOORD_POLL, on_tick, mc);
+		mc->ticking = evloop_timer_start(rs->loop, &mc->timer, MOVECOORD_POLL, on_tick, mc);
 }
 
 /* ---- leaving at exit ---- */
@@ -893,7 +894,7 @@ static void left(struct movecoords *mc)
 		return;
 	mc->left = NULL;
 	if (mc->leave_timing)
-		evloop_timer_stop(&mc->w->loop, &mc->leave_timer);
+		evloop_timer_stop(mc->rs->loop, &mc->leave_timer);
 	mc->leave_timing = false;
 	fn(mc->left_arg);
 }
@@ -926,15 +927,15 @@ static void on_leave_timeout(void *arg)
 	left(mc);
 }
 
-bool worker_movecoord_leave(struct worker *w, void (*fn)(void *arg), void *arg)
+bool reshard_coord_leave(struct reshard *rs, void (*fn)(void *arg), void *arg)
 {
-	struct movecoords *mc = w->movecoord;
+	struct movecoords *mc = rs->movecoord;
 	struct list_node *n;
 
 	if (!mc || mc->left)
 		return false;
 	if (mc->ticking)
-		evloop_timer_stop(&w->loop, &mc->timer); /* no renewal from now on */
+		evloop_timer_stop(rs->loop, &mc->timer); /* no renewal from now on */
 	mc->ticking = false;
 	for_each_node(n, &mc->sites)
 	{
@@ -959,27 +960,27 @@ bool worker_movecoord_leave(struct worker *w, void (*fn)(void *arg), void *arg)
 		return false;
 	mc->left = fn;
 	mc->left_arg = arg;
-	mc->leave_timing = evloop_timer_start(&w->loop, &mc->leave_timer,
+	mc->leave_timing = evloop_timer_start(rs->loop, &mc->leave_timer,
 					      MOVECOORD_LEAVE_TIMEOUT + 0.5, on_leave_timeout, mc);
 	return true;
 }
 
-void worker_movecoord_free(struct worker *w)
+void reshard_coord_free(struct reshard *rs)
 {
-	struct movecoords *mc = w->movecoord;
+	struct movecoords *mc = rs->movecoord;
 	struct list_node *n;
 
 	if (!mc)
 		return;
 	if (mc->ticking)
-		evloop_timer_stop(&w->loop, &mc->timer);
+		evloop_timer_stop(rs->loop, &mc->timer);
 	if (mc->leave_timing)
-		evloop_timer_stop(&w->loop, &mc->leave_timer);
+		evloop_timer_stop(rs->loop, &mc->leave_timer);
 	while ((n = list_first(&mc->sites)))
 		site_free(list_entry(n, struct site, node), false);
 	http_free(mc->http, true);
 	free(mc);
-	w->movecoord = NULL;
+	rs->movecoord = NULL;
 }
 
 /* ---- the coordinator ---- */
@@ -993,18 +994,18 @@ static struct own_move *find_own(struct site *s, const char *name)
 	return NULL;
 }
 
-bool worker_movecoord_ready(struct worker *w, const char *set)
+bool reshard_coord_ready(struct reshard *rs, const char *set)
 {
-	struct site *s = find_site(w->movecoord, set);
+	struct site *s = find_site(rs->movecoord, set);
 
 	return s && s->registered && !s->down;
 }
 
-bool worker_movecoord_hold(struct worker *w, const char *set, const char *name, const char *buckets,
-			   const char *from, const char *to, uint64_t version, char *err,
-			   size_t errlen)
+bool reshard_coord_hold(struct reshard *rs, const char *set, const char *name, const char *buckets,
+			const char *from, const char *to, uint64_t version, char *err,
+			size_t errlen)
 {
-	struct site *s = find_site(w->movecoord, set);
+	struct site *s = find_site(rs->movecoord, set);
 	struct etcd_move rec = { .step = ETCD_MOVE_HOLD, .version = version };
 	char key[ETCD_KEY_MAX + 200], what[160], *text;
 	struct own_move *o;
@@ -1046,28 +1047,28 @@ bool worker_movecoord_hold(struct worker *w, const char *set, const char *name, 
 	return true;
 }
 
-void worker_movecoord_confirmed(struct worker *w, const char *set, const char *name, int *got,
-				int *want)
+void reshard_coord_confirmed(struct reshard *rs, const char *set, const char *name, int *got,
+			     int *want)
 {
-	struct own_move *o = find_own(find_site(w->movecoord, set), name);
+	struct own_move *o = find_own(find_site(rs->movecoord, set), name);
 
 	*got = o ? o->got : 0;
 	*want = o && o->written ? o->want : -1;
 }
 
-bool worker_movecoord_switch(struct worker *w, const char *set, const char *text, int64_t revision,
-			     movecoord_switch_fn done, void *arg)
+bool reshard_coord_switch(struct reshard *rs, const char *set, const char *text, int64_t revision,
+			  reshard_coord_switch_fn done, void *arg)
 {
-	struct site *s = find_site(w->movecoord, set);
+	struct site *s = find_site(rs->movecoord, set);
 
 	return s && queue_write(s, WRITE_CAS,
 				shard_etcd_cas_request(s->src.key, revision, text, strlen(text)),
 				"the next map", "", done, arg);
 }
 
-bool worker_movecoord_save(struct worker *w, const char *set, const char *name, const char *line)
+bool reshard_coord_save(struct reshard *rs, const char *set, const char *name, const char *line)
 {
-	struct site *s = find_site(w->movecoord, set);
+	struct site *s = find_site(rs->movecoord, set);
 	char key[ETCD_KEY_MAX + 200], what[160], *value;
 	bool ok;
 
@@ -1093,9 +1094,9 @@ bool worker_movecoord_save(struct worker *w, const char *set, const char *name, 
 	return ok;
 }
 
-void worker_movecoord_end(struct worker *w, const char *set, const char *name, bool switched)
+void reshard_coord_end(struct reshard *rs, const char *set, const char *name, bool switched)
 {
-	struct site *s = find_site(w->movecoord, set);
+	struct site *s = find_site(rs->movecoord, set);
 	struct own_move *o = find_own(s, name);
 	char key[ETCD_KEY_MAX + 200], what[160], *text;
 	struct etcd_move rec;
@@ -1118,7 +1119,7 @@ void worker_movecoord_end(struct worker *w, const char *set, const char *name, b
 
 /* ---- an instance cut off from etcd ---- */
 
-bool worker_movecoord_fenced(struct worker *w, const struct shards_entry *set)
+bool reshard_coord_fenced(struct reshard *rs, const struct shards_entry *set)
 {
 	char key[ETCD_KEY_MAX + 200];
 	uint64_t now = clock_now_us();
@@ -1127,7 +1128,7 @@ bool worker_movecoord_fenced(struct worker *w, const struct shards_entry *set)
 	/* Asked for every statement of the section: the common answer first, and cheaply. */
 	if (set->etcd_outage != ETCD_OUTAGE_REFUSE || !config_shard_map_in_etcd(set))
 		return false;
-	s = find_site(w->movecoord, set->name);
+	s = find_site(rs->movecoord, set->name);
 	if (!s || !s->lease || !s->valid_from_us ||
 	    now - s->valid_from_us >= (uint64_t)((MOVECOORD_LEASE_TTL - FENCE_MARGIN) * 1e6))
 		return true; /* the registration may be gone: a move would not wait for us */
@@ -1138,9 +1139,9 @@ bool worker_movecoord_fenced(struct worker *w, const struct shards_entry *set)
 
 /* ---- clients ---- */
 
-bool worker_movecoord_holds(struct worker *w, const char *set, uint32_t bucket, bool *sealed)
+bool reshard_coord_holds(struct reshard *rs, const char *set, uint32_t bucket, bool *sealed)
 {
-	struct site *s = find_site(w->movecoord, set);
+	struct site *s = find_site(rs->movecoord, set);
 	struct list_node *n;
 
 	if (!s)
@@ -1157,9 +1158,9 @@ bool worker_movecoord_holds(struct worker *w, const char *set, uint32_t bucket, 
 	return false;
 }
 
-bool worker_movecoord_hold_client(struct worker *w, struct client *c)
+bool reshard_coord_hold_client(struct reshard *rs, struct client *c)
 {
-	struct movecoords *mc = w->movecoord;
+	struct movecoords *mc = rs->movecoord;
 	struct list_node *sn, *n;
 
 	if (!mc)
@@ -1191,9 +1192,9 @@ bool worker_movecoord_hold_client(struct worker *w, struct client *c)
 	return false;
 }
 
-void worker_movecoord_forget_client(struct worker *w, struct client *c)
+void reshard_coord_forget_client(struct reshard *rs, struct client *c)
 {
-	struct movecoords *mc = w->movecoord;
+	struct movecoords *mc = rs->movecoord;
 	struct list_node *sn, *n;
 
 	if (!mc)
