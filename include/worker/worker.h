@@ -3,10 +3,11 @@
  * clients, servers, topology, the admin console's state. It puts configurations in force
  * (RELOAD and admin SET share one apply path) and shuts the process down.
  *
- * Every mutable object is reachable from struct worker (no scattered globals), so that one
- * worker per core is an incremental step later. The modules it runs see only their part of it,
- * lent to them (struct clients, struct pools): of the others, only the admin console includes
- * this header. Online resharding (shard maps in etcd, bucket moves: reshard/) runs on the
+ * Every mutable object is reachable from struct worker (no scattered globals; what main.c
+ * attaches, through the hooks and handlers it attaches them with), so that one worker per core
+ * is an incremental step later. The modules it runs see only their part of it, lent to them
+ * (struct clients, struct pools): of the others, only the admin console and the metrics
+ * exporter, which show it all, include this header. Online resharding (shard maps in etcd, bucket moves: reshard/) runs on the
  * worker's loop with the worker's slots, but the worker knows it only as a table of hooks
  * (struct worker_resharding_ops) that main.c attaches: it calls no function of reshard/, and
  * reshard/ none of the worker's.
