@@ -12,8 +12,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct client;
-struct msgbuf;
 struct clients;
 
 /*
