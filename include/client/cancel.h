@@ -63,10 +63,13 @@ void cancel_server_closing(struct server *s);
  */
 void cancel_expire(struct clients *cs, double timeout);
 
-/* The state of peer id, or NULL when no cancel request was ever sent to it. Owned by w. */
+/* The state of peer id, or NULL when no cancel request was ever sent to it. Owned by cs. */
 const struct peer *cancel_peer_find(const struct clients *cs, int id);
 
-/* Free every peer and the requests still waiting for one (at exit). */
-void cancel_peers_free(struct clients *cs);
+/*
+ * At exit: close and free the requests on their way to a backend or a peer, every peer and
+ * the requests still waiting for one.
+ */
+void cancel_free_all(struct clients *cs);
 
 #endif

@@ -361,10 +361,17 @@ static void forward_to_peer(struct clients *cs, uint32_t pid, uint32_t key)
 	p->n_waiting++;
 }
 
-void cancel_peers_free(struct clients *cs)
+void cancel_free_all(struct clients *cs)
 {
 	struct list_node *n, *t, *m, *u;
 
+	list_for_each_safe(n, t, &cs->cancel_reqs) {
+		struct cancel_req *r = list_entry(n, struct cancel_req, node);
+
+		list_del(n);
+		conn_close(&r->conn);
+		free(r);
+	}
 	list_for_each_safe(n, t, &cs->peers) {
 		struct peer *p = list_entry(n, struct peer, node);
 

@@ -50,16 +50,7 @@ void clients_init(struct clients *cs)
 
 void clients_free(struct clients *cs)
 {
-	struct list_node *n, *t;
-
-	list_for_each_safe(n, t, &cs->cancel_reqs) {
-		struct cancel_req *r = list_entry(n, struct cancel_req, node);
-
-		list_del(n);
-		conn_close(&r->conn);
-		free(r);
-	}
-	cancel_peers_free(cs);
+	cancel_free_all(cs);
 	authquery_destroy(&cs->authquery);
 	kdfcache_free(cs->kdfcache);
 	cs->kdfcache = NULL;
